@@ -1,0 +1,170 @@
+//! The `ConvertVideo` workflow's contract: names, inputs, outputs and failure types.
+//!
+//! The workflow schedules activities through the marker types in [`activity`]; the worker's
+//! implementations are checked against the same markers at compile time, so a renamed field or
+//! activity breaks the build instead of a running job.
+
+use crate::{JobId, ObjectKey, UserId};
+use serde::{Deserialize, Serialize};
+
+/// The task queue the gateway starts workflows on and every worker polls.
+pub const TASK_QUEUE: &str = "audiomill";
+
+/// The workflow type name, as operators see it in the Temporal Web UI.
+pub const WORKFLOW_TYPE: &str = "ConvertVideo";
+
+/// Typed names of failures that retrying cannot fix. They reach users through `/status`.
+pub mod failure {
+    /// The token that started the job was revoked or its user disabled.
+    pub const INVALID_TOKEN: &str = "InvalidToken";
+    /// The file is not a video container FFmpeg can open.
+    pub const UNSUPPORTED_MEDIA: &str = "UnsupportedMedia";
+    /// The file has no audio stream to convert.
+    pub const NO_AUDIO_STREAM: &str = "NoAudioStream";
+    /// The file is truncated or damaged.
+    pub const CORRUPT_MEDIA: &str = "CorruptMedia";
+    /// The uploaded source is gone from storage.
+    pub const SOURCE_MISSING: &str = "SourceMissing";
+
+    /// Every non-retryable type, for the activities' retry policies.
+    pub const NON_RETRYABLE: [&str; 5] = [
+        INVALID_TOKEN,
+        UNSUPPORTED_MEDIA,
+        NO_AUDIO_STREAM,
+        CORRUPT_MEDIA,
+        SOURCE_MISSING,
+    ];
+}
+
+/// What the gateway hands to a new `ConvertVideo` run. It names the access token by id only:
+/// the raw bearer token never enters workflow history, which operators can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertVideoInput {
+    pub job_id: JobId,
+    pub user_id: UserId,
+    /// The login session (refresh-token family) the access token belongs to.
+    pub session_id: String,
+    /// The access token's `jti`.
+    pub token_id: String,
+    pub source_key: ObjectKey,
+    pub original_filename: String,
+}
+
+/// What a completed `ConvertVideo` run returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertVideoOutput {
+    pub mp3_key: ObjectKey,
+    pub mp3_size: u64,
+    pub duration_ms: u64,
+    /// False when the e-mail could not be sent; the MP3 is ready all the same.
+    pub notified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateTokenInput {
+    pub user_id: UserId,
+    pub session_id: String,
+    pub token_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchSourceInput {
+    pub job_id: JobId,
+    pub source_key: ObjectKey,
+}
+
+/// A source copied to one worker's disk. Later steps must run on `task_queue`, the queue only
+/// that worker polls, because only it has the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedSource {
+    pub local_path: String,
+    pub task_queue: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscodeInput {
+    pub job_id: JobId,
+    pub local_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscodeOutput {
+    pub mp3_path: String,
+    pub duration_ms: u64,
+}
+
+/// Heartbeat details of the transcode activity; `/status` reads them as the job's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscodeProgress {
+    pub percent: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreMp3Input {
+    pub job_id: JobId,
+    pub source_path: String,
+    pub mp3_path: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMp3 {
+    pub mp3_key: ObjectKey,
+    pub mp3_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEmailInput {
+    pub job_id: JobId,
+}
+
+/// Whether `send_email` sent the mail now or found it already sent by an earlier attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EmailOutcome {
+    Sent,
+    AlreadySent,
+}
+
+/// Marker types naming each activity with its input and output types.
+pub mod activity {
+    use super::*;
+    use temporalio_common::ActivityDefinition;
+
+    macro_rules! activity {
+        ($name:ident, $type_name:literal, $input:ty, $output:ty) => {
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl ActivityDefinition for $name {
+                type Input = $input;
+                type Output = $output;
+                fn name(&self) -> &str {
+                    $type_name
+                }
+            }
+        };
+    }
+
+    activity!(ValidateToken, "validate_token", ValidateTokenInput, ());
+    activity!(FetchSource, "fetch_source", FetchSourceInput, FetchedSource);
+    activity!(Transcode, "transcode", TranscodeInput, TranscodeOutput);
+    activity!(StoreMp3, "store_mp3", StoreMp3Input, StoredMp3);
+    activity!(SendEmail, "send_email", SendEmailInput, EmailOutcome);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::activity::*;
+    use crate::Step;
+    use temporalio_common::ActivityDefinition;
+
+    #[test]
+    fn activity_markers_use_the_step_names() {
+        assert_eq!(ValidateToken.name(), Step::ValidateToken.activity_name());
+        assert_eq!(FetchSource.name(), Step::FetchSource.activity_name());
+        assert_eq!(Transcode.name(), Step::Transcode.activity_name());
+        assert_eq!(StoreMp3.name(), Step::StoreMp3.activity_name());
+        assert_eq!(SendEmail.name(), Step::SendEmail.activity_name());
+    }
+}

@@ -1,0 +1,95 @@
+//! A job's life cycle as users see it through `GET /status/{job_id}`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a job stands. Derived from the workflow's execution status; `queued` means the
+/// workflow exists but no activity has started yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The workflow's steps, one per activity, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    ValidateToken,
+    FetchSource,
+    Transcode,
+    StoreMp3,
+    SendEmail,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [
+        Step::ValidateToken,
+        Step::FetchSource,
+        Step::Transcode,
+        Step::StoreMp3,
+        Step::SendEmail,
+    ];
+
+    /// The activity type name registered with Temporal.
+    pub fn activity_name(self) -> &'static str {
+        match self {
+            Self::ValidateToken => "validate_token",
+            Self::FetchSource => "fetch_source",
+            Self::Transcode => "transcode",
+            Self::StoreMp3 => "store_mp3",
+            Self::SendEmail => "send_email",
+        }
+    }
+
+    pub fn from_activity_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|step| step.activity_name() == name)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.activity_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_map_to_activity_names_and_back() {
+        for step in Step::ALL {
+            assert_eq!(Step::from_activity_name(step.activity_name()), Some(step));
+        }
+        assert_eq!(Step::from_activity_name("other"), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! The vocabulary every Audiomill component shares.
+//!
+//! - [`ids`]: checked identifiers and values (`JobId`, `UserId`, `EmailAddress`, `ObjectKey`).
+//! - [`job`]: the life cycle of a conversion job as users see it.
+//! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
+//!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
+//!   worker (which runs them) import these, so the two can never disagree.
+
+pub mod contract;
+pub mod ids;
+pub mod job;
+
+pub use ids::{EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
+pub use job::{JobStatus, Step};

@@ -1,0 +1,531 @@
+//! The relational state: users, login sessions with their refresh tokens, and jobs.
+//!
+//! One `sqlx::AnyPool` serves SQLite and MySQL alike, so every query here is written once in
+//! the SQL both understand (`?` placeholders, integers for times and flags).
+
+use crate::{StoreError, time::now_millis};
+use audiomill_domain::{EmailAddress, JobId, ObjectKey, UserId};
+use sqlx::{
+    AnyPool, Row,
+    any::{AnyPoolOptions, AnyRow},
+};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: EmailAddress,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: JobId,
+    pub user_id: UserId,
+    pub original_filename: String,
+    pub source_key: ObjectKey,
+    pub source_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: JobId,
+    pub user_id: UserId,
+    pub original_filename: String,
+    pub source_key: ObjectKey,
+    pub source_size: u64,
+    pub created_at: i64,
+    pub mp3_key: Option<ObjectKey>,
+    pub mp3_size: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub completed_at: Option<i64>,
+    pub notified_at: Option<i64>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid and is now spent; the new one replaces it.
+    Rotated { user_id: UserId, session_id: String },
+    /// The token had been used before: someone replayed it, so its whole session is revoked.
+    Reused,
+    /// Unknown, expired, or from a revoked session.
+    Invalid,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://...` or `mysql://...`). A SQLite file is created if missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5));
+        let options = if is_sqlite {
+            // WAL lets readers run beside the one writer; the busy timeout makes a writer wait
+            // for the lock instead of failing at once.
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(&url).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ----- users -----
+
+    pub async fn create_user(
+        &self,
+        email: &EmailAddress,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<User, StoreError> {
+        let id = UserId::generate();
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, is_admin, active, created_at) \
+             VALUES (?, ?, ?, ?, 1, ?)",
+        )
+        .bind(id.to_string())
+        .bind(email.as_ref())
+        .bind(password_hash)
+        .bind(i64::from(is_admin))
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(User {
+                id,
+                email: email.clone(),
+                password_hash: password_hash.to_owned(),
+                is_admin,
+                active: true,
+            }),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(StoreError::Conflict("user"))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn user_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT id, email, password_hash, is_admin, active FROM users WHERE email = ?")
+            .bind(email.as_ref())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| user_from_row(&row))
+            .transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT id, email, password_hash, is_admin, active FROM users WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| user_from_row(&row))
+            .transpose()
+    }
+
+    // ----- sessions and refresh tokens -----
+
+    /// Opens a login session whose first refresh token has the given hash.
+    pub async fn create_session(
+        &self,
+        user_id: UserId,
+        session_id: &str,
+        refresh_hash: &str,
+        refresh_expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)")
+            .bind(session_id)
+            .bind(user_id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_refresh(&mut tx, session_id, refresh_hash, refresh_expires_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spends the refresh token with hash `old_hash` and stores `new_hash` in its place. The
+    /// update that marks a token used is the one place that decides, so two concurrent uses of
+    /// one token cannot both succeed.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: i64,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let now = now_millis();
+        let Some(row) = sqlx::query(
+            "SELECT r.session_id, r.expires_at, r.used_at, s.user_id, s.revoked_at \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = ?",
+        )
+        .bind(old_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let session_id: String = row.try_get("session_id")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+        let user_id = parse_column::<UserId>(&row, "user_id")?;
+        if revoked_at.is_some() {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            self.revoke_session(&session_id).await?;
+            return Ok(RefreshOutcome::Reused);
+        }
+        if expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            // Another request spent it between our read and this update: a replay.
+            tx.rollback().await?;
+            self.revoke_session(&session_id).await?;
+            return Ok(RefreshOutcome::Reused);
+        }
+        insert_refresh(&mut tx, &session_id, new_hash, new_expires_at).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated {
+            user_id,
+            session_id,
+        })
+    }
+
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_millis())
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// True when the session exists, belongs to `user_id`, is not revoked, and the user is
+    /// still active.
+    pub async fn session_is_active(
+        &self,
+        user_id: UserId,
+        session_id: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.revoked_at, u.active FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = ? AND s.user_id = ?",
+        )
+        .bind(session_id)
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => {
+                let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+                let active: i64 = row.try_get("active")?;
+                revoked_at.is_none() && active != 0
+            }
+            None => false,
+        })
+    }
+
+    // ----- jobs -----
+
+    pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job.id.to_string())
+        .bind(job.user_id.to_string())
+        .bind(&job.original_filename)
+        .bind(job.source_key.as_ref())
+        .bind(job.source_size as i64)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        sqlx::query(
+            "SELECT id, user_id, original_filename, source_key, source_size, created_at, mp3_key, \
+             mp3_size, duration_ms, completed_at, notified_at FROM jobs WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| job_from_row(&row))
+        .transpose()
+    }
+
+    /// Records the finished MP3. Idempotent: a retried `store_mp3` writes the same values.
+    pub async fn record_mp3(
+        &self,
+        id: JobId,
+        mp3_key: &ObjectKey,
+        mp3_size: u64,
+        duration_ms: u64,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET mp3_key = ?, mp3_size = ?, duration_ms = ?, \
+             completed_at = COALESCE(completed_at, ?) WHERE id = ?",
+        )
+        .bind(mp3_key.as_ref())
+        .bind(mp3_size as i64)
+        .bind(duration_ms as i64)
+        .bind(now_millis())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Claims the right to send a job's notification. Only the first caller ever gets `true`,
+    /// which is what makes "one e-mail per job" hold across retries and replays.
+    pub async fn claim_notification(&self, id: JobId) -> Result<bool, StoreError> {
+        let claimed =
+            sqlx::query("UPDATE jobs SET notified_at = ? WHERE id = ? AND notified_at IS NULL")
+                .bind(now_millis())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Gives a claim back after a send that certainly did not happen (the server refused it),
+    /// so the next attempt may try again.
+    pub async fn release_notification(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET notified_at = NULL WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: &str,
+    refresh_hash: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(refresh_hash)
+    .bind(session_id)
+    .bind(expires_at)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn parse_column<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+where
+    T: TryFrom<String>,
+{
+    let text: String = row.try_get(column)?;
+    T::try_from(text).map_err(|_| StoreError::Corrupt(format!("bad value in column {column}")))
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: parse_column(row, "id")?,
+        email: parse_column(row, "email")?,
+        password_hash: row.try_get("password_hash")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        active: row.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
+    let mp3_key: Option<String> = row.try_get("mp3_key")?;
+    let mp3_key = mp3_key
+        .map(|key| ObjectKey::parse(&key))
+        .transpose()
+        .map_err(|_| StoreError::Corrupt("bad mp3 key".into()))?;
+    let unsigned = |value: Option<i64>| value.map(|v| v.max(0) as u64);
+    Ok(Job {
+        id: parse_column(row, "id")?,
+        user_id: parse_column(row, "user_id")?,
+        original_filename: row.try_get("original_filename")?,
+        source_key: parse_column(row, "source_key")?,
+        source_size: row.try_get::<i64, _>("source_size")?.max(0) as u64,
+        created_at: row.try_get("created_at")?,
+        mp3_key,
+        mp3_size: unsigned(row.try_get("mp3_size")?),
+        duration_ms: unsigned(row.try_get("duration_ms")?),
+        completed_at: row.try_get("completed_at")?,
+        notified_at: row.try_get("notified_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_second_user_with_the_same_email_is_a_conflict() {
+        let (_dir, db) = fresh().await;
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        db.create_user(&email, "hash", false).await.unwrap();
+        assert!(matches!(
+            db.create_user(&email, "hash", true).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(db.count_users().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_session() {
+        let (_dir, db) = fresh().await;
+        let user = db
+            .create_user(
+                &EmailAddress::parse("bob@example.com").unwrap(),
+                "hash",
+                false,
+            )
+            .await
+            .unwrap();
+        let later = now_millis() + 60_000;
+        db.create_session(user.id, "s1", "first", later)
+            .await
+            .unwrap();
+        assert!(db.session_is_active(user.id, "s1").await.unwrap());
+
+        let rotated = db
+            .rotate_refresh_token("first", "second", later)
+            .await
+            .unwrap();
+        assert_eq!(
+            rotated,
+            RefreshOutcome::Rotated {
+                user_id: user.id,
+                session_id: "s1".into()
+            }
+        );
+        assert_eq!(
+            db.rotate_refresh_token("first", "third", later)
+                .await
+                .unwrap(),
+            RefreshOutcome::Reused
+        );
+        assert!(!db.session_is_active(user.id, "s1").await.unwrap());
+        // The legitimate successor dies with its family.
+        assert_eq!(
+            db.rotate_refresh_token("second", "fourth", later)
+                .await
+                .unwrap(),
+            RefreshOutcome::Invalid
+        );
+        assert_eq!(
+            db.rotate_refresh_token("unknown", "x", later)
+                .await
+                .unwrap(),
+            RefreshOutcome::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn a_notification_can_be_claimed_only_once_until_released() {
+        let (_dir, db) = fresh().await;
+        let job = NewJob {
+            id: JobId::generate(),
+            user_id: UserId::generate(),
+            original_filename: "clip.mp4".into(),
+            source_key: ObjectKey::parse("sources/x.mp4").unwrap(),
+            source_size: 10,
+        };
+        db.insert_job(&job).await.unwrap();
+        assert!(db.claim_notification(job.id).await.unwrap());
+        assert!(!db.claim_notification(job.id).await.unwrap());
+        db.release_notification(job.id).await.unwrap();
+        assert!(db.claim_notification(job.id).await.unwrap());
+
+        db.record_mp3(job.id, &ObjectKey::mp3(job.id), 1234, 10_000)
+            .await
+            .unwrap();
+        let stored = db.job(job.id).await.unwrap().unwrap();
+        assert_eq!(stored.mp3_size, Some(1234));
+        assert_eq!(stored.duration_ms, Some(10_000));
+        assert!(stored.completed_at.is_some());
+    }
+}

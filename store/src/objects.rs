@@ -1,0 +1,245 @@
+//! Object storage for uploaded videos and finished MP3s.
+//!
+//! Writes go to a temporary name first and are renamed into place only when complete, so a
+//! reader never sees half an object and a failed write leaves nothing behind.
+
+use crate::StoreError;
+use audiomill_domain::ObjectKey;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use std::{
+    io,
+    ops::Range,
+    path::{Path, PathBuf},
+    pin::Pin,
+};
+use tokio::{
+    fs,
+    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt},
+};
+use tokio_util::io::ReaderStream;
+
+/// A stream of an object's bytes.
+pub type ObjectBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, Clone)]
+pub enum ObjectStore {
+    /// Objects as files under a directory: the embedded default.
+    Files { root: PathBuf },
+}
+
+/// Why `put_stream` stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError<E> {
+    /// The incoming stream failed; its own error is handed back unchanged.
+    #[error("the upload stream failed")]
+    Source(E),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+impl ObjectStore {
+    pub fn files(root: impl Into<PathBuf>) -> Self {
+        Self::Files { root: root.into() }
+    }
+
+    /// Prepares the backend (creates the directory) and checks it is usable.
+    pub async fn init(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Files { root } => {
+                fs::create_dir_all(root.join(".partial")).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// True when the backend is reachable.
+    pub async fn ping(&self) -> bool {
+        match self {
+            Self::Files { root } => fs::metadata(root)
+                .await
+                .map(|m| m.is_dir())
+                .unwrap_or(false),
+        }
+    }
+
+    /// Stores a stream under `key` and returns its size. On any error nothing is stored.
+    pub async fn put_stream<S, E>(&self, key: &ObjectKey, mut stream: S) -> Result<u64, PutError<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        match self {
+            Self::Files { root } => {
+                let partial = partial_path(root);
+                let result = async {
+                    let mut file = fs::File::create(&partial).await.map_err(StoreError::from)?;
+                    let mut size = 0u64;
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(PutError::Source)?;
+                        size += chunk.len() as u64;
+                        file.write_all(&chunk).await.map_err(StoreError::from)?;
+                    }
+                    file.sync_all().await.map_err(StoreError::from)?;
+                    publish(&partial, &object_path(root, key)).await?;
+                    Ok(size)
+                }
+                .await;
+                if result.is_err() {
+                    let _ = fs::remove_file(&partial).await;
+                }
+                result
+            }
+        }
+    }
+
+    /// Stores a local file under `key` and returns its size.
+    pub async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
+        let file = fs::File::open(path).await?;
+        let stream = ReaderStream::new(file);
+        self.put_stream(key, stream)
+            .await
+            .map_err(|error| match error {
+                PutError::Source(error) => StoreError::Io(error),
+                PutError::Storage(error) => error,
+            })
+    }
+
+    /// Copies the object to a local file (replacing it) and returns its size.
+    pub async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
+        match self {
+            Self::Files { root } => {
+                let source = object_path(root, key);
+                match fs::copy(&source, path).await {
+                    Ok(size) => Ok(size),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        Err(StoreError::NotFound)
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// The object's size, or `None` when it does not exist.
+    pub async fn size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        match self {
+            Self::Files { root } => match fs::metadata(object_path(root, key)).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(error.into()),
+            },
+        }
+    }
+
+    /// Streams the bytes `range` of the object (the caller has checked it against the size).
+    pub async fn read_range(
+        &self,
+        key: &ObjectKey,
+        range: Range<u64>,
+    ) -> Result<ObjectBody, StoreError> {
+        match self {
+            Self::Files { root } => {
+                let mut file = match fs::File::open(object_path(root, key)).await {
+                    Ok(file) => file,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        return Err(StoreError::NotFound);
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                file.seek(io::SeekFrom::Start(range.start)).await?;
+                let limited = file.take(range.end.saturating_sub(range.start));
+                Ok(Box::pin(ReaderStream::new(limited)))
+            }
+        }
+    }
+
+    /// Removes the object; removing a missing object is not an error.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match self {
+            Self::Files { root } => match fs::remove_file(object_path(root, key)).await {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(error.into()),
+            },
+        }
+    }
+}
+
+fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
+    // ObjectKey guarantees relative, dot-free segments, so this stays under `root`.
+    root.join(key.as_ref())
+}
+
+fn partial_path(root: &Path) -> PathBuf {
+    root.join(".partial").join(uuid::Uuid::new_v4().to_string())
+}
+
+async fn publish(partial: &Path, destination: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = destination.parent() {
+        fs::create_dir_all(parent).await?;
+    }
+    fs::rename(partial, destination).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    fn key(text: &str) -> ObjectKey {
+        ObjectKey::parse(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stored_stream_reads_back_whole_and_in_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::files(dir.path());
+        store.init().await.unwrap();
+        let chunks = vec![
+            Ok::<_, io::Error>(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ];
+        let size = store
+            .put_stream(&key("a/b.bin"), stream::iter(chunks))
+            .await
+            .unwrap();
+        assert_eq!(size, 11);
+        assert_eq!(store.size(&key("a/b.bin")).await.unwrap(), Some(11));
+        let mut body = store.read_range(&key("a/b.bin"), 6..11).await.unwrap();
+        let mut read = Vec::new();
+        while let Some(chunk) = body.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(read, b"world");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::files(dir.path());
+        store.init().await.unwrap();
+        let chunks = vec![Ok(Bytes::from_static(b"partial")), Err("client went away")];
+        let result = store.put_stream(&key("x.bin"), stream::iter(chunks)).await;
+        assert!(matches!(result, Err(PutError::Source("client went away"))));
+        assert_eq!(store.size(&key("x.bin")).await.unwrap(), None);
+        let leftovers = std::fs::read_dir(dir.path().join(".partial"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_missing_object_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::files(dir.path());
+        store.init().await.unwrap();
+        store.delete(&key("nothing/here")).await.unwrap();
+        assert!(matches!(
+            store
+                .get_to_file(&key("nothing/here"), &dir.path().join("out"))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
