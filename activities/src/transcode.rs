@@ -1,0 +1,349 @@
+//! Video to MP3, in process, with FFmpeg's libraries.
+//!
+//! The best audio stream is decoded, converted by an `abuffer -> abuffersink` filter graph (which
+//! resamples, remixes and cuts the 1152-sample frames libmp3lame needs) and encoded with LAME
+//! VBR. Every read and decode error is checked, and the end of the decoded audio is compared
+//! with the stream's announced duration, so a truncated file fails instead of yielding a
+//! shorter MP3 that claims success.
+
+use ffmpeg::{ChannelLayout, Error as AvError, codec, filter, format, frame, media};
+use ffmpeg_next as ffmpeg;
+use std::{ops::ControlFlow, path::Path};
+
+/// LAME's `FF_QP2LAMBDA`: libavcodec's scale for `global_quality`.
+const QP2LAMBDA: usize = 118;
+
+/// Audio this much shorter than announced means the file is truncated.
+const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mp3Settings {
+    /// LAME VBR quality, 0 (best) to 9; `ffmpeg -q:a N`.
+    pub vbr_quality: u8,
+}
+
+impl Default for Mp3Settings {
+    fn default() -> Self {
+        Self { vbr_quality: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TranscodeReport {
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("the file is not in a video format that can be read ({0})")]
+    Unsupported(String),
+    #[error("the file has no audio track to convert")]
+    NoAudioStream,
+    #[error("the file is damaged or truncated ({0})")]
+    Corrupt(String),
+    #[error("the conversion was cancelled")]
+    Cancelled,
+    #[error("the MP3 could not be written ({0})")]
+    Output(String),
+}
+
+/// Converts the best audio stream of `input` into the MP3 file `output`.
+///
+/// `on_progress` receives the percentage done (0-100) after every packet and at the end; it
+/// returns `ControlFlow::Break` to cancel. It is called often, so it should be cheap.
+pub fn transcode(
+    input: &Path,
+    output: &Path,
+    settings: Mp3Settings,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<TranscodeReport, TranscodeError> {
+    ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
+
+    let mut ictx = format::input(input).map_err(|error| match error {
+        AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
+        other => TranscodeError::Unsupported(other.to_string()),
+    })?;
+    let stream = ictx
+        .streams()
+        .best(media::Type::Audio)
+        .ok_or(TranscodeError::NoAudioStream)?;
+    let stream_index = stream.index();
+    let time_base = stream.time_base();
+    let seconds = |ticks: i64| ticks as f64 * f64::from(time_base);
+    let start_ticks = if stream.start_time() == i64::MIN {
+        0
+    } else {
+        stream.start_time()
+    };
+    let expected_secs = if stream.duration() > 0 {
+        Some(seconds(stream.duration()))
+    } else if ictx.duration() > 0 {
+        Some(ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+    } else {
+        None
+    };
+
+    let mut decoder = codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|context| context.decoder().audio())
+        .map_err(|e| TranscodeError::Unsupported(format!("no decoder for the audio codec: {e}")))?;
+    if decoder.channel_layout().is_empty() {
+        decoder.set_channel_layout(ChannelLayout::default(i32::from(decoder.channels())));
+    }
+
+    let output_error = |e: AvError| TranscodeError::Output(e.to_string());
+    let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
+    let lame = ffmpeg::encoder::find_by_name("libmp3lame")
+        .ok_or_else(|| TranscodeError::Output("the libmp3lame encoder is not available".into()))?
+        .audio()
+        .map_err(output_error)?;
+    let mut ost = octx.add_stream(lame).map_err(output_error)?;
+    let mut encoder = codec::context::Context::new_with_codec(*lame)
+        .encoder()
+        .audio()
+        .map_err(output_error)?;
+    let rate = pick_rate(&lame, decoder.rate());
+    let layout = lame
+        .channel_layouts()
+        .map(|layouts| layouts.best(decoder.channel_layout().channels()))
+        .unwrap_or(ChannelLayout::STEREO);
+    encoder.set_rate(rate as i32);
+    encoder.set_channel_layout(layout);
+    encoder.set_channels(layout.channels());
+    encoder.set_format(
+        lame.formats()
+            .and_then(|mut formats| formats.next())
+            .ok_or_else(|| TranscodeError::Output("libmp3lame offers no sample format".into()))?,
+    );
+    encoder.set_time_base((1, rate as i32));
+    encoder.set_flags(codec::flag::Flags::QSCALE);
+    encoder.set_quality(usize::from(settings.vbr_quality.min(9)) * QP2LAMBDA);
+    let mut encoder = encoder.open_as(lame).map_err(output_error)?;
+    ost.set_parameters(&encoder);
+    ost.set_time_base((1, rate as i32));
+
+    let mut graph = filter_graph(&decoder, &encoder, time_base).map_err(output_error)?;
+    octx.write_header().map_err(output_error)?;
+    let out_time_base = octx
+        .stream(0)
+        .map(|s| s.time_base())
+        .unwrap_or((1, rate as i32).into());
+
+    let mut pipeline = Pipeline {
+        graph: &mut graph,
+        encoder: &mut encoder,
+        octx: &mut octx,
+        encoder_time_base: (1, rate as i32).into(),
+        out_time_base,
+        samples_sent: 0,
+    };
+
+    let mut last_end_ticks: Option<i64> = None;
+    let mut decoded = frame::Audio::empty();
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut ictx) {
+            Ok(()) => {}
+            Err(AvError::Eof) => break,
+            Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
+        }
+        if packet.stream() != stream_index {
+            continue;
+        }
+        if let Some(pts) = packet.pts() {
+            let end = pts + packet.duration().max(0);
+            last_end_ticks = Some(last_end_ticks.map_or(end, |last| last.max(end)));
+            if let Some(total) = expected_secs.filter(|t| *t > 0.0) {
+                let done = seconds(end - start_ticks) / total * 100.0;
+                if on_progress(done.clamp(0.0, 99.0) as u8).is_break() {
+                    return Err(TranscodeError::Cancelled);
+                }
+            }
+        }
+        decoder
+            .send_packet(&packet)
+            .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+        pipeline.drain_decoder(&mut decoder, &mut decoded)?;
+    }
+
+    decoder
+        .send_eof()
+        .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+    pipeline.drain_decoder(&mut decoder, &mut decoded)?;
+    pipeline
+        .graph
+        .get("in")
+        .expect("graph has an input")
+        .source()
+        .flush()
+        .map_err(output_error)?;
+    pipeline.drain_graph()?;
+    pipeline.encoder.send_eof().map_err(output_error)?;
+    pipeline.drain_encoder()?;
+    let samples = pipeline.samples_sent;
+    octx.write_trailer().map_err(output_error)?;
+
+    if let (Some(expected), Some(end)) = (expected_secs, last_end_ticks) {
+        let got = seconds(end - start_ticks);
+        if expected - got > MISSING_AUDIO_TOLERANCE_SECS {
+            return Err(TranscodeError::Corrupt(format!(
+                "the audio stops at {got:.1} s of {expected:.1} s"
+            )));
+        }
+    }
+    if samples == 0 {
+        return Err(TranscodeError::Corrupt("no audio could be decoded".into()));
+    }
+    let _ = on_progress(100);
+    Ok(TranscodeReport {
+        duration_ms: (samples as u64).saturating_mul(1000) / u64::from(rate),
+    })
+}
+
+/// The decoder's rate when LAME supports it, else the closest supported one.
+fn pick_rate(lame: &codec::Audio, wanted: u32) -> u32 {
+    let Some(rates) = lame.rates() else {
+        return wanted;
+    };
+    let rates: Vec<i32> = rates.collect();
+    if rates.contains(&(wanted as i32)) {
+        return wanted;
+    }
+    rates
+        .into_iter()
+        .min_by_key(|rate| (i64::from(*rate) - i64::from(wanted)).abs())
+        .map_or(44_100, |rate| rate as u32)
+}
+
+fn filter_graph(
+    decoder: &codec::decoder::Audio,
+    encoder: &codec::encoder::Audio,
+    time_base: ffmpeg::Rational,
+) -> Result<filter::Graph, AvError> {
+    let mut graph = filter::Graph::new();
+    let args = format!(
+        "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+        time_base,
+        decoder.rate(),
+        decoder.format().name(),
+        decoder.channel_layout().bits()
+    );
+    graph.add(
+        &filter::find("abuffer").ok_or(AvError::FilterNotFound)?,
+        "in",
+        &args,
+    )?;
+    graph.add(
+        &filter::find("abuffersink").ok_or(AvError::FilterNotFound)?,
+        "out",
+        "",
+    )?;
+    {
+        let mut out = graph.get("out").ok_or(AvError::FilterNotFound)?;
+        out.set_sample_format(encoder.format());
+        out.set_channel_layout(encoder.channel_layout());
+        out.set_sample_rate(encoder.rate());
+    }
+    graph.output("in", 0)?.input("out", 0)?.parse("anull")?;
+    graph.validate()?;
+    // Fixed-size frames for LAME; only the last one may be short.
+    graph
+        .get("out")
+        .ok_or(AvError::FilterNotFound)?
+        .sink()
+        .set_frame_size(encoder.frame_size());
+    Ok(graph)
+}
+
+/// Decoder output -> filter graph -> encoder -> muxer.
+struct Pipeline<'a> {
+    graph: &'a mut filter::Graph,
+    encoder: &'a mut codec::encoder::Audio,
+    octx: &'a mut format::context::Output,
+    encoder_time_base: ffmpeg::Rational,
+    out_time_base: ffmpeg::Rational,
+    samples_sent: i64,
+}
+
+impl Pipeline<'_> {
+    fn drain_decoder(
+        &mut self,
+        decoder: &mut codec::decoder::Audio,
+        decoded: &mut frame::Audio,
+    ) -> Result<(), TranscodeError> {
+        loop {
+            match decoder.receive_frame(decoded) {
+                Ok(()) => {
+                    let timestamp = decoded.timestamp();
+                    decoded.set_pts(timestamp);
+                    self.graph
+                        .get("in")
+                        .expect("graph has an input")
+                        .source()
+                        .add(decoded)
+                        .map_err(|e| {
+                            TranscodeError::Corrupt(format!("audio could not be converted: {e}"))
+                        })?;
+                    self.drain_graph()?;
+                }
+                Err(AvError::Eof) => return Ok(()),
+                Err(AvError::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(());
+                }
+                Err(error) => {
+                    return Err(TranscodeError::Corrupt(format!(
+                        "audio could not be decoded: {error}"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn drain_graph(&mut self) -> Result<(), TranscodeError> {
+        let mut filtered = frame::Audio::empty();
+        loop {
+            let pulled = self
+                .graph
+                .get("out")
+                .expect("graph has an output")
+                .sink()
+                .frame(&mut filtered);
+            match pulled {
+                Ok(()) => {
+                    // Timestamps count samples, in the encoder's 1/rate time base: monotonic
+                    // and gap-free whatever the input's timestamps looked like.
+                    filtered.set_pts(Some(self.samples_sent));
+                    self.samples_sent += filtered.samples() as i64;
+                    self.encoder
+                        .send_frame(&filtered)
+                        .map_err(|e| TranscodeError::Output(e.to_string()))?;
+                    self.drain_encoder()?;
+                }
+                Err(AvError::Eof) => return Ok(()),
+                Err(AvError::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(());
+                }
+                Err(error) => return Err(TranscodeError::Output(error.to_string())),
+            }
+        }
+    }
+
+    fn drain_encoder(&mut self) -> Result<(), TranscodeError> {
+        let mut encoded = ffmpeg::Packet::empty();
+        loop {
+            match self.encoder.receive_packet(&mut encoded) {
+                Ok(()) => {
+                    encoded.set_stream(0);
+                    encoded.rescale_ts(self.encoder_time_base, self.out_time_base);
+                    encoded
+                        .write_interleaved(self.octx)
+                        .map_err(|e| TranscodeError::Output(e.to_string()))?;
+                }
+                Err(AvError::Eof) => return Ok(()),
+                Err(AvError::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(());
+                }
+                Err(error) => return Err(TranscodeError::Output(error.to_string())),
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The transcoder against real media made by the `ffmpeg` command-line tool.
+
+use audiomill_activities::transcode::{Mp3Settings, TranscodeError, transcode};
+use std::{ops::ControlFlow, path::Path, process::Command};
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("the ffmpeg command is installed");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+fn probe(path: &Path, entry: &str) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            entry,
+            "-of",
+            "default=nw=1:nk=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn make_video(path: &Path, seconds: u32, audio: bool) {
+    let duration = seconds.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"];
+    if audio {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    args.extend([
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if audio {
+        args.extend(["-c:a", "aac", "-ac", "2"]);
+    }
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+}
+
+fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
+    let mut seen = Vec::new();
+    let result = transcode(input, output, Mp3Settings::default(), &mut |percent| {
+        seen.push(percent);
+        ControlFlow::Continue(())
+    })
+    .map(|report| report.duration_ms);
+    (result, seen)
+}
+
+#[test]
+fn an_mp4_becomes_an_mp3_of_the_same_length_with_rising_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    let output = dir.path().join("out.mp3");
+    make_video(&input, 5, true);
+
+    let (result, progress) = run(&input, &output);
+    let duration_ms = result.expect("transcode succeeds");
+    assert!(
+        (duration_ms as i64 - 5000).abs() < 200,
+        "duration {duration_ms} ms"
+    );
+    assert_eq!(probe(&output, "stream=codec_name"), "mp3");
+    let probed: f64 = probe(&output, "format=duration").parse().unwrap();
+    assert!((probed - 5.0).abs() < 0.2, "ffprobe says {probed} s");
+    assert_eq!(progress.last(), Some(&100));
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards"
+    );
+    assert!(
+        progress.iter().any(|p| (1..100).contains(p)),
+        "no intermediate progress"
+    );
+}
+
+#[test]
+fn mkv_webm_avi_and_mov_containers_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("in.mp4");
+    make_video(&source, 2, true);
+    for (name, codec) in [
+        ("in.mkv", "copy"),
+        ("in.mov", "copy"),
+        ("in.webm", "libopus"),
+        ("in.avi", "libmp3lame"),
+    ] {
+        let input = dir.path().join(name);
+        let video = if name.ends_with(".webm") {
+            "libvpx"
+        } else if name.ends_with(".avi") {
+            "mpeg4"
+        } else {
+            "copy"
+        };
+        ffmpeg(&[
+            "-i",
+            source.to_str().unwrap(),
+            "-c:v",
+            video,
+            "-c:a",
+            codec,
+            input.to_str().unwrap(),
+        ]);
+        let (result, _) = run(&input, &dir.path().join(format!("{name}.mp3")));
+        let duration_ms = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            (duration_ms as i64 - 2000).abs() < 200,
+            "{name}: duration {duration_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn a_video_without_audio_is_refused_as_no_audio_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("silent.mp4");
+    make_video(&input, 1, false);
+    let (result, _) = run(&input, &dir.path().join("out.mp3"));
+    assert!(
+        matches!(result, Err(TranscodeError::NoAudioStream)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_truncated_mp4_is_corrupt_whether_its_index_is_at_the_end_or_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.mp4");
+    make_video(&whole, 6, true);
+    let faststart = dir.path().join("faststart.mp4");
+    ffmpeg(&[
+        "-i",
+        whole.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        faststart.to_str().unwrap(),
+    ]);
+
+    for source in [&whole, &faststart] {
+        let bytes = std::fs::read(source).unwrap();
+        let truncated = dir.path().join("truncated.mp4");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        let (result, _) = run(&truncated, &dir.path().join("out.mp3"));
+        assert!(
+            matches!(result, Err(TranscodeError::Corrupt(_))),
+            "{}: {result:?}",
+            source.display()
+        );
+    }
+}
+
+#[test]
+fn a_text_file_is_not_a_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("notes.mp4");
+    std::fs::write(&input, "just some words, not a video\n".repeat(50)).unwrap();
+    let (result, _) = run(&input, &dir.path().join("out.mp3"));
+    assert!(
+        matches!(
+            result,
+            Err(TranscodeError::Unsupported(_) | TranscodeError::Corrupt(_))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_progress_callback_can_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mp4");
+    make_video(&input, 3, true);
+    let result = transcode(
+        &input,
+        &dir.path().join("out.mp3"),
+        Mp3Settings::default(),
+        &mut |_| ControlFlow::Break(()),
+    );
+    assert!(
+        matches!(result, Err(TranscodeError::Cancelled)),
+        "{result:?}"
+    );
+}
