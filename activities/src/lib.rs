@@ -1,1 +1,14 @@
+//! The `ConvertVideo` workflow's activities, one struct of injected clients.
+//!
+//! - [`ConvertActivities`]: `validate_token`, `fetch_source`, `transcode`, `store_mp3`,
+//!   `send_email`. Each body is idempotent, because Temporal may run an activity again after a
+//!   timeout or a lost worker, and an old attempt can still be finishing beside a new one.
+//! - [`transcode`]: the in-process FFmpeg conversion the `transcode` activity runs.
+//! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
+
+mod convert;
+pub mod mailer;
 pub mod transcode;
+
+pub use convert::{ConvertActivities, WorkerSettings};
+pub use mailer::Mailer;

@@ -58,6 +58,8 @@ pub fn transcode(
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
     ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
+    // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
 
     let mut ictx = format::input(input).map_err(|error| match error {
         AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),

@@ -26,8 +26,13 @@ pub mod failure {
     /// The uploaded source is gone from storage.
     pub const SOURCE_MISSING: &str = "SourceMissing";
 
+    /// The file a step needs is on another worker's disk (or was cleaned up by a restart):
+    /// the workflow fetches the source again on a live worker.
+    pub const SOURCE_NOT_LOCAL: &str = "SourceNotLocal";
+
     /// Every non-retryable type, for the activities' retry policies.
-    pub const NON_RETRYABLE: [&str; 5] = [
+    pub const NON_RETRYABLE: [&str; 6] = [
+        SOURCE_NOT_LOCAL,
         INVALID_TOKEN,
         UNSUPPORTED_MEDIA,
         NO_AUDIO_STREAM,
@@ -166,5 +171,33 @@ mod tests {
         assert_eq!(Transcode.name(), Step::Transcode.activity_name());
         assert_eq!(StoreMp3.name(), Step::StoreMp3.activity_name());
         assert_eq!(SendEmail.name(), Step::SendEmail.activity_name());
+    }
+}
+
+/// Reading Temporal failures, which nest: workflow failure -> activity failure -> cause.
+pub mod failures {
+    use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
+
+    /// The failure and its causes, outermost first.
+    pub fn chain(failure: &Failure) -> impl Iterator<Item = &Failure> {
+        std::iter::successors(Some(failure), |f| f.cause.as_deref())
+    }
+
+    /// The innermost cause: the one that says what actually went wrong.
+    pub fn root_cause(failure: &Failure) -> &Failure {
+        chain(failure).last().unwrap_or(failure)
+    }
+
+    /// The application failure type (`CorruptMedia`, ...) somewhere in the chain, if any.
+    pub fn application_type(failure: &Failure) -> Option<&str> {
+        chain(failure).find_map(|f| match &f.failure_info {
+            Some(FailureInfo::ApplicationFailureInfo(info)) if !info.r#type.is_empty() => Some(info.r#type.as_str()),
+            _ => None,
+        })
+    }
+
+    /// True when the chain holds a timeout (heartbeat, schedule-to-start, ...).
+    pub fn is_timeout(failure: &Failure) -> bool {
+        chain(failure).any(|f| matches!(f.failure_info, Some(FailureInfo::TimeoutFailureInfo(_))))
     }
 }

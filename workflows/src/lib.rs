@@ -1,1 +1,130 @@
-pub fn x() {}
+//! `ConvertVideo`: one upload, one durable run.
+//!
+//! The workflow only decides; every side effect happens in an activity. It validates the
+//! token, fetches the source onto one worker, then runs `transcode` and `store_mp3` on that
+//! worker's own task queue, because only that worker has the file. If that worker disappears
+//! (its queue stops being polled) or restarted and lost the file, the workflow goes back to
+//! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
+//! MP3 is stored.
+
+use audiomill_domain::contract::{
+    ConvertVideoInput, ConvertVideoOutput, FetchSourceInput, SendEmailInput, StoreMp3Input, TranscodeInput,
+    ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
+};
+use std::time::Duration;
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{ActivityExecutionError, ActivityOptions, WorkflowContext, WorkflowResult};
+
+/// How many times the workflow re-fetches the source after losing the worker that held it.
+const MAX_WORKER_ROUNDS: u32 = 5;
+
+/// Heartbeat deadline for the transcode. The SDK throttles heartbeats to about 0.8 of this, so
+/// progress reaches the server every ~1.6 s, and a dead worker is noticed within 2 s.
+const TRANSCODE_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a task may wait on a worker's own queue before we conclude the worker is gone.
+const HOST_QUEUE_PICKUP: Duration = Duration::from_secs(10);
+
+#[workflow]
+#[derive(Default)]
+pub struct ConvertVideo;
+
+#[workflow_methods]
+impl ConvertVideo {
+    #[run(name = WORKFLOW_TYPE)]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, input: ConvertVideoInput) -> WorkflowResult<ConvertVideoOutput> {
+        let validate = ValidateTokenInput {
+            user_id: input.user_id,
+            session_id: input.session_id.clone(),
+            token_id: input.token_id.clone(),
+        };
+        ctx.execute_activity(activity::ValidateToken, validate, quick(Duration::from_secs(30), 5)).await?;
+
+        let mut round = 0;
+        let (stored, duration_ms) = loop {
+            round += 1;
+            let fetch = FetchSourceInput { job_id: input.job_id, source_key: input.source_key.clone() };
+            let fetched = ctx.execute_activity(activity::FetchSource, fetch, quick(Duration::from_secs(30 * 60), 5)).await?;
+
+            let transcode = TranscodeInput { job_id: input.job_id, local_path: fetched.local_path.clone() };
+            let transcoded = match ctx
+                .execute_activity(activity::Transcode, transcode, transcode_options(&fetched.task_queue))
+                .await
+            {
+                Ok(transcoded) => transcoded,
+                Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
+                Err(error) => return Err(error.into()),
+            };
+
+            let store = StoreMp3Input {
+                job_id: input.job_id,
+                source_path: fetched.local_path,
+                mp3_path: transcoded.mp3_path,
+                duration_ms: transcoded.duration_ms,
+            };
+            match ctx.execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue)).await {
+                Ok(stored) => break (stored, transcoded.duration_ms),
+                Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
+                Err(error) => return Err(error.into()),
+            }
+        };
+
+        let notified = match ctx
+            .execute_activity(activity::SendEmail, SendEmailInput { job_id: input.job_id }, mail_options())
+            .await
+        {
+            Ok(_) => true,
+            Err(error @ ActivityExecutionError::Cancelled(_)) => return Err(error.into()),
+            // The MP3 is stored and downloadable; the failure stays visible in the history.
+            Err(_) => false,
+        };
+
+        Ok(ConvertVideoOutput { mp3_key: stored.mp3_key, mp3_size: stored.mp3_size, duration_ms, notified })
+    }
+}
+
+/// The worker holding the files is gone or no longer has them.
+fn worker_lost(error: &ActivityExecutionError) -> bool {
+    let Some(failure) = error.failure() else { return false };
+    failures::is_timeout(failure) || failures::application_type(failure) == Some(failure::SOURCE_NOT_LOCAL)
+}
+
+fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_secs(1))
+        .backoff_coefficient(2.0)
+        .maximum_interval(maximum_interval)
+        .maximum_attempts(maximum_attempts)
+        .non_retryable_error_types(failure::NON_RETRYABLE)
+        .build()
+}
+
+fn quick(start_to_close: Duration, attempts: u32) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(start_to_close)
+        .retry_policy(retry(attempts, Duration::from_secs(30)))
+        .build()
+}
+
+fn transcode_options(task_queue: &str) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
+        .task_queue(task_queue.to_owned())
+        .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
+        .heartbeat_timeout(TRANSCODE_HEARTBEAT_TIMEOUT)
+        .retry_policy(retry(3, Duration::from_secs(10)))
+        .build()
+}
+
+fn on_host(task_queue: &str) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30 * 60))
+        .task_queue(task_queue.to_owned())
+        .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
+        .retry_policy(retry(3, Duration::from_secs(10)))
+        .build()
+}
+
+fn mail_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+        .retry_policy(retry(8, Duration::from_secs(60)))
+        .build()
+}

@@ -1,0 +1,247 @@
+use crate::{
+    mailer::{Mailer, Notification},
+    transcode::{Mp3Settings, TranscodeError, transcode},
+};
+use audiomill_domain::{
+    JobId, ObjectKey,
+    contract::{
+        EmailOutcome, FetchSourceInput, FetchedSource, SendEmailInput, StoreMp3Input, StoredMp3,
+        TranscodeInput, TranscodeOutput, TranscodeProgress, ValidateTokenInput, activity, failure,
+    },
+};
+use audiomill_store::{Database, ObjectStore, StoreError};
+use std::{
+    ops::ControlFlow,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+/// How often the transcode reports progress; well inside its heartbeat timeout.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+
+/// What a worker needs to know about itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Scratch space for sources and MP3s in flight; only this worker uses it.
+    pub work_dir: PathBuf,
+    /// The task queue only this worker polls (see `FetchedSource`).
+    pub host_task_queue: String,
+    /// Base of the download links in e-mails, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    pub mp3: Mp3Settings,
+}
+
+/// The activities, with the clients they use. Cheap to clone: every field is shared.
+#[derive(Clone)]
+pub struct ConvertActivities {
+    db: Database,
+    objects: ObjectStore,
+    mailer: Mailer,
+    settings: Arc<WorkerSettings>,
+}
+
+#[activities]
+impl ConvertActivities {
+    /// Refuses to go on when the user was disabled or the login that started the job was
+    /// revoked (logout, refresh-token replay) since the upload.
+    #[activity(definition = activity::ValidateToken)]
+    pub async fn validate_token(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ValidateTokenInput,
+    ) -> Result<(), ActivityError> {
+        let active = self.db.session_is_active(input.user_id, &input.session_id).await.map_err(retryable)?;
+        if !active {
+            return Err(fatal(
+                failure::INVALID_TOKEN,
+                "The login that started this job was revoked or the account is disabled.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies the uploaded video to this worker's disk.
+    #[activity(definition = activity::FetchSource)]
+    pub async fn fetch_source(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FetchSourceInput,
+    ) -> Result<FetchedSource, ActivityError> {
+        let dir = self.job_dir(input.job_id);
+        tokio::fs::create_dir_all(&dir).await.map_err(retryable)?;
+        let local_path = dir.join(source_file_name(&input.source_key));
+        let size = match self.objects.get_to_file(&input.source_key, &local_path).await {
+            Ok(size) => size,
+            Err(StoreError::NotFound) => {
+                return Err(fatal(failure::SOURCE_MISSING, "The uploaded file is no longer in storage."));
+            }
+            Err(error) => return Err(retryable(error)),
+        };
+        tracing::info!(job_id = %input.job_id, size, "source fetched");
+        Ok(FetchedSource {
+            local_path: local_path.to_string_lossy().into_owned(),
+            task_queue: self.settings.host_task_queue.clone(),
+            size,
+        })
+    }
+
+    /// Converts the fetched video to MP3, heartbeating its percentage.
+    #[activity(definition = activity::Transcode)]
+    pub async fn transcode(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: TranscodeInput,
+    ) -> Result<TranscodeOutput, ActivityError> {
+        let source = PathBuf::from(&input.local_path);
+        if !source.starts_with(&self.settings.work_dir) || tokio::fs::metadata(&source).await.is_err() {
+            // Another worker fetched it, or this one restarted and cleaned up: the workflow
+            // fetches again on whichever worker is alive.
+            return Err(fatal(failure::SOURCE_NOT_LOCAL, "The source is not on this worker."));
+        }
+        // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
+        let output = self.job_dir(input.job_id).join("output.mp3");
+        let percent = Arc::new(AtomicU8::new(0));
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let settings = self.settings.mp3;
+
+        let work = {
+            let (percent, cancelled, output) = (percent.clone(), cancelled.clone(), output.clone());
+            tokio::task::spawn_blocking(move || {
+                transcode(&source, &output, settings, &mut |done| {
+                    percent.store(done, Ordering::Relaxed);
+                    if cancelled.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                })
+            })
+        };
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+        let result = loop {
+            tokio::select! {
+                joined = &mut work => break joined,
+                _ = ticker.tick() => {
+                    let progress = TranscodeProgress { percent: percent.load(Ordering::Relaxed) };
+                    let _ = ctx.record_heartbeat(progress).await;
+                }
+                _ = ctx.cancelled(), if !cancelled.load(Ordering::Relaxed) => {
+                    cancelled.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        let report = match result.map_err(retryable)? {
+            Ok(report) => report,
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&output).await;
+                return Err(transcode_failure(error));
+            }
+        };
+        let _ = ctx.record_heartbeat(TranscodeProgress { percent: 100 }).await;
+        tracing::info!(job_id = %input.job_id, duration_ms = report.duration_ms, "transcoded");
+        Ok(TranscodeOutput { mp3_path: output.to_string_lossy().into_owned(), duration_ms: report.duration_ms })
+    }
+
+    /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
+    #[activity(definition = activity::StoreMp3)]
+    pub async fn store_mp3(self: Arc<Self>, _ctx: ActivityContext, input: StoreMp3Input) -> Result<StoredMp3, ActivityError> {
+        let mp3_path = PathBuf::from(&input.mp3_path);
+        if !mp3_path.starts_with(&self.settings.work_dir) || tokio::fs::metadata(&mp3_path).await.is_err() {
+            return Err(fatal(failure::SOURCE_NOT_LOCAL, "The MP3 is not on this worker."));
+        }
+        let key = ObjectKey::mp3(input.job_id);
+        let size = self.objects.put_file(&key, &mp3_path).await.map_err(retryable)?;
+        self.db.record_mp3(input.job_id, &key, size, input.duration_ms).await.map_err(retryable)?;
+        let _ = tokio::fs::remove_dir_all(self.job_dir(input.job_id)).await;
+        Ok(StoredMp3 { mp3_key: key, mp3_size: size })
+    }
+
+    /// Tells the owner the MP3 is ready. At most one e-mail per job: the job row is claimed
+    /// before sending and only released when the server certainly refused the message.
+    #[activity(definition = activity::SendEmail)]
+    pub async fn send_email(self: Arc<Self>, _ctx: ActivityContext, input: SendEmailInput) -> Result<EmailOutcome, ActivityError> {
+        let job = self.db.job(input.job_id).await.map_err(retryable)?.ok_or_else(|| {
+            fatal(failure::SOURCE_MISSING, "The job no longer exists.")
+        })?;
+        let user = self.db.user_by_id(job.user_id).await.map_err(retryable)?.ok_or_else(|| {
+            fatal(failure::INVALID_TOKEN, "The job's owner no longer exists.")
+        })?;
+        if !self.db.claim_notification(job.id).await.map_err(retryable)? {
+            return Ok(EmailOutcome::AlreadySent);
+        }
+        let notification = Notification {
+            to: user.email.to_string(),
+            original_filename: job.original_filename.clone(),
+            download_url: format!("{}/download/{}", self.settings.public_url.trim_end_matches('/'), job.id),
+            mp3_size: job.mp3_size.unwrap_or_default(),
+            duration_ms: job.duration_ms.unwrap_or_default(),
+        };
+        if let Err(error) = self.mailer.send(&notification).await {
+            let _ = self.db.release_notification(job.id).await;
+            return Err(retryable(error));
+        }
+        tracing::info!(job_id = %job.id, "notification sent");
+        Ok(EmailOutcome::Sent)
+    }
+}
+
+impl ConvertActivities {
+    pub fn new(db: Database, objects: ObjectStore, mailer: Mailer, settings: WorkerSettings) -> Self {
+        Self { db, objects, mailer, settings: Arc::new(settings) }
+    }
+
+    /// Empties the scratch directory. Run at worker start: whatever a crashed run left there
+    /// belongs to attempts that Temporal has already moved elsewhere.
+    pub async fn clean_work_dir(&self) -> std::io::Result<()> {
+        let dir = &self.settings.work_dir;
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        tokio::fs::create_dir_all(dir).await
+    }
+
+    fn job_dir(&self, job: JobId) -> PathBuf {
+        self.settings.work_dir.join(job.to_string())
+    }
+}
+
+fn source_file_name(key: &ObjectKey) -> String {
+    let extension = Path::new(key.as_ref()).extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    format!("source.{extension}")
+}
+
+/// A failure that retrying cannot fix, with the typed name users and the workflow see.
+fn fatal(type_name: &str, message: &'static str) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(message).type_name(type_name.to_owned()).non_retryable(true).build(),
+    )
+}
+
+/// A failure worth retrying (storage or database hiccups). Logged here with its cause.
+fn retryable(error: impl std::fmt::Display) -> ActivityError {
+    tracing::warn!(%error, "activity attempt failed; Temporal will retry it");
+    ActivityError::application(ApplicationFailure::new(error.to_string()))
+}
+
+fn transcode_failure(error: TranscodeError) -> ActivityError {
+    let type_name = match &error {
+        TranscodeError::Unsupported(_) => failure::UNSUPPORTED_MEDIA,
+        TranscodeError::NoAudioStream => failure::NO_AUDIO_STREAM,
+        TranscodeError::Corrupt(_) => failure::CORRUPT_MEDIA,
+        TranscodeError::Cancelled => return ActivityError::cancelled(),
+        TranscodeError::Output(_) => return retryable(error),
+    };
+    let message = format!("{}.", capitalize(&error.to_string()));
+    ActivityError::application(ApplicationFailure::builder(message).type_name(type_name.to_owned()).non_retryable(true).build())
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
