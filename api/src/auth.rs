@@ -1,0 +1,179 @@
+//! Credentials: argon2 password hashes, HS256 access tokens and opaque refresh tokens.
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+use audiomill_domain::{EmailAddress, UserId};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const ISSUER: &str = "audiomill";
+const AUDIENCE: &str = "audiomill";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub email: String,
+    pub admin: bool,
+    /// The login session (refresh-token family) this token was issued in.
+    pub sid: String,
+    pub jti: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Option<UserId> {
+        UserId::parse(&self.sub).ok()
+    }
+}
+
+/// Signs and checks access tokens, and makes refresh tokens.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl TokenIssuer {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+        }
+    }
+
+    pub fn issue_access(&self, user: UserId, email: &EmailAddress, admin: bool, session_id: &str) -> (String, Claims) {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user.to_string(),
+            email: email.to_string(),
+            admin,
+            sid: session_id.to_owned(),
+            jti: random_token(16),
+            iat: now,
+            exp: now + self.access_ttl.as_secs(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail");
+        (token, claims)
+    }
+
+    /// The claims of a valid token; `None` for anything forged, expired or malformed.
+    pub fn verify_access(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+    }
+
+    /// A new refresh token and the hash under which it is stored.
+    pub fn new_refresh(&self) -> (String, String, i64) {
+        let token = random_token(32);
+        let hash = hash_refresh(&token);
+        let expires_at = (SystemTime::now() + self.refresh_ttl)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(i64::MAX);
+        (token, hash, expires_at)
+    }
+}
+
+/// Refresh tokens are high-entropy random strings, so a plain SHA-256 is enough to store them.
+pub fn hash_refresh(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn new_session_id() -> String {
+    random_token(16)
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// Argon2id password hashing. Checking an unknown account verifies against a fixed dummy hash,
+/// so both cases cost the same time and reveal nothing about which accounts exist.
+pub struct Passwords {
+    dummy_hash: String,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self { dummy_hash: hash_password("not a real password").expect("hashing works") }
+    }
+}
+
+impl Passwords {
+    /// True when `password` matches `hash`; with `hash = None` it does the same work and says no.
+    pub fn verify(&self, password: &str, hash: Option<&str>) -> bool {
+        let checked = hash.unwrap_or(&self.dummy_hash);
+        let matches = PasswordHash::new(checked)
+            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .unwrap_or(false);
+        matches && hash.is_some()
+    }
+}
+
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_token_verifies_and_a_tampered_one_does_not() {
+        let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        let (token, claims) = issuer.issue_access(UserId::generate(), &email, false, "s");
+        assert_eq!(issuer.verify_access(&token), Some(claims));
+
+        let other = TokenIssuer::new(b"another secret, just as long....");
+        assert_eq!(other.verify_access(&token), None);
+
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        payload["admin"] = true.into();
+        parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
+        assert_eq!(issuer.verify_access(&parts.join(".")), None);
+
+        let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        assert_eq!(issuer.verify_access(&unsigned), None);
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let passwords = Passwords::default();
+        let hash = hash_password("correct horse").unwrap();
+        assert!(passwords.verify("correct horse", Some(&hash)));
+        assert!(!passwords.verify("wrong", Some(&hash)));
+        assert!(!passwords.verify("not a real password", None));
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading an upload: a streaming multipart body, the file's name, and its container type.
+
+use bytes::Bytes;
+use std::path::Path;
+
+/// Container families we convert, each recognised by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// MP4 and QuickTime MOV.
+    IsoBmff,
+    /// AVI.
+    Riff,
+    /// Matroska and WebM.
+    Ebml,
+}
+
+impl Container {
+    /// The family an extension promises.
+    pub fn for_extension(extension: &str) -> Option<Self> {
+        match extension {
+            "mp4" | "m4v" | "mov" => Some(Self::IsoBmff),
+            "avi" => Some(Self::Riff),
+            "mkv" | "webm" => Some(Self::Ebml),
+            _ => None,
+        }
+    }
+
+    /// The family the first bytes of a file show. Needs at least 12 bytes.
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.len() < 12 {
+            return None;
+        }
+        if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+            return Some(Self::Ebml);
+        }
+        if &head[0..4] == b"RIFF" && &head[8..12] == b"AVI " {
+            return Some(Self::Riff);
+        }
+        // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
+        // open with a box other than `ftyp`.
+        if matches!(&head[4..8], b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip") {
+            return Some(Self::IsoBmff);
+        }
+        None
+    }
+}
+
+/// The lower-case extension of a file name, if any.
+pub fn extension(file_name: &str) -> Option<String> {
+    Path::new(file_name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+}
+
+/// The name to keep for a file: its last path component, without control characters, at most
+/// 255 characters. Browsers may send `C:\videos\clip.mp4`; only `clip.mp4` is the user's name.
+pub fn clean_file_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    cleaned.trim().to_owned()
+}
+
+/// Collects the first bytes of a stream for sniffing, keeping every byte for the store.
+pub struct Head {
+    pub bytes: Vec<u8>,
+}
+
+impl Head {
+    pub const WANTED: usize = 16;
+
+    pub fn new() -> Self {
+        Self { bytes: Vec::with_capacity(Self::WANTED) }
+    }
+
+    /// Adds a chunk; true once enough bytes are here.
+    pub fn push(&mut self, chunk: &Bytes) -> bool {
+        let missing = Self::WANTED.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&chunk[..missing.min(chunk.len())]);
+        self.bytes.len() >= Self::WANTED
+    }
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `Content-Disposition` for a download named after the original file: an ASCII fallback in
+/// `filename` and the exact name, percent-encoded, in `filename*` (RFC 6266).
+pub fn content_disposition(original: &str) -> String {
+    let stem = Path::new(&clean_file_name(original))
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("audio")
+        .to_owned();
+    let name = format!("{stem}.mp3");
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/' | ';' | '%') || c == ' ' { c } else { '_' })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_are_recognised_by_their_first_bytes() {
+        let mut mp4 = vec![0, 0, 0, 0x20];
+        mp4.extend_from_slice(b"ftypisom\0\0\0\0");
+        assert_eq!(Container::sniff(&mp4), Some(Container::IsoBmff));
+        assert_eq!(Container::sniff(b"RIFF\x10\0\0\0AVI LIST"), Some(Container::Riff));
+        assert_eq!(Container::sniff(b"\x1A\x45\xDF\xA3\x01\0\0\0\0\0\0\x1f"), Some(Container::Ebml));
+        assert_eq!(Container::sniff(b"just text, no video here"), None);
+        assert_eq!(Container::sniff(b"RIFF\x10\0\0\0WAVEfmt "), None);
+        assert_eq!(Container::sniff(b"short"), None);
+    }
+
+    #[test]
+    fn file_names_lose_their_directories_and_control_characters() {
+        assert_eq!(clean_file_name("C:\\videos\\clip.mp4"), "clip.mp4");
+        assert_eq!(clean_file_name("../../etc/passwd.mp4"), "passwd.mp4");
+        assert_eq!(clean_file_name("a\u{0}b\nc.mp4"), "abc.mp4");
+        assert_eq!(extension("Clip.MP4").as_deref(), Some("mp4"));
+        assert_eq!(extension("noext"), None);
+    }
+
+    #[test]
+    fn content_disposition_is_safe_for_any_name() {
+        assert_eq!(
+            content_disposition("holiday.mp4"),
+            "attachment; filename=\"holiday.mp3\"; filename*=UTF-8''holiday.mp3"
+        );
+        let tricky = content_disposition("we\"ird\\na;me/..\\é.mov");
+        assert!(tricky.starts_with("attachment; filename=\"_.mp3\"") || !tricky.contains("\"\""), "{tricky}");
+        let unicode = content_disposition("Überraschung \"1\".mkv");
+        assert!(unicode.contains("filename=\"_berraschung _1_.mp3\""), "{unicode}");
+        assert!(unicode.contains("filename*=UTF-8''%C3%9Cberraschung%20%221%22.mp3"), "{unicode}");
+        assert!(content_disposition("").contains("filename=\"audio.mp3\""));
+    }
+}
