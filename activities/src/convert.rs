@@ -57,7 +57,11 @@ impl ConvertActivities {
         _ctx: ActivityContext,
         input: ValidateTokenInput,
     ) -> Result<(), ActivityError> {
-        let active = self.db.session_is_active(input.user_id, &input.session_id).await.map_err(retryable)?;
+        let active = self
+            .db
+            .session_is_active(input.user_id, &input.session_id)
+            .await
+            .map_err(retryable)?;
         if !active {
             return Err(fatal(
                 failure::INVALID_TOKEN,
@@ -77,10 +81,17 @@ impl ConvertActivities {
         let dir = self.job_dir(input.job_id);
         tokio::fs::create_dir_all(&dir).await.map_err(retryable)?;
         let local_path = dir.join(source_file_name(&input.source_key));
-        let size = match self.objects.get_to_file(&input.source_key, &local_path).await {
+        let size = match self
+            .objects
+            .get_to_file(&input.source_key, &local_path)
+            .await
+        {
             Ok(size) => size,
             Err(StoreError::NotFound) => {
-                return Err(fatal(failure::SOURCE_MISSING, "The uploaded file is no longer in storage."));
+                return Err(fatal(
+                    failure::SOURCE_MISSING,
+                    "The uploaded file is no longer in storage.",
+                ));
             }
             Err(error) => return Err(retryable(error)),
         };
@@ -100,10 +111,15 @@ impl ConvertActivities {
         input: TranscodeInput,
     ) -> Result<TranscodeOutput, ActivityError> {
         let source = PathBuf::from(&input.local_path);
-        if !source.starts_with(&self.settings.work_dir) || tokio::fs::metadata(&source).await.is_err() {
+        if !source.starts_with(&self.settings.work_dir)
+            || tokio::fs::metadata(&source).await.is_err()
+        {
             // Another worker fetched it, or this one restarted and cleaned up: the workflow
             // fetches again on whichever worker is alive.
-            return Err(fatal(failure::SOURCE_NOT_LOCAL, "The source is not on this worker."));
+            return Err(fatal(
+                failure::SOURCE_NOT_LOCAL,
+                "The source is not on this worker.",
+            ));
         }
         // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
         let output = self.job_dir(input.job_id).join("output.mp3");
@@ -116,7 +132,11 @@ impl ConvertActivities {
             tokio::task::spawn_blocking(move || {
                 transcode(&source, &output, settings, &mut |done| {
                     percent.store(done, Ordering::Relaxed);
-                    if cancelled.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                    if cancelled.load(Ordering::Relaxed) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
                 })
             })
         };
@@ -141,42 +161,85 @@ impl ConvertActivities {
                 return Err(transcode_failure(error));
             }
         };
-        let _ = ctx.record_heartbeat(TranscodeProgress { percent: 100 }).await;
+        let _ = ctx
+            .record_heartbeat(TranscodeProgress { percent: 100 })
+            .await;
         tracing::info!(job_id = %input.job_id, duration_ms = report.duration_ms, "transcoded");
-        Ok(TranscodeOutput { mp3_path: output.to_string_lossy().into_owned(), duration_ms: report.duration_ms })
+        Ok(TranscodeOutput {
+            mp3_path: output.to_string_lossy().into_owned(),
+            duration_ms: report.duration_ms,
+        })
     }
 
     /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
     #[activity(definition = activity::StoreMp3)]
-    pub async fn store_mp3(self: Arc<Self>, _ctx: ActivityContext, input: StoreMp3Input) -> Result<StoredMp3, ActivityError> {
+    pub async fn store_mp3(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: StoreMp3Input,
+    ) -> Result<StoredMp3, ActivityError> {
         let mp3_path = PathBuf::from(&input.mp3_path);
-        if !mp3_path.starts_with(&self.settings.work_dir) || tokio::fs::metadata(&mp3_path).await.is_err() {
-            return Err(fatal(failure::SOURCE_NOT_LOCAL, "The MP3 is not on this worker."));
+        if !mp3_path.starts_with(&self.settings.work_dir)
+            || tokio::fs::metadata(&mp3_path).await.is_err()
+        {
+            return Err(fatal(
+                failure::SOURCE_NOT_LOCAL,
+                "The MP3 is not on this worker.",
+            ));
         }
         let key = ObjectKey::mp3(input.job_id);
-        let size = self.objects.put_file(&key, &mp3_path).await.map_err(retryable)?;
-        self.db.record_mp3(input.job_id, &key, size, input.duration_ms).await.map_err(retryable)?;
+        let size = self
+            .objects
+            .put_file(&key, &mp3_path)
+            .await
+            .map_err(retryable)?;
+        self.db
+            .record_mp3(input.job_id, &key, size, input.duration_ms)
+            .await
+            .map_err(retryable)?;
         let _ = tokio::fs::remove_dir_all(self.job_dir(input.job_id)).await;
-        Ok(StoredMp3 { mp3_key: key, mp3_size: size })
+        Ok(StoredMp3 {
+            mp3_key: key,
+            mp3_size: size,
+        })
     }
 
     /// Tells the owner the MP3 is ready. At most one e-mail per job: the job row is claimed
     /// before sending and only released when the server certainly refused the message.
     #[activity(definition = activity::SendEmail)]
-    pub async fn send_email(self: Arc<Self>, _ctx: ActivityContext, input: SendEmailInput) -> Result<EmailOutcome, ActivityError> {
-        let job = self.db.job(input.job_id).await.map_err(retryable)?.ok_or_else(|| {
-            fatal(failure::SOURCE_MISSING, "The job no longer exists.")
-        })?;
-        let user = self.db.user_by_id(job.user_id).await.map_err(retryable)?.ok_or_else(|| {
-            fatal(failure::INVALID_TOKEN, "The job's owner no longer exists.")
-        })?;
-        if !self.db.claim_notification(job.id).await.map_err(retryable)? {
+    pub async fn send_email(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: SendEmailInput,
+    ) -> Result<EmailOutcome, ActivityError> {
+        let job = self
+            .db
+            .job(input.job_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| fatal(failure::SOURCE_MISSING, "The job no longer exists."))?;
+        let user = self
+            .db
+            .user_by_id(job.user_id)
+            .await
+            .map_err(retryable)?
+            .ok_or_else(|| fatal(failure::INVALID_TOKEN, "The job's owner no longer exists."))?;
+        if !self
+            .db
+            .claim_notification(job.id)
+            .await
+            .map_err(retryable)?
+        {
             return Ok(EmailOutcome::AlreadySent);
         }
         let notification = Notification {
             to: user.email.to_string(),
             original_filename: job.original_filename.clone(),
-            download_url: format!("{}/download/{}", self.settings.public_url.trim_end_matches('/'), job.id),
+            download_url: format!(
+                "{}/download/{}",
+                self.settings.public_url.trim_end_matches('/'),
+                job.id
+            ),
             mp3_size: job.mp3_size.unwrap_or_default(),
             duration_ms: job.duration_ms.unwrap_or_default(),
         };
@@ -190,8 +253,18 @@ impl ConvertActivities {
 }
 
 impl ConvertActivities {
-    pub fn new(db: Database, objects: ObjectStore, mailer: Mailer, settings: WorkerSettings) -> Self {
-        Self { db, objects, mailer, settings: Arc::new(settings) }
+    pub fn new(
+        db: Database,
+        objects: ObjectStore,
+        mailer: Mailer,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            db,
+            objects,
+            mailer,
+            settings: Arc::new(settings),
+        }
     }
 
     /// Empties the scratch directory. Run at worker start: whatever a crashed run left there
@@ -212,14 +285,20 @@ impl ConvertActivities {
 }
 
 fn source_file_name(key: &ObjectKey) -> String {
-    let extension = Path::new(key.as_ref()).extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    let extension = Path::new(key.as_ref())
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("bin");
     format!("source.{extension}")
 }
 
 /// A failure that retrying cannot fix, with the typed name users and the workflow see.
 fn fatal(type_name: &str, message: &'static str) -> ActivityError {
     ActivityError::application(
-        ApplicationFailure::builder(message).type_name(type_name.to_owned()).non_retryable(true).build(),
+        ApplicationFailure::builder(message)
+            .type_name(type_name.to_owned())
+            .non_retryable(true)
+            .build(),
     )
 }
 
@@ -238,10 +317,18 @@ fn transcode_failure(error: TranscodeError) -> ActivityError {
         TranscodeError::Output(_) => return retryable(error),
     };
     let message = format!("{}.", capitalize(&error.to_string()));
-    ActivityError::application(ApplicationFailure::builder(message).type_name(type_name.to_owned()).non_retryable(true).build())
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(type_name.to_owned())
+            .non_retryable(true)
+            .build(),
+    )
 }
 
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

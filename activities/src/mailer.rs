@@ -11,7 +11,10 @@ pub enum Mailer {
     /// One `.eml` file per message in a directory.
     Files { dir: PathBuf, from: Mailbox },
     /// An SMTP relay given as a lettre URL (`smtp://host:port`, `smtps://...`).
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,14 +37,20 @@ pub struct Notification {
 
 impl Mailer {
     pub fn files(dir: impl Into<PathBuf>, from: &str) -> Result<Self, MailError> {
-        Ok(Self::Files { dir: dir.into(), from: parse_mailbox(from)? })
+        Ok(Self::Files {
+            dir: dir.into(),
+            from: parse_mailbox(from)?,
+        })
     }
 
     pub fn smtp(url: &str, from: &str) -> Result<Self, MailError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| MailError::Build(format!("SMTP_URL is not a valid SMTP URL: {e}")))?
             .build();
-        Ok(Self::Smtp { transport, from: parse_mailbox(from)? })
+        Ok(Self::Smtp {
+            transport,
+            from: parse_mailbox(from)?,
+        })
     }
 
     pub async fn init(&self) -> std::io::Result<()> {
@@ -72,7 +81,10 @@ impl Mailer {
                     .map_err(|e| MailError::Delivery(e.to_string()))?;
             }
             Self::Smtp { transport, .. } => {
-                transport.send(message).await.map_err(|e| MailError::Delivery(e.to_string()))?;
+                transport
+                    .send(message)
+                    .await
+                    .map_err(|e| MailError::Delivery(e.to_string()))?;
             }
         }
         Ok(())
@@ -80,11 +92,14 @@ impl Mailer {
 }
 
 fn parse_mailbox(text: &str) -> Result<Mailbox, MailError> {
-    text.parse().map_err(|_| MailError::Build(format!("MAIL_FROM {text:?} is not an e-mail address")))
+    text.parse()
+        .map_err(|_| MailError::Build(format!("MAIL_FROM {text:?} is not an e-mail address")))
 }
 
 fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
-    let to: Mailbox = n.to.parse().map_err(|_| MailError::Build("the recipient address is invalid".into()))?;
+    let to: Mailbox =
+        n.to.parse()
+            .map_err(|_| MailError::Build("the recipient address is invalid".into()))?;
     let seconds = n.duration_ms as f64 / 1000.0;
     let megabytes = n.mp3_size as f64 / 1_000_000.0;
     let body = format!(

@@ -62,7 +62,13 @@ impl TokenIssuer {
         }
     }
 
-    pub fn issue_access(&self, user: UserId, email: &EmailAddress, admin: bool, session_id: &str) -> (String, Claims) {
+    pub fn issue_access(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        admin: bool,
+        session_id: &str,
+    ) -> (String, Claims) {
         let now = unix_now();
         let claims = Claims {
             sub: user.to_string(),
@@ -82,7 +88,9 @@ impl TokenIssuer {
 
     /// The claims of a valid token; `None` for anything forged, expired or malformed.
     pub fn verify_access(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
     }
 
     /// A new refresh token and the hash under which it is stored.
@@ -113,7 +121,10 @@ fn random_token(bytes: usize) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// Argon2id password hashing. Checking an unknown account verifies against a fixed dummy hash,
@@ -124,7 +135,9 @@ pub struct Passwords {
 
 impl Default for Passwords {
     fn default() -> Self {
-        Self { dummy_hash: hash_password("not a real password").expect("hashing works") }
+        Self {
+            dummy_hash: hash_password("not a real password").expect("hashing works"),
+        }
     }
 }
 
@@ -133,7 +146,11 @@ impl Passwords {
     pub fn verify(&self, password: &str, hash: Option<&str>) -> bool {
         let checked = hash.unwrap_or(&self.dummy_hash);
         let matches = PasswordHash::new(checked)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false);
         matches && hash.is_some()
     }
@@ -141,7 +158,9 @@ impl Passwords {
 
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 #[cfg(test)]
@@ -159,12 +178,17 @@ mod tests {
         assert_eq!(other.verify_access(&token), None);
 
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         payload["admin"] = true.into();
         parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
         assert_eq!(issuer.verify_access(&parts.join(".")), None);
 
-        let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert_eq!(issuer.verify_access(&unsigned), None);
     }
 

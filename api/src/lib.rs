@@ -29,7 +29,8 @@ pub struct Gateway {
     pub passwords: auth::Passwords,
     pub limits: UploadLimits,
     /// How the mail transport is doing, reported by `/health` (`None`: not checked here).
-    pub mail_probe: Option<Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>>,
+    pub mail_probe:
+        Option<Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>>,
 }
 
 #[derive(Debug, Clone)]

@@ -57,7 +57,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway: Some(gateway) }
+        Self {
+            gateway: Some(gateway),
+        }
     }
 
     /// An API that can describe itself but not serve (for printing the spec).
@@ -66,14 +68,18 @@ impl Api {
     }
 
     fn gw(&self) -> &Gateway {
-        self.gateway.as_deref().expect("a serving Api has a gateway")
+        self.gateway
+            .as_deref()
+            .expect("a serving Api has a gateway")
     }
 
     fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, ErrorJson> {
         self.gw()
             .tokens
             .verify_access(&bearer.0.token)
-            .ok_or_else(|| ErrorBody::new("unauthorized", "The access token is invalid or expired."))
+            .ok_or_else(|| {
+                ErrorBody::new("unauthorized", "The access token is invalid or expired.")
+            })
     }
 }
 
@@ -165,7 +171,9 @@ impl Payload for VideoForm {
     const CONTENT_TYPE: &'static str = "multipart/form-data";
 
     fn check_content_type(content_type: &str) -> bool {
-        content_type.to_ascii_lowercase().starts_with("multipart/form-data")
+        content_type
+            .to_ascii_lowercase()
+            .starts_with("multipart/form-data")
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -182,7 +190,10 @@ impl poem_openapi::payload::ParsePayload for VideoForm {
 
     async fn from_request(request: &Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
         let content_type = request.content_type().unwrap_or_default().to_owned();
-        Ok(Self { content_type, body: body.take()? })
+        Ok(Self {
+            content_type,
+            body: body.take()?,
+        })
     }
 }
 
@@ -201,7 +212,9 @@ impl Payload for Mp3 {
 
 impl poem::IntoResponse for Mp3 {
     fn into_response(self) -> poem::Response {
-        poem::Response::builder().content_type(Self::CONTENT_TYPE).body(self.0)
+        poem::Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.0)
     }
 }
 
@@ -315,7 +328,10 @@ enum HealthResponse {
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
     tracing::error!(%error, "{what} is unavailable");
-    ErrorBody::new("service_unavailable", format!("The {what} is unavailable right now; please try again shortly."))
+    ErrorBody::new(
+        "service_unavailable",
+        format!("The {what} is unavailable right now; please try again shortly."),
+    )
 }
 
 fn not_found() -> ErrorJson {
@@ -334,7 +350,12 @@ impl Api {
     #[oai(path = "/login", method = "post", tag = "ApiTags::Auth")]
     async fn login(&self, auth: BasicAuth) -> LoginResponse {
         let gw = self.gw();
-        let denied = || LoginResponse::Unauthorized(ErrorBody::new("unauthorized", "The email or password is wrong."));
+        let denied = || {
+            LoginResponse::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "The email or password is wrong.",
+            ))
+        };
         let user = match EmailAddress::parse(&auth.0.username) {
             Ok(email) => match gw.db.user_by_email(&email).await {
                 Ok(user) => user,
@@ -346,17 +367,27 @@ impl Api {
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let gateway = self.gateway.clone().expect("serving");
         // Argon2 is deliberately slow; keep it off the async workers.
-        let matches = tokio::task::spawn_blocking(move || gateway.passwords.verify(&password, hash.as_deref()))
-            .await
-            .unwrap_or(false);
-        let Some(user) = user.filter(|u| matches && u.active) else { return denied() };
+        let matches = tokio::task::spawn_blocking(move || {
+            gateway.passwords.verify(&password, hash.as_deref())
+        })
+        .await
+        .unwrap_or(false);
+        let Some(user) = user.filter(|u| matches && u.active) else {
+            return denied();
+        };
 
         let session_id = auth::new_session_id();
         let (refresh, refresh_hash, expires_at) = gw.tokens.new_refresh();
-        if let Err(error) = gw.db.create_session(user.id, &session_id, &refresh_hash, expires_at).await {
+        if let Err(error) = gw
+            .db
+            .create_session(user.id, &session_id, &refresh_hash, expires_at)
+            .await
+        {
             return LoginResponse::Unavailable(unavailable("database", error));
         }
-        let (access, _) = gw.tokens.issue_access(user.id, &user.email, user.is_admin, &session_id);
+        let (access, _) = gw
+            .tokens
+            .issue_access(user.id, &user.email, user.is_admin, &session_id);
         LoginResponse::Ok(Json(TokenPair {
             access_token: access,
             token_type: "Bearer".into(),
@@ -387,10 +418,17 @@ impl Api {
         let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();
         let outcome = gw
             .db
-            .rotate_refresh_token(&auth::hash_refresh(&body.0.refresh_token), &new_hash, expires_at)
+            .rotate_refresh_token(
+                &auth::hash_refresh(&body.0.refresh_token),
+                &new_hash,
+                expires_at,
+            )
             .await;
         let (user_id, session_id) = match outcome {
-            Ok(RefreshOutcome::Rotated { user_id, session_id }) => (user_id, session_id),
+            Ok(RefreshOutcome::Rotated {
+                user_id,
+                session_id,
+            }) => (user_id, session_id),
             Ok(RefreshOutcome::Reused) => {
                 return LoginResponse::Unauthorized(ErrorBody::new(
                     "unauthorized",
@@ -398,16 +436,26 @@ impl Api {
                 ));
             }
             Ok(RefreshOutcome::Invalid) => {
-                return LoginResponse::Unauthorized(ErrorBody::new("unauthorized", "The refresh token is invalid or expired."));
+                return LoginResponse::Unauthorized(ErrorBody::new(
+                    "unauthorized",
+                    "The refresh token is invalid or expired.",
+                ));
             }
             Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
         };
         let user = match gw.db.user_by_id(user_id).await {
             Ok(Some(user)) if user.active => user,
-            Ok(_) => return LoginResponse::Unauthorized(ErrorBody::new("unauthorized", "The account is disabled.")),
+            Ok(_) => {
+                return LoginResponse::Unauthorized(ErrorBody::new(
+                    "unauthorized",
+                    "The account is disabled.",
+                ));
+            }
             Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
         };
-        let (access, _) = gw.tokens.issue_access(user.id, &user.email, user.is_admin, &session_id);
+        let (access, _) = gw
+            .tokens
+            .issue_access(user.id, &user.email, user.is_admin, &session_id);
         LoginResponse::Ok(Json(TokenPair {
             access_token: access,
             token_type: "Bearer".into(),
@@ -425,11 +473,17 @@ impl Api {
             Err(error) => return UploadResponse::Unauthorized(error),
         };
         let Some(user_id) = claims.user_id() else {
-            return UploadResponse::Unauthorized(ErrorBody::new("unauthorized", "The access token is invalid."));
+            return UploadResponse::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "The access token is invalid.",
+            ));
         };
         let gw = self.gw();
-        let bad = |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
-        let unsupported = |message: String| UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message));
+        let bad =
+            |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
+        let unsupported = |message: String| {
+            UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message))
+        };
 
         let Ok(boundary) = multer::parse_boundary(&form.content_type) else {
             return bad("The body must be multipart/form-data with a boundary.");
@@ -455,7 +509,10 @@ impl Api {
             }
             let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
             let Some(extension) = upload::extension(&filename) else {
-                return unsupported(format!("The file needs an extension; accepted: {}.", gw.limits.allowed_extensions.join(", ")));
+                return unsupported(format!(
+                    "The file needs an extension; accepted: {}.",
+                    gw.limits.allowed_extensions.join(", ")
+                ));
             };
             if !gw.limits.allowed_extensions.contains(&extension) {
                 return unsupported(format!(
@@ -487,7 +544,9 @@ impl Api {
             }
             let sniffed = Container::sniff(&head.bytes);
             if sniffed.is_none() || sniffed != expected {
-                return unsupported(format!("The file's content is not a valid .{extension} video."));
+                return unsupported(format!(
+                    "The file's content is not a valid .{extension} video."
+                ));
             }
 
             let job_id = JobId::generate();
@@ -499,18 +558,31 @@ impl Api {
                 .and_then(move |chunk| {
                     seen += chunk.len() as u64;
                     let over = seen > limit;
-                    async move { if over { Err(UploadFailure::TooLarge) } else { Ok(chunk) } }
+                    async move {
+                        if over {
+                            Err(UploadFailure::TooLarge)
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
                 });
             let size = match gw.objects.put_stream(&key, Box::pin(stream)).await {
                 Ok(size) => size,
                 Err(PutError::Source(UploadFailure::TooLarge)) => {
                     return UploadResponse::TooLarge(ErrorBody::new(
                         "payload_too_large",
-                        format!("The file is larger than the {} MB limit.", limit / (1024 * 1024)),
+                        format!(
+                            "The file is larger than the {} MB limit.",
+                            limit / (1024 * 1024)
+                        ),
                     ));
                 }
-                Err(PutError::Source(UploadFailure::Multipart(_))) => return bad("The upload was interrupted or malformed."),
-                Err(PutError::Storage(error)) => return UploadResponse::Unavailable(unavailable("storage", error)),
+                Err(PutError::Source(UploadFailure::Multipart(_))) => {
+                    return bad("The upload was interrupted or malformed.");
+                }
+                Err(PutError::Storage(error)) => {
+                    return UploadResponse::Unavailable(unavailable("storage", error));
+                }
             };
             stored = Some((job_id, key, filename, size));
         }
@@ -518,7 +590,13 @@ impl Api {
         let Some((job_id, source_key, filename, size)) = stored else {
             return bad("The form has no `file` part.");
         };
-        let job = NewJob { id: job_id, user_id, original_filename: filename.clone(), source_key: source_key.clone(), source_size: size };
+        let job = NewJob {
+            id: job_id,
+            user_id,
+            original_filename: filename.clone(),
+            source_key: source_key.clone(),
+            source_size: size,
+        };
         if let Err(error) = gw.db.insert_job(&job).await {
             discard(gw, Some(&(job_id, source_key, filename, size))).await;
             return UploadResponse::Unavailable(unavailable("database", error));
@@ -532,7 +610,11 @@ impl Api {
             original_filename: filename.clone(),
         };
         let options = WorkflowStartOptions::new(TASK_QUEUE, job_id.to_string()).build();
-        if let Err(error) = gw.temporal.start_workflow(ConvertVideo::run, input, options).await {
+        if let Err(error) = gw
+            .temporal
+            .start_workflow(ConvertVideo::run, input, options)
+            .await
+        {
             let _ = gw.db.delete_job(job_id).await;
             discard(gw, Some(&(job_id, source_key, filename, size))).await;
             return UploadResponse::Unavailable(unavailable("conversion service", error));
@@ -575,15 +657,29 @@ impl Api {
 
     /// Download a finished MP3. Supports `Range: bytes=...`.
     #[oai(path = "/download/:job_id", method = "get", tag = "ApiTags::Jobs")]
-    async fn download(&self, auth: BearerAuth, job_id: Path<String>, range: Header<Option<String>>) -> DownloadResponse {
-        self.serve_download(&auth, &job_id.0, range.0.as_deref()).await
+    async fn download(
+        &self,
+        auth: BearerAuth,
+        job_id: Path<String>,
+        range: Header<Option<String>>,
+    ) -> DownloadResponse {
+        self.serve_download(&auth, &job_id.0, range.0.as_deref())
+            .await
     }
 
     /// Download a finished MP3 by `fid` (the job id); the older form of `/download/{job_id}`.
     #[oai(path = "/download", method = "get", tag = "ApiTags::Jobs")]
-    async fn download_by_fid(&self, auth: BearerAuth, fid: Query<Option<String>>, range: Header<Option<String>>) -> DownloadResponse {
+    async fn download_by_fid(
+        &self,
+        auth: BearerAuth,
+        fid: Query<Option<String>>,
+        range: Header<Option<String>>,
+    ) -> DownloadResponse {
         let Some(fid) = fid.0 else {
-            return DownloadResponse::BadRequest(ErrorBody::new("bad_request", "The `fid` query parameter is required."));
+            return DownloadResponse::BadRequest(ErrorBody::new(
+                "bad_request",
+                "The `fid` query parameter is required.",
+            ));
         };
         self.serve_download(&auth, &fid, range.0.as_deref()).await
     }
@@ -643,7 +739,11 @@ enum JobLookup {
 impl Api {
     /// The job, if it exists and the caller owns it or is an admin. Someone else's job is
     /// reported exactly like a missing one.
-    async fn owned_job(&self, claims: &Claims, raw_id: &str) -> Result<audiomill_store::Job, JobLookup> {
+    async fn owned_job(
+        &self,
+        claims: &Claims,
+        raw_id: &str,
+    ) -> Result<audiomill_store::Job, JobLookup> {
         let id = JobId::parse(raw_id).map_err(|_| JobLookup::NotFound)?;
         let job = self
             .gw()
@@ -652,10 +752,19 @@ impl Api {
             .await
             .map_err(|error| JobLookup::Unavailable(unavailable("database", error)))?
             .ok_or(JobLookup::NotFound)?;
-        if claims.admin || claims.user_id() == Some(job.user_id) { Ok(job) } else { Err(JobLookup::NotFound) }
+        if claims.admin || claims.user_id() == Some(job.user_id) {
+            Ok(job)
+        } else {
+            Err(JobLookup::NotFound)
+        }
     }
 
-    async fn serve_download(&self, auth: &BearerAuth, raw_id: &str, range: Option<&str>) -> DownloadResponse {
+    async fn serve_download(
+        &self,
+        auth: &BearerAuth,
+        raw_id: &str,
+        range: Option<&str>,
+    ) -> DownloadResponse {
         let claims = match self.authenticate(auth) {
             Ok(claims) => claims,
             Err(error) => return DownloadResponse::Unauthorized(error),
@@ -666,12 +775,20 @@ impl Api {
             Err(JobLookup::Unavailable(error)) => return DownloadResponse::Unavailable(error),
         };
         let (Some(key), Some(_)) = (job.mp3_key.clone(), job.completed_at) else {
-            return DownloadResponse::NotReady(ErrorBody::new("not_ready", "The MP3 is not ready yet; check /status."));
+            return DownloadResponse::NotReady(ErrorBody::new(
+                "not_ready",
+                "The MP3 is not ready yet; check /status.",
+            ));
         };
         let objects = &self.gw().objects;
         let size = match objects.size(&key).await {
             Ok(Some(size)) => size,
-            Ok(None) => return DownloadResponse::NotFound(ErrorBody::new("not_found", "The MP3 has been deleted.")),
+            Ok(None) => {
+                return DownloadResponse::NotFound(ErrorBody::new(
+                    "not_found",
+                    "The MP3 has been deleted.",
+                ));
+            }
             Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
         };
         let disposition = upload::content_disposition(&job.original_filename);
@@ -680,7 +797,10 @@ impl Api {
             Some(Ok(range)) => range,
             Some(Err(())) => {
                 return DownloadResponse::RangeNotSatisfiable(
-                    ErrorBody::new("range_not_satisfiable", format!("The requested range is outside the file ({size} bytes).")),
+                    ErrorBody::new(
+                        "range_not_satisfiable",
+                        format!("The requested range is outside the file ({size} bytes)."),
+                    ),
                     format!("bytes */{size}"),
                 );
             }
@@ -692,7 +812,12 @@ impl Api {
         };
         let length = span.end - span.start;
         match range {
-            Some(r) => DownloadResponse::Partial(Mp3(body), disposition, format!("bytes {}-{}/{size}", r.start, r.end - 1), length),
+            Some(r) => DownloadResponse::Partial(
+                Mp3(body),
+                disposition,
+                format!("bytes {}-{}/{size}", r.start, r.end - 1),
+                length,
+            ),
             None => DownloadResponse::Ok(Mp3(body), disposition, "bytes".into(), length),
         }
     }
@@ -701,11 +826,15 @@ impl Api {
 /// Parses a single `bytes=` range against `size`. `Ok(None)`: ignore the header (a form we do
 /// not serve, such as several ranges), as RFC 9110 allows. `Err`: unsatisfiable.
 fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((start, end)) = spec.split_once('-') else { return Err(()) };
+    let Some((start, end)) = spec.split_once('-') else {
+        return Err(());
+    };
     let (start, end) = (start.trim(), end.trim());
     let range = if start.is_empty() {
         let suffix: u64 = end.parse().map_err(|_| ())?;
@@ -715,7 +844,13 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
         size.saturating_sub(suffix)..size
     } else {
         let start: u64 = start.parse().map_err(|_| ())?;
-        let end = if end.is_empty() { size.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        let end = if end.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
+        };
         if start >= size || end < start {
             return Err(());
         }

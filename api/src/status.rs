@@ -7,7 +7,9 @@ use audiomill_domain::{
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
-use temporalio_client::{Client, HistoryEventFilterType, WorkflowDescribeOptions, WorkflowFetchHistoryOptions};
+use temporalio_client::{
+    Client, HistoryEventFilterType, WorkflowDescribeOptions, WorkflowFetchHistoryOptions,
+};
 use temporalio_common::protos::temporal::api::{
     enums::v1::{PendingActivityState, WorkflowExecutionStatus},
     failure::v1::{Failure, failure::FailureInfo},
@@ -35,8 +37,11 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
         }
     };
     let info = described.workflow_execution_info.unwrap_or_default();
-    let status = WorkflowExecutionStatus::try_from(info.status).unwrap_or(WorkflowExecutionStatus::Unspecified);
-    let close_millis = info.close_time.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+    let status = WorkflowExecutionStatus::try_from(info.status)
+        .unwrap_or(WorkflowExecutionStatus::Unspecified);
+    let close_millis = info
+        .close_time
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
 
     match status {
         WorkflowExecutionStatus::Running => {
@@ -63,11 +68,26 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             } else {
                 JobStatus::Queued
             };
-            let progress = if status == JobStatus::Completed { 100 } else { progress };
-            let error = pending
-                .and_then(|a| a.last_failure.as_ref())
-                .map(|f| format!("Attempt {} failed, retrying: {}", attempt.saturating_sub(1).max(1), root_message(f)));
-            JobView { status, step: step.or(Some(Step::ValidateToken)), progress, attempt, completed_at: job.completed_at, error }
+            let progress = if status == JobStatus::Completed {
+                100
+            } else {
+                progress
+            };
+            let error = pending.and_then(|a| a.last_failure.as_ref()).map(|f| {
+                format!(
+                    "Attempt {} failed, retrying: {}",
+                    attempt.saturating_sub(1).max(1),
+                    root_message(f)
+                )
+            });
+            JobView {
+                status,
+                step: step.or(Some(Step::ValidateToken)),
+                progress,
+                attempt,
+                completed_at: job.completed_at,
+                error,
+            }
         }
         WorkflowExecutionStatus::Completed => JobView {
             status: JobStatus::Completed,
@@ -80,28 +100,65 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
         WorkflowExecutionStatus::Failed => {
             let failure = close_failure(temporal, job).await;
             let step = failure.as_ref().and_then(failed_step);
-            let error = failure.as_ref().map_or_else(
-                || "The conversion failed.".to_owned(),
-                |f| root_message(f),
-            );
-            JobView { status: JobStatus::Failed, step, progress: 0, attempt: 1, completed_at: close_millis, error: Some(error) }
+            let error = failure
+                .as_ref()
+                .map_or_else(|| "The conversion failed.".to_owned(), |f| root_message(f));
+            JobView {
+                status: JobStatus::Failed,
+                step,
+                progress: 0,
+                attempt: 1,
+                completed_at: close_millis,
+                error: Some(error),
+            }
         }
-        WorkflowExecutionStatus::Canceled => final_view(JobStatus::Cancelled, close_millis, "The job was cancelled."),
-        WorkflowExecutionStatus::Terminated => final_view(JobStatus::Failed, close_millis, "The job was stopped by an operator."),
-        WorkflowExecutionStatus::TimedOut => final_view(JobStatus::Failed, close_millis, "The job took too long and was stopped."),
+        WorkflowExecutionStatus::Canceled => {
+            final_view(JobStatus::Cancelled, close_millis, "The job was cancelled.")
+        }
+        WorkflowExecutionStatus::Terminated => final_view(
+            JobStatus::Failed,
+            close_millis,
+            "The job was stopped by an operator.",
+        ),
+        WorkflowExecutionStatus::TimedOut => final_view(
+            JobStatus::Failed,
+            close_millis,
+            "The job took too long and was stopped.",
+        ),
         _ => from_row_only(job),
     }
 }
 
 fn final_view(status: JobStatus, completed_at: Option<i64>, message: &str) -> JobView {
-    JobView { status, step: None, progress: 0, attempt: 1, completed_at, error: Some(message.to_owned()) }
+    JobView {
+        status,
+        step: None,
+        progress: 0,
+        attempt: 1,
+        completed_at,
+        error: Some(message.to_owned()),
+    }
 }
 
 /// When Temporal cannot be asked: what the job row alone tells.
 fn from_row_only(job: &Job) -> JobView {
     match job.completed_at {
-        Some(at) => JobView { status: JobStatus::Completed, step: Some(Step::SendEmail), progress: 100, attempt: 1, completed_at: Some(at), error: None },
-        None => JobView { status: JobStatus::Queued, step: None, progress: 0, attempt: 1, completed_at: None, error: None },
+        Some(at) => JobView {
+            status: JobStatus::Completed,
+            step: Some(Step::SendEmail),
+            progress: 100,
+            attempt: 1,
+            completed_at: Some(at),
+            error: None,
+        },
+        None => JobView {
+            status: JobStatus::Queued,
+            step: None,
+            progress: 0,
+            attempt: 1,
+            completed_at: None,
+            error: None,
+        },
     }
 }
 
@@ -111,18 +168,22 @@ async fn close_failure(temporal: &Client, job: &Job) -> Option<Failure> {
         .event_filter_type(HistoryEventFilterType::CloseEvent)
         .build();
     let events = handle.fetch_history(options).into_events().await.ok()?;
-    events.into_iter().rev().find_map(|event| match event.attributes {
-        Some(Attributes::WorkflowExecutionFailedEventAttributes(attrs)) => attrs.failure,
-        _ => None,
-    })
+    events
+        .into_iter()
+        .rev()
+        .find_map(|event| match event.attributes {
+            Some(Attributes::WorkflowExecutionFailedEventAttributes(attrs)) => attrs.failure,
+            _ => None,
+        })
 }
 
 /// The activity a failure came from.
 fn failed_step(failure: &Failure) -> Option<Step> {
     failures::chain(failure).find_map(|f| match &f.failure_info {
-        Some(FailureInfo::ActivityFailureInfo(info)) => {
-            info.activity_type.as_ref().and_then(|t| Step::from_activity_name(&t.name))
-        }
+        Some(FailureInfo::ActivityFailureInfo(info)) => info
+            .activity_type
+            .as_ref()
+            .and_then(|t| Step::from_activity_name(&t.name)),
         _ => None,
     })
 }
@@ -130,5 +191,9 @@ fn failed_step(failure: &Failure) -> Option<Step> {
 /// The sentence users see: the innermost cause's message.
 fn root_message(failure: &Failure) -> String {
     let message = failures::root_cause(failure).message.trim();
-    if message.is_empty() { "The conversion failed.".to_owned() } else { message.to_owned() }
+    if message.is_empty() {
+        "The conversion failed.".to_owned()
+    } else {
+        message.to_owned()
+    }
 }

@@ -38,7 +38,10 @@ impl Container {
         }
         // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
         // open with a box other than `ftyp`.
-        if matches!(&head[4..8], b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip") {
+        if matches!(
+            &head[4..8],
+            b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip"
+        ) {
             return Some(Self::IsoBmff);
         }
         None
@@ -47,7 +50,10 @@ impl Container {
 
 /// The lower-case extension of a file name, if any.
 pub fn extension(file_name: &str) -> Option<String> {
-    Path::new(file_name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    Path::new(file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 /// The name to keep for a file: its last path component, without control characters, at most
@@ -67,13 +73,16 @@ impl Head {
     pub const WANTED: usize = 16;
 
     pub fn new() -> Self {
-        Self { bytes: Vec::with_capacity(Self::WANTED) }
+        Self {
+            bytes: Vec::with_capacity(Self::WANTED),
+        }
     }
 
     /// Adds a chunk; true once enough bytes are here.
     pub fn push(&mut self, chunk: &Bytes) -> bool {
         let missing = Self::WANTED.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&chunk[..missing.min(chunk.len())]);
+        self.bytes
+            .extend_from_slice(&chunk[..missing.min(chunk.len())]);
         self.bytes.len() >= Self::WANTED
     }
 }
@@ -96,11 +105,23 @@ pub fn content_disposition(original: &str) -> String {
     let name = format!("{stem}.mp3");
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/' | ';' | '%') || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/' | ';' | '%') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = name
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
@@ -114,8 +135,14 @@ mod tests {
         let mut mp4 = vec![0, 0, 0, 0x20];
         mp4.extend_from_slice(b"ftypisom\0\0\0\0");
         assert_eq!(Container::sniff(&mp4), Some(Container::IsoBmff));
-        assert_eq!(Container::sniff(b"RIFF\x10\0\0\0AVI LIST"), Some(Container::Riff));
-        assert_eq!(Container::sniff(b"\x1A\x45\xDF\xA3\x01\0\0\0\0\0\0\x1f"), Some(Container::Ebml));
+        assert_eq!(
+            Container::sniff(b"RIFF\x10\0\0\0AVI LIST"),
+            Some(Container::Riff)
+        );
+        assert_eq!(
+            Container::sniff(b"\x1A\x45\xDF\xA3\x01\0\0\0\0\0\0\x1f"),
+            Some(Container::Ebml)
+        );
         assert_eq!(Container::sniff(b"just text, no video here"), None);
         assert_eq!(Container::sniff(b"RIFF\x10\0\0\0WAVEfmt "), None);
         assert_eq!(Container::sniff(b"short"), None);
@@ -137,10 +164,19 @@ mod tests {
             "attachment; filename=\"holiday.mp3\"; filename*=UTF-8''holiday.mp3"
         );
         let tricky = content_disposition("we\"ird\\na;me/..\\é.mov");
-        assert!(tricky.starts_with("attachment; filename=\"_.mp3\"") || !tricky.contains("\"\""), "{tricky}");
+        assert!(
+            tricky.starts_with("attachment; filename=\"_.mp3\"") || !tricky.contains("\"\""),
+            "{tricky}"
+        );
         let unicode = content_disposition("Überraschung \"1\".mkv");
-        assert!(unicode.contains("filename=\"_berraschung _1_.mp3\""), "{unicode}");
-        assert!(unicode.contains("filename*=UTF-8''%C3%9Cberraschung%20%221%22.mp3"), "{unicode}");
+        assert!(
+            unicode.contains("filename=\"_berraschung _1_.mp3\""),
+            "{unicode}"
+        );
+        assert!(
+            unicode.contains("filename*=UTF-8''%C3%9Cberraschung%20%221%22.mp3"),
+            "{unicode}"
+        );
         assert!(content_disposition("").contains("filename=\"audio.mp3\""));
     }
 }

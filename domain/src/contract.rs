@@ -191,7 +191,9 @@ pub mod failures {
     /// The application failure type (`CorruptMedia`, ...) somewhere in the chain, if any.
     pub fn application_type(failure: &Failure) -> Option<&str> {
         chain(failure).find_map(|f| match &f.failure_info {
-            Some(FailureInfo::ApplicationFailureInfo(info)) if !info.r#type.is_empty() => Some(info.r#type.as_str()),
+            Some(FailureInfo::ApplicationFailureInfo(info)) if !info.r#type.is_empty() => {
+                Some(info.r#type.as_str())
+            }
             _ => None,
         })
     }

@@ -8,8 +8,8 @@
 //! MP3 is stored.
 
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, FetchSourceInput, SendEmailInput, StoreMp3Input, TranscodeInput,
-    ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
+    ConvertVideoInput, ConvertVideoOutput, FetchSourceInput, SendEmailInput, StoreMp3Input,
+    TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
 };
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
@@ -33,23 +33,47 @@ pub struct ConvertVideo;
 #[workflow_methods]
 impl ConvertVideo {
     #[run(name = WORKFLOW_TYPE)]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: ConvertVideoInput) -> WorkflowResult<ConvertVideoOutput> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: ConvertVideoInput,
+    ) -> WorkflowResult<ConvertVideoOutput> {
         let validate = ValidateTokenInput {
             user_id: input.user_id,
             session_id: input.session_id.clone(),
             token_id: input.token_id.clone(),
         };
-        ctx.execute_activity(activity::ValidateToken, validate, quick(Duration::from_secs(30), 5)).await?;
+        ctx.execute_activity(
+            activity::ValidateToken,
+            validate,
+            quick(Duration::from_secs(30), 5),
+        )
+        .await?;
 
         let mut round = 0;
         let (stored, duration_ms) = loop {
             round += 1;
-            let fetch = FetchSourceInput { job_id: input.job_id, source_key: input.source_key.clone() };
-            let fetched = ctx.execute_activity(activity::FetchSource, fetch, quick(Duration::from_secs(30 * 60), 5)).await?;
+            let fetch = FetchSourceInput {
+                job_id: input.job_id,
+                source_key: input.source_key.clone(),
+            };
+            let fetched = ctx
+                .execute_activity(
+                    activity::FetchSource,
+                    fetch,
+                    quick(Duration::from_secs(30 * 60), 5),
+                )
+                .await?;
 
-            let transcode = TranscodeInput { job_id: input.job_id, local_path: fetched.local_path.clone() };
+            let transcode = TranscodeInput {
+                job_id: input.job_id,
+                local_path: fetched.local_path.clone(),
+            };
             let transcoded = match ctx
-                .execute_activity(activity::Transcode, transcode, transcode_options(&fetched.task_queue))
+                .execute_activity(
+                    activity::Transcode,
+                    transcode,
+                    transcode_options(&fetched.task_queue),
+                )
                 .await
             {
                 Ok(transcoded) => transcoded,
@@ -63,7 +87,10 @@ impl ConvertVideo {
                 mp3_path: transcoded.mp3_path,
                 duration_ms: transcoded.duration_ms,
             };
-            match ctx.execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue)).await {
+            match ctx
+                .execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue))
+                .await
+            {
                 Ok(stored) => break (stored, transcoded.duration_ms),
                 Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
                 Err(error) => return Err(error.into()),
@@ -71,7 +98,13 @@ impl ConvertVideo {
         };
 
         let notified = match ctx
-            .execute_activity(activity::SendEmail, SendEmailInput { job_id: input.job_id }, mail_options())
+            .execute_activity(
+                activity::SendEmail,
+                SendEmailInput {
+                    job_id: input.job_id,
+                },
+                mail_options(),
+            )
             .await
         {
             Ok(_) => true,
@@ -80,14 +113,22 @@ impl ConvertVideo {
             Err(_) => false,
         };
 
-        Ok(ConvertVideoOutput { mp3_key: stored.mp3_key, mp3_size: stored.mp3_size, duration_ms, notified })
+        Ok(ConvertVideoOutput {
+            mp3_key: stored.mp3_key,
+            mp3_size: stored.mp3_size,
+            duration_ms,
+            notified,
+        })
     }
 }
 
 /// The worker holding the files is gone or no longer has them.
 fn worker_lost(error: &ActivityExecutionError) -> bool {
-    let Some(failure) = error.failure() else { return false };
-    failures::is_timeout(failure) || failures::application_type(failure) == Some(failure::SOURCE_NOT_LOCAL)
+    let Some(failure) = error.failure() else {
+        return false;
+    };
+    failures::is_timeout(failure)
+        || failures::application_type(failure) == Some(failure::SOURCE_NOT_LOCAL)
 }
 
 fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {

