@@ -145,9 +145,12 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         Some(_) => None,
         None => {
             let db_file = config.data_path("temporal.db");
-            let server =
-                DevServer::start(&db_file, temporal::DEV_ADDRESS, Some(temporal::DEV_UI_PORT))
-                    .await?;
+            let server = DevServer::start(
+                Some(&db_file),
+                temporal::DEV_ADDRESS,
+                Some(temporal::DEV_UI_PORT),
+            )
+            .await?;
             config.temporal_address = Some(server.address.clone());
             Some(server)
         }

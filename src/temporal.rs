@@ -59,9 +59,10 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    /// Starts the dev server with its state in `db_file` and the Web UI on `ui_port`.
+    /// Starts the dev server with its state in `db_file` (in memory when `None`) and the Web
+    /// UI on `ui_port` (none when `None`).
     pub async fn start(
-        db_file: &Path,
+        db_file: Option<&Path>,
         address: &str,
         ui_port: Option<u16>,
     ) -> anyhow::Result<Self> {
@@ -69,19 +70,19 @@ impl DevServer {
             .rsplit_once(':')
             .context("the dev server address needs a port")?;
         let mut command = Command::new("temporal");
-        command
-            .args([
-                "server",
-                "start-dev",
-                "--ip",
-                ip,
-                "--port",
-                port,
-                "--log-level",
-                "warn",
-            ])
-            .arg("--db-filename")
-            .arg(db_file);
+        command.args([
+            "server",
+            "start-dev",
+            "--ip",
+            ip,
+            "--port",
+            port,
+            "--log-level",
+            "error",
+        ]);
+        if let Some(db_file) = db_file {
+            command.arg("--db-filename").arg(db_file);
+        }
         match ui_port {
             Some(ui) => command.args(["--ui-port", &ui.to_string(), "--ui-disable-news-fetch"]),
             None => command.arg("--headless"),

@@ -1,0 +1,299 @@
+//! A real Audiomill for tests: a Temporal dev server of its own (the `temporal` executable on
+//! PATH, headless, in memory), the gateway on a free port and a worker, in a fresh data dir.
+
+#![allow(dead_code)]
+
+use audiomill::{App, AppHandle, Config, temporal::DevServer, users};
+use reqwest::{Response, StatusCode, multipart};
+use serde_json::Value;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub app: Option<AppHandle>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data: tempfile::TempDir,
+    pub config: Config,
+    _temporal: DevServer,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts the app with extra environment settings (e.g. `MAX_FILE_SIZE`).
+    pub async fn spawn_with(settings: &[(&str, &str)]) -> Self {
+        let temporal_address = format!("127.0.0.1:{}", free_port());
+        let temporal = DevServer::start(None, &temporal_address, None)
+            .await
+            .expect("temporal dev server starts");
+        let data = tempfile::tempdir().unwrap();
+        let mut vars: HashMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert("TEMPORAL_ADDRESS".into(), temporal_address);
+        vars.insert("JWT_SECRET".into(), JWT_SECRET.into());
+        let config = Config::from_lookup(
+            Some(data.path().to_owned()),
+            Some("127.0.0.1:0".parse().unwrap()),
+            |name| vars.get(name).cloned(),
+        )
+        .expect("test configuration is valid");
+        let app = App::start(&config, false).await.expect("the app starts");
+        let base = app.base_url();
+        Self {
+            app: Some(app),
+            base,
+            http: reqwest::Client::new(),
+            data,
+            config,
+            _temporal: temporal,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await.expect("the app stops cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user and returns its e-mail.
+    pub async fn add_user(&self, email: &str, admin: bool) -> String {
+        let db = &self.app.as_ref().unwrap().backends.db;
+        users::add_user(db, email, PASSWORD, admin)
+            .await
+            .expect("user is created");
+        email.to_owned()
+    }
+
+    pub async fn login_response(&self, email: &str, password: &str) -> Response {
+        self.http
+            .post(self.url("/login"))
+            .basic_auth(email, Some(password))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs in and returns the token pair.
+    pub async fn login(&self, email: &str) -> Value {
+        let response = self.login_response(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// A new user, logged in; returns its access token.
+    pub async fn user_token(&self, email: &str) -> String {
+        self.add_user(email, false).await;
+        self.login(email).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> Response {
+        let form = multipart::Form::new().part(
+            "file",
+            multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+        );
+        self.http
+            .post(self.url("/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn upload_file(&self, token: &str, path: &Path) -> Response {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        self.upload_bytes(token, &name, std::fs::read(path).unwrap())
+            .await
+    }
+
+    /// Uploads and returns the job id, asserting 202.
+    pub async fn start_job(&self, token: &str, path: &Path) -> String {
+        let response = self.upload_file(token, path).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            response.text().await.unwrap()
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "queued");
+        body["job_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn status(&self, token: &str, job_id: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(&format!("/status/{job_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `/status` until the job reaches a final state (and, for `completed`, until the
+    /// workflow has also finished its notification step), returning every status seen.
+    pub async fn wait_for_job(&self, token: &str, job_id: &str) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            let (code, body) = self.status(token, job_id).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            seen.push(body.clone());
+            let status = body["status"].as_str().unwrap_or_default();
+            if matches!(status, "failed" | "cancelled")
+                || (status == "completed" && self.mail_count() > 0)
+            {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} did not finish: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data.path().join("mail")
+    }
+
+    pub fn mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
+    }
+
+    pub fn mail_count(&self) -> usize {
+        self.mails().len()
+    }
+
+    /// Every stored object (relative paths), ignoring the in-progress area.
+    pub fn objects(&self) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    out.push(
+                        path.strip_prefix(root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+        let root = self.data.path().join("objects");
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the `ffmpeg` tool to make test media.
+pub fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg is installed");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+/// A small MP4 with a test picture and, if `audio`, a sine tone.
+pub fn make_mp4(dir: &Path, name: &str, seconds: u32, audio: bool) -> PathBuf {
+    let path = dir.join(name);
+    let duration = seconds.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"];
+    if audio {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+    }
+    args.extend([
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if audio {
+        args.extend(["-c:a", "aac"]);
+    }
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+    path
+}
+
+/// What ffprobe says of a file's first audio stream: (codec, duration in seconds).
+pub fn probe_audio(path: &Path) -> (String, f64) {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        field("codec_name="),
+        field("duration=").parse().unwrap_or(0.0),
+    )
+}
+
+/// Asserts the contract's error shape and returns the error code.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    body["error"].as_str().expect("error code").to_owned()
+}

@@ -1,0 +1,264 @@
+//! The HTTP contract: authentication, refused uploads, and the committed OpenAPI document.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
+    let app = TestApp::spawn().await;
+    app.add_user("ann@example.com", false).await;
+
+    assert_eq!(
+        app.login_response("ann@example.com", "wrong password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let unknown = app.login_response("nobody@example.com", PASSWORD).await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(unknown).await, "unauthorized");
+
+    let pair = app.login("ann@example.com").await;
+    assert_eq!(pair["token_type"], "Bearer");
+    assert!(pair["expires_in"].as_u64().unwrap() > 0);
+    let access = pair["access_token"].as_str().unwrap();
+
+    let valid = app
+        .http
+        .post(app.url("/validate"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(valid.status(), StatusCode::OK);
+    let identity: serde_json::Value = valid.json().await.unwrap();
+    assert_eq!(identity["email"], "ann@example.com");
+    assert_eq!(identity["admin"], false);
+
+    // Missing, forged and expired tokens.
+    let missing = app.http.post(app.url("/validate")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(missing).await, "unauthorized");
+    let forged = app
+        .http
+        .post(app.url("/validate"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(forged).await, "unauthorized");
+    let mut expired = audiomill_api::auth::TokenIssuer::new(JWT_SECRET.as_bytes());
+    expired.access_ttl = std::time::Duration::ZERO;
+    let user = audiomill_domain::UserId::parse(identity["sub"].as_str().unwrap()).unwrap();
+    let email = audiomill_domain::EmailAddress::parse("ann@example.com").unwrap();
+    let (old, _) = expired.issue_access(user, &email, false, "s");
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await; // past the 5 s leeway
+    let stale = app
+        .http
+        .post(app.url("/validate"))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    let upload = app.upload_bytes(&old, "x.mp4", b"whatever".to_vec()).await;
+    assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
+
+    // Rotation: the new refresh token works, the old one is refused and kills the family.
+    let first = pair["refresh_token"].as_str().unwrap();
+    let refresh = |token: &str| {
+        app.http
+            .post(app.url("/token/refresh"))
+            .json(&json!({ "refresh_token": token }))
+            .send()
+    };
+    let rotated = refresh(first).await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let second: serde_json::Value = rotated.json().await.unwrap();
+    assert_ne!(second["refresh_token"], pair["refresh_token"]);
+    let replay = refresh(first).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(replay).await, "unauthorized");
+    let successor = refresh(second["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        successor.status(),
+        StatusCode::UNAUTHORIZED,
+        "the family must be revoked after a replay"
+    );
+
+    let garbage = app
+        .http
+        .post(app.url("/token/refresh"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(garbage).await, "bad_request");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
+    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "1")]).await;
+    let token = app.user_token("ann@example.com").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "ok.mp4", 1, true)).unwrap();
+
+    // Larger than 1 MB, with a valid MP4 head.
+    let mut big = video.clone();
+    big.resize(3 * 1024 * 1024, 0);
+    let response = app.upload_bytes(&token, "big.mp4", big).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "payload_too_large");
+
+    let text = app
+        .upload_bytes(
+            &token,
+            "notes.mp4",
+            "plain text, not a video at all".repeat(10).into_bytes(),
+        )
+        .await;
+    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(text).await, "unsupported_media_type");
+
+    let wrong_extension = app.upload_bytes(&token, "video.txt", video.clone()).await;
+    assert_eq!(wrong_extension.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mismatch = app.upload_bytes(&token, "video.mkv", video.clone()).await;
+    assert_eq!(
+        mismatch.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "MP4 bytes named .mkv"
+    );
+
+    let empty = app.upload_bytes(&token, "empty.mp4", Vec::new()).await;
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(empty).await, "bad_request");
+
+    let other_field = reqwest::multipart::Form::new().text("note", "hello");
+    let no_file = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .multipart(other_field)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_file.status(), StatusCode::BAD_REQUEST);
+
+    let two = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(video.clone()).file_name("a.mp4"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(video.clone()).file_name("b.mp4"),
+        );
+    let two_files = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .multipart(two)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two_files.status(), StatusCode::BAD_REQUEST);
+
+    let not_multipart = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .body(video.clone())
+        .header("content-type", "video/mp4")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        not_multipart.status().is_client_error(),
+        "{}",
+        not_multipart.status()
+    );
+    assert!(!error_code(not_multipart).await.is_empty());
+
+    let no_auth = app
+        .http
+        .post(app.url("/upload"))
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(video.clone()).file_name("a.mp4"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_auth.status(), StatusCode::UNAUTHORIZED);
+
+    assert!(
+        app.objects().is_empty(),
+        "refused uploads left objects: {:?}",
+        app.objects()
+    );
+    let (code, _) = app.status(&token, "not-a-job-id").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // And a good one still goes through.
+    let accepted = app.upload_bytes(&token, "ok.mp4", video).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_docs_and_spec_are_served() {
+    let app = TestApp::spawn().await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    for service in ["database", "storage", "temporal", "smtp"] {
+        assert_eq!(health["services"][service], "connected", "{health}");
+    }
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+    let served: serde_json::Value = app
+        .http
+        .get(app.url("/swagger.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&audiomill_api::openapi_json()).unwrap();
+    assert_eq!(served, generated);
+    let unknown = app.http.get(app.url("/nothing-here")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(unknown).await, "not_found");
+    app.stop().await;
+}
+
+#[test]
+fn the_committed_openapi_document_matches_the_code() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json is committed");
+    let generated = audiomill_api::openapi_json();
+    assert!(
+        committed.trim() == generated.trim(),
+        "openapi/openapi.json is stale: run `make openapi` and commit the result"
+    );
+}
