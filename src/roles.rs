@@ -36,11 +36,10 @@ impl Backends {
             .database_url
             .strip_prefix("sqlite://")
             .and_then(|p| std::path::Path::new(p).parent())
+            && !dir.as_os_str().is_empty()
         {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("could not create {}", dir.display()))?;
-            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("could not create {}", dir.display()))?;
         }
         let db = Database::connect(&config.database_url)
             .await
@@ -83,10 +82,10 @@ pub fn jwt_secret(config: &Config, allow_generated: bool) -> anyhow::Result<Secr
         bail!("JWT_SECRET is required outside `audiomill dev`.");
     }
     let path = config.data_path("jwt-secret");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing.trim().len() >= MIN_SECRET_BYTES {
-            return Ok(Secret::new(existing.trim()));
-        }
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && existing.trim().len() >= MIN_SECRET_BYTES
+    {
+        return Ok(Secret::new(existing.trim()));
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let mut bytes = [0u8; 32];

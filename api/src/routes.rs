@@ -861,10 +861,10 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
 
 /// Removes what a refused upload had stored.
 async fn discard(gw: &Gateway, stored: Option<&(JobId, ObjectKey, String, u64)>) {
-    if let Some((_, key, _, _)) = stored {
-        if let Err(error) = gw.objects.delete(key).await {
-            tracing::error!(%error, %key, "could not remove a refused upload");
-        }
+    if let Some((_, key, _, _)) = stored
+        && let Err(error) = gw.objects.delete(key).await
+    {
+        tracing::error!(%error, %key, "could not remove a refused upload");
     }
 }
 

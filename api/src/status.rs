@@ -102,7 +102,7 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             let step = failure.as_ref().and_then(failed_step);
             let error = failure
                 .as_ref()
-                .map_or_else(|| "The conversion failed.".to_owned(), |f| root_message(f));
+                .map_or_else(|| "The conversion failed.".to_owned(), root_message);
             JobView {
                 status: JobStatus::Failed,
                 step,
