@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Measures Audiomill on this machine and prints a table (see README, "Benchmarks"):
+#   1. transcoding a 10-minute clip in process, against the ffmpeg CLI with the same settings;
+#   2. the service's own overhead for a 10-second clip: upload done -> MP3 ready, minus the
+#      transcode itself;
+#   3. the gateway's peak memory (VmHWM) while a 1 GB upload streams in.
+# Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/venv/bin:$PATH"
+
+cargo build --quiet --locked --bin audiomill --example transcode
+BIN=./target/debug/audiomill
+EXAMPLE=./target/debug/examples/transcode
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+
+echo "Preparing media..."
+ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=color=pink:amplitude=0.2:sample_rate=48000" \
+   -filter_complex amix=inputs=2 -t 600 -ac 2 -c:a aac -b:a 128k "$WORK/long.m4a"
+ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
+ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
+
+echo "1/3 transcode, 10-minute clip (best of 3 each)..."
+best() { sort -n | head -1; }
+cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
+ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
+ratio=$(python3 -c "print(f'{($ours / $cli - 1) * 100:+.1f}%')")
+short_transcode=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/short.mp4" "$WORK/short.mp3" | awk '{print $1}'; done | best)
+
+echo "2/3 service overhead, 10-second clip..."
+TEMPORAL_PORT=$(free_port); API_PORT=$(free_port)
+temporal server start-dev --headless --ip 127.0.0.1 --port "$TEMPORAL_PORT" --log-level error >/dev/null 2>&1 &
+PIDS+=($!)
+export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT DATA_DIR=$WORK/data LISTEN_ADDR=127.0.0.1:$API_PORT
+export JWT_SECRET=bench-secret-bench-secret-bench-secret MAX_FILE_SIZE=2048 RUST_LOG=warn
+"$BIN" migrate >/dev/null
+"$BIN" user add --email bench@example.com --password bench-password >/dev/null
+"$BIN" gateway >"$WORK/gateway.log" 2>&1 &
+GATEWAY=$!; PIDS+=($GATEWAY)
+"$BIN" worker >"$WORK/worker.log" 2>&1 &
+PIDS+=($!)
+API=http://127.0.0.1:$API_PORT
+for _ in $(seq 100); do curl -sf "$API/health" >/dev/null && break; sleep 0.2; done
+TOKEN=$(curl -sf -X POST -u bench@example.com:bench-password "$API/login" | json '["access_token"]')
+overheads=()
+for _ in 1 2 3 4 5; do
+  job=$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/short.mp4" "$API/upload" | json '["job_id"]')
+  start=$(now)
+  while [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$job" | json '["status"]')" != completed ]; do sleep 0.01; done
+  done_at=$(now)
+  overheads+=("$(python3 -c "print(f'{$done_at - $start - $short_transcode:.3f}')")")
+done
+overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
+
+echo "3/3 gateway memory during a 1 GB upload..."
+# A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
+python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
+import sys
+head = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb") as out:
+    out.write(head)
+    out.truncate(1024 ** 3)
+PY
+before=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
+curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/big.mp4" "$API/upload"
+peak=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
+
+echo
+echo "| measure | target | result |"
+echo "| --- | --- | --- |"
+echo "| transcode of a 10-minute clip: Audiomill vs ffmpeg CLI | within 5% | ${ours} s vs ${cli} s (${ratio}) |"
+echo "| upload done to MP3 ready, minus transcode (10 s clip, median of 5) | under 0.5 s | ${overhead} s |"
+echo "| gateway peak memory during a 1 GB upload | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
