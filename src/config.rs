@@ -2,6 +2,7 @@
 //! Defaults are the embedded mode; conventional variable names switch backends.
 
 use anyhow::{Context, bail};
+use audiomill_store::S3Settings;
 use std::{
     fmt,
     net::SocketAddr,
@@ -31,9 +32,15 @@ pub struct Config {
     pub work_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StorageConfig {
-    Files { root: PathBuf },
+    Files {
+        root: PathBuf,
+    },
+    S3 {
+        settings: S3Settings,
+        create_bucket: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +98,39 @@ impl Config {
         }
         let database_url = database_url.replacen("mariadb:", "mysql:", 1);
 
-        if var("S3_BUCKET").is_some() {
-            bail!(
-                "S3_BUCKET is set, but this build stores objects only as files under DATA_DIR/objects; unset S3_BUCKET."
-            );
-        }
-        let storage = StorageConfig::Files {
-            root: data_dir.join("objects"),
+        let storage = match var("S3_BUCKET") {
+            None => StorageConfig::Files {
+                root: data_dir.join("objects"),
+            },
+            Some(bucket) => {
+                let (Some(access_key_id), Some(secret_access_key)) =
+                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                else {
+                    bail!("S3_BUCKET needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.");
+                };
+                let endpoint = var("AWS_ENDPOINT_URL");
+                if endpoint
+                    .as_ref()
+                    .is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+                {
+                    bail!("AWS_ENDPOINT_URL must start with http:// or https://.");
+                }
+                let create_bucket = match var("S3_CREATE_BUCKET").as_deref() {
+                    None | Some("false" | "0" | "no") => false,
+                    Some("true" | "1" | "yes") => true,
+                    Some(_) => bail!("S3_CREATE_BUCKET must be true or false."),
+                };
+                StorageConfig::S3 {
+                    settings: S3Settings {
+                        bucket,
+                        endpoint,
+                        region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+                        access_key_id,
+                        secret_access_key,
+                    },
+                    create_bucket,
+                }
+            }
         };
 
         let mail = match var("SMTP_URL") {
@@ -210,11 +243,8 @@ mod tests {
     fn defaults_are_the_embedded_mode() {
         let config = config(&[]).unwrap();
         assert_eq!(config.database_url, "sqlite:///srv/am/audiomill.db");
-        assert_eq!(
-            config.storage,
-            StorageConfig::Files {
-                root: "/srv/am/objects".into()
-            }
+        assert!(
+            matches!(&config.storage, StorageConfig::Files { root } if root == Path::new("/srv/am/objects"))
         );
         assert_eq!(
             config.mail,
@@ -233,6 +263,11 @@ mod tests {
 
     #[test]
     fn unsupported_backends_and_bad_values_are_refused_with_a_sentence() {
+        let s3 = [
+            ("S3_BUCKET", "b"),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ];
         for (name, value) in [
             ("DATABASE_URL", "postgres://x"),
             ("SMTP_URL", "http://mail"),
@@ -240,14 +275,43 @@ mod tests {
             ("MAX_FILE_SIZE", "0"),
             ("ALLOWED_EXTENSIONS", "mp4,exe"),
             ("LISTEN_ADDR", "everywhere"),
-            ("S3_BUCKET", "videos"),
+            ("S3_CREATE_BUCKET", "maybe"),
+            ("AWS_ENDPOINT_URL", "minio:9000"),
         ] {
-            let error = config(&[(name, value)]).expect_err(name).to_string();
+            let mut vars = s3.to_vec();
+            vars.push((name, value));
+            let error = config(&vars).expect_err(name).to_string();
             assert!(
                 error.ends_with('.') && error.contains(name),
                 "{name}: {error}"
             );
         }
+        let error = config(&[("S3_BUCKET", "videos")]).unwrap_err().to_string();
+        assert!(error.contains("AWS_ACCESS_KEY_ID"), "{error}");
+    }
+
+    #[test]
+    fn s3_settings_come_from_the_conventional_names() {
+        let config = config(&[
+            ("S3_BUCKET", "videos"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "key"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-key-value"),
+            ("S3_CREATE_BUCKET", "true"),
+        ])
+        .unwrap();
+        let StorageConfig::S3 {
+            settings,
+            create_bucket,
+        } = &config.storage
+        else {
+            panic!("not S3")
+        };
+        assert_eq!(settings.bucket, "videos");
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(settings.region, "us-east-1");
+        assert!(create_bucket);
+        assert!(!format!("{config:?}").contains("secret-key-value"));
     }
 
     #[test]

@@ -49,6 +49,10 @@ impl Backends {
             .context("could not migrate the database")?;
         let objects = match &config.storage {
             StorageConfig::Files { root } => ObjectStore::files(root),
+            StorageConfig::S3 {
+                settings,
+                create_bucket,
+            } => ObjectStore::s3(settings, *create_bucket),
         };
         objects
             .init()

@@ -11,8 +11,14 @@ fn main() {
         std::process::exit(2);
     };
     let started = Instant::now();
-    match transcode(&input, &output, Mp3Settings::default(), &mut |_| ControlFlow::Continue(())) {
-        Ok(report) => println!("{:.3} s for {:.1} s of audio", started.elapsed().as_secs_f64(), report.duration_ms as f64 / 1000.0),
+    match transcode(&input, &output, Mp3Settings::default(), &mut |_| {
+        ControlFlow::Continue(())
+    }) {
+        Ok(report) => println!(
+            "{:.3} s for {:.1} s of audio",
+            started.elapsed().as_secs_f64(),
+            report.duration_ms as f64 / 1000.0
+        ),
         Err(error) => {
             eprintln!("transcode failed: {error}");
             std::process::exit(1);

@@ -3,13 +3,15 @@
 //! - [`Database`]: users, login sessions, refresh tokens and jobs, on SQLite (embedded) or
 //!   MySQL/MariaDB, through one portable set of migrations.
 //! - [`ObjectStore`]: uploaded videos and finished MP3s, as plain files under a directory
-//!   (embedded).
+//!   (embedded) or in an S3 bucket.
 
 mod database;
 mod error;
 mod objects;
+mod s3;
 pub mod time;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use objects::{ObjectBody, ObjectStore, PutError};
+pub use s3::S3Settings;

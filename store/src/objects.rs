@@ -1,9 +1,13 @@
-//! Object storage for uploaded videos and finished MP3s.
+//! Object storage for uploaded videos and finished MP3s: a directory (embedded) or an S3
+//! bucket.
 //!
-//! Writes go to a temporary name first and are renamed into place only when complete, so a
-//! reader never sees half an object and a failed write leaves nothing behind.
+//! Either way a failed write leaves nothing behind: files are written under a temporary name
+//! and renamed into place when complete; S3 uploads are aborted.
 
-use crate::StoreError;
+use crate::{
+    StoreError,
+    s3::{S3Store, StreamFailure},
+};
 use audiomill_domain::ObjectKey;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -26,6 +30,8 @@ pub type ObjectBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub enum ObjectStore {
     /// Objects as files under a directory: the embedded default.
     Files { root: PathBuf },
+    /// Objects in an S3 bucket.
+    S3 { store: S3Store, create_bucket: bool },
 }
 
 /// Why `put_stream` stored nothing.
@@ -43,13 +49,25 @@ impl ObjectStore {
         Self::Files { root: root.into() }
     }
 
-    /// Prepares the backend (creates the directory) and checks it is usable.
+    pub fn s3(settings: &crate::S3Settings, create_bucket: bool) -> Self {
+        Self::S3 {
+            store: S3Store::new(settings),
+            create_bucket,
+        }
+    }
+
+    /// Prepares the backend (creates the directory, or checks the bucket) and checks it is
+    /// usable.
     pub async fn init(&self) -> Result<(), StoreError> {
         match self {
             Self::Files { root } => {
                 fs::create_dir_all(root.join(".partial")).await?;
                 Ok(())
             }
+            Self::S3 {
+                store,
+                create_bucket,
+            } => store.init(*create_bucket).await,
         }
     }
 
@@ -60,6 +78,7 @@ impl ObjectStore {
                 .await
                 .map(|m| m.is_dir())
                 .unwrap_or(false),
+            Self::S3 { store, .. } => store.ping().await,
         }
     }
 
@@ -89,6 +108,15 @@ impl ObjectStore {
                 }
                 result
             }
+            Self::S3 { store, .. } => {
+                store
+                    .put_stream(key, stream)
+                    .await
+                    .map_err(|failure| match failure {
+                        StreamFailure::Source(error) => PutError::Source(error),
+                        StreamFailure::Storage(error) => PutError::Storage(error),
+                    })
+            }
         }
     }
 
@@ -117,6 +145,7 @@ impl ObjectStore {
                     Err(error) => Err(error.into()),
                 }
             }
+            Self::S3 { store, .. } => store.get_to_file(key, path).await,
         }
     }
 
@@ -128,6 +157,7 @@ impl ObjectStore {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(error) => Err(error.into()),
             },
+            Self::S3 { store, .. } => store.size(key).await,
         }
     }
 
@@ -150,6 +180,7 @@ impl ObjectStore {
                 let limited = file.take(range.end.saturating_sub(range.start));
                 Ok(Box::pin(ReaderStream::new(limited)))
             }
+            Self::S3 { store, .. } => store.read_range(key, range).await,
         }
     }
 
@@ -161,6 +192,7 @@ impl ObjectStore {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(error) => Err(error.into()),
             },
+            Self::S3 { store, .. } => store.delete(key).await,
         }
     }
 }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The real services the production-shaped tests run against, on 127.0.0.1:
+#   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), and an SMTP
+#   sink that can be read back (maildev, from npm).
+#   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
+#   scripts/test-services.sh start     installs, starts all three, writes .tools/run/env
+#   scripts/test-services.sh stop      stops what `start` started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=$ROOT/.tools
+RUN=$TOOLS/run
+S3S_VERSION=0.14.1
+MAILDEV_VERSION=3
+
+MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
+S3_PORT=${TEST_S3_PORT:-19000}
+SMTP_PORT=${TEST_SMTP_PORT:-11025}
+MAILDEV_WEB_PORT=${TEST_MAILDEV_WEB_PORT:-11080}
+S3_KEY=audiomill-test
+S3_SECRET=audiomill-test-secret
+
+say() { echo "test-services: $*"; }
+
+install() {
+  local missing=()
+  for package in mariadb-server mariadb-client nodejs npm; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+  done
+  # Node and npm may come from elsewhere; only ask apt for them when absent.
+  command -v node >/dev/null && missing=("${missing[@]/nodejs}")
+  command -v npm >/dev/null && missing=("${missing[@]/npm}")
+  read -r -a missing <<<"${missing[*]}"
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ ! -x "$TOOLS/cargo/bin/s3s-fs" ]; then
+    say "building s3s-fs $S3S_VERSION (a few minutes, once)"
+    cargo install --quiet --locked --root "$TOOLS/cargo" "s3s-fs@$S3S_VERSION" --features binary
+  fi
+  if [ ! -x "$TOOLS/node/node_modules/.bin/maildev" ]; then
+    say "installing maildev $MAILDEV_VERSION"
+    mkdir -p "$TOOLS/node"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "maildev@$MAILDEV_VERSION" >/dev/null
+  fi
+}
+
+wait_for() { # name, command...
+  local name=$1; shift
+  for _ in $(seq 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  say "$name did not start; see $RUN/*.log"; return 1
+}
+
+start() {
+  install
+  stop quiet
+  mkdir -p "$RUN"
+
+  # MariaDB, with its own data directory and socket; root logs in with a password over TCP.
+  if [ ! -d "$RUN/mariadb/mysql" ]; then
+    mkdir -p "$RUN/mariadb"
+    mariadb-install-db --no-defaults --datadir="$RUN/mariadb" --user=root \
+      --auth-root-authentication-method=normal --skip-test-db >"$RUN/mariadb-install.log" 2>&1
+  fi
+  mariadbd --no-defaults --datadir="$RUN/mariadb" --user=root --bind-address=127.0.0.1 \
+    --port="$MYSQL_PORT" --socket="$RUN/mariadb.sock" --skip-name-resolve \
+    --pid-file="$RUN/mariadb.pid" --max-connections=500 >"$RUN/mariadb.log" 2>&1 &
+  wait_for MariaDB mariadb --no-defaults --socket="$RUN/mariadb.sock" -uroot -e "SELECT 1"
+  mariadb --no-defaults --socket="$RUN/mariadb.sock" -uroot \
+    -e "CREATE USER IF NOT EXISTS 'audiomill'@'%' IDENTIFIED BY 'audiomill'; GRANT ALL ON *.* TO 'audiomill'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+
+  # s3s-fs: one folder per bucket.
+  mkdir -p "$RUN/s3"
+  "$TOOLS/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" \
+    --secret-key "$S3_SECRET" "$RUN/s3" >"$RUN/s3s.log" 2>&1 &
+  echo $! >"$RUN/s3s.pid"
+  wait_for s3s-fs bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
+
+  # maildev: SMTP in, REST out.
+  mkdir -p "$RUN/mail"
+  "$TOOLS/node/node_modules/.bin/maildev" --smtp "$SMTP_PORT" --web "$MAILDEV_WEB_PORT" \
+    --ip 127.0.0.1 --web-ip 127.0.0.1 --mail-directory "$RUN/mail" >"$RUN/maildev.log" 2>&1 &
+  echo $! >"$RUN/maildev.pid"
+  wait_for maildev curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz"
+
+  cat >"$RUN/env" <<ENV
+export TEST_MYSQL_URL=mysql://audiomill:audiomill@127.0.0.1:$MYSQL_PORT
+export TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export TEST_S3_ROOT=$RUN/s3
+export TEST_S3_KEY=$S3_KEY
+export TEST_S3_SECRET=$S3_SECRET
+export TEST_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+export TEST_MAILDEV_URL=http://127.0.0.1:$MAILDEV_WEB_PORT
+ENV
+  say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT)"
+}
+
+stop() {
+  for name in s3s maildev; do
+    if [ -f "$RUN/$name.pid" ]; then kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true; rm -f "$RUN/$name.pid"; fi
+  done
+  if [ -f "$RUN/mariadb.pid" ]; then
+    kill "$(cat "$RUN/mariadb.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do [ -f "$RUN/mariadb.pid" ] || break; sleep 0.2; done
+  fi
+  rm -rf "$RUN/s3" "$RUN/mail" "$RUN/env"
+  [ "${1:-}" = quiet ] || say "stopped"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+esac

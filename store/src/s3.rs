@@ -1,0 +1,338 @@
+//! Object storage over the S3 protocol (MinIO, AWS S3, ...), with aws-sdk-s3.
+//!
+//! Uploads stream through a multipart upload in bounded parts, so memory stays at one part per
+//! upload whatever the file size; any failure aborts the multipart upload, leaving nothing.
+
+use crate::StoreError;
+use audiomill_domain::ObjectKey;
+use aws_sdk_s3::{
+    Client,
+    config::{BehaviorVersion, Credentials, Region, http::HttpResponse},
+    error::{ProvideErrorMetadata, SdkError},
+    primitives::ByteStream,
+    types::{CompletedMultipartUpload, CompletedPart},
+};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use std::{io, ops::Range, path::Path};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+/// Bytes per multipart part. S3 wants at least 5 MiB for every part but the last.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// How to reach a bucket.
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `None`: AWS itself. A custom endpoint (MinIO, ...) is addressed path-style.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+/// Why a streamed upload stopped.
+pub enum StreamFailure<E> {
+    Source(E),
+    Storage(StoreError),
+}
+
+impl S3Store {
+    pub fn new(settings: &S3Settings) -> Self {
+        let credentials = Credentials::new(
+            &settings.access_key_id,
+            &settings.secret_access_key,
+            None,
+            None,
+            "audiomill",
+        );
+        let mut config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint).force_path_style(true);
+        }
+        Self {
+            client: Client::from_conf(config.build()),
+            bucket: settings.bucket.clone(),
+        }
+    }
+
+    /// Checks the bucket exists, creating it when `create` allows.
+    pub async fn init(&self, create: bool) -> Result<(), StoreError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(error) if is_not_found(&error) && create => {
+                self.client
+                    .create_bucket()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                    .map_err(storage_error)?;
+                Ok(())
+            }
+            Err(error) if is_not_found(&error) => Err(StoreError::Io(io::Error::other(format!(
+                "the bucket {:?} does not exist; create it or set S3_CREATE_BUCKET=true",
+                self.bucket
+            )))),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+    }
+
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &ObjectKey,
+        mut stream: S,
+    ) -> Result<u64, StreamFailure<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let mut buffer = BytesMut::with_capacity(PART_SIZE);
+        let mut size = 0u64;
+        // Fill the first part before deciding: small objects take one plain PUT.
+        let mut ended = false;
+        while buffer.len() < PART_SIZE {
+            match stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(StreamFailure::Source)?;
+                    size += chunk.len() as u64;
+                    buffer.extend_from_slice(&chunk);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_ref())
+                .body(ByteStream::from(buffer.freeze()))
+                .send()
+                .await
+                .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
+            return Ok(size);
+        }
+
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .send()
+            .await
+            .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result = async {
+            let mut parts = Vec::new();
+            loop {
+                while buffer.len() >= PART_SIZE {
+                    let part = buffer.split_to(PART_SIZE).freeze();
+                    parts.push(
+                        self.upload_part(key, &upload_id, parts.len() as i32 + 1, part)
+                            .await?,
+                    );
+                }
+                match stream.next().await {
+                    Some(chunk) => {
+                        let chunk = chunk.map_err(StreamFailure::Source)?;
+                        size += chunk.len() as u64;
+                        buffer.extend_from_slice(&chunk);
+                    }
+                    None => break,
+                }
+            }
+            if !buffer.is_empty() || parts.is_empty() {
+                let last = buffer.split().freeze();
+                parts.push(
+                    self.upload_part(key, &upload_id, parts.len() as i32 + 1, last)
+                        .await?,
+                );
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key.as_ref())
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let aborted = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key.as_ref())
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(error) = aborted {
+                tracing::error!(%key, error = %storage_error(error), "could not abort a multipart upload");
+            }
+        }
+        result
+    }
+
+    async fn upload_part<E>(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        number: i32,
+        bytes: Bytes,
+    ) -> Result<CompletedPart, StreamFailure<E>> {
+        let uploaded = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
+        Ok(CompletedPart::builder()
+            .set_e_tag(uploaded.e_tag().map(str::to_owned))
+            .part_number(number)
+            .build())
+    }
+
+    pub async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
+        let object = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .send()
+            .await
+        {
+            Ok(object) => object,
+            Err(error) if is_not_found(&error) => return Err(StoreError::NotFound),
+            Err(error) => return Err(storage_error(error)),
+        };
+        let mut reader = object.body.into_async_read();
+        let mut file = tokio::fs::File::create(path).await?;
+        let size = tokio::io::copy(&mut reader, &mut file).await?;
+        file.flush().await?;
+        Ok(size)
+    }
+
+    pub async fn size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(head.content_length().unwrap_or_default().max(0) as u64)),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    pub async fn read_range(
+        &self,
+        key: &ObjectKey,
+        range: Range<u64>,
+    ) -> Result<crate::ObjectBody, StoreError> {
+        if range.start >= range.end {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        match object {
+            Ok(object) => Ok(Box::pin(ReaderStream::new(object.body.into_async_read()))),
+            Err(error) if is_not_found(&error) => Err(StoreError::NotFound),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ServiceError(service) => {
+            service.raw().status().as_u16() == 404
+                || matches!(
+                    service.err().code(),
+                    Some("NoSuchKey" | "NoSuchBucket" | "NotFound")
+                )
+        }
+        _ => false,
+    }
+}
+
+fn storage_error<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+    error: SdkError<E, R>,
+) -> StoreError {
+    let message = match &error {
+        SdkError::ServiceError(service) => format!(
+            "S3 refused the request: {}",
+            aws_sdk_s3::error::DisplayErrorContext(service.err())
+        ),
+        other => format!(
+            "S3 is unreachable: {}",
+            aws_sdk_s3::error::DisplayErrorContext(other)
+        ),
+    };
+    StoreError::Io(io::Error::other(message))
+}
