@@ -18,8 +18,7 @@ run: build
 	./target/debug/audiomill dev --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: setup
-	cargo build --locked --workspace --all-targets
-	cargo test --locked --workspace --no-fail-fast
+	bash scripts/test.sh
 
 bench: build
 	bash scripts/bench.sh

@@ -9,19 +9,17 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
     let app = TestApp::spawn().await;
-    app.add_user("ann@example.com", false).await;
+    let ann = app.add_user("ann", false).await;
 
     assert_eq!(
-        app.login_response("ann@example.com", "wrong password")
-            .await
-            .status(),
+        app.login_response(&ann, "wrong password").await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let unknown = app.login_response("nobody@example.com", PASSWORD).await;
+    let unknown = app.login_response(&app.email("nobody"), PASSWORD).await;
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(unknown).await, "unauthorized");
 
-    let pair = app.login("ann@example.com").await;
+    let pair = app.login(&ann).await;
     assert_eq!(pair["token_type"], "Bearer");
     assert!(pair["expires_in"].as_u64().unwrap() > 0);
     let access = pair["access_token"].as_str().unwrap();
@@ -35,7 +33,7 @@ async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
         .unwrap();
     assert_eq!(valid.status(), StatusCode::OK);
     let identity: serde_json::Value = valid.json().await.unwrap();
-    assert_eq!(identity["email"], "ann@example.com");
+    assert_eq!(identity["email"], ann.as_str());
     assert_eq!(identity["admin"], false);
 
     // Missing, forged and expired tokens.
@@ -54,7 +52,7 @@ async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
     let mut expired = audiomill_api::auth::TokenIssuer::new(JWT_SECRET.as_bytes());
     expired.access_ttl = std::time::Duration::ZERO;
     let user = audiomill_domain::UserId::parse(identity["sub"].as_str().unwrap()).unwrap();
-    let email = audiomill_domain::EmailAddress::parse("ann@example.com").unwrap();
+    let email = audiomill_domain::EmailAddress::parse(&ann).unwrap();
     let (old, _) = expired.issue_access(user, &email, false, "s");
     tokio::time::sleep(std::time::Duration::from_secs(7)).await; // past the 5 s leeway
     let stale = app
@@ -107,14 +105,15 @@ async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
-    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "1")]).await;
-    let token = app.user_token("ann@example.com").await;
+    // Over 8 MB, so the S3 backend has begun a multipart upload when the limit strikes.
+    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "10")]).await;
+    let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = std::fs::read(make_mp4(media.path(), "ok.mp4", 1, true)).unwrap();
 
     // Larger than 1 MB, with a valid MP4 head.
     let mut big = video.clone();
-    big.resize(3 * 1024 * 1024, 0);
+    big.resize(12 * 1024 * 1024, 0);
     let response = app.upload_bytes(&token, "big.mp4", big).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "payload_too_large");

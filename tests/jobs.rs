@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     let app = TestApp::spawn().await;
-    let token = app.user_token("ann@example.com").await;
+    let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "Holiday \"2026\" é.mp4", 10, true);
 
@@ -89,14 +89,18 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     assert_eq!(error_code(beyond).await, "range_not_satisfiable");
 
     // Exactly one e-mail, naming the file and linking to the download.
-    let mails = app.mails();
+    let mails = app.mails().await;
     assert_eq!(mails.len(), 1, "{mails:?}");
-    assert!(mails[0].contains("To: ann@example.com"));
+    assert!(
+        mails[0].contains(&format!("To: {}", app.email("ann"))),
+        "{}",
+        mails[0]
+    );
     assert!(mails[0].contains(&format!("/download/{job_id}")));
     assert!(mails[0].contains("Holiday"));
 
     // Another user sees nothing; an admin sees it.
-    let other = app.user_token("bob@example.com").await;
+    let other = app.user_token("bob").await;
     let (code, body) = app.status(&other, &job_id).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "not_found");
@@ -116,8 +120,8 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         .await
         .unwrap();
     assert_eq!(download.status(), StatusCode::NOT_FOUND);
-    app.add_user("root@example.com", true).await;
-    let admin = app.login("root@example.com").await["access_token"]
+    let root = app.add_user("root", true).await;
+    let admin = app.login(&root).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -138,7 +142,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
     let app = TestApp::spawn().await;
-    let token = app.user_token("ann@example.com").await;
+    let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
 
     let whole = make_mp4(media.path(), "whole.mp4", 6, true);
@@ -173,6 +177,6 @@ async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
         assert_eq!(download.status(), StatusCode::CONFLICT);
         assert_eq!(error_code(download).await, "not_ready");
     }
-    assert_eq!(app.mail_count(), 0);
+    assert_eq!(app.mail_count().await, 0);
     app.stop().await;
 }

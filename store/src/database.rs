@@ -434,9 +434,24 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
 mod tests {
     use super::*;
 
+    /// A fresh, migrated database: SQLite in a temporary directory, or a new MariaDB database
+    /// when the suite runs on the production backends (see `scripts/test.sh`).
     async fn fresh() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let url = match std::env::var("AUDIOMILL_TEST_BACKENDS").as_deref() {
+            Ok("production") => {
+                use sqlx::Connection;
+                let server = std::env::var("TEST_MYSQL_URL").expect("TEST_MYSQL_URL is set");
+                let name = format!("store_{}", uuid::Uuid::new_v4().simple());
+                let mut connection = sqlx::MySqlConnection::connect(&server).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                format!("{server}/{name}")
+            }
+            _ => format!("sqlite://{}", dir.path().join("test.db").display()),
+        };
         let db = Database::connect(&url).await.unwrap();
         db.migrate().await.unwrap();
         (dir, db)

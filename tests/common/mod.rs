@@ -1,5 +1,9 @@
 //! A real Audiomill for tests: a Temporal dev server of its own (the `temporal` executable on
 //! PATH, headless, in memory), the gateway on a free port and a worker, in a fresh data dir.
+//!
+//! With `AUDIOMILL_TEST_BACKENDS=production` (and the `TEST_*` variables that
+//! `scripts/test-services.sh start` writes) the same tests run on the production backends:
+//! a fresh MariaDB database, a fresh S3 bucket and the SMTP sink, per test.
 
 #![allow(dead_code)]
 
@@ -16,8 +20,22 @@ use std::{
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Which backends the suite runs on.
+pub fn production_backends() -> bool {
+    std::env::var("AUDIOMILL_TEST_BACKENDS").is_ok_and(|b| b == "production")
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite through `make test`"))
+}
+
 pub struct TestApp {
     pub app: Option<AppHandle>,
+    /// Every address this test mails to ends with `@{mail_domain}`.
+    pub mail_domain: String,
+    /// The S3 bucket, on the production backends.
+    pub bucket: Option<String>,
     pub base: String,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
@@ -43,6 +61,22 @@ impl TestApp {
             .collect();
         vars.insert("TEMPORAL_ADDRESS".into(), temporal_address);
         vars.insert("JWT_SECRET".into(), JWT_SECRET.into());
+        let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let mut bucket = None;
+        if production_backends() {
+            let server = required("TEST_MYSQL_URL");
+            let database = format!("am_{unique}");
+            create_database(&server, &database).await;
+            vars.insert("DATABASE_URL".into(), format!("{server}/{database}"));
+            let name = format!("am-{unique}");
+            vars.insert("S3_BUCKET".into(), name.clone());
+            vars.insert("S3_CREATE_BUCKET".into(), "true".into());
+            vars.insert("AWS_ENDPOINT_URL".into(), required("TEST_S3_ENDPOINT"));
+            vars.insert("AWS_ACCESS_KEY_ID".into(), required("TEST_S3_KEY"));
+            vars.insert("AWS_SECRET_ACCESS_KEY".into(), required("TEST_S3_SECRET"));
+            vars.insert("SMTP_URL".into(), required("TEST_SMTP_URL"));
+            bucket = Some(name);
+        }
         let config = Config::from_lookup(
             Some(data.path().to_owned()),
             Some("127.0.0.1:0".parse().unwrap()),
@@ -53,6 +87,8 @@ impl TestApp {
         let base = app.base_url();
         Self {
             app: Some(app),
+            mail_domain: format!("{unique}.example.com"),
+            bucket,
             base,
             http: reqwest::Client::new(),
             data,
@@ -71,13 +107,19 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// Creates a user and returns its e-mail.
-    pub async fn add_user(&self, email: &str, admin: bool) -> String {
+    /// This test's address for `name` (unique across concurrently running tests).
+    pub fn email(&self, name: &str) -> String {
+        format!("{name}@{}", self.mail_domain)
+    }
+
+    /// Creates the user `name` and returns its e-mail.
+    pub async fn add_user(&self, name: &str, admin: bool) -> String {
+        let email = self.email(name);
         let db = &self.app.as_ref().unwrap().backends.db;
-        users::add_user(db, email, PASSWORD, admin)
+        users::add_user(db, &email, PASSWORD, admin)
             .await
             .expect("user is created");
-        email.to_owned()
+        email
     }
 
     pub async fn login_response(&self, email: &str, password: &str) -> Response {
@@ -97,9 +139,9 @@ impl TestApp {
     }
 
     /// A new user, logged in; returns its access token.
-    pub async fn user_token(&self, email: &str) -> String {
-        self.add_user(email, false).await;
-        self.login(email).await["access_token"]
+    pub async fn user_token(&self, name: &str) -> String {
+        let email = self.add_user(name, false).await;
+        self.login(&email).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -162,7 +204,7 @@ impl TestApp {
             seen.push(body.clone());
             let status = body["status"].as_str().unwrap_or_default();
             if matches!(status, "failed" | "cancelled")
-                || (status == "completed" && self.mail_count() > 0)
+                || (status == "completed" && self.mail_count().await > 0)
             {
                 return seen;
             }
@@ -178,20 +220,49 @@ impl TestApp {
         self.data.path().join("mail")
     }
 
-    pub fn mails(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+    /// The messages sent to this test's users: `To:` and `Subject:` lines, then the text.
+    pub async fn mails(&self) -> Vec<String> {
+        if !production_backends() {
+            let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+                return Vec::new();
+            };
+            return entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .collect();
+        }
+        let url = format!("{}/api/email", required("TEST_MAILDEV_URL"));
+        let all: Vec<Value> = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let suffix = format!("@{}", self.mail_domain);
+        all.iter()
+            .filter_map(|mail| {
+                let to: Vec<&str> = mail["to"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|t| t["address"].as_str())
+                    .collect();
+                let ours = to.iter().any(|address| address.ends_with(&suffix));
+                ours.then(|| {
+                    let subject = mail["subject"].as_str().unwrap_or_default();
+                    let text = mail["text"].as_str().unwrap_or_default();
+                    format!("To: {}\nSubject: {subject}\n\n{text}", to.join(", "))
+                })
+            })
             .collect()
     }
 
-    pub fn mail_count(&self) -> usize {
-        self.mails().len()
+    pub async fn mail_count(&self) -> usize {
+        self.mails().await.len()
     }
 
-    /// Every stored object (relative paths), ignoring the in-progress area.
+    /// Every stored object key, ignoring the in-progress area of the file store.
     pub fn objects(&self) -> Vec<String> {
         fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -208,11 +279,28 @@ impl TestApp {
                 }
             }
         }
-        let root = self.data.path().join("objects");
+        // s3s-fs keeps a bucket's objects as files under a folder named after it.
+        let root = match &self.bucket {
+            Some(bucket) => PathBuf::from(required("TEST_S3_ROOT")).join(bucket),
+            None => self.data.path().join("objects"),
+        };
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
+        out.retain(|key| !key.starts_with(".partial/"));
         out
     }
+}
+
+async fn create_database(server: &str, name: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::MySqlConnection::connect(server)
+        .await
+        .expect("the test MariaDB answers");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .execute(&mut connection)
+        .await
+        .expect("database is created");
+    connection.close().await.ok();
 }
 
 pub fn free_port() -> u16 {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: every test, twice for the integration suites: once on the embedded backends
+# (SQLite, files, .eml files) and once on the production backends (MariaDB, S3, SMTP), which
+# scripts/test-services.sh starts on 127.0.0.1 and stops again at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/venv/bin:$PATH"
+LOG=$(mktemp)
+trap 'bash scripts/test-services.sh stop >/dev/null 2>&1; rm -f "$LOG"' EXIT
+
+set -e
+bash scripts/test-services.sh start
+# shellcheck disable=SC1091
+source .tools/run/env
+cargo build --locked --workspace --all-targets
+set +e
+
+status=0
+echo "== embedded backends: SQLite, files, .eml files"
+cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee -a "$LOG" || status=1
+echo "== production backends: MariaDB, S3 (s3s-fs), SMTP (maildev)"
+AUDIOMILL_TEST_BACKENDS=production cargo test --locked --all-targets --no-fail-fast \
+  -p audiomill -p audiomill-store 2>&1 | tee -a "$LOG" || status=1
+
+echo
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "all suites: %d passed, %d failed\n", p, f }' "$LOG"
+exit $status
