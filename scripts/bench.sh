@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 
-cargo build --quiet --locked --bin audiomill --example transcode
+cargo build --quiet --locked --bin audiomill
+cargo build --quiet --locked -p audiomill-activities --example transcode
 BIN=./target/debug/audiomill
 EXAMPLE=./target/debug/examples/transcode
 WORK=$(mktemp -d)

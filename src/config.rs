@@ -30,6 +30,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Scratch space of a worker.
     pub work_dir: PathBuf,
+    /// How many transcodes one worker runs at once.
+    pub max_concurrent_transcodes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +178,17 @@ impl Config {
                 .context("LISTEN_ADDR must be an address such as 127.0.0.1:8080.")?,
         };
 
+        let max_concurrent_transcodes = match var("MAX_CONCURRENT_TRANSCODES") {
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .context("MAX_CONCURRENT_TRANSCODES must be a whole number greater than 0.")?,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+
         Ok(Self {
+            max_concurrent_transcodes,
             work_dir: var("WORK_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("work")),

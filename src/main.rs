@@ -30,7 +30,12 @@ enum Command {
     /// The HTTP gateway (configured by the environment).
     Gateway,
     /// A conversion worker (configured by the environment).
-    Worker,
+    Worker {
+        /// How many transcodes run at once (default: MAX_CONCURRENT_TRANSCODES, else the
+        /// number of CPU cores).
+        #[arg(long, value_name = "N")]
+        max_concurrent_transcodes: Option<usize>,
+    },
     /// Applies database migrations and exits.
     Migrate {
         #[command(flatten)]
@@ -96,7 +101,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev { listen, data } => dev(Config::from_env(data.data_dir, listen)?).await,
         Command::Gateway => gateway(Config::from_env(None, None)?).await,
-        Command::Worker => worker(Config::from_env(None, None)?).await,
+        Command::Worker {
+            max_concurrent_transcodes,
+        } => {
+            let mut config = Config::from_env(None, None)?;
+            if let Some(n) = max_concurrent_transcodes.filter(|n| *n > 0) {
+                config.max_concurrent_transcodes = n;
+            }
+            worker(config).await
+        }
         Command::Migrate { data } => {
             let config = Config::from_env(data.data_dir, None)?;
             Backends::open(&config).await?;

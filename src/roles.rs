@@ -12,7 +12,10 @@ use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::{
+    Worker, WorkerOptions,
+    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
+};
 use tokio::sync::oneshot;
 
 /// A secret shorter than this is refused: HS256 keys should carry at least 256 bits.
@@ -171,7 +174,19 @@ impl WorkerHandle {
             .clone()
             .context("no Temporal address")?;
         let namespace = config.temporal_namespace.clone();
-        let identity = format!("audiomill-worker-{instance}");
+        let identity = std::env::var("WORKER_ID")
+            .ok()
+            .filter(|id| !id.trim().is_empty())
+            .unwrap_or_else(|| format!("audiomill-worker-{instance}"));
+        // The worker's own queue carries the CPU-bound steps: its activity slots are the
+        // transcode limit. The shared queue keeps the SDK's defaults.
+        let slots = config.max_concurrent_transcodes;
+        let own_tuner = TunerHolder::builder()
+            .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+            .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+            .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+            .build();
 
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -205,6 +220,7 @@ impl WorkerHandle {
                             .build();
                         let own = WorkerOptions::new(settings.host_task_queue.clone())
                             .register_activities(activities)
+                            .tuner(own_tuner)
                             .build();
                         let shared = Worker::new(&runtime, client.clone(), shared)
                             .map_err(|e| anyhow::anyhow!("{e}"))?;
