@@ -12,7 +12,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	cargo build --locked --bin audiomill
+	cargo build --locked --workspace --bins
 
 run: build
 	./target/debug/audiomill dev --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -20,7 +20,7 @@ run: build
 test: setup
 	bash scripts/test.sh
 
-bench: build
+bench: setup
 	bash scripts/bench.sh
 
 # Regenerates the committed OpenAPI document after an API change.

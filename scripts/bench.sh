@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 
-cargo build --quiet --locked --bin audiomill
-cargo build --quiet --locked -p audiomill-activities --example transcode
+# The whole workspace at once, so features unify as in `make test` and nothing is rebuilt.
+cargo build --quiet --locked --workspace --bins --examples
 BIN=./target/debug/audiomill
 EXAMPLE=./target/debug/examples/transcode
 WORK=$(mktemp -d)

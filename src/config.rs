@@ -9,6 +9,32 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// Every environment variable Audiomill reads.
+pub const ENV_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "S3_BUCKET",
+    "S3_CREATE_BUCKET",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "JWT_SECRET",
+    "MAX_FILE_SIZE",
+    "ALLOWED_EXTENSIONS",
+    "LISTEN_ADDR",
+    "PUBLIC_URL",
+    "DATA_DIR",
+    "WORK_DIR",
+    "MAX_CONCURRENT_TRANSCODES",
+    "WORKER_ID",
+    "RUST_LOG",
+    "LOG_FORMAT",
+];
+
 /// The embedded default when `ALLOWED_EXTENSIONS` is unset.
 pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
 
@@ -249,6 +275,19 @@ mod tests {
         Config::from_lookup(Some(PathBuf::from("/srv/am")), None, |name| {
             vars.get(name).cloned()
         })
+    }
+
+    #[test]
+    fn every_variable_read_is_listed() {
+        let source = include_str!("config.rs");
+        let (code, _) = source.split_once("#[cfg(test)]").unwrap();
+        for quoted in code.split("var(\"").skip(1) {
+            let name = quoted.split('"').next().unwrap();
+            assert!(
+                ENV_VARS.contains(&name),
+                "{name} is read but not in ENV_VARS"
+            );
+        }
     }
 
     #[test]

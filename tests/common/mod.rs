@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use audiomill::{App, AppHandle, Config, temporal::DevServer, users};
+use audiomill::{App, AppHandle, Config, roles::Backends, temporal::DevServer, users};
 use reqwest::{Response, StatusCode, multipart};
 use serde_json::Value;
 use std::{
@@ -32,6 +32,10 @@ fn required(name: &str) -> String {
 
 pub struct TestApp {
     pub app: Option<AppHandle>,
+    /// The test's own connections to the database and storage.
+    pub backends: Backends,
+    /// The configuration as environment variables.
+    pub vars: HashMap<String, String>,
     /// Every address this test mails to ends with `@{mail_domain}`.
     pub mail_domain: String,
     /// The S3 bucket, on the production backends.
@@ -50,6 +54,18 @@ impl TestApp {
 
     /// Starts the app with extra environment settings (e.g. `MAX_FILE_SIZE`).
     pub async fn spawn_with(settings: &[(&str, &str)]) -> Self {
+        let mut test = Self::without_app(settings).await;
+        let app = App::start(&test.config, false)
+            .await
+            .expect("the app starts");
+        test.base = app.base_url();
+        test.app = Some(app);
+        test
+    }
+
+    /// Everything but the app itself: Temporal, the backends, the configuration (also as
+    /// environment variables in `vars`, for starting `audiomill` processes).
+    pub async fn without_app(settings: &[(&str, &str)]) -> Self {
         let temporal_address = format!("127.0.0.1:{}", free_port());
         let temporal = DevServer::start(None, &temporal_address, None)
             .await
@@ -61,6 +77,7 @@ impl TestApp {
             .collect();
         vars.insert("TEMPORAL_ADDRESS".into(), temporal_address);
         vars.insert("JWT_SECRET".into(), JWT_SECRET.into());
+        vars.insert("DATA_DIR".into(), data.path().display().to_string());
         let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let mut bucket = None;
         if production_backends() {
@@ -77,19 +94,18 @@ impl TestApp {
             vars.insert("SMTP_URL".into(), required("TEST_SMTP_URL"));
             bucket = Some(name);
         }
-        let config = Config::from_lookup(
-            Some(data.path().to_owned()),
-            Some("127.0.0.1:0".parse().unwrap()),
-            |name| vars.get(name).cloned(),
-        )
+        let config = Config::from_lookup(None, Some("127.0.0.1:0".parse().unwrap()), |name| {
+            vars.get(name).cloned()
+        })
         .expect("test configuration is valid");
-        let app = App::start(&config, false).await.expect("the app starts");
-        let base = app.base_url();
+        let backends = Backends::open(&config).await.expect("the backends open");
         Self {
-            app: Some(app),
+            app: None,
+            backends,
+            vars,
             mail_domain: format!("{unique}.example.com"),
             bucket,
-            base,
+            base: String::new(),
             http: reqwest::Client::new(),
             data,
             config,
@@ -115,8 +131,7 @@ impl TestApp {
     /// Creates the user `name` and returns its e-mail.
     pub async fn add_user(&self, name: &str, admin: bool) -> String {
         let email = self.email(name);
-        let db = &self.app.as_ref().unwrap().backends.db;
-        users::add_user(db, &email, PASSWORD, admin)
+        users::add_user(&self.backends.db, &email, PASSWORD, admin)
             .await
             .expect("user is created");
         email

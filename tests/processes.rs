@@ -1,0 +1,311 @@
+//! Audiomill as it runs in production: one gateway process and two worker processes, started
+//! like compose starts them, sharing the backends and a Temporal server. One worker is killed
+//! with SIGKILL in the middle of a transcode; every job still completes exactly once.
+
+mod common;
+
+use audiomill::temporal;
+use audiomill_workflows::ConvertVideo;
+use common::*;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use temporalio_client::WorkflowDescribeOptions;
+
+/// One `audiomill` process with its own log file.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(
+        vars: &HashMap<String, String>,
+        extra: &[(&str, String)],
+        args: &[&str],
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,temporalio_sdk_core=warn")
+            .env("LOG_FORMAT", "json")
+            .envs(vars)
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("audiomill starts");
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no chance to clean up
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn run(vars: &HashMap<String, String>, args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+        .args(args)
+        .envs(vars)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "audiomill {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A video whose audio takes the transcoder a few seconds: long enough to kill a worker in it.
+fn make_long_video(dir: &Path) -> PathBuf {
+    let path = dir.join("long.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=16x16:rate=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:sample_rate=44100",
+        "-t",
+        "1500",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode() {
+    let mut test = TestApp::without_app(&[]).await;
+    let logs = test.data.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let long = make_long_video(media.path());
+
+    run(&test.vars, &["migrate"]);
+    let email = test.email("ann");
+    run(
+        &test.vars,
+        &["user", "add", "--email", &email, "--password", PASSWORD],
+    );
+
+    let port = free_port();
+    let _gateway = Process::start(
+        &test.vars,
+        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &["gateway"],
+        &logs.join("gateway.log"),
+    );
+    let worker_env = |id: &str| {
+        vec![
+            ("WORKER_ID", id.to_owned()),
+            (
+                "WORK_DIR",
+                test.data
+                    .path()
+                    .join(format!("work-{id}"))
+                    .display()
+                    .to_string(),
+            ),
+            ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
+        ]
+    };
+    let mut workers: HashMap<&str, Process> = HashMap::new();
+    for id in ["w1", "w2"] {
+        workers.insert(
+            id,
+            Process::start(
+                &test.vars,
+                &worker_env(id),
+                &["worker"],
+                &logs.join(format!("{id}.log")),
+            ),
+        );
+    }
+    test.base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while test
+        .http
+        .get(test.url("/health"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+        == false
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start: {}",
+            std::fs::read_to_string(logs.join("gateway.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = test.login(&email).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The long job first; find the worker transcoding it and kill it there.
+    let long_job = test.start_job(&token, &long).await;
+    let client = temporal::connect(
+        &test.vars["TEMPORAL_ADDRESS"],
+        "default",
+        "test",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let handle = client.get_workflow_handle::<ConvertVideo>(long_job.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        let described = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .unwrap()
+            .into_raw();
+        let transcoding = described.pending_activities.iter().find(|a| {
+            a.activity_type
+                .as_ref()
+                .is_some_and(|t| t.name == "transcode")
+                && !a.last_worker_identity.is_empty()
+        });
+        if let Some(activity) = transcoding {
+            break activity.last_worker_identity.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the long job never started transcoding"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let victim: &str = if victim == "w1" {
+        "w1"
+    } else {
+        assert_eq!(victim, "w2");
+        "w2"
+    };
+    let killed_work_dir = test.data.path().join(format!("work-{victim}"));
+    workers.get_mut(victim).unwrap().kill();
+    assert!(
+        std::fs::read_dir(&killed_work_dir).unwrap().count() > 0,
+        "the killed worker held the source"
+    );
+
+    // Five more jobs while one worker is down, then the killed worker comes back.
+    let mut jobs = vec![long_job.clone()];
+    for n in 0..5 {
+        let clip = make_mp4(media.path(), &format!("clip{n}.mp4"), 3, true);
+        jobs.push(test.start_job(&token, &clip).await);
+    }
+    workers.insert(
+        victim,
+        Process::start(
+            &test.vars,
+            &worker_env(victim),
+            &["worker"],
+            &logs.join(format!("{victim}.log")),
+        ),
+    );
+
+    // Every job completes, once.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut done = 0;
+        for job in &jobs {
+            let (_, status) = test.status(&token, job).await;
+            assert_ne!(status["status"], "failed", "{status}");
+            done += usize::from(status["status"] == "completed");
+        }
+        if done == jobs.len() && test.mail_count().await == jobs.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every job completed: {done}/{}",
+            jobs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Let stragglers (an old attempt still finishing) show themselves before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mails = test.mails().await;
+    let objects = test.objects();
+    for job in &jobs {
+        let links = mails
+            .iter()
+            .filter(|m| m.contains(&format!("/download/{job}")))
+            .count();
+        assert_eq!(links, 1, "job {job} got {links} e-mails");
+        let mp3s = objects
+            .iter()
+            .filter(|key| key.starts_with("mp3/") && key.contains(job.as_str()))
+            .count();
+        assert_eq!(mp3s, 1, "job {job} has {mp3s} MP3 objects: {objects:?}");
+    }
+    assert_eq!(
+        objects.iter().filter(|key| key.starts_with("mp3/")).count(),
+        jobs.len(),
+        "{objects:?}"
+    );
+
+    // The long job was finished by the surviving worker after the kill.
+    let survivor = if victim == "w1" { "w2" } else { "w1" };
+    let survivor_log = workers[survivor].log();
+    assert!(
+        survivor_log.contains(&long_job) && survivor_log.contains("transcoded"),
+        "the survivor did not take over"
+    );
+    // Both workers did work: the victim fetched and began the long job before it died.
+    assert!(
+        std::fs::read_to_string(logs.join(format!("{victim}.log")))
+            .unwrap()
+            .contains("source fetched")
+    );
+
+    // No scratch files anywhere once the jobs are done; the restart cleared the victim's.
+    for id in ["w1", "w2"] {
+        let dir = test.data.path().join(format!("work-{id}"));
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{id} left {left:?}");
+    }
+    drop(workers);
+}
