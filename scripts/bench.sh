@@ -3,8 +3,12 @@
 #   1. transcoding a 10-minute clip in process, against the ffmpeg CLI with the same settings;
 #   2. the service's own overhead for a 10-second clip: upload done -> MP3 ready, minus the
 #      transcode itself;
-#   3. the gateway's peak memory (VmHWM) while a 1 GB upload streams in.
-# Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes.
+#   3. the gateway's peak memory (VmHWM) while a 1 GB upload streams in, and its upload
+#      throughput into the S3 server;
+#   4. jobs per minute with one worker against two (10 one-minute clips, one transcode at a
+#      time per worker).
+# Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
+# on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
@@ -15,7 +19,12 @@ BIN=./target/debug/audiomill
 EXAMPLE=./target/debug/examples/transcode
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  bash scripts/test-services.sh stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -30,25 +39,33 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/3 transcode, 10-minute clip (best of 3 each)..."
+echo "1/4 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
 ratio=$(python3 -c "print(f'{($ours / $cli - 1) * 100:+.1f}%')")
 short_transcode=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/short.mp4" "$WORK/short.mp3" | awk '{print $1}'; done | best)
 
-echo "2/3 service overhead, 10-second clip..."
+echo "2/4 service overhead, 10-second clip..."
+bash scripts/test-services.sh start >/dev/null
+# shellcheck disable=SC1091
+source .tools/run/env
+mariadb --no-defaults -h127.0.0.1 -P"${TEST_MYSQL_URL##*:}" -uaudiomill -paudiomill -e "DROP DATABASE IF EXISTS bench; CREATE DATABASE bench"
 TEMPORAL_PORT=$(free_port); API_PORT=$(free_port)
 temporal server start-dev --headless --ip 127.0.0.1 --port "$TEMPORAL_PORT" --log-level error >/dev/null 2>&1 &
 PIDS+=($!)
 export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT DATA_DIR=$WORK/data LISTEN_ADDR=127.0.0.1:$API_PORT
+export DATABASE_URL=$TEST_MYSQL_URL/bench S3_BUCKET=bench S3_CREATE_BUCKET=true AWS_ENDPOINT_URL=$TEST_S3_ENDPOINT
+export AWS_ACCESS_KEY_ID=$TEST_S3_KEY AWS_SECRET_ACCESS_KEY=$TEST_S3_SECRET SMTP_URL=$TEST_SMTP_URL
 export JWT_SECRET=bench-secret-bench-secret-bench-secret MAX_FILE_SIZE=2048 RUST_LOG=warn
+export MAX_CONCURRENT_TRANSCODES=1
 "$BIN" migrate >/dev/null
 "$BIN" user add --email bench@example.com --password bench-password >/dev/null
 "$BIN" gateway >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!; PIDS+=($GATEWAY)
-"$BIN" worker >"$WORK/worker.log" 2>&1 &
-PIDS+=($!)
+WORKERS=()
+"$BIN" worker >"$WORK/worker1.log" 2>&1 &
+WORKERS+=($!); PIDS+=($!)
 API=http://127.0.0.1:$API_PORT
 for _ in $(seq 100); do curl -sf "$API/health" >/dev/null && break; sleep 0.2; done
 TOKEN=$(curl -sf -X POST -u bench@example.com:bench-password "$API/login" | json '["access_token"]')
@@ -62,7 +79,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/3 gateway memory during a 1 GB upload..."
+echo "3/4 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -72,12 +89,43 @@ with open(sys.argv[2], "wb") as out:
     out.truncate(1024 ** 3)
 PY
 before=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
-curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/big.mp4" "$API/upload"
+upload_seconds=$(curl -sf -o "$WORK/big.json" -w '%{time_total}' -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/big.mp4" "$API/upload")
 peak=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
+throughput=$(python3 -c "print(f'{1024 / $upload_seconds:.0f}')")
+
+# Let that job finish (FFmpeg reads the clip at its head) so it does not skew what follows.
+big_job=$(json '["job_id"]' <"$WORK/big.json")
+until curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$big_job" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.2; done
+
+echo "4/4 jobs per minute, one worker against two..."
+for n in $(seq 10); do
+  ff -f lavfi -i "color=size=64x64:rate=5" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=44100" \
+     -t 60 -c:v libx264 -preset ultrafast -c:a aac "$WORK/minute$n.mp4"
+done
+batch() { # uploads the ten clips at once, prints seconds until all are completed
+  local jobs=() start
+  start=$(now)
+  for n in $(seq 10); do
+    jobs+=("$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/minute$n.mp4" "$API/upload" | json '["job_id"]')")
+  done
+  for job in "${jobs[@]}"; do
+    while [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$job" | json '["status"]')" != completed ]; do sleep 0.05; done
+  done
+  elapsed "$start" "$(now)"
+}
+one=$(batch)
+"$BIN" worker >"$WORK/worker2.log" 2>&1 &
+WORKERS+=($!); PIDS+=($!)
+sleep 2
+two=$(batch)
+speedup=$(python3 -c "print(f'{$one / $two:.2f}x')")
+per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
 
 echo
 echo "| measure | target | result |"
 echo "| --- | --- | --- |"
 echo "| transcode of a 10-minute clip: Audiomill vs ffmpeg CLI | within 5% | ${ours} s vs ${cli} s (${ratio}) |"
 echo "| upload done to MP3 ready, minus transcode (10 s clip, median of 5) | under 0.5 s | ${overhead} s |"
-echo "| gateway peak memory during a 1 GB upload | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
+echo "| gateway peak memory during a 1 GB upload (S3) | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
+echo "| upload throughput into the S3 server (1 GB) | | ${throughput} MB/s |"
+echo "| jobs per minute, 10 one-minute clips: 1 worker / 2 workers | 2 workers >= 1.8x | $(per_minute "$one") / $(per_minute "$two") (${speedup}) |"
