@@ -8,7 +8,7 @@ use audiomill::{
     users,
 };
 use clap::{Args, Parser, Subcommand};
-use std::{io::Read, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{io::Read, net::SocketAddr, path::PathBuf};
 
 #[derive(Parser)]
 #[command(name = "audiomill", version, about = "Video to MP3 conversion service")]
@@ -202,17 +202,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
 async fn gateway(config: Config) -> anyhow::Result<()> {
     let secret = roles::jwt_secret(&config, false)?;
     let backends = Backends::open(&config).await?;
-    let address = config
-        .temporal_address
-        .clone()
-        .context("TEMPORAL_ADDRESS is required for `audiomill gateway`.")?;
-    let client = temporal::connect(
-        &address,
-        &config.temporal_namespace,
-        "audiomill-gateway",
-        Duration::from_secs(30),
-    )
-    .await?;
+    let client = roles::gateway_client(&config).await?;
     let acceptor = poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(
         config.listen.to_string(),
     ))

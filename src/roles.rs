@@ -137,6 +137,21 @@ pub async fn serve_gateway(
         .context("the HTTP server failed")
 }
 
+/// The gateway's Temporal client (Temporal must be at `TEMPORAL_ADDRESS`).
+pub async fn gateway_client(config: &Config) -> anyhow::Result<temporalio_client::Client> {
+    let address = config
+        .temporal_address
+        .clone()
+        .context("TEMPORAL_ADDRESS is required for the gateway.")?;
+    temporal::connect(
+        &address,
+        &config.temporal_namespace,
+        "audiomill-gateway",
+        Duration::from_secs(30),
+    )
+    .await
+}
+
 /// A worker running on its own thread (the SDK's worker future is not `Send`).
 pub struct WorkerHandle {
     stop: Option<oneshot::Sender<()>>,
@@ -306,17 +321,7 @@ impl App {
     pub async fn start(config: &Config, allow_generated_secret: bool) -> anyhow::Result<AppHandle> {
         let secret = jwt_secret(config, allow_generated_secret)?;
         let backends = Backends::open(config).await?;
-        let address = config
-            .temporal_address
-            .clone()
-            .context("no Temporal address")?;
-        let client = temporal::connect(
-            &address,
-            &config.temporal_namespace,
-            "audiomill-gateway",
-            Duration::from_secs(30),
-        )
-        .await?;
+        let client = gateway_client(config).await?;
 
         let acceptor = TcpListener::bind(config.listen.to_string())
             .into_acceptor()

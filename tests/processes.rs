@@ -158,14 +158,12 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     }
     test.base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while test
+    while !test
         .http
         .get(test.url("/health"))
         .send()
         .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-        == false
+        .is_ok_and(|r| r.status().is_success())
     {
         assert!(
             Instant::now() < deadline,

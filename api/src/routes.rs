@@ -385,15 +385,7 @@ impl Api {
         {
             return LoginResponse::Unavailable(unavailable("database", error));
         }
-        let (access, _) = gw
-            .tokens
-            .issue_access(user.id, &user.email, user.is_admin, &session_id);
-        LoginResponse::Ok(Json(TokenPair {
-            access_token: access,
-            token_type: "Bearer".into(),
-            expires_in: gw.tokens.access_ttl.as_secs(),
-            refresh_token: refresh,
-        }))
+        token_pair(gw, &user, &session_id, refresh)
     }
 
     /// Check an access token and show who it belongs to.
@@ -453,15 +445,7 @@ impl Api {
             }
             Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
         };
-        let (access, _) = gw
-            .tokens
-            .issue_access(user.id, &user.email, user.is_admin, &session_id);
-        LoginResponse::Ok(Json(TokenPair {
-            access_token: access,
-            token_type: "Bearer".into(),
-            expires_in: gw.tokens.access_ttl.as_secs(),
-            refresh_token: refresh,
-        }))
+        token_pair(gw, &user, &session_id, refresh)
     }
 
     /// Upload a video (multipart field `file`). It is streamed into storage and a
@@ -857,6 +841,24 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
         start..end + 1
     };
     Ok(Some(range))
+}
+
+/// A fresh access token for `user` in `session_id`, with the refresh token that goes with it.
+fn token_pair(
+    gw: &Gateway,
+    user: &audiomill_store::User,
+    session_id: &str,
+    refresh: String,
+) -> LoginResponse {
+    let (access, _) = gw
+        .tokens
+        .issue_access(user.id, &user.email, user.is_admin, session_id);
+    LoginResponse::Ok(Json(TokenPair {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: gw.tokens.access_ttl.as_secs(),
+        refresh_token: refresh,
+    }))
 }
 
 /// Removes what a refused upload had stored.

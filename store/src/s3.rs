@@ -48,6 +48,33 @@ pub struct S3Store {
     bucket: String,
 }
 
+/// The chunks of one part as they arrived; joined into one buffer only when sent, so a part
+/// costs its size once more at most, never a doubling buffer.
+#[derive(Default)]
+struct PartBuffer {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push(chunk);
+    }
+
+    fn take(&mut self) -> Bytes {
+        let len = std::mem::take(&mut self.len);
+        if self.chunks.len() == 1 {
+            return self.chunks.pop().unwrap_or_default();
+        }
+        let mut joined = BytesMut::with_capacity(len);
+        for chunk in self.chunks.drain(..) {
+            joined.extend_from_slice(&chunk);
+        }
+        joined.freeze()
+    }
+}
+
 /// Why a streamed upload stopped.
 pub enum StreamFailure<E> {
     Source(E),
@@ -114,16 +141,16 @@ impl S3Store {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
-        let mut buffer = BytesMut::with_capacity(PART_SIZE);
+        let mut part = PartBuffer::default();
         let mut size = 0u64;
-        // Fill the first part before deciding: small objects take one plain PUT.
+        // Fill the first part before deciding: a small object takes one plain PUT.
         let mut ended = false;
-        while buffer.len() < PART_SIZE {
+        while part.len < PART_SIZE {
             match stream.next().await {
                 Some(chunk) => {
                     let chunk = chunk.map_err(StreamFailure::Source)?;
                     size += chunk.len() as u64;
-                    buffer.extend_from_slice(&chunk);
+                    part.push(chunk);
                 }
                 None => {
                     ended = true;
@@ -136,7 +163,7 @@ impl S3Store {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key.as_ref())
-                .body(ByteStream::from(buffer.freeze()))
+                .body(ByteStream::from(part.take()))
                 .send()
                 .await
                 .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
@@ -155,10 +182,10 @@ impl S3Store {
         let result = async {
             let mut parts = Vec::new();
             loop {
-                while buffer.len() >= PART_SIZE {
-                    let part = buffer.split_to(PART_SIZE).freeze();
+                if part.len >= PART_SIZE {
+                    let number = parts.len() as i32 + 1;
                     parts.push(
-                        self.upload_part(key, &upload_id, parts.len() as i32 + 1, part)
+                        self.upload_part(key, &upload_id, number, part.take())
                             .await?,
                     );
                 }
@@ -166,15 +193,15 @@ impl S3Store {
                     Some(chunk) => {
                         let chunk = chunk.map_err(StreamFailure::Source)?;
                         size += chunk.len() as u64;
-                        buffer.extend_from_slice(&chunk);
+                        part.push(chunk);
                     }
                     None => break,
                 }
             }
-            if !buffer.is_empty() || parts.is_empty() {
-                let last = buffer.split().freeze();
+            if part.len > 0 || parts.is_empty() {
+                let number = parts.len() as i32 + 1;
                 parts.push(
-                    self.upload_part(key, &upload_id, parts.len() as i32 + 1, last)
+                    self.upload_part(key, &upload_id, number, part.take())
                         .await?,
                 );
             }
