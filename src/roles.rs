@@ -366,10 +366,18 @@ impl AppHandle {
             if self.http.is_finished() {
                 return anyhow::anyhow!("the HTTP server stopped");
             }
-            if self.worker.as_ref().is_none_or(WorkerHandle::is_finished) {
+            if self.worker.as_ref().is_some_and(WorkerHandle::is_finished) {
                 return anyhow::anyhow!("the worker stopped");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Stops only the worker; the gateway goes on serving.
+    pub async fn stop_worker(&mut self) -> anyhow::Result<()> {
+        match self.worker.take() {
+            Some(worker) => worker.stop().await,
+            None => Ok(()),
         }
     }
 

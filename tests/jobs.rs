@@ -180,3 +180,35 @@ async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
     assert_eq!(app.mail_count().await, 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
+    let mut app = TestApp::spawn().await;
+    app.app
+        .as_mut()
+        .unwrap()
+        .stop_worker()
+        .await
+        .expect("the worker stops");
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "waiting.mp4", 2, true);
+
+    let job_id = app.start_job(&token, &video).await;
+    for _ in 0..5 {
+        let (code, body) = app.status(&token, &job_id).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "queued", "{body}");
+        assert_eq!(body["progress"], 0);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let download = app
+        .http
+        .get(app.url(&format!("/download/{job_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}
