@@ -104,6 +104,56 @@ async fn tokens_are_checked_refreshed_once_and_reuse_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_access_token_and_its_refresh_tokens() {
+    let app = TestApp::spawn().await;
+    let ann = app.add_user("ann", false).await;
+    let pair = app.login(&ann).await;
+    let other = app.login(&ann).await;
+    let access = pair["access_token"].as_str().unwrap();
+    let validate = |token: &str| {
+        app.http
+            .post(app.url("/validate"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(validate(access).await.unwrap().status(), StatusCode::OK);
+
+    let logout = app
+        .http
+        .post(app.url("/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let after = validate(access).await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(after).await, "unauthorized");
+    let refresh = app
+        .http
+        .post(app.url("/token/refresh"))
+        .json(&json!({ "refresh_token": pair["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
+    let upload = app
+        .upload_bytes(access, "x.mp4", b"anything".to_vec())
+        .await;
+    assert_eq!(upload.status(), StatusCode::UNAUTHORIZED);
+
+    // Another login of the same user is untouched.
+    assert_eq!(
+        validate(other["access_token"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
     // Over 8 MB, so the S3 backend has begun a multipart upload when the limit strikes.
     let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "10")]).await;

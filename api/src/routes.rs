@@ -73,14 +73,36 @@ impl Api {
             .expect("a serving Api has a gateway")
     }
 
-    fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, ErrorJson> {
-        self.gw()
+    /// The claims of a valid access token whose login is still open: a signature alone is
+    /// not enough once the user logged out or the session was revoked.
+    async fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, Denied> {
+        let gw = self.gw();
+        let invalid = || {
+            Denied::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "The access token is invalid or expired.",
+            ))
+        };
+        let claims = gw
             .tokens
             .verify_access(&bearer.0.token)
-            .ok_or_else(|| {
-                ErrorBody::new("unauthorized", "The access token is invalid or expired.")
-            })
+            .ok_or_else(invalid)?;
+        let user = claims.user_id().ok_or_else(invalid)?;
+        match gw.db.session_is_active(user, &claims.sid).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "This login has ended (logged out or revoked); please log in again.",
+            ))),
+            Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
+        }
     }
+}
+
+/// Why a request's token was not accepted.
+enum Denied {
+    Unauthorized(ErrorJson),
+    Unavailable(ErrorJson),
 }
 
 // ----- payloads -----
@@ -238,9 +260,25 @@ enum ValidateResponse {
     /// The token is valid.
     #[oai(status = 200)]
     Ok(Json<Identity>),
-    /// The token is invalid or expired.
+    /// The token is invalid or expired, or its login has ended.
     #[oai(status = 401)]
     Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(ApiResponse)]
+enum LogoutResponse {
+    /// Logged out: the access token and every refresh token of this login stop working.
+    #[oai(status = 204)]
+    Done,
+    /// The token is invalid or expired, or its login has already ended.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
 }
 
 #[derive(ApiResponse)]
@@ -391,14 +429,29 @@ impl Api {
     /// Check an access token and show who it belongs to.
     #[oai(path = "/validate", method = "post", tag = "ApiTags::Auth")]
     async fn validate(&self, auth: BearerAuth) -> ValidateResponse {
-        match self.authenticate(&auth) {
+        match self.authenticate(&auth).await {
             Ok(claims) => ValidateResponse::Ok(Json(Identity {
                 sub: claims.sub,
                 email: claims.email,
                 admin: claims.admin,
                 exp: claims.exp,
             })),
-            Err(error) => ValidateResponse::Unauthorized(error),
+            Err(Denied::Unauthorized(error)) => ValidateResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => ValidateResponse::Unavailable(error),
+        }
+    }
+
+    /// End this login: its access token and all its refresh tokens stop working.
+    #[oai(path = "/logout", method = "post", tag = "ApiTags::Auth")]
+    async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
+        let claims = match self.authenticate(&auth).await {
+            Ok(claims) => claims,
+            Err(Denied::Unauthorized(error)) => return LogoutResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return LogoutResponse::Unavailable(error),
+        };
+        match self.gw().db.revoke_session(&claims.sid).await {
+            Ok(()) => LogoutResponse::Done,
+            Err(error) => LogoutResponse::Unavailable(unavailable("database", error)),
         }
     }
 
@@ -452,9 +505,10 @@ impl Api {
     /// `ConvertVideo` workflow is started for it.
     #[oai(path = "/upload", method = "post", tag = "ApiTags::Jobs")]
     async fn upload(&self, auth: BearerAuth, form: VideoForm) -> UploadResponse {
-        let claims = match self.authenticate(&auth) {
+        let claims = match self.authenticate(&auth).await {
             Ok(claims) => claims,
-            Err(error) => return UploadResponse::Unauthorized(error),
+            Err(Denied::Unauthorized(error)) => return UploadResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return UploadResponse::Unavailable(error),
         };
         let Some(user_id) = claims.user_id() else {
             return UploadResponse::Unauthorized(ErrorBody::new(
@@ -615,9 +669,10 @@ impl Api {
     /// A job's status, step and progress.
     #[oai(path = "/status/:job_id", method = "get", tag = "ApiTags::Jobs")]
     async fn status(&self, auth: BearerAuth, job_id: Path<String>) -> StatusResponse {
-        let claims = match self.authenticate(&auth) {
+        let claims = match self.authenticate(&auth).await {
             Ok(claims) => claims,
-            Err(error) => return StatusResponse::Unauthorized(error),
+            Err(Denied::Unauthorized(error)) => return StatusResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return StatusResponse::Unavailable(error),
         };
         let gw = self.gw();
         let job = match self.owned_job(&claims, &job_id.0).await {
@@ -749,9 +804,10 @@ impl Api {
         raw_id: &str,
         range: Option<&str>,
     ) -> DownloadResponse {
-        let claims = match self.authenticate(auth) {
+        let claims = match self.authenticate(auth).await {
             Ok(claims) => claims,
-            Err(error) => return DownloadResponse::Unauthorized(error),
+            Err(Denied::Unauthorized(error)) => return DownloadResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return DownloadResponse::Unavailable(error),
         };
         let job = match self.owned_job(&claims, raw_id).await {
             Ok(job) => job,
