@@ -212,3 +212,80 @@ async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
     assert_eq!(download.status(), StatusCode::CONFLICT);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let long = make_long_video(media.path(), 1500);
+    let job_id = app.start_job(&token, &long).await;
+
+    // Wait for the transcode to be under way, then cancel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = app.status(&token, &job_id).await;
+        if status["step"] == "transcode" && status["progress"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transcode never started: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let delete = |id: String| {
+        app.http
+            .delete(app.url(&format!("/jobs/{id}")))
+            .bearer_auth(&token)
+            .send()
+    };
+    let cancelling = delete(job_id.clone()).await.unwrap();
+    assert_eq!(cancelling.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = cancelling.json().await.unwrap();
+    assert_eq!(body["status"], "cancelling");
+
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "cancelled", "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cancelled")),
+        "{last}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
+    assert_eq!(app.mail_count().await, 0, "a cancelled job sends no e-mail");
+    assert!(
+        app.objects().iter().all(|key| !key.starts_with("mp3/")),
+        "{:?}",
+        app.objects()
+    );
+
+    // Another user cannot delete it; its owner deletes the data.
+    let other = app.user_token("bob").await;
+    let foreign = app
+        .http
+        .delete(app.url(&format!("/jobs/{job_id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete(job_id.clone()).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(app.objects().is_empty(), "{:?}", app.objects());
+    assert_eq!(app.status(&token, &job_id).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete(job_id).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}

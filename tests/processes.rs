@@ -81,40 +81,13 @@ fn run(vars: &HashMap<String, String>, args: &[&str]) {
     );
 }
 
-/// A video whose audio takes the transcoder a few seconds: long enough to kill a worker in it.
-fn make_long_video(dir: &Path) -> PathBuf {
-    let path = dir.join("long.mkv");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=size=16x16:rate=1",
-        "-f",
-        "lavfi",
-        "-i",
-        "anoisesrc=color=pink:sample_rate=44100",
-        "-t",
-        "1500",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "libopus",
-        "-b:a",
-        "32k",
-        path.to_str().unwrap(),
-    ]);
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode() {
     let mut test = TestApp::without_app(&[]).await;
     let logs = test.data.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let media = tempfile::tempdir().unwrap();
-    let long = make_long_video(media.path());
+    let long = make_long_video(media.path(), 1500);
 
     run(&test.vars, &["migrate"]);
     let email = test.email("ann");

@@ -156,6 +156,12 @@ impl ConvertActivities {
         };
         let report = match result.map_err(retryable)? {
             Ok(report) => report,
+            Err(TranscodeError::Cancelled) => {
+                // The job is over: nothing of it stays on this worker.
+                let _ = tokio::fs::remove_dir_all(self.job_dir(input.job_id)).await;
+                tracing::info!(job_id = %input.job_id, "transcode cancelled");
+                return Err(ActivityError::cancelled());
+            }
             Err(error) => {
                 let _ = tokio::fs::remove_file(&output).await;
                 return Err(transcode_failure(error));

@@ -27,7 +27,7 @@ use poem_openapi::{
     types::multipart::Upload,
 };
 use std::sync::Arc;
-use temporalio_client::WorkflowStartOptions;
+use temporalio_client::{WorkflowCancelOptions, WorkflowStartOptions};
 
 type ErrorJson = Json<ErrorBody>;
 
@@ -352,6 +352,33 @@ enum DownloadResponse {
     /// The range is outside the file.
     #[oai(status = 416)]
     RangeNotSatisfiable(ErrorJson, #[oai(header = "Content-Range")] String),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(Object)]
+struct CancelAccepted {
+    job_id: String,
+    /// Always `cancelling`; `/status` shows `cancelled` once the job has stopped.
+    status: String,
+    message: String,
+}
+
+#[derive(ApiResponse)]
+enum DeleteResponse {
+    /// The job was running: it is being cancelled.
+    #[oai(status = 202)]
+    Cancelling(Json<CancelAccepted>),
+    /// The job had ended: its video, its MP3 and its record are deleted.
+    #[oai(status = 204)]
+    Deleted,
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// No such job (or not yours).
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
     /// A dependency is down.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
@@ -721,6 +748,53 @@ impl Api {
             ));
         };
         self.serve_download(&auth, &fid, range.0.as_deref()).await
+    }
+
+    /// Cancel a running job, or delete an ended one with its video and MP3.
+    #[oai(path = "/jobs/:job_id", method = "delete", tag = "ApiTags::Jobs")]
+    async fn delete_job(&self, auth: BearerAuth, job_id: Path<String>) -> DeleteResponse {
+        let claims = match self.authenticate(&auth).await {
+            Ok(claims) => claims,
+            Err(Denied::Unauthorized(error)) => return DeleteResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return DeleteResponse::Unavailable(error),
+        };
+        let gw = self.gw();
+        let job = match self.owned_job(&claims, &job_id.0).await {
+            Ok(job) => job,
+            Err(JobLookup::NotFound) => return DeleteResponse::NotFound(not_found()),
+            Err(JobLookup::Unavailable(error)) => return DeleteResponse::Unavailable(error),
+        };
+        let view = status::job_view(&gw.temporal, &job).await;
+        if !view.status.is_final() {
+            let handle = gw
+                .temporal
+                .get_workflow_handle::<ConvertVideo>(job.id.to_string());
+            let options = WorkflowCancelOptions::builder()
+                .reason(format!("cancelled by {}", claims.email))
+                .build();
+            if let Err(error) = handle.cancel(options).await {
+                return DeleteResponse::Unavailable(unavailable("conversion service", error));
+            }
+            tracing::info!(job_id = %job.id, "job cancelled by its user");
+            return DeleteResponse::Cancelling(Json(CancelAccepted {
+                job_id: job.id.to_string(),
+                status: "cancelling".into(),
+                message: "The job is being cancelled; its files are removed when it stops.".into(),
+            }));
+        }
+        for key in [Some(&job.source_key), job.mp3_key.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(error) = gw.objects.delete(key).await {
+                return DeleteResponse::Unavailable(unavailable("storage", error));
+            }
+        }
+        if let Err(error) = gw.db.delete_job(job.id).await {
+            return DeleteResponse::Unavailable(unavailable("database", error));
+        }
+        tracing::info!(job_id = %job.id, "job and its files deleted by its user");
+        DeleteResponse::Deleted
     }
 
     /// Whether the service and its dependencies answer.

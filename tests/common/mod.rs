@@ -362,6 +362,35 @@ pub fn make_mp4(dir: &Path, name: &str, seconds: u32, audio: bool) -> PathBuf {
     path
 }
 
+/// A video whose audio takes the transcoder a few seconds (`seconds` of noise behind a tiny
+/// picture): long enough to act in the middle of a transcode.
+pub fn make_long_video(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join("long.mkv");
+    let duration = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=16x16:rate=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:sample_rate=44100",
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
 /// What ffprobe says of a file's first audio stream: (codec, duration in seconds).
 pub fn probe_audio(path: &Path) -> (String, f64) {
     let output = Command::new("ffprobe")

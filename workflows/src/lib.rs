@@ -5,7 +5,8 @@
 //! worker's own task queue, because only that worker has the file. If that worker disappears
 //! (its queue stops being polled) or restarted and lost the file, the workflow goes back to
 //! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
-//! MP3 is stored.
+//! MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
+//! heartbeat and removes its files) and sends no e-mail.
 
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, FetchSourceInput, SendEmailInput, StoreMp3Input,
@@ -14,7 +15,10 @@ use audiomill_domain::contract::{
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ActivityExecutionError, ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{
+    ActivityCancellationType, ActivityExecutionError, ActivityOptions, WorkflowContext,
+    WorkflowResult, WorkflowTermination,
+};
 
 /// How many times the workflow re-fetches the source after losing the worker that held it.
 const MAX_WORKER_ROUNDS: u32 = 5;
@@ -47,7 +51,8 @@ impl ConvertVideo {
             validate,
             quick(Duration::from_secs(30), 5),
         )
-        .await?;
+        .await
+        .map_err(end)?;
 
         let mut round = 0;
         let (stored, duration_ms) = loop {
@@ -62,7 +67,8 @@ impl ConvertVideo {
                     fetch,
                     quick(Duration::from_secs(30 * 60), 5),
                 )
-                .await?;
+                .await
+                .map_err(end)?;
 
             let transcode = TranscodeInput {
                 job_id: input.job_id,
@@ -78,7 +84,7 @@ impl ConvertVideo {
             {
                 Ok(transcoded) => transcoded,
                 Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(end(error)),
             };
 
             let store = StoreMp3Input {
@@ -93,7 +99,7 @@ impl ConvertVideo {
             {
                 Ok(stored) => break (stored, transcoded.duration_ms),
                 Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(end(error)),
             }
         };
 
@@ -108,7 +114,7 @@ impl ConvertVideo {
             .await
         {
             Ok(_) => true,
-            Err(error @ ActivityExecutionError::Cancelled(_)) => return Err(error.into()),
+            Err(error @ ActivityExecutionError::Cancelled(_)) => return Err(end(error)),
             // The MP3 is stored and downloadable; the failure stays visible in the history.
             Err(_) => false,
         };
@@ -119,6 +125,15 @@ impl ConvertVideo {
             duration_ms,
             notified,
         })
+    }
+}
+
+/// How a failed step ends the run: a cancelled step means the job was cancelled (status
+/// `cancelled`), anything else fails it with the step's error.
+fn end(error: ActivityExecutionError) -> WorkflowTermination {
+    match error {
+        ActivityExecutionError::Cancelled(_) => WorkflowTermination::cancelled(),
+        other => other.into(),
     }
 }
 
@@ -152,6 +167,8 @@ fn transcode_options(task_queue: &str) -> ActivityOptions {
         .task_queue(task_queue.to_owned())
         .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
         .heartbeat_timeout(TRANSCODE_HEARTBEAT_TIMEOUT)
+        // Wait for the transcode to stop and clean up before the run ends as cancelled.
+        .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
         .retry_policy(retry(3, Duration::from_secs(10)))
         .build()
 }
