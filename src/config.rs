@@ -31,6 +31,8 @@ pub const ENV_VARS: &[&str] = &[
     "WORK_DIR",
     "MAX_CONCURRENT_TRANSCODES",
     "WORKER_ID",
+    "LOGIN_ATTEMPTS_PER_MINUTE",
+    "RATE_LIMIT_PER_MINUTE",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -58,6 +60,10 @@ pub struct Config {
     pub work_dir: PathBuf,
     /// How many transcodes one worker runs at once.
     pub max_concurrent_transcodes: usize,
+    /// Login attempts per account and minute (three times as many per client address).
+    pub login_attempts_per_minute: u32,
+    /// Requests per user (or client address) and minute.
+    pub requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -213,7 +219,22 @@ impl Config {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
 
+        let per_minute = |name: &str, default: u32| -> anyhow::Result<u32> {
+            match var(name) {
+                Some(text) => text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name} must be a whole number greater than 0.")),
+                None => Ok(default),
+            }
+        };
+        let login_attempts_per_minute = per_minute("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
+        let requests_per_minute = per_minute("RATE_LIMIT_PER_MINUTE", 600)?;
+
         Ok(Self {
+            login_attempts_per_minute,
+            requests_per_minute,
             max_concurrent_transcodes,
             work_dir: var("WORK_DIR")
                 .map(PathBuf::from)

@@ -122,6 +122,10 @@ pub async fn serve_gateway(
             max_bytes: config.max_file_size_mb * 1024 * 1024,
             allowed_extensions: config.allowed_extensions.clone(),
         },
+        rate_limits: audiomill_api::limits::Limits::new(audiomill_api::limits::LimitSettings {
+            logins_per_minute: config.login_attempts_per_minute,
+            requests_per_minute: config.requests_per_minute,
+        }),
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move { mailer.ping().await })

@@ -311,3 +311,59 @@ fn the_committed_openapi_document_matches_the_code() {
         "openapi/openapi.json is stale: run `make openapi` and commit the result"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_and_requests_are_rate_limited_with_429() {
+    let app = TestApp::spawn_with(&[
+        ("LOGIN_ATTEMPTS_PER_MINUTE", "3"),
+        ("RATE_LIMIT_PER_MINUTE", "5"),
+    ])
+    .await;
+    let ann = app.add_user("ann", false).await;
+    let bob = app.add_user("bob", false).await;
+
+    for _ in 0..3 {
+        assert_eq!(
+            app.login_response(&ann, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = app.login_response(&ann, PASSWORD).await;
+    assert_eq!(
+        limited.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    assert_eq!(limited.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(limited.headers()["x-ratelimit-remaining"], "0");
+    assert!(limited.headers().contains_key("x-ratelimit-reset"));
+    assert_eq!(error_code(limited).await, "too_many_requests");
+
+    // Another account from the same address is not blocked by ann's limit.
+    let pair = app.login(&bob).await;
+    let token = pair["access_token"].as_str().unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(
+            app.http
+                .post(app.url("/validate"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert!(codes[..5].iter().all(|c| *c == StatusCode::OK), "{codes:?}");
+    assert_eq!(codes[5], StatusCode::TOO_MANY_REQUESTS, "{codes:?}");
+    app.stop().await;
+}

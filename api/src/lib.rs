@@ -6,16 +6,18 @@
 //! - [`error`]: the one error shape, `{"error", "message"}`, for every failure, including
 //!   the framework's own.
 //! - [`upload`]: the streaming multipart reader and the container sniffing.
+//! - [`limits`]: rate limits in front of every operation.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod routes;
 pub mod status;
 pub mod upload;
 
 use audiomill_store::{Database, ObjectStore};
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use temporalio_client::Client;
@@ -28,6 +30,7 @@ pub struct Gateway {
     pub tokens: auth::TokenIssuer,
     pub passwords: auth::Passwords,
     pub limits: UploadLimits,
+    pub rate_limits: limits::Limits,
     /// How the mail transport is doing, reported by `/health` (`None`: not checked here).
     pub mail_probe:
         Option<Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>>,
@@ -48,7 +51,7 @@ fn service(gateway: Arc<Gateway>) -> OpenApiService<routes::Api, ()> {
 
 /// The whole HTTP application: the API, the Swagger UI at `/docs` and the spec at `/swagger.json`.
 pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
-    let api = service(gateway);
+    let api = service(gateway.clone());
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
@@ -56,6 +59,15 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .at("/swagger.json", spec)
         .nest("/", api)
         .catch_all_error(error::framework_error)
+        .around(move |endpoint, request| {
+            let gateway = gateway.clone();
+            async move {
+                if let Err(refused) = gateway.rate_limits.check(&gateway, &request) {
+                    return Ok(refused);
+                }
+                Ok(endpoint.call(request).await?.into_response())
+            }
+        })
         .with(poem::middleware::Tracing)
 }
 

@@ -1,0 +1,136 @@
+//! Abuse limits, applied in front of every operation: login attempts per account and per
+//! client address, and requests per user (per address when anonymous). A refused request gets
+//! a 429 in the usual error shape with `Retry-After` and `X-RateLimit-*` headers.
+//!
+//! The limits are kept in this process (a gateway replica counts its own traffic).
+
+use crate::{Gateway, error::ErrorBody};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use governor::{
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+use poem::{
+    IntoResponse, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use std::{
+    num::NonZeroU32,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// Requests allowed per minute.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSettings {
+    /// Login attempts per account; a client address gets three times as many, so one address
+    /// can serve a few people but cannot try many accounts.
+    pub logins_per_minute: u32,
+    /// Requests per user (or per address before logging in).
+    pub requests_per_minute: u32,
+}
+
+pub struct Limits {
+    settings: LimitSettings,
+    login_account: DefaultKeyedRateLimiter<String>,
+    login_address: DefaultKeyedRateLimiter<String>,
+    requests: DefaultKeyedRateLimiter<String>,
+    seen: AtomicU64,
+}
+
+impl Limits {
+    pub fn new(settings: LimitSettings) -> Self {
+        let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
+        Self {
+            settings,
+            login_account: RateLimiter::keyed(per_minute(settings.logins_per_minute)),
+            login_address: RateLimiter::keyed(per_minute(
+                settings.logins_per_minute.saturating_mul(3),
+            )),
+            requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// `Err(response)` when the request is over a limit.
+    pub fn check(&self, gateway: &Gateway, request: &Request) -> Result<(), Response> {
+        // Forget idle keys now and then so the tables stay small.
+        if self.seen.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.login_account.retain_recent();
+            self.login_address.retain_recent();
+            self.requests.retain_recent();
+        }
+        let address = request
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        if request.uri().path() == "/login" {
+            let limit = self.settings.logins_per_minute;
+            if let Some(account) = basic_user(request) {
+                refuse(
+                    &self.login_account,
+                    &account.to_lowercase(),
+                    limit,
+                    "Too many login attempts for this account",
+                )?;
+            }
+            refuse(
+                &self.login_address,
+                &address,
+                limit.saturating_mul(3),
+                "Too many login attempts from this address",
+            )?;
+        }
+        let user = bearer(request)
+            .and_then(|token| gateway.tokens.verify_access(token))
+            .map(|claims| claims.sub);
+        let key = user.unwrap_or_else(|| format!("address:{address}"));
+        refuse(
+            &self.requests,
+            &key,
+            self.settings.requests_per_minute,
+            "Too many requests",
+        )
+    }
+}
+
+fn refuse(
+    limiter: &DefaultKeyedRateLimiter<String>,
+    key: &str,
+    limit: u32,
+    what: &str,
+) -> Result<(), Response> {
+    let Err(not_until) = limiter.check_key(&key.to_owned()) else {
+        return Ok(());
+    };
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorBody::new(
+            "too_many_requests",
+            format!("{what}; try again in {seconds} s."),
+        ),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(seconds));
+    Err(response)
+}
+
+fn authorization(request: &Request) -> Option<&str> {
+    request.headers().get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    authorization(request)?.strip_prefix("Bearer ")
+}
+
+fn basic_user(request: &Request) -> Option<String> {
+    let encoded = authorization(request)?.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    Some(decoded.split_once(':')?.0.to_owned())
+}
