@@ -145,10 +145,9 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let token = test.login(&email).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pair = test.login(&email).await;
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
 
     // The long job first; find the worker transcoding it and kill it there.
     let long_job = test.start_job(&token, &long).await;
@@ -279,4 +278,29 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         assert!(left.is_empty(), "{id} left {left:?}");
     }
     drop(workers);
+
+    // No secret ever reached a log: not the signing key, the password, the tokens, or the
+    // storage credentials.
+    let mut secrets = vec![
+        JWT_SECRET.to_owned(),
+        PASSWORD.to_owned(),
+        token.clone(),
+        refresh.clone(),
+    ];
+    secrets.extend(test.vars.get("AWS_SECRET_ACCESS_KEY").cloned());
+    for entry in std::fs::read_dir(&logs).unwrap().flatten() {
+        let log = std::fs::read_to_string(entry.path()).unwrap();
+        assert!(
+            log.len() > 100,
+            "{} is nearly empty",
+            entry.path().display()
+        );
+        for secret in &secrets {
+            assert!(
+                !log.contains(secret.as_str()),
+                "{} contains a secret",
+                entry.path().display()
+            );
+        }
+    }
 }
