@@ -62,7 +62,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .around(move |endpoint, request| {
             let gateway = gateway.clone();
             async move {
-                if let Err(refused) = gateway.rate_limits.check(&gateway, &request) {
+                if let Some(refused) = gateway.rate_limits.check(&gateway, &request) {
                     return Ok(refused);
                 }
                 Ok(endpoint.call(request).await?.into_response())

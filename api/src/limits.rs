@@ -51,8 +51,8 @@ impl Limits {
         }
     }
 
-    /// `Err(response)` when the request is over a limit.
-    pub fn check(&self, gateway: &Gateway, request: &Request) -> Result<(), Response> {
+    /// The 429 answer when the request is over a limit.
+    pub fn check(&self, gateway: &Gateway, request: &Request) -> Option<Response> {
         // Forget idle keys now and then so the tables stay small.
         if self.seen.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             self.login_account.retain_recent();
@@ -66,20 +66,28 @@ impl Limits {
             .unwrap_or_default();
         if request.uri().path() == "/login" {
             let limit = self.settings.logins_per_minute;
-            if let Some(account) = basic_user(request) {
-                refuse(
-                    &self.login_account,
-                    &account.to_lowercase(),
-                    limit,
-                    "Too many login attempts for this account",
-                )?;
+            let account = basic_user(request).map(|a| a.to_lowercase());
+            let refused = account
+                .and_then(|a| {
+                    refuse(
+                        &self.login_account,
+                        &a,
+                        limit,
+                        "Too many login attempts for this account",
+                    )
+                })
+                .or_else(|| {
+                    let per_address = limit.saturating_mul(3);
+                    refuse(
+                        &self.login_address,
+                        &address,
+                        per_address,
+                        "Too many login attempts from this address",
+                    )
+                });
+            if refused.is_some() {
+                return refused;
             }
-            refuse(
-                &self.login_address,
-                &address,
-                limit.saturating_mul(3),
-                "Too many login attempts from this address",
-            )?;
         }
         let user = bearer(request)
             .and_then(|token| gateway.tokens.verify_access(token))
@@ -99,10 +107,8 @@ fn refuse(
     key: &str,
     limit: u32,
     what: &str,
-) -> Result<(), Response> {
-    let Err(not_until) = limiter.check_key(&key.to_owned()) else {
-        return Ok(());
-    };
+) -> Option<Response> {
+    let not_until = limiter.check_key(&key.to_owned()).err()?;
     let wait = not_until.wait_time_from(DefaultClock::default().now());
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = (
@@ -118,7 +124,7 @@ fn refuse(
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
     headers.insert("x-ratelimit-reset", HeaderValue::from(seconds));
-    Err(response)
+    Some(response)
 }
 
 fn authorization(request: &Request) -> Option<&str> {
