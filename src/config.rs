@@ -33,6 +33,7 @@ pub const ENV_VARS: &[&str] = &[
     "WORKER_ID",
     "LOGIN_ATTEMPTS_PER_MINUTE",
     "RATE_LIMIT_PER_MINUTE",
+    "CORS_ALLOWED_ORIGINS",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -64,6 +65,8 @@ pub struct Config {
     pub login_attempts_per_minute: u32,
     /// Requests per user (or client address) and minute.
     pub requests_per_minute: u32,
+    /// Browser origins allowed to call the API (CORS).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -232,7 +235,21 @@ impl Config {
         let login_attempts_per_minute = per_minute("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
         let requests_per_minute = per_minute("RATE_LIMIT_PER_MINUTE", 600)?;
 
+        let cors_allowed_origins: Vec<String> = var("CORS_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if let Some(bad) = cors_allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            bail!("CORS_ALLOWED_ORIGINS names `{bad}`; origins look like https://app.example.com.");
+        }
+
         Ok(Self {
+            cors_allowed_origins,
             login_attempts_per_minute,
             requests_per_minute,
             max_concurrent_transcodes,
@@ -349,6 +366,8 @@ mod tests {
             ("LISTEN_ADDR", "everywhere"),
             ("S3_CREATE_BUCKET", "maybe"),
             ("AWS_ENDPOINT_URL", "minio:9000"),
+            ("CORS_ALLOWED_ORIGINS", "app.example.com"),
+            ("RATE_LIMIT_PER_MINUTE", "none"),
         ] {
             let mut vars = s3.to_vec();
             vars.push((name, value));

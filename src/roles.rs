@@ -122,6 +122,7 @@ pub async fn serve_gateway(
             max_bytes: config.max_file_size_mb * 1024 * 1024,
             allowed_extensions: config.allowed_extensions.clone(),
         },
+        cors_origins: config.cors_allowed_origins.clone(),
         rate_limits: audiomill_api::limits::Limits::new(audiomill_api::limits::LimitSettings {
             logins_per_minute: config.login_attempts_per_minute,
             requests_per_minute: config.requests_per_minute,
@@ -132,6 +133,8 @@ pub async fn serve_gateway(
         })),
     };
     poem::Server::new_with_acceptor(acceptor)
+        // A connection that sends nothing for this long is closed.
+        .idle_timeout(Duration::from_secs(60))
         .run_with_graceful_shutdown(
             audiomill_api::app(Arc::new(gateway)),
             shutdown,

@@ -367,3 +367,58 @@ async fn login_attempts_and_requests_are_rate_limited_with_429() {
     assert_eq!(codes[5], StatusCode::TOO_MANY_REQUESTS, "{codes:?}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_json_is_refused_and_cors_admits_only_configured_origins() {
+    let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    let huge = json!({ "refresh_token": "x".repeat(100 * 1024) });
+    let response = app
+        .http
+        .post(app.url("/token/refresh"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "payload_too_large");
+
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/upload"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(
+        !other.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        other.headers()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cors_origins_no_browser_origin_is_admitted() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .get(app.url("/health"))
+        .header("Origin", "https://evil.example.net")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        response.headers()
+    );
+    app.stop().await;
+}

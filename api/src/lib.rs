@@ -31,6 +31,8 @@ pub struct Gateway {
     pub passwords: auth::Passwords,
     pub limits: UploadLimits,
     pub rate_limits: limits::Limits,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
     /// How the mail transport is doing, reported by `/health` (`None`: not checked here).
     pub mail_probe:
         Option<Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>>,
@@ -52,6 +54,12 @@ fn service(gateway: Arc<Gateway>) -> OpenApiService<routes::Api, ()> {
 /// The whole HTTP application: the API, the Swagger UI at `/docs` and the spec at `/swagger.json`.
 pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
     let api = service(gateway.clone());
+    // Browsers on other origins are let in only when CORS_ALLOWED_ORIGINS names them (an
+    // empty list would make poem's Cors allow every origin, so it is left out then).
+    let cors_enabled = !gateway.cors_origins.is_empty();
+    let cors = poem::middleware::Cors::new()
+        .allow_origins(gateway.cors_origins.iter().map(String::as_str))
+        .allow_credentials(false);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
@@ -59,16 +67,52 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .at("/swagger.json", spec)
         .nest("/", api)
         .catch_all_error(error::framework_error)
-        .around(move |endpoint, request| {
+        .around(move |endpoint, mut request| {
             let gateway = gateway.clone();
             async move {
                 if let Some(refused) = gateway.rate_limits.check(&gateway, &request) {
                     return Ok(refused);
                 }
+                if let Err(too_large) = limit_json_body(&mut request).await {
+                    return Ok(too_large);
+                }
                 Ok(endpoint.call(request).await?.into_response())
             }
         })
+        .with_if(cors_enabled, cors)
         .with(poem::middleware::Tracing)
+}
+
+/// The most a JSON request body may carry; uploads are multipart and have their own limit.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Reads a JSON body up front with a cap, so no client can make the gateway buffer an
+/// unbounded document (a chunked body has no length to check in advance).
+async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Response> {
+    let is_json = request
+        .content_type()
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+    if !is_json {
+        return Ok(());
+    }
+    let too_large = || {
+        let body = error::ErrorBody::new(
+            "payload_too_large",
+            format!("JSON bodies are limited to {} KiB.", MAX_JSON_BODY / 1024),
+        );
+        (poem::http::StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
+    };
+    match request.take_body().into_bytes_limit(MAX_JSON_BODY).await {
+        Ok(bytes) => {
+            request.set_body(bytes);
+            Ok(())
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(_) => {
+            let body = error::ErrorBody::new("bad_request", "The request body could not be read.");
+            Err((poem::http::StatusCode::BAD_REQUEST, body).into_response())
+        }
+    }
 }
 
 /// The OpenAPI document the gateway serves, as pretty JSON.
