@@ -34,6 +34,7 @@ pub const ENV_VARS: &[&str] = &[
     "LOGIN_ATTEMPTS_PER_MINUTE",
     "RATE_LIMIT_PER_MINUTE",
     "CORS_ALLOWED_ORIGINS",
+    "MAX_CONCURRENT_UPLOADS",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -67,6 +68,8 @@ pub struct Config {
     pub requests_per_minute: u32,
     /// Browser origins allowed to call the API (CORS).
     pub cors_allowed_origins: Vec<String>,
+    /// Uploads one user may have in progress at once.
+    pub max_concurrent_uploads: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -222,7 +225,7 @@ impl Config {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
 
-        let per_minute = |name: &str, default: u32| -> anyhow::Result<u32> {
+        let positive = |name: &str, default: u32| -> anyhow::Result<u32> {
             match var(name) {
                 Some(text) => text
                     .parse::<u32>()
@@ -232,8 +235,9 @@ impl Config {
                 None => Ok(default),
             }
         };
-        let login_attempts_per_minute = per_minute("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
-        let requests_per_minute = per_minute("RATE_LIMIT_PER_MINUTE", 600)?;
+        let login_attempts_per_minute = positive("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
+        let requests_per_minute = positive("RATE_LIMIT_PER_MINUTE", 600)?;
+        let max_concurrent_uploads = positive("MAX_CONCURRENT_UPLOADS", 3)?;
 
         let cors_allowed_origins: Vec<String> = var("CORS_ALLOWED_ORIGINS")
             .unwrap_or_default()
@@ -249,6 +253,7 @@ impl Config {
         }
 
         Ok(Self {
+            max_concurrent_uploads,
             cors_allowed_origins,
             login_attempts_per_minute,
             requests_per_minute,

@@ -123,6 +123,7 @@ pub async fn serve_gateway(
             allowed_extensions: config.allowed_extensions.clone(),
         },
         cors_origins: config.cors_allowed_origins.clone(),
+        uploads: audiomill_api::limits::UploadSlots::new(config.max_concurrent_uploads as usize),
         rate_limits: audiomill_api::limits::Limits::new(audiomill_api::limits::LimitSettings {
             logins_per_minute: config.login_attempts_per_minute,
             requests_per_minute: config.requests_per_minute,

@@ -422,3 +422,82 @@ async fn without_cors_origins_no_browser_origin_is_admitted() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_may_have_only_a_few_uploads_in_progress() {
+    let app = TestApp::spawn_with(&[("MAX_CONCURRENT_UPLOADS", "2")]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "ok.mp4", 1, true)).unwrap();
+
+    // Two uploads that send their first bytes and then stall.
+    let mut senders = Vec::new();
+    let mut stalled = Vec::new();
+    for n in 0..2 {
+        let (sender, receiver) =
+            futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+        sender.unbounded_send(Ok(video[..1024].to_vec())).unwrap();
+        senders.push(sender);
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(receiver))
+            .file_name(format!("slow{n}.mp4"));
+        let request = app
+            .http
+            .post(app.url("/upload"))
+            .bearer_auth(&token)
+            .multipart(reqwest::multipart::Form::new().part("file", part));
+        stalled.push(tokio::spawn(request.send()));
+    }
+
+    // A third is refused while they hold their slots (a text body shows 415 until then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let third = app
+            .upload_bytes(
+                &token,
+                "notes.mp4",
+                b"not a video, just words".repeat(4).to_vec(),
+            )
+            .await;
+        if third.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(error_code(third).await, "too_many_requests");
+            break;
+        }
+        assert_eq!(third.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled uploads never held their slots"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Another user is not affected.
+    let bob = app.user_token("bob").await;
+    let theirs = app
+        .upload_bytes(
+            &bob,
+            "notes.mp4",
+            b"not a video, just words".repeat(4).to_vec(),
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Once the stalled uploads end, the slots are free again.
+    for sender in &senders {
+        sender.unbounded_send(Ok(video[1024..].to_vec())).unwrap();
+    }
+    drop(senders);
+    for upload in stalled {
+        assert_eq!(
+            upload.await.unwrap().unwrap().status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let after = app
+        .upload_bytes(
+            &token,
+            "notes.mp4",
+            b"not a video, just words".repeat(4).to_vec(),
+        )
+        .await;
+    assert_eq!(after.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    app.stop().await;
+}

@@ -31,6 +31,7 @@ pub struct Gateway {
     pub passwords: auth::Passwords,
     pub limits: UploadLimits,
     pub rate_limits: limits::Limits,
+    pub uploads: limits::UploadSlots,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// How the mail transport is doing, reported by `/health` (`None`: not checked here).

@@ -2,9 +2,12 @@
 //! client address, and requests per user (per address when anonymous). A refused request gets
 //! a 429 in the usual error shape with `Retry-After` and `X-RateLimit-*` headers.
 //!
+//! [`UploadSlots`] caps the uploads one user has in flight.
+//!
 //! The limits are kept in this process (a gateway replica counts its own traffic).
 
 use crate::{Gateway, error::ErrorBody};
+use audiomill_domain::UserId;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
@@ -15,8 +18,12 @@ use poem::{
     http::{HeaderValue, StatusCode, header},
 };
 use std::{
+    collections::HashMap,
     num::NonZeroU32,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 /// Requests allowed per minute.
@@ -139,4 +146,81 @@ fn basic_user(request: &Request) -> Option<String> {
     let encoded = authorization(request)?.strip_prefix("Basic ")?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     Some(decoded.split_once(':')?.0.to_owned())
+}
+
+/// Uploads in progress per user, capped.
+pub struct UploadSlots {
+    limit: usize,
+    in_flight: Arc<Mutex<HashMap<UserId, usize>>>,
+}
+
+/// One upload in progress; its slot is given back when dropped, however the upload ends.
+pub struct UploadSlot {
+    user: UserId,
+    in_flight: Arc<Mutex<HashMap<UserId, usize>>>,
+}
+
+impl UploadSlots {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            in_flight: Arc::default(),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A slot for `user`, or `None` when all of theirs are taken.
+    pub fn begin(&self, user: UserId) -> Option<UploadSlot> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = in_flight.entry(user).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(UploadSlot {
+            user,
+            in_flight: self.in_flight.clone(),
+        })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = in_flight.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_slots_are_capped_per_user_and_given_back_on_drop() {
+        let slots = UploadSlots::new(2);
+        let (ann, bob) = (UserId::generate(), UserId::generate());
+        let first = slots.begin(ann).unwrap();
+        let _second = slots.begin(ann).unwrap();
+        assert!(slots.begin(ann).is_none());
+        assert!(
+            slots.begin(bob).is_some(),
+            "another user has slots of their own"
+        );
+        drop(first);
+        assert!(slots.begin(ann).is_some());
+    }
 }

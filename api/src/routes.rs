@@ -298,6 +298,9 @@ enum UploadResponse {
     /// Not an accepted video type (by extension or content).
     #[oai(status = 415)]
     UnsupportedMedia(ErrorJson),
+    /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress.
+    #[oai(status = 429)]
+    TooManyUploads(ErrorJson),
     /// Storage or the workflow service is down; nothing was kept.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
@@ -544,6 +547,15 @@ impl Api {
             ));
         };
         let gw = self.gw();
+        let Some(_slot) = gw.uploads.begin(user_id) else {
+            return UploadResponse::TooManyUploads(ErrorBody::new(
+                "too_many_requests",
+                format!(
+                    "At most {} uploads may be in progress at once; wait for one to finish.",
+                    gw.uploads.limit()
+                ),
+            ));
+        };
         let bad =
             |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
         let unsupported = |message: String| {
