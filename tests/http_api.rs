@@ -501,3 +501,56 @@ async fn a_user_may_have_only_a_few_uploads_in_progress() {
     assert_eq!(after.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_file_names_and_malformed_forms_are_handled() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "ok.mp4", 1, true)).unwrap();
+
+    let long = format!("{}.mp4", "long".repeat(300));
+    for (sent, kept) in [
+        ("../../etc/passwd.mp4", "passwd.mp4".to_owned()),
+        ("C:\\Users\\ann\\clip.mp4", "clip.mp4".to_owned()),
+        ("we\"ird 'quotes'.mp4", "we\"ird 'quotes'.mp4".to_owned()),
+        ("Überraschung 日本.mp4", "Überraschung 日本.mp4".to_owned()),
+        (long.as_str(), format!("{}.mp4", &"long".repeat(300)[..251])),
+    ] {
+        let response = app.upload_bytes(&token, sent, video.clone()).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{sent}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["filename"], kept.as_str(), "{sent}");
+    }
+    // Storage keys never come from the name.
+    assert!(
+        app.objects()
+            .iter()
+            .all(|key| key.starts_with("sources/") && !key.contains("..")),
+        "{:?}",
+        app.objects()
+    );
+
+    let garbage = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\nthis is not a part header\r\n\r\nbroken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(garbage).await, "bad_request");
+    let no_boundary = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data")
+        .body("whatever")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_boundary.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -56,12 +56,29 @@ pub fn extension(file_name: &str) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+/// Longest name kept, in characters.
+const MAX_NAME_CHARS: usize = 255;
+
 /// The name to keep for a file: its last path component, without control characters, at most
-/// 255 characters. Browsers may send `C:\videos\clip.mp4`; only `clip.mp4` is the user's name.
+/// 255 characters (a long name loses the end of its stem, never its extension). Browsers may
+/// send `C:\videos\clip.mp4`; only `clip.mp4` is the user's name.
 pub fn clean_file_name(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
-    cleaned.trim().to_owned()
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.chars().count() <= MAX_NAME_CHARS {
+        return cleaned.to_owned();
+    }
+    let extension = Path::new(cleaned)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.chars().count() <= 10);
+    let suffix = extension.map(|e| format!(".{e}")).unwrap_or_default();
+    let stem: String = cleaned
+        .chars()
+        .take(MAX_NAME_CHARS - suffix.chars().count())
+        .collect();
+    format!("{}{suffix}", stem.trim_end())
 }
 
 /// Collects the first bytes of a stream for sniffing, keeping every byte for the store.
@@ -153,6 +170,9 @@ mod tests {
         assert_eq!(clean_file_name("C:\\videos\\clip.mp4"), "clip.mp4");
         assert_eq!(clean_file_name("../../etc/passwd.mp4"), "passwd.mp4");
         assert_eq!(clean_file_name("a\u{0}b\nc.mp4"), "abc.mp4");
+        let long = clean_file_name(&format!("{}.MP4", "é".repeat(1000)));
+        assert_eq!(long.chars().count(), 255);
+        assert!(long.ends_with(".MP4"), "{long}");
         assert_eq!(extension("Clip.MP4").as_deref(), Some("mp4"));
         assert_eq!(extension("noext"), None);
     }
