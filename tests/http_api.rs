@@ -163,7 +163,7 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
 
     // Larger than 1 MB, with a valid MP4 head.
     let mut big = video.clone();
-    big.resize(12 * 1024 * 1024, 0);
+    big.resize(40 * 1024 * 1024, 0);
     let response = app.upload_bytes(&token, "big.mp4", big).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "payload_too_large");

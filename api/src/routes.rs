@@ -558,151 +558,18 @@ impl Api {
         };
         let bad =
             |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
-        let unsupported = |message: String| {
-            UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message))
-        };
 
         let Ok(boundary) = multer::parse_boundary(&form.content_type) else {
             return bad("The body must be multipart/form-data with a boundary.");
         };
         let mut multipart = multer::Multipart::new(form.body.into_bytes_stream(), boundary);
-        let mut stored: Option<(JobId, ObjectKey, String, u64)> = None;
-
-        loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(_) => {
-                    discard(gw, stored.as_ref()).await;
-                    return bad("The multipart body is malformed.");
-                }
-            };
-            if field.name() != Some("file") {
-                continue; // Other fields are ignored; the parser skips their bodies.
-            }
-            if stored.is_some() {
-                discard(gw, stored.as_ref()).await;
-                return bad("Send exactly one `file` part.");
-            }
-            let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
-            let Some(extension) = upload::extension(&filename) else {
-                return unsupported(format!(
-                    "The file needs an extension; accepted: {}.",
-                    gw.limits.allowed_extensions.join(", ")
-                ));
-            };
-            if !gw.limits.allowed_extensions.contains(&extension) {
-                return unsupported(format!(
-                    "`.{extension}` files are not accepted; accepted: {}.",
-                    gw.limits.allowed_extensions.join(", ")
-                ));
-            }
-            let expected = Container::for_extension(&extension);
-
-            // Peek at the first bytes before storing anything.
-            let mut field = field.map_err(UploadFailure::Multipart).boxed();
-            let mut head = Head::new();
-            let mut buffered: Vec<Bytes> = Vec::new();
-            loop {
-                match field.next().await {
-                    Some(Ok(chunk)) => {
-                        let enough = head.push(&chunk);
-                        buffered.push(chunk);
-                        if enough {
-                            break;
-                        }
-                    }
-                    Some(Err(_)) => return bad("The multipart body is malformed."),
-                    None => break,
-                }
-            }
-            if head.bytes.is_empty() {
-                return bad("The file is empty.");
-            }
-            let sniffed = Container::sniff(&head.bytes);
-            if sniffed.is_none() || sniffed != expected {
-                return unsupported(format!(
-                    "The file's content is not a valid .{extension} video."
-                ));
-            }
-
-            let job_id = JobId::generate();
-            let key = ObjectKey::source(job_id, &extension);
-            let limit = gw.limits.max_bytes;
-            let mut seen = 0u64;
-            let stream = futures::stream::iter(buffered.into_iter().map(Ok))
-                .chain(field)
-                .and_then(move |chunk| {
-                    seen += chunk.len() as u64;
-                    let over = seen > limit;
-                    async move {
-                        if over {
-                            Err(UploadFailure::TooLarge)
-                        } else {
-                            Ok(chunk)
-                        }
-                    }
-                });
-            let size = match gw.objects.put_stream(&key, Box::pin(stream)).await {
-                Ok(size) => size,
-                Err(PutError::Source(UploadFailure::TooLarge)) => {
-                    return UploadResponse::TooLarge(ErrorBody::new(
-                        "payload_too_large",
-                        format!(
-                            "The file is larger than the {} MB limit.",
-                            limit / (1024 * 1024)
-                        ),
-                    ));
-                }
-                Err(PutError::Source(UploadFailure::Multipart(_))) => {
-                    return bad("The upload was interrupted or malformed.");
-                }
-                Err(PutError::Storage(error)) => {
-                    return UploadResponse::Unavailable(unavailable("storage", error));
-                }
-            };
-            stored = Some((job_id, key, filename, size));
+        let response = self.receive_upload(&claims, user_id, &mut multipart).await;
+        if !matches!(response, UploadResponse::Accepted(_)) {
+            // Read what the client is still sending before answering, so it sees the answer
+            // instead of a connection reset in the middle of its upload.
+            drain(&mut multipart).await;
         }
-
-        let Some((job_id, source_key, filename, size)) = stored else {
-            return bad("The form has no `file` part.");
-        };
-        let job = NewJob {
-            id: job_id,
-            user_id,
-            original_filename: filename.clone(),
-            source_key: source_key.clone(),
-            source_size: size,
-        };
-        if let Err(error) = gw.db.insert_job(&job).await {
-            discard(gw, Some(&(job_id, source_key, filename, size))).await;
-            return UploadResponse::Unavailable(unavailable("database", error));
-        }
-        let input = ConvertVideoInput {
-            job_id,
-            user_id,
-            session_id: claims.sid.clone(),
-            token_id: claims.jti.clone(),
-            source_key: source_key.clone(),
-            original_filename: filename.clone(),
-        };
-        let options = WorkflowStartOptions::new(TASK_QUEUE, job_id.to_string()).build();
-        if let Err(error) = gw
-            .temporal
-            .start_workflow(ConvertVideo::run, input, options)
-            .await
-        {
-            let _ = gw.db.delete_job(job_id).await;
-            discard(gw, Some(&(job_id, source_key, filename, size))).await;
-            return UploadResponse::Unavailable(unavailable("conversion service", error));
-        }
-        tracing::info!(%job_id, size, "upload accepted");
-        UploadResponse::Accepted(Json(UploadAccepted {
-            job_id: job_id.to_string(),
-            filename,
-            status: "queued".into(),
-            message: format!("Conversion started; follow it at /status/{job_id}."),
-        }))
+        response
     }
 
     /// A job's status, step and progress.
@@ -884,6 +751,158 @@ impl Api {
         }
     }
 
+    /// Streams the form's `file` part into storage, records the job and starts its workflow.
+    async fn receive_upload(
+        &self,
+        claims: &Claims,
+        user_id: audiomill_domain::UserId,
+        multipart: &mut multer::Multipart<'static>,
+    ) -> UploadResponse {
+        let gw = self.gw();
+        let bad =
+            |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
+        let unsupported = |message: String| {
+            UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message))
+        };
+        let mut stored: Option<(JobId, ObjectKey, String, u64)> = None;
+
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(_) => {
+                    discard(gw, stored.as_ref()).await;
+                    return bad("The multipart body is malformed.");
+                }
+            };
+            if field.name() != Some("file") {
+                continue; // Other fields are ignored; the parser skips their bodies.
+            }
+            if stored.is_some() {
+                discard(gw, stored.as_ref()).await;
+                return bad("Send exactly one `file` part.");
+            }
+            let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
+            let Some(extension) = upload::extension(&filename) else {
+                return unsupported(format!(
+                    "The file needs an extension; accepted: {}.",
+                    gw.limits.allowed_extensions.join(", ")
+                ));
+            };
+            if !gw.limits.allowed_extensions.contains(&extension) {
+                return unsupported(format!(
+                    "`.{extension}` files are not accepted; accepted: {}.",
+                    gw.limits.allowed_extensions.join(", ")
+                ));
+            }
+            let expected = Container::for_extension(&extension);
+
+            // Peek at the first bytes before storing anything.
+            let mut field = field.map_err(UploadFailure::Multipart).boxed();
+            let mut head = Head::new();
+            let mut buffered: Vec<Bytes> = Vec::new();
+            loop {
+                match field.next().await {
+                    Some(Ok(chunk)) => {
+                        let enough = head.push(&chunk);
+                        buffered.push(chunk);
+                        if enough {
+                            break;
+                        }
+                    }
+                    Some(Err(_)) => return bad("The multipart body is malformed."),
+                    None => break,
+                }
+            }
+            if head.bytes.is_empty() {
+                return bad("The file is empty.");
+            }
+            let sniffed = Container::sniff(&head.bytes);
+            if sniffed.is_none() || sniffed != expected {
+                return unsupported(format!(
+                    "The file's content is not a valid .{extension} video."
+                ));
+            }
+
+            let job_id = JobId::generate();
+            let key = ObjectKey::source(job_id, &extension);
+            let limit = gw.limits.max_bytes;
+            let mut seen = 0u64;
+            let stream = futures::stream::iter(buffered.into_iter().map(Ok))
+                .chain(field)
+                .and_then(move |chunk| {
+                    seen += chunk.len() as u64;
+                    let over = seen > limit;
+                    async move {
+                        if over {
+                            Err(UploadFailure::TooLarge)
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
+                });
+            let size = match gw.objects.put_stream(&key, Box::pin(stream)).await {
+                Ok(size) => size,
+                Err(PutError::Source(UploadFailure::TooLarge)) => {
+                    return UploadResponse::TooLarge(ErrorBody::new(
+                        "payload_too_large",
+                        format!(
+                            "The file is larger than the {} MB limit.",
+                            limit / (1024 * 1024)
+                        ),
+                    ));
+                }
+                Err(PutError::Source(UploadFailure::Multipart(_))) => {
+                    return bad("The upload was interrupted or malformed.");
+                }
+                Err(PutError::Storage(error)) => {
+                    return UploadResponse::Unavailable(unavailable("storage", error));
+                }
+            };
+            stored = Some((job_id, key, filename, size));
+        }
+
+        let Some((job_id, source_key, filename, size)) = stored else {
+            return bad("The form has no `file` part.");
+        };
+        let job = NewJob {
+            id: job_id,
+            user_id,
+            original_filename: filename.clone(),
+            source_key: source_key.clone(),
+            source_size: size,
+        };
+        if let Err(error) = gw.db.insert_job(&job).await {
+            discard(gw, Some(&(job_id, source_key, filename, size))).await;
+            return UploadResponse::Unavailable(unavailable("database", error));
+        }
+        let input = ConvertVideoInput {
+            job_id,
+            user_id,
+            session_id: claims.sid.clone(),
+            token_id: claims.jti.clone(),
+            source_key: source_key.clone(),
+            original_filename: filename.clone(),
+        };
+        let options = WorkflowStartOptions::new(TASK_QUEUE, job_id.to_string()).build();
+        if let Err(error) = gw
+            .temporal
+            .start_workflow(ConvertVideo::run, input, options)
+            .await
+        {
+            let _ = gw.db.delete_job(job_id).await;
+            discard(gw, Some(&(job_id, source_key, filename, size))).await;
+            return UploadResponse::Unavailable(unavailable("conversion service", error));
+        }
+        tracing::info!(%job_id, size, "upload accepted");
+        UploadResponse::Accepted(Json(UploadAccepted {
+            job_id: job_id.to_string(),
+            filename,
+            status: "queued".into(),
+            message: format!("Conversion started; follow it at /status/{job_id}."),
+        }))
+    }
+
     async fn serve_download(
         &self,
         auth: &BearerAuth,
@@ -1001,6 +1020,16 @@ fn token_pair(
         expires_in: gw.tokens.access_ttl.as_secs(),
         refresh_token: refresh,
     }))
+}
+
+/// Reads and drops the rest of a refused upload, for at most a few seconds.
+async fn drain(multipart: &mut multer::Multipart<'static>) {
+    let rest = async {
+        while let Ok(Some(field)) = multipart.next_field().await {
+            drop(field)
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rest).await;
 }
 
 /// Removes what a refused upload had stored.
