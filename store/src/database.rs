@@ -16,6 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
+    is_mysql: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,11 +95,42 @@ impl Database {
             options
         };
         let pool = options.connect(&url).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            is_mysql: !is_sqlite,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
+        if self.is_mysql {
+            self.ensure_utf8mb4().await?;
+        }
+        Ok(())
+    }
+
+    /// File names and e-mail addresses may hold any Unicode character, but a MySQL or MariaDB
+    /// database created with another default character set (MariaDB's is latin1) would refuse
+    /// them. Tables not yet in utf8mb4 are converted once; afterwards this is one cheap query.
+    async fn ensure_utf8mb4(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME IN ('users', 'sessions', 'refresh_tokens', 'jobs') \
+             AND TABLE_COLLATION NOT LIKE 'utf8mb4%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let table: String = row.try_get(0)?;
+            // The name comes from the fixed list above, never from input.
+            let statement = format!(
+                "ALTER TABLE `{table}` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&self.pool)
+                .await?;
+            tracing::info!(%table, "converted to utf8mb4");
+        }
         Ok(())
     }
 
@@ -525,7 +557,7 @@ mod tests {
         let job = NewJob {
             id: JobId::generate(),
             user_id: UserId::generate(),
-            original_filename: "clip.mp4".into(),
+            original_filename: "Überraschung 日本 🎬.mp4".into(),
             source_key: ObjectKey::parse("sources/x.mp4").unwrap(),
             source_size: 10,
         };
@@ -539,6 +571,7 @@ mod tests {
             .await
             .unwrap();
         let stored = db.job(job.id).await.unwrap().unwrap();
+        assert_eq!(stored.original_filename, "Überraschung 日本 🎬.mp4");
         assert_eq!(stored.mp3_size, Some(1234));
         assert_eq!(stored.duration_ms, Some(10_000));
         assert!(stored.completed_at.is_some());
