@@ -575,17 +575,11 @@ impl Api {
     /// A job's status, step and progress.
     #[oai(path = "/status/:job_id", method = "get", tag = "ApiTags::Jobs")]
     async fn status(&self, auth: BearerAuth, job_id: Path<String>) -> StatusResponse {
-        let claims = match self.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return StatusResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return StatusResponse::Unavailable(error),
+        let (_, job) = match self.caller_job(&auth, &job_id.0).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
         };
         let gw = self.gw();
-        let job = match self.owned_job(&claims, &job_id.0).await {
-            Ok(job) => job,
-            Err(JobLookup::NotFound) => return StatusResponse::NotFound(not_found()),
-            Err(JobLookup::Unavailable(error)) => return StatusResponse::Unavailable(error),
-        };
         let view = status::job_view(&gw.temporal, &job).await;
         StatusResponse::Ok(Json(JobStatusBody {
             job_id: job.id.to_string(),
@@ -632,17 +626,11 @@ impl Api {
     /// Cancel a running job, or delete an ended one with its video and MP3.
     #[oai(path = "/jobs/:job_id", method = "delete", tag = "ApiTags::Jobs")]
     async fn delete_job(&self, auth: BearerAuth, job_id: Path<String>) -> DeleteResponse {
-        let claims = match self.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return DeleteResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return DeleteResponse::Unavailable(error),
+        let (claims, job) = match self.caller_job(&auth, &job_id.0).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
         };
         let gw = self.gw();
-        let job = match self.owned_job(&claims, &job_id.0).await {
-            Ok(job) => job,
-            Err(JobLookup::NotFound) => return DeleteResponse::NotFound(not_found()),
-            Err(JobLookup::Unavailable(error)) => return DeleteResponse::Unavailable(error),
-        };
         let view = status::job_view(&gw.temporal, &job).await;
         if !view.status.is_final() {
             let handle = gw
@@ -723,31 +711,56 @@ enum UploadFailure {
     Multipart(#[allow(dead_code)] multer::Error),
 }
 
-enum JobLookup {
-    NotFound,
+/// Why an operation on a job stops before it begins. Someone else's job is `NotFound`,
+/// exactly like a missing one.
+enum JobRefusal {
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
     Unavailable(ErrorJson),
 }
 
+macro_rules! refusal_into {
+    ($($response:ident),*) => {$(
+        impl From<JobRefusal> for $response {
+            fn from(refusal: JobRefusal) -> Self {
+                match refusal {
+                    JobRefusal::Unauthorized(error) => Self::Unauthorized(error),
+                    JobRefusal::NotFound(error) => Self::NotFound(error),
+                    JobRefusal::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+refusal_into!(StatusResponse, DownloadResponse, DeleteResponse);
+
 impl Api {
-    /// The job, if it exists and the caller owns it or is an admin. Someone else's job is
-    /// reported exactly like a missing one.
-    async fn owned_job(
+    /// The caller's claims and the job, if the token is good and the caller owns the job or
+    /// is an admin.
+    async fn caller_job(
         &self,
-        claims: &Claims,
+        auth: &BearerAuth,
         raw_id: &str,
-    ) -> Result<audiomill_store::Job, JobLookup> {
-        let id = JobId::parse(raw_id).map_err(|_| JobLookup::NotFound)?;
+    ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
+        let claims = self
+            .authenticate(auth)
+            .await
+            .map_err(|denied| match denied {
+                Denied::Unauthorized(error) => JobRefusal::Unauthorized(error),
+                Denied::Unavailable(error) => JobRefusal::Unavailable(error),
+            })?;
+        let id = JobId::parse(raw_id).map_err(|_| JobRefusal::NotFound(not_found()))?;
         let job = self
             .gw()
             .db
             .job(id)
             .await
-            .map_err(|error| JobLookup::Unavailable(unavailable("database", error)))?
-            .ok_or(JobLookup::NotFound)?;
+            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?
+            .ok_or_else(|| JobRefusal::NotFound(not_found()))?;
         if claims.admin || claims.user_id() == Some(job.user_id) {
-            Ok(job)
+            Ok((claims, job))
         } else {
-            Err(JobLookup::NotFound)
+            Err(JobRefusal::NotFound(not_found()))
         }
     }
 
@@ -909,15 +922,9 @@ impl Api {
         raw_id: &str,
         range: Option<&str>,
     ) -> DownloadResponse {
-        let claims = match self.authenticate(auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return DownloadResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return DownloadResponse::Unavailable(error),
-        };
-        let job = match self.owned_job(&claims, raw_id).await {
-            Ok(job) => job,
-            Err(JobLookup::NotFound) => return DownloadResponse::NotFound(not_found()),
-            Err(JobLookup::Unavailable(error)) => return DownloadResponse::Unavailable(error),
+        let (_, job) = match self.caller_job(auth, raw_id).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
         };
         let (Some(key), Some(_)) = (job.mp3_key.clone(), job.completed_at) else {
             return DownloadResponse::NotReady(ErrorBody::new(
