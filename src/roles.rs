@@ -7,7 +7,7 @@ use crate::{
 use anyhow::{Context, bail};
 use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, transcode::Mp3Settings};
 use audiomill_api::{Gateway, UploadLimits, auth};
-use audiomill_domain::contract::TASK_QUEUE;
+use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -181,6 +181,7 @@ impl WorkerHandle {
             host_task_queue: format!("{TASK_QUEUE}-host-{instance}"),
             public_url,
             mp3: Mp3Settings::default(),
+            max_jobs: config.max_concurrent_transcodes,
         };
         let activities = ConvertActivities::new(
             backends.db.clone(),
@@ -201,15 +202,28 @@ impl WorkerHandle {
             .ok()
             .filter(|id| !id.trim().is_empty())
             .unwrap_or_else(|| format!("audiomill-worker-{instance}"));
-        // The worker's own queue carries the CPU-bound steps: its activity slots are the
-        // transcode limit. The shared queue keeps the SDK's defaults.
+        // Three queues (see the workflow): the shared one keeps the SDK's defaults; the fetch
+        // queue and the worker's own queue get as many slots as the worker holds jobs, so it
+        // takes new jobs only when it has room and a held job's next step never waits.
         let slots = config.max_concurrent_transcodes;
-        let own_tuner = TunerHolder::builder()
-            .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-            .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-            .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-            .build();
+        let limited = move || {
+            TunerHolder::builder()
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+                .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+                .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+                .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+                .build()
+        };
+        let reaper = {
+            let activities = activities.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    every.tick().await;
+                    activities.release_abandoned_jobs().await;
+                }
+            }
+        };
 
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -241,17 +255,22 @@ impl WorkerHandle {
                             .register_activities(activities.clone())
                             .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
                             .build();
+                        let fetch = WorkerOptions::new(FETCH_TASK_QUEUE)
+                            .register_activities(activities.clone())
+                            .tuner(limited())
+                            .build();
                         let own = WorkerOptions::new(settings.host_task_queue.clone())
                             .register_activities(activities)
-                            .tuner(own_tuner)
+                            .tuner(limited())
                             .build();
-                        let shared = Worker::new(&runtime, client.clone(), shared)
-                            .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        let own = Worker::new(&runtime, client, own)
-                            .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        anyhow::Ok((runtime, shared, own))
+                        let worker = |options| {
+                            Worker::new(&runtime, client.clone(), options)
+                                .map_err(|e| anyhow::anyhow!("{e}"))
+                        };
+                        let (shared, fetch, own) = (worker(shared)?, worker(fetch)?, worker(own)?);
+                        anyhow::Ok((runtime, shared, fetch, own))
                     };
-                    let (_runtime, mut shared, mut own) = match started.await {
+                    let (_runtime, mut shared, mut fetch, mut own) = match started.await {
                         Ok(parts) => parts,
                         Err(error) => {
                             let message = error.to_string();
@@ -259,16 +278,22 @@ impl WorkerHandle {
                             bail!(message);
                         }
                     };
-                    let (stop_shared, stop_own) = (shared.shutdown_handle(), own.shutdown_handle());
+                    let stops = [
+                        shared.shutdown_handle(),
+                        fetch.shutdown_handle(),
+                        own.shutdown_handle(),
+                    ];
                     tokio::task::spawn_local(async move {
                         let _ = stop_rx.await;
-                        stop_shared();
-                        stop_own();
+                        stops.iter().for_each(|stop| stop());
                     });
+                    let reaper = tokio::task::spawn_local(reaper);
                     let _ = ready_tx.send(Ok(()));
                     tracing::info!(task_queue = TASK_QUEUE, "worker polling");
-                    let (a, b) = tokio::join!(shared.run(), own.run());
+                    let (a, b, c) = tokio::join!(shared.run(), fetch.run(), own.run());
+                    reaper.abort();
                     a.and(b)
+                        .and(c)
                         .map_err(|e| anyhow::anyhow!("the worker stopped with an error: {e}"))
                 })
             })?;

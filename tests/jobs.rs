@@ -221,19 +221,7 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
     let long = make_long_video(media.path(), 1500);
     let job_id = app.start_job(&token, &long).await;
 
-    // Wait for the transcode to be under way, then cancel.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (_, status) = app.status(&token, &job_id).await;
-        if status["step"] == "transcode" && status["progress"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the transcode never started: {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.wait_for_transcode(&token, &job_id).await;
     let delete = |id: String| {
         app.http
             .delete(app.url(&format!("/jobs/{id}")))
@@ -287,5 +275,46 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
         delete(job_id).await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
+    let app = TestApp::spawn_with(&[("MAX_CONCURRENT_TRANSCODES", "1")]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let long = make_long_video(media.path(), 1500);
+    let short = make_mp4(media.path(), "short.mp4", 2, true);
+
+    let first = app.start_job(&token, &long).await;
+    app.wait_for_transcode(&token, &first).await;
+    let second = app.start_job(&token, &short).await;
+
+    // The only room is taken: the second job waits in Temporal, not on this worker's disk.
+    let mut polls = 0;
+    loop {
+        let (_, waiting) = app.status(&token, &second).await;
+        if waiting["status"] != "queued" {
+            let (_, busy) = app.status(&token, &first).await;
+            assert_eq!(
+                busy["status"], "completed",
+                "the second job started ({waiting}) while the first was {busy}"
+            );
+            break;
+        }
+        assert_ne!(waiting["step"], "transcode", "{waiting}");
+        polls += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(polls > 3, "the second job was never seen waiting");
+
+    let seen = app.wait_for_job(&token, &second).await;
+    assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
     app.stop().await;
 }

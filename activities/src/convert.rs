@@ -1,16 +1,19 @@
 use crate::{
+    held::HeldJobs,
     mailer::{Mailer, Notification},
     transcode::{Mp3Settings, TranscodeError, transcode},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        EmailOutcome, FetchSourceInput, FetchedSource, SendEmailInput, StoreMp3Input, StoredMp3,
-        TranscodeInput, TranscodeOutput, TranscodeProgress, ValidateTokenInput, activity, failure,
+        EmailOutcome, FetchProgress, FetchSourceInput, FetchedSource, SendEmailInput,
+        StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput, TranscodeProgress,
+        ValidateTokenInput, activity, failure,
     },
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
+    future::Future,
     ops::ControlFlow,
     path::{Path, PathBuf},
     sync::{
@@ -23,8 +26,12 @@ use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-/// How often the transcode reports progress; well inside its heartbeat timeout.
+/// How often long activities report progress; well inside their heartbeat timeouts.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+
+/// A held job that no step has touched for this long was abandoned: with room on its worker,
+/// its next step starts within moments, so its workflow went on elsewhere or ended.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// What a worker needs to know about itself.
 #[derive(Debug, Clone)]
@@ -36,6 +43,8 @@ pub struct WorkerSettings {
     /// Base of the download links in e-mails, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     pub mp3: Mp3Settings,
+    /// How many jobs this worker holds at once: its transcode limit.
+    pub max_jobs: usize,
 }
 
 /// The activities, with the clients they use. Cheap to clone: every field is shared.
@@ -45,6 +54,7 @@ pub struct ConvertActivities {
     objects: ObjectStore,
     mailer: Mailer,
     settings: Arc<WorkerSettings>,
+    held: Arc<HeldJobs>,
 }
 
 #[activities]
@@ -71,36 +81,30 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Copies the uploaded video to this worker's disk.
+    /// Takes the job onto this worker, once it has room, and copies the uploaded video here.
     #[activity(definition = activity::FetchSource)]
     pub async fn fetch_source(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: FetchSourceInput,
     ) -> Result<FetchedSource, ActivityError> {
-        let dir = self.job_dir(input.job_id);
-        tokio::fs::create_dir_all(&dir).await.map_err(retryable)?;
-        let local_path = dir.join(source_file_name(&input.source_key));
-        let size = match self
-            .objects
-            .get_to_file(&input.source_key, &local_path)
-            .await
-        {
-            Ok(size) => size,
-            Err(StoreError::NotFound) => {
-                return Err(fatal(
-                    failure::SOURCE_MISSING,
-                    "The uploaded file is no longer in storage.",
-                ));
-            }
-            Err(error) => return Err(retryable(error)),
+        let job = input.job_id;
+        let waiting = AtomicBool::new(true);
+        let fetch = async {
+            self.held.hold(job).await;
+            waiting.store(false, Ordering::Relaxed);
+            let _working = self.held.working(job);
+            self.copy_source(&input).await
         };
-        tracing::info!(job_id = %input.job_id, size, "source fetched");
-        Ok(FetchedSource {
-            local_path: local_path.to_string_lossy().into_owned(),
-            task_queue: self.settings.host_task_queue.clone(),
-            size,
-        })
+        let progress = || FetchProgress {
+            waiting_for_room: waiting.load(Ordering::Relaxed),
+        };
+        let outcome = keep_alive(&ctx, fetch, progress).await;
+        if !matches!(outcome, Some(Ok(_))) {
+            // Its retry may run on another worker: free the room and the disk here.
+            self.forget(job).await;
+        }
+        outcome.unwrap_or_else(|| Err(ActivityError::cancelled()))
     }
 
     /// Converts the fetched video to MP3, heartbeating its percentage.
@@ -111,6 +115,7 @@ impl ConvertActivities {
         input: TranscodeInput,
     ) -> Result<TranscodeOutput, ActivityError> {
         let source = PathBuf::from(&input.local_path);
+        let _working = self.held.working(input.job_id);
         if !source.starts_with(&self.settings.work_dir)
             || tokio::fs::metadata(&source).await.is_err()
         {
@@ -158,12 +163,17 @@ impl ConvertActivities {
             Ok(report) => report,
             Err(TranscodeError::Cancelled) => {
                 // The job is over: nothing of it stays on this worker.
-                let _ = tokio::fs::remove_dir_all(self.job_dir(input.job_id)).await;
+                self.forget(input.job_id).await;
                 tracing::info!(job_id = %input.job_id, "transcode cancelled");
                 return Err(ActivityError::cancelled());
             }
-            Err(error) => {
+            Err(error @ TranscodeError::Output(_)) => {
                 let _ = tokio::fs::remove_file(&output).await;
+                return Err(retryable(error));
+            }
+            Err(error) => {
+                // The media itself is at fault: no retry follows, the job ends failed.
+                self.forget(input.job_id).await;
                 return Err(transcode_failure(error));
             }
         };
@@ -185,6 +195,7 @@ impl ConvertActivities {
         input: StoreMp3Input,
     ) -> Result<StoredMp3, ActivityError> {
         let mp3_path = PathBuf::from(&input.mp3_path);
+        let _working = self.held.working(input.job_id);
         if !mp3_path.starts_with(&self.settings.work_dir)
             || tokio::fs::metadata(&mp3_path).await.is_err()
         {
@@ -203,7 +214,7 @@ impl ConvertActivities {
             .record_mp3(input.job_id, &key, size, input.duration_ms)
             .await
             .map_err(retryable)?;
-        let _ = tokio::fs::remove_dir_all(self.job_dir(input.job_id)).await;
+        self.forget(input.job_id).await;
         Ok(StoredMp3 {
             mp3_key: key,
             mp3_size: size,
@@ -269,8 +280,51 @@ impl ConvertActivities {
             db,
             objects,
             mailer,
+            held: Arc::new(HeldJobs::new(settings.max_jobs)),
             settings: Arc::new(settings),
         }
+    }
+
+    /// Frees the room and removes the files of jobs whose workflow left this worker without
+    /// saying so (cancelled between two steps, or moved on while this worker was cut off).
+    /// The worker calls this now and then.
+    pub async fn release_abandoned_jobs(&self) {
+        for job in self.held.release_abandoned(ABANDONED_AFTER) {
+            tracing::info!(job_id = %job, "releasing an abandoned job");
+            let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
+        }
+    }
+
+    async fn copy_source(&self, input: &FetchSourceInput) -> Result<FetchedSource, ActivityError> {
+        let dir = self.job_dir(input.job_id);
+        tokio::fs::create_dir_all(&dir).await.map_err(retryable)?;
+        let local_path = dir.join(source_file_name(&input.source_key));
+        let size = match self
+            .objects
+            .get_to_file(&input.source_key, &local_path)
+            .await
+        {
+            Ok(size) => size,
+            Err(StoreError::NotFound) => {
+                return Err(fatal(
+                    failure::SOURCE_MISSING,
+                    "The uploaded file is no longer in storage.",
+                ));
+            }
+            Err(error) => return Err(retryable(error)),
+        };
+        tracing::info!(job_id = %input.job_id, size, "source fetched");
+        Ok(FetchedSource {
+            local_path: local_path.to_string_lossy().into_owned(),
+            task_queue: self.settings.host_task_queue.clone(),
+            size,
+        })
+    }
+
+    /// The job is over on this worker: its room and its files go.
+    async fn forget(&self, job: JobId) {
+        let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
+        self.held.release(job);
     }
 
     /// Empties the scratch directory. Run at worker start: whatever a crashed run left there
@@ -287,6 +341,29 @@ impl ConvertActivities {
 
     fn job_dir(&self, job: JobId) -> PathBuf {
         self.settings.work_dir.join(job.to_string())
+    }
+}
+
+/// Runs `work` while heartbeating `progress()`, so Temporal notices a dead worker and can
+/// deliver a cancellation. `None` when the activity was cancelled (`work` is dropped).
+async fn keep_alive<T, P>(
+    ctx: &ActivityContext,
+    work: impl Future<Output = T>,
+    progress: impl Fn() -> P,
+) -> Option<T>
+where
+    P: serde::Serialize + 'static,
+{
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            _ = ticker.tick() => {
+                let _ = ctx.record_heartbeat(progress()).await;
+            }
+            _ = ctx.cancelled() => return None,
+        }
     }
 }
 

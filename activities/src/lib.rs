@@ -7,6 +7,7 @@
 //! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
 
 mod convert;
+mod held;
 pub mod mailer;
 pub mod transcode;
 

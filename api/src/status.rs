@@ -3,7 +3,7 @@
 
 use audiomill_domain::{
     JobStatus, Step,
-    contract::{TranscodeProgress, failures},
+    contract::{FetchProgress, TranscodeProgress, failures},
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
@@ -49,13 +49,20 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             let step = pending
                 .and_then(|a| a.activity_type.as_ref())
                 .and_then(|t| Step::from_activity_name(&t.name));
+            let details = pending
+                .and_then(|a| a.heartbeat_details.as_ref())
+                .and_then(|d| d.payloads.first())
+                .map(|p| p.data.as_slice());
+            // A fetch that still waits for a worker with room has not really started.
+            let waiting = step == Some(Step::FetchSource)
+                && details
+                    .and_then(|d| serde_json::from_slice::<FetchProgress>(d).ok())
+                    .is_none_or(|p| p.waiting_for_room);
             let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
             let attempt = pending.map_or(1, |a| a.attempt.max(1) as u32);
             let progress = match step {
-                Some(Step::Transcode) => pending
-                    .and_then(|a| a.heartbeat_details.as_ref())
-                    .and_then(|d| d.payloads.first())
-                    .and_then(|p| serde_json::from_slice::<TranscodeProgress>(&p.data).ok())
+                Some(Step::Transcode) => details
+                    .and_then(|d| serde_json::from_slice::<TranscodeProgress>(d).ok())
                     .map_or(0, |p| p.percent.min(99)),
                 Some(Step::StoreMp3 | Step::SendEmail) => 100,
                 _ => 0,
@@ -63,6 +70,9 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             // The MP3 is stored and downloadable; only the e-mail is still on its way.
             let status = if job.completed_at.is_some() {
                 JobStatus::Completed
+            } else if waiting && attempt == 1 {
+                // Accepted, but no worker has had room for it yet.
+                JobStatus::Queued
             } else if started || attempt > 1 || info.history_length > 5 {
                 JobStatus::Running
             } else {

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 /// The task queue the gateway starts workflows on and every worker polls.
 pub const TASK_QUEUE: &str = "audiomill";
 
+/// The queue of `fetch_source`, which takes a job onto a worker. Every worker polls it, with
+/// as many slots as it has room for jobs, so a busy worker leaves new jobs to the others.
+pub const FETCH_TASK_QUEUE: &str = "audiomill-fetch";
+
 /// The workflow type name, as operators see it in the Temporal Web UI.
 pub const WORKFLOW_TYPE: &str = "ConvertVideo";
 
@@ -97,6 +101,13 @@ pub struct TranscodeInput {
 pub struct TranscodeOutput {
     pub mp3_path: String,
     pub duration_ms: u64,
+}
+
+/// Heartbeat details of `fetch_source`: whether it still waits for room on its worker, in
+/// which case `/status` shows the job as queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchProgress {
+    pub waiting_for_room: bool,
 }
 
 /// Heartbeat details of the transcode activity; `/status` reads them as the job's progress.

@@ -231,6 +231,22 @@ impl TestApp {
         }
     }
 
+    /// Waits until the job's transcode is under way (it has reported progress).
+    pub async fn wait_for_transcode(&self, token: &str, job_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, status) = self.status(token, job_id).await;
+            if status["step"] == "transcode" && status["progress"].as_u64().unwrap_or(0) > 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the transcode never started: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn mail_dir(&self) -> PathBuf {
         self.data.path().join("mail")
     }

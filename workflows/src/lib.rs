@@ -9,8 +9,8 @@
 //! heartbeat and removes its files) and sends no e-mail.
 
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, FetchSourceInput, SendEmailInput, StoreMp3Input,
-    TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
+    ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, SendEmailInput,
+    StoreMp3Input, TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
 };
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
@@ -26,6 +26,10 @@ const MAX_WORKER_ROUNDS: u32 = 5;
 /// Heartbeat deadline for the transcode. The SDK throttles heartbeats to about 0.8 of this, so
 /// progress reaches the server every ~1.6 s, and a dead worker is noticed within 2 s.
 const TRANSCODE_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Heartbeat deadline of `fetch_source`, which may wait a long time for a worker with room:
+/// a worker that dies while the job waits on it is noticed within this.
+const FETCH_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a task may wait on a worker's own queue before we conclude the worker is gone.
 const HOST_QUEUE_PICKUP: Duration = Duration::from_secs(10);
@@ -62,11 +66,7 @@ impl ConvertVideo {
                 source_key: input.source_key.clone(),
             };
             let fetched = ctx
-                .execute_activity(
-                    activity::FetchSource,
-                    fetch,
-                    quick(Duration::from_secs(30 * 60), 5),
-                )
+                .execute_activity(activity::FetchSource, fetch, fetch_options())
                 .await
                 .map_err(end)?;
 
@@ -159,6 +159,16 @@ fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {
 fn quick(start_to_close: Duration, attempts: u32) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(start_to_close)
         .retry_policy(retry(attempts, Duration::from_secs(30)))
+        .build()
+}
+
+/// `fetch_source` runs on the fetch queue, where only workers with room take it, and can wait
+/// there for hours when every worker is busy; once taken it heartbeats.
+fn fetch_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
+        .task_queue(FETCH_TASK_QUEUE.to_owned())
+        .heartbeat_timeout(FETCH_HEARTBEAT_TIMEOUT)
+        .retry_policy(retry(5, Duration::from_secs(30)))
         .build()
 }
 
