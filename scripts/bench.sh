@@ -5,8 +5,8 @@
 #      transcode itself;
 #   3. the gateway's peak memory (VmHWM) while a 1 GB upload streams in, and its upload
 #      throughput into the S3 server;
-#   4. jobs per minute with one worker against two (10 one-minute clips, one transcode at a
-#      time per worker).
+#   4. jobs per minute with one worker against two (10 one-minute clips queued while the
+#      workers are paused, then timed until all are done; one transcode at a time per worker).
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -102,12 +102,14 @@ for n in $(seq 10); do
   ff -f lavfi -i "color=size=64x64:rate=5" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=44100" \
      -t 60 -c:v libx264 -preset ultrafast -c:a aac "$WORK/minute$n.mp4"
 done
-batch() { # uploads the ten clips at once, prints seconds until all are completed
+batch() { # queues the ten clips while the workers are paused, prints seconds until all are done
   local jobs=() start
-  start=$(now)
+  kill -STOP "${WORKERS[@]}"
   for n in $(seq 10); do
     jobs+=("$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/minute$n.mp4" "$API/upload" | json '["job_id"]')")
   done
+  start=$(now)
+  kill -CONT "${WORKERS[@]}"
   for job in "${jobs[@]}"; do
     while [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$job" | json '["status"]')" != completed ]; do sleep 0.05; done
   done

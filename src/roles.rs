@@ -57,18 +57,31 @@ impl Backends {
                 create_bucket,
             } => ObjectStore::s3(settings, *create_bucket),
         };
-        objects
-            .init()
-            .await
-            .context("object storage is not usable")?;
+        objects.init().await.map_err(|e| match &config.storage {
+            StorageConfig::Files { root } => {
+                anyhow::anyhow!(
+                    "The object directory {} is not usable ({e}).",
+                    root.display()
+                )
+            }
+            StorageConfig::S3 { settings, .. } => anyhow::anyhow!(
+                "Object storage (bucket {:?} at {}) is not usable ({e}).",
+                settings.bucket,
+                settings.endpoint.as_deref().unwrap_or("AWS S3")
+            ),
+        })?;
         let mailer = match &config.mail {
             MailConfig::Files { dir } => Mailer::files(dir, &config.mail_from)?,
             MailConfig::Smtp { url } => Mailer::smtp(url.expose(), &config.mail_from)?,
         };
-        mailer
-            .init()
-            .await
-            .context("the mail directory is not usable")?;
+        mailer.init().await.map_err(|e| match &config.mail {
+            MailConfig::Files { dir } => {
+                anyhow::anyhow!("The mail directory {} is not usable ({e}).", dir.display())
+            }
+            MailConfig::Smtp { .. } => {
+                anyhow::anyhow!("The SMTP server at SMTP_URL is unreachable ({e}).")
+            }
+        })?;
         Ok(Self {
             db,
             objects,
@@ -181,7 +194,7 @@ impl WorkerHandle {
             host_task_queue: format!("{TASK_QUEUE}-host-{instance}"),
             public_url,
             mp3: Mp3Settings::default(),
-            max_jobs: config.max_concurrent_transcodes,
+            max_transcodes: config.max_concurrent_transcodes,
         };
         let activities = ConvertActivities::new(
             backends.db.clone(),
@@ -202,11 +215,11 @@ impl WorkerHandle {
             .ok()
             .filter(|id| !id.trim().is_empty())
             .unwrap_or_else(|| format!("audiomill-worker-{instance}"));
-        // Three queues (see the workflow): the shared one keeps the SDK's defaults; the fetch
-        // queue and the worker's own queue get as many slots as the worker holds jobs, so it
-        // takes new jobs only when it has room and a held job's next step never waits.
-        let slots = config.max_concurrent_transcodes;
-        let limited = move || {
+        // Three queues (see the workflow). The shared one keeps the SDK's defaults. The fetch
+        // queue takes one job at a time, and only when this worker has room for it. The
+        // worker's own queue has a slot for every job it may hold, so the next step of a held
+        // job never waits for one (the transcode itself waits for the CPU inside).
+        let limited = move |slots: usize| {
             TunerHolder::builder()
                 .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
                 .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
@@ -214,6 +227,7 @@ impl WorkerHandle {
                 .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
                 .build()
         };
+        let held_slots = activities.max_held_jobs();
         let reaper = {
             let activities = activities.clone();
             async move {
@@ -257,11 +271,11 @@ impl WorkerHandle {
                             .build();
                         let fetch = WorkerOptions::new(FETCH_TASK_QUEUE)
                             .register_activities(activities.clone())
-                            .tuner(limited())
+                            .tuner(limited(1))
                             .build();
                         let own = WorkerOptions::new(settings.host_task_queue.clone())
                             .register_activities(activities)
-                            .tuner(limited())
+                            .tuner(limited(held_slots))
                             .build();
                         let worker = |options| {
                             Worker::new(&runtime, client.clone(), options)

@@ -103,6 +103,11 @@ impl DevServer {
         })
     }
 
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Asks the server to stop (SIGTERM), waiting a few seconds before killing it.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {

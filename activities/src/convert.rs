@@ -6,9 +6,8 @@ use crate::{
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        EmailOutcome, FetchProgress, FetchSourceInput, FetchedSource, SendEmailInput,
-        StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput, TranscodeProgress,
-        ValidateTokenInput, activity, failure,
+        EmailOutcome, FetchSourceInput, FetchedSource, SendEmailInput, StepProgress, StoreMp3Input,
+        StoredMp3, TranscodeInput, TranscodeOutput, ValidateTokenInput, activity, failure,
     },
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
@@ -25,9 +24,14 @@ use std::{
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tokio::sync::Semaphore;
 
 /// How often long activities report progress; well inside their heartbeat timeouts.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+
+/// Jobs a worker holds beyond its transcode limit: their sources are fetched while the
+/// transcodes run, so the next transcode starts as soon as one ends.
+const PREFETCHED_JOBS: usize = 1;
 
 /// A held job that no step has touched for this long was abandoned: with room on its worker,
 /// its next step starts within moments, so its workflow went on elsewhere or ended.
@@ -43,8 +47,8 @@ pub struct WorkerSettings {
     /// Base of the download links in e-mails, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     pub mp3: Mp3Settings,
-    /// How many jobs this worker holds at once: its transcode limit.
-    pub max_jobs: usize,
+    /// How many transcodes run here at once.
+    pub max_transcodes: usize,
 }
 
 /// The activities, with the clients they use. Cheap to clone: every field is shared.
@@ -55,6 +59,7 @@ pub struct ConvertActivities {
     mailer: Mailer,
     settings: Arc<WorkerSettings>,
     held: Arc<HeldJobs>,
+    transcode_slots: Arc<Semaphore>,
 }
 
 #[activities]
@@ -96,8 +101,9 @@ impl ConvertActivities {
             let _working = self.held.working(job);
             self.copy_source(&input).await
         };
-        let progress = || FetchProgress {
-            waiting_for_room: waiting.load(Ordering::Relaxed),
+        let progress = || StepProgress {
+            waiting: waiting.load(Ordering::Relaxed),
+            percent: 0,
         };
         let outcome = keep_alive(&ctx, fetch, progress).await;
         if !matches!(outcome, Some(Ok(_))) {
@@ -128,6 +134,16 @@ impl ConvertActivities {
         }
         // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
         let output = self.job_dir(input.job_id).join("output.mp3");
+        // The job is held here already; wait for the CPU.
+        let waiting = || StepProgress {
+            waiting: true,
+            percent: 0,
+        };
+        let Some(slot) = keep_alive(&ctx, self.transcode_slots.acquire(), waiting).await else {
+            self.forget(input.job_id).await;
+            return Err(ActivityError::cancelled());
+        };
+        let _slot = slot.expect("the semaphore is never closed");
         let percent = Arc::new(AtomicU8::new(0));
         let cancelled = Arc::new(AtomicBool::new(false));
         let settings = self.settings.mp3;
@@ -151,7 +167,10 @@ impl ConvertActivities {
             tokio::select! {
                 joined = &mut work => break joined,
                 _ = ticker.tick() => {
-                    let progress = TranscodeProgress { percent: percent.load(Ordering::Relaxed) };
+                    let progress = StepProgress {
+                        percent: percent.load(Ordering::Relaxed),
+                        waiting: false,
+                    };
                     let _ = ctx.record_heartbeat(progress).await;
                 }
                 _ = ctx.cancelled(), if !cancelled.load(Ordering::Relaxed) => {
@@ -178,7 +197,10 @@ impl ConvertActivities {
             }
         };
         let _ = ctx
-            .record_heartbeat(TranscodeProgress { percent: 100 })
+            .record_heartbeat(StepProgress {
+                percent: 100,
+                waiting: false,
+            })
             .await;
         tracing::info!(job_id = %input.job_id, duration_ms = report.duration_ms, "transcoded");
         Ok(TranscodeOutput {
@@ -280,7 +302,8 @@ impl ConvertActivities {
             db,
             objects,
             mailer,
-            held: Arc::new(HeldJobs::new(settings.max_jobs)),
+            held: Arc::new(HeldJobs::new(settings.max_transcodes + PREFETCHED_JOBS)),
+            transcode_slots: Arc::new(Semaphore::new(settings.max_transcodes.max(1))),
             settings: Arc::new(settings),
         }
     }
@@ -288,6 +311,11 @@ impl ConvertActivities {
     /// Frees the room and removes the files of jobs whose workflow left this worker without
     /// saying so (cancelled between two steps, or moved on while this worker was cut off).
     /// The worker calls this now and then.
+    /// How many jobs this worker holds at once; its own task queue needs as many slots.
+    pub fn max_held_jobs(&self) -> usize {
+        self.settings.max_transcodes.max(1) + PREFETCHED_JOBS
+    }
+
     pub async fn release_abandoned_jobs(&self) {
         for job in self.held.release_abandoned(ABANDONED_AFTER) {
             tracing::info!(job_id = %job, "releasing an abandoned job");

@@ -56,7 +56,11 @@ impl Mailer {
     pub async fn init(&self) -> std::io::Result<()> {
         match self {
             Self::Files { dir, .. } => tokio::fs::create_dir_all(dir).await,
-            Self::Smtp { .. } => Ok(()),
+            Self::Smtp { transport, .. } => match transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(std::io::Error::other("it did not greet us")),
+                Err(error) => Err(std::io::Error::other(error)),
+            },
         }
     }
 

@@ -3,7 +3,7 @@
 
 use audiomill_domain::{
     JobStatus, Step,
-    contract::{FetchProgress, TranscodeProgress, failures},
+    contract::{StepProgress, failures},
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
@@ -52,18 +52,18 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             let details = pending
                 .and_then(|a| a.heartbeat_details.as_ref())
                 .and_then(|d| d.payloads.first())
-                .map(|p| p.data.as_slice());
-            // A fetch that still waits for a worker with room has not really started.
-            let waiting = step == Some(Step::FetchSource)
-                && details
-                    .and_then(|d| serde_json::from_slice::<FetchProgress>(d).ok())
-                    .is_none_or(|p| p.waiting_for_room);
+                .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok());
+            // A step still waiting for room on a worker has not really started; a fetch no
+            // worker has reported on yet waits for one.
+            let waiting = match step {
+                Some(Step::FetchSource) => details.is_none_or(|d| d.waiting),
+                Some(Step::Transcode) => details.is_some_and(|d| d.waiting),
+                _ => false,
+            };
             let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
             let attempt = pending.map_or(1, |a| a.attempt.max(1) as u32);
             let progress = match step {
-                Some(Step::Transcode) => details
-                    .and_then(|d| serde_json::from_slice::<TranscodeProgress>(d).ok())
-                    .map_or(0, |p| p.percent.min(99)),
+                Some(Step::Transcode) => details.map_or(0, |d| d.percent.min(99)),
                 Some(Step::StoreMp3 | Step::SendEmail) => 100,
                 _ => 0,
             };

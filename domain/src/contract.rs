@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 /// The task queue the gateway starts workflows on and every worker polls.
 pub const TASK_QUEUE: &str = "audiomill";
 
-/// The queue of `fetch_source`, which takes a job onto a worker. Every worker polls it, with
-/// as many slots as it has room for jobs, so a busy worker leaves new jobs to the others.
+/// The queue of `fetch_source`, which takes a job onto a worker. Every worker takes one task
+/// at a time from it, and a fetch waits until its worker has room for the job, so a busy
+/// worker leaves the waiting jobs to the others.
 pub const FETCH_TASK_QUEUE: &str = "audiomill-fetch";
 
 /// The workflow type name, as operators see it in the Temporal Web UI.
@@ -103,17 +104,15 @@ pub struct TranscodeOutput {
     pub duration_ms: u64,
 }
 
-/// Heartbeat details of `fetch_source`: whether it still waits for room on its worker, in
-/// which case `/status` shows the job as queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchProgress {
-    pub waiting_for_room: bool,
-}
-
-/// Heartbeat details of the transcode activity; `/status` reads them as the job's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TranscodeProgress {
+/// Heartbeat details of `fetch_source` and `transcode`; `/status` reads them. A step that
+/// still waits for room on its worker (a job slot, a transcode slot) shows the job as queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepProgress {
+    /// Percent of the transcode done.
+    #[serde(default)]
     pub percent: u8,
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

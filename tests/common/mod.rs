@@ -44,7 +44,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
     pub config: Config,
-    _temporal: DevServer,
+    temporal: Option<DevServer>,
+    temporal_address: String,
+    /// Where Temporal keeps its state, when it must survive a restart.
+    temporal_db: Option<PathBuf>,
 }
 
 impl TestApp {
@@ -64,18 +67,36 @@ impl TestApp {
     }
 
     /// Everything but the app itself: Temporal, the backends, the configuration (also as
-    /// environment variables in `vars`, for starting `audiomill` processes).
+    /// environment variables in `vars`, for starting `audiomill` processes). `settings` win
+    /// over the backends the suite runs on.
     pub async fn without_app(settings: &[(&str, &str)]) -> Self {
+        Self::prepare(settings, false).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with Temporal's state in a file, so that
+    /// [`TestApp::kill_temporal`] and [`TestApp::start_temporal`] lose nothing.
+    pub async fn spawn_with_durable_temporal(settings: &[(&str, &str)]) -> Self {
+        let mut test = Self::prepare(settings, true).await;
+        let app = App::start(&test.config, false)
+            .await
+            .expect("the app starts");
+        test.base = app.base_url();
+        test.app = Some(app);
+        test
+    }
+
+    async fn prepare(settings: &[(&str, &str)], durable_temporal: bool) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let temporal_address = format!("127.0.0.1:{}", free_port());
-        let temporal = DevServer::start(None, &temporal_address, None)
+        let temporal_db = durable_temporal.then(|| data.path().join("temporal.db"));
+        let temporal = DevServer::start(temporal_db.as_deref(), &temporal_address, None)
             .await
             .expect("temporal dev server starts");
-        let data = tempfile::tempdir().unwrap();
         let mut vars: HashMap<String, String> = settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        vars.insert("TEMPORAL_ADDRESS".into(), temporal_address);
+        vars.insert("TEMPORAL_ADDRESS".into(), temporal_address.clone());
         vars.insert("JWT_SECRET".into(), JWT_SECRET.into());
         vars.insert("DATA_DIR".into(), data.path().display().to_string());
         let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
@@ -84,15 +105,20 @@ impl TestApp {
             let server = required("TEST_MYSQL_URL");
             let database = format!("am_{unique}");
             create_database(&server, &database).await;
-            vars.insert("DATABASE_URL".into(), format!("{server}/{database}"));
             let name = format!("am-{unique}");
-            vars.insert("S3_BUCKET".into(), name.clone());
-            vars.insert("S3_CREATE_BUCKET".into(), "true".into());
-            vars.insert("AWS_ENDPOINT_URL".into(), required("TEST_S3_ENDPOINT"));
-            vars.insert("AWS_ACCESS_KEY_ID".into(), required("TEST_S3_KEY"));
-            vars.insert("AWS_SECRET_ACCESS_KEY".into(), required("TEST_S3_SECRET"));
-            vars.insert("SMTP_URL".into(), required("TEST_SMTP_URL"));
-            bucket = Some(name);
+            let production = [
+                ("DATABASE_URL", format!("{server}/{database}")),
+                ("S3_BUCKET", name.clone()),
+                ("S3_CREATE_BUCKET", "true".into()),
+                ("AWS_ENDPOINT_URL", required("TEST_S3_ENDPOINT")),
+                ("AWS_ACCESS_KEY_ID", required("TEST_S3_KEY")),
+                ("AWS_SECRET_ACCESS_KEY", required("TEST_S3_SECRET")),
+                ("SMTP_URL", required("TEST_SMTP_URL")),
+            ];
+            for (name, value) in production {
+                vars.entry(name.into()).or_insert(value);
+            }
+            bucket = vars.get("S3_BUCKET").cloned();
         }
         let config = Config::from_lookup(None, Some("127.0.0.1:0".parse().unwrap()), |name| {
             vars.get(name).cloned()
@@ -109,8 +135,25 @@ impl TestApp {
             http: reqwest::Client::new(),
             data,
             config,
-            _temporal: temporal,
+            temporal: Some(temporal),
+            temporal_address,
+            temporal_db,
         }
+    }
+
+    /// Kills the Temporal server (SIGKILL, no goodbye).
+    pub async fn kill_temporal(&mut self) {
+        if let Some(server) = self.temporal.take() {
+            server.kill().await;
+        }
+    }
+
+    /// Starts the Temporal server again on the same address and state file.
+    pub async fn start_temporal(&mut self) {
+        let server = DevServer::start(self.temporal_db.as_deref(), &self.temporal_address, None)
+            .await
+            .expect("temporal dev server starts again");
+        self.temporal = Some(server);
     }
 
     pub async fn stop(mut self) {

@@ -16,8 +16,8 @@ use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityCancellationType, ActivityExecutionError, ActivityOptions, WorkflowContext,
-    WorkflowResult, WorkflowTermination,
+    ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
+    WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
 /// How many times the workflow re-fetches the source after losing the worker that held it.
@@ -53,7 +53,7 @@ impl ConvertVideo {
         ctx.execute_activity(
             activity::ValidateToken,
             validate,
-            quick(Duration::from_secs(30), 5),
+            through_outages(Duration::from_secs(30)),
         )
         .await
         .map_err(end)?;
@@ -146,6 +146,21 @@ fn worker_lost(error: &ActivityExecutionError) -> bool {
         || failures::application_type(failure) == Some(failure::SOURCE_NOT_LOCAL)
 }
 
+/// How long a step keeps retrying through an outage of the database, storage or mail server
+/// before the job gives up. Media errors are typed non-retryable and fail at once.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Retries until `OUTAGE_PATIENCE` (set as the schedule-to-close timeout) runs out.
+const UNTIL_PATIENCE_RUNS_OUT: u32 = 0;
+
+/// Each attempt bounded by `attempt`, all of them together by `OUTAGE_PATIENCE`.
+fn patient(attempt: Duration) -> ActivityCloseTimeouts {
+    ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: OUTAGE_PATIENCE,
+        start_to_close: attempt,
+    }
+}
+
 fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_secs(1))
@@ -156,19 +171,22 @@ fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {
         .build()
 }
 
-fn quick(start_to_close: Duration, attempts: u32) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(start_to_close)
-        .retry_policy(retry(attempts, Duration::from_secs(30)))
+/// A short step that needs a dependency: each attempt is quick, attempts go on through an
+/// outage (every 30 s at most) until the dependency is back.
+fn through_outages(start_to_close: Duration) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(patient(start_to_close))
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
         .build()
 }
 
 /// `fetch_source` runs on the fetch queue, where only workers with room take it, and can wait
-/// there for hours when every worker is busy; once taken it heartbeats.
+/// there for hours when every worker is busy; once taken it heartbeats. Storage outages are
+/// retried like any other step's.
 fn fetch_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
+    ActivityOptions::with_close_timeouts(patient(Duration::from_secs(4 * 60 * 60)))
         .task_queue(FETCH_TASK_QUEUE.to_owned())
         .heartbeat_timeout(FETCH_HEARTBEAT_TIMEOUT)
-        .retry_policy(retry(5, Duration::from_secs(30)))
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
         .build()
 }
 
@@ -183,16 +201,19 @@ fn transcode_options(task_queue: &str) -> ActivityOptions {
         .build()
 }
 
+/// `store_mp3` on the worker holding the MP3: retried through storage and database outages;
+/// a worker that vanished shows as a schedule-to-start timeout (not retried: re-fetched).
 fn on_host(task_queue: &str) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30 * 60))
+    ActivityOptions::with_close_timeouts(patient(Duration::from_secs(30 * 60)))
         .task_queue(task_queue.to_owned())
         .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
-        .retry_policy(retry(3, Duration::from_secs(10)))
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(10)))
         .build()
 }
 
+/// The e-mail waits out a mail server outage; `/status` shows its failed attempts meanwhile.
 fn mail_options() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
-        .retry_policy(retry(8, Duration::from_secs(60)))
+    ActivityOptions::with_close_timeouts(patient(Duration::from_secs(60)))
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(60)))
         .build()
 }

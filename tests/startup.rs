@@ -1,0 +1,93 @@
+//! A role that cannot reach one of its backends at start refuses to run, with one sentence
+//! that names the backend (and never the secrets in its URL).
+
+use std::{
+    net::TcpListener,
+    process::{Command, Stdio},
+};
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `audiomill <role>` with the embedded defaults plus `vars`; returns what it printed
+/// on stderr, after checking that it exited with a failure.
+fn refused(role: &str, vars: &[(&str, String)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+        .arg(role)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "off")
+        .env("DATA_DIR", data.path())
+        .env("JWT_SECRET", "startup-test-secret-long-enough-for-hs256")
+        .env("TEMPORAL_ADDRESS", format!("127.0.0.1:{}", closed_port()))
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .expect("audiomill runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert!(!output.status.success(), "{role} started anyway: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one sentence, not: {stderr}");
+    assert!(stderr.starts_with("audiomill: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_database_that_is_down_is_named() {
+    let url = format!(
+        "mysql://audiomill:db-password-42@127.0.0.1:{}/audiomill",
+        closed_port()
+    );
+    let message = refused("gateway", &[("DATABASE_URL", url)]);
+    assert!(
+        message.contains("database at DATABASE_URL is unreachable"),
+        "{message}"
+    );
+    assert!(!message.contains("db-password-42"), "{message}");
+}
+
+#[test]
+fn object_storage_that_is_down_is_named() {
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let message = refused(
+        "worker",
+        &[
+            ("S3_BUCKET", "audiomill".into()),
+            ("AWS_ENDPOINT_URL", endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "startup-key".into()),
+            ("AWS_SECRET_ACCESS_KEY", "s3-secret-42".into()),
+        ],
+    );
+    assert!(message.contains("Object storage"), "{message}");
+    assert!(message.contains(&endpoint), "{message}");
+    assert!(!message.contains("s3-secret-42"), "{message}");
+}
+
+#[test]
+fn an_smtp_server_that_is_down_is_named() {
+    let url = format!("smtp://mailer:smtp-password-42@127.0.0.1:{}", closed_port());
+    let message = refused("worker", &[("SMTP_URL", url)]);
+    assert!(
+        message.contains("SMTP server at SMTP_URL is unreachable"),
+        "{message}"
+    );
+    assert!(!message.contains("smtp-password-42"), "{message}");
+}
+
+#[test]
+fn a_temporal_server_that_is_down_is_named() {
+    // The roles wait up to 30 s for Temporal (it may still be starting), then give up.
+    let address = format!("127.0.0.1:{}", closed_port());
+    let message = refused("gateway", &[("TEMPORAL_ADDRESS", address.clone())]);
+    assert!(
+        message.contains(&format!("Temporal at {address} is unreachable")),
+        "{message}"
+    );
+}
