@@ -94,6 +94,8 @@ export TEST_S3_KEY=$S3_KEY
 export TEST_S3_SECRET=$S3_SECRET
 export TEST_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
 export TEST_MAILDEV_URL=http://127.0.0.1:$MAILDEV_WEB_PORT
+export TEST_S3FS_BIN=$TOOLS/cargo/bin/s3s-fs
+export TEST_MAILDEV_BIN=$TOOLS/node/node_modules/.bin/maildev
 ENV
   say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT)"
 }

@@ -40,6 +40,8 @@ pub struct TestApp {
     pub mail_domain: String,
     /// The S3 bucket, on the production backends.
     pub bucket: Option<String>,
+    /// The SMTP sink's REST address, when mail goes over SMTP (else `.eml` files).
+    pub maildev: Option<String>,
     pub base: String,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
@@ -130,6 +132,7 @@ impl TestApp {
             backends,
             vars,
             mail_domain: format!("{unique}.example.com"),
+            maildev: production_backends().then(|| required("TEST_MAILDEV_URL")),
             bucket,
             base: String::new(),
             http: reqwest::Client::new(),
@@ -296,15 +299,15 @@ impl TestApp {
 
     /// The messages sent to this test's users: `To:` and `Subject:` lines, then the text.
     pub async fn mails(&self) -> Vec<String> {
-        if !production_backends() {
+        let Some(maildev) = &self.maildev else {
             let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
                 return Vec::new();
             };
             return entries
                 .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
                 .collect();
-        }
-        let url = format!("{}/api/email", required("TEST_MAILDEV_URL"));
+        };
+        let url = format!("{maildev}/api/email");
         let all: Vec<Value> = self
             .http
             .get(url)
