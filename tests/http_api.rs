@@ -522,6 +522,41 @@ async fn hostile_file_names_and_malformed_forms_are_handled() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["filename"], kept.as_str(), "{sent}");
     }
+    // A NUL byte in the part's headers (reqwest will not put one there itself, so the form is
+    // built by hand) makes the form malformed: refused, nothing stored.
+    let boundary = "nul-in-the-name";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"evil\0name.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(&video);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let nul = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(nul).await, "bad_request");
+    let sources = app
+        .objects()
+        .iter()
+        .filter(|key| key.starts_with("sources/"))
+        .count();
+    assert_eq!(
+        sources,
+        5,
+        "one source per accepted upload: {:?}",
+        app.objects()
+    );
+
     // Storage keys never come from the name.
     assert!(
         app.objects()
