@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./data
 
-.PHONY: setup build run test bench openapi fmt lint clean
+.PHONY: setup build run test bench fuzz-api openapi fmt lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,9 @@ test: setup
 
 bench: setup
 	bash scripts/bench.sh
+
+fuzz-api: setup
+	bash scripts/fuzz-api.sh
 
 # Regenerates the committed OpenAPI document after an API change.
 openapi:

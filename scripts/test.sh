@@ -23,6 +23,14 @@ echo "== production backends: MariaDB, S3 (s3s-fs), SMTP (maildev)"
 AUDIOMILL_TEST_BACKENDS=production cargo test --locked --all-targets --no-fail-fast \
   -p audiomill -p audiomill-store 2>&1 | tee -a "$LOG" || status=1
 
+echo "== generated requests against the gateway's own OpenAPI document (schemathesis)"
+if FUZZ_SECONDS=30 bash scripts/fuzz-api.sh >"$LOG.fuzz" 2>&1; then
+  echo "fuzz-api: no 5xx, every answer as documented"
+else
+  status=1; cat "$LOG.fuzz"; echo "fuzz-api: FAILED"
+fi
+rm -f "$LOG.fuzz"
+
 echo
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "all suites: %d passed, %d failed\n", p, f }' "$LOG"

@@ -10,6 +10,7 @@
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
+mod document;
 pub mod error;
 pub mod limits;
 pub mod routes;
@@ -46,10 +47,11 @@ pub struct UploadLimits {
 }
 
 const TITLE: &str = "Audiomill";
+const DESCRIPTION: &str = "Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.";
 
 fn service(gateway: Arc<Gateway>) -> OpenApiService<routes::Api, ()> {
     OpenApiService::new(routes::Api::new(gateway), TITLE, env!("CARGO_PKG_VERSION"))
-        .description("Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.")
+        .description(DESCRIPTION)
 }
 
 /// The whole HTTP application: the API, the Swagger UI at `/docs` and the spec at `/swagger.json`.
@@ -61,11 +63,26 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
     let cors = poem::middleware::Cors::new()
         .allow_origins(gateway.cors_origins.iter().map(String::as_str))
         .allow_credentials(false);
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let derived = api.spec();
+    let spec = document::complete(&derived);
+    // The Swagger UI page embeds the document verbatim: show the completed one.
+    let docs_page = api.swagger_ui_html().replace(&derived, &spec);
     Route::new()
-        .nest("/docs", docs)
-        .at("/swagger.json", spec)
+        .nest(
+            "/docs",
+            Route::new().at(
+                "/",
+                poem::endpoint::make_sync(move |_| poem::web::Html(docs_page.clone())),
+            ),
+        )
+        .at(
+            "/swagger.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec.clone())
+            }),
+        )
         .nest("/", api)
         .catch_all_error(error::framework_error)
         .around(move |endpoint, mut request| {
@@ -118,7 +135,8 @@ async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Respon
 
 /// The OpenAPI document the gateway serves, as pretty JSON.
 pub fn openapi_json() -> String {
-    OpenApiService::new(routes::Api::spec_only(), TITLE, env!("CARGO_PKG_VERSION"))
-        .description("Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.")
-        .spec()
+    let derived = OpenApiService::new(routes::Api::spec_only(), TITLE, env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
+        .spec();
+    document::complete(&derived)
 }

@@ -146,6 +146,7 @@ struct JobStatusBody {
     /// `queued`, `running`, `completed`, `failed` or `cancelled`.
     status: String,
     /// The current (or last) step: `validate_token`, `fetch_source`, `transcode`, `store_mp3`, `send_email`.
+    #[oai(nullable)]
     step: Option<String>,
     /// 0-100, from the transcode's heartbeats.
     progress: u8,
@@ -153,7 +154,11 @@ struct JobStatusBody {
     attempt: u32,
     filename: String,
     created_at: String,
+    /// When the MP3 was stored; `null` until then.
+    #[oai(nullable)]
     completed_at: Option<String>,
+    /// Why the job failed, or the failed attempt of a step being retried; else `null`.
+    #[oai(nullable)]
     error: Option<String>,
 }
 

@@ -1,0 +1,92 @@
+//! The OpenAPI document as served and committed: what poem-openapi derives from the
+//! operations, plus the answers the layers in front of them may give to any operation (429
+//! from the rate limits; 400, 413 and 415 for JSON bodies). Generated clients and API fuzzers
+//! then know every status they can meet.
+
+use serde_json::{Value, json};
+
+/// Adds the middleware's answers to every operation of `derived` (poem-openapi's JSON).
+pub fn complete(derived: &str) -> String {
+    let mut document: Value =
+        serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return derived.to_owned();
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut())
+    {
+        let takes_json = operation["requestBody"]["content"]
+            .as_object()
+            .is_some_and(|content| content.keys().any(|t| t.starts_with("application/json")));
+        let Some(responses) = operation["responses"].as_object_mut() else {
+            continue;
+        };
+        responses.entry("429").or_insert_with(too_many_requests);
+        if takes_json {
+            for (status, description) in [
+                ("400", "The body is not valid JSON for this operation."),
+                ("413", "The JSON body is over 64 KiB."),
+                ("415", "The body is not JSON."),
+            ] {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| error_response(description));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&document).expect("a JSON value serializes")
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {
+            "application/json; charset=utf-8": {
+                "schema": { "$ref": "#/components/schemas/ErrorBody" }
+            }
+        }
+    })
+}
+
+fn too_many_requests() -> Value {
+    let number = |description: &str| json!({ "description": description, "schema": { "type": "integer", "format": "int64" } });
+    let mut response = error_response("Too many requests; try again after `Retry-After` seconds.");
+    response["headers"] = json!({
+        "Retry-After": number("Seconds until a request may succeed again."),
+        "X-RateLimit-Limit": number("Requests allowed per minute."),
+        "X-RateLimit-Remaining": number("Requests left in this minute."),
+        "X-RateLimit-Reset": number("Seconds until the limit is whole again."),
+    });
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_gets_429_and_json_bodies_get_their_errors() {
+        let derived = json!({
+            "paths": {
+                "/a": { "get": { "responses": { "200": { "description": "ok" } } } },
+                "/b": { "post": {
+                    "requestBody": { "content": { "application/json; charset=utf-8": {} } },
+                    "responses": { "400": { "description": "ours" } }
+                } }
+            }
+        })
+        .to_string();
+        let done: Value = serde_json::from_str(&complete(&derived)).unwrap();
+        let a = &done["paths"]["/a"]["get"]["responses"];
+        assert!(a["429"]["headers"]["Retry-After"].is_object());
+        assert!(a["413"].is_null(), "no body, no 413");
+        let b = &done["paths"]["/b"]["post"]["responses"];
+        assert_eq!(
+            b["400"]["description"], "ours",
+            "documented answers are kept"
+        );
+        assert!(b["413"].is_object() && b["415"].is_object() && b["429"].is_object());
+    }
+}

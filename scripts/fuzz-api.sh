@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make fuzz-api`: schemathesis (from PyPI) against a running gateway's own /swagger.json,
+# logged in, every operation: no answer may be a 5xx, and every answer must be one the
+# document describes (status, content type, headers, body schema).
+#   FUZZ_SECONDS   time budget of the run (default 300); `make test` runs a short one.
+# The gateway runs as `audiomill dev` (embedded backends, its own Temporal dev server) with rate
+# limits raised, so the generated requests reach the logic behind the limiter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/venv/bin:$PATH"
+BUDGET=${FUZZ_SECONDS:-300}
+SCHEMATHESIS_VERSION=4.32.5
+VENV=.tools/fuzz
+
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "fuzz-api: installing schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+cargo build --quiet --locked --workspace --bins
+
+WORK=$(mktemp -d)
+GATEWAY=""
+cleanup() {
+  [ -n "$GATEWAY" ] && kill "$GATEWAY" 2>/dev/null && wait "$GATEWAY" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+API=http://127.0.0.1:$PORT
+export RATE_LIMIT_PER_MINUTE=1000000 LOGIN_ATTEMPTS_PER_MINUTE=1000000 RUST_LOG=warn
+./target/debug/audiomill dev --listen "127.0.0.1:$PORT" --data-dir "$WORK" >"$WORK/gateway.log" 2>&1 &
+GATEWAY=$!
+for _ in $(seq 150); do curl -sf "$API/health" >/dev/null && break; sleep 0.2; done
+./target/debug/audiomill user add --data-dir "$WORK" --email fuzz@example.com \
+  --password fuzz-password-123 >/dev/null
+token() {
+  curl -sf -X POST -u fuzz@example.com:fuzz-password-123 "$API/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# One finished job, so that the job operations are tried on a job that exists, not only 404s.
+ffmpeg -hide_banner -loglevel error -f lavfi -i "testsrc=size=64x64:rate=5" -f lavfi -i "sine=frequency=440" \
+  -t 1 -c:v libx264 -preset ultrafast -c:a aac "$WORK/clip.mp4"
+FIRST_TOKEN=$(token)
+JOB=$(curl -sf -H "Authorization: Bearer $FIRST_TOKEN" -F "file=@$WORK/clip.mp4" "$API/upload" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["job_id"])')
+for _ in $(seq 150); do
+  curl -sf -H "Authorization: Bearer $FIRST_TOKEN" "$API/status/$JOB" | grep -q '"completed"' && break
+  sleep 0.2
+done
+cat >"$WORK/schemathesis.toml" <<TOML
+[parameters]
+"path.job_id" = "$JOB"
+"query.fid" = "$JOB"
+TOML
+
+fuzz() { # extra schemathesis arguments...
+  "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$API/swagger.json" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --phases examples,coverage,fuzzing --workers 1 --no-color "$@"
+}
+
+status=0
+echo "fuzz-api: every operation but /logout and DELETE /jobs, ${BUDGET} s"
+# /logout ends the login whose token the others use, and DELETE removes the job they look at:
+# each gets a run of its own afterwards.
+fuzz -H "Authorization: Bearer $FIRST_TOKEN" --exclude-path /logout --exclude-method DELETE \
+  --max-time "$BUDGET" || status=1
+echo "fuzz-api: DELETE /jobs/{job_id}"
+fuzz -H "Authorization: Bearer $(token)" --include-method DELETE --max-time 20 || status=1
+echo "fuzz-api: /logout"
+fuzz -H "Authorization: Bearer $(token)" --include-path /logout --max-time 20 || status=1
+if grep -q '"level":"ERROR"\|panicked' "$WORK/gateway.log"; then
+  echo "fuzz-api: the gateway logged errors:"; grep '"level":"ERROR"\|panicked' "$WORK/gateway.log" | head -20
+fi
+exit $status
