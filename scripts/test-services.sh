@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real services the production-shaped tests run against, on 127.0.0.1:
-#   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), and an SMTP
-#   sink that can be read back (maildev, from npm).
+#   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
+#   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits.
 #   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
 #   scripts/test-services.sh start     installs, starts all three, writes .tools/run/env
 #   scripts/test-services.sh stop      stops what `start` started
@@ -16,6 +16,7 @@ MAILDEV_VERSION=3
 MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
 S3_PORT=${TEST_S3_PORT:-19000}
 SMTP_PORT=${TEST_SMTP_PORT:-11025}
+REDIS_PORT=${TEST_REDIS_PORT:-16379}
 MAILDEV_WEB_PORT=${TEST_MAILDEV_WEB_PORT:-11080}
 S3_KEY=audiomill-test
 S3_SECRET=audiomill-test-secret
@@ -24,7 +25,7 @@ say() { echo "test-services: $*"; }
 
 install() {
   local missing=()
-  for package in mariadb-server mariadb-client nodejs npm; do
+  for package in mariadb-server mariadb-client redis-server nodejs npm; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
   done
   # Node and npm may come from elsewhere; only ask apt for them when absent.
@@ -86,6 +87,12 @@ start() {
   echo $! >"$RUN/maildev.pid"
   wait_for maildev curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz"
 
+  # Redis: counters only, nothing kept on disk.
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --daemonize no >"$RUN/redis.log" 2>&1 &
+  echo $! >"$RUN/redis.pid"
+  wait_for Redis bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
+
   cat >"$RUN/env" <<ENV
 export TEST_MYSQL_URL=mysql://audiomill:audiomill@127.0.0.1:$MYSQL_PORT
 export TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
@@ -96,12 +103,13 @@ export TEST_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
 export TEST_MAILDEV_URL=http://127.0.0.1:$MAILDEV_WEB_PORT
 export TEST_S3FS_BIN=$TOOLS/cargo/bin/s3s-fs
 export TEST_MAILDEV_BIN=$TOOLS/node/node_modules/.bin/maildev
+export TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 ENV
-  say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT)"
+  say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT), Redis :$REDIS_PORT"
 }
 
 stop() {
-  for name in s3s maildev; do
+  for name in s3s maildev redis; do
     if [ -f "$RUN/$name.pid" ]; then kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true; rm -f "$RUN/$name.pid"; fi
   done
   if [ -f "$RUN/mariadb.pid" ]; then

@@ -35,6 +35,7 @@ pub const ENV_VARS: &[&str] = &[
     "RATE_LIMIT_PER_MINUTE",
     "CORS_ALLOWED_ORIGINS",
     "MAX_CONCURRENT_UPLOADS",
+    "REDIS_URL",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -70,6 +71,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Uploads one user may have in progress at once.
     pub max_concurrent_uploads: u32,
+    /// Redis, where every gateway replica counts rate limits; `None`: each counts its own.
+    pub redis_url: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,8 +254,15 @@ impl Config {
         {
             bail!("CORS_ALLOWED_ORIGINS names `{bad}`; origins look like https://app.example.com.");
         }
+        let redis_url = var("REDIS_URL").map(Secret::new);
+        if redis_url.as_ref().is_some_and(|url| {
+            !url.expose().starts_with("redis://") && !url.expose().starts_with("rediss://")
+        }) {
+            bail!("REDIS_URL must start with redis:// or rediss://.");
+        }
 
         Ok(Self {
+            redis_url,
             max_concurrent_uploads,
             cors_allowed_origins,
             login_attempts_per_minute,

@@ -202,6 +202,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
 async fn gateway(config: Config) -> anyhow::Result<()> {
     let secret = roles::jwt_secret(&config, false)?;
     let backends = Backends::open(&config).await?;
+    let limits = roles::rate_limits(&config).await?;
     let client = roles::gateway_client(&config).await?;
     let acceptor = poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(
         config.listen.to_string(),
@@ -209,9 +210,17 @@ async fn gateway(config: Config) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("could not listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "gateway listening");
-    roles::serve_gateway(&config, &backends, client, &secret, acceptor, async {
-        shutdown_signal().await;
-    })
+    roles::serve_gateway(
+        &config,
+        &backends,
+        limits,
+        client,
+        &secret,
+        acceptor,
+        async {
+            shutdown_signal().await;
+        },
+    )
     .await
 }
 

@@ -6,7 +6,10 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, transcode::Mp3Settings};
-use audiomill_api::{Gateway, UploadLimits, auth};
+use audiomill_api::{
+    Gateway, UploadLimits, auth,
+    limits::{LimitSettings, Limits},
+};
 use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
@@ -115,10 +118,25 @@ pub fn jwt_secret(config: &Config, allow_generated: bool) -> anyhow::Result<Secr
     Ok(Secret::new(secret))
 }
 
+/// The gateway's rate limits: in Redis when `REDIS_URL` is set (checked now), else in process.
+pub async fn rate_limits(config: &Config) -> anyhow::Result<Limits> {
+    let settings = LimitSettings {
+        logins_per_minute: config.login_attempts_per_minute,
+        requests_per_minute: config.requests_per_minute,
+    };
+    match &config.redis_url {
+        None => Ok(Limits::new(settings)),
+        Some(url) => Limits::shared(settings, url.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("The Redis server at REDIS_URL is unreachable ({e}).")),
+    }
+}
+
 /// Serves the HTTP API until `shutdown` resolves.
 pub async fn serve_gateway(
     config: &Config,
     backends: &Backends,
+    rate_limits: Limits,
     temporal: temporalio_client::Client,
     secret: &Secret,
     acceptor: impl Acceptor + 'static,
@@ -137,10 +155,7 @@ pub async fn serve_gateway(
         },
         cors_origins: config.cors_allowed_origins.clone(),
         uploads: audiomill_api::limits::UploadSlots::new(config.max_concurrent_uploads as usize),
-        rate_limits: audiomill_api::limits::Limits::new(audiomill_api::limits::LimitSettings {
-            logins_per_minute: config.login_attempts_per_minute,
-            requests_per_minute: config.requests_per_minute,
-        }),
+        rate_limits,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move { mailer.ping().await })
@@ -368,6 +383,7 @@ impl App {
     pub async fn start(config: &Config, allow_generated_secret: bool) -> anyhow::Result<AppHandle> {
         let secret = jwt_secret(config, allow_generated_secret)?;
         let backends = Backends::open(config).await?;
+        let limits = rate_limits(config).await?;
         let client = gateway_client(config).await?;
 
         let acceptor = TcpListener::bind(config.listen.to_string())
@@ -385,9 +401,17 @@ impl App {
         let http = {
             let (config, backends) = (config.clone(), backends.clone());
             tokio::spawn(async move {
-                serve_gateway(&config, &backends, client, &secret, acceptor, async {
-                    let _ = stopped.await;
-                })
+                serve_gateway(
+                    &config,
+                    &backends,
+                    limits,
+                    client,
+                    &secret,
+                    acceptor,
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
                 .await
             })
         };

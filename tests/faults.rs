@@ -375,3 +375,65 @@ async fn outage_of_temporal_mid_job() {
     assert_delivered(&app, &token, &job_id).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_redis_lets_requests_through_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let args = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    let args = args.iter().map(|a| a.to_string()).collect();
+    let mut redis = Private::new(
+        "redis-server",
+        args,
+        vec![port],
+        dir.path().join("redis.log"),
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    let app =
+        TestApp::spawn_with(&[("REDIS_URL", url.as_str()), ("RATE_LIMIT_PER_MINUTE", "4")]).await;
+    let token = app.user_token("ann").await;
+    let validate = || async {
+        app.http
+            .post(app.url("/validate"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // The limits count in one-minute windows: start early in one.
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute > 40 {
+        tokio::time::sleep(Duration::from_secs(61 - into_minute)).await;
+    }
+
+    // Without Redis the limit cannot be counted: users are served rather than refused.
+    redis.kill();
+    for _ in 0..8 {
+        assert_eq!(validate().await, StatusCode::OK);
+    }
+    // Back: the limit holds again.
+    redis.start();
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(validate().await);
+    }
+    assert!(
+        codes.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "no limit after Redis came back: {codes:?}"
+    );
+    app.stop().await;
+}

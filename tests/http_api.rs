@@ -369,6 +369,52 @@ async fn login_attempts_and_requests_are_rate_limited_with_429() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_every_gateway_counts_against_the_same_limits() {
+    let redis = std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL: run through `make test`");
+    let app = TestApp::spawn_with(&[
+        ("REDIS_URL", redis.as_str()),
+        ("RATE_LIMIT_PER_MINUTE", "6"),
+    ])
+    .await;
+    // A second gateway (and worker) on the same backends and Redis, as a replica would be.
+    let replica = audiomill::App::start(&app.config, false)
+        .await
+        .expect("the replica starts");
+    let gateways = [app.base.clone(), replica.base_url()];
+    let token = app.user_token("ann").await;
+
+    // Limits are counted in one-minute windows: start early in one.
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - into_minute)).await;
+    }
+    let mut codes = Vec::new();
+    for n in 0..7 {
+        let response = app
+            .http
+            .post(format!("{}/validate", gateways[n % 2]))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        codes.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(response.headers()["x-ratelimit-limit"], "6");
+            assert!(response.headers().contains_key("retry-after"));
+        }
+    }
+    // Each gateway saw only three or four requests; together they are over the limit of six.
+    assert!(codes[..6].iter().all(|c| *c == StatusCode::OK), "{codes:?}");
+    assert_eq!(codes[6], StatusCode::TOO_MANY_REQUESTS, "{codes:?}");
+    replica.stop().await.expect("the replica stops");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_json_is_refused_and_cors_admits_only_configured_origins() {
     let app = TestApp::spawn_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
     let huge = json!({ "refresh_token": "x".repeat(100 * 1024) });

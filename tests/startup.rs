@@ -82,6 +82,17 @@ fn an_smtp_server_that_is_down_is_named() {
 }
 
 #[test]
+fn a_redis_server_that_is_down_is_named() {
+    let url = format!("redis://:redis-password-42@127.0.0.1:{}", closed_port());
+    let message = refused("gateway", &[("REDIS_URL", url)]);
+    assert!(
+        message.contains("Redis server at REDIS_URL is unreachable"),
+        "{message}"
+    );
+    assert!(!message.contains("redis-password-42"), "{message}");
+}
+
+#[test]
 fn a_temporal_server_that_is_down_is_named() {
     // The roles wait up to 30 s for Temporal (it may still be starting), then give up.
     let address = format!("127.0.0.1:{}", closed_port());

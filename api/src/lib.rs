@@ -88,7 +88,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .around(move |endpoint, mut request| {
             let gateway = gateway.clone();
             async move {
-                if let Some(refused) = gateway.rate_limits.check(&gateway, &request) {
+                if let Some(refused) = gateway.rate_limits.check(&gateway, &request).await {
                     return Ok(refused);
                 }
                 if let Err(too_large) = limit_json_body(&mut request).await {

@@ -2,9 +2,12 @@
 //! client address, and requests per user (per address when anonymous). A refused request gets
 //! a 429 in the usual error shape with `Retry-After` and `X-RateLimit-*` headers.
 //!
-//! [`UploadSlots`] caps the uploads one user has in flight.
+//! Without `REDIS_URL` each gateway process counts its own traffic (GCRA through `governor`).
+//! With it, every replica counts in the same one-minute windows in Redis, so the limits hold
+//! for the whole deployment. Should Redis stop answering, requests are let through (and a
+//! warning logged) rather than refusing every user.
 //!
-//! The limits are kept in this process (a gateway replica counts its own traffic).
+//! [`UploadSlots`] caps the uploads one user has in flight, per gateway process.
 
 use crate::{Gateway, error::ErrorBody};
 use audiomill_domain::UserId;
@@ -17,6 +20,7 @@ use poem::{
     IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
+use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
     num::NonZeroU32,
@@ -24,6 +28,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 /// Requests allowed per minute.
@@ -36,36 +41,79 @@ pub struct LimitSettings {
     pub requests_per_minute: u32,
 }
 
+/// What is being counted.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    LoginAccount,
+    LoginAddress,
+    Requests,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::LoginAccount => "login-account",
+            Kind::LoginAddress => "login-address",
+            Kind::Requests => "requests",
+        }
+    }
+}
+
 pub struct Limits {
     settings: LimitSettings,
+    counters: Counters,
+}
+
+enum Counters {
+    Local(Box<LocalCounters>),
+    Shared(redis::aio::ConnectionManager),
+}
+
+struct LocalCounters {
     login_account: DefaultKeyedRateLimiter<String>,
     login_address: DefaultKeyedRateLimiter<String>,
     requests: DefaultKeyedRateLimiter<String>,
     seen: AtomicU64,
 }
 
+/// How long a limit check may wait for Redis before the request is let through.
+const REDIS_PATIENCE: Duration = Duration::from_millis(250);
+
 impl Limits {
+    /// Limits kept in this process.
     pub fn new(settings: LimitSettings) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
         Self {
             settings,
-            login_account: RateLimiter::keyed(per_minute(settings.logins_per_minute)),
-            login_address: RateLimiter::keyed(per_minute(
-                settings.logins_per_minute.saturating_mul(3),
-            )),
-            requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
-            seen: AtomicU64::new(0),
+            counters: Counters::Local(Box::new(LocalCounters {
+                login_account: RateLimiter::keyed(per_minute(settings.logins_per_minute)),
+                login_address: RateLimiter::keyed(per_minute(
+                    settings.logins_per_minute.saturating_mul(3),
+                )),
+                requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
+                seen: AtomicU64::new(0),
+            })),
         }
     }
 
+    /// Limits shared with every gateway that uses the same Redis server.
+    pub async fn shared(
+        settings: LimitSettings,
+        redis_url: &str,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(redis_url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(REDIS_PATIENCE));
+        let connection = client.get_connection_manager_with_config(config).await?;
+        Ok(Self {
+            settings,
+            counters: Counters::Shared(connection),
+        })
+    }
+
     /// The 429 answer when the request is over a limit.
-    pub fn check(&self, gateway: &Gateway, request: &Request) -> Option<Response> {
-        // Forget idle keys now and then so the tables stay small.
-        if self.seen.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            self.login_account.retain_recent();
-            self.login_address.retain_recent();
-            self.requests.retain_recent();
-        }
+    pub async fn check(&self, gateway: &Gateway, request: &Request) -> Option<Response> {
         let address = request
             .remote_addr()
             .as_socket_addr()
@@ -73,51 +121,107 @@ impl Limits {
             .unwrap_or_default();
         if request.uri().path() == "/login" {
             let limit = self.settings.logins_per_minute;
-            let account = basic_user(request).map(|a| a.to_lowercase());
-            let refused = account
-                .and_then(|a| {
-                    refuse(
-                        &self.login_account,
-                        &a,
-                        limit,
-                        "Too many login attempts for this account",
-                    )
-                })
-                .or_else(|| {
-                    let per_address = limit.saturating_mul(3);
-                    refuse(
-                        &self.login_address,
-                        &address,
-                        per_address,
-                        "Too many login attempts from this address",
-                    )
-                });
-            if refused.is_some() {
-                return refused;
+            if let Some(account) = basic_user(request).map(|a| a.to_lowercase())
+                && let Some(wait) = self.hit(Kind::LoginAccount, &account, limit).await
+            {
+                return Some(too_many(
+                    "Too many login attempts for this account",
+                    limit,
+                    wait,
+                ));
+            }
+            let per_address = limit.saturating_mul(3);
+            if let Some(wait) = self.hit(Kind::LoginAddress, &address, per_address).await {
+                return Some(too_many(
+                    "Too many login attempts from this address",
+                    per_address,
+                    wait,
+                ));
             }
         }
         let user = bearer(request)
             .and_then(|token| gateway.tokens.verify_access(token))
             .map(|claims| claims.sub);
         let key = user.unwrap_or_else(|| format!("address:{address}"));
-        refuse(
-            &self.requests,
-            &key,
-            self.settings.requests_per_minute,
-            "Too many requests",
-        )
+        let limit = self.settings.requests_per_minute;
+        let wait = self.hit(Kind::Requests, &key, limit).await?;
+        Some(too_many("Too many requests", limit, wait))
+    }
+
+    /// Counts one request for `key`; `Some(seconds to wait)` when it is over `limit`.
+    async fn hit(&self, kind: Kind, key: &str, limit: u32) -> Option<u64> {
+        match &self.counters {
+            Counters::Local(local) => {
+                let LocalCounters {
+                    login_account,
+                    login_address,
+                    requests,
+                    seen,
+                } = local.as_ref();
+                // Forget idle keys now and then so the tables stay small.
+                if seen.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+                    login_account.retain_recent();
+                    login_address.retain_recent();
+                    requests.retain_recent();
+                }
+                let limiter = match kind {
+                    Kind::LoginAccount => login_account,
+                    Kind::LoginAddress => login_address,
+                    Kind::Requests => requests,
+                };
+                let not_until = limiter.check_key(&key.to_owned()).err()?;
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            }
+            Counters::Shared(connection) => {
+                let counted = tokio::time::timeout(
+                    REDIS_PATIENCE,
+                    count_in_window(connection.clone(), kind, key),
+                )
+                .await;
+                match counted {
+                    Ok(Ok((count, seconds_left))) => {
+                        (count > u64::from(limit)).then_some(seconds_left)
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "Redis failed; the request is let through");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("Redis did not answer in time; the request is let through");
+                        None
+                    }
+                }
+            }
+        }
     }
 }
 
-fn refuse(
-    limiter: &DefaultKeyedRateLimiter<String>,
+/// Adds one to `key`'s count in the current one-minute window; returns the count and the
+/// seconds left in the window. Keys are hashed: account names never reach Redis.
+async fn count_in_window(
+    mut connection: redis::aio::ConnectionManager,
+    kind: Kind,
     key: &str,
-    limit: u32,
-    what: &str,
-) -> Option<Response> {
-    let not_until = limiter.check_key(&key.to_owned()).err()?;
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+) -> Result<(u64, u64), redis::RedisError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let window = now / 60;
+    let hashed = hex::encode(&Sha256::digest(key.as_bytes())[..16]);
+    let redis_key = format!("audiomill:limit:{}:{window}:{hashed}", kind.name());
+    let (count,): (u64,) = redis::pipe()
+        .atomic()
+        .incr(&redis_key, 1)
+        .expire(&redis_key, 120)
+        .ignore()
+        .query_async(&mut connection)
+        .await?;
+    Ok((count, 60 - now % 60))
+}
+
+fn too_many(what: &str, limit: u32, seconds: u64) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
         ErrorBody::new(
@@ -131,7 +235,7 @@ fn refuse(
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
     headers.insert("x-ratelimit-reset", HeaderValue::from(seconds));
-    Some(response)
+    response
 }
 
 fn authorization(request: &Request) -> Option<&str> {
