@@ -204,11 +204,9 @@ async fn gateway(config: Config) -> anyhow::Result<()> {
     let backends = Backends::open(&config).await?;
     let limits = roles::rate_limits(&config).await?;
     let client = roles::gateway_client(&config).await?;
-    let acceptor = poem::listener::Listener::into_acceptor(poem::listener::TcpListener::bind(
-        config.listen.to_string(),
-    ))
-    .await
-    .with_context(|| format!("could not listen on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "gateway listening");
     roles::serve_gateway(
         &config,
@@ -216,7 +214,7 @@ async fn gateway(config: Config) -> anyhow::Result<()> {
         limits,
         client,
         &secret,
-        acceptor,
+        listener,
         async {
             shutdown_signal().await;
         },

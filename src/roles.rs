@@ -13,12 +13,12 @@ use audiomill_api::{
 use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// A secret shorter than this is refused: HS256 keys should carry at least 256 bits.
@@ -139,7 +139,7 @@ pub async fn serve_gateway(
     rate_limits: Limits,
     temporal: temporalio_client::Client,
     secret: &Secret,
-    acceptor: impl Acceptor + 'static,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mailer = backends.mailer.clone();
@@ -161,16 +161,14 @@ pub async fn serve_gateway(
             Box::pin(async move { mailer.ping().await })
         })),
     };
-    poem::Server::new_with_acceptor(acceptor)
-        // A connection that sends nothing for this long is closed.
-        .idle_timeout(Duration::from_secs(60))
-        .run_with_graceful_shutdown(
-            audiomill_api::app(Arc::new(gateway)),
-            shutdown,
-            Some(Duration::from_secs(10)),
-        )
-        .await
-        .context("the HTTP server failed")
+    audiomill_api::server::serve(
+        listener,
+        audiomill_api::app(Arc::new(gateway)),
+        audiomill_api::server::Timeouts::default(),
+        shutdown,
+    )
+    .await
+    .context("the HTTP server failed")
 }
 
 /// The gateway's Temporal client (Temporal must be at `TEMPORAL_ADDRESS`).
@@ -386,15 +384,10 @@ impl App {
         let limits = rate_limits(config).await?;
         let client = gateway_client(config).await?;
 
-        let acceptor = TcpListener::bind(config.listen.to_string())
-            .into_acceptor()
+        let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("could not listen on {}", config.listen))?;
-        let bound = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .context("the listener has no address")?;
+        let bound = listener.local_addr()?;
         let worker = WorkerHandle::start(config, &backends, config.public_url(bound)).await?;
 
         let (stop_http, stopped) = oneshot::channel::<()>();
@@ -407,7 +400,7 @@ impl App {
                     limits,
                     client,
                     &secret,
-                    acceptor,
+                    listener,
                     async {
                         let _ = stopped.await;
                     },

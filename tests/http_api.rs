@@ -635,3 +635,98 @@ async fn hostile_file_names_and_malformed_forms_are_handled() {
     assert_eq!(no_boundary.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
+
+/// The gateway's `host:port`.
+fn address(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads what the server sends until it closes the connection, writing `drip` one byte a
+/// second meanwhile (so an idle timeout alone would never fire). Returns what was read and
+/// when the connection closed, counted from `started`.
+async fn read_while_dripping(
+    stream: &mut tokio::net::TcpStream,
+    started: std::time::Instant,
+) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "still connected: {}",
+            String::from_utf8_lossy(&received)
+        );
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            },
+            _ = tick.tick() => {
+                let _ = stream.write_all(b"a").await;
+            }
+        }
+    }
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_headers_json_and_uploads() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "slow.mp4", 1, true)).unwrap();
+
+    let headers = async {
+        let mut stream = tokio::net::TcpStream::connect(address(&app)).await.unwrap();
+        let started = std::time::Instant::now();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: audiomill\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let (_, closed_after) = read_while_dripping(&mut stream, started).await;
+        let window = std::time::Duration::from_secs(9)..std::time::Duration::from_secs(20);
+        assert!(
+            window.contains(&closed_after),
+            "closed after {closed_after:?}"
+        );
+    };
+    let json = async {
+        let mut stream = tokio::net::TcpStream::connect(address(&app)).await.unwrap();
+        let started = std::time::Instant::now();
+        let head = "POST /token/refresh HTTP/1.1\r\nHost: audiomill\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"refresh_token\": \"";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (answer, _) = read_while_dripping(&mut stream, started).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+    };
+    let upload = async {
+        let mut stream = tokio::net::TcpStream::connect(address(&app)).await.unwrap();
+        let started = std::time::Instant::now();
+        let boundary = "slow-upload";
+        let mut head = format!(
+            "POST /upload HTTP/1.1\r\nHost: audiomill\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\
+             Content-Type: video/mp4\r\n\r\n"
+        )
+        .into_bytes();
+        head.extend_from_slice(&video[..1024.min(video.len())]);
+        stream.write_all(&head).await.unwrap();
+        let (answer, closed_after) = read_while_dripping(&mut stream, started).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+        assert!(
+            closed_after >= std::time::Duration::from_secs(29),
+            "cut off after {closed_after:?}, before the grace period"
+        );
+    };
+    tokio::join!(headers, json, upload);
+    assert!(app.objects().is_empty(), "{:?}", app.objects());
+    app.stop().await;
+}

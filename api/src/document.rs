@@ -1,6 +1,6 @@
 //! The OpenAPI document as served and committed: what poem-openapi derives from the
 //! operations, plus the answers the layers in front of them may give to any operation (429
-//! from the rate limits; 400, 413 and 415 for JSON bodies). Generated clients and API fuzzers
+//! from the rate limits; 400, 408, 413 and 415 for JSON bodies). Generated clients and API fuzzers
 //! then know every status they can meet.
 
 use serde_json::{Value, json};
@@ -27,6 +27,7 @@ pub fn complete(derived: &str) -> String {
         if takes_json {
             for (status, description) in [
                 ("400", "The body is not valid JSON for this operation."),
+                ("408", "The body did not arrive within 10 s."),
                 ("413", "The JSON body is over 64 KiB."),
                 ("415", "The body is not JSON."),
             ] {

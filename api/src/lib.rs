@@ -14,6 +14,7 @@ mod document;
 pub mod error;
 pub mod limits;
 pub mod routes;
+pub mod server;
 pub mod status;
 pub mod upload;
 
@@ -104,6 +105,9 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
 /// The most a JSON request body may carry; uploads are multipart and have their own limit.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// How long a JSON body (at most 64 KiB) may take to arrive.
+const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads a JSON body up front with a cap, so no client can make the gateway buffer an
 /// unbounded document (a chunked body has no length to check in advance).
 async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Response> {
@@ -120,7 +124,15 @@ async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Respon
         );
         (poem::http::StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
     };
-    match request.take_body().into_bytes_limit(MAX_JSON_BODY).await {
+    let read = request.take_body().into_bytes_limit(MAX_JSON_BODY);
+    let Ok(read) = tokio::time::timeout(JSON_BODY_TIMEOUT, read).await else {
+        let body = error::ErrorBody::new(
+            "request_timeout",
+            "The request body did not arrive in time.",
+        );
+        return Err((poem::http::StatusCode::REQUEST_TIMEOUT, body).into_response());
+    };
+    match read {
         Ok(bytes) => {
             request.set_body(bytes);
             Ok(())

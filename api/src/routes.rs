@@ -26,7 +26,10 @@ use poem_openapi::{
     registry::{MetaSchemaRef, Registry},
     types::multipart::Upload,
 };
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 use temporalio_client::{WorkflowCancelOptions, WorkflowStartOptions};
 
 type ErrorJson = Json<ErrorBody>;
@@ -297,6 +300,9 @@ enum UploadResponse {
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(ErrorJson),
+    /// The upload arrived too slowly (under 8 KiB/s on average after 30 s).
+    #[oai(status = 408)]
+    TooSlow(ErrorJson),
     /// The file is larger than `MAX_FILE_SIZE`.
     #[oai(status = 413)]
     TooLarge(ErrorJson),
@@ -567,8 +573,20 @@ impl Api {
         let Ok(boundary) = multer::parse_boundary(&form.content_type) else {
             return bad("The body must be multipart/form-data with a boundary.");
         };
-        let mut multipart = multer::Multipart::new(form.body.into_bytes_stream(), boundary);
+        let too_slow = Arc::new(AtomicBool::new(false));
+        let body =
+            upload::at_minimum_rate(Box::pin(form.body.into_bytes_stream()), too_slow.clone());
+        let mut multipart = multer::Multipart::new(body, boundary);
         let response = self.receive_upload(&claims, user_id, &mut multipart).await;
+        if too_slow.load(Ordering::Relaxed) {
+            return UploadResponse::TooSlow(ErrorBody::new(
+                "request_timeout",
+                format!(
+                    "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
+                    upload::MIN_UPLOAD_RATE / 1024
+                ),
+            ));
+        }
         if !matches!(response, UploadResponse::Accepted(_)) {
             // Read what the client is still sending before answering, so it sees the answer
             // instead of a connection reset in the middle of its upload.

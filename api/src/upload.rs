@@ -1,7 +1,16 @@
 //! Reading an upload: a streaming multipart body, the file's name, and its container type.
 
 use bytes::Bytes;
-use std::path::Path;
+use futures::{Stream, StreamExt};
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::time::Instant;
 
 /// Container families we convert, each recognised by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +150,53 @@ pub fn content_disposition(original: &str) -> String {
         })
         .collect();
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// After this grace period an upload must keep arriving at [`MIN_UPLOAD_RATE`] on average.
+pub const UPLOAD_GRACE: Duration = Duration::from_secs(30);
+
+/// Bytes per second, on average: about a 64 kbit/s link. Slower uploads are cut off, so a
+/// client cannot hold a connection (and an upload slot) by trickling its body.
+pub const MIN_UPLOAD_RATE: u64 = 8 * 1024;
+
+/// Passes `body` through, failing it once it falls behind the minimum rate: the next chunk
+/// must arrive before `UPLOAD_GRACE + received / MIN_UPLOAD_RATE` from the start. `too_slow`
+/// is set when that happens, so the handler can answer 408 rather than "malformed".
+pub fn at_minimum_rate<S, E>(
+    body: S,
+    too_slow: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Into<std::io::Error>,
+{
+    let start = Instant::now();
+    futures::stream::unfold((body, 0u64, false), move |(mut body, received, ended)| {
+        let too_slow = too_slow.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            let allowed =
+                UPLOAD_GRACE + Duration::from_secs_f64(received as f64 / MIN_UPLOAD_RATE as f64);
+            match tokio::time::timeout_at(start + allowed, body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    let received = received + chunk.len() as u64;
+                    Some((Ok(chunk), (body, received, false)))
+                }
+                Ok(Some(Err(error))) => Some((Err(error.into()), (body, received, true))),
+                Ok(None) => None,
+                Err(_) => {
+                    too_slow.store(true, Ordering::Relaxed);
+                    let error = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upload arrived too slowly",
+                    );
+                    Some((Err(error), (body, received, true)))
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
