@@ -154,6 +154,7 @@ pub async fn serve_gateway(
             allowed_extensions: config.allowed_extensions.clone(),
         },
         cors_origins: config.cors_allowed_origins.clone(),
+        closed_views: Default::default(),
         uploads: audiomill_api::limits::UploadSlots::new(config.max_concurrent_uploads as usize),
         rate_limits,
         mail_probe: Some(Arc::new(move || {

@@ -87,6 +87,20 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         .unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(error_code(beyond).await, "range_not_satisfiable");
+    // A `bytes=` range that does not parse is refused the same way; another unit is ignored.
+    let ranged = |range: &'static str| {
+        app.http
+            .get(app.url(&format!("/download/{job_id}")))
+            .bearer_auth(&token)
+            .header("Range", range)
+            .send()
+    };
+    let garbled = ranged("bytes=abc").await.unwrap();
+    assert_eq!(garbled.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(error_code(garbled).await, "range_not_satisfiable");
+    let other_unit = ranged("items=0-1").await.unwrap();
+    assert_eq!(other_unit.status(), StatusCode::OK);
+    assert_eq!(other_unit.bytes().await.unwrap(), mp3);
 
     // Exactly one e-mail, naming the file and linking to the download.
     let mails = app.mails().await;

@@ -34,6 +34,8 @@ pub struct Gateway {
     pub limits: UploadLimits,
     pub rate_limits: limits::Limits,
     pub uploads: limits::UploadSlots,
+    /// Final views of jobs whose workflow has closed.
+    pub closed_views: status::ClosedViews,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// How the mail transport is doing, reported by `/health` (`None`: not checked here).

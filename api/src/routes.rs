@@ -603,7 +603,7 @@ impl Api {
             Err(refusal) => return refusal.into(),
         };
         let gw = self.gw();
-        let view = status::job_view(&gw.temporal, &job).await;
+        let view = gw.closed_views.job_view(&gw.temporal, &job).await;
         StatusResponse::Ok(Json(JobStatusBody {
             job_id: job.id.to_string(),
             status: view.status.to_string(),
@@ -680,6 +680,7 @@ impl Api {
                 return DeleteResponse::Unavailable(unavailable("storage", error));
             }
         }
+        gw.closed_views.forget(job.id);
         if let Err(error) = gw.db.delete_job(job.id).await {
             return DeleteResponse::Unavailable(unavailable("database", error));
         }

@@ -1,12 +1,17 @@
 //! A job's status: the job row for what is stored, Temporal's describe for what is running.
 //! Describe works without any worker alive, unlike queries, so status always answers.
 
+use audiomill_domain::JobId;
 use audiomill_domain::{
     JobStatus, Step,
     contract::{StepProgress, failures},
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
 use temporalio_client::{
     Client, HistoryEventFilterType, WorkflowDescribeOptions, WorkflowFetchHistoryOptions,
 };
@@ -27,13 +32,58 @@ pub struct JobView {
     pub error: Option<String>,
 }
 
+/// Views of jobs whose workflow has closed. A closed run never changes, so describing it again
+/// (and, for a failure, reading its history) on every poll would be wasted work.
+#[derive(Default)]
+pub struct ClosedViews {
+    views: Mutex<HashMap<JobId, JobView>>,
+}
+
+/// Beyond this many remembered views the memory starts over (they are cheap to rebuild).
+const MAX_CLOSED_VIEWS: usize = 10_000;
+
+impl ClosedViews {
+    /// The job's view, from memory when its workflow is known to have closed.
+    pub async fn job_view(&self, temporal: &Client, job: &Job) -> JobView {
+        if let Some(view) = self.views().get(&job.id) {
+            return view.clone();
+        }
+        let (view, closed) = describe(temporal, job).await;
+        if closed {
+            let mut views = self.views();
+            if views.len() >= MAX_CLOSED_VIEWS {
+                views.clear();
+            }
+            views.insert(job.id, view.clone());
+        }
+        view
+    }
+
+    /// Forgets a job (deleted, or about to be).
+    pub fn forget(&self, job: JobId) {
+        self.views().remove(&job);
+    }
+
+    fn views(&self) -> MutexGuard<'_, HashMap<JobId, JobView>> {
+        self.views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The job's view, from Temporal now.
 pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
+    describe(temporal, job).await.0
+}
+
+/// The job's view, and whether its workflow has closed (so the view is final).
+async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
     let handle = temporal.get_workflow_handle::<ConvertVideo>(job.id.to_string());
     let described = match handle.describe(WorkflowDescribeOptions::default()).await {
         Ok(described) => described.into_raw(),
         Err(error) => {
             tracing::warn!(job_id = %job.id, %error, "describe failed; answering from the job row");
-            return from_row_only(job);
+            return (from_row_only(job), false);
         }
     };
     let info = described.workflow_execution_info.unwrap_or_default();
@@ -43,7 +93,15 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
         .close_time
         .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
 
-    match status {
+    let closed = matches!(
+        status,
+        WorkflowExecutionStatus::Completed
+            | WorkflowExecutionStatus::Failed
+            | WorkflowExecutionStatus::Canceled
+            | WorkflowExecutionStatus::Terminated
+            | WorkflowExecutionStatus::TimedOut
+    );
+    let view = match status {
         WorkflowExecutionStatus::Running => {
             let pending = described.pending_activities.first();
             let step = pending
@@ -136,7 +194,8 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
             "The job took too long and was stopped.",
         ),
         _ => from_row_only(job),
-    }
+    };
+    (view, closed)
 }
 
 fn final_view(status: JobStatus, completed_at: Option<i64>, message: &str) -> JobView {
