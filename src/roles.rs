@@ -194,9 +194,10 @@ pub struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Starts a worker: one poller on the shared task queue (the workflow and every activity)
-    /// and one on this worker's own queue (the steps that need its local files). Returns once
-    /// both are polling.
+    /// Starts a worker: pollers on the shared task queue (the workflow, `validate_token`,
+    /// `send_email`), on the fetch queue (`fetch_source`, when this worker has room) and on
+    /// this worker's own queue (the steps that need its local files). Returns once all three
+    /// are polling.
     pub async fn start(
         config: &Config,
         backends: &Backends,

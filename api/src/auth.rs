@@ -200,4 +200,15 @@ mod tests {
         assert!(!passwords.verify("wrong", Some(&hash)));
         assert!(!passwords.verify("not a real password", None));
     }
+
+    #[test]
+    fn an_unknown_account_costs_the_same_argon2_work_as_a_known_one() {
+        let passwords = Passwords::default();
+        let known = hash_password("correct horse").unwrap();
+        let known = PasswordHash::new(&known).unwrap();
+        let dummy = PasswordHash::new(&passwords.dummy_hash).unwrap();
+        assert_eq!(known.algorithm, dummy.algorithm);
+        assert_eq!(known.version, dummy.version);
+        assert_eq!(known.params, dummy.params, "memory, iterations and lanes");
+    }
 }

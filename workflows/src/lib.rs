@@ -1,12 +1,14 @@
 //! `ConvertVideo`: one upload, one durable run.
 //!
 //! The workflow only decides; every side effect happens in an activity. It validates the
-//! token, fetches the source onto one worker, then runs `transcode` and `store_mp3` on that
-//! worker's own task queue, because only that worker has the file. If that worker disappears
+//! token, fetches the source onto one worker (through the fetch queue, which only workers with
+//! room take from), then runs `transcode` and `store_mp3` on that worker's own task queue,
+//! because only that worker has the file. If that worker disappears
 //! (its queue stops being polled) or restarted and lost the file, the workflow goes back to
 //! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
 //! MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
-//! heartbeat and removes its files) and sends no e-mail.
+//! heartbeat and removes its files) and sends no e-mail. Steps that need the database,
+//! storage or the mail server retry through their outages for up to a day.
 
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, SendEmailInput,
