@@ -1,5 +1,5 @@
 //! A role that cannot reach one of its backends at start refuses to run, with one sentence
-//! that names the backend (and never the secrets in its URL).
+//! that names the backend (and never the secrets in its URL); so does one with a weak key.
 
 use std::{
     net::TcpListener,
@@ -37,6 +37,16 @@ fn refused(role: &str, vars: &[(&str, String)]) -> String {
     assert_eq!(lines.len(), 1, "one sentence, not: {stderr}");
     assert!(stderr.starts_with("audiomill: "), "{stderr}");
     stderr
+}
+
+#[test]
+fn a_short_signing_key_is_refused() {
+    let message = refused("gateway", &[("JWT_SECRET", "too-short".into())]);
+    assert!(
+        message.contains("JWT_SECRET must be at least 32 characters long"),
+        "{message}"
+    );
+    assert!(!message.contains("too-short"), "{message}");
 }
 
 #[test]
