@@ -150,6 +150,18 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         objects,
         [format!("mp3/{job_id}.mp3"), format!("sources/{job_id}.mp4")]
     );
+
+    // An admin may delete any user's data; then the job is gone for its owner too.
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/jobs/{job_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(app.objects().is_empty(), "{:?}", app.objects());
+    assert_eq!(app.status(&token, &job_id).await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }
 
