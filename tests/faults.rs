@@ -230,13 +230,7 @@ async fn wait_for_retry(app: &TestApp, token: &str, job_id: &str) -> Value {
 async fn assert_delivered(app: &TestApp, token: &str, job_id: &str) {
     let seen = app.wait_for_job(token, job_id).await;
     assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
-    let download = app
-        .http
-        .get(app.url(&format!("/download/{job_id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let download = app.download(token, job_id).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert!(!download.bytes().await.unwrap().is_empty());
     let deadline = Instant::now() + Duration::from_secs(120);

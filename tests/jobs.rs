@@ -34,13 +34,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     }
 
     // The MP3 itself.
-    let response = app
-        .http
-        .get(app.url(&format!("/download/{job_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.download(&token, &job_id).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "audio/mpeg");
     let disposition = response.headers()["content-disposition"]
@@ -126,13 +120,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         (code, &body),
         "another user's job must look missing"
     );
-    let download = app
-        .http
-        .get(app.url(&format!("/download/{job_id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let download = app.download(&other, &job_id).await;
     assert_eq!(download.status(), StatusCode::NOT_FOUND);
     let root = app.add_user("root", true).await;
     let admin = app.login(&root).await["access_token"]
@@ -152,13 +140,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     );
 
     // An admin may delete any user's data; then the job is gone for its owner too.
-    let deleted = app
-        .http
-        .delete(app.url(&format!("/jobs/{job_id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_job(&admin, &job_id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert!(app.objects().is_empty(), "{:?}", app.objects());
     assert_eq!(app.status(&token, &job_id).await.0, StatusCode::NOT_FOUND);
@@ -193,13 +175,7 @@ async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
             "internals leaked: {error}"
         );
 
-        let download = app
-            .http
-            .get(app.url(&format!("/download/{job_id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let download = app.download(&token, &job_id).await;
         assert_eq!(download.status(), StatusCode::CONFLICT);
         assert_eq!(error_code(download).await, "not_ready");
     }
@@ -228,13 +204,7 @@ async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
         assert_eq!(body["progress"], 0);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let download = app
-        .http
-        .get(app.url(&format!("/download/{job_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let download = app.download(&token, &job_id).await;
     assert_eq!(download.status(), StatusCode::CONFLICT);
     app.stop().await;
 }
@@ -248,13 +218,7 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
     let job_id = app.start_job(&token, &long).await;
 
     app.wait_for_transcode(&token, &job_id).await;
-    let delete = |id: String| {
-        app.http
-            .delete(app.url(&format!("/jobs/{id}")))
-            .bearer_auth(&token)
-            .send()
-    };
-    let cancelling = delete(job_id.clone()).await.unwrap();
+    let cancelling = app.delete_job(&token, &job_id).await;
     assert_eq!(cancelling.status(), StatusCode::ACCEPTED);
     let body: serde_json::Value = cancelling.json().await.unwrap();
     assert_eq!(body["status"], "cancelling");
@@ -283,22 +247,16 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
 
     // Another user cannot delete it; its owner deletes the data.
     let other = app.user_token("bob").await;
-    let foreign = app
-        .http
-        .delete(app.url(&format!("/jobs/{job_id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let foreign = app.delete_job(&other, &job_id).await;
     assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
     assert_eq!(
-        delete(job_id.clone()).await.unwrap().status(),
+        app.delete_job(&token, &job_id).await.status(),
         StatusCode::NO_CONTENT
     );
     assert!(app.objects().is_empty(), "{:?}", app.objects());
     assert_eq!(app.status(&token, &job_id).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
-        delete(job_id).await.unwrap().status(),
+        app.delete_job(&token, &job_id).await.status(),
         StatusCode::NOT_FOUND
     );
     app.stop().await;

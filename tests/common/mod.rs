@@ -59,13 +59,7 @@ impl TestApp {
 
     /// Starts the app with extra environment settings (e.g. `MAX_FILE_SIZE`).
     pub async fn spawn_with(settings: &[(&str, &str)]) -> Self {
-        let mut test = Self::without_app(settings).await;
-        let app = App::start(&test.config, false)
-            .await
-            .expect("the app starts");
-        test.base = app.base_url();
-        test.app = Some(app);
-        test
+        Self::without_app(settings).await.with_app().await
     }
 
     /// Everything but the app itself: Temporal, the backends, the configuration (also as
@@ -78,13 +72,17 @@ impl TestApp {
     /// Like [`TestApp::spawn_with`], with Temporal's state in a file, so that
     /// [`TestApp::kill_temporal`] and [`TestApp::start_temporal`] lose nothing.
     pub async fn spawn_with_durable_temporal(settings: &[(&str, &str)]) -> Self {
-        let mut test = Self::prepare(settings, true).await;
-        let app = App::start(&test.config, false)
+        Self::prepare(settings, true).await.with_app().await
+    }
+
+    /// Starts gateway and worker on what [`TestApp::prepare`] set up.
+    async fn with_app(mut self) -> Self {
+        let app = App::start(&self.config, false)
             .await
             .expect("the app starts");
-        test.base = app.base_url();
-        test.app = Some(app);
-        test
+        self.base = app.base_url();
+        self.app = Some(app);
+        self
     }
 
     async fn prepare(settings: &[(&str, &str)], durable_temporal: bool) -> Self {
@@ -275,6 +273,26 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `GET /download/{job_id}` as the holder of `token`.
+    pub async fn download(&self, token: &str, job_id: &str) -> Response {
+        self.http
+            .get(self.url(&format!("/download/{job_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /jobs/{job_id}` as the holder of `token`.
+    pub async fn delete_job(&self, token: &str, job_id: &str) -> Response {
+        self.http
+            .delete(self.url(&format!("/jobs/{job_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Waits until the job's transcode is under way (it has reported progress).
