@@ -3,8 +3,8 @@
 #   1. transcoding a 10-minute clip in process, against the ffmpeg CLI with the same settings;
 #   2. the service's own overhead for a 10-second clip: upload done -> MP3 ready, minus the
 #      transcode itself;
-#   3. the gateway's peak memory (VmHWM) while a 1 GB upload streams in, and its upload
-#      throughput into the S3 server;
+#   3. the gateway's peak memory (VmHWM, reset just before) while a 1 GB upload streams in,
+#      and its upload throughput into the S3 server;
 #   4. jobs per minute with one worker against two (10 one-minute clips queued while the
 #      workers are paused, then timed until all are done; one transcode at a time per worker);
 #   5. a load run: 50 clients for 60 s against one gateway, mixing status polls, token
@@ -90,7 +90,9 @@ with open(sys.argv[2], "wb") as out:
     out.write(head)
     out.truncate(1024 ** 3)
 PY
-before=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
+# The peak is measured over the upload alone: the kernel resets the high-water mark to now.
+echo 5 >/proc/$GATEWAY/clear_refs
+before=$(awk '/VmRSS/{print $2}' /proc/$GATEWAY/status)
 upload_seconds=$(curl -sf -o "$WORK/big.json" -w '%{time_total}' -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/big.mp4" "$API/upload")
 peak=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
 throughput=$(python3 -c "print(f'{1024 / $upload_seconds:.0f}')")

@@ -5,8 +5,10 @@
 //! - [`roles`]: `gateway`, `worker`, and [`roles::App`], which runs both in one process (the
 //!   `dev` command, and the integration tests).
 //! - [`users`]: creating accounts, including the first admin.
+//! - [`memory`]: how the process gives memory back to the system.
 
 pub mod config;
+pub mod memory;
 pub mod roles;
 pub mod temporal;
 pub mod users;

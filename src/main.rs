@@ -81,6 +81,7 @@ struct DataDir {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    audiomill::memory::free_large_buffers_promptly();
     if let Command::Openapi = cli.command {
         println!("{}", audiomill_api::openapi_json());
         return Ok(());
