@@ -53,7 +53,7 @@ const TITLE: &str = "Audiomill";
 const DESCRIPTION: &str = "Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.";
 
 fn service(gateway: Arc<Gateway>) -> OpenApiService<routes::Api, ()> {
-    OpenApiService::new(routes::Api::new(gateway), TITLE, env!("CARGO_PKG_VERSION"))
+    OpenApiService::new(routes::api(gateway), TITLE, env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION)
 }
 
@@ -149,7 +149,7 @@ async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Respon
 
 /// The OpenAPI document the gateway serves, as pretty JSON.
 pub fn openapi_json() -> String {
-    let derived = OpenApiService::new(routes::Api::spec_only(), TITLE, env!("CARGO_PKG_VERSION"))
+    let derived = OpenApiService::new(routes::spec_only(), TITLE, env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION)
         .spec();
     document::complete(&derived)

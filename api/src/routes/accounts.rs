@@ -1,0 +1,213 @@
+//! Logging in, checking and refreshing tokens, logging out.
+
+use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use crate::{Gateway, auth, error::ErrorBody};
+use audiomill_domain::EmailAddress;
+use audiomill_store::RefreshOutcome;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+/// `/login`, `/validate`, `/logout` and `/token/refresh`.
+pub struct AccountsApi {
+    pub(super) cx: Context,
+}
+
+#[derive(Object)]
+struct TokenPair {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+    refresh_token: String,
+}
+
+#[derive(Object)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Object)]
+struct Identity {
+    sub: String,
+    email: String,
+    admin: bool,
+    /// Expiry, Unix seconds.
+    exp: u64,
+}
+
+#[derive(ApiResponse)]
+enum LoginResponse {
+    /// Logged in.
+    #[oai(status = 200)]
+    Ok(Json<TokenPair>),
+    /// Wrong email or password.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(ApiResponse)]
+enum ValidateResponse {
+    /// The token is valid.
+    #[oai(status = 200)]
+    Ok(Json<Identity>),
+    /// The token is invalid or expired, or its login has ended.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(ApiResponse)]
+enum LogoutResponse {
+    /// Logged out: the access token and every refresh token of this login stop working.
+    #[oai(status = 204)]
+    Done,
+    /// The token is invalid or expired, or its login has already ended.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[OpenApi]
+impl AccountsApi {
+    /// Log in with HTTP Basic (email and password); returns an access and a refresh token.
+    #[oai(path = "/login", method = "post", tag = "ApiTags::Auth")]
+    async fn login(&self, auth: BasicAuth) -> LoginResponse {
+        let gw = self.cx.gw();
+        let denied = || {
+            LoginResponse::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "The email or password is wrong.",
+            ))
+        };
+        let user = match EmailAddress::parse(&auth.0.username) {
+            Ok(email) => match gw.db.user_by_email(&email).await {
+                Ok(user) => user,
+                Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+            },
+            Err(_) => None,
+        };
+        let password = auth.0.password.clone();
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let gateway = self.cx.gateway();
+        // Argon2 is deliberately slow; keep it off the async workers.
+        let matches = tokio::task::spawn_blocking(move || {
+            gateway.passwords.verify(&password, hash.as_deref())
+        })
+        .await
+        .unwrap_or(false);
+        let Some(user) = user.filter(|u| matches && u.active) else {
+            return denied();
+        };
+
+        let session_id = auth::new_session_id();
+        let (refresh, refresh_hash, expires_at) = gw.tokens.new_refresh();
+        if let Err(error) = gw
+            .db
+            .create_session(user.id, &session_id, &refresh_hash, expires_at)
+            .await
+        {
+            return LoginResponse::Unavailable(unavailable("database", error));
+        }
+        token_pair(gw, &user, &session_id, refresh)
+    }
+
+    /// Check an access token and show who it belongs to.
+    #[oai(path = "/validate", method = "post", tag = "ApiTags::Auth")]
+    async fn validate(&self, auth: BearerAuth) -> ValidateResponse {
+        match self.cx.authenticate(&auth).await {
+            Ok(claims) => ValidateResponse::Ok(Json(Identity {
+                sub: claims.sub,
+                email: claims.email,
+                admin: claims.admin,
+                exp: claims.exp,
+            })),
+            Err(Denied::Unauthorized(error)) => ValidateResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => ValidateResponse::Unavailable(error),
+        }
+    }
+
+    /// End this login: its access token and all its refresh tokens stop working.
+    #[oai(path = "/logout", method = "post", tag = "ApiTags::Auth")]
+    async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
+        let claims = match self.cx.authenticate(&auth).await {
+            Ok(claims) => claims,
+            Err(Denied::Unauthorized(error)) => return LogoutResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return LogoutResponse::Unavailable(error),
+        };
+        match self.cx.gw().db.revoke_session(&claims.sid).await {
+            Ok(()) => LogoutResponse::Done,
+            Err(error) => LogoutResponse::Unavailable(unavailable("database", error)),
+        }
+    }
+
+    /// Trade a refresh token for a new pair. Each refresh token works once; presenting a used
+    /// one again revokes its whole login.
+    #[oai(path = "/token/refresh", method = "post", tag = "ApiTags::Auth")]
+    async fn refresh(&self, body: Json<RefreshRequest>) -> LoginResponse {
+        let gw = self.cx.gw();
+        let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();
+        let outcome = gw
+            .db
+            .rotate_refresh_token(
+                &auth::hash_refresh(&body.0.refresh_token),
+                &new_hash,
+                expires_at,
+            )
+            .await;
+        let (user_id, session_id) = match outcome {
+            Ok(RefreshOutcome::Rotated {
+                user_id,
+                session_id,
+            }) => (user_id, session_id),
+            Ok(RefreshOutcome::Reused) => {
+                return LoginResponse::Unauthorized(ErrorBody::new(
+                    "unauthorized",
+                    "This refresh token was already used; the login has been revoked. Please log in again.",
+                ));
+            }
+            Ok(RefreshOutcome::Invalid) => {
+                return LoginResponse::Unauthorized(ErrorBody::new(
+                    "unauthorized",
+                    "The refresh token is invalid or expired.",
+                ));
+            }
+            Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+        };
+        let user = match gw.db.user_by_id(user_id).await {
+            Ok(Some(user)) if user.active => user,
+            Ok(_) => {
+                return LoginResponse::Unauthorized(ErrorBody::new(
+                    "unauthorized",
+                    "The account is disabled.",
+                ));
+            }
+            Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+        };
+        token_pair(gw, &user, &session_id, refresh)
+    }
+}
+
+/// A fresh access token for `user` in `session_id`, with the refresh token that goes with it.
+fn token_pair(
+    gw: &Gateway,
+    user: &audiomill_store::User,
+    session_id: &str,
+    refresh: String,
+) -> LoginResponse {
+    let (access, _) = gw
+        .tokens
+        .issue_access(user.id, &user.email, user.is_admin, session_id);
+    LoginResponse::Ok(Json(TokenPair {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: gw.tokens.access_ttl.as_secs(),
+        refresh_token: refresh,
+    }))
+}

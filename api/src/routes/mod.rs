@@ -1,0 +1,192 @@
+//! The HTTP operations, in groups by tag: [`accounts`] (logging in and tokens), [`jobs`]
+//! (uploading, following and deleting jobs), [`downloads`] (the MP3s) and [`health`]. Each
+//! operation returns a typed response whose variants document every status; the status code is
+//! decided there and nowhere else. What the groups share lives here: the security schemes,
+//! authentication, finding the caller's job, and the common errors.
+
+/// Lets an operation's response carry the refusals of [`Context::caller_job`].
+macro_rules! refusal_into {
+    ($($response:ident),*) => {$(
+        impl From<$crate::routes::JobRefusal> for $response {
+            fn from(refusal: $crate::routes::JobRefusal) -> Self {
+                match refusal {
+                    $crate::routes::JobRefusal::Unauthorized(error) => Self::Unauthorized(error),
+                    $crate::routes::JobRefusal::NotFound(error) => Self::NotFound(error),
+                    $crate::routes::JobRefusal::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+
+mod accounts;
+mod downloads;
+mod health;
+mod jobs;
+
+use crate::{Gateway, auth::Claims, error::ErrorBody};
+use audiomill_domain::JobId;
+use chrono::{DateTime, SecondsFormat, Utc};
+use poem_openapi::{
+    SecurityScheme, Tags,
+    auth::{Basic, Bearer},
+    payload::Json,
+};
+use std::sync::Arc;
+
+/// Every operation of the gateway, as poem-openapi serves and documents them.
+pub type Api = (
+    accounts::AccountsApi,
+    jobs::JobsApi,
+    downloads::DownloadsApi,
+    health::HealthApi,
+);
+
+/// The operations, serving `gateway`.
+pub fn api(gateway: Arc<Gateway>) -> Api {
+    with_context(Context {
+        gateway: Some(gateway),
+    })
+}
+
+/// The operations, able to describe themselves but not to serve (for printing the document).
+pub fn spec_only() -> Api {
+    with_context(Context { gateway: None })
+}
+
+fn with_context(cx: Context) -> Api {
+    (
+        accounts::AccountsApi { cx: cx.clone() },
+        jobs::JobsApi { cx: cx.clone() },
+        downloads::DownloadsApi { cx: cx.clone() },
+        health::HealthApi { cx },
+    )
+}
+
+type ErrorJson = Json<ErrorBody>;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Logging in and tokens.
+    Auth,
+    /// Uploading videos and getting MP3s.
+    Jobs,
+    /// Service health.
+    Operations,
+}
+
+/// Email and password, as HTTP Basic credentials.
+#[derive(SecurityScheme)]
+#[oai(ty = "basic")]
+struct BasicAuth(Basic);
+
+/// The access token from `/login`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT")]
+struct BearerAuth(Bearer);
+
+/// What every group of operations works with.
+#[derive(Clone)]
+struct Context {
+    /// `None` when the operations only describe themselves.
+    gateway: Option<Arc<Gateway>>,
+}
+
+impl Context {
+    fn gw(&self) -> &Gateway {
+        self.gateway
+            .as_deref()
+            .expect("a serving Api has a gateway")
+    }
+
+    /// The gateway itself, for work moved off the async workers.
+    fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.clone().expect("a serving Api has a gateway")
+    }
+
+    /// The claims of a valid access token whose login is still open: a signature alone is
+    /// not enough once the user logged out or the session was revoked.
+    async fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, Denied> {
+        let gw = self.gw();
+        let invalid = || {
+            Denied::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "The access token is invalid or expired.",
+            ))
+        };
+        let claims = gw
+            .tokens
+            .verify_access(&bearer.0.token)
+            .ok_or_else(invalid)?;
+        let user = claims.user_id().ok_or_else(invalid)?;
+        match gw.db.session_is_active(user, &claims.sid).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
+                "unauthorized",
+                "This login has ended (logged out or revoked); please log in again.",
+            ))),
+            Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
+        }
+    }
+
+    /// The caller's claims and the job, if the token is good and the caller owns the job or
+    /// is an admin.
+    async fn caller_job(
+        &self,
+        auth: &BearerAuth,
+        raw_id: &str,
+    ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
+        let claims = self
+            .authenticate(auth)
+            .await
+            .map_err(|denied| match denied {
+                Denied::Unauthorized(error) => JobRefusal::Unauthorized(error),
+                Denied::Unavailable(error) => JobRefusal::Unavailable(error),
+            })?;
+        let id = JobId::parse(raw_id).map_err(|_| JobRefusal::NotFound(not_found()))?;
+        let job = self
+            .gw()
+            .db
+            .job(id)
+            .await
+            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?
+            .ok_or_else(|| JobRefusal::NotFound(not_found()))?;
+        if claims.admin || claims.user_id() == Some(job.user_id) {
+            Ok((claims, job))
+        } else {
+            Err(JobRefusal::NotFound(not_found()))
+        }
+    }
+}
+
+/// Why a request's token was not accepted.
+enum Denied {
+    Unauthorized(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+/// Why an operation on a job stops before it begins. Someone else's job is `NotFound`,
+/// exactly like a missing one.
+enum JobRefusal {
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
+    tracing::error!(%error, "{what} is unavailable");
+    ErrorBody::new(
+        "service_unavailable",
+        format!("The {what} is unavailable right now; please try again shortly."),
+    )
+}
+
+fn not_found() -> ErrorJson {
+    ErrorBody::new("not_found", "There is no such job.")
+}
+
+fn rfc3339(millis: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
