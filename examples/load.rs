@@ -91,24 +91,14 @@ async fn main() -> anyhow::Result<()> {
                         jobs.lock().unwrap().push(job);
                     }
                 } else if round % 3 == 0 {
-                    let ok = http
-                        .post(format!("{base}/validate"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == StatusCode::OK);
+                    let ok = answers_ok(http.post(format!("{base}/validate")), &token).await;
                     record(&results, "POST /validate", begun.elapsed(), ok);
                 } else {
                     let job = {
                         let jobs = jobs.lock().unwrap();
                         jobs[round % jobs.len()].clone()
                     };
-                    let ok = http
-                        .get(format!("{base}/status/{job}"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == StatusCode::OK);
+                    let ok = answers_ok(http.get(format!("{base}/status/{job}")), &token).await;
                     record(&results, "GET /status/{id}", begun.elapsed(), ok);
                 }
             }
@@ -163,6 +153,15 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("jobs: {} accepted, {lost} not completed", jobs.len());
     Ok(())
+}
+
+/// Sends `request` with the access token; whether it answered 200.
+async fn answers_ok(request: reqwest::RequestBuilder, token: &str) -> bool {
+    request
+        .bearer_auth(token)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
 }
 
 async fn upload(http: &Client, base: &str, token: &str, video: &[u8]) -> anyhow::Result<String> {

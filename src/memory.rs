@@ -6,11 +6,12 @@
 /// Left alone, glibc raises its mmap threshold after the first large buffer is freed and from
 /// then on serves such buffers from per-thread arenas, which keep the memory: a gateway that had
 /// streamed one 1 GB upload into S3 went on holding ~35 MB it no longer used, and one login
-/// another ~19 MB. With the threshold fixed, the same upload peaks ~15 MB above the idle gateway
+/// another ~19 MB. With the threshold fixed, the same upload peaks ~10 MB above the idle gateway
 /// and falls back after it (`make bench`).
 pub fn free_large_buffers_promptly() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator and is called before any other thread starts.
+    // SAFETY: mallopt takes the allocator's lock and only changes one of its tuning values;
+    // `main` calls it before any other thread starts.
     #[allow(unsafe_code)]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
@@ -20,6 +21,7 @@ pub fn free_large_buffers_promptly() {
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
+    use audiomill_store::PART_SIZE;
 
     fn anonymous_kib() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -31,14 +33,13 @@ mod tests {
     /// all the time: each freed part must leave the process, not stay behind in the heap.
     #[test]
     fn freed_upload_parts_leave_the_process() {
-        const PART: usize = 8 * 1024 * 1024;
         free_large_buffers_promptly();
         // One part made and freed first, as every upload does.
-        drop(vec![1u8; PART]);
+        drop(vec![1u8; PART_SIZE]);
         let mut parts = Vec::new();
         let mut small = Vec::new();
         for _ in 0..4 {
-            parts.push(vec![1u8; PART]);
+            parts.push(vec![1u8; PART_SIZE]);
             small.push(vec![1u8; 64]);
         }
         let holding = anonymous_kib();
@@ -46,8 +47,9 @@ mod tests {
         let after = anonymous_kib();
         drop(small);
         assert!(
-            holding.saturating_sub(after) >= 3 * 8 * 1024,
-            "freeing 32 MiB of parts gave back only {} KiB",
+            holding.saturating_sub(after) >= 3 * PART_SIZE as u64 / 1024,
+            "freeing four {} KiB parts gave back only {} KiB",
+            PART_SIZE / 1024,
             holding.saturating_sub(after)
         );
     }

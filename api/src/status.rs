@@ -1,9 +1,8 @@
 //! A job's status: the job row for what is stored, Temporal's describe for what is running.
 //! Describe works without any worker alive, unlike queries, so status always answers.
 
-use audiomill_domain::JobId;
 use audiomill_domain::{
-    JobStatus, Step,
+    JobId, JobStatus, Step,
     contract::{StepProgress, failures},
 };
 use audiomill_store::Job;

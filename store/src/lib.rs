@@ -14,4 +14,4 @@ pub mod time;
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use objects::{ObjectBody, ObjectStore, PutError};
-pub use s3::S3Settings;
+pub use s3::{PART_SIZE, S3Settings};

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use audiomill::{App, AppHandle, Config, roles::Backends, temporal::DevServer, users};
-use reqwest::{Response, StatusCode, multipart};
+use reqwest::{Method, Response, StatusCode, multipart};
 use serde_json::Value;
 use std::{
     collections::HashMap,
@@ -242,12 +242,8 @@ impl TestApp {
 
     pub async fn status(&self, token: &str, job_id: &str) -> (StatusCode, Value) {
         let response = self
-            .http
-            .get(self.url(&format!("/status/{job_id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .send_as(token, Method::GET, &format!("/status/{job_id}"))
+            .await;
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -277,18 +273,20 @@ impl TestApp {
 
     /// `GET /download/{job_id}` as the holder of `token`.
     pub async fn download(&self, token: &str, job_id: &str) -> Response {
-        self.http
-            .get(self.url(&format!("/download/{job_id}")))
-            .bearer_auth(token)
-            .send()
+        self.send_as(token, Method::GET, &format!("/download/{job_id}"))
             .await
-            .unwrap()
     }
 
     /// `DELETE /jobs/{job_id}` as the holder of `token`.
     pub async fn delete_job(&self, token: &str, job_id: &str) -> Response {
+        self.send_as(token, Method::DELETE, &format!("/jobs/{job_id}"))
+            .await
+    }
+
+    /// A body-less request to `path` as the holder of `token`.
+    async fn send_as(&self, token: &str, method: Method, path: &str) -> Response {
         self.http
-            .delete(self.url(&format!("/jobs/{job_id}")))
+            .request(method, self.url(path))
             .bearer_auth(token)
             .send()
             .await
