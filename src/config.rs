@@ -2,6 +2,7 @@
 //! Defaults are the embedded mode; conventional variable names switch backends.
 
 use anyhow::{Context, bail};
+use audiomill_activities::{isolated::Transcoder, transcode::MediaLimits};
 use audiomill_store::S3Settings;
 use std::{
     fmt,
@@ -36,6 +37,10 @@ pub const ENV_VARS: &[&str] = &[
     "CORS_ALLOWED_ORIGINS",
     "MAX_CONCURRENT_UPLOADS",
     "REDIS_URL",
+    "MAX_CONNECTIONS",
+    "MAX_MEDIA_SECONDS",
+    "MAX_OUTPUT_MB",
+    "MAX_SECONDS_PER_MB",
     "RUST_LOG",
     "LOG_FORMAT",
 ];
@@ -46,7 +51,8 @@ pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
-    pub database_url: String,
+    /// May carry a password: a secret.
+    pub database_url: Secret,
     /// `None`: `dev` starts its own Temporal dev server.
     pub temporal_address: Option<String>,
     pub temporal_namespace: String,
@@ -73,6 +79,13 @@ pub struct Config {
     pub max_concurrent_uploads: u32,
     /// Redis, where every gateway replica counts rate limits; `None`: each counts its own.
     pub redis_url: Option<Secret>,
+    /// Connections the gateway serves at once.
+    pub max_connections: u32,
+    /// What a worker converts at most.
+    pub media_limits: MediaLimits,
+    /// How a worker runs transcodes: in child processes of this executable
+    /// (`audiomill transcode-child`). Not a setting; tests point it at the built binary.
+    pub transcoder: Transcoder,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +152,7 @@ impl Config {
                 "DATABASE_URL must start with sqlite:// or mysql://; other databases are not supported."
             );
         }
-        let database_url = database_url.replacen("mariadb:", "mysql:", 1);
+        let database_url = Secret::new(database_url.replacen("mariadb:", "mysql:", 1));
 
         let storage = match var("S3_BUCKET") {
             None => StorageConfig::Files {
@@ -241,6 +254,15 @@ impl Config {
         let login_attempts_per_minute = positive("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
         let requests_per_minute = positive("RATE_LIMIT_PER_MINUTE", 600)?;
         let max_concurrent_uploads = positive("MAX_CONCURRENT_UPLOADS", 3)?;
+        let max_connections = positive("MAX_CONNECTIONS", 1024)?;
+        let media_limits = MediaLimits {
+            max_seconds: positive("MAX_MEDIA_SECONDS", MediaLimits::default().max_seconds)?,
+            max_output_mb: positive("MAX_OUTPUT_MB", MediaLimits::default().max_output_mb)?,
+            max_seconds_per_mb: positive(
+                "MAX_SECONDS_PER_MB",
+                MediaLimits::default().max_seconds_per_mb,
+            )?,
+        };
 
         let cors_allowed_origins: Vec<String> = var("CORS_ALLOWED_ORIGINS")
             .unwrap_or_default()
@@ -262,7 +284,12 @@ impl Config {
         }
 
         Ok(Self {
+            transcoder: Transcoder::new(
+                std::env::current_exe().unwrap_or_else(|_| PathBuf::from("audiomill")),
+            ),
             redis_url,
+            max_connections,
+            media_limits,
             max_concurrent_uploads,
             cors_allowed_origins,
             login_attempts_per_minute,
@@ -346,7 +373,10 @@ mod tests {
     #[test]
     fn defaults_are_the_embedded_mode() {
         let config = config(&[]).unwrap();
-        assert_eq!(config.database_url, "sqlite:///srv/am/audiomill.db");
+        assert_eq!(
+            config.database_url.expose(),
+            "sqlite:///srv/am/audiomill.db"
+        );
         assert!(
             matches!(&config.storage, StorageConfig::Files { root } if root == Path::new("/srv/am/objects"))
         );
@@ -425,11 +455,14 @@ mod tests {
         let config = config(&[
             ("JWT_SECRET", "super-secret-value"),
             ("SMTP_URL", "smtp://user:pw@host:25"),
+            ("DATABASE_URL", "mysql://app:db-password@db:3306/audiomill"),
         ])
         .unwrap();
         let printed = format!("{config:?}");
         assert!(
-            !printed.contains("super-secret-value") && !printed.contains("pw@host"),
+            !printed.contains("super-secret-value")
+                && !printed.contains("pw@host")
+                && !printed.contains("db-password"),
             "{printed}"
         );
     }

@@ -48,6 +48,9 @@ enum Command {
     },
     /// Prints the OpenAPI document the gateway serves.
     Openapi,
+    /// Runs one transcode for a worker, in a process of its own (internal).
+    #[command(name = "transcode-child", hide = true)]
+    TranscodeChild,
 }
 
 #[derive(Subcommand)]
@@ -82,9 +85,14 @@ struct DataDir {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     audiomill::memory::free_large_buffers_promptly();
-    if let Command::Openapi = cli.command {
-        println!("{}", audiomill_api::openapi_json());
-        return Ok(());
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", audiomill_api::openapi_json());
+            return Ok(());
+        }
+        // No runtime, no logging setup: the child only transcodes and reports on stdout.
+        Command::TranscodeChild => std::process::exit(audiomill_activities::isolated::child_main()),
+        _ => {}
     }
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -148,7 +156,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Openapi => unreachable!("handled before the runtime starts"),
+        Command::Openapi | Command::TranscodeChild => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

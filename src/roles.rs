@@ -40,6 +40,7 @@ impl Backends {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         if let Some(dir) = config
             .database_url
+            .expose()
             .strip_prefix("sqlite://")
             .and_then(|p| std::path::Path::new(p).parent())
             && !dir.as_os_str().is_empty()
@@ -47,7 +48,7 @@ impl Backends {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("could not create {}", dir.display()))?;
         }
-        let db = Database::connect(&config.database_url)
+        let db = Database::connect(config.database_url.expose())
             .await
             .map_err(|e| anyhow::anyhow!("The database at DATABASE_URL is unreachable ({e})."))?;
         db.migrate()
@@ -165,7 +166,10 @@ pub async fn serve_gateway(
     audiomill_api::server::serve(
         listener,
         audiomill_api::app(Arc::new(gateway)),
-        audiomill_api::server::Timeouts::default(),
+        audiomill_api::server::ServerLimits {
+            max_connections: config.max_connections as usize,
+            ..Default::default()
+        },
         shutdown,
     )
     .await
@@ -210,6 +214,8 @@ impl WorkerHandle {
             public_url,
             mp3: Mp3Settings::default(),
             max_transcodes: config.max_concurrent_transcodes,
+            transcoder: config.transcoder.clone(),
+            media_limits: config.media_limits,
         };
         let activities = ConvertActivities::new(
             backends.db.clone(),

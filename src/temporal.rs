@@ -69,6 +69,17 @@ impl DevServer {
         let (ip, port) = address
             .rsplit_once(':')
             .context("the dev server address needs a port")?;
+        // Another server on these ports would answer in its place, and this instance's worker
+        // would take that server's jobs: refuse rather than join a stranger.
+        let ports =
+            std::iter::once(address.to_owned()).chain(ui_port.map(|ui| format!("{ip}:{ui}")));
+        for taken in ports {
+            if std::net::TcpListener::bind(&taken).is_err() {
+                bail!(
+                    "{taken} is already in use (another `audiomill dev` or Temporal server?); stop it, or set TEMPORAL_ADDRESS to use that server on purpose."
+                );
+            }
+        }
         let mut command = Command::new("temporal");
         command.args([
             "server",
@@ -97,10 +108,34 @@ impl DevServer {
                 "could not run the `temporal` executable ({error}); run `make setup` and put .tools/venv/bin on PATH, or set TEMPORAL_ADDRESS."
             )
         })?;
-        Ok(Self {
+        let mut server = Self {
             child,
             address: address.to_owned(),
-        })
+        };
+        server.wait_until_answering().await?;
+        Ok(server)
+    }
+
+    /// Waits until our own child listens on its port; fails if it exits first.
+    async fn wait_until_answering(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the Temporal dev server exited at start ({status}); see its messages above."
+                );
+            }
+            if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the Temporal dev server did not start listening on {} within 30 s.",
+                    self.address
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

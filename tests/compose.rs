@@ -99,7 +99,8 @@ fn addresses_point_at_services_that_listen_there() {
     }
     assert!(get("DATABASE_URL").starts_with("mysql://"));
 
-    // The gateway listens where its port is published, and the UIs are published.
+    // The gateway listens where its port is published; it is the only service published to
+    // other hosts.
     let gateway = service(&compose, "gateway");
     let listen = environment(gateway)
         .into_iter()
@@ -117,10 +118,11 @@ fn addresses_point_at_services_that_listen_there() {
         published.contains(&format!("8080:{port}").as_str()),
         "{published:?}"
     );
+    // The operators' UIs listen on the host's loopback only; nothing else is published.
     for (name, port) in [
-        ("temporal-ui", "8233:8080"),
-        ("minio", "9001:9001"),
-        ("mailpit", "8025:8025"),
+        ("temporal-ui", "127.0.0.1:8233:8080"),
+        ("minio", "127.0.0.1:9001:9001"),
+        ("mailpit", "127.0.0.1:8025:8025"),
     ] {
         let ports: Vec<&str> = service(&compose, name)["ports"]
             .as_sequence()
@@ -128,7 +130,18 @@ fn addresses_point_at_services_that_listen_there() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        assert!(ports.contains(&port), "{name} publishes {ports:?}");
+        assert_eq!(ports, [port], "{name} publishes {ports:?}");
+    }
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, definition) in services {
+        let name = name.as_str().unwrap();
+        if ["gateway", "temporal-ui", "minio", "mailpit"].contains(&name) {
+            continue;
+        }
+        assert!(
+            definition["ports"].is_null(),
+            "{name} must stay on the internal network"
+        );
     }
     // Workers publish nothing, so `--scale worker=N` cannot collide on ports.
     assert!(service(&compose, "worker")["ports"].is_null());
@@ -160,6 +173,33 @@ fn roles_wait_for_healthy_dependencies() {
         assert!(
             !service(&compose, name)["healthcheck"].is_null(),
             "{name} has no health check"
+        );
+    }
+}
+
+#[test]
+fn no_credential_has_a_default() {
+    for secret in [
+        "JWT_SECRET",
+        "MYSQL_ROOT_PASSWORD",
+        "MYSQL_PASSWORD",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+    ] {
+        for piece in COMPOSE.split(&format!("${{{secret}")).skip(1) {
+            assert!(
+                piece.starts_with(":?"),
+                "{secret} must be required, not defaulted: ${{{secret}{}",
+                &piece[..piece.len().min(20)]
+            );
+        }
+        let example = ENV_EXAMPLE
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{secret}=")));
+        let is_password = secret.ends_with("PASSWORD") || secret.ends_with("SECRET");
+        assert!(
+            example.is_some_and(|v| !is_password || v.is_empty()),
+            "{secret} in .env.example must be left for the operator to fill in"
         );
     }
 }

@@ -219,6 +219,11 @@ async fn wait_for_retry(app: &TestApp, token: &str, job_id: &str) -> Value {
                 .as_str()
                 .is_some_and(|e| e.contains("retrying"))
         {
+            let error = body["error"].as_str().unwrap();
+            assert!(
+                !error.contains("127.0.0.1") && !error.contains("://") && !error.contains("error"),
+                "the retry is told in a sentence of ours, naming no host or cause: {error}"
+            );
             return body;
         }
         assert!(Instant::now() < deadline, "no retry seen: {code} {body}");

@@ -730,3 +730,121 @@ async fn slow_clients_are_cut_off_headers_json_and_uploads() {
     assert!(app.objects().is_empty(), "{:?}", app.objects());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_hold_for_every_spelling_and_never_lock_the_owner_out() {
+    let app = TestApp::spawn_with(&[("LOGIN_ATTEMPTS_PER_MINUTE", "3")]).await;
+    let ann = app.add_user("ann", false).await;
+    // The attacker connects from another loopback address than the owner.
+    let attacker = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let attempt = |client: &reqwest::Client, name: String, password: &'static str| {
+        client
+            .post(app.url("/login"))
+            .basic_auth(name, Some(password))
+            .send()
+    };
+    let spellings = [
+        ann.clone(),
+        format!(" {} ", ann.to_uppercase()),
+        format!("\t{ann}"),
+    ];
+    for name in &spellings {
+        let response = attempt(&attacker, name.clone(), "wrong").await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name:?}");
+    }
+    let fourth = attempt(&attacker, format!("{}  ", ann.to_uppercase()), "wrong")
+        .await
+        .unwrap();
+    assert_eq!(
+        fourth.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another spelling buys no fresh attempts"
+    );
+    // The owner, from their own address, is not locked out.
+    let owner = app.login_response(&ann, PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+
+    // Names longer than any e-mail address are refused before anything is counted.
+    let long = format!("{}@example.test", "a".repeat(300));
+    let response = attempt(&attacker, long, "wrong").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(error_code(response).await == "bad_request");
+    app.stop().await;
+}
+
+/// Where unfinished uploads live: partial files of the file store, or the S3 server's
+/// multipart uploads in progress (s3s-fs keeps each as `.upload-<id>.json` in its root).
+fn unfinished_uploads(app: &TestApp) -> Vec<String> {
+    let (dir, prefix) = match &app.bucket {
+        None => (app.data.path().join("objects").join(".partial"), ""),
+        Some(_) => (
+            std::path::PathBuf::from(std::env::var("TEST_S3_ROOT").unwrap()),
+            ".upload-",
+        ),
+    };
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_off_midway_leaves_nothing_unfinished_behind() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let earlier = unfinished_uploads(&app);
+    let mut head = format!(
+        "POST /upload HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 50000000\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend_from_slice(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mkv\"\r\n\r\n\x1A\x45\xDF\xA3\x01\0\0\0\0\0\0\x1f",
+    );
+    // More than one S3 part, so that a multipart upload is under way.
+    head.extend(std::iter::repeat_n(0u8, 12 * 1024 * 1024));
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &head)
+        .await
+        .unwrap();
+    let ours = |now: Vec<String>| -> Vec<String> {
+        now.into_iter().filter(|n| !earlier.contains(n)).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let begun = loop {
+        let begun = ours(unfinished_uploads(&app));
+        if !begun.is_empty() {
+            break begun;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never began"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // The client vanishes in the middle of its file.
+    drop(stream);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = unfinished_uploads(&app);
+        let left: Vec<&String> = begun.iter().filter(|b| now.contains(b)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left unfinished: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(app.objects().is_empty(), "{:?}", app.objects());
+    app.stop().await;
+}

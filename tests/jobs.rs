@@ -32,6 +32,20 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         let progress = status["progress"].as_u64().unwrap();
         assert!(progress <= 100);
     }
+    // The step only moves forward (it may be null between two steps).
+    let order = [
+        "validate_token",
+        "fetch_source",
+        "transcode",
+        "store_mp3",
+        "send_email",
+    ];
+    let steps: Vec<usize> = seen
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .map(|step| order.iter().position(|o| *o == step).unwrap())
+        .collect();
+    assert!(steps.is_sorted(), "the step went back: {seen:?}");
 
     // The MP3 itself.
     let response = app.download(&token, &job_id).await;
@@ -81,7 +95,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
         .unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(error_code(beyond).await, "range_not_satisfiable");
-    // A `bytes=` range that does not parse is refused the same way; another unit is ignored.
+    // A `bytes=` range that does not parse is ignored (RFC 9110), like another unit.
     let ranged = |range: &'static str| {
         app.http
             .get(app.url(&format!("/download/{job_id}")))
@@ -89,9 +103,11 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
             .header("Range", range)
             .send()
     };
-    let garbled = ranged("bytes=abc").await.unwrap();
-    assert_eq!(garbled.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(error_code(garbled).await, "range_not_satisfiable");
+    for garbled in ["bytes=abc", "bytes=5-1", "bytes=-"] {
+        let whole = ranged(garbled).await.unwrap();
+        assert_eq!(whole.status(), StatusCode::OK, "{garbled}");
+        assert_eq!(whole.bytes().await.unwrap(), mp3, "{garbled}");
+    }
     let other_unit = ranged("items=0-1").await.unwrap();
     assert_eq!(other_unit.status(), StatusCode::OK);
     assert_eq!(other_unit.bytes().await.unwrap(), mp3);
@@ -168,6 +184,7 @@ async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
         let last = seen.last().unwrap();
         assert_eq!(last["status"], "failed", "{last}");
         assert_eq!(last["step"], "transcode", "{last}");
+        assert!(last["completed_at"].is_null(), "nothing completed: {last}");
         let error = last["error"].as_str().unwrap();
         assert!(error.contains(expected), "{}: {error}", path.display());
         assert!(
@@ -307,5 +324,149 @@ async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
         .map(|e| e.path())
         .collect();
     assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
+    app.stop().await;
+}
+
+/// Hours of silence in a tiny live-mode MKV: no duration is declared anywhere.
+fn make_media_bomb(dir: &std::path::Path, hours: u32) -> std::path::PathBuf {
+    let path = dir.join("bomb.mkv");
+    let seconds = (hours * 3600).to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=8000:cl=mono",
+        "-t",
+        &seconds,
+        "-c:a",
+        "flac",
+        "-frame_size",
+        "65535",
+        "-live",
+        "1",
+        "-f",
+        "matroska",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_bomb_fails_as_too_long_without_filling_the_worker() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let bomb = make_media_bomb(media.path(), 5);
+    let job_id = app.start_job(&token, &bomb).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(last["step"], "transcode", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("longer than"), "{error}");
+    assert_eq!(app.mail_count().await, 0);
+    assert!(
+        app.objects().iter().all(|key| !key.starts_with("mp3/")),
+        "{:?}",
+        app.objects()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
+    // Allow the five hours, so the transcode runs long enough to be cancelled.
+    let app = TestApp::spawn_with(&[
+        ("MAX_SECONDS_PER_MB", "100000000"),
+        ("MAX_MEDIA_SECONDS", "100000"),
+    ])
+    .await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let bomb = make_media_bomb(media.path(), 24);
+    let job_id = app.start_job(&token, &bomb).await;
+    // Progress moves (by bytes read) although no duration is declared.
+    app.wait_for_transcode(&token, &job_id).await;
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        app.delete_job(&token, &job_id).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let seen = app.wait_for_job(&token, &job_id).await;
+    assert_eq!(seen.last().unwrap()["status"], "cancelled", "{seen:?}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "the cancel took {:?}",
+        asked.elapsed()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
+    app.stop().await;
+}
+
+/// A stand-in for the converter's child process that counts its runs and then misbehaves.
+fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("converter.sh");
+    let runs = dir.join("runs");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho run >> '{}'\n{action}\n", runs.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+fn runs(dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(dir.join("runs"))
+        .map(|text| text.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converter_that_crashes_fails_its_job_after_one_retry_and_the_worker_lives_on() {
+    let scripts = tempfile::tempdir().unwrap();
+    let crash = misbehaving_converter(scripts.path(), "kill -SEGV $$");
+    let app = TestApp::spawn_tuned(&[], |config| config.transcoder.executable = crash).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "clip.mp4", 2, true);
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("crashed (signal 11)"), "{error}");
+    assert_eq!(runs(scripts.path()), 2, "one attempt and one retry");
+    // This process (gateway and worker) is alive and answers.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
+    let scripts = tempfile::tempdir().unwrap();
+    let hang = misbehaving_converter(scripts.path(), "exec sleep 600");
+    let app = TestApp::spawn_tuned(&[], |config| {
+        config.transcoder.executable = hang;
+        config.transcoder.silence = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "clip.mp4", 2, true);
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("stopped responding"), "{error}");
+    assert_eq!(runs(scripts.path()), 2);
     app.stop().await;
 }

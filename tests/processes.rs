@@ -9,77 +9,9 @@ use audiomill_workflows::ConvertVideo;
 use common::*;
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 use temporalio_client::WorkflowDescribeOptions;
-
-/// One `audiomill` process with its own log file.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn start(
-        vars: &HashMap<String, String>,
-        extra: &[(&str, String)],
-        args: &[&str],
-        log: &Path,
-    ) -> Self {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_audiomill"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info,temporalio_sdk_core=warn")
-            .env("LOG_FORMAT", "json")
-            .envs(vars)
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("audiomill starts");
-        Self {
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no chance to clean up
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn run(vars: &HashMap<String, String>, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
-        .args(args)
-        .envs(vars)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "audiomill {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode() {

@@ -112,3 +112,29 @@ fn a_temporal_server_that_is_down_is_named() {
         "{message}"
     );
 }
+
+#[test]
+fn dev_refuses_to_join_a_temporal_server_it_did_not_start() {
+    // Whoever holds the dev server's port (this test, or another instance) would answer in
+    // place of the server `dev` starts; `dev` must stop instead of using it.
+    let _holder = TcpListener::bind(audiomill::temporal::DEV_ADDRESS);
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .expect("audiomill runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert!(!output.status.success(), "dev started anyway: {stdout}");
+    assert!(!stdout.contains("is running"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one sentence, not: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:7233 is already in use"),
+        "{stderr}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Converts one file with the same code the `transcode` activity runs, and prints how long it
 //! took: `cargo run --example transcode -- INPUT OUTPUT.mp3`. Used by `make bench`.
 
-use audiomill_activities::transcode::{Mp3Settings, transcode};
+use audiomill_activities::transcode::{MediaLimits, Mp3Settings, transcode};
 use std::{ops::ControlFlow, path::PathBuf, time::Instant};
 
 fn main() {
@@ -11,9 +11,13 @@ fn main() {
         std::process::exit(2);
     };
     let started = Instant::now();
-    match transcode(&input, &output, Mp3Settings::default(), &mut |_| {
-        ControlFlow::Continue(())
-    }) {
+    match transcode(
+        &input,
+        &output,
+        Mp3Settings::default(),
+        MediaLimits::default(),
+        &mut |_| ControlFlow::Continue(()),
+    ) {
         Ok(report) => println!(
             "{:.3} s for {:.1} s of audio",
             started.elapsed().as_secs_f64(),

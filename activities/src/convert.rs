@@ -1,7 +1,8 @@
 use crate::{
     held::HeldJobs,
+    isolated::{self, Transcoder},
     mailer::{Mailer, Notification},
-    transcode::{Mp3Settings, TranscodeError, transcode},
+    transcode::{MediaLimits, Mp3Settings, TranscodeError},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
@@ -13,8 +14,7 @@ use audiomill_domain::{
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
     future::Future,
-    ops::ControlFlow,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU8, Ordering},
@@ -42,6 +42,9 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 pub struct WorkerSettings {
     /// Scratch space for sources and MP3s in flight; only this worker uses it.
     pub work_dir: PathBuf,
+    /// How transcodes run: a child process of this worker's own executable.
+    pub transcoder: Transcoder,
+    pub media_limits: MediaLimits,
     /// The task queue only this worker polls (see `FetchedSource`).
     pub host_task_queue: String,
     /// Base of the download links in e-mails, e.g. `http://127.0.0.1:8080`.
@@ -76,7 +79,7 @@ impl ConvertActivities {
             .db
             .session_is_active(input.user_id, &input.session_id)
             .await
-            .map_err(retryable)?;
+            .map_err(database_down)?;
         if !active {
             return Err(fatal(
                 failure::INVALID_TOKEN,
@@ -113,18 +116,17 @@ impl ConvertActivities {
         outcome.unwrap_or_else(|| Err(ActivityError::cancelled()))
     }
 
-    /// Converts the fetched video to MP3, heartbeating its percentage.
+    /// Converts the fetched video to MP3 in a child process, heartbeating its percentage.
     #[activity(definition = activity::Transcode)]
     pub async fn transcode(
         self: Arc<Self>,
         ctx: ActivityContext,
         input: TranscodeInput,
     ) -> Result<TranscodeOutput, ActivityError> {
-        let source = PathBuf::from(&input.local_path);
-        let _working = self.held.working(input.job_id);
-        if !source.starts_with(&self.settings.work_dir)
-            || tokio::fs::metadata(&source).await.is_err()
-        {
+        let job = input.job_id;
+        let _working = self.held.working(job);
+        let source = self.source_path(job);
+        if tokio::fs::metadata(&source).await.is_err() {
             // Another worker fetched it, or this one restarted and cleaned up: the workflow
             // fetches again on whichever worker is alive.
             return Err(fatal(
@@ -132,69 +134,44 @@ impl ConvertActivities {
                 "The source is not on this worker.",
             ));
         }
-        // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
-        let output = self.job_dir(input.job_id).join("output.mp3");
         // The job is held here already; wait for the CPU.
         let waiting = || StepProgress {
             waiting: true,
             percent: 0,
         };
         let Some(slot) = keep_alive(&ctx, self.transcode_slots.acquire(), waiting).await else {
-            self.forget(input.job_id).await;
+            self.forget(job).await;
             return Err(ActivityError::cancelled());
         };
         let _slot = slot.expect("the semaphore is never closed");
-        let percent = Arc::new(AtomicU8::new(0));
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let settings = self.settings.mp3;
 
-        let work = {
-            let (percent, cancelled, output) = (percent.clone(), cancelled.clone(), output.clone());
-            tokio::task::spawn_blocking(move || {
-                transcode(&source, &output, settings, &mut |done| {
-                    percent.store(done, Ordering::Relaxed);
-                    if cancelled.load(Ordering::Relaxed) {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })
-            })
+        // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
+        let output = self.mp3_path(job);
+        let request = isolated::Job {
+            input: source,
+            output: output.clone(),
+            settings: self.settings.mp3,
+            limits: self.settings.media_limits,
+            memory_mb: self.settings.transcoder.memory_mb,
         };
-        tokio::pin!(work);
-        let mut ticker = tokio::time::interval(HEARTBEAT_EVERY);
-        let result = loop {
-            tokio::select! {
-                joined = &mut work => break joined,
-                _ = ticker.tick() => {
-                    let progress = StepProgress {
-                        percent: percent.load(Ordering::Relaxed),
-                        waiting: false,
-                    };
-                    let _ = ctx.record_heartbeat(progress).await;
-                }
-                _ = ctx.cancelled(), if !cancelled.load(Ordering::Relaxed) => {
-                    cancelled.store(true, Ordering::Relaxed);
-                }
-            }
+        let percent = AtomicU8::new(0);
+        let work = self
+            .settings
+            .transcoder
+            .run(&request, |done| percent.store(done, Ordering::Relaxed));
+        let progress = || StepProgress {
+            percent: percent.load(Ordering::Relaxed),
+            waiting: false,
         };
-        let report = match result.map_err(retryable)? {
+        // Cancelled: dropping the run kills the child at once.
+        let Some(result) = keep_alive(&ctx, work, progress).await else {
+            self.forget(job).await;
+            tracing::info!("transcode cancelled");
+            return Err(ActivityError::cancelled());
+        };
+        let report = match result {
             Ok(report) => report,
-            Err(TranscodeError::Cancelled) => {
-                // The job is over: nothing of it stays on this worker.
-                self.forget(input.job_id).await;
-                tracing::info!(job_id = %input.job_id, "transcode cancelled");
-                return Err(ActivityError::cancelled());
-            }
-            Err(error @ TranscodeError::Output(_)) => {
-                let _ = tokio::fs::remove_file(&output).await;
-                return Err(retryable(error));
-            }
-            Err(error) => {
-                // The media itself is at fault: no retry follows, the job ends failed.
-                self.forget(input.job_id).await;
-                return Err(transcode_failure(error));
-            }
+            Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
         };
         let _ = ctx
             .record_heartbeat(StepProgress {
@@ -202,9 +179,8 @@ impl ConvertActivities {
                 waiting: false,
             })
             .await;
-        tracing::info!(job_id = %input.job_id, duration_ms = report.duration_ms, "transcoded");
+        tracing::info!(duration_ms = report.duration_ms, "transcoded");
         Ok(TranscodeOutput {
-            mp3_path: output.to_string_lossy().into_owned(),
             duration_ms: report.duration_ms,
         })
     }
@@ -216,11 +192,9 @@ impl ConvertActivities {
         _ctx: ActivityContext,
         input: StoreMp3Input,
     ) -> Result<StoredMp3, ActivityError> {
-        let mp3_path = PathBuf::from(&input.mp3_path);
+        let mp3_path = self.mp3_path(input.job_id);
         let _working = self.held.working(input.job_id);
-        if !mp3_path.starts_with(&self.settings.work_dir)
-            || tokio::fs::metadata(&mp3_path).await.is_err()
-        {
+        if tokio::fs::metadata(&mp3_path).await.is_err() {
             return Err(fatal(
                 failure::SOURCE_NOT_LOCAL,
                 "The MP3 is not on this worker.",
@@ -231,11 +205,11 @@ impl ConvertActivities {
             .objects
             .put_file(&key, &mp3_path)
             .await
-            .map_err(retryable)?;
+            .map_err(storage_down)?;
         self.db
             .record_mp3(input.job_id, &key, size, input.duration_ms)
             .await
-            .map_err(retryable)?;
+            .map_err(database_down)?;
         self.forget(input.job_id).await;
         Ok(StoredMp3 {
             mp3_key: key,
@@ -255,19 +229,19 @@ impl ConvertActivities {
             .db
             .job(input.job_id)
             .await
-            .map_err(retryable)?
+            .map_err(database_down)?
             .ok_or_else(|| fatal(failure::SOURCE_MISSING, "The job no longer exists."))?;
         let user = self
             .db
             .user_by_id(job.user_id)
             .await
-            .map_err(retryable)?
+            .map_err(database_down)?
             .ok_or_else(|| fatal(failure::INVALID_TOKEN, "The job's owner no longer exists."))?;
         if !self
             .db
             .claim_notification(job.id)
             .await
-            .map_err(retryable)?
+            .map_err(database_down)?
         {
             return Ok(EmailOutcome::AlreadySent);
         }
@@ -284,7 +258,7 @@ impl ConvertActivities {
         };
         if let Err(error) = self.mailer.send(&notification).await {
             let _ = self.db.release_notification(job.id).await;
-            return Err(retryable(error));
+            return Err(mail_down(error));
         }
         tracing::info!(job_id = %job.id, "notification sent");
         Ok(EmailOutcome::Sent)
@@ -325,8 +299,10 @@ impl ConvertActivities {
 
     async fn copy_source(&self, input: &FetchSourceInput) -> Result<FetchedSource, ActivityError> {
         let dir = self.job_dir(input.job_id);
-        tokio::fs::create_dir_all(&dir).await.map_err(retryable)?;
-        let local_path = dir.join(source_file_name(&input.source_key));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(worker_trouble)?;
+        let local_path = self.source_path(input.job_id);
         let size = match self
             .objects
             .get_to_file(&input.source_key, &local_path)
@@ -339,11 +315,10 @@ impl ConvertActivities {
                     "The uploaded file is no longer in storage.",
                 ));
             }
-            Err(error) => return Err(retryable(error)),
+            Err(error) => return Err(storage_down(error)),
         };
         tracing::info!(job_id = %input.job_id, size, "source fetched");
         Ok(FetchedSource {
-            local_path: local_path.to_string_lossy().into_owned(),
             task_queue: self.settings.host_task_queue.clone(),
             size,
         })
@@ -367,8 +342,58 @@ impl ConvertActivities {
         tokio::fs::create_dir_all(dir).await
     }
 
+    /// A job's scratch directory. Paths are made here from the job id alone, never taken from
+    /// workflow history, so nobody who can write to Temporal can point a step at another file.
     fn job_dir(&self, job: JobId) -> PathBuf {
         self.settings.work_dir.join(job.to_string())
+    }
+
+    /// The fetched video. Its type is found from its content, so the name has no extension.
+    fn source_path(&self, job: JobId) -> PathBuf {
+        self.job_dir(job).join("source")
+    }
+
+    fn mp3_path(&self, job: JobId) -> PathBuf {
+        self.job_dir(job).join("output.mp3")
+    }
+
+    /// What a failed transcode means for the job. Media at fault fails it for good; a crash of
+    /// the converter is retried once (a second crash on the same file is the file's fault).
+    async fn transcode_failed(
+        &self,
+        ctx: &ActivityContext,
+        job: JobId,
+        error: TranscodeError,
+    ) -> ActivityError {
+        match error {
+            TranscodeError::Cancelled => {
+                self.forget(job).await;
+                ActivityError::cancelled()
+            }
+            TranscodeError::Output(_) => {
+                let _ = tokio::fs::remove_file(self.mp3_path(job)).await;
+                worker_trouble(error)
+            }
+            TranscodeError::Crashed(ref why) => {
+                let _ = tokio::fs::remove_file(self.mp3_path(job)).await;
+                let attempt = ctx.info().attempt;
+                tracing::warn!(attempt, why, "the converter failed");
+                if attempt >= 2 {
+                    self.forget(job).await;
+                }
+                ActivityError::application(
+                    ApplicationFailure::builder(format!("{}.", capitalize(why)))
+                        .type_name(failure::TRANSCODER_CRASHED.to_owned())
+                        .non_retryable(attempt >= 2)
+                        .build(),
+                )
+            }
+            media => {
+                // The media itself is at fault: no retry follows, the job ends failed.
+                self.forget(job).await;
+                transcode_failure(media)
+            }
+        }
     }
 }
 
@@ -395,14 +420,6 @@ where
     }
 }
 
-fn source_file_name(key: &ObjectKey) -> String {
-    let extension = Path::new(key.as_ref())
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("bin");
-    format!("source.{extension}")
-}
-
 /// A failure that retrying cannot fix, with the typed name users and the workflow see.
 fn fatal(type_name: &str, message: &'static str) -> ActivityError {
     ActivityError::application(
@@ -413,10 +430,32 @@ fn fatal(type_name: &str, message: &'static str) -> ActivityError {
     )
 }
 
-/// A failure worth retrying (storage or database hiccups). Logged here with its cause.
-fn retryable(error: impl std::fmt::Display) -> ActivityError {
-    tracing::warn!(%error, "activity attempt failed; Temporal will retry it");
-    ActivityError::application(ApplicationFailure::new(error.to_string()))
+/// A failure worth retrying (storage or database hiccups), typed by what was down. Its
+/// message (with the cause) is for the logs and operators; `/status` shows users a sentence
+/// chosen by its type.
+fn retryable(type_name: &str, error: impl std::fmt::Display) -> ActivityError {
+    tracing::warn!(%error, kind = type_name, "activity attempt failed; Temporal will retry it");
+    ActivityError::application(
+        ApplicationFailure::builder(error.to_string())
+            .type_name(type_name.to_owned())
+            .build(),
+    )
+}
+
+fn database_down(error: impl std::fmt::Display) -> ActivityError {
+    retryable(failure::DATABASE_UNAVAILABLE, error)
+}
+
+fn storage_down(error: impl std::fmt::Display) -> ActivityError {
+    retryable(failure::STORAGE_UNAVAILABLE, error)
+}
+
+fn mail_down(error: impl std::fmt::Display) -> ActivityError {
+    retryable(failure::MAIL_UNAVAILABLE, error)
+}
+
+fn worker_trouble(error: impl std::fmt::Display) -> ActivityError {
+    retryable(failure::WORKER_TROUBLE, error)
 }
 
 fn transcode_failure(error: TranscodeError) -> ActivityError {
@@ -424,8 +463,11 @@ fn transcode_failure(error: TranscodeError) -> ActivityError {
         TranscodeError::Unsupported(_) => failure::UNSUPPORTED_MEDIA,
         TranscodeError::NoAudioStream => failure::NO_AUDIO_STREAM,
         TranscodeError::Corrupt(_) => failure::CORRUPT_MEDIA,
+        TranscodeError::TooLong(_) => failure::MEDIA_TOO_LONG,
         TranscodeError::Cancelled => return ActivityError::cancelled(),
-        TranscodeError::Output(_) => return retryable(error),
+        TranscodeError::Output(_) | TranscodeError::Crashed(_) => {
+            return worker_trouble(error);
+        }
     };
     let message = format!("{}.", capitalize(&error.to_string()));
     ActivityError::application(

@@ -3,11 +3,14 @@
 //! - [`ConvertActivities`]: `validate_token`, `fetch_source`, `transcode`, `store_mp3`,
 //!   `send_email`. Each body is idempotent, because Temporal may run an activity again after a
 //!   timeout or a lost worker, and an old attempt can still be finishing beside a new one.
-//! - [`transcode`]: the in-process FFmpeg conversion the `transcode` activity runs.
+//! - [`transcode`]: the FFmpeg conversion, with its media limits.
+//! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
+//!   or hang of a decoder costs one attempt and never the worker.
 //! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
 
 mod convert;
 mod held;
+pub mod isolated;
 pub mod mailer;
 pub mod transcode;
 

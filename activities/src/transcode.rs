@@ -1,10 +1,18 @@
-//! Video to MP3, in process, with FFmpeg's libraries.
+//! Video to MP3 with FFmpeg's libraries. The worker runs this in a child process of its own
+//! (see [`crate::isolated`]), so a decoder that crashes or hangs costs one attempt, never the
+//! worker.
 //!
 //! The best audio stream is decoded, converted by an `abuffer -> abuffersink` filter graph (which
 //! resamples, remixes and cuts the 1152-sample frames libmp3lame needs) and encoded with LAME
 //! VBR. Every read and decode error is checked, and the end of the decoded audio is compared
 //! with the stream's announced duration, so a truncated file fails instead of yielding a
 //! shorter MP3 that claims success.
+//!
+//! Only the demuxers of the accepted containers, the `file` protocol and common audio
+//! decoders may be opened, so video streams are never decoded, not even to probe them. What a
+//! file may turn into is bounded by [`MediaLimits`]: decoded duration (measured as it decodes,
+//! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
+//! Progress comes from timestamps when the duration is known, else from the bytes read.
 
 use ffmpeg::{ChannelLayout, Error as AvError, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
@@ -16,7 +24,7 @@ const QP2LAMBDA: usize = 118;
 /// Audio this much shorter than announced means the file is truncated.
 const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mp3Settings {
     /// LAME VBR quality, 0 (best) to 9; `ffmpeg -q:a N`.
     pub vbr_quality: u8,
@@ -27,6 +35,97 @@ impl Default for Mp3Settings {
         Self { vbr_quality: 2 }
     }
 }
+
+/// What one source may turn into at most. A file beyond any of these fails as `MediaTooLong`,
+/// so a small file that unpacks into days of audio cannot keep a worker busy or fill its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaLimits {
+    /// Decoded audio, in seconds (`MAX_MEDIA_SECONDS`).
+    pub max_seconds: u32,
+    /// Size of the MP3, in MB (`MAX_OUTPUT_MB`).
+    pub max_output_mb: u32,
+    /// Decoded seconds per MB of input, beyond the first [`MediaLimits::FREE_SECONDS`]
+    /// (`MAX_SECONDS_PER_MB`). Real videos carry far fewer: even 6 kbit/s speech is about
+    /// 1400 s per MB.
+    pub max_seconds_per_mb: u32,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        Self {
+            max_seconds: 4 * 60 * 60,
+            max_output_mb: 600,
+            max_seconds_per_mb: 3600,
+        }
+    }
+}
+
+impl MediaLimits {
+    /// Seconds any file may hold, however small it is.
+    pub const FREE_SECONDS: u64 = 600;
+
+    /// The decoded seconds allowed for an input of `input_bytes`.
+    pub fn seconds_for(&self, input_bytes: u64) -> u64 {
+        let by_size = Self::FREE_SECONDS
+            + input_bytes.saturating_mul(u64::from(self.max_seconds_per_mb)) / (1024 * 1024);
+        by_size.min(u64::from(self.max_seconds))
+    }
+
+    pub fn max_output_bytes(&self) -> u64 {
+        u64::from(self.max_output_mb) * 1024 * 1024
+    }
+}
+
+/// Demuxers that may open a source: the accepted containers, nothing else.
+const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm";
+
+/// Decoders that may open: common audio codecs of those containers.
+const AUDIO_DECODERS: &[&str] = &[
+    "aac",
+    "aac_fixed",
+    "aac_latm",
+    "mp3",
+    "mp3float",
+    "mp2",
+    "mp2float",
+    "mp1",
+    "mp1float",
+    "ac3",
+    "ac3_fixed",
+    "eac3",
+    "dca",
+    "truehd",
+    "mlp",
+    "opus",
+    "libopus",
+    "vorbis",
+    "flac",
+    "alac",
+    "wmav1",
+    "wmav2",
+    "wmapro",
+    "amrnb",
+    "amrwb",
+    "libopencore_amrnb",
+    "libopencore_amrwb",
+    "adpcm_ima_wav",
+    "adpcm_ima_qt",
+    "adpcm_ms",
+    "pcm_s16le",
+    "pcm_s16be",
+    "pcm_s24le",
+    "pcm_s24be",
+    "pcm_s32le",
+    "pcm_s32be",
+    "pcm_f32le",
+    "pcm_f32be",
+    "pcm_f64le",
+    "pcm_f64be",
+    "pcm_u8",
+    "pcm_s8",
+    "pcm_alaw",
+    "pcm_mulaw",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TranscodeReport {
@@ -41,10 +140,15 @@ pub enum TranscodeError {
     NoAudioStream,
     #[error("the file is damaged or truncated ({0})")]
     Corrupt(String),
+    #[error("{0}")]
+    TooLong(String),
     #[error("the conversion was cancelled")]
     Cancelled,
     #[error("the MP3 could not be written ({0})")]
     Output(String),
+    /// The child process running the transcode died or hung (see `crate::isolated`).
+    #[error("{0}")]
+    Crashed(String),
 }
 
 /// Converts the best audio stream of `input` into the MP3 file `output`.
@@ -55,20 +159,22 @@ pub fn transcode(
     input: &Path,
     output: &Path,
     settings: Mp3Settings,
+    limits: MediaLimits,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
     ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
     // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
 
-    let mut ictx = format::input(input).map_err(|error| match error {
-        AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
-        other => TranscodeError::Unsupported(other.to_string()),
-    })?;
+    let input_bytes = std::fs::metadata(input)
+        .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
+        .len();
+    let mut ictx = open_source(input)?;
     let stream = ictx
         .streams()
         .best(media::Type::Audio)
         .ok_or(TranscodeError::NoAudioStream)?;
+    check_decoder(stream.parameters().id())?;
     let stream_index = stream.index();
     let time_base = stream.time_base();
     let seconds = |ticks: i64| ticks as f64 * f64::from(time_base);
@@ -137,9 +243,15 @@ pub fn transcode(
         encoder_time_base: (1, rate as i32).into(),
         out_time_base,
         samples_sent: 0,
+        max_samples: limits
+            .seconds_for(input_bytes)
+            .saturating_mul(u64::from(rate)) as i64,
+        bytes_written: 0,
+        max_bytes: limits.max_output_bytes(),
     };
 
     let mut last_end_ticks: Option<i64> = None;
+    let mut percent = 0u8;
     let mut decoded = frame::Audio::empty();
     loop {
         let mut packet = ffmpeg::Packet::empty();
@@ -148,18 +260,30 @@ pub fn transcode(
             Err(AvError::Eof) => break,
             Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
         }
-        if packet.stream() != stream_index {
-            continue;
-        }
-        if let Some(pts) = packet.pts() {
+        // Every packet is a chance to cancel, whatever stream it belongs to. Progress comes
+        // from the audio's timestamps when the duration is known, else from the bytes read,
+        // and never goes back.
+        let mut done = None;
+        if packet.stream() == stream_index
+            && let Some(pts) = packet.pts()
+        {
             let end = pts + packet.duration().max(0);
             last_end_ticks = Some(last_end_ticks.map_or(end, |last| last.max(end)));
-            if let Some(total) = expected_secs.filter(|t| *t > 0.0) {
-                let done = seconds(end - start_ticks) / total * 100.0;
-                if on_progress(done.clamp(0.0, 99.0) as u8).is_break() {
-                    return Err(TranscodeError::Cancelled);
-                }
-            }
+            done = expected_secs
+                .filter(|t| *t > 0.0)
+                .map(|total| seconds(end - start_ticks) / total * 100.0);
+        }
+        if expected_secs.is_none() && packet.position() > 0 {
+            done = Some(packet.position() as f64 / input_bytes.max(1) as f64 * 100.0);
+        }
+        if let Some(done) = done {
+            percent = percent.max(done.clamp(0.0, 99.0) as u8);
+        }
+        if on_progress(percent).is_break() {
+            return Err(TranscodeError::Cancelled);
+        }
+        if packet.stream() != stream_index {
+            continue;
         }
         decoder
             .send_packet(&packet)
@@ -199,6 +323,32 @@ pub fn transcode(
     Ok(TranscodeReport {
         duration_ms: (samples as u64).saturating_mul(1000) / u64::from(rate),
     })
+}
+
+/// Opens the source with only the accepted demuxers and audio decoders, from a local file.
+fn open_source(input: &Path) -> Result<format::context::Input, TranscodeError> {
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", DEMUXERS);
+    options.set("codec_whitelist", &AUDIO_DECODERS.join(","));
+    options.set("protocol_whitelist", "file");
+    format::input_with_dictionary(&input, options).map_err(|error| match error {
+        AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
+        other => TranscodeError::Unsupported(other.to_string()),
+    })
+}
+
+/// Refuses an audio codec that is not among the decoders we open.
+fn check_decoder(id: codec::Id) -> Result<(), TranscodeError> {
+    let name = ffmpeg::decoder::find(id).map(|codec| codec.name().to_owned());
+    match name {
+        Some(name) if AUDIO_DECODERS.contains(&name.as_str()) => Ok(()),
+        Some(name) => Err(TranscodeError::Unsupported(format!(
+            "the audio codec {name} is not supported"
+        ))),
+        None => Err(TranscodeError::Unsupported(
+            "no decoder for the audio codec".into(),
+        )),
+    }
 }
 
 /// The decoder's rate when LAME supports it, else the closest supported one.
@@ -264,6 +414,10 @@ struct Pipeline<'a> {
     encoder_time_base: ffmpeg::Rational,
     out_time_base: ffmpeg::Rational,
     samples_sent: i64,
+    /// Decoded samples allowed (see [`MediaLimits`]).
+    max_samples: i64,
+    bytes_written: u64,
+    max_bytes: u64,
 }
 
 impl Pipeline<'_> {
@@ -315,6 +469,13 @@ impl Pipeline<'_> {
                     // and gap-free whatever the input's timestamps looked like.
                     filtered.set_pts(Some(self.samples_sent));
                     self.samples_sent += filtered.samples() as i64;
+                    if self.samples_sent > self.max_samples {
+                        let rate = f64::from(self.encoder.rate().max(1));
+                        return Err(TranscodeError::TooLong(format!(
+                            "the audio runs longer than the {:.0} s this file may hold",
+                            self.max_samples as f64 / rate
+                        )));
+                    }
                     self.encoder
                         .send_frame(&filtered)
                         .map_err(|e| TranscodeError::Output(e.to_string()))?;
@@ -334,6 +495,13 @@ impl Pipeline<'_> {
         loop {
             match self.encoder.receive_packet(&mut encoded) {
                 Ok(()) => {
+                    self.bytes_written += encoded.size() as u64;
+                    if self.bytes_written > self.max_bytes {
+                        return Err(TranscodeError::TooLong(format!(
+                            "the MP3 would be larger than {} MB",
+                            self.max_bytes / (1024 * 1024)
+                        )));
+                    }
                     encoded.set_stream(0);
                     encoded.rescale_ts(self.encoder_time_base, self.out_time_base);
                     encoded

@@ -1,6 +1,6 @@
 //! The transcoder against real media made by the `ffmpeg` command-line tool.
 
-use audiomill_activities::transcode::{Mp3Settings, TranscodeError, transcode};
+use audiomill_activities::transcode::{MediaLimits, Mp3Settings, TranscodeError, transcode};
 use std::{ops::ControlFlow, path::Path, process::Command};
 
 fn ffmpeg(args: &[&str]) {
@@ -55,10 +55,16 @@ fn make_video(path: &Path, seconds: u32, audio: bool) {
 
 fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
     let mut seen = Vec::new();
-    let result = transcode(input, output, Mp3Settings::default(), &mut |percent| {
-        seen.push(percent);
-        ControlFlow::Continue(())
-    })
+    let result = transcode(
+        input,
+        output,
+        Mp3Settings::default(),
+        MediaLimits::default(),
+        &mut |percent| {
+            seen.push(percent);
+            ControlFlow::Continue(())
+        },
+    )
     .map(|report| report.duration_ms);
     (result, seen)
 }
@@ -192,10 +198,179 @@ fn the_progress_callback_can_cancel() {
         &input,
         &dir.path().join("out.mp3"),
         Mp3Settings::default(),
+        MediaLimits::default(),
         &mut |_| ControlFlow::Break(()),
     );
     assert!(
         matches!(result, Err(TranscodeError::Cancelled)),
+        "{result:?}"
+    );
+}
+
+/// Hours of silence in a tiny live-mode MKV: no duration is declared anywhere.
+fn make_media_bomb(path: &Path, hours: u32) {
+    let seconds = (hours * 3600).to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=8000:cl=mono",
+        "-t",
+        &seconds,
+        "-c:a",
+        "flac",
+        "-frame_size",
+        "65535",
+        "-live",
+        "1",
+        "-f",
+        "matroska",
+        path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn a_file_with_more_audio_than_its_size_allows_stops_early_with_progress_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bomb.mkv");
+    let output = dir.path().join("out.mp3");
+    make_media_bomb(&input, 5);
+    assert!(std::fs::metadata(&input).unwrap().len() < 2 * 1024 * 1024);
+
+    let started = std::time::Instant::now();
+    let (result, progress) = run(&input, &output);
+    let Err(TranscodeError::TooLong(message)) = result else {
+        panic!("a media bomb must be refused: {result:?}");
+    };
+    assert!(message.contains("longer than"), "{message}");
+    // Allowed: the free 600 s plus 3600 s per MB of input; far short of 5 hours.
+    let allowed = MediaLimits::default().seconds_for(std::fs::metadata(&input).unwrap().len());
+    assert!(allowed < 3600, "{allowed}");
+    assert!(
+        progress.iter().any(|p| *p > 0),
+        "progress moves by bytes read when no duration is declared"
+    );
+    assert!(
+        std::fs::metadata(&output).map_or(0, |m| m.len()) < 40 * 1024 * 1024,
+        "the MP3 stopped growing at the limit"
+    );
+    eprintln!("refused after {:?}", started.elapsed());
+}
+
+#[test]
+fn a_file_without_a_declared_duration_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bomb.mkv");
+    make_media_bomb(&input, 1);
+    let mut calls = 0;
+    let result = transcode(
+        &input,
+        &dir.path().join("out.mp3"),
+        Mp3Settings::default(),
+        MediaLimits::default(),
+        &mut |_| {
+            calls += 1;
+            if calls > 50 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    assert!(
+        matches!(result, Err(TranscodeError::Cancelled)),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn the_mp3_size_and_decoded_duration_limits_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    // Noise: it takes LAME's full bitrate.
+    let input = dir.path().join("noise.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=sample_rate=44100",
+        "-t",
+        "90",
+        "-ac",
+        "2",
+        "-c:a",
+        "flac",
+        input.to_str().unwrap(),
+    ]);
+    let small = MediaLimits {
+        max_output_mb: 1,
+        ..MediaLimits::default()
+    };
+    let result = transcode(
+        &input,
+        &dir.path().join("a.mp3"),
+        Mp3Settings { vbr_quality: 0 },
+        small,
+        &mut |_| ControlFlow::Continue(()),
+    );
+    assert!(
+        matches!(&result, Err(TranscodeError::TooLong(m)) if m.contains("larger than 1 MB")),
+        "{result:?}"
+    );
+    let short = MediaLimits {
+        max_seconds: 30,
+        ..MediaLimits::default()
+    };
+    let result = transcode(
+        &input,
+        &dir.path().join("b.mp3"),
+        Mp3Settings::default(),
+        short,
+        &mut |_| ControlFlow::Continue(()),
+    );
+    assert!(
+        matches!(&result, Err(TranscodeError::TooLong(m)) if m.contains("30 s")),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn only_the_accepted_containers_and_audio_codecs_are_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    // A container we do not accept, whatever its name says.
+    let wav = dir.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "2",
+        "-f",
+        "wav",
+        wav.to_str().unwrap(),
+    ]);
+    let (result, _) = run(&wav, &dir.path().join("a.mp3"));
+    assert!(
+        matches!(result, Err(TranscodeError::Unsupported(_))),
+        "{result:?}"
+    );
+
+    // An accepted container holding an audio codec outside the list.
+    let tta = dir.path().join("in.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "2",
+        "-c:a",
+        "tta",
+        tta.to_str().unwrap(),
+    ]);
+    let (result, _) = run(&tta, &dir.path().join("b.mp3"));
+    assert!(
+        matches!(&result, Err(TranscodeError::Unsupported(m)) if m.contains("tta")),
         "{result:?}"
     );
 }

@@ -5,13 +5,16 @@
 //!   `/status/{id}`, `/download/{id}`, `/health`), each returning a typed response.
 //! - [`error`]: the one error shape, `{"error", "message"}`, for every failure, including
 //!   the framework's own.
-//! - [`upload`]: the streaming multipart reader and the container sniffing.
+//! - [`body`]: one cap, deadline and content-type rule for every body but the upload's.
+//! - [`upload`]: the streaming multipart reader, its limits, and the container sniffing.
 //! - [`limits`]: rate limits in front of every operation.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
+pub mod body;
 mod document;
 pub mod error;
+pub mod form;
 pub mod limits;
 pub mod routes;
 pub mod server;
@@ -94,57 +97,14 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                 if let Some(refused) = gateway.rate_limits.check(&gateway, &request).await {
                     return Ok(refused);
                 }
-                if let Err(too_large) = limit_json_body(&mut request).await {
-                    return Ok(too_large);
+                if let Err(refused) = body::limit(&mut request).await {
+                    return Ok(refused);
                 }
                 Ok(endpoint.call(request).await?.into_response())
             }
         })
         .with_if(cors_enabled, cors)
         .with(poem::middleware::Tracing)
-}
-
-/// The most a JSON request body may carry; uploads are multipart and have their own limit.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
-
-/// How long a JSON body (at most 64 KiB) may take to arrive.
-const JSON_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Reads a JSON body up front with a cap, so no client can make the gateway buffer an
-/// unbounded document (a chunked body has no length to check in advance).
-async fn limit_json_body(request: &mut poem::Request) -> Result<(), poem::Response> {
-    let is_json = request
-        .content_type()
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
-        return Ok(());
-    }
-    let too_large = || {
-        let body = error::ErrorBody::new(
-            "payload_too_large",
-            format!("JSON bodies are limited to {} KiB.", MAX_JSON_BODY / 1024),
-        );
-        (poem::http::StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
-    };
-    let read = request.take_body().into_bytes_limit(MAX_JSON_BODY);
-    let Ok(read) = tokio::time::timeout(JSON_BODY_TIMEOUT, read).await else {
-        let body = error::ErrorBody::new(
-            "request_timeout",
-            "The request body did not arrive in time.",
-        );
-        return Err((poem::http::StatusCode::REQUEST_TIMEOUT, body).into_response());
-    };
-    match read {
-        Ok(bytes) => {
-            request.set_body(bytes);
-            Ok(())
-        }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
-        Err(_) => {
-            let body = error::ErrorBody::new("bad_request", "The request body could not be read.");
-            Err((poem::http::StatusCode::BAD_REQUEST, body).into_response())
-        }
-    }
 }
 
 /// The OpenAPI document the gateway serves, as pretty JSON.

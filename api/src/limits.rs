@@ -1,6 +1,13 @@
-//! Abuse limits, applied in front of every operation: login attempts per account and per
-//! client address, and requests per user (per address when anonymous). A refused request gets
-//! a 429 in the usual error shape with `Retry-After` and `X-RateLimit-*` headers.
+//! Abuse limits, applied in front of every operation: login attempts per account from one
+//! client address and per client address, and requests per user (per address when anonymous).
+//! A refused request gets a 429 in the usual error shape with `Retry-After` and
+//! `X-RateLimit-*` headers.
+//!
+//! Login attempts are counted on the account name as login reads it (trimmed, lower-case), so
+//! no other spelling buys fresh attempts, and per (account, client address) pair, so guessing
+//! from one address never locks the owner out from another. Every key is hashed before it is
+//! kept, so a long user name costs as little as a short one; names longer than any e-mail
+//! address (254 bytes) are refused before anything is counted.
 //!
 //! Without `REDIS_URL` each gateway process counts its own traffic (GCRA through `governor`).
 //! With it, every replica counts in the same one-minute windows in Redis, so the limits hold
@@ -10,7 +17,7 @@
 //! [`UploadSlots`] caps the uploads one user has in flight, per gateway process.
 
 use crate::{Gateway, error::ErrorBody};
-use audiomill_domain::UserId;
+use audiomill_domain::{EmailAddress, UserId};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
@@ -34,8 +41,8 @@ use std::{
 /// Requests allowed per minute.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitSettings {
-    /// Login attempts per account; a client address gets three times as many, so one address
-    /// can serve a few people but cannot try many accounts.
+    /// Login attempts per account from one client address; an address gets three times as
+    /// many over all accounts, so it can serve a few people but cannot try many accounts.
     pub logins_per_minute: u32,
     /// Requests per user (or per address before logging in).
     pub requests_per_minute: u32,
@@ -44,7 +51,8 @@ pub struct LimitSettings {
 /// What is being counted.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    LoginAccount,
+    /// One account from one client address.
+    LoginPair,
     LoginAddress,
     Requests,
 }
@@ -52,7 +60,7 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::LoginAccount => "login-account",
+            Kind::LoginPair => "login-pair",
             Kind::LoginAddress => "login-address",
             Kind::Requests => "requests",
         }
@@ -70,7 +78,7 @@ enum Counters {
 }
 
 struct LocalCounters {
-    login_account: DefaultKeyedRateLimiter<String>,
+    login_pair: DefaultKeyedRateLimiter<String>,
     login_address: DefaultKeyedRateLimiter<String>,
     requests: DefaultKeyedRateLimiter<String>,
     seen: AtomicU64,
@@ -86,7 +94,7 @@ impl Limits {
         Self {
             settings,
             counters: Counters::Local(Box::new(LocalCounters {
-                login_account: RateLimiter::keyed(per_minute(settings.logins_per_minute)),
+                login_pair: RateLimiter::keyed(per_minute(settings.logins_per_minute)),
                 login_address: RateLimiter::keyed(per_minute(
                     settings.logins_per_minute.saturating_mul(3),
                 )),
@@ -121,11 +129,26 @@ impl Limits {
             .unwrap_or_default();
         if request.uri().path() == "/login" {
             let limit = self.settings.logins_per_minute;
-            if let Some(account) = basic_user(request).map(|a| a.to_lowercase())
-                && let Some(wait) = self.hit(Kind::LoginAccount, &account, limit).await
+            let account = basic_user(request);
+            if account.as_ref().is_some_and(|a| a.len() > MAX_ACCOUNT_NAME) {
+                return Some(
+                    (
+                        StatusCode::BAD_REQUEST,
+                        ErrorBody::new(
+                            "bad_request",
+                            format!("User names are at most {MAX_ACCOUNT_NAME} bytes long."),
+                        ),
+                    )
+                        .into_response(),
+                );
+            }
+            if let Some(account) = account.map(|a| account_key(&a))
+                && let Some(wait) = self
+                    .hit(Kind::LoginPair, &format!("{account}\n{address}"), limit)
+                    .await
             {
                 return Some(too_many(
-                    "Too many login attempts for this account",
+                    "Too many login attempts for this account from this address",
                     limit,
                     wait,
                 ));
@@ -153,23 +176,23 @@ impl Limits {
         match &self.counters {
             Counters::Local(local) => {
                 let LocalCounters {
-                    login_account,
+                    login_pair,
                     login_address,
                     requests,
                     seen,
                 } = local.as_ref();
                 // Forget idle keys now and then so the tables stay small.
                 if seen.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-                    login_account.retain_recent();
+                    login_pair.retain_recent();
                     login_address.retain_recent();
                     requests.retain_recent();
                 }
                 let limiter = match kind {
-                    Kind::LoginAccount => login_account,
+                    Kind::LoginPair => login_pair,
                     Kind::LoginAddress => login_address,
                     Kind::Requests => requests,
                 };
-                let not_until = limiter.check_key(&key.to_owned()).err()?;
+                let not_until = limiter.check_key(&hashed(key)).err()?;
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
             }
@@ -209,8 +232,7 @@ async fn count_in_window(
         .unwrap_or_default()
         .as_secs();
     let window = now / 60;
-    let hashed = hex::encode(&Sha256::digest(key.as_bytes())[..16]);
-    let redis_key = format!("audiomill:limit:{}:{window}:{hashed}", kind.name());
+    let redis_key = format!("audiomill:limit:{}:{window}:{}", kind.name(), hashed(key));
     let (count,): (u64,) = redis::pipe()
         .atomic()
         .incr(&redis_key, 1)
@@ -219,6 +241,23 @@ async fn count_in_window(
         .query_async(&mut connection)
         .await?;
     Ok((count, 60 - now % 60))
+}
+
+/// Keys are kept as short hashes: account names never reach Redis, and a long name costs no
+/// more memory than a short one.
+fn hashed(key: &str) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..16])
+}
+
+/// The longest account name worth counting: an e-mail address has at most 254 bytes.
+const MAX_ACCOUNT_NAME: usize = 254;
+
+/// The account a login names, spelled as login looks it up.
+fn account_key(name: &str) -> String {
+    match EmailAddress::parse(name) {
+        Ok(email) => email.to_string(),
+        Err(_) => name.trim().to_lowercase(),
+    }
 }
 
 fn too_many(what: &str, limit: u32, seconds: u64) -> Response {
@@ -312,6 +351,14 @@ impl Drop for UploadSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_names_are_counted_as_login_spells_them() {
+        assert_eq!(account_key(" VIC@Example.test "), "vic@example.test");
+        assert_eq!(account_key("vic@example.test"), "vic@example.test");
+        assert_eq!(account_key(" Not An Address "), "not an address");
+        assert_eq!(hashed(&"x".repeat(200_000)).len(), 32);
+    }
 
     #[test]
     fn upload_slots_are_capped_per_user_and_given_back_on_drop() {

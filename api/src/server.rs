@@ -1,14 +1,21 @@
-//! The HTTP server: poem's endpoint served by hyper, with the connection deadlines a service
-//! on the internet needs and poem's own server does not offer. A client must send a request's
-//! head within [`Timeouts::header_read`] (slowloris), and a connection on which nothing moves
-//! for [`Timeouts::idle`] is closed. Slow bodies are the handlers' business (see the upload).
+//! The HTTP server: poem's endpoint served by hyper, with the connection limits a service on
+//! the internet needs and poem's own server does not offer. A client must send a request's
+//! head within [`ServerLimits::header_read`] (slowloris), a connection on which nothing moves
+//! for [`ServerLimits::idle`] is closed, and at most [`ServerLimits::max_connections`] are
+//! served at once (further clients wait in the listen backlog). Slow bodies are the handlers'
+//! business (see the upload and `body`).
+//!
+//! It speaks HTTP/1.1 only. Browsers reach the gateway through a TLS terminator (ingress,
+//! load balancer), which talks HTTP/1.1 to its upstream anyway, and API clients gain nothing
+//! from multiplexing a few requests. Cleartext HTTP/2 would only add surface that hyper does
+//! not bound the way it bounds HTTP/1.1: no deadline for a stream's headers, streams reset in
+//! the middle of an upload, and many requests in flight on one connection. A client that
+//! speaks HTTP/2 with prior knowledge is refused at its first bytes; `Upgrade: h2c` is ignored.
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
     Endpoint, EndpointExt, IntoEndpoint, Response,
     web::{LocalAddr, RemoteAddr},
@@ -25,26 +32,30 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
+    sync::Semaphore,
     time::{Instant, Sleep},
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+pub struct ServerLimits {
     /// From the first byte of a request (or from connecting) to the end of its head.
     pub header_read: Duration,
     /// No byte read or written for this long closes the connection.
     pub idle: Duration,
     /// How long running requests may go on once shutdown begins.
     pub shutdown_grace: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
-impl Default for Timeouts {
+impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             header_read: Duration::from_secs(10),
             idle: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -54,7 +65,7 @@ impl Default for Timeouts {
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
-    timeouts: Timeouts,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
 where
@@ -64,8 +75,14 @@ where
     let endpoint = Arc::new(endpoint.into_endpoint().map_to_response().boxed());
     let stopping = CancellationToken::new();
     let connections = TaskTracker::new();
+    let room = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // Wait for room before accepting: beyond the cap, clients queue in the backlog.
+        let permit = tokio::select! {
+            permit = room.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -81,6 +98,7 @@ where
         let local = stream.local_addr()?;
         let (endpoint, stopping) = (endpoint.clone(), stopping.clone());
         connections.spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |request| {
                 let endpoint = endpoint.clone();
                 async move {
@@ -96,13 +114,12 @@ where
                     ))
                 }
             });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = http1::Builder::new();
             builder
-                .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeouts.header_read);
-            let io = TokioIo::new(Idle::new(stream, timeouts.idle));
-            let connection = builder.serve_connection_with_upgrades(io, service);
+                .header_read_timeout(limits.header_read);
+            let io = TokioIo::new(Idle::new(stream, limits.idle));
+            let connection = builder.serve_connection(io, service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
@@ -116,7 +133,7 @@ where
     drop(listener);
     stopping.cancel();
     connections.close();
-    if tokio::time::timeout(timeouts.shutdown_grace, connections.wait())
+    if tokio::time::timeout(limits.shutdown_grace, connections.wait())
         .await
         .is_err()
     {

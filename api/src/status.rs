@@ -3,7 +3,7 @@
 
 use audiomill_domain::{
     JobId, JobStatus, Step,
-    contract::{StepProgress, failures},
+    contract::{StepProgress, failure, failures},
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
@@ -144,12 +144,14 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
                 format!(
                     "Attempt {} failed, retrying: {}",
                     attempt.saturating_sub(1).max(1),
-                    root_message(f)
-                )
+                    user_message(f).trim_end_matches('.')
+                ) + "."
             });
             JobView {
                 status,
-                step: step.or(Some(Step::ValidateToken)),
+                // Between two steps nothing is pending: no step is current then, except that a
+                // job whose MP3 is stored is only waiting for its e-mail.
+                step: step.or(job.completed_at.map(|_| Step::SendEmail)),
                 progress,
                 attempt,
                 completed_at: job.completed_at,
@@ -169,41 +171,38 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
             let step = failure.as_ref().and_then(failed_step);
             let error = failure
                 .as_ref()
-                .map_or_else(|| "The conversion failed.".to_owned(), root_message);
+                .map_or_else(|| "The conversion failed.".to_owned(), user_message);
             JobView {
                 status: JobStatus::Failed,
                 step,
                 progress: 0,
                 attempt: 1,
-                completed_at: close_millis,
+                // Nothing was completed: `completed_at` is the MP3's time only.
+                completed_at: None,
                 error: Some(error),
             }
         }
         WorkflowExecutionStatus::Canceled => {
-            final_view(JobStatus::Cancelled, close_millis, "The job was cancelled.")
+            final_view(JobStatus::Cancelled, "The job was cancelled.")
         }
-        WorkflowExecutionStatus::Terminated => final_view(
-            JobStatus::Failed,
-            close_millis,
-            "The job was stopped by an operator.",
-        ),
-        WorkflowExecutionStatus::TimedOut => final_view(
-            JobStatus::Failed,
-            close_millis,
-            "The job took too long and was stopped.",
-        ),
+        WorkflowExecutionStatus::Terminated => {
+            final_view(JobStatus::Failed, "The job was stopped by an operator.")
+        }
+        WorkflowExecutionStatus::TimedOut => {
+            final_view(JobStatus::Failed, "The job took too long and was stopped.")
+        }
         _ => from_row_only(job),
     };
     (view, closed)
 }
 
-fn final_view(status: JobStatus, completed_at: Option<i64>, message: &str) -> JobView {
+fn final_view(status: JobStatus, message: &str) -> JobView {
     JobView {
         status,
         step: None,
         progress: 0,
         attempt: 1,
-        completed_at,
+        completed_at: None,
         error: Some(message.to_owned()),
     }
 }
@@ -256,12 +255,26 @@ fn failed_step(failure: &Failure) -> Option<Step> {
     })
 }
 
-/// The sentence users see: the innermost cause's message.
-fn root_message(failure: &Failure) -> String {
+/// The sentence users see: the innermost cause's message when it was written for them (a
+/// media or token failure), else a sentence chosen by the failure's type, so that no host
+/// name or internal cause of an outage reaches a client.
+fn user_message(failure: &Failure) -> String {
+    let type_name = failures::application_type(failure);
+    if let Some(sentence) = failure::user_sentence(type_name) {
+        return format!("{}.", capitalize(sentence));
+    }
     let message = failures::root_cause(failure).message.trim();
     if message.is_empty() {
         "The conversion failed.".to_owned()
     } else {
         message.to_owned()
     }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }

@@ -30,20 +30,50 @@ pub mod failure {
     pub const CORRUPT_MEDIA: &str = "CorruptMedia";
     /// The uploaded source is gone from storage.
     pub const SOURCE_MISSING: &str = "SourceMissing";
+    /// The file decodes into more audio, or a larger MP3, than the media limits allow.
+    pub const MEDIA_TOO_LONG: &str = "MediaTooLong";
+    /// The converter's process crashed or hung. Retried once; non-retryable the second time.
+    pub const TRANSCODER_CRASHED: &str = "TranscoderCrashed";
+
+    /// Retried failures, by what was down. `/status` shows a sentence per type instead of the
+    /// message, which may name hosts and is meant for operators.
+    pub const DATABASE_UNAVAILABLE: &str = "DatabaseUnavailable";
+    pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
+    pub const MAIL_UNAVAILABLE: &str = "MailUnavailable";
+    /// The worker itself failed (its disk, the MP3 writer).
+    pub const WORKER_TROUBLE: &str = "WorkerTrouble";
 
     /// The file a step needs is on another worker's disk (or was cleaned up by a restart):
     /// the workflow fetches the source again on a live worker.
     pub const SOURCE_NOT_LOCAL: &str = "SourceNotLocal";
 
     /// Every non-retryable type, for the activities' retry policies.
-    pub const NON_RETRYABLE: [&str; 6] = [
+    pub const NON_RETRYABLE: [&str; 7] = [
         SOURCE_NOT_LOCAL,
         INVALID_TOKEN,
         UNSUPPORTED_MEDIA,
         NO_AUDIO_STREAM,
         CORRUPT_MEDIA,
         SOURCE_MISSING,
+        MEDIA_TOO_LONG,
     ];
+
+    /// The sentence users see for a failure of `type_name`, when its message is not theirs to
+    /// read: retried outages, whose messages name hosts and causes. `None`: the failure's own
+    /// message is written for users (the media and token failures above).
+    pub fn user_sentence(type_name: Option<&str>) -> Option<&'static str> {
+        match type_name {
+            Some(
+                INVALID_TOKEN | UNSUPPORTED_MEDIA | NO_AUDIO_STREAM | CORRUPT_MEDIA
+                | SOURCE_MISSING | MEDIA_TOO_LONG | TRANSCODER_CRASHED,
+            ) => None,
+            Some(DATABASE_UNAVAILABLE) => Some("the database is unavailable"),
+            Some(STORAGE_UNAVAILABLE) => Some("file storage is unavailable"),
+            Some(MAIL_UNAVAILABLE) => Some("the mail server is unavailable"),
+            Some(SOURCE_NOT_LOCAL) => Some("the worker holding the file is gone"),
+            _ => Some("the worker ran into a temporary problem"),
+        }
+    }
 }
 
 /// What the gateway hands to a new `ConvertVideo` run. It names the access token by id only:
@@ -84,10 +114,10 @@ pub struct FetchSourceInput {
 }
 
 /// A source copied to one worker's disk. Later steps must run on `task_queue`, the queue only
-/// that worker polls, because only it has the file.
+/// that worker polls, because only it has the file. No step input carries a path: each worker
+/// derives its files' paths from the job id, so history cannot point a step at other files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchedSource {
-    pub local_path: String,
     pub task_queue: String,
     pub size: u64,
 }
@@ -95,12 +125,10 @@ pub struct FetchedSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscodeInput {
     pub job_id: JobId,
-    pub local_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscodeOutput {
-    pub mp3_path: String,
     pub duration_ms: u64,
 }
 
@@ -118,8 +146,6 @@ pub struct StepProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreMp3Input {
     pub job_id: JobId,
-    pub source_path: String,
-    pub mp3_path: String,
     pub duration_ms: u64,
 }
 

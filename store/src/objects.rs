@@ -2,7 +2,10 @@
 //! bucket.
 //!
 //! Either way a failed write leaves nothing behind: files are written under a temporary name
-//! and renamed into place when complete; S3 uploads are aborted.
+//! and renamed into place when complete; S3 uploads are aborted. That holds also when the
+//! writing future is dropped half-way (a client gone, a connection cut): drop guards remove
+//! the partial file or abort the multipart upload. Partial files left by a process that died
+//! are removed at the next start.
 
 use crate::{
     StoreError,
@@ -61,7 +64,9 @@ impl ObjectStore {
     pub async fn init(&self) -> Result<(), StoreError> {
         match self {
             Self::Files { root } => {
-                fs::create_dir_all(root.join(".partial")).await?;
+                let partial = root.join(".partial");
+                fs::create_dir_all(&partial).await?;
+                remove_stale_partials(&partial).await;
                 Ok(())
             }
             Self::S3 {
@@ -89,9 +94,10 @@ impl ObjectStore {
     {
         match self {
             Self::Files { root } => {
-                let partial = partial_path(root);
+                let partial = PartialFile(Some(partial_path(root)));
+                let path = partial.path();
                 let result = async {
-                    let mut file = fs::File::create(&partial).await.map_err(StoreError::from)?;
+                    let mut file = fs::File::create(path).await.map_err(StoreError::from)?;
                     let mut size = 0u64;
                     while let Some(chunk) = stream.next().await {
                         let chunk = chunk.map_err(PutError::Source)?;
@@ -99,12 +105,12 @@ impl ObjectStore {
                         file.write_all(&chunk).await.map_err(StoreError::from)?;
                     }
                     file.sync_all().await.map_err(StoreError::from)?;
-                    publish(&partial, &object_path(root, key)).await?;
+                    publish(path, &object_path(root, key)).await?;
                     Ok(size)
                 }
                 .await;
-                if result.is_err() {
-                    let _ = fs::remove_file(&partial).await;
+                if result.is_ok() {
+                    partial.published();
                 }
                 result
             }
@@ -202,6 +208,52 @@ fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
     root.join(key.as_ref())
 }
 
+/// A file being written under `.partial`; removed when dropped unless it was published.
+struct PartialFile(Option<PathBuf>);
+
+impl PartialFile {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("set until published")
+    }
+
+    fn published(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Synchronous: a drop cannot wait, and unlinking one file is quick.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Partial files older than this belong to a writer that is gone: a live upload writes at
+/// least every few seconds (slower ones are cut off), so it never looks this old.
+const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Removes partial files a dead process left behind, sparing any another process (sharing
+/// the directory) is writing now.
+async fn remove_stale_partials(dir: &Path) {
+    let Ok(mut entries) = fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let stale = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_PARTIAL);
+        if stale {
+            let _ = fs::remove_file(entry.path()).await;
+        }
+    }
+}
+
 fn partial_path(root: &Path) -> PathBuf {
     root.join(".partial").join(uuid::Uuid::new_v4().to_string())
 }
@@ -259,6 +311,44 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_half_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::files(dir.path());
+        store.init().await.unwrap();
+        // A stream that sends a little and then never ends, as a client that went silent.
+        let chunks = stream::iter(vec![Ok::<_, io::Error>(Bytes::from_static(b"partial"))])
+            .chain(stream::pending());
+        let target = key("x.bin");
+        let write = store.put_stream(&target, Box::pin(chunks));
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(200), write).await;
+        assert!(timed_out.is_err(), "the write was still waiting");
+        let leftovers = std::fs::read_dir(dir.path().join(".partial"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "the dropped write removed its partial file");
+    }
+
+    #[tokio::test]
+    async fn stale_partial_files_are_removed_at_start_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join(".partial");
+        std::fs::create_dir_all(&partial).unwrap();
+        let stale = partial.join("stale");
+        std::fs::write(&stale, b"old").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(partial.join("fresh"), b"in flight").unwrap();
+        ObjectStore::files(dir.path()).init().await.unwrap();
+        assert!(!stale.exists());
+        assert!(partial.join("fresh").exists());
     }
 
     #[tokio::test]

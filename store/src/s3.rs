@@ -75,6 +75,54 @@ impl PartBuffer {
     }
 }
 
+/// A multipart upload in progress: aborted when it fails, or when dropped before it ended, so
+/// no incomplete upload is left to hold storage.
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl AbortOnDrop {
+    fn disarm(mut self) {
+        self.upload_id = None;
+    }
+
+    async fn abort(mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            abort_upload(&self.client, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(key = %self.key, "a dropped multipart upload could not be aborted");
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        runtime.spawn(async move { abort_upload(&client, &bucket, &key, &upload_id).await });
+    }
+}
+
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    let aborted = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await;
+    if let Err(error) = aborted {
+        tracing::error!(%key, error = %storage_error(error), "could not abort a multipart upload");
+    }
+}
+
 /// Why a streamed upload stopped.
 pub enum StreamFailure<E> {
     Source(E),
@@ -179,6 +227,13 @@ impl S3Store {
             .await
             .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        // Aborts the upload if this future is dropped before it ends (the client went away).
+        let guard = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.as_ref().to_owned(),
+            upload_id: Some(upload_id.clone()),
+        };
         let result = async {
             let mut parts = Vec::new();
             loop {
@@ -221,18 +276,9 @@ impl S3Store {
             Ok(size)
         }
         .await;
-        if result.is_err() {
-            let aborted = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key.as_ref())
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            if let Err(error) = aborted {
-                tracing::error!(%key, error = %storage_error(error), "could not abort a multipart upload");
-            }
+        match result {
+            Ok(_) => guard.disarm(),
+            Err(_) => guard.abort().await,
         }
         result
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -75,6 +75,14 @@ impl TestApp {
         Self::prepare(settings, true).await.with_app().await
     }
 
+    /// Like [`TestApp::spawn_with`], with the configuration changed by `tune` first (for what
+    /// no environment variable sets, such as the transcoder's executable).
+    pub async fn spawn_tuned(settings: &[(&str, &str)], tune: impl FnOnce(&mut Config)) -> Self {
+        let mut test = Self::prepare(settings, false).await;
+        tune(&mut test.config);
+        test.with_app().await
+    }
+
     /// Starts gateway and worker on what [`TestApp::prepare`] set up.
     async fn with_app(mut self) -> Self {
         let app = App::start(&self.config, false)
@@ -120,10 +128,12 @@ impl TestApp {
             }
             bucket = vars.get("S3_BUCKET").cloned();
         }
-        let config = Config::from_lookup(None, Some("127.0.0.1:0".parse().unwrap()), |name| {
+        let mut config = Config::from_lookup(None, Some("127.0.0.1:0".parse().unwrap()), |name| {
             vars.get(name).cloned()
         })
         .expect("test configuration is valid");
+        // The worker runs transcodes in the audiomill binary, not in this test binary.
+        config.transcoder.executable = PathBuf::from(env!("CARGO_BIN_EXE_audiomill"));
         let backends = Backends::open(&config).await.expect("the backends open");
         Self {
             app: None,
@@ -381,6 +391,122 @@ impl TestApp {
         walk(&root, &root, &mut out);
         out.retain(|key| !key.starts_with(".partial/"));
         out
+    }
+}
+
+/// One `audiomill` process with its own log file.
+pub struct Process {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    pub fn start(
+        vars: &HashMap<String, String>,
+        extra: &[(&str, String)],
+        args: &[&str],
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,temporalio_sdk_core=warn")
+            .env("LOG_FORMAT", "json")
+            .envs(vars)
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("audiomill starts");
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no chance to clean up
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn run(vars: &HashMap<String, String>, args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+        .args(args)
+        .envs(vars)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "audiomill {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A process's memory and CPU as the kernel counts them, for limits that must hold.
+pub struct Usage {
+    pid: u32,
+}
+
+impl Usage {
+    pub fn of(process: &Process) -> Self {
+        Self {
+            pid: process.child.id(),
+        }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid))
+    }
+
+    /// Resets the peak resident set to the current one (`VmHWM` starts over).
+    pub fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").unwrap();
+    }
+
+    /// Peak resident set since the last reset, in MiB.
+    pub fn peak_mib(&self) -> f64 {
+        self.status_kib("VmHWM:") as f64 / 1024.0
+    }
+
+    pub fn resident_mib(&self) -> f64 {
+        self.status_kib("VmRSS:") as f64 / 1024.0
+    }
+
+    /// User and system CPU time so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap();
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
     }
 }
 

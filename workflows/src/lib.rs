@@ -74,7 +74,6 @@ impl ConvertVideo {
 
             let transcode = TranscodeInput {
                 job_id: input.job_id,
-                local_path: fetched.local_path.clone(),
             };
             let transcoded = match ctx
                 .execute_activity(
@@ -91,8 +90,6 @@ impl ConvertVideo {
 
             let store = StoreMp3Input {
                 job_id: input.job_id,
-                source_path: fetched.local_path,
-                mp3_path: transcoded.mp3_path,
                 duration_ms: transcoded.duration_ms,
             };
             match ctx

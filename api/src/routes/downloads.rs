@@ -166,40 +166,41 @@ impl DownloadsApi {
     }
 }
 
-/// Parses a single `bytes=` range against `size`. `Ok(None)`: ignore the header (a form we do
-/// not serve, such as several ranges), as RFC 9110 allows. `Err`: unsatisfiable.
+/// Parses a single `bytes=` range against `size`, as RFC 9110 says: `Ok(None)` means ignore
+/// the header and send the whole file (a malformed range, another unit, several ranges);
+/// `Err` means a well-formed range that misses the file (416).
 fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
-    if spec.contains(',') {
+    let Some((first, last)) = spec.split_once('-') else {
         return Ok(None);
+    };
+    let number = |text: &str| -> Option<Option<u64>> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Some(None);
+        }
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Digits beyond u64 still name a position past any file.
+        Some(Some(text.parse().unwrap_or(u64::MAX)))
+    };
+    let (Some(first), Some(last)) = (number(first), number(last)) else {
+        return Ok(None);
+    };
+    match (first, last) {
+        (None, None) => Ok(None),
+        (None, Some(0)) => Err(()),
+        (None, Some(suffix)) => Ok(Some(size.saturating_sub(suffix)..size)),
+        (Some(first), Some(last)) if last < first => Ok(None),
+        (Some(first), _) if first >= size => Err(()),
+        (Some(first), last) => {
+            let last = last.unwrap_or(u64::MAX).min(size - 1);
+            Ok(Some(first..last + 1))
+        }
     }
-    let Some((start, end)) = spec.split_once('-') else {
-        return Err(());
-    };
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        let suffix: u64 = end.parse().map_err(|_| ())?;
-        if suffix == 0 {
-            return Err(());
-        }
-        size.saturating_sub(suffix)..size
-    } else {
-        let start: u64 = start.parse().map_err(|_| ())?;
-        let end = if end.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            end.parse::<u64>()
-                .map_err(|_| ())?
-                .min(size.saturating_sub(1))
-        };
-        if start >= size || end < start {
-            return Err(());
-        }
-        start..end + 1
-    };
-    Ok(Some(range))
 }
 
 #[cfg(test)]
@@ -213,8 +214,16 @@ mod tests {
         assert_eq!(parse_range("bytes=-100", 1000), Ok(Some(900..1000)));
         assert_eq!(parse_range("bytes=990-2000", 1000), Ok(Some(990..1000)));
         assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
-        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
-        assert_eq!(parse_range("bytes=abc", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 1000), Ok(None), "invalid: ignored");
+        assert_eq!(parse_range("bytes=abc", 1000), Ok(None), "invalid: ignored");
+        assert_eq!(parse_range("bytes=1-x", 1000), Ok(None), "invalid: ignored");
+        assert_eq!(parse_range("bytes=-", 1000), Ok(None), "invalid: ignored");
+        assert_eq!(parse_range("bytes=-0", 1000), Err(()));
+        assert_eq!(parse_range("bytes=-5000", 1000), Ok(Some(0..1000)));
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999999", 1000),
+            Ok(Some(0..1000))
+        );
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
         assert_eq!(parse_range("items=0-1", 1000), Ok(None));
     }

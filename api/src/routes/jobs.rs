@@ -5,6 +5,7 @@ use crate::{
     Gateway,
     auth::Claims,
     error::ErrorBody,
+    form::{self, FrameGuard},
     status,
     upload::{self, Container, Head},
 };
@@ -25,7 +26,7 @@ use poem_openapi::{
     types::multipart::Upload,
 };
 use std::sync::{
-    Arc,
+    Arc, OnceLock,
     atomic::{AtomicBool, Ordering},
 };
 use temporalio_client::{WorkflowCancelOptions, WorkflowStartOptions};
@@ -220,9 +221,21 @@ impl JobsApi {
             return bad("The body must be multipart/form-data with a boundary.");
         };
         let too_slow = Arc::new(AtomicBool::new(false));
+        let framing = Arc::new(OnceLock::new());
         let body =
             upload::at_minimum_rate(Box::pin(form.body.into_bytes_stream()), too_slow.clone());
-        let mut multipart = multer::Multipart::new(body, boundary);
+        let mut guard = FrameGuard::new(&boundary);
+        let broken = framing.clone();
+        let body = body.map(move |chunk| {
+            let chunk = chunk?;
+            guard.observe(&chunk).map_err(|error| {
+                let _ = broken.set(error);
+                std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+            })?;
+            Ok::<_, std::io::Error>(chunk)
+        });
+        let constraints = form::constraints(gw.limits.max_bytes);
+        let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
         let response = self.receive_upload(&claims, user_id, &mut multipart).await;
         if too_slow.load(Ordering::Relaxed) {
             return UploadResponse::TooSlow(ErrorBody::new(
@@ -232,6 +245,10 @@ impl JobsApi {
                     upload::MIN_UPLOAD_RATE / 1024
                 ),
             ));
+        }
+        if let Some(error) = framing.get() {
+            // The body breaks the form's framing limits: reading on would be pointless.
+            return bad(&format!("The multipart body is malformed: {error}."));
         }
         if !matches!(response, UploadResponse::Accepted(_)) {
             // Read what the client is still sending before answering, so it sees the answer
@@ -310,7 +327,27 @@ impl JobsApi {
 #[derive(Debug)]
 enum UploadFailure {
     TooLarge,
-    Multipart(#[allow(dead_code)] multer::Error),
+    Multipart(multer::Error),
+}
+
+/// Which of the form's size limits the parser stopped at.
+enum Limit {
+    File,
+    TextField,
+}
+
+fn over_limit(error: &multer::Error) -> Option<Limit> {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } => Some(Limit::File),
+        multer::Error::FieldSizeExceeded { field_name, .. } => {
+            Some(if field_name.as_deref() == Some("file") {
+                Limit::File
+            } else {
+                Limit::TextField
+            })
+        }
+        _ => None,
+    }
 }
 
 impl JobsApi {
@@ -327,17 +364,42 @@ impl JobsApi {
         let unsupported = |message: String| {
             UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message))
         };
+        let too_large = || {
+            UploadResponse::TooLarge(ErrorBody::new(
+                "payload_too_large",
+                format!(
+                    "The file is larger than the {} MB limit.",
+                    gw.limits.max_bytes / (1024 * 1024)
+                ),
+            ))
+        };
         let mut stored: Option<(JobId, ObjectKey, String, u64)> = None;
+        let mut fields = 0;
 
         loop {
             let field = match multipart.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
-                Err(_) => {
+                Err(error) => {
                     discard(gw, stored.as_ref()).await;
-                    return bad("The multipart body is malformed.");
+                    return match over_limit(&error) {
+                        Some(Limit::File) => too_large(),
+                        Some(Limit::TextField) => bad(&format!(
+                            "Form fields other than `file` are limited to {} KiB.",
+                            form::MAX_TEXT_FIELD / 1024
+                        )),
+                        None => bad("The multipart body is malformed."),
+                    };
                 }
             };
+            fields += 1;
+            if fields > form::MAX_FIELDS {
+                discard(gw, stored.as_ref()).await;
+                return bad(&format!(
+                    "The form has more than {} parts.",
+                    form::MAX_FIELDS
+                ));
+            }
             if field.name() != Some("file") {
                 continue; // Other fields are ignored; the parser skips their bodies.
             }
@@ -406,17 +468,12 @@ impl JobsApi {
                 });
             let size = match gw.objects.put_stream(&key, Box::pin(stream)).await {
                 Ok(size) => size,
-                Err(PutError::Source(UploadFailure::TooLarge)) => {
-                    return UploadResponse::TooLarge(ErrorBody::new(
-                        "payload_too_large",
-                        format!(
-                            "The file is larger than the {} MB limit.",
-                            limit / (1024 * 1024)
-                        ),
-                    ));
-                }
-                Err(PutError::Source(UploadFailure::Multipart(_))) => {
-                    return bad("The upload was interrupted or malformed.");
+                Err(PutError::Source(UploadFailure::TooLarge)) => return too_large(),
+                Err(PutError::Source(UploadFailure::Multipart(error))) => {
+                    return match over_limit(&error) {
+                        Some(_) => too_large(),
+                        None => bad("The upload was interrupted or malformed."),
+                    };
                 }
                 Err(PutError::Storage(error)) => {
                     return UploadResponse::Unavailable(unavailable("storage", error));

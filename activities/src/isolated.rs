@@ -1,0 +1,238 @@
+//! The transcoder in a child process, so that FFmpeg failing in the worst ways (a crash, a
+//! hang, a runaway allocation, an endless output) fails one attempt and never the worker.
+//!
+//! The worker starts its own executable with the hidden `transcode-child` subcommand, sends one
+//! [`Job`] as a JSON line on the child's stdin, and reads `progress N` lines and one final
+//! [`Outcome`] line from its stdout. The child first limits itself (address space, CPU time,
+//! size of any file it writes), and exits as soon as its stdin closes, so it never outlives
+//! the worker. The worker kills the child when the activity is cancelled, and when the child
+//! has said nothing for [`Transcoder::silence`] (a hang). A child that dies without an outcome
+//! is a [`TranscodeError::Crashed`].
+
+use crate::transcode::{MediaLimits, Mp3Settings, TranscodeError, TranscodeReport, transcode};
+use serde::{Deserialize, Serialize};
+use std::{
+    io::{BufRead, Write},
+    ops::ControlFlow,
+    os::unix::process::ExitStatusExt,
+    path::PathBuf,
+    process::{ExitStatus, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::Command,
+};
+
+/// The hidden subcommand of the `audiomill` binary that runs [`child_main`].
+pub const SUBCOMMAND: &str = "transcode-child";
+
+/// How the worker runs transcodes.
+#[derive(Debug, Clone)]
+pub struct Transcoder {
+    /// The executable that has the [`SUBCOMMAND`]: the worker's own.
+    pub executable: PathBuf,
+    /// The child's address space, in MB.
+    pub memory_mb: u64,
+    /// A child that reports nothing for this long is taken to hang and is killed.
+    pub silence: Duration,
+}
+
+impl Transcoder {
+    pub fn new(executable: PathBuf) -> Self {
+        Self {
+            executable,
+            memory_mb: 2048,
+            silence: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One transcode, as the child receives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub settings: Mp3Settings,
+    pub limits: MediaLimits,
+    pub memory_mb: u64,
+}
+
+/// How the child's transcode ended, as its last line says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Outcome {
+    Done { duration_ms: u64 },
+    Unsupported(String),
+    NoAudioStream,
+    Corrupt(String),
+    TooLong(String),
+    Output(String),
+}
+
+impl From<Result<TranscodeReport, TranscodeError>> for Outcome {
+    fn from(result: Result<TranscodeReport, TranscodeError>) -> Self {
+        match result {
+            Ok(report) => Outcome::Done {
+                duration_ms: report.duration_ms,
+            },
+            Err(TranscodeError::Unsupported(m)) => Outcome::Unsupported(m),
+            Err(TranscodeError::NoAudioStream) => Outcome::NoAudioStream,
+            Err(TranscodeError::Corrupt(m)) => Outcome::Corrupt(m),
+            Err(TranscodeError::TooLong(m)) => Outcome::TooLong(m),
+            // Cancelled: the worker went away; nobody reads this.
+            Err(error) => Outcome::Output(error.to_string()),
+        }
+    }
+}
+
+impl From<Outcome> for Result<TranscodeReport, TranscodeError> {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Done { duration_ms } => Ok(TranscodeReport { duration_ms }),
+            Outcome::Unsupported(m) => Err(TranscodeError::Unsupported(m)),
+            Outcome::NoAudioStream => Err(TranscodeError::NoAudioStream),
+            Outcome::Corrupt(m) => Err(TranscodeError::Corrupt(m)),
+            Outcome::TooLong(m) => Err(TranscodeError::TooLong(m)),
+            Outcome::Output(m) => Err(TranscodeError::Output(m)),
+        }
+    }
+}
+
+const PROGRESS: &str = "progress ";
+const OUTCOME: &str = "outcome ";
+
+/// How often the child reports while nothing changes, so the worker knows it is alive.
+const ALIVE_EVERY: Duration = Duration::from_millis(500);
+
+impl Transcoder {
+    /// Runs `job` in a child process, passing each progress report to `on_progress`. The
+    /// child is killed if this future is dropped (the activity was cancelled).
+    pub async fn run(
+        &self,
+        job: &Job,
+        on_progress: impl Fn(u8),
+    ) -> Result<TranscodeReport, TranscodeError> {
+        let spawn_failed = |e: std::io::Error| {
+            TranscodeError::Output(format!("the transcoder did not start: {e}"))
+        };
+        let mut child = Command::new(&self.executable)
+            .arg(SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_failed)?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let mut request = serde_json::to_vec(job).expect("a job serialises");
+        request.push(b'\n');
+        // A child that died before reading shows as a crash below.
+        let _ = stdin.write_all(&request).await;
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let mut outcome = None;
+        loop {
+            match tokio::time::timeout(self.silence, lines.next_line()).await {
+                Err(_) => {
+                    let _ = child.kill().await;
+                    return Err(TranscodeError::Crashed(format!(
+                        "the converter stopped responding for {} s and was stopped",
+                        self.silence.as_secs()
+                    )));
+                }
+                Ok(Ok(Some(line))) => {
+                    if let Some(percent) = line.strip_prefix(PROGRESS) {
+                        on_progress(percent.trim().parse().unwrap_or(0));
+                    } else if let Some(json) = line.strip_prefix(OUTCOME) {
+                        outcome = serde_json::from_str::<Outcome>(json).ok();
+                    }
+                }
+                Ok(Ok(None) | Err(_)) => break,
+            }
+        }
+        drop(stdin);
+        let status = child.wait().await.map_err(spawn_failed)?;
+        match outcome {
+            Some(outcome) if status.success() => outcome.into(),
+            _ => Err(TranscodeError::Crashed(describe_exit(status))),
+        }
+    }
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    match (status.signal(), status.code()) {
+        (Some(libc::SIGXFSZ), _) => "the converter wrote more than its file size limit".into(),
+        (Some(libc::SIGXCPU), _) => "the converter used up its CPU time".into(),
+        (Some(signal), _) => format!("the converter crashed (signal {signal})"),
+        (None, Some(code)) => format!("the converter exited unexpectedly (code {code})"),
+        (None, None) => "the converter ended unexpectedly".into(),
+    }
+}
+
+/// The child's side: limits itself, reads its job from stdin, transcodes, reports on stdout.
+/// Returns the process's exit code.
+pub fn child_main() -> i32 {
+    let mut request = String::new();
+    let stdin = std::io::stdin();
+    if stdin.lock().read_line(&mut request).is_err() {
+        return 2;
+    }
+    let Ok(job) = serde_json::from_str::<Job>(&request) else {
+        eprintln!("transcode-child: the job could not be read");
+        return 2;
+    };
+    if let Err(error) = limit_self(&job) {
+        eprintln!("transcode-child: could not set resource limits: {error}");
+        return 2;
+    }
+    // The worker holds our stdin open; when it closes, the worker is gone: stop.
+    let orphaned = Arc::new(AtomicBool::new(false));
+    {
+        let orphaned = orphaned.clone();
+        std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut rest);
+            orphaned.store(true, Ordering::Relaxed);
+        });
+    }
+    let stdout = std::io::stdout();
+    let mut last = (u8::MAX, Instant::now());
+    let result = transcode(
+        &job.input,
+        &job.output,
+        job.settings,
+        job.limits,
+        &mut |percent| {
+            if orphaned.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
+            }
+            if percent != last.0 || last.1.elapsed() >= ALIVE_EVERY {
+                last = (percent, Instant::now());
+                let _ = writeln!(stdout.lock(), "{PROGRESS}{percent}");
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    let outcome = serde_json::to_string(&Outcome::from(result)).expect("an outcome serialises");
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "{OUTCOME}{outcome}");
+    let _ = out.flush();
+    0
+}
+
+/// Address space, CPU seconds (one per decoded second allowed, far beyond any real need) and
+/// the largest file the child may write (the MP3 limit and a little room).
+fn limit_self(job: &Job) -> std::io::Result<()> {
+    use rlimit::Resource;
+    let memory = job.memory_mb.saturating_mul(1024 * 1024);
+    Resource::AS.set(memory, memory)?;
+    let cpu = u64::from(job.limits.max_seconds).max(60);
+    Resource::CPU.set(cpu, cpu)?;
+    let file = job.limits.max_output_bytes() + 1024 * 1024;
+    Resource::FSIZE.set(file, file)?;
+    Resource::CORE.set(0, 0)?;
+    Ok(())
+}
