@@ -186,11 +186,16 @@ fn no_credential_has_a_default() {
         "MINIO_ROOT_USER",
         "MINIO_ROOT_PASSWORD",
     ] {
-        for piece in COMPOSE.split(&format!("${{{secret}")).skip(1) {
+        let pattern = format!("${{{secret}");
+        for (at, _) in COMPOSE.match_indices(&pattern) {
+            if COMPOSE[..at].ends_with('$') {
+                continue; // `$${...}` is for the container's shell.
+            }
+            let rest = &COMPOSE[at + pattern.len()..];
             assert!(
-                piece.starts_with(":?"),
-                "{secret} must be required, not defaulted: ${{{secret}{}",
-                &piece[..piece.len().min(20)]
+                rest.starts_with(":?"),
+                "{secret} must be required, not defaulted: {pattern}{}",
+                &rest[..rest.len().min(20)]
             );
         }
         let example = ENV_EXAMPLE
