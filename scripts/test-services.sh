@@ -22,22 +22,15 @@ S3_KEY=audiomill-test
 S3_SECRET=audiomill-test-secret
 
 say() { echo "test-services: $*"; }
+# shellcheck source=scripts/install.sh
+source "$ROOT/scripts/install.sh"
 
 install() {
-  local missing=()
-  for package in mariadb-server mariadb-client redis-server nodejs npm; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-  done
+  local packages=(mariadb-server mariadb-client redis-server)
   # Node and npm may come from elsewhere; only ask apt for them when absent.
-  command -v node >/dev/null && missing=("${missing[@]/nodejs}")
-  command -v npm >/dev/null && missing=("${missing[@]/npm}")
-  read -r -a missing <<<"${missing[*]}"
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+  INSTALL_WHO=test-services apt_install_missing "${packages[@]}"
   if [ ! -x "$TOOLS/cargo/bin/s3s-fs" ]; then
     say "building s3s-fs $S3S_VERSION (a few minutes, once)"
     cargo install --quiet --locked --root "$TOOLS/cargo" "s3s-fs@$S3S_VERSION" --features binary

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: every test, twice for the integration suites: once on the embedded backends
+# `make test`: the style checks (formatting, clippy), then every test, twice for the integration
+# suites: once on the embedded backends
 # (SQLite, files, .eml files) and once on the production backends (MariaDB, S3, SMTP), which
 # scripts/test-services.sh starts on 127.0.0.1 and stops again at the end.
 set -uo pipefail
@@ -9,6 +10,9 @@ LOG=$(mktemp)
 trap 'bash scripts/test-services.sh stop >/dev/null 2>&1; rm -f "$LOG"' EXIT
 
 set -e
+echo "== style: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 bash scripts/test-services.sh start
 # shellcheck disable=SC1091
 source .tools/run/env

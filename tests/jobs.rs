@@ -428,45 +428,47 @@ fn runs(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_converter_that_crashes_fails_its_job_after_one_retry_and_the_worker_lives_on() {
+/// Runs one short job with a converter that misbehaves as `action` says; returns the job's
+/// last status and how often the converter was started.
+async fn job_with_misbehaving_converter(
+    action: &str,
+    silence: std::time::Duration,
+) -> (serde_json::Value, usize) {
     let scripts = tempfile::tempdir().unwrap();
-    let crash = misbehaving_converter(scripts.path(), "kill -SEGV $$");
-    let app = TestApp::spawn_tuned(&[], |config| config.transcoder.executable = crash).await;
-    let token = app.user_token("ann").await;
-    let media = tempfile::tempdir().unwrap();
-    let video = make_mp4(media.path(), "clip.mp4", 2, true);
-    let job_id = app.start_job(&token, &video).await;
-    let seen = app.wait_for_job(&token, &job_id).await;
-    let last = seen.last().unwrap();
-    assert_eq!(last["status"], "failed", "{last}");
-    let error = last["error"].as_str().unwrap();
-    assert!(error.contains("crashed (signal 11)"), "{error}");
-    assert_eq!(runs(scripts.path()), 2, "one attempt and one retry");
-    // This process (gateway and worker) is alive and answers.
-    let health = app.http.get(app.url("/health")).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
-    let scripts = tempfile::tempdir().unwrap();
-    let hang = misbehaving_converter(scripts.path(), "exec sleep 600");
+    let converter = misbehaving_converter(scripts.path(), action);
     let app = TestApp::spawn_tuned(&[], |config| {
-        config.transcoder.executable = hang;
-        config.transcoder.silence = std::time::Duration::from_secs(2);
+        config.transcoder.executable = converter;
+        config.transcoder.silence = silence;
     })
     .await;
     let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "clip.mp4", 2, true);
     let job_id = app.start_job(&token, &video).await;
-    let seen = app.wait_for_job(&token, &job_id).await;
-    let last = seen.last().unwrap();
+    let last = app.wait_for_job(&token, &job_id).await.pop().unwrap();
+    // The process holding gateway and worker is alive and answers.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    app.stop().await;
+    (last, runs(scripts.path()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converter_that_crashes_fails_its_job_after_one_retry_and_the_worker_lives_on() {
+    let (last, runs) =
+        job_with_misbehaving_converter("kill -SEGV $$", std::time::Duration::from_secs(60)).await;
+    assert_eq!(last["status"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("crashed (signal 11)"), "{error}");
+    assert_eq!(runs, 2, "one attempt and one retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
+    let (last, runs) =
+        job_with_misbehaving_converter("exec sleep 600", std::time::Duration::from_secs(2)).await;
     assert_eq!(last["status"], "failed", "{last}");
     let error = last["error"].as_str().unwrap();
     assert!(error.contains("stopped responding"), "{error}");
-    assert_eq!(runs(scripts.path()), 2);
-    app.stop().await;
+    assert_eq!(runs, 2, "one attempt and one retry");
 }

@@ -70,6 +70,7 @@ impl ConvertActivities {
     /// Refuses to go on when the user was disabled or the login that started the job was
     /// revoked (logout, refresh-token replay) since the upload.
     #[activity(definition = activity::ValidateToken)]
+    #[tracing::instrument(skip_all, fields(user_id = %input.user_id))]
     pub async fn validate_token(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -91,6 +92,7 @@ impl ConvertActivities {
 
     /// Takes the job onto this worker, once it has room, and copies the uploaded video here.
     #[activity(definition = activity::FetchSource)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn fetch_source(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -118,6 +120,7 @@ impl ConvertActivities {
 
     /// Converts the fetched video to MP3 in a child process, heartbeating its percentage.
     #[activity(definition = activity::Transcode)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn transcode(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -187,6 +190,7 @@ impl ConvertActivities {
 
     /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
     #[activity(definition = activity::StoreMp3)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn store_mp3(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -220,6 +224,7 @@ impl ConvertActivities {
     /// Tells the owner the MP3 is ready. At most one e-mail per job: the job row is claimed
     /// before sending and only released when the server certainly refused the message.
     #[activity(definition = activity::SendEmail)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn send_email(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -283,6 +283,17 @@ fn a_file_without_a_declared_duration_can_be_cancelled() {
     );
 }
 
+fn convert(
+    input: &Path,
+    output: &Path,
+    settings: Mp3Settings,
+    limits: MediaLimits,
+) -> Result<audiomill_activities::transcode::TranscodeReport, TranscodeError> {
+    transcode(input, output, settings, limits, &mut |_| {
+        ControlFlow::Continue(())
+    })
+}
+
 #[test]
 fn the_mp3_size_and_decoded_duration_limits_hold() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,12 +316,11 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
         max_output_mb: 1,
         ..MediaLimits::default()
     };
-    let result = transcode(
+    let result = convert(
         &input,
         &dir.path().join("a.mp3"),
         Mp3Settings { vbr_quality: 0 },
         small,
-        &mut |_| ControlFlow::Continue(()),
     );
     assert!(
         matches!(&result, Err(TranscodeError::TooLong(m)) if m.contains("larger than 1 MB")),
@@ -320,12 +330,11 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
         max_seconds: 30,
         ..MediaLimits::default()
     };
-    let result = transcode(
+    let result = convert(
         &input,
         &dir.path().join("b.mp3"),
         Mp3Settings::default(),
         short,
-        &mut |_| ControlFlow::Continue(()),
     );
     assert!(
         matches!(&result, Err(TranscodeError::TooLong(m)) if m.contains("30 s")),

@@ -142,10 +142,10 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
             };
             let error = pending.and_then(|a| a.last_failure.as_ref()).map(|f| {
                 format!(
-                    "Attempt {} failed, retrying: {}",
+                    "Attempt {} failed, retrying. {}",
                     attempt.saturating_sub(1).max(1),
-                    user_message(f).trim_end_matches('.')
-                ) + "."
+                    user_message(f)
+                )
             });
             JobView {
                 status,
@@ -261,7 +261,7 @@ fn failed_step(failure: &Failure) -> Option<Step> {
 fn user_message(failure: &Failure) -> String {
     let type_name = failures::application_type(failure);
     if let Some(sentence) = failure::user_sentence(type_name) {
-        return format!("{}.", capitalize(sentence));
+        return sentence.to_owned();
     }
     let message = failures::root_cause(failure).message.trim();
     if message.is_empty() {
@@ -269,12 +269,4 @@ fn user_message(failure: &Failure) -> String {
     } else {
         message.to_owned()
     }
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }

@@ -67,25 +67,24 @@ pub mod failure {
                 INVALID_TOKEN | UNSUPPORTED_MEDIA | NO_AUDIO_STREAM | CORRUPT_MEDIA
                 | SOURCE_MISSING | MEDIA_TOO_LONG | TRANSCODER_CRASHED,
             ) => None,
-            Some(DATABASE_UNAVAILABLE) => Some("the database is unavailable"),
-            Some(STORAGE_UNAVAILABLE) => Some("file storage is unavailable"),
-            Some(MAIL_UNAVAILABLE) => Some("the mail server is unavailable"),
-            Some(SOURCE_NOT_LOCAL) => Some("the worker holding the file is gone"),
-            _ => Some("the worker ran into a temporary problem"),
+            Some(DATABASE_UNAVAILABLE) => Some("The database is unavailable."),
+            Some(STORAGE_UNAVAILABLE) => Some("File storage is unavailable."),
+            Some(MAIL_UNAVAILABLE) => Some("The mail server is unavailable."),
+            Some(SOURCE_NOT_LOCAL) => Some("The worker holding the file is gone."),
+            _ => Some("The worker ran into a temporary problem."),
         }
     }
 }
 
-/// What the gateway hands to a new `ConvertVideo` run. It names the access token by id only:
-/// the raw bearer token never enters workflow history, which operators can read.
+/// What the gateway hands to a new `ConvertVideo` run. It names the login session only: no
+/// token enters workflow history, which operators can read. The file name is there for them
+/// (the Web UI shows inputs); no step reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvertVideoInput {
     pub job_id: JobId,
     pub user_id: UserId,
     /// The login session (refresh-token family) the access token belongs to.
     pub session_id: String,
-    /// The access token's `jti`.
-    pub token_id: String,
     pub source_key: ObjectKey,
     pub original_filename: String,
 }
@@ -104,7 +103,6 @@ pub struct ConvertVideoOutput {
 pub struct ValidateTokenInput {
     pub user_id: UserId,
     pub session_id: String,
-    pub token_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,7 +50,6 @@ impl ConvertVideo {
         let validate = ValidateTokenInput {
             user_id: input.user_id,
             session_id: input.session_id.clone(),
-            token_id: input.token_id.clone(),
         };
         ctx.execute_activity(
             activity::ValidateToken,

@@ -78,6 +78,7 @@ refusal_into!(DownloadResponse);
 impl DownloadsApi {
     /// Download a finished MP3. Supports `Range: bytes=...`.
     #[oai(path = "/download/:job_id", method = "get", tag = "ApiTags::Jobs")]
+    #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn download(
         &self,
         auth: BearerAuth,
@@ -90,6 +91,7 @@ impl DownloadsApi {
 
     /// Download a finished MP3 by `fid` (the job id); the older form of `/download/{job_id}`.
     #[oai(path = "/download", method = "get", tag = "ApiTags::Jobs")]
+    #[tracing::instrument(skip_all, fields(job_id = ?fid.0))]
     async fn download_by_fid(
         &self,
         auth: BearerAuth,

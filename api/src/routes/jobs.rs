@@ -192,6 +192,7 @@ impl JobsApi {
     /// Upload a video (multipart field `file`). It is streamed into storage and a
     /// `ConvertVideo` workflow is started for it.
     #[oai(path = "/upload", method = "post", tag = "ApiTags::Jobs")]
+    #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
     async fn upload(&self, auth: BearerAuth, form: VideoForm) -> UploadResponse {
         let claims = match self.cx.authenticate(&auth).await {
             Ok(claims) => claims,
@@ -260,6 +261,7 @@ impl JobsApi {
 
     /// A job's status, step and progress.
     #[oai(path = "/status/:job_id", method = "get", tag = "ApiTags::Jobs")]
+    #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn status(&self, auth: BearerAuth, job_id: Path<String>) -> StatusResponse {
         let (_, job) = match self.cx.caller_job(&auth, &job_id.0).await {
             Ok(found) => found,
@@ -282,6 +284,7 @@ impl JobsApi {
 
     /// Cancel a running job, or delete an ended one with its video and MP3.
     #[oai(path = "/jobs/:job_id", method = "delete", tag = "ApiTags::Jobs")]
+    #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn delete_job(&self, auth: BearerAuth, job_id: Path<String>) -> DeleteResponse {
         let (claims, job) = match self.cx.caller_job(&auth, &job_id.0).await {
             Ok(found) => found,
@@ -450,6 +453,7 @@ impl JobsApi {
             }
 
             let job_id = JobId::generate();
+            tracing::Span::current().record("job_id", tracing::field::display(job_id));
             let key = ObjectKey::source(job_id, &extension);
             let limit = gw.limits.max_bytes;
             let mut seen = 0u64;
@@ -500,7 +504,6 @@ impl JobsApi {
             job_id,
             user_id,
             session_id: claims.sid.clone(),
-            token_id: claims.jti.clone(),
             source_key: source_key.clone(),
             original_filename: filename.clone(),
         };
@@ -514,7 +517,7 @@ impl JobsApi {
             discard(gw, Some(&(job_id, source_key, filename, size))).await;
             return UploadResponse::Unavailable(unavailable("conversion service", error));
         }
-        tracing::info!(%job_id, size, "upload accepted");
+        tracing::info!(size, "upload accepted");
         UploadResponse::Accepted(Json(UploadAccepted {
             job_id: job_id.to_string(),
             filename,
