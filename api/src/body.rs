@@ -4,7 +4,7 @@
 //! before an operation sees it. Nothing downstream can then buffer an unbounded or endless
 //! body, whichever spelling of JSON the framework accepts.
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCode};
 use poem::{
     IntoResponse, Request, Response,
     http::{Method, StatusCode, header},
@@ -60,7 +60,7 @@ pub async fn limit(request: &mut Request) -> Result<(), Response> {
     if !declared_json && announces_body(request) {
         return Err(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Request bodies must be JSON (application/json).".into(),
         ));
     }
@@ -68,7 +68,7 @@ pub async fn limit(request: &mut Request) -> Result<(), Response> {
     let Ok(read) = tokio::time::timeout(BODY_DEADLINE, read).await else {
         return Err(refuse(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "The request body did not arrive in time.".into(),
         ));
     };
@@ -79,7 +79,7 @@ pub async fn limit(request: &mut Request) -> Result<(), Response> {
         }
         Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
                 "Request bodies are limited to {} KiB.",
                 MAX_JSON_BODY / 1024
@@ -87,13 +87,13 @@ pub async fn limit(request: &mut Request) -> Result<(), Response> {
         )),
         Err(_) => Err(refuse(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "The request body could not be read.".into(),
         )),
     }
 }
 
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
+fn refuse(status: StatusCode, code: ErrorCode, message: String) -> Response {
     (status, ErrorBody::new(code, message)).into_response()
 }
 

@@ -1,20 +1,40 @@
 //! The error shape of every failure: `{"error": "<code>", "message": "<sentence>"}`.
 
 use poem::{IntoResponse, Response, http::StatusCode};
-use poem_openapi::{Object, payload::Json};
+use poem_openapi::{Enum, Object, payload::Json};
 
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
-    /// A stable, machine-readable code such as `unauthorized` or `unsupported_media_type`.
-    pub error: String,
+    /// A stable, machine-readable code.
+    pub error: ErrorCode,
     /// A sentence for people.
     pub message: String,
 }
 
+/// Every error code the API answers with; the OpenAPI document lists them, so generated
+/// clients get an enumeration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    /// The job has not completed: its MP3 does not exist yet.
+    NotReady,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RangeNotSatisfiable,
+    TooManyRequests,
+    ServiceUnavailable,
+    Internal,
+}
+
 impl ErrorBody {
-    pub fn new(error: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
-            error: error.to_owned(),
+            error,
             message: message.into(),
         })
     }
@@ -26,31 +46,34 @@ pub async fn framework_error(error: poem::Error) -> Response {
     let status = error.status();
     let (code, message) = match status {
         StatusCode::UNAUTHORIZED => (
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "A valid access token is required.".to_owned(),
         ),
-        StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_owned()),
+        StatusCode::NOT_FOUND => (
+            ErrorCode::NotFound,
+            "There is nothing at this address.".to_owned(),
+        ),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "This method is not allowed here.".to_owned(),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "The request body's content type is not accepted here.".to_owned(),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "The request body is too large.".to_owned(),
         ),
         s if s.is_server_error() => {
             tracing::error!(%error, "request failed");
             (
-                "internal",
+                ErrorCode::Internal,
                 "Something went wrong on our side; please try again.".to_owned(),
             )
         }
         _ => (
-            "bad_request",
+            ErrorCode::BadRequest,
             format!(
                 "The request is invalid: {}.",
                 first_line(&error.to_string())

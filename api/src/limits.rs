@@ -16,7 +16,10 @@
 //!
 //! [`UploadSlots`] caps the uploads one user has in flight, per gateway process.
 
-use crate::{Gateway, error::ErrorBody};
+use crate::{
+    Gateway,
+    error::{ErrorBody, ErrorCode},
+};
 use audiomill_domain::{EmailAddress, UserId};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use governor::{
@@ -135,7 +138,7 @@ impl Limits {
                     (
                         StatusCode::BAD_REQUEST,
                         ErrorBody::new(
-                            "bad_request",
+                            ErrorCode::BadRequest,
                             format!("User names are at most {MAX_ACCOUNT_NAME} bytes long."),
                         ),
                     )
@@ -264,7 +267,7 @@ fn too_many(what: &str, limit: u32, seconds: u64) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
         ErrorBody::new(
-            "too_many_requests",
+            ErrorCode::TooManyRequests,
             format!("{what}; try again in {seconds} s."),
         ),
     )

@@ -1,7 +1,10 @@
 //! Logging in, checking and refreshing tokens, logging out.
 
 use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, unavailable};
-use crate::{Gateway, auth, error::ErrorBody};
+use crate::{
+    Gateway, auth,
+    error::{ErrorBody, ErrorCode},
+};
 use audiomill_domain::EmailAddress;
 use audiomill_store::RefreshOutcome;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
@@ -82,7 +85,7 @@ impl AccountsApi {
         let gw = self.cx.gw();
         let denied = || {
             LoginResponse::Unauthorized(ErrorBody::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "The email or password is wrong.",
             ))
         };
@@ -168,13 +171,13 @@ impl AccountsApi {
             }) => (user_id, session_id),
             Ok(RefreshOutcome::Reused) => {
                 return LoginResponse::Unauthorized(ErrorBody::new(
-                    "unauthorized",
+                    ErrorCode::Unauthorized,
                     "This refresh token was already used; the login has been revoked. Please log in again.",
                 ));
             }
             Ok(RefreshOutcome::Invalid) => {
                 return LoginResponse::Unauthorized(ErrorBody::new(
-                    "unauthorized",
+                    ErrorCode::Unauthorized,
                     "The refresh token is invalid or expired.",
                 ));
             }
@@ -184,7 +187,7 @@ impl AccountsApi {
             Ok(Some(user)) if user.active => user,
             Ok(_) => {
                 return LoginResponse::Unauthorized(ErrorBody::new(
-                    "unauthorized",
+                    ErrorCode::Unauthorized,
                     "The account is disabled.",
                 ));
             }

@@ -1,7 +1,10 @@
 //! Downloading a finished MP3, whole or by byte range.
 
 use super::{ApiTags, BearerAuth, Context, ErrorJson, unavailable};
-use crate::{error::ErrorBody, upload};
+use crate::{
+    error::{ErrorBody, ErrorCode},
+    upload,
+};
 use poem::Body;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -100,7 +103,7 @@ impl DownloadsApi {
     ) -> DownloadResponse {
         let Some(fid) = fid.0 else {
             return DownloadResponse::BadRequest(ErrorBody::new(
-                "bad_request",
+                ErrorCode::BadRequest,
                 "The `fid` query parameter is required.",
             ));
         };
@@ -121,7 +124,7 @@ impl DownloadsApi {
         };
         let (Some(key), Some(_)) = (job.mp3_key.clone(), job.completed_at) else {
             return DownloadResponse::NotReady(ErrorBody::new(
-                "not_ready",
+                ErrorCode::NotReady,
                 "The MP3 is not ready yet; check /status.",
             ));
         };
@@ -130,7 +133,7 @@ impl DownloadsApi {
             Ok(Some(size)) => size,
             Ok(None) => {
                 return DownloadResponse::NotFound(ErrorBody::new(
-                    "not_found",
+                    ErrorCode::NotFound,
                     "The MP3 has been deleted.",
                 ));
             }
@@ -143,7 +146,7 @@ impl DownloadsApi {
             Some(Err(())) => {
                 return DownloadResponse::RangeNotSatisfiable(
                     ErrorBody::new(
-                        "range_not_satisfiable",
+                        ErrorCode::RangeNotSatisfiable,
                         format!("The requested range is outside the file ({size} bytes)."),
                     ),
                     format!("bytes */{size}"),

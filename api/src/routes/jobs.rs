@@ -1,39 +1,75 @@
 //! Uploading a video, following its job, cancelling or deleting it.
 
-use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::{
+    ApiTags, BearerAuth, Context, Denied, ErrorJson,
+    intake::{self, UploadError},
+    rfc3339, unavailable,
+};
 use crate::{
-    Gateway,
-    auth::Claims,
-    error::ErrorBody,
-    form::{self, FrameGuard},
-    status,
-    upload::{self, Container, Head},
+    error::{ErrorBody, ErrorCode},
+    status, upload,
 };
-use audiomill_domain::{
-    JobId, ObjectKey,
-    contract::{ConvertVideoInput, TASK_QUEUE},
-};
-use audiomill_store::{NewJob, PutError};
+use audiomill_domain::{JobStatus, Step};
 use audiomill_workflows::ConvertVideo;
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use poem::{Body, Request};
 use poem_openapi::{
-    ApiResponse, Multipart, Object, OpenApi,
+    ApiResponse, Enum, Multipart, Object, OpenApi,
     param::Path,
     payload::{Json, Payload},
     registry::{MetaSchemaRef, Registry},
     types::multipart::Upload,
 };
-use std::sync::{
-    Arc, OnceLock,
-    atomic::{AtomicBool, Ordering},
-};
-use temporalio_client::{WorkflowCancelOptions, WorkflowStartOptions};
+use temporalio_client::WorkflowCancelOptions;
 
 /// `/upload`, `/status/{job_id}` and `DELETE /jobs/{job_id}`.
 pub struct JobsApi {
     pub(super) cx: Context,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+enum JobState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<JobStatus> for JobState {
+    fn from(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Running => Self::Running,
+            JobStatus::Completed => Self::Completed,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// A step of the conversion: the workflow's activities, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+enum JobStep {
+    ValidateToken,
+    FetchSource,
+    Transcode,
+    StoreMp3,
+    SendEmail,
+}
+
+impl From<Step> for JobStep {
+    fn from(step: Step) -> Self {
+        match step {
+            Step::ValidateToken => Self::ValidateToken,
+            Step::FetchSource => Self::FetchSource,
+            Step::Transcode => Self::Transcode,
+            Step::StoreMp3 => Self::StoreMp3,
+            Step::SendEmail => Self::SendEmail,
+        }
+    }
 }
 
 #[derive(Object)]
@@ -41,18 +77,17 @@ struct UploadAccepted {
     job_id: String,
     filename: String,
     /// Always `queued`.
-    status: String,
+    status: JobState,
     message: String,
 }
 
 #[derive(Object)]
 struct JobStatusBody {
     job_id: String,
-    /// `queued`, `running`, `completed`, `failed` or `cancelled`.
-    status: String,
-    /// The current (or last) step: `validate_token`, `fetch_source`, `transcode`, `store_mp3`, `send_email`.
+    status: JobState,
+    /// The step running now; `null` between two steps and for a job that ended without one.
     #[oai(nullable)]
-    step: Option<String>,
+    step: Option<JobStep>,
     /// 0-100, from the transcode's heartbeats.
     progress: u8,
     /// The current step's attempt, from 1.
@@ -201,62 +236,59 @@ impl JobsApi {
         };
         let Some(user_id) = claims.user_id() else {
             return UploadResponse::Unauthorized(ErrorBody::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "The access token is invalid.",
             ));
         };
         let gw = self.cx.gw();
         let Some(_slot) = gw.uploads.begin(user_id) else {
             return UploadResponse::TooManyUploads(ErrorBody::new(
-                "too_many_requests",
+                ErrorCode::TooManyRequests,
                 format!(
                     "At most {} uploads may be in progress at once; wait for one to finish.",
                     gw.uploads.limit()
                 ),
             ));
         };
-        let bad =
-            |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
+        let bad = |message: &str| {
+            UploadResponse::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
+        };
 
         let Ok(boundary) = multer::parse_boundary(&form.content_type) else {
             return bad("The body must be multipart/form-data with a boundary.");
         };
-        let too_slow = Arc::new(AtomicBool::new(false));
-        let framing = Arc::new(OnceLock::new());
-        let body =
-            upload::at_minimum_rate(Box::pin(form.body.into_bytes_stream()), too_slow.clone());
-        let mut guard = FrameGuard::new(&boundary);
-        let broken = framing.clone();
-        let body = body.map(move |chunk| {
-            let chunk = chunk?;
-            guard.observe(&chunk).map_err(|error| {
-                let _ = broken.set(error);
-                std::io::Error::new(std::io::ErrorKind::InvalidData, error)
-            })?;
-            Ok::<_, std::io::Error>(chunk)
-        });
-        let constraints = form::constraints(gw.limits.max_bytes);
-        let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
-        let response = self.receive_upload(&claims, user_id, &mut multipart).await;
-        if too_slow.load(Ordering::Relaxed) {
-            return UploadResponse::TooSlow(ErrorBody::new(
-                "request_timeout",
-                format!(
-                    "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
-                    upload::MIN_UPLOAD_RATE / 1024
-                ),
-            ));
+        let mut body = intake::open_form(form.body, boundary, &gw.limits);
+        let started = match intake::read_form(gw, &mut body.multipart).await {
+            Ok(source) => intake::start_job(gw, &claims, user_id, &source)
+                .await
+                .map(|()| source),
+            Err(error) => Err(error),
+        };
+        // A body that arrived too slowly or broke the framing explains any refusal best; the
+        // parser's own error is only its echo. Reading on would be pointless then.
+        if let Some(trouble) = body.trouble() {
+            return trouble.into();
         }
-        if let Some(error) = framing.get() {
-            // The body breaks the form's framing limits: reading on would be pointless.
-            return bad(&format!("The multipart body is malformed: {error}."));
+        match started {
+            Ok(source) => {
+                tracing::info!(size = source.size, "upload accepted");
+                UploadResponse::Accepted(Json(UploadAccepted {
+                    job_id: source.job_id.to_string(),
+                    filename: source.filename,
+                    status: JobState::Queued,
+                    message: format!(
+                        "Conversion started; follow it at /status/{}.",
+                        source.job_id
+                    ),
+                }))
+            }
+            Err(error) => {
+                // Read what the client is still sending before answering, so it sees the
+                // answer instead of a connection reset in the middle of its upload.
+                drain(&mut body.multipart).await;
+                error.into()
+            }
         }
-        if !matches!(response, UploadResponse::Accepted(_)) {
-            // Read what the client is still sending before answering, so it sees the answer
-            // instead of a connection reset in the middle of its upload.
-            drain(&mut multipart).await;
-        }
-        response
     }
 
     /// A job's status, step and progress.
@@ -271,8 +303,8 @@ impl JobsApi {
         let view = gw.closed_views.job_view(&gw.temporal, &job).await;
         StatusResponse::Ok(Json(JobStatusBody {
             job_id: job.id.to_string(),
-            status: view.status.to_string(),
-            step: view.step.map(|s| s.to_string()),
+            status: view.status.into(),
+            step: view.step.map(JobStep::from),
             progress: view.progress,
             attempt: view.attempt,
             filename: job.original_filename,
@@ -326,204 +358,28 @@ impl JobsApi {
     }
 }
 
-/// Why an upload stream stopped.
-#[derive(Debug)]
-enum UploadFailure {
-    TooLarge,
-    Multipart(multer::Error),
-}
-
-/// Which of the form's size limits the parser stopped at.
-enum Limit {
-    File,
-    TextField,
-}
-
-fn over_limit(error: &multer::Error) -> Option<Limit> {
-    match error {
-        multer::Error::StreamSizeExceeded { .. } => Some(Limit::File),
-        multer::Error::FieldSizeExceeded { field_name, .. } => {
-            Some(if field_name.as_deref() == Some("file") {
-                Limit::File
-            } else {
-                Limit::TextField
-            })
-        }
-        _ => None,
-    }
-}
-
-impl JobsApi {
-    /// Streams the form's `file` part into storage, records the job and starts its workflow.
-    async fn receive_upload(
-        &self,
-        claims: &Claims,
-        user_id: audiomill_domain::UserId,
-        multipart: &mut multer::Multipart<'static>,
-    ) -> UploadResponse {
-        let gw = self.cx.gw();
-        let bad =
-            |message: &str| UploadResponse::BadRequest(ErrorBody::new("bad_request", message));
-        let unsupported = |message: String| {
-            UploadResponse::UnsupportedMedia(ErrorBody::new("unsupported_media_type", message))
-        };
-        let too_large = || {
-            UploadResponse::TooLarge(ErrorBody::new(
-                "payload_too_large",
+impl From<UploadError> for UploadResponse {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::BadRequest(message) => {
+                Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
+            }
+            UploadError::UnsupportedMedia(message) => {
+                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
+            }
+            UploadError::TooLarge { limit_mb } => Self::TooLarge(ErrorBody::new(
+                ErrorCode::PayloadTooLarge,
+                format!("The file is larger than the {limit_mb} MB limit."),
+            )),
+            UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
+            UploadError::TooSlow => Self::TooSlow(ErrorBody::new(
+                ErrorCode::RequestTimeout,
                 format!(
-                    "The file is larger than the {} MB limit.",
-                    gw.limits.max_bytes / (1024 * 1024)
+                    "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
+                    upload::MIN_UPLOAD_RATE / 1024
                 ),
-            ))
-        };
-        let mut stored: Option<(JobId, ObjectKey, String, u64)> = None;
-        let mut fields = 0;
-
-        loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(error) => {
-                    discard(gw, stored.as_ref()).await;
-                    return match over_limit(&error) {
-                        Some(Limit::File) => too_large(),
-                        Some(Limit::TextField) => bad(&format!(
-                            "Form fields other than `file` are limited to {} KiB.",
-                            form::MAX_TEXT_FIELD / 1024
-                        )),
-                        None => bad("The multipart body is malformed."),
-                    };
-                }
-            };
-            fields += 1;
-            if fields > form::MAX_FIELDS {
-                discard(gw, stored.as_ref()).await;
-                return bad(&format!(
-                    "The form has more than {} parts.",
-                    form::MAX_FIELDS
-                ));
-            }
-            if field.name() != Some("file") {
-                continue; // Other fields are ignored; the parser skips their bodies.
-            }
-            if stored.is_some() {
-                discard(gw, stored.as_ref()).await;
-                return bad("Send exactly one `file` part.");
-            }
-            let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
-            let Some(extension) = upload::extension(&filename) else {
-                return unsupported(format!(
-                    "The file needs an extension; accepted: {}.",
-                    gw.limits.allowed_extensions.join(", ")
-                ));
-            };
-            if !gw.limits.allowed_extensions.contains(&extension) {
-                return unsupported(format!(
-                    "`.{extension}` files are not accepted; accepted: {}.",
-                    gw.limits.allowed_extensions.join(", ")
-                ));
-            }
-            let expected = Container::for_extension(&extension);
-
-            // Peek at the first bytes before storing anything.
-            let mut field = field.map_err(UploadFailure::Multipart).boxed();
-            let mut head = Head::new();
-            let mut buffered: Vec<Bytes> = Vec::new();
-            loop {
-                match field.next().await {
-                    Some(Ok(chunk)) => {
-                        let enough = head.push(&chunk);
-                        buffered.push(chunk);
-                        if enough {
-                            break;
-                        }
-                    }
-                    Some(Err(_)) => return bad("The multipart body is malformed."),
-                    None => break,
-                }
-            }
-            if head.bytes.is_empty() {
-                return bad("The file is empty.");
-            }
-            let sniffed = Container::sniff(&head.bytes);
-            if sniffed.is_none() || sniffed != expected {
-                return unsupported(format!(
-                    "The file's content is not a valid .{extension} video."
-                ));
-            }
-
-            let job_id = JobId::generate();
-            tracing::Span::current().record("job_id", tracing::field::display(job_id));
-            let key = ObjectKey::source(job_id, &extension);
-            let limit = gw.limits.max_bytes;
-            let mut seen = 0u64;
-            let stream = futures::stream::iter(buffered.into_iter().map(Ok))
-                .chain(field)
-                .and_then(move |chunk| {
-                    seen += chunk.len() as u64;
-                    let over = seen > limit;
-                    async move {
-                        if over {
-                            Err(UploadFailure::TooLarge)
-                        } else {
-                            Ok(chunk)
-                        }
-                    }
-                });
-            let size = match gw.objects.put_stream(&key, Box::pin(stream)).await {
-                Ok(size) => size,
-                Err(PutError::Source(UploadFailure::TooLarge)) => return too_large(),
-                Err(PutError::Source(UploadFailure::Multipart(error))) => {
-                    return match over_limit(&error) {
-                        Some(_) => too_large(),
-                        None => bad("The upload was interrupted or malformed."),
-                    };
-                }
-                Err(PutError::Storage(error)) => {
-                    return UploadResponse::Unavailable(unavailable("storage", error));
-                }
-            };
-            stored = Some((job_id, key, filename, size));
+            )),
         }
-
-        let Some((job_id, source_key, filename, size)) = stored else {
-            return bad("The form has no `file` part.");
-        };
-        let job = NewJob {
-            id: job_id,
-            user_id,
-            original_filename: filename.clone(),
-            source_key: source_key.clone(),
-            source_size: size,
-        };
-        if let Err(error) = gw.db.insert_job(&job).await {
-            discard(gw, Some(&(job_id, source_key, filename, size))).await;
-            return UploadResponse::Unavailable(unavailable("database", error));
-        }
-        let input = ConvertVideoInput {
-            job_id,
-            user_id,
-            session_id: claims.sid.clone(),
-            source_key: source_key.clone(),
-            original_filename: filename.clone(),
-        };
-        let options = WorkflowStartOptions::new(TASK_QUEUE, job_id.to_string()).build();
-        if let Err(error) = gw
-            .temporal
-            .start_workflow(ConvertVideo::run, input, options)
-            .await
-        {
-            let _ = gw.db.delete_job(job_id).await;
-            discard(gw, Some(&(job_id, source_key, filename, size))).await;
-            return UploadResponse::Unavailable(unavailable("conversion service", error));
-        }
-        tracing::info!(size, "upload accepted");
-        UploadResponse::Accepted(Json(UploadAccepted {
-            job_id: job_id.to_string(),
-            filename,
-            status: "queued".into(),
-            message: format!("Conversion started; follow it at /status/{job_id}."),
-        }))
     }
 }
 
@@ -535,13 +391,4 @@ async fn drain(multipart: &mut multer::Multipart<'static>) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rest).await;
-}
-
-/// Removes what a refused upload had stored.
-async fn discard(gw: &Gateway, stored: Option<&(JobId, ObjectKey, String, u64)>) {
-    if let Some((_, key, _, _)) = stored
-        && let Err(error) = gw.objects.delete(key).await
-    {
-        tracing::error!(%error, %key, "could not remove a refused upload");
-    }
 }

@@ -22,9 +22,14 @@ macro_rules! refusal_into {
 mod accounts;
 mod downloads;
 mod health;
+mod intake;
 mod jobs;
 
-use crate::{Gateway, auth::Claims, error::ErrorBody};
+use crate::{
+    Gateway,
+    auth::Claims,
+    error::{ErrorBody, ErrorCode},
+};
 use audiomill_domain::JobId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{
@@ -110,7 +115,7 @@ impl Context {
         let gw = self.gw();
         let invalid = || {
             Denied::Unauthorized(ErrorBody::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "The access token is invalid or expired.",
             ))
         };
@@ -122,7 +127,7 @@ impl Context {
         match gw.db.session_is_active(user, &claims.sid).await {
             Ok(true) => Ok(claims),
             Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "This login has ended (logged out or revoked); please log in again.",
             ))),
             Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
@@ -176,13 +181,13 @@ enum JobRefusal {
 fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
     tracing::error!(%error, "{what} is unavailable");
     ErrorBody::new(
-        "service_unavailable",
+        ErrorCode::ServiceUnavailable,
         format!("The {what} is unavailable right now; please try again shortly."),
     )
 }
 
 fn not_found() -> ErrorJson {
-    ErrorBody::new("not_found", "There is no such job.")
+    ErrorBody::new(ErrorCode::NotFound, "There is no such job.")
 }
 
 fn rfc3339(millis: i64) -> String {

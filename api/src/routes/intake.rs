@@ -1,0 +1,346 @@
+//! Taking an upload in, as named steps: [`read_form`] walks the form and stores its one video
+//! through [`read_video_part`] (the name, the extension and the first bytes checked before
+//! anything is stored) and [`store_source`] (streamed into storage under the size limit); then
+//! [`start_job`] records the job and starts its workflow. Each step fails with an
+//! [`UploadError`], and whatever an earlier step stored is removed when a later one fails.
+
+use crate::{
+    Gateway, UploadLimits,
+    auth::Claims,
+    form::{self, FrameGuard, FramingError},
+    upload::{self, Container, Head},
+};
+use audiomill_domain::{
+    JobId, ObjectKey, UserId,
+    contract::{ConvertVideoInput, TASK_QUEUE},
+};
+use audiomill_store::{NewJob, ObjectStore, PutError};
+use audiomill_workflows::ConvertVideo;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use poem::Body;
+use std::sync::{
+    Arc, OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
+use temporalio_client::WorkflowStartOptions;
+
+/// Why an upload was refused; each is one documented answer of `POST /upload`.
+#[derive(Debug)]
+pub enum UploadError {
+    BadRequest(String),
+    UnsupportedMedia(String),
+    TooLarge {
+        limit_mb: u64,
+    },
+    /// A dependency (`what`) is down; `cause` is for the log only.
+    Unavailable {
+        what: &'static str,
+        cause: String,
+    },
+    /// The body fell below the minimum upload rate.
+    TooSlow,
+}
+
+impl UploadError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+}
+
+/// A multipart body on its way in: the parser, behind the minimum-rate check and the framing
+/// guard, which note here why they stopped the body.
+pub struct FormBody {
+    pub multipart: multer::Multipart<'static>,
+    too_slow: Arc<AtomicBool>,
+    framing: Arc<OnceLock<FramingError>>,
+}
+
+impl FormBody {
+    /// Why the body itself was stopped, if it was.
+    pub fn trouble(&self) -> Option<UploadError> {
+        if self.too_slow.load(Ordering::Relaxed) {
+            return Some(UploadError::TooSlow);
+        }
+        let framing = self.framing.get()?;
+        Some(UploadError::bad(format!(
+            "The multipart body is malformed: {framing}."
+        )))
+    }
+}
+
+/// Opens a multipart `body` with the form's limits (see [`form`]).
+pub fn open_form(body: Body, boundary: String, limits: &UploadLimits) -> FormBody {
+    let too_slow = Arc::new(AtomicBool::new(false));
+    let framing = Arc::new(OnceLock::new());
+    let timed = upload::at_minimum_rate(Box::pin(body.into_bytes_stream()), too_slow.clone());
+    let mut guard = FrameGuard::new(&boundary);
+    let broken = framing.clone();
+    let guarded = timed.map(move |chunk| {
+        let chunk = chunk?;
+        guard.observe(&chunk).map_err(|error| {
+            let _ = broken.set(error);
+            std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+        })?;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let constraints = form::constraints(limits.max_bytes);
+    FormBody {
+        multipart: multer::Multipart::with_constraints(guarded, boundary, constraints),
+        too_slow,
+        framing,
+    }
+}
+
+/// The form's video part, checked and not yet stored: its first bytes, and the rest to come.
+pub struct VideoPart {
+    pub filename: String,
+    pub extension: String,
+    head: Vec<Bytes>,
+    rest: BoxStream<'static, Result<Bytes, multer::Error>>,
+}
+
+/// A video in storage, not yet a job.
+pub struct StoredSource {
+    pub job_id: JobId,
+    pub key: ObjectKey,
+    pub filename: String,
+    pub size: u64,
+}
+
+/// Reads the whole form: exactly one `file` part, stored; other parts are skipped within the
+/// form's limits. Nothing stays stored when the form turns out bad after the file.
+pub async fn read_form(
+    gw: &Gateway,
+    multipart: &mut multer::Multipart<'static>,
+) -> Result<StoredSource, UploadError> {
+    let mut stored: Option<StoredSource> = None;
+    let mut fields = 0;
+    let outcome = loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(parser_error(&error, &gw.limits)),
+        };
+        fields += 1;
+        if fields > form::MAX_FIELDS {
+            break Err(UploadError::bad(format!(
+                "The form has more than {} parts.",
+                form::MAX_FIELDS
+            )));
+        }
+        if field.name() != Some("file") {
+            continue; // Other fields are ignored; the parser skips their bodies.
+        }
+        if stored.is_some() {
+            break Err(UploadError::bad("Send exactly one `file` part."));
+        }
+        let part = match read_video_part(field, &gw.limits).await {
+            Ok(part) => part,
+            Err(error) => break Err(error),
+        };
+        match store_source(&gw.objects, part, &gw.limits).await {
+            Ok(source) => stored = Some(source),
+            Err(error) => break Err(error),
+        }
+    };
+    match (outcome, stored) {
+        (Ok(()), Some(source)) => Ok(source),
+        (Ok(()), None) => Err(UploadError::bad("The form has no `file` part.")),
+        (Err(error), stored) => {
+            discard(&gw.objects, stored.as_ref()).await;
+            Err(error)
+        }
+    }
+}
+
+/// Checks the part's file name and extension, and that its first bytes are a container of
+/// the kind the extension promises.
+pub async fn read_video_part(
+    field: multer::Field<'static>,
+    limits: &UploadLimits,
+) -> Result<VideoPart, UploadError> {
+    let accepted = || limits.allowed_extensions.join(", ");
+    let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
+    let Some(extension) = upload::extension(&filename) else {
+        return Err(UploadError::UnsupportedMedia(format!(
+            "The file needs an extension; accepted: {}.",
+            accepted()
+        )));
+    };
+    if !limits.allowed_extensions.contains(&extension) {
+        return Err(UploadError::UnsupportedMedia(format!(
+            "`.{extension}` files are not accepted; accepted: {}.",
+            accepted()
+        )));
+    }
+    let mut rest = field.boxed();
+    let mut sniffed = Head::new();
+    let mut head = Vec::new();
+    while let Some(chunk) = rest.next().await {
+        let chunk = chunk.map_err(|_| UploadError::bad("The multipart body is malformed."))?;
+        let enough = sniffed.push(&chunk);
+        head.push(chunk);
+        if enough {
+            break;
+        }
+    }
+    if sniffed.bytes.is_empty() {
+        return Err(UploadError::bad("The file is empty."));
+    }
+    let container = Container::sniff(&sniffed.bytes);
+    if container.is_none() || container != Container::for_extension(&extension) {
+        return Err(UploadError::UnsupportedMedia(format!(
+            "The file's content is not a valid .{extension} video."
+        )));
+    }
+    Ok(VideoPart {
+        filename,
+        extension,
+        head,
+        rest,
+    })
+}
+
+/// Why the stream into storage stopped.
+#[derive(Debug)]
+enum StreamStop {
+    TooLarge,
+    Parser(multer::Error),
+}
+
+/// Streams the part into storage under a new job id, refusing it past the size limit.
+pub async fn store_source(
+    objects: &ObjectStore,
+    part: VideoPart,
+    limits: &UploadLimits,
+) -> Result<StoredSource, UploadError> {
+    let job_id = JobId::generate();
+    tracing::Span::current().record("job_id", tracing::field::display(job_id));
+    let key = ObjectKey::source(job_id, &part.extension);
+    let limit = limits.max_bytes;
+    let mut seen = 0u64;
+    let stream = futures::stream::iter(part.head.into_iter().map(Ok))
+        .chain(part.rest)
+        .map_err(StreamStop::Parser)
+        .and_then(move |chunk| {
+            seen += chunk.len() as u64;
+            let over = seen > limit;
+            async move {
+                if over {
+                    Err(StreamStop::TooLarge)
+                } else {
+                    Ok(chunk)
+                }
+            }
+        });
+    let size = match objects.put_stream(&key, Box::pin(stream)).await {
+        Ok(size) => size,
+        Err(PutError::Source(StreamStop::TooLarge)) => return Err(too_large(limits)),
+        Err(PutError::Source(StreamStop::Parser(error))) => {
+            return Err(match over_limit(&error) {
+                Some(_) => too_large(limits),
+                None => UploadError::bad("The upload was interrupted or malformed."),
+            });
+        }
+        Err(PutError::Storage(error)) => return Err(UploadError::unavailable("storage", error)),
+    };
+    Ok(StoredSource {
+        job_id,
+        key,
+        filename: part.filename,
+        size,
+    })
+}
+
+/// Records the job and starts its workflow; on failure neither the row nor the video stays.
+pub async fn start_job(
+    gw: &Gateway,
+    claims: &Claims,
+    user_id: UserId,
+    source: &StoredSource,
+) -> Result<(), UploadError> {
+    let job = NewJob {
+        id: source.job_id,
+        user_id,
+        original_filename: source.filename.clone(),
+        source_key: source.key.clone(),
+        source_size: source.size,
+    };
+    if let Err(error) = gw.db.insert_job(&job).await {
+        discard(&gw.objects, Some(source)).await;
+        return Err(UploadError::unavailable("database", error));
+    }
+    let input = ConvertVideoInput {
+        job_id: source.job_id,
+        user_id,
+        session_id: claims.sid.clone(),
+        source_key: source.key.clone(),
+        original_filename: source.filename.clone(),
+    };
+    let options = WorkflowStartOptions::new(TASK_QUEUE, source.job_id.to_string()).build();
+    if let Err(error) = gw
+        .temporal
+        .start_workflow(ConvertVideo::run, input, options)
+        .await
+    {
+        let _ = gw.db.delete_job(source.job_id).await;
+        discard(&gw.objects, Some(source)).await;
+        return Err(UploadError::unavailable("conversion service", error));
+    }
+    Ok(())
+}
+
+/// Removes what a refused upload had stored.
+async fn discard(objects: &ObjectStore, stored: Option<&StoredSource>) {
+    if let Some(source) = stored
+        && let Err(error) = objects.delete(&source.key).await
+    {
+        tracing::error!(%error, key = %source.key, "could not remove a refused upload");
+    }
+}
+
+fn too_large(limits: &UploadLimits) -> UploadError {
+    UploadError::TooLarge {
+        limit_mb: limits.max_bytes / (1024 * 1024),
+    }
+}
+
+/// The answer to a parser error: a size limit, or a malformed form.
+fn parser_error(error: &multer::Error, limits: &UploadLimits) -> UploadError {
+    match over_limit(error) {
+        Some(Limit::File) => too_large(limits),
+        Some(Limit::TextField) => UploadError::bad(format!(
+            "Form fields other than `file` are limited to {} KiB.",
+            form::MAX_TEXT_FIELD / 1024
+        )),
+        None => UploadError::bad("The multipart body is malformed."),
+    }
+}
+
+/// Which of the form's size limits the parser stopped at.
+enum Limit {
+    File,
+    TextField,
+}
+
+fn over_limit(error: &multer::Error) -> Option<Limit> {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } => Some(Limit::File),
+        multer::Error::FieldSizeExceeded { field_name, .. } => {
+            Some(if field_name.as_deref() == Some("file") {
+                Limit::File
+            } else {
+                Limit::TextField
+            })
+        }
+        _ => None,
+    }
+}
