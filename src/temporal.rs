@@ -1,6 +1,7 @@
 //! Talking to Temporal: the client connection, and the local dev server of `audiomill dev`.
 
 use anyhow::{Context, bail};
+use backon::{ConstantBuilder, Retryable};
 use std::{
     path::Path,
     process::Stdio,
@@ -28,28 +29,30 @@ pub async fn connect(
     let target = url
         .parse()
         .with_context(|| format!("TEMPORAL_ADDRESS {address:?} is not a valid address."))?;
-    let deadline = Instant::now() + patience;
-    loop {
+    let attempt = || async {
         let options = ConnectionOptions::new(url::Url::clone(&target))
             .identity(identity.to_owned())
             .connect_timeout(Duration::from_secs(2))
             .build();
-        match Connection::connect(options).await {
-            Ok(connection) => {
-                let client =
-                    Client::new(connection, ClientOptions::new(namespace.to_owned()).build())
-                        .context("could not create the Temporal client")?;
-                return Ok(client);
-            }
-            Err(error) if Instant::now() < deadline => {
-                tracing::debug!(%error, "Temporal is not answering yet");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(error) => bail!(
+        Connection::connect(options).await
+    };
+    // Temporal may still be starting (compose starts everything at once): retry for a while.
+    let backoff = ConstantBuilder::default()
+        .with_delay(Duration::from_millis(200))
+        .with_max_times(usize::MAX);
+    let deadline = Instant::now() + patience;
+    let connection = attempt
+        .retry(backoff)
+        .when(|_| Instant::now() < deadline)
+        .notify(|error, _| tracing::debug!(%error, "Temporal is not answering yet"))
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
                 "Temporal at {address} is unreachable ({error}); start it or fix TEMPORAL_ADDRESS."
-            ),
-        }
-    }
+            )
+        })?;
+    Client::new(connection, ClientOptions::new(namespace.to_owned()).build())
+        .context("could not create the Temporal client")
 }
 
 /// A `temporal server start-dev` child process, stopped when dropped or by [`DevServer::stop`].

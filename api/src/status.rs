@@ -7,8 +7,9 @@ use audiomill_domain::{
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
+use lru::LruCache;
 use std::{
-    collections::HashMap,
+    num::NonZeroUsize,
     sync::{Mutex, MutexGuard},
 };
 use temporalio_client::{
@@ -32,14 +33,22 @@ pub struct JobView {
 }
 
 /// Views of jobs whose workflow has closed. A closed run never changes, so describing it again
-/// (and, for a failure, reading its history) on every poll would be wasted work.
-#[derive(Default)]
+/// (and, for a failure, reading its history) on every poll would be wasted work. The least
+/// recently asked-for views make room for new ones (they are cheap to rebuild).
 pub struct ClosedViews {
-    views: Mutex<HashMap<JobId, JobView>>,
+    views: Mutex<LruCache<JobId, JobView>>,
 }
 
-/// Beyond this many remembered views the memory starts over (they are cheap to rebuild).
-const MAX_CLOSED_VIEWS: usize = 10_000;
+/// How many closed views are remembered.
+const MAX_CLOSED_VIEWS: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
+
+impl Default for ClosedViews {
+    fn default() -> Self {
+        Self {
+            views: Mutex::new(LruCache::new(MAX_CLOSED_VIEWS)),
+        }
+    }
+}
 
 impl ClosedViews {
     /// The job's view, from memory when its workflow is known to have closed.
@@ -49,21 +58,17 @@ impl ClosedViews {
         }
         let (view, closed) = describe(temporal, job).await;
         if closed {
-            let mut views = self.views();
-            if views.len() >= MAX_CLOSED_VIEWS {
-                views.clear();
-            }
-            views.insert(job.id, view.clone());
+            self.views().put(job.id, view.clone());
         }
         view
     }
 
     /// Forgets a job (deleted, or about to be).
     pub fn forget(&self, job: JobId) {
-        self.views().remove(&job);
+        self.views().pop(&job);
     }
 
-    fn views(&self) -> MutexGuard<'_, HashMap<JobId, JobView>> {
+    fn views(&self) -> MutexGuard<'_, LruCache<JobId, JobView>> {
         self.views
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

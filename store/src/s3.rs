@@ -14,7 +14,7 @@ use aws_sdk_s3::{
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use std::{io, ops::Range, path::Path};
+use std::{ops::Range, path::Path};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
@@ -57,6 +57,20 @@ struct PartBuffer {
 }
 
 impl PartBuffer {
+    /// Reads from `stream` until the part is full; true when the stream has ended.
+    async fn fill<S, E>(&mut self, stream: &mut S) -> Result<bool, StreamFailure<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        while self.len < PART_SIZE {
+            match stream.next().await {
+                Some(chunk) => self.push(chunk.map_err(StreamFailure::Source)?),
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
     fn push(&mut self, chunk: Bytes) {
         self.len += chunk.len();
         self.chunks.push(chunk);
@@ -164,10 +178,10 @@ impl S3Store {
                     .map_err(storage_error)?;
                 Ok(())
             }
-            Err(error) if is_not_found(&error) => Err(StoreError::Io(io::Error::other(format!(
+            Err(error) if is_not_found(&error) => Err(StoreError::NotSetUp(format!(
                 "the bucket {:?} does not exist; create it or set S3_CREATE_BUCKET=true",
                 self.bucket
-            )))),
+            ))),
             Err(error) => Err(storage_error(error)),
         }
     }
@@ -181,6 +195,8 @@ impl S3Store {
             .is_ok()
     }
 
+    /// Stores the stream under `key`: a small object in one PUT, a larger one as a multipart
+    /// upload in [`PART_SIZE`] parts, aborted if anything fails or this future is dropped.
     pub async fn put_stream<S, E>(
         &self,
         key: &ObjectKey,
@@ -189,35 +205,21 @@ impl S3Store {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
-        let mut part = PartBuffer::default();
-        let mut size = 0u64;
         // Fill the first part before deciding: a small object takes one plain PUT.
-        let mut ended = false;
-        while part.len < PART_SIZE {
-            match stream.next().await {
-                Some(chunk) => {
-                    let chunk = chunk.map_err(StreamFailure::Source)?;
-                    size += chunk.len() as u64;
-                    part.push(chunk);
-                }
-                None => {
-                    ended = true;
-                    break;
-                }
-            }
-        }
+        let mut first = PartBuffer::default();
+        let ended = first.fill(&mut stream).await?;
         if ended {
+            let size = first.len as u64;
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key.as_ref())
-                .body(ByteStream::from(part.take()))
+                .body(ByteStream::from(first.take()))
                 .send()
                 .await
                 .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
             return Ok(size);
         }
-
         let created = self
             .client
             .create_multipart_upload()
@@ -226,56 +228,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        // Aborts the upload if this future is dropped before it ends (the client went away).
         let guard = AbortOnDrop {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: key.as_ref().to_owned(),
-            upload_id: Some(upload_id.clone()),
+            upload_id: Some(created.upload_id().unwrap_or_default().to_owned()),
         };
-        let result = async {
-            let mut parts = Vec::new();
-            loop {
-                if part.len >= PART_SIZE {
-                    let number = parts.len() as i32 + 1;
-                    parts.push(
-                        self.upload_part(key, &upload_id, number, part.take())
-                            .await?,
-                    );
-                }
-                match stream.next().await {
-                    Some(chunk) => {
-                        let chunk = chunk.map_err(StreamFailure::Source)?;
-                        size += chunk.len() as u64;
-                        part.push(chunk);
-                    }
-                    None => break,
-                }
-            }
-            if part.len > 0 || parts.is_empty() {
-                let number = parts.len() as i32 + 1;
-                parts.push(
-                    self.upload_part(key, &upload_id, number, part.take())
-                        .await?,
-                );
-            }
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key.as_ref())
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
-            Ok(size)
-        }
-        .await;
+        let result = self.put_parts(&guard, first, stream).await;
         match result {
             Ok(_) => guard.disarm(),
             Err(_) => guard.abort().await,
@@ -283,9 +242,54 @@ impl S3Store {
         result
     }
 
+    /// Sends `first` and the rest of `stream` as the parts of `upload`, then completes it.
+    async fn put_parts<S, E>(
+        &self,
+        upload: &AbortOnDrop,
+        first: PartBuffer,
+        mut stream: S,
+    ) -> Result<u64, StreamFailure<E>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let upload_id = upload.upload_id.as_deref().unwrap_or_default();
+        let key = &upload.key;
+        let mut part = first;
+        let mut parts = Vec::new();
+        let mut size = 0u64;
+        loop {
+            let ended = part.fill(&mut stream).await?;
+            if part.len > 0 || parts.is_empty() {
+                size += part.len as u64;
+                let number = parts.len() as i32 + 1;
+                parts.push(
+                    self.upload_part(key, upload_id, number, part.take())
+                        .await?,
+                );
+            }
+            if ended {
+                break;
+            }
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| StreamFailure::Storage(storage_error(e)))?;
+        Ok(size)
+    }
+
     async fn upload_part<E>(
         &self,
-        key: &ObjectKey,
+        key: &str,
         upload_id: &str,
         number: i32,
         bytes: Bytes,
@@ -294,7 +298,7 @@ impl S3Store {
             .client
             .upload_part()
             .bucket(&self.bucket)
-            .key(key.as_ref())
+            .key(key)
             .upload_id(upload_id)
             .part_number(number)
             .body(ByteStream::from(bytes))
@@ -407,5 +411,5 @@ fn storage_error<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debu
             aws_sdk_s3::error::DisplayErrorContext(other)
         ),
     };
-    StoreError::Io(io::Error::other(message))
+    StoreError::Unavailable(message)
 }
