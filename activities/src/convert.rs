@@ -148,11 +148,10 @@ impl ConvertActivities {
         };
         let _slot = slot.expect("the semaphore is never closed");
 
-        // A fixed name: a retried attempt overwrites the earlier output instead of adding one.
-        let output = self.mp3_path(job);
         let request = isolated::Job {
             input: source,
-            output: output.clone(),
+            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
+            output: self.mp3_path(job),
             settings: self.settings.mp3,
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
