@@ -1,53 +1,176 @@
-//! One typed configuration, read once from the environment (and the command line) at start.
-//! Defaults are the embedded mode; conventional variable names switch backends.
+//! Configuration, parsed once at start with clap and passed explicitly.
+//!
+//! Every setting is a flag with a conventional environment variable behind it, so
+//! `audiomill <role> --help` lists them all with their defaults. Each role has its own group:
+//! - [`BackendArgs`] -> [`Config`]: database, object storage, mail and Temporal (every role);
+//!   [`DataArgs`] is its database part, all that `migrate` and `user add` need.
+//! - [`GatewayArgs`] -> [`GatewayConfig`]; [`WorkerArgs`] -> [`WorkerConfig`].
+//!
+//! Value parsers check single values (their messages are completed with the variable's name
+//! in [`crate::cli`]); `resolve` checks what depends on several, and fills in the defaults
+//! that depend on others (the data dir).
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use audiomill_activities::{isolated::Transcoder, transcode::MediaLimits};
 use audiomill_store::S3Settings;
+use clap::{Args, Parser};
 use std::{
+    collections::HashMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-/// Every environment variable Audiomill reads.
-pub const ENV_VARS: &[&str] = &[
-    "DATABASE_URL",
-    "TEMPORAL_ADDRESS",
-    "TEMPORAL_NAMESPACE",
-    "S3_BUCKET",
-    "S3_CREATE_BUCKET",
-    "AWS_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION",
-    "SMTP_URL",
-    "MAIL_FROM",
-    "JWT_SECRET",
-    "MAX_FILE_SIZE",
-    "ALLOWED_EXTENSIONS",
-    "LISTEN_ADDR",
-    "PUBLIC_URL",
-    "DATA_DIR",
-    "WORK_DIR",
-    "MAX_CONCURRENT_TRANSCODES",
-    "WORKER_ID",
-    "LOGIN_ATTEMPTS_PER_MINUTE",
-    "RATE_LIMIT_PER_MINUTE",
-    "CORS_ALLOWED_ORIGINS",
-    "MAX_CONCURRENT_UPLOADS",
-    "REDIS_URL",
-    "MAX_CONNECTIONS",
-    "MAX_MEDIA_SECONDS",
-    "MAX_OUTPUT_MB",
-    "MAX_SECONDS_PER_MB",
-    "RUST_LOG",
-    "LOG_FORMAT",
-];
-
 /// The embedded default when `ALLOWED_EXTENSIONS` is unset.
 pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
 
+/// A signing key shorter than this is refused: HS256 keys should carry at least 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Where the state is: enough for `migrate` and `user add`.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Where the embedded mode keeps its state (database, objects, mail, keys).
+    #[arg(long, env = "DATA_DIR", value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` or `mysql://USER:PASSWORD@HOST:PORT/DATABASE` [default:
+    /// sqlite://DIR/audiomill.db]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", value_parser = database_url, hide_env_values = true)]
+    pub database_url: Option<Secret>,
+}
+
+/// The backends every role uses.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Backends")]
+pub struct BackendArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The Temporal frontend (`dev` starts a server of its own when unset).
+    #[arg(long, env = "TEMPORAL_ADDRESS", value_name = "HOST:PORT")]
+    pub temporal_address: Option<String>,
+    #[arg(
+        long,
+        env = "TEMPORAL_NAMESPACE",
+        value_name = "NAME",
+        default_value = "default"
+    )]
+    pub temporal_namespace: String,
+    /// Keep objects in this S3 bucket instead of files under DIR/objects.
+    #[arg(long, env = "S3_BUCKET", value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+    /// Create the bucket at start when it does not exist.
+    #[arg(long, env = "S3_CREATE_BUCKET", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
+    pub s3_create_bucket: bool,
+    /// An S3-compatible server (MinIO, ...), addressed path-style [default: AWS S3].
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL", value_parser = http_url)]
+    pub aws_endpoint_url: Option<String>,
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub aws_access_key_id: Option<String>,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", value_name = "SECRET", value_parser = secret, hide_env_values = true)]
+    pub aws_secret_access_key: Option<Secret>,
+    #[arg(
+        long,
+        env = "AWS_REGION",
+        value_name = "REGION",
+        default_value = "us-east-1"
+    )]
+    pub aws_region: String,
+    /// Send e-mail through this server (`smtp://` or `smtps://`, lettre's URL form) instead
+    /// of writing `.eml` files under DIR/mail.
+    #[arg(long, env = "SMTP_URL", value_name = "URL", value_parser = smtp_url, hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        value_name = "ADDRESS",
+        default_value = "Audiomill <audiomill@localhost>"
+    )]
+    pub mail_from: String,
+}
+
+/// What only the gateway reads.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Gateway")]
+pub struct GatewayArgs {
+    /// The address the HTTP API listens on.
+    #[arg(long, env = "LISTEN_ADDR", value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
+    pub listen: SocketAddr,
+    /// The key tokens are signed with, at least 32 characters (required outside `dev`, which
+    /// generates one in DIR).
+    #[arg(long, env = "JWT_SECRET", value_name = "KEY", value_parser = signing_key, hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// The largest upload, in MB.
+    #[arg(long, env = "MAX_FILE_SIZE", value_name = "MB", default_value = "100", value_parser = whole_above_zero::<u64>)]
+    pub max_file_size: u64,
+    /// The file name extensions accepted for upload, comma-separated.
+    #[arg(long, env = "ALLOWED_EXTENSIONS", value_name = "LIST", default_value = DEFAULT_EXTENSIONS, value_parser = extensions)]
+    pub allowed_extensions: Extensions,
+    /// Login attempts per account and minute (three times as many per client address).
+    #[arg(long, env = "LOGIN_ATTEMPTS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
+    pub login_attempts_per_minute: u32,
+    /// Requests per user (or client address) and minute.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", value_name = "N", default_value = "600", value_parser = whole_above_zero::<u32>)]
+    pub rate_limit_per_minute: u32,
+    /// Browser origins allowed to call the API (CORS), comma-separated.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "LIST", default_value = "", value_parser = origins)]
+    pub cors_allowed_origins: Origins,
+    /// Uploads one user may have in progress at once.
+    #[arg(long, env = "MAX_CONCURRENT_UPLOADS", value_name = "N", default_value = "3", value_parser = whole_above_zero::<u32>)]
+    pub max_concurrent_uploads: u32,
+    /// Redis, where every gateway replica counts rate limits [default: each counts its own].
+    #[arg(long, env = "REDIS_URL", value_name = "URL", value_parser = redis_url, hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+    /// Connections served at once; beyond them, clients wait.
+    #[arg(long, env = "MAX_CONNECTIONS", value_name = "N", default_value = "1024", value_parser = whole_above_zero::<u32>)]
+    pub max_connections: u32,
+}
+
+/// What only a worker reads.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Worker")]
+pub struct WorkerArgs {
+    /// Scratch space for sources and MP3s being made [default: DIR/work].
+    #[arg(long, env = "WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How many transcodes run at once [default: the number of CPU cores].
+    #[arg(long, env = "MAX_CONCURRENT_TRANSCODES", value_name = "N", value_parser = whole_above_zero::<usize>)]
+    pub max_concurrent_transcodes: Option<usize>,
+    /// This worker's name in the Temporal Web UI [default: audiomill-worker-RANDOM].
+    #[arg(long, env = "WORKER_ID", value_name = "NAME")]
+    pub worker_id: Option<String>,
+    /// The longest audio converted, in seconds.
+    #[arg(long, env = "MAX_MEDIA_SECONDS", value_name = "SECONDS", default_value_t = MediaLimits::default().max_seconds, value_parser = whole_above_zero::<u32>)]
+    pub max_media_seconds: u32,
+    /// The largest MP3 made, in MB.
+    #[arg(long, env = "MAX_OUTPUT_MB", value_name = "MB", default_value_t = MediaLimits::default().max_output_mb, value_parser = whole_above_zero::<u32>)]
+    pub max_output_mb: u32,
+    /// Seconds of audio allowed per MB of upload beyond the first ten minutes.
+    #[arg(long, env = "MAX_SECONDS_PER_MB", value_name = "SECONDS", default_value_t = MediaLimits::default().max_seconds_per_mb, value_parser = whole_above_zero::<u32>)]
+    pub max_seconds_per_mb: u32,
+    /// The gateway's address as users reach it, for the link in e-mails [default: the
+    /// gateway's own address in `dev`, else http://127.0.0.1:8080].
+    #[arg(long, env = "PUBLIC_URL", value_name = "URL", value_parser = http_url)]
+    pub public_url: Option<String>,
+}
+
+/// Everything `dev` reads: both roles on one set of backends. Tests parse it from a map of
+/// variables ([`DevArgs::from_vars`]).
+#[derive(Parser, Debug, Clone)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub backends: BackendArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+/// The backends, checked: what every role runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
@@ -59,33 +182,6 @@ pub struct Config {
     pub storage: StorageConfig,
     pub mail: MailConfig,
     pub mail_from: String,
-    pub jwt_secret: Option<Secret>,
-    pub max_file_size_mb: u64,
-    pub allowed_extensions: Vec<String>,
-    pub listen: SocketAddr,
-    /// Base URL of the gateway as users reach it; used in e-mailed download links.
-    pub public_url: Option<String>,
-    /// Scratch space of a worker.
-    pub work_dir: PathBuf,
-    /// How many transcodes one worker runs at once.
-    pub max_concurrent_transcodes: usize,
-    /// Login attempts per account and minute (three times as many per client address).
-    pub login_attempts_per_minute: u32,
-    /// Requests per user (or client address) and minute.
-    pub requests_per_minute: u32,
-    /// Browser origins allowed to call the API (CORS).
-    pub cors_allowed_origins: Vec<String>,
-    /// Uploads one user may have in progress at once.
-    pub max_concurrent_uploads: u32,
-    /// Redis, where every gateway replica counts rate limits; `None`: each counts its own.
-    pub redis_url: Option<Secret>,
-    /// Connections the gateway serves at once.
-    pub max_connections: u32,
-    /// What a worker converts at most.
-    pub media_limits: MediaLimits,
-    /// How a worker runs transcodes: in child processes of this executable
-    /// (`audiomill transcode-child`). Not a setting; tests point it at the built binary.
-    pub transcoder: Transcoder,
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +201,37 @@ pub enum MailConfig {
     Smtp { url: Secret },
 }
 
-/// A value that must never appear in logs or `Debug` output.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// `None` outside `dev` is refused when the gateway starts.
+    pub jwt_secret: Option<Secret>,
+    /// `dev`: the signing key and the first admin may be made and kept in the data dir.
+    pub embedded: bool,
+    pub max_file_size_mb: u64,
+    pub allowed_extensions: Vec<String>,
+    pub login_attempts_per_minute: u32,
+    pub requests_per_minute: u32,
+    pub cors_allowed_origins: Vec<String>,
+    pub max_concurrent_uploads: u32,
+    pub redis_url: Option<Secret>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub work_dir: PathBuf,
+    pub max_concurrent_transcodes: usize,
+    pub worker_id: Option<String>,
+    pub media_limits: MediaLimits,
+    /// `None`: the gateway's address in the same process, else `http://127.0.0.1:8080`.
+    pub public_url: Option<String>,
+    /// How transcodes run: in child processes of this executable (`audiomill
+    /// transcode-child`). Not a setting; tests point it at the built binary.
+    pub transcoder: Transcoder,
+}
+
+/// A value that must never appear in logs, `Debug` output or `--help`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -125,208 +251,256 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl Config {
-    /// Reads the environment through `lookup` (a function, so tests need not touch the
-    /// process environment).
-    pub fn from_lookup(
-        data_dir: Option<PathBuf>,
-        listen: Option<SocketAddr>,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
-        let var = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let data_dir = data_dir
-            .or_else(|| var("DATA_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("./data"));
+/// Accepted upload extensions, lower case, without dots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extensions(pub Vec<String>);
 
-        let database_url = var("DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("audiomill.db").display()));
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("mysql:")
-            || database_url.starts_with("mariadb:"))
-        {
-            bail!(
-                "DATABASE_URL must start with sqlite:// or mysql://; other databases are not supported."
-            );
-        }
-        let database_url = Secret::new(database_url.replacen("mariadb:", "mysql:", 1));
+/// Browser origins, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
 
-        let storage = match var("S3_BUCKET") {
+impl DataArgs {
+    pub fn database_url(&self) -> Secret {
+        self.database_url.clone().unwrap_or_else(|| {
+            Secret::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("audiomill.db").display()
+            ))
+        })
+    }
+}
+
+impl BackendArgs {
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        let data_dir = self.data.data_dir.clone();
+        let storage = match self.s3_bucket {
             None => StorageConfig::Files {
                 root: data_dir.join("objects"),
             },
             Some(bucket) => {
                 let (Some(access_key_id), Some(secret_access_key)) =
-                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                    (self.aws_access_key_id, self.aws_secret_access_key)
                 else {
                     bail!("S3_BUCKET needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.");
-                };
-                let endpoint = var("AWS_ENDPOINT_URL");
-                if endpoint
-                    .as_ref()
-                    .is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://")))
-                {
-                    bail!("AWS_ENDPOINT_URL must start with http:// or https://.");
-                }
-                let create_bucket = match var("S3_CREATE_BUCKET").as_deref() {
-                    None | Some("false" | "0" | "no") => false,
-                    Some("true" | "1" | "yes") => true,
-                    Some(_) => bail!("S3_CREATE_BUCKET must be true or false."),
                 };
                 StorageConfig::S3 {
                     settings: S3Settings {
                         bucket,
-                        endpoint,
-                        region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+                        endpoint: self.aws_endpoint_url,
+                        region: self.aws_region,
                         access_key_id,
-                        secret_access_key,
+                        secret_access_key: secret_access_key.0,
                     },
-                    create_bucket,
+                    create_bucket: self.s3_create_bucket,
                 }
             }
         };
-
-        let mail = match var("SMTP_URL") {
-            Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
-                MailConfig::Smtp {
-                    url: Secret::new(url),
-                }
-            }
-            Some(_) => bail!("SMTP_URL must start with smtp:// or smtps://."),
+        let mail = match self.smtp_url {
+            Some(url) => MailConfig::Smtp { url },
             None => MailConfig::Files {
                 dir: data_dir.join("mail"),
             },
         };
+        Ok(Config {
+            database_url: self.data.database_url(),
+            data_dir,
+            temporal_address: self.temporal_address,
+            temporal_namespace: self.temporal_namespace,
+            storage,
+            mail,
+            mail_from: self.mail_from,
+        })
+    }
+}
 
-        let max_file_size_mb = match var("MAX_FILE_SIZE") {
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
-                .filter(|mb| *mb > 0)
-                .context("MAX_FILE_SIZE must be a whole number of megabytes greater than 0.")?,
-            None => 100,
-        };
-        let allowed_extensions: Vec<String> = var("ALLOWED_EXTENSIONS")
-            .unwrap_or_else(|| DEFAULT_EXTENSIONS.to_owned())
-            .split(',')
-            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
-            .filter(|e| !e.is_empty())
-            .collect();
-        if let Some(bad) = allowed_extensions
-            .iter()
-            .find(|e| audiomill_api::upload::Container::for_extension(e).is_none())
-        {
-            bail!(
-                "ALLOWED_EXTENSIONS names `{bad}`, which cannot be converted; choose from mp4, m4v, mov, avi, mkv, webm."
-            );
+impl GatewayArgs {
+    pub fn resolve(self, embedded: bool) -> GatewayConfig {
+        GatewayConfig {
+            listen: self.listen,
+            jwt_secret: self.jwt_secret,
+            embedded,
+            max_file_size_mb: self.max_file_size,
+            allowed_extensions: self.allowed_extensions.0,
+            login_attempts_per_minute: self.login_attempts_per_minute,
+            requests_per_minute: self.rate_limit_per_minute,
+            cors_allowed_origins: self.cors_allowed_origins.0,
+            max_concurrent_uploads: self.max_concurrent_uploads,
+            redis_url: self.redis_url,
+            max_connections: self.max_connections,
         }
+    }
+}
 
-        let listen = match listen {
-            Some(listen) => listen,
-            None => var("LISTEN_ADDR")
-                .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
-                .parse()
-                .context("LISTEN_ADDR must be an address such as 127.0.0.1:8080.")?,
-        };
-
-        let max_concurrent_transcodes = match var("MAX_CONCURRENT_TRANSCODES") {
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .context("MAX_CONCURRENT_TRANSCODES must be a whole number greater than 0.")?,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-
-        let positive = |name: &str, default: u32| -> anyhow::Result<u32> {
-            match var(name) {
-                Some(text) => text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("{name} must be a whole number greater than 0.")),
-                None => Ok(default),
-            }
-        };
-        let login_attempts_per_minute = positive("LOGIN_ATTEMPTS_PER_MINUTE", 10)?;
-        let requests_per_minute = positive("RATE_LIMIT_PER_MINUTE", 600)?;
-        let max_concurrent_uploads = positive("MAX_CONCURRENT_UPLOADS", 3)?;
-        let max_connections = positive("MAX_CONNECTIONS", 1024)?;
-        let media_limits = MediaLimits {
-            max_seconds: positive("MAX_MEDIA_SECONDS", MediaLimits::default().max_seconds)?,
-            max_output_mb: positive("MAX_OUTPUT_MB", MediaLimits::default().max_output_mb)?,
-            max_seconds_per_mb: positive(
-                "MAX_SECONDS_PER_MB",
-                MediaLimits::default().max_seconds_per_mb,
-            )?,
-        };
-
-        let cors_allowed_origins: Vec<String> = var("CORS_ALLOWED_ORIGINS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|o| o.trim().trim_end_matches('/').to_owned())
-            .filter(|o| !o.is_empty())
-            .collect();
-        if let Some(bad) = cors_allowed_origins
-            .iter()
-            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
-        {
-            bail!("CORS_ALLOWED_ORIGINS names `{bad}`; origins look like https://app.example.com.");
-        }
-        let redis_url = var("REDIS_URL").map(Secret::new);
-        if redis_url.as_ref().is_some_and(|url| {
-            !url.expose().starts_with("redis://") && !url.expose().starts_with("rediss://")
-        }) {
-            bail!("REDIS_URL must start with redis:// or rediss://.");
-        }
-
-        Ok(Self {
+impl WorkerArgs {
+    pub fn resolve(self, config: &Config) -> WorkerConfig {
+        WorkerConfig {
+            work_dir: self
+                .work_dir
+                .unwrap_or_else(|| config.data_dir.join("work")),
+            max_concurrent_transcodes: self
+                .max_concurrent_transcodes
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            worker_id: self.worker_id,
+            media_limits: MediaLimits {
+                max_seconds: self.max_media_seconds,
+                max_output_mb: self.max_output_mb,
+                max_seconds_per_mb: self.max_seconds_per_mb,
+            },
+            public_url: self.public_url,
             transcoder: Transcoder::new(
                 std::env::current_exe().unwrap_or_else(|_| PathBuf::from("audiomill")),
             ),
-            redis_url,
-            max_connections,
-            media_limits,
-            max_concurrent_uploads,
-            cors_allowed_origins,
-            login_attempts_per_minute,
-            requests_per_minute,
-            max_concurrent_transcodes,
-            work_dir: var("WORK_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("work")),
-            data_dir,
-            database_url,
-            temporal_address: var("TEMPORAL_ADDRESS"),
-            temporal_namespace: var("TEMPORAL_NAMESPACE").unwrap_or_else(|| "default".to_owned()),
-            storage,
-            mail,
-            mail_from: var("MAIL_FROM")
-                .unwrap_or_else(|| "Audiomill <audiomill@localhost>".to_owned()),
-            jwt_secret: var("JWT_SECRET").map(Secret::new),
-            max_file_size_mb,
-            allowed_extensions,
-            listen,
-            public_url: var("PUBLIC_URL"),
-        })
+        }
+    }
+}
+
+impl DevArgs {
+    /// Parses settings given as environment variables in a map, not the process environment
+    /// (tests run many apps in one process). Unknown names are refused.
+    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+        use clap::CommandFactory;
+        let command = Self::command();
+        let mut args = vec!["audiomill".to_owned()];
+        // As in the environment, an empty value is no value.
+        for (name, value) in vars.iter().filter(|(_, v)| !v.trim().is_empty()) {
+            let Some(arg) = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
+            else {
+                bail!("{name} is not a setting of `audiomill dev`.");
+            };
+            args.push(format!(
+                "--{}={value}",
+                arg.get_long().expect("settings are long flags")
+            ));
+        }
+        Self::try_parse_from(args).map_err(|e| anyhow::anyhow!("{}", crate::cli::one_sentence(&e)))
     }
 
-    pub fn from_env(data_dir: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<Self> {
-        Self::from_lookup(data_dir, listen, |name| std::env::var(name).ok())
+    /// The three configurations; `embedded` as for [`GatewayArgs::resolve`].
+    pub fn resolve(self, embedded: bool) -> anyhow::Result<(Config, GatewayConfig, WorkerConfig)> {
+        let config = self.backends.resolve()?;
+        let worker = self.worker.resolve(&config);
+        Ok((config, self.gateway.resolve(embedded), worker))
     }
+}
 
-    /// The public base URL, defaulting to the listen address.
-    pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
-    }
-
+impl Config {
     pub fn data_path(&self, name: &str) -> PathBuf {
         self.data_dir.join(name)
+    }
+}
+
+// Value parsers. Each message is the end of a sentence that starts with the variable's name.
+
+fn database_url(text: &str) -> Result<Secret, String> {
+    let url = text.trim();
+    if url.starts_with("sqlite:") || url.starts_with("mysql:") {
+        Ok(Secret::new(url))
+    } else if let Some(rest) = url.strip_prefix("mariadb:") {
+        Ok(Secret::new(format!("mysql:{rest}")))
+    } else {
+        Err("must start with sqlite:// or mysql://; other databases are not supported".into())
+    }
+}
+
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text.trim()))
+}
+
+fn signing_key(text: &str) -> Result<Secret, String> {
+    let key = text.trim();
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "must be at least {MIN_SECRET_BYTES} characters long"
+        ));
+    }
+    Ok(Secret::new(key))
+}
+
+fn smtp_url(text: &str) -> Result<Secret, String> {
+    let url = text.trim();
+    if url.starts_with("smtp://") || url.starts_with("smtps://") {
+        Ok(Secret::new(url))
+    } else {
+        Err("must start with smtp:// or smtps://".into())
+    }
+}
+
+fn redis_url(text: &str) -> Result<Secret, String> {
+    let url = text.trim();
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(Secret::new(url))
+    } else {
+        Err("must start with redis:// or rediss://".into())
+    }
+}
+
+fn http_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err("must start with http:// or https://".into())
+    }
+}
+
+fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "must be an address such as 127.0.0.1:8080".into())
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+fn whole_above_zero<N: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Result<N, String> {
+    text.trim()
+        .parse::<N>()
+        .ok()
+        .filter(|n| *n > N::from(0))
+        .ok_or_else(|| "must be a whole number greater than 0".into())
+}
+
+fn comma_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn extensions(text: &str) -> Result<Extensions, String> {
+    let list: Vec<String> = comma_list(text)
+        .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+        .collect();
+    match list
+        .iter()
+        .find(|e| audiomill_api::upload::Container::for_extension(e).is_none())
+    {
+        Some(bad) => Err(format!(
+            "names `{bad}`, which cannot be converted; choose from mp4, m4v, mov, avi, mkv, webm"
+        )),
+        None if list.is_empty() => Err("must name at least one extension".into()),
+        None => Ok(Extensions(list)),
+    }
+}
+
+fn origins(text: &str) -> Result<Origins, String> {
+    let list: Vec<String> = comma_list(text)
+        .map(|o| o.trim_end_matches('/').to_owned())
+        .collect();
+    match list
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+    {
+        Some(bad) => Err(format!(
+            "names `{bad}`; origins look like https://app.example.com"
+        )),
+        None => Ok(Origins(list)),
     }
 }
 
@@ -345,34 +519,19 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let vars: HashMap<String, String> = vars
+    fn parse(vars: &[(&str, &str)]) -> anyhow::Result<(Config, GatewayConfig, WorkerConfig)> {
+        let mut vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_lookup(Some(PathBuf::from("/srv/am")), None, |name| {
-            vars.get(name).cloned()
-        })
-    }
-
-    #[test]
-    fn every_variable_read_is_listed() {
-        let source = include_str!("config.rs");
-        let (code, _) = source.split_once("#[cfg(test)]").unwrap();
-        for quoted in code.split("var(\"").skip(1) {
-            let name = quoted.split('"').next().unwrap();
-            assert!(
-                ENV_VARS.contains(&name),
-                "{name} is read but not in ENV_VARS"
-            );
-        }
+        vars.entry("DATA_DIR".into()).or_insert("/srv/am".into());
+        DevArgs::from_vars(&vars)?.resolve(false)
     }
 
     #[test]
     fn defaults_are_the_embedded_mode() {
-        let config = config(&[]).unwrap();
+        let (config, gateway, worker) = parse(&[]).unwrap();
         assert_eq!(
             config.database_url.expose(),
             "sqlite:///srv/am/audiomill.db"
@@ -386,13 +545,15 @@ mod tests {
                 dir: "/srv/am/mail".into()
             }
         );
-        assert_eq!(config.max_file_size_mb, 100);
+        assert_eq!(gateway.max_file_size_mb, 100);
         assert_eq!(
-            config.allowed_extensions,
+            gateway.allowed_extensions,
             ["mp4", "avi", "mov", "mkv", "webm"]
         );
-        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(gateway.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.temporal_address, None);
+        assert_eq!(worker.work_dir, Path::new("/srv/am/work"));
+        assert_eq!(worker.media_limits, MediaLimits::default());
     }
 
     #[test]
@@ -413,22 +574,36 @@ mod tests {
             ("AWS_ENDPOINT_URL", "minio:9000"),
             ("CORS_ALLOWED_ORIGINS", "app.example.com"),
             ("RATE_LIMIT_PER_MINUTE", "none"),
+            ("MAX_CONCURRENT_TRANSCODES", "-1"),
+            ("JWT_SECRET", "short-key"),
         ] {
             let mut vars = s3.to_vec();
             vars.push((name, value));
-            let error = config(&vars).expect_err(name).to_string();
+            let error = parse(&vars).expect_err(name).to_string();
             assert!(
-                error.ends_with('.') && error.contains(name),
+                error.ends_with('.') && error.contains(name) && !error.contains('\n'),
                 "{name}: {error}"
             );
         }
-        let error = config(&[("S3_BUCKET", "videos")]).unwrap_err().to_string();
+        let error = parse(&[("S3_BUCKET", "videos")]).unwrap_err().to_string();
         assert!(error.contains("AWS_ACCESS_KEY_ID"), "{error}");
     }
 
     #[test]
+    fn a_refused_secret_is_not_repeated() {
+        for (name, value) in [
+            ("DATABASE_URL", "postgres://app:db-password@db/x"),
+            ("JWT_SECRET", "short-secret"),
+            ("SMTP_URL", "http://user:mail-password@host"),
+        ] {
+            let error = parse(&[(name, value)]).unwrap_err().to_string();
+            assert!(!error.contains(value), "{error}");
+        }
+    }
+
+    #[test]
     fn s3_settings_come_from_the_conventional_names() {
-        let config = config(&[
+        let (config, _, _) = parse(&[
             ("S3_BUCKET", "videos"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
             ("AWS_ACCESS_KEY_ID", "key"),
@@ -452,18 +627,39 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let config = config(&[
-            ("JWT_SECRET", "super-secret-value"),
+        let vars = [
+            ("JWT_SECRET", "super-secret-value-that-is-long-enough"),
             ("SMTP_URL", "smtp://user:pw@host:25"),
             ("DATABASE_URL", "mysql://app:db-password@db:3306/audiomill"),
-        ])
-        .unwrap();
-        let printed = format!("{config:?}");
+            ("REDIS_URL", "redis://:redis-password@cache:6379"),
+        ];
+        let (config, gateway, worker) = parse(&vars).unwrap();
+        let printed = format!("{config:?} {gateway:?} {worker:?}");
         assert!(
             !printed.contains("super-secret-value")
                 && !printed.contains("pw@host")
-                && !printed.contains("db-password"),
+                && !printed.contains("db-password")
+                && !printed.contains("redis-password"),
             "{printed}"
         );
+    }
+
+    #[test]
+    fn values_are_trimmed_and_lists_normalised() {
+        let (_, gateway, _) = parse(&[
+            ("MAX_FILE_SIZE", " 20 "),
+            ("ALLOWED_EXTENSIONS", " .MP4, mov ,"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(gateway.max_file_size_mb, 20);
+        assert_eq!(gateway.allowed_extensions, ["mp4", "mov"]);
+        assert_eq!(gateway.cors_allowed_origins, ["https://app.example.com"]);
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let error = parse(&[("MAX_FILESIZE", "20")]).unwrap_err().to_string();
+        assert!(error.contains("MAX_FILESIZE"), "{error}");
     }
 }

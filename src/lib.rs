@@ -1,12 +1,14 @@
 //! Audiomill's roles, wired from their parts.
 //!
-//! - [`config`]: the typed configuration.
+//! - [`cli`]: the command line, and how a bad setting is told.
+//! - [`config`]: the typed configuration of each role, parsed by clap.
 //! - [`temporal`]: connecting to Temporal, and the dev server `dev` starts.
-//! - [`roles`]: `gateway`, `worker`, and [`roles::App`], which runs both in one process (the
-//!   `dev` command, and the integration tests).
+//! - [`roles`]: `gateway`, `worker`, and [`roles::run`], which starts either or both on one
+//!   set of backends (`dev` runs both; so do the integration tests, via [`roles::Running`]).
 //! - [`users`]: creating accounts, including the first admin.
 //! - [`memory`]: how the process gives memory back to the system.
 
+pub mod cli;
 pub mod config;
 pub mod memory;
 pub mod roles;
@@ -14,4 +16,4 @@ pub mod temporal;
 pub mod users;
 
 pub use config::Config;
-pub use roles::{App, AppHandle};
+pub use roles::{Roles, Running};

@@ -1,31 +1,63 @@
-//! The production roles, `gateway` and `worker`, and [`App`], which runs both in one process.
+//! The roles, `gateway` and `worker`, and [`run`], the one way any process starts them: `dev`
+//! runs both, `gateway` and `worker` one each, the tests both through [`Running::start`].
+//!
+//! The backends are opened (and the database migrated) once per process, before any role.
 
 use crate::{
-    config::{Config, MailConfig, Secret, StorageConfig, write_private},
-    temporal,
+    config::{
+        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
+        write_private,
+    },
+    temporal, users,
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, transcode::Mp3Settings};
 use audiomill_api::{
     Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits},
+    limits::{LimitSettings, Limits, UploadSlots},
 };
 use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-/// A secret shorter than this is refused: HS256 keys should carry at least 256 bits.
-const MIN_SECRET_BYTES: usize = 32;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// How long a workflow task waits on a dead worker's sticky queue before any worker takes it.
 const STICKY_PICKUP: Duration = Duration::from_secs(3);
+
+/// How long a role waits for Temporal at start (compose starts everything at once).
+const TEMPORAL_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The roles one process runs: those that are configured.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    pub gateway: Option<GatewayConfig>,
+    pub worker: Option<WorkerConfig>,
+}
+
+/// Opens the backends, starts `roles`, calls `ready` and runs until a signal asks to stop
+/// (then stops gracefully) or a role ends by itself (an error).
+pub async fn run(
+    config: &Config,
+    roles: Roles,
+    ready: impl FnOnce(&Running),
+) -> anyhow::Result<()> {
+    let mut running = Running::start(config, roles).await?;
+    ready(&running);
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        error = running.ended() => {
+            let _ = running.stop().await;
+            return Err(error);
+        }
+    }
+    tracing::info!("stopping");
+    running.stop().await
+}
 
 /// The state every role shares: database, object storage, mail.
 #[derive(Clone)]
@@ -38,22 +70,7 @@ pub struct Backends {
 impl Backends {
     /// Connects every backend and applies migrations; a backend that is down is named.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        if let Some(dir) = config
-            .database_url
-            .expose()
-            .strip_prefix("sqlite://")
-            .and_then(|p| std::path::Path::new(p).parent())
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("could not create {}", dir.display()))?;
-        }
-        let db = Database::connect(config.database_url.expose())
-            .await
-            .map_err(|e| anyhow::anyhow!("The database at DATABASE_URL is unreachable ({e})."))?;
-        db.migrate()
-            .await
-            .context("could not migrate the database")?;
+        let db = open_database(&config.database_url).await?;
         let objects = match &config.storage {
             StorageConfig::Files { root } => ObjectStore::files(root),
             StorageConfig::S3 {
@@ -94,15 +111,32 @@ impl Backends {
     }
 }
 
+/// Connects to the database (creating an SQLite file's directory) and migrates it.
+pub async fn open_database(url: &Secret) -> anyhow::Result<Database> {
+    if let Some(dir) = url
+        .expose()
+        .strip_prefix("sqlite://")
+        .and_then(|p| std::path::Path::new(p).parent())
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    let db = Database::connect(url.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!("The database at DATABASE_URL is unreachable ({e})."))?;
+    db.migrate()
+        .await
+        .context("could not migrate the database")?;
+    Ok(db)
+}
+
 /// The signing key: `JWT_SECRET`, or in `dev` one generated once and kept in the data dir.
-pub fn jwt_secret(config: &Config, allow_generated: bool) -> anyhow::Result<Secret> {
-    if let Some(secret) = &config.jwt_secret {
-        if secret.expose().len() < MIN_SECRET_BYTES {
-            bail!("JWT_SECRET must be at least {MIN_SECRET_BYTES} characters long.");
-        }
+fn jwt_secret(config: &Config, gateway: &GatewayConfig) -> anyhow::Result<Secret> {
+    if let Some(secret) = &gateway.jwt_secret {
         return Ok(secret.clone());
     }
-    if !allow_generated {
+    if !gateway.embedded {
         bail!("JWT_SECRET is required outside `audiomill dev`.");
     }
     let path = config.data_path("jwt-secret");
@@ -112,20 +146,18 @@ pub fn jwt_secret(config: &Config, allow_generated: bool) -> anyhow::Result<Secr
         return Ok(Secret::new(existing.trim()));
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = random_hex(32);
     write_private(&path, &secret).with_context(|| format!("could not write {}", path.display()))?;
     Ok(Secret::new(secret))
 }
 
 /// The gateway's rate limits: in Redis when `REDIS_URL` is set (checked now), else in process.
-pub async fn rate_limits(config: &Config) -> anyhow::Result<Limits> {
+async fn rate_limits(gateway: &GatewayConfig) -> anyhow::Result<Limits> {
     let settings = LimitSettings {
-        logins_per_minute: config.login_attempts_per_minute,
-        requests_per_minute: config.requests_per_minute,
+        logins_per_minute: gateway.login_attempts_per_minute,
+        requests_per_minute: gateway.requests_per_minute,
     };
-    match &config.redis_url {
+    match &gateway.redis_url {
         None => Ok(Limits::new(settings)),
         Some(url) => Limits::shared(settings, url.expose())
             .await
@@ -133,68 +165,136 @@ pub async fn rate_limits(config: &Config) -> anyhow::Result<Limits> {
     }
 }
 
-/// Serves the HTTP API until `shutdown` resolves.
-pub async fn serve_gateway(
+/// A Temporal client for `identity`, once the frontend answers.
+async fn temporal_client(
     config: &Config,
-    backends: &Backends,
-    rate_limits: Limits,
-    temporal: temporalio_client::Client,
-    secret: &Secret,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let mailer = backends.mailer.clone();
-    let gateway = Gateway {
-        db: backends.db.clone(),
-        objects: backends.objects.clone(),
-        temporal,
-        tokens: auth::TokenIssuer::new(secret.expose().as_bytes()),
-        passwords: auth::Passwords::default(),
-        limits: UploadLimits {
-            max_bytes: config.max_file_size_mb * 1024 * 1024,
-            allowed_extensions: config.allowed_extensions.clone(),
-        },
-        cors_origins: config.cors_allowed_origins.clone(),
-        closed_views: Default::default(),
-        uploads: audiomill_api::limits::UploadSlots::new(config.max_concurrent_uploads as usize),
-        rate_limits,
-        mail_probe: Some(Arc::new(move || {
-            let mailer = mailer.clone();
-            Box::pin(async move { mailer.ping().await })
-        })),
-    };
-    audiomill_api::server::serve(
-        listener,
-        audiomill_api::app(Arc::new(gateway)),
-        audiomill_api::server::ServerLimits {
-            max_connections: config.max_connections as usize,
-            ..Default::default()
-        },
-        shutdown,
-    )
-    .await
-    .context("the HTTP server failed")
-}
-
-/// The gateway's Temporal client (Temporal must be at `TEMPORAL_ADDRESS`).
-pub async fn gateway_client(config: &Config) -> anyhow::Result<temporalio_client::Client> {
+    identity: &str,
+) -> anyhow::Result<temporalio_client::Client> {
     let address = config
         .temporal_address
-        .clone()
-        .context("TEMPORAL_ADDRESS is required for the gateway.")?;
+        .as_deref()
+        .context("TEMPORAL_ADDRESS is required for `audiomill gateway` and `audiomill worker`.")?;
     temporal::connect(
-        &address,
+        address,
         &config.temporal_namespace,
-        "audiomill-gateway",
-        Duration::from_secs(30),
+        identity,
+        TEMPORAL_PATIENCE,
     )
     .await
+}
+
+/// The HTTP API, serving on a task of its own.
+struct GatewayTask {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl GatewayTask {
+    /// Checks the signing key and Redis, connects to Temporal, binds and starts serving.
+    async fn start(
+        config: &Config,
+        gateway: &GatewayConfig,
+        backends: &Backends,
+    ) -> anyhow::Result<Self> {
+        let secret = jwt_secret(config, gateway)?;
+        if gateway.embedded {
+            users::ensure_initial_admin(&backends.db, &config.data_path("initial-admin.txt"))
+                .await?;
+        }
+        let rate_limits = rate_limits(gateway).await?;
+        let temporal = temporal_client(config, "audiomill-gateway").await?;
+        let listener = TcpListener::bind(gateway.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", gateway.listen))?;
+        let address = listener.local_addr()?;
+        let mailer = backends.mailer.clone();
+        let app = Gateway {
+            db: backends.db.clone(),
+            objects: backends.objects.clone(),
+            temporal,
+            tokens: auth::TokenIssuer::new(secret.expose().as_bytes()),
+            passwords: auth::Passwords::default(),
+            limits: UploadLimits {
+                max_bytes: gateway.max_file_size_mb * 1024 * 1024,
+                allowed_extensions: gateway.allowed_extensions.clone(),
+            },
+            cors_origins: gateway.cors_allowed_origins.clone(),
+            closed_views: Default::default(),
+            uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
+            rate_limits,
+            mail_probe: Some(Arc::new(move || {
+                let mailer = mailer.clone();
+                Box::pin(async move { mailer.ping().await })
+            })),
+        };
+        let limits = audiomill_api::server::ServerLimits {
+            max_connections: gateway.max_connections as usize,
+            ..Default::default()
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            audiomill_api::server::serve(
+                listener,
+                audiomill_api::app(Arc::new(app)),
+                limits,
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .context("the HTTP server failed")
+        });
+        tracing::info!(listen = %address, "gateway listening");
+        Ok(Self {
+            address,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Resolves when the server ends by itself (it only ends when told to, or on an error).
+    async fn ended(&mut self) -> anyhow::Error {
+        match self.task.as_mut() {
+            Some(task) => {
+                let result = task.await;
+                self.task = None;
+                match result {
+                    Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
+                    Ok(Err(error)) => error,
+                    Err(_) => anyhow::anyhow!("the HTTP server panicked"),
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.context("the HTTP server panicked")?,
+            None => Ok(()),
+        }
+    }
 }
 
 /// A worker running on its own thread (the SDK's worker future is not `Send`).
 pub struct WorkerHandle {
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    /// The thread's result, sent as its last act.
+    ended: Option<oneshot::Receiver<anyhow::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a worker's thread needs to build its pollers.
+struct PollerParts {
+    config: Config,
+    identity: String,
+    host_task_queue: String,
+    activities: ConvertActivities,
 }
 
 impl WorkerHandle {
@@ -204,139 +304,69 @@ impl WorkerHandle {
     /// are polling.
     pub async fn start(
         config: &Config,
+        worker: &WorkerConfig,
         backends: &Backends,
         public_url: String,
     ) -> anyhow::Result<Self> {
-        let instance = uuid_v4();
-        let settings = WorkerSettings {
-            work_dir: config.work_dir.clone(),
-            host_task_queue: format!("{TASK_QUEUE}-host-{instance}"),
-            public_url,
-            mp3: Mp3Settings::default(),
-            max_transcodes: config.max_concurrent_transcodes,
-            transcoder: config.transcoder.clone(),
-            media_limits: config.media_limits,
-        };
+        let instance = random_hex(6);
+        let host_task_queue = format!("{TASK_QUEUE}-host-{instance}");
         let activities = ConvertActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
             backends.mailer.clone(),
-            settings.clone(),
+            WorkerSettings {
+                work_dir: worker.work_dir.clone(),
+                host_task_queue: host_task_queue.clone(),
+                public_url,
+                mp3: Mp3Settings::default(),
+                max_transcodes: worker.max_concurrent_transcodes,
+                transcoder: worker.transcoder.clone(),
+                media_limits: worker.media_limits,
+            },
         );
         activities
             .clean_work_dir()
             .await
             .context("could not prepare WORK_DIR")?;
-        let address = config
-            .temporal_address
-            .clone()
-            .context("no Temporal address")?;
-        let namespace = config.temporal_namespace.clone();
-        let identity = std::env::var("WORKER_ID")
-            .ok()
-            .filter(|id| !id.trim().is_empty())
-            .unwrap_or_else(|| format!("audiomill-worker-{instance}"));
-        // Three queues (see the workflow). The shared one keeps the SDK's defaults. The fetch
-        // queue takes one job at a time, and only when this worker has room for it. The
-        // worker's own queue has a slot for every job it may hold, so the next step of a held
-        // job never waits for one (the transcode itself waits for the CPU inside).
-        let limited = move |slots: usize| {
-            TunerHolder::builder()
-                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-                .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-                .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-                .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
-                .build()
+        let parts = PollerParts {
+            config: config.clone(),
+            identity: worker
+                .worker_id
+                .clone()
+                .unwrap_or_else(|| format!("audiomill-worker-{instance}")),
+            host_task_queue,
+            activities,
         };
-        let held_slots = activities.max_held_jobs();
-        let reaper = {
-            let activities = activities.clone();
-            async move {
-                let mut every = tokio::time::interval(Duration::from_secs(10));
-                loop {
-                    every.tick().await;
-                    activities.release_abandoned_jobs().await;
-                }
-            }
-        };
-
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (ended_tx, ended_rx) = oneshot::channel::<anyhow::Result<()>>();
         let thread = std::thread::Builder::new()
             .name("temporal-worker".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, async move {
-                    let started = async {
-                        let client = temporal::connect(
-                            &address,
-                            &namespace,
-                            &identity,
-                            Duration::from_secs(30),
-                        )
-                        .await?;
-                        let runtime =
-                            temporalio_sdk::Runtime::from_current_tokio(Default::default())
-                                .map_err(|e| {
-                                    anyhow::anyhow!("could not start the Temporal runtime: {e}")
-                                })?;
-                        let shared = WorkerOptions::new(TASK_QUEUE)
-                            .register_workflow::<ConvertVideo>()
-                            .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
-                            .register_activities(activities.clone())
-                            .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
-                            .build();
-                        let fetch = WorkerOptions::new(FETCH_TASK_QUEUE)
-                            .register_activities(activities.clone())
-                            .tuner(limited(1))
-                            .build();
-                        let own = WorkerOptions::new(settings.host_task_queue.clone())
-                            .register_activities(activities)
-                            .tuner(limited(held_slots))
-                            .build();
-                        let worker = |options| {
-                            Worker::new(&runtime, client.clone(), options)
-                                .map_err(|e| anyhow::anyhow!("{e}"))
-                        };
-                        let (shared, fetch, own) = (worker(shared)?, worker(fetch)?, worker(own)?);
-                        anyhow::Ok((runtime, shared, fetch, own))
-                    };
-                    let (_runtime, mut shared, mut fetch, mut own) = match started.await {
-                        Ok(parts) => parts,
-                        Err(error) => {
-                            let message = error.to_string();
-                            let _ = ready_tx.send(Err(error));
-                            bail!(message);
-                        }
-                    };
-                    let stops = [
-                        shared.shutdown_handle(),
-                        fetch.shutdown_handle(),
-                        own.shutdown_handle(),
-                    ];
-                    tokio::task::spawn_local(async move {
-                        let _ = stop_rx.await;
-                        stops.iter().for_each(|stop| stop());
-                    });
-                    let reaper = tokio::task::spawn_local(reaper);
-                    let _ = ready_tx.send(Ok(()));
-                    tracing::info!(task_queue = TASK_QUEUE, "worker polling");
-                    let (a, b, c) = tokio::join!(shared.run(), fetch.run(), own.run());
-                    reaper.abort();
-                    a.and(b)
-                        .and(c)
-                        .map_err(|e| anyhow::anyhow!("the worker stopped with an error: {e}"))
-                })
+                let _ = ended_tx.send(run_pollers(parts, ready_tx, stop_rx));
             })?;
         ready_rx.await.context("the worker thread ended early")??;
         Ok(Self {
             stop: Some(stop_tx),
+            ended: Some(ended_rx),
             thread: Some(thread),
         })
+    }
+
+    /// Resolves when the worker ends by itself (it only ends when told to, or on an error).
+    pub async fn ended(&mut self) -> anyhow::Error {
+        match self.ended.as_mut() {
+            Some(ended) => {
+                let result = ended.await;
+                self.ended = None;
+                match result {
+                    Ok(Ok(())) => anyhow::anyhow!("the worker stopped"),
+                    Ok(Err(error)) => error,
+                    Err(_) => anyhow::anyhow!("the worker thread panicked"),
+                }
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops polling, lets running activities finish their current step, and joins the thread.
@@ -344,17 +374,16 @@ impl WorkerHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.thread.take() {
-            Some(thread) => tokio::task::spawn_blocking(move || thread.join())
-                .await?
-                .map_err(|_| anyhow::anyhow!("the worker thread panicked"))?,
+        let result = match self.ended.take() {
+            Some(ended) => ended
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the worker thread panicked"))),
             None => Ok(()),
+        };
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-    }
-
-    /// Resolves when the worker stops on its own (an error); pending forever otherwise.
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        result
     }
 }
 
@@ -366,82 +395,166 @@ impl Drop for WorkerHandle {
     }
 }
 
-fn uuid_v4() -> String {
-    let mut bytes = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The worker thread's body: its own runtime, the three pollers, until `stop` fires.
+fn run_pollers(
+    parts: PollerParts,
+    ready: oneshot::Sender<anyhow::Result<()>>,
+    stop: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let reaper_activities = parts.activities.clone();
+        let (_runtime, mut workers) = match build_pollers(parts).await {
+            Ok(built) => built,
+            Err(error) => {
+                let message = error.to_string();
+                let _ = ready.send(Err(error));
+                bail!(message);
+            }
+        };
+        let stops: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
+        tokio::task::spawn_local(async move {
+            let _ = stop.await;
+            stops.iter().for_each(|stop| stop());
+        });
+        let reaper = tokio::task::spawn_local(release_abandoned_jobs(reaper_activities));
+        let _ = ready.send(Ok(()));
+        tracing::info!(task_queue = TASK_QUEUE, "worker polling");
+        let [shared, fetch, own] = &mut workers;
+        let (a, b, c) = tokio::join!(shared.run(), fetch.run(), own.run());
+        reaper.abort();
+        a.and(b)
+            .and(c)
+            .map_err(|e| anyhow::anyhow!("the worker stopped with an error: {e}"))
+    })
 }
 
-/// Gateway and worker in one process, as `dev` runs them (and the tests).
-pub struct App;
+/// Connects and builds the three pollers (see the workflow). The shared queue keeps the SDK's
+/// defaults. The fetch queue takes one job at a time, and only when this worker has room for
+/// it. The worker's own queue has a slot for every job it may hold, so the next step of a held
+/// job never waits for one (the transcode itself waits for the CPU inside).
+async fn build_pollers(
+    parts: PollerParts,
+) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 3])> {
+    let client = temporal_client(&parts.config, &parts.identity).await?;
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+        .map_err(|e| anyhow::anyhow!("could not start the Temporal runtime: {e}"))?;
+    let held_slots = parts.activities.max_held_jobs();
+    let shared = WorkerOptions::new(TASK_QUEUE)
+        .register_workflow::<ConvertVideo>()
+        .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
+        .register_activities(parts.activities.clone())
+        .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
+        .build();
+    let fetch = WorkerOptions::new(FETCH_TASK_QUEUE)
+        .register_activities(parts.activities.clone())
+        .tuner(fixed_slots(1))
+        .build();
+    let own = WorkerOptions::new(parts.host_task_queue)
+        .register_activities(parts.activities)
+        .tuner(fixed_slots(held_slots))
+        .build();
+    let worker = |options| {
+        Worker::new(&runtime, client.clone(), options).map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let workers = [worker(shared)?, worker(fetch)?, worker(own)?];
+    Ok((runtime, workers))
+}
 
-/// A running [`App`].
-pub struct AppHandle {
-    pub address: SocketAddr,
+/// A tuner that lets a poller hold `slots` tasks of each kind at once.
+fn fixed_slots(slots: usize) -> TunerHolder {
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(slots))
+        .build()
+}
+
+/// Frees the room of jobs whose workflow gave up on this worker (see `held.rs`).
+async fn release_abandoned_jobs(activities: ConvertActivities) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        every.tick().await;
+        activities.release_abandoned_jobs().await;
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut buffer);
+    hex::encode(buffer)
+}
+
+/// The roles of one process, running on one set of backends.
+pub struct Running {
     pub backends: Backends,
-    stop_http: Option<oneshot::Sender<()>>,
-    http: tokio::task::JoinHandle<anyhow::Result<()>>,
+    gateway: Option<GatewayTask>,
     worker: Option<WorkerHandle>,
 }
 
-impl App {
-    /// Starts both roles against the Temporal server in `config.temporal_address`.
-    pub async fn start(config: &Config, allow_generated_secret: bool) -> anyhow::Result<AppHandle> {
-        let secret = jwt_secret(config, allow_generated_secret)?;
+impl Running {
+    /// Opens the backends once, then starts the gateway (if configured) and the worker (if
+    /// configured; its e-mailed links point at the gateway started here unless `PUBLIC_URL`
+    /// says otherwise).
+    pub async fn start(config: &Config, roles: Roles) -> anyhow::Result<Self> {
         let backends = Backends::open(config).await?;
-        let limits = rate_limits(config).await?;
-        let client = gateway_client(config).await?;
-
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("could not listen on {}", config.listen))?;
-        let bound = listener.local_addr()?;
-        let worker = WorkerHandle::start(config, &backends, config.public_url(bound)).await?;
-
-        let (stop_http, stopped) = oneshot::channel::<()>();
-        let http = {
-            let (config, backends) = (config.clone(), backends.clone());
-            tokio::spawn(async move {
-                serve_gateway(
-                    &config,
-                    &backends,
-                    limits,
-                    client,
-                    &secret,
-                    listener,
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
-                .await
-            })
+        let gateway = match &roles.gateway {
+            Some(settings) => Some(GatewayTask::start(config, settings, &backends).await?),
+            None => None,
         };
-        tracing::info!(%bound, "gateway listening");
-        Ok(AppHandle {
-            address: bound,
+        let worker = match &roles.worker {
+            Some(settings) => {
+                let public_url = settings.public_url.clone().unwrap_or_else(|| {
+                    let address = gateway
+                        .as_ref()
+                        .map_or_else(|| "127.0.0.1:8080".to_owned(), |g| g.address.to_string());
+                    format!("http://{address}")
+                });
+                Some(WorkerHandle::start(config, settings, &backends, public_url).await?)
+            }
+            None => None,
+        };
+        Ok(Self {
             backends,
-            stop_http: Some(stop_http),
-            http,
-            worker: Some(worker),
+            gateway,
+            worker,
         })
     }
-}
 
-impl AppHandle {
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+    /// Where the gateway listens, when this process runs one.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().map(|g| g.address)
     }
 
-    /// Resolves if the gateway or the worker stops by itself.
-    pub async fn failed(&mut self) -> anyhow::Error {
-        loop {
-            if self.http.is_finished() {
-                return anyhow::anyhow!("the HTTP server stopped");
+    pub fn base_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.address().expect("this process runs a gateway")
+        )
+    }
+
+    /// Resolves when any role ends by itself, with why.
+    pub async fn ended(&mut self) -> anyhow::Error {
+        let gateway = async {
+            match self.gateway.as_mut() {
+                Some(gateway) => gateway.ended().await,
+                None => std::future::pending().await,
             }
-            if self.worker.as_ref().is_some_and(WorkerHandle::is_finished) {
-                return anyhow::anyhow!("the worker stopped");
+        };
+        let worker = async {
+            match self.worker.as_mut() {
+                Some(worker) => worker.ended().await,
+                None => std::future::pending().await,
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        tokio::select! {
+            error = gateway => error,
+            error = worker => error,
         }
     }
 
@@ -453,16 +566,31 @@ impl AppHandle {
         }
     }
 
+    /// Stops the gateway (requests in flight finish), then the worker, then closes the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop_http.take() {
-            let _ = stop.send(());
-        }
-        let http = (&mut self.http).await;
-        if let Some(worker) = self.worker.take() {
-            worker.stop().await?;
-        }
+        let http = match self.gateway.take() {
+            Some(gateway) => gateway.stop().await,
+            None => Ok(()),
+        };
+        self.stop_worker().await?;
         self.backends.db.close().await;
-        http??;
-        Ok(())
+        http
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
     }
 }

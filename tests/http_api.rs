@@ -377,7 +377,7 @@ async fn with_redis_every_gateway_counts_against_the_same_limits() {
     ])
     .await;
     // A second gateway (and worker) on the same backends and Redis, as a replica would be.
-    let replica = audiomill::App::start(&app.config, false)
+    let replica = audiomill::Running::start(&app.config, app.roles())
         .await
         .expect("the replica starts");
     let gateways = [app.base.clone(), replica.base_url()];

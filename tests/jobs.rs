@@ -146,7 +146,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     assert_eq!(app.status(&admin, &job_id).await.0, StatusCode::OK);
 
     // The scratch files of the worker are gone; the bucket holds the source and the MP3.
-    let work = std::fs::read_dir(&app.config.work_dir).unwrap().count();
+    let work = std::fs::read_dir(&app.worker.work_dir).unwrap().count();
     assert_eq!(work, 0, "the worker left files behind");
     let mut objects = app.objects();
     objects.sort();
@@ -249,7 +249,7 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
             .is_some_and(|e| e.contains("cancelled")),
         "{last}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -318,7 +318,7 @@ async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
         let seen = app.wait_for_job(&token, job).await;
         assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -399,7 +399,7 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
         "the cancel took {:?}",
         asked.elapsed()
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&app.config.work_dir)
+    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -436,9 +436,9 @@ async fn job_with_misbehaving_converter(
 ) -> (serde_json::Value, usize) {
     let scripts = tempfile::tempdir().unwrap();
     let converter = misbehaving_converter(scripts.path(), action);
-    let app = TestApp::spawn_tuned(&[], |config| {
-        config.transcoder.executable = converter;
-        config.transcoder.silence = silence;
+    let app = TestApp::spawn_tuned(&[], |worker| {
+        worker.transcoder.executable = converter;
+        worker.transcoder.silence = silence;
     })
     .await;
     let token = app.user_token("ann").await;

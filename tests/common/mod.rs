@@ -7,7 +7,13 @@
 
 #![allow(dead_code)]
 
-use audiomill::{App, AppHandle, Config, roles::Backends, temporal::DevServer, users};
+use audiomill::{
+    Config, Roles, Running,
+    config::{DevArgs, GatewayConfig, WorkerConfig},
+    roles::Backends,
+    temporal::DevServer,
+    users,
+};
 use reqwest::{Method, Response, StatusCode, multipart};
 use serde_json::Value;
 use std::{
@@ -31,7 +37,7 @@ fn required(name: &str) -> String {
 }
 
 pub struct TestApp {
-    pub app: Option<AppHandle>,
+    pub app: Option<Running>,
     /// The test's own connections to the database and storage.
     pub backends: Backends,
     /// The configuration as environment variables.
@@ -46,6 +52,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
     pub config: Config,
+    pub gateway: GatewayConfig,
+    pub worker: WorkerConfig,
     temporal: Option<DevServer>,
     temporal_address: String,
     /// Where Temporal keeps its state, when it must survive a restart.
@@ -77,15 +85,18 @@ impl TestApp {
 
     /// Like [`TestApp::spawn_with`], with the configuration changed by `tune` first (for what
     /// no environment variable sets, such as the transcoder's executable).
-    pub async fn spawn_tuned(settings: &[(&str, &str)], tune: impl FnOnce(&mut Config)) -> Self {
+    pub async fn spawn_tuned(
+        settings: &[(&str, &str)],
+        tune: impl FnOnce(&mut WorkerConfig),
+    ) -> Self {
         let mut test = Self::prepare(settings, false).await;
-        tune(&mut test.config);
+        tune(&mut test.worker);
         test.with_app().await
     }
 
     /// Starts gateway and worker on what [`TestApp::prepare`] set up.
     async fn with_app(mut self) -> Self {
-        let app = App::start(&self.config, false)
+        let app = Running::start(&self.config, self.roles())
             .await
             .expect("the app starts");
         self.base = app.base_url();
@@ -128,12 +139,13 @@ impl TestApp {
             }
             bucket = vars.get("S3_BUCKET").cloned();
         }
-        let mut config = Config::from_lookup(None, Some("127.0.0.1:0".parse().unwrap()), |name| {
-            vars.get(name).cloned()
-        })
-        .expect("test configuration is valid");
+        let mut settings = vars.clone();
+        settings.insert("LISTEN_ADDR".into(), "127.0.0.1:0".into());
+        let (config, gateway, mut worker) = DevArgs::from_vars(&settings)
+            .and_then(|args| args.resolve(false))
+            .expect("test configuration is valid");
         // The worker runs transcodes in the audiomill binary, not in this test binary.
-        config.transcoder.executable = PathBuf::from(env!("CARGO_BIN_EXE_audiomill"));
+        worker.transcoder.executable = PathBuf::from(env!("CARGO_BIN_EXE_audiomill"));
         let backends = Backends::open(&config).await.expect("the backends open");
         Self {
             app: None,
@@ -146,6 +158,8 @@ impl TestApp {
             http: reqwest::Client::new(),
             data,
             config,
+            gateway,
+            worker,
             temporal: Some(temporal),
             temporal_address,
             temporal_db,
@@ -165,6 +179,14 @@ impl TestApp {
             .await
             .expect("temporal dev server starts again");
         self.temporal = Some(server);
+    }
+
+    /// Both roles, as this test configured them.
+    pub fn roles(&self) -> Roles {
+        Roles {
+            gateway: Some(self.gateway.clone()),
+            worker: Some(self.worker.clone()),
+        }
     }
 
     pub async fn stop(mut self) {
