@@ -317,7 +317,17 @@ async fn http2_is_refused_and_connections_beyond_the_cap_wait() {
     for _ in 0..4 {
         silent.push(TcpStream::connect(&gateway.address).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for stream in &silent {
+        let port = stream.local_addr().unwrap().port();
+        while !gateway.process.has_accepted(port) {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway never took connection {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

@@ -162,8 +162,10 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Let stragglers (an old attempt still finishing) show themselves before counting.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once every workflow has closed, no straggler (an old attempt) can add anything.
+    for job in &jobs {
+        test.wait_for_workflow_closed(job).await;
+    }
 
     let mails = test.mails().await;
     let objects = test.objects();

@@ -2,7 +2,7 @@ use crate::{
     held::HeldJobs,
     isolated::{self, Transcoder},
     mailer::{Mailer, Notification},
-    transcode::{MediaLimits, Mp3Settings, TranscodeError},
+    transcode::{MediaLimits, Mp3Settings, TranscodeError, TranscodeReport},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
@@ -148,25 +148,8 @@ impl ConvertActivities {
         };
         let _slot = slot.expect("the semaphore is never closed");
 
-        let request = isolated::Job {
-            input: source,
-            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
-            output: self.mp3_path(job),
-            settings: self.settings.mp3,
-            limits: self.settings.media_limits,
-            memory_mb: self.settings.transcoder.memory_mb,
-        };
-        let percent = AtomicU8::new(0);
-        let work = self
-            .settings
-            .transcoder
-            .run(&request, |done| percent.store(done, Ordering::Relaxed));
-        let progress = || StepProgress {
-            percent: percent.load(Ordering::Relaxed),
-            waiting: false,
-        };
         // Cancelled: dropping the run kills the child at once.
-        let Some(result) = keep_alive(&ctx, work, progress).await else {
+        let Some(result) = self.convert_in_child(&ctx, job, source).await else {
             self.forget(job).await;
             tracing::info!("transcode cancelled");
             return Err(ActivityError::cancelled());
@@ -290,6 +273,34 @@ impl ConvertActivities {
     /// saying so (cancelled between two steps, or moved on while this worker was cut off).
     /// The worker calls this now and then.
     /// How many jobs this worker holds at once; its own task queue needs as many slots.
+    /// Runs the transcoder's child process on `source`, heartbeating its percentage;
+    /// `None` when the activity was cancelled (the child is killed then).
+    async fn convert_in_child(
+        &self,
+        ctx: &ActivityContext,
+        job: JobId,
+        source: PathBuf,
+    ) -> Option<Result<TranscodeReport, TranscodeError>> {
+        let request = isolated::Job {
+            input: source,
+            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
+            output: self.mp3_path(job),
+            settings: self.settings.mp3,
+            limits: self.settings.media_limits,
+            memory_mb: self.settings.transcoder.memory_mb,
+        };
+        let percent = AtomicU8::new(0);
+        let work = self
+            .settings
+            .transcoder
+            .run(&request, |done| percent.store(done, Ordering::Relaxed));
+        let progress = || StepProgress {
+            percent: percent.load(Ordering::Relaxed),
+            waiting: false,
+        };
+        keep_alive(ctx, work, progress).await
+    }
+
     pub fn max_held_jobs(&self) -> usize {
         self.settings.max_transcodes.max(1) + PREFETCHED_JOBS
     }

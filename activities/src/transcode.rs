@@ -166,40 +166,151 @@ pub fn transcode(
     // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
 
-    let input_bytes = std::fs::metadata(input)
-        .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
-        .len();
-    let mut ictx = open_source(input)?;
-    let stream = ictx
-        .streams()
-        .best(media::Type::Audio)
-        .ok_or(TranscodeError::NoAudioStream)?;
-    check_decoder(stream.parameters().id())?;
-    let stream_index = stream.index();
-    let time_base = stream.time_base();
-    let seconds = |ticks: i64| ticks as f64 * f64::from(time_base);
-    let start_ticks = if stream.start_time() == i64::MIN {
-        0
-    } else {
-        stream.start_time()
-    };
-    let expected_secs = if stream.duration() > 0 {
-        Some(seconds(stream.duration()))
-    } else if ictx.duration() > 0 {
-        Some(ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
-    } else {
-        None
-    };
+    let mut source = Source::open(input)?;
+    let mut pipeline = Pipeline::open(output, &source, settings, limits)?;
+    let mut progress = Progress::default();
+    let mut decoded = frame::Audio::empty();
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut source.input) {
+            Ok(()) => {}
+            Err(AvError::Eof) => break,
+            Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
+        }
+        // Every packet is a chance to cancel, whatever stream it belongs to.
+        if on_progress(progress.after(&packet, &source)).is_break() {
+            return Err(TranscodeError::Cancelled);
+        }
+        if packet.stream() != source.stream_index {
+            continue;
+        }
+        source
+            .decoder
+            .send_packet(&packet)
+            .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+        pipeline.drain_decoder(&mut source.decoder, &mut decoded)?;
+    }
+    source
+        .decoder
+        .send_eof()
+        .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+    pipeline.drain_decoder(&mut source.decoder, &mut decoded)?;
+    source.check_complete(progress.last_end_ticks)?;
+    let report = pipeline.finish()?;
+    let _ = on_progress(100);
+    Ok(report)
+}
 
-    let mut decoder = codec::context::Context::from_parameters(stream.parameters())
-        .and_then(|context| context.decoder().audio())
-        .map_err(|e| TranscodeError::Unsupported(format!("no decoder for the audio codec: {e}")))?;
-    if decoder.channel_layout().is_empty() {
-        decoder.set_channel_layout(ChannelLayout::default(i32::from(decoder.channels())));
+/// The source file, its chosen audio stream and that stream's decoder.
+struct Source {
+    input: format::context::Input,
+    input_bytes: u64,
+    stream_index: usize,
+    time_base: ffmpeg::Rational,
+    start_ticks: i64,
+    /// The duration the file declares, if it declares one.
+    expected_secs: Option<f64>,
+    decoder: codec::decoder::Audio,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Self, TranscodeError> {
+        let input_bytes = std::fs::metadata(path)
+            .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
+            .len();
+        let input = open_source(path)?;
+        let stream = input
+            .streams()
+            .best(media::Type::Audio)
+            .ok_or(TranscodeError::NoAudioStream)?;
+        check_decoder(stream.parameters().id())?;
+        let time_base = stream.time_base();
+        let expected_secs = if stream.duration() > 0 {
+            Some(stream.duration() as f64 * f64::from(time_base))
+        } else if input.duration() > 0 {
+            Some(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+        } else {
+            None
+        };
+        let mut decoder = codec::context::Context::from_parameters(stream.parameters())
+            .and_then(|context| context.decoder().audio())
+            .map_err(|e| {
+                TranscodeError::Unsupported(format!("no decoder for the audio codec: {e}"))
+            })?;
+        if decoder.channel_layout().is_empty() {
+            decoder.set_channel_layout(ChannelLayout::default(i32::from(decoder.channels())));
+        }
+        Ok(Self {
+            stream_index: stream.index(),
+            start_ticks: if stream.start_time() == i64::MIN {
+                0
+            } else {
+                stream.start_time()
+            },
+            time_base,
+            expected_secs,
+            input_bytes,
+            decoder,
+            input,
+        })
     }
 
-    let output_error = |e: AvError| TranscodeError::Output(e.to_string());
-    let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
+    /// Seconds from the stream's start to `ticks`.
+    fn seconds_at(&self, ticks: i64) -> f64 {
+        (ticks - self.start_ticks) as f64 * f64::from(self.time_base)
+    }
+
+    /// Refuses audio that ends well before the declared duration: a truncated file.
+    fn check_complete(&self, last_end_ticks: Option<i64>) -> Result<(), TranscodeError> {
+        if let (Some(expected), Some(end)) = (self.expected_secs, last_end_ticks) {
+            let got = self.seconds_at(end);
+            if expected - got > MISSING_AUDIO_TOLERANCE_SECS {
+                return Err(TranscodeError::Corrupt(format!(
+                    "the audio stops at {got:.1} s of {expected:.1} s"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How far the transcode is: from the audio's timestamps when the duration is known, else
+/// from the bytes read. It never goes back, and says 100 only at the very end.
+#[derive(Default)]
+struct Progress {
+    last_end_ticks: Option<i64>,
+    percent: u8,
+}
+
+impl Progress {
+    fn after(&mut self, packet: &ffmpeg::Packet, source: &Source) -> u8 {
+        let mut done = None;
+        if packet.stream() == source.stream_index
+            && let Some(pts) = packet.pts()
+        {
+            let end = pts + packet.duration().max(0);
+            self.last_end_ticks = Some(self.last_end_ticks.map_or(end, |last| last.max(end)));
+            done = source
+                .expected_secs
+                .filter(|total| *total > 0.0)
+                .map(|total| source.seconds_at(end) / total * 100.0);
+        }
+        if source.expected_secs.is_none() && packet.position() > 0 {
+            done = Some(packet.position() as f64 / source.input_bytes.max(1) as f64 * 100.0);
+        }
+        if let Some(done) = done {
+            self.percent = self.percent.max(done.clamp(0.0, 99.0) as u8);
+        }
+        self.percent
+    }
+}
+
+/// The MP3 side: the libmp3lame encoder for `source`'s audio, set up like `ffmpeg -q:a N`.
+fn mp3_encoder(
+    octx: &mut format::context::Output,
+    decoder: &codec::decoder::Audio,
+    settings: Mp3Settings,
+) -> Result<codec::encoder::Audio, TranscodeError> {
     let lame = ffmpeg::encoder::find_by_name("libmp3lame")
         .ok_or_else(|| TranscodeError::Output("the libmp3lame encoder is not available".into()))?
         .audio()
@@ -225,104 +336,14 @@ pub fn transcode(
     encoder.set_time_base((1, rate as i32));
     encoder.set_flags(codec::flag::Flags::QSCALE);
     encoder.set_quality(usize::from(settings.vbr_quality.min(9)) * QP2LAMBDA);
-    let mut encoder = encoder.open_as(lame).map_err(output_error)?;
+    let encoder = encoder.open_as(lame).map_err(output_error)?;
     ost.set_parameters(&encoder);
     ost.set_time_base((1, rate as i32));
+    Ok(encoder)
+}
 
-    let mut graph = filter_graph(&decoder, &encoder, time_base).map_err(output_error)?;
-    octx.write_header().map_err(output_error)?;
-    let out_time_base = octx
-        .stream(0)
-        .map(|s| s.time_base())
-        .unwrap_or((1, rate as i32).into());
-
-    let mut pipeline = Pipeline {
-        graph: &mut graph,
-        encoder: &mut encoder,
-        octx: &mut octx,
-        encoder_time_base: (1, rate as i32).into(),
-        out_time_base,
-        samples_sent: 0,
-        max_samples: limits
-            .seconds_for(input_bytes)
-            .saturating_mul(u64::from(rate)) as i64,
-        bytes_written: 0,
-        max_bytes: limits.max_output_bytes(),
-    };
-
-    let mut last_end_ticks: Option<i64> = None;
-    let mut percent = 0u8;
-    let mut decoded = frame::Audio::empty();
-    loop {
-        let mut packet = ffmpeg::Packet::empty();
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(AvError::Eof) => break,
-            Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
-        }
-        // Every packet is a chance to cancel, whatever stream it belongs to. Progress comes
-        // from the audio's timestamps when the duration is known, else from the bytes read,
-        // and never goes back.
-        let mut done = None;
-        if packet.stream() == stream_index
-            && let Some(pts) = packet.pts()
-        {
-            let end = pts + packet.duration().max(0);
-            last_end_ticks = Some(last_end_ticks.map_or(end, |last| last.max(end)));
-            done = expected_secs
-                .filter(|t| *t > 0.0)
-                .map(|total| seconds(end - start_ticks) / total * 100.0);
-        }
-        if expected_secs.is_none() && packet.position() > 0 {
-            done = Some(packet.position() as f64 / input_bytes.max(1) as f64 * 100.0);
-        }
-        if let Some(done) = done {
-            percent = percent.max(done.clamp(0.0, 99.0) as u8);
-        }
-        if on_progress(percent).is_break() {
-            return Err(TranscodeError::Cancelled);
-        }
-        if packet.stream() != stream_index {
-            continue;
-        }
-        decoder
-            .send_packet(&packet)
-            .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
-        pipeline.drain_decoder(&mut decoder, &mut decoded)?;
-    }
-
-    decoder
-        .send_eof()
-        .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
-    pipeline.drain_decoder(&mut decoder, &mut decoded)?;
-    pipeline
-        .graph
-        .get("in")
-        .expect("graph has an input")
-        .source()
-        .flush()
-        .map_err(output_error)?;
-    pipeline.drain_graph()?;
-    pipeline.encoder.send_eof().map_err(output_error)?;
-    pipeline.drain_encoder()?;
-    let samples = pipeline.samples_sent;
-    octx.write_trailer().map_err(output_error)?;
-
-    if let (Some(expected), Some(end)) = (expected_secs, last_end_ticks) {
-        let got = seconds(end - start_ticks);
-        if expected - got > MISSING_AUDIO_TOLERANCE_SECS {
-            return Err(TranscodeError::Corrupt(format!(
-                "the audio stops at {got:.1} s of {expected:.1} s"
-            )));
-        }
-    }
-    if samples == 0 {
-        return Err(TranscodeError::Corrupt("no audio could be decoded".into()));
-    }
-    let _ = on_progress(100);
-    Ok(TranscodeReport {
-        duration_ms: (samples as u64).saturating_mul(1000) / u64::from(rate),
-    })
+fn output_error(error: AvError) -> TranscodeError {
+    TranscodeError::Output(error.to_string())
 }
 
 /// Opens the source with only the accepted demuxers and audio decoders, from a local file.
@@ -407,10 +428,10 @@ fn filter_graph(
 }
 
 /// Decoder output -> filter graph -> encoder -> muxer.
-struct Pipeline<'a> {
-    graph: &'a mut filter::Graph,
-    encoder: &'a mut codec::encoder::Audio,
-    octx: &'a mut format::context::Output,
+struct Pipeline {
+    graph: filter::Graph,
+    encoder: codec::encoder::Audio,
+    octx: format::context::Output,
     encoder_time_base: ffmpeg::Rational,
     out_time_base: ffmpeg::Rational,
     samples_sent: i64,
@@ -420,7 +441,60 @@ struct Pipeline<'a> {
     max_bytes: u64,
 }
 
-impl Pipeline<'_> {
+impl Pipeline {
+    /// Creates the MP3 file and everything between `source`'s decoder and it.
+    fn open(
+        output: &Path,
+        source: &Source,
+        settings: Mp3Settings,
+        limits: MediaLimits,
+    ) -> Result<Self, TranscodeError> {
+        let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
+        let encoder = mp3_encoder(&mut octx, &source.decoder, settings)?;
+        let graph =
+            filter_graph(&source.decoder, &encoder, source.time_base).map_err(output_error)?;
+        octx.write_header().map_err(output_error)?;
+        let rate = encoder.rate() as i32;
+        let out_time_base = octx
+            .stream(0)
+            .map(|s| s.time_base())
+            .unwrap_or((1, rate).into());
+        Ok(Self {
+            graph,
+            encoder,
+            octx,
+            encoder_time_base: (1, rate).into(),
+            out_time_base,
+            samples_sent: 0,
+            max_samples: limits
+                .seconds_for(source.input_bytes)
+                .saturating_mul(rate as u64) as i64,
+            bytes_written: 0,
+            max_bytes: limits.max_output_bytes(),
+        })
+    }
+
+    /// Flushes the graph and the encoder and closes the file.
+    fn finish(mut self) -> Result<TranscodeReport, TranscodeError> {
+        self.graph
+            .get("in")
+            .expect("graph has an input")
+            .source()
+            .flush()
+            .map_err(output_error)?;
+        self.drain_graph()?;
+        self.encoder.send_eof().map_err(output_error)?;
+        self.drain_encoder()?;
+        self.octx.write_trailer().map_err(output_error)?;
+        if self.samples_sent == 0 {
+            return Err(TranscodeError::Corrupt("no audio could be decoded".into()));
+        }
+        Ok(TranscodeReport {
+            duration_ms: (self.samples_sent as u64).saturating_mul(1000)
+                / u64::from(self.encoder.rate().max(1)),
+        })
+    }
+
     fn drain_decoder(
         &mut self,
         decoder: &mut codec::decoder::Audio,
@@ -505,7 +579,7 @@ impl Pipeline<'_> {
                     encoded.set_stream(0);
                     encoded.rescale_ts(self.encoder_time_base, self.out_time_base);
                     encoded
-                        .write_interleaved(self.octx)
+                        .write_interleaved(&mut self.octx)
                         .map_err(|e| TranscodeError::Output(e.to_string()))?;
                 }
                 Err(AvError::Eof) => return Ok(()),

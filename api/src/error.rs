@@ -43,6 +43,11 @@ impl ErrorBody {
 /// Turns the framework's own errors (bad JSON, missing auth header, unknown route, ...) into
 /// the same shape, and makes sure no 5xx body carries internals.
 pub async fn framework_error(error: poem::Error) -> Response {
+    framework_answer(&error).into_response()
+}
+
+/// The status and body [`framework_error`] answers `error` with.
+pub fn framework_answer(error: &poem::Error) -> (StatusCode, Json<ErrorBody>) {
     let status = error.status();
     let (code, message) = match status {
         StatusCode::UNAUTHORIZED => (
@@ -80,7 +85,7 @@ pub async fn framework_error(error: poem::Error) -> Response {
             ),
         ),
     };
-    (status, ErrorBody::new(code, message)).into_response()
+    (status, ErrorBody::new(code, message))
 }
 
 fn first_line(text: &str) -> &str {

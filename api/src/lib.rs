@@ -8,6 +8,7 @@
 //! - [`body`]: one cap, deadline and content-type rule for every body but the upload's.
 //! - [`upload`]: the streaming multipart reader, its limits, and the container sniffing.
 //! - [`limits`]: rate limits in front of every operation.
+//! - [`params`]: checked values (job ids) as the API types them.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
@@ -16,6 +17,7 @@ mod document;
 pub mod error;
 pub mod form;
 pub mod limits;
+pub mod params;
 pub mod routes;
 pub mod server;
 pub mod status;

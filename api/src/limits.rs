@@ -73,6 +73,20 @@ impl Kind {
 pub struct Limits {
     settings: LimitSettings,
     counters: Counters,
+    /// The wall clock the shared one-minute windows are cut from (tests set it).
+    clock: WallClock,
+}
+
+/// Seconds since the Unix epoch, now.
+pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn system_clock() -> WallClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    })
 }
 
 enum Counters {
@@ -104,6 +118,7 @@ impl Limits {
                 requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
                 seen: AtomicU64::new(0),
             })),
+            clock: system_clock(),
         }
     }
 
@@ -120,7 +135,13 @@ impl Limits {
         Ok(Self {
             settings,
             counters: Counters::Shared(connection),
+            clock: system_clock(),
         })
+    }
+
+    /// The same limits, with windows cut from `clock` instead of the system's.
+    pub fn with_clock(self, clock: WallClock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The 429 answer when the request is over a limit.
@@ -202,7 +223,7 @@ impl Limits {
             Counters::Shared(connection) => {
                 let counted = tokio::time::timeout(
                     REDIS_PATIENCE,
-                    count_in_window(connection.clone(), kind, key),
+                    count_in_window(connection.clone(), kind, key, (self.clock)()),
                 )
                 .await;
                 match counted {
@@ -223,17 +244,14 @@ impl Limits {
     }
 }
 
-/// Adds one to `key`'s count in the current one-minute window; returns the count and the
+/// Adds one to `key`'s count in the one-minute window of `now` (seconds); returns the count and the
 /// seconds left in the window. Keys are hashed: account names never reach Redis.
 async fn count_in_window(
     mut connection: redis::aio::ConnectionManager,
     kind: Kind,
     key: &str,
+    now: u64,
 ) -> Result<(u64, u64), redis::RedisError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
     let window = now / 60;
     let redis_key = format!("audiomill:limit:{}:{window}:{}", kind.name(), hashed(key));
     let (count,): (u64,) = redis::pipe()
@@ -376,5 +394,42 @@ mod tests {
         );
         drop(first);
         assert!(slots.begin(ann).is_some());
+    }
+
+    /// Two gateways on one Redis count against one limit, in windows of the clock's minute.
+    #[tokio::test]
+    async fn shared_limits_count_across_instances_in_one_minute_windows() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            panic!("TEST_REDIS_URL is not set: run the suite through `make test`");
+        };
+        let now = Arc::new(AtomicU64::new(1_800_000_000 + 15));
+        let clock: WallClock = {
+            let now = now.clone();
+            Arc::new(move || now.load(Ordering::Relaxed))
+        };
+        let settings = LimitSettings {
+            logins_per_minute: 10,
+            requests_per_minute: 3,
+        };
+        let replica = || async {
+            Limits::shared(settings, &url)
+                .await
+                .expect("Redis answers")
+                .with_clock(clock.clone())
+        };
+        let (one, two) = (replica().await, replica().await);
+        let key = format!("user-{}", uuid::Uuid::new_v4());
+        let mut waits = Vec::new();
+        for n in 0..4 {
+            let limits = if n % 2 == 0 { &one } else { &two };
+            waits.push(limits.hit(Kind::Requests, &key, 3).await);
+        }
+        assert_eq!(
+            waits,
+            [None, None, None, Some(45)],
+            "45 s left in the minute"
+        );
+        now.fetch_add(60, Ordering::Relaxed);
+        assert_eq!(one.hit(Kind::Requests, &key, 3).await, None, "a new minute");
     }
 }

@@ -18,12 +18,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
     Endpoint, EndpointExt, IntoEndpoint, Response,
+    endpoint::BoxEndpoint,
     web::{LocalAddr, RemoteAddr},
 };
 use std::{
     convert::Infallible,
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -96,38 +98,16 @@ where
             () = &mut shutdown => break,
         };
         let local = stream.local_addr()?;
-        let (endpoint, stopping) = (endpoint.clone(), stopping.clone());
+        let connection = serve_connection(
+            stream,
+            (local, remote),
+            endpoint.clone(),
+            limits,
+            stopping.clone(),
+        );
         connections.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |request| {
-                let endpoint = endpoint.clone();
-                async move {
-                    let request = poem::Request::from((
-                        request,
-                        LocalAddr(local.into()),
-                        RemoteAddr(remote.into()),
-                        poem::http::uri::Scheme::HTTP,
-                    ));
-                    let response: Response = endpoint.get_response(request).await;
-                    Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(
-                        response,
-                    ))
-                }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read);
-            let io = TokioIo::new(Idle::new(stream, limits.idle));
-            let connection = builder.serve_connection(io, service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stopping.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            connection.await;
         });
     }
     drop(listener);
@@ -140,6 +120,44 @@ where
         tracing::warn!("requests still running after the grace period were cut off");
     }
     Ok(())
+}
+
+/// One HTTP/1.1 connection, until the client closes it, it idles out, or `stopping` asks it
+/// to finish its request in flight and close.
+async fn serve_connection(
+    stream: TcpStream,
+    (local, remote): (SocketAddr, SocketAddr),
+    endpoint: Arc<BoxEndpoint<'static, Response>>,
+    limits: ServerLimits,
+    stopping: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        let endpoint = endpoint.clone();
+        async move {
+            let request = poem::Request::from((
+                request,
+                LocalAddr(local.into()),
+                RemoteAddr(remote.into()),
+                poem::http::uri::Scheme::HTTP,
+            ));
+            let response: Response = endpoint.get_response(request).await;
+            Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    let io = TokioIo::new(Idle::new(stream, limits.idle));
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopping.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// A connection that fails its next read or write once nothing has moved on it for `limit`.

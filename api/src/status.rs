@@ -19,6 +19,7 @@ use temporalio_common::protos::temporal::api::{
     enums::v1::{PendingActivityState, WorkflowExecutionStatus},
     failure::v1::{Failure, failure::FailureInfo},
     history::v1::history_event::Attributes,
+    workflow::v1::PendingActivityInfo,
 };
 
 /// What `/status` reports, before formatting.
@@ -106,63 +107,11 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
             | WorkflowExecutionStatus::TimedOut
     );
     let view = match status {
-        WorkflowExecutionStatus::Running => {
-            let pending = described.pending_activities.first();
-            let step = pending
-                .and_then(|a| a.activity_type.as_ref())
-                .and_then(|t| Step::from_activity_name(&t.name));
-            let details = pending
-                .and_then(|a| a.heartbeat_details.as_ref())
-                .and_then(|d| d.payloads.first())
-                .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok());
-            // A step still waiting for room on a worker has not really started; a fetch no
-            // worker has reported on yet waits for one.
-            let waiting = match step {
-                Some(Step::FetchSource) => details.is_none_or(|d| d.waiting),
-                Some(Step::Transcode) => details.is_some_and(|d| d.waiting),
-                _ => false,
-            };
-            let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
-            let attempt = pending.map_or(1, |a| a.attempt.max(1) as u32);
-            let progress = match step {
-                Some(Step::Transcode) => details.map_or(0, |d| d.percent.min(99)),
-                Some(Step::StoreMp3 | Step::SendEmail) => 100,
-                _ => 0,
-            };
-            // The MP3 is stored and downloadable; only the e-mail is still on its way.
-            let status = if job.completed_at.is_some() {
-                JobStatus::Completed
-            } else if waiting && attempt == 1 {
-                // Accepted, but no worker has had room for it yet.
-                JobStatus::Queued
-            } else if started || attempt > 1 || info.history_length > 5 {
-                JobStatus::Running
-            } else {
-                JobStatus::Queued
-            };
-            let progress = if status == JobStatus::Completed {
-                100
-            } else {
-                progress
-            };
-            let error = pending.and_then(|a| a.last_failure.as_ref()).map(|f| {
-                format!(
-                    "Attempt {} failed, retrying. {}",
-                    attempt.saturating_sub(1).max(1),
-                    user_message(f)
-                )
-            });
-            JobView {
-                status,
-                // Between two steps nothing is pending: no step is current then, except that a
-                // job whose MP3 is stored is only waiting for its e-mail.
-                step: step.or(job.completed_at.map(|_| Step::SendEmail)),
-                progress,
-                attempt,
-                completed_at: job.completed_at,
-                error,
-            }
-        }
+        WorkflowExecutionStatus::Running => running_view(
+            job,
+            described.pending_activities.first(),
+            info.history_length,
+        ),
         WorkflowExecutionStatus::Completed => JobView {
             status: JobStatus::Completed,
             step: Some(Step::SendEmail),
@@ -171,22 +120,7 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
             completed_at: job.completed_at.or(close_millis),
             error: None,
         },
-        WorkflowExecutionStatus::Failed => {
-            let failure = close_failure(temporal, job).await;
-            let step = failure.as_ref().and_then(failed_step);
-            let error = failure
-                .as_ref()
-                .map_or_else(|| "The conversion failed.".to_owned(), user_message);
-            JobView {
-                status: JobStatus::Failed,
-                step,
-                progress: 0,
-                attempt: 1,
-                // Nothing was completed: `completed_at` is the MP3's time only.
-                completed_at: None,
-                error: Some(error),
-            }
-        }
+        WorkflowExecutionStatus::Failed => failed_view(temporal, job).await,
         WorkflowExecutionStatus::Canceled => {
             final_view(JobStatus::Cancelled, "The job was cancelled.")
         }
@@ -199,6 +133,78 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
         _ => from_row_only(job),
     };
     (view, closed)
+}
+
+/// A running job: its current step, from the first pending activity and its heartbeats.
+fn running_view(job: &Job, pending: Option<&PendingActivityInfo>, history_length: i64) -> JobView {
+    let step = pending
+        .and_then(|a| a.activity_type.as_ref())
+        .and_then(|t| Step::from_activity_name(&t.name));
+    let details = pending
+        .and_then(|a| a.heartbeat_details.as_ref())
+        .and_then(|d| d.payloads.first())
+        .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok());
+    // A step still waiting for room on a worker has not really started; a fetch no worker has
+    // reported on yet waits for one.
+    let waiting = match step {
+        Some(Step::FetchSource) => details.is_none_or(|d| d.waiting),
+        Some(Step::Transcode) => details.is_some_and(|d| d.waiting),
+        _ => false,
+    };
+    let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
+    let attempt = pending.map_or(1, |a| a.attempt.max(1) as u32);
+    // The MP3 is stored and downloadable; only the e-mail is still on its way.
+    let status = if job.completed_at.is_some() {
+        JobStatus::Completed
+    } else if waiting && attempt == 1 {
+        // Accepted, but no worker has had room for it yet.
+        JobStatus::Queued
+    } else if started || attempt > 1 || history_length > 5 {
+        JobStatus::Running
+    } else {
+        JobStatus::Queued
+    };
+    let progress = match step {
+        _ if status == JobStatus::Completed => 100,
+        Some(Step::Transcode) => details.map_or(0, |d| d.percent.min(99)),
+        Some(Step::StoreMp3 | Step::SendEmail) => 100,
+        _ => 0,
+    };
+    let error = pending.and_then(|a| a.last_failure.as_ref()).map(|f| {
+        format!(
+            "Attempt {} failed, retrying. {}",
+            attempt.saturating_sub(1).max(1),
+            user_message(f)
+        )
+    });
+    JobView {
+        status,
+        // Between two steps nothing is pending: no step is current then, except that a job
+        // whose MP3 is stored is only waiting for its e-mail.
+        step: step.or(job.completed_at.map(|_| Step::SendEmail)),
+        progress,
+        attempt,
+        completed_at: job.completed_at,
+        error,
+    }
+}
+
+/// A failed job: the step and the sentence of the failure that ended it, from its history.
+async fn failed_view(temporal: &Client, job: &Job) -> JobView {
+    let failure = close_failure(temporal, job).await;
+    let step = failure.as_ref().and_then(failed_step);
+    let error = failure
+        .as_ref()
+        .map_or_else(|| "The conversion failed.".to_owned(), user_message);
+    JobView {
+        status: JobStatus::Failed,
+        step,
+        progress: 0,
+        attempt: 1,
+        // Nothing was completed: `completed_at` is the MP3's time only.
+        completed_at: None,
+        error: Some(error),
+    }
 }
 
 fn final_view(status: JobStatus, message: &str) -> JobView {

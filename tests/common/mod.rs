@@ -280,6 +280,67 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The job's workflow as Temporal tells it: whether it has closed, and the attempt number
+    /// of each pending step, by activity name.
+    pub async fn workflow(&self, job_id: &str) -> (bool, Vec<(String, i32)>) {
+        use temporalio_client::WorkflowDescribeOptions;
+        use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
+        let client = audiomill::temporal::connect(
+            &self.temporal_address,
+            "default",
+            "audiomill-tests",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("Temporal answers");
+        let described = client
+            .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .expect("the workflow is described")
+            .into_raw();
+        let status = described.workflow_execution_info.unwrap_or_default().status;
+        let pending = described
+            .pending_activities
+            .iter()
+            .map(|a| {
+                let name = a.activity_type.as_ref().map(|t| t.name.clone());
+                (name.unwrap_or_default(), a.attempt)
+            })
+            .collect();
+        (status != WorkflowExecutionStatus::Running as i32, pending)
+    }
+
+    /// Waits (up to two minutes) until the job's workflow has closed: after that, none of its
+    /// steps runs again.
+    pub async fn wait_for_workflow_closed(&self, job_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.workflow(job_id).await.0 {
+            assert!(Instant::now() < deadline, "job {job_id} never closed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits (up to two minutes) until the job's `step` has failed at least once and is being
+    /// retried.
+    pub async fn wait_for_retry_of(&self, job_id: &str, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, pending) = self.workflow(job_id).await;
+            if pending
+                .iter()
+                .any(|(name, attempt)| name == step && *attempt > 1)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{step} of {job_id} was never retried: {pending:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Polls `/status` until the job reaches a final state (and, for `completed`, until the
     /// workflow has also finished its notification step), returning every status seen.
     pub async fn wait_for_job(&self, token: &str, job_id: &str) -> Vec<Value> {
@@ -460,6 +521,31 @@ impl Process {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether this process has accepted the TCP connection whose client end is on
+    /// `client_port` (the kernel completes a handshake before the server accepts it; this asks
+    /// whether the server holds the socket).
+    pub fn has_accepted(&self, client_port: u16) -> bool {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let port = |address: &str| {
+            address
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+        };
+        let inodes: Vec<String> = tcp
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.len() > 9 && port(fields[2]) == Some(client_port))
+            .map(|fields| format!("socket:[{}]", fields[9]))
+            .collect();
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()));
+        fds.into_iter().flatten().flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| inodes.iter().any(|i| target.to_string_lossy() == *i))
+        })
     }
 }
 

@@ -12,7 +12,8 @@
 
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, SendEmailInput,
-    StoreMp3Input, TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
+    StoreMp3Input, StoredMp3, TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure,
+    failures,
 };
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
@@ -62,42 +63,9 @@ impl ConvertVideo {
         let mut round = 0;
         let (stored, duration_ms) = loop {
             round += 1;
-            let fetch = FetchSourceInput {
-                job_id: input.job_id,
-                source_key: input.source_key.clone(),
-            };
-            let fetched = ctx
-                .execute_activity(activity::FetchSource, fetch, fetch_options())
-                .await
-                .map_err(end)?;
-
-            let transcode = TranscodeInput {
-                job_id: input.job_id,
-            };
-            let transcoded = match ctx
-                .execute_activity(
-                    activity::Transcode,
-                    transcode,
-                    transcode_options(&fetched.task_queue),
-                )
-                .await
-            {
-                Ok(transcoded) => transcoded,
-                Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
-                Err(error) => return Err(end(error)),
-            };
-
-            let store = StoreMp3Input {
-                job_id: input.job_id,
-                duration_ms: transcoded.duration_ms,
-            };
-            match ctx
-                .execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue))
-                .await
-            {
-                Ok(stored) => break (stored, transcoded.duration_ms),
-                Err(error) if worker_lost(&error) && round < MAX_WORKER_ROUNDS => continue,
-                Err(error) => return Err(end(error)),
+            let may_retry = round < MAX_WORKER_ROUNDS;
+            if let Some(done) = convert_on_one_worker(ctx, &input, may_retry).await? {
+                break done;
             }
         };
 
@@ -123,6 +91,56 @@ impl ConvertVideo {
             duration_ms,
             notified,
         })
+    }
+}
+
+/// One round on one worker: fetch the source onto a worker with room, then transcode and
+/// store the MP3 there. `None`: that worker was lost after the fetch (and `may_retry`), so
+/// another round may start on whichever worker is alive.
+async fn convert_on_one_worker(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    input: &ConvertVideoInput,
+    may_retry: bool,
+) -> WorkflowResult<Option<(StoredMp3, u64)>> {
+    let lost = |error: ActivityExecutionError| {
+        if may_retry && worker_lost(&error) {
+            Ok(None)
+        } else {
+            Err(end(error))
+        }
+    };
+    let fetch = FetchSourceInput {
+        job_id: input.job_id,
+        source_key: input.source_key.clone(),
+    };
+    let fetched = ctx
+        .execute_activity(activity::FetchSource, fetch, fetch_options())
+        .await
+        .map_err(end)?;
+    let transcode = TranscodeInput {
+        job_id: input.job_id,
+    };
+    let transcoded = match ctx
+        .execute_activity(
+            activity::Transcode,
+            transcode,
+            transcode_options(&fetched.task_queue),
+        )
+        .await
+    {
+        Ok(transcoded) => transcoded,
+        Err(error) => return lost(error),
+    };
+    let store = StoreMp3Input {
+        job_id: input.job_id,
+        duration_ms: transcoded.duration_ms,
+    };
+    match ctx
+        .execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue))
+        .await
+    {
+        Ok(stored) => Ok(Some((stored, transcoded.duration_ms))),
+        Err(error) => lost(error),
     }
 }
 

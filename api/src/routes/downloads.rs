@@ -1,10 +1,12 @@
 //! Downloading a finished MP3, whole or by byte range.
 
 use super::{ApiTags, BearerAuth, Context, ErrorJson, unavailable};
+use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
     upload,
 };
+use audiomill_domain::JobId;
 use poem::Body;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -38,6 +40,7 @@ impl poem::IntoResponse for Mp3 {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "DownloadResponse::framework_refusal")]
 enum DownloadResponse {
     /// The whole MP3.
     #[oai(status = 200)]
@@ -76,6 +79,7 @@ enum DownloadResponse {
 }
 
 refusal_into!(DownloadResponse);
+framework_refusal!(DownloadResponse);
 
 #[OpenApi]
 impl DownloadsApi {
@@ -85,10 +89,10 @@ impl DownloadsApi {
     async fn download(
         &self,
         auth: BearerAuth,
-        job_id: Path<String>,
+        job_id: Path<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
-        self.serve_download(&auth, &job_id.0, range.0.as_deref())
+        self.serve_download(&auth, job_id.0.0, range.0.as_deref())
             .await
     }
 
@@ -98,7 +102,7 @@ impl DownloadsApi {
     async fn download_by_fid(
         &self,
         auth: BearerAuth,
-        fid: Query<Option<String>>,
+        fid: Query<Option<ApiJobId>>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
         let Some(fid) = fid.0 else {
@@ -107,7 +111,7 @@ impl DownloadsApi {
                 "The `fid` query parameter is required.",
             ));
         };
-        self.serve_download(&auth, &fid, range.0.as_deref()).await
+        self.serve_download(&auth, fid.0, range.0.as_deref()).await
     }
 }
 
@@ -115,10 +119,10 @@ impl DownloadsApi {
     async fn serve_download(
         &self,
         auth: &BearerAuth,
-        raw_id: &str,
+        id: JobId,
         range: Option<&str>,
     ) -> DownloadResponse {
-        let (_, job) = match self.cx.caller_job(auth, raw_id).await {
+        let (_, job) = match self.cx.caller_job(auth, id).await {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
         };
@@ -171,40 +175,20 @@ impl DownloadsApi {
     }
 }
 
-/// Parses a single `bytes=` range against `size`, as RFC 9110 says: `Ok(None)` means ignore
-/// the header and send the whole file (a malformed range, another unit, several ranges);
-/// `Err` means a well-formed range that misses the file (416).
+/// The one `bytes=` range to send of a file of `size`, as RFC 9110 says: `Ok(None)` means
+/// ignore the header and send the whole file (a malformed range, another unit, or several
+/// ranges, which this server does not combine); `Err` means a well-formed range that misses
+/// the file (416).
 fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+    use http_range_header::RangeUnsatisfiableError;
+    let Ok(parsed) = http_range_header::parse_range_header(header.trim()) else {
         return Ok(None);
     };
-    let Some((first, last)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    let number = |text: &str| -> Option<Option<u64>> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Some(None);
-        }
-        if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        // Digits beyond u64 still name a position past any file.
-        Some(Some(text.parse().unwrap_or(u64::MAX)))
-    };
-    let (Some(first), Some(last)) = (number(first), number(last)) else {
-        return Ok(None);
-    };
-    match (first, last) {
-        (None, None) => Ok(None),
-        (None, Some(0)) => Err(()),
-        (None, Some(suffix)) => Ok(Some(size.saturating_sub(suffix)..size)),
-        (Some(first), Some(last)) if last < first => Ok(None),
-        (Some(first), _) if first >= size => Err(()),
-        (Some(first), last) => {
-            let last = last.unwrap_or(u64::MAX).min(size - 1);
-            Ok(Some(first..last + 1))
-        }
+    match parsed.validate(size).as_deref() {
+        Ok([one]) => Ok(Some(*one.start()..one.end() + 1)),
+        Ok(_) => Ok(None),
+        Err(RangeUnsatisfiableError::Unsatisfiable) => Err(()),
+        Err(_) => Ok(None),
     }
 }
 

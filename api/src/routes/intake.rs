@@ -25,6 +25,41 @@ use std::sync::{
 };
 use temporalio_client::WorkflowStartOptions;
 
+/// The whole upload once the caller is known: the form read, its video stored, the job
+/// started. A refused upload's remaining body is read (and dropped) before the refusal is
+/// returned.
+pub async fn receive(
+    gw: &Gateway,
+    claims: &Claims,
+    user_id: UserId,
+    content_type: &str,
+    body: Body,
+) -> Result<StoredSource, UploadError> {
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return Err(UploadError::bad(
+            "The body must be multipart/form-data with a boundary.",
+        ));
+    };
+    let mut body = open_form(body, boundary, &gw.limits);
+    let started = match read_form(gw, &mut body.multipart).await {
+        Ok(source) => start_job(gw, claims, user_id, &source)
+            .await
+            .map(|()| source),
+        Err(error) => Err(error),
+    };
+    // A body that arrived too slowly or broke the framing explains any refusal best; the
+    // parser's own error is only its echo. Reading on would be pointless then.
+    if let Some(trouble) = body.trouble() {
+        return Err(trouble);
+    }
+    if started.is_err() {
+        // Read what the client is still sending before answering, so it sees the answer
+        // instead of a connection reset in the middle of its upload.
+        drain(&mut body.multipart).await;
+    }
+    started
+}
+
 /// Why an upload was refused; each is one documented answer of `POST /upload`.
 #[derive(Debug)]
 pub enum UploadError {
@@ -343,4 +378,14 @@ fn over_limit(error: &multer::Error) -> Option<Limit> {
         }
         _ => None,
     }
+}
+
+/// Reads and drops the rest of a refused upload, for at most a few seconds.
+async fn drain(multipart: &mut multer::Multipart<'static>) {
+    let rest = async {
+        while let Ok(Some(field)) = multipart.next_field().await {
+            drop(field)
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rest).await;
 }

@@ -5,6 +5,7 @@ use super::{
     intake::{self, UploadError},
     rfc3339, unavailable,
 };
+use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
     status, upload,
@@ -74,7 +75,7 @@ impl From<Step> for JobStep {
 
 #[derive(Object)]
 struct UploadAccepted {
-    job_id: String,
+    job_id: ApiJobId,
     filename: String,
     /// Always `queued`.
     status: JobState,
@@ -83,7 +84,7 @@ struct UploadAccepted {
 
 #[derive(Object)]
 struct JobStatusBody {
-    job_id: String,
+    job_id: ApiJobId,
     status: JobState,
     /// The step running now; `null` between two steps and for a job that ended without one.
     #[oai(nullable)]
@@ -178,10 +179,14 @@ enum UploadResponse {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "StatusResponse::framework_refusal")]
 enum StatusResponse {
     /// The job's status.
     #[oai(status = 200)]
     Ok(Json<JobStatusBody>),
+    /// The job id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(ErrorJson),
@@ -195,13 +200,14 @@ enum StatusResponse {
 
 #[derive(Object)]
 struct CancelAccepted {
-    job_id: String,
+    job_id: ApiJobId,
     /// Always `cancelling`; `/status` shows `cancelled` once the job has stopped.
     status: String,
     message: String,
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
 enum DeleteResponse {
     /// The job was running: it is being cancelled.
     #[oai(status = 202)]
@@ -209,6 +215,9 @@ enum DeleteResponse {
     /// The job had ended: its video, its MP3 and its record are deleted.
     #[oai(status = 204)]
     Deleted,
+    /// The job id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(ErrorJson),
@@ -221,6 +230,7 @@ enum DeleteResponse {
 }
 
 refusal_into!(StatusResponse, DeleteResponse);
+framework_refusal!(StatusResponse, DeleteResponse);
 
 #[OpenApi]
 impl JobsApi {
@@ -250,30 +260,11 @@ impl JobsApi {
                 ),
             ));
         };
-        let bad = |message: &str| {
-            UploadResponse::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
-        };
-
-        let Ok(boundary) = multer::parse_boundary(&form.content_type) else {
-            return bad("The body must be multipart/form-data with a boundary.");
-        };
-        let mut body = intake::open_form(form.body, boundary, &gw.limits);
-        let started = match intake::read_form(gw, &mut body.multipart).await {
-            Ok(source) => intake::start_job(gw, &claims, user_id, &source)
-                .await
-                .map(|()| source),
-            Err(error) => Err(error),
-        };
-        // A body that arrived too slowly or broke the framing explains any refusal best; the
-        // parser's own error is only its echo. Reading on would be pointless then.
-        if let Some(trouble) = body.trouble() {
-            return trouble.into();
-        }
-        match started {
+        match intake::receive(gw, &claims, user_id, &form.content_type, form.body).await {
             Ok(source) => {
                 tracing::info!(size = source.size, "upload accepted");
                 UploadResponse::Accepted(Json(UploadAccepted {
-                    job_id: source.job_id.to_string(),
+                    job_id: source.job_id.into(),
                     filename: source.filename,
                     status: JobState::Queued,
                     message: format!(
@@ -282,27 +273,22 @@ impl JobsApi {
                     ),
                 }))
             }
-            Err(error) => {
-                // Read what the client is still sending before answering, so it sees the
-                // answer instead of a connection reset in the middle of its upload.
-                drain(&mut body.multipart).await;
-                error.into()
-            }
+            Err(error) => error.into(),
         }
     }
 
     /// A job's status, step and progress.
     #[oai(path = "/status/:job_id", method = "get", tag = "ApiTags::Jobs")]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn status(&self, auth: BearerAuth, job_id: Path<String>) -> StatusResponse {
-        let (_, job) = match self.cx.caller_job(&auth, &job_id.0).await {
+    async fn status(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> StatusResponse {
+        let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
         };
         let gw = self.cx.gw();
         let view = gw.closed_views.job_view(&gw.temporal, &job).await;
         StatusResponse::Ok(Json(JobStatusBody {
-            job_id: job.id.to_string(),
+            job_id: job.id.into(),
             status: view.status.into(),
             step: view.step.map(JobStep::from),
             progress: view.progress,
@@ -317,8 +303,8 @@ impl JobsApi {
     /// Cancel a running job, or delete an ended one with its video and MP3.
     #[oai(path = "/jobs/:job_id", method = "delete", tag = "ApiTags::Jobs")]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn delete_job(&self, auth: BearerAuth, job_id: Path<String>) -> DeleteResponse {
-        let (claims, job) = match self.cx.caller_job(&auth, &job_id.0).await {
+    async fn delete_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> DeleteResponse {
+        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
         };
@@ -336,7 +322,7 @@ impl JobsApi {
             }
             tracing::info!(job_id = %job.id, "job cancelled by its user");
             return DeleteResponse::Cancelling(Json(CancelAccepted {
-                job_id: job.id.to_string(),
+                job_id: job.id.into(),
                 status: "cancelling".into(),
                 message: "The job is being cancelled; its files are removed when it stops.".into(),
             }));
@@ -381,14 +367,4 @@ impl From<UploadError> for UploadResponse {
             )),
         }
     }
-}
-
-/// Reads and drops the rest of a refused upload, for at most a few seconds.
-async fn drain(multipart: &mut multer::Multipart<'static>) {
-    let rest = async {
-        while let Ok(Some(field)) = multipart.next_field().await {
-            drop(field)
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rest).await;
 }

@@ -19,6 +19,23 @@ macro_rules! refusal_into {
     )*};
 }
 
+/// A handler for what the framework refuses before an operation of a job runs: a missing
+/// token (401) or a malformed job id (400), in the operation's own documented answers.
+macro_rules! framework_refusal {
+    ($($response:ident),*) => {$(
+        impl $response {
+            fn framework_refusal(error: poem::Error) -> Self {
+                let (status, body) = $crate::error::framework_answer(&error);
+                if status == poem::http::StatusCode::UNAUTHORIZED {
+                    Self::Unauthorized(body)
+                } else {
+                    Self::BadRequest(body)
+                }
+            }
+        }
+    )*};
+}
+
 mod accounts;
 mod downloads;
 mod health;
@@ -139,7 +156,7 @@ impl Context {
     async fn caller_job(
         &self,
         auth: &BearerAuth,
-        raw_id: &str,
+        id: JobId,
     ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
         let claims = self
             .authenticate(auth)
@@ -148,7 +165,6 @@ impl Context {
                 Denied::Unauthorized(error) => JobRefusal::Unauthorized(error),
                 Denied::Unavailable(error) => JobRefusal::Unavailable(error),
             })?;
-        let id = JobId::parse(raw_id).map_err(|_| JobRefusal::NotFound(not_found()))?;
         let job = self
             .gw()
             .db

@@ -1,0 +1,96 @@
+//! Checked values as the API exposes them: [`ApiJobId`] is a [`JobId`] in paths, queries and
+//! bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
+//! before any handler runs, and generated clients get a UUID type.
+
+use audiomill_domain::JobId;
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+};
+use serde_json::Value;
+use std::{borrow::Cow, fmt};
+
+/// A job id (its canonical, lower-case hyphenated UUID spelling only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiJobId(pub JobId);
+
+impl From<JobId> for ApiJobId {
+    fn from(id: JobId) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for ApiJobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Type for ApiJobId {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_uuid".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for ApiJobId {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        JobId::parse(value)
+            .map(Self)
+            .map_err(|_| ParseError::custom("not a job id (a lower-case UUID)"))
+    }
+}
+
+impl ParseFromJSON for ApiJobId {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Self::parse_from_parameter(&text),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for ApiJobId {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_canonical_spelling_is_a_job_id() {
+        let id = JobId::generate();
+        let parsed = ApiJobId::parse_from_parameter(&id.to_string()).unwrap();
+        assert_eq!(parsed.0, id);
+        for bad in [
+            "not-a-job-id".to_owned(),
+            id.to_string().to_uppercase(),
+            id.to_string().replace('-', ""),
+            format!("{{{id}}}"),
+            String::new(),
+        ] {
+            assert!(ApiJobId::parse_from_parameter(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(parsed.to_json(), Some(Value::String(id.to_string())));
+    }
+}
