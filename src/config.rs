@@ -419,20 +419,20 @@ fn signing_key(text: &str) -> Result<Secret, String> {
 }
 
 fn smtp_url(text: &str) -> Result<Secret, String> {
-    let url = text.trim();
-    if url.starts_with("smtp://") || url.starts_with("smtps://") {
-        Ok(Secret::new(url))
-    } else {
-        Err("must start with smtp:// or smtps://".into())
-    }
+    secret_url(text, ["smtp://", "smtps://"])
 }
 
 fn redis_url(text: &str) -> Result<Secret, String> {
+    secret_url(text, ["redis://", "rediss://"])
+}
+
+/// A URL that may carry a password, with one of two schemes (plain and TLS).
+fn secret_url(text: &str, schemes: [&str; 2]) -> Result<Secret, String> {
     let url = text.trim();
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
         Ok(Secret::new(url))
     } else {
-        Err("must start with redis:// or rediss://".into())
+        Err(format!("must start with {} or {}", schemes[0], schemes[1]))
     }
 }
 

@@ -208,26 +208,7 @@ impl GatewayTask {
             .await
             .with_context(|| format!("could not listen on {}", gateway.listen))?;
         let address = listener.local_addr()?;
-        let mailer = backends.mailer.clone();
-        let app = Gateway {
-            db: backends.db.clone(),
-            objects: backends.objects.clone(),
-            temporal,
-            tokens: auth::TokenIssuer::new(secret.expose().as_bytes()),
-            passwords: auth::Passwords::default(),
-            limits: UploadLimits {
-                max_bytes: gateway.max_file_size_mb * 1024 * 1024,
-                allowed_extensions: gateway.allowed_extensions.clone(),
-            },
-            cors_origins: gateway.cors_allowed_origins.clone(),
-            closed_views: Default::default(),
-            uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
-            rate_limits,
-            mail_probe: Some(Arc::new(move || {
-                let mailer = mailer.clone();
-                Box::pin(async move { mailer.ping().await })
-            })),
-        };
+        let app = gateway_app(gateway, backends, &secret, rate_limits, temporal);
         let limits = audiomill_api::server::ServerLimits {
             max_connections: gateway.max_connections as usize,
             ..Default::default()
@@ -255,18 +236,7 @@ impl GatewayTask {
 
     /// Resolves when the server ends by itself (it only ends when told to, or on an error).
     async fn ended(&mut self) -> anyhow::Error {
-        match self.task.as_mut() {
-            Some(task) => {
-                let result = task.await;
-                self.task = None;
-                match result {
-                    Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
-                    Ok(Err(error)) => error,
-                    Err(_) => anyhow::anyhow!("the HTTP server panicked"),
-                }
-            }
-            None => std::future::pending().await,
-        }
+        role_ended(&mut self.task, "HTTP server").await
     }
 
     /// Stops accepting, lets requests in flight finish, and waits for the server to end.
@@ -278,6 +248,43 @@ impl GatewayTask {
             Some(task) => task.await.context("the HTTP server panicked")?,
             None => Ok(()),
         }
+    }
+}
+
+/// The gateway's handlers' state.
+fn gateway_app(
+    gateway: &GatewayConfig,
+    backends: &Backends,
+    secret: &Secret,
+    rate_limits: Limits,
+    temporal: temporalio_client::Client,
+) -> Gateway {
+    let mailer = backends.mailer.clone();
+    Gateway {
+        db: backends.db.clone(),
+        objects: backends.objects.clone(),
+        temporal,
+        tokens: auth::TokenIssuer::new(secret.expose().as_bytes()),
+        passwords: auth::Passwords::default(),
+        limits: UploadLimits {
+            max_bytes: gateway.max_file_size_mb * 1024 * 1024,
+            allowed_extensions: gateway.allowed_extensions.clone(),
+        },
+        cors_origins: gateway.cors_allowed_origins.clone(),
+        closed_views: Default::default(),
+        uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
+        rate_limits,
+        mail_probe: Some(Arc::new(move || {
+            let mailer = mailer.clone();
+            Box::pin(async move {
+                let what = mailer.describe();
+                if mailer.ping().await {
+                    Ok(what)
+                } else {
+                    Err(format!("{what}: unreachable"))
+                }
+            })
+        })),
     }
 }
 
@@ -355,18 +362,7 @@ impl WorkerHandle {
 
     /// Resolves when the worker ends by itself (it only ends when told to, or on an error).
     pub async fn ended(&mut self) -> anyhow::Error {
-        match self.ended.as_mut() {
-            Some(ended) => {
-                let result = ended.await;
-                self.ended = None;
-                match result {
-                    Ok(Ok(())) => anyhow::anyhow!("the worker stopped"),
-                    Ok(Err(error)) => error,
-                    Err(_) => anyhow::anyhow!("the worker thread panicked"),
-                }
-            }
-            None => std::future::pending().await,
-        }
+        role_ended(&mut self.ended, "worker").await
     }
 
     /// Stops polling, lets running activities finish their current step, and joins the thread.
@@ -392,6 +388,24 @@ impl Drop for WorkerHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Awaits the end of a role (its task, or its thread's last message) once, and says why it
+/// ended; pending forever when there is nothing (more) to await.
+async fn role_ended<F, E>(end: &mut Option<F>, role: &str) -> anyhow::Error
+where
+    F: std::future::Future<Output = Result<anyhow::Result<()>, E>> + Unpin,
+{
+    let Some(running) = end.as_mut() else {
+        return std::future::pending().await;
+    };
+    let result = running.await;
+    *end = None;
+    match result {
+        Ok(Ok(())) => anyhow::anyhow!("the {role} stopped"),
+        Ok(Err(error)) => error,
+        Err(_) => anyhow::anyhow!("the {role} panicked"),
     }
 }
 

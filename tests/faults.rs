@@ -202,11 +202,49 @@ async fn health(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-/// `/health` names `service` unreachable and the whole `degraded`.
+/// `/health` names `service` unreachable and the whole `degraded`; `/health/services` says
+/// it is down within the check timeout (2 s, plus slack for a busy machine), and `/health/ready`
+/// is 503 exactly when the gateway needs the service to take uploads.
 async fn assert_degraded(app: &TestApp, service: &str) {
     let body = health(app).await;
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["services"][service], "unreachable", "{body}");
+
+    let started = Instant::now();
+    let response = app
+        .http
+        .get(app.url("/health/services"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert!(took < Duration::from_secs(4), "{took:?}: {body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let checks = body["services"].as_array().unwrap();
+    let down: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["status"] == "down")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(down, [service], "{body}");
+    for check in checks {
+        assert!(check["latency_ms"].as_u64().unwrap() <= 2_500, "{check}");
+    }
+
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    let needed = ["database", "storage", "temporal"].contains(&service);
+    let expected = if needed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    assert_eq!(ready.status(), expected);
+    let body: Value = ready.json().await.unwrap();
+    if needed {
+        assert_eq!(body["failing"], serde_json::json!([service]), "{body}");
+    }
 }
 
 /// Waits until `/status` shows a failed attempt being retried (the outage reached the job).

@@ -260,7 +260,7 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "bad_request", "{body}");
     assert!(
-        body["message"].as_str().unwrap().contains("job_id"),
+        body["message"].as_str().unwrap().contains("job id"),
         "{body}"
     );
     let (code, body) = app.status(&token, &uuid::Uuid::now_v7().to_string()).await;
@@ -276,6 +276,62 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
     // And a good one still goes through.
     let accepted = app.upload_bytes(&token, "ok.mp4", video).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_services_live_and_ready_describe_every_dependency() {
+    let app = TestApp::spawn().await;
+    let get = |path: &'static str| {
+        let request = app.http.get(app.url(path));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (code, body) = get("/health/services").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    let checks = body["services"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["database", "storage", "temporal", "smtp"], "{body}");
+    for check in checks {
+        assert_eq!(check["status"], "up", "{check}");
+        assert!(check["latency_ms"].as_u64().unwrap() < 2_000, "{check}");
+    }
+    let detail = |name: &str| {
+        checks.iter().find(|c| c["name"] == name).unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let database = detail("database");
+    assert!(
+        database.starts_with("SQLite 3.") || database.starts_with("MariaDB 1"),
+        "{database}"
+    );
+    assert!(detail("temporal").starts_with("Temporal 1."), "{body}");
+    match &app.bucket {
+        Some(bucket) => assert_eq!(detail("storage"), format!("S3 bucket {bucket}")),
+        None => assert_eq!(detail("storage"), "local directory"),
+    }
+    // No secret of any URL is shown.
+    let text = body.to_string();
+    for (name, value) in &app.vars {
+        if name.contains("SECRET") || name.contains("PASSWORD") {
+            assert!(!text.contains(value.as_str()), "{name} shown: {text}");
+        }
+    }
+    assert!(!text.contains('@'), "no user part of any URL: {text}");
+
+    assert_eq!(
+        get("/health/live").await,
+        (StatusCode::OK, serde_json::json!({"status": "alive"}))
+    );
+    let (code, body) = get("/health/ready").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({"status": "ready", "failing": []}));
     app.stop().await;
 }
 
@@ -397,6 +453,30 @@ async fn with_redis_every_gateway_counts_against_the_same_limits() {
         .await
         .expect("the replica starts");
     let gateways = [app.base.clone(), replica.base_url()];
+    let services: serde_json::Value = app
+        .http
+        .get(app.url("/health/services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let redis_check = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "redis")
+        .cloned()
+        .unwrap_or_else(|| panic!("Redis is not checked: {services}"));
+    assert_eq!(redis_check["status"], "up", "{redis_check}");
+    assert!(
+        redis_check["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Redis "),
+        "{redis_check}"
+    );
     let minute = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

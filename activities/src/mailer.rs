@@ -14,6 +14,8 @@ pub enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        /// `host:port`, without the credentials the URL may carry.
+        server: String,
     },
 }
 
@@ -47,10 +49,29 @@ impl Mailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| MailError::Build(format!("SMTP_URL is not a valid SMTP URL: {e}")))?
             .build();
+        let server = url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_owned();
+                Some(
+                    u.port()
+                        .map_or(host.clone(), |port| format!("{host}:{port}")),
+                )
+            })
+            .unwrap_or_else(|| "the SMTP server".to_owned());
         Ok(Self::Smtp {
             transport,
             from: parse_mailbox(from)?,
+            server,
         })
+    }
+
+    /// Where mail goes, for operators (no credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Files { .. } => "`.eml` files".to_owned(),
+            Self::Smtp { server, .. } => format!("SMTP {server}"),
+        }
     }
 
     pub async fn init(&self) -> std::io::Result<()> {

@@ -43,10 +43,13 @@ pub struct Gateway {
     pub closed_views: status::ClosedViews,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
-    /// How the mail transport is doing, reported by `/health` (`None`: not checked here).
-    pub mail_probe:
-        Option<Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>>,
+    /// Checks the mail transport for `/health` (`None`: not checked here).
+    pub mail_probe: Option<Probe>,
 }
+
+/// A check of a dependency the gateway does not otherwise use: what answered, or why not.
+pub type Probe =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct UploadLimits {

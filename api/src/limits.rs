@@ -33,6 +33,7 @@ use poem::{
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
+    future::Future,
     num::NonZeroU32,
     sync::{
         Arc, Mutex,
@@ -142,6 +143,27 @@ impl Limits {
     /// The same limits, with windows cut from `clock` instead of the system's.
     pub fn with_clock(self, clock: WallClock) -> Self {
         Self { clock, ..self }
+    }
+
+    /// A check of the Redis server the limits are shared through (its version, or why not);
+    /// `None` when they are counted in this process.
+    pub fn redis_probe(&self) -> Option<impl Future<Output = Result<String, String>> + use<>> {
+        let Counters::Shared(connection) = &self.counters else {
+            return None;
+        };
+        let mut connection = connection.clone();
+        Some(async move {
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut connection)
+                .await
+                .map_err(|_| "unreachable".to_owned())?;
+            let version = info
+                .lines()
+                .find_map(|line| line.strip_prefix("redis_version:"))
+                .unwrap_or("(version unknown)");
+            Ok(format!("Redis {}", version.trim()))
+        })
     }
 
     /// The 429 answer when the request is over a limit.

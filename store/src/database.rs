@@ -139,6 +139,22 @@ impl Database {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    /// The server's name and version, as it reports them (`MariaDB 10.11.6`, `SQLite 3.40.1`).
+    pub async fn server_version(&self) -> Result<String, StoreError> {
+        let (query, name) = if self.is_mysql {
+            ("SELECT VERSION()", "MySQL")
+        } else {
+            ("SELECT sqlite_version()", "SQLite")
+        };
+        let row = sqlx::query(query).fetch_one(&self.pool).await?;
+        let version: String = row.try_get(0)?;
+        // MariaDB says so in its version string (`10.11.6-MariaDB-0+deb12u1`).
+        Ok(match version.split_once("-MariaDB") {
+            Some((number, _)) => format!("MariaDB {number}"),
+            None => format!("{name} {version}"),
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -76,6 +76,14 @@ impl ObjectStore {
         }
     }
 
+    /// Where objects are kept, for operators (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Files { .. } => "local directory".to_owned(),
+            Self::S3 { store, .. } => format!("S3 bucket {}", store.bucket()),
+        }
+    }
+
     /// True when the backend is reachable.
     pub async fn ping(&self) -> bool {
         match self {

@@ -186,6 +186,10 @@ impl S3Store {
         }
     }
 
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     pub async fn ping(&self) -> bool {
         self.client
             .head_bucket()

@@ -106,11 +106,19 @@ impl TestApp {
 
     async fn prepare(settings: &[(&str, &str)], durable_temporal: bool) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let temporal_address = format!("127.0.0.1:{}", free_port());
         let temporal_db = durable_temporal.then(|| data.path().join("temporal.db"));
-        let temporal = DevServer::start(temporal_db.as_deref(), &temporal_address, None)
-            .await
-            .expect("temporal dev server starts");
+        // A free port may be taken by a concurrent test before the server binds it (the
+        // server then refuses to start): try another.
+        let mut attempts = 0;
+        let (temporal, temporal_address) = loop {
+            attempts += 1;
+            let address = format!("127.0.0.1:{}", free_port());
+            match DevServer::start(temporal_db.as_deref(), &address, None).await {
+                Ok(server) => break (server, address),
+                Err(error) if attempts < 5 && error.to_string().contains("already in use") => {}
+                Err(error) => panic!("temporal dev server starts: {error:#}"),
+            }
+        };
         let mut vars: HashMap<String, String> = settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

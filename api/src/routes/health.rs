@@ -1,10 +1,23 @@
-//! Whether the gateway and its dependencies answer.
+//! Whether the gateway and its dependencies answer: `/health` (the summary the old gateway
+//! had), `/health/services` (each dependency with its latency and what answered),
+//! `/health/live` and `/health/ready` for orchestrators.
+//!
+//! Every dependency is checked concurrently, each within [`CHECK_TIMEOUT`], so a dependency
+//! that hangs makes a check slow by that much at most, never the endpoint.
 
 use super::{ApiTags, Context};
+use crate::Gateway;
 use chrono::{SecondsFormat, Utc};
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
-/// `/health`.
+/// The longest a single dependency check may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/health`, `/health/services`, `/health/live`, `/health/ready`.
 pub struct HealthApi {
     pub(super) cx: Context,
 }
@@ -33,44 +46,216 @@ enum HealthResponse {
     Ok(Json<Health>),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+enum ServiceState {
+    Up,
+    Down,
+}
+
+/// One dependency, as checked just now.
+#[derive(Object)]
+struct ServiceCheck {
+    /// `database`, `storage`, `temporal`, `smtp`, and `redis` when rate limits are shared.
+    name: String,
+    status: ServiceState,
+    /// How long the check took, in milliseconds (at most the 2 s timeout).
+    latency_ms: u64,
+    /// What answered (server and version, bucket), or why the check failed.
+    detail: String,
+}
+
+#[derive(Object)]
+struct ServicesReport {
+    /// `ok` when every dependency is up, else `degraded`.
+    status: String,
+    checked_at: String,
+    services: Vec<ServiceCheck>,
+}
+
+#[derive(ApiResponse)]
+enum ServicesResponse {
+    /// Each dependency, checked concurrently.
+    #[oai(status = 200)]
+    Ok(Json<ServicesReport>),
+}
+
+#[derive(Object)]
+struct Liveness {
+    /// Always `alive`: the process serves requests.
+    status: String,
+}
+
+#[derive(ApiResponse)]
+enum LiveResponse {
+    /// The process is serving.
+    #[oai(status = 200)]
+    Alive(Json<Liveness>),
+}
+
+#[derive(Object)]
+struct Readiness {
+    /// `ready`, or `not_ready` when a dependency the gateway needs is down.
+    status: String,
+    /// The dependencies that are down.
+    failing: Vec<String>,
+}
+
+#[derive(ApiResponse)]
+enum ReadyResponse {
+    /// Database, object storage and Temporal answer: the gateway can take uploads.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// A dependency the gateway needs is down.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+/// The dependencies without which the gateway cannot take an upload.
+const NEEDED: [&str; 3] = ["database", "storage", "temporal"];
+
 #[OpenApi]
 impl HealthApi {
     /// Whether the service and its dependencies answer.
     #[oai(path = "/health", method = "get", tag = "ApiTags::Operations")]
     async fn health(&self) -> HealthResponse {
-        let gw = self.cx.gw();
-        let temporal_probe = async {
-            let mut client = gw.temporal.clone();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                temporalio_client::grpc::WorkflowService::get_system_info(
-                    &mut client,
-                    temporalio_client::tonic::Request::new(Default::default()),
-                ),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let checks = check_all(self.cx.gw()).await;
+        let word = |name: &str| match checks.iter().find(|c| c.name == name) {
+            Some(check) if check.status == ServiceState::Up => "connected".to_owned(),
+            Some(_) => "unreachable".to_owned(),
+            None => "not_checked".to_owned(),
         };
-        let mail_probe = async {
-            match &gw.mail_probe {
-                Some(probe) => Some(probe().await),
-                None => None,
-            }
-        };
-        let (database, storage, temporal, smtp) =
-            tokio::join!(gw.db.ping(), gw.objects.ping(), temporal_probe, mail_probe);
-        let word = |up: bool| if up { "connected" } else { "unreachable" }.to_owned();
-        let healthy = database && storage && temporal && smtp.unwrap_or(true);
         HealthResponse::Ok(Json(Health {
-            status: if healthy { "ok" } else { "degraded" }.into(),
-            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            status: overall(&checks).into(),
+            timestamp: now(),
             services: Services {
-                database: word(database),
-                storage: word(storage),
-                temporal: word(temporal),
-                smtp: smtp.map_or_else(|| "not_checked".to_owned(), word),
+                database: word("database"),
+                storage: word("storage"),
+                temporal: word("temporal"),
+                smtp: word("smtp"),
             },
             version: env!("CARGO_PKG_VERSION").into(),
         }))
+    }
+
+    /// Each dependency with its status, the check's latency and what answered.
+    #[oai(path = "/health/services", method = "get", tag = "ApiTags::Operations")]
+    async fn services(&self) -> ServicesResponse {
+        let checks = check_all(self.cx.gw()).await;
+        ServicesResponse::Ok(Json(ServicesReport {
+            status: overall(&checks).into(),
+            checked_at: now(),
+            services: checks,
+        }))
+    }
+
+    /// Liveness for orchestrators: answers as long as the process serves.
+    #[oai(path = "/health/live", method = "get", tag = "ApiTags::Operations")]
+    async fn live(&self) -> LiveResponse {
+        LiveResponse::Alive(Json(Liveness {
+            status: "alive".into(),
+        }))
+    }
+
+    /// Readiness for orchestrators: 503 while the database, object storage or Temporal is down.
+    #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Operations")]
+    async fn ready(&self) -> ReadyResponse {
+        let failing: Vec<String> = check_all(self.cx.gw())
+            .await
+            .into_iter()
+            .filter(|c| c.status == ServiceState::Down && NEEDED.contains(&c.name.as_str()))
+            .map(|c| c.name)
+            .collect();
+        if failing.is_empty() {
+            ReadyResponse::Ready(Json(Readiness {
+                status: "ready".into(),
+                failing,
+            }))
+        } else {
+            ReadyResponse::NotReady(Json(Readiness {
+                status: "not_ready".into(),
+                failing,
+            }))
+        }
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn overall(checks: &[ServiceCheck]) -> &'static str {
+    if checks.iter().all(|c| c.status == ServiceState::Up) {
+        "ok"
+    } else {
+        "degraded"
+    }
+}
+
+/// Checks every dependency at once.
+async fn check_all(gw: &Gateway) -> Vec<ServiceCheck> {
+    let database = timed("database", async {
+        gw.db.server_version().await.map_err(|_| unreachable())
+    });
+    let storage = timed("storage", async {
+        let what = gw.objects.describe();
+        if gw.objects.ping().await {
+            Ok(what)
+        } else {
+            Err(format!("{what}: unreachable"))
+        }
+    });
+    let temporal = timed("temporal", async {
+        let mut client = gw.temporal.clone();
+        temporalio_client::grpc::WorkflowService::get_system_info(
+            &mut client,
+            temporalio_client::tonic::Request::new(Default::default()),
+        )
+        .await
+        .map(|info| format!("Temporal {}", info.into_inner().server_version))
+        .map_err(|_| unreachable())
+    });
+    let smtp = async {
+        match &gw.mail_probe {
+            Some(probe) => Some(timed("smtp", probe()).await),
+            None => None,
+        }
+    };
+    let redis = async {
+        match gw.rate_limits.redis_probe() {
+            Some(probe) => Some(timed("redis", probe).await),
+            None => None,
+        }
+    };
+    let (database, storage, temporal, smtp, redis) =
+        tokio::join!(database, storage, temporal, smtp, redis);
+    [Some(database), Some(storage), Some(temporal), smtp, redis]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn unreachable() -> String {
+    "unreachable".to_owned()
+}
+
+/// Runs one check within [`CHECK_TIMEOUT`] and measures it.
+async fn timed(name: &str, check: impl Future<Output = Result<String, String>>) -> ServiceCheck {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let (status, detail) = match outcome {
+        Ok(Ok(detail)) => (ServiceState::Up, detail),
+        Ok(Err(reason)) => (ServiceState::Down, reason),
+        Err(_) => (
+            ServiceState::Down,
+            format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+        ),
+    };
+    ServiceCheck {
+        name: name.to_owned(),
+        status,
+        latency_ms,
+        detail,
     }
 }

@@ -53,9 +53,7 @@ pub async fn receive(
         return Err(trouble);
     }
     if started.is_err() {
-        // Read what the client is still sending before answering, so it sees the answer
-        // instead of a connection reset in the middle of its upload.
-        drain(&mut body.multipart).await;
+        body.drain().await;
     }
     started
 }
@@ -94,9 +92,14 @@ impl UploadError {
 /// guard, which note here why they stopped the body.
 pub struct FormBody {
     pub multipart: multer::Multipart<'static>,
+    /// The body under the parser, kept to read what is left after a refusal (the parser
+    /// stops at its own limits, but a client must be able to finish sending to read the 4xx).
+    raw: Arc<tokio::sync::Mutex<RawBody>>,
     too_slow: Arc<AtomicBool>,
     framing: Arc<OnceLock<FramingError>>,
 }
+
+type RawBody = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 impl FormBody {
     /// Why the body itself was stopped, if it was.
@@ -109,16 +112,40 @@ impl FormBody {
             "The multipart body is malformed: {framing}."
         )))
     }
+
+    /// Reads and drops the rest of a refused upload, for at most [`DRAIN_PATIENCE`], so the
+    /// client sees the answer instead of a connection reset in the middle of its upload. A
+    /// client that sends too slowly is cut off by the minimum-rate check as before.
+    async fn drain(self) {
+        drop(self.multipart);
+        let rest = async {
+            let mut raw = self.raw.lock().await;
+            while let Some(Ok(_)) = raw.next().await {}
+        };
+        let _ = tokio::time::timeout(DRAIN_PATIENCE, rest).await;
+    }
 }
+
+/// The longest a refused upload's rest is read before the answer.
+const DRAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens a multipart `body` with the form's limits (see [`form`]).
 pub fn open_form(body: Body, boundary: String, limits: &UploadLimits) -> FormBody {
     let too_slow = Arc::new(AtomicBool::new(false));
     let framing = Arc::new(OnceLock::new());
-    let timed = upload::at_minimum_rate(Box::pin(body.into_bytes_stream()), too_slow.clone());
+    let timed: RawBody =
+        upload::at_minimum_rate(Box::pin(body.into_bytes_stream()), too_slow.clone())
+            // Fused: the parser may have read it to its end before the rest is drained.
+            .fuse()
+            .boxed();
+    let raw = Arc::new(tokio::sync::Mutex::new(timed));
+    let shared = futures::stream::unfold(raw.clone(), |raw| async move {
+        let next = raw.lock().await.next().await;
+        next.map(|chunk| (chunk, raw))
+    });
     let mut guard = FrameGuard::new(&boundary);
     let broken = framing.clone();
-    let guarded = timed.map(move |chunk| {
+    let guarded = shared.map(move |chunk| {
         let chunk = chunk?;
         guard.observe(&chunk).map_err(|error| {
             let _ = broken.set(error);
@@ -129,6 +156,7 @@ pub fn open_form(body: Body, boundary: String, limits: &UploadLimits) -> FormBod
     let constraints = form::constraints(limits.max_bytes);
     FormBody {
         multipart: multer::Multipart::with_constraints(guarded, boundary, constraints),
+        raw,
         too_slow,
         framing,
     }
@@ -378,14 +406,4 @@ fn over_limit(error: &multer::Error) -> Option<Limit> {
         }
         _ => None,
     }
-}
-
-/// Reads and drops the rest of a refused upload, for at most a few seconds.
-async fn drain(multipart: &mut multer::Multipart<'static>) {
-    let rest = async {
-        while let Ok(Some(field)) = multipart.next_field().await {
-            drop(field)
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rest).await;
 }

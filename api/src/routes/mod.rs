@@ -29,7 +29,11 @@ macro_rules! framework_refusal {
                 if status == poem::http::StatusCode::UNAUTHORIZED {
                     Self::Unauthorized(body)
                 } else {
-                    Self::BadRequest(body)
+                    // The only parameter these operations parse is the job id.
+                    Self::BadRequest($crate::error::ErrorBody::new(
+                        $crate::error::ErrorCode::BadRequest,
+                        "The job id is malformed: job ids are lower-case UUIDs.",
+                    ))
                 }
             }
         }
