@@ -296,11 +296,13 @@ async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
     let mut queued_seen = 0;
     loop {
         let (_, waiting) = app.status(&token, &second).await;
-        let before_transcode =
-            ["validate_token", "fetch_source"].contains(&waiting["step"].as_str().unwrap_or(""));
+        // Between two steps no step is named: that is not yet the transcode either.
+        let transcoding = waiting["status"] == "completed"
+            || ["transcode", "store_mp3", "send_email"]
+                .contains(&waiting["step"].as_str().unwrap_or(""));
         if waiting["status"] == "queued" {
             queued_seen += 1;
-        } else if !before_transcode {
+        } else if transcoding {
             let (_, busy) = app.status(&token, &first).await;
             let transcoded = busy["status"] == "completed"
                 || ["store_mp3", "send_email"].contains(&busy["step"].as_str().unwrap_or(""));
