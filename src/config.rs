@@ -125,6 +125,10 @@ pub struct GatewayArgs {
     /// Redis, where every gateway replica counts rate limits [default: each counts its own].
     #[arg(long, env = "REDIS_URL", value_name = "URL", value_parser = redis_url, hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// The bearer token Prometheus must send for `/metrics` [default: none, `/metrics` is
+    /// open].
+    #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = secret, hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
     /// Connections served at once; beyond them, clients wait.
     #[arg(long, env = "MAX_CONNECTIONS", value_name = "N", default_value = "1024", value_parser = whole_above_zero::<u32>)]
     pub max_connections: u32,
@@ -215,6 +219,7 @@ pub struct GatewayConfig {
     pub cors_allowed_origins: Vec<String>,
     pub max_concurrent_uploads: u32,
     pub redis_url: Option<Secret>,
+    pub metrics_token: Option<Secret>,
     pub max_connections: u32,
 }
 
@@ -326,6 +331,7 @@ impl GatewayArgs {
             cors_allowed_origins: self.cors_allowed_origins.0,
             max_concurrent_uploads: self.max_concurrent_uploads,
             redis_url: self.redis_url,
+            metrics_token: self.metrics_token,
             max_connections: self.max_connections,
         }
     }

@@ -188,6 +188,14 @@ struct GatewayTask {
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Folds recorded histogram samples into their buckets, scraped or not.
+    metrics_upkeep: JoinHandle<()>,
+}
+
+impl Drop for GatewayTask {
+    fn drop(&mut self) {
+        self.metrics_upkeep.abort();
+    }
 }
 
 impl GatewayTask {
@@ -227,10 +235,18 @@ impl GatewayTask {
             .context("the HTTP server failed")
         });
         tracing::info!(listen = %address, "gateway listening");
+        let metrics_upkeep = tokio::spawn(async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                audiomill_api::metrics::handle().run_upkeep();
+            }
+        });
         Ok(Self {
             address,
             stop: Some(stop),
             task: Some(task),
+            metrics_upkeep,
         })
     }
 
@@ -274,6 +290,10 @@ fn gateway_app(
         closed_views: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         rate_limits,
+        metrics_token: gateway
+            .metrics_token
+            .as_ref()
+            .map(|token| token.expose().to_owned()),
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {

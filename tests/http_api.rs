@@ -336,6 +336,81 @@ async fn health_services_live_and_ready_describe_every_dependency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_and_never_name_a_job_or_a_user() {
+    let token_for_prometheus = "metrics-token-for-the-tests";
+    let app = TestApp::spawn_with(&[("METRICS_TOKEN", token_for_prometheus)]).await;
+    let scrape = |bearer: Option<&str>| {
+        let mut request = app.http.get(app.url("/metrics"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send()
+    };
+    let refused = scrape(None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(refused).await, "unauthorized");
+    let wrong = scrape(Some("metrics-token-for-the-test")).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    let token = app.user_token("metered").await;
+    let email = app.email("metered");
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "metered-clip.mp4", 1, true);
+    let job_id = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &job_id).await;
+    let refused = app
+        .upload_bytes(&token, "metered-notes.mp4", b"plain text".repeat(20))
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let download = app.download(&token, &job_id).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    download.bytes().await.unwrap();
+
+    let page = scrape(Some(token_for_prometheus)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = page.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert!(
+        value(
+            r#"audiomill_http_requests_total{method="GET",route="/status/{job_id}",status="200"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(r#"audiomill_http_requests_total{method="GET",route="/metrics",status="401"}"#)
+            >= 2.0
+    );
+    assert!(value(r#"audiomill_uploads_refused_total{reason="type"}"#) >= 1.0);
+    assert!(value("audiomill_jobs_started_total") >= 1.0);
+    assert!(value("audiomill_uploaded_bytes_total") > 0.0);
+    assert!(value("audiomill_downloaded_bytes_total") > 0.0);
+    assert!(
+        text.contains(r#"audiomill_http_request_duration_seconds_bucket{method="POST",route="/upload",le="0.5"}"#),
+        "{text}"
+    );
+    // Nothing that names a job, a user or a file, whatever other tests in this process did.
+    for private in [
+        job_id.as_str(),
+        email.as_str(),
+        "metered-clip",
+        "metered-notes",
+    ] {
+        assert!(!text.contains(private), "{private} is in the metrics");
+    }
+    assert!(!text.contains('@'), "an e-mail address is in the metrics");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_docs_and_spec_are_served() {
     let app = TestApp::spawn().await;
     let health: serde_json::Value = app

@@ -138,3 +138,27 @@ fn dev_refuses_to_join_a_temporal_server_it_did_not_start() {
         "{stderr}"
     );
 }
+
+/// The gateway and the workers start together (compose, Kubernetes): with
+/// `S3_CREATE_BUCKET=true` each may find the bucket missing and try to create it. All of them
+/// must start, whoever made it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_starting_together_may_all_create_the_missing_bucket() {
+    let required = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run through `make test`"))
+    };
+    let settings = audiomill_store::S3Settings {
+        bucket: format!("together-{}", uuid::Uuid::new_v4().simple()),
+        endpoint: Some(required("TEST_S3_ENDPOINT")),
+        region: "us-east-1".into(),
+        access_key_id: required("TEST_S3_KEY"),
+        secret_access_key: required("TEST_S3_SECRET"),
+    };
+    let starts = (0..4).map(|_| {
+        let store = audiomill_store::ObjectStore::s3(&settings, true);
+        async move { store.init().await }
+    });
+    for started in futures::future::join_all(starts).await {
+        started.expect("every role starts");
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`upload`]: the streaming multipart reader, its limits, and the container sniffing.
 //! - [`limits`]: rate limits in front of every operation.
 //! - [`params`]: checked values (job ids) as the API types them.
+//! - [`metrics`]: Prometheus metrics, labelled with route templates only.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
@@ -17,6 +18,7 @@ mod document;
 pub mod error;
 pub mod form;
 pub mod limits;
+pub mod metrics;
 pub mod params;
 pub mod routes;
 pub mod server;
@@ -45,6 +47,8 @@ pub struct Gateway {
     pub cors_origins: Vec<String>,
     /// Checks the mail transport for `/health` (`None`: not checked here).
     pub mail_probe: Option<Probe>,
+    /// The bearer token `/metrics` asks for (`None`: open, as in `dev`).
+    pub metrics_token: Option<String>,
 }
 
 /// A check of a dependency the gateway does not otherwise use: what answered, or why not.
@@ -76,6 +80,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .allow_credentials(false);
     let derived = api.spec();
     let spec = document::complete(&derived);
+    let routes = Arc::new(metrics::Routes::from_spec(&spec));
     // The Swagger UI page embeds the document verbatim: show the completed one.
     let docs_page = api.swagger_ui_html().replace(&derived, &spec);
     Route::new()
@@ -94,22 +99,71 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                     .body(spec.clone())
             }),
         )
+        .at("/metrics", {
+            let gateway = gateway.clone();
+            poem::endpoint::make_sync(move |request| metrics_page(&gateway, &request))
+        })
         .nest("/", api)
         .catch_all_error(error::framework_error)
-        .around(move |endpoint, mut request| {
-            let gateway = gateway.clone();
+        .around(move |endpoint, request| {
+            let (gateway, routes) = (gateway.clone(), routes.clone());
             async move {
-                if let Some(refused) = gateway.rate_limits.check(&gateway, &request).await {
-                    return Ok(refused);
-                }
-                if let Err(refused) = body::limit(&mut request).await {
-                    return Ok(refused);
-                }
-                Ok(endpoint.call(request).await?.into_response())
+                let started = std::time::Instant::now();
+                let method = request.method().to_string();
+                let route = routes.template_of(request.uri().path());
+                let response = guarded(&gateway, &*endpoint, request).await;
+                let status = match &response {
+                    Ok(response) => response.status(),
+                    Err(error) => error.status(),
+                };
+                metrics::request_answered(&method, route, status.as_u16(), started.elapsed());
+                response
             }
         })
         .with_if(cors_enabled, cors)
         .with(poem::middleware::Tracing)
+}
+
+/// The abuse limits and the body policy, in front of every operation.
+async fn guarded<E: Endpoint>(
+    gateway: &Gateway,
+    endpoint: &E,
+    mut request: poem::Request,
+) -> poem::Result<poem::Response> {
+    if let Some(refused) = gateway.rate_limits.check(gateway, &request).await {
+        return Ok(refused);
+    }
+    if let Err(refused) = body::limit(&mut request).await {
+        return Ok(refused);
+    }
+    Ok(endpoint.call(request).await?.into_response())
+}
+
+/// `GET /metrics`: Prometheus text, behind `METRICS_TOKEN` when one is set.
+fn metrics_page(gateway: &Gateway, request: &poem::Request) -> poem::Response {
+    use sha2::{Digest, Sha256};
+    if let Some(token) = &gateway.metrics_token {
+        let presented = request
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compared as digests, so the time taken says nothing about how much matched.
+        if Sha256::digest(presented.as_bytes()) != Sha256::digest(token.as_bytes()) {
+            return (
+                poem::http::StatusCode::UNAUTHORIZED,
+                error::ErrorBody::new(
+                    error::ErrorCode::Unauthorized,
+                    "The metrics token (METRICS_TOKEN) is required.",
+                ),
+            )
+                .into_response();
+        }
+    }
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::handle().render())
 }
 
 /// The OpenAPI document the gateway serves, as pretty JSON.

@@ -219,6 +219,14 @@ impl Limits {
 
     /// Counts one request for `key`; `Some(seconds to wait)` when it is over `limit`.
     async fn hit(&self, kind: Kind, key: &str, limit: u32) -> Option<u64> {
+        let wait = self.count(kind, key, limit).await;
+        if wait.is_some() {
+            crate::metrics::rate_limited(kind.name());
+        }
+        wait
+    }
+
+    async fn count(&self, kind: Kind, key: &str, limit: u32) -> Option<u64> {
         match &self.counters {
             Counters::Local(local) => {
                 let LocalCounters {

@@ -170,13 +170,19 @@ impl S3Store {
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(error) if is_not_found(&error) && create => {
-                self.client
+                match self
+                    .client
                     .create_bucket()
                     .bucket(&self.bucket)
                     .send()
                     .await
-                    .map_err(storage_error)?;
-                Ok(())
+                {
+                    Ok(_) => Ok(()),
+                    // The gateway and the workers start together: another may have made it
+                    // first. Then it is there now, and ours to use.
+                    Err(_) if self.ping().await => Ok(()),
+                    Err(error) => Err(storage_error(error)),
+                }
             }
             Err(error) if is_not_found(&error) => Err(StoreError::NotSetUp(format!(
                 "the bucket {:?} does not exist; create it or set S3_CREATE_BUCKET=true",

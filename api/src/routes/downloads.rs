@@ -163,6 +163,7 @@ impl DownloadsApi {
             Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
         };
         let length = span.end - span.start;
+        crate::metrics::downloaded(length);
         match range {
             Some(r) => DownloadResponse::Partial(
                 Mp3(body),

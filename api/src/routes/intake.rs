@@ -76,6 +76,17 @@ pub enum UploadError {
 }
 
 impl UploadError {
+    /// The reason label of the refusal in the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "form",
+            Self::UnsupportedMedia(_) => "type",
+            Self::TooLarge { .. } => "size",
+            Self::Unavailable { .. } => "unavailable",
+            Self::TooSlow => "slow",
+        }
+    }
+
     fn bad(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
     }

@@ -5,11 +5,11 @@ use super::{
     intake::{self, UploadError},
     rfc3339, unavailable,
 };
-use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
     status, upload,
 };
+use crate::{metrics, params::ApiJobId};
 use audiomill_domain::{JobStatus, Step};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
@@ -241,8 +241,14 @@ impl JobsApi {
     async fn upload(&self, auth: BearerAuth, form: VideoForm) -> UploadResponse {
         let claims = match self.cx.authenticate(&auth).await {
             Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return UploadResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return UploadResponse::Unavailable(error),
+            Err(Denied::Unauthorized(error)) => {
+                metrics::upload_refused("auth");
+                return UploadResponse::Unauthorized(error);
+            }
+            Err(Denied::Unavailable(error)) => {
+                metrics::upload_refused("unavailable");
+                return UploadResponse::Unavailable(error);
+            }
         };
         let Some(user_id) = claims.user_id() else {
             return UploadResponse::Unauthorized(ErrorBody::new(
@@ -252,6 +258,7 @@ impl JobsApi {
         };
         let gw = self.cx.gw();
         let Some(_slot) = gw.uploads.begin(user_id) else {
+            metrics::upload_refused("busy");
             return UploadResponse::TooManyUploads(ErrorBody::new(
                 ErrorCode::TooManyRequests,
                 format!(
@@ -263,6 +270,7 @@ impl JobsApi {
         match intake::receive(gw, &claims, user_id, &form.content_type, form.body).await {
             Ok(source) => {
                 tracing::info!(size = source.size, "upload accepted");
+                metrics::upload_accepted(source.size);
                 UploadResponse::Accepted(Json(UploadAccepted {
                     job_id: source.job_id.into(),
                     filename: source.filename,
@@ -273,7 +281,10 @@ impl JobsApi {
                     ),
                 }))
             }
-            Err(error) => error.into(),
+            Err(error) => {
+                metrics::upload_refused(error.reason());
+                error.into()
+            }
         }
     }
 

@@ -1,0 +1,132 @@
+//! The gateway's Prometheus metrics, through the `metrics` facade and its Prometheus exporter.
+//!
+//! Labels are bounded by construction: a request is labelled with its route *template* (from
+//! the OpenAPI document: `/status/{job_id}`, never the id itself), its method and its status;
+//! refusals with a fixed reason. No label ever carries a user, an e-mail, a file name or a job
+//! id. `/metrics` itself is served outside the OpenAPI operations, optionally behind a bearer
+//! token (`METRICS_TOKEN`).
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::{sync::OnceLock, time::Duration};
+
+/// Buckets of the latency histograms, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process's one recorder (the `metrics` facade has one per process), installed on first
+/// use; every gateway in the process (tests run several) reports into it.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+            .expect("the buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// The route templates of the API, to label requests with.
+pub struct Routes {
+    templates: Vec<Vec<String>>,
+}
+
+impl Routes {
+    /// The templates of every path in the OpenAPI document `spec`, plus the gateway's own
+    /// pages outside it.
+    pub fn from_spec(spec: &str) -> Self {
+        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut paths: Vec<String> = document["paths"]
+            .as_object()
+            .map(|paths| paths.keys().cloned().collect())
+            .unwrap_or_default();
+        paths.extend(["/docs", "/swagger.json", "/metrics"].map(str::to_owned));
+        Self {
+            templates: paths.iter().map(|p| segments(p)).collect(),
+        }
+    }
+
+    /// The template `path` matches, or `unmatched` (which keeps unknown paths out of the
+    /// label values).
+    pub fn template_of(&self, path: &str) -> String {
+        let wanted = segments(path);
+        self.templates
+            .iter()
+            .find(|template| {
+                template.len() == wanted.len()
+                    && template
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(t, w)| t == w || (t.starts_with('{') && t.ends_with('}')))
+            })
+            .map_or_else(|| "unmatched".to_owned(), |t| format!("/{}", t.join("/")))
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One answered request.
+pub fn request_answered(method: &str, route: String, status: u16, took: Duration) {
+    metrics::counter!(
+        "audiomill_http_requests_total",
+        "method" => method.to_owned(),
+        "route" => route.clone(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "audiomill_http_request_duration_seconds",
+        "method" => method.to_owned(),
+        "route" => route,
+    )
+    .record(took.as_secs_f64());
+}
+
+/// A request refused by a rate limit (`login_pair`, `login_address`, `requests`).
+pub fn rate_limited(limit: &'static str) {
+    metrics::counter!("audiomill_rate_limited_total", "limit" => limit).increment(1);
+}
+
+/// An upload refused before it became a job, by reason (`size`, `type`, `form`, `auth`,
+/// `busy`, `slow`, `unavailable`).
+pub fn upload_refused(reason: &'static str) {
+    metrics::counter!("audiomill_uploads_refused_total", "reason" => reason).increment(1);
+}
+
+/// An upload stored and its job started.
+pub fn upload_accepted(bytes: u64) {
+    metrics::counter!("audiomill_uploaded_bytes_total").increment(bytes);
+    metrics::counter!("audiomill_jobs_started_total").increment(1);
+}
+
+/// Bytes of MP3 sent.
+pub fn downloaded(bytes: u64) {
+    metrics::counter!("audiomill_downloaded_bytes_total").increment(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_with_their_template_never_their_values() {
+        let routes = Routes::from_spec(
+            r#"{"paths": {"/status/{job_id}": {}, "/upload": {}, "/download": {}}}"#,
+        );
+        assert_eq!(
+            routes.template_of("/status/01a20d98-61f4-7332-8a08-d08ff9937afb"),
+            "/status/{job_id}"
+        );
+        assert_eq!(routes.template_of("/upload"), "/upload");
+        assert_eq!(routes.template_of("/download"), "/download");
+        assert_eq!(routes.template_of("/metrics"), "/metrics");
+        assert_eq!(routes.template_of("/ann@example.com/x"), "unmatched");
+        assert_eq!(routes.template_of("/status/a/b"), "unmatched");
+    }
+}
