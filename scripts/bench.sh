@@ -113,7 +113,8 @@ for n in $(seq 10); do
      -t 60 -c:v libx264 -preset ultrafast -crf 35 -c:a aac -b:a 128k "$WORK/minute$n.mp4"
 done
 SERVICES=("${PIDS[0]}" "$(cat .tools/run/mariadb.pid)" "$(cat .tools/run/s3s.pid)" "$(cat .tools/run/maildev.pid)" "$GATEWAY")
-cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{s += $14 + $15} END {print s}'; }
+# utime and stime, plus those of waited-for children (the workers' transcode processes).
+cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{s += $14 + $15 + $16 + $17} END {print s}'; }
 TICKS=$(getconf CLK_TCK); CORES=$(nproc)
 # Queues the ten clips while the given workers are paused, then lets them drain the queue.
 # Prints the seconds from resuming to the last MP3 stored (the jobs' own completed_at, polled
