@@ -91,6 +91,10 @@ pub struct BackendArgs {
         default_value = "Audiomill <audiomill@localhost>"
     )]
     pub mail_from: String,
+    /// The bearer token Prometheus must send for `/metrics` (the gateway's, and a worker's on
+    /// METRICS_LISTEN) [default: none, `/metrics` is open].
+    #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = secret, hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
 }
 
 /// What only the gateway reads.
@@ -125,10 +129,6 @@ pub struct GatewayArgs {
     /// Redis, where every gateway replica counts rate limits [default: each counts its own].
     #[arg(long, env = "REDIS_URL", value_name = "URL", value_parser = redis_url, hide_env_values = true)]
     pub redis_url: Option<Secret>,
-    /// The bearer token Prometheus must send for `/metrics` [default: none, `/metrics` is
-    /// open].
-    #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = secret, hide_env_values = true)]
-    pub metrics_token: Option<Secret>,
     /// Connections served at once; beyond them, clients wait.
     #[arg(long, env = "MAX_CONNECTIONS", value_name = "N", default_value = "1024", value_parser = whole_above_zero::<u32>)]
     pub max_connections: u32,
@@ -156,6 +156,10 @@ pub struct WorkerArgs {
     /// Seconds of audio allowed per MB of upload beyond the first ten minutes.
     #[arg(long, env = "MAX_SECONDS_PER_MB", value_name = "SECONDS", default_value_t = MediaLimits::default().max_seconds_per_mb, value_parser = whole_above_zero::<u32>)]
     pub max_seconds_per_mb: u32,
+    /// Serve `/metrics`, `/health/live` and `/health/ready` of this worker on this address
+    /// [default: none; in `dev` the gateway's `/metrics` covers the worker too].
+    #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The gateway's address as users reach it, for the link in e-mails [default: the
     /// gateway's own address in `dev`, else http://127.0.0.1:8080].
     #[arg(long, env = "PUBLIC_URL", value_name = "URL", value_parser = http_url)]
@@ -186,6 +190,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub mail: MailConfig,
     pub mail_from: String,
+    /// The token `/metrics` asks for, wherever it is served.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,7 +225,6 @@ pub struct GatewayConfig {
     pub cors_allowed_origins: Vec<String>,
     pub max_concurrent_uploads: u32,
     pub redis_url: Option<Secret>,
-    pub metrics_token: Option<Secret>,
     pub max_connections: u32,
 }
 
@@ -229,6 +234,8 @@ pub struct WorkerConfig {
     pub max_concurrent_transcodes: usize,
     pub worker_id: Option<String>,
     pub media_limits: MediaLimits,
+    /// Where this worker serves its metrics and health pages, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// `None`: the gateway's address in the same process, else `http://127.0.0.1:8080`.
     pub public_url: Option<String>,
     /// How transcodes run: in child processes of this executable (`audiomill
@@ -314,6 +321,7 @@ impl BackendArgs {
             storage,
             mail,
             mail_from: self.mail_from,
+            metrics_token: self.metrics_token,
         })
     }
 }
@@ -331,7 +339,6 @@ impl GatewayArgs {
             cors_allowed_origins: self.cors_allowed_origins.0,
             max_concurrent_uploads: self.max_concurrent_uploads,
             redis_url: self.redis_url,
-            metrics_token: self.metrics_token,
             max_connections: self.max_connections,
         }
     }
@@ -352,6 +359,7 @@ impl WorkerArgs {
                 max_output_mb: self.max_output_mb,
                 max_seconds_per_mb: self.max_seconds_per_mb,
             },
+            metrics_listen: self.metrics_listen,
             public_url: self.public_url,
             transcoder: Transcoder::new(
                 std::env::current_exe().unwrap_or_else(|_| PathBuf::from("audiomill")),

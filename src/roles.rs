@@ -19,7 +19,14 @@ use audiomill_api::{
 use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
@@ -183,8 +190,8 @@ async fn temporal_client(
     .await
 }
 
-/// The HTTP API, serving on a task of its own.
-struct GatewayTask {
+/// An HTTP server on a task of its own: the gateway's API, or a worker's pages.
+struct HttpTask {
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -192,49 +199,29 @@ struct GatewayTask {
     metrics_upkeep: JoinHandle<()>,
 }
 
-impl Drop for GatewayTask {
+impl Drop for HttpTask {
     fn drop(&mut self) {
         self.metrics_upkeep.abort();
     }
 }
 
-impl GatewayTask {
-    /// Checks the signing key and Redis, connects to Temporal, binds and starts serving.
-    async fn start(
-        config: &Config,
-        gateway: &GatewayConfig,
-        backends: &Backends,
+impl HttpTask {
+    /// Serves `endpoint` on `listener` until stopped.
+    fn serve(
+        listener: TcpListener,
+        endpoint: impl poem::IntoEndpoint<Endpoint: 'static> + Send + 'static,
+        limits: audiomill_api::server::ServerLimits,
     ) -> anyhow::Result<Self> {
-        let secret = jwt_secret(config, gateway)?;
-        if gateway.embedded {
-            users::ensure_initial_admin(&backends.db, &config.data_path("initial-admin.txt"))
-                .await?;
-        }
-        let rate_limits = rate_limits(gateway).await?;
-        let temporal = temporal_client(config, "audiomill-gateway").await?;
-        let listener = TcpListener::bind(gateway.listen)
-            .await
-            .with_context(|| format!("could not listen on {}", gateway.listen))?;
         let address = listener.local_addr()?;
-        let app = gateway_app(gateway, backends, &secret, rate_limits, temporal);
-        let limits = audiomill_api::server::ServerLimits {
-            max_connections: gateway.max_connections as usize,
-            ..Default::default()
-        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            audiomill_api::server::serve(
-                listener,
-                audiomill_api::app(Arc::new(app)),
-                limits,
-                async {
-                    let _ = stopped.await;
-                },
-            )
-            .await
-            .context("the HTTP server failed")
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            audiomill_api::server::serve(listener, endpoint, limits, stopped)
+                .await
+                .context("the HTTP server failed")
         });
-        tracing::info!(listen = %address, "gateway listening");
         let metrics_upkeep = tokio::spawn(async {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             loop {
@@ -248,6 +235,72 @@ impl GatewayTask {
             task: Some(task),
             metrics_upkeep,
         })
+    }
+
+    /// Checks the signing key and Redis, connects to Temporal, binds and serves the API.
+    async fn gateway(
+        config: &Config,
+        gateway: &GatewayConfig,
+        backends: &Backends,
+    ) -> anyhow::Result<Self> {
+        let secret = jwt_secret(config, gateway)?;
+        if gateway.embedded {
+            users::ensure_initial_admin(&backends.db, &config.data_path("initial-admin.txt"))
+                .await?;
+        }
+        let rate_limits = rate_limits(gateway).await?;
+        let temporal = temporal_client(config, "audiomill-gateway").await?;
+        let listener = bind(gateway.listen).await?;
+        let metrics_token = config.metrics_token.as_ref().map(Secret::expose);
+        let app = gateway_app(
+            gateway,
+            metrics_token,
+            backends,
+            &secret,
+            rate_limits,
+            temporal,
+        );
+        let limits = audiomill_api::server::ServerLimits {
+            max_connections: gateway.max_connections as usize,
+            ..Default::default()
+        };
+        let served = Self::serve(listener, audiomill_api::app(Arc::new(app)), limits)?;
+        tracing::info!(listen = %served.address, "gateway listening");
+        Ok(served)
+    }
+
+    /// A worker's `/metrics` and health pages; ready while it polls and its backends answer.
+    async fn worker_pages(
+        config: &Config,
+        listen: SocketAddr,
+        backends: &Backends,
+        polling: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let listener = bind(listen).await?;
+        let backends = backends.clone();
+        let readiness: audiomill_api::metrics::Readiness = Arc::new(move || {
+            let (backends, polling) = (backends.clone(), polling.clone());
+            Box::pin(async move {
+                let (database, storage) = tokio::join!(
+                    answers_in_time(backends.db.ping()),
+                    answers_in_time(backends.objects.ping())
+                );
+                [
+                    (polling.load(Ordering::Relaxed), "temporal"),
+                    (database, "database"),
+                    (storage, "storage"),
+                ]
+                .into_iter()
+                .filter(|(up, _)| !up)
+                .map(|(_, name)| name.to_owned())
+                .collect()
+            })
+        });
+        let token = config.metrics_token.as_ref().map(|t| t.expose().to_owned());
+        let pages = audiomill_api::metrics::worker_pages(token, readiness);
+        let served = Self::serve(listener, pages, Default::default())?;
+        tracing::info!(listen = %served.address, "worker pages listening");
+        Ok(served)
     }
 
     /// Resolves when the server ends by itself (it only ends when told to, or on an error).
@@ -267,9 +320,23 @@ impl GatewayTask {
     }
 }
 
+/// A health check's answer, `false` when it takes longer than a check may.
+async fn answers_in_time(ping: impl std::future::Future<Output = bool>) -> bool {
+    tokio::time::timeout(audiomill_api::routes::CHECK_TIMEOUT, ping)
+        .await
+        .unwrap_or(false)
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("could not listen on {address}"))
+}
+
 /// The gateway's handlers' state.
 fn gateway_app(
     gateway: &GatewayConfig,
+    metrics_token: Option<&str>,
     backends: &Backends,
     secret: &Secret,
     rate_limits: Limits,
@@ -290,10 +357,7 @@ fn gateway_app(
         closed_views: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         rate_limits,
-        metrics_token: gateway
-            .metrics_token
-            .as_ref()
-            .map(|token| token.expose().to_owned()),
+        metrics_token: metrics_token.map(str::to_owned),
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {
@@ -314,6 +378,8 @@ pub struct WorkerHandle {
     /// The thread's result, sent as its last act.
     ended: Option<oneshot::Receiver<anyhow::Result<()>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// True while the pollers run (the worker's readiness).
+    pub polling: Arc<AtomicBool>,
 }
 
 /// What a worker's thread needs to build its pollers.
@@ -367,16 +433,24 @@ impl WorkerHandle {
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ended_tx, ended_rx) = oneshot::channel::<anyhow::Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name("temporal-worker".into())
-            .spawn(move || {
-                let _ = ended_tx.send(run_pollers(parts, ready_tx, stop_rx));
-            })?;
+        let polling = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let polling = polling.clone();
+            std::thread::Builder::new()
+                .name("temporal-worker".into())
+                .spawn(move || {
+                    let result = run_pollers(parts, ready_tx, stop_rx);
+                    polling.store(false, Ordering::Relaxed);
+                    let _ = ended_tx.send(result);
+                })?
+        };
         ready_rx.await.context("the worker thread ended early")??;
+        polling.store(true, Ordering::Relaxed);
         Ok(Self {
             stop: Some(stop_tx),
             ended: Some(ended_rx),
             thread: Some(thread),
+            polling,
         })
     }
 
@@ -387,6 +461,7 @@ impl WorkerHandle {
 
     /// Stops polling, lets running activities finish their current step, and joins the thread.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.polling.store(false, Ordering::Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -527,8 +602,10 @@ fn random_hex(bytes: usize) -> String {
 /// The roles of one process, running on one set of backends.
 pub struct Running {
     pub backends: Backends,
-    gateway: Option<GatewayTask>,
+    gateway: Option<HttpTask>,
     worker: Option<WorkerHandle>,
+    /// The worker's own pages (`METRICS_LISTEN`).
+    worker_pages: Option<HttpTask>,
 }
 
 impl Running {
@@ -538,7 +615,7 @@ impl Running {
     pub async fn start(config: &Config, roles: Roles) -> anyhow::Result<Self> {
         let backends = Backends::open(config).await?;
         let gateway = match &roles.gateway {
-            Some(settings) => Some(GatewayTask::start(config, settings, &backends).await?),
+            Some(settings) => Some(HttpTask::gateway(config, settings, &backends).await?),
             None => None,
         };
         let worker = match &roles.worker {
@@ -553,16 +630,32 @@ impl Running {
             }
             None => None,
         };
+        let worker_pages = match (&roles.worker, &worker) {
+            (Some(settings), Some(handle)) => match settings.metrics_listen {
+                Some(listen) => Some(
+                    HttpTask::worker_pages(config, listen, &backends, handle.polling.clone())
+                        .await?,
+                ),
+                None => None,
+            },
+            _ => None,
+        };
         Ok(Self {
             backends,
             gateway,
             worker,
+            worker_pages,
         })
     }
 
     /// Where the gateway listens, when this process runs one.
     pub fn address(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|g| g.address)
+    }
+
+    /// Where the worker's own pages listen, when `METRICS_LISTEN` is set.
+    pub fn worker_pages_address(&self) -> Option<SocketAddr> {
+        self.worker_pages.as_ref().map(|p| p.address)
     }
 
     pub fn base_url(&self) -> String {
@@ -586,9 +679,16 @@ impl Running {
                 None => std::future::pending().await,
             }
         };
+        let pages = async {
+            match self.worker_pages.as_mut() {
+                Some(pages) => pages.ended().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             error = gateway => error,
             error = worker => error,
+            error = pages => error,
         }
     }
 
@@ -607,6 +707,9 @@ impl Running {
             None => Ok(()),
         };
         self.stop_worker().await?;
+        if let Some(pages) = self.worker_pages.take() {
+            pages.stop().await?;
+        }
         self.backends.db.close().await;
         http
     }

@@ -411,6 +411,53 @@ async fn metrics_count_requests_by_route_and_never_name_a_job_or_a_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_metrics_and_health_on_metrics_listen() {
+    let mut test = TestApp::without_app(&[("METRICS_TOKEN", "worker-metrics-token")]).await;
+    test.worker.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let roles = audiomill::Roles {
+        gateway: None,
+        worker: Some(test.worker.clone()),
+    };
+    let mut worker = audiomill::Running::start(&test.config, roles)
+        .await
+        .expect("the worker starts");
+    let base = format!("http://{}", worker.worker_pages_address().unwrap());
+    let get = |path: &str, bearer: Option<&str>| {
+        let mut request = test.http.get(format!("{base}{path}"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let live = get("/health/live", None).await;
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = get("/health/ready", None).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ready", "failing": []}));
+    assert_eq!(
+        get("/metrics", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let metrics = get("/metrics", Some("worker-metrics-token")).await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+
+    // A worker that no longer polls is not ready, though its pages still answer.
+    worker.stop_worker().await.expect("the worker stops");
+    let ready = get("/health/ready", None).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["failing"], serde_json::json!(["temporal"]), "{body}");
+    worker.stop().await.expect("the pages stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_docs_and_spec_are_served() {
     let app = TestApp::spawn().await;
     let health: serde_json::Value = app

@@ -6,8 +6,14 @@
 //! id. `/metrics` itself is served outside the OpenAPI operations, optionally behind a bearer
 //! token (`METRICS_TOKEN`).
 
+use crate::error::{ErrorBody, ErrorCode};
+use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::{sync::OnceLock, time::Duration};
+use poem::{Endpoint, IntoResponse, Request, Response, Route, http::StatusCode};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 /// Buckets of the latency histograms, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -25,6 +31,69 @@ pub fn handle() -> &'static PrometheusHandle {
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
+}
+
+/// `GET /metrics`: Prometheus text, behind `token` when one is set.
+pub fn page(token: Option<&str>, request: &Request) -> Response {
+    use sha2::{Digest, Sha256};
+    if let Some(token) = token {
+        let presented = request
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compared as digests, so the time taken says nothing about how much matched.
+        if Sha256::digest(presented.as_bytes()) != Sha256::digest(token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    "The metrics token (METRICS_TOKEN) is required.",
+                ),
+            )
+                .into_response();
+        }
+    }
+    Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle().render())
+}
+
+/// What a worker is not ready for: the names of the failing checks (empty: ready).
+pub type Readiness = Arc<dyn Fn() -> BoxFuture<'static, Vec<String>> + Send + Sync>;
+
+/// A worker's own pages (it serves no API): `/metrics`, `/health/live`, and `/health/ready`,
+/// which answers like the gateway's (`{status, failing}`, 503 when something fails).
+pub fn worker_pages(token: Option<String>, readiness: Readiness) -> impl Endpoint {
+    let live = poem::endpoint::make_sync(|_| {
+        poem::web::Json(serde_json::json!({"status": "alive"})).into_response()
+    });
+    let ready = poem::endpoint::make(move |_| {
+        let readiness = readiness.clone();
+        async move {
+            let failing = readiness().await;
+            let status = if failing.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let word = if failing.is_empty() {
+                "ready"
+            } else {
+                "not_ready"
+            };
+            let body = serde_json::json!({"status": word, "failing": failing});
+            (status, poem::web::Json(body)).into_response()
+        }
+    });
+    Route::new()
+        .at(
+            "/metrics",
+            poem::endpoint::make_sync(move |request| page(token.as_deref(), &request)),
+        )
+        .at("/health/live", live)
+        .at("/health/ready", ready)
 }
 
 /// The route templates of the API, to label requests with.

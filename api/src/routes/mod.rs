@@ -43,6 +43,7 @@ macro_rules! framework_refusal {
 mod accounts;
 mod downloads;
 mod health;
+pub use health::CHECK_TIMEOUT;
 mod intake;
 mod jobs;
 
