@@ -129,6 +129,7 @@ fn addresses_point_at_services_that_listen_there() {
         ("temporal-ui", "127.0.0.1:8233:8080"),
         ("minio", "127.0.0.1:9001:9001"),
         ("mailpit", "127.0.0.1:8025:8025"),
+        ("prometheus", "127.0.0.1:9090:9090"),
     ] {
         let ports: Vec<&str> = service(&compose, name)["ports"]
             .as_sequence()
@@ -141,7 +142,7 @@ fn addresses_point_at_services_that_listen_there() {
     let services = compose["services"].as_mapping().unwrap();
     for (name, definition) in services {
         let name = name.as_str().unwrap();
-        if ["gateway", "temporal-ui", "minio", "mailpit"].contains(&name) {
+        if ["gateway", "temporal-ui", "minio", "mailpit", "prometheus"].contains(&name) {
             continue;
         }
         assert!(
@@ -187,6 +188,7 @@ fn roles_wait_for_healthy_dependencies() {
 fn no_credential_has_a_default() {
     for secret in [
         "JWT_SECRET",
+        "METRICS_TOKEN",
         "MYSQL_ROOT_PASSWORD",
         "MYSQL_PASSWORD",
         "MINIO_ROOT_USER",
@@ -287,6 +289,53 @@ fn the_runtime_image_packages_exist_in_debian_bookworm() {
         assert!(
             linked.contains(library),
             "the binary no longer links {library}; update the Dockerfile"
+        );
+    }
+}
+
+#[test]
+fn prometheus_scrapes_each_role_where_it_serves_metrics_with_the_token() {
+    let compose = compose();
+    let prometheus: Value =
+        serde_yaml::from_str(include_str!("../deploy/compose/prometheus.yml")).unwrap();
+    let setting = |role: &str, key: &str| {
+        environment(service(&compose, role))
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{role} lacks {key}"))
+    };
+    let jobs = prometheus["scrape_configs"].as_sequence().unwrap();
+    let job = |name: &str| {
+        jobs.iter()
+            .find(|j| j["job_name"] == name)
+            .unwrap_or_else(|| panic!("no scrape job {name}"))
+    };
+    let (_, gateway_port) = host_and_port(&setting("gateway", "LISTEN_ADDR"));
+    assert_eq!(
+        job("audiomill-gateway")["static_configs"][0]["targets"][0],
+        format!("gateway:{gateway_port}").as_str()
+    );
+    let (_, worker_port) = host_and_port(&setting("worker", "METRICS_LISTEN"));
+    let workers = &job("audiomill-worker")["dns_sd_configs"][0];
+    assert_eq!(workers["names"][0], "worker");
+    assert_eq!(workers["port"].as_u64(), Some(u64::from(worker_port)));
+    // Both roles ask for the token; Prometheus reads it from the secret compose mounts.
+    for role in ["gateway", "worker"] {
+        assert!(setting(role, "METRICS_TOKEN").starts_with("${METRICS_TOKEN:?"));
+    }
+    let secrets = service(&compose, "prometheus")["secrets"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(secrets[0], "metrics_token");
+    assert_eq!(
+        compose["secrets"]["metrics_token"]["environment"],
+        "METRICS_TOKEN"
+    );
+    for job in jobs {
+        assert_eq!(
+            job["authorization"]["credentials_file"],
+            "/run/secrets/metrics_token"
         );
     }
 }
