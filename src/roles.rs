@@ -11,7 +11,9 @@ use crate::{
     temporal, users,
 };
 use anyhow::{Context, bail};
-use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, transcode::Mp3Settings};
+use audiomill_activities::{
+    ConvertActivities, Mailer, WorkerSettings, metered::StepMetrics, transcode::Mp3Settings,
+};
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
@@ -558,14 +560,17 @@ async fn build_pollers(
         .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
         .register_activities(parts.activities.clone())
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
+        .activity_inbound_interceptor(StepMetrics)
         .build();
     let fetch = WorkerOptions::new(FETCH_TASK_QUEUE)
         .register_activities(parts.activities.clone())
         .tuner(fixed_slots(1))
+        .activity_inbound_interceptor(StepMetrics)
         .build();
     let own = WorkerOptions::new(parts.host_task_queue)
         .register_activities(parts.activities)
         .tuner(fixed_slots(held_slots))
+        .activity_inbound_interceptor(StepMetrics)
         .build();
     let worker = |options| {
         Worker::new(&runtime, client.clone(), options).map_err(|e| anyhow::anyhow!("{e}"))
@@ -613,6 +618,8 @@ impl Running {
     /// configured; its e-mailed links point at the gateway started here unless `PUBLIC_URL`
     /// says otherwise).
     pub async fn start(config: &Config, roles: Roles) -> anyhow::Result<Self> {
+        // Before any role records a metric (the recorder is one per process).
+        audiomill_api::metrics::handle();
         let backends = Backends::open(config).await?;
         let gateway = match &roles.gateway {
             Some(settings) => Some(HttpTask::gateway(config, settings, &backends).await?),

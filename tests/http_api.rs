@@ -393,6 +393,22 @@ async fn metrics_count_requests_by_route_and_never_name_a_job_or_a_user() {
     assert!(value("audiomill_jobs_started_total") >= 1.0);
     assert!(value("audiomill_uploaded_bytes_total") > 0.0);
     assert!(value("audiomill_downloaded_bytes_total") > 0.0);
+    // The worker in this process measured its steps.
+    for step in [
+        "validate_token",
+        "fetch_source",
+        "transcode",
+        "store_mp3",
+        "send_email",
+    ] {
+        let series = format!(
+            r#"audiomill_step_duration_seconds_count{{step="{step}",outcome="completed"}}"#
+        );
+        assert!(value(&series) >= 1.0, "{series}");
+    }
+    assert!(value("audiomill_jobs_completed_total") >= 1.0);
+    assert!(value("audiomill_job_ready_seconds_count") >= 1.0);
+    assert!(value("audiomill_transcode_speed_ratio_count") >= 1.0);
     assert!(
         text.contains(r#"audiomill_http_request_duration_seconds_bucket{method="POST",route="/upload",le="0.5"}"#),
         "{text}"

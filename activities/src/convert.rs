@@ -149,6 +149,7 @@ impl ConvertActivities {
         let _slot = slot.expect("the semaphore is never closed");
 
         // Cancelled: dropping the run kills the child at once.
+        let started = std::time::Instant::now();
         let Some(result) = self.convert_in_child(&ctx, job, source).await else {
             self.forget(job).await;
             tracing::info!("transcode cancelled");
@@ -165,6 +166,10 @@ impl ConvertActivities {
             })
             .await;
         tracing::info!(duration_ms = report.duration_ms, "transcoded");
+        // Seconds of audio per second of work: how much faster than real time.
+        let wall = started.elapsed().as_secs_f64().max(0.001);
+        metrics::histogram!("audiomill_transcode_speed_ratio")
+            .record(report.duration_ms as f64 / 1000.0 / wall);
         Ok(TranscodeOutput {
             duration_ms: report.duration_ms,
         })
@@ -197,6 +202,12 @@ impl ConvertActivities {
             .await
             .map_err(database_down)?;
         self.forget(input.job_id).await;
+        metrics::counter!("audiomill_jobs_completed_total").increment(1);
+        if let Some(created) = input.job_id.created_unix_millis() {
+            let now = audiomill_store::time::now_millis() as u64;
+            metrics::histogram!("audiomill_job_ready_seconds")
+                .record(now.saturating_sub(created) as f64 / 1000.0);
+        }
         Ok(StoredMp3 {
             mp3_key: key,
             mp3_size: size,

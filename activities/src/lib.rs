@@ -7,11 +7,13 @@
 //! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
 //!   or hang of a decoder costs one attempt and never the worker.
 //! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
+//! - [`metered`]: step metrics around every activity.
 
 mod convert;
 mod held;
 pub mod isolated;
 pub mod mailer;
+pub mod metered;
 pub mod transcode;
 
 pub use convert::{ConvertActivities, WorkerSettings};

@@ -20,6 +20,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Buckets of the speed histograms (media seconds per wall second).
+const SPEED_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
 /// The process's one recorder (the `metrics` facade has one per process), installed on first
 /// use; every gateway in the process (tests run several) reports into it.
 pub fn handle() -> &'static PrometheusHandle {
@@ -27,6 +30,8 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+            .expect("the buckets are not empty")
+            .set_buckets_for_metric(Matcher::Suffix("_ratio".to_owned()), SPEED_BUCKETS)
             .expect("the buckets are not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed")

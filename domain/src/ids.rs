@@ -23,6 +23,12 @@ macro_rules! uuid_id {
                 Self(Uuid::now_v7())
             }
 
+            /// When the id was generated, in Unix milliseconds (UUIDv7 carries it).
+            pub fn created_unix_millis(&self) -> Option<u64> {
+                let (seconds, nanos) = self.0.get_timestamp()?.to_unix();
+                Some(seconds * 1000 + u64::from(nanos) / 1_000_000)
+            }
+
             /// Accepts the canonical hyphenated form only, so each id has one spelling.
             pub fn parse(text: &str) -> Result<Self, InvalidValue> {
                 let id = Uuid::try_parse(text).map_err(|_| InvalidValue(concat!("not a valid ", $what)))?;
@@ -202,6 +208,11 @@ mod tests {
     fn job_ids_round_trip_and_refuse_other_spellings() {
         let id = JobId::generate();
         assert_eq!(JobId::parse(&id.to_string()), Ok(id));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(now.abs_diff(id.created_unix_millis().unwrap()) < 5_000);
         assert!(JobId::parse("not-a-uuid").is_err());
         assert!(JobId::parse(&id.to_string().to_uppercase()).is_err());
         assert!(JobId::parse(&id.to_string().replace('-', "")).is_err());
