@@ -2,7 +2,8 @@
 # The real services the production-shaped tests run against, on 127.0.0.1:
 #   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
 #   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits;
-#   and kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests.
+#   kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests; and Prometheus
+#   (Debian), which tests/prometheus.rs starts itself.
 #   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
 #   scripts/test-services.sh start     installs, starts all three, writes .tools/run/env
 #   scripts/test-services.sh stop      stops what `start` started
@@ -29,7 +30,7 @@ say() { echo "test-services: $*"; }
 source "$ROOT/scripts/install.sh"
 
 install() {
-  local packages=(mariadb-server mariadb-client redis-server)
+  local packages=(mariadb-server mariadb-client redis-server prometheus)
   # Node and npm may come from elsewhere; only ask apt for them when absent.
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)

@@ -749,3 +749,30 @@ pub async fn error_code(response: Response) -> String {
     );
     body["error"].as_str().expect("error code").to_owned()
 }
+
+/// Any other program the tests run (a Prometheus, ...), with its own log file; killed when
+/// dropped.
+pub struct Spawned(Child);
+
+impl Spawned {
+    pub fn start(program: &str, args: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{program} starts ({e}): run the suite through `make test`")
+            });
+        Self(child)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
