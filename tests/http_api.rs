@@ -409,6 +409,9 @@ async fn metrics_count_requests_by_route_and_never_name_a_job_or_a_user() {
     assert!(value("audiomill_jobs_completed_total") >= 1.0);
     assert!(value("audiomill_job_ready_seconds_count") >= 1.0);
     assert!(value("audiomill_transcode_speed_ratio_count") >= 1.0);
+    assert!(value("audiomill_job_wait_seconds_count") >= 1.0);
+    assert!(text.contains("audiomill_jobs_held "), "{text}");
+    assert!(text.contains("audiomill_jobs_waiting_for_room "), "{text}");
     assert!(
         text.contains(r#"audiomill_http_request_duration_seconds_bucket{method="POST",route="/upload",le="0.5"}"#),
         "{text}"

@@ -41,17 +41,20 @@ impl HeldJobs {
             held.idle_since = None;
             return;
         }
-        let room = self
-            .room
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let asked = Instant::now();
+        let waiting = metrics::gauge!("audiomill_jobs_waiting_for_room");
+        waiting.increment(1);
+        let room = self.room.clone().acquire_owned().await;
+        waiting.decrement(1);
+        let room = room.expect("the semaphore is never closed");
+        metrics::histogram!("audiomill_job_wait_seconds").record(asked.elapsed().as_secs_f64());
         // If another attempt for the same job got here first, this room goes back at once.
-        self.jobs().entry(job).or_insert(Held {
+        let mut jobs = self.jobs();
+        jobs.entry(job).or_insert(Held {
             _room: room,
             idle_since: None,
         });
+        held_now(jobs.len());
     }
 
     /// Marks a step of `job` as running here until the guard is dropped.
@@ -64,7 +67,9 @@ impl HeldJobs {
 
     /// The job is over on this worker (stored, cancelled, failed for good).
     pub fn release(&self, job: JobId) {
-        self.jobs().remove(&job);
+        let mut jobs = self.jobs();
+        jobs.remove(&job);
+        held_now(jobs.len());
     }
 
     /// Releases and returns the jobs no step has touched for `idle`: their workflow went on
@@ -79,6 +84,7 @@ impl HeldJobs {
         for job in &abandoned {
             jobs.remove(job);
         }
+        held_now(jobs.len());
         abandoned
     }
 
@@ -93,6 +99,12 @@ impl HeldJobs {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The jobs this worker holds now (a gauge: with several workers in one process, the last
+/// one to change it speaks; in production each worker is a process of its own).
+fn held_now(count: usize) {
+    metrics::gauge!("audiomill_jobs_held").set(count as f64);
 }
 
 /// See [`HeldJobs::working`].
