@@ -237,4 +237,34 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
             );
         }
     }
+
+    // One search for a job's id over every process's log tells its story, from the upload in
+    // the gateway to the e-mail from whichever worker sent it; each step's lines name the run.
+    for job in &jobs {
+        let story: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .flatten()
+            .flat_map(|entry| {
+                let log = std::fs::read_to_string(entry.path()).unwrap();
+                log.lines()
+                    .filter(|line| line.contains(job.as_str()))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (event, in_a_step) in [
+            ("upload accepted", false),
+            ("source fetched", true),
+            ("transcoded", true),
+            ("notification sent", true),
+        ] {
+            let line = story
+                .iter()
+                .find(|line| line.contains(event))
+                .unwrap_or_else(|| panic!("{job}: no {event:?} in {story:#?}"));
+            if in_a_step {
+                assert!(line.contains("\"run_id\":\""), "{line}");
+            }
+        }
+    }
 }

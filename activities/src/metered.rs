@@ -1,13 +1,17 @@
-//! Step metrics, measured in the worker around every activity by one interceptor, so no
-//! activity repeats them: how long each attempt took and how it ended, by step; retries; and
-//! the failures that stop a step, by their type. Labels are step names, outcomes and failure
-//! types only, never a job.
+//! Around every activity, by one interceptor, so no activity repeats it:
+//! - a span with the job's id (its workflow's id), the run id, the step and the attempt, so
+//!   every log line of an activity on any worker names its job (`LOG_FORMAT=json` carries the
+//!   span's fields);
+//! - step metrics: how long each attempt took and how it ended, by step; retries; and the
+//!   failures that stop a step, by their type. Labels are step names, outcomes and failure
+//!   types only, never a job.
 
 use std::time::Instant;
 use temporalio_common::ActivityError;
 use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
+use tracing::Instrument;
 
 /// The interceptor; registered on every poller of a worker.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,9 +23,17 @@ impl ActivityInboundInterceptor for StepMetrics {
         input: ExecuteActivityInput,
         next: Next<'a, ExecuteActivityInput, ExecuteActivityOutput<'a>>,
     ) -> ExecuteActivityOutput<'a> {
-        let step = input.activity_info().activity_type.clone();
-        let attempt = input.activity_info().attempt;
-        Box::pin(async move {
+        let info = input.activity_info();
+        let step = info.activity_type.clone();
+        let attempt = info.attempt;
+        let span = tracing::info_span!(
+            "step",
+            job_id = info.workflow_id.as_deref().unwrap_or_default(),
+            run_id = info.workflow_run_id.as_deref().unwrap_or_default(),
+            step = %step,
+            attempt,
+        );
+        let measured = async move {
             let started = Instant::now();
             let result = next.run(input).await;
             let outcome = match &result {
@@ -45,6 +57,7 @@ impl ActivityInboundInterceptor for StepMetrics {
                 metrics::counter!("audiomill_step_retries_total", "step" => step).increment(1);
             }
             result
-        })
+        };
+        Box::pin(measured.instrument(span))
     }
 }
