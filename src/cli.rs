@@ -206,17 +206,6 @@ pub fn variables_of(subcommand: &str) -> Vec<String> {
     names
 }
 
-/// Every environment variable any subcommand reads.
-pub fn variables() -> Vec<String> {
-    let mut names: Vec<String> = all_arguments(&Cli::command())
-        .into_iter()
-        .filter_map(|(_, arg)| arg.get_env().map(|e| e.to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

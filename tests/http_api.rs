@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,6 +265,17 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
     );
     let (code, body) = app.status(&token, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    // The same for every place a job id goes: the download path and query, the delete.
+    for (method, path) in [
+        (Method::GET, "/download/not-a-job-id"),
+        (Method::GET, "/download?fid=not-a-job-id"),
+        (Method::DELETE, "/jobs/not-a-job-id"),
+        (Method::GET, "/status/01A20D98-61F4-7332-8A08-D08FF9937AFB"),
+    ] {
+        let answer = app.send_as(&token, method.clone(), path).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{method} {path}");
+        assert_eq!(error_code(answer).await, "bad_request", "{method} {path}");
+    }
     let unauthenticated = app
         .http
         .get(app.url("/status/not-a-job-id"))
@@ -351,6 +362,25 @@ async fn metrics_count_requests_by_route_and_never_name_a_job_or_a_user() {
     assert_eq!(error_code(refused).await, "unauthorized");
     let wrong = scrape(Some("metrics-token-for-the-test")).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // The scheme is matched in any case, as HTTP has it; another scheme is no token.
+    for (value, expected) in [
+        (format!("bearer {token_for_prometheus}"), StatusCode::OK),
+        (format!("BEARER  {token_for_prometheus}"), StatusCode::OK),
+        (
+            format!("Basic {token_for_prometheus}"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (token_for_prometheus.to_owned(), StatusCode::UNAUTHORIZED),
+    ] {
+        let answer = app
+            .http
+            .get(app.url("/metrics"))
+            .header("authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), expected, "{value}");
+    }
 
     let token = app.user_token("metered").await;
     let email = app.email("metered");
@@ -479,15 +509,7 @@ async fn a_worker_serves_metrics_and_health_on_metrics_listen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_docs_and_spec_are_served() {
     let app = TestApp::spawn().await;
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: serde_json::Value = json_of(app.http.get(app.url("/health"))).await;
     assert_eq!(health["status"], "ok", "{health}");
     for service in ["database", "storage", "temporal", "smtp"] {
         assert_eq!(health["services"][service], "connected", "{health}");
@@ -495,15 +517,7 @@ async fn health_docs_and_spec_are_served() {
     let docs = app.http.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"));
-    let served: serde_json::Value = app
-        .http
-        .get(app.url("/swagger.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: serde_json::Value = json_of(app.http.get(app.url("/swagger.json"))).await;
     let generated: serde_json::Value =
         serde_json::from_str(&audiomill_api::openapi_json()).unwrap();
     assert_eq!(served, generated);
@@ -594,15 +608,7 @@ async fn with_redis_every_gateway_counts_against_the_same_limits() {
         .await
         .expect("the replica starts");
     let gateways = [app.base.clone(), replica.base_url()];
-    let services: serde_json::Value = app
-        .http
-        .get(app.url("/health/services"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services: serde_json::Value = json_of(app.http.get(app.url("/health/services"))).await;
     let redis_check = services["services"]
         .as_array()
         .unwrap()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{PASSWORD, Process, TestApp, free_port, make_mp4, run};
+use common::{PASSWORD, Process, TestApp, free_port, json_of, make_mp4, run};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -36,15 +36,11 @@ fn scrape_config(gateway: &str, worker: &str, token_file: &str) -> String {
 }
 
 async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> Vec<Value> {
-    let answer: Value = http
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = json_of(
+        http.get(format!("{prometheus}/api/v1/query"))
+            .query(&[("query", expr)]),
+    )
+    .await;
     assert_eq!(answer["status"], "success", "{expr}: {answer}");
     answer["data"]["result"].as_array().unwrap().clone()
 }
@@ -127,7 +123,7 @@ async fn prometheus_scrapes_both_roles_and_every_dashboard_query_finds_series() 
         http.post(format!("{api}/login"))
             .basic_auth(&email, Some(PASSWORD))
     };
-    let body: Value = login().send().await.unwrap().json().await.unwrap();
+    let body = json_of(login()).await;
     let bearer = body["access_token"].as_str().unwrap().to_owned();
     let media = tempfile::tempdir().unwrap();
     let whole = make_mp4(media.path(), "whole.mp4", 2, true);
@@ -163,15 +159,7 @@ async fn prometheus_scrapes_both_roles_and_every_dashboard_query_finds_series() 
         let id = job["job_id"].as_str().unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let status: Value = http
-                .get(format!("{api}/status/{id}"))
-                .bearer_auth(&bearer)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let status = json_of(http.get(format!("{api}/status/{id}")).bearer_auth(&bearer)).await;
             if status["status"] == ending {
                 break;
             }

@@ -163,6 +163,21 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .to_string())
 }
 
+/// The token of an `Authorization: Bearer ...` header (the scheme in any case, as RFC 9110 has
+/// it), if the request carries one.
+pub fn bearer_token(request: &poem::Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,7 +208,7 @@ impl Limits {
                 ));
             }
         }
-        let user = bearer(request)
+        let user = crate::auth::bearer_token(request)
             .and_then(|token| gateway.tokens.verify_access(token))
             .map(|claims| claims.sub);
         let key = user.unwrap_or_else(|| format!("address:{address}"));
@@ -330,10 +330,6 @@ fn too_many(what: &str, limit: u32, seconds: u64) -> Response {
 
 fn authorization(request: &Request) -> Option<&str> {
     request.headers().get(header::AUTHORIZATION)?.to_str().ok()
-}
-
-fn bearer(request: &Request) -> Option<&str> {
-    authorization(request)?.strip_prefix("Bearer ")
 }
 
 fn basic_user(request: &Request) -> Option<String> {

@@ -42,12 +42,7 @@ pub fn handle() -> &'static PrometheusHandle {
 pub fn page(token: Option<&str>, request: &Request) -> Response {
     use sha2::{Digest, Sha256};
     if let Some(token) = token {
-        let presented = request
-            .headers()
-            .get(poem::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let presented = crate::auth::bearer_token(request).unwrap_or_default();
         // Compared as digests, so the time taken says nothing about how much matched.
         if Sha256::digest(presented.as_bytes()) != Sha256::digest(token.as_bytes()) {
             return (

@@ -385,7 +385,7 @@ impl TestApp {
     }
 
     /// A body-less request to `path` as the holder of `token`.
-    async fn send_as(&self, token: &str, method: Method, path: &str) -> Response {
+    pub async fn send_as(&self, token: &str, method: Method, path: &str) -> Response {
         self.http
             .request(method, self.url(path))
             .bearer_auth(token)
@@ -775,4 +775,9 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Sends `request` and reads its answer as JSON.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }

@@ -195,7 +195,7 @@ fn overall(checks: &[ServiceCheck]) -> &'static str {
 /// Checks every dependency at once.
 async fn check_all(gw: &Gateway) -> Vec<ServiceCheck> {
     let database = timed("database", async {
-        gw.db.server_version().await.map_err(|_| unreachable())
+        gw.db.server_version().await.map_err(|_| no_answer())
     });
     let storage = timed("storage", async {
         let what = gw.objects.describe();
@@ -213,7 +213,7 @@ async fn check_all(gw: &Gateway) -> Vec<ServiceCheck> {
         )
         .await
         .map(|info| format!("Temporal {}", info.into_inner().server_version))
-        .map_err(|_| unreachable())
+        .map_err(|_| no_answer())
     });
     let smtp = async {
         match &gw.mail_probe {
@@ -235,7 +235,7 @@ async fn check_all(gw: &Gateway) -> Vec<ServiceCheck> {
         .collect()
 }
 
-fn unreachable() -> String {
+fn no_answer() -> String {
     "unreachable".to_owned()
 }
 
