@@ -474,3 +474,117 @@ async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
     assert!(error.contains("stopped responding"), "{error}");
     assert_eq!(runs, 2, "one attempt and one retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_statistics_count_every_job_by_how_it_ended() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let good = make_mp4(media.path(), "good.mp4", 2, true);
+    let silent = make_mp4(media.path(), "silent.mp4", 2, false);
+    let long = make_long_video(media.path(), 1500);
+    let size = |path: &std::path::Path| std::fs::metadata(path).unwrap().len();
+
+    let completed = app.start_job(&token, &good).await;
+    let failed = app.start_job(&token, &silent).await;
+    for job_id in [&completed, &failed] {
+        app.wait_for_job(&token, job_id).await;
+    }
+    let cancelled = app.start_job(&token, &long).await;
+    app.wait_for_transcode(&token, &cancelled).await;
+    assert_eq!(
+        app.delete_job(&token, &cancelled).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let last = app.wait_for_job(&token, &cancelled).await;
+    assert_eq!(last.last().unwrap()["status"], "cancelled");
+
+    let stats = |token: &str, query: &str| {
+        app.http
+            .get(app.url(&format!("/stats/uploads{query}")))
+            .bearer_auth(token)
+            .send()
+    };
+    let mine: serde_json::Value = stats(&token, "").await.unwrap().json().await.unwrap();
+    assert_eq!(mine["scope"], "mine");
+    assert_eq!(mine["uploads"], 3, "{mine}");
+    let by_status = &mine["by_status"];
+    for (status, count) in [
+        ("completed", 1),
+        ("failed", 1),
+        ("cancelled", 1),
+        ("in_progress", 0),
+    ] {
+        assert_eq!(by_status[status], count, "{status}: {mine}");
+    }
+    let bytes = size(&good) + size(&silent) + size(&long);
+    assert_eq!(mine["bytes_uploaded"], bytes);
+    assert_eq!(mine["file_size"]["p95_bytes"], size(&long).max(size(&good)));
+    assert_eq!(mine["conversion"]["jobs"], 1);
+    assert!(mine["conversion"]["p95_seconds"].as_f64().unwrap() > 0.0);
+    let days = mine["per_day"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days.last().unwrap()["uploads"], 3, "today: {mine}");
+    assert_eq!(
+        days.last().unwrap()["date"],
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    );
+
+    // Someone else sees only their own, may not see everyone's; an admin may.
+    let bob = app.user_token("bob").await;
+    let theirs: serde_json::Value = stats(&bob, "?scope=mine")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["uploads"], 0);
+    assert!(theirs["file_size"]["p50_bytes"].is_null());
+    let forbidden = stats(&bob, "?scope=all").await.unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(forbidden).await, "forbidden");
+    let invalid = stats(&bob, "?scope=everyone").await.unwrap();
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(invalid).await, "bad_request");
+    let anonymous = app
+        .http
+        .get(app.url("/stats/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let root = app.add_user("root", true).await;
+    let admin = app.login(&root).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let all: serde_json::Value = stats(&admin, "?scope=all")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["scope"], "all");
+    assert!(all["uploads"].as_u64().unwrap() >= 3, "{all}");
+
+    // The worker counted the failure by its type and the cancellation.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "audiomill_jobs_failed_total{type=\"NoAudioStream\"}",
+        "audiomill_jobs_cancelled_total",
+    ] {
+        assert!(
+            metrics.lines().any(|line| line.starts_with(series)),
+            "{series} missing"
+        );
+    }
+    app.stop().await;
+}

@@ -7,8 +7,9 @@ use crate::{
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        EmailOutcome, FetchSourceInput, FetchedSource, SendEmailInput, StepProgress, StoreMp3Input,
-        StoredMp3, TranscodeInput, TranscodeOutput, ValidateTokenInput, activity, failure,
+        EmailOutcome, FetchSourceInput, FetchedSource, JobEnding, RecordEndingInput,
+        SendEmailInput, StepProgress, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
+        ValidateTokenInput, activity, failure,
     },
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
@@ -197,16 +198,28 @@ impl ConvertActivities {
             .put_file(&key, &mp3_path)
             .await
             .map_err(storage_down)?;
-        self.db
+        let completed_now = match self
+            .db
             .record_mp3(input.job_id, &key, size, input.duration_ms)
             .await
-            .map_err(database_down)?;
+        {
+            Ok(completed_now) => completed_now,
+            Err(StoreError::Conflict(_)) => {
+                // Cancelled while the MP3 was uploading: it must not outlive the job.
+                let _ = self.objects.delete(&key).await;
+                self.forget(input.job_id).await;
+                return Err(ActivityError::cancelled());
+            }
+            Err(error) => return Err(database_down(error)),
+        };
         self.forget(input.job_id).await;
-        metrics::counter!("audiomill_jobs_completed_total").increment(1);
-        if let Some(created) = input.job_id.created_unix_millis() {
-            let now = audiomill_store::time::now_millis() as u64;
-            metrics::histogram!("audiomill_job_ready_seconds")
-                .record(now.saturating_sub(created) as f64 / 1000.0);
+        if completed_now {
+            metrics::counter!("audiomill_jobs_completed_total").increment(1);
+            if let Some(created) = input.job_id.created_unix_millis() {
+                let now = audiomill_store::time::now_millis() as u64;
+                metrics::histogram!("audiomill_job_ready_seconds")
+                    .record(now.saturating_sub(created) as f64 / 1000.0);
+            }
         }
         Ok(StoredMp3 {
             mp3_key: key,
@@ -261,6 +274,36 @@ impl ConvertActivities {
         tracing::info!(job_id = %job.id, "notification sent");
         Ok(EmailOutcome::Sent)
     }
+
+    /// Writes on the job's row that it failed or was cancelled, so statistics count it; the
+    /// first attempt that records it counts it in the metrics, retries do not.
+    #[activity(definition = activity::RecordEnding)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
+    pub async fn record_ending(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RecordEndingInput,
+    ) -> Result<(), ActivityError> {
+        let recorded = self
+            .db
+            .record_ending(input.job_id, &input.ending)
+            .await
+            .map_err(database_down)?;
+        if recorded {
+            match &input.ending {
+                JobEnding::Failed { failure_type } => {
+                    let kind = failure::kind(Some(failure_type));
+                    tracing::info!(failure_type = kind, "job failed");
+                    metrics::counter!("audiomill_jobs_failed_total", "type" => kind).increment(1);
+                }
+                JobEnding::Cancelled => {
+                    tracing::info!("job cancelled");
+                    metrics::counter!("audiomill_jobs_cancelled_total").increment(1);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ConvertActivities {
@@ -280,10 +323,6 @@ impl ConvertActivities {
         }
     }
 
-    /// Frees the room and removes the files of jobs whose workflow left this worker without
-    /// saying so (cancelled between two steps, or moved on while this worker was cut off).
-    /// The worker calls this now and then.
-    /// How many jobs this worker holds at once; its own task queue needs as many slots.
     /// Runs the transcoder's child process on `source`, heartbeating its percentage;
     /// `None` when the activity was cancelled (the child is killed then).
     async fn convert_in_child(
@@ -312,10 +351,14 @@ impl ConvertActivities {
         keep_alive(ctx, work, progress).await
     }
 
+    /// How many jobs this worker holds at once; its own task queue needs as many slots.
     pub fn max_held_jobs(&self) -> usize {
         self.settings.max_transcodes.max(1) + PREFETCHED_JOBS
     }
 
+    /// Frees the room and removes the files of jobs whose workflow left this worker without
+    /// saying so (cancelled between two steps, or moved on while this worker was cut off).
+    /// The worker calls this now and then.
     pub async fn release_abandoned_jobs(&self) {
         for job in self.held.release_abandoned(ABANDONED_AFTER) {
             tracing::info!(job_id = %job, "releasing an abandoned job");

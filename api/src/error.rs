@@ -18,6 +18,8 @@ pub struct ErrorBody {
 pub enum ErrorCode {
     BadRequest,
     Unauthorized,
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     /// The job has not completed: its MP3 does not exist yet.

@@ -58,6 +58,37 @@ pub mod failure {
         MEDIA_TOO_LONG,
     ];
 
+    /// Failures not typed by us: a step that timed out, and anything else.
+    pub const TIMEOUT: &str = "Timeout";
+    pub const OTHER: &str = "Other";
+
+    /// Every type a job can fail with, as metrics label it: a bounded set, whatever a failure
+    /// in history claims to be.
+    pub const KINDS: [&str; 14] = [
+        INVALID_TOKEN,
+        UNSUPPORTED_MEDIA,
+        NO_AUDIO_STREAM,
+        CORRUPT_MEDIA,
+        SOURCE_MISSING,
+        MEDIA_TOO_LONG,
+        TRANSCODER_CRASHED,
+        DATABASE_UNAVAILABLE,
+        STORAGE_UNAVAILABLE,
+        MAIL_UNAVAILABLE,
+        WORKER_TROUBLE,
+        SOURCE_NOT_LOCAL,
+        TIMEOUT,
+        OTHER,
+    ];
+
+    /// `type_name` if it is one of [`KINDS`], else [`OTHER`].
+    pub fn kind(type_name: Option<&str>) -> &'static str {
+        KINDS
+            .into_iter()
+            .find(|kind| Some(*kind) == type_name)
+            .unwrap_or(OTHER)
+    }
+
     /// The sentence users see for a failure of `type_name`, when its message is not theirs to
     /// read: retried outages, whose messages name hosts and causes. `None`: the failure's own
     /// message is written for users (the media and token failures above).
@@ -165,6 +196,23 @@ pub enum EmailOutcome {
     AlreadySent,
 }
 
+/// How a job that did not complete ended; `record_ending` writes it on the job's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEnding {
+    /// `failure_type` is one of [`failure::KINDS`].
+    Failed {
+        failure_type: String,
+    },
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEndingInput {
+    pub job_id: JobId,
+    pub ending: JobEnding,
+}
+
 /// Marker types naming each activity with its input and output types.
 pub mod activity {
     use super::*;
@@ -190,6 +238,7 @@ pub mod activity {
     activity!(Transcode, "transcode", TranscodeInput, TranscodeOutput);
     activity!(StoreMp3, "store_mp3", StoreMp3Input, StoredMp3);
     activity!(SendEmail, "send_email", SendEmailInput, EmailOutcome);
+    activity!(RecordEnding, "record_ending", RecordEndingInput, ());
 }
 
 #[cfg(test)]
@@ -205,6 +254,14 @@ mod tests {
         assert_eq!(Transcode.name(), Step::Transcode.activity_name());
         assert_eq!(StoreMp3.name(), Step::StoreMp3.activity_name());
         assert_eq!(SendEmail.name(), Step::SendEmail.activity_name());
+    }
+
+    #[test]
+    fn failure_kinds_are_a_bounded_set() {
+        use super::failure::{CORRUPT_MEDIA, OTHER, kind};
+        assert_eq!(kind(Some(CORRUPT_MEDIA)), CORRUPT_MEDIA);
+        assert_eq!(kind(Some("user@example.com")), OTHER);
+        assert_eq!(kind(None), OTHER);
     }
 }
 
@@ -230,6 +287,16 @@ pub mod failures {
             }
             _ => None,
         })
+    }
+
+    /// What a failure is, as a bounded label: its application type if it is one of ours, a
+    /// timeout, or `Other`.
+    pub fn kind(failure: &Failure) -> &'static str {
+        match application_type(failure) {
+            Some(type_name) => super::failure::kind(Some(type_name)),
+            None if is_timeout(failure) => super::failure::TIMEOUT,
+            None => super::failure::OTHER,
+        }
     }
 
     /// True when the chain holds a timeout (heartbeat, schedule-to-start, ...).

@@ -4,7 +4,7 @@
 //! the SQL both understand (`?` placeholders, integers for times and flags).
 
 use crate::{StoreError, time::now_millis};
-use audiomill_domain::{EmailAddress, JobId, ObjectKey, UserId};
+use audiomill_domain::{EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding};
 use sqlx::{
     AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
@@ -15,8 +15,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone)]
 pub struct Database {
-    pool: AnyPool,
-    is_mysql: bool,
+    pub(crate) pool: AnyPool,
+    pub(crate) is_mysql: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub struct Job {
     pub duration_ms: Option<u64>,
     pub completed_at: Option<i64>,
     pub notified_at: Option<i64>,
+    /// How the job ended (`completed`, `failed` or `cancelled`); `None` while it runs.
+    pub outcome: Option<JobStatus>,
 }
 
 /// What presenting a refresh token led to.
@@ -363,7 +365,7 @@ impl Database {
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         sqlx::query(
             "SELECT id, user_id, original_filename, source_key, source_size, created_at, mp3_key, \
-             mp3_size, duration_ms, completed_at, notified_at FROM jobs WHERE id = ?",
+             mp3_size, duration_ms, completed_at, notified_at, outcome FROM jobs WHERE id = ?",
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -372,29 +374,56 @@ impl Database {
         .transpose()
     }
 
-    /// Records the finished MP3. Idempotent: a retried `store_mp3` writes the same values.
+    /// Records the finished MP3, which completes the job. `Ok(true)` when this call completed
+    /// it, `Ok(false)` when an earlier attempt had (a retried `store_mp3`), and
+    /// `Conflict` when the job ended otherwise meanwhile (cancelled).
     pub async fn record_mp3(
         &self,
         id: JobId,
         mp3_key: &ObjectKey,
         mp3_size: u64,
         duration_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
         let updated = sqlx::query(
-            "UPDATE jobs SET mp3_key = ?, mp3_size = ?, duration_ms = ?, \
-             completed_at = COALESCE(completed_at, ?) WHERE id = ?",
+            "UPDATE jobs SET mp3_key = ?, mp3_size = ?, duration_ms = ?, completed_at = ?, \
+             outcome = 'completed', ended_at = ? WHERE id = ? AND outcome IS NULL",
         )
         .bind(mp3_key.as_ref())
         .bind(mp3_size as i64)
         .bind(duration_ms as i64)
+        .bind(now)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(true);
+        }
+        match self.job(id).await?.ok_or(StoreError::NotFound)?.outcome {
+            Some(JobStatus::Completed) => Ok(false),
+            _ => Err(StoreError::Conflict("job ended")),
+        }
+    }
+
+    /// Records how a job that did not complete ended. `true` when this call recorded it;
+    /// `false` when the job had already ended (or is gone), so a retry counts nothing twice.
+    pub async fn record_ending(&self, id: JobId, ending: &JobEnding) -> Result<bool, StoreError> {
+        let (outcome, failure_type) = match ending {
+            JobEnding::Failed { failure_type } => (JobStatus::Failed, Some(failure_type.as_str())),
+            JobEnding::Cancelled => (JobStatus::Cancelled, None),
+        };
+        let updated = sqlx::query(
+            "UPDATE jobs SET outcome = ?, failure_type = ?, ended_at = ? \
+             WHERE id = ? AND outcome IS NULL",
+        )
+        .bind(outcome.as_str())
+        .bind(failure_type)
         .bind(now_millis())
         .bind(id.to_string())
         .execute(&self.pool)
         .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Claims the right to send a job's notification. Only the first caller ever gets `true`,
@@ -475,16 +504,22 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         duration_ms: unsigned(row.try_get("duration_ms")?),
         completed_at: row.try_get("completed_at")?,
         notified_at: row.try_get("notified_at")?,
+        outcome: row
+            .try_get::<Option<String>, _>("outcome")?
+            .map(|text| {
+                JobStatus::parse(&text).ok_or_else(|| StoreError::Corrupt("bad outcome".into()))
+            })
+            .transpose()?,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A fresh, migrated database: SQLite in a temporary directory, or a new MariaDB database
     /// when the suite runs on the production backends (see `scripts/test.sh`).
-    async fn fresh() -> (tempfile::TempDir, Database) {
+    pub(crate) async fn fresh() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let url = match std::env::var("AUDIOMILL_TEST_BACKENDS").as_deref() {
             Ok("production") => {
@@ -583,13 +618,85 @@ mod tests {
         db.release_notification(job.id).await.unwrap();
         assert!(db.claim_notification(job.id).await.unwrap());
 
-        db.record_mp3(job.id, &ObjectKey::mp3(job.id), 1234, 10_000)
-            .await
-            .unwrap();
+        assert!(
+            db.record_mp3(job.id, &ObjectKey::mp3(job.id), 1234, 10_000)
+                .await
+                .unwrap()
+        );
         let stored = db.job(job.id).await.unwrap().unwrap();
+        assert_eq!(stored.outcome, Some(JobStatus::Completed));
         assert_eq!(stored.original_filename, "Überraschung 日本 🎬.mp4");
         assert_eq!(stored.mp3_size, Some(1234));
         assert_eq!(stored.duration_ms, Some(10_000));
         assert!(stored.completed_at.is_some());
+    }
+
+    async fn new_job(db: &Database) -> JobId {
+        let id = JobId::generate();
+        db.insert_job(&NewJob {
+            id,
+            user_id: UserId::generate(),
+            original_filename: "a.mp4".into(),
+            source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
+            source_size: 10,
+        })
+        .await
+        .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn a_job_ends_once_and_a_retried_store_is_not_a_second_completion() {
+        let (_dir, db) = fresh().await;
+        let key = |id| ObjectKey::mp3(id);
+
+        let completed = new_job(&db).await;
+        assert!(
+            db.record_mp3(completed, &key(completed), 1, 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.record_mp3(completed, &key(completed), 1, 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.record_ending(completed, &JobEnding::Cancelled)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.job(completed).await.unwrap().unwrap().outcome,
+            Some(JobStatus::Completed)
+        );
+
+        let failed = new_job(&db).await;
+        let ending = JobEnding::Failed {
+            failure_type: "CorruptMedia".into(),
+        };
+        assert!(db.record_ending(failed, &ending).await.unwrap());
+        assert!(!db.record_ending(failed, &ending).await.unwrap());
+        assert_eq!(
+            db.job(failed).await.unwrap().unwrap().outcome,
+            Some(JobStatus::Failed)
+        );
+
+        // An MP3 that arrives after the job was cancelled does not revive it.
+        let cancelled = new_job(&db).await;
+        assert!(
+            db.record_ending(cancelled, &JobEnding::Cancelled)
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            db.record_mp3(cancelled, &key(cancelled), 1, 1).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            db.record_mp3(JobId::generate(), &key(cancelled), 1, 1)
+                .await,
+            Err(StoreError::NotFound)
+        ));
     }
 }

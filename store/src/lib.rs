@@ -4,14 +4,17 @@
 //!   MySQL/MariaDB, through one portable set of migrations.
 //! - [`ObjectStore`]: uploaded videos and finished MP3s, as plain files under a directory
 //!   (embedded) or in an S3 bucket.
+//! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
 mod error;
 mod objects;
 mod s3;
+mod stats;
 pub mod time;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use objects::{ObjectBody, ObjectStore, PutError};
 pub use s3::{PART_SIZE, S3Settings};
+pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};

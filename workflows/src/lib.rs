@@ -8,20 +8,27 @@
 //! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
 //! MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
 //! heartbeat and removes its files) and sends no e-mail. Steps that need the database,
-//! storage or the mail server retry through their outages for up to a day.
+//! storage or the mail server retry through their outages for up to a day. A job that fails
+//! or is cancelled has that written on its row by `record_ending` before the run ends, so
+//! statistics count every job however it ended.
 
+use audiomill_domain::JobId;
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, SendEmailInput,
-    StoreMp3Input, StoredMp3, TranscodeInput, ValidateTokenInput, WORKFLOW_TYPE, activity, failure,
-    failures,
+    ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, JobEnding,
+    RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput,
+    ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
 };
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
-    WorkflowContext, WorkflowResult, WorkflowTermination,
+    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
 };
+
+/// Marks histories whose failed or cancelled runs record their ending; runs begun before it
+/// replay without the step.
+const RECORD_ENDING_PATCH: &str = "record-ending";
 
 /// How many times the workflow re-fetches the source after losing the worker that held it.
 const MAX_WORKER_ROUNDS: u32 = 5;
@@ -48,50 +55,95 @@ impl ConvertVideo {
         ctx: &mut WorkflowContext<Self>,
         input: ConvertVideoInput,
     ) -> WorkflowResult<ConvertVideoOutput> {
-        let validate = ValidateTokenInput {
-            user_id: input.user_id,
-            session_id: input.session_id.clone(),
-        };
-        ctx.execute_activity(
-            activity::ValidateToken,
-            validate,
-            through_outages(Duration::from_secs(30)),
+        match convert(ctx, &input).await {
+            Ok(output) => Ok(output),
+            Err(error) => {
+                record_ending(ctx, input.job_id, &error).await;
+                Err(end(error))
+            }
+        }
+    }
+}
+
+/// The job's steps, up to the first that ends it without an MP3.
+async fn convert(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    input: &ConvertVideoInput,
+) -> Result<ConvertVideoOutput, ActivityExecutionError> {
+    let validate = ValidateTokenInput {
+        user_id: input.user_id,
+        session_id: input.session_id.clone(),
+    };
+    ctx.execute_activity(
+        activity::ValidateToken,
+        validate,
+        through_outages(Duration::from_secs(30)),
+    )
+    .await?;
+
+    let mut round = 0;
+    let (stored, duration_ms) = loop {
+        round += 1;
+        let may_retry = round < MAX_WORKER_ROUNDS;
+        if let Some(done) = convert_on_one_worker(ctx, input, may_retry).await? {
+            break done;
+        }
+    };
+
+    let notified = match ctx
+        .execute_activity(
+            activity::SendEmail,
+            SendEmailInput {
+                job_id: input.job_id,
+            },
+            mail_options(),
         )
         .await
-        .map_err(end)?;
+    {
+        Ok(_) => true,
+        Err(error @ ActivityExecutionError::Cancelled(_)) => return Err(error),
+        // The MP3 is stored and downloadable; the failure stays visible in the history.
+        Err(_) => false,
+    };
 
-        let mut round = 0;
-        let (stored, duration_ms) = loop {
-            round += 1;
-            let may_retry = round < MAX_WORKER_ROUNDS;
-            if let Some(done) = convert_on_one_worker(ctx, &input, may_retry).await? {
-                break done;
-            }
-        };
+    Ok(ConvertVideoOutput {
+        mp3_key: stored.mp3_key,
+        mp3_size: stored.mp3_size,
+        duration_ms,
+        notified,
+    })
+}
 
-        let notified = match ctx
-            .execute_activity(
-                activity::SendEmail,
-                SendEmailInput {
-                    job_id: input.job_id,
-                },
-                mail_options(),
-            )
-            .await
-        {
-            Ok(_) => true,
-            Err(error @ ActivityExecutionError::Cancelled(_)) => return Err(end(error)),
-            // The MP3 is stored and downloadable; the failure stays visible in the history.
-            Err(_) => false,
-        };
-
-        Ok(ConvertVideoOutput {
-            mp3_key: stored.mp3_key,
-            mp3_size: stored.mp3_size,
-            duration_ms,
-            notified,
-        })
+/// Writes how the job ended on its row. It runs outside the run's cancellation, since a
+/// cancelled job is what it records, and retries through a database outage. A job whose MP3
+/// was stored stays completed whatever ends its run later.
+async fn record_ending(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    job_id: JobId,
+    error: &ActivityExecutionError,
+) {
+    if !ctx.patched(RECORD_ENDING_PATCH) {
+        return;
     }
+    let ending = match error {
+        ActivityExecutionError::Cancelled(_) => JobEnding::Cancelled,
+        other => JobEnding::Failed {
+            failure_type: other
+                .failure()
+                .map_or(failure::OTHER, failures::kind)
+                .to_owned(),
+        },
+    };
+    let mut options = through_outages(Duration::from_secs(30));
+    options.cancellation_token = Some(WorkflowCancellationToken::new());
+    // Only the patience running out ends it unrecorded; the run ends as it would anyway.
+    let _ = ctx
+        .execute_activity(
+            activity::RecordEnding,
+            RecordEndingInput { job_id, ending },
+            options,
+        )
+        .await;
 }
 
 /// One round on one worker: fetch the source onto a worker with room, then transcode and
@@ -101,22 +153,14 @@ async fn convert_on_one_worker(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     may_retry: bool,
-) -> WorkflowResult<Option<(StoredMp3, u64)>> {
-    let lost = |error: ActivityExecutionError| {
-        if may_retry && worker_lost(&error) {
-            Ok(None)
-        } else {
-            Err(end(error))
-        }
-    };
+) -> Result<Option<(StoredMp3, u64)>, ActivityExecutionError> {
     let fetch = FetchSourceInput {
         job_id: input.job_id,
         source_key: input.source_key.clone(),
     };
     let fetched = ctx
         .execute_activity(activity::FetchSource, fetch, fetch_options())
-        .await
-        .map_err(end)?;
+        .await?;
     let transcode = TranscodeInput {
         job_id: input.job_id,
     };
@@ -129,7 +173,8 @@ async fn convert_on_one_worker(
         .await
     {
         Ok(transcoded) => transcoded,
-        Err(error) => return lost(error),
+        Err(error) if may_retry && worker_lost(&error) => return Ok(None),
+        Err(error) => return Err(error),
     };
     let store = StoreMp3Input {
         job_id: input.job_id,
@@ -140,7 +185,8 @@ async fn convert_on_one_worker(
         .await
     {
         Ok(stored) => Ok(Some((stored, transcoded.duration_ms))),
-        Err(error) => lost(error),
+        Err(error) if may_retry && worker_lost(&error) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP operations, in groups by tag: [`accounts`] (logging in and tokens), [`jobs`]
-//! (uploading, following and deleting jobs), [`downloads`] (the MP3s) and [`health`]. Each
-//! operation returns a typed response whose variants document every status; the status code is
-//! decided there and nowhere else. What the groups share lives here: the security schemes,
+//! (uploading, following and deleting jobs), [`downloads`] (the MP3s), [`health`] and
+//! [`stats`]. Each operation returns a typed response whose variants document every status;
+//! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
 /// Lets an operation's response carry the refusals of [`Context::caller_job`].
@@ -46,6 +46,7 @@ mod health;
 pub use health::CHECK_TIMEOUT;
 mod intake;
 mod jobs;
+mod stats;
 
 use crate::{
     Gateway,
@@ -67,6 +68,7 @@ pub type Api = (
     jobs::JobsApi,
     downloads::DownloadsApi,
     health::HealthApi,
+    stats::StatsApi,
 );
 
 /// The operations, serving `gateway`.
@@ -86,7 +88,8 @@ fn with_context(cx: Context) -> Api {
         accounts::AccountsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },
-        health::HealthApi { cx },
+        health::HealthApi { cx: cx.clone() },
+        stats::StatsApi { cx },
     )
 }
 
@@ -98,7 +101,7 @@ enum ApiTags {
     Auth,
     /// Uploading videos and getting MP3s.
     Jobs,
-    /// Service health.
+    /// Service health and statistics.
     Operations,
 }
 
