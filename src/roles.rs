@@ -8,7 +8,9 @@ use crate::{
         Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
         write_private,
     },
-    temporal, users,
+    temporal,
+    temporal_metrics::SdkMeter,
+    users,
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
@@ -29,6 +31,7 @@ use std::{
     },
     time::Duration,
 };
+use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
 use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
@@ -552,7 +555,7 @@ async fn build_pollers(
     parts: PollerParts,
 ) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 3])> {
     let client = temporal_client(&parts.config, &parts.identity).await?;
-    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(sdk_runtime_options())
         .map_err(|e| anyhow::anyhow!("could not start the Temporal runtime: {e}"))?;
     let held_slots = parts.activities.max_held_jobs();
     let shared = WorkerOptions::new(TASK_QUEUE)
@@ -577,6 +580,17 @@ async fn build_pollers(
     };
     let workers = [worker(shared)?, worker(fetch)?, worker(own)?];
     Ok((runtime, workers))
+}
+
+/// The SDK runtime's options: its worker metrics go to our registry (see `temporal_metrics`).
+fn sdk_runtime_options() -> temporalio_sdk::runtime::RuntimeOptions {
+    let telemetry = TelemetryOptions::builder()
+        .metrics(Arc::new(SdkMeter) as Arc<dyn CoreMeter>)
+        .build();
+    temporalio_sdk::runtime::RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .expect("the default heartbeat interval is valid")
 }
 
 /// A tuner that lets a poller hold `slots` tasks of each kind at once.

@@ -496,6 +496,31 @@ async fn a_worker_serves_metrics_and_health_on_metrics_listen() {
             .unwrap()
             .starts_with("text/plain")
     );
+    // The Temporal SDK's own worker metrics are on the same page, with its labels only.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = get("/metrics", Some("worker-metrics-token"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let slots: Vec<&str> = page
+            .lines()
+            .filter(|line| line.starts_with("temporal_worker_task_slots_available{"))
+            .collect();
+        if slots
+            .iter()
+            .any(|line| line.contains("task_queue=\"audiomill-fetch\""))
+        {
+            assert!(page.contains("temporal_num_pollers{"), "{page}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no SDK metrics: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 
     // A worker that no longer polls is not ready, though its pages still answer.
     worker.stop_worker().await.expect("the worker stops");

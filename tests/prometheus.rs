@@ -214,6 +214,25 @@ async fn prometheus_scrapes_both_roles_and_every_dashboard_query_finds_series() 
     )
     .await;
     assert_eq!(failures.len(), 1, "{failures:?}");
+    let failed_jobs = query(
+        &http,
+        &prometheus,
+        r#"audiomill_jobs_failed_total{job="audiomill-worker"}"#,
+    )
+    .await;
+    assert_eq!(failed_jobs.len(), 1, "{failed_jobs:?}");
+    assert_eq!(failed_jobs[0]["value"][1], "1", "{failed_jobs:?}");
+    // The SDK's schedule-to-start latency of the activities, as the worker exported it.
+    let scheduled = query(
+        &http,
+        &prometheus,
+        r#"temporal_activity_schedule_to_start_latency_seconds_count{job="audiomill-worker",task_queue="audiomill-fetch"}"#,
+    )
+    .await;
+    assert!(
+        scheduled.iter().any(|s| s["value"][1] != "0"),
+        "{scheduled:?}"
+    );
 
     // Every dashboard query names series that exist (rates need two scrapes: wait for them).
     let dashboard: Value =
