@@ -387,11 +387,13 @@ impl Database {
         let now = now_millis();
         let updated = sqlx::query(
             "UPDATE jobs SET mp3_key = ?, mp3_size = ?, duration_ms = ?, completed_at = ?, \
-             outcome = 'completed', ended_at = ? WHERE id = ? AND outcome IS NULL",
+             ended_at = ?, conversion_ms = ? - created_at, outcome = 'completed' \
+             WHERE id = ? AND outcome IS NULL",
         )
         .bind(mp3_key.as_ref())
         .bind(mp3_size as i64)
         .bind(duration_ms as i64)
+        .bind(now)
         .bind(now)
         .bind(now)
         .bind(id.to_string())
