@@ -8,7 +8,10 @@
 #   4. jobs per minute with one worker against two (10 one-minute clips queued while the
 #      workers are paused, then timed until all are done; one transcode at a time per worker);
 #   5. a load run: 50 clients for 60 s against one gateway, mixing status polls, token
-#      validation and small uploads (examples/load.rs); every uploaded job must complete.
+#      validation and small uploads (examples/load.rs); every uploaded job must complete;
+#   6. what metrics cost that gateway per request (api/examples/metrics_cost.rs against its
+#      CPU time per request in the load run), /metrics latency, and /stats/uploads latency
+#      with 100 000 jobs in the database.
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -44,14 +47,14 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/5 transcode, 10-minute clip (best of 3 each)..."
+echo "1/6 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
 ratio=$(python3 -c "print(f'{($ours / $cli - 1) * 100:+.1f}%')")
 short_transcode=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/short.mp4" "$WORK/short.mp3" | awk '{print $1}'; done | best)
 
-echo "2/5 service overhead, 10-second clip..."
+echo "2/6 service overhead, 10-second clip..."
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091
 source .tools/run/env
@@ -84,7 +87,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/5 gateway memory and S3 throughput during a 1 GB upload..."
+echo "3/6 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -104,7 +107,7 @@ throughput=$(python3 -c "print(f'{1024 / $upload_seconds:.0f}')")
 big_job=$(json '["job_id"]' <"$WORK/big.json")
 until curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$big_job" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.2; done
 
-echo "4/5 jobs per minute, one worker against two..."
+echo "4/6 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
 for n in $(seq 10); do
   ff -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=48000" \
@@ -175,15 +178,52 @@ mapfile -t shared < <(scaling)
 WORKERS=("$(start_worker worker1)" "$(start_worker worker2)")
 sleep 2
 
-echo "5/5 load: 50 clients for 60 s against one gateway..."
+echo "5/6 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
 RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 LISTEN_ADDR=127.0.0.1:$LOAD_PORT \
   "$BIN" gateway >"$WORK/load-gateway.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$LOAD_PORT/health" >/dev/null && break; sleep 0.2; done
+LOAD_GATEWAY=$!; PIDS+=($LOAD_GATEWAY)
+LOAD=http://127.0.0.1:$LOAD_PORT
+for _ in $(seq 100); do curl -sf "$LOAD/health" >/dev/null && break; sleep 0.2; done
 ff -f lavfi -i "color=size=64x64:rate=5" -f lavfi -i "sine=frequency=440" -t 1 -c:v libx264 -preset ultrafast -c:a aac "$WORK/tiny.mp4"
-./target/debug/examples/load "http://127.0.0.1:$LOAD_PORT" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
+load_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
+./target/debug/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
+load_cpu=$(python3 -c "print(($(cpu_ticks "$LOAD_GATEWAY") - $load_cpu_before) / $TICKS)")
+
+echo "6/6 metrics and statistics..."
+# The gateway's CPU per answered request in the load run, against what its metrics middleware
+# costs per request measured alone: the share of the gateway's capacity that metrics take.
+requests=$(awk -F'|' 'NR > 2 {s += $3} END {print s}' "$WORK/load.txt")
+metrics_ns=$(./target/debug/examples/metrics_cost)
+cpu_us=$(python3 -c "print(f'{$load_cpu / $requests * 1e6:.0f}')")
+metrics_share=$(python3 -c "print(f'{$metrics_ns / ($load_cpu / $requests * 1e9) * 100:.2f}%')")
+# Median and 95th percentile of 20 requests, in milliseconds.
+timed() { # URL [curl options...]
+  local url=$1; shift
+  for _ in $(seq 20); do curl -sf -o /dev/null -w '%{time_total}\n' "$@" "$url"; done |
+    sort -n | python3 -c "import sys; t = [float(l) * 1000 for l in sys.stdin]; print(f'{t[9]:.1f} ms / {t[18]:.1f} ms')"
+}
+metrics_latency=$(timed "$LOAD/metrics")
+metrics_kb=$(( $(curl -sf "$LOAD/metrics" | wc -c) / 1024 ))
+# 100 000 jobs over 60 days, 1% of them the bench user's: 80% completed, 10% failed, 10% cancelled.
+bench_user=$(sql "SELECT id FROM users WHERE email = 'bench@example.com'")
+sql "SET @owner = '$bench_user', @now = UNIX_TIMESTAMP(NOW(3)) * 1000;
+INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, mp3_key,
+                  mp3_size, duration_ms, completed_at, conversion_ms, outcome, failure_type, ended_at)
+SELECT UUID(), IF(seq % 100 = 0, @owner, CONCAT('seeded-user-', seq % 97)), 'seeded.mp4',
+       CONCAT('sources/seeded-', seq, '.mp4'), 100000 + (seq * 7919) % 200000000, @now - seq * 51840,
+       IF(seq % 10 < 8, CONCAT('mp3/seeded-', seq, '.mp3'), NULL), IF(seq % 10 < 8, 10000 + seq % 5000000, NULL),
+       IF(seq % 10 < 8, 1000 + seq % 3600000, NULL), IF(seq % 10 < 8, @now - seq * 51840 + 2000 + (seq * 31) % 120000, NULL),
+       IF(seq % 10 < 8, 2000 + (seq * 31) % 120000, NULL),
+       CASE seq % 10 WHEN 8 THEN 'failed' WHEN 9 THEN 'cancelled' ELSE 'completed' END,
+       IF(seq % 10 = 8, 'CorruptMedia', NULL), @now - seq * 51840 + 3000
+FROM seq_1_to_100000"
+"$BIN" user add --email admin@example.com --password admin-password --admin >/dev/null
+ADMIN_TOKEN=$(curl -sf -X POST -u admin@example.com:admin-password "$LOAD/login" | json '["access_token"]')
+stats_mine=$(timed "$LOAD/stats/uploads" -H "Authorization: Bearer $TOKEN")
+stats_all=$(timed "$LOAD/stats/uploads?scope=all" -H "Authorization: Bearer $ADMIN_TOKEN")
+jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
 per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
 # "seconds cpu" pairs -> "jobs/min one / jobs/min two (speed-up)"
 scaling_row() {
@@ -208,6 +248,10 @@ else
   echo "| jobs per minute, each worker held to half a core | 2 workers >= 1.8x | not measured: needs a writable cgroup cpu controller (root) |"
 fi
 echo "| jobs per minute, 10 one-minute clips, all sharing the machine's cores: 1 worker / 2 workers | | $(scaling_row "${shared[@]}"); cores ${busy} busy with two, CPU allows at most ${ceiling} |"
+echo "| metrics middleware per request, against the gateway's CPU per request in the load run | under 2% | ${metrics_ns} ns of ${cpu_us} us (${metrics_share}) |"
+echo "| GET /metrics after the load run (${metrics_kb} KiB), median / p95 of 20 | | ${metrics_latency} |"
+echo "| GET /stats/uploads, ${jobs_in_db} jobs in the database: the bench user's (about 1 000), median / p95 of 20 | | ${stats_mine} |"
+echo "| GET /stats/uploads?scope=all, the same jobs, everyone's, median / p95 of 20 | | ${stats_all} |"
 echo
 echo "Load, 50 clients for 60 s against one gateway (target: 0 errors, 0 lost jobs, p99 under 50 ms for status and validate):"
 echo

@@ -96,9 +96,10 @@ pub fn worker_pages(token: Option<String>, readiness: Readiness) -> impl Endpoin
         .at("/health/ready", ready)
 }
 
-/// The route templates of the API, to label requests with.
+/// The route templates of the API, to label requests with, in a path router (`matchit`,
+/// whose `{name}` parameters are OpenAPI's): the lookup runs on every request.
 pub struct Routes {
-    templates: Vec<Vec<String>>,
+    router: matchit::Router<String>,
 }
 
 impl Routes {
@@ -106,53 +107,41 @@ impl Routes {
     /// pages outside it.
     pub fn from_spec(spec: &str) -> Self {
         let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        let mut paths: Vec<String> = document["paths"]
+        let mut templates: Vec<String> = document["paths"]
             .as_object()
             .map(|paths| paths.keys().cloned().collect())
             .unwrap_or_default();
-        paths.extend(["/docs", "/swagger.json", "/metrics"].map(str::to_owned));
-        Self {
-            templates: paths.iter().map(|p| segments(p)).collect(),
+        templates.extend(["/docs", "/swagger.json", "/metrics"].map(str::to_owned));
+        let mut router = matchit::Router::new();
+        for template in templates {
+            // The document's paths are distinct; a clash would only lose a label.
+            let _ = router.insert(template.clone(), template);
         }
+        Self { router }
     }
 
     /// The template `path` matches, or `unmatched` (which keeps unknown paths out of the
     /// label values).
-    pub fn template_of(&self, path: &str) -> String {
-        let wanted = segments(path);
-        self.templates
-            .iter()
-            .find(|template| {
-                template.len() == wanted.len()
-                    && template
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(t, w)| t == w || (t.starts_with('{') && t.ends_with('}')))
-            })
-            .map_or_else(|| "unmatched".to_owned(), |t| format!("/{}", t.join("/")))
+    pub fn template_of(&self, path: &str) -> &str {
+        self.router
+            .at(path)
+            .map_or("unmatched", |found| found.value.as_str())
     }
 }
 
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// One answered request.
-pub fn request_answered(method: &str, route: String, status: u16, took: Duration) {
+pub fn request_answered(method: &str, route: &str, status: u16, took: Duration) {
     metrics::counter!(
         "audiomill_http_requests_total",
         "method" => method.to_owned(),
-        "route" => route.clone(),
+        "route" => route.to_owned(),
         "status" => status.to_string(),
     )
     .increment(1);
     metrics::histogram!(
         "audiomill_http_request_duration_seconds",
         "method" => method.to_owned(),
-        "route" => route,
+        "route" => route.to_owned(),
     )
     .record(took.as_secs_f64());
 }
