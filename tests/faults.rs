@@ -353,6 +353,26 @@ async fn outage_of_the_mail_server_when_the_mail_is_due() {
 
     sink.start();
     assert_delivered(&app, &token, &job_id).await;
+    // The failed attempts and the delivery are counted.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for counter in [
+        "audiomill_emails_failed_total",
+        "audiomill_emails_sent_total",
+    ] {
+        let count: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(counter)?.trim().parse().ok())
+            .unwrap_or_default();
+        assert!(count >= 1.0, "{counter}: {count}");
+    }
     app.stop().await;
 }
 

@@ -269,6 +269,7 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
     for (method, path) in [
         (Method::GET, "/download/not-a-job-id"),
         (Method::GET, "/download?fid=not-a-job-id"),
+        (Method::GET, "/download"),
         (Method::DELETE, "/jobs/not-a-job-id"),
         (Method::GET, "/status/01A20D98-61F4-7332-8A08-D08FF9937AFB"),
     ] {
@@ -1121,5 +1122,36 @@ async fn an_upload_cut_off_midway_leaves_nothing_unfinished_behind() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(app.objects().is_empty(), "{:?}", app.objects());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_method_gets_405_naming_the_allowed_ones() {
+    let app = TestApp::spawn().await;
+    let job = uuid::Uuid::now_v7().to_string();
+    for (method, path, allowed) in [
+        (Method::PUT, "/upload".to_owned(), "POST"),
+        (Method::DELETE, format!("/status/{job}"), "GET, HEAD"),
+        (Method::POST, "/health".to_owned(), "GET, HEAD"),
+        (Method::GET, format!("/jobs/{job}"), "DELETE"),
+        (Method::PATCH, "/metrics".to_owned(), "GET, HEAD"),
+    ] {
+        let answer = app
+            .http
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(answer.headers()["allow"], allowed, "{method} {path}");
+        assert_eq!(error_code(answer).await, "method_not_allowed");
+    }
+    // What Allow promises holds: HEAD answers where GET does.
+    let head = app.http.head(app.url("/health")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
     app.stop().await;
 }

@@ -269,8 +269,10 @@ impl ConvertActivities {
         };
         if let Err(error) = self.mailer.send(&notification).await {
             let _ = self.db.release_notification(job.id).await;
+            metrics::counter!("audiomill_emails_failed_total").increment(1);
             return Err(mail_down(error));
         }
+        metrics::counter!("audiomill_emails_sent_total").increment(1);
         tracing::info!(job_id = %job.id, "notification sent");
         Ok(EmailOutcome::Sent)
     }

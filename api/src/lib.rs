@@ -88,22 +88,24 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
             "/docs",
             Route::new().at(
                 "/",
-                poem::endpoint::make_sync(move |_| poem::web::Html(docs_page.clone())),
+                poem::get(poem::endpoint::make_sync(move |_| {
+                    poem::web::Html(docs_page.clone())
+                })),
             ),
         )
         .at(
             "/swagger.json",
-            poem::endpoint::make_sync(move |_| {
+            poem::get(poem::endpoint::make_sync(move |_| {
                 poem::Response::builder()
                     .content_type("application/json")
                     .body(spec.clone())
-            }),
+            })),
         )
         .at("/metrics", {
             let gateway = gateway.clone();
-            poem::endpoint::make_sync(move |request| {
+            poem::get(poem::endpoint::make_sync(move |request| {
                 metrics::page(gateway.metrics_token.as_deref(), &request)
-            })
+            }))
         })
         .nest("/", api)
         .catch_all_error(error::framework_error)
@@ -113,9 +115,12 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                 let started = std::time::Instant::now();
                 let method = request.method().to_string();
                 let route = routes.template_of(request.uri().path());
-                let response = guarded(&gateway, &*endpoint, request).await;
-                let status = match &response {
-                    Ok(response) => response.status(),
+                let mut response = guarded(&gateway, &*endpoint, request).await;
+                let status = match &mut response {
+                    Ok(response) => {
+                        allow_on_405(response, &routes, route);
+                        response.status()
+                    }
                     Err(error) => error.status(),
                 };
                 metrics::request_answered(&method, route, status.as_u16(), started.elapsed());
@@ -124,6 +129,21 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         })
         .with_if(cors_enabled, cors)
         .with(poem::middleware::Tracing)
+}
+
+/// A 405 says which methods the route allows (RFC 9110).
+fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: &str) {
+    if response.status() != poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        return;
+    }
+    if let Some(allow) = routes
+        .allowed_methods(route)
+        .and_then(|allow| poem::http::HeaderValue::from_str(allow).ok())
+    {
+        response
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, allow);
+    }
 }
 
 /// The abuse limits and the body policy, in front of every operation.

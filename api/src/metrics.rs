@@ -90,16 +90,25 @@ pub fn worker_pages(token: Option<String>, readiness: Readiness) -> impl Endpoin
     Route::new()
         .at(
             "/metrics",
-            poem::endpoint::make_sync(move |request| page(token.as_deref(), &request)),
+            poem::get(poem::endpoint::make_sync(move |request| {
+                page(token.as_deref(), &request)
+            })),
         )
-        .at("/health/live", live)
-        .at("/health/ready", ready)
+        .at("/health/live", poem::get(live))
+        .at("/health/ready", poem::get(ready))
 }
 
-/// The route templates of the API, to label requests with, in a path router (`matchit`,
-/// whose `{name}` parameters are OpenAPI's): the lookup runs on every request.
+/// The route templates of the API with the methods each allows, in a path router
+/// (`matchit`, whose `{name}` parameters are OpenAPI's): requests are labelled with their
+/// template, and a 405 names the allowed methods. The lookup runs on every request.
 pub struct Routes {
-    router: matchit::Router<String>,
+    router: matchit::Router<Template>,
+}
+
+struct Template {
+    path: String,
+    /// The `Allow` header's value: `GET, HEAD`, `POST`, ...
+    allow: String,
 }
 
 impl Routes {
@@ -107,15 +116,33 @@ impl Routes {
     /// pages outside it.
     pub fn from_spec(spec: &str) -> Self {
         let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        let mut templates: Vec<String> = document["paths"]
+        let mut templates: Vec<(String, Vec<String>)> = document["paths"]
             .as_object()
-            .map(|paths| paths.keys().cloned().collect())
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, operations)| {
+                        let methods = operations
+                            .as_object()
+                            .map(|o| o.keys().map(|m| m.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        (path.clone(), methods)
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        templates.extend(["/docs", "/swagger.json", "/metrics"].map(str::to_owned));
+        for page in ["/docs", "/swagger.json", "/metrics"] {
+            templates.push((page.to_owned(), vec!["GET".to_owned()]));
+        }
         let mut router = matchit::Router::new();
-        for template in templates {
+        for (path, mut methods) in templates {
+            // A GET route answers HEAD too.
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".to_owned());
+            }
+            let allow = methods.join(", ");
             // The document's paths are distinct; a clash would only lose a label.
-            let _ = router.insert(template.clone(), template);
+            let _ = router.insert(path.clone(), Template { path, allow });
         }
         Self { router }
     }
@@ -125,7 +152,15 @@ impl Routes {
     pub fn template_of(&self, path: &str) -> &str {
         self.router
             .at(path)
-            .map_or("unmatched", |found| found.value.as_str())
+            .map_or("unmatched", |found| found.value.path.as_str())
+    }
+
+    /// The methods `path` allows, as an `Allow` header says them; `None` for unknown paths.
+    pub fn allowed_methods(&self, path: &str) -> Option<&str> {
+        self.router
+            .at(path)
+            .ok()
+            .map(|found| found.value.allow.as_str())
     }
 }
 
@@ -175,7 +210,8 @@ mod tests {
     #[test]
     fn requests_are_labelled_with_their_template_never_their_values() {
         let routes = Routes::from_spec(
-            r#"{"paths": {"/status/{job_id}": {}, "/upload": {}, "/download": {}}}"#,
+            r#"{"paths": {"/status/{job_id}": {"get": {}}, "/upload": {"post": {}},
+                "/download": {"get": {}}}}"#,
         );
         assert_eq!(
             routes.template_of("/status/01a20d98-61f4-7332-8a08-d08ff9937afb"),
@@ -186,5 +222,12 @@ mod tests {
         assert_eq!(routes.template_of("/metrics"), "/metrics");
         assert_eq!(routes.template_of("/ann@example.com/x"), "unmatched");
         assert_eq!(routes.template_of("/status/a/b"), "unmatched");
+        assert_eq!(routes.allowed_methods("/upload"), Some("POST"));
+        assert_eq!(
+            routes.allowed_methods("/status/{job_id}"),
+            Some("GET, HEAD")
+        );
+        assert_eq!(routes.allowed_methods("/metrics"), Some("GET, HEAD"));
+        assert_eq!(routes.allowed_methods("/nowhere"), None);
     }
 }

@@ -80,7 +80,12 @@ enum LogoutResponse {
 #[OpenApi]
 impl AccountsApi {
     /// Log in with HTTP Basic (email and password); returns an access and a refresh token.
-    #[oai(path = "/login", method = "post", tag = "ApiTags::Auth")]
+    #[oai(
+        path = "/login",
+        method = "post",
+        tag = "ApiTags::Auth",
+        operation_id = "login"
+    )]
     async fn login(&self, auth: BasicAuth) -> LoginResponse {
         let gw = self.cx.gw();
         let denied = || {
@@ -122,7 +127,12 @@ impl AccountsApi {
     }
 
     /// Check an access token and show who it belongs to.
-    #[oai(path = "/validate", method = "post", tag = "ApiTags::Auth")]
+    #[oai(
+        path = "/validate",
+        method = "post",
+        tag = "ApiTags::Auth",
+        operation_id = "validateToken"
+    )]
     async fn validate(&self, auth: BearerAuth) -> ValidateResponse {
         match self.cx.authenticate(&auth).await {
             Ok(claims) => ValidateResponse::Ok(Json(Identity {
@@ -137,7 +147,12 @@ impl AccountsApi {
     }
 
     /// End this login: its access token and all its refresh tokens stop working.
-    #[oai(path = "/logout", method = "post", tag = "ApiTags::Auth")]
+    #[oai(
+        path = "/logout",
+        method = "post",
+        tag = "ApiTags::Auth",
+        operation_id = "logout"
+    )]
     async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
         let claims = match self.cx.authenticate(&auth).await {
             Ok(claims) => claims,
@@ -150,9 +165,15 @@ impl AccountsApi {
         }
     }
 
-    /// Trade a refresh token for a new pair. Each refresh token works once; presenting a used
-    /// one again revokes its whole login.
-    #[oai(path = "/token/refresh", method = "post", tag = "ApiTags::Auth")]
+    /// Trade a refresh token for a new pair.
+    ///
+    /// Each refresh token works once; presenting a used one again revokes its whole login.
+    #[oai(
+        path = "/token/refresh",
+        method = "post",
+        tag = "ApiTags::Auth",
+        operation_id = "refreshToken"
+    )]
     async fn refresh(&self, body: Json<RefreshRequest>) -> LoginResponse {
         let gw = self.cx.gw();
         let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();

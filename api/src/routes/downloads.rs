@@ -58,7 +58,7 @@ enum DownloadResponse {
         #[oai(header = "Content-Range")] String,
         #[oai(header = "Content-Length")] u64,
     ),
-    /// The `fid` parameter is missing or malformed.
+    /// The job id (`fid`) is missing or malformed.
     #[oai(status = 400)]
     BadRequest(ErrorJson),
     /// No valid access token.
@@ -83,8 +83,15 @@ framework_refusal!(DownloadResponse);
 
 #[OpenApi]
 impl DownloadsApi {
-    /// Download a finished MP3. Supports `Range: bytes=...`.
-    #[oai(path = "/download/:job_id", method = "get", tag = "ApiTags::Jobs")]
+    /// Download a finished MP3.
+    ///
+    /// Supports `Range: bytes=...`.
+    #[oai(
+        path = "/download/:job_id",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "downloadMp3"
+    )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn download(
         &self,
@@ -96,22 +103,24 @@ impl DownloadsApi {
             .await
     }
 
-    /// Download a finished MP3 by `fid` (the job id); the older form of `/download/{job_id}`.
-    #[oai(path = "/download", method = "get", tag = "ApiTags::Jobs")]
-    #[tracing::instrument(skip_all, fields(job_id = ?fid.0))]
+    /// Download a finished MP3 by `fid` (the job id).
+    ///
+    /// The older form of `/download/{job_id}`.
+    #[oai(
+        path = "/download",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "downloadMp3ByFid"
+    )]
+    #[tracing::instrument(skip_all, fields(job_id = %fid.0))]
     async fn download_by_fid(
         &self,
         auth: BearerAuth,
-        fid: Query<Option<ApiJobId>>,
+        fid: Query<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
-        let Some(fid) = fid.0 else {
-            return DownloadResponse::BadRequest(ErrorBody::new(
-                ErrorCode::BadRequest,
-                "The `fid` query parameter is required.",
-            ));
-        };
-        self.serve_download(&auth, fid.0, range.0.as_deref()).await
+        self.serve_download(&auth, fid.0.0, range.0.as_deref())
+            .await
     }
 }
 

@@ -117,7 +117,12 @@ const NEEDED: [&str; 3] = ["database", "storage", "temporal"];
 #[OpenApi]
 impl HealthApi {
     /// Whether the service and its dependencies answer.
-    #[oai(path = "/health", method = "get", tag = "ApiTags::Operations")]
+    #[oai(
+        path = "/health",
+        method = "get",
+        tag = "ApiTags::Operations",
+        operation_id = "getHealth"
+    )]
     async fn health(&self) -> HealthResponse {
         let checks = check_all(self.cx.gw()).await;
         let word = |name: &str| match checks.iter().find(|c| c.name == name) {
@@ -139,7 +144,12 @@ impl HealthApi {
     }
 
     /// Each dependency with its status, the check's latency and what answered.
-    #[oai(path = "/health/services", method = "get", tag = "ApiTags::Operations")]
+    #[oai(
+        path = "/health/services",
+        method = "get",
+        tag = "ApiTags::Operations",
+        operation_id = "getServicesHealth"
+    )]
     async fn services(&self) -> ServicesResponse {
         let checks = check_all(self.cx.gw()).await;
         ServicesResponse::Ok(Json(ServicesReport {
@@ -149,16 +159,30 @@ impl HealthApi {
         }))
     }
 
-    /// Liveness for orchestrators: answers as long as the process serves.
-    #[oai(path = "/health/live", method = "get", tag = "ApiTags::Operations")]
+    /// Liveness for orchestrators.
+    ///
+    /// Answers as long as the process serves.
+    #[oai(
+        path = "/health/live",
+        method = "get",
+        tag = "ApiTags::Operations",
+        operation_id = "getLiveness"
+    )]
     async fn live(&self) -> LiveResponse {
         LiveResponse::Alive(Json(Liveness {
             status: "alive".into(),
         }))
     }
 
-    /// Readiness for orchestrators: 503 while the database, object storage or Temporal is down.
-    #[oai(path = "/health/ready", method = "get", tag = "ApiTags::Operations")]
+    /// Readiness for orchestrators.
+    ///
+    /// 503 while the database, object storage or Temporal is down.
+    #[oai(
+        path = "/health/ready",
+        method = "get",
+        tag = "ApiTags::Operations",
+        operation_id = "getReadiness"
+    )]
     async fn ready(&self) -> ReadyResponse {
         let failing: Vec<String> = check_all(self.cx.gw())
             .await

@@ -234,9 +234,16 @@ framework_refusal!(StatusResponse, DeleteResponse);
 
 #[OpenApi]
 impl JobsApi {
-    /// Upload a video (multipart field `file`). It is streamed into storage and a
-    /// `ConvertVideo` workflow is started for it.
-    #[oai(path = "/upload", method = "post", tag = "ApiTags::Jobs")]
+    /// Upload a video.
+    ///
+    /// The multipart field `file` is streamed into storage and a `ConvertVideo` workflow is
+    /// started for it.
+    #[oai(
+        path = "/upload",
+        method = "post",
+        tag = "ApiTags::Jobs",
+        operation_id = "uploadVideo"
+    )]
     #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
     async fn upload(&self, auth: BearerAuth, form: VideoForm) -> UploadResponse {
         let claims = match self.cx.authenticate(&auth).await {
@@ -289,7 +296,12 @@ impl JobsApi {
     }
 
     /// A job's status, step and progress.
-    #[oai(path = "/status/:job_id", method = "get", tag = "ApiTags::Jobs")]
+    #[oai(
+        path = "/status/:job_id",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "getJobStatus"
+    )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn status(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> StatusResponse {
         let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
@@ -311,8 +323,15 @@ impl JobsApi {
         }))
     }
 
-    /// Cancel a running job, or delete an ended one with its video and MP3.
-    #[oai(path = "/jobs/:job_id", method = "delete", tag = "ApiTags::Jobs")]
+    /// Cancel a running job, or delete an ended one.
+    ///
+    /// Deleting removes the job's video, MP3 and record.
+    #[oai(
+        path = "/jobs/:job_id",
+        method = "delete",
+        tag = "ApiTags::Jobs",
+        operation_id = "deleteJob"
+    )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn delete_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> DeleteResponse {
         let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {

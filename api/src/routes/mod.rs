@@ -32,7 +32,7 @@ macro_rules! framework_refusal {
                     // The only parameter these operations parse is the job id.
                     Self::BadRequest($crate::error::ErrorBody::new(
                         $crate::error::ErrorCode::BadRequest,
-                        "The job id is malformed: job ids are lower-case UUIDs.",
+                        "The job id is missing or malformed: job ids are lower-case UUIDs.",
                     ))
                 }
             }

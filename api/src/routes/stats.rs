@@ -117,9 +117,16 @@ impl StatsResponse {
 
 #[OpenApi]
 impl StatsApi {
-    /// Upload statistics: by status, bytes, file sizes, conversion times and uploads per day.
-    /// The caller's own by default; `scope=all` covers everyone's and is for admins.
-    #[oai(path = "/stats/uploads", method = "get", tag = "ApiTags::Operations")]
+    /// Upload statistics.
+    ///
+    /// Uploads by status, bytes, file sizes, conversion times and uploads per day: the
+    /// caller's own by default; `scope=all` covers everyone's and is for admins.
+    #[oai(
+        path = "/stats/uploads",
+        method = "get",
+        tag = "ApiTags::Operations",
+        operation_id = "getUploadStats"
+    )]
     async fn uploads(&self, auth: BearerAuth, scope: Query<Option<Scope>>) -> StatsResponse {
         let claims = match self.cx.authenticate(&auth).await {
             Ok(claims) => claims,
