@@ -588,3 +588,109 @@ async fn upload_statistics_count_every_job_by_how_it_ended() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_newest_first_a_page_at_a_time() {
+    let app = TestApp::spawn_with(&[("MAX_CONCURRENT_UPLOADS", "50")]).await;
+    let ann = app.add_user("ann", false).await;
+    let token = app.login(&ann).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let media = tempfile::tempdir().unwrap();
+    let clip = make_mp4(media.path(), "clip.mp4", 1, true);
+    let mut started = Vec::new();
+    for _ in 0..5 {
+        started.push(app.start_job(&token, &clip).await);
+    }
+    let list = |token: String, query: String| {
+        let request = app
+            .http
+            .get(app.url(&format!("/jobs{query}")))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    let page = |token: &str, query: &str| {
+        let answer = list(token.to_owned(), query.to_owned());
+        async move {
+            let answer = answer.await;
+            assert_eq!(answer.status(), StatusCode::OK);
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+
+    // Pages of two, newest first; a job uploaded between two pages does not shift them.
+    let first = page(&token, "?limit=2").await;
+    let late = app.start_job(&token, &clip).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut body = first;
+    loop {
+        let jobs = body["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 2, "{body}");
+        for job in jobs {
+            assert_eq!(job["filename"], "clip.mp4");
+            assert!(job["size_bytes"].as_u64().unwrap() > 0);
+            seen.push(job["job_id"].as_str().unwrap().to_owned());
+        }
+        let Some(cursor) = body["next_cursor"].as_str() else {
+            break;
+        };
+        body = page(&token, &format!("?limit=2&cursor={cursor}")).await;
+    }
+    let newest_first: Vec<String> = started.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let all = page(&token, "?limit=100").await;
+    assert_eq!(all["jobs"][0]["job_id"], late.as_str());
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 6);
+    assert!(all["next_cursor"].is_null());
+
+    // Filters: by how the jobs stand, and by creation time.
+    for job_id in started.iter().chain([&late]) {
+        app.wait_for_job(&token, job_id).await;
+    }
+    let completed = page(&token, "?status=completed").await;
+    assert_eq!(
+        completed["jobs"].as_array().unwrap().len(),
+        6,
+        "{completed}"
+    );
+    assert_eq!(completed["jobs"][0]["status"], "completed");
+    assert!(completed["jobs"][0]["mp3_bytes"].as_u64().unwrap() > 0);
+    let none_failed = page(&token, "?status=failed").await;
+    assert_eq!(none_failed["jobs"], serde_json::json!([]));
+    let future = page(&token, "?created_after=2999-01-01T00:00:00Z").await;
+    assert_eq!(future["jobs"], serde_json::json!([]));
+    let past = page(&token, "?created_before=2999-01-01T00:00:00Z&limit=3").await;
+    assert_eq!(past["jobs"].as_array().unwrap().len(), 3);
+
+    // Bad parameters are refused in the error shape.
+    for query in [
+        "?limit=101",
+        "?limit=0",
+        "?status=lost",
+        "?cursor=not-a-cursor",
+        "?created_after=yesterday",
+    ] {
+        let answer = list(token.clone(), query.to_owned()).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(error_code(answer).await, "bad_request", "{query}");
+    }
+    let anonymous = app.http.get(app.url("/jobs")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Another user sees none of them and may not ask for them; an admin may.
+    let bob = app.user_token("bob").await;
+    assert_eq!(page(&bob, "").await["jobs"], serde_json::json!([]));
+    let forbidden = list(bob.clone(), format!("?user={ann}")).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let root = app.add_user("root", true).await;
+    let admin = app.login(&root).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anns = page(&admin, &format!("?user={ann}&limit=100")).await;
+    assert_eq!(anns["jobs"].as_array().unwrap().len(), 6);
+    let unknown = list(admin.clone(), "?user=nobody@example.com".to_owned()).await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -52,7 +52,13 @@ pub struct Job {
     pub notified_at: Option<i64>,
     /// How the job ended (`completed`, `failed` or `cancelled`); `None` while it runs.
     pub outcome: Option<JobStatus>,
+    /// A failed job's failure type (`CorruptMedia`, ...).
+    pub failure_type: Option<String>,
 }
+
+/// The columns [`job_from_row`] reads.
+pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
+    created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,10 +369,9 @@ impl Database {
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        sqlx::query(
-            "SELECT id, user_id, original_filename, source_key, source_size, created_at, mp3_key, \
-             mp3_size, duration_ms, completed_at, notified_at, outcome FROM jobs WHERE id = ?",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?
@@ -487,7 +492,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     })
 }
 
-fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
+pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
     let mp3_key: Option<String> = row.try_get("mp3_key")?;
     let mp3_key = mp3_key
         .map(|key| ObjectKey::parse(&key))
@@ -512,6 +517,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
                 JobStatus::parse(&text).ok_or_else(|| StoreError::Corrupt("bad outcome".into()))
             })
             .transpose()?,
+        failure_type: row.try_get("failure_type")?,
     })
 }
 

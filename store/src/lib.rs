@@ -4,10 +4,12 @@
 //!   MySQL/MariaDB, through one portable set of migrations.
 //! - [`ObjectStore`]: uploaded videos and finished MP3s, as plain files under a directory
 //!   (embedded) or in an S3 bucket.
+//! - [`JobFilter`]: listing jobs newest first, a keyset page at a time.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
 mod error;
+mod listing;
 mod objects;
 mod s3;
 mod stats;
@@ -15,6 +17,7 @@ pub mod time;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
+pub use listing::{JobFilter, PageAfter};
 pub use objects::{ObjectBody, ObjectStore, PutError};
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};

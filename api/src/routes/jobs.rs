@@ -30,7 +30,7 @@ pub struct JobsApi {
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
-enum JobState {
+pub(super) enum JobState {
     Queued,
     Running,
     Completed,

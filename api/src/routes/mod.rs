@@ -1,6 +1,6 @@
-//! The HTTP operations, in groups by tag: [`accounts`] (logging in and tokens), [`jobs`]
-//! (uploading, following and deleting jobs), [`downloads`] (the MP3s), [`health`] and
-//! [`stats`]. Each operation returns a typed response whose variants document every status;
+//! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
+//! following and deleting jobs), [`listing`] (a user's jobs, page by page), [`downloads`] (the
+//! MP3s), [`health`] and [`stats`]. Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -46,6 +46,7 @@ mod health;
 pub use health::CHECK_TIMEOUT;
 mod intake;
 mod jobs;
+mod listing;
 mod stats;
 
 use crate::{
@@ -66,6 +67,7 @@ use std::sync::Arc;
 pub type Api = (
     accounts::AccountsApi,
     jobs::JobsApi,
+    listing::ListingApi,
     downloads::DownloadsApi,
     health::HealthApi,
     stats::StatsApi,
@@ -87,6 +89,7 @@ fn with_context(cx: Context) -> Api {
     (
         accounts::AccountsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
+        listing::ListingApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },
         health::HealthApi { cx: cx.clone() },
         stats::StatsApi { cx },
