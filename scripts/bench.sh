@@ -10,8 +10,8 @@
 #   5. a load run: 50 clients for 60 s against one gateway, mixing status polls, token
 #      validation and small uploads (examples/load.rs); every uploaded job must complete;
 #   6. what metrics cost that gateway per request (api/examples/metrics_cost.rs against its
-#      CPU time per request in the load run), /metrics latency, and /stats/uploads latency
-#      with 100 000 jobs in the database.
+#      CPU time per request in the load run), /metrics latency, and /stats/uploads and /jobs
+#      latency with 100 000 jobs in the database.
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -211,7 +211,7 @@ bench_user=$(sql "SELECT id FROM users WHERE email = 'bench@example.com'")
 sql "SET @owner = '$bench_user', @now = UNIX_TIMESTAMP(NOW(3)) * 1000;
 INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, mp3_key,
                   mp3_size, duration_ms, completed_at, conversion_ms, outcome, failure_type, ended_at)
-SELECT UUID(), IF(seq % 100 = 0, @owner, CONCAT('seeded-user-', seq % 97)), 'seeded.mp4',
+SELECT UUID(), IF(seq % 100 = 0, @owner, CONCAT('00000000-0000-4000-8000-', LPAD(seq % 97, 12, '0'))), 'seeded.mp4',
        CONCAT('sources/seeded-', seq, '.mp4'), 100000 + (seq * 7919) % 200000000, @now - seq * 51840,
        IF(seq % 10 < 8, CONCAT('mp3/seeded-', seq, '.mp3'), NULL), IF(seq % 10 < 8, 10000 + seq % 5000000, NULL),
        IF(seq % 10 < 8, 1000 + seq % 3600000, NULL), IF(seq % 10 < 8, @now - seq * 51840 + 2000 + (seq * 31) % 120000, NULL),
@@ -223,6 +223,13 @@ FROM seq_1_to_100000"
 ADMIN_TOKEN=$(curl -sf -X POST -u admin@example.com:admin-password "$LOAD/login" | json '["access_token"]')
 stats_mine=$(timed "$LOAD/stats/uploads" -H "Authorization: Bearer $TOKEN")
 stats_all=$(timed "$LOAD/stats/uploads?scope=all" -H "Authorization: Bearer $ADMIN_TOKEN")
+# Listing: the user's first page, everyone's first page of failed jobs, and a page deep in
+# everyone's list (its cursor from 50 000 jobs in).
+jobs_mine=$(timed "$LOAD/jobs?limit=100" -H "Authorization: Bearer $TOKEN")
+jobs_failed=$(timed "$LOAD/jobs?limit=100&status=failed" -H "Authorization: Bearer $ADMIN_TOKEN")
+deep=$(sql "SELECT CONCAT(created_at, '.', id) FROM jobs ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 50000")
+deep_cursor=$(python3 -c "import base64, sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip('='))" "$deep")
+jobs_deep=$(timed "$LOAD/jobs?limit=100&cursor=$deep_cursor" -H "Authorization: Bearer $ADMIN_TOKEN")
 jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
 per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
 # "seconds cpu" pairs -> "jobs/min one / jobs/min two (speed-up)"
@@ -252,6 +259,9 @@ echo "| metrics middleware per request, against the gateway's CPU per request in
 echo "| GET /metrics after the load run (${metrics_kb} KiB), median / p95 of 20 | | ${metrics_latency} |"
 echo "| GET /stats/uploads, ${jobs_in_db} jobs in the database: the bench user's (about 1 000), median / p95 of 20 | | ${stats_mine} |"
 echo "| GET /stats/uploads?scope=all, the same jobs, everyone's, median / p95 of 20 | | ${stats_all} |"
+echo "| GET /jobs?limit=100, the bench user's first page, median / p95 of 20 | | ${jobs_mine} |"
+echo "| GET /jobs?limit=100&status=failed, everyone's (admin), median / p95 of 20 | | ${jobs_failed} |"
+echo "| GET /jobs?limit=100 from 50 000 jobs deep (admin), median / p95 of 20 | | ${jobs_deep} |"
 echo
 echo "Load, 50 clients for 60 s against one gateway (target: 0 errors, 0 lost jobs, p99 under 50 ms for status and validate):"
 echo

@@ -119,9 +119,13 @@ impl DevServer {
         Ok(server)
     }
 
-    /// Waits until our own child listens on its port; fails if it exits first.
+    /// Waits until our own child listens on its port; fails if it exits first. The port must
+    /// answer twice, a moment apart, with the child still running: the server binds its other
+    /// ports (chosen at random) after this one and exits if one is taken, and a stranger
+    /// briefly on this port must not pass for it.
     async fn wait_until_answering(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut answered = false;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
@@ -129,8 +133,14 @@ impl DevServer {
                 );
             }
             if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
-                return Ok(());
+                if answered {
+                    return Ok(());
+                }
+                answered = true;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
             }
+            answered = false;
             if Instant::now() > deadline {
                 bail!(
                     "the Temporal dev server did not start listening on {} within 30 s.",

@@ -107,15 +107,16 @@ impl TestApp {
     async fn prepare(settings: &[(&str, &str)], durable_temporal: bool) -> Self {
         let data = tempfile::tempdir().unwrap();
         let temporal_db = durable_temporal.then(|| data.path().join("temporal.db"));
-        // A free port may be taken by a concurrent test before the server binds it (the
-        // server then refuses to start): try another.
+        // A free port may be taken by a concurrent test (or by another dev server's ports,
+        // which it picks at random) before the server binds it: the server then refuses to
+        // start or exits at once. Try another.
         let mut attempts = 0;
         let (temporal, temporal_address) = loop {
             attempts += 1;
             let address = format!("127.0.0.1:{}", free_port());
             match DevServer::start(temporal_db.as_deref(), &address, None).await {
                 Ok(server) => break (server, address),
-                Err(error) if attempts < 5 && error.to_string().contains("already in use") => {}
+                Err(error) if attempts < 5 => eprintln!("temporal dev server: {error:#}; again"),
                 Err(error) => panic!("temporal dev server starts: {error:#}"),
             }
         };
