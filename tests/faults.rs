@@ -354,15 +354,7 @@ async fn outage_of_the_mail_server_when_the_mail_is_due() {
     sink.start();
     assert_delivered(&app, &token, &job_id).await;
     // The failed attempts and the delivery are counted.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_page().await;
     for counter in [
         "audiomill_emails_failed_total",
         "audiomill_emails_sent_total",

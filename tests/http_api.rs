@@ -523,6 +523,20 @@ async fn a_worker_serves_metrics_and_health_on_metrics_listen() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 
+    // Its pages are read-only, and say so in the API's error shape.
+    let post = test
+        .http
+        .post(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(error_code(post).await, "method_not_allowed");
+    let missing = get("/nowhere", None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(missing).await, "not_found");
+
     // A worker that no longer polls is not ready, though its pages still answer.
     worker.stop_worker().await.expect("the worker stops");
     let ready = get("/health/ready", None).await;

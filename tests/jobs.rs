@@ -138,11 +138,7 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     );
     let download = app.download(&other, &job_id).await;
     assert_eq!(download.status(), StatusCode::NOT_FOUND);
-    let root = app.add_user("root", true).await;
-    let admin = app.login(&root).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.admin_token("root").await;
     assert_eq!(app.status(&admin, &job_id).await.0, StatusCode::OK);
 
     // The scratch files of the worker are gone; the bucket holds the source and the MP3.
@@ -553,11 +549,7 @@ async fn upload_statistics_count_every_job_by_how_it_ended() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let root = app.add_user("root", true).await;
-    let admin = app.login(&root).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.admin_token("root").await;
     let all: serde_json::Value = stats(&admin, "?scope=all")
         .await
         .unwrap()
@@ -568,15 +560,7 @@ async fn upload_statistics_count_every_job_by_how_it_ended() {
     assert!(all["uploads"].as_u64().unwrap() >= 3, "{all}");
 
     // The worker counted the failure by its type and the cancellation.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_page().await;
     for series in [
         "audiomill_jobs_failed_total{type=\"NoAudioStream\"}",
         "audiomill_jobs_cancelled_total",
@@ -593,10 +577,7 @@ async fn upload_statistics_count_every_job_by_how_it_ended() {
 async fn jobs_are_listed_newest_first_a_page_at_a_time() {
     let app = TestApp::spawn_with(&[("MAX_CONCURRENT_UPLOADS", "50")]).await;
     let ann = app.add_user("ann", false).await;
-    let token = app.login(&ann).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&ann).await;
     let media = tempfile::tempdir().unwrap();
     let clip = make_mp4(media.path(), "clip.mp4", 1, true);
     let mut started = Vec::new();
@@ -683,11 +664,7 @@ async fn jobs_are_listed_newest_first_a_page_at_a_time() {
     assert_eq!(page(&bob, "").await["jobs"], serde_json::json!([]));
     let forbidden = list(bob.clone(), format!("?user={ann}")).await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
-    let root = app.add_user("root", true).await;
-    let admin = app.login(&root).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.admin_token("root").await;
     let anns = page(&admin, &format!("?user={ann}&limit=100")).await;
     assert_eq!(anns["jobs"].as_array().unwrap().len(), 6);
     let unknown = list(admin.clone(), "?user=nobody@example.com".to_owned()).await;

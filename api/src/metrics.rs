@@ -9,7 +9,7 @@
 use crate::error::{ErrorBody, ErrorCode};
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use poem::{Endpoint, IntoResponse, Request, Response, Route, http::StatusCode};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::StatusCode};
 use std::{
     sync::{Arc, OnceLock},
     time::Duration,
@@ -96,6 +96,18 @@ pub fn worker_pages(token: Option<String>, readiness: Readiness) -> impl Endpoin
         )
         .at("/health/live", poem::get(live))
         .at("/health/ready", poem::get(ready))
+        .after(|answer| async move {
+            // Refusals in the API's error shape; every page here is read-only, as a 405 says.
+            let mut response = answer
+                .unwrap_or_else(|error| crate::error::framework_answer(&error).into_response());
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                response.headers_mut().insert(
+                    poem::http::header::ALLOW,
+                    poem::http::HeaderValue::from_static("GET, HEAD"),
+                );
+            }
+            Ok::<_, poem::Error>(response)
+        })
 }
 
 /// The route templates of the API with the methods each allows, in a path router

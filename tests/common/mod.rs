@@ -241,10 +241,28 @@ impl TestApp {
     /// A new user, logged in; returns its access token.
     pub async fn user_token(&self, name: &str) -> String {
         let email = self.add_user(name, false).await;
-        self.login(&email).await["access_token"]
+        self.access_token(&email).await
+    }
+
+    /// A new admin, logged in; returns its access token.
+    pub async fn admin_token(&self, name: &str) -> String {
+        let email = self.add_user(name, true).await;
+        self.access_token(&email).await
+    }
+
+    /// Logs `email` in and returns the access token.
+    pub async fn access_token(&self, email: &str) -> String {
+        self.login(email).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// The gateway's `/metrics` page (open: the tests set no `METRICS_TOKEN` unless they say).
+    pub async fn metrics_page(&self) -> String {
+        let page = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        page.text().await.unwrap()
     }
 
     pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> Response {

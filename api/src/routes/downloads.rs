@@ -79,7 +79,7 @@ enum DownloadResponse {
 }
 
 refusal_into!(DownloadResponse);
-framework_refusal!(DownloadResponse);
+framework_refusal!(super::job_id_refused; DownloadResponse);
 
 #[OpenApi]
 impl DownloadsApi {

@@ -230,7 +230,7 @@ enum DeleteResponse {
 }
 
 refusal_into!(StatusResponse, DeleteResponse);
-framework_refusal!(StatusResponse, DeleteResponse);
+framework_refusal!(super::job_id_refused; StatusResponse, DeleteResponse);
 
 #[OpenApi]
 impl JobsApi {

@@ -5,7 +5,7 @@ use super::{
     ApiTags, BearerAuth, Context, Denied, ErrorJson, jobs::JobState, rfc3339, unavailable,
 };
 use crate::{
-    error::{ErrorBody, ErrorCode, framework_answer},
+    error::{ErrorBody, ErrorCode},
     params::ApiJobId,
 };
 use audiomill_domain::{EmailAddress, JobId, JobStatus, UserId};
@@ -93,16 +93,8 @@ enum ListResponse {
     Unavailable(ErrorJson),
 }
 
-impl ListResponse {
-    fn framework_refusal(error: poem::Error) -> Self {
-        let (status, body) = framework_answer(&error);
-        if status == poem::http::StatusCode::UNAUTHORIZED {
-            Self::Unauthorized(body)
-        } else {
-            Self::BadRequest(body)
-        }
-    }
-}
+// The framework's own sentence names the parameter that did not parse.
+framework_refusal!(std::convert::identity; ListResponse);
 
 fn bad_request(message: &str) -> ListResponse {
     ListResponse::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))

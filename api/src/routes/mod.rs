@@ -19,25 +19,30 @@ macro_rules! refusal_into {
     )*};
 }
 
-/// A handler for what the framework refuses before an operation of a job runs: a missing
-/// token (401) or a malformed job id (400), in the operation's own documented answers.
+/// A handler for what the framework refuses before an operation runs, in the operation's own
+/// documented answers: a missing token is 401; anything else (a parameter that does not
+/// parse) is 400, its body the framework's sentence passed through `$bad_request`.
 macro_rules! framework_refusal {
-    ($($response:ident),*) => {$(
+    ($bad_request:expr; $($response:ident),*) => {$(
         impl $response {
             fn framework_refusal(error: poem::Error) -> Self {
                 let (status, body) = $crate::error::framework_answer(&error);
                 if status == poem::http::StatusCode::UNAUTHORIZED {
                     Self::Unauthorized(body)
                 } else {
-                    // The only parameter these operations parse is the job id.
-                    Self::BadRequest($crate::error::ErrorBody::new(
-                        $crate::error::ErrorCode::BadRequest,
-                        "The job id is missing or malformed: job ids are lower-case UUIDs.",
-                    ))
+                    Self::BadRequest($bad_request(body))
                 }
             }
         }
     )*};
+}
+
+/// The 400 of the operations on one job: the only parameter they parse is its id.
+fn job_id_refused(_: ErrorJson) -> ErrorJson {
+    ErrorBody::new(
+        ErrorCode::BadRequest,
+        "The job id is missing or malformed: job ids are lower-case UUIDs.",
+    )
 }
 
 mod accounts;

@@ -1,10 +1,9 @@
 //! `/stats/uploads`: statistics of the caller's jobs, or of everyone's for an admin.
 
 use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
-use crate::error::{ErrorBody, ErrorCode, framework_answer};
+use crate::error::{ErrorBody, ErrorCode};
 use audiomill_store::{StatsScope, UploadStats};
 use chrono::{DateTime, SecondsFormat, Utc};
-use poem::http::StatusCode;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 
 /// How many days `per_day` covers, ending today.
@@ -101,18 +100,14 @@ enum StatsResponse {
     Unavailable(ErrorJson),
 }
 
-impl StatsResponse {
-    fn framework_refusal(error: poem::Error) -> Self {
-        let (status, body) = framework_answer(&error);
-        if status == StatusCode::UNAUTHORIZED {
-            Self::Unauthorized(body)
-        } else {
-            Self::BadRequest(ErrorBody::new(
-                ErrorCode::BadRequest,
-                "The scope is invalid: use `mine` or `all`.",
-            ))
-        }
-    }
+framework_refusal!(scope_refused; StatsResponse);
+
+/// The 400 of `/stats/uploads`: the only parameter it parses is `scope`.
+fn scope_refused(_: ErrorJson) -> ErrorJson {
+    ErrorBody::new(
+        ErrorCode::BadRequest,
+        "The scope is invalid: use `mine` or `all`.",
+    )
 }
 
 #[OpenApi]
