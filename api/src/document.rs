@@ -2,6 +2,11 @@
 //! operations, plus the answers the layers in front of them may give to any operation (429
 //! from the rate limits; 400, 408, 413 and 415 for JSON bodies). Generated clients and API fuzzers
 //! then know every status they can meet.
+//!
+//! It also rewrites one shape of poem-openapi's that generators refuse: a documented field of a
+//! named type is written as `allOf: [{$ref}, {description}]`, and generators that take `allOf`
+//! as a merge of objects (openapi-python-client among them) drop the whole model when the
+//! reference is an enum. The reference alone says the same.
 
 use serde_json::{Value, json};
 
@@ -9,6 +14,7 @@ use serde_json::{Value, json};
 pub fn complete(derived: &str) -> String {
     let mut document: Value =
         serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
+    plain_references(&mut document);
     let Some(paths) = document["paths"].as_object_mut() else {
         return derived.to_owned();
     };
@@ -38,6 +44,44 @@ pub fn complete(derived: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&document).expect("a JSON value serializes")
+}
+
+/// Rewrites every `allOf: [{$ref}, {description, nullable}]` below `value` into the reference
+/// itself (the description stays beside it), or `allOf: [{$ref}]` with `nullable` when the
+/// field may be null: the OpenAPI 3.0 way to say "this type or null".
+fn plain_references(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let documented_reference = object
+                .get("allOf")
+                .and_then(Value::as_array)
+                .filter(|parts| parts.len() == 2 && parts[0].get("$ref").is_some())
+                .and_then(|parts| {
+                    let annotation = parts[1].as_object()?;
+                    let only_annotation = annotation
+                        .keys()
+                        .all(|key| key == "description" || key == "nullable");
+                    only_annotation.then(|| (parts[0].clone(), parts[1].clone()))
+                });
+            if let Some((reference, annotation)) = documented_reference {
+                object.remove("allOf");
+                if let Some(description) = annotation.get("description") {
+                    object
+                        .entry("description")
+                        .or_insert_with(|| description.clone());
+                }
+                if annotation["nullable"] == Value::Bool(true) {
+                    object.insert("allOf".into(), json!([reference]));
+                    object.insert("nullable".into(), Value::Bool(true));
+                } else {
+                    object.insert("$ref".into(), reference["$ref"].clone());
+                }
+            }
+            object.values_mut().for_each(plain_references);
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_references),
+        _ => {}
+    }
 }
 
 fn error_response(description: &str) -> Value {
@@ -89,5 +133,42 @@ mod tests {
             "documented answers are kept"
         );
         assert!(b["413"].is_object() && b["415"].is_object() && b["429"].is_object());
+    }
+
+    #[test]
+    fn documented_references_become_plain_references() {
+        let derived = json!({
+            "paths": {},
+            "components": { "schemas": { "Job": { "type": "object", "properties": {
+                "kind": { "allOf": [
+                    { "$ref": "#/components/schemas/Kind" },
+                    { "description": "What it is." }
+                ] },
+                "step": { "allOf": [
+                    { "$ref": "#/components/schemas/Step" },
+                    { "description": "Now.", "nullable": true }
+                ] },
+                "merged": { "allOf": [
+                    { "$ref": "#/components/schemas/A" },
+                    { "type": "object", "properties": {} }
+                ] }
+            } } } }
+        })
+        .to_string();
+        let done: Value = serde_json::from_str(&complete(&derived)).unwrap();
+        let properties = &done["components"]["schemas"]["Job"]["properties"];
+        assert_eq!(
+            properties["kind"],
+            json!({ "$ref": "#/components/schemas/Kind", "description": "What it is." })
+        );
+        assert_eq!(
+            properties["step"],
+            json!({ "allOf": [{ "$ref": "#/components/schemas/Step" }], "nullable": true, "description": "Now." })
+        );
+        assert_eq!(
+            properties["merged"]["allOf"].as_array().map(Vec::len),
+            Some(2),
+            "a real merge is left alone"
+        );
     }
 }

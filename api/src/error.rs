@@ -1,9 +1,10 @@
 //! The error shape of every failure: `{"error": "<code>", "message": "<sentence>"}`.
 
 use poem::{IntoResponse, Response, http::StatusCode};
-use poem_openapi::{Enum, Object, payload::Json};
+use poem_openapi::{Enum, Object, payload::Json, types::Example};
 
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct ErrorBody {
     /// A stable, machine-readable code.
     pub error: ErrorCode,
@@ -31,6 +32,15 @@ pub enum ErrorCode {
     TooManyRequests,
     ServiceUnavailable,
     Internal,
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        ErrorBody {
+            error: ErrorCode::NotFound,
+            message: "No such job.".into(),
+        }
+    }
 }
 
 impl ErrorBody {

@@ -14,6 +14,13 @@ use std::{borrow::Cow, fmt};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiJobId(pub JobId);
 
+impl ApiJobId {
+    /// The job id the OpenAPI document's examples show.
+    pub fn example() -> Self {
+        Self(JobId::parse("019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e").expect("a canonical UUID"))
+    }
+}
+
 impl From<JobId> for ApiJobId {
     fn from(id: JobId) -> Self {
         Self(id)

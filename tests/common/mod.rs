@@ -31,7 +31,7 @@ pub fn production_backends() -> bool {
     std::env::var("AUDIOMILL_TEST_BACKENDS").is_ok_and(|b| b == "production")
 }
 
-fn required(name: &str) -> String {
+pub fn required(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run the suite through `make test`"))
 }

@@ -7,7 +7,7 @@ use crate::{
 };
 use audiomill_domain::EmailAddress;
 use audiomill_store::RefreshOutcome;
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
 /// `/login`, `/validate`, `/logout` and `/token/refresh`.
 pub struct AccountsApi {
@@ -15,6 +15,7 @@ pub struct AccountsApi {
 }
 
 #[derive(Object)]
+#[oai(example)]
 struct TokenPair {
     access_token: String,
     /// Always `Bearer`.
@@ -22,6 +23,17 @@ struct TokenPair {
     /// Seconds until the access token expires.
     expires_in: u64,
     refresh_token: String,
+}
+
+impl Example for TokenPair {
+    fn example() -> Self {
+        TokenPair {
+            access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl".into(),
+            token_type: "Bearer".into(),
+            expires_in: 3600,
+            refresh_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwicmVmcmVzaCI6dHJ1ZX0.c2lnbg".into(),
+        }
+    }
 }
 
 #[derive(Object)]

@@ -18,7 +18,7 @@ use poem_openapi::{
     param::Path,
     payload::{Json, Payload},
     registry::{MetaSchemaRef, Registry},
-    types::multipart::Upload,
+    types::{Example, multipart::Upload},
 };
 use temporalio_client::WorkflowCancelOptions;
 
@@ -74,6 +74,7 @@ impl From<Step> for JobStep {
 }
 
 #[derive(Object)]
+#[oai(example)]
 struct UploadAccepted {
     job_id: ApiJobId,
     filename: String,
@@ -82,7 +83,19 @@ struct UploadAccepted {
     message: String,
 }
 
+impl Example for UploadAccepted {
+    fn example() -> Self {
+        UploadAccepted {
+            job_id: ApiJobId::example(),
+            filename: "talk.mp4".into(),
+            status: JobState::Queued,
+            message: "Upload accepted; conversion queued.".into(),
+        }
+    }
+}
+
 #[derive(Object)]
+#[oai(example)]
 struct JobStatusBody {
     job_id: ApiJobId,
     status: JobState,
@@ -101,6 +114,22 @@ struct JobStatusBody {
     /// Why the job failed, or the failed attempt of a step being retried; else `null`.
     #[oai(nullable)]
     error: Option<String>,
+}
+
+impl Example for JobStatusBody {
+    fn example() -> Self {
+        JobStatusBody {
+            job_id: ApiJobId::example(),
+            status: JobState::Running,
+            step: Some(JobStep::Transcode),
+            progress: 42,
+            attempt: 1,
+            filename: "talk.mp4".into(),
+            created_at: "2026-11-24T18:30:00.000Z".into(),
+            completed_at: None,
+            error: None,
+        }
+    }
 }
 
 /// Documents the multipart form; the handler reads the body as a stream instead (see

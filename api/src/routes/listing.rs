@@ -13,7 +13,9 @@ use audiomill_store::{Job, JobFilter, PageAfter};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json, types::Example,
+};
 
 /// Jobs per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 20;
@@ -62,6 +64,7 @@ struct JobSummary {
 }
 
 #[derive(Object)]
+#[oai(example)]
 struct JobPage {
     /// Newest first.
     jobs: Vec<JobSummary>,
@@ -70,6 +73,27 @@ struct JobPage {
     /// fewer than `limit` jobs before the last.
     #[oai(nullable)]
     next_cursor: Option<String>,
+}
+
+impl Example for JobPage {
+    fn example() -> Self {
+        JobPage {
+            jobs: vec![JobSummary {
+                job_id: ApiJobId::example(),
+                status: JobState::Completed,
+                filename: "talk.mp4".into(),
+                size_bytes: 48_213_557,
+                created_at: "2026-11-24T18:30:00.000Z".into(),
+                completed_at: Some("2026-11-24T18:30:41.250Z".into()),
+                mp3_bytes: Some(5_771_049),
+                audio_seconds: Some(1_442.6),
+                failure_type: None,
+            }],
+            next_cursor: Some(
+                "MTc2NDAwOTAwMDAwMC4wMTlhOWYzYy01YjJlLTdjNDEtOWQ4ZS0yZjZhNGIxYzBkM2U".into(),
+            ),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
