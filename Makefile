@@ -26,9 +26,10 @@ bench: setup
 fuzz-api: setup
 	bash scripts/fuzz-api.sh
 
-# Regenerates the committed OpenAPI document after an API change.
+# Regenerates the committed OpenAPI document after an API change, and the Rust client from it.
 openapi:
 	cargo run --quiet --locked --bin audiomill -- openapi > openapi/openapi.json
+	cargo run --quiet --locked -p audiomill-client --example regenerate
 
 fmt:
 	cargo fmt --all

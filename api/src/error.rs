@@ -23,10 +23,14 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// The request conflicts with one still in progress (an `Idempotency-Key` in use).
+    Conflict,
     /// The job has not completed: its MP3 does not exist yet.
     NotReady,
     RequestTimeout,
     PayloadTooLarge,
+    /// Well-formed but not acceptable as it stands (an `Idempotency-Key` used for another file).
+    UnprocessableContent,
     UnsupportedMediaType,
     RangeNotSatisfiable,
     TooManyRequests,

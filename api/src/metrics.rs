@@ -210,6 +210,11 @@ pub fn upload_accepted(bytes: u64) {
     metrics::counter!("audiomill_jobs_started_total").increment(1);
 }
 
+/// A retried upload answered with the job its `Idempotency-Key` had started.
+pub fn upload_replayed() {
+    metrics::counter!("audiomill_uploads_replayed_total").increment(1);
+}
+
 /// Bytes of MP3 sent.
 pub fn downloaded(bytes: u64) {
     metrics::counter!("audiomill_downloaded_bytes_total").increment(bytes);

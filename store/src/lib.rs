@@ -9,6 +9,7 @@
 
 mod database;
 mod error;
+mod idempotency;
 mod listing;
 mod objects;
 mod s3;
@@ -17,6 +18,7 @@ pub mod time;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
+pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
 pub use listing::{JobFilter, PageAfter};
 pub use objects::{ObjectBody, ObjectStore, PutError};
 pub use s3::{PART_SIZE, S3Settings};

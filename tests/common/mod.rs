@@ -258,6 +258,11 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The generated client, signed in with `token`.
+    pub fn client(&self, token: &str) -> audiomill_client::Client {
+        audiomill_client::connect(&self.base, token).expect("a client for the test gateway")
+    }
+
     /// The gateway's `/metrics` page (open: the tests set no `METRICS_TOKEN` unless they say).
     pub async fn metrics_page(&self) -> String {
         let page = self.http.get(self.url("/metrics")).send().await.unwrap();

@@ -3,6 +3,8 @@
 //! anything is stored) and [`store_source`] (streamed into storage under the size limit); then
 //! [`start_job`] records the job and starts its workflow. Each step fails with an
 //! [`UploadError`], and whatever an earlier step stored is removed when a later one fails.
+//! A retried upload whose `Idempotency-Key` already started a job goes through
+//! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
 use crate::{
     Gateway, UploadLimits,
@@ -19,43 +21,70 @@ use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use poem::Body;
+use sha2::{Digest, Sha256};
 use std::sync::{
     Arc, OnceLock,
     atomic::{AtomicBool, Ordering},
 };
 use temporalio_client::WorkflowStartOptions;
 
-/// The whole upload once the caller is known: the form read, its video stored, the job
-/// started. A refused upload's remaining body is read (and dropped) before the refusal is
-/// returned.
+/// The whole upload once the caller is known: the form read, its video stored (and hashed,
+/// with `fingerprint`), the job started. A refused upload's remaining body is read (and
+/// dropped) before the refusal is returned.
 pub async fn receive(
     gw: &Gateway,
     claims: &Claims,
     user_id: UserId,
     content_type: &str,
     body: Body,
+    fingerprint: bool,
 ) -> Result<StoredSource, UploadError> {
-    let Ok(boundary) = multer::parse_boundary(content_type) else {
-        return Err(UploadError::bad(
-            "The body must be multipart/form-data with a boundary.",
-        ));
+    let into_storage = IntoStorage {
+        objects: &gw.objects,
+        limits: &gw.limits,
+        fingerprint,
     };
-    let mut body = open_form(body, boundary, &gw.limits);
-    let started = match read_form(gw, &mut body.multipart).await {
+    let mut form = open_upload(gw, content_type, body)?;
+    let outcome = match read_form(gw, &mut form.multipart, &into_storage).await {
         Ok(source) => start_job(gw, claims, user_id, &source)
             .await
             .map(|()| source),
         Err(error) => Err(error),
     };
-    // A body that arrived too slowly or broke the framing explains any refusal best; the
-    // parser's own error is only its echo. Reading on would be pointless then.
-    if let Some(trouble) = body.trouble() {
-        return Err(trouble);
-    }
-    if started.is_err() {
-        body.drain().await;
-    }
-    started
+    form.settle(outcome).await
+}
+
+/// Reads an upload through the same checks as [`receive`] and stores nothing: its file's
+/// name and SHA-256, to compare with the upload an `Idempotency-Key` already started.
+pub async fn fingerprint(
+    gw: &Gateway,
+    content_type: &str,
+    body: Body,
+) -> Result<Fingerprint, UploadError> {
+    let hashed = HashOnly { limits: &gw.limits };
+    let mut form = open_upload(gw, content_type, body)?;
+    let outcome = read_form(gw, &mut form.multipart, &hashed).await;
+    form.settle(outcome).await
+}
+
+/// Reads and drops a body that is refused before it is read (for at most [`DRAIN_PATIENCE`]),
+/// so the client sees the answer instead of a reset connection.
+pub async fn refuse_unread(body: Body) {
+    let mut rest = body.into_bytes_stream();
+    let _ = tokio::time::timeout(DRAIN_PATIENCE, async {
+        while let Some(Ok(_)) = rest.next().await {}
+    })
+    .await;
+}
+
+/// Opens an upload's multipart `body`, which must name its boundary.
+fn open_upload(gw: &Gateway, content_type: &str, body: Body) -> Result<FormBody, UploadError> {
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return Err(UploadError::bad(
+            "The body must be multipart/form-data with a boundary.",
+        ));
+    };
+    Ok(open_form(body, boundary, &gw.limits))
 }
 
 /// Why an upload was refused; each is one documented answer of `POST /upload`.
@@ -124,6 +153,19 @@ impl FormBody {
         )))
     }
 
+    /// The answer once the form was read to `outcome`: a body that arrived too slowly or broke
+    /// the framing explains any refusal best (the parser's own error is only its echo, and
+    /// reading on would be pointless); a refused body is drained first.
+    async fn settle<T>(self, outcome: Result<T, UploadError>) -> Result<T, UploadError> {
+        if let Some(trouble) = self.trouble() {
+            return Err(trouble);
+        }
+        if outcome.is_err() {
+            self.drain().await;
+        }
+        outcome
+    }
+
     /// Reads and drops the rest of a refused upload, for at most [`DRAIN_PATIENCE`], so the
     /// client sees the answer instead of a connection reset in the middle of its upload. A
     /// client that sends too slowly is cut off by the minimum-rate check as before.
@@ -187,15 +229,86 @@ pub struct StoredSource {
     pub key: ObjectKey,
     pub filename: String,
     pub size: u64,
+    /// The file's SHA-256 (hex), when asked for.
+    pub fingerprint: Option<String>,
 }
 
-/// Reads the whole form: exactly one `file` part, stored; other parts are skipped within the
-/// form's limits. Nothing stays stored when the form turns out bad after the file.
-pub async fn read_form(
+/// An upload's file, known by name and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub filename: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// What becomes of the form's checked video part.
+trait VideoSink {
+    type Kept;
+    async fn keep(&self, part: VideoPart) -> Result<Self::Kept, UploadError>;
+    /// Undoes [`VideoSink::keep`] when the form turns out bad after the file.
+    async fn undo(&self, kept: &Self::Kept);
+}
+
+/// Streamed into storage under a new job id.
+struct IntoStorage<'a> {
+    objects: &'a ObjectStore,
+    limits: &'a UploadLimits,
+    fingerprint: bool,
+}
+
+impl VideoSink for IntoStorage<'_> {
+    type Kept = StoredSource;
+
+    async fn keep(&self, part: VideoPart) -> Result<StoredSource, UploadError> {
+        store_source(self.objects, part, self.limits, self.fingerprint).await
+    }
+
+    async fn undo(&self, kept: &StoredSource) {
+        discard(self.objects, Some(kept)).await;
+    }
+}
+
+/// Read to its end and hashed, under the same size limit, and kept nowhere.
+struct HashOnly<'a> {
+    limits: &'a UploadLimits,
+}
+
+impl VideoSink for HashOnly<'_> {
+    type Kept = Fingerprint;
+
+    async fn keep(&self, part: VideoPart) -> Result<Fingerprint, UploadError> {
+        let mut hasher = Sha256::new();
+        let mut seen = 0u64;
+        let mut chunks = futures::stream::iter(part.head.into_iter().map(Ok)).chain(part.rest);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|error| match over_limit(&error) {
+                Some(_) => too_large(self.limits),
+                None => UploadError::bad("The upload was interrupted or malformed."),
+            })?;
+            seen += chunk.len() as u64;
+            if seen > self.limits.max_bytes {
+                return Err(too_large(self.limits));
+            }
+            hasher.update(&chunk);
+        }
+        Ok(Fingerprint {
+            filename: part.filename,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    async fn undo(&self, _: &Fingerprint) {}
+}
+
+/// Reads the whole form: exactly one `file` part, given to `sink`; other parts are skipped
+/// within the form's limits. What the sink kept is undone when the form turns out bad after
+/// the file.
+async fn read_form<S: VideoSink>(
     gw: &Gateway,
     multipart: &mut multer::Multipart<'static>,
-) -> Result<StoredSource, UploadError> {
-    let mut stored: Option<StoredSource> = None;
+    sink: &S,
+) -> Result<S::Kept, UploadError> {
+    let mut stored: Option<S::Kept> = None;
     let mut fields = 0;
     let outcome = loop {
         let field = match multipart.next_field().await {
@@ -220,8 +333,8 @@ pub async fn read_form(
             Ok(part) => part,
             Err(error) => break Err(error),
         };
-        match store_source(&gw.objects, part, &gw.limits).await {
-            Ok(source) => stored = Some(source),
+        match sink.keep(part).await {
+            Ok(kept) => stored = Some(kept),
             Err(error) => break Err(error),
         }
     };
@@ -229,7 +342,9 @@ pub async fn read_form(
         (Ok(()), Some(source)) => Ok(source),
         (Ok(()), None) => Err(UploadError::bad("The form has no `file` part.")),
         (Err(error), stored) => {
-            discard(&gw.objects, stored.as_ref()).await;
+            if let Some(kept) = &stored {
+                sink.undo(kept).await;
+            }
             Err(error)
         }
     }
@@ -290,22 +405,29 @@ enum StreamStop {
     Parser(multer::Error),
 }
 
-/// Streams the part into storage under a new job id, refusing it past the size limit.
-pub async fn store_source(
+/// Streams the part into storage under a new job id, refusing it past the size limit, and
+/// hashes it on the way with `fingerprint`.
+async fn store_source(
     objects: &ObjectStore,
     part: VideoPart,
     limits: &UploadLimits,
+    fingerprint: bool,
 ) -> Result<StoredSource, UploadError> {
     let job_id = JobId::generate();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
     let key = ObjectKey::source(job_id, &part.extension);
     let limit = limits.max_bytes;
     let mut seen = 0u64;
+    let hasher = Arc::new(std::sync::Mutex::new(fingerprint.then(Sha256::new)));
+    let hashing = hasher.clone();
     let stream = futures::stream::iter(part.head.into_iter().map(Ok))
         .chain(part.rest)
         .map_err(StreamStop::Parser)
         .and_then(move |chunk| {
             seen += chunk.len() as u64;
+            if let Some(hasher) = hashing.lock().expect("not poisoned").as_mut() {
+                hasher.update(&chunk);
+            }
             let over = seen > limit;
             async move {
                 if over {
@@ -326,16 +448,22 @@ pub async fn store_source(
         }
         Err(PutError::Storage(error)) => return Err(UploadError::unavailable("storage", error)),
     };
+    let fingerprint = hasher
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .map(|hasher| hex::encode(hasher.finalize()));
     Ok(StoredSource {
         job_id,
         key,
         filename: part.filename,
         size,
+        fingerprint,
     })
 }
 
 /// Records the job and starts its workflow; on failure neither the row nor the video stays.
-pub async fn start_job(
+async fn start_job(
     gw: &Gateway,
     claims: &Claims,
     user_id: UserId,

@@ -11,11 +11,12 @@ use crate::{
 };
 use crate::{metrics, params::ApiJobId};
 use audiomill_domain::{JobStatus, Step};
+use audiomill_store::{KeyClaim, KeyedUpload};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
     ApiResponse, Enum, Multipart, Object, OpenApi,
-    param::Path,
+    param::{Header, Path},
     payload::{Json, Payload},
     registry::{MetaSchemaRef, Registry},
     types::{Example, multipart::Upload},
@@ -184,6 +185,10 @@ enum UploadResponse {
     /// Accepted; the conversion runs in the background.
     #[oai(status = 202)]
     Accepted(Json<UploadAccepted>),
+    /// This `Idempotency-Key` already started a job for this same file (within 24 hours):
+    /// that job, and nothing stored again.
+    #[oai(status = 200)]
+    Replayed(Json<UploadAccepted>),
     /// The form is malformed, has no `file` part, or the file is empty.
     #[oai(status = 400)]
     BadRequest(ErrorJson),
@@ -199,6 +204,12 @@ enum UploadResponse {
     /// Not an accepted video type (by extension or content).
     #[oai(status = 415)]
     UnsupportedMedia(ErrorJson),
+    /// Another upload with this `Idempotency-Key` is still being received.
+    #[oai(status = 409)]
+    KeyInUse(ErrorJson),
+    /// This `Idempotency-Key` already started a job for a different file.
+    #[oai(status = 422)]
+    KeyReused(ErrorJson),
     /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress.
     #[oai(status = 429)]
     TooManyUploads(ErrorJson),
@@ -266,7 +277,9 @@ impl JobsApi {
     /// Upload a video.
     ///
     /// The multipart field `file` is streamed into storage and a `ConvertVideo` workflow is
-    /// started for it.
+    /// started for it. With an `Idempotency-Key`, a retry of the same upload (same user, key,
+    /// file name and content, within 24 hours) answers 200 with the first upload's job instead
+    /// of starting another.
     #[oai(
         path = "/upload",
         method = "post",
@@ -274,7 +287,15 @@ impl JobsApi {
         operation_id = "uploadVideo"
     )]
     #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
-    async fn upload(&self, auth: BearerAuth, form: VideoForm) -> UploadResponse {
+    async fn upload(
+        &self,
+        auth: BearerAuth,
+        /// Any string of 1 to 255 visible ASCII characters (a UUID, say) naming this upload,
+        /// so that sending it again cannot start a second job.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        form: VideoForm,
+    ) -> UploadResponse {
         let claims = match self.cx.authenticate(&auth).await {
             Ok(claims) => claims,
             Err(Denied::Unauthorized(error)) => {
@@ -303,21 +324,76 @@ impl JobsApi {
                 ),
             ));
         };
-        match intake::receive(gw, &claims, user_id, &form.content_type, form.body).await {
+        let key = match idempotency_key.0 {
+            None => None,
+            Some(key) if key_is_valid(&key) => Some(key),
+            Some(_) => {
+                intake::refuse_unread(form.body).await;
+                metrics::upload_refused("form");
+                return UploadResponse::BadRequest(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    "The Idempotency-Key header must be 1 to 255 visible ASCII characters.",
+                ));
+            }
+        };
+        if let Some(key) = &key {
+            match gw.db.claim_idempotency_key(user_id, key).await {
+                Ok(KeyClaim::Reserved) => {}
+                Ok(KeyClaim::InProgress) => {
+                    intake::refuse_unread(form.body).await;
+                    metrics::upload_refused("idempotency");
+                    return UploadResponse::KeyInUse(ErrorBody::new(
+                        ErrorCode::Conflict,
+                        "Another upload with this Idempotency-Key is still being received; \
+                         try again when it has finished.",
+                    ));
+                }
+                Ok(KeyClaim::Used(earlier)) => {
+                    return self.replay(earlier, form).await;
+                }
+                Err(error) => {
+                    intake::refuse_unread(form.body).await;
+                    metrics::upload_refused("unavailable");
+                    return UploadResponse::Unavailable(unavailable("database", error));
+                }
+            }
+        }
+        let received = intake::receive(
+            gw,
+            &claims,
+            user_id,
+            &form.content_type,
+            form.body,
+            key.is_some(),
+        )
+        .await;
+        match received {
             Ok(source) => {
                 tracing::info!(size = source.size, "upload accepted");
                 metrics::upload_accepted(source.size);
-                UploadResponse::Accepted(Json(UploadAccepted {
-                    job_id: source.job_id.into(),
-                    filename: source.filename,
-                    status: JobState::Queued,
-                    message: format!(
-                        "Conversion started; follow it at /status/{}.",
-                        source.job_id
-                    ),
-                }))
+                if let Some(key) = &key {
+                    let keyed = KeyedUpload {
+                        job_id: source.job_id,
+                        fingerprint: source.fingerprint.clone().unwrap_or_default(),
+                        filename: source.filename.clone(),
+                    };
+                    // The job runs either way; the key only stays reserved (a retry gets 409
+                    // until the reservation is abandoned) if this write fails.
+                    if let Err(error) = gw.db.complete_idempotency_key(user_id, key, &keyed).await {
+                        tracing::error!(%error, "could not record the upload's Idempotency-Key");
+                    }
+                }
+                UploadResponse::Accepted(Json(UploadAccepted::queued(
+                    source.job_id,
+                    source.filename,
+                )))
             }
             Err(error) => {
+                if let Some(key) = &key
+                    && let Err(error) = gw.db.release_idempotency_key(user_id, key).await
+                {
+                    tracing::error!(%error, "could not release a refused upload's Idempotency-Key");
+                }
                 metrics::upload_refused(error.reason());
                 error.into()
             }
@@ -401,6 +477,59 @@ impl JobsApi {
         tracing::info!(job_id = %job.id, "job and its files deleted by its user");
         DeleteResponse::Deleted
     }
+}
+
+impl JobsApi {
+    /// The answer to an upload whose `Idempotency-Key` already started `earlier`: that job
+    /// again if the file is the same (read and hashed, not stored), else 422.
+    async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
+        let gw = self.cx.gw();
+        match intake::fingerprint(gw, &form.content_type, form.body).await {
+            Ok(again)
+                if again.sha256 == earlier.fingerprint && again.filename == earlier.filename =>
+            {
+                metrics::upload_replayed();
+                UploadResponse::Replayed(Json(UploadAccepted {
+                    message: format!(
+                        "This Idempotency-Key already started job {}; follow it at /status/{}.",
+                        earlier.job_id, earlier.job_id
+                    ),
+                    ..UploadAccepted::queued(earlier.job_id, earlier.filename)
+                }))
+            }
+            Ok(_) => {
+                metrics::upload_refused("idempotency");
+                UploadResponse::KeyReused(ErrorBody::new(
+                    ErrorCode::UnprocessableContent,
+                    format!(
+                        "This Idempotency-Key already started job {} for a different file; \
+                         use a new key for a new upload.",
+                        earlier.job_id
+                    ),
+                ))
+            }
+            Err(error) => {
+                metrics::upload_refused(error.reason());
+                error.into()
+            }
+        }
+    }
+}
+
+impl UploadAccepted {
+    fn queued(job_id: audiomill_domain::JobId, filename: String) -> Self {
+        UploadAccepted {
+            job_id: job_id.into(),
+            filename,
+            status: JobState::Queued,
+            message: format!("Conversion started; follow it at /status/{job_id}."),
+        }
+    }
+}
+
+/// 1 to 255 visible ASCII characters, as stored.
+fn key_is_valid(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl From<UploadError> for UploadResponse {

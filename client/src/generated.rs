@@ -1,0 +1,4197 @@
+// Generated from openapi/openapi.json by progenitor (`make openapi`); do not edit.
+
+#[allow(unused_imports)]
+pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+#[allow(unused_imports)]
+use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+/// Types used as operation parameters and responses.
+#[allow(clippy::all)]
+pub mod types {
+    ///`CancelAccepted`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CancelAccepted {
+        pub job_id: ::uuid::Uuid,
+        pub message: ::std::string::String,
+        ///Always `cancelling`; `/status` shows `cancelled` once the job has stopped.
+        pub status: ::std::string::String,
+    }
+    impl CancelAccepted {
+        pub fn builder() -> builder::CancelAccepted {
+            Default::default()
+        }
+    }
+    ///Time from upload to MP3 stored, over completed jobs; `null` without any.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ConversionTimes {
+        ///Completed jobs measured.
+        pub jobs: u64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mean_seconds: ::std::option::Option<f64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub p95_seconds: ::std::option::Option<f64>,
+    }
+    impl ConversionTimes {
+        pub fn builder() -> builder::ConversionTimes {
+            Default::default()
+        }
+    }
+    ///Uploads begun on one UTC day.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct DayUploads {
+        ///`YYYY-MM-DD`.
+        pub date: ::std::string::String,
+        pub uploads: u64,
+    }
+    impl DayUploads {
+        pub fn builder() -> builder::DayUploads {
+            Default::default()
+        }
+    }
+    ///`ErrorBody`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ErrorBody {
+        pub error: ErrorCode,
+        ///A sentence for people.
+        pub message: ::std::string::String,
+    }
+    impl ErrorBody {
+        pub fn builder() -> builder::ErrorBody {
+            Default::default()
+        }
+    }
+    /**Every error code the API answers with; the OpenAPI document lists them, so generated
+clients get an enumeration.*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ErrorCode {
+        #[serde(rename = "bad_request")]
+        BadRequest,
+        #[serde(rename = "unauthorized")]
+        Unauthorized,
+        #[serde(rename = "forbidden")]
+        Forbidden,
+        #[serde(rename = "not_found")]
+        NotFound,
+        #[serde(rename = "method_not_allowed")]
+        MethodNotAllowed,
+        #[serde(rename = "conflict")]
+        Conflict,
+        #[serde(rename = "not_ready")]
+        NotReady,
+        #[serde(rename = "request_timeout")]
+        RequestTimeout,
+        #[serde(rename = "payload_too_large")]
+        PayloadTooLarge,
+        #[serde(rename = "unprocessable_content")]
+        UnprocessableContent,
+        #[serde(rename = "unsupported_media_type")]
+        UnsupportedMediaType,
+        #[serde(rename = "range_not_satisfiable")]
+        RangeNotSatisfiable,
+        #[serde(rename = "too_many_requests")]
+        TooManyRequests,
+        #[serde(rename = "service_unavailable")]
+        ServiceUnavailable,
+        #[serde(rename = "internal")]
+        Internal,
+    }
+    impl ::std::fmt::Display for ErrorCode {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::BadRequest => f.write_str("bad_request"),
+                Self::Unauthorized => f.write_str("unauthorized"),
+                Self::Forbidden => f.write_str("forbidden"),
+                Self::NotFound => f.write_str("not_found"),
+                Self::MethodNotAllowed => f.write_str("method_not_allowed"),
+                Self::Conflict => f.write_str("conflict"),
+                Self::NotReady => f.write_str("not_ready"),
+                Self::RequestTimeout => f.write_str("request_timeout"),
+                Self::PayloadTooLarge => f.write_str("payload_too_large"),
+                Self::UnprocessableContent => f.write_str("unprocessable_content"),
+                Self::UnsupportedMediaType => f.write_str("unsupported_media_type"),
+                Self::RangeNotSatisfiable => f.write_str("range_not_satisfiable"),
+                Self::TooManyRequests => f.write_str("too_many_requests"),
+                Self::ServiceUnavailable => f.write_str("service_unavailable"),
+                Self::Internal => f.write_str("internal"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ErrorCode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "bad_request" => Ok(Self::BadRequest),
+                "unauthorized" => Ok(Self::Unauthorized),
+                "forbidden" => Ok(Self::Forbidden),
+                "not_found" => Ok(Self::NotFound),
+                "method_not_allowed" => Ok(Self::MethodNotAllowed),
+                "conflict" => Ok(Self::Conflict),
+                "not_ready" => Ok(Self::NotReady),
+                "request_timeout" => Ok(Self::RequestTimeout),
+                "payload_too_large" => Ok(Self::PayloadTooLarge),
+                "unprocessable_content" => Ok(Self::UnprocessableContent),
+                "unsupported_media_type" => Ok(Self::UnsupportedMediaType),
+                "range_not_satisfiable" => Ok(Self::RangeNotSatisfiable),
+                "too_many_requests" => Ok(Self::TooManyRequests),
+                "service_unavailable" => Ok(Self::ServiceUnavailable),
+                "internal" => Ok(Self::Internal),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ErrorCode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ErrorCode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Sizes of the uploaded files, in bytes; `null` without uploads.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct FileSizes {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mean_bytes: ::std::option::Option<f64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub p50_bytes: ::std::option::Option<u64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub p95_bytes: ::std::option::Option<u64>,
+    }
+    impl FileSizes {
+        pub fn builder() -> builder::FileSizes {
+            Default::default()
+        }
+    }
+    ///`Health`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Health {
+        pub services: Services,
+        ///`ok` when every dependency answers, else `degraded`.
+        pub status: ::std::string::String,
+        pub timestamp: ::std::string::String,
+        pub version: ::std::string::String,
+    }
+    impl Health {
+        pub fn builder() -> builder::Health {
+            Default::default()
+        }
+    }
+    ///`Identity`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Identity {
+        pub admin: bool,
+        pub email: ::std::string::String,
+        ///Expiry, Unix seconds.
+        pub exp: u64,
+        pub sub: ::std::string::String,
+    }
+    impl Identity {
+        pub fn builder() -> builder::Identity {
+            Default::default()
+        }
+    }
+    ///`JobPage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JobPage {
+        ///Newest first.
+        pub jobs: ::std::vec::Vec<JobSummary>,
+        /**Pass as `cursor` for the next page; `null` on the last one. A cursor stays valid while
+new jobs arrive (they come before it). With `status=queued` or `running` a page may hold
+fewer than `limit` jobs before the last.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl JobPage {
+        pub fn builder() -> builder::JobPage {
+            Default::default()
+        }
+    }
+    ///Where a job stands.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobState {
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "cancelled")]
+        Cancelled,
+    }
+    impl ::std::fmt::Display for JobState {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Queued => f.write_str("queued"),
+                Self::Running => f.write_str("running"),
+                Self::Completed => f.write_str("completed"),
+                Self::Failed => f.write_str("failed"),
+                Self::Cancelled => f.write_str("cancelled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobState {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "queued" => Ok(Self::Queued),
+                "running" => Ok(Self::Running),
+                "completed" => Ok(Self::Completed),
+                "failed" => Ok(Self::Failed),
+                "cancelled" => Ok(Self::Cancelled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`JobStatusBody`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JobStatusBody {
+        ///The current step's attempt, from 1.
+        pub attempt: u32,
+        ///When the MP3 was stored; `null` until then.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<::std::string::String>,
+        pub created_at: ::std::string::String,
+        ///Why the job failed, or the failed attempt of a step being retried; else `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<::std::string::String>,
+        pub filename: ::std::string::String,
+        pub job_id: ::uuid::Uuid,
+        ///0-100, from the transcode's heartbeats.
+        pub progress: u8,
+        pub status: JobState,
+        ///The step running now; `null` between two steps and for a job that ended without one.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub step: ::std::option::Option<JobStep>,
+    }
+    impl JobStatusBody {
+        pub fn builder() -> builder::JobStatusBody {
+            Default::default()
+        }
+    }
+    ///A step of the conversion: the workflow's activities, in the order they run.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum JobStep {
+        #[serde(rename = "validate_token")]
+        ValidateToken,
+        #[serde(rename = "fetch_source")]
+        FetchSource,
+        #[serde(rename = "transcode")]
+        Transcode,
+        #[serde(rename = "store_mp3")]
+        StoreMp3,
+        #[serde(rename = "send_email")]
+        SendEmail,
+    }
+    impl ::std::fmt::Display for JobStep {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ValidateToken => f.write_str("validate_token"),
+                Self::FetchSource => f.write_str("fetch_source"),
+                Self::Transcode => f.write_str("transcode"),
+                Self::StoreMp3 => f.write_str("store_mp3"),
+                Self::SendEmail => f.write_str("send_email"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for JobStep {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "validate_token" => Ok(Self::ValidateToken),
+                "fetch_source" => Ok(Self::FetchSource),
+                "transcode" => Ok(Self::Transcode),
+                "store_mp3" => Ok(Self::StoreMp3),
+                "send_email" => Ok(Self::SendEmail),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JobStep {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JobStep {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///One job, as listed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JobSummary {
+        ///The MP3's length.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio_seconds: ::std::option::Option<f64>,
+        ///When the MP3 was stored.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<::std::string::String>,
+        pub created_at: ::std::string::String,
+        ///A failed job's failure type (`CorruptMedia`, ...); `/status/{job_id}` has its sentence.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub failure_type: ::std::option::Option<::std::string::String>,
+        pub filename: ::std::string::String,
+        pub job_id: ::uuid::Uuid,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mp3_bytes: ::std::option::Option<u64>,
+        ///The uploaded file's size.
+        pub size_bytes: u64,
+        pub status: JobState,
+    }
+    impl JobSummary {
+        pub fn builder() -> builder::JobSummary {
+            Default::default()
+        }
+    }
+    ///`Liveness`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Liveness {
+        ///Always `alive`: the process serves requests.
+        pub status: ::std::string::String,
+    }
+    impl Liveness {
+        pub fn builder() -> builder::Liveness {
+            Default::default()
+        }
+    }
+    ///`Readiness`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Readiness {
+        ///The dependencies that are down.
+        pub failing: ::std::vec::Vec<::std::string::String>,
+        ///`ready`, or `not_ready` when a dependency the gateway needs is down.
+        pub status: ::std::string::String,
+    }
+    impl Readiness {
+        pub fn builder() -> builder::Readiness {
+            Default::default()
+        }
+    }
+    ///`RefreshRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RefreshRequest {
+        pub refresh_token: ::std::string::String,
+    }
+    impl RefreshRequest {
+        pub fn builder() -> builder::RefreshRequest {
+            Default::default()
+        }
+    }
+    ///Whose uploads the statistics cover.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Scope {
+        #[serde(rename = "mine")]
+        Mine,
+        #[serde(rename = "all")]
+        All,
+    }
+    impl ::std::fmt::Display for Scope {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Mine => f.write_str("mine"),
+                Self::All => f.write_str("all"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Scope {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "mine" => Ok(Self::Mine),
+                "all" => Ok(Self::All),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Scope {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Scope {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///One dependency, as checked just now.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ServiceCheck {
+        ///What answered (server and version, bucket), or why the check failed.
+        pub detail: ::std::string::String,
+        ///How long the check took, in milliseconds (at most the 2 s timeout).
+        pub latency_ms: u64,
+        ///`database`, `storage`, `temporal`, `smtp`, and `redis` when rate limits are shared.
+        pub name: ::std::string::String,
+        pub status: ServiceState,
+    }
+    impl ServiceCheck {
+        pub fn builder() -> builder::ServiceCheck {
+            Default::default()
+        }
+    }
+    ///`ServiceState`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ServiceState {
+        #[serde(rename = "up")]
+        Up,
+        #[serde(rename = "down")]
+        Down,
+    }
+    impl ::std::fmt::Display for ServiceState {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Up => f.write_str("up"),
+                Self::Down => f.write_str("down"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ServiceState {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "up" => Ok(Self::Up),
+                "down" => Ok(Self::Down),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ServiceState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ServiceState {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`Services`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Services {
+        pub database: ::std::string::String,
+        pub smtp: ::std::string::String,
+        pub storage: ::std::string::String,
+        pub temporal: ::std::string::String,
+    }
+    impl Services {
+        pub fn builder() -> builder::Services {
+            Default::default()
+        }
+    }
+    ///`ServicesReport`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ServicesReport {
+        pub checked_at: ::std::string::String,
+        pub services: ::std::vec::Vec<ServiceCheck>,
+        ///`ok` when every dependency is up, else `degraded`.
+        pub status: ::std::string::String,
+    }
+    impl ServicesReport {
+        pub fn builder() -> builder::ServicesReport {
+            Default::default()
+        }
+    }
+    ///Uploads by where their jobs stand.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct StatusCounts {
+        pub cancelled: u64,
+        pub completed: u64,
+        pub failed: u64,
+        ///Queued or running.
+        pub in_progress: u64,
+    }
+    impl StatusCounts {
+        pub fn builder() -> builder::StatusCounts {
+            Default::default()
+        }
+    }
+    ///Which jobs to list by where they stand.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum StatusFilter {
+        #[serde(rename = "in_progress")]
+        InProgress,
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "cancelled")]
+        Cancelled,
+    }
+    impl ::std::fmt::Display for StatusFilter {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::InProgress => f.write_str("in_progress"),
+                Self::Queued => f.write_str("queued"),
+                Self::Running => f.write_str("running"),
+                Self::Completed => f.write_str("completed"),
+                Self::Failed => f.write_str("failed"),
+                Self::Cancelled => f.write_str("cancelled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for StatusFilter {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "in_progress" => Ok(Self::InProgress),
+                "queued" => Ok(Self::Queued),
+                "running" => Ok(Self::Running),
+                "completed" => Ok(Self::Completed),
+                "failed" => Ok(Self::Failed),
+                "cancelled" => Ok(Self::Cancelled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StatusFilter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for StatusFilter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`TokenPair`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TokenPair {
+        pub access_token: ::std::string::String,
+        ///Seconds until the access token expires.
+        pub expires_in: u64,
+        pub refresh_token: ::std::string::String,
+        ///Always `Bearer`.
+        pub token_type: ::std::string::String,
+    }
+    impl TokenPair {
+        pub fn builder() -> builder::TokenPair {
+            Default::default()
+        }
+    }
+    ///`UploadAccepted`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct UploadAccepted {
+        pub filename: ::std::string::String,
+        pub job_id: ::uuid::Uuid,
+        pub message: ::std::string::String,
+        pub status: JobState,
+    }
+    impl UploadAccepted {
+        pub fn builder() -> builder::UploadAccepted {
+            Default::default()
+        }
+    }
+    ///`UploadStatistics`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct UploadStatistics {
+        pub by_status: StatusCounts,
+        ///The uploaded files' sizes added up.
+        pub bytes_uploaded: u64,
+        pub conversion: ConversionTimes,
+        pub file_size: FileSizes,
+        pub generated_at: ::std::string::String,
+        ///The last 30 days, oldest first, ending with today; days without uploads count 0.
+        pub per_day: ::std::vec::Vec<DayUploads>,
+        pub scope: Scope,
+        ///Every upload in the scope, ever.
+        pub uploads: u64,
+    }
+    impl UploadStatistics {
+        pub fn builder() -> builder::UploadStatistics {
+            Default::default()
+        }
+    }
+    /// Types for composing complex structures.
+    pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct CancelAccepted {
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+            status: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for CancelAccepted {
+            fn default() -> Self {
+                Self {
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl CancelAccepted {
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CancelAccepted> for super::CancelAccepted {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CancelAccepted,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    job_id: value.job_id?,
+                    message: value.message?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CancelAccepted> for CancelAccepted {
+            fn from(value: super::CancelAccepted) -> Self {
+                Self {
+                    job_id: Ok(value.job_id),
+                    message: Ok(value.message),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ConversionTimes {
+            jobs: ::std::result::Result<u64, ::std::string::String>,
+            mean_seconds: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            p95_seconds: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ConversionTimes {
+            fn default() -> Self {
+                Self {
+                    jobs: Err("no value supplied for jobs".to_string()),
+                    mean_seconds: Ok(Default::default()),
+                    p95_seconds: Ok(Default::default()),
+                }
+            }
+        }
+        impl ConversionTimes {
+            pub fn jobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs: {e}")
+                    });
+                self
+            }
+            pub fn mean_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mean_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mean_seconds: {e}")
+                    });
+                self
+            }
+            pub fn p95_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.p95_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for p95_seconds: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ConversionTimes> for super::ConversionTimes {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ConversionTimes,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    jobs: value.jobs?,
+                    mean_seconds: value.mean_seconds?,
+                    p95_seconds: value.p95_seconds?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ConversionTimes> for ConversionTimes {
+            fn from(value: super::ConversionTimes) -> Self {
+                Self {
+                    jobs: Ok(value.jobs),
+                    mean_seconds: Ok(value.mean_seconds),
+                    p95_seconds: Ok(value.p95_seconds),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct DayUploads {
+            date: ::std::result::Result<::std::string::String, ::std::string::String>,
+            uploads: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for DayUploads {
+            fn default() -> Self {
+                Self {
+                    date: Err("no value supplied for date".to_string()),
+                    uploads: Err("no value supplied for uploads".to_string()),
+                }
+            }
+        }
+        impl DayUploads {
+            pub fn date<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.date = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for date: {e}")
+                    });
+                self
+            }
+            pub fn uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for uploads: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<DayUploads> for super::DayUploads {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: DayUploads,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    date: value.date?,
+                    uploads: value.uploads?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::DayUploads> for DayUploads {
+            fn from(value: super::DayUploads) -> Self {
+                Self {
+                    date: Ok(value.date),
+                    uploads: Ok(value.uploads),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ErrorBody {
+            error: ::std::result::Result<super::ErrorCode, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ErrorBody {
+            fn default() -> Self {
+                Self {
+                    error: Err("no value supplied for error".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl ErrorBody {
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ErrorCode>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ErrorBody> for super::ErrorBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ErrorBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    error: value.error?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ErrorBody> for ErrorBody {
+            fn from(value: super::ErrorBody) -> Self {
+                Self {
+                    error: Ok(value.error),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FileSizes {
+            mean_bytes: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            p50_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            p95_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FileSizes {
+            fn default() -> Self {
+                Self {
+                    mean_bytes: Ok(Default::default()),
+                    p50_bytes: Ok(Default::default()),
+                    p95_bytes: Ok(Default::default()),
+                }
+            }
+        }
+        impl FileSizes {
+            pub fn mean_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mean_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mean_bytes: {e}")
+                    });
+                self
+            }
+            pub fn p50_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.p50_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for p50_bytes: {e}")
+                    });
+                self
+            }
+            pub fn p95_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.p95_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for p95_bytes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FileSizes> for super::FileSizes {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FileSizes,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    mean_bytes: value.mean_bytes?,
+                    p50_bytes: value.p50_bytes?,
+                    p95_bytes: value.p95_bytes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FileSizes> for FileSizes {
+            fn from(value: super::FileSizes) -> Self {
+                Self {
+                    mean_bytes: Ok(value.mean_bytes),
+                    p50_bytes: Ok(value.p50_bytes),
+                    p95_bytes: Ok(value.p95_bytes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Health {
+            services: ::std::result::Result<super::Services, ::std::string::String>,
+            status: ::std::result::Result<::std::string::String, ::std::string::String>,
+            timestamp: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            version: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Health {
+            fn default() -> Self {
+                Self {
+                    services: Err("no value supplied for services".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    timestamp: Err("no value supplied for timestamp".to_string()),
+                    version: Err("no value supplied for version".to_string()),
+                }
+            }
+        }
+        impl Health {
+            pub fn services<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Services>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.services = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for services: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn timestamp<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.timestamp = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for timestamp: {e}")
+                    });
+                self
+            }
+            pub fn version<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.version = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for version: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Health> for super::Health {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Health,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    services: value.services?,
+                    status: value.status?,
+                    timestamp: value.timestamp?,
+                    version: value.version?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Health> for Health {
+            fn from(value: super::Health) -> Self {
+                Self {
+                    services: Ok(value.services),
+                    status: Ok(value.status),
+                    timestamp: Ok(value.timestamp),
+                    version: Ok(value.version),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Identity {
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<::std::string::String, ::std::string::String>,
+            exp: ::std::result::Result<u64, ::std::string::String>,
+            sub: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Identity {
+            fn default() -> Self {
+                Self {
+                    admin: Err("no value supplied for admin".to_string()),
+                    email: Err("no value supplied for email".to_string()),
+                    exp: Err("no value supplied for exp".to_string()),
+                    sub: Err("no value supplied for sub".to_string()),
+                }
+            }
+        }
+        impl Identity {
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn exp<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.exp = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for exp: {e}")
+                    });
+                self
+            }
+            pub fn sub<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sub = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sub: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Identity> for super::Identity {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Identity,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin: value.admin?,
+                    email: value.email?,
+                    exp: value.exp?,
+                    sub: value.sub?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Identity> for Identity {
+            fn from(value: super::Identity) -> Self {
+                Self {
+                    admin: Ok(value.admin),
+                    email: Ok(value.email),
+                    exp: Ok(value.exp),
+                    sub: Ok(value.sub),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobPage {
+            jobs: ::std::result::Result<
+                ::std::vec::Vec<super::JobSummary>,
+                ::std::string::String,
+            >,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JobPage {
+            fn default() -> Self {
+                Self {
+                    jobs: Err("no value supplied for jobs".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl JobPage {
+            pub fn jobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::JobSummary>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobPage> for super::JobPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    jobs: value.jobs?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobPage> for JobPage {
+            fn from(value: super::JobPage) -> Self {
+                Self {
+                    jobs: Ok(value.jobs),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobStatusBody {
+            attempt: ::std::result::Result<u32, ::std::string::String>,
+            completed_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            error: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            progress: ::std::result::Result<u8, ::std::string::String>,
+            status: ::std::result::Result<super::JobState, ::std::string::String>,
+            step: ::std::result::Result<
+                ::std::option::Option<super::JobStep>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JobStatusBody {
+            fn default() -> Self {
+                Self {
+                    attempt: Err("no value supplied for attempt".to_string()),
+                    completed_at: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    error: Ok(Default::default()),
+                    filename: Err("no value supplied for filename".to_string()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    progress: Err("no value supplied for progress".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    step: Ok(Default::default()),
+                }
+            }
+        }
+        impl JobStatusBody {
+            pub fn attempt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.attempt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for attempt: {e}")
+                    });
+                self
+            }
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u8>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for progress: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn step<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::JobStep>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.step = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for step: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobStatusBody> for super::JobStatusBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobStatusBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    attempt: value.attempt?,
+                    completed_at: value.completed_at?,
+                    created_at: value.created_at?,
+                    error: value.error?,
+                    filename: value.filename?,
+                    job_id: value.job_id?,
+                    progress: value.progress?,
+                    status: value.status?,
+                    step: value.step?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobStatusBody> for JobStatusBody {
+            fn from(value: super::JobStatusBody) -> Self {
+                Self {
+                    attempt: Ok(value.attempt),
+                    completed_at: Ok(value.completed_at),
+                    created_at: Ok(value.created_at),
+                    error: Ok(value.error),
+                    filename: Ok(value.filename),
+                    job_id: Ok(value.job_id),
+                    progress: Ok(value.progress),
+                    status: Ok(value.status),
+                    step: Ok(value.step),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobSummary {
+            audio_seconds: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            completed_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            failure_type: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            mp3_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            size_bytes: ::std::result::Result<u64, ::std::string::String>,
+            status: ::std::result::Result<super::JobState, ::std::string::String>,
+        }
+        impl ::std::default::Default for JobSummary {
+            fn default() -> Self {
+                Self {
+                    audio_seconds: Ok(Default::default()),
+                    completed_at: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    failure_type: Ok(Default::default()),
+                    filename: Err("no value supplied for filename".to_string()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    mp3_bytes: Ok(Default::default()),
+                    size_bytes: Err("no value supplied for size_bytes".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl JobSummary {
+            pub fn audio_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for audio_seconds: {e}")
+                    });
+                self
+            }
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn failure_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.failure_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for failure_type: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn mp3_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mp3_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mp3_bytes: {e}")
+                    });
+                self
+            }
+            pub fn size_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.size_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for size_bytes: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobSummary> for super::JobSummary {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobSummary,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    audio_seconds: value.audio_seconds?,
+                    completed_at: value.completed_at?,
+                    created_at: value.created_at?,
+                    failure_type: value.failure_type?,
+                    filename: value.filename?,
+                    job_id: value.job_id?,
+                    mp3_bytes: value.mp3_bytes?,
+                    size_bytes: value.size_bytes?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobSummary> for JobSummary {
+            fn from(value: super::JobSummary) -> Self {
+                Self {
+                    audio_seconds: Ok(value.audio_seconds),
+                    completed_at: Ok(value.completed_at),
+                    created_at: Ok(value.created_at),
+                    failure_type: Ok(value.failure_type),
+                    filename: Ok(value.filename),
+                    job_id: Ok(value.job_id),
+                    mp3_bytes: Ok(value.mp3_bytes),
+                    size_bytes: Ok(value.size_bytes),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Liveness {
+            status: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Liveness {
+            fn default() -> Self {
+                Self {
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl Liveness {
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Liveness> for super::Liveness {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Liveness,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { status: value.status? })
+            }
+        }
+        impl ::std::convert::From<super::Liveness> for Liveness {
+            fn from(value: super::Liveness) -> Self {
+                Self { status: Ok(value.status) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Readiness {
+            failing: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Readiness {
+            fn default() -> Self {
+                Self {
+                    failing: Err("no value supplied for failing".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl Readiness {
+            pub fn failing<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.failing = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for failing: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Readiness> for super::Readiness {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Readiness,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    failing: value.failing?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Readiness> for Readiness {
+            fn from(value: super::Readiness) -> Self {
+                Self {
+                    failing: Ok(value.failing),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RefreshRequest {
+            refresh_token: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RefreshRequest {
+            fn default() -> Self {
+                Self {
+                    refresh_token: Err("no value supplied for refresh_token".to_string()),
+                }
+            }
+        }
+        impl RefreshRequest {
+            pub fn refresh_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refresh_token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refresh_token: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RefreshRequest> for super::RefreshRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RefreshRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    refresh_token: value.refresh_token?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RefreshRequest> for RefreshRequest {
+            fn from(value: super::RefreshRequest) -> Self {
+                Self {
+                    refresh_token: Ok(value.refresh_token),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ServiceCheck {
+            detail: ::std::result::Result<::std::string::String, ::std::string::String>,
+            latency_ms: ::std::result::Result<u64, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            status: ::std::result::Result<super::ServiceState, ::std::string::String>,
+        }
+        impl ::std::default::Default for ServiceCheck {
+            fn default() -> Self {
+                Self {
+                    detail: Err("no value supplied for detail".to_string()),
+                    latency_ms: Err("no value supplied for latency_ms".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl ServiceCheck {
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for detail: {e}")
+                    });
+                self
+            }
+            pub fn latency_ms<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.latency_ms = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for latency_ms: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ServiceState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ServiceCheck> for super::ServiceCheck {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ServiceCheck,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    detail: value.detail?,
+                    latency_ms: value.latency_ms?,
+                    name: value.name?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ServiceCheck> for ServiceCheck {
+            fn from(value: super::ServiceCheck) -> Self {
+                Self {
+                    detail: Ok(value.detail),
+                    latency_ms: Ok(value.latency_ms),
+                    name: Ok(value.name),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Services {
+            database: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            smtp: ::std::result::Result<::std::string::String, ::std::string::String>,
+            storage: ::std::result::Result<::std::string::String, ::std::string::String>,
+            temporal: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Services {
+            fn default() -> Self {
+                Self {
+                    database: Err("no value supplied for database".to_string()),
+                    smtp: Err("no value supplied for smtp".to_string()),
+                    storage: Err("no value supplied for storage".to_string()),
+                    temporal: Err("no value supplied for temporal".to_string()),
+                }
+            }
+        }
+        impl Services {
+            pub fn database<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.database = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for database: {e}")
+                    });
+                self
+            }
+            pub fn smtp<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smtp = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for smtp: {e}")
+                    });
+                self
+            }
+            pub fn storage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for storage: {e}")
+                    });
+                self
+            }
+            pub fn temporal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temporal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temporal: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Services> for super::Services {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Services,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    database: value.database?,
+                    smtp: value.smtp?,
+                    storage: value.storage?,
+                    temporal: value.temporal?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Services> for Services {
+            fn from(value: super::Services) -> Self {
+                Self {
+                    database: Ok(value.database),
+                    smtp: Ok(value.smtp),
+                    storage: Ok(value.storage),
+                    temporal: Ok(value.temporal),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ServicesReport {
+            checked_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            services: ::std::result::Result<
+                ::std::vec::Vec<super::ServiceCheck>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ServicesReport {
+            fn default() -> Self {
+                Self {
+                    checked_at: Err("no value supplied for checked_at".to_string()),
+                    services: Err("no value supplied for services".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl ServicesReport {
+            pub fn checked_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.checked_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for checked_at: {e}")
+                    });
+                self
+            }
+            pub fn services<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ServiceCheck>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.services = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for services: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ServicesReport> for super::ServicesReport {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ServicesReport,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    checked_at: value.checked_at?,
+                    services: value.services?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ServicesReport> for ServicesReport {
+            fn from(value: super::ServicesReport) -> Self {
+                Self {
+                    checked_at: Ok(value.checked_at),
+                    services: Ok(value.services),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct StatusCounts {
+            cancelled: ::std::result::Result<u64, ::std::string::String>,
+            completed: ::std::result::Result<u64, ::std::string::String>,
+            failed: ::std::result::Result<u64, ::std::string::String>,
+            in_progress: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for StatusCounts {
+            fn default() -> Self {
+                Self {
+                    cancelled: Err("no value supplied for cancelled".to_string()),
+                    completed: Err("no value supplied for completed".to_string()),
+                    failed: Err("no value supplied for failed".to_string()),
+                    in_progress: Err("no value supplied for in_progress".to_string()),
+                }
+            }
+        }
+        impl StatusCounts {
+            pub fn cancelled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cancelled = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cancelled: {e}")
+                    });
+                self
+            }
+            pub fn completed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed: {e}")
+                    });
+                self
+            }
+            pub fn failed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.failed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for failed: {e}")
+                    });
+                self
+            }
+            pub fn in_progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.in_progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for in_progress: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<StatusCounts> for super::StatusCounts {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: StatusCounts,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cancelled: value.cancelled?,
+                    completed: value.completed?,
+                    failed: value.failed?,
+                    in_progress: value.in_progress?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::StatusCounts> for StatusCounts {
+            fn from(value: super::StatusCounts) -> Self {
+                Self {
+                    cancelled: Ok(value.cancelled),
+                    completed: Ok(value.completed),
+                    failed: Ok(value.failed),
+                    in_progress: Ok(value.in_progress),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct TokenPair {
+            access_token: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            expires_in: ::std::result::Result<u64, ::std::string::String>,
+            refresh_token: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            token_type: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenPair {
+            fn default() -> Self {
+                Self {
+                    access_token: Err("no value supplied for access_token".to_string()),
+                    expires_in: Err("no value supplied for expires_in".to_string()),
+                    refresh_token: Err(
+                        "no value supplied for refresh_token".to_string(),
+                    ),
+                    token_type: Err("no value supplied for token_type".to_string()),
+                }
+            }
+        }
+        impl TokenPair {
+            pub fn access_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for access_token: {e}")
+                    });
+                self
+            }
+            pub fn expires_in<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_in = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_in: {e}")
+                    });
+                self
+            }
+            pub fn refresh_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refresh_token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refresh_token: {e}")
+                    });
+                self
+            }
+            pub fn token_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token_type: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenPair> for super::TokenPair {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenPair,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_token: value.access_token?,
+                    expires_in: value.expires_in?,
+                    refresh_token: value.refresh_token?,
+                    token_type: value.token_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenPair> for TokenPair {
+            fn from(value: super::TokenPair) -> Self {
+                Self {
+                    access_token: Ok(value.access_token),
+                    expires_in: Ok(value.expires_in),
+                    refresh_token: Ok(value.refresh_token),
+                    token_type: Ok(value.token_type),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UploadAccepted {
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+            status: ::std::result::Result<super::JobState, ::std::string::String>,
+        }
+        impl ::std::default::Default for UploadAccepted {
+            fn default() -> Self {
+                Self {
+                    filename: Err("no value supplied for filename".to_string()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl UploadAccepted {
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UploadAccepted> for super::UploadAccepted {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UploadAccepted,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    filename: value.filename?,
+                    job_id: value.job_id?,
+                    message: value.message?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UploadAccepted> for UploadAccepted {
+            fn from(value: super::UploadAccepted) -> Self {
+                Self {
+                    filename: Ok(value.filename),
+                    job_id: Ok(value.job_id),
+                    message: Ok(value.message),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UploadStatistics {
+            by_status: ::std::result::Result<super::StatusCounts, ::std::string::String>,
+            bytes_uploaded: ::std::result::Result<u64, ::std::string::String>,
+            conversion: ::std::result::Result<
+                super::ConversionTimes,
+                ::std::string::String,
+            >,
+            file_size: ::std::result::Result<super::FileSizes, ::std::string::String>,
+            generated_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            per_day: ::std::result::Result<
+                ::std::vec::Vec<super::DayUploads>,
+                ::std::string::String,
+            >,
+            scope: ::std::result::Result<super::Scope, ::std::string::String>,
+            uploads: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for UploadStatistics {
+            fn default() -> Self {
+                Self {
+                    by_status: Err("no value supplied for by_status".to_string()),
+                    bytes_uploaded: Err(
+                        "no value supplied for bytes_uploaded".to_string(),
+                    ),
+                    conversion: Err("no value supplied for conversion".to_string()),
+                    file_size: Err("no value supplied for file_size".to_string()),
+                    generated_at: Err("no value supplied for generated_at".to_string()),
+                    per_day: Err("no value supplied for per_day".to_string()),
+                    scope: Err("no value supplied for scope".to_string()),
+                    uploads: Err("no value supplied for uploads".to_string()),
+                }
+            }
+        }
+        impl UploadStatistics {
+            pub fn by_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::StatusCounts>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.by_status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for by_status: {e}")
+                    });
+                self
+            }
+            pub fn bytes_uploaded<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bytes_uploaded = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for bytes_uploaded: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn conversion<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ConversionTimes>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.conversion = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for conversion: {e}")
+                    });
+                self
+            }
+            pub fn file_size<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FileSizes>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_size = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_size: {e}")
+                    });
+                self
+            }
+            pub fn generated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.generated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for generated_at: {e}")
+                    });
+                self
+            }
+            pub fn per_day<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::DayUploads>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.per_day = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for per_day: {e}")
+                    });
+                self
+            }
+            pub fn scope<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Scope>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scope = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scope: {e}")
+                    });
+                self
+            }
+            pub fn uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for uploads: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UploadStatistics> for super::UploadStatistics {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UploadStatistics,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    by_status: value.by_status?,
+                    bytes_uploaded: value.bytes_uploaded?,
+                    conversion: value.conversion?,
+                    file_size: value.file_size?,
+                    generated_at: value.generated_at?,
+                    per_day: value.per_day?,
+                    scope: value.scope?,
+                    uploads: value.uploads?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UploadStatistics> for UploadStatistics {
+            fn from(value: super::UploadStatistics) -> Self {
+                Self {
+                    by_status: Ok(value.by_status),
+                    bytes_uploaded: Ok(value.bytes_uploaded),
+                    conversion: Ok(value.conversion),
+                    file_size: Ok(value.file_size),
+                    generated_at: Ok(value.generated_at),
+                    per_day: Ok(value.per_day),
+                    scope: Ok(value.scope),
+                    uploads: Ok(value.uploads),
+                }
+            }
+        }
+    }
+    /// Error types.
+    pub mod error {
+        /// Error from a `TryFrom` or `FromStr` implementation.
+        pub struct ConversionError(::std::borrow::Cow<'static, str>);
+        impl ::std::error::Error for ConversionError {}
+        impl ::std::fmt::Display for ConversionError {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+        impl ::std::fmt::Debug for ConversionError {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
+                ::std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+        impl From<&'static str> for ConversionError {
+            fn from(value: &'static str) -> Self {
+                Self(value.into())
+            }
+        }
+        impl From<String> for ConversionError {
+            fn from(value: String) -> Self {
+                Self(value.into())
+            }
+        }
+    }
+}
+#[derive(Clone, Debug)]
+/**Client for Audiomill
+
+Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.
+
+Version: 0.1.0*/
+pub struct Client {
+    pub(crate) baseurl: String,
+    pub(crate) client: reqwest::Client,
+}
+impl Client {
+    /// Create a new client.
+    ///
+    /// `baseurl` is the base URL provided to the internal
+    /// `reqwest::Client`, and should include a scheme and hostname,
+    /// as well as port and a path stem if applicable.
+    pub fn new(baseurl: &str) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        let client = {
+            let dur = ::std::time::Duration::from_secs(15u64);
+            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+        };
+        #[cfg(target_arch = "wasm32")]
+        let client = reqwest::ClientBuilder::new();
+        Self::new_with_client(baseurl, client.build().unwrap())
+    }
+    /// Construct a new client with an existing `reqwest::Client`,
+    /// allowing more control over its configuration.
+    ///
+    /// `baseurl` is the base URL provided to the internal
+    /// `reqwest::Client`, and should include a scheme and hostname,
+    /// as well as port and a path stem if applicable.
+    pub fn new_with_client(baseurl: &str, client: reqwest::Client) -> Self {
+        Self {
+            baseurl: baseurl.to_string(),
+            client,
+        }
+    }
+}
+impl ClientInfo<()> for Client {
+    fn api_version() -> &'static str {
+        "0.1.0"
+    }
+    fn baseurl(&self) -> &str {
+        self.baseurl.as_str()
+    }
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn inner(&self) -> &() {
+        &()
+    }
+}
+impl ClientHooks<()> for &Client {}
+impl Client {
+    /**Download a finished MP3 by `fid` (the job id)
+
+The older form of `/download/{job_id}`.
+
+Sends a `GET` request to `/download`
+
+```ignore
+let response = client.download_mp3_by_fid()
+    .fid(fid)
+    .range(range)
+    .send()
+    .await;
+```*/
+    pub fn download_mp3_by_fid(&self) -> builder::DownloadMp3ByFid<'_> {
+        builder::DownloadMp3ByFid::new(self)
+    }
+    /**Download a finished MP3
+
+Supports `Range: bytes=...`.
+
+Sends a `GET` request to `/download/{job_id}`
+
+```ignore
+let response = client.download_mp3()
+    .job_id(job_id)
+    .range(range)
+    .send()
+    .await;
+```*/
+    pub fn download_mp3(&self) -> builder::DownloadMp3<'_> {
+        builder::DownloadMp3::new(self)
+    }
+    /**Whether the service and its dependencies answer
+
+Sends a `GET` request to `/health`
+
+```ignore
+let response = client.get_health()
+    .send()
+    .await;
+```*/
+    pub fn get_health(&self) -> builder::GetHealth<'_> {
+        builder::GetHealth::new(self)
+    }
+    /**Liveness for orchestrators
+
+Answers as long as the process serves.
+
+Sends a `GET` request to `/health/live`
+
+```ignore
+let response = client.get_liveness()
+    .send()
+    .await;
+```*/
+    pub fn get_liveness(&self) -> builder::GetLiveness<'_> {
+        builder::GetLiveness::new(self)
+    }
+    /**Readiness for orchestrators
+
+503 while the database, object storage or Temporal is down.
+
+Sends a `GET` request to `/health/ready`
+
+```ignore
+let response = client.get_readiness()
+    .send()
+    .await;
+```*/
+    pub fn get_readiness(&self) -> builder::GetReadiness<'_> {
+        builder::GetReadiness::new(self)
+    }
+    /**Each dependency with its status, the check's latency and what answered
+
+Sends a `GET` request to `/health/services`
+
+```ignore
+let response = client.get_services_health()
+    .send()
+    .await;
+```*/
+    pub fn get_services_health(&self) -> builder::GetServicesHealth<'_> {
+        builder::GetServicesHealth::new(self)
+    }
+    /**List jobs, newest first
+
+The caller's own; an admin's list holds everyone's, or one user's with `user` (an id or
+an e-mail address). Page with `limit` (1-100) and the `next_cursor` of the page before.
+
+Sends a `GET` request to `/jobs`
+
+Arguments:
+- `created_after`: Only jobs created at or after this time.
+- `created_before`: Only jobs created before this time.
+- `cursor`: The `next_cursor` of the page before.
+- `limit`: Jobs per page, 1-100 (20 when left out).
+- `status`: Only jobs that stand so; `in_progress` is queued or running.
+- `user`: Admins only: whose jobs (a user id or an e-mail address).
+```ignore
+let response = client.list_jobs()
+    .created_after(created_after)
+    .created_before(created_before)
+    .cursor(cursor)
+    .limit(limit)
+    .status(status)
+    .user(user)
+    .send()
+    .await;
+```*/
+    pub fn list_jobs(&self) -> builder::ListJobs<'_> {
+        builder::ListJobs::new(self)
+    }
+    /**Cancel a running job, or delete an ended one
+
+Deleting removes the job's video, MP3 and record.
+
+Sends a `DELETE` request to `/jobs/{job_id}`
+
+```ignore
+let response = client.delete_job()
+    .job_id(job_id)
+    .send()
+    .await;
+```*/
+    pub fn delete_job(&self) -> builder::DeleteJob<'_> {
+        builder::DeleteJob::new(self)
+    }
+    /**Log in with HTTP Basic (email and password); returns an access and a refresh token
+
+Sends a `POST` request to `/login`
+
+```ignore
+let response = client.login()
+    .send()
+    .await;
+```*/
+    pub fn login(&self) -> builder::Login<'_> {
+        builder::Login::new(self)
+    }
+    /**End this login: its access token and all its refresh tokens stop working
+
+Sends a `POST` request to `/logout`
+
+```ignore
+let response = client.logout()
+    .send()
+    .await;
+```*/
+    pub fn logout(&self) -> builder::Logout<'_> {
+        builder::Logout::new(self)
+    }
+    /**Upload statistics
+
+Uploads by status, bytes, file sizes, conversion times and uploads per day: the
+caller's own by default; `scope=all` covers everyone's and is for admins.
+
+Sends a `GET` request to `/stats/uploads`
+
+```ignore
+let response = client.get_upload_stats()
+    .scope(scope)
+    .send()
+    .await;
+```*/
+    pub fn get_upload_stats(&self) -> builder::GetUploadStats<'_> {
+        builder::GetUploadStats::new(self)
+    }
+    /**A job's status, step and progress
+
+Sends a `GET` request to `/status/{job_id}`
+
+```ignore
+let response = client.get_job_status()
+    .job_id(job_id)
+    .send()
+    .await;
+```*/
+    pub fn get_job_status(&self) -> builder::GetJobStatus<'_> {
+        builder::GetJobStatus::new(self)
+    }
+    /**Trade a refresh token for a new pair
+
+Each refresh token works once; presenting a used one again revokes its whole login.
+
+Sends a `POST` request to `/token/refresh`
+
+```ignore
+let response = client.refresh_token()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
+        builder::RefreshToken::new(self)
+    }
+    /**Check an access token and show who it belongs to
+
+Sends a `POST` request to `/validate`
+
+```ignore
+let response = client.validate_token()
+    .send()
+    .await;
+```*/
+    pub fn validate_token(&self) -> builder::ValidateToken<'_> {
+        builder::ValidateToken::new(self)
+    }
+}
+/// Types for composing operation parameters.
+#[allow(clippy::all)]
+pub mod builder {
+    use super::types;
+    #[allow(unused_imports)]
+    use super::{
+        encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
+        RequestBuilderExt, ResponseValue,
+    };
+    /**Builder for [`Client::download_mp3_by_fid`]
+
+[`Client::download_mp3_by_fid`]: super::Client::download_mp3_by_fid*/
+    #[derive(Debug, Clone)]
+    pub struct DownloadMp3ByFid<'a> {
+        client: &'a super::Client,
+        fid: Result<::uuid::Uuid, String>,
+        range: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> DownloadMp3ByFid<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fid: Err("fid was not initialized".to_string()),
+                range: Ok(None),
+            }
+        }
+        pub fn fid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.fid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for fid failed".to_string()
+                });
+            self
+        }
+        pub fn range<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.range = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for range failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/download`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+            let Self { client, fid, range } = self;
+            let fid = fid.map_err(Error::InvalidRequest)?;
+            let range = range.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/download", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = range {
+                header_map.append("range", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .query(&progenitor_client::QueryParam::new("fid", &fid))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "download_mp3_by_fid",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                206u16 => Ok(ResponseValue::stream(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                416u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::download_mp3`]
+
+[`Client::download_mp3`]: super::Client::download_mp3*/
+    #[derive(Debug, Clone)]
+    pub struct DownloadMp3<'a> {
+        client: &'a super::Client,
+        job_id: Result<::uuid::Uuid, String>,
+        range: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> DownloadMp3<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                job_id: Err("job_id was not initialized".to_string()),
+                range: Ok(None),
+            }
+        }
+        pub fn job_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.job_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for job_id failed".to_string()
+                });
+            self
+        }
+        pub fn range<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.range = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for range failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/download/{job_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+            let Self { client, job_id, range } = self;
+            let job_id = job_id.map_err(Error::InvalidRequest)?;
+            let range = range.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/download/{}", client.baseurl, encode_path(& job_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = range {
+                header_map.append("range", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "download_mp3",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                206u16 => Ok(ResponseValue::stream(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                416u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_health`]
+
+[`Client::get_health`]: super::Client::get_health*/
+    #[derive(Debug, Clone)]
+    pub struct GetHealth<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetHealth<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/health`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Health>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/health", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_health",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_liveness`]
+
+[`Client::get_liveness`]: super::Client::get_liveness*/
+    #[derive(Debug, Clone)]
+    pub struct GetLiveness<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetLiveness<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/health/live`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Liveness>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/health/live", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_liveness",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_readiness`]
+
+[`Client::get_readiness`]: super::Client::get_readiness*/
+    #[derive(Debug, Clone)]
+    pub struct GetReadiness<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetReadiness<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/health/ready`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Readiness>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/health/ready", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_readiness",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_services_health`]
+
+[`Client::get_services_health`]: super::Client::get_services_health*/
+    #[derive(Debug, Clone)]
+    pub struct GetServicesHealth<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetServicesHealth<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/health/services`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ServicesReport>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/health/services", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_services_health",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_jobs`]
+
+[`Client::list_jobs`]: super::Client::list_jobs*/
+    #[derive(Debug, Clone)]
+    pub struct ListJobs<'a> {
+        client: &'a super::Client,
+        created_after: Result<Option<::chrono::DateTime<::chrono::offset::Utc>>, String>,
+        created_before: Result<
+            Option<::chrono::DateTime<::chrono::offset::Utc>>,
+            String,
+        >,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+        status: Result<Option<types::StatusFilter>, String>,
+        user: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> ListJobs<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                created_after: Ok(None),
+                created_before: Ok(None),
+                cursor: Ok(None),
+                limit: Ok(None),
+                status: Ok(None),
+                user: Ok(None),
+            }
+        }
+        pub fn created_after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+        {
+            self.created_after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: chrono :: DateTime < :: chrono :: offset :: Utc >` for created_after failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn created_before<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+        {
+            self.created_before = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: chrono :: DateTime < :: chrono :: offset :: Utc >` for created_before failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU32` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn status<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::StatusFilter>,
+        {
+            self.status = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `StatusFilter` for status failed".to_string()
+                });
+            self
+        }
+        pub fn user<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.user = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for user failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/jobs`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::JobPage>, Error<types::ErrorBody>> {
+            let Self {
+                client,
+                created_after,
+                created_before,
+                cursor,
+                limit,
+                status,
+                user,
+            } = self;
+            let created_after = created_after.map_err(Error::InvalidRequest)?;
+            let created_before = created_before.map_err(Error::InvalidRequest)?;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let status = status.map_err(Error::InvalidRequest)?;
+            let user = user.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/jobs", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(
+                    &progenitor_client::QueryParam::new("created_after", &created_after),
+                )
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "created_before",
+                        &created_before,
+                    ),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("status", &status))
+                .query(&progenitor_client::QueryParam::new("user", &user))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_jobs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::delete_job`]
+
+[`Client::delete_job`]: super::Client::delete_job*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteJob<'a> {
+        client: &'a super::Client,
+        job_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> DeleteJob<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                job_id: Err("job_id was not initialized".to_string()),
+            }
+        }
+        pub fn job_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.job_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for job_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/jobs/{job_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client, job_id } = self;
+            let job_id = job_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/jobs/{}", client.baseurl, encode_path(& job_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_job",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                202u16 => Ok(ResponseValue::empty(response)),
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::login`]
+
+[`Client::login`]: super::Client::login*/
+    #[derive(Debug, Clone)]
+    pub struct Login<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> Login<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `POST` request to `/login`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::TokenPair>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/login", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "login",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::logout`]
+
+[`Client::logout`]: super::Client::logout*/
+    #[derive(Debug, Clone)]
+    pub struct Logout<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> Logout<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `POST` request to `/logout`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/logout", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "logout",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_upload_stats`]
+
+[`Client::get_upload_stats`]: super::Client::get_upload_stats*/
+    #[derive(Debug, Clone)]
+    pub struct GetUploadStats<'a> {
+        client: &'a super::Client,
+        scope: Result<Option<types::Scope>, String>,
+    }
+    impl<'a> GetUploadStats<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                scope: Ok(None),
+            }
+        }
+        pub fn scope<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Scope>,
+        {
+            self.scope = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `Scope` for scope failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/stats/uploads`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::UploadStatistics>, Error<types::ErrorBody>> {
+            let Self { client, scope } = self;
+            let scope = scope.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/stats/uploads", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("scope", &scope))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_upload_stats",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_job_status`]
+
+[`Client::get_job_status`]: super::Client::get_job_status*/
+    #[derive(Debug, Clone)]
+    pub struct GetJobStatus<'a> {
+        client: &'a super::Client,
+        job_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetJobStatus<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                job_id: Err("job_id was not initialized".to_string()),
+            }
+        }
+        pub fn job_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.job_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for job_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/status/{job_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::JobStatusBody>, Error<types::ErrorBody>> {
+            let Self { client, job_id } = self;
+            let job_id = job_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/status/{}", client.baseurl, encode_path(& job_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_job_status",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::refresh_token`]
+
+[`Client::refresh_token`]: super::Client::refresh_token*/
+    #[derive(Debug, Clone)]
+    pub struct RefreshToken<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::RefreshRequest, String>,
+    }
+    impl<'a> RefreshToken<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RefreshRequest>,
+            <V as std::convert::TryInto<
+                types::RefreshRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `RefreshRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::RefreshRequest,
+            ) -> types::builder::RefreshRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/token/refresh`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::TokenPair>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::RefreshRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/token/refresh", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "refresh_token",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::validate_token`]
+
+[`Client::validate_token`]: super::Client::validate_token*/
+    #[derive(Debug, Clone)]
+    pub struct ValidateToken<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ValidateToken<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `POST` request to `/validate`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Identity>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/validate", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "validate_token",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+}
+/// Items consumers will typically use such as the Client.
+pub mod prelude {
+    pub use self::super::Client;
+}

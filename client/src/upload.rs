@@ -1,0 +1,80 @@
+//! `POST /upload`, streamed from the file with its progress reported as it goes.
+
+use crate::{Client, ClientInfo, Error, ResponseValue, types};
+use futures::StreamExt;
+use reqwest::{StatusCode, multipart};
+use std::path::Path;
+use tokio_util::io::ReaderStream;
+
+/// What the server answered to an accepted upload.
+#[derive(Debug, Clone)]
+pub struct UploadAnswer {
+    pub job: types::UploadAccepted,
+    /// The `Idempotency-Key` had been used for this same file before: `job` is that upload's
+    /// job and nothing was stored again (the server answered 200, not 202).
+    pub replayed: bool,
+}
+
+/// Uploads the video at `path`, calling `on_progress` with the bytes sent so far as they
+/// leave. With `idempotency_key`, sending the same file again with the same key (after a
+/// network error, say) returns the first upload's job instead of starting a second one.
+pub async fn upload(
+    client: &Client,
+    path: &Path,
+    idempotency_key: Option<&str>,
+    on_progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<UploadAnswer, Error<types::ErrorBody>> {
+    let unreadable =
+        |error: std::io::Error| Error::InvalidRequest(format!("{}: {error}", path.display()));
+    let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    let size = file.metadata().await.map_err(unreadable)?.len();
+    let mut sent = 0;
+    let counted = ReaderStream::new(file).map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            sent += bytes.len() as u64;
+            on_progress(sent);
+        }
+        chunk
+    });
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
+    let part = multipart::Part::stream_with_length(reqwest::Body::wrap_stream(counted), size)
+        .file_name(name)
+        .mime_str(media_type(path))
+        .map_err(Error::CommunicationError)?;
+    let mut request = client
+        .client()
+        .post(format!("{}/upload", client.baseurl()))
+        .multipart(multipart::Form::new().part("file", part));
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.map_err(Error::CommunicationError)?;
+    let status = response.status();
+    if status.is_success() {
+        let job = ResponseValue::<types::UploadAccepted>::from_response(response).await?;
+        return Ok(UploadAnswer {
+            job: job.into_inner(),
+            replayed: status == StatusCode::OK,
+        });
+    }
+    let refusal = ResponseValue::<types::ErrorBody>::from_response(response).await?;
+    Err(Error::ErrorResponse(refusal))
+}
+
+/// The part's media type, from the name's extension (the server checks the content itself).
+fn media_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("mp4" | "m4v") => "video/mp4",
+        Some("mov") => "video/quicktime",
+        Some("avi") => "video/x-msvideo",
+        Some("mkv") => "video/x-matroska",
+        Some("webm") => "video/webm",
+        _ => "application/octet-stream",
+    }
+}

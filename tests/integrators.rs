@@ -1,0 +1,135 @@
+//! What integrators build on, driven through the generated Rust client (`audiomill-client`):
+//! idempotent uploads and the job list.
+
+mod common;
+
+use audiomill_client::{Error, types};
+use common::*;
+
+/// The error code of a refusal from the generated client.
+fn refusal<T: std::fmt::Debug>(result: Result<T, Error<types::ErrorBody>>) -> (u16, String) {
+    match result {
+        Err(Error::ErrorResponse(answer)) => (
+            answer.status().as_u16(),
+            answer.into_inner().error.to_string(),
+        ),
+        other => panic!("expected a refusal in the error shape, got {other:?}"),
+    }
+}
+
+async fn upload(
+    client: &audiomill_client::Client,
+    path: &std::path::Path,
+    key: Option<&str>,
+) -> Result<audiomill_client::UploadAnswer, Error<types::ErrorBody>> {
+    audiomill_client::upload(client, path, key, |_| {}).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_upload_with_its_idempotency_key_returns_the_first_job() {
+    let app = TestApp::spawn().await;
+    let ann = app.client(&app.user_token("ann").await);
+    let bob = app.client(&app.user_token("bob").await);
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 2, true);
+    let other = make_mp4(media.path(), "other.mp4", 3, true);
+
+    let first = upload(&ann, &talk, Some("key-1")).await.unwrap();
+    assert!(!first.replayed);
+    let stored = app.objects().len();
+    let again = upload(&ann, &talk, Some("key-1")).await.unwrap();
+    assert!(again.replayed, "200, not 202");
+    assert_eq!(again.job.job_id, first.job.job_id);
+    assert_eq!(again.job.filename, "talk.mp4");
+    assert_eq!(app.objects().len(), stored, "nothing stored again");
+
+    let (status, code) = refusal(upload(&ann, &other, Some("key-1")).await);
+    assert_eq!((status, code.as_str()), (422, "unprocessable_content"));
+    assert_eq!(
+        app.objects().len(),
+        stored,
+        "a refused retry stores nothing"
+    );
+
+    let bobs = upload(&bob, &talk, Some("key-1")).await.unwrap();
+    assert!(!bobs.replayed, "keys are scoped per user");
+    assert_ne!(bobs.job.job_id, first.job.job_id);
+
+    let unkeyed = upload(&ann, &talk, None).await.unwrap();
+    assert_ne!(unkeyed.job.job_id, first.job.job_id, "no key, a new job");
+
+    for bad in ["", &"k".repeat(256), "two words"] {
+        let (status, code) = refusal(upload(&ann, &talk, Some(bad)).await);
+        assert_eq!((status, code.as_str()), (400, "bad_request"), "key {bad:?}");
+    }
+
+    // A key whose upload was refused is free again.
+    let empty = media.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let (status, _) = refusal(upload(&ann, &empty, Some("key-2")).await);
+    assert_eq!(status, 400);
+    let later = upload(&ann, &talk, Some("key-2")).await.unwrap();
+    assert!(!later.replayed);
+
+    let page = ann.list_jobs().send().await.unwrap().into_inner();
+    let mut listed: Vec<_> = page.jobs.iter().map(|job| job.job_id).collect();
+    listed.sort();
+    let mut expected = vec![first.job.job_id, unkeyed.job.job_id, later.job.job_id];
+    expected.sort();
+    assert_eq!(listed, expected, "one job per key, whatever the retries");
+    assert!(
+        app.metrics_page()
+            .await
+            .contains("audiomill_uploads_replayed_total 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_client_reads_jobs_and_their_refusals() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("cy").await;
+    let client = app.client(&token);
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "short.mp4", 2, true);
+    let job = audiomill_client::upload(&client, &video, None, |_| {})
+        .await
+        .unwrap()
+        .job;
+    app.wait_for_job(&token, &job.job_id.to_string()).await;
+
+    let status = client
+        .get_job_status()
+        .job_id(job.job_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status, types::JobState::Completed);
+    let page = client
+        .list_jobs()
+        .status(types::StatusFilter::Completed)
+        .limit(std::num::NonZeroU32::new(5).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    assert_eq!(page.jobs[0].job_id, job.job_id);
+    assert!(page.next_cursor.is_none());
+
+    let over = client
+        .list_jobs()
+        .limit(std::num::NonZeroU32::new(101).unwrap())
+        .send()
+        .await;
+    assert_eq!(refusal(over), (400, "bad_request".into()));
+    let missing = client
+        .get_job_status()
+        .job_id(uuid::Uuid::new_v4())
+        .send()
+        .await;
+    assert_eq!(refusal(missing), (404, "not_found".into()));
+    let stranger = app.client("not-a-token");
+    assert_eq!(
+        refusal(stranger.list_jobs().send().await),
+        (401, "unauthorized".into())
+    );
+}
