@@ -29,7 +29,7 @@ fuzz-api: setup
 # Regenerates the committed OpenAPI document after an API change, and the Rust client from it.
 openapi:
 	cargo run --quiet --locked --bin audiomill -- openapi > openapi/openapi.json
-	cargo run --quiet --locked -p audiomill-client --example regenerate
+	cargo run --quiet --locked -p audiomill-client-codegen
 
 fmt:
 	cargo fmt --all

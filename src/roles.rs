@@ -360,6 +360,7 @@ fn gateway_app(
         },
         cors_origins: gateway.cors_allowed_origins.clone(),
         closed_views: Default::default(),
+        watchers: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         rate_limits,
         metrics_token: metrics_token.map(str::to_owned),

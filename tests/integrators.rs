@@ -133,3 +133,113 @@ async fn the_generated_client_reads_jobs_and_their_refusals() {
         (401, "unauthorized".into())
     );
 }
+
+/// Every event of `job` from its stream, until the stream closes.
+async fn all_events(
+    client: &audiomill_client::Client,
+    job: uuid::Uuid,
+    last_event_id: Option<&str>,
+) -> Option<Vec<audiomill_client::JobEvent>> {
+    use futures::TryStreamExt;
+    let stream = audiomill_client::events(client, job, last_event_id)
+        .await
+        .expect("the stream opens")?;
+    let read = stream.try_collect::<Vec<_>>();
+    Some(
+        tokio::time::timeout(std::time::Duration::from_secs(180), read)
+            .await
+            .expect("the stream ends with the job")
+            .expect("well-formed events"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_followed_live_by_many_clients_through_one_watcher() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("dee").await;
+    let client = app.client(&token);
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "long.mp4", 60, true);
+    let job = audiomill_client::upload(&client, &video, None, |_| {})
+        .await
+        .unwrap()
+        .job
+        .job_id;
+
+    // Ten followers at once, as ten browser tabs would.
+    let started = std::time::Instant::now();
+    let followers = (0..10).map(|_| all_events(&client, job, None));
+    let streams: Vec<_> = futures::future::join_all(followers)
+        .await
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    for events in &streams {
+        let last = events.last().expect("at least the end");
+        assert!(last.is_end(), "{events:?}");
+        assert_eq!(last.data.status, types::JobState::Completed);
+        assert_eq!(
+            last.data.download_url.as_deref(),
+            Some(format!("/download/{job}").as_str())
+        );
+        assert_eq!(last.data.progress, 100);
+        assert!(events.iter().all(|e| e.data.job_id == job));
+        assert!(
+            events.windows(2).all(|pair| pair[0].id != pair[1].id
+                || pair[0].data.eta_seconds != pair[1].data.eta_seconds),
+            "no state twice in a row: {events:?}"
+        );
+        assert!(events[..events.len() - 1].iter().all(|e| !e.is_end()));
+    }
+    let page = app.metrics_page().await;
+    let reads = metric(&page, "audiomill_job_watch_reads_total");
+    assert!(
+        reads <= elapsed + 3.0,
+        "one watcher, about one read a second, not one per follower: {reads} reads in {elapsed:.1} s"
+    );
+    assert_eq!(
+        metric(&page, "audiomill_job_watchers"),
+        0.0,
+        "the watcher left with the job"
+    );
+    assert_eq!(
+        metric(&page, "audiomill_event_streams"),
+        0.0,
+        "every stream closed"
+    );
+
+    // Resuming: the end already seen means nothing more (204, which stops an EventSource);
+    // an older id gets the end at once.
+    let end_id = streams[0].last().unwrap().id.clone();
+    assert!(all_events(&client, job, Some(&end_id)).await.is_none());
+    let resumed = all_events(&client, job, Some("running.3.1.0"))
+        .await
+        .unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert!(resumed[0].is_end());
+
+    // The same refusals as every job route.
+    let stranger = app.client(&app.user_token("eve").await);
+    let refused = audiomill_client::events(&stranger, job, None).await;
+    assert_eq!(refusal(refused.map(|_| ())), (404, "not_found".into()));
+    let anonymous = app.client("not-a-token");
+    let refused = audiomill_client::events(&anonymous, job, None).await;
+    assert_eq!(refusal(refused.map(|_| ())), (401, "unauthorized".into()));
+    let malformed = app
+        .http
+        .get(app.url("/jobs/not-a-uuid/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(error_code(malformed).await, "bad_request");
+}
+
+/// A sample's value on a Prometheus page (0 when absent).
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -18,6 +18,7 @@ mod document;
 pub mod error;
 pub mod form;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod params;
 pub mod routes;
@@ -43,6 +44,8 @@ pub struct Gateway {
     pub uploads: limits::UploadSlots,
     /// Final views of jobs whose workflow has closed.
     pub closed_views: status::ClosedViews,
+    /// The jobs someone follows live, each read once however many follow it.
+    pub watchers: live::Watchers,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// Checks the mail transport for `/health` (`None`: not checked here).

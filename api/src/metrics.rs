@@ -215,6 +215,21 @@ pub fn upload_replayed() {
     metrics::counter!("audiomill_uploads_replayed_total").increment(1);
 }
 
+/// How many jobs this gateway watches for live progress.
+pub fn job_watchers(count: usize) {
+    metrics::gauge!("audiomill_job_watchers").set(count as f64);
+}
+
+/// One read of a watched job's state (one call to Temporal while it runs).
+pub fn job_watch_read() {
+    metrics::counter!("audiomill_job_watch_reads_total").increment(1);
+}
+
+/// Event streams open now.
+pub fn event_streams(change: f64) {
+    metrics::gauge!("audiomill_event_streams").increment(change);
+}
+
 /// Bytes of MP3 sent.
 pub fn downloaded(bytes: u64) {
     metrics::counter!("audiomill_downloaded_bytes_total").increment(bytes);

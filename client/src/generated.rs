@@ -210,6 +210,33 @@ clients get an enumeration.*/
             Default::default()
         }
     }
+    ///One event of a job's stream (its `data`).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JobEvent {
+        ///The current step's attempt, from 1; a `retry` event says when it grows.
+        pub attempt: u32,
+        ///Where the MP3 is, once the job has completed; else `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub download_url: ::std::option::Option<::std::string::String>,
+        ///Why the last attempt failed (on `retry`) or why the job failed; else `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<::std::string::String>,
+        ///Seconds until the transcode ends, from its measured speed; `null` outside it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub eta_seconds: ::std::option::Option<u64>,
+        pub job_id: ::uuid::Uuid,
+        ///0-100.
+        pub progress: u8,
+        pub status: JobState,
+        ///The step running now; `null` between two steps.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub step: ::std::option::Option<JobStep>,
+    }
+    impl JobEvent {
+        pub fn builder() -> builder::JobEvent {
+            Default::default()
+        }
+    }
     ///`JobPage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct JobPage {
@@ -1266,6 +1293,172 @@ fewer than `limit` jobs before the last.*/
                     email: Ok(value.email),
                     exp: Ok(value.exp),
                     sub: Ok(value.sub),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JobEvent {
+            attempt: ::std::result::Result<u32, ::std::string::String>,
+            download_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            error: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            eta_seconds: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            progress: ::std::result::Result<u8, ::std::string::String>,
+            status: ::std::result::Result<super::JobState, ::std::string::String>,
+            step: ::std::result::Result<
+                ::std::option::Option<super::JobStep>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JobEvent {
+            fn default() -> Self {
+                Self {
+                    attempt: Err("no value supplied for attempt".to_string()),
+                    download_url: Ok(Default::default()),
+                    error: Ok(Default::default()),
+                    eta_seconds: Ok(Default::default()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    progress: Err("no value supplied for progress".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    step: Ok(Default::default()),
+                }
+            }
+        }
+        impl JobEvent {
+            pub fn attempt<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.attempt = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for attempt: {e}")
+                    });
+                self
+            }
+            pub fn download_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.download_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for download_url: {e}")
+                    });
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn eta_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.eta_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for eta_seconds: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u8>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for progress: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn step<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::JobStep>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.step = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for step: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JobEvent> for super::JobEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JobEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    attempt: value.attempt?,
+                    download_url: value.download_url?,
+                    error: value.error?,
+                    eta_seconds: value.eta_seconds?,
+                    job_id: value.job_id?,
+                    progress: value.progress?,
+                    status: value.status?,
+                    step: value.step?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JobEvent> for JobEvent {
+            fn from(value: super::JobEvent) -> Self {
+                Self {
+                    attempt: Ok(value.attempt),
+                    download_url: Ok(value.download_url),
+                    error: Ok(value.error),
+                    eta_seconds: Ok(value.eta_seconds),
+                    job_id: Ok(value.job_id),
+                    progress: Ok(value.progress),
+                    status: Ok(value.status),
+                    step: Ok(value.step),
                 }
             }
         }

@@ -4,7 +4,8 @@
 //! method per operation, and the request and response [`types`]); `make openapi` regenerates
 //! it and a test keeps it current. Written by hand, because a generated method could not do
 //! them: [`Client`] construction with a token ([`connect`]), logging in with HTTP Basic
-//! ([`login`]), and the streaming upload with progress and an `Idempotency-Key` ([`upload`]).
+//! ([`login`]), the streaming upload with progress and an `Idempotency-Key` ([`upload`]), and
+//! a job's live events ([`events`]).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,8 +21,10 @@
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
 mod generated;
+mod events;
 mod upload;
 
+pub use events::{EventsError, JobEvent, events};
 pub use generated::{ByteStream, Client, ClientInfo, Error, ResponseValue, types};
 pub use upload::{UploadAnswer, upload};
 

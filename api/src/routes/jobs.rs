@@ -54,7 +54,7 @@ impl From<JobStatus> for JobState {
 /// A step of the conversion: the workflow's activities, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
-enum JobStep {
+pub(super) enum JobStep {
     ValidateToken,
     FetchSource,
     Transcode,

@@ -47,6 +47,7 @@ fn job_id_refused(_: ErrorJson) -> ErrorJson {
 
 mod accounts;
 mod downloads;
+mod events;
 mod health;
 pub use health::CHECK_TIMEOUT;
 mod intake;
@@ -73,6 +74,7 @@ pub type Api = (
     accounts::AccountsApi,
     jobs::JobsApi,
     listing::ListingApi,
+    events::EventsApi,
     downloads::DownloadsApi,
     health::HealthApi,
     stats::StatsApi,
@@ -95,6 +97,7 @@ fn with_context(cx: Context) -> Api {
         accounts::AccountsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
         listing::ListingApi { cx: cx.clone() },
+        events::EventsApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },
         health::HealthApi { cx: cx.clone() },
         stats::StatsApi { cx },

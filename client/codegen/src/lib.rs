@@ -1,6 +1,6 @@
-//! Writes `client/src/generated.rs` from the OpenAPI document with progenitor. Shared by
-//! `examples/regenerate.rs` (run by `make openapi`) and the test that the committed file is
-//! current.
+//! Writes `client/src/generated.rs` from the OpenAPI document with progenitor: run by
+//! `make openapi`, and by audiomill-client's test that the committed file is current. A crate
+//! of its own so that it builds while the client does not (its generated module stale).
 //!
 //! progenitor takes one success type and one error type per operation, and no multipart
 //! bodies, so it reads a copy of the document narrowed to what it can express:
