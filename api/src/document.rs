@@ -7,6 +7,10 @@
 //! named type is written as `allOf: [{$ref}, {description}]`, and generators that take `allOf`
 //! as a merge of objects (openapi-python-client among them) drop the whole model when the
 //! reference is an enum. The reference alone says the same.
+//!
+//! And an event stream's schema: poem-openapi writes it as an array of the events' data, but
+//! before OpenAPI 3.2 a `text/event-stream` schema describes one event (`id`, `event`, `data`),
+//! which is how API checkers read it; the data's own type is named in `contentSchema`.
 
 use serde_json::{Value, json};
 
@@ -15,6 +19,7 @@ pub fn complete(derived: &str) -> String {
     let mut document: Value =
         serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
     plain_references(&mut document);
+    describe_events(&mut document);
     let Some(paths) = document["paths"].as_object_mut() else {
         return derived.to_owned();
     };
@@ -84,6 +89,54 @@ fn plain_references(value: &mut Value) {
     }
 }
 
+/// Rewrites each `text/event-stream` answer's schema from poem-openapi's array of data into
+/// the schema of one event, its `data` JSON of the array's item type.
+fn describe_events(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let streams = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        // `get_mut`, not indexing: indexing a missing key would insert it.
+        .filter_map(|response| {
+            response
+                .get_mut("content")?
+                .get_mut("text/event-stream")?
+                .as_object_mut()
+        });
+    for stream in streams {
+        let Some(item) = stream
+            .get("schema")
+            .filter(|schema| schema["format"] == "event-stream")
+            .map(|schema| schema["items"].clone())
+        else {
+            continue;
+        };
+        stream.insert(
+            "schema".into(),
+            json!({
+                "type": "object",
+                "description": "One event; its `data` is JSON.",
+                "required": ["data"],
+                "properties": {
+                    "id": { "type": "string" },
+                    "event": { "type": "string" },
+                    "retry": { "type": "integer" },
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": item
+                    }
+                }
+            }),
+        );
+    }
+}
+
 fn error_response(description: &str) -> Value {
     json!({
         "description": description,
@@ -133,6 +186,25 @@ mod tests {
             "documented answers are kept"
         );
         assert!(b["413"].is_object() && b["415"].is_object() && b["429"].is_object());
+    }
+
+    #[test]
+    fn an_event_stream_is_described_event_by_event() {
+        let derived = json!({ "paths": { "/e": { "get": { "responses": { "200": { "content": {
+            "text/event-stream": { "schema": {
+                "type": "array", "format": "event-stream",
+                "items": { "$ref": "#/components/schemas/Ev" }
+            } }
+        } } } } } } })
+        .to_string();
+        let done: Value = serde_json::from_str(&complete(&derived)).unwrap();
+        let schema = &done["paths"]["/e"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"];
+        assert_eq!(schema["type"], "object");
+        assert_eq!(
+            schema["properties"]["data"]["contentSchema"]["$ref"],
+            "#/components/schemas/Ev"
+        );
     }
 
     #[test]
