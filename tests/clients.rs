@@ -70,13 +70,9 @@ async fn the_generated_python_client_converts_a_video() {
     assert_eq!(seen["final_status"], "completed", "{seen}");
     assert_eq!(seen["listed"][0], seen["job_id"], "{seen}");
     assert_eq!(seen["download_status"], 200, "{seen}");
+    let head = seen["download_head"].as_str().unwrap_or_default();
     assert!(
-        ["494433", "fffb90"]
-            .iter()
-            .any(|head| seen["download_head"] == *head)
-            || seen["download_head"]
-                .as_str()
-                .is_some_and(|h| h.starts_with("fff")),
+        head.starts_with("494433") || head.starts_with("fff"),
         "an MP3 starts with an ID3 tag or a frame sync: {seen}"
     );
     assert_eq!(seen["missing"], "not_found", "{seen}");
