@@ -69,15 +69,6 @@ impl Watchers {
         receiver
     }
 
-    /// How many jobs are being watched.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, watch::Sender<Option<Moment>>>> {
         self.watching
             .lock()
