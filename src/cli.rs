@@ -52,6 +52,8 @@ pub enum Command {
     },
     /// Prints the OpenAPI document the gateway serves.
     Openapi,
+    #[command(flatten)]
+    Client(audiomill_cli::ClientCommand),
     /// Runs one transcode for a worker, in a process of its own (internal).
     #[command(name = "transcode-child", hide = true)]
     TranscodeChild,

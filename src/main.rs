@@ -20,6 +20,8 @@ fn main() {
         }
         // No runtime, no logging setup: the child only transcodes and reports on stdout.
         Command::TranscodeChild => std::process::exit(audiomill_activities::isolated::child_main()),
+        // The client's commands speak to their user in sentences, not in log lines.
+        Command::Client(command) => std::process::exit(run_client(command)),
         _ => {}
     }
     init_logging(&cli.log);
@@ -74,8 +76,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     data,
                 },
         } => add_user(&data, &email, password, admin).await,
-        Command::Openapi | Command::TranscodeChild => {
+        Command::Openapi | Command::TranscodeChild | Command::Client(_) => {
             unreachable!("handled before the runtime starts")
+        }
+    }
+}
+
+/// Runs a client command and returns the process's exit status.
+fn run_client(command: audiomill_cli::ClientCommand) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("audiomill: could not start: {error}.");
+            return 1;
+        }
+    };
+    // The runtime is not dropped: a question left unanswered after a second Ctrl-C would
+    // hold its shutdown; the process exits with what the command says.
+    let exit = runtime.block_on(audiomill_cli::run(command));
+    std::mem::forget(runtime);
+    match exit {
+        Ok(exit) => exit.code(),
+        Err(problem) => {
+            eprintln!("audiomill: {problem}");
+            1
         }
     }
 }

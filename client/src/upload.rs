@@ -6,6 +6,9 @@ use reqwest::{StatusCode, multipart};
 use std::path::Path;
 use tokio_util::io::ReaderStream;
 
+/// How much of the file is read and sent at a time.
+const CHUNK: usize = 64 * 1024;
+
 /// What the server answered to an accepted upload.
 #[derive(Debug, Clone)]
 pub struct UploadAnswer {
@@ -29,7 +32,7 @@ pub async fn upload(
     let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
     let size = file.metadata().await.map_err(unreadable)?.len();
     let mut sent = 0;
-    let counted = ReaderStream::new(file).map(move |chunk| {
+    let counted = ReaderStream::with_capacity(file, CHUNK).map(move |chunk| {
         if let Ok(bytes) = &chunk {
             sent += bytes.len() as u64;
             on_progress(sent);

@@ -6,12 +6,14 @@ use super::{
     rfc3339, unavailable,
 };
 use crate::{
+    Gateway,
+    auth::Claims,
     error::{ErrorBody, ErrorCode},
     status, upload,
 };
 use crate::{metrics, params::ApiJobId};
 use audiomill_domain::{JobStatus, Step};
-use audiomill_store::{KeyClaim, KeyedUpload};
+use audiomill_store::{Job, KeyClaim, KeyedUpload};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
@@ -23,7 +25,7 @@ use poem_openapi::{
 };
 use temporalio_client::WorkflowCancelOptions;
 
-/// `/upload`, `/status/{job_id}` and `DELETE /jobs/{job_id}`.
+/// `/upload`, `/status/{job_id}`, `DELETE /jobs/{job_id}` and `POST /jobs/{job_id}/cancel`.
 pub struct JobsApi {
     pub(super) cx: Context,
 }
@@ -269,8 +271,68 @@ enum DeleteResponse {
     Unavailable(ErrorJson),
 }
 
-refusal_into!(StatusResponse, DeleteResponse);
-framework_refusal!(super::job_id_refused; StatusResponse, DeleteResponse);
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "CancelResponse::framework_refusal")]
+enum CancelResponse {
+    /// The job is being cancelled.
+    #[oai(status = 202)]
+    Cancelling(Json<CancelAccepted>),
+    /// The job id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// No such job (or not yours).
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
+    /// The job has already ended; nothing was changed.
+    #[oai(status = 409)]
+    Ended(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+refusal_into!(StatusResponse, DeleteResponse, CancelResponse);
+framework_refusal!(super::job_id_refused; StatusResponse, DeleteResponse, CancelResponse);
+
+/// Why a job was not cancelled.
+enum NotCancelled {
+    Ended(JobStatus),
+    Unavailable(ErrorJson),
+}
+
+/// Asks Temporal to cancel `job`'s workflow, unless the job has ended.
+async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccepted, NotCancelled> {
+    let view = status::job_view(&gw.temporal, job).await;
+    if view.status.is_final() {
+        return Err(NotCancelled::Ended(view.status));
+    }
+    let handle = gw
+        .temporal
+        .get_workflow_handle::<ConvertVideo>(job.id.to_string());
+    let options = WorkflowCancelOptions::builder()
+        .reason(format!("cancelled by {}", claims.email))
+        .build();
+    if let Err(error) = handle.cancel(options).await {
+        // The workflow may have ended between the look and the request.
+        let view = status::job_view(&gw.temporal, job).await;
+        if view.status.is_final() {
+            return Err(NotCancelled::Ended(view.status));
+        }
+        return Err(NotCancelled::Unavailable(unavailable(
+            "conversion service",
+            error,
+        )));
+    }
+    tracing::info!(job_id = %job.id, "job cancelled by its user");
+    Ok(CancelAccepted {
+        job_id: job.id.into(),
+        status: "cancelling".into(),
+        message: "The job is being cancelled; its files are removed when it stops.".into(),
+    })
+}
 
 #[OpenApi]
 impl JobsApi {
@@ -444,23 +506,10 @@ impl JobsApi {
             Err(refusal) => return refusal.into(),
         };
         let gw = self.cx.gw();
-        let view = status::job_view(&gw.temporal, &job).await;
-        if !view.status.is_final() {
-            let handle = gw
-                .temporal
-                .get_workflow_handle::<ConvertVideo>(job.id.to_string());
-            let options = WorkflowCancelOptions::builder()
-                .reason(format!("cancelled by {}", claims.email))
-                .build();
-            if let Err(error) = handle.cancel(options).await {
-                return DeleteResponse::Unavailable(unavailable("conversion service", error));
-            }
-            tracing::info!(job_id = %job.id, "job cancelled by its user");
-            return DeleteResponse::Cancelling(Json(CancelAccepted {
-                job_id: job.id.into(),
-                status: "cancelling".into(),
-                message: "The job is being cancelled; its files are removed when it stops.".into(),
-            }));
+        match cancel(gw, &claims, &job).await {
+            Ok(accepted) => return DeleteResponse::Cancelling(Json(accepted)),
+            Err(NotCancelled::Unavailable(error)) => return DeleteResponse::Unavailable(error),
+            Err(NotCancelled::Ended(_)) => {}
         }
         for key in [Some(&job.source_key), job.mp3_key.as_ref()]
             .into_iter()
@@ -476,6 +525,35 @@ impl JobsApi {
         }
         tracing::info!(job_id = %job.id, "job and its files deleted by its user");
         DeleteResponse::Deleted
+    }
+
+    /// Cancel a running job.
+    ///
+    /// Unlike `DELETE /jobs/{job_id}`, never deletes anything: a job that has already ended
+    /// answers 409 and is left as it is.
+    #[oai(
+        path = "/jobs/:job_id/cancel",
+        method = "post",
+        tag = "ApiTags::Jobs",
+        operation_id = "cancelJob"
+    )]
+    #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
+    async fn cancel_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> CancelResponse {
+        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
+        };
+        match cancel(self.cx.gw(), &claims, &job).await {
+            Ok(accepted) => CancelResponse::Cancelling(Json(accepted)),
+            Err(NotCancelled::Unavailable(error)) => CancelResponse::Unavailable(error),
+            Err(NotCancelled::Ended(status)) => CancelResponse::Ended(ErrorBody::new(
+                ErrorCode::Conflict,
+                format!(
+                    "The job has already ended ({}); there is nothing to cancel.",
+                    status.as_str()
+                ),
+            )),
+        }
     }
 }
 

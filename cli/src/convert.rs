@@ -1,0 +1,493 @@
+//! `audiomill convert FILE...`: uploads each video, follows every job's live progress, saves
+//! each MP3, and ends non-zero naming every file that did not make it and why.
+
+use crate::{
+    Exit,
+    feedback::{Feedback, JobLine},
+    problem::Problem,
+    save::save,
+    session::Session,
+};
+use audiomill_client::{Error, JobEvent, UploadAnswer, types::JobState};
+use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use serde::Serialize;
+use std::{
+    collections::HashSet,
+    io,
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+use uuid::Uuid;
+
+/// How many times in a row a dropped event stream is reopened before the job is given up on.
+const RECONNECTS: u64 = 5;
+
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    /// The videos to convert (MP4, MOV, AVI, MKV, WebM).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to save the MP3s (created if missing); each is named after its video.
+    #[arg(long, short, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Upload and print the job ids, without waiting for the conversions.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print one JSON document with every file's outcome instead of progress, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What became of one file; `--json` prints a list of these.
+#[derive(Debug, Clone, Serialize)]
+struct Outcome {
+    file: String,
+    /// `null` when the upload was refused.
+    job_id: Option<Uuid>,
+    /// `refused` (or `not_sent`, when the run stopped first), else where the job stands:
+    /// `queued`, `running`, `completed`, `failed`, `cancelled`.
+    status: String,
+    /// Where the MP3 was saved.
+    mp3: Option<String>,
+    /// Why the file was refused, the job failed, or its MP3 was not saved.
+    error: Option<String>,
+}
+
+pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
+    let session = Session::load()?;
+    if !args.no_wait {
+        std::fs::create_dir_all(&args.output).map_err(|error| {
+            Problem::new(format!(
+                "Could not create {}: {error}.",
+                args.output.display()
+            ))
+        })?;
+    }
+    let run = Run {
+        server: session.server().to_owned(),
+        session: tokio::sync::Mutex::new(session),
+        feedback: Feedback::choose(args.json),
+        targets: mp3_targets(&args.files, &args.output),
+        outcomes: Mutex::new(
+            args.files
+                .iter()
+                .map(|file| Outcome::pending(file))
+                .collect(),
+        ),
+        files: args.files,
+    };
+    let finished = tokio::select! {
+        result = run.work(args.no_wait) => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    match finished {
+        Some(Ok(())) => Ok(run.report(args.json, args.no_wait)),
+        Some(Err(problem)) => {
+            run.name_started_jobs();
+            Err(problem)
+        }
+        None => Ok(run.interrupted(args.json).await),
+    }
+}
+
+struct Run {
+    server: String,
+    session: tokio::sync::Mutex<Session>,
+    feedback: Feedback,
+    files: Vec<PathBuf>,
+    targets: Vec<PathBuf>,
+    outcomes: Mutex<Vec<Outcome>>,
+}
+
+impl Run {
+    async fn work(&self, no_wait: bool) -> Result<(), Problem> {
+        for index in 0..self.files.len() {
+            self.upload(index).await?;
+        }
+        if no_wait {
+            return Ok(());
+        }
+        let started: Vec<(usize, Uuid)> = self
+            .outcomes()
+            .iter()
+            .enumerate()
+            .filter_map(|(index, outcome)| Some((index, outcome.job_id?)))
+            .collect();
+        let width = started
+            .iter()
+            .map(|(index, _)| self.name(*index).chars().count())
+            .max()
+            .unwrap_or(0);
+        let follows = started
+            .into_iter()
+            .map(|(index, job)| self.follow_and_save(index, job, width));
+        futures::future::join_all(follows).await;
+        Ok(())
+    }
+
+    async fn upload(&self, index: usize) -> Result<(), Problem> {
+        let path = &self.files[index];
+        let size = match readable_size(path) {
+            Ok(size) => size,
+            Err(why) => {
+                self.refuse(index, &why);
+                return Ok(());
+            }
+        };
+        let line = self.feedback.upload(&self.name(index), size);
+        // The same key on every attempt: an upload whose answer was lost is not started twice.
+        let key = Uuid::new_v4().to_string();
+        let client = self.client().await?;
+        let answer = (|| audiomill_client::upload(&client, path, Some(&key), line.on_progress()))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_secs(1))
+                    .with_max_times(2),
+            )
+            .when(broke_off)
+            .await;
+        match answer {
+            Ok(UploadAnswer { job, replayed }) => {
+                self.update(index, |outcome| {
+                    outcome.job_id = Some(job.job_id);
+                    outcome.status = job.status.to_string();
+                });
+                line.accepted(job.job_id, replayed);
+                Ok(())
+            }
+            Err(Error::ErrorResponse(refusal))
+                if refusal.status().is_client_error() && refusal.status().as_u16() != 401 =>
+            {
+                line.refused(&refusal.message);
+                self.update(index, |outcome| outcome.refused(refusal.message.clone()));
+                Ok(())
+            }
+            Err(Error::InvalidRequest(why)) => {
+                line.refused(&why);
+                self.update(index, |outcome| outcome.refused(why));
+                Ok(())
+            }
+            Err(error) => {
+                line.refused("not sent");
+                Err(Problem::from_api(&self.server, error))
+            }
+        }
+    }
+
+    fn refuse(&self, index: usize, why: &str) {
+        self.feedback
+            .say(&format!("{}: refused: {why}", self.name(index)));
+        self.update(index, |outcome| outcome.refused(why.to_owned()));
+    }
+
+    /// Follows one job to its end, then saves its MP3; whatever goes wrong is that job's
+    /// outcome, not the run's.
+    async fn follow_and_save(&self, index: usize, job: Uuid, width: usize) {
+        let line = self.feedback.job(&self.name(index), width);
+        let result = async {
+            let end = self.follow(job, &line).await?;
+            self.update(index, |outcome| outcome.status = end.status.to_string());
+            match end.status {
+                JobState::Completed => {
+                    let target = &self.targets[index];
+                    let client = self.client().await?;
+                    let mp3 = client
+                        .download_mp3()
+                        .job_id(job)
+                        .send()
+                        .await
+                        .map_err(|error| Problem::from_api(&self.server, error))?;
+                    save(&self.server, mp3.into_inner(), target).await?;
+                    line.finish(&format!("saved {}", target.display()));
+                    self.update(index, |outcome| {
+                        outcome.mp3 = Some(target.display().to_string());
+                    });
+                    Ok(())
+                }
+                JobState::Cancelled => Err(Problem::new("the job was cancelled.")),
+                _ => Err(Problem::new(
+                    end.error.unwrap_or_else(|| "the job failed.".into()),
+                )),
+            }
+        }
+        .await;
+        if let Err(problem) = result {
+            line.finish(&format!("failed: {problem}"));
+            self.update(index, |outcome| outcome.error = Some(problem.to_string()));
+        }
+    }
+
+    /// Reads the job's events until its end, reopening a dropped stream where it left off.
+    async fn follow(&self, job: Uuid, line: &JobLine) -> Result<End, Problem> {
+        let mut last_id: Option<String> = None;
+        let mut dropped = 0;
+        loop {
+            let client = self.client().await?;
+            match audiomill_client::events(&client, job, last_id.as_deref()).await {
+                Ok(Some(mut events)) => {
+                    while let Some(Ok(event)) = events.next().await {
+                        dropped = 0;
+                        line.update(&event);
+                        if event.is_end() {
+                            return Ok(End::from(event));
+                        }
+                        last_id = Some(event.id);
+                    }
+                }
+                // The job had ended before: its status says how.
+                Ok(None) => {
+                    let status = client
+                        .get_job_status()
+                        .job_id(job)
+                        .send()
+                        .await
+                        .map_err(|error| Problem::from_api(&self.server, error))?;
+                    return Ok(End {
+                        status: status.status,
+                        error: status.error.clone(),
+                    });
+                }
+                Err(Error::CommunicationError(_)) => {}
+                Err(error) => return Err(Problem::from_api(&self.server, error)),
+            }
+            dropped += 1;
+            if dropped > RECONNECTS {
+                return Err(Problem::new(format!(
+                    "lost the connection to {} while following job {job}.",
+                    self.server
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(dropped)).await;
+        }
+    }
+
+    /// After Ctrl-C: asks whether to cancel the jobs still running on the server.
+    async fn interrupted(&self, json: bool) -> Exit {
+        self.feedback.clear();
+        let unfinished: Vec<(usize, Uuid)> = self
+            .outcomes()
+            .iter()
+            .enumerate()
+            .filter(|(_, outcome)| {
+                !["completed", "failed", "cancelled"].contains(&&*outcome.status)
+            })
+            .filter_map(|(index, outcome)| Some((index, outcome.job_id?)))
+            .collect();
+        if unfinished.is_empty() {
+            eprintln!("Stopped.");
+        } else {
+            let count = match unfinished.len() {
+                1 => "the unfinished job".to_owned(),
+                n => format!("the {n} unfinished jobs"),
+            };
+            eprint!("\nStopped. Cancel {count} on the server too? [y/N] ");
+            let cancel = tokio::select! {
+                answer = yes() => answer,
+                _ = tokio::signal::ctrl_c() => false,
+            };
+            if cancel {
+                for (index, job) in unfinished {
+                    self.cancel(index, job).await;
+                }
+            } else {
+                eprintln!("The jobs go on on the server (`audiomill jobs` lists them):");
+                for (index, job) in unfinished {
+                    eprintln!("  {job}  {}", self.name(index));
+                }
+            }
+        }
+        if json {
+            self.print_json();
+        }
+        Exit::Interrupted
+    }
+
+    async fn cancel(&self, index: usize, job: Uuid) {
+        let name = self.name(index);
+        let answer = match self.client().await {
+            Ok(client) => client.cancel_job().job_id(job).send().await,
+            Err(problem) => return eprintln!("{name}: not cancelled: {problem}"),
+        };
+        match answer {
+            Ok(_) => {
+                eprintln!("{name}: job {job} cancelled.");
+                self.update(index, |outcome| {
+                    outcome.status = JobState::Cancelled.to_string();
+                    outcome.error = Some("cancelled at the user's request.".into());
+                });
+            }
+            Err(error) => eprintln!(
+                "{name}: not cancelled: {}",
+                Problem::from_api(&self.server, error)
+            ),
+        }
+    }
+
+    fn report(&self, json: bool, no_wait: bool) -> Exit {
+        if json {
+            self.print_json();
+        }
+        let outcomes = self.outcomes();
+        let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.error.is_some()).collect();
+        if !json {
+            for outcome in &failed {
+                let why = outcome.error.as_deref().unwrap_or_default();
+                match outcome.job_id {
+                    Some(job) => eprintln!("audiomill: {} (job {job}) failed: {why}", outcome.file),
+                    None => eprintln!("audiomill: {} was not sent: {why}", outcome.file),
+                }
+            }
+            if !no_wait {
+                let saved = outcomes.len() - failed.len();
+                println!("{saved} of {} converted.", outcomes.len());
+            }
+        }
+        if failed.is_empty() {
+            Exit::Success
+        } else {
+            Exit::Failed
+        }
+    }
+
+    fn print_json(&self) {
+        let document = serde_json::json!({ "files": *self.outcomes() });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).expect("outcomes serialize")
+        );
+    }
+
+    /// When the run stops early, the jobs it started go on: says which they are.
+    fn name_started_jobs(&self) {
+        self.feedback.clear();
+        for outcome in self.outcomes().iter() {
+            if let Some(job) = outcome.job_id {
+                eprintln!("{}: job {job} was started and goes on.", outcome.file);
+            }
+        }
+    }
+
+    async fn client(&self) -> Result<audiomill_client::Client, Problem> {
+        self.session.lock().await.client().await
+    }
+
+    fn name(&self, index: usize) -> String {
+        self.files[index].display().to_string()
+    }
+
+    fn outcomes(&self) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(&self, index: usize, change: impl FnOnce(&mut Outcome)) {
+        change(&mut self.outcomes()[index]);
+    }
+}
+
+impl Outcome {
+    fn refused(&mut self, why: String) {
+        self.status = "refused".into();
+        self.error = Some(why);
+    }
+
+    fn pending(file: &Path) -> Self {
+        Self {
+            file: file.display().to_string(),
+            job_id: None,
+            status: "not_sent".into(),
+            mp3: None,
+            error: None,
+        }
+    }
+}
+
+/// How a job ended.
+struct End {
+    status: JobState,
+    error: Option<String>,
+}
+
+impl From<JobEvent> for End {
+    fn from(event: JobEvent) -> Self {
+        Self {
+            status: event.data.status,
+            error: event.data.error,
+        }
+    }
+}
+
+/// The size of the video at `path`, or why it cannot be sent.
+fn readable_size(path: &Path) -> Result<u64, String> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Ok(metadata.len()),
+        Ok(_) => Err("it is not a file.".into()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err("there is no such file.".into())
+        }
+        Err(error) => Err(format!("{error}.")),
+    }
+}
+
+/// Whether an upload broke off after reaching the server, so that sending it again (with the
+/// same `Idempotency-Key`) may succeed. A server that cannot be reached is not tried again.
+fn broke_off(error: &Error<audiomill_client::types::ErrorBody>) -> bool {
+    matches!(error, Error::CommunicationError(error) if !error.is_connect())
+}
+
+/// Each video's MP3 in `dir`: its name with `.mp3`, and `-2`, `-3`... when two videos share
+/// a name.
+fn mp3_targets(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+    let mut taken = HashSet::new();
+    files
+        .iter()
+        .map(|file| {
+            let stem = file.file_stem().map_or_else(
+                || "audio".into(),
+                |stem| stem.to_string_lossy().into_owned(),
+            );
+            let mut name = format!("{stem}.mp3");
+            let mut n = 1;
+            while !taken.insert(name.clone()) {
+                n += 1;
+                name = format!("{stem}-{n}.mp3");
+            }
+            dir.join(name)
+        })
+        .collect()
+}
+
+/// Reads a yes or no from standard input; anything but `y`/`yes` (or nothing) is no.
+async fn yes() -> bool {
+    tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn videos_sharing_a_name_get_distinct_mp3s() {
+        let files = ["a/clip.mp4", "b/clip.mov", "talk.mkv", "c/clip.avi"].map(PathBuf::from);
+        let targets = mp3_targets(&files, Path::new("out"));
+        assert_eq!(
+            targets,
+            [
+                "out/clip.mp3",
+                "out/clip-2.mp3",
+                "out/talk.mp3",
+                "out/clip-3.mp3"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+}

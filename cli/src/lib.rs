@@ -1,0 +1,72 @@
+//! Audiomill's command-line client, on the [`audiomill_client`] crate: `login`, `logout`,
+//! `convert`, `jobs`, `status`, `download` and `cancel`, subcommands of the `audiomill`
+//! binary beside the server's roles.
+//!
+//! - [`session`]: the saved login and its renewal.
+//! - [`convert`]: upload, live progress, saving the MP3s.
+//! - [`jobs`]: the one-request commands.
+//! - [`feedback`]: bars on a terminal, plain lines elsewhere.
+//! - [`problem`]: every failure as one sentence.
+
+pub mod convert;
+pub mod feedback;
+pub mod jobs;
+pub mod login;
+pub mod problem;
+pub mod save;
+pub mod session;
+
+pub use problem::Problem;
+
+/// The client's subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Logs in to an Audiomill server and keeps the login for the other commands.
+    Login(login::LoginArgs),
+    /// Ends the saved login, here and on the server.
+    Logout,
+    /// Converts videos to MP3 on the server, showing progress, and saves the MP3s.
+    Convert(convert::ConvertArgs),
+    /// Lists your jobs, newest first.
+    Jobs(jobs::JobsArgs),
+    /// Shows where a job stands.
+    Status(jobs::StatusArgs),
+    /// Saves a completed job's MP3.
+    Download(jobs::DownloadArgs),
+    /// Cancels a job that is still running (an ended job is left as it is).
+    Cancel(jobs::CancelArgs),
+}
+
+/// How a command ended, as the process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done: 0.
+    Success,
+    /// Some of it failed (a refused file, a failed job); each was named: 1.
+    Failed,
+    /// Ctrl-C: 130, as shells report a process ended by SIGINT.
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Interrupted => 130,
+        }
+    }
+}
+
+/// Runs `command`; a [`Problem`] is for the caller to print (exit status 1).
+pub async fn run(command: ClientCommand) -> Result<Exit, Problem> {
+    match command {
+        ClientCommand::Login(args) => login::login(args).await,
+        ClientCommand::Logout => login::logout().await,
+        ClientCommand::Convert(args) => convert::convert(args).await,
+        ClientCommand::Jobs(args) => jobs::jobs(args).await,
+        ClientCommand::Status(args) => jobs::status(args).await,
+        ClientCommand::Download(args) => jobs::download(args).await,
+        ClientCommand::Cancel(args) => jobs::cancel(args).await,
+    }
+}
