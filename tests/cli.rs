@@ -1,0 +1,522 @@
+//! The command-line client end to end: the `audiomill` binary's `login`, `convert`, `jobs`,
+//! `status`, `download`, `cancel` and `logout` against a running `audiomill dev` (and, for
+//! Ctrl-C, a gateway whose jobs wait for a worker), as a user would run them.
+
+mod common;
+
+use audiomill::{Roles, Running};
+use common::*;
+use serde_json::Value;
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// A user's machine: its own home and config directory.
+struct User {
+    home: tempfile::TempDir,
+}
+
+/// How one command ended.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    /// The one sentence a failed command printed: exactly one line, no trace of a panic.
+    fn sentence(&self) -> &str {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {self:?}");
+        let line = lines[0];
+        assert!(line.starts_with("audiomill: "), "{self:?}");
+        assert!(line.ends_with('.'), "a whole sentence: {line}");
+        line.trim_start_matches("audiomill: ")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {self:?}"))
+    }
+}
+
+impl User {
+    fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn login_file(&self) -> PathBuf {
+        self.path("config/audiomill/login.json")
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_audiomill"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .current_dir(self.home.path())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Ran {
+        self.run_with_input(args, None).await
+    }
+
+    async fn run_with_input(&self, args: &[&str], input: Option<&str>) -> Ran {
+        let mut command = self.command(args);
+        command
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("audiomill starts");
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+        }
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("audiomill {args:?} did not end"))
+            .unwrap();
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn login(&self, server: &str, email: &str) {
+        let ran = self
+            .run_with_input(
+                &[
+                    "login",
+                    "--server",
+                    server,
+                    "--email",
+                    email,
+                    "--password-stdin",
+                ],
+                Some(&format!("{PASSWORD}\n")),
+            )
+            .await;
+        assert_eq!(ran.code, 0, "{ran:?}");
+    }
+
+    fn saved_login(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.login_file()).unwrap()).unwrap()
+    }
+
+    fn save_login(&self, login: &Value) {
+        std::fs::write(self.login_file(), login.to_string()).unwrap();
+    }
+}
+
+/// `audiomill dev` as its own process, on the test's Temporal server and backends.
+async fn start_dev(app: &mut TestApp) -> Process {
+    let port = free_port();
+    let dev = Process::start(
+        &app.vars,
+        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &["dev"],
+        &app.data.path().join("dev.log"),
+    );
+    app.base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(app, &dev).await;
+    dev
+}
+
+async fn wait_until_ready(app: &TestApp, process: &Process) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !app
+        .http
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start: {}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn is_mp3(path: &Path) -> bool {
+    let (codec, seconds) = probe_audio(path);
+    codec == "mp3" && seconds > 1.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_converts_files_and_manages_jobs_against_dev() {
+    let mut app = TestApp::without_app(&[]).await;
+    let _dev = start_dev(&mut app).await;
+    let email = app.add_user("ann", false).await;
+    let user = User::new();
+    let server = app.base.clone();
+
+    // Logging in: a wrong password and a wrong server are one sentence each.
+    let wrong = user
+        .run_with_input(
+            &[
+                "login",
+                "--server",
+                &server,
+                "--email",
+                &email,
+                "--password-stdin",
+            ],
+            Some("not the password\n"),
+        )
+        .await;
+    assert_eq!(wrong.code, 1);
+    assert_eq!(
+        wrong.sentence(),
+        format!("{server} refused the e-mail address or the password.")
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let nowhere = user
+        .run_with_input(
+            &[
+                "login",
+                "--server",
+                &closed,
+                "--email",
+                &email,
+                "--password-stdin",
+            ],
+            Some("x\n"),
+        )
+        .await;
+    assert_eq!(nowhere.code, 1);
+    assert!(
+        nowhere.sentence().starts_with("Could not connect to"),
+        "{nowhere:?}"
+    );
+    let not_a_url = user
+        .run(&["login", "--server", "audiomill", "--email", &email])
+        .await;
+    assert!(not_a_url.sentence().contains("is not a server address"));
+    assert!(!user.login_file().exists(), "no login saved after failures");
+    let not_logged_in = user.run(&["jobs"]).await;
+    assert_eq!(not_logged_in.code, 1);
+    assert!(
+        not_logged_in
+            .sentence()
+            .starts_with("You are not logged in")
+    );
+
+    user.login(&server, &email).await;
+    let mode = std::fs::metadata(user.login_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the tokens are readable by their owner alone"
+    );
+
+    // Converting: two videos, one refused file, one missing: the MP3s arrive, the exit
+    // status is 1, and each file that failed is named with its reason.
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 3, true);
+    let song = media.path().join("song.mov");
+    std::fs::copy(make_mp4(media.path(), "song.mp4", 2, true), &song).unwrap();
+    let notes = media.path().join("notes.mp4");
+    std::fs::write(&notes, "not a video").unwrap();
+    let missing = media.path().join("missing.mkv");
+    let ran = user
+        .run(&[
+            "convert",
+            talk.to_str().unwrap(),
+            song.to_str().unwrap(),
+            notes.to_str().unwrap(),
+            missing.to_str().unwrap(),
+            "--output",
+            "out",
+        ])
+        .await;
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(is_mp3(&user.path("out/talk.mp3")), "{ran:?}");
+    assert!(is_mp3(&user.path("out/song.mp3")), "{ran:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(user.path("out")).unwrap().collect();
+    assert_eq!(leftovers.len(), 2, "only the MP3s: {leftovers:?}");
+    assert!(
+        ran.stdout.contains("talk.mp4: uploaded as job"),
+        "plain lines: {ran:?}"
+    );
+    assert!(ran.stdout.contains("2 of 4 converted."), "{ran:?}");
+    let failures: Vec<&str> = ran.stderr.lines().collect();
+    assert_eq!(failures.len(), 2, "{ran:?}");
+    assert!(
+        failures[0]
+            .contains("notes.mp4 was not sent: The file's content is not a valid .mp4 video.")
+    );
+    assert!(failures[1].contains("missing.mkv was not sent: there is no such file."));
+
+    // --json for scripts, with a job that fails on the server.
+    let silent = make_mp4(media.path(), "silent.mp4", 2, false);
+    let ran = user
+        .run(&[
+            "convert",
+            talk.to_str().unwrap(),
+            silent.to_str().unwrap(),
+            "-o",
+            "json-out",
+            "--json",
+        ])
+        .await;
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(ran.stderr, "", "--json prints only the JSON");
+    let files = ran.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files[0]["status"], "completed", "{files:?}");
+    assert_eq!(files[0]["mp3"], "json-out/talk.mp3");
+    assert!(files[0]["error"].is_null());
+    assert!(is_mp3(&user.path("json-out/talk.mp3")));
+    assert_eq!(files[1]["status"], "failed", "{files:?}");
+    assert!(files[1]["job_id"].is_string());
+    assert!(files[1]["mp3"].is_null());
+    assert!(
+        files[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no audio track"),
+        "{files:?}"
+    );
+    let failed_job = files[1]["job_id"].as_str().unwrap().to_owned();
+
+    // --no-wait, then status and download by hand.
+    let ran = user
+        .run(&["convert", talk.to_str().unwrap(), "--no-wait", "--json"])
+        .await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let started = &ran.json()["files"][0];
+    assert_eq!(started["status"], "queued");
+    let job = started["job_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = user.run(&["status", &job, "--json"]).await;
+        assert_eq!(status.code, 0, "{status:?}");
+        if status.json()["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status = user.run(&["status", &failed_job]).await;
+    assert!(status.stdout.contains("Status:    failed"), "{status:?}");
+    assert!(status.stdout.contains("no audio track"), "{status:?}");
+    let saved = user.run(&["download", &job]).await;
+    assert_eq!(saved.code, 0, "{saved:?}");
+    assert!(
+        is_mp3(&user.path("talk.mp3")),
+        "named after the video: {saved:?}"
+    );
+    let named = user.run(&["download", &job, "-o", "named.mp3"]).await;
+    assert_eq!(named.code, 0, "{named:?}");
+    assert_eq!(
+        std::fs::read(user.path("named.mp3")).unwrap(),
+        std::fs::read(user.path("talk.mp3")).unwrap()
+    );
+    let full = user.run(&["download", &job, "-o", "/dev/full"]).await;
+    assert_eq!(full.code, 1);
+    assert_eq!(
+        full.sentence(),
+        "Could not save /dev/full: the disk is full."
+    );
+    let not_ready = user
+        .run(&["download", &failed_job, "-o", "failed.mp3"])
+        .await;
+    assert_eq!(not_ready.code, 1);
+    not_ready.sentence();
+    assert!(!user.path("failed.mp3").exists());
+
+    // The job list, with paging and a filter.
+    let page = user.run(&["jobs", "--limit", "2", "--json"]).await;
+    assert_eq!(page.code, 0, "{page:?}");
+    let page = page.json();
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(page["jobs"][0]["job_id"], job.as_str(), "newest first");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = user
+        .run(&["jobs", "--cursor", cursor, "--json"])
+        .await
+        .json();
+    assert_eq!(
+        rest["jobs"].as_array().unwrap().len(),
+        3,
+        "5 jobs in all: {rest}"
+    );
+    let failed = user
+        .run(&["jobs", "--status", "failed", "--json"])
+        .await
+        .json();
+    assert_eq!(failed["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(failed["jobs"][0]["job_id"], failed_job.as_str());
+    let table = user.run(&["jobs"]).await;
+    assert!(table.stdout.starts_with("JOB"), "{table:?}");
+    assert_eq!(
+        table.stdout.lines().count(),
+        6,
+        "a header and 5 jobs: {table:?}"
+    );
+    let bad_status = user.run(&["jobs", "--status", "done"]).await;
+    assert_eq!(bad_status.code, 2, "a usage error: {bad_status:?}");
+
+    // Cancelling an ended job changes nothing; a job that is not there is one sentence.
+    let ended = user.run(&["cancel", &job]).await;
+    assert_eq!(ended.code, 1);
+    assert_eq!(
+        ended.sentence(),
+        "The job has already ended (completed); there is nothing to cancel."
+    );
+    assert_eq!(
+        user.run(&["download", &job, "-o", "-"]).await.code,
+        0,
+        "still there"
+    );
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let unknown = user.run(&["status", &stranger]).await;
+    assert_eq!(unknown.code, 1);
+    assert_eq!(unknown.sentence(), "There is no such job.");
+
+    // An access token past its time is renewed with the refresh token, once.
+    let mut login = user.saved_login();
+    let refresh = login["refresh_token"].clone();
+    login["expires_at"] = 0.into();
+    user.save_login(&login);
+    assert_eq!(user.run(&["jobs"]).await.code, 0);
+    let renewed = user.saved_login();
+    assert_ne!(renewed["refresh_token"], refresh, "renewed");
+    assert!(renewed["expires_at"].as_u64().unwrap() > 0);
+    // A login that can no longer be renewed says so, with what to do.
+    let mut login = renewed.clone();
+    login["expires_at"] = 0.into();
+    login["refresh_token"] = "no longer valid".into();
+    user.save_login(&login);
+    let expired = user.run(&["jobs"]).await;
+    assert_eq!(expired.code, 1);
+    assert_eq!(
+        expired.sentence(),
+        format!(
+            "Your login to {server} has expired; log in again with `audiomill login --server {server}`."
+        )
+    );
+    // A server that has gone away.
+    let mut moved = renewed.clone();
+    moved["server"] = closed.clone().into();
+    user.save_login(&moved);
+    let gone = user.run(&["status", &job]).await;
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.sentence()
+            .starts_with(&format!("Could not connect to {closed}"))
+    );
+
+    user.save_login(&renewed);
+    let out = user.run(&["logout"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!user.login_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_convert_asks_whether_to_cancel_the_jobs() {
+    // A gateway alone: the jobs wait for a worker, so they are unfinished when Ctrl-C comes.
+    let mut app = TestApp::without_app(&[]).await;
+    let gateway = Running::start(&app.config, roles(&app, true, false))
+        .await
+        .unwrap();
+    app.base = gateway.base_url();
+    let server = app.base.clone();
+    let email = app.add_user("ann", false).await;
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 2, true);
+
+    let mut jobs = Vec::new();
+    for (answer, expect) in [("n\n", "go on on the server"), ("y\n", "cancelled")] {
+        let user = User::new();
+        user.login(&server, &email).await;
+        let mut convert = user.command(&["convert", talk.to_str().unwrap()]);
+        let mut child = convert
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let job = loop {
+            let line = stdout.next_line().await.unwrap().expect("convert goes on");
+            if let Some(job) = line.split("uploaded as job ").nth(1) {
+                break job.trim().to_owned();
+            }
+        };
+        // Following the job: it stays queued without a worker.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        interrupt(child.id().unwrap());
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).await.unwrap();
+        let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("convert ends after the answer")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains("Cancel the unfinished job on the server too? [y/N]"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(expect), "{stderr}");
+        assert!(stderr.contains(&job), "the job is named: {stderr}");
+        jobs.push(job);
+    }
+
+    // A worker comes: the job kept goes on to completion, the cancelled one is cancelled.
+    let worker = Running::start(&app.config, roles(&app, false, true))
+        .await
+        .unwrap();
+    let token = app.access_token(&email).await;
+    let kept = app.wait_for_job(&token, &jobs[0]).await.pop().unwrap();
+    assert_eq!(kept["status"], "completed", "{kept}");
+    let cancelled = app.wait_for_job(&token, &jobs[1]).await.pop().unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    worker.stop().await.unwrap();
+    gateway.stop().await.unwrap();
+}
+
+/// The test's gateway or worker alone.
+fn roles(app: &TestApp, gateway: bool, worker: bool) -> Roles {
+    Roles {
+        gateway: gateway.then(|| app.gateway.clone()),
+        worker: worker.then(|| app.worker.clone()),
+    }
+}
+
+/// Sends SIGINT, as Ctrl-C does.
+fn interrupt(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
