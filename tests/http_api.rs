@@ -271,6 +271,7 @@ async fn refused_uploads_answer_4xx_and_leave_nothing_behind() {
         (Method::GET, "/download?fid=not-a-job-id"),
         (Method::GET, "/download"),
         (Method::DELETE, "/jobs/not-a-job-id"),
+        (Method::POST, "/jobs/not-a-job-id/cancel"),
         (Method::GET, "/status/01A20D98-61F4-7332-8A08-D08FF9937AFB"),
     ] {
         let answer = app.send_as(&token, method.clone(), path).await;
@@ -1155,6 +1156,7 @@ async fn an_undeclared_method_gets_405_naming_the_allowed_ones() {
         (Method::DELETE, format!("/status/{job}"), "GET, HEAD"),
         (Method::POST, "/health".to_owned(), "GET, HEAD"),
         (Method::GET, format!("/jobs/{job}"), "DELETE"),
+        (Method::DELETE, format!("/jobs/{job}/cancel"), "POST"),
         (Method::PATCH, "/metrics".to_owned(), "GET, HEAD"),
     ] {
         let answer = app

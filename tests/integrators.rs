@@ -243,3 +243,24 @@ fn metric(page: &str, name: &str) -> f64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_never_touches_an_ended_job_or_another_users() {
+    let app = TestApp::spawn().await;
+    let ann_token = app.user_token("ann").await;
+    let ann = app.client(&ann_token);
+    let bob = app.client(&app.user_token("bob").await);
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 2, true);
+    let job = upload(&ann, &talk, None).await.unwrap().job.job_id;
+
+    let (status, code) = refusal(bob.cancel_job().job_id(job).send().await);
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    app.wait_for_job(&ann_token, &job.to_string()).await;
+    let (status, code) = refusal(ann.cancel_job().job_id(job).send().await);
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+    let status = ann.get_job_status().job_id(job).send().await.unwrap();
+    assert_eq!(status.status, types::JobState::Completed, "left as it was");
+    assert!(ann.download_mp3().job_id(job).send().await.is_ok());
+    app.stop().await;
+}
