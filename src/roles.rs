@@ -211,17 +211,20 @@ impl Drop for HttpTask {
 }
 
 impl HttpTask {
-    /// Serves `endpoint` on `listener` until stopped.
+    /// Serves `endpoint` on `listener` until stopped; `on_stop` runs as the stop begins,
+    /// before the requests in flight are waited for.
     fn serve(
         listener: TcpListener,
         endpoint: impl poem::IntoEndpoint<Endpoint: 'static> + Send + 'static,
         limits: audiomill_api::server::ServerLimits,
+        on_stop: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<Self> {
         let address = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
+                on_stop();
             };
             audiomill_api::server::serve(listener, endpoint, limits, stopped)
                 .await
@@ -269,7 +272,12 @@ impl HttpTask {
             max_connections: gateway.max_connections as usize,
             ..Default::default()
         };
-        let served = Self::serve(listener, audiomill_api::app(Arc::new(app)), limits)?;
+        let app = Arc::new(app);
+        let streams = app.clone();
+        // Event streams never end by themselves while their job runs: end them, or the
+        // shutdown would wait the whole grace period for them.
+        let end_streams = move || streams.watchers.close();
+        let served = Self::serve(listener, audiomill_api::app(app), limits, end_streams)?;
         tracing::info!(listen = %served.address, "gateway listening");
         Ok(served)
     }
@@ -303,7 +311,7 @@ impl HttpTask {
         });
         let token = config.metrics_token.as_ref().map(|t| t.expose().to_owned());
         let pages = audiomill_api::metrics::worker_pages(token, readiness);
-        let served = Self::serve(listener, pages, Default::default())?;
+        let served = Self::serve(listener, pages, Default::default(), || {})?;
         tracing::info!(listen = %served.address, "worker pages listening");
         Ok(served)
     }

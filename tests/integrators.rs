@@ -5,6 +5,7 @@ mod common;
 
 use audiomill_client::{Error, types};
 use common::*;
+use futures::StreamExt;
 
 /// The error code of a refusal from the generated client.
 fn refusal<T: std::fmt::Debug>(result: Result<T, Error<types::ErrorBody>>) -> (u16, String) {
@@ -263,4 +264,41 @@ async fn cancelling_never_touches_an_ended_job_or_another_users() {
     assert_eq!(status.status, types::JobState::Completed, "left as it was");
     assert!(ann.download_mp3().job_id(job).send().await.is_ok());
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_shutting_down_ends_its_event_streams_at_once() {
+    // A gateway alone: its job stays queued, so its stream would never end by itself.
+    let mut app = TestApp::without_app(&[]).await;
+    let roles = audiomill::Roles {
+        gateway: Some(app.gateway.clone()),
+        worker: None,
+    };
+    let gateway = audiomill::Running::start(&app.config, roles).await.unwrap();
+    app.base = gateway.base_url();
+    let client = app.client(&app.user_token("ann").await);
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 2, true);
+    let job = upload(&client, &talk, None).await.unwrap().job.job_id;
+    let mut events = audiomill_client::events(&client, job, None)
+        .await
+        .unwrap()
+        .expect("a stream");
+    let first = events.next().await.unwrap().unwrap();
+    assert_eq!(first.data.status, types::JobState::Queued);
+
+    // Well within the 30 s the gateway gives requests in flight.
+    let stopping = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(10), gateway.stop())
+        .await
+        .expect("the gateway stops without waiting for the stream")
+        .unwrap();
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+        .await
+        .expect("the stream has ended");
+    assert!(
+        !matches!(rest, Some(Ok(ref event)) if event.is_end()),
+        "no end event for a job that goes on: {rest:?}"
+    );
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
 }

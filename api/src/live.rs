@@ -2,7 +2,8 @@
 //! however many clients follow it: the first subscriber starts a watcher that reads the job's
 //! view every [`POLL_EVERY`] and publishes it on a `watch` channel; every subscriber reads that
 //! channel. A subscriber that stops reading holds one value (the latest), never a queue. The
-//! watcher stops when the job ends or when its last subscriber has gone.
+//! watcher stops when the job ends or when its last subscriber has gone. When the gateway
+//! shuts down, every stream ends at once (see [`Watchers::close`]).
 
 use crate::{Gateway, metrics, status::JobView};
 use audiomill_domain::{JobId, JobStatus, Step};
@@ -12,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// How often a watched job's view is read.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -52,9 +54,22 @@ impl Moment {
 #[derive(Default)]
 pub struct Watchers {
     watching: Mutex<HashMap<JobId, watch::Sender<Option<Moment>>>>,
+    closing: CancellationToken,
 }
 
 impl Watchers {
+    /// Ends every follower's stream: called when the gateway begins to shut down, so that
+    /// followers reconnect (with `Last-Event-ID`) to a gateway that goes on, instead of
+    /// holding this one's shutdown until its grace period runs out.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Resolves when [`Watchers::close`] is called.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closing.clone().cancelled_owned()
+    }
+
     /// Follows `job`: a receiver of its moments (`None` until the first is read), sharing
     /// the job's watcher if there is one.
     pub fn follow(gw: &Arc<Gateway>, job: JobId) -> watch::Receiver<Option<Moment>> {

@@ -119,7 +119,9 @@ impl EventsApi {
                 return EventsResponse::Ended;
             }
         }
-        let events = follow(moments, seen).map(move |moment| event(job_id.0, moment));
+        let events = follow(moments, seen)
+            .take_until(self.cx.gw().watchers.closed())
+            .map(move |moment| event(job_id.0, moment));
         let stream = EventStream::new(counted(events).boxed())
             .keep_alive(KEEP_ALIVE)
             .to_event(|event| {
