@@ -122,6 +122,35 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     );
     assert!(mails[0].contains(&format!("/download/{job_id}")));
     assert!(mails[0].contains("Holiday"));
+    // As sent: valid MIME, a text and an HTML part, and a Message-ID naming the job.
+    let raw = app.raw_mails().await;
+    assert_eq!(raw.len(), 1);
+    let mail = mailparse::parse_mail(&raw[0]).expect("the message parses as MIME");
+    assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+    let parts: Vec<(String, String)> = mail
+        .subparts
+        .iter()
+        .map(|part| (part.ctype.mimetype.clone(), part.get_body().unwrap()))
+        .collect();
+    assert_eq!(parts[0].0, "text/plain");
+    assert_eq!(parts[1].0, "text/html");
+    for (kind, body) in &parts {
+        assert!(
+            body.contains(&format!("/download/{job_id}")),
+            "{kind}: {body}"
+        );
+        assert!(body.contains("Holiday"), "{kind}: {body}");
+    }
+    let message_id = mail
+        .headers
+        .iter()
+        .find(|h| h.get_key().eq_ignore_ascii_case("message-id"))
+        .map(|h| h.get_value())
+        .expect("a Message-ID");
+    assert!(
+        message_id.starts_with(&format!("<{job_id}.")),
+        "{message_id}"
+    );
 
     // Another user sees nothing; an admin sees it.
     let other = app.user_token("bob").await;

@@ -257,6 +257,7 @@ impl ConvertActivities {
             return Ok(EmailOutcome::AlreadySent);
         }
         let notification = Notification {
+            job_id: job.id.to_string(),
             to: user.email.to_string(),
             original_filename: job.original_filename.clone(),
             download_url: format!(

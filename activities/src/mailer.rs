@@ -2,7 +2,7 @@
 
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{Mailbox, MultiPart},
 };
 use std::path::PathBuf;
 
@@ -30,6 +30,9 @@ pub enum MailError {
 /// What a notification says.
 #[derive(Debug, Clone)]
 pub struct Notification {
+    /// The job's id: names the message (its `Message-ID`), so that a send retried after a
+    /// lost acknowledgement is recognised as the same message.
+    pub job_id: String,
     pub to: String,
     pub original_filename: String,
     pub download_url: String,
@@ -125,19 +128,119 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
     let to: Mailbox =
         n.to.parse()
             .map_err(|_| MailError::Build("the recipient address is invalid".into()))?;
-    let seconds = n.duration_ms as f64 / 1000.0;
+    let length = duration(n.duration_ms);
     let megabytes = n.mp3_size as f64 / 1_000_000.0;
-    let body = format!(
-        "Hello,\n\nyour file \"{name}\" has been converted to MP3 ({seconds:.1} s, {megabytes:.2} MB).\n\n\
+    let text = format!(
+        "Hello,\n\nyour file \"{name}\" has been converted to MP3 ({length}, {megabytes:.2} MB).\n\n\
          Download it here (sign in first):\n{url}\n\n-- Audiomill\n",
         name = n.original_filename,
         url = n.download_url,
     );
+    // Small and self-contained: no remote images, no scripts, no styles a client must fetch.
+    let html = format!(
+        "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
+         <p>Hello,</p>\n\
+         <p>your file <strong>{name}</strong> has been converted to MP3 ({length}, {megabytes:.2} MB).</p>\n\
+         <p><a href=\"{url}\">Download the MP3</a> (sign in first)</p>\n\
+         <p>&mdash; Audiomill</p>\n</body></html>\n",
+        name = html_escape::encode_text(&n.original_filename),
+        url = html_escape::encode_double_quoted_attribute(&n.download_url),
+    );
+    let message_id = format!("<{}.mp3-ready@{}>", n.job_id, from.email.domain());
     Message::builder()
         .from(from)
         .to(to)
         .subject(format!("Your MP3 is ready: {}", n.original_filename))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
+        .message_id(Some(message_id))
+        .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| MailError::Build(e.to_string()))
+}
+
+/// `42 s`, `3 min 5 s`, `1 h 2 min`.
+fn duration(milliseconds: u64) -> String {
+    let seconds = milliseconds.div_ceil(1000);
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(name: &str) -> Notification {
+        Notification {
+            job_id: "01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e".into(),
+            to: "ann@example.com".into(),
+            original_filename: name.into(),
+            download_url:
+                "https://audiomill.example.com/download/01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e".into(),
+            mp3_size: 1_234_567,
+            duration_ms: 185_200,
+        }
+    }
+
+    fn parsed(name: &str) -> (String, Vec<(String, String)>) {
+        let from = parse_mailbox("Audiomill <audiomill@example.com>").unwrap();
+        let raw = compose(from, &notification(name)).unwrap().formatted();
+        let mail = mailparse::parse_mail(&raw).expect("valid MIME");
+        let id = mail
+            .headers
+            .iter()
+            .find(|h| h.get_key().eq_ignore_ascii_case("message-id"))
+            .map(|h| h.get_value())
+            .unwrap_or_default();
+        assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+        let parts = mail
+            .subparts
+            .iter()
+            .map(|part| (part.ctype.mimetype.clone(), part.get_body().unwrap()))
+            .collect();
+        (id, parts)
+    }
+
+    #[test]
+    fn the_message_has_a_text_and_an_html_part_and_an_id_of_its_own() {
+        let (id, parts) = parsed("Holiday in Crete.mp4");
+        assert_eq!(
+            id,
+            "<01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e.mp3-ready@example.com>"
+        );
+        let types: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(types, ["text/plain", "text/html"]);
+        for (kind, body) in &parts {
+            assert!(body.contains("Holiday in Crete.mp4"), "{kind}: {body}");
+            assert!(body.contains("3 min 6 s"), "{kind}: {body}");
+            assert!(body.contains("/download/01936d5e-"), "{kind}: {body}");
+        }
+        let html = &parts[1].1;
+        assert!(
+            !html.contains("<img") && !html.contains("<script"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_file_name_cannot_put_markup_in_the_html_part() {
+        let (_, parts) = parsed("<script>alert(1)</script>\"&.mp4");
+        let html = &parts[1].1;
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            parts[0].1.contains("<script>alert(1)</script>"),
+            "the text part is text"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(4_200), "5 s");
+        assert_eq!(duration(185_200), "3 min 6 s");
+        assert_eq!(duration(3_720_000), "1 h 2 min");
+    }
 }

@@ -476,6 +476,42 @@ impl TestApp {
             .collect()
     }
 
+    /// The messages sent to this test's users, as they were sent (raw MIME): read back from the
+    /// `.eml` files, or from the SMTP sink.
+    pub async fn raw_mails(&self) -> Vec<Vec<u8>> {
+        let Some(maildev) = &self.maildev else {
+            let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+                return Vec::new();
+            };
+            return entries
+                .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                .collect();
+        };
+        let all: Vec<Value> = json_of(self.http.get(format!("{maildev}/api/email")))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let suffix = format!("@{}", self.mail_domain);
+        let mut raw = Vec::new();
+        for mail in all {
+            let ours = mail["to"].as_array().into_iter().flatten().any(|to| {
+                to["address"]
+                    .as_str()
+                    .is_some_and(|address| address.ends_with(&suffix))
+            });
+            if ours {
+                let id = mail["id"].as_str().unwrap_or_default();
+                let source = self
+                    .http
+                    .get(format!("{maildev}/api/email/{id}/source"))
+                    .send();
+                raw.push(source.await.unwrap().bytes().await.unwrap().to_vec());
+            }
+        }
+        raw
+    }
+
     pub async fn mail_count(&self) -> usize {
         self.mails().await.len()
     }
