@@ -140,26 +140,8 @@ async fn start_dev(app: &mut TestApp) -> Process {
         &app.data.path().join("dev.log"),
     );
     app.base = format!("http://127.0.0.1:{port}");
-    wait_until_ready(app, &dev).await;
+    app.wait_until_ready(&dev).await;
     dev
-}
-
-async fn wait_until_ready(app: &TestApp, process: &Process) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !app
-        .http
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start: {}",
-            process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn is_mp3(path: &Path) -> bool {
@@ -381,8 +363,15 @@ async fn the_cli_converts_files_and_manages_jobs_against_dev() {
         6,
         "a header and 5 jobs: {table:?}"
     );
-    let bad_status = user.run(&["jobs", "--status", "done"]).await;
-    assert_eq!(bad_status.code, 2, "a usage error: {bad_status:?}");
+    for usage in [
+        &["jobs", "--status", "done"][..],
+        &["jobs", "--limit", "101"],
+        &["jobs", "--limit", "0"],
+        &["status", "not-a-job"],
+    ] {
+        let refused = user.run(usage).await;
+        assert_eq!(refused.code, 2, "a usage error: {refused:?}");
+    }
 
     // Cancelling an ended job changes nothing; a job that is not there is one sentence.
     let ended = user.run(&["cancel", &job]).await;

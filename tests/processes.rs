@@ -29,7 +29,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     );
 
     let port = free_port();
-    let _gateway = Process::start(
+    let gateway = Process::start(
         &test.vars,
         &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
         &["gateway"],
@@ -62,21 +62,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         );
     }
     test.base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !test
-        .http
-        .get(test.url("/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not start: {}",
-            std::fs::read_to_string(logs.join("gateway.log")).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test.wait_until_ready(&gateway).await;
     let pair = test.login(&email).await;
     let token = pair["access_token"].as_str().unwrap().to_owned();
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();

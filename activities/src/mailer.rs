@@ -1,5 +1,6 @@
 //! Sends the "your MP3 is ready" e-mail, to `.eml` files (embedded) or over SMTP.
 
+use audiomill_domain::duration::spoken;
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
@@ -128,7 +129,7 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
     let to: Mailbox =
         n.to.parse()
             .map_err(|_| MailError::Build("the recipient address is invalid".into()))?;
-    let length = duration(n.duration_ms);
+    let length = spoken(n.duration_ms.div_ceil(1000));
     let megabytes = n.mp3_size as f64 / 1_000_000.0;
     let text = format!(
         "Hello,\n\nyour file \"{name}\" has been converted to MP3 ({length}, {megabytes:.2} MB).\n\n\
@@ -154,16 +155,6 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
         .message_id(Some(message_id))
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| MailError::Build(e.to_string()))
-}
-
-/// `42 s`, `3 min 5 s`, `1 h 2 min`.
-fn duration(milliseconds: u64) -> String {
-    let seconds = milliseconds.div_ceil(1000);
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
-        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
-    }
 }
 
 #[cfg(test)]
@@ -235,12 +226,5 @@ mod tests {
             parts[0].1.contains("<script>alert(1)</script>"),
             "the text part is text"
         );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(4_200), "5 s");
-        assert_eq!(duration(185_200), "3 min 6 s");
-        assert_eq!(duration(3_720_000), "1 h 2 min");
     }
 }

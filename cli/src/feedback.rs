@@ -2,6 +2,7 @@
 //! the output goes to a file or a pipe, nothing under `--json` (the JSON is the output).
 
 use audiomill_client::JobEvent;
+use audiomill_domain::duration::spoken;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::{io::IsTerminal, sync::Mutex, time::Duration};
 use uuid::Uuid;
@@ -165,7 +166,7 @@ impl JobLine {
             bar.set_position(data.progress.into());
             let left = data
                 .eta_seconds
-                .map(|seconds| format!(" · {} left", remaining(seconds)))
+                .map(|seconds| format!(" · {} left", spoken(seconds)))
                 .unwrap_or_default();
             bar.set_message(format!("{step}{left}"));
             return;
@@ -192,26 +193,5 @@ impl JobLine {
             Some(bar) => bar.finish_with_message(outcome.to_owned()),
             None => self.feedback.say(&format!("{}: {outcome}", self.name)),
         }
-    }
-}
-
-/// `75 s`, `4 min 10 s`, `1 h 5 min`.
-fn remaining(seconds: u64) -> String {
-    match seconds {
-        0..60 => format!("{seconds} s"),
-        60..3600 => format!("{} min {} s", seconds / 60, seconds % 60),
-        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_left_reads_naturally() {
-        assert_eq!(remaining(5), "5 s");
-        assert_eq!(remaining(250), "4 min 10 s");
-        assert_eq!(remaining(3900), "1 h 5 min");
     }
 }

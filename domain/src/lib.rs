@@ -2,11 +2,13 @@
 //!
 //! - [`ids`]: checked identifiers and values (`JobId`, `UserId`, `EmailAddress`, `ObjectKey`).
 //! - [`job`]: the life cycle of a conversion job as users see it.
+//! - [`duration`]: durations as people read them.
 //! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
 //!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
 //!   worker (which runs them) import these, so the two can never disagree.
 
 pub mod contract;
+pub mod duration;
 pub mod ids;
 pub mod job;
 

@@ -512,6 +512,26 @@ impl TestApp {
         raw
     }
 
+    /// Waits (up to a minute) until the gateway at `base` says it is ready; `process` is the
+    /// one serving it, whose log tells why when it never does.
+    pub async fn wait_until_ready(&self, process: &Process) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self
+            .http
+            .get(self.url("/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start: {}",
+                process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn mail_count(&self) -> usize {
         self.mails().await.len()
     }
