@@ -222,11 +222,26 @@ mod tests {
         for (role, expected) in [
             (
                 "gateway",
-                &["DATABASE_URL", "JWT_SECRET", "MAX_FILE_SIZE", "LISTEN_ADDR"][..],
+                &[
+                    "DATABASE_URL",
+                    "JWT_SECRET",
+                    "MAX_FILE_SIZE",
+                    "LISTEN_ADDR",
+                    "DOWNLOAD_LINK_SECRET",
+                    "PUBLIC_URL",
+                    "DOWNLOAD_REDIRECT",
+                ][..],
             ),
             (
                 "worker",
-                &["DATABASE_URL", "WORKER_ID", "MAX_CONCURRENT_TRANSCODES"][..],
+                &[
+                    "DATABASE_URL",
+                    "WORKER_ID",
+                    "MAX_CONCURRENT_TRANSCODES",
+                    "DOWNLOAD_LINK_SECRET",
+                    "DOWNLOAD_LINK_HOURS",
+                    "PUBLIC_URL",
+                ][..],
             ),
             (
                 "dev",
@@ -255,6 +270,7 @@ mod tests {
         }
         assert!(!variables_of("gateway").contains(&"WORKER_ID".to_owned()));
         assert!(!variables_of("worker").contains(&"JWT_SECRET".to_owned()));
+        assert!(!variables_of("worker").contains(&"DOWNLOAD_REDIRECT".to_owned()));
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
 /// A signing key shorter than this is refused: HS256 keys should carry at least 256 bits.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// The longest a download link may work: a year.
+const MAX_LINK_HOURS: u32 = 365 * 24;
+
+/// The longest a presigned S3 URL may work (SigV4's own limit).
+const MAX_PRESIGNED_SECONDS: u32 = 7 * 24 * 3600;
+
 /// Where the state is: enough for `migrate` and `user add`.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -95,6 +101,27 @@ pub struct BackendArgs {
     /// METRICS_LISTEN) [default: none, `/metrics` is open].
     #[arg(long, env = "METRICS_TOKEN", value_name = "TOKEN", value_parser = secret, hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+    #[command(flatten)]
+    pub links: LinkArgs,
+}
+
+/// Signed download links: the worker puts them in e-mails, the gateway hands them out and
+/// checks them, so both read these.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Download links")]
+pub struct LinkArgs {
+    /// The gateway's address as users reach it, the base of download links [default: the
+    /// gateway's own address in `dev`, else http://127.0.0.1:8080].
+    #[arg(long, env = "PUBLIC_URL", value_name = "URL", value_parser = http_url)]
+    pub public_url: Option<String>,
+    /// The key download links are signed with, at least 32 characters, not the JWT key
+    /// (required outside `dev`, which generates one in DIR; the gateway and every worker
+    /// need the same).
+    #[arg(long, env = "DOWNLOAD_LINK_SECRET", value_name = "KEY", value_parser = signing_key, hide_env_values = true)]
+    pub download_link_secret: Option<Secret>,
+    /// How long a download link works, in hours.
+    #[arg(long, env = "DOWNLOAD_LINK_HOURS", value_name = "HOURS", default_value = "72", value_parser = link_hours)]
+    pub download_link_hours: u32,
 }
 
 /// What only the gateway reads.
@@ -132,6 +159,13 @@ pub struct GatewayArgs {
     /// Connections served at once; beyond them, clients wait.
     #[arg(long, env = "MAX_CONNECTIONS", value_name = "N", default_value = "1024", value_parser = whole_above_zero::<u32>)]
     pub max_connections: u32,
+    /// With S3, answer downloads with a redirect to a presigned URL of the object, so the
+    /// bucket serves the bytes (the bucket's endpoint must be reachable by the users).
+    #[arg(long, env = "DOWNLOAD_REDIRECT", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
+    pub download_redirect: bool,
+    /// How long a redirect's presigned URL works, in seconds (at most 7 days).
+    #[arg(long, env = "DOWNLOAD_REDIRECT_SECONDS", value_name = "SECONDS", default_value = "300", value_parser = redirect_seconds)]
+    pub download_redirect_seconds: u32,
 }
 
 /// What only a worker reads.
@@ -160,10 +194,6 @@ pub struct WorkerArgs {
     /// [default: none; in `dev` the gateway's `/metrics` covers the worker too].
     #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
     pub metrics_listen: Option<SocketAddr>,
-    /// The gateway's address as users reach it, for the link in e-mails [default: the
-    /// gateway's own address in `dev`, else http://127.0.0.1:8080].
-    #[arg(long, env = "PUBLIC_URL", value_name = "URL", value_parser = http_url)]
-    pub public_url: Option<String>,
 }
 
 /// Everything `dev` reads: both roles on one set of backends. Tests parse it from a map of
@@ -192,6 +222,17 @@ pub struct Config {
     pub mail_from: String,
     /// The token `/metrics` asks for, wherever it is served.
     pub metrics_token: Option<Secret>,
+    pub links: LinkConfig,
+}
+
+/// Download links, as [`LinkArgs`] set them.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// `None`: the gateway's address in the same process, else `http://127.0.0.1:8080`.
+    pub public_url: Option<String>,
+    /// `None` outside `dev` is refused when a role starts.
+    pub secret: Option<Secret>,
+    pub lifetime: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +267,8 @@ pub struct GatewayConfig {
     pub max_concurrent_uploads: u32,
     pub redis_url: Option<Secret>,
     pub max_connections: u32,
+    /// With S3: answer downloads with a presigned URL that works this long.
+    pub download_redirect: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,8 +279,6 @@ pub struct WorkerConfig {
     pub media_limits: MediaLimits,
     /// Where this worker serves its metrics and health pages, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
-    /// `None`: the gateway's address in the same process, else `http://127.0.0.1:8080`.
-    pub public_url: Option<String>,
     /// How transcodes run: in child processes of this executable (`audiomill
     /// transcode-child`). Not a setting; tests point it at the built binary.
     pub transcoder: Transcoder,
@@ -322,6 +363,13 @@ impl BackendArgs {
             mail,
             mail_from: self.mail_from,
             metrics_token: self.metrics_token,
+            links: LinkConfig {
+                public_url: self.links.public_url,
+                secret: self.links.download_link_secret,
+                lifetime: std::time::Duration::from_secs(
+                    u64::from(self.links.download_link_hours) * 3600,
+                ),
+            },
         })
     }
 }
@@ -340,6 +388,9 @@ impl GatewayArgs {
             max_concurrent_uploads: self.max_concurrent_uploads,
             redis_url: self.redis_url,
             max_connections: self.max_connections,
+            download_redirect: self
+                .download_redirect
+                .then(|| std::time::Duration::from_secs(self.download_redirect_seconds.into())),
         }
     }
 }
@@ -360,7 +411,6 @@ impl WorkerArgs {
                 max_seconds_per_mb: self.max_seconds_per_mb,
             },
             metrics_listen: self.metrics_listen,
-            public_url: self.public_url,
             transcoder: Transcoder::new(
                 std::env::current_exe().unwrap_or_else(|_| PathBuf::from("audiomill")),
             ),
@@ -479,6 +529,22 @@ fn whole_above_zero<N: std::str::FromStr + PartialOrd + From<u8>>(text: &str) ->
         .ok()
         .filter(|n| *n > N::from(0))
         .ok_or_else(|| "must be a whole number greater than 0".into())
+}
+
+fn link_hours(text: &str) -> Result<u32, String> {
+    whole_above_zero::<u32>(text)
+        .ok()
+        .filter(|hours| *hours <= MAX_LINK_HOURS)
+        .ok_or_else(|| format!("must be a whole number of hours from 1 to {MAX_LINK_HOURS}"))
+}
+
+fn redirect_seconds(text: &str) -> Result<u32, String> {
+    whole_above_zero::<u32>(text)
+        .ok()
+        .filter(|seconds| *seconds <= MAX_PRESIGNED_SECONDS)
+        .ok_or_else(|| {
+            format!("must be a whole number of seconds from 1 to {MAX_PRESIGNED_SECONDS} (7 days, the most S3 allows)")
+        })
 }
 
 fn comma_list(text: &str) -> impl Iterator<Item = &str> {

@@ -20,7 +20,10 @@ use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
 };
-use audiomill_domain::contract::{FETCH_TASK_QUEUE, TASK_QUEUE};
+use audiomill_domain::{
+    contract::{FETCH_TASK_QUEUE, TASK_QUEUE},
+    link::LinkSigner,
+};
 use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::ConvertVideo;
 use std::{
@@ -143,15 +146,46 @@ pub async fn open_database(url: &Secret) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-/// The signing key: `JWT_SECRET`, or in `dev` one generated once and kept in the data dir.
+/// The token signing key: `JWT_SECRET`, or in `dev` one generated once and kept in the data
+/// dir.
 fn jwt_secret(config: &Config, gateway: &GatewayConfig) -> anyhow::Result<Secret> {
-    if let Some(secret) = &gateway.jwt_secret {
+    given_or_kept(
+        config,
+        gateway.jwt_secret.as_ref(),
+        gateway.embedded,
+        "JWT_SECRET",
+        "jwt-secret",
+    )
+}
+
+/// The download link key: `DOWNLOAD_LINK_SECRET`, or in `dev` one generated once and kept in
+/// the data dir (a key of its own: a leaked link key forges no tokens, and the other way).
+fn link_secret(config: &Config, embedded: bool) -> anyhow::Result<Secret> {
+    given_or_kept(
+        config,
+        config.links.secret.as_ref(),
+        embedded,
+        "DOWNLOAD_LINK_SECRET",
+        "download-link-secret",
+    )
+}
+
+/// A key from the configuration; else, in `dev`, the one kept in the data dir's `file`, made
+/// the first time.
+fn given_or_kept(
+    config: &Config,
+    given: Option<&Secret>,
+    embedded: bool,
+    variable: &str,
+    file: &str,
+) -> anyhow::Result<Secret> {
+    if let Some(secret) = given {
         return Ok(secret.clone());
     }
-    if !gateway.embedded {
-        bail!("JWT_SECRET is required outside `audiomill dev`.");
+    if !embedded {
+        bail!("{variable} is required outside `audiomill dev`.");
     }
-    let path = config.data_path("jwt-secret");
+    let path = config.data_path(file);
     if let Ok(existing) = std::fs::read_to_string(&path)
         && existing.trim().len() >= MIN_SECRET_BYTES
     {
@@ -161,6 +195,18 @@ fn jwt_secret(config: &Config, gateway: &GatewayConfig) -> anyhow::Result<Secret
     let secret = random_hex(32);
     write_private(&path, &secret).with_context(|| format!("could not write {}", path.display()))?;
     Ok(Secret::new(secret))
+}
+
+/// The download links of this process: `PUBLIC_URL`, else the gateway it runs, else the
+/// gateway's default address.
+fn link_signer(config: &Config, key: &Secret, gateway: Option<SocketAddr>) -> LinkSigner {
+    let base = config.links.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            gateway.map_or_else(|| "127.0.0.1:8080".to_owned(), |a| a.to_string())
+        )
+    });
+    LinkSigner::new(key.expose().as_bytes(), config.links.lifetime, &base)
 }
 
 /// The gateway's rate limits: in Redis when `REDIS_URL` is set (checked now), else in process.
@@ -250,6 +296,7 @@ impl HttpTask {
         config: &Config,
         gateway: &GatewayConfig,
         backends: &Backends,
+        link_key: &Secret,
     ) -> anyhow::Result<Self> {
         let secret = jwt_secret(config, gateway)?;
         if gateway.embedded {
@@ -260,11 +307,13 @@ impl HttpTask {
         let temporal = temporal_client(config, "audiomill-gateway").await?;
         let listener = bind(gateway.listen).await?;
         let metrics_token = config.metrics_token.as_ref().map(Secret::expose);
+        let links = link_signer(config, link_key, listener.local_addr().ok());
         let app = gateway_app(
             gateway,
             metrics_token,
             backends,
             &secret,
+            links,
             rate_limits,
             temporal,
         );
@@ -352,6 +401,7 @@ fn gateway_app(
     metrics_token: Option<&str>,
     backends: &Backends,
     secret: &Secret,
+    links: LinkSigner,
     rate_limits: Limits,
     temporal: temporalio_client::Client,
 ) -> Gateway {
@@ -372,6 +422,8 @@ fn gateway_app(
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         rate_limits,
         metrics_token: metrics_token.map(str::to_owned),
+        links,
+        download_redirect: gateway.download_redirect,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {
@@ -413,7 +465,7 @@ impl WorkerHandle {
         config: &Config,
         worker: &WorkerConfig,
         backends: &Backends,
-        public_url: String,
+        links: LinkSigner,
     ) -> anyhow::Result<Self> {
         let instance = random_hex(6);
         let host_task_queue = format!("{TASK_QUEUE}-host-{instance}");
@@ -424,7 +476,7 @@ impl WorkerHandle {
             WorkerSettings {
                 work_dir: worker.work_dir.clone(),
                 host_task_queue: host_task_queue.clone(),
-                public_url,
+                links,
                 mp3: Mp3Settings::default(),
                 max_transcodes: worker.max_concurrent_transcodes,
                 transcoder: worker.transcoder.clone(),
@@ -644,19 +696,19 @@ impl Running {
         // Before any role records a metric (the recorder is one per process).
         audiomill_api::metrics::handle();
         let backends = Backends::open(config).await?;
+        // A worker in `dev` shares the embedded gateway's kept keys.
+        let embedded = roles.gateway.as_ref().is_some_and(|g| g.embedded);
+        let link_key = link_secret(config, embedded)?;
         let gateway = match &roles.gateway {
-            Some(settings) => Some(HttpTask::gateway(config, settings, &backends).await?),
+            Some(settings) => {
+                Some(HttpTask::gateway(config, settings, &backends, &link_key).await?)
+            }
             None => None,
         };
         let worker = match &roles.worker {
             Some(settings) => {
-                let public_url = settings.public_url.clone().unwrap_or_else(|| {
-                    let address = gateway
-                        .as_ref()
-                        .map_or_else(|| "127.0.0.1:8080".to_owned(), |g| g.address.to_string());
-                    format!("http://{address}")
-                });
-                Some(WorkerHandle::start(config, settings, &backends, public_url).await?)
+                let links = link_signer(config, &link_key, gateway.as_ref().map(|g| g.address));
+                Some(WorkerHandle::start(config, settings, &backends, links).await?)
             }
             None => None,
         };

@@ -57,7 +57,7 @@ fn audiomill_services_pass_only_variables_the_binary_reads() {
         }
         let own: &[&str] = match name {
             "gateway" => &["JWT_SECRET", "LISTEN_ADDR", "REDIS_URL"],
-            _ => &["PUBLIC_URL", "WORK_DIR"],
+            _ => &["WORK_DIR"],
         };
         for required in [
             "DATABASE_URL",
@@ -65,6 +65,8 @@ fn audiomill_services_pass_only_variables_the_binary_reads() {
             "S3_BUCKET",
             "AWS_ENDPOINT_URL",
             "SMTP_URL",
+            "PUBLIC_URL",
+            "DOWNLOAD_LINK_SECRET",
         ]
         .iter()
         .chain(own)
@@ -188,6 +190,7 @@ fn roles_wait_for_healthy_dependencies() {
 fn no_credential_has_a_default() {
     for secret in [
         "JWT_SECRET",
+        "DOWNLOAD_LINK_SECRET",
         "METRICS_TOKEN",
         "MYSQL_ROOT_PASSWORD",
         "MYSQL_PASSWORD",

@@ -107,7 +107,14 @@ fn each_role_gets_only_variables_it_reads_and_probes_what_it_serves() {
                 "{role} is given {name}, which it does not read"
             );
         }
-        for required in ["DATABASE_URL", "TEMPORAL_ADDRESS", "S3_BUCKET", "SMTP_URL"] {
+        for required in [
+            "DATABASE_URL",
+            "TEMPORAL_ADDRESS",
+            "S3_BUCKET",
+            "SMTP_URL",
+            "PUBLIC_URL",
+            "DOWNLOAD_LINK_SECRET",
+        ] {
             assert!(given.contains_key(required), "{role} lacks {required}");
         }
 

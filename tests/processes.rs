@@ -203,6 +203,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     // storage credentials.
     let mut secrets = vec![
         JWT_SECRET.to_owned(),
+        LINK_SECRET.to_owned(),
         PASSWORD.to_owned(),
         token.clone(),
         refresh.clone(),

@@ -15,19 +15,32 @@ fn closed_port() -> u16 {
         .port()
 }
 
-/// Runs `audiomill <role>` with the embedded defaults plus `vars`; returns what it printed
-/// on stderr, after checking that it exited with a failure.
+/// Runs `audiomill <role>` with the embedded defaults plus `vars` (an empty value unsets the
+/// variable); returns what it printed on stderr, after checking that it exited with a failure.
 fn refused(role: &str, vars: &[(&str, String)]) -> String {
     let data = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_audiomill"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_audiomill"));
+    command
         .arg(role)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "off")
         .env("DATA_DIR", data.path())
         .env("JWT_SECRET", "startup-test-secret-long-enough-for-hs256")
+        .env(
+            "DOWNLOAD_LINK_SECRET",
+            "startup-test-link-secret-long-enough",
+        )
         .env("TEMPORAL_ADDRESS", format!("127.0.0.1:{}", closed_port()))
-        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(
+            vars.iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (*k, v.as_str())),
+        );
+    for (name, _) in vars.iter().filter(|(_, value)| value.is_empty()) {
+        command.env_remove(name);
+    }
+    let output = command
         .stdin(Stdio::null())
         .output()
         .expect("audiomill runs");
@@ -47,6 +60,31 @@ fn a_short_signing_key_is_refused() {
         "{message}"
     );
     assert!(!message.contains("too-short"), "{message}");
+}
+
+#[test]
+fn the_download_link_key_is_required_outside_dev_and_must_be_long() {
+    for role in ["gateway", "worker"] {
+        let message = refused(role, &[("DOWNLOAD_LINK_SECRET", String::new())]);
+        assert!(
+            message.contains("DOWNLOAD_LINK_SECRET is required outside `audiomill dev`"),
+            "{role}: {message}"
+        );
+    }
+    let message = refused(
+        "worker",
+        &[("DOWNLOAD_LINK_SECRET", "short-link-key".into())],
+    );
+    assert!(
+        message.contains("DOWNLOAD_LINK_SECRET must be at least 32 characters long"),
+        "{message}"
+    );
+    assert!(!message.contains("short-link-key"), "{message}");
+    let message = refused("gateway", &[("DOWNLOAD_LINK_HOURS", "0".into())]);
+    assert!(
+        message.contains("DOWNLOAD_LINK_HOURS must be a whole number of hours from 1 to 8760"),
+        "{message}"
+    );
 }
 
 #[test]

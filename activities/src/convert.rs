@@ -11,6 +11,7 @@ use audiomill_domain::{
         SendEmailInput, StepProgress, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
         ValidateTokenInput, activity, failure,
     },
+    link::LinkSigner,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
@@ -48,8 +49,8 @@ pub struct WorkerSettings {
     pub media_limits: MediaLimits,
     /// The task queue only this worker polls (see `FetchedSource`).
     pub host_task_queue: String,
-    /// Base of the download links in e-mails, e.g. `http://127.0.0.1:8080`.
-    pub public_url: String,
+    /// Signs the download links in e-mails.
+    pub links: LinkSigner,
     pub mp3: Mp3Settings,
     /// How many transcodes run here at once.
     pub max_transcodes: usize,
@@ -227,8 +228,9 @@ impl ConvertActivities {
         })
     }
 
-    /// Tells the owner the MP3 is ready. At most one e-mail per job: the job row is claimed
-    /// before sending and only released when the server certainly refused the message.
+    /// Tells the owner the MP3 is ready, unless they turned these e-mails off. At most one
+    /// e-mail per job: the job row is claimed before sending and only released when the
+    /// server certainly refused the message.
     #[activity(definition = activity::SendEmail)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn send_email(
@@ -248,6 +250,10 @@ impl ConvertActivities {
             .await
             .map_err(database_down)?
             .ok_or_else(|| fatal(failure::INVALID_TOKEN, "The job's owner no longer exists."))?;
+        if !user.completion_emails {
+            tracing::info!(job_id = %job.id, "the owner turned completion e-mails off");
+            return Ok(EmailOutcome::TurnedOff);
+        }
         if !self
             .db
             .claim_notification(job.id)
@@ -256,15 +262,13 @@ impl ConvertActivities {
         {
             return Ok(EmailOutcome::AlreadySent);
         }
+        let link = self.settings.links.issue(job.id);
         let notification = Notification {
             job_id: job.id.to_string(),
             to: user.email.to_string(),
             original_filename: job.original_filename.clone(),
-            download_url: format!(
-                "{}/download/{}",
-                self.settings.public_url.trim_end_matches('/'),
-                job.id
-            ),
+            download_url: link.url,
+            link_expires_at: link.expires_at,
             mp3_size: job.mp3_size.unwrap_or_default(),
             duration_ms: job.duration_ms.unwrap_or_default(),
         };

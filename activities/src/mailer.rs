@@ -36,7 +36,10 @@ pub struct Notification {
     pub job_id: String,
     pub to: String,
     pub original_filename: String,
+    /// A signed link: it opens the MP3 without logging in, until `link_expires_at`.
     pub download_url: String,
+    /// Unix seconds.
+    pub link_expires_at: i64,
     pub mp3_size: u64,
     pub duration_ms: u64,
 }
@@ -131,9 +134,14 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
             .map_err(|_| MailError::Build("the recipient address is invalid".into()))?;
     let length = spoken(n.duration_ms.div_ceil(1000));
     let megabytes = n.mp3_size as f64 / 1_000_000.0;
+    let until = chrono::DateTime::<chrono::Utc>::from_timestamp(n.link_expires_at, 0)
+        .unwrap_or_default()
+        .format("%a %-d %b %Y, %H:%M UTC");
     let text = format!(
         "Hello,\n\nyour file \"{name}\" has been converted to MP3 ({length}, {megabytes:.2} MB).\n\n\
-         Download it here (sign in first):\n{url}\n\n-- Audiomill\n",
+         Download it here:\n{url}\n\n\
+         The link works until {until}; after that, sign in to Audiomill for a new one.\n\n\
+         -- Audiomill\n",
         name = n.original_filename,
         url = n.download_url,
     );
@@ -142,7 +150,8 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
         "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
          <p>Hello,</p>\n\
          <p>your file <strong>{name}</strong> has been converted to MP3 ({length}, {megabytes:.2} MB).</p>\n\
-         <p><a href=\"{url}\">Download the MP3</a> (sign in first)</p>\n\
+         <p><a href=\"{url}\">Download the MP3</a></p>\n\
+         <p>The link works until {until}; after that, sign in to Audiomill for a new one.</p>\n\
          <p>&mdash; Audiomill</p>\n</body></html>\n",
         name = html_escape::encode_text(&n.original_filename),
         url = html_escape::encode_double_quoted_attribute(&n.download_url),
@@ -167,7 +176,8 @@ mod tests {
             to: "ann@example.com".into(),
             original_filename: name.into(),
             download_url:
-                "https://audiomill.example.com/download/01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e".into(),
+                "https://audiomill.example.com/download/01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e?signature=1795531500.abc&x=1".into(),
+            link_expires_at: 1_795_531_500,
             mp3_size: 1_234_567,
             duration_ms: 185_200,
         }
@@ -205,7 +215,22 @@ mod tests {
             assert!(body.contains("Holiday in Crete.mp4"), "{kind}: {body}");
             assert!(body.contains("3 min 6 s"), "{kind}: {body}");
             assert!(body.contains("/download/01936d5e-"), "{kind}: {body}");
+            assert!(
+                body.contains("until Tue 24 Nov 2026, 14:45 UTC"),
+                "{kind}: {body}"
+            );
+            assert!(!body.contains("sign in first"), "{kind}: {body}");
         }
+        assert!(
+            parts[0].1.lines().any(|line| line.trim_end()
+                == "https://audiomill.example.com/download/01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e?signature=1795531500.abc&x=1"),
+            "the text part carries the link as it is"
+        );
+        assert!(
+            parts[1].1.contains("href=\"https://audiomill.example.com/download/01936d5e-7c1a-7d2e-8f00-4b1e2a3c4d5e?signature=1795531500.abc&amp;x=1\""),
+            "the HTML part escapes the link's ampersands: {}",
+            parts[1].1
+        );
         let html = &parts[1].1;
         assert!(
             !html.contains("<img") && !html.contains("<script"),

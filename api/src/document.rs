@@ -8,11 +8,17 @@
 //! as a merge of objects (openapi-python-client among them) drop the whole model when the
 //! reference is an enum. The reference alone says the same.
 //!
+//! The download operations' errors may also come as an HTML page (see `page`): a browser
+//! opening a download link asks for one.
+//!
 //! And an event stream's schema: poem-openapi writes it as an array of the events' data, but
 //! before OpenAPI 3.2 a `text/event-stream` schema describes one event (`id`, `event`, `data`),
 //! which is how API checkers read it; the data's own type is named in `contentSchema`.
 
 use serde_json::{Value, json};
+
+/// The operations whose errors a browser may ask for as a page (`page::ROUTES`).
+const PAGE_OPERATIONS: [&str; 2] = ["downloadMp3", "downloadMp3ByFid"];
 
 /// Adds the middleware's answers to every operation of `derived` (poem-openapi's JSON).
 pub fn complete(derived: &str) -> String {
@@ -28,6 +34,7 @@ pub fn complete(derived: &str) -> String {
         .filter_map(Value::as_object_mut)
         .flat_map(|methods| methods.values_mut())
     {
+        let operation_id = operation["operationId"].as_str().map(str::to_owned);
         let takes_json = operation["requestBody"]["content"]
             .as_object()
             .is_some_and(|content| content.keys().any(|t| t.starts_with("application/json")));
@@ -35,6 +42,18 @@ pub fn complete(derived: &str) -> String {
             continue;
         };
         responses.entry("429").or_insert_with(too_many_requests);
+        if operation_id
+            .as_deref()
+            .is_some_and(|id| PAGE_OPERATIONS.contains(&id))
+        {
+            for (_, response) in responses
+                .iter_mut()
+                .filter(|(status, _)| status.starts_with('4') || status.starts_with('5'))
+            {
+                response["content"]["text/html; charset=utf-8"] =
+                    json!({ "schema": { "type": "string" } });
+            }
+        }
         if takes_json {
             for (status, description) in [
                 ("400", "The body is not valid JSON for this operation."),

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     Conflict,
     /// The job has not completed: its MP3 does not exist yet.
     NotReady,
+    /// It existed, and no longer does: an expired download link, a deleted job.
+    Gone,
     RequestTimeout,
     PayloadTooLarge,
     /// Well-formed but not acceptable as it stands (an `Idempotency-Key` used for another file).

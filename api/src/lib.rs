@@ -10,6 +10,7 @@
 //! - [`limits`]: rate limits in front of every operation.
 //! - [`params`]: checked values (job ids) as the API types them.
 //! - [`metrics`]: Prometheus metrics, labelled with route templates only.
+//! - `page`: errors as a page for browsers that open a download link.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod form;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+mod page;
 pub mod params;
 pub mod routes;
 pub mod server;
@@ -52,6 +54,10 @@ pub struct Gateway {
     pub mail_probe: Option<Probe>,
     /// The bearer token `/metrics` asks for (`None`: open, as in `dev`).
     pub metrics_token: Option<String>,
+    /// Issues and checks signed download links.
+    pub links: audiomill_domain::link::LinkSigner,
+    /// With S3: answer downloads with a presigned URL that works this long (`None`: stream).
+    pub download_redirect: Option<std::time::Duration>,
 }
 
 /// A check of a dependency the gateway does not otherwise use: what answered, or why not.
@@ -118,7 +124,11 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                 let started = std::time::Instant::now();
                 let method = request.method().to_string();
                 let route = routes.template_of(request.uri().path());
+                let as_page = page::ROUTES.contains(&route) && page::wanted(&request);
                 let mut response = guarded(&gateway, &*endpoint, request).await;
+                if as_page && let Ok(answer) = response {
+                    response = Ok(page::from_error(answer).await);
+                }
                 let status = match &mut response {
                     Ok(response) => {
                         allow_on_405(response, &routes, route);

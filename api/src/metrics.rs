@@ -235,6 +235,11 @@ pub fn downloaded(bytes: u64) {
     metrics::counter!("audiomill_downloaded_bytes_total").increment(bytes);
 }
 
+/// A download sent to the bucket (`DOWNLOAD_REDIRECT`) instead of served here.
+pub fn download_redirected() {
+    metrics::counter!("audiomill_download_redirects_total").increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,33 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///The caller's account and settings.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Account {
+        pub admin: bool,
+        ///Whether an e-mail with a download link is sent when a job completes.
+        pub completion_emails: bool,
+        pub email: ::std::string::String,
+        pub id: ::std::string::String,
+    }
+    impl Account {
+        pub fn builder() -> builder::Account {
+            Default::default()
+        }
+    }
+    ///Settings to change; those left out stay as they are.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct AccountChanges {
+        /**`false`: no e-mail when a job completes (links stay available from `/status` and
+`GET /jobs/{job_id}/link`).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completion_emails: ::std::option::Option<bool>,
+    }
+    impl AccountChanges {
+        pub fn builder() -> builder::AccountChanges {
+            Default::default()
+        }
+    }
     ///`CancelAccepted`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CancelAccepted {
@@ -44,6 +71,19 @@ pub mod types {
     }
     impl DayUploads {
         pub fn builder() -> builder::DayUploads {
+            Default::default()
+        }
+    }
+    ///A signed download link.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct DownloadLink {
+        ///RFC 3339, UTC.
+        pub expires_at: ::std::string::String,
+        ///Opens the MP3 with no other credentials (`GET`, ranges supported) until `expires_at`.
+        pub url: ::std::string::String,
+    }
+    impl DownloadLink {
+        pub fn builder() -> builder::DownloadLink {
             Default::default()
         }
     }
@@ -88,6 +128,8 @@ clients get an enumeration.*/
         Conflict,
         #[serde(rename = "not_ready")]
         NotReady,
+        #[serde(rename = "gone")]
+        Gone,
         #[serde(rename = "request_timeout")]
         RequestTimeout,
         #[serde(rename = "payload_too_large")]
@@ -115,6 +157,7 @@ clients get an enumeration.*/
                 Self::MethodNotAllowed => f.write_str("method_not_allowed"),
                 Self::Conflict => f.write_str("conflict"),
                 Self::NotReady => f.write_str("not_ready"),
+                Self::Gone => f.write_str("gone"),
                 Self::RequestTimeout => f.write_str("request_timeout"),
                 Self::PayloadTooLarge => f.write_str("payload_too_large"),
                 Self::UnprocessableContent => f.write_str("unprocessable_content"),
@@ -139,6 +182,7 @@ clients get an enumeration.*/
                 "method_not_allowed" => Ok(Self::MethodNotAllowed),
                 "conflict" => Ok(Self::Conflict),
                 "not_ready" => Ok(Self::NotReady),
+                "gone" => Ok(Self::Gone),
                 "request_timeout" => Ok(Self::RequestTimeout),
                 "payload_too_large" => Ok(Self::PayloadTooLarge),
                 "unprocessable_content" => Ok(Self::UnprocessableContent),
@@ -329,6 +373,10 @@ fewer than `limit` jobs before the last.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub completed_at: ::std::option::Option<::std::string::String>,
         pub created_at: ::std::string::String,
+        /**Once completed: a signed link that opens the MP3 with no other credentials until it
+expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub download: ::std::option::Option<DownloadLink>,
         ///Why the job failed, or the failed attempt of a step being retried; else `null`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
@@ -761,6 +809,145 @@ fewer than `limit` jobs before the last.*/
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
+        pub struct Account {
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            completion_emails: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Account {
+            fn default() -> Self {
+                Self {
+                    admin: Err("no value supplied for admin".to_string()),
+                    completion_emails: Err(
+                        "no value supplied for completion_emails".to_string(),
+                    ),
+                    email: Err("no value supplied for email".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                }
+            }
+        }
+        impl Account {
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn completion_emails<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_emails = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_emails: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Account> for super::Account {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Account,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin: value.admin?,
+                    completion_emails: value.completion_emails?,
+                    email: value.email?,
+                    id: value.id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Account> for Account {
+            fn from(value: super::Account) -> Self {
+                Self {
+                    admin: Ok(value.admin),
+                    completion_emails: Ok(value.completion_emails),
+                    email: Ok(value.email),
+                    id: Ok(value.id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AccountChanges {
+            completion_emails: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AccountChanges {
+            fn default() -> Self {
+                Self {
+                    completion_emails: Ok(Default::default()),
+                }
+            }
+        }
+        impl AccountChanges {
+            pub fn completion_emails<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_emails = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_emails: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AccountChanges> for super::AccountChanges {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AccountChanges,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completion_emails: value.completion_emails?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AccountChanges> for AccountChanges {
+            fn from(value: super::AccountChanges) -> Self {
+                Self {
+                    completion_emails: Ok(value.completion_emails),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CancelAccepted {
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -969,6 +1156,67 @@ fewer than `limit` jobs before the last.*/
                 Self {
                     date: Ok(value.date),
                     uploads: Ok(value.uploads),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct DownloadLink {
+            expires_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for DownloadLink {
+            fn default() -> Self {
+                Self {
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl DownloadLink {
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<DownloadLink> for super::DownloadLink {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: DownloadLink,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_at: value.expires_at?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::DownloadLink> for DownloadLink {
+            fn from(value: super::DownloadLink) -> Self {
+                Self {
+                    expires_at: Ok(value.expires_at),
+                    url: Ok(value.url),
                 }
             }
         }
@@ -1537,6 +1785,10 @@ fewer than `limit` jobs before the last.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
+            download: ::std::result::Result<
+                ::std::option::Option<super::DownloadLink>,
+                ::std::string::String,
+            >,
             error: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -1559,6 +1811,7 @@ fewer than `limit` jobs before the last.*/
                     attempt: Err("no value supplied for attempt".to_string()),
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
+                    download: Ok(Default::default()),
                     error: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
@@ -1602,6 +1855,18 @@ fewer than `limit` jobs before the last.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn download<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::DownloadLink>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.download = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for download: {e}")
                     });
                 self
             }
@@ -1687,6 +1952,7 @@ fewer than `limit` jobs before the last.*/
                     attempt: value.attempt?,
                     completed_at: value.completed_at?,
                     created_at: value.created_at?,
+                    download: value.download?,
                     error: value.error?,
                     filename: value.filename?,
                     job_id: value.job_id?,
@@ -1702,6 +1968,7 @@ fewer than `limit` jobs before the last.*/
                     attempt: Ok(value.attempt),
                     completed_at: Ok(value.completed_at),
                     created_at: Ok(value.created_at),
+                    download: Ok(value.download),
                     error: Ok(value.error),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
@@ -2867,7 +3134,9 @@ let response = client.download_mp3_by_fid()
     }
     /**Download a finished MP3
 
-Supports `Range: bytes=...`.
+With an access token (the owner or an admin), or with no credentials through a signed
+link (`?signature=`, from `GET /jobs/{job_id}/link`, `/status` or the e-mail). Supports
+`Range: bytes=...`. A browser (`Accept: text/html`) is answered errors as a page.
 
 Sends a `GET` request to `/download/{job_id}`
 
@@ -2992,6 +3261,22 @@ let response = client.cancel_job()
     pub fn cancel_job(&self) -> builder::CancelJob<'_> {
         builder::CancelJob::new(self)
     }
+    /**A fresh signed link to a finished MP3
+
+The link opens the MP3 with no other credentials until `expires_at`
+(`DOWNLOAD_LINK_HOURS` from now), or until the job is deleted. Share it with care.
+
+Sends a `GET` request to `/jobs/{job_id}/link`
+
+```ignore
+let response = client.get_download_link()
+    .job_id(job_id)
+    .send()
+    .await;
+```*/
+    pub fn get_download_link(&self) -> builder::GetDownloadLink<'_> {
+        builder::GetDownloadLink::new(self)
+    }
     /**Log in with HTTP Basic (email and password); returns an access and a refresh token
 
 Sends a `POST` request to `/login`
@@ -3015,6 +3300,32 @@ let response = client.logout()
 ```*/
     pub fn logout(&self) -> builder::Logout<'_> {
         builder::Logout::new(self)
+    }
+    /**The caller's account and settings
+
+Sends a `GET` request to `/me`
+
+```ignore
+let response = client.get_account()
+    .send()
+    .await;
+```*/
+    pub fn get_account(&self) -> builder::GetAccount<'_> {
+        builder::GetAccount::new(self)
+    }
+    /**Change the caller's settings: `{"completion_emails": false}` stops the e-mail sent
+when a job completes
+
+Sends a `PATCH` request to `/me`
+
+```ignore
+let response = client.update_account()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn update_account(&self) -> builder::UpdateAccount<'_> {
+        builder::UpdateAccount::new(self)
     }
     /**Upload statistics
 
@@ -3173,6 +3484,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -3181,6 +3499,13 @@ pub mod builder {
                     )
                 }
                 409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                410u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -3300,6 +3625,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -3308,6 +3640,13 @@ pub mod builder {
                     )
                 }
                 409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                410u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -3971,6 +4310,114 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::get_download_link`]
+
+[`Client::get_download_link`]: super::Client::get_download_link*/
+    #[derive(Debug, Clone)]
+    pub struct GetDownloadLink<'a> {
+        client: &'a super::Client,
+        job_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetDownloadLink<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                job_id: Err("job_id was not initialized".to_string()),
+            }
+        }
+        pub fn job_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.job_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for job_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/jobs/{job_id}/link`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::DownloadLink>, Error<types::ErrorBody>> {
+            let Self { client, job_id } = self;
+            let job_id = job_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/jobs/{}/link", client.baseurl, encode_path(& job_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_download_link",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::login`]
 
 [`Client::login`]: super::Client::login*/
@@ -4083,6 +4530,206 @@ pub mod builder {
             match response.status().as_u16() {
                 204u16 => Ok(ResponseValue::empty(response)),
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_account`]
+
+[`Client::get_account`]: super::Client::get_account*/
+    #[derive(Debug, Clone)]
+    pub struct GetAccount<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetAccount<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/me`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Account>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/me", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_account",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::update_account`]
+
+[`Client::update_account`]: super::Client::update_account*/
+    #[derive(Debug, Clone)]
+    pub struct UpdateAccount<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::AccountChanges, String>,
+    }
+    impl<'a> UpdateAccount<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::AccountChanges>,
+            <V as std::convert::TryInto<
+                types::AccountChanges,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `AccountChanges` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::AccountChanges,
+            ) -> types::builder::AccountChanges,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PATCH` request to `/me`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Account>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::AccountChanges::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/me", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .patch(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "update_account",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -189,11 +189,13 @@ pub struct SendEmailInput {
     pub job_id: JobId,
 }
 
-/// Whether `send_email` sent the mail now or found it already sent by an earlier attempt.
+/// Whether `send_email` sent the mail now, found it already sent by an earlier attempt, or
+/// sent none because the owner turned completion e-mails off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EmailOutcome {
     Sent,
     AlreadySent,
+    TurnedOff,
 }
 
 /// How a job that did not complete ended; `record_ending` writes it on the job's row.

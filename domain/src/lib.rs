@@ -3,6 +3,8 @@
 //! - [`ids`]: checked identifiers and values (`JobId`, `UserId`, `EmailAddress`, `ObjectKey`).
 //! - [`job`]: the life cycle of a conversion job as users see it.
 //! - [`duration`]: durations as people read them.
+//! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
+//!   gateway.
 //! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
 //!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
 //!   worker (which runs them) import these, so the two can never disagree.
@@ -11,6 +13,7 @@ pub mod contract;
 pub mod duration;
 pub mod ids;
 pub mod job;
+pub mod link;
 
 pub use ids::{EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
 pub use job::{JobStatus, Step};

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+const USER_COLUMNS: &str = "id, email, password_hash, is_admin, active, completion_emails";
+
 #[derive(Clone)]
 pub struct Database {
     pub(crate) pool: AnyPool,
@@ -26,6 +28,8 @@ pub struct User {
     pub password_hash: String,
     pub is_admin: bool,
     pub active: bool,
+    /// Whether the user wants an e-mail when a job completes.
+    pub completion_emails: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +198,7 @@ impl Database {
                 password_hash: password_hash.to_owned(),
                 is_admin,
                 active: true,
+                completion_emails: true,
             }),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Err(StoreError::Conflict("user"))
@@ -210,21 +215,39 @@ impl Database {
     }
 
     pub async fn user_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT id, email, password_hash, is_admin, active FROM users WHERE email = ?")
-            .bind(email.as_ref())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| user_from_row(&row))
-            .transpose()
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = ?"
+        )))
+        .bind(email.as_ref())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| user_from_row(&row))
+        .transpose()
     }
 
     pub async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT id, email, password_hash, is_admin, active FROM users WHERE id = ?")
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| user_from_row(&row))
+        .transpose()
+    }
+
+    /// Turns a user's completion e-mails on or off; false when there is no such user.
+    pub async fn set_completion_emails(&self, id: UserId, on: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET completion_emails = ? WHERE id = ?")
+            .bind(i64::from(on))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| user_from_row(&row))
-            .transpose()
+            .execute(&self.pool)
+            .await?;
+        // MySQL counts changed rows, not matched ones: setting the same value again is 0.
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        Ok(self.user_by_id(id).await?.is_some())
     }
 
     // ----- sessions and refresh tokens -----
@@ -489,6 +512,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         password_hash: row.try_get("password_hash")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         active: row.try_get::<i64, _>("active")? != 0,
+        completion_emails: row.try_get::<i64, _>("completion_emails")? != 0,
     })
 }
 

@@ -198,6 +198,24 @@ impl ObjectStore {
         }
     }
 
+    /// A URL that reads the object without credentials for `lifetime`, answered with these
+    /// headers; `None` for files, which only the gateway can serve.
+    pub async fn presigned_get(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Files { .. } => Ok(None),
+            Self::S3 { store, .. } => store
+                .presigned_get(key, content_type, disposition, lifetime)
+                .await
+                .map(Some),
+        }
+    }
+
     /// Removes the object; removing a missing object is not an error.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         match self {

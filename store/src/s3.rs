@@ -9,6 +9,7 @@ use aws_sdk_s3::{
     Client,
     config::{BehaviorVersion, Credentials, Region, http::HttpResponse},
     error::{ProvideErrorMetadata, SdkError},
+    presigning::PresigningConfig,
     primitives::ByteStream,
     types::{CompletedMultipartUpload, CompletedPart},
 };
@@ -377,6 +378,31 @@ impl S3Store {
             Err(error) if is_not_found(&error) => Err(StoreError::NotFound),
             Err(error) => Err(storage_error(error)),
         }
+    }
+
+    /// A URL that reads the object without credentials for `lifetime`, the bucket answering
+    /// with these `Content-Type` and `Content-Disposition` (signed into the URL). Made
+    /// offline: nothing is sent to the bucket.
+    pub async fn presigned_get(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let presigning = PresigningConfig::expires_in(lifetime)
+            .map_err(|e| StoreError::Unavailable(format!("cannot presign: {e}")))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_ref())
+            .response_content_type(content_type)
+            .response_content_disposition(disposition)
+            .presigned(presigning)
+            .await
+            .map_err(storage_error)?;
+        Ok(request.uri().to_owned())
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ use std::{
 };
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub const LINK_SECRET: &str = "test-link-secret-that-is-long-enough-too";
 pub const PASSWORD: &str = "correct horse battery";
 
 /// Which backends the suite runs on.
@@ -126,6 +127,7 @@ impl TestApp {
             .collect();
         vars.insert("TEMPORAL_ADDRESS".into(), temporal_address.clone());
         vars.insert("JWT_SECRET".into(), JWT_SECRET.into());
+        vars.insert("DOWNLOAD_LINK_SECRET".into(), LINK_SECRET.into());
         vars.insert("DATA_DIR".into(), data.path().display().to_string());
         let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let mut bucket = None;
@@ -530,6 +532,27 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A job's MP3 as the bucket (or directory) holds it, read with the test's own client.
+    pub async fn mp3_in_bucket(&self, job_id: &str) -> Vec<u8> {
+        use futures::TryStreamExt;
+        let key = audiomill_domain::ObjectKey::mp3(audiomill_domain::JobId::parse(job_id).unwrap());
+        let objects = &self.backends.objects;
+        let size = objects
+            .size(&key)
+            .await
+            .unwrap()
+            .expect("the MP3 is stored");
+        let chunks: Vec<Vec<u8>> = objects
+            .read_range(&key, 0..size)
+            .await
+            .unwrap()
+            .map_ok(|chunk| chunk.to_vec())
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
     }
 
     pub async fn mail_count(&self) -> usize {

@@ -1,4 +1,4 @@
-//! Logging in, checking and refreshing tokens, logging out.
+//! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
 use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, unavailable};
 use crate::{
@@ -9,7 +9,7 @@ use audiomill_domain::EmailAddress;
 use audiomill_store::RefreshOutcome;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
-/// `/login`, `/validate`, `/logout` and `/token/refresh`.
+/// `/login`, `/validate`, `/logout`, `/token/refresh` and `/me`.
 pub struct AccountsApi {
     pub(super) cx: Context,
 }
@@ -48,6 +48,50 @@ struct Identity {
     admin: bool,
     /// Expiry, Unix seconds.
     exp: u64,
+}
+
+/// The caller's account and settings.
+#[derive(Object)]
+#[oai(example)]
+struct Account {
+    id: String,
+    email: String,
+    admin: bool,
+    /// Whether an e-mail with a download link is sent when a job completes.
+    completion_emails: bool,
+}
+
+impl Example for Account {
+    fn example() -> Self {
+        Account {
+            id: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+            email: "ann@example.com".into(),
+            admin: false,
+            completion_emails: true,
+        }
+    }
+}
+
+/// Settings to change; those left out stay as they are.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct AccountChanges {
+    /// `false`: no e-mail when a job completes (links stay available from `/status` and
+    /// `GET /jobs/{job_id}/link`).
+    completion_emails: Option<bool>,
+}
+
+#[derive(ApiResponse)]
+enum AccountResponse {
+    /// The account, as it is now.
+    #[oai(status = 200)]
+    Ok(Json<Account>),
+    /// The token is invalid or expired, or its login has ended.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
 }
 
 #[derive(ApiResponse)]
@@ -177,6 +221,35 @@ impl AccountsApi {
         }
     }
 
+    /// The caller's account and settings.
+    #[oai(
+        path = "/me",
+        method = "get",
+        tag = "ApiTags::Auth",
+        operation_id = "getAccount"
+    )]
+    async fn me(&self, auth: BearerAuth) -> AccountResponse {
+        self.account(
+            &auth,
+            AccountChanges {
+                completion_emails: None,
+            },
+        )
+        .await
+    }
+
+    /// Change the caller's settings: `{"completion_emails": false}` stops the e-mail sent
+    /// when a job completes.
+    #[oai(
+        path = "/me",
+        method = "patch",
+        tag = "ApiTags::Auth",
+        operation_id = "updateAccount"
+    )]
+    async fn update_me(&self, auth: BearerAuth, changes: Json<AccountChanges>) -> AccountResponse {
+        self.account(&auth, changes.0).await
+    }
+
     /// Trade a refresh token for a new pair.
     ///
     /// Each refresh token works once; presenting a used one again revokes its whole login.
@@ -227,6 +300,44 @@ impl AccountsApi {
             Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
         };
         token_pair(gw, &user, &session_id, refresh)
+    }
+}
+
+impl AccountsApi {
+    /// Applies `changes` to the caller's account and shows it.
+    async fn account(&self, auth: &BearerAuth, changes: AccountChanges) -> AccountResponse {
+        let claims = match self.cx.authenticate(auth).await {
+            Ok(claims) => claims,
+            Err(Denied::Unauthorized(error)) => return AccountResponse::Unauthorized(error),
+            Err(Denied::Unavailable(error)) => return AccountResponse::Unavailable(error),
+        };
+        let gone = || {
+            AccountResponse::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "This account no longer exists.",
+            ))
+        };
+        let Some(id) = claims.user_id() else {
+            return gone();
+        };
+        let db = &self.cx.gw().db;
+        if let Some(on) = changes.completion_emails {
+            match db.set_completion_emails(id, on).await {
+                Ok(true) => {}
+                Ok(false) => return gone(),
+                Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+            }
+        }
+        match db.user_by_id(id).await {
+            Ok(Some(user)) => AccountResponse::Ok(Json(Account {
+                id: user.id.to_string(),
+                email: user.email.to_string(),
+                admin: user.is_admin,
+                completion_emails: user.completion_emails,
+            })),
+            Ok(None) => gone(),
+            Err(error) => AccountResponse::Unavailable(unavailable("database", error)),
+        }
     }
 }
 

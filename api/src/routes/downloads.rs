@@ -1,23 +1,79 @@
-//! Downloading a finished MP3, whole or by byte range.
+//! Downloading a finished MP3, whole or by byte range, with a token or a signed link; and
+//! issuing signed links.
+//!
+//! A signed link (`/download/{job_id}?signature=...`, see [`audiomill_domain::link`]) opens one
+//! job's MP3 without logging in, so that it works when clicked in an e-mail. With S3 and
+//! `DOWNLOAD_REDIRECT`, an authorised download is answered with a redirect to a short-lived
+//! presigned URL of the object, and the bucket serves the bytes (ranges included).
 
-use super::{ApiTags, BearerAuth, Context, ErrorJson, unavailable};
+use super::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, unavailable};
 use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
     upload,
 };
-use audiomill_domain::JobId;
+use audiomill_domain::{
+    JobId,
+    link::{LinkRefusal, SignedLink, unix_now},
+};
+use audiomill_store::Job;
 use poem::Body;
 use poem_openapi::{
-    ApiResponse, OpenApi,
+    ApiResponse, Object, OpenApi, SecurityScheme,
+    auth::ApiKey,
     param::{Header, Path, Query},
-    payload::Payload,
+    payload::{Json, Payload},
     registry::MetaSchemaRef,
+    types::Example,
 };
 
-/// `/download/{job_id}` and `/download?fid=`.
+/// `/download/{job_id}`, `/download?fid=` and `/jobs/{job_id}/link`.
 pub struct DownloadsApi {
     pub(super) cx: Context,
+}
+
+/// A signed link's `signature` parameter, as `GET /jobs/{job_id}/link` and the e-mail hand
+/// it out: it opens that job's MP3 until it expires, with no other credentials.
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "signature", key_in = "query")]
+struct LinkSignature(ApiKey);
+
+/// Who may download: the owner or an admin with an access token, or anyone with a signed link.
+#[derive(SecurityScheme)]
+enum DownloadAuth {
+    Bearer(BearerAuth),
+    Link(LinkSignature),
+}
+
+/// A signed download link.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub(super) struct DownloadLink {
+    /// Opens the MP3 with no other credentials (`GET`, ranges supported) until `expires_at`.
+    url: String,
+    /// RFC 3339, UTC.
+    expires_at: String,
+}
+
+impl From<SignedLink> for DownloadLink {
+    fn from(link: SignedLink) -> Self {
+        Self {
+            url: link.url,
+            expires_at: rfc3339(link.expires_at.saturating_mul(1000)),
+        }
+    }
+}
+
+impl Example for DownloadLink {
+    fn example() -> Self {
+        Self {
+            url: format!(
+                "https://audiomill.example.com/download/{}?signature=1795531500.hQ3...",
+                ApiJobId::example().0
+            ),
+            expires_at: "2026-11-24T14:45:00Z".into(),
+        }
+    }
 }
 
 /// An MP3 body, streamed.
@@ -50,6 +106,13 @@ enum DownloadResponse {
         #[oai(header = "Accept-Ranges")] String,
         #[oai(header = "Content-Length")] u64,
     ),
+    /// `DOWNLOAD_REDIRECT` with S3: the MP3 is at `Location`, a presigned URL that works for
+    /// `DOWNLOAD_REDIRECT_SECONDS` and answers with the same headers (send the `Range` there).
+    #[oai(status = 302)]
+    Redirect(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
     /// The requested byte range.
     #[oai(status = 206)]
     Partial(
@@ -61,6 +124,39 @@ enum DownloadResponse {
     /// The job id (`fid`) is missing or malformed.
     #[oai(status = 400)]
     BadRequest(ErrorJson),
+    /// Neither a valid access token nor a signed link.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// The signed link is not valid (changed, cut short, or made for another job), or its
+    /// owner's account is disabled.
+    #[oai(status = 403)]
+    Forbidden(ErrorJson),
+    /// No such job (or not yours).
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
+    /// The MP3 is not ready yet.
+    #[oai(status = 409)]
+    NotReady(ErrorJson),
+    /// The signed link has expired, or its job has been deleted since it was made.
+    #[oai(status = 410)]
+    Gone(ErrorJson),
+    /// The range is outside the file.
+    #[oai(status = 416)]
+    RangeNotSatisfiable(ErrorJson, #[oai(header = "Content-Range")] String),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "LinkResponse::framework_refusal")]
+enum LinkResponse {
+    /// A fresh link to the MP3.
+    #[oai(status = 200)]
+    Ok(Json<DownloadLink>),
+    /// The job id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
     /// No valid access token.
     #[oai(status = 401)]
     Unauthorized(ErrorJson),
@@ -70,22 +166,43 @@ enum DownloadResponse {
     /// The MP3 is not ready yet.
     #[oai(status = 409)]
     NotReady(ErrorJson),
-    /// The range is outside the file.
-    #[oai(status = 416)]
-    RangeNotSatisfiable(ErrorJson, #[oai(header = "Content-Range")] String),
     /// A dependency is down.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
 }
 
-refusal_into!(DownloadResponse);
-framework_refusal!(super::job_id_refused; DownloadResponse);
+refusal_into!(DownloadResponse, LinkResponse);
+framework_refusal!(super::job_id_refused; LinkResponse);
+
+impl DownloadResponse {
+    /// As [`framework_refusal!`], with a 401 that names both ways in.
+    fn framework_refusal(error: poem::Error) -> Self {
+        let (status, body) = crate::error::framework_answer(&error);
+        if status == poem::http::StatusCode::UNAUTHORIZED {
+            Self::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "A valid access token or a signed download link is required.",
+            ))
+        } else {
+            Self::BadRequest(super::job_id_refused(body))
+        }
+    }
+}
+
+fn not_ready() -> ErrorJson {
+    ErrorBody::new(
+        ErrorCode::NotReady,
+        "The MP3 is not ready yet; check /status.",
+    )
+}
 
 #[OpenApi]
 impl DownloadsApi {
     /// Download a finished MP3.
     ///
-    /// Supports `Range: bytes=...`.
+    /// With an access token (the owner or an admin), or with no credentials through a signed
+    /// link (`?signature=`, from `GET /jobs/{job_id}/link`, `/status` or the e-mail). Supports
+    /// `Range: bytes=...`. A browser (`Accept: text/html`) is answered errors as a page.
     #[oai(
         path = "/download/:job_id",
         method = "get",
@@ -95,7 +212,7 @@ impl DownloadsApi {
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn download(
         &self,
-        auth: BearerAuth,
+        auth: DownloadAuth,
         job_id: Path<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
@@ -115,31 +232,64 @@ impl DownloadsApi {
     #[tracing::instrument(skip_all, fields(job_id = %fid.0))]
     async fn download_by_fid(
         &self,
-        auth: BearerAuth,
+        auth: DownloadAuth,
         fid: Query<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
         self.serve_download(&auth, fid.0.0, range.0.as_deref())
             .await
     }
+
+    /// A fresh signed link to a finished MP3.
+    ///
+    /// The link opens the MP3 with no other credentials until `expires_at`
+    /// (`DOWNLOAD_LINK_HOURS` from now), or until the job is deleted. Share it with care.
+    #[oai(
+        path = "/jobs/:job_id/link",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "getDownloadLink"
+    )]
+    #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
+    async fn link(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> LinkResponse {
+        let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
+            Ok(found) => found,
+            Err(refusal) => return refusal.into(),
+        };
+        if job.mp3_key.is_none() || job.completed_at.is_none() {
+            return LinkResponse::NotReady(not_ready());
+        }
+        LinkResponse::Ok(Json(self.cx.gw().links.issue(job.id).into()))
+    }
+}
+
+/// A link to a completed job's MP3, for its `/status`.
+pub(super) fn link_for(cx: &Context, job: &Job) -> Option<DownloadLink> {
+    (job.mp3_key.is_some() && job.completed_at.is_some())
+        .then(|| cx.gw().links.issue(job.id).into())
 }
 
 impl DownloadsApi {
     async fn serve_download(
         &self,
-        auth: &BearerAuth,
+        auth: &DownloadAuth,
         id: JobId,
         range: Option<&str>,
     ) -> DownloadResponse {
-        let (_, job) = match self.cx.caller_job(auth, id).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
+        let job = match auth {
+            DownloadAuth::Bearer(bearer) => match self.cx.caller_job(bearer, id).await {
+                Ok((_, job)) => job,
+                Err(refusal) => return refusal.into(),
+            },
+            DownloadAuth::Link(LinkSignature(signature)) => {
+                match self.linked_job(id, &signature.key).await {
+                    Ok(job) => job,
+                    Err(refused) => return refused,
+                }
+            }
         };
         let (Some(key), Some(_)) = (job.mp3_key.clone(), job.completed_at) else {
-            return DownloadResponse::NotReady(ErrorBody::new(
-                ErrorCode::NotReady,
-                "The MP3 is not ready yet; check /status.",
-            ));
+            return DownloadResponse::NotReady(not_ready());
         };
         let objects = &self.cx.gw().objects;
         let size = match objects.size(&key).await {
@@ -153,6 +303,20 @@ impl DownloadsApi {
             Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
         };
         let disposition = upload::content_disposition(&job.original_filename);
+        if let Some(lifetime) = self.cx.gw().download_redirect {
+            match objects
+                .presigned_get(&key, Mp3::CONTENT_TYPE, &disposition, lifetime)
+                .await
+            {
+                Ok(Some(url)) => {
+                    crate::metrics::download_redirected();
+                    // The URL expires: a cache must not hand it out later.
+                    return DownloadResponse::Redirect(url, "no-store".into());
+                }
+                Ok(None) => {} // Files: only the gateway can serve them.
+                Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
+            }
+        }
         let range = match range.map(|r| parse_range(r, size)) {
             None => None,
             Some(Ok(range)) => range,
@@ -182,6 +346,54 @@ impl DownloadsApi {
             ),
             None => DownloadResponse::Ok(Mp3(body), disposition, "bytes".into(), length),
         }
+    }
+}
+
+impl DownloadsApi {
+    /// The job a signed link opens: checked without the database first (a forged or expired
+    /// link costs no query), then the job must still exist and its owner be enabled.
+    async fn linked_job(&self, id: JobId, signature: &str) -> Result<Job, DownloadResponse> {
+        let gw = self.cx.gw();
+        match gw.links.check(id, signature, unix_now()) {
+            Ok(()) => {}
+            Err(LinkRefusal::Forged) => {
+                return Err(DownloadResponse::Forbidden(ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    "This download link is not valid: it was changed or cut short. \
+                     Copy the whole link, or ask for a new one.",
+                )));
+            }
+            Err(LinkRefusal::Expired) => {
+                return Err(DownloadResponse::Gone(ErrorBody::new(
+                    ErrorCode::Gone,
+                    "This download link has expired; sign in to Audiomill for a new one.",
+                )));
+            }
+        }
+        let job = gw
+            .db
+            .job(id)
+            .await
+            .map_err(|error| DownloadResponse::Unavailable(unavailable("database", error)))?
+            .ok_or_else(|| {
+                DownloadResponse::Gone(ErrorBody::new(
+                    ErrorCode::Gone,
+                    "This job has been deleted, and its MP3 with it.",
+                ))
+            })?;
+        let owner_enabled = gw
+            .db
+            .user_by_id(job.user_id)
+            .await
+            .map_err(|error| DownloadResponse::Unavailable(unavailable("database", error)))?
+            .is_some_and(|owner| owner.active);
+        if !owner_enabled {
+            return Err(DownloadResponse::Forbidden(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "The account this link belongs to is disabled.",
+            )));
+        }
+        Ok(job)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::{
     ApiTags, BearerAuth, Context, Denied, ErrorJson,
+    downloads::{self, DownloadLink},
     intake::{self, UploadError},
     rfc3339, unavailable,
 };
@@ -117,6 +118,10 @@ struct JobStatusBody {
     /// Why the job failed, or the failed attempt of a step being retried; else `null`.
     #[oai(nullable)]
     error: Option<String>,
+    /// Once completed: a signed link that opens the MP3 with no other credentials until it
+    /// expires (as from `GET /jobs/{job_id}/link`); else `null`.
+    #[oai(nullable)]
+    download: Option<DownloadLink>,
 }
 
 impl Example for JobStatusBody {
@@ -131,6 +136,7 @@ impl Example for JobStatusBody {
             created_at: "2026-11-24T18:30:00.000Z".into(),
             completed_at: None,
             error: None,
+            download: None,
         }
     }
 }
@@ -477,6 +483,9 @@ impl JobsApi {
         };
         let gw = self.cx.gw();
         let view = gw.closed_views.job_view(&gw.temporal, &job).await;
+        let download = (view.status == JobStatus::Completed)
+            .then(|| downloads::link_for(&self.cx, &job))
+            .flatten();
         StatusResponse::Ok(Json(JobStatusBody {
             job_id: job.id.into(),
             status: view.status.into(),
@@ -487,6 +496,7 @@ impl JobsApi {
             created_at: rfc3339(job.created_at),
             completed_at: view.completed_at.map(rfc3339),
             error: view.error,
+            download,
         }))
     }
 
