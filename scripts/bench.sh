@@ -13,7 +13,9 @@
 #      CPU time per request in the load run), /metrics latency, and /stats/uploads and /jobs
 #      latency with 100 000 jobs in the database;
 #   7. 500 event streams at once on that gateway, following 5 jobs as they run
-#      (examples/followers.rs): its CPU and memory, and how often it read the jobs' state.
+#      (examples/followers.rs): its CPU and memory, and how often it read the jobs' state;
+#   8. a 1 GB MP3 downloaded through the gateway, against the same download redirected to a
+#      presigned S3 URL (DOWNLOAD_REDIRECT): time, and the gateway's CPU.
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -49,14 +51,14 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/7 transcode, 10-minute clip (best of 3 each)..."
+echo "1/8 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
 ratio=$(python3 -c "print(f'{($ours / $cli - 1) * 100:+.1f}%')")
 short_transcode=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/short.mp4" "$WORK/short.mp3" | awk '{print $1}'; done | best)
 
-echo "2/7 service overhead, 10-second clip..."
+echo "2/8 service overhead, 10-second clip..."
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091
 source .tools/run/env
@@ -68,6 +70,7 @@ export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT DATA_DIR=$WORK/data LISTEN_ADDR
 export DATABASE_URL=$TEST_MYSQL_URL/bench S3_BUCKET=bench S3_CREATE_BUCKET=true AWS_ENDPOINT_URL=$TEST_S3_ENDPOINT
 export AWS_ACCESS_KEY_ID=$TEST_S3_KEY AWS_SECRET_ACCESS_KEY=$TEST_S3_SECRET SMTP_URL=$TEST_SMTP_URL
 export JWT_SECRET=bench-secret-bench-secret-bench-secret MAX_FILE_SIZE=2048 RUST_LOG=warn
+export DOWNLOAD_LINK_SECRET=bench-link-secret-bench-link-secret
 export MAX_CONCURRENT_TRANSCODES=1
 "$BIN" migrate >/dev/null
 "$BIN" user add --email bench@example.com --password bench-password >/dev/null
@@ -89,7 +92,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/7 gateway memory and S3 throughput during a 1 GB upload..."
+echo "3/8 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -109,7 +112,7 @@ throughput=$(python3 -c "print(f'{1024 / $upload_seconds:.0f}')")
 big_job=$(json '["job_id"]' <"$WORK/big.json")
 until curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$big_job" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.2; done
 
-echo "4/7 jobs per minute, one worker against two..."
+echo "4/8 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
 for n in $(seq 10); do
   ff -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=48000" \
@@ -180,7 +183,7 @@ mapfile -t shared < <(scaling)
 WORKERS=("$(start_worker worker1)" "$(start_worker worker2)")
 sleep 2
 
-echo "5/7 load: 50 clients for 60 s against one gateway..."
+echo "5/8 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
 RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 LISTEN_ADDR=127.0.0.1:$LOAD_PORT \
@@ -193,7 +196,7 @@ load_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
 ./target/debug/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
 load_cpu=$(python3 -c "print(($(cpu_ticks "$LOAD_GATEWAY") - $load_cpu_before) / $TICKS)")
 
-echo "6/7 metrics and statistics..."
+echo "6/8 metrics and statistics..."
 # The gateway's CPU per answered request in the load run, against what its metrics middleware
 # costs per request measured alone: the share of the gateway's capacity that metrics take.
 requests=$(awk -F'|' 'NR > 2 {s += $3} END {print s}' "$WORK/load.txt")
@@ -239,7 +242,7 @@ deep=$(sql "SELECT CONCAT(created_at, '.', id) FROM jobs ORDER BY created_at DES
 deep_cursor=$(python3 -c "import base64, sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip('='))" "$deep")
 jobs_deep=$(timed "$LOAD/jobs?limit=100&cursor=$deep_cursor" -H "Authorization: Bearer $ADMIN_TOKEN")
 jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
-echo "7/7 500 event streams on one gateway while jobs run..."
+echo "7/8 500 event streams on one gateway while jobs run..."
 watch_reads() { curl -sf "$LOAD/metrics" | awk '$1 == "audiomill_job_watch_reads_total" {print $2}' | grep . || echo 0; }
 echo 5 >/proc/$LOAD_GATEWAY/clear_refs
 streams_rss_before=$(awk '/VmRSS/{print $2}' /proc/$LOAD_GATEWAY/status)
@@ -251,6 +254,34 @@ streams_peak=$(awk '/VmHWM/{print $2}' /proc/$LOAD_GATEWAY/status)
 streams_reads=$(( $(watch_reads) - streams_reads_before ))
 read -r _ streams _ ended _ events _ failed _ streams_seconds <"$WORK/followers.txt"
 streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
+
+echo "8/8 a 1 GB download, through the gateway and redirected to the bucket..."
+REDIRECT_PORT=$(free_port)
+DOWNLOAD_REDIRECT=true LISTEN_ADDR=127.0.0.1:$REDIRECT_PORT "$BIN" gateway >"$WORK/redirect-gateway.log" 2>&1 &
+REDIRECT_GATEWAY=$!; PIDS+=($REDIRECT_GATEWAY)
+REDIRECT=http://127.0.0.1:$REDIRECT_PORT
+for _ in $(seq 100); do curl -sf "$REDIRECT/health" >/dev/null && break; sleep 0.2; done
+TOKEN=$(curl -sf -X POST -u bench@example.com:bench-password "$API/login" | json '["access_token"]')
+# A finished job whose MP3 is then replaced by 1 GB of bytes: what is measured is moving them.
+download_job=$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/short.mp4" "$API/upload" | json '["job_id"]')
+until [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$download_job" | json '["status"]')" = completed ]; do sleep 0.2; done
+./target/debug/examples/put_object "mp3/$download_job.mp3" "$WORK/big.mp4" >/dev/null
+# Best of 2: "seconds gateway-CPU-seconds bytes" (curl follows the redirect, and like any
+# client does not send the token to another host).
+download() { # GATEWAY-PID BASE-URL
+  for _ in 1 2; do
+    local before took
+    before=$(cpu_ticks "$1")
+    took=$(curl -sfL -o /dev/null -w '%{time_total} %{size_download}' -H "Authorization: Bearer $TOKEN" "$2/download/$download_job")
+    echo "${took% *} $(python3 -c "print(f'{($(cpu_ticks "$1") - $before) / $TICKS:.2f}')") ${took#* }"
+  done | sort -n | head -1
+}
+read -r streamed_s streamed_cpu streamed_bytes < <(download "$GATEWAY" "$API")
+read -r redirected_s redirected_cpu redirected_bytes < <(download "$REDIRECT_GATEWAY" "$REDIRECT")
+[ "$streamed_bytes" = $((1024 ** 3)) ] && [ "$redirected_bytes" = $((1024 ** 3)) ] ||
+  { echo "a download was cut short: $streamed_bytes / $redirected_bytes bytes" >&2; exit 1; }
+rate() { python3 -c "print(f'{1024 / $1:.0f}')"; }
+download_row="${streamed_s} s, gateway CPU ${streamed_cpu} s ($(rate "$streamed_s") MB/s) / ${redirected_s} s, gateway CPU ${redirected_cpu} s ($(rate "$redirected_s") MB/s)"
 
 per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
 # "seconds cpu" pairs -> "jobs/min one / jobs/min two (speed-up)"
@@ -284,6 +315,7 @@ echo "| GET /jobs?limit=100, the bench user's first page, median / p95 of 20 | |
 echo "| GET /jobs?limit=100&status=failed, everyone's (admin), median / p95 of 20 | | ${jobs_failed} |"
 echo "| GET /jobs?limit=100 from 50 000 jobs deep (admin), median / p95 of 20 | | ${jobs_deep} |"
 echo "| 500 event streams on one gateway, 100 on each of 5 running jobs (10-minute clips, two workers) | | ${streams_row} |"
+echo "| a 1 GB MP3 downloaded (S3): streamed through the gateway / redirected to a presigned URL, best of 2 | | ${download_row} |"
 echo
 echo "Load, 50 clients for 60 s against one gateway (target: 0 errors, 0 lost jobs, p99 under 50 ms for status and validate):"
 echo
