@@ -273,7 +273,7 @@ download() { # GATEWAY-PID BASE-URL
     local before took
     before=$(cpu_ticks "$1")
     took=$(curl -sfL -o /dev/null -w '%{time_total} %{size_download}' -H "Authorization: Bearer $TOKEN" "$2/download/$download_job")
-    echo "${took% *} $(python3 -c "print(f'{($(cpu_ticks "$1") - $before) / $TICKS:.2f}')") ${took#* }"
+    echo "$(python3 -c "print(f'{${took% *}:.2f} {($(cpu_ticks "$1") - $before) / $TICKS:.2f}')") ${took#* }"
   done | sort -n | head -1
 }
 read -r streamed_s streamed_cpu streamed_bytes < <(download "$GATEWAY" "$API")

@@ -3,6 +3,7 @@
 //! - [`ids`]: checked identifiers and values (`JobId`, `UserId`, `EmailAddress`, `ObjectKey`).
 //! - [`job`]: the life cycle of a conversion job as users see it.
 //! - [`duration`]: durations as people read them.
+//! - [`output`]: what an MP3 is to be (encoding, trim, loudness, presets), as an upload asks.
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
 //! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
@@ -14,6 +15,7 @@ pub mod duration;
 pub mod ids;
 pub mod job;
 pub mod link;
+pub mod output;
 
 pub use ids::{EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
 pub use job::{JobStatus, Step};

@@ -1,0 +1,678 @@
+//! What comes out of a conversion: the MP3's encoding (bitrate mode, quality or bitrate,
+//! sample rate, channels), a trim, and loudness normalisation, as an upload asks for them
+//! (multipart fields, optionally starting from a named preset) and as the workflow carries
+//! them to the transcode.
+//!
+//! [`OutputRequest`] collects the fields as they arrive; [`OutputRequest::resolve`] checks
+//! each value and the combinations, and names the field at fault, before anything is stored.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Bitrates (kbit/s) an MP3 frame header can carry at MPEG-1 sample rates (32-48 kHz).
+pub const MPEG1_BITRATES: [u16; 14] = [
+    32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+];
+
+/// Bitrates (kbit/s) at MPEG-2 and 2.5 sample rates (8-24 kHz), from 32 up.
+pub const MPEG2_BITRATES: [u16; 11] = [32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+
+/// Every bitrate (kbit/s) the `bitrate` field takes: those of either table.
+pub const BITRATES: [u16; 15] = [
+    32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320,
+];
+
+/// The sample rates an MP3 can have.
+pub const SAMPLE_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/// The longest trim point accepted: a day (no source is that long; `MAX_MEDIA_SECONDS` caps
+/// what a worker decodes anyway).
+const MAX_TRIM_MS: u64 = 24 * 3600 * 1000;
+
+/// How LAME spends bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BitrateMode {
+    /// Variable: a quality level (`quality`), bits where the sound needs them.
+    #[default]
+    Vbr,
+    /// Constant: every frame at `bitrate`, for old players and streaming.
+    Cbr,
+    /// Average: about `bitrate` overall, varying per frame.
+    Abr,
+}
+
+/// The loudness to normalise to (EBU R128 / ITU-R BS.1770), in two passes: measure, then
+/// apply, so the result lands within 1 LU of `integrated`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Loudness {
+    /// Integrated loudness, LUFS (-70 to -5).
+    pub integrated: f64,
+    /// Maximum true peak, dBTP (-9 to 0).
+    pub true_peak: f64,
+    /// Loudness range, LU (1 to 50).
+    pub range: f64,
+}
+
+impl Loudness {
+    /// What streaming services and podcasts aim at.
+    pub const DEFAULT: Loudness = Loudness {
+        integrated: -16.0,
+        true_peak: -1.5,
+        range: 11.0,
+    };
+}
+
+/// Everything that decides the MP3, checked. `Default` is what a plain upload gets: VBR
+/// quality 2, the source's sample rate and channels (more than two mixed down to stereo), the
+/// whole length, loudness untouched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputOptions {
+    pub bitrate_mode: BitrateMode,
+    /// VBR quality, 0 (best) to 9.
+    pub quality: u8,
+    /// CBR and ABR: kbit/s.
+    pub bitrate: Option<u16>,
+    /// `None`: the source's, or the nearest an MP3 can have.
+    pub sample_rate: Option<u32>,
+    /// 1 or 2; `None`: the source's (more than two mixed down to stereo).
+    pub channels: Option<u8>,
+    /// Where the MP3 starts in the source, in milliseconds.
+    pub start_ms: Option<u64>,
+    /// Where it ends, in milliseconds.
+    pub end_ms: Option<u64>,
+    pub normalize: Option<Loudness>,
+    /// The preset these options started from, for people reading `/status`.
+    pub preset: Option<Preset>,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        Self {
+            bitrate_mode: BitrateMode::Vbr,
+            quality: 2,
+            bitrate: None,
+            sample_rate: None,
+            channels: None,
+            start_ms: None,
+            end_ms: None,
+            normalize: None,
+            preset: None,
+        }
+    }
+}
+
+/// Named starting points; any field given beside a preset wins over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Speech: mono, 64 kbit/s ABR at 22.05 kHz, normalised to -16 LUFS.
+    Voice,
+    /// Podcasts: mono, 96 kbit/s CBR at 44.1 kHz, normalised to -16 LUFS.
+    Podcast,
+    /// Audiobooks: mono, 64 kbit/s CBR at 44.1 kHz, normalised to -18 LUFS.
+    Audiobook,
+    /// Music: stereo, VBR quality 0 (about 245 kbit/s), loudness untouched.
+    Music,
+    /// Old players and car stereos: stereo, 128 kbit/s CBR at 44.1 kHz.
+    Compatible,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 5] = [
+        Preset::Voice,
+        Preset::Podcast,
+        Preset::Audiobook,
+        Preset::Music,
+        Preset::Compatible,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Voice => "voice",
+            Preset::Podcast => "podcast",
+            Preset::Audiobook => "audiobook",
+            Preset::Music => "music",
+            Preset::Compatible => "compatible",
+        }
+    }
+
+    /// The options this preset starts from.
+    pub fn options(self) -> OutputOptions {
+        let base = OutputOptions {
+            preset: Some(self),
+            ..OutputOptions::default()
+        };
+        let speech = |bitrate_mode, bitrate, sample_rate, integrated| OutputOptions {
+            bitrate_mode,
+            bitrate: Some(bitrate),
+            sample_rate: Some(sample_rate),
+            channels: Some(1),
+            normalize: Some(Loudness {
+                integrated,
+                ..Loudness::DEFAULT
+            }),
+            ..base.clone()
+        };
+        match self {
+            Preset::Voice => speech(BitrateMode::Abr, 64, 22050, -16.0),
+            Preset::Podcast => speech(BitrateMode::Cbr, 96, 44100, -16.0),
+            Preset::Audiobook => speech(BitrateMode::Cbr, 64, 44100, -18.0),
+            Preset::Music => OutputOptions {
+                quality: 0,
+                channels: Some(2),
+                ..base
+            },
+            Preset::Compatible => OutputOptions {
+                bitrate_mode: BitrateMode::Cbr,
+                bitrate: Some(128),
+                sample_rate: Some(44100),
+                channels: Some(2),
+                ..base
+            },
+        }
+    }
+}
+
+/// A field that cannot be taken, and why: answered as 400 naming `field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+fn refuse(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The output fields of an upload form as they arrive, unchecked.
+#[derive(Debug, Default, Clone)]
+pub struct OutputRequest {
+    fields: Vec<(&'static str, String)>,
+}
+
+impl OutputRequest {
+    /// The form fields this request takes.
+    pub const FIELDS: [&'static str; 10] = [
+        "preset",
+        "bitrate_mode",
+        "quality",
+        "bitrate",
+        "sample_rate",
+        "channels",
+        "start",
+        "end",
+        "normalize",
+        "normalize_true_peak",
+    ];
+
+    /// Whether `name` is one of [`OutputRequest::FIELDS`].
+    pub fn takes(name: &str) -> bool {
+        Self::FIELDS.contains(&name)
+    }
+
+    /// Records a field's value; a field given twice is refused.
+    pub fn add(&mut self, name: &str, value: &str) -> Result<(), FieldError> {
+        let field = *Self::FIELDS.iter().find(|f| **f == name).ok_or_else(|| {
+            refuse(
+                "form",
+                format!("has a field `{name}` this upload does not take"),
+            )
+        })?;
+        if self.fields.iter().any(|(f, _)| *f == field) {
+            return Err(refuse(field, "is given more than once"));
+        }
+        self.fields.push((field, value.trim().to_owned()));
+        Ok(())
+    }
+
+    fn value(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The checked options: the preset's (or the defaults), each given field over them, then
+    /// the combinations checked.
+    pub fn resolve(&self) -> Result<OutputOptions, FieldError> {
+        let mut options = match self.value("preset") {
+            None | Some("") => OutputOptions::default(),
+            Some(name) => Preset::ALL
+                .into_iter()
+                .find(|p| p.name() == name.to_ascii_lowercase())
+                .map(Preset::options)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                    refuse("preset", format!("must be one of {}", names.join(", ")))
+                })?,
+        };
+        if let Some(mode) = self.value("bitrate_mode") {
+            options.bitrate_mode = match mode.to_ascii_lowercase().as_str() {
+                "vbr" => BitrateMode::Vbr,
+                "cbr" => BitrateMode::Cbr,
+                "abr" => BitrateMode::Abr,
+                _ => return Err(refuse("bitrate_mode", "must be vbr, cbr or abr")),
+            };
+        }
+        if let Some(quality) = self.value("quality") {
+            options.quality = quality
+                .parse::<u8>()
+                .ok()
+                .filter(|q| *q <= 9)
+                .ok_or_else(|| refuse("quality", "must be a whole number from 0 (best) to 9"))?;
+        }
+        if let Some(bitrate) = self.value("bitrate") {
+            let kbps = bitrate.strip_suffix('k').unwrap_or(bitrate);
+            options.bitrate = Some(one_of("bitrate", kbps, &BITRATES, "kbit/s")?);
+        }
+        if let Some(rate) = self.value("sample_rate") {
+            options.sample_rate = Some(one_of("sample_rate", rate, &SAMPLE_RATES, "Hz")?);
+        }
+        if let Some(channels) = self.value("channels") {
+            options.channels = Some(match channels.to_ascii_lowercase().as_str() {
+                "1" | "mono" => 1,
+                "2" | "stereo" => 2,
+                _ => return Err(refuse("channels", "must be 1 (mono) or 2 (stereo)")),
+            });
+        }
+        if let Some(start) = self.value("start") {
+            options.start_ms = Some(trim_point(start).map_err(|m| refuse("start", m))?);
+        }
+        if let Some(end) = self.value("end") {
+            options.end_ms = Some(trim_point(end).map_err(|m| refuse("end", m))?);
+        }
+        if let Some(normalize) = self.value("normalize") {
+            options.normalize = match normalize.to_ascii_lowercase().as_str() {
+                "false" | "0" | "no" | "off" => None,
+                "true" | "yes" | "on" => Some(options.normalize.unwrap_or(Loudness::DEFAULT)),
+                target => {
+                    let integrated = target
+                        .trim_end_matches("lufs")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|i| (-70.0..=-5.0).contains(i))
+                        .ok_or_else(|| {
+                            refuse(
+                                "normalize",
+                                "must be true, false or a target loudness from -70 to -5 (LUFS)",
+                            )
+                        })?;
+                    Some(Loudness {
+                        integrated,
+                        ..options.normalize.unwrap_or(Loudness::DEFAULT)
+                    })
+                }
+            };
+        }
+        if let Some(peak) = self.value("normalize_true_peak") {
+            let peak = peak
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (-9.0..=0.0).contains(p))
+                .ok_or_else(|| {
+                    refuse(
+                        "normalize_true_peak",
+                        "must be a number from -9 to 0 (dBTP)",
+                    )
+                })?;
+            let Some(loudness) = options.normalize.as_mut() else {
+                return Err(refuse("normalize_true_peak", "needs `normalize`"));
+            };
+            loudness.true_peak = peak;
+        }
+        options.check()?;
+        Ok(options)
+    }
+}
+
+impl OutputOptions {
+    /// The combinations: a bitrate only with CBR or ABR (and then one is needed), one the
+    /// sample rate's MPEG version can carry, and a trim that ends after it starts.
+    fn check(&mut self) -> Result<(), FieldError> {
+        match (self.bitrate_mode, self.bitrate) {
+            (BitrateMode::Vbr, Some(_)) => {
+                return Err(refuse(
+                    "bitrate",
+                    "applies to bitrate_mode cbr or abr; vbr takes `quality`",
+                ));
+            }
+            (BitrateMode::Cbr | BitrateMode::Abr, None) => {
+                return Err(refuse(
+                    "bitrate",
+                    "is required with bitrate_mode cbr or abr",
+                ));
+            }
+            (BitrateMode::Cbr, Some(kbps)) => {
+                if let Some(rate) = self.sample_rate {
+                    let (allowed, version) = if rate >= 32000 {
+                        (&MPEG1_BITRATES[..], "MPEG-1")
+                    } else {
+                        (&MPEG2_BITRATES[..], "MPEG-2")
+                    };
+                    if !allowed.contains(&kbps) {
+                        return Err(refuse(
+                            "bitrate",
+                            format!(
+                                "{kbps} kbit/s cannot be used at {rate} Hz ({version}): choose one of {}",
+                                list(allowed)
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let (Some(start), Some(end)) = (self.start_ms, self.end_ms)
+            && end <= start
+        {
+            return Err(refuse("end", "must be after `start`"));
+        }
+        Ok(())
+    }
+
+    /// Whether these are the defaults, so that nothing about them needs saying.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A trim point: seconds (`90`, `90.5`) or `[HH:]MM:SS[.mmm]`, to the millisecond.
+fn trim_point(text: &str) -> Result<u64, String> {
+    let bad = || "must be seconds (90 or 90.5) or HH:MM:SS.mmm".to_owned();
+    let (whole, fraction) = match text.split_once('.') {
+        Some((_, "")) => return Err(bad()),
+        Some((whole, fraction)) => (whole, fraction),
+        None => (text, ""),
+    };
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let millis = format!("{fraction:0<3}")
+        .parse::<u64>()
+        .map_err(|_| bad())?;
+    let parts: Vec<&str> = whole.split(':').collect();
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let numbers: Vec<u64> = parts
+        .iter()
+        .map(|p| p.parse().unwrap_or(u64::MAX))
+        .collect();
+    // After the first, minutes and seconds are two digits under 60.
+    if parts.len() > 1
+        && parts[1..]
+            .iter()
+            .zip(&numbers[1..])
+            .any(|(p, n)| p.len() != 2 || *n >= 60)
+    {
+        return Err(bad());
+    }
+    let seconds = numbers
+        .iter()
+        .fold(0u64, |total, n| total.saturating_mul(60).saturating_add(*n));
+    let total = seconds.saturating_mul(1000).saturating_add(millis);
+    if total > MAX_TRIM_MS {
+        return Err("is beyond 24 hours".into());
+    }
+    Ok(total)
+}
+
+/// `text` as one of the `allowed` values (in `unit`), or a refusal listing them.
+fn one_of<T>(field: &'static str, text: &str, allowed: &[T], unit: &str) -> Result<T, FieldError>
+where
+    T: std::str::FromStr + PartialEq + Copy + fmt::Display,
+{
+    text.parse::<T>()
+        .ok()
+        .filter(|value| allowed.contains(value))
+        .ok_or_else(|| refuse(field, format!("must be one of {} ({unit})", list(allowed))))
+}
+
+fn list<T: fmt::Display>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(fields: &[(&str, &str)]) -> Result<OutputOptions, FieldError> {
+        let mut request = OutputRequest::default();
+        for (name, value) in fields {
+            request.add(name, value)?;
+        }
+        request.resolve()
+    }
+
+    fn refused_field(fields: &[(&str, &str)]) -> &'static str {
+        resolve(fields).expect_err("refused").field
+    }
+
+    #[test]
+    fn no_fields_are_the_defaults() {
+        let options = resolve(&[]).unwrap();
+        assert!(options.is_default());
+        assert_eq!(options.quality, 2);
+        assert_eq!(options.bitrate_mode, BitrateMode::Vbr);
+    }
+
+    #[test]
+    fn each_field_is_read() {
+        let options = resolve(&[
+            ("bitrate_mode", "CBR"),
+            ("bitrate", "128"),
+            ("sample_rate", "44100"),
+            ("channels", "mono"),
+            ("start", "00:01:02.5"),
+            ("end", "90"),
+            ("normalize", "-14"),
+            ("normalize_true_peak", "-1"),
+        ])
+        .unwrap();
+        assert_eq!(options.bitrate_mode, BitrateMode::Cbr);
+        assert_eq!(options.bitrate, Some(128));
+        assert_eq!(options.sample_rate, Some(44100));
+        assert_eq!(options.channels, Some(1));
+        assert_eq!(options.start_ms, Some(62_500));
+        assert_eq!(options.end_ms, Some(90_000));
+        let loudness = options.normalize.unwrap();
+        assert_eq!((loudness.integrated, loudness.true_peak), (-14.0, -1.0));
+    }
+
+    #[test]
+    fn trim_points_take_seconds_or_clock_times() {
+        for (text, millis) in [
+            ("0", 0),
+            ("90", 90_000),
+            ("90.5", 90_500),
+            ("1.25", 1_250),
+            ("1.005", 1_005),
+            ("01:30", 90_000),
+            ("1:02:03.4", 3_723_400),
+            ("00:00:00.001", 1),
+        ] {
+            assert_eq!(trim_point(text), Ok(millis), "{text}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "1.2345",
+            "1:60",
+            "1:5",
+            "a",
+            "1::2",
+            "1.",
+            "1:02:03:04",
+            "+5",
+            "1e3",
+            " 1",
+            "99999999999999999999",
+        ] {
+            assert!(trim_point(bad).is_err(), "{bad:?}");
+        }
+        assert!(trim_point("25:00:00").unwrap_err().contains("24 hours"));
+    }
+
+    #[test]
+    fn presets_start_and_fields_win() {
+        let podcast = resolve(&[("preset", "podcast")]).unwrap();
+        assert_eq!(podcast.preset, Some(Preset::Podcast));
+        assert_eq!(
+            (podcast.bitrate_mode, podcast.bitrate),
+            (BitrateMode::Cbr, Some(96))
+        );
+        assert_eq!(podcast.channels, Some(1));
+        assert_eq!(podcast.normalize.unwrap().integrated, -16.0);
+        let louder = resolve(&[
+            ("preset", "Podcast"),
+            ("normalize", "-14"),
+            ("channels", "2"),
+        ])
+        .unwrap();
+        assert_eq!(louder.normalize.unwrap().integrated, -14.0);
+        assert_eq!(louder.channels, Some(2));
+        let quiet = resolve(&[("preset", "voice"), ("normalize", "false")]).unwrap();
+        assert_eq!(quiet.normalize, None);
+        // Every preset is valid as it stands.
+        for preset in Preset::ALL {
+            let mut options = preset.options();
+            assert_eq!(options.check(), Ok(()), "{}", preset.name());
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        for (fields, field) in [
+            (&[("preset", "loud")][..], "preset"),
+            (&[("bitrate_mode", "vbr2")][..], "bitrate_mode"),
+            (&[("quality", "10")][..], "quality"),
+            (&[("quality", "-1")][..], "quality"),
+            (&[("quality", "2.5")][..], "quality"),
+            (
+                &[("bitrate_mode", "cbr"), ("bitrate", "100")][..],
+                "bitrate",
+            ),
+            (&[("bitrate_mode", "cbr"), ("bitrate", "16")][..], "bitrate"),
+            (
+                &[("bitrate_mode", "cbr"), ("bitrate", "999999999999")][..],
+                "bitrate",
+            ),
+            (&[("bitrate_mode", "cbr")][..], "bitrate"),
+            (&[("bitrate", "128")][..], "bitrate"),
+            (&[("sample_rate", "44000")][..], "sample_rate"),
+            (&[("channels", "6")][..], "channels"),
+            (&[("start", "abc")][..], "start"),
+            (&[("end", "1:99")][..], "end"),
+            (&[("start", "10"), ("end", "5")][..], "end"),
+            (&[("start", "10"), ("end", "10")][..], "end"),
+            (&[("normalize", "-80")][..], "normalize"),
+            (&[("normalize", "loud")][..], "normalize"),
+            (&[("normalize_true_peak", "-1")][..], "normalize_true_peak"),
+            (
+                &[("normalize", "true"), ("normalize_true_peak", "3")][..],
+                "normalize_true_peak",
+            ),
+        ] {
+            assert_eq!(refused_field(fields), field, "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn a_cbr_bitrate_must_fit_the_sample_rate() {
+        // 320 kbit/s exists only at MPEG-1 rates (32 kHz and up), 144 only at MPEG-2 ones.
+        assert_eq!(
+            refused_field(&[
+                ("bitrate_mode", "cbr"),
+                ("bitrate", "320"),
+                ("sample_rate", "22050")
+            ]),
+            "bitrate"
+        );
+        assert!(
+            resolve(&[
+                ("bitrate_mode", "cbr"),
+                ("bitrate", "320"),
+                ("sample_rate", "48000")
+            ])
+            .is_ok()
+        );
+        assert_eq!(
+            refused_field(&[
+                ("bitrate_mode", "cbr"),
+                ("bitrate", "144"),
+                ("sample_rate", "44100")
+            ]),
+            "bitrate"
+        );
+        assert!(
+            resolve(&[
+                ("bitrate_mode", "cbr"),
+                ("bitrate", "144"),
+                ("sample_rate", "24000")
+            ])
+            .is_ok()
+        );
+        assert!(
+            resolve(&[
+                ("bitrate_mode", "cbr"),
+                ("bitrate", "64"),
+                ("sample_rate", "16000")
+            ])
+            .is_ok()
+        );
+        // ABR is an average: LAME picks each frame's bitrate itself.
+        assert!(
+            resolve(&[
+                ("bitrate_mode", "abr"),
+                ("bitrate", "192"),
+                ("sample_rate", "22050")
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_field_given_twice_or_unknown_is_refused() {
+        let mut request = OutputRequest::default();
+        request.add("quality", "2").unwrap();
+        assert_eq!(request.add("quality", "3").unwrap_err().field, "quality");
+        assert_eq!(request.add("volume", "11").unwrap_err().field, "form");
+    }
+
+    #[test]
+    fn options_travel_as_json_and_old_inputs_read_as_defaults() {
+        let options = resolve(&[("preset", "podcast")]).unwrap();
+        let json = serde_json::to_string(&options).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OutputOptions>(&json).unwrap(),
+            options
+        );
+        assert!(
+            serde_json::from_str::<OutputOptions>("{}")
+                .unwrap()
+                .is_default()
+        );
+    }
+}
