@@ -14,6 +14,7 @@
 //! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
 
+use audiomill_domain::output::{BitrateMode, MPEG1_BITRATES, MPEG2_BITRATES};
 use ffmpeg::{ChannelLayout, Error as AvError, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
 use std::{ops::ControlFlow, path::Path};
@@ -24,15 +25,31 @@ const QP2LAMBDA: usize = 118;
 /// Audio this much shorter than announced means the file is truncated.
 const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
 
+/// How the MP3 is encoded, as `ffmpeg -c:a libmp3lame` would be told: VBR with `-q:a`, CBR
+/// with `-b:a`, ABR with `-b:a -abr 1`, and `-ar`, `-ac`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Mp3Settings {
+    pub mode: BitrateMode,
     /// LAME VBR quality, 0 (best) to 9; `ffmpeg -q:a N`.
     pub vbr_quality: u8,
+    /// CBR and ABR: kbit/s (checked by [`audiomill_domain::output`]).
+    pub bitrate_kbps: Option<u16>,
+    /// `None`: the source's, or the nearest an MP3 can have.
+    pub sample_rate: Option<u32>,
+    /// 1 or 2; `None`: the source's, more than two mixed down to stereo.
+    pub channels: Option<u8>,
 }
 
 impl Default for Mp3Settings {
     fn default() -> Self {
-        Self { vbr_quality: 2 }
+        Self {
+            mode: BitrateMode::Vbr,
+            vbr_quality: 2,
+            bitrate_kbps: None,
+            sample_rate: None,
+            channels: None,
+        }
     }
 }
 
@@ -316,27 +333,64 @@ fn mp3_encoder(
         .audio()
         .map_err(output_error)?;
     let mut ost = octx.add_stream(lame).map_err(output_error)?;
+    // The muxer names the encoder in the LAME tag from this, as `ffmpeg` does: the same
+    // settings then make the same MP3 frames as the CLI, byte for byte.
+    let version = ffmpeg::codec::version();
+    let mut metadata = ffmpeg::Dictionary::new();
+    metadata.set(
+        "encoder",
+        &format!(
+            "Lavc{}.{}.{} libmp3lame",
+            version >> 16,
+            (version >> 8) & 0xff,
+            version & 0xff
+        ),
+    );
+    ost.set_metadata(metadata);
     let mut encoder = codec::context::Context::new_with_codec(*lame)
         .encoder()
         .audio()
         .map_err(output_error)?;
-    let rate = pick_rate(&lame, decoder.rate());
+    let mut rate = pick_rate(&lame, settings.sample_rate.unwrap_or(decoder.rate()));
+    if let (BitrateMode::Cbr, Some(kbps)) = (settings.mode, settings.bitrate_kbps) {
+        rate = rate_for_bitrate(rate, kbps);
+    }
+    let channels = settings
+        .channels
+        .map_or(decoder.channel_layout().channels(), i32::from);
     let layout = lame
         .channel_layouts()
-        .map(|layouts| layouts.best(decoder.channel_layout().channels()))
+        .map(|layouts| layouts.best(channels))
         .unwrap_or(ChannelLayout::STEREO);
     encoder.set_rate(rate as i32);
     encoder.set_channel_layout(layout);
     encoder.set_channels(layout.channels());
+    // The decoder's own format when LAME takes it, as `ffmpeg` chooses: a mix-down then
+    // rounds exactly as the CLI's does.
+    let formats: Vec<_> = lame.formats().into_iter().flatten().collect();
     encoder.set_format(
-        lame.formats()
-            .and_then(|mut formats| formats.next())
+        formats
+            .iter()
+            .copied()
+            .find(|format| *format == decoder.format())
+            .or_else(|| formats.first().copied())
             .ok_or_else(|| TranscodeError::Output("libmp3lame offers no sample format".into()))?,
     );
     encoder.set_time_base((1, rate as i32));
-    encoder.set_flags(codec::flag::Flags::QSCALE);
-    encoder.set_quality(usize::from(settings.vbr_quality.min(9)) * QP2LAMBDA);
-    let encoder = encoder.open_as(lame).map_err(output_error)?;
+    let mut private = ffmpeg::Dictionary::new();
+    match (settings.mode, settings.bitrate_kbps) {
+        (BitrateMode::Cbr | BitrateMode::Abr, Some(kbps)) => {
+            encoder.set_bit_rate(usize::from(kbps) * 1000);
+            if settings.mode == BitrateMode::Abr {
+                private.set("abr", "1");
+            }
+        }
+        _ => {
+            encoder.set_flags(codec::flag::Flags::QSCALE);
+            encoder.set_quality(usize::from(settings.vbr_quality.min(9)) * QP2LAMBDA);
+        }
+    }
+    let encoder = encoder.open_as_with(lame, private).map_err(output_error)?;
     ost.set_parameters(&encoder);
     ost.set_time_base((1, rate as i32));
     Ok(encoder)
@@ -369,6 +423,19 @@ fn check_decoder(id: codec::Id) -> Result<(), TranscodeError> {
         None => Err(TranscodeError::Unsupported(
             "no decoder for the audio codec".into(),
         )),
+    }
+}
+
+/// The rate for a CBR `kbps`: `rate` when its MPEG version has that bitrate, else the nearest
+/// rate of the version that has (an MP3 frame cannot carry 320 kbit/s at 22.05 kHz).
+pub fn rate_for_bitrate(rate: u32, kbps: u16) -> u32 {
+    let mpeg1 = rate >= 32_000;
+    if mpeg1 && !MPEG1_BITRATES.contains(&kbps) && MPEG2_BITRATES.contains(&kbps) {
+        24_000
+    } else if !mpeg1 && !MPEG2_BITRATES.contains(&kbps) && MPEG1_BITRATES.contains(&kbps) {
+        32_000
+    } else {
+        rate
     }
 }
 

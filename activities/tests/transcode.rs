@@ -1,6 +1,7 @@
 //! The transcoder against real media made by the `ffmpeg` command-line tool.
 
 use audiomill_activities::transcode::{MediaLimits, Mp3Settings, TranscodeError, transcode};
+use audiomill_domain::output::BitrateMode;
 use std::{ops::ControlFlow, path::Path, process::Command};
 
 fn ffmpeg(args: &[&str]) {
@@ -319,7 +320,10 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
     let result = convert(
         &input,
         &dir.path().join("a.mp3"),
-        Mp3Settings { vbr_quality: 0 },
+        Mp3Settings {
+            vbr_quality: 0,
+            ..Mp3Settings::default()
+        },
         small,
     );
     assert!(
@@ -382,4 +386,123 @@ fn only_the_accepted_containers_and_audio_codecs_are_opened() {
         matches!(&result, Err(TranscodeError::Unsupported(m)) if m.contains("tta")),
         "{result:?}"
     );
+}
+
+/// A 5.1 source (48 kHz), so that channel and rate choices are visible.
+fn make_surround_video(path: &Path, seconds: u32) {
+    let duration = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-filter_complex",
+        "[1]pan=5.1|c0=c0|c1=0.5*c0|c2=0.3*c0|c3=0.1*c0|c4=0.2*c0|c5=0.4*c0[a]",
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn each_encoding_choice_makes_the_same_file_as_the_ffmpeg_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("in.mp4");
+    make_surround_video(&video, 4);
+    let vbr = |quality| Mp3Settings {
+        vbr_quality: quality,
+        ..Mp3Settings::default()
+    };
+    let at = |mode, kbps, rate, channels| Mp3Settings {
+        mode,
+        bitrate_kbps: Some(kbps),
+        sample_rate: rate,
+        channels,
+        ..Mp3Settings::default()
+    };
+    for (name, settings, cli, expect) in [
+        (
+            "vbr-default",
+            Mp3Settings::default(),
+            &["-q:a", "2"][..],
+            ("48000", "2", "Xing"),
+        ),
+        (
+            "vbr-5-mono-16k",
+            Mp3Settings {
+                sample_rate: Some(16000),
+                channels: Some(1),
+                ..vbr(5)
+            },
+            &["-q:a", "5", "-ar", "16000", "-ac", "1"][..],
+            ("16000", "1", "Xing"),
+        ),
+        (
+            "cbr-128-mono-22k",
+            at(BitrateMode::Cbr, 128, Some(22050), Some(1)),
+            &["-b:a", "128k", "-ar", "22050", "-ac", "1"][..],
+            ("22050", "1", "Info"),
+        ),
+        (
+            "cbr-320",
+            at(BitrateMode::Cbr, 320, None, Some(2)),
+            &["-b:a", "320k", "-ac", "2"][..],
+            ("48000", "2", "Info"),
+        ),
+        (
+            "abr-96-44k",
+            at(BitrateMode::Abr, 96, Some(44100), None),
+            &["-b:a", "96k", "-abr", "1", "-ar", "44100", "-ac", "2"][..],
+            ("44100", "2", "Xing"),
+        ),
+    ] {
+        let ours = dir.path().join(format!("{name}.mp3"));
+        convert(&video, &ours, settings, MediaLimits::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let theirs = dir.path().join(format!("{name}-cli.mp3"));
+        let mut args = vec!["-i", video.to_str().unwrap(), "-vn", "-c:a", "libmp3lame"];
+        args.extend(cli);
+        args.push(theirs.to_str().unwrap());
+        ffmpeg(&args);
+        let (rate, channels, tag) = expect;
+        assert_eq!(probe(&ours, "stream=sample_rate"), rate, "{name}");
+        assert_eq!(probe(&ours, "stream=channels"), channels, "{name}");
+        let bytes = std::fs::read(&ours).unwrap();
+        // LAME marks a CBR file's first frame "Info", a VBR or ABR one's "Xing".
+        let head = &bytes[..bytes.len().min(4096)];
+        assert!(
+            head.windows(4).any(|w| w == tag.as_bytes()),
+            "{name}: no {tag} frame"
+        );
+        // The frames, from the LAME tag on: the ID3 tag before them differs (the CLI copies
+        // the source's metadata into it).
+        assert!(
+            frames(&bytes) == frames(&std::fs::read(&theirs).unwrap()),
+            "{name}: differs from `ffmpeg -c:a libmp3lame {}`",
+            cli.join(" ")
+        );
+    }
+}
+
+/// An MP3's bytes after its ID3v2 tag.
+fn frames(mp3: &[u8]) -> &[u8] {
+    assert_eq!(&mp3[..3], b"ID3", "an ID3v2 tag first");
+    let size = mp3[6..10]
+        .iter()
+        .fold(0usize, |size, byte| (size << 7) | usize::from(byte & 0x7f));
+    &mp3[10 + size..]
 }
