@@ -289,6 +289,29 @@ async fn completion_emails_can_be_turned_off_and_on() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
         assert_eq!(error_code(response).await, "bad_request", "{what}");
     }
+    // The one PATCH body goes through the same body policy as every JSON body: any JSON
+    // spelling, nothing else, at most 64 KiB.
+    let patch = |content_type: &'static str, body: String| {
+        app.http
+            .patch(app.url("/me"))
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let setting = r#"{"completion_emails": false}"#.to_owned();
+    for spelling in [
+        "application/merge-patch+json",
+        "Application/JSON; charset=utf-8",
+    ] {
+        let response = patch(spelling, setting.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{spelling}");
+    }
+    let response = patch("text/plain", setting.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let padded = format!(r#"{{"completion_emails": false{}}}"#, " ".repeat(70 * 1024));
+    let response = patch("application/json", padded).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let anonymous = app
         .http
         .patch(app.url("/me"))

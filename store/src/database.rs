@@ -60,6 +60,13 @@ pub struct Job {
     pub failure_type: Option<String>,
 }
 
+impl Job {
+    /// The MP3's key once the job has completed (stored and marked so); `None` before.
+    pub fn finished_mp3(&self) -> Option<&ObjectKey> {
+        self.completed_at.and(self.mp3_key.as_ref())
+    }
+}
+
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type";

@@ -256,7 +256,7 @@ impl DownloadsApi {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
         };
-        if job.mp3_key.is_none() || job.completed_at.is_none() {
+        if job.finished_mp3().is_none() {
             return LinkResponse::NotReady(not_ready());
         }
         LinkResponse::Ok(Json(self.cx.gw().links.issue(job.id).into()))
@@ -265,8 +265,8 @@ impl DownloadsApi {
 
 /// A link to a completed job's MP3, for its `/status`.
 pub(super) fn link_for(cx: &Context, job: &Job) -> Option<DownloadLink> {
-    (job.mp3_key.is_some() && job.completed_at.is_some())
-        .then(|| cx.gw().links.issue(job.id).into())
+    job.finished_mp3()
+        .map(|_| cx.gw().links.issue(job.id).into())
 }
 
 impl DownloadsApi {
@@ -288,7 +288,7 @@ impl DownloadsApi {
                 }
             }
         };
-        let (Some(key), Some(_)) = (job.mp3_key.clone(), job.completed_at) else {
+        let Some(key) = job.finished_mp3().cloned() else {
             return DownloadResponse::NotReady(not_ready());
         };
         let objects = &self.cx.gw().objects;
