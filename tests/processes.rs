@@ -161,6 +161,12 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
             .filter(|m| m.contains(&format!("/download/{job}")))
             .count();
         assert_eq!(links, 1, "job {job} got {links} e-mails");
+        // The link a worker process signed opens the MP3 at the gateway process, with no
+        // other credentials: both read the same DOWNLOAD_LINK_SECRET.
+        let link = test.emailed_link(job).await;
+        let path = &link[link.find("/download/").unwrap()..];
+        let clicked = reqwest::get(test.url(path)).await.unwrap();
+        assert_eq!(clicked.status(), reqwest::StatusCode::OK, "{link}");
         let mp3s = objects
             .iter()
             .filter(|key| key.starts_with("mp3/") && key.contains(job.as_str()))

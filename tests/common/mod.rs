@@ -534,6 +534,27 @@ impl TestApp {
         }
     }
 
+    /// The signed download link in the job's e-mail, from its text part as sent.
+    pub async fn emailed_link(&self, job_id: &str) -> String {
+        let texts: Vec<String> = self
+            .raw_mails()
+            .await
+            .iter()
+            .map(|raw| {
+                let mail = mailparse::parse_mail(raw).expect("the message parses as MIME");
+                mail.subparts[0].get_body().unwrap()
+            })
+            .collect();
+        let path = format!("/download/{job_id}?signature=");
+        texts
+            .iter()
+            .flat_map(|text| text.lines())
+            .map(str::trim)
+            .find(|line| line.starts_with("http") && line.contains(&path))
+            .unwrap_or_else(|| panic!("no link to {job_id} in {texts:?}"))
+            .to_owned()
+    }
+
     /// A job's MP3 as the bucket (or directory) holds it, read with the test's own client.
     pub async fn mp3_in_bucket(&self, job_id: &str) -> Vec<u8> {
         use futures::TryStreamExt;
