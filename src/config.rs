@@ -634,6 +634,22 @@ mod tests {
         assert_eq!(config.temporal_address, None);
         assert_eq!(worker.work_dir, Path::new("/srv/am/work"));
         assert_eq!(worker.media_limits, MediaLimits::default());
+        assert_eq!(config.links.lifetime.as_secs(), 72 * 3600);
+        assert_eq!(config.links.secret, None);
+        assert_eq!(config.links.public_url, None);
+        assert_eq!(
+            gateway.download_redirect, None,
+            "the gateway streams by default"
+        );
+        let (_, redirecting, _) = parse(&[
+            ("DOWNLOAD_REDIRECT", "true"),
+            ("DOWNLOAD_REDIRECT_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(
+            redirecting.download_redirect,
+            Some(std::time::Duration::from_secs(60))
+        );
     }
 
     #[test]
@@ -656,6 +672,13 @@ mod tests {
             ("RATE_LIMIT_PER_MINUTE", "none"),
             ("MAX_CONCURRENT_TRANSCODES", "-1"),
             ("JWT_SECRET", "short-key"),
+            ("DOWNLOAD_LINK_SECRET", "short-key"),
+            ("DOWNLOAD_LINK_HOURS", "0"),
+            ("DOWNLOAD_LINK_HOURS", "8761"),
+            ("DOWNLOAD_REDIRECT", "sometimes"),
+            ("DOWNLOAD_REDIRECT_SECONDS", "0"),
+            ("DOWNLOAD_REDIRECT_SECONDS", "604801"),
+            ("PUBLIC_URL", "audiomill.example.com"),
         ] {
             let mut vars = s3.to_vec();
             vars.push((name, value));

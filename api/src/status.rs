@@ -144,11 +144,11 @@ fn running_view(job: &Job, pending: Option<&PendingActivityInfo>, history_length
         .and_then(|a| a.heartbeat_details.as_ref())
         .and_then(|d| d.payloads.first())
         .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok());
-    // A step still waiting for room on a worker has not really started; a fetch no worker has
-    // reported on yet waits for one.
+    // A step still waiting for room on a worker has not really started, and neither has one
+    // whose worker has not reported on it yet: a transcode is taken by its worker before a
+    // slot is free, and says which it is in its first heartbeat, a moment later.
     let waiting = match step {
-        Some(Step::FetchSource) => details.is_none_or(|d| d.waiting),
-        Some(Step::Transcode) => details.is_some_and(|d| d.waiting),
+        Some(Step::FetchSource | Step::Transcode) => details.is_none_or(|d| d.waiting),
         _ => false,
     };
     let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
