@@ -62,16 +62,29 @@ install() {
   fi
 }
 
-wait_for() { # name, command...
-  local name=$1; shift
+# The first port from $1 up that nothing listens on: a second checkout on the same machine (or
+# anything else holding a default port) gets ports of its own instead of another's services.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
+wait_for() { # name, log, command...
+  local name=$1 log=$2; shift 2
   for _ in $(seq 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  say "$name did not start; see $RUN/*.log"; return 1
+  say "$name did not start; the end of $log:"; tail -n 20 "$log" >&2; return 1
 }
 
 start() {
   install
   stop quiet
   mkdir -p "$RUN"
+  MYSQL_PORT=$(free_port "$MYSQL_PORT")
+  S3_PORT=$(free_port "$S3_PORT")
+  SMTP_PORT=$(free_port "$SMTP_PORT")
+  REDIS_PORT=$(free_port "$REDIS_PORT")
+  MAILDEV_WEB_PORT=$(free_port "$MAILDEV_WEB_PORT")
 
   # MariaDB, with its own data directory and socket; root logs in with a password over TCP.
   if [ ! -d "$RUN/mariadb/mysql" ]; then
@@ -82,7 +95,7 @@ start() {
   mariadbd --no-defaults --datadir="$RUN/mariadb" --user=root --bind-address=127.0.0.1 \
     --port="$MYSQL_PORT" --socket="$RUN/mariadb.sock" --skip-name-resolve \
     --pid-file="$RUN/mariadb.pid" --max-connections=500 >"$RUN/mariadb.log" 2>&1 &
-  wait_for MariaDB mariadb --no-defaults --socket="$RUN/mariadb.sock" -uroot -e "SELECT 1"
+  wait_for MariaDB "$RUN/mariadb.log" mariadb --no-defaults --socket="$RUN/mariadb.sock" -uroot -e "SELECT 1"
   mariadb --no-defaults --socket="$RUN/mariadb.sock" -uroot \
     -e "CREATE USER IF NOT EXISTS 'audiomill'@'%' IDENTIFIED BY 'audiomill'; GRANT ALL ON *.* TO 'audiomill'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;"
 
@@ -91,20 +104,20 @@ start() {
   "$TOOLS/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" \
     --secret-key "$S3_SECRET" "$RUN/s3" >"$RUN/s3s.log" 2>&1 &
   echo $! >"$RUN/s3s.pid"
-  wait_for s3s-fs bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
+  wait_for s3s-fs "$RUN/s3s.log" bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
 
   # maildev: SMTP in, REST out.
   mkdir -p "$RUN/mail"
   "$TOOLS/node/node_modules/.bin/maildev" --smtp "$SMTP_PORT" --web "$MAILDEV_WEB_PORT" \
     --ip 127.0.0.1 --web-ip 127.0.0.1 --mail-directory "$RUN/mail" >"$RUN/maildev.log" 2>&1 &
   echo $! >"$RUN/maildev.pid"
-  wait_for maildev curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz"
+  wait_for maildev "$RUN/maildev.log" curl -sf "http://127.0.0.1:$MAILDEV_WEB_PORT/api/healthz"
 
   # Redis: counters only, nothing kept on disk.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
     --daemonize no >"$RUN/redis.log" 2>&1 &
   echo $! >"$RUN/redis.pid"
-  wait_for Redis bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
+  wait_for Redis "$RUN/redis.log" bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
 
   cat >"$RUN/env" <<ENV
 export TEST_MYSQL_URL=mysql://audiomill:audiomill@127.0.0.1:$MYSQL_PORT
