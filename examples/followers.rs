@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
     let client = audiomill_client::connect(base, &tokens.access_token)?;
     let mut job_ids = Vec::new();
     for _ in 0..jobs {
-        let answer = audiomill_client::upload(&client, Path::new(video), None, |_| {}).await?;
+        let answer =
+            audiomill_client::upload(&client, Path::new(video), &Default::default(), None, |_| {})
+                .await?;
         job_ids.push(answer.job.job_id);
     }
 

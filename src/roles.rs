@@ -13,9 +13,7 @@ use crate::{
     users,
 };
 use anyhow::{Context, bail};
-use audiomill_activities::{
-    ConvertActivities, Mailer, WorkerSettings, metered::StepMetrics, transcode::Mp3Settings,
-};
+use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, metered::StepMetrics};
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
@@ -477,7 +475,6 @@ impl WorkerHandle {
                 work_dir: worker.work_dir.clone(),
                 host_task_queue: host_task_queue.clone(),
                 links,
-                mp3: Mp3Settings::default(),
                 max_transcodes: worker.max_concurrent_transcodes,
                 transcoder: worker.transcoder.clone(),
                 media_limits: worker.media_limits,

@@ -23,7 +23,7 @@ async fn upload(
     path: &std::path::Path,
     key: Option<&str>,
 ) -> Result<audiomill_client::UploadAnswer, Error<types::ErrorBody>> {
-    audiomill_client::upload(client, path, key, |_| {}).await
+    audiomill_client::upload(client, path, &Default::default(), key, |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +92,7 @@ async fn the_generated_client_reads_jobs_and_their_refusals() {
     let client = app.client(&token);
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "short.mp4", 2, true);
-    let job = audiomill_client::upload(&client, &video, None, |_| {})
+    let job = audiomill_client::upload(&client, &video, &Default::default(), None, |_| {})
         .await
         .unwrap()
         .job;
@@ -161,7 +161,7 @@ async fn a_job_is_followed_live_by_many_clients_through_one_watcher() {
     let client = app.client(&token);
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "long.mp4", 60, true);
-    let job = audiomill_client::upload(&client, &video, None, |_| {})
+    let job = audiomill_client::upload(&client, &video, &Default::default(), None, |_| {})
         .await
         .unwrap()
         .job

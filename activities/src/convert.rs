@@ -2,7 +2,7 @@ use crate::{
     held::HeldJobs,
     isolated::{self, Transcoder},
     mailer::{Mailer, Notification},
-    transcode::{MediaLimits, Mp3Settings, TranscodeError, TranscodeReport},
+    transcode::{MediaLimits, TranscodeError, TranscodeReport},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
@@ -12,6 +12,7 @@ use audiomill_domain::{
         ValidateTokenInput, activity, failure,
     },
     link::LinkSigner,
+    output::OutputOptions,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
@@ -51,7 +52,6 @@ pub struct WorkerSettings {
     pub host_task_queue: String,
     /// Signs the download links in e-mails.
     pub links: LinkSigner,
-    pub mp3: Mp3Settings,
     /// How many transcodes run here at once.
     pub max_transcodes: usize,
 }
@@ -152,7 +152,10 @@ impl ConvertActivities {
 
         // Cancelled: dropping the run kills the child at once.
         let started = std::time::Instant::now();
-        let Some(result) = self.convert_in_child(&ctx, job, source).await else {
+        let Some(result) = self
+            .convert_in_child(&ctx, job, source, input.options)
+            .await
+        else {
             self.forget(job).await;
             tracing::info!("transcode cancelled");
             return Err(ActivityError::cancelled());
@@ -337,12 +340,13 @@ impl ConvertActivities {
         ctx: &ActivityContext,
         job: JobId,
         source: PathBuf,
+        options: OutputOptions,
     ) -> Option<Result<TranscodeReport, TranscodeError>> {
         let request = isolated::Job {
             input: source,
             // A fixed name: a retried attempt overwrites the earlier output, never adds one.
             output: self.mp3_path(job),
-            settings: self.settings.mp3,
+            options,
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
         };

@@ -9,7 +9,8 @@
 //! has said nothing for [`Transcoder::silence`] (a hang). A child that dies without an outcome
 //! is a [`TranscodeError::Crashed`].
 
-use crate::transcode::{MediaLimits, Mp3Settings, TranscodeError, TranscodeReport, transcode};
+use crate::transcode::{MediaLimits, TranscodeError, TranscodeReport, transcode};
+use audiomill_domain::output::OutputOptions;
 use serde::{Deserialize, Serialize};
 use std::{
     io::{BufRead, Write},
@@ -57,7 +58,7 @@ impl Transcoder {
 pub struct Job {
     pub input: PathBuf,
     pub output: PathBuf,
-    pub settings: Mp3Settings,
+    pub options: OutputOptions,
     pub limits: MediaLimits,
     pub memory_mb: u64,
 }
@@ -203,7 +204,7 @@ pub fn child_main() -> i32 {
     let result = transcode(
         &job.input,
         &job.output,
-        job.settings,
+        &job.options,
         job.limits,
         &mut |percent| {
             if orphaned.load(Ordering::Relaxed) {

@@ -14,7 +14,7 @@
 //! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
 
-use audiomill_domain::output::{BitrateMode, MPEG1_BITRATES, MPEG2_BITRATES};
+use audiomill_domain::output::{BitrateMode, MPEG1_BITRATES, MPEG2_BITRATES, OutputOptions};
 use ffmpeg::{ChannelLayout, Error as AvError, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
 use std::{ops::ControlFlow, path::Path};
@@ -24,34 +24,6 @@ const QP2LAMBDA: usize = 118;
 
 /// Audio this much shorter than announced means the file is truncated.
 const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
-
-/// How the MP3 is encoded, as `ffmpeg -c:a libmp3lame` would be told: VBR with `-q:a`, CBR
-/// with `-b:a`, ABR with `-b:a -abr 1`, and `-ar`, `-ac`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Mp3Settings {
-    pub mode: BitrateMode,
-    /// LAME VBR quality, 0 (best) to 9; `ffmpeg -q:a N`.
-    pub vbr_quality: u8,
-    /// CBR and ABR: kbit/s (checked by [`audiomill_domain::output`]).
-    pub bitrate_kbps: Option<u16>,
-    /// `None`: the source's, or the nearest an MP3 can have.
-    pub sample_rate: Option<u32>,
-    /// 1 or 2; `None`: the source's, more than two mixed down to stereo.
-    pub channels: Option<u8>,
-}
-
-impl Default for Mp3Settings {
-    fn default() -> Self {
-        Self {
-            mode: BitrateMode::Vbr,
-            vbr_quality: 2,
-            bitrate_kbps: None,
-            sample_rate: None,
-            channels: None,
-        }
-    }
-}
 
 /// What one source may turn into at most. A file beyond any of these fails as `MediaTooLong`,
 /// so a small file that unpacks into days of audio cannot keep a worker busy or fill its disk.
@@ -175,7 +147,7 @@ pub enum TranscodeError {
 pub fn transcode(
     input: &Path,
     output: &Path,
-    settings: Mp3Settings,
+    options: &OutputOptions,
     limits: MediaLimits,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
@@ -184,7 +156,7 @@ pub fn transcode(
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
 
     let mut source = Source::open(input)?;
-    let mut pipeline = Pipeline::open(output, &source, settings, limits)?;
+    let mut pipeline = Pipeline::open(output, &source, options, limits)?;
     let mut progress = Progress::default();
     let mut decoded = frame::Audio::empty();
     loop {
@@ -322,11 +294,13 @@ impl Progress {
     }
 }
 
-/// The MP3 side: the libmp3lame encoder for `source`'s audio, set up like `ffmpeg -q:a N`.
+/// The MP3 side: the libmp3lame encoder for `source`'s audio, set up as `ffmpeg -c:a
+/// libmp3lame` would be told: VBR with `-q:a`, CBR with `-b:a`, ABR with `-b:a -abr 1`, and
+/// `-ar`, `-ac`.
 fn mp3_encoder(
     octx: &mut format::context::Output,
     decoder: &codec::decoder::Audio,
-    settings: Mp3Settings,
+    options: &OutputOptions,
 ) -> Result<codec::encoder::Audio, TranscodeError> {
     let lame = ffmpeg::encoder::find_by_name("libmp3lame")
         .ok_or_else(|| TranscodeError::Output("the libmp3lame encoder is not available".into()))?
@@ -351,11 +325,11 @@ fn mp3_encoder(
         .encoder()
         .audio()
         .map_err(output_error)?;
-    let mut rate = pick_rate(&lame, settings.sample_rate.unwrap_or(decoder.rate()));
-    if let (BitrateMode::Cbr, Some(kbps)) = (settings.mode, settings.bitrate_kbps) {
+    let mut rate = pick_rate(&lame, options.sample_rate.unwrap_or(decoder.rate()));
+    if let (BitrateMode::Cbr, Some(kbps)) = (options.bitrate_mode, options.bitrate) {
         rate = rate_for_bitrate(rate, kbps);
     }
-    let channels = settings
+    let channels = options
         .channels
         .map_or(decoder.channel_layout().channels(), i32::from);
     let layout = lame
@@ -378,16 +352,16 @@ fn mp3_encoder(
     );
     encoder.set_time_base((1, rate as i32));
     let mut private = ffmpeg::Dictionary::new();
-    match (settings.mode, settings.bitrate_kbps) {
+    match (options.bitrate_mode, options.bitrate) {
         (BitrateMode::Cbr | BitrateMode::Abr, Some(kbps)) => {
             encoder.set_bit_rate(usize::from(kbps) * 1000);
-            if settings.mode == BitrateMode::Abr {
+            if options.bitrate_mode == BitrateMode::Abr {
                 private.set("abr", "1");
             }
         }
         _ => {
             encoder.set_flags(codec::flag::Flags::QSCALE);
-            encoder.set_quality(usize::from(settings.vbr_quality.min(9)) * QP2LAMBDA);
+            encoder.set_quality(usize::from(options.quality.min(9)) * QP2LAMBDA);
         }
     }
     let encoder = encoder.open_as_with(lame, private).map_err(output_error)?;
@@ -513,11 +487,11 @@ impl Pipeline {
     fn open(
         output: &Path,
         source: &Source,
-        settings: Mp3Settings,
+        options: &OutputOptions,
         limits: MediaLimits,
     ) -> Result<Self, TranscodeError> {
         let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
-        let encoder = mp3_encoder(&mut octx, &source.decoder, settings)?;
+        let encoder = mp3_encoder(&mut octx, &source.decoder, options)?;
         let graph =
             filter_graph(&source.decoder, &encoder, source.time_base).map_err(output_error)?;
         octx.write_header().map_err(output_error)?;

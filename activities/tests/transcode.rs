@@ -1,7 +1,8 @@
 //! The transcoder against real media made by the `ffmpeg` command-line tool.
 
-use audiomill_activities::transcode::{MediaLimits, Mp3Settings, TranscodeError, transcode};
+use audiomill_activities::transcode::{MediaLimits, TranscodeError, transcode};
 use audiomill_domain::output::BitrateMode;
+use audiomill_domain::output::OutputOptions;
 use std::{ops::ControlFlow, path::Path, process::Command};
 
 fn ffmpeg(args: &[&str]) {
@@ -59,7 +60,7 @@ fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
     let result = transcode(
         input,
         output,
-        Mp3Settings::default(),
+        &OutputOptions::default(),
         MediaLimits::default(),
         &mut |percent| {
             seen.push(percent);
@@ -198,7 +199,7 @@ fn the_progress_callback_can_cancel() {
     let result = transcode(
         &input,
         &dir.path().join("out.mp3"),
-        Mp3Settings::default(),
+        &OutputOptions::default(),
         MediaLimits::default(),
         &mut |_| ControlFlow::Break(()),
     );
@@ -267,7 +268,7 @@ fn a_file_without_a_declared_duration_can_be_cancelled() {
     let result = transcode(
         &input,
         &dir.path().join("out.mp3"),
-        Mp3Settings::default(),
+        &OutputOptions::default(),
         MediaLimits::default(),
         &mut |_| {
             calls += 1;
@@ -287,10 +288,10 @@ fn a_file_without_a_declared_duration_can_be_cancelled() {
 fn convert(
     input: &Path,
     output: &Path,
-    settings: Mp3Settings,
+    options: OutputOptions,
     limits: MediaLimits,
 ) -> Result<audiomill_activities::transcode::TranscodeReport, TranscodeError> {
-    transcode(input, output, settings, limits, &mut |_| {
+    transcode(input, output, &options, limits, &mut |_| {
         ControlFlow::Continue(())
     })
 }
@@ -320,9 +321,9 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
     let result = convert(
         &input,
         &dir.path().join("a.mp3"),
-        Mp3Settings {
-            vbr_quality: 0,
-            ..Mp3Settings::default()
+        OutputOptions {
+            quality: 0,
+            ..OutputOptions::default()
         },
         small,
     );
@@ -337,7 +338,7 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
     let result = convert(
         &input,
         &dir.path().join("b.mp3"),
-        Mp3Settings::default(),
+        OutputOptions::default(),
         short,
     );
     assert!(
@@ -411,27 +412,27 @@ fn each_encoding_choice_makes_the_same_file_as_the_ffmpeg_cli() {
     let video = dir.path().join("in.mp4");
     make_surround(&video, 4);
     assert_eq!(probe(&video, "stream=channels"), "6", "a 5.1 source");
-    let vbr = |quality| Mp3Settings {
-        vbr_quality: quality,
-        ..Mp3Settings::default()
+    let vbr = |quality| OutputOptions {
+        quality: quality,
+        ..OutputOptions::default()
     };
-    let at = |mode, kbps, rate, channels| Mp3Settings {
-        mode,
-        bitrate_kbps: Some(kbps),
+    let at = |bitrate_mode, kbps, rate, channels| OutputOptions {
+        bitrate_mode,
+        bitrate: Some(kbps),
         sample_rate: rate,
         channels,
-        ..Mp3Settings::default()
+        ..OutputOptions::default()
     };
     for (name, settings, cli, expect) in [
         (
             "vbr-default",
-            Mp3Settings::default(),
+            OutputOptions::default(),
             &["-q:a", "2"][..],
             ("48000", "2", "Xing"),
         ),
         (
             "vbr-5-mono-16k",
-            Mp3Settings {
+            OutputOptions {
                 sample_rate: Some(16000),
                 channels: Some(1),
                 ..vbr(5)

@@ -1,4 +1,5 @@
-//! The error shape of every failure: `{"error": "<code>", "message": "<sentence>"}`.
+//! The error shape of every failure: `{"error": "<code>", "message": "<sentence>"}`, with
+//! `"field"` naming the form field at fault when one is.
 
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{Enum, Object, payload::Json, types::Example};
@@ -10,6 +11,9 @@ pub struct ErrorBody {
     pub error: ErrorCode,
     /// A sentence for people.
     pub message: String,
+    /// The request field at fault (an upload's `bitrate`, say), when one is.
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
 }
 
 /// Every error code the API answers with; the OpenAPI document lists them, so generated
@@ -45,6 +49,7 @@ impl Example for ErrorBody {
         ErrorBody {
             error: ErrorCode::NotFound,
             message: "No such job.".into(),
+            field: None,
         }
     }
 }
@@ -54,6 +59,16 @@ impl ErrorBody {
         Json(ErrorBody {
             error,
             message: message.into(),
+            field: None,
+        })
+    }
+
+    /// A 400 about one request field, named in the body as `field`.
+    pub fn for_field(field: &str, message: impl Into<String>) -> Json<ErrorBody> {
+        Json(ErrorBody {
+            error: ErrorCode::BadRequest,
+            message: message.into(),
+            field: Some(field.to_owned()),
         })
     }
 }

@@ -3,12 +3,13 @@
 
 use crate::{
     Exit,
+    choices::OutputFlags,
     feedback::{Feedback, JobLine},
     problem::Problem,
     save::save,
     session::Session,
 };
-use audiomill_client::{Error, JobEvent, UploadAnswer, types::JobState};
+use audiomill_client::{Error, JobEvent, UploadAnswer, UploadOptions, types::JobState};
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use serde::Serialize;
@@ -38,6 +39,8 @@ pub struct ConvertArgs {
     /// Print one JSON document with every file's outcome instead of progress, for scripts.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub output_choices: OutputFlags,
 }
 
 /// What became of one file; `--json` prints a list of these.
@@ -77,6 +80,7 @@ pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
                 .collect(),
         ),
         files: args.files,
+        options: (&args.output_choices).into(),
     };
     let finished = tokio::select! {
         result = run.work(args.no_wait) => Some(result),
@@ -99,6 +103,8 @@ struct Run {
     files: Vec<PathBuf>,
     targets: Vec<PathBuf>,
     outcomes: Mutex<Vec<Outcome>>,
+    /// What every MP3 should be.
+    options: UploadOptions,
 }
 
 impl Run {
@@ -140,14 +146,16 @@ impl Run {
         // The same key on every attempt: an upload whose answer was lost is not started twice.
         let key = Uuid::new_v4().to_string();
         let client = self.client().await?;
-        let answer = (|| audiomill_client::upload(&client, path, Some(&key), line.on_progress()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_secs(1))
-                    .with_max_times(2),
-            )
-            .when(broke_off)
-            .await;
+        let answer = (|| {
+            audiomill_client::upload(&client, path, &self.options, Some(&key), line.on_progress())
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_times(2),
+        )
+        .when(broke_off)
+        .await;
         match answer {
             Ok(UploadAnswer { job, replayed }) => {
                 self.update(index, |outcome| {

@@ -8,6 +8,7 @@
 //! - [`feedback`]: bars on a terminal, plain lines elsewhere.
 //! - [`problem`]: every failure as one sentence.
 
+pub mod choices;
 pub mod convert;
 pub mod feedback;
 pub mod jobs;

@@ -34,6 +34,65 @@ pub mod types {
             Default::default()
         }
     }
+    ///How the encoder spends bits.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum BitrateModeName {
+        #[serde(rename = "vbr")]
+        Vbr,
+        #[serde(rename = "cbr")]
+        Cbr,
+        #[serde(rename = "abr")]
+        Abr,
+    }
+    impl ::std::fmt::Display for BitrateModeName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Vbr => f.write_str("vbr"),
+                Self::Cbr => f.write_str("cbr"),
+                Self::Abr => f.write_str("abr"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for BitrateModeName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "vbr" => Ok(Self::Vbr),
+                "cbr" => Ok(Self::Cbr),
+                "abr" => Ok(Self::Abr),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for BitrateModeName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for BitrateModeName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`CancelAccepted`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CancelAccepted {
@@ -91,6 +150,9 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ErrorBody {
         pub error: ErrorCode,
+        ///The request field at fault (an upload's `bitrate`, say), when one is.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub field: ::std::option::Option<::std::string::String>,
         ///A sentence for people.
         pub message: ::std::string::String,
     }
@@ -382,6 +444,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         pub error: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
         pub job_id: ::uuid::Uuid,
+        pub options: OutputChoices,
         ///0-100, from the transcode's heartbeats.
         pub progress: u8,
         pub status: JobState,
@@ -496,6 +559,122 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
     impl Liveness {
         pub fn builder() -> builder::Liveness {
             Default::default()
+        }
+    }
+    ///A loudness target (EBU R128).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct LoudnessTarget {
+        ///Integrated loudness, LUFS.
+        pub integrated: f64,
+        ///Loudness range, LU.
+        pub range: f64,
+        ///Highest true peak, dBTP.
+        pub true_peak: f64,
+    }
+    impl LoudnessTarget {
+        pub fn builder() -> builder::LoudnessTarget {
+            Default::default()
+        }
+    }
+    ///What a job's MP3 is to be, as its upload asked.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct OutputChoices {
+        ///kbit/s with `cbr` and `abr`; `null` with `vbr`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bitrate: ::std::option::Option<u16>,
+        pub bitrate_mode: BitrateModeName,
+        ///1 or 2; `null`: the source's (more than two mixed down to stereo).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub channels: ::std::option::Option<u8>,
+        ///Seconds into the video where it ends; `null`: the end.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<f64>,
+        ///The loudness it is normalised to; `null`: as the source.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub normalize: ::std::option::Option<LoudnessTarget>,
+        ///The preset the choices started from; `null` for none.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub preset: ::std::option::Option<PresetName>,
+        ///VBR quality, 0-9; `null` with `cbr` and `abr`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub quality: ::std::option::Option<u8>,
+        ///Hz; `null`: the source's.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sample_rate: ::std::option::Option<u32>,
+        ///Seconds into the video where the MP3 starts; `null`: the beginning.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<f64>,
+    }
+    impl OutputChoices {
+        pub fn builder() -> builder::OutputChoices {
+            Default::default()
+        }
+    }
+    ///A named starting point for the other choices; a field given beside it wins over it.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PresetName {
+        #[serde(rename = "voice")]
+        Voice,
+        #[serde(rename = "podcast")]
+        Podcast,
+        #[serde(rename = "audiobook")]
+        Audiobook,
+        #[serde(rename = "music")]
+        Music,
+        #[serde(rename = "compatible")]
+        Compatible,
+    }
+    impl ::std::fmt::Display for PresetName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Voice => f.write_str("voice"),
+                Self::Podcast => f.write_str("podcast"),
+                Self::Audiobook => f.write_str("audiobook"),
+                Self::Music => f.write_str("music"),
+                Self::Compatible => f.write_str("compatible"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PresetName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "voice" => Ok(Self::Voice),
+                "podcast" => Ok(Self::Podcast),
+                "audiobook" => Ok(Self::Audiobook),
+                "music" => Ok(Self::Music),
+                "compatible" => Ok(Self::Compatible),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PresetName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PresetName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`Readiness`
@@ -1223,12 +1402,17 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         #[derive(Clone, Debug)]
         pub struct ErrorBody {
             error: ::std::result::Result<super::ErrorCode, ::std::string::String>,
+            field: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
         impl ::std::default::Default for ErrorBody {
             fn default() -> Self {
                 Self {
                     error: Err("no value supplied for error".to_string()),
+                    field: Ok(Default::default()),
                     message: Err("no value supplied for message".to_string()),
                 }
             }
@@ -1243,6 +1427,18 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn field<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.field = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for field: {e}")
                     });
                 self
             }
@@ -1266,6 +1462,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     error: value.error?,
+                    field: value.field?,
                     message: value.message?,
                 })
             }
@@ -1274,6 +1471,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
             fn from(value: super::ErrorBody) -> Self {
                 Self {
                     error: Ok(value.error),
+                    field: Ok(value.field),
                     message: Ok(value.message),
                 }
             }
@@ -1798,6 +1996,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                 ::std::string::String,
             >,
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            options: ::std::result::Result<super::OutputChoices, ::std::string::String>,
             progress: ::std::result::Result<u8, ::std::string::String>,
             status: ::std::result::Result<super::JobState, ::std::string::String>,
             step: ::std::result::Result<
@@ -1815,6 +2014,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     error: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
+                    options: Err("no value supplied for options".to_string()),
                     progress: Err("no value supplied for progress".to_string()),
                     status: Err("no value supplied for status".to_string()),
                     step: Ok(Default::default()),
@@ -1906,6 +2106,18 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     });
                 self
             }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OutputChoices>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
             pub fn progress<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<u8>,
@@ -1956,6 +2168,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     error: value.error?,
                     filename: value.filename?,
                     job_id: value.job_id?,
+                    options: value.options?,
                     progress: value.progress?,
                     status: value.status?,
                     step: value.step?,
@@ -1972,6 +2185,7 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     error: Ok(value.error),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
+                    options: Ok(value.options),
                     progress: Ok(value.progress),
                     status: Ok(value.status),
                     step: Ok(value.step),
@@ -2202,6 +2416,277 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         impl ::std::convert::From<super::Liveness> for Liveness {
             fn from(value: super::Liveness) -> Self {
                 Self { status: Ok(value.status) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct LoudnessTarget {
+            integrated: ::std::result::Result<f64, ::std::string::String>,
+            range: ::std::result::Result<f64, ::std::string::String>,
+            true_peak: ::std::result::Result<f64, ::std::string::String>,
+        }
+        impl ::std::default::Default for LoudnessTarget {
+            fn default() -> Self {
+                Self {
+                    integrated: Err("no value supplied for integrated".to_string()),
+                    range: Err("no value supplied for range".to_string()),
+                    true_peak: Err("no value supplied for true_peak".to_string()),
+                }
+            }
+        }
+        impl LoudnessTarget {
+            pub fn integrated<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.integrated = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for integrated: {e}")
+                    });
+                self
+            }
+            pub fn range<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.range = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for range: {e}")
+                    });
+                self
+            }
+            pub fn true_peak<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.true_peak = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for true_peak: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LoudnessTarget> for super::LoudnessTarget {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LoudnessTarget,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    integrated: value.integrated?,
+                    range: value.range?,
+                    true_peak: value.true_peak?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LoudnessTarget> for LoudnessTarget {
+            fn from(value: super::LoudnessTarget) -> Self {
+                Self {
+                    integrated: Ok(value.integrated),
+                    range: Ok(value.range),
+                    true_peak: Ok(value.true_peak),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OutputChoices {
+            bitrate: ::std::result::Result<
+                ::std::option::Option<u16>,
+                ::std::string::String,
+            >,
+            bitrate_mode: ::std::result::Result<
+                super::BitrateModeName,
+                ::std::string::String,
+            >,
+            channels: ::std::result::Result<
+                ::std::option::Option<u8>,
+                ::std::string::String,
+            >,
+            end: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            normalize: ::std::result::Result<
+                ::std::option::Option<super::LoudnessTarget>,
+                ::std::string::String,
+            >,
+            preset: ::std::result::Result<
+                ::std::option::Option<super::PresetName>,
+                ::std::string::String,
+            >,
+            quality: ::std::result::Result<
+                ::std::option::Option<u8>,
+                ::std::string::String,
+            >,
+            sample_rate: ::std::result::Result<
+                ::std::option::Option<u32>,
+                ::std::string::String,
+            >,
+            start: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for OutputChoices {
+            fn default() -> Self {
+                Self {
+                    bitrate: Ok(Default::default()),
+                    bitrate_mode: Err("no value supplied for bitrate_mode".to_string()),
+                    channels: Ok(Default::default()),
+                    end: Ok(Default::default()),
+                    normalize: Ok(Default::default()),
+                    preset: Ok(Default::default()),
+                    quality: Ok(Default::default()),
+                    sample_rate: Ok(Default::default()),
+                    start: Ok(Default::default()),
+                }
+            }
+        }
+        impl OutputChoices {
+            pub fn bitrate<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u16>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bitrate = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bitrate: {e}")
+                    });
+                self
+            }
+            pub fn bitrate_mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BitrateModeName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bitrate_mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bitrate_mode: {e}")
+                    });
+                self
+            }
+            pub fn channels<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u8>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.channels = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for channels: {e}")
+                    });
+                self
+            }
+            pub fn end<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.end = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for end: {e}")
+                    });
+                self
+            }
+            pub fn normalize<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::LoudnessTarget>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.normalize = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for normalize: {e}")
+                    });
+                self
+            }
+            pub fn preset<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::PresetName>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.preset = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for preset: {e}")
+                    });
+                self
+            }
+            pub fn quality<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u8>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quality = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quality: {e}")
+                    });
+                self
+            }
+            pub fn sample_rate<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sample_rate = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sample_rate: {e}")
+                    });
+                self
+            }
+            pub fn start<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.start = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for start: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OutputChoices> for super::OutputChoices {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OutputChoices,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    bitrate: value.bitrate?,
+                    bitrate_mode: value.bitrate_mode?,
+                    channels: value.channels?,
+                    end: value.end?,
+                    normalize: value.normalize?,
+                    preset: value.preset?,
+                    quality: value.quality?,
+                    sample_rate: value.sample_rate?,
+                    start: value.start?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OutputChoices> for OutputChoices {
+            fn from(value: super::OutputChoices) -> Self {
+                Self {
+                    bitrate: Ok(value.bitrate),
+                    bitrate_mode: Ok(value.bitrate_mode),
+                    channels: Ok(value.channels),
+                    end: Ok(value.end),
+                    normalize: Ok(value.normalize),
+                    preset: Ok(value.preset),
+                    quality: Ok(value.quality),
+                    sample_rate: Ok(value.sample_rate),
+                    start: Ok(value.start),
+                }
             }
         }
         #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ mod upload;
 
 pub use events::{EventsError, JobEvent, events};
 pub use generated::{ByteStream, Client, ClientInfo, Error, ResponseValue, types};
-pub use upload::{UploadAnswer, upload};
+pub use upload::{UploadAnswer, UploadOptions, upload};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};

@@ -18,12 +18,69 @@ pub struct UploadAnswer {
     pub replayed: bool,
 }
 
-/// Uploads the video at `path`, calling `on_progress` with the bytes sent so far as they
-/// leave. With `idempotency_key`, sending the same file again with the same key (after a
-/// network error, say) returns the first upload's job instead of starting a second one.
+/// What the MP3 should be: each choice set is sent as the form field of the same name, and
+/// the server checks it (a bad one answers 400 naming the field). All unset: VBR quality 2 at
+/// the source's sample rate and channels, untrimmed, loudness untouched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadOptions {
+    pub preset: Option<types::PresetName>,
+    pub bitrate_mode: Option<types::BitrateModeName>,
+    /// VBR quality, 0 (best) to 9.
+    pub quality: Option<u8>,
+    /// kbit/s, with CBR or ABR.
+    pub bitrate: Option<u16>,
+    /// Hz.
+    pub sample_rate: Option<u32>,
+    /// 1 or 2.
+    pub channels: Option<u8>,
+    /// Seconds (`90.5`) or `HH:MM:SS.mmm`.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// `true`, `false` or a target loudness in LUFS (`-14`).
+    pub normalize: Option<String>,
+    /// dBTP, with `normalize`.
+    pub normalize_true_peak: Option<f64>,
+}
+
+impl UploadOptions {
+    /// The form fields these choices are sent as, in the order the server reads them best:
+    /// before the file, so that a bad one is refused before any of the file is sent.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        [
+            ("preset", self.preset.as_ref().map(ToString::to_string)),
+            (
+                "bitrate_mode",
+                self.bitrate_mode.as_ref().map(ToString::to_string),
+            ),
+            ("quality", self.quality.as_ref().map(ToString::to_string)),
+            ("bitrate", self.bitrate.as_ref().map(ToString::to_string)),
+            (
+                "sample_rate",
+                self.sample_rate.as_ref().map(ToString::to_string),
+            ),
+            ("channels", self.channels.as_ref().map(ToString::to_string)),
+            ("start", self.start.clone()),
+            ("end", self.end.clone()),
+            ("normalize", self.normalize.clone()),
+            (
+                "normalize_true_peak",
+                self.normalize_true_peak.as_ref().map(ToString::to_string),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
+        .collect()
+    }
+}
+
+/// Uploads the video at `path` with the output `options`, calling `on_progress` with the
+/// bytes sent so far as they leave. With `idempotency_key`, sending the same file and options
+/// again with the same key (after a network error, say) returns the first upload's job
+/// instead of starting a second one.
 pub async fn upload(
     client: &Client,
     path: &Path,
+    options: &UploadOptions,
     idempotency_key: Option<&str>,
     on_progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<UploadAnswer, Error<types::ErrorBody>> {
@@ -47,10 +104,16 @@ pub async fn upload(
         .file_name(name)
         .mime_str(media_type(path))
         .map_err(Error::CommunicationError)?;
+    let form = options
+        .fields()
+        .into_iter()
+        .fold(multipart::Form::new(), |form, (name, value)| {
+            form.text(name, value)
+        });
     let mut request = client
         .client()
         .post(format!("{}/upload", client.baseurl()))
-        .multipart(multipart::Form::new().part("file", part));
+        .multipart(form.part("file", part));
     if let Some(key) = idempotency_key {
         request = request.header("Idempotency-Key", key);
     }

@@ -4,7 +4,7 @@
 //! implementations are checked against the same markers at compile time, so a renamed field or
 //! activity breaks the build instead of a running job.
 
-use crate::{JobId, ObjectKey, UserId};
+use crate::{JobId, ObjectKey, UserId, output::OutputOptions};
 use serde::{Deserialize, Serialize};
 
 /// The task queue the gateway starts workflows on and every worker polls.
@@ -110,7 +110,7 @@ pub mod failure {
 /// What the gateway hands to a new `ConvertVideo` run. It names the login session only: no
 /// token enters workflow history, which operators can read. The file name is there for them
 /// (the Web UI shows inputs); no step reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvertVideoInput {
     pub job_id: JobId,
     pub user_id: UserId,
@@ -118,6 +118,9 @@ pub struct ConvertVideoInput {
     pub session_id: String,
     pub source_key: ObjectKey,
     pub original_filename: String,
+    /// What the MP3 should be; runs started before there were choices read as the defaults.
+    #[serde(default)]
+    pub options: OutputOptions,
 }
 
 /// What a completed `ConvertVideo` run returns.
@@ -151,9 +154,11 @@ pub struct FetchedSource {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscodeInput {
     pub job_id: JobId,
+    #[serde(default)]
+    pub options: OutputOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -234,7 +234,14 @@ impl OutputRequest {
         if self.fields.iter().any(|(f, _)| *f == field) {
             return Err(refuse(field, "is given more than once"));
         }
-        self.fields.push((field, value.trim().to_owned()));
+        let value = value.trim().to_owned();
+        // The value alone is checked now, so a bad one is refused as it arrives; how it goes
+        // with the others is checked by `resolve`, once every field is in.
+        OutputRequest {
+            fields: vec![(field, value.clone())],
+        }
+        .apply()?;
+        self.fields.push((field, value));
         Ok(())
     }
 
@@ -248,6 +255,20 @@ impl OutputRequest {
     /// The checked options: the preset's (or the defaults), each given field over them, then
     /// the combinations checked.
     pub fn resolve(&self) -> Result<OutputOptions, FieldError> {
+        let (mut options, true_peak) = self.apply()?;
+        options.check()?;
+        if let Some(peak) = true_peak {
+            let Some(loudness) = options.normalize.as_mut() else {
+                return Err(refuse("normalize_true_peak", "needs `normalize`"));
+            };
+            loudness.true_peak = peak;
+        }
+        Ok(options)
+    }
+
+    /// Each field read over the preset's options, unchecked as a whole; the true peak apart,
+    /// since it only applies with `normalize`.
+    fn apply(&self) -> Result<(OutputOptions, Option<f64>), FieldError> {
         let mut options = match self.value("preset") {
             None | Some("") => OutputOptions::default(),
             Some(name) => Preset::ALL
@@ -318,24 +339,21 @@ impl OutputRequest {
                 }
             };
         }
-        if let Some(peak) = self.value("normalize_true_peak") {
-            let peak = peak
-                .parse::<f64>()
-                .ok()
-                .filter(|p| (-9.0..=0.0).contains(p))
-                .ok_or_else(|| {
-                    refuse(
-                        "normalize_true_peak",
-                        "must be a number from -9 to 0 (dBTP)",
-                    )
-                })?;
-            let Some(loudness) = options.normalize.as_mut() else {
-                return Err(refuse("normalize_true_peak", "needs `normalize`"));
-            };
-            loudness.true_peak = peak;
-        }
-        options.check()?;
-        Ok(options)
+        let true_peak = self
+            .value("normalize_true_peak")
+            .map(|peak| {
+                peak.parse::<f64>()
+                    .ok()
+                    .filter(|p| (-9.0..=0.0).contains(p))
+                    .ok_or_else(|| {
+                        refuse(
+                            "normalize_true_peak",
+                            "must be a number from -9 to 0 (dBTP)",
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok((options, true_peak))
     }
 }
 
@@ -651,6 +669,21 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_as_it_arrives_and_a_combination_once_all_are_in() {
+        let mut request = OutputRequest::default();
+        assert_eq!(request.add("quality", "12").unwrap_err().field, "quality");
+        // A bitrate alone is fine until the mode that takes it is known.
+        request.add("bitrate", "128").unwrap();
+        request.add("normalize_true_peak", "-2").unwrap();
+        assert_eq!(request.resolve().unwrap_err().field, "bitrate");
+        request.add("bitrate_mode", "cbr").unwrap();
+        assert_eq!(request.resolve().unwrap_err().field, "normalize_true_peak");
+        request.add("normalize", "-20").unwrap();
+        let options = request.resolve().unwrap();
+        assert_eq!(options.normalize.unwrap().true_peak, -2.0);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! the SQL both understand (`?` placeholders, integers for times and flags).
 
 use crate::{StoreError, time::now_millis};
-use audiomill_domain::{EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding};
+use audiomill_domain::{
+    EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding, output::OutputOptions,
+};
 use sqlx::{
     AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
@@ -39,9 +41,10 @@ pub struct NewJob {
     pub original_filename: String,
     pub source_key: ObjectKey,
     pub source_size: u64,
+    pub options: OutputOptions,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: JobId,
     pub user_id: UserId,
@@ -58,6 +61,8 @@ pub struct Job {
     pub outcome: Option<JobStatus>,
     /// A failed job's failure type (`CorruptMedia`, ...).
     pub failure_type: Option<String>,
+    /// What the MP3 should be, as the upload asked.
+    pub options: OutputOptions,
 }
 
 impl Job {
@@ -69,7 +74,8 @@ impl Job {
 
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
-    created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type";
+    created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
+    options";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,8 +382,8 @@ impl Database {
 
     pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, \
+             options) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job.id.to_string())
         .bind(job.user_id.to_string())
@@ -385,6 +391,7 @@ impl Database {
         .bind(job.source_key.as_ref())
         .bind(job.source_size as i64)
         .bind(now_millis())
+        .bind(options_column(&job.options))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -549,7 +556,19 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
             })
             .transpose()?,
         failure_type: row.try_get("failure_type")?,
+        options: row
+            .try_get::<Option<String>, _>("options")?
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("bad options".into()))
+            })
+            .transpose()?
+            .unwrap_or_default(),
     })
+}
+
+/// The `options` column: JSON, or NULL for the defaults.
+fn options_column(options: &OutputOptions) -> Option<String> {
+    (!options.is_default()).then(|| serde_json::to_string(options).expect("options serialize"))
 }
 
 #[cfg(test)]
@@ -650,6 +669,7 @@ pub(crate) mod tests {
             original_filename: "Überraschung 日本 🎬.mp4".into(),
             source_key: ObjectKey::parse("sources/x.mp4").unwrap(),
             source_size: 10,
+            options: audiomill_domain::output::Preset::Podcast.options(),
         };
         db.insert_job(&job).await.unwrap();
         assert!(db.claim_notification(job.id).await.unwrap());
@@ -665,6 +685,7 @@ pub(crate) mod tests {
         let stored = db.job(job.id).await.unwrap().unwrap();
         assert_eq!(stored.outcome, Some(JobStatus::Completed));
         assert_eq!(stored.original_filename, "Überraschung 日本 🎬.mp4");
+        assert_eq!(stored.options, job.options);
         assert_eq!(stored.mp3_size, Some(1234));
         assert_eq!(stored.duration_ms, Some(10_000));
         assert!(stored.completed_at.is_some());
@@ -678,6 +699,7 @@ pub(crate) mod tests {
             original_filename: "a.mp4".into(),
             source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
             source_size: 10,
+            options: Default::default(),
         })
         .await
         .unwrap();

@@ -112,6 +112,7 @@ mod tests {
                 original_filename: "a.mp4".into(),
                 source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
                 source_size: 1,
+                options: Default::default(),
             })
             .await
             .unwrap();

@@ -251,6 +251,7 @@ mod tests {
             original_filename: "a.mp4".into(),
             source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
             source_size: size,
+            options: Default::default(),
         })
         .await
         .unwrap();

@@ -345,6 +345,35 @@ impl TestApp {
         (status != WorkflowExecutionStatus::Running as i32, pending)
     }
 
+    /// The job's workflow input as the Web UI shows it: the first event's payload, as JSON.
+    pub async fn workflow_input(&self, job_id: &str) -> Value {
+        use futures::StreamExt;
+        use temporalio_client::WorkflowFetchHistoryOptions;
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        let client = audiomill::temporal::connect(
+            &self.temporal_address,
+            "default",
+            "audiomill-tests",
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("Temporal answers");
+        let mut history = client
+            .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
+            .fetch_history(WorkflowFetchHistoryOptions::default());
+        let first = history
+            .next()
+            .await
+            .expect("a first event")
+            .expect("history");
+        let Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) = first.attributes
+        else {
+            panic!("the first event is not the start: {first:?}");
+        };
+        let payload = &started.input.expect("an input").payloads[0];
+        serde_json::from_slice(&payload.data).expect("a JSON input")
+    }
+
     /// Waits (up to two minutes) until the job's workflow has closed: after that, none of its
     /// steps runs again.
     pub async fn wait_for_workflow_closed(&self, job_id: &str) {

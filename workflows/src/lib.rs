@@ -163,6 +163,7 @@ async fn convert_on_one_worker(
         .await?;
     let transcode = TranscodeInput {
         job_id: input.job_id,
+        options: input.options.clone(),
     };
     let transcoded = match ctx
         .execute_activity(

@@ -1,4 +1,5 @@
-//! Taking an upload in, as named steps: [`read_form`] walks the form and stores its one video
+//! Taking an upload in, as named steps: [`read_form`] walks the form, reads the output fields
+//! and stores its one video
 //! through [`read_video_part`] (the name, the extension and the first bytes checked before
 //! anything is stored) and [`store_source`] (streamed into storage under the size limit); then
 //! [`start_job`] records the job and starts its workflow. Each step fails with an
@@ -15,6 +16,7 @@ use crate::{
 use audiomill_domain::{
     JobId, ObjectKey, UserId,
     contract::{ConvertVideoInput, TASK_QUEUE},
+    output::{FieldError, OutputOptions, OutputRequest},
 };
 use audiomill_store::{NewJob, ObjectStore, PutError};
 use audiomill_workflows::ConvertVideo;
@@ -46,9 +48,9 @@ pub async fn receive(
     };
     let mut form = open_upload(gw, content_type, body)?;
     let outcome = match read_form(gw, &mut form.multipart, &into_storage).await {
-        Ok(source) => start_job(gw, claims, user_id, &source)
+        Ok(read) => start_job(gw, claims, user_id, &read.video, &read.options)
             .await
-            .map(|()| source),
+            .map(|()| read.video),
         Err(error) => Err(error),
     };
     form.settle(outcome).await
@@ -63,7 +65,12 @@ pub async fn fingerprint(
 ) -> Result<Fingerprint, UploadError> {
     let hashed = HashOnly { limits: &gw.limits };
     let mut form = open_upload(gw, content_type, body)?;
-    let outcome = read_form(gw, &mut form.multipart, &hashed).await;
+    let outcome = read_form(gw, &mut form.multipart, &hashed)
+        .await
+        .map(|read| Fingerprint {
+            options: read.options,
+            ..read.video
+        });
     form.settle(outcome).await
 }
 
@@ -91,6 +98,8 @@ fn open_upload(gw: &Gateway, content_type: &str, body: Body) -> Result<FormBody,
 #[derive(Debug)]
 pub enum UploadError {
     BadRequest(String),
+    /// An output field's value, or how the fields go together.
+    BadField(FieldError),
     UnsupportedMedia(String),
     TooLarge {
         limit_mb: u64,
@@ -108,7 +117,7 @@ impl UploadError {
     /// The reason label of the refusal in the metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) => "form",
+            Self::BadRequest(_) | Self::BadField(_) => "form",
             Self::UnsupportedMedia(_) => "type",
             Self::TooLarge { .. } => "size",
             Self::Unavailable { .. } => "unavailable",
@@ -233,12 +242,13 @@ pub struct StoredSource {
     pub fingerprint: Option<String>,
 }
 
-/// An upload's file, known by name and content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upload, known by its file's name and content and the MP3 it asks for.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fingerprint {
     pub filename: String,
     /// SHA-256, hex.
     pub sha256: String,
+    pub options: OutputOptions,
 }
 
 /// What becomes of the form's checked video part.
@@ -294,21 +304,32 @@ impl VideoSink for HashOnly<'_> {
         Ok(Fingerprint {
             filename: part.filename,
             sha256: hex::encode(hasher.finalize()),
+            options: OutputOptions::default(),
         })
     }
 
     async fn undo(&self, _: &Fingerprint) {}
 }
 
-/// Reads the whole form: exactly one `file` part, given to `sink`; other parts are skipped
-/// within the form's limits. What the sink kept is undone when the form turns out bad after
-/// the file.
+/// A form read whole: its video, as the sink kept it, and the MP3 it asks for.
+pub struct ReadForm<K> {
+    pub video: K,
+    pub options: OutputOptions,
+}
+
+/// Reads the whole form: exactly one `file` part, given to `sink`, and the output fields
+/// ([`OutputRequest::FIELDS`]), each checked as it arrives. A field the upload does not take
+/// is refused at the file (nothing stored) or at the end of the form; its body is skipped
+/// meanwhile, within the form's limits. How the fields go together is checked once all are
+/// in; what the sink kept is undone when the form turns out bad after the file.
 async fn read_form<S: VideoSink>(
     gw: &Gateway,
     multipart: &mut multer::Multipart<'static>,
     sink: &S,
-) -> Result<S::Kept, UploadError> {
+) -> Result<ReadForm<S::Kept>, UploadError> {
     let mut stored: Option<S::Kept> = None;
+    let mut request = OutputRequest::default();
+    let mut unknown: Option<String> = None;
     let mut fields = 0;
     let outcome = loop {
         let field = match multipart.next_field().await {
@@ -323,8 +344,24 @@ async fn read_form<S: VideoSink>(
                 form::MAX_FIELDS
             )));
         }
-        if field.name() != Some("file") {
-            continue; // Other fields are ignored; the parser skips their bodies.
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "file" {
+            if !OutputRequest::takes(&name) {
+                // The parser skips its body; the refusal waits for the part limits to speak.
+                unknown.get_or_insert(name);
+                continue;
+            }
+            let value = match field_text(field, &name, &gw.limits).await {
+                Ok(value) => value,
+                Err(error) => break Err(error),
+            };
+            match request.add(&name, &value) {
+                Ok(()) => continue,
+                Err(error) => break Err(UploadError::BadField(error)),
+            }
+        }
+        if let Some(name) = unknown.take() {
+            break Err(unknown_field(&name));
         }
         if stored.is_some() {
             break Err(UploadError::bad("Send exactly one `file` part."));
@@ -338,9 +375,13 @@ async fn read_form<S: VideoSink>(
             Err(error) => break Err(error),
         }
     };
+    let outcome = outcome.and_then(|()| match unknown {
+        Some(name) => Err(unknown_field(&name)),
+        None => request.resolve().map_err(UploadError::BadField),
+    });
     match (outcome, stored) {
-        (Ok(()), Some(source)) => Ok(source),
-        (Ok(()), None) => Err(UploadError::bad("The form has no `file` part.")),
+        (Ok(options), Some(video)) => Ok(ReadForm { video, options }),
+        (Ok(_), None) => Err(UploadError::bad("The form has no `file` part.")),
         (Err(error), stored) => {
             if let Some(kept) = &stored {
                 sink.undo(kept).await;
@@ -348,6 +389,39 @@ async fn read_form<S: VideoSink>(
             Err(error)
         }
     }
+}
+
+/// An output field's value: UTF-8 text within the form's limit for fields.
+async fn field_text(
+    field: multer::Field<'static>,
+    name: &str,
+    limits: &UploadLimits,
+) -> Result<String, UploadError> {
+    let bytes = field
+        .bytes()
+        .await
+        .map_err(|error| parser_error(&error, limits))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        UploadError::BadField(FieldError {
+            field: OutputRequest::FIELDS
+                .into_iter()
+                .find(|f| *f == name)
+                .unwrap_or("form"),
+            message: "must be UTF-8 text".into(),
+        })
+    })
+}
+
+fn unknown_field(name: &str) -> UploadError {
+    UploadError::bad(format!(
+        "The form has a field `{}` this upload does not take; it takes `file` and {}.",
+        name.escape_debug(),
+        OutputRequest::FIELDS
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Checks the part's file name and extension, and that its first bytes are a container of
@@ -468,6 +542,7 @@ async fn start_job(
     claims: &Claims,
     user_id: UserId,
     source: &StoredSource,
+    options: &OutputOptions,
 ) -> Result<(), UploadError> {
     let job = NewJob {
         id: source.job_id,
@@ -475,6 +550,7 @@ async fn start_job(
         original_filename: source.filename.clone(),
         source_key: source.key.clone(),
         source_size: source.size,
+        options: options.clone(),
     };
     if let Err(error) = gw.db.insert_job(&job).await {
         discard(&gw.objects, Some(source)).await;
@@ -486,6 +562,7 @@ async fn start_job(
         session_id: claims.sid.clone(),
         source_key: source.key.clone(),
         original_filename: source.filename.clone(),
+        options: options.clone(),
     };
     let options = WorkflowStartOptions::new(TASK_QUEUE, source.job_id.to_string()).build();
     if let Err(error) = gw

@@ -2,6 +2,7 @@
 
 use super::{
     ApiTags, BearerAuth, Context, Denied, ErrorJson,
+    choices::{OutputChoices, UploadForm},
     downloads::{self, DownloadLink},
     intake::{self, UploadError},
     rfc3339, unavailable,
@@ -18,11 +19,11 @@ use audiomill_store::{Job, KeyClaim, KeyedUpload};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
-    ApiResponse, Enum, Multipart, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Header, Path},
     payload::{Json, Payload},
     registry::{MetaSchemaRef, Registry},
-    types::{Example, multipart::Upload},
+    types::Example,
 };
 use temporalio_client::WorkflowCancelOptions;
 
@@ -122,6 +123,8 @@ struct JobStatusBody {
     /// expires (as from `GET /jobs/{job_id}/link`); else `null`.
     #[oai(nullable)]
     download: Option<DownloadLink>,
+    /// What the MP3 is to be, as the upload asked (a preset's choices spelled out).
+    options: OutputChoices,
 }
 
 impl Example for JobStatusBody {
@@ -137,17 +140,9 @@ impl Example for JobStatusBody {
             completed_at: None,
             error: None,
             download: None,
+            options: OutputChoices::example(),
         }
     }
-}
-
-/// Documents the multipart form; the handler reads the body as a stream instead (see
-/// [`VideoForm`]) so memory stays flat whatever the file size.
-#[derive(Multipart)]
-#[allow(dead_code)]
-struct UploadForm {
-    /// The video: MP4, MOV, AVI, MKV or WebM.
-    file: Upload,
 }
 
 /// A `multipart/form-data` body, kept as an unread stream.
@@ -345,7 +340,9 @@ impl JobsApi {
     /// Upload a video.
     ///
     /// The multipart field `file` is streamed into storage and a `ConvertVideo` workflow is
-    /// started for it. With an `Idempotency-Key`, a retry of the same upload (same user, key,
+    /// started for it. The other fields choose the MP3 (bitrate mode and quality or bitrate,
+    /// sample rate, channels, a trim, loudness normalisation, or a named preset); each is
+    /// checked before anything is stored, and a bad one answers 400 naming it. With an `Idempotency-Key`, a retry of the same upload (same user, key,
     /// file name and content, within 24 hours) answers 200 with the first upload's job instead
     /// of starting another.
     #[oai(
@@ -497,6 +494,7 @@ impl JobsApi {
             completed_at: view.completed_at.map(rfc3339),
             error: view.error,
             download,
+            options: (&job.options).into(),
         }))
     }
 
@@ -569,12 +567,23 @@ impl JobsApi {
 
 impl JobsApi {
     /// The answer to an upload whose `Idempotency-Key` already started `earlier`: that job
-    /// again if the file is the same (read and hashed, not stored), else 422.
+    /// again if the file (read and hashed, not stored) and the options are the same, else 422.
     async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
         let gw = self.cx.gw();
-        match intake::fingerprint(gw, &form.content_type, form.body).await {
+        let again = intake::fingerprint(gw, &form.content_type, form.body).await;
+        let earlier_options = match &again {
+            Ok(_) => match gw.db.job(earlier.job_id).await {
+                // A job deleted since asked for nothing that could differ.
+                Ok(job) => job.map(|job| job.options),
+                Err(error) => return UploadResponse::Unavailable(unavailable("database", error)),
+            },
+            Err(_) => None,
+        };
+        match again {
             Ok(again)
-                if again.sha256 == earlier.fingerprint && again.filename == earlier.filename =>
+                if again.sha256 == earlier.fingerprint
+                    && again.filename == earlier.filename
+                    && earlier_options.is_none_or(|options| options == again.options) =>
             {
                 metrics::upload_replayed();
                 UploadResponse::Replayed(Json(UploadAccepted {
@@ -590,8 +599,8 @@ impl JobsApi {
                 UploadResponse::KeyReused(ErrorBody::new(
                     ErrorCode::UnprocessableContent,
                     format!(
-                        "This Idempotency-Key already started job {} for a different file; \
-                         use a new key for a new upload.",
+                        "This Idempotency-Key already started job {} for a different file or \
+                         different output options; use a new key for a new upload.",
                         earlier.job_id
                     ),
                 ))
@@ -625,6 +634,9 @@ impl From<UploadError> for UploadResponse {
         match error {
             UploadError::BadRequest(message) => {
                 Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
+            }
+            UploadError::BadField(error) => {
+                Self::BadRequest(ErrorBody::for_field(error.field, format!("{error}.")))
             }
             UploadError::UnsupportedMedia(message) => {
                 Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))

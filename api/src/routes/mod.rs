@@ -46,6 +46,7 @@ fn job_id_refused(_: ErrorJson) -> ErrorJson {
 }
 
 mod accounts;
+mod choices;
 mod downloads;
 mod events;
 mod health;

@@ -1,0 +1,171 @@
+//! The output choices as the API shows them: the upload form's fields (documentation only; the
+//! form is read by [`super::intake`], and checked by `audiomill_domain::output`) and the
+//! `options` a job's status reports.
+
+use audiomill_domain::output::{BitrateMode, Loudness, OutputOptions, Preset};
+use poem_openapi::{Enum, Multipart, Object, types::multipart::Upload};
+
+/// A named starting point for the other choices; a field given beside it wins over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(super) enum PresetName {
+    /// Speech: mono, 64 kbit/s ABR at 22.05 kHz, normalised to -16 LUFS.
+    Voice,
+    /// Podcasts: mono, 96 kbit/s CBR at 44.1 kHz, normalised to -16 LUFS.
+    Podcast,
+    /// Audiobooks: mono, 64 kbit/s CBR at 44.1 kHz, normalised to -18 LUFS.
+    Audiobook,
+    /// Music: stereo, VBR quality 0 (about 245 kbit/s), loudness untouched.
+    Music,
+    /// Old players and car stereos: stereo, 128 kbit/s CBR at 44.1 kHz.
+    Compatible,
+}
+
+impl From<Preset> for PresetName {
+    fn from(preset: Preset) -> Self {
+        match preset {
+            Preset::Voice => Self::Voice,
+            Preset::Podcast => Self::Podcast,
+            Preset::Audiobook => Self::Audiobook,
+            Preset::Music => Self::Music,
+            Preset::Compatible => Self::Compatible,
+        }
+    }
+}
+
+/// How the encoder spends bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(super) enum BitrateModeName {
+    /// Variable: `quality` decides.
+    Vbr,
+    /// Constant: every frame at `bitrate`.
+    Cbr,
+    /// Average: about `bitrate` overall.
+    Abr,
+}
+
+impl From<BitrateMode> for BitrateModeName {
+    fn from(mode: BitrateMode) -> Self {
+        match mode {
+            BitrateMode::Vbr => Self::Vbr,
+            BitrateMode::Cbr => Self::Cbr,
+            BitrateMode::Abr => Self::Abr,
+        }
+    }
+}
+
+/// Documents the multipart form; the handler reads the body as a stream instead, so memory
+/// stays flat whatever the file size. Every field but `file` is optional; a bad value, or
+/// fields that do not go together, answer 400 naming the field (`field` in the error body)
+/// and nothing is stored.
+#[derive(Multipart)]
+#[allow(dead_code)]
+pub(super) struct UploadForm {
+    /// The video: MP4, MOV, AVI, MKV or WebM.
+    file: Upload,
+    /// A named starting point for the choices below.
+    preset: Option<PresetName>,
+    /// `vbr` (the default), `cbr` or `abr`.
+    bitrate_mode: Option<BitrateModeName>,
+    /// VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
+    #[oai(validator(minimum(value = "0"), maximum(value = "9")))]
+    quality: Option<u8>,
+    /// kbit/s, with `cbr` or `abr` (and required by them): 32, 40, 48, 56, 64, 80, 96, 112,
+    /// 128, 144, 160, 192, 224, 256 or 320. A CBR bitrate must exist at the sample rate: 144
+    /// only below 32 kHz, 192 and up only from 32 kHz.
+    #[oai(validator(minimum(value = "32"), maximum(value = "320")))]
+    bitrate: Option<u16>,
+    /// Hz: 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000; default the
+    /// source's (or the nearest of these).
+    #[oai(validator(minimum(value = "8000"), maximum(value = "48000")))]
+    sample_rate: Option<u32>,
+    /// 1 (mono) or 2 (stereo); default the source's, more than two mixed down to stereo.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2")))]
+    channels: Option<u8>,
+    /// Where the MP3 starts in the video: seconds (`90`, `90.5`) or `HH:MM:SS.mmm`.
+    start: Option<String>,
+    /// Where it ends, after `start`; seconds or `HH:MM:SS.mmm`.
+    end: Option<String>,
+    /// Loudness normalisation (EBU R128, two passes): `true` for -16 LUFS, `false`, or a
+    /// target integrated loudness from -70 to -5 LUFS.
+    normalize: Option<String>,
+    /// With `normalize`: the highest true peak, -9 to 0 dBTP; default -1.5.
+    #[oai(validator(minimum(value = "-9"), maximum(value = "0")))]
+    normalize_true_peak: Option<f64>,
+}
+
+/// What a job's MP3 is to be, as its upload asked.
+#[derive(Debug, Clone, Object)]
+pub(super) struct OutputChoices {
+    /// The preset the choices started from; `null` for none.
+    #[oai(nullable)]
+    preset: Option<PresetName>,
+    bitrate_mode: BitrateModeName,
+    /// VBR quality, 0-9; `null` with `cbr` and `abr`.
+    #[oai(nullable)]
+    quality: Option<u8>,
+    /// kbit/s with `cbr` and `abr`; `null` with `vbr`.
+    #[oai(nullable)]
+    bitrate: Option<u16>,
+    /// Hz; `null`: the source's.
+    #[oai(nullable)]
+    sample_rate: Option<u32>,
+    /// 1 or 2; `null`: the source's (more than two mixed down to stereo).
+    #[oai(nullable)]
+    channels: Option<u8>,
+    /// Seconds into the video where the MP3 starts; `null`: the beginning.
+    #[oai(nullable)]
+    start: Option<f64>,
+    /// Seconds into the video where it ends; `null`: the end.
+    #[oai(nullable)]
+    end: Option<f64>,
+    /// The loudness it is normalised to; `null`: as the source.
+    #[oai(nullable)]
+    normalize: Option<LoudnessTarget>,
+}
+
+/// A loudness target (EBU R128).
+#[derive(Debug, Clone, Object)]
+pub(super) struct LoudnessTarget {
+    /// Integrated loudness, LUFS.
+    integrated: f64,
+    /// Highest true peak, dBTP.
+    true_peak: f64,
+    /// Loudness range, LU.
+    range: f64,
+}
+
+impl From<Loudness> for LoudnessTarget {
+    fn from(loudness: Loudness) -> Self {
+        Self {
+            integrated: loudness.integrated,
+            true_peak: loudness.true_peak,
+            range: loudness.range,
+        }
+    }
+}
+
+impl From<&OutputOptions> for OutputChoices {
+    fn from(options: &OutputOptions) -> Self {
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        let vbr = options.bitrate_mode == BitrateMode::Vbr;
+        Self {
+            preset: options.preset.map(PresetName::from),
+            bitrate_mode: options.bitrate_mode.into(),
+            quality: vbr.then_some(options.quality),
+            bitrate: options.bitrate.filter(|_| !vbr),
+            sample_rate: options.sample_rate,
+            channels: options.channels,
+            start: options.start_ms.map(seconds),
+            end: options.end_ms.map(seconds),
+            normalize: options.normalize.map(LoudnessTarget::from),
+        }
+    }
+}
+
+impl OutputChoices {
+    pub(super) fn example() -> Self {
+        (&Preset::Podcast.options()).into()
+    }
+}

@@ -1,0 +1,91 @@
+//! `audiomill convert`'s flags for what the MP3s should be: the upload form's output fields,
+//! one flag each (the server checks the values and how they go together).
+
+use audiomill_client::{UploadOptions, types};
+
+/// A named starting point; a flag given beside it wins over it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum PresetFlag {
+    /// Speech: mono, 64 kbit/s ABR at 22.05 kHz, normalised to -16 LUFS.
+    Voice,
+    /// Podcasts: mono, 96 kbit/s CBR at 44.1 kHz, normalised to -16 LUFS.
+    Podcast,
+    /// Audiobooks: mono, 64 kbit/s CBR at 44.1 kHz, normalised to -18 LUFS.
+    Audiobook,
+    /// Music: stereo, VBR quality 0, loudness untouched.
+    Music,
+    /// Old players: stereo, 128 kbit/s CBR at 44.1 kHz.
+    Compatible,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum BitrateModeFlag {
+    /// Variable bitrate, by --quality.
+    Vbr,
+    /// Constant bitrate, --bitrate.
+    Cbr,
+    /// Average bitrate, about --bitrate.
+    Abr,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub struct OutputFlags {
+    /// Start from a named set of choices.
+    #[arg(long, value_enum)]
+    pub preset: Option<PresetFlag>,
+    /// How the encoder spends bits [server default: vbr].
+    #[arg(long, value_enum)]
+    pub bitrate_mode: Option<BitrateModeFlag>,
+    /// VBR quality, 0 (best) to 9 [server default: 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub quality: Option<u8>,
+    /// kbit/s for CBR or ABR (32-320, an MP3 bitrate).
+    #[arg(long, value_name = "KBPS")]
+    pub bitrate: Option<u16>,
+    /// Hz (8000-48000, an MP3 rate) [server default: the video's].
+    #[arg(long, value_name = "HZ")]
+    pub sample_rate: Option<u32>,
+    /// 1 (mono) or 2 (stereo) [server default: the video's].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub channels: Option<u8>,
+    /// Where the MP3 starts: seconds or HH:MM:SS.mmm.
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Where it ends: seconds or HH:MM:SS.mmm.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
+    /// Normalise loudness (EBU R128): true (-16 LUFS), false, or a target in LUFS.
+    #[arg(long, value_name = "TARGET", allow_hyphen_values = true)]
+    pub normalize: Option<String>,
+    /// With --normalize: the highest true peak, -9 to 0 dBTP.
+    #[arg(long, value_name = "DBTP", allow_hyphen_values = true)]
+    pub normalize_true_peak: Option<f64>,
+}
+
+impl From<&OutputFlags> for UploadOptions {
+    fn from(flags: &OutputFlags) -> Self {
+        UploadOptions {
+            preset: flags.preset.map(|preset| match preset {
+                PresetFlag::Voice => types::PresetName::Voice,
+                PresetFlag::Podcast => types::PresetName::Podcast,
+                PresetFlag::Audiobook => types::PresetName::Audiobook,
+                PresetFlag::Music => types::PresetName::Music,
+                PresetFlag::Compatible => types::PresetName::Compatible,
+            }),
+            bitrate_mode: flags.bitrate_mode.map(|mode| match mode {
+                BitrateModeFlag::Vbr => types::BitrateModeName::Vbr,
+                BitrateModeFlag::Cbr => types::BitrateModeName::Cbr,
+                BitrateModeFlag::Abr => types::BitrateModeName::Abr,
+            }),
+            quality: flags.quality,
+            bitrate: flags.bitrate,
+            sample_rate: flags.sample_rate,
+            channels: flags.channels,
+            start: flags.start.clone(),
+            end: flags.end.clone(),
+            normalize: flags.normalize.clone(),
+            normalize_true_peak: flags.normalize_true_peak,
+        }
+    }
+}
