@@ -312,3 +312,90 @@ async fn an_idempotency_key_replays_only_the_same_choices() {
     app.wait_for_workflow_closed(job["job_id"].as_str().unwrap())
         .await;
 }
+
+/// The integrated loudness (LUFS) the ffmpeg CLI's own `ebur128` measures in an MP3.
+fn loudness(mp3: &[u8]) -> f64 {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), mp3).unwrap();
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-f", "mp3", "-i"])
+        .arg(file.path())
+        .args(["-af", "ebur128", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let summary = &log[log.rfind("Summary:").expect("a summary")..];
+    summary
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("I:"))
+        .and_then(|value| value.trim().trim_end_matches("LUFS").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no integrated loudness in {summary}"))
+}
+
+/// Seconds of audio an MP3 decodes to (its encoder delay and padding left out).
+fn decoded_seconds(mp3: &[u8]) -> f64 {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), mp3).unwrap();
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "mp3", "-i"])
+        .arg(file.path())
+        .args(["-ac", "1", "-ar", "44100", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    output.stdout.len() as f64 / 2.0 / 44100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preset_with_a_trim_is_encoded_cut_and_normalised() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "talk.mp4", 5, true);
+    let fields = [
+        ("preset", "podcast"),
+        ("start", "1"),
+        ("end", "00:00:03.500"),
+    ];
+    let (job, mp3) = convert(&app, &token, &video, &fields).await;
+    let options = &job["options"];
+    assert_eq!(options["preset"], "podcast", "{job}");
+    assert_eq!(options["bitrate_mode"], "cbr");
+    assert_eq!(options["bitrate"], 96);
+    assert_eq!(options["channels"], 1);
+    assert_eq!(options["start"], 1.0);
+    assert_eq!(options["end"], 3.5);
+    assert_eq!(options["normalize"]["integrated"], -16.0);
+    let seconds = decoded_seconds(&mp3);
+    assert!((seconds - 2.5).abs() < 0.03, "{seconds} s");
+    assert!(frame_bitrates(&mp3).iter().all(|kbps| *kbps == 96));
+    let (rate, channels, _) = probe(&mp3);
+    assert_eq!((rate, channels), (44100, 1));
+    let lufs = loudness(&mp3);
+    assert!((lufs + 16.0).abs() <= 1.0, "{lufs} LUFS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trim_past_the_audio_fails_the_job_with_a_sentence_at_once() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "talk.mp4", 2, true);
+    let (status, body) = upload(&app, &token, form(&video, &[("start", "30")])).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job_id = body["job_id"].as_str().unwrap();
+    app.wait_for_workflow_closed(job_id).await;
+    let (_, job) = app.status(&token, job_id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("`start` (30 s) is past the end of the audio"),
+        "{error}"
+    );
+    assert_eq!(job["attempt"], 1, "not retried: {job}");
+    // No MP3 was stored; the video stays with the job until it is deleted.
+    let objects = app.objects();
+    assert!(
+        objects.iter().all(|key| key.starts_with("sources/")),
+        "{objects:?}"
+    );
+}

@@ -544,6 +544,7 @@ fn transcode_failure(error: TranscodeError) -> ActivityError {
         TranscodeError::NoAudioStream => failure::NO_AUDIO_STREAM,
         TranscodeError::Corrupt(_) => failure::CORRUPT_MEDIA,
         TranscodeError::TooLong(_) => failure::MEDIA_TOO_LONG,
+        TranscodeError::Trim(_) => failure::TRIM_OUT_OF_RANGE,
         TranscodeError::Cancelled => return ActivityError::cancelled(),
         TranscodeError::Output(_) | TranscodeError::Crashed(_) => {
             return worker_trouble(error);

@@ -71,6 +71,7 @@ pub enum Outcome {
     NoAudioStream,
     Corrupt(String),
     TooLong(String),
+    Trim(String),
     Output(String),
 }
 
@@ -84,6 +85,7 @@ impl From<Result<TranscodeReport, TranscodeError>> for Outcome {
             Err(TranscodeError::NoAudioStream) => Outcome::NoAudioStream,
             Err(TranscodeError::Corrupt(m)) => Outcome::Corrupt(m),
             Err(TranscodeError::TooLong(m)) => Outcome::TooLong(m),
+            Err(TranscodeError::Trim(m)) => Outcome::Trim(m),
             // Cancelled: the worker went away; nobody reads this.
             Err(error) => Outcome::Output(error.to_string()),
         }
@@ -98,6 +100,7 @@ impl From<Outcome> for Result<TranscodeReport, TranscodeError> {
             Outcome::NoAudioStream => Err(TranscodeError::NoAudioStream),
             Outcome::Corrupt(m) => Err(TranscodeError::Corrupt(m)),
             Outcome::TooLong(m) => Err(TranscodeError::TooLong(m)),
+            Outcome::Trim(m) => Err(TranscodeError::Trim(m)),
             Outcome::Output(m) => Err(TranscodeError::Output(m)),
         }
     }

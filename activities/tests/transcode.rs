@@ -413,7 +413,7 @@ fn each_encoding_choice_makes_the_same_file_as_the_ffmpeg_cli() {
     make_surround(&video, 4);
     assert_eq!(probe(&video, "stream=channels"), "6", "a 5.1 source");
     let vbr = |quality| OutputOptions {
-        quality: quality,
+        quality,
         ..OutputOptions::default()
     };
     let at = |bitrate_mode, kbps, rate, channels| OutputOptions {
@@ -494,4 +494,274 @@ fn frames(mp3: &[u8]) -> &[u8] {
         .iter()
         .fold(0usize, |size, byte| (size << 7) | usize::from(byte & 0x7f));
     &mp3[10 + size..]
+}
+
+/// Options as an upload form would give them.
+fn options(fields: &[(&str, &str)]) -> OutputOptions {
+    let mut request = audiomill_domain::output::OutputRequest::default();
+    for (name, value) in fields {
+        request.add(name, value).unwrap();
+    }
+    request.resolve().unwrap()
+}
+
+/// Converts with `fields`, collecting every progress report.
+fn convert_with(
+    input: &Path,
+    output: &Path,
+    fields: &[(&str, &str)],
+) -> (Result<u64, TranscodeError>, Vec<u8>) {
+    let mut seen = Vec::new();
+    let result = transcode(
+        input,
+        output,
+        &options(fields),
+        MediaLimits::default(),
+        &mut |percent| {
+            seen.push(percent);
+            ControlFlow::Continue(())
+        },
+    );
+    (result.map(|report| report.duration_ms), seen)
+}
+
+/// Ten seconds: a 440 Hz tone for five, then 880 Hz, so that where a cut lands can be heard.
+fn make_two_tones(path: &Path) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=44100:duration=5",
+        "-filter_complex",
+        "[1:a][2:a]concat=n=2:v=0:a=1[a]",
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-t",
+        "10",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// An audio file decoded to mono 44.1 kHz samples, its encoder delay and padding left out
+/// (as the LAME tag tells a decoder to).
+fn pcm(path: &Path) -> Vec<i16> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-ac", "1", "-ar", "44100", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    output
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The frequency (Hz) of a tone between `from` and `to` seconds, by counting zero crossings.
+fn pitch(samples: &[i16], from: f64, to: f64) -> f64 {
+    let window = &samples[(from * 44100.0) as usize..(to * 44100.0) as usize];
+    let crossings = window
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (to - from)
+}
+
+/// Seconds of audio an MP3 decodes to.
+fn duration(path: &Path) -> f64 {
+    pcm(path).len() as f64 / 44100.0
+}
+
+/// One MP3 frame at 44.1 kHz, in seconds: how exact a cut can be.
+const FRAME_SECS: f64 = 1152.0 / 44100.0;
+
+#[test]
+fn a_trim_keeps_exactly_the_part_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("tones.mp4");
+    make_two_tones(&video);
+    let out = dir.path().join("cut.mp3");
+
+    let (result, seen) = convert_with(&video, &out, &[("start", "4.5"), ("end", "00:00:07.250")]);
+    assert_eq!(result.unwrap(), 2750, "the report's duration");
+    let kept = duration(&out);
+    assert!((kept - 2.75).abs() <= FRAME_SECS, "{kept} s");
+    // Half a second of the first tone, then the second: the cut is where it was asked.
+    let samples = pcm(&out);
+    let first = pitch(&samples, 0.0, 0.45);
+    assert!((first - 440.0).abs() < 15.0, "{first} Hz at the start");
+    let second = pitch(&samples, 0.55, 2.7);
+    assert!(
+        (second - 880.0).abs() < 15.0,
+        "{second} Hz after the switch"
+    );
+    // Progress runs over the kept part only, and rises.
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&100));
+    assert!(seen.iter().any(|p| (20..80).contains(p)), "{seen:?}");
+
+    // Only a start, only an end.
+    let (result, _) = convert_with(&video, &out, &[("start", "8")]);
+    assert!(result.is_ok(), "{result:?}");
+    let samples = pcm(&out);
+    assert!((samples.len() as f64 / 44100.0 - 2.0).abs() <= FRAME_SECS);
+    assert!((pitch(&samples, 0.0, 1.9) - 880.0).abs() < 15.0);
+    let (result, _) = convert_with(&video, &out, &[("end", "1.5")]);
+    assert_eq!(result.unwrap(), 1500);
+    assert!((duration(&out) - 1.5).abs() <= FRAME_SECS);
+}
+
+#[test]
+fn a_trim_past_the_audio_fails_with_a_sentence_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("short.mp4");
+    make_video(&video, 3, true);
+    let out = dir.path().join("out.mp3");
+    let (result, _) = convert_with(&video, &out, &[("start", "20")]);
+    assert!(
+        matches!(&result, Err(TranscodeError::Trim(m)) if m.contains("`start` (20 s)") && m.contains("3.0 s")),
+        "{result:?}"
+    );
+    let (result, _) = convert_with(&video, &out, &[("start", "1"), ("end", "1:00")]);
+    assert!(
+        matches!(&result, Err(TranscodeError::Trim(m)) if m.contains("`end` (60 s)")),
+        "{result:?}"
+    );
+    // An end within the audio's last half second is taken as its end.
+    let (result, _) = convert_with(&video, &out, &[("end", "3.2")]);
+    assert!(result.is_ok(), "{result:?}");
+}
+
+/// The integrated loudness (LUFS) the ffmpeg CLI's own `ebur128` measures.
+fn loudness(path: &Path) -> f64 {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let summary = &log[log.rfind("Summary:").expect("a summary")..];
+    summary
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("I:"))
+        .and_then(|value| value.trim().trim_end_matches("LUFS").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no integrated loudness in {summary}"))
+}
+
+/// Speech-like material: pink noise whose level swells and fades, at `gain_db`.
+fn make_varied(path: &Path, gain_db: i32, seconds: u32) {
+    let filter =
+        format!("volume='{gain_db}dB':precision=float,volume='0.6+0.4*sin(2*PI*t/3)':eval=frame");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=32x32:rate=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:sample_rate=48000:seed=7",
+        "-af",
+        &filter,
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        "-ac",
+        "2",
+        path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn normalisation_lands_within_one_lu_of_the_target_as_measured_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = dir.path().join("quiet.mkv");
+    make_varied(&quiet, -30, 12);
+    let loud = dir.path().join("loud.mkv");
+    make_varied(&loud, 0, 12);
+    let before = (loudness(&quiet), loudness(&loud));
+    assert!(before.0 < -30.0 && before.1 > -20.0, "{before:?}");
+    for (video, fields, target) in [
+        (&quiet, &[("normalize", "true")][..], -16.0),
+        (&loud, &[("normalize", "-23")][..], -23.0),
+        (
+            &quiet,
+            &[
+                ("normalize", "-14"),
+                ("normalize_true_peak", "-1"),
+                ("channels", "1"),
+            ][..],
+            -14.0,
+        ),
+        // Measured over the trimmed part only.
+        (
+            &loud,
+            &[("normalize", "-20"), ("start", "2"), ("end", "8")][..],
+            -20.0,
+        ),
+    ] {
+        let out = dir.path().join("normalised.mp3");
+        let (result, seen) = convert_with(video, &out, fields);
+        assert!(result.is_ok(), "{fields:?}: {result:?}");
+        let measured = loudness(&out);
+        assert!(
+            (measured - target).abs() <= 1.0,
+            "{fields:?}: {measured} LUFS for a target of {target}"
+        );
+        // Two passes, one progress: it passes the middle once and never goes back.
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        assert!(seen.iter().any(|p| (40..60).contains(p)), "{seen:?}");
+        assert_eq!(seen.last(), Some(&100));
+    }
+}
+
+#[test]
+fn silence_is_left_as_it_is_when_normalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("silent.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=32x32:rate=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=sample_rate=44100",
+        "-t",
+        "3",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "flac",
+        video.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("out.mp3");
+    let (result, _) = convert_with(&video, &out, &[("normalize", "true")]);
+    assert_eq!(result.unwrap(), 3000);
 }

@@ -32,6 +32,8 @@ pub mod failure {
     pub const SOURCE_MISSING: &str = "SourceMissing";
     /// The file decodes into more audio, or a larger MP3, than the media limits allow.
     pub const MEDIA_TOO_LONG: &str = "MediaTooLong";
+    /// The trim asks for audio the file does not have (`start` or `end` past its end).
+    pub const TRIM_OUT_OF_RANGE: &str = "TrimOutOfRange";
     /// The converter's process crashed or hung. Retried once; non-retryable the second time.
     pub const TRANSCODER_CRASHED: &str = "TranscoderCrashed";
 
@@ -48,7 +50,7 @@ pub mod failure {
     pub const SOURCE_NOT_LOCAL: &str = "SourceNotLocal";
 
     /// Every non-retryable type, for the activities' retry policies.
-    pub const NON_RETRYABLE: [&str; 7] = [
+    pub const NON_RETRYABLE: [&str; 8] = [
         SOURCE_NOT_LOCAL,
         INVALID_TOKEN,
         UNSUPPORTED_MEDIA,
@@ -56,6 +58,7 @@ pub mod failure {
         CORRUPT_MEDIA,
         SOURCE_MISSING,
         MEDIA_TOO_LONG,
+        TRIM_OUT_OF_RANGE,
     ];
 
     /// Failures not typed by us: a step that timed out, and anything else.
@@ -64,13 +67,14 @@ pub mod failure {
 
     /// Every type a job can fail with, as metrics label it: a bounded set, whatever a failure
     /// in history claims to be.
-    pub const KINDS: [&str; 14] = [
+    pub const KINDS: [&str; 15] = [
         INVALID_TOKEN,
         UNSUPPORTED_MEDIA,
         NO_AUDIO_STREAM,
         CORRUPT_MEDIA,
         SOURCE_MISSING,
         MEDIA_TOO_LONG,
+        TRIM_OUT_OF_RANGE,
         TRANSCODER_CRASHED,
         DATABASE_UNAVAILABLE,
         STORAGE_UNAVAILABLE,
@@ -96,7 +100,7 @@ pub mod failure {
         match type_name {
             Some(
                 INVALID_TOKEN | UNSUPPORTED_MEDIA | NO_AUDIO_STREAM | CORRUPT_MEDIA
-                | SOURCE_MISSING | MEDIA_TOO_LONG | TRANSCODER_CRASHED,
+                | SOURCE_MISSING | MEDIA_TOO_LONG | TRIM_OUT_OF_RANGE | TRANSCODER_CRASHED,
             ) => None,
             Some(DATABASE_UNAVAILABLE) => Some("The database is unavailable."),
             Some(STORAGE_UNAVAILABLE) => Some("File storage is unavailable."),

@@ -1,0 +1,139 @@
+//! Video to MP3 with FFmpeg's libraries. The worker runs this in a child process of its own
+//! (see [`crate::isolated`]), so a decoder that crashes or hangs costs one attempt, never the
+//! worker.
+//!
+//! The best audio stream is decoded ([`source`]: only the wanted part, when trimmed), passed
+//! through a filter graph and encoded with LAME as the [`OutputOptions`] say ([`encode`]).
+//! Loudness normalisation first measures that same part in a pass of its own ([`loudness`]).
+//! Every read and decode error is checked, so a damaged file fails instead of yielding a
+//! shorter MP3 that claims success.
+//!
+//! Only the demuxers of the accepted containers, the `file` protocol and common audio
+//! decoders may be opened, so video streams are never decoded, not even to probe them. What a
+//! file may turn into is bounded by [`MediaLimits`]: decoded duration (measured as it decodes,
+//! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
+//! Progress comes from timestamps when the duration is known, else from the bytes read.
+
+mod encode;
+mod loudness;
+mod source;
+
+pub use encode::rate_for_bitrate;
+
+use audiomill_domain::output::OutputOptions;
+use ffmpeg_next as ffmpeg;
+use source::{Source, Span, Trim};
+use std::{ops::ControlFlow, path::Path};
+
+/// What one source may turn into at most. A file beyond any of these fails as `MediaTooLong`,
+/// so a small file that unpacks into days of audio cannot keep a worker busy or fill its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaLimits {
+    /// Decoded audio, in seconds (`MAX_MEDIA_SECONDS`).
+    pub max_seconds: u32,
+    /// Size of the MP3, in MB (`MAX_OUTPUT_MB`).
+    pub max_output_mb: u32,
+    /// Decoded seconds per MB of input, beyond the first [`MediaLimits::FREE_SECONDS`]
+    /// (`MAX_SECONDS_PER_MB`). Real videos carry far fewer: even 6 kbit/s speech is about
+    /// 1400 s per MB.
+    pub max_seconds_per_mb: u32,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        Self {
+            max_seconds: 4 * 60 * 60,
+            max_output_mb: 600,
+            max_seconds_per_mb: 3600,
+        }
+    }
+}
+
+impl MediaLimits {
+    /// Seconds any file may hold, however small it is.
+    pub const FREE_SECONDS: u64 = 600;
+
+    /// The decoded seconds allowed for an input of `input_bytes`.
+    pub fn seconds_for(&self, input_bytes: u64) -> u64 {
+        let by_size = Self::FREE_SECONDS
+            + input_bytes.saturating_mul(u64::from(self.max_seconds_per_mb)) / (1024 * 1024);
+        by_size.min(u64::from(self.max_seconds))
+    }
+
+    pub fn max_output_bytes(&self) -> u64 {
+        u64::from(self.max_output_mb) * 1024 * 1024
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TranscodeReport {
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("the file is not in a video format that can be read ({0})")]
+    Unsupported(String),
+    #[error("the file has no audio track to convert")]
+    NoAudioStream,
+    #[error("the file is damaged or truncated ({0})")]
+    Corrupt(String),
+    #[error("{0}")]
+    TooLong(String),
+    /// The trim asks for audio the file does not have.
+    #[error("{0}")]
+    Trim(String),
+    #[error("the conversion was cancelled")]
+    Cancelled,
+    #[error("the MP3 could not be written ({0})")]
+    Output(String),
+    /// The child process running the transcode died or hung (see `crate::isolated`).
+    #[error("{0}")]
+    Crashed(String),
+}
+
+/// Converts the best audio stream of `input` into the MP3 file `output`, as `options` say.
+///
+/// `on_progress` receives the percentage done (0-100) after every packet and at the end; it
+/// returns `ControlFlow::Break` to cancel. It is called often, so it should be cheap.
+pub fn transcode(
+    input: &Path,
+    output: &Path,
+    options: &OutputOptions,
+    limits: MediaLimits,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<TranscodeReport, TranscodeError> {
+    ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
+    // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+
+    let trim = Trim::of(options);
+    let mut source = Source::open(input)?;
+    let mut chain = trim.filter(&source);
+    let mut span = Span::WHOLE;
+    if let Some(target) = options.normalize {
+        // Measured as it will be encoded: the same part, mixed down the same way.
+        let layout = encode::layout_filter(&source.decoder, options);
+        let measuring = Span { from: 0, to: 50 };
+        let measured = loudness::measure(
+            &mut source,
+            trim,
+            &format!("{chain},{layout}"),
+            limits,
+            measuring,
+            on_progress,
+        )?;
+        source = Source::open(input)?;
+        if let Some(measured) = measured {
+            chain = format!("{chain},{layout},{}", loudness::normalise(target, measured));
+        }
+        span = Span { from: 50, to: 100 };
+    }
+    let mut pipeline = encode::Pipeline::open(output, &source, options, &chain, limits)?;
+    source::decode(&mut source, trim, span, on_progress, &mut |frame| {
+        pipeline.push(frame)
+    })?;
+    let report = pipeline.finish()?;
+    let _ = on_progress(100);
+    Ok(report)
+}

@@ -1,0 +1,394 @@
+//! The source side: a video opened with only the accepted demuxers and audio decoders, and
+//! the chosen part of its best audio stream decoded frame by frame, with progress.
+//!
+//! A trim seeks to a little before its start (so that the decoder has settled when the kept
+//! part begins) and stops reading once past its end; the filter graph cuts at the exact
+//! sample (`atrim`). The end of the decoded audio is compared with the stream's announced
+//! duration, so a truncated file fails instead of yielding a shorter MP3 that claims success.
+
+use super::TranscodeError;
+use audiomill_domain::output::OutputOptions;
+use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, format, frame, media};
+use ffmpeg_next as ffmpeg;
+use std::{ops::ControlFlow, path::Path};
+
+/// Audio this much shorter than announced (or than a trim's end) means it is not there.
+const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
+
+/// How far before a trim's start reading begins: the decoder's warm-up, cut off again.
+const SEEK_LEAD_MS: u64 = 1000;
+
+/// Demuxers that may open a source: the accepted containers, nothing else.
+const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm";
+
+/// Decoders that may open: common audio codecs of those containers.
+const AUDIO_DECODERS: &[&str] = &[
+    "aac",
+    "aac_fixed",
+    "aac_latm",
+    "mp3",
+    "mp3float",
+    "mp2",
+    "mp2float",
+    "mp1",
+    "mp1float",
+    "ac3",
+    "ac3_fixed",
+    "eac3",
+    "dca",
+    "truehd",
+    "mlp",
+    "opus",
+    "libopus",
+    "vorbis",
+    "flac",
+    "alac",
+    "wmav1",
+    "wmav2",
+    "wmapro",
+    "amrnb",
+    "amrwb",
+    "libopencore_amrnb",
+    "libopencore_amrwb",
+    "adpcm_ima_wav",
+    "adpcm_ima_qt",
+    "adpcm_ms",
+    "pcm_s16le",
+    "pcm_s16be",
+    "pcm_s24le",
+    "pcm_s24be",
+    "pcm_s32le",
+    "pcm_s32be",
+    "pcm_f32le",
+    "pcm_f32be",
+    "pcm_f64le",
+    "pcm_f64be",
+    "pcm_u8",
+    "pcm_s8",
+    "pcm_alaw",
+    "pcm_mulaw",
+];
+
+/// The source file, its chosen audio stream and that stream's decoder.
+pub(super) struct Source {
+    pub(super) input: format::context::Input,
+    pub(super) input_bytes: u64,
+    pub(super) stream_index: usize,
+    pub(super) time_base: ffmpeg::Rational,
+    start_ticks: i64,
+    /// The duration the file declares, if it declares one.
+    expected_secs: Option<f64>,
+    pub(super) decoder: codec::decoder::Audio,
+}
+
+impl Source {
+    pub(super) fn open(path: &Path) -> Result<Self, TranscodeError> {
+        let input_bytes = std::fs::metadata(path)
+            .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
+            .len();
+        let input = open_source(path)?;
+        let stream = input
+            .streams()
+            .best(media::Type::Audio)
+            .ok_or(TranscodeError::NoAudioStream)?;
+        check_decoder(stream.parameters().id())?;
+        let time_base = stream.time_base();
+        let expected_secs = if stream.duration() > 0 {
+            Some(stream.duration() as f64 * f64::from(time_base))
+        } else if input.duration() > 0 {
+            Some(input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+        } else {
+            None
+        };
+        let mut decoder = codec::context::Context::from_parameters(stream.parameters())
+            .and_then(|context| {
+                let mut decoder = context.decoder();
+                // Frames then carry the packets' timestamps, which a trim cuts by.
+                decoder.set_packet_time_base(time_base);
+                decoder.audio()
+            })
+            .map_err(|e| {
+                TranscodeError::Unsupported(format!("no decoder for the audio codec: {e}"))
+            })?;
+        if decoder.channel_layout().is_empty() {
+            decoder.set_channel_layout(ChannelLayout::default(i32::from(decoder.channels())));
+        }
+        Ok(Self {
+            stream_index: stream.index(),
+            start_ticks: if stream.start_time() == i64::MIN {
+                0
+            } else {
+                stream.start_time()
+            },
+            time_base,
+            expected_secs,
+            input_bytes,
+            decoder,
+            input,
+        })
+    }
+
+    /// Seconds from the stream's start to `ticks`.
+    fn seconds_at(&self, ticks: i64) -> f64 {
+        (ticks - self.start_ticks) as f64 * f64::from(self.time_base)
+    }
+
+    /// `ms` after the stream's start, in its ticks.
+    pub(super) fn ticks_at(&self, ms: u64) -> i64 {
+        self.start_ticks + (ms as i64).rescale((1, 1000), self.time_base)
+    }
+
+    /// Moves reading to the last point at or before `ms` the container can seek to.
+    fn seek_before(&mut self, ms: u64) -> Result<(), TranscodeError> {
+        let target = (ms as i64).rescale((1, 1000), ffmpeg::rescale::TIME_BASE);
+        self.input
+            .seek(target, ..target)
+            .map_err(|e| TranscodeError::Corrupt(format!("seeking failed: {e}")))?;
+        self.decoder.flush();
+        Ok(())
+    }
+
+    /// Refuses audio that ends well before the declared duration: a truncated file.
+    fn check_complete(&self, last_end_ticks: Option<i64>) -> Result<(), TranscodeError> {
+        if let (Some(expected), Some(end)) = (self.expected_secs, last_end_ticks) {
+            let got = self.seconds_at(end);
+            if expected - got > MISSING_AUDIO_TOLERANCE_SECS {
+                return Err(TranscodeError::Corrupt(format!(
+                    "the audio stops at {got:.1} s of {expected:.1} s"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens the source with only the accepted demuxers and audio decoders, from a local file.
+fn open_source(input: &Path) -> Result<format::context::Input, TranscodeError> {
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", DEMUXERS);
+    options.set("codec_whitelist", &AUDIO_DECODERS.join(","));
+    options.set("protocol_whitelist", "file");
+    format::input_with_dictionary(&input, options).map_err(|error| match error {
+        AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
+        other => TranscodeError::Unsupported(other.to_string()),
+    })
+}
+
+/// Refuses an audio codec that is not among the decoders we open.
+fn check_decoder(id: codec::Id) -> Result<(), TranscodeError> {
+    let name = ffmpeg::decoder::find(id).map(|codec| codec.name().to_owned());
+    match name {
+        Some(name) if AUDIO_DECODERS.contains(&name.as_str()) => Ok(()),
+        Some(name) => Err(TranscodeError::Unsupported(format!(
+            "the audio codec {name} is not supported"
+        ))),
+        None => Err(TranscodeError::Unsupported(
+            "no decoder for the audio codec".into(),
+        )),
+    }
+}
+
+/// The part of the source the MP3 is made of, in milliseconds from the audio's start.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Trim {
+    pub(super) start_ms: Option<u64>,
+    pub(super) end_ms: Option<u64>,
+}
+
+impl Trim {
+    pub(super) fn of(options: &OutputOptions) -> Self {
+        Self {
+            start_ms: options.start_ms.filter(|ms| *ms > 0),
+            end_ms: options.end_ms,
+        }
+    }
+
+    /// The `atrim` filter that cuts `source`'s frames to this part (by their timestamps, in
+    /// seconds, which it turns into a sample); `anull` for the whole.
+    pub(super) fn filter(&self, source: &Source) -> String {
+        let start = source.start_ticks as f64 * f64::from(source.time_base);
+        let at = |ms: u64| start + ms as f64 / 1000.0;
+        let mut cut = Vec::new();
+        if let Some(start) = self.start_ms {
+            cut.push(format!("start={:.6}", at(start)));
+        }
+        if let Some(end) = self.end_ms {
+            cut.push(format!("end={:.6}", at(end)));
+        }
+        if cut.is_empty() {
+            "anull".into()
+        } else {
+            format!("atrim={}", cut.join(":"))
+        }
+    }
+
+    /// Fails when the audio (which ended at `reached` seconds) does not reach the trim.
+    fn check_reached(&self, reached: f64) -> Result<(), TranscodeError> {
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        if let Some(start) = self.start_ms
+            && reached <= seconds(start)
+        {
+            return Err(TranscodeError::Trim(format!(
+                "`start` ({} s) is past the end of the audio ({reached:.1} s)",
+                seconds(start)
+            )));
+        }
+        if let Some(end) = self.end_ms
+            && seconds(end) - reached > MISSING_AUDIO_TOLERANCE_SECS
+        {
+            return Err(TranscodeError::Trim(format!(
+                "`end` ({} s) is past the end of the audio ({reached:.1} s)",
+                seconds(end)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where a pass's progress lands in the whole transcode's percentage.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) from: u8,
+    pub(super) to: u8,
+}
+
+impl Span {
+    pub(super) const WHOLE: Span = Span { from: 0, to: 100 };
+}
+
+/// Decodes the `trim` part of `source`'s audio, handing each frame to `deliver`, and reports
+/// progress within `span` to `on_progress` (which cancels with `Break`).
+pub(super) fn decode(
+    source: &mut Source,
+    trim: Trim,
+    span: Span,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+    deliver: &mut dyn FnMut(&mut frame::Audio) -> Result<(), TranscodeError>,
+) -> Result<(), TranscodeError> {
+    if let Some(start) = trim.start_ms {
+        source.seek_before(start.saturating_sub(SEEK_LEAD_MS))?;
+    }
+    let end_ticks = trim.end_ms.map(|end| source.ticks_at(end));
+    let mut progress = Progress::new(source, trim, span);
+    let mut decoded = frame::Audio::empty();
+    let mut past_end = false;
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut source.input) {
+            Ok(()) => {}
+            Err(AvError::Eof) => break,
+            Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
+        }
+        // Every packet is a chance to cancel, whatever stream it belongs to.
+        if on_progress(progress.after(&packet, source)).is_break() {
+            return Err(TranscodeError::Cancelled);
+        }
+        if packet.stream() != source.stream_index {
+            continue;
+        }
+        if let (Some(end), Some(pts)) = (end_ticks, packet.pts())
+            && pts > end
+        {
+            past_end = true;
+            break;
+        }
+        source
+            .decoder
+            .send_packet(&packet)
+            .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+        drain_decoder(&mut source.decoder, &mut decoded, deliver)?;
+    }
+    source
+        .decoder
+        .send_eof()
+        .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+    drain_decoder(&mut source.decoder, &mut decoded, deliver)?;
+    if !past_end {
+        source.check_complete(progress.last_end_ticks)?;
+        let reached = progress
+            .last_end_ticks
+            .map_or(0.0, |end| source.seconds_at(end));
+        trim.check_reached(reached)?;
+    }
+    Ok(())
+}
+
+/// Hands every frame the decoder has ready to `deliver`, timestamped.
+fn drain_decoder(
+    decoder: &mut codec::decoder::Audio,
+    decoded: &mut frame::Audio,
+    deliver: &mut dyn FnMut(&mut frame::Audio) -> Result<(), TranscodeError>,
+) -> Result<(), TranscodeError> {
+    loop {
+        match decoder.receive_frame(decoded) {
+            Ok(()) => {
+                let timestamp = decoded.timestamp();
+                decoded.set_pts(timestamp);
+                deliver(decoded)?;
+            }
+            Err(AvError::Eof) => return Ok(()),
+            Err(AvError::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(TranscodeError::Corrupt(format!(
+                    "audio could not be decoded: {error}"
+                )));
+            }
+        }
+    }
+}
+
+/// How far a pass is: from the audio's timestamps when the duration is known (within the
+/// trim), else from the bytes read. It never goes back, and reaches the span's end only when
+/// the pass is done.
+struct Progress {
+    last_end_ticks: Option<i64>,
+    percent: u8,
+    /// Seconds of audio where the pass starts and ends, when known.
+    from_secs: f64,
+    to_secs: Option<f64>,
+    span: Span,
+}
+
+impl Progress {
+    fn new(source: &Source, trim: Trim, span: Span) -> Self {
+        let from_secs = trim.start_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
+        let end_secs = trim.end_ms.map(|ms| ms as f64 / 1000.0);
+        let to_secs = match (source.expected_secs, end_secs) {
+            (Some(total), Some(end)) => Some(total.min(end)),
+            (total, end) => total.or(end),
+        };
+        Self {
+            last_end_ticks: None,
+            percent: span.from,
+            from_secs,
+            to_secs: to_secs.filter(|to| *to > from_secs),
+            span,
+        }
+    }
+
+    fn after(&mut self, packet: &ffmpeg::Packet, source: &Source) -> u8 {
+        let mut done = None;
+        if packet.stream() == source.stream_index
+            && let Some(pts) = packet.pts()
+        {
+            let end = pts + packet.duration().max(0);
+            self.last_end_ticks = Some(self.last_end_ticks.map_or(end, |last| last.max(end)));
+            done = self
+                .to_secs
+                .map(|to| (source.seconds_at(end) - self.from_secs) / (to - self.from_secs));
+        }
+        if self.to_secs.is_none() && packet.position() > 0 {
+            done = Some(packet.position() as f64 / source.input_bytes.max(1) as f64);
+        }
+        if let Some(done) = done {
+            let width = f64::from(self.span.to - self.span.from);
+            let at = f64::from(self.span.from) + done.clamp(0.0, 1.0) * width;
+            self.percent = self
+                .percent
+                .max((at as u8).min(self.span.to.saturating_sub(1)));
+        }
+        self.percent
+    }
+}
