@@ -651,6 +651,11 @@ fn a_trim_past_the_audio_fails_with_a_sentence_naming_the_field() {
 
 /// The integrated loudness (LUFS) the ffmpeg CLI's own `ebur128` measures.
 fn loudness(path: &Path) -> f64 {
+    measure_with_cli(path).0
+}
+
+/// The integrated loudness (LUFS) and true peak (dBTP) the ffmpeg CLI's `ebur128` measures.
+fn measure_with_cli(path: &Path) -> (f64, f64) {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(path)
@@ -659,11 +664,14 @@ fn loudness(path: &Path) -> f64 {
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     let summary = &log[log.rfind("Summary:").expect("a summary")..];
-    summary
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("I:"))
-        .and_then(|value| value.trim().trim_end_matches("LUFS").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no integrated loudness in {summary}"))
+    let value = |label: &str, unit: &str| -> f64 {
+        summary
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .and_then(|value| value.trim().trim_end_matches(unit).trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {summary}"))
+    };
+    (value("I:", "LUFS"), value("Peak:", "dBFS"))
 }
 
 /// Speech-like material: pink noise whose level swells and fades, at `gain_db`.
@@ -728,10 +736,16 @@ fn normalisation_lands_within_one_lu_of_the_target_as_measured_by_the_cli() {
         let out = dir.path().join("normalised.mp3");
         let (result, seen) = convert_with(video, &out, fields);
         assert!(result.is_ok(), "{fields:?}: {result:?}");
-        let measured = loudness(&out);
+        let (measured, peak) = measure_with_cli(&out);
         assert!(
             (measured - target).abs() <= 1.0,
             "{fields:?}: {measured} LUFS for a target of {target}"
+        );
+        // The limiter holds the peak (MP3 encoding may overshoot it by a fraction of a dB).
+        let ceiling = options(fields).normalize.unwrap().true_peak;
+        assert!(
+            peak <= ceiling + 0.5,
+            "{fields:?}: true peak {peak} dBTP over {ceiling}"
         );
         // Two passes, one progress: it passes the middle once and never goes back.
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");

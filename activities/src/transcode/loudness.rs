@@ -17,6 +17,13 @@ use std::ops::ControlFlow;
 /// it is left as it is.
 const SILENCE_LUFS: f64 = -69.0;
 
+/// The rate the limiter works at: four times 48 kHz, where true peaks show as samples.
+const OVERSAMPLED_RATE: u32 = 192_000;
+
+/// How far below the target true peak the limiter holds the audio: lossy encoding raises
+/// peaks by about this much.
+const ENCODER_HEADROOM_DB: f64 = 1.0;
+
 /// What the first pass measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Measured {
@@ -81,8 +88,12 @@ pub(super) fn normalise(target: Loudness, measured: Measured) -> String {
     let gain = target.integrated - measured.integrated;
     let mut chain = format!("volume={gain:.2}dB");
     if measured.true_peak + gain > target.true_peak {
-        let limit = 10f64.powf(target.true_peak / 20.0);
-        chain.push_str(&format!(",alimiter=limit={limit:.4}:level=false"));
+        // Limited four times oversampled, so that it holds the peaks between the samples
+        // too, and with headroom for what MP3 encoding adds to them.
+        let limit = 10f64.powf((target.true_peak - ENCODER_HEADROOM_DB) / 20.0);
+        chain.push_str(&format!(
+            ",aresample={OVERSAMPLED_RATE},alimiter=limit={limit:.4}:level=false"
+        ));
     }
     chain
 }
