@@ -779,3 +779,42 @@ fn silence_is_left_as_it_is_when_normalised() {
     let (result, _) = convert_with(&video, &out, &[("normalize", "true")]);
     assert_eq!(result.unwrap(), 3000);
 }
+
+#[test]
+fn a_file_that_declares_no_duration_is_trimmed_and_normalised_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    // Matroska written as a live stream: no duration in its header.
+    let video = dir.path().join("live.mkv");
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+        .args(["-i", "sine=frequency=440:sample_rate=44100:duration=4"])
+        .args(["-c:a", "flac", "-f", "matroska", "-live", "1", "pipe:1"])
+        .output()
+        .unwrap();
+    std::fs::write(&video, output.stdout).unwrap();
+    assert_eq!(
+        probe(&video, "format=duration"),
+        "N/A",
+        "no declared duration"
+    );
+    let out = dir.path().join("out.mp3");
+
+    // Matroska stamps in milliseconds: the cut is exact to within one of them.
+    let within_a_frame =
+        |ms: u64, expected: u64| ms.abs_diff(expected) as f64 <= FRAME_SECS * 1000.0;
+    let (result, seen) = convert_with(&video, &out, &[("start", "1"), ("end", "2.5")]);
+    assert!(within_a_frame(result.unwrap(), 1500));
+    assert!((duration(&out) - 1.5).abs() <= FRAME_SECS);
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&100));
+
+    let (result, _) = convert_with(&video, &out, &[("normalize", "-20"), ("start", "0.5")]);
+    assert!(within_a_frame(result.unwrap(), 3500));
+    assert!((loudness(&out) + 20.0).abs() <= 1.0);
+
+    let (result, _) = convert_with(&video, &out, &[("start", "9")]);
+    assert!(
+        matches!(&result, Err(TranscodeError::Trim(m)) if m.contains("`start` (9 s)")),
+        "{result:?}"
+    );
+}

@@ -314,19 +314,24 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// The job's workflow as Temporal tells it: whether it has closed, and the attempt number
-    /// of each pending step, by activity name.
-    pub async fn workflow(&self, job_id: &str) -> (bool, Vec<(String, i32)>) {
-        use temporalio_client::WorkflowDescribeOptions;
-        use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
-        let client = audiomill::temporal::connect(
+    /// A client of this app's Temporal server.
+    async fn temporal(&self) -> temporalio_client::Client {
+        audiomill::temporal::connect(
             &self.temporal_address,
             "default",
             "audiomill-tests",
             Duration::from_secs(10),
         )
         .await
-        .expect("Temporal answers");
+        .expect("Temporal answers")
+    }
+
+    /// The job's workflow as Temporal tells it: whether it has closed, and the attempt number
+    /// of each pending step, by activity name.
+    pub async fn workflow(&self, job_id: &str) -> (bool, Vec<(String, i32)>) {
+        use temporalio_client::WorkflowDescribeOptions;
+        use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
+        let client = self.temporal().await;
         let described = client
             .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
             .describe(WorkflowDescribeOptions::default())
@@ -350,14 +355,7 @@ impl TestApp {
         use futures::StreamExt;
         use temporalio_client::WorkflowFetchHistoryOptions;
         use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
-        let client = audiomill::temporal::connect(
-            &self.temporal_address,
-            "default",
-            "audiomill-tests",
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("Temporal answers");
+        let client = self.temporal().await;
         let mut history = client
             .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
             .fetch_history(WorkflowFetchHistoryOptions::default());

@@ -139,40 +139,18 @@ fn pick_rate(lame: &codec::Audio, wanted: u32) -> u32 {
         .map_or(44_100, |rate| rate as u32)
 }
 
-/// `abuffer -> chain -> abuffersink`, the sink taking what `encoder` needs.
+/// The source's graph with `chain`, its sink giving what `encoder` takes: LAME's format,
+/// layout and rate, in the fixed-size frames it needs (only the last one may be short).
 fn filter_graph(
-    decoder: &codec::decoder::Audio,
+    source: &Source,
     encoder: &codec::encoder::Audio,
-    time_base: ffmpeg::Rational,
     chain: &str,
 ) -> Result<filter::Graph, AvError> {
-    let mut graph = filter::Graph::new();
-    let args = format!(
-        "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-        time_base,
-        decoder.rate(),
-        decoder.format().name(),
-        decoder.channel_layout().bits()
-    );
-    graph.add(
-        &filter::find("abuffer").ok_or(AvError::FilterNotFound)?,
-        "in",
-        &args,
-    )?;
-    graph.add(
-        &filter::find("abuffersink").ok_or(AvError::FilterNotFound)?,
-        "out",
-        "",
-    )?;
-    {
-        let mut out = graph.get("out").ok_or(AvError::FilterNotFound)?;
+    let mut graph = source.filter_graph(chain, |out| {
         out.set_sample_format(encoder.format());
         out.set_channel_layout(encoder.channel_layout());
         out.set_sample_rate(encoder.rate());
-    }
-    graph.output("in", 0)?.input("out", 0)?.parse(chain)?;
-    graph.validate()?;
-    // Fixed-size frames for LAME; only the last one may be short.
+    })?;
     graph
         .get("out")
         .ok_or(AvError::FilterNotFound)?
@@ -206,8 +184,7 @@ impl Pipeline {
     ) -> Result<Self, TranscodeError> {
         let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
         let encoder = mp3_encoder(&mut octx, &source.decoder, options)?;
-        let graph = filter_graph(&source.decoder, &encoder, source.time_base, chain)
-            .map_err(output_error)?;
+        let graph = filter_graph(source, &encoder, chain).map_err(output_error)?;
         octx.write_header().map_err(output_error)?;
         let rate = encoder.rate() as i32;
         let out_time_base = octx

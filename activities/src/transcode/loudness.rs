@@ -45,7 +45,10 @@ pub(super) fn measure(
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<Option<Measured>, TranscodeError> {
     let failed = |e: AvError| TranscodeError::Output(format!("loudness measurement: {e}"));
-    let mut graph = meter(source, chain).map_err(failed)?;
+    // The meter attaches its running measurements to each frame it passes on.
+    let mut graph = source
+        .filter_graph(&format!("{chain},ebur128=peak=true:metadata=1"), |_| {})
+        .map_err(failed)?;
     let rate = f64::from(source.decoder.rate().max(1));
     let max_samples = limits.seconds_for(source.input_bytes) as f64 * rate;
     let mut meter = Meter::default();
@@ -112,36 +115,6 @@ fn loudnorm(target: Loudness, measured: Measured) -> String {
         measured.range.clamp(0.0, 99.0),
         (integrated - 10.0).max(-99.0),
     )
-}
-
-/// `abuffer -> chain -> ebur128 -> abuffersink`, the meter attaching its running
-/// measurements to each frame it passes on.
-fn meter(source: &Source, chain: &str) -> Result<filter::Graph, AvError> {
-    let decoder = &source.decoder;
-    let mut graph = filter::Graph::new();
-    let args = format!(
-        "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-        source.time_base,
-        decoder.rate(),
-        decoder.format().name(),
-        decoder.channel_layout().bits()
-    );
-    graph.add(
-        &filter::find("abuffer").ok_or(AvError::FilterNotFound)?,
-        "in",
-        &args,
-    )?;
-    graph.add(
-        &filter::find("abuffersink").ok_or(AvError::FilterNotFound)?,
-        "out",
-        "",
-    )?;
-    graph
-        .output("in", 0)?
-        .input("out", 0)?
-        .parse(&format!("{chain},ebur128=peak=true:metadata=1"))?;
-    graph.validate()?;
-    Ok(graph)
 }
 
 /// The meter's latest reading: the one on its last frame covers the whole pass.

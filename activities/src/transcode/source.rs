@@ -8,7 +8,7 @@
 
 use super::TranscodeError;
 use audiomill_domain::output::OutputOptions;
-use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, format, frame, media};
+use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
 use std::{ops::ControlFlow, path::Path};
 
@@ -131,6 +131,38 @@ impl Source {
     /// Seconds from the stream's start to `ticks`.
     fn seconds_at(&self, ticks: i64) -> f64 {
         (ticks - self.start_ticks) as f64 * f64::from(self.time_base)
+    }
+
+    /// `abuffer -> chain -> abuffersink` for this source's decoded frames; `sink` sets what the
+    /// sink must give (formats, rate) before the graph is configured.
+    pub(super) fn filter_graph(
+        &self,
+        chain: &str,
+        sink: impl FnOnce(&mut filter::Context),
+    ) -> Result<filter::Graph, AvError> {
+        let decoder = &self.decoder;
+        let mut graph = filter::Graph::new();
+        let args = format!(
+            "time_base={}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
+            self.time_base,
+            decoder.rate(),
+            decoder.format().name(),
+            decoder.channel_layout().bits()
+        );
+        graph.add(
+            &filter::find("abuffer").ok_or(AvError::FilterNotFound)?,
+            "in",
+            &args,
+        )?;
+        graph.add(
+            &filter::find("abuffersink").ok_or(AvError::FilterNotFound)?,
+            "out",
+            "",
+        )?;
+        sink(&mut graph.get("out").ok_or(AvError::FilterNotFound)?);
+        graph.output("in", 0)?.input("out", 0)?.parse(chain)?;
+        graph.validate()?;
+        Ok(graph)
     }
 
     /// `ms` after the stream's start, in its ticks.
