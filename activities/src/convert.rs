@@ -153,7 +153,7 @@ impl ConvertActivities {
         // Cancelled: dropping the run kills the child at once.
         let started = std::time::Instant::now();
         let Some(result) = self
-            .convert_in_child(&ctx, job, source, input.options)
+            .convert_in_child(&ctx, job, source, input.options, input.file_name)
             .await
         else {
             self.forget(job).await;
@@ -341,8 +341,10 @@ impl ConvertActivities {
         job: JobId,
         source: PathBuf,
         options: OutputOptions,
+        file_name: String,
     ) -> Option<Result<TranscodeReport, TranscodeError>> {
         let request = isolated::Job {
+            file_name,
             input: source,
             // A fixed name: a retried attempt overwrites the earlier output, never adds one.
             output: self.mp3_path(job),

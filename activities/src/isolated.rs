@@ -59,6 +59,8 @@ pub struct Job {
     pub input: PathBuf,
     pub output: PathBuf,
     pub options: OutputOptions,
+    /// The upload's file name: the title when the source's metadata has none.
+    pub file_name: String,
     pub limits: MediaLimits,
     pub memory_mb: u64,
 }
@@ -208,6 +210,7 @@ pub fn child_main() -> i32 {
         &job.input,
         &job.output,
         &job.options,
+        &job.file_name,
         job.limits,
         &mut |percent| {
             if orphaned.load(Ordering::Relaxed) {

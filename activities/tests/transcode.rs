@@ -61,6 +61,7 @@ fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
         input,
         output,
         &OutputOptions::default(),
+        "",
         MediaLimits::default(),
         &mut |percent| {
             seen.push(percent);
@@ -200,6 +201,7 @@ fn the_progress_callback_can_cancel() {
         &input,
         &dir.path().join("out.mp3"),
         &OutputOptions::default(),
+        "",
         MediaLimits::default(),
         &mut |_| ControlFlow::Break(()),
     );
@@ -269,6 +271,7 @@ fn a_file_without_a_declared_duration_can_be_cancelled() {
         &input,
         &dir.path().join("out.mp3"),
         &OutputOptions::default(),
+        "",
         MediaLimits::default(),
         &mut |_| {
             calls += 1;
@@ -291,7 +294,7 @@ fn convert(
     options: OutputOptions,
     limits: MediaLimits,
 ) -> Result<audiomill_activities::transcode::TranscodeReport, TranscodeError> {
-    transcode(input, output, &options, limits, &mut |_| {
+    transcode(input, output, &options, "", limits, &mut |_| {
         ControlFlow::Continue(())
     })
 }
@@ -516,6 +519,7 @@ fn convert_with(
         input,
         output,
         &options(fields),
+        "talk.mp4",
         MediaLimits::default(),
         &mut |percent| {
             seen.push(percent);
@@ -817,4 +821,251 @@ fn a_file_that_declares_no_duration_is_trimmed_and_normalised_all_the_same() {
         matches!(&result, Err(TranscodeError::Trim(m)) if m.contains("`start` (9 s)")),
         "{result:?}"
     );
+}
+
+/// The MP3's ID3v2 tag as mutagen reads it (`tests/tools/id3dump.py`), the first picture's
+/// bytes written to `picture` when given.
+fn read_tag(mp3: &Path, picture: Option<&Path>) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".tools/venv/bin/python3");
+    let python = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let output = Command::new(python)
+        .arg(root.join("tests/tools/id3dump.py"))
+        .arg(mp3)
+        .args(picture)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "id3dump: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("id3dump prints JSON")
+}
+
+/// A picture's size and the mean of its luma (0-255), decoded by the CLI.
+fn picture_luma(picture: &Path) -> ((u32, u32), f64) {
+    let size = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(picture)
+        .output()
+        .expect("ffprobe runs");
+    let size = String::from_utf8_lossy(&size.stdout);
+    let (width, height) = size.trim().split_once(',').expect("width,height");
+    let gray = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(picture)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mean = gray.stdout.iter().map(|y| f64::from(*y)).sum::<f64>() / gray.stdout.len() as f64;
+    ((width.parse().unwrap(), height.parse().unwrap()), mean)
+}
+
+/// A video of 2 s of black, then 8 s of a bright test pattern (1280x720), with a tone and
+/// the metadata `tags` (name=value).
+fn make_tagged_video(path: &Path, tags: &[&str]) {
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "color=black:size=1280x720:rate=10:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=1280x720:rate=10:duration=8",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=10",
+        "-filter_complex",
+        "[0][1]concat=n=2:v=1:a=0[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+    ];
+    for tag in tags {
+        args.extend(["-metadata", tag]);
+    }
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+}
+
+#[test]
+fn tags_come_from_the_source_and_the_fields_and_a_cover_frame_is_not_black() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("in.mp4");
+    make_tagged_video(
+        &video,
+        &[
+            "title=Überraschung 日本 🎬",
+            "artist=Ärtist",
+            "comment=from the source",
+            "date=2019",
+            "genre=Speech",
+        ],
+    );
+    let plain = dir.path().join("plain.mp3");
+    convert_with(&video, &plain, &[]).0.expect("converts");
+    let tagged = dir.path().join("tagged.mp3");
+    convert_with(
+        &video,
+        &tagged,
+        &[
+            ("tags[album]", "Vorlesungen ✓"),
+            ("tags[track]", "3/12"),
+            ("tags[comment]", "Zweite Zeile\nfolgt"),
+            ("tags[genre]", ""),
+            ("cover", "frame"),
+        ],
+    )
+    .0
+    .expect("converts with tags and a cover");
+
+    let source_only = read_tag(&plain, None);
+    assert_eq!(source_only["version"], "2.4");
+    assert_eq!(source_only["frames"]["TIT2"], "Überraschung 日本 🎬");
+    assert_eq!(source_only["frames"]["TPE1"], "Ärtist");
+    assert_eq!(source_only["frames"]["COMM"], "from the source");
+    assert_eq!(source_only["frames"]["TDRC"], "2019");
+    assert_eq!(source_only["frames"]["TCON"], "Speech");
+    assert_eq!(source_only["pictures"], serde_json::json!([]));
+
+    let picture = dir.path().join("cover.jpg");
+    let both = read_tag(&tagged, Some(&picture));
+    assert_eq!(both["frames"]["TIT2"], "Überraschung 日本 🎬");
+    assert_eq!(both["frames"]["TALB"], "Vorlesungen ✓");
+    assert_eq!(both["frames"]["TRCK"], "3/12");
+    assert_eq!(both["frames"]["COMM"], "Zweite Zeile\nfolgt");
+    assert!(
+        both["frames"].get("TCON").is_none(),
+        "an empty field removes the tag"
+    );
+    let pictures = both["pictures"].as_array().unwrap();
+    assert_eq!(pictures.len(), 1);
+    assert_eq!(pictures[0]["mime"], "image/jpeg");
+    assert_eq!(pictures[0]["type"], 3, "the front cover");
+    let ((width, height), luma) = picture_luma(&picture);
+    assert_eq!(
+        (width, height),
+        (800, 450),
+        "scaled within 800 px, aspect kept"
+    );
+    assert!(
+        luma > 60.0,
+        "the cover is the test pattern, not black: {luma}"
+    );
+    assert!(pictures[0]["size"].as_u64().unwrap() < 300_000);
+
+    // The audio is the same, byte for byte, whatever the tag holds.
+    assert!(frames(&std::fs::read(&plain).unwrap()) == frames(&std::fs::read(&tagged).unwrap()));
+}
+
+#[test]
+fn a_cover_at_a_chosen_time_is_taken_as_it_is_and_past_the_end_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("in.mp4");
+    make_tagged_video(&video, &[]);
+    let output = dir.path().join("out.mp3");
+    convert_with(&video, &output, &[("cover_at", "0.5")])
+        .0
+        .expect("converts");
+    let picture = dir.path().join("cover.jpg");
+    let tag = read_tag(&output, Some(&picture));
+    assert_eq!(tag["frames"]["TIT2"], "talk", "the file name is the title");
+    let (_, luma) = picture_luma(&picture);
+    assert!(luma < 20.0, "at 0.5 s the video is black: {luma}");
+
+    let (result, _) = convert_with(&video, &output, &[("cover_at", "00:01:00")]);
+    match result {
+        Err(TranscodeError::Trim(message)) => {
+            assert!(message.contains("`cover_at`"), "{message}");
+        }
+        other => panic!("expected a cover_at failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_picture_in_the_source_is_kept_and_strip_or_none_leave_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("plain.mp4");
+    make_video(&video, 3, true);
+    let art = dir.path().join("art.png");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=300x300:duration=1",
+        "-frames:v",
+        "1",
+        art.to_str().unwrap(),
+    ]);
+    let with_art = dir.path().join("with-art.mp4");
+    ffmpeg(&[
+        "-i",
+        video.to_str().unwrap(),
+        "-i",
+        art.to_str().unwrap(),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-disposition:v:1",
+        "attached_pic",
+        "-metadata",
+        "title=With art",
+        with_art.to_str().unwrap(),
+    ]);
+    let kept = dir.path().join("kept.mp3");
+    convert_with(&with_art, &kept, &[]).0.expect("converts");
+    let picture = dir.path().join("kept.png");
+    let tag = read_tag(&kept, Some(&picture));
+    assert_eq!(tag["pictures"][0]["mime"], "image/png");
+    assert_eq!(
+        std::fs::read(&picture).unwrap(),
+        std::fs::read(&art).unwrap(),
+        "the source's picture, as it was"
+    );
+
+    let none = dir.path().join("none.mp3");
+    convert_with(&with_art, &none, &[("cover", "none")])
+        .0
+        .expect("converts");
+    let tag = read_tag(&none, None);
+    assert_eq!(tag["pictures"], serde_json::json!([]));
+    assert_eq!(tag["frames"]["TIT2"], "With art");
+
+    let stripped = dir.path().join("stripped.mp3");
+    convert_with(&with_art, &stripped, &[("strip", "true")])
+        .0
+        .expect("converts");
+    assert_eq!(
+        read_tag(&stripped, None)["version"],
+        serde_json::Value::Null
+    );
+    let bytes = std::fs::read(&stripped).unwrap();
+    assert_eq!(bytes[0], 0xff, "the file starts with an MPEG frame");
+    assert!(bytes[..] == *frames(&std::fs::read(&none).unwrap()));
 }

@@ -113,7 +113,7 @@ pub mod failure {
 
 /// What the gateway hands to a new `ConvertVideo` run. It names the login session only: no
 /// token enters workflow history, which operators can read. The file name is there for them
-/// (the Web UI shows inputs); no step reads it.
+/// (the Web UI shows inputs) and for the MP3's title.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvertVideoInput {
     pub job_id: JobId,
@@ -163,6 +163,9 @@ pub struct TranscodeInput {
     pub job_id: JobId,
     #[serde(default)]
     pub options: OutputOptions,
+    /// The upload's file name: the MP3's title when the source's metadata has none.
+    #[serde(default)]
+    pub file_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

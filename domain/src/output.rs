@@ -1,13 +1,13 @@
 //! What comes out of a conversion: the MP3's encoding (bitrate mode, quality or bitrate,
-//! sample rate, channels), a trim, and loudness normalisation, as an upload asks for them
-//! (multipart fields, optionally starting from a named preset) and as the workflow carries
-//! them to the transcode.
+//! sample rate, channels), a trim, loudness normalisation, its ID3 tags and cover picture, as
+//! an upload asks for them (multipart fields, optionally starting from a named preset) and as
+//! the workflow carries them to the transcode.
 //!
 //! [`OutputRequest`] collects the fields as they arrive; [`OutputRequest::resolve`] checks
 //! each value and the combinations, and names the field at fault, before anything is stored.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 /// Bitrates (kbit/s) an MP3 frame header can carry at MPEG-1 sample rates (32-48 kHz).
 pub const MPEG1_BITRATES: [u16; 14] = [
@@ -28,6 +28,37 @@ pub const SAMPLE_RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 320
 /// The longest trim point accepted: a day (no source is that long; `MAX_MEDIA_SECONDS` caps
 /// what a worker decodes anyway).
 const MAX_TRIM_MS: u64 = 24 * 3600 * 1000;
+
+/// The ID3 tags an MP3 may carry, by the names the source's metadata and the `tags[...]`
+/// fields use.
+pub const TAG_NAMES: [&str; 9] = [
+    "title",
+    "artist",
+    "album",
+    "album_artist",
+    "date",
+    "comment",
+    "track",
+    "genre",
+    "composer",
+];
+
+/// The form fields that set them: `tags[title]` and so on, in the order of [`TAG_NAMES`].
+pub const TAG_FIELDS: [&str; 9] = [
+    "tags[title]",
+    "tags[artist]",
+    "tags[album]",
+    "tags[album_artist]",
+    "tags[date]",
+    "tags[comment]",
+    "tags[track]",
+    "tags[genre]",
+    "tags[composer]",
+];
+
+/// The longest tag value, in characters, from a field or from the source's metadata (which
+/// is cut there, since nobody chose it).
+pub const MAX_TAG_CHARS: usize = 1024;
 
 /// How LAME spends bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -63,9 +94,34 @@ impl Loudness {
     };
 }
 
+/// Where the MP3's front-cover picture comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Cover {
+    /// A picture attached to the source (album art in an MP4, say), if it has one.
+    #[default]
+    Source,
+    /// A frame of the video: at `cover_at_ms`, else the first one that is not black past
+    /// the first tenth.
+    Frame,
+    /// No picture.
+    None,
+}
+
+impl Cover {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cover::Source => "source",
+            Cover::Frame => "frame",
+            Cover::None => "none",
+        }
+    }
+}
+
 /// Everything that decides the MP3, checked. `Default` is what a plain upload gets: VBR
 /// quality 2, the source's sample rate and channels (more than two mixed down to stereo), the
-/// whole length, loudness untouched.
+/// whole length, loudness untouched, the source's tags (the file name as the title when it
+/// has none) and attached picture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutputOptions {
@@ -83,6 +139,17 @@ pub struct OutputOptions {
     /// Where it ends, in milliseconds.
     pub end_ms: Option<u64>,
     pub normalize: Option<Loudness>,
+    /// Tags given with the upload, by [`TAG_NAMES`]; over the source's, and an empty value
+    /// removes the source's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// No tags and no picture at all.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strip: bool,
+    pub cover: Cover,
+    /// With `Cover::Frame`: where the frame is, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cover_at_ms: Option<u64>,
     /// The preset these options started from, for people reading `/status`.
     pub preset: Option<Preset>,
 }
@@ -98,6 +165,10 @@ impl Default for OutputOptions {
             start_ms: None,
             end_ms: None,
             normalize: None,
+            tags: BTreeMap::new(),
+            strip: false,
+            cover: Cover::Source,
+            cover_at_ms: None,
             preset: None,
         }
     }
@@ -205,7 +276,7 @@ pub struct OutputRequest {
 
 impl OutputRequest {
     /// The form fields this request takes.
-    pub const FIELDS: [&'static str; 10] = [
+    pub const FIELDS: [&'static str; 22] = [
         "preset",
         "bitrate_mode",
         "quality",
@@ -216,6 +287,18 @@ impl OutputRequest {
         "end",
         "normalize",
         "normalize_true_peak",
+        "strip",
+        "cover",
+        "cover_at",
+        TAG_FIELDS[0],
+        TAG_FIELDS[1],
+        TAG_FIELDS[2],
+        TAG_FIELDS[3],
+        TAG_FIELDS[4],
+        TAG_FIELDS[5],
+        TAG_FIELDS[6],
+        TAG_FIELDS[7],
+        TAG_FIELDS[8],
     ];
 
     /// Whether `name` is one of [`OutputRequest::FIELDS`].
@@ -257,6 +340,19 @@ impl OutputRequest {
     pub fn resolve(&self) -> Result<OutputOptions, FieldError> {
         let (mut options, true_peak) = self.apply()?;
         options.check()?;
+        if options.strip {
+            if let Some(name) = options.tags.keys().next() {
+                return Err(refuse(tag_field(name), "cannot be given with `strip`"));
+            }
+            if options.cover == Cover::Frame {
+                let field = if self.value("cover").is_some() {
+                    "cover"
+                } else {
+                    "cover_at"
+                };
+                return Err(refuse(field, "cannot be given with `strip`"));
+            }
+        }
         if let Some(peak) = true_peak {
             let Some(loudness) = options.normalize.as_mut() else {
                 return Err(refuse("normalize_true_peak", "needs `normalize`"));
@@ -339,6 +435,36 @@ impl OutputRequest {
                 }
             };
         }
+        if let Some(strip) = self.value("strip") {
+            options.strip = match strip.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(refuse("strip", "must be true or false")),
+            };
+        }
+        if let Some(cover) = self.value("cover") {
+            options.cover = match cover.to_ascii_lowercase().as_str() {
+                "source" => Cover::Source,
+                "frame" => Cover::Frame,
+                "none" => Cover::None,
+                _ => return Err(refuse("cover", "must be source, frame or none")),
+            };
+        }
+        if let Some(at) = self.value("cover_at") {
+            options.cover_at_ms = Some(trim_point(at).map_err(|m| refuse("cover_at", m))?);
+            match self.value("cover") {
+                // A place for the frame says which picture is wanted.
+                None => options.cover = Cover::Frame,
+                Some(_) if options.cover == Cover::Frame => {}
+                Some(_) => return Err(refuse("cover_at", "applies to `cover=frame`")),
+            }
+        }
+        for (field, name) in TAG_FIELDS.into_iter().zip(TAG_NAMES) {
+            if let Some(value) = self.value(field) {
+                check_tag(name, value).map_err(|m| refuse(field, m))?;
+                options.tags.insert(name.to_owned(), value.to_owned());
+            }
+        }
         let true_peak = self
             .value("normalize_true_peak")
             .map(|peak| {
@@ -402,10 +528,134 @@ impl OutputOptions {
         Ok(())
     }
 
+    /// The ID3 tags the MP3 gets: none when stripped; else the `source`'s metadata (names in
+    /// any case; values cut to [`MAX_TAG_CHARS`], control characters dropped), the upload's
+    /// fields over it (an empty one removes the tag), and `file_name` without its extension
+    /// as the title when there is no other.
+    pub fn tags_for<'a>(
+        &self,
+        source: impl IntoIterator<Item = (&'a str, &'a str)>,
+        file_name: &str,
+    ) -> Vec<(&'static str, String)> {
+        if self.strip {
+            return Vec::new();
+        }
+        let mut tags: BTreeMap<&'static str, String> = BTreeMap::new();
+        for (key, value) in source {
+            let key = key.to_ascii_lowercase();
+            let name = if key == "year" { "date" } else { key.as_str() };
+            if let Some(name) = TAG_NAMES.into_iter().find(|n| *n == name) {
+                let value = clean_tag(value);
+                if !value.is_empty() && !(key == "year" && tags.contains_key("date")) {
+                    tags.insert(name, value);
+                }
+            }
+        }
+        for (name, value) in &self.tags {
+            if let Some(name) = TAG_NAMES.into_iter().find(|n| n == name) {
+                tags.insert(name, value.clone());
+            }
+        }
+        if !tags.contains_key("title") {
+            let stem = std::path::Path::new(file_name)
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .map(clean_tag)
+                .unwrap_or_default();
+            if !stem.is_empty() {
+                tags.insert("title", stem);
+            }
+        }
+        TAG_NAMES
+            .into_iter()
+            .filter_map(|name| tags.remove(name).map(|value| (name, value)))
+            .filter(|(_, value)| !value.is_empty())
+            .collect()
+    }
+
     /// Whether these are the defaults, so that nothing about them needs saying.
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }
+}
+
+/// The form field of tag `name`.
+fn tag_field(name: &str) -> &'static str {
+    TAG_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map_or("form", |i| TAG_FIELDS[i])
+}
+
+/// A tag value as given: within [`MAX_TAG_CHARS`], no control characters (but line breaks
+/// and tabs in a comment), and a track or date in the forms ID3v2.4 defines.
+fn check_tag(name: &str, value: &str) -> Result<(), String> {
+    if value.chars().count() > MAX_TAG_CHARS {
+        return Err(format!("is longer than {MAX_TAG_CHARS} characters"));
+    }
+    let allowed = |c: char| !c.is_control() || (name == "comment" && matches!(c, '\n' | '\t'));
+    if !value.chars().all(allowed) {
+        return Err("must not hold control characters".into());
+    }
+    if value.is_empty() {
+        return Ok(());
+    }
+    let number = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 4
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && text.parse::<u16>().is_ok_and(|n| n > 0)
+    };
+    match name {
+        "track" => {
+            let valid = match value.split_once('/') {
+                Some((track, total)) => number(track) && number(total),
+                None => number(value),
+            };
+            if !valid {
+                return Err("must be a track number, or number/total (3 or 3/12)".into());
+            }
+        }
+        "date" => {
+            if !is_id3_date(value) {
+                return Err("must be a date: YYYY, YYYY-MM or YYYY-MM-DD".into());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, as ID3v2.4's recording time takes it.
+fn is_id3_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    let in_range = |part: &str, max: u8| part.parse::<u8>().is_ok_and(|n| (1..=max).contains(&n));
+    match parts.as_slice() {
+        [year] => digits(year, 4),
+        [year, month] => digits(year, 4) && digits(month, 2) && in_range(month, 12),
+        [year, month, day] => {
+            digits(year, 4)
+                && digits(month, 2)
+                && in_range(month, 12)
+                && digits(day, 2)
+                && in_range(day, 31)
+        }
+        _ => false,
+    }
+}
+
+/// A value from the source's metadata, fit to be a tag: no control characters, trimmed, and
+/// within [`MAX_TAG_CHARS`].
+fn clean_tag(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TAG_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// A trim point: seconds (`90`, `90.5`) or `[HH:]MM:SS[.mmm]`, to the millisecond.
@@ -707,5 +957,97 @@ mod tests {
                 .unwrap()
                 .is_default()
         );
+    }
+
+    #[test]
+    fn tags_cover_and_strip_are_read_and_checked() {
+        let options = resolve(&[
+            ("tags[title]", "Überraschung 日本 🎬"),
+            ("tags[track]", "3/12"),
+            ("tags[date]", "2024-02"),
+            ("tags[comment]", "two\nlines"),
+            ("cover_at", "1:05"),
+        ])
+        .unwrap();
+        assert_eq!(options.tags["title"], "Überraschung 日本 🎬");
+        assert_eq!(options.tags["track"], "3/12");
+        assert_eq!(
+            (options.cover, options.cover_at_ms),
+            (Cover::Frame, Some(65_000))
+        );
+        let long = "é".repeat(MAX_TAG_CHARS + 1);
+        for (fields, field) in [
+            (&[("tags[title]", long.as_str())][..], "tags[title]"),
+            (&[("tags[artist]", "a\u{0}b")][..], "tags[artist]"),
+            (&[("tags[title]", "a\nb")][..], "tags[title]"),
+            (&[("tags[track]", "0")][..], "tags[track]"),
+            (&[("tags[track]", "3/")][..], "tags[track]"),
+            (&[("tags[track]", "x")][..], "tags[track]"),
+            (&[("tags[date]", "2024-13")][..], "tags[date]"),
+            (&[("tags[date]", "24")][..], "tags[date]"),
+            (&[("cover", "video")][..], "cover"),
+            (&[("cover", "none"), ("cover_at", "5")][..], "cover_at"),
+            (&[("cover_at", "soon")][..], "cover_at"),
+            (&[("strip", "maybe")][..], "strip"),
+            (
+                &[("strip", "true"), ("tags[album]", "A")][..],
+                "tags[album]",
+            ),
+            (&[("strip", "true"), ("cover", "frame")][..], "cover"),
+            (&[("strip", "true"), ("cover_at", "3")][..], "cover_at"),
+        ] {
+            assert_eq!(refused_field(fields), field, "{fields:?}");
+        }
+        assert!(
+            resolve(&[("strip", "true"), ("cover", "none")])
+                .unwrap()
+                .strip
+        );
+        assert_eq!(
+            refused_field(&[("tags[title]", "a"), ("tags[title]", "b")]),
+            "tags[title]"
+        );
+    }
+
+    #[test]
+    fn tags_come_from_the_source_then_the_fields_then_the_file_name() {
+        let source = [
+            ("TITLE", "Source title"),
+            ("artist", "Source artist"),
+            ("comment", "keep\u{7}me"),
+            ("year", "1999"),
+            ("encoder", "Lavf"),
+            ("creation_time", "2020-01-01"),
+        ];
+        let plain = OutputOptions::default().tags_for(source, "talk.mp4");
+        assert_eq!(
+            plain,
+            vec![
+                ("title", "Source title".to_owned()),
+                ("artist", "Source artist".to_owned()),
+                ("date", "1999".to_owned()),
+                ("comment", "keepme".to_owned()),
+            ]
+        );
+        let mut options = OutputOptions::default();
+        options.tags.insert("artist".into(), "Me".into());
+        options.tags.insert("comment".into(), String::new());
+        options.tags.insert("title".into(), String::new());
+        let given = options.tags_for(source, "talk.mp4");
+        // An empty field removes the tag, and the file name does not stand in for it.
+        assert_eq!(
+            given,
+            vec![("artist", "Me".to_owned()), ("date", "1999".to_owned())]
+        );
+        let named = OutputOptions::default().tags_for([], "Überraschung 日本 🎬.mp4");
+        assert_eq!(named, vec![("title", "Überraschung 日本 🎬".to_owned())]);
+        let huge = "x".repeat(5000);
+        let cut = OutputOptions::default().tags_for([("album", huge.as_str())], "a.mp4");
+        assert_eq!(cut[1], ("album", "x".repeat(MAX_TAG_CHARS)));
+        let stripped = OutputOptions {
+            strip: true,
+            ..OutputOptions::default()
+        };
+        assert!(stripped.tags_for(source, "talk.mp4").is_empty());
     }
 }

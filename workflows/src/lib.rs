@@ -164,6 +164,7 @@ async fn convert_on_one_worker(
     let transcode = TranscodeInput {
         job_id: input.job_id,
         options: input.options.clone(),
+        file_name: input.original_filename.clone(),
     };
     let transcoded = match ctx
         .execute_activity(

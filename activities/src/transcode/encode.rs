@@ -2,14 +2,14 @@
 //! 1152-sample frames libmp3lame needs) in front of LAME, set up as `ffmpeg -c:a libmp3lame`
 //! would be, and the MP3 muxer, within the [`MediaLimits`] on what a file may turn into.
 
-use super::{MediaLimits, TranscodeError, TranscodeReport, source::Source};
+use super::{MediaLimits, TranscodeError, TranscodeReport, source::Source, tags::Id3};
 use audiomill_domain::output::{BitrateMode, MPEG1_BITRATES, MPEG2_BITRATES, OutputOptions};
 use ffmpeg::{ChannelLayout, Error as AvError, codec, filter, format, frame};
 use ffmpeg_next as ffmpeg;
 use std::path::Path;
 
 /// LAME's `FF_QP2LAMBDA`: libavcodec's scale for `global_quality`.
-const QP2LAMBDA: usize = 118;
+pub(super) const QP2LAMBDA: usize = 118;
 
 /// The MP3 side: the libmp3lame encoder for `source`'s audio, set up as `ffmpeg -c:a
 /// libmp3lame` would be told: VBR with `-q:a`, CBR with `-b:a`, ABR with `-b:a -abr 1`, and
@@ -171,21 +171,34 @@ pub(super) struct Pipeline {
     max_samples: i64,
     bytes_written: u64,
     max_bytes: u64,
+    id3: Option<Id3>,
+    output: std::path::PathBuf,
 }
 
 impl Pipeline {
-    /// Creates the MP3 file and everything between `source`'s decoder and it.
+    /// Creates the MP3 file and everything between `source`'s decoder and it. The muxer
+    /// leaves room at the start for `id3` (written by [`Pipeline::finish`]); with none, the
+    /// file has no tag at all.
     pub(super) fn open(
         output: &Path,
         source: &Source,
         options: &OutputOptions,
         chain: &str,
         limits: MediaLimits,
+        id3: Option<Id3>,
     ) -> Result<Self, TranscodeError> {
         let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
         let encoder = mp3_encoder(&mut octx, &source.decoder, options)?;
         let graph = filter_graph(source, &encoder, chain).map_err(output_error)?;
-        octx.write_header().map_err(output_error)?;
+        let mut muxer = ffmpeg::Dictionary::new();
+        match &id3 {
+            Some(id3) => {
+                muxer.set("id3v2_version", "4");
+                muxer.set("metadata_header_padding", &id3.len().to_string());
+            }
+            None => muxer.set("id3v2_version", "0"),
+        }
+        octx.write_header_with(muxer).map_err(output_error)?;
         let rate = encoder.rate() as i32;
         let out_time_base = octx
             .stream(0)
@@ -203,6 +216,8 @@ impl Pipeline {
                 .saturating_mul(rate as u64) as i64,
             bytes_written: 0,
             max_bytes: limits.max_output_bytes(),
+            id3,
+            output: output.to_owned(),
         })
     }
 
@@ -220,6 +235,9 @@ impl Pipeline {
         self.octx.write_trailer().map_err(output_error)?;
         if self.samples_sent == 0 {
             return Err(TranscodeError::Corrupt("no audio could be decoded".into()));
+        }
+        if let Some(id3) = &self.id3 {
+            id3.write_over_header(&self.output)?;
         }
         Ok(TranscodeReport {
             duration_ms: (self.samples_sent as u64).saturating_mul(1000)

@@ -5,18 +5,23 @@
 //! The best audio stream is decoded ([`source`]: only the wanted part, when trimmed), passed
 //! through a filter graph and encoded with LAME as the [`OutputOptions`] say ([`encode`]).
 //! Loudness normalisation first measures that same part in a pass of its own ([`loudness`]).
+//! The MP3 gets an ID3v2.4 tag from the source's metadata and the options, and a front cover
+//! ([`picture`]).
 //! Every read and decode error is checked, so a damaged file fails instead of yielding a
 //! shorter MP3 that claims success.
 //!
 //! Only the demuxers of the accepted containers, the `file` protocol and common audio
-//! decoders may be opened, so video streams are never decoded, not even to probe them. What a
+//! decoders may be opened, so video is never decoded, not even to probe it, except by the
+//! cover step ([`picture`]) when a frame is asked for, within a bounded number of frames. What a
 //! file may turn into is bounded by [`MediaLimits`]: decoded duration (measured as it decodes,
 //! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
 
 mod encode;
 mod loudness;
+mod picture;
 mod source;
+mod tags;
 
 pub use encode::rate_for_bitrate;
 
@@ -92,7 +97,9 @@ pub enum TranscodeError {
     Crashed(String),
 }
 
-/// Converts the best audio stream of `input` into the MP3 file `output`, as `options` say.
+/// Converts the best audio stream of `input` into the MP3 file `output`, as `options` say;
+/// its tags come from the source's metadata, the options, and `file_name` (the upload's, the
+/// title when nothing else gives one).
 ///
 /// `on_progress` receives the percentage done (0-100) after every packet and at the end; it
 /// returns `ControlFlow::Break` to cancel. It is called often, so it should be cheap.
@@ -100,6 +107,7 @@ pub fn transcode(
     input: &Path,
     output: &Path,
     options: &OutputOptions,
+    file_name: &str,
     limits: MediaLimits,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
@@ -109,6 +117,13 @@ pub fn transcode(
 
     let trim = Trim::of(options);
     let mut source = Source::open(input)?;
+    let metadata = source.metadata();
+    let tags = options.tags_for(
+        metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        file_name,
+    );
+    let picture = picture::choose(input, options, on_progress)?;
+    let id3 = (!options.strip).then(|| tags::Id3::new(&tags, picture));
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
     if let Some(target) = options.normalize {
@@ -129,7 +144,7 @@ pub fn transcode(
         }
         span = Span { from: 50, to: 100 };
     }
-    let mut pipeline = encode::Pipeline::open(output, &source, options, &chain, limits)?;
+    let mut pipeline = encode::Pipeline::open(output, &source, options, &chain, limits, id3)?;
     source::decode(&mut source, trim, span, on_progress, &mut |frame| {
         pipeline.push(frame)
     })?;

@@ -22,7 +22,7 @@ const SEEK_LEAD_MS: u64 = 1000;
 const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm";
 
 /// Decoders that may open: common audio codecs of those containers.
-const AUDIO_DECODERS: &[&str] = &[
+pub(super) const AUDIO_DECODERS: &[&str] = &[
     "aac",
     "aac_fixed",
     "aac_latm",
@@ -128,6 +128,15 @@ impl Source {
         })
     }
 
+    /// The container's metadata (title, artist, ...), as the demuxer names it.
+    pub(super) fn metadata(&self) -> Vec<(String, String)> {
+        self.input
+            .metadata()
+            .iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
     /// Seconds from the stream's start to `ticks`.
     fn seconds_at(&self, ticks: i64) -> f64 {
         (ticks - self.start_ticks) as f64 * f64::from(self.time_base)
@@ -196,9 +205,18 @@ impl Source {
 
 /// Opens the source with only the accepted demuxers and audio decoders, from a local file.
 fn open_source(input: &Path) -> Result<format::context::Input, TranscodeError> {
+    open_with_decoders(input, &AUDIO_DECODERS.join(","))
+}
+
+/// Opens the source with only the accepted demuxers and `decoders` (comma-separated), from a
+/// local file.
+pub(super) fn open_with_decoders(
+    input: &Path,
+    decoders: &str,
+) -> Result<format::context::Input, TranscodeError> {
     let mut options = ffmpeg::Dictionary::new();
     options.set("format_whitelist", DEMUXERS);
-    options.set("codec_whitelist", &AUDIO_DECODERS.join(","));
+    options.set("codec_whitelist", decoders);
     options.set("protocol_whitelist", "file");
     format::input_with_dictionary(&input, options).map_err(|error| match error {
         AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
