@@ -34,6 +34,35 @@ async fn upload(app: &TestApp, token: &str, form: multipart::Form) -> (StatusCod
     (status, response.json().await.unwrap())
 }
 
+/// The MP3's ID3v2 tag as mutagen reads it (`tests/tools/id3dump.py`), and its first
+/// picture's bytes.
+fn read_id3(mp3: &[u8]) -> (Value, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, picture) = (dir.path().join("a.mp3"), dir.path().join("picture"));
+    std::fs::write(&file, mp3).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".tools/venv/bin/python3");
+    let python = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let output = Command::new(python)
+        .arg(root.join("tests/tools/id3dump.py"))
+        .args([&file, &picture])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        serde_json::from_slice(&output.stdout).unwrap(),
+        std::fs::read(&picture).unwrap_or_default(),
+    )
+}
+
 /// Uploads with `fields`, waits for the job, and returns its `/status` and MP3.
 async fn convert(
     app: &TestApp,
@@ -200,7 +229,19 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
     let token = app.user_token("ada").await;
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "talk.mp4", 1, true);
+    let long_title = "ü".repeat(1025);
     for (fields, field) in [
+        (&[("tags[title]", long_title.as_str())][..], "tags[title]"),
+        (&[("tags[date]", "2024-13")][..], "tags[date]"),
+        (&[("tags[track]", "B-side")][..], "tags[track]"),
+        (&[("tags[artist]", "a\u{1b}[31m")][..], "tags[artist]"),
+        (
+            &[("strip", "true"), ("tags[album]", "A")][..],
+            "tags[album]",
+        ),
+        (&[("strip", "yes"), ("cover", "frame")][..], "cover"),
+        (&[("cover", "video")][..], "cover"),
+        (&[("cover", "none"), ("cover_at", "3")][..], "cover_at"),
         (&[("quality", "10")][..], "quality"),
         (&[("quality", "")][..], "quality"),
         (&[("bitrate", "128")][..], "bitrate"),
@@ -244,6 +285,21 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
     let (status, body) = upload(&app, &token, bad_text).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "start", "{body}");
+    let bad_tag = multipart::Form::new()
+        .part("tags[title]", multipart::Part::bytes(b"caf\xe9".to_vec()))
+        .part(
+            "file",
+            multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("talk.mp4"),
+        );
+    let (status, body) = upload(&app, &token, bad_tag).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "tags[title]", "{body}");
+    let (status, body) = upload(&app, &token, form(&video, &[("tags[mood]", "calm")])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("`tags[mood]`"),
+        "{body}"
+    );
 
     // A field the upload does not take, before or after the file.
     let (status, body) = upload(&app, &token, form(&video, &[("volume", "11")])).await;
@@ -398,4 +454,56 @@ async fn a_trim_past_the_audio_fails_the_job_with_a_sentence_at_once() {
         objects.iter().all(|key| key.starts_with("sources/")),
         "{objects:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_a_cover_frame_reach_the_mp3_and_strip_leaves_no_tag() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "Vortrag über Zürich.mp4", 3, true);
+
+    let (job, mp3) = convert(
+        &app,
+        &token,
+        &video,
+        &[
+            ("tags[artist]", "Ärztin 日本 🎬"),
+            ("tags[album]", "Vorlesungen"),
+            ("tags[track]", "2/9"),
+            ("tags[date]", "2026-11"),
+            ("tags[comment]", "mit Zeilen\numbruch"),
+            ("cover", "frame"),
+            ("cover_at", "1.5"),
+        ],
+    )
+    .await;
+    let options = &job["options"];
+    assert_eq!(options["tags"]["artist"], "Ärztin 日本 🎬", "{job}");
+    assert_eq!(options["cover"], "frame");
+    assert_eq!(options["cover_at"], 1.5);
+    assert_eq!(options["strip"], false);
+    let (tag, picture) = read_id3(&mp3);
+    assert_eq!(tag["version"], "2.4", "{tag}");
+    let frames = &tag["frames"];
+    assert_eq!(
+        frames["TIT2"], "Vortrag über Zürich",
+        "the file name: {tag}"
+    );
+    assert_eq!(frames["TPE1"], "Ärztin 日本 🎬");
+    assert_eq!(frames["TALB"], "Vorlesungen");
+    assert_eq!(frames["TRCK"], "2/9");
+    assert_eq!(frames["TDRC"], "2026-11");
+    assert_eq!(frames["COMM"], "mit Zeilen\numbruch");
+    assert_eq!(tag["pictures"][0]["mime"], "image/jpeg", "{tag}");
+    assert_eq!(tag["pictures"][0]["type"], 3, "the front cover");
+    assert_eq!(&picture[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+
+    let (job, mp3) = convert(&app, &token, &video, &[("strip", "true")]).await;
+    assert_eq!(job["options"]["strip"], true);
+    let (tag, _) = read_id3(&mp3);
+    assert_eq!(tag["version"], Value::Null, "no ID3 tag: {tag}");
+    let (rate, _, duration) = probe(&mp3);
+    assert_eq!(rate, 44100);
+    assert!((duration - 3.0).abs() < 0.1, "{duration}");
 }

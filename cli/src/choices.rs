@@ -28,6 +28,16 @@ pub enum BitrateModeFlag {
     Abr,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum CoverFlag {
+    /// The picture attached to the video, if any.
+    Source,
+    /// A frame of the video (see --cover-at).
+    Frame,
+    /// No picture.
+    None,
+}
+
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Output")]
 pub struct OutputFlags {
@@ -61,6 +71,25 @@ pub struct OutputFlags {
     /// With --normalize: the highest true peak, -9 to 0 dBTP.
     #[arg(long, value_name = "DBTP", allow_hyphen_values = true)]
     pub normalize_true_peak: Option<f64>,
+    /// An ID3 tag over the video's own, as NAME=VALUE (title, artist, album, album_artist,
+    /// date, comment, track, genre, composer); an empty VALUE removes it. Repeatable.
+    #[arg(long = "tag", value_name = "NAME=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Write no ID3 tag at all.
+    #[arg(long)]
+    pub strip: bool,
+    /// The front-cover picture [server default: source].
+    #[arg(long, value_enum)]
+    pub cover: Option<CoverFlag>,
+    /// Where the cover frame is: seconds or HH:MM:SS.mmm (implies --cover frame).
+    #[arg(long, value_name = "TIME")]
+    pub cover_at: Option<String>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
 }
 
 impl From<&OutputFlags> for UploadOptions {
@@ -86,6 +115,14 @@ impl From<&OutputFlags> for UploadOptions {
             end: flags.end.clone(),
             normalize: flags.normalize.clone(),
             normalize_true_peak: flags.normalize_true_peak,
+            tags: flags.tags.iter().cloned().collect(),
+            strip: flags.strip.then_some(true),
+            cover: flags.cover.map(|cover| match cover {
+                CoverFlag::Source => types::CoverName::Source,
+                CoverFlag::Frame => types::CoverName::Frame,
+                CoverFlag::None => types::CoverName::None,
+            }),
+            cover_at: flags.cover_at.clone(),
         }
     }
 }

@@ -121,6 +121,65 @@ pub mod types {
             Default::default()
         }
     }
+    ///Where the MP3's front-cover picture comes from.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CoverName {
+        #[serde(rename = "source")]
+        Source,
+        #[serde(rename = "frame")]
+        Frame,
+        #[serde(rename = "none")]
+        None,
+    }
+    impl ::std::fmt::Display for CoverName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Source => f.write_str("source"),
+                Self::Frame => f.write_str("frame"),
+                Self::None => f.write_str("none"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CoverName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "source" => Ok(Self::Source),
+                "frame" => Ok(Self::Frame),
+                "none" => Ok(Self::None),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CoverName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CoverName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Uploads begun on one UTC day.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct DayUploads {
@@ -586,6 +645,10 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         ///1 or 2; `null`: the source's (more than two mixed down to stereo).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub channels: ::std::option::Option<u8>,
+        pub cover: CoverName,
+        ///Seconds into the video of the cover frame; `null`: chosen (or no frame).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cover_at: ::std::option::Option<f64>,
         ///Seconds into the video where it ends; `null`: the end.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<f64>,
@@ -604,6 +667,14 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         ///Seconds into the video where the MP3 starts; `null`: the beginning.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub start: ::std::option::Option<f64>,
+        ///No ID3 tag at all.
+        pub strip: bool,
+        /**Tags given with the upload (`title`, `artist`, ...), over the video's own; an empty
+value removes that tag.*/
+        pub tags: ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >,
     }
     impl OutputChoices {
         pub fn builder() -> builder::OutputChoices {
@@ -2506,6 +2577,11 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                 ::std::option::Option<u8>,
                 ::std::string::String,
             >,
+            cover: ::std::result::Result<super::CoverName, ::std::string::String>,
+            cover_at: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
             end: ::std::result::Result<
                 ::std::option::Option<f64>,
                 ::std::string::String,
@@ -2530,6 +2606,14 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                 ::std::option::Option<f64>,
                 ::std::string::String,
             >,
+            strip: ::std::result::Result<bool, ::std::string::String>,
+            tags: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for OutputChoices {
             fn default() -> Self {
@@ -2537,12 +2621,16 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     bitrate: Ok(Default::default()),
                     bitrate_mode: Err("no value supplied for bitrate_mode".to_string()),
                     channels: Ok(Default::default()),
+                    cover: Err("no value supplied for cover".to_string()),
+                    cover_at: Ok(Default::default()),
                     end: Ok(Default::default()),
                     normalize: Ok(Default::default()),
                     preset: Ok(Default::default()),
                     quality: Ok(Default::default()),
                     sample_rate: Ok(Default::default()),
                     start: Ok(Default::default()),
+                    strip: Err("no value supplied for strip".to_string()),
+                    tags: Err("no value supplied for tags".to_string()),
                 }
             }
         }
@@ -2580,6 +2668,30 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for channels: {e}")
+                    });
+                self
+            }
+            pub fn cover<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CoverName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cover = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cover: {e}")
+                    });
+                self
+            }
+            pub fn cover_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cover_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cover_at: {e}")
                     });
                 self
             }
@@ -2655,6 +2767,35 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     });
                 self
             }
+            pub fn strip<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strip = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strip: {e}")
+                    });
+                self
+            }
+            pub fn tags<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tags = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tags: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<OutputChoices> for super::OutputChoices {
             type Error = super::error::ConversionError;
@@ -2665,12 +2806,16 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     bitrate: value.bitrate?,
                     bitrate_mode: value.bitrate_mode?,
                     channels: value.channels?,
+                    cover: value.cover?,
+                    cover_at: value.cover_at?,
                     end: value.end?,
                     normalize: value.normalize?,
                     preset: value.preset?,
                     quality: value.quality?,
                     sample_rate: value.sample_rate?,
                     start: value.start?,
+                    strip: value.strip?,
+                    tags: value.tags?,
                 })
             }
         }
@@ -2680,12 +2825,16 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
                     bitrate: Ok(value.bitrate),
                     bitrate_mode: Ok(value.bitrate_mode),
                     channels: Ok(value.channels),
+                    cover: Ok(value.cover),
+                    cover_at: Ok(value.cover_at),
                     end: Ok(value.end),
                     normalize: Ok(value.normalize),
                     preset: Ok(value.preset),
                     quality: Ok(value.quality),
                     sample_rate: Ok(value.sample_rate),
                     start: Ok(value.start),
+                    strip: Ok(value.strip),
+                    tags: Ok(value.tags),
                 }
             }
         }

@@ -3,7 +3,7 @@
 use crate::{Client, ClientInfo, Error, ResponseValue, types};
 use futures::StreamExt;
 use reqwest::{StatusCode, multipart};
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 use tokio_util::io::ReaderStream;
 
 /// How much of the file is read and sent at a time.
@@ -40,13 +40,22 @@ pub struct UploadOptions {
     pub normalize: Option<String>,
     /// dBTP, with `normalize`.
     pub normalize_true_peak: Option<f64>,
+    /// ID3 tags by name (`title`, `artist`, `album`, `album_artist`, `date`, `comment`,
+    /// `track`, `genre`, `composer`), sent as `tags[NAME]`; an empty value removes the
+    /// video's own.
+    pub tags: BTreeMap<String, String>,
+    /// No ID3 tag at all.
+    pub strip: Option<bool>,
+    pub cover: Option<types::CoverName>,
+    /// Seconds or `HH:MM:SS.mmm` into the video: the cover frame.
+    pub cover_at: Option<String>,
 }
 
 impl UploadOptions {
     /// The form fields these choices are sent as, in the order the server reads them best:
     /// before the file, so that a bad one is refused before any of the file is sent.
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        [
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut fields: Vec<(String, String)> = [
             ("preset", self.preset.as_ref().map(ToString::to_string)),
             (
                 "bitrate_mode",
@@ -66,10 +75,19 @@ impl UploadOptions {
                 "normalize_true_peak",
                 self.normalize_true_peak.as_ref().map(ToString::to_string),
             ),
+            ("strip", self.strip.as_ref().map(ToString::to_string)),
+            ("cover", self.cover.as_ref().map(ToString::to_string)),
+            ("cover_at", self.cover_at.clone()),
         ]
         .into_iter()
-        .filter_map(|(name, value)| value.map(|value| (name, value)))
-        .collect()
+        .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
+        .collect();
+        fields.extend(
+            self.tags
+                .iter()
+                .map(|(name, value)| (format!("tags[{name}]"), value.clone())),
+        );
+        fields
     }
 }
 

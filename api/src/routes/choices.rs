@@ -2,8 +2,9 @@
 //! form is read by [`super::intake`], and checked by `audiomill_domain::output`) and the
 //! `options` a job's status reports.
 
-use audiomill_domain::output::{BitrateMode, Loudness, OutputOptions, Preset};
+use audiomill_domain::output::{BitrateMode, Cover, Loudness, OutputOptions, Preset};
 use poem_openapi::{Enum, Multipart, Object, types::multipart::Upload};
+use std::collections::BTreeMap;
 
 /// A named starting point for the other choices; a field given beside it wins over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -55,6 +56,29 @@ impl From<BitrateMode> for BitrateModeName {
     }
 }
 
+/// Where the MP3's front-cover picture comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(super) enum CoverName {
+    /// The picture attached to the video (album art), if it has one.
+    Source,
+    /// A frame of the video: at `cover_at`, else the first one that is not black past the
+    /// first tenth; at most 800 px a side, JPEG.
+    Frame,
+    /// No picture.
+    None,
+}
+
+impl From<Cover> for CoverName {
+    fn from(cover: Cover) -> Self {
+        match cover {
+            Cover::Source => Self::Source,
+            Cover::Frame => Self::Frame,
+            Cover::None => Self::None,
+        }
+    }
+}
+
 /// Documents the multipart form; the handler reads the body as a stream instead, so memory
 /// stays flat whatever the file size. Every field but `file` is optional; a bad value, or
 /// fields that do not go together, answer 400 naming the field (`field` in the error body)
@@ -93,6 +117,42 @@ pub(super) struct UploadForm {
     /// With `normalize`: the highest true peak, -9 to 0 dBTP; default -1.5.
     #[oai(validator(minimum(value = "-9"), maximum(value = "0")))]
     normalize_true_peak: Option<f64>,
+    /// `true`: the MP3 carries no ID3 tag at all (no tags, no picture); `tags[...]` and a
+    /// cover frame cannot be given with it.
+    strip: Option<bool>,
+    /// The front-cover picture: `source` (the default), `frame` or `none`.
+    cover: Option<CoverName>,
+    /// Where the cover frame is: seconds or `HH:MM:SS.mmm`; implies `cover=frame`.
+    cover_at: Option<String>,
+    /// The MP3's title (ID3 `TIT2`). Each `tags[...]` field overrides what the video's
+    /// metadata says; an empty one removes it. Up to 1024 characters, UTF-8, no control
+    /// characters. With no title anywhere, the file name (without extension) is the title.
+    #[oai(rename = "tags[title]", validator(max_length = 1024))]
+    tag_title: Option<String>,
+    /// Artist (`TPE1`).
+    #[oai(rename = "tags[artist]", validator(max_length = 1024))]
+    tag_artist: Option<String>,
+    /// Album (`TALB`).
+    #[oai(rename = "tags[album]", validator(max_length = 1024))]
+    tag_album: Option<String>,
+    /// Album artist (`TPE2`).
+    #[oai(rename = "tags[album_artist]", validator(max_length = 1024))]
+    tag_album_artist: Option<String>,
+    /// Recording date (`TDRC`): `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+    #[oai(rename = "tags[date]", validator(max_length = 10))]
+    tag_date: Option<String>,
+    /// Comment (`COMM`); line breaks allowed.
+    #[oai(rename = "tags[comment]", validator(max_length = 1024))]
+    tag_comment: Option<String>,
+    /// Track (`TRCK`): `3` or `3/12`.
+    #[oai(rename = "tags[track]", validator(max_length = 9))]
+    tag_track: Option<String>,
+    /// Genre (`TCON`).
+    #[oai(rename = "tags[genre]", validator(max_length = 1024))]
+    tag_genre: Option<String>,
+    /// Composer (`TCOM`).
+    #[oai(rename = "tags[composer]", validator(max_length = 1024))]
+    tag_composer: Option<String>,
 }
 
 /// What a job's MP3 is to be, as its upload asked.
@@ -123,6 +183,15 @@ pub(super) struct OutputChoices {
     /// The loudness it is normalised to; `null`: as the source.
     #[oai(nullable)]
     normalize: Option<LoudnessTarget>,
+    /// Tags given with the upload (`title`, `artist`, ...), over the video's own; an empty
+    /// value removes that tag.
+    tags: BTreeMap<String, String>,
+    /// No ID3 tag at all.
+    strip: bool,
+    cover: CoverName,
+    /// Seconds into the video of the cover frame; `null`: chosen (or no frame).
+    #[oai(nullable)]
+    cover_at: Option<f64>,
 }
 
 /// A loudness target (EBU R128).
@@ -160,6 +229,10 @@ impl From<&OutputOptions> for OutputChoices {
             start: options.start_ms.map(seconds),
             end: options.end_ms.map(seconds),
             normalize: options.normalize.map(LoudnessTarget::from),
+            tags: options.tags.clone(),
+            strip: options.strip,
+            cover: options.cover.into(),
+            cover_at: options.cover_at_ms.map(seconds),
         }
     }
 }
