@@ -546,7 +546,9 @@ impl OutputOptions {
             let name = if key == "year" { "date" } else { key.as_str() };
             if let Some(name) = TAG_NAMES.into_iter().find(|n| *n == name) {
                 let value = clean_tag(value);
-                if !value.is_empty() && !(key == "year" && tags.contains_key("date")) {
+                // A year says less than a date: it fills in only for a missing one.
+                let less_than_known = key == "year" && tags.contains_key("date");
+                if !value.is_empty() && !less_than_known {
                     tags.insert(name, value);
                 }
             }
@@ -616,10 +618,8 @@ fn check_tag(name: &str, value: &str) -> Result<(), String> {
                 return Err("must be a track number, or number/total (3 or 3/12)".into());
             }
         }
-        "date" => {
-            if !is_id3_date(value) {
-                return Err("must be a date: YYYY, YYYY-MM or YYYY-MM-DD".into());
-            }
+        "date" if !is_id3_date(value) => {
+            return Err("must be a date: YYYY, YYYY-MM or YYYY-MM-DD".into());
         }
         _ => {}
     }
