@@ -226,7 +226,7 @@ enum UploadResponse {
 enum StatusResponse {
     /// The job's status.
     #[oai(status = 200)]
-    Ok(Json<JobStatusBody>),
+    Ok(Json<Box<JobStatusBody>>),
     /// The job id is malformed.
     #[oai(status = 400)]
     BadRequest(ErrorJson),
@@ -483,7 +483,7 @@ impl JobsApi {
         let download = (view.status == JobStatus::Completed)
             .then(|| downloads::link_for(&self.cx, &job))
             .flatten();
-        StatusResponse::Ok(Json(JobStatusBody {
+        StatusResponse::Ok(Json(Box::new(JobStatusBody {
             job_id: job.id.into(),
             status: view.status.into(),
             step: view.step.map(JobStep::from),
@@ -495,7 +495,7 @@ impl JobsApi {
             error: view.error,
             download,
             options: (&job.options).into(),
-        }))
+        })))
     }
 
     /// Cancel a running job, or delete an ended one.
