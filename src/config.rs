@@ -138,6 +138,9 @@ pub struct GatewayArgs {
     /// The largest upload, in MB.
     #[arg(long, env = "MAX_FILE_SIZE", value_name = "MB", default_value = "100", value_parser = whole_above_zero::<u64>)]
     pub max_file_size: u64,
+    /// The most `file` parts one upload may carry (each becomes a job of one batch).
+    #[arg(long, env = "MAX_FILES_PER_UPLOAD", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_files_per_upload: u16,
     /// The file name extensions accepted for upload, comma-separated.
     #[arg(long, env = "ALLOWED_EXTENSIONS", value_name = "LIST", default_value = DEFAULT_EXTENSIONS, value_parser = extensions)]
     pub allowed_extensions: Extensions,
@@ -260,6 +263,7 @@ pub struct GatewayConfig {
     /// `dev`: the signing key and the first admin may be made and kept in the data dir.
     pub embedded: bool,
     pub max_file_size_mb: u64,
+    pub max_files_per_upload: u16,
     pub allowed_extensions: Vec<String>,
     pub login_attempts_per_minute: u32,
     pub requests_per_minute: u32,
@@ -381,6 +385,7 @@ impl GatewayArgs {
             jwt_secret: self.jwt_secret,
             embedded,
             max_file_size_mb: self.max_file_size,
+            max_files_per_upload: self.max_files_per_upload,
             allowed_extensions: self.allowed_extensions.0,
             login_attempts_per_minute: self.login_attempts_per_minute,
             requests_per_minute: self.rate_limit_per_minute,

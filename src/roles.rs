@@ -412,6 +412,7 @@ fn gateway_app(
         passwords: auth::Passwords::default(),
         limits: UploadLimits {
             max_bytes: gateway.max_file_size_mb * 1024 * 1024,
+            max_files: usize::from(gateway.max_files_per_upload),
             allowed_extensions: gateway.allowed_extensions.clone(),
         },
         cors_origins: gateway.cors_allowed_origins.clone(),

@@ -17,17 +17,19 @@ pub const MAX_PREAMBLE: usize = 4 * 1024;
 /// Bytes allowed in one part's headers.
 pub const MAX_PART_HEADERS: usize = 8 * 1024;
 
-/// Parts allowed in one form, the file included.
+/// Parts other than files allowed in one form (files are counted by `UploadLimits::max_files`).
 pub const MAX_FIELDS: usize = 32;
 
 /// Bytes allowed in a part other than the file.
 pub const MAX_TEXT_FIELD: u64 = 64 * 1024;
 
-/// The parser's own limits for a form whose file may be `max_file` bytes: the file part, every
-/// other part, and the whole body (the file plus room for the other parts and the framing).
-pub fn constraints(max_file: u64) -> Constraints {
-    let framing = (MAX_PART_HEADERS + 128) as u64 * MAX_FIELDS as u64 + MAX_PREAMBLE as u64;
-    let whole = max_file + MAX_TEXT_FIELD * (MAX_FIELDS as u64 - 1) + framing;
+/// The parser's own limits for a form of up to `max_files` files of `max_file` bytes each: each
+/// file part, every other part, and the whole body (the files plus room for the other parts
+/// and the framing).
+pub fn constraints(max_file: u64, max_files: usize) -> Constraints {
+    let parts = (MAX_FIELDS + max_files) as u64;
+    let framing = (MAX_PART_HEADERS + 128) as u64 * parts + MAX_PREAMBLE as u64;
+    let whole = max_file * max_files as u64 + MAX_TEXT_FIELD * MAX_FIELDS as u64 + framing;
     Constraints::new().size_limit(
         SizeLimit::new()
             .whole_stream(whole)

@@ -66,7 +66,10 @@ pub type Probe =
 
 #[derive(Debug, Clone)]
 pub struct UploadLimits {
+    /// Per file.
     pub max_bytes: u64,
+    /// `file` parts per upload.
+    pub max_files: usize,
     pub allowed_extensions: Vec<String>,
 }
 

@@ -1,8 +1,8 @@
-//! Checked values as the API exposes them: [`ApiJobId`] is a [`JobId`] in paths, queries and
-//! bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
+//! Checked values as the API exposes them: [`ApiJobId`] is a [`JobId`] (and [`ApiBatchId`] a
+//! [`BatchId`]) in paths, queries and bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
 //! before any handler runs, and generated clients get a UUID type.
 
-use audiomill_domain::JobId;
+use audiomill_domain::{BatchId, JobId};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -10,75 +10,94 @@ use poem_openapi::{
 use serde_json::Value;
 use std::{borrow::Cow, fmt};
 
-/// A job id (its canonical, lower-case hyphenated UUID spelling only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiJobId(pub JobId);
+/// An id of the domain as the API takes and shows it: its canonical, lower-case hyphenated
+/// UUID spelling only.
+macro_rules! api_uuid {
+    ($(#[$doc:meta])* $name:ident($id:ty), $what:literal, $example:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub $id);
 
-impl ApiJobId {
-    /// The job id the OpenAPI document's examples show.
-    pub fn example() -> Self {
-        Self(JobId::parse("019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e").expect("a canonical UUID"))
-    }
-}
-
-impl From<JobId> for ApiJobId {
-    fn from(id: JobId) -> Self {
-        Self(id)
-    }
-}
-
-impl fmt::Display for ApiJobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Type for ApiJobId {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string_uuid".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid")))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ParseFromParameter for ApiJobId {
-    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        JobId::parse(value)
-            .map(Self)
-            .map_err(|_| ParseError::custom("not a job id (a lower-case UUID)"))
-    }
-}
-
-impl ParseFromJSON for ApiJobId {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value {
-            Some(Value::String(text)) => Self::parse_from_parameter(&text),
-            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        impl $name {
+            /// The id the OpenAPI document's examples show.
+            pub fn example() -> Self {
+                Self(<$id>::parse($example).expect("a canonical UUID"))
+            }
         }
-    }
+
+        impl From<$id> for $name {
+            fn from(id: $id) -> Self {
+                Self(id)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                "string_uuid".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid")))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ParseFromParameter for $name {
+            fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+                <$id>::parse(value)
+                    .map(Self)
+                    .map_err(|_| ParseError::custom(concat!("not a ", $what, " (a lower-case UUID)")))
+            }
+        }
+
+        impl ParseFromJSON for $name {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value {
+                    Some(Value::String(text)) => Self::parse_from_parameter(&text),
+                    other => Err(ParseError::expected_type(other.unwrap_or_default())),
+                }
+            }
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.to_string()))
+            }
+        }
+    };
 }
 
-impl ToJSON for ApiJobId {
-    fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.to_string()))
-    }
-}
+api_uuid!(
+    /// A job id.
+    ApiJobId(JobId),
+    "job id",
+    "019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e"
+);
+api_uuid!(
+    /// A batch id: the jobs of one upload with several files.
+    ApiBatchId(BatchId),
+    "batch id",
+    "019a9f3c-5b2e-7c41-9d8e-7a1b2c3d4e5f"
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,17 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///One file of an upload, and the job it became.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AcceptedJob {
+        pub filename: ::std::string::String,
+        pub job_id: ::uuid::Uuid,
+    }
+    impl AcceptedJob {
+        pub fn builder() -> builder::AcceptedJob {
+            Default::default()
+        }
+    }
     ///The caller's account and settings.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Account {
@@ -31,6 +42,57 @@ pub mod types {
     }
     impl AccountChanges {
         pub fn builder() -> builder::AccountChanges {
+            Default::default()
+        }
+    }
+    ///How many of a batch's jobs stand where.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BatchCounts {
+        pub cancelled: u32,
+        pub completed: u32,
+        pub failed: u32,
+        pub queued: u32,
+        pub running: u32,
+    }
+    impl BatchCounts {
+        pub fn builder() -> builder::BatchCounts {
+            Default::default()
+        }
+    }
+    ///One job of a batch.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BatchJob {
+        ///Why it failed; else `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<::std::string::String>,
+        pub filename: ::std::string::String,
+        pub job_id: ::uuid::Uuid,
+        ///0-100.
+        pub progress: u8,
+        pub status: JobState,
+    }
+    impl BatchJob {
+        pub fn builder() -> builder::BatchJob {
+            Default::default()
+        }
+    }
+    ///A batch: the jobs of one upload with several files.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BatchStatus {
+        pub batch_id: ::uuid::Uuid,
+        pub counts: BatchCounts,
+        ///Every job has ended (completed, failed or cancelled).
+        pub done: bool,
+        ///Where the finished MP3s are, as one ZIP, once at least one is; else `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub download: ::std::option::Option<::std::string::String>,
+        ///Its jobs, in the order of the upload's `file` parts.
+        pub jobs: ::std::vec::Vec<BatchJob>,
+        ///0-100 over all its jobs (an ended job counts as done).
+        pub progress: u8,
+    }
+    impl BatchStatus {
+        pub fn builder() -> builder::BatchStatus {
             Default::default()
         }
     }
@@ -1026,8 +1088,15 @@ value removes that tag.*/
     ///`UploadAccepted`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct UploadAccepted {
+        /**With several files, the batch they make: `GET /batches/{batch_id}` follows them all and
+`GET /batches/{batch_id}/download` gives their MP3s as one ZIP; else `null`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub batch_id: ::std::option::Option<::uuid::Uuid>,
         pub filename: ::std::string::String,
+        ///The job; with several files, the first one's (`jobs` has them all).
         pub job_id: ::uuid::Uuid,
+        ///Every job the upload started, one per `file` part, in the form's order.
+        pub jobs: ::std::vec::Vec<AcceptedJob>,
         pub message: ::std::string::String,
         pub status: JobState,
     }
@@ -1058,6 +1127,67 @@ value removes that tag.*/
     }
     /// Types for composing complex structures.
     pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct AcceptedJob {
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+        }
+        impl ::std::default::Default for AcceptedJob {
+            fn default() -> Self {
+                Self {
+                    filename: Err("no value supplied for filename".to_string()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                }
+            }
+        }
+        impl AcceptedJob {
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AcceptedJob> for super::AcceptedJob {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AcceptedJob,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    filename: value.filename?,
+                    job_id: value.job_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AcceptedJob> for AcceptedJob {
+            fn from(value: super::AcceptedJob) -> Self {
+                Self {
+                    filename: Ok(value.filename),
+                    job_id: Ok(value.job_id),
+                }
+            }
+        }
         #[derive(Clone, Debug)]
         pub struct Account {
             admin: ::std::result::Result<bool, ::std::string::String>,
@@ -1194,6 +1324,352 @@ value removes that tag.*/
             fn from(value: super::AccountChanges) -> Self {
                 Self {
                     completion_emails: Ok(value.completion_emails),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BatchCounts {
+            cancelled: ::std::result::Result<u32, ::std::string::String>,
+            completed: ::std::result::Result<u32, ::std::string::String>,
+            failed: ::std::result::Result<u32, ::std::string::String>,
+            queued: ::std::result::Result<u32, ::std::string::String>,
+            running: ::std::result::Result<u32, ::std::string::String>,
+        }
+        impl ::std::default::Default for BatchCounts {
+            fn default() -> Self {
+                Self {
+                    cancelled: Err("no value supplied for cancelled".to_string()),
+                    completed: Err("no value supplied for completed".to_string()),
+                    failed: Err("no value supplied for failed".to_string()),
+                    queued: Err("no value supplied for queued".to_string()),
+                    running: Err("no value supplied for running".to_string()),
+                }
+            }
+        }
+        impl BatchCounts {
+            pub fn cancelled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cancelled = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cancelled: {e}")
+                    });
+                self
+            }
+            pub fn completed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed: {e}")
+                    });
+                self
+            }
+            pub fn failed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.failed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for failed: {e}")
+                    });
+                self
+            }
+            pub fn queued<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.queued = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for queued: {e}")
+                    });
+                self
+            }
+            pub fn running<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.running = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for running: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BatchCounts> for super::BatchCounts {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BatchCounts,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cancelled: value.cancelled?,
+                    completed: value.completed?,
+                    failed: value.failed?,
+                    queued: value.queued?,
+                    running: value.running?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BatchCounts> for BatchCounts {
+            fn from(value: super::BatchCounts) -> Self {
+                Self {
+                    cancelled: Ok(value.cancelled),
+                    completed: Ok(value.completed),
+                    failed: Ok(value.failed),
+                    queued: Ok(value.queued),
+                    running: Ok(value.running),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BatchJob {
+            error: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            progress: ::std::result::Result<u8, ::std::string::String>,
+            status: ::std::result::Result<super::JobState, ::std::string::String>,
+        }
+        impl ::std::default::Default for BatchJob {
+            fn default() -> Self {
+                Self {
+                    error: Ok(Default::default()),
+                    filename: Err("no value supplied for filename".to_string()),
+                    job_id: Err("no value supplied for job_id".to_string()),
+                    progress: Err("no value supplied for progress".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                }
+            }
+        }
+        impl BatchJob {
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn job_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.job_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u8>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for progress: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JobState>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BatchJob> for super::BatchJob {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BatchJob,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    error: value.error?,
+                    filename: value.filename?,
+                    job_id: value.job_id?,
+                    progress: value.progress?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BatchJob> for BatchJob {
+            fn from(value: super::BatchJob) -> Self {
+                Self {
+                    error: Ok(value.error),
+                    filename: Ok(value.filename),
+                    job_id: Ok(value.job_id),
+                    progress: Ok(value.progress),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BatchStatus {
+            batch_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            counts: ::std::result::Result<super::BatchCounts, ::std::string::String>,
+            done: ::std::result::Result<bool, ::std::string::String>,
+            download: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            jobs: ::std::result::Result<
+                ::std::vec::Vec<super::BatchJob>,
+                ::std::string::String,
+            >,
+            progress: ::std::result::Result<u8, ::std::string::String>,
+        }
+        impl ::std::default::Default for BatchStatus {
+            fn default() -> Self {
+                Self {
+                    batch_id: Err("no value supplied for batch_id".to_string()),
+                    counts: Err("no value supplied for counts".to_string()),
+                    done: Err("no value supplied for done".to_string()),
+                    download: Ok(Default::default()),
+                    jobs: Err("no value supplied for jobs".to_string()),
+                    progress: Err("no value supplied for progress".to_string()),
+                }
+            }
+        }
+        impl BatchStatus {
+            pub fn batch_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.batch_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for batch_id: {e}")
+                    });
+                self
+            }
+            pub fn counts<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BatchCounts>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.counts = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for counts: {e}")
+                    });
+                self
+            }
+            pub fn done<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.done = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for done: {e}")
+                    });
+                self
+            }
+            pub fn download<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.download = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for download: {e}")
+                    });
+                self
+            }
+            pub fn jobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::BatchJob>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs: {e}")
+                    });
+                self
+            }
+            pub fn progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u8>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for progress: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BatchStatus> for super::BatchStatus {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BatchStatus,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    batch_id: value.batch_id?,
+                    counts: value.counts?,
+                    done: value.done?,
+                    download: value.download?,
+                    jobs: value.jobs?,
+                    progress: value.progress?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BatchStatus> for BatchStatus {
+            fn from(value: super::BatchStatus) -> Self {
+                Self {
+                    batch_id: Ok(value.batch_id),
+                    counts: Ok(value.counts),
+                    done: Ok(value.done),
+                    download: Ok(value.download),
+                    jobs: Ok(value.jobs),
+                    progress: Ok(value.progress),
                 }
             }
         }
@@ -3403,25 +3879,47 @@ value removes that tag.*/
         }
         #[derive(Clone, Debug)]
         pub struct UploadAccepted {
+            batch_id: ::std::result::Result<
+                ::std::option::Option<::uuid::Uuid>,
+                ::std::string::String,
+            >,
             filename: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
             >,
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            jobs: ::std::result::Result<
+                ::std::vec::Vec<super::AcceptedJob>,
+                ::std::string::String,
+            >,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
             status: ::std::result::Result<super::JobState, ::std::string::String>,
         }
         impl ::std::default::Default for UploadAccepted {
             fn default() -> Self {
                 Self {
+                    batch_id: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
+                    jobs: Err("no value supplied for jobs".to_string()),
                     message: Err("no value supplied for message".to_string()),
                     status: Err("no value supplied for status".to_string()),
                 }
             }
         }
         impl UploadAccepted {
+            pub fn batch_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.batch_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for batch_id: {e}")
+                    });
+                self
+            }
             pub fn filename<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -3443,6 +3941,18 @@ value removes that tag.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for job_id: {e}")
+                    });
+                self
+            }
+            pub fn jobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::AcceptedJob>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs: {e}")
                     });
                 self
             }
@@ -3477,8 +3987,10 @@ value removes that tag.*/
                 value: UploadAccepted,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    batch_id: value.batch_id?,
                     filename: value.filename?,
                     job_id: value.job_id?,
+                    jobs: value.jobs?,
                     message: value.message?,
                     status: value.status?,
                 })
@@ -3487,8 +3999,10 @@ value removes that tag.*/
         impl ::std::convert::From<super::UploadAccepted> for UploadAccepted {
             fn from(value: super::UploadAccepted) -> Self {
                 Self {
+                    batch_id: Ok(value.batch_id),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
+                    jobs: Ok(value.jobs),
                     message: Ok(value.message),
                     status: Ok(value.status),
                 }
@@ -3750,6 +4264,35 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
+    /**The jobs of an upload with several files: each one's status and progress, and the
+whole batch's
+
+Sends a `GET` request to `/batches/{batch_id}`
+
+```ignore
+let response = client.get_batch()
+    .batch_id(batch_id)
+    .send()
+    .await;
+```*/
+    pub fn get_batch(&self) -> builder::GetBatch<'_> {
+        builder::GetBatch::new(self)
+    }
+    /**The batch's finished MP3s as one ZIP archive, streamed as it is read from storage
+
+Jobs that have not completed are left out (`X-Batch-Files` says how many are in).
+
+Sends a `GET` request to `/batches/{batch_id}/download`
+
+```ignore
+let response = client.download_batch()
+    .batch_id(batch_id)
+    .send()
+    .await;
+```*/
+    pub fn download_batch(&self) -> builder::DownloadBatch<'_> {
+        builder::DownloadBatch::new(self)
+    }
     /**Download a finished MP3 by `fid` (the job id)
 
 The older form of `/download/{job_id}`.
@@ -4027,6 +4570,208 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::get_batch`]
+
+[`Client::get_batch`]: super::Client::get_batch*/
+    #[derive(Debug, Clone)]
+    pub struct GetBatch<'a> {
+        client: &'a super::Client,
+        batch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetBatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                batch_id: Err("batch_id was not initialized".to_string()),
+            }
+        }
+        pub fn batch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.batch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for batch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/batches/{batch_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::BatchStatus>, Error<types::ErrorBody>> {
+            let Self { client, batch_id } = self;
+            let batch_id = batch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/batches/{}", client.baseurl, encode_path(& batch_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_batch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::download_batch`]
+
+[`Client::download_batch`]: super::Client::download_batch*/
+    #[derive(Debug, Clone)]
+    pub struct DownloadBatch<'a> {
+        client: &'a super::Client,
+        batch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> DownloadBatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                batch_id: Err("batch_id was not initialized".to_string()),
+            }
+        }
+        pub fn batch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.batch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for batch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/batches/{batch_id}/download`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+            let Self { client, batch_id } = self;
+            let batch_id = batch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/batches/{}/download", client.baseurl, encode_path(& batch_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "download_batch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::download_mp3_by_fid`]
 
 [`Client::download_mp3_by_fid`]: super::Client::download_mp3_by_fid*/

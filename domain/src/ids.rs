@@ -66,6 +66,11 @@ uuid_id!(
     "job id"
 );
 uuid_id!(
+    /// The jobs of one upload that carried several files.
+    BatchId,
+    "batch id"
+);
+uuid_id!(
     /// One user account.
     UserId,
     "user id"

@@ -17,5 +17,5 @@ pub mod job;
 pub mod link;
 pub mod output;
 
-pub use ids::{EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
+pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
 pub use job::{JobStatus, Step};

@@ -5,7 +5,8 @@
 
 use crate::{StoreError, time::now_millis};
 use audiomill_domain::{
-    EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding, output::OutputOptions,
+    BatchId, EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding,
+    output::OutputOptions,
 };
 use sqlx::{
     AnyPool, Row,
@@ -42,6 +43,8 @@ pub struct NewJob {
     pub source_key: ObjectKey,
     pub source_size: u64,
     pub options: OutputOptions,
+    /// The batch of an upload with several files; `None` for a file uploaded alone.
+    pub batch_id: Option<BatchId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +66,7 @@ pub struct Job {
     pub failure_type: Option<String>,
     /// What the MP3 should be, as the upload asked.
     pub options: OutputOptions,
+    pub batch_id: Option<BatchId>,
 }
 
 impl Job {
@@ -75,7 +79,7 @@ impl Job {
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
-    options";
+    options, batch_id";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,7 +387,7 @@ impl Database {
     pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, \
-             options) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             options, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job.id.to_string())
         .bind(job.user_id.to_string())
@@ -392,6 +396,7 @@ impl Database {
         .bind(job.source_size as i64)
         .bind(now_millis())
         .bind(options_column(&job.options))
+        .bind(job.batch_id.map(|id| id.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -403,6 +408,25 @@ impl Database {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The jobs of `user_id`'s batch `batch_id`, in the order they were uploaded; none when
+    /// the batch is someone else's or does not exist.
+    pub async fn batch_jobs(
+        &self,
+        user_id: UserId,
+        batch_id: BatchId,
+    ) -> Result<Vec<Job>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE batch_id = ? AND user_id = ? ORDER BY id"
+        )))
+        .bind(batch_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -563,6 +587,10 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
             })
             .transpose()?
             .unwrap_or_default(),
+        batch_id: row
+            .try_get::<Option<String>, _>("batch_id")?
+            .map(|id| BatchId::parse(&id).map_err(|_| StoreError::Corrupt("bad batch id".into())))
+            .transpose()?,
     })
 }
 
@@ -670,6 +698,7 @@ pub(crate) mod tests {
             source_key: ObjectKey::parse("sources/x.mp4").unwrap(),
             source_size: 10,
             options: audiomill_domain::output::Preset::Podcast.options(),
+            batch_id: Some(audiomill_domain::BatchId::generate()),
         };
         db.insert_job(&job).await.unwrap();
         assert!(db.claim_notification(job.id).await.unwrap());
@@ -686,6 +715,19 @@ pub(crate) mod tests {
         assert_eq!(stored.outcome, Some(JobStatus::Completed));
         assert_eq!(stored.original_filename, "Überraschung 日本 🎬.mp4");
         assert_eq!(stored.options, job.options);
+        assert_eq!(stored.batch_id, job.batch_id);
+        let batch = db
+            .batch_jobs(job.user_id, job.batch_id.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(
+            db.batch_jobs(UserId::generate(), job.batch_id.unwrap())
+                .await
+                .unwrap()
+                .is_empty(),
+            "another user's batch is not found"
+        );
         assert_eq!(stored.mp3_size, Some(1234));
         assert_eq!(stored.duration_ms, Some(10_000));
         assert!(stored.completed_at.is_some());
@@ -700,6 +742,7 @@ pub(crate) mod tests {
             source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
             source_size: 10,
             options: Default::default(),
+            batch_id: None,
         })
         .await
         .unwrap();

@@ -113,6 +113,7 @@ mod tests {
                 source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
                 source_size: 1,
                 options: Default::default(),
+                batch_id: None,
             })
             .await
             .unwrap();

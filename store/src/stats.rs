@@ -252,6 +252,7 @@ mod tests {
             source_key: ObjectKey::parse(&format!("sources/{id}.mp4")).unwrap(),
             source_size: size,
             options: Default::default(),
+            batch_id: None,
         })
         .await
         .unwrap();

@@ -86,8 +86,10 @@ impl From<Cover> for CoverName {
 #[derive(Multipart)]
 #[allow(dead_code)]
 pub(super) struct UploadForm {
-    /// The video: MP4, MOV, AVI, MKV or WebM.
-    file: Upload,
+    /// The video: MP4, MOV, AVI, MKV or WebM. Several `file` parts (up to
+    /// `MAX_FILES_PER_UPLOAD`, 10 by default; one with an `Idempotency-Key`) make a batch: a
+    /// job each, with the same choices, followed together at `/batches/{batch_id}`.
+    file: Vec<Upload>,
     /// A named starting point for the choices below.
     preset: Option<PresetName>,
     /// `vbr` (the default), `cbr` or `abr`.

@@ -1,9 +1,10 @@
 //! Taking an upload in, as named steps: [`read_form`] walks the form, reads the output fields
-//! and stores its one video
+//! and stores its videos (one, or a batch of up to `MAX_FILES_PER_UPLOAD`)
 //! through [`read_video_part`] (the name, the extension and the first bytes checked before
 //! anything is stored) and [`store_source`] (streamed into storage under the size limit); then
-//! [`start_job`] records the job and starts its workflow. Each step fails with an
-//! [`UploadError`], and whatever an earlier step stored is removed when a later one fails.
+//! [`start_jobs`] records a job per video and starts its workflow. Each step fails with an
+//! [`UploadError`], and whatever an earlier step stored or started is removed when a later one
+//! fails.
 //! A retried upload whose `Idempotency-Key` already started a job goes through
 //! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
@@ -14,7 +15,7 @@ use crate::{
     upload::{self, Container, Head},
 };
 use audiomill_domain::{
-    JobId, ObjectKey, UserId,
+    BatchId, JobId, ObjectKey, UserId,
     contract::{ConvertVideoInput, TASK_QUEUE},
     output::{FieldError, OutputOptions, OutputRequest},
 };
@@ -28,11 +29,18 @@ use std::sync::{
     Arc, OnceLock,
     atomic::{AtomicBool, Ordering},
 };
-use temporalio_client::WorkflowStartOptions;
+use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
 
-/// The whole upload once the caller is known: the form read, its video stored (and hashed,
-/// with `fingerprint`), the job started. A refused upload's remaining body is read (and
-/// dropped) before the refusal is returned.
+/// What an accepted upload started: a job per file, and the batch they make when there are
+/// several.
+pub struct Received {
+    pub sources: Vec<StoredSource>,
+    pub batch_id: Option<BatchId>,
+}
+
+/// The whole upload once the caller is known: the form read, its videos stored (and hashed,
+/// with `fingerprint`, which also holds the upload to one file), a job started for each. A
+/// refused upload's remaining body is read (and dropped) before the refusal is returned.
 pub async fn receive(
     gw: &Gateway,
     claims: &Claims,
@@ -40,17 +48,28 @@ pub async fn receive(
     content_type: &str,
     body: Body,
     fingerprint: bool,
-) -> Result<StoredSource, UploadError> {
+) -> Result<Received, UploadError> {
     let into_storage = IntoStorage {
         objects: &gw.objects,
         limits: &gw.limits,
         fingerprint,
     };
+    let files = if fingerprint {
+        FileLimit::Keyed
+    } else {
+        FileLimit::Batch(gw.limits.max_files)
+    };
     let mut form = open_upload(gw, content_type, body)?;
-    let outcome = match read_form(gw, &mut form.multipart, &into_storage).await {
-        Ok(read) => start_job(gw, claims, user_id, &read.video, &read.options)
-            .await
-            .map(|()| read.video),
+    let outcome = match read_form(gw, &mut form.multipart, &into_storage, files).await {
+        Ok(read) => {
+            let batch_id = (read.videos.len() > 1).then(BatchId::generate);
+            start_jobs(gw, claims, user_id, &read.videos, &read.options, batch_id)
+                .await
+                .map(|()| Received {
+                    sources: read.videos,
+                    batch_id,
+                })
+        }
         Err(error) => Err(error),
     };
     form.settle(outcome).await
@@ -65,11 +84,14 @@ pub async fn fingerprint(
 ) -> Result<Fingerprint, UploadError> {
     let hashed = HashOnly { limits: &gw.limits };
     let mut form = open_upload(gw, content_type, body)?;
-    let outcome = read_form(gw, &mut form.multipart, &hashed)
+    let outcome = read_form(gw, &mut form.multipart, &hashed, FileLimit::Keyed)
         .await
-        .map(|read| Fingerprint {
-            options: read.options,
-            ..read.video
+        .map(|read| {
+            let video = read.videos.into_iter().next().expect("a form has a file");
+            Fingerprint {
+                options: read.options,
+                ..video
+            }
         });
     form.settle(outcome).await
 }
@@ -215,7 +237,7 @@ pub fn open_form(body: Body, boundary: String, limits: &UploadLimits) -> FormBod
         })?;
         Ok::<_, std::io::Error>(chunk)
     });
-    let constraints = form::constraints(limits.max_bytes);
+    let constraints = form::constraints(limits.max_bytes, limits.max_files);
     FormBody {
         multipart: multer::Multipart::with_constraints(guarded, boundary, constraints),
         raw,
@@ -311,13 +333,45 @@ impl VideoSink for HashOnly<'_> {
     async fn undo(&self, _: &Fingerprint) {}
 }
 
-/// A form read whole: its video, as the sink kept it, and the MP3 it asks for.
+/// A form read whole: its videos, as the sink kept them, and the MP3s it asks for.
 pub struct ReadForm<K> {
-    pub video: K,
+    pub videos: Vec<K>,
     pub options: OutputOptions,
 }
 
-/// Reads the whole form: exactly one `file` part, given to `sink`, and the output fields
+/// How many `file` parts a form may have.
+#[derive(Debug, Clone, Copy)]
+enum FileLimit {
+    /// Up to this many, a batch.
+    Batch(usize),
+    /// One: an `Idempotency-Key` names one file's upload.
+    Keyed,
+}
+
+impl FileLimit {
+    fn max(self) -> usize {
+        match self {
+            Self::Batch(max) => max,
+            Self::Keyed => 1,
+        }
+    }
+
+    fn refusal(self) -> FieldError {
+        FieldError {
+            field: "file",
+            message: match self {
+                Self::Batch(max) => format!(
+                    "is given more than {max} times: one upload carries at most {max} files"
+                ),
+                Self::Keyed => "is given more than once: with an Idempotency-Key an upload \
+                                carries one file (send a batch without one)"
+                    .into(),
+            },
+        }
+    }
+}
+
+/// Reads the whole form: one `file` part or more (up to `files`), each given to `sink`, and the output fields
 /// ([`OutputRequest::FIELDS`]), each checked as it arrives. A field the upload does not take
 /// is refused at the file (nothing stored) or at the end of the form; its body is skipped
 /// meanwhile, within the form's limits. How the fields go together is checked once all are
@@ -326,8 +380,9 @@ async fn read_form<S: VideoSink>(
     gw: &Gateway,
     multipart: &mut multer::Multipart<'static>,
     sink: &S,
+    files: FileLimit,
 ) -> Result<ReadForm<S::Kept>, UploadError> {
-    let mut stored: Option<S::Kept> = None;
+    let mut stored: Vec<S::Kept> = Vec::new();
     let mut request = OutputRequest::default();
     let mut unknown: Option<String> = None;
     let mut fields = 0;
@@ -337,15 +392,15 @@ async fn read_form<S: VideoSink>(
             Ok(None) => break Ok(()),
             Err(error) => break Err(parser_error(&error, &gw.limits)),
         };
-        fields += 1;
-        if fields > form::MAX_FIELDS {
-            break Err(UploadError::bad(format!(
-                "The form has more than {} parts.",
-                form::MAX_FIELDS
-            )));
-        }
         let name = field.name().unwrap_or_default().to_owned();
         if name != "file" {
+            fields += 1;
+            if fields > form::MAX_FIELDS {
+                break Err(UploadError::bad(format!(
+                    "The form has more than {} parts besides its files.",
+                    form::MAX_FIELDS
+                )));
+            }
             if !OutputRequest::takes(&name) {
                 // The parser skips its body; the refusal waits for the part limits to speak.
                 unknown.get_or_insert(name);
@@ -363,15 +418,15 @@ async fn read_form<S: VideoSink>(
         if let Some(name) = unknown.take() {
             break Err(unknown_field(&name));
         }
-        if stored.is_some() {
-            break Err(UploadError::bad("Send exactly one `file` part."));
+        if stored.len() == files.max() {
+            break Err(UploadError::BadField(files.refusal()));
         }
         let part = match read_video_part(field, &gw.limits).await {
             Ok(part) => part,
             Err(error) => break Err(error),
         };
         match sink.keep(part).await {
-            Ok(kept) => stored = Some(kept),
+            Ok(kept) => stored.push(kept),
             Err(error) => break Err(error),
         }
     };
@@ -379,11 +434,14 @@ async fn read_form<S: VideoSink>(
         Some(name) => Err(unknown_field(&name)),
         None => request.resolve().map_err(UploadError::BadField),
     });
-    match (outcome, stored) {
-        (Ok(options), Some(video)) => Ok(ReadForm { video, options }),
-        (Ok(_), None) => Err(UploadError::bad("The form has no `file` part.")),
-        (Err(error), stored) => {
-            if let Some(kept) = &stored {
+    match outcome {
+        Ok(_) if stored.is_empty() => Err(UploadError::bad("The form has no `file` part.")),
+        Ok(options) => Ok(ReadForm {
+            videos: stored,
+            options,
+        }),
+        Err(error) => {
+            for kept in &stored {
                 sink.undo(kept).await;
             }
             Err(error)
@@ -536,13 +594,48 @@ async fn store_source(
     })
 }
 
-/// Records the job and starts its workflow; on failure neither the row nor the video stays.
+/// Records a job for each of `sources` and starts its workflow; on failure no row, video or
+/// workflow of the upload stays.
+async fn start_jobs(
+    gw: &Gateway,
+    claims: &Claims,
+    user_id: UserId,
+    sources: &[StoredSource],
+    options: &OutputOptions,
+    batch_id: Option<BatchId>,
+) -> Result<(), UploadError> {
+    for (started, source) in sources.iter().enumerate() {
+        if let Err(error) = start_job(gw, claims, user_id, source, options, batch_id).await {
+            for earlier in &sources[..started] {
+                let handle = gw
+                    .temporal
+                    .get_workflow_handle::<ConvertVideo>(earlier.job_id.to_string());
+                let reason = WorkflowTerminateOptions::builder()
+                    .reason("another file of its upload could not be taken")
+                    .build();
+                if let Err(error) = handle.terminate(reason).await {
+                    tracing::error!(%error, job_id = %earlier.job_id, "could not stop a refused batch's job");
+                }
+                let _ = gw.db.delete_job(earlier.job_id).await;
+            }
+            for source in sources {
+                discard(&gw.objects, Some(source)).await;
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Records the job and starts its workflow; on failure neither the row nor the workflow stays
+/// (the caller removes the video).
 async fn start_job(
     gw: &Gateway,
     claims: &Claims,
     user_id: UserId,
     source: &StoredSource,
     options: &OutputOptions,
+    batch_id: Option<BatchId>,
 ) -> Result<(), UploadError> {
     let job = NewJob {
         id: source.job_id,
@@ -551,9 +644,9 @@ async fn start_job(
         source_key: source.key.clone(),
         source_size: source.size,
         options: options.clone(),
+        batch_id,
     };
     if let Err(error) = gw.db.insert_job(&job).await {
-        discard(&gw.objects, Some(source)).await;
         return Err(UploadError::unavailable("database", error));
     }
     let input = ConvertVideoInput {
@@ -571,7 +664,6 @@ async fn start_job(
         .await
     {
         let _ = gw.db.delete_job(source.job_id).await;
-        discard(&gw.objects, Some(source)).await;
         return Err(UploadError::unavailable("conversion service", error));
     }
     Ok(())

@@ -13,7 +13,10 @@ use crate::{
     error::{ErrorBody, ErrorCode},
     status, upload,
 };
-use crate::{metrics, params::ApiJobId};
+use crate::{
+    metrics,
+    params::{ApiBatchId, ApiJobId},
+};
 use audiomill_domain::{JobStatus, Step};
 use audiomill_store::{Job, KeyClaim, KeyedUpload};
 use audiomill_workflows::ConvertVideo;
@@ -81,20 +84,32 @@ impl From<Step> for JobStep {
 #[derive(Object)]
 #[oai(example)]
 struct UploadAccepted {
+    /// The job; with several files, the first one's (`jobs` has them all).
     job_id: ApiJobId,
     filename: String,
     /// Always `queued`.
     status: JobState,
     message: String,
+    /// Every job the upload started, one per `file` part, in the form's order.
+    jobs: Vec<AcceptedJob>,
+    /// With several files, the batch they make: `GET /batches/{batch_id}` follows them all and
+    /// `GET /batches/{batch_id}/download` gives their MP3s as one ZIP; else `null`.
+    #[oai(nullable)]
+    batch_id: Option<ApiBatchId>,
+}
+
+/// One file of an upload, and the job it became.
+#[derive(Object)]
+struct AcceptedJob {
+    job_id: ApiJobId,
+    filename: String,
 }
 
 impl Example for UploadAccepted {
     fn example() -> Self {
         UploadAccepted {
-            job_id: ApiJobId::example(),
-            filename: "talk.mp4".into(),
-            status: JobState::Queued,
             message: "Upload accepted; conversion queued.".into(),
+            ..UploadAccepted::queued(ApiJobId::example().0, "talk.mp4".into())
         }
     }
 }
@@ -433,9 +448,34 @@ impl JobsApi {
         )
         .await;
         match received {
-            Ok(source) => {
-                tracing::info!(size = source.size, "upload accepted");
-                metrics::upload_accepted(source.size);
+            Ok(received) => {
+                for source in &received.sources {
+                    tracing::info!(job_id = %source.job_id, size = source.size, "upload accepted");
+                    metrics::upload_accepted(source.size);
+                }
+                if let (Some(batch_id), [first, ..]) = (received.batch_id, &received.sources[..]) {
+                    return UploadResponse::Accepted(Json(UploadAccepted {
+                        message: format!(
+                            "{} conversions started; follow them at /batches/{batch_id}.",
+                            received.sources.len()
+                        ),
+                        jobs: received
+                            .sources
+                            .iter()
+                            .map(|source| AcceptedJob {
+                                job_id: source.job_id.into(),
+                                filename: source.filename.clone(),
+                            })
+                            .collect(),
+                        batch_id: Some(batch_id.into()),
+                        ..UploadAccepted::queued(first.job_id, first.filename.clone())
+                    }));
+                }
+                let source = received
+                    .sources
+                    .into_iter()
+                    .next()
+                    .expect("an accepted upload has a file");
                 if let Some(key) = &key {
                     let keyed = KeyedUpload {
                         job_id: source.job_id,
@@ -617,9 +657,14 @@ impl UploadAccepted {
     fn queued(job_id: audiomill_domain::JobId, filename: String) -> Self {
         UploadAccepted {
             job_id: job_id.into(),
-            filename,
+            filename: filename.clone(),
             status: JobState::Queued,
             message: format!("Conversion started; follow it at /status/{job_id}."),
+            jobs: vec![AcceptedJob {
+                job_id: job_id.into(),
+                filename,
+            }],
+            batch_id: None,
         }
     }
 }

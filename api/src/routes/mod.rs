@@ -1,5 +1,5 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
-//! following and deleting jobs), [`listing`] (a user's jobs, page by page), [`downloads`] (the
+//! following and deleting jobs), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`] and [`stats`]. Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
@@ -46,6 +46,7 @@ fn job_id_refused(_: ErrorJson) -> ErrorJson {
 }
 
 mod accounts;
+mod batches;
 mod choices;
 mod downloads;
 mod events;
@@ -74,6 +75,7 @@ use std::sync::Arc;
 pub type Api = (
     accounts::AccountsApi,
     jobs::JobsApi,
+    batches::BatchesApi,
     listing::ListingApi,
     events::EventsApi,
     downloads::DownloadsApi,
@@ -97,6 +99,7 @@ fn with_context(cx: Context) -> Api {
     (
         accounts::AccountsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
+        batches::BatchesApi { cx: cx.clone() },
         listing::ListingApi { cx: cx.clone() },
         events::EventsApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },

@@ -1,0 +1,374 @@
+//! The jobs of one upload with several files, together: their summed status and progress, and
+//! their MP3s as one ZIP, streamed entry by entry from storage as it is sent (never built in
+//! memory or on disk first).
+
+use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, jobs::JobState, unavailable};
+use crate::{
+    Gateway,
+    error::{ErrorBody, ErrorCode},
+    params::{ApiBatchId, ApiJobId},
+};
+use async_zip::{Compression, ZipEntryBuilder, tokio::write::ZipFileWriter};
+use audiomill_domain::{BatchId, JobStatus};
+use audiomill_store::Job;
+use futures::{AsyncWriteExt, StreamExt};
+use poem::Body;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, param::Path, payload::Json, payload::Payload,
+    registry::MetaSchemaRef,
+};
+use std::{collections::HashSet, sync::Arc};
+use tokio_util::io::ReaderStream;
+
+pub struct BatchesApi {
+    pub(super) cx: Context,
+}
+
+/// One job of a batch.
+#[derive(Object)]
+struct BatchJob {
+    job_id: ApiJobId,
+    filename: String,
+    status: JobState,
+    /// 0-100.
+    progress: u8,
+    /// Why it failed; else `null`.
+    #[oai(nullable)]
+    error: Option<String>,
+}
+
+/// How many of a batch's jobs stand where.
+#[derive(Object, Default)]
+struct BatchCounts {
+    queued: u32,
+    running: u32,
+    completed: u32,
+    failed: u32,
+    cancelled: u32,
+}
+
+/// A batch: the jobs of one upload with several files.
+#[derive(Object)]
+struct BatchStatus {
+    batch_id: ApiBatchId,
+    /// Every job has ended (completed, failed or cancelled).
+    done: bool,
+    /// 0-100 over all its jobs (an ended job counts as done).
+    progress: u8,
+    counts: BatchCounts,
+    /// Its jobs, in the order of the upload's `file` parts.
+    jobs: Vec<BatchJob>,
+    /// Where the finished MP3s are, as one ZIP, once at least one is; else `null`.
+    #[oai(nullable)]
+    download: Option<String>,
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "BatchResponse::framework_refusal")]
+enum BatchResponse {
+    #[oai(status = 200)]
+    Ok(Json<BatchStatus>),
+    /// The batch id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// No such batch (or not yours).
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+/// A ZIP archive, streamed.
+struct Zip(Body);
+
+impl Payload for Zip {
+    const CONTENT_TYPE: &'static str = "application/zip";
+
+    fn schema_ref() -> MetaSchemaRef {
+        <poem_openapi::payload::Binary<Vec<u8>> as Payload>::schema_ref()
+    }
+}
+
+impl poem::IntoResponse for Zip {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.0)
+    }
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "ZipResponse::framework_refusal")]
+enum ZipResponse {
+    /// The finished MP3s, one entry each (named after its video), stored uncompressed.
+    #[oai(status = 200)]
+    Ok(
+        Zip,
+        #[oai(header = "Content-Disposition")] String,
+        /// How many MP3s the archive holds.
+        #[oai(header = "X-Batch-Files")]
+        usize,
+    ),
+    /// The batch id is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// No such batch (or not yours).
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
+    /// None of its MP3s is ready yet.
+    #[oai(status = 409)]
+    NotReady(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+fn batch_id_refused(_: ErrorJson) -> ErrorJson {
+    ErrorBody::new(
+        ErrorCode::BadRequest,
+        "The batch id is missing or malformed: batch ids are lower-case UUIDs.",
+    )
+}
+
+framework_refusal!(batch_id_refused; BatchResponse, ZipResponse);
+
+/// Why a batch cannot be shown.
+enum BatchRefusal {
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+macro_rules! batch_refusal_into {
+    ($($response:ident),*) => {$(
+        impl From<BatchRefusal> for $response {
+            fn from(refusal: BatchRefusal) -> Self {
+                match refusal {
+                    BatchRefusal::Unauthorized(error) => Self::Unauthorized(error),
+                    BatchRefusal::NotFound(error) => Self::NotFound(error),
+                    BatchRefusal::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+
+batch_refusal_into!(BatchResponse, ZipResponse);
+
+#[OpenApi]
+impl BatchesApi {
+    /// The jobs of an upload with several files: each one's status and progress, and the
+    /// whole batch's.
+    #[oai(
+        path = "/batches/:batch_id",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "getBatch"
+    )]
+    #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
+    async fn batch(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> BatchResponse {
+        let jobs = match self.caller_batch(&auth, batch_id.0.0).await {
+            Ok(jobs) => jobs,
+            Err(refusal) => return refusal.into(),
+        };
+        let gw = self.cx.gw();
+        let mut counts = BatchCounts::default();
+        let mut listed = Vec::with_capacity(jobs.len());
+        let mut done_percent = 0u32;
+        for job in jobs {
+            let view = gw.closed_views.job_view(&gw.temporal, &job).await;
+            let count = match view.status {
+                JobStatus::Queued => &mut counts.queued,
+                JobStatus::Running => &mut counts.running,
+                JobStatus::Completed => &mut counts.completed,
+                JobStatus::Failed => &mut counts.failed,
+                JobStatus::Cancelled => &mut counts.cancelled,
+            };
+            *count += 1;
+            let progress = if view.status.is_final() {
+                100
+            } else {
+                view.progress
+            };
+            done_percent += u32::from(progress);
+            listed.push(BatchJob {
+                job_id: job.id.into(),
+                filename: job.original_filename,
+                status: view.status.into(),
+                progress: view.progress,
+                error: view.error,
+            });
+        }
+        let total = listed.len().max(1) as u32;
+        BatchResponse::Ok(Json(BatchStatus {
+            batch_id: batch_id.0,
+            done: counts.queued + counts.running == 0,
+            progress: (done_percent / total) as u8,
+            download: (counts.completed > 0).then(|| format!("/batches/{}/download", batch_id.0)),
+            counts,
+            jobs: listed,
+        }))
+    }
+
+    /// The batch's finished MP3s as one ZIP archive, streamed as it is read from storage.
+    ///
+    /// Jobs that have not completed are left out (`X-Batch-Files` says how many are in).
+    #[oai(
+        path = "/batches/:batch_id/download",
+        method = "get",
+        tag = "ApiTags::Jobs",
+        operation_id = "downloadBatch"
+    )]
+    #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
+    async fn download(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> ZipResponse {
+        let jobs = match self.caller_batch(&auth, batch_id.0.0).await {
+            Ok(jobs) => jobs,
+            Err(refusal) => return refusal.into(),
+        };
+        let finished: Vec<Job> = jobs
+            .into_iter()
+            .filter(|job| job.finished_mp3().is_some())
+            .collect();
+        if finished.is_empty() {
+            return ZipResponse::NotReady(ErrorBody::new(
+                ErrorCode::NotReady,
+                "None of the batch's MP3s is ready yet; check /batches/{batch_id}.",
+            ));
+        }
+        let count = finished.len();
+        let (reader, writer) = tokio::io::duplex(64 * 1024);
+        let gateway = self.cx.gateway();
+        tokio::spawn(async move {
+            if let Err(error) = write_zip(&gateway, &finished, writer).await {
+                // The answer has begun: the client sees a cut-off archive, the log why.
+                tracing::error!(%error, "a batch's ZIP stopped short");
+            }
+        });
+        ZipResponse::Ok(
+            Zip(Body::from_bytes_stream(ReaderStream::new(reader))),
+            format!("attachment; filename=\"batch-{}.zip\"", batch_id.0),
+            count,
+        )
+    }
+}
+
+impl BatchesApi {
+    /// The caller's batch: its jobs, if the token is good and they are the caller's (an admin
+    /// sees no one else's batches: a batch id is only ever shown to its owner).
+    async fn caller_batch(
+        &self,
+        auth: &BearerAuth,
+        batch_id: BatchId,
+    ) -> Result<Vec<Job>, BatchRefusal> {
+        let claims = self
+            .cx
+            .authenticate(auth)
+            .await
+            .map_err(|denied| match denied {
+                Denied::Unauthorized(error) => BatchRefusal::Unauthorized(error),
+                Denied::Unavailable(error) => BatchRefusal::Unavailable(error),
+            })?;
+        let user_id = claims.user_id().ok_or_else(|| {
+            BatchRefusal::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid.",
+            ))
+        })?;
+        let jobs = self
+            .cx
+            .gw()
+            .db
+            .batch_jobs(user_id, batch_id)
+            .await
+            .map_err(|error| BatchRefusal::Unavailable(unavailable("database", error)))?;
+        if jobs.is_empty() {
+            return Err(BatchRefusal::NotFound(ErrorBody::new(
+                ErrorCode::NotFound,
+                "There is no such batch.",
+            )));
+        }
+        Ok(jobs)
+    }
+}
+
+/// Writes the MP3s of `jobs` into `out` as a ZIP, each read from storage as it is written.
+async fn write_zip(
+    gw: &Arc<Gateway>,
+    jobs: &[Job],
+    out: tokio::io::DuplexStream,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut zip = ZipFileWriter::with_tokio(out);
+    let mut names = EntryNames::default();
+    for job in jobs {
+        let Some(key) = job.finished_mp3() else {
+            continue;
+        };
+        let size = gw.objects.size(key).await?.unwrap_or(0);
+        let mut object = gw.objects.read_range(key, 0..size).await?;
+        let entry = ZipEntryBuilder::new(
+            names.name_for(&job.original_filename).into(),
+            Compression::Stored,
+        );
+        let mut writer = zip.write_entry_stream(entry).await?;
+        while let Some(chunk) = object.next().await {
+            writer.write_all(&chunk?).await?;
+        }
+        writer.close().await?;
+        crate::metrics::downloaded(size);
+    }
+    zip.close().await?;
+    Ok(())
+}
+
+/// Entry names: each video's name with `.mp3` for its extension, made unique in the archive.
+#[derive(Default)]
+struct EntryNames {
+    taken: HashSet<String>,
+}
+
+impl EntryNames {
+    fn name_for(&mut self, original: &str) -> String {
+        let stem = std::path::Path::new(original)
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or("audio");
+        // Upload names are cleaned already; a separator would still make a folder in some
+        // unzip tools.
+        let stem: String = stem
+            .chars()
+            .map(|c| if matches!(c, '/' | '\\') { '_' } else { c })
+            .collect();
+        let mut name = format!("{stem}.mp3");
+        let mut n = 1;
+        while !self.taken.insert(name.to_lowercase()) {
+            n += 1;
+            name = format!("{stem} ({n}).mp3");
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_are_unique_whatever_the_case() {
+        let mut names = EntryNames::default();
+        assert_eq!(names.name_for("talk.mp4"), "talk.mp3");
+        assert_eq!(names.name_for("talk.mov"), "talk (2).mp3");
+        assert_eq!(names.name_for("TALK.mkv"), "TALK (3).mp3");
+        assert_eq!(
+            names.name_for("Überraschung 日本.webm"),
+            "Überraschung 日本.mp3"
+        );
+        assert_eq!(names.name_for("a\\b.avi"), "a_b.mp3");
+    }
+}
