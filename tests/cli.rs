@@ -288,9 +288,26 @@ async fn the_cli_converts_files_and_manages_jobs_against_dev() {
     );
     let failed_job = files[1]["job_id"].as_str().unwrap().to_owned();
 
-    // --no-wait, then status and download by hand.
+    // --no-wait with output flags, then status and download by hand.
     let ran = user
-        .run(&["convert", talk.to_str().unwrap(), "--no-wait", "--json"])
+        .run(&[
+            "convert",
+            talk.to_str().unwrap(),
+            "--no-wait",
+            "--json",
+            "--bitrate-mode",
+            "cbr",
+            "--bitrate",
+            "96",
+            "--channels",
+            "1",
+            "--tag",
+            "artist=Ärztin Ü",
+            "--tag",
+            "album=Live",
+            "--cover-at",
+            "1",
+        ])
         .await;
     assert_eq!(ran.code, 0, "{ran:?}");
     let started = &ran.json()["files"][0];
@@ -301,11 +318,32 @@ async fn the_cli_converts_files_and_manages_jobs_against_dev() {
         let status = user.run(&["status", &job, "--json"]).await;
         assert_eq!(status.code, 0, "{status:?}");
         if status.json()["status"] == "completed" {
+            let options = &status.json()["options"];
+            assert_eq!(options["bitrate_mode"], "cbr", "{status:?}");
+            assert_eq!(options["bitrate"], 96);
+            assert_eq!(options["channels"], 1);
+            assert_eq!(options["tags"]["artist"], "Ärztin Ü");
+            assert_eq!(options["tags"]["album"], "Live");
+            assert_eq!(
+                (&options["cover"], &options["cover_at"]),
+                (&"frame".into(), &1.0.into())
+            );
             break;
         }
         assert!(Instant::now() < deadline, "{status:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A tag the server does not know is its refusal, in one sentence; a malformed flag is
+    // wrong usage.
+    let refused = user
+        .run(&["convert", talk.to_str().unwrap(), "--tag", "mood=calm"])
+        .await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.sentence().contains("`tags[mood]`"), "{refused:?}");
+    let usage = user
+        .run(&["convert", talk.to_str().unwrap(), "--tag", "calm"])
+        .await;
+    assert_eq!(usage.code, 2, "{usage:?}");
     let status = user.run(&["status", &failed_job]).await;
     assert!(status.stdout.contains("Status:    failed"), "{status:?}");
     assert!(status.stdout.contains("no audio track"), "{status:?}");
