@@ -67,8 +67,15 @@ async fn the_generated_python_client_converts_a_video() {
     assert_eq!(seen["token_type"], "Bearer", "{seen}");
     assert_eq!(seen["wrong_login"], "unauthorized", "{seen}");
     assert_eq!(seen["upload_status"], 202, "{seen}");
+    assert_eq!(seen["batch_jobs"], 2, "{seen}");
+    assert_eq!(
+        seen["batch_listed"],
+        serde_json::json!(["one.mp4", "two.mp4"]),
+        "{seen}"
+    );
     assert_eq!(seen["final_status"], "completed", "{seen}");
-    assert_eq!(seen["listed"][0], seen["job_id"], "{seen}");
+    // Newest first: the batch's two jobs, then the first upload's.
+    assert_eq!(seen["listed"][2], seen["job_id"], "{seen}");
     assert_eq!(seen["download_status"], 200, "{seen}");
     let head = seen["download_head"].as_str().unwrap_or_default();
     assert!(

@@ -15,6 +15,7 @@ from audiomill_client import AuthenticatedClient, Client
 from audiomill_client.api.auth import login
 from audiomill_client.api.jobs import (
     download_mp_3,
+    get_batch,
     get_job_status,
     list_jobs,
     upload_video,
@@ -41,11 +42,22 @@ wrong = login.sync(client=AuthenticatedClient(base_url=url, token="bm9ib2R5Om5vd
 seen["wrong_login"] = wrong.error.value if isinstance(wrong, ErrorBody) else repr(wrong)
 
 with open(video, "rb") as source:
-    body = UploadVideoBody(file=File(payload=source, file_name=os.path.basename(video), mime_type="video/mp4"))
+    body = UploadVideoBody(file=[File(payload=source, file_name=os.path.basename(video), mime_type="video/mp4")])
     accepted = upload_video.sync_detailed(client=client, body=body)
 seen["upload_status"] = accepted.status_code.value
 job_id = accepted.parsed.job_id
 seen["job_id"] = str(job_id)
+
+# Two files in one upload: a batch.
+with open(video, "rb") as one, open(video, "rb") as two:
+    files = [
+        File(payload=one, file_name="one.mp4", mime_type="video/mp4"),
+        File(payload=two, file_name="two.mp4", mime_type="video/mp4"),
+    ]
+    batch = upload_video.sync_detailed(client=client, body=UploadVideoBody(file=files)).parsed
+seen["batch_jobs"] = len(batch.jobs)
+batch_status = get_batch.sync(batch_id=batch.batch_id, client=client)
+seen["batch_listed"] = [job.filename for job in batch_status.jobs]
 
 status = None
 deadline = time.time() + 120
