@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures Audiomill on this machine and prints a table (see README, "Benchmarks"):
 #   1. transcoding a 10-minute clip in process, against the ffmpeg CLI with the same settings,
-#      by default and for each kind of output choice (CBR, rate and channels, trim, loudness);
+#      by default and for each kind of output choice (CBR, rate and channels, trim, loudness,
+#      tags with a cover frame);
 #   2. the service's own overhead for a 10-second clip: upload done -> MP3 ready, minus the
 #      transcode itself;
 #   3. the gateway's peak memory (VmHWM, reset just before) while a 1 GB upload streams in,
@@ -74,14 +75,20 @@ cli_choice() { # NAME: the CLI's command line for that choice, into $WORK/cli.mp
       measured=$(ffmpeg -hide_banner -nostats -i "$WORK/long.mp4" -vn -af "loudnorm=$target:print_format=json" -f null - 2>&1 |
         sed -n '/^{/,/^}/p' | python3 -c "import json, sys; m = json.load(sys.stdin); print(':'.join(f'measured_{k}={m[\"input_\" + k.lower()]}' for k in ('I', 'TP', 'LRA')) + f':measured_thresh={m[\"input_thresh\"]}')")
       ff -i "$WORK/long.mp4" -vn -af "loudnorm=$target:$measured:linear=true" -ar 48000 -c:a libmp3lame -q:a 2 "$WORK/cli.mp3" ;;
+    cover)
+      # A frame a tenth of the way in, scaled within 800 px, attached as the front cover.
+      ff -ss 60 -i "$WORK/long.mp4" -frames:v 1 -vf "scale='min(800,iw)':'min(800,ih)':force_original_aspect_ratio=decrease" "$WORK/cover.jpg"
+      ff -i "$WORK/long.mp4" -i "$WORK/cover.jpg" -map 0:a -map 1:v -c:a libmp3lame -q:a 2 -c:v copy \
+        -id3v2_version 4 -metadata artist=Bench -metadata:s:v comment="Cover (front)" -disposition:v attached_pic "$WORK/cli.mp3" ;;
   esac
 }
 declare -A our_fields=([cbr]="bitrate_mode=cbr bitrate=128" [mono]="quality=5 sample_rate=22050 channels=1"
-  [trim]="start=120 end=300" [normalize]="normalize=true")
+  [trim]="start=120 end=300" [normalize]="normalize=true" [cover]="cover=frame tags[artist]=Bench")
 declare -A choice_label=([cbr]="CBR 128 kbit/s (-b:a 128k)" [mono]="VBR 5, 22.05 kHz mono (-q:a 5 -ar 22050 -ac 1)"
-  [trim]="trim 2:00-5:00 (-ss 120 -to 300)" [normalize]="normalised to -16 LUFS, two passes (loudnorm twice)")
+  [trim]="trim 2:00-5:00 (-ss 120 -to 300)" [normalize]="normalised to -16 LUFS, two passes (loudnorm twice)"
+  [cover]="an artist tag and a cover frame (a frame grab, then -metadata and an attached picture)")
 choice_rows=()
-for choice in cbr mono trim normalize; do
+for choice in cbr mono trim normalize cover; do
   # shellcheck disable=SC2086
   ours_choice=$(for _ in 1 2; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" ${our_fields[$choice]} | awk '{print $1}'; done | best)
   cli_choice_s=$(for _ in 1 2; do timed cli_choice "$choice"; done | best)
