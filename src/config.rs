@@ -103,6 +103,22 @@ pub struct BackendArgs {
     pub metrics_token: Option<Secret>,
     #[command(flatten)]
     pub links: LinkArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Webhooks: the gateway checks endpoints when they are registered, a worker again at every
+/// delivery, so both read these.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Webhooks")]
+pub struct WebhookArgs {
+    /// Let webhooks reach loopback, private and link-local addresses (receivers on the
+    /// operator's own network). Off, such endpoints are refused at registration and delivery.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// How long a receiver has to answer a delivery, in seconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECONDS", value_name = "SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_seconds: u64,
 }
 
 /// Signed download links: the worker puts them in e-mails, the gateway hands them out and
@@ -226,6 +242,14 @@ pub struct Config {
     /// The token `/metrics` asks for, wherever it is served.
     pub metrics_token: Option<Secret>,
     pub links: LinkConfig,
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhooks, as [`WebhookArgs`] set them.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookConfig {
+    pub allow_private: bool,
+    pub timeout: std::time::Duration,
 }
 
 /// Download links, as [`LinkArgs`] set them.
@@ -373,6 +397,10 @@ impl BackendArgs {
                 lifetime: std::time::Duration::from_secs(
                     u64::from(self.links.download_link_hours) * 3600,
                 ),
+            },
+            webhooks: WebhookConfig {
+                allow_private: self.webhooks.webhook_allow_private,
+                timeout: std::time::Duration::from_secs(self.webhooks.webhook_timeout_seconds),
             },
         })
     }

@@ -13,7 +13,10 @@ use crate::{
     users,
 };
 use anyhow::{Context, bail};
-use audiomill_activities::{ConvertActivities, Mailer, WorkerSettings, metered::StepMetrics};
+use audiomill_activities::{
+    ConvertActivities, Mailer, WebhookActivities, WebhookSettings, WorkerSettings,
+    metered::StepMetrics,
+};
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
@@ -23,7 +26,7 @@ use audiomill_domain::{
     link::LinkSigner,
 };
 use audiomill_store::{Database, ObjectStore};
-use audiomill_workflows::ConvertVideo;
+use audiomill_workflows::{ConvertVideo, DeliverWebhooks};
 use std::{
     net::SocketAddr,
     sync::{
@@ -304,11 +307,10 @@ impl HttpTask {
         let rate_limits = rate_limits(gateway).await?;
         let temporal = temporal_client(config, "audiomill-gateway").await?;
         let listener = bind(gateway.listen).await?;
-        let metrics_token = config.metrics_token.as_ref().map(Secret::expose);
         let links = link_signer(config, link_key, listener.local_addr().ok());
         let app = gateway_app(
+            config,
             gateway,
-            metrics_token,
             backends,
             &secret,
             links,
@@ -395,8 +397,8 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// The gateway's handlers' state.
 fn gateway_app(
+    config: &Config,
     gateway: &GatewayConfig,
-    metrics_token: Option<&str>,
     backends: &Backends,
     secret: &Secret,
     links: LinkSigner,
@@ -420,9 +422,10 @@ fn gateway_app(
         watchers: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         rate_limits,
-        metrics_token: metrics_token.map(str::to_owned),
+        metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         links,
         download_redirect: gateway.download_redirect,
+        webhook_allow_private: config.webhooks.allow_private,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {
@@ -453,6 +456,7 @@ struct PollerParts {
     identity: String,
     host_task_queue: String,
     activities: ConvertActivities,
+    webhooks: WebhookActivities,
 }
 
 impl WorkerHandle {
@@ -468,6 +472,14 @@ impl WorkerHandle {
     ) -> anyhow::Result<Self> {
         let instance = random_hex(6);
         let host_task_queue = format!("{TASK_QUEUE}-host-{instance}");
+        let webhooks = WebhookActivities::new(
+            backends.db.clone(),
+            WebhookSettings {
+                allow_private: config.webhooks.allow_private,
+                timeout: config.webhooks.timeout,
+                links: links.clone(),
+            },
+        );
         let activities = ConvertActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
@@ -493,6 +505,7 @@ impl WorkerHandle {
                 .unwrap_or_else(|| format!("audiomill-worker-{instance}")),
             host_task_queue,
             activities,
+            webhooks,
         };
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -619,8 +632,10 @@ async fn build_pollers(
     let held_slots = parts.activities.max_held_jobs();
     let shared = WorkerOptions::new(TASK_QUEUE)
         .register_workflow::<ConvertVideo>()
+        .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
         .register_activities(parts.activities.clone())
+        .register_activities(parts.webhooks)
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
         .activity_inbound_interceptor(StepMetrics)
         .build();

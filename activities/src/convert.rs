@@ -524,7 +524,7 @@ fn retryable(type_name: &str, error: impl std::fmt::Display) -> ActivityError {
     )
 }
 
-fn database_down(error: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn database_down(error: impl std::fmt::Display) -> ActivityError {
     retryable(failure::DATABASE_UNAVAILABLE, error)
 }
 
@@ -561,7 +561,7 @@ fn transcode_failure(error: TranscodeError) -> ActivityError {
     )
 }
 
-fn capitalize(text: &str) -> String {
+pub(crate) fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     chars
         .next()

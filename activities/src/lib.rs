@@ -7,6 +7,8 @@
 //! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
 //!   or hang of a decoder costs one attempt and never the worker.
 //! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
+//! - [`WebhookActivities`]: `prepare_webhooks` and `deliver_webhook`, of the `DeliverWebhooks`
+//!   workflow a job starts when it ends.
 //! - [`metered`]: step metrics around every activity.
 
 mod convert;
@@ -15,6 +17,8 @@ pub mod isolated;
 pub mod mailer;
 pub mod metered;
 pub mod transcode;
+mod webhooks;
 
 pub use convert::{ConvertActivities, WorkerSettings};
 pub use mailer::Mailer;
+pub use webhooks::{WebhookActivities, WebhookSettings};

@@ -1069,3 +1069,35 @@ fn a_picture_in_the_source_is_kept_and_strip_or_none_leave_it_out() {
     assert_eq!(bytes[0], 0xff, "the file starts with an MPEG frame");
     assert!(bytes[..] == *frames(&std::fs::read(&none).unwrap()));
 }
+
+#[test]
+fn a_cover_frame_is_found_in_a_video_that_declares_no_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("in.mp4");
+    make_tagged_video(&video, &[]);
+    // Matroska written live: no duration and no cues, so the search starts at the beginning
+    // and must pass the 2 s of black.
+    let live = dir.path().join("live.mkv");
+    ffmpeg(&[
+        "-i",
+        video.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-live",
+        "1",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        probe(&live, "format=duration"),
+        "N/A",
+        "no declared duration"
+    );
+    let output = dir.path().join("out.mp3");
+    convert_with(&live, &output, &[("cover", "frame")])
+        .0
+        .expect("converts");
+    let picture = dir.path().join("cover.jpg");
+    read_tag(&output, Some(&picture));
+    let (_, luma) = picture_luma(&picture);
+    assert!(luma > 60.0, "past the black opening: {luma}");
+}

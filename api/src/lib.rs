@@ -58,6 +58,8 @@ pub struct Gateway {
     pub links: audiomill_domain::link::LinkSigner,
     /// With S3: answer downloads with a presigned URL that works this long (`None`: stream).
     pub download_redirect: Option<std::time::Duration>,
+    /// Webhook endpoints may be on loopback and private addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// A check of a dependency the gateway does not otherwise use: what answered, or why not.

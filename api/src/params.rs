@@ -2,7 +2,7 @@
 //! [`BatchId`]) in paths, queries and bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
 //! before any handler runs, and generated clients get a UUID type.
 
-use audiomill_domain::{BatchId, JobId};
+use audiomill_domain::{BatchId, JobId, WebhookId};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -97,6 +97,13 @@ api_uuid!(
     ApiBatchId(BatchId),
     "batch id",
     "019a9f3c-5b2e-7c41-9d8e-7a1b2c3d4e5f"
+);
+
+api_uuid!(
+    /// A webhook endpoint's id.
+    ApiWebhookId(WebhookId),
+    "webhook id",
+    "019a9f3c-5b2e-7c41-9d8e-3c4d5e6f7a8b"
 );
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! implementations are checked against the same markers at compile time, so a renamed field or
 //! activity breaks the build instead of a running job.
 
-use crate::{JobId, ObjectKey, UserId, output::OutputOptions};
+use crate::{JobId, ObjectKey, UserId, output::OutputOptions, webhook::WebhookEvent};
 use serde::{Deserialize, Serialize};
 
 /// The task queue the gateway starts workflows on and every worker polls.
@@ -17,6 +17,10 @@ pub const FETCH_TASK_QUEUE: &str = "audiomill-fetch";
 
 /// The workflow type name, as operators see it in the Temporal Web UI.
 pub const WORKFLOW_TYPE: &str = "ConvertVideo";
+
+/// The workflow type of a job's webhook deliveries, started by `ConvertVideo` as a child it
+/// does not wait for, and by the gateway for a replay.
+pub const WEBHOOKS_WORKFLOW_TYPE: &str = "DeliverWebhooks";
 
 /// Typed names of failures that retrying cannot fix. They reach users through `/status`.
 pub mod failure {
@@ -227,6 +231,60 @@ pub struct RecordEndingInput {
     pub ending: JobEnding,
 }
 
+/// What a `DeliverWebhooks` run delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverWebhooksInput {
+    /// A job ended: every endpoint of its owner that wants `event` is told.
+    Event { job_id: JobId, event: WebhookEvent },
+    /// One message sent again, as a user asked.
+    Replay { message_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareWebhooksInput {
+    pub job_id: JobId,
+    pub event: WebhookEvent,
+}
+
+/// One message to one endpoint. Its body is kept in the database, made once by
+/// `prepare_webhooks`, so every attempt and every replay sends the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhookInput {
+    pub message_id: String,
+    /// A replay goes out even to an endpoint that was disabled since.
+    #[serde(default)]
+    pub replay: bool,
+}
+
+/// How a message's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The receiver answered 410 Gone: the endpoint is disabled, nothing more is sent to it.
+    EndpointGone,
+    /// The endpoint was deleted or disabled before the message went out.
+    Skipped,
+}
+
+/// What a `DeliverWebhooks` run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhooksOutput {
+    pub delivered: u32,
+    pub undelivered: u32,
+}
+
+/// Failure types of webhook deliveries; they never reach a job.
+pub mod webhook_failure {
+    /// The endpoint's address is not one deliveries may reach (private, loopback, ...), or
+    /// its URL no longer parses: retrying cannot help.
+    pub const REFUSED: &str = "WebhookRefused";
+    /// The receiver did not answer 2xx in time: retried with backoff.
+    pub const UNDELIVERED: &str = "WebhookUndelivered";
+}
+
 /// Marker types naming each activity with its input and output types.
 pub mod activity {
     use super::*;
@@ -253,6 +311,18 @@ pub mod activity {
     activity!(StoreMp3, "store_mp3", StoreMp3Input, StoredMp3);
     activity!(SendEmail, "send_email", SendEmailInput, EmailOutcome);
     activity!(RecordEnding, "record_ending", RecordEndingInput, ());
+    activity!(
+        PrepareWebhooks,
+        "prepare_webhooks",
+        PrepareWebhooksInput,
+        Vec<String>
+    );
+    activity!(
+        DeliverWebhook,
+        "deliver_webhook",
+        DeliverWebhookInput,
+        DeliveryOutcome
+    );
 }
 
 #[cfg(test)]

@@ -75,6 +75,11 @@ uuid_id!(
     UserId,
     "user id"
 );
+uuid_id!(
+    /// One endpoint a user registered to receive webhooks.
+    WebhookId,
+    "webhook id"
+);
 
 /// An e-mail address, lower-cased. Deliberately simple: one `@`, a non-empty local part, a
 /// domain with a dot, no whitespace or control characters; the mail server has the last word.

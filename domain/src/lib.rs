@@ -6,6 +6,8 @@
 //! - [`output`]: what an MP3 is to be (encoding, trim, loudness, presets), as an upload asks.
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
+//! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
+//!   Standard Webhooks signatures.
 //! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
 //!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
 //!   worker (which runs them) import these, so the two can never disagree.
@@ -16,6 +18,7 @@ pub mod ids;
 pub mod job;
 pub mod link;
 pub mod output;
+pub mod webhook;
 
-pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UserId};
+pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UserId, WebhookId};
 pub use job::{JobStatus, Step};

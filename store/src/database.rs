@@ -144,7 +144,7 @@ impl Database {
     async fn ensure_utf8mb4(&self) -> Result<(), StoreError> {
         let rows = sqlx::query(
             "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME IN ('users', 'sessions', 'refresh_tokens', 'jobs') \
+             AND TABLE_NAME IN ('users', 'sessions', 'refresh_tokens', 'jobs', 'webhook_endpoints', 'webhook_messages', 'webhook_attempts') \
              AND TABLE_COLLATION NOT LIKE 'utf8mb4%'",
         )
         .fetch_all(&self.pool)
@@ -535,7 +535,7 @@ async fn insert_refresh(
     Ok(())
 }
 
-fn parse_column<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
+pub(crate) fn parse_column<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
 where
     T: TryFrom<String>,
 {

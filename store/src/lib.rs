@@ -5,6 +5,7 @@
 //! - [`ObjectStore`]: uploaded videos and finished MP3s, as plain files under a directory
 //!   (embedded) or in an S3 bucket.
 //! - [`JobFilter`]: listing jobs newest first, a keyset page at a time.
+//! - [`WebhookEndpoint`]: webhook endpoints, their messages and delivery attempts.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
@@ -15,6 +16,7 @@ mod objects;
 mod s3;
 mod stats;
 pub mod time;
+mod webhooks;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
@@ -23,3 +25,7 @@ pub use listing::{JobFilter, PageAfter};
 pub use objects::{ObjectBody, ObjectStore, PutError};
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
+pub use webhooks::{
+    DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
+    WebhookEndpoint, WebhookMessage,
+};

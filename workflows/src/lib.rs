@@ -11,24 +11,39 @@
 //! storage or the mail server retry through their outages for up to a day. A job that fails
 //! or is cancelled has that written on its row by `record_ending` before the run ends, so
 //! statistics count every job however it ended.
+//!
+//! `DeliverWebhooks`: how a job ended, told to its owner's webhook endpoints. `ConvertVideo`
+//! starts it as a child and does not wait for it (nor fail with it): deliveries are retried
+//! for a day, long after the job itself has ended.
 
 use audiomill_domain::JobId;
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, FETCH_TASK_QUEUE, FetchSourceInput, JobEnding,
-    RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput,
-    ValidateTokenInput, WORKFLOW_TYPE, activity, failure, failures,
+    ConvertVideoInput, ConvertVideoOutput, DeliverWebhookInput, DeliverWebhooksInput,
+    DeliverWebhooksOutput, DeliveryOutcome, FETCH_TASK_QUEUE, FetchSourceInput, JobEnding,
+    PrepareWebhooksInput, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
+    TranscodeInput, ValidateTokenInput, WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure,
+    failures, webhook_failure,
 };
+use audiomill_domain::webhook::WebhookEvent;
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions,
-    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
+    ChildWorkflowOptions, ParentClosePolicy, WorkflowCancellationToken, WorkflowContext,
+    WorkflowResult, WorkflowTermination,
 };
 
 /// Marks histories whose failed or cancelled runs record their ending; runs begun before it
 /// replay without the step.
 const RECORD_ENDING_PATCH: &str = "record-ending";
+
+/// Marks histories whose runs start `DeliverWebhooks` when they end.
+const WEBHOOKS_PATCH: &str = "webhooks";
+
+/// How long a webhook message is retried before it is given up: over a day, as receivers may
+/// be down for maintenance that long.
+const WEBHOOK_PATIENCE: Duration = Duration::from_secs(25 * 60 * 60);
 
 /// How many times the workflow re-fetches the source after losing the worker that held it.
 const MAX_WORKER_ROUNDS: u32 = 5;
@@ -56,12 +71,86 @@ impl ConvertVideo {
         input: ConvertVideoInput,
     ) -> WorkflowResult<ConvertVideoOutput> {
         match convert(ctx, &input).await {
-            Ok(output) => Ok(output),
+            Ok(output) => {
+                announce(ctx, input.job_id, WebhookEvent::JobCompleted).await;
+                Ok(output)
+            }
             Err(error) => {
                 record_ending(ctx, input.job_id, &error).await;
+                let event = match error {
+                    ActivityExecutionError::Cancelled(_) => WebhookEvent::JobCancelled,
+                    _ => WebhookEvent::JobFailed,
+                };
+                announce(ctx, input.job_id, event).await;
                 Err(end(error))
             }
         }
+    }
+}
+
+/// Tells the owner's webhook endpoints how the job ended, in a child workflow the job does not
+/// wait for: it outlives the job (abandoned when the job's run closes), also when the job was
+/// cancelled, and its failures are its own. Only its start is awaited, so the job ends at once.
+async fn announce(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, event: WebhookEvent) {
+    if !ctx.patched(WEBHOOKS_PATCH) {
+        return;
+    }
+    let options = ChildWorkflowOptions::builder()
+        .workflow_id(format!("webhooks-{job_id}"))
+        .parent_close_policy(ParentClosePolicy::Abandon)
+        // Not the job's token: a cancelled job still announces that it was cancelled.
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build();
+    let input = DeliverWebhooksInput::Event { job_id, event };
+    // Only a run with this id already under way refuses the start, and that one delivers.
+    let _ = ctx
+        .start_child_workflow(DeliverWebhooks::run, input, options)
+        .await;
+}
+
+/// One job's webhook messages (or one replayed message), each delivered on its own: an
+/// endpoint that is down delays only its own message.
+#[workflow]
+#[derive(Default)]
+pub struct DeliverWebhooks;
+
+#[workflow_methods]
+impl DeliverWebhooks {
+    #[run(name = WEBHOOKS_WORKFLOW_TYPE)]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: DeliverWebhooksInput,
+    ) -> WorkflowResult<DeliverWebhooksOutput> {
+        let (message_ids, replay) = match input {
+            DeliverWebhooksInput::Event { job_id, event } => {
+                let prepared = ctx
+                    .execute_activity(
+                        activity::PrepareWebhooks,
+                        PrepareWebhooksInput { job_id, event },
+                        through_outages(Duration::from_secs(30)),
+                    )
+                    .await?;
+                (prepared, false)
+            }
+            DeliverWebhooksInput::Replay { message_id } => (vec![message_id], true),
+        };
+        let deliveries = message_ids.into_iter().map(|message_id| {
+            ctx.execute_activity(
+                activity::DeliverWebhook,
+                DeliverWebhookInput { message_id, replay },
+                delivery_options(),
+            )
+        });
+        let mut output = DeliverWebhooksOutput::default();
+        for outcome in futures::future::join_all(deliveries).await {
+            match outcome {
+                Ok(DeliveryOutcome::Delivered) => output.delivered += 1,
+                Ok(DeliveryOutcome::EndpointGone | DeliveryOutcome::Skipped) | Err(_) => {
+                    output.undelivered += 1
+                }
+            }
+        }
+        Ok(output)
     }
 }
 
@@ -273,6 +362,26 @@ fn on_host(task_queue: &str) -> ActivityOptions {
         .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
         .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(10)))
         .build()
+}
+
+/// A webhook message: each attempt bounded by the receiver's timeout (and the database's), then
+/// retried with backoff from seconds to an hour for over a day. An address that may not be
+/// reached is not retried.
+fn delivery_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: WEBHOOK_PATIENCE,
+        start_to_close: Duration::from_secs(60),
+    })
+    .retry_policy(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_secs(1))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(60 * 60))
+            .maximum_attempts(UNTIL_PATIENCE_RUNS_OUT)
+            .non_retryable_error_types([webhook_failure::REFUSED])
+            .build(),
+    )
+    .build()
 }
 
 /// The e-mail waits out a mail server outage; `/status` shows its failed attempts meanwhile.

@@ -92,8 +92,7 @@ fn open(input: &Path) -> Result<format::context::Input, TranscodeError> {
 /// The source's attached picture: as it is when a JPEG or PNG of bounded size, else decoded
 /// and re-encoded; `None` when it has none or it cannot be read (the MP3 is made regardless).
 fn attached(input: &Path) -> Result<Option<Picture>, TranscodeError> {
-    let context = open(input)?;
-    let mut context = context;
+    let mut context = open(input)?;
     let Some(stream) = context.streams().find(|s| {
         s.disposition()
             .contains(format::stream::Disposition::ATTACHED_PIC)

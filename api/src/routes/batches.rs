@@ -2,7 +2,7 @@
 //! their MP3s as one ZIP, streamed entry by entry from storage as it is sent (never built in
 //! memory or on disk first).
 
-use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, jobs::JobState, unavailable};
+use super::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal, jobs::JobState, unavailable};
 use crate::{
     Gateway,
     error::{ErrorBody, ErrorCode},
@@ -13,10 +13,7 @@ use audiomill_domain::{BatchId, JobStatus};
 use audiomill_store::Job;
 use futures::{AsyncWriteExt, StreamExt};
 use poem::Body;
-use poem_openapi::{
-    ApiResponse, Object, OpenApi, param::Path, payload::Json, payload::Payload,
-    registry::MetaSchemaRef,
-};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use std::{collections::HashSet, sync::Arc};
 use tokio_util::io::ReaderStream;
 
@@ -82,24 +79,11 @@ enum BatchResponse {
     Unavailable(ErrorJson),
 }
 
-/// A ZIP archive, streamed.
-struct Zip(Body);
-
-impl Payload for Zip {
-    const CONTENT_TYPE: &'static str = "application/zip";
-
-    fn schema_ref() -> MetaSchemaRef {
-        <poem_openapi::payload::Binary<Vec<u8>> as Payload>::schema_ref()
-    }
-}
-
-impl poem::IntoResponse for Zip {
-    fn into_response(self) -> poem::Response {
-        poem::Response::builder()
-            .content_type(Self::CONTENT_TYPE)
-            .body(self.0)
-    }
-}
+streamed_payload!(
+    /// A ZIP archive, streamed.
+    Zip,
+    "application/zip"
+);
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "ZipResponse::framework_refusal")]
@@ -139,28 +123,7 @@ fn batch_id_refused(_: ErrorJson) -> ErrorJson {
 
 framework_refusal!(batch_id_refused; BatchResponse, ZipResponse);
 
-/// Why a batch cannot be shown.
-enum BatchRefusal {
-    Unauthorized(ErrorJson),
-    NotFound(ErrorJson),
-    Unavailable(ErrorJson),
-}
-
-macro_rules! batch_refusal_into {
-    ($($response:ident),*) => {$(
-        impl From<BatchRefusal> for $response {
-            fn from(refusal: BatchRefusal) -> Self {
-                match refusal {
-                    BatchRefusal::Unauthorized(error) => Self::Unauthorized(error),
-                    BatchRefusal::NotFound(error) => Self::NotFound(error),
-                    BatchRefusal::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
-}
-
-batch_refusal_into!(BatchResponse, ZipResponse);
+refusal_into!(BatchResponse, ZipResponse);
 
 #[OpenApi]
 impl BatchesApi {
@@ -266,17 +229,10 @@ impl BatchesApi {
         &self,
         auth: &BearerAuth,
         batch_id: BatchId,
-    ) -> Result<Vec<Job>, BatchRefusal> {
-        let claims = self
-            .cx
-            .authenticate(auth)
-            .await
-            .map_err(|denied| match denied {
-                Denied::Unauthorized(error) => BatchRefusal::Unauthorized(error),
-                Denied::Unavailable(error) => BatchRefusal::Unavailable(error),
-            })?;
+    ) -> Result<Vec<Job>, JobRefusal> {
+        let claims = self.cx.authenticate(auth).await?;
         let user_id = claims.user_id().ok_or_else(|| {
-            BatchRefusal::Unauthorized(ErrorBody::new(
+            JobRefusal::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,
                 "The access token is invalid.",
             ))
@@ -287,9 +243,9 @@ impl BatchesApi {
             .db
             .batch_jobs(user_id, batch_id)
             .await
-            .map_err(|error| BatchRefusal::Unavailable(unavailable("database", error)))?;
+            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?;
         if jobs.is_empty() {
-            return Err(BatchRefusal::NotFound(ErrorBody::new(
+            return Err(JobRefusal::NotFound(ErrorBody::new(
                 ErrorCode::NotFound,
                 "There is no such batch.",
             )));

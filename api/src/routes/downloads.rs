@@ -23,7 +23,6 @@ use poem_openapi::{
     auth::ApiKey,
     param::{Header, Path, Query},
     payload::{Json, Payload},
-    registry::MetaSchemaRef,
     types::Example,
 };
 
@@ -76,24 +75,11 @@ impl Example for DownloadLink {
     }
 }
 
-/// An MP3 body, streamed.
-struct Mp3(Body);
-
-impl Payload for Mp3 {
-    const CONTENT_TYPE: &'static str = "audio/mpeg";
-
-    fn schema_ref() -> MetaSchemaRef {
-        <poem_openapi::payload::Binary<Vec<u8>> as Payload>::schema_ref()
-    }
-}
-
-impl poem::IntoResponse for Mp3 {
-    fn into_response(self) -> poem::Response {
-        poem::Response::builder()
-            .content_type(Self::CONTENT_TYPE)
-            .body(self.0)
-    }
-}
+streamed_payload!(
+    /// An MP3 body, streamed.
+    Mp3,
+    "audio/mpeg"
+);
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "DownloadResponse::framework_refusal")]

@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
 //! following and deleting jobs), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`] and [`stats`]. Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`] and [`webhooks`] (endpoints told when jobs end). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -37,6 +37,28 @@ macro_rules! framework_refusal {
     )*};
 }
 
+/// A body of `$content_type` streamed as it is made, documented as binary.
+macro_rules! streamed_payload {
+    ($(#[$doc:meta])* $name:ident, $content_type:literal) => {
+        $(#[$doc])*
+        struct $name(poem::Body);
+
+        impl poem_openapi::payload::Payload for $name {
+            const CONTENT_TYPE: &'static str = $content_type;
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                <poem_openapi::payload::Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref()
+            }
+        }
+
+        impl poem::IntoResponse for $name {
+            fn into_response(self) -> poem::Response {
+                poem::Response::builder().content_type($content_type).body(self.0)
+            }
+        }
+    };
+}
+
 /// The 400 of the operations on one job: the only parameter they parse is its id.
 fn job_id_refused(_: ErrorJson) -> ErrorJson {
     ErrorBody::new(
@@ -56,6 +78,7 @@ mod intake;
 mod jobs;
 mod listing;
 mod stats;
+mod webhooks;
 
 use crate::{
     Gateway,
@@ -81,6 +104,7 @@ pub type Api = (
     downloads::DownloadsApi,
     health::HealthApi,
     stats::StatsApi,
+    webhooks::WebhooksApi,
 );
 
 /// The operations, serving `gateway`.
@@ -104,7 +128,8 @@ fn with_context(cx: Context) -> Api {
         events::EventsApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },
         health::HealthApi { cx: cx.clone() },
-        stats::StatsApi { cx },
+        stats::StatsApi { cx: cx.clone() },
+        webhooks::WebhooksApi { cx },
     )
 }
 
@@ -118,6 +143,8 @@ enum ApiTags {
     Jobs,
     /// Service health and statistics.
     Operations,
+    /// Being told when jobs end.
+    Webhooks,
 }
 
 /// Email and password, as HTTP Basic credentials.
@@ -181,13 +208,7 @@ impl Context {
         auth: &BearerAuth,
         id: JobId,
     ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
-        let claims = self
-            .authenticate(auth)
-            .await
-            .map_err(|denied| match denied {
-                Denied::Unauthorized(error) => JobRefusal::Unauthorized(error),
-                Denied::Unavailable(error) => JobRefusal::Unavailable(error),
-            })?;
+        let claims = self.authenticate(auth).await?;
         let job = self
             .gw()
             .db
@@ -209,12 +230,21 @@ enum Denied {
     Unavailable(ErrorJson),
 }
 
-/// Why an operation on a job stops before it begins. Someone else's job is `NotFound`,
-/// exactly like a missing one.
+/// Why an operation on a job (or a batch of jobs) stops before it begins. Someone else's
+/// job is `NotFound`, exactly like a missing one.
 enum JobRefusal {
     Unauthorized(ErrorJson),
     NotFound(ErrorJson),
     Unavailable(ErrorJson),
+}
+
+impl From<Denied> for JobRefusal {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
 }
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {

@@ -1,0 +1,715 @@
+//! Webhooks end to end: endpoints registered over HTTP, jobs that end, deliveries made by the
+//! `DeliverWebhooks` workflow to a receiver on loopback (`tests/tools/webhook_receiver.py`),
+//! and every recorded request verified with the Standard Webhooks reference implementation
+//! (`tests/tools/verify_webhook.py`, Python's `standardwebhooks`), not with our own code.
+
+mod common;
+
+use common::{TestApp, make_mp4};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Loopback receivers are allowed here, as an operator would for receivers on their own
+/// network; deliveries give up on a receiver after two seconds.
+const RECEIVERS_ON_LOOPBACK: [(&str, &str); 2] = [
+    ("WEBHOOK_ALLOW_PRIVATE", "true"),
+    ("WEBHOOK_TIMEOUT_SECONDS", "2"),
+];
+
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools")
+        .join(name)
+}
+
+/// The receiver process, and the requests it recorded.
+struct Receiver {
+    child: Child,
+    log: PathBuf,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    id: String,
+    record: Value,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("requests.jsonl");
+        let mut child = Command::new(python())
+            .arg(tool("webhook_receiver.py"))
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the receiver starts: run the suite through `make test`");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the receiver says where it listens: {line:?}"));
+        Self {
+            child,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        let Ok(text) = std::fs::read_to_string(&self.log) else {
+            return Vec::new();
+        };
+        text.lines()
+            .map(|line| {
+                let record: Value = serde_json::from_str(line).unwrap();
+                Received {
+                    path: record["path"].as_str().unwrap().to_owned(),
+                    id: record["headers"]["webhook-id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    record,
+                }
+            })
+            .collect()
+    }
+
+    fn at(&self, path: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Waits (up to a minute) until `path` has had at least `count` requests.
+    async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.at(path);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} got {} requests, not {count}: {:?}",
+                got.len(),
+                self.received()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The payloads of `requests` as the reference implementation verifies them with `secret`;
+/// panics if any does not verify.
+fn verified(secret: &str, requests: &[Received]) -> Vec<Value> {
+    let outcome = try_verify(secret, requests);
+    outcome.unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn try_verify(secret: &str, requests: &[Received]) -> Result<Vec<Value>, String> {
+    let mut child = Command::new(python())
+        .arg(tool("verify_webhook.py"))
+        .arg(secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for request in requests {
+            writeln!(stdin, "{}", request.record).unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect())
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.http.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Registers an endpoint, asserting 201; its id and secret.
+async fn register(app: &TestApp, token: &str, url: &str, events: &[&str]) -> (String, String) {
+    let (status, body) = call(
+        app,
+        token,
+        Method::POST,
+        "/webhooks",
+        Some(json!({ "url": url, "events": events })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["enabled"], true);
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{body}");
+    (body["id"].as_str().unwrap().to_owned(), secret)
+}
+
+async fn deliveries(app: &TestApp, token: &str, webhook: &str) -> Vec<Value> {
+    let (status, body) = call(
+        app,
+        token,
+        Method::GET,
+        &format!("/webhooks/{webhook}/deliveries"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["deliveries"].as_array().unwrap().clone()
+}
+
+/// Waits (up to a minute) until the endpoint's newest delivery has `attempts` attempts.
+async fn wait_for_attempts(app: &TestApp, token: &str, webhook: &str, attempts: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = deliveries(app, token, webhook).await;
+        if let Some(newest) = list.first()
+            && newest["attempts"].as_array().unwrap().len() >= attempts
+        {
+            return newest.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {attempts} attempts: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn status_codes(delivery: &Value) -> Vec<Value> {
+    delivery["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_told_signed_once_per_endpoint_through_retries_and_replays() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("ann").await;
+    let (ok, ok_secret) = register(
+        &app,
+        &token,
+        &receiver.url("/ok"),
+        &["job.completed", "job.failed"],
+    )
+    .await;
+    let (flaky, flaky_secret) =
+        register(&app, &token, &receiver.url("/flaky/2"), &["job.completed"]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let video = make_mp4(dir.path(), "holiday.mp4", 2, true);
+    let job = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &job).await;
+
+    // One message per endpoint; the flaky one's first two attempts answered 500, so it came
+    // three times, with one id.
+    let told = receiver.wait_for("/ok", 1).await;
+    let payload = &verified(&ok_secret, &told)[0];
+    assert_eq!(payload["type"], "job.completed", "{payload}");
+    assert_eq!(payload["data"]["job_id"], job.as_str());
+    assert_eq!(payload["data"]["status"], "completed");
+    assert_eq!(payload["data"]["filename"], "holiday.mp4");
+    let flaky_told = receiver.wait_for("/flaky/2", 3).await;
+    assert_eq!(flaky_told.len(), 3);
+    assert!(
+        flaky_told.iter().all(|r| r.id == flaky_told[0].id),
+        "{flaky_told:?}"
+    );
+    assert_ne!(
+        flaky_told[0].id, told[0].id,
+        "each endpoint has its own message"
+    );
+    let flaky_payloads = verified(&flaky_secret, &flaky_told);
+    assert!(
+        flaky_payloads.iter().all(|p| p == &flaky_payloads[0]),
+        "the same body each time"
+    );
+    assert!(
+        try_verify(&ok_secret, &flaky_told).is_err(),
+        "another endpoint's secret does not verify it"
+    );
+
+    // The signed link in the message opens the MP3 without a token.
+    let link = payload["data"]["download_url"]
+        .as_str()
+        .expect("a download link");
+    let mp3 = app.http.get(link).send().await.unwrap();
+    assert_eq!(mp3.status(), StatusCode::OK);
+    assert_eq!(mp3.headers()["content-type"], "audio/mpeg");
+
+    // The delivery log: each attempt with its status code.
+    let delivery = wait_for_attempts(&app, &token, &flaky, 3).await;
+    assert_eq!(
+        status_codes(&delivery),
+        [json!(500), json!(500), json!(200)]
+    );
+    assert_eq!(delivery["delivery_id"], flaky_told[0].id.as_str());
+    assert_eq!(delivery["job_id"], job.as_str());
+    assert_eq!(delivery["event"], "job.completed");
+    assert!(delivery["delivered_at"].is_string(), "{delivery}");
+    let first = &delivery["attempts"][0];
+    assert_eq!(first["error"], "The receiver answered 500.");
+    assert!(first["latency_ms"].is_u64());
+
+    // A replay: the same id and body, signed anew, recorded as a replay.
+    let delivery_id = told[0].id.clone();
+    let (status, body) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/webhooks/{ok}/deliveries/{delivery_id}/replay"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let again = receiver.wait_for("/ok", 2).await;
+    assert_eq!(again[1].id, delivery_id);
+    let replayed = verified(&ok_secret, &again[1..]);
+    assert_eq!(replayed[0], *payload, "the same body");
+    let delivery = wait_for_attempts(&app, &token, &ok, 2).await;
+    let replays: Vec<_> = delivery["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["replay"].clone())
+        .collect();
+    assert_eq!(replays, [json!(false), json!(true)]);
+
+    // A failed job is told to the endpoint that wants failures, and only to it.
+    let silent = make_mp4(dir.path(), "silent.mp4", 1, false);
+    let failed = app.start_job(&token, &silent).await;
+    app.wait_for_job(&token, &failed).await;
+    let told = receiver.wait_for("/ok", 3).await;
+    let payload = &verified(&ok_secret, &told[2..])[0];
+    assert_eq!(payload["type"], "job.failed", "{payload}");
+    assert_eq!(payload["data"]["job_id"], failed.as_str());
+    assert!(payload["data"]["download_url"].is_null());
+    assert!(payload["data"]["error"].is_string(), "{payload}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.at("/flaky/2").len(),
+        3,
+        "no failure went to /flaky"
+    );
+
+    // A rotated secret: messages carry both signatures for a day, so either verifies.
+    let (status, body) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/webhooks/{ok}/secret"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_secret = body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, ok_secret);
+    let after_rotation = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &after_rotation).await;
+    let told = receiver.wait_for("/ok", 4).await;
+    for secret in [&new_secret, &ok_secret] {
+        let payload = &verified(secret, &told[3..])[0];
+        assert_eq!(payload["data"]["job_id"], after_rotation.as_str());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_that_refuse_hang_flood_or_redirect_never_hold_up_the_job() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("bea").await;
+    let events = ["job.completed"];
+    let (gone, _) = register(&app, &token, &receiver.url("/gone"), &events).await;
+    let (hang, _) = register(&app, &token, &receiver.url("/hang"), &events).await;
+    let (huge, _) = register(&app, &token, &receiver.url("/huge"), &events).await;
+    let (redirect, _) = register(&app, &token, &receiver.url("/redirect"), &events).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let video = make_mp4(dir.path(), "talk.mp4", 2, true);
+    let job = app.start_job(&token, &video).await;
+    // The job ends as soon as its MP3 is stored and mailed, whatever its receivers do.
+    app.wait_for_job(&token, &job).await;
+    app.wait_for_workflow_closed(&job).await;
+
+    // 410 Gone: delivered no more, the endpoint off with the reason.
+    let delivery = wait_for_attempts(&app, &token, &gone, 1).await;
+    assert_eq!(status_codes(&delivery), [json!(410)]);
+    let (_, endpoint) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/webhooks/{gone}"),
+        None,
+    )
+    .await;
+    assert_eq!(endpoint["enabled"], false, "{endpoint}");
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410")
+    );
+
+    // A 1 GiB answer: read only as far as needed, delivered.
+    let delivery = wait_for_attempts(&app, &token, &huge, 1).await;
+    assert_eq!(status_codes(&delivery), [json!(200)]);
+    assert!(delivery["attempts"][0]["latency_ms"].as_u64().unwrap() < 10_000);
+
+    // A redirect is not followed: the attempt records the 302, the target hears nothing.
+    let delivery = wait_for_attempts(&app, &token, &redirect, 2).await;
+    assert_eq!(delivery["attempts"][0]["status_code"], 302);
+    assert!(
+        delivery["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed")
+    );
+    assert!(receiver.at("/ok?redirected").is_empty());
+
+    // A receiver that never answers: each attempt ends at the timeout, and is retried.
+    let delivery = wait_for_attempts(&app, &token, &hang, 2).await;
+    for attempt in delivery["attempts"].as_array().unwrap() {
+        assert!(attempt["status_code"].is_null(), "{attempt}");
+        assert_eq!(attempt["error"], "The receiver did not answer within 2 s.");
+        let latency = attempt["latency_ms"].as_u64().unwrap();
+        assert!((1_900..5_000).contains(&latency), "{latency}");
+    }
+    assert!(delivery["delivered_at"].is_null());
+
+    // A disabled endpoint gets nothing more; turned on again, it does.
+    let second = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &second).await;
+    receiver.wait_for("/huge", 2).await;
+    assert_eq!(
+        receiver.at("/gone").len(),
+        1,
+        "nothing more to a disabled endpoint"
+    );
+    let (status, body) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/webhooks/{gone}"),
+        Some(json!({ "enabled": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enabled"], true);
+    assert!(body["disabled_reason"].is_null());
+    // Deleted endpoints hear nothing either.
+    for endpoint in [&hang, &huge, &redirect] {
+        let response = app
+            .send_as(&token, Method::DELETE, &format!("/webhooks/{endpoint}"))
+            .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    let third = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &third).await;
+    receiver.wait_for("/gone", 2).await;
+    assert_eq!(receiver.at("/huge").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_resolves_to_a_private_address_is_refused_at_delivery_too() {
+    // Private addresses are not allowed here; the endpoint is put in the database as if its
+    // name had resolved to a public address when it was registered.
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start();
+    let token = app.user_token("cal").await;
+    let user = app
+        .backends
+        .db
+        .user_by_email(&audiomill_domain::EmailAddress::parse(&app.email("cal")).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoint = app
+        .backends
+        .db
+        .create_webhook(&audiomill_store::NewEndpoint {
+            user_id: user.id,
+            url: audiomill_domain::webhook::WebhookUrl::parse(&receiver.url("/ok")).unwrap(),
+            events: vec![audiomill_domain::webhook::WebhookEvent::JobCompleted],
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let job = app
+        .start_job(&token, &make_mp4(dir.path(), "a.mp4", 1, true))
+        .await;
+    app.wait_for_job(&token, &job).await;
+    let delivery = wait_for_attempts(&app, &token, &endpoint.id.to_string(), 1).await;
+    let attempt = &delivery["attempts"][0];
+    assert!(attempt["status_code"].is_null());
+    assert!(
+        attempt["error"].as_str().unwrap().contains("127.0.0.1"),
+        "{attempt}"
+    );
+    // Not retried: the address is the problem, and it is refused every time.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let delivery = deliveries(&app, &token, &endpoint.id.to_string()).await;
+    assert_eq!(delivery[0]["attempts"].as_array().unwrap().len(), 1);
+    assert!(receiver.received().is_empty(), "the receiver heard nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_checked_when_registered_and_belong_to_their_owner() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("dan").await;
+    let other = app.user_token("eve").await;
+    let refused = |url: &str| json!({ "url": url, "events": ["job.completed"] });
+    for (body, field) in [
+        (refused("http://127.0.0.1:8080/hook"), "url"),
+        (refused("http://localhost/hook"), "url"),
+        (refused("http://10.0.0.7/hook"), "url"),
+        (refused("http://[::1]/hook"), "url"),
+        (refused("http://[::ffff:127.0.0.1]/hook"), "url"),
+        (refused("http://169.254.169.254/latest/meta-data/"), "url"),
+        (refused("http://[fd00:ec2::254]/"), "url"),
+        (refused("ftp://93.184.216.34/hook"), "url"),
+        (refused("https://user:secret@93.184.216.34/hook"), "url"),
+        (refused("not a url"), "url"),
+        (refused("https://no-such-host.invalid/hook"), "url"),
+        (
+            json!({ "url": "https://93.184.216.34/hook", "events": [] }),
+            "events",
+        ),
+    ] {
+        let (status, answer) =
+            call(&app, &token, Method::POST, "/webhooks", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"], "bad_request");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+    }
+    for body in [
+        json!({ "url": "https://93.184.216.34/hook", "events": ["job.progress"] }),
+        json!({ "url": "https://93.184.216.34/hook", "events": "job.completed" }),
+        json!({ "url": "https://93.184.216.34/hook" }),
+        json!({ "url": "https://93.184.216.34/hook", "events": ["job.completed"], "extra": 1 }),
+        json!([]),
+    ] {
+        let (status, answer) =
+            call(&app, &token, Method::POST, "/webhooks", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"], "bad_request", "{answer}");
+    }
+    // Another spelling of JSON is JSON; a body that is not JSON is refused as such.
+    let response = app
+        .http
+        .post(app.url("/webhooks"))
+        .bearer_auth(&token)
+        .header("content-type", "application/vnd.api+json; charset=utf-8")
+        .body(r#"{"url": "https://93.184.216.34/a", "events": ["job.failed"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .http
+        .post(app.url("/webhooks"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body(r#"{"url": "https://93.184.216.34/a", "events": ["job.failed"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let response = app.http.get(app.url("/webhooks")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // A public address by IP literal needs no DNS: accepted, listed, private to its owner.
+    let (id, _) = register(
+        &app,
+        &token,
+        "https://93.184.216.34/hook",
+        &["job.completed", "job.completed", "job.cancelled"],
+    )
+    .await;
+    let (_, list) = call(&app, &token, Method::GET, "/webhooks", None).await;
+    let listed = &list["webhooks"][1];
+    assert_eq!(listed["id"], id.as_str());
+    assert_eq!(listed["events"], json!(["job.completed", "job.cancelled"]));
+    assert!(listed.get("secret").is_none(), "the secret is shown once");
+    let (_, list) = call(&app, &other, Method::GET, "/webhooks", None).await;
+    assert_eq!(list["webhooks"], json!([]));
+    for (method, path) in [
+        (Method::GET, format!("/webhooks/{id}")),
+        (Method::DELETE, format!("/webhooks/{id}")),
+        (Method::POST, format!("/webhooks/{id}/secret")),
+        (Method::GET, format!("/webhooks/{id}/deliveries")),
+    ] {
+        let response = app.send_as(&other, method.clone(), &path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let (status, _) = call(
+        &app,
+        &other,
+        Method::PATCH,
+        &format!("/webhooks/{id}"),
+        Some(json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Malformed ids and limits.
+    for path in [
+        "/webhooks/not-an-id".to_owned(),
+        format!("/webhooks/{id}/deliveries?limit=0"),
+        format!("/webhooks/{id}/deliveries?limit=101"),
+    ] {
+        let response = app.send_as(&token, Method::GET, &path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    let response = app
+        .send_as(
+            &token,
+            Method::POST,
+            &format!("/webhooks/{id}/deliveries/msg_nope/replay"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = app
+        .send_as(
+            &token,
+            Method::POST,
+            &format!("/webhooks/{id}/deliveries/msg_AAAAAAAAAAAAAAAAAAAAAAAA/replay"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // Changes are checked like a new endpoint.
+    let (status, answer) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/webhooks/{id}"),
+        Some(json!({ "url": "http://192.168.0.1/" })),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["field"]),
+        (StatusCode::BAD_REQUEST, &json!("url"))
+    );
+    let (status, answer) = call(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/webhooks/{id}"),
+        Some(json!({ "events": ["job.failed"], "enabled": false })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["events"], json!(["job.failed"]));
+    assert_eq!(answer["enabled"], false);
+
+    // A limit on endpoints per account.
+    for n in 2..audiomill_store::MAX_ENDPOINTS_PER_USER {
+        register(
+            &app,
+            &token,
+            &format!("https://93.184.216.34/{n}"),
+            &["job.failed"],
+        )
+        .await;
+    }
+    let (status, answer) = call(
+        &app,
+        &token,
+        Method::POST,
+        "/webhooks",
+        Some(json!({ "url": "https://93.184.216.34/x", "events": ["job.failed"] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let response = app
+        .send_as(&token, Method::DELETE, &format!("/webhooks/{id}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app
+        .send_as(&token, Method::GET, &format!("/webhooks/{id}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_is_told_as_cancelled() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("fay").await;
+    let (_, secret) = register(&app, &token, &receiver.url("/ok"), &["job.cancelled"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = app
+        .start_job(&token, &common::make_long_video(dir.path(), 1500))
+        .await;
+    app.wait_for_transcode(&token, &job).await;
+    let response = app
+        .send_as(&token, Method::POST, &format!("/jobs/{job}/cancel"))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let told = receiver.wait_for("/ok", 1).await;
+    let payload = &verified(&secret, &told)[0];
+    assert_eq!(payload["type"], "job.cancelled", "{payload}");
+    assert_eq!(payload["data"]["job_id"], job.as_str());
+    assert_eq!(payload["data"]["status"], "cancelled");
+    let (_, status) = app.status(&token, &job).await;
+    assert_eq!(status["status"], "cancelled", "{status}");
+}
