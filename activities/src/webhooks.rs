@@ -6,7 +6,6 @@
 
 use crate::convert::{capitalize, database_down};
 use audiomill_domain::{
-    JobStatus,
     contract::{
         DeliverWebhookInput, DeliveryOutcome, PrepareWebhooksInput, activity, failure,
         webhook_failure,
@@ -260,11 +259,6 @@ impl WebhookActivities {
             chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         };
-        let status = match event {
-            WebhookEvent::JobCompleted => JobStatus::Completed,
-            WebhookEvent::JobFailed => JobStatus::Failed,
-            WebhookEvent::JobCancelled => JobStatus::Cancelled,
-        };
         let link = (event == WebhookEvent::JobCompleted).then(|| self.settings.links.issue(job.id));
         let error = job.failure_type.as_deref().map(|type_name| {
             failure::user_sentence(Some(type_name))
@@ -273,7 +267,7 @@ impl WebhookActivities {
         });
         let data = serde_json::json!({
             "job_id": job.id.to_string(),
-            "status": status.as_str(),
+            "status": event.status().as_str(),
             "filename": job.original_filename,
             "batch_id": job.batch_id.map(|id| id.to_string()),
             "created_at": rfc3339(job.created_at),

@@ -45,13 +45,12 @@ impl WebhookEvent {
             ))
     }
 
-    /// The event of a job that ended with `status`; `None` while it runs.
-    pub fn of_ending(status: JobStatus) -> Option<Self> {
-        match status {
-            JobStatus::Completed => Some(Self::JobCompleted),
-            JobStatus::Failed => Some(Self::JobFailed),
-            JobStatus::Cancelled => Some(Self::JobCancelled),
-            JobStatus::Queued | JobStatus::Running => None,
+    /// How the job this event tells of ended.
+    pub fn status(self) -> JobStatus {
+        match self {
+            Self::JobCompleted => JobStatus::Completed,
+            Self::JobFailed => JobStatus::Failed,
+            Self::JobCancelled => JobStatus::Cancelled,
         }
     }
 }
@@ -388,11 +387,15 @@ mod tests {
         ] {
             assert!(WebhookEvent::parse(wrong).is_err(), "{wrong}");
         }
+        let statuses: Vec<_> = WebhookEvent::ALL.iter().map(|e| e.status()).collect();
         assert_eq!(
-            WebhookEvent::of_ending(JobStatus::Failed),
-            Some(WebhookEvent::JobFailed)
+            statuses,
+            [
+                JobStatus::Completed,
+                JobStatus::Failed,
+                JobStatus::Cancelled
+            ]
         );
-        assert_eq!(WebhookEvent::of_ending(JobStatus::Running), None);
     }
 
     #[test]
