@@ -661,25 +661,30 @@ async fn endpoints_are_checked_when_registered_and_belong_to_their_owner() {
     assert_eq!(answer["events"], json!(["job.failed"]));
     assert_eq!(answer["enabled"], false);
 
-    // A limit on endpoints per account.
-    for n in 2..audiomill_store::MAX_ENDPOINTS_PER_USER {
-        register(
-            &app,
-            &token,
-            &format!("https://93.184.216.34/{n}"),
-            &["job.failed"],
-        )
-        .await;
-    }
-    let (status, answer) = call(
-        &app,
-        &token,
-        Method::POST,
-        "/webhooks",
-        Some(json!({ "url": "https://93.184.216.34/x", "events": ["job.failed"] })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    // A limit on endpoints per account, also for registrations sent all at once.
+    let registrations = (0..25).map(|n| {
+        let body = json!({ "url": format!("https://93.184.216.34/{n}"), "events": ["job.failed"] });
+        call(&app, &token, Method::POST, "/webhooks", Some(body))
+    });
+    let answers = futures::future::join_all(registrations).await;
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CONFLICT)
+        .collect();
+    let limit = audiomill_store::MAX_ENDPOINTS_PER_USER as usize;
+    assert_eq!(
+        created,
+        limit - 2,
+        "two were registered before: {answers:?}"
+    );
+    assert_eq!(refused.len(), 25 - created, "{answers:?}");
+    assert_eq!(refused[0].1["error"], "conflict");
+    let (_, list) = call(&app, &token, Method::GET, "/webhooks", None).await;
+    assert_eq!(list["webhooks"].as_array().unwrap().len(), limit);
     let response = app
         .send_as(&token, Method::DELETE, &format!("/webhooks/{id}"))
         .await;

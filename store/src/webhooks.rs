@@ -89,35 +89,43 @@ pub struct DeliveryAttempt {
 
 impl Database {
     /// Registers an endpoint with a fresh secret; `Conflict` when the user has as many as
-    /// allowed already.
+    /// allowed already. Concurrent registrations of one user are counted one after another:
+    /// the transaction first locks the user's row (an update that changes nothing, which both
+    /// databases lock), so the limit holds for any number of requests at once.
     pub async fn create_webhook(
         &self,
         endpoint: &NewEndpoint,
     ) -> Result<WebhookEndpoint, StoreError> {
+        let user = endpoint.user_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET id = id WHERE id = ?")
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
         let count: i64 = sqlx::query("SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ?")
-            .bind(endpoint.user_id.to_string())
-            .fetch_one(&self.pool)
+            .bind(&user)
+            .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
         if count >= MAX_ENDPOINTS_PER_USER {
             return Err(StoreError::Conflict("webhook endpoint limit"));
         }
         let id = WebhookId::generate();
-        let secret = WebhookSecret::generate();
         let now = now_millis();
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, user_id, url, events, secret, enabled, created_at, \
              updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
         )
         .bind(id.to_string())
-        .bind(endpoint.user_id.to_string())
+        .bind(&user)
         .bind(endpoint.url.as_str())
         .bind(events_column(&endpoint.events))
-        .bind(secret.expose())
+        .bind(WebhookSecret::generate().expose())
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.webhook(id)
             .await?
             .ok_or(StoreError::Corrupt("the new endpoint vanished".into()))
