@@ -10,26 +10,33 @@ export PATH="$PWD/.tools/venv/bin:$PATH"
 export CARGO_INCREMENTAL=0
 LOG=$(mktemp)
 trap 'bash scripts/test-services.sh stop >/dev/null 2>&1; rm -f "$LOG"' EXIT
+STARTED=$SECONDS
+# Each phase says when it starts, in minutes since the start, so a slow phase shows itself.
+phase() { printf '== [%dm%02ds] %s\n' $(((SECONDS - STARTED) / 60)) $(((SECONDS - STARTED) % 60)) "$*"; }
 
 set -e
-echo "== style: cargo fmt --check, cargo clippy -D warnings"
+phase "style: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+phase "test services"
 bash scripts/test-services.sh start
 # shellcheck disable=SC1091
 source .tools/run/env
+phase "build"
 cargo build --locked --workspace --all-targets
 set +e
 
 status=0
-echo "== embedded backends: SQLite, files, .eml files"
+# cargo-nextest runs every test in a process of its own under a deadline (.config/nextest.toml).
+phase "embedded backends: SQLite, files, .eml files"
 # The outage tests run their own production services: once, in the production pass.
-cargo test --locked --workspace --all-targets --no-fail-fast -- --skip outage_ 2>&1 | tee -a "$LOG" || status=1
-echo "== production backends: MariaDB, S3 (s3s-fs), SMTP (maildev)"
-AUDIOMILL_TEST_BACKENDS=production cargo test --locked --all-targets --no-fail-fast \
-  -p audiomill -p audiomill-store 2>&1 | tee -a "$LOG" || status=1
+cargo nextest run --locked --workspace --all-targets -E 'not test(outage_)' 2>&1 | tee -a "$LOG" || status=1
+phase "production backends: MariaDB, S3 (s3s-fs), SMTP (maildev)"
+# The whole workspace is selected and filtered, so that it is the build above, not another.
+AUDIOMILL_TEST_BACKENDS=production cargo nextest run --locked --workspace --all-targets \
+  -E 'package(audiomill) | package(audiomill-store)' 2>&1 | tee -a "$LOG" || status=1
 
-echo "== generated requests against the gateway's own OpenAPI document (schemathesis)"
+phase "generated requests against the gateway's own OpenAPI document (schemathesis)"
 if FUZZ_SECONDS=30 bash scripts/fuzz-api.sh >"$LOG.fuzz" 2>&1; then
   echo "fuzz-api: no 5xx, every answer as documented"
 else
@@ -38,6 +45,8 @@ fi
 rm -f "$LOG.fuzz"
 
 echo
-awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+# nextest's last line of each pass: "Summary [ 1.234s] N tests run: P passed, F failed, ..."
+awk '/^ *Summary \[/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^timed/) f += $i } }
      END { printf "all suites: %d passed, %d failed\n", p, f }' "$LOG"
+phase "done"
 exit $status

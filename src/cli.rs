@@ -79,6 +79,39 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Sets a user's own quota, over the deployment's defaults (QUOTA_STORAGE_MB,
+    /// QUOTA_JOBS_PER_DAY). A limit not given stays as it is.
+    SetQuota {
+        #[arg(long)]
+        email: String,
+        /// What the user may keep in storage, in MB: a number (0 for no limit) or `default`.
+        #[arg(long, value_name = "MB|default", value_parser = quota_value)]
+        storage_mb: Option<QuotaValue>,
+        /// How many jobs the user may start in a UTC day: a number (0 for no limit) or
+        /// `default`.
+        #[arg(long, value_name = "N|default", value_parser = quota_value)]
+        jobs_per_day: Option<QuotaValue>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// One limit as `audiomill user set-quota` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaValue {
+    /// The deployment's default.
+    Default,
+    /// This many (0: no limit).
+    Limit(u64),
+}
+
+fn quota_value(text: &str) -> Result<QuotaValue, String> {
+    if text.eq_ignore_ascii_case("default") {
+        return Ok(QuotaValue::Default);
+    }
+    text.parse()
+        .map(QuotaValue::Limit)
+        .map_err(|_| "must be a whole number (0 for no limit) or `default`".to_owned())
 }
 
 /// How the process logs.

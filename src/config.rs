@@ -12,6 +12,7 @@
 
 use anyhow::bail;
 use audiomill_activities::{isolated::Transcoder, transcode::MediaLimits};
+use audiomill_domain::lifecycle::{Quota, Retention};
 use audiomill_store::S3Settings;
 use clap::{Args, Parser};
 use std::{
@@ -105,6 +106,42 @@ pub struct BackendArgs {
     pub links: LinkArgs,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
+}
+
+/// Retention and quotas: a worker writes each job's expiry when it ends and runs the cleanup,
+/// the gateway shows expiries and holds users to their quotas, so every role reads these.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Retention and quotas")]
+pub struct LifecycleArgs {
+    /// How long a job and its MP3 are kept once the job ended, in hours.
+    #[arg(long, env = "RETENTION_HOURS", value_name = "HOURS", default_value = "168", value_parser = clap::value_parser!(u32).range(1..=87_600))]
+    pub retention_hours: u32,
+    /// How long an uploaded video is kept once its job ended, in hours; 0 removes it as soon
+    /// as the job ends (for a completed job, once its MP3 is stored).
+    #[arg(long, env = "RETENTION_SOURCE_HOURS", value_name = "HOURS", default_value = "0", value_parser = clap::value_parser!(u32).range(0..=87_600))]
+    pub retention_source_hours: u32,
+    /// How often the cleanup removes what has expired, in minutes (a Temporal Schedule).
+    #[arg(long, env = "CLEANUP_INTERVAL_MINUTES", value_name = "MINUTES", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=1_440))]
+    pub cleanup_interval_minutes: u32,
+    /// What one user may keep in storage (videos and MP3s), in MB; 0 for no limit. An admin
+    /// sets a user's own with `audiomill user set-quota`.
+    #[arg(
+        long,
+        env = "QUOTA_STORAGE_MB",
+        value_name = "MB",
+        default_value = "10240"
+    )]
+    pub quota_storage_mb: u64,
+    /// How many jobs one user may start in a UTC day; 0 for no limit.
+    #[arg(
+        long,
+        env = "QUOTA_JOBS_PER_DAY",
+        value_name = "N",
+        default_value = "1000"
+    )]
+    pub quota_jobs_per_day: u64,
 }
 
 /// Webhooks: the gateway checks endpoints when they are registered, a worker again at every
@@ -243,6 +280,16 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     pub links: LinkConfig,
     pub webhooks: WebhookConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Retention and quotas, as [`LifecycleArgs`] set them.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleConfig {
+    pub retention: Retention,
+    pub cleanup_every: std::time::Duration,
+    /// The deployment's default limits of every user.
+    pub quota: Quota,
 }
 
 /// Webhooks, as [`WebhookArgs`] set them.
@@ -402,7 +449,27 @@ impl BackendArgs {
                 allow_private: self.webhooks.webhook_allow_private,
                 timeout: std::time::Duration::from_secs(self.webhooks.webhook_timeout_seconds),
             },
+            lifecycle: self.lifecycle.resolve(),
         })
+    }
+}
+
+impl LifecycleArgs {
+    fn resolve(self) -> LifecycleConfig {
+        let limit = |value: u64| (value > 0).then_some(value);
+        LifecycleConfig {
+            retention: Retention {
+                job_hours: self.retention_hours,
+                source_hours: self.retention_source_hours,
+            },
+            cleanup_every: std::time::Duration::from_secs(
+                u64::from(self.cleanup_interval_minutes) * 60,
+            ),
+            quota: Quota {
+                storage_bytes: limit(self.quota_storage_mb.saturating_mul(1024 * 1024)),
+                jobs_per_day: limit(self.quota_jobs_per_day),
+            },
+        }
     }
 }
 

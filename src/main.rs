@@ -76,6 +76,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     data,
                 },
         } => add_user(&data, &email, password, admin).await,
+        Command::User {
+            command:
+                UserCommand::SetQuota {
+                    email,
+                    storage_mb,
+                    jobs_per_day,
+                    data,
+                },
+        } => {
+            let db = roles::open_database(&data.database_url()).await?;
+            let quota = users::set_quota(&db, &email, storage_mb, jobs_per_day).await?;
+            println!("{email}: {quota}.");
+            Ok(())
+        }
         Command::Openapi | Command::TranscodeChild | Command::Client(_) => {
             unreachable!("handled before the runtime starts")
         }

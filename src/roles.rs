@@ -14,19 +14,21 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    ConvertActivities, Mailer, WebhookActivities, WebhookSettings, WorkerSettings,
-    metered::StepMetrics,
+    ConvertActivities, LifecycleActivities, Mailer, WebhookActivities, WebhookSettings,
+    WorkerSettings, metered::StepMetrics,
 };
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
 };
 use audiomill_domain::{
-    contract::{FETCH_TASK_QUEUE, TASK_QUEUE},
+    contract::{
+        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, FETCH_TASK_QUEUE, TASK_QUEUE,
+    },
     link::LinkSigner,
 };
 use audiomill_store::{Database, ObjectStore};
-use audiomill_workflows::{ConvertVideo, DeliverWebhooks};
+use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
 use std::{
     net::SocketAddr,
     sync::{
@@ -426,6 +428,7 @@ fn gateway_app(
         links,
         download_redirect: gateway.download_redirect,
         webhook_allow_private: config.webhooks.allow_private,
+        quota: config.lifecycle.quota,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {
@@ -457,6 +460,7 @@ struct PollerParts {
     host_task_queue: String,
     activities: ConvertActivities,
     webhooks: WebhookActivities,
+    lifecycle: LifecycleActivities,
 }
 
 impl WorkerHandle {
@@ -491,8 +495,10 @@ impl WorkerHandle {
                 max_transcodes: worker.max_concurrent_transcodes,
                 transcoder: worker.transcoder.clone(),
                 media_limits: worker.media_limits,
+                retention: config.lifecycle.retention,
             },
         );
+        let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
         activities
             .clean_work_dir()
             .await
@@ -506,6 +512,7 @@ impl WorkerHandle {
             host_task_queue,
             activities,
             webhooks,
+            lifecycle,
         };
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -627,15 +634,18 @@ async fn build_pollers(
     parts: PollerParts,
 ) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 3])> {
     let client = temporal_client(&parts.config, &parts.identity).await?;
+    ensure_cleanup_schedule(&client, parts.config.lifecycle.cleanup_every).await?;
     let runtime = temporalio_sdk::Runtime::from_current_tokio(sdk_runtime_options())
         .map_err(|e| anyhow::anyhow!("could not start the Temporal runtime: {e}"))?;
     let held_slots = parts.activities.max_held_jobs();
     let shared = WorkerOptions::new(TASK_QUEUE)
         .register_workflow::<ConvertVideo>()
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
+        .and_then(|options| options.register_workflow::<CleanExpired>())
         .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
         .register_activities(parts.activities.clone())
         .register_activities(parts.webhooks)
+        .register_activities(parts.lifecycle)
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
         .activity_inbound_interceptor(StepMetrics)
         .build();
@@ -654,6 +664,51 @@ async fn build_pollers(
     };
     let workers = [worker(shared)?, worker(fetch)?, worker(own)?];
     Ok((runtime, workers))
+}
+
+/// Makes sure the Schedule that starts the cleanup exists and runs every `every`: created by
+/// the first worker to start; the others bring its interval to theirs (an operator may have
+/// changed `CLEANUP_INTERVAL_MINUTES`).
+async fn ensure_cleanup_schedule(
+    client: &temporalio_client::Client,
+    every: Duration,
+) -> anyhow::Result<()> {
+    use temporalio_client::schedules::{
+        CreateScheduleOptions, ScheduleAction, ScheduleError, ScheduleOverlapPolicy, ScheduleSpec,
+    };
+    let options = CreateScheduleOptions::builder()
+        .action(ScheduleAction::start_workflow(
+            CleanExpired::run,
+            CleanExpiredInput::default(),
+            TASK_QUEUE,
+            CLEANUP_WORKFLOW_TYPE,
+        ))
+        .spec(ScheduleSpec::from_interval(every))
+        .overlap_policy(ScheduleOverlapPolicy::Skip)
+        .note("Removes uploaded videos, MP3s and jobs past their retention.")
+        .build();
+    match client.create_schedule(CLEANUP_SCHEDULE_ID, options).await {
+        Ok(_) => Ok(()),
+        Err(ScheduleError::Rpc(status))
+            if status.code() == temporalio_client::tonic::Code::AlreadyExists =>
+        {
+            let schedule = client.get_schedule_handle(CLEANUP_SCHEDULE_ID);
+            let update = schedule.update(
+                move |schedule| {
+                    schedule.set_spec(ScheduleSpec::from_interval(every));
+                },
+                Default::default(),
+            );
+            // Workers starting together may update it at once; one of them wins.
+            if let Err(error) = update.await {
+                tracing::warn!(%error, "could not update the cleanup schedule's interval");
+            }
+            Ok(())
+        }
+        Err(error) => Err(anyhow::anyhow!(
+            "could not create the cleanup schedule: {error}"
+        )),
+    }
 }
 
 /// The SDK runtime's options: its worker metrics go to our registry (see `temporal_metrics`).

@@ -1,9 +1,9 @@
-//! Creating accounts.
+//! Creating accounts, and setting their own quotas.
 
-use crate::config::write_private;
+use crate::{cli::QuotaValue, config::write_private};
 use anyhow::Context;
 use audiomill_domain::EmailAddress;
-use audiomill_store::{Database, StoreError, User};
+use audiomill_store::{Database, OwnQuota, StoreError, User};
 use rand::{Rng, distr::Alphanumeric};
 use std::path::Path;
 
@@ -57,4 +57,40 @@ pub async fn ensure_initial_admin(db: &Database, file: &Path) -> anyhow::Result<
     println!("  email:    {INITIAL_ADMIN_EMAIL}");
     println!("  password: {password}");
     Ok(())
+}
+
+/// Sets the limits given of `email`'s own quota (`None`: left as it is); the quota as it is
+/// then, in words.
+pub async fn set_quota(
+    db: &Database,
+    email: &str,
+    storage_mb: Option<QuotaValue>,
+    jobs_per_day: Option<QuotaValue>,
+) -> anyhow::Result<String> {
+    let address = EmailAddress::parse(email)
+        .map_err(|_| anyhow::anyhow!("{email:?} is not a valid e-mail address."))?;
+    let user = db
+        .user_by_email(&address)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("There is no user with the e-mail {address}."))?;
+    let pick = |given: Option<QuotaValue>, current: Option<u64>, unit: u64| match given {
+        None => current,
+        Some(QuotaValue::Default) => None,
+        Some(QuotaValue::Limit(n)) => Some(n.saturating_mul(unit)),
+    };
+    let quota = OwnQuota {
+        storage_bytes: pick(storage_mb, user.quota.storage_bytes, 1024 * 1024),
+        jobs_per_day: pick(jobs_per_day, user.quota.jobs_per_day, 1),
+    };
+    db.set_quota(user.id, quota).await?;
+    let describe = |limit: Option<u64>, unit: u64, suffix: &str| match limit {
+        None => "the default".to_owned(),
+        Some(0) => "no limit".to_owned(),
+        Some(n) => format!("{}{suffix}", n / unit),
+    };
+    Ok(format!(
+        "storage {}, jobs per day {}",
+        describe(quota.storage_bytes, 1024 * 1024, " MB"),
+        describe(quota.jobs_per_day, 1, "")
+    ))
 }

@@ -849,7 +849,8 @@ async fn a_user_may_have_only_a_few_uploads_in_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_file_names_and_malformed_forms_are_handled() {
-    let app = TestApp::spawn().await;
+    // The uploaded videos are counted below: kept past their jobs' ending.
+    let app = TestApp::spawn_with(&[("RETENTION_SOURCE_HOURS", "1")]).await;
     let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = std::fs::read(make_mp4(media.path(), "ok.mp4", 1, true)).unwrap();

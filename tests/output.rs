@@ -448,7 +448,7 @@ async fn a_trim_past_the_audio_fails_the_job_with_a_sentence_at_once() {
         "{error}"
     );
     assert_eq!(job["attempt"], 1, "not retried: {job}");
-    // No MP3 was stored; the video stays with the job until it is deleted.
+    // No MP3 was stored (the video goes when the job ends, as retention says by default).
     let objects = app.objects();
     assert!(
         objects.iter().all(|key| key.starts_with("sources/")),

@@ -11,6 +11,7 @@ use audiomill_domain::{
         SendEmailInput, StepProgress, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
         ValidateTokenInput, activity, failure,
     },
+    lifecycle::Retention,
     link::LinkSigner,
     output::OutputOptions,
 };
@@ -54,6 +55,8 @@ pub struct WorkerSettings {
     pub links: LinkSigner,
     /// How many transcodes run here at once.
     pub max_transcodes: usize,
+    /// How long a job's objects are kept once it ended (the expiry written when it ends).
+    pub retention: Retention,
 }
 
 /// The activities, with the clients they use. Cheap to clone: every field is shared.
@@ -208,14 +211,19 @@ impl ConvertActivities {
             .await
         {
             Ok(completed_now) => completed_now,
-            Err(StoreError::Conflict(_)) => {
-                // Cancelled while the MP3 was uploading: it must not outlive the job.
+            Err(StoreError::Conflict(_) | StoreError::NotFound) => {
+                // Cancelled (or removed by its owner) while the MP3 was uploading: it must not
+                // outlive the job.
                 let _ = self.objects.delete(&key).await;
                 self.forget(input.job_id).await;
                 return Err(ActivityError::cancelled());
             }
             Err(error) => return Err(database_down(error)),
         };
+        self.db
+            .schedule_expiry(input.job_id, &self.settings.retention)
+            .await
+            .map_err(database_down)?;
         self.forget(input.job_id).await;
         if completed_now {
             metrics::counter!("audiomill_jobs_completed_total").increment(1);
@@ -297,6 +305,10 @@ impl ConvertActivities {
         let recorded = self
             .db
             .record_ending(input.job_id, &input.ending)
+            .await
+            .map_err(database_down)?;
+        self.db
+            .schedule_expiry(input.job_id, &self.settings.retention)
             .await
             .map_err(database_down)?;
         if recorded {
@@ -528,7 +540,7 @@ pub(crate) fn database_down(error: impl std::fmt::Display) -> ActivityError {
     retryable(failure::DATABASE_UNAVAILABLE, error)
 }
 
-fn storage_down(error: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn storage_down(error: impl std::fmt::Display) -> ActivityError {
     retryable(failure::STORAGE_UNAVAILABLE, error)
 }
 

@@ -9,16 +9,19 @@
 //! - [`mailer`]: the notification e-mail, as `.eml` files or over SMTP.
 //! - [`WebhookActivities`]: `prepare_webhooks` and `deliver_webhook`, of the `DeliverWebhooks`
 //!   workflow a job starts when it ends.
+//! - [`LifecycleActivities`]: `discard_source` and `clean_expired`, what retention removes.
 //! - [`metered`]: step metrics around every activity.
 
 mod convert;
 mod held;
 pub mod isolated;
+mod lifecycle;
 pub mod mailer;
 pub mod metered;
 pub mod transcode;
 mod webhooks;
 
 pub use convert::{ConvertActivities, WorkerSettings};
+pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;
 pub use webhooks::{WebhookActivities, WebhookSettings};

@@ -278,6 +278,7 @@ impl WebhookActivities {
             "duration_ms": job.duration_ms,
             "download_url": link.as_ref().map(|l| l.url.clone()),
             "download_expires_at": link.and_then(|l| rfc3339(l.expires_at * 1000)),
+            "expires_at": job.expires_at.and_then(rfc3339),
         });
         serde_json::json!({
             "type": event.as_str(),

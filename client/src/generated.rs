@@ -26,6 +26,7 @@ pub mod types {
         pub completion_emails: bool,
         pub email: ::std::string::String,
         pub id: ::std::string::String,
+        pub quota: AccountQuota,
     }
     impl Account {
         pub fn builder() -> builder::Account {
@@ -42,6 +43,31 @@ pub mod types {
     }
     impl AccountChanges {
         pub fn builder() -> builder::AccountChanges {
+            Default::default()
+        }
+    }
+    ///A user's quotas and usage. A limit of `null` is no limit.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AccountQuota {
+        ///Jobs the user may start in one UTC day.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub jobs_per_day_limit: ::std::option::Option<u64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub jobs_remaining_today: ::std::option::Option<u64>,
+        ///When the day's count starts again (UTC midnight), RFC 3339.
+        pub jobs_reset_at: ::std::string::String,
+        ///Jobs started today (UTC); deleting jobs does not lower it.
+        pub jobs_today: u64,
+        ///Bytes the user may keep in storage (uploaded videos and MP3s).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub storage_limit_bytes: ::std::option::Option<u64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub storage_remaining_bytes: ::std::option::Option<u64>,
+        ///Bytes kept now: videos not yet removed, MP3s not yet expired.
+        pub storage_used_bytes: u64,
+    }
+    impl AccountQuota {
+        pub fn builder() -> builder::AccountQuota {
             Default::default()
         }
     }
@@ -686,6 +712,12 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
         ///Why the job failed, or the failed attempt of a step being retried; else `null`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
+        ///Whether the job has expired: its MP3 (and video) are removed or about to be.
+        pub expired: bool,
+        /**When the job and its MP3 are removed (`RETENTION_HOURS` after it ended); `null` while
+it runs. Past it, the download answers 410 Gone.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
         pub job_id: ::uuid::Uuid,
         pub options: OutputChoices,
@@ -967,6 +999,19 @@ value removes that tag.*/
     }
     impl RefreshRequest {
         pub fn builder() -> builder::RefreshRequest {
+            Default::default()
+        }
+    }
+    ///What `DELETE /me/jobs` removed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct RemovedJobs {
+        ///Of those, the jobs that were still running: cancelled first.
+        pub cancelled: u64,
+        ///Jobs removed, with their videos, MP3s and records.
+        pub removed: u64,
+    }
+    impl RemovedJobs {
+        pub fn builder() -> builder::RemovedJobs {
             Default::default()
         }
     }
@@ -1286,6 +1331,35 @@ value removes that tag.*/
             Default::default()
         }
     }
+    ///What an admin changes about an account.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct UserChanges {
+        /**`false` turns the account off at once: no more logins, every token refused, running
+jobs cancelled. `true` turns it on again.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub active: ::std::option::Option<bool>,
+    }
+    impl UserChanges {
+        pub fn builder() -> builder::UserChanges {
+            Default::default()
+        }
+    }
+    ///An account as an admin sees it after a change.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct UserSummary {
+        ///`false`: the user cannot log in, and their tokens no longer work.
+        pub active: bool,
+        pub admin: bool,
+        pub email: ::std::string::String,
+        pub id: ::std::string::String,
+        ///Running jobs cancelled by this change.
+        pub jobs_cancelled: u64,
+    }
+    impl UserSummary {
+        pub fn builder() -> builder::UserSummary {
+            Default::default()
+        }
+    }
     ///A registered endpoint.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Webhook {
@@ -1401,6 +1475,7 @@ value removes that tag.*/
             completion_emails: ::std::result::Result<bool, ::std::string::String>,
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            quota: ::std::result::Result<super::AccountQuota, ::std::string::String>,
         }
         impl ::std::default::Default for Account {
             fn default() -> Self {
@@ -1411,6 +1486,7 @@ value removes that tag.*/
                     ),
                     email: Err("no value supplied for email".to_string()),
                     id: Err("no value supplied for id".to_string()),
+                    quota: Err("no value supplied for quota".to_string()),
                 }
             }
         }
@@ -1463,6 +1539,18 @@ value removes that tag.*/
                     .map_err(|e| format!("error converting supplied value for id: {e}"));
                 self
             }
+            pub fn quota<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AccountQuota>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.quota = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for quota: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<Account> for super::Account {
             type Error = super::error::ConversionError;
@@ -1474,6 +1562,7 @@ value removes that tag.*/
                     completion_emails: value.completion_emails?,
                     email: value.email?,
                     id: value.id?,
+                    quota: value.quota?,
                 })
             }
         }
@@ -1484,6 +1573,7 @@ value removes that tag.*/
                     completion_emails: Ok(value.completion_emails),
                     email: Ok(value.email),
                     id: Ok(value.id),
+                    quota: Ok(value.quota),
                 }
             }
         }
@@ -1531,6 +1621,173 @@ value removes that tag.*/
             fn from(value: super::AccountChanges) -> Self {
                 Self {
                     completion_emails: Ok(value.completion_emails),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AccountQuota {
+            jobs_per_day_limit: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            jobs_remaining_today: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            jobs_reset_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            jobs_today: ::std::result::Result<u64, ::std::string::String>,
+            storage_limit_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            storage_remaining_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            storage_used_bytes: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for AccountQuota {
+            fn default() -> Self {
+                Self {
+                    jobs_per_day_limit: Ok(Default::default()),
+                    jobs_remaining_today: Ok(Default::default()),
+                    jobs_reset_at: Err(
+                        "no value supplied for jobs_reset_at".to_string(),
+                    ),
+                    jobs_today: Err("no value supplied for jobs_today".to_string()),
+                    storage_limit_bytes: Ok(Default::default()),
+                    storage_remaining_bytes: Ok(Default::default()),
+                    storage_used_bytes: Err(
+                        "no value supplied for storage_used_bytes".to_string(),
+                    ),
+                }
+            }
+        }
+        impl AccountQuota {
+            pub fn jobs_per_day_limit<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_per_day_limit = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for jobs_per_day_limit: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn jobs_remaining_today<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_remaining_today = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for jobs_remaining_today: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn jobs_reset_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_reset_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs_reset_at: {e}")
+                    });
+                self
+            }
+            pub fn jobs_today<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_today = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs_today: {e}")
+                    });
+                self
+            }
+            pub fn storage_limit_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage_limit_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for storage_limit_bytes: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn storage_remaining_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage_remaining_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for storage_remaining_bytes: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn storage_used_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage_used_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for storage_used_bytes: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AccountQuota> for super::AccountQuota {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AccountQuota,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    jobs_per_day_limit: value.jobs_per_day_limit?,
+                    jobs_remaining_today: value.jobs_remaining_today?,
+                    jobs_reset_at: value.jobs_reset_at?,
+                    jobs_today: value.jobs_today?,
+                    storage_limit_bytes: value.storage_limit_bytes?,
+                    storage_remaining_bytes: value.storage_remaining_bytes?,
+                    storage_used_bytes: value.storage_used_bytes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AccountQuota> for AccountQuota {
+            fn from(value: super::AccountQuota) -> Self {
+                Self {
+                    jobs_per_day_limit: Ok(value.jobs_per_day_limit),
+                    jobs_remaining_today: Ok(value.jobs_remaining_today),
+                    jobs_reset_at: Ok(value.jobs_reset_at),
+                    jobs_today: Ok(value.jobs_today),
+                    storage_limit_bytes: Ok(value.storage_limit_bytes),
+                    storage_remaining_bytes: Ok(value.storage_remaining_bytes),
+                    storage_used_bytes: Ok(value.storage_used_bytes),
                 }
             }
         }
@@ -3165,6 +3422,11 @@ value removes that tag.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            expired: ::std::result::Result<bool, ::std::string::String>,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             filename: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
@@ -3186,6 +3448,8 @@ value removes that tag.*/
                     created_at: Err("no value supplied for created_at".to_string()),
                     download: Ok(Default::default()),
                     error: Ok(Default::default()),
+                    expired: Err("no value supplied for expired".to_string()),
+                    expires_at: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
                     options: Err("no value supplied for options".to_string()),
@@ -3253,6 +3517,30 @@ value removes that tag.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn expired<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expired = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expired: {e}")
+                    });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
                     });
                 self
             }
@@ -3340,6 +3628,8 @@ value removes that tag.*/
                     created_at: value.created_at?,
                     download: value.download?,
                     error: value.error?,
+                    expired: value.expired?,
+                    expires_at: value.expires_at?,
                     filename: value.filename?,
                     job_id: value.job_id?,
                     options: value.options?,
@@ -3357,6 +3647,8 @@ value removes that tag.*/
                     created_at: Ok(value.created_at),
                     download: Ok(value.download),
                     error: Ok(value.error),
+                    expired: Ok(value.expired),
+                    expires_at: Ok(value.expires_at),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
                     options: Ok(value.options),
@@ -4105,6 +4397,64 @@ value removes that tag.*/
             fn from(value: super::RefreshRequest) -> Self {
                 Self {
                     refresh_token: Ok(value.refresh_token),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RemovedJobs {
+            cancelled: ::std::result::Result<u64, ::std::string::String>,
+            removed: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for RemovedJobs {
+            fn default() -> Self {
+                Self {
+                    cancelled: Err("no value supplied for cancelled".to_string()),
+                    removed: Err("no value supplied for removed".to_string()),
+                }
+            }
+        }
+        impl RemovedJobs {
+            pub fn cancelled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cancelled = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cancelled: {e}")
+                    });
+                self
+            }
+            pub fn removed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.removed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for removed: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RemovedJobs> for super::RemovedJobs {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RemovedJobs,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cancelled: value.cancelled?,
+                    removed: value.removed?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RemovedJobs> for RemovedJobs {
+            fn from(value: super::RemovedJobs) -> Self {
+                Self {
+                    cancelled: Ok(value.cancelled),
+                    removed: Ok(value.removed),
                 }
             }
         }
@@ -4990,6 +5340,155 @@ value removes that tag.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct UserChanges {
+            active: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UserChanges {
+            fn default() -> Self {
+                Self {
+                    active: Ok(Default::default()),
+                }
+            }
+        }
+        impl UserChanges {
+            pub fn active<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.active = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for active: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UserChanges> for super::UserChanges {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UserChanges,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { active: value.active? })
+            }
+        }
+        impl ::std::convert::From<super::UserChanges> for UserChanges {
+            fn from(value: super::UserChanges) -> Self {
+                Self { active: Ok(value.active) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UserSummary {
+            active: ::std::result::Result<bool, ::std::string::String>,
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            jobs_cancelled: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for UserSummary {
+            fn default() -> Self {
+                Self {
+                    active: Err("no value supplied for active".to_string()),
+                    admin: Err("no value supplied for admin".to_string()),
+                    email: Err("no value supplied for email".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    jobs_cancelled: Err(
+                        "no value supplied for jobs_cancelled".to_string(),
+                    ),
+                }
+            }
+        }
+        impl UserSummary {
+            pub fn active<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.active = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for active: {e}")
+                    });
+                self
+            }
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn jobs_cancelled<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_cancelled = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for jobs_cancelled: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UserSummary> for super::UserSummary {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UserSummary,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    active: value.active?,
+                    admin: value.admin?,
+                    email: value.email?,
+                    id: value.id?,
+                    jobs_cancelled: value.jobs_cancelled?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UserSummary> for UserSummary {
+            fn from(value: super::UserSummary) -> Self {
+                Self {
+                    active: Ok(value.active),
+                    admin: Ok(value.admin),
+                    email: Ok(value.email),
+                    id: Ok(value.id),
+                    jobs_cancelled: Ok(value.jobs_cancelled),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Webhook {
             created_at: ::std::result::Result<
                 ::std::string::String,
@@ -5594,6 +6093,21 @@ let response = client.update_account()
     pub fn update_account(&self) -> builder::UpdateAccount<'_> {
         builder::UpdateAccount::new(self)
     }
+    /**Delete all of the caller's jobs
+
+Running jobs are cancelled first; then every job's video, MP3 and record is removed.
+Today's job count stays as it is (deleting jobs gives no jobs-per-day quota back).
+
+Sends a `DELETE` request to `/me/jobs`
+
+```ignore
+let response = client.delete_my_jobs()
+    .send()
+    .await;
+```*/
+    pub fn delete_my_jobs(&self) -> builder::DeleteMyJobs<'_> {
+        builder::DeleteMyJobs::new(self)
+    }
     /**Upload statistics
 
 Uploads by status, bytes, file sizes, conversion times and uploads per day: the
@@ -5637,6 +6151,23 @@ let response = client.refresh_token()
 ```*/
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
+    }
+    /**Change an account (admins only): turn it off or on
+
+Turning it off takes effect at once: the user cannot log in, every token of theirs is
+refused from its next use, and their running jobs are cancelled.
+
+Sends a `PATCH` request to `/users/{user_id}`
+
+```ignore
+let response = client.update_user()
+    .user_id(user_id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn update_user(&self) -> builder::UpdateUser<'_> {
+        builder::UpdateUser::new(self)
     }
     /**Check an access token and show who it belongs to
 
@@ -6989,6 +7520,13 @@ pub mod builder {
                         ),
                     )
                 }
+                410u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 429u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -7343,6 +7881,75 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::delete_my_jobs`]
+
+[`Client::delete_my_jobs`]: super::Client::delete_my_jobs*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteMyJobs<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> DeleteMyJobs<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `DELETE` request to `/me/jobs`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::RemovedJobs>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/me/jobs", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_my_jobs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::get_upload_stats`]
 
 [`Client::get_upload_stats`]: super::Client::get_upload_stats*/
@@ -7629,6 +8236,163 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::update_user`]
+
+[`Client::update_user`]: super::Client::update_user*/
+    #[derive(Debug, Clone)]
+    pub struct UpdateUser<'a> {
+        client: &'a super::Client,
+        user_id: Result<::uuid::Uuid, String>,
+        body: Result<types::builder::UserChanges, String>,
+    }
+    impl<'a> UpdateUser<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                user_id: Err("user_id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn user_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.user_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UserChanges>,
+            <V as std::convert::TryInto<types::UserChanges>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `UserChanges` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::UserChanges,
+            ) -> types::builder::UserChanges,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PATCH` request to `/users/{user_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::UserSummary>, Error<types::ErrorBody>> {
+            let Self { client, user_id, body } = self;
+            let user_id = user_id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::UserChanges::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/users/{}", client.baseurl, encode_path(& user_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .patch(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "update_user",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -22,6 +22,14 @@ pub const WORKFLOW_TYPE: &str = "ConvertVideo";
 /// does not wait for, and by the gateway for a replay.
 pub const WEBHOOKS_WORKFLOW_TYPE: &str = "DeliverWebhooks";
 
+/// The workflow type of the cleanup that removes what has expired, started by a Temporal
+/// Schedule (id [`CLEANUP_SCHEDULE_ID`]) every `CLEANUP_INTERVAL_MINUTES`.
+pub const CLEANUP_WORKFLOW_TYPE: &str = "CleanExpired";
+
+/// The Temporal Schedule that starts [`CLEANUP_WORKFLOW_TYPE`]; every worker makes sure it
+/// exists.
+pub const CLEANUP_SCHEDULE_ID: &str = "audiomill-cleanup";
+
 /// Typed names of failures that retrying cannot fix. They reach users through `/status`.
 pub mod failure {
     /// The token that started the job was revoked or its user disabled.
@@ -285,6 +293,56 @@ pub mod webhook_failure {
     pub const UNDELIVERED: &str = "WebhookUndelivered";
 }
 
+/// What a `CleanExpired` run removes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanExpiredInput {
+    /// The time (Unix ms) against which expiry is judged; the run's own start when absent. An
+    /// operator (or a test) may clean as of another time: nothing that has not expired by
+    /// then is touched.
+    #[serde(default)]
+    pub as_of: Option<i64>,
+}
+
+/// One batch of the cleanup: at most `limit` uploaded videos and `limit` expired jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanBatchInput {
+    pub as_of: i64,
+    pub limit: u32,
+}
+
+/// What the cleanup removed (one batch, or a whole run): visible as the run's result in the
+/// Web UI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Uploaded videos removed after `RETENTION_SOURCE_HOURS`.
+    pub sources_removed: u64,
+    /// Jobs expired after `RETENTION_HOURS`: their MP3 (and video, if still there) removed.
+    pub jobs_expired: u64,
+    /// Objects removed from storage in all.
+    pub objects_removed: u64,
+    /// Database rows removed (webhook messages and attempts, idempotency keys).
+    pub rows_removed: u64,
+    /// Whether a batch was full: there may be more to remove.
+    pub more: bool,
+}
+
+impl CleanupReport {
+    /// Adds a batch's figures to a run's.
+    pub fn add(&mut self, batch: &CleanupReport) {
+        self.sources_removed += batch.sources_removed;
+        self.jobs_expired += batch.jobs_expired;
+        self.objects_removed += batch.objects_removed;
+        self.rows_removed += batch.rows_removed;
+        self.more = batch.more;
+    }
+}
+
+/// The job whose uploaded video may be removed now (if its retention says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscardSourceInput {
+    pub job_id: JobId,
+}
+
 /// Marker types naming each activity with its input and output types.
 pub mod activity {
     use super::*;
@@ -323,6 +381,8 @@ pub mod activity {
         DeliverWebhookInput,
         DeliveryOutcome
     );
+    activity!(DiscardSource, "discard_source", DiscardSourceInput, bool);
+    activity!(CleanBatch, "clean_expired", CleanBatchInput, CleanupReport);
 }
 
 #[cfg(test)]

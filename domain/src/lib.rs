@@ -4,6 +4,7 @@
 //! - [`job`]: the life cycle of a conversion job as users see it.
 //! - [`duration`]: durations as people read them.
 //! - [`output`]: what an MP3 is to be (encoding, trim, loudness, presets), as an upload asks.
+//! - [`lifecycle`]: how long a job's objects are kept, and the quotas of a user.
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
 //! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
@@ -16,6 +17,7 @@ pub mod contract;
 pub mod duration;
 pub mod ids;
 pub mod job;
+pub mod lifecycle;
 pub mod link;
 pub mod output;
 pub mod webhook;

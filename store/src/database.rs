@@ -16,7 +16,8 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const USER_COLUMNS: &str = "id, email, password_hash, is_admin, active, completion_emails";
+const USER_COLUMNS: &str = "id, email, password_hash, is_admin, active, completion_emails, \
+    quota_storage_bytes, quota_jobs_per_day";
 
 #[derive(Clone)]
 pub struct Database {
@@ -33,6 +34,8 @@ pub struct User {
     pub active: bool,
     /// Whether the user wants an e-mail when a job completes.
     pub completion_emails: bool,
+    /// The limits an admin set for this user, over the deployment's defaults.
+    pub quota: crate::OwnQuota,
 }
 
 #[derive(Debug, Clone)]
@@ -67,19 +70,33 @@ pub struct Job {
     /// What the MP3 should be, as the upload asked.
     pub options: OutputOptions,
     pub batch_id: Option<BatchId>,
+    /// When the MP3 and the job expire (Unix ms); set when the job ends.
+    pub expires_at: Option<i64>,
+    /// When the cleanup removed the job's objects; the row stays, holding no object.
+    pub expired_at: Option<i64>,
 }
 
 impl Job {
-    /// The MP3's key once the job has completed (stored and marked so); `None` before.
+    /// The MP3's key once the job has completed (stored and marked so); `None` before, and
+    /// once the cleanup removed it.
     pub fn finished_mp3(&self) -> Option<&ObjectKey> {
-        self.completed_at.and(self.mp3_key.as_ref())
+        match self.expired_at {
+            Some(_) => None,
+            None => self.completed_at.and(self.mp3_key.as_ref()),
+        }
+    }
+
+    /// Whether the job has expired at `now` (Unix ms): its objects are removed, or are due to
+    /// be at the cleanup's next run.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expired_at.is_some() || self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
-    options, batch_id";
+    options, batch_id, expires_at, expired_at";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +233,7 @@ impl Database {
                 is_admin,
                 active: true,
                 completion_emails: true,
+                quota: crate::OwnQuota::default(),
             }),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Err(StoreError::Conflict("user"))
@@ -254,6 +272,17 @@ impl Database {
     }
 
     /// Turns a user's completion e-mails on or off; false when there is no such user.
+    /// Turns a user's account on or off; `false` when there is no such user. An account that
+    /// is off cannot log in, and its tokens stop working at their next use.
+    pub async fn set_active(&self, id: UserId, active: bool) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE users SET active = ? WHERE id = ?")
+            .bind(i64::from(active))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     pub async fn set_completion_emails(&self, id: UserId, on: bool) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET completion_emails = ? WHERE id = ?")
             .bind(i64::from(on))
@@ -384,7 +413,18 @@ impl Database {
 
     // ----- jobs -----
 
+    /// Records a new job, outside any quota (see [`Database::insert_job_within`]).
     pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.insert_job_on(&mut conn, job, now_millis()).await
+    }
+
+    pub(crate) async fn insert_job_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job: &NewJob,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, \
              options, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -394,19 +434,38 @@ impl Database {
         .bind(&job.original_filename)
         .bind(job.source_key.as_ref())
         .bind(job.source_size as i64)
-        .bind(now_millis())
+        .bind(now)
         .bind(options_column(&job.options))
         .bind(job.batch_id.map(|id| id.to_string()))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
 
+    /// Takes back a job whose upload was refused after it was recorded: its row, and its place
+    /// in its user's jobs of the day.
     pub async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT user_id, created_at FROM jobs WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some(row) = row {
+            let user: String = row.try_get("user_id")?;
+            let created_at: i64 = row.try_get("created_at")?;
+            sqlx::query(
+                "UPDATE job_starts SET jobs = jobs - 1 WHERE user_id = ? AND day = ? AND jobs > 0",
+            )
+            .bind(user)
+            .bind(audiomill_domain::lifecycle::utc_day(created_at))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM jobs WHERE id = ?")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -551,7 +610,16 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         active: row.try_get::<i64, _>("active")? != 0,
         completion_emails: row.try_get::<i64, _>("completion_emails")? != 0,
+        quota: crate::OwnQuota {
+            storage_bytes: unsigned(row.try_get("quota_storage_bytes")?),
+            jobs_per_day: unsigned(row.try_get("quota_jobs_per_day")?),
+        },
     })
+}
+
+/// A count or size column, never negative.
+fn unsigned(value: Option<i64>) -> Option<u64> {
+    value.map(|v| v.max(0) as u64)
 }
 
 pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
@@ -560,7 +628,6 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         .map(|key| ObjectKey::parse(&key))
         .transpose()
         .map_err(|_| StoreError::Corrupt("bad mp3 key".into()))?;
-    let unsigned = |value: Option<i64>| value.map(|v| v.max(0) as u64);
     Ok(Job {
         id: parse_column(row, "id")?,
         user_id: parse_column(row, "user_id")?,
@@ -591,6 +658,8 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
             .try_get::<Option<String>, _>("batch_id")?
             .map(|id| BatchId::parse(&id).map_err(|_| StoreError::Corrupt("bad batch id".into())))
             .transpose()?,
+        expires_at: row.try_get("expires_at")?,
+        expired_at: row.try_get("expired_at")?,
     })
 }
 

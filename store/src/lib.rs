@@ -6,11 +6,13 @@
 //!   (embedded) or in an S3 bucket.
 //! - [`JobFilter`]: listing jobs newest first, a keyset page at a time.
 //! - [`WebhookEndpoint`]: webhook endpoints, their messages and delivery attempts.
+//! - [`DueJob`], [`Usage`]: retention's due objects, quotas' usage, removing a user's jobs.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
 mod error;
 mod idempotency;
+mod lifecycle;
 mod listing;
 mod objects;
 mod s3;
@@ -21,6 +23,7 @@ mod webhooks;
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
+pub use lifecycle::{DueJob, OverQuota, OwnQuota, Usage};
 pub use listing::{JobFilter, PageAfter};
 pub use objects::{ObjectBody, ObjectStore, PutError};
 pub use s3::{PART_SIZE, S3Settings};

@@ -193,7 +193,7 @@ impl Database {
 
     /// `SUM(expression)` as a 64-bit integer on both backends (MySQL sums to a decimal), 0
     /// over no rows.
-    fn integer_sum(&self, expression: &str) -> String {
+    pub(crate) fn integer_sum(&self, expression: &str) -> String {
         if self.is_mysql {
             format!("CAST(COALESCE(SUM({expression}), 0) AS SIGNED)")
         } else {

@@ -314,8 +314,32 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Runs the retention cleanup (`CleanExpired`) once, judged as of `as_of` (Unix ms): the
+    /// clock moved, as far as the cleanup can tell. Its report.
+    pub async fn clean_expired(&self, as_of: i64) -> audiomill_domain::contract::CleanupReport {
+        use audiomill_domain::contract::{CleanExpiredInput, TASK_QUEUE};
+        use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+        let client = self.temporal().await;
+        let id = format!("cleanup-test-{}", uuid::Uuid::now_v7());
+        let handle = client
+            .start_workflow(
+                audiomill_workflows::CleanExpired::run,
+                CleanExpiredInput { as_of: Some(as_of) },
+                WorkflowStartOptions::new(TASK_QUEUE, id).build(),
+            )
+            .await
+            .expect("the cleanup starts");
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .expect("the cleanup ends within a minute")
+        .expect("the cleanup succeeds")
+    }
+
     /// A client of this app's Temporal server.
-    async fn temporal(&self) -> temporalio_client::Client {
+    pub async fn temporal(&self) -> temporalio_client::Client {
         audiomill::temporal::connect(
             &self.temporal_address,
             "default",

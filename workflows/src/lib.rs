@@ -15,12 +15,18 @@
 //! `DeliverWebhooks`: how a job ended, told to its owner's webhook endpoints. `ConvertVideo`
 //! starts it as a child and does not wait for it (nor fail with it): deliveries are retried
 //! for a day, long after the job itself has ended.
+//!
+//! `CleanExpired` (in [`cleanup`]): what retention no longer keeps, removed on a schedule.
+
+mod cleanup;
+
+pub use cleanup::CleanExpired;
 
 use audiomill_domain::JobId;
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, DeliverWebhookInput, DeliverWebhooksInput,
-    DeliverWebhooksOutput, DeliveryOutcome, FETCH_TASK_QUEUE, FetchSourceInput, JobEnding,
-    PrepareWebhooksInput, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
+    DeliverWebhooksOutput, DeliveryOutcome, DiscardSourceInput, FETCH_TASK_QUEUE, FetchSourceInput,
+    JobEnding, PrepareWebhooksInput, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
     TranscodeInput, ValidateTokenInput, WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure,
     failures, webhook_failure,
 };
@@ -40,6 +46,9 @@ const RECORD_ENDING_PATCH: &str = "record-ending";
 
 /// Marks histories whose runs start `DeliverWebhooks` when they end.
 const WEBHOOKS_PATCH: &str = "webhooks";
+
+/// Marks histories whose runs remove the uploaded video when they end (`discard_source`).
+const RETENTION_PATCH: &str = "retention";
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -73,6 +82,7 @@ impl ConvertVideo {
         match convert(ctx, &input).await {
             Ok(output) => {
                 announce(ctx, input.job_id, WebhookEvent::JobCompleted).await;
+                discard_source(ctx, input.job_id).await;
                 Ok(output)
             }
             Err(error) => {
@@ -82,6 +92,7 @@ impl ConvertVideo {
                     _ => WebhookEvent::JobFailed,
                 };
                 announce(ctx, input.job_id, event).await;
+                discard_source(ctx, input.job_id).await;
                 Err(end(error))
             }
         }
@@ -235,6 +246,31 @@ async fn record_ending(
         .await;
 }
 
+/// Removes the uploaded video once the job has ended, when its retention keeps it no longer
+/// (`RETENTION_SOURCE_HOURS`, 0 by default). Outside the run's cancellation, like
+/// `record_ending`, and for a few minutes at most: the run (which `/status` follows) does not
+/// wait out a storage outage for it; what it could not remove, the scheduled cleanup does.
+async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId) {
+    if !ctx.patched(RETENTION_PATCH) {
+        return;
+    }
+    let mut options =
+        ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: Duration::from_secs(5 * 60),
+            start_to_close: Duration::from_secs(60),
+        })
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
+        .build();
+    options.cancellation_token = Some(WorkflowCancellationToken::new());
+    let _ = ctx
+        .execute_activity(
+            activity::DiscardSource,
+            DiscardSourceInput { job_id },
+            options,
+        )
+        .await;
+}
+
 /// One round on one worker: fetch the source onto a worker with room, then transcode and
 /// store the MP3 there. `None`: that worker was lost after the fetch (and `may_retry`), so
 /// another round may start on whichever worker is alive.
@@ -326,7 +362,7 @@ fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryPolicy {
 
 /// A short step that needs a dependency: each attempt is quick, attempts go on through an
 /// outage (every 30 s at most) until the dependency is back.
-fn through_outages(start_to_close: Duration) -> ActivityOptions {
+pub(crate) fn through_outages(start_to_close: Duration) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(patient(start_to_close))
         .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
         .build()

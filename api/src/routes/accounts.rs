@@ -1,12 +1,15 @@
 //! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
-use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
 use crate::{
     Gateway, auth,
     error::{ErrorBody, ErrorCode},
 };
-use audiomill_domain::EmailAddress;
-use audiomill_store::RefreshOutcome;
+use audiomill_domain::{
+    EmailAddress,
+    lifecycle::{Quota, next_utc_day},
+};
+use audiomill_store::{RefreshOutcome, Usage, time::now_millis};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
 /// `/login`, `/validate`, `/logout`, `/token/refresh` and `/me`.
@@ -59,6 +62,8 @@ struct Account {
     admin: bool,
     /// Whether an e-mail with a download link is sent when a job completes.
     completion_emails: bool,
+    /// What the caller keeps and has started today, against their limits.
+    quota: AccountQuota,
 }
 
 impl Example for Account {
@@ -68,6 +73,54 @@ impl Example for Account {
             email: "ann@example.com".into(),
             admin: false,
             completion_emails: true,
+            quota: AccountQuota {
+                storage_limit_bytes: Some(10 * 1024 * 1024 * 1024),
+                storage_used_bytes: 52_428_800,
+                storage_remaining_bytes: Some(10 * 1024 * 1024 * 1024 - 52_428_800),
+                jobs_per_day_limit: Some(1000),
+                jobs_today: 3,
+                jobs_remaining_today: Some(997),
+                jobs_reset_at: "2026-11-25T00:00:00.000Z".into(),
+            },
+        }
+    }
+}
+
+/// A user's quotas and usage. A limit of `null` is no limit.
+#[derive(Object)]
+struct AccountQuota {
+    /// Bytes the user may keep in storage (uploaded videos and MP3s).
+    #[oai(nullable)]
+    storage_limit_bytes: Option<u64>,
+    /// Bytes kept now: videos not yet removed, MP3s not yet expired.
+    storage_used_bytes: u64,
+    #[oai(nullable)]
+    storage_remaining_bytes: Option<u64>,
+    /// Jobs the user may start in one UTC day.
+    #[oai(nullable)]
+    jobs_per_day_limit: Option<u64>,
+    /// Jobs started today (UTC); deleting jobs does not lower it.
+    jobs_today: u64,
+    #[oai(nullable)]
+    jobs_remaining_today: Option<u64>,
+    /// When the day's count starts again (UTC midnight), RFC 3339.
+    jobs_reset_at: String,
+}
+
+impl AccountQuota {
+    fn new(quota: Quota, usage: Usage, now: i64) -> Self {
+        Self {
+            storage_limit_bytes: quota.storage_bytes,
+            storage_used_bytes: usage.storage_bytes,
+            storage_remaining_bytes: quota
+                .storage_bytes
+                .map(|limit| limit.saturating_sub(usage.storage_bytes)),
+            jobs_per_day_limit: quota.jobs_per_day,
+            jobs_today: usage.jobs_today,
+            jobs_remaining_today: quota
+                .jobs_per_day
+                .map(|limit| limit.saturating_sub(usage.jobs_today)),
+            jobs_reset_at: rfc3339(next_utc_day(now)),
         }
     }
 }
@@ -328,16 +381,23 @@ impl AccountsApi {
                 Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
             }
         }
-        match db.user_by_id(id).await {
-            Ok(Some(user)) => AccountResponse::Ok(Json(Account {
-                id: user.id.to_string(),
-                email: user.email.to_string(),
-                admin: user.is_admin,
-                completion_emails: user.completion_emails,
-            })),
-            Ok(None) => gone(),
-            Err(error) => AccountResponse::Unavailable(unavailable("database", error)),
-        }
+        let now = now_millis();
+        let user = match db.user_by_id(id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return gone(),
+            Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+        };
+        let usage = match db.usage(id, now).await {
+            Ok(usage) => usage,
+            Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+        };
+        AccountResponse::Ok(Json(Account {
+            id: user.id.to_string(),
+            email: user.email.to_string(),
+            admin: user.is_admin,
+            completion_emails: user.completion_emails,
+            quota: AccountQuota::new(user.quota.over(self.cx.gw().quota), usage, now),
+        }))
     }
 }
 

@@ -16,7 +16,7 @@ use audiomill_domain::{
     JobId,
     link::{LinkRefusal, SignedLink, unix_now},
 };
-use audiomill_store::Job;
+use audiomill_store::{Job, time::now_millis};
 use poem::Body;
 use poem_openapi::{
     ApiResponse, Object, OpenApi, SecurityScheme,
@@ -123,7 +123,8 @@ enum DownloadResponse {
     /// The MP3 is not ready yet.
     #[oai(status = 409)]
     NotReady(ErrorJson),
-    /// The signed link has expired, or its job has been deleted since it was made.
+    /// The signed link has expired, or its job has been deleted since it was made, or the job
+    /// has expired (`RETENTION_HOURS` after it ended) and its MP3 is removed.
     #[oai(status = 410)]
     Gone(ErrorJson),
     /// The range is outside the file.
@@ -152,6 +153,9 @@ enum LinkResponse {
     /// The MP3 is not ready yet.
     #[oai(status = 409)]
     NotReady(ErrorJson),
+    /// The job has expired and its MP3 is removed.
+    #[oai(status = 410)]
+    Gone(ErrorJson),
     /// A dependency is down.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
@@ -173,6 +177,18 @@ impl DownloadResponse {
             Self::BadRequest(super::job_id_refused(body))
         }
     }
+}
+
+/// The answer for a job past its retention.
+fn expired(job: &Job) -> ErrorJson {
+    let when = job
+        .expires_at
+        .map(|at| format!(" on {}", rfc3339(at)))
+        .unwrap_or_default();
+    ErrorBody::new(
+        ErrorCode::Gone,
+        format!("This job expired{when}: its MP3 has been removed, as the retention policy says."),
+    )
 }
 
 fn not_ready() -> ErrorJson {
@@ -242,6 +258,9 @@ impl DownloadsApi {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
         };
+        if job.is_expired(now_millis()) {
+            return LinkResponse::Gone(expired(&job));
+        }
         if job.finished_mp3().is_none() {
             return LinkResponse::NotReady(not_ready());
         }
@@ -249,8 +268,11 @@ impl DownloadsApi {
     }
 }
 
-/// A link to a completed job's MP3, for its `/status`.
+/// A link to a completed job's MP3, for its `/status`; none once it expired.
 pub(super) fn link_for(cx: &Context, job: &Job) -> Option<DownloadLink> {
+    if job.is_expired(now_millis()) {
+        return None;
+    }
     job.finished_mp3()
         .map(|_| cx.gw().links.issue(job.id).into())
 }
@@ -274,6 +296,9 @@ impl DownloadsApi {
                 }
             }
         };
+        if job.is_expired(now_millis()) {
+            return DownloadResponse::Gone(expired(&job));
+        }
         let Some(key) = job.finished_mp3().cloned() else {
             return DownloadResponse::NotReady(not_ready());
         };

@@ -14,12 +14,13 @@ use crate::{
     form::{self, FrameGuard, FramingError},
     upload::{self, Container, Head},
 };
+use audiomill_domain::lifecycle::Quota;
 use audiomill_domain::{
     BatchId, JobId, ObjectKey, UserId,
     contract::{ConvertVideoInput, TASK_QUEUE},
     output::{FieldError, OutputOptions, OutputRequest},
 };
-use audiomill_store::{NewJob, ObjectStore, PutError};
+use audiomill_store::{NewJob, ObjectStore, OverQuota, PutError, Usage};
 use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
@@ -30,6 +31,50 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
+
+/// What the caller may still keep and start, as found before the body is read. The quota is
+/// checked again, exactly, as each job is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowance {
+    pub quota: Quota,
+    pub usage: Usage,
+}
+
+impl Allowance {
+    /// Bytes the storage quota leaves; `None` without one.
+    fn room(&self) -> Option<u64> {
+        self.quota
+            .storage_bytes
+            .map(|limit| limit.saturating_sub(self.usage.storage_bytes))
+    }
+
+    /// The limit the caller is already at, if any: no upload can pass it.
+    pub fn exhausted(&self) -> Option<OverQuota> {
+        if let Some(limit) = self.quota.jobs_per_day
+            && self.usage.jobs_today >= limit
+        {
+            return Some(OverQuota::JobsPerDay {
+                limit,
+                used: self.usage.jobs_today,
+            });
+        }
+        match self.quota.storage_bytes {
+            Some(limit) if self.usage.storage_bytes >= limit => Some(OverQuota::Storage {
+                limit,
+                used: self.usage.storage_bytes,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The refusal of a file cut off at the room the storage quota left.
+    fn storage_refusal(&self) -> UploadError {
+        UploadError::OverQuota(OverQuota::Storage {
+            limit: self.quota.storage_bytes.unwrap_or_default(),
+            used: self.usage.storage_bytes,
+        })
+    }
+}
 
 /// What an accepted upload started: a job per file, and the batch they make when there are
 /// several.
@@ -48,11 +93,13 @@ pub async fn receive(
     content_type: &str,
     body: Body,
     fingerprint: bool,
+    allowance: Allowance,
 ) -> Result<Received, UploadError> {
     let into_storage = IntoStorage {
         objects: &gw.objects,
         limits: &gw.limits,
         fingerprint,
+        allowance,
     };
     let files = if fingerprint {
         FileLimit::Keyed
@@ -63,7 +110,13 @@ pub async fn receive(
     let outcome = match read_form(gw, &mut form.multipart, &into_storage, files).await {
         Ok(read) => {
             let batch_id = (read.videos.len() > 1).then(BatchId::generate);
-            start_jobs(gw, claims, user_id, &read.videos, &read.options, batch_id)
+            let batch = Batch {
+                videos: &read.videos,
+                options: &read.options,
+                batch_id,
+                quota: allowance.quota,
+            };
+            start_jobs(gw, claims, user_id, batch)
                 .await
                 .map(|()| Received {
                     sources: read.videos,
@@ -133,6 +186,8 @@ pub enum UploadError {
     },
     /// The body fell below the minimum upload rate.
     TooSlow,
+    /// The caller's storage or jobs-per-day quota.
+    OverQuota(OverQuota),
 }
 
 impl UploadError {
@@ -144,6 +199,7 @@ impl UploadError {
             Self::TooLarge { .. } => "size",
             Self::Unavailable { .. } => "unavailable",
             Self::TooSlow => "slow",
+            Self::OverQuota(_) => "quota",
         }
     }
 
@@ -286,13 +342,21 @@ struct IntoStorage<'a> {
     objects: &'a ObjectStore,
     limits: &'a UploadLimits,
     fingerprint: bool,
+    allowance: Allowance,
 }
 
 impl VideoSink for IntoStorage<'_> {
     type Kept = StoredSource;
 
     async fn keep(&self, part: VideoPart) -> Result<StoredSource, UploadError> {
-        store_source(self.objects, part, self.limits, self.fingerprint).await
+        store_source(
+            self.objects,
+            part,
+            self.limits,
+            self.fingerprint,
+            &self.allowance,
+        )
+        .await
     }
 
     async fn undo(&self, kept: &StoredSource) {
@@ -537,18 +601,24 @@ enum StreamStop {
     Parser(multer::Error),
 }
 
-/// Streams the part into storage under a new job id, refusing it past the size limit, and
-/// hashes it on the way with `fingerprint`.
+/// Streams the part into storage under a new job id, refusing it past the size limit or the
+/// room the caller's storage quota leaves, and hashes it on the way with `fingerprint`.
 async fn store_source(
     objects: &ObjectStore,
     part: VideoPart,
     limits: &UploadLimits,
     fingerprint: bool,
+    allowance: &Allowance,
 ) -> Result<StoredSource, UploadError> {
     let job_id = JobId::generate();
     tracing::Span::current().record("job_id", tracing::field::display(job_id));
     let key = ObjectKey::source(job_id, &part.extension);
-    let limit = limits.max_bytes;
+    let room = allowance.room().filter(|room| *room < limits.max_bytes);
+    let limit = room.unwrap_or(limits.max_bytes);
+    let too_large = |limits: &UploadLimits| match room {
+        Some(_) => allowance.storage_refusal(),
+        None => too_large(limits),
+    };
     let mut seen = 0u64;
     let hasher = Arc::new(std::sync::Mutex::new(fingerprint.then(Sha256::new)));
     let hashing = hasher.clone();
@@ -600,12 +670,11 @@ async fn start_jobs(
     gw: &Gateway,
     claims: &Claims,
     user_id: UserId,
-    sources: &[StoredSource],
-    options: &OutputOptions,
-    batch_id: Option<BatchId>,
+    batch: Batch<'_>,
 ) -> Result<(), UploadError> {
+    let sources = batch.videos;
     for (started, source) in sources.iter().enumerate() {
-        if let Err(error) = start_job(gw, claims, user_id, source, options, batch_id).await {
+        if let Err(error) = start_job(gw, claims, user_id, source, &batch).await {
             for earlier in &sources[..started] {
                 let handle = gw
                     .temporal
@@ -627,6 +696,14 @@ async fn start_jobs(
     Ok(())
 }
 
+/// The videos of one upload, with what they share.
+struct Batch<'a> {
+    videos: &'a [StoredSource],
+    options: &'a OutputOptions,
+    batch_id: Option<BatchId>,
+    quota: Quota,
+}
+
 /// Records the job and starts its workflow; on failure neither the row nor the workflow stays
 /// (the caller removes the video).
 async fn start_job(
@@ -634,9 +711,9 @@ async fn start_job(
     claims: &Claims,
     user_id: UserId,
     source: &StoredSource,
-    options: &OutputOptions,
-    batch_id: Option<BatchId>,
+    batch: &Batch<'_>,
 ) -> Result<(), UploadError> {
+    let options = batch.options;
     let job = NewJob {
         id: source.job_id,
         user_id,
@@ -644,10 +721,12 @@ async fn start_job(
         source_key: source.key.clone(),
         source_size: source.size,
         options: options.clone(),
-        batch_id,
+        batch_id: batch.batch_id,
     };
-    if let Err(error) = gw.db.insert_job(&job).await {
-        return Err(UploadError::unavailable("database", error));
+    match gw.db.insert_job_within(&job, &batch.quota).await {
+        Ok(Ok(())) => {}
+        Ok(Err(over)) => return Err(UploadError::OverQuota(over)),
+        Err(error) => return Err(UploadError::unavailable("database", error)),
     }
     let input = ConvertVideoInput {
         job_id: source.job_id,

@@ -17,8 +17,8 @@ use crate::{
     metrics,
     params::{ApiBatchId, ApiJobId},
 };
-use audiomill_domain::{JobStatus, Step};
-use audiomill_store::{Job, KeyClaim, KeyedUpload};
+use audiomill_domain::{JobStatus, Step, UserId, lifecycle::next_utc_day};
+use audiomill_store::{Job, KeyClaim, KeyedUpload, OverQuota, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
@@ -140,6 +140,12 @@ struct JobStatusBody {
     download: Option<DownloadLink>,
     /// What the MP3 is to be, as the upload asked (a preset's choices spelled out).
     options: OutputChoices,
+    /// When the job and its MP3 are removed (`RETENTION_HOURS` after it ended); `null` while
+    /// it runs. Past it, the download answers 410 Gone.
+    #[oai(nullable)]
+    expires_at: Option<String>,
+    /// Whether the job has expired: its MP3 (and video) are removed or about to be.
+    expired: bool,
 }
 
 impl Example for JobStatusBody {
@@ -156,6 +162,8 @@ impl Example for JobStatusBody {
             error: None,
             download: None,
             options: OutputChoices::example(),
+            expires_at: None,
+            expired: false,
         }
     }
 }
@@ -216,9 +224,14 @@ enum UploadResponse {
     /// The upload arrived too slowly (under 8 KiB/s on average after 30 s).
     #[oai(status = 408)]
     TooSlow(ErrorJson),
-    /// The file is larger than `MAX_FILE_SIZE`.
+    /// The file is larger than `MAX_FILE_SIZE`, or than the room left by the caller's storage
+    /// quota (then with the quota's headers, in bytes; nothing was kept).
     #[oai(status = 413)]
-    TooLarge(ErrorJson),
+    TooLarge(
+        ErrorJson,
+        #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+        #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+    ),
     /// Not an accepted video type (by extension or content).
     #[oai(status = 415)]
     UnsupportedMedia(ErrorJson),
@@ -228,9 +241,16 @@ enum UploadResponse {
     /// This `Idempotency-Key` already started a job for a different file.
     #[oai(status = 422)]
     KeyReused(ErrorJson),
-    /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress.
+    /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress, or has started
+    /// as many jobs today (UTC) as the jobs-per-day quota allows (then with the quota's
+    /// headers, and `Retry-After` in seconds until the count starts again).
     #[oai(status = 429)]
-    TooManyUploads(ErrorJson),
+    TooManyUploads(
+        ErrorJson,
+        #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+        #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+        #[oai(header = "Retry-After")] Option<u64>,
+    ),
     /// Storage or the workflow service is down; nothing was kept.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
@@ -396,13 +416,18 @@ impl JobsApi {
         let gw = self.cx.gw();
         let Some(_slot) = gw.uploads.begin(user_id) else {
             metrics::upload_refused("busy");
-            return UploadResponse::TooManyUploads(ErrorBody::new(
-                ErrorCode::TooManyRequests,
-                format!(
-                    "At most {} uploads may be in progress at once; wait for one to finish.",
-                    gw.uploads.limit()
+            return UploadResponse::TooManyUploads(
+                ErrorBody::new(
+                    ErrorCode::TooManyRequests,
+                    format!(
+                        "At most {} uploads may be in progress at once; wait for one to finish.",
+                        gw.uploads.limit()
+                    ),
                 ),
-            ));
+                None,
+                None,
+                None,
+            );
         };
         let key = match idempotency_key.0 {
             None => None,
@@ -438,6 +463,16 @@ impl JobsApi {
                 }
             }
         }
+        let allowance = match self.allowance(user_id).await {
+            Ok(allowance) => allowance,
+            Err(refusal) => {
+                intake::refuse_unread(form.body).await;
+                if let Some(key) = &key {
+                    let _ = gw.db.release_idempotency_key(user_id, key).await;
+                }
+                return refusal;
+            }
+        };
         let received = intake::receive(
             gw,
             &claims,
@@ -445,6 +480,7 @@ impl JobsApi {
             &form.content_type,
             form.body,
             key.is_some(),
+            allowance,
         )
         .await;
         match received {
@@ -520,7 +556,8 @@ impl JobsApi {
         };
         let gw = self.cx.gw();
         let view = gw.closed_views.job_view(&gw.temporal, &job).await;
-        let download = (view.status == JobStatus::Completed)
+        let expired = job.is_expired(now_millis());
+        let download = (view.status == JobStatus::Completed && !expired)
             .then(|| downloads::link_for(&self.cx, &job))
             .flatten();
         StatusResponse::Ok(Json(Box::new(JobStatusBody {
@@ -535,6 +572,8 @@ impl JobsApi {
             error: view.error,
             download,
             options: (&job.options).into(),
+            expires_at: job.expires_at.map(rfc3339),
+            expired,
         })))
     }
 
@@ -568,7 +607,7 @@ impl JobsApi {
             }
         }
         gw.closed_views.forget(job.id);
-        if let Err(error) = gw.db.delete_job(job.id).await {
+        if let Err(error) = gw.db.remove_job(job.id).await {
             return DeleteResponse::Unavailable(unavailable("database", error));
         }
         tracing::info!(job_id = %job.id, "job and its files deleted by its user");
@@ -606,6 +645,36 @@ impl JobsApi {
 }
 
 impl JobsApi {
+    /// What the caller may still keep and start; refused at once when a quota is already
+    /// used up, before anything of the body is read.
+    async fn allowance(&self, user_id: UserId) -> Result<intake::Allowance, UploadResponse> {
+        let gw = self.cx.gw();
+        let down = |error| UploadResponse::Unavailable(unavailable("database", error));
+        let user = gw
+            .db
+            .user_by_id(user_id)
+            .await
+            .map_err(down)?
+            .ok_or_else(|| {
+                UploadResponse::Unauthorized(ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    "This account no longer exists.",
+                ))
+            })?;
+        let usage = gw.db.usage(user_id, now_millis()).await.map_err(down)?;
+        let allowance = intake::Allowance {
+            quota: user.quota.over(gw.quota),
+            usage,
+        };
+        match allowance.exhausted() {
+            Some(over) => {
+                metrics::upload_refused("quota");
+                Err(over_quota(over))
+            }
+            None => Ok(allowance),
+        }
+    }
+
     /// The answer to an upload whose `Idempotency-Key` already started `earlier`: that job
     /// again if the file (read and hashed, not stored) and the options are the same, else 422.
     async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
@@ -674,6 +743,51 @@ fn key_is_valid(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The refusal of an upload over one of the caller's quotas, with the quota's headers.
+fn over_quota(over: OverQuota) -> UploadResponse {
+    match over {
+        OverQuota::Storage { limit, used } => {
+            let remaining = limit.saturating_sub(used);
+            UploadResponse::TooLarge(
+                ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "Your storage quota is {} and {} of it is left, too little for this \
+                         upload; delete jobs you no longer need (or wait for them to expire). \
+                         Nothing was kept.",
+                        megabytes(limit),
+                        megabytes(remaining)
+                    ),
+                ),
+                Some(limit),
+                Some(remaining),
+            )
+        }
+        OverQuota::JobsPerDay { limit, used } => {
+            let now = now_millis();
+            let reset = next_utc_day(now);
+            UploadResponse::TooManyUploads(
+                ErrorBody::new(
+                    ErrorCode::TooManyRequests,
+                    format!(
+                        "You have started {used} jobs today, as many as your quota of {limit} a \
+                         day allows; the count starts again at {} (UTC midnight). Nothing was kept.",
+                        rfc3339(reset)
+                    ),
+                ),
+                Some(limit),
+                Some(limit.saturating_sub(used)),
+                Some(((reset - now) as u64).div_ceil(1000)),
+            )
+        }
+    }
+}
+
+/// Bytes as people read a quota: MB with one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 impl From<UploadError> for UploadResponse {
     fn from(error: UploadError) -> Self {
         match error {
@@ -686,10 +800,15 @@ impl From<UploadError> for UploadResponse {
             UploadError::UnsupportedMedia(message) => {
                 Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
             }
-            UploadError::TooLarge { limit_mb } => Self::TooLarge(ErrorBody::new(
-                ErrorCode::PayloadTooLarge,
-                format!("The file is larger than the {limit_mb} MB limit."),
-            )),
+            UploadError::TooLarge { limit_mb } => Self::TooLarge(
+                ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The file is larger than the {limit_mb} MB limit."),
+                ),
+                None,
+                None,
+            ),
+            UploadError::OverQuota(over) => over_quota(over),
             UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
             UploadError::TooSlow => Self::TooSlow(ErrorBody::new(
                 ErrorCode::RequestTimeout,

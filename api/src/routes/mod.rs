@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
 //! following and deleting jobs), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`], [`stats`] and [`webhooks`] (endpoints told when jobs end). Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -78,6 +78,7 @@ mod intake;
 mod jobs;
 mod listing;
 mod stats;
+mod users;
 mod webhooks;
 
 use crate::{
@@ -105,6 +106,7 @@ pub type Api = (
     health::HealthApi,
     stats::StatsApi,
     webhooks::WebhooksApi,
+    users::UsersApi,
 );
 
 /// The operations, serving `gateway`.
@@ -129,7 +131,8 @@ fn with_context(cx: Context) -> Api {
         downloads::DownloadsApi { cx: cx.clone() },
         health::HealthApi { cx: cx.clone() },
         stats::StatsApi { cx: cx.clone() },
-        webhooks::WebhooksApi { cx },
+        webhooks::WebhooksApi { cx: cx.clone() },
+        users::UsersApi { cx },
     )
 }
 

@@ -1,0 +1,294 @@
+//! A user's data as a whole: `DELETE /me/jobs` removes all of the caller's jobs, and
+//! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
+//! user's running jobs first.
+
+use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use crate::{
+    Gateway,
+    error::{ErrorBody, ErrorCode},
+    params::ApiUserId,
+};
+use audiomill_domain::UserId;
+use audiomill_workflows::ConvertVideo;
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Example};
+use temporalio_client::WorkflowCancelOptions;
+
+/// `DELETE /me/jobs` and `PATCH /users/{user_id}`.
+pub struct UsersApi {
+    pub(super) cx: Context,
+}
+
+/// Jobs taken from storage and the database at once.
+const REMOVAL_BATCH: u32 = 100;
+
+/// What `DELETE /me/jobs` removed.
+#[derive(Object)]
+#[oai(example)]
+struct RemovedJobs {
+    /// Jobs removed, with their videos, MP3s and records.
+    removed: u64,
+    /// Of those, the jobs that were still running: cancelled first.
+    cancelled: u64,
+}
+
+impl Example for RemovedJobs {
+    fn example() -> Self {
+        RemovedJobs {
+            removed: 12,
+            cancelled: 1,
+        }
+    }
+}
+
+/// An account as an admin sees it after a change.
+#[derive(Object)]
+#[oai(example)]
+struct UserSummary {
+    id: String,
+    email: String,
+    admin: bool,
+    /// `false`: the user cannot log in, and their tokens no longer work.
+    active: bool,
+    /// Running jobs cancelled by this change.
+    jobs_cancelled: u64,
+}
+
+impl Example for UserSummary {
+    fn example() -> Self {
+        UserSummary {
+            id: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+            email: "ann@example.com".into(),
+            admin: false,
+            active: false,
+            jobs_cancelled: 2,
+        }
+    }
+}
+
+/// What an admin changes about an account.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct UserChanges {
+    /// `false` turns the account off at once: no more logins, every token refused, running
+    /// jobs cancelled. `true` turns it on again.
+    active: Option<bool>,
+}
+
+#[derive(ApiResponse)]
+enum RemoveResponse {
+    /// Everything of the caller's is gone.
+    #[oai(status = 200)]
+    Ok(Json<RemovedJobs>),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// A dependency is down; what was removed so far stays removed, and the request may be
+    /// sent again to finish.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "UserResponse::framework_refusal")]
+enum UserResponse {
+    /// The account, as it is now.
+    #[oai(status = 200)]
+    Ok(Json<UserSummary>),
+    /// The user id or the body is malformed.
+    #[oai(status = 400)]
+    BadRequest(ErrorJson),
+    /// No valid access token.
+    #[oai(status = 401)]
+    Unauthorized(ErrorJson),
+    /// Only admins change other accounts; nor may an admin turn their own off.
+    #[oai(status = 403)]
+    Forbidden(ErrorJson),
+    /// No such user.
+    #[oai(status = 404)]
+    NotFound(ErrorJson),
+    /// A dependency is down.
+    #[oai(status = 503)]
+    Unavailable(ErrorJson),
+}
+
+framework_refusal!(std::convert::identity; UserResponse);
+
+impl From<Denied> for RemoveResponse {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
+}
+
+impl From<Denied> for UserResponse {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
+}
+
+#[OpenApi]
+impl UsersApi {
+    /// Delete all of the caller's jobs.
+    ///
+    /// Running jobs are cancelled first; then every job's video, MP3 and record is removed.
+    /// Today's job count stays as it is (deleting jobs gives no jobs-per-day quota back).
+    #[oai(
+        path = "/me/jobs",
+        method = "delete",
+        tag = "ApiTags::Jobs",
+        operation_id = "deleteMyJobs"
+    )]
+    async fn delete_my_jobs(&self, auth: BearerAuth) -> RemoveResponse {
+        let claims = match self.cx.authenticate(&auth).await {
+            Ok(claims) => claims,
+            Err(denied) => return denied.into(),
+        };
+        let Some(user) = claims.user_id() else {
+            return RemoveResponse::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid.",
+            ));
+        };
+        let gw = self.cx.gw();
+        let reason = format!("deleted by {}", claims.email);
+        let cancelled = match cancel_running(gw, user, &reason).await {
+            Ok(cancelled) => cancelled,
+            Err(error) => return RemoveResponse::Unavailable(error),
+        };
+        let mut removed = 0;
+        loop {
+            let jobs = match gw.db.jobs_of(user, false, REMOVAL_BATCH).await {
+                Ok(jobs) => jobs,
+                Err(error) => return RemoveResponse::Unavailable(unavailable("database", error)),
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                // Objects first: a row is only removed once nothing it names is left.
+                for key in [Some(&job.source_key), job.mp3_key.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Err(error) = gw.objects.delete(key).await {
+                        return RemoveResponse::Unavailable(unavailable("storage", error));
+                    }
+                }
+                gw.closed_views.forget(job.id);
+                if let Err(error) = gw.db.remove_job(job.id).await {
+                    return RemoveResponse::Unavailable(unavailable("database", error));
+                }
+                removed += 1;
+            }
+        }
+        tracing::info!(%user, removed, cancelled, "a user deleted all their jobs");
+        RemoveResponse::Ok(Json(RemovedJobs { removed, cancelled }))
+    }
+
+    /// Change an account (admins only): turn it off or on.
+    ///
+    /// Turning it off takes effect at once: the user cannot log in, every token of theirs is
+    /// refused from its next use, and their running jobs are cancelled.
+    #[oai(
+        path = "/users/:user_id",
+        method = "patch",
+        tag = "ApiTags::Auth",
+        operation_id = "updateUser"
+    )]
+    async fn update_user(
+        &self,
+        auth: BearerAuth,
+        user_id: Path<ApiUserId>,
+        changes: Json<UserChanges>,
+    ) -> UserResponse {
+        let claims = match self.cx.authenticate(&auth).await {
+            Ok(claims) => claims,
+            Err(denied) => return denied.into(),
+        };
+        if !claims.admin {
+            return UserResponse::Forbidden(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "Only admins may change other accounts.",
+            ));
+        }
+        let gw = self.cx.gw();
+        let target = user_id.0.0;
+        if changes.0.active == Some(false) && claims.user_id() == Some(target) {
+            return UserResponse::Forbidden(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "Admins may not turn their own account off.",
+            ));
+        }
+        let mut cancelled = 0;
+        if let Some(active) = changes.0.active {
+            match gw.db.set_active(target, active).await {
+                Ok(true) => {}
+                Ok(false) => return no_such_user(),
+                Err(error) => return UserResponse::Unavailable(unavailable("database", error)),
+            }
+            if !active {
+                let reason = format!("account disabled by {}", claims.email);
+                cancelled = match cancel_running(gw, target, &reason).await {
+                    Ok(cancelled) => cancelled,
+                    Err(error) => return UserResponse::Unavailable(error),
+                };
+                tracing::info!(user = %target, cancelled, "account disabled");
+            }
+        }
+        match gw.db.user_by_id(target).await {
+            Ok(Some(user)) => UserResponse::Ok(Json(UserSummary {
+                id: user.id.to_string(),
+                email: user.email.to_string(),
+                admin: user.is_admin,
+                active: user.active,
+                jobs_cancelled: cancelled,
+            })),
+            Ok(None) => no_such_user(),
+            Err(error) => UserResponse::Unavailable(unavailable("database", error)),
+        }
+    }
+}
+
+fn no_such_user() -> UserResponse {
+    UserResponse::NotFound(ErrorBody::new(
+        ErrorCode::NotFound,
+        "There is no such user.",
+    ))
+}
+
+/// Asks Temporal to cancel every running job of `user`; how many were asked. A job whose
+/// workflow has already ended is counted out, not refused.
+async fn cancel_running(gw: &Gateway, user: UserId, reason: &str) -> Result<u64, ErrorJson> {
+    let running = gw
+        .db
+        .jobs_of(user, true, u32::MAX)
+        .await
+        .map_err(|error| unavailable("database", error))?;
+    let mut cancelled = 0;
+    for job in running {
+        let handle = gw
+            .temporal
+            .get_workflow_handle::<ConvertVideo>(job.id.to_string());
+        let options = WorkflowCancelOptions::builder()
+            .reason(reason.to_owned())
+            .build();
+        match handle.cancel(options).await {
+            Ok(()) => cancelled += 1,
+            Err(error) => {
+                let ended = crate::status::job_view(&gw.temporal, &job)
+                    .await
+                    .status
+                    .is_final();
+                if !ended {
+                    return Err(unavailable("conversion service", error));
+                }
+            }
+        }
+    }
+    Ok(cancelled)
+}

@@ -1,0 +1,351 @@
+//! What a job leaves behind, over time: when its objects expire and which are due for removal
+//! (the cleanup's batches), how much each user keeps and starts (quotas), and removing a
+//! user's jobs on request.
+
+use crate::{
+    Database, Job, StoreError,
+    database::{JOB_COLUMNS, job_from_row, parse_column},
+    time::now_millis,
+};
+use audiomill_domain::{
+    JobId, ObjectKey, UserId,
+    lifecycle::{Quota, Retention, utc_day},
+};
+use sqlx::Row;
+
+/// A job the cleanup removes: the objects it still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueJob {
+    pub id: JobId,
+    /// The uploaded video, unless it was removed before.
+    pub source_key: Option<ObjectKey>,
+    /// The MP3, if the job made one.
+    pub mp3_key: Option<ObjectKey>,
+}
+
+/// What a user keeps and has started today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Bytes of uploaded videos and MP3s not yet removed.
+    pub storage_bytes: u64,
+    /// Jobs started in the current UTC day.
+    pub jobs_today: u64,
+}
+
+/// Which of a user's limits an upload would pass, and where the user stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverQuota {
+    Storage { limit: u64, used: u64 },
+    JobsPerDay { limit: u64, used: u64 },
+}
+
+/// A user's own limits as an admin set them: `None` is the deployment's default, `Some(0)`
+/// no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnQuota {
+    pub storage_bytes: Option<u64>,
+    pub jobs_per_day: Option<u64>,
+}
+
+impl OwnQuota {
+    /// The limits that hold for the user, over the deployment's `defaults`.
+    pub fn over(self, defaults: Quota) -> Quota {
+        let pick = |own: Option<u64>, default: Option<u64>| match own {
+            None => default,
+            Some(0) => None,
+            Some(limit) => Some(limit),
+        };
+        Quota {
+            storage_bytes: pick(self.storage_bytes, defaults.storage_bytes),
+            jobs_per_day: pick(self.jobs_per_day, defaults.jobs_per_day),
+        }
+    }
+}
+
+/// Refuses a job that `quota` does not allow: called inside the transaction that inserts it,
+/// with the user's row locked.
+fn check_quota(quota: &Quota, usage: Usage, new_bytes: u64) -> Result<(), OverQuota> {
+    if let Some(limit) = quota.jobs_per_day
+        && usage.jobs_today >= limit
+    {
+        return Err(OverQuota::JobsPerDay {
+            limit,
+            used: usage.jobs_today,
+        });
+    }
+    if let Some(limit) = quota.storage_bytes
+        && usage.storage_bytes + new_bytes > limit
+    {
+        return Err(OverQuota::Storage {
+            limit,
+            used: usage.storage_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes a user keeps, per job: the video unless removed, and the MP3 (of jobs not expired).
+const BYTES_KEPT: &str =
+    "CASE WHEN source_removed_at IS NULL THEN source_size ELSE 0 END + COALESCE(mp3_size, 0)";
+
+impl Database {
+    /// Sets when an ended job's objects expire, counted from its ending; once (a retried step
+    /// keeps the first times). Nothing for a job still running or gone.
+    pub async fn schedule_expiry(
+        &self,
+        id: JobId,
+        retention: &Retention,
+    ) -> Result<(), StoreError> {
+        let Some(ended_at) =
+            sqlx::query("SELECT ended_at FROM jobs WHERE id = ? AND expires_at IS NULL")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .and_then(|row| row.try_get::<Option<i64>, _>(0).ok().flatten())
+        else {
+            return Ok(());
+        };
+        sqlx::query(
+            "UPDATE jobs SET expires_at = ?, source_expires_at = ? WHERE id = ? AND expires_at IS NULL",
+        )
+        .bind(retention.job_expiry(ended_at))
+        .bind(retention.source_expiry(ended_at))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The uploaded video of job `id`, if it is due for removal at `now` and still there.
+    pub async fn source_due(&self, id: JobId, now: i64) -> Result<Option<ObjectKey>, StoreError> {
+        sqlx::query(
+            "SELECT source_key FROM jobs WHERE id = ? AND source_removed_at IS NULL \
+             AND source_expires_at <= ?",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| parse_column(&row, "source_key"))
+        .transpose()
+    }
+
+    /// Up to `limit` jobs whose uploaded video is due for removal at `as_of`, still there.
+    pub async fn due_sources(
+        &self,
+        as_of: i64,
+        limit: u32,
+    ) -> Result<Vec<(JobId, ObjectKey)>, StoreError> {
+        sqlx::query(
+            "SELECT id, source_key FROM jobs WHERE source_removed_at IS NULL \
+             AND source_expires_at <= ? ORDER BY source_expires_at LIMIT ?",
+        )
+        .bind(as_of)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((parse_column(row, "id")?, parse_column(row, "source_key")?)))
+        .collect()
+    }
+
+    /// Notes that job `id`'s uploaded video is removed (from then on it counts in no quota).
+    pub async fn mark_source_removed(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET source_removed_at = ? WHERE id = ? AND source_removed_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` jobs that expire at `as_of` and still hold objects or rows.
+    pub async fn due_jobs(&self, as_of: i64, limit: u32) -> Result<Vec<DueJob>, StoreError> {
+        sqlx::query(
+            "SELECT id, source_key, source_removed_at, mp3_key FROM jobs WHERE expired_at IS NULL \
+             AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        )
+        .bind(as_of)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let removed: Option<i64> = row.try_get("source_removed_at")?;
+            let mp3_key: Option<String> = row.try_get("mp3_key")?;
+            Ok(DueJob {
+                id: parse_column(row, "id")?,
+                source_key: match removed {
+                    Some(_) => None,
+                    None => Some(parse_column(row, "source_key")?),
+                },
+                mp3_key: mp3_key
+                    .map(|key| ObjectKey::parse(&key))
+                    .transpose()
+                    .map_err(|_| StoreError::Corrupt("bad mp3 key".into()))?,
+            })
+        })
+        .collect()
+    }
+
+    /// Marks job `id` expired once its objects are gone, and removes the rows that only served
+    /// it (its webhook messages and their attempts, its upload's idempotency key). The job's
+    /// own row stays, as the record that it existed. Returns how many rows were removed.
+    pub async fn mark_expired(&self, id: JobId) -> Result<u64, StoreError> {
+        let job = id.to_string();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let mut removed = sqlx::query(
+            "DELETE FROM webhook_attempts WHERE message_id IN \
+             (SELECT id FROM webhook_messages WHERE job_id = ?)",
+        )
+        .bind(&job)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for statement in [
+            "DELETE FROM webhook_messages WHERE job_id = ?",
+            "DELETE FROM idempotency_keys WHERE job_id = ?",
+        ] {
+            removed += sqlx::query(statement)
+                .bind(&job)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        sqlx::query(
+            "UPDATE jobs SET expired_at = ?, source_removed_at = COALESCE(source_removed_at, ?) \
+             WHERE id = ? AND expired_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(&job)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// What `user` keeps in storage and has started today (UTC) at `now`.
+    pub async fn usage(&self, user: UserId, now: i64) -> Result<Usage, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.usage_on(&mut conn, user, now).await
+    }
+
+    async fn usage_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user: UserId,
+        now: i64,
+    ) -> Result<Usage, StoreError> {
+        let user = user.to_string();
+        let stored: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM jobs WHERE user_id = ? AND expired_at IS NULL",
+            self.integer_sum(BYTES_KEPT)
+        )))
+        .bind(&user)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        let jobs: Option<i64> =
+            sqlx::query("SELECT jobs FROM job_starts WHERE user_id = ? AND day = ?")
+                .bind(&user)
+                .bind(utc_day(now))
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+        Ok(Usage {
+            storage_bytes: stored.max(0) as u64,
+            jobs_today: jobs.unwrap_or(0).max(0) as u64,
+        })
+    }
+
+    /// Sets `user`'s own limits (see [`OwnQuota`]); `false` when there is no such user.
+    pub async fn set_quota(&self, user: UserId, quota: OwnQuota) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE users SET quota_storage_bytes = ?, quota_jobs_per_day = ? WHERE id = ?",
+        )
+        .bind(quota.storage_bytes.map(|v| v as i64))
+        .bind(quota.jobs_per_day.map(|v| v as i64))
+        .bind(user.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Records a new job when `quota` allows it, counting it in its user's jobs of the day.
+    /// The user's row is locked meanwhile, so that uploads at once cannot all pass one limit.
+    /// `Err(Ok(over))` names the limit the job would break; nothing is recorded then.
+    pub async fn insert_job_within(
+        &self,
+        job: &crate::NewJob,
+        quota: &Quota,
+    ) -> Result<Result<(), OverQuota>, StoreError> {
+        let user = job.user_id.to_string();
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET id = id WHERE id = ?")
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
+        let usage = self.usage_on(&mut tx, job.user_id, now).await?;
+        if let Err(over) = check_quota(quota, usage, job.source_size) {
+            return Ok(Err(over));
+        }
+        self.insert_job_on(&mut tx, job, now).await?;
+        let day = utc_day(now);
+        let counted =
+            sqlx::query("UPDATE job_starts SET jobs = jobs + 1 WHERE user_id = ? AND day = ?")
+                .bind(&user)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+        if counted.rows_affected() == 0 {
+            sqlx::query("INSERT INTO job_starts (user_id, day, jobs) VALUES (?, ?, 1)")
+                .bind(&user)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Up to `limit` of `user`'s jobs, oldest first: all of them, or only those still running.
+    pub async fn jobs_of(
+        &self,
+        user: UserId,
+        running_only: bool,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let running = if running_only {
+            " AND outcome IS NULL"
+        } else {
+            ""
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = ?{running} ORDER BY created_at, id LIMIT ?"
+        )))
+        .bind(user.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
+    }
+
+    /// Removes job `id`'s row and the rows that served it, once its objects are gone. The
+    /// day's job count stays: removing jobs gives no quota back.
+    pub async fn remove_job(&self, id: JobId) -> Result<(), StoreError> {
+        self.mark_expired(id).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
