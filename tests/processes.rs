@@ -1,12 +1,14 @@
 //! Audiomill as it runs in production: one gateway process and two worker processes, started
 //! like compose starts them, sharing the backends and a Temporal server. One worker is killed
-//! with SIGKILL in the middle of a transcode; every job still completes exactly once.
+//! with SIGKILL in the middle of a transcode; every job still completes exactly once, and is
+//! told to a webhook endpoint under one message id.
 
 mod common;
 
 use audiomill::temporal;
 use audiomill_workflows::ConvertVideo;
-use common::*;
+use common::{webhooks::Receiver, *};
+use serde_json::json;
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
@@ -15,7 +17,8 @@ use temporalio_client::WorkflowDescribeOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode() {
-    let mut test = TestApp::without_app(&[]).await;
+    // The webhook receiver is on loopback.
+    let mut test = TestApp::without_app(&[("WEBHOOK_ALLOW_PRIVATE", "true")]).await;
     let logs = test.data.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let media = tempfile::tempdir().unwrap();
@@ -66,6 +69,19 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     let pair = test.login(&email).await;
     let token = pair["access_token"].as_str().unwrap().to_owned();
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let receiver = Receiver::start();
+    let registered: serde_json::Value = test
+        .http
+        .post(test.url("/webhooks"))
+        .bearer_auth(&token)
+        .json(&json!({ "url": receiver.url("/ok"), "events": ["job.completed"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook_secret = registered["secret"].as_str().expect("a secret").to_owned();
 
     // The long job first; find the worker transcoding it and kill it there.
     let long_job = test.start_job(&token, &long).await;
@@ -113,11 +129,23 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         "the killed worker held the source"
     );
 
-    // Five more jobs while one worker is down, then the killed worker comes back.
+    // Five more jobs while one worker is down; the killed worker comes back once the survivor,
+    // the only one left, has finished the long job (coming back sooner, it could take the
+    // long job's next attempt itself).
     let mut jobs = vec![long_job.clone()];
     for n in 0..5 {
         let clip = make_mp4(media.path(), &format!("clip{n}.mp4"), 3, true);
         jobs.push(test.start_job(&token, &clip).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, status) = test.status(&token, &long_job).await;
+        assert_ne!(status["status"], "failed", "{status}");
+        if status["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the long job never completed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     workers.insert(
         victim,
@@ -184,7 +212,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     let survivor_log = workers[survivor].log();
     assert!(
         survivor_log.contains(&long_job) && survivor_log.contains("transcoded"),
-        "the survivor did not take over"
+        "the survivor did not take over: {survivor_log}"
     );
     // Both workers did work: the victim fetched and began the long job before it died.
     assert!(
@@ -203,11 +231,34 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
             .collect();
         assert!(left.is_empty(), "{id} left {left:?}");
     }
+    // Each job was told once: one message id per job, whichever worker sent it, however often.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let told = loop {
+        let requests = receiver.at("/ok");
+        let told = webhooks::verified(&webhook_secret, &requests);
+        let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+        for (payload, request) in told.iter().zip(&requests) {
+            let job = payload["data"]["job_id"].as_str().unwrap().to_owned();
+            let seen = ids.entry(job).or_default();
+            if !seen.contains(&request.id) {
+                seen.push(request.id.clone());
+            }
+        }
+        if ids.len() == jobs.len() {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "not every job was told: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for job in &jobs {
+        assert_eq!(told[job].len(), 1, "{job}: {:?}", told[job]);
+    }
     drop(workers);
 
-    // No secret ever reached a log: not the signing key, the password, the tokens, or the
-    // storage credentials.
+    // No secret ever reached a log: not the signing key, the password, the tokens, the
+    // webhook secret or the storage credentials.
     let mut secrets = vec![
+        webhook_secret.clone(),
         JWT_SECRET.to_owned(),
         LINK_SECRET.to_owned(),
         PASSWORD.to_owned(),

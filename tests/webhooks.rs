@@ -5,13 +5,14 @@
 
 mod common;
 
-use common::{TestApp, make_mp4};
+use common::{
+    TestApp, make_mp4,
+    webhooks::{Receiver, try_verify, verified},
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::{
-    io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -21,153 +22,6 @@ const RECEIVERS_ON_LOOPBACK: [(&str, &str); 2] = [
     ("WEBHOOK_ALLOW_PRIVATE", "true"),
     ("WEBHOOK_TIMEOUT_SECONDS", "2"),
 ];
-
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python3");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
-
-fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-}
-
-/// The receiver process, and the requests it recorded.
-struct Receiver {
-    child: Child,
-    log: PathBuf,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    id: String,
-    record: Value,
-}
-
-impl Receiver {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("requests.jsonl");
-        let mut child = Command::new(python())
-            .arg(tool("webhook_receiver.py"))
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the receiver starts: run the suite through `make test`");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("the receiver says where it listens: {line:?}"));
-        Self {
-            child,
-            log,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        let Ok(text) = std::fs::read_to_string(&self.log) else {
-            return Vec::new();
-        };
-        text.lines()
-            .map(|line| {
-                let record: Value = serde_json::from_str(line).unwrap();
-                Received {
-                    path: record["path"].as_str().unwrap().to_owned(),
-                    id: record["headers"]["webhook-id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    record,
-                }
-            })
-            .collect()
-    }
-
-    fn at(&self, path: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-
-    /// Waits (up to a minute) until `path` has had at least `count` requests.
-    async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let got = self.at(path);
-            if got.len() >= count {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} got {} requests, not {count}: {:?}",
-                got.len(),
-                self.received()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The payloads of `requests` as the reference implementation verifies them with `secret`;
-/// panics if any does not verify.
-fn verified(secret: &str, requests: &[Received]) -> Vec<Value> {
-    let outcome = try_verify(secret, requests);
-    outcome.unwrap_or_else(|why| panic!("{why}"))
-}
-
-fn try_verify(secret: &str, requests: &[Received]) -> Result<Vec<Value>, String> {
-    let mut child = Command::new(python())
-        .arg(tool("verify_webhook.py"))
-        .arg(secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for request in requests {
-            writeln!(stdin, "{}", request.record).unwrap();
-        }
-    }
-    let output = child.wait_with_output().unwrap();
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-    }
-    Ok(String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect())
-}
 
 async fn call(
     app: &TestApp,
@@ -717,4 +571,141 @@ async fn a_cancelled_job_is_told_as_cancelled() {
     assert_eq!(payload["data"]["status"], "cancelled");
     let (_, status) = app.status(&token, &job).await;
     assert_eq!(status["status"], "cancelled", "{status}");
+}
+
+/// Posts a form of `fields` and `videos` to `/upload`; the status and the JSON answer.
+async fn upload_form(
+    app: &TestApp,
+    token: &str,
+    videos: &[&Path],
+    fields: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let form = fields
+        .iter()
+        .fold(reqwest::multipart::Form::new(), |form, (k, v)| {
+            form.text(k.to_string(), v.to_string())
+        });
+    let form = videos.iter().fold(form, |form, path| {
+        form.part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(path).unwrap())
+                .file_name(path.file_name().unwrap().to_string_lossy().into_owned()),
+        )
+    });
+    let response = app
+        .http
+        .post(app.url("/upload"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("dee").await;
+    let dir = tempfile::tempdir().unwrap();
+    let one = make_mp4(dir.path(), "one.mp4", 1, true);
+    let two = make_mp4(dir.path(), "two.mp4", 1, true);
+
+    // Refused before anything is kept: a URL of another scheme, a host that does not resolve.
+    for bad in [
+        "ftp://127.0.0.1/x",
+        "http://nowhere.invalid/hook",
+        "not a url",
+    ] {
+        let (status, body) = upload_form(&app, &token, &[&one], &[("callback_url", bad)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["field"], "callback_url", "{body}");
+        assert!(app.objects().is_empty(), "{bad}: nothing kept");
+    }
+
+    // One job with a callback, a batch of two with another, and a job with none.
+    let (status, single) = upload_form(
+        &app,
+        &token,
+        &[&one],
+        &[("callback_url", &receiver.url("/ok/single"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{single}");
+    let single_job = single["job_id"].as_str().unwrap().to_owned();
+    let single_secret = single["callback"]["secret"].as_str().unwrap().to_owned();
+    let single_hook = single["callback"]["webhook_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, batch) = upload_form(
+        &app,
+        &token,
+        &[&one, &two],
+        &[("callback_url", &receiver.url("/ok/batch"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let batch_secret = batch["callback"]["secret"].as_str().unwrap().to_owned();
+    let batch_jobs: Vec<String> = batch["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    let (status, plain) = upload_form(&app, &token, &[&two], &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{plain}");
+    assert!(plain["callback"].is_null(), "{plain}");
+    let plain_job = plain["job_id"].as_str().unwrap().to_owned();
+
+    for job in batch_jobs.iter().chain([&single_job, &plain_job]) {
+        app.wait_for_job(&token, job).await;
+        app.wait_for_workflow_closed(job).await;
+    }
+    let told = verified(&single_secret, &receiver.wait_for("/ok/single", 1).await);
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["type"], "job.completed");
+    assert_eq!(told[0]["data"]["job_id"], single_job.as_str());
+    let batch_told = receiver.wait_for("/ok/batch", 2).await;
+    assert!(
+        try_verify(&single_secret, &batch_told).is_err(),
+        "each upload has its own secret"
+    );
+    let mut told: Vec<String> = verified(&batch_secret, &batch_told)
+        .iter()
+        .map(|payload| payload["data"]["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    told.sort();
+    let mut expected = batch_jobs.clone();
+    expected.sort();
+    assert_eq!(told, expected, "each of the batch's jobs, once");
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "the job without a callback told no one: {:?}",
+        receiver.received()
+    );
+
+    // One-off endpoints are listed nowhere, count in no limit, show their deliveries, and go
+    // with their jobs.
+    let (_, list) = call(&app, &token, Method::GET, "/webhooks", None).await;
+    assert_eq!(list["webhooks"], json!([]), "{list}");
+    let delivered = deliveries(&app, &token, &single_hook).await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(status_codes(&delivered[0]), [json!(204)]);
+    assert_eq!(
+        app.delete_job(&token, &single_job).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/webhooks/{single_hook}/deliveries"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

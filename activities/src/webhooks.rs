@@ -49,7 +49,8 @@ enum Undelivered {
 
 #[activities]
 impl WebhookActivities {
-    /// One message per enabled endpoint of the job's owner that wants `event`; the ids of
+    /// One message per enabled endpoint of the job's owner that wants `event` (and its
+    /// upload's `callback_url`, if it had one); the ids of
     /// those messages. Safe to run again: an existing message is kept as it is.
     #[activity(definition = activity::PrepareWebhooks)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id, event = %input.event))]
@@ -63,7 +64,7 @@ impl WebhookActivities {
         };
         let endpoints: Vec<WebhookEndpoint> = self
             .db
-            .webhooks_of(job.user_id)
+            .webhooks_for_job(&job)
             .await
             .map_err(database_down)?
             .into_iter()

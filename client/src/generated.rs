@@ -1298,6 +1298,10 @@ value removes that tag.*/
 `GET /batches/{batch_id}/download` gives their MP3s as one ZIP; else `null`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub batch_id: ::std::option::Option<::uuid::Uuid>,
+        /**With a `callback_url`, the one-off webhook endpoint made for this upload's jobs, and the
+secret that signs its messages (shown only here); else `null`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub callback: ::std::option::Option<UploadCallback>,
         pub filename: ::std::string::String,
         ///The job; with several files, the first one's (`jobs` has them all).
         pub job_id: ::uuid::Uuid,
@@ -1308,6 +1312,20 @@ value removes that tag.*/
     }
     impl UploadAccepted {
         pub fn builder() -> builder::UploadAccepted {
+            Default::default()
+        }
+    }
+    /**An upload's one-off webhook endpoint: told when each of its jobs ends, signed as the
+Standard Webhooks specification says; `GET /webhooks/{webhook_id}/deliveries` shows the
+attempts. Listed nowhere, and removed with the last of its jobs.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct UploadCallback {
+        ///`whsec_` and the key in base64.
+        pub secret: ::std::string::String,
+        pub webhook_id: ::uuid::Uuid,
+    }
+    impl UploadCallback {
+        pub fn builder() -> builder::UploadCallback {
             Default::default()
         }
     }
@@ -5047,6 +5065,10 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::option::Option<::uuid::Uuid>,
                 ::std::string::String,
             >,
+            callback: ::std::result::Result<
+                ::std::option::Option<super::UploadCallback>,
+                ::std::string::String,
+            >,
             filename: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
@@ -5063,6 +5085,7 @@ jobs cancelled. `true` turns it on again.*/
             fn default() -> Self {
                 Self {
                     batch_id: Ok(Default::default()),
+                    callback: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
                     jobs: Err("no value supplied for jobs".to_string()),
@@ -5081,6 +5104,18 @@ jobs cancelled. `true` turns it on again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for batch_id: {e}")
+                    });
+                self
+            }
+            pub fn callback<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::UploadCallback>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.callback = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for callback: {e}")
                     });
                 self
             }
@@ -5152,6 +5187,7 @@ jobs cancelled. `true` turns it on again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     batch_id: value.batch_id?,
+                    callback: value.callback?,
                     filename: value.filename?,
                     job_id: value.job_id?,
                     jobs: value.jobs?,
@@ -5164,11 +5200,70 @@ jobs cancelled. `true` turns it on again.*/
             fn from(value: super::UploadAccepted) -> Self {
                 Self {
                     batch_id: Ok(value.batch_id),
+                    callback: Ok(value.callback),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
                     jobs: Ok(value.jobs),
                     message: Ok(value.message),
                     status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UploadCallback {
+            secret: ::std::result::Result<::std::string::String, ::std::string::String>,
+            webhook_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+        }
+        impl ::std::default::Default for UploadCallback {
+            fn default() -> Self {
+                Self {
+                    secret: Err("no value supplied for secret".to_string()),
+                    webhook_id: Err("no value supplied for webhook_id".to_string()),
+                }
+            }
+        }
+        impl UploadCallback {
+            pub fn secret<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secret = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for secret: {e}")
+                    });
+                self
+            }
+            pub fn webhook_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.webhook_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for webhook_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UploadCallback> for super::UploadCallback {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UploadCallback,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    secret: value.secret?,
+                    webhook_id: value.webhook_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UploadCallback> for UploadCallback {
+            fn from(value: super::UploadCallback) -> Self {
+                Self {
+                    secret: Ok(value.secret),
+                    webhook_id: Ok(value.webhook_id),
                 }
             }
         }

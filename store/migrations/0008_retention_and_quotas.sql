@@ -23,3 +23,8 @@ CREATE TABLE job_starts (
     jobs BIGINT NOT NULL,
     PRIMARY KEY (user_id, day)
 );
+
+-- One-off endpoints, from an upload's `callback_url`: told of that upload's jobs only (the job,
+-- or the batch, this names), listed nowhere, removed with the last of those jobs.
+ALTER TABLE webhook_endpoints ADD COLUMN one_off_for VARCHAR(36) NULL;
+CREATE INDEX webhook_endpoints_one_off ON webhook_endpoints (one_off_for);

@@ -208,12 +208,33 @@ impl Database {
         for statement in [
             "DELETE FROM webhook_messages WHERE job_id = ?",
             "DELETE FROM idempotency_keys WHERE job_id = ?",
+            "DELETE FROM webhook_endpoints WHERE one_off_for = ?",
         ] {
             removed += sqlx::query(statement)
                 .bind(&job)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        }
+        // A batch's one-off endpoint goes with the last of its jobs.
+        let batch: Option<String> = sqlx::query("SELECT batch_id FROM jobs WHERE id = ?")
+            .bind(&job)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .flatten();
+        if let Some(batch) = batch {
+            removed += sqlx::query(
+                "DELETE FROM webhook_endpoints WHERE one_off_for = ? AND NOT EXISTS \
+                 (SELECT 1 FROM jobs WHERE batch_id = ? AND id <> ? AND expired_at IS NULL)",
+            )
+            .bind(&batch)
+            .bind(&batch)
+            .bind(&job)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
         sqlx::query(
             "UPDATE jobs SET expired_at = ?, source_removed_at = COALESCE(source_removed_at, ?) \

@@ -4,7 +4,7 @@
 //! `audiomill_domain::webhook::message_id`), so preparing it again finds the row already there
 //! and every retry and replay sends the same body under the same id.
 
-use crate::{Database, StoreError, database::parse_column, time::now_millis};
+use crate::{Database, Job, StoreError, database::parse_column, time::now_millis};
 use audiomill_domain::{
     JobId, UserId, WebhookId,
     webhook::{WebhookEvent, WebhookSecret, WebhookUrl},
@@ -18,7 +18,7 @@ pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 pub const MAX_ENDPOINTS_PER_USER: i64 = 20;
 
 const ENDPOINT_COLUMNS: &str = "id, user_id, url, events, secret, previous_secret, \
-    previous_secret_until, enabled, disabled_reason, created_at, updated_at";
+    previous_secret_until, enabled, disabled_reason, created_at, updated_at, one_off_for";
 
 /// A registered endpoint. Its secret signs every message sent to it.
 #[derive(Debug, Clone)]
@@ -35,6 +35,9 @@ pub struct WebhookEndpoint {
     pub disabled_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// An upload's `callback_url`: the job or batch it is told of; `None` for a registered
+    /// endpoint.
+    pub one_off_for: Option<String>,
 }
 
 impl WebhookEndpoint {
@@ -102,33 +105,64 @@ impl Database {
             .bind(&user)
             .execute(&mut *tx)
             .await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ?")
-            .bind(&user)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ? AND one_off_for IS NULL",
+        )
+        .bind(&user)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         if count >= MAX_ENDPOINTS_PER_USER {
             return Err(StoreError::Conflict("webhook endpoint limit"));
         }
-        let id = WebhookId::generate();
-        let now = now_millis();
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, user_id, url, events, secret, enabled, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(&user)
-        .bind(endpoint.url.as_str())
-        .bind(events_column(&endpoint.events))
-        .bind(WebhookSecret::generate().expose())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let id = insert_endpoint(&mut tx, endpoint, None).await?;
         tx.commit().await?;
         self.webhook(id)
             .await?
             .ok_or(StoreError::Corrupt("the new endpoint vanished".into()))
+    }
+
+    /// An upload's one-off endpoint (its `callback_url`), told of the job or batch `one_off_for`
+    /// names; it counts in no limit and no list.
+    pub async fn create_callback(
+        &self,
+        endpoint: &NewEndpoint,
+        one_off_for: &str,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let id = insert_endpoint(&mut conn, endpoint, Some(one_off_for)).await?;
+        self.webhook(id)
+            .await?
+            .ok_or(StoreError::Corrupt("the new endpoint vanished".into()))
+    }
+
+    /// Removes the one-off endpoints made for `one_off_for` (an upload refused after its
+    /// callback was recorded).
+    pub async fn delete_callbacks(&self, one_off_for: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_endpoints WHERE one_off_for = ?")
+            .bind(one_off_for)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The endpoints that may be told of `job`: its owner's registered ones, and the one-off
+    /// endpoint of its upload (for the job, or for its batch).
+    pub async fn webhooks_for_job(&self, job: &Job) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let batch = job.batch_id.map(|batch| batch.to_string());
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ? \
+             AND (one_off_for IS NULL OR one_off_for = ? OR one_off_for = ?) \
+             ORDER BY created_at, id"
+        )))
+        .bind(job.user_id.to_string())
+        .bind(job.id.to_string())
+        .bind(batch.unwrap_or_else(|| job.id.to_string()))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(endpoint_from_row)
+        .collect()
     }
 
     pub async fn webhook(&self, id: WebhookId) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -142,11 +176,11 @@ impl Database {
         .transpose()
     }
 
-    /// The user's endpoints, oldest first.
+    /// The user's registered endpoints, oldest first.
     pub async fn webhooks_of(&self, user: UserId) -> Result<Vec<WebhookEndpoint>, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ? \
-             ORDER BY created_at, id"
+             AND one_off_for IS NULL ORDER BY created_at, id"
         )))
         .bind(user.to_string())
         .fetch_all(&self.pool)
@@ -382,6 +416,31 @@ impl Database {
     }
 }
 
+/// Inserts an endpoint with a fresh secret; its id.
+async fn insert_endpoint(
+    conn: &mut sqlx::AnyConnection,
+    endpoint: &NewEndpoint,
+    one_off_for: Option<&str>,
+) -> Result<WebhookId, StoreError> {
+    let id = WebhookId::generate();
+    let now = now_millis();
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, user_id, url, events, secret, enabled, created_at, \
+         updated_at, one_off_for) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+    )
+    .bind(id.to_string())
+    .bind(endpoint.user_id.to_string())
+    .bind(endpoint.url.as_str())
+    .bind(events_column(&endpoint.events))
+    .bind(WebhookSecret::generate().expose())
+    .bind(now)
+    .bind(now)
+    .bind(one_off_for.map(str::to_owned))
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
 fn events_column(events: &[WebhookEvent]) -> String {
     events
         .iter()
@@ -419,6 +478,7 @@ fn endpoint_from_row(row: &AnyRow) -> Result<WebhookEndpoint, StoreError> {
         disabled_reason: row.try_get("disabled_reason")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        one_off_for: row.try_get("one_off_for")?,
     })
 }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod webhooks;
+
 use audiomill::{
     Config, Roles, Running,
     config::{DevArgs, GatewayConfig, WorkerConfig},

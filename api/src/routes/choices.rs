@@ -155,6 +155,12 @@ pub(super) struct UploadForm {
     /// Composer (`TCOM`).
     #[oai(rename = "tags[composer]", validator(max_length = 1024))]
     tag_composer: Option<String>,
+    /// A one-off webhook endpoint for this upload's jobs: an `http` or `https` URL that
+    /// resolves to public addresses only (unless the operator allows private ones), told of
+    /// `job.completed`, `job.failed` and `job.cancelled` like a registered endpoint, signed
+    /// with the secret the answer's `callback` shows.
+    #[oai(validator(max_length = 2048))]
+    callback_url: Option<String>,
 }
 
 /// What a job's MP3 is to be, as its upload asked.

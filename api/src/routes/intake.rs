@@ -19,8 +19,11 @@ use audiomill_domain::{
     BatchId, JobId, ObjectKey, UserId,
     contract::{ConvertVideoInput, TASK_QUEUE},
     output::{FieldError, OutputOptions, OutputRequest},
+    webhook::{self, WebhookEvent, WebhookUrl},
 };
-use audiomill_store::{NewJob, ObjectStore, OverQuota, PutError, Usage};
+use audiomill_store::{
+    NewEndpoint, NewJob, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint,
+};
 use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
@@ -81,6 +84,8 @@ impl Allowance {
 pub struct Received {
     pub sources: Vec<StoredSource>,
     pub batch_id: Option<BatchId>,
+    /// The one-off endpoint of the upload's `callback_url`, with its secret.
+    pub callback: Option<WebhookEndpoint>,
 }
 
 /// The whole upload once the caller is known: the form read, its videos stored (and hashed,
@@ -110,18 +115,51 @@ pub async fn receive(
     let outcome = match read_form(gw, &mut form.multipart, &into_storage, files).await {
         Ok(read) => {
             let batch_id = (read.videos.len() > 1).then(BatchId::generate);
-            let batch = Batch {
-                videos: &read.videos,
-                options: &read.options,
-                batch_id,
-                quota: allowance.quota,
+            // Recorded before any job starts, so that none can end untold.
+            let one_off_for = match batch_id {
+                Some(batch_id) => batch_id.to_string(),
+                None => read.videos[0].job_id.to_string(),
             };
-            start_jobs(gw, claims, user_id, batch)
-                .await
-                .map(|()| Received {
-                    sources: read.videos,
-                    batch_id,
-                })
+            let callback = match &read.callback {
+                Some(url) => {
+                    let endpoint = NewEndpoint {
+                        user_id,
+                        url: url.clone(),
+                        events: WebhookEvent::ALL.to_vec(),
+                    };
+                    gw.db
+                        .create_callback(&endpoint, &one_off_for)
+                        .await
+                        .map(Some)
+                        .map_err(|error| UploadError::unavailable("database", error))
+                }
+                None => Ok(None),
+            };
+            match callback {
+                Ok(callback) => {
+                    let batch = Batch {
+                        videos: &read.videos,
+                        options: &read.options,
+                        batch_id,
+                        quota: allowance.quota,
+                    };
+                    let started = start_jobs(gw, claims, user_id, batch).await;
+                    if started.is_err() && callback.is_some() {
+                        let _ = gw.db.delete_callbacks(&one_off_for).await;
+                    }
+                    started.map(|()| Received {
+                        sources: read.videos,
+                        batch_id,
+                        callback,
+                    })
+                }
+                Err(error) => {
+                    for source in &read.videos {
+                        discard(&gw.objects, Some(source)).await;
+                    }
+                    Err(error)
+                }
+            }
         }
         Err(error) => Err(error),
     };
@@ -401,7 +439,12 @@ impl VideoSink for HashOnly<'_> {
 pub struct ReadForm<K> {
     pub videos: Vec<K>,
     pub options: OutputOptions,
+    /// Where to tell of the upload's jobs as they end, besides registered endpoints.
+    pub callback: Option<WebhookUrl>,
 }
+
+/// The form field naming a one-off webhook endpoint for the upload's jobs.
+pub const CALLBACK_FIELD: &str = "callback_url";
 
 /// How many `file` parts a form may have.
 #[derive(Debug, Clone, Copy)]
@@ -449,6 +492,7 @@ async fn read_form<S: VideoSink>(
     let mut stored: Vec<S::Kept> = Vec::new();
     let mut request = OutputRequest::default();
     let mut unknown: Option<String> = None;
+    let mut callback: Option<WebhookUrl> = None;
     let mut fields = 0;
     let outcome = loop {
         let field = match multipart.next_field().await {
@@ -464,6 +508,19 @@ async fn read_form<S: VideoSink>(
                     "The form has more than {} parts besides its files.",
                     form::MAX_FIELDS
                 )));
+            }
+            if name == CALLBACK_FIELD {
+                let checked = match field_text(field, &name, &gw.limits).await {
+                    Ok(value) => callback_url(gw, &value).await,
+                    Err(error) => Err(error),
+                };
+                match checked {
+                    Ok(url) => {
+                        callback = Some(url);
+                        continue;
+                    }
+                    Err(error) => break Err(error),
+                }
             }
             if !OutputRequest::takes(&name) {
                 // The parser skips its body; the refusal waits for the part limits to speak.
@@ -503,6 +560,7 @@ async fn read_form<S: VideoSink>(
         Ok(options) => Ok(ReadForm {
             videos: stored,
             options,
+            callback,
         }),
         Err(error) => {
             for kept in &stored {
@@ -527,11 +585,28 @@ async fn field_text(
         UploadError::BadField(FieldError {
             field: OutputRequest::FIELDS
                 .into_iter()
+                .chain([CALLBACK_FIELD])
                 .find(|f| *f == name)
                 .unwrap_or("form"),
             message: "must be UTF-8 text".into(),
         })
     })
+}
+
+/// An upload's `callback_url`: a URL webhooks may reach, resolved now (and again at each
+/// delivery), as for a registered endpoint.
+async fn callback_url(gw: &Gateway, text: &str) -> Result<WebhookUrl, UploadError> {
+    let refused = |why: String| {
+        UploadError::BadField(FieldError {
+            field: CALLBACK_FIELD,
+            message: format!("is not acceptable: {why}"),
+        })
+    };
+    let url = WebhookUrl::parse(text.trim()).map_err(|why| refused(why.to_string()))?;
+    webhook::resolve(&url, gw.webhook_allow_private)
+        .await
+        .map_err(|refusal| refused(refusal.to_string()))?;
+    Ok(url)
 }
 
 fn unknown_field(name: &str) -> UploadError {
@@ -540,6 +615,7 @@ fn unknown_field(name: &str) -> UploadError {
         name.escape_debug(),
         OutputRequest::FIELDS
             .iter()
+            .chain([&CALLBACK_FIELD])
             .map(|f| format!("`{f}`"))
             .collect::<Vec<_>>()
             .join(", ")

@@ -15,10 +15,10 @@ use crate::{
 };
 use crate::{
     metrics,
-    params::{ApiBatchId, ApiJobId},
+    params::{ApiBatchId, ApiJobId, ApiWebhookId},
 };
 use audiomill_domain::{JobStatus, Step, UserId, lifecycle::next_utc_day};
-use audiomill_store::{Job, KeyClaim, KeyedUpload, OverQuota, time::now_millis};
+use audiomill_store::{Job, KeyClaim, KeyedUpload, OverQuota, WebhookEndpoint, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
@@ -96,6 +96,29 @@ struct UploadAccepted {
     /// `GET /batches/{batch_id}/download` gives their MP3s as one ZIP; else `null`.
     #[oai(nullable)]
     batch_id: Option<ApiBatchId>,
+    /// With a `callback_url`, the one-off webhook endpoint made for this upload's jobs, and the
+    /// secret that signs its messages (shown only here); else `null`.
+    #[oai(nullable)]
+    callback: Option<UploadCallback>,
+}
+
+/// An upload's one-off webhook endpoint: told when each of its jobs ends, signed as the
+/// Standard Webhooks specification says; `GET /webhooks/{webhook_id}/deliveries` shows the
+/// attempts. Listed nowhere, and removed with the last of its jobs.
+#[derive(Object)]
+struct UploadCallback {
+    webhook_id: ApiWebhookId,
+    /// `whsec_` and the key in base64.
+    secret: String,
+}
+
+impl From<&WebhookEndpoint> for UploadCallback {
+    fn from(endpoint: &WebhookEndpoint) -> Self {
+        UploadCallback {
+            webhook_id: ApiWebhookId(endpoint.id),
+            secret: endpoint.secret.expose(),
+        }
+    }
 }
 
 /// One file of an upload, and the job it became.
@@ -485,6 +508,7 @@ impl JobsApi {
         .await;
         match received {
             Ok(received) => {
+                let callback = received.callback.as_ref().map(UploadCallback::from);
                 for source in &received.sources {
                     tracing::info!(job_id = %source.job_id, size = source.size, "upload accepted");
                     metrics::upload_accepted(source.size);
@@ -504,6 +528,7 @@ impl JobsApi {
                             })
                             .collect(),
                         batch_id: Some(batch_id.into()),
+                        callback,
                         ..UploadAccepted::queued(first.job_id, first.filename.clone())
                     }));
                 }
@@ -524,10 +549,10 @@ impl JobsApi {
                         tracing::error!(%error, "could not record the upload's Idempotency-Key");
                     }
                 }
-                UploadResponse::Accepted(Json(UploadAccepted::queued(
-                    source.job_id,
-                    source.filename,
-                )))
+                UploadResponse::Accepted(Json(UploadAccepted {
+                    callback,
+                    ..UploadAccepted::queued(source.job_id, source.filename)
+                }))
             }
             Err(error) => {
                 if let Some(key) = &key
@@ -734,6 +759,7 @@ impl UploadAccepted {
                 filename,
             }],
             batch_id: None,
+            callback: None,
         }
     }
 }
