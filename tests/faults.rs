@@ -334,6 +334,83 @@ async fn outage_of_object_storage_mid_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_object_storage_mid_cleanup() {
+    use audiomill_domain::contract::{CleanExpiredInput, CleanupReport, TASK_QUEUE};
+    use temporalio_client::{WorkflowDescribeOptions, WorkflowStartOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = s3_server(dir.path());
+    let mut pairs = s3_settings(&s3);
+    pairs.push(("RETENTION_HOURS", "1".into()));
+    pairs.push(("RETENTION_SOURCE_HOURS", "1".into()));
+    let app = TestApp::spawn_with(&settings(&pairs)).await;
+    let bucket = dir.path().join("s3/outage");
+    let token = app.user_token("ann").await;
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let video = make_mp4(dir.path(), &format!("clip{n}.mp4"), 1, true);
+        let job = app.start_job(&token, &video).await;
+        app.wait_for_job(&token, &job).await;
+        app.wait_for_workflow_closed(&job).await;
+        jobs.push(job);
+    }
+    assert_eq!(objects_in(&bucket).len(), 6, "three videos and three MP3s");
+
+    // Storage goes down; a cleanup starts at a clock past every expiry, and its batch fails.
+    s3.kill();
+    let as_of = chrono::Utc::now().timestamp_millis() + 2 * 60 * 60 * 1000;
+    let handle = app
+        .temporal()
+        .await
+        .start_workflow(
+            audiomill_workflows::CleanExpired::run,
+            CleanExpiredInput { as_of: Some(as_of) },
+            WorkflowStartOptions::new(TASK_QUEUE, "cleanup-through-an-outage").build(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let described = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .unwrap()
+            .into_raw();
+        if described.pending_activities.iter().any(|a| a.attempt >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the batch was never retried");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(objects_in(&bucket).len(), 6, "nothing removed meanwhile");
+
+    // Back: the same run finishes, having removed each object once and marked each job.
+    s3.start();
+    let report = tokio::time::timeout(
+        Duration::from_secs(120),
+        handle.get_result(Default::default()),
+    )
+    .await
+    .expect("the cleanup finishes once storage is back")
+    .unwrap();
+    assert_eq!(
+        (
+            report.sources_removed,
+            report.jobs_expired,
+            report.objects_removed
+        ),
+        (3, 3, 3 + 3),
+        "{report:?}"
+    );
+    assert!(objects_in(&bucket).is_empty(), "{:?}", objects_in(&bucket));
+    for job in &jobs {
+        assert_eq!(app.download(&token, job).await.status(), StatusCode::GONE);
+    }
+    assert_eq!(app.clean_expired(as_of).await, CleanupReport::default());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_of_the_mail_server_when_the_mail_is_due() {
     let dir = tempfile::tempdir().unwrap();
     let (mut sink, rest) = smtp_sink(dir.path());

@@ -635,31 +635,38 @@ impl TestApp {
 
     /// Every stored object key, ignoring the in-progress area of the file store.
     pub fn objects(&self) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(root, &path, out);
-                } else {
-                    out.push(
-                        path.strip_prefix(root)
-                            .unwrap()
-                            .to_string_lossy()
-                            .into_owned(),
-                    );
-                }
-            }
-        }
         // s3s-fs keeps a bucket's objects as files under a folder named after it.
         let root = match &self.bucket {
             Some(bucket) => PathBuf::from(required("TEST_S3_ROOT")).join(bucket),
             None => self.data.path().join("objects"),
         };
-        let mut out = Vec::new();
-        walk(&root, &root, &mut out);
-        out.retain(|key| !key.starts_with(".partial/"));
-        out
+        objects_in(&root)
     }
+}
+
+/// The object keys under `root`, a file store's folder or an s3s-fs bucket's, ignoring the
+/// in-progress area of the file store.
+pub fn objects_in(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.retain(|key| !key.starts_with(".partial/"));
+    out.sort();
+    out
 }
 
 /// One `audiomill` process with its own log file.
