@@ -14,16 +14,18 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, Mailer, WebhookActivities, WebhookSettings,
-    WorkerSettings, metered::StepMetrics,
+    ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
+    WebhookSettings, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{LimitSettings, Limits, UploadSlots},
 };
 use audiomill_domain::{
+    JobId,
     contract::{
-        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, FETCH_TASK_QUEUE, TASK_QUEUE,
+        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, DeliverWebhooksInput,
+        FETCH_TASK_QUEUE, TASK_QUEUE,
     },
     link::LinkSigner,
 };
@@ -32,7 +34,7 @@ use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
 use std::{
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -461,6 +463,38 @@ struct PollerParts {
     activities: ConvertActivities,
     webhooks: WebhookActivities,
     lifecycle: LifecycleActivities,
+    /// Where the client goes once connected, for the progress teller.
+    client: Arc<OnceLock<temporalio_client::Client>>,
+}
+
+/// Starts each `job.progress` milestone's delivery as a `DeliverWebhooks` run of its own,
+/// once `client` is connected. Its workflow id names the job and the milestone, and a second
+/// start (a transcode tried again) is refused by Temporal, so each is told once.
+fn progress_teller(client: Arc<OnceLock<temporalio_client::Client>>) -> ProgressTeller {
+    Arc::new(move |job_id: JobId, percent: u8| {
+        let Some(client) = client.get().cloned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let options = temporalio_client::WorkflowStartOptions::new(
+                TASK_QUEUE,
+                format!("webhooks-{job_id}-progress-{percent}"),
+            )
+            .id_reuse_policy(temporalio_client::WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+            let input = DeliverWebhooksInput::Progress { job_id, percent };
+            match client
+                .start_workflow(DeliverWebhooks::run, input, options)
+                .await
+            {
+                Ok(_)
+                | Err(temporalio_client::errors::WorkflowStartError::AlreadyStarted { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(%job_id, percent, %error, "could not start telling progress")
+                }
+            }
+        });
+    })
 }
 
 impl WorkerHandle {
@@ -498,6 +532,8 @@ impl WorkerHandle {
                 retention: config.lifecycle.retention,
             },
         );
+        let client = Arc::new(OnceLock::new());
+        let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
         activities
             .clean_work_dir()
@@ -513,6 +549,7 @@ impl WorkerHandle {
             activities,
             webhooks,
             lifecycle,
+            client,
         };
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -634,6 +671,7 @@ async fn build_pollers(
     parts: PollerParts,
 ) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 3])> {
     let client = temporal_client(&parts.config, &parts.identity).await?;
+    let _ = parts.client.set(client.clone());
     ensure_cleanup_schedule(&client, parts.config.lifecycle.cleanup_every).await?;
     let runtime = temporalio_sdk::Runtime::from_current_tokio(sdk_runtime_options())
         .map_err(|e| anyhow::anyhow!("could not start the Temporal runtime: {e}"))?;

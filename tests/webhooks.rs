@@ -397,7 +397,7 @@ async fn endpoints_are_checked_when_registered_and_belong_to_their_owner() {
         assert_eq!(answer["field"], field, "{body}: {answer}");
     }
     for body in [
-        json!({ "url": "https://93.184.216.34/hook", "events": ["job.progress"] }),
+        json!({ "url": "https://93.184.216.34/hook", "events": ["job.started"] }),
         json!({ "url": "https://93.184.216.34/hook", "events": "job.completed" }),
         json!({ "url": "https://93.184.216.34/hook" }),
         json!({ "url": "https://93.184.216.34/hook", "events": ["job.completed"], "extra": 1 }),
@@ -708,4 +708,82 @@ async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_told_once_per_milestone_to_the_endpoints_that_want_it() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("eve").await;
+    let (progress, secret) = register(
+        &app,
+        &token,
+        &receiver.url("/ok/progress"),
+        &["job.progress", "job.completed"],
+    )
+    .await;
+    register(
+        &app,
+        &token,
+        &receiver.url("/ok/endings"),
+        &["job.completed"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = app
+        .start_job(&token, &common::make_long_video(dir.path(), 600))
+        .await;
+    app.wait_for_job(&token, &job).await;
+    app.wait_for_workflow_closed(&job).await;
+
+    // 25, 50 and 75 percent, each once and under its own id, and the ending; in any order.
+    receiver.wait_for("/ok/progress", 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let requests = receiver.at("/ok/progress");
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    let told = verified(&secret, &requests);
+    let mut ids: Vec<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one id per message");
+    let mut percents: Vec<u64> = told
+        .iter()
+        .filter(|payload| payload["type"] == "job.progress")
+        .map(|payload| {
+            assert_eq!(payload["data"]["job_id"], job.as_str());
+            assert_eq!(payload["data"]["status"], "running", "{payload}");
+            payload["data"]["progress"].as_u64().unwrap()
+        })
+        .collect();
+    percents.sort();
+    assert_eq!(percents, [25, 50, 75]);
+    let completed: Vec<&Value> = told
+        .iter()
+        .filter(|payload| payload["type"] == "job.completed")
+        .collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["data"]["progress"], 100);
+
+    // An endpoint that wants only endings hears only the ending.
+    let endings = receiver.wait_for("/ok/endings", 1).await;
+    assert_eq!(endings.len(), 1);
+    assert!(
+        !endings[0].record["body"]
+            .as_str()
+            .unwrap()
+            .contains("job.progress")
+    );
+    let listed = deliveries(&app, &token, &progress).await;
+    let events: Vec<&str> = listed
+        .iter()
+        .map(|delivery| delivery["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| **event == "job.progress")
+            .count(),
+        3,
+        "{events:?}"
+    );
 }

@@ -2,6 +2,7 @@ use crate::{
     held::HeldJobs,
     isolated::{self, Transcoder},
     mailer::{Mailer, Notification},
+    progress::{Milestones, ProgressTeller},
     transcode::{MediaLimits, TranscodeError, TranscodeReport},
 };
 use audiomill_domain::{
@@ -14,6 +15,7 @@ use audiomill_domain::{
     lifecycle::Retention,
     link::LinkSigner,
     output::OutputOptions,
+    webhook::WebhookEvent,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
@@ -68,6 +70,8 @@ pub struct ConvertActivities {
     settings: Arc<WorkerSettings>,
     held: Arc<HeldJobs>,
     transcode_slots: Arc<Semaphore>,
+    /// Starts `job.progress` deliveries; none until the worker sets it.
+    progress_teller: Option<ProgressTeller>,
 }
 
 #[activities]
@@ -155,8 +159,15 @@ impl ConvertActivities {
 
         // Cancelled: dropping the run kills the child at once.
         let started = std::time::Instant::now();
+        let milestones = self.milestones(job).await;
         let Some(result) = self
-            .convert_in_child(&ctx, job, source, input.options, input.file_name)
+            .convert_in_child(
+                &ctx,
+                job,
+                source,
+                (input.options, input.file_name),
+                milestones.as_ref(),
+            )
             .await
         else {
             self.forget(job).await;
@@ -173,6 +184,9 @@ impl ConvertActivities {
                 waiting: false,
             })
             .await;
+        if let Some(milestones) = &milestones {
+            milestones.observe(100);
+        }
         tracing::info!(duration_ms = report.duration_ms, "transcoded");
         // Seconds of audio per second of work: how much faster than real time.
         let wall = started.elapsed().as_secs_f64().max(0.001);
@@ -342,7 +356,28 @@ impl ConvertActivities {
             held: Arc::new(HeldJobs::new(settings.max_transcodes + PREFETCHED_JOBS)),
             transcode_slots: Arc::new(Semaphore::new(settings.max_transcodes.max(1))),
             settings: Arc::new(settings),
+            progress_teller: None,
         }
+    }
+
+    /// Tells `job.progress` milestones through `teller` (see [`ProgressTeller`]).
+    pub fn with_progress_teller(mut self, teller: ProgressTeller) -> Self {
+        self.progress_teller = Some(teller);
+        self
+    }
+
+    /// Milestones to tell for `job`, when its owner has an endpoint that wants them. Looked up
+    /// once per attempt; a database that does not answer means none (the job goes on).
+    async fn milestones(&self, job: JobId) -> Option<Milestones> {
+        let teller = self.progress_teller.clone()?;
+        let job = self.db.job(job).await.ok().flatten()?;
+        let endpoints = self.db.webhooks_for_job(&job).await.ok()?;
+        endpoints
+            .iter()
+            .any(|endpoint| {
+                endpoint.enabled && endpoint.events.contains(&WebhookEvent::JobProgress)
+            })
+            .then(|| Milestones::new(job.id, teller))
     }
 
     /// Runs the transcoder's child process on `source`, heartbeating its percentage;
@@ -352,8 +387,8 @@ impl ConvertActivities {
         ctx: &ActivityContext,
         job: JobId,
         source: PathBuf,
-        options: OutputOptions,
-        file_name: String,
+        (options, file_name): (OutputOptions, String),
+        milestones: Option<&Milestones>,
     ) -> Option<Result<TranscodeReport, TranscodeError>> {
         let request = isolated::Job {
             file_name,
@@ -369,9 +404,15 @@ impl ConvertActivities {
             .settings
             .transcoder
             .run(&request, |done| percent.store(done, Ordering::Relaxed));
-        let progress = || StepProgress {
-            percent: percent.load(Ordering::Relaxed),
-            waiting: false,
+        let progress = || {
+            let percent = percent.load(Ordering::Relaxed);
+            if let Some(milestones) = milestones {
+                milestones.observe(percent);
+            }
+            StepProgress {
+                percent,
+                waiting: false,
+            }
         };
         keep_alive(ctx, work, progress).await
     }

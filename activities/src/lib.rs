@@ -10,6 +10,7 @@
 //! - [`WebhookActivities`]: `prepare_webhooks` and `deliver_webhook`, of the `DeliverWebhooks`
 //!   workflow a job starts when it ends.
 //! - [`LifecycleActivities`]: `discard_source` and `clean_expired`, what retention removes.
+//! - [`ProgressTeller`]: how a transcode starts telling `job.progress` milestones.
 //! - [`metered`]: step metrics around every activity.
 
 mod convert;
@@ -18,10 +19,12 @@ pub mod isolated;
 mod lifecycle;
 pub mod mailer;
 pub mod metered;
+mod progress;
 pub mod transcode;
 mod webhooks;
 
 pub use convert::{ConvertActivities, WorkerSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;
+pub use progress::ProgressTeller;
 pub use webhooks::{WebhookActivities, WebhookSettings};

@@ -73,11 +73,11 @@ impl WebhookActivities {
         if endpoints.is_empty() {
             return Ok(Vec::new());
         }
-        let payload = self.payload(&job, input.event);
+        let payload = self.payload(&job, input.event, input.progress);
         let mut ids = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let message = WebhookMessage {
-                id: webhook::message_id(endpoint.id, job.id, input.event),
+                id: webhook::message_id(endpoint.id, job.id, input.event, input.progress),
                 endpoint_id: endpoint.id,
                 job_id: job.id,
                 event: input.event,
@@ -124,6 +124,10 @@ impl WebhookActivities {
         };
         if !endpoint.enabled && !input.replay {
             return Ok(DeliveryOutcome::Skipped);
+        }
+        // Told already (a delivery run started again): once is enough, unless replayed.
+        if message.delivered_at.is_some() && !input.replay {
+            return Ok(DeliveryOutcome::Delivered);
         }
         let attempted_at = time::now_millis();
         let started = std::time::Instant::now();
@@ -254,8 +258,8 @@ impl WebhookActivities {
     }
 
     /// The message body: the event, when it was made, and the job as `/status` shows it, with
-    /// a signed download link when it completed.
-    fn payload(&self, job: &Job, event: WebhookEvent) -> String {
+    /// a signed download link when it completed, and the percentage a `job.progress` tells.
+    fn payload(&self, job: &Job, event: WebhookEvent, progress: Option<u8>) -> String {
         let rfc3339 = |millis: i64| {
             chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -266,9 +270,14 @@ impl WebhookActivities {
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("The file could not be converted ({type_name})."))
         });
+        let progress = match event {
+            WebhookEvent::JobCompleted => Some(100),
+            _ => progress,
+        };
         let data = serde_json::json!({
             "job_id": job.id.to_string(),
             "status": event.status().as_str(),
+            "progress": progress,
             "filename": job.original_filename,
             "batch_id": job.batch_id.map(|id| id.to_string()),
             "created_at": rfc3339(job.created_at),

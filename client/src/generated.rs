@@ -484,7 +484,9 @@ clients get an enumeration.*/
             value.parse()
         }
     }
-    ///An event an endpoint can subscribe to.
+    /**An event an endpoint can subscribe to: a job ended (`job.completed`, `job.failed`,
+`job.cancelled`), or its transcode passed 25, 50 or 75 percent (`job.progress`, each once;
+these may arrive out of order, even after the ending).*/
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -504,6 +506,8 @@ clients get an enumeration.*/
         JobFailed,
         #[serde(rename = "job.cancelled")]
         JobCancelled,
+        #[serde(rename = "job.progress")]
+        JobProgress,
     }
     impl ::std::fmt::Display for EventName {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -511,6 +515,7 @@ clients get an enumeration.*/
                 Self::JobCompleted => f.write_str("job.completed"),
                 Self::JobFailed => f.write_str("job.failed"),
                 Self::JobCancelled => f.write_str("job.cancelled"),
+                Self::JobProgress => f.write_str("job.progress"),
             }
         }
     }
@@ -523,6 +528,7 @@ clients get an enumeration.*/
                 "job.completed" => Ok(Self::JobCompleted),
                 "job.failed" => Ok(Self::JobFailed),
                 "job.cancelled" => Ok(Self::JobCancelled),
+                "job.progress" => Ok(Self::JobProgress),
                 _ => Err("invalid value".into()),
             }
         }
@@ -6291,7 +6297,8 @@ let response = client.list_webhooks()
     /**Register a webhook endpoint
 
 Each message is a POST with a JSON body `{type, timestamp, data}` (`data` is the job as
-`/status` shows it, with a signed `download_url` when it completed), signed as the
+`/status` shows it, with a signed `download_url` when it completed, and `progress`),
+signed as the
 Standard Webhooks specification says: headers `webhook-id` (the same on every retry),
 `webhook-timestamp` and `webhook-signature`. A 2xx answer delivers it; 410 Gone turns
 the endpoint off; anything else is retried with backoff for over a day.

@@ -245,6 +245,9 @@ pub struct RecordEndingInput {
 pub enum DeliverWebhooksInput {
     /// A job ended: every endpoint of its owner that wants `event` is told.
     Event { job_id: JobId, event: WebhookEvent },
+    /// A job's transcode passed `percent` (one of `webhook::PROGRESS_MILESTONES`): every
+    /// endpoint of its owner that wants `job.progress` is told.
+    Progress { job_id: JobId, percent: u8 },
     /// One message sent again, as a user asked.
     Replay { message_id: String },
 }
@@ -253,6 +256,9 @@ pub enum DeliverWebhooksInput {
 pub struct PrepareWebhooksInput {
     pub job_id: JobId,
     pub event: WebhookEvent,
+    /// With `job.progress`: the percentage passed.
+    #[serde(default)]
+    pub progress: Option<u8>,
 }
 
 /// One message to one endpoint. Its body is kept in the database, made once by

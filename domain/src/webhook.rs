@@ -15,17 +15,31 @@ use std::{
 /// The longest endpoint URL accepted.
 pub const MAX_URL_LENGTH: usize = 2048;
 
-/// What a webhook tells: a job ended, one way or another.
+/// What a webhook tells: a job ended, one way or another, or its transcode passed one of
+/// [`PROGRESS_MILESTONES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum WebhookEvent {
     JobCompleted,
     JobFailed,
     JobCancelled,
+    JobProgress,
 }
 
+/// The percentages of a transcode that `job.progress` tells, each once.
+pub const PROGRESS_MILESTONES: [u8; 3] = [25, 50, 75];
+
 impl WebhookEvent {
-    pub const ALL: [WebhookEvent; 3] = [Self::JobCompleted, Self::JobFailed, Self::JobCancelled];
+    pub const ALL: [WebhookEvent; 4] = [
+        Self::JobCompleted,
+        Self::JobFailed,
+        Self::JobCancelled,
+        Self::JobProgress,
+    ];
+
+    /// The events that tell how a job ended.
+    pub const ENDINGS: [WebhookEvent; 3] =
+        [Self::JobCompleted, Self::JobFailed, Self::JobCancelled];
 
     /// The name receivers see as the payload's `type`.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +47,7 @@ impl WebhookEvent {
             Self::JobCompleted => "job.completed",
             Self::JobFailed => "job.failed",
             Self::JobCancelled => "job.cancelled",
+            Self::JobProgress => "job.progress",
         }
     }
 
@@ -41,16 +56,17 @@ impl WebhookEvent {
             .into_iter()
             .find(|event| event.as_str() == text)
             .ok_or(InvalidValue(
-                "not an event: job.completed, job.failed or job.cancelled",
+                "not an event: job.completed, job.failed, job.cancelled or job.progress",
             ))
     }
 
-    /// How the job this event tells of ended.
+    /// The job's status as this event tells it: how it ended, or running.
     pub fn status(self) -> JobStatus {
         match self {
             Self::JobCompleted => JobStatus::Completed,
             Self::JobFailed => JobStatus::Failed,
             Self::JobCancelled => JobStatus::Cancelled,
+            Self::JobProgress => JobStatus::Running,
         }
     }
 }
@@ -307,10 +323,20 @@ pub fn signature_header(
         .join(" ")
 }
 
-/// The id of the message telling `endpoint` of `event` on `job`: the same however often it is
-/// prepared, retried or replayed, so receivers can drop duplicates by it.
-pub fn message_id(endpoint: WebhookId, job: JobId, event: WebhookEvent) -> String {
-    let digest = Sha256::digest(format!("{endpoint}/{job}/{event}"));
+/// The id of the message telling `endpoint` of `event` on `job` (at `progress` percent, for
+/// `job.progress`): the same however often it is prepared, retried or replayed, so receivers
+/// can drop duplicates by it.
+pub fn message_id(
+    endpoint: WebhookId,
+    job: JobId,
+    event: WebhookEvent,
+    progress: Option<u8>,
+) -> String {
+    let topic = match progress {
+        None => format!("{endpoint}/{job}/{event}"),
+        Some(percent) => format!("{endpoint}/{job}/{event}/{percent}"),
+    };
+    let digest = Sha256::digest(topic);
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18]);
     format!("msg_{encoded}")
 }
@@ -379,7 +405,7 @@ mod tests {
             assert_eq!(WebhookEvent::parse(event.as_str()), Ok(event));
         }
         for wrong in [
-            "job.progress",
+            "job.progress.50",
             "JOB.COMPLETED",
             "completed",
             "",
@@ -393,7 +419,8 @@ mod tests {
             [
                 JobStatus::Completed,
                 JobStatus::Failed,
-                JobStatus::Cancelled
+                JobStatus::Cancelled,
+                JobStatus::Running
             ]
         );
     }
@@ -518,12 +545,21 @@ mod tests {
     fn message_ids_are_stable_and_distinct() {
         let endpoint = WebhookId::generate();
         let job = JobId::generate();
-        let id = message_id(endpoint, job, WebhookEvent::JobCompleted);
-        assert_eq!(id, message_id(endpoint, job, WebhookEvent::JobCompleted));
-        assert_ne!(id, message_id(endpoint, job, WebhookEvent::JobFailed));
+        let id = message_id(endpoint, job, WebhookEvent::JobCompleted, None);
+        assert_eq!(
+            id,
+            message_id(endpoint, job, WebhookEvent::JobCompleted, None)
+        );
+        assert_ne!(id, message_id(endpoint, job, WebhookEvent::JobFailed, None));
+        let half = message_id(endpoint, job, WebhookEvent::JobProgress, Some(50));
+        assert_ne!(
+            half,
+            message_id(endpoint, job, WebhookEvent::JobProgress, Some(75))
+        );
+        assert_eq!(parse_message_id(&half), Ok(half.as_str()));
         assert_ne!(
             id,
-            message_id(WebhookId::generate(), job, WebhookEvent::JobCompleted)
+            message_id(WebhookId::generate(), job, WebhookEvent::JobCompleted, None)
         );
         assert_eq!(parse_message_id(&id), Ok(id.as_str()));
         for bad in [

@@ -132,37 +132,55 @@ impl DeliverWebhooks {
         ctx: &mut WorkflowContext<Self>,
         input: DeliverWebhooksInput,
     ) -> WorkflowResult<DeliverWebhooksOutput> {
-        let (message_ids, replay) = match input {
-            DeliverWebhooksInput::Event { job_id, event } => {
-                let prepared = ctx
-                    .execute_activity(
-                        activity::PrepareWebhooks,
-                        PrepareWebhooksInput { job_id, event },
-                        through_outages(Duration::from_secs(30)),
-                    )
-                    .await?;
-                (prepared, false)
+        let prepare = match input {
+            DeliverWebhooksInput::Event { job_id, event } => PrepareWebhooksInput {
+                job_id,
+                event,
+                progress: None,
+            },
+            DeliverWebhooksInput::Progress { job_id, percent } => PrepareWebhooksInput {
+                job_id,
+                event: WebhookEvent::JobProgress,
+                progress: Some(percent),
+            },
+            DeliverWebhooksInput::Replay { message_id } => {
+                return deliver_all(ctx, vec![message_id], true).await;
             }
-            DeliverWebhooksInput::Replay { message_id } => (vec![message_id], true),
         };
-        let deliveries = message_ids.into_iter().map(|message_id| {
-            ctx.execute_activity(
-                activity::DeliverWebhook,
-                DeliverWebhookInput { message_id, replay },
-                delivery_options(),
+        let prepared = ctx
+            .execute_activity(
+                activity::PrepareWebhooks,
+                prepare,
+                through_outages(Duration::from_secs(30)),
             )
-        });
-        let mut output = DeliverWebhooksOutput::default();
-        for outcome in futures::future::join_all(deliveries).await {
-            match outcome {
-                Ok(DeliveryOutcome::Delivered) => output.delivered += 1,
-                Ok(DeliveryOutcome::EndpointGone | DeliveryOutcome::Skipped) | Err(_) => {
-                    output.undelivered += 1
-                }
+            .await?;
+        deliver_all(ctx, prepared, false).await
+    }
+}
+
+/// Delivers each message at once, each retried on its own; how many were delivered.
+async fn deliver_all(
+    ctx: &mut WorkflowContext<DeliverWebhooks>,
+    message_ids: Vec<String>,
+    replay: bool,
+) -> WorkflowResult<DeliverWebhooksOutput> {
+    let deliveries = message_ids.into_iter().map(|message_id| {
+        ctx.execute_activity(
+            activity::DeliverWebhook,
+            DeliverWebhookInput { message_id, replay },
+            delivery_options(),
+        )
+    });
+    let mut output = DeliverWebhooksOutput::default();
+    for outcome in futures::future::join_all(deliveries).await {
+        match outcome {
+            Ok(DeliveryOutcome::Delivered) => output.delivered += 1,
+            Ok(DeliveryOutcome::EndpointGone | DeliveryOutcome::Skipped) | Err(_) => {
+                output.undelivered += 1
             }
         }
-        Ok(output)
     }
+    Ok(output)
 }
 
 /// The job's steps, up to the first that ends it without an MP3.

@@ -125,7 +125,7 @@ pub async fn receive(
                     let endpoint = NewEndpoint {
                         user_id,
                         url: url.clone(),
-                        events: WebhookEvent::ALL.to_vec(),
+                        events: WebhookEvent::ENDINGS.to_vec(),
                     };
                     gw.db
                         .create_callback(&endpoint, &one_off_for)

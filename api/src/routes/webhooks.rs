@@ -33,7 +33,9 @@ pub struct WebhooksApi {
     pub(super) cx: Context,
 }
 
-/// An event an endpoint can subscribe to.
+/// An event an endpoint can subscribe to: a job ended (`job.completed`, `job.failed`,
+/// `job.cancelled`), or its transcode passed 25, 50 or 75 percent (`job.progress`, each once;
+/// these may arrive out of order, even after the ending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 enum EventName {
     #[oai(rename = "job.completed")]
@@ -42,6 +44,8 @@ enum EventName {
     Failed,
     #[oai(rename = "job.cancelled")]
     Cancelled,
+    #[oai(rename = "job.progress")]
+    Progress,
 }
 
 impl From<EventName> for WebhookEvent {
@@ -50,6 +54,7 @@ impl From<EventName> for WebhookEvent {
             EventName::Completed => Self::JobCompleted,
             EventName::Failed => Self::JobFailed,
             EventName::Cancelled => Self::JobCancelled,
+            EventName::Progress => Self::JobProgress,
         }
     }
 }
@@ -60,6 +65,7 @@ impl From<WebhookEvent> for EventName {
             WebhookEvent::JobCompleted => Self::Completed,
             WebhookEvent::JobFailed => Self::Failed,
             WebhookEvent::JobCancelled => Self::Cancelled,
+            WebhookEvent::JobProgress => Self::Progress,
         }
     }
 }
@@ -352,7 +358,8 @@ impl WebhooksApi {
     /// Register a webhook endpoint.
     ///
     /// Each message is a POST with a JSON body `{type, timestamp, data}` (`data` is the job as
-    /// `/status` shows it, with a signed `download_url` when it completed), signed as the
+    /// `/status` shows it, with a signed `download_url` when it completed, and `progress`),
+    /// signed as the
     /// Standard Webhooks specification says: headers `webhook-id` (the same on every retry),
     /// `webhook-timestamp` and `webhook-signature`. A 2xx answer delivers it; 410 Gone turns
     /// the endpoint off; anything else is retried with backoff for over a day.
@@ -684,7 +691,7 @@ fn checked_events(names: &[EventName]) -> Result<Vec<WebhookEvent>, ErrorJson> {
     if names.is_empty() {
         return Err(ErrorBody::for_field(
             "events",
-            "Name at least one event: job.completed, job.failed or job.cancelled.",
+            "Name at least one event: job.completed, job.failed, job.cancelled or job.progress.",
         ));
     }
     let mut events: Vec<WebhookEvent> = Vec::new();
