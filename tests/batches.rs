@@ -5,43 +5,10 @@
 mod common;
 
 use common::*;
-use reqwest::{StatusCode, multipart};
+use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::{path::Path, process::Command};
-
-/// A form with `fields`, then each of `videos` as a `file` part.
-fn batch_form(videos: &[&Path], fields: &[(&str, &str)]) -> multipart::Form {
-    let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
-        form.text(k.to_string(), v.to_string())
-    });
-    videos.iter().fold(form, |form, path| {
-        form.part(
-            "file",
-            multipart::Part::bytes(std::fs::read(path).unwrap())
-                .file_name(path.file_name().unwrap().to_string_lossy().into_owned()),
-        )
-    })
-}
-
-async fn send(
-    app: &TestApp,
-    token: &str,
-    form: multipart::Form,
-    key: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .http
-        .post(app.url("/upload"))
-        .bearer_auth(token)
-        .multipart(form);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
+use std::process::Command;
 
 async fn get_json(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
     let response = app
@@ -104,11 +71,11 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
     let same_name = make_mp4(&other_dir, "talk.mp4", 3, true);
     let third = make_mp4(media.path(), "Überraschung 日本.mp4", 1, true);
 
-    let form = batch_form(
+    let form = upload_form(
         &[&first, &same_name, &third],
         &[("tags[album]", "Serie"), ("channels", "1")],
     );
-    let (status, body) = send(&app, &token, form, None).await;
+    let (status, body) = app.post_upload(&token, form, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let batch_id = body["batch_id"].as_str().expect("a batch id").to_owned();
     let jobs = body["jobs"].as_array().unwrap().clone();
@@ -174,7 +141,9 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
     assert_eq!(body["error"], "bad_request");
 
     // A single file is no batch.
-    let (status, body) = send(&app, &token, batch_form(&[&first], &[]), None).await;
+    let (status, body) = app
+        .post_upload(&token, upload_form(&[&first], &[]), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["batch_id"], Value::Null);
     assert_eq!(body["jobs"].as_array().unwrap().len(), 1);
@@ -188,7 +157,9 @@ async fn a_batch_with_nothing_finished_has_no_archive() {
     let token = app.user_token("ada").await;
     let media = tempfile::tempdir().unwrap();
     let silent = make_mp4(media.path(), "silent.mp4", 1, false);
-    let (status, body) = send(&app, &token, batch_form(&[&silent, &silent], &[]), None).await;
+    let (status, body) = app
+        .post_upload(&token, upload_form(&[&silent, &silent], &[]), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let batch_id = body["batch_id"].as_str().unwrap().to_owned();
     let batch = wait_for_batch(&app, &token, &batch_id).await;
@@ -213,8 +184,8 @@ async fn too_many_files_or_a_keyed_batch_are_refused_with_nothing_stored() {
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "talk.mp4", 1, true);
 
-    let four = batch_form(&[&video, &video, &video, &video], &[]);
-    let (status, body) = send(&app, &token, four, None).await;
+    let four = upload_form(&[&video, &video, &video, &video], &[]);
+    let (status, body) = app.post_upload(&token, four, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "file", "{body}");
     assert!(
@@ -225,8 +196,8 @@ async fn too_many_files_or_a_keyed_batch_are_refused_with_nothing_stored() {
         "{body}"
     );
 
-    let keyed = batch_form(&[&video, &video], &[]);
-    let (status, body) = send(&app, &token, keyed, Some("batch-key-1")).await;
+    let keyed = upload_form(&[&video, &video], &[]);
+    let (status, body) = app.post_upload(&token, keyed, Some("batch-key-1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "file", "{body}");
     assert!(
@@ -238,8 +209,8 @@ async fn too_many_files_or_a_keyed_batch_are_refused_with_nothing_stored() {
     );
 
     // A bad field after the files removes every one of them.
-    let late = batch_form(&[&video, &video], &[]).text("quality", "11");
-    let (status, body) = send(&app, &token, late, None).await;
+    let late = upload_form(&[&video, &video], &[]).text("quality", "11");
+    let (status, body) = app.post_upload(&token, late, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "quality");
 
@@ -248,8 +219,8 @@ async fn too_many_files_or_a_keyed_batch_are_refused_with_nothing_stored() {
     assert_eq!(listing["jobs"].as_array().unwrap().len(), 0, "{listing}");
 
     // Three files are within the limit.
-    let three = batch_form(&[&video, &video, &video], &[]);
-    let (status, body) = send(&app, &token, three, None).await;
+    let three = upload_form(&[&video, &video, &video], &[]);
+    let (status, body) = app.post_upload(&token, three, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     wait_for_batch(&app, &token, body["batch_id"].as_str().unwrap()).await;
 }

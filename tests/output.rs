@@ -9,31 +9,6 @@ use reqwest::{StatusCode, multipart};
 use serde_json::Value;
 use std::{path::Path, process::Command};
 
-/// A form with `fields` before the video at `path`.
-fn form(path: &Path, fields: &[(&str, &str)]) -> multipart::Form {
-    let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
-        form.text(k.to_string(), v.to_string())
-    });
-    form.part(
-        "file",
-        multipart::Part::bytes(std::fs::read(path).unwrap())
-            .file_name(path.file_name().unwrap().to_string_lossy().into_owned()),
-    )
-}
-
-async fn upload(app: &TestApp, token: &str, form: multipart::Form) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .post(app.url("/upload"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
 /// The MP3's ID3v2 tag as mutagen reads it (`tests/tools/id3dump.py`), and its first
 /// picture's bytes.
 fn read_id3(mp3: &[u8]) -> (Value, Vec<u8>) {
@@ -70,7 +45,9 @@ async fn convert(
     video: &Path,
     fields: &[(&str, &str)],
 ) -> (Value, Vec<u8>) {
-    let (status, body) = upload(app, token, form(video, fields)).await;
+    let (status, body) = app
+        .post_upload(token, upload_form(&[video], fields), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let job_id = body["job_id"].as_str().unwrap().to_owned();
     app.wait_for_workflow_closed(&job_id).await;
@@ -267,7 +244,9 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
         (&[("preset", "loud")][..], "preset"),
         (&[("quality", "2"), ("quality", "3")][..], "quality"),
     ] {
-        let (status, body) = upload(&app, &token, form(&video, fields)).await;
+        let (status, body) = app
+            .post_upload(&token, upload_form(&[&video], fields), None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{fields:?}: {body}");
         assert_eq!(body["error"], "bad_request", "{body}");
         assert_eq!(body["field"], field, "{fields:?}: {body}");
@@ -282,7 +261,7 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
             "file",
             multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("talk.mp4"),
         );
-    let (status, body) = upload(&app, &token, bad_text).await;
+    let (status, body) = app.post_upload(&token, bad_text, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "start", "{body}");
     let bad_tag = multipart::Form::new()
@@ -291,10 +270,16 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
             "file",
             multipart::Part::bytes(std::fs::read(&video).unwrap()).file_name("talk.mp4"),
         );
-    let (status, body) = upload(&app, &token, bad_tag).await;
+    let (status, body) = app.post_upload(&token, bad_tag, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "tags[title]", "{body}");
-    let (status, body) = upload(&app, &token, form(&video, &[("tags[mood]", "calm")])).await;
+    let (status, body) = app
+        .post_upload(
+            &token,
+            upload_form(&[&video], &[("tags[mood]", "calm")]),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("`tags[mood]`"),
@@ -302,14 +287,16 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
     );
 
     // A field the upload does not take, before or after the file.
-    let (status, body) = upload(&app, &token, form(&video, &[("volume", "11")])).await;
+    let (status, body) = app
+        .post_upload(&token, upload_form(&[&video], &[("volume", "11")]), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("`volume`"),
         "{body}"
     );
-    let after = form(&video, &[]).text("Quality", "2");
-    let (status, body) = upload(&app, &token, after).await;
+    let after = upload_form(&[&video], &[]).text("Quality", "2");
+    let (status, body) = app.post_upload(&token, after, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("`Quality`"),
@@ -317,13 +304,13 @@ async fn a_bad_choice_is_refused_naming_its_field_and_nothing_is_stored() {
     );
 
     // A combination broken by a field after the file: refused, and the stored video removed.
-    let late = form(&video, &[("bitrate_mode", "cbr")]).text("bitrate", "999");
-    let (status, body) = upload(&app, &token, late).await;
+    let late = upload_form(&[&video], &[("bitrate_mode", "cbr")]).text("bitrate", "999");
+    let (status, body) = app.post_upload(&token, late, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "bitrate", "{body}");
     // ... and fields after the file that complete a combination are taken.
-    let completed = form(&video, &[("bitrate", "128")]).text("bitrate_mode", "cbr");
-    let (status, body) = upload(&app, &token, completed).await;
+    let completed = upload_form(&[&video], &[("bitrate", "128")]).text("bitrate_mode", "cbr");
+    let (status, body) = app.post_upload(&token, completed, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let job_id = body["job_id"].as_str().unwrap().to_owned();
     app.wait_for_workflow_closed(&job_id).await;
@@ -355,7 +342,7 @@ async fn an_idempotency_key_replays_only_the_same_choices() {
             .post(app.url("/upload"))
             .bearer_auth(&token)
             .header("Idempotency-Key", "choices-1")
-            .multipart(form(&video, fields))
+            .multipart(upload_form(&[&video], fields))
             .send()
     };
     let first = send(&[("quality", "4")]).await.unwrap();
@@ -436,7 +423,9 @@ async fn a_trim_past_the_audio_fails_the_job_with_a_sentence_at_once() {
     let token = app.user_token("ada").await;
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "talk.mp4", 2, true);
-    let (status, body) = upload(&app, &token, form(&video, &[("start", "30")])).await;
+    let (status, body) = app
+        .post_upload(&token, upload_form(&[&video], &[("start", "30")]), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let job_id = body["job_id"].as_str().unwrap();
     app.wait_for_workflow_closed(job_id).await;

@@ -6,15 +6,12 @@
 mod common;
 
 use common::{
-    TestApp, make_mp4,
+    TestApp, make_mp4, upload_form,
     webhooks::{Receiver, try_verify, verified},
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 /// Loopback receivers are allowed here, as an operator would for receivers on their own
 /// network; deliveries give up on a receiver after two seconds.
@@ -573,37 +570,6 @@ async fn a_cancelled_job_is_told_as_cancelled() {
     assert_eq!(status["status"], "cancelled", "{status}");
 }
 
-/// Posts a form of `fields` and `videos` to `/upload`; the status and the JSON answer.
-async fn upload_form(
-    app: &TestApp,
-    token: &str,
-    videos: &[&Path],
-    fields: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let form = fields
-        .iter()
-        .fold(reqwest::multipart::Form::new(), |form, (k, v)| {
-            form.text(k.to_string(), v.to_string())
-        });
-    let form = videos.iter().fold(form, |form, path| {
-        form.part(
-            "file",
-            reqwest::multipart::Part::bytes(std::fs::read(path).unwrap())
-                .file_name(path.file_name().unwrap().to_string_lossy().into_owned()),
-        )
-    });
-    let response = app
-        .http
-        .post(app.url("/upload"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
     let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
@@ -619,20 +585,22 @@ async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
         "http://nowhere.invalid/hook",
         "not a url",
     ] {
-        let (status, body) = upload_form(&app, &token, &[&one], &[("callback_url", bad)]).await;
+        let (status, body) = app
+            .post_upload(&token, upload_form(&[&one], &[("callback_url", bad)]), None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["field"], "callback_url", "{body}");
         assert!(app.objects().is_empty(), "{bad}: nothing kept");
     }
 
     // One job with a callback, a batch of two with another, and a job with none.
-    let (status, single) = upload_form(
-        &app,
-        &token,
-        &[&one],
-        &[("callback_url", &receiver.url("/ok/single"))],
-    )
-    .await;
+    let (status, single) = app
+        .post_upload(
+            &token,
+            upload_form(&[&one], &[("callback_url", &receiver.url("/ok/single"))]),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{single}");
     let single_job = single["job_id"].as_str().unwrap().to_owned();
     let single_secret = single["callback"]["secret"].as_str().unwrap().to_owned();
@@ -640,13 +608,16 @@ async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, batch) = upload_form(
-        &app,
-        &token,
-        &[&one, &two],
-        &[("callback_url", &receiver.url("/ok/batch"))],
-    )
-    .await;
+    let (status, batch) = app
+        .post_upload(
+            &token,
+            upload_form(
+                &[&one, &two],
+                &[("callback_url", &receiver.url("/ok/batch"))],
+            ),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
     let batch_secret = batch["callback"]["secret"].as_str().unwrap().to_owned();
     let batch_jobs: Vec<String> = batch["jobs"]
@@ -655,7 +626,9 @@ async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
         .iter()
         .map(|job| job["job_id"].as_str().unwrap().to_owned())
         .collect();
-    let (status, plain) = upload_form(&app, &token, &[&two], &[]).await;
+    let (status, plain) = app
+        .post_upload(&token, upload_form(&[&two], &[]), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{plain}");
     assert!(plain["callback"].is_null(), "{plain}");
     let plain_job = plain["job_id"].as_str().unwrap().to_owned();

@@ -451,6 +451,27 @@ impl TestApp {
         }
     }
 
+    /// `POST /upload` of `form` as the holder of `token`, with an `Idempotency-Key` if given:
+    /// the status and the JSON answer.
+    pub async fn post_upload(
+        &self,
+        token: &str,
+        form: multipart::Form,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/upload"))
+            .bearer_auth(token)
+            .multipart(form);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
     /// `GET /download/{job_id}` as the holder of `token`.
     pub async fn download(&self, token: &str, job_id: &str) -> Response {
         self.send_as(token, Method::GET, &format!("/download/{job_id}"))
@@ -642,6 +663,20 @@ impl TestApp {
         };
         objects_in(&root)
     }
+}
+
+/// An upload form: `fields` first, then each of `videos` as a `file` part.
+pub fn upload_form(videos: &[&Path], fields: &[(&str, &str)]) -> multipart::Form {
+    let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
+        form.text(k.to_string(), v.to_string())
+    });
+    videos.iter().fold(form, |form, path| {
+        form.part(
+            "file",
+            multipart::Part::bytes(std::fs::read(path).unwrap())
+                .file_name(path.file_name().unwrap().to_string_lossy().into_owned()),
+        )
+    })
 }
 
 /// The object keys under `root`, a file store's folder or an s3s-fs bucket's, ignoring the
