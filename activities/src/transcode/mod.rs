@@ -16,8 +16,12 @@
 //! file may turn into is bounded by [`MediaLimits`]: decoded duration (measured as it decodes,
 //! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
+//!
+//! MP3s encoded separately from overlapping parts of one source join into one that decodes
+//! like a single encode ([`join`]).
 
 mod encode;
+pub mod join;
 mod loudness;
 mod picture;
 mod source;

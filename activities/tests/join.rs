@@ -1,0 +1,220 @@
+//! Joining separately encoded MP3 parts (`transcode::join`): parts encoded by the `ffmpeg` CLI
+//! from overlapping stretches of one source, joined, and judged against one encode of the
+//! whole with the same settings: no decode error, the same decoded length (gapless: one Info
+//! frame with the right frame count, delay and padding), and no 50 ms window more than 3 dB
+//! worse (signal to noise, against the source) than the single encode's worst, for speech,
+//! music and a pure sine, in VBR, CBR and ABR.
+
+use audiomill_activities::transcode::join::{JoinError, Part, join};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Samples per MPEG-1 Layer III frame.
+const FRAME: u64 = 1152;
+const RATE: u64 = 44_100;
+const SECONDS: u64 = 30;
+/// Frames each part encodes before its share (dropped) and past the next share.
+const WARM_UP: u64 = 8;
+const OVERLAP: u64 = 40;
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("the ffmpeg tool runs");
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+/// A source of `SECONDS` seconds, 16-bit stereo WAV at `RATE`.
+fn source(dir: &Path, kind: &str) -> PathBuf {
+    let path = dir.join(format!("{kind}.wav"));
+    let d = SECONDS.to_string();
+    let graph = match kind {
+        "sine" => format!("sine=frequency=1000:sample_rate={RATE}:duration={d}"),
+        // Pink noise under a tone: a dense spectrum, as in music.
+        "music" => format!(
+            "anoisesrc=color=pink:sample_rate={RATE}:duration={d}:seed=7[n];\
+             sine=frequency=440:sample_rate={RATE}:duration={d}[s];[n][s]amix=inputs=2"
+        ),
+        // Band-limited noise in syllable-like bursts, with pauses: like speech.
+        _ => format!(
+            "anoisesrc=color=brown:sample_rate={RATE}:duration={d}:seed=3,\
+             lowpass=f=3000,tremolo=f=4:d=0.9"
+        ),
+    };
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &graph,
+        "-ac",
+        "2",
+        "-c:a",
+        "pcm_s16le",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// `source`'s samples `from..to`, encoded with `settings`.
+fn encode(source: &Path, from: u64, to: u64, settings: &[&str], out: &Path) -> Vec<u8> {
+    let trim = format!("atrim=start_sample={from}:end_sample={to},asetpts=N/SR/TB");
+    let mut args = vec!["-i", source.to_str().unwrap(), "-af", &trim];
+    args.extend_from_slice(settings);
+    args.extend_from_slice(&["-c:a", "libmp3lame", out.to_str().unwrap()]);
+    ffmpeg(&args);
+    std::fs::read(out).unwrap()
+}
+
+/// Interleaved 16-bit samples, as the ffmpeg tool decodes `path` (gapless: the Info frame's
+/// delay and padding applied).
+fn decode(path: &Path) -> Vec<f64> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path.to_str().unwrap()])
+        .args(["-f", "s16le", "-ac", "2", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        output.stderr.is_empty(),
+        "{} decodes with errors: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+        .stdout
+        .chunks_exact(2)
+        .map(|pair| f64::from(i16::from_le_bytes([pair[0], pair[1]])))
+        .collect()
+}
+
+/// Signal-to-noise ratio (dB) of `decoded` against `source`, in 50 ms windows.
+fn windows(source: &[f64], decoded: &[f64]) -> Vec<f64> {
+    let window = (RATE / 20 * 2) as usize;
+    source
+        .chunks_exact(window)
+        .zip(decoded.chunks_exact(window))
+        .map(|(s, d)| {
+            let signal: f64 = s.iter().map(|x| x * x).sum();
+            let noise: f64 = s.iter().zip(d).map(|(x, y)| (x - y) * (x - y)).sum();
+            10.0 * (signal / noise.max(1e-9)).log10()
+        })
+        .collect()
+}
+
+fn worst(snr: &[f64]) -> f64 {
+    snr.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Encodes `source` whole and in three parts with `settings`, joins the parts, and returns
+/// the single encode's worst window and the joined file's.
+fn single_and_joined(dir: &Path, source: &Path, settings: &[&str]) -> (f64, f64) {
+    let total = SECONDS * RATE;
+    let single = dir.join("single.mp3");
+    encode(source, 0, total, settings, &single);
+    let shares: [u64; 3] = [0, 300, 700];
+    let mut files = Vec::new();
+    for (i, &share) in shares.iter().enumerate() {
+        let first = share.saturating_sub(WARM_UP);
+        let to = match shares.get(i + 1) {
+            Some(next) => ((next + OVERLAP) * FRAME).min(total),
+            None => total,
+        };
+        let out = dir.join(format!("part{i}.mp3"));
+        files.push((encode(source, first * FRAME, to, settings, &out), first));
+    }
+    let parts: Vec<Part> = files
+        .iter()
+        .map(|(bytes, first_frame)| Part {
+            bytes,
+            first_frame: *first_frame,
+        })
+        .collect();
+    let joined = join(&parts, &shares).expect("the parts join");
+    let joined_path = dir.join("joined.mp3");
+    std::fs::write(&joined_path, joined).unwrap();
+
+    let original = decode(source);
+    let single = decode(&single);
+    let joined = decode(&joined_path);
+    assert_eq!(
+        joined.len(),
+        single.len(),
+        "the joined file lasts as long as the single encode"
+    );
+    (
+        worst(&windows(&original, &single)),
+        worst(&windows(&original, &joined)),
+    )
+}
+
+#[test]
+fn joins_are_as_clean_as_the_rest_of_a_single_encode() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["speech", "music", "sine"] {
+        let source = source(dir.path(), kind);
+        for settings in [
+            &["-q:a", "2"][..],
+            &["-b:a", "128k"][..],
+            &["-abr", "1", "-b:a", "96k"][..],
+        ] {
+            let (single, joined) = single_and_joined(dir.path(), &source, settings);
+            eprintln!(
+                "{kind} {settings:?}: worst 50 ms window {single:.2} dB single, {joined:.2} dB joined"
+            );
+            assert!(
+                joined >= single - 3.0,
+                "{kind} {settings:?}: the joined file's worst window is {joined:.1} dB, \
+                 the single encode's {single:.1} dB"
+            );
+        }
+    }
+}
+
+#[test]
+fn parts_that_do_not_overlap_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(dir.path(), "sine");
+    let settings = ["-q:a", "2"];
+    let first = encode(
+        &source,
+        0,
+        300 * FRAME,
+        &settings,
+        &dir.path().join("a.mp3"),
+    );
+    let second = encode(
+        &source,
+        300 * FRAME,
+        SECONDS * RATE,
+        &settings,
+        &dir.path().join("b.mp3"),
+    );
+    let parts = [
+        Part {
+            bytes: &first,
+            first_frame: 0,
+        },
+        Part {
+            bytes: &second,
+            first_frame: 300,
+        },
+    ];
+    // The first part ends where the second begins: no frame both have to join at.
+    assert_eq!(join(&parts, &[0, 300]), Err(JoinError::NoJoin { part: 0 }));
+    // A part that starts after its share cannot cover it.
+    assert_eq!(
+        join(&parts, &[0, 200]),
+        Err(JoinError::Coverage { part: 1 })
+    );
+    let garbage = [Part {
+        bytes: b"not an mp3",
+        first_frame: 0,
+    }];
+    assert!(matches!(
+        join(&garbage, &[0]),
+        Err(JoinError::Malformed { part: 0, .. })
+    ));
+}
