@@ -98,6 +98,39 @@ async fn the_generated_client_reads_jobs_and_their_refusals() {
         .job;
     app.wait_for_job(&token, &job.job_id.to_string()).await;
 
+    // An upload's one-off webhook: its secret comes back once; a URL that may not be reached
+    // is refused naming the field.
+    let with_callback = |url: &str| audiomill_client::UploadOptions {
+        callback_url: Some(url.to_owned()),
+        ..Default::default()
+    };
+    let answer = audiomill_client::upload(
+        &client,
+        &video,
+        &with_callback("https://93.184.216.34/hooks/audiomill"),
+        None,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let callback = answer.job.callback.expect("the callback endpoint");
+    assert!(callback.secret.starts_with("whsec_"), "{callback:?}");
+    let refused = audiomill_client::upload(
+        &client,
+        &video,
+        &with_callback("http://127.0.0.1:9/hook"),
+        None,
+        |_| {},
+    )
+    .await;
+    match refused {
+        Err(Error::ErrorResponse(answer)) => {
+            assert_eq!(answer.status().as_u16(), 400);
+            assert_eq!(answer.into_inner().field.as_deref(), Some("callback_url"));
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+
     let status = client
         .get_job_status()
         .job_id(job.job_id)

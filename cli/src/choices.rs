@@ -123,6 +123,7 @@ impl From<&OutputFlags> for UploadOptions {
                 CoverFlag::None => types::CoverName::None,
             }),
             cover_at: flags.cover_at.clone(),
+            callback_url: None,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct UploadOptions {
     pub cover: Option<types::CoverName>,
     /// Seconds or `HH:MM:SS.mmm` into the video: the cover frame.
     pub cover_at: Option<String>,
+    /// A one-off webhook endpoint told when the job ends; the answer's `callback` carries
+    /// the secret that signs its messages.
+    pub callback_url: Option<String>,
 }
 
 impl UploadOptions {
@@ -78,6 +81,7 @@ impl UploadOptions {
             ("strip", self.strip.as_ref().map(ToString::to_string)),
             ("cover", self.cover.as_ref().map(ToString::to_string)),
             ("cover_at", self.cover_at.clone()),
+            ("callback_url", self.callback_url.clone()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
