@@ -15,6 +15,11 @@ STARTED=$SECONDS
 phase() { printf '== [%dm%02ds] %s\n' $(((SECONDS - STARTED) / 60)) $(((SECONDS - STARTED) % 60)) "$*"; }
 
 set -e
+# cargo-nextest comes with these machines; where it does not, it is installed once.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  phase "installing cargo-nextest 0.9.143 (crates.io, once)"
+  cargo install cargo-nextest --version 0.9.143 --locked
+fi
 phase "style: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
