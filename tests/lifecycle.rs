@@ -469,16 +469,50 @@ async fn a_disabled_account_stops_at_once_and_its_running_jobs_are_cancelled() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-
     let (status, body) = json_call(
         &app,
         &admin,
         Method::PATCH,
-        &path,
+        "/users/not-a-user-id",
         json!({ "active": false }),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = json_call(
+        &app,
+        &admin,
+        Method::PATCH,
+        &path,
+        json!({ "active": false, "admin": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no other field is taken");
+    let spelled = |content_type: &'static str, body: &'static str| {
+        app.http
+            .patch(app.url(&path))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let text = spelled("text/plain", r#"{"active": false}"#).await.unwrap();
+    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = spelled("application/json", r#"{"active": fal"#)
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.status(&token, &long).await.0,
+        StatusCode::OK,
+        "still on"
+    );
+
+    // Another spelling of JSON is JSON.
+    let response = spelled("application/merge-patch+json", r#"{"active": false}"#)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
     assert_eq!(body["active"], false);
     assert_eq!(body["jobs_cancelled"], 1);
     // The token stops working at once, and so does the password.
