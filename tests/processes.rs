@@ -156,6 +156,16 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
             &logs.join(format!("{victim}.log")),
         ),
     );
+    // Back once it polls again, its scratch space cleared first (its log goes on where the
+    // killed process's stopped).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while workers[victim].log().matches("worker polling").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted worker never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Every job completes, once.
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -229,7 +239,27 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
             .flatten()
             .map(|e| e.path())
             .collect();
-        assert!(left.is_empty(), "{id} left {left:?}");
+        if !left.is_empty() {
+            // What every process said of the jobs whose files were left.
+            let story: Vec<String> = std::fs::read_dir(&logs)
+                .unwrap()
+                .flatten()
+                .flat_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    std::fs::read_to_string(entry.path())
+                        .unwrap()
+                        .lines()
+                        .filter(|line| {
+                            left.iter().any(|path| {
+                                line.contains(&*path.file_name().unwrap().to_string_lossy())
+                            })
+                        })
+                        .map(|line| format!("{name}: {line}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            panic!("{id} left {left:?}:\n{}", story.join("\n"));
+        }
     }
     // Each job was told once: one message id per job, whichever worker sent it, however often.
     let deadline = Instant::now() + Duration::from_secs(60);
