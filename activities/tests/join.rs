@@ -5,8 +5,14 @@
 //! worse (signal to noise, against the source) than the single encode's worst, for speech,
 //! music and a pure sine, in VBR, CBR and ABR.
 
-use audiomill_activities::transcode::join::{JoinError, Part, join};
+use audiomill_activities::transcode::{
+    MediaLimits,
+    join::{JoinError, Part, join},
+    transcode,
+};
+use audiomill_domain::output::{BitrateMode, OutputOptions};
 use std::{
+    ops::ControlFlow,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -217,4 +223,94 @@ fn parts_that_do_not_overlap_are_refused() {
         join(&garbage, &[0]),
         Err(JoinError::Malformed { part: 0, .. })
     ));
+}
+
+/// `source`'s samples `from..to` as 16-bit PCM in Matroska: a stretch of decoded audio, as a
+/// container the transcoder opens.
+fn chunk(source: &Path, from: u64, to: u64, out: &Path) {
+    let trim = format!("atrim=start_sample={from}:end_sample={to},asetpts=N/SR/TB");
+    ffmpeg(&[
+        "-i",
+        source.to_str().unwrap(),
+        "-af",
+        &trim,
+        "-c:a",
+        "pcm_s16le",
+        out.to_str().unwrap(),
+    ]);
+}
+
+fn transcoded(input: &Path, output: &Path, options: &OutputOptions) -> Vec<u8> {
+    transcode(
+        input,
+        output,
+        options,
+        "",
+        MediaLimits::default(),
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .expect("the transcode succeeds");
+    std::fs::read(output).unwrap()
+}
+
+#[test]
+fn parts_from_the_transcoder_join_into_what_its_single_path_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source(dir.path(), "music");
+    let total = SECONDS * RATE;
+    let whole = dir.path().join("whole.mkv");
+    chunk(&source, 0, total, &whole);
+    let shares: [u64; 3] = [0, 300, 700];
+    for options in [
+        OutputOptions {
+            strip: true,
+            ..OutputOptions::default()
+        },
+        OutputOptions {
+            bitrate_mode: BitrateMode::Cbr,
+            bitrate: Some(128),
+            strip: true,
+            ..OutputOptions::default()
+        },
+    ] {
+        let single_path = dir.path().join("single.mp3");
+        transcoded(&whole, &single_path, &options);
+        let mut files = Vec::new();
+        for (i, &share) in shares.iter().enumerate() {
+            let first = share.saturating_sub(WARM_UP);
+            let to = match shares.get(i + 1) {
+                Some(next) => ((next + OVERLAP) * FRAME).min(total),
+                None => total,
+            };
+            let stretch = dir.path().join(format!("chunk{i}.mkv"));
+            chunk(&source, first * FRAME, to, &stretch);
+            let part = dir.path().join(format!("part{i}.mp3"));
+            files.push((transcoded(&stretch, &part, &options), first));
+        }
+        let parts: Vec<Part> = files
+            .iter()
+            .map(|(bytes, first_frame)| Part {
+                bytes,
+                first_frame: *first_frame,
+            })
+            .collect();
+        let joined_path = dir.path().join("joined.mp3");
+        std::fs::write(&joined_path, join(&parts, &shares).expect("the parts join")).unwrap();
+
+        let original = decode(&source);
+        let single = decode(&single_path);
+        let joined = decode(&joined_path);
+        assert_eq!(joined.len(), single.len(), "{options:?}");
+        let (single, joined) = (
+            worst(&windows(&original, &single)),
+            worst(&windows(&original, &joined)),
+        );
+        eprintln!(
+            "transcoder {options:?}: worst window {single:.2} dB single, {joined:.2} dB joined"
+        );
+        assert!(
+            joined >= single - 3.0,
+            "{joined:.1} dB against {single:.1} dB"
+        );
+    }
 }
