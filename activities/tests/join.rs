@@ -114,12 +114,17 @@ fn worst(snr: &[f64]) -> f64 {
     snr.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-/// Encodes `source` whole and in three parts with `settings`, joins the parts, and returns
-/// the single encode's worst window and the joined file's.
-fn single_and_joined(dir: &Path, source: &Path, settings: &[&str]) -> (f64, f64) {
+/// Makes an MP3 of `source` whole and one of each of three overlapping parts with `make` (an
+/// MP3 of samples `from..to`, written to the path given and returned), joins the parts, and
+/// returns the worst window of the whole's MP3 and of the joined one.
+fn single_and_joined(
+    dir: &Path,
+    source: &Path,
+    make: impl Fn(u64, u64, &Path) -> Vec<u8>,
+) -> (f64, f64) {
     let total = SECONDS * RATE;
     let single = dir.join("single.mp3");
-    encode(source, 0, total, settings, &single);
+    make(0, total, &single);
     let shares: [u64; 3] = [0, 300, 700];
     let mut files = Vec::new();
     for (i, &share) in shares.iter().enumerate() {
@@ -129,7 +134,7 @@ fn single_and_joined(dir: &Path, source: &Path, settings: &[&str]) -> (f64, f64)
             None => total,
         };
         let out = dir.join(format!("part{i}.mp3"));
-        files.push((encode(source, first * FRAME, to, settings, &out), first));
+        files.push((make(first * FRAME, to, &out), first));
     }
     let parts: Vec<Part> = files
         .iter()
@@ -166,7 +171,9 @@ fn joins_are_as_clean_as_the_rest_of_a_single_encode() {
             &["-b:a", "128k"][..],
             &["-abr", "1", "-b:a", "96k"][..],
         ] {
-            let (single, joined) = single_and_joined(dir.path(), &source, settings);
+            let (single, joined) = single_and_joined(dir.path(), &source, |from, to, out| {
+                encode(&source, from, to, settings, out)
+            });
             eprintln!(
                 "{kind} {settings:?}: worst 50 ms window {single:.2} dB single, {joined:.2} dB joined"
             );
@@ -257,10 +264,6 @@ fn transcoded(input: &Path, output: &Path, options: &OutputOptions) -> Vec<u8> {
 fn parts_from_the_transcoder_join_into_what_its_single_path_makes() {
     let dir = tempfile::tempdir().unwrap();
     let source = source(dir.path(), "music");
-    let total = SECONDS * RATE;
-    let whole = dir.path().join("whole.mkv");
-    chunk(&source, 0, total, &whole);
-    let shares: [u64; 3] = [0, 300, 700];
     for options in [
         OutputOptions {
             strip: true,
@@ -273,38 +276,11 @@ fn parts_from_the_transcoder_join_into_what_its_single_path_makes() {
             ..OutputOptions::default()
         },
     ] {
-        let single_path = dir.path().join("single.mp3");
-        transcoded(&whole, &single_path, &options);
-        let mut files = Vec::new();
-        for (i, &share) in shares.iter().enumerate() {
-            let first = share.saturating_sub(WARM_UP);
-            let to = match shares.get(i + 1) {
-                Some(next) => ((next + OVERLAP) * FRAME).min(total),
-                None => total,
-            };
-            let stretch = dir.path().join(format!("chunk{i}.mkv"));
-            chunk(&source, first * FRAME, to, &stretch);
-            let part = dir.path().join(format!("part{i}.mp3"));
-            files.push((transcoded(&stretch, &part, &options), first));
-        }
-        let parts: Vec<Part> = files
-            .iter()
-            .map(|(bytes, first_frame)| Part {
-                bytes,
-                first_frame: *first_frame,
-            })
-            .collect();
-        let joined_path = dir.path().join("joined.mp3");
-        std::fs::write(&joined_path, join(&parts, &shares).expect("the parts join")).unwrap();
-
-        let original = decode(&source);
-        let single = decode(&single_path);
-        let joined = decode(&joined_path);
-        assert_eq!(joined.len(), single.len(), "{options:?}");
-        let (single, joined) = (
-            worst(&windows(&original, &single)),
-            worst(&windows(&original, &joined)),
-        );
+        let (single, joined) = single_and_joined(dir.path(), &source, |from, to, out| {
+            let stretch = out.with_extension("mkv");
+            chunk(&source, from, to, &stretch);
+            transcoded(&stretch, out, &options)
+        });
         eprintln!(
             "transcoder {options:?}: worst window {single:.2} dB single, {joined:.2} dB joined"
         );
