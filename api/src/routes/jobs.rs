@@ -357,13 +357,17 @@ refusal_into!(StatusResponse, DeleteResponse, CancelResponse);
 framework_refusal!(super::job_id_refused; StatusResponse, DeleteResponse, CancelResponse);
 
 /// Why a job was not cancelled.
-enum NotCancelled {
+pub(super) enum NotCancelled {
     Ended(JobStatus),
     Unavailable(ErrorJson),
 }
 
-/// Asks Temporal to cancel `job`'s workflow, unless the job has ended.
-async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccepted, NotCancelled> {
+/// Asks Temporal to cancel `job`'s workflow, saying `reason`, unless the job has ended.
+pub(super) async fn cancel_workflow(
+    gw: &Gateway,
+    job: &Job,
+    reason: String,
+) -> Result<(), NotCancelled> {
     let view = status::job_view(&gw.temporal, job).await;
     if view.status.is_final() {
         return Err(NotCancelled::Ended(view.status));
@@ -371,9 +375,7 @@ async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccept
     let handle = gw
         .temporal
         .get_workflow_handle::<ConvertVideo>(job.id.to_string());
-    let options = WorkflowCancelOptions::builder()
-        .reason(format!("cancelled by {}", claims.email))
-        .build();
+    let options = WorkflowCancelOptions::builder().reason(reason).build();
     if let Err(error) = handle.cancel(options).await {
         // The workflow may have ended between the look and the request.
         let view = status::job_view(&gw.temporal, job).await;
@@ -385,6 +387,31 @@ async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccept
             error,
         )));
     }
+    Ok(())
+}
+
+/// Removes an ended `job`: its video and MP3 first, then its record (a record is only removed
+/// once nothing it names is left).
+pub(super) async fn remove_with_files(gw: &Gateway, job: &Job) -> Result<(), ErrorJson> {
+    for key in [Some(&job.source_key), job.mp3_key.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        gw.objects
+            .delete(key)
+            .await
+            .map_err(|error| unavailable("storage", error))?;
+    }
+    gw.closed_views.forget(job.id);
+    gw.db
+        .remove_job(job.id)
+        .await
+        .map_err(|error| unavailable("database", error))
+}
+
+/// Asks Temporal to cancel `job`'s workflow for its user, unless the job has ended.
+async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccepted, NotCancelled> {
+    cancel_workflow(gw, job, format!("cancelled by {}", claims.email)).await?;
     tracing::info!(job_id = %job.id, "job cancelled by its user");
     Ok(CancelAccepted {
         job_id: job.id.into(),
@@ -623,17 +650,8 @@ impl JobsApi {
             Err(NotCancelled::Unavailable(error)) => return DeleteResponse::Unavailable(error),
             Err(NotCancelled::Ended(_)) => {}
         }
-        for key in [Some(&job.source_key), job.mp3_key.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(error) = gw.objects.delete(key).await {
-                return DeleteResponse::Unavailable(unavailable("storage", error));
-            }
-        }
-        gw.closed_views.forget(job.id);
-        if let Err(error) = gw.db.remove_job(job.id).await {
-            return DeleteResponse::Unavailable(unavailable("database", error));
+        if let Err(error) = remove_with_files(gw, &job).await {
+            return DeleteResponse::Unavailable(error);
         }
         tracing::info!(job_id = %job.id, "job and its files deleted by its user");
         DeleteResponse::Deleted

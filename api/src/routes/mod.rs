@@ -67,6 +67,21 @@ fn job_id_refused(_: ErrorJson) -> ErrorJson {
     )
 }
 
+/// `From<Denied>` for responses with `Unauthorized` and `Unavailable` variants: what the
+/// caller check refuses, in that operation's own answers.
+macro_rules! denied_into {
+    ($($response:ident),*) => {$(
+        impl From<Denied> for $response {
+            fn from(denied: Denied) -> Self {
+                match denied {
+                    Denied::Unauthorized(error) => Self::Unauthorized(error),
+                    Denied::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+
 mod accounts;
 mod batches;
 mod choices;

@@ -2,16 +2,18 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
-use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::{
+    ApiTags, BearerAuth, Context, Denied, ErrorJson,
+    jobs::{self, NotCancelled},
+    unavailable,
+};
 use crate::{
     Gateway,
     error::{ErrorBody, ErrorCode},
     params::ApiUserId,
 };
 use audiomill_domain::UserId;
-use audiomill_workflows::ConvertVideo;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Example};
-use temporalio_client::WorkflowCancelOptions;
 
 /// `DELETE /me/jobs` and `PATCH /users/{user_id}`.
 pub struct UsersApi {
@@ -113,23 +115,7 @@ enum UserResponse {
 
 framework_refusal!(std::convert::identity; UserResponse);
 
-impl From<Denied> for RemoveResponse {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::Unauthorized(error) => Self::Unauthorized(error),
-            Denied::Unavailable(error) => Self::Unavailable(error),
-        }
-    }
-}
-
-impl From<Denied> for UserResponse {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::Unauthorized(error) => Self::Unauthorized(error),
-            Denied::Unavailable(error) => Self::Unavailable(error),
-        }
-    }
-}
+denied_into!(RemoveResponse, UserResponse);
 
 #[OpenApi]
 impl UsersApi {
@@ -170,18 +156,8 @@ impl UsersApi {
                 break;
             }
             for job in jobs {
-                // Objects first: a row is only removed once nothing it names is left.
-                for key in [Some(&job.source_key), job.mp3_key.as_ref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Err(error) = gw.objects.delete(key).await {
-                        return RemoveResponse::Unavailable(unavailable("storage", error));
-                    }
-                }
-                gw.closed_views.forget(job.id);
-                if let Err(error) = gw.db.remove_job(job.id).await {
-                    return RemoveResponse::Unavailable(unavailable("database", error));
+                if let Err(error) = jobs::remove_with_files(gw, &job).await {
+                    return RemoveResponse::Unavailable(error);
                 }
                 removed += 1;
             }
@@ -271,23 +247,10 @@ async fn cancel_running(gw: &Gateway, user: UserId, reason: &str) -> Result<u64,
         .map_err(|error| unavailable("database", error))?;
     let mut cancelled = 0;
     for job in running {
-        let handle = gw
-            .temporal
-            .get_workflow_handle::<ConvertVideo>(job.id.to_string());
-        let options = WorkflowCancelOptions::builder()
-            .reason(reason.to_owned())
-            .build();
-        match handle.cancel(options).await {
+        match jobs::cancel_workflow(gw, &job, reason.to_owned()).await {
             Ok(()) => cancelled += 1,
-            Err(error) => {
-                let ended = crate::status::job_view(&gw.temporal, &job)
-                    .await
-                    .status
-                    .is_final();
-                if !ended {
-                    return Err(unavailable("conversion service", error));
-                }
-            }
+            Err(NotCancelled::Ended(_)) => {}
+            Err(NotCancelled::Unavailable(error)) => return Err(error),
         }
     }
     Ok(cancelled)

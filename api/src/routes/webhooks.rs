@@ -338,19 +338,6 @@ refusal_into!(
     ReplayResponse
 );
 
-macro_rules! denied_into {
-    ($($response:ident),*) => {$(
-        impl From<Denied> for $response {
-            fn from(denied: Denied) -> Self {
-                match denied {
-                    Denied::Unauthorized(error) => Self::Unauthorized(error),
-                    Denied::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
-}
-
 denied_into!(CreateResponse, ListResponse);
 
 #[OpenApi]
