@@ -118,6 +118,7 @@ impl ConvertActivities {
         let progress = || StepProgress {
             waiting: waiting.load(Ordering::Relaxed),
             percent: 0,
+            parts: None,
         };
         let outcome = keep_alive(&ctx, fetch, progress).await;
         if !matches!(outcome, Some(Ok(_))) {
@@ -150,6 +151,7 @@ impl ConvertActivities {
         let waiting = || StepProgress {
             waiting: true,
             percent: 0,
+            parts: None,
         };
         let Some(slot) = keep_alive(&ctx, self.transcode_slots.acquire(), waiting).await else {
             self.forget(job).await;
@@ -182,6 +184,7 @@ impl ConvertActivities {
             .record_heartbeat(StepProgress {
                 percent: 100,
                 waiting: false,
+                parts: None,
             })
             .await;
         if let Some(milestones) = &milestones {
@@ -194,6 +197,7 @@ impl ConvertActivities {
             .record(report.duration_ms as f64 / 1000.0 / wall);
         Ok(TranscodeOutput {
             duration_ms: report.duration_ms,
+            plan: None,
         })
     }
 
@@ -412,6 +416,7 @@ impl ConvertActivities {
             StepProgress {
                 percent,
                 waiting: false,
+                parts: None,
             }
         };
         keep_alive(ctx, work, progress).await

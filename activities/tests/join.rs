@@ -6,9 +6,9 @@
 //! music and a pure sine, in VBR, CBR and ABR.
 
 use audiomill_activities::transcode::{
-    MediaLimits,
+    MediaLimits, SegmentSettings,
     join::{JoinError, Part, join},
-    transcode,
+    plan, transcode, transcode_part,
 };
 use audiomill_domain::output::{BitrateMode, OutputOptions};
 use std::{
@@ -78,8 +78,14 @@ fn encode(source: &Path, from: u64, to: u64, settings: &[&str], out: &Path) -> V
 /// Interleaved 16-bit samples, as the ffmpeg tool decodes `path` (gapless: the Info frame's
 /// delay and padding applied).
 fn decode(path: &Path) -> Vec<f64> {
+    decode_with(path, &[])
+}
+
+/// As [`decode`], through the ffmpeg tool's options `args` (filters, say).
+fn decode_with(path: &Path, args: &[&str]) -> Vec<f64> {
     let output = Command::new("ffmpeg")
         .args(["-v", "error", "-i", path.to_str().unwrap()])
+        .args(args)
         .args(["-f", "s16le", "-ac", "2", "-"])
         .output()
         .unwrap();
@@ -288,5 +294,125 @@ fn parts_from_the_transcoder_join_into_what_its_single_path_makes() {
             joined >= single - 3.0,
             "{joined:.1} dB against {single:.1} dB"
         );
+    }
+}
+
+/// `source` as AAC in MP4, the way phones and cameras record: parts are cut from it by the
+/// decoded frames' timestamps.
+fn as_mp4(source: &Path) -> PathBuf {
+    let mp4 = source.with_extension("mp4");
+    ffmpeg(&[
+        "-i",
+        source.to_str().unwrap(),
+        "-ar",
+        "48000",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "160k",
+        mp4.to_str().unwrap(),
+    ]);
+    mp4
+}
+
+/// The transcoder's parts of a real source (seeking into it, resampling or not), joined as
+/// planned: as long as its single pass, no decode error, and no window worse than the
+/// single pass's worst by more than 3 dB, with the tag and cover of the first part.
+#[test]
+fn parts_of_a_video_join_into_what_the_single_path_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["music", "sine"] {
+        let wav = source(dir.path(), kind);
+        let mp4 = as_mp4(&wav);
+        for options in [
+            OutputOptions::default(),
+            OutputOptions {
+                sample_rate: Some(44_100),
+                bitrate_mode: BitrateMode::Cbr,
+                bitrate: Some(128),
+                ..OutputOptions::default()
+            },
+            OutputOptions {
+                start_ms: Some(1_500),
+                end_ms: Some(27_000),
+                ..OutputOptions::default()
+            },
+        ] {
+            let settings = SegmentSettings {
+                min_seconds: 10,
+                share_seconds: 8,
+            };
+            let plan = plan(&mp4, &options, MediaLimits::default(), settings)
+                .expect("the source opens")
+                .expect("a long enough MP4 is converted in parts");
+            assert!(plan.parts() >= 3, "{plan:?}");
+            let single = dir.path().join("single.mp3");
+            transcoded(&mp4, &single, &options);
+            let mut files = Vec::new();
+            for part in 0..plan.parts() {
+                let out = dir.path().join(format!("part{part}.mp3"));
+                transcode_part(
+                    &mp4,
+                    &out,
+                    &options,
+                    "",
+                    MediaLimits::default(),
+                    (&plan, part),
+                    &mut |_| ControlFlow::Continue(()),
+                )
+                .expect("the part converts");
+                files.push((std::fs::read(&out).unwrap(), plan.span(part).first_frame));
+            }
+            let parts: Vec<Part> = files
+                .iter()
+                .map(|(bytes, first_frame)| Part {
+                    bytes,
+                    first_frame: *first_frame,
+                })
+                .collect();
+            let joined_path = dir.path().join("joined.mp3");
+            std::fs::write(
+                &joined_path,
+                join(&parts, &plan.shares).expect("parts join"),
+            )
+            .unwrap();
+            // The source as the MP3 should hold it: resampled and trimmed as asked.
+            let mut filters = vec![];
+            if let (Some(start), Some(end)) = (options.start_ms, options.end_ms) {
+                filters.push(format!(
+                    "atrim=start={}:end={}",
+                    start as f64 / 1000.0,
+                    end as f64 / 1000.0
+                ));
+            }
+            filters.push(format!(
+                "aresample={}",
+                options.sample_rate.unwrap_or(48_000)
+            ));
+            let original = decode_with(&mp4, &["-af", &filters.join(",")]);
+            let single = decode(&single);
+            let joined = decode(&joined_path);
+            assert!(
+                joined.len().abs_diff(single.len()) <= 1152 * 2,
+                "{kind} {options:?}: joined {} samples, single {}",
+                joined.len(),
+                single.len()
+            );
+            let (single, joined) = (
+                worst(&windows(&original, &single)),
+                worst(&windows(&original, &joined)),
+            );
+            eprintln!(
+                "{kind} {options:?}: {} parts, worst 50 ms window {single:.2} dB single, \
+                 {joined:.2} dB joined",
+                plan.parts()
+            );
+            assert!(
+                joined >= single - 3.0,
+                "{kind} {options:?}: {joined:.1} dB joined against {single:.1} dB single"
+            );
+            let tag = std::fs::read(&joined_path).unwrap();
+            assert!(tag.starts_with(b"ID3"), "the tag of the first part leads");
+        }
     }
 }

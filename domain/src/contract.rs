@@ -4,7 +4,9 @@
 //! implementations are checked against the same markers at compile time, so a renamed field or
 //! activity breaks the build instead of a running job.
 
-use crate::{JobId, ObjectKey, UserId, output::OutputOptions, webhook::WebhookEvent};
+use crate::{
+    JobId, ObjectKey, UserId, output::OutputOptions, segment::SegmentPlan, webhook::WebhookEvent,
+};
 use serde::{Deserialize, Serialize};
 
 /// The task queue the gateway starts workflows on and every worker polls.
@@ -14,6 +16,11 @@ pub const TASK_QUEUE: &str = "audiomill";
 /// at a time from it, and a fetch waits until its worker has room for the job, so a busy
 /// worker leaves the waiting jobs to the others.
 pub const FETCH_TASK_QUEUE: &str = "audiomill-fetch";
+
+/// The queue of `transcode_segment`, the parts of long sources. Every worker takes as many
+/// at once as it has transcode slots, so the parts of one job spread over all workers with
+/// room.
+pub const SEGMENTS_TASK_QUEUE: &str = "audiomill-segments";
 
 /// The workflow type name, as operators see it in the Temporal Web UI.
 pub const WORKFLOW_TYPE: &str = "ConvertVideo";
@@ -178,11 +185,51 @@ pub struct TranscodeInput {
     /// The upload's file name: the MP3's title when the source's metadata has none.
     #[serde(default)]
     pub file_name: String,
+    /// The run can convert a long source in parts: the transcode then only plans them when
+    /// the source is long enough (`SEGMENT_MIN_SECONDS`) and returns the plan.
+    #[serde(default)]
+    pub segments: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscodeOutput {
     pub duration_ms: u64,
+    /// Set instead of an MP3 when the source is to be converted in these parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<SegmentPlan>,
+}
+
+/// One part of a long source to encode (see [`crate::segment`]); any worker with room takes
+/// it, fetching the source when it does not have it yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscodeSegmentInput {
+    pub job_id: JobId,
+    pub source_key: ObjectKey,
+    pub options: OutputOptions,
+    pub file_name: String,
+    pub plan: SegmentPlan,
+    pub part: u32,
+}
+
+/// A part encoded and put in object storage, by the worker whose own queue is `task_queue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscodedSegment {
+    pub task_queue: String,
+    /// The audio the part made, its warm-up and overlap included.
+    pub duration_ms: u64,
+}
+
+/// The parts of `plan` to join into the job's MP3, on the worker holding the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinSegmentsInput {
+    pub job_id: JobId,
+    pub plan: SegmentPlan,
+}
+
+/// A worker that took parts of a job removes its copy of the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetJobInput {
+    pub job_id: JobId,
 }
 
 /// Heartbeat details of `fetch_source` and `transcode`; `/status` reads them. A step that
@@ -194,6 +241,10 @@ pub struct StepProgress {
     pub percent: u8,
     #[serde(default)]
     pub waiting: bool,
+    /// Of a part (`transcode_segment`): how many parts the job has, so that `/status` can
+    /// count the ones already done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,6 +398,10 @@ impl CleanupReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscardSourceInput {
     pub job_id: JobId,
+    /// Parts of a segmented conversion still in object storage (when the job ended before
+    /// they were joined): they go too.
+    #[serde(default)]
+    pub parts: u32,
 }
 
 /// Marker types naming each activity with its input and output types.
@@ -372,6 +427,19 @@ pub mod activity {
     activity!(ValidateToken, "validate_token", ValidateTokenInput, ());
     activity!(FetchSource, "fetch_source", FetchSourceInput, FetchedSource);
     activity!(Transcode, "transcode", TranscodeInput, TranscodeOutput);
+    activity!(
+        TranscodeSegment,
+        "transcode_segment",
+        TranscodeSegmentInput,
+        TranscodedSegment
+    );
+    activity!(
+        JoinSegments,
+        "join_segments",
+        JoinSegmentsInput,
+        TranscodeOutput
+    );
+    activity!(ForgetJob, "forget_job", ForgetJobInput, ());
     activity!(StoreMp3, "store_mp3", StoreMp3Input, StoredMp3);
     activity!(SendEmail, "send_email", SendEmailInput, EmailOutcome);
     activity!(RecordEnding, "record_ending", RecordEndingInput, ());

@@ -170,6 +170,11 @@ impl ObjectKey {
     pub fn mp3(job: JobId) -> Self {
         Self(format!("mp3/{job}.mp3"))
     }
+
+    /// Where part `part` of a job converted in parts waits to be joined.
+    pub fn part(job: JobId, part: u32) -> Self {
+        Self(format!("parts/{job}/{part}.mp3"))
+    }
 }
 
 fn sanitize_extension(extension: &str) -> String {

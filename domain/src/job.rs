@@ -82,6 +82,10 @@ impl Step {
     }
 
     pub fn from_activity_name(name: &str) -> Option<Self> {
+        // A long source's parts and their join are its transcode, as users see it.
+        if matches!(name, "transcode_segment" | "join_segments") {
+            return Some(Self::Transcode);
+        }
         Self::ALL
             .into_iter()
             .find(|step| step.activity_name() == name)

@@ -9,6 +9,7 @@
 //!   gateway.
 //! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
 //!   Standard Webhooks signatures.
+//! - [`segment`]: how a long source is cut into parts converted apart and joined.
 //! - [`contract`]: the `ConvertVideo` workflow's task queue, activity names, their inputs and
 //!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
 //!   worker (which runs them) import these, so the two can never disagree.
@@ -20,6 +21,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod link;
 pub mod output;
+pub mod segment;
 pub mod webhook;
 
 pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UserId, WebhookId};

@@ -42,10 +42,7 @@ fn mp3_encoder(
         .encoder()
         .audio()
         .map_err(output_error)?;
-    let mut rate = pick_rate(&lame, options.sample_rate.unwrap_or(decoder.rate()));
-    if let (BitrateMode::Cbr, Some(kbps)) = (options.bitrate_mode, options.bitrate) {
-        rate = rate_for_bitrate(rate, kbps);
-    }
+    let rate = mp3_rate(&lame, decoder, options);
     let layout = output_layout(&lame, decoder, options);
     encoder.set_rate(rate as i32);
     encoder.set_channel_layout(layout);
@@ -79,6 +76,30 @@ fn mp3_encoder(
     ost.set_parameters(&encoder);
     ost.set_time_base((1, rate as i32));
     Ok(encoder)
+}
+
+/// The MP3's sample rate: as asked, else the source's, the nearest LAME encodes (and one
+/// whose MPEG version has the CBR bitrate asked for).
+fn mp3_rate(lame: &codec::Audio, decoder: &codec::decoder::Audio, options: &OutputOptions) -> u32 {
+    let rate = pick_rate(lame, options.sample_rate.unwrap_or(decoder.rate()));
+    match (options.bitrate_mode, options.bitrate) {
+        (BitrateMode::Cbr, Some(kbps)) => rate_for_bitrate(rate, kbps),
+        _ => rate,
+    }
+}
+
+/// The MP3's sample rate and the samples in each of its frames (1152 for MPEG-1 rates,
+/// 576 below 32 kHz), for `decoder`'s audio encoded as `options` say.
+pub(super) fn mp3_timing(
+    decoder: &codec::decoder::Audio,
+    options: &OutputOptions,
+) -> Result<(u32, u32), TranscodeError> {
+    let lame = ffmpeg::encoder::find_by_name("libmp3lame")
+        .ok_or_else(|| TranscodeError::Output("the libmp3lame encoder is not available".into()))?
+        .audio()
+        .map_err(output_error)?;
+    let rate = mp3_rate(&lame, decoder, options);
+    Ok((rate, if rate >= 32_000 { 1152 } else { 576 }))
 }
 
 /// The MP3's channel layout: as asked, else the source's, the nearest LAME can encode (more
@@ -186,6 +207,7 @@ impl Pipeline {
         chain: &str,
         limits: MediaLimits,
         id3: Option<Id3>,
+        samples_before: u64,
     ) -> Result<Self, TranscodeError> {
         let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
         let encoder = mp3_encoder(&mut octx, &source.decoder, options)?;
@@ -211,9 +233,11 @@ impl Pipeline {
             encoder_time_base: (1, rate).into(),
             out_time_base,
             samples_sent: 0,
+            // A part of the whole may hold what the whole may, less what comes before it.
             max_samples: limits
                 .seconds_for(source.input_bytes)
-                .saturating_mul(rate as u64) as i64,
+                .saturating_mul(rate as u64)
+                .saturating_sub(samples_before) as i64,
             bytes_written: 0,
             max_bytes: limits.max_output_bytes(),
             id3,

@@ -24,12 +24,14 @@ mod encode;
 pub mod join;
 mod loudness;
 mod picture;
+mod segment;
 mod source;
 mod tags;
 
 pub use encode::rate_for_bitrate;
+pub use segment::{SegmentSettings, plan};
 
-use audiomill_domain::output::OutputOptions;
+use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
 use ffmpeg_next as ffmpeg;
 use source::{Source, Span, Trim};
 use std::{ops::ControlFlow, path::Path};
@@ -115,6 +117,34 @@ pub fn transcode(
     limits: MediaLimits,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
+    convert(input, output, options, file_name, limits, None, on_progress)
+}
+
+/// Converts part `part` of `plan` (see [`segment`]) into the MP3 file `output`, for
+/// [`join`] to join with the others: the frames of the whole file's that the part's span
+/// covers, and only the first part with the tags. Progress is the part's own.
+pub fn transcode_part(
+    input: &Path,
+    output: &Path,
+    options: &OutputOptions,
+    file_name: &str,
+    limits: MediaLimits,
+    (plan, part): (&SegmentPlan, usize),
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<TranscodeReport, TranscodeError> {
+    let span = Some(plan.span(part));
+    convert(input, output, options, file_name, limits, span, on_progress)
+}
+
+fn convert(
+    input: &Path,
+    output: &Path,
+    options: &OutputOptions,
+    file_name: &str,
+    limits: MediaLimits,
+    part: Option<audiomill_domain::segment::PartSpan>,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<TranscodeReport, TranscodeError> {
     ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
     // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
@@ -126,11 +156,22 @@ pub fn transcode(
         metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         file_name,
     );
-    let picture = picture::choose(input, options, on_progress)?;
-    let id3 = (!options.strip).then(|| tags::Id3::new(&tags, picture));
+    // The tag goes at the start of the whole file: with the first part.
+    let tagged = !options.strip && part.is_none_or(|span| span.first_frame == 0);
+    let picture = if tagged {
+        picture::choose(input, options, on_progress)?
+    } else {
+        None
+    };
+    let id3 = tagged.then(|| tags::Id3::new(&tags, picture));
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
-    if let Some(target) = options.normalize {
+    let mut reading = trim;
+    let mut samples_before = 0;
+    if let Some(part) = part {
+        let cut = segment::Cut::new(&source, options, part)?;
+        (chain, reading, samples_before) = (cut.chain, cut.reading, cut.samples_before);
+    } else if let Some(target) = options.normalize {
         // Measured as it will be encoded: the same part, mixed down the same way.
         let layout = encode::layout_filter(&source.decoder, options);
         let measuring = Span { from: 0, to: 50 };
@@ -148,8 +189,16 @@ pub fn transcode(
         }
         span = Span { from: 50, to: 100 };
     }
-    let mut pipeline = encode::Pipeline::open(output, &source, options, &chain, limits, id3)?;
-    source::decode(&mut source, trim, span, on_progress, &mut |frame| {
+    let mut pipeline = encode::Pipeline::open(
+        output,
+        &source,
+        options,
+        &chain,
+        limits,
+        id3,
+        samples_before,
+    )?;
+    source::decode(&mut source, reading, span, on_progress, &mut |frame| {
         pipeline.push(frame)
     })?;
     let report = pipeline.finish()?;

@@ -75,9 +75,9 @@ pub(super) struct Source {
     pub(super) input_bytes: u64,
     pub(super) stream_index: usize,
     pub(super) time_base: ffmpeg::Rational,
-    start_ticks: i64,
+    pub(super) start_ticks: i64,
     /// The duration the file declares, if it declares one.
-    expected_secs: Option<f64>,
+    pub(super) expected_secs: Option<f64>,
     pub(super) decoder: codec::decoder::Audio,
 }
 
