@@ -11,7 +11,10 @@
 //! that depend on others (the data dir).
 
 use anyhow::bail;
-use audiomill_activities::{isolated::Transcoder, transcode::MediaLimits};
+use audiomill_activities::{
+    isolated::Transcoder,
+    transcode::{MediaLimits, SegmentSettings},
+};
 use audiomill_domain::lifecycle::{Quota, Retention};
 use audiomill_store::S3Settings;
 use clap::{Args, Parser};
@@ -246,6 +249,13 @@ pub struct WorkerArgs {
     /// Seconds of audio allowed per MB of upload beyond the first ten minutes.
     #[arg(long, env = "MAX_SECONDS_PER_MB", value_name = "SECONDS", default_value_t = MediaLimits::default().max_seconds_per_mb, value_parser = whole_above_zero::<u32>)]
     pub max_seconds_per_mb: u32,
+    /// Sources at least this long (after any trim) are converted in parts, on every worker
+    /// with room, and joined; 0 turns this off.
+    #[arg(long, env = "SEGMENT_MIN_SECONDS", value_name = "SECONDS", default_value_t = SegmentSettings::default().min_seconds)]
+    pub segment_min_seconds: u32,
+    /// The audio each part converts, in seconds.
+    #[arg(long, env = "SEGMENT_SECONDS", value_name = "SECONDS", default_value_t = SegmentSettings::default().share_seconds, value_parser = whole_above_zero::<u32>)]
+    pub segment_seconds: u32,
     /// Serve `/metrics`, `/health/live` and `/health/ready` of this worker on this address
     /// [default: none; in `dev` the gateway's `/metrics` covers the worker too].
     #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
@@ -352,6 +362,8 @@ pub struct WorkerConfig {
     pub max_concurrent_transcodes: usize,
     pub worker_id: Option<String>,
     pub media_limits: MediaLimits,
+    /// When a long source is converted in parts; `None`: never.
+    pub segments: Option<SegmentSettings>,
     /// Where this worker serves its metrics and health pages, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// How transcodes run: in child processes of this executable (`audiomill
@@ -510,6 +522,10 @@ impl WorkerArgs {
                 max_output_mb: self.max_output_mb,
                 max_seconds_per_mb: self.max_seconds_per_mb,
             },
+            segments: (self.segment_min_seconds > 0).then_some(SegmentSettings {
+                min_seconds: self.segment_min_seconds,
+                share_seconds: self.segment_seconds,
+            }),
             metrics_listen: self.metrics_listen,
             transcoder: Transcoder::new(
                 std::env::current_exe().unwrap_or_else(|_| PathBuf::from("audiomill")),
@@ -734,6 +750,7 @@ mod tests {
         assert_eq!(config.temporal_address, None);
         assert_eq!(worker.work_dir, Path::new("/srv/am/work"));
         assert_eq!(worker.media_limits, MediaLimits::default());
+        assert_eq!(worker.segments, Some(SegmentSettings::default()));
         assert_eq!(config.links.lifetime.as_secs(), 72 * 3600);
         assert_eq!(config.links.secret, None);
         assert_eq!(config.links.public_url, None);

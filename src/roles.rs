@@ -25,7 +25,7 @@ use audiomill_domain::{
     JobId,
     contract::{
         CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, DeliverWebhooksInput,
-        FETCH_TASK_QUEUE, TASK_QUEUE,
+        FETCH_TASK_QUEUE, SEGMENTS_TASK_QUEUE, TASK_QUEUE,
     },
     link::LinkSigner,
 };
@@ -499,9 +499,9 @@ fn progress_teller(client: Arc<OnceLock<temporalio_client::Client>>) -> Progress
 
 impl WorkerHandle {
     /// Starts a worker: pollers on the shared task queue (the workflow, `validate_token`,
-    /// `send_email`), on the fetch queue (`fetch_source`, when this worker has room) and on
-    /// this worker's own queue (the steps that need its local files). Returns once all three
-    /// are polling.
+    /// `send_email`), on the fetch queue (`fetch_source`, when this worker has room), on
+    /// this worker's own queue (the steps that need its local files) and on the segments queue
+    /// (parts of long sources). Returns once all four are polling.
     pub async fn start(
         config: &Config,
         worker: &WorkerConfig,
@@ -530,6 +530,7 @@ impl WorkerHandle {
                 transcoder: worker.transcoder.clone(),
                 media_limits: worker.media_limits,
                 retention: config.lifecycle.retention,
+                segments: worker.segments,
             },
         );
         let client = Arc::new(OnceLock::new());
@@ -625,7 +626,7 @@ where
     }
 }
 
-/// The worker thread's body: its own runtime, the three pollers, until `stop` fires.
+/// The worker thread's body: its own runtime, the four pollers, until `stop` fires.
 fn run_pollers(
     parts: PollerParts,
     ready: oneshot::Sender<anyhow::Result<()>>,
@@ -654,22 +655,24 @@ fn run_pollers(
         let reaper = tokio::task::spawn_local(release_abandoned_jobs(reaper_activities));
         let _ = ready.send(Ok(()));
         tracing::info!(task_queue = TASK_QUEUE, "worker polling");
-        let [shared, fetch, own] = &mut workers;
-        let (a, b, c) = tokio::join!(shared.run(), fetch.run(), own.run());
+        let [shared, fetch, own, segments] = &mut workers;
+        let (a, b, c, d) = tokio::join!(shared.run(), fetch.run(), own.run(), segments.run());
         reaper.abort();
         a.and(b)
             .and(c)
+            .and(d)
             .map_err(|e| anyhow::anyhow!("the worker stopped with an error: {e}"))
     })
 }
 
-/// Connects and builds the three pollers (see the workflow). The shared queue keeps the SDK's
+/// Connects and builds the four pollers (see the workflow). The shared queue keeps the SDK's
 /// defaults. The fetch queue takes one job at a time, and only when this worker has room for
 /// it. The worker's own queue has a slot for every job it may hold, so the next step of a held
-/// job never waits for one (the transcode itself waits for the CPU inside).
+/// job never waits for one (the transcode itself waits for the CPU inside). The segments
+/// queue takes as many parts of long sources as this worker has transcode slots.
 async fn build_pollers(
     parts: PollerParts,
-) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 3])> {
+) -> anyhow::Result<(temporalio_sdk::Runtime, [Worker; 4])> {
     let client = temporal_client(&parts.config, &parts.identity).await?;
     let _ = parts.client.set(client.clone());
     ensure_cleanup_schedule(&client, parts.config.lifecycle.cleanup_every).await?;
@@ -692,6 +695,11 @@ async fn build_pollers(
         .tuner(fixed_slots(1))
         .activity_inbound_interceptor(StepMetrics)
         .build();
+    let segments = WorkerOptions::new(SEGMENTS_TASK_QUEUE)
+        .register_activities(parts.activities.clone())
+        .tuner(fixed_slots(parts.activities.max_transcodes()))
+        .activity_inbound_interceptor(StepMetrics)
+        .build();
     let own = WorkerOptions::new(parts.host_task_queue)
         .register_activities(parts.activities)
         .tuner(fixed_slots(held_slots))
@@ -700,7 +708,12 @@ async fn build_pollers(
     let worker = |options| {
         Worker::new(&runtime, client.clone(), options).map_err(|e| anyhow::anyhow!("{e}"))
     };
-    let workers = [worker(shared)?, worker(fetch)?, worker(own)?];
+    let workers = [
+        worker(shared)?,
+        worker(fetch)?,
+        worker(own)?,
+        worker(segments)?,
+    ];
     Ok((runtime, workers))
 }
 

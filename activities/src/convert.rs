@@ -1,20 +1,21 @@
 use crate::{
     held::HeldJobs,
-    isolated::{self, Transcoder},
+    isolated::{self, Converted, Transcoder},
     mailer::{Mailer, Notification},
     progress::{Milestones, ProgressTeller},
-    transcode::{MediaLimits, TranscodeError, TranscodeReport},
+    segments::SourceCopies,
+    transcode::{MediaLimits, SegmentSettings, TranscodeError},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        EmailOutcome, FetchSourceInput, FetchedSource, JobEnding, RecordEndingInput,
-        SendEmailInput, StepProgress, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
+        EmailOutcome, FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding,
+        JoinSegmentsInput, RecordEndingInput, SendEmailInput, StepProgress, StoreMp3Input,
+        StoredMp3, TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
         ValidateTokenInput, activity, failure,
     },
     lifecycle::Retention,
     link::LinkSigner,
-    output::OutputOptions,
     webhook::WebhookEvent,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
@@ -59,17 +60,21 @@ pub struct WorkerSettings {
     pub max_transcodes: usize,
     /// How long a job's objects are kept once it ended (the expiry written when it ends).
     pub retention: Retention,
+    /// When a long source is converted in parts; `None`: never.
+    pub segments: Option<SegmentSettings>,
 }
 
 /// The activities, with the clients they use. Cheap to clone: every field is shared.
 #[derive(Clone)]
 pub struct ConvertActivities {
     db: Database,
-    objects: ObjectStore,
+    pub(crate) objects: ObjectStore,
     mailer: Mailer,
-    settings: Arc<WorkerSettings>,
-    held: Arc<HeldJobs>,
-    transcode_slots: Arc<Semaphore>,
+    pub(crate) settings: Arc<WorkerSettings>,
+    pub(crate) held: Arc<HeldJobs>,
+    pub(crate) transcode_slots: Arc<Semaphore>,
+    /// Sources fetched here only for parts of jobs other workers hold.
+    pub(crate) copies: Arc<SourceCopies>,
     /// Starts `job.progress` deliveries; none until the worker sets it.
     progress_teller: Option<ProgressTeller>,
 }
@@ -162,14 +167,19 @@ impl ConvertActivities {
         // Cancelled: dropping the run kills the child at once.
         let started = std::time::Instant::now();
         let milestones = self.milestones(job).await;
+        let request = isolated::Job {
+            file_name: input.file_name,
+            input: source,
+            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
+            output: self.mp3_path(job),
+            options: input.options,
+            limits: self.settings.media_limits,
+            memory_mb: self.settings.transcoder.memory_mb,
+            segments: self.settings.segments.filter(|_| input.segments),
+            part: None,
+        };
         let Some(result) = self
-            .convert_in_child(
-                &ctx,
-                job,
-                source,
-                (input.options, input.file_name),
-                milestones.as_ref(),
-            )
+            .convert_in_child(&ctx, &request, None, milestones.as_ref())
             .await
         else {
             self.forget(job).await;
@@ -177,7 +187,14 @@ impl ConvertActivities {
             return Err(ActivityError::cancelled());
         };
         let report = match result {
-            Ok(report) => report,
+            Ok(Converted::Mp3(report)) => report,
+            Ok(Converted::Planned(plan)) => {
+                tracing::info!(parts = plan.parts(), "the source is converted in parts");
+                return Ok(TranscodeOutput {
+                    duration_ms: 0,
+                    plan: Some(plan),
+                });
+            }
             Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
         };
         let _ = ctx
@@ -199,6 +216,42 @@ impl ConvertActivities {
             duration_ms: report.duration_ms,
             plan: None,
         })
+    }
+
+    /// Converts one part of a long source, on any worker with a free transcode slot, and puts
+    /// it in object storage for the join (see [`crate::segments`]).
+    #[activity(definition = activity::TranscodeSegment)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id, part = input.part))]
+    pub async fn transcode_segment(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: TranscodeSegmentInput,
+    ) -> Result<TranscodedSegment, ActivityError> {
+        self.convert_part(&ctx, input).await
+    }
+
+    /// Joins a long source's parts into the job's MP3, on the worker holding the job.
+    #[activity(definition = activity::JoinSegments)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
+    pub async fn join_segments(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: JoinSegmentsInput,
+    ) -> Result<TranscodeOutput, ActivityError> {
+        self.join_parts(input).await
+    }
+
+    /// Removes the copy of a job's source this worker fetched for its parts; the files of a
+    /// job it holds stay.
+    #[activity(definition = activity::ForgetJob)]
+    #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
+    pub async fn forget_job(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: ForgetJobInput,
+    ) -> Result<(), ActivityError> {
+        self.forget_copy(input.job_id).await;
+        Ok(())
     }
 
     /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
@@ -359,6 +412,7 @@ impl ConvertActivities {
             mailer,
             held: Arc::new(HeldJobs::new(settings.max_transcodes + PREFETCHED_JOBS)),
             transcode_slots: Arc::new(Semaphore::new(settings.max_transcodes.max(1))),
+            copies: Arc::default(),
             settings: Arc::new(settings),
             progress_teller: None,
         }
@@ -384,30 +438,21 @@ impl ConvertActivities {
             .then(|| Milestones::new(job.id, teller))
     }
 
-    /// Runs the transcoder's child process on `source`, heartbeating its percentage;
-    /// `None` when the activity was cancelled (the child is killed then).
-    async fn convert_in_child(
+    /// Runs the transcoder's child process on `request`, heartbeating its percentage (and
+    /// `parts`, the job's count of them, when it converts one); `None` when the activity was
+    /// cancelled (the child is killed then).
+    pub(crate) async fn convert_in_child(
         &self,
         ctx: &ActivityContext,
-        job: JobId,
-        source: PathBuf,
-        (options, file_name): (OutputOptions, String),
+        request: &isolated::Job,
+        parts: Option<u32>,
         milestones: Option<&Milestones>,
-    ) -> Option<Result<TranscodeReport, TranscodeError>> {
-        let request = isolated::Job {
-            file_name,
-            input: source,
-            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
-            output: self.mp3_path(job),
-            options,
-            limits: self.settings.media_limits,
-            memory_mb: self.settings.transcoder.memory_mb,
-        };
+    ) -> Option<Result<Converted, TranscodeError>> {
         let percent = AtomicU8::new(0);
         let work = self
             .settings
             .transcoder
-            .run(&request, |done| percent.store(done, Ordering::Relaxed));
+            .run(request, |done| percent.store(done, Ordering::Relaxed));
         let progress = || {
             let percent = percent.load(Ordering::Relaxed);
             if let Some(milestones) = milestones {
@@ -416,10 +461,15 @@ impl ConvertActivities {
             StepProgress {
                 percent,
                 waiting: false,
-                parts: None,
+                parts,
             }
         };
         keep_alive(ctx, work, progress).await
+    }
+
+    /// How many transcodes (whole or parts) run here at once.
+    pub fn max_transcodes(&self) -> usize {
+        self.settings.max_transcodes.max(1)
     }
 
     /// How many jobs this worker holds at once; its own task queue needs as many slots.
@@ -434,6 +484,9 @@ impl ConvertActivities {
         for job in self.held.release_abandoned(ABANDONED_AFTER) {
             tracing::info!(job_id = %job, "releasing an abandoned job");
             let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
+        }
+        for job in self.copies.idle(ABANDONED_AFTER) {
+            self.forget_copy(job).await;
         }
     }
 
@@ -465,7 +518,7 @@ impl ConvertActivities {
     }
 
     /// The job is over on this worker: its room and its files go.
-    async fn forget(&self, job: JobId) {
+    pub(crate) async fn forget(&self, job: JobId) {
         let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
         self.held.release(job);
     }
@@ -484,22 +537,22 @@ impl ConvertActivities {
 
     /// A job's scratch directory. Paths are made here from the job id alone, never taken from
     /// workflow history, so nobody who can write to Temporal can point a step at another file.
-    fn job_dir(&self, job: JobId) -> PathBuf {
+    pub(crate) fn job_dir(&self, job: JobId) -> PathBuf {
         self.settings.work_dir.join(job.to_string())
     }
 
     /// The fetched video. Its type is found from its content, so the name has no extension.
-    fn source_path(&self, job: JobId) -> PathBuf {
+    pub(crate) fn source_path(&self, job: JobId) -> PathBuf {
         self.job_dir(job).join("source")
     }
 
-    fn mp3_path(&self, job: JobId) -> PathBuf {
+    pub(crate) fn mp3_path(&self, job: JobId) -> PathBuf {
         self.job_dir(job).join("output.mp3")
     }
 
     /// What a failed transcode means for the job. Media at fault fails it for good; a crash of
     /// the converter is retried once (a second crash on the same file is the file's fault).
-    async fn transcode_failed(
+    pub(crate) async fn transcode_failed(
         &self,
         ctx: &ActivityContext,
         job: JobId,
@@ -539,7 +592,7 @@ impl ConvertActivities {
 
 /// Runs `work` while heartbeating `progress()`, so Temporal notices a dead worker and can
 /// deliver a cancellation. `None` when the activity was cancelled (`work` is dropped).
-async fn keep_alive<T, P>(
+pub(crate) async fn keep_alive<T, P>(
     ctx: &ActivityContext,
     work: impl Future<Output = T>,
     progress: impl Fn() -> P,
@@ -561,7 +614,7 @@ where
 }
 
 /// A failure that retrying cannot fix, with the typed name users and the workflow see.
-fn fatal(type_name: &str, message: &'static str) -> ActivityError {
+pub(crate) fn fatal(type_name: &str, message: &'static str) -> ActivityError {
     ActivityError::application(
         ApplicationFailure::builder(message)
             .type_name(type_name.to_owned())
@@ -594,11 +647,11 @@ fn mail_down(error: impl std::fmt::Display) -> ActivityError {
     retryable(failure::MAIL_UNAVAILABLE, error)
 }
 
-fn worker_trouble(error: impl std::fmt::Display) -> ActivityError {
+pub(crate) fn worker_trouble(error: impl std::fmt::Display) -> ActivityError {
     retryable(failure::WORKER_TROUBLE, error)
 }
 
-fn transcode_failure(error: TranscodeError) -> ActivityError {
+pub(crate) fn transcode_failure(error: TranscodeError) -> ActivityError {
     let type_name = match &error {
         TranscodeError::Unsupported(_) => failure::UNSUPPORTED_MEDIA,
         TranscodeError::NoAudioStream => failure::NO_AUDIO_STREAM,

@@ -65,6 +65,11 @@ impl HeldJobs {
         Working { jobs: self, job }
     }
 
+    /// Whether `job` is held here (its files are this worker's to keep).
+    pub fn holds(&self, job: JobId) -> bool {
+        self.jobs().contains_key(&job)
+    }
+
     /// The job is over on this worker (stored, cancelled, failed for good).
     pub fn release(&self, job: JobId) {
         let mut jobs = self.jobs();

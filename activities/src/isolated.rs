@@ -9,8 +9,10 @@
 //! has said nothing for [`Transcoder::silence`] (a hang). A child that dies without an outcome
 //! is a [`TranscodeError::Crashed`].
 
-use crate::transcode::{MediaLimits, TranscodeError, TranscodeReport, transcode};
-use audiomill_domain::output::OutputOptions;
+use crate::transcode::{
+    MediaLimits, SegmentSettings, TranscodeError, TranscodeReport, plan, transcode, transcode_part,
+};
+use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
 use serde::{Deserialize, Serialize};
 use std::{
     io::{BufRead, Write},
@@ -63,12 +65,27 @@ pub struct Job {
     pub file_name: String,
     pub limits: MediaLimits,
     pub memory_mb: u64,
+    /// Whether a long source is only planned in parts (and not converted) when it can be.
+    #[serde(default)]
+    pub segments: Option<SegmentSettings>,
+    /// Convert only this part of the plan.
+    #[serde(default)]
+    pub part: Option<(SegmentPlan, u32)>,
+}
+
+/// What a transcode made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Converted {
+    Mp3(TranscodeReport),
+    /// The source is long: it is to be converted in these parts.
+    Planned(SegmentPlan),
 }
 
 /// How the child's transcode ended, as its last line says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
     Done { duration_ms: u64 },
+    Planned(SegmentPlan),
     Unsupported(String),
     NoAudioStream,
     Corrupt(String),
@@ -77,12 +94,13 @@ pub enum Outcome {
     Output(String),
 }
 
-impl From<Result<TranscodeReport, TranscodeError>> for Outcome {
-    fn from(result: Result<TranscodeReport, TranscodeError>) -> Self {
+impl From<Result<Converted, TranscodeError>> for Outcome {
+    fn from(result: Result<Converted, TranscodeError>) -> Self {
         match result {
-            Ok(report) => Outcome::Done {
+            Ok(Converted::Mp3(report)) => Outcome::Done {
                 duration_ms: report.duration_ms,
             },
+            Ok(Converted::Planned(plan)) => Outcome::Planned(plan),
             Err(TranscodeError::Unsupported(m)) => Outcome::Unsupported(m),
             Err(TranscodeError::NoAudioStream) => Outcome::NoAudioStream,
             Err(TranscodeError::Corrupt(m)) => Outcome::Corrupt(m),
@@ -94,10 +112,11 @@ impl From<Result<TranscodeReport, TranscodeError>> for Outcome {
     }
 }
 
-impl From<Outcome> for Result<TranscodeReport, TranscodeError> {
+impl From<Outcome> for Result<Converted, TranscodeError> {
     fn from(outcome: Outcome) -> Self {
         match outcome {
-            Outcome::Done { duration_ms } => Ok(TranscodeReport { duration_ms }),
+            Outcome::Done { duration_ms } => Ok(Converted::Mp3(TranscodeReport { duration_ms })),
+            Outcome::Planned(plan) => Ok(Converted::Planned(plan)),
             Outcome::Unsupported(m) => Err(TranscodeError::Unsupported(m)),
             Outcome::NoAudioStream => Err(TranscodeError::NoAudioStream),
             Outcome::Corrupt(m) => Err(TranscodeError::Corrupt(m)),
@@ -121,7 +140,7 @@ impl Transcoder {
         &self,
         job: &Job,
         on_progress: impl Fn(u8),
-    ) -> Result<TranscodeReport, TranscodeError> {
+    ) -> Result<Converted, TranscodeError> {
         let spawn_failed = |e: std::io::Error| {
             TranscodeError::Output(format!("the transcoder did not start: {e}"))
         };
@@ -206,28 +225,57 @@ pub fn child_main() -> i32 {
     }
     let stdout = std::io::stdout();
     let mut last = (u8::MAX, Instant::now());
-    let result = transcode(
-        &job.input,
-        &job.output,
-        &job.options,
-        &job.file_name,
-        job.limits,
-        &mut |percent| {
-            if orphaned.load(Ordering::Relaxed) {
-                return ControlFlow::Break(());
-            }
-            if percent != last.0 || last.1.elapsed() >= ALIVE_EVERY {
-                last = (percent, Instant::now());
-                let _ = writeln!(stdout.lock(), "{PROGRESS}{percent}");
-            }
-            ControlFlow::Continue(())
-        },
-    );
+    let mut report = |percent| {
+        if orphaned.load(Ordering::Relaxed) {
+            return ControlFlow::Break(());
+        }
+        if percent != last.0 || last.1.elapsed() >= ALIVE_EVERY {
+            last = (percent, Instant::now());
+            let _ = writeln!(stdout.lock(), "{PROGRESS}{percent}");
+        }
+        ControlFlow::Continue(())
+    };
+    let result = convert(&job, &mut report);
     let outcome = serde_json::to_string(&Outcome::from(result)).expect("an outcome serialises");
     let mut out = stdout.lock();
     let _ = writeln!(out, "{OUTCOME}{outcome}");
     let _ = out.flush();
     0
+}
+
+/// The child's work: a part, a plan of parts, or the whole MP3.
+fn convert(
+    job: &Job,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<Converted, TranscodeError> {
+    let (input, output, options) = (&job.input, &job.output, &job.options);
+    if let Some((plan, part)) = &job.part {
+        let part = (plan, *part as usize);
+        return transcode_part(
+            input,
+            output,
+            options,
+            &job.file_name,
+            job.limits,
+            part,
+            on_progress,
+        )
+        .map(Converted::Mp3);
+    }
+    if let Some(settings) = job.segments
+        && let Some(plan) = plan(input, options, job.limits, settings)?
+    {
+        return Ok(Converted::Planned(plan));
+    }
+    transcode(
+        input,
+        output,
+        options,
+        &job.file_name,
+        job.limits,
+        on_progress,
+    )
+    .map(Converted::Mp3)
 }
 
 /// Address space, CPU seconds (one per decoded second allowed, far beyond any real need) and

@@ -20,6 +20,7 @@ mod lifecycle;
 pub mod mailer;
 pub mod metered;
 mod progress;
+mod segments;
 pub mod transcode;
 mod webhooks;
 

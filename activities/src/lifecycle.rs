@@ -26,7 +26,7 @@ impl LifecycleActivities {
 #[activities]
 impl LifecycleActivities {
     /// Removes the job's uploaded video if its retention has run out (by default as soon as
-    /// the job ended); `true` when it was removed now.
+    /// the job ended), and any parts left of it; `true` when the video was removed now.
     #[activity(definition = activity::DiscardSource)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn discard_source(
@@ -34,6 +34,11 @@ impl LifecycleActivities {
         _ctx: ActivityContext,
         input: DiscardSourceInput,
     ) -> Result<bool, ActivityError> {
+        // Parts of a conversion that ended before they were joined are of no further use.
+        for part in 0..input.parts {
+            let key = audiomill_domain::ObjectKey::part(input.job_id, part);
+            self.objects.delete(&key).await.map_err(storage_down)?;
+        }
         let due = self
             .db
             .source_due(input.job_id, time::now_millis())

@@ -107,11 +107,9 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
             | WorkflowExecutionStatus::TimedOut
     );
     let view = match status {
-        WorkflowExecutionStatus::Running => running_view(
-            job,
-            described.pending_activities.first(),
-            info.history_length,
-        ),
+        WorkflowExecutionStatus::Running => {
+            running_view(job, &described.pending_activities, info.history_length)
+        }
         WorkflowExecutionStatus::Completed => JobView {
             status: JobStatus::Completed,
             step: Some(Step::SendEmail),
@@ -135,15 +133,60 @@ async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
     (view, closed)
 }
 
-/// A running job: its current step, from the first pending activity and its heartbeats.
-fn running_view(job: &Job, pending: Option<&PendingActivityInfo>, history_length: i64) -> JobView {
+/// A step's heartbeat details, if it sent any.
+fn step_progress(activity: &PendingActivityInfo) -> Option<StepProgress> {
+    activity
+        .heartbeat_details
+        .as_ref()
+        .and_then(|d| d.payloads.first())
+        .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok())
+}
+
+/// A long source's parts, as one transcode: the parts no longer pending are done, the others
+/// count by their own percentage; `waiting` while none has started converting.
+fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
+    let parts: Vec<&PendingActivityInfo> = pending
+        .iter()
+        .filter(|a| {
+            a.activity_type
+                .as_ref()
+                .is_some_and(|t| t.name == "transcode_segment")
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let details: Vec<Option<StepProgress>> = parts.iter().map(|a| step_progress(a)).collect();
+    let count = details
+        .iter()
+        .flatten()
+        .find_map(|d| d.parts)
+        .map_or(parts.len(), |count| count as usize)
+        .max(parts.len());
+    let running: usize = details
+        .iter()
+        .map(|d| usize::from(d.map_or(0, |d| d.percent.min(100))))
+        .sum();
+    let done = (count - parts.len()) * 100 + running;
+    Some(StepProgress {
+        percent: (done / count) as u8,
+        waiting: details.iter().all(|d| d.is_none_or(|d| d.waiting)),
+        parts: Some(count as u32),
+    })
+}
+
+/// A running job: its current step, from the first pending activity and its heartbeats (all
+/// the parts' of a long source).
+fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64) -> JobView {
+    let all = pending;
+    let pending = all.first();
     let step = pending
         .and_then(|a| a.activity_type.as_ref())
         .and_then(|t| Step::from_activity_name(&t.name));
-    let details = pending
-        .and_then(|a| a.heartbeat_details.as_ref())
-        .and_then(|d| d.payloads.first())
-        .and_then(|p| serde_json::from_slice::<StepProgress>(&p.data).ok());
+    let joining = pending
+        .and_then(|a| a.activity_type.as_ref())
+        .is_some_and(|t| t.name == "join_segments");
+    let details = parts_progress(all).or_else(|| pending.and_then(step_progress));
     // A step still waiting for room on a worker has not really started, and neither has one
     // whose worker has not reported on it yet: a transcode is taken by its worker before a
     // slot is free, and says which it is in its first heartbeat, a moment later.
@@ -166,6 +209,7 @@ fn running_view(job: &Job, pending: Option<&PendingActivityInfo>, history_length
     };
     let progress = match step {
         _ if status == JobStatus::Completed => 100,
+        Some(Step::Transcode) if joining => 99,
         Some(Step::Transcode) => details.map_or(0, |d| d.percent.min(99)),
         Some(Step::StoreMp3 | Step::SendEmail) => 100,
         _ => 0,

@@ -219,11 +219,21 @@ impl ObjectStore {
     /// Removes the object; removing a missing object is not an error.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         match self {
-            Self::Files { root } => match fs::remove_file(object_path(root, key)).await {
-                Ok(()) => Ok(()),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(error) => Err(error.into()),
-            },
+            Self::Files { root } => {
+                let path = object_path(root, key);
+                match fs::remove_file(&path).await {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(error.into()),
+                }
+                // A folder of one group's objects (`parts/{job}/`) goes with its last one.
+                if let Some(folder) = path.parent()
+                    && folder.parent().is_some_and(|above| above != root.as_path())
+                {
+                    let _ = fs::remove_dir(folder).await;
+                }
+                Ok(())
+            }
             Self::S3 { store, .. } => store.delete(key).await,
         }
     }

@@ -398,6 +398,29 @@ impl TestApp {
         serde_json::from_slice(&payload.data).expect("a JSON input")
     }
 
+    /// The activities the job's workflow scheduled, in order, by name (each once however often
+    /// it was tried).
+    pub async fn activities_run(&self, job_id: &str) -> Vec<String> {
+        use futures::StreamExt;
+        use temporalio_client::WorkflowFetchHistoryOptions;
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        let client = self.temporal().await;
+        let history = client
+            .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
+            .fetch_history(WorkflowFetchHistoryOptions::default());
+        history
+            .filter_map(|event| async move {
+                match event.ok()?.attributes? {
+                    Attributes::ActivityTaskScheduledEventAttributes(scheduled) => {
+                        scheduled.activity_type.map(|t| t.name)
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+            .await
+    }
+
     /// Waits (up to two minutes) until the job's workflow has closed: after that, none of its
     /// steps runs again.
     pub async fn wait_for_workflow_closed(&self, job_id: &str) {

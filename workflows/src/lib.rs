@@ -26,10 +26,12 @@ use audiomill_domain::JobId;
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, DeliverWebhookInput, DeliverWebhooksInput,
     DeliverWebhooksOutput, DeliveryOutcome, DiscardSourceInput, FETCH_TASK_QUEUE, FetchSourceInput,
-    JobEnding, PrepareWebhooksInput, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
-    TranscodeInput, ValidateTokenInput, WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure,
-    failures, webhook_failure,
+    ForgetJobInput, JobEnding, JoinSegmentsInput, PrepareWebhooksInput, RecordEndingInput,
+    SEGMENTS_TASK_QUEUE, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
+    TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WEBHOOKS_WORKFLOW_TYPE,
+    WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
 };
+use audiomill_domain::segment::SegmentPlan;
 use audiomill_domain::webhook::WebhookEvent;
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
@@ -49,6 +51,9 @@ const WEBHOOKS_PATCH: &str = "webhooks";
 
 /// Marks histories whose runs remove the uploaded video when they end (`discard_source`).
 const RETENTION_PATCH: &str = "retention";
+
+/// Marks histories whose runs may convert a long source in parts.
+const SEGMENTS_PATCH: &str = "segments";
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -79,10 +84,13 @@ impl ConvertVideo {
         ctx: &mut WorkflowContext<Self>,
         input: ConvertVideoInput,
     ) -> WorkflowResult<ConvertVideoOutput> {
-        match convert(ctx, &input).await {
+        // The most parts any round planned: what of them may be left in storage at the end
+        // (the join removes them; a job that ended before its join leaves them).
+        let mut parts = 0;
+        match convert(ctx, &input, &mut parts).await {
             Ok(output) => {
                 announce(ctx, input.job_id, WebhookEvent::JobCompleted).await;
-                discard_source(ctx, input.job_id).await;
+                discard_source(ctx, input.job_id, parts).await;
                 Ok(output)
             }
             Err(error) => {
@@ -92,7 +100,7 @@ impl ConvertVideo {
                     _ => WebhookEvent::JobFailed,
                 };
                 announce(ctx, input.job_id, event).await;
-                discard_source(ctx, input.job_id).await;
+                discard_source(ctx, input.job_id, parts).await;
                 Err(end(error))
             }
         }
@@ -172,7 +180,7 @@ async fn deliver_all(
         )
     });
     let mut output = DeliverWebhooksOutput::default();
-    for outcome in futures::future::join_all(deliveries).await {
+    for outcome in all(deliveries).await {
         match outcome {
             Ok(DeliveryOutcome::Delivered) => output.delivered += 1,
             Ok(DeliveryOutcome::EndpointGone | DeliveryOutcome::Skipped) | Err(_) => {
@@ -187,6 +195,7 @@ async fn deliver_all(
 async fn convert(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
+    parts: &mut u32,
 ) -> Result<ConvertVideoOutput, ActivityExecutionError> {
     let validate = ValidateTokenInput {
         user_id: input.user_id,
@@ -203,7 +212,7 @@ async fn convert(
     let (stored, duration_ms) = loop {
         round += 1;
         let may_retry = round < MAX_WORKER_ROUNDS;
-        if let Some(done) = convert_on_one_worker(ctx, input, may_retry).await? {
+        if let Some(done) = convert_on_one_worker(ctx, input, may_retry, parts).await? {
             break done;
         }
     };
@@ -268,7 +277,7 @@ async fn record_ending(
 /// (`RETENTION_SOURCE_HOURS`, 0 by default). Outside the run's cancellation, like
 /// `record_ending`, and for a few minutes at most: the run (which `/status` follows) does not
 /// wait out a storage outage for it; what it could not remove, the scheduled cleanup does.
-async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId) {
+async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, parts: u32) {
     if !ctx.patched(RETENTION_PATCH) {
         return;
     }
@@ -283,19 +292,21 @@ async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId) 
     let _ = ctx
         .execute_activity(
             activity::DiscardSource,
-            DiscardSourceInput { job_id },
+            DiscardSourceInput { job_id, parts },
             options,
         )
         .await;
 }
 
 /// One round on one worker: fetch the source onto a worker with room, then transcode and
-/// store the MP3 there. `None`: that worker was lost after the fetch (and `may_retry`), so
+/// store the MP3 there; a long source is converted in parts on any workers with room and
+/// joined there. `None`: that worker was lost after the fetch (and `may_retry`), so
 /// another round may start on whichever worker is alive.
 async fn convert_on_one_worker(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     may_retry: bool,
+    parts: &mut u32,
 ) -> Result<Option<(StoredMp3, u64)>, ActivityExecutionError> {
     let fetch = FetchSourceInput {
         job_id: input.job_id,
@@ -308,8 +319,9 @@ async fn convert_on_one_worker(
         job_id: input.job_id,
         options: input.options.clone(),
         file_name: input.original_filename.clone(),
+        segments: ctx.patched(SEGMENTS_PATCH),
     };
-    let transcoded = match ctx
+    let mut transcoded = match ctx
         .execute_activity(
             activity::Transcode,
             transcode,
@@ -321,18 +333,145 @@ async fn convert_on_one_worker(
         Err(error) if may_retry && worker_lost(&error) => return Ok(None),
         Err(error) => return Err(error),
     };
+    let mut part_workers = Vec::new();
+    if let Some(plan) = transcoded.plan.take() {
+        *parts = (*parts).max(plan.parts() as u32);
+        let converted = match convert_parts(ctx, input, &plan).await {
+            Ok(converted) => converted,
+            Err(error) => {
+                // The job ends in its parts: the worker holding it lets it go now.
+                forget_copies(ctx, input.job_id, vec![fetched.task_queue.clone()]).await;
+                return Err(error);
+            }
+        };
+        part_workers = converted
+            .iter()
+            .map(|part| part.task_queue.clone())
+            .collect();
+        part_workers.sort();
+        part_workers.dedup();
+        part_workers.retain(|queue| *queue != fetched.task_queue);
+        let join = JoinSegmentsInput {
+            job_id: input.job_id,
+            plan,
+        };
+        transcoded = match ctx
+            .execute_activity(activity::JoinSegments, join, on_host(&fetched.task_queue))
+            .await
+        {
+            Ok(_) => TranscodeOutput {
+                // The last part reaches to the end of the whole.
+                duration_ms: converted.last().map_or(0, |part| part.duration_ms),
+                plan: None,
+            },
+            Err(error) if may_retry && worker_lost(&error) => return Ok(None),
+            Err(error) => {
+                part_workers.push(fetched.task_queue.clone());
+                forget_copies(ctx, input.job_id, part_workers).await;
+                return Err(error);
+            }
+        };
+    }
     let store = StoreMp3Input {
         job_id: input.job_id,
         duration_ms: transcoded.duration_ms,
     };
-    match ctx
+    let stored = match ctx
         .execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue))
         .await
     {
         Ok(stored) => Ok(Some((stored, transcoded.duration_ms))),
         Err(error) if may_retry && worker_lost(&error) => Ok(None),
         Err(error) => Err(error),
+    };
+    forget_copies(ctx, input.job_id, part_workers).await;
+    stored
+}
+
+/// Converts every part of `plan` at once, each on whichever worker has room (retried there
+/// if its worker dies). The first part that fails for good cancels the others, and its
+/// failure is the job's; a cancelled job cancels them all.
+async fn convert_parts(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    input: &ConvertVideoInput,
+    plan: &SegmentPlan,
+) -> Result<Vec<TranscodedSegment>, ActivityExecutionError> {
+    let token = ctx.cancellation_token().child_token();
+    // `select_all` polls each part with the workflow's own waker, as the SDK requires
+    // (`FuturesUnordered`, which `join_all` uses for many futures, wakes with its own).
+    let mut running: Vec<_> = (0..plan.parts() as u32)
+        .map(|part| {
+            let convert = TranscodeSegmentInput {
+                job_id: input.job_id,
+                source_key: input.source_key.clone(),
+                options: input.options.clone(),
+                file_name: input.original_filename.clone(),
+                plan: plan.clone(),
+                part,
+            };
+            let mut options = segment_options();
+            options.cancellation_token = Some(token.clone());
+            let converting = ctx.execute_activity(activity::TranscodeSegment, convert, options);
+            Box::pin(async move { (part, converting.await) })
+        })
+        .collect();
+    let mut converted: Vec<Option<TranscodedSegment>> = vec![None; plan.parts()];
+    let mut first_failure = None;
+    while !running.is_empty() {
+        let ((part, outcome), _, rest) = futures::future::select_all(running).await;
+        running = rest;
+        match outcome {
+            Ok(done) => converted[part as usize] = Some(done),
+            Err(error) => {
+                if first_failure.is_none() {
+                    token.cancel();
+                    first_failure = Some(error);
+                }
+            }
+        }
     }
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(converted.into_iter().flatten().collect()),
+    }
+}
+
+/// Tells workers the job is over for them (`forget_job`, each on its own queue): those that
+/// converted parts remove their copies of the source, the one holding the job lets it go. A
+/// worker gone meanwhile has nothing left to remove.
+async fn forget_copies(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    job_id: JobId,
+    queues: Vec<String>,
+) {
+    let forgetting = queues.iter().map(|queue| {
+        let mut options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+            .task_queue(queue.clone())
+            .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
+            .retry_policy(retry(2, Duration::from_secs(5)))
+            .build();
+        options.cancellation_token = Some(WorkflowCancellationToken::new());
+        ctx.execute_activity(activity::ForgetJob, ForgetJobInput { job_id }, options)
+    });
+    let _ = all(forgetting).await;
+}
+
+/// Awaits every one of `futures` at once; their outputs in order. Each is polled with the
+/// workflow's own waker, as the SDK requires: `join_all` wakes through a `FuturesUnordered`
+/// of its own once it has more than 30.
+async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<_> = futures
+        .into_iter()
+        .enumerate()
+        .map(|(index, future)| Box::pin(async move { (index, future.await) }))
+        .collect();
+    let mut outputs: Vec<Option<F::Output>> = running.iter().map(|_| None).collect();
+    while !running.is_empty() {
+        let ((index, output), _, rest) = futures::future::select_all(running).await;
+        outputs[index] = Some(output);
+        running = rest;
+    }
+    outputs.into_iter().flatten().collect()
 }
 
 /// How a failed step ends the run: a cancelled step means the job was cancelled (status
@@ -405,6 +544,18 @@ fn transcode_options(task_queue: &str) -> ActivityOptions {
         // Wait for the transcode to stop and clean up before the run ends as cancelled.
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
         .retry_policy(retry(3, Duration::from_secs(10)))
+        .build()
+}
+
+/// A part: on any worker with room (the segments queue), heartbeating like the transcode, so
+/// a dead worker's part is noticed within seconds and runs again on another; a crash of the
+/// converter is tried again, media at fault is not.
+fn segment_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
+        .task_queue(SEGMENTS_TASK_QUEUE.to_owned())
+        .heartbeat_timeout(TRANSCODE_HEARTBEAT_TIMEOUT)
+        .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+        .retry_policy(retry(5, Duration::from_secs(10)))
         .build()
 }
 

@@ -192,6 +192,8 @@ pub(super) struct Pipeline {
     max_samples: i64,
     bytes_written: u64,
     max_bytes: u64,
+    /// The whole file's samples before this part's first (0 for a whole file).
+    samples_before: u64,
     id3: Option<Id3>,
     output: std::path::PathBuf,
 }
@@ -240,6 +242,7 @@ impl Pipeline {
                 .saturating_sub(samples_before) as i64,
             bytes_written: 0,
             max_bytes: limits.max_output_bytes(),
+            samples_before,
             id3,
             output: output.to_owned(),
         })
@@ -263,9 +266,10 @@ impl Pipeline {
         if let Some(id3) = &self.id3 {
             id3.write_over_header(&self.output)?;
         }
+        // A part's report reaches to its end in the whole file.
+        let samples = self.samples_before + self.samples_sent as u64;
         Ok(TranscodeReport {
-            duration_ms: (self.samples_sent as u64).saturating_mul(1000)
-                / u64::from(self.encoder.rate().max(1)),
+            duration_ms: samples.saturating_mul(1000) / u64::from(self.encoder.rate().max(1)),
         })
     }
 

@@ -122,7 +122,8 @@ pub fn transcode(
 
 /// Converts part `part` of `plan` (see [`segment`]) into the MP3 file `output`, for
 /// [`join`] to join with the others: the frames of the whole file's that the part's span
-/// covers, and only the first part with the tags. Progress is the part's own.
+/// covers, and only the first part with the tags. Progress is the part's own; the report's
+/// duration reaches to the part's end in the whole file.
 pub fn transcode_part(
     input: &Path,
     output: &Path,

@@ -1,0 +1,265 @@
+//! Long sources converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`): the parts run
+//! as `transcode_segment` activities and are joined into one MP3 that lasts what one pass
+//! makes and decodes with no error; progress is the job's, from all parts; cancelling stops
+//! every part; a damaged region fails the job as the single path would; nothing is left in
+//! scratch space or storage.
+
+mod common;
+
+use common::{TestApp, ffmpeg};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+/// Parts of 8 s for sources of 20 s and more: short videos exercise the parts.
+const IN_PARTS: [(&str, &str); 3] = [
+    ("SEGMENT_MIN_SECONDS", "20"),
+    ("SEGMENT_SECONDS", "8"),
+    ("MAX_CONCURRENT_TRANSCODES", "2"),
+];
+
+/// An MP4 of `seconds` of music-like audio (pink noise under a tone), AAC at 48 kHz, its
+/// index at the front (as phones and `-movflags +faststart` write it).
+fn music_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let duration = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=16x16:rate=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:sample_rate=48000:amplitude=0.3:seed=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-filter_complex",
+        "[1:a][2:a]amix=inputs=2[a]",
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// Samples per channel the ffmpeg tool decodes from `mp3` (gapless), and what it complained
+/// about while decoding.
+fn decode(mp3: &Path) -> (usize, String) {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", mp3.to_str().unwrap()])
+        .args(["-f", "s16le", "-ac", "1", "-"])
+        .output()
+        .unwrap();
+    (
+        output.stdout.len() / 2,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Files left in the worker's scratch space.
+fn scratch_files(app: &TestApp) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&app.worker.work_dir, &mut files);
+    files
+}
+
+/// Waits (a minute at most) until `check` holds.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
+    let app = TestApp::spawn_with(&IN_PARTS).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 45);
+
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    // One percentage for the job, from all its parts, never going back.
+    let progress: Vec<u64> = seen
+        .iter()
+        .filter(|s| s["step"] == "transcode")
+        .map(|s| s["progress"].as_u64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|pair| pair[0] <= pair[1]),
+        "progress went back: {progress:?}"
+    );
+
+    let activities = app.activities_run(&job_id).await;
+    let parts = activities
+        .iter()
+        .filter(|name| *name == "transcode_segment")
+        .count();
+    assert_eq!(parts, 6, "45 s in parts of 8 s: {activities:?}");
+    assert!(
+        activities.contains(&"join_segments".to_owned()),
+        "{activities:?}"
+    );
+
+    let download = app.download(&token, &job_id).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    let mp3 = media.path().join("joined.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    let (joined, complaints) = decode(&mp3);
+    assert_eq!(complaints, "", "the joined MP3 decodes with no error");
+    // The same settings in one pass, by the ffmpeg tool.
+    let single = media.path().join("single.mp3");
+    ffmpeg(&[
+        "-i",
+        video.to_str().unwrap(),
+        "-vn",
+        "-c:a",
+        "libmp3lame",
+        "-q:a",
+        "2",
+        single.to_str().unwrap(),
+    ]);
+    let (expected, _) = decode(&single);
+    assert!(
+        joined.abs_diff(expected) <= 1152,
+        "the joined MP3 has {joined} samples, one pass {expected}"
+    );
+    // The length the job reports (in the e-mail, in whole seconds up) is the whole one.
+    let seconds = (expected as u64).div_ceil(48_000);
+    let mails = app.mails().await;
+    assert!(
+        mails
+            .iter()
+            .any(|mail| mail.contains(&format!("({seconds} s,"))),
+        "{mails:?}"
+    );
+
+    eventually("no scratch file outlives the job", || {
+        scratch_files(&app).is_empty()
+    })
+    .await;
+    let objects = app.objects();
+    assert!(
+        objects.iter().all(|key| !key.starts_with("parts")),
+        "no part is left in storage: {objects:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_in_parts_stops_every_part_and_leaves_nothing() {
+    let app = TestApp::spawn_with(&IN_PARTS).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "lecture.mp4", 600);
+
+    let job_id = app.start_job(&token, &video).await;
+    app.wait_for_transcode(&token, &job_id).await;
+    // Parts are under way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, pending) = app.workflow(&job_id).await;
+        if pending.iter().any(|(name, _)| name == "transcode_segment") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no part started: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cancel = app
+        .send_as(
+            &token,
+            reqwest::Method::POST,
+            &format!("/jobs/{job_id}/cancel"),
+        )
+        .await;
+    assert_eq!(cancel.status(), StatusCode::ACCEPTED);
+    let seen = app.wait_for_job(&token, &job_id).await;
+    assert_eq!(seen.last().unwrap()["status"], "cancelled");
+    app.wait_for_workflow_closed(&job_id).await;
+    let (_, pending) = app.workflow(&job_id).await;
+    assert!(pending.is_empty(), "every part stopped: {pending:?}");
+    let activities = app.activities_run(&job_id).await;
+    let parts = activities
+        .iter()
+        .filter(|name| *name == "transcode_segment")
+        .count();
+    assert!(parts > 2, "the job was in parts: {activities:?}");
+    assert!(!activities.contains(&"join_segments".to_owned()));
+
+    eventually("no scratch file outlives the job", || {
+        scratch_files(&app).is_empty()
+    })
+    .await;
+    eventually("nothing of the job is left in storage", || {
+        app.objects().is_empty()
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_long_video_fails_as_in_one_pass() {
+    let app = TestApp::spawn_with(&IN_PARTS).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let whole = music_video(media.path(), "whole.mp4", 60);
+    // The index at the front still announces 60 s; the audio stops at about half.
+    let bytes = std::fs::read(&whole).unwrap();
+    let truncated = media.path().join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    let job_id = app.start_job(&token, &truncated).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last: &Value = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(last["step"], "transcode", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("damaged or truncated"), "{error}");
+    let activities = app.activities_run(&job_id).await;
+    assert!(
+        activities.iter().any(|name| name == "transcode_segment"),
+        "it failed in its parts: {activities:?}"
+    );
+    eventually("no scratch file outlives the job", || {
+        scratch_files(&app).is_empty()
+    })
+    .await;
+    eventually("nothing of the job is left in storage", || {
+        app.objects().is_empty()
+    })
+    .await;
+    app.stop().await;
+}
