@@ -342,3 +342,178 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         }
     }
 }
+
+/// A long source in parts over two worker processes: the worker that took parts of a job it
+/// does not hold is killed in the middle of one; only that part runs again (on the survivor),
+/// and the job's one MP3 is as long as one pass and decodes with no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_part_costs_only_that_part() {
+    let mut test =
+        TestApp::without_app(&[("SEGMENT_MIN_SECONDS", "60"), ("SEGMENT_SECONDS", "300")]).await;
+    let logs = test.data.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 1200);
+
+    run(&test.vars, &["migrate"]);
+    let email = test.email("ann");
+    run(
+        &test.vars,
+        &["user", "add", "--email", &email, "--password", PASSWORD],
+    );
+    let port = free_port();
+    let gateway = Process::start(
+        &test.vars,
+        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &["gateway"],
+        &logs.join("gateway.log"),
+    );
+    let mut workers: HashMap<&str, Process> = HashMap::new();
+    for id in ["w1", "w2"] {
+        let work_dir = test.data.path().join(format!("work-{id}"));
+        workers.insert(
+            id,
+            Process::start(
+                &test.vars,
+                &[
+                    ("WORKER_ID", id.to_owned()),
+                    ("WORK_DIR", work_dir.display().to_string()),
+                    ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
+                ],
+                &["worker"],
+                &logs.join(format!("{id}.log")),
+            ),
+        );
+    }
+    test.base = format!("http://127.0.0.1:{port}");
+    test.wait_until_ready(&gateway).await;
+    let token = test.access_token(&email).await;
+    let job = test.start_job(&token, &video).await;
+
+    // The worker that planned the parts holds the job; the other one is killed while it
+    // converts a part.
+    let client = temporal::connect(
+        &test.vars["TEMPORAL_ADDRESS"],
+        "default",
+        "test",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let handle = client.get_workflow_handle::<ConvertVideo>(job.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        let holder = ["w1", "w2"]
+            .into_iter()
+            .find(|id| workers[id].log().contains("converted in parts"));
+        let described = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .unwrap()
+            .into_raw();
+        let other_part = described.pending_activities.iter().find(|a| {
+            a.activity_type
+                .as_ref()
+                .is_some_and(|t| t.name == "transcode_segment")
+                && !a.last_worker_identity.is_empty()
+                && Some(a.last_worker_identity.as_str()) != holder
+                && a.last_heartbeat_time.is_some()
+        });
+        if let (Some(_), Some(part)) = (holder, other_part) {
+            break if part.last_worker_identity == "w1" {
+                "w1"
+            } else {
+                "w2"
+            };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no part ever ran beside the holder"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers.get_mut(victim).unwrap().kill();
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, status) = test.status(&token, &job).await;
+        assert_ne!(status["status"], "failed", "{status}");
+        if status["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never completed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    test.wait_for_workflow_closed(&job).await;
+
+    // Four parts, each scheduled once; one of them (the victim's) took a second attempt.
+    let attempts = part_attempts(&test, &job).await;
+    assert_eq!(attempts.len(), 4, "{attempts:?}");
+    assert_eq!(
+        attempts.iter().filter(|attempt| **attempt > 1).count(),
+        1,
+        "only the killed worker's part ran again: {attempts:?}"
+    );
+
+    let download = test.download(&token, &job).await;
+    assert_eq!(download.status(), reqwest::StatusCode::OK);
+    let mp3 = media.path().join("joined.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i", mp3.to_str().unwrap()])
+        .args(["-f", "s16le", "-ac", "1", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let seconds = decoded.stdout.len() as f64 / 2.0 / 48_000.0;
+    assert!(
+        (seconds - 1200.0).abs() < 0.1,
+        "the joined MP3 lasts {seconds} s"
+    );
+
+    // The survivor keeps nothing of the job.
+    let survivor = if victim == "w1" { "w2" } else { "w1" };
+    let dir = test.data.path().join(format!("work-{survivor}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&dir).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "files left on the survivor");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The attempt each `transcode_segment` of `job` ended with, from its history.
+async fn part_attempts(test: &TestApp, job: &str) -> Vec<i32> {
+    use futures::StreamExt;
+    use temporalio_client::WorkflowFetchHistoryOptions;
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    let client = test.temporal().await;
+    let events: Vec<_> = client
+        .get_workflow_handle::<ConvertVideo>(job.to_owned())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .into_events()
+        .await
+        .unwrap();
+    let mut parts = HashMap::new();
+    for event in &events {
+        if let Some(Attributes::ActivityTaskScheduledEventAttributes(scheduled)) = &event.attributes
+            && scheduled
+                .activity_type
+                .as_ref()
+                .is_some_and(|t| t.name == "transcode_segment")
+        {
+            parts.insert(event.event_id, 0);
+        }
+    }
+    for event in &events {
+        if let Some(Attributes::ActivityTaskStartedEventAttributes(started)) = &event.attributes
+            && let Some(attempt) = parts.get_mut(&started.scheduled_event_id)
+        {
+            *attempt = started.attempt;
+        }
+    }
+    parts.into_values().collect()
+}

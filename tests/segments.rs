@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestApp, ffmpeg};
+use common::{TestApp, ffmpeg, music_video};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::{
@@ -21,45 +21,6 @@ const IN_PARTS: [(&str, &str); 3] = [
     ("SEGMENT_SECONDS", "8"),
     ("MAX_CONCURRENT_TRANSCODES", "2"),
 ];
-
-/// An MP4 of `seconds` of music-like audio (pink noise under a tone), AAC at 48 kHz, its
-/// index at the front (as phones and `-movflags +faststart` write it).
-fn music_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    let path = dir.join(name);
-    let duration = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=size=16x16:rate=1",
-        "-f",
-        "lavfi",
-        "-i",
-        "anoisesrc=color=pink:sample_rate=48000:amplitude=0.3:seed=5",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-filter_complex",
-        "[1:a][2:a]amix=inputs=2[a]",
-        "-map",
-        "0:v",
-        "-map",
-        "[a]",
-        "-t",
-        &duration,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "aac",
-        "-movflags",
-        "+faststart",
-        path.to_str().unwrap(),
-    ]);
-    path
-}
 
 /// Samples per channel the ffmpeg tool decodes from `mp3` (gapless), and what it complained
 /// about while decoding.

@@ -924,6 +924,45 @@ pub fn make_mp4(dir: &Path, name: &str, seconds: u32, audio: bool) -> PathBuf {
     path
 }
 
+/// An MP4 of `seconds` of music-like audio (pink noise under a tone), AAC at 48 kHz, its
+/// index at the front (as phones and `-movflags +faststart` write it).
+pub fn music_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let duration = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=16x16:rate=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=pink:sample_rate=48000:amplitude=0.3:seed=5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-filter_complex",
+        "[1:a][2:a]amix=inputs=2[a]",
+        "-map",
+        "0:v",
+        "-map",
+        "[a]",
+        "-t",
+        &duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
 /// A video whose audio takes the transcoder a few seconds (`seconds` of noise behind a tiny
 /// picture): long enough to act in the middle of a transcode.
 pub fn make_long_video(dir: &Path, seconds: u32) -> PathBuf {

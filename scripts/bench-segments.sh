@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Long videos in parts (the ninth section of `make bench`; it also runs alone): the service's
+# wall time from upload done to MP3 ready against the ffmpeg CLI on the same file with the same
+# settings (`-vn -c:a libmp3lame -q:a 2`), for 1-, 10- and 60-minute sources:
+#   - `audiomill dev` as it ships (long sources in parts, two transcode slots on two cores),
+#     and the same with parts turned off (SEGMENT_MIN_SECONDS=0): the single path;
+#   - a gateway and 1, 2 (and where the machine has the cores, 4) worker processes, each held
+#     to one core by a CPU cgroup of its own, as on separate machines (needs root);
+#   - how the joins sound: the worst 50 ms window (signal to noise against the source) of the
+#     joined MP3 against one pass's, for speech, music and a sine (activities/tests/join.rs).
+# Prints table rows for the README and writes the plot of wall time against length to
+# docs/long-videos.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/venv/bin:$PATH"
+cargo build --quiet --locked --workspace --bins --examples
+BIN=./target/debug/audiomill
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  sleep 1
+  rmdir /sys/fs/cgroup/cpu/audiomill-segments-* 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+python3 -c "import matplotlib" 2>/dev/null ||
+  pip install -q --disable-pip-version-check "matplotlib==3.11.2"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+now() { date +%s.%N; }
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+best() { sort -n | head -1; }
+MINUTES=(1 10 60)
+
+echo "9/9 long videos in parts..."
+for m in "${MINUTES[@]}"; do
+  # Music-like stereo 48 kHz AAC behind a tiny picture, as a phone records a concert.
+  ff -f lavfi -i "color=size=64x64:rate=1" \
+     -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=color=pink:amplitude=0.2:sample_rate=48000" \
+     -filter_complex "[1][2]amix=inputs=2,aformat=channel_layouts=stereo[a]" -map 0:v -map "[a]" \
+     -t $((m * 60)) -c:v libx264 -preset ultrafast -c:a aac -b:a 128k -movflags +faststart "$WORK/$m.mp4"
+done
+runs() { [ "$1" -ge 60 ] && echo 1 || echo 2; }
+declare -A cli
+for m in "${MINUTES[@]}"; do
+  cli[$m]=$(for _ in $(seq "$(runs "$m")"); do
+    s=$(now); ff -i "$WORK/$m.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; python3 -c "print(f'{$(now) - $s:.2f}')"
+  done | best)
+done
+
+# Seconds from the upload's answer to `completed` (polled every 20 ms), best of `runs`.
+converted() { # API TOKEN FILE MINUTES
+  for _ in $(seq "$(runs "$4")"); do
+    local job start
+    job=$(curl -sf -H "Authorization: Bearer $2" -F "file=@$3" "$1/upload" | json '["job_id"]')
+    start=$(now)
+    until curl -sf -H "Authorization: Bearer $2" "$1/status/$job" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.02; done
+    curl -sf -H "Authorization: Bearer $2" "$1/status/$job" | json '["status"]' | grep -q completed ||
+      { echo "a bench job failed" >&2; exit 1; }
+    python3 -c "print(f'{$(now) - $start:.2f}')"
+  done | best
+}
+wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return; sleep 0.2; done; echo "$1 never came up" >&2; exit 1; }
+settings=(MAX_FILE_SIZE=4096 QUOTA_JOBS_PER_DAY=0 QUOTA_STORAGE_MB=0 RUST_LOG=warn
+  JWT_SECRET=bench-secret-bench-secret-bench-secret DOWNLOAD_LINK_SECRET=bench-link-secret-bench-link-secret)
+
+# `audiomill dev` with SEGMENT_MIN_SECONDS=$1 (its default when empty): seconds per length.
+dev_run() {
+  local data=$WORK/dev-${1:-default} port api token
+  port=$(free_port); api=http://127.0.0.1:$port
+  env "${settings[@]}" DATA_DIR="$data" LISTEN_ADDR="127.0.0.1:$port" MAX_CONCURRENT_TRANSCODES=2 \
+    ${1:+SEGMENT_MIN_SECONDS=$1} "$BIN" dev >"$data.log" 2>&1 &
+  local pid=$!
+  wait_up "$api"
+  token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$data/initial-admin.txt")" "$api/login" | json '["access_token"]')
+  for m in "${MINUTES[@]}"; do echo "$m $(converted "$api" "$token" "$WORK/$m.mp4" "$m")"; done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+declare -A single parts
+while read -r m s; do parts[$m]=$s; done < <(dev_run "")
+while read -r m s; do single[$m]=$s; done < <(dev_run 0)
+
+# A gateway and N workers on the production backends, each worker held to one core.
+declare -A scaled
+CORES=$(nproc)
+if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
+  rmdir /sys/fs/cgroup/cpu/audiomill-segments-probe
+  bash scripts/test-services.sh start >/dev/null
+  # shellcheck disable=SC1091
+  source .tools/run/env
+  temporal_port=$(free_port); api_port=$(free_port)
+  temporal server start-dev --headless --ip 127.0.0.1 --port "$temporal_port" --log-level error >/dev/null 2>&1 &
+  PIDS+=($!)
+  mariadb --no-defaults -h127.0.0.1 -P"${TEST_MYSQL_URL##*:}" -uaudiomill -paudiomill -e "DROP DATABASE IF EXISTS segments; CREATE DATABASE segments"
+  production=("${settings[@]}" TEMPORAL_ADDRESS="127.0.0.1:$temporal_port" DATA_DIR="$WORK/production"
+    LISTEN_ADDR="127.0.0.1:$api_port" DATABASE_URL="$TEST_MYSQL_URL/segments" S3_BUCKET=segments
+    S3_CREATE_BUCKET=true AWS_ENDPOINT_URL="$TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$TEST_S3_KEY"
+    AWS_SECRET_ACCESS_KEY="$TEST_S3_SECRET" SMTP_URL="$TEST_SMTP_URL" MAX_CONCURRENT_TRANSCODES=1)
+  env "${production[@]}" "$BIN" migrate >/dev/null
+  env "${production[@]}" "$BIN" user add --email bench@example.com --password bench-password >/dev/null
+  env "${production[@]}" "$BIN" gateway >"$WORK/gateway.log" 2>&1 &
+  PIDS+=($!)
+  api=http://127.0.0.1:$api_port
+  wait_up "$api"
+  token=$(curl -sf -X POST -u bench@example.com:bench-password "$api/login" | json '["access_token"]')
+  counts=(1 2)
+  [ "$CORES" -ge 4 ] && counts+=(4)
+  for n in "${counts[@]}"; do
+    workers=()
+    for i in $(seq "$n"); do
+      group=/sys/fs/cgroup/cpu/audiomill-segments-$n-$i
+      (
+        mkdir -p "$group" && echo 100000 >"$group/cpu.cfs_period_us" && echo 100000 >"$group/cpu.cfs_quota_us"
+        echo "$BASHPID" >"$group/cgroup.procs"
+        exec env "${production[@]}" WORK_DIR="$WORK/work-$n-$i" "$BIN" worker
+      ) >"$WORK/worker-$n-$i.log" 2>&1 &
+      workers+=($!); PIDS+=($!)
+    done
+    sleep 3
+    scaled[$n]=$(converted "$api" "$token" "$WORK/10.mp4" 10)
+    kill "${workers[@]}"; wait "${workers[@]}" 2>/dev/null || true
+  done
+fi
+
+# How the joins sound (the join test prints the worst windows it compares).
+quality=$(cargo test --quiet --locked -p audiomill-activities --test join joins_are_as_clean -- --nocapture 2>&1 |
+  awk '/\["-q:a", "2"\]: worst 50 ms window/ {sub(/:.*window /, ": "); print}' | paste -sd ';' | sed 's/;/; /g')
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+echo
+for m in "${MINUTES[@]}"; do
+  echo "| ${m}-minute source, upload done to MP3 ready: dev in parts / dev single path / ffmpeg CLI | $([ "$m" = 1 ] && echo "single path unchanged" || ([ "$m" = 10 ] && echo "<= 0.6x CLI" || echo "<= 0.55x CLI")) | ${parts[$m]} s ($(ratio "${parts[$m]}" "${cli[$m]}")) / ${single[$m]} s ($(ratio "${single[$m]}" "${cli[$m]}")) / ${cli[$m]} s |"
+done
+if [ ${#scaled[@]} -gt 0 ]; then
+  row=""
+  for n in 1 2 4; do
+    if [ -n "${scaled[$n]:-}" ]; then row+="$n: ${scaled[$n]} s ($(ratio "${scaled[$n]}" "${cli[10]}")); "; else row+="$n: not measured ($CORES cores); "; fi
+  done
+  echo "| 10-minute source in parts, workers each held to one core, by worker count (x CLI) | scaling shown | ${row%; } |"
+else
+  echo "| 10-minute source in parts, workers each held to one core | scaling shown | not measured: needs a writable cgroup cpu controller (root) |"
+fi
+echo "| joins: worst 50 ms window against the source, one pass vs joined (VBR -q:a 2) | within 3 dB | ${quality} |"
+
+mkdir -p docs
+python3 - "$WORK/plot.json" docs/long-videos.png <<PY
+import sys, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+minutes = [${MINUTES[*]// /, }]
+series = {
+    "ffmpeg CLI": [${cli[1]}, ${cli[10]}, ${cli[60]}],
+    "Audiomill, single path": [${single[1]}, ${single[10]}, ${single[60]}],
+    "Audiomill, in parts (dev, 2 cores)": [${parts[1]}, ${parts[10]}, ${parts[60]}],
+}
+fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+for (label, seconds), style in zip(series.items(), ["o-", "s--", "^-"]):
+    ax.plot(minutes, seconds, style, label=label)
+ax.set_xlabel("source length (minutes)")
+ax.set_ylabel("wall time, upload done to MP3 ready (s)")
+ax.set_title("Converting long videos: VBR -q:a 2, 48 kHz stereo AAC source")
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2])
+PY
+echo
+echo "Plot written to docs/long-videos.png"
