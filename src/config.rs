@@ -253,7 +253,7 @@ pub struct WorkerArgs {
     /// with room, and joined; 0 turns this off.
     #[arg(long, env = "SEGMENT_MIN_SECONDS", value_name = "SECONDS", default_value_t = SegmentSettings::default().min_seconds)]
     pub segment_min_seconds: u32,
-    /// The audio each part converts, in seconds.
+    /// About the audio each part converts, in seconds (equal parts, at least two).
     #[arg(long, env = "SEGMENT_SECONDS", value_name = "SECONDS", default_value_t = SegmentSettings::default().share_seconds, value_parser = whole_above_zero::<u32>)]
     pub segment_seconds: u32,
     /// Serve `/metrics`, `/health/live` and `/health/ready` of this worker on this address

@@ -137,6 +137,7 @@ impl ConvertActivities {
         };
         let using = copy?;
 
+        let started = Instant::now();
         let output = self.part_path(job, input.part);
         let request = isolated::Job {
             file_name: input.file_name,
@@ -190,6 +191,7 @@ impl ConvertActivities {
                 parts: Some(parts),
             })
             .await;
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), "part converted");
         Ok(TranscodedSegment {
             task_queue: self.settings.host_task_queue.clone(),
             duration_ms: report.duration_ms,

@@ -38,15 +38,17 @@ impl SegmentPlan {
     /// frames, measured), and the last few frames of a part hold the encoder's flush.
     pub const OVERLAP_FRAMES: u64 = 40;
 
-    /// Shares of `share_seconds` each for `duration_ms` of audio at `rate` Hz in frames of
-    /// `frame_samples`; a short remainder is added to the last share. One share: no need
-    /// for parts.
+    /// Equal shares of about `share_seconds` for `duration_ms` of audio at `rate` Hz in
+    /// frames of `frame_samples`, at least two (a source worth planning is worth two parts):
+    /// fewer, longer parts cost less start-up each, and equal ones finish together.
     pub fn new(duration_ms: u64, share_seconds: u32, rate: u32, frame_samples: u32) -> Self {
         let frames_per_second = f64::from(rate) / f64::from(frame_samples.max(1));
-        let share_frames = (f64::from(share_seconds.max(1)) * frames_per_second).round() as u64;
         let total_frames = (duration_ms as f64 / 1000.0 * frames_per_second).floor() as u64;
-        // A part shorter than half a share is not worth its own start-up.
-        let count = ((total_frames as f64 / share_frames.max(1) as f64).round() as u64).max(1);
+        let wanted = (duration_ms as f64 / 1000.0 / f64::from(share_seconds.max(1))).round();
+        // Each share must hold a part's warm-up and overlap.
+        let most = (total_frames / (Self::WARM_UP_FRAMES + Self::OVERLAP_FRAMES)).max(1);
+        let count = (wanted as u64).clamp(2, most.max(2)).min(most);
+        let share_frames = total_frames / count;
         Self {
             shares: (0..count).map(|i| i * share_frames).collect(),
             duration_ms,
@@ -74,14 +76,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_cover_the_audio_in_whole_frames_with_no_short_tail() {
-        // 10 minutes at 44.1 kHz in 60 s shares: 10 parts of 2297 frames (the last longer).
+    fn shares_are_equal_whole_frames_and_at_least_two() {
+        // 10 minutes at 44.1 kHz in shares of about 60 s: 10 equal parts of 2296 frames.
         let plan = SegmentPlan::new(600_000, 60, 44_100, 1152);
         assert_eq!(plan.parts(), 10);
-        assert_eq!(plan.shares[1], 2297);
-        // 100 s in 60 s shares: two parts; 80 s: one (the 20 s rest joins the first).
-        assert_eq!(SegmentPlan::new(100_000, 60, 44_100, 1152).parts(), 2);
-        assert_eq!(SegmentPlan::new(80_000, 60, 44_100, 1152).parts(), 1);
+        assert_eq!(plan.shares[1], 2296);
+        assert_eq!(plan.shares[9], 9 * 2296);
+        // About 300 s: two parts of 10 minutes, twelve of an hour.
+        assert_eq!(SegmentPlan::new(600_000, 300, 44_100, 1152).parts(), 2);
+        assert_eq!(SegmentPlan::new(3_600_000, 300, 44_100, 1152).parts(), 12);
+        // Shorter than a share: still two; too short for two parts' warm-up and overlap: one.
+        assert_eq!(SegmentPlan::new(80_000, 300, 44_100, 1152).parts(), 2);
+        assert_eq!(SegmentPlan::new(1_000, 300, 44_100, 1152).parts(), 1);
         assert_eq!(SegmentPlan::new(0, 60, 44_100, 1152).parts(), 1);
     }
 
@@ -92,7 +98,7 @@ mod tests {
             plan.span(0),
             PartSpan {
                 first_frame: 0,
-                end_frame: Some(2500 + SegmentPlan::OVERLAP_FRAMES)
+                end_frame: Some(2500 + SegmentPlan::OVERLAP_FRAMES),
             }
         );
         assert_eq!(plan.span(1).first_frame, 2500 - SegmentPlan::WARM_UP_FRAMES);

@@ -26,7 +26,7 @@ use std::path::Path;
 pub struct SegmentSettings {
     /// Sources shorter than this (after any trim) are converted in one pass.
     pub min_seconds: u32,
-    /// The audio each part encodes.
+    /// About the audio each part encodes (see `SegmentPlan::new`).
     pub share_seconds: u32,
 }
 
@@ -34,7 +34,7 @@ impl Default for SegmentSettings {
     fn default() -> Self {
         Self {
             min_seconds: 300,
-            share_seconds: 60,
+            share_seconds: 300,
         }
     }
 }
