@@ -3,9 +3,9 @@
 //! `transcode_segment` runs on the segments queue, which every worker polls with as many slots
 //! as it has transcode slots, so parts spread over all workers with room. A part needs the
 //! source: the worker holding the job has it; any other fetches a copy once for all the parts
-//! it takes ([`SourceCopies`]). Each part's MP3 goes to object storage (`parts/{job}/{i}.mp3`),
-//! where `join_segments`, on the holding worker, reads them all and joins them into the job's
-//! MP3, which `store_mp3` then stores as for a single pass. The copies go when the workflow
+//! it takes ([`SourceCopies`]). The parts converted on the holding worker stay on its disk; the
+//! others' MP3s go to object storage (`parts/{job}/{i}.mp3`), where `join_segments`, on the
+//! holding worker, reads them to join all parts into the job's MP3, which `store_mp3` then stores as for a single pass. The copies go when the workflow
 //! says so (`forget_job`) or, when it cannot, once unused for a while.
 
 use crate::{
@@ -180,10 +180,14 @@ impl ConvertActivities {
                 return Err(error);
             }
         };
-        let key = ObjectKey::part(job, input.part);
-        let stored = self.objects.put_file(&key, &output).await;
-        let _ = tokio::fs::remove_file(&output).await;
-        stored.map_err(storage_down)?;
+        if !self.held.holds(job) {
+            // The join runs on the worker holding the job: it finds its own parts on its disk,
+            // and other workers' in storage.
+            let key = ObjectKey::part(job, input.part);
+            let stored = self.objects.put_file(&key, &output).await;
+            let _ = tokio::fs::remove_file(&output).await;
+            stored.map_err(storage_down)?;
+        }
         let _ = ctx
             .record_heartbeat(StepProgress {
                 percent: 100,
@@ -253,17 +257,19 @@ impl ConvertActivities {
         let mut files = Vec::with_capacity(count as usize);
         for part in 0..count {
             let path = self.part_path(job, part);
-            match self
-                .objects
-                .get_to_file(&ObjectKey::part(job, part), &path)
-                .await
-            {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => {
-                    // Removed meanwhile (the job ended): the parts are made again.
-                    return Err(worker_trouble(format!("part {part} is missing")));
+            if tokio::fs::metadata(&path).await.is_err() {
+                match self
+                    .objects
+                    .get_to_file(&ObjectKey::part(job, part), &path)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StoreError::NotFound) => {
+                        // Removed meanwhile (the job ended): the parts are made again.
+                        return Err(worker_trouble(format!("part {part} is missing")));
+                    }
+                    Err(error) => return Err(storage_down(error)),
                 }
-                Err(error) => return Err(storage_down(error)),
             }
             let bytes = tokio::fs::read(&path).await.map_err(worker_trouble);
             let _ = tokio::fs::remove_file(&path).await;
