@@ -32,6 +32,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
+use temporalio_common::error::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 /// Sources this worker fetched only for parts, with when a part last used each.
@@ -254,7 +255,7 @@ impl ConvertActivities {
             ));
         }
         let count = input.plan.parts() as u32;
-        let mut files = Vec::with_capacity(count as usize);
+        let mut paths = Vec::with_capacity(count as usize);
         for part in 0..count {
             let path = self.part_path(job, part);
             if tokio::fs::metadata(&path).await.is_err() {
@@ -271,9 +272,11 @@ impl ConvertActivities {
                     Err(error) => return Err(storage_down(error)),
                 }
             }
-            let bytes = tokio::fs::read(&path).await.map_err(worker_trouble);
-            let _ = tokio::fs::remove_file(&path).await;
-            files.push(bytes?);
+            paths.push(path);
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for path in &paths {
+            files.push(tokio::fs::read(path).await.map_err(worker_trouble)?);
         }
         let parts: Vec<Part> = files
             .iter()
@@ -283,10 +286,25 @@ impl ConvertActivities {
                 first_frame: input.plan.span(i).first_frame,
             })
             .collect();
-        let joined = join(&parts, &input.plan.shares).map_err(worker_trouble)?;
+        let joined = match join(&parts, &input.plan.shares) {
+            Ok(joined) => joined,
+            Err(error) => {
+                tracing::warn!(%error, "the parts cannot be joined; one pass follows");
+                return Err(ActivityError::application(
+                    ApplicationFailure::builder(error.to_string())
+                        .type_name(failure::PARTS_UNJOINABLE.to_owned())
+                        .non_retryable(true)
+                        .build(),
+                ));
+            }
+        };
         tokio::fs::write(self.mp3_path(job), &joined)
             .await
             .map_err(worker_trouble)?;
+        // Only now: an attempt that failed before leaves the parts for the next.
+        for path in &paths {
+            let _ = tokio::fs::remove_file(path).await;
+        }
         tracing::info!(parts = count, bytes = joined.len(), "parts joined");
         for part in 0..count {
             // What is left (storage down now) goes when the job ends (`discard_source`).

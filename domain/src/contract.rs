@@ -68,6 +68,10 @@ pub mod failure {
     /// the workflow fetches the source again on a live worker.
     pub const SOURCE_NOT_LOCAL: &str = "SourceNotLocal";
 
+    /// A long source's parts found no frame to be joined at (rare: see
+    /// `audiomill_domain::segment`): the workflow converts the source in one pass instead.
+    pub const PARTS_UNJOINABLE: &str = "PartsUnjoinable";
+
     /// Every non-retryable type, for the activities' retry policies.
     pub const NON_RETRYABLE: [&str; 8] = [
         SOURCE_NOT_LOCAL,

@@ -355,15 +355,36 @@ async fn convert_on_one_worker(
             job_id: input.job_id,
             plan,
         };
-        transcoded = match ctx
+        let joined = ctx
             .execute_activity(activity::JoinSegments, join, on_host(&fetched.task_queue))
-            .await
-        {
+            .await;
+        transcoded = match joined {
             Ok(_) => TranscodeOutput {
                 // The last part reaches to the end of the whole.
                 duration_ms: converted.last().map_or(0, |part| part.duration_ms),
                 plan: None,
             },
+            Err(error) if unjoinable(&error) => {
+                // One pass on the worker holding the source, as for a short one.
+                let transcode = TranscodeInput {
+                    job_id: input.job_id,
+                    options: input.options.clone(),
+                    file_name: input.original_filename.clone(),
+                    segments: false,
+                };
+                match ctx
+                    .execute_activity(
+                        activity::Transcode,
+                        transcode,
+                        transcode_options(&fetched.task_queue),
+                    )
+                    .await
+                {
+                    Ok(transcoded) => transcoded,
+                    Err(error) if may_retry && worker_lost(&error) => return Ok(None),
+                    Err(error) => return Err(error),
+                }
+            }
             Err(error) if may_retry && worker_lost(&error) => return Ok(None),
             Err(error) => {
                 part_workers.push(fetched.task_queue.clone());
@@ -481,6 +502,13 @@ fn end(error: ActivityExecutionError) -> WorkflowTermination {
         ActivityExecutionError::Cancelled(_) => WorkflowTermination::cancelled(),
         other => other.into(),
     }
+}
+
+/// The parts found no frame to be joined at.
+fn unjoinable(error: &ActivityExecutionError) -> bool {
+    error.failure().is_some_and(|failure| {
+        failures::application_type(failure) == Some(failure::PARTS_UNJOINABLE)
+    })
 }
 
 /// The worker holding the files is gone or no longer has them.
