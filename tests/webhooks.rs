@@ -685,7 +685,28 @@ async fn an_uploads_callback_url_is_told_of_its_own_jobs_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_told_once_per_milestone_to_the_endpoints_that_want_it() {
-    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    progress_is_told_once_per_milestone(&[], |dir| common::make_long_video(dir, 600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_in_parts_tells_its_progress_once_per_milestone_too() {
+    let in_parts = [("SEGMENT_MIN_SECONDS", "20"), ("SEGMENT_SECONDS", "8")];
+    progress_is_told_once_per_milestone(&in_parts, |dir| {
+        common::music_video(dir, "concert.mp4", 60)
+    })
+    .await;
+}
+
+/// A job of the video `make` makes, on an app with `settings`: each milestone told once under
+/// its own id to the endpoint that wants progress, the ending too, and nothing but the ending
+/// to the endpoint that wants only that.
+async fn progress_is_told_once_per_milestone(
+    settings: &[(&str, &str)],
+    make: impl Fn(&std::path::Path) -> std::path::PathBuf,
+) {
+    let mut settings = settings.to_vec();
+    settings.extend(RECEIVERS_ON_LOOPBACK);
+    let app = TestApp::spawn_with(&settings).await;
     let receiver = Receiver::start();
     let token = app.user_token("eve").await;
     let (progress, secret) = register(
@@ -703,11 +724,17 @@ async fn progress_is_told_once_per_milestone_to_the_endpoints_that_want_it() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let job = app
-        .start_job(&token, &common::make_long_video(dir.path(), 600))
-        .await;
+    let job = app.start_job(&token, &make(dir.path())).await;
     app.wait_for_job(&token, &job).await;
     app.wait_for_workflow_closed(&job).await;
+    let in_parts = app
+        .activities_run(&job)
+        .await
+        .contains(&"transcode_segment".to_owned());
+    assert_eq!(
+        in_parts,
+        !settings.is_empty() && settings[0].0 == "SEGMENT_MIN_SECONDS"
+    );
 
     // 25, 50 and 75 percent, each once and under its own id, and the ending; in any order.
     receiver.wait_for("/ok/progress", 4).await;

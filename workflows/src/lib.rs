@@ -32,7 +32,7 @@ use audiomill_domain::contract::{
     WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
 };
 use audiomill_domain::segment::SegmentPlan;
-use audiomill_domain::webhook::WebhookEvent;
+use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
@@ -122,6 +122,21 @@ async fn announce(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, event:
         .build();
     let input = DeliverWebhooksInput::Event { job_id, event };
     // Only a run with this id already under way refuses the start, and that one delivers.
+    let _ = ctx
+        .start_child_workflow(DeliverWebhooks::run, input, options)
+        .await;
+}
+
+/// Tells the owner's endpoints that want it that the job passed `percent`, in a
+/// `DeliverWebhooks` run of its own the job does not wait for (the id a single pass's worker
+/// would give it, so each milestone is told once).
+async fn tell_progress(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, percent: u8) {
+    let options = ChildWorkflowOptions::builder()
+        .workflow_id(format!("webhooks-{job_id}-progress-{percent}"))
+        .parent_close_policy(ParentClosePolicy::Abandon)
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build();
+    let input = DeliverWebhooksInput::Progress { job_id, percent };
     let _ = ctx
         .start_child_workflow(DeliverWebhooks::run, input, options)
         .await;
@@ -438,11 +453,25 @@ async fn convert_parts(
         .collect();
     let mut converted: Vec<Option<TranscodedSegment>> = vec![None; plan.parts()];
     let mut first_failure = None;
+    let (mut done, mut told) = (0, 0);
     while !running.is_empty() {
         let ((part, outcome), _, rest) = futures::future::select_all(running).await;
         running = rest;
         match outcome {
-            Ok(done) => converted[part as usize] = Some(done),
+            Ok(part_done) => {
+                converted[part as usize] = Some(part_done);
+                // `job.progress` as the parts pass each milestone (a single pass's transcode
+                // tells its own).
+                done += 1;
+                let percent = (done * 100 / plan.parts()) as u8;
+                while let Some(&milestone) = PROGRESS_MILESTONES.get(told)
+                    && percent >= milestone
+                    && first_failure.is_none()
+                {
+                    told += 1;
+                    tell_progress(ctx, input.job_id, milestone).await;
+                }
+            }
             Err(error) => {
                 if first_failure.is_none() {
                     token.cancel();
