@@ -487,7 +487,6 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
 
 /// The attempt each `transcode_segment` of `job` ended with, from its history.
 async fn part_attempts(test: &TestApp, job: &str) -> Vec<i32> {
-    use futures::StreamExt;
     use temporalio_client::WorkflowFetchHistoryOptions;
     use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
     let client = test.temporal().await;
