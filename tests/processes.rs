@@ -11,6 +11,7 @@ use common::{webhooks::Receiver, *};
 use serde_json::json;
 use std::{
     collections::HashMap,
+    path::Path,
     time::{Duration, Instant},
 };
 use temporalio_client::WorkflowDescribeOptions;
@@ -24,47 +25,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     let media = tempfile::tempdir().unwrap();
     let long = make_long_video(media.path(), 1500);
 
-    run(&test.vars, &["migrate"]);
-    let email = test.email("ann");
-    run(
-        &test.vars,
-        &["user", "add", "--email", &email, "--password", PASSWORD],
-    );
-
-    let port = free_port();
-    let gateway = Process::start(
-        &test.vars,
-        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
-        &["gateway"],
-        &logs.join("gateway.log"),
-    );
-    let worker_env = |id: &str| {
-        vec![
-            ("WORKER_ID", id.to_owned()),
-            (
-                "WORK_DIR",
-                test.data
-                    .path()
-                    .join(format!("work-{id}"))
-                    .display()
-                    .to_string(),
-            ),
-            ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
-        ]
-    };
-    let mut workers: HashMap<&str, Process> = HashMap::new();
-    for id in ["w1", "w2"] {
-        workers.insert(
-            id,
-            Process::start(
-                &test.vars,
-                &worker_env(id),
-                &["worker"],
-                &logs.join(format!("{id}.log")),
-            ),
-        );
-    }
-    test.base = format!("http://127.0.0.1:{port}");
+    let (email, gateway, mut workers) = start_processes(&mut test, &logs);
     test.wait_until_ready(&gateway).await;
     let pair = test.login(&email).await;
     let token = pair["access_token"].as_str().unwrap().to_owned();
@@ -147,15 +108,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         assert!(Instant::now() < deadline, "the long job never completed");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    workers.insert(
-        victim,
-        Process::start(
-            &test.vars,
-            &worker_env(victim),
-            &["worker"],
-            &logs.join(format!("{victim}.log")),
-        ),
-    );
+    workers.insert(victim, start_worker(&test, &logs, victim));
     // Back once it polls again, its scratch space cleared first (its log goes on where the
     // killed process's stopped).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -355,37 +308,7 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
     let media = tempfile::tempdir().unwrap();
     let video = music_video(media.path(), "concert.mp4", 1200);
 
-    run(&test.vars, &["migrate"]);
-    let email = test.email("ann");
-    run(
-        &test.vars,
-        &["user", "add", "--email", &email, "--password", PASSWORD],
-    );
-    let port = free_port();
-    let gateway = Process::start(
-        &test.vars,
-        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
-        &["gateway"],
-        &logs.join("gateway.log"),
-    );
-    let mut workers: HashMap<&str, Process> = HashMap::new();
-    for id in ["w1", "w2"] {
-        let work_dir = test.data.path().join(format!("work-{id}"));
-        workers.insert(
-            id,
-            Process::start(
-                &test.vars,
-                &[
-                    ("WORKER_ID", id.to_owned()),
-                    ("WORK_DIR", work_dir.display().to_string()),
-                    ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
-                ],
-                &["worker"],
-                &logs.join(format!("{id}.log")),
-            ),
-        );
-    }
-    test.base = format!("http://127.0.0.1:{port}");
+    let (email, gateway, mut workers) = start_processes(&mut test, &logs);
     test.wait_until_ready(&gateway).await;
     let token = test.access_token(&email).await;
     let job = test.start_job(&token, &video).await;
@@ -483,6 +406,49 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
         assert!(Instant::now() < deadline, "files left on the survivor");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A user `ann`, and as compose starts them a gateway and two workers, `w1` and `w2` (one
+/// transcode at a time each), logging into `logs`; the app's address is the gateway's.
+fn start_processes(
+    test: &mut TestApp,
+    logs: &Path,
+) -> (String, Process, HashMap<&'static str, Process>) {
+    run(&test.vars, &["migrate"]);
+    let email = test.email("ann");
+    run(
+        &test.vars,
+        &["user", "add", "--email", &email, "--password", PASSWORD],
+    );
+    let port = free_port();
+    let gateway = Process::start(
+        &test.vars,
+        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &["gateway"],
+        &logs.join("gateway.log"),
+    );
+    let workers = ["w1", "w2"]
+        .into_iter()
+        .map(|id| (id, start_worker(test, logs, id)))
+        .collect();
+    test.base = format!("http://127.0.0.1:{port}");
+    (email, gateway, workers)
+}
+
+/// Worker `id`, with a scratch space of its own, logging to `logs/{id}.log` (a restarted one
+/// goes on where the killed one stopped).
+fn start_worker(test: &TestApp, logs: &Path, id: &str) -> Process {
+    let work_dir = test.data.path().join(format!("work-{id}"));
+    Process::start(
+        &test.vars,
+        &[
+            ("WORKER_ID", id.to_owned()),
+            ("WORK_DIR", work_dir.display().to_string()),
+            ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
+        ],
+        &["worker"],
+        &logs.join(format!("{id}.log")),
+    )
 }
 
 /// The attempt each `transcode_segment` of `job` ended with, from its history.

@@ -53,6 +53,18 @@ fn scratch_files(app: &TestApp) -> Vec<PathBuf> {
     files
 }
 
+/// Waits until no scratch file and no object of the app's jobs is left.
+async fn nothing_left(app: &TestApp) {
+    eventually("no scratch file outlives the job", || {
+        scratch_files(app).is_empty()
+    })
+    .await;
+    eventually("nothing of the job is left in storage", || {
+        app.objects().is_empty()
+    })
+    .await;
+}
+
 /// Waits (a minute at most) until `check` holds.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -180,14 +192,7 @@ async fn cancelling_a_job_in_parts_stops_every_part_and_leaves_nothing() {
     assert!(parts > 2, "the job was in parts: {activities:?}");
     assert!(!activities.contains(&"join_segments".to_owned()));
 
-    eventually("no scratch file outlives the job", || {
-        scratch_files(&app).is_empty()
-    })
-    .await;
-    eventually("nothing of the job is left in storage", || {
-        app.objects().is_empty()
-    })
-    .await;
+    nothing_left(&app).await;
     app.stop().await;
 }
 
@@ -214,13 +219,6 @@ async fn a_truncated_long_video_fails_as_in_one_pass() {
         activities.iter().any(|name| name == "transcode_segment"),
         "it failed in its parts: {activities:?}"
     );
-    eventually("no scratch file outlives the job", || {
-        scratch_files(&app).is_empty()
-    })
-    .await;
-    eventually("nothing of the job is left in storage", || {
-        app.objects().is_empty()
-    })
-    .await;
+    nothing_left(&app).await;
     app.stop().await;
 }

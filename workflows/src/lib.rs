@@ -107,36 +107,38 @@ impl ConvertVideo {
     }
 }
 
-/// Tells the owner's webhook endpoints how the job ended, in a child workflow the job does not
-/// wait for: it outlives the job (abandoned when the job's run closes), also when the job was
-/// cancelled, and its failures are its own. Only its start is awaited, so the job ends at once.
+/// Tells the owner's webhook endpoints how the job ended. The job is cancelled or not, the
+/// announcement goes out.
 async fn announce(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, event: WebhookEvent) {
     if !ctx.patched(WEBHOOKS_PATCH) {
         return;
     }
+    let input = DeliverWebhooksInput::Event { job_id, event };
+    start_deliveries(ctx, format!("webhooks-{job_id}"), input).await;
+}
+
+/// Tells the owner's endpoints that want it that the job passed `percent`, under the id a
+/// single pass's worker would give it, so each milestone is told once.
+async fn tell_progress(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, percent: u8) {
+    let input = DeliverWebhooksInput::Progress { job_id, percent };
+    start_deliveries(ctx, format!("webhooks-{job_id}-progress-{percent}"), input).await;
+}
+
+/// Starts a `DeliverWebhooks` child the job does not wait for: it outlives the job (abandoned
+/// when the job's run closes), also when the job was cancelled, and its failures are its own.
+/// Only its start is awaited; a run with this id already under way refuses it, and that one
+/// delivers.
+async fn start_deliveries(
+    ctx: &WorkflowContext<ConvertVideo>,
+    workflow_id: String,
+    input: DeliverWebhooksInput,
+) {
     let options = ChildWorkflowOptions::builder()
-        .workflow_id(format!("webhooks-{job_id}"))
+        .workflow_id(workflow_id)
         .parent_close_policy(ParentClosePolicy::Abandon)
         // Not the job's token: a cancelled job still announces that it was cancelled.
         .cancellation_token(WorkflowCancellationToken::new())
         .build();
-    let input = DeliverWebhooksInput::Event { job_id, event };
-    // Only a run with this id already under way refuses the start, and that one delivers.
-    let _ = ctx
-        .start_child_workflow(DeliverWebhooks::run, input, options)
-        .await;
-}
-
-/// Tells the owner's endpoints that want it that the job passed `percent`, in a
-/// `DeliverWebhooks` run of its own the job does not wait for (the id a single pass's worker
-/// would give it, so each milestone is told once).
-async fn tell_progress(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, percent: u8) {
-    let options = ChildWorkflowOptions::builder()
-        .workflow_id(format!("webhooks-{job_id}-progress-{percent}"))
-        .parent_close_policy(ParentClosePolicy::Abandon)
-        .cancellation_token(WorkflowCancellationToken::new())
-        .build();
-    let input = DeliverWebhooksInput::Progress { job_id, percent };
     let _ = ctx
         .start_child_workflow(DeliverWebhooks::run, input, options)
         .await;
@@ -330,23 +332,11 @@ async fn convert_on_one_worker(
     let fetched = ctx
         .execute_activity(activity::FetchSource, fetch, fetch_options())
         .await?;
-    let transcode = TranscodeInput {
-        job_id: input.job_id,
-        options: input.options.clone(),
-        file_name: input.original_filename.clone(),
-        segments: ctx.patched(SEGMENTS_PATCH),
-    };
-    let mut transcoded = match ctx
-        .execute_activity(
-            activity::Transcode,
-            transcode,
-            transcode_options(&fetched.task_queue),
-        )
-        .await
-    {
-        Ok(transcoded) => transcoded,
-        Err(error) if may_retry && worker_lost(&error) => return Ok(None),
-        Err(error) => return Err(error),
+    let segments = ctx.patched(SEGMENTS_PATCH);
+    let Some(mut transcoded) =
+        transcode_on(ctx, input, &fetched.task_queue, segments, may_retry).await?
+    else {
+        return Ok(None);
     };
     let mut part_workers = Vec::new();
     if let Some(plan) = transcoded.plan.take() {
@@ -381,23 +371,9 @@ async fn convert_on_one_worker(
             },
             Err(error) if unjoinable(&error) => {
                 // One pass on the worker holding the source, as for a short one.
-                let transcode = TranscodeInput {
-                    job_id: input.job_id,
-                    options: input.options.clone(),
-                    file_name: input.original_filename.clone(),
-                    segments: false,
-                };
-                match ctx
-                    .execute_activity(
-                        activity::Transcode,
-                        transcode,
-                        transcode_options(&fetched.task_queue),
-                    )
-                    .await
-                {
-                    Ok(transcoded) => transcoded,
-                    Err(error) if may_retry && worker_lost(&error) => return Ok(None),
-                    Err(error) => return Err(error),
+                match transcode_on(ctx, input, &fetched.task_queue, false, may_retry).await? {
+                    Some(transcoded) => transcoded,
+                    None => return Ok(None),
                 }
             }
             Err(error) if may_retry && worker_lost(&error) => return Ok(None),
@@ -422,6 +398,35 @@ async fn convert_on_one_worker(
     };
     forget_copies(ctx, input.job_id, part_workers).await;
     stored
+}
+
+/// `transcode` on the worker holding the source (only planning the parts of a long one when
+/// `segments`); `None`: that worker was lost (and `may_retry`).
+async fn transcode_on(
+    ctx: &mut WorkflowContext<ConvertVideo>,
+    input: &ConvertVideoInput,
+    task_queue: &str,
+    segments: bool,
+    may_retry: bool,
+) -> Result<Option<TranscodeOutput>, ActivityExecutionError> {
+    let transcode = TranscodeInput {
+        job_id: input.job_id,
+        options: input.options.clone(),
+        file_name: input.original_filename.clone(),
+        segments,
+    };
+    match ctx
+        .execute_activity(
+            activity::Transcode,
+            transcode,
+            transcode_options(task_queue),
+        )
+        .await
+    {
+        Ok(transcoded) => Ok(Some(transcoded)),
+        Err(error) if may_retry && worker_lost(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Converts every part of `plan` at once, each on whichever worker has room (retried there
