@@ -69,22 +69,27 @@ wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return; s
 settings=(MAX_FILE_SIZE=4096 QUOTA_JOBS_PER_DAY=0 QUOTA_STORAGE_MB=0 RUST_LOG=warn
   JWT_SECRET=bench-secret-bench-secret-bench-secret DOWNLOAD_LINK_SECRET=bench-link-secret-bench-link-secret)
 
-# `audiomill dev` with SEGMENT_MIN_SECONDS=$1 (its default when empty): seconds per length.
-dev_run() {
-  local data=$WORK/dev-${1:-default} port api token
+# `audiomill dev` with the settings given (NAME=VALUE...) after the lengths to convert
+# ("10 60"): "minutes seconds" lines.
+dev_run() { # "MINUTES..." [NAME=VALUE...]
+  local lengths=$1 data port api token
+  shift
+  data=$WORK/dev-$(echo "$@" | tr -c 'A-Za-z0-9' '-')
   port=$(free_port); api=http://127.0.0.1:$port
   env "${settings[@]}" DATA_DIR="$data" LISTEN_ADDR="127.0.0.1:$port" MAX_CONCURRENT_TRANSCODES=2 \
-    ${1:+SEGMENT_MIN_SECONDS=$1} "$BIN" dev >"$data.log" 2>&1 &
+    "$@" "$BIN" dev >"$data.log" 2>&1 &
   local pid=$!
   wait_up "$api"
   READY_SQL="sqlite $data/audiomill.db"
   token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$data/initial-admin.txt")" "$api/login" | json '["access_token"]')
-  for m in "${MINUTES[@]}"; do echo "$m $(converted "$api" "$token" "$WORK/$m.mp4" "$m")"; done
+  for m in $lengths; do echo "$m $(converted "$api" "$token" "$WORK/$m.mp4" "$m")"; done
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 declare -A single parts
-while read -r m s; do parts[$m]=$s; done < <(dev_run "")
-while read -r m s; do single[$m]=$s; done < <(dev_run 0)
+while read -r m s; do parts[$m]=$s; done < <(dev_run "${MINUTES[*]}")
+while read -r m s; do single[$m]=$s; done < <(dev_run "${MINUTES[*]}" SEGMENT_MIN_SECONDS=0)
+# Parts of 30 minutes: two for the hour, one per core here.
+read -r _ halves < <(dev_run 60 SEGMENT_SECONDS=1800)
 
 # A gateway and N workers on the production backends, each worker held to one core.
 declare -A scaled
@@ -138,6 +143,7 @@ echo
 for m in "${MINUTES[@]}"; do
   echo "| ${m}-minute source, upload done to MP3 ready: dev in parts / dev single path / ffmpeg CLI | $([ "$m" = 1 ] && echo "single path unchanged" || ([ "$m" = 10 ] && echo "<= 0.6x CLI" || echo "<= 0.55x CLI")) | ${parts[$m]} s ($(ratio "${parts[$m]}" "${cli[$m]}")) / ${single[$m]} s ($(ratio "${single[$m]}" "${cli[$m]}")) / ${cli[$m]} s |"
 done
+echo "| 60-minute source, dev with SEGMENT_SECONDS=1800 (two parts, one per core) / CLI | | ${halves} s ($(ratio "$halves" "${cli[60]}")) / ${cli[60]} s |"
 if [ ${#scaled[@]} -gt 0 ]; then
   row=""
   for n in 1 2 4; do
