@@ -5,7 +5,6 @@
 
 mod common;
 
-use audiomill::temporal;
 use audiomill_workflows::ConvertVideo;
 use common::{webhooks::Receiver, *};
 use serde_json::json;
@@ -46,14 +45,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
 
     // The long job first; find the worker transcoding it and kill it there.
     let long_job = test.start_job(&token, &long).await;
-    let client = temporal::connect(
-        &test.vars["TEMPORAL_ADDRESS"],
-        "default",
-        "test",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let client = test.temporal().await;
     let handle = client.get_workflow_handle::<ConvertVideo>(long_job.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
@@ -315,14 +307,7 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
 
     // The worker that planned the parts holds the job; the other one is killed while it
     // converts a part.
-    let client = temporal::connect(
-        &test.vars["TEMPORAL_ADDRESS"],
-        "default",
-        "test",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let client = test.temporal().await;
     let handle = client.get_workflow_handle::<ConvertVideo>(job.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     let victim = loop {

@@ -92,26 +92,27 @@ struct UsingCopy(Option<Arc<tokio::sync::Mutex<Copy>>>);
 impl UsingCopy {
     /// The part is done with the copy: how many other parts still use it.
     async fn done(mut self) -> usize {
-        let Some(copy) = self.0.take() else {
-            return 0;
-        };
-        let mut copy = copy.lock().await;
-        copy.parts_running = copy.parts_running.saturating_sub(1);
-        copy.last_used = Instant::now();
-        copy.parts_running
+        match self.0.take() {
+            Some(copy) => release(&copy).await,
+            None => 0,
+        }
     }
 }
 
 impl Drop for UsingCopy {
     fn drop(&mut self) {
         if let Some(copy) = self.0.take() {
-            tokio::spawn(async move {
-                let mut copy = copy.lock().await;
-                copy.parts_running = copy.parts_running.saturating_sub(1);
-                copy.last_used = Instant::now();
-            });
+            tokio::spawn(async move { release(&copy).await });
         }
     }
+}
+
+/// One part fewer uses `copy`: how many still do.
+async fn release(copy: &tokio::sync::Mutex<Copy>) -> usize {
+    let mut copy = copy.lock().await;
+    copy.parts_running = copy.parts_running.saturating_sub(1);
+    copy.last_used = Instant::now();
+    copy.parts_running
 }
 
 impl ConvertActivities {

@@ -102,6 +102,19 @@ fn decode_with(path: &Path, args: &[&str]) -> Vec<f64> {
         .collect()
 }
 
+/// Joins `files` (each part's MP3 and first frame) whose shares begin at `shares`, into
+/// `path`.
+fn join_into(files: &[(Vec<u8>, u64)], shares: &[u64], path: &Path) {
+    let parts: Vec<Part> = files
+        .iter()
+        .map(|(bytes, first_frame)| Part {
+            bytes,
+            first_frame: *first_frame,
+        })
+        .collect();
+    std::fs::write(path, join(&parts, shares).expect("the parts join")).unwrap();
+}
+
 /// Signal-to-noise ratio (dB) of `decoded` against `source`, in 50 ms windows.
 fn windows(source: &[f64], decoded: &[f64]) -> Vec<f64> {
     let window = (RATE / 20 * 2) as usize;
@@ -142,16 +155,8 @@ fn single_and_joined(
         let out = dir.join(format!("part{i}.mp3"));
         files.push((make(first * FRAME, to, &out), first));
     }
-    let parts: Vec<Part> = files
-        .iter()
-        .map(|(bytes, first_frame)| Part {
-            bytes,
-            first_frame: *first_frame,
-        })
-        .collect();
-    let joined = join(&parts, &shares).expect("the parts join");
     let joined_path = dir.join("joined.mp3");
-    std::fs::write(&joined_path, joined).unwrap();
+    join_into(&files, &shares, &joined_path);
 
     let original = decode(source);
     let single = decode(&single);
@@ -363,19 +368,8 @@ fn parts_of_a_video_join_into_what_the_single_path_makes() {
                 .expect("the part converts");
                 files.push((std::fs::read(&out).unwrap(), plan.span(part).first_frame));
             }
-            let parts: Vec<Part> = files
-                .iter()
-                .map(|(bytes, first_frame)| Part {
-                    bytes,
-                    first_frame: *first_frame,
-                })
-                .collect();
             let joined_path = dir.path().join("joined.mp3");
-            std::fs::write(
-                &joined_path,
-                join(&parts, &plan.shares).expect("parts join"),
-            )
-            .unwrap();
+            join_into(&files, &plan.shares, &joined_path);
             // The source as the MP3 should hold it: resampled and trimmed as asked.
             let mut filters = vec![];
             if let (Some(start), Some(end)) = (options.start_ms, options.end_ms) {
@@ -415,4 +409,64 @@ fn parts_of_a_video_join_into_what_the_single_path_makes() {
             assert!(tag.starts_with(b"ID3"), "the tag of the first part leads");
         }
     }
+}
+
+/// Parts are planned only where they can be cut exactly and the length is known: not for
+/// Matroska (millisecond timestamps), a stream that declares no duration, or loudness
+/// normalisation (which measures the whole); the same audio in MP4 is.
+#[test]
+fn only_sources_that_can_be_cut_exactly_are_planned_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = source(dir.path(), "music");
+    let settings = SegmentSettings {
+        min_seconds: 10,
+        share_seconds: 8,
+    };
+    let planned = |path: &Path, options: &OutputOptions| {
+        plan(path, options, MediaLimits::default(), settings)
+            .expect("the source opens")
+            .map(|plan| plan.parts())
+    };
+    let mp4 = as_mp4(&wav);
+    assert!(planned(&mp4, &OutputOptions::default()).is_some_and(|parts| parts >= 3));
+    let normalised = OutputOptions {
+        normalize: Some(audiomill_domain::output::Loudness::DEFAULT),
+        ..OutputOptions::default()
+    };
+    assert_eq!(planned(&mp4, &normalised), None);
+    let mkv = dir.path().join("music.mkv");
+    ffmpeg(&[
+        "-i",
+        wav.to_str().unwrap(),
+        "-c:a",
+        "aac",
+        mkv.to_str().unwrap(),
+    ]);
+    assert_eq!(planned(&mkv, &OutputOptions::default()), None);
+    let live = dir.path().join("live.mkv");
+    ffmpeg(&[
+        "-i",
+        wav.to_str().unwrap(),
+        "-c:a",
+        "flac",
+        "-live",
+        "1",
+        live.to_str().unwrap(),
+    ]);
+    assert_eq!(planned(&live, &OutputOptions::default()), None);
+    // Too short for parts: 30 s against a 60 s threshold.
+    let short = SegmentSettings {
+        min_seconds: 60,
+        share_seconds: 8,
+    };
+    assert_eq!(
+        plan(
+            &mp4,
+            &OutputOptions::default(),
+            MediaLimits::default(),
+            short
+        )
+        .unwrap(),
+        None
+    );
 }
