@@ -256,6 +256,11 @@ pub struct WorkerArgs {
     /// About the audio each part converts, in seconds (equal parts, at least two).
     #[arg(long, env = "SEGMENT_SECONDS", value_name = "SECONDS", default_value_t = SegmentSettings::default().share_seconds, value_parser = whole_above_zero::<u32>)]
     pub segment_seconds: u32,
+    /// The most parts one source is cut into (longer parts then); 0: as many as
+    /// SEGMENT_SECONDS gives [default: 0; in `dev`, MAX_CONCURRENT_TRANSCODES: its one worker
+    /// converts that many parts at once, and more would only wait their turn].
+    #[arg(long, env = "SEGMENT_MAX_PARTS", value_name = "N")]
+    pub segment_max_parts: Option<u32>,
     /// Serve `/metrics`, `/health/live` and `/health/ready` of this worker on this address
     /// [default: none; in `dev` the gateway's `/metrics` covers the worker too].
     #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
@@ -525,6 +530,7 @@ impl WorkerArgs {
             segments: (self.segment_min_seconds > 0).then_some(SegmentSettings {
                 min_seconds: self.segment_min_seconds,
                 share_seconds: self.segment_seconds,
+                max_parts: self.segment_max_parts.filter(|&most| most > 0),
             }),
             metrics_listen: self.metrics_listen,
             transcoder: Transcoder::new(
@@ -560,7 +566,14 @@ impl DevArgs {
     /// The three configurations; `embedded` as for [`GatewayArgs::resolve`].
     pub fn resolve(self, embedded: bool) -> anyhow::Result<(Config, GatewayConfig, WorkerConfig)> {
         let config = self.backends.resolve()?;
-        let worker = self.worker.resolve(&config);
+        let parts_capped = self.worker.segment_max_parts.is_some();
+        let mut worker = self.worker.resolve(&config);
+        if let Some(segments) = &mut worker.segments
+            && !parts_capped
+        {
+            // The only worker: more parts than its transcode slots would only add rounds.
+            segments.max_parts = u32::try_from(worker.max_concurrent_transcodes).ok();
+        }
         Ok((config, self.gateway.resolve(embedded), worker))
     }
 }
@@ -726,6 +739,18 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_capped_as_set_or_by_dev_s_transcode_slots() {
+        let max_parts = |vars: &[(&str, &str)]| {
+            let (_, _, worker) = parse(vars).unwrap();
+            worker.segments.unwrap().max_parts
+        };
+        assert_eq!(max_parts(&[("MAX_CONCURRENT_TRANSCODES", "3")]), Some(3));
+        assert_eq!(max_parts(&[("SEGMENT_MAX_PARTS", "5")]), Some(5));
+        assert_eq!(max_parts(&[("SEGMENT_MAX_PARTS", "0")]), None);
+        assert!(parse(&[("SEGMENT_MAX_PARTS", "many")]).is_err());
+    }
+
+    #[test]
     fn defaults_are_the_embedded_mode() {
         let (config, gateway, worker) = parse(&[]).unwrap();
         assert_eq!(
@@ -750,7 +775,14 @@ mod tests {
         assert_eq!(config.temporal_address, None);
         assert_eq!(worker.work_dir, Path::new("/srv/am/work"));
         assert_eq!(worker.media_limits, MediaLimits::default());
-        assert_eq!(worker.segments, Some(SegmentSettings::default()));
+        // `dev` is its own only worker: no more parts than it converts at once.
+        assert_eq!(
+            worker.segments,
+            Some(SegmentSettings {
+                max_parts: Some(worker.max_concurrent_transcodes as u32),
+                ..SegmentSettings::default()
+            })
+        );
         assert_eq!(config.links.lifetime.as_secs(), 72 * 3600);
         assert_eq!(config.links.secret, None);
         assert_eq!(config.links.public_url, None);

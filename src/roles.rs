@@ -518,6 +518,12 @@ impl WorkerHandle {
                 links: links.clone(),
             },
         );
+        // A child started ahead for each transcode slot.
+        let transcoder = worker
+            .transcoder
+            .clone()
+            .with_spares(worker.max_concurrent_transcodes.max(1));
+        transcoder.start_spares();
         let activities = ConvertActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
@@ -527,7 +533,7 @@ impl WorkerHandle {
                 host_task_queue: host_task_queue.clone(),
                 links,
                 max_transcodes: worker.max_concurrent_transcodes,
-                transcoder: worker.transcoder.clone(),
+                transcoder,
                 media_limits: worker.media_limits,
                 retention: config.lifecycle.retention,
                 segments: worker.segments,

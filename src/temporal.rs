@@ -95,7 +95,12 @@ impl DevServer {
             "error",
         ]);
         if let Some(db_file) = db_file {
-            command.arg("--db-filename").arg(db_file);
+            // A write-ahead log: one flush to disk per commit, not the rollback journal's
+            // several, as durable, and every step of every job commits.
+            command
+                .arg("--db-filename")
+                .arg(db_file)
+                .args(["--sqlite-pragma", "journal_mode=wal"]);
         }
         match ui_port {
             Some(ui) => command.args(["--ui-port", &ui.to_string(), "--ui-disable-news-fetch"]),

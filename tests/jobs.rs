@@ -432,14 +432,19 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
     app.stop().await;
 }
 
-/// A stand-in for the converter's child process that counts its runs and then misbehaves.
+/// A stand-in for the converter's child process that counts the jobs it is given and then
+/// misbehaves. Like the real one it waits for its job on stdin (the worker starts children
+/// ahead) and ends quietly when stdin closes before one comes.
 fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let script = dir.join("converter.sh");
     let runs = dir.join("runs");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho run >> '{}'\n{action}\n", runs.display()),
+        format!(
+            "#!/bin/sh\nread -r job || exit 0\necho run >> '{}'\n{action}\n",
+            runs.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -690,7 +690,11 @@ async fn progress_is_told_once_per_milestone_to_the_endpoints_that_want_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_in_parts_tells_its_progress_once_per_milestone_too() {
-    let in_parts = [("SEGMENT_MIN_SECONDS", "20"), ("SEGMENT_SECONDS", "8")];
+    let in_parts = [
+        ("SEGMENT_MIN_SECONDS", "20"),
+        ("SEGMENT_SECONDS", "8"),
+        ("SEGMENT_MAX_PARTS", "0"),
+    ];
     progress_is_told_once_per_milestone(&in_parts, |dir| {
         common::music_video(dir, "concert.mp4", 60)
     })

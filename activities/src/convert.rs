@@ -193,6 +193,7 @@ impl ConvertActivities {
                 return Ok(TranscodeOutput {
                     duration_ms: 0,
                     plan: Some(plan),
+                    progress_wanted: milestones.is_some(),
                 });
             }
             Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
@@ -215,6 +216,7 @@ impl ConvertActivities {
         Ok(TranscodeOutput {
             duration_ms: report.duration_ms,
             plan: None,
+            progress_wanted: milestones.is_some(),
         })
     }
 
@@ -254,7 +256,8 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
+    /// Uploads the MP3 (joining it from its parts first, when it was converted in parts),
+    /// records it on the job, and clears this worker's scratch files.
     #[activity(definition = activity::StoreMp3)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn store_mp3(
@@ -264,18 +267,24 @@ impl ConvertActivities {
     ) -> Result<StoredMp3, ActivityError> {
         let mp3_path = self.mp3_path(input.job_id);
         let _working = self.held.working(input.job_id);
-        if tokio::fs::metadata(&mp3_path).await.is_err() {
-            return Err(fatal(
-                failure::SOURCE_NOT_LOCAL,
-                "The MP3 is not on this worker.",
-            ));
-        }
         let key = ObjectKey::mp3(input.job_id);
-        let size = self
-            .objects
-            .put_file(&key, &mp3_path)
-            .await
-            .map_err(storage_down)?;
+        let stored = match &input.join {
+            // Joined in memory and stored from there: the MP3 never waits on this disk.
+            Some(plan) => {
+                let joined = self.joined(input.job_id, plan).await?;
+                self.objects.put_bytes(&key, joined).await
+            }
+            None => {
+                if tokio::fs::metadata(&mp3_path).await.is_err() {
+                    return Err(fatal(
+                        failure::SOURCE_NOT_LOCAL,
+                        "The MP3 is not on this worker.",
+                    ));
+                }
+                self.objects.put_file(&key, &mp3_path).await
+            }
+        };
+        let size = stored.map_err(storage_down)?;
         let completed_now = match self
             .db
             .record_mp3(input.job_id, &key, size, input.duration_ms)
@@ -286,6 +295,9 @@ impl ConvertActivities {
                 // Cancelled (or removed by its owner) while the MP3 was uploading: it must not
                 // outlive the job.
                 let _ = self.objects.delete(&key).await;
+                if let Some(plan) = &input.join {
+                    self.drop_parts(input.job_id, plan).await;
+                }
                 self.forget(input.job_id).await;
                 return Err(ActivityError::cancelled());
             }
@@ -295,6 +307,9 @@ impl ConvertActivities {
             .schedule_expiry(input.job_id, &self.settings.retention)
             .await
             .map_err(database_down)?;
+        if let Some(plan) = &input.join {
+            self.drop_parts(input.job_id, plan).await;
+        }
         self.forget(input.job_id).await;
         if completed_now {
             metrics::counter!("audiomill_jobs_completed_total").increment(1);

@@ -8,6 +8,11 @@
 //! the worker. The worker kills the child when the activity is cancelled, and when the child
 //! has said nothing for [`Transcoder::silence`] (a hang). A child that dies without an outcome
 //! is a [`TranscodeError::Crashed`].
+//!
+//! Loading FFmpeg's libraries (over a hundred shared objects) takes a child about 40 ms, which
+//! a job would wait for at every step and every part. So the worker keeps a few children
+//! started ahead ([`Transcoder::with_spares`]): each waits for its one job on stdin, and those
+//! taken are started again as their runs end. Still one fresh process per job.
 
 use crate::transcode::{
     MediaLimits, SegmentSettings, TranscodeError, TranscodeReport, plan, transcode, transcode_part,
@@ -28,7 +33,7 @@ use std::{
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    process::Command,
+    process::{Child, Command},
 };
 
 /// The hidden subcommand of the `audiomill` binary that runs [`child_main`].
@@ -43,6 +48,16 @@ pub struct Transcoder {
     pub memory_mb: u64,
     /// A child that reports nothing for this long is taken to hang and is killed.
     pub silence: Duration,
+    /// Children started ahead, waiting for a job (shared by the clones of one worker's
+    /// transcoder).
+    spares: Arc<Spares>,
+}
+
+#[derive(Debug, Default)]
+struct Spares {
+    /// How many to keep.
+    count: usize,
+    waiting: std::sync::Mutex<Vec<Child>>,
 }
 
 impl Transcoder {
@@ -51,7 +66,70 @@ impl Transcoder {
             executable,
             memory_mb: 2048,
             silence: Duration::from_secs(60),
+            spares: Arc::default(),
         }
+    }
+
+    /// Keeps `count` children started ahead once [`Transcoder::start_spares`] or the end of a
+    /// first run starts them: as many as transcodes run at once, so none waits for FFmpeg.
+    pub fn with_spares(mut self, count: usize) -> Self {
+        self.spares = Arc::new(Spares {
+            count,
+            waiting: Default::default(),
+        });
+        self
+    }
+
+    /// Starts spare children up to their count. Within a Tokio runtime.
+    pub fn start_spares(&self) {
+        let mut waiting = self
+            .spares
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        while waiting.len() < self.spares.count {
+            match self.spawn() {
+                Ok(child) => waiting.push(child),
+                Err(error) => {
+                    tracing::warn!(%error, "could not start a spare transcoder");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn spawn(&self) -> std::io::Result<Child> {
+        Command::new(&self.executable)
+            .arg(SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+    }
+
+    /// A spare child still alive, or else a new one.
+    fn child(&self) -> std::io::Result<Child> {
+        let spare = {
+            let mut waiting = self
+                .spares
+                .waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            std::iter::from_fn(|| waiting.pop())
+                .find_map(|mut child| matches!(child.try_wait(), Ok(None)).then_some(child))
+        };
+        spare.map_or_else(|| self.spawn(), Ok)
+    }
+}
+
+/// Starts the spares taken again when a run is over (done, failed or dropped): not as it
+/// starts, where loading FFmpeg would take CPU from the transcodes just begun.
+struct RefillSpares<'a>(&'a Transcoder);
+
+impl Drop for RefillSpares<'_> {
+    fn drop(&mut self) {
+        self.0.start_spares();
     }
 }
 
@@ -144,14 +222,9 @@ impl Transcoder {
         let spawn_failed = |e: std::io::Error| {
             TranscodeError::Output(format!("the transcoder did not start: {e}"))
         };
-        let mut child = Command::new(&self.executable)
-            .arg(SUBCOMMAND)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_failed)?;
+        // Dropped after the child (killed first, when this future is dropped).
+        let _refill = RefillSpares(self);
+        let mut child = self.child().map_err(spawn_failed)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let mut request = serde_json::to_vec(job).expect("a job serialises");
         request.push(b'\n');
@@ -202,8 +275,11 @@ fn describe_exit(status: ExitStatus) -> String {
 pub fn child_main() -> i32 {
     let mut request = String::new();
     let stdin = std::io::stdin();
-    if stdin.lock().read_line(&mut request).is_err() {
-        return 2;
+    match stdin.lock().read_line(&mut request) {
+        // A spare no longer needed (its worker stopped): nothing to say.
+        Ok(0) => return 0,
+        Ok(_) => {}
+        Err(_) => return 2,
     }
     let Ok(job) = serde_json::from_str::<Job>(&request) else {
         eprintln!("transcode-child: the job could not be read");

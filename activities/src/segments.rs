@@ -5,8 +5,9 @@
 //! source: the worker holding the job has it; any other fetches a copy once for all the parts
 //! it takes ([`SourceCopies`]). The parts converted on the holding worker stay on its disk; the
 //! others' MP3s go to object storage (`parts/{job}/{i}.mp3`), where `join_segments`, on the
-//! holding worker, reads them to join all parts into the job's MP3, which `store_mp3` then stores as for a single pass. The copies go when the workflow
-//! says so (`forget_job`) or, when it cannot, once unused for a while.
+//! holding worker, reads them: `store_mp3` joins all parts into the job's MP3 as it stores it.
+//! The copies go when the workflow says so (`forget_job`) or, when it cannot, once unused for
+//! a while.
 
 use crate::{
     convert::{
@@ -24,6 +25,7 @@ use audiomill_domain::{
         JoinSegmentsInput, StepProgress, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
         failure,
     },
+    segment::SegmentPlan,
 };
 use audiomill_store::StoreError;
 use std::{
@@ -242,21 +244,42 @@ impl ConvertActivities {
         Ok(Some(UsingCopy(Some(entry))))
     }
 
-    /// See `join_segments`.
+    /// See `join_segments` (the step histories from before `store_mp3` joined took): the
+    /// joined MP3 is written where a single pass writes its own.
     pub(crate) async fn join_parts(
         &self,
         input: JoinSegmentsInput,
     ) -> Result<TranscodeOutput, ActivityError> {
         let job = input.job_id;
         let _working = self.held.working(job);
+        let joined = self.joined(job, &input.plan).await?;
+        tokio::fs::write(self.mp3_path(job), &joined)
+            .await
+            .map_err(worker_trouble)?;
+        self.drop_parts(job, &input.plan).await;
+        Ok(TranscodeOutput {
+            duration_ms: 0,
+            plan: None,
+            progress_wanted: false,
+        })
+    }
+
+    /// The job's MP3 joined from its parts: those converted here from this worker's disk, the
+    /// others' from object storage. Fails as `PARTS_UNJOINABLE` (no retry: one pass follows)
+    /// when no join is clean; the parts stay until [`ConvertActivities::drop_parts`].
+    pub(crate) async fn joined(
+        &self,
+        job: JobId,
+        plan: &SegmentPlan,
+    ) -> Result<Vec<u8>, ActivityError> {
         if tokio::fs::metadata(self.source_path(job)).await.is_err() {
             return Err(fatal(
                 failure::SOURCE_NOT_LOCAL,
                 "The source is not on this worker.",
             ));
         }
-        let count = input.plan.parts() as u32;
-        let mut paths = Vec::with_capacity(count as usize);
+        let count = plan.parts() as u32;
+        let mut files = Vec::with_capacity(count as usize);
         for part in 0..count {
             let path = self.part_path(job, part);
             if tokio::fs::metadata(&path).await.is_err() {
@@ -273,48 +296,36 @@ impl ConvertActivities {
                     Err(error) => return Err(storage_down(error)),
                 }
             }
-            paths.push(path);
-        }
-        let mut files = Vec::with_capacity(paths.len());
-        for path in &paths {
-            files.push(tokio::fs::read(path).await.map_err(worker_trouble)?);
+            files.push(tokio::fs::read(&path).await.map_err(worker_trouble)?);
         }
         let parts: Vec<Part> = files
             .iter()
             .enumerate()
             .map(|(i, bytes)| Part {
                 bytes,
-                first_frame: input.plan.span(i).first_frame,
+                first_frame: plan.span(i).first_frame,
             })
             .collect();
-        let joined = match join(&parts, &input.plan.shares) {
-            Ok(joined) => joined,
-            Err(error) => {
-                tracing::warn!(%error, "the parts cannot be joined; one pass follows");
-                return Err(ActivityError::application(
-                    ApplicationFailure::builder(error.to_string())
-                        .type_name(failure::PARTS_UNJOINABLE.to_owned())
-                        .non_retryable(true)
-                        .build(),
-                ));
-            }
-        };
-        tokio::fs::write(self.mp3_path(job), &joined)
-            .await
-            .map_err(worker_trouble)?;
-        // Only now: an attempt that failed before leaves the parts for the next.
-        for path in &paths {
-            let _ = tokio::fs::remove_file(path).await;
-        }
+        let joined = join(&parts, &plan.shares).map_err(|error| {
+            tracing::warn!(%error, "the parts cannot be joined; one pass follows");
+            ActivityError::application(
+                ApplicationFailure::builder(error.to_string())
+                    .type_name(failure::PARTS_UNJOINABLE.to_owned())
+                    .non_retryable(true)
+                    .build(),
+            )
+        })?;
         tracing::info!(parts = count, bytes = joined.len(), "parts joined");
-        for part in 0..count {
-            // What is left (storage down now) goes when the job ends (`discard_source`).
+        Ok(joined)
+    }
+
+    /// The parts are joined for good: their files here and their objects go (what is left,
+    /// with storage down now, goes when the job ends: `discard_source`).
+    pub(crate) async fn drop_parts(&self, job: JobId, plan: &SegmentPlan) {
+        for part in 0..plan.parts() as u32 {
+            let _ = tokio::fs::remove_file(self.part_path(job, part)).await;
             let _ = self.objects.delete(&ObjectKey::part(job, part)).await;
         }
-        Ok(TranscodeOutput {
-            duration_ms: 0,
-            plan: None,
-        })
     }
 
     /// The job is over on this worker: its copy of the source goes, and on the worker holding

@@ -346,6 +346,7 @@ fn parts_of_a_video_join_into_what_the_single_path_makes() {
             let settings = SegmentSettings {
                 min_seconds: 10,
                 share_seconds: 8,
+                max_parts: None,
             };
             let plan = plan(&mp4, &options, MediaLimits::default(), settings)
                 .expect("the source opens")
@@ -421,6 +422,7 @@ fn only_sources_that_can_be_cut_exactly_are_planned_in_parts() {
     let settings = SegmentSettings {
         min_seconds: 10,
         share_seconds: 8,
+        max_parts: None,
     };
     let planned = |path: &Path, options: &OutputOptions| {
         plan(path, options, MediaLimits::default(), settings)
@@ -458,6 +460,7 @@ fn only_sources_that_can_be_cut_exactly_are_planned_in_parts() {
     let short = SegmentSettings {
         min_seconds: 60,
         share_seconds: 8,
+        max_parts: None,
     };
     assert_eq!(
         plan(

@@ -201,6 +201,15 @@ pub struct TranscodeOutput {
     /// Set instead of an MP3 when the source is to be converted in these parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<SegmentPlan>,
+    /// With a plan: whether the owner has an endpoint for `job.progress` (as a single pass
+    /// checks before it tells its milestones), so that the parts' milestones are told.
+    /// Results recorded before this was asked tell them.
+    #[serde(default = "told_unless_said")]
+    pub progress_wanted: bool,
+}
+
+fn told_unless_said() -> bool {
+    true
 }
 
 /// One part of a long source to encode (see [`crate::segment`]); any worker with room takes
@@ -255,6 +264,10 @@ pub struct StepProgress {
 pub struct StoreMp3Input {
     pub job_id: JobId,
     pub duration_ms: u64,
+    /// The MP3 is joined from these parts as it is stored (on the worker holding them), not
+    /// read from the worker's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<SegmentPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +497,21 @@ mod tests {
         assert_eq!(kind(Some(CORRUPT_MEDIA)), CORRUPT_MEDIA);
         assert_eq!(kind(Some("user@example.com")), OTHER);
         assert_eq!(kind(None), OTHER);
+    }
+
+    #[test]
+    fn a_plan_recorded_before_progress_was_asked_tells_its_milestones() {
+        use super::TranscodeOutput;
+        let recorded = r#"{"duration_ms":0,"plan":{"shares":[0,75000],"duration_ms":3600000}}"#;
+        let output: TranscodeOutput = serde_json::from_str(recorded).unwrap();
+        assert!(output.progress_wanted);
+        let unwanted = TranscodeOutput {
+            progress_wanted: false,
+            ..output
+        };
+        let again: TranscodeOutput =
+            serde_json::from_str(&serde_json::to_string(&unwanted).unwrap()).unwrap();
+        assert!(!again.progress_wanted);
     }
 }
 

@@ -41,15 +41,23 @@ impl SegmentPlan {
     pub const OVERLAP_FRAMES: u64 = 120;
 
     /// Equal shares of about `share_seconds` for `duration_ms` of audio at `rate` Hz in
-    /// frames of `frame_samples`, at least two (a source worth planning is worth two parts):
-    /// fewer, longer parts cost less start-up each, and equal ones finish together.
-    pub fn new(duration_ms: u64, share_seconds: u32, rate: u32, frame_samples: u32) -> Self {
+    /// frames of `frame_samples`, at least two (a source worth planning is worth two parts)
+    /// and, when `max_parts` is given, at most that many (longer shares then): fewer, longer
+    /// parts cost less start-up each, and equal ones finish together.
+    pub fn new(
+        duration_ms: u64,
+        share_seconds: u32,
+        max_parts: Option<u32>,
+        rate: u32,
+        frame_samples: u32,
+    ) -> Self {
         let frames_per_second = f64::from(rate) / f64::from(frame_samples.max(1));
         let total_frames = (duration_ms as f64 / 1000.0 * frames_per_second).floor() as u64;
         let wanted = (duration_ms as f64 / 1000.0 / f64::from(share_seconds.max(1))).round();
+        let wanted = max_parts.map_or(wanted as u64, |most| (wanted as u64).min(u64::from(most)));
         // Each share must hold a part's warm-up and overlap.
         let most = (total_frames / (Self::WARM_UP_FRAMES + Self::OVERLAP_FRAMES)).max(1);
-        let count = (wanted as u64).clamp(2, most.max(2)).min(most);
+        let count = wanted.clamp(2, most.max(2)).min(most);
         let share_frames = total_frames / count;
         Self {
             shares: (0..count).map(|i| i * share_frames).collect(),
@@ -80,22 +88,46 @@ mod tests {
     #[test]
     fn shares_are_equal_whole_frames_and_at_least_two() {
         // 10 minutes at 44.1 kHz in shares of about 60 s: 10 equal parts of 2296 frames.
-        let plan = SegmentPlan::new(600_000, 60, 44_100, 1152);
+        let plan = SegmentPlan::new(600_000, 60, None, 44_100, 1152);
         assert_eq!(plan.parts(), 10);
         assert_eq!(plan.shares[1], 2296);
         assert_eq!(plan.shares[9], 9 * 2296);
         // About 300 s: two parts of 10 minutes, twelve of an hour.
-        assert_eq!(SegmentPlan::new(600_000, 300, 44_100, 1152).parts(), 2);
-        assert_eq!(SegmentPlan::new(3_600_000, 300, 44_100, 1152).parts(), 12);
+        assert_eq!(
+            SegmentPlan::new(600_000, 300, None, 44_100, 1152).parts(),
+            2
+        );
+        assert_eq!(
+            SegmentPlan::new(3_600_000, 300, None, 44_100, 1152).parts(),
+            12
+        );
         // Shorter than a share: still two; too short for two parts' warm-up and overlap: one.
-        assert_eq!(SegmentPlan::new(80_000, 300, 44_100, 1152).parts(), 2);
-        assert_eq!(SegmentPlan::new(1_000, 300, 44_100, 1152).parts(), 1);
-        assert_eq!(SegmentPlan::new(0, 60, 44_100, 1152).parts(), 1);
+        assert_eq!(SegmentPlan::new(80_000, 300, None, 44_100, 1152).parts(), 2);
+        assert_eq!(SegmentPlan::new(1_000, 300, None, 44_100, 1152).parts(), 1);
+        assert_eq!(SegmentPlan::new(0, 60, None, 44_100, 1152).parts(), 1);
+    }
+
+    #[test]
+    fn a_cap_on_parts_makes_the_shares_longer_and_still_equal() {
+        // An hour in parts of 300 s is 12; at most 2 makes two halves, at most 5 five fifths.
+        let halves = SegmentPlan::new(3_600_000, 300, Some(2), 48_000, 1152);
+        assert_eq!(halves.shares, [0, 75_000]);
+        let fifths = SegmentPlan::new(3_600_000, 300, Some(5), 48_000, 1152);
+        assert_eq!(fifths.shares, [0, 30_000, 60_000, 90_000, 120_000]);
+        // Fewer than the cap stay as they are; a cap below two still gives two.
+        assert_eq!(
+            SegmentPlan::new(600_000, 300, Some(8), 48_000, 1152).parts(),
+            2
+        );
+        assert_eq!(
+            SegmentPlan::new(3_600_000, 300, Some(1), 48_000, 1152).parts(),
+            2
+        );
     }
 
     #[test]
     fn parts_start_before_their_share_and_run_past_the_next() {
-        let plan = SegmentPlan::new(180_000, 60, 48_000, 1152);
+        let plan = SegmentPlan::new(180_000, 60, None, 48_000, 1152);
         assert_eq!(
             plan.span(0),
             PartSpan {

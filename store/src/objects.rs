@@ -26,6 +26,11 @@ use tokio::{
 };
 use tokio_util::io::ReaderStream;
 
+/// Bytes read at a time from a file being stored or served. A file read through tokio is one
+/// hop to its blocking pool per read: `ReaderStream`'s default 4 KiB made storing an 85 MB MP3
+/// take 20,000 of them.
+const FILE_CHUNK: usize = 256 * 1024;
+
 /// A stream of an object's bytes.
 pub type ObjectBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
@@ -137,11 +142,28 @@ impl ObjectStore {
     /// Stores a local file under `key` and returns its size.
     pub async fn put_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StoreError> {
         let file = fs::File::open(path).await?;
-        let stream = ReaderStream::new(file);
+        let stream = ReaderStream::with_capacity(file, FILE_CHUNK);
         self.put_stream(key, stream)
             .await
             .map_err(|error| match error {
                 PutError::Source(error) => StoreError::Io(error),
+                PutError::Storage(error) => error,
+            })
+    }
+
+    /// Stores `bytes` under `key` and returns their size.
+    pub async fn put_bytes(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<u64, StoreError> {
+        // In slices of an S3 part (no copies), as any other stream is sent.
+        let bytes = Bytes::from(bytes);
+        let slices = (0..bytes.len()).step_by(crate::PART_SIZE).map(move |at| {
+            Ok::<_, std::convert::Infallible>(
+                bytes.slice(at..(at + crate::PART_SIZE).min(bytes.len())),
+            )
+        });
+        self.put_stream(key, futures::stream::iter(slices))
+            .await
+            .map_err(|error| match error {
+                PutError::Source(never) => match never {},
                 PutError::Storage(error) => error,
             })
     }
@@ -192,7 +214,7 @@ impl ObjectStore {
                 };
                 file.seek(io::SeekFrom::Start(range.start)).await?;
                 let limited = file.take(range.end.saturating_sub(range.start));
-                Ok(Box::pin(ReaderStream::new(limited)))
+                Ok(Box::pin(ReaderStream::with_capacity(limited, FILE_CHUNK)))
             }
             Self::S3 { store, .. } => store.read_range(key, range).await,
         }
@@ -332,6 +354,24 @@ mod tests {
             read.extend_from_slice(&chunk.unwrap());
         }
         assert_eq!(read, b"world");
+    }
+
+    #[tokio::test]
+    async fn stored_bytes_read_back_whole_across_part_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::files(dir.path());
+        store.init().await.unwrap();
+        let bytes: Vec<u8> = (0..crate::PART_SIZE * 2 + 3).map(|i| i as u8).collect();
+        let size = store.put_bytes(&key("m/p3.mp3"), bytes.clone()).await;
+        assert_eq!(size.unwrap(), bytes.len() as u64);
+        let copy = dir.path().join("copy");
+        store.get_to_file(&key("m/p3.mp3"), &copy).await.unwrap();
+        assert!(std::fs::read(&copy).unwrap() == bytes);
+        assert_eq!(
+            store.put_bytes(&key("m/empty"), Vec::new()).await.unwrap(),
+            0
+        );
+        assert_eq!(store.size(&key("m/empty")).await.unwrap(), Some(0));
     }
 
     #[tokio::test]

@@ -401,21 +401,49 @@ impl TestApp {
     /// The activities the job's workflow scheduled, in order, by name (each once however often
     /// it was tried).
     pub async fn activities_run(&self, job_id: &str) -> Vec<String> {
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        self.history(job_id, |attributes| match attributes {
+            Attributes::ActivityTaskScheduledEventAttributes(scheduled) => {
+                scheduled.activity_type.map(|t| t.name)
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The workflow ids of the child workflows the job's workflow started, in order.
+    pub async fn children_started(&self, job_id: &str) -> Vec<String> {
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        self.history(job_id, |attributes| match attributes {
+            Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(started) => {
+                Some(started.workflow_id)
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// What `pick` takes from each event of the job's workflow history, in order.
+    async fn history<T>(
+        &self,
+        job_id: &str,
+        pick: impl Fn(
+            temporalio_common::protos::temporal::api::history::v1::history_event::Attributes,
+        ) -> Option<T>,
+    ) -> Vec<T> {
         use futures::StreamExt;
         use temporalio_client::WorkflowFetchHistoryOptions;
-        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
         let client = self.temporal().await;
         let history = client
             .get_workflow_handle::<audiomill_workflows::ConvertVideo>(job_id.to_owned())
             .fetch_history(WorkflowFetchHistoryOptions::default());
         history
-            .filter_map(|event| async move {
-                match event.ok()?.attributes? {
-                    Attributes::ActivityTaskScheduledEventAttributes(scheduled) => {
-                        scheduled.activity_type.map(|t| t.name)
-                    }
-                    _ => None,
-                }
+            .filter_map(|event| {
+                let picked = event
+                    .ok()
+                    .and_then(|event| event.attributes)
+                    .and_then(&pick);
+                async move { picked }
             })
             .collect()
             .await

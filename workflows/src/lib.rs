@@ -55,6 +55,10 @@ const RETENTION_PATCH: &str = "retention";
 /// Marks histories whose runs may convert a long source in parts.
 const SEGMENTS_PATCH: &str = "segments";
 
+/// Marks histories whose runs join a long source's parts in `store_mp3` (before it, in
+/// `join_segments`).
+const JOIN_IN_STORE_PATCH: &str = "join-in-store";
+
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
 const WEBHOOK_PATIENCE: Duration = Duration::from_secs(25 * 60 * 60);
@@ -118,30 +122,37 @@ async fn announce(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, event:
 }
 
 /// Tells the owner's endpoints that want it that the job passed `percent`, under the id a
-/// single pass's worker would give it, so each milestone is told once.
-async fn tell_progress(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, percent: u8) {
+/// single pass's worker would give it, so each milestone is told once. The start is asked for
+/// at once; the future returned only waits for the server's answer.
+fn tell_progress(
+    ctx: &WorkflowContext<ConvertVideo>,
+    job_id: JobId,
+    percent: u8,
+) -> impl Future<Output = ()> {
     let input = DeliverWebhooksInput::Progress { job_id, percent };
-    start_deliveries(ctx, format!("webhooks-{job_id}-progress-{percent}"), input).await;
+    start_deliveries(ctx, format!("webhooks-{job_id}-progress-{percent}"), input)
 }
 
 /// Starts a `DeliverWebhooks` child the job does not wait for: it outlives the job (abandoned
 /// when the job's run closes), also when the job was cancelled, and its failures are its own.
-/// Only its start is awaited; a run with this id already under way refuses it, and that one
-/// delivers.
-async fn start_deliveries(
+/// The start is asked for when this is called (the SDK issues the command then); the future
+/// returned waits for its answer. A run with this id already under way refuses it, and that
+/// one delivers.
+fn start_deliveries(
     ctx: &WorkflowContext<ConvertVideo>,
     workflow_id: String,
     input: DeliverWebhooksInput,
-) {
+) -> impl Future<Output = ()> {
     let options = ChildWorkflowOptions::builder()
         .workflow_id(workflow_id)
         .parent_close_policy(ParentClosePolicy::Abandon)
         // Not the job's token: a cancelled job still announces that it was cancelled.
         .cancellation_token(WorkflowCancellationToken::new())
         .build();
-    let _ = ctx
-        .start_child_workflow(DeliverWebhooks::run, input, options)
-        .await;
+    let starting = ctx.start_child_workflow(DeliverWebhooks::run, input, options);
+    async move {
+        let _ = starting.await;
+    }
 }
 
 /// One job's webhook messages (or one replayed message), each delivered on its own: an
@@ -339,9 +350,21 @@ async fn convert_on_one_worker(
         return Ok(None);
     };
     let mut part_workers = Vec::new();
-    if let Some(plan) = transcoded.plan.take() {
+    // The MP3 stored, and how long it is.
+    let stored = 'stored: {
+        let Some(plan) = transcoded.plan.take() else {
+            break 'stored store_on(
+                ctx,
+                input.job_id,
+                &fetched.task_queue,
+                transcoded.duration_ms,
+                None,
+            )
+            .await;
+        };
         *parts = (*parts).max(plan.parts() as u32);
-        let converted = match convert_parts(ctx, input, &plan).await {
+        let tell = transcoded.progress_wanted;
+        let (converted, telling) = match convert_parts(ctx, input, &plan, tell).await {
             Ok(converted) => converted,
             Err(error) => {
                 // The job ends in its parts: the worker holding it lets it go now.
@@ -356,23 +379,46 @@ async fn convert_on_one_worker(
         part_workers.sort();
         part_workers.dedup();
         part_workers.retain(|queue| *queue != fetched.task_queue);
-        let join = JoinSegmentsInput {
-            job_id: input.job_id,
-            plan,
+        // The last part reaches to the end of the whole.
+        let duration_ms = converted.last().map_or(0, |part| part.duration_ms);
+        let joined = if ctx.patched(JOIN_IN_STORE_PATCH) {
+            // Joined as it is stored: the job is done when this step is.
+            let storing = store_on(
+                ctx,
+                input.job_id,
+                &fetched.task_queue,
+                duration_ms,
+                Some(plan),
+            );
+            all(telling).await;
+            match storing.await {
+                Err(error) if unjoinable(&error) => Err(error),
+                stored => {
+                    if let Err(error) = &stored
+                        && !(may_retry && worker_lost(error))
+                    {
+                        // The job ends here: the worker holding it lets it go too.
+                        part_workers.push(fetched.task_queue.clone());
+                    }
+                    break 'stored stored;
+                }
+            }
+        } else {
+            let join = JoinSegmentsInput {
+                job_id: input.job_id,
+                plan,
+            };
+            let joining =
+                ctx.execute_activity(activity::JoinSegments, join, on_host(&fetched.task_queue));
+            all(telling).await;
+            joining.await.map(|_| ())
         };
-        let joined = ctx
-            .execute_activity(activity::JoinSegments, join, on_host(&fetched.task_queue))
-            .await;
-        transcoded = match joined {
-            Ok(_) => TranscodeOutput {
-                // The last part reaches to the end of the whole.
-                duration_ms: converted.last().map_or(0, |part| part.duration_ms),
-                plan: None,
-            },
+        let duration_ms = match joined {
+            Ok(()) => duration_ms,
             Err(error) if unjoinable(&error) => {
                 // One pass on the worker holding the source, as for a short one.
                 match transcode_on(ctx, input, &fetched.task_queue, false, may_retry).await? {
-                    Some(transcoded) => transcoded,
+                    Some(transcoded) => transcoded.duration_ms,
                     None => return Ok(None),
                 }
             }
@@ -383,21 +429,32 @@ async fn convert_on_one_worker(
                 return Err(error);
             }
         };
-    }
-    let store = StoreMp3Input {
-        job_id: input.job_id,
-        duration_ms: transcoded.duration_ms,
-    };
-    let stored = match ctx
-        .execute_activity(activity::StoreMp3, store, on_host(&fetched.task_queue))
-        .await
-    {
-        Ok(stored) => Ok(Some((stored, transcoded.duration_ms))),
-        Err(error) if may_retry && worker_lost(&error) => Ok(None),
-        Err(error) => Err(error),
+        store_on(ctx, input.job_id, &fetched.task_queue, duration_ms, None).await
     };
     forget_copies(ctx, input.job_id, part_workers).await;
-    stored
+    match stored {
+        Ok(stored) => Ok(Some(stored)),
+        Err(error) if may_retry && worker_lost(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// `store_mp3` on the worker holding the job (joining the MP3 from its parts there, given
+/// their `join` plan): the MP3 stored and its duration.
+fn store_on<'a>(
+    ctx: &'a WorkflowContext<ConvertVideo>,
+    job_id: JobId,
+    holder: &str,
+    duration_ms: u64,
+    join: Option<SegmentPlan>,
+) -> impl Future<Output = Result<(StoredMp3, u64), ActivityExecutionError>> + 'a {
+    let store = StoreMp3Input {
+        job_id,
+        duration_ms,
+        join,
+    };
+    let storing = ctx.execute_activity(activity::StoreMp3, store, on_host(holder));
+    async move { storing.await.map(|stored| (stored, duration_ms)) }
 }
 
 /// `transcode` on the worker holding the source (only planning the parts of a long one when
@@ -432,11 +489,16 @@ async fn transcode_on(
 /// Converts every part of `plan` at once, each on whichever worker has room (retried there
 /// if its worker dies). The first part that fails for good cancels the others, and its
 /// failure is the job's; a cancelled job cancels them all.
-async fn convert_parts(
-    ctx: &mut WorkflowContext<ConvertVideo>,
+///
+/// With the parts it hands back the starts of the progress messages told as they finished
+/// (when `tell`: the owner has an endpoint for them), still waiting for the server's answer:
+/// the caller asks for its next step first, so that the join does not wait on them.
+async fn convert_parts<'a>(
+    ctx: &'a WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     plan: &SegmentPlan,
-) -> Result<Vec<TranscodedSegment>, ActivityExecutionError> {
+    tell: bool,
+) -> Result<(Vec<TranscodedSegment>, Vec<impl Future<Output = ()> + 'a>), ActivityExecutionError> {
     let token = ctx.cancellation_token().child_token();
     // `select_all` polls each part with the workflow's own waker, as the SDK requires
     // (`FuturesUnordered`, which `join_all` uses for many futures, wakes with its own).
@@ -459,6 +521,7 @@ async fn convert_parts(
     let mut converted: Vec<Option<TranscodedSegment>> = vec![None; plan.parts()];
     let mut first_failure = None;
     let (mut done, mut told) = (0, 0);
+    let mut telling = Vec::new();
     while !running.is_empty() {
         let ((part, outcome), _, rest) = futures::future::select_all(running).await;
         running = rest;
@@ -472,9 +535,10 @@ async fn convert_parts(
                 while let Some(&milestone) = PROGRESS_MILESTONES.get(told)
                     && percent >= milestone
                     && first_failure.is_none()
+                    && tell
                 {
                     told += 1;
-                    tell_progress(ctx, input.job_id, milestone).await;
+                    telling.push(tell_progress(ctx, input.job_id, milestone));
                 }
             }
             Err(error) => {
@@ -486,19 +550,18 @@ async fn convert_parts(
         }
     }
     match first_failure {
-        Some(error) => Err(error),
-        None => Ok(converted.into_iter().flatten().collect()),
+        Some(error) => {
+            all(telling).await;
+            Err(error)
+        }
+        None => Ok((converted.into_iter().flatten().collect(), telling)),
     }
 }
 
 /// Tells workers the job is over for them (`forget_job`, each on its own queue): those that
 /// converted parts remove their copies of the source, the one holding the job lets it go. A
 /// worker gone meanwhile has nothing left to remove.
-async fn forget_copies(
-    ctx: &mut WorkflowContext<ConvertVideo>,
-    job_id: JobId,
-    queues: Vec<String>,
-) {
+async fn forget_copies(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, queues: Vec<String>) {
     let forgetting = queues.iter().map(|queue| {
         let mut options = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
             .task_queue(queue.clone())

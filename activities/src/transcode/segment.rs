@@ -21,13 +21,18 @@ use audiomill_domain::{
 };
 use std::path::Path;
 
-/// When a source is converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`).
+/// When a source is converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`,
+/// `SEGMENT_MAX_PARTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentSettings {
     /// Sources shorter than this (after any trim) are converted in one pass.
     pub min_seconds: u32,
     /// About the audio each part encodes (see `SegmentPlan::new`).
     pub share_seconds: u32,
+    /// The most parts a source is cut into (longer parts then); `None`: as `share_seconds`
+    /// gives.
+    #[serde(default)]
+    pub max_parts: Option<u32>,
 }
 
 impl Default for SegmentSettings {
@@ -35,6 +40,7 @@ impl Default for SegmentSettings {
         Self {
             min_seconds: 300,
             share_seconds: 300,
+            max_parts: None,
         }
     }
 }
@@ -70,6 +76,7 @@ pub fn plan(
     let plan = SegmentPlan::new(
         (seconds * 1000.0) as u64,
         settings.share_seconds,
+        settings.max_parts,
         rate,
         frame_samples,
     );
