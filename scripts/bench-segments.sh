@@ -7,6 +7,7 @@
 #     with no cap on the parts (SEGMENT_MAX_PARTS=0: parts of SEGMENT_SECONDS);
 #   - a gateway and 1, 2 (and where the machine has the cores, 4) worker processes, each held
 #     to one core by a CPU cgroup of its own, as on separate machines (needs root);
+#   - for a 1 GB source in S3, fetching it whole against reading one part's byte range;
 #   - how the joins sound: the worst 50 ms window (signal to noise against the source) of the
 #     joined MP3 against one pass's, for speech, music and a sine (activities/tests/join.rs).
 # Prints table rows for the README and writes the plot of wall time against length to
@@ -64,7 +65,7 @@ converted() { # API TOKEN FILE MINUTES
     until status=$(curl -sf -H "Authorization: Bearer $2" "$1/status/$job" | json '["status"]') &&
       [[ "$status" =~ completed|failed ]]; do sleep 1; done
     [ "$status" = completed ] || { echo "a bench job failed" >&2; exit 1; }
-    $READY_SQL "SELECT (completed_at - created_at) / 1000.0 FROM jobs WHERE id = '$job'"
+    $READY_SQL "SELECT ROUND((completed_at - created_at) / 1000.0, 2) FROM jobs WHERE id = '$job'"
   done | best
 }
 sqlite() { python3 -c "import sqlite3, sys; print(f'{sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0]:.2f}')" "$@"; }
@@ -96,7 +97,7 @@ while read -r m s; do single[$m]=$s; done < <(dev_run "${MINUTES[*]}" SEGMENT_MI
 read -r _ uncapped < <(dev_run 60 SEGMENT_MAX_PARTS=0)
 
 # A gateway and N workers on the production backends, each worker held to one core.
-declare -A scaled
+declare -A scaled fetched
 CORES=$(nproc)
 if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
   rmdir /sys/fs/cgroup/cpu/audiomill-segments-probe
@@ -136,6 +137,16 @@ if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
     scaled[$n]=$(converted "$api" "$token" "$WORK/10.mp4" 10)
     kill "${workers[@]}"; wait "${workers[@]}" 2>/dev/null || true
   done
+
+  # A 1 GB source in the bucket, as a worker taking parts of a job it does not hold gets it:
+  # fetched whole, against reading only one part's byte range (of two parts, of twelve).
+  head -c 1G /dev/urandom >"$WORK/gig.bin"
+  env "${production[@]}" ./target/debug/examples/put_object sources/gig.mp4 "$WORK/gig.bin" >/dev/null
+  rm -f "$WORK/gig.bin"
+  for parts in 2 12; do
+    while read -r how seconds; do fetched[$how-$parts]=$seconds; done \
+      < <(env "${production[@]}" ./target/debug/examples/fetch_object sources/gig.mp4 "$parts")
+  done
 fi
 
 # How the joins sound (the join test prints the worst windows it compares).
@@ -156,6 +167,9 @@ if [ ${#scaled[@]} -gt 0 ]; then
   echo "| 10-minute source in parts, workers each held to one core, by worker count (x CLI) | scaling shown | ${row%; } |"
 else
   echo "| 10-minute source in parts, workers each held to one core | scaling shown | not measured: needs a writable cgroup cpu controller (root) |"
+fi
+if [ ${#fetched[@]} -gt 0 ]; then
+  echo "| 1 GB source from S3 (s3s-fs here): fetched whole / one part's byte range, of 2 / of 12 parts | measured | ${fetched[whole-2]} s / ${fetched[range-2]} s / ${fetched[range-12]} s |"
 fi
 echo "| joins: worst 50 ms window against the source, one pass vs joined (VBR -q:a 2) | within 3 dB | ${quality} |"
 
