@@ -141,11 +141,11 @@ if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
   # A 1 GB source in the bucket, as a worker taking parts of a job it does not hold gets it:
   # fetched whole, against reading only one part's byte range (of two parts, of twelve).
   head -c 1G /dev/urandom >"$WORK/gig.bin"
-  env "${production[@]}" ./target/debug/examples/put_object sources/gig.mp4 "$WORK/gig.bin" >/dev/null
+  env "${production[@]}" ./target/debug/examples/objects put sources/gig.mp4 "$WORK/gig.bin" >/dev/null
   rm -f "$WORK/gig.bin"
   for parts in 2 12; do
     while read -r how seconds; do fetched[$how-$parts]=$seconds; done \
-      < <(env "${production[@]}" ./target/debug/examples/fetch_object sources/gig.mp4 "$parts")
+      < <(env "${production[@]}" ./target/debug/examples/objects fetch sources/gig.mp4 "$parts")
   done
 fi
 

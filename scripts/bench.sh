@@ -308,7 +308,7 @@ TOKEN=$(curl -sf -X POST -u bench@example.com:bench-password "$API/login" | json
 # A finished job whose MP3 is then replaced by 1 GB of bytes: what is measured is moving them.
 download_job=$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/short.mp4" "$API/upload" | json '["job_id"]')
 until [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$download_job" | json '["status"]')" = completed ]; do sleep 0.2; done
-./target/debug/examples/put_object "mp3/$download_job.mp3" "$WORK/big.mp4" >/dev/null
+./target/debug/examples/objects put "mp3/$download_job.mp3" "$WORK/big.mp4" >/dev/null
 # Best of 2: "seconds gateway-CPU-seconds bytes" (curl follows the redirect, and like any
 # client does not send the token to another host).
 download() { # GATEWAY-PID BASE-URL
