@@ -24,6 +24,7 @@ cleanup() {
   wait 2>/dev/null || true
   sleep 1
   rmdir /sys/fs/cgroup/cpu/audiomill-segments-* 2>/dev/null || true
+  [ -n "${SERVICES_STARTED:-}" ] && bash scripts/test-services.sh stop >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -102,6 +103,7 @@ CORES=$(nproc)
 if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
   rmdir /sys/fs/cgroup/cpu/audiomill-segments-probe
   bash scripts/test-services.sh start >/dev/null
+  SERVICES_STARTED=1
   # shellcheck disable=SC1091
   source .tools/run/env
   temporal_port=$(free_port); api_port=$(free_port)
