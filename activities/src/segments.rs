@@ -4,10 +4,10 @@
 //! as it has transcode slots, so parts spread over all workers with room. A part needs the
 //! source: the worker holding the job has it; any other fetches a copy once for all the parts
 //! it takes ([`SourceCopies`]). The parts converted on the holding worker stay on its disk; the
-//! others' MP3s go to object storage (`parts/{job}/{i}.mp3`), where `join_segments`, on the
-//! holding worker, reads them: `store_mp3` joins all parts into the job's MP3 as it stores it.
-//! The copies go when the workflow says so (`forget_job`) or, when it cannot, once unused for
-//! a while.
+//! others' MP3s go to object storage (`parts/{job}/{i}.mp3`), where `store_mp3`, on the
+//! holding worker, reads them to join all parts into the job's MP3 as it stores it (runs begun
+//! before it did took `join_segments`, a step of its own). The copies go when the workflow says
+//! so (`forget_job`) or, when it cannot, once unused for a while.
 
 use crate::{
     convert::{
@@ -244,8 +244,8 @@ impl ConvertActivities {
         Ok(Some(UsingCopy(Some(entry))))
     }
 
-    /// See `join_segments` (the step histories from before `store_mp3` joined took): the
-    /// joined MP3 is written where a single pass writes its own.
+    /// See `join_segments`, the join as a step of its own that runs begun before `store_mp3`
+    /// joined still take: the joined MP3 is written where a single pass writes its own.
     pub(crate) async fn join_parts(
         &self,
         input: JoinSegmentsInput,
