@@ -3,7 +3,7 @@
 //! of an upload form (`bitrate_mode=cbr bitrate=128`, `normalize=true`, ...). Used by
 //! `make bench`.
 
-use audiomill_activities::transcode::{MediaLimits, transcode};
+use audiomill_activities::transcode::{MediaLimits, SourceLocation, transcode};
 use audiomill_domain::output::OutputRequest;
 use std::{ops::ControlFlow, path::PathBuf, time::Instant};
 
@@ -30,7 +30,7 @@ fn main() {
     });
     let started = Instant::now();
     match transcode(
-        &PathBuf::from(&input),
+        &SourceLocation::file(&input),
         &PathBuf::from(output),
         &options,
         &input,

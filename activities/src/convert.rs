@@ -3,8 +3,7 @@ use crate::{
     isolated::{self, Converted, Transcoder},
     mailer::{Mailer, Notification},
     progress::{Milestones, ProgressTeller},
-    segments::SourceCopies,
-    transcode::{MediaLimits, SegmentSettings, TranscodeError},
+    transcode::{MediaLimits, SegmentSettings, SourceLocation, TranscodeError},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
@@ -73,8 +72,6 @@ pub struct ConvertActivities {
     pub(crate) settings: Arc<WorkerSettings>,
     pub(crate) held: Arc<HeldJobs>,
     pub(crate) transcode_slots: Arc<Semaphore>,
-    /// Sources fetched here only for parts of jobs other workers hold.
-    pub(crate) copies: Arc<SourceCopies>,
     /// Starts `job.progress` deliveries; none until the worker sets it.
     progress_teller: Option<ProgressTeller>,
 }
@@ -169,7 +166,7 @@ impl ConvertActivities {
         let milestones = self.milestones(job).await;
         let request = isolated::Job {
             file_name: input.file_name,
-            input: source,
+            input: SourceLocation::File(source),
             // A fixed name: a retried attempt overwrites the earlier output, never adds one.
             output: self.mp3_path(job),
             options: input.options,
@@ -243,8 +240,8 @@ impl ConvertActivities {
         self.join_parts(input).await
     }
 
-    /// Removes the copy of a job's source this worker fetched for its parts; the files of a
-    /// job it holds stay.
+    /// The job is over on this worker: what is left of it here goes (parts of a job it does
+    /// not hold; all of a job it holds, when the job ended in its parts).
     #[activity(definition = activity::ForgetJob)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn forget_job(
@@ -252,7 +249,7 @@ impl ConvertActivities {
         _ctx: ActivityContext,
         input: ForgetJobInput,
     ) -> Result<(), ActivityError> {
-        self.forget_copy(input.job_id).await;
+        self.forget(input.job_id).await;
         Ok(())
     }
 
@@ -427,7 +424,6 @@ impl ConvertActivities {
             mailer,
             held: Arc::new(HeldJobs::new(settings.max_transcodes + PREFETCHED_JOBS)),
             transcode_slots: Arc::new(Semaphore::new(settings.max_transcodes.max(1))),
-            copies: Arc::default(),
             settings: Arc::new(settings),
             progress_teller: None,
         }
@@ -499,9 +495,6 @@ impl ConvertActivities {
         for job in self.held.release_abandoned(ABANDONED_AFTER) {
             tracing::info!(job_id = %job, "releasing an abandoned job");
             let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
-        }
-        for job in self.copies.idle(ABANDONED_AFTER) {
-            self.forget_copy(job).await;
         }
     }
 

@@ -15,7 +15,8 @@
 //! taken are started again as their runs end. Still one fresh process per job.
 
 use crate::transcode::{
-    MediaLimits, SegmentSettings, TranscodeError, TranscodeReport, plan, transcode, transcode_part,
+    MediaLimits, SegmentSettings, SourceLocation, TranscodeError, TranscodeReport, plan, transcode,
+    transcode_part,
 };
 use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
 use serde::{Deserialize, Serialize};
@@ -136,7 +137,7 @@ impl Drop for RefillSpares<'_> {
 /// One transcode, as the child receives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
-    pub input: PathBuf,
+    pub input: SourceLocation,
     pub output: PathBuf,
     pub options: OutputOptions,
     /// The upload's file name: the title when the source's metadata has none.

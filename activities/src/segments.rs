@@ -2,12 +2,12 @@
 //!
 //! `transcode_segment` runs on the segments queue, which every worker polls with as many slots
 //! as it has transcode slots, so parts spread over all workers with room. A part needs the
-//! source: the worker holding the job has it; any other fetches a copy once for all the parts
-//! it takes ([`SourceCopies`]). The parts converted on the holding worker stay on its disk; the
-//! others' MP3s go to object storage (`parts/{job}/{i}.mp3`), where `store_mp3`, on the
-//! holding worker, reads them to join all parts into the job's MP3 as it stores it (runs begun
-//! before it did took `join_segments`, a step of its own). The copies go when the workflow says
-//! so (`forget_job`) or, when it cannot, once unused for a while.
+//! source: the worker holding the job has its copy; any other reads the upload where it is
+//! stored, in place, and only as much of it as the part needs (the byte ranges the demuxer
+//! seeks to). The parts converted on the holding worker stay on its disk; the others' MP3s go
+//! to object storage (`parts/{job}/{i}.mp3`), where `store_mp3`, on the holding worker, reads
+//! them to join all parts into the job's MP3 as it stores it (runs begun before it did took
+//! `join_segments`, a step of its own).
 
 use crate::{
     convert::{
@@ -15,7 +15,7 @@ use crate::{
     },
     isolated::{self, Converted},
     transcode::{
-        TranscodeError,
+        SourceLocation, TranscodeError,
         join::{Part, join},
     },
 };
@@ -27,95 +27,16 @@ use audiomill_domain::{
     },
     segment::SegmentPlan,
 };
-use audiomill_store::StoreError;
+use audiomill_store::{InPlace, StoreError};
 use std::{
-    collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 use temporalio_common::error::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-/// Sources this worker fetched only for parts, with when a part last used each.
-#[derive(Default)]
-pub(crate) struct SourceCopies {
-    jobs: Mutex<HashMap<JobId, Arc<tokio::sync::Mutex<Copy>>>>,
-}
-
-struct Copy {
-    parts_running: usize,
-    last_used: Instant,
-}
-
-impl SourceCopies {
-    fn entry(&self, job: JobId) -> Arc<tokio::sync::Mutex<Copy>> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.entry(job)
-            .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(Copy {
-                    parts_running: 0,
-                    last_used: Instant::now(),
-                }))
-            })
-            .clone()
-    }
-
-    /// Copies no part has used for `idle`, forgotten here (their files are the caller's to
-    /// remove).
-    pub(crate) fn idle(&self, idle: Duration) -> Vec<JobId> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let idle_jobs: Vec<JobId> = jobs
-            .iter()
-            .filter(|(_, copy)| {
-                copy.try_lock()
-                    .is_ok_and(|c| c.parts_running == 0 && c.last_used.elapsed() >= idle)
-            })
-            .map(|(job, _)| *job)
-            .collect();
-        for job in &idle_jobs {
-            jobs.remove(job);
-        }
-        idle_jobs
-    }
-
-    fn remove(&self, job: JobId) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&job);
-    }
-}
-
-/// Marks a part running on a copy until [`UsingCopy::done`] (or, should the part's future be
-/// dropped, until dropped).
-struct UsingCopy(Option<Arc<tokio::sync::Mutex<Copy>>>);
-
-impl UsingCopy {
-    /// The part is done with the copy: how many other parts still use it.
-    async fn done(mut self) -> usize {
-        match self.0.take() {
-            Some(copy) => release(&copy).await,
-            None => 0,
-        }
-    }
-}
-
-impl Drop for UsingCopy {
-    fn drop(&mut self) {
-        if let Some(copy) = self.0.take() {
-            tokio::spawn(async move { release(&copy).await });
-        }
-    }
-}
-
-/// One part fewer uses `copy`: how many still do.
-async fn release(copy: &tokio::sync::Mutex<Copy>) -> usize {
-    let mut copy = copy.lock().await;
-    copy.parts_running = copy.parts_running.saturating_sub(1);
-    copy.last_used = Instant::now();
-    copy.parts_running
-}
+/// How long a part's URL of its source works: far longer than converting a part takes.
+const PART_SOURCE_URL_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
 impl ConvertActivities {
     /// See `transcode_segment`.
@@ -136,16 +57,25 @@ impl ConvertActivities {
         };
         let _slot = slot.expect("the semaphore is never closed");
         let _working = self.held.working(job);
-        let Some(copy) = keep_alive(ctx, self.source_for_part(&input), waiting).await else {
+        let Some(source) = keep_alive(ctx, self.source_for_part(&input), waiting).await else {
             return Err(ActivityError::cancelled());
         };
-        let using = copy?;
+        let source = source?;
 
         let started = Instant::now();
-        let output = self.part_path(job, input.part);
+        let held = self.held.holds(job);
+        let output = if held {
+            self.part_path(job, input.part)
+        } else {
+            // Beside the job directories, not in one: this worker has none for a job it does
+            // not hold, and the MP3 goes to storage as soon as it is made.
+            self.settings
+                .work_dir
+                .join(format!("{job}-part-{}.mp3", input.part))
+        };
         let request = isolated::Job {
             file_name: input.file_name,
-            input: self.source_path(job),
+            input: source,
             output: output.clone(),
             options: input.options,
             limits: self.settings.media_limits,
@@ -156,35 +86,24 @@ impl ConvertActivities {
         let result = self
             .convert_in_child(ctx, &request, Some(parts), None)
             .await;
-        // `over`: the job ends with this failure (cancelled, or the media is at fault).
-        let (ended, over) = match result {
-            Some(Ok(Converted::Mp3(report))) => (Ok(report), false),
-            None | Some(Err(TranscodeError::Cancelled)) => (Err(ActivityError::cancelled()), true),
-            Some(Ok(Converted::Planned(_))) => (
-                Err(worker_trouble("the part was planned instead of converted")),
-                false,
-            ),
-            Some(Err(TranscodeError::Crashed(why))) => (Err(worker_trouble(why)), false),
-            Some(Err(TranscodeError::Output(why))) => (Err(worker_trouble(why)), false),
-            Some(Err(media)) => (Err(transcode_failure(media)), true),
-        };
-        let others = match using {
-            Some(using) => using.done().await,
-            None => 0,
-        };
-        let report = match ended {
-            Ok(report) => report,
-            Err(error) => {
+        let report = match result {
+            Some(Ok(Converted::Mp3(report))) => report,
+            failed => {
                 let _ = tokio::fs::remove_file(&output).await;
-                // The job ends: with the last of its parts here goes this worker's copy of
-                // its source.
-                if over && others == 0 && !self.held.holds(job) {
-                    self.forget_copy(job).await;
-                }
-                return Err(error);
+                return Err(match failed {
+                    None | Some(Err(TranscodeError::Cancelled)) => ActivityError::cancelled(),
+                    Some(Ok(Converted::Planned(_))) => {
+                        worker_trouble("the part was planned instead of converted")
+                    }
+                    Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
+                        worker_trouble(why)
+                    }
+                    Some(Err(media)) => transcode_failure(media),
+                    Some(Ok(Converted::Mp3(_))) => unreachable!("matched above"),
+                });
             }
         };
-        if !self.held.holds(job) {
+        if !held {
             // The join runs on the worker holding the job: it finds its own parts on its disk,
             // and other workers' in storage.
             let key = ObjectKey::part(job, input.part);
@@ -206,42 +125,37 @@ impl ConvertActivities {
         })
     }
 
-    /// The source, for a part: the held job's, or a copy fetched once for all the job's parts
-    /// this worker takes.
+    /// Where a part reads its source: the held job's copy, or else the upload in storage,
+    /// read in place (only the part's share of it is read: measured faster, for a worker
+    /// taking a few parts of a long source, than fetching all of it first; see the README).
     async fn source_for_part(
         &self,
         input: &TranscodeSegmentInput,
-    ) -> Result<Option<UsingCopy>, ActivityError> {
+    ) -> Result<SourceLocation, ActivityError> {
         let job = input.job_id;
-        if self.held.holds(job) && tokio::fs::metadata(self.source_path(job)).await.is_ok() {
-            return Ok(None);
+        let held = self.source_path(job);
+        if self.held.holds(job) && tokio::fs::metadata(&held).await.is_ok() {
+            return Ok(SourceLocation::File(held));
         }
-        let entry = self.copies.entry(job);
-        let mut copy = entry.lock().await;
-        let source = self.source_path(job);
-        if tokio::fs::metadata(&source).await.is_err() {
-            tokio::fs::create_dir_all(self.job_dir(job))
-                .await
-                .map_err(worker_trouble)?;
-            let partial = source.with_extension("partial");
-            match self.objects.get_to_file(&input.source_key, &partial).await {
-                Ok(size) => tracing::info!(size, "source fetched for parts"),
-                Err(StoreError::NotFound) => {
-                    return Err(fatal(
-                        failure::SOURCE_MISSING,
-                        "The uploaded file is no longer in storage.",
-                    ));
-                }
-                Err(error) => return Err(storage_down(error)),
+        match self
+            .objects
+            .in_place(&input.source_key, PART_SOURCE_URL_LIFETIME)
+            .await
+        {
+            Ok(InPlace::File(path)) => {
+                tracing::info!("the part reads its source in place, from its file");
+                Ok(SourceLocation::File(path))
             }
-            tokio::fs::rename(&partial, &source)
-                .await
-                .map_err(worker_trouble)?;
+            Ok(InPlace::Url { url, size }) => {
+                tracing::info!(size, "the part reads its source in place, from the bucket");
+                Ok(SourceLocation::Url { url, size })
+            }
+            Err(StoreError::NotFound) => Err(fatal(
+                failure::SOURCE_MISSING,
+                "The uploaded file is no longer in storage.",
+            )),
+            Err(error) => Err(storage_down(error)),
         }
-        copy.parts_running += 1;
-        copy.last_used = Instant::now();
-        drop(copy);
-        Ok(Some(UsingCopy(Some(entry))))
     }
 
     /// See `join_segments`, the join as a step of its own that runs begun before `store_mp3`
@@ -326,13 +240,6 @@ impl ConvertActivities {
             let _ = tokio::fs::remove_file(self.part_path(job, part)).await;
             let _ = self.objects.delete(&ObjectKey::part(job, part)).await;
         }
-    }
-
-    /// The job is over on this worker: its copy of the source goes, and on the worker holding
-    /// it (a job that ended in its parts), the job itself with all its files.
-    pub(crate) async fn forget_copy(&self, job: JobId) {
-        self.copies.remove(job);
-        self.forget(job).await;
     }
 
     fn part_path(&self, job: JobId, part: u32) -> PathBuf {

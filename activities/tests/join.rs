@@ -6,7 +6,7 @@
 //! music and a pure sine, in VBR, CBR and ABR.
 
 use audiomill_activities::transcode::{
-    MediaLimits, SegmentSettings,
+    MediaLimits, SegmentSettings, SourceLocation,
     join::{JoinError, Part, join},
     plan, transcode, transcode_part,
 };
@@ -260,7 +260,7 @@ fn chunk(source: &Path, from: u64, to: u64, out: &Path) {
 
 fn transcoded(input: &Path, output: &Path, options: &OutputOptions) -> Vec<u8> {
     transcode(
-        input,
+        &SourceLocation::file(input),
         output,
         options,
         "",
@@ -348,9 +348,14 @@ fn parts_of_a_video_join_into_what_the_single_path_makes() {
                 share_seconds: 8,
                 max_parts: None,
             };
-            let plan = plan(&mp4, &options, MediaLimits::default(), settings)
-                .expect("the source opens")
-                .expect("a long enough MP4 is converted in parts");
+            let plan = plan(
+                &SourceLocation::file(&mp4),
+                &options,
+                MediaLimits::default(),
+                settings,
+            )
+            .expect("the source opens")
+            .expect("a long enough MP4 is converted in parts");
             assert!(plan.parts() >= 3, "{plan:?}");
             let single = dir.path().join("single.mp3");
             transcoded(&mp4, &single, &options);
@@ -358,7 +363,7 @@ fn parts_of_a_video_join_into_what_the_single_path_makes() {
             for part in 0..plan.parts() {
                 let out = dir.path().join(format!("part{part}.mp3"));
                 transcode_part(
-                    &mp4,
+                    &SourceLocation::file(&mp4),
                     &out,
                     &options,
                     "",
@@ -425,9 +430,14 @@ fn only_sources_that_can_be_cut_exactly_are_planned_in_parts() {
         max_parts: None,
     };
     let planned = |path: &Path, options: &OutputOptions| {
-        plan(path, options, MediaLimits::default(), settings)
-            .expect("the source opens")
-            .map(|plan| plan.parts())
+        plan(
+            &SourceLocation::file(path),
+            options,
+            MediaLimits::default(),
+            settings,
+        )
+        .expect("the source opens")
+        .map(|plan| plan.parts())
     };
     let mp4 = as_mp4(&wav);
     assert!(planned(&mp4, &OutputOptions::default()).is_some_and(|parts| parts >= 3));
@@ -464,7 +474,7 @@ fn only_sources_that_can_be_cut_exactly_are_planned_in_parts() {
     };
     assert_eq!(
         plan(
-            &mp4,
+            &SourceLocation::file(&mp4),
             &OutputOptions::default(),
             MediaLimits::default(),
             short

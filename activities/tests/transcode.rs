@@ -1,6 +1,6 @@
 //! The transcoder against real media made by the `ffmpeg` command-line tool.
 
-use audiomill_activities::transcode::{MediaLimits, TranscodeError, transcode};
+use audiomill_activities::transcode::{MediaLimits, SourceLocation, TranscodeError, transcode};
 use audiomill_domain::output::BitrateMode;
 use audiomill_domain::output::OutputOptions;
 use std::{ops::ControlFlow, path::Path, process::Command};
@@ -58,7 +58,7 @@ fn make_video(path: &Path, seconds: u32, audio: bool) {
 fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
     let mut seen = Vec::new();
     let result = transcode(
-        input,
+        &SourceLocation::file(input),
         output,
         &OutputOptions::default(),
         "",
@@ -198,7 +198,7 @@ fn the_progress_callback_can_cancel() {
     let input = dir.path().join("in.mp4");
     make_video(&input, 3, true);
     let result = transcode(
-        &input,
+        &SourceLocation::file(input),
         &dir.path().join("out.mp3"),
         &OutputOptions::default(),
         "",
@@ -268,7 +268,7 @@ fn a_file_without_a_declared_duration_can_be_cancelled() {
     make_media_bomb(&input, 1);
     let mut calls = 0;
     let result = transcode(
-        &input,
+        &SourceLocation::file(input),
         &dir.path().join("out.mp3"),
         &OutputOptions::default(),
         "",
@@ -294,9 +294,14 @@ fn convert(
     options: OutputOptions,
     limits: MediaLimits,
 ) -> Result<audiomill_activities::transcode::TranscodeReport, TranscodeError> {
-    transcode(input, output, &options, "", limits, &mut |_| {
-        ControlFlow::Continue(())
-    })
+    transcode(
+        &SourceLocation::file(input),
+        output,
+        &options,
+        "",
+        limits,
+        &mut |_| ControlFlow::Continue(()),
+    )
 }
 
 #[test]
@@ -516,7 +521,7 @@ fn convert_with(
 ) -> (Result<u64, TranscodeError>, Vec<u8>) {
     let mut seen = Vec::new();
     let result = transcode(
-        input,
+        &SourceLocation::file(input),
         output,
         &options(fields),
         "talk.mp4",

@@ -239,7 +239,7 @@ pub struct JoinSegmentsInput {
     pub plan: SegmentPlan,
 }
 
-/// A worker that took parts of a job removes its copy of the source.
+/// A worker that took parts of a job removes what is left of them there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgetJobInput {
     pub job_id: JobId,

@@ -242,9 +242,29 @@ impl ObjectStore {
         match self {
             Self::Files { .. } => Ok(None),
             Self::S3 { store, .. } => store
-                .presigned_get(key, content_type, disposition, lifetime)
+                .presigned_get(key, Some((content_type, disposition)), lifetime)
                 .await
                 .map(Some),
+        }
+    }
+
+    /// Where a reader that seeks can read the object as it is stored, with no copy made
+    /// first: the file itself, or a presigned URL (working for `lifetime`) that S3 answers in
+    /// byte ranges. `NotFound` when there is no such object.
+    pub async fn in_place(
+        &self,
+        key: &ObjectKey,
+        lifetime: std::time::Duration,
+    ) -> Result<InPlace, StoreError> {
+        let Some(size) = self.size(key).await? else {
+            return Err(StoreError::NotFound);
+        };
+        match self {
+            Self::Files { root } => Ok(InPlace::File(object_path(root, key))),
+            Self::S3 { store, .. } => Ok(InPlace::Url {
+                url: store.presigned_get(key, None, lifetime).await?,
+                size,
+            }),
         }
     }
 
@@ -269,6 +289,13 @@ impl ObjectStore {
             Self::S3 { store, .. } => store.delete(key).await,
         }
     }
+}
+
+/// Where an object is read in place (see [`ObjectStore::in_place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InPlace {
+    File(PathBuf),
+    Url { url: String, size: u64 },
 }
 
 fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
@@ -406,6 +433,37 @@ mod tests {
             0
         );
         assert_eq!(store.size(&key("m/empty")).await.unwrap(), Some(0));
+    }
+
+    /// What a part of a long source reads on a worker that does not hold the job.
+    #[tokio::test]
+    async fn an_object_is_read_in_place_in_byte_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fresh_store(dir.path()).await;
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        store
+            .put_bytes(&key("uploads/v"), bytes.clone())
+            .await
+            .unwrap();
+        let lifetime = std::time::Duration::from_secs(60);
+        match store.in_place(&key("uploads/v"), lifetime).await.unwrap() {
+            InPlace::File(path) => assert!(std::fs::read(path).unwrap() == bytes),
+            InPlace::Url { url, size } => {
+                assert_eq!(size, bytes.len() as u64);
+                let answer = reqwest::Client::new()
+                    .get(&url)
+                    .header("range", "bytes=70000-70009")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+                assert_eq!(answer.bytes().await.unwrap(), bytes[70_000..70_010]);
+            }
+        }
+        assert!(matches!(
+            store.in_place(&key("uploads/none"), lifetime).await,
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[tokio::test]

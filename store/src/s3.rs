@@ -383,11 +383,12 @@ impl S3Store {
     /// A URL that reads the object without credentials for `lifetime`, the bucket answering
     /// with these `Content-Type` and `Content-Disposition` (signed into the URL). Made
     /// offline: nothing is sent to the bucket.
+    /// A URL that reads the object for `lifetime`, answered with `headers` (content type and
+    /// disposition) when given, else with what was stored.
     pub async fn presigned_get(
         &self,
         key: &ObjectKey,
-        content_type: &str,
-        disposition: &str,
+        headers: Option<(&str, &str)>,
         lifetime: std::time::Duration,
     ) -> Result<String, StoreError> {
         let presigning = PresigningConfig::expires_in(lifetime)
@@ -397,8 +398,10 @@ impl S3Store {
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_ref())
-            .response_content_type(content_type)
-            .response_content_disposition(disposition)
+            .set_response_content_type(headers.map(|(content_type, _)| content_type.to_owned()))
+            .set_response_content_disposition(
+                headers.map(|(_, disposition)| disposition.to_owned()),
+            )
             .presigned(presigning)
             .await
             .map_err(storage_error)?;

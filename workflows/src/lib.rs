@@ -559,7 +559,7 @@ async fn convert_parts<'a>(
 }
 
 /// Tells workers the job is over for them (`forget_job`, each on its own queue): those that
-/// converted parts remove their copies of the source, the one holding the job lets it go. A
+/// converted parts remove what is left of them there, the one holding the job lets it go. A
 /// worker gone meanwhile has nothing left to remove.
 async fn forget_copies(ctx: &WorkflowContext<ConvertVideo>, job_id: JobId, queues: Vec<String>) {
     let forgetting = queues.iter().map(|queue| {

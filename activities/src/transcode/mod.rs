@@ -30,6 +30,7 @@ mod tags;
 
 pub use encode::rate_for_bitrate;
 pub use segment::{SegmentSettings, plan};
+pub use source::SourceLocation;
 
 use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
 use ffmpeg_next as ffmpeg;
@@ -110,7 +111,7 @@ pub enum TranscodeError {
 /// `on_progress` receives the percentage done (0-100) after every packet and at the end; it
 /// returns `ControlFlow::Break` to cancel. It is called often, so it should be cheap.
 pub fn transcode(
-    input: &Path,
+    input: &SourceLocation,
     output: &Path,
     options: &OutputOptions,
     file_name: &str,
@@ -125,7 +126,7 @@ pub fn transcode(
 /// covers, and only the first part with the tags. Progress is the part's own; the report's
 /// duration reaches to the part's end in the whole file.
 pub fn transcode_part(
-    input: &Path,
+    input: &SourceLocation,
     output: &Path,
     options: &OutputOptions,
     file_name: &str,
@@ -138,7 +139,7 @@ pub fn transcode_part(
 }
 
 fn convert(
-    input: &Path,
+    input: &SourceLocation,
     output: &Path,
     options: &OutputOptions,
     file_name: &str,

@@ -5,11 +5,14 @@
 //! Only this step decodes video, so only it opens the source with video decoders allowed,
 //! and it decodes at most [`MAX_FRAMES`] frames after the point it seeks to.
 
-use super::{TranscodeError, source};
+use super::{
+    TranscodeError,
+    source::{self, SourceLocation},
+};
 use audiomill_domain::output::{Cover, OutputOptions};
 use ffmpeg::{Error as AvError, Rescale, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
-use std::{ops::ControlFlow, path::Path};
+use std::ops::ControlFlow;
 
 /// The longest side of a cover made from a frame, in pixels.
 const MAX_SIDE: u32 = 800;
@@ -66,7 +69,7 @@ pub(super) struct Picture {
 /// The picture `options` ask for, if there is one to take. A frame at `cover_at` past the end
 /// of the video, or a frame asked of a file with no video, fails the job.
 pub(super) fn choose(
-    input: &Path,
+    input: &SourceLocation,
     options: &OutputOptions,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<Option<Picture>, TranscodeError> {
@@ -80,7 +83,7 @@ pub(super) fn choose(
     }
 }
 
-fn open(input: &Path) -> Result<format::context::Input, TranscodeError> {
+fn open(input: &SourceLocation) -> Result<format::context::Input, TranscodeError> {
     let decoders: Vec<&str> = source::AUDIO_DECODERS
         .iter()
         .chain(VIDEO_DECODERS)
@@ -91,7 +94,7 @@ fn open(input: &Path) -> Result<format::context::Input, TranscodeError> {
 
 /// The source's attached picture: as it is when a JPEG or PNG of bounded size, else decoded
 /// and re-encoded; `None` when it has none or it cannot be read (the MP3 is made regardless).
-fn attached(input: &Path) -> Result<Option<Picture>, TranscodeError> {
+fn attached(input: &SourceLocation) -> Result<Option<Picture>, TranscodeError> {
     let mut context = open(input)?;
     let Some(stream) = context.streams().find(|s| {
         s.disposition()
@@ -144,7 +147,7 @@ fn video_decoder(stream: &format::stream::Stream) -> Result<codec::decoder::Vide
 /// A frame of the video: the first at or after `at_ms`, or, with no `at_ms`, the first that
 /// is not black from a tenth of the way in (the brightest of [`MAX_FRAMES`] if all are).
 fn frame_at(
-    input: &Path,
+    input: &SourceLocation,
     at_ms: Option<u64>,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<Picture, TranscodeError> {

@@ -13,13 +13,12 @@
 
 use super::{
     MediaLimits, TranscodeError, encode,
-    source::{Source, Trim},
+    source::{Source, SourceLocation, Trim},
 };
 use audiomill_domain::{
     output::OutputOptions,
     segment::{PartSpan, SegmentPlan},
 };
-use std::path::Path;
 
 /// When a source is converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`,
 /// `SEGMENT_MAX_PARTS`).
@@ -48,7 +47,7 @@ impl Default for SegmentSettings {
 /// The parts `input` is converted in, when it is long enough and can be cut exactly; `None`:
 /// one pass. Reads only the container's header.
 pub fn plan(
-    input: &Path,
+    input: &SourceLocation,
     options: &OutputOptions,
     limits: MediaLimits,
     settings: SegmentSettings,

@@ -10,7 +10,7 @@ use super::TranscodeError;
 use audiomill_domain::output::OutputOptions;
 use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, filter, format, frame, media};
 use ffmpeg_next as ffmpeg;
-use std::{ops::ControlFlow, path::Path};
+use std::{ops::ControlFlow, path::PathBuf};
 
 /// Audio this much shorter than announced (or than a trim's end) means it is not there.
 const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
@@ -69,6 +69,38 @@ pub(super) const AUDIO_DECODERS: &[&str] = &[
     "pcm_mulaw",
 ];
 
+/// Where a source is read: a local file, or an object in storage read in place over HTTP (a
+/// presigned URL), in the byte ranges the demuxer seeks to. A part of a long source needs
+/// only its share of the file, so a worker that does not hold the job reads that much and no
+/// more, instead of fetching all of it first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SourceLocation {
+    File(PathBuf),
+    Url { url: String, size: u64 },
+}
+
+impl SourceLocation {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File(path.into())
+    }
+
+    /// What may fail reading it that is not the media's fault: storage, over the network.
+    fn remote(&self) -> bool {
+        matches!(self, Self::Url { .. })
+    }
+
+    /// A read error: the media's fault (corrupt), unless the bytes never arrived.
+    pub(super) fn read_failed(&self, error: AvError) -> TranscodeError {
+        if self.remote() && error != AvError::InvalidData {
+            TranscodeError::Output(format!(
+                "the source could not be read from storage: {error}"
+            ))
+        } else {
+            TranscodeError::Corrupt(format!("reading failed: {error}"))
+        }
+    }
+}
+
 /// The source file, its chosen audio stream and that stream's decoder.
 pub(super) struct Source {
     pub(super) input: format::context::Input,
@@ -79,14 +111,18 @@ pub(super) struct Source {
     /// The duration the file declares, if it declares one.
     pub(super) expected_secs: Option<f64>,
     pub(super) decoder: codec::decoder::Audio,
+    location: SourceLocation,
 }
 
 impl Source {
-    pub(super) fn open(path: &Path) -> Result<Self, TranscodeError> {
-        let input_bytes = std::fs::metadata(path)
-            .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
-            .len();
-        let input = open_source(path)?;
+    pub(super) fn open(location: &SourceLocation) -> Result<Self, TranscodeError> {
+        let input_bytes = match location {
+            SourceLocation::File(path) => std::fs::metadata(path)
+                .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
+                .len(),
+            SourceLocation::Url { size, .. } => *size,
+        };
+        let input = open_source(location)?;
         let stream = input
             .streams()
             .best(media::Type::Audio)
@@ -125,6 +161,7 @@ impl Source {
             input_bytes,
             decoder,
             input,
+            location: location.clone(),
         })
     }
 
@@ -203,22 +240,40 @@ impl Source {
     }
 }
 
-/// Opens the source with only the accepted demuxers and audio decoders, from a local file.
-fn open_source(input: &Path) -> Result<format::context::Input, TranscodeError> {
-    open_with_decoders(input, &AUDIO_DECODERS.join(","))
+/// Opens the source with only the accepted demuxers and audio decoders.
+fn open_source(location: &SourceLocation) -> Result<format::context::Input, TranscodeError> {
+    open_with_decoders(location, &AUDIO_DECODERS.join(","))
 }
 
-/// Opens the source with only the accepted demuxers and `decoders` (comma-separated), from a
-/// local file.
+/// Opens the source with only the accepted demuxers and `decoders` (comma-separated), and
+/// only the protocol its location needs: a URL is ours (presigned by the worker), never one
+/// a file names.
 pub(super) fn open_with_decoders(
-    input: &Path,
+    location: &SourceLocation,
     decoders: &str,
 ) -> Result<format::context::Input, TranscodeError> {
     let mut options = ffmpeg::Dictionary::new();
     options.set("format_whitelist", DEMUXERS);
     options.set("codec_whitelist", decoders);
-    options.set("protocol_whitelist", "file");
-    format::input_with_dictionary(&input, options).map_err(|error| match error {
+    let opened = match location {
+        SourceLocation::File(path) => {
+            options.set("protocol_whitelist", "file");
+            format::input_with_dictionary(path, options)
+        }
+        SourceLocation::Url { url, .. } => {
+            options.set("protocol_whitelist", "http,https,tcp,tls");
+            // A connection lost mid-part is taken up again where it stopped.
+            options.set("reconnect", "1");
+            options.set("reconnect_on_network_error", "1");
+            options.set("reconnect_delay_max", "5");
+            format::input_with_dictionary(url, options)
+        }
+    };
+    opened.map_err(|error| match error {
+        // The worker that planned the parts opened these same bytes: storage is at fault.
+        error if location.remote() => TranscodeError::Output(format!(
+            "the source could not be read from storage: {error}"
+        )),
         AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
         other => TranscodeError::Unsupported(other.to_string()),
     })
@@ -327,7 +382,7 @@ pub(super) fn decode(
         match packet.read(&mut source.input) {
             Ok(()) => {}
             Err(AvError::Eof) => break,
-            Err(error) => return Err(TranscodeError::Corrupt(format!("reading failed: {error}"))),
+            Err(error) => return Err(source.location.read_failed(error)),
         }
         // Every packet is a chance to cancel, whatever stream it belongs to.
         if on_progress(progress.after(&packet, source)).is_break() {
