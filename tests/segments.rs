@@ -1,8 +1,8 @@
 //! Long sources converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`): the parts run
 //! as `transcode_segment` activities and are joined into one MP3 that lasts what one pass
 //! makes and decodes with no error; progress is the job's, from all parts; cancelling stops
-//! every part; a damaged region fails the job as the single path would; nothing is left in
-//! scratch space or storage.
+//! every part; a damaged region fails the job as the single path would; parts that cannot be
+//! joined give way to one pass; nothing is left in scratch space or storage.
 
 mod common;
 
@@ -231,5 +231,76 @@ async fn a_truncated_long_video_fails_as_in_one_pass() {
         "it failed in its parts: {activities:?}"
     );
     nothing_left(&app).await;
+    app.stop().await;
+}
+
+/// A converter that cuts the first part it made short after each run, as a bad disk or a
+/// broken encoder might: the parts can no longer be joined.
+fn converter_spoiling_the_first_part(real: &Path, dir: &Path, work_dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("converter.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n'{real}' \"$@\"\nstatus=$?\n\
+             for part in '{work}'/*/part-0.mp3; do\n\
+               [ -f \"$part\" ] && truncate -s 3000 \"$part\"\n\
+             done\n\
+             exit $status\n",
+            real = real.display(),
+            work = work_dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
+    let scripts = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_tuned(&IN_PARTS, |worker| {
+        worker.transcoder.executable = converter_spoiling_the_first_part(
+            &worker.transcoder.executable,
+            scripts.path(),
+            &worker.work_dir,
+        );
+    })
+    .await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 45);
+
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+
+    // The plan and its parts; storing refused the join (`PartsUnjoinable`, not retried); one
+    // pass on the worker holding the source, and that MP3 stored.
+    let activities = app.activities_run(&job_id).await;
+    let count = |step: &str| activities.iter().filter(|name| *name == step).count();
+    assert_eq!(count("transcode_segment"), 6, "{activities:?}");
+    assert_eq!(count("transcode"), 2, "{activities:?}");
+    assert_eq!(count("store_mp3"), 2, "{activities:?}");
+
+    let download = app.download(&token, &job_id).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    let mp3 = media.path().join("one-pass.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    let (samples, complaints) = decode(&mp3);
+    assert_eq!(complaints, "", "the MP3 decodes with no error");
+    let seconds = samples as f64 / 48_000.0;
+    assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
+
+    eventually("no scratch file outlives the job", || {
+        scratch_files(&app).is_empty()
+    })
+    .await;
+    let objects = app.objects();
+    assert!(
+        objects.iter().all(|key| !key.starts_with("parts")),
+        "no part is left in storage: {objects:?}"
+    );
     app.stop().await;
 }
