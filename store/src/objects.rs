@@ -153,6 +153,24 @@ impl ObjectStore {
 
     /// Stores `bytes` under `key` and returns their size.
     pub async fn put_bytes(&self, key: &ObjectKey, bytes: Vec<u8>) -> Result<u64, StoreError> {
+        if let Self::Files { root } = self {
+            // One write and one sync on a blocking thread: an hour's MP3 (some 100 MB) passed
+            // through an async file in small buffers took twice as long.
+            let partial = PartialFile(Some(partial_path(root)));
+            let path = partial.path().to_owned();
+            let size = bytes.len() as u64;
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut file = std::fs::File::create(&path)?;
+                file.write_all(&bytes)?;
+                file.sync_all()
+            })
+            .await
+            .map_err(|_| StoreError::Unavailable("the write did not finish".into()))??;
+            publish(partial.path(), &object_path(root, key)).await?;
+            partial.published();
+            return Ok(size);
+        }
         // In slices of an S3 part (no copies), as any other stream is sent.
         let bytes = Bytes::from(bytes);
         let slices = (0..bytes.len()).step_by(crate::PART_SIZE).map(move |at| {

@@ -94,13 +94,32 @@ pub fn join(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<u8>, JoinError> {
     }
     cuts.push(parsed.last().expect("one part at least").frames.len());
 
-    let mut audio: Vec<u8> = Vec::new();
-    let mut frame_offsets: Vec<usize> = Vec::new();
+    // The whole file is built in one buffer of its final size (an hour is some 100 MB): the
+    // prefix, room for the Info frame (written last, as it describes the audio), the audio
+    // frames of each part, the suffix.
+    let kept_range = |i: usize| {
+        let stream = &parsed[i];
+        stream.frames[starts[i]].offset..stream.frames[cuts[i] - 1].end()
+    };
+    let last = parsed.last().expect("one part at least");
+    let audio_len: usize = (0..parsed.len()).map(|i| kept_range(i).len()).sum();
+    let (prefix, suffix) = (
+        &first.bytes[first.prefix.clone()],
+        &last.bytes[last.suffix.clone()],
+    );
+    let mut whole = Vec::with_capacity(prefix.len() + first.info.len + audio_len + suffix.len());
+    whole.extend_from_slice(prefix);
+    let info_at = whole.len();
+    whole.resize(info_at + first.info.len, 0);
+    let audio_at = whole.len();
+    let mut frame_offsets: Vec<usize> =
+        Vec::with_capacity((0..parsed.len()).map(|i| cuts[i] - starts[i]).sum());
     for (i, stream) in parsed.iter().enumerate() {
         let kept = starts[i]..cuts[i];
-        let begin = audio.len();
-        let range = stream.frames[kept.start].offset..stream.frames[kept.end - 1].end();
-        audio.extend_from_slice(&stream.bytes[range.clone()]);
+        let begin = whole.len() - audio_at;
+        let range = kept_range(i);
+        whole.extend_from_slice(&stream.bytes[range.clone()]);
+        let audio = &mut whole[audio_at..];
         frame_offsets.extend(
             stream.frames[kept.clone()]
                 .iter()
@@ -126,13 +145,9 @@ pub fn join(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<u8>, JoinError> {
         }
     }
 
-    let last = parsed.last().expect("one part at least");
-    let info = first.info_frame_for(&audio, &frame_offsets, last)?;
-    let mut whole = Vec::with_capacity(first.prefix.len() + info.len() + audio.len());
-    whole.extend_from_slice(&first.bytes[first.prefix.clone()]);
-    whole.extend_from_slice(&info);
-    whole.extend_from_slice(&audio);
-    whole.extend_from_slice(&last.bytes[last.suffix.clone()]);
+    let info = first.info_frame_for(&whole[audio_at..], &frame_offsets, last)?;
+    whole[info_at..audio_at].copy_from_slice(&info);
+    whole.extend_from_slice(suffix);
     Ok(whole)
 }
 
