@@ -76,15 +76,6 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         "w2"
     };
     let killed_work_dir = test.data.path().join(format!("work-{victim}"));
-    // It reads the source where the upload is stored, in place: from the bucket in byte
-    // ranges, or the file itself; no copy of it is fetched first.
-    let read = if production_backends() {
-        "the part reads its source in place, from the bucket"
-    } else {
-        "the part reads its source in place, from its file"
-    };
-    let log = workers[victim].log();
-    assert!(log.contains(read), "{log}");
     workers.get_mut(victim).unwrap().kill();
     assert!(
         std::fs::read_dir(&killed_work_dir).unwrap().count() > 0,
@@ -353,6 +344,15 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // It reads the source where the upload is stored, in place: from the bucket in byte
+    // ranges, or the file itself; no copy of it is fetched first.
+    let read = if production_backends() {
+        "the part reads its source in place, from the bucket"
+    } else {
+        "the part reads its source in place, from its file"
+    };
+    let log = workers[victim].log();
+    assert!(log.contains(read), "{log}");
     workers.get_mut(victim).unwrap().kill();
 
     let deadline = Instant::now() + Duration::from_secs(180);

@@ -8,11 +8,13 @@ use std::{
 
 /// A loopback port nobody listens on.
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Bound but never listening, and kept so for the test's life: connecting is refused, and
+    // no server another test starts meanwhile can take the port and answer instead.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::mem::forget(socket);
+    port
 }
 
 /// Runs `audiomill <role>` with the embedded defaults plus `vars` (an empty value unsets the
