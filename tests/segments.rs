@@ -67,6 +67,20 @@ async fn nothing_left(app: &TestApp) {
     .await;
 }
 
+/// Waits until no scratch file is left, and checks that no part is left in storage (the MP3
+/// of a completed job stays).
+async fn no_scratch_and_no_parts_left(app: &TestApp) {
+    eventually("no scratch file outlives the job", || {
+        scratch_files(app).is_empty()
+    })
+    .await;
+    let objects = app.objects();
+    assert!(
+        objects.iter().all(|key| !key.starts_with("parts")),
+        "no part is left in storage: {objects:?}"
+    );
+}
+
 /// Waits (a minute at most) until `check` holds.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -151,15 +165,7 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
         "{mails:?}"
     );
 
-    eventually("no scratch file outlives the job", || {
-        scratch_files(&app).is_empty()
-    })
-    .await;
-    let objects = app.objects();
-    assert!(
-        objects.iter().all(|key| !key.starts_with("parts")),
-        "no part is left in storage: {objects:?}"
-    );
+    no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }
 
@@ -293,14 +299,6 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
     let seconds = samples as f64 / 48_000.0;
     assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
 
-    eventually("no scratch file outlives the job", || {
-        scratch_files(&app).is_empty()
-    })
-    .await;
-    let objects = app.objects();
-    assert!(
-        objects.iter().all(|key| !key.starts_with("parts")),
-        "no part is left in storage: {objects:?}"
-    );
+    no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }

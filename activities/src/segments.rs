@@ -86,21 +86,22 @@ impl ConvertActivities {
         let result = self
             .convert_in_child(ctx, &request, Some(parts), None)
             .await;
-        let report = match result {
-            Some(Ok(Converted::Mp3(report))) => report,
-            failed => {
+        let ended = match result {
+            Some(Ok(Converted::Mp3(report))) => Ok(report),
+            None | Some(Err(TranscodeError::Cancelled)) => Err(ActivityError::cancelled()),
+            Some(Ok(Converted::Planned(_))) => {
+                Err(worker_trouble("the part was planned instead of converted"))
+            }
+            Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
+                Err(worker_trouble(why))
+            }
+            Some(Err(media)) => Err(transcode_failure(media)),
+        };
+        let report = match ended {
+            Ok(report) => report,
+            Err(error) => {
                 let _ = tokio::fs::remove_file(&output).await;
-                return Err(match failed {
-                    None | Some(Err(TranscodeError::Cancelled)) => ActivityError::cancelled(),
-                    Some(Ok(Converted::Planned(_))) => {
-                        worker_trouble("the part was planned instead of converted")
-                    }
-                    Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
-                        worker_trouble(why)
-                    }
-                    Some(Err(media)) => transcode_failure(media),
-                    Some(Ok(Converted::Mp3(_))) => unreachable!("matched above"),
-                });
+                return Err(error);
             }
         };
         if !held {

@@ -126,6 +126,14 @@ fn camera_video(dir: &Path) -> PathBuf {
     mp4
 }
 
+/// The camera video, its size, and its plan in parts of 8 s.
+fn camera_video_in_parts(dir: &Path) -> (PathBuf, u64, SegmentPlan) {
+    let mp4 = camera_video(dir);
+    let size = std::fs::metadata(&mp4).unwrap().len();
+    let plan = plan_of(&mp4);
+    (mp4, size, plan)
+}
+
 fn plan_of(mp4: &Path) -> SegmentPlan {
     let settings = SegmentSettings {
         min_seconds: 10,
@@ -163,9 +171,7 @@ fn part(
 #[test]
 fn a_part_read_over_http_is_the_same_mp3_from_only_its_share_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_video(dir.path());
-    let size = std::fs::metadata(&mp4).unwrap().len();
-    let plan = plan_of(&mp4);
+    let (mp4, size, plan) = camera_video_in_parts(dir.path());
     assert!(plan.parts() >= 4, "{plan:?}");
     let server = RangeServer::serve(mp4.clone());
     let remote = SourceLocation::Url {
@@ -198,15 +204,20 @@ fn a_part_read_over_http_is_the_same_mp3_from_only_its_share_of_the_file() {
 #[test]
 fn storage_failing_under_a_part_is_worth_another_attempt_not_the_medias_fault() {
     let dir = tempfile::tempdir().unwrap();
-    let mp4 = camera_video(dir.path());
-    let size = std::fs::metadata(&mp4).unwrap().len();
-    let plan = plan_of(&mp4);
+    let (_, size, plan) = camera_video_in_parts(dir.path());
     let out = dir.path().join("part.mp3");
-    // Nobody listens there any more.
-    let gone = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
+    // Bound, never listening, and kept so: connecting is refused, and no other server can
+    // take the port meanwhile.
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    closed
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
         .unwrap();
+    let gone = closed.local_addr().unwrap().as_socket().unwrap();
     let unreachable = SourceLocation::Url {
         url: format!("http://{gone}/source"),
         size,

@@ -92,13 +92,18 @@ impl SourceLocation {
     /// A read error: the media's fault (corrupt), unless the bytes never arrived.
     pub(super) fn read_failed(&self, error: AvError) -> TranscodeError {
         if self.remote() && error != AvError::InvalidData {
-            TranscodeError::Output(format!(
-                "the source could not be read from storage: {error}"
-            ))
+            storage_failed(error)
         } else {
             TranscodeError::Corrupt(format!("reading failed: {error}"))
         }
     }
+}
+
+/// Storage failed under a source read in place: worth another attempt, not the media's fault.
+fn storage_failed(error: AvError) -> TranscodeError {
+    TranscodeError::Output(format!(
+        "the source could not be read from storage: {error}"
+    ))
 }
 
 /// The source file, its chosen audio stream and that stream's decoder.
@@ -271,9 +276,7 @@ pub(super) fn open_with_decoders(
     };
     opened.map_err(|error| match error {
         // The worker that planned the parts opened these same bytes: storage is at fault.
-        error if location.remote() => TranscodeError::Output(format!(
-            "the source could not be read from storage: {error}"
-        )),
+        error if location.remote() => storage_failed(error),
         AvError::InvalidData => TranscodeError::Corrupt("the container could not be parsed".into()),
         other => TranscodeError::Unsupported(other.to_string()),
     })
