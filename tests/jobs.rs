@@ -248,6 +248,80 @@ async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
     app.stop().await;
 }
 
+/// The token is validated while the source is fetched: a job whose login was revoked before
+/// any worker took it fails at `validate_token`, converts nothing, sends nothing, and leaves
+/// nothing on the worker that fetched its source meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() {
+    let mut app = TestApp::spawn().await;
+    app.app
+        .as_mut()
+        .unwrap()
+        .stop_worker()
+        .await
+        .expect("the worker stops");
+    let ann = app.add_user("ann", false).await;
+    let revoked = app.access_token(&ann).await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "talk.mp4", 2, true);
+    let job_id = app.start_job(&revoked, &video).await;
+    let logout = app
+        .http
+        .post(app.url("/logout"))
+        .bearer_auth(&revoked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    let roles = audiomill::Roles {
+        gateway: None,
+        worker: Some(app.worker.clone()),
+    };
+    let worker = audiomill::Running::start(&app.config, roles)
+        .await
+        .expect("a worker starts");
+    let token = app.access_token(&ann).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(last["step"], "validate_token", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("revoked"), "{error}");
+    app.wait_for_workflow_closed(&job_id).await;
+    let steps = app.activities_run(&job_id).await;
+    assert!(steps.contains(&"fetch_source".to_owned()), "{steps:?}");
+    assert!(
+        !steps.iter().any(|s| s.starts_with("transcode")),
+        "{steps:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker kept {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        app.objects().iter().all(|key| !key.starts_with("mp3/")),
+        "{:?}",
+        app.objects()
+    );
+    assert_eq!(app.mail_count().await, 0);
+    worker.stop().await.unwrap();
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
     let app = TestApp::spawn().await;

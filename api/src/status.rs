@@ -176,10 +176,16 @@ fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
 }
 
 /// A running job: its current step, from the first pending activity and its heartbeats (all
-/// the parts' of a long source).
+/// the parts' of a long source). The token is validated while the source is fetched: until it
+/// is, the job is at its first step.
 fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64) -> JobView {
     let all = pending;
-    let pending = all.first();
+    let validating = all.iter().find(|a| {
+        a.activity_type
+            .as_ref()
+            .is_some_and(|t| t.name == Step::ValidateToken.activity_name())
+    });
+    let pending = validating.or(all.first());
     let step = pending
         .and_then(|a| a.activity_type.as_ref())
         .and_then(|t| Step::from_activity_name(&t.name));
@@ -202,7 +208,12 @@ fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64)
     } else if waiting && attempt == 1 {
         // Accepted, but no worker has had room for it yet.
         JobStatus::Queued
-    } else if started || attempt > 1 || history_length > 5 {
+    } else if started
+        || attempt > 1
+        // Past the first step (its schedule is the fifth event, or the seventh beside the
+        // fetch and the marker of that order).
+        || (history_length > 5 && validating.is_none())
+    {
         JobStatus::Running
     } else {
         JobStatus::Queued
@@ -323,5 +334,83 @@ fn user_message(failure: &Failure) -> String {
         "The conversion failed.".to_owned()
     } else {
         message.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audiomill_domain::{ObjectKey, UserId};
+    use temporalio_common::protos::temporal::api::common::v1::ActivityType;
+
+    fn job() -> Job {
+        let id = JobId::generate();
+        Job {
+            id,
+            user_id: UserId::generate(),
+            original_filename: "talk.mp4".into(),
+            source_key: ObjectKey::source(id, "mp4"),
+            source_size: 1,
+            created_at: 0,
+            mp3_key: None,
+            mp3_size: None,
+            duration_ms: None,
+            completed_at: None,
+            notified_at: None,
+            outcome: None,
+            failure_type: None,
+            options: Default::default(),
+            batch_id: None,
+            expires_at: None,
+            expired_at: None,
+        }
+    }
+
+    fn pending(step: Step, started: bool) -> PendingActivityInfo {
+        PendingActivityInfo {
+            activity_type: Some(ActivityType {
+                name: step.activity_name().into(),
+            }),
+            state: if started {
+                PendingActivityState::Started
+            } else {
+                PendingActivityState::Scheduled
+            } as i32,
+            attempt: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The token is validated while the source is fetched: the job is at its first step until
+    /// it is valid, queued until that step starts, whatever order describe lists them in.
+    #[test]
+    fn a_job_validating_while_it_fetches_is_at_its_first_step() {
+        // Started, the marker of the order, the two schedules: seven events.
+        let both = [
+            pending(Step::FetchSource, true),
+            pending(Step::ValidateToken, false),
+        ];
+        let view = running_view(&job(), &both, 7);
+        assert_eq!(view.step, Some(Step::ValidateToken));
+        assert_eq!(view.status, JobStatus::Queued);
+
+        let both = [
+            pending(Step::ValidateToken, true),
+            pending(Step::FetchSource, false),
+        ];
+        let view = running_view(&job(), &both, 8);
+        assert_eq!(view.step, Some(Step::ValidateToken));
+        assert_eq!(view.status, JobStatus::Running);
+
+        // Validated: the fetch waits for a worker with room.
+        let fetching = [pending(Step::FetchSource, false)];
+        let view = running_view(&job(), &fetching, 10);
+        assert_eq!(view.step, Some(Step::FetchSource));
+        assert_eq!(view.status, JobStatus::Queued);
+
+        // Between two steps, past the first.
+        let view = running_view(&job(), &[], 12);
+        assert_eq!(view.status, JobStatus::Running);
+        assert_eq!(view.step, None);
     }
 }

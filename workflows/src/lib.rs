@@ -1,10 +1,10 @@
 //! `ConvertVideo`: one upload, one durable run.
 //!
 //! The workflow only decides; every side effect happens in an activity. It validates the
-//! token, fetches the source onto one worker (through the fetch queue, which only workers with
-//! room take from), then runs `transcode` and `store_mp3` on that worker's own task queue,
-//! because only that worker has the file. If that worker disappears
-//! (its queue stops being polled) or restarted and lost the file, the workflow goes back to
+//! token while it fetches the source onto one worker (through the fetch queue, which only
+//! workers with room take from), then runs `transcode` and `store_mp3` on that worker's own
+//! task queue, because only that worker has the file. If that worker disappears (its queue
+//! stops being polled) or restarted and lost the file, the workflow goes back to
 //! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
 //! MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
 //! heartbeat and removes its files) and sends no e-mail. Steps that need the database,
@@ -26,10 +26,10 @@ use audiomill_domain::JobId;
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, DeliverWebhookInput, DeliverWebhooksInput,
     DeliverWebhooksOutput, DeliveryOutcome, DiscardSourceInput, FETCH_TASK_QUEUE, FetchSourceInput,
-    ForgetJobInput, JobEnding, JoinSegmentsInput, PrepareWebhooksInput, RecordEndingInput,
-    SEGMENTS_TASK_QUEUE, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
-    TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WEBHOOKS_WORKFLOW_TYPE,
-    WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
+    FetchedSource, ForgetJobInput, JobEnding, JoinSegmentsInput, PrepareWebhooksInput,
+    RecordEndingInput, SEGMENTS_TASK_QUEUE, SendEmailInput, StoreMp3Input, StoredMp3,
+    TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput,
+    WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
 };
 use audiomill_domain::segment::SegmentPlan;
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
@@ -58,6 +58,10 @@ const SEGMENTS_PATCH: &str = "segments";
 /// Marks histories whose runs join a long source's parts in `store_mp3` (before it, in
 /// `join_segments`).
 const JOIN_IN_STORE_PATCH: &str = "join-in-store";
+
+/// Marks histories whose runs fetch the source while the token is validated (before it, one
+/// after the other).
+const VALIDATE_WHILE_FETCHING_PATCH: &str = "validate-while-fetching";
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -225,22 +229,30 @@ async fn convert(
     input: &ConvertVideoInput,
     parts: &mut u32,
 ) -> Result<ConvertVideoOutput, ActivityExecutionError> {
-    let validate = ValidateTokenInput {
-        user_id: input.user_id,
-        session_id: input.session_id.clone(),
+    let mut fetched = if ctx.patched(VALIDATE_WHILE_FETCHING_PATCH) {
+        Some(validated_and_fetched(ctx, input).await?)
+    } else {
+        ctx.execute_activity(
+            activity::ValidateToken,
+            validate_input(input),
+            through_outages(Duration::from_secs(30)),
+        )
+        .await?;
+        None
     };
-    ctx.execute_activity(
-        activity::ValidateToken,
-        validate,
-        through_outages(Duration::from_secs(30)),
-    )
-    .await?;
 
     let mut round = 0;
     let (stored, duration_ms) = loop {
         round += 1;
         let may_retry = round < MAX_WORKER_ROUNDS;
-        if let Some(done) = convert_on_one_worker(ctx, input, may_retry, parts).await? {
+        let source = match fetched.take() {
+            Some(source) => source,
+            None => {
+                ctx.execute_activity(activity::FetchSource, fetch_input(input), fetch_options())
+                    .await?
+            }
+        };
+        if let Some(done) = convert_on_one_worker(ctx, input, source, may_retry, parts).await? {
             break done;
         }
     };
@@ -267,6 +279,51 @@ async fn convert(
         duration_ms,
         notified,
     })
+}
+
+/// Validates the token while the source is fetched, so that neither step waits for the other
+/// (a job's first steps are a fixed cost to every job, however short). A login no longer valid
+/// ends the job there, as it did when validation came first: the fetch stops, and a worker that
+/// had fetched the source already lets it go. Nothing is converted before the token is valid.
+async fn validated_and_fetched(
+    ctx: &WorkflowContext<ConvertVideo>,
+    input: &ConvertVideoInput,
+) -> Result<FetchedSource, ActivityExecutionError> {
+    let stop_fetching = ctx.cancellation_token().child_token();
+    let validating = ctx.execute_activity(
+        activity::ValidateToken,
+        validate_input(input),
+        through_outages(Duration::from_secs(30)),
+    );
+    let mut options = fetch_options();
+    options.cancellation_token = Some(stop_fetching.clone());
+    // Stopped, the fetch says whether it ended holding the job, so that nothing is left held.
+    options.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
+    let fetching = ctx.execute_activity(activity::FetchSource, fetch_input(input), options);
+    match validating.await {
+        Ok(()) => fetching.await,
+        Err(error) => {
+            stop_fetching.cancel();
+            if let Ok(fetched) = fetching.await {
+                forget_copies(ctx, input.job_id, vec![fetched.task_queue]).await;
+            }
+            Err(error)
+        }
+    }
+}
+
+fn validate_input(input: &ConvertVideoInput) -> ValidateTokenInput {
+    ValidateTokenInput {
+        user_id: input.user_id,
+        session_id: input.session_id.clone(),
+    }
+}
+
+fn fetch_input(input: &ConvertVideoInput) -> FetchSourceInput {
+    FetchSourceInput {
+        job_id: input.job_id,
+        source_key: input.source_key.clone(),
+    }
 }
 
 /// Writes how the job ended on its row. It runs outside the run's cancellation, since a
@@ -326,23 +383,17 @@ async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, 
         .await;
 }
 
-/// One round on one worker: fetch the source onto a worker with room, then transcode and
-/// store the MP3 there; a long source is converted in parts on any workers with room and
-/// joined there. `None`: that worker was lost after the fetch (and `may_retry`), so
-/// another round may start on whichever worker is alive.
+/// One round on one worker, the one that `fetched` the source: transcode and store the MP3
+/// there; a long source is converted in parts on any workers with room and joined there.
+/// `None`: that worker was lost after the fetch (and `may_retry`), so another round may start
+/// on whichever worker is alive.
 async fn convert_on_one_worker(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
+    fetched: FetchedSource,
     may_retry: bool,
     parts: &mut u32,
 ) -> Result<Option<(StoredMp3, u64)>, ActivityExecutionError> {
-    let fetch = FetchSourceInput {
-        job_id: input.job_id,
-        source_key: input.source_key.clone(),
-    };
-    let fetched = ctx
-        .execute_activity(activity::FetchSource, fetch, fetch_options())
-        .await?;
     let segments = ctx.patched(SEGMENTS_PATCH);
     let Some(mut transcoded) =
         transcode_on(ctx, input, &fetched.task_queue, segments, may_retry).await?
