@@ -518,11 +518,13 @@ impl WorkerHandle {
                 links: links.clone(),
             },
         );
-        // A child started ahead for each transcode slot.
+        // A child started ahead for each transcode slot, and one more: a long source's plan
+        // takes a child for a moment, and its parts, a moment later, one for each slot (the
+        // child started again after the plan is still loading FFmpeg then). About 11 MB each.
         let transcoder = worker
             .transcoder
             .clone()
-            .with_spares(worker.max_concurrent_transcodes.max(1));
+            .with_spares(worker.max_concurrent_transcodes.max(1) + 1);
         transcoder.start_spares();
         let activities = ConvertActivities::new(
             backends.db.clone(),

@@ -396,8 +396,12 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
         "the joined MP3 lasts {seconds} s"
     );
 
-    // The survivor keeps nothing of the job.
+    // The survivor keeps nothing of the job. It planned the parts: FFmpeg said nothing of
+    // the source's video, which it does not open, into its log.
     let survivor = if victim == "w1" { "w2" } else { "w1" };
+    let log = workers[survivor].log();
+    assert!(log.contains("converted in parts"), "{log}");
+    assert!(!log.contains(" @ 0x"), "FFmpeg's chatter in the log: {log}");
     let dir = test.data.path().join(format!("work-{survivor}"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&dir).unwrap().count() > 0 {

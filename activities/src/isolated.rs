@@ -72,7 +72,8 @@ impl Transcoder {
     }
 
     /// Keeps `count` children started ahead once [`Transcoder::start_spares`] or the end of a
-    /// first run starts them: as many as transcodes run at once, so none waits for FFmpeg.
+    /// first run starts them: at least as many as transcodes run at once, so none waits for
+    /// FFmpeg.
     pub fn with_spares(mut self, count: usize) -> Self {
         self.spares = Arc::new(Spares {
             count,

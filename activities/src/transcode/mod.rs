@@ -138,6 +138,15 @@ pub fn transcode_part(
     convert(input, output, options, file_name, limits, span, on_progress)
 }
 
+/// Readies FFmpeg for a source: before anything opens one.
+fn start_ffmpeg() -> Result<(), TranscodeError> {
+    ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
+    // Our own errors say what went wrong; FFmpeg's chatter (per packet, or about the video
+    // decoders a source may not open) would only flood the worker's log.
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    Ok(())
+}
+
 fn convert(
     input: &SourceLocation,
     output: &Path,
@@ -147,9 +156,7 @@ fn convert(
     part: Option<audiomill_domain::segment::PartSpan>,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
-    ffmpeg::init().map_err(|e| TranscodeError::Output(format!("FFmpeg did not start: {e}")))?;
-    // Our own errors say what went wrong; FFmpeg's per-packet chatter would only flood logs.
-    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    start_ffmpeg()?;
 
     let trim = Trim::of(options);
     let mut source = Source::open(input)?;

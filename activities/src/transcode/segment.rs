@@ -52,6 +52,7 @@ pub fn plan(
     limits: MediaLimits,
     settings: SegmentSettings,
 ) -> Result<Option<SegmentPlan>, TranscodeError> {
+    super::start_ffmpeg()?;
     let source = Source::open(input)?;
     let Some(declared) = source.expected_secs else {
         // With no declared length the parts could not be planned; the single pass measures.
