@@ -506,9 +506,10 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
     app.stop().await;
 }
 
-/// A stand-in for the converter's child process that counts the jobs it is given and then
-/// misbehaves. Like the real one it waits for its job on stdin (the worker starts children
-/// ahead) and ends quietly when stdin closes before one comes.
+/// A stand-in for the converter's child process that counts the jobs it is given (the
+/// transcodes in `runs`, the plans a fetch asks for in `plans`) and then misbehaves. Like the
+/// real one it waits for its job on stdin (the worker starts children ahead) and ends quietly
+/// when stdin closes before one comes.
 fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let script = dir.join("converter.sh");
@@ -516,8 +517,11 @@ fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::Path
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nread -r job || exit 0\necho run >> '{}'\n{action}\n",
-            runs.display()
+            "#!/bin/sh\nread -r job || exit 0\n\
+             case \"$job\" in *'\"plan_only\":true'*) echo plan >> '{plans}' ;; \
+             *) echo run >> '{runs}' ;; esac\n{action}\n",
+            plans = dir.join("plans").display(),
+            runs = runs.display()
         ),
     )
     .unwrap();
@@ -525,18 +529,19 @@ fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::Path
     script
 }
 
-fn runs(dir: &std::path::Path) -> usize {
-    std::fs::read_to_string(dir.join("runs"))
+/// How many lines the converter wrote to `file` (`runs` or `plans`).
+fn count(dir: &std::path::Path, file: &str) -> usize {
+    std::fs::read_to_string(dir.join(file))
         .map(|text| text.lines().count())
         .unwrap_or(0)
 }
 
 /// Runs one short job with a converter that misbehaves as `action` says; returns the job's
-/// last status and how often the converter was started.
+/// last status, how often the converter was given a transcode and how often a plan.
 async fn job_with_misbehaving_converter(
     action: &str,
     silence: std::time::Duration,
-) -> (serde_json::Value, usize) {
+) -> (serde_json::Value, usize, usize) {
     let scripts = tempfile::tempdir().unwrap();
     let converter = misbehaving_converter(scripts.path(), action);
     let app = TestApp::spawn_tuned(&[], |worker| {
@@ -553,27 +558,35 @@ async fn job_with_misbehaving_converter(
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     app.stop().await;
-    (last, runs(scripts.path()))
+    (
+        last,
+        count(scripts.path(), "runs"),
+        count(scripts.path(), "plans"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converter_that_crashes_fails_its_job_after_one_retry_and_the_worker_lives_on() {
-    let (last, runs) =
+    let (last, runs, plans) =
         job_with_misbehaving_converter("kill -SEGV $$", std::time::Duration::from_secs(60)).await;
     assert_eq!(last["status"], "failed", "{last}");
     let error = last["error"].as_str().unwrap();
     assert!(error.contains("crashed (signal 11)"), "{error}");
     assert_eq!(runs, 2, "one attempt and one retry");
+    // The fetch's plan crashed too: not the job's failure, the transcode decided.
+    assert_eq!(plans, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
-    let (last, runs) =
+    let (last, runs, plans) =
         job_with_misbehaving_converter("exec sleep 600", std::time::Duration::from_secs(2)).await;
     assert_eq!(last["status"], "failed", "{last}");
     let error = last["error"].as_str().unwrap();
     assert!(error.contains("stopped responding"), "{error}");
     assert_eq!(runs, 2, "one attempt and one retry");
+    // The fetch's plan hung too, and was stopped: not the job's failure.
+    assert_eq!(plans, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,10 +118,10 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
         .filter(|name| *name == "transcode_segment")
         .count();
     assert_eq!(parts, 6, "45 s in parts of 8 s: {activities:?}");
-    // Joined as the MP3 was stored: one `transcode` (the plan), no second one (one pass,
-    // had the parts not joined), and no step of its own for the join.
+    // Planned as its source was fetched: no `transcode` (that would be one pass, had the
+    // parts not joined); joined as the MP3 was stored: no step of its own for the join.
     let count = |step: &str| activities.iter().filter(|name| *name == step).count();
-    assert_eq!(count("transcode"), 1, "{activities:?}");
+    assert_eq!(count("transcode"), 0, "{activities:?}");
     assert_eq!(count("store_mp3"), 1, "{activities:?}");
     assert_eq!(count("join_segments"), 0, "{activities:?}");
     // Ann has no endpoint for `job.progress`: no deliveries of it are started (the ending's
@@ -282,12 +282,12 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
     let last = seen.last().unwrap();
     assert_eq!(last["status"], "completed", "{last}");
 
-    // The plan and its parts; storing refused the join (`PartsUnjoinable`, not retried); one
-    // pass on the worker holding the source, and that MP3 stored.
+    // The parts the fetch planned; storing refused the join (`PartsUnjoinable`, not
+    // retried); one pass on the worker holding the source, and that MP3 stored.
     let activities = app.activities_run(&job_id).await;
     let count = |step: &str| activities.iter().filter(|name| *name == step).count();
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
-    assert_eq!(count("transcode"), 2, "{activities:?}");
+    assert_eq!(count("transcode"), 1, "{activities:?}");
     assert_eq!(count("store_mp3"), 2, "{activities:?}");
 
     let download = app.download(&token, &job_id).await;
@@ -299,6 +299,69 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
     let seconds = samples as f64 / 48_000.0;
     assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
 
+    no_scratch_and_no_parts_left(&app).await;
+    app.stop().await;
+}
+
+/// A converter that cannot plan: a child given only a plan to make dies without a word; any
+/// other job goes to the real converter (its line, then the rest of stdin, through a FIFO, so
+/// that the wrapper ends when the converter does).
+fn converter_failing_plans(real: &Path, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("converter.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nIFS= read -r job || exit 0\n\
+             case \"$job\" in *'\"plan_only\":true'*) exit 1 ;; esac\n\
+             exec 3<&0; fifo=\"$(mktemp -u)\"; mkfifo \"$fifo\"\n\
+             '{real}' \"$@\" < \"$fifo\" &\n\
+             converter=$!\n\
+             {{ printf '%s\\n' \"$job\"; exec cat <&3; }} > \"$fifo\" &\n\
+             feeder=$!\n\
+             wait $converter; status=$?\n\
+             kill $feeder 2>/dev/null; rm -f \"$fifo\"\n\
+             exit $status\n",
+            real = real.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The fetch plans a long source's parts; when it cannot, the transcode plans them, as it did
+/// before the fetch planned, and the job goes on in parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_that_cannot_plan_leaves_the_plan_to_the_transcode() {
+    let scripts = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_tuned(&IN_PARTS, |worker| {
+        worker.transcoder.executable =
+            converter_failing_plans(&worker.transcoder.executable, scripts.path());
+    })
+    .await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 45);
+
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    let activities = app.activities_run(&job_id).await;
+    let count = |step: &str| activities.iter().filter(|name| *name == step).count();
+    assert_eq!(count("fetch_source"), 1, "{activities:?}");
+    assert_eq!(count("transcode"), 1, "the plan: {activities:?}");
+    assert_eq!(count("transcode_segment"), 6, "{activities:?}");
+
+    let download = app.download(&token, &job_id).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    let mp3 = media.path().join("in-parts.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    let (samples, complaints) = decode(&mp3);
+    assert_eq!(complaints, "", "the MP3 decodes with no error");
+    let seconds = samples as f64 / 48_000.0;
+    assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
     no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }

@@ -81,6 +81,7 @@ impl ConvertActivities {
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
             segments: None,
+            plan_only: false,
             part: Some((input.plan, input.part)),
         };
         let result = self
@@ -89,7 +90,7 @@ impl ConvertActivities {
         let ended = match result {
             Some(Ok(Converted::Mp3(report))) => Ok(report),
             None | Some(Err(TranscodeError::Cancelled)) => Err(ActivityError::cancelled()),
-            Some(Ok(Converted::Planned(_))) => {
+            Some(Ok(Converted::Planned(_) | Converted::OnePass)) => {
                 Err(worker_trouble("the part was planned instead of converted"))
             }
             Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {

@@ -166,10 +166,15 @@ pub struct ValidateTokenInput {
     pub session_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchSourceInput {
     pub job_id: JobId,
     pub source_key: ObjectKey,
+    /// The run can convert a long source in parts: the fetch also plans them, for the MP3
+    /// these options ask for, as soon as the source is here (a step sooner than the
+    /// transcode would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_for: Option<OutputOptions>,
 }
 
 /// A source copied to one worker's disk. Later steps must run on `task_queue`, the queue only
@@ -179,6 +184,23 @@ pub struct FetchSourceInput {
 pub struct FetchedSource {
     pub task_queue: String,
     pub size: u64,
+    /// How the source is converted, when the fetch was asked to plan it and could; `None`:
+    /// the transcode decides, as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
+}
+
+/// How a fetched source is converted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Planned {
+    /// In one pass: too short, or it cannot be cut exactly.
+    OnePass,
+    /// In these parts; `progress_wanted` as in [`TranscodeOutput`].
+    Parts {
+        plan: SegmentPlan,
+        progress_wanted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,11 +2,11 @@
 //!
 //! The workflow only decides; every side effect happens in an activity. It validates the
 //! token while it fetches the source onto one worker (through the fetch queue, which only
-//! workers with room take from), then runs `transcode` and `store_mp3` on that worker's own
-//! task queue, because only that worker has the file. If that worker disappears (its queue
-//! stops being polled) or restarted and lost the file, the workflow goes back to
-//! `fetch_source` on whichever worker is alive. A failed notification never fails a job whose
-//! MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
+//! workers with room take from; the fetch also plans whether a long source is converted in
+//! parts), then runs `transcode` and `store_mp3` on that worker's own task queue, because
+//! only that worker has the file. If that worker disappears (its queue stops being polled)
+//! or restarted and lost the file, the workflow goes back to `fetch_source` on whichever
+//! worker is alive. A failed notification never fails a job whose MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
 //! heartbeat and removes its files) and sends no e-mail. Steps that need the database,
 //! storage or the mail server retry through their outages for up to a day. A job that fails
 //! or is cancelled has that written on its row by `record_ending` before the run ends, so
@@ -26,7 +26,7 @@ use audiomill_domain::JobId;
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, DeliverWebhookInput, DeliverWebhooksInput,
     DeliverWebhooksOutput, DeliveryOutcome, DiscardSourceInput, FETCH_TASK_QUEUE, FetchSourceInput,
-    FetchedSource, ForgetJobInput, JobEnding, JoinSegmentsInput, PrepareWebhooksInput,
+    FetchedSource, ForgetJobInput, JobEnding, JoinSegmentsInput, Planned, PrepareWebhooksInput,
     RecordEndingInput, SEGMENTS_TASK_QUEUE, SendEmailInput, StoreMp3Input, StoredMp3,
     TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput,
     WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
@@ -59,9 +59,10 @@ const SEGMENTS_PATCH: &str = "segments";
 /// `join_segments`).
 const JOIN_IN_STORE_PATCH: &str = "join-in-store";
 
-/// Marks histories whose runs fetch the source while the token is validated (before it, one
-/// after the other).
-const VALIDATE_WHILE_FETCHING_PATCH: &str = "validate-while-fetching";
+/// Marks histories whose runs fetch the source while the token is validated, the fetch also
+/// planning how the source is converted (before it, one step after the other, and the plan
+/// made by `transcode`).
+const FIRST_STEPS_AT_ONCE_PATCH: &str = "first-steps-at-once";
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -229,8 +230,14 @@ async fn convert(
     input: &ConvertVideoInput,
     parts: &mut u32,
 ) -> Result<ConvertVideoOutput, ActivityExecutionError> {
-    let mut fetched = if ctx.patched(VALIDATE_WHILE_FETCHING_PATCH) {
-        Some(validated_and_fetched(ctx, input).await?)
+    let at_once = ctx.patched(FIRST_STEPS_AT_ONCE_PATCH);
+    let fetch = FetchSourceInput {
+        job_id: input.job_id,
+        source_key: input.source_key.clone(),
+        plan_for: at_once.then(|| input.options.clone()),
+    };
+    let mut fetched = if at_once {
+        Some(validated_and_fetched(ctx, input, fetch.clone()).await?)
     } else {
         ctx.execute_activity(
             activity::ValidateToken,
@@ -248,7 +255,7 @@ async fn convert(
         let source = match fetched.take() {
             Some(source) => source,
             None => {
-                ctx.execute_activity(activity::FetchSource, fetch_input(input), fetch_options())
+                ctx.execute_activity(activity::FetchSource, fetch.clone(), fetch_options())
                     .await?
             }
         };
@@ -288,6 +295,7 @@ async fn convert(
 async fn validated_and_fetched(
     ctx: &WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
+    fetch: FetchSourceInput,
 ) -> Result<FetchedSource, ActivityExecutionError> {
     let stop_fetching = ctx.cancellation_token().child_token();
     let validating = ctx.execute_activity(
@@ -299,7 +307,7 @@ async fn validated_and_fetched(
     options.cancellation_token = Some(stop_fetching.clone());
     // Stopped, the fetch says whether it ended holding the job, so that nothing is left held.
     options.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
-    let fetching = ctx.execute_activity(activity::FetchSource, fetch_input(input), options);
+    let fetching = ctx.execute_activity(activity::FetchSource, fetch, options);
     match validating.await {
         Ok(()) => fetching.await,
         Err(error) => {
@@ -316,13 +324,6 @@ fn validate_input(input: &ConvertVideoInput) -> ValidateTokenInput {
     ValidateTokenInput {
         user_id: input.user_id,
         session_id: input.session_id.clone(),
-    }
-}
-
-fn fetch_input(input: &ConvertVideoInput) -> FetchSourceInput {
-    FetchSourceInput {
-        job_id: input.job_id,
-        source_key: input.source_key.clone(),
     }
 }
 
@@ -390,15 +391,29 @@ async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, 
 async fn convert_on_one_worker(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
-    fetched: FetchedSource,
+    mut fetched: FetchedSource,
     may_retry: bool,
     parts: &mut u32,
 ) -> Result<Option<(StoredMp3, u64)>, ActivityExecutionError> {
     let segments = ctx.patched(SEGMENTS_PATCH);
-    let Some(mut transcoded) =
-        transcode_on(ctx, input, &fetched.task_queue, segments, may_retry).await?
-    else {
-        return Ok(None);
+    let mut transcoded = match fetched.planned.take() {
+        // Planned as it was fetched: the parts start now.
+        Some(Planned::Parts {
+            plan,
+            progress_wanted,
+        }) => TranscodeOutput {
+            duration_ms: 0,
+            plan: Some(plan),
+            progress_wanted,
+        },
+        planned => {
+            // Planned for one pass, or the transcode plans it (when the fetch could not).
+            let segments = segments && planned.is_none();
+            match transcode_on(ctx, input, &fetched.task_queue, segments, may_retry).await? {
+                Some(transcoded) => transcoded,
+                None => return Ok(None),
+            }
+        }
     };
     let mut part_workers = Vec::new();
     // The MP3 stored, and how long it is.
