@@ -225,12 +225,7 @@ async fn broken_media_ends_failed_with_a_clear_sentence_and_no_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
     let mut app = TestApp::spawn().await;
-    app.app
-        .as_mut()
-        .unwrap()
-        .stop_worker()
-        .await
-        .expect("the worker stops");
+    app.stop_worker().await;
     let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = make_mp4(media.path(), "waiting.mp4", 2, true);
@@ -254,12 +249,7 @@ async fn status_answers_while_no_worker_runs_and_the_job_waits_for_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() {
     let mut app = TestApp::spawn().await;
-    app.app
-        .as_mut()
-        .unwrap()
-        .stop_worker()
-        .await
-        .expect("the worker stops");
+    app.stop_worker().await;
     let ann = app.add_user("ann", false).await;
     let revoked = app.access_token(&ann).await;
     let media = tempfile::tempdir().unwrap();
@@ -274,13 +264,7 @@ async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() 
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
 
-    let roles = audiomill::Roles {
-        gateway: None,
-        worker: Some(app.worker.clone()),
-    };
-    let worker = audiomill::Running::start(&app.config, roles)
-        .await
-        .expect("a worker starts");
+    let worker = app.start_worker().await;
     let token = app.access_token(&ann).await;
     let seen = app.wait_for_job(&token, &job_id).await;
     let last = seen.last().unwrap();
@@ -295,23 +279,10 @@ async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() 
         !steps.iter().any(|s| s.starts_with("transcode")),
         "{steps:?}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let left: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker kept {left:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    eventually("the worker keeps nothing of the job", || {
+        app.scratch_files().is_empty()
+    })
+    .await;
     assert!(
         app.objects().iter().all(|key| !key.starts_with("mp3/")),
         "{:?}",

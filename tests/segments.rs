@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestApp, ffmpeg, music_video};
+use common::{TestApp, eventually, ffmpeg, music_video};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::{
@@ -38,27 +38,10 @@ fn decode(mp3: &Path) -> (usize, String) {
     )
 }
 
-/// Files left in the worker's scratch space.
-fn scratch_files(app: &TestApp) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&app.worker.work_dir, &mut files);
-    files
-}
-
 /// Waits until no scratch file and no object of the app's jobs is left.
 async fn nothing_left(app: &TestApp) {
     eventually("no scratch file outlives the job", || {
-        scratch_files(app).is_empty()
+        app.scratch_files().is_empty()
     })
     .await;
     eventually("nothing of the job is left in storage", || {
@@ -71,7 +54,7 @@ async fn nothing_left(app: &TestApp) {
 /// of a completed job stays).
 async fn no_scratch_and_no_parts_left(app: &TestApp) {
     eventually("no scratch file outlives the job", || {
-        scratch_files(app).is_empty()
+        app.scratch_files().is_empty()
     })
     .await;
     let objects = app.objects();
@@ -79,15 +62,6 @@ async fn no_scratch_and_no_parts_left(app: &TestApp) {
         objects.iter().all(|key| !key.starts_with("parts")),
         "no part is left in storage: {objects:?}"
     );
-}
-
-/// Waits (a minute at most) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +214,28 @@ async fn a_truncated_long_video_fails_as_in_one_pass() {
     app.stop().await;
 }
 
+/// Converts a 45 s concert video for a new user: the job completes with an MP3 of 45 s that
+/// decodes with no error. The steps its run took.
+async fn concert_converted(app: &TestApp) -> Vec<String> {
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 45);
+    let job_id = app.start_job(&token, &video).await;
+    let seen = app.wait_for_job(&token, &job_id).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+
+    let download = app.download(&token, &job_id).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    let mp3 = media.path().join("concert.mp3");
+    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
+    let (samples, complaints) = decode(&mp3);
+    assert_eq!(complaints, "", "the MP3 decodes with no error");
+    let seconds = samples as f64 / 48_000.0;
+    assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
+    app.activities_run(&job_id).await
+}
+
 /// A converter that cuts the first part it made short after each run, as a bad disk or a
 /// broken encoder might: the parts can no longer be joined.
 fn converter_spoiling_the_first_part(real: &Path, dir: &Path, work_dir: &Path) -> PathBuf {
@@ -273,32 +269,13 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
         );
     })
     .await;
-    let token = app.user_token("ann").await;
-    let media = tempfile::tempdir().unwrap();
-    let video = music_video(media.path(), "concert.mp4", 45);
-
-    let job_id = app.start_job(&token, &video).await;
-    let seen = app.wait_for_job(&token, &job_id).await;
-    let last = seen.last().unwrap();
-    assert_eq!(last["status"], "completed", "{last}");
-
     // The parts the fetch planned; storing refused the join (`PartsUnjoinable`, not
     // retried); one pass on the worker holding the source, and that MP3 stored.
-    let activities = app.activities_run(&job_id).await;
+    let activities = concert_converted(&app).await;
     let count = |step: &str| activities.iter().filter(|name| *name == step).count();
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
     assert_eq!(count("transcode"), 1, "{activities:?}");
     assert_eq!(count("store_mp3"), 2, "{activities:?}");
-
-    let download = app.download(&token, &job_id).await;
-    assert_eq!(download.status(), StatusCode::OK);
-    let mp3 = media.path().join("one-pass.mp3");
-    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
-    let (samples, complaints) = decode(&mp3);
-    assert_eq!(complaints, "", "the MP3 decodes with no error");
-    let seconds = samples as f64 / 48_000.0;
-    assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
-
     no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }
@@ -340,28 +317,11 @@ async fn a_fetch_that_cannot_plan_leaves_the_plan_to_the_transcode() {
             converter_failing_plans(&worker.transcoder.executable, scripts.path());
     })
     .await;
-    let token = app.user_token("ann").await;
-    let media = tempfile::tempdir().unwrap();
-    let video = music_video(media.path(), "concert.mp4", 45);
-
-    let job_id = app.start_job(&token, &video).await;
-    let seen = app.wait_for_job(&token, &job_id).await;
-    let last = seen.last().unwrap();
-    assert_eq!(last["status"], "completed", "{last}");
-    let activities = app.activities_run(&job_id).await;
+    let activities = concert_converted(&app).await;
     let count = |step: &str| activities.iter().filter(|name| *name == step).count();
     assert_eq!(count("fetch_source"), 1, "{activities:?}");
     assert_eq!(count("transcode"), 1, "the plan: {activities:?}");
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
-
-    let download = app.download(&token, &job_id).await;
-    assert_eq!(download.status(), StatusCode::OK);
-    let mp3 = media.path().join("in-parts.mp3");
-    std::fs::write(&mp3, download.bytes().await.unwrap()).unwrap();
-    let (samples, complaints) = decode(&mp3);
-    assert_eq!(complaints, "", "the MP3 decodes with no error");
-    let seconds = samples as f64 / 48_000.0;
-    assert!((seconds - 45.0).abs() < 0.05, "the MP3 lasts {seconds} s");
     no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }

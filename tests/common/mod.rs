@@ -179,6 +179,44 @@ impl TestApp {
         }
     }
 
+    /// Stops the app's worker (the gateway goes on): jobs wait for a worker.
+    pub async fn stop_worker(&mut self) {
+        self.app
+            .as_mut()
+            .expect("the app runs")
+            .stop_worker()
+            .await
+            .expect("the worker stops");
+    }
+
+    /// Starts a worker of its own on this test's configuration.
+    pub async fn start_worker(&self) -> Running {
+        let roles = Roles {
+            gateway: None,
+            worker: Some(self.worker.clone()),
+        };
+        Running::start(&self.config, roles)
+            .await
+            .expect("a worker starts")
+    }
+
+    /// Files left in the worker's scratch space.
+    pub fn scratch_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.worker.work_dir, &mut files);
+        files
+    }
+
     /// Kills the Temporal server (SIGKILL, no goodbye).
     pub async fn kill_temporal(&mut self) {
         if let Some(server) = self.temporal.take() {
@@ -717,6 +755,15 @@ impl TestApp {
 }
 
 /// An upload form: `fields` first, then each of `videos` as a `file` part.
+/// Waits (a minute at most) until `check` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub fn upload_form(videos: &[&Path], fields: &[(&str, &str)]) -> multipart::Form {
     let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
         form.text(k.to_string(), v.to_string())
