@@ -51,11 +51,19 @@ done
 # before each run of the service, on the same file, so that both meet the same noise; its best
 # over all of them is the figure each ratio divides by.
 runs() { [ "$1" -ge 60 ] && echo 3 || echo 5; }
-declare -A cli
+declare -A cli halves
+since() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 cli_run() { # MINUTES: one CLI run, its seconds kept for the minimum
-  local s
+  local s half=$(($1 * 30))
   s=$(now); ff -i "$WORK/$1.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"
-  python3 -c "print(f'{$(now) - $s:.2f}')" >>"$WORK/cli-$1"
+  since "$s" >>"$WORK/cli-$1"
+  # What two cores can do at best: the CLI on each half at once, no service around it.
+  [ "$1" -ge 10 ] || return 0
+  s=$(now)
+  ff -i "$WORK/$1.mp4" -t "$half" -vn -c:a libmp3lame -q:a 2 "$WORK/first.mp3" &
+  ff -ss "$half" -i "$WORK/$1.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/second.mp3"
+  wait $!
+  since "$s" >>"$WORK/halves-$1"
 }
 
 # Seconds from upload done (the job's row written) to MP3 ready (its `completed_at`), both as
@@ -160,11 +168,13 @@ quality=$(cargo test --quiet --locked -p audiomill-activities --test join joins_
   sed -n 's/^\([a-z]*\) \["-q:a", "2"\]: worst 50 ms window \(.*\)$/\1 \2/p' | paste -sd ';' | sed 's/;/; /g')
 
 for m in "${MINUTES[@]}"; do cli[$m]=$(best <"$WORK/cli-$m"); done
+for m in 10 60; do halves[$m]=$(best <"$WORK/halves-$m"); done
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
 echo
 for m in "${MINUTES[@]}"; do
   echo "| ${m}-minute source, upload done to MP3 ready: dev in parts / dev single path / ffmpeg CLI | $([ "$m" = 1 ] && echo "single path unchanged" || ([ "$m" = 10 ] && echo "<= 0.6x CLI" || echo "<= 0.55x CLI")) | ${parts[$m]} s ($(ratio "${parts[$m]}" "${cli[$m]}")) / ${single[$m]} s ($(ratio "${single[$m]}" "${cli[$m]}")) / ${cli[$m]} s |"
 done
+echo "| two cores at best: the CLI on each half of the source at once, no service (x CLI) / dev in parts over it | | 10 minutes: ${halves[10]} s ($(ratio "${halves[10]}" "${cli[10]}")) / +$(python3 -c "print(f'{${parts[10]} - ${halves[10]}:.2f}')") s; 60 minutes: ${halves[60]} s ($(ratio "${halves[60]}" "${cli[60]}")) / +$(python3 -c "print(f'{${parts[60]} - ${halves[60]}:.2f}')") s |"
 echo "| 60-minute source, dev with SEGMENT_MAX_PARTS=0 (twelve parts of 300 s) / CLI | | ${uncapped} s ($(ratio "$uncapped" "${cli[60]}")) / ${cli[60]} s |"
 if [ ${#scaled[@]} -gt 0 ]; then
   row=""
@@ -194,6 +204,7 @@ series = {
 fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
 for (label, seconds), style in zip(series.items(), ["o-", "s--", "^-"]):
     ax.plot(minutes, seconds, style, label=label)
+ax.plot([10, 60], [${halves[10]}, ${halves[60]}], "k:", label="two cores at best: the CLI on each half at once")
 ax.set_xlabel("source length (minutes)")
 ax.set_ylabel("wall time, upload done to MP3 ready (s)")
 ax.set_title("Converting long videos: VBR -q:a 2, 48 kHz stereo AAC source")
