@@ -482,22 +482,16 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
 /// real one it waits for its job on stdin (the worker starts children ahead) and ends quietly
 /// when stdin closes before one comes.
 fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("converter.sh");
-    let runs = dir.join("runs");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nread -r job || exit 0\n\
+    converter_script(
+        dir,
+        &format!(
+            "read -r job || exit 0\n\
              case \"$job\" in *'\"plan_only\":true'*) echo plan >> '{plans}' ;; \
              *) echo run >> '{runs}' ;; esac\n{action}\n",
             plans = dir.join("plans").display(),
-            runs = runs.display()
+            runs = dir.join("runs").display()
         ),
     )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
 }
 
 /// How many lines the converter wrote to `file` (`runs` or `plans`).

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestApp, eventually, ffmpeg, music_video};
+use common::{TestApp, converter_script, eventually, ffmpeg, music_video};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::{
@@ -87,14 +87,14 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
     );
 
     let activities = app.activities_run(&job_id).await;
-    let parts = activities
-        .iter()
-        .filter(|name| *name == "transcode_segment")
-        .count();
-    assert_eq!(parts, 6, "45 s in parts of 8 s: {activities:?}");
+    assert_eq!(
+        runs_of(&activities, "transcode_segment"),
+        6,
+        "45 s in parts of 8 s: {activities:?}"
+    );
     // Planned as its source was fetched: no `transcode` (that would be one pass, had the
     // parts not joined); joined as the MP3 was stored: no step of its own for the join.
-    let count = |step: &str| activities.iter().filter(|name| *name == step).count();
+    let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("transcode"), 0, "{activities:?}");
     assert_eq!(count("store_mp3"), 1, "{activities:?}");
     assert_eq!(count("join_segments"), 0, "{activities:?}");
@@ -214,6 +214,11 @@ async fn a_truncated_long_video_fails_as_in_one_pass() {
     app.stop().await;
 }
 
+/// How many times `step` ran, of the `activities` a job ran.
+fn runs_of(activities: &[String], step: &str) -> usize {
+    activities.iter().filter(|name| *name == step).count()
+}
+
 /// Converts a 45 s concert video for a new user: the job completes with an MP3 of 45 s that
 /// decodes with no error. The steps its run took.
 async fn concert_converted(app: &TestApp) -> Vec<String> {
@@ -239,12 +244,10 @@ async fn concert_converted(app: &TestApp) -> Vec<String> {
 /// A converter that cuts the first part it made short after each run, as a bad disk or a
 /// broken encoder might: the parts can no longer be joined.
 fn converter_spoiling_the_first_part(real: &Path, dir: &Path, work_dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("converter.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n'{real}' \"$@\"\nstatus=$?\n\
+    converter_script(
+        dir,
+        &format!(
+            "'{real}' \"$@\"\nstatus=$?\n\
              for part in '{work}'/*/part-0.mp3; do\n\
                [ -f \"$part\" ] && truncate -s 3000 \"$part\"\n\
              done\n\
@@ -253,9 +256,6 @@ fn converter_spoiling_the_first_part(real: &Path, dir: &Path, work_dir: &Path) -
             work = work_dir.display()
         ),
     )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +272,7 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
     // The parts the fetch planned; storing refused the join (`PartsUnjoinable`, not
     // retried); one pass on the worker holding the source, and that MP3 stored.
     let activities = concert_converted(&app).await;
-    let count = |step: &str| activities.iter().filter(|name| *name == step).count();
+    let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
     assert_eq!(count("transcode"), 1, "{activities:?}");
     assert_eq!(count("store_mp3"), 2, "{activities:?}");
@@ -284,12 +284,10 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
 /// other job goes to the real converter (its line, then the rest of stdin, through a FIFO, so
 /// that the wrapper ends when the converter does).
 fn converter_failing_plans(real: &Path, dir: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("converter.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nIFS= read -r job || exit 0\n\
+    converter_script(
+        dir,
+        &format!(
+            "IFS= read -r job || exit 0\n\
              case \"$job\" in *'\"plan_only\":true'*) exit 1 ;; esac\n\
              exec 3<&0; fifo=\"$(mktemp -u)\"; mkfifo \"$fifo\"\n\
              '{real}' \"$@\" < \"$fifo\" &\n\
@@ -302,9 +300,6 @@ fn converter_failing_plans(real: &Path, dir: &Path) -> PathBuf {
             real = real.display(),
         ),
     )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
 }
 
 /// The fetch plans a long source's parts; when it cannot, the transcode plans them, as it did
@@ -318,7 +313,7 @@ async fn a_fetch_that_cannot_plan_leaves_the_plan_to_the_transcode() {
     })
     .await;
     let activities = concert_converted(&app).await;
-    let count = |step: &str| activities.iter().filter(|name| *name == step).count();
+    let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("fetch_source"), 1, "{activities:?}");
     assert_eq!(count("transcode"), 1, "the plan: {activities:?}");
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");

@@ -764,6 +764,16 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// A stand-in for the converter's child process: the shell script `body` (after its `#!`
+/// line) as the executable `dir/converter.sh`.
+pub fn converter_script(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("converter.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
 pub fn upload_form(videos: &[&Path], fields: &[(&str, &str)]) -> multipart::Form {
     let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
         form.text(k.to_string(), v.to_string())
