@@ -1,16 +1,16 @@
 //! `ConvertVideo`: one upload, one durable run.
 //!
-//! The workflow only decides; every side effect happens in an activity. It validates the
-//! token while it fetches the source onto one worker (through the fetch queue, which only
-//! workers with room take from; the fetch also plans whether a long source is converted in
-//! parts), then runs `transcode` and `store_mp3` on that worker's own task queue, because
-//! only that worker has the file. If that worker disappears (its queue stops being polled)
-//! or restarted and lost the file, the workflow goes back to `fetch_source` on whichever
-//! worker is alive. A failed notification never fails a job whose MP3 is stored. A cancelled job stops at its current step (the transcode notices through its
-//! heartbeat and removes its files) and sends no e-mail. Steps that need the database,
-//! storage or the mail server retry through their outages for up to a day. A job that fails
-//! or is cancelled has that written on its row by `record_ending` before the run ends, so
-//! statistics count every job however it ended.
+//! The workflow only decides; every side effect happens in an activity. It validates the token
+//! while it fetches the source onto one worker (through the fetch queue, which only workers
+//! with room take from; the fetch also plans whether a long source is converted in parts), then
+//! runs `transcode` and `store_mp3` on that worker's own task queue, because only that worker
+//! has the file. If that worker disappears (its queue stops being polled) or restarted and lost
+//! the file, the workflow goes back to `fetch_source` on whichever worker is alive. A failed
+//! notification never fails a job whose MP3 is stored. A cancelled job stops at its current
+//! step (the transcode notices through its heartbeat and removes its files) and sends no
+//! e-mail. Steps that need the database, storage or the mail server retry through their outages
+//! for up to a day. A job that fails or is cancelled has that written on its row by
+//! `record_ending` before the run ends, so statistics count every job however it ended.
 //!
 //! `DeliverWebhooks`: how a job ended, told to its owner's webhook endpoints. `ConvertVideo`
 //! starts it as a child and does not wait for it (nor fail with it): deliveries are retried
