@@ -92,6 +92,9 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
         6,
         "45 s in parts of 8 s: {activities:?}"
     );
+    // Each part is named in the history (and the Web UI) by which it is and of how many.
+    let named: Vec<String> = (1..=6).map(|n| format!("round-1-part-{n}-of-6")).collect();
+    assert_eq!(app.activity_ids(&job_id, "transcode_segment").await, named);
     // Planned as its source was fetched: no `transcode` (that would be one pass, had the
     // parts not joined); joined as the MP3 was stored: no step of its own for the join.
     let count = |step: &str| runs_of(&activities, step);

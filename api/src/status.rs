@@ -4,6 +4,7 @@
 use audiomill_domain::{
     JobId, JobStatus, Step,
     contract::{StepProgress, failure, failures},
+    segment::PartId,
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;
@@ -143,7 +144,9 @@ fn step_progress(activity: &PendingActivityInfo) -> Option<StepProgress> {
 }
 
 /// A long source's parts, as one transcode: the parts no longer pending are done, the others
-/// count by their own percentage; `waiting` while none has started converting.
+/// count by their own percentage; `waiting` while none has started converting (or finished). How many parts
+/// there are is in their activity ids; parts of runs begun before they were named tell it in
+/// their heartbeats, so until one of those has reported, the pending ones are all there is.
 fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
     let parts: Vec<&PendingActivityInfo> = pending
         .iter()
@@ -157,20 +160,22 @@ fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
         return None;
     }
     let details: Vec<Option<StepProgress>> = parts.iter().map(|a| step_progress(a)).collect();
-    let count = details
+    let count = parts
         .iter()
-        .flatten()
-        .find_map(|d| d.parts)
+        .find_map(|a| PartId::from_activity_id(&a.activity_id))
+        .map(|id| id.parts)
+        .or_else(|| details.iter().flatten().find_map(|d| d.parts))
         .map_or(parts.len(), |count| count as usize)
         .max(parts.len());
     let running: usize = details
         .iter()
         .map(|d| usize::from(d.map_or(0, |d| d.percent.min(100))))
         .sum();
-    let done = (count - parts.len()) * 100 + running;
+    let finished = count - parts.len();
+    let done = finished * 100 + running;
     Some(StepProgress {
         percent: (done / count) as u8,
-        waiting: details.iter().all(|d| d.is_none_or(|d| d.waiting)),
+        waiting: finished == 0 && details.iter().all(|d| d.is_none_or(|d| d.waiting)),
         parts: Some(count as u32),
     })
 }
@@ -341,7 +346,7 @@ fn user_message(failure: &Failure) -> String {
 mod tests {
     use super::*;
     use audiomill_domain::{ObjectKey, UserId};
-    use temporalio_common::protos::temporal::api::common::v1::ActivityType;
+    use temporalio_common::protos::temporal::api::common::v1::{ActivityType, Payload, Payloads};
 
     fn job() -> Job {
         let id = JobId::generate();
@@ -379,6 +384,60 @@ mod tests {
             attempt: 1,
             ..Default::default()
         }
+    }
+
+    /// Part `part` of six, started or not, with the percentage it reported if any.
+    fn part(part: u32, percent: Option<u8>) -> PendingActivityInfo {
+        let progress = percent.map(|percent| StepProgress {
+            percent,
+            waiting: false,
+            parts: Some(6),
+        });
+        PendingActivityInfo {
+            activity_id: PartId {
+                round: 1,
+                part,
+                parts: 6,
+            }
+            .activity_id(),
+            activity_type: Some(ActivityType {
+                name: "transcode_segment".into(),
+            }),
+            state: if percent.is_some() {
+                PendingActivityState::Started
+            } else {
+                PendingActivityState::Scheduled
+            } as i32,
+            attempt: 1,
+            heartbeat_details: progress.map(|p| Payloads {
+                payloads: vec![Payload {
+                    data: serde_json::to_vec(&p).unwrap(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A job's progress counts the parts already done, also at the moment when none of the
+    /// pending ones has reported yet (two ended together, the next two just taken).
+    #[test]
+    fn the_parts_done_count_before_the_next_ones_report() {
+        let first_two_running = [part(0, Some(50)), part(1, Some(50))]
+            .into_iter()
+            .chain((2..6).map(|p| part(p, None)))
+            .collect::<Vec<_>>();
+        let view = running_view(&job(), &first_two_running, 20);
+        assert_eq!((view.step, view.progress), (Some(Step::Transcode), 16));
+
+        let none_reported: Vec<_> = (2..6).map(|p| part(p, None)).collect();
+        let view = running_view(&job(), &none_reported, 30);
+        assert_eq!((view.step, view.progress), (Some(Step::Transcode), 33));
+        assert_eq!(view.status, JobStatus::Running);
+
+        let last_one = [part(5, Some(40))];
+        let view = running_view(&job(), &last_one, 40);
+        assert_eq!(view.progress, 90);
     }
 
     /// The token is validated while the source is fetched: the job is at its first step until

@@ -81,6 +81,48 @@ impl SegmentPlan {
     }
 }
 
+/// Which part an activity converts, and of how many: its activity id says so
+/// (`round-1-part-3-of-6`), so that `/status` counts the parts already done before any running
+/// part has reported, and an operator reads it in the Web UI. The round tells apart the parts
+/// of a source fetched again after its worker was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartId {
+    /// The job's round on a worker, from 1.
+    pub round: u32,
+    /// From 0.
+    pub part: u32,
+    pub parts: u32,
+}
+
+impl PartId {
+    pub fn activity_id(&self) -> String {
+        format!(
+            "round-{}-part-{}-of-{}",
+            self.round,
+            self.part + 1,
+            self.parts
+        )
+    }
+
+    /// The part an activity id names; `None` for any other id (parts of runs begun before
+    /// parts were named have the SDK's sequence numbers).
+    pub fn from_activity_id(id: &str) -> Option<Self> {
+        let rest = id.strip_prefix("round-")?;
+        let (round, rest) = rest.split_once("-part-")?;
+        let (part, parts) = rest.split_once("-of-")?;
+        let (round, part, parts) = (
+            round.parse().ok()?,
+            part.parse::<u32>().ok()?,
+            parts.parse().ok()?,
+        );
+        (1..=parts).contains(&part).then(|| Self {
+            round,
+            part: part - 1,
+            parts,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +179,25 @@ mod tests {
         );
         assert_eq!(plan.span(1).first_frame, 2500 - SegmentPlan::WARM_UP_FRAMES);
         assert_eq!(plan.span(2).end_frame, None);
+    }
+
+    #[test]
+    fn a_part_is_named_by_its_activity_id() {
+        let id = PartId {
+            round: 2,
+            part: 0,
+            parts: 6,
+        };
+        assert_eq!(id.activity_id(), "round-2-part-1-of-6");
+        assert_eq!(PartId::from_activity_id(&id.activity_id()), Some(id));
+        for other in [
+            "7",
+            "",
+            "round-1-part-0-of-6",
+            "round-1-part-7-of-6",
+            "round-x-part-1-of-2",
+        ] {
+            assert_eq!(PartId::from_activity_id(other), None, "{other}");
+        }
     }
 }

@@ -449,6 +449,23 @@ impl TestApp {
         .await
     }
 
+    /// The activity ids of the job's `step` activities, in the order they were scheduled.
+    pub async fn activity_ids(&self, job_id: &str, step: &str) -> Vec<String> {
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        self.history(job_id, |attributes| match attributes {
+            Attributes::ActivityTaskScheduledEventAttributes(scheduled)
+                if scheduled
+                    .activity_type
+                    .as_ref()
+                    .is_some_and(|t| t.name == step) =>
+            {
+                Some(scheduled.activity_id)
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// The workflow ids of the child workflows the job's workflow started, in order.
     pub async fn children_started(&self, job_id: &str) -> Vec<String> {
         use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;

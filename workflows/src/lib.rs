@@ -31,7 +31,7 @@ use audiomill_domain::contract::{
     TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput,
     WEBHOOKS_WORKFLOW_TYPE, WORKFLOW_TYPE, activity, failure, failures, webhook_failure,
 };
-use audiomill_domain::segment::SegmentPlan;
+use audiomill_domain::segment::{PartId, SegmentPlan};
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
@@ -63,6 +63,10 @@ const JOIN_IN_STORE_PATCH: &str = "join-in-store";
 /// planning how the source is converted (before it, one step after the other, and the plan
 /// made by `transcode`).
 const FIRST_STEPS_AT_ONCE_PATCH: &str = "first-steps-at-once";
+
+/// Marks histories whose parts have activity ids naming them ([`PartId`]); before it, the
+/// SDK's sequence numbers.
+const PART_IDS_PATCH: &str = "part-ids";
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -251,7 +255,6 @@ async fn convert(
     let mut round = 0;
     let (stored, duration_ms) = loop {
         round += 1;
-        let may_retry = round < MAX_WORKER_ROUNDS;
         let source = match fetched.take() {
             Some(source) => source,
             None => {
@@ -259,7 +262,7 @@ async fn convert(
                     .await?
             }
         };
-        if let Some(done) = convert_on_one_worker(ctx, input, source, may_retry, parts).await? {
+        if let Some(done) = convert_on_one_worker(ctx, input, source, round, parts).await? {
             break done;
         }
     };
@@ -384,17 +387,18 @@ async fn discard_source(ctx: &mut WorkflowContext<ConvertVideo>, job_id: JobId, 
         .await;
 }
 
-/// One round on one worker, the one that `fetched` the source: transcode and store the MP3
-/// there; a long source is converted in parts on any workers with room and joined there.
-/// `None`: that worker was lost after the fetch (and `may_retry`), so another round may start
-/// on whichever worker is alive.
+/// Round `round` (from 1) on one worker, the one that `fetched` the source: transcode and
+/// store the MP3 there; a long source is converted in parts on any workers with room and joined
+/// there. `None`: that worker was lost after the fetch (and rounds are left), so another round
+/// may start on whichever worker is alive.
 async fn convert_on_one_worker(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     mut fetched: FetchedSource,
-    may_retry: bool,
+    round: u32,
     parts: &mut u32,
 ) -> Result<Option<(StoredMp3, u64)>, ActivityExecutionError> {
+    let may_retry = round < MAX_WORKER_ROUNDS;
     let segments = ctx.patched(SEGMENTS_PATCH);
     let mut transcoded = match fetched.planned.take() {
         // Planned as it was fetched: the parts start now.
@@ -430,7 +434,7 @@ async fn convert_on_one_worker(
         };
         *parts = (*parts).max(plan.parts() as u32);
         let tell = transcoded.progress_wanted;
-        let (converted, telling) = match convert_parts(ctx, input, &plan, tell).await {
+        let (converted, telling) = match convert_parts(ctx, input, &plan, round, tell).await {
             Ok(converted) => converted,
             Err(error) => {
                 // The job ends in its parts: the worker holding it lets it go now.
@@ -552,8 +556,8 @@ async fn transcode_on(
     }
 }
 
-/// Converts every part of `plan` at once, each on whichever worker has room (retried there
-/// if its worker dies). The first part that fails for good cancels the others, and its
+/// Converts every part of `plan` at once (in `round`), each on whichever worker has room
+/// (retried there if its worker dies). The first part that fails for good cancels the others, and its
 /// failure is the job's; a cancelled job cancels them all.
 ///
 /// With the parts it hands back the starts of the progress messages told as they finished
@@ -563,9 +567,11 @@ async fn convert_parts<'a>(
     ctx: &'a WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     plan: &SegmentPlan,
+    round: u32,
     tell: bool,
 ) -> Result<(Vec<TranscodedSegment>, Vec<impl Future<Output = ()> + 'a>), ActivityExecutionError> {
     let token = ctx.cancellation_token().child_token();
+    let named = ctx.patched(PART_IDS_PATCH);
     // `select_all` polls each part with the workflow's own waker, as the SDK requires
     // (`FuturesUnordered`, which `join_all` uses for many futures, wakes with its own).
     let mut running: Vec<_> = (0..plan.parts() as u32)
@@ -580,6 +586,14 @@ async fn convert_parts<'a>(
             };
             let mut options = segment_options();
             options.cancellation_token = Some(token.clone());
+            if named {
+                let id = PartId {
+                    round,
+                    part,
+                    parts: plan.parts() as u32,
+                };
+                options.activity_id = Some(id.activity_id());
+            }
             let converting = ctx.execute_activity(activity::TranscodeSegment, convert, options);
             Box::pin(async move { (part, converting.await) })
         })
