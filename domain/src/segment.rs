@@ -40,10 +40,12 @@ impl SegmentPlan {
     /// none be found, the source is converted in one pass.
     pub const OVERLAP_FRAMES: u64 = 120;
 
-    /// Equal shares of about `share_seconds` for `duration_ms` of audio at `rate` Hz in
-    /// frames of `frame_samples`, at least two (a source worth planning is worth two parts)
-    /// and, when `max_parts` is given, at most that many (longer shares then): fewer, longer
-    /// parts cost less start-up each, and equal ones finish together.
+    /// Shares of about `share_seconds` for `duration_ms` of audio at `rate` Hz in frames of
+    /// `frame_samples`, at least two (a source worth planning is worth two parts) and, when
+    /// `max_parts` is given, at most that many (longer shares then): fewer, longer parts cost
+    /// less start-up each. Each part encodes as many frames, warm-up and overlap included, so
+    /// that they finish together: the first share is longer by the warm-up it does not need,
+    /// the last by the overlap.
     pub fn new(
         duration_ms: u64,
         share_seconds: u32,
@@ -58,9 +60,21 @@ impl SegmentPlan {
         // Each share must hold a part's warm-up and overlap.
         let most = (total_frames / (Self::WARM_UP_FRAMES + Self::OVERLAP_FRAMES)).max(1);
         let count = wanted.clamp(2, most.max(2)).min(most);
-        let share_frames = total_frames / count;
+        let (warm_up, overlap) = (Self::WARM_UP_FRAMES, Self::OVERLAP_FRAMES);
+        // Frame counts: the first part encodes `middle + warm_up` and its overlap, each middle
+        // one its warm-up, `middle` and its overlap, the last its warm-up and the rest.
+        let middle = total_frames.saturating_sub(warm_up + overlap) / count;
+        let shares = if middle >= warm_up + overlap {
+            (0..count)
+                .map(|i| if i == 0 { 0 } else { i * middle + warm_up })
+                .collect()
+        } else {
+            // Too short to even out: equal shares.
+            let share = total_frames / count;
+            (0..count).map(|i| i * share).collect()
+        };
         Self {
-            shares: (0..count).map(|i| i * share_frames).collect(),
+            shares,
             duration_ms,
         }
     }
@@ -127,13 +141,26 @@ impl PartId {
 mod tests {
     use super::*;
 
+    /// The frames each part of `plan` encodes, for `total_frames` in all.
+    fn encoded(plan: &SegmentPlan, total_frames: u64) -> Vec<u64> {
+        (0..plan.parts())
+            .map(|part| {
+                let span = plan.span(part);
+                span.end_frame.unwrap_or(total_frames) - span.first_frame
+            })
+            .collect()
+    }
+
     #[test]
-    fn shares_are_equal_whole_frames_and_at_least_two() {
-        // 10 minutes at 44.1 kHz in shares of about 60 s: 10 equal parts of 2296 frames.
+    fn shares_are_whole_frames_each_part_encodes_as_many_and_at_least_two() {
+        // 10 minutes at 44.1 kHz (22 968 frames) in shares of about 60 s: 10 parts, each
+        // encoding 2412 frames.
         let plan = SegmentPlan::new(600_000, 60, None, 44_100, 1152);
         assert_eq!(plan.parts(), 10);
-        assert_eq!(plan.shares[1], 2296);
-        assert_eq!(plan.shares[9], 9 * 2296);
+        assert_eq!(plan.shares[1], 2284 + SegmentPlan::WARM_UP_FRAMES);
+        assert_eq!(plan.shares[9], 9 * 2284 + SegmentPlan::WARM_UP_FRAMES);
+        let work = encoded(&plan, 22_968);
+        assert_eq!(work, [2412; 10]);
         // About 300 s: two parts of 10 minutes, twelve of an hour.
         assert_eq!(
             SegmentPlan::new(600_000, 300, None, 44_100, 1152).parts(),
@@ -150,12 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn a_cap_on_parts_makes_the_shares_longer_and_still_equal() {
-        // An hour in parts of 300 s is 12; at most 2 makes two halves, at most 5 five fifths.
+    fn a_cap_on_parts_makes_the_shares_longer_and_the_work_still_even() {
+        // An hour (150 000 frames) in parts of 300 s is 12; at most 2 makes two halves of the
+        // work, at most 5 five fifths.
         let halves = SegmentPlan::new(3_600_000, 300, Some(2), 48_000, 1152);
-        assert_eq!(halves.shares, [0, 75_000]);
+        assert_eq!(halves.shares, [0, 74_936 + 8]);
+        assert_eq!(encoded(&halves, 150_000), [75_064, 75_064]);
         let fifths = SegmentPlan::new(3_600_000, 300, Some(5), 48_000, 1152);
-        assert_eq!(fifths.shares, [0, 30_000, 60_000, 90_000, 120_000]);
+        assert_eq!(fifths.shares, [0, 29_982, 59_956, 89_930, 119_904]);
+        // The frames that do not divide evenly go to the last.
+        assert_eq!(
+            encoded(&fifths, 150_000),
+            [30_102, 30_102, 30_102, 30_102, 30_104]
+        );
         // Fewer than the cap stay as they are; a cap below two still gives two.
         assert_eq!(
             SegmentPlan::new(600_000, 300, Some(8), 48_000, 1152).parts(),
@@ -168,16 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn sources_too_short_to_even_out_get_equal_shares() {
+        // 300 frames in two parts: too few to give the first the warm-up's worth more.
+        let plan = SegmentPlan::new(7_200, 300, None, 48_000, 1152);
+        assert_eq!(plan.shares, [0, 150]);
+    }
+
+    #[test]
     fn parts_start_before_their_share_and_run_past_the_next() {
         let plan = SegmentPlan::new(180_000, 60, None, 48_000, 1152);
+        let second = plan.shares[1];
         assert_eq!(
             plan.span(0),
             PartSpan {
                 first_frame: 0,
-                end_frame: Some(2500 + SegmentPlan::OVERLAP_FRAMES),
+                end_frame: Some(second + SegmentPlan::OVERLAP_FRAMES),
             }
         );
-        assert_eq!(plan.span(1).first_frame, 2500 - SegmentPlan::WARM_UP_FRAMES);
+        assert_eq!(
+            plan.span(1).first_frame,
+            second - SegmentPlan::WARM_UP_FRAMES
+        );
         assert_eq!(plan.span(2).end_frame, None);
     }
 
