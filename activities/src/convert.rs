@@ -278,10 +278,11 @@ impl ConvertActivities {
         let _working = self.held.working(input.job_id);
         let key = ObjectKey::mp3(input.job_id);
         let stored = match &input.join {
-            // Joined in memory and stored from there: the MP3 never waits on this disk.
+            // Joined as it is stored, from the parts' own bytes: the MP3 is never copied
+            // whole, nor waits on this disk.
             Some(plan) => {
                 let joined = self.joined(input.job_id, plan).await?;
-                self.objects.put_bytes(&key, joined).await
+                self.objects.put_pieces(&key, joined).await
             }
             None => {
                 if tokio::fs::metadata(&mp3_path).await.is_err() {

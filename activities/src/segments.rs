@@ -16,7 +16,7 @@ use crate::{
     isolated::{self, Converted},
     transcode::{
         SourceLocation, TranscodeError,
-        join::{Part, join},
+        join::{JoinError, Part, Piece, join_pieces},
     },
 };
 use audiomill_domain::{
@@ -28,6 +28,7 @@ use audiomill_domain::{
     segment::SegmentPlan,
 };
 use audiomill_store::{InPlace, StoreError};
+use bytes::Bytes;
 use std::{
     path::PathBuf,
     time::{Duration, Instant},
@@ -169,7 +170,7 @@ impl ConvertActivities {
         let job = input.job_id;
         let _working = self.held.working(job);
         let joined = self.joined(job, &input.plan).await?;
-        tokio::fs::write(self.mp3_path(job), &joined)
+        tokio::fs::write(self.mp3_path(job), joined.concat())
             .await
             .map_err(worker_trouble)?;
         self.drop_parts(job, &input.plan).await;
@@ -180,6 +181,26 @@ impl ConvertActivities {
         })
     }
 
+    /// Part `part`'s MP3: from this worker's disk, else fetched there from object storage.
+    async fn part_bytes(&self, job: JobId, part: u32) -> Result<Vec<u8>, ActivityError> {
+        let path = self.part_path(job, part);
+        if tokio::fs::metadata(&path).await.is_err() {
+            match self
+                .objects
+                .get_to_file(&ObjectKey::part(job, part), &path)
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    // Removed meanwhile (the job ended): the parts are made again.
+                    return Err(worker_trouble(format!("part {part} is missing")));
+                }
+                Err(error) => return Err(storage_down(error)),
+            }
+        }
+        tokio::fs::read(&path).await.map_err(worker_trouble)
+    }
+
     /// The job's MP3 joined from its parts: those converted here from this worker's disk, the
     /// others' from object storage. Fails as `PARTS_UNJOINABLE` (no retry: one pass follows)
     /// when no join is clean; the parts stay until [`ConvertActivities::drop_parts`].
@@ -187,7 +208,7 @@ impl ConvertActivities {
         &self,
         job: JobId,
         plan: &SegmentPlan,
-    ) -> Result<Vec<u8>, ActivityError> {
+    ) -> Result<Vec<Bytes>, ActivityError> {
         if tokio::fs::metadata(self.source_path(job)).await.is_err() {
             return Err(fatal(
                 failure::SOURCE_NOT_LOCAL,
@@ -195,34 +216,34 @@ impl ConvertActivities {
             ));
         }
         let count = plan.parts() as u32;
-        let mut files = Vec::with_capacity(count as usize);
-        for part in 0..count {
-            let path = self.part_path(job, part);
-            if tokio::fs::metadata(&path).await.is_err() {
-                match self
-                    .objects
-                    .get_to_file(&ObjectKey::part(job, part), &path)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(StoreError::NotFound) => {
-                        // Removed meanwhile (the job ended): the parts are made again.
-                        return Err(worker_trouble(format!("part {part} is missing")));
-                    }
-                    Err(error) => return Err(storage_down(error)),
-                }
-            }
-            files.push(tokio::fs::read(&path).await.map_err(worker_trouble)?);
-        }
-        let parts: Vec<Part> = files
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| Part {
-                bytes,
-                first_frame: plan.span(i).first_frame,
-            })
-            .collect();
-        let joined = join(&parts, &plan.shares).map_err(|error| {
+        // All at once: the others' parts come from storage, and this disk reads in parallel.
+        let files =
+            futures::future::try_join_all((0..count).map(|part| self.part_bytes(job, part)))
+                .await?;
+        // Off the runtime's threads: an hour's join takes a while.
+        let files: Vec<Bytes> = files.into_iter().map(Bytes::from).collect();
+        let plan = plan.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let parts: Vec<Part> = files
+                .iter()
+                .enumerate()
+                .map(|(i, bytes)| Part {
+                    bytes,
+                    first_frame: plan.span(i).first_frame,
+                })
+                .collect();
+            let pieces = join_pieces(&parts, &plan.shares)?;
+            Ok(pieces
+                .into_iter()
+                .map(|piece| match piece {
+                    Piece::Part { part, range } => files[part].slice(range),
+                    Piece::Bytes(bytes) => Bytes::from(bytes),
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|_| worker_trouble("the join did not finish"))?
+        .map_err(|error: JoinError| {
             tracing::warn!(%error, "the parts cannot be joined; one pass follows");
             ActivityError::application(
                 ApplicationFailure::builder(error.to_string())
@@ -231,7 +252,8 @@ impl ConvertActivities {
                     .build(),
             )
         })?;
-        tracing::info!(parts = count, bytes = joined.len(), "parts joined");
+        let bytes: usize = joined.iter().map(Bytes::len).sum();
+        tracing::info!(parts = count, bytes, "parts joined");
         Ok(joined)
     }
 

@@ -112,7 +112,53 @@ fn join_into(files: &[(Vec<u8>, u64)], shares: &[u64], path: &Path) {
             first_frame: *first_frame,
         })
         .collect();
-    std::fs::write(path, join(&parts, shares).expect("the parts join")).unwrap();
+    let joined = join(&parts, shares).expect("the parts join");
+    assert_lame_checksums_hold(&joined, "the joined file");
+    std::fs::write(path, joined).unwrap();
+}
+
+/// The LAME tag's checksums match the file: the music CRC its audio frames', the tag CRC its
+/// own bytes' (both CRC-16/ARC, worked out here a bit at a time).
+fn assert_lame_checksums_hold(mp3: &[u8], what: &str) {
+    fn crc16_arc(bytes: &[u8]) -> u16 {
+        bytes.iter().fold(0, |crc, &byte| {
+            (0..8).fold(crc ^ u16::from(byte), |crc, _| {
+                if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xA001
+                } else {
+                    crc >> 1
+                }
+            })
+        })
+    }
+    let mut info = 0;
+    if mp3.starts_with(b"ID3") {
+        let size = mp3[6..10]
+            .iter()
+            .fold(0, |size, &b| (size << 7) | usize::from(b & 0x7F));
+        info = 10 + size;
+    }
+    let header = u32::from_be_bytes(mp3[info..info + 4].try_into().unwrap());
+    assert_eq!((header >> 19) & 3, 3, "{what}: MPEG-1 frames");
+    const KBPS: [usize; 15] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
+    let rate = [44_100, 48_000, 32_000][((header >> 10) & 3) as usize];
+    let len = 144_000 * KBPS[((header >> 12) & 15) as usize] / rate + ((header >> 9) & 1) as usize;
+    let frame = &mp3[info..info + len];
+    let lame = frame
+        .windows(4)
+        .position(|name| name == b"LAME" || name == b"Lavc")
+        .unwrap_or_else(|| panic!("{what}: a LAME tag"));
+    let field = |at: usize| u16::from_be_bytes([frame[lame + at], frame[lame + at + 1]]);
+    let music_length = (usize::from(field(28)) << 16) | usize::from(field(30));
+    let audio = &mp3[info + len..info + music_length];
+    assert_eq!(field(32), crc16_arc(audio), "{what}: the music CRC");
+    assert_eq!(
+        field(34),
+        crc16_arc(&frame[..lame + 34]),
+        "{what}: the tag CRC"
+    );
 }
 
 /// Signal-to-noise ratio (dB) of `decoded` against `source`, in 50 ms windows.
@@ -143,7 +189,7 @@ fn single_and_joined(
 ) -> (f64, f64) {
     let total = SECONDS * RATE;
     let single = dir.join("single.mp3");
-    make(0, total, &single);
+    assert_lame_checksums_hold(&make(0, total, &single), "the single encode");
     let shares: [u64; 3] = [0, 300, 700];
     let mut files = Vec::new();
     for (i, &share) in shares.iter().enumerate() {
