@@ -96,11 +96,11 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
     let named: Vec<String> = (1..=6).map(|n| format!("round-1-part-{n}-of-6")).collect();
     assert_eq!(app.activity_ids(&job_id, "transcode_segment").await, named);
     // Planned as its source was fetched: no `transcode` (that would be one pass, had the
-    // parts not joined); joined as the MP3 was stored: no step of its own for the join.
+    // parts not joined); joined in a step of its own, then stored.
     let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("transcode"), 0, "{activities:?}");
+    assert_eq!(count("join_segments"), 1, "{activities:?}");
     assert_eq!(count("store_mp3"), 1, "{activities:?}");
-    assert_eq!(count("join_segments"), 0, "{activities:?}");
     // Ann has no endpoint for `job.progress`: no deliveries of it are started (the ending's
     // is, as for every job).
     let children = app.children_started(&job_id).await;
@@ -272,13 +272,14 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
         );
     })
     .await;
-    // The parts the fetch planned; storing refused the join (`PartsUnjoinable`, not
-    // retried); one pass on the worker holding the source, and that MP3 stored.
+    // The parts the fetch planned; the join refused (`PartsUnjoinable`, not retried); one
+    // pass on the worker holding the source, and that MP3 stored.
     let activities = concert_converted(&app).await;
     let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
+    assert_eq!(count("join_segments"), 1, "{activities:?}");
     assert_eq!(count("transcode"), 1, "{activities:?}");
-    assert_eq!(count("store_mp3"), 2, "{activities:?}");
+    assert_eq!(count("store_mp3"), 1, "{activities:?}");
     no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }

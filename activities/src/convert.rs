@@ -265,8 +265,8 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Uploads the MP3 (joining it from its parts first, when it was converted in parts),
-    /// records it on the job, and clears this worker's scratch files.
+    /// Uploads the MP3 (joining it from its parts first, in runs that joined parts as they
+    /// stored them), records it on the job, and clears this worker's scratch files.
     #[activity(definition = activity::StoreMp3)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn store_mp3(

@@ -5,9 +5,9 @@
 //! source: the worker holding the job has its copy; any other reads the upload where it is
 //! stored, in place, and only as much of it as the part needs (the byte ranges the demuxer
 //! seeks to). The parts converted on the holding worker stay on its disk; the others' MP3s go
-//! to object storage (`parts/{job}/{i}.mp3`), where `store_mp3`, on the holding worker, reads
-//! them to join all parts into the job's MP3 as it stores it (runs begun before it did took
-//! `join_segments`, a step of its own).
+//! to object storage (`parts/{job}/{i}.mp3`), where `join_segments`, on the holding worker,
+//! reads them to join all parts into the job's MP3 (runs begun while the join was part of
+//! `store_mp3` join as they store it).
 
 use crate::{
     convert::{
@@ -27,7 +27,7 @@ use audiomill_domain::{
     },
     segment::SegmentPlan,
 };
-use audiomill_store::{InPlace, StoreError};
+use audiomill_store::{InPlace, StoreError, write_pieces};
 use bytes::Bytes;
 use std::{
     path::PathBuf,
@@ -161,8 +161,8 @@ impl ConvertActivities {
         }
     }
 
-    /// See `join_segments`, the join as a step of its own that runs begun before `store_mp3`
-    /// joined still take: the joined MP3 is written where a single pass writes its own.
+    /// See `join_segments`: the joined MP3 is written where a single pass writes its own, for
+    /// `store_mp3` to store (no sync: it is scratch, and the store syncs its copy).
     pub(crate) async fn join_parts(
         &self,
         input: JoinSegmentsInput,
@@ -170,9 +170,13 @@ impl ConvertActivities {
         let job = input.job_id;
         let _working = self.held.working(job);
         let joined = self.joined(job, &input.plan).await?;
-        tokio::fs::write(self.mp3_path(job), joined.concat())
-            .await
-            .map_err(worker_trouble)?;
+        let path = self.mp3_path(job);
+        tokio::task::spawn_blocking(move || {
+            write_pieces(&mut std::fs::File::create(path)?, &joined)
+        })
+        .await
+        .map_err(|_| worker_trouble("the joined MP3 was not written"))?
+        .map_err(worker_trouble)?;
         self.drop_parts(job, &input.plan).await;
         Ok(TranscodeOutput {
             duration_ms: 0,

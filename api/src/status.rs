@@ -200,9 +200,10 @@ fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64)
     let details = parts_progress(all).or_else(|| pending.and_then(step_progress));
     // A step still waiting for room on a worker has not really started, and neither has one
     // whose worker has not reported on it yet: a transcode is taken by its worker before a
-    // slot is free, and says which it is in its first heartbeat, a moment later.
+    // slot is free, and says which it is in its first heartbeat, a moment later. The join
+    // of the parts needs no slot.
     let waiting = match step {
-        Some(Step::FetchSource | Step::Transcode) => details.is_none_or(|d| d.waiting),
+        Some(Step::FetchSource | Step::Transcode) if !joining => details.is_none_or(|d| d.waiting),
         _ => false,
     };
     let started = pending.is_some_and(|a| a.state == PendingActivityState::Started as i32);
@@ -438,6 +439,15 @@ mod tests {
         let last_one = [part(5, Some(40))];
         let view = running_view(&job(), &last_one, 40);
         assert_eq!(view.progress, 90);
+
+        // Joined: still the transcode, all but done.
+        let mut joining = pending(Step::Transcode, true);
+        joining.activity_type = Some(ActivityType {
+            name: "join_segments".into(),
+        });
+        let view = running_view(&job(), &[joining], 50);
+        assert_eq!((view.step, view.progress), (Some(Step::Transcode), 99));
+        assert_eq!(view.status, JobStatus::Running);
     }
 
     /// The token is validated while the source is fetched: the job is at its first step until

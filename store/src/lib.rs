@@ -25,7 +25,7 @@ pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
 pub use lifecycle::{DueJob, OverQuota, OwnQuota, Usage};
 pub use listing::{JobFilter, PageAfter};
-pub use objects::{InPlace, ObjectBody, ObjectStore, PutError};
+pub use objects::{InPlace, ObjectBody, ObjectStore, PutError, write_pieces};
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use webhooks::{

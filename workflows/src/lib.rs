@@ -56,8 +56,12 @@ const RETENTION_PATCH: &str = "retention";
 const SEGMENTS_PATCH: &str = "segments";
 
 /// Marks histories whose runs join a long source's parts in `store_mp3` (before it, in
-/// `join_segments`).
+/// `join_segments`). Runs begun since [`JOIN_STEP_PATCH`] join in `join_segments` again.
 const JOIN_IN_STORE_PATCH: &str = "join-in-store";
+
+/// Marks histories whose runs join a long source's parts in `join_segments`, a step of its
+/// own that the operator sees, before `store_mp3` stores the MP3 as after one pass.
+const JOIN_STEP_PATCH: &str = "join-step";
 
 /// Marks histories whose runs fetch the source while the token is validated, the fetch also
 /// planning how the source is converted (before it, one step after the other, and the plan
@@ -451,7 +455,7 @@ async fn convert_on_one_worker(
         part_workers.retain(|queue| *queue != fetched.task_queue);
         // The last part reaches to the end of the whole.
         let duration_ms = converted.last().map_or(0, |part| part.duration_ms);
-        let joined = if ctx.patched(JOIN_IN_STORE_PATCH) {
+        let joined = if !ctx.patched(JOIN_STEP_PATCH) && ctx.patched(JOIN_IN_STORE_PATCH) {
             // Joined as it is stored: the job is done when this step is.
             let storing = store_on(
                 ctx,
@@ -474,6 +478,7 @@ async fn convert_on_one_worker(
                 }
             }
         } else {
+            // Joined on the worker holding the job, where a single pass leaves its MP3.
             let join = JoinSegmentsInput {
                 job_id: input.job_id,
                 plan,
