@@ -156,6 +156,12 @@ impl DevServer {
         }
     }
 
+    /// Whether the server has exited (on its own: it may still die just after it started
+    /// answering, when one of the ports it picks at random is taken).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;

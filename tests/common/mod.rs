@@ -99,9 +99,22 @@ impl TestApp {
 
     /// Starts gateway and worker on what [`TestApp::prepare`] set up.
     async fn with_app(mut self) -> Self {
-        let app = Running::start(&self.config, self.roles())
-            .await
-            .expect("the app starts");
+        let mut attempts = 0;
+        let app = loop {
+            attempts += 1;
+            match Running::start(&self.config, self.roles()).await {
+                Ok(app) => break app,
+                // The dev server died after it began answering (one of its other ports,
+                // picked at random, was taken): start it again where it was.
+                Err(error)
+                    if attempts < 3 && self.temporal.as_mut().is_some_and(DevServer::exited) =>
+                {
+                    eprintln!("temporal dev server exited: {error:#}; again");
+                    self.start_temporal().await;
+                }
+                Err(error) => panic!("the app starts: {error:?}"),
+            }
+        };
         self.base = app.base_url();
         self.app = Some(app);
         self
