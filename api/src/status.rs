@@ -144,9 +144,10 @@ fn step_progress(activity: &PendingActivityInfo) -> Option<StepProgress> {
 }
 
 /// A long source's parts, as one transcode: the parts no longer pending are done, the others
-/// count by their own percentage; `waiting` while none has started converting (or finished). How many parts
-/// there are is in their activity ids; parts of runs begun before they were named tell it in
-/// their heartbeats, so until one of those has reported, the pending ones are all there is.
+/// count by their own percentage; `waiting` while none has started converting (or finished).
+/// How many parts there are is in their activity ids; parts of runs begun before they were
+/// named tell it in their heartbeats, so until one of those has reported, the pending ones are
+/// all there is.
 fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
     let parts: Vec<&PendingActivityInfo> = pending
         .iter()

@@ -31,7 +31,7 @@ use tokio_util::io::ReaderStream;
 /// take 20,000 of them.
 const FILE_CHUNK: usize = 256 * 1024;
 
-/// The most bytes [`ObjectStore::put_bytes`] hands the kernel in one write.
+/// The most bytes [`write_pieces`] hands the kernel in one write.
 const WRITE_SLICE: usize = 1024 * 1024;
 
 /// A stream of an object's bytes.
