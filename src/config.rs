@@ -206,6 +206,15 @@ pub struct GatewayArgs {
     /// Requests per user (or client address) and minute.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", value_name = "N", default_value = "600", value_parser = whole_above_zero::<u32>)]
     pub rate_limit_per_minute: u32,
+    /// Webhook delivery replays per user and minute (each sends requests from the workers).
+    #[arg(long, env = "REPLAYS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
+    pub replays_per_minute: u32,
+    /// Event streams (`GET /jobs/{job_id}/events`) one user may hold open on one gateway.
+    #[arg(long, env = "MAX_EVENT_STREAMS_PER_USER", value_name = "N", default_value = "20", value_parser = whole_above_zero::<u32>)]
+    pub max_event_streams_per_user: u32,
+    /// Event streams one gateway holds open over all users.
+    #[arg(long, env = "MAX_EVENT_STREAMS", value_name = "N", default_value = "1000", value_parser = whole_above_zero::<u32>)]
+    pub max_event_streams: u32,
     /// Browser origins allowed to call the API (CORS), comma-separated.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "LIST", default_value = "", value_parser = origins)]
     pub cors_allowed_origins: Origins,
@@ -353,6 +362,9 @@ pub struct GatewayConfig {
     pub allowed_extensions: Vec<String>,
     pub login_attempts_per_minute: u32,
     pub requests_per_minute: u32,
+    pub replays_per_minute: u32,
+    pub max_event_streams_per_user: usize,
+    pub max_event_streams: usize,
     pub cors_allowed_origins: Vec<String>,
     pub max_concurrent_uploads: u32,
     pub redis_url: Option<Secret>,
@@ -501,6 +513,9 @@ impl GatewayArgs {
             allowed_extensions: self.allowed_extensions.0,
             login_attempts_per_minute: self.login_attempts_per_minute,
             requests_per_minute: self.rate_limit_per_minute,
+            replays_per_minute: self.replays_per_minute,
+            max_event_streams_per_user: self.max_event_streams_per_user as usize,
+            max_event_streams: self.max_event_streams as usize,
             cors_allowed_origins: self.cors_allowed_origins.0,
             max_concurrent_uploads: self.max_concurrent_uploads,
             redis_url: self.redis_url,

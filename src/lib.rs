@@ -8,10 +8,12 @@
 //!   set of backends (`dev` runs both; so do the integration tests, via [`roles::Running`]).
 //! - [`users`]: creating accounts, including the first admin.
 //! - [`memory`]: how the process gives memory back to the system.
+//! - [`private_data`]: files private to their owner, and `dev`'s data directory made so.
 
 pub mod cli;
 pub mod config;
 pub mod memory;
+pub mod private_data;
 pub mod roles;
 pub mod temporal;
 pub mod temporal_metrics;

@@ -13,6 +13,7 @@ use std::io::Read;
 fn main() {
     let cli = Cli::parse_or_exit();
     audiomill::memory::free_large_buffers_promptly();
+    audiomill::private_data::create_files_private();
     match cli.command {
         Command::Openapi => {
             println!("{}", audiomill_api::openapi_json());
@@ -123,8 +124,16 @@ fn run_client(command: audiomill_cli::ClientCommand) -> i32 {
 
 /// `dev`: starts a Temporal dev server unless one is configured, then both roles.
 async fn dev(mut config: audiomill::Config, roles: Roles) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("could not create {}", config.data_dir.display()))?;
+    let opened = audiomill::private_data::make_private(&config.data_dir)
+        .with_context(|| format!("could not make {} private", config.data_dir.display()))?;
+    if opened > 0 {
+        tracing::warn!(
+            entries = opened,
+            "{} was readable by other users: it and its files are now private to their owner \
+             (directories 0700, files 0600)",
+            config.data_dir.display()
+        );
+    }
     let server = match &config.temporal_address {
         Some(_) => None,
         None => {

@@ -15,11 +15,11 @@ use crate::{
 use anyhow::{Context, bail};
 use audiomill_activities::{
     ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
-    WebhookSettings, WorkerSettings, metered::StepMetrics,
+    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_api::{
     Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits, UploadSlots},
+    limits::{LimitSettings, Limits, Slots, UploadSlots},
 };
 use audiomill_domain::{
     JobId,
@@ -219,6 +219,7 @@ async fn rate_limits(gateway: &GatewayConfig) -> anyhow::Result<Limits> {
     let settings = LimitSettings {
         logins_per_minute: gateway.login_attempts_per_minute,
         requests_per_minute: gateway.requests_per_minute,
+        replays_per_minute: gateway.replays_per_minute,
     };
     match &gateway.redis_url {
         None => Ok(Limits::new(settings)),
@@ -425,6 +426,10 @@ fn gateway_app(
         closed_views: Default::default(),
         watchers: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
+        event_streams: Slots::capped(
+            gateway.max_event_streams_per_user,
+            gateway.max_event_streams,
+        ),
         rate_limits,
         metrics_token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         links,
@@ -526,12 +531,18 @@ impl WorkerHandle {
             .clone()
             .with_spares(worker.max_concurrent_transcodes.max(1) + 1);
         transcoder.start_spares();
+        let work_dir = {
+            let (root, instance) = (worker.work_dir.clone(), instance.clone());
+            tokio::task::spawn_blocking(move || WorkDir::claim(&root, &instance))
+                .await?
+                .context("could not prepare WORK_DIR")?
+        };
         let activities = ConvertActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
             backends.mailer.clone(),
             WorkerSettings {
-                work_dir: worker.work_dir.clone(),
+                work_dir,
                 host_task_queue: host_task_queue.clone(),
                 links,
                 max_transcodes: worker.max_concurrent_transcodes,
@@ -544,10 +555,6 @@ impl WorkerHandle {
         let client = Arc::new(OnceLock::new());
         let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
-        activities
-            .clean_work_dir()
-            .await
-            .context("could not prepare WORK_DIR")?;
         let parts = PollerParts {
             config: config.clone(),
             identity: worker

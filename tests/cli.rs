@@ -144,6 +144,64 @@ async fn start_dev(app: &mut TestApp) -> Process {
     dev
 }
 
+/// `dev` keeps its data to its owner: a data directory left readable by others is made
+/// private at start (said once), and everything it creates is private from the first byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_its_data_directory_private_to_its_owner() {
+    let mut app = TestApp::without_app(&[]).await;
+    let data = app.data.path().join("dev-data");
+    std::fs::create_dir_all(data.join("objects")).unwrap();
+    std::fs::write(data.join("notes.txt"), b"left by hand").unwrap();
+    let set = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&data, 0o755);
+    set(&data.join("objects"), 0o755);
+    set(&data.join("notes.txt"), 0o644);
+    app.vars
+        .insert("DATA_DIR".into(), data.display().to_string());
+    let email = app.email("ann");
+    run(
+        &app.vars,
+        &["user", "add", "--email", &email, "--password", PASSWORD],
+    );
+    let dev = start_dev(&mut app).await;
+    let token = app.access_token(&email).await;
+    let media = tempfile::tempdir().unwrap();
+    let job = app
+        .start_job(&token, &make_mp4(media.path(), "talk.mp4", 2, true))
+        .await;
+    // Its e-mail may go to the data directory: its workflow says when it is done.
+    app.wait_for_workflow_closed(&job).await;
+    assert_eq!(app.status(&token, &job).await.1["status"], "completed");
+
+    let log = dev.log();
+    assert_eq!(
+        log.matches("readable by other users").count(),
+        1,
+        "said once: {log}"
+    );
+    let mut entries = 0;
+    let mut shared = Vec::new();
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        entries += 1;
+        if meta.permissions().mode() & 0o077 != 0 {
+            shared.push(format!(
+                "{:o} {}",
+                meta.permissions().mode(),
+                path.display()
+            ));
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(shared.is_empty(), "readable by others: {shared:#?}");
+    assert!(entries > 4, "the data directory holds {entries} entries");
+}
+
 fn is_mp3(path: &Path) -> bool {
     let (codec, seconds) = probe_audio(path);
     codec == "mp3" && seconds > 1.0
@@ -546,4 +604,172 @@ fn interrupt(pid: u32) {
         .status()
         .unwrap();
     assert!(sent.success());
+}
+
+/// A server that answers like Audiomill but holds hostile data: a login whose token never
+/// ends (`/login` on the `endless` server), an over-long token, and jobs whose names and
+/// errors carry terminal escape sequences. Counts the bytes of the endless token sent.
+mod hostile {
+    use poem::{
+        Body, EndpointExt, Response, Route, handler,
+        listener::{Acceptor, Listener, TcpListener},
+        web::Data,
+    };
+    use serde_json::json;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    pub const JOB: &str = "0190a0b0-0000-7000-8000-000000000001";
+    pub const ESCAPES: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{202e}";
+
+    fn job() -> serde_json::Value {
+        json!({
+            "job_id": JOB,
+            "filename": format!("talk{ESCAPES}.mp4"),
+            "status": "failed",
+            "step": null,
+            "progress": 0,
+            "attempt": 1,
+            "created_at": "2026-12-05T10:00:00Z",
+            "completed_at": null,
+            "error": format!("the file is damaged{ESCAPES}"),
+            "size_bytes": 1000,
+            "expired": false,
+            "options": { "bitrate_mode": "vbr", "tags": {}, "strip": false, "cover": "frame" },
+        })
+    }
+
+    fn json_answer(value: serde_json::Value) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(value.to_string())
+    }
+
+    #[handler]
+    fn login(sent: Data<&Arc<AtomicU64>>, token: Data<&Option<usize>>) -> Response {
+        let Some(length) = *token.0 else {
+            // A token that never ends, sent as fast as it is read.
+            let sent = sent.0.clone();
+            let head = futures::stream::once(async {
+                Ok::<_, std::io::Error>(bytes::Bytes::from(r#"{"access_token":""#))
+            });
+            let endless = futures::stream::repeat_with(move || {
+                sent.fetch_add(64 << 10, Ordering::Relaxed);
+                Ok(bytes::Bytes::from(vec![b'a'; 64 << 10]))
+            });
+            use futures::StreamExt;
+            return Response::builder()
+                .content_type("application/json")
+                .body(Body::from_bytes_stream(head.chain(endless)));
+        };
+        json_answer(json!({
+            "access_token": "a".repeat(length),
+            "token_type": "Bearer",
+            "expires_in": u64::MAX,
+            "refresh_token": "r".repeat(length),
+        }))
+    }
+
+    #[handler]
+    fn jobs() -> Response {
+        json_answer(json!({ "jobs": [job()], "next_cursor": null }))
+    }
+
+    #[handler]
+    fn status() -> Response {
+        json_answer(job())
+    }
+
+    /// Serves on a free loopback port: `token` is the length of the tokens `/login` gives,
+    /// `None` for one that never ends. Its address, and the count of endless bytes sent.
+    pub async fn serve(token: Option<usize>) -> (String, Arc<AtomicU64>) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let app = Route::new()
+            .at("/login", poem::post(login))
+            .at("/jobs", poem::get(jobs))
+            .at("/status/:id", poem::get(status))
+            .data(sent.clone())
+            .data(token);
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let address = acceptor.local_addr()[0].as_socket_addr().cloned().unwrap();
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        (format!("http://{address}"), sent)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_no_more_than_an_answer_needs_and_saves_no_odd_token() {
+    let user = User::new();
+    let login = |server: String| {
+        let user = &user;
+        async move {
+            let args = [
+                "login",
+                "--server",
+                &server,
+                "--email",
+                "ann@example.com",
+                "--password-stdin",
+            ];
+            user.run_with_input(&args, Some("pw\n")).await
+        }
+    };
+    let (endless, sent) = hostile::serve(None).await;
+    let ran = login(endless.clone()).await;
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(ran.sentence().contains("larger than 1 MB"), "{ran:?}");
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        sent < 64 << 20,
+        "the client read on: {sent} bytes were sent"
+    );
+    assert!(!user.login_file().exists(), "nothing is saved");
+
+    // Within the answer's cap, but no token of ours: refused, nothing saved.
+    let (long, _) = hostile::serve(Some(100_000)).await;
+    let ran = login(long.clone()).await;
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert_eq!(
+        ran.sentence(),
+        format!("{long} does not answer like an Audiomill server; check the address.")
+    );
+    assert!(!user.login_file().exists(), "nothing is saved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_server_strings_without_obeying_their_escapes() {
+    let user = User::new();
+    let (server, _) = hostile::serve(Some(300)).await;
+    user.login(&server, "ann@example.com").await;
+    let saved = user.saved_login();
+    assert!(saved["expires_at"].as_u64().unwrap() > 0, "{saved}");
+    let obeyed = |text: &str| {
+        text.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}')
+    };
+    for args in [
+        vec!["jobs"],
+        vec!["jobs", "--json"],
+        vec!["status", hostile::JOB],
+        vec!["status", hostile::JOB, "--json"],
+    ] {
+        let ran = user.run(&args).await;
+        assert_eq!(ran.code, 0, "{ran:?}");
+        assert!(!obeyed(&ran.stdout), "{args:?}: {:?}", ran.stdout);
+        assert!(ran.stdout.contains("talk"), "{args:?}: {}", ran.stdout);
+        if args.contains(&"--json") {
+            // Still the server's words, for a program reading them.
+            let parsed = ran.json();
+            let job = parsed.get("jobs").map_or(&parsed, |jobs| &jobs[0]);
+            let name = job["filename"].as_str().unwrap();
+            assert_eq!(name, format!("talk{}.mp4", hostile::ESCAPES));
+        }
+    }
+    let ran = user.run(&["status", hostile::JOB]).await;
+    assert!(ran.stdout.contains("\\u{1b}]0;owned"), "{}", ran.stdout);
 }

@@ -85,6 +85,85 @@ async fn a_retried_upload_with_its_idempotency_key_returns_the_first_job() {
     );
 }
 
+/// An `Idempotency-Key` that cannot name a key is refused, never ignored (ignored, each retry
+/// would start another job): non-ASCII text, obs-text bytes, control characters, the header
+/// twice; over HTTP/1.1 and HTTP/1.0 alike. Nothing is stored and no job starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_that_names_no_key_is_refused_over_every_protocol() {
+    use reqwest::header::{HeaderMap, HeaderValue};
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let talk = make_mp4(media.path(), "talk.mp4", 2, true);
+    let one = |value: &[u8]| {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", HeaderValue::from_bytes(value).unwrap());
+        headers
+    };
+    let mut twice = one(b"key-a");
+    twice.append("idempotency-key", HeaderValue::from_static("key-b"));
+    let mut same_twice = one(b"key-a");
+    same_twice.append("idempotency-key", HeaderValue::from_static("key-a"));
+    let cases = [
+        ("Cyrillic", one("ключ".as_bytes())),
+        ("obs-text", one(b"key-\xe9")),
+        ("a tab", one(b"key\tone")),
+        ("a space", one(b"key one")),
+        ("an empty value", one(b"")),
+        ("two keys", twice),
+        ("one key twice", same_twice),
+    ];
+    for version in [reqwest::Version::HTTP_11, reqwest::Version::HTTP_10] {
+        for (what, headers) in &cases {
+            for _ in 0..2 {
+                let answer = app
+                    .http
+                    .post(app.url("/upload"))
+                    .version(version)
+                    .bearer_auth(&token)
+                    .headers(headers.clone())
+                    .multipart(upload_form(&[&talk], &[]))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), 400, "{what} over {version:?}");
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["error"], "bad_request", "{body}");
+                assert!(
+                    body["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Idempotency-Key"),
+                    "{body}"
+                );
+            }
+        }
+    }
+    // The gateway speaks HTTP/1 only: HTTP/2 is refused at its first bytes, key or not.
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let refused = http2
+        .post(app.url("/upload"))
+        .bearer_auth(&token)
+        .headers(cases[0].1.clone())
+        .multipart(upload_form(&[&talk], &[]))
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(app.objects().is_empty(), "{:?}", app.objects());
+    let page = app
+        .client(&token)
+        .list_jobs()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.jobs.is_empty(), "no job started: {:?}", page.jobs);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_client_reads_jobs_and_their_refusals() {
     let app = TestApp::spawn().await;

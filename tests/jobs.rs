@@ -173,8 +173,8 @@ async fn an_uploaded_mp4_becomes_a_downloadable_mp3_with_one_email() {
     // The scratch files of the worker are gone; once the run has ended, the bucket holds the
     // MP3 alone (by default the video goes as soon as its MP3 is stored).
     app.wait_for_workflow_closed(&job_id).await;
-    let work = std::fs::read_dir(&app.worker.work_dir).unwrap().count();
-    assert_eq!(work, 0, "the worker left files behind");
+    let work = app.scratch_files();
+    assert!(work.is_empty(), "the worker left {work:?}");
     assert_eq!(app.objects(), [format!("mp3/{job_id}.mp3")]);
 
     // An admin may delete any user's data; then the job is gone for its owner too.
@@ -316,11 +316,7 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
             .is_some_and(|e| e.contains("cancelled")),
         "{last}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let leftovers = app.scratch_files();
     assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
     assert_eq!(app.mail_count().await, 0, "a cancelled job sends no e-mail");
     assert!(
@@ -387,11 +383,7 @@ async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
         let seen = app.wait_for_job(&token, job).await;
         assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let leftovers = app.scratch_files();
     assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
     app.stop().await;
 }
@@ -468,11 +460,7 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
         "the cancel took {:?}",
         asked.elapsed()
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&app.worker.work_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let leftovers = app.scratch_files();
     assert!(leftovers.is_empty(), "the worker kept {leftovers:?}");
     app.stop().await;
 }

@@ -78,7 +78,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     let killed_work_dir = test.data.path().join(format!("work-{victim}"));
     workers.get_mut(victim).unwrap().kill();
     assert!(
-        std::fs::read_dir(&killed_work_dir).unwrap().count() > 0,
+        !scratch_in(&killed_work_dir).is_empty(),
         "the killed worker held the source"
     );
 
@@ -138,6 +138,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
 
     let mails = test.mails().await;
     let objects = test.objects();
+    let mut signatures = Vec::new();
     for job in &jobs {
         let links = mails
             .iter()
@@ -150,6 +151,8 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         let path = &link[link.find("/download/").unwrap()..];
         let clicked = reqwest::get(test.url(path)).await.unwrap();
         assert_eq!(clicked.status(), reqwest::StatusCode::OK, "{link}");
+        let signature = link.split("signature=").nth(1).expect("a signed link");
+        signatures.push(signature.split('&').next().unwrap().to_owned());
         let mp3s = objects
             .iter()
             .filter(|key| key.starts_with("mp3/") && key.contains(job.as_str()))
@@ -179,11 +182,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     // No scratch files anywhere once the jobs are done; the restart cleared the victim's.
     for id in ["w1", "w2"] {
         let dir = test.data.path().join(format!("work-{id}"));
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let left = scratch_in(&dir);
         if !left.is_empty() {
             // What every process said of the jobs whose files were left.
             let story: Vec<String> = std::fs::read_dir(&logs)
@@ -231,7 +230,8 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     drop(workers);
 
     // No secret ever reached a log: not the signing key, the password, the tokens, the
-    // webhook secret or the storage credentials.
+    // webhook secret, the storage credentials or a signed link's signature (each link was
+    // opened at the gateway above).
     let mut secrets = vec![
         webhook_secret.clone(),
         JWT_SECRET.to_owned(),
@@ -241,6 +241,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
         refresh.clone(),
     ];
     secrets.extend(test.vars.get("AWS_SECRET_ACCESS_KEY").cloned());
+    secrets.extend(signatures);
     for entry in std::fs::read_dir(&logs).unwrap().flatten() {
         let log = std::fs::read_to_string(entry.path()).unwrap();
         assert!(
@@ -410,10 +411,143 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
     assert!(!log.contains(" @ 0x"), "FFmpeg's chatter in the log: {log}");
     let dir = test.data.path().join(format!("work-{survivor}"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&dir).unwrap().count() > 0 {
+    while !scratch_in(&dir).is_empty() {
         assert!(Instant::now() < deadline, "files left on the survivor");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Two workers on one host with the default `WORK_DIR`, four 20-minute videos converted in
+/// one pass: one worker is killed in the middle of a transcode and started again at once, while
+/// the other converts. The restarted worker clears only what its dead self left; the live
+/// worker's jobs go on undisturbed (never fetched again), and every job completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_beside_a_live_one_leaves_its_jobs_alone() {
+    restart_beside_a_live_worker(&[("SEGMENT_MIN_SECONDS", "0")], "transcode").await;
+}
+
+/// As above, each video converted in parts spread over both workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_restarted_beside_a_live_one_leaves_its_parts_alone() {
+    restart_beside_a_live_worker(
+        &[("SEGMENT_MIN_SECONDS", "60"), ("SEGMENT_SECONDS", "200")],
+        "transcode_segment",
+    )
+    .await;
+}
+
+/// See the two tests above: `converting` is the step both workers are seen in before the kill.
+async fn restart_beside_a_live_worker(settings: &[(&str, &str)], converting: &str) {
+    let mut test = TestApp::without_app(settings).await;
+    let logs = test.data.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let video = music_video(media.path(), "concert.mp4", 1200);
+    let (email, gateway, mut workers) =
+        start_processes_with(&mut test, &logs, WorkDirs::SharedDefault);
+    test.wait_until_ready(&gateway).await;
+    let token = test.access_token(&email).await;
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        jobs.push(test.start_job(&token, &video).await);
+    }
+
+    // Both workers converting (each holding a job), then one of them killed and restarted.
+    let client = test.temporal().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut busy = Vec::new();
+        for job in &jobs {
+            let described = client
+                .get_workflow_handle::<ConvertVideo>(job.clone())
+                .describe(WorkflowDescribeOptions::default())
+                .await
+                .unwrap()
+                .into_raw();
+            busy.extend(described.pending_activities.into_iter().filter_map(|a| {
+                let step = a.activity_type.as_ref().map(|t| t.name.as_str());
+                (step == Some(converting)).then_some(a.last_worker_identity)
+            }));
+        }
+        let fetched = |id: &str| workers[id].log().contains("source fetched");
+        if ["w1", "w2"]
+            .iter()
+            .all(|id| busy.iter().any(|w| w == id) && fetched(id))
+        {
+            break;
+        }
+        let fetches: Vec<bool> = ["w1", "w2"].iter().map(|id| fetched(id)).collect();
+        assert!(
+            Instant::now() < deadline,
+            "both workers never converted at once: {busy:?} {fetches:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    workers.get_mut("w1").unwrap().kill();
+    workers.insert(
+        "w1",
+        start_worker_with(&test, &logs, "w1", WorkDirs::SharedDefault),
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut done = 0;
+        for job in &jobs {
+            let (_, status) = test.status(&token, job).await;
+            assert_ne!(status["status"], "failed", "{status}");
+            done += usize::from(status["status"] == "completed");
+        }
+        if done == jobs.len() && test.mail_count().await == jobs.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done}/{} completed", jobs.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut survivors_jobs = 0;
+    for job in &jobs {
+        test.wait_for_workflow_closed(job).await;
+        let steps = steps_started(&test, job).await;
+        let fetches: Vec<_> = steps.iter().filter(|s| s.step == "fetch_source").collect();
+        if fetches[0].worker != "w2" {
+            continue;
+        }
+        // Held by the live worker from the start: its files were never taken from it.
+        survivors_jobs += 1;
+        assert_eq!(fetches.len(), 1, "{job} was fetched again");
+        let on_holder = ["transcode", "join_segments", "store_mp3"];
+        for step in steps
+            .iter()
+            .filter(|s| on_holder.contains(&s.step.as_str()))
+        {
+            assert_eq!(step.attempt, 1, "{job}: {} tried again", step.step);
+        }
+    }
+    assert!(survivors_jobs > 0, "the live worker held no job");
+    let mails = test.mails().await;
+    for job in &jobs {
+        let told = mails
+            .iter()
+            .filter(|m| m.contains(&format!("/download/{job}")))
+            .count();
+        assert_eq!(told, 1, "{job} was told {told} times");
+    }
+    // Nothing left once every job is done, not even the killed worker's directory.
+    let work_dir = test.data.path().join("work");
+    eventually("the workers keep scratch files", || {
+        scratch_in(&work_dir).is_empty()
+    })
+    .await;
+    let claimed: Vec<_> = std::fs::read_dir(&work_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|name| !name.ends_with(".lock"))
+        .collect();
+    assert_eq!(
+        claimed.len(),
+        2,
+        "one directory for each live worker: {claimed:?}"
+    );
 }
 
 /// A user `ann`, and as compose starts them a gateway and two workers, `w1` and `w2` (one
@@ -421,6 +555,24 @@ async fn a_worker_killed_mid_part_costs_only_that_part() {
 fn start_processes(
     test: &mut TestApp,
     logs: &Path,
+) -> (String, Process, HashMap<&'static str, Process>) {
+    start_processes_with(test, logs, WorkDirs::OwnEach)
+}
+
+/// Where the workers keep their scratch files.
+#[derive(Clone, Copy)]
+enum WorkDirs {
+    /// `WORK_DIR` set apart for each worker.
+    OwnEach,
+    /// No `WORK_DIR`: both use the default one, `DATA_DIR/work`, as two workers on one host do.
+    SharedDefault,
+}
+
+/// [`start_processes`], with the workers' scratch space as `work_dirs` says.
+fn start_processes_with(
+    test: &mut TestApp,
+    logs: &Path,
+    work_dirs: WorkDirs,
 ) -> (String, Process, HashMap<&'static str, Process>) {
     run(&test.vars, &["migrate"]);
     let email = test.email("ann");
@@ -437,7 +589,7 @@ fn start_processes(
     );
     let workers = ["w1", "w2"]
         .into_iter()
-        .map(|id| (id, start_worker(test, logs, id)))
+        .map(|id| (id, start_worker_with(test, logs, id, work_dirs)))
         .collect();
     test.base = format!("http://127.0.0.1:{port}");
     (email, gateway, workers)
@@ -446,14 +598,22 @@ fn start_processes(
 /// Worker `id`, with a scratch space of its own, logging to `logs/{id}.log` (a restarted one
 /// goes on where the killed one stopped).
 fn start_worker(test: &TestApp, logs: &Path, id: &str) -> Process {
-    let work_dir = test.data.path().join(format!("work-{id}"));
+    start_worker_with(test, logs, id, WorkDirs::OwnEach)
+}
+
+/// [`start_worker`], with its scratch space as `work_dirs` says.
+fn start_worker_with(test: &TestApp, logs: &Path, id: &str, work_dirs: WorkDirs) -> Process {
+    let mut vars = vec![
+        ("WORKER_ID", id.to_owned()),
+        ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
+    ];
+    if let WorkDirs::OwnEach = work_dirs {
+        let work_dir = test.data.path().join(format!("work-{id}"));
+        vars.push(("WORK_DIR", work_dir.display().to_string()));
+    }
     Process::start(
         &test.vars,
-        &[
-            ("WORKER_ID", id.to_owned()),
-            ("WORK_DIR", work_dir.display().to_string()),
-            ("MAX_CONCURRENT_TRANSCODES", "1".to_owned()),
-        ],
+        &vars,
         &["worker"],
         &logs.join(format!("{id}.log")),
     )
@@ -461,6 +621,28 @@ fn start_worker(test: &TestApp, logs: &Path, id: &str) -> Process {
 
 /// The attempt each `transcode_segment` of `job` ended with, from its history.
 async fn part_attempts(test: &TestApp, job: &str) -> Vec<i32> {
+    let mut last: HashMap<i64, i32> = HashMap::new();
+    for started in steps_started(test, job).await {
+        if started.step == "transcode_segment" {
+            last.insert(started.scheduled, started.attempt);
+        }
+    }
+    last.into_values().collect()
+}
+
+/// One start of a step of a job, from its history.
+struct StepStarted {
+    step: String,
+    /// The event that scheduled the step: the same for each of its attempts.
+    scheduled: i64,
+    attempt: i32,
+    /// The worker that took it (its `WORKER_ID`).
+    worker: String,
+}
+
+/// Every start of every step of `job`, in order. Only the last attempt of each step is in the
+/// history (Temporal records the attempt that ended it).
+async fn steps_started(test: &TestApp, job: &str) -> Vec<StepStarted> {
     use temporalio_client::WorkflowFetchHistoryOptions;
     use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
     let client = test.temporal().await;
@@ -470,23 +652,24 @@ async fn part_attempts(test: &TestApp, job: &str) -> Vec<i32> {
         .into_events()
         .await
         .unwrap();
-    let mut parts = HashMap::new();
+    let mut names = HashMap::new();
     for event in &events {
         if let Some(Attributes::ActivityTaskScheduledEventAttributes(scheduled)) = &event.attributes
-            && scheduled
-                .activity_type
-                .as_ref()
-                .is_some_and(|t| t.name == "transcode_segment")
+            && let Some(kind) = &scheduled.activity_type
         {
-            parts.insert(event.event_id, 0);
+            names.insert(event.event_id, kind.name.clone());
         }
     }
-    for event in &events {
-        if let Some(Attributes::ActivityTaskStartedEventAttributes(started)) = &event.attributes
-            && let Some(attempt) = parts.get_mut(&started.scheduled_event_id)
-        {
-            *attempt = started.attempt;
-        }
-    }
-    parts.into_values().collect()
+    events
+        .iter()
+        .filter_map(|event| match &event.attributes {
+            Some(Attributes::ActivityTaskStartedEventAttributes(started)) => Some(StepStarted {
+                step: names.get(&started.scheduled_event_id)?.clone(),
+                scheduled: started.scheduled_event_id,
+                attempt: started.attempt,
+                worker: started.identity.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }

@@ -251,7 +251,7 @@ fn converter_spoiling_the_first_part(real: &Path, dir: &Path, work_dir: &Path) -
         dir,
         &format!(
             "'{real}' \"$@\"\nstatus=$?\n\
-             for part in '{work}'/*/part-0.mp3; do\n\
+             for part in '{work}'/*/*/part-0.mp3; do\n\
                [ -f \"$part\" ] && truncate -s 3000 \"$part\"\n\
              done\n\
              exit $status\n",

@@ -378,6 +378,14 @@ async fn endpoints_are_checked_when_registered_and_belong_to_their_owner() {
         (refused("http://[::ffff:127.0.0.1]/hook"), "url"),
         (refused("http://169.254.169.254/latest/meta-data/"), "url"),
         (refused("http://[fd00:ec2::254]/"), "url"),
+        (refused("http://[64:ff9b:1::a00:7]/hook"), "url"),
+        (
+            refused("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook"),
+            "url",
+        ),
+        (refused("http://[2002:a00:7::1]/hook"), "url"),
+        (refused("http://[::a00:7]/hook"), "url"),
+        (refused("http://[fec0::1]/hook"), "url"),
         (refused("ftp://93.184.216.34/hook"), "url"),
         (refused("https://user:secret@93.184.216.34/hook"), "url"),
         (refused("not a url"), "url"),
@@ -392,6 +400,15 @@ async fn endpoints_are_checked_when_registered_and_belong_to_their_owner() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert_eq!(answer["error"], "bad_request");
         assert_eq!(answer["field"], field, "{body}: {answer}");
+        // Where a name resolves to is never told back: a private name reads like none.
+        if body["url"] == "http://localhost/hook" {
+            let message = answer["message"].as_str().unwrap();
+            assert_eq!(
+                message,
+                "The URL is not acceptable: localhost does not resolve to a public address \
+                 that webhooks may reach."
+            );
+        }
     }
     for body in [
         json!({ "url": "https://93.184.216.34/hook", "events": ["job.started"] }),
@@ -568,6 +585,145 @@ async fn a_cancelled_job_is_told_as_cancelled() {
     assert_eq!(payload["data"]["status"], "cancelled");
     let (_, status) = app.status(&token, &job).await;
     assert_eq!(status["status"], "cancelled", "{status}");
+}
+
+/// Replays cannot multiply a worker's requests: one replay of a delivery at a time (409
+/// while one is being sent), and a per-user rate over every delivery and endpoint (429 with
+/// `Retry-After`, in the error shape).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_one_at_a_time_per_delivery_and_rate_limited_per_user() {
+    let mut settings = RECEIVERS_ON_LOOPBACK.to_vec();
+    settings.push(("REPLAYS_PER_MINUTE", "3"));
+    let app = TestApp::spawn_with(&settings).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("hal").await;
+    // Receivers that never take a message: every delivery and replay keeps retrying.
+    let (one, _) = register(
+        &app,
+        &token,
+        &receiver.url("/flaky/100000"),
+        &["job.completed"],
+    )
+    .await;
+    let (two, _) = register(
+        &app,
+        &token,
+        &receiver.url("/flaky/99999"),
+        &["job.completed"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a.mp4", "b.mp4"] {
+        let job = app
+            .start_job(&token, &make_mp4(dir.path(), name, 1, true))
+            .await;
+        app.wait_for_job(&token, &job).await;
+    }
+    receiver.wait_for("/flaky/100000", 2).await;
+    receiver.wait_for("/flaky/99999", 2).await;
+    let ids = |list: Vec<Value>| -> Vec<String> {
+        list.iter()
+            .map(|d| d["delivery_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let firsts = ids(deliveries(&app, &token, &one).await);
+    let seconds = ids(deliveries(&app, &token, &two).await);
+    assert_eq!((firsts.len(), seconds.len()), (2, 2));
+    let replay = |webhook: &str, delivery: &str| {
+        let path = format!("/webhooks/{webhook}/deliveries/{delivery}/replay");
+        app.http.post(app.url(&path)).bearer_auth(&token).send()
+    };
+    let answer = replay(&one, &firsts[0]).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    let again = replay(&one, &firsts[0]).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "conflict", "{body}");
+    let answer = replay(&two, &seconds[0]).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    // The fourth replay this minute, of another delivery: over the rate.
+    let over = replay(&two, &seconds[1]).await.unwrap();
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests", "{body}");
+    // The rate is the replays', not the user's: other requests go on.
+    let (status, _) = call(&app, &token, Method::GET, "/webhooks", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Two replay runs in all: one per accepted replay.
+    let client = app.temporal().await;
+    for (webhook, delivery, expected) in [
+        (&one, &firsts[0], true),
+        (&two, &seconds[0], true),
+        (&two, &seconds[1], false),
+    ] {
+        let described = client
+            .get_workflow_handle::<audiomill_workflows::DeliverWebhooks>(format!(
+                "webhook-replay-{delivery}"
+            ))
+            .describe(temporalio_client::WorkflowDescribeOptions::default())
+            .await;
+        assert_eq!(described.is_ok(), expected, "{webhook} {delivery}");
+    }
+}
+
+/// An account turned off is told nothing more: not a delivery that was retrying, not the
+/// `job.cancelled` of the jobs the turning off cancels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turned_off_account_is_told_nothing_more() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let admin = app.admin_token("root").await;
+    let token = app.user_token("gil").await;
+    // Fails three times (retried after about 1, 2 and 4 seconds), then takes it.
+    register(&app, &token, &receiver.url("/flaky/3"), &["job.completed"]).await;
+    register(&app, &token, &receiver.url("/ok"), &["job.cancelled"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = app
+        .start_job(&token, &make_mp4(dir.path(), "clip.mp4", 2, true))
+        .await;
+    app.wait_for_job(&token, &clip).await;
+    let long = app
+        .start_job(&token, &common::make_long_video(dir.path(), 1500))
+        .await;
+    app.wait_for_transcode(&token, &long).await;
+    receiver.wait_for("/flaky/3", 1).await;
+
+    let (_, me) = call(&app, &token, Method::GET, "/me", None).await;
+    let user = me["id"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        &admin,
+        Method::PATCH,
+        &format!("/users/{user}"),
+        Some(json!({ "active": false })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tried_before = receiver.at("/flaky/3").len();
+    let (_, job) = app.status(&admin, &long).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.status(&admin, &long).await.1["status"] != "cancelled" {
+        assert!(
+            Instant::now() < deadline,
+            "the long job was never cancelled: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Long enough for three more retries and the cancellation's message.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let tried = receiver.at("/flaky/3").len();
+    // One attempt may have been on its way as the account was turned off.
+    assert!(
+        tried <= tried_before + 1,
+        "retried after the account was turned off: {tried_before} then {tried}"
+    );
+    assert!(receiver.at("/ok").is_empty(), "{:?}", receiver.at("/ok"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@ use crate::{
     isolated::{self, Converted, Transcoder},
     mailer::{Mailer, Notification},
     progress::{Milestones, ProgressTeller},
+    scratch::WorkDir,
     transcode::{MediaLimits, SegmentSettings, SourceLocation, TranscodeError},
 };
 use audiomill_domain::{
@@ -48,7 +49,7 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Scratch space for sources and MP3s in flight; only this worker uses it.
-    pub work_dir: PathBuf,
+    pub work_dir: WorkDir,
     /// How transcodes run: a child process of this worker's own executable.
     pub transcoder: Transcoder,
     pub media_limits: MediaLimits,
@@ -582,22 +583,9 @@ impl ConvertActivities {
         self.held.release(job);
     }
 
-    /// Empties the scratch directory. Run at worker start: whatever a crashed run left there
-    /// belongs to attempts that Temporal has already moved elsewhere.
-    pub async fn clean_work_dir(&self) -> std::io::Result<()> {
-        let dir = &self.settings.work_dir;
-        match tokio::fs::remove_dir_all(dir).await {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-        tokio::fs::create_dir_all(dir).await
-    }
-
-    /// A job's scratch directory. Paths are made here from the job id alone, never taken from
-    /// workflow history, so nobody who can write to Temporal can point a step at another file.
+    /// A job's scratch directory (see [`WorkDir`]).
     pub(crate) fn job_dir(&self, job: JobId) -> PathBuf {
-        self.settings.work_dir.join(job.to_string())
+        self.settings.work_dir.job_dir(job)
     }
 
     /// The fetched video. Its type is found from its content, so the name has no extension.
@@ -673,9 +661,9 @@ where
 }
 
 /// A failure that retrying cannot fix, with the typed name users and the workflow see.
-pub(crate) fn fatal(type_name: &str, message: &'static str) -> ActivityError {
+pub(crate) fn fatal(type_name: &str, message: impl Into<String>) -> ActivityError {
     ActivityError::application(
-        ApplicationFailure::builder(message)
+        ApplicationFailure::builder(message.into())
             .type_name(type_name.to_owned())
             .non_retryable(true)
             .build(),

@@ -12,6 +12,7 @@
 //! - [`LifecycleActivities`]: `discard_source` and `clean_expired`, what retention removes.
 //! - [`ProgressTeller`]: how a transcode starts telling `job.progress` milestones.
 //! - [`metered`]: step metrics around every activity.
+//! - [`WorkDir`]: a worker's own scratch directory, safe beside other workers'.
 
 mod convert;
 mod held;
@@ -20,6 +21,7 @@ mod lifecycle;
 pub mod mailer;
 pub mod metered;
 mod progress;
+mod scratch;
 mod segments;
 pub mod transcode;
 mod webhooks;
@@ -28,4 +30,5 @@ pub use convert::{ConvertActivities, WorkerSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;
 pub use progress::ProgressTeller;
+pub use scratch::WorkDir;
 pub use webhooks::{WebhookActivities, WebhookSettings};

@@ -64,7 +64,10 @@ impl ConvertActivities {
         let source = source?;
 
         let started = Instant::now();
-        let held = self.held.holds(job);
+        // Held, and its files still here: its parts stay on this disk for the join. A held
+        // job whose files vanished reads in place like any other; its join then finds the
+        // source gone and the workflow fetches it again.
+        let held = matches!(&source, SourceLocation::File(path) if *path == self.source_path(job));
         let output = if held {
             self.part_path(job, input.part)
         } else {
@@ -72,7 +75,7 @@ impl ConvertActivities {
             // not hold, and the MP3 goes to storage as soon as it is made.
             self.settings
                 .work_dir
-                .join(format!("{job}-part-{}.mp3", input.part))
+                .loose_file(&format!("{job}-part-{}.mp3", input.part))
         };
         let request = isolated::Job {
             file_name: input.file_name,
@@ -196,8 +199,12 @@ impl ConvertActivities {
             {
                 Ok(_) => {}
                 Err(StoreError::NotFound) => {
-                    // Removed meanwhile (the job ended): the parts are made again.
-                    return Err(worker_trouble(format!("part {part} is missing")));
+                    // Scratch files that vanished: as after a lost worker, the workflow
+                    // fetches the source again and converts the parts anew.
+                    return Err(fatal(
+                        failure::SOURCE_NOT_LOCAL,
+                        format!("Part {part} is no longer on this worker."),
+                    ));
                 }
                 Err(error) => return Err(storage_down(error)),
             }

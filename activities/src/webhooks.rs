@@ -6,6 +6,7 @@
 
 use crate::convert::{capitalize, database_down};
 use audiomill_domain::{
+    UserId,
     contract::{
         DeliverWebhookInput, DeliveryOutcome, PrepareWebhooksInput, activity, failure,
         webhook_failure,
@@ -62,6 +63,9 @@ impl WebhookActivities {
         let Some(job) = self.db.job(input.job_id).await.map_err(database_down)? else {
             return Ok(Vec::new());
         };
+        if !self.owner_is_active(job.user_id).await? {
+            return Ok(Vec::new());
+        }
         let endpoints: Vec<WebhookEndpoint> = self
             .db
             .webhooks_for_job(&job)
@@ -123,6 +127,11 @@ impl WebhookActivities {
             return Ok(DeliveryOutcome::Skipped);
         };
         if !endpoint.enabled && !input.replay {
+            return Ok(DeliveryOutcome::Skipped);
+        }
+        // A turned-off account is told nothing more, whatever was pending or retrying.
+        if !self.owner_is_active(endpoint.user_id).await? {
+            tracing::info!("webhook dropped: its owner's account is turned off");
             return Ok(DeliveryOutcome::Skipped);
         }
         // Told already (a delivery run started again): once is enough, unless replayed.
@@ -196,6 +205,12 @@ impl WebhookActivities {
 }
 
 impl WebhookActivities {
+    /// Whether the user's account exists and is turned on.
+    async fn owner_is_active(&self, user: UserId) -> Result<bool, ActivityError> {
+        let owner = self.db.user_by_id(user).await.map_err(database_down)?;
+        Ok(owner.is_some_and(|owner| owner.active))
+    }
+
     pub fn new(db: Database, settings: WebhookSettings) -> Self {
         Self {
             db,

@@ -23,6 +23,7 @@ pub mod live;
 pub mod metrics;
 mod page;
 pub mod params;
+mod request_log;
 pub mod routes;
 pub mod server;
 pub mod status;
@@ -44,6 +45,8 @@ pub struct Gateway {
     pub limits: UploadLimits,
     pub rate_limits: limits::Limits,
     pub uploads: limits::UploadSlots,
+    /// Event streams open, per user and in all.
+    pub event_streams: limits::Slots,
     /// Final views of jobs whose workflow has closed.
     pub closed_views: status::ClosedViews,
     /// The jobs someone follows live, each read once however many follow it.
@@ -149,7 +152,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
             }
         })
         .with_if(cors_enabled, cors)
-        .with(poem::middleware::Tracing)
+        .around(|endpoint, request| async move { request_log::logged(&*endpoint, request).await })
 }
 
 /// A 405 says which methods the route allows (RFC 9110).

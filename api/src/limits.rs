@@ -1,6 +1,7 @@
 //! Abuse limits, applied in front of every operation: login attempts per account from one
 //! client address and per client address, and requests per user (per address when anonymous).
-//! A refused request gets a 429 in the usual error shape with `Retry-After` and
+//! Replays of webhook deliveries are counted apart too, per user: each sends requests from the
+//! workers. A refused request gets a 429 in the usual error shape with `Retry-After` and
 //! `X-RateLimit-*` headers.
 //!
 //! Login attempts are counted on the account name as login reads it (trimmed, lower-case), so
@@ -14,7 +15,8 @@
 //! for the whole deployment. Should Redis stop answering, requests are let through (and a
 //! warning logged) rather than refusing every user.
 //!
-//! [`UploadSlots`] caps the uploads one user has in flight, per gateway process.
+//! [`Slots`] caps what one user has in flight (uploads, event streams), per gateway process,
+//! and what the process has in all.
 
 use crate::{
     Gateway,
@@ -50,6 +52,8 @@ pub struct LimitSettings {
     pub logins_per_minute: u32,
     /// Requests per user (or per address before logging in).
     pub requests_per_minute: u32,
+    /// Webhook delivery replays per user: each one sends requests from the workers.
+    pub replays_per_minute: u32,
 }
 
 /// What is being counted.
@@ -59,6 +63,7 @@ enum Kind {
     LoginPair,
     LoginAddress,
     Requests,
+    Replays,
 }
 
 impl Kind {
@@ -67,6 +72,7 @@ impl Kind {
             Kind::LoginPair => "login-pair",
             Kind::LoginAddress => "login-address",
             Kind::Requests => "requests",
+            Kind::Replays => "replays",
         }
     }
 }
@@ -99,6 +105,7 @@ struct LocalCounters {
     login_pair: DefaultKeyedRateLimiter<String>,
     login_address: DefaultKeyedRateLimiter<String>,
     requests: DefaultKeyedRateLimiter<String>,
+    replays: DefaultKeyedRateLimiter<String>,
     seen: AtomicU64,
 }
 
@@ -117,6 +124,7 @@ impl Limits {
                     settings.logins_per_minute.saturating_mul(3),
                 )),
                 requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
+                replays: RateLimiter::keyed(per_minute(settings.replays_per_minute)),
                 seen: AtomicU64::new(0),
             })),
             clock: system_clock(),
@@ -213,8 +221,15 @@ impl Limits {
             .map(|claims| claims.sub);
         let key = user.unwrap_or_else(|| format!("address:{address}"));
         let limit = self.settings.requests_per_minute;
-        let wait = self.hit(Kind::Requests, &key, limit).await?;
-        Some(too_many("Too many requests", limit, wait))
+        if let Some(wait) = self.hit(Kind::Requests, &key, limit).await {
+            return Some(too_many("Too many requests", limit, wait));
+        }
+        if is_replay(request) {
+            let limit = self.settings.replays_per_minute;
+            let wait = self.hit(Kind::Replays, &key, limit).await?;
+            return Some(too_many("Too many delivery replays", limit, wait));
+        }
+        None
     }
 
     /// Counts one request for `key`; `Some(seconds to wait)` when it is over `limit`.
@@ -233,6 +248,7 @@ impl Limits {
                     login_pair,
                     login_address,
                     requests,
+                    replays,
                     seen,
                 } = local.as_ref();
                 // Forget idle keys now and then so the tables stay small.
@@ -240,11 +256,13 @@ impl Limits {
                     login_pair.retain_recent();
                     login_address.retain_recent();
                     requests.retain_recent();
+                    replays.retain_recent();
                 }
                 let limiter = match kind {
                     Kind::LoginPair => login_pair,
                     Kind::LoginAddress => login_address,
                     Kind::Requests => requests,
+                    Kind::Replays => replays,
                 };
                 let not_until = limiter.check_key(&hashed(key)).err()?;
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -328,6 +346,13 @@ fn too_many(what: &str, limit: u32, seconds: u64) -> Response {
     response
 }
 
+/// `POST /webhooks/{id}/deliveries/{id}/replay`.
+fn is_replay(request: &Request) -> bool {
+    let segments: Vec<&str> = request.uri().path().split('/').collect();
+    request.method() == poem::http::Method::POST
+        && matches!(segments[..], ["", "webhooks", _, "deliveries", _, "replay"])
+}
+
 fn authorization(request: &Request) -> Option<&str> {
     request.headers().get(header::AUTHORIZATION)?.to_str().ok()
 }
@@ -338,58 +363,89 @@ fn basic_user(request: &Request) -> Option<String> {
     Some(decoded.split_once(':')?.0.to_owned())
 }
 
-/// Uploads in progress per user, capped.
-pub struct UploadSlots {
-    limit: usize,
-    in_flight: Arc<Mutex<HashMap<UserId, usize>>>,
+/// Things in progress (uploads, event streams) per user and in all on this gateway, capped.
+pub struct Slots {
+    per_user: usize,
+    total: usize,
+    taken: Arc<Mutex<Taken>>,
 }
 
-/// One upload in progress; its slot is given back when dropped, however the upload ends.
-pub struct UploadSlot {
+/// Uploads in progress per user.
+pub type UploadSlots = Slots;
+
+#[derive(Default)]
+struct Taken {
+    total: usize,
+    by_user: HashMap<UserId, usize>,
+}
+
+/// One slot taken; given back when dropped, however what holds it ends.
+pub struct Slot {
     user: UserId,
-    in_flight: Arc<Mutex<HashMap<UserId, usize>>>,
+    taken: Arc<Mutex<Taken>>,
 }
 
-impl UploadSlots {
-    pub fn new(limit: usize) -> Self {
+/// Which cap a refused slot met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The user's own.
+    User(usize),
+    /// This gateway's, over all users.
+    Gateway(usize),
+}
+
+impl Slots {
+    /// At most `per_user` slots for each user, and no cap over all of them.
+    pub fn new(per_user: usize) -> Self {
+        Self::capped(per_user, usize::MAX)
+    }
+
+    /// At most `per_user` slots for each user and `total` in all.
+    pub fn capped(per_user: usize, total: usize) -> Self {
         Self {
-            limit: limit.max(1),
-            in_flight: Arc::default(),
+            per_user: per_user.max(1),
+            total: total.max(1),
+            taken: Arc::default(),
         }
     }
 
+    /// The cap per user.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.per_user
     }
 
-    /// A slot for `user`, or `None` when all of theirs are taken.
-    pub fn begin(&self, user: UserId) -> Option<UploadSlot> {
-        let mut in_flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = in_flight.entry(user).or_default();
-        if *count >= self.limit {
-            return None;
+    /// A slot for `user`, or `None` when a cap is met.
+    pub fn begin(&self, user: UserId) -> Option<Slot> {
+        self.take(user).ok()
+    }
+
+    /// A slot for `user`, or the cap that is met.
+    pub fn take(&self, user: UserId) -> Result<Slot, Full> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        if taken.total >= self.total {
+            return Err(Full::Gateway(self.total));
+        }
+        let count = taken.by_user.entry(user).or_default();
+        if *count >= self.per_user {
+            return Err(Full::User(self.per_user));
         }
         *count += 1;
-        Some(UploadSlot {
+        taken.total += 1;
+        Ok(Slot {
             user,
-            in_flight: self.in_flight.clone(),
+            taken: self.taken.clone(),
         })
     }
 }
 
-impl Drop for UploadSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = in_flight.get_mut(&self.user) {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        taken.total -= 1;
+        if let Some(count) = taken.by_user.get_mut(&self.user) {
             *count -= 1;
             if *count == 0 {
-                in_flight.remove(&self.user);
+                taken.by_user.remove(&self.user);
             }
         }
     }
@@ -422,6 +478,19 @@ mod tests {
         assert!(slots.begin(ann).is_some());
     }
 
+    #[test]
+    fn slots_are_capped_in_all_too() {
+        let slots = Slots::capped(2, 3);
+        let (ann, bob, cy) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let _a = slots.take(ann).unwrap();
+        let _b = slots.take(ann).unwrap();
+        assert_eq!(slots.take(ann).err(), Some(Full::User(2)));
+        let b = slots.take(bob).unwrap();
+        assert_eq!(slots.take(cy).err(), Some(Full::Gateway(3)));
+        drop(b);
+        assert!(slots.take(cy).is_ok());
+    }
+
     /// Two gateways on one Redis count against one limit, in windows of the clock's minute.
     #[tokio::test]
     async fn shared_limits_count_across_instances_in_one_minute_windows() {
@@ -436,6 +505,7 @@ mod tests {
         let settings = LimitSettings {
             logins_per_minute: 10,
             requests_per_minute: 3,
+            replays_per_minute: 10,
         };
         let replica = || async {
             Limits::shared(settings, &url)

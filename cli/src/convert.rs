@@ -5,6 +5,7 @@ use crate::{
     Exit,
     choices::OutputFlags,
     feedback::{Feedback, JobLine},
+    printable::printable,
     problem::Problem,
     save::save,
     session::Session,
@@ -168,8 +169,9 @@ impl Run {
             Err(Error::ErrorResponse(refusal))
                 if refusal.status().is_client_error() && refusal.status().as_u16() != 401 =>
             {
-                line.refused(&refusal.message);
-                self.update(index, |outcome| outcome.refused(refusal.message.clone()));
+                let why = printable(&refusal.message).into_owned();
+                line.refused(&why);
+                self.update(index, |outcome| outcome.refused(why));
                 Ok(())
             }
             Err(Error::InvalidRequest(why)) => {

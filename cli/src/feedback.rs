@@ -156,7 +156,7 @@ impl JobLine {
             .step
             .map_or_else(|| data.status.to_string(), |step| step.to_string());
         if event.kind == "retry" {
-            let why = data.error.as_deref().unwrap_or("it failed");
+            let why = crate::printable::printable(data.error.as_deref().unwrap_or("it failed"));
             self.feedback.say(&format!(
                 "{}: retrying {step} (attempt {}): {why}",
                 self.name, data.attempt

@@ -1,6 +1,12 @@
 //! `audiomill jobs`, `status`, `download` and `cancel`: one request each on the saved login.
 
-use crate::{Exit, problem::Problem, save::save, session::Session};
+use crate::{
+    Exit,
+    printable::{file_stem, printable, printable_json},
+    problem::Problem,
+    save::save,
+    session::Session,
+};
 use audiomill_client::types::{JobStatusBody, StatusFilter};
 use clap::builder::PossibleValuesParser;
 use std::{num::NonZeroU32, path::PathBuf};
@@ -81,7 +87,7 @@ pub async fn jobs(args: JobsArgs) -> Result<Exit, Problem> {
             job.job_id,
             job.status.to_string(),
             job.created_at,
-            job.filename
+            printable(&job.filename)
         );
     }
     if let Some(cursor) = page.next_cursor {
@@ -108,14 +114,14 @@ pub async fn status(args: StatusArgs) -> Result<Exit, Problem> {
         );
     }
     println!("Job:       {}", status.job_id);
-    println!("File:      {}", status.filename);
+    println!("File:      {}", printable(&status.filename));
     println!("Status:    {stands}");
     println!("Created:   {}", status.created_at);
     if let Some(completed) = &status.completed_at {
         println!("Completed: {completed}");
     }
     if let Some(error) = &status.error {
-        println!("Error:     {error}");
+        println!("Error:     {}", printable(error));
     }
     Ok(Exit::Success)
 }
@@ -126,13 +132,7 @@ pub async fn download(args: DownloadArgs) -> Result<Exit, Problem> {
         Some(target) => target,
         None => {
             let status = job_status(&mut session, args.job).await?;
-            let stem = std::path::Path::new(&status.filename)
-                .file_stem()
-                .map_or_else(
-                    || "audio".into(),
-                    |stem| stem.to_string_lossy().into_owned(),
-                );
-            PathBuf::from(format!("{stem}.mp3"))
+            PathBuf::from(format!("{}.mp3", file_stem(&status.filename)))
         }
     };
     let client = session.client().await?;
@@ -162,7 +162,7 @@ pub async fn cancel(args: CancelArgs) -> Result<Exit, Problem> {
         .send()
         .await
         .map_err(|error| Problem::from_api(session.server(), error))?;
-    println!("{}", accepted.message);
+    println!("{}", printable(&accepted.message));
     Ok(Exit::Success)
 }
 
@@ -178,8 +178,5 @@ async fn job_status(session: &mut Session, job: Uuid) -> Result<JobStatusBody, P
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("answers serialize")
-    );
+    println!("{}", printable_json(value));
 }

@@ -7,12 +7,14 @@
 //! - [`jobs`]: the one-request commands.
 //! - [`feedback`]: bars on a terminal, plain lines elsewhere.
 //! - [`problem`]: every failure as one sentence.
+//! - [`printable`]: what the server sends, with nothing a terminal would act on.
 
 pub mod choices;
 pub mod convert;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
+pub mod printable;
 pub mod problem;
 pub mod save;
 pub mod session;

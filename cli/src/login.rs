@@ -56,7 +56,7 @@ pub async fn login(args: LoginArgs) -> Result<Exit, Problem> {
         }
         Err(error) => return Err(Problem::from_api(&server, error)),
     };
-    store.write(&SavedLogin::new(server.clone(), email.clone(), tokens))?;
+    store.write(&SavedLogin::new(server.clone(), email.clone(), tokens)?)?;
     println!("Logged in to {server} as {email}.");
     Ok(Exit::Success)
 }

@@ -9,8 +9,9 @@ use std::{fmt, io, path::Path};
 pub struct Problem(String);
 
 impl fmt::Display for Problem {
+    /// A sentence may carry the server's words: shown with nothing a terminal acts on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&crate::printable::printable(&self.0))
     }
 }
 

@@ -29,15 +29,27 @@ pub struct SavedLogin {
     pub expires_at: u64,
 }
 
+/// The longest token kept: Audiomill's access tokens are a few hundred bytes.
+const MAX_TOKEN_BYTES: usize = 8 << 10;
+
 impl SavedLogin {
-    pub fn new(server: String, email: String, tokens: types::TokenPair) -> Self {
-        Self {
+    /// The login `tokens` make; refused when they are not tokens a server of ours sends (too
+    /// long, or holding what a header cannot carry), so nothing odd is ever saved.
+    pub fn new(server: String, email: String, tokens: types::TokenPair) -> Result<Self, Problem> {
+        let token_like = |token: &str| {
+            (1..=MAX_TOKEN_BYTES).contains(&token.len())
+                && token.bytes().all(|b| b.is_ascii_graphic())
+        };
+        if !token_like(&tokens.access_token) || !token_like(&tokens.refresh_token) {
+            return Err(Problem::not_audiomill(&server));
+        }
+        Ok(Self {
             server,
             email,
-            expires_at: now() + tokens.expires_in,
+            expires_at: now().saturating_add(tokens.expires_in),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
-        }
+        })
     }
 
     fn is_fresh(&self) -> bool {
@@ -109,7 +121,7 @@ impl Session {
             }
             Err(error) => return Err(Problem::from_api(&server, error)),
         };
-        self.login = SavedLogin::new(server, self.login.email.clone(), tokens);
+        self.login = SavedLogin::new(server, self.login.email.clone(), tokens)?;
         self.store.write(&self.login)
     }
 }

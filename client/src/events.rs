@@ -54,17 +54,20 @@ pub async fn events(
     match response.status() {
         StatusCode::NO_CONTENT => return Ok(None),
         status if !status.is_success() => {
+            let response = crate::limited::read_whole(response).await;
             let refusal = ResponseValue::<types::ErrorBody>::from_response(response).await?;
             return Err(Error::ErrorResponse(refusal));
         }
         _ => {}
     }
-    let events = response
-        .bytes_stream()
+    let events = crate::limited::events_capped(response.bytes_stream())
         .eventsource()
         .map_err(|error| match error {
             eventsource_stream::EventStreamError::Transport(error) => {
-                EventsError::Connection(error)
+                match error.downcast::<reqwest::Error>() {
+                    Ok(error) => EventsError::Connection(error),
+                    Err(other) => EventsError::Malformed(other.to_string()),
+                }
             }
             other => EventsError::Malformed(other.to_string()),
         })

@@ -5,7 +5,8 @@
 //! it and a test keeps it current. Written by hand, because a generated method could not do
 //! them: [`Client`] construction with a token ([`connect`]), logging in with HTTP Basic
 //! ([`login`]), the streaming upload with progress and an `Idempotency-Key` ([`upload`]), and
-//! a job's live events ([`events`]).
+//! a job's live events ([`events`]); and caps on what is read from the server
+//! ([`MAX_ANSWER_BYTES`], [`MAX_EVENT_BYTES`]).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,10 +23,12 @@
 #[allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
 mod generated;
 mod events;
+mod limited;
 mod upload;
 
 pub use events::{EventsError, JobEvent, events};
 pub use generated::{ByteStream, Client, ClientInfo, Error, ResponseValue, types};
+pub use limited::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES};
 pub use upload::{UploadAnswer, UploadOptions, upload};
 
 use base64::{Engine, engine::general_purpose::STANDARD};

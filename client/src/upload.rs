@@ -140,6 +140,7 @@ pub async fn upload(
         request = request.header("Idempotency-Key", key);
     }
     let response = request.send().await.map_err(Error::CommunicationError)?;
+    let response = crate::limited::read_whole(response).await;
     let status = response.status();
     if status.is_success() {
         let job = ResponseValue::<types::UploadAccepted>::from_response(response).await?;

@@ -191,7 +191,8 @@ fn is_public_v6(address: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     let segments = address.segments();
-    // 64:ff9b::/96 (NAT64) and 2002::/16 (6to4) carry an IPv4 address that is what is reached.
+    // 64:ff9b::/96 (well-known NAT64) and 2002::/16 (6to4) carry an IPv4 address that is what
+    // is reached.
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         let [a, b] = segments[6].to_be_bytes();
         let [c, d] = segments[7].to_be_bytes();
@@ -202,27 +203,29 @@ fn is_public_v6(address: Ipv6Addr) -> bool {
         let [c, d] = segments[2].to_be_bytes();
         return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
-    !(address.is_unspecified()
-        || address.is_loopback()
-        || address.is_multicast()
-        // ::/96, the deprecated IPv4-compatible form, and anything else under ::/8.
-        || segments[0] == 0
-        // fc00::/7: unique local (fd00:ec2::254 is a cloud metadata address).
-        || (segments[0] & 0xfe00) == 0xfc00
-        // fe80::/10: link-local.
-        || (segments[0] & 0xffc0) == 0xfe80
-        // 2001:db8::/32: documentation.
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8))
+    // Only global unicast, 2000::/3, is public. Outside it: ::/8 (IPv4-compatible and
+    // -translated forms), 64:ff9b:1::/48 (local-use NAT64, RFC 8215, which reaches whatever
+    // its operator maps), 100::/64 (discard), fc00::/7 (unique local; fd00:ec2::254 is a
+    // cloud metadata address), fe80::/10 and fec0::/10, ff00::/8 (multicast), and the
+    // rest not allocated.
+    let global_unicast = (segments[0] & 0xe000) == 0x2000;
+    global_unicast
+        // 2001::/23: IETF protocol assignments, Teredo (2001::/32, which tunnels to an IPv4
+        // address of its own choosing) and benchmarking among them.
+        && !(segments[0] == 0x2001 && segments[1] < 0x0200)
+        // 2001:db8::/32 and 3fff::/20: documentation.
+        && !(segments[0] == 0x2001 && segments[1] == 0x0db8)
+        && (segments[0] & 0xfff0) != 0x3ff0
 }
 
 /// Why an endpoint's address may not receive webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressRefusal {
-    #[error("{host} could not be resolved")]
+    /// Both refusals read alike, and neither names an address: told apart, they would tell
+    /// a user which internal names exist and where they point.
+    #[error("{host} does not resolve to a public address that webhooks may reach")]
     Unresolved { host: String },
-    #[error(
-        "{host} resolves to {address}, a private, loopback or link-local address, which webhooks may not reach"
-    )]
+    #[error("{host} does not resolve to a public address that webhooks may reach")]
     Private { host: String, address: IpAddr },
 }
 
@@ -491,6 +494,21 @@ mod tests {
             "fe80::1",
             "ff02::1",
             "2001:db8::1",
+            // Transition and special-purpose prefixes.
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::8.8.8.8",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "100::1",
+            "fec0::1",
+            "3fff::1",
+            "5f00::1",
+            "::ffff:0:a00:1",
+            "::8.8.8.8",
+            "4000::1",
         ] {
             let address: IpAddr = private.parse().unwrap();
             assert!(!is_public(address), "{private}");
@@ -503,6 +521,9 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:4860:4860::8888",
+            "2a00:1450::1",
         ] {
             let address: IpAddr = public.parse().unwrap();
             assert!(is_public(address), "{public}");
@@ -532,13 +553,24 @@ mod tests {
             );
         }
         let metadata = WebhookUrl::parse("http://169.254.169.254/latest/meta-data").unwrap();
-        let refusal = resolve(&metadata, false).await.unwrap_err();
-        assert!(refusal.to_string().contains("169.254.169.254"), "{refusal}");
+        assert!(resolve(&metadata, false).await.is_err());
         let nowhere = WebhookUrl::parse("http://no-such-host.invalid/").unwrap();
-        assert!(matches!(
-            resolve(&nowhere, true).await,
-            Err(AddressRefusal::Unresolved { .. })
-        ));
+        let unresolved = resolve(&nowhere, true).await.unwrap_err();
+        assert!(matches!(unresolved, AddressRefusal::Unresolved { .. }));
+        // A name that resolves to a private address reads like one that resolves to nothing,
+        // and names no address.
+        let local = WebhookUrl::parse("http://localhost:9/x").unwrap();
+        let private = resolve(&local, false).await.unwrap_err().to_string();
+        assert!(
+            !private.contains("127.0.0.1") && !private.contains("::1"),
+            "{private}"
+        );
+        assert_eq!(
+            private.replace("localhost", "HOST"),
+            unresolved
+                .to_string()
+                .replace("no-such-host.invalid", "HOST")
+        );
     }
 
     #[test]

@@ -213,21 +213,11 @@ impl TestApp {
             .expect("a worker starts")
     }
 
-    /// Files left in the worker's scratch space.
+    /// What is left in the workers' scratch space: every file and directory inside a worker's
+    /// own directory (`WORK_DIR/worker-*/`; the directory and its lock are the worker's, not
+    /// a job's).
     pub fn scratch_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        let mut files = Vec::new();
-        walk(&self.worker.work_dir, &mut files);
-        files
+        scratch_in(&self.worker.work_dir)
     }
 
     /// Kills the Temporal server (SIGKILL, no goodbye).
@@ -784,7 +774,31 @@ impl TestApp {
     }
 }
 
-/// An upload form: `fields` first, then each of `videos` as a `file` part.
+/// What is left inside the workers' own directories under `work_dir` (see
+/// [`TestApp::scratch_files`]).
+pub fn scratch_in(work_dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            out.push(path.clone());
+            if path.is_dir() {
+                walk(&path, out);
+            }
+        }
+    }
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir(work_dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match (name.starts_with("worker-"), path.is_dir()) {
+            (true, true) => walk(&path, &mut left),
+            (true, false) if name.ends_with(".lock") => {}
+            _ => left.push(path),
+        }
+    }
+    left
+}
+
 /// Waits (a minute at most) until `check` holds.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -804,6 +818,7 @@ pub fn converter_script(dir: &Path, body: &str) -> PathBuf {
     script
 }
 
+/// An upload form: `fields` first, then each of `videos` as a `file` part.
 pub fn upload_form(videos: &[&Path], fields: &[(&str, &str)]) -> multipart::Form {
     let form = fields.iter().fold(multipart::Form::new(), |form, (k, v)| {
         form.text(k.to_string(), v.to_string())

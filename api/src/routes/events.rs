@@ -3,6 +3,8 @@
 
 use super::{ApiTags, BearerAuth, Context, ErrorJson, jobs::JobState, jobs::JobStep};
 use crate::{
+    error::{ErrorBody, ErrorCode},
+    limits::{Full, Slot},
     live::{Moment, Watchers},
     metrics,
     params::ApiJobId,
@@ -77,10 +79,18 @@ enum EventsResponse {
     /// No such job (or not yours).
     #[oai(status = 404)]
     NotFound(ErrorJson),
+    /// The caller holds as many event streams open as one user may
+    /// (`MAX_EVENT_STREAMS_PER_USER`), or this gateway as many as it serves
+    /// (`MAX_EVENT_STREAMS`); `Retry-After` says when to try again.
+    #[oai(status = 429)]
+    TooManyStreams(ErrorJson, #[oai(header = "Retry-After")] u64),
     /// A dependency is down.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
 }
+
+/// When a client refused a stream may try again: streams end when their jobs do.
+const STREAM_RETRY_AFTER_SECONDS: u64 = 10;
 
 refusal_into!(EventsResponse);
 framework_refusal!(super::job_id_refused; EventsResponse);
@@ -102,9 +112,19 @@ impl EventsApi {
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
     ) -> EventsResponse {
-        let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
+        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
             Ok(found) => found,
             Err(refusal) => return refusal.into(),
+        };
+        let Some(caller) = claims.user_id() else {
+            return EventsResponse::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid.",
+            ));
+        };
+        let slot = match self.cx.gw().event_streams.take(caller) {
+            Ok(slot) => slot,
+            Err(full) => return too_many_streams(full),
         };
         let mut moments = Watchers::follow(&self.cx.gateway(), job.id);
         let seen = last_event_id.0;
@@ -122,7 +142,7 @@ impl EventsApi {
         let events = follow(moments, seen)
             .take_until(self.cx.gw().watchers.closed())
             .map(move |moment| event(job_id.0, moment));
-        let stream = EventStream::new(counted(events).boxed())
+        let stream = EventStream::new(counted(events, slot).boxed())
             .keep_alive(KEEP_ALIVE)
             .to_event(|event| {
                 Event::message(event.to_json_string())
@@ -206,8 +226,27 @@ fn event(job: ApiJobId, (moment, retried): (Moment, Option<u32>)) -> JobEvent {
     }
 }
 
-/// Counts the stream among the open ones while it lives.
-fn counted<T>(events: impl Stream<Item = T> + Send + 'static) -> impl Stream<Item = T> + Send {
+/// The refusal of a stream over a cap.
+fn too_many_streams(full: Full) -> EventsResponse {
+    let message = match full {
+        Full::User(limit) => format!(
+            "At most {limit} event streams may be open at once for one user; close one first."
+        ),
+        Full::Gateway(_) => {
+            "This server follows as many jobs live as it can; try again shortly.".to_owned()
+        }
+    };
+    EventsResponse::TooManyStreams(
+        ErrorBody::new(ErrorCode::TooManyRequests, message),
+        STREAM_RETRY_AFTER_SECONDS,
+    )
+}
+
+/// Counts the stream among the open ones while it lives, holding its `slot`.
+fn counted<T>(
+    events: impl Stream<Item = T> + Send + 'static,
+    slot: Slot,
+) -> impl Stream<Item = T> + Send {
     struct Open;
     impl Drop for Open {
         fn drop(&mut self) {
@@ -217,7 +256,7 @@ fn counted<T>(events: impl Stream<Item = T> + Send + 'static) -> impl Stream<Ite
     metrics::event_streams(1.0);
     let open = Open;
     events.map(move |event| {
-        let _ = &open;
+        let _ = (&open, &slot);
         event
     })
 }

@@ -194,7 +194,30 @@ impl Example for JobStatusBody {
 /// A `multipart/form-data` body, kept as an unread stream.
 struct VideoForm {
     content_type: String,
+    /// The `Idempotency-Key`, read from the raw headers: the typed header parameter reads a
+    /// value that is not visible ASCII, or a second one, as no key at all.
+    idempotency_key: Result<Option<String>, BadKey>,
     body: Body,
+}
+
+/// An `Idempotency-Key` header that names no key: given twice, or not 1 to 255 visible ASCII
+/// characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BadKey;
+
+/// The request's `Idempotency-Key`, if it has one.
+fn idempotency_key(headers: &poem::http::HeaderMap) -> Result<Option<String>, BadKey> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.contains_key("idempotency-key") {
+            true => Err(BadKey),
+            false => Ok(None),
+        };
+    };
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(key) if key_is_valid(key) => Ok(Some(key.to_owned())),
+        _ => Err(BadKey),
+    }
 }
 
 impl Payload for VideoForm {
@@ -222,6 +245,7 @@ impl poem_openapi::payload::ParsePayload for VideoForm {
         let content_type = request.content_type().unwrap_or_default().to_owned();
         Ok(Self {
             content_type,
+            idempotency_key: idempotency_key(request.headers()),
             body: body.take()?,
         })
     }
@@ -443,7 +467,7 @@ impl JobsApi {
         /// Any string of 1 to 255 visible ASCII characters (a UUID, say) naming this upload,
         /// so that sending it again cannot start a second job.
         #[oai(name = "Idempotency-Key")]
-        idempotency_key: Header<Option<String>>,
+        _idempotency_key: Header<Option<String>>,
         form: VideoForm,
     ) -> UploadResponse {
         let claims = match self.cx.authenticate(&auth).await {
@@ -479,15 +503,15 @@ impl JobsApi {
                 None,
             );
         };
-        let key = match idempotency_key.0 {
-            None => None,
-            Some(key) if key_is_valid(&key) => Some(key),
-            Some(_) => {
+        let key = match form.idempotency_key.clone() {
+            Ok(key) => key,
+            Err(BadKey) => {
                 intake::refuse_unread(form.body).await;
                 metrics::upload_refused("form");
                 return UploadResponse::BadRequest(ErrorBody::new(
                     ErrorCode::BadRequest,
-                    "The Idempotency-Key header must be 1 to 255 visible ASCII characters.",
+                    "The Idempotency-Key header must be given once, as 1 to 255 visible \
+                     ASCII characters.",
                 ));
             }
         };

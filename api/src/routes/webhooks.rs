@@ -323,6 +323,9 @@ enum ReplayResponse {
     /// No such endpoint or delivery (or not yours).
     #[oai(status = 404)]
     NotFound(ErrorJson),
+    /// A replay of this delivery is still being sent (one at a time).
+    #[oai(status = 409)]
+    InFlight(ErrorJson),
     /// A dependency is down.
     #[oai(status = 503)]
     Unavailable(ErrorJson),
@@ -616,14 +619,25 @@ impl WebhooksApi {
         let input = DeliverWebhooksInput::Replay {
             message_id: message_id.to_owned(),
         };
-        let run_id = format!("webhook-replay-{}", uuid::Uuid::now_v7());
+        // One replay of a delivery at a time: its run is named after the message, and a
+        // second start while the first runs is refused by Temporal.
+        let run_id = format!("webhook-replay-{message_id}");
         let options = WorkflowStartOptions::new(TASK_QUEUE, run_id).build();
-        if let Err(error) = gw
+        match gw
             .temporal
             .start_workflow(DeliverWebhooks::run, input, options)
             .await
         {
-            return ReplayResponse::Unavailable(unavailable("conversion service", error));
+            Ok(_) => {}
+            Err(temporalio_client::errors::WorkflowStartError::AlreadyStarted { .. }) => {
+                return ReplayResponse::InFlight(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    "This delivery is already being sent again; wait until that replay ends.",
+                ));
+            }
+            Err(error) => {
+                return ReplayResponse::Unavailable(unavailable("conversion service", error));
+            }
         }
         tracing::info!(webhook_id = %endpoint.id, message_id, "webhook replay started");
         ReplayResponse::Accepted(Json(ReplayAccepted {
