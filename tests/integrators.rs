@@ -414,3 +414,67 @@ async fn a_gateway_shutting_down_ends_its_event_streams_at_once() {
     );
     assert!(stopping.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Event streams are capped per user and per gateway: beyond either, a 429 in the error shape
+/// with `Retry-After`, and a stream that closes gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_user_and_per_gateway() {
+    let mut app = TestApp::spawn_with(&[
+        ("MAX_EVENT_STREAMS_PER_USER", "3"),
+        ("MAX_EVENT_STREAMS", "5"),
+    ])
+    .await;
+    // No worker: the jobs stay queued, and their streams open.
+    app.stop_worker().await;
+    let media = tempfile::tempdir().unwrap();
+    let clip = make_mp4(media.path(), "clip.mp4", 1, true);
+    let ann = app.user_token("ann").await;
+    let bob = app.user_token("bob").await;
+    let ann_job = app.start_job(&ann, &clip).await;
+    let bob_job = app.start_job(&bob, &clip).await;
+    let open = |token: &str, job: &str| {
+        app.http
+            .get(app.url(&format!("/jobs/{job}/events")))
+            .bearer_auth(token)
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let stream = open(&ann, &ann_job).await.unwrap();
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
+    let over = open(&ann, &ann_job).await.unwrap();
+    assert_eq!(over.status(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+    let body: serde_json::Value = over.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("At most 3"),
+        "{body}"
+    );
+    // Bob has streams of his own, up to what the gateway serves in all.
+    for _ in 0..2 {
+        let stream = open(&bob, &bob_job).await.unwrap();
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
+    let full = open(&bob, &bob_job).await.unwrap();
+    assert_eq!(full.status(), 429);
+    let body: serde_json::Value = full.json().await.unwrap();
+    assert!(
+        !body["message"].as_str().unwrap().contains("At most"),
+        "{body}"
+    );
+    // A stream closed gives its place back.
+    drop(streams.remove(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let again = open(&bob, &bob_job).await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", again.status());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
