@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures Audiomill on this machine and prints a table (see README, "Benchmarks"):
+# Measures Audiomill on this machine and prints a table (see docs/benchmarks.md):
 #   1. transcoding a 10-minute clip in process, against the ffmpeg CLI with the same settings,
 #      by default and for each kind of output choice (CBR, rate and channels, trim, loudness,
 #      tags with a cover frame);
@@ -229,8 +229,8 @@ sleep 2
 echo "5/9 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
-RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 LISTEN_ADDR=127.0.0.1:$LOAD_PORT \
-  "$BIN" gateway >"$WORK/load-gateway.log" 2>&1 &
+RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 MAX_EVENT_STREAMS_PER_USER=1000 \
+  LISTEN_ADDR=127.0.0.1:$LOAD_PORT "$BIN" gateway >"$WORK/load-gateway.log" 2>&1 &
 LOAD_GATEWAY=$!; PIDS+=($LOAD_GATEWAY)
 LOAD=http://127.0.0.1:$LOAD_PORT
 for _ in $(seq 100); do curl -sf "$LOAD/health" >/dev/null && break; sleep 0.2; done
@@ -291,12 +291,22 @@ echo 5 >/proc/$LOAD_GATEWAY/clear_refs
 streams_rss_before=$(awk '/VmRSS/{print $2}' /proc/$LOAD_GATEWAY/status)
 streams_reads_before=$(watch_reads)
 streams_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
+fds() { find "/proc/$LOAD_GATEWAY/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+streams_fds_before=$(fds)
+# The most descriptors the gateway held while the streams were open, sampled every 0.2 s.
+(peak=0; while kill -0 "$LOAD_GATEWAY" 2>/dev/null && [ ! -e "$WORK/followers.done" ]; do
+   n=$(fds); [ "$n" -gt "$peak" ] && peak=$n && echo "$peak" >"$WORK/fds.peak"; sleep 0.2
+ done) &
 ./target/debug/examples/followers "$LOAD" bench@example.com bench-password "$WORK/long.mp4" 500 5 >"$WORK/followers.txt"
+touch "$WORK/followers.done"; wait $! 2>/dev/null || true
+streams_fds_peak=$(cat "$WORK/fds.peak" 2>/dev/null || echo "$streams_fds_before")
 streams_cpu=$(python3 -c "print(f'{($(cpu_ticks "$LOAD_GATEWAY") - $streams_cpu_before) / $TICKS:.1f}')")
 streams_peak=$(awk '/VmHWM/{print $2}' /proc/$LOAD_GATEWAY/status)
 streams_reads=$(( $(watch_reads) - streams_reads_before ))
 read -r _ streams _ ended _ events _ failed _ streams_seconds <"$WORK/followers.txt"
-streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
+per_stream_kb=$(( (streams_peak - streams_rss_before) / streams ))
+per_stream_fds=$(python3 -c "print(f'{($streams_fds_peak - $streams_fds_before) / $streams:.2f}')")
+streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB; ${per_stream_kb} KB a stream), descriptors ${streams_fds_before} -> ${streams_fds_peak} (${per_stream_fds} a stream); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
 
 echo "8/9 a 1 GB download, through the gateway and redirected to the bucket..."
 REDIRECT_PORT=$(free_port)

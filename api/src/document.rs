@@ -11,6 +11,9 @@
 //! The download operations' errors may also come as an HTML page (see `page`): a browser
 //! opening a download link asks for one.
 //!
+//! The JSON bodies whose types refuse unknown fields (`deny_unknown_fields`) say so with
+//! `additionalProperties: false`, which poem-openapi does not write.
+//!
 //! And an event stream's schema: poem-openapi writes it as an array of the events' data, but
 //! before OpenAPI 3.2 a `text/event-stream` schema describes one event (`id`, `event`, `data`),
 //! which is how API checkers read it; the data's own type is named in `contentSchema`.
@@ -20,12 +23,25 @@ use serde_json::{Value, json};
 /// The operations whose errors a browser may ask for as a page (`page::ROUTES`).
 const PAGE_OPERATIONS: [&str; 2] = ["downloadMp3", "downloadMp3ByFid"];
 
+/// The request bodies derived with `deny_unknown_fields`: a field they do not name is a 400.
+const CLOSED_BODIES: [&str; 4] = [
+    "AccountChanges",
+    "NewWebhook",
+    "UserChanges",
+    "WebhookChanges",
+];
+
 /// Adds the middleware's answers to every operation of `derived` (poem-openapi's JSON).
 pub fn complete(derived: &str) -> String {
     let mut document: Value =
         serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
     plain_references(&mut document);
     describe_events(&mut document);
+    for name in CLOSED_BODIES {
+        if let Some(schema) = document["components"]["schemas"].get_mut(name) {
+            schema["additionalProperties"] = Value::Bool(false);
+        }
+    }
     let Some(paths) = document["paths"].as_object_mut() else {
         return derived.to_owned();
     };

@@ -136,7 +136,12 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                 let method = request.method().to_string();
                 let route = routes.template_of(request.uri().path());
                 let as_page = page::ROUTES.contains(&route) && page::wanted(&request);
-                let mut response = guarded(&gateway, &*endpoint, request).await;
+                // A method the route does not have is answered 405 by the router, its body
+                // unread: the body policy has nothing to say about it.
+                let method_allowed = routes
+                    .allowed_methods(request.uri().path())
+                    .is_none_or(|allow| allow.split(", ").any(|m| m == method));
+                let mut response = guarded(&gateway, &*endpoint, request, method_allowed).await;
                 if as_page && let Ok(answer) = response {
                     response = Ok(page::from_error(answer).await);
                 }
@@ -170,16 +175,18 @@ fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: 
     }
 }
 
-/// The abuse limits and the body policy, in front of every operation.
+/// The abuse limits and (for a method the route has) the body policy, in front of every
+/// operation.
 async fn guarded<E: Endpoint>(
     gateway: &Gateway,
     endpoint: &E,
     mut request: poem::Request,
+    method_allowed: bool,
 ) -> poem::Result<poem::Response> {
     if let Some(refused) = gateway.rate_limits.check(gateway, &request).await {
         return Ok(refused);
     }
-    if let Err(refused) = body::limit(&mut request).await {
+    if method_allowed && let Err(refused) = body::limit(&mut request).await {
         return Ok(refused);
     }
     Ok(endpoint.call(request).await?.into_response())

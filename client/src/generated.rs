@@ -33,8 +33,9 @@ pub mod types {
             Default::default()
         }
     }
-    ///Settings to change; those left out stay as they are.
+    ///Settings to change; those left out (or `null`) stay as they are.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
     pub struct AccountChanges {
         /**`false`: no e-mail when a job completes (links stay available from `/status` and
 `GET /jobs/{job_id}/link`).*/
@@ -860,6 +861,7 @@ it runs. Past it, the download answers 410 Gone.*/
     }
     ///A new endpoint.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct NewWebhook {
         ///The events to send; at least one.
         pub events: ::std::vec::Vec<EventName>,
@@ -1030,6 +1032,64 @@ value removes that tag.*/
     impl ReplayAccepted {
         pub fn builder() -> builder::ReplayAccepted {
             Default::default()
+        }
+    }
+    ///`ReplayWebhookDeliveryDeliveryId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ReplayWebhookDeliveryDeliveryId(::std::string::String);
+    impl ::std::ops::Deref for ReplayWebhookDeliveryDeliveryId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ReplayWebhookDeliveryDeliveryId>
+    for ::std::string::String {
+        fn from(value: ReplayWebhookDeliveryDeliveryId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ReplayWebhookDeliveryDeliveryId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^msg_[A-Za-z0-9_-]{24}$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^msg_[A-Za-z0-9_-]{24}$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReplayWebhookDeliveryDeliveryId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ReplayWebhookDeliveryDeliveryId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ReplayWebhookDeliveryDeliveryId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A new secret, shown this once.
@@ -1355,8 +1415,9 @@ attempts. Listed nowhere, and removed with the last of its jobs.*/
             Default::default()
         }
     }
-    ///What an admin changes about an account.
+    ///What an admin changes about an account; `null` or left out: unchanged.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
     pub struct UserChanges {
         /**`false` turns the account off at once: no more logins, every token refused, running
 jobs cancelled. `true` turns it on again.*/
@@ -1403,14 +1464,15 @@ jobs cancelled. `true` turns it on again.*/
             Default::default()
         }
     }
-    ///Changes to an endpoint; fields left out stay as they are.
+    ///Changes to an endpoint; fields left out (or `null`) stay as they are.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
     pub struct WebhookChanges {
         ///`true` turns on an endpoint that was off (also one its receiver disabled with 410).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub enabled: ::std::option::Option<bool>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub events: ::std::vec::Vec<EventName>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub events: ::std::option::Option<::std::vec::Vec<EventName>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub url: ::std::option::Option<::std::string::String>,
     }
@@ -5746,7 +5808,7 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::string::String,
             >,
             events: ::std::result::Result<
-                ::std::vec::Vec<super::EventName>,
+                ::std::option::Option<::std::vec::Vec<super::EventName>>,
                 ::std::string::String,
             >,
             url: ::std::result::Result<
@@ -5778,7 +5840,9 @@ jobs cancelled. `true` turns it on again.*/
             }
             pub fn events<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::EventName>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::EventName>>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.events = value
@@ -6377,6 +6441,9 @@ to an endpoint that was turned off since
 
 Sends a `POST` request to `/webhooks/{webhook_id}/deliveries/{delivery_id}/replay`
 
+Arguments:
+- `webhook_id`
+- `delivery_id`: `msg_` and 24 letters, digits, `-` or `_`.
 ```ignore
 let response = client.replay_webhook_delivery()
     .webhook_id(webhook_id)
@@ -9173,7 +9240,7 @@ pub mod builder {
     pub struct ListWebhookDeliveries<'a> {
         client: &'a super::Client,
         webhook_id: Result<::uuid::Uuid, String>,
-        limit: Result<Option<u32>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
     }
     impl<'a> ListWebhookDeliveries<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -9196,12 +9263,15 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u32>,
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u32` for limit failed".to_string());
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU32` for limit failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `GET` request to `/webhooks/{webhook_id}/deliveries`
@@ -9289,7 +9359,7 @@ pub mod builder {
     pub struct ReplayWebhookDelivery<'a> {
         client: &'a super::Client,
         webhook_id: Result<::uuid::Uuid, String>,
-        delivery_id: Result<::std::string::String, String>,
+        delivery_id: Result<types::ReplayWebhookDeliveryDeliveryId, String>,
     }
     impl<'a> ReplayWebhookDelivery<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -9312,12 +9382,12 @@ pub mod builder {
         }
         pub fn delivery_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::ReplayWebhookDeliveryDeliveryId>,
         {
             self.delivery_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for delivery_id failed"
+                    "conversion to `ReplayWebhookDeliveryDeliveryId` for delivery_id failed"
                         .to_string()
                 });
             self

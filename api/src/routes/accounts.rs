@@ -125,12 +125,13 @@ impl AccountQuota {
     }
 }
 
-/// Settings to change; those left out stay as they are.
+/// Settings to change; those left out (or `null`) stay as they are.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct AccountChanges {
     /// `false`: no e-mail when a job completes (links stay available from `/status` and
     /// `GET /jobs/{job_id}/link`).
+    #[oai(nullable)]
     completion_emails: Option<bool>,
 }
 

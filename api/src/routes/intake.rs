@@ -516,7 +516,7 @@ async fn read_form<S: VideoSink>(
                 };
                 match checked {
                     Ok(url) => {
-                        callback = Some(url);
+                        callback = url;
                         continue;
                     }
                     Err(error) => break Err(error),
@@ -595,7 +595,11 @@ async fn field_text(
 
 /// An upload's `callback_url`: a URL webhooks may reach, resolved now (and again at each
 /// delivery), as for a registered endpoint.
-async fn callback_url(gw: &Gateway, text: &str) -> Result<WebhookUrl, UploadError> {
+async fn callback_url(gw: &Gateway, text: &str) -> Result<Option<WebhookUrl>, UploadError> {
+    // An empty field is one left blank, as a browser's form sends it: no callback.
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
     let refused = |why: String| {
         UploadError::BadField(FieldError {
             field: CALLBACK_FIELD,
@@ -606,7 +610,7 @@ async fn callback_url(gw: &Gateway, text: &str) -> Result<WebhookUrl, UploadErro
     webhook::resolve(&url, gw.webhook_allow_private)
         .await
         .map_err(|refusal| refused(refusal.to_string()))?;
-    Ok(url)
+    Ok(Some(url))
 }
 
 fn unknown_field(name: &str) -> UploadError {

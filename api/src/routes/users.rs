@@ -67,12 +67,13 @@ impl Example for UserSummary {
     }
 }
 
-/// What an admin changes about an account.
+/// What an admin changes about an account; `null` or left out: unchanged.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct UserChanges {
     /// `false` turns the account off at once: no more logins, every token refused, running
     /// jobs cancelled. `true` turns it on again.
+    #[oai(nullable)]
     active: Option<bool>,
 }
 

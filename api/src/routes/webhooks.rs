@@ -70,6 +70,10 @@ impl From<WebhookEvent> for EventName {
     }
 }
 
+/// The examples' endpoint: a public address by its literal, so the example registers as it
+/// is on any server, with no name to resolve.
+const EXAMPLE_URL: &str = "https://93.184.216.34/audiomill";
+
 /// A new endpoint.
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
@@ -84,19 +88,22 @@ struct NewWebhook {
 impl Example for NewWebhook {
     fn example() -> Self {
         NewWebhook {
-            url: "https://hooks.example.com/audiomill".into(),
+            url: EXAMPLE_URL.into(),
             events: vec![EventName::Completed, EventName::Failed],
         }
     }
 }
 
-/// Changes to an endpoint; fields left out stay as they are.
+/// Changes to an endpoint; fields left out (or `null`) stay as they are.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct WebhookChanges {
+    #[oai(nullable)]
     url: Option<String>,
+    #[oai(nullable)]
     events: Option<Vec<EventName>>,
     /// `true` turns on an endpoint that was off (also one its receiver disabled with 410).
+    #[oai(nullable)]
     enabled: Option<bool>,
 }
 
@@ -120,7 +127,7 @@ impl Example for Webhook {
     fn example() -> Self {
         Webhook {
             id: ApiWebhookId::example(),
-            url: "https://hooks.example.com/audiomill".into(),
+            url: EXAMPLE_URL.into(),
             events: vec![EventName::Completed, EventName::Failed],
             enabled: true,
             disabled_reason: None,
@@ -332,7 +339,21 @@ enum ReplayResponse {
 }
 
 framework_refusal!(std::convert::identity; WebhookResponse, DeleteResponse, SecretResponse,
-    DeliveriesResponse, ReplayResponse);
+    DeliveriesResponse);
+framework_refusal!(delivery_id_refused; ReplayResponse);
+
+/// A malformed id in a replay's path, said in a sentence: the delivery id's form (the
+/// framework's own words name the pattern) or the endpoint's.
+fn delivery_id_refused(framework: ErrorJson) -> ErrorJson {
+    if framework.0.message.contains("delivery_id") {
+        ErrorBody::new(
+            ErrorCode::BadRequest,
+            "The delivery id is malformed: delivery ids look like msg_ and 24 letters.",
+        )
+    } else {
+        framework
+    }
+}
 refusal_into!(
     WebhookResponse,
     DeleteResponse,
@@ -534,6 +555,7 @@ impl WebhooksApi {
         auth: BearerAuth,
         webhook_id: Path<ApiWebhookId>,
         /// How many, 1-100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> DeliveriesResponse {
         let limit = limit.0.unwrap_or(DEFAULT_DELIVERIES);
@@ -593,6 +615,8 @@ impl WebhooksApi {
         &self,
         auth: BearerAuth,
         webhook_id: Path<ApiWebhookId>,
+        /// `msg_` and 24 letters, digits, `-` or `_`.
+        #[oai(validator(pattern = r"^msg_[A-Za-z0-9_-]{24}$"))]
         delivery_id: Path<String>,
     ) -> ReplayResponse {
         let Ok(message_id) = webhook::parse_message_id(&delivery_id.0) else {
