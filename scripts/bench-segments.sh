@@ -10,7 +10,7 @@
 #   - for a 1 GB source in S3, fetching it whole against reading one part's byte range;
 #   - how the joins sound: the worst 50 ms window (signal to noise against the source) of the
 #     joined MP3 against one pass's, for speech, music and a sine (activities/tests/join.rs).
-# Prints table rows for the README and writes the plot of wall time against length to
+# Prints table rows for docs/benchmarks.md and writes the plot of wall time against length to
 # docs/long-videos.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."

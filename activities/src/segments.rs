@@ -133,7 +133,8 @@ impl ConvertActivities {
 
     /// Where a part reads its source: the held job's copy, or else the upload in storage,
     /// read in place (only the part's share of it is read: measured faster, for a worker
-    /// taking a few parts of a long source, than fetching all of it first; see the README).
+    /// taking a few parts of a long source, than fetching all of it first; see
+    /// `docs/benchmarks.md`).
     async fn source_for_part(
         &self,
         input: &TranscodeSegmentInput,
