@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./data
 
-.PHONY: setup build run test bench fuzz-api openapi fmt lint clean
+.PHONY: setup build run test bench fuzz-api openapi histories fmt lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -43,3 +43,9 @@ lint:
 
 clean:
 	cargo clean
+
+# Records runs of every workflow into tests/histories/, which `make test` replays through the
+# workflows as they are (tests/histories.rs): run it after a change that patches a workflow.
+histories: setup
+	AUDIOMILL_RECORD_HISTORIES=1 cargo nextest run --locked --workspace --all-targets \
+	  -E 'test(runs_of_every_kind_replay_as_they_are_recorded)'

@@ -2,6 +2,7 @@
 //! takes, and how a bad setting is told (one sentence naming the variable).
 
 use crate::config::{BackendArgs, DataArgs, DevArgs, GatewayArgs, WorkerArgs};
+use std::collections::HashMap;
 use clap::{
     Args, CommandFactory, Parser, Subcommand, ValueEnum,
     error::{ContextKind, ContextValue, ErrorKind},
@@ -159,6 +160,29 @@ impl Cli {
                 None => error.exit(),
             },
         }
+    }
+}
+
+impl DevArgs {
+    /// Parses settings given as environment variables in a map, not the process environment
+    /// (tests run many apps in one process). Unknown names are refused.
+    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let command = Self::command();
+        let mut args = vec!["audiomill".to_owned()];
+        // As in the environment, an empty value is no value.
+        for (name, value) in vars.iter().filter(|(_, v)| !v.trim().is_empty()) {
+            let Some(arg) = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
+            else {
+                anyhow::bail!("{name} is not a setting of `audiomill dev`.");
+            };
+            args.push(format!(
+                "--{}={value}",
+                arg.get_long().expect("settings are long flags")
+            ));
+        }
+        Self::try_parse_from(args).map_err(|e| anyhow::anyhow!("{}", one_sentence(&e)))
     }
 }
 

@@ -556,28 +556,6 @@ impl WorkerArgs {
 }
 
 impl DevArgs {
-    /// Parses settings given as environment variables in a map, not the process environment
-    /// (tests run many apps in one process). Unknown names are refused.
-    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
-        use clap::CommandFactory;
-        let command = Self::command();
-        let mut args = vec!["audiomill".to_owned()];
-        // As in the environment, an empty value is no value.
-        for (name, value) in vars.iter().filter(|(_, v)| !v.trim().is_empty()) {
-            let Some(arg) = command
-                .get_arguments()
-                .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
-            else {
-                bail!("{name} is not a setting of `audiomill dev`.");
-            };
-            args.push(format!(
-                "--{}={value}",
-                arg.get_long().expect("settings are long flags")
-            ));
-        }
-        Self::try_parse_from(args).map_err(|e| anyhow::anyhow!("{}", crate::cli::one_sentence(&e)))
-    }
-
     /// The three configurations; `embedded` as for [`GatewayArgs::resolve`].
     pub fn resolve(self, embedded: bool) -> anyhow::Result<(Config, GatewayConfig, WorkerConfig)> {
         let config = self.backends.resolve()?;

@@ -209,7 +209,7 @@ async fn prometheus_scrapes_both_roles_and_every_dashboard_query_finds_series() 
         &prometheus,
         &format!(
             r#"audiomill_step_failures_total{{step="transcode",type="{}"}}"#,
-            audiomill_domain::contract::failure::CORRUPT_MEDIA
+            audiomill_domain::contract::FailureKind::CorruptMedia.name()
         ),
     )
     .await;

@@ -12,7 +12,7 @@ use audiomill_domain::{
         EmailOutcome, FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding,
         JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput, StepProgress, StoreMp3Input,
         StoredMp3, TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
-        ValidateTokenInput, activity, failure,
+        ValidateTokenInput, activity, FailureKind,
     },
     lifecycle::Retention,
     link::LinkSigner,
@@ -96,7 +96,7 @@ impl ConvertActivities {
             .map_err(database_down)?;
         if !active {
             return Err(fatal(
-                failure::INVALID_TOKEN,
+                FailureKind::InvalidToken.name(),
                 "The login that started this job was revoked or the account is disabled.",
             ));
         }
@@ -152,7 +152,7 @@ impl ConvertActivities {
             // Another worker fetched it, or this one restarted and cleaned up: the workflow
             // fetches again on whichever worker is alive.
             return Err(fatal(
-                failure::SOURCE_NOT_LOCAL,
+                FailureKind::SourceNotLocal.name(),
                 "The source is not on this worker.",
             ));
         }
@@ -266,8 +266,7 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Uploads the MP3 (joining it from its parts first, in runs that joined parts as they
-    /// stored them), records it on the job, and clears this worker's scratch files.
+    /// Uploads the MP3, records it on the job, and clears this worker's scratch files.
     #[activity(definition = activity::StoreMp3)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn store_mp3(
@@ -278,24 +277,17 @@ impl ConvertActivities {
         let mp3_path = self.mp3_path(input.job_id);
         let _working = self.held.working(input.job_id);
         let key = ObjectKey::mp3(input.job_id);
-        let stored = match &input.join {
-            // Joined as it is stored, from the parts' own bytes: the MP3 is never copied
-            // whole, nor waits on this disk.
-            Some(plan) => {
-                let joined = self.joined(input.job_id, plan).await?;
-                self.objects.put_pieces(&key, joined).await
-            }
-            None => {
-                if tokio::fs::metadata(&mp3_path).await.is_err() {
-                    return Err(fatal(
-                        failure::SOURCE_NOT_LOCAL,
-                        "The MP3 is not on this worker.",
-                    ));
-                }
-                self.objects.put_file(&key, &mp3_path).await
-            }
-        };
-        let size = stored.map_err(storage_down)?;
+        if tokio::fs::metadata(&mp3_path).await.is_err() {
+            return Err(fatal(
+                FailureKind::SourceNotLocal.name(),
+                "The MP3 is not on this worker.",
+            ));
+        }
+        let size = self
+            .objects
+            .put_file(&key, &mp3_path)
+            .await
+            .map_err(storage_down)?;
         let completed_now = match self
             .db
             .record_mp3(input.job_id, &key, size, input.duration_ms)
@@ -306,9 +298,6 @@ impl ConvertActivities {
                 // Cancelled (or removed by its owner) while the MP3 was uploading: it must not
                 // outlive the job.
                 let _ = self.objects.delete(&key).await;
-                if let Some(plan) = &input.join {
-                    self.drop_parts(input.job_id, plan).await;
-                }
                 self.forget(input.job_id).await;
                 return Err(ActivityError::cancelled());
             }
@@ -318,9 +307,6 @@ impl ConvertActivities {
             .schedule_expiry(input.job_id, &self.settings.retention)
             .await
             .map_err(database_down)?;
-        if let Some(plan) = &input.join {
-            self.drop_parts(input.job_id, plan).await;
-        }
         self.forget(input.job_id).await;
         if completed_now {
             metrics::counter!("audiomill_jobs_completed_total").increment(1);
@@ -351,13 +337,13 @@ impl ConvertActivities {
             .job(input.job_id)
             .await
             .map_err(database_down)?
-            .ok_or_else(|| fatal(failure::SOURCE_MISSING, "The job no longer exists."))?;
+            .ok_or_else(|| fatal(FailureKind::SourceMissing.name(), "The job no longer exists."))?;
         let user = self
             .db
             .user_by_id(job.user_id)
             .await
             .map_err(database_down)?
-            .ok_or_else(|| fatal(failure::INVALID_TOKEN, "The job's owner no longer exists."))?;
+            .ok_or_else(|| fatal(FailureKind::InvalidToken.name(), "The job's owner no longer exists."))?;
         if !user.completion_emails {
             tracing::info!(job_id = %job.id, "the owner turned completion e-mails off");
             return Ok(EmailOutcome::TurnedOff);
@@ -411,7 +397,7 @@ impl ConvertActivities {
         if recorded {
             match &input.ending {
                 JobEnding::Failed { failure_type } => {
-                    let kind = failure::kind(Some(failure_type));
+                    let kind = FailureKind::of(Some(failure_type)).name();
                     tracing::info!(failure_type = kind, "job failed");
                     metrics::counter!("audiomill_jobs_failed_total", "type" => kind).increment(1);
                 }
@@ -563,7 +549,7 @@ impl ConvertActivities {
             Ok(size) => size,
             Err(StoreError::NotFound) => {
                 return Err(fatal(
-                    failure::SOURCE_MISSING,
+                    FailureKind::SourceMissing.name(),
                     "The uploaded file is no longer in storage.",
                 ));
             }
@@ -623,7 +609,7 @@ impl ConvertActivities {
                 }
                 ActivityError::application(
                     ApplicationFailure::builder(format!("{}.", capitalize(why)))
-                        .type_name(failure::TRANSCODER_CRASHED.to_owned())
+                        .type_name(FailureKind::TranscoderCrashed.name().to_owned())
                         .non_retryable(attempt >= 2)
                         .build(),
                 )
@@ -683,28 +669,28 @@ fn retryable(type_name: &str, error: impl std::fmt::Display) -> ActivityError {
 }
 
 pub(crate) fn database_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(failure::DATABASE_UNAVAILABLE, error)
+    retryable(FailureKind::DatabaseUnavailable.name(), error)
 }
 
 pub(crate) fn storage_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(failure::STORAGE_UNAVAILABLE, error)
+    retryable(FailureKind::StorageUnavailable.name(), error)
 }
 
 fn mail_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(failure::MAIL_UNAVAILABLE, error)
+    retryable(FailureKind::MailUnavailable.name(), error)
 }
 
 pub(crate) fn worker_trouble(error: impl std::fmt::Display) -> ActivityError {
-    retryable(failure::WORKER_TROUBLE, error)
+    retryable(FailureKind::WorkerTrouble.name(), error)
 }
 
 pub(crate) fn transcode_failure(error: TranscodeError) -> ActivityError {
     let type_name = match &error {
-        TranscodeError::Unsupported(_) => failure::UNSUPPORTED_MEDIA,
-        TranscodeError::NoAudioStream => failure::NO_AUDIO_STREAM,
-        TranscodeError::Corrupt(_) => failure::CORRUPT_MEDIA,
-        TranscodeError::TooLong(_) => failure::MEDIA_TOO_LONG,
-        TranscodeError::Trim(_) => failure::TRIM_OUT_OF_RANGE,
+        TranscodeError::Unsupported(_) => FailureKind::UnsupportedMedia.name(),
+        TranscodeError::NoAudioStream => FailureKind::NoAudioStream.name(),
+        TranscodeError::Corrupt(_) => FailureKind::CorruptMedia.name(),
+        TranscodeError::TooLong(_) => FailureKind::MediaTooLong.name(),
+        TranscodeError::Trim(_) => FailureKind::TrimOutOfRange.name(),
         TranscodeError::Cancelled => return ActivityError::cancelled(),
         TranscodeError::Output(_) | TranscodeError::Crashed(_) => {
             return worker_trouble(error);

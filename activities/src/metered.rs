@@ -6,7 +6,7 @@
 //!   failures that stop a step, by their type. Labels are step names, outcomes and failure
 //!   types only, never a job.
 
-use audiomill_domain::contract::failure;
+use audiomill_domain::contract::FailureKind;
 use std::time::Instant;
 use temporalio_common::ActivityError;
 use temporalio_sdk::interceptors::{
@@ -41,7 +41,7 @@ impl ActivityInboundInterceptor for StepMetrics {
                 Ok(_) => "completed",
                 Err(ActivityError::Cancelled { .. }) => "cancelled",
                 Err(ActivityError::Application(failure)) if failure.is_non_retryable() => {
-                    let kind = failure::kind(failure.type_name());
+                    let kind = FailureKind::of(failure.type_name()).name();
                     metrics::counter!("audiomill_step_failures_total", "step" => step.clone(), "type" => kind)
                         .increment(1);
                     "failed"

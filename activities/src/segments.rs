@@ -6,8 +6,7 @@
 //! stored, in place, and only as much of it as the part needs (the byte ranges the demuxer
 //! seeks to). The parts converted on the holding worker stay on its disk; the others' MP3s go
 //! to object storage (`parts/{job}/{i}.mp3`), where `join_segments`, on the holding worker,
-//! reads them to join all parts into the job's MP3 (runs begun while the join was part of
-//! `store_mp3` join as they store it).
+//! reads them to join all parts into the job's MP3.
 
 use crate::{
     convert::{
@@ -23,7 +22,7 @@ use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
         JoinSegmentsInput, StepProgress, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
-        failure,
+        FailureKind,
     },
     segment::SegmentPlan,
 };
@@ -158,7 +157,7 @@ impl ConvertActivities {
                 Ok(SourceLocation::Url { url, size })
             }
             Err(StoreError::NotFound) => Err(fatal(
-                failure::SOURCE_MISSING,
+                FailureKind::SourceMissing.name(),
                 "The uploaded file is no longer in storage.",
             )),
             Err(error) => Err(storage_down(error)),
@@ -203,7 +202,7 @@ impl ConvertActivities {
                     // Scratch files that vanished: as after a lost worker, the workflow
                     // fetches the source again and converts the parts anew.
                     return Err(fatal(
-                        failure::SOURCE_NOT_LOCAL,
+                        FailureKind::SourceNotLocal.name(),
                         format!("Part {part} is no longer on this worker."),
                     ));
                 }
@@ -223,7 +222,7 @@ impl ConvertActivities {
     ) -> Result<Vec<Bytes>, ActivityError> {
         if tokio::fs::metadata(self.source_path(job)).await.is_err() {
             return Err(fatal(
-                failure::SOURCE_NOT_LOCAL,
+                FailureKind::SourceNotLocal.name(),
                 "The source is not on this worker.",
             ));
         }
@@ -259,7 +258,7 @@ impl ConvertActivities {
             tracing::warn!(%error, "the parts cannot be joined; one pass follows");
             ActivityError::application(
                 ApplicationFailure::builder(error.to_string())
-                    .type_name(failure::PARTS_UNJOINABLE.to_owned())
+                    .type_name(FailureKind::PartsUnjoinable.name().to_owned())
                     .non_retryable(true)
                     .build(),
             )

@@ -12,12 +12,16 @@
 //! - [`metrics`]: Prometheus metrics, labelled with route templates only.
 //! - `page`: errors as a page for browsers that open a download link.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
+//! - [`Gateway`] (`gateway.rs`): what the handlers share; [`app`] (`app.rs`): the routes with
+//!   the layers in front of them, the Swagger UI and the document.
 
+mod app;
 pub mod auth;
 pub mod body;
 mod document;
 pub mod error;
 pub mod form;
+mod gateway;
 pub mod limits;
 pub mod live;
 pub mod metrics;
@@ -29,173 +33,5 @@ pub mod server;
 pub mod status;
 pub mod upload;
 
-use audiomill_store::{Database, ObjectStore};
-use poem::{Endpoint, EndpointExt, IntoResponse, Route};
-use poem_openapi::OpenApiService;
-use std::sync::Arc;
-use temporalio_client::Client;
-
-/// Everything the gateway's handlers use.
-pub struct Gateway {
-    pub db: Database,
-    pub objects: ObjectStore,
-    pub temporal: Client,
-    pub tokens: auth::TokenIssuer,
-    pub passwords: auth::Passwords,
-    pub limits: UploadLimits,
-    pub rate_limits: limits::Limits,
-    pub uploads: limits::UploadSlots,
-    /// Event streams open, per user and in all.
-    pub event_streams: limits::Slots,
-    /// Final views of jobs whose workflow has closed.
-    pub closed_views: status::ClosedViews,
-    /// The jobs someone follows live, each read once however many follow it.
-    pub watchers: live::Watchers,
-    /// Origins allowed to call the API from a browser (CORS); empty: none.
-    pub cors_origins: Vec<String>,
-    /// Checks the mail transport for `/health` (`None`: not checked here).
-    pub mail_probe: Option<Probe>,
-    /// The bearer token `/metrics` asks for (`None`: open, as in `dev`).
-    pub metrics_token: Option<String>,
-    /// Issues and checks signed download links.
-    pub links: audiomill_domain::link::LinkSigner,
-    /// With S3: answer downloads with a presigned URL that works this long (`None`: stream).
-    pub download_redirect: Option<std::time::Duration>,
-    /// Webhook endpoints may be on loopback and private addresses (`WEBHOOK_ALLOW_PRIVATE`).
-    pub webhook_allow_private: bool,
-    /// Every user's limits unless an admin set their own (`QUOTA_STORAGE_MB`,
-    /// `QUOTA_JOBS_PER_DAY`).
-    pub quota: audiomill_domain::lifecycle::Quota,
-}
-
-/// A check of a dependency the gateway does not otherwise use: what answered, or why not.
-pub type Probe =
-    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync>;
-
-#[derive(Debug, Clone)]
-pub struct UploadLimits {
-    /// Per file.
-    pub max_bytes: u64,
-    /// `file` parts per upload.
-    pub max_files: usize,
-    pub allowed_extensions: Vec<String>,
-}
-
-const TITLE: &str = "Audiomill";
-const DESCRIPTION: &str = "Upload videos, get MP3s back. Log in with HTTP Basic at /login, then send the access token as a Bearer token.";
-
-fn service(gateway: Arc<Gateway>) -> OpenApiService<routes::Api, ()> {
-    OpenApiService::new(routes::api(gateway), TITLE, env!("CARGO_PKG_VERSION"))
-        .description(DESCRIPTION)
-}
-
-/// The whole HTTP application: the API, the Swagger UI at `/docs` and the spec at `/swagger.json`.
-pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
-    let api = service(gateway.clone());
-    // Browsers on other origins are let in only when CORS_ALLOWED_ORIGINS names them (an
-    // empty list would make poem's Cors allow every origin, so it is left out then).
-    let cors_enabled = !gateway.cors_origins.is_empty();
-    let cors = poem::middleware::Cors::new()
-        .allow_origins(gateway.cors_origins.iter().map(String::as_str))
-        .allow_credentials(false);
-    let derived = api.spec();
-    let spec = document::complete(&derived);
-    let routes = Arc::new(metrics::Routes::from_spec(&spec));
-    // The Swagger UI page embeds the document verbatim: show the completed one.
-    let docs_page = api.swagger_ui_html().replace(&derived, &spec);
-    Route::new()
-        .nest(
-            "/docs",
-            Route::new().at(
-                "/",
-                poem::get(poem::endpoint::make_sync(move |_| {
-                    poem::web::Html(docs_page.clone())
-                })),
-            ),
-        )
-        .at(
-            "/swagger.json",
-            poem::get(poem::endpoint::make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/json")
-                    .body(spec.clone())
-            })),
-        )
-        .at("/metrics", {
-            let gateway = gateway.clone();
-            poem::get(poem::endpoint::make_sync(move |request| {
-                metrics::page(gateway.metrics_token.as_deref(), &request)
-            }))
-        })
-        .nest("/", api)
-        .catch_all_error(error::framework_error)
-        .around(move |endpoint, request| {
-            let (gateway, routes) = (gateway.clone(), routes.clone());
-            async move {
-                let started = std::time::Instant::now();
-                let method = request.method().to_string();
-                let route = routes.template_of(request.uri().path());
-                let as_page = page::ROUTES.contains(&route) && page::wanted(&request);
-                // A method the route does not have is answered 405 by the router, its body
-                // unread: the body policy has nothing to say about it.
-                let method_allowed = routes
-                    .allowed_methods(request.uri().path())
-                    .is_none_or(|allow| allow.split(", ").any(|m| m == method));
-                let mut response = guarded(&gateway, &*endpoint, request, method_allowed).await;
-                if as_page && let Ok(answer) = response {
-                    response = Ok(page::from_error(answer).await);
-                }
-                let status = match &mut response {
-                    Ok(response) => {
-                        allow_on_405(response, &routes, route);
-                        response.status()
-                    }
-                    Err(error) => error.status(),
-                };
-                metrics::request_answered(&method, route, status.as_u16(), started.elapsed());
-                response
-            }
-        })
-        .with_if(cors_enabled, cors)
-        .around(|endpoint, request| async move { request_log::logged(&*endpoint, request).await })
-}
-
-/// A 405 says which methods the route allows (RFC 9110).
-fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: &str) {
-    if response.status() != poem::http::StatusCode::METHOD_NOT_ALLOWED {
-        return;
-    }
-    if let Some(allow) = routes
-        .allowed_methods(route)
-        .and_then(|allow| poem::http::HeaderValue::from_str(allow).ok())
-    {
-        response
-            .headers_mut()
-            .insert(poem::http::header::ALLOW, allow);
-    }
-}
-
-/// The abuse limits and (for a method the route has) the body policy, in front of every
-/// operation.
-async fn guarded<E: Endpoint>(
-    gateway: &Gateway,
-    endpoint: &E,
-    mut request: poem::Request,
-    method_allowed: bool,
-) -> poem::Result<poem::Response> {
-    if let Some(refused) = gateway.rate_limits.check(gateway, &request).await {
-        return Ok(refused);
-    }
-    if method_allowed && let Err(refused) = body::limit(&mut request).await {
-        return Ok(refused);
-    }
-    Ok(endpoint.call(request).await?.into_response())
-}
-
-/// The OpenAPI document the gateway serves, as pretty JSON.
-pub fn openapi_json() -> String {
-    let derived = OpenApiService::new(routes::spec_only(), TITLE, env!("CARGO_PKG_VERSION"))
-        .description(DESCRIPTION)
-        .spec();
-    document::complete(&derived)
-}
+pub use app::{app, openapi_json};
+pub use gateway::{Gateway, Probe, UploadLimits};

@@ -19,7 +19,7 @@
 //! and what the process has in all.
 
 use crate::{
-    Gateway,
+    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
 };
 use audiomill_domain::{EmailAddress, UserId};

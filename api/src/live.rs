@@ -5,7 +5,7 @@
 //! watcher stops when the job ends or when its last subscriber has gone. When the gateway
 //! shuts down, every stream ends at once (see [`Watchers::close`]).
 
-use crate::{Gateway, metrics, status::JobView};
+use crate::{gateway::Gateway, metrics, status::JobView};
 use audiomill_domain::{JobId, JobStatus, Step};
 use std::{
     collections::HashMap,

@@ -3,7 +3,7 @@
 
 use audiomill_domain::{
     JobId, JobStatus, Step,
-    contract::{StepProgress, failure, failures},
+    contract::{FailureKind, StepProgress, failures},
     segment::PartId,
 };
 use audiomill_store::Job;
@@ -145,9 +145,8 @@ fn step_progress(activity: &PendingActivityInfo) -> Option<StepProgress> {
 
 /// A long source's parts, as one transcode: the parts no longer pending are done, the others
 /// count by their own percentage; `waiting` while none has started converting (or finished).
-/// How many parts there are is in their activity ids; parts of runs begun before they were
-/// named tell it in their heartbeats, so until one of those has reported, the pending ones are
-/// all there is.
+/// How many parts there are is in their activity ids (and in their heartbeats); without
+/// either, the pending ones are all there is.
 fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
     let parts: Vec<&PendingActivityInfo> = pending
         .iter()
@@ -333,7 +332,7 @@ fn failed_step(failure: &Failure) -> Option<Step> {
 /// name or internal cause of an outage reaches a client.
 fn user_message(failure: &Failure) -> String {
     let type_name = failures::application_type(failure);
-    if let Some(sentence) = failure::user_sentence(type_name) {
+    if let Some(sentence) = FailureKind::of(type_name).user_sentence() {
         return sentence.to_owned();
     }
     let message = failures::root_cause(failure).message.trim();

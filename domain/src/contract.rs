@@ -37,99 +37,107 @@ pub const CLEANUP_WORKFLOW_TYPE: &str = "CleanExpired";
 /// exists.
 pub const CLEANUP_SCHEDULE_ID: &str = "audiomill-cleanup";
 
-/// Typed names of failures that retrying cannot fix. They reach users through `/status`.
-pub mod failure {
+/// The types of the failures activities raise (an `ApplicationFailure`'s type name is the
+/// variant's name), as users, metrics and the retry policies read them: a bounded set, whatever
+/// a failure in history claims to be.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::IntoStaticStr, strum::EnumString,
+)]
+pub enum FailureKind {
     /// The token that started the job was revoked or its user disabled.
-    pub const INVALID_TOKEN: &str = "InvalidToken";
+    InvalidToken,
     /// The file is not a video container FFmpeg can open.
-    pub const UNSUPPORTED_MEDIA: &str = "UnsupportedMedia";
+    UnsupportedMedia,
     /// The file has no audio stream to convert.
-    pub const NO_AUDIO_STREAM: &str = "NoAudioStream";
+    NoAudioStream,
     /// The file is truncated or damaged.
-    pub const CORRUPT_MEDIA: &str = "CorruptMedia";
+    CorruptMedia,
     /// The uploaded source is gone from storage.
-    pub const SOURCE_MISSING: &str = "SourceMissing";
+    SourceMissing,
     /// The file decodes into more audio, or a larger MP3, than the media limits allow.
-    pub const MEDIA_TOO_LONG: &str = "MediaTooLong";
+    MediaTooLong,
     /// The trim asks for audio the file does not have (`start` or `end` past its end).
-    pub const TRIM_OUT_OF_RANGE: &str = "TrimOutOfRange";
+    TrimOutOfRange,
     /// The converter's process crashed or hung. Retried once; non-retryable the second time.
-    pub const TRANSCODER_CRASHED: &str = "TranscoderCrashed";
-
-    /// Retried failures, by what was down. `/status` shows a sentence per type instead of the
-    /// message, which may name hosts and is meant for operators.
-    pub const DATABASE_UNAVAILABLE: &str = "DatabaseUnavailable";
-    pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
-    pub const MAIL_UNAVAILABLE: &str = "MailUnavailable";
-    /// The worker itself failed (its disk, the MP3 writer).
-    pub const WORKER_TROUBLE: &str = "WorkerTrouble";
-
-    /// The file a step needs is on another worker's disk (or was cleaned up by a restart):
-    /// the workflow fetches the source again on a live worker.
-    pub const SOURCE_NOT_LOCAL: &str = "SourceNotLocal";
-
+    TranscoderCrashed,
+    /// Retried: the database was down.
+    DatabaseUnavailable,
+    /// Retried: storage was down.
+    StorageUnavailable,
+    /// Retried: the mail server was down.
+    MailUnavailable,
+    /// Retried: the worker itself failed (its disk, the MP3 writer).
+    WorkerTrouble,
+    /// The file a step needs is on another worker's disk (or its scratch files vanished): the
+    /// workflow fetches the source again on a live worker.
+    SourceNotLocal,
     /// A long source's parts found no frame to be joined at (rare: see
     /// `audiomill_domain::segment`): the workflow converts the source in one pass instead.
-    pub const PARTS_UNJOINABLE: &str = "PartsUnjoinable";
+    PartsUnjoinable,
+    /// A step that timed out (not raised by an activity: Temporal's).
+    Timeout,
+    /// Anything not typed by us.
+    Other,
+}
 
-    /// Every non-retryable type, for the activities' retry policies.
-    pub const NON_RETRYABLE: [&str; 8] = [
-        SOURCE_NOT_LOCAL,
-        INVALID_TOKEN,
-        UNSUPPORTED_MEDIA,
-        NO_AUDIO_STREAM,
-        CORRUPT_MEDIA,
-        SOURCE_MISSING,
-        MEDIA_TOO_LONG,
-        TRIM_OUT_OF_RANGE,
-    ];
-
-    /// Failures not typed by us: a step that timed out, and anything else.
-    pub const TIMEOUT: &str = "Timeout";
-    pub const OTHER: &str = "Other";
-
-    /// Every type a job can fail with, as metrics label it: a bounded set, whatever a failure
-    /// in history claims to be.
-    pub const KINDS: [&str; 15] = [
-        INVALID_TOKEN,
-        UNSUPPORTED_MEDIA,
-        NO_AUDIO_STREAM,
-        CORRUPT_MEDIA,
-        SOURCE_MISSING,
-        MEDIA_TOO_LONG,
-        TRIM_OUT_OF_RANGE,
-        TRANSCODER_CRASHED,
-        DATABASE_UNAVAILABLE,
-        STORAGE_UNAVAILABLE,
-        MAIL_UNAVAILABLE,
-        WORKER_TROUBLE,
-        SOURCE_NOT_LOCAL,
-        TIMEOUT,
-        OTHER,
-    ];
-
-    /// `type_name` if it is one of [`KINDS`], else [`OTHER`].
-    pub fn kind(type_name: Option<&str>) -> &'static str {
-        KINDS
-            .into_iter()
-            .find(|kind| Some(*kind) == type_name)
-            .unwrap_or(OTHER)
+impl FailureKind {
+    /// The type name, as activities raise it.
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 
-    /// The sentence users see for a failure of `type_name`, when its message is not theirs to
+    /// The kind `type_name` names; [`FailureKind::Other`] for none or one not ours.
+    pub fn of(type_name: Option<&str>) -> Self {
+        type_name
+            .and_then(|name| name.parse().ok())
+            .unwrap_or(Self::Other)
+    }
+
+    /// Whether trying again can help: outages and a worker's trouble can pass, a file at fault
+    /// cannot. A converter's crash is retried once, which its failure says itself.
+    pub fn retryable(self) -> bool {
+        !matches!(
+            self,
+            Self::SourceNotLocal
+                | Self::InvalidToken
+                | Self::UnsupportedMedia
+                | Self::NoAudioStream
+                | Self::CorruptMedia
+                | Self::SourceMissing
+                | Self::MediaTooLong
+                | Self::TrimOutOfRange
+        )
+    }
+
+    /// The type names the activities' retry policies stop at.
+    pub fn non_retryable() -> Vec<&'static str> {
+        use strum::IntoEnumIterator;
+        Self::iter()
+            .filter(|kind| !kind.retryable())
+            .map(Self::name)
+            .collect()
+    }
+
+    /// The sentence users see for a failure of this kind, when its message is not theirs to
     /// read: retried outages, whose messages name hosts and causes. `None`: the failure's own
-    /// message is written for users (the media and token failures above).
-    pub fn user_sentence(type_name: Option<&str>) -> Option<&'static str> {
-        match type_name {
-            Some(
-                INVALID_TOKEN | UNSUPPORTED_MEDIA | NO_AUDIO_STREAM | CORRUPT_MEDIA
-                | SOURCE_MISSING | MEDIA_TOO_LONG | TRIM_OUT_OF_RANGE | TRANSCODER_CRASHED,
-            ) => None,
-            Some(DATABASE_UNAVAILABLE) => Some("The database is unavailable."),
-            Some(STORAGE_UNAVAILABLE) => Some("File storage is unavailable."),
-            Some(MAIL_UNAVAILABLE) => Some("The mail server is unavailable."),
-            Some(SOURCE_NOT_LOCAL) => Some("The worker holding the file is gone."),
-            _ => Some("The worker ran into a temporary problem."),
+    /// message is written for users (the media and token failures).
+    pub fn user_sentence(self) -> Option<&'static str> {
+        match self {
+            Self::InvalidToken
+            | Self::UnsupportedMedia
+            | Self::NoAudioStream
+            | Self::CorruptMedia
+            | Self::SourceMissing
+            | Self::MediaTooLong
+            | Self::TrimOutOfRange
+            | Self::TranscoderCrashed => None,
+            Self::DatabaseUnavailable => Some("The database is unavailable."),
+            Self::StorageUnavailable => Some("File storage is unavailable."),
+            Self::MailUnavailable => Some("The mail server is unavailable."),
+            Self::SourceNotLocal => Some("The worker holding the file is gone."),
+            Self::WorkerTrouble | Self::PartsUnjoinable | Self::Timeout | Self::Other => {
+                Some("The worker ran into a temporary problem.")
+            }
         }
     }
 }
@@ -185,7 +193,7 @@ pub struct FetchedSource {
     pub task_queue: String,
     pub size: u64,
     /// How the source is converted, when the fetch was asked to plan it and could; `None`:
-    /// the transcode decides, as before.
+    /// the transcode decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned: Option<Planned>,
 }
@@ -286,10 +294,6 @@ pub struct StepProgress {
 pub struct StoreMp3Input {
     pub job_id: JobId,
     pub duration_ms: u64,
-    /// The MP3 is joined from these parts as it is stored (on the worker holding them), not
-    /// read from the worker's disk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub join: Option<SegmentPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,7 +320,7 @@ pub enum EmailOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobEnding {
-    /// `failure_type` is one of [`failure::KINDS`].
+    /// `failure_type` is one of [`FailureKind`].
     Failed {
         failure_type: String,
     },
@@ -565,9 +569,9 @@ pub mod failures {
     /// timeout, or `Other`.
     pub fn kind(failure: &Failure) -> &'static str {
         match application_type(failure) {
-            Some(type_name) => super::failure::kind(Some(type_name)),
-            None if is_timeout(failure) => super::failure::TIMEOUT,
-            None => super::failure::OTHER,
+            Some(type_name) => super::FailureKind::of(Some(type_name)).name(),
+            None if is_timeout(failure) => super::FailureKind::Timeout.name(),
+            None => super::FailureKind::Other.name(),
         }
     }
 

@@ -118,8 +118,7 @@ impl PartId {
         )
     }
 
-    /// The part an activity id names; `None` for any other id (parts of runs begun before
-    /// parts were named have the SDK's sequence numbers).
+    /// The part an activity id names; `None` for any other id.
     pub fn from_activity_id(id: &str) -> Option<Self> {
         let rest = id.strip_prefix("round-")?;
         let (round, rest) = rest.split_once("-part-")?;

@@ -1,6 +1,6 @@
 //! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
-use super::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::context::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
 use crate::{
     Gateway, auth,
     error::{ErrorBody, ErrorCode},

@@ -2,9 +2,10 @@
 //! their MP3s as one ZIP, streamed entry by entry from storage as it is sent (never built in
 //! memory or on disk first).
 
-use super::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal, jobs::JobState, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal, unavailable};
+use super::jobs::JobState;
 use crate::{
-    Gateway,
+    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
     params::{ApiBatchId, ApiJobId},
 };

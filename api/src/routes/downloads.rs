@@ -6,7 +6,7 @@
 //! `DOWNLOAD_REDIRECT`, an authorised download is answered with a redirect to a short-lived
 //! presigned URL of the object, and the bucket serves the bytes (ranges included).
 
-use super::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, unavailable};
 use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -162,7 +162,7 @@ enum LinkResponse {
 }
 
 refusal_into!(DownloadResponse, LinkResponse);
-framework_refusal!(super::job_id_refused; LinkResponse);
+framework_refusal!(super::context::job_id_refused; LinkResponse);
 
 impl DownloadResponse {
     /// As [`framework_refusal!`], with a 401 that names both ways in.
@@ -174,7 +174,7 @@ impl DownloadResponse {
                 "A valid access token or a signed download link is required.",
             ))
         } else {
-            Self::BadRequest(super::job_id_refused(body))
+            Self::BadRequest(super::context::job_id_refused(body))
         }
     }
 }

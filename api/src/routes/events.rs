@@ -1,7 +1,9 @@
 //! `GET /jobs/{job_id}/events`: a job's progress as Server-Sent Events, from the gateway's
 //! one watcher of the job (see [`crate::live`]).
 
-use super::{ApiTags, BearerAuth, Context, ErrorJson, jobs::JobState, jobs::JobStep};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson};
+use super::jobs::JobState;
+use super::jobs::JobStep;
 use crate::{
     error::{ErrorBody, ErrorCode},
     limits::{Full, Slot},
@@ -93,7 +95,7 @@ enum EventsResponse {
 const STREAM_RETRY_AFTER_SECONDS: u64 = 10;
 
 refusal_into!(EventsResponse);
-framework_refusal!(super::job_id_refused; EventsResponse);
+framework_refusal!(super::context::job_id_refused; EventsResponse);
 
 #[OpenApi]
 impl EventsApi {

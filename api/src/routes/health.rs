@@ -5,8 +5,8 @@
 //! Every dependency is checked concurrently, each within [`CHECK_TIMEOUT`], so a dependency
 //! that hangs makes a check slow by that much at most, never the endpoint.
 
-use super::{ApiTags, Context};
-use crate::Gateway;
+use super::context::{ApiTags, Context};
+use crate::gateway::Gateway;
 use chrono::{SecondsFormat, Utc};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json};
 use std::{

@@ -9,7 +9,7 @@
 //! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
 use crate::{
-    Gateway, UploadLimits,
+    gateway::{Gateway, UploadLimits},
     auth::Claims,
     form::{self, FrameGuard, FramingError},
     upload::{self, Container, Head},

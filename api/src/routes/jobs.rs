@@ -1,14 +1,12 @@
 //! Uploading a video, following its job, cancelling or deleting it.
 
-use super::{
-    ApiTags, BearerAuth, Context, Denied, ErrorJson,
-    choices::{OutputChoices, UploadForm},
-    downloads::{self, DownloadLink},
-    intake::{self, UploadError},
-    rfc3339, unavailable,
-};
+use super::choices::{OutputChoices, UploadForm};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::downloads::{self, DownloadLink};
+use super::idempotency::{self, BadKey, Claim};
+use super::intake::{self, UploadError};
 use crate::{
-    Gateway,
+    gateway::Gateway,
     auth::Claims,
     error::{ErrorBody, ErrorCode},
     status, upload,
@@ -18,7 +16,7 @@ use crate::{
     params::{ApiBatchId, ApiJobId, ApiWebhookId},
 };
 use audiomill_domain::{JobStatus, Step, UserId, lifecycle::next_utc_day};
-use audiomill_store::{Job, KeyClaim, KeyedUpload, OverQuota, WebhookEndpoint, time::now_millis};
+use audiomill_store::{Job, KeyedUpload, OverQuota, WebhookEndpoint, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
@@ -200,26 +198,6 @@ struct VideoForm {
     body: Body,
 }
 
-/// An `Idempotency-Key` header that names no key: given twice, or not 1 to 255 visible ASCII
-/// characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BadKey;
-
-/// The request's `Idempotency-Key`, if it has one.
-fn idempotency_key(headers: &poem::http::HeaderMap) -> Result<Option<String>, BadKey> {
-    let mut values = headers.get_all("idempotency-key").iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return match headers.contains_key("idempotency-key") {
-            true => Err(BadKey),
-            false => Ok(None),
-        };
-    };
-    match std::str::from_utf8(value.as_bytes()) {
-        Ok(key) if key_is_valid(key) => Ok(Some(key.to_owned())),
-        _ => Err(BadKey),
-    }
-}
-
 impl Payload for VideoForm {
     const CONTENT_TYPE: &'static str = "multipart/form-data";
 
@@ -245,7 +223,7 @@ impl poem_openapi::payload::ParsePayload for VideoForm {
         let content_type = request.content_type().unwrap_or_default().to_owned();
         Ok(Self {
             content_type,
-            idempotency_key: idempotency_key(request.headers()),
+            idempotency_key: idempotency::key_of(request.headers()),
             body: body.take()?,
         })
     }
@@ -378,7 +356,7 @@ enum CancelResponse {
 }
 
 refusal_into!(StatusResponse, DeleteResponse, CancelResponse);
-framework_refusal!(super::job_id_refused; StatusResponse, DeleteResponse, CancelResponse);
+framework_refusal!(super::context::job_id_refused; StatusResponse, DeleteResponse, CancelResponse);
 
 /// Why a job was not cancelled.
 pub(super) enum NotCancelled {
@@ -470,150 +448,52 @@ impl JobsApi {
         _idempotency_key: Header<Option<String>>,
         form: VideoForm,
     ) -> UploadResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => {
-                metrics::upload_refused("auth");
-                return UploadResponse::Unauthorized(error);
-            }
-            Err(Denied::Unavailable(error)) => {
-                metrics::upload_refused("unavailable");
-                return UploadResponse::Unavailable(error);
-            }
-        };
-        let Some(user_id) = claims.user_id() else {
-            return UploadResponse::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ));
+        let (claims, user_id) = match self.uploader(&auth).await {
+            Ok(caller) => caller,
+            Err(refusal) => return refusal,
         };
         let gw = self.cx.gw();
         let Some(_slot) = gw.uploads.begin(user_id) else {
             metrics::upload_refused("busy");
-            return UploadResponse::TooManyUploads(
-                ErrorBody::new(
-                    ErrorCode::TooManyRequests,
-                    format!(
-                        "At most {} uploads may be in progress at once; wait for one to finish.",
-                        gw.uploads.limit()
-                    ),
-                ),
-                None,
-                None,
-                None,
-            );
+            return too_many_uploads(gw.uploads.limit());
         };
-        let key = match form.idempotency_key.clone() {
-            Ok(key) => key,
-            Err(BadKey) => {
+        let Ok(key) = form.idempotency_key.clone() else {
+            intake::refuse_unread(form.body).await;
+            metrics::upload_refused("form");
+            return UploadResponse::BadRequest(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "The Idempotency-Key header must be given once, as 1 to 255 visible \
+                 ASCII characters.",
+            ));
+        };
+        let reservation = match idempotency::claim(&gw.db, user_id, key).await {
+            Ok(Claim::Unkeyed) => None,
+            Ok(Claim::Reserved(reservation)) => Some(reservation),
+            Ok(Claim::Used(earlier)) => return self.replay(earlier, form).await,
+            Ok(Claim::InProgress) => {
                 intake::refuse_unread(form.body).await;
-                metrics::upload_refused("form");
-                return UploadResponse::BadRequest(ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    "The Idempotency-Key header must be given once, as 1 to 255 visible \
-                     ASCII characters.",
+                metrics::upload_refused("idempotency");
+                return UploadResponse::KeyInUse(ErrorBody::new(
+                    ErrorCode::Conflict,
+                    "Another upload with this Idempotency-Key is still being received; \
+                     try again when it has finished.",
                 ));
             }
-        };
-        if let Some(key) = &key {
-            match gw.db.claim_idempotency_key(user_id, key).await {
-                Ok(KeyClaim::Reserved) => {}
-                Ok(KeyClaim::InProgress) => {
-                    intake::refuse_unread(form.body).await;
-                    metrics::upload_refused("idempotency");
-                    return UploadResponse::KeyInUse(ErrorBody::new(
-                        ErrorCode::Conflict,
-                        "Another upload with this Idempotency-Key is still being received; \
-                         try again when it has finished.",
-                    ));
-                }
-                Ok(KeyClaim::Used(earlier)) => {
-                    return self.replay(earlier, form).await;
-                }
-                Err(error) => {
-                    intake::refuse_unread(form.body).await;
-                    metrics::upload_refused("unavailable");
-                    return UploadResponse::Unavailable(unavailable("database", error));
-                }
-            }
-        }
-        let allowance = match self.allowance(user_id).await {
-            Ok(allowance) => allowance,
-            Err(refusal) => {
-                intake::refuse_unread(form.body).await;
-                if let Some(key) = &key {
-                    let _ = gw.db.release_idempotency_key(user_id, key).await;
-                }
-                return refusal;
-            }
-        };
-        let received = intake::receive(
-            gw,
-            &claims,
-            user_id,
-            &form.content_type,
-            form.body,
-            key.is_some(),
-            allowance,
-        )
-        .await;
-        match received {
-            Ok(received) => {
-                let callback = received.callback.as_ref().map(UploadCallback::from);
-                for source in &received.sources {
-                    tracing::info!(job_id = %source.job_id, size = source.size, "upload accepted");
-                    metrics::upload_accepted(source.size);
-                }
-                if let (Some(batch_id), [first, ..]) = (received.batch_id, &received.sources[..]) {
-                    return UploadResponse::Accepted(Json(UploadAccepted {
-                        message: format!(
-                            "{} conversions started; follow them at /batches/{batch_id}.",
-                            received.sources.len()
-                        ),
-                        jobs: received
-                            .sources
-                            .iter()
-                            .map(|source| AcceptedJob {
-                                job_id: source.job_id.into(),
-                                filename: source.filename.clone(),
-                            })
-                            .collect(),
-                        batch_id: Some(batch_id.into()),
-                        callback,
-                        ..UploadAccepted::queued(first.job_id, first.filename.clone())
-                    }));
-                }
-                let source = received
-                    .sources
-                    .into_iter()
-                    .next()
-                    .expect("an accepted upload has a file");
-                if let Some(key) = &key {
-                    let keyed = KeyedUpload {
-                        job_id: source.job_id,
-                        fingerprint: source.fingerprint.clone().unwrap_or_default(),
-                        filename: source.filename.clone(),
-                    };
-                    // The job runs either way; the key only stays reserved (a retry gets 409
-                    // until the reservation is abandoned) if this write fails.
-                    if let Err(error) = gw.db.complete_idempotency_key(user_id, key, &keyed).await {
-                        tracing::error!(%error, "could not record the upload's Idempotency-Key");
-                    }
-                }
-                UploadResponse::Accepted(Json(UploadAccepted {
-                    callback,
-                    ..UploadAccepted::queued(source.job_id, source.filename)
-                }))
-            }
             Err(error) => {
-                if let Some(key) = &key
-                    && let Err(error) = gw.db.release_idempotency_key(user_id, key).await
-                {
-                    tracing::error!(%error, "could not release a refused upload's Idempotency-Key");
-                }
-                metrics::upload_refused(error.reason());
-                error.into()
+                intake::refuse_unread(form.body).await;
+                metrics::upload_refused("unavailable");
+                return UploadResponse::Unavailable(unavailable("database", error));
             }
+        };
+        let answer = self.receive(&claims, user_id, form, reservation.is_some()).await;
+        match (reservation, &answer) {
+            (Some(reservation), Ok((_, Some(keyed)))) => reservation.complete(&gw.db, keyed).await,
+            (Some(reservation), Err(_)) => reservation.release(&gw.db).await,
+            _ => {}
+        }
+        match answer {
+            Ok((accepted, _)) => accepted,
+            Err(refusal) => refusal,
         }
     }
 
@@ -742,6 +622,66 @@ impl JobsApi {
         }
     }
 
+    /// The caller of an upload, and their user id.
+    async fn uploader(&self, auth: &BearerAuth) -> Result<(Claims, UserId), UploadResponse> {
+        let claims = match self.cx.authenticate(auth).await {
+            Ok(claims) => claims,
+            Err(Denied::Unauthorized(error)) => {
+                metrics::upload_refused("auth");
+                return Err(UploadResponse::Unauthorized(error));
+            }
+            Err(Denied::Unavailable(error)) => {
+                metrics::upload_refused("unavailable");
+                return Err(UploadResponse::Unavailable(error));
+            }
+        };
+        match claims.user_id() {
+            Some(user_id) => Ok((claims, user_id)),
+            None => Err(UploadResponse::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid.",
+            ))),
+        }
+    }
+
+    /// Reads the form within the caller's quota and starts its jobs: the answer, and with a
+    /// key (`keyed`, one file) what the key now names. `Err`: the refusal, nothing kept.
+    async fn receive(
+        &self,
+        claims: &Claims,
+        user_id: UserId,
+        form: VideoForm,
+        keyed: bool,
+    ) -> Result<(UploadResponse, Option<KeyedUpload>), UploadResponse> {
+        let gw = self.cx.gw();
+        let allowance = match self.allowance(user_id).await {
+            Ok(allowance) => allowance,
+            Err(refusal) => {
+                intake::refuse_unread(form.body).await;
+                return Err(refusal);
+            }
+        };
+        let received = intake::receive(
+            gw,
+            claims,
+            user_id,
+            &form.content_type,
+            form.body,
+            keyed,
+            allowance,
+        )
+        .await
+        .map_err(|error| {
+            metrics::upload_refused(error.reason());
+            UploadResponse::from(error)
+        })?;
+        for source in &received.sources {
+            tracing::info!(job_id = %source.job_id, size = source.size, "upload accepted");
+            metrics::upload_accepted(source.size);
+        }
+        Ok(accepted(received))
+    }
+
     /// The answer to an upload whose `Idempotency-Key` already started `earlier`: that job
     /// again if the file (read and hashed, not stored) and the options are the same, else 422.
     async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
@@ -806,9 +746,57 @@ impl UploadAccepted {
     }
 }
 
-/// 1 to 255 visible ASCII characters, as stored.
-fn key_is_valid(key: &str) -> bool {
-    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+/// The answer to an accepted upload, and what its key (if it had one) names: its one job.
+fn accepted(received: intake::Received) -> (UploadResponse, Option<KeyedUpload>) {
+    let callback = received.callback.as_ref().map(UploadCallback::from);
+    if let (Some(batch_id), [first, ..]) = (received.batch_id, &received.sources[..]) {
+        let answer = UploadAccepted {
+            message: format!(
+                "{} conversions started; follow them at /batches/{batch_id}.",
+                received.sources.len()
+            ),
+            jobs: received
+                .sources
+                .iter()
+                .map(|source| AcceptedJob {
+                    job_id: source.job_id.into(),
+                    filename: source.filename.clone(),
+                })
+                .collect(),
+            batch_id: Some(batch_id.into()),
+            callback,
+            ..UploadAccepted::queued(first.job_id, first.filename.clone())
+        };
+        return (UploadResponse::Accepted(Json(answer)), None);
+    }
+    let source = received
+        .sources
+        .into_iter()
+        .next()
+        .expect("an accepted upload has a file");
+    let keyed = KeyedUpload {
+        job_id: source.job_id,
+        fingerprint: source.fingerprint.clone().unwrap_or_default(),
+        filename: source.filename.clone(),
+    };
+    let answer = UploadAccepted {
+        callback,
+        ..UploadAccepted::queued(source.job_id, source.filename)
+    };
+    (UploadResponse::Accepted(Json(answer)), Some(keyed))
+}
+
+/// The refusal of an upload beyond the caller's uploads in progress.
+fn too_many_uploads(limit: usize) -> UploadResponse {
+    UploadResponse::TooManyUploads(
+        ErrorBody::new(
+            ErrorCode::TooManyRequests,
+            format!("At most {limit} uploads may be in progress at once; wait for one to finish."),
+        ),
+        None,
+        None,
+        None,
+    )
 }
 
 /// The refusal of an upload over one of the caller's quotas, with the quota's headers.

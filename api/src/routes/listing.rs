@@ -1,9 +1,8 @@
 //! `GET /jobs`: the caller's jobs (an admin's: everyone's, or one user's), newest first, a page
 //! at a time.
 
-use super::{
-    ApiTags, BearerAuth, Context, Denied, ErrorJson, jobs::JobState, rfc3339, unavailable,
-};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
     params::ApiJobId,

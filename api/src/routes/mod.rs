@@ -1,86 +1,11 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
 //! following and deleting jobs), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
-//! the status code is decided there and nowhere else. What the groups share lives here: the security schemes,
+//! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
-/// Lets an operation's response carry the refusals of [`Context::caller_job`].
-macro_rules! refusal_into {
-    ($($response:ident),*) => {$(
-        impl From<$crate::routes::JobRefusal> for $response {
-            fn from(refusal: $crate::routes::JobRefusal) -> Self {
-                match refusal {
-                    $crate::routes::JobRefusal::Unauthorized(error) => Self::Unauthorized(error),
-                    $crate::routes::JobRefusal::NotFound(error) => Self::NotFound(error),
-                    $crate::routes::JobRefusal::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
-}
-
-/// A handler for what the framework refuses before an operation runs, in the operation's own
-/// documented answers: a missing token is 401; anything else (a parameter that does not
-/// parse) is 400, its body the framework's sentence passed through `$bad_request`.
-macro_rules! framework_refusal {
-    ($bad_request:expr; $($response:ident),*) => {$(
-        impl $response {
-            fn framework_refusal(error: poem::Error) -> Self {
-                let (status, body) = $crate::error::framework_answer(&error);
-                if status == poem::http::StatusCode::UNAUTHORIZED {
-                    Self::Unauthorized(body)
-                } else {
-                    Self::BadRequest($bad_request(body))
-                }
-            }
-        }
-    )*};
-}
-
-/// A body of `$content_type` streamed as it is made, documented as binary.
-macro_rules! streamed_payload {
-    ($(#[$doc:meta])* $name:ident, $content_type:literal) => {
-        $(#[$doc])*
-        struct $name(poem::Body);
-
-        impl poem_openapi::payload::Payload for $name {
-            const CONTENT_TYPE: &'static str = $content_type;
-
-            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-                <poem_openapi::payload::Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref()
-            }
-        }
-
-        impl poem::IntoResponse for $name {
-            fn into_response(self) -> poem::Response {
-                poem::Response::builder().content_type($content_type).body(self.0)
-            }
-        }
-    };
-}
-
-/// The 400 of the operations on one job: the only parameter they parse is its id.
-fn job_id_refused(_: ErrorJson) -> ErrorJson {
-    ErrorBody::new(
-        ErrorCode::BadRequest,
-        "The job id is missing or malformed: job ids are lower-case UUIDs.",
-    )
-}
-
-/// `From<Denied>` for responses with `Unauthorized` and `Unavailable` variants: what the
-/// caller check refuses, in that operation's own answers.
-macro_rules! denied_into {
-    ($($response:ident),*) => {$(
-        impl From<Denied> for $response {
-            fn from(denied: Denied) -> Self {
-                match denied {
-                    Denied::Unauthorized(error) => Self::Unauthorized(error),
-                    Denied::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
-}
+#[macro_use]
+mod context;
 
 mod accounts;
 mod batches;
@@ -89,6 +14,7 @@ mod downloads;
 mod events;
 mod health;
 pub use health::CHECK_TIMEOUT;
+mod idempotency;
 mod intake;
 mod jobs;
 mod listing;
@@ -96,18 +22,8 @@ mod stats;
 mod users;
 mod webhooks;
 
-use crate::{
-    Gateway,
-    auth::Claims,
-    error::{ErrorBody, ErrorCode},
-};
-use audiomill_domain::JobId;
-use chrono::{DateTime, SecondsFormat, Utc};
-use poem_openapi::{
-    SecurityScheme, Tags,
-    auth::{Basic, Bearer},
-    payload::Json,
-};
+use crate::gateway::Gateway;
+use context::Context;
 use std::sync::Arc;
 
 /// Every operation of the gateway, as poem-openapi serves and documents them.
@@ -126,14 +42,12 @@ pub type Api = (
 
 /// The operations, serving `gateway`.
 pub fn api(gateway: Arc<Gateway>) -> Api {
-    with_context(Context {
-        gateway: Some(gateway),
-    })
+    with_context(Context::serving(gateway))
 }
 
 /// The operations, able to describe themselves but not to serve (for printing the document).
 pub fn spec_only() -> Api {
-    with_context(Context { gateway: None })
+    with_context(Context::describing())
 }
 
 fn with_context(cx: Context) -> Api {
@@ -151,134 +65,3 @@ fn with_context(cx: Context) -> Api {
     )
 }
 
-type ErrorJson = Json<ErrorBody>;
-
-#[derive(Tags)]
-enum ApiTags {
-    /// Logging in and tokens.
-    Auth,
-    /// Uploading videos and getting MP3s.
-    Jobs,
-    /// Service health and statistics.
-    Operations,
-    /// Being told when jobs end.
-    Webhooks,
-}
-
-/// Email and password, as HTTP Basic credentials.
-#[derive(SecurityScheme)]
-#[oai(ty = "basic")]
-struct BasicAuth(Basic);
-
-/// The access token from `/login`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT")]
-struct BearerAuth(Bearer);
-
-/// What every group of operations works with.
-#[derive(Clone)]
-struct Context {
-    /// `None` when the operations only describe themselves.
-    gateway: Option<Arc<Gateway>>,
-}
-
-impl Context {
-    fn gw(&self) -> &Gateway {
-        self.gateway
-            .as_deref()
-            .expect("a serving Api has a gateway")
-    }
-
-    /// The gateway itself, for work moved off the async workers.
-    fn gateway(&self) -> Arc<Gateway> {
-        self.gateway.clone().expect("a serving Api has a gateway")
-    }
-
-    /// The claims of a valid access token whose login is still open: a signature alone is
-    /// not enough once the user logged out or the session was revoked.
-    async fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, Denied> {
-        let gw = self.gw();
-        let invalid = || {
-            Denied::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid or expired.",
-            ))
-        };
-        let claims = gw
-            .tokens
-            .verify_access(&bearer.0.token)
-            .ok_or_else(invalid)?;
-        let user = claims.user_id().ok_or_else(invalid)?;
-        match gw.db.session_is_active(user, &claims.sid).await {
-            Ok(true) => Ok(claims),
-            Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "This login has ended (logged out or revoked); please log in again.",
-            ))),
-            Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
-        }
-    }
-
-    /// The caller's claims and the job, if the token is good and the caller owns the job or
-    /// is an admin.
-    async fn caller_job(
-        &self,
-        auth: &BearerAuth,
-        id: JobId,
-    ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
-        let claims = self.authenticate(auth).await?;
-        let job = self
-            .gw()
-            .db
-            .job(id)
-            .await
-            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?
-            .ok_or_else(|| JobRefusal::NotFound(not_found()))?;
-        if claims.admin || claims.user_id() == Some(job.user_id) {
-            Ok((claims, job))
-        } else {
-            Err(JobRefusal::NotFound(not_found()))
-        }
-    }
-}
-
-/// Why a request's token was not accepted.
-enum Denied {
-    Unauthorized(ErrorJson),
-    Unavailable(ErrorJson),
-}
-
-/// Why an operation on a job (or a batch of jobs) stops before it begins. Someone else's
-/// job is `NotFound`, exactly like a missing one.
-enum JobRefusal {
-    Unauthorized(ErrorJson),
-    NotFound(ErrorJson),
-    Unavailable(ErrorJson),
-}
-
-impl From<Denied> for JobRefusal {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::Unauthorized(error) => Self::Unauthorized(error),
-            Denied::Unavailable(error) => Self::Unavailable(error),
-        }
-    }
-}
-
-fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
-    tracing::error!(%error, "{what} is unavailable");
-    ErrorBody::new(
-        ErrorCode::ServiceUnavailable,
-        format!("The {what} is unavailable right now; please try again shortly."),
-    )
-}
-
-fn not_found() -> ErrorJson {
-    ErrorBody::new(ErrorCode::NotFound, "There is no such job.")
-}
-
-fn rfc3339(millis: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}

@@ -1,6 +1,6 @@
 //! `/stats/uploads`: statistics of the caller's jobs, or of everyone's for an admin.
 
-use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
 use crate::error::{ErrorBody, ErrorCode};
 use audiomill_store::{StatsScope, UploadStats};
 use chrono::{DateTime, SecondsFormat, Utc};

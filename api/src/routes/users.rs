@@ -2,13 +2,10 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
-use super::{
-    ApiTags, BearerAuth, Context, Denied, ErrorJson,
-    jobs::{self, NotCancelled},
-    unavailable,
-};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::jobs::{self, NotCancelled};
 use crate::{
-    Gateway,
+    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
     params::ApiUserId,
 };

@@ -2,9 +2,9 @@
 //! signing secret (shown once, rotatable), the deliveries made to it with every attempt, and
 //! replays. Deliveries themselves are the `DeliverWebhooks` workflow's activities.
 
-use super::{ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, unavailable};
 use crate::{
-    Gateway,
+    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
     params::{ApiJobId, ApiWebhookId},
 };

@@ -3,7 +3,7 @@
 //! each batch is an activity retried through database and storage outages, and removes
 //! nothing that has not expired by then, so a run cut off anywhere is finished by the next.
 
-use crate::through_outages;
+use crate::options::through_outages;
 use audiomill_domain::contract::{
     CLEANUP_WORKFLOW_TYPE, CleanBatchInput, CleanExpiredInput, CleanupReport, activity,
 };

@@ -1,0 +1,54 @@
+//! [`Gateway`]: everything the gateway's handlers share, built once by the role that serves
+//! them.
+
+use crate::{auth, limits, live, status};
+use audiomill_store::{Database, ObjectStore};
+use std::sync::Arc;
+use temporalio_client::Client;
+
+/// Everything the gateway's handlers use.
+pub struct Gateway {
+    pub db: Database,
+    pub objects: ObjectStore,
+    pub temporal: Client,
+    pub tokens: auth::TokenIssuer,
+    pub passwords: auth::Passwords,
+    pub limits: UploadLimits,
+    pub rate_limits: limits::Limits,
+    pub uploads: limits::UploadSlots,
+    /// Event streams open, per user and in all.
+    pub event_streams: limits::Slots,
+    /// Final views of jobs whose workflow has closed.
+    pub closed_views: status::ClosedViews,
+    /// The jobs someone follows live, each read once however many follow it.
+    pub watchers: live::Watchers,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Checks the mail transport for `/health` (`None`: not checked here).
+    pub mail_probe: Option<Probe>,
+    /// The bearer token `/metrics` asks for (`None`: open, as in `dev`).
+    pub metrics_token: Option<String>,
+    /// Issues and checks signed download links.
+    pub links: audiomill_domain::link::LinkSigner,
+    /// With S3: answer downloads with a presigned URL that works this long (`None`: stream).
+    pub download_redirect: Option<std::time::Duration>,
+    /// Webhook endpoints may be on loopback and private addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
+    /// Every user's limits unless an admin set their own (`QUOTA_STORAGE_MB`,
+    /// `QUOTA_JOBS_PER_DAY`).
+    pub quota: audiomill_domain::lifecycle::Quota,
+}
+
+/// A check of a dependency the gateway does not otherwise use: what answered, or why not.
+pub type Probe =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    /// Per file.
+    pub max_bytes: u64,
+    /// `file` parts per upload.
+    pub max_files: usize,
+    pub allowed_extensions: Vec<String>,
+}
+

@@ -1,0 +1,241 @@
+//! What the groups of operations share: the security schemes and tags, authentication,
+//! finding the caller's job, the common errors, and the macros that let each operation's
+//! response carry them.
+
+/// Lets an operation's response carry the refusals of [`Context::caller_job`].
+macro_rules! refusal_into {
+    ($($response:ident),*) => {$(
+        impl From<$crate::routes::context::JobRefusal> for $response {
+            fn from(refusal: $crate::routes::context::JobRefusal) -> Self {
+                match refusal {
+                    $crate::routes::context::JobRefusal::Unauthorized(error) => Self::Unauthorized(error),
+                    $crate::routes::context::JobRefusal::NotFound(error) => Self::NotFound(error),
+                    $crate::routes::context::JobRefusal::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+
+/// A handler for what the framework refuses before an operation runs, in the operation's own
+/// documented answers: a missing token is 401; anything else (a parameter that does not
+/// parse) is 400, its body the framework's sentence passed through `$bad_request`.
+macro_rules! framework_refusal {
+    ($bad_request:expr; $($response:ident),*) => {$(
+        impl $response {
+            fn framework_refusal(error: poem::Error) -> Self {
+                let (status, body) = $crate::error::framework_answer(&error);
+                if status == poem::http::StatusCode::UNAUTHORIZED {
+                    Self::Unauthorized(body)
+                } else {
+                    Self::BadRequest($bad_request(body))
+                }
+            }
+        }
+    )*};
+}
+
+/// A body of `$content_type` streamed as it is made, documented as binary.
+macro_rules! streamed_payload {
+    ($(#[$doc:meta])* $name:ident, $content_type:literal) => {
+        $(#[$doc])*
+        struct $name(poem::Body);
+
+        impl poem_openapi::payload::Payload for $name {
+            const CONTENT_TYPE: &'static str = $content_type;
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                <poem_openapi::payload::Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref()
+            }
+        }
+
+        impl poem::IntoResponse for $name {
+            fn into_response(self) -> poem::Response {
+                poem::Response::builder().content_type($content_type).body(self.0)
+            }
+        }
+    };
+}
+
+/// The 400 of the operations on one job: the only parameter they parse is its id.
+pub(crate) fn job_id_refused(_: ErrorJson) -> ErrorJson {
+    ErrorBody::new(
+        ErrorCode::BadRequest,
+        "The job id is missing or malformed: job ids are lower-case UUIDs.",
+    )
+}
+
+/// `From<Denied>` for responses with `Unauthorized` and `Unavailable` variants: what the
+/// caller check refuses, in that operation's own answers.
+macro_rules! denied_into {
+    ($($response:ident),*) => {$(
+        impl From<Denied> for $response {
+            fn from(denied: Denied) -> Self {
+                match denied {
+                    Denied::Unauthorized(error) => Self::Unauthorized(error),
+                    Denied::Unavailable(error) => Self::Unavailable(error),
+                }
+            }
+        }
+    )*};
+}
+
+
+use crate::{
+    gateway::Gateway,
+    auth::Claims,
+    error::{ErrorBody, ErrorCode},
+};
+use audiomill_domain::JobId;
+use chrono::{DateTime, SecondsFormat, Utc};
+use poem_openapi::{
+    SecurityScheme, Tags,
+    auth::{Basic, Bearer},
+    payload::Json,
+};
+use std::sync::Arc;
+
+
+pub(crate) type ErrorJson = Json<ErrorBody>;
+
+#[derive(Tags)]
+pub(crate) enum ApiTags {
+    /// Logging in and tokens.
+    Auth,
+    /// Uploading videos and getting MP3s.
+    Jobs,
+    /// Service health and statistics.
+    Operations,
+    /// Being told when jobs end.
+    Webhooks,
+}
+
+/// Email and password, as HTTP Basic credentials.
+#[derive(SecurityScheme)]
+#[oai(ty = "basic")]
+pub(crate) struct BasicAuth(Basic);
+
+/// The access token from `/login`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT")]
+pub(crate) struct BearerAuth(Bearer);
+
+/// What every group of operations works with.
+#[derive(Clone)]
+pub(crate) struct Context {
+    /// `None` when the operations only describe themselves.
+    gateway: Option<Arc<Gateway>>,
+}
+
+impl Context {
+    /// The context of operations that serve `gateway`.
+    pub(crate) fn serving(gateway: Arc<Gateway>) -> Self {
+        Self {
+            gateway: Some(gateway),
+        }
+    }
+
+    /// The context of operations that only describe themselves.
+    pub(crate) fn describing() -> Self {
+        Self { gateway: None }
+    }
+
+    pub(crate) fn gw(&self) -> &Gateway {
+        self.gateway
+            .as_deref()
+            .expect("a serving Api has a gateway")
+    }
+
+    /// The gateway itself, for work moved off the async workers.
+    pub(crate) fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.clone().expect("a serving Api has a gateway")
+    }
+
+    /// The claims of a valid access token whose login is still open: a signature alone is
+    /// not enough once the user logged out or the session was revoked.
+    pub(crate) async fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, Denied> {
+        let gw = self.gw();
+        let invalid = || {
+            Denied::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid or expired.",
+            ))
+        };
+        let claims = gw
+            .tokens
+            .verify_access(&bearer.0.token)
+            .ok_or_else(invalid)?;
+        let user = claims.user_id().ok_or_else(invalid)?;
+        match gw.db.session_is_active(user, &claims.sid).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "This login has ended (logged out or revoked); please log in again.",
+            ))),
+            Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
+        }
+    }
+
+    /// The caller's claims and the job, if the token is good and the caller owns the job or
+    /// is an admin.
+    pub(crate) async fn caller_job(
+        &self,
+        auth: &BearerAuth,
+        id: JobId,
+    ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
+        let claims = self.authenticate(auth).await?;
+        let job = self
+            .gw()
+            .db
+            .job(id)
+            .await
+            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?
+            .ok_or_else(|| JobRefusal::NotFound(not_found()))?;
+        if claims.admin || claims.user_id() == Some(job.user_id) {
+            Ok((claims, job))
+        } else {
+            Err(JobRefusal::NotFound(not_found()))
+        }
+    }
+}
+
+/// Why a request's token was not accepted.
+pub(crate) enum Denied {
+    Unauthorized(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+/// Why an operation on a job (or a batch of jobs) stops before it begins. Someone else's
+/// job is `NotFound`, exactly like a missing one.
+pub(crate) enum JobRefusal {
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+impl From<Denied> for JobRefusal {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
+}
+
+pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
+    tracing::error!(%error, "{what} is unavailable");
+    ErrorBody::new(
+        ErrorCode::ServiceUnavailable,
+        format!("The {what} is unavailable right now; please try again shortly."),
+    )
+}
+
+pub(crate) fn not_found() -> ErrorJson {
+    ErrorBody::new(ErrorCode::NotFound, "There is no such job.")
+}
+
+pub(crate) fn rfc3339(millis: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}

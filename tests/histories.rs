@@ -1,0 +1,200 @@
+//! Recorded runs of every workflow replay through the workflows as they are now.
+//!
+//! A change to a workflow that a run already under way would replay differently (a step added,
+//! moved or dropped) must go behind `ctx.patched(...)`; otherwise Temporal fails that run with
+//! a nondeterminism error when its worker restarts. The histories under `tests/histories/` are
+//! runs of every kind (completed, failed, cancelled, a long source in parts, webhooks told,
+//! the scheduled cleanup), recorded by `make histories`; replaying them here fails the tests
+//! on such a change. The second test records the same kinds of runs afresh and replays them,
+//! so the recorder itself is checked on every run (and `make histories` keeps what it made).
+
+mod common;
+
+use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
+use common::{webhooks::Receiver, *};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+/// Set to write the runs the second test records into `tests/histories/` (`make histories`).
+const RECORD: &str = "AUDIOMILL_RECORD_HISTORIES";
+
+/// The kinds of runs each recording holds.
+const KINDS: [&str; 7] = [
+    "completed",
+    "failed",
+    "cancelled",
+    "in-parts",
+    "webhooks-completed",
+    "webhooks-delivery",
+    "cleanup",
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories")
+}
+
+fn replayer() -> WorkflowReplayer {
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<ConvertVideo>()
+        .and_then(|options| options.register_workflow::<DeliverWebhooks>())
+        .and_then(|options| options.register_workflow::<CleanExpired>())
+        .expect("the workflows register")
+        .build();
+    WorkflowReplayer::new(options).expect("a replayer")
+}
+
+/// Replays `json` (a history as `WorkflowHistory::to_json` writes it); why not, if it fails.
+async fn replay(replayer: &WorkflowReplayer, json: &[u8]) -> Result<(), String> {
+    let history = WorkflowHistory::from_json(json).map_err(|error| error.to_string())?;
+    replayer
+        .replay_workflow(history)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+#[tokio::test]
+async fn recorded_histories_replay_through_the_workflows_as_they_are() {
+    let mut histories = Vec::new();
+    for kind in KINDS {
+        let path = fixtures().join(format!("{kind}.json"));
+        let json = std::fs::read(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}; run `make histories`", path.display()));
+        histories.push((kind, json));
+    }
+    replay_all(&histories, "recorded").await;
+}
+
+/// Replays each of `histories`, failing on the first that does not replay.
+async fn replay_all(histories: &[(&'static str, Vec<u8>)], which: &str) {
+    // The replayer's worker is not `Send`: it runs on this thread.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let replayer = replayer();
+            for (kind, json) in histories {
+                if let Err(why) = replay(&replayer, json).await {
+                    panic!("the {which} {kind} run does not replay: {why}");
+                }
+            }
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_every_kind_replay_as_they_are_recorded() {
+    let histories = record_runs().await;
+    assert_eq!(
+        histories.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
+        KINDS
+    );
+    replay_all(&histories, "fresh").await;
+    if std::env::var_os(RECORD).is_some() {
+        std::fs::create_dir_all(fixtures()).unwrap();
+        for (kind, json) in &histories {
+            std::fs::write(fixtures().join(format!("{kind}.json")), json).unwrap();
+        }
+    }
+}
+
+/// One run of each kind in [`KINDS`], as history JSON, in that order.
+async fn record_runs() -> Vec<(&'static str, Vec<u8>)> {
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("SEGMENT_MIN_SECONDS", "20"),
+        ("SEGMENT_SECONDS", "8"),
+    ])
+    .await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+
+    let clip = make_mp4(media.path(), "clip.mp4", 2, true);
+    let completed = finished(&app, &token, &clip).await;
+    runs.push(("completed", history(&app, &completed).await));
+    let silent = make_mp4(media.path(), "silent.mp4", 1, false);
+    let failed = finished(&app, &token, &silent).await;
+    runs.push(("failed", history(&app, &failed).await));
+    let long = app
+        .start_job(&token, &make_long_video(media.path(), 1500))
+        .await;
+    app.wait_for_transcode(&token, &long).await;
+    let cancelled = app
+        .send_as(&token, reqwest::Method::POST, &format!("/jobs/{long}/cancel"))
+        .await;
+    assert_eq!(cancelled.status(), 202);
+    app.wait_for_workflow_closed(&long).await;
+    runs.push(("cancelled", history(&app, &long).await));
+    let concert = music_video(media.path(), "concert.mp4", 45);
+    let in_parts = finished(&app, &token, &concert).await;
+    let steps = app.activities_run(&in_parts).await;
+    assert!(steps.iter().any(|s| s == "join_segments"), "{steps:?}");
+    runs.push(("in-parts", history(&app, &in_parts).await));
+
+    let receiver = Receiver::start();
+    let registered = app
+        .http
+        .post(app.url("/webhooks"))
+        .bearer_auth(&token)
+        .json(&json!({ "url": receiver.url("/ok"), "events": ["job.completed"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let told = finished(&app, &token, &clip).await;
+    receiver.wait_for("/ok", 1).await;
+    let delivery = format!("webhooks-{told}");
+    app.wait_for_workflow_closed(&delivery).await;
+    runs.push(("webhooks-completed", history(&app, &told).await));
+    runs.push(("webhooks-delivery", history(&app, &delivery).await));
+
+    let cleanup = cleanup_run(&app).await;
+    runs.push(("cleanup", history(&app, &cleanup).await));
+    runs
+}
+
+/// A `CleanExpired` run judged far in the future, so that it removes every ended job; its id.
+async fn cleanup_run(app: &TestApp) -> String {
+    use audiomill_domain::contract::{CleanExpiredInput, TASK_QUEUE};
+    use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+    let id = format!("cleanup-history-{}", uuid::Uuid::now_v7());
+    let input = CleanExpiredInput {
+        as_of: Some(i64::MAX / 2),
+    };
+    let started = app
+        .temporal()
+        .await
+        .start_workflow(
+            CleanExpired::run,
+            input,
+            WorkflowStartOptions::new(TASK_QUEUE, id.clone()).build(),
+        )
+        .await
+        .expect("the cleanup starts");
+    let report = started
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("the cleanup succeeds");
+    assert!(report.jobs_expired > 0, "{report:?}");
+    id
+}
+
+/// A job uploaded and run to its end (its run closed).
+async fn finished(app: &TestApp, token: &str, video: &Path) -> String {
+    let job = app.start_job(token, video).await;
+    app.wait_for_job(token, &job).await;
+    app.wait_for_workflow_closed(&job).await;
+    job
+}
+
+/// The history of the run with this workflow id, as JSON.
+async fn history(app: &TestApp, workflow_id: &str) -> Vec<u8> {
+    app.temporal()
+        .await
+        .get_workflow_handle::<ConvertVideo>(workflow_id.to_owned())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await
+        .expect("the history is fetched")
+}
