@@ -2,11 +2,11 @@
 //! takes, and how a bad setting is told (one sentence naming the variable).
 
 use crate::config::{BackendArgs, DataArgs, DevArgs, GatewayArgs, WorkerArgs};
-use std::collections::HashMap;
 use clap::{
     Args, CommandFactory, Parser, Subcommand, ValueEnum,
     error::{ContextKind, ContextValue, ErrorKind},
 };
+use std::collections::HashMap;
 
 #[derive(Parser, Debug)]
 #[command(

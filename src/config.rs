@@ -19,7 +19,6 @@ use audiomill_domain::lifecycle::{Quota, Retention};
 use audiomill_store::S3Settings;
 use clap::{Args, Parser};
 use std::{
-    collections::HashMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -721,6 +720,7 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> anyhow::Result<(Config, GatewayConfig, WorkerConfig)> {
         let mut vars: HashMap<String, String> = vars

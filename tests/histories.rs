@@ -121,7 +121,11 @@ async fn record_runs() -> Vec<(&'static str, Vec<u8>)> {
         .await;
     app.wait_for_transcode(&token, &long).await;
     let cancelled = app
-        .send_as(&token, reqwest::Method::POST, &format!("/jobs/{long}/cancel"))
+        .send_as(
+            &token,
+            reqwest::Method::POST,
+            &format!("/jobs/{long}/cancel"),
+        )
         .await;
     assert_eq!(cancelled.status(), 202);
     app.wait_for_workflow_closed(&long).await;

@@ -9,10 +9,10 @@ use crate::{
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        EmailOutcome, FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding,
+        EmailOutcome, FailureKind, FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding,
         JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput, StepProgress, StoreMp3Input,
         StoredMp3, TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
-        ValidateTokenInput, activity, FailureKind,
+        ValidateTokenInput, activity,
     },
     lifecycle::Retention,
     link::LinkSigner,
@@ -337,13 +337,23 @@ impl ConvertActivities {
             .job(input.job_id)
             .await
             .map_err(database_down)?
-            .ok_or_else(|| fatal(FailureKind::SourceMissing.name(), "The job no longer exists."))?;
+            .ok_or_else(|| {
+                fatal(
+                    FailureKind::SourceMissing.name(),
+                    "The job no longer exists.",
+                )
+            })?;
         let user = self
             .db
             .user_by_id(job.user_id)
             .await
             .map_err(database_down)?
-            .ok_or_else(|| fatal(FailureKind::InvalidToken.name(), "The job's owner no longer exists."))?;
+            .ok_or_else(|| {
+                fatal(
+                    FailureKind::InvalidToken.name(),
+                    "The job's owner no longer exists.",
+                )
+            })?;
         if !user.completion_emails {
             tracing::info!(job_id = %job.id, "the owner turned completion e-mails off");
             return Ok(EmailOutcome::TurnedOff);

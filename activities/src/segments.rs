@@ -21,8 +21,8 @@ use crate::{
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
-        JoinSegmentsInput, StepProgress, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
-        FailureKind,
+        FailureKind, JoinSegmentsInput, StepProgress, TranscodeOutput, TranscodeSegmentInput,
+        TranscodedSegment,
     },
     segment::SegmentPlan,
 };

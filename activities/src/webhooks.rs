@@ -8,7 +8,7 @@ use crate::convert::{capitalize, database_down};
 use audiomill_domain::{
     UserId,
     contract::{
-        DeliverWebhookInput, DeliveryOutcome, PrepareWebhooksInput, activity, FailureKind,
+        DeliverWebhookInput, DeliveryOutcome, FailureKind, PrepareWebhooksInput, activity,
         webhook_failure,
     },
     link::LinkSigner,
@@ -281,7 +281,8 @@ impl WebhookActivities {
         };
         let link = (event == WebhookEvent::JobCompleted).then(|| self.settings.links.issue(job.id));
         let error = job.failure_type.as_deref().map(|type_name| {
-            FailureKind::of(Some(type_name)).user_sentence()
+            FailureKind::of(Some(type_name))
+                .user_sentence()
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("The file could not be converted ({type_name})."))
         });

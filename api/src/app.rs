@@ -1,7 +1,7 @@
 //! The whole HTTP application: the API with the layers in front of every operation (rate
 //! limits, the body policy, metrics, the request log), the Swagger UI and the document.
 
-use crate::{body, document, gateway::Gateway, metrics, page, request_log, routes};
+use crate::{body, document, error, gateway::Gateway, metrics, page, request_log, routes};
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
@@ -108,7 +108,7 @@ async fn guarded<E: Endpoint>(
     mut request: poem::Request,
     method_allowed: bool,
 ) -> poem::Result<poem::Response> {
-    if let Some(refused) = gateway.rate_limits.check(gateway, &request).await {
+    if let Some(refused) = gateway.rate_limits.check(&gateway.tokens, &request).await {
         return Ok(refused);
     }
     if method_allowed && let Err(refused) = body::limit(&mut request).await {

@@ -39,6 +39,22 @@ pub struct Gateway {
     pub quota: audiomill_domain::lifecycle::Quota,
 }
 
+impl live::JobViews for Gateway {
+    fn watchers(&self) -> &live::Watchers {
+        &self.watchers
+    }
+
+    async fn read_view(
+        &self,
+        job: audiomill_domain::JobId,
+    ) -> Result<Option<status::JobView>, audiomill_store::StoreError> {
+        let Some(row) = self.db.job(job).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.closed_views.job_view(&self.temporal, &row).await))
+    }
+}
+
 /// A check of a dependency the gateway does not otherwise use: what answered, or why not.
 pub type Probe =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync>;
@@ -51,4 +67,3 @@ pub struct UploadLimits {
     pub max_files: usize,
     pub allowed_extensions: Vec<String>,
 }
-

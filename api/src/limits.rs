@@ -19,7 +19,7 @@
 //! and what the process has in all.
 
 use crate::{
-    gateway::Gateway,
+    auth::TokenIssuer,
     error::{ErrorBody, ErrorCode},
 };
 use audiomill_domain::{EmailAddress, UserId};
@@ -175,7 +175,7 @@ impl Limits {
     }
 
     /// The 429 answer when the request is over a limit.
-    pub async fn check(&self, gateway: &Gateway, request: &Request) -> Option<Response> {
+    pub async fn check(&self, tokens: &TokenIssuer, request: &Request) -> Option<Response> {
         let address = request
             .remote_addr()
             .as_socket_addr()
@@ -217,7 +217,7 @@ impl Limits {
             }
         }
         let user = crate::auth::bearer_token(request)
-            .and_then(|token| gateway.tokens.verify_access(token))
+            .and_then(|token| tokens.verify_access(token))
             .map(|claims| claims.sub);
         let key = user.unwrap_or_else(|| format!("address:{address}"));
         let limit = self.settings.requests_per_minute;

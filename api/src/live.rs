@@ -5,8 +5,9 @@
 //! watcher stops when the job ends or when its last subscriber has gone. When the gateway
 //! shuts down, every stream ends at once (see [`Watchers::close`]).
 
-use crate::{gateway::Gateway, metrics, status::JobView};
+use crate::{metrics, status::JobView};
 use audiomill_domain::{JobId, JobStatus, Step};
+use audiomill_store::StoreError;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -50,6 +51,17 @@ impl Moment {
     }
 }
 
+/// Where a watcher reads a job's view: the gateway, which also holds its [`Watchers`].
+pub trait JobViews: Send + Sync + 'static {
+    fn watchers(&self) -> &Watchers;
+
+    /// The job's view now; `None` once its record is gone.
+    fn read_view(
+        &self,
+        job: JobId,
+    ) -> impl Future<Output = Result<Option<JobView>, StoreError>> + Send;
+}
+
 /// The jobs this gateway is watching, each with its channel.
 #[derive(Default)]
 pub struct Watchers {
@@ -72,8 +84,8 @@ impl Watchers {
 
     /// Follows `job`: a receiver of its moments (`None` until the first is read), sharing
     /// the job's watcher if there is one.
-    pub fn follow(gw: &Arc<Gateway>, job: JobId) -> watch::Receiver<Option<Moment>> {
-        let mut watching = gw.watchers.lock();
+    pub fn follow<G: JobViews>(gw: &Arc<G>, job: JobId) -> watch::Receiver<Option<Moment>> {
+        let mut watching = gw.watchers().lock();
         if let Some(sender) = watching.get(&job) {
             return sender.subscribe();
         }
@@ -110,21 +122,21 @@ impl Watchers {
 }
 
 /// Reads `job`'s view until it ends, its record is gone, or nobody follows it.
-async fn watch_job(gw: Arc<Gateway>, job: JobId, sender: watch::Sender<Option<Moment>>) {
+async fn watch_job<G: JobViews>(gw: Arc<G>, job: JobId, sender: watch::Sender<Option<Moment>>) {
     let mut eta = Eta::default();
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if gw.watchers.leave(job, &sender, false) {
+        if gw.watchers().leave(job, &sender, false) {
             return;
         }
         // The row is read each time: it says when the MP3 was stored, and whether the job
         // still exists.
-        let row = match gw.db.job(job).await {
-            Ok(Some(row)) => row,
+        let view = match gw.read_view(job).await {
+            Ok(Some(view)) => view,
             Ok(None) => {
-                gw.watchers.leave(job, &sender, true);
+                gw.watchers().leave(job, &sender, true);
                 return;
             }
             Err(error) => {
@@ -133,7 +145,6 @@ async fn watch_job(gw: Arc<Gateway>, job: JobId, sender: watch::Sender<Option<Mo
             }
         };
         metrics::job_watch_read();
-        let view = gw.closed_views.job_view(&gw.temporal, &row).await;
         let moment = Moment {
             eta_seconds: eta.update(&view, Instant::now()),
             view,
@@ -145,7 +156,7 @@ async fn watch_job(gw: Arc<Gateway>, job: JobId, sender: watch::Sender<Option<Mo
             changed
         });
         if last {
-            gw.watchers.leave(job, &sender, true);
+            gw.watchers().leave(job, &sender, true);
             return;
         }
     }

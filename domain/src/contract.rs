@@ -41,7 +41,15 @@ pub const CLEANUP_SCHEDULE_ID: &str = "audiomill-cleanup";
 /// variant's name), as users, metrics and the retry policies read them: a bounded set, whatever
 /// a failure in history claims to be.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::IntoStaticStr, strum::EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 pub enum FailureKind {
     /// The token that started the job was revoked or its user disabled.
@@ -519,10 +527,22 @@ mod tests {
 
     #[test]
     fn failure_kinds_are_a_bounded_set() {
-        use super::failure::{CORRUPT_MEDIA, OTHER, kind};
-        assert_eq!(kind(Some(CORRUPT_MEDIA)), CORRUPT_MEDIA);
-        assert_eq!(kind(Some("user@example.com")), OTHER);
-        assert_eq!(kind(None), OTHER);
+        use super::FailureKind;
+        assert_eq!(FailureKind::CorruptMedia.name(), "CorruptMedia");
+        assert_eq!(
+            FailureKind::of(Some("CorruptMedia")),
+            FailureKind::CorruptMedia
+        );
+        assert_eq!(
+            FailureKind::of(Some("user@example.com")),
+            FailureKind::Other
+        );
+        assert_eq!(FailureKind::of(None), FailureKind::Other);
+        // Media at fault and a lost worker stop the retries; outages do not.
+        let stops = FailureKind::non_retryable();
+        assert!(stops.contains(&"CorruptMedia") && stops.contains(&"SourceNotLocal"));
+        assert!(!stops.contains(&"StorageUnavailable"));
+        assert_eq!(stops.len(), 8);
     }
 
     #[test]

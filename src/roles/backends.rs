@@ -1,49 +1,19 @@
 //! The backends every role uses, opened once per process: the database (migrated), object
 //! storage, the mailer and the keys; the Temporal client and the gateway's rate limits.
 
+use super::random_hex;
 use crate::{
     config::{
-        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
-        write_private,
+        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, write_private,
     },
     temporal,
-    temporal_metrics::SdkMeter,
-    users,
 };
 use anyhow::{Context, bail};
-use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
-    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
-};
-use audiomill_api::{
-    Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits, Slots, UploadSlots},
-};
-use audiomill_domain::{
-    JobId,
-    contract::{
-        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, DeliverWebhooksInput,
-        FETCH_TASK_QUEUE, SEGMENTS_TASK_QUEUE, TASK_QUEUE,
-    },
-    link::LinkSigner,
-};
+use audiomill_activities::Mailer;
+use audiomill_api::limits::{LimitSettings, Limits};
+use audiomill_domain::link::LinkSigner;
 use audiomill_store::{Database, ObjectStore};
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
-use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
-use temporalio_sdk::{
-    Worker, WorkerOptions,
-    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
-};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use super::random_hex;
+use std::{net::SocketAddr, time::Duration};
 
 /// How long a role waits for Temporal at start (compose starts everything at once).
 const TEMPORAL_PATIENCE: Duration = Duration::from_secs(30);
@@ -173,7 +143,11 @@ fn given_or_kept(
 
 /// The download links of this process: `PUBLIC_URL`, else the gateway it runs, else the
 /// gateway's default address.
-pub(super) fn link_signer(config: &Config, key: &Secret, gateway: Option<SocketAddr>) -> LinkSigner {
+pub(super) fn link_signer(
+    config: &Config,
+    key: &Secret,
+    gateway: Option<SocketAddr>,
+) -> LinkSigner {
     let base = config.links.public_url.clone().unwrap_or_else(|| {
         format!(
             "http://{}",

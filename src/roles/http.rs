@@ -1,53 +1,31 @@
 //! The gateway's HTTP server, and a worker's `/metrics` and health pages, as tasks a role
 //! owns and stops.
 
+use super::backends::{Backends, jwt_secret, link_signer, rate_limits, temporal_client};
+use super::role_ended;
 use crate::{
-    config::{
-        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
-        write_private,
-    },
-    temporal,
-    temporal_metrics::SdkMeter,
+    config::{Config, GatewayConfig, Secret},
     users,
 };
-use anyhow::{Context, bail};
-use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
-    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
-};
+use anyhow::Context;
 use audiomill_api::{
     Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits, Slots, UploadSlots},
+    limits::{Limits, Slots, UploadSlots},
 };
-use audiomill_domain::{
-    JobId,
-    contract::{
-        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, DeliverWebhooksInput,
-        FETCH_TASK_QUEUE, SEGMENTS_TASK_QUEUE, TASK_QUEUE,
-    },
-    link::LinkSigner,
-};
-use audiomill_store::{Database, ObjectStore};
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
+use audiomill_domain::link::LinkSigner;
 use std::{
     net::SocketAddr,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
-use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
-use temporalio_sdk::{
-    Worker, WorkerOptions,
-    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
-};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use super::backends::{Backends, jwt_secret, link_signer, rate_limits, temporal_client};
 
 /// An HTTP server on a task of its own: the gateway's API, or a worker's pages.
 pub(crate) struct HttpTask {
-    address: SocketAddr,
+    pub(super) address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     /// Folds recorded histogram samples into their buckets, scraped or not.

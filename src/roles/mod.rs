@@ -11,54 +11,12 @@ mod http;
 mod worker;
 
 pub use backends::{Backends, open_database};
+use backends::{link_secret, link_signer};
 use http::HttpTask;
 use worker::WorkerHandle;
-use backends::{link_secret, link_signer};
 
-use crate::{
-    config::{
-        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
-        write_private,
-    },
-    temporal,
-    temporal_metrics::SdkMeter,
-    users,
-};
-use anyhow::{Context, bail};
-use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
-    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
-};
-use audiomill_api::{
-    Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits, Slots, UploadSlots},
-};
-use audiomill_domain::{
-    JobId,
-    contract::{
-        CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanExpiredInput, DeliverWebhooksInput,
-        FETCH_TASK_QUEUE, SEGMENTS_TASK_QUEUE, TASK_QUEUE,
-    },
-    link::LinkSigner,
-};
-use audiomill_store::{Database, ObjectStore};
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
-use temporalio_common::telemetry::{TelemetryOptions, metrics::CoreMeter};
-use temporalio_sdk::{
-    Worker, WorkerOptions,
-    runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
-};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-
-
+use crate::config::{Config, GatewayConfig, WorkerConfig};
+use std::net::SocketAddr;
 
 /// The roles one process runs: those that are configured.
 #[derive(Debug, Clone, Default)]
@@ -226,5 +184,23 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+/// Awaits the end of a role (its task, or its thread's last message) once, and says why it
+/// ended; pending forever when there is nothing (more) to await.
+pub(crate) async fn role_ended<F, E>(end: &mut Option<F>, role: &str) -> anyhow::Error
+where
+    F: std::future::Future<Output = Result<anyhow::Result<()>, E>> + Unpin,
+{
+    let Some(running) = end.as_mut() else {
+        return std::future::pending().await;
+    };
+    let result = running.await;
+    *end = None;
+    match result {
+        Ok(Ok(())) => anyhow::anyhow!("the {role} stopped"),
+        Ok(Err(error)) => error,
+        Err(_) => anyhow::anyhow!("the {role} panicked"),
     }
 }

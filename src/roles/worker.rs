@@ -1,23 +1,18 @@
 //! A worker: its activities, its pollers on the shared, fetch, segments and own task
 //! queues, and the schedule of the cleanup.
 
+use super::{
+    backends::{Backends, temporal_client},
+    random_hex, role_ended,
+};
 use crate::{
-    config::{
-        Config, GatewayConfig, MIN_SECRET_BYTES, MailConfig, Secret, StorageConfig, WorkerConfig,
-        write_private,
-    },
-    temporal,
+    config::{Config, WorkerConfig},
     temporal_metrics::SdkMeter,
-    users,
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, Mailer, ProgressTeller, WebhookActivities,
-    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
-};
-use audiomill_api::{
-    Gateway, UploadLimits, auth,
-    limits::{LimitSettings, Limits, Slots, UploadSlots},
+    ConvertActivities, LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings,
+    WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -27,10 +22,8 @@ use audiomill_domain::{
     },
     link::LinkSigner,
 };
-use audiomill_store::{Database, ObjectStore};
 use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
 use std::{
-    net::SocketAddr,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
@@ -42,11 +35,7 @@ use temporalio_sdk::{
     Worker, WorkerOptions,
     runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder},
 };
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use super::{
-    backends::{Backends, temporal_client},
-    random_hex,
-};
+use tokio::sync::oneshot;
 
 /// How long a workflow task waits on a dead worker's sticky queue before any worker takes it.
 const STICKY_PICKUP: Duration = Duration::from_secs(3);
@@ -221,24 +210,6 @@ impl Drop for WorkerHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-/// Awaits the end of a role (its task, or its thread's last message) once, and says why it
-/// ended; pending forever when there is nothing (more) to await.
-async fn role_ended<F, E>(end: &mut Option<F>, role: &str) -> anyhow::Error
-where
-    F: std::future::Future<Output = Result<anyhow::Result<()>, E>> + Unpin,
-{
-    let Some(running) = end.as_mut() else {
-        return std::future::pending().await;
-    };
-    let result = running.await;
-    *end = None;
-    match result {
-        Ok(Ok(())) => anyhow::anyhow!("the {role} stopped"),
-        Ok(Err(error)) => error,
-        Err(_) => anyhow::anyhow!("the {role} panicked"),
     }
 }
 

@@ -15,17 +15,17 @@ use crate::{
     all,
     deliver_webhooks::start_deliveries,
     options::{
-        HOST_QUEUE_PICKUP, fetch_options, mail_options, on_host, patient, retry,
-        segment_options, through_outages, transcode_options, UNTIL_PATIENCE_RUNS_OUT,
+        HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, mail_options, on_host, retry,
+        segment_options, through_outages, transcode_options,
     },
 };
 use audiomill_domain::JobId;
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, DeliverWebhooksInput, DiscardSourceInput,
+    ConvertVideoInput, ConvertVideoOutput, DeliverWebhooksInput, DiscardSourceInput, FailureKind,
     FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding, JoinSegmentsInput, Planned,
-    RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput,
-    TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WORKFLOW_TYPE,
-    activity, FailureKind, failures,
+    RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
+    TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WORKFLOW_TYPE, activity,
+    failures,
 };
 use audiomill_domain::segment::{PartId, SegmentPlan};
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
@@ -499,4 +499,3 @@ fn worker_lost(error: &ActivityExecutionError) -> bool {
     failures::is_timeout(failure)
         || failures::application_type(failure) == Some(FailureKind::SourceNotLocal.name())
 }
-

@@ -2,7 +2,10 @@
 //! endpoints, or one message replayed. `ConvertVideo` starts it as a child and does not wait
 //! for it (nor fail with it): deliveries are retried for a day, long after the job has ended.
 
-use crate::{all, options::{delivery_options, through_outages}};
+use crate::{
+    all,
+    options::{delivery_options, through_outages},
+};
 use audiomill_domain::contract::{
     DeliverWebhookInput, DeliverWebhooksInput, DeliverWebhooksOutput, DeliveryOutcome,
     PrepareWebhooksInput, WEBHOOKS_WORKFLOW_TYPE, activity,
@@ -101,4 +104,3 @@ pub(crate) fn start_deliveries<W: WorkflowImplementation>(
         let _ = starting.await;
     }
 }
-

@@ -23,7 +23,9 @@ pub use deliver_webhooks::DeliverWebhooks;
 /// Awaits every one of `futures` at once; their outputs in order. Each is polled with the
 /// workflow's own waker, as the SDK requires: `join_all` wakes through a `FuturesUnordered`
 /// of its own once it has more than 30.
-pub(crate) async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let mut running: Vec<_> = futures
         .into_iter()
         .enumerate()
@@ -37,4 +39,3 @@ pub(crate) async fn all<F: std::future::Future>(futures: impl IntoIterator<Item 
     }
     outputs.into_iter().flatten().collect()
 }
-

@@ -1,7 +1,9 @@
 //! How each step is run: its timeouts, the queue it runs on, and its retry policy. Retries
 //! come from Temporal alone; media errors are typed non-retryable and fail at once.
 
-use audiomill_domain::contract::{FETCH_TASK_QUEUE, SEGMENTS_TASK_QUEUE, FailureKind, webhook_failure};
+use audiomill_domain::contract::{
+    FETCH_TASK_QUEUE, FailureKind, SEGMENTS_TASK_QUEUE, webhook_failure,
+};
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_sdk::{ActivityCancellationType, ActivityCloseTimeouts, ActivityOptions};

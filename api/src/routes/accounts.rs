@@ -1,9 +1,12 @@
 //! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
-use super::context::{ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::context::{
+    ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable,
+};
 use crate::{
-    Gateway, auth,
+    auth,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
 };
 use audiomill_domain::{
     EmailAddress,

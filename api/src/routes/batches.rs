@@ -5,8 +5,8 @@
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal, unavailable};
 use super::jobs::JobState;
 use crate::{
-    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
     params::{ApiBatchId, ApiJobId},
 };
 use async_zip::{Compression, ZipEntryBuilder, tokio::write::ZipFileWriter};

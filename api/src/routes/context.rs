@@ -80,11 +80,10 @@ macro_rules! denied_into {
     )*};
 }
 
-
 use crate::{
-    gateway::Gateway,
     auth::Claims,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
 };
 use audiomill_domain::JobId;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -94,7 +93,6 @@ use poem_openapi::{
     payload::Json,
 };
 use std::sync::Arc;
-
 
 pub(crate) type ErrorJson = Json<ErrorBody>;
 
@@ -113,12 +111,12 @@ pub(crate) enum ApiTags {
 /// Email and password, as HTTP Basic credentials.
 #[derive(SecurityScheme)]
 #[oai(ty = "basic")]
-pub(crate) struct BasicAuth(Basic);
+pub(crate) struct BasicAuth(pub(crate) Basic);
 
 /// The access token from `/login`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT")]
-pub(crate) struct BearerAuth(Bearer);
+pub(crate) struct BearerAuth(pub(crate) Bearer);
 
 /// What every group of operations works with.
 #[derive(Clone)]

@@ -72,7 +72,10 @@ impl Reservation {
     /// either way; the key only stays reserved (a retry gets 409 until the reservation is
     /// abandoned) if this write fails.
     pub(super) async fn complete(self, db: &Database, keyed: &KeyedUpload) {
-        if let Err(error) = db.complete_idempotency_key(self.user, &self.key, keyed).await {
+        if let Err(error) = db
+            .complete_idempotency_key(self.user, &self.key, keyed)
+            .await
+        {
             tracing::error!(%error, "could not record the upload's Idempotency-Key");
         }
     }
@@ -101,7 +104,10 @@ mod tests {
     #[test]
     fn a_key_is_one_header_of_visible_ascii() {
         assert_eq!(key_of(&headers(&[])), Ok(None));
-        assert_eq!(key_of(&headers(&[b"upload-1"])), Ok(Some("upload-1".into())));
+        assert_eq!(
+            key_of(&headers(&[b"upload-1"])),
+            Ok(Some("upload-1".into()))
+        );
         for bad in [
             &[&b"a"[..], b"b"][..],
             &[b"a", b"a"],

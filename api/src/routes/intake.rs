@@ -9,9 +9,9 @@
 //! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
 use crate::{
-    gateway::{Gateway, UploadLimits},
     auth::Claims,
     form::{self, FrameGuard, FramingError},
+    gateway::{Gateway, UploadLimits},
     upload::{self, Container, Head},
 };
 use audiomill_domain::lifecycle::Quota;

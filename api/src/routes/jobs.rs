@@ -6,9 +6,9 @@ use super::downloads::{self, DownloadLink};
 use super::idempotency::{self, BadKey, Claim};
 use super::intake::{self, UploadError};
 use crate::{
-    gateway::Gateway,
     auth::Claims,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
     status, upload,
 };
 use crate::{
@@ -485,7 +485,9 @@ impl JobsApi {
                 return UploadResponse::Unavailable(unavailable("database", error));
             }
         };
-        let answer = self.receive(&claims, user_id, form, reservation.is_some()).await;
+        let answer = self
+            .receive(&claims, user_id, form, reservation.is_some())
+            .await;
         match (reservation, &answer) {
             (Some(reservation), Ok((_, Some(keyed)))) => reservation.complete(&gw.db, keyed).await,
             (Some(reservation), Err(_)) => reservation.release(&gw.db).await,

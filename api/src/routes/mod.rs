@@ -64,4 +64,3 @@ fn with_context(cx: Context) -> Api {
         users::UsersApi { cx },
     )
 }
-

@@ -5,8 +5,8 @@
 use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
 use super::jobs::{self, NotCancelled};
 use crate::{
-    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
     params::ApiUserId,
 };
 use audiomill_domain::UserId;

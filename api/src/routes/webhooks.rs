@@ -2,10 +2,12 @@
 //! signing secret (shown once, rotatable), the deliveries made to it with every attempt, and
 //! replays. Deliveries themselves are the `DeliverWebhooks` workflow's activities.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, unavailable};
+use super::context::{
+    ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, unavailable,
+};
 use crate::{
-    gateway::Gateway,
     error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
     params::{ApiJobId, ApiWebhookId},
 };
 use audiomill_domain::{
