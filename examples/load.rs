@@ -109,6 +109,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
 
+    print_table(&results, elapsed);
+    let jobs = jobs.lock().unwrap().clone();
+    let lost = not_completed(&http, &base, &token, &jobs).await?;
+    println!("jobs: {} accepted, {lost} not completed", jobs.len());
+    Ok(())
+}
+
+/// Requests, rate, median and 99th percentile latency and errors per endpoint, as a table.
+fn print_table(results: &Results, elapsed: f64) {
     println!("| endpoint | requests | per second | p50 | p99 | errors |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for (endpoint, samples) in results.lock().unwrap().iter_mut() {
@@ -126,17 +135,23 @@ async fn main() -> anyhow::Result<()> {
             samples.errors
         );
     }
+}
 
-    // Every accepted job must complete.
-    let jobs = jobs.lock().unwrap().clone();
+/// How many of `jobs` did not complete within five minutes (every accepted job must).
+async fn not_completed(
+    http: &Client,
+    base: &str,
+    token: &str,
+    jobs: &[String],
+) -> anyhow::Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut lost = jobs.len();
     while Instant::now() < deadline {
         let mut open = 0;
-        for job in &jobs {
+        for job in jobs {
             let status: Value = http
                 .get(format!("{base}/status/{job}"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .await?
                 .json()
@@ -151,8 +166,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    println!("jobs: {} accepted, {lost} not completed", jobs.len());
-    Ok(())
+    Ok(lost)
 }
 
 /// Sends `request` with the access token; whether it answered 200.

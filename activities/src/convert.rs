@@ -1,10 +1,14 @@
 use crate::{
+    failures::{
+        capitalize, database_down, fatal, mail_down, storage_down, transcode_failure,
+        worker_trouble,
+    },
     held::HeldJobs,
     isolated::{self, Converted, Transcoder},
     mailer::{Mailer, Notification},
     progress::{Milestones, ProgressTeller},
     scratch::WorkDir,
-    transcode::{MediaLimits, SegmentSettings, SourceLocation, TranscodeError},
+    transcode::{MediaLimits, SegmentSettings, SourceLocation, TranscodeError, TranscodeReport},
 };
 use audiomill_domain::{
     JobId, ObjectKey,
@@ -96,7 +100,7 @@ impl ConvertActivities {
             .map_err(database_down)?;
         if !active {
             return Err(fatal(
-                FailureKind::InvalidToken.name(),
+                FailureKind::InvalidToken,
                 "The login that started this job was revoked or the account is disabled.",
             ));
         }
@@ -152,7 +156,7 @@ impl ConvertActivities {
             // Another worker fetched it, or this one restarted and cleaned up: the workflow
             // fetches again on whichever worker is alive.
             return Err(fatal(
-                FailureKind::SourceNotLocal.name(),
+                FailureKind::SourceNotLocal,
                 "The source is not on this worker.",
             ));
         }
@@ -208,21 +212,7 @@ impl ConvertActivities {
             }
             Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
         };
-        let _ = ctx
-            .record_heartbeat(StepProgress {
-                percent: 100,
-                waiting: false,
-                parts: None,
-            })
-            .await;
-        if let Some(milestones) = &milestones {
-            milestones.observe(100);
-        }
-        tracing::info!(duration_ms = report.duration_ms, "transcoded");
-        // Seconds of audio per second of work: how much faster than real time.
-        let wall = started.elapsed().as_secs_f64().max(0.001);
-        metrics::histogram!("audiomill_transcode_speed_ratio")
-            .record(report.duration_ms as f64 / 1000.0 / wall);
+        transcoded(&ctx, &report, milestones.as_ref(), started).await;
         Ok(TranscodeOutput {
             duration_ms: report.duration_ms,
             plan: None,
@@ -279,7 +269,7 @@ impl ConvertActivities {
         let key = ObjectKey::mp3(input.job_id);
         if tokio::fs::metadata(&mp3_path).await.is_err() {
             return Err(fatal(
-                FailureKind::SourceNotLocal.name(),
+                FailureKind::SourceNotLocal,
                 "The MP3 is not on this worker.",
             ));
         }
@@ -337,12 +327,7 @@ impl ConvertActivities {
             .job(input.job_id)
             .await
             .map_err(database_down)?
-            .ok_or_else(|| {
-                fatal(
-                    FailureKind::SourceMissing.name(),
-                    "The job no longer exists.",
-                )
-            })?;
+            .ok_or_else(|| fatal(FailureKind::SourceMissing, "The job no longer exists."))?;
         let user = self
             .db
             .user_by_id(job.user_id)
@@ -350,7 +335,7 @@ impl ConvertActivities {
             .map_err(database_down)?
             .ok_or_else(|| {
                 fatal(
-                    FailureKind::InvalidToken.name(),
+                    FailureKind::InvalidToken,
                     "The job's owner no longer exists.",
                 )
             })?;
@@ -559,7 +544,7 @@ impl ConvertActivities {
             Ok(size) => size,
             Err(StoreError::NotFound) => {
                 return Err(fatal(
-                    FailureKind::SourceMissing.name(),
+                    FailureKind::SourceMissing,
                     "The uploaded file is no longer in storage.",
                 ));
             }
@@ -656,69 +641,26 @@ where
     }
 }
 
-/// A failure that retrying cannot fix, with the typed name users and the workflow see.
-pub(crate) fn fatal(type_name: &str, message: impl Into<String>) -> ActivityError {
-    ActivityError::application(
-        ApplicationFailure::builder(message.into())
-            .type_name(type_name.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
-}
-
-/// A failure worth retrying (storage or database hiccups), typed by what was down. Its
-/// message (with the cause) is for the logs and operators; `/status` shows users a sentence
-/// chosen by its type.
-fn retryable(type_name: &str, error: impl std::fmt::Display) -> ActivityError {
-    tracing::warn!(%error, kind = type_name, "activity attempt failed; Temporal will retry it");
-    ActivityError::application(
-        ApplicationFailure::builder(error.to_string())
-            .type_name(type_name.to_owned())
-            .build(),
-    )
-}
-
-pub(crate) fn database_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(FailureKind::DatabaseUnavailable.name(), error)
-}
-
-pub(crate) fn storage_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(FailureKind::StorageUnavailable.name(), error)
-}
-
-fn mail_down(error: impl std::fmt::Display) -> ActivityError {
-    retryable(FailureKind::MailUnavailable.name(), error)
-}
-
-pub(crate) fn worker_trouble(error: impl std::fmt::Display) -> ActivityError {
-    retryable(FailureKind::WorkerTrouble.name(), error)
-}
-
-pub(crate) fn transcode_failure(error: TranscodeError) -> ActivityError {
-    let type_name = match &error {
-        TranscodeError::Unsupported(_) => FailureKind::UnsupportedMedia.name(),
-        TranscodeError::NoAudioStream => FailureKind::NoAudioStream.name(),
-        TranscodeError::Corrupt(_) => FailureKind::CorruptMedia.name(),
-        TranscodeError::TooLong(_) => FailureKind::MediaTooLong.name(),
-        TranscodeError::Trim(_) => FailureKind::TrimOutOfRange.name(),
-        TranscodeError::Cancelled => return ActivityError::cancelled(),
-        TranscodeError::Output(_) | TranscodeError::Crashed(_) => {
-            return worker_trouble(error);
-        }
-    };
-    let message = format!("{}.", capitalize(&error.to_string()));
-    ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(type_name.to_owned())
-            .non_retryable(true)
-            .build(),
-    )
-}
-
-pub(crate) fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+/// A transcode done: its last heartbeat and milestone, and how much faster than real time it
+/// ran (seconds of audio per second of work).
+async fn transcoded(
+    ctx: &ActivityContext,
+    report: &TranscodeReport,
+    milestones: Option<&Milestones>,
+    started: std::time::Instant,
+) {
+    let _ = ctx
+        .record_heartbeat(StepProgress {
+            percent: 100,
+            waiting: false,
+            parts: None,
+        })
+        .await;
+    if let Some(milestones) = milestones {
+        milestones.observe(100);
+    }
+    tracing::info!(duration_ms = report.duration_ms, "transcoded");
+    let wall = started.elapsed().as_secs_f64().max(0.001);
+    metrics::histogram!("audiomill_transcode_speed_ratio")
+        .record(report.duration_ms as f64 / 1000.0 / wall);
 }

@@ -15,6 +15,7 @@
 //! - [`WorkDir`]: a worker's own scratch directory, safe beside other workers'.
 
 mod convert;
+mod failures;
 mod held;
 pub mod isolated;
 mod lifecycle;

@@ -4,7 +4,7 @@
 //! an object is deleted before its removal is recorded, and deleting what is gone succeeds, so
 //! an attempt cut off half-way (a storage outage, a lost worker) is simply run again.
 
-use crate::convert::{database_down, storage_down};
+use crate::failures::{database_down, storage_down};
 use audiomill_domain::contract::{CleanBatchInput, CleanupReport, DiscardSourceInput, activity};
 use audiomill_store::{Database, ObjectStore, time};
 use std::sync::Arc;

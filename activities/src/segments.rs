@@ -9,12 +9,11 @@
 //! reads them to join all parts into the job's MP3.
 
 use crate::{
-    convert::{
-        ConvertActivities, fatal, keep_alive, storage_down, transcode_failure, worker_trouble,
-    },
+    convert::{ConvertActivities, keep_alive},
+    failures::{fatal, storage_down, transcode_failure, worker_trouble},
     isolated::{self, Converted},
     transcode::{
-        SourceLocation, TranscodeError,
+        SourceLocation, TranscodeError, TranscodeReport,
         join::{JoinError, Part, Piece, join_pieces},
     },
 };
@@ -37,6 +36,24 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 /// How long a part's URL of its source works: far longer than converting a part takes.
 const PART_SOURCE_URL_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// What a part's run in the converter child means for the step: its report, or the failure
+/// (`None`: the step was cancelled, and the child killed).
+fn part_converted(
+    result: Option<Result<Converted, TranscodeError>>,
+) -> Result<TranscodeReport, ActivityError> {
+    match result {
+        Some(Ok(Converted::Mp3(report))) => Ok(report),
+        None | Some(Err(TranscodeError::Cancelled)) => Err(ActivityError::cancelled()),
+        Some(Ok(Converted::Planned(_) | Converted::OnePass)) => {
+            Err(worker_trouble("the part was planned instead of converted"))
+        }
+        Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
+            Err(worker_trouble(why))
+        }
+        Some(Err(media)) => Err(transcode_failure(media)),
+    }
+}
 
 impl ConvertActivities {
     /// See `transcode_segment`.
@@ -90,18 +107,7 @@ impl ConvertActivities {
         let result = self
             .convert_in_child(ctx, &request, Some(parts), None)
             .await;
-        let ended = match result {
-            Some(Ok(Converted::Mp3(report))) => Ok(report),
-            None | Some(Err(TranscodeError::Cancelled)) => Err(ActivityError::cancelled()),
-            Some(Ok(Converted::Planned(_) | Converted::OnePass)) => {
-                Err(worker_trouble("the part was planned instead of converted"))
-            }
-            Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
-                Err(worker_trouble(why))
-            }
-            Some(Err(media)) => Err(transcode_failure(media)),
-        };
-        let report = match ended {
+        let report = match part_converted(result) {
             Ok(report) => report,
             Err(error) => {
                 let _ = tokio::fs::remove_file(&output).await;
@@ -157,7 +163,7 @@ impl ConvertActivities {
                 Ok(SourceLocation::Url { url, size })
             }
             Err(StoreError::NotFound) => Err(fatal(
-                FailureKind::SourceMissing.name(),
+                FailureKind::SourceMissing,
                 "The uploaded file is no longer in storage.",
             )),
             Err(error) => Err(storage_down(error)),
@@ -202,7 +208,7 @@ impl ConvertActivities {
                     // Scratch files that vanished: as after a lost worker, the workflow
                     // fetches the source again and converts the parts anew.
                     return Err(fatal(
-                        FailureKind::SourceNotLocal.name(),
+                        FailureKind::SourceNotLocal,
                         format!("Part {part} is no longer on this worker."),
                     ));
                 }
@@ -222,7 +228,7 @@ impl ConvertActivities {
     ) -> Result<Vec<Bytes>, ActivityError> {
         if tokio::fs::metadata(self.source_path(job)).await.is_err() {
             return Err(fatal(
-                FailureKind::SourceNotLocal.name(),
+                FailureKind::SourceNotLocal,
                 "The source is not on this worker.",
             ));
         }

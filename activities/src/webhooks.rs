@@ -4,7 +4,7 @@
 //! Temporal retries an undelivered message with backoff; the message id stays the same on
 //! every attempt, so a receiver sees one id per event however often it is sent.
 
-use crate::convert::{capitalize, database_down};
+use crate::failures::{capitalize, database_down};
 use audiomill_domain::{
     UserId,
     contract::{
@@ -110,13 +110,51 @@ impl WebhookActivities {
         _ctx: ActivityContext,
         input: DeliverWebhookInput,
     ) -> Result<DeliveryOutcome, ActivityError> {
+        let Some((message, endpoint)) = self.deliverable(&input).await? else {
+            return Ok(DeliveryOutcome::Skipped);
+        };
+        // Told already (a delivery run started again): once is enough, unless replayed.
+        if message.delivered_at.is_some() && !input.replay {
+            return Ok(DeliveryOutcome::Delivered);
+        }
+        let (attempt, outcome) = self.attempt(&endpoint, &message, input.replay).await?;
+        let delivered = matches!(outcome, Ok(DeliveryOutcome::Delivered));
+        self.db
+            .record_delivery_attempt(&attempt, delivered)
+            .await
+            .map_err(database_down)?;
+        match &outcome {
+            Ok(result) => tracing::info!(?result, status = attempt.status_code, "webhook sent"),
+            Err(_) => tracing::warn!(
+                status = attempt.status_code,
+                error = attempt.error.as_deref(),
+                "webhook not delivered"
+            ),
+        }
+        metrics::counter!(
+            "audiomill_webhook_attempts_total",
+            "outcome" => if delivered { "delivered" } else { "undelivered" }
+        )
+        .increment(1);
+        outcome
+    }
+}
+
+impl WebhookActivities {
+    /// The message and its endpoint, if it is to be sent: both exist, the endpoint is on (or
+    /// this is a replay), and its owner's account is on (a turned-off account is told nothing
+    /// more, whatever was pending or retrying).
+    async fn deliverable(
+        &self,
+        input: &DeliverWebhookInput,
+    ) -> Result<Option<(WebhookMessage, WebhookEndpoint)>, ActivityError> {
         let Some(message) = self
             .db
             .webhook_message(&input.message_id)
             .await
             .map_err(database_down)?
         else {
-            return Ok(DeliveryOutcome::Skipped);
+            return Ok(None);
         };
         let Some(endpoint) = self
             .db
@@ -124,30 +162,36 @@ impl WebhookActivities {
             .await
             .map_err(database_down)?
         else {
-            return Ok(DeliveryOutcome::Skipped);
+            return Ok(None);
         };
         if !endpoint.enabled && !input.replay {
-            return Ok(DeliveryOutcome::Skipped);
+            return Ok(None);
         }
-        // A turned-off account is told nothing more, whatever was pending or retrying.
         if !self.owner_is_active(endpoint.user_id).await? {
             tracing::info!("webhook dropped: its owner's account is turned off");
-            return Ok(DeliveryOutcome::Skipped);
+            return Ok(None);
         }
-        // Told already (a delivery run started again): once is enough, unless replayed.
-        if message.delivered_at.is_some() && !input.replay {
-            return Ok(DeliveryOutcome::Delivered);
-        }
+        Ok(Some((message, endpoint)))
+    }
+
+    /// One attempt at sending `message`: what to record of it, and what it means (410 turns
+    /// the endpoint off; an address that may not be reached is not retried).
+    async fn attempt(
+        &self,
+        endpoint: &WebhookEndpoint,
+        message: &WebhookMessage,
+        replay: bool,
+    ) -> Result<(DeliveryAttempt, Result<DeliveryOutcome, ActivityError>), ActivityError> {
         let attempted_at = time::now_millis();
         let started = std::time::Instant::now();
-        let sent = self.send(&endpoint, &message).await;
+        let sent = self.send(endpoint, message).await;
         let mut attempt = DeliveryAttempt {
             message_id: message.id.clone(),
             attempted_at,
             status_code: None,
             latency_ms: started.elapsed().as_millis() as u64,
             error: None,
-            replay: input.replay,
+            replay,
         };
         let outcome = match sent {
             Ok(status) if (200..300).contains(&status) => {
@@ -182,29 +226,9 @@ impl WebhookActivities {
                 Err(undelivered(why))
             }
         };
-        let delivered = matches!(outcome, Ok(DeliveryOutcome::Delivered));
-        self.db
-            .record_delivery_attempt(&attempt, delivered)
-            .await
-            .map_err(database_down)?;
-        match &outcome {
-            Ok(result) => tracing::info!(?result, status = attempt.status_code, "webhook sent"),
-            Err(_) => tracing::warn!(
-                status = attempt.status_code,
-                error = attempt.error.as_deref(),
-                "webhook not delivered"
-            ),
-        }
-        metrics::counter!(
-            "audiomill_webhook_attempts_total",
-            "outcome" => if delivered { "delivered" } else { "undelivered" }
-        )
-        .increment(1);
-        outcome
+        Ok((attempt, outcome))
     }
-}
 
-impl WebhookActivities {
     /// Whether the user's account exists and is turned on.
     async fn owner_is_active(&self, user: UserId) -> Result<bool, ActivityError> {
         let owner = self.db.user_by_id(user).await.map_err(database_down)?;

@@ -365,7 +365,16 @@ impl OutputRequest {
     /// Each field read over the preset's options, unchecked as a whole; the true peak apart,
     /// since it only applies with `normalize`.
     fn apply(&self) -> Result<(OutputOptions, Option<f64>), FieldError> {
-        let mut options = match self.value("preset") {
+        let mut options = self.preset_options()?;
+        self.apply_encoding(&mut options)?;
+        self.apply_trim_and_loudness(&mut options)?;
+        self.apply_tags_and_cover(&mut options)?;
+        Ok((options, self.true_peak()?))
+    }
+
+    /// The options of the preset the form names, or the defaults.
+    fn preset_options(&self) -> Result<OutputOptions, FieldError> {
+        Ok(match self.value("preset") {
             None | Some("") => OutputOptions::default(),
             Some(name) => Preset::ALL
                 .into_iter()
@@ -375,7 +384,11 @@ impl OutputRequest {
                     let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
                     refuse("preset", format!("must be one of {}", names.join(", ")))
                 })?,
-        };
+        })
+    }
+
+    /// Bitrate mode, quality, bitrate, sample rate and channels.
+    fn apply_encoding(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(mode) = self.value("bitrate_mode") {
             options.bitrate_mode = match mode.to_ascii_lowercase().as_str() {
                 "vbr" => BitrateMode::Vbr,
@@ -405,6 +418,11 @@ impl OutputRequest {
                 _ => return Err(refuse("channels", "must be 1 (mono) or 2 (stereo)")),
             });
         }
+        Ok(())
+    }
+
+    /// The trim and loudness normalisation.
+    fn apply_trim_and_loudness(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(start) = self.value("start") {
             options.start_ms = Some(trim_point(start).map_err(|m| refuse("start", m))?);
         }
@@ -435,6 +453,11 @@ impl OutputRequest {
                 }
             };
         }
+        Ok(())
+    }
+
+    /// The ID3 tag: stripped or not, its cover, its text frames.
+    fn apply_tags_and_cover(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(strip) = self.value("strip") {
             options.strip = match strip.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => true,
@@ -465,8 +488,12 @@ impl OutputRequest {
                 options.tags.insert(name.to_owned(), value.to_owned());
             }
         }
-        let true_peak = self
-            .value("normalize_true_peak")
+        Ok(())
+    }
+
+    /// The true peak asked for with `normalize`, if any.
+    fn true_peak(&self) -> Result<Option<f64>, FieldError> {
+        self.value("normalize_true_peak")
             .map(|peak| {
                 peak.parse::<f64>()
                     .ok()
@@ -478,8 +505,7 @@ impl OutputRequest {
                         )
                     })
             })
-            .transpose()?;
-        Ok((options, true_peak))
+            .transpose()
     }
 }
 

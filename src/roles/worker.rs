@@ -157,6 +157,11 @@ impl WorkerHandle {
             lifecycle,
             client,
         };
+        Self::spawn(parts).await
+    }
+
+    /// Runs the pollers of `parts` on a thread of their own; returns once they poll.
+    async fn spawn(parts: PollerParts) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<()>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ended_tx, ended_rx) = oneshot::channel::<anyhow::Result<()>>();

@@ -93,7 +93,38 @@ impl Piece {
 /// Joins `parts` as [`join`] does, into the runs of bytes the joined file is made of, in order.
 pub fn join_pieces(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<Piece>, JoinError> {
     assert_eq!(parts.len(), shares.len(), "a share per part");
-    // Each part read on a core of its own: an hour's parts hold some 150 000 frames.
+    let parsed = parse_parts(parts, shares)?;
+    let (starts, cuts) = join_points(parts, &parsed, shares)?;
+    let first = &parsed[0];
+    let last = parsed.last().expect("one part at least");
+
+    // The prefix, the Info frame (made last, as it describes the audio), the audio frames of
+    // each part, the suffix.
+    let mut pieces = vec![Piece::Part {
+        part: 0,
+        range: first.prefix.clone(),
+    }];
+    let info_piece = pieces.len();
+    pieces.push(Piece::Bytes(Vec::new()));
+    let (audio_len, frame_offsets) = audio_pieces(&parsed, &starts, &cuts, &mut pieces);
+    let mut audio_crc = crc_fast::Digest::new(CRC16);
+    for piece in &pieces[info_piece + 1..] {
+        audio_crc.update(piece.bytes(parts));
+    }
+    let info =
+        first.info_frame_for(audio_len, audio_crc.finalize() as u16, &frame_offsets, last)?;
+    pieces[info_piece] = Piece::Bytes(info);
+    pieces.push(Piece::Part {
+        part: parts.len() - 1,
+        range: last.suffix.clone(),
+    });
+    pieces.retain(|piece| !piece.is_empty());
+    Ok(pieces)
+}
+
+/// Each part's frames, each part read on a core of its own (an hour's parts hold some 150 000
+/// frames); refused when the first part does not start the whole or two parts' formats differ.
+fn parse_parts<'a>(parts: &[Part<'a>], shares: &[u64]) -> Result<Vec<Stream<'a>>, JoinError> {
     let parsed: Vec<Stream> = std::thread::scope(|scope| {
         let parsing: Vec<_> = parts
             .iter()
@@ -108,7 +139,6 @@ pub fn join_pieces(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<Piece>, Joi
     .enumerate()
     .map(|(part, parsed)| parsed.map_err(|why| JoinError::Malformed { part, why }))
     .collect::<Result<_, _>>()?;
-    let first = &parsed[0];
     if parts[0].first_frame != 0 || shares[0] != 0 {
         return Err(JoinError::Coverage { part: 0 });
     }
@@ -117,8 +147,17 @@ pub fn join_pieces(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<Piece>, Joi
             return Err(JoinError::Mismatch { part });
         }
     }
+    Ok(parsed)
+}
 
-    // Where each part is left for the next: its frames `starts[i]..cuts[i]` are kept.
+/// Where each part is left for the next: its frames `starts[i]..cuts[i]` are kept. Each join
+/// is the first frame from the later part's share on where the later part's reservoir fits in
+/// the free tail of the earlier one.
+fn join_points(
+    parts: &[Part<'_>],
+    parsed: &[Stream<'_>],
+    shares: &[u64],
+) -> Result<(Vec<usize>, Vec<usize>), JoinError> {
     let mut cuts: Vec<usize> = Vec::with_capacity(parts.len());
     let mut starts: Vec<usize> = vec![0; parts.len()];
     for i in 0..parts.len() - 1 {
@@ -147,16 +186,18 @@ pub fn join_pieces(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<Piece>, Joi
         starts[i + 1] = (join_at - later_first) as usize;
     }
     cuts.push(parsed.last().expect("one part at least").frames.len());
+    Ok((starts, cuts))
+}
 
-    // The prefix, the Info frame (made last, as it describes the audio), the audio frames of
-    // each part, the suffix.
-    let last = parsed.last().expect("one part at least");
-    let mut pieces = vec![Piece::Part {
-        part: 0,
-        range: first.prefix.clone(),
-    }];
-    let info_piece = pieces.len();
-    pieces.push(Piece::Bytes(Vec::new()));
+/// Appends to `pieces` the kept audio frames of every part, each join's last bytes rewritten
+/// so the next part's reservoir is where its first frame looks for it; the audio's length and
+/// each frame's offset in it.
+fn audio_pieces(
+    parsed: &[Stream<'_>],
+    starts: &[usize],
+    cuts: &[usize],
+    pieces: &mut Vec<Piece>,
+) -> (usize, Vec<usize>) {
     let mut audio_len = 0;
     let mut frame_offsets: Vec<usize> =
         Vec::with_capacity((0..parsed.len()).map(|i| cuts[i] - starts[i]).sum());
@@ -197,20 +238,7 @@ pub fn join_pieces(parts: &[Part<'_>], shares: &[u64]) -> Result<Vec<Piece>, Joi
         });
         pieces.push(Piece::Bytes(rewritten));
     }
-
-    let mut audio_crc = crc_fast::Digest::new(CRC16);
-    for piece in &pieces[info_piece + 1..] {
-        audio_crc.update(piece.bytes(parts));
-    }
-    let info =
-        first.info_frame_for(audio_len, audio_crc.finalize() as u16, &frame_offsets, last)?;
-    pieces[info_piece] = Piece::Bytes(info);
-    pieces.push(Piece::Part {
-        part: parts.len() - 1,
-        range: last.suffix.clone(),
-    });
-    pieces.retain(|piece| !piece.is_empty());
-    Ok(pieces)
+    (audio_len, frame_offsets)
 }
 
 /// An MP3 file as frames.

@@ -478,6 +478,40 @@ impl FileLimit {
     }
 }
 
+/// The form's parts other than files, as they are read.
+#[derive(Default)]
+struct TextFields {
+    request: OutputRequest,
+    /// The first field the form has no use for: refused once the part limits have spoken.
+    unknown: Option<String>,
+    callback: Option<WebhookUrl>,
+}
+
+impl TextFields {
+    /// Takes the field `name`: an output choice, the callback URL, or one to refuse.
+    async fn take(
+        &mut self,
+        gw: &Gateway,
+        field: multer::Field<'static>,
+        name: String,
+    ) -> Result<(), UploadError> {
+        if name == CALLBACK_FIELD {
+            let value = field_text(field, &name, &gw.limits).await?;
+            self.callback = callback_url(gw, &value).await?;
+            return Ok(());
+        }
+        if !OutputRequest::takes(&name) {
+            // The parser skips its body; the refusal waits for the part limits to speak.
+            self.unknown.get_or_insert(name);
+            return Ok(());
+        }
+        let value = field_text(field, &name, &gw.limits).await?;
+        self.request
+            .add(&name, &value)
+            .map_err(UploadError::BadField)
+    }
+}
+
 /// Reads the whole form: one `file` part or more (up to `files`), each given to `sink`, and the output fields
 /// ([`OutputRequest::FIELDS`]), each checked as it arrives. A field the upload does not take
 /// is refused at the file (nothing stored) or at the end of the form; its body is skipped
@@ -490,9 +524,7 @@ async fn read_form<S: VideoSink>(
     files: FileLimit,
 ) -> Result<ReadForm<S::Kept>, UploadError> {
     let mut stored: Vec<S::Kept> = Vec::new();
-    let mut request = OutputRequest::default();
-    let mut unknown: Option<String> = None;
-    let mut callback: Option<WebhookUrl> = None;
+    let mut texts = TextFields::default();
     let mut fields = 0;
     let outcome = loop {
         let field = match multipart.next_field().await {
@@ -509,34 +541,12 @@ async fn read_form<S: VideoSink>(
                     form::MAX_FIELDS
                 )));
             }
-            if name == CALLBACK_FIELD {
-                let checked = match field_text(field, &name, &gw.limits).await {
-                    Ok(value) => callback_url(gw, &value).await,
-                    Err(error) => Err(error),
-                };
-                match checked {
-                    Ok(url) => {
-                        callback = url;
-                        continue;
-                    }
-                    Err(error) => break Err(error),
-                }
-            }
-            if !OutputRequest::takes(&name) {
-                // The parser skips its body; the refusal waits for the part limits to speak.
-                unknown.get_or_insert(name);
-                continue;
-            }
-            let value = match field_text(field, &name, &gw.limits).await {
-                Ok(value) => value,
-                Err(error) => break Err(error),
-            };
-            match request.add(&name, &value) {
+            match texts.take(gw, field, name).await {
                 Ok(()) => continue,
-                Err(error) => break Err(UploadError::BadField(error)),
+                Err(error) => break Err(error),
             }
         }
-        if let Some(name) = unknown.take() {
+        if let Some(name) = texts.unknown.take() {
             break Err(unknown_field(&name));
         }
         if stored.len() == files.max() {
@@ -551,9 +561,10 @@ async fn read_form<S: VideoSink>(
             Err(error) => break Err(error),
         }
     };
-    let outcome = outcome.and_then(|()| match unknown {
+    let callback = texts.callback.take();
+    let outcome = outcome.and_then(|()| match texts.unknown {
         Some(name) => Err(unknown_field(&name)),
-        None => request.resolve().map_err(UploadError::BadField),
+        None => texts.request.resolve().map_err(UploadError::BadField),
     });
     match outcome {
         Ok(_) if stored.is_empty() => Err(UploadError::bad("The form has no `file` part.")),
