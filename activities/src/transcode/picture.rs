@@ -171,21 +171,7 @@ fn frame_at(
     };
     let mut decoder = video_decoder(&stream)
         .map_err(|e| TranscodeError::Unsupported(format!("the video cannot be decoded: {e}")))?;
-    let duration_ms = if context.duration() > 0 {
-        Some(
-            context
-                .duration()
-                .rescale(ffmpeg::rescale::TIME_BASE, (1, 1000)),
-        )
-    } else {
-        None
-    };
-    let target_ms = at_ms.unwrap_or_else(|| duration_ms.map_or(0, |ms| ms as u64 / 10));
-    if target_ms > 0 {
-        let target = (target_ms as i64).rescale((1, 1000), ffmpeg::rescale::TIME_BASE);
-        // A seek that fails reads from the start instead: slower, never wrong.
-        let _ = context.seek(target, ..target);
-    }
+    let target_ms = seek_to_cover(&mut context, at_ms);
     let target_ticks = start_ticks + (target_ms as i64).rescale((1, 1000), time_base);
 
     let mut best: Option<(f64, frame::Video)> = None;
@@ -240,15 +226,37 @@ fn frame_at(
     }
     match best {
         Some((_, frame)) => jpeg(&frame),
-        None => Err(TranscodeError::Trim(match at_ms {
-            Some(ms) => format!(
-                "`cover_at` ({} s) is past the end of the video ({:.1} s)",
-                ms as f64 / 1000.0,
-                last_seen_ms as f64 / 1000.0
-            ),
-            None => "no frame of the video could be decoded for the cover".into(),
-        })),
+        None => Err(no_cover_frame(at_ms, last_seen_ms)),
     }
+}
+
+/// Seeks to where the cover is looked for: `at_ms`, or a tenth of the way in; that place.
+fn seek_to_cover(context: &mut format::context::Input, at_ms: Option<u64>) -> u64 {
+    let duration_ms = (context.duration() > 0).then(|| {
+        context
+            .duration()
+            .rescale(ffmpeg::rescale::TIME_BASE, (1, 1000))
+    });
+    let target_ms = at_ms.unwrap_or_else(|| duration_ms.map_or(0, |ms| ms as u64 / 10));
+    if target_ms > 0 {
+        let target = (target_ms as i64).rescale((1, 1000), ffmpeg::rescale::TIME_BASE);
+        // A seek that fails reads from the start instead: slower, never wrong.
+        let _ = context.seek(target, ..target);
+    }
+    target_ms
+}
+
+/// Why no cover frame was found: the place asked for is past the video's last frame (seen at
+/// `last_seen_ms`), or no frame decoded at all.
+fn no_cover_frame(at_ms: Option<u64>, last_seen_ms: u64) -> TranscodeError {
+    TranscodeError::Trim(match at_ms {
+        Some(ms) => format!(
+            "`cover_at` ({} s) is past the end of the video ({:.1} s)",
+            ms as f64 / 1000.0,
+            last_seen_ms as f64 / 1000.0
+        ),
+        None => "no frame of the video could be decoded for the cover".into(),
+    })
 }
 
 /// `decoded` within [`MAX_SIDE`] (aspect kept, never enlarged), in the full-range YUV 4:2:0
