@@ -138,10 +138,7 @@ impl BatchesApi {
     )]
     #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
     async fn batch(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> BatchResponse {
-        let jobs = match self.caller_batch(&auth, batch_id.0.0).await {
-            Ok(jobs) => jobs,
-            Err(refusal) => return refusal.into(),
-        };
+        let jobs = or_refuse!(self.caller_batch(&auth, batch_id.0.0).await);
         let gw = self.cx.gw();
         let mut counts = BatchCounts::default();
         let mut listed = Vec::with_capacity(jobs.len());
@@ -192,10 +189,7 @@ impl BatchesApi {
     )]
     #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
     async fn download(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> ZipResponse {
-        let jobs = match self.caller_batch(&auth, batch_id.0.0).await {
-            Ok(jobs) => jobs,
-            Err(refusal) => return refusal.into(),
-        };
+        let jobs = or_refuse!(self.caller_batch(&auth, batch_id.0.0).await);
         let finished: Vec<Job> = jobs
             .into_iter()
             .filter(|job| job.finished_mp3().is_some())

@@ -2,6 +2,17 @@
 //! finding the caller's job, the common errors, and the macros that let each operation's
 //! response carry them.
 
+/// The value of `$result`, or its refusal answered in the operation's own response (through
+/// that response's `From` for the refusal).
+macro_rules! or_refuse {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(refusal) => return refusal.into(),
+        }
+    };
+}
+
 /// Lets an operation's response carry the refusals of [`Context::caller_job`].
 macro_rules! refusal_into {
     ($($response:ident),*) => {$(

@@ -254,10 +254,7 @@ impl DownloadsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn link(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> LinkResponse {
-        let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
-        };
+        let (_, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         if job.is_expired(now_millis()) {
             return LinkResponse::Gone(expired(&job));
         }

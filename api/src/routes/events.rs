@@ -114,10 +114,7 @@ impl EventsApi {
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
     ) -> EventsResponse {
-        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
-        };
+        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         let Some(caller) = claims.user_id() else {
             return EventsResponse::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,

@@ -508,10 +508,7 @@ impl JobsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn status(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> StatusResponse {
-        let (_, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
-        };
+        let (_, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         let gw = self.cx.gw();
         let view = gw.closed_views.job_view(&gw.temporal, &job).await;
         let expired = job.is_expired(now_millis());
@@ -546,10 +543,7 @@ impl JobsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn delete_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> DeleteResponse {
-        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
-        };
+        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         let gw = self.cx.gw();
         match cancel(gw, &claims, &job).await {
             Ok(accepted) => return DeleteResponse::Cancelling(Json(accepted)),
@@ -575,10 +569,7 @@ impl JobsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn cancel_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> CancelResponse {
-        let (claims, job) = match self.cx.caller_job(&auth, job_id.0.0).await {
-            Ok(found) => found,
-            Err(refusal) => return refusal.into(),
-        };
+        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         match cancel(self.cx.gw(), &claims, &job).await {
             Ok(accepted) => CancelResponse::Cancelling(Json(accepted)),
             Err(NotCancelled::Unavailable(error)) => CancelResponse::Unavailable(error),

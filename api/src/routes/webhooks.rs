@@ -470,10 +470,7 @@ impl WebhooksApi {
         webhook_id: Path<ApiWebhookId>,
         body: Json<WebhookChanges>,
     ) -> WebhookResponse {
-        let endpoint = match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => endpoint,
-            Err(refusal) => return refusal.into(),
-        };
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         let gw = self.cx.gw();
         let mut changes = EndpointChanges {
             enabled: body.0.enabled,
@@ -506,10 +503,7 @@ impl WebhooksApi {
         operation_id = "deleteWebhook"
     )]
     async fn delete(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> DeleteResponse {
-        let endpoint = match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => endpoint,
-            Err(refusal) => return refusal.into(),
-        };
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         match self.cx.gw().db.delete_webhook(endpoint.id).await {
             Ok(true) => DeleteResponse::Deleted,
             Ok(false) => DeleteResponse::NotFound(no_such_webhook()),
@@ -528,10 +522,7 @@ impl WebhooksApi {
         operation_id = "rotateWebhookSecret"
     )]
     async fn rotate(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> SecretResponse {
-        let endpoint = match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => endpoint,
-            Err(refusal) => return refusal.into(),
-        };
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         match self.cx.gw().db.rotate_webhook_secret(endpoint.id).await {
             Ok(Some(endpoint)) => SecretResponse::Ok(Json(RotatedSecret {
                 secret: endpoint.secret.expose(),
@@ -567,10 +558,7 @@ impl WebhooksApi {
                 format!("`limit` must be between 1 and {MAX_DELIVERIES}."),
             ));
         }
-        let endpoint = match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => endpoint,
-            Err(refusal) => return refusal.into(),
-        };
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         let db = &self.cx.gw().db;
         let messages = match db.webhook_messages(endpoint.id, limit).await {
             Ok(messages) => messages,
@@ -627,10 +615,7 @@ impl WebhooksApi {
                 "The delivery id is malformed: delivery ids look like msg_ and 24 letters.",
             ));
         };
-        let endpoint = match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => endpoint,
-            Err(refusal) => return refusal.into(),
-        };
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         let gw = self.cx.gw();
         match gw.db.webhook_message(message_id).await {
             Ok(Some(message)) if message.endpoint_id == endpoint.id => {}
