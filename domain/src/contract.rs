@@ -161,7 +161,7 @@ pub struct ConvertVideoInput {
     pub session_id: String,
     pub source_key: ObjectKey,
     pub original_filename: String,
-    /// What the MP3 should be; runs started before there were choices read as the defaults.
+    /// What the MP3 should be; an input without choices reads as the defaults.
     #[serde(default)]
     pub options: OutputOptions,
 }
@@ -240,8 +240,8 @@ pub struct TranscodeOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<SegmentPlan>,
     /// With a plan: whether the owner has an endpoint for `job.progress` (as a single pass
-    /// checks before it tells its milestones), so that the parts' milestones are told.
-    /// Results recorded before this was asked tell them.
+    /// checks before it tells its milestones), so that the parts' milestones are told. A
+    /// result that does not say tells them.
     #[serde(default = "told_unless_said")]
     pub progress_wanted: bool,
 }
@@ -546,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_recorded_before_progress_was_asked_tells_its_milestones() {
+    fn a_plan_that_does_not_say_whether_progress_is_wanted_tells_its_milestones() {
         use super::TranscodeOutput;
         let recorded = r#"{"duration_ms":0,"plan":{"shares":[0,75000],"duration_ms":3600000}}"#;
         let output: TranscodeOutput = serde_json::from_str(recorded).unwrap();

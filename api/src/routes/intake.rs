@@ -293,7 +293,7 @@ impl FormBody {
 
     /// Reads and drops the rest of a refused upload, for at most [`DRAIN_PATIENCE`], so the
     /// client sees the answer instead of a connection reset in the middle of its upload. A
-    /// client that sends too slowly is cut off by the minimum-rate check as before.
+    /// client that sends too slowly is cut off by the minimum-rate check meanwhile.
     async fn drain(self) {
         drop(self.multipart);
         let rest = async {
