@@ -113,24 +113,7 @@ async fn two_workers_share_the_jobs_and_survive_one_being_killed_mid_transcode()
     }
 
     // Every job completes, once.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let mut done = 0;
-        for job in &jobs {
-            let (_, status) = test.status(&token, job).await;
-            assert_ne!(status["status"], "failed", "{status}");
-            done += usize::from(status["status"] == "completed");
-        }
-        if done == jobs.len() && test.mail_count().await == jobs.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every job completed: {done}/{}",
-            jobs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    every_job_completes(&test, &token, &jobs, 180).await;
     // Once every workflow has closed, no straggler (an old attempt) can add anything.
     for job in &jobs {
         test.wait_for_workflow_closed(job).await;
@@ -489,20 +472,7 @@ async fn restart_beside_a_live_worker(settings: &[(&str, &str)], converting: &st
         start_worker_with(&test, &logs, "w1", WorkDirs::SharedDefault),
     );
 
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let mut done = 0;
-        for job in &jobs {
-            let (_, status) = test.status(&token, job).await;
-            assert_ne!(status["status"], "failed", "{status}");
-            done += usize::from(status["status"] == "completed");
-        }
-        if done == jobs.len() && test.mail_count().await == jobs.len() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{done}/{} completed", jobs.len());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    every_job_completes(&test, &token, &jobs, 300).await;
     let mut survivors_jobs = 0;
     for job in &jobs {
         test.wait_for_workflow_closed(job).await;
@@ -548,6 +518,29 @@ async fn restart_beside_a_live_worker(settings: &[(&str, &str)], converting: &st
         2,
         "one directory for each live worker: {claimed:?}"
     );
+}
+
+/// Waits (`seconds` at most) until every one of `jobs` has completed and been told by e-mail;
+/// none may fail meanwhile.
+async fn every_job_completes(test: &TestApp, token: &str, jobs: &[String], seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let mut done = 0;
+        for job in jobs {
+            let (_, status) = test.status(token, job).await;
+            assert_ne!(status["status"], "failed", "{status}");
+            done += usize::from(status["status"] == "completed");
+        }
+        if done == jobs.len() && test.mail_count().await == jobs.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every job completed: {done}/{}",
+            jobs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A user `ann`, and as compose starts them a gateway and two workers, `w1` and `w2` (one

@@ -101,13 +101,12 @@ impl FailureKind {
             .unwrap_or(Self::Other)
     }
 
-    /// Whether trying again can help: outages and a worker's trouble can pass, a file at fault
-    /// cannot. A converter's crash is retried once, which its failure says itself.
-    pub fn retryable(self) -> bool {
-        !matches!(
+    /// The upload or its login is at fault, not a dependency nor the worker: the failure's
+    /// message, written for users, says how.
+    fn users_to_mend(self) -> bool {
+        matches!(
             self,
-            Self::SourceNotLocal
-                | Self::InvalidToken
+            Self::InvalidToken
                 | Self::UnsupportedMedia
                 | Self::NoAudioStream
                 | Self::CorruptMedia
@@ -115,6 +114,13 @@ impl FailureKind {
                 | Self::MediaTooLong
                 | Self::TrimOutOfRange
         )
+    }
+
+    /// Whether trying again can help: outages and a worker's trouble can pass, a file at fault
+    /// cannot, and a file on another worker is fetched again (by the workflow). A converter's
+    /// crash is retried once, which its failure says itself.
+    pub fn retryable(self) -> bool {
+        !(self.users_to_mend() || self == Self::SourceNotLocal)
     }
 
     /// The type names the activities' retry policies stop at.
@@ -130,22 +136,16 @@ impl FailureKind {
     /// read: retried outages, whose messages name hosts and causes. `None`: the failure's own
     /// message is written for users (the media and token failures).
     pub fn user_sentence(self) -> Option<&'static str> {
+        if self.users_to_mend() {
+            return None;
+        }
         match self {
-            Self::InvalidToken
-            | Self::UnsupportedMedia
-            | Self::NoAudioStream
-            | Self::CorruptMedia
-            | Self::SourceMissing
-            | Self::MediaTooLong
-            | Self::TrimOutOfRange
-            | Self::TranscoderCrashed => None,
+            Self::TranscoderCrashed => None,
             Self::DatabaseUnavailable => Some("The database is unavailable."),
             Self::StorageUnavailable => Some("File storage is unavailable."),
             Self::MailUnavailable => Some("The mail server is unavailable."),
             Self::SourceNotLocal => Some("The worker holding the file is gone."),
-            Self::WorkerTrouble | Self::PartsUnjoinable | Self::Timeout | Self::Other => {
-                Some("The worker ran into a temporary problem.")
-            }
+            _ => Some("The worker ran into a temporary problem."),
         }
     }
 }
