@@ -220,6 +220,17 @@ pub struct GatewayArgs {
     /// Uploads one user may have in progress at once.
     #[arg(long, env = "MAX_CONCURRENT_UPLOADS", value_name = "N", default_value = "3", value_parser = whole_above_zero::<u32>)]
     pub max_concurrent_uploads: u32,
+    /// How long an unfinished resumable (tus) upload is kept, in hours; the cleanup then
+    /// removes its bytes.
+    #[arg(long, env = "RESUMABLE_EXPIRY_HOURS", value_name = "HOURS", default_value = "24", value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub resumable_expiry_hours: u32,
+    /// Unfinished resumable uploads one user may have at once.
+    #[arg(long, env = "MAX_UNFINISHED_UPLOADS", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
+    pub max_unfinished_uploads: u32,
+    /// A resumable upload's request whose body sends nothing for this long is cut off,
+    /// keeping what arrived, in seconds.
+    #[arg(long, env = "UPLOAD_IDLE_SECONDS", value_name = "SECONDS", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub upload_idle_seconds: u32,
     /// Redis, where every gateway replica counts rate limits [default: each counts its own].
     #[arg(long, env = "REDIS_URL", value_name = "URL", value_parser = redis_url, hide_env_values = true)]
     pub redis_url: Option<Secret>,
@@ -366,6 +377,7 @@ pub struct GatewayConfig {
     pub max_event_streams: usize,
     pub cors_allowed_origins: Vec<String>,
     pub max_concurrent_uploads: u32,
+    pub resumable: audiomill_api::ResumableLimits,
     pub redis_url: Option<Secret>,
     pub max_connections: u32,
     /// With S3: answer downloads with a presigned URL that works this long.
@@ -517,6 +529,13 @@ impl GatewayArgs {
             max_event_streams: self.max_event_streams as usize,
             cors_allowed_origins: self.cors_allowed_origins.0,
             max_concurrent_uploads: self.max_concurrent_uploads,
+            resumable: audiomill_api::ResumableLimits {
+                expiry: std::time::Duration::from_secs(
+                    u64::from(self.resumable_expiry_hours) * 3600,
+                ),
+                max_unfinished: u64::from(self.max_unfinished_uploads),
+                idle: std::time::Duration::from_secs(u64::from(self.upload_idle_seconds)),
+            },
             redis_url: self.redis_url,
             max_connections: self.max_connections,
             download_redirect: self

@@ -73,6 +73,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                 let status = match &mut response {
                     Ok(response) => {
                         allow_on_405(response, &routes, route);
+                        speak_tus(response, route);
                         response.status()
                     }
                     Err(error) => error.status(),
@@ -97,6 +98,16 @@ fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: 
         response
             .headers_mut()
             .insert(poem::http::header::ALLOW, allow);
+    }
+}
+
+/// Every answer under `/uploads` says which tus version it speaks, refusals included.
+fn speak_tus(response: &mut poem::Response, route: &str) {
+    if route.starts_with("/uploads") {
+        response.headers_mut().insert(
+            "tus-resumable",
+            poem::http::HeaderValue::from_static(crate::tus::VERSION),
+        );
     }
 }
 

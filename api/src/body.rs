@@ -1,4 +1,4 @@
-//! One policy for the body of every request except the upload, whatever its content type is
+//! One policy for the body of every request except the uploads', whatever its content type is
 //! called: a body that is not JSON (`application/json` or any `application/*+json`) is refused
 //! with 415 before a byte of it is read; any other body is read with a cap and a deadline
 //! before an operation sees it. Nothing downstream can then buffer an unbounded or endless
@@ -17,9 +17,15 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// How long such a body (at most 64 KiB) may take to arrive.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The one operation whose body is a stream with limits of its own (see `routes::jobs`).
+/// The operations whose bodies are streams with limits of their own: the multipart upload
+/// (see `routes::jobs`) and the resumable uploads' creation and chunks (`routes::resumable`).
 fn is_upload(request: &Request) -> bool {
-    request.method() == Method::POST && request.uri().path() == "/upload"
+    let path = request.uri().path();
+    match *request.method() {
+        Method::POST => path == "/upload" || path == "/uploads",
+        Method::PATCH => path.starts_with("/uploads/"),
+        _ => false,
+    }
 }
 
 /// True for `application/json` and the structured `application/*+json` types, with any

@@ -34,11 +34,17 @@ pub enum ErrorCode {
     /// It existed, and no longer does: an expired download link, a deleted job.
     Gone,
     RequestTimeout,
+    /// The request speaks another version of the protocol (tus's `Tus-Resumable`).
+    PreconditionFailed,
     PayloadTooLarge,
     /// Well-formed but not acceptable as it stands (an `Idempotency-Key` used for another file).
     UnprocessableContent,
     UnsupportedMediaType,
     RangeNotSatisfiable,
+    /// Another request is appending to this resumable upload now.
+    Locked,
+    /// A resumable upload's chunk does not match its `Upload-Checksum`; nothing of it was kept.
+    ChecksumMismatch,
     TooManyRequests,
     ServiceUnavailable,
     Internal,

@@ -37,6 +37,8 @@ pub struct Gateway {
     /// Every user's limits unless an admin set their own (`QUOTA_STORAGE_MB`,
     /// `QUOTA_JOBS_PER_DAY`).
     pub quota: audiomill_domain::lifecycle::Quota,
+    /// Resumable (tus) uploads' limits.
+    pub resumable: ResumableLimits,
 }
 
 impl live::JobViews for Gateway {
@@ -58,6 +60,17 @@ impl live::JobViews for Gateway {
 /// A check of a dependency the gateway does not otherwise use: what answered, or why not.
 pub type Probe =
     Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// How long resumable uploads wait, and how many one user may leave unfinished.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumableLimits {
+    /// An unfinished upload is removed this long after its creation.
+    pub expiry: std::time::Duration,
+    /// Unfinished uploads one user may have at once.
+    pub max_unfinished: u64,
+    /// A chunk whose body sends nothing for this long is cut off (what arrived is kept).
+    pub idle: std::time::Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct UploadLimits {

@@ -6,6 +6,7 @@
 //! - [`error`]: the one error shape, `{"error", "message"}`, for every failure, including
 //!   the framework's own.
 //! - [`body`]: one cap, deadline and content-type rule for every body but the upload's.
+//! - [`tus`]: the resumable upload protocol's headers and the checks on its chunks.
 //! - [`upload`]: the streaming multipart reader, its limits, and the container sniffing.
 //! - [`limits`]: rate limits in front of every operation.
 //! - [`params`]: checked values (job ids) as the API types them.
@@ -31,7 +32,8 @@ mod request_log;
 pub mod routes;
 pub mod server;
 pub mod status;
+pub mod tus;
 pub mod upload;
 
 pub use app::{app, openapi_json};
-pub use gateway::{Gateway, Probe, UploadLimits};
+pub use gateway::{Gateway, Probe, ResumableLimits, UploadLimits};

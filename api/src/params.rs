@@ -2,7 +2,7 @@
 //! [`BatchId`]) in paths, queries and bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
 //! before any handler runs, and generated clients get a UUID type.
 
-use audiomill_domain::{BatchId, JobId, UserId, WebhookId};
+use audiomill_domain::{BatchId, JobId, UploadId, UserId, WebhookId};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -111,6 +111,13 @@ api_uuid!(
     ApiUserId(UserId),
     "user id",
     "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+);
+
+api_uuid!(
+    /// A resumable upload's id.
+    ApiUploadId(UploadId),
+    "upload id",
+    "019a9f3c-5b2e-7c41-9d8e-5e6f7a8b9c0d"
 );
 
 #[cfg(test)]

@@ -80,6 +80,11 @@ uuid_id!(
     WebhookId,
     "webhook id"
 );
+uuid_id!(
+    /// One resumable (tus) upload, from its creation until its last byte starts a job.
+    UploadId,
+    "upload id"
+);
 
 /// An e-mail address, lower-cased. Deliberately simple: one `@`, a non-empty local part, a
 /// domain with a dot, no whitespace or control characters; the mail server has the last word.

@@ -24,5 +24,5 @@ pub mod output;
 pub mod segment;
 pub mod webhook;
 
-pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UserId, WebhookId};
+pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId, WebhookId};
 pub use job::{JobStatus, Step};

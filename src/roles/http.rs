@@ -212,6 +212,7 @@ fn gateway_app(
         download_redirect: gateway.download_redirect,
         webhook_allow_private: config.webhooks.allow_private,
         quota: config.lifecycle.quota,
+        resumable: gateway.resumable,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {

@@ -647,13 +647,7 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
             })
             .transpose()?,
         failure_type: row.try_get("failure_type")?,
-        options: row
-            .try_get::<Option<String>, _>("options")?
-            .map(|json| {
-                serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("bad options".into()))
-            })
-            .transpose()?
-            .unwrap_or_default(),
+        options: options_from_row(row)?,
         batch_id: row
             .try_get::<Option<String>, _>("batch_id")?
             .map(|id| BatchId::parse(&id).map_err(|_| StoreError::Corrupt("bad batch id".into())))
@@ -664,7 +658,17 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
 }
 
 /// The `options` column: JSON, or NULL for the defaults.
-fn options_column(options: &OutputOptions) -> Option<String> {
+pub(crate) fn options_from_row(row: &AnyRow) -> Result<OutputOptions, StoreError> {
+    row.try_get::<Option<String>, _>("options")?
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("bad options".into()))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The `options` column's value: JSON, or NULL for the defaults.
+pub(crate) fn options_column(options: &OutputOptions) -> Option<String> {
     (!options.is_default()).then(|| serde_json::to_string(options).expect("options serialize"))
 }
 

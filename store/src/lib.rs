@@ -7,6 +7,7 @@
 //! - [`JobFilter`]: listing jobs newest first, a keyset page at a time.
 //! - [`WebhookEndpoint`]: webhook endpoints, their messages and delivery attempts.
 //! - [`DueJob`], [`Usage`]: retention's due objects, quotas' usage, removing a user's jobs.
+//! - [`Resumable`], [`PendingObject`]: resumable (tus) uploads, their rows and their bytes.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
@@ -15,6 +16,8 @@ mod idempotency;
 mod lifecycle;
 mod listing;
 mod objects;
+mod pending;
+mod resumable;
 mod s3;
 mod stats;
 pub mod time;
@@ -26,6 +29,8 @@ pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload
 pub use lifecycle::{DueJob, OverQuota, OwnQuota, Usage};
 pub use listing::{JobFilter, PageAfter};
 pub use objects::{InPlace, ObjectBody, ObjectStore, PutError, write_pieces};
+pub use pending::{Appended, PendingObject};
+pub use resumable::{Creation, NewResumable, Resumable};
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use webhooks::{

@@ -329,7 +329,7 @@ pub enum InPlace {
     Url { url: String, size: u64 },
 }
 
-fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
+pub(crate) fn object_path(root: &Path, key: &ObjectKey) -> PathBuf {
     // ObjectKey guarantees relative, dot-free segments, so this stays under `root`.
     root.join(key.as_ref())
 }
@@ -395,7 +395,7 @@ fn partial_path(root: &Path) -> PathBuf {
     root.join(".partial").join(uuid::Uuid::new_v4().to_string())
 }
 
-async fn publish(partial: &Path, destination: &Path) -> Result<(), StoreError> {
+pub(crate) async fn publish(partial: &Path, destination: &Path) -> Result<(), StoreError> {
     if let Some(parent) = destination.parent() {
         fs::create_dir_all(parent).await?;
     }

@@ -45,8 +45,8 @@ impl std::fmt::Debug for S3Settings {
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Client,
-    bucket: String,
+    pub(crate) client: Client,
+    pub(crate) bucket: String,
 }
 
 /// The chunks of one part as they arrived; joined into one buffer only when sent, so a part
@@ -125,7 +125,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+pub(crate) async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     let aborted = client
         .abort_multipart_upload()
         .bucket(bucket)
@@ -424,7 +424,7 @@ impl S3Store {
     }
 }
 
-fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+pub(crate) fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
         SdkError::ServiceError(service) => {
             service.raw().status().as_u16() == 404
@@ -437,7 +437,7 @@ fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> b
     }
 }
 
-fn storage_error<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
+pub(crate) fn storage_error<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
     error: SdkError<E, R>,
 ) -> StoreError {
     let message = match &error {

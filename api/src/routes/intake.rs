@@ -14,7 +14,7 @@ use crate::{
     gateway::{Gateway, UploadLimits},
     upload::{self, Container, Head},
 };
-use audiomill_domain::lifecycle::Quota;
+use audiomill_domain::lifecycle::{Quota, next_utc_day};
 use audiomill_domain::{
     BatchId, JobId, ObjectKey, UserId,
     contract::{ConvertVideoInput, TASK_QUEUE},
@@ -22,7 +22,7 @@ use audiomill_domain::{
     webhook::{self, WebhookEvent, WebhookUrl},
 };
 use audiomill_store::{
-    NewEndpoint, NewJob, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint,
+    NewEndpoint, NewJob, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint, time::now_millis,
 };
 use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
@@ -45,7 +45,7 @@ pub struct Allowance {
 
 impl Allowance {
     /// Bytes the storage quota leaves; `None` without one.
-    fn room(&self) -> Option<u64> {
+    pub fn room(&self) -> Option<u64> {
         self.quota
             .storage_bytes
             .map(|limit| limit.saturating_sub(self.usage.storage_bytes))
@@ -77,6 +77,81 @@ impl Allowance {
             used: self.usage.storage_bytes,
         })
     }
+}
+
+/// What `user_id` may still keep and start; refused at once when a quota is already used
+/// up (or the account is gone), before anything of a body is read.
+pub async fn allowance(gw: &Gateway, user_id: UserId) -> Result<Allowance, UploadError> {
+    let down = |error| UploadError::unavailable("database", error);
+    let user = gw
+        .db
+        .user_by_id(user_id)
+        .await
+        .map_err(down)?
+        .ok_or(UploadError::NoAccount)?;
+    let usage = gw.db.usage(user_id, now_millis()).await.map_err(down)?;
+    let allowance = Allowance {
+        quota: user.quota.over(gw.quota),
+        usage,
+    };
+    match allowance.exhausted() {
+        Some(over) => Err(UploadError::OverQuota(over)),
+        None => Ok(allowance),
+    }
+}
+
+/// The sentence of an upload whose account is gone.
+pub const NO_ACCOUNT: &str = "This account no longer exists.";
+
+/// An upload over one of the caller's quotas, as every way of uploading answers it: storage
+/// (413, no `retry_after`) or jobs per day (429), with the quota's figures for its headers.
+pub struct QuotaRefusal {
+    pub message: String,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the day's count starts again (jobs per day only).
+    pub retry_after: Option<u64>,
+}
+
+impl From<OverQuota> for QuotaRefusal {
+    fn from(over: OverQuota) -> Self {
+        match over {
+            OverQuota::Storage { limit, used } => {
+                let remaining = limit.saturating_sub(used);
+                QuotaRefusal {
+                    message: format!(
+                        "Your storage quota is {} and {} of it is left, too little for this \
+                         upload; delete jobs you no longer need (or wait for them to expire). \
+                         Nothing was kept.",
+                        megabytes(limit),
+                        megabytes(remaining)
+                    ),
+                    limit,
+                    remaining,
+                    retry_after: None,
+                }
+            }
+            OverQuota::JobsPerDay { limit, used } => {
+                let now = now_millis();
+                let reset = next_utc_day(now);
+                QuotaRefusal {
+                    message: format!(
+                        "You have started {used} jobs today, as many as your quota of {limit} a \
+                         day allows; the count starts again at {} (UTC midnight). Nothing was kept.",
+                        super::context::rfc3339(reset)
+                    ),
+                    limit,
+                    remaining: limit.saturating_sub(used),
+                    retry_after: Some(((reset - now) as u64).div_ceil(1000)),
+                }
+            }
+        }
+    }
+}
+
+/// Bytes as people read a quota: MB with one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// What an accepted upload started: a job per file, and the batch they make when there are
@@ -113,57 +188,100 @@ pub async fn receive(
     };
     let mut form = open_upload(gw, content_type, body)?;
     let outcome = match read_form(gw, &mut form.multipart, &into_storage, files).await {
-        Ok(read) => {
-            let batch_id = (read.videos.len() > 1).then(BatchId::generate);
-            // Recorded before any job starts, so that none can end untold.
-            let one_off_for = match batch_id {
-                Some(batch_id) => batch_id.to_string(),
-                None => read.videos[0].job_id.to_string(),
-            };
-            let callback = match &read.callback {
-                Some(url) => {
-                    let endpoint = NewEndpoint {
-                        user_id,
-                        url: url.clone(),
-                        events: WebhookEvent::ENDINGS.to_vec(),
-                    };
-                    gw.db
-                        .create_callback(&endpoint, &one_off_for)
-                        .await
-                        .map(Some)
-                        .map_err(|error| UploadError::unavailable("database", error))
-                }
-                None => Ok(None),
-            };
-            match callback {
-                Ok(callback) => {
-                    let batch = Batch {
-                        videos: &read.videos,
-                        options: &read.options,
-                        batch_id,
-                        quota: allowance.quota,
-                    };
-                    let started = start_jobs(gw, claims, user_id, batch).await;
-                    if started.is_err() && callback.is_some() {
-                        let _ = gw.db.delete_callbacks(&one_off_for).await;
-                    }
-                    started.map(|()| Received {
-                        sources: read.videos,
-                        batch_id,
-                        callback,
-                    })
-                }
-                Err(error) => {
-                    for source in &read.videos {
-                        discard(&gw.objects, Some(source)).await;
-                    }
-                    Err(error)
-                }
-            }
-        }
+        Ok(read) => start_read(gw, claims, user_id, read, allowance.quota).await,
         Err(error) => Err(error),
     };
     form.settle(outcome).await
+}
+
+/// Starts a job for each video of a form read whole (a batch when there are several), its
+/// one-off callback endpoint recorded first so that no job can end untold; on failure
+/// nothing of the upload stays.
+async fn start_read(
+    gw: &Gateway,
+    claims: &Claims,
+    user_id: UserId,
+    read: ReadForm<StoredSource>,
+    quota: Quota,
+) -> Result<Received, UploadError> {
+    let batch_id = (read.videos.len() > 1).then(BatchId::generate);
+    let one_off_for = match batch_id {
+        Some(batch_id) => batch_id.to_string(),
+        None => read.videos[0].job_id.to_string(),
+    };
+    let callback = match create_callback(gw, user_id, read.callback.as_ref(), &one_off_for).await {
+        Ok(callback) => callback,
+        Err(error) => {
+            for source in &read.videos {
+                discard(&gw.objects, Some(source)).await;
+            }
+            return Err(error);
+        }
+    };
+    let batch = Batch {
+        videos: &read.videos,
+        options: &read.options,
+        batch_id,
+        quota,
+    };
+    let started = start_jobs(gw, claims, user_id, batch).await;
+    if started.is_err() && callback.is_some() {
+        let _ = gw.db.delete_callbacks(&one_off_for).await;
+    }
+    started.map(|()| Received {
+        sources: read.videos,
+        batch_id,
+        callback,
+    })
+}
+
+/// Starts the job of a resumable upload whose bytes are all stored, with its one-off callback
+/// endpoint; on failure neither the job nor the endpoint stays, and the stored video is the
+/// caller's to keep or remove.
+pub async fn start_resumed(
+    gw: &Gateway,
+    claims: &Claims,
+    user_id: UserId,
+    source: &StoredSource,
+    read: &ReadForm<()>,
+    quota: Quota,
+) -> Result<Option<WebhookEndpoint>, UploadError> {
+    let one_off_for = source.job_id.to_string();
+    let callback = create_callback(gw, user_id, read.callback.as_ref(), &one_off_for).await?;
+    let batch = Batch {
+        videos: std::slice::from_ref(source),
+        options: &read.options,
+        batch_id: None,
+        quota,
+    };
+    let started = start_job(gw, claims, user_id, source, &batch).await;
+    if started.is_err() && callback.is_some() {
+        let _ = gw.db.delete_callbacks(&one_off_for).await;
+    }
+    started.map(|()| callback)
+}
+
+/// Records the one-off webhook endpoint of an upload's `callback_url` (if any), told of the
+/// job or batch `one_off_for` names.
+async fn create_callback(
+    gw: &Gateway,
+    user_id: UserId,
+    url: Option<&WebhookUrl>,
+    one_off_for: &str,
+) -> Result<Option<WebhookEndpoint>, UploadError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let endpoint = NewEndpoint {
+        user_id,
+        url: url.clone(),
+        events: WebhookEvent::ENDINGS.to_vec(),
+    };
+    gw.db
+        .create_callback(&endpoint, one_off_for)
+        .await
+        .map(Some)
+        .map_err(|error| UploadError::unavailable("database", error))
 }
 
 /// Reads an upload through the same checks as [`receive`] and stores nothing: its file's
@@ -226,6 +344,8 @@ pub enum UploadError {
     TooSlow,
     /// The caller's storage or jobs-per-day quota.
     OverQuota(OverQuota),
+    /// The caller's account was removed after the token was issued.
+    NoAccount,
 }
 
 impl UploadError {
@@ -238,6 +358,7 @@ impl UploadError {
             Self::Unavailable { .. } => "unavailable",
             Self::TooSlow => "slow",
             Self::OverQuota(_) => "quota",
+            Self::NoAccount => "auth",
         }
     }
 
@@ -606,7 +727,7 @@ async fn field_text(
 
 /// An upload's `callback_url`: a URL webhooks may reach, resolved now (and again at each
 /// delivery), as for a registered endpoint.
-async fn callback_url(gw: &Gateway, text: &str) -> Result<Option<WebhookUrl>, UploadError> {
+pub async fn callback_url(gw: &Gateway, text: &str) -> Result<Option<WebhookUrl>, UploadError> {
     // An empty field is one left blank, as a browser's form sends it: no callback.
     if text.trim().is_empty() {
         return Ok(None);
@@ -624,6 +745,29 @@ async fn callback_url(gw: &Gateway, text: &str) -> Result<Option<WebhookUrl>, Up
     Ok(Some(url))
 }
 
+/// The output choices and `callback_url` of a resumable upload, from its metadata's pairs
+/// named as the form's fields and checked as the form checks them. Other pairs are left
+/// alone: tus clients add their own (`filetype`, `relativePath`, ...).
+pub async fn choices_from_metadata(
+    gw: &Gateway,
+    pairs: &std::collections::BTreeMap<String, String>,
+) -> Result<ReadForm<()>, UploadError> {
+    let mut request = OutputRequest::default();
+    let mut callback = None;
+    for (name, value) in pairs {
+        if name == CALLBACK_FIELD {
+            callback = callback_url(gw, value).await?;
+        } else if OutputRequest::takes(name) {
+            request.add(name, value).map_err(UploadError::BadField)?;
+        }
+    }
+    Ok(ReadForm {
+        videos: Vec::new(),
+        options: request.resolve().map_err(UploadError::BadField)?,
+        callback,
+    })
+}
+
 fn unknown_field(name: &str) -> UploadError {
     UploadError::bad(format!(
         "The form has a field `{}` this upload does not take; it takes `file` and {}.",
@@ -637,14 +781,11 @@ fn unknown_field(name: &str) -> UploadError {
     ))
 }
 
-/// Checks the part's file name and extension, and that its first bytes are a container of
-/// the kind the extension promises.
-pub async fn read_video_part(
-    field: multer::Field<'static>,
-    limits: &UploadLimits,
-) -> Result<VideoPart, UploadError> {
+/// A file's name as kept (see [`upload::clean_file_name`]) and its extension, if the
+/// extension is one accepted.
+pub fn accepted_name(raw: &str, limits: &UploadLimits) -> Result<(String, String), UploadError> {
     let accepted = || limits.allowed_extensions.join(", ");
-    let filename = upload::clean_file_name(field.file_name().unwrap_or_default());
+    let filename = upload::clean_file_name(raw);
     let Some(extension) = upload::extension(&filename) else {
         return Err(UploadError::UnsupportedMedia(format!(
             "The file needs an extension; accepted: {}.",
@@ -657,6 +798,16 @@ pub async fn read_video_part(
             accepted()
         )));
     }
+    Ok((filename, extension))
+}
+
+/// Checks the part's file name and extension, and that its first bytes are a container of
+/// the kind the extension promises.
+pub async fn read_video_part(
+    field: multer::Field<'static>,
+    limits: &UploadLimits,
+) -> Result<VideoPart, UploadError> {
+    let (filename, extension) = accepted_name(field.file_name().unwrap_or_default(), limits)?;
     let mut rest = field.boxed();
     let mut sniffed = Head::new();
     let mut head = Vec::new();

@@ -15,7 +15,7 @@ use crate::{
     metrics,
     params::{ApiBatchId, ApiJobId, ApiWebhookId},
 };
-use audiomill_domain::{JobStatus, Step, UserId, lifecycle::next_utc_day};
+use audiomill_domain::{JobStatus, Step, UserId};
 use audiomill_store::{Job, KeyedUpload, OverQuota, WebhookEndpoint, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
@@ -588,31 +588,12 @@ impl JobsApi {
     /// What the caller may still keep and start; refused at once when a quota is already
     /// used up, before anything of the body is read.
     async fn allowance(&self, user_id: UserId) -> Result<intake::Allowance, UploadResponse> {
-        let gw = self.cx.gw();
-        let down = |error| UploadResponse::Unavailable(unavailable("database", error));
-        let user = gw
-            .db
-            .user_by_id(user_id)
+        intake::allowance(self.cx.gw(), user_id)
             .await
-            .map_err(down)?
-            .ok_or_else(|| {
-                UploadResponse::Unauthorized(ErrorBody::new(
-                    ErrorCode::Unauthorized,
-                    "This account no longer exists.",
-                ))
-            })?;
-        let usage = gw.db.usage(user_id, now_millis()).await.map_err(down)?;
-        let allowance = intake::Allowance {
-            quota: user.quota.over(gw.quota),
-            usage,
-        };
-        match allowance.exhausted() {
-            Some(over) => {
-                metrics::upload_refused("quota");
-                Err(over_quota(over))
-            }
-            None => Ok(allowance),
-        }
+            .map_err(|error| {
+                metrics::upload_refused(error.reason());
+                UploadResponse::from(error)
+            })
     }
 
     /// The caller of an upload, and their user id.
@@ -794,47 +775,20 @@ fn too_many_uploads(limit: usize) -> UploadResponse {
 
 /// The refusal of an upload over one of the caller's quotas, with the quota's headers.
 fn over_quota(over: OverQuota) -> UploadResponse {
-    match over {
-        OverQuota::Storage { limit, used } => {
-            let remaining = limit.saturating_sub(used);
-            UploadResponse::TooLarge(
-                ErrorBody::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "Your storage quota is {} and {} of it is left, too little for this \
-                         upload; delete jobs you no longer need (or wait for them to expire). \
-                         Nothing was kept.",
-                        megabytes(limit),
-                        megabytes(remaining)
-                    ),
-                ),
-                Some(limit),
-                Some(remaining),
-            )
-        }
-        OverQuota::JobsPerDay { limit, used } => {
-            let now = now_millis();
-            let reset = next_utc_day(now);
-            UploadResponse::TooManyUploads(
-                ErrorBody::new(
-                    ErrorCode::TooManyRequests,
-                    format!(
-                        "You have started {used} jobs today, as many as your quota of {limit} a \
-                         day allows; the count starts again at {} (UTC midnight). Nothing was kept.",
-                        rfc3339(reset)
-                    ),
-                ),
-                Some(limit),
-                Some(limit.saturating_sub(used)),
-                Some(((reset - now) as u64).div_ceil(1000)),
-            )
-        }
+    let refusal = intake::QuotaRefusal::from(over);
+    match refusal.retry_after {
+        None => UploadResponse::TooLarge(
+            ErrorBody::new(ErrorCode::PayloadTooLarge, refusal.message),
+            Some(refusal.limit),
+            Some(refusal.remaining),
+        ),
+        Some(retry_after) => UploadResponse::TooManyUploads(
+            ErrorBody::new(ErrorCode::TooManyRequests, refusal.message),
+            Some(refusal.limit),
+            Some(refusal.remaining),
+            Some(retry_after),
+        ),
     }
-}
-
-/// Bytes as people read a quota: MB with one decimal.
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 impl From<UploadError> for UploadResponse {
@@ -858,6 +812,9 @@ impl From<UploadError> for UploadResponse {
                 None,
             ),
             UploadError::OverQuota(over) => over_quota(over),
+            UploadError::NoAccount => {
+                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, intake::NO_ACCOUNT))
+            }
             UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
             UploadError::TooSlow => Self::TooSlow(ErrorBody::new(
                 ErrorCode::RequestTimeout,

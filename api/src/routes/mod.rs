@@ -1,5 +1,5 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
-//! following and deleting jobs), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
+//! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
@@ -18,6 +18,7 @@ mod idempotency;
 mod intake;
 mod jobs;
 mod listing;
+mod resumable;
 mod stats;
 mod users;
 mod webhooks;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub type Api = (
     accounts::AccountsApi,
     jobs::JobsApi,
+    resumable::ResumableApi,
     batches::BatchesApi,
     listing::ListingApi,
     events::EventsApi,
@@ -54,6 +56,7 @@ fn with_context(cx: Context) -> Api {
     (
         accounts::AccountsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
+        resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },
         listing::ListingApi { cx: cx.clone() },
         events::EventsApi { cx: cx.clone() },

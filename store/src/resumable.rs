@@ -1,0 +1,280 @@
+//! Resumable (tus) uploads as rows: what each will become, how far its bytes go, and which
+//! request is appending to it now. The row is the only state an upload has outside storage,
+//! so any gateway may answer the next request; a lease (`lock_holder` until `locked_until`)
+//! keeps two requests from appending to one upload at once, and runs out by itself when the
+//! gateway holding it dies.
+
+use crate::{
+    Database, StoreError,
+    database::{options_column, options_from_row, parse_column},
+    time::now_millis,
+};
+use audiomill_domain::{JobId, ObjectKey, UploadId, UserId, output::OutputOptions};
+use sqlx::{Row, any::AnyRow};
+
+const COLUMNS: &str = "id, user_id, job_id, filename, source_key, upload_length, upload_offset, \
+    options, callback_url, idem_key, storage_id, part_tags, created_at, expires_at, started_at";
+
+/// An upload as its creation asks for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResumable {
+    pub id: UploadId,
+    pub user_id: UserId,
+    /// The job the upload becomes once complete.
+    pub job_id: JobId,
+    pub filename: String,
+    /// Where the complete file is kept (the job's source).
+    pub source_key: ObjectKey,
+    /// The file's size in bytes, as `Upload-Length` gave it.
+    pub length: u64,
+    pub options: OutputOptions,
+    pub callback_url: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The storage's own name for the unfinished object (an S3 multipart upload's id).
+    pub storage_id: Option<String>,
+    pub expires_at: i64,
+}
+
+/// An upload as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumable {
+    pub upload: NewResumable,
+    /// Bytes received and kept.
+    pub offset: u64,
+    /// The tags of the S3 parts stored so far, in order.
+    pub part_tags: Vec<String>,
+    pub created_at: i64,
+    /// When its job started; `None` while bytes are missing.
+    pub started_at: Option<i64>,
+}
+
+impl Resumable {
+    pub fn is_complete(&self) -> bool {
+        self.offset == self.upload.length
+    }
+}
+
+/// What a creation led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Creation {
+    Created,
+    /// The user's `Idempotency-Key` already names this upload.
+    Existing(Box<Resumable>),
+    /// The user has this many unfinished uploads already.
+    TooMany {
+        limit: u64,
+    },
+}
+
+impl Database {
+    /// The upload `user` created earlier with `key`, if any.
+    pub async fn resumable_by_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<Resumable>, StoreError> {
+        let query =
+            format!("SELECT {COLUMNS} FROM resumable_uploads WHERE user_id = ? AND idem_key = ?");
+        sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(user.to_string())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resumable_from_row)
+            .transpose()
+    }
+
+    /// How many of `user`'s uploads are unfinished and not yet expired.
+    pub async fn unfinished_resumables(&self, user: UserId) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM resumable_uploads \
+             WHERE user_id = ? AND started_at IS NULL AND expires_at > ?",
+        )
+        .bind(user.to_string())
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// Records a new upload, unless its user has `max_unfinished` unfinished ones already or
+    /// its `Idempotency-Key` names another.
+    pub async fn create_resumable(
+        &self,
+        upload: &NewResumable,
+        max_unfinished: u64,
+    ) -> Result<Creation, StoreError> {
+        if self.unfinished_resumables(upload.user_id).await? >= max_unfinished {
+            return Ok(Creation::TooMany {
+                limit: max_unfinished,
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO resumable_uploads (id, user_id, job_id, filename, source_key, \
+             upload_length, upload_offset, options, callback_url, idem_key, storage_id, \
+             part_tags, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?)",
+        )
+        .bind(upload.id.to_string())
+        .bind(upload.user_id.to_string())
+        .bind(upload.job_id.to_string())
+        .bind(&upload.filename)
+        .bind(upload.source_key.as_ref())
+        .bind(upload.length as i64)
+        .bind(options_column(&upload.options))
+        .bind(upload.callback_url.as_deref())
+        .bind(upload.idempotency_key.as_deref())
+        .bind(upload.storage_id.as_deref())
+        .bind(now_millis())
+        .bind(upload.expires_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(Creation::Created),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                let key = upload.idempotency_key.as_deref().unwrap_or_default();
+                match self.resumable_by_key(upload.user_id, key).await? {
+                    Some(existing) => Ok(Creation::Existing(Box::new(existing))),
+                    None => Err(StoreError::Conflict("upload")),
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn resumable(&self, id: UploadId) -> Result<Option<Resumable>, StoreError> {
+        let query = format!("SELECT {COLUMNS} FROM resumable_uploads WHERE id = ?");
+        sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resumable_from_row)
+            .transpose()
+    }
+
+    /// Takes the upload's lease for `holder` until `until` (Unix ms), unless another holds an
+    /// unexpired one; true when taken.
+    pub async fn lease_resumable(
+        &self,
+        id: UploadId,
+        holder: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let taken = sqlx::query(
+            "UPDATE resumable_uploads SET lock_holder = ?, locked_until = ? \
+             WHERE id = ? AND (locked_until IS NULL OR locked_until < ? OR lock_holder = ?)",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(id.to_string())
+        .bind(now_millis())
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Gives the lease up (if `holder` still has it).
+    pub async fn release_resumable(&self, id: UploadId, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE resumable_uploads SET lock_holder = NULL, locked_until = NULL \
+             WHERE id = ? AND lock_holder = ?",
+        )
+        .bind(id.to_string())
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that the upload's bytes now reach `offset`, in these S3 parts; false when
+    /// `holder` lost the lease meanwhile (then nothing is recorded).
+    pub async fn record_resumable_offset(
+        &self,
+        id: UploadId,
+        holder: &str,
+        offset: u64,
+        part_tags: &[String],
+    ) -> Result<bool, StoreError> {
+        let tags = serde_json::to_string(part_tags).expect("tags serialize");
+        let recorded = sqlx::query(
+            "UPDATE resumable_uploads SET upload_offset = ?, part_tags = ? \
+             WHERE id = ? AND lock_holder = ?",
+        )
+        .bind(offset as i64)
+        .bind(tags)
+        .bind(id.to_string())
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(recorded.rows_affected() == 1)
+    }
+
+    /// Marks the upload's job started; the row stays until it expires, to answer `HEAD`.
+    pub async fn mark_resumable_started(&self, id: UploadId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE resumable_uploads SET started_at = ? WHERE id = ?")
+            .bind(now_millis())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_resumable(&self, id: UploadId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM resumable_uploads WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` uploads expired at `as_of` (Unix ms), unfinished or not.
+    pub async fn expired_resumables(
+        &self,
+        as_of: i64,
+        limit: u32,
+    ) -> Result<Vec<Resumable>, StoreError> {
+        let query = format!(
+            "SELECT {COLUMNS} FROM resumable_uploads WHERE expires_at <= ? \
+             ORDER BY expires_at LIMIT ?"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(as_of)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(resumable_from_row)
+            .collect()
+    }
+}
+
+fn resumable_from_row(row: &AnyRow) -> Result<Resumable, StoreError> {
+    let tags: Option<String> = row.try_get("part_tags")?;
+    let part_tags = serde_json::from_str(tags.as_deref().unwrap_or("[]"))
+        .map_err(|_| StoreError::Corrupt("bad part tags".into()))?;
+    let size = |column: &str| -> Result<u64, StoreError> {
+        Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
+    };
+    Ok(Resumable {
+        upload: NewResumable {
+            id: parse_column(row, "id")?,
+            user_id: parse_column(row, "user_id")?,
+            job_id: parse_column(row, "job_id")?,
+            filename: row.try_get("filename")?,
+            source_key: parse_column(row, "source_key")?,
+            length: size("upload_length")?,
+            options: options_from_row(row)?,
+            callback_url: row.try_get("callback_url")?,
+            idempotency_key: row.try_get("idem_key")?,
+            storage_id: row.try_get("storage_id")?,
+            expires_at: row.try_get("expires_at")?,
+        },
+        offset: size("upload_offset")?,
+        part_tags,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+    })
+}
