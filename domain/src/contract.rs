@@ -430,6 +430,9 @@ pub struct CleanupReport {
     pub objects_removed: u64,
     /// Database rows removed (webhook messages and attempts, idempotency keys).
     pub rows_removed: u64,
+    /// Resumable uploads removed unfinished after `RESUMABLE_EXPIRY_HOURS`, with their bytes.
+    #[serde(default)]
+    pub uploads_removed: u64,
     /// Whether a batch was full: there may be more to remove.
     pub more: bool,
 }
@@ -441,6 +444,7 @@ impl CleanupReport {
         self.jobs_expired += batch.jobs_expired;
         self.objects_removed += batch.objects_removed;
         self.rows_removed += batch.rows_removed;
+        self.uploads_removed += batch.uploads_removed;
         self.more = batch.more;
     }
 }

@@ -176,6 +176,33 @@ impl ObjectStore {
     }
 }
 
+impl crate::Resumable {
+    /// Where the upload's bytes wait, as far as they are recorded.
+    pub fn pending(&self) -> PendingObject {
+        PendingObject {
+            key: self.upload.source_key.clone(),
+            storage_id: self.upload.storage_id.clone(),
+            offset: self.offset,
+            part_tags: self.part_tags.clone(),
+        }
+    }
+}
+
+impl ObjectStore {
+    /// Removes the bytes of a resumable upload that started no job: its object if it was
+    /// made whole, else whatever waits of it. A started upload's object is its job's video,
+    /// and stays.
+    pub async fn discard_unstarted(&self, upload: &crate::Resumable) -> Result<(), StoreError> {
+        if upload.started_at.is_some() {
+            return Ok(());
+        }
+        if upload.is_complete() {
+            self.delete(&upload.upload.source_key).await?;
+        }
+        self.abort_pending(&upload.pending()).await
+    }
+}
+
 /// The partial file of the object under `key`.
 fn pending_path(root: &Path, key: &ObjectKey) -> PathBuf {
     root.join(".resumable").join(key.as_ref().replace('/', "_"))

@@ -893,7 +893,7 @@ impl ResumableApi {
         checksum: Option<Checksum>,
     ) -> Result<Standing, TusRefusal> {
         let gw = self.cx.gw();
-        let before = pending_of(upload);
+        let before = upload.pending();
         let extension = crate::upload::extension(&upload.upload.filename).unwrap_or_default();
         let checks = ChunkChecks {
             room: upload.upload.length - upload.offset,
@@ -963,7 +963,7 @@ impl ResumableApi {
         let reached = appended.reached;
         record_offset(gw, upload, lease, &reached).await?;
         gw.objects
-            .drop_superseded(&pending_of(upload), &reached)
+            .drop_superseded(&upload.pending(), &reached)
             .await;
         Ok(Standing {
             offset: reached.offset,
@@ -988,7 +988,7 @@ impl ResumableApi {
             .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
         record_offset(gw, upload, lease, &reached).await?;
         gw.objects
-            .drop_superseded(&pending_of(upload), &reached)
+            .drop_superseded(&upload.pending(), &reached)
             .await;
         let whole = Resumable {
             offset: reached.offset,
@@ -1093,17 +1093,10 @@ async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
         .delete_resumable(upload.upload.id)
         .await
         .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
-    if upload.started_at.is_none() {
-        let pending = pending_of(upload);
-        if upload.is_complete() {
-            let _ = gw.objects.delete(&pending.key).await;
-        }
-        gw.objects
-            .abort_pending(&pending)
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
-    }
-    Ok(())
+    gw.objects
+        .discard_unstarted(upload)
+        .await
+        .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))
 }
 
 /// Records that the upload reached `reached`, under the request's lease.
@@ -1144,15 +1137,6 @@ fn cut_off(stop: ChunkStop, offset: u64) -> TusRefusal {
         _ => "The chunk was cut off; resume from Upload-Offset.",
     };
     TusRefusal::TooSlow(ErrorBody::new(ErrorCode::RequestTimeout, message), offset)
-}
-
-fn pending_of(upload: &Resumable) -> PendingObject {
-    PendingObject {
-        key: upload.upload.source_key.clone(),
-        storage_id: upload.upload.storage_id.clone(),
-        offset: upload.offset,
-        part_tags: upload.part_tags.clone(),
-    }
 }
 
 /// What a creation asks for, read and checked from its headers.
