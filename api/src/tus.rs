@@ -471,11 +471,15 @@ mod tests {
         assert!(!matched);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_silent_body_is_cut_off_at_the_idle_deadline() {
         let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"ab"))])
             .chain(futures::stream::pending());
-        let (stream, _) = checked(Box::pin(body), checks(100));
+        let quick = ChunkChecks {
+            idle: Duration::from_millis(100),
+            ..checks(100)
+        };
+        let (stream, _) = checked(Box::pin(body), quick);
         let items: Vec<_> = stream.collect().await;
         assert_eq!(
             items,
