@@ -57,6 +57,7 @@ cat >"$WORK/schemathesis.toml" <<TOML
 [parameters]
 "path.job_id" = "$JOB"
 "query.fid" = "$JOB"
+"header.Tus-Resumable" = "1.0.0"
 
 # A range beyond the end of the MP3 is 416: the document cannot know the file's length.
 [[operations]]
@@ -78,6 +79,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 
 [[operations]]
 include-name = "POST /upload"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 413, 415, 422, 429]
+
+# A resumable upload's headers carry what the document cannot check: an upload that exists
+# (404, 410), where it stands (409), a body of the right type and size (413, 415), a checksum
+# that matches (460), the lease another request may hold (423), the file's name (415).
+[[operations]]
+include-path-regex = "^/uploads"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 410, 412, 413, 415, 422, 423, 429, 460]
 TOML
 
 fuzz() { # extra schemathesis arguments...

@@ -18,7 +18,13 @@ use std::{
 
 /// A 72-second Matroska video of raw frames: about 200 MB that ffmpeg writes in a second.
 fn big_video(dir: &Path) -> PathBuf {
+    raw_video(dir, 72)
+}
+
+/// A Matroska video of raw frames, about 2.9 MB a second.
+fn raw_video(dir: &Path, seconds: u32) -> PathBuf {
     let path = dir.join("lecture.mkv");
+    let seconds = seconds.to_string();
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -29,7 +35,7 @@ fn big_video(dir: &Path) -> PathBuf {
         "-i",
         "sine=frequency=440:sample_rate=44100",
         "-t",
-        "72",
+        &seconds,
         "-c:v",
         "rawvideo",
         "-pix_fmt",
@@ -82,10 +88,7 @@ async fn create(app: &TestApp, token: &str, length: u64, name: &str) -> Response
 }
 
 fn location(response: &Response) -> String {
-    response.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned()
+    response.headers()["location"].to_str().unwrap().to_owned()
 }
 
 fn header(response: &Response, name: &str) -> Option<String> {
@@ -168,8 +171,8 @@ fn field<'a>(lines: &'a [Value], name: &str) -> Option<&'a Value> {
 /// made a whole MP3 of the very file. `resumed_from` names the field the client prints its
 /// first offset in.
 async fn killed_and_resumed(program: &str, script: &str, chunk: Option<u64>, resumed_from: &str) {
-    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "300"), ("RETENTION_SOURCE_HOURS", "1")])
-        .await;
+    let app =
+        TestApp::spawn_with(&[("MAX_FILE_SIZE", "300"), ("RETENTION_SOURCE_HOURS", "1")]).await;
     let token = app.user_token("ann").await;
     let media = tempfile::tempdir().unwrap();
     let video = big_video(media.path());
@@ -182,7 +185,10 @@ async fn killed_and_resumed(program: &str, script: &str, chunk: Option<u64>, res
     first.push(("TUS_KILL_AT", (size / 2).to_string()));
     let (lines, ended) = run_client(&app, &token, program, script, &first);
     assert!(!ended, "the first run is killed half-way: {lines:?}");
-    let url = field(&lines, "url").and_then(Value::as_str).unwrap().to_owned();
+    let url = field(&lines, "url")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
     let at = url.trim_start_matches(&app.base).to_owned();
     let reported = kept_after_cut(&app, &token, &at).await;
     assert!(0 < reported && reported < size, "{reported} of {size} kept");
@@ -191,15 +197,28 @@ async fn killed_and_resumed(program: &str, script: &str, chunk: Option<u64>, res
     let (lines, ended) = run_client(&app, &token, program, script, &env);
     assert!(ended, "{lines:?}");
     let resumed = field(&lines, resumed_from).and_then(Value::as_u64).unwrap();
-    assert!(resumed >= reported, "resumed at {resumed}, reported {reported}");
-    assert!(resumed < size, "the second run did not start over: {lines:?}");
-    let job = field(&lines, "job").and_then(Value::as_str).unwrap().to_owned();
+    assert!(
+        resumed >= reported,
+        "resumed at {resumed}, reported {reported}"
+    );
+    assert!(
+        resumed < size,
+        "the second run did not start over: {lines:?}"
+    );
+    let job = field(&lines, "job")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
 
     let seen = app.wait_for_job(&token, &job).await;
     let last = seen.last().unwrap();
     assert_eq!(last["status"], "completed", "{last}");
     let source = object_file(&app, &format!("sources/{job}.mkv"));
-    assert_eq!(sha256_of(&source), sha256_of(&video), "the stored video is the file");
+    assert_eq!(
+        sha256_of(&source),
+        sha256_of(&video),
+        "the stored video is the file"
+    );
     let mp3 = media.path().join("out.mp3");
     let bytes = app.download(&token, &job).await.bytes().await.unwrap();
     std::fs::write(&mp3, &bytes).unwrap();
@@ -226,4 +245,458 @@ async fn tuspy_resumes_a_killed_upload_from_the_offset_the_server_reports() {
         "start",
     )
     .await;
+}
+
+/// Every answer of a refusal: its status and its error code, in the contract's shape.
+async fn refusal(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    assert_eq!(
+        header(&response, "tus-resumable").as_deref(),
+        Some("1.0.0"),
+        "every answer names the protocol"
+    );
+    (status, error_code(response).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_bad_creation_is_refused_before_a_byte_is_sent() {
+    let app =
+        TestApp::spawn_with(&[("MAX_FILE_SIZE", "10"), ("MAX_UNFINISHED_UPLOADS", "2")]).await;
+    let token = app.user_token("ann").await;
+    let with = |length: &str, pairs: &str| {
+        tus(&app, Method::POST, "/uploads", &token)
+            .header("Upload-Length", length.to_owned())
+            .header("Upload-Metadata", pairs.to_owned())
+    };
+    let name = metadata(&[("filename", "talk.mp4")]);
+    for length in [
+        "-1",
+        "+5",
+        "1e6",
+        "0x10",
+        "12 34",
+        "",
+        "abc",
+        "1.5",
+        "9223372036854775808",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "0",
+    ] {
+        let answer = refusal(with(length, &name).send().await.unwrap()).await;
+        assert_eq!(
+            answer,
+            (StatusCode::BAD_REQUEST, "bad_request".into()),
+            "{length:?}"
+        );
+    }
+    let too_big = (10 * 1024 * 1024 + 1).to_string();
+    let answer = refusal(with(&too_big, &name).send().await.unwrap()).await;
+    assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let deferred = tus(&app, Method::POST, "/uploads", &token)
+        .header("Upload-Defer-Length", "1")
+        .header("Upload-Metadata", name.clone());
+    assert_eq!(
+        refusal(deferred.send().await.unwrap()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let twice = with("100", &name).header("Upload-Length", "100");
+    assert_eq!(
+        refusal(twice.send().await.unwrap()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    for (pairs, status) in [
+        (String::new(), StatusCode::BAD_REQUEST),
+        (
+            metadata(&[("filetype", "video/mp4")]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            metadata(&[("filename", "talk.gif")]),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            metadata(&[("filename", "talk")]),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        ("filename not*base64".into(), StatusCode::BAD_REQUEST),
+        (format!("{name},{name}"), StatusCode::BAD_REQUEST),
+    ] {
+        let answer = refusal(with("100", &pairs).send().await.unwrap()).await;
+        assert_eq!(answer.0, status, "{pairs:?}");
+    }
+    for (field, value) in [
+        ("bitrate_mode", "loud"),
+        ("quality", "11"),
+        ("start", "-3"),
+        ("callback_url", "http://127.0.0.1:9/hook"),
+    ] {
+        let pairs = metadata(&[("filename", "talk.mp4"), (field, value)]);
+        let response = with("100", &pairs).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["field"], field, "{body}");
+    }
+    for version in [None, Some("0.2.2"), Some("1.0.0, 1.0.0")] {
+        let mut request = app
+            .http
+            .post(app.url("/uploads"))
+            .bearer_auth(&token)
+            .header("Upload-Length", "100")
+            .header("Upload-Metadata", name.clone());
+        if let Some(version) = version {
+            request = request.header("Tus-Resumable", version);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(header(&response, "tus-version").as_deref(), Some("1.0.0"));
+        assert_eq!(
+            refusal(response).await.0,
+            StatusCode::PRECONDITION_FAILED,
+            "{version:?}"
+        );
+    }
+    let anonymous = app
+        .http
+        .post(app.url("/uploads"))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "100");
+    assert_eq!(
+        refusal(anonymous.send().await.unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    for _ in 0..2 {
+        assert_eq!(
+            create(&app, &token, 100, "a.mp4").await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let third = refusal(create(&app, &token, 100, "a.mp4").await).await;
+    assert_eq!(
+        third.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "MAX_UNFINISHED_UPLOADS"
+    );
+    assert!(app.objects().iter().all(|key| !key.starts_with("sources/")));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_bad_chunk_is_refused_and_keeps_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let created = create(&app, &token, video.len() as u64, "talk.mp4").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let at = location(&created);
+    let head = video[..1000].to_vec();
+    for offset in ["-1", "abc", "1e3", "", "18446744073709551616", " 0 0"] {
+        let response = tus(&app, Method::PATCH, &at, &token)
+            .header("Upload-Offset", offset)
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(head.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(response).await.0,
+            StatusCode::BAD_REQUEST,
+            "{offset:?}"
+        );
+    }
+    let wrong = patch(&app, &token, &at, 5, head.clone()).await;
+    assert_eq!(header(&wrong, "upload-offset").as_deref(), Some("0"));
+    assert_eq!(refusal(wrong).await.0, StatusCode::CONFLICT);
+    for content_type in [None, Some("application/octet-stream"), Some("text/plain")] {
+        let mut request = tus(&app, Method::PATCH, &at, &token)
+            .header("Upload-Offset", "0")
+            .body(head.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let answer = refusal(request.send().await.unwrap()).await;
+        assert_eq!(
+            answer.0,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+    }
+    let mut longer = video.clone();
+    longer.push(0);
+    let beyond = patch(&app, &token, &at, 0, longer).await;
+    assert_eq!(refusal(beyond).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    for (checksum, status) in [
+        (
+            format!("sha256 {}", STANDARD.encode(Sha256::digest(b"other"))),
+            460,
+        ),
+        ("md5 AAAA".to_owned(), 460),
+        ("crc32 AAAA".to_owned(), 400),
+        ("sha256".to_owned(), 400),
+    ] {
+        let response = tus(&app, Method::PATCH, &at, &token)
+            .header("Upload-Offset", "0")
+            .header("Upload-Checksum", checksum.clone())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(head.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refusal(response).await.0.as_u16(), status, "{checksum}");
+    }
+    assert_eq!(
+        offset_of(&app, &token, &at).await,
+        (StatusCode::OK, Some(0)),
+        "nothing kept"
+    );
+
+    let other = app.user_token("bob").await;
+    for method in [Method::HEAD, Method::PATCH, Method::DELETE] {
+        let response = tus(&app, method.clone(), &at, &other)
+            .header("Upload-Offset", "0")
+            .header("Content-Type", "application/offset+octet-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "{method} of another's"
+        );
+    }
+    let malformed = tus(&app, Method::HEAD, "/uploads/not-an-id", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+
+    let checksum = format!("md5 {}", STANDARD.encode(md5::Md5::digest(&video[..1000])));
+    let good = tus(&app, Method::PATCH, &at, &token)
+        .header("Upload-Offset", "0")
+        .header("Upload-Checksum", checksum)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(head)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), StatusCode::NO_CONTENT);
+    let rest = patch(&app, &token, &at, 1000, video[1000..].to_vec()).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    let job = header(&rest, "audiomill-job-id").expect("the last chunk names the job");
+    let seen = app.wait_for_job(&token, &job).await;
+    assert_eq!(seen.last().unwrap()["status"], "completed");
+    let again = patch(&app, &token, &at, video.len() as u64, Vec::new()).await;
+    assert_eq!(
+        header(&again, "audiomill-job-id"),
+        Some(job),
+        "a finished upload says so"
+    );
+    app.stop().await;
+}
+
+/// What is left in storage besides finished objects: the partial files, tails and S3
+/// multipart uploads of unfinished uploads.
+fn unfinished_bytes(app: &TestApp) -> Vec<String> {
+    app.objects()
+        .into_iter()
+        .filter(|key| !key.starts_with("mp3/"))
+        .collect()
+}
+
+/// The parts s3s-fs keeps of the S3 multipart upload behind the upload at `at` (none with the
+/// file store).
+async fn s3_parts(app: &TestApp, at: &str) -> Vec<PathBuf> {
+    let id = audiomill_domain::UploadId::parse(at.trim_start_matches("/uploads/")).unwrap();
+    let upload = app.backends.db.resumable(id).await.unwrap().unwrap();
+    let Some(storage_id) = upload.upload.storage_id else {
+        return Vec::new();
+    };
+    let prefix = format!(".upload_id-{storage_id}.part-");
+    std::fs::read_dir(required("TEST_S3_ROOT"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
+}
+
+fn s3_parts_left(parts: &[PathBuf]) -> Vec<String> {
+    parts
+        .iter()
+        .filter(|part| part.exists())
+        .map(|part| part.display().to_string())
+        .collect()
+}
+
+/// An upload of `length` bytes whose `first` bytes are sent: where it is.
+async fn half_sent(app: &TestApp, token: &str, length: usize, first: &[u8], name: &str) -> String {
+    let created = create(app, token, length as u64, name).await;
+    let at = location(&created);
+    let response = patch(app, token, &at, 0, first.to_vec()).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_expired_and_refused_uploads_leave_nothing_behind() {
+    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "300")]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(raw_video(media.path(), 8)).unwrap();
+    // More than one S3 part, and a tail that fills none.
+    let first = &video[..10 * 1024 * 1024];
+    let terminated = half_sent(&app, &token, video.len(), first, "a.mkv").await;
+    assert!(
+        !unfinished_bytes(&app).is_empty(),
+        "the bytes wait in storage"
+    );
+    let parts = s3_parts(&app, &terminated).await;
+    assert_eq!(parts.len(), usize::from(app.bucket.is_some()), "{parts:?}");
+    let response = tus(&app, Method::DELETE, &terminated, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        offset_of(&app, &token, &terminated).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(unfinished_bytes(&app), Vec::<String>::new(), "termination");
+    assert_eq!(
+        s3_parts_left(&parts),
+        Vec::<String>::new(),
+        "the multipart upload is aborted"
+    );
+
+    let expiring = half_sent(&app, &token, video.len(), first, "b.mkv").await;
+    let parts = s3_parts(&app, &expiring).await;
+    let now = audiomill_store::time::now_millis();
+    let report = app.clean_expired(now + 23 * 3600 * 1000).await;
+    assert_eq!(report.uploads_removed, 0, "not yet expired");
+    let report = app.clean_expired(now + 25 * 3600 * 1000).await;
+    assert_eq!(report.uploads_removed, 1);
+    assert_eq!(
+        offset_of(&app, &token, &expiring).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(unfinished_bytes(&app), Vec::<String>::new(), "expiry");
+    assert_eq!(
+        s3_parts_left(&parts),
+        Vec::<String>::new(),
+        "the multipart upload is aborted"
+    );
+
+    let created = create(&app, &token, 5000, "fake.mp4").await;
+    let at = location(&created);
+    let response = patch(&app, &token, &at, 0, vec![b'G'; 5000]).await;
+    assert_eq!(
+        refusal(response).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(offset_of(&app, &token, &at).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        unfinished_bytes(&app),
+        Vec::<String>::new(),
+        "a refused file"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_chunk_is_cut_off_keeping_what_arrived_and_holds_off_others_meanwhile() {
+    let app = TestApp::spawn_with(&[("UPLOAD_IDLE_SECONDS", "2")]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let created = create(&app, &token, video.len() as u64, "talk.mp4").await;
+    let at = location(&created);
+    // 3000 bytes, then nothing: the connection stays open.
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    sender.unbounded_send(Ok(video[..3000].to_vec())).unwrap();
+    let stalled = tus(&app, Method::PATCH, &at, &token)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Content-Length", video.len().to_string())
+        .body(reqwest::Body::wrap_stream(receiver))
+        .send();
+    let stalled = tokio::spawn(stalled);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let meanwhile = patch(&app, &token, &at, 0, video.clone()).await;
+    assert_eq!(
+        refusal(meanwhile).await.0,
+        StatusCode::LOCKED,
+        "one request at a time"
+    );
+
+    let answer = stalled.await.unwrap().unwrap();
+    assert_eq!(header(&answer, "upload-offset").as_deref(), Some("3000"));
+    assert_eq!(refusal(answer).await.0, StatusCode::REQUEST_TIMEOUT);
+    drop(sender);
+    assert_eq!(
+        offset_of(&app, &token, &at).await,
+        (StatusCode::OK, Some(3000))
+    );
+    let rest = patch(&app, &token, &at, 3000, video[3000..].to_vec()).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    let job = header(&rest, "audiomill-job-id").unwrap();
+    assert_eq!(
+        app.wait_for_job(&token, &job).await.last().unwrap()["status"],
+        "completed"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_take_turns_at_one_upload() {
+    let mut app =
+        TestApp::spawn_with(&[("MAX_FILE_SIZE", "300"), ("RETENTION_SOURCE_HOURS", "1")]).await;
+    let token = app.user_token("ann").await;
+    let logs = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut second = Process::start(
+        &app.vars,
+        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &["gateway"],
+        &logs.path().join("gateway.log"),
+    );
+    let bases = [app.base.clone(), format!("http://127.0.0.1:{port}")];
+    eventually("the second gateway answers", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let media = tempfile::tempdir().unwrap();
+    let path = raw_video(media.path(), 12);
+    let video = std::fs::read(&path).unwrap();
+    let created = create(&app, &token, video.len() as u64, "lecture.mkv").await;
+    let at = location(&created);
+    // 3 MB chunks: parts of S3's 8 MB are made across requests and gateways.
+    let mut offset = 0;
+    let mut job = None;
+    for (turn, chunk) in video.chunks(3 * 1024 * 1024).enumerate() {
+        let response = app
+            .http
+            .patch(format!("{}{at}", bases[turn % 2]))
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "turn {turn}");
+        offset += chunk.len();
+        job = header(&response, "audiomill-job-id");
+    }
+    let job = job.expect("the last chunk started the job");
+    assert_eq!(
+        app.wait_for_job(&token, &job).await.last().unwrap()["status"],
+        "completed"
+    );
+    let source = object_file(&app, &format!("sources/{job}.mkv"));
+    assert_eq!(sha256_of(&source), sha256_of(&path));
+    second.kill();
+    app.stop().await;
 }

@@ -406,6 +406,8 @@ clients get an enumeration.*/
         Gone,
         #[serde(rename = "request_timeout")]
         RequestTimeout,
+        #[serde(rename = "precondition_failed")]
+        PreconditionFailed,
         #[serde(rename = "payload_too_large")]
         PayloadTooLarge,
         #[serde(rename = "unprocessable_content")]
@@ -414,6 +416,10 @@ clients get an enumeration.*/
         UnsupportedMediaType,
         #[serde(rename = "range_not_satisfiable")]
         RangeNotSatisfiable,
+        #[serde(rename = "locked")]
+        Locked,
+        #[serde(rename = "checksum_mismatch")]
+        ChecksumMismatch,
         #[serde(rename = "too_many_requests")]
         TooManyRequests,
         #[serde(rename = "service_unavailable")]
@@ -433,10 +439,13 @@ clients get an enumeration.*/
                 Self::NotReady => f.write_str("not_ready"),
                 Self::Gone => f.write_str("gone"),
                 Self::RequestTimeout => f.write_str("request_timeout"),
+                Self::PreconditionFailed => f.write_str("precondition_failed"),
                 Self::PayloadTooLarge => f.write_str("payload_too_large"),
                 Self::UnprocessableContent => f.write_str("unprocessable_content"),
                 Self::UnsupportedMediaType => f.write_str("unsupported_media_type"),
                 Self::RangeNotSatisfiable => f.write_str("range_not_satisfiable"),
+                Self::Locked => f.write_str("locked"),
+                Self::ChecksumMismatch => f.write_str("checksum_mismatch"),
                 Self::TooManyRequests => f.write_str("too_many_requests"),
                 Self::ServiceUnavailable => f.write_str("service_unavailable"),
                 Self::Internal => f.write_str("internal"),
@@ -458,10 +467,13 @@ clients get an enumeration.*/
                 "not_ready" => Ok(Self::NotReady),
                 "gone" => Ok(Self::Gone),
                 "request_timeout" => Ok(Self::RequestTimeout),
+                "precondition_failed" => Ok(Self::PreconditionFailed),
                 "payload_too_large" => Ok(Self::PayloadTooLarge),
                 "unprocessable_content" => Ok(Self::UnprocessableContent),
                 "unsupported_media_type" => Ok(Self::UnsupportedMediaType),
                 "range_not_satisfiable" => Ok(Self::RangeNotSatisfiable),
+                "locked" => Ok(Self::Locked),
+                "checksum_mismatch" => Ok(Self::ChecksumMismatch),
                 "too_many_requests" => Ok(Self::TooManyRequests),
                 "service_unavailable" => Ok(Self::ServiceUnavailable),
                 "internal" => Ok(Self::Internal),

@@ -51,6 +51,9 @@ def main():
         metadata={"filename": os.path.basename(path), "bitrate_mode": "cbr", "bitrate": "128"},
         url=os.environ.get("TUS_RESUME_URL") or None,
         upload_checksum=True,
+        # A chunk cut off a moment ago may still hold the upload (423): try again shortly.
+        retries=5,
+        retry_delay=1,
     )
     if not uploader.url:
         uploader.set_url(uploader.create_url())

@@ -7,6 +7,8 @@
 //! - `POST /upload` is left out: `crate::upload` streams the file itself, with progress and an
 //!   `Idempotency-Key`, which a generated whole-body method could not;
 //! - `GET /jobs/{job_id}/events` is left out: `crate::events` reads the Server-Sent Events;
+//! - the resumable uploads (`/uploads`) are left out: tus speaks in headers and raw bodies,
+//!   and `crate::resumable` sends them;
 //! - where an operation's successes carry different bodies (`DELETE /jobs/{job_id}`: 202 with
 //!   a body, 204 without), their bodies are dropped and the status tells them apart;
 //! - where its failures do (`GET /health/ready`: 503 with the readiness report, 429 with the
@@ -17,7 +19,12 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Paths whose operations the hand-written modules cover.
-const BY_HAND: [&str; 2] = ["/upload", "/jobs/{job_id}/events"];
+const BY_HAND: [&str; 4] = [
+    "/upload",
+    "/jobs/{job_id}/events",
+    "/uploads",
+    "/uploads/{upload_id}",
+];
 
 /// The generated module's source, formatted, for the document `openapi_json`.
 pub fn generate(openapi_json: &str) -> String {
