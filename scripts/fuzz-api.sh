@@ -89,7 +89,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 
 TOML
 
 fuzz() { # extra schemathesis arguments...
-  "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$API/swagger.json" \
+  PYTHONPATH=scripts SCHEMATHESIS_HOOKS=fuzz_hooks "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$API/swagger.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful --workers 1 --no-color "$@"
 }

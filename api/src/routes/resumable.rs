@@ -85,6 +85,23 @@ impl<'a> ApiExtractor<'a> for TusRequest {
     }
 }
 
+/// A request's raw headers, for the operations that take no body (`HEAD`, `DELETE`).
+pub(super) struct TusHeaders(HeaderMap);
+
+impl<'a> ApiExtractor<'a> for TusHeaders {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::PoemExtractor];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    async fn from_request(
+        request: &'a Request,
+        _: &mut poem::RequestBody,
+        _: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Self(request.headers().clone()))
+    }
+}
+
 impl TusRequest {
     /// Whether the request carries bytes to append (an empty body does not).
     fn has_bytes(&self) -> bool {
@@ -565,9 +582,9 @@ impl ResumableApi {
         auth: BearerAuth,
         upload_id: Path<ApiUploadId>,
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
-        request: TusRequest,
+        request: TusHeaders,
     ) -> OffsetResponse {
-        let upload = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request).await);
+        let upload = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request.0).await);
         let (_, upload) = upload;
         OffsetResponse::Standing(
             upload.offset,
@@ -632,9 +649,9 @@ impl ResumableApi {
         auth: BearerAuth,
         upload_id: Path<ApiUploadId>,
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
-        request: TusRequest,
+        request: TusHeaders,
     ) -> TerminateResponse {
-        let (_, upload) = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request).await);
+        let (_, upload) = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request.0).await);
         or_refuse!(remove(self.cx.gw(), &upload).await);
         tracing::info!(upload_id = %upload.upload.id, "resumable upload terminated by its user");
         TerminateResponse::Terminated
@@ -674,9 +691,9 @@ impl ResumableApi {
         &self,
         auth: &BearerAuth,
         id: UploadId,
-        request: &TusRequest,
+        headers: &HeaderMap,
     ) -> Result<((crate::auth::Claims, UserId), Resumable), TusRefusal> {
-        let caller = self.caller(auth, &request.headers).await?;
+        let caller = self.caller(auth, headers).await?;
         let upload = self
             .cx
             .gw()
@@ -817,7 +834,7 @@ impl ResumableApi {
         id: UploadId,
         request: TusRequest,
     ) -> Result<Standing, TusRefusal> {
-        let ((claims, user_id), upload) = self.callers_upload(auth, id, &request).await?;
+        let ((claims, user_id), upload) = self.callers_upload(auth, id, &request.headers).await?;
         if !tus::is_chunk(request.content_type.as_deref()) {
             return Err(TusRefusal::UnsupportedMedia(ErrorBody::new(
                 ErrorCode::UnsupportedMediaType,
