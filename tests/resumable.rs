@@ -700,3 +700,38 @@ async fn two_gateways_take_turns_at_one_upload() {
     second.kill();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_file_in_its_creation_starts_the_job_at_once() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let creation = |client: &reqwest::Client| {
+        client
+            .post(app.url("/uploads"))
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", video.len().to_string())
+            .header("Upload-Metadata", metadata(&[("filename", "talk.mp4"), ("preset", "podcast")]))
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(video.clone())
+    };
+    // The gateway speaks HTTP/1 only: HTTP/2 is refused at its first bytes.
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    assert!(creation(&http2).send().await.is_err());
+    assert_eq!(unfinished_bytes(&app), Vec::<String>::new());
+
+    let response = creation(&app.http).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(header(&response, "upload-offset"), Some(video.len().to_string()));
+    let job = header(&response, "audiomill-job-id").expect("the whole file started the job");
+    let seen = app.wait_for_job(&token, &job).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["options"]["preset"], "podcast", "the metadata's choices: {last}");
+    app.stop().await;
+}
