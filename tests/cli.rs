@@ -589,6 +589,88 @@ async fn ctrl_c_during_convert_asks_whether_to_cancel_the_jobs() {
     gateway.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_sends_big_files_resumably_and_goes_on_where_a_killed_run_stopped() {
+    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "300")]).await;
+    let email = app.add_user("ann", false).await;
+    let user = User::new();
+    user.login(&app.base, &email).await;
+    let media = tempfile::tempdir().unwrap();
+    let video = raw_video(media.path(), 72);
+    let size = std::fs::metadata(&video).unwrap().len();
+    let out = user.path("mp3s");
+    let args = [
+        "convert",
+        video.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--resumable-above",
+        "1",
+        "--chunk",
+        "4",
+    ];
+    let mut first = user.command(&args).stdout(Stdio::null()).spawn().unwrap();
+    let uploads = user.path("config/audiomill/uploads.json");
+    let mut url = None;
+    eventually("the upload is remembered", || {
+        url = std::fs::read(&uploads)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|all| all[0]["url"].as_str().map(str::to_owned));
+        url.is_some()
+    })
+    .await;
+    let url = url.unwrap();
+    let token = user.saved_login()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let offset = || async {
+        let answer = app
+            .http
+            .head(&url)
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        answer.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offset().await == 0 {
+        assert!(Instant::now() < deadline, "no byte arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let kept = offset().await;
+    assert!(0 < kept && kept < size, "{kept} of {size}");
+
+    let ran = user.run(&args).await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("lecture.mkv: resuming at"), "{ran:?}");
+    assert!(is_mp3(&out.join("lecture.mp3")), "{ran:?}");
+    let all = app
+        .backends
+        .db
+        .expired_resumables(i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "the second run created no other upload");
+    assert!(all[0].started_at.is_some());
+    let remembered: Value = serde_json::from_slice(&std::fs::read(&uploads).unwrap()).unwrap();
+    assert_eq!(
+        remembered,
+        serde_json::json!([]),
+        "a finished upload is forgotten"
+    );
+    app.stop().await;
+}
+
 /// The test's gateway or worker alone.
 fn roles(app: &TestApp, gateway: bool, worker: bool) -> Roles {
     Roles {

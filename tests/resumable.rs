@@ -21,32 +21,6 @@ fn big_video(dir: &Path) -> PathBuf {
     raw_video(dir, 72)
 }
 
-/// A Matroska video of raw frames, about 2.9 MB a second.
-fn raw_video(dir: &Path, seconds: u32) -> PathBuf {
-    let path = dir.join("lecture.mkv");
-    let seconds = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-        &seconds,
-        "-c:v",
-        "rawvideo",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        path.to_str().unwrap(),
-    ]);
-    path
-}
-
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -650,7 +624,7 @@ async fn a_stalled_chunk_is_cut_off_keeping_what_arrived_and_holds_off_others_me
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_take_turns_at_one_upload() {
-    let mut app =
+    let app =
         TestApp::spawn_with(&[("MAX_FILE_SIZE", "300"), ("RETENTION_SOURCE_HOURS", "1")]).await;
     let token = app.user_token("ann").await;
     let logs = tempfile::tempdir().unwrap();
@@ -713,7 +687,10 @@ async fn a_whole_file_in_its_creation_starts_the_job_at_once() {
             .bearer_auth(&token)
             .header("Tus-Resumable", "1.0.0")
             .header("Upload-Length", video.len().to_string())
-            .header("Upload-Metadata", metadata(&[("filename", "talk.mp4"), ("preset", "podcast")]))
+            .header(
+                "Upload-Metadata",
+                metadata(&[("filename", "talk.mp4"), ("preset", "podcast")]),
+            )
             .header("Content-Type", "application/offset+octet-stream")
             .body(video.clone())
     };
@@ -727,11 +704,17 @@ async fn a_whole_file_in_its_creation_starts_the_job_at_once() {
 
     let response = creation(&app.http).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(header(&response, "upload-offset"), Some(video.len().to_string()));
+    assert_eq!(
+        header(&response, "upload-offset"),
+        Some(video.len().to_string())
+    );
     let job = header(&response, "audiomill-job-id").expect("the whole file started the job");
     let seen = app.wait_for_job(&token, &job).await;
     let last = seen.last().unwrap();
     assert_eq!(last["status"], "completed");
-    assert_eq!(last["options"]["preset"], "podcast", "the metadata's choices: {last}");
+    assert_eq!(
+        last["options"]["preset"], "podcast",
+        "the metadata's choices: {last}"
+    );
     app.stop().await;
 }

@@ -4,14 +4,18 @@
 use crate::{
     Exit,
     choices::OutputFlags,
-    feedback::{Feedback, JobLine},
+    feedback::{Feedback, JobLine, UploadLine},
+    pending::{PendingUploads, UploadKey},
     printable::printable,
     problem::Problem,
     save::save,
     session::Session,
 };
-use audiomill_client::{Error, JobEvent, UploadAnswer, UploadOptions, types::JobState};
-use backon::{ExponentialBuilder, Retryable};
+use audiomill_client::{
+    Error, JobEvent, Resumable, UploadAnswer, UploadOptions, resumable_offset, send_resumable,
+    types::{ErrorBody, JobState},
+};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use serde::Serialize;
 use std::{
@@ -40,6 +44,14 @@ pub struct ConvertArgs {
     /// Print one JSON document with every file's outcome instead of progress, for scripts.
     #[arg(long)]
     pub json: bool,
+    /// Files larger than this many MB go as resumable uploads: a cut connection, or
+    /// `convert` run again after it was stopped, goes on where the upload stopped (0: every
+    /// file).
+    #[arg(long, value_name = "MB", default_value = "64")]
+    pub resumable_above: u64,
+    /// The most one request of a resumable upload carries, in MB.
+    #[arg(long, value_name = "MB", default_value = "32", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub chunk: u64,
     #[command(flatten)]
     pub output_choices: OutputFlags,
 }
@@ -71,6 +83,9 @@ pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
     }
     let run = Run {
         server: session.server().to_owned(),
+        pending: PendingUploads::in_dir(session.config_dir()),
+        resumable_above: args.resumable_above.saturating_mul(1024 * 1024),
+        chunk: args.chunk * 1024 * 1024,
         session: tokio::sync::Mutex::new(session),
         feedback: Feedback::choose(args.json),
         targets: mp3_targets(&args.files, &args.output),
@@ -99,6 +114,11 @@ pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
 
 struct Run {
     server: String,
+    /// Resumable uploads under way, to go on with in a later run.
+    pending: PendingUploads,
+    /// Files larger than this go as resumable uploads, in chunks of `chunk` bytes.
+    resumable_above: u64,
+    chunk: u64,
     session: tokio::sync::Mutex<Session>,
     feedback: Feedback,
     files: Vec<PathBuf>,
@@ -144,26 +164,19 @@ impl Run {
             }
         };
         let line = self.feedback.upload(&self.name(index), size);
-        // The same key on every attempt: an upload whose answer was lost is not started twice.
-        let key = Uuid::new_v4().to_string();
         let client = self.client().await?;
-        let answer = (|| {
-            audiomill_client::upload(&client, path, &self.options, Some(&key), line.on_progress())
-        })
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_secs(1))
-                .with_max_times(2),
-        )
-        .when(broke_off)
-        .await;
+        let answer = if size > self.resumable_above {
+            self.send_resumable(&client, path, &line).await
+        } else {
+            self.send_whole(&client, path, &line).await
+        };
         match answer {
-            Ok(UploadAnswer { job, replayed }) => {
+            Ok((job_id, replayed)) => {
                 self.update(index, |outcome| {
-                    outcome.job_id = Some(job.job_id);
-                    outcome.status = job.status.to_string();
+                    outcome.job_id = Some(job_id);
+                    outcome.status = JobState::Queued.to_string();
                 });
-                line.accepted(job.job_id, replayed);
+                line.accepted(job_id, replayed);
                 Ok(())
             }
             Err(Error::ErrorResponse(refusal))
@@ -183,6 +196,106 @@ impl Run {
                 line.refused("not sent");
                 Err(Problem::from_api(&self.server, error))
             }
+        }
+    }
+
+    /// Sends the file in one request: its job, and whether an earlier attempt had started it.
+    async fn send_whole(
+        &self,
+        client: &audiomill_client::Client,
+        path: &Path,
+        line: &UploadLine,
+    ) -> Result<(Uuid, bool), Error<ErrorBody>> {
+        // The same key on every attempt: an upload whose answer was lost is not started twice.
+        let key = Uuid::new_v4().to_string();
+        let answer = (|| {
+            audiomill_client::upload(client, path, &self.options, Some(&key), line.on_progress())
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_times(2),
+        )
+        .when(broke_off)
+        .await;
+        answer.map(|UploadAnswer { job, replayed }| (job.job_id, replayed))
+    }
+
+    /// Sends the file as a resumable upload, going on with the one an earlier run left if
+    /// there is one, and from where the server says after a cut: its job.
+    async fn send_resumable(
+        &self,
+        client: &audiomill_client::Client,
+        path: &Path,
+        line: &UploadLine,
+    ) -> Result<(Uuid, bool), Error<ErrorBody>> {
+        let key = UploadKey::of(&self.server, path, self.options.fields())
+            .map_err(|error| Error::InvalidRequest(format!("{error}.")))?;
+        let mut upload = match self.earlier_upload(client, &key).await? {
+            Some(upload) => {
+                line.resuming(upload.offset);
+                upload
+            }
+            None => {
+                let upload = audiomill_client::create_resumable(
+                    client,
+                    path,
+                    &self.options,
+                    Some(&Uuid::new_v4().to_string()),
+                )
+                .await?;
+                self.remember(&key, &upload.url);
+                upload
+            }
+        };
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_times(5)
+            .build();
+        let job = loop {
+            let sent =
+                send_resumable(client, &mut upload, path, self.chunk, line.on_progress()).await;
+            match sent {
+                Ok(job) => break job,
+                Err(error) if resumable(&error) => {
+                    let Some(delay) = delays.next() else {
+                        return Err(error);
+                    };
+                    tokio::time::sleep(delay).await;
+                    upload = resumable_offset(client, &upload.url).await?;
+                    line.resuming(upload.offset);
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let _ = self.pending.forget(&upload.url);
+        Ok((job, false))
+    }
+
+    /// The unfinished upload of `key` an earlier run left, if the server still has it.
+    async fn earlier_upload(
+        &self,
+        client: &audiomill_client::Client,
+        key: &UploadKey,
+    ) -> Result<Option<Resumable>, Error<ErrorBody>> {
+        let Some(url) = self.pending.find(key) else {
+            return Ok(None);
+        };
+        match resumable_offset(client, &url).await {
+            Ok(upload) => Ok(Some(upload)),
+            Err(Error::ErrorResponse(refusal)) if refusal.status().is_client_error() => {
+                let _ = self.pending.forget(&url);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn remember(&self, key: &UploadKey, url: &str) {
+        if let Err(problem) = self.pending.remember(key, url) {
+            self.feedback.say(&format!(
+                "{problem} The upload cannot be resumed by a later run."
+            ));
         }
     }
 
@@ -442,9 +555,20 @@ fn readable_size(path: &Path) -> Result<u64, String> {
     }
 }
 
+/// Whether a resumable upload's chunk may go on from where the server says it stands: it
+/// broke off on the way, another request still held the upload (423), or the server was
+/// briefly unavailable.
+fn resumable(error: &Error<ErrorBody>) -> bool {
+    match error {
+        Error::CommunicationError(_) => true,
+        Error::ErrorResponse(refusal) => matches!(refusal.status().as_u16(), 408 | 423 | 503),
+        _ => false,
+    }
+}
+
 /// Whether an upload broke off after reaching the server, so that sending it again (with the
 /// same `Idempotency-Key`) may succeed. A server that cannot be reached is not tried again.
-fn broke_off(error: &Error<audiomill_client::types::ErrorBody>) -> bool {
+fn broke_off(error: &Error<ErrorBody>) -> bool {
     matches!(error, Error::CommunicationError(error) if !error.is_connect())
 }
 

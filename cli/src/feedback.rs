@@ -107,12 +107,26 @@ pub struct UploadLine {
 
 impl UploadLine {
     /// Called with the bytes sent so far.
-    pub fn on_progress(&self) -> impl Fn(u64) + Send + Sync + 'static {
+    pub fn on_progress(&self) -> impl Fn(u64) + Clone + Send + Sync + 'static {
         let bar = self.bar.clone();
         move |sent| {
             if let Some(bar) = &bar {
                 bar.set_position(sent);
             }
+        }
+    }
+
+    /// Says that a resumable upload goes on at `offset` bytes, where an earlier run (or a cut
+    /// connection) left it.
+    pub fn resuming(&self, offset: u64) {
+        let said = format!("{}: resuming at {}", self.name, HumanBytes(offset));
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(offset);
+                bar.reset_eta();
+                bar.println(said);
+            }
+            None => self.feedback.say(&said),
         }
     }
 

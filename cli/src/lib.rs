@@ -14,6 +14,7 @@ pub mod convert;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
+pub mod pending;
 pub mod printable;
 pub mod problem;
 pub mod save;

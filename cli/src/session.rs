@@ -79,6 +79,11 @@ impl Session {
         &self.login.email
     }
 
+    /// Where the login is kept, with what else is kept beside it.
+    pub fn config_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
     /// A client for the server, its access token renewed first if it is about to expire.
     pub async fn client(&mut self) -> Result<Client, Problem> {
         if !self.login.is_fresh() {

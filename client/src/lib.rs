@@ -4,7 +4,8 @@
 //! method per operation, and the request and response [`types`]); `make openapi` regenerates
 //! it and a test keeps it current. Written by hand, because a generated method could not do
 //! them: [`Client`] construction with a token ([`connect`]), logging in with HTTP Basic
-//! ([`login`]), the streaming upload with progress and an `Idempotency-Key` ([`upload`]), and
+//! ([`login`]), the streaming upload with progress and an `Idempotency-Key` ([`upload`]), the
+//! resumable (tus) uploads ([`create_resumable`], [`send_resumable`], ...), and
 //! a job's live events ([`events`]); and caps on what is read from the server
 //! ([`MAX_ANSWER_BYTES`], [`MAX_EVENT_BYTES`]).
 //!
@@ -24,11 +25,15 @@
 mod generated;
 mod events;
 mod limited;
+mod resumable;
 mod upload;
 
 pub use events::{EventsError, JobEvent, events};
 pub use generated::{ByteStream, Client, ClientInfo, Error, ResponseValue, types};
 pub use limited::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES};
+pub use resumable::{
+    Resumable, create_resumable, resumable_offset, send_resumable, terminate_resumable,
+};
 pub use upload::{UploadAnswer, UploadOptions, upload};
 
 use base64::{Engine, engine::general_purpose::STANDARD};

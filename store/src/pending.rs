@@ -284,7 +284,7 @@ where
 
 /// Whether bytes past the last whole part wait in a tail object.
 fn has_tail(pending: &PendingObject) -> bool {
-    pending.storage_id.is_some() && pending.offset % PART_SIZE as u64 != 0
+    pending.storage_id.is_some() && !pending.offset.is_multiple_of(PART_SIZE as u64)
 }
 
 /// The tail object of `pending`, named after the offset it ends at: a request that fails

@@ -1054,6 +1054,33 @@ pub fn make_mp4(dir: &Path, name: &str, seconds: u32, audio: bool) -> PathBuf {
     path
 }
 
+/// `lecture.mkv`: a Matroska video of raw frames, about 2.9 MB a second that ffmpeg writes
+/// at once: large files for little time.
+pub fn raw_video(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join("lecture.mkv");
+    let seconds = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &seconds,
+        "-c:v",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
 /// An MP4 of `seconds` of music-like audio (pink noise under a tone), AAC at 48 kHz, its
 /// index at the front (as phones and `-movflags +faststart` write it).
 pub fn music_video(dir: &Path, name: &str, seconds: u32) -> PathBuf {
