@@ -738,6 +738,48 @@ async fn oversized_json_is_refused_and_cors_admits_only_configured_origins() {
         "{:?}",
         other.headers()
     );
+    // A browser's tus client may send its headers and read the answer's.
+    let tus = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/uploads/x"))
+        .header("Origin", "https://app.example.com")
+        .header("Access-Control-Request-Method", "PATCH")
+        .header(
+            "Access-Control-Request-Headers",
+            "tus-resumable, upload-offset",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tus.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let token = app.user_token("ann").await;
+    let created = app
+        .http
+        .post(app.url("/uploads"))
+        .bearer_auth(&token)
+        .header("Origin", "https://app.example.com")
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "100")
+        .header("Upload-Metadata", "filename dGFsay5tcDQ=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let exposed = created.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for header in [
+        "location",
+        "upload-offset",
+        "audiomill-job-id",
+        "tus-resumable",
+    ] {
+        assert!(exposed.contains(header), "{header} in {exposed}");
+    }
     app.stop().await;
 }
 

@@ -22,7 +22,9 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
     let cors_enabled = !gateway.cors_origins.is_empty();
     let cors = poem::middleware::Cors::new()
         .allow_origins(gateway.cors_origins.iter().map(String::as_str))
-        .allow_credentials(false);
+        .allow_credentials(false)
+        // A browser's tus client reads where its upload is and stands from these.
+        .expose_headers(EXPOSED_HEADERS);
     let derived = api.spec();
     let spec = document::complete(&derived);
     let routes = Arc::new(metrics::Routes::from_spec(&spec));
@@ -85,6 +87,26 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         .with_if(cors_enabled, cors)
         .around(|endpoint, request| async move { request_log::logged(&*endpoint, request).await })
 }
+
+/// The answer headers scripts on allowed origins may read: the resumable uploads' (tus) and
+/// the quotas' and rate limits'.
+const EXPOSED_HEADERS: [&str; 15] = [
+    "location",
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
+    "upload-offset",
+    "upload-length",
+    "upload-expires",
+    "audiomill-job-id",
+    "audiomill-webhook-id",
+    "audiomill-webhook-secret",
+    "retry-after",
+    "x-quota-storage-remaining",
+    "x-quota-jobs-remaining",
+];
 
 /// A 405 says which methods the route allows (RFC 9110).
 fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: &str) {
