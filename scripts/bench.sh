@@ -6,7 +6,8 @@
 #   2. the service's own overhead for a 10-second clip: upload done -> MP3 ready, minus the
 #      transcode itself;
 #   3. the gateway's peak memory (VmHWM, reset just before) while a 1 GB upload streams in,
-#      and its upload throughput into the S3 server;
+#      and its upload throughput into the S3 server; then the same file as a resumable (tus)
+#      upload in 8 MB and 64 MB chunks (scripts/bench_tus.py), against it;
 #   4. jobs per minute with one worker against two (10 one-minute clips queued while the
 #      workers are paused, then timed until all are done; one transcode at a time per worker);
 #   5. a load run: 50 clients for 60 s against one gateway, mixing status polls, token
@@ -151,9 +152,19 @@ upload_seconds=$(curl -sf -o "$WORK/big.json" -w '%{time_total}' -H "Authorizati
 peak=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
 throughput=$(python3 -c "print(f'{1024 / $upload_seconds:.0f}')")
 
-# Let that job finish (FFmpeg reads the clip at its head) so it does not skew what follows.
-big_job=$(json '["job_id"]' <"$WORK/big.json")
-until curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$big_job" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.2; done
+# Let a job finish (FFmpeg reads the clip at its head) so it does not skew what follows.
+finish() { until curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$1" | json '["status"]' | grep -qE 'completed|failed'; do sleep 0.2; done; }
+finish "$(json '["job_id"]' <"$WORK/big.json")"
+
+# The same file as a resumable (tus) upload in 8 MB and 64 MB chunks: time and peak memory.
+tus_rows=()
+for chunk_mb in 8 64; do
+  echo 5 >/proc/$GATEWAY/clear_refs
+  read -r tus_seconds tus_job < <(python3 scripts/bench_tus.py "$API" "$TOKEN" "$WORK/big.mp4" $((chunk_mb * 1024 * 1024)))
+  tus_peak=$(awk '/VmHWM/{print $2}' /proc/$GATEWAY/status)
+  finish "$tus_job"
+  tus_rows+=("| resumable (tus) upload of the same 1 GB in ${chunk_mb} MB chunks (S3): throughput against the multipart request, gateway peak memory above idle | 64 MB chunks: >= 0.9x, under 64 MB above idle | $(python3 -c "print(f'{1024 / $tus_seconds:.0f} MB/s ({$upload_seconds / $tus_seconds:.2f}x)')"), $(((tus_peak - before) / 1024)) MB above idle |")
+done
 
 echo "4/9 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
@@ -355,6 +366,7 @@ printf '%s\n' "${choice_rows[@]}"
 echo "| upload done to MP3 ready, minus transcode (10 s clip, median of 5) | under 0.5 s | ${overhead} s |"
 echo "| gateway peak memory during a 1 GB upload (S3) | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
 echo "| upload throughput into the S3 server (1 GB) | | ${throughput} MB/s |"
+printf '%s\n' "${tus_rows[@]}"
 if [ ${#capped[@]} = 2 ]; then
   echo "| jobs per minute, 10 one-minute clips, each worker held to half a core: 1 worker / 2 workers | 2 workers >= 1.8x | $(scaling_row "${capped[@]}") |"
 else
