@@ -860,7 +860,7 @@ impl ResumableApi {
             ));
         }
         if upload.is_complete() {
-            return self.start_when_due(&claims, user_id, upload).await;
+            return start_when_due(self.cx.gw(), &claims, user_id, upload).await;
         }
         self.take_chunk(&claims, user_id, &upload, request).await
     }
@@ -876,7 +876,7 @@ impl ResumableApi {
     ) -> Result<Standing, TusRefusal> {
         let gw = self.cx.gateway();
         let checksum = Checksum::of(&request.headers)?;
-        let Some(_slot) = gw.uploads.begin(user_id) else {
+        let Some(slot) = gw.uploads.begin(user_id) else {
             metrics::upload_refused("busy");
             return Err(TusRefusal::TooMany(
                 ErrorBody::new(
@@ -892,24 +892,47 @@ impl ResumableApi {
             ));
         };
         let lease = Lease::take(gw.clone(), upload.upload.id).await?;
-        let outcome = self
-            .receive(claims, user_id, upload, &lease, request.body, checksum)
-            .await;
-        lease.release().await;
-        outcome
+        let appending = Appending {
+            gw,
+            claims: claims.clone(),
+            user_id,
+            upload: upload.clone(),
+            lease,
+        };
+        // Runs to its end even when the request is dropped (its client gone mid-body), so
+        // that what arrived is kept and the lease given back at once.
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            let outcome = appending.receive(request.body, checksum).await;
+            appending.lease.release().await;
+            outcome
+        });
+        task.await.unwrap_or_else(|error| {
+            Err(TusRefusal::Unavailable(unavailable(
+                "upload service",
+                error,
+            )))
+        })
     }
+}
 
+/// One request appending to an upload, under its lease.
+struct Appending {
+    gw: std::sync::Arc<Gateway>,
+    claims: crate::auth::Claims,
+    user_id: UserId,
+    upload: Resumable,
+    lease: Lease,
+}
+
+impl Appending {
     /// Streams `body` into the upload's object and records how far it got.
     async fn receive(
         &self,
-        claims: &crate::auth::Claims,
-        user_id: UserId,
-        upload: &Resumable,
-        lease: &Lease,
         body: Body,
         checksum: Option<Checksum>,
     ) -> Result<Standing, TusRefusal> {
-        let gw = self.cx.gw();
+        let (gw, upload) = (&*self.gw, &self.upload);
         let before = upload.pending();
         let extension = crate::upload::extension(&upload.upload.filename).unwrap_or_default();
         let checks = ChunkChecks {
@@ -947,7 +970,7 @@ impl ResumableApi {
                 Err(cut_off(stop, upload.offset))
             }
             Some(stop) => {
-                let standing = self.keep(upload, lease, appended).await?;
+                let standing = self.keep(appended).await?;
                 Err(cut_off(stop, standing.offset))
             }
             None if !verdict.matches() => {
@@ -958,21 +981,15 @@ impl ResumableApi {
                 )))
             }
             None if appended.reached.offset == upload.upload.length => {
-                self.complete(claims, user_id, upload, lease, appended)
-                    .await
+                self.complete(appended).await
             }
-            None => self.keep(upload, lease, appended).await,
+            None => self.keep(appended).await,
         }
     }
 
     /// Makes the appended bytes durable and records the new offset.
-    async fn keep<E>(
-        &self,
-        upload: &Resumable,
-        lease: &Lease,
-        appended: Appended<E>,
-    ) -> Result<Standing, TusRefusal> {
-        let gw = self.cx.gw();
+    async fn keep<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
+        let (gw, upload, lease) = (&*self.gw, &self.upload, &self.lease);
         gw.objects
             .keep_appended(&appended)
             .await
@@ -989,15 +1006,8 @@ impl ResumableApi {
     }
 
     /// Makes the object whole, records it, and starts the job.
-    async fn complete<E>(
-        &self,
-        claims: &crate::auth::Claims,
-        user_id: UserId,
-        upload: &Resumable,
-        lease: &Lease,
-        appended: Appended<E>,
-    ) -> Result<Standing, TusRefusal> {
-        let gw = self.cx.gw();
+    async fn complete<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
+        let (gw, upload, lease) = (&*self.gw, &self.upload, &self.lease);
         let reached = appended.reached.clone();
         gw.objects
             .complete_pending(appended)
@@ -1011,44 +1021,43 @@ impl ResumableApi {
             offset: reached.offset,
             ..upload.clone()
         };
-        self.start_when_due(claims, user_id, whole).await
+        start_when_due(gw, &self.claims, self.user_id, whole).await
     }
+}
 
-    /// Starts the job of a complete upload unless it has started: its first bytes sniffed
-    /// from storage, then as a multipart upload's job. An outage leaves the upload complete
-    /// and unstarted, for the next request to start; any other refusal removes it.
-    async fn start_when_due(
-        &self,
-        claims: &crate::auth::Claims,
-        user_id: UserId,
-        upload: Resumable,
-    ) -> Result<Standing, TusRefusal> {
-        if upload.started_at.is_some() {
-            return Ok(Standing::of(&upload));
+/// Starts the job of a complete upload unless it has started: its first bytes sniffed from
+/// storage, then as a multipart upload's job. An outage leaves the upload complete and
+/// unstarted, for the next request to start; any other refusal removes it.
+async fn start_when_due(
+    gw: &Gateway,
+    claims: &crate::auth::Claims,
+    user_id: UserId,
+    upload: Resumable,
+) -> Result<Standing, TusRefusal> {
+    if upload.started_at.is_some() {
+        return Ok(Standing::of(&upload));
+    }
+    let started = start(gw, claims, user_id, &upload).await;
+    match started {
+        Ok(callback) => {
+            gw.db
+                .mark_resumable_started(upload.upload.id)
+                .await
+                .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+            tracing::info!(job_id = %upload.upload.job_id, size = upload.upload.length, "resumable upload accepted");
+            metrics::upload_accepted(upload.upload.length);
+            Ok(Standing {
+                job: Some(upload.upload.job_id),
+                callback,
+                ..Standing::of(&upload)
+            })
         }
-        let gw = self.cx.gw();
-        let started = start(gw, claims, user_id, &upload).await;
-        match started {
-            Ok(callback) => {
-                gw.db
-                    .mark_resumable_started(upload.upload.id)
-                    .await
-                    .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
-                tracing::info!(job_id = %upload.upload.job_id, size = upload.upload.length, "resumable upload accepted");
-                metrics::upload_accepted(upload.upload.length);
-                Ok(Standing {
-                    job: Some(upload.upload.job_id),
-                    callback,
-                    ..Standing::of(&upload)
-                })
-            }
-            Err(error @ UploadError::Unavailable { .. }) => Err(error.into()),
-            Err(error) => {
-                metrics::upload_refused(error.reason());
-                let _ = gw.objects.delete(&upload.upload.source_key).await;
-                let _ = gw.db.delete_resumable(upload.upload.id).await;
-                Err(error.into())
-            }
+        Err(error @ UploadError::Unavailable { .. }) => Err(error.into()),
+        Err(error) => {
+            metrics::upload_refused(error.reason());
+            let _ = gw.objects.delete(&upload.upload.source_key).await;
+            let _ = gw.db.delete_resumable(upload.upload.id).await;
+            Err(error.into())
         }
     }
 }
@@ -1258,6 +1267,8 @@ struct Lease {
     id: UploadId,
     holder: String,
     renewal: tokio::task::JoinHandle<()>,
+    /// Whether it is still to be given back.
+    held: bool,
 }
 
 impl Lease {
@@ -1290,17 +1301,29 @@ impl Lease {
             id,
             holder,
             renewal,
+            held: true,
         })
     }
 
-    async fn release(self) {
+    async fn release(mut self) {
         self.renewal.abort();
+        self.held = false;
         let _ = self.gw.db.release_resumable(self.id, &self.holder).await;
     }
 }
 
 impl Drop for Lease {
+    /// A lease dropped unreleased (its request cut short) is given back in the background,
+    /// rather than held until it runs out.
     fn drop(&mut self) {
         self.renewal.abort();
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (gw, id, holder) = (self.gw.clone(), self.id, std::mem::take(&mut self.holder));
+            runtime.spawn(async move {
+                let _ = gw.db.release_resumable(id, &holder).await;
+            });
+        }
     }
 }

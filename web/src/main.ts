@@ -1,0 +1,140 @@
+// The web app: sign in, drop videos, watch them convert, download the MP3s; the history of
+// one's jobs; the account's usage and webhooks. Views are sections of index.html shown by the
+// URL's fragment.
+import { chosen, restoreChoices } from "./choices";
+import { api, signIn, signOut, signedIn, whenExpired } from "./session";
+import { byId, bytes, el } from "./ui";
+import { FileRow, refusal } from "./uploads";
+
+const VIEWS = ["sign-in", "convert", "history", "account"] as const;
+type View = (typeof VIEWS)[number];
+
+function show(view: View): void {
+  for (const name of VIEWS) byId(name).hidden = name !== view;
+  byId("nav").hidden = view === "sign-in";
+  if (view === "history") void loadHistory(true);
+  if (view === "account") void loadAccount();
+}
+
+function route(): void {
+  if (!signedIn()) return show("sign-in");
+  const asked = location.hash.replace(/^#\//, "") as View;
+  show(VIEWS.includes(asked) && asked !== "sign-in" ? asked : "convert");
+}
+
+function setUpSignIn(): void {
+  const form = byId<HTMLFormElement>("sign-in-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const problem = await signIn(String(data.get("email")), String(data.get("password")));
+    byId("sign-in-problem").textContent = problem ?? "";
+    if (!problem) {
+      form.reset();
+      route();
+    }
+  });
+  byId("sign-out").addEventListener("click", async () => {
+    await signOut();
+    location.hash = "";
+    route();
+  });
+  whenExpired(() => {
+    byId("sign-in-problem").textContent = "Your session has ended; please sign in again.";
+    show("sign-in");
+  });
+}
+
+function setUpDrop(): void {
+  const drop = byId("drop");
+  const input = byId<HTMLInputElement>("files");
+  const take = (files: FileList | null) => {
+    for (const file of Array.from(files ?? [])) void add(file);
+  };
+  input.addEventListener("change", () => {
+    take(input.files);
+    input.value = "";
+  });
+  drop.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") input.click();
+  });
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    take(event.dataTransfer?.files ?? null);
+  });
+}
+
+async function add(file: File): Promise<void> {
+  const row = new FileRow(file);
+  byId("uploads").append(row.node);
+  const why = await refusal(file);
+  if (why) return row.refuse(why);
+  await row.send(chosen(byId<HTMLFormElement>("choices")));
+}
+
+let cursor: string | null = null;
+
+async function loadHistory(fresh: boolean): Promise<void> {
+  const rows = byId("history-rows");
+  if (fresh) {
+    rows.replaceChildren();
+    cursor = null;
+  }
+  const status = byId<HTMLSelectElement>("history-status").value || undefined;
+  const { data, error } = await api.GET("/jobs", {
+    params: { query: { limit: 20, cursor: cursor ?? undefined, status: status as never } },
+  });
+  byId("history-problem").textContent = error?.message ?? "";
+  if (!data) return;
+  for (const job of data.jobs) {
+    const remove = el("button", { type: "button" }, "Delete");
+    remove.addEventListener("click", async () => {
+      const { error } = await api.DELETE("/jobs/{job_id}", {
+        params: { path: { job_id: job.job_id } },
+      });
+      byId("history-problem").textContent = error?.message ?? "";
+      if (!error) void loadHistory(true);
+    });
+    rows.append(el("tr", {}, el("td", {}, job.filename), el("td", {}, job.status),
+      el("td", {}, new Date(job.created_at).toLocaleString()), el("td", {}, remove)));
+  }
+  cursor = data.next_cursor ?? null;
+  byId("history-more").hidden = cursor === null;
+}
+
+async function loadAccount(): Promise<void> {
+  const facts = byId("account-facts");
+  const { data } = await api.GET("/me");
+  if (data) {
+    const quota = data.quota;
+    const limit = (value: number | null | undefined, show: (n: number) => string) =>
+      value == null ? "no limit" : show(value);
+    facts.replaceChildren(
+      el("dt", {}, "E-mail"), el("dd", {}, data.email),
+      el("dt", {}, "Storage"),
+      el("dd", {}, `${bytes(quota.storage_used_bytes)} of ${limit(quota.storage_limit_bytes, bytes)}`),
+      el("dt", {}, "Jobs today"),
+      el("dd", {}, `${quota.jobs_today} of ${limit(quota.jobs_per_day_limit, String)}`),
+    );
+  }
+  const hooks = await api.GET("/webhooks");
+  byId("webhooks").replaceChildren(
+    ...(hooks.data?.webhooks ?? []).map((hook) =>
+      el("li", {}, `${hook.url} (${hook.events.join(", ")})${hook.enabled ? "" : " off"}`),
+    ),
+  );
+}
+
+setUpSignIn();
+setUpDrop();
+restoreChoices(byId<HTMLFormElement>("choices"));
+byId("history-status").addEventListener("change", () => void loadHistory(true));
+byId("history-more").addEventListener("click", () => void loadHistory(false));
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,84 @@
+// The signed-in user's tokens, held in memory only (never in storage or URLs): a reload signs
+// out. The access token is renewed with the refresh token shortly before it runs out, as the
+// command-line client does.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./api";
+
+export type TokenPair = components["schemas"]["TokenPair"];
+
+let tokens: TokenPair | null = null;
+let expiresAt = 0;
+let renewing: Promise<boolean> | null = null;
+
+/** A typed client for the gateway's API, from the committed OpenAPI document. */
+export const api = createClient<paths>({ baseUrl: location.origin });
+
+const bearer: Middleware = {
+  async onRequest({ request, schemaPath }) {
+    if (schemaPath === "/login" || schemaPath === "/token/refresh") return request;
+    const token = await accessToken();
+    if (token) request.headers.set("Authorization", `Bearer ${token}`);
+    return request;
+  },
+};
+api.use(bearer);
+
+export function signedIn(): boolean {
+  return tokens !== null;
+}
+
+/** Signs in with HTTP Basic; the sentence to show when refused. */
+export async function signIn(email: string, password: string): Promise<string | null> {
+  const basic = btoa(String.fromCharCode(...new TextEncoder().encode(`${email}:${password}`)));
+  const { data, error, response } = await api.POST("/login", {
+    headers: { Authorization: `Basic ${basic}` },
+  });
+  if (!data) return error?.message ?? `The server answered ${response.status}.`;
+  keep(data);
+  return null;
+}
+
+export async function signOut(): Promise<void> {
+  if (tokens) await api.POST("/logout").catch(() => undefined);
+  tokens = null;
+}
+
+/** A valid access token, renewed first if it is about to run out; null when signed out. */
+export async function accessToken(): Promise<string | null> {
+  if (!tokens) return null;
+  if (Date.now() > expiresAt - 60_000) {
+    renewing ??= renew().finally(() => (renewing = null));
+    if (!(await renewing)) return null;
+  }
+  return tokens?.access_token ?? null;
+}
+
+async function renew(): Promise<boolean> {
+  if (!tokens) return false;
+  const { data } = await api.POST("/token/refresh", {
+    body: { refresh_token: tokens.refresh_token },
+  });
+  if (!data) {
+    tokens = null;
+    expired();
+    return false;
+  }
+  keep(data);
+  return true;
+}
+
+function keep(pair: TokenPair): void {
+  tokens = pair;
+  expiresAt = Date.now() + pair.expires_in * 1000;
+}
+
+let onExpired: () => void = () => undefined;
+
+/** What to do when the session ends by itself (the refresh token refused). */
+export function whenExpired(callback: () => void): void {
+  onExpired = callback;
+}
+
+function expired(): void {
+  onExpired();
+}
