@@ -46,18 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let video = Arc::new(std::fs::read(video)?);
     let http = Client::builder().pool_max_idle_per_host(clients).build()?;
 
-    let login: Value = http
-        .post(format!("{base}/login"))
-        .basic_auth(email, Some(password))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = log_in(&http, &base, email, password).await?;
     // One job to poll from the start.
     let first = upload(&http, &base, &token, &video).await?;
     let jobs = Arc::new(Mutex::new(vec![first]));
@@ -114,6 +103,22 @@ async fn main() -> anyhow::Result<()> {
     let lost = not_completed(&http, &base, &token, &jobs).await?;
     println!("jobs: {} accepted, {lost} not completed", jobs.len());
     Ok(())
+}
+
+/// The access token of `email`, logged in with HTTP Basic.
+async fn log_in(http: &Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
+    let login: Value = http
+        .post(format!("{base}/login"))
+        .basic_auth(email, Some(password))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 /// Requests, rate, median and 99th percentile latency and errors per endpoint, as a table.

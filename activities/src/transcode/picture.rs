@@ -144,14 +144,11 @@ fn video_decoder(stream: &format::stream::Stream) -> Result<codec::decoder::Vide
         .video()
 }
 
-/// A frame of the video: the first at or after `at_ms`, or, with no `at_ms`, the first that
-/// is not black from a tenth of the way in (the brightest of [`MAX_FRAMES`] if all are).
-fn frame_at(
-    input: &SourceLocation,
-    at_ms: Option<u64>,
-    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
-) -> Result<Picture, TranscodeError> {
-    let mut context = open(input)?;
+/// The video stream a cover frame comes from (not an attached picture): its index, time
+/// base, start in its ticks, and a decoder.
+fn video_stream(
+    context: &format::context::Input,
+) -> Result<(usize, ffmpeg::Rational, i64, codec::decoder::Video), TranscodeError> {
     let stream = context
         .streams()
         .filter(|s| {
@@ -162,15 +159,25 @@ fn frame_at(
         .ok_or_else(|| {
             TranscodeError::Trim("`cover=frame` needs a video, and the file has none".into())
         })?;
-    let index = stream.index();
-    let time_base = stream.time_base();
     let start_ticks = if stream.start_time() == i64::MIN {
         0
     } else {
         stream.start_time()
     };
-    let mut decoder = video_decoder(&stream)
+    let decoder = video_decoder(&stream)
         .map_err(|e| TranscodeError::Unsupported(format!("the video cannot be decoded: {e}")))?;
+    Ok((stream.index(), stream.time_base(), start_ticks, decoder))
+}
+
+/// A frame of the video: the first at or after `at_ms`, or, with no `at_ms`, the first that
+/// is not black from a tenth of the way in (the brightest of [`MAX_FRAMES`] if all are).
+fn frame_at(
+    input: &SourceLocation,
+    at_ms: Option<u64>,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+) -> Result<Picture, TranscodeError> {
+    let mut context = open(input)?;
+    let (index, time_base, start_ticks, mut decoder) = video_stream(&context)?;
     let target_ms = seek_to_cover(&mut context, at_ms);
     let target_ticks = start_ticks + (target_ms as i64).rescale((1, 1000), time_base);
 
