@@ -11,9 +11,13 @@ use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// A user's machine: its own home and config directory.
 struct User {
@@ -668,6 +672,82 @@ async fn convert_sends_big_files_resumably_and_goes_on_where_a_killed_run_stoppe
         serde_json::json!([]),
         "a finished upload is forgotten"
     );
+    app.stop().await;
+}
+
+/// A TCP proxy in front of `target` that cuts the one connection carrying the `cut_at`-th
+/// byte its clients send, and passes everything else through. Its address, and whether it cut.
+async fn cutting_proxy(target: String, cut_at: u64) -> (String, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let has_cut = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (sent, cut) = (sent.clone(), cut.clone());
+            let mut server = tokio::net::TcpStream::connect(&target).await.unwrap();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.split();
+                let (mut from_server, mut to_server) = server.split();
+                let upstream = async {
+                    let mut buffer = vec![0; 64 * 1024];
+                    loop {
+                        let read = from_client.read(&mut buffer).await.unwrap_or(0);
+                        let before = sent.fetch_add(read as u64, Ordering::SeqCst);
+                        let crossing = before < cut_at && cut_at <= before + read as u64;
+                        if read == 0 || (crossing && !cut.swap(true, Ordering::SeqCst)) {
+                            return;
+                        }
+                        if to_server.write_all(&buffer[..read]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = upstream => {}
+                    _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+                }
+            });
+        }
+    });
+    (address, has_cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_goes_on_from_the_servers_offset_when_its_connection_is_cut() {
+    let app = TestApp::spawn_with(&[("MAX_FILE_SIZE", "300")]).await;
+    let email = app.add_user("ann", false).await;
+    let (proxy, cut) =
+        cutting_proxy(app.base.trim_start_matches("http://").to_owned(), 10 << 20).await;
+    let user = User::new();
+    user.login(&proxy, &email).await;
+    let media = tempfile::tempdir().unwrap();
+    let video = raw_video(media.path(), 8);
+    let out = user.path("mp3s");
+    let args = [
+        "convert",
+        video.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--resumable-above",
+        "1",
+        "--chunk",
+        "8",
+    ];
+    let ran = user.run(&args).await;
+    assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("lecture.mkv: resuming at"), "{ran:?}");
+    assert!(is_mp3(&out.join("lecture.mp3")), "{ran:?}");
+    let all = app
+        .backends
+        .db
+        .expired_resumables(i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "the cut upload went on, no other was created");
+    assert!(all[0].is_complete() && all[0].started_at.is_some());
     app.stop().await;
 }
 

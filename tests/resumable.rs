@@ -549,6 +549,12 @@ async fn terminated_expired_and_refused_uploads_leave_nothing_behind() {
     let now = audiomill_store::time::now_millis();
     let report = app.clean_expired(now + 23 * 3600 * 1000).await;
     assert_eq!(report.uploads_removed, 0, "not yet expired");
+    // Expired but not yet cleaned: gone for the client, bytes still waiting for the cleanup.
+    let id = expiring.trim_start_matches("/uploads/");
+    app.set_resumable_expiry(id, now - 1000).await;
+    assert_eq!(offset_of(&app, &token, &expiring).await.0, StatusCode::GONE);
+    let late = patch(&app, &token, &expiring, first.len() as u64, vec![0; 10]).await;
+    assert_eq!(refusal(late).await, (StatusCode::GONE, "gone".to_owned()));
     let report = app.clean_expired(now + 25 * 3600 * 1000).await;
     assert_eq!(report.uploads_removed, 1);
     assert_eq!(

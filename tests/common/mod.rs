@@ -357,6 +357,24 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Moves the expiry of the resumable upload `id` to `expires_at` (Unix ms), behind the
+    /// gateway's back: an upload that expired and is not yet cleaned.
+    pub async fn set_resumable_expiry(&self, id: &str, expires_at: i64) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(self.config.database_url.expose())
+            .await
+            .expect("the test's own database connection");
+        let done = sqlx::query("UPDATE resumable_uploads SET expires_at = ? WHERE id = ?")
+            .bind(expires_at)
+            .bind(id)
+            .execute(&mut connection)
+            .await
+            .expect("the expiry moves");
+        assert_eq!(done.rows_affected(), 1, "upload {id}");
+        connection.close().await.ok();
+    }
+
     /// Runs the retention cleanup (`CleanExpired`) once, judged as of `as_of` (Unix ms): the
     /// clock moved, as far as the cleanup can tell. Its report.
     pub async fn clean_expired(&self, as_of: i64) -> audiomill_domain::contract::CleanupReport {
