@@ -1,7 +1,8 @@
 //! The whole HTTP application: the API with the layers in front of every operation (rate
-//! limits, the body policy, metrics, the request log), the Swagger UI and the document.
+//! limits, the body policy, metrics, the request log), the web app, the Swagger UI and the
+//! document.
 
-use crate::{body, document, error, gateway::Gateway, metrics, page, request_log, routes};
+use crate::{body, document, error, gateway::Gateway, metrics, page, request_log, routes, webapp};
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
@@ -55,6 +56,16 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
             }))
         })
         .nest("/", api)
+        // The API's nest at `/` would take the page's address too: the app is asked first.
+        .around(|endpoint, request| async move {
+            match webapp::answer(&request) {
+                Some(answer) => Ok(answer),
+                None => endpoint
+                    .call(request)
+                    .await
+                    .map(IntoResponse::into_response),
+            }
+        })
         .catch_all_error(error::framework_error)
         .around(move |endpoint, request| {
             let (gateway, routes) = (gateway.clone(), routes.clone());

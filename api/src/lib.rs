@@ -13,6 +13,7 @@
 //! - [`metrics`]: Prometheus metrics, labelled with route templates only.
 //! - `page`: errors as a page for browsers that open a download link.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
+//! - `webapp`: the web app people use, embedded, at `/` and `/app/{file}`.
 //! - [`Gateway`] (`gateway.rs`): what the handlers share; [`app`] (`app.rs`): the routes with
 //!   the layers in front of them, the Swagger UI and the document.
 
@@ -34,6 +35,7 @@ pub mod server;
 pub mod status;
 pub mod tus;
 pub mod upload;
+mod webapp;
 
 pub use app::{app, openapi_json};
 pub use gateway::{Gateway, Probe, ResumableLimits, UploadLimits};

@@ -143,7 +143,8 @@ impl Routes {
                     .collect()
             })
             .unwrap_or_default();
-        for page in ["/docs", "/swagger.json", "/metrics"] {
+        let pages = ["/docs", "/swagger.json", "/metrics"];
+        for page in pages.into_iter().chain(crate::webapp::ROUTES) {
             templates.push((page.to_owned(), vec!["GET".to_owned()]));
         }
         let mut router = matchit::Router::new();
