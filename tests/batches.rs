@@ -10,22 +10,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::process::Command;
 
-async fn get_json(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Polls the batch until every job has ended.
 async fn wait_for_batch(app: &TestApp, token: &str, batch_id: &str) -> Value {
     for _ in 0..600 {
-        let (status, batch) = get_json(app, token, &format!("/batches/{batch_id}")).await;
+        let (status, batch) = app.get_json(token, &format!("/batches/{batch_id}")).await;
         assert_eq!(status, StatusCode::OK, "{batch}");
         if batch["done"] == true {
             return batch;
@@ -132,11 +120,11 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
 
     // Someone else's batch does not exist for them; a malformed id is a 400.
     let other = app.user_token("grace").await;
-    let (status, body) = get_json(&app, &other, &format!("/batches/{batch_id}")).await;
+    let (status, body) = app.get_json(&other, &format!("/batches/{batch_id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, _) = get_json(&app, &other, &format!("/batches/{batch_id}/download")).await;
+    let (status, _) = app.get_json(&other, &format!("/batches/{batch_id}/download")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = get_json(&app, &token, "/batches/not-a-batch").await;
+    let (status, body) = app.get_json(&token, "/batches/not-a-batch").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "bad_request");
 
@@ -172,7 +160,7 @@ async fn a_batch_with_nothing_finished_has_no_archive() {
             .contains("audio"),
         "{batch}"
     );
-    let (status, body) = get_json(&app, &token, &format!("/batches/{batch_id}/download")).await;
+    let (status, body) = app.get_json(&token, &format!("/batches/{batch_id}/download")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "not_ready");
 }
@@ -215,7 +203,7 @@ async fn too_many_files_or_a_keyed_batch_are_refused_with_nothing_stored() {
     assert_eq!(body["field"], "quality");
 
     assert!(app.objects().is_empty(), "{:?}", app.objects());
-    let (_, listing) = get_json(&app, &token, "/jobs").await;
+    let (_, listing) = app.get_json(&token, "/jobs").await;
     assert_eq!(listing["jobs"].as_array().unwrap().len(), 0, "{listing}");
 
     // Three files are within the limit.

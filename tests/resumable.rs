@@ -296,6 +296,10 @@ async fn every_spelling_of_a_bad_creation_is_refused_before_a_byte_is_sent() {
         ),
         ("filename not*base64".into(), StatusCode::BAD_REQUEST),
         (format!("{name},{name}"), StatusCode::BAD_REQUEST),
+        (
+            metadata(&[("filename", "talk.mp4"), ("batch_id", "not-a-uuid")]),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let answer = refusal(with("100", &pairs).send().await.unwrap()).await;
         assert_eq!(answer.0, status, "{pairs:?}");
@@ -722,5 +726,60 @@ async fn a_whole_file_in_its_creation_starts_the_job_at_once() {
         last["options"]["preset"], "podcast",
         "the metadata's choices: {last}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_naming_one_batch_are_followed_and_zipped_together_for_their_owner_only() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 1, true)).unwrap();
+    let batch = uuid::Uuid::new_v4().to_string();
+    let send = |token: String, name: &'static str| {
+        let video = video.clone();
+        let batch = batch.clone();
+        let app = &app;
+        async move {
+            let response = tus(app, Method::POST, "/uploads", &token)
+                .header("Upload-Length", video.len().to_string())
+                .header(
+                    "Upload-Metadata",
+                    metadata(&[("filename", name), ("batch_id", &batch)]),
+                )
+                .header("Content-Type", "application/offset+octet-stream")
+                .body(video)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            header(&response, "audiomill-job-id").expect("the job started")
+        }
+    };
+    for job in [
+        send(token.clone(), "one.mp4").await,
+        send(token.clone(), "two.mp4").await,
+    ] {
+        let seen = app.wait_for_job(&token, &job).await;
+        assert_eq!(seen.last().unwrap()["status"], "completed");
+    }
+    let (status, body) = app.get_json(&token, &format!("/batches/{batch}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["jobs"].as_array().unwrap().len(), 2, "{body}");
+    let zip = app
+        .send_as(&token, Method::GET, &format!("/batches/{batch}/download"))
+        .await;
+    assert_eq!(zip.status(), StatusCode::OK);
+    assert_eq!(zip.headers()["x-batch-files"], "2");
+
+    // The same batch id in another account is another batch: each sees only their own.
+    let other = app.user_token("bob").await;
+    let (status, _) = app.get_json(&other, &format!("/batches/{batch}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    send(other.clone(), "three.mp4").await;
+    let (_, body) = app.get_json(&other, &format!("/batches/{batch}")).await;
+    assert_eq!(body["jobs"].as_array().unwrap().len(), 1, "{body}");
+    let (_, body) = app.get_json(&token, &format!("/batches/{batch}")).await;
+    assert_eq!(body["jobs"].as_array().unwrap().len(), 2, "{body}");
     app.stop().await;
 }

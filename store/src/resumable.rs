@@ -9,11 +9,12 @@ use crate::{
     database::{options_column, options_from_row, parse_column},
     time::now_millis,
 };
-use audiomill_domain::{JobId, ObjectKey, UploadId, UserId, output::OutputOptions};
+use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId, output::OutputOptions};
 use sqlx::{Row, any::AnyRow};
 
 const COLUMNS: &str = "id, user_id, job_id, filename, source_key, upload_length, upload_offset, \
-    options, callback_url, idem_key, storage_id, part_tags, created_at, expires_at, started_at";
+    options, callback_url, idem_key, storage_id, part_tags, created_at, expires_at, started_at, \
+    batch_id";
 
 /// An upload as its creation asks for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,8 @@ pub struct NewResumable {
     pub options: OutputOptions,
     pub callback_url: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The batch its client named, which its job joins.
+    pub batch_id: Option<BatchId>,
     /// The storage's own name for the unfinished object (an S3 multipart upload's id).
     pub storage_id: Option<String>,
     pub expires_at: i64,
@@ -114,7 +117,8 @@ impl Database {
         let inserted = sqlx::query(
             "INSERT INTO resumable_uploads (id, user_id, job_id, filename, source_key, \
              upload_length, upload_offset, options, callback_url, idem_key, storage_id, \
-             part_tags, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?)",
+             part_tags, created_at, expires_at, batch_id) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?, ?)",
         )
         .bind(upload.id.to_string())
         .bind(upload.user_id.to_string())
@@ -128,6 +132,7 @@ impl Database {
         .bind(upload.storage_id.as_deref())
         .bind(now_millis())
         .bind(upload.expires_at)
+        .bind(upload.batch_id.map(|id| id.to_string()))
         .execute(&self.pool)
         .await;
         match inserted {
@@ -269,6 +274,12 @@ fn resumable_from_row(row: &AnyRow) -> Result<Resumable, StoreError> {
             options: options_from_row(row)?,
             callback_url: row.try_get("callback_url")?,
             idempotency_key: row.try_get("idem_key")?,
+            batch_id: row
+                .try_get::<Option<String>, _>("batch_id")?
+                .map(|id| {
+                    BatchId::parse(&id).map_err(|_| StoreError::Corrupt("bad batch id".into()))
+                })
+                .transpose()?,
             storage_id: row.try_get("storage_id")?,
             expires_at: row.try_get("expires_at")?,
         },

@@ -612,6 +612,13 @@ impl TestApp {
     }
 
     /// A body-less request to `path` as the holder of `token`.
+    /// A GET of `path` as the holder of `token`: its status and JSON body (null if none).
+    pub async fn get_json(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        let response = self.send_as(token, Method::GET, path).await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn send_as(&self, token: &str, method: Method, path: &str) -> Response {
         self.http
             .request(method, self.url(path))

@@ -237,13 +237,14 @@ async fn start_read(
 
 /// Starts the job of a resumable upload whose bytes are all stored, with its one-off callback
 /// endpoint; on failure neither the job nor the endpoint stays, and the stored video is the
-/// caller's to keep or remove.
+/// caller's to keep or remove. It joins `batch_id` when its client named one.
 pub async fn start_resumed(
     gw: &Gateway,
     claims: &Claims,
     user_id: UserId,
     source: &StoredSource,
     read: &ReadForm<()>,
+    batch_id: Option<BatchId>,
     quota: Quota,
 ) -> Result<Option<WebhookEndpoint>, UploadError> {
     let one_off_for = source.job_id.to_string();
@@ -251,7 +252,7 @@ pub async fn start_resumed(
     let batch = Batch {
         videos: std::slice::from_ref(source),
         options: &read.options,
-        batch_id: None,
+        batch_id,
         quota,
     };
     let started = start_job(gw, claims, user_id, source, &batch).await;

@@ -18,7 +18,7 @@ use crate::{
     tus::{self, BadHeader, Checksum, ChunkChecks, ChunkStop},
     upload::{Container, Head},
 };
-use audiomill_domain::{JobId, ObjectKey, UploadId, UserId, webhook::WebhookUrl};
+use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId, webhook::WebhookUrl};
 use audiomill_store::{
     Appended, Creation, NewResumable, PendingObject, Resumable, WebhookEndpoint, time::now_millis,
 };
@@ -754,6 +754,18 @@ impl ResumableApi {
             })
             .into());
         }
+        if let Some(batch) = asked.batch_id {
+            let jobs = gw.db.batch_jobs(user_id, batch).await;
+            let jobs =
+                jobs.map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+            if jobs.len() >= BATCH_MAX_JOBS {
+                return Err(UploadError::BadRequest(format!(
+                    "This batch holds {BATCH_MAX_JOBS} jobs, the most one may; send further \
+                     files with another batch_id."
+                ))
+                .into());
+            }
+        }
         let upload = match self.record(user_id, &asked).await? {
             Recorded::New(upload) => upload,
             Recorded::Earlier(earlier) => return asked.again(*earlier),
@@ -784,6 +796,7 @@ impl ResumableApi {
             options: asked.choices.options.clone(),
             callback_url: asked.choices.callback.as_ref().map(|url| url.to_string()),
             idempotency_key: asked.key.clone(),
+            batch_id: asked.batch_id,
             storage_id: storage_id.clone(),
             expires_at: now_millis() + gw.resumable.expiry.as_millis() as i64,
         };
@@ -1110,7 +1123,7 @@ async fn start(
             .as_deref()
             .and_then(|url| WebhookUrl::parse(url).ok()),
     };
-    intake::start_resumed(gw, claims, user_id, &source, &choices, quota).await
+    intake::start_resumed(gw, claims, user_id, &source, &choices, spec.batch_id, quota).await
 }
 
 /// Removes the upload: its row first (so no request finds it again), then its bytes.
@@ -1172,6 +1185,7 @@ struct Asked {
     extension: String,
     choices: intake::ReadForm<()>,
     key: Option<String>,
+    batch_id: Option<BatchId>,
 }
 
 /// What recording a creation led to.
@@ -1216,6 +1230,7 @@ impl Asked {
             extension,
             choices,
             key: key_of(headers, &metadata)?,
+            batch_id: batch_of(&metadata)?,
         })
     }
 
@@ -1238,6 +1253,29 @@ impl Asked {
 
 /// The creation's `Idempotency-Key`: the header, or `idempotency_key` in the metadata (the
 /// same if both).
+/// The most jobs a batch that resumable uploads join may hold.
+const BATCH_MAX_JOBS: usize = 1000;
+
+/// The batch the metadata's `batch_id` names (a UUID the client chose for files it sends
+/// together), if any.
+fn batch_of(
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<BatchId>, TusRefusal> {
+    metadata
+        .get("batch_id")
+        .map(|id| {
+            BatchId::parse(id).map_err(|_| {
+                UploadError::BadRequest(
+                    "The batch_id in Upload-Metadata must be a UUID (one the client chose for \
+                     the files it sends together)."
+                        .into(),
+                )
+                .into()
+            })
+        })
+        .transpose()
+}
+
 fn key_of(
     headers: &HeaderMap,
     metadata: &std::collections::BTreeMap<String, String>,
