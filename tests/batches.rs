@@ -122,7 +122,9 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
     let other = app.user_token("grace").await;
     let (status, body) = app.get_json(&other, &format!("/batches/{batch_id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, _) = app.get_json(&other, &format!("/batches/{batch_id}/download")).await;
+    let (status, _) = app
+        .get_json(&other, &format!("/batches/{batch_id}/download"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = app.get_json(&token, "/batches/not-a-batch").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -160,7 +162,9 @@ async fn a_batch_with_nothing_finished_has_no_archive() {
             .contains("audio"),
         "{batch}"
     );
-    let (status, body) = app.get_json(&token, &format!("/batches/{batch_id}/download")).await;
+    let (status, body) = app
+        .get_json(&token, &format!("/batches/{batch_id}/download"))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "not_ready");
 }

@@ -206,11 +206,6 @@ async fn dev_keeps_its_data_directory_private_to_its_owner() {
     assert!(entries > 4, "the data directory holds {entries} entries");
 }
 
-fn is_mp3(path: &Path) -> bool {
-    let (codec, seconds) = probe_audio(path);
-    codec == "mp3" && seconds > 1.0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_converts_files_and_manages_jobs_against_dev() {
     let mut app = TestApp::without_app(&[]).await;

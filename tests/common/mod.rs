@@ -1174,6 +1174,12 @@ pub fn make_long_video(dir: &Path, seconds: u32) -> PathBuf {
     path
 }
 
+/// Whether `path` is an MP3 of more than a second, as ffprobe reads it.
+pub fn is_mp3(path: &Path) -> bool {
+    let (codec, seconds) = probe_audio(path);
+    codec == "mp3" && seconds > 1.0
+}
+
 /// What ffprobe says of a file's first audio stream: (codec, duration in seconds).
 pub fn probe_audio(path: &Path) -> (String, f64) {
     let output = Command::new("ffprobe")

@@ -3,8 +3,8 @@
 // URL's fragment.
 import { chosen, restoreChoices } from "./choices";
 import { api, signIn, signOut, signedIn, whenExpired } from "./session";
-import { byId, bytes, el } from "./ui";
-import { FileRow, refusal } from "./uploads";
+import { byId, bytes, el, saveUrl } from "./ui";
+import { DropGroup } from "./uploads";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
 type View = (typeof VIEWS)[number];
@@ -36,8 +36,8 @@ function setUpSignIn(): void {
   });
   byId("sign-out").addEventListener("click", async () => {
     await signOut();
-    location.hash = "";
-    route();
+    // A fresh page: nothing of the session (files, history, uploads under way) stays on it.
+    location.replace("/");
   });
   whenExpired(() => {
     byId("sign-in-problem").textContent = "Your session has ended; please sign in again.";
@@ -49,7 +49,11 @@ function setUpDrop(): void {
   const drop = byId("drop");
   const input = byId<HTMLInputElement>("files");
   const take = (files: FileList | null) => {
-    for (const file of Array.from(files ?? [])) void add(file);
+    if (!files?.length) return;
+    const group = new DropGroup();
+    byId("uploads").prepend(group.node);
+    const choices = chosen(byId<HTMLFormElement>("choices"));
+    for (const file of Array.from(files)) void group.add(file, choices);
   };
   input.addEventListener("change", () => {
     take(input.files);
@@ -68,14 +72,6 @@ function setUpDrop(): void {
     drop.classList.remove("over");
     take(event.dataTransfer?.files ?? null);
   });
-}
-
-async function add(file: File): Promise<void> {
-  const row = new FileRow(file);
-  byId("uploads").append(row.node);
-  const why = await refusal(file);
-  if (why) return row.refuse(why);
-  await row.send(chosen(byId<HTMLFormElement>("choices")));
 }
 
 let cursor: string | null = null;
@@ -101,11 +97,26 @@ async function loadHistory(fresh: boolean): Promise<void> {
       byId("history-problem").textContent = error?.message ?? "";
       if (!error) void loadHistory(true);
     });
+    const actions = el("td", { class: "actions" }, remove);
+    if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
     rows.append(el("tr", {}, el("td", {}, job.filename), el("td", {}, job.status),
-      el("td", {}, new Date(job.created_at).toLocaleString()), el("td", {}, remove)));
+      el("td", {}, new Date(job.created_at).toLocaleString()), actions));
   }
   cursor = data.next_cursor ?? null;
   byId("history-more").hidden = cursor === null;
+}
+
+/** A button that saves the job's MP3 through a signed link. */
+function downloadButton(jobId: string, filename: string): HTMLButtonElement {
+  const button = el("button", { type: "button" }, "Download");
+  button.addEventListener("click", async () => {
+    const { data, error } = await api.GET("/jobs/{job_id}/link", {
+      params: { path: { job_id: jobId } },
+    });
+    byId("history-problem").textContent = error?.message ?? "";
+    if (data) saveUrl(data.url, filename.replace(/\.[^.]*$/, "") + ".mp3");
+  });
+  return button;
 }
 
 async function loadAccount(): Promise<void> {
@@ -123,12 +134,13 @@ async function loadAccount(): Promise<void> {
       el("dd", {}, `${quota.jobs_today} of ${limit(quota.jobs_per_day_limit, String)}`),
     );
   }
-  const hooks = await api.GET("/webhooks");
+  const hooks = (await api.GET("/webhooks")).data?.webhooks ?? [];
   byId("webhooks").replaceChildren(
-    ...(hooks.data?.webhooks ?? []).map((hook) =>
-      el("li", {}, `${hook.url} (${hook.events.join(", ")})${hook.enabled ? "" : " off"}`),
+    ...hooks.map((hook) =>
+      el("li", {}, `${hook.url} (${hook.events.join(", ")})${hook.enabled ? "" : ", turned off"}`),
     ),
   );
+  byId("no-webhooks").hidden = hooks.length > 0;
 }
 
 setUpSignIn();

@@ -13,12 +13,25 @@ let renewing: Promise<boolean> | null = null;
 /** A typed client for the gateway's API, from the committed OpenAPI document. */
 export const api = createClient<paths>({ baseUrl: location.origin });
 
+const OWN_AUTH = ["/login", "/token/refresh"];
+
+/** Sends the access token; a token the server no longer takes (401) is renewed once, and a
+ * session that cannot be renewed has ended. */
 const bearer: Middleware = {
   async onRequest({ request, schemaPath }) {
-    if (schemaPath === "/login" || schemaPath === "/token/refresh") return request;
+    if (OWN_AUTH.includes(schemaPath)) return request;
     const token = await accessToken();
     if (token) request.headers.set("Authorization", `Bearer ${token}`);
     return request;
+  },
+  async onResponse({ request, response, schemaPath }) {
+    if (response.status !== 401 || OWN_AUTH.includes(schemaPath) || !tokens) return response;
+    if (!(await renewOnce())) return response;
+    // Only requests without a body can be sent again as they were.
+    if (request.method !== "GET" && request.method !== "DELETE") return response;
+    const again = new Request(request);
+    again.headers.set("Authorization", `Bearer ${tokens?.access_token}`);
+    return fetch(again);
   },
 };
 api.use(bearer);
@@ -46,11 +59,14 @@ export async function signOut(): Promise<void> {
 /** A valid access token, renewed first if it is about to run out; null when signed out. */
 export async function accessToken(): Promise<string | null> {
   if (!tokens) return null;
-  if (Date.now() > expiresAt - 60_000) {
-    renewing ??= renew().finally(() => (renewing = null));
-    if (!(await renewing)) return null;
-  }
+  if (Date.now() > expiresAt - 60_000 && !(await renewOnce())) return null;
   return tokens?.access_token ?? null;
+}
+
+/** Renews the tokens, sharing one request among all who ask at once; whether it worked. */
+function renewOnce(): Promise<boolean> {
+  renewing ??= renew().finally(() => (renewing = null));
+  return renewing;
 }
 
 async function renew(): Promise<boolean> {

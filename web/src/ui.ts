@@ -35,9 +35,14 @@ export function seconds(total: number): string {
 /** Saves `blob` as a file named `name`, through a temporary object URL. */
 export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
+  saveUrl(url, name);
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Saves what `url` answers as a file named `name`. */
+export function saveUrl(url: string, name: string): void {
   const link = el("a", { href: url, download: name });
   document.body.append(link);
   link.click();
   link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

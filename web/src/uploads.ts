@@ -3,7 +3,7 @@
 import * as tus from "tus-js-client";
 import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
-import { bytes, el, saveBlob, seconds } from "./ui";
+import { bytes, el, saveBlob, saveUrl, seconds } from "./ui";
 
 /** The extensions the gateway accepts by default (`ALLOWED_EXTENSIONS`). */
 const EXTENSIONS = ["mp4", "m4v", "mov", "avi", "mkv", "webm"];
@@ -34,6 +34,9 @@ export async function refusal(file: File): Promise<string | null> {
 /** A file's row in the list, from refusal or upload to its MP3. */
 export class FileRow {
   readonly node: HTMLLIElement;
+  /** Settles when the file's job has ended (or the file never became one): whether it completed. */
+  readonly ended: Promise<boolean>;
+  private end: (completed: boolean) => void = () => undefined;
   private readonly bar = el("progress", { max: "100", value: "0" });
   private readonly state = el("span", { class: "state" });
   private readonly actions = el("span", { class: "actions" });
@@ -41,6 +44,7 @@ export class FileRow {
   private jobId: string | null = null;
 
   constructor(private readonly file: File) {
+    this.ended = new Promise((resolve) => (this.end = resolve));
     this.bar.setAttribute("aria-label", `${file.name} progress`);
     this.node = el("li", { class: "file" }, el("span", { class: "name" }, file.name),
       el("span", { class: "size" }, bytes(file.size)), this.bar, this.state, this.actions);
@@ -50,23 +54,23 @@ export class FileRow {
     this.node.classList.add("refused");
     this.bar.remove();
     this.say(`Refused: ${why}`);
+    this.end(false);
   }
 
-  /** Uploads the file with `choices` as its metadata, then follows its job. */
-  async send(choices: Record<string, string>): Promise<void> {
-    const token = await accessToken();
+  /** Uploads the file with `choices` as its metadata, into `batch`, then follows its job. */
+  async send(choices: Record<string, string>, batch: string): Promise<void> {
     const started = performance.now();
     const upload = new tus.Upload(this.file, {
       endpoint: `${location.origin}/uploads`,
       chunkSize: CHUNK,
       retryDelays: [0, 1000, 3000, 5000],
-      metadata: { filename: this.file.name, ...choices },
-      headers: { Authorization: `Bearer ${token}` },
+      metadata: { filename: this.file.name, batch_id: batch, ...choices },
       onProgress: (sent, total) => {
         this.bar.value = (sent / total) * 100;
         const rate = sent / Math.max((performance.now() - started) / 1000, 0.001);
         this.say(`Uploading ${Math.floor((sent / total) * 100)} % at ${bytes(rate)}/s`);
       },
+      // The token is set here only: an XHR joins a header set twice into one list.
       onBeforeRequest: async (request) => {
         request.setHeader("Authorization", `Bearer ${await accessToken()}`);
       },
@@ -103,6 +107,12 @@ export class FileRow {
         this.button("Download MP3", () => this.download()),
         this.button("Copy share link", () => this.copyLink()),
       );
+      this.end(true);
+    } else if (event.status === "cancelled") {
+      this.node.classList.add("cancelled");
+      this.actions.replaceChildren();
+      this.say("Cancelled");
+      this.end(false);
     } else {
       this.failed(event.error ?? `The job was ${event.status}.`);
     }
@@ -116,28 +126,37 @@ export class FileRow {
     if (error) this.say(error.message);
   }
 
+  /** The MP3 through a signed link: the browser streams it to disk, however long it is. */
   private async download(): Promise<void> {
-    const token = await accessToken();
-    const response = await fetch(`/download/${this.jobId}`, {
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    if (!response.ok) return this.say(`The download failed (${response.status}).`);
-    saveBlob(await response.blob(), this.file.name.replace(/\.[^.]*$/, "") + ".mp3");
+    const link = await this.link();
+    if (link) saveUrl(link.url, this.file.name.replace(/\.[^.]*$/, "") + ".mp3");
   }
 
   private async copyLink(): Promise<void> {
+    const link = await this.link();
+    if (!link) return;
+    const until = new Date(link.expires_at).toLocaleString();
+    // The clipboard needs a secure context; on plain HTTP the link is shown to copy by hand.
+    const copied = await navigator.clipboard?.writeText(link.url).then(() => true, () => false);
+    if (copied) return this.say(`Link copied; it works until ${until}.`);
+    const field = el("input", { readonly: "", value: link.url, "aria-label": "Share link" });
+    this.state.replaceChildren(`Share link, works until ${until}: `, field);
+    field.select();
+  }
+
+  private async link(): Promise<{ url: string; expires_at: string } | null> {
     const { data, error } = await api.GET("/jobs/{job_id}/link", {
       params: { path: { job_id: this.jobId! } },
     });
-    if (!data) return this.say(error?.message ?? "No link.");
-    await navigator.clipboard.writeText(data.url).catch(() => undefined);
-    this.say(`Link copied (works until ${new Date(data.expires_at).toLocaleString()})`);
+    if (!data) this.say(error?.message ?? "No link could be made.");
+    return data ?? null;
   }
 
   private failed(why: string): void {
     this.node.classList.add("failed");
     this.actions.replaceChildren();
     this.say(`Failed: ${why}`);
+    this.end(false);
   }
 
   private say(text: string): void {
@@ -159,4 +178,57 @@ function serverSentence(error: Error): string {
   } catch {
     return error.message;
   }
+}
+
+/** The files of one drop: sent as one batch, downloaded together as a ZIP once they end. */
+export class DropGroup {
+  readonly node = el("li", { class: "group" });
+  private readonly list = el("ul", { class: "files" });
+  private readonly zip = el("button", { type: "button", hidden: "" }, "Download all as ZIP");
+  private readonly batch = newBatchId();
+  private rows: FileRow[] = [];
+
+  constructor() {
+    this.zip.addEventListener("click", () => void this.download());
+    this.node.append(this.list, this.zip);
+  }
+
+  /** Checks `file`, and sends it with `choices` unless it is refused. */
+  async add(file: File, choices: Record<string, string>): Promise<void> {
+    const row = new FileRow(file);
+    this.rows.push(row);
+    this.list.append(row.node);
+    void this.offerZip();
+    const why = await refusal(file);
+    if (why) return row.refuse(why);
+    await row.send(choices, this.batch);
+  }
+
+  /** Offers the ZIP once every file has ended, if more than one completed. */
+  private async offerZip(): Promise<void> {
+    const rows = this.rows.length;
+    const completed = (await Promise.all(this.rows.map((row) => row.ended))).filter(Boolean);
+    if (rows === this.rows.length) this.zip.hidden = completed.length < 2;
+  }
+
+  private async download(): Promise<void> {
+    const token = await accessToken();
+    const response = await fetch(`/batches/${this.batch}/download`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) {
+      this.zip.after(el("p", { class: "problem", role: "alert" }, `The ZIP failed (${response.status}).`));
+      return;
+    }
+    saveBlob(await response.blob(), "audiomill.zip");
+  }
+}
+
+/** A random UUID (v4): `crypto.randomUUID` exists only on HTTPS, and the app runs on plain LANs too. */
+function newBatchId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

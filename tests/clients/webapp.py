@@ -1,0 +1,203 @@
+"""A person using the web app in headless Chromium, driven by Playwright.
+
+Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path),
+MEDIA (a folder with talk.mp4, song.mp4, notes.txt, long.mkv and silent.mp4) and OUT (where
+downloads and screenshots go). Checks what the person sees as it goes (a failed check ends
+the run with its message) and prints one JSON line of facts for the test to check further.
+"""
+
+import base64
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE = os.environ["AUDIOMILL_URL"]
+EMAIL = os.environ["AUDIOMILL_EMAIL"]
+PASSWORD = os.environ["AUDIOMILL_PASSWORD"]
+MEDIA = Path(os.environ["MEDIA"])
+OUT = Path(os.environ["OUT"])
+SHOTS = OUT / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# A conversion of a short clip, from the drop to "Done", on a busy 2-core machine.
+CONVERSION_MS = 120_000
+
+facts = {}
+
+
+def api(method, path, token):
+    """The server's status for `method path` with `token`, outside the browser."""
+    request = urllib.request.Request(BASE + path, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def sign_in(page, password=PASSWORD):
+    """Signs in through the form; the access token the server gave, if it gave one."""
+    page.get_by_label("E-mail").fill(EMAIL)
+    page.get_by_label("Password").fill(password)
+    with page.expect_response(re.compile(r"/login$")) as answer:
+        page.get_by_role("button", name="Sign in").click()
+    response = answer.value
+    return response.json().get("access_token") if response.ok else None
+
+
+def drop(page, names):
+    """Drops the files `names` of MEDIA on the drop zone, as a person drags them there."""
+    files = [
+        {"name": name, "data": base64.b64encode((MEDIA / name).read_bytes()).decode()}
+        for name in names
+    ]
+    transfer = page.evaluate_handle(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const { name, data } of files) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name));
+            }
+            return transfer;
+        }""",
+        files,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
+def row(page, name):
+    return page.locator("li.file", has=page.locator(".name", has_text=name))
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def convert_and_download(page):
+    drop(page, ["talk.mp4", "song.mp4", "notes.txt"])
+    expect(row(page, "notes.txt").locator(".state")).to_have_text(
+        re.compile(r"^Refused: \.txt files are not accepted")
+    )
+    for name in ["talk.mp4", "song.mp4"]:
+        expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+        expect(row(page, name).locator("progress")).to_have_js_property("value", 100)
+    shot(page, "convert-desktop")
+    with page.expect_download() as download:
+        row(page, "talk.mp4").get_by_role("button", name="Download MP3").click()
+    download.value.save_as(OUT / download.value.suggested_filename)
+    facts["mp3"] = download.value.suggested_filename
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download all as ZIP").click()
+    download.value.save_as(OUT / "all.zip")
+
+
+def cancel_and_fail(page):
+    page.set_input_files("#files", [str(MEDIA / "long.mkv")])
+    state = row(page, "long.mkv").locator(".state")
+    expect(state).to_contain_text("transcode", timeout=CONVERSION_MS)
+    row(page, "long.mkv").get_by_role("button", name="Cancel").click()
+    expect(state).to_have_text("Cancelled", timeout=CONVERSION_MS)
+    page.set_input_files("#files", [str(MEDIA / "silent.mp4")])
+    failed = row(page, "silent.mp4").locator(".state")
+    expect(failed).to_have_text(re.compile(r"^Failed: "), timeout=CONVERSION_MS)
+    facts["failed"] = failed.inner_text()
+
+
+def history(page):
+    page.get_by_role("link", name="History").click()
+    rows = page.locator("#history-rows tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text("silent.mp4")
+    page.get_by_role("button", name="Older jobs").click()
+    expect(rows).to_have_count(facts["jobs"])
+    expect(page.get_by_role("button", name="Older jobs")).to_be_hidden()
+    shot(page, "history-desktop")
+    with page.expect_download() as download:
+        rows.nth(2).get_by_role("button", name="Download").click()
+    facts["from_history"] = download.value.suggested_filename
+    page.get_by_label("Status").select_option("failed")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("silent.mp4")
+    rows.first.get_by_role("button", name="Delete").click()
+    expect(rows).to_have_count(0)
+    page.get_by_label("Status").select_option("cancelled")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("long.mkv")
+
+
+def account(page):
+    page.get_by_role("link", name="Account").click()
+    expect(page.locator("#account-facts")).to_contain_text(EMAIL)
+    expect(page.locator("#account-facts")).to_contain_text("Jobs today")
+    expect(page.locator("#no-webhooks")).to_be_visible()
+    shot(page, "account-desktop")
+
+
+def sessions_end(page, token):
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    facts["token_after_sign_out"] = api("GET", "/me", token)
+    # A session ended elsewhere (its login revoked): the app notices at its next request.
+    token = sign_in(page)
+    expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+    assert api("POST", "/logout", token) == 204
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    facts["expired"] = page.locator("#sign-in-problem").inner_text()
+
+
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(BASE)
+    shot(page, "sign-in-phone")
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+    page.set_input_files("#files", [str(MEDIA / "talk.mp4")])
+    expect(row(page, "talk.mp4").locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+    shot(page, "convert-phone")
+    context.close()
+
+
+def main():
+    facts["jobs"] = int(sys.argv[1])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+        page = context.new_page()
+        problems = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        # Refusals the story provokes (401s) are logged as failed loads; anything else counts,
+        # a policy violation above all.
+        page.on(
+            "console",
+            lambda m: m.type == "error"
+            and not m.text.startswith("Failed to load resource")
+            and problems.append(m.text),
+        )
+        page.goto(BASE)
+        shot(page, "sign-in-desktop")
+        assert sign_in(page, "not the password") is None
+        facts["wrong_password"] = page.locator("#sign-in-problem").inner_text()
+        token = sign_in(page)
+        expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+        convert_and_download(page)
+        cancel_and_fail(page)
+        history(page)
+        account(page)
+        sessions_end(page, token)
+        phone(browser)
+        facts["page_problems"] = problems
+        browser.close()
+    print(json.dumps(facts))
+
+
+main()

@@ -1,0 +1,266 @@
+//! The web app at `/`: what the gateway serves (the page, its hashed assets, their headers),
+//! that the committed build is what the sources and the OpenAPI document make, and a person's
+//! whole visit in headless Chromium (tests/clients/webapp.py, driven by Playwright).
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::{path::Path, process::Command};
+
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The names of the page's script and style, as the page refers to them.
+fn assets_of(page: &str) -> Vec<String> {
+    page.split("\"/app/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_committed_app_is_what_its_sources_and_the_api_document_build() {
+    let output = Command::new("node")
+        .arg(root().join("web/build.mjs"))
+        .arg("--check")
+        .output()
+        .expect("node runs (scripts/test-services.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_its_assets_are_served_with_their_policy_and_cache_headers() {
+    let app = TestApp::spawn().await;
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["content-security-policy"], POLICY);
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(
+        html.contains("href=\"/docs\""),
+        "the app links to the API docs"
+    );
+    let assets = assets_of(&html);
+    assert_eq!(assets.len(), 2, "{html}");
+
+    for asset in &assets {
+        let url = app.url(&format!("/app/{asset}"));
+        let plain = app.http.get(&url).header("Accept-Encoding", "identity");
+        let plain = plain.send().await.unwrap();
+        assert_eq!(plain.status(), StatusCode::OK);
+        assert_eq!(
+            plain.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(plain.headers()["content-security-policy"], POLICY);
+        assert!(plain.headers().get("content-encoding").is_none());
+        let etag = plain.headers()["etag"].clone();
+        let body = plain.bytes().await.unwrap();
+        for spelling in ["gzip", "GZIP;q=1", "br, gzip", "*"] {
+            let packed = app.http.get(&url).header("Accept-Encoding", spelling);
+            let packed = packed.send().await.unwrap();
+            assert_eq!(packed.headers()["content-encoding"], "gzip", "{spelling}");
+            assert_eq!(packed.headers()["vary"], "Accept-Encoding");
+            let length: usize = packed.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                length < body.len(),
+                "{spelling}: {length} of {}",
+                body.len()
+            );
+        }
+        let refused = app.http.get(&url).header("Accept-Encoding", "gzip;q=0");
+        let refused = refused.send().await.unwrap();
+        assert!(refused.headers().get("content-encoding").is_none());
+        let again = app.http.get(&url).header("Accept-Encoding", "identity");
+        let again = again.header("If-None-Match", etag).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let head = app.http.head(&url).header("Accept-Encoding", "identity");
+        let head = head.send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        assert_eq!(head.headers()["content-length"], body.len().to_string());
+    }
+
+    // Anything else under /app is not there, in the API's error shape and with the policy.
+    for path in [
+        "/app/",
+        "/app/nothing.js",
+        "/app/index.html",
+        &format!("/app/{}.gz", assets[0]),
+        "/app/..%2findex.html",
+        "/app/a/b.js",
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.headers()["content-security-policy"], POLICY);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "not_found", "{path}");
+    }
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        for path in ["/".to_owned(), format!("/app/{}", assets[0])] {
+            let response = app.http.request(method.clone(), app.url(&path)).send();
+            let response = response.await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(response.headers()["allow"], "GET, HEAD");
+        }
+    }
+    // The API around it is untouched.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// The clips the visit uses, in `dir`.
+fn media(dir: &Path) {
+    make_mp4(dir, "talk.mp4", 2, true);
+    make_mp4(dir, "song.mp4", 3, true);
+    make_mp4(dir, "silent.mp4", 1, false);
+    make_long_video(dir, 1500);
+    std::fs::write(dir.join("notes.txt"), "not a video").unwrap();
+}
+
+/// The MP3s of the ZIP at `zip`, unpacked into `into` by another implementation (Python's
+/// `zipfile`).
+fn unzipped(zip: &Path, into: &Path) -> Vec<String> {
+    let script = "import sys, zipfile\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  assert z.testzip() is None\n\
+                  z.extractall(sys.argv[2])\n\
+                  print('\\n'.join(z.namelist()))";
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(zip)
+        .arg(into)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
+    let app = TestApp::spawn_with(&[("MAX_FILES_PER_UPLOAD", "25")]).await;
+    let email = app.add_user("ann", false).await;
+    let token = app.access_token(&email).await;
+    let media_dir = tempfile::tempdir().unwrap();
+    media(media_dir.path());
+    // Earlier jobs, so that the history has more than one page.
+    let earlier = vec![media_dir.path().join("talk.mp4"); 20];
+    let earlier: Vec<&Path> = earlier.iter().map(|p| p.as_path()).collect();
+    let (status, _) = app
+        .post_upload(&token, upload_form(&earlier, &[]), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let out = root().join("target/webapp");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let ran = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"))
+        .arg(root().join("tests/clients/webapp.py"))
+        .arg((earlier.len() + 4).to_string())
+        .env("AUDIOMILL_URL", &app.base)
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("CHROMIUM", required("TEST_CHROMIUM"))
+        .env("MEDIA", media_dir.path())
+        .env("OUT", &out)
+        .output()
+        .await
+        .expect("Playwright runs");
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(facts["page_problems"], serde_json::json!([]), "{facts}");
+    assert!(
+        facts["wrong_password"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "the server's own sentence: {facts}"
+    );
+    assert!(
+        facts["failed"].as_str().unwrap().contains("no audio track"),
+        "{facts}"
+    );
+    assert!(
+        facts["expired"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{facts}"
+    );
+    assert_eq!(
+        facts["token_after_sign_out"], 401,
+        "signing out ends the login"
+    );
+
+    assert_eq!(facts["mp3"], "talk.mp3");
+    assert_eq!(facts["from_history"], "song.mp3", "the third newest job's");
+    assert!(is_mp3(&out.join("talk.mp3")));
+    let unpacked = out.join("zip");
+    let names = unzipped(&out.join("all.zip"), &unpacked);
+    assert_eq!(names, ["song.mp3", "talk.mp3"]);
+    for name in names {
+        assert!(is_mp3(&unpacked.join(name)));
+    }
+    for shot in [
+        "sign-in-desktop",
+        "convert-desktop",
+        "history-desktop",
+        "account-desktop",
+        "sign-in-phone",
+        "convert-phone",
+    ] {
+        let png = std::fs::read(out.join(format!("screenshots/{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{shot}");
+    }
+
+    // What the server holds agrees with what the person saw.
+    let (_, listed) = app.get_json(&token, "/jobs?limit=100").await;
+    let statuses: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["filename"] != "talk.mp4" || job["status"] != "completed")
+        .map(|job| job["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["cancelled", "completed"],
+        "newest first: long, song (silent deleted): {listed}"
+    );
+    app.stop().await;
+}
