@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./data
 
-.PHONY: setup build run test bench fuzz-api openapi histories fmt lint clean
+.PHONY: setup build run test bench fuzz-api openapi web histories fmt lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,12 @@ bench: setup
 
 fuzz-api: setup
 	bash scripts/fuzz-api.sh
+
+# Rebuilds the web app into web/dist (committed, and embedded in the binary), with its API
+# types regenerated from the committed document: after changing web/ or the API.
+web:
+	@bash scripts/test-services.sh install-web
+	node web/build.mjs
 
 # Regenerates the committed OpenAPI document after an API change, and the Rust client from it.
 # Built with the whole workspace's features, as `make build` and the tests build them (one

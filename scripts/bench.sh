@@ -7,7 +7,8 @@
 #      transcode itself;
 #   3. the gateway's peak memory (VmHWM, reset just before) while a 1 GB upload streams in,
 #      and its upload throughput into the S3 server; then the same file as a resumable (tus)
-#      upload in 8 MB and 64 MB chunks (scripts/bench_tus.py), against it;
+#      upload in 8 MB and 64 MB chunks (scripts/bench_tus.py), against it; and the web app's
+#      first load in headless Chromium (scripts/bench_webapp.py): bytes and time to interactive;
 #   4. jobs per minute with one worker against two (10 one-minute clips queued while the
 #      workers are paused, then timed until all are done; one transcode at a time per worker);
 #   5. a load run: 50 clients for 60 s against one gateway, mixing status polls, token
@@ -165,6 +166,9 @@ for chunk_mb in 8 64; do
   finish "$tus_job"
   tus_rows+=("| resumable (tus) upload of the same 1 GB in ${chunk_mb} MB chunks (S3): throughput against the multipart request, gateway peak memory above idle | 64 MB chunks: >= 0.9x, under 64 MB above idle | $(python3 -c "print(f'{1024 / $tus_seconds:.0f} MB/s ({$upload_seconds / $tus_seconds:.2f}x)')"), $(((tus_peak - before) / 1024)) MB above idle |")
 done
+
+# The web app's first load over loopback, in Debian's Chromium driven by Playwright.
+read -r web_kb web_ms < <("$TEST_PLAYWRIGHT_PYTHON" scripts/bench_webapp.py "$API" "$TEST_CHROMIUM")
 
 echo "4/9 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
@@ -367,6 +371,7 @@ echo "| upload done to MP3 ready, minus transcode (10 s clip, median of 5) | und
 echo "| gateway peak memory during a 1 GB upload (S3) | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
 echo "| upload throughput into the S3 server (1 GB) | | ${throughput} MB/s |"
 printf '%s\n' "${tus_rows[@]}"
+echo "| the web app's first load in headless Chromium over loopback, empty cache: bytes transferred, time to the sign-in form (median of 5) | under 200 KB | ${web_kb} KB, ${web_ms} ms |"
 if [ ${#capped[@]} = 2 ]; then
   echo "| jobs per minute, 10 one-minute clips, each worker held to half a core: 1 worker / 2 workers | 2 workers >= 1.8x | $(scaling_row "${capped[@]}") |"
 else

@@ -3,8 +3,10 @@
 #   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
 #   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits;
 #   kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests; and Prometheus
-#   (Debian), which tests/prometheus.rs starts itself.
+#   (Debian), which tests/prometheus.rs starts itself; for the web app, its build tools (npm, in
+#   web/node_modules), Playwright (PyPI) and Debian's Chromium.
 #   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
+#   scripts/test-services.sh install-web  installs the web app's build tools only
 #   scripts/test-services.sh start     installs, starts all three, writes .tools/run/env
 #   scripts/test-services.sh stop      stops what `start` started
 set -euo pipefail
@@ -57,12 +59,7 @@ install() {
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
       "tus-js-client@$TUS_JS_CLIENT_VERSION" >/dev/null
   fi
-  # The web app's own build tools (esbuild, TypeScript, the OpenAPI type generator), as locked.
-  if ! cmp -s web/package-lock.json web/node_modules/.installed-lock 2>/dev/null; then
-    say "installing the web app's build tools (npm ci in web/)"
-    npm ci --silent --no-audit --no-fund --prefix web >/dev/null
-    cp web/package-lock.json web/node_modules/.installed-lock
-  fi
+  install_web
   if [ "$(cat "$TOOLS/k8s/installed" 2>/dev/null)" != "$K8S_TOOLS" ]; then
     say "installing $K8S_TOOLS (PyPI)"
     python3 -m venv "$TOOLS/k8s"
@@ -76,6 +73,16 @@ install() {
     # shellcheck disable=SC2086
     "$TOOLS/clients/bin/pip" install --quiet --disable-pip-version-check $CLIENT_TOOLS
     echo "$CLIENT_TOOLS" >"$TOOLS/clients/installed"
+  fi
+}
+
+# The web app's own build tools (esbuild, TypeScript, the OpenAPI type generator), as locked.
+install_web() {
+  command -v npm >/dev/null || INSTALL_WHO=test-services apt_install_missing nodejs npm
+  if ! cmp -s web/package-lock.json web/node_modules/.installed-lock 2>/dev/null; then
+    say "installing the web app's build tools (npm ci in web/)"
+    npm ci --silent --no-audit --no-fund --prefix web >/dev/null
+    cp web/package-lock.json web/node_modules/.installed-lock
   fi
 }
 
@@ -172,7 +179,8 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
+  install-web) install_web ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 install|install-web|start|stop" >&2; exit 2 ;;
 esac

@@ -81,6 +81,15 @@ def shot(page, name):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def keyboard(page):
+    """The drop zone is reached with Tab and opens the file chooser with Enter or Space."""
+    for key in ["Enter", " "]:
+        page.locator("#drop").focus()
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press(key)
+        assert chooser.value.is_multiple()
+
+
 def convert_and_download(page):
     drop(page, ["talk.mp4", "song.mp4", "notes.txt"])
     expect(row(page, "notes.txt").locator(".state")).to_have_text(
@@ -121,7 +130,7 @@ def history(page):
     expect(page.get_by_role("button", name="Older jobs")).to_be_hidden()
     shot(page, "history-desktop")
     with page.expect_download() as download:
-        rows.nth(2).get_by_role("button", name="Download").click()
+        rows.filter(has_text="song.mp4").get_by_role("button", name="Download").click()
     facts["from_history"] = download.value.suggested_filename
     page.get_by_label("Status").select_option("failed")
     expect(rows).to_have_count(1)
@@ -189,6 +198,7 @@ def main():
         facts["wrong_password"] = page.locator("#sign-in-problem").inner_text()
         token = sign_in(page)
         expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+        keyboard(page)
         convert_and_download(page)
         cancel_and_fail(page)
         history(page)

@@ -60,7 +60,9 @@ function setUpDrop(): void {
     input.value = "";
   });
   drop.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") input.click();
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    input.click();
   });
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
