@@ -141,6 +141,8 @@ fn media(dir: &Path) {
     make_mp4(dir, "silent.mp4", 1, false);
     make_long_video(dir, 1500);
     std::fs::write(dir.join("notes.txt"), "not a video").unwrap();
+    let big = std::fs::File::create(dir.join("big.mp4")).unwrap();
+    big.set_len(11 * 1024 * 1024).unwrap();
 }
 
 /// The MP3s of the ZIP at `zip`, unpacked into `into` by another implementation (Python's
@@ -168,9 +170,24 @@ fn unzipped(zip: &Path, into: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
-    let app = TestApp::spawn_with(&[("MAX_FILES_PER_UPLOAD", "25")]).await;
+    let app = TestApp::spawn_with(&[
+        ("MAX_FILES_PER_UPLOAD", "25"),
+        ("MAX_FILE_SIZE", "10"),
+        ("ALLOWED_EXTENSIONS", "mp4,mkv,webm"),
+    ])
+    .await;
     let email = app.add_user("ann", false).await;
     let token = app.access_token(&email).await;
+    // The rules the app checks files by, before sending them.
+    let (_, me) = app.get_json(&token, "/me").await;
+    assert_eq!(
+        me["uploads"],
+        serde_json::json!({
+            "max_file_bytes": 10 * 1024 * 1024,
+            "max_files_per_upload": 25,
+            "allowed_extensions": ["mp4", "mkv", "webm"],
+        })
+    );
     let media_dir = tempfile::tempdir().unwrap();
     media(media_dir.path());
     // Earlier jobs, so that the history has more than one page.

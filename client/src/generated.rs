@@ -27,6 +27,7 @@ pub mod types {
         pub email: ::std::string::String,
         pub id: ::std::string::String,
         pub quota: AccountQuota,
+        pub uploads: AccountUploadLimits,
     }
     impl Account {
         pub fn builder() -> builder::Account {
@@ -69,6 +70,22 @@ pub mod types {
     }
     impl AccountQuota {
         pub fn builder() -> builder::AccountQuota {
+            Default::default()
+        }
+    }
+    /**The gateway's limits on uploads (`MAX_FILE_SIZE`, `MAX_FILES_PER_UPLOAD`,
+`ALLOWED_EXTENSIONS`).*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AccountUploadLimits {
+        ///The file name extensions taken, lower case, without the dot.
+        pub allowed_extensions: ::std::vec::Vec<::std::string::String>,
+        ///The largest file taken, in bytes.
+        pub max_file_bytes: u64,
+        ///The most files one multipart upload may carry.
+        pub max_files_per_upload: u64,
+    }
+    impl AccountUploadLimits {
+        pub fn builder() -> builder::AccountUploadLimits {
             Default::default()
         }
     }
@@ -1574,6 +1591,10 @@ jobs cancelled. `true` turns it on again.*/
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             quota: ::std::result::Result<super::AccountQuota, ::std::string::String>,
+            uploads: ::std::result::Result<
+                super::AccountUploadLimits,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for Account {
             fn default() -> Self {
@@ -1585,6 +1606,7 @@ jobs cancelled. `true` turns it on again.*/
                     email: Err("no value supplied for email".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     quota: Err("no value supplied for quota".to_string()),
+                    uploads: Err("no value supplied for uploads".to_string()),
                 }
             }
         }
@@ -1649,6 +1671,18 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AccountUploadLimits>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for uploads: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<Account> for super::Account {
             type Error = super::error::ConversionError;
@@ -1661,6 +1695,7 @@ jobs cancelled. `true` turns it on again.*/
                     email: value.email?,
                     id: value.id?,
                     quota: value.quota?,
+                    uploads: value.uploads?,
                 })
             }
         }
@@ -1672,6 +1707,7 @@ jobs cancelled. `true` turns it on again.*/
                     email: Ok(value.email),
                     id: Ok(value.id),
                     quota: Ok(value.quota),
+                    uploads: Ok(value.uploads),
                 }
             }
         }
@@ -1886,6 +1922,96 @@ jobs cancelled. `true` turns it on again.*/
                     storage_limit_bytes: Ok(value.storage_limit_bytes),
                     storage_remaining_bytes: Ok(value.storage_remaining_bytes),
                     storage_used_bytes: Ok(value.storage_used_bytes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AccountUploadLimits {
+            allowed_extensions: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            max_file_bytes: ::std::result::Result<u64, ::std::string::String>,
+            max_files_per_upload: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for AccountUploadLimits {
+            fn default() -> Self {
+                Self {
+                    allowed_extensions: Err(
+                        "no value supplied for allowed_extensions".to_string(),
+                    ),
+                    max_file_bytes: Err(
+                        "no value supplied for max_file_bytes".to_string(),
+                    ),
+                    max_files_per_upload: Err(
+                        "no value supplied for max_files_per_upload".to_string(),
+                    ),
+                }
+            }
+        }
+        impl AccountUploadLimits {
+            pub fn allowed_extensions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_extensions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_extensions: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_file_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_file_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_file_bytes: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_files_per_upload<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_files_per_upload = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_files_per_upload: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AccountUploadLimits>
+        for super::AccountUploadLimits {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AccountUploadLimits,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    allowed_extensions: value.allowed_extensions?,
+                    max_file_bytes: value.max_file_bytes?,
+                    max_files_per_upload: value.max_files_per_upload?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AccountUploadLimits> for AccountUploadLimits {
+            fn from(value: super::AccountUploadLimits) -> Self {
+                Self {
+                    allowed_extensions: Ok(value.allowed_extensions),
+                    max_file_bytes: Ok(value.max_file_bytes),
+                    max_files_per_upload: Ok(value.max_files_per_upload),
                 }
             }
         }

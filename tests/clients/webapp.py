@@ -1,7 +1,7 @@
 """A person using the web app in headless Chromium, driven by Playwright.
 
 Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path),
-MEDIA (a folder with talk.mp4, song.mp4, notes.txt, long.mkv and silent.mp4) and OUT (where
+MEDIA (a folder with talk.mp4, song.mp4, notes.txt, big.mp4, long.mkv and silent.mp4) and OUT (where
 downloads and screenshots go). Checks what the person sees as it goes (a failed check ends
 the run with its message) and prints one JSON line of facts for the test to check further.
 """
@@ -92,8 +92,9 @@ def keyboard(page):
 
 def convert_and_download(page):
     drop(page, ["talk.mp4", "song.mp4", "notes.txt"])
+    # Refused by the server's own rules (ALLOWED_EXTENSIONS, MAX_FILE_SIZE), before sending.
     expect(row(page, "notes.txt").locator(".state")).to_have_text(
-        re.compile(r"^Refused: \.txt files are not accepted")
+        "Refused: .txt files are not accepted; accepted: mp4, mkv, webm."
     )
     for name in ["talk.mp4", "song.mp4"]:
         expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
@@ -109,6 +110,10 @@ def convert_and_download(page):
 
 
 def cancel_and_fail(page):
+    page.set_input_files("#files", [str(MEDIA / "big.mp4")])
+    expect(row(page, "big.mp4").locator(".state")).to_have_text(
+        "Refused: The file is larger than the 10.0 MB limit."
+    )
     page.set_input_files("#files", [str(MEDIA / "long.mkv")])
     state = row(page, "long.mkv").locator(".state")
     expect(state).to_contain_text("transcode", timeout=CONVERSION_MS)

@@ -642,6 +642,18 @@ export interface components {
          *         "storage_limit_bytes": 10737418240,
          *         "storage_remaining_bytes": 10684989440,
          *         "storage_used_bytes": 52428800
+         *       },
+         *       "uploads": {
+         *         "allowed_extensions": [
+         *           "mp4",
+         *           "m4v",
+         *           "mov",
+         *           "avi",
+         *           "mkv",
+         *           "webm"
+         *         ],
+         *         "max_file_bytes": 104857600,
+         *         "max_files_per_upload": 10
          *       }
          *     }
          */
@@ -653,6 +665,8 @@ export interface components {
             id: string;
             /** @description What the caller keeps and has started today, against their limits. */
             quota: components["schemas"]["AccountQuota"];
+            /** @description What an upload may be, so that a client refuses a file before sending it. */
+            uploads: components["schemas"]["AccountUploadLimits"];
         };
         /**
          * AccountChanges
@@ -696,6 +710,25 @@ export interface components {
              * @description Bytes kept now: videos not yet removed, MP3s not yet expired.
              */
             storage_used_bytes: number;
+        };
+        /**
+         * AccountUploadLimits
+         * @description The gateway's limits on uploads (`MAX_FILE_SIZE`, `MAX_FILES_PER_UPLOAD`,
+         *     `ALLOWED_EXTENSIONS`).
+         */
+        AccountUploadLimits: {
+            /** @description The file name extensions taken, lower case, without the dot. */
+            allowed_extensions: string[];
+            /**
+             * Format: uint64
+             * @description The largest file taken, in bytes.
+             */
+            max_file_bytes: number;
+            /**
+             * Format: uint64
+             * @description The most files one multipart upload may carry.
+             */
+            max_files_per_upload: number;
         };
         /**
          * Attempt

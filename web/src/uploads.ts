@@ -5,29 +5,26 @@ import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
 import { bytes, el, saveBlob, saveUrl, seconds } from "./ui";
 
-/** The extensions the gateway accepts by default (`ALLOWED_EXTENSIONS`). */
-const EXTENSIONS = ["mp4", "m4v", "mov", "avi", "mkv", "webm"];
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
 const CHUNK = 32 * 1024 * 1024;
 
-/** The largest upload the server takes (`Tus-Max-Size`), asked once. */
-let maxSize: Promise<number> | null = null;
-function largest(): Promise<number> {
-  maxSize ??= fetch("/uploads", { method: "OPTIONS" }).then((response) =>
-    Number(response.headers.get("Tus-Max-Size") ?? Infinity),
-  );
-  return maxSize;
-}
-
-/** Why `file` cannot be sent, by the server's own rules; null when it can. */
+/** Why `file` cannot be sent, by the server's own rules and the room the user's storage
+ * quota leaves (both asked of `/me` as the file is checked); null when it can. */
 export async function refusal(file: File): Promise<string | null> {
+  const { data } = await api.GET("/me");
+  if (!data) return null; // The server will say why itself.
+  const { allowed_extensions: accepted, max_file_bytes: largest } = data.uploads;
   const extension = file.name.includes(".") ? file.name.split(".").pop()!.toLowerCase() : "";
-  if (!EXTENSIONS.includes(extension)) {
-    return `${extension ? `.${extension}` : "Files without an extension"} files are not accepted; accepted: ${EXTENSIONS.join(", ")}.`;
+  if (!accepted.includes(extension)) {
+    const what = extension ? `.${extension} files are` : "Files without an extension are";
+    return `${what} not accepted; accepted: ${accepted.join(", ")}.`;
   }
   if (file.size === 0) return "The file is empty.";
-  const limit = await largest();
-  if (file.size > limit) return `The file is larger than the ${Math.floor(limit / 1048576)} MB limit.`;
+  if (file.size > largest) return `The file is larger than the ${bytes(largest)} limit.`;
+  const room = data.quota.storage_remaining_bytes;
+  if (room != null && file.size > room) {
+    return `The file is larger than the ${bytes(room)} your storage quota has room for.`;
+  }
   return null;
 }
 

@@ -67,6 +67,30 @@ struct Account {
     completion_emails: bool,
     /// What the caller keeps and has started today, against their limits.
     quota: AccountQuota,
+    /// What an upload may be, so that a client refuses a file before sending it.
+    uploads: AccountUploadLimits,
+}
+
+/// The gateway's limits on uploads (`MAX_FILE_SIZE`, `MAX_FILES_PER_UPLOAD`,
+/// `ALLOWED_EXTENSIONS`).
+#[derive(Object)]
+struct AccountUploadLimits {
+    /// The largest file taken, in bytes.
+    max_file_bytes: u64,
+    /// The most files one multipart upload may carry.
+    max_files_per_upload: u64,
+    /// The file name extensions taken, lower case, without the dot.
+    allowed_extensions: Vec<String>,
+}
+
+impl AccountUploadLimits {
+    fn of(limits: &crate::UploadLimits) -> Self {
+        Self {
+            max_file_bytes: limits.max_bytes,
+            max_files_per_upload: limits.max_files as u64,
+            allowed_extensions: limits.allowed_extensions.clone(),
+        }
+    }
 }
 
 impl Example for Account {
@@ -84,6 +108,13 @@ impl Example for Account {
                 jobs_today: 3,
                 jobs_remaining_today: Some(997),
                 jobs_reset_at: "2026-11-25T00:00:00.000Z".into(),
+            },
+            uploads: AccountUploadLimits {
+                max_file_bytes: 100 * 1024 * 1024,
+                max_files_per_upload: 10,
+                allowed_extensions: ["mp4", "m4v", "mov", "avi", "mkv", "webm"]
+                    .map(String::from)
+                    .to_vec(),
             },
         }
     }
@@ -401,6 +432,7 @@ impl AccountsApi {
             admin: user.is_admin,
             completion_emails: user.completion_emails,
             quota: AccountQuota::new(user.quota.over(self.cx.gw().quota), usage, now),
+            uploads: AccountUploadLimits::of(&self.cx.gw().limits),
         }))
     }
 }
