@@ -208,6 +208,7 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         .env("AUDIOMILL_EMAIL", &email)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
         .env("CHROMIUM", required("TEST_CHROMIUM"))
+        .env("AXE", root().join("web/node_modules/axe-core/axe.min.js"))
         .env("MEDIA", media_dir.path())
         .env("OUT", &out)
         .output()
@@ -221,6 +222,11 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     );
     let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(facts["page_problems"], serde_json::json!([]), "{facts}");
+    let checked = facts["accessibility"].as_object().unwrap();
+    assert_eq!(checked.len(), 6, "{facts}");
+    for (view, found) in checked {
+        assert_eq!(found, &serde_json::json!([]), "axe-core on {view}");
+    }
     assert!(
         facts["wrong_password"]
             .as_str()

@@ -1,6 +1,7 @@
 """A person using the web app in headless Chromium, driven by Playwright.
 
-Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path),
+Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path), AXE
+(axe-core's script),
 MEDIA (a folder with talk.mp4, song.mp4, notes.txt, big.mp4, long.mkv and silent.mp4) and OUT (where
 downloads and screenshots go). Checks what the person sees as it goes (a failed check ends
 the run with its message) and prints one JSON line of facts for the test to check further.
@@ -28,7 +29,9 @@ PHONE = {"width": 390, "height": 844}
 # A conversion of a short clip, from the drop to "Done", on a busy 2-core machine.
 CONVERSION_MS = 120_000
 
-facts = {}
+# axe-core, run in the page through the driver (which the page's policy does not govern).
+AXE = Path(os.environ["AXE"]).read_text()
+facts = {"accessibility": {}}
 
 
 def api(method, path, token):
@@ -82,12 +85,29 @@ def shot(page, name):
 
 
 def keyboard(page):
-    """The drop zone is reached with Tab and opens the file chooser with Enter or Space."""
+    """The file chooser is reached with Tab from the top and opens with Enter or Space."""
     for key in ["Enter", " "]:
-        page.locator("#drop").focus()
+        page.locator("body").focus()
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "files":
+                break
+        assert page.evaluate("document.activeElement.id") == "files", "Tab never reached it"
         with page.expect_file_chooser() as chooser:
             page.keyboard.press(key)
         assert chooser.value.is_multiple()
+
+
+def accessible(page, name):
+    """Records what axe-core finds against WCAG 2.1 A and AA and its best practices."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE)
+    found = page.evaluate(
+        """async () => (await axe.run(document, {
+            runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+        })).violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target).join(", ")}`)"""
+    )
+    facts["accessibility"][name] = found
 
 
 def convert_and_download(page):
@@ -100,6 +120,8 @@ def convert_and_download(page):
         expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
         expect(row(page, name).locator("progress")).to_have_js_property("value", 100)
     shot(page, "convert-desktop")
+    page.get_by_text("Output choices").click()
+    accessible(page, "convert")
     with page.expect_download() as download:
         row(page, "talk.mp4").get_by_role("button", name="Download MP3").click()
     download.value.save_as(OUT / download.value.suggested_filename)
@@ -134,6 +156,7 @@ def history(page):
     expect(rows).to_have_count(facts["jobs"])
     expect(page.get_by_role("button", name="Older jobs")).to_be_hidden()
     shot(page, "history-desktop")
+    accessible(page, "history")
     with page.expect_download() as download:
         rows.filter(has_text="song.mp4").get_by_role("button", name="Download").click()
     facts["from_history"] = download.value.suggested_filename
@@ -153,6 +176,7 @@ def account(page):
     expect(page.locator("#account-facts")).to_contain_text("Jobs today")
     expect(page.locator("#no-webhooks")).to_be_visible()
     shot(page, "account-desktop")
+    accessible(page, "account")
 
 
 def sessions_end(page, token):
@@ -169,15 +193,20 @@ def sessions_end(page, token):
 
 
 def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    """A phone-sized screen in the dark scheme."""
+    context = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, color_scheme="dark"
+    )
     page = context.new_page()
     page.goto(BASE)
     shot(page, "sign-in-phone")
+    accessible(page, "sign-in, phone, dark")
     sign_in(page)
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
     page.set_input_files("#files", [str(MEDIA / "talk.mp4")])
     expect(row(page, "talk.mp4").locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
     shot(page, "convert-phone")
+    accessible(page, "convert, phone, dark")
     context.close()
 
 
@@ -199,6 +228,7 @@ def main():
         )
         page.goto(BASE)
         shot(page, "sign-in-desktop")
+        accessible(page, "sign-in")
         assert sign_in(page, "not the password") is None
         facts["wrong_password"] = page.locator("#sign-in-problem").inner_text()
         token = sign_in(page)

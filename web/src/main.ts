@@ -55,14 +55,16 @@ function setUpDrop(): void {
     const choices = chosen(byId<HTMLFormElement>("choices"));
     for (const file of Array.from(files)) void group.add(file, choices);
   };
+  // Chromium opens a file chooser on Space only; Enter works as on a button too.
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    if ("showPicker" in input) input.showPicker();
+    else (input as HTMLInputElement).click();
+  });
   input.addEventListener("change", () => {
     take(input.files);
     input.value = "";
-  });
-  drop.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" && event.key !== " ") return;
-    event.preventDefault();
-    input.click();
   });
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
