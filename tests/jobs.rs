@@ -465,36 +465,25 @@ async fn a_source_without_a_duration_shows_progress_and_can_be_cancelled() {
     app.stop().await;
 }
 
-/// A stand-in for the converter's child process that counts the jobs it is given (the
-/// transcodes in `runs`, the plans a fetch asks for in `plans`) and then misbehaves. Like the
-/// real one it waits for its job on stdin (the worker starts children ahead) and ends quietly
-/// when stdin closes before one comes.
+/// A stand-in for the converter's child process that counts the jobs it is given (in `runs`)
+/// and then misbehaves. Like the real one it waits for its job on stdin (the worker starts
+/// children ahead) and ends quietly when stdin closes before one comes.
 fn misbehaving_converter(dir: &std::path::Path, action: &str) -> std::path::PathBuf {
     converter_script(
         dir,
         &format!(
-            "read -r job || exit 0\n\
-             case \"$job\" in *'\"plan_only\":true'*) echo plan >> '{plans}' ;; \
-             *) echo run >> '{runs}' ;; esac\n{action}\n",
-            plans = dir.join("plans").display(),
+            "read -r job || exit 0\necho run >> '{runs}'\n{action}\n",
             runs = dir.join("runs").display()
         ),
     )
 }
 
-/// How many lines the converter wrote to `file` (`runs` or `plans`).
-fn count(dir: &std::path::Path, file: &str) -> usize {
-    std::fs::read_to_string(dir.join(file))
-        .map(|text| text.lines().count())
-        .unwrap_or(0)
-}
-
 /// Runs one short job with a converter that misbehaves as `action` says; returns the job's
-/// last status, how often the converter was given a transcode and how often a plan.
+/// last status and how many jobs the converter was given (a fetch gives it none).
 async fn job_with_misbehaving_converter(
     action: &str,
     silence: std::time::Duration,
-) -> (serde_json::Value, usize, usize) {
+) -> (serde_json::Value, usize) {
     let scripts = tempfile::tempdir().unwrap();
     let converter = misbehaving_converter(scripts.path(), action);
     let app = TestApp::spawn_tuned(&[], |worker| {
@@ -511,35 +500,28 @@ async fn job_with_misbehaving_converter(
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     app.stop().await;
-    (
-        last,
-        count(scripts.path(), "runs"),
-        count(scripts.path(), "plans"),
-    )
+    let runs = std::fs::read_to_string(scripts.path().join("runs")).unwrap_or_default();
+    (last, runs.lines().count())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converter_that_crashes_fails_its_job_after_one_retry_and_the_worker_lives_on() {
-    let (last, runs, plans) =
+    let (last, runs) =
         job_with_misbehaving_converter("kill -SEGV $$", std::time::Duration::from_secs(60)).await;
     assert_eq!(last["status"], "failed", "{last}");
     let error = last["error"].as_str().unwrap();
     assert!(error.contains("crashed (signal 11)"), "{error}");
     assert_eq!(runs, 2, "one attempt and one retry");
-    // The fetch's plan crashed too: not the job's failure, the transcode decided.
-    assert_eq!(plans, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converter_that_hangs_is_stopped_and_its_job_fails() {
-    let (last, runs, plans) =
+    let (last, runs) =
         job_with_misbehaving_converter("exec sleep 600", std::time::Duration::from_secs(2)).await;
     assert_eq!(last["status"], "failed", "{last}");
     let error = last["error"].as_str().unwrap();
     assert!(error.contains("stopped responding"), "{error}");
     assert_eq!(runs, 2, "one attempt and one retry");
-    // The fetch's plan hung too, and was stopped: not the job's failure.
-    assert_eq!(plans, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

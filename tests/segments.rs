@@ -95,10 +95,10 @@ async fn a_long_video_is_converted_in_parts_into_one_gapless_mp3() {
     // Each part is named in the history (and the Web UI) by which it is and of how many.
     let named: Vec<String> = (1..=6).map(|n| format!("round-1-part-{n}-of-6")).collect();
     assert_eq!(app.activity_ids(&job_id, "transcode_segment").await, named);
-    // Planned as its source was fetched: no `transcode` (that would be one pass, had the
-    // parts not joined); joined in a step of its own, then stored.
+    // Planned by its transcode, which converted nothing itself (one pass would be a second
+    // `transcode`, had the parts not joined); joined in a step of its own, then stored.
     let count = |step: &str| runs_of(&activities, step);
-    assert_eq!(count("transcode"), 0, "{activities:?}");
+    assert_eq!(count("transcode"), 1, "the plan: {activities:?}");
     assert_eq!(count("join_segments"), 1, "{activities:?}");
     assert_eq!(count("store_mp3"), 1, "{activities:?}");
     // Ann has no endpoint for `job.progress`: no deliveries of it are started (the ending's
@@ -272,55 +272,18 @@ async fn parts_that_cannot_be_joined_give_way_to_one_pass() {
         );
     })
     .await;
-    // The parts the fetch planned; the join refused (`PartsUnjoinable`, not retried); one
-    // pass on the worker holding the source, and that MP3 stored.
+    // The parts the transcode planned; the join refused (`PartsUnjoinable`, not retried);
+    // one pass on the worker holding the source, and that MP3 stored.
     let activities = concert_converted(&app).await;
     let count = |step: &str| runs_of(&activities, step);
     assert_eq!(count("transcode_segment"), 6, "{activities:?}");
     assert_eq!(count("join_segments"), 1, "{activities:?}");
-    assert_eq!(count("transcode"), 1, "{activities:?}");
+    assert_eq!(
+        count("transcode"),
+        2,
+        "the plan, then one pass: {activities:?}"
+    );
     assert_eq!(count("store_mp3"), 1, "{activities:?}");
-    no_scratch_and_no_parts_left(&app).await;
-    app.stop().await;
-}
-
-/// A converter that cannot plan: a child given only a plan to make dies without a word; any
-/// other job goes to the real converter (its line, then the rest of stdin, through a FIFO, so
-/// that the wrapper ends when the converter does).
-fn converter_failing_plans(real: &Path, dir: &Path) -> PathBuf {
-    converter_script(
-        dir,
-        &format!(
-            "IFS= read -r job || exit 0\n\
-             case \"$job\" in *'\"plan_only\":true'*) exit 1 ;; esac\n\
-             exec 3<&0; fifo=\"$(mktemp -u)\"; mkfifo \"$fifo\"\n\
-             '{real}' \"$@\" < \"$fifo\" &\n\
-             converter=$!\n\
-             {{ printf '%s\\n' \"$job\"; exec cat <&3; }} > \"$fifo\" &\n\
-             feeder=$!\n\
-             wait $converter; status=$?\n\
-             kill $feeder 2>/dev/null; rm -f \"$fifo\"\n\
-             exit $status\n",
-            real = real.display(),
-        ),
-    )
-}
-
-/// The fetch plans a long source's parts; when it cannot, the transcode plans them, as it did
-/// before the fetch planned, and the job goes on in parts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fetch_that_cannot_plan_leaves_the_plan_to_the_transcode() {
-    let scripts = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_tuned(&IN_PARTS, |worker| {
-        worker.transcoder.executable =
-            converter_failing_plans(&worker.transcoder.executable, scripts.path());
-    })
-    .await;
-    let activities = concert_converted(&app).await;
-    let count = |step: &str| runs_of(&activities, step);
-    assert_eq!(count("fetch_source"), 1, "{activities:?}");
-    assert_eq!(count("transcode"), 1, "the plan: {activities:?}");
-    assert_eq!(count("transcode_segment"), 6, "{activities:?}");
     no_scratch_and_no_parts_left(&app).await;
     app.stop().await;
 }

@@ -14,13 +14,12 @@ use audiomill_domain::{
     JobId, ObjectKey,
     contract::{
         EmailOutcome, FailureKind, FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding,
-        JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput, StepProgress, StoreMp3Input,
+        JoinSegmentsInput, RecordEndingInput, SendEmailInput, StepProgress, StoreMp3Input,
         StoredMp3, TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment,
         ValidateTokenInput, activity,
     },
     lifecycle::Retention,
     link::LinkSigner,
-    output::OutputOptions,
     webhook::WebhookEvent,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
@@ -107,8 +106,7 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Takes the job onto this worker, once it has room, and copies the uploaded video here;
-    /// asked to, plans how it is converted (see [`ConvertActivities::plan`]).
+    /// Takes the job onto this worker, once it has room, and copies the uploaded video here.
     #[activity(definition = activity::FetchSource)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn fetch_source(
@@ -122,11 +120,7 @@ impl ConvertActivities {
             self.held.hold(job).await;
             waiting.store(false, Ordering::Relaxed);
             let _working = self.held.working(job);
-            let mut fetched = self.copy_source(&input).await?;
-            if let Some(options) = &input.plan_for {
-                fetched.planned = self.plan(job, options).await;
-            }
-            Ok(fetched)
+            self.copy_source(&input).await
         };
         let progress = || StepProgress {
             waiting: waiting.load(Ordering::Relaxed),
@@ -184,7 +178,6 @@ impl ConvertActivities {
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
             segments: self.settings.segments.filter(|_| input.segments),
-            plan_only: false,
             part: None,
         };
         let Some(result) = self
@@ -204,11 +197,6 @@ impl ConvertActivities {
                     plan: Some(plan),
                     progress_wanted: milestones.is_some(),
                 });
-            }
-            Ok(Converted::OnePass) => {
-                return Err(worker_trouble(
-                    "the source was planned instead of converted",
-                ));
             }
             Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
         };
@@ -490,43 +478,6 @@ impl ConvertActivities {
         for job in self.held.release_abandoned(ABANDONED_AFTER) {
             tracing::info!(job_id = %job, "releasing an abandoned job");
             let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
-        }
-    }
-
-    /// How the fetched source is converted: in parts when it is long and can be cut exactly
-    /// (planned in a child process, as FFmpeg reads the container's header), else in one pass.
-    /// `None` when that cannot be said here (the source is damaged, say): the transcode then
-    /// decides, and says what is wrong with the source, as it would have anyway.
-    async fn plan(&self, job: JobId, options: &OutputOptions) -> Option<Planned> {
-        let Some(settings) = self.settings.segments else {
-            return Some(Planned::OnePass);
-        };
-        let request = isolated::Job {
-            file_name: String::new(),
-            input: SourceLocation::File(self.source_path(job)),
-            output: self.mp3_path(job),
-            options: options.clone(),
-            limits: self.settings.media_limits,
-            memory_mb: self.settings.transcoder.memory_mb,
-            segments: Some(settings),
-            plan_only: true,
-            part: None,
-        };
-        match self.settings.transcoder.run(&request, |_| {}).await {
-            Ok(Converted::Planned(plan)) => {
-                tracing::info!(parts = plan.parts(), "the source is converted in parts");
-                let progress_wanted = self.milestones(job).await.is_some();
-                Some(Planned::Parts {
-                    plan,
-                    progress_wanted,
-                })
-            }
-            Ok(Converted::OnePass) => Some(Planned::OnePass),
-            Ok(Converted::Mp3(_)) => None,
-            Err(error) => {
-                tracing::info!(%error, "the source was not planned; its transcode decides");
-                None
-            }
         }
     }
 

@@ -148,9 +148,6 @@ pub struct Job {
     /// Whether a long source is only planned in parts (and not converted) when it can be.
     #[serde(default)]
     pub segments: Option<SegmentSettings>,
-    /// Only plan (with `segments`): a source for one pass is not converted either.
-    #[serde(default)]
-    pub plan_only: bool,
     /// Convert only this part of the plan.
     #[serde(default)]
     pub part: Option<(SegmentPlan, u32)>,
@@ -162,8 +159,6 @@ pub enum Converted {
     Mp3(TranscodeReport),
     /// The source is long: it is to be converted in these parts.
     Planned(SegmentPlan),
-    /// Only planned: the source is to be converted in one pass.
-    OnePass,
 }
 
 /// How the child's transcode ended, as its last line says.
@@ -171,7 +166,6 @@ pub enum Converted {
 pub enum Outcome {
     Done { duration_ms: u64 },
     Planned(SegmentPlan),
-    OnePass,
     Unsupported(String),
     NoAudioStream,
     Corrupt(String),
@@ -187,7 +181,6 @@ impl From<Result<Converted, TranscodeError>> for Outcome {
                 duration_ms: report.duration_ms,
             },
             Ok(Converted::Planned(plan)) => Outcome::Planned(plan),
-            Ok(Converted::OnePass) => Outcome::OnePass,
             Err(TranscodeError::Unsupported(m)) => Outcome::Unsupported(m),
             Err(TranscodeError::NoAudioStream) => Outcome::NoAudioStream,
             Err(TranscodeError::Corrupt(m)) => Outcome::Corrupt(m),
@@ -204,7 +197,6 @@ impl From<Outcome> for Result<Converted, TranscodeError> {
         match outcome {
             Outcome::Done { duration_ms } => Ok(Converted::Mp3(TranscodeReport { duration_ms })),
             Outcome::Planned(plan) => Ok(Converted::Planned(plan)),
-            Outcome::OnePass => Ok(Converted::OnePass),
             Outcome::Unsupported(m) => Err(TranscodeError::Unsupported(m)),
             Outcome::NoAudioStream => Err(TranscodeError::NoAudioStream),
             Outcome::Corrupt(m) => Err(TranscodeError::Corrupt(m)),
@@ -348,12 +340,10 @@ fn convert(
         )
         .map(Converted::Mp3);
     }
-    if let Some(settings) = job.segments {
-        match plan(input, options, job.limits, settings)? {
-            Some(plan) => return Ok(Converted::Planned(plan)),
-            None if job.plan_only => return Ok(Converted::OnePass),
-            None => {}
-        }
+    if let Some(settings) = job.segments
+        && let Some(plan) = plan(input, options, job.limits, settings)?
+    {
+        return Ok(Converted::Planned(plan));
     }
     transcode(
         input,

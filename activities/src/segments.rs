@@ -45,7 +45,7 @@ fn part_converted(
     match result {
         Some(Ok(Converted::Mp3(report))) => Ok(report),
         None | Some(Err(TranscodeError::Cancelled)) => Err(ActivityError::cancelled()),
-        Some(Ok(Converted::Planned(_) | Converted::OnePass)) => {
+        Some(Ok(Converted::Planned(_))) => {
             Err(worker_trouble("the part was planned instead of converted"))
         }
         Some(Err(TranscodeError::Crashed(why) | TranscodeError::Output(why))) => {
@@ -101,7 +101,6 @@ impl ConvertActivities {
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
             segments: None,
-            plan_only: false,
             part: Some((input.plan, input.part)),
         };
         let result = self

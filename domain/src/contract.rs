@@ -186,11 +186,6 @@ pub struct ValidateTokenInput {
 pub struct FetchSourceInput {
     pub job_id: JobId,
     pub source_key: ObjectKey,
-    /// The run can convert a long source in parts: the fetch also plans them, for the MP3
-    /// these options ask for, as soon as the source is here (a step sooner than the
-    /// transcode would).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan_for: Option<OutputOptions>,
 }
 
 /// A source copied to one worker's disk. Later steps must run on `task_queue`, the queue only
@@ -200,8 +195,9 @@ pub struct FetchSourceInput {
 pub struct FetchedSource {
     pub task_queue: String,
     pub size: u64,
-    /// How the source is converted, when the fetch was asked to plan it and could; `None`:
-    /// the transcode decides.
+    /// How the source is converted, in recorded runs whose fetch planned it; a fetch leaves it
+    /// `None`, and the transcode decides (opening a source in a child costs every job a
+    /// process, and only long ones gain from knowing early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned: Option<Planned>,
 }

@@ -101,7 +101,6 @@ async fn convert(
     let fetch = FetchSourceInput {
         job_id: input.job_id,
         source_key: input.source_key.clone(),
-        plan_for: Some(input.options.clone()),
     };
     let mut fetched = Some(validated_and_fetched(ctx, input, fetch.clone()).await?);
 
