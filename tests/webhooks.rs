@@ -947,3 +947,30 @@ async fn progress_is_told_once_per_milestone(
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_start_only_for_a_completion_some_endpoint_wants() {
+    let app = TestApp::spawn_with(&RECEIVERS_ON_LOOPBACK).await;
+    let receiver = Receiver::start();
+    let token = app.user_token("ann").await;
+    register(&app, &token, &receiver.url("/failures"), &["job.failed"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = make_mp4(dir.path(), "holiday.mp4", 2, true);
+
+    let untold = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &untold).await;
+    app.wait_for_workflow_closed(&untold).await;
+    assert_eq!(app.children_started(&untold).await, Vec::<String>::new());
+
+    let (_, secret) = register(&app, &token, &receiver.url("/done"), &["job.completed"]).await;
+    let told = app.start_job(&token, &video).await;
+    app.wait_for_job(&token, &told).await;
+    let payload = &verified(&secret, &receiver.wait_for("/done", 1).await)[0];
+    assert_eq!(payload["data"]["job_id"], told.as_str());
+    assert_eq!(
+        app.children_started(&told).await,
+        [format!("webhooks-{told}")]
+    );
+    assert!(receiver.at("/failures").is_empty());
+    app.stop().await;
+}

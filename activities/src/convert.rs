@@ -294,9 +294,14 @@ impl ConvertActivities {
                     .record(now.saturating_sub(created) as f64 / 1000.0);
             }
         }
+        let completion_wanted = self
+            .wanted_by_endpoints(input.job_id, WebhookEvent::JobCompleted)
+            .await
+            .unwrap_or(true);
         Ok(StoredMp3 {
             mp3_key: key,
             mp3_size: size,
+            completion_wanted,
         })
     }
 
@@ -422,14 +427,21 @@ impl ConvertActivities {
     /// once per attempt; a database that does not answer means none (the job goes on).
     async fn milestones(&self, job: JobId) -> Option<Milestones> {
         let teller = self.progress_teller.clone()?;
+        self.wanted_by_endpoints(job, WebhookEvent::JobProgress)
+            .await?
+            .then(|| Milestones::new(job, teller))
+    }
+
+    /// Whether an enabled endpoint that may be told of `job` wants `event`; `None` when the
+    /// database cannot say.
+    async fn wanted_by_endpoints(&self, job: JobId, event: WebhookEvent) -> Option<bool> {
         let job = self.db.job(job).await.ok().flatten()?;
         let endpoints = self.db.webhooks_for_job(&job).await.ok()?;
-        endpoints
-            .iter()
-            .any(|endpoint| {
-                endpoint.enabled && endpoint.events.contains(&WebhookEvent::JobProgress)
-            })
-            .then(|| Milestones::new(job.id, teller))
+        Some(
+            endpoints
+                .iter()
+                .any(|endpoint| endpoint.enabled && endpoint.events.contains(&event)),
+        )
     }
 
     /// Runs the transcoder's child process on `request`, heartbeating its percentage (and

@@ -304,6 +304,15 @@ pub struct StoreMp3Input {
 pub struct StoredMp3 {
     pub mp3_key: ObjectKey,
     pub mp3_size: u64,
+    /// Whether an endpoint of the owner's wants `job.completed`, as the MP3 was stored: with
+    /// none, the run starts no deliveries. Results recorded without it read as `true`, so
+    /// their runs replay as they ran.
+    #[serde(default = "wanted")]
+    pub completion_wanted: bool,
+}
+
+fn wanted() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,8 +54,10 @@ impl ConvertVideo {
         // (the join removes them; a job that ended before its join leaves them).
         let mut parts = 0;
         match convert(ctx, &input, &mut parts).await {
-            Ok(output) => {
-                announce(ctx, input.job_id, WebhookEvent::JobCompleted).await;
+            Ok((output, completion_wanted)) => {
+                if completion_wanted {
+                    announce(ctx, input.job_id, WebhookEvent::JobCompleted).await;
+                }
                 discard_source(ctx, input.job_id, parts).await;
                 Ok(output)
             }
@@ -92,12 +94,13 @@ fn tell_progress(
     start_deliveries(ctx, format!("webhooks-{job_id}-progress-{percent}"), input)
 }
 
-/// The job's steps, up to the first that ends it without an MP3.
+/// The job's steps, up to the first that ends it without an MP3; with the output, whether an
+/// endpoint wants to be told of the completion.
 async fn convert(
     ctx: &mut WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
     parts: &mut u32,
-) -> Result<ConvertVideoOutput, ActivityExecutionError> {
+) -> Result<(ConvertVideoOutput, bool), ActivityExecutionError> {
     let fetch = FetchSourceInput {
         job_id: input.job_id,
         source_key: input.source_key.clone(),
@@ -135,12 +138,13 @@ async fn convert(
         Err(_) => false,
     };
 
-    Ok(ConvertVideoOutput {
+    let output = ConvertVideoOutput {
         mp3_key: stored.mp3_key,
         mp3_size: stored.mp3_size,
         duration_ms,
         notified,
-    })
+    };
+    Ok((output, stored.completion_wanted))
 }
 
 /// Validates the token while the source is fetched, so that neither step waits for the other
