@@ -168,6 +168,30 @@ fn unzipped(zip: &Path, into: &Path) -> Vec<String> {
     names
 }
 
+/// The MP3, the batch's ZIP and the screenshots the visit saved in `out` are what they should be.
+fn downloaded_and_shot(out: &Path, facts: &Value) {
+    assert_eq!(facts["mp3"], "talk.mp3");
+    assert_eq!(facts["from_history"], "song.mp3");
+    assert!(is_mp3(&out.join("talk.mp3")));
+    let unpacked = out.join("zip");
+    let names = unzipped(&out.join("all.zip"), &unpacked);
+    assert_eq!(names, ["song.mp3", "talk.mp3"]);
+    for name in names {
+        assert!(is_mp3(&unpacked.join(name)));
+    }
+    for shot in [
+        "sign-in-desktop",
+        "convert-desktop",
+        "history-desktop",
+        "account-desktop",
+        "sign-in-phone",
+        "convert-phone",
+    ] {
+        let png = std::fs::read(out.join(format!("screenshots/{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{shot}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     let app = TestApp::spawn_with(&[
@@ -250,26 +274,7 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         "signing out ends the login"
     );
 
-    assert_eq!(facts["mp3"], "talk.mp3");
-    assert_eq!(facts["from_history"], "song.mp3");
-    assert!(is_mp3(&out.join("talk.mp3")));
-    let unpacked = out.join("zip");
-    let names = unzipped(&out.join("all.zip"), &unpacked);
-    assert_eq!(names, ["song.mp3", "talk.mp3"]);
-    for name in names {
-        assert!(is_mp3(&unpacked.join(name)));
-    }
-    for shot in [
-        "sign-in-desktop",
-        "convert-desktop",
-        "history-desktop",
-        "account-desktop",
-        "sign-in-phone",
-        "convert-phone",
-    ] {
-        let png = std::fs::read(out.join(format!("screenshots/{shot}.png"))).unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "{shot}");
-    }
+    downloaded_and_shot(&out, &facts);
 
     // What the server holds agrees with what the person saw.
     let (_, listed) = app.get_json(&token, "/jobs?limit=100").await;

@@ -21,11 +21,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
     // Browsers on other origins are let in only when CORS_ALLOWED_ORIGINS names them (an
     // empty list would make poem's Cors allow every origin, so it is left out then).
     let cors_enabled = !gateway.cors_origins.is_empty();
-    let cors = poem::middleware::Cors::new()
-        .allow_origins(gateway.cors_origins.iter().map(String::as_str))
-        .allow_credentials(false)
-        // A browser's tus client reads where its upload is and stands from these.
-        .expose_headers(EXPOSED_HEADERS);
+    let cors = cors(&gateway);
     let derived = api.spec();
     let spec = document::complete(&derived);
     let routes = Arc::new(metrics::Routes::from_spec(&spec));
@@ -97,6 +93,15 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
         })
         .with_if(cors_enabled, cors)
         .around(|endpoint, request| async move { request_log::logged(&*endpoint, request).await })
+}
+
+/// What browsers on the origins `CORS_ALLOWED_ORIGINS` names may do.
+fn cors(gateway: &Gateway) -> poem::middleware::Cors {
+    poem::middleware::Cors::new()
+        .allow_origins(gateway.cors_origins.iter().map(String::as_str))
+        .allow_credentials(false)
+        // A browser's tus client reads where its upload is and stands from these.
+        .expose_headers(EXPOSED_HEADERS)
 }
 
 /// The answer headers scripts on allowed origins may read: the resumable uploads' (tus) and
