@@ -275,6 +275,10 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     );
 
     downloaded_and_shot(&out, &facts);
+    assert_eq!(
+        facts["choices_kept"], "Holiday",
+        "the choices outlive a reload"
+    );
 
     // What the server holds agrees with what the person saw.
     let (_, listed) = app.get_json(&token, "/jobs?limit=100").await;
@@ -285,6 +289,16 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         .filter(|job| job["filename"] != "talk.mp4" || job["status"] != "completed")
         .map(|job| job["status"].as_str().unwrap())
         .collect();
+    // The choices made reached the jobs dropped after them.
+    let song = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["filename"] == "song.mp4")
+        .unwrap();
+    let (_, status) = app.status(&token, song["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["options"]["channels"], 1, "{status}");
+    assert_eq!(status["options"]["tags"]["title"], "Holiday", "{status}");
     assert_eq!(
         statuses,
         ["cancelled", "completed"],

@@ -110,7 +110,17 @@ def accessible(page, name):
     facts["accessibility"][name] = found
 
 
+def choose(page):
+    """Output choices, sent with every file dropped after them and kept for the next visit."""
+    page.get_by_text("Output choices").click()
+    page.get_by_label("Channels").select_option("1")
+    page.get_by_label("Title").fill("Holiday")
+    page.get_by_label("Title").blur()
+    page.get_by_text("Output choices").click()
+
+
 def convert_and_download(page):
+    choose(page)
     drop(page, ["talk.mp4", "song.mp4", "notes.txt"])
     # Refused by the server's own rules (ALLOWED_EXTENSIONS, MAX_FILE_SIZE), before sending.
     expect(row(page, "notes.txt").locator(".state")).to_have_text(
@@ -186,6 +196,7 @@ def sessions_end(page, token):
     # A session ended elsewhere (its login revoked): the app notices at its next request.
     token = sign_in(page)
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+    facts["choices_kept"] = page.get_by_label("Title").input_value()
     assert api("POST", "/logout", token) == 204
     page.get_by_role("link", name="History").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
