@@ -22,7 +22,9 @@
 #      presigned S3 URL (DOWNLOAD_REDIRECT): time, and the gateway's CPU;
 #   9. long videos in parts against one pass and the CLI (scripts/bench-segments.sh, which
 #      prints its own rows and writes docs/long-videos.png);
-#  10. many short jobs through dev against the CLI (scripts/bench-many.sh, its own rows).
+#  10. many short jobs through dev against the CLI (scripts/bench-many.sh, its own rows);
+#  11. small requests: /health at its most, /status paced to 1 000 a second
+#      (scripts/bench-requests.sh, with Debian's wrk).
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -58,7 +60,7 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/10 transcode, 10-minute clip (best of 3 each)..."
+echo "1/11 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
@@ -102,7 +104,7 @@ for choice in cbr mono trim normalize cover; do
   choice_rows+=("| transcode of the 10-minute clip, ${choice_label[$choice]}: Audiomill vs ffmpeg CLI | | $row |")
 done
 
-echo "2/10 service overhead, 10-second clip..."
+echo "2/11 service overhead, 10-second clip..."
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091
 source .tools/run/env
@@ -138,7 +140,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/10 gateway memory and S3 throughput during a 1 GB upload..."
+echo "3/11 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -171,7 +173,7 @@ done
 # The web app's first load over loopback, in Debian's Chromium driven by Playwright.
 read -r web_kb web_ms < <("$TEST_PLAYWRIGHT_PYTHON" scripts/bench_webapp.py "$API" "$TEST_CHROMIUM")
 
-echo "4/10 jobs per minute, one worker against two..."
+echo "4/11 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
 for n in $(seq 10); do
   ff -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=48000" \
@@ -242,7 +244,7 @@ mapfile -t shared < <(scaling)
 WORKERS=("$(start_worker worker1)" "$(start_worker worker2)")
 sleep 2
 
-echo "5/10 load: 50 clients for 60 s against one gateway..."
+echo "5/11 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
 RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 MAX_EVENT_STREAMS_PER_USER=1000 \
@@ -255,7 +257,7 @@ load_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
 ./target/debug/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
 load_cpu=$(python3 -c "print(($(cpu_ticks "$LOAD_GATEWAY") - $load_cpu_before) / $TICKS)")
 
-echo "6/10 metrics and statistics..."
+echo "6/11 metrics and statistics..."
 # The gateway's CPU per answered request in the load run, against what its metrics middleware
 # costs per request measured alone: the share of the gateway's capacity that metrics take.
 requests=$(awk -F'|' 'NR > 2 {s += $3} END {print s}' "$WORK/load.txt")
@@ -301,7 +303,7 @@ deep=$(sql "SELECT CONCAT(created_at, '.', id) FROM jobs ORDER BY created_at DES
 deep_cursor=$(python3 -c "import base64, sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip('='))" "$deep")
 jobs_deep=$(timed "$LOAD/jobs?limit=100&cursor=$deep_cursor" -H "Authorization: Bearer $ADMIN_TOKEN")
 jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
-echo "7/10 500 event streams on one gateway while jobs run..."
+echo "7/11 500 event streams on one gateway while jobs run..."
 watch_reads() { curl -sf "$LOAD/metrics" | awk '$1 == "audiomill_job_watch_reads_total" {print $2}' | grep . || echo 0; }
 echo 5 >/proc/$LOAD_GATEWAY/clear_refs
 streams_rss_before=$(awk '/VmRSS/{print $2}' /proc/$LOAD_GATEWAY/status)
@@ -324,7 +326,7 @@ per_stream_kb=$(( (streams_peak - streams_rss_before) / streams ))
 per_stream_fds=$(python3 -c "print(f'{($streams_fds_peak - $streams_fds_before) / $streams:.2f}')")
 streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB; ${per_stream_kb} KB a stream), descriptors ${streams_fds_before} -> ${streams_fds_peak} (${per_stream_fds} a stream); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
 
-echo "8/10 a 1 GB download, through the gateway and redirected to the bucket..."
+echo "8/11 a 1 GB download, through the gateway and redirected to the bucket..."
 REDIRECT_PORT=$(free_port)
 DOWNLOAD_REDIRECT=true LISTEN_ADDR=127.0.0.1:$REDIRECT_PORT "$BIN" gateway >"$WORK/redirect-gateway.log" 2>&1 &
 REDIRECT_GATEWAY=$!; PIDS+=($REDIRECT_GATEWAY)
@@ -398,3 +400,4 @@ cleanup
 trap - EXIT
 bash scripts/bench-segments.sh
 bash scripts/bench-many.sh
+bash scripts/bench-requests.sh

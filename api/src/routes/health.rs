@@ -3,14 +3,20 @@
 //! `/health/live` and `/health/ready` for orchestrators.
 //!
 //! Every dependency is checked concurrently, each within [`CHECK_TIMEOUT`], so a dependency
-//! that hangs makes a check slow by that much at most, never the endpoint.
+//! that hangs makes a check slow by that much at most, never the endpoint. Requests that
+//! arrive while a round of checks runs share its result (see [`Checking`]).
 
 use super::context::{ApiTags, Context};
 use crate::gateway::Gateway;
 use chrono::{SecondsFormat, Utc};
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json};
 use std::{
     future::Future,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -19,7 +25,64 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `/health`, `/health/services`, `/health/live`, `/health/ready`.
 pub struct HealthApi {
-    pub(super) cx: Context,
+    cx: Context,
+    checking: Checking,
+}
+
+impl HealthApi {
+    pub(super) fn new(cx: Context) -> Self {
+        Self {
+            cx,
+            checking: Checking::default(),
+        }
+    }
+
+    async fn checks(&self) -> Arc<Vec<ServiceCheck>> {
+        self.checking.checks(self.cx.gateway()).await
+    }
+}
+
+/// The round of dependency checks under way. Requests that arrive while it runs share its
+/// result instead of each asking every dependency again, so `/health` under load costs one
+/// round at a time (a load balancer's probes, a crowd of them, never load the database or
+/// Temporal), and an answer is never older than the round it joined.
+#[derive(Default)]
+struct Checking(Mutex<Option<(Instant, Round)>>);
+
+type Round = Shared<BoxFuture<'static, Arc<Vec<ServiceCheck>>>>;
+
+impl Checking {
+    async fn checks(&self, gw: Arc<Gateway>) -> Arc<Vec<ServiceCheck>> {
+        let round = {
+            let mut slot = self
+                .0
+                .lock()
+                .expect("the lock is never held across a panic");
+            match slot.as_ref() {
+                // A round left by requests that all went away is not joined late.
+                Some((started, round)) if started.elapsed() < CHECK_TIMEOUT => round.clone(),
+                _ => {
+                    let round = async move { Arc::new(check_all(&gw).await) }
+                        .boxed()
+                        .shared();
+                    *slot = Some((Instant::now(), round.clone()));
+                    round
+                }
+            }
+        };
+        let checks = round.clone().await;
+        let mut slot = self
+            .0
+            .lock()
+            .expect("the lock is never held across a panic");
+        if slot
+            .as_ref()
+            .is_some_and(|(_, current)| current.ptr_eq(&round))
+        {
+            *slot = None;
+        }
+        checks
+    }
 }
 
 #[derive(Object)]
@@ -54,7 +117,7 @@ enum ServiceState {
 }
 
 /// One dependency, as checked just now.
-#[derive(Object)]
+#[derive(Object, Clone)]
 struct ServiceCheck {
     /// `database`, `storage`, `temporal`, `smtp`, and `redis` when rate limits are shared.
     name: String,
@@ -124,7 +187,7 @@ impl HealthApi {
         operation_id = "getHealth"
     )]
     async fn health(&self) -> HealthResponse {
-        let checks = check_all(self.cx.gw()).await;
+        let checks = self.checks().await;
         let word = |name: &str| match checks.iter().find(|c| c.name == name) {
             Some(check) if check.status == ServiceState::Up => "connected".to_owned(),
             Some(_) => "unreachable".to_owned(),
@@ -151,11 +214,11 @@ impl HealthApi {
         operation_id = "getServicesHealth"
     )]
     async fn services(&self) -> ServicesResponse {
-        let checks = check_all(self.cx.gw()).await;
+        let checks = self.checks().await;
         ServicesResponse::Ok(Json(ServicesReport {
             status: overall(&checks).into(),
             checked_at: now(),
-            services: checks,
+            services: checks.to_vec(),
         }))
     }
 
@@ -184,11 +247,12 @@ impl HealthApi {
         operation_id = "getReadiness"
     )]
     async fn ready(&self) -> ReadyResponse {
-        let failing: Vec<String> = check_all(self.cx.gw())
+        let failing: Vec<String> = self
+            .checks()
             .await
-            .into_iter()
+            .iter()
             .filter(|c| c.status == ServiceState::Down && NEEDED.contains(&c.name.as_str()))
-            .map(|c| c.name)
+            .map(|c| c.name.clone())
             .collect();
         if failing.is_empty() {
             ReadyResponse::Ready(Json(Readiness {

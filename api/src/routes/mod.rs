@@ -61,7 +61,7 @@ fn with_context(cx: Context) -> Api {
         listing::ListingApi { cx: cx.clone() },
         events::EventsApi { cx: cx.clone() },
         downloads::DownloadsApi { cx: cx.clone() },
-        health::HealthApi { cx: cx.clone() },
+        health::HealthApi::new(cx.clone()),
         stats::StatsApi { cx: cx.clone() },
         webhooks::WebhooksApi { cx: cx.clone() },
         users::UsersApi { cx },

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Small requests (the eleventh section of `make bench`; it also runs alone), against
+# `audiomill dev` on this machine with Debian's `wrk`:
+#   - `GET /health` at the most the gateway answers: 2 wrk threads, 64 connections, 10 s;
+#   - `GET /status/{id}` of a completed job with its owner's token at about 1 000 requests a
+#     second (20 connections, each waiting 20 ms between requests): the rate reached, and the
+#     median and p99 latency.
+# Prints table rows for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/venv/bin:$PATH"
+# shellcheck source=scripts/install.sh
+source scripts/install.sh
+INSTALL_WHO=bench apt_install_missing wrk
+cargo build --quiet --locked --workspace --bins
+BIN=./target/debug/audiomill
+WORK=$(mktemp -d)
+PID=
+cleanup() {
+  [ -n "$PID" ] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+echo "11/11 small requests..." >&2
+port=$(free_port); api=http://127.0.0.1:$port
+# The abuse limits raised: the run measures the service, not the limiter.
+RUST_LOG=warn DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$port" RATE_LIMIT_PER_MINUTE=10000000 \
+  "$BIN" dev >"$WORK/dev.log" 2>&1 &
+PID=$!
+for _ in $(seq 300); do curl -sf "$api/health" >/dev/null && break; sleep 0.2; done
+token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$WORK/data/initial-admin.txt")" "$api/login" | json '["access_token"]')
+ffmpeg -hide_banner -loglevel error -f lavfi -i "testsrc=size=160x120:rate=10" -f lavfi \
+  -i "sine=frequency=440" -t 2 -c:v libx264 -preset ultrafast -c:a aac "$WORK/clip.mp4"
+job=$(curl -sf -H "Authorization: Bearer $token" -F "file=@$WORK/clip.mp4" "$api/upload" | json '["job_id"]')
+until [ "$(curl -sf -H "Authorization: Bearer $token" "$api/status/$job" | json '["status"]')" = completed ]; do sleep 0.2; done
+
+# wrk's summary: "Requests/sec" and the latency distribution's 50% and 99% lines.
+summary() { # WRK-OUTPUT-FILE
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{rate:.0f} {ms('50%'):.2f} {ms('99%'):.2f} {errors.group(1) if errors else 0}")
+PY
+}
+
+wrk -t2 -c64 -d10s --latency "$api/health" >"$WORK/health.txt"
+read -r health_rate health_p50 health_p99 health_errors < <(summary "$WORK/health.txt")
+cat >"$WORK/paced.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $token"
+function delay() return 20 end
+LUA
+wrk -t2 -c20 -d10s --latency -s "$WORK/paced.lua" "$api/status/$job" >"$WORK/status.txt"
+read -r status_rate status_p50 status_p99 status_errors < <(summary "$WORK/status.txt")
+[ "$health_errors" = 0 ] && [ "$status_errors" = 0 ] ||
+  { echo "errors: /health $health_errors, /status $status_errors" >&2; exit 1; }
+
+echo "| GET /health, 64 connections for 10 s: requests a second (median / p99) | 40 000 a second | $health_rate (${health_p50} ms / ${health_p99} ms) |"
+echo "| GET /status/{id} of a completed job with its token, paced to about 1 000 a second: rate reached, median / p99 | p99 under 5 ms | $status_rate a second, ${status_p50} ms / ${status_p99} ms |"
