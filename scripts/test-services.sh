@@ -38,7 +38,7 @@ say() { echo "test-services: $*"; }
 source "$ROOT/scripts/install.sh"
 
 install() {
-  local packages=(mariadb-server mariadb-client redis-server prometheus chromium fonts-dejavu-core)
+  local packages=(mariadb-server mariadb-client redis-server prometheus chromium fonts-dejavu-core fonts-liberation)
   # Node and npm may come from elsewhere; only ask apt for them when absent.
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
