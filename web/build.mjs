@@ -62,14 +62,20 @@ async function bundle(outdir) {
   }
 }
 
-/** Every file under `dir`, relative, with its SHA-256. */
+/** Every file under `dir`, relative, with the SHA-256 of its content (a gzip twin's content
+ * unpacked: another zlib may pack the same bytes differently). */
 function listing(dir) {
   const files = {};
   const walk = (at) => {
     for (const entry of fs.readdirSync(at, { withFileTypes: true })) {
       const full = path.join(at, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else files[path.relative(dir, full)] = createHash("sha256").update(fs.readFileSync(full)).digest("hex");
+      if (entry.isDirectory()) {
+        walk(full);
+        continue;
+      }
+      let bytes = fs.readFileSync(full);
+      if (full.endsWith(".gz")) bytes = zlib.gunzipSync(bytes);
+      files[path.relative(dir, full)] = createHash("sha256").update(bytes).digest("hex");
     }
   };
   if (fs.existsSync(dir)) walk(dir);
