@@ -23,11 +23,9 @@ cleanup() {
 trap cleanup EXIT
 
 CLIENTS=8
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 now_ms() { date +%s%3N; }
-ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
-wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return; sleep 0.2; done; echo "$1 never came up" >&2; exit 1; }
 
 # Clips as phones make them: 640x360 video at 30 fps, stereo 48 kHz music-like AAC; one of each
 # length, copied under COUNT names.
@@ -101,7 +99,7 @@ platform_run() { # SECONDS COUNT
   local pid=$!
   PIDS+=("$pid")
   wait_up "$api"
-  token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$data/initial-admin.txt")" "$api/login" | json '["access_token"]')
+  token=$(dev_admin_token "$data" "$api")
   start=$(now_ms)
   find "$dir" -name '*.mp4' -print0 | xargs -0 -P"$CLIENTS" -I{} curl -sf -o /dev/null \
     -H "Authorization: Bearer $token" -F "file=@{}" "$api/upload"

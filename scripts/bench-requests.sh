@@ -22,8 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 echo "11/11 small requests..." >&2
 port=$(free_port); api=http://127.0.0.1:$port
@@ -31,9 +31,9 @@ port=$(free_port); api=http://127.0.0.1:$port
 RUST_LOG=warn DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$port" RATE_LIMIT_PER_MINUTE=10000000 \
   "$BIN" dev >"$WORK/dev.log" 2>&1 &
 PID=$!
-for _ in $(seq 300); do curl -sf "$api/health" >/dev/null && break; sleep 0.2; done
-token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$WORK/data/initial-admin.txt")" "$api/login" | json '["access_token"]')
-ffmpeg -hide_banner -loglevel error -f lavfi -i "testsrc=size=160x120:rate=10" -f lavfi \
+wait_up "$api"
+token=$(dev_admin_token "$WORK/data" "$api")
+ff -f lavfi -i "testsrc=size=160x120:rate=10" -f lavfi \
   -i "sine=frequency=440" -t 2 -c:v libx264 -preset ultrafast -c:a aac "$WORK/clip.mp4"
 job=$(curl -sf -H "Authorization: Bearer $token" -F "file=@$WORK/clip.mp4" "$api/upload" | json '["job_id"]')
 until [ "$(curl -sf -H "Authorization: Bearer $token" "$api/status/$job" | json '["status"]')" = completed ]; do sleep 0.2; done

@@ -31,10 +31,9 @@ trap cleanup EXIT
 python3 -c "import matplotlib" 2>/dev/null ||
   pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 now() { date +%s.%N; }
-ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 best() { sort -n | head -1; }
 MINUTES=(1 10 60)
 
@@ -82,7 +81,6 @@ converted() { # API TOKEN FILE MINUTES
   done | best
 }
 sqlite() { python3 -c "import sqlite3, sys; print(f'{sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0]:.2f}')" "$@"; }
-wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return; sleep 0.2; done; echo "$1 never came up" >&2; exit 1; }
 settings=(MAX_FILE_SIZE=4096 QUOTA_JOBS_PER_DAY=0 QUOTA_STORAGE_MB=0 RUST_LOG=warn
   JWT_SECRET=bench-secret-bench-secret-bench-secret DOWNLOAD_LINK_SECRET=bench-link-secret-bench-link-secret)
 
@@ -98,7 +96,7 @@ dev_run() { # "MINUTES..." [NAME=VALUE...]
   local pid=$!
   wait_up "$api"
   READY_SQL="sqlite $data/audiomill.db"
-  token=$(curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$data/initial-admin.txt")" "$api/login" | json '["access_token"]')
+  token=$(dev_admin_token "$data" "$api")
   for m in $lengths; do echo "$m $(converted "$api" "$token" "$WORK/$m.mp4" "$m")"; done
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -650,17 +650,7 @@ async fn convert_sends_big_files_resumably_and_goes_on_where_a_killed_run_stoppe
     assert!(0 < kept && kept < size, "{kept} of {size}");
 
     let ran = user.run(&args).await;
-    assert_eq!(ran.code, 0, "{ran:?}");
-    assert!(ran.stdout.contains("lecture.mkv: resuming at"), "{ran:?}");
-    assert!(is_mp3(&out.join("lecture.mp3")), "{ran:?}");
-    let all = app
-        .backends
-        .db
-        .expired_resumables(i64::MAX, 10)
-        .await
-        .unwrap();
-    assert_eq!(all.len(), 1, "the second run created no other upload");
-    assert!(all[0].started_at.is_some());
+    resumed_its_one_upload(&app, &ran, &out.join("lecture.mp3")).await;
     let remembered: Value = serde_json::from_slice(&std::fs::read(&uploads).unwrap()).unwrap();
     assert_eq!(
         remembered,
@@ -668,6 +658,22 @@ async fn convert_sends_big_files_resumably_and_goes_on_where_a_killed_run_stoppe
         "a finished upload is forgotten"
     );
     app.stop().await;
+}
+
+/// `ran` (a `convert` of lecture.mkv) said it resumed, and saved the MP3 at `mp3`; the server
+/// holds one resumable upload, complete and started: no other was created.
+async fn resumed_its_one_upload(app: &TestApp, ran: &Ran, mp3: &Path) {
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("lecture.mkv: resuming at"), "{ran:?}");
+    assert!(is_mp3(mp3), "{ran:?}");
+    let all = app
+        .backends
+        .db
+        .expired_resumables(i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "the upload went on, no other was created");
+    assert!(all[0].is_complete() && all[0].started_at.is_some());
 }
 
 /// A TCP proxy in front of `target` that cuts the one connection carrying the `cut_at`-th
@@ -732,17 +738,7 @@ async fn convert_goes_on_from_the_servers_offset_when_its_connection_is_cut() {
     ];
     let ran = user.run(&args).await;
     assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
-    assert_eq!(ran.code, 0, "{ran:?}");
-    assert!(ran.stdout.contains("lecture.mkv: resuming at"), "{ran:?}");
-    assert!(is_mp3(&out.join("lecture.mp3")), "{ran:?}");
-    let all = app
-        .backends
-        .db
-        .expired_resumables(i64::MAX, 10)
-        .await
-        .unwrap();
-    assert_eq!(all.len(), 1, "the cut upload went on, no other was created");
-    assert!(all[0].is_complete() && all[0].started_at.is_some());
+    resumed_its_one_upload(&app, &ran, &out.join("lecture.mp3")).await;
     app.stop().await;
 }
 
