@@ -13,7 +13,7 @@ use audiomill_domain::{
     lifecycle::{Quota, next_utc_day},
 };
 use audiomill_store::{RefreshOutcome, Usage, time::now_millis};
-use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
+use poem_openapi::{Object, OpenApi, payload::Json, types::Example};
 
 /// `/login`, `/validate`, `/logout`, `/token/refresh` and `/me`.
 pub struct AccountsApi {
@@ -169,56 +169,52 @@ struct AccountChanges {
     completion_emails: Option<bool>,
 }
 
-#[derive(ApiResponse)]
-enum AccountResponse {
-    /// The account, as it is now.
-    #[oai(status = 200)]
-    Ok(Json<Account>),
-    /// The token is invalid or expired, or its login has ended.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum AccountResponse {
+        /// The account, as it is now.
+        #[oai(status = 200)]
+        Ok(Json<Account>),
+        /// The token is invalid or expired, or its login has ended.
+        #[oai(status = 401)]
+        Unauthorized(ErrorJson),
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-enum LoginResponse {
-    /// Logged in.
-    #[oai(status = 200)]
-    Ok(Json<TokenPair>),
-    /// Wrong email or password.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum LoginResponse {
+        /// Logged in.
+        #[oai(status = 200)]
+        Ok(Json<TokenPair>),
+        /// Wrong email or password.
+        #[oai(status = 401)]
+        Unauthorized(ErrorJson),
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-enum ValidateResponse {
-    /// The token is valid.
-    #[oai(status = 200)]
-    Ok(Json<Identity>),
-    /// The token is invalid or expired, or its login has ended.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum ValidateResponse {
+        /// The token is valid.
+        #[oai(status = 200)]
+        Ok(Json<Identity>),
+        /// The token is invalid or expired, or its login has ended.
+        #[oai(status = 401)]
+        Unauthorized(ErrorJson),
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-enum LogoutResponse {
-    /// Logged out: the access token and every refresh token of this login stop working.
-    #[oai(status = 204)]
-    Done,
-    /// The token is invalid or expired, or its login has already ended.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum LogoutResponse {
+        /// Logged out: the access token and every refresh token of this login stop working.
+        #[oai(status = 204)]
+        Done,
+        /// The token is invalid or expired, or its login has already ended.
+        #[oai(status = 401)]
+        Unauthorized(ErrorJson),
+        @unavailable,
+    }
 }
 
 #[OpenApi]

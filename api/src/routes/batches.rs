@@ -14,7 +14,7 @@ use audiomill_domain::{BatchId, JobStatus};
 use audiomill_store::Job;
 use futures::{AsyncWriteExt, StreamExt};
 use poem::Body;
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use std::{collections::HashSet, sync::Arc};
 use tokio_util::io::ReaderStream;
 
@@ -61,23 +61,16 @@ struct BatchStatus {
     download: Option<String>,
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "BatchResponse::framework_refusal")]
-enum BatchResponse {
-    #[oai(status = 200)]
-    Ok(Json<BatchStatus>),
-    /// The batch id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such batch (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "BatchResponse::framework_refusal")]
+    enum BatchResponse {
+        #[oai(status = 200)]
+        Ok(Json<BatchStatus>),
+        @bad_batch_id,
+        @unauthorized,
+        @batch_not_found,
+        @unavailable,
+    }
 }
 
 streamed_payload!(
@@ -86,33 +79,26 @@ streamed_payload!(
     "application/zip"
 );
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "ZipResponse::framework_refusal")]
-enum ZipResponse {
-    /// The finished MP3s, one entry each (named after its video), stored uncompressed.
-    #[oai(status = 200)]
-    Ok(
-        Zip,
-        #[oai(header = "Content-Disposition")] String,
-        /// How many MP3s the archive holds.
-        #[oai(header = "X-Batch-Files")]
-        usize,
-    ),
-    /// The batch id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such batch (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// None of its MP3s is ready yet.
-    #[oai(status = 409)]
-    NotReady(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "ZipResponse::framework_refusal")]
+    enum ZipResponse {
+        /// The finished MP3s, one entry each (named after its video), stored uncompressed.
+        #[oai(status = 200)]
+        Ok(
+            Zip,
+            #[oai(header = "Content-Disposition")] String,
+            /// How many MP3s the archive holds.
+            #[oai(header = "X-Batch-Files")]
+            usize,
+        ),
+        @bad_batch_id,
+        @unauthorized,
+        @batch_not_found,
+        /// None of its MP3s is ready yet.
+        #[oai(status = 409)]
+        NotReady(ErrorJson),
+        @unavailable,
+    }
 }
 
 fn batch_id_refused(_: ErrorJson) -> ErrorJson {

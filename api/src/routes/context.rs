@@ -13,6 +13,64 @@ macro_rules! or_refuse {
     };
 }
 
+/// Declares an operation's response (`#[derive(ApiResponse)]`) whose variants may name the
+/// answers many operations share by a keyword, each written once here with its status and
+/// description: `@bad_job_id`, `@bad_batch_id`, `@bad_id` (400), `@unauthorized` (401),
+/// `@job_not_found`, `@batch_not_found`, `@endpoint_not_found` (404), `@mp3_not_ready` (409),
+/// `@checksum_mismatch` (460) and `@unavailable` (503). The variants keep the order written,
+/// which is the order of the document's answers.
+macro_rules! api_response {
+    ($(#[$meta:meta])* enum $name:ident { $($body:tt)* }) => {
+        api_response!(@variants [$(#[$meta])*] $name [] $($body)*);
+    };
+    (@variants [$($meta:tt)*] $name:ident [$($done:tt)*]) => {
+        #[derive(poem_openapi::ApiResponse)]
+        $($meta)*
+        enum $name { $($done)* }
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_job_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The job id is malformed."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_batch_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The batch id is malformed."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The id is malformed."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @unauthorized, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 401, Unauthorized, "No valid access token."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @job_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such job (or not yours)."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @batch_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such batch (or not yours)."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @endpoint_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such endpoint (or not yours)."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @mp3_not_ready, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 409, NotReady, "The MP3 is not ready yet."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @checksum_mismatch, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 460, ChecksumMismatch, "The body does not match `Upload-Checksum`; none of it was kept."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] @unavailable, $($rest:tt)*) => {
+        api_response!(@shared $meta $name [$($done)*] 503, Unavailable, "A dependency is down."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*]
+        $(#[$attr:meta])* $variant:ident $(($($fields:tt)*))?, $($rest:tt)*) => {
+        api_response!(@variants $meta $name [$($done)* $(#[$attr])* $variant $(($($fields)*))?,] $($rest)*);
+    };
+    (@shared $meta:tt $name:ident [$($done:tt)*] $status:literal, $variant:ident, $doc:literal; $($rest:tt)*) => {
+        api_response!(@variants $meta $name [$($done)*
+            #[doc = $doc]
+            #[oai(status = $status)]
+            $variant($crate::routes::context::ErrorJson),
+        ] $($rest)*);
+    };
+}
+
 /// Lets an operation's response carry the refusals of [`Context::caller_job`].
 macro_rules! refusal_into {
     ($($response:ident),*) => {$(

@@ -19,7 +19,7 @@ use audiomill_domain::{
 use audiomill_store::{Job, time::now_millis};
 use poem::Body;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi, SecurityScheme,
+    Object, OpenApi, SecurityScheme,
     auth::ApiKey,
     param::{Header, Path, Query},
     payload::{Json, Payload},
@@ -81,84 +81,70 @@ streamed_payload!(
     "audio/mpeg"
 );
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "DownloadResponse::framework_refusal")]
-enum DownloadResponse {
-    /// The whole MP3.
-    #[oai(status = 200)]
-    Ok(
-        Mp3,
-        #[oai(header = "Content-Disposition")] String,
-        #[oai(header = "Accept-Ranges")] String,
-        #[oai(header = "Content-Length")] u64,
-    ),
-    /// `DOWNLOAD_REDIRECT` with S3: the MP3 is at `Location`, a presigned URL that works for
-    /// `DOWNLOAD_REDIRECT_SECONDS` and answers with the same headers (send the `Range` there).
-    #[oai(status = 302)]
-    Redirect(
-        #[oai(header = "Location")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// The requested byte range.
-    #[oai(status = 206)]
-    Partial(
-        Mp3,
-        #[oai(header = "Content-Disposition")] String,
-        #[oai(header = "Content-Range")] String,
-        #[oai(header = "Content-Length")] u64,
-    ),
-    /// The job id (`fid`) is missing or malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// Neither a valid access token nor a signed link.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// The signed link is not valid (changed, cut short, or made for another job), or its
-    /// owner's account is disabled.
-    #[oai(status = 403)]
-    Forbidden(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// The MP3 is not ready yet.
-    #[oai(status = 409)]
-    NotReady(ErrorJson),
-    /// The signed link has expired, or its job has been deleted since it was made, or the job
-    /// has expired (`RETENTION_HOURS` after it ended) and its MP3 is removed.
-    #[oai(status = 410)]
-    Gone(ErrorJson),
-    /// The range is outside the file.
-    #[oai(status = 416)]
-    RangeNotSatisfiable(ErrorJson, #[oai(header = "Content-Range")] String),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "DownloadResponse::framework_refusal")]
+    enum DownloadResponse {
+        /// The whole MP3.
+        #[oai(status = 200)]
+        Ok(
+            Mp3,
+            #[oai(header = "Content-Disposition")] String,
+            #[oai(header = "Accept-Ranges")] String,
+            #[oai(header = "Content-Length")] u64,
+        ),
+        /// `DOWNLOAD_REDIRECT` with S3: the MP3 is at `Location`, a presigned URL that works for
+        /// `DOWNLOAD_REDIRECT_SECONDS` and answers with the same headers (send the `Range` there).
+        #[oai(status = 302)]
+        Redirect(
+            #[oai(header = "Location")] String,
+            #[oai(header = "Cache-Control")] String,
+        ),
+        /// The requested byte range.
+        #[oai(status = 206)]
+        Partial(
+            Mp3,
+            #[oai(header = "Content-Disposition")] String,
+            #[oai(header = "Content-Range")] String,
+            #[oai(header = "Content-Length")] u64,
+        ),
+        /// The job id (`fid`) is missing or malformed.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        /// Neither a valid access token nor a signed link.
+        #[oai(status = 401)]
+        Unauthorized(ErrorJson),
+        /// The signed link is not valid (changed, cut short, or made for another job), or its
+        /// owner's account is disabled.
+        #[oai(status = 403)]
+        Forbidden(ErrorJson),
+        @job_not_found,
+        @mp3_not_ready,
+        /// The signed link has expired, or its job has been deleted since it was made, or the job
+        /// has expired (`RETENTION_HOURS` after it ended) and its MP3 is removed.
+        #[oai(status = 410)]
+        Gone(ErrorJson),
+        /// The range is outside the file.
+        #[oai(status = 416)]
+        RangeNotSatisfiable(ErrorJson, #[oai(header = "Content-Range")] String),
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "LinkResponse::framework_refusal")]
-enum LinkResponse {
-    /// A fresh link to the MP3.
-    #[oai(status = 200)]
-    Ok(Json<DownloadLink>),
-    /// The job id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// The MP3 is not ready yet.
-    #[oai(status = 409)]
-    NotReady(ErrorJson),
-    /// The job has expired and its MP3 is removed.
-    #[oai(status = 410)]
-    Gone(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "LinkResponse::framework_refusal")]
+    enum LinkResponse {
+        /// A fresh link to the MP3.
+        #[oai(status = 200)]
+        Ok(Json<DownloadLink>),
+        @bad_job_id,
+        @unauthorized,
+        @job_not_found,
+        @mp3_not_ready,
+        /// The job has expired and its MP3 is removed.
+        #[oai(status = 410)]
+        Gone(ErrorJson),
+        @unavailable,
+    }
 }
 
 refusal_into!(DownloadResponse, LinkResponse);

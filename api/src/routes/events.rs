@@ -14,7 +14,7 @@ use crate::{
 use futures::{Stream, StreamExt, stream::BoxStream};
 use poem::web::sse::Event;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    Object, OpenApi,
     param::{Header, Path},
     payload::EventStream,
     types::ToJSON,
@@ -59,36 +59,29 @@ struct JobEvent {
     download_url: Option<String>,
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "EventsResponse::framework_refusal")]
-enum EventsResponse {
-    /// The job's events: `progress` when its step, percent or ETA moves, `retry` when a step
-    /// is tried again, and `end` (completed, failed or cancelled) before the stream closes.
-    /// Each event's `id` names the job's state: sent back as `Last-Event-ID`, nothing already
-    /// seen is sent again. Idle streams carry a comment every 15 s.
-    #[oai(status = 200)]
-    Events(EventStream<BoxStream<'static, JobEvent>>),
-    /// The job had ended and `Last-Event-ID` is its `end` event: nothing more will come
-    /// (an EventSource stops reconnecting on 204).
-    #[oai(status = 204)]
-    Ended,
-    /// The job id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// The caller holds as many event streams open as one user may
-    /// (`MAX_EVENT_STREAMS_PER_USER`), or this gateway as many as it serves
-    /// (`MAX_EVENT_STREAMS`); `Retry-After` says when to try again.
-    #[oai(status = 429)]
-    TooManyStreams(ErrorJson, #[oai(header = "Retry-After")] u64),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "EventsResponse::framework_refusal")]
+    enum EventsResponse {
+        /// The job's events: `progress` when its step, percent or ETA moves, `retry` when a step
+        /// is tried again, and `end` (completed, failed or cancelled) before the stream closes.
+        /// Each event's `id` names the job's state: sent back as `Last-Event-ID`, nothing already
+        /// seen is sent again. Idle streams carry a comment every 15 s.
+        #[oai(status = 200)]
+        Events(EventStream<BoxStream<'static, JobEvent>>),
+        /// The job had ended and `Last-Event-ID` is its `end` event: nothing more will come
+        /// (an EventSource stops reconnecting on 204).
+        #[oai(status = 204)]
+        Ended,
+        @bad_job_id,
+        @unauthorized,
+        @job_not_found,
+        /// The caller holds as many event streams open as one user may
+        /// (`MAX_EVENT_STREAMS_PER_USER`), or this gateway as many as it serves
+        /// (`MAX_EVENT_STREAMS`); `Retry-After` says when to try again.
+        #[oai(status = 429)]
+        TooManyStreams(ErrorJson, #[oai(header = "Retry-After")] u64),
+        @unavailable,
+    }
 }
 
 /// When a client refused a stream may try again: streams end when their jobs do.

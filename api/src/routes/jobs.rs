@@ -20,7 +20,7 @@ use audiomill_store::{Job, KeyedUpload, OverQuota, WebhookEndpoint, time::now_mi
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    Enum, Object, OpenApi,
     param::{Header, Path},
     payload::{Json, Payload},
     registry::{MetaSchemaRef, Registry},
@@ -231,74 +231,66 @@ impl poem_openapi::payload::ParsePayload for VideoForm {
 
 poem_openapi::impl_apirequest_for_payload!(VideoForm,);
 
-#[derive(ApiResponse)]
-enum UploadResponse {
-    /// Accepted; the conversion runs in the background.
-    #[oai(status = 202)]
-    Accepted(Json<UploadAccepted>),
-    /// This `Idempotency-Key` already started a job for this same file (within 24 hours):
-    /// that job, and nothing stored again.
-    #[oai(status = 200)]
-    Replayed(Json<UploadAccepted>),
-    /// The form is malformed, has no `file` part, or the file is empty.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// The upload arrived too slowly (under 8 KiB/s on average after 30 s).
-    #[oai(status = 408)]
-    TooSlow(ErrorJson),
-    /// The file is larger than `MAX_FILE_SIZE`, or than the room left by the caller's storage
-    /// quota (then with the quota's headers, in bytes; nothing was kept).
-    #[oai(status = 413)]
-    TooLarge(
-        ErrorJson,
-        #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
-        #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
-    ),
-    /// Not an accepted video type (by extension or content).
-    #[oai(status = 415)]
-    UnsupportedMedia(ErrorJson),
-    /// Another upload with this `Idempotency-Key` is still being received.
-    #[oai(status = 409)]
-    KeyInUse(ErrorJson),
-    /// This `Idempotency-Key` already started a job for a different file.
-    #[oai(status = 422)]
-    KeyReused(ErrorJson),
-    /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress, or has started
-    /// as many jobs today (UTC) as the jobs-per-day quota allows (then with the quota's
-    /// headers, and `Retry-After` in seconds until the count starts again).
-    #[oai(status = 429)]
-    TooManyUploads(
-        ErrorJson,
-        #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
-        #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
-        #[oai(header = "Retry-After")] Option<u64>,
-    ),
-    /// Storage or the workflow service is down; nothing was kept.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum UploadResponse {
+        /// Accepted; the conversion runs in the background.
+        #[oai(status = 202)]
+        Accepted(Json<UploadAccepted>),
+        /// This `Idempotency-Key` already started a job for this same file (within 24 hours):
+        /// that job, and nothing stored again.
+        #[oai(status = 200)]
+        Replayed(Json<UploadAccepted>),
+        /// The form is malformed, has no `file` part, or the file is empty.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// The upload arrived too slowly (under 8 KiB/s on average after 30 s).
+        #[oai(status = 408)]
+        TooSlow(ErrorJson),
+        /// The file is larger than `MAX_FILE_SIZE`, or than the room left by the caller's storage
+        /// quota (then with the quota's headers, in bytes; nothing was kept).
+        #[oai(status = 413)]
+        TooLarge(
+            ErrorJson,
+            #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+        ),
+        /// Not an accepted video type (by extension or content).
+        #[oai(status = 415)]
+        UnsupportedMedia(ErrorJson),
+        /// Another upload with this `Idempotency-Key` is still being received.
+        #[oai(status = 409)]
+        KeyInUse(ErrorJson),
+        /// This `Idempotency-Key` already started a job for a different file.
+        #[oai(status = 422)]
+        KeyReused(ErrorJson),
+        /// This user already has `MAX_CONCURRENT_UPLOADS` uploads in progress, or has started
+        /// as many jobs today (UTC) as the jobs-per-day quota allows (then with the quota's
+        /// headers, and `Retry-After` in seconds until the count starts again).
+        #[oai(status = 429)]
+        TooManyUploads(
+            ErrorJson,
+            #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+            #[oai(header = "Retry-After")] Option<u64>,
+        ),
+        /// Storage or the workflow service is down; nothing was kept.
+        #[oai(status = 503)]
+        Unavailable(ErrorJson),
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "StatusResponse::framework_refusal")]
-enum StatusResponse {
-    /// The job's status.
-    #[oai(status = 200)]
-    Ok(Json<Box<JobStatusBody>>),
-    /// The job id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "StatusResponse::framework_refusal")]
+    enum StatusResponse {
+        /// The job's status.
+        #[oai(status = 200)]
+        Ok(Json<Box<JobStatusBody>>),
+        @bad_job_id,
+        @unauthorized,
+        @job_not_found,
+        @unavailable,
+    }
 }
 
 #[derive(Object)]
@@ -309,50 +301,36 @@ struct CancelAccepted {
     message: String,
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
-enum DeleteResponse {
-    /// The job was running: it is being cancelled.
-    #[oai(status = 202)]
-    Cancelling(Json<CancelAccepted>),
-    /// The job had ended: its video, its MP3 and its record are deleted.
-    #[oai(status = 204)]
-    Deleted,
-    /// The job id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
+    enum DeleteResponse {
+        /// The job was running: it is being cancelled.
+        #[oai(status = 202)]
+        Cancelling(Json<CancelAccepted>),
+        /// The job had ended: its video, its MP3 and its record are deleted.
+        #[oai(status = 204)]
+        Deleted,
+        @bad_job_id,
+        @unauthorized,
+        @job_not_found,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "CancelResponse::framework_refusal")]
-enum CancelResponse {
-    /// The job is being cancelled.
-    #[oai(status = 202)]
-    Cancelling(Json<CancelAccepted>),
-    /// The job id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such job (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// The job has already ended; nothing was changed.
-    #[oai(status = 409)]
-    Ended(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "CancelResponse::framework_refusal")]
+    enum CancelResponse {
+        /// The job is being cancelled.
+        #[oai(status = 202)]
+        Cancelling(Json<CancelAccepted>),
+        @bad_job_id,
+        @unauthorized,
+        @job_not_found,
+        /// The job has already ended; nothing was changed.
+        #[oai(status = 409)]
+        Ended(ErrorJson),
+        @unavailable,
+    }
 }
 
 refusal_into!(StatusResponse, DeleteResponse, CancelResponse);

@@ -12,9 +12,7 @@ use audiomill_store::{Job, JobFilter, PageAfter};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json, types::Example,
-};
+use poem_openapi::{Enum, Object, OpenApi, param::Query, payload::Json, types::Example};
 
 /// Jobs per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 20;
@@ -95,25 +93,24 @@ impl Example for JobPage {
     }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "ListResponse::framework_refusal")]
-enum ListResponse {
-    /// A page of jobs.
-    #[oai(status = 200)]
-    Ok(Json<JobPage>),
-    /// A parameter is invalid: `limit` outside 1-100, an unknown `status`, a cursor this
-    /// service did not give, a malformed time or user.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// `user` is for admins.
-    #[oai(status = 403)]
-    Forbidden(ErrorJson),
-    /// The database is unavailable.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "ListResponse::framework_refusal")]
+    enum ListResponse {
+        /// A page of jobs.
+        #[oai(status = 200)]
+        Ok(Json<JobPage>),
+        /// A parameter is invalid: `limit` outside 1-100, an unknown `status`, a cursor this
+        /// service did not give, a malformed time or user.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// `user` is for admins.
+        #[oai(status = 403)]
+        Forbidden(ErrorJson),
+        /// The database is unavailable.
+        #[oai(status = 503)]
+        Unavailable(ErrorJson),
+    }
 }
 
 // The framework's own sentence names the parameter that did not parse.

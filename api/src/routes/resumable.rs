@@ -252,33 +252,30 @@ enum DiscoverResponse {
 /// The refusals every tus operation may answer with, as variants of its response.
 macro_rules! tus_refusals {
     ($(#[$meta:meta])* enum $name:ident { $($variants:tt)* }) => {
-        $(#[$meta])*
-        #[derive(ApiResponse)]
-        #[oai(
-            bad_request_handler = "TusResponse::framework_refusal",
-            header(name = "Tus-Resumable", ty = "String", description = "`1.0.0`")
-        )]
-        enum $name {
-            $($variants)*
-            /// A header is malformed (each is named), or the upload id is.
-            #[oai(status = 400)]
-            BadRequest(ErrorJson),
-            /// No valid access token.
-            #[oai(status = 401)]
-            Unauthorized(ErrorJson),
-            /// No such upload (or not yours).
-            #[oai(status = 404)]
-            NotFound(ErrorJson),
-            /// The upload expired (`RESUMABLE_EXPIRY_HOURS` after its creation) and its bytes
-            /// are removed.
-            #[oai(status = 410)]
-            Gone(ErrorJson),
-            /// `Tus-Resumable` is missing or names another version than `1.0.0`.
-            #[oai(status = 412)]
-            Version(ErrorJson, #[oai(header = "Tus-Version")] String),
-            /// A dependency is down.
-            #[oai(status = 503)]
-            Unavailable(ErrorJson),
+        api_response! {
+            $(#[$meta])*
+            #[oai(
+                bad_request_handler = "TusResponse::framework_refusal",
+                header(name = "Tus-Resumable", ty = "String", description = "`1.0.0`")
+            )]
+            enum $name {
+                $($variants)*
+                /// A header is malformed (each is named), or the upload id is.
+                #[oai(status = 400)]
+                BadRequest(ErrorJson),
+                @unauthorized,
+                /// No such upload (or not yours).
+                #[oai(status = 404)]
+                NotFound(ErrorJson),
+                /// The upload expired (`RESUMABLE_EXPIRY_HOURS` after its creation) and its bytes
+                /// are removed.
+                #[oai(status = 410)]
+                Gone(ErrorJson),
+                /// `Tus-Resumable` is missing or names another version than `1.0.0`.
+                #[oai(status = 412)]
+                Version(ErrorJson, #[oai(header = "Tus-Version")] String),
+                @unavailable,
+            }
         }
     };
 }
@@ -320,9 +317,7 @@ tus_refusals! {
         /// This `Idempotency-Key` already created an upload of another file.
         #[oai(status = 422)]
         KeyReused(ErrorJson),
-        /// The body does not match `Upload-Checksum`; none of it was kept.
-        #[oai(status = 460)]
-        ChecksumMismatch(ErrorJson),
+        @checksum_mismatch,
         /// `MAX_UNFINISHED_UPLOADS` unfinished uploads already, `MAX_CONCURRENT_UPLOADS`
         /// uploads in progress, or the jobs-per-day quota used up (with its headers).
         #[oai(status = 429)]
@@ -373,9 +368,7 @@ tus_refusals! {
         /// Another request is appending to this upload now.
         #[oai(status = 423)]
         Locked(ErrorJson),
-        /// The body does not match `Upload-Checksum`; none of it was kept.
-        #[oai(status = 460)]
-        ChecksumMismatch(ErrorJson),
+        @checksum_mismatch,
         /// `MAX_CONCURRENT_UPLOADS` uploads in progress, or (at the last byte) the jobs-per-day
         /// quota used up, with its headers.
         #[oai(status = 429)]

@@ -4,7 +4,7 @@ use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailabl
 use crate::error::{ErrorBody, ErrorCode};
 use audiomill_store::{StatsScope, UploadStats};
 use chrono::{DateTime, SecondsFormat, Utc};
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
+use poem_openapi::{Enum, Object, OpenApi, param::Query, payload::Json};
 
 /// How many days `per_day` covers, ending today.
 const DAYS: u32 = 30;
@@ -80,24 +80,23 @@ struct UploadStatistics {
     per_day: Vec<DayUploads>,
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "StatsResponse::framework_refusal")]
-enum StatsResponse {
-    /// The statistics.
-    #[oai(status = 200)]
-    Ok(Json<UploadStatistics>),
-    /// `scope` is neither `mine` nor `all`.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// `scope=all` is for admins.
-    #[oai(status = 403)]
-    Forbidden(ErrorJson),
-    /// The database is unavailable.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "StatsResponse::framework_refusal")]
+    enum StatsResponse {
+        /// The statistics.
+        #[oai(status = 200)]
+        Ok(Json<UploadStatistics>),
+        /// `scope` is neither `mine` nor `all`.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// `scope=all` is for admins.
+        #[oai(status = 403)]
+        Forbidden(ErrorJson),
+        /// The database is unavailable.
+        #[oai(status = 503)]
+        Unavailable(ErrorJson),
+    }
 }
 
 framework_refusal!(scope_refused; StatsResponse);

@@ -10,7 +10,7 @@ use crate::{
     params::ApiUserId,
 };
 use audiomill_domain::UserId;
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Example};
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json, types::Example};
 
 /// `DELETE /me/jobs` and `PATCH /users/{user_id}`.
 pub struct UsersApi {
@@ -74,41 +74,37 @@ struct UserChanges {
     active: Option<bool>,
 }
 
-#[derive(ApiResponse)]
-enum RemoveResponse {
-    /// Everything of the caller's is gone.
-    #[oai(status = 200)]
-    Ok(Json<RemovedJobs>),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down; what was removed so far stays removed, and the request may be
-    /// sent again to finish.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum RemoveResponse {
+        /// Everything of the caller's is gone.
+        #[oai(status = 200)]
+        Ok(Json<RemovedJobs>),
+        @unauthorized,
+        /// A dependency is down; what was removed so far stays removed, and the request may be
+        /// sent again to finish.
+        #[oai(status = 503)]
+        Unavailable(ErrorJson),
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "UserResponse::framework_refusal")]
-enum UserResponse {
-    /// The account, as it is now.
-    #[oai(status = 200)]
-    Ok(Json<UserSummary>),
-    /// The user id or the body is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// No valid access token.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// Only admins change other accounts; nor may an admin turn their own off.
-    #[oai(status = 403)]
-    Forbidden(ErrorJson),
-    /// No such user.
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "UserResponse::framework_refusal")]
+    enum UserResponse {
+        /// The account, as it is now.
+        #[oai(status = 200)]
+        Ok(Json<UserSummary>),
+        /// The user id or the body is malformed.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// Only admins change other accounts; nor may an admin turn their own off.
+        #[oai(status = 403)]
+        Forbidden(ErrorJson),
+        /// No such user.
+        #[oai(status = 404)]
+        NotFound(ErrorJson),
+        @unavailable,
+    }
 }
 
 framework_refusal!(std::convert::identity; UserResponse);

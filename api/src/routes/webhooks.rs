@@ -20,7 +20,7 @@ use audiomill_store::{
 };
 use audiomill_workflows::DeliverWebhooks;
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    Enum, Object, OpenApi,
     param::{Path, Query},
     payload::Json,
     types::Example,
@@ -207,137 +207,104 @@ struct ReplayAccepted {
     message: String,
 }
 
-#[derive(ApiResponse)]
-enum CreateResponse {
-    /// Registered; the secret is in this answer only.
-    #[oai(status = 201)]
-    Created(Json<CreatedWebhook>),
-    /// The URL or the events are not acceptable (`field` says which).
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// The account has as many endpoints as it may.
-    #[oai(status = 409)]
-    Conflict(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum CreateResponse {
+        /// Registered; the secret is in this answer only.
+        #[oai(status = 201)]
+        Created(Json<CreatedWebhook>),
+        /// The URL or the events are not acceptable (`field` says which).
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// The account has as many endpoints as it may.
+        #[oai(status = 409)]
+        Conflict(ErrorJson),
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-enum ListResponse {
-    #[oai(status = 200)]
-    Ok(Json<WebhookList>),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    enum ListResponse {
+        #[oai(status = 200)]
+        Ok(Json<WebhookList>),
+        @unauthorized,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "WebhookResponse::framework_refusal")]
-enum WebhookResponse {
-    /// The endpoint, as it is now.
-    #[oai(status = 200)]
-    Ok(Json<Webhook>),
-    /// The id is malformed, or a change is not acceptable (`field` says which).
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such endpoint (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "WebhookResponse::framework_refusal")]
+    enum WebhookResponse {
+        /// The endpoint, as it is now.
+        #[oai(status = 200)]
+        Ok(Json<Webhook>),
+        /// The id is malformed, or a change is not acceptable (`field` says which).
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        @endpoint_not_found,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
-enum DeleteResponse {
-    /// Deleted, with its deliveries; nothing more is sent to it.
-    #[oai(status = 204)]
-    Deleted,
-    /// The id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such endpoint (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
+    enum DeleteResponse {
+        /// Deleted, with its deliveries; nothing more is sent to it.
+        #[oai(status = 204)]
+        Deleted,
+        @bad_id,
+        @unauthorized,
+        @endpoint_not_found,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "SecretResponse::framework_refusal")]
-enum SecretResponse {
-    /// The new secret; the previous one keeps signing beside it for a day.
-    #[oai(status = 200)]
-    Ok(Json<RotatedSecret>),
-    /// The id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such endpoint (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "SecretResponse::framework_refusal")]
+    enum SecretResponse {
+        /// The new secret; the previous one keeps signing beside it for a day.
+        #[oai(status = 200)]
+        Ok(Json<RotatedSecret>),
+        @bad_id,
+        @unauthorized,
+        @endpoint_not_found,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "DeliveriesResponse::framework_refusal")]
-enum DeliveriesResponse {
-    #[oai(status = 200)]
-    Ok(Json<DeliveryList>),
-    /// The id is malformed, or `limit` is outside 1-100.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such endpoint (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "DeliveriesResponse::framework_refusal")]
+    enum DeliveriesResponse {
+        #[oai(status = 200)]
+        Ok(Json<DeliveryList>),
+        /// The id is malformed, or `limit` is outside 1-100.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        @endpoint_not_found,
+        @unavailable,
+    }
 }
 
-#[derive(ApiResponse)]
-#[oai(bad_request_handler = "ReplayResponse::framework_refusal")]
-enum ReplayResponse {
-    /// The message goes out again, with its id and body, newly signed.
-    #[oai(status = 202)]
-    Accepted(Json<ReplayAccepted>),
-    /// An id is malformed.
-    #[oai(status = 400)]
-    BadRequest(ErrorJson),
-    /// A valid access token is required.
-    #[oai(status = 401)]
-    Unauthorized(ErrorJson),
-    /// No such endpoint or delivery (or not yours).
-    #[oai(status = 404)]
-    NotFound(ErrorJson),
-    /// A replay of this delivery is still being sent (one at a time).
-    #[oai(status = 409)]
-    InFlight(ErrorJson),
-    /// A dependency is down.
-    #[oai(status = 503)]
-    Unavailable(ErrorJson),
+api_response! {
+    #[oai(bad_request_handler = "ReplayResponse::framework_refusal")]
+    enum ReplayResponse {
+        /// The message goes out again, with its id and body, newly signed.
+        #[oai(status = 202)]
+        Accepted(Json<ReplayAccepted>),
+        /// An id is malformed.
+        #[oai(status = 400)]
+        BadRequest(ErrorJson),
+        @unauthorized,
+        /// No such endpoint or delivery (or not yours).
+        #[oai(status = 404)]
+        NotFound(ErrorJson),
+        /// A replay of this delivery is still being sent (one at a time).
+        #[oai(status = 409)]
+        InFlight(ErrorJson),
+        @unavailable,
+    }
 }
 
 framework_refusal!(std::convert::identity; WebhookResponse, DeleteResponse, SecretResponse,
