@@ -217,6 +217,8 @@ api_response! {
     }
 }
 
+denied_into!(LogoutResponse, AccountResponse);
+
 #[OpenApi]
 impl AccountsApi {
     /// Log in with HTTP Basic (email and password); returns an access and a refresh token.
@@ -294,11 +296,7 @@ impl AccountsApi {
         operation_id = "logout"
     )]
     async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return LogoutResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return LogoutResponse::Unavailable(error),
-        };
+        let claims = or_refuse!(self.cx.authenticate(&auth).await);
         match self.cx.gw().db.revoke_session(&claims.sid).await {
             Ok(()) => LogoutResponse::Done,
             Err(error) => LogoutResponse::Unavailable(unavailable("database", error)),
@@ -390,11 +388,7 @@ impl AccountsApi {
 impl AccountsApi {
     /// Applies `changes` to the caller's account and shows it.
     async fn account(&self, auth: &BearerAuth, changes: AccountChanges) -> AccountResponse {
-        let claims = match self.cx.authenticate(auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return AccountResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return AccountResponse::Unavailable(error),
-        };
+        let claims = or_refuse!(self.cx.authenticate(auth).await);
         let gone = || {
             AccountResponse::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,

@@ -8,8 +8,10 @@
 //! A retried upload whose `Idempotency-Key` already started a job goes through
 //! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
+use super::context::{ErrorJson, unavailable};
 use crate::{
     auth::Claims,
+    error::{ErrorBody, ErrorCode},
     form::{self, FrameGuard, FramingError},
     gateway::{Gateway, UploadLimits},
     upload::{self, Container, Head},
@@ -105,7 +107,7 @@ pub const NO_ACCOUNT: &str = "This account no longer exists.";
 
 /// An upload over one of the caller's quotas, as every way of uploading answers it: storage
 /// (413, no `retry_after`) or jobs per day (429), with the quota's figures for its headers.
-pub struct QuotaRefusal {
+struct QuotaRefusal {
     pub message: String,
     pub limit: u64,
     pub remaining: u64,
@@ -371,6 +373,69 @@ impl UploadError {
         Self::Unavailable {
             what,
             cause: cause.to_string(),
+        }
+    }
+}
+
+/// An upload's refusal as an answer, in the terms both ways of uploading (a form, tus) share.
+pub enum UploadAnswer {
+    BadRequest(ErrorJson),
+    Unauthorized(ErrorJson),
+    /// Each way words it, as what it keeps of a slow body differs.
+    TooSlow,
+    /// With the storage quota's limit and remaining room, when the quota refused it.
+    TooLarge(ErrorJson, Option<u64>, Option<u64>),
+    UnsupportedMedia(ErrorJson),
+    /// The jobs-per-day quota: its limit, what is left, and seconds until the count restarts.
+    TooMany(ErrorJson, Option<u64>, Option<u64>, Option<u64>),
+    Unavailable(ErrorJson),
+}
+
+impl From<UploadError> for UploadAnswer {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::BadRequest(message) => {
+                Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
+            }
+            UploadError::BadField(error) => {
+                Self::BadRequest(ErrorBody::for_field(error.field, format!("{error}.")))
+            }
+            UploadError::UnsupportedMedia(message) => {
+                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
+            }
+            UploadError::TooLarge { limit_mb } => Self::TooLarge(
+                ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The file is larger than the {limit_mb} MB limit."),
+                ),
+                None,
+                None,
+            ),
+            UploadError::OverQuota(over) => QuotaRefusal::from(over).into(),
+            UploadError::NoAccount => {
+                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, NO_ACCOUNT))
+            }
+            UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
+            UploadError::TooSlow => Self::TooSlow,
+        }
+    }
+}
+
+impl From<QuotaRefusal> for UploadAnswer {
+    fn from(refusal: QuotaRefusal) -> Self {
+        let (limit, remaining) = (Some(refusal.limit), Some(refusal.remaining));
+        match refusal.retry_after {
+            None => Self::TooLarge(
+                ErrorBody::new(ErrorCode::PayloadTooLarge, refusal.message),
+                limit,
+                remaining,
+            ),
+            Some(seconds) => Self::TooMany(
+                ErrorBody::new(ErrorCode::TooManyRequests, refusal.message),
+                limit,
+                remaining,
+                Some(seconds),
+            ),
         }
     }
 }

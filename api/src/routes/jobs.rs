@@ -4,7 +4,7 @@ use super::choices::{OutputChoices, UploadForm};
 use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
 use super::downloads::{self, DownloadLink};
 use super::idempotency::{self, BadKey, Claim};
-use super::intake::{self, UploadError};
+use super::intake::{self, UploadAnswer, UploadError};
 use crate::{
     auth::Claims,
     error::{ErrorBody, ErrorCode},
@@ -16,7 +16,7 @@ use crate::{
     params::{ApiBatchId, ApiJobId, ApiWebhookId},
 };
 use audiomill_domain::{JobStatus, Step, UserId};
-use audiomill_store::{Job, KeyedUpload, OverQuota, WebhookEndpoint, time::now_millis};
+use audiomill_store::{Job, KeyedUpload, WebhookEndpoint, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
 use poem_openapi::{
@@ -426,10 +426,7 @@ impl JobsApi {
         _idempotency_key: Header<Option<String>>,
         form: VideoForm,
     ) -> UploadResponse {
-        let (claims, user_id) = match self.uploader(&auth).await {
-            Ok(caller) => caller,
-            Err(refusal) => return refusal,
-        };
+        let (claims, user_id) = or_refuse!(self.uploader(&auth).await);
         let gw = self.cx.gw();
         let Some(_slot) = gw.uploads.begin(user_id) else {
             metrics::upload_refused("busy");
@@ -751,56 +748,26 @@ fn too_many_uploads(limit: usize) -> UploadResponse {
     )
 }
 
-/// The refusal of an upload over one of the caller's quotas, with the quota's headers.
-fn over_quota(over: OverQuota) -> UploadResponse {
-    let refusal = intake::QuotaRefusal::from(over);
-    match refusal.retry_after {
-        None => UploadResponse::TooLarge(
-            ErrorBody::new(ErrorCode::PayloadTooLarge, refusal.message),
-            Some(refusal.limit),
-            Some(refusal.remaining),
-        ),
-        Some(retry_after) => UploadResponse::TooManyUploads(
-            ErrorBody::new(ErrorCode::TooManyRequests, refusal.message),
-            Some(refusal.limit),
-            Some(refusal.remaining),
-            Some(retry_after),
-        ),
-    }
-}
-
 impl From<UploadError> for UploadResponse {
     fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::BadRequest(message) => {
-                Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
-            }
-            UploadError::BadField(error) => {
-                Self::BadRequest(ErrorBody::for_field(error.field, format!("{error}.")))
-            }
-            UploadError::UnsupportedMedia(message) => {
-                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
-            }
-            UploadError::TooLarge { limit_mb } => Self::TooLarge(
-                ErrorBody::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The file is larger than the {limit_mb} MB limit."),
-                ),
-                None,
-                None,
-            ),
-            UploadError::OverQuota(over) => over_quota(over),
-            UploadError::NoAccount => {
-                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, intake::NO_ACCOUNT))
-            }
-            UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
-            UploadError::TooSlow => Self::TooSlow(ErrorBody::new(
+        match error.into() {
+            UploadAnswer::BadRequest(body) => Self::BadRequest(body),
+            UploadAnswer::Unauthorized(body) => Self::Unauthorized(body),
+            UploadAnswer::TooSlow => Self::TooSlow(ErrorBody::new(
                 ErrorCode::RequestTimeout,
                 format!(
                     "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
                     upload::MIN_UPLOAD_RATE / 1024
                 ),
             )),
+            UploadAnswer::TooLarge(body, limit, remaining) => {
+                Self::TooLarge(body, limit, remaining)
+            }
+            UploadAnswer::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            UploadAnswer::TooMany(body, limit, remaining, retry_after) => {
+                Self::TooManyUploads(body, limit, remaining, retry_after)
+            }
+            UploadAnswer::Unavailable(body) => Self::Unavailable(body),
         }
     }
 }

@@ -120,6 +120,8 @@ fn bad_request(message: &str) -> ListResponse {
     ListResponse::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
 }
 
+denied_into!(ListResponse);
+
 #[OpenApi]
 impl ListingApi {
     /// List jobs, newest first.
@@ -150,11 +152,7 @@ impl ListingApi {
         /// Admins only: whose jobs (a user id or an e-mail address).
         user: Query<Option<String>>,
     ) -> ListResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return ListResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return ListResponse::Unavailable(error),
-        };
+        let claims = or_refuse!(self.cx.authenticate(&auth).await);
         let after = match cursor.0.as_deref().map(decode_cursor) {
             Some(Some(after)) => Some(after),
             Some(None) => return bad_request("The cursor is not one this service gave."),

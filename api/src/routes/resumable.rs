@@ -9,7 +9,7 @@
 //! exactly as a multipart upload's does, and the answer names it in `Audiomill-Job-Id`.
 
 use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
-use super::intake::{self, QuotaRefusal, StoredSource, UploadError};
+use super::intake::{self, StoredSource, UploadAnswer, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
@@ -147,48 +147,21 @@ impl From<BadHeader> for TusRefusal {
 
 impl From<UploadError> for TusRefusal {
     fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::BadRequest(message) => {
-                Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
-            }
-            UploadError::BadField(error) => {
-                Self::BadRequest(ErrorBody::for_field(error.field, format!("{error}.")))
-            }
-            UploadError::UnsupportedMedia(message) => {
-                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
-            }
-            UploadError::TooLarge { limit_mb } => Self::TooLarge(
-                ErrorBody::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The file is larger than the {limit_mb} MB limit."),
-                ),
-                None,
-                None,
-            ),
-            UploadError::OverQuota(over) => {
-                let refusal = QuotaRefusal::from(over);
-                match refusal.retry_after {
-                    None => Self::TooLarge(
-                        ErrorBody::new(ErrorCode::PayloadTooLarge, refusal.message),
-                        Some(refusal.limit),
-                        Some(refusal.remaining),
-                    ),
-                    Some(seconds) => Self::TooMany(
-                        ErrorBody::new(ErrorCode::TooManyRequests, refusal.message),
-                        Some(refusal.limit),
-                        Some(refusal.remaining),
-                        Some(seconds),
-                    ),
-                }
-            }
-            UploadError::NoAccount => {
-                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, intake::NO_ACCOUNT))
-            }
-            UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
-            UploadError::TooSlow => Self::TooSlow(
+        match error.into() {
+            UploadAnswer::BadRequest(body) => Self::BadRequest(body),
+            UploadAnswer::Unauthorized(body) => Self::Unauthorized(body),
+            UploadAnswer::TooSlow => Self::TooSlow(
                 ErrorBody::new(ErrorCode::RequestTimeout, "The upload arrived too slowly."),
                 0,
             ),
+            UploadAnswer::TooLarge(body, limit, remaining) => {
+                Self::TooLarge(body, limit, remaining)
+            }
+            UploadAnswer::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            UploadAnswer::TooMany(body, limit, remaining, retry_after) => {
+                Self::TooMany(body, limit, remaining, retry_after)
+            }
+            UploadAnswer::Unavailable(body) => Self::Unavailable(body),
         }
     }
 }

@@ -109,6 +109,8 @@ fn scope_refused(_: ErrorJson) -> ErrorJson {
     )
 }
 
+denied_into!(StatsResponse);
+
 #[OpenApi]
 impl StatsApi {
     /// Upload statistics.
@@ -122,11 +124,7 @@ impl StatsApi {
         operation_id = "getUploadStats"
     )]
     async fn uploads(&self, auth: BearerAuth, scope: Query<Option<Scope>>) -> StatsResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(Denied::Unauthorized(error)) => return StatsResponse::Unauthorized(error),
-            Err(Denied::Unavailable(error)) => return StatsResponse::Unavailable(error),
-        };
+        let claims = or_refuse!(self.cx.authenticate(&auth).await);
         let scope = scope.0.unwrap_or_default();
         let of = match scope {
             Scope::All if claims.admin => StatsScope::Everyone,

@@ -124,10 +124,7 @@ impl UsersApi {
         operation_id = "deleteMyJobs"
     )]
     async fn delete_my_jobs(&self, auth: BearerAuth) -> RemoveResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(denied) => return denied.into(),
-        };
+        let claims = or_refuse!(self.cx.authenticate(&auth).await);
         let Some(user) = claims.user_id() else {
             return RemoveResponse::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,
@@ -176,10 +173,7 @@ impl UsersApi {
         user_id: Path<ApiUserId>,
         changes: Json<UserChanges>,
     ) -> UserResponse {
-        let claims = match self.cx.authenticate(&auth).await {
-            Ok(claims) => claims,
-            Err(denied) => return denied.into(),
-        };
+        let claims = or_refuse!(self.cx.authenticate(&auth).await);
         if !claims.admin {
             return UserResponse::Forbidden(ErrorBody::new(
                 ErrorCode::Forbidden,

@@ -350,18 +350,13 @@ impl WebhooksApi {
         operation_id = "createWebhook"
     )]
     async fn create(&self, auth: BearerAuth, body: Json<NewWebhook>) -> CreateResponse {
-        let user_id = match self.caller(&auth).await {
-            Ok(user_id) => user_id,
-            Err(denied) => return denied.into(),
-        };
-        let url = match checked_url(self.cx.gw(), &body.0.url).await {
-            Ok(url) => url,
-            Err(error) => return CreateResponse::BadRequest(error),
-        };
-        let events = match checked_events(&body.0.events) {
-            Ok(events) => events,
-            Err(error) => return CreateResponse::BadRequest(error),
-        };
+        let user_id = or_refuse!(self.caller(&auth).await);
+        let url = or_refuse!(
+            checked_url(self.cx.gw(), &body.0.url)
+                .await
+                .map_err(CreateResponse::BadRequest)
+        );
+        let events = or_refuse!(checked_events(&body.0.events).map_err(CreateResponse::BadRequest));
         let endpoint = NewEndpoint {
             user_id,
             url,
@@ -398,10 +393,7 @@ impl WebhooksApi {
         operation_id = "listWebhooks"
     )]
     async fn list(&self, auth: BearerAuth) -> ListResponse {
-        let user_id = match self.caller(&auth).await {
-            Ok(user_id) => user_id,
-            Err(denied) => return denied.into(),
-        };
+        let user_id = or_refuse!(self.caller(&auth).await);
         match self.cx.gw().db.webhooks_of(user_id).await {
             Ok(endpoints) => ListResponse::Ok(Json(WebhookList {
                 webhooks: endpoints.iter().map(shown).collect(),
@@ -418,10 +410,8 @@ impl WebhooksApi {
         operation_id = "getWebhook"
     )]
     async fn get(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> WebhookResponse {
-        match self.caller_endpoint(&auth, webhook_id.0).await {
-            Ok(endpoint) => WebhookResponse::Ok(Json(shown(&endpoint))),
-            Err(refusal) => refusal.into(),
-        }
+        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+        WebhookResponse::Ok(Json(shown(&endpoint)))
     }
 
     /// Change an endpoint's URL or events, or turn it off or on.
@@ -444,16 +434,12 @@ impl WebhooksApi {
             ..Default::default()
         };
         if let Some(url) = &body.0.url {
-            match checked_url(gw, url).await {
-                Ok(url) => changes.url = Some(url),
-                Err(error) => return WebhookResponse::BadRequest(error),
-            }
+            let url = checked_url(gw, url).await;
+            changes.url = Some(or_refuse!(url.map_err(WebhookResponse::BadRequest)));
         }
         if let Some(events) = &body.0.events {
-            match checked_events(events) {
-                Ok(events) => changes.events = Some(events),
-                Err(error) => return WebhookResponse::BadRequest(error),
-            }
+            let events = checked_events(events);
+            changes.events = Some(or_refuse!(events.map_err(WebhookResponse::BadRequest)));
         }
         match gw.db.update_webhook(endpoint.id, &changes).await {
             Ok(Some(endpoint)) => WebhookResponse::Ok(Json(shown(&endpoint))),
@@ -527,15 +513,14 @@ impl WebhooksApi {
         }
         let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         let db = &self.cx.gw().db;
-        let messages = match db.webhook_messages(endpoint.id, limit).await {
-            Ok(messages) => messages,
-            Err(error) => return DeliveriesResponse::Unavailable(unavailable("database", error)),
-        };
+        let database_down = |error| DeliveriesResponse::Unavailable(unavailable("database", error));
+        let messages = or_refuse!(
+            db.webhook_messages(endpoint.id, limit)
+                .await
+                .map_err(database_down)
+        );
         let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-        let attempts = match db.delivery_attempts(&ids).await {
-            Ok(attempts) => attempts,
-            Err(error) => return DeliveriesResponse::Unavailable(unavailable("database", error)),
-        };
+        let attempts = or_refuse!(db.delivery_attempts(&ids).await.map_err(database_down));
         let deliveries = messages
             .into_iter()
             .map(|message| Delivery {
