@@ -4,8 +4,8 @@
 /// mappings of their own, so freeing one returns it to the system at once.
 ///
 /// Left alone, glibc raises its mmap threshold after the first large buffer is freed and from
-/// then on serves such buffers from per-thread arenas, which keep the memory: a gateway that had
-/// streamed one 1 GB upload into S3 went on holding ~35 MB it no longer used, and one login
+/// then on serves such buffers from per-thread arenas, which keep the memory: a gateway that has
+/// streamed one 1 GB upload into S3 keeps holding ~35 MB it no longer uses, and one login
 /// another ~19 MB. With the threshold fixed, the same upload peaks ~10 MB above the idle gateway
 /// and falls back after it (`make bench`).
 pub fn free_large_buffers_promptly() {

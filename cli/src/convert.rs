@@ -2,8 +2,8 @@
 //! each MP3, and ends non-zero naming every file that did not make it and why.
 
 use crate::{
-    Exit,
     choices::OutputFlags,
+    exit::Exit,
     feedback::{Feedback, JobLine, UploadLine},
     pending::{PendingUploads, UploadKey},
     printable::printable,

@@ -1,7 +1,7 @@
 //! `audiomill jobs`, `status`, `download` and `cancel`: one request each on the saved login.
 
 use crate::{
-    Exit,
+    exit::Exit,
     printable::{file_stem, printable, printable_json},
     problem::Problem,
     save::save,

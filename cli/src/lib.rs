@@ -6,11 +6,12 @@
 //! - [`convert`]: upload, live progress, saving the MP3s.
 //! - [`jobs`]: the one-request commands.
 //! - [`feedback`]: bars on a terminal, plain lines elsewhere.
-//! - [`problem`]: every failure as one sentence.
+//! - [`problem`]: every failure as one sentence; [`exit`]: how a command ended.
 //! - [`printable`]: what the server sends, with nothing a terminal would act on.
 
 pub mod choices;
 pub mod convert;
+pub mod exit;
 pub mod feedback;
 pub mod jobs;
 pub mod login;
@@ -20,6 +21,7 @@ pub mod problem;
 pub mod save;
 pub mod session;
 
+pub use exit::Exit;
 pub use problem::Problem;
 
 /// The client's subcommands.
@@ -39,27 +41,6 @@ pub enum ClientCommand {
     Download(jobs::DownloadArgs),
     /// Cancels a job that is still running (an ended job is left as it is).
     Cancel(jobs::CancelArgs),
-}
-
-/// How a command ended, as the process's exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything asked for was done: 0.
-    Success,
-    /// Some of it failed (a refused file, a failed job); each was named: 1.
-    Failed,
-    /// Ctrl-C: 130, as shells report a process ended by SIGINT.
-    Interrupted,
-}
-
-impl Exit {
-    pub fn code(self) -> i32 {
-        match self {
-            Self::Success => 0,
-            Self::Failed => 1,
-            Self::Interrupted => 130,
-        }
-    }
 }
 
 /// Runs `command`; a [`Problem`] is for the caller to print (exit status 1).

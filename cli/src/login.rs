@@ -1,7 +1,7 @@
 //! `audiomill login` and `audiomill logout`.
 
 use crate::{
-    Exit,
+    exit::Exit,
     problem::Problem,
     session::{LoginStore, SavedLogin, Session},
 };

@@ -1,7 +1,10 @@
 //! `GET /jobs/{job_id}/events`: a job's progress as it happens, read from the server's
 //! Server-Sent Events.
 
-use crate::{Client, ClientInfo, Error, ResponseValue, types};
+use crate::{
+    generated::Client, generated::ClientInfo, generated::Error, generated::ResponseValue,
+    generated::types,
+};
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;

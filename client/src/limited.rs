@@ -5,7 +5,7 @@
 //! before it is parsed, at most [`MAX_ANSWER_BYTES`]; a longer one reads as a broken body.
 //! The MP3 and ZIP downloads are streamed to their files, not held, and pass as they come.
 
-use crate::Client;
+use crate::generated::Client;
 use futures::StreamExt;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 

@@ -3,7 +3,10 @@
 //! [`resumable_offset`] and call [`send_resumable`] again, in this process or a later one
 //! (the upload's URL is all it takes).
 
-use crate::{Client, ClientInfo, Error, ResponseValue, UploadOptions, types};
+use crate::{
+    generated::Client, generated::ClientInfo, generated::Error, generated::ResponseValue,
+    generated::types, upload::UploadOptions,
+};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use futures::StreamExt;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, header::HeaderMap};

@@ -1,6 +1,9 @@
 //! `POST /upload`, streamed from the file with its progress reported as it goes.
 
-use crate::{Client, ClientInfo, Error, ResponseValue, types};
+use crate::{
+    generated::Client, generated::ClientInfo, generated::Error, generated::ResponseValue,
+    generated::types,
+};
 use futures::StreamExt;
 use reqwest::{StatusCode, multipart};
 use std::{collections::BTreeMap, path::Path};

@@ -3,7 +3,7 @@
 //! One `sqlx::AnyPool` serves SQLite and MySQL alike, so every query here is written once in
 //! the SQL both understand (`?` placeholders, integers for times and flags).
 
-use crate::{StoreError, time::now_millis};
+use crate::{error::StoreError, time::now_millis};
 use audiomill_domain::{
     BatchId, EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding,
     output::OutputOptions,
@@ -35,7 +35,7 @@ pub struct User {
     /// Whether the user wants an e-mail when a job completes.
     pub completion_emails: bool,
     /// The limits an admin set for this user, over the deployment's defaults.
-    pub quota: crate::OwnQuota,
+    pub quota: crate::quota::OwnQuota,
 }
 
 #[derive(Debug, Clone)]
@@ -233,7 +233,7 @@ impl Database {
                 is_admin,
                 active: true,
                 completion_emails: true,
-                quota: crate::OwnQuota::default(),
+                quota: crate::quota::OwnQuota::default(),
             }),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Err(StoreError::Conflict("user"))
@@ -610,7 +610,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         active: row.try_get::<i64, _>("active")? != 0,
         completion_emails: row.try_get::<i64, _>("completion_emails")? != 0,
-        quota: crate::OwnQuota {
+        quota: crate::quota::OwnQuota {
             storage_bytes: unsigned(row.try_get("quota_storage_bytes")?),
             jobs_per_day: unsigned(row.try_get("quota_jobs_per_day")?),
         },

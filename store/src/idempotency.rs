@@ -3,7 +3,7 @@
 //! released when the upload is refused. Keys live [`KEY_LIFETIME_MS`]; a reservation whose
 //! gateway died mid-upload is taken over after [`ABANDONED_AFTER_MS`].
 
-use crate::{Database, StoreError, time::now_millis};
+use crate::{database::Database, error::StoreError, time::now_millis};
 use audiomill_domain::{JobId, UserId};
 use sqlx::Row;
 

@@ -17,22 +17,26 @@ mod lifecycle;
 mod listing;
 mod objects;
 mod pending;
+mod quota;
 mod resumable;
 mod s3;
 mod stats;
+mod stream;
 pub mod time;
 mod webhooks;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
-pub use lifecycle::{DueJob, OverQuota, OwnQuota, Usage};
+pub use lifecycle::DueJob;
 pub use listing::{JobFilter, PageAfter};
-pub use objects::{InPlace, ObjectBody, ObjectStore, PutError, write_pieces};
+pub use objects::{InPlace, ObjectStore, PutError, write_pieces};
 pub use pending::{Appended, PendingObject};
+pub use quota::{OverQuota, OwnQuota, Usage};
 pub use resumable::{Creation, NewResumable, Resumable};
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
+pub use stream::ObjectBody;
 pub use webhooks::{
     DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
     WebhookEndpoint, WebhookMessage,

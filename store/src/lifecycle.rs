@@ -3,8 +3,11 @@
 //! user's jobs on request.
 
 use crate::{
-    Database, Job, StoreError,
+    database::Database,
+    database::Job,
     database::{JOB_COLUMNS, job_from_row, parse_column},
+    error::StoreError,
+    quota::{OverQuota, OwnQuota, Usage, check_quota},
     time::now_millis,
 };
 use audiomill_domain::{
@@ -21,67 +24,6 @@ pub struct DueJob {
     pub source_key: Option<ObjectKey>,
     /// The MP3, if the job made one.
     pub mp3_key: Option<ObjectKey>,
-}
-
-/// What a user keeps and has started today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// Bytes of uploaded videos and MP3s not yet removed.
-    pub storage_bytes: u64,
-    /// Jobs started in the current UTC day.
-    pub jobs_today: u64,
-}
-
-/// Which of a user's limits an upload would pass, and where the user stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OverQuota {
-    Storage { limit: u64, used: u64 },
-    JobsPerDay { limit: u64, used: u64 },
-}
-
-/// A user's own limits as an admin set them: `None` is the deployment's default, `Some(0)`
-/// no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OwnQuota {
-    pub storage_bytes: Option<u64>,
-    pub jobs_per_day: Option<u64>,
-}
-
-impl OwnQuota {
-    /// The limits that hold for the user, over the deployment's `defaults`.
-    pub fn over(self, defaults: Quota) -> Quota {
-        let pick = |own: Option<u64>, default: Option<u64>| match own {
-            None => default,
-            Some(0) => None,
-            Some(limit) => Some(limit),
-        };
-        Quota {
-            storage_bytes: pick(self.storage_bytes, defaults.storage_bytes),
-            jobs_per_day: pick(self.jobs_per_day, defaults.jobs_per_day),
-        }
-    }
-}
-
-/// Refuses a job that `quota` does not allow: called inside the transaction that inserts it,
-/// with the user's row locked.
-fn check_quota(quota: &Quota, usage: Usage, new_bytes: u64) -> Result<(), OverQuota> {
-    if let Some(limit) = quota.jobs_per_day
-        && usage.jobs_today >= limit
-    {
-        return Err(OverQuota::JobsPerDay {
-            limit,
-            used: usage.jobs_today,
-        });
-    }
-    if let Some(limit) = quota.storage_bytes
-        && usage.storage_bytes + new_bytes > limit
-    {
-        return Err(OverQuota::Storage {
-            limit,
-            used: usage.storage_bytes,
-        });
-    }
-    Ok(())
 }
 
 /// Bytes a user keeps, per job: the video unless removed, and the MP3 (of jobs not expired).
@@ -302,7 +244,7 @@ impl Database {
     /// `Err(Ok(over))` names the limit the job would break; nothing is recorded then.
     pub async fn insert_job_within(
         &self,
-        job: &crate::NewJob,
+        job: &crate::database::NewJob,
         quota: &Quota,
     ) -> Result<Result<(), OverQuota>, StoreError> {
         let user = job.user_id.to_string();

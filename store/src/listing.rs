@@ -4,8 +4,10 @@
 //! `jobs_user_created` and `jobs_created` indexes give the order).
 
 use crate::{
-    Database, Job, StoreError,
+    database::Database,
+    database::Job,
     database::{JOB_COLUMNS, job_from_row},
+    error::StoreError,
 };
 use audiomill_domain::{JobId, JobStatus, UserId};
 use sqlx::{AssertSqlSafe, any::AnyArguments, query::Query};
@@ -96,7 +98,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewJob, database::tests::fresh};
+    use crate::{database::NewJob, database::tests::fresh};
     use audiomill_domain::{ObjectKey, contract::JobEnding};
 
     #[tokio::test]

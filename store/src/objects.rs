@@ -8,7 +8,7 @@
 //! are removed at the next start.
 
 use crate::{
-    StoreError,
+    error::StoreError,
     s3::{S3Store, StreamFailure},
 };
 use audiomill_domain::ObjectKey;
@@ -18,7 +18,6 @@ use std::{
     io,
     ops::Range,
     path::{Path, PathBuf},
-    pin::Pin,
 };
 use tokio::{
     fs,
@@ -27,15 +26,12 @@ use tokio::{
 use tokio_util::io::ReaderStream;
 
 /// Bytes read at a time from a file being stored or served. A file read through tokio is one
-/// hop to its blocking pool per read: `ReaderStream`'s default 4 KiB made storing an 85 MB MP3
-/// take 20,000 of them.
+/// hop to its blocking pool per read: with `ReaderStream`'s default 4 KiB, storing an 85 MB MP3
+/// takes 20,000 of them.
 const FILE_CHUNK: usize = 256 * 1024;
 
 /// The most bytes [`write_pieces`] hands the kernel in one write.
 const WRITE_SLICE: usize = 1024 * 1024;
-
-/// A stream of an object's bytes.
-pub type ObjectBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 #[derive(Debug, Clone)]
 pub enum ObjectStore {
@@ -60,7 +56,7 @@ impl ObjectStore {
         Self::Files { root: root.into() }
     }
 
-    pub fn s3(settings: &crate::S3Settings, create_bucket: bool) -> Self {
+    pub fn s3(settings: &crate::s3::S3Settings, create_bucket: bool) -> Self {
         Self::S3 {
             store: S3Store::new(settings),
             create_bucket,
@@ -243,7 +239,7 @@ impl ObjectStore {
         &self,
         key: &ObjectKey,
         range: Range<u64>,
-    ) -> Result<ObjectBody, StoreError> {
+    ) -> Result<crate::stream::ObjectBody, StoreError> {
         match self {
             Self::Files { root } => {
                 let mut file = match fs::File::open(object_path(root, key)).await {
@@ -441,7 +437,7 @@ mod tests {
         let store = match std::env::var("AUDIOMILL_TEST_BACKENDS").as_deref() {
             Ok("production") => {
                 let variable = |name: &str| std::env::var(name).expect(name);
-                let settings = crate::S3Settings {
+                let settings = crate::s3::S3Settings {
                     bucket: format!("store-{}", uuid::Uuid::new_v4().simple()),
                     endpoint: Some(variable("TEST_S3_ENDPOINT")),
                     region: "us-east-1".into(),
@@ -460,7 +456,7 @@ mod tests {
     async fn stored_bytes_read_back_whole_across_part_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let store = fresh_store(dir.path()).await;
-        let bytes: Vec<u8> = (0..crate::PART_SIZE * 2 + 3).map(|i| i as u8).collect();
+        let bytes: Vec<u8> = (0..crate::s3::PART_SIZE * 2 + 3).map(|i| i as u8).collect();
         // In pieces that cross the write slices and S3's parts, an empty one among them.
         let whole = Bytes::from(bytes.clone());
         let cuts = [
@@ -468,7 +464,7 @@ mod tests {
             5,
             WRITE_SLICE + 7,
             WRITE_SLICE + 7,
-            crate::PART_SIZE + 1,
+            crate::s3::PART_SIZE + 1,
             bytes.len(),
         ];
         let pieces = cuts

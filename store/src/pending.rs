@@ -10,7 +10,8 @@
 //! which part comes next follow from the offset alone.
 
 use crate::{
-    ObjectStore, StoreError,
+    error::StoreError,
+    objects::ObjectStore,
     objects::{object_path, publish},
     s3::{PART_SIZE, S3Store, abort_upload, is_not_found, storage_error},
 };
@@ -176,7 +177,7 @@ impl ObjectStore {
     }
 }
 
-impl crate::Resumable {
+impl crate::resumable::Resumable {
     /// Where the upload's bytes wait, as far as they are recorded.
     pub fn pending(&self) -> PendingObject {
         PendingObject {
@@ -192,7 +193,10 @@ impl ObjectStore {
     /// Removes the bytes of a resumable upload that started no job: its object if it was
     /// made whole, else whatever waits of it. A started upload's object is its job's video,
     /// and stays.
-    pub async fn discard_unstarted(&self, upload: &crate::Resumable) -> Result<(), StoreError> {
+    pub async fn discard_unstarted(
+        &self,
+        upload: &crate::resumable::Resumable,
+    ) -> Result<(), StoreError> {
         if upload.started_at.is_some() {
             return Ok(());
         }

@@ -5,8 +5,9 @@
 //! gateway holding it dies.
 
 use crate::{
-    Database, StoreError,
+    database::Database,
     database::{options_column, options_from_row, parse_column},
+    error::StoreError,
     time::now_millis,
 };
 use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId, output::OutputOptions};

@@ -3,7 +3,7 @@
 //! Uploads stream through a multipart upload in bounded parts, so memory stays at one part per
 //! upload whatever the file size; any failure aborts the multipart upload, leaving nothing.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use audiomill_domain::ObjectKey;
 use aws_sdk_s3::{
     Client,
@@ -361,7 +361,7 @@ impl S3Store {
         &self,
         key: &ObjectKey,
         range: Range<u64>,
-    ) -> Result<crate::ObjectBody, StoreError> {
+    ) -> Result<crate::stream::ObjectBody, StoreError> {
         if range.start >= range.end {
             return Ok(Box::pin(futures::stream::empty()));
         }

@@ -4,7 +4,7 @@
 //! read that user's rows. Nothing is loaded row by row into the process: with 100 000 jobs,
 //! everyone's take tens of milliseconds (`make bench` measures them).
 
-use crate::{Database, StoreError};
+use crate::{database::Database, error::StoreError};
 use audiomill_domain::{JobStatus, UserId};
 use sqlx::{Row, any::AnyArguments, query::Query};
 
@@ -231,7 +231,7 @@ fn unsigned(value: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NewJob, database::tests::fresh};
+    use crate::{database::NewJob, database::tests::fresh};
     use audiomill_domain::{JobId, ObjectKey, contract::JobEnding};
 
     /// A job uploaded `days_ago` days before `now`, of `size` bytes, that took

@@ -4,7 +4,9 @@
 //! `audiomill_domain::webhook::message_id`), so preparing it again finds the row already there
 //! and every retry and replay sends the same body under the same id.
 
-use crate::{Database, Job, StoreError, database::parse_column, time::now_millis};
+use crate::{
+    database::Database, database::Job, database::parse_column, error::StoreError, time::now_millis,
+};
 use audiomill_domain::{
     JobId, UserId, WebhookId,
     webhook::{WebhookEvent, WebhookSecret, WebhookUrl},

@@ -12,8 +12,8 @@
 //! job however it ended; then its owner's endpoints are told, and its video discarded.
 
 use crate::{
-    all,
     deliver_webhooks::start_deliveries,
+    join::all,
     options::{
         HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, mail_options, on_host, retry,
         segment_options, through_outages, transcode_options,

@@ -6,7 +6,7 @@ use super::context::{
 use crate::{
     auth,
     error::{ErrorBody, ErrorCode},
-    gateway::Gateway,
+    gateway::{Gateway, UploadLimits},
 };
 use audiomill_domain::{
     EmailAddress,
@@ -84,7 +84,7 @@ struct AccountUploadLimits {
 }
 
 impl AccountUploadLimits {
-    fn of(limits: &crate::UploadLimits) -> Self {
+    fn of(limits: &UploadLimits) -> Self {
         Self {
             max_file_bytes: limits.max_bytes,
             max_files_per_upload: limits.max_files as u64,
