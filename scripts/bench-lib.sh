@@ -1,4 +1,10 @@
 # Helpers the benchmark scripts share; sourced, not run.
+
+# The binaries production runs (the Dockerfile's release build), in target/release beside the
+# tests' debug build; built once, so every script after the first finds them ready.
+TARGET=./target/release
+bench_build() { cargo build --release --quiet --locked --workspace --bins --examples; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Reads JSON on stdin and prints the part the Python subscript $1 names (`'["job_id"]'`).
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -7,4 +13,25 @@ wait_up() { for _ in $(seq 300); do curl -sf "$1/health" >/dev/null && return; s
 # An access token of the admin account `audiomill dev` made in the data directory $1, at $2.
 dev_admin_token() {
   curl -sf -X POST -u "admin@audiomill.local:$(awk '/password/ {print $2}' "$1/initial-admin.txt")" "$2/login" | json '["access_token"]'
+}
+# CPU clock ticks the processes spent: utime and stime, plus those of the children they
+# waited for (a worker's converters).
+cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{s += $14 + $15 + $16 + $17} END {print s}'; }
+# Stops the processes and waits until each has exited (a zombie counts: it no longer runs).
+stop_processes() {
+  kill "$@"
+  for pid in "$@"; do
+    while [[ "$(ps -o stat= -p "$pid")" =~ ^[^Z] ]]; do sleep 0.1; done
+  done
+}
+# Clips as phones make them, in DIR: 640x360 video at 30 fps, stereo 48 kHz music-like AAC;
+# one of SECONDS, copied under COUNT names.
+short_clips() { # DIR SECONDS COUNT
+  mkdir -p "$1"
+  ff -f lavfi -i "testsrc=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -f lavfi -i "anoisesrc=color=pink:amplitude=0.2:sample_rate=48000" \
+    -filter_complex "[1][2]amix=inputs=2[a]" -map 0:v -map "[a]" -t "$2" -ac 2 \
+    -c:v libx264 -preset ultrafast -c:a aac -b:a 128k "$1/clip.mp4"
+  for i in $(seq -w 1 "$3"); do cp "$1/clip.mp4" "$1/clip-$i.mp4"; done
+  rm "$1/clip.mp4"
 }

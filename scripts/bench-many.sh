@@ -11,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
-cargo build --quiet --locked --workspace --bins
-BIN=./target/debug/audiomill
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_build
+BIN=$TARGET/audiomill
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -23,22 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 CLIENTS=8
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
 now_ms() { date +%s%3N; }
-
-# Clips as phones make them: 640x360 video at 30 fps, stereo 48 kHz music-like AAC; one of each
-# length, copied under COUNT names.
-clips() { # SECONDS COUNT
-  local dir=$WORK/clips-$1
-  mkdir -p "$dir"
-  ff -f lavfi -i "testsrc=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
-    -f lavfi -i "anoisesrc=color=pink:amplitude=0.2:sample_rate=48000" \
-    -filter_complex "[1][2]amix=inputs=2[a]" -map 0:v -map "[a]" -t "$1" -ac 2 \
-    -c:v libx264 -preset ultrafast -c:a aac -b:a 128k "$dir/clip.mp4"
-  for i in $(seq -w 1 "$2"); do cp "$dir/clip.mp4" "$dir/clip-$i.mp4"; done
-  rm "$dir/clip.mp4"
-}
 
 # The CLI on every clip, two at a time: seconds.
 cli_run() { # SECONDS
@@ -165,8 +152,8 @@ row() { # SECONDS COUNT GOAL
 }
 
 echo "Preparing clips..." >&2
-clips 30 100
-clips 5 200
-echo "10/11 many short jobs..." >&2
+short_clips "$WORK/clips-30" 30 100
+short_clips "$WORK/clips-5" 5 200
+echo "10/12 many short jobs..." >&2
 row 30 100 1.15x
 row 5 200 1.5x

@@ -12,8 +12,10 @@ export PATH="$PWD/.tools/venv/bin:$PATH"
 # shellcheck source=scripts/install.sh
 source scripts/install.sh
 INSTALL_WHO=bench apt_install_missing wrk
-cargo build --quiet --locked --workspace --bins
-BIN=./target/debug/audiomill
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_build
+BIN=$TARGET/audiomill
 WORK=$(mktemp -d)
 PID=
 cleanup() {
@@ -22,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
-
-echo "11/11 small requests..." >&2
+echo "11/12 small requests..." >&2
 port=$(free_port); api=http://127.0.0.1:$port
 # The abuse limits raised: the run measures the service, not the limiter.
 RUST_LOG=warn DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$port" RATE_LIMIT_PER_MINUTE=10000000 \

@@ -15,8 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
-cargo build --quiet --locked --workspace --bins --examples
-BIN=./target/debug/audiomill
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_build
+BIN=$TARGET/audiomill
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -31,13 +33,11 @@ trap cleanup EXIT
 python3 -c "import matplotlib" 2>/dev/null ||
   pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
 now() { date +%s.%N; }
 best() { sort -n | head -1; }
 MINUTES=(1 10 60)
 
-echo "9/11 long videos in parts..."
+echo "9/12 long videos in parts..."
 for m in "${MINUTES[@]}"; do
   # Music-like stereo 48 kHz AAC behind a tiny picture, as a phone records a concert.
   ff -f lavfi -i "color=size=64x64:rate=1" \
@@ -153,11 +153,11 @@ if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
   # A 1 GB source in the bucket, as a worker taking parts of a job it does not hold gets it:
   # fetched whole, against reading only one part's byte range (of two parts, of twelve).
   head -c 1G /dev/urandom >"$WORK/gig.bin"
-  env "${production[@]}" ./target/debug/examples/objects put sources/gig.mp4 "$WORK/gig.bin" >/dev/null
+  env "${production[@]}" "$TARGET"/examples/objects put sources/gig.mp4 "$WORK/gig.bin" >/dev/null
   rm -f "$WORK/gig.bin"
   for parts in 2 12; do
     while read -r how seconds; do fetched[$how-$parts]=$seconds; done \
-      < <(env "${production[@]}" ./target/debug/examples/objects fetch sources/gig.mp4 "$parts")
+      < <(env "${production[@]}" "$TARGET"/examples/objects fetch sources/gig.mp4 "$parts")
   done
 fi
 

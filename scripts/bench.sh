@@ -20,22 +20,29 @@
 #   7. 500 event streams at once on that gateway, following 5 jobs as they run
 #      (examples/followers.rs): its CPU and memory, and how often it read the jobs' state;
 #   8. a 1 GB MP3 downloaded through the gateway, against the same download redirected to a
-#      presigned S3 URL (DOWNLOAD_REDIRECT): time, and the gateway's CPU;
+#      presigned S3 URL (DOWNLOAD_REDIRECT) and the same file served statically by nginx:
+#      time, and the gateway's CPU;
 #   9. long videos in parts against one pass and the CLI (scripts/bench-segments.sh, which
 #      prints its own rows and writes docs/long-videos.png);
 #  10. many short jobs through dev against the CLI (scripts/bench-many.sh, its own rows);
 #  11. small requests: /health at its most, /status paced to 1 000 a second
-#      (scripts/bench-requests.sh, with Debian's wrk).
+#      (scripts/bench-requests.sh, with Debian's wrk);
+#  12. the many short jobs of section 10 on 1, 2 and 3 workers with the production backends,
+#      and each process's CPU per job (scripts/bench-scaling.sh, its own rows).
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 
-# The whole workspace at once, so features unify as in `make test` and nothing is rebuilt.
-cargo build --quiet --locked --workspace --bins --examples
-BIN=./target/debug/audiomill
-EXAMPLE=./target/debug/examples/transcode
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+# shellcheck source=scripts/install.sh
+source scripts/install.sh
+INSTALL_WHO=bench apt_install_missing nginx-light
+bench_build
+BIN=$TARGET/audiomill
+EXAMPLE=$TARGET/examples/transcode
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -49,11 +56,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
-ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
 
 echo "Preparing media..."
 ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=color=pink:amplitude=0.2:sample_rate=48000" \
@@ -61,7 +65,7 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/11 transcode, 10-minute clip (best of 3 each)..."
+echo "1/12 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
@@ -105,7 +109,7 @@ for choice in cbr mono trim normalize cover; do
   choice_rows+=("| transcode of the 10-minute clip, ${choice_label[$choice]}: Audiomill vs ffmpeg CLI | | $row |")
 done
 
-echo "2/11 service overhead, 10-second clip..."
+echo "2/12 service overhead, 10-second clip..."
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091
 source .tools/run/env
@@ -141,7 +145,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/11 gateway memory and S3 throughput during a 1 GB upload..."
+echo "3/12 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -181,7 +185,7 @@ done
 # The web app's first load over loopback, in Debian's Chromium driven by Playwright.
 read -r web_kb web_ms < <("$TEST_PLAYWRIGHT_PYTHON" scripts/bench_webapp.py "$API" "$TEST_CHROMIUM")
 
-echo "4/11 jobs per minute, one worker against two..."
+echo "4/12 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
 for n in $(seq 10); do
   ff -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=48000" \
@@ -190,8 +194,6 @@ for n in $(seq 10); do
      -t 60 -c:v libx264 -preset ultrafast -crf 35 -c:a aac -b:a 128k "$WORK/minute$n.mp4"
 done
 SERVICES=("${PIDS[0]}" "$(cat .tools/run/mariadb.pid)" "$(cat .tools/run/s3s.pid)" "$(cat .tools/run/maildev.pid)" "$GATEWAY")
-# utime and stime, plus those of waited-for children (the workers' transcode processes).
-cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{s += $14 + $15 + $16 + $17} END {print s}'; }
 TICKS=$(getconf CLK_TCK); CORES=$(nproc)
 # Queues the ten clips while the given workers are paused, then lets them drain the queue.
 # Prints the seconds from resuming to the last MP3 stored (the jobs' own completed_at, polled
@@ -223,12 +225,6 @@ start_worker() { # name [quota]
   ) >"$WORK/$1.log" 2>&1 &
   echo $! | tee -a "$WORK/worker-pids"
 }
-stop_workers() { # waits until each has exited (a zombie counts: it no longer runs)
-  kill "$@"
-  for pid in "$@"; do
-    while [[ "$(ps -o stat= -p "$pid")" =~ ^[^Z] ]]; do sleep 0.1; done
-  done
-}
 scaling() { # [quota]: prints seconds and CPU seconds for one worker, then for two
   local first second
   first=$(start_worker "one${1:+-capped}" "${1:-}")
@@ -237,9 +233,9 @@ scaling() { # [quota]: prints seconds and CPU seconds for one worker, then for t
   second=$(start_worker "two${1:+-capped}" "${1:-}")
   sleep 2
   batch "$first" "$second"
-  stop_workers "$first" "$second"
+  stop_processes "$first" "$second"
 }
-stop_workers "${WORKERS[@]}"
+stop_processes "${WORKERS[@]}"
 # Like separate worker machines: each worker gets half a core, so the shared services (Temporal,
 # MariaDB, S3, SMTP, on their own machines in production) never compete with the workers.
 capped=()
@@ -252,7 +248,7 @@ mapfile -t shared < <(scaling)
 WORKERS=("$(start_worker worker1)" "$(start_worker worker2)")
 sleep 2
 
-echo "5/11 load: 50 clients for 60 s against one gateway..."
+echo "5/12 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
 RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 MAX_EVENT_STREAMS_PER_USER=1000 \
@@ -262,14 +258,14 @@ LOAD=http://127.0.0.1:$LOAD_PORT
 for _ in $(seq 100); do curl -sf "$LOAD/health" >/dev/null && break; sleep 0.2; done
 ff -f lavfi -i "color=size=64x64:rate=5" -f lavfi -i "sine=frequency=440" -t 1 -c:v libx264 -preset ultrafast -c:a aac "$WORK/tiny.mp4"
 load_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
-./target/debug/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
+"$TARGET"/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
 load_cpu=$(python3 -c "print(($(cpu_ticks "$LOAD_GATEWAY") - $load_cpu_before) / $TICKS)")
 
-echo "6/11 metrics and statistics..."
+echo "6/12 metrics and statistics..."
 # The gateway's CPU per answered request in the load run, against what its metrics middleware
 # costs per request measured alone: the share of the gateway's capacity that metrics take.
 requests=$(awk -F'|' 'NR > 2 {s += $3} END {print s}' "$WORK/load.txt")
-metrics_ns=$(./target/debug/examples/metrics_cost)
+metrics_ns=$("$TARGET"/examples/metrics_cost)
 cpu_us=$(python3 -c "print(f'{$load_cpu / $requests * 1e6:.0f}')")
 metrics_share=$(python3 -c "print(f'{$metrics_ns / ($load_cpu / $requests * 1e9) * 100:.2f}%')")
 # Median and 95th percentile of 20 requests, in milliseconds; any answer but 200 is reported
@@ -311,7 +307,7 @@ deep=$(sql "SELECT CONCAT(created_at, '.', id) FROM jobs ORDER BY created_at DES
 deep_cursor=$(python3 -c "import base64, sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip('='))" "$deep")
 jobs_deep=$(timed "$LOAD/jobs?limit=100&cursor=$deep_cursor" -H "Authorization: Bearer $ADMIN_TOKEN")
 jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
-echo "7/11 500 event streams on one gateway while jobs run..."
+echo "7/12 500 event streams on one gateway while jobs run..."
 watch_reads() { curl -sf "$LOAD/metrics" | awk '$1 == "audiomill_job_watch_reads_total" {print $2}' | grep . || echo 0; }
 echo 5 >/proc/$LOAD_GATEWAY/clear_refs
 streams_rss_before=$(awk '/VmRSS/{print $2}' /proc/$LOAD_GATEWAY/status)
@@ -323,7 +319,7 @@ streams_fds_before=$(fds)
 (peak=0; while kill -0 "$LOAD_GATEWAY" 2>/dev/null && [ ! -e "$WORK/followers.done" ]; do
    n=$(fds); [ "$n" -gt "$peak" ] && peak=$n && echo "$peak" >"$WORK/fds.peak"; sleep 0.2
  done) &
-./target/debug/examples/followers "$LOAD" bench@example.com bench-password "$WORK/long.mp4" 500 5 >"$WORK/followers.txt"
+"$TARGET"/examples/followers "$LOAD" bench@example.com bench-password "$WORK/long.mp4" 500 5 >"$WORK/followers.txt"
 touch "$WORK/followers.done"; wait $! 2>/dev/null || true
 streams_fds_peak=$(cat "$WORK/fds.peak" 2>/dev/null || echo "$streams_fds_before")
 streams_cpu=$(python3 -c "print(f'{($(cpu_ticks "$LOAD_GATEWAY") - $streams_cpu_before) / $TICKS:.1f}')")
@@ -334,7 +330,7 @@ per_stream_kb=$(( (streams_peak - streams_rss_before) / streams ))
 per_stream_fds=$(python3 -c "print(f'{($streams_fds_peak - $streams_fds_before) / $streams:.2f}')")
 streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB; ${per_stream_kb} KB a stream), descriptors ${streams_fds_before} -> ${streams_fds_peak} (${per_stream_fds} a stream); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
 
-echo "8/11 a 1 GB download, through the gateway and redirected to the bucket..."
+echo "8/12 a 1 GB download, through the gateway and redirected to the bucket..."
 REDIRECT_PORT=$(free_port)
 DOWNLOAD_REDIRECT=true LISTEN_ADDR=127.0.0.1:$REDIRECT_PORT "$BIN" gateway >"$WORK/redirect-gateway.log" 2>&1 &
 REDIRECT_GATEWAY=$!; PIDS+=($REDIRECT_GATEWAY)
@@ -344,7 +340,7 @@ TOKEN=$(curl -sf -X POST -u bench@example.com:bench-password "$API/login" | json
 # A finished job whose MP3 is then replaced by 1 GB of bytes: what is measured is moving them.
 download_job=$(curl -sf -H "Authorization: Bearer $TOKEN" -F "file=@$WORK/short.mp4" "$API/upload" | json '["job_id"]')
 until [ "$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$download_job" | json '["status"]')" = completed ]; do sleep 0.2; done
-./target/debug/examples/objects put "mp3/$download_job.mp3" "$WORK/big.mp4" >/dev/null
+"$TARGET"/examples/objects put "mp3/$download_job.mp3" "$WORK/big.mp4" >/dev/null
 # Best of 2: "seconds gateway-CPU-seconds bytes" (curl follows the redirect, and like any
 # client does not send the token to another host).
 download() { # GATEWAY-PID BASE-URL
@@ -359,8 +355,27 @@ read -r streamed_s streamed_cpu streamed_bytes < <(download "$GATEWAY" "$API")
 read -r redirected_s redirected_cpu redirected_bytes < <(download "$REDIRECT_GATEWAY" "$REDIRECT")
 [ "$streamed_bytes" = $((1024 ** 3)) ] && [ "$redirected_bytes" = $((1024 ** 3)) ] ||
   { echo "a download was cut short: $streamed_bytes / $redirected_bytes bytes" >&2; exit 1; }
+# The same file served statically: nginx sending it from disk (sendfile), as much as loopback
+# carries when only the kernel moves the bytes.
+mkdir -p "$WORK/static" && ln "$WORK/big.mp4" "$WORK/static/big.mp3"
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx.conf" <<CONF
+daemon off; user root; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log;
+events {}
+http {
+  access_log off; sendfile on;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/static; }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK" &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$NGINX_PORT/big.mp3" && break; sleep 0.1; done
+read -r static_s static_bytes < <(for _ in 1 2; do
+  curl -sf -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$NGINX_PORT/big.mp3"
+done | sort -n | head -1)
+[ "$static_bytes" = $((1024 ** 3)) ] || { echo "the static download was cut short: $static_bytes bytes" >&2; exit 1; }
 rate() { python3 -c "print(f'{1024 / $1:.0f}')"; }
-download_row="${streamed_s} s, gateway CPU ${streamed_cpu} s ($(rate "$streamed_s") MB/s) / ${redirected_s} s, gateway CPU ${redirected_cpu} s ($(rate "$redirected_s") MB/s)"
+download_row="${streamed_s} s, gateway CPU ${streamed_cpu} s ($(rate "$streamed_s") MB/s, $(python3 -c "print(f'{$static_s / $streamed_s:.2f}')") of nginx) / ${redirected_s} s, gateway CPU ${redirected_cpu} s ($(rate "$redirected_s") MB/s) / nginx ${static_s} s ($(rate "$static_s") MB/s)"
 
 per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
 # "seconds cpu" pairs -> "jobs/min one / jobs/min two (speed-up)"
@@ -379,7 +394,7 @@ echo "| --- | --- | --- |"
 echo "| transcode of a 10-minute clip: Audiomill vs ffmpeg CLI | within 5% | ${ours} s vs ${cli} s (${ratio}) |"
 printf '%s\n' "${choice_rows[@]}"
 echo "| upload done to MP3 ready, minus transcode (10 s clip, median of 5) | under 0.5 s | ${overhead} s |"
-echo "| gateway peak memory during a 1 GB upload (S3) | under 100 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
+echo "| gateway peak memory during a 1 GB upload (S3) | under 64 MB | $((peak / 1024)) MB (before: $((before / 1024)) MB) |"
 echo "| upload throughput into the S3 server (1 GB), against the same client into a null sink | 0.9 of the sink | ${throughput} MB/s against $(python3 -c "print(f'{1024 / $sink_seconds:.0f}')") MB/s ($(python3 -c "print(f'{$sink_seconds / $upload_seconds:.2f}x')")) |"
 printf '%s\n' "${tus_rows[@]}"
 echo "| the web app's first load in headless Chromium over loopback, empty cache: bytes transferred, time to the sign-in form (median of 5) | under 200 KB | ${web_kb} KB, ${web_ms} ms |"
@@ -397,7 +412,7 @@ echo "| GET /jobs?limit=100, the bench user's first page, median / p95 of 20 | |
 echo "| GET /jobs?limit=100&status=failed, everyone's (admin), median / p95 of 20 | | ${jobs_failed} |"
 echo "| GET /jobs?limit=100 from 50 000 jobs deep (admin), median / p95 of 20 | | ${jobs_deep} |"
 echo "| 500 event streams on one gateway, 100 on each of 5 running jobs (10-minute clips, two workers) | | ${streams_row} |"
-echo "| a 1 GB MP3 downloaded (S3): streamed through the gateway / redirected to a presigned URL, best of 2 | | ${download_row} |"
+echo "| a 1 GB MP3 downloaded (S3): streamed through the gateway / redirected to a presigned URL / the same file served statically by nginx, best of 2 | gateway at 0.9 of nginx | ${download_row} |"
 echo
 echo "Load, 50 clients for 60 s against one gateway (target: 0 errors, 0 lost jobs, p99 under 50 ms for status and validate):"
 echo
@@ -409,3 +424,4 @@ trap - EXIT
 bash scripts/bench-segments.sh
 bash scripts/bench-many.sh
 bash scripts/bench-requests.sh
+bash scripts/bench-scaling.sh

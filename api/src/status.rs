@@ -181,8 +181,9 @@ fn parts_progress(pending: &[PendingActivityInfo]) -> Option<StepProgress> {
 }
 
 /// A running job: its current step, from the first pending activity and its heartbeats (all
-/// the parts' of a long source). The token is validated while the source is fetched: until it
-/// is, the job is at its first step.
+/// the parts' of a long source). In runs that validate the token beside the fetch, the job is
+/// at its first step until the token is validated; the token check as a local activity is
+/// never pending.
 fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64) -> JobView {
     let all = pending;
     let validating = all.iter().find(|a| {
@@ -316,15 +317,22 @@ async fn close_failure(temporal: &Client, job: &Job) -> Option<Failure> {
         })
 }
 
-/// The activity a failure came from.
+/// The activity a failure came from. A local activity's failure (the token check's) carries
+/// no activity details: the kind of failure names its step.
 fn failed_step(failure: &Failure) -> Option<Step> {
-    failures::chain(failure).find_map(|f| match &f.failure_info {
+    let named = failures::chain(failure).find_map(|f| match &f.failure_info {
         Some(FailureInfo::ActivityFailureInfo(info)) => info
             .activity_type
             .as_ref()
             .and_then(|t| Step::from_activity_name(&t.name)),
         _ => None,
-    })
+    });
+    named.or_else(
+        || match FailureKind::of(failures::application_type(failure)) {
+            FailureKind::InvalidToken => Some(Step::ValidateToken),
+            _ => None,
+        },
+    )
 }
 
 /// The sentence users see: the innermost cause's message when it was written for them (a

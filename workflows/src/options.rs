@@ -6,7 +6,9 @@ use audiomill_domain::contract::{
 };
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
-use temporalio_sdk::{ActivityCancellationType, ActivityCloseTimeouts, ActivityOptions};
+use temporalio_sdk::{
+    ActivityCancellationType, ActivityCloseTimeouts, ActivityOptions, LocalActivityOptions,
+};
 
 /// How long a webhook message is retried before it is given up: over a day, as receivers may
 /// be down for maintenance that long.
@@ -52,6 +54,16 @@ pub(crate) fn retry(maximum_attempts: u32, maximum_interval: Duration) -> RetryP
 /// outage (every 30 s at most) until the dependency is back.
 pub(crate) fn through_outages(start_to_close: Duration) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(patient(start_to_close))
+        .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
+        .build()
+}
+
+/// A short step run as a local activity, on the worker that runs the workflow task: no task
+/// queue and no workflow task of its own. Retried through an outage like [`through_outages`].
+pub(crate) fn local_through_outages(start_to_close: Duration) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(start_to_close)
+        .schedule_to_close_timeout(OUTAGE_PATIENCE)
         .retry_policy(retry(UNTIL_PATIENCE_RUNS_OUT, Duration::from_secs(30)))
         .build()
 }
