@@ -9,7 +9,9 @@
 # from the first upload sent to the last MP3 stored, jobs per minute, and the CPU each process
 # spent per job (the Temporal server, MariaDB, the S3 server, the SMTP sink, the gateway, the
 # workers themselves and their converter children). Every job must complete and send one
-# e-mail. docs/scaling.md turns these figures into what a cluster of N workers needs.
+# e-mail. Prints table rows for docs/benchmarks.md and draws docs/many-jobs.png (jobs per
+# minute by worker count, and where each job's CPU went); docs/scaling.md turns these figures
+# into what a cluster of N workers needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
@@ -28,6 +30,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+python3 -c "import matplotlib" 2>/dev/null ||
+  pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
 CLIENTS=8 COUNT=12 LENGTH=5
 # Microseconds of CPU per 100 ms each worker may use: half a core.
@@ -145,3 +149,36 @@ echo "| $COUNT clips of $LENGTH s, $CLIENTS clients, production backends, 1 / 2 
 for n in 1 2 3; do
   echo "| CPU ms per job with $n worker(s): Temporal server / MariaDB / S3 server / SMTP sink / gateway / workers / their converters | | ${spent[$n]} |"
 done
+
+# The plot: jobs per minute by worker count, and each run's CPU per job by process.
+python3 - "$COUNT" "$LENGTH" "${wall[1]}" "${wall[2]}" "${wall[3]}" "${spent[1]}" "${spent[2]}" "${spent[3]}" <<'PY'
+import sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+count, length = int(sys.argv[1]), sys.argv[2]
+walls = [float(w) for w in sys.argv[3:6]]
+spent = [[float(x) for x in run.split(" / ")] for run in sys.argv[6:9]]
+names = ["Temporal server", "MariaDB", "S3 server", "SMTP sink", "gateway", "workers", "converters"]
+fig, (rate, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+workers = [1, 2, 3]
+rate.plot(workers, [count * 60 / w for w in walls], marker="o", label="measured")
+rate.plot(workers, [count * 60 / walls[0] * n for n in workers], linestyle="--", color="grey", label="linear")
+rate.set_xticks(workers)
+rate.set_xlabel("workers (each held to half a core)")
+rate.set_ylabel("jobs per minute")
+rate.set_title(f"{count} clips of {length} s, production backends")
+rate.legend()
+bottom = [0.0, 0.0, 0.0]
+for i, name in enumerate(names):
+    values = [run[i] for run in spent]
+    cpu.bar(workers, values, bottom=bottom, label=name)
+    bottom = [b + v for b, v in zip(bottom, values)]
+cpu.set_xticks(workers)
+cpu.set_xlabel("workers")
+cpu.set_ylabel("CPU ms per job")
+cpu.set_title("where each job's CPU went")
+cpu.legend(fontsize=8, loc="upper right")
+fig.tight_layout()
+fig.savefig("docs/many-jobs.png", dpi=100)
+PY
