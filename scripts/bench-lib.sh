@@ -35,3 +35,22 @@ short_clips() { # DIR SECONDS COUNT
   for i in $(seq -w 1 "$3"); do cp "$1/clip.mp4" "$1/clip-$i.mp4"; done
   rm "$1/clip.mp4"
 }
+# nginx serving the files of DIR on 127.0.0.1:PORT from disk (sendfile), in the foreground:
+# the most loopback carries when only the kernel moves the bytes. Start it with `&`.
+static_server() { # DIR PORT
+  local conf
+  conf=$(mktemp)
+  cat >"$conf" <<CONF
+daemon off; user root; worker_processes 1; pid $conf.pid; error_log $conf.log;
+events {}
+http {
+  access_log off; sendfile on;
+  server { listen 127.0.0.1:$2; root $1; }
+}
+CONF
+  exec nginx -c "$conf" -p "$(dirname "$conf")"
+}
+# Seconds (and bytes, best of 2) of a download of URL, with curl's other arguments after it.
+fetch_best_of_2() { # URL [CURL-ARGS...]
+  for _ in 1 2; do curl -sf -o /dev/null -w '%{time_total} %{size_download}\n' "${@:2}" "$1"; done | sort -n | head -1
+}
