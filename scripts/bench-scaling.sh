@@ -33,7 +33,7 @@ trap cleanup EXIT
 python3 -c "import matplotlib" 2>/dev/null ||
   pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
-CLIENTS=8 COUNT=12 LENGTH=5
+CLIENTS=8 COUNT=100 LENGTH=30
 # Microseconds of CPU per 100 ms each worker may use: half a core.
 QUOTA=50000
 CAPPED=false
