@@ -5,6 +5,24 @@
 TARGET=./target/release
 bench_build() { cargo build --release --quiet --locked --workspace --bins --examples; }
 
+# What every bench script starts with: the release build as BIN, a scratch directory WORK, and
+# PIDS, the processes it starts. On exit `bench_end` stops them, runs the script's own
+# `cleanup_more` when it defines one (cgroups to remove, test services to stop), and removes
+# WORK.
+bench_begin() {
+  bench_build
+  BIN=$TARGET/audiomill
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap bench_end EXIT
+}
+bench_end() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if declare -F cleanup_more >/dev/null; then cleanup_more; fi
+  rm -rf "$WORK"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Reads JSON on stdin and prints the part the Python subscript $1 names (`'["job_id"]'`).
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -24,6 +42,17 @@ stop_processes() {
     while [[ "$(ps -o stat= -p "$pid")" =~ ^[^Z] ]]; do sleep 0.1; done
   done
 }
+# Whether CPU cgroups can be made here (a writable cgroup cpu controller: root).
+cpu_cgroups_writable() {
+  mkdir -p "/sys/fs/cgroup/cpu/audiomill-probe-$$" 2>/dev/null && rmdir "/sys/fs/cgroup/cpu/audiomill-probe-$$"
+}
+# Moves this (sub)shell, and what it then runs, into the CPU cgroup NAME, held to QUOTA
+# microseconds of CPU per 100 ms (100000: one core). Needs a writable cgroup cpu controller.
+enter_cpu_cgroup() { # NAME QUOTA
+  local group=/sys/fs/cgroup/cpu/$1
+  mkdir -p "$group" && echo 100000 >"$group/cpu.cfs_period_us" && echo "$2" >"$group/cpu.cfs_quota_us"
+  echo "$BASHPID" >"$group/cgroup.procs"
+}
 # Clips as phones make them, in DIR: 640x360 video at 30 fps, stereo 48 kHz music-like AAC;
 # one of SECONDS, copied under COUNT names.
 short_clips() { # DIR SECONDS COUNT
@@ -36,19 +65,18 @@ short_clips() { # DIR SECONDS COUNT
   rm "$1/clip.mp4"
 }
 # nginx serving the files of DIR on 127.0.0.1:PORT from disk (sendfile), in the foreground:
-# the most loopback carries when only the kernel moves the bytes. Start it with `&`.
+# the most loopback carries when only the kernel moves the bytes. Its configuration, pid and
+# log go beside DIR. Start it with `&`.
 static_server() { # DIR PORT
-  local conf
-  conf=$(mktemp)
-  cat >"$conf" <<CONF
-daemon off; user root; worker_processes 1; pid $conf.pid; error_log $conf.log;
+  cat >"$1.nginx.conf" <<CONF
+daemon off; user root; worker_processes 1; pid $1.nginx.pid; error_log $1.nginx.log;
 events {}
 http {
   access_log off; sendfile on;
   server { listen 127.0.0.1:$2; root $1; }
 }
 CONF
-  exec nginx -c "$conf" -p "$(dirname "$conf")"
+  exec nginx -c "$1.nginx.conf" -p "$(dirname "$1")"
 }
 # Seconds (and bytes, best of 2) of a download of URL, with curl's other arguments after it.
 fetch_best_of_2() { # URL [CURL-ARGS...]

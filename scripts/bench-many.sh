@@ -13,16 +13,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
-bench_build
-BIN=$TARGET/audiomill
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_begin
 
 CLIENTS=8
 now_ms() { date +%s%3N; }

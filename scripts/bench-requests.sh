@@ -16,16 +16,7 @@ source scripts/install.sh
 INSTALL_WHO=bench apt_install_missing wrk nginx-light
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
-bench_build
-BIN=$TARGET/audiomill
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_begin
 
 echo "11/12 small requests..." >&2
 port=$(free_port); api=http://127.0.0.1:$port

@@ -17,19 +17,12 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
-bench_build
-BIN=$TARGET/audiomill
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+cleanup_more() {
   sleep 1
   rmdir /sys/fs/cgroup/cpu/audiomill-scaling-* 2>/dev/null || true
   bash scripts/test-services.sh stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
+bench_begin
 python3 -c "import matplotlib" 2>/dev/null ||
   pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
@@ -37,8 +30,7 @@ CLIENTS=8 COUNT=100 LENGTH=30
 # Microseconds of CPU per 100 ms each worker may use: half a core.
 QUOTA=50000
 CAPPED=false
-if mkdir -p /sys/fs/cgroup/cpu/audiomill-scaling-probe 2>/dev/null; then
-  rmdir /sys/fs/cgroup/cpu/audiomill-scaling-probe
+if cpu_cgroups_writable; then
   CAPPED=true
 fi
 
@@ -64,13 +56,10 @@ settings() { # NAME
 
 # A worker, in a CPU cgroup of its own when the machine allows.
 start_worker() { # NAME SETTINGS...
-  local name=$1 group=/sys/fs/cgroup/cpu/audiomill-scaling-$1
+  local name=$1
   shift
   (
-    if $CAPPED; then
-      mkdir -p "$group" && echo 100000 >"$group/cpu.cfs_period_us" && echo "$QUOTA" >"$group/cpu.cfs_quota_us"
-      echo "$BASHPID" >"$group/cgroup.procs"
-    fi
+    if $CAPPED; then enter_cpu_cgroup "audiomill-scaling-$name" "$QUOTA"; fi
     exec env "$@" WORK_DIR="$WORK/work-$name" "$BIN" worker
   ) >"$WORK/$name.log" 2>&1 &
   echo $!

@@ -17,19 +17,12 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
-bench_build
-BIN=$TARGET/audiomill
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+cleanup_more() {
   sleep 1
   rmdir /sys/fs/cgroup/cpu/audiomill-segments-* 2>/dev/null || true
-  [ -n "${SERVICES_STARTED:-}" ] && bash scripts/test-services.sh stop >/dev/null 2>&1
-  rm -rf "$WORK"
+  if [ -n "${SERVICES_STARTED:-}" ]; then bash scripts/test-services.sh stop >/dev/null 2>&1; fi
 }
-trap cleanup EXIT
+bench_begin
 python3 -c "import matplotlib" 2>/dev/null ||
   pip install -q --disable-pip-version-check "matplotlib==3.11.2"
 
@@ -110,8 +103,7 @@ read -r _ uncapped < <(dev_run 60 SEGMENT_MAX_PARTS=0)
 # A gateway and N workers on the production backends, each worker held to one core.
 declare -A scaled fetched
 CORES=$(nproc)
-if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
-  rmdir /sys/fs/cgroup/cpu/audiomill-segments-probe
+if cpu_cgroups_writable; then
   bash scripts/test-services.sh start >/dev/null
   SERVICES_STARTED=1
   # shellcheck disable=SC1091
@@ -137,10 +129,8 @@ if mkdir -p /sys/fs/cgroup/cpu/audiomill-segments-probe 2>/dev/null; then
   for n in "${counts[@]}"; do
     workers=()
     for i in $(seq "$n"); do
-      group=/sys/fs/cgroup/cpu/audiomill-segments-$n-$i
       (
-        mkdir -p "$group" && echo 100000 >"$group/cpu.cfs_period_us" && echo 100000 >"$group/cpu.cfs_quota_us"
-        echo "$BASHPID" >"$group/cgroup.procs"
+        enter_cpu_cgroup "audiomill-segments-$n-$i" 100000
         exec env "${production[@]}" WORK_DIR="$WORK/work-$n-$i" "$BIN" worker
       ) >"$WORK/worker-$n-$i.log" 2>&1 &
       workers+=($!); PIDS+=($!)

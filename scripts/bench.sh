@@ -40,21 +40,15 @@ source scripts/bench-lib.sh
 # shellcheck source=scripts/install.sh
 source scripts/install.sh
 INSTALL_WHO=bench apt_install_missing nginx-light
-bench_build
-BIN=$TARGET/audiomill
-EXAMPLE=$TARGET/examples/transcode
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
+cleanup_more() {
   # Workers started in subshells (section 4) are listed in a file.
-  for pid in "${PIDS[@]}" $(cat "$WORK/worker-pids" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in $(cat "$WORK/worker-pids" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
   sleep 1
   rmdir /sys/fs/cgroup/cpu/audiomill-bench-* 2>/dev/null || true
   bash scripts/test-services.sh stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
+bench_begin
+EXAMPLE=$TARGET/examples/transcode
 
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
@@ -231,12 +225,8 @@ batch() {
 sql() { mariadb --no-defaults -h127.0.0.1 -P"${TEST_MYSQL_URL##*:}" -uaudiomill -paudiomill -N bench -e "$1"; }
 # A worker in a CPU cgroup of its own with QUOTA (microseconds per 100 ms), or unconstrained.
 start_worker() { # name [quota]
-  local group=/sys/fs/cgroup/cpu/audiomill-bench-$1
   (
-    if [ -n "${2:-}" ]; then
-      mkdir -p "$group" && echo 100000 >"$group/cpu.cfs_period_us" && echo "$2" >"$group/cpu.cfs_quota_us"
-      echo "$BASHPID" >"$group/cgroup.procs"
-    fi
+    if [ -n "${2:-}" ]; then enter_cpu_cgroup "audiomill-bench-$1" "$2"; fi
     exec "$BIN" worker
   ) >"$WORK/$1.log" 2>&1 &
   echo $! | tee -a "$WORK/worker-pids"
@@ -255,8 +245,7 @@ stop_processes "${WORKERS[@]}"
 # Like separate worker machines: each worker gets half a core, so the shared services (Temporal,
 # MariaDB, S3, SMTP, on their own machines in production) never compete with the workers.
 capped=()
-if mkdir -p /sys/fs/cgroup/cpu/audiomill-bench-probe 2>/dev/null; then
-  rmdir /sys/fs/cgroup/cpu/audiomill-bench-probe
+if cpu_cgroups_writable; then
   mapfile -t capped < <(scaling 50000)
 fi
 # Then as they are: both workers and every service sharing this machine's cores.
@@ -424,7 +413,7 @@ echo
 cat "$WORK/load.txt"
 
 # Its own processes and backends: after this run's have stopped, and without its settings.
-cleanup
+bench_end
 trap - EXIT
 unset TEMPORAL_ADDRESS DATA_DIR LISTEN_ADDR DATABASE_URL S3_BUCKET S3_CREATE_BUCKET \
   AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY SMTP_URL JWT_SECRET MAX_FILE_SIZE \
