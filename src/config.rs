@@ -227,6 +227,9 @@ pub struct GatewayArgs {
     /// Unfinished resumable uploads one user may have at once.
     #[arg(long, env = "MAX_UNFINISHED_UPLOADS", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
     pub max_unfinished_uploads: u32,
+    /// Unfinished resumable uploads one client address may have at once, over all its users.
+    #[arg(long, env = "MAX_UNFINISHED_UPLOADS_PER_ADDRESS", value_name = "N", default_value = "30", value_parser = whole_above_zero::<u32>)]
+    pub max_unfinished_uploads_per_address: u32,
     /// A resumable upload's request whose body sends nothing for this long is cut off,
     /// keeping what arrived, in seconds.
     #[arg(long, env = "UPLOAD_IDLE_SECONDS", value_name = "SECONDS", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=3600))]
@@ -534,6 +537,7 @@ impl GatewayArgs {
                     u64::from(self.resumable_expiry_hours) * 3600,
                 ),
                 max_unfinished: u64::from(self.max_unfinished_uploads),
+                max_unfinished_per_address: u64::from(self.max_unfinished_uploads_per_address),
                 idle: std::time::Duration::from_secs(u64::from(self.upload_idle_seconds)),
             },
             redis_url: self.redis_url,

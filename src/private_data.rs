@@ -9,7 +9,7 @@ use rustix::fs::Mode;
 use std::{
     io,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 /// Group and other permission bits.
@@ -21,7 +21,9 @@ pub fn create_files_private() {
 }
 
 /// Creates `dir` (0700) if it is missing, and takes group and other permissions off
-/// everything in it that has any; how many entries it changed.
+/// everything in it that has any; how many entries it changed. Other processes (SQLite's
+/// journals, a running Temporal dev server) create and remove files meanwhile: an entry that
+/// vanishes during the walk has nothing left to protect and is passed over.
 pub fn make_private(dir: &Path) -> io::Result<usize> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -30,24 +32,56 @@ pub fn make_private(dir: &Path) -> io::Result<usize> {
     let mut changed = 0;
     let mut pending = vec![dir.to_owned()];
     while let Some(path) = pending.pop() {
-        // Links are not followed: what they point to is not the data directory's.
-        let meta = std::fs::symlink_metadata(&path)?;
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let mode = meta.permissions().mode();
-        if mode & SHARED_BITS != 0 {
-            let private = mode & !SHARED_BITS & 0o7777;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))?;
-            changed += 1;
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                pending.push(entry?.path());
-            }
+        if let Some(entry) = unless_gone(tighten(&path))? {
+            changed += usize::from(entry.changed);
+            pending.extend(entry.children);
         }
     }
     Ok(changed)
+}
+
+/// What tightening one entry did.
+struct Tightened {
+    changed: bool,
+    /// A directory's entries, to walk next.
+    children: Vec<PathBuf>,
+}
+
+/// Takes group and other permissions off `path`, and lists its entries if it is a directory.
+fn tighten(path: &Path) -> io::Result<Tightened> {
+    // Links are not followed: what they point to is not the data directory's.
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(Tightened {
+            changed: false,
+            children: Vec::new(),
+        });
+    }
+    let mode = meta.permissions().mode();
+    let changed = mode & SHARED_BITS != 0;
+    if changed {
+        let private = mode & !SHARED_BITS & 0o7777;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
+    }
+    let mut children = Vec::new();
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            // An entry removed while listed is passed over, like one removed before.
+            if let Some(entry) = unless_gone(entry)? {
+                children.push(entry.path());
+            }
+        }
+    }
+    Ok(Tightened { changed, children })
+}
+
+/// `None` for what another process removed meanwhile; other errors stay errors.
+fn unless_gone<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +114,38 @@ mod tests {
         let fresh = root.path().join("fresh/data");
         assert_eq!(make_private(&fresh).unwrap(), 0);
         assert_eq!(mode(&fresh), 0o700);
+    }
+
+    #[test]
+    fn files_that_come_and_go_during_the_walk_do_not_stop_it() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        // An entry gone before it is looked at, as a journal removed after the listing.
+        assert!(
+            unless_gone(tighten(&data.join("gone-journal")))
+                .unwrap()
+                .is_none()
+        );
+        // And for real: another thread creates and removes shared files all along.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (data, stop) = (data.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let file = data.join(format!("journal-{}", n % 50));
+                    let _ = std::fs::write(&file, b"x");
+                    let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644));
+                    let _ = std::fs::remove_file(data.join(format!("journal-{}", (n + 25) % 50)));
+                    n += 1;
+                }
+            })
+        };
+        for _ in 0..300 {
+            make_private(&data).expect("a vanishing file does not stop the walk");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
     }
 }

@@ -294,6 +294,57 @@ async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() 
     app.stop().await;
 }
 
+/// A job that waits for a worker's room is checked again when the worker takes it: its login
+/// ended meanwhile, so it fetches, converts and sends nothing, while the jobs ahead of it (of
+/// the same user's other login) complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_whose_login_ended_while_it_waited_is_not_fetched() {
+    let app = TestApp::spawn_with(&[("MAX_CONCURRENT_TRANSCODES", "1")]).await;
+    let ann = app.add_user("ann", false).await;
+    let token = app.access_token(&ann).await;
+    let media = tempfile::tempdir().unwrap();
+    let long = make_long_video(media.path(), 1500);
+    let short = make_mp4(media.path(), "short.mp4", 2, true);
+    // One transcode slot and one job fetched ahead: the worker's room is full.
+    let first = app.start_job(&token, &long).await;
+    app.wait_for_transcode(&token, &first).await;
+    let second = app.start_job(&token, &short).await;
+    let leaving = app.access_token(&ann).await;
+    let third = app.start_job(&leaving, &short).await;
+    let (_, waiting) = app.status(&token, &third).await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    let logout = app.http.post(app.url("/logout")).bearer_auth(&leaving);
+    assert_eq!(
+        logout.send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+
+    for job in [&first, &second] {
+        let seen = app.wait_for_job(&token, job).await;
+        assert_eq!(seen.last().unwrap()["status"], "completed", "{seen:?}");
+    }
+    let seen = app.wait_for_job(&token, &third).await;
+    let last = seen.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert!(
+        last["error"].as_str().unwrap().contains("revoked"),
+        "{last}"
+    );
+    app.wait_for_workflow_closed(&third).await;
+    let steps = app.activities_run(&third).await;
+    assert!(
+        !steps.iter().any(|s| s.starts_with("transcode")),
+        "{steps:?}"
+    );
+    let mp3s = app
+        .objects()
+        .into_iter()
+        .filter(|key| key.starts_with("mp3/"));
+    assert_eq!(mp3s.count(), 2, "{:?}", app.objects());
+    assert_eq!(app.mail_count().await, 2, "none for the refused job");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
     let app = TestApp::spawn().await;

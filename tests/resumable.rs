@@ -783,3 +783,274 @@ async fn uploads_naming_one_batch_are_followed_and_zipped_together_for_their_own
     assert_eq!(body["jobs"].as_array().unwrap().len(), 2, "{body}");
     app.stop().await;
 }
+
+/// `GET /me`'s storage in use, in bytes.
+async fn storage_used(app: &TestApp, token: &str) -> u64 {
+    let (status, me) = app.get_json(token, "/me").await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    me["quota"]["storage_used_bytes"].as_u64().unwrap()
+}
+
+/// An unfinished upload holds its whole length against the storage quota from its creation,
+/// as `GET /me` shows; creations sent all at once pass no limit, per account or per address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_uploads_hold_their_room_and_a_burst_of_creations_passes_no_limit() {
+    let app = TestApp::spawn_with(&[
+        ("QUOTA_STORAGE_MB", "1"),
+        ("MAX_UNFINISHED_UPLOADS", "5"),
+        ("MAX_UNFINISHED_UPLOADS_PER_ADDRESS", "7"),
+    ])
+    .await;
+    let ann = app.user_token("ann").await;
+    let first = create(&app, &ann, 600_000, "talk.mp4").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(storage_used(&app, &ann).await, 600_000);
+    let second = create(&app, &ann, 600_000, "more.mp4").await;
+    assert_eq!(second.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        header(&second, "x-quota-storage-remaining").as_deref(),
+        Some("448576")
+    );
+    // Terminating gives the room back.
+    let gone = tus(&app, Method::DELETE, &location(&first), &ann);
+    assert_eq!(gone.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(storage_used(&app, &ann).await, 0);
+
+    // 40 creations at once: exactly the limit is made, the rest refused with 429.
+    let burst = (0..40).map(|n| {
+        let ann = ann.clone();
+        let app = &app;
+        async move {
+            create(app, &ann, 1000, &format!("clip-{n}.mp4"))
+                .await
+                .status()
+        }
+    });
+    let answers = futures::future::join_all(burst).await;
+    let made = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!((made, refused.count()), (5, 35), "{answers:?}");
+    // Another account on the same address has room for 2 more: the address's limit.
+    let bob = app.user_token("bob").await;
+    let burst = (0..10).map(|n| {
+        let bob = bob.clone();
+        let app = &app;
+        async move {
+            create(app, &bob, 1000, &format!("clip-{n}.mp4"))
+                .await
+                .status()
+        }
+    });
+    let answers = futures::future::join_all(burst).await;
+    let made = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(made, 2, "{answers:?}");
+    app.stop().await;
+}
+
+/// Sends two requests at once; their answers.
+async fn both(first: RequestBuilder, second: RequestBuilder) -> (Response, Response) {
+    let (a, b) = tokio::join!(first.send(), second.send());
+    (a.unwrap(), b.unwrap())
+}
+
+fn chunk_at(app: &TestApp, token: &str, at: &str, offset: usize, bytes: &[u8]) -> RequestBuilder {
+    tus(app, Method::PATCH, at, token)
+        .header("Upload-Offset", offset.to_string())
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(bytes.to_vec())
+}
+
+/// Every pair of requests that can race on one upload is taken one at a time: two chunks at
+/// one offset (one kept), the last chunk beside an empty one at the end (one job, which runs,
+/// even with the account at its last job of the day), a termination beside a chunk (423 until
+/// the chunk is done, never a 5xx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_requests_on_one_upload_are_taken_one_at_a_time() {
+    let app = TestApp::spawn_with(&[("QUOTA_JOBS_PER_DAY", "1")]).await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let half = video.len() / 2;
+    for round in 0..6 {
+        let token = app.user_token(&format!("racer{round}")).await;
+        let at = location(&create(&app, &token, video.len() as u64, "talk.mp4").await);
+        let (a, b) = both(
+            chunk_at(&app, &token, &at, 0, &video[..half]),
+            chunk_at(&app, &token, &at, 0, &video[..half]),
+        )
+        .await;
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses[0],
+            StatusCode::NO_CONTENT,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            [StatusCode::CONFLICT, StatusCode::LOCKED].contains(&statuses[1]),
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(offset_of(&app, &token, &at).await.1, Some(half as u64));
+
+        // The last bytes and an empty chunk at the end, at once: one job, named by both or
+        // refused to one for now, and it converts.
+        let last = chunk_at(&app, &token, &at, half, &video[half..]);
+        let empty = chunk_at(&app, &token, &at, video.len(), &[]);
+        let (a, b) = both(last, empty).await;
+        let mut jobs: Vec<String> = [&a, &b]
+            .iter()
+            .filter_map(|r| header(r, "audiomill-job-id"))
+            .collect();
+        if jobs.is_empty() {
+            // Each held the other off (423 beside 409): the client sends its chunk again.
+            assert!(
+                [a.status(), b.status()].contains(&StatusCode::LOCKED),
+                "{a:?} {b:?}"
+            );
+            let again = chunk_at(&app, &token, &at, half, &video[half..]);
+            let again = again.send().await.unwrap();
+            jobs.extend(header(&again, "audiomill-job-id"));
+            assert_eq!(jobs.len(), 1, "{again:?}");
+        }
+        assert!(jobs.windows(2).all(|w| w[0] == w[1]), "{jobs:?}");
+        for answer in [&a, &b] {
+            assert!(!answer.status().is_server_error(), "{answer:?}");
+        }
+        let done = app.wait_for_job(&token, &jobs[0]).await;
+        assert_eq!(done.last().unwrap()["status"], "completed", "{done:?}");
+    }
+
+    // A termination while a chunk streams in waits for it.
+    let token = app.user_token("terminator").await;
+    let at = location(&create(&app, &token, video.len() as u64, "talk.mp4").await);
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    sender.unbounded_send(Ok(video[..3000].to_vec())).unwrap();
+    let streaming = tus(&app, Method::PATCH, &at, &token)
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Content-Length", "6000")
+        .body(reqwest::Body::wrap_stream(receiver))
+        .send();
+    let streaming = tokio::spawn(streaming);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let early = tus(&app, Method::DELETE, &at, &token).send().await.unwrap();
+    assert_eq!(refusal(early).await.0, StatusCode::LOCKED);
+    sender
+        .unbounded_send(Ok(video[3000..6000].to_vec()))
+        .unwrap();
+    drop(sender);
+    let appended = streaming.await.unwrap().unwrap();
+    assert_eq!(appended.status(), StatusCode::NO_CONTENT);
+    let late = tus(&app, Method::DELETE, &at, &token).send().await.unwrap();
+    assert_eq!(late.status(), StatusCode::NO_CONTENT);
+    assert_eq!(offset_of(&app, &token, &at).await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// A creation whose body is refused leaves no upload behind (its client has no `Location`
+/// for it); one whose body stops coming is named in the answer, to go on with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_creation_leaves_nothing_and_a_stalled_one_names_its_upload() {
+    let app = TestApp::spawn_with(&[("UPLOAD_IDLE_SECONDS", "2")]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let creating = |length: usize| {
+        tus(&app, Method::POST, "/uploads", &token)
+            .header("Upload-Length", length.to_string())
+            .header("Upload-Metadata", metadata(&[("filename", "talk.mp4")]))
+            .header("Content-Type", "application/offset+octet-stream")
+    };
+    // Past its length (413), a wrong checksum (460), not a video (415).
+    let beyond = creating(100)
+        .body(video[..200].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(beyond).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let wrong_sum = creating(video.len())
+        .header(
+            "Upload-Checksum",
+            format!("sha256 {}", STANDARD.encode([0u8; 32])),
+        )
+        .body(video[..1000].to_vec());
+    let wrong_sum = wrong_sum.send().await.unwrap();
+    assert_eq!(wrong_sum.status().as_u16(), 460);
+    let text = creating(1000).body(vec![b'x'; 1000]).send().await.unwrap();
+    assert_eq!(refusal(text).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Cut mid-body by a client that goes away.
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    sender.unbounded_send(Ok(video[..3000].to_vec())).unwrap();
+    let cut = creating(video.len())
+        .body(reqwest::Body::wrap_stream(receiver))
+        .send();
+    let cut = tokio::spawn(cut);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sender
+        .unbounded_send(Err(std::io::Error::other("client gone")))
+        .unwrap();
+    let _ = cut.await;
+    eventually("the cut creation is removed", || {
+        unfinished_bytes(&app).is_empty()
+    })
+    .await;
+    assert_eq!(storage_used(&app, &token).await, 0, "no upload holds room");
+
+    // Stalled: the answer names the upload, which goes on from what arrived.
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    sender.unbounded_send(Ok(video[..3000].to_vec())).unwrap();
+    let stalled = creating(video.len()).body(reqwest::Body::wrap_stream(receiver));
+    let stalled = stalled.send().await.unwrap();
+    assert_eq!(stalled.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(header(&stalled, "upload-offset").as_deref(), Some("3000"));
+    let at = location(&stalled);
+    drop(sender);
+    let rest = patch(&app, &token, &at, 3000, video[3000..].to_vec()).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    assert!(header(&rest, "audiomill-job-id").is_some());
+    app.stop().await;
+}
+
+/// The last chunk arrives while the conversion service is down: the bytes are kept and the
+/// job unstarted (503); once it is back, `HEAD` starts the job and names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_last_chunk_could_not_start_is_started_by_the_next_head() {
+    let mut app = TestApp::spawn_with_durable_temporal(&[]).await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(media.path(), "talk.mp4", 2, true)).unwrap();
+    let at = location(&create(&app, &token, video.len() as u64, "talk.mp4").await);
+    app.kill_temporal().await;
+    let last = patch(&app, &token, &at, 0, video.clone()).await;
+    assert_eq!(refusal(last).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, offset) = offset_of(&app, &token, &at).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "still down: {offset:?}"
+    );
+    app.start_temporal().await;
+    let head = tus(&app, Method::HEAD, &at, &token).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        header(&head, "upload-offset"),
+        Some(video.len().to_string())
+    );
+    let job = header(&head, "audiomill-job-id").expect("HEAD started the job");
+    let again = tus(&app, Method::HEAD, &at, &token).send().await.unwrap();
+    assert_eq!(
+        header(&again, "audiomill-job-id"),
+        Some(job.clone()),
+        "once"
+    );
+    let done = app.wait_for_job(&token, &job).await;
+    assert_eq!(done.last().unwrap()["status"], "completed", "{done:?}");
+    app.stop().await;
+}

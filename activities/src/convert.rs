@@ -106,7 +106,8 @@ impl ConvertActivities {
         Ok(())
     }
 
-    /// Takes the job onto this worker, once it has room, and copies the uploaded video here.
+    /// Takes the job onto this worker, once it has room, and copies the uploaded video here
+    /// (when its login is still open).
     #[activity(definition = activity::FetchSource)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id))]
     pub async fn fetch_source(
@@ -120,6 +121,8 @@ impl ConvertActivities {
             self.held.hold(job).await;
             waiting.store(false, Ordering::Relaxed);
             let _working = self.held.working(job);
+            // A job may wait here long after its start: its login is checked again now.
+            self.check_login(job).await?;
             self.copy_source(&input).await
         };
         let progress = || StepProgress {
@@ -491,6 +494,22 @@ impl ConvertActivities {
             tracing::info!(job_id = %job, "releasing an abandoned job");
             let _ = tokio::fs::remove_dir_all(self.job_dir(job)).await;
         }
+    }
+
+    /// Refuses to go on with a job whose login was ended (or user disabled) meanwhile.
+    async fn check_login(&self, job: JobId) -> Result<(), ActivityError> {
+        let active = self
+            .db
+            .job_login_is_active(job)
+            .await
+            .map_err(database_down)?;
+        if !active {
+            return Err(fatal(
+                FailureKind::InvalidToken,
+                "The login that started this job was revoked or the account is disabled.",
+            ));
+        }
+        Ok(())
     }
 
     async fn copy_source(&self, input: &FetchSourceInput) -> Result<FetchedSource, ActivityError> {

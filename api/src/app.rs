@@ -26,15 +26,13 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
     let spec = document::complete(&derived);
     let routes = Arc::new(metrics::Routes::from_spec(&spec));
     // The Swagger UI page embeds the document verbatim: show the completed one.
-    let docs_page = api.swagger_ui_html().replace(&derived, &spec);
+    let docs = webapp::Docs::new(api.swagger_ui_html().replace(&derived, &spec));
     Route::new()
         .nest(
             "/docs",
             Route::new().at(
                 "/",
-                poem::get(poem::endpoint::make_sync(move |_| {
-                    poem::web::Html(docs_page.clone())
-                })),
+                poem::get(poem::endpoint::make_sync(move |_| docs.answer())),
             ),
         )
         .at(
@@ -83,6 +81,7 @@ pub fn app(gateway: Arc<Gateway>) -> impl Endpoint {
                     Ok(response) => {
                         allow_on_405(response, &routes, route);
                         speak_tus(response, route);
+                        stored_nowhere(response);
                         response.status()
                     }
                     Err(error) => error.status(),
@@ -137,6 +136,15 @@ fn allow_on_405(response: &mut poem::Response, routes: &metrics::Routes, route: 
             .headers_mut()
             .insert(poem::http::header::ALLOW, allow);
     }
+}
+
+/// An answer that says nothing of caching is kept by no cache: API answers carry tokens,
+/// private jobs and signed MP3s. The web app's files say how long they keep.
+fn stored_nowhere(response: &mut poem::Response) {
+    response
+        .headers_mut()
+        .entry(poem::http::header::CACHE_CONTROL)
+        .or_insert(poem::http::HeaderValue::from_static("no-store"));
 }
 
 /// Every answer under `/uploads` says which tus version it speaks, refusals included.

@@ -68,6 +68,8 @@ pub struct ResumableLimits {
     pub expiry: std::time::Duration,
     /// Unfinished uploads one user may have at once.
     pub max_unfinished: u64,
+    /// Unfinished uploads one client address may have at once, over all its users.
+    pub max_unfinished_per_address: u64,
     /// A chunk whose body sends nothing for this long is cut off (what arrived is kept).
     pub idle: std::time::Duration,
 }

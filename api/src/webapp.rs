@@ -5,10 +5,12 @@
 //! its own origin, and never be framed.
 
 use crate::error::{ErrorBody, ErrorCode};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use poem::{
     IntoResponse, Request, Response,
     http::{HeaderValue, Method, StatusCode, header},
 };
+use sha2::{Digest, Sha256};
 
 #[derive(rust_embed::Embed)]
 #[folder = "../web/dist"]
@@ -130,12 +132,56 @@ fn refused(status: StatusCode) -> Response {
 }
 
 /// The page's security headers, on every answer of the app.
-fn guarded(mut response: Response) -> Response {
+fn guarded(response: Response) -> Response {
+    secured(response, HeaderValue::from_static(POLICY))
+}
+
+/// The Swagger UI page at `/docs`, under the app's headers: it shares the app's origin, so a
+/// page that frames it or a script it did not bring could act as a signed-in user. Its own
+/// scripts are inline, so its policy lets in exactly those, by their hashes.
+#[derive(Clone)]
+pub struct Docs {
+    page: String,
+    policy: HeaderValue,
+}
+
+impl Docs {
+    pub fn new(page: String) -> Self {
+        let scripts: Vec<String> = inline_scripts(&page)
+            .map(|script| format!("'sha256-{}'", BASE64.encode(Sha256::digest(script))))
+            .collect();
+        let policy = format!(
+            "default-src 'none'; script-src {}; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            scripts.join(" ")
+        );
+        let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(POLICY));
+        Self { page, policy }
+    }
+
+    pub fn answer(&self) -> Response {
+        let response = Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(self.page.clone());
+        secured(response, self.policy.clone())
+    }
+}
+
+/// The text of each `<script>` element of `page` that has no `src`.
+fn inline_scripts(page: &str) -> impl Iterator<Item = &str> {
+    page.split("<script").skip(1).filter_map(|rest| {
+        let (attributes, rest) = rest.split_once('>')?;
+        let (body, _) = rest.split_once("</script>")?;
+        (!attributes.contains("src=")).then_some(body)
+    })
+}
+
+/// `response` with the app's security headers and `policy` for its content.
+fn secured(mut response: Response, policy: HeaderValue) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(POLICY),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -7,6 +7,9 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 /// The milliseconds in a day, the period of the jobs-per-day quota (UTC days).
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// The most jobs one batch may hold, however its files arrive.
+pub const BATCH_MAX_JOBS: u64 = 1000;
+
 /// How long a job's objects are kept once it has ended (`RETENTION_HOURS`,
 /// `RETENTION_SOURCE_HOURS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,8 @@ pub struct NewJob {
     pub options: OutputOptions,
     /// The batch of an upload with several files; `None` for a file uploaded alone.
     pub batch_id: Option<BatchId>,
+    /// The login it was started in.
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -427,7 +429,7 @@ impl Database {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO jobs (id, user_id, original_filename, source_key, source_size, created_at, \
-             options, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             options, batch_id, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(job.id.to_string())
         .bind(job.user_id.to_string())
@@ -437,9 +439,28 @@ impl Database {
         .bind(now)
         .bind(options_column(&job.options))
         .bind(job.batch_id.map(|id| id.to_string()))
+        .bind(job.session_id.as_deref())
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    /// Whether job `id`'s user is still active and the login that started it still open
+    /// (jobs recorded before logins were kept with them answer for their user only); `false`
+    /// for a job that is gone.
+    pub async fn job_login_is_active(&self, id: JobId) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT user_id, session_id FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let user: UserId = parse_column(&row, "user_id")?;
+        match row.try_get::<Option<String>, _>("session_id")? {
+            Some(session) => self.session_is_active(user, &session).await,
+            None => Ok(self.user_by_id(user).await?.is_some_and(|user| user.active)),
+        }
     }
 
     /// Takes back a job whose upload was refused after it was recorded: its row, and its place
@@ -772,6 +793,7 @@ pub(crate) mod tests {
             source_size: 10,
             options: audiomill_domain::output::Preset::Podcast.options(),
             batch_id: Some(audiomill_domain::BatchId::generate()),
+            session_id: None,
         };
         db.insert_job(&job).await.unwrap();
         assert!(db.claim_notification(job.id).await.unwrap());
@@ -816,6 +838,7 @@ pub(crate) mod tests {
             source_size: 10,
             options: Default::default(),
             batch_id: None,
+            session_id: None,
         })
         .await
         .unwrap();

@@ -7,12 +7,12 @@ use crate::{
     database::Job,
     database::{JOB_COLUMNS, job_from_row, parse_column},
     error::StoreError,
-    quota::{OverQuota, OwnQuota, Usage, check_quota},
+    quota::{NotRecorded, OwnQuota, Usage, check_quota},
     time::now_millis,
 };
 use audiomill_domain::{
     JobId, ObjectKey, UserId,
-    lifecycle::{Quota, Retention, utc_day},
+    lifecycle::{BATCH_MAX_JOBS, Quota, Retention, utc_day},
 };
 use sqlx::Row;
 
@@ -191,17 +191,21 @@ impl Database {
         Ok(removed)
     }
 
-    /// What `user` keeps in storage and has started today (UTC) at `now`.
+    /// What `user` keeps in storage (unfinished resumable uploads counting their whole
+    /// length) and has started today (UTC) at `now`.
     pub async fn usage(&self, user: UserId, now: i64) -> Result<Usage, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        self.usage_on(&mut conn, user, now).await
+        self.usage_on(&mut conn, user, now, None).await
     }
 
-    async fn usage_on(
+    /// [`Database::usage`] on `conn`, leaving out the reservation of the upload that becomes
+    /// job `becoming` (its bytes are counted as the job's instead).
+    pub(crate) async fn usage_on(
         &self,
         conn: &mut sqlx::AnyConnection,
         user: UserId,
         now: i64,
+        becoming: Option<JobId>,
     ) -> Result<Usage, StoreError> {
         let user = user.to_string();
         let stored: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -209,6 +213,19 @@ impl Database {
             self.integer_sum(BYTES_KEPT)
         )))
         .bind(&user)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        // An unfinished upload holds its whole length from its creation: bytes promised are
+        // room taken, or many unfinished uploads would together pass the quota.
+        let reserved: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM resumable_uploads WHERE user_id = ? AND started_at IS NULL \
+             AND expires_at > ? AND job_id <> ?",
+            self.integer_sum("upload_length")
+        )))
+        .bind(&user)
+        .bind(now)
+        .bind(becoming.map(|job| job.to_string()).unwrap_or_default())
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
@@ -221,7 +238,7 @@ impl Database {
                 .map(|row| row.try_get(0))
                 .transpose()?;
         Ok(Usage {
-            storage_bytes: stored.max(0) as u64,
+            storage_bytes: (stored.max(0) + reserved.max(0)) as u64,
             jobs_today: jobs.unwrap_or(0).max(0) as u64,
         })
     }
@@ -239,24 +256,38 @@ impl Database {
         Ok(updated.rows_affected() == 1)
     }
 
-    /// Records a new job when `quota` allows it, counting it in its user's jobs of the day.
-    /// The user's row is locked meanwhile, so that uploads at once cannot all pass one limit.
-    /// `Err(Ok(over))` names the limit the job would break; nothing is recorded then.
+    /// Records a new job when `quota` allows it and its batch has room, counting it in its
+    /// user's jobs of the day. The user's row is locked meanwhile, so that uploads at once
+    /// cannot all pass one limit. `Ok(Err(..))` names the limit the job would break; nothing is
+    /// recorded then.
     pub async fn insert_job_within(
         &self,
         job: &crate::database::NewJob,
         quota: &Quota,
-    ) -> Result<Result<(), OverQuota>, StoreError> {
+    ) -> Result<Result<(), NotRecorded>, StoreError> {
         let user = job.user_id.to_string();
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET id = id WHERE id = ?")
-            .bind(&user)
-            .execute(&mut *tx)
+        lock_user(&mut tx, job.user_id).await?;
+        let usage = self
+            .usage_on(&mut tx, job.user_id, now, Some(job.id))
             .await?;
-        let usage = self.usage_on(&mut tx, job.user_id, now).await?;
         if let Err(over) = check_quota(quota, usage, job.source_size) {
-            return Ok(Err(over));
+            return Ok(Err(NotRecorded::Over(over)));
+        }
+        if let Some(batch) = job.batch_id {
+            let held = count(
+                &mut tx,
+                sqlx::query("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND batch_id = ?")
+                    .bind(&user)
+                    .bind(batch.to_string()),
+            )
+            .await?;
+            if held >= BATCH_MAX_JOBS {
+                return Ok(Err(NotRecorded::BatchFull {
+                    limit: BATCH_MAX_JOBS,
+                }));
+            }
         }
         self.insert_job_on(&mut tx, job, now).await?;
         let day = utc_day(now);
@@ -311,4 +342,26 @@ impl Database {
             .await?;
         Ok(())
     }
+}
+
+/// Locks `user`'s row until the transaction ends: checks of their limits and the insert that
+/// counts against them run one request at a time.
+pub(crate) async fn lock_user(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET id = id WHERE id = ?")
+        .bind(user.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What a `SELECT COUNT(*)` query counts.
+pub(crate) async fn count<'q>(
+    conn: &mut sqlx::AnyConnection,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+) -> Result<u64, StoreError> {
+    let n: i64 = query.fetch_one(&mut *conn).await?.try_get(0)?;
+    Ok(n.max(0) as u64)
 }

@@ -116,6 +116,7 @@ mod tests {
                 source_size: 1,
                 options: Default::default(),
                 batch_id: None,
+                session_id: None,
             })
             .await
             .unwrap();

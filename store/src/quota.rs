@@ -19,6 +19,16 @@ pub enum OverQuota {
     JobsPerDay { limit: u64, used: u64 },
 }
 
+/// Why a job was not recorded: a quota it would break, or a batch already full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRecorded {
+    Over(OverQuota),
+    /// The batch it names holds this many jobs already, the most one may.
+    BatchFull {
+        limit: u64,
+    },
+}
+
 /// A user's own limits as an admin set them: `None` is the deployment's default, `Some(0)`
 /// no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

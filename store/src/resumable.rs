@@ -8,14 +8,20 @@ use crate::{
     database::Database,
     database::{options_column, options_from_row, parse_column},
     error::StoreError,
+    lifecycle::{count, lock_user},
+    quota::{OverQuota, check_quota},
     time::now_millis,
 };
-use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId, output::OutputOptions};
+use audiomill_domain::{
+    BatchId, JobId, ObjectKey, UploadId, UserId,
+    lifecycle::{BATCH_MAX_JOBS, Quota},
+    output::OutputOptions,
+};
 use sqlx::{Row, any::AnyRow};
 
 const COLUMNS: &str = "id, user_id, job_id, filename, source_key, upload_length, upload_offset, \
     options, callback_url, idem_key, storage_id, part_tags, created_at, expires_at, started_at, \
-    batch_id";
+    batch_id, client_addr";
 
 /// An upload as its creation asks for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +43,8 @@ pub struct NewResumable {
     /// The storage's own name for the unfinished object (an S3 multipart upload's id).
     pub storage_id: Option<String>,
     pub expires_at: i64,
+    /// The address it was created from (for the per-address limit).
+    pub client_addr: Option<String>,
 }
 
 /// An upload as it stands.
@@ -64,10 +72,33 @@ pub enum Creation {
     Created,
     /// The user's `Idempotency-Key` already names this upload.
     Existing(Box<Resumable>),
+    /// The limit it would pass; nothing is recorded.
+    Refused(CreationRefusal),
+}
+
+/// Which limit refused a creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreationRefusal {
     /// The user has this many unfinished uploads already.
-    TooMany {
-        limit: u64,
-    },
+    TooMany { limit: u64 },
+    /// The address it comes from has this many unfinished uploads already, over all accounts.
+    TooManyFromAddress { limit: u64 },
+    /// The storage quota leaves no room for its whole length.
+    Over(OverQuota),
+    /// The batch it names holds this many jobs and unfinished uploads already.
+    BatchFull { limit: u64 },
+}
+
+/// What a creation must stay within, checked with the user's row locked so that creations at
+/// once cannot all pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreationLimits {
+    /// Unfinished uploads per user.
+    pub per_user: u64,
+    /// Unfinished uploads per address, over all its users.
+    pub per_address: u64,
+    /// The user's quota: the upload's whole length must fit.
+    pub quota: Quota,
 }
 
 impl Database {
@@ -89,56 +120,39 @@ impl Database {
             .transpose()
     }
 
-    /// How many of `user`'s uploads are unfinished and not yet expired.
-    pub async fn unfinished_resumables(&self, user: UserId) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM resumable_uploads \
-             WHERE user_id = ? AND started_at IS NULL AND expires_at > ?",
-        )
-        .bind(user.to_string())
-        .bind(now_millis())
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?;
-        Ok(count.max(0) as u64)
-    }
-
-    /// Records a new upload, unless its user has `max_unfinished` unfinished ones already or
-    /// its `Idempotency-Key` names another.
+    /// Records a new upload, unless it would pass one of `limits` or its `Idempotency-Key`
+    /// names another. Unfinished uploads that expired count no more.
     pub async fn create_resumable(
         &self,
         upload: &NewResumable,
-        max_unfinished: u64,
+        limits: &CreationLimits,
     ) -> Result<Creation, StoreError> {
-        if self.unfinished_resumables(upload.user_id).await? >= max_unfinished {
-            return Ok(Creation::TooMany {
-                limit: max_unfinished,
-            });
+        let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, upload.user_id).await?;
+        if let Some(key) = &upload.idempotency_key {
+            let query = format!(
+                "SELECT {COLUMNS} FROM resumable_uploads WHERE user_id = ? AND idem_key = ?"
+            );
+            let earlier = sqlx::query(sqlx::AssertSqlSafe(query))
+                .bind(upload.user_id.to_string())
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = earlier {
+                return Ok(Creation::Existing(Box::new(resumable_from_row(&row)?)));
+            }
         }
-        let inserted = sqlx::query(
-            "INSERT INTO resumable_uploads (id, user_id, job_id, filename, source_key, \
-             upload_length, upload_offset, options, callback_url, idem_key, storage_id, \
-             part_tags, created_at, expires_at, batch_id) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?, ?)",
-        )
-        .bind(upload.id.to_string())
-        .bind(upload.user_id.to_string())
-        .bind(upload.job_id.to_string())
-        .bind(&upload.filename)
-        .bind(upload.source_key.as_ref())
-        .bind(upload.length as i64)
-        .bind(options_column(&upload.options))
-        .bind(upload.callback_url.as_deref())
-        .bind(upload.idempotency_key.as_deref())
-        .bind(upload.storage_id.as_deref())
-        .bind(now_millis())
-        .bind(upload.expires_at)
-        .bind(upload.batch_id.map(|id| id.to_string()))
-        .execute(&self.pool)
-        .await;
+        if let Some(refusal) = self.creation_refusal(&mut tx, upload, limits).await? {
+            return Ok(Creation::Refused(refusal));
+        }
+        let inserted = insert_resumable(&mut tx, upload).await;
         match inserted {
-            Ok(_) => Ok(Creation::Created),
+            Ok(()) => {
+                tx.commit().await?;
+                Ok(Creation::Created)
+            }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                drop(tx);
                 let key = upload.idempotency_key.as_deref().unwrap_or_default();
                 match self.resumable_by_key(upload.user_id, key).await? {
                     Some(existing) => Ok(Creation::Existing(Box::new(existing))),
@@ -147,6 +161,79 @@ impl Database {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Which of `limits` the upload would pass, counted on `conn` (the user's row locked).
+    async fn creation_refusal(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        upload: &NewResumable,
+        limits: &CreationLimits,
+    ) -> Result<Option<CreationRefusal>, StoreError> {
+        let (user, now) = (upload.user_id.to_string(), now_millis());
+        let unfinished = count(
+            conn,
+            sqlx::query(
+                "SELECT COUNT(*) FROM resumable_uploads WHERE user_id = ? \
+                 AND started_at IS NULL AND expires_at > ?",
+            )
+            .bind(&user)
+            .bind(now),
+        )
+        .await?;
+        if unfinished >= limits.per_user {
+            return Ok(Some(CreationRefusal::TooMany {
+                limit: limits.per_user,
+            }));
+        }
+        if let Some(address) = &upload.client_addr {
+            let from_address = count(
+                conn,
+                sqlx::query(
+                    "SELECT COUNT(*) FROM resumable_uploads WHERE client_addr = ? \
+                     AND started_at IS NULL AND expires_at > ?",
+                )
+                .bind(address)
+                .bind(now),
+            )
+            .await?;
+            if from_address >= limits.per_address {
+                return Ok(Some(CreationRefusal::TooManyFromAddress {
+                    limit: limits.per_address,
+                }));
+            }
+        }
+        let usage = self.usage_on(conn, upload.user_id, now, None).await?;
+        if let Err(over) = check_quota(&limits.quota, usage, upload.length) {
+            return Ok(Some(CreationRefusal::Over(over)));
+        }
+        if let Some(batch) = upload.batch_id {
+            let batch = batch.to_string();
+            let jobs = count(
+                conn,
+                sqlx::query("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND batch_id = ?")
+                    .bind(&user)
+                    .bind(&batch),
+            )
+            .await?;
+            let waiting = count(
+                conn,
+                sqlx::query(
+                    "SELECT COUNT(*) FROM resumable_uploads WHERE user_id = ? AND batch_id = ? \
+                     AND started_at IS NULL AND expires_at > ?",
+                )
+                .bind(&user)
+                .bind(&batch)
+                .bind(now),
+            )
+            .await?;
+            if jobs + waiting >= BATCH_MAX_JOBS {
+                return Ok(Some(CreationRefusal::BatchFull {
+                    limit: BATCH_MAX_JOBS,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     pub async fn resumable(&self, id: UploadId) -> Result<Option<Resumable>, StoreError> {
@@ -283,10 +370,40 @@ fn resumable_from_row(row: &AnyRow) -> Result<Resumable, StoreError> {
                 .transpose()?,
             storage_id: row.try_get("storage_id")?,
             expires_at: row.try_get("expires_at")?,
+            client_addr: row.try_get("client_addr")?,
         },
         offset: size("upload_offset")?,
         part_tags,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
     })
+}
+
+async fn insert_resumable(
+    conn: &mut sqlx::AnyConnection,
+    upload: &NewResumable,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO resumable_uploads (id, user_id, job_id, filename, source_key, \
+         upload_length, upload_offset, options, callback_url, idem_key, storage_id, \
+         part_tags, created_at, expires_at, batch_id, client_addr) \
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?, ?, ?)",
+    )
+    .bind(upload.id.to_string())
+    .bind(upload.user_id.to_string())
+    .bind(upload.job_id.to_string())
+    .bind(&upload.filename)
+    .bind(upload.source_key.as_ref())
+    .bind(upload.length as i64)
+    .bind(options_column(&upload.options))
+    .bind(upload.callback_url.as_deref())
+    .bind(upload.idempotency_key.as_deref())
+    .bind(upload.storage_id.as_deref())
+    .bind(now_millis())
+    .bind(upload.expires_at)
+    .bind(upload.batch_id.map(|id| id.to_string()))
+    .bind(upload.client_addr.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
 }

@@ -253,6 +253,7 @@ mod tests {
             source_size: size,
             options: Default::default(),
             batch_id: None,
+            session_id: None,
         })
         .await
         .unwrap();

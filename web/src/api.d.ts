@@ -3448,9 +3448,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`. */
+            /**
+             * @description The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`,
+             *     in the upload at `Location` (a body cut off with no answer leaves nothing, unless an
+             *     `Idempotency-Key` lets a creation find it again).
+             */
             408: {
                 headers: {
+                    /** @description Where the upload is: `/uploads/{upload_id}`. */
+                    LOCATION?: string;
                     /** @description `1.0.0` */
                     "TUS-RESUMABLE": string;
                     "UPLOAD-OFFSET": number;
@@ -3488,7 +3494,8 @@ export interface operations {
             };
             /**
              * @description `Upload-Length` is larger than `MAX_FILE_SIZE`, or than the room the storage quota
-             *     leaves (with its headers, in bytes).
+             *     leaves (unfinished uploads hold their whole length), with its headers, in bytes;
+             *     or the body goes past `Upload-Length`. Nothing is kept.
              */
             413: {
                 headers: {
@@ -3525,8 +3532,10 @@ export interface operations {
                 };
             };
             /**
-             * @description `MAX_UNFINISHED_UPLOADS` unfinished uploads already, `MAX_CONCURRENT_UPLOADS`
-             *     uploads in progress, or the jobs-per-day quota used up (with its headers).
+             * @description `MAX_UNFINISHED_UPLOADS` unfinished uploads already (or
+             *     `MAX_UNFINISHED_UPLOADS_PER_ADDRESS` from the caller's address),
+             *     `MAX_CONCURRENT_UPLOADS` uploads in progress, or the jobs-per-day quota used up (with
+             *     its headers). Nothing is kept.
              */
             429: {
                 headers: {
@@ -3691,6 +3700,17 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description A request is appending to this upload now; terminate it once that has ended. */
+            423: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many requests; try again after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -3811,17 +3831,47 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many requests; try again after `Retry-After` seconds. */
+            /**
+             * @description The upload is complete and its job could not start: the storage quota leaves no
+             *     room for it (with its headers). The upload is removed.
+             */
+            413: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    "X-QUOTA-STORAGE-LIMIT"?: number;
+                    "X-QUOTA-STORAGE-REMAINING"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The upload is complete and its content is not the video its name promises. The
+             *     upload is removed.
+             */
+            415: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The upload is complete and the jobs-per-day quota is used up (with its headers).
+             *     The upload is removed.
+             */
             429: {
                 headers: {
-                    /** @description Seconds until a request may succeed again. */
-                    "Retry-After"?: number;
-                    /** @description Requests allowed per minute. */
-                    "X-RateLimit-Limit"?: number;
-                    /** @description Requests left in this minute. */
-                    "X-RateLimit-Remaining"?: number;
-                    /** @description Seconds until the limit is whole again. */
-                    "X-RateLimit-Reset"?: number;
+                    "RETRY-AFTER"?: number;
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    "X-QUOTA-JOBS-LIMIT"?: number;
+                    "X-QUOTA-JOBS-REMAINING"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -24,7 +24,8 @@ use audiomill_domain::{
     webhook::{self, WebhookEvent, WebhookUrl},
 };
 use audiomill_store::{
-    NewEndpoint, NewJob, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint, time::now_millis,
+    NewEndpoint, NewJob, NotRecorded, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint,
+    time::now_millis,
 };
 use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
@@ -1030,10 +1031,12 @@ async fn start_job(
         source_size: source.size,
         options: options.clone(),
         batch_id: batch.batch_id,
+        session_id: Some(claims.sid.clone()),
     };
     match gw.db.insert_job_within(&job, &batch.quota).await {
         Ok(Ok(())) => {}
-        Ok(Err(over)) => return Err(UploadError::OverQuota(over)),
+        Ok(Err(NotRecorded::Over(over))) => return Err(UploadError::OverQuota(over)),
+        Ok(Err(NotRecorded::BatchFull { limit })) => return Err(batch_full(limit)),
         Err(error) => return Err(UploadError::unavailable("database", error)),
     }
     let input = ConvertVideoInput {
@@ -1054,6 +1057,14 @@ async fn start_job(
         return Err(UploadError::unavailable("conversion service", error));
     }
     Ok(())
+}
+
+/// The refusal of a file for a batch that is full.
+pub fn batch_full(limit: u64) -> UploadError {
+    UploadError::BadRequest(format!(
+        "This batch holds {limit} jobs, the most one may; send further files with another \
+         batch_id."
+    ))
 }
 
 /// Removes what a refused upload had stored.

@@ -20,7 +20,8 @@ use crate::{
 };
 use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId, webhook::WebhookUrl};
 use audiomill_store::{
-    Appended, Creation, NewResumable, PendingObject, Resumable, WebhookEndpoint, time::now_millis,
+    Appended, Creation, CreationLimits, CreationRefusal, NewResumable, PendingObject, Resumable,
+    WebhookEndpoint, time::now_millis,
 };
 use futures::StreamExt;
 use poem::{Body, Request, http::HeaderMap};
@@ -30,7 +31,7 @@ use poem_openapi::{
     payload::{Binary, Payload},
     registry::{MetaMediaType, MetaRequest, Registry},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// `/uploads` and `/uploads/{upload_id}`.
 pub struct ResumableApi {
@@ -47,6 +48,8 @@ pub(super) struct TusRequest {
     headers: HeaderMap,
     content_type: Option<String>,
     body: Body,
+    /// The peer's address, as the rate limits count it.
+    address: Option<String>,
 }
 
 impl<'a> ApiExtractor<'a> for TusRequest {
@@ -81,6 +84,10 @@ impl<'a> ApiExtractor<'a> for TusRequest {
             headers: request.headers().clone(),
             content_type: request.content_type().map(str::to_owned),
             body: body.take().unwrap_or_default(),
+            address: request
+                .remote_addr()
+                .as_socket_addr()
+                .map(|address| address.ip().to_string()),
         })
     }
 }
@@ -118,8 +125,11 @@ pub(super) enum TusRefusal {
     Gone(ErrorJson),
     /// `Upload-Offset` is not where the upload stands (which is given).
     Conflict(ErrorJson, u64),
-    /// The body stopped arriving; what arrived is kept up to the given offset.
-    TooSlow(ErrorJson, u64),
+    /// The body stopped arriving; what arrived is kept up to the given offset, in the given
+    /// upload (named for a creation, whose client has no `Location` yet).
+    TooSlow(ErrorJson, u64, Option<UploadId>),
+    /// The body was cut off (the connection broke); what arrived is kept up to the offset.
+    Cut(ErrorJson, u64),
     Version(ErrorJson),
     TooLarge(ErrorJson, Option<u64>, Option<u64>),
     UnsupportedMedia(ErrorJson),
@@ -153,6 +163,7 @@ impl From<UploadError> for TusRefusal {
             UploadAnswer::TooSlow => Self::TooSlow(
                 ErrorBody::new(ErrorCode::RequestTimeout, "The upload arrived too slowly."),
                 0,
+                None,
             ),
             UploadAnswer::TooLarge(body, limit, remaining) => {
                 Self::TooLarge(body, limit, remaining)
@@ -273,11 +284,19 @@ tus_refusals! {
             /// With a `callback_url`, when the job starts: the secret that signs its messages.
             #[oai(header = "Audiomill-Webhook-Secret")] Option<String>,
         ),
-        /// The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`.
+        /// The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`,
+        /// in the upload at `Location` (a body cut off with no answer leaves nothing, unless an
+        /// `Idempotency-Key` lets a creation find it again).
         #[oai(status = 408)]
-        TooSlow(ErrorJson, #[oai(header = "Upload-Offset")] u64),
+        TooSlow(
+            ErrorJson,
+            #[oai(header = "Upload-Offset")] u64,
+            /// Where the upload is: `/uploads/{upload_id}`.
+            #[oai(header = "Location")] Option<String>,
+        ),
         /// `Upload-Length` is larger than `MAX_FILE_SIZE`, or than the room the storage quota
-        /// leaves (with its headers, in bytes).
+        /// leaves (unfinished uploads hold their whole length), with its headers, in bytes;
+        /// or the body goes past `Upload-Length`. Nothing is kept.
         #[oai(status = 413)]
         TooLarge(
             ErrorJson,
@@ -291,8 +310,10 @@ tus_refusals! {
         #[oai(status = 422)]
         KeyReused(ErrorJson),
         @checksum_mismatch,
-        /// `MAX_UNFINISHED_UPLOADS` unfinished uploads already, `MAX_CONCURRENT_UPLOADS`
-        /// uploads in progress, or the jobs-per-day quota used up (with its headers).
+        /// `MAX_UNFINISHED_UPLOADS` unfinished uploads already (or
+        /// `MAX_UNFINISHED_UPLOADS_PER_ADDRESS` from the caller's address),
+        /// `MAX_CONCURRENT_UPLOADS` uploads in progress, or the jobs-per-day quota used up (with
+        /// its headers). Nothing is kept.
         #[oai(status = 429)]
         TooMany(
             ErrorJson,
@@ -370,6 +391,27 @@ tus_refusals! {
             /// The job, once the last byte is in.
             #[oai(header = "Audiomill-Job-Id")] Option<String>,
         ),
+        /// The upload is complete and its job could not start: the storage quota leaves no
+        /// room for it (with its headers). The upload is removed.
+        #[oai(status = 413)]
+        TooLarge(
+            ErrorJson,
+            #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+        ),
+        /// The upload is complete and its content is not the video its name promises. The
+        /// upload is removed.
+        #[oai(status = 415)]
+        UnsupportedMedia(ErrorJson),
+        /// The upload is complete and the jobs-per-day quota is used up (with its headers).
+        /// The upload is removed.
+        #[oai(status = 429)]
+        TooMany(
+            ErrorJson,
+            #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+            #[oai(header = "Retry-After")] Option<u64>,
+        ),
     }
 }
 
@@ -379,6 +421,9 @@ tus_refusals! {
         /// The upload and its bytes are removed (a job it started goes on).
         #[oai(status = 204)]
         Terminated,
+        /// A request is appending to this upload now; terminate it once that has ended.
+        #[oai(status = 423)]
+        Locked(ErrorJson),
     }
 }
 
@@ -395,7 +440,10 @@ impl From<TusRefusal> for CreateResponse {
             TusRefusal::NotFound(e) => Self::NotFound(e),
             TusRefusal::Gone(e) => Self::Gone(e),
             TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
-            TusRefusal::TooSlow(e, offset) => Self::TooSlow(e, offset),
+            TusRefusal::TooSlow(e, offset, id) => {
+                Self::TooSlow(e, offset, id.map(|id| format!("/uploads/{id}")))
+            }
+            TusRefusal::Cut(e, offset) => Self::TooSlow(e, offset, None),
             TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
             TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
             TusRefusal::KeyReused(e) => Self::KeyReused(e),
@@ -416,7 +464,9 @@ impl From<TusRefusal> for AppendResponse {
             TusRefusal::NotFound(e) => Self::NotFound(e),
             TusRefusal::Gone(e) => Self::Gone(e),
             TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
-            TusRefusal::TooSlow(e, offset) => Self::TooSlow(e, offset),
+            TusRefusal::TooSlow(e, offset, _) | TusRefusal::Cut(e, offset) => {
+                Self::TooSlow(e, offset)
+            }
             TusRefusal::Conflict(e, offset) => Self::Conflict(e, offset),
             TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
             TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
@@ -429,26 +479,42 @@ impl From<TusRefusal> for AppendResponse {
     }
 }
 
-/// `From<TusRefusal>` for the operations that only look up an upload.
-macro_rules! lookup_refusal_into {
-    ($($response:ident),*) => {$(
-        impl From<TusRefusal> for $response {
-            fn from(refusal: TusRefusal) -> Self {
-                match refusal {
-                    TusRefusal::BadRequest(e) => Self::BadRequest(e),
-                    TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
-                    TusRefusal::NotFound(e) => Self::NotFound(e),
-                    TusRefusal::Gone(e) => Self::Gone(e),
-                    TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
-                    TusRefusal::Unavailable(e) => Self::Unavailable(e),
-                    _ => Self::Unavailable(not_expected("lookup")),
-                }
-            }
+impl From<TusRefusal> for OffsetResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
+            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            TusRefusal::Conflict(..)
+            | TusRefusal::TooSlow(..)
+            | TusRefusal::Cut(..)
+            | TusRefusal::KeyReused(_)
+            | TusRefusal::Locked(_)
+            | TusRefusal::ChecksumMismatch(_) => Self::Unavailable(not_expected("look")),
         }
-    )*};
+    }
 }
 
-lookup_refusal_into!(OffsetResponse, TerminateResponse);
+impl From<TusRefusal> for TerminateResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::Locked(e) => Self::Locked(e),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            _ => Self::Unavailable(not_expected("termination")),
+        }
+    }
+}
 
 /// What the framework refuses before an operation runs (a malformed upload id, a missing
 /// token), in each operation's own answers.
@@ -550,8 +616,7 @@ impl ResumableApi {
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
         request: TusHeaders,
     ) -> OffsetResponse {
-        let upload = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request.0).await);
-        let (_, upload) = upload;
+        let upload = or_refuse!(self.look(&auth, upload_id.0.0, &request.0).await);
         OffsetResponse::Standing(
             upload.offset,
             upload.upload.length,
@@ -617,9 +682,10 @@ impl ResumableApi {
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
         request: TusHeaders,
     ) -> TerminateResponse {
-        let (_, upload) = or_refuse!(self.callers_upload(&auth, upload_id.0.0, &request.0).await);
-        or_refuse!(remove(self.cx.gw(), &upload).await);
-        tracing::info!(upload_id = %upload.upload.id, "resumable upload terminated by its user");
+        or_refuse!(
+            self.terminate_upload(&auth, upload_id.0.0, &request.0)
+                .await
+        );
         TerminateResponse::Terminated
     }
 }
@@ -651,8 +717,7 @@ impl ResumableApi {
         Ok((claims, user_id))
     }
 
-    /// The caller and their upload `id`: someone else's is `NotFound`, like a missing one;
-    /// one past its expiry is `Gone`.
+    /// The caller and their upload `id` as it stands now (see [`callers`]).
     async fn callers_upload(
         &self,
         auth: &BearerAuth,
@@ -660,160 +725,37 @@ impl ResumableApi {
         headers: &HeaderMap,
     ) -> Result<((crate::auth::Claims, UserId), Resumable), TusRefusal> {
         let caller = self.caller(auth, headers).await?;
-        let upload = self
-            .cx
-            .gw()
-            .db
-            .resumable(id)
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
-            .filter(|upload| upload.upload.user_id == caller.1)
-            .ok_or_else(|| {
-                TusRefusal::NotFound(ErrorBody::new(
-                    ErrorCode::NotFound,
-                    "There is no such upload.",
-                ))
-            })?;
-        if upload.started_at.is_none() && upload.upload.expires_at <= now_millis() {
-            return Err(TusRefusal::Gone(ErrorBody::new(
-                ErrorCode::Gone,
-                "This upload expired and its bytes are removed; start it again.",
-            )));
-        }
+        let upload = callers(self.cx.gw(), id, caller.1).await?;
         Ok((caller, upload))
     }
 
+    /// Creates the upload and appends its body, in a task of its own: a client gone
+    /// mid-request leaves no upload it could not name (see [`Creating::run`]).
     async fn create_upload(
         &self,
         auth: &BearerAuth,
         request: TusRequest,
     ) -> Result<(UploadId, Standing), TusRefusal> {
-        let gw = self.cx.gw();
         let (claims, user_id) = self.caller(auth, &request.headers).await?;
-        let asked = match Asked::read(gw, &request).await {
-            Ok(asked) => asked,
-            Err(refusal) => {
-                metrics::upload_refused("form");
-                return Err(refusal);
-            }
-        };
-        if let Some(key) = &asked.key
-            && let Some(earlier) = gw
-                .db
-                .resumable_by_key(user_id, key)
-                .await
-                .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
-        {
-            return asked.again(earlier);
-        }
-        let allowance = intake::allowance(gw, user_id).await?;
-        if asked.length > gw.limits.max_bytes {
-            return Err(UploadError::TooLarge {
-                limit_mb: gw.limits.max_bytes / (1024 * 1024),
-            }
-            .into());
-        }
-        if allowance.room().is_some_and(|room| room < asked.length) {
-            return Err(UploadError::OverQuota(audiomill_store::OverQuota::Storage {
-                limit: allowance.quota.storage_bytes.unwrap_or_default(),
-                used: allowance.usage.storage_bytes,
-            })
-            .into());
-        }
-        if let Some(batch) = asked.batch_id {
-            let jobs = gw.db.batch_jobs(user_id, batch).await;
-            let jobs =
-                jobs.map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
-            if jobs.len() >= BATCH_MAX_JOBS {
-                return Err(UploadError::BadRequest(format!(
-                    "This batch holds {BATCH_MAX_JOBS} jobs, the most one may; send further \
-                     files with another batch_id."
-                ))
-                .into());
-            }
-        }
-        let upload = match self.record(user_id, &asked).await? {
-            Recorded::New(upload) => upload,
-            Recorded::Earlier(earlier) => return asked.again(*earlier),
-        };
-        let id = upload.upload.id;
-        tracing::Span::current().record("upload_id", tracing::field::display(id));
-        if !request.has_bytes() {
-            return Ok((id, Standing::of(&upload)));
-        }
-        let standing = self.take_chunk(&claims, user_id, &upload, request).await?;
-        Ok((id, standing))
-    }
-
-    /// Records the new upload and starts its object; `Earlier` when its key won a race.
-    async fn record(&self, user_id: UserId, asked: &Asked) -> Result<Recorded, TusRefusal> {
-        let gw = self.cx.gw();
-        let down = |error| TusRefusal::Unavailable(unavailable("storage", error));
-        let job_id = JobId::generate();
-        let key = ObjectKey::source(job_id, &asked.extension);
-        let storage_id = gw.objects.begin_pending(&key).await.map_err(down)?;
-        let upload = NewResumable {
-            id: UploadId::generate(),
+        let creating = Creating {
+            gw: self.cx.gateway(),
+            claims,
             user_id,
-            job_id,
-            filename: asked.filename.clone(),
-            source_key: key.clone(),
-            length: asked.length,
-            options: asked.choices.options.clone(),
-            callback_url: asked.choices.callback.as_ref().map(|url| url.to_string()),
-            idempotency_key: asked.key.clone(),
-            batch_id: asked.batch_id,
-            storage_id: storage_id.clone(),
-            expires_at: now_millis() + gw.resumable.expiry.as_millis() as i64,
         };
-        let pending = PendingObject {
-            key,
-            storage_id,
-            offset: 0,
-            part_tags: Vec::new(),
-        };
-        let created = gw
-            .db
-            .create_resumable(&upload, gw.resumable.max_unfinished)
-            .await;
-        if !matches!(created, Ok(Creation::Created)) {
-            let _ = gw.objects.abort_pending(&pending).await;
-        }
-        match created {
-            Ok(Creation::Created) => Ok(Recorded::New(Box::new(Resumable {
-                upload,
-                offset: 0,
-                part_tags: Vec::new(),
-                created_at: now_millis(),
-                started_at: None,
-            }))),
-            Ok(Creation::Existing(earlier)) => Ok(Recorded::Earlier(earlier)),
-            Ok(Creation::TooMany { limit }) => {
-                metrics::upload_refused("busy");
-                Err(TusRefusal::TooMany(
-                    ErrorBody::new(
-                        ErrorCode::TooManyRequests,
-                        format!(
-                            "You have {limit} unfinished resumable uploads, as many as allowed; \
-                             finish or terminate one first."
-                        ),
-                    ),
-                    None,
-                    None,
-                    None,
-                ))
-            }
-            Err(error) => Err(TusRefusal::Unavailable(unavailable("database", error))),
-        }
+        tokio::spawn(creating.run(request))
+            .await
+            .unwrap_or_else(|error| Err(lost_task(error)))
     }
 
+    /// Appends the request's body at its `Upload-Offset`, or (at the end of the upload) starts
+    /// its job when no request could yet.
     async fn append_chunk(
         &self,
         auth: &BearerAuth,
         id: UploadId,
         request: TusRequest,
     ) -> Result<Standing, TusRefusal> {
-        let ((claims, user_id), upload) = self.callers_upload(auth, id, &request.headers).await?;
+        let ((claims, user_id), _) = self.callers_upload(auth, id, &request.headers).await?;
         if !tus::is_chunk(request.content_type.as_deref()) {
             return Err(TusRefusal::UnsupportedMedia(ErrorBody::new(
                 ErrorCode::UnsupportedMediaType,
@@ -826,6 +768,258 @@ impl ResumableApi {
         let Some(offset) = tus::size(&request.headers, "upload-offset")? else {
             return Err(BadHeader("The Upload-Offset header is required.".into()).into());
         };
+        let caller = Caller { claims, user_id };
+        take_chunk(self.cx.gateway(), caller, id, offset, request).await
+    }
+
+    /// Where the upload stands; a complete upload whose job could not start before (an
+    /// outage) starts it now.
+    async fn look(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        headers: &HeaderMap,
+    ) -> Result<Resumable, TusRefusal> {
+        let ((claims, user_id), upload) = self.callers_upload(auth, id, headers).await?;
+        if !upload.is_complete() || upload.started_at.is_some() {
+            return Ok(upload);
+        }
+        let caller = Caller { claims, user_id };
+        let started = under_lease(self.cx.gateway(), id, move |held| async move {
+            let standing = start_when_due(&held.gw, &caller, held.upload.clone()).await?;
+            Ok((standing, held.upload))
+        })
+        .await;
+        match started {
+            Ok((standing, upload)) => Ok(Resumable {
+                started_at: standing.job.map(|_| now_millis()),
+                ..upload
+            }),
+            // Another request holds it, and starts the job itself.
+            Err(TusRefusal::Locked(_)) => Ok(upload),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Removes the upload, unless a request is appending to it now.
+    async fn terminate_upload(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        headers: &HeaderMap,
+    ) -> Result<(), TusRefusal> {
+        self.callers_upload(auth, id, headers).await?;
+        under_lease(self.cx.gateway(), id, |held| async move {
+            remove(&held.gw, &held.upload).await
+        })
+        .await?;
+        tracing::info!(upload_id = %id, "resumable upload terminated by its user");
+        Ok(())
+    }
+}
+
+/// The caller's upload `id`: someone else's is `NotFound`, like a missing one; one past its
+/// expiry is `Gone`.
+async fn callers(gw: &Gateway, id: UploadId, user_id: UserId) -> Result<Resumable, TusRefusal> {
+    let upload = gw
+        .db
+        .resumable(id)
+        .await
+        .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
+        .filter(|upload| upload.upload.user_id == user_id)
+        .ok_or_else(|| {
+            TusRefusal::NotFound(ErrorBody::new(
+                ErrorCode::NotFound,
+                "There is no such upload.",
+            ))
+        })?;
+    if upload.started_at.is_none() && upload.upload.expires_at <= now_millis() {
+        return Err(TusRefusal::Gone(ErrorBody::new(
+            ErrorCode::Gone,
+            "This upload expired and its bytes are removed; start it again.",
+        )));
+    }
+    Ok(upload)
+}
+
+/// Who sends a request, once their token is checked.
+#[derive(Clone)]
+struct Caller {
+    claims: crate::auth::Claims,
+    user_id: UserId,
+}
+
+/// A creation under way, moved off its request.
+struct Creating {
+    gw: Arc<Gateway>,
+    claims: crate::auth::Claims,
+    user_id: UserId,
+}
+
+impl Creating {
+    /// Records the upload and appends its body. A refused body removes the upload (its
+    /// client has no `Location` for it); one that stopped coming keeps what arrived when the
+    /// answer can name it, or when an `Idempotency-Key` lets its client find it again.
+    async fn run(self, request: TusRequest) -> Result<(UploadId, Standing), TusRefusal> {
+        let gw = &*self.gw;
+        let asked = match Asked::read(gw, &request).await {
+            Ok(asked) => asked,
+            Err(refusal) => {
+                metrics::upload_refused("form");
+                return Err(refusal);
+            }
+        };
+        if let Some(key) = &asked.key
+            && let Some(earlier) = gw
+                .db
+                .resumable_by_key(self.user_id, key)
+                .await
+                .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
+        {
+            return asked.again(earlier);
+        }
+        let quota = intake::allowance(gw, self.user_id).await?.quota;
+        if asked.length > gw.limits.max_bytes {
+            return Err(UploadError::TooLarge {
+                limit_mb: gw.limits.max_bytes / (1024 * 1024),
+            }
+            .into());
+        }
+        let upload = match record(gw, self.user_id, &asked, quota, request.address.clone()).await? {
+            Recorded::New(upload) => upload,
+            Recorded::Earlier(earlier) => return asked.again(*earlier),
+        };
+        let id = upload.upload.id;
+        tracing::Span::current().record("upload_id", tracing::field::display(id));
+        if !request.has_bytes() {
+            return Ok((id, Standing::of(&upload)));
+        }
+        let caller = Caller {
+            claims: self.claims.clone(),
+            user_id: self.user_id,
+        };
+        match take_chunk(self.gw.clone(), caller, id, 0, request).await {
+            Ok(standing) => Ok((id, standing)),
+            Err(TusRefusal::TooSlow(error, offset, _)) => {
+                Err(TusRefusal::TooSlow(error, offset, Some(id)))
+            }
+            Err(TusRefusal::Cut(error, offset)) if asked.key.is_some() => {
+                Err(TusRefusal::TooSlow(error, offset, Some(id)))
+            }
+            Err(refusal) => {
+                if let Ok(Some(left)) = gw.db.resumable(id).await
+                    && left.started_at.is_none()
+                {
+                    let _ = remove(gw, &left).await;
+                }
+                Err(refusal)
+            }
+        }
+    }
+}
+
+/// Records the new upload and starts its object; `Earlier` when its key won a race.
+async fn record(
+    gw: &Gateway,
+    user_id: UserId,
+    asked: &Asked,
+    quota: audiomill_domain::lifecycle::Quota,
+    client_addr: Option<String>,
+) -> Result<Recorded, TusRefusal> {
+    let down = |error| TusRefusal::Unavailable(unavailable("storage", error));
+    let job_id = JobId::generate();
+    let key = ObjectKey::source(job_id, &asked.extension);
+    let storage_id = gw.objects.begin_pending(&key).await.map_err(down)?;
+    let upload = NewResumable {
+        id: UploadId::generate(),
+        user_id,
+        job_id,
+        filename: asked.filename.clone(),
+        source_key: key.clone(),
+        length: asked.length,
+        options: asked.choices.options.clone(),
+        callback_url: asked.choices.callback.as_ref().map(|url| url.to_string()),
+        idempotency_key: asked.key.clone(),
+        batch_id: asked.batch_id,
+        storage_id: storage_id.clone(),
+        expires_at: now_millis() + gw.resumable.expiry.as_millis() as i64,
+        client_addr,
+    };
+    let pending = PendingObject {
+        key,
+        storage_id,
+        offset: 0,
+        part_tags: Vec::new(),
+    };
+    let limits = CreationLimits {
+        per_user: gw.resumable.max_unfinished,
+        per_address: gw.resumable.max_unfinished_per_address,
+        quota,
+    };
+    let created = gw.db.create_resumable(&upload, &limits).await;
+    if !matches!(created, Ok(Creation::Created)) {
+        let _ = gw.objects.abort_pending(&pending).await;
+    }
+    match created {
+        Ok(Creation::Created) => Ok(Recorded::New(Box::new(Resumable {
+            upload,
+            offset: 0,
+            part_tags: Vec::new(),
+            created_at: now_millis(),
+            started_at: None,
+        }))),
+        Ok(Creation::Existing(earlier)) => Ok(Recorded::Earlier(earlier)),
+        Ok(Creation::Refused(refusal)) => Err(creation_refusal(refusal)),
+        Err(error) => Err(TusRefusal::Unavailable(unavailable("database", error))),
+    }
+}
+
+/// The answer to a creation over one of its limits.
+fn creation_refusal(refusal: CreationRefusal) -> TusRefusal {
+    let too_many = |message: String| {
+        metrics::upload_refused("busy");
+        TusRefusal::TooMany(
+            ErrorBody::new(ErrorCode::TooManyRequests, message),
+            None,
+            None,
+            None,
+        )
+    };
+    match refusal {
+        CreationRefusal::TooMany { limit } => too_many(format!(
+            "You have {limit} unfinished resumable uploads, as many as allowed; finish or \
+             terminate one first."
+        )),
+        CreationRefusal::TooManyFromAddress { limit } => too_many(format!(
+            "Your address has {limit} unfinished resumable uploads, as many as allowed; finish \
+             or terminate one first."
+        )),
+        CreationRefusal::Over(over) => {
+            metrics::upload_refused("quota");
+            UploadError::OverQuota(over).into()
+        }
+        CreationRefusal::BatchFull { limit } => intake::batch_full(limit).into(),
+    }
+}
+
+/// The refusal when a request's own task died (a bug, never a client's doing).
+fn lost_task(error: tokio::task::JoinError) -> TusRefusal {
+    TusRefusal::Unavailable(unavailable("upload service", error))
+}
+
+/// Appends the request's body to upload `id` at `offset` (which must be where it stands once
+/// the lease is held), within the caller's uploads in progress; at the end of the upload,
+/// starts its job if no request could yet.
+async fn take_chunk(
+    gw: Arc<Gateway>,
+    caller: Caller,
+    id: UploadId,
+    offset: u64,
+    request: TusRequest,
+) -> Result<Standing, TusRefusal> {
+    let checksum = Checksum::of(&request.headers)?;
+    under_lease(gw, id, move |held| async move {
+        let upload = &held.upload;
         if offset != upload.offset {
             return Err(TusRefusal::Conflict(
                 ErrorBody::new(
@@ -839,30 +1033,16 @@ impl ResumableApi {
             ));
         }
         if upload.is_complete() {
-            return start_when_due(self.cx.gw(), &claims, user_id, upload).await;
+            return start_when_due(&held.gw, &caller, held.upload.clone()).await;
         }
-        self.take_chunk(&claims, user_id, &upload, request).await
-    }
-
-    /// Appends the request's body to `upload` under a lease, within the caller's uploads in
-    /// progress.
-    async fn take_chunk(
-        &self,
-        claims: &crate::auth::Claims,
-        user_id: UserId,
-        upload: &Resumable,
-        request: TusRequest,
-    ) -> Result<Standing, TusRefusal> {
-        let gw = self.cx.gateway();
-        let checksum = Checksum::of(&request.headers)?;
-        let Some(slot) = gw.uploads.begin(user_id) else {
+        let Some(_slot) = held.gw.uploads.begin(caller.user_id) else {
             metrics::upload_refused("busy");
             return Err(TusRefusal::TooMany(
                 ErrorBody::new(
                     ErrorCode::TooManyRequests,
                     format!(
                         "At most {} uploads may be in progress at once; wait for one to finish.",
-                        gw.uploads.limit()
+                        held.gw.uploads.limit()
                     ),
                 ),
                 None,
@@ -870,38 +1050,53 @@ impl ResumableApi {
                 None,
             ));
         };
-        let lease = Lease::take(gw.clone(), upload.upload.id).await?;
-        let appending = Appending {
-            gw,
-            claims: claims.clone(),
-            user_id,
-            upload: upload.clone(),
-            lease,
+        let appending = Appending { held, caller };
+        appending.receive(request.body, checksum).await
+    })
+    .await
+}
+
+/// An upload as it stands once a request holds its lease.
+struct Held {
+    gw: Arc<Gateway>,
+    upload: Resumable,
+    /// The lease's holder, under which offsets are recorded.
+    holder: String,
+}
+
+/// Runs `work` on upload `id` as it stands once its lease is held (423 when another request
+/// holds it; 404 when it is gone), then gives the lease back. The work runs in a task of its
+/// own, to its end even when the request is dropped (its client gone mid-body): what arrived
+/// is kept, a job started is recorded, and the lease is given back at once.
+async fn under_lease<T, F, Fut>(gw: Arc<Gateway>, id: UploadId, work: F) -> Result<T, TusRefusal>
+where
+    T: Send + 'static,
+    F: FnOnce(Held) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, TusRefusal>> + Send,
+{
+    let task = tokio::spawn(async move {
+        let lease = Lease::take(gw.clone(), id).await?;
+        let outcome = match gw.db.resumable(id).await {
+            Ok(Some(upload)) => {
+                let holder = lease.holder.clone();
+                work(Held { gw, upload, holder }).await
+            }
+            Ok(None) => Err(TusRefusal::NotFound(ErrorBody::new(
+                ErrorCode::NotFound,
+                "There is no such upload.",
+            ))),
+            Err(error) => Err(TusRefusal::Unavailable(unavailable("database", error))),
         };
-        // Runs to its end even when the request is dropped (its client gone mid-body), so
-        // that what arrived is kept and the lease given back at once.
-        let task = tokio::spawn(async move {
-            let _slot = slot;
-            let outcome = appending.receive(request.body, checksum).await;
-            appending.lease.release().await;
-            outcome
-        });
-        task.await.unwrap_or_else(|error| {
-            Err(TusRefusal::Unavailable(unavailable(
-                "upload service",
-                error,
-            )))
-        })
-    }
+        lease.release().await;
+        outcome
+    });
+    task.await.unwrap_or_else(|error| Err(lost_task(error)))
 }
 
 /// One request appending to an upload, under its lease.
 struct Appending {
-    gw: std::sync::Arc<Gateway>,
-    claims: crate::auth::Claims,
-    user_id: UserId,
-    upload: Resumable,
-    lease: Lease,
+    held: Held,
+    caller: Caller,
 }
 
 impl Appending {
@@ -911,7 +1106,7 @@ impl Appending {
         body: Body,
         checksum: Option<Checksum>,
     ) -> Result<Standing, TusRefusal> {
-        let (gw, upload) = (&*self.gw, &self.upload);
+        let (gw, upload) = (&*self.held.gw, &self.held.upload);
         let before = upload.pending();
         let extension = crate::upload::extension(&upload.upload.filename).unwrap_or_default();
         let checks = ChunkChecks {
@@ -968,13 +1163,13 @@ impl Appending {
 
     /// Makes the appended bytes durable and records the new offset.
     async fn keep<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
-        let (gw, upload, lease) = (&*self.gw, &self.upload, &self.lease);
+        let (gw, upload) = (&*self.held.gw, &self.held.upload);
         gw.objects
             .keep_appended(&appended)
             .await
             .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
         let reached = appended.reached;
-        record_offset(gw, upload, lease, &reached).await?;
+        record_offset(&self.held, &reached).await?;
         gw.objects
             .drop_superseded(&upload.pending(), &reached)
             .await;
@@ -986,13 +1181,13 @@ impl Appending {
 
     /// Makes the object whole, records it, and starts the job.
     async fn complete<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
-        let (gw, upload, lease) = (&*self.gw, &self.upload, &self.lease);
+        let (gw, upload) = (&*self.held.gw, &self.held.upload);
         let reached = appended.reached.clone();
         gw.objects
             .complete_pending(appended)
             .await
             .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
-        record_offset(gw, upload, lease, &reached).await?;
+        record_offset(&self.held, &reached).await?;
         gw.objects
             .drop_superseded(&upload.pending(), &reached)
             .await;
@@ -1000,29 +1195,34 @@ impl Appending {
             offset: reached.offset,
             ..upload.clone()
         };
-        start_when_due(gw, &self.claims, self.user_id, whole).await
+        start_when_due(gw, &self.caller, whole).await
     }
 }
 
 /// Starts the job of a complete upload unless it has started: its first bytes sniffed from
-/// storage, then as a multipart upload's job. An outage leaves the upload complete and
-/// unstarted, for the next request to start; any other refusal removes it.
+/// storage, then as a multipart upload's job. Called under the upload's lease, so one request
+/// at a time decides. An outage leaves the upload complete and unstarted, for the next
+/// request (`HEAD` or `PATCH`) to start; any other refusal removes it.
 async fn start_when_due(
     gw: &Gateway,
-    claims: &crate::auth::Claims,
-    user_id: UserId,
+    caller: &Caller,
     upload: Resumable,
 ) -> Result<Standing, TusRefusal> {
     if upload.started_at.is_some() {
         return Ok(Standing::of(&upload));
     }
-    let started = start(gw, claims, user_id, &upload).await;
+    let down = |error| TusRefusal::Unavailable(unavailable("database", error));
+    // A start whose record was lost (the database failed just after) is not made twice.
+    let started = match gw.db.job(upload.upload.job_id).await.map_err(down)? {
+        Some(_) => Ok(None),
+        None => start(gw, caller, &upload).await,
+    };
     match started {
         Ok(callback) => {
             gw.db
                 .mark_resumable_started(upload.upload.id)
                 .await
-                .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+                .map_err(down)?;
             tracing::info!(job_id = %upload.upload.job_id, size = upload.upload.length, "resumable upload accepted");
             metrics::upload_accepted(upload.upload.length);
             Ok(Standing {
@@ -1044,8 +1244,7 @@ async fn start_when_due(
 /// Starts the job of a complete upload, after its first bytes are sniffed from storage.
 async fn start(
     gw: &Gateway,
-    claims: &crate::auth::Claims,
-    user_id: UserId,
+    caller: &Caller,
     upload: &Resumable,
 ) -> Result<Option<WebhookEndpoint>, UploadError> {
     let spec = &upload.upload;
@@ -1069,11 +1268,7 @@ async fn start(
             "The file's content is not a valid .{extension} video."
         )));
     }
-    let allowance = intake::allowance(gw, user_id).await;
-    let quota = match allowance {
-        Ok(allowance) => allowance.quota,
-        Err(error) => return Err(error),
-    };
+    let quota = intake::allowance(gw, caller.user_id).await?.quota;
     let source = StoredSource {
         job_id: spec.job_id,
         key: spec.source_key.clone(),
@@ -1089,6 +1284,7 @@ async fn start(
             .as_deref()
             .and_then(|url| WebhookUrl::parse(url).ok()),
     };
+    let (claims, user_id) = (&caller.claims, caller.user_id);
     intake::start_resumed(gw, claims, user_id, &source, &choices, spec.batch_id, quota).await
 }
 
@@ -1105,17 +1301,13 @@ async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
 }
 
 /// Records that the upload reached `reached`, under the request's lease.
-async fn record_offset(
-    gw: &Gateway,
-    upload: &Resumable,
-    lease: &Lease,
-    reached: &PendingObject,
-) -> Result<(), TusRefusal> {
-    let recorded = gw
+async fn record_offset(held: &Held, reached: &PendingObject) -> Result<(), TusRefusal> {
+    let recorded = held
+        .gw
         .db
         .record_resumable_offset(
-            upload.upload.id,
-            &lease.holder,
+            held.upload.upload.id,
+            &held.holder,
             reached.offset,
             &reached.part_tags,
         )
@@ -1124,24 +1316,35 @@ async fn record_offset(
     if recorded {
         return Ok(());
     }
-    // Terminated meanwhile, or the lease ran out and another request took over.
+    // The lease ran out (this gateway stalled) and another request took over.
     Err(TusRefusal::Locked(ErrorBody::new(
         ErrorCode::Locked,
-        "Another request took this upload over (or it was terminated); ask where it stands \
-         with HEAD.",
+        "Another request took this upload over; ask where it stands with HEAD.",
     )))
 }
 
 /// The refusal of a chunk whose body stopped early, kept up to `offset`.
 fn cut_off(stop: ChunkStop, offset: u64) -> TusRefusal {
-    let message = match stop {
-        ChunkStop::Idle => "The chunk stopped arriving; resume from Upload-Offset.",
-        ChunkStop::TooSlow => {
-            "The chunk arrived too slowly (under 8 KiB/s on average); resume from Upload-Offset."
-        }
-        _ => "The chunk was cut off; resume from Upload-Offset.",
-    };
-    TusRefusal::TooSlow(ErrorBody::new(ErrorCode::RequestTimeout, message), offset)
+    let timeout = |message| ErrorBody::new(ErrorCode::RequestTimeout, message);
+    match stop {
+        ChunkStop::Idle => TusRefusal::TooSlow(
+            timeout("The chunk stopped arriving; resume from Upload-Offset."),
+            offset,
+            None,
+        ),
+        ChunkStop::TooSlow => TusRefusal::TooSlow(
+            timeout(
+                "The chunk arrived too slowly (under 8 KiB/s on average); resume from \
+                 Upload-Offset.",
+            ),
+            offset,
+            None,
+        ),
+        _ => TusRefusal::Cut(
+            timeout("The chunk was cut off; resume from Upload-Offset."),
+            offset,
+        ),
+    }
 }
 
 /// What a creation asks for, read and checked from its headers.
@@ -1217,11 +1420,6 @@ impl Asked {
     }
 }
 
-/// The creation's `Idempotency-Key`: the header, or `idempotency_key` in the metadata (the
-/// same if both).
-/// The most jobs a batch that resumable uploads join may hold.
-const BATCH_MAX_JOBS: usize = 1000;
-
 /// The batch the metadata's `batch_id` names (a UUID the client chose for files it sends
 /// together), if any.
 fn batch_of(
@@ -1242,6 +1440,8 @@ fn batch_of(
         .transpose()
 }
 
+/// The creation's `Idempotency-Key`: the header, or `idempotency_key` in the metadata (the
+/// same if both).
 fn key_of(
     headers: &HeaderMap,
     metadata: &std::collections::BTreeMap<String, String>,
