@@ -97,6 +97,8 @@ async fn the_emailed_link_downloads_the_mp3_with_nothing_else_and_only_that() {
     for url in [from_status, issued["url"].as_str().unwrap()] {
         let response = http.get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{url}");
+        // The link is the credential: no cache keeps the MP3 it opened.
+        assert_eq!(response.headers()["cache-control"], "no-store", "{url}");
         assert_eq!(response.bytes().await.unwrap(), mp3);
     }
     // Only its owner (or an admin) may ask for one.

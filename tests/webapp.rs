@@ -306,3 +306,69 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     );
     app.stop().await;
 }
+
+/// Every answer that carries a credential or private data says no cache may keep it, and the
+/// Swagger UI (on the app's origin) runs under the app's headers: a policy that lets in its
+/// own scripts only, in no other page's frame. Checked in Chromium, where the policy binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_answers_are_stored_nowhere_and_the_docs_run_under_the_apps_headers() {
+    let app = TestApp::spawn().await;
+    let email = app.add_user("ann", false).await;
+    let login = app.login_response(&email, PASSWORD).await;
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let pair: Value = login.json().await.unwrap();
+    let token = pair["access_token"].as_str().unwrap();
+    let refresh = app.http.post(app.url("/token/refresh"));
+    let refresh = refresh.json(&serde_json::json!({"refresh_token": pair["refresh_token"]}));
+    let refresh = refresh.send().await.unwrap();
+    assert_eq!(refresh.status(), StatusCode::OK);
+    assert_eq!(refresh.headers()["cache-control"], "no-store");
+    let job = "01a24d6c-0391-7095-8f3b-c618c2b55ba9";
+    for (method, path) in [
+        (Method::GET, "/me".to_owned()),
+        (Method::POST, "/validate".to_owned()),
+        (Method::GET, "/jobs".to_owned()),
+        (Method::GET, format!("/status/{job}")),
+        (Method::GET, format!("/jobs/{job}/link")),
+        (Method::GET, "/stats/uploads".to_owned()),
+    ] {
+        let answer = app.send_as(token, method, &path).await;
+        assert_eq!(answer.headers()["cache-control"], "no-store", "{path}");
+    }
+
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    let headers = docs.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let policy = headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let scripts = policy
+        .split(';')
+        .find(|directive| directive.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(scripts.contains("'sha256-"), "{policy}");
+    assert!(!scripts.contains("unsafe"), "{policy}");
+
+    let ran = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"))
+        .arg(root().join("tests/clients/docs.py"))
+        .env("AUDIOMILL_URL", &app.base)
+        .env("CHROMIUM", required("TEST_CHROMIUM"))
+        .output()
+        .await
+        .expect("Playwright runs");
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(facts["problems"], serde_json::json!([]), "{facts}");
+    assert!(facts["operations"].as_u64().unwrap() > 30, "{facts}");
+    assert_eq!(facts["framed_operations"], 0, "{facts}");
+    app.stop().await;
+}

@@ -148,6 +148,7 @@ pub struct Docs {
 impl Docs {
     pub fn new(page: String) -> Self {
         let scripts: Vec<String> = inline_scripts(&page)
+            .into_iter()
             .map(|script| format!("'sha256-{}'", BASE64.encode(Sha256::digest(script))))
             .collect();
         let policy = format!(
@@ -169,13 +170,25 @@ impl Docs {
     }
 }
 
-/// The text of each `<script>` element of `page` that has no `src`.
-fn inline_scripts(page: &str) -> impl Iterator<Item = &str> {
-    page.split("<script").skip(1).filter_map(|rest| {
-        let (attributes, rest) = rest.split_once('>')?;
-        let (body, _) = rest.split_once("</script>")?;
-        (!attributes.contains("src=")).then_some(body)
-    })
+/// The text of each `<script>` element of `page` that has no `src`, read as a browser does:
+/// an element runs to the first `</script>` after it (a script's text may itself mention
+/// `<script`).
+fn inline_scripts(page: &str) -> Vec<&str> {
+    let mut scripts = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("<script") {
+        let Some((attributes, after)) = rest[start..].split_once('>') else {
+            break;
+        };
+        let Some((body, next)) = after.split_once("</script>") else {
+            break;
+        };
+        if !attributes.contains("src=") {
+            scripts.push(body);
+        }
+        rest = next;
+    }
+    scripts
 }
 
 /// `response` with the app's security headers and `policy` for its content.
