@@ -123,6 +123,10 @@ impl ConvertActivities {
             let _working = self.held.working(job);
             // A job may wait here long after its start: its login is checked again now.
             self.check_login(job).await?;
+            // Read by status pages only: a job left unmarked looks queued in its batch.
+            if let Err(error) = self.db.mark_job_taken(job).await {
+                tracing::warn!(%error, "could not note that the job was taken");
+            }
             self.copy_source(&input).await
         };
         let progress = || StepProgress {

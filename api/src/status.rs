@@ -65,6 +65,16 @@ impl ClosedViews {
         view
     }
 
+    /// The job's view as a batch shows it, asking the engine only of jobs a worker took and
+    /// that have not ended, and of failures once: a job no worker took is queued, and one
+    /// whose MP3 is recorded has completed, as its row says.
+    pub async fn batch_view(&self, temporal: &Client, job: &Job) -> JobView {
+        if row_tells_all(job) {
+            return from_row_only(job);
+        }
+        self.job_view(temporal, job).await
+    }
+
     /// Forgets a job (deleted, or about to be).
     pub fn forget(&self, job: JobId) {
         self.views().pop(&job);
@@ -281,6 +291,12 @@ fn final_view(status: JobStatus, message: &str) -> JobView {
 }
 
 /// When Temporal cannot be asked: what the job row alone tells.
+/// Whether the job's row alone says where it stands: no worker took it yet (queued), or its
+/// MP3 is recorded (completed).
+fn row_tells_all(job: &Job) -> bool {
+    job.completed_at.is_some() || (job.outcome.is_none() && job.taken_at.is_none())
+}
+
 fn from_row_only(job: &Job) -> JobView {
     match job.completed_at {
         Some(at) => JobView {
@@ -377,6 +393,7 @@ mod tests {
             batch_id: None,
             expires_at: None,
             expired_at: None,
+            taken_at: None,
         }
     }
 
@@ -489,5 +506,36 @@ mod tests {
         let view = running_view(&job(), &[], 12);
         assert_eq!(view.status, JobStatus::Running);
         assert_eq!(view.step, None);
+    }
+
+    #[test]
+    fn a_batch_asks_the_engine_only_of_jobs_a_worker_took_that_have_not_completed() {
+        let queued = job();
+        assert!(row_tells_all(&queued));
+        assert_eq!(from_row_only(&queued).status, JobStatus::Queued);
+        let taken = Job {
+            taken_at: Some(1),
+            ..job()
+        };
+        assert!(
+            !row_tells_all(&taken),
+            "running: its step and progress are the engine's"
+        );
+        let completed = Job {
+            taken_at: Some(1),
+            completed_at: Some(2),
+            outcome: Some(JobStatus::Completed),
+            ..job()
+        };
+        assert!(row_tells_all(&completed));
+        assert_eq!(from_row_only(&completed).status, JobStatus::Completed);
+        let failed = Job {
+            outcome: Some(JobStatus::Failed),
+            ..job()
+        };
+        assert!(
+            !row_tells_all(&failed),
+            "its sentence is in its history, read once"
+        );
     }
 }

@@ -76,6 +76,8 @@ pub struct Job {
     pub expires_at: Option<i64>,
     /// When the cleanup removed the job's objects; the row stays, holding no object.
     pub expired_at: Option<i64>,
+    /// When a worker first took it; `None` while it waits for one (queued).
+    pub taken_at: Option<i64>,
 }
 
 impl Job {
@@ -98,7 +100,7 @@ impl Job {
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
-    options, batch_id, expires_at, expired_at";
+    options, batch_id, expires_at, expired_at, taken_at";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,6 +447,16 @@ impl Database {
         Ok(())
     }
 
+    /// Notes that a worker took job `id` (the first time only).
+    pub async fn mark_job_taken(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET taken_at = ? WHERE id = ? AND taken_at IS NULL")
+            .bind(now_millis())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Whether job `id`'s user is still active and the login that started it still open
     /// (jobs recorded before logins were kept with them answer for their user only); `false`
     /// for a job that is gone.
@@ -675,6 +687,7 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
             .transpose()?,
         expires_at: row.try_get("expires_at")?,
         expired_at: row.try_get("expired_at")?,
+        taken_at: row.try_get("taken_at")?,
     })
 }
 

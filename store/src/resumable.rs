@@ -407,3 +407,92 @@ async fn insert_resumable(
     .await
     .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewJob, NotRecorded, database::tests::fresh};
+    use audiomill_domain::{EmailAddress, output::OutputOptions};
+
+    fn unlimited() -> CreationLimits {
+        CreationLimits {
+            per_user: 10,
+            per_address: 10,
+            quota: Quota::default(),
+        }
+    }
+
+    fn upload_for(user: UserId, batch: BatchId) -> NewResumable {
+        let job_id = JobId::generate();
+        NewResumable {
+            id: UploadId::generate(),
+            user_id: user,
+            job_id,
+            filename: "clip.mp4".into(),
+            source_key: ObjectKey::source(job_id, "mp4"),
+            length: 1000,
+            options: OutputOptions::default(),
+            callback_url: None,
+            idempotency_key: None,
+            batch_id: Some(batch),
+            storage_id: None,
+            expires_at: now_millis() + 60_000,
+            client_addr: Some("192.0.2.1".into()),
+        }
+    }
+
+    /// A batch's cap holds wherever a file joins it: a job recorded past it is refused, and
+    /// so is a creation once its jobs and the unfinished uploads naming it fill it.
+    #[tokio::test]
+    async fn a_full_batch_takes_no_further_job_or_upload() {
+        let (_dir, db) = fresh().await;
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        let user = db.create_user(&email, "hash", false).await.unwrap().id;
+        let batch = BatchId::generate();
+        let job = |n: u64| NewJob {
+            id: JobId::generate(),
+            user_id: user,
+            original_filename: format!("clip-{n}.mp4"),
+            source_key: ObjectKey::parse(&format!("sources/{n}.mp4")).unwrap(),
+            source_size: 1,
+            options: OutputOptions::default(),
+            batch_id: Some(batch),
+            session_id: None,
+        };
+        for n in 0..BATCH_MAX_JOBS - 2 {
+            db.insert_job(&job(n)).await.unwrap();
+        }
+        let quota = Quota::default();
+        assert_eq!(
+            db.insert_job_within(&job(998), &quota).await.unwrap(),
+            Ok(())
+        );
+        // One place left: an upload takes it, the next finds the batch full.
+        let first = upload_for(user, batch);
+        let created = db.create_resumable(&first, &unlimited()).await.unwrap();
+        assert_eq!(created, Creation::Created);
+        let second = upload_for(user, batch);
+        assert_eq!(
+            db.create_resumable(&second, &unlimited()).await.unwrap(),
+            Creation::Refused(CreationRefusal::BatchFull {
+                limit: BATCH_MAX_JOBS
+            })
+        );
+        // The upload's own job fills the batch; one more job is refused.
+        let its_job = NewJob {
+            id: first.job_id,
+            ..job(999)
+        };
+        assert_eq!(
+            db.insert_job_within(&its_job, &quota).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            db.insert_job_within(&job(1000), &quota).await.unwrap(),
+            Err(NotRecorded::BatchFull {
+                limit: BATCH_MAX_JOBS
+            })
+        );
+        assert_eq!(db.batch_jobs(user, batch).await.unwrap().len(), 1000);
+    }
+}
