@@ -742,6 +742,54 @@ async fn convert_goes_on_from_the_servers_offset_when_its_connection_is_cut() {
     app.stop().await;
 }
 
+/// The conversion service is down when the last chunk arrives: the bytes are kept and the
+/// job unstarted; `convert` waits, asks where the upload stands, and that look starts the job
+/// once the service is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_waits_out_an_outage_that_held_back_its_job() {
+    let mut app = TestApp::spawn_with_durable_temporal(&[("MAX_FILE_SIZE", "300")]).await;
+    let email = app.add_user("ann", false).await;
+    let user = User::new();
+    user.login(&app.base, &email).await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "lecture.mp4", 2, true);
+    let out = user.path("mp3s");
+    let args = [
+        "convert",
+        video.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--resumable-above",
+        "0",
+    ];
+    app.kill_temporal().await;
+    let running = user.command(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let db = app.backends.db.clone();
+    let mut complete = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !complete {
+        assert!(Instant::now() < deadline, "the upload never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+        complete = uploads.iter().any(|upload| upload.is_complete());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+    assert!(
+        uploads[0].started_at.is_none(),
+        "no job while the service is down"
+    );
+    app.start_temporal().await;
+    let ran = running.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{stdout}");
+    assert!(is_mp3(&out.join("lecture.mp3")), "{stdout}");
+    let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+    assert_eq!(uploads.len(), 1, "no second upload");
+    assert!(uploads[0].started_at.is_some());
+    app.stop().await;
+}
+
 /// The test's gateway or worker alone.
 fn roles(app: &TestApp, gateway: bool, worker: bool) -> Roles {
     Roles {

@@ -269,6 +269,15 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
             .contains("session has ended"),
         "{facts}"
     );
+    assert!(
+        facts["uploads_stored_before_sign_out"].as_u64().unwrap() > 0,
+        "{facts}"
+    );
+    assert_eq!(
+        facts["uploads_stored_after_sign_out"],
+        serde_json::json!([]),
+        "sign-out leaves nothing of the uploads in the browser: {facts}"
+    );
     assert_eq!(
         facts["token_after_sign_out"], 401,
         "signing out ends the login"

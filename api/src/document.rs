@@ -14,6 +14,10 @@
 //! The JSON bodies whose types refuse unknown fields (`deny_unknown_fields`) say so with
 //! `additionalProperties: false`, which poem-openapi does not write.
 //!
+//! The resumable upload operations read their tus headers raw (to answer each malformed
+//! spelling with the protocol's own status), so poem-openapi writes them optional and
+//! untyped; the document says what the server requires of them (see [`TUS_HEADERS`]).
+//!
 //! And an event stream's schema: poem-openapi writes it as an array of the events' data, but
 //! before OpenAPI 3.2 a `text/event-stream` schema describes one event (`id`, `event`, `data`),
 //! which is how API checkers read it; the data's own type is named in `contentSchema`.
@@ -31,11 +35,48 @@ const CLOSED_BODIES: [&str; 4] = [
     "WebhookChanges",
 ];
 
+/// What the tus operations require of their headers, by name: a request without one, or with
+/// another value, is refused (412 for the version, 400 for the others).
+const TUS_HEADERS: [(&str, &str); 4] = [
+    ("Tus-Resumable", r#"{"type": "string", "enum": ["1.0.0"]}"#),
+    (
+        "Upload-Offset",
+        r#"{"type": "string", "pattern": "^[0-9]{1,19}$"}"#,
+    ),
+    (
+        "Upload-Length",
+        r#"{"type": "string", "pattern": "^[0-9]{1,19}$"}"#,
+    ),
+    ("Upload-Metadata", r#"{"type": "string", "minLength": 1}"#),
+];
+
+/// Marks each of [`TUS_HEADERS`] required, with its schema, where an operation takes it.
+fn require_tus_headers(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let parameters = paths
+        .iter_mut()
+        .filter(|(path, _)| path.starts_with("/uploads"))
+        .filter_map(|(_, methods)| methods.as_object_mut())
+        .flat_map(|methods| methods.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters")?.as_array_mut())
+        .flatten();
+    for parameter in parameters.filter(|p| p["in"] == "header") {
+        let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+        if let Some((_, schema)) = TUS_HEADERS.iter().find(|(header, _)| *header == name) {
+            parameter["required"] = Value::Bool(true);
+            parameter["schema"] = serde_json::from_str(schema).expect("the schemas are JSON");
+        }
+    }
+}
+
 /// Adds the middleware's answers to every operation of `derived` (poem-openapi's JSON).
 pub fn complete(derived: &str) -> String {
     let mut document: Value =
         serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
     plain_references(&mut document);
+    require_tus_headers(&mut document);
     describe_events(&mut document);
     for name in CLOSED_BODIES {
         if let Some(schema) = document["components"]["schemas"].get_mut(name) {

@@ -53,9 +53,37 @@ pub fn single(headers: &HeaderMap, name: &str) -> Result<Option<String>, BadHead
     }
 }
 
-/// Whether the request speaks the version spoken here (`Tus-Resumable: 1.0.0`).
-pub fn speaks_version(headers: &HeaderMap) -> bool {
-    matches!(single(headers, "tus-resumable"), Ok(Some(version)) if version == VERSION)
+/// What a request's `Tus-Resumable` says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Version {
+    /// The version spoken here.
+    Spoken,
+    /// Another version (or a list of versions): the protocol answers 412.
+    Other,
+    /// None, or not a version at all: a malformed request (400).
+    Malformed,
+}
+
+/// What the request's `Tus-Resumable` says: the protocol's 412 is for a version not spoken
+/// here; a header that is missing or names no version is a malformed request.
+pub fn version(headers: &HeaderMap) -> Version {
+    let Ok(Some(given)) = single(headers, "tus-resumable") else {
+        return Version::Malformed;
+    };
+    let is_version = |text: &str| {
+        let parts: Vec<&str> = text.trim().split('.').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if given == VERSION {
+        Version::Spoken
+    } else if given.split(',').all(is_version) {
+        Version::Other
+    } else {
+        Version::Malformed
+    }
 }
 
 /// A byte count or offset: decimal digits only, no sign, no spaces inside, within `u64`.
@@ -490,5 +518,31 @@ mod tests {
     #[test]
     fn expiry_is_an_http_date() {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_version_is_told_from_another_version() {
+        let with = |value: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert("tus-resumable", value.parse().unwrap());
+            }
+            version(&headers)
+        };
+        assert_eq!(with(Some("1.0.0")), Version::Spoken);
+        assert_eq!(with(Some(" 1.0.0 ")), Version::Spoken);
+        for other in ["0.2.2", "1.0.0, 1.0.0", "2.0.0,0.2.2"] {
+            assert_eq!(with(Some(other)), Version::Other, "{other}");
+        }
+        for malformed in [
+            None,
+            Some(""),
+            Some("{}"),
+            Some("1.0"),
+            Some("1..0"),
+            Some("v1.0.0"),
+        ] {
+            assert_eq!(with(malformed), Version::Malformed, "{malformed:?}");
+        }
     }
 }

@@ -248,13 +248,21 @@ impl Run {
                 upload
             }
         };
+        // About three minutes of patience: an outage of the conversion service leaves the
+        // bytes kept and the job unstarted, and a later look at the upload starts it.
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_secs(1))
-            .with_max_times(5)
+            .with_max_times(8)
             .build();
         let job = loop {
-            let sent =
-                send_resumable(client, &mut upload, path, self.chunk, line.on_progress()).await;
+            let sent = match upload.job_id {
+                Some(job) if upload.is_complete() => Ok(job),
+                // Another request of the upload is starting its job: ask again after a wait.
+                None if upload.is_complete() => Err(not_started()),
+                _ => {
+                    send_resumable(client, &mut upload, path, self.chunk, line.on_progress()).await
+                }
+            };
             match sent {
                 Ok(job) => break job,
                 Err(error) if resumable(&error) => {
@@ -262,8 +270,16 @@ impl Run {
                         return Err(error);
                     };
                     tokio::time::sleep(delay).await;
-                    upload = resumable_offset(client, &upload.url).await?;
-                    line.resuming(upload.offset);
+                    // Where it stands, and its job once complete (the look starts one that the
+                    // last chunk could not); a look that fails is tried after the next wait.
+                    match resumable_offset(client, &upload.url).await {
+                        Ok(standing) => {
+                            upload = standing;
+                            line.resuming(upload.offset);
+                        }
+                        Err(error) if resumable(&error) => {}
+                        Err(error) => return Err(error),
+                    }
                 }
                 Err(error) => return Err(error),
             }
@@ -558,6 +574,20 @@ fn readable_size(path: &Path) -> Result<u64, String> {
 /// Whether a resumable upload's chunk may go on from where the server says it stands: it
 /// broke off on the way, another request still held the upload (423), or the server was
 /// briefly unavailable.
+/// The refusal of a complete upload whose job is not named yet: as an outage, to wait out.
+fn not_started() -> Error<ErrorBody> {
+    let body = ErrorBody {
+        error: audiomill_client::types::ErrorCode::ServiceUnavailable,
+        message: "The upload is complete and its job is starting.".into(),
+        field: None,
+    };
+    Error::ErrorResponse(audiomill_client::ResponseValue::new(
+        body,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        Default::default(),
+    ))
+}
+
 fn resumable(error: &Error<ErrorBody>) -> bool {
     match error {
         Error::CommunicationError(_) => true,

@@ -189,10 +189,20 @@ def account(page):
     accessible(page, "account")
 
 
+TUS_KEYS = "Object.keys(localStorage).filter(key => key.startsWith('tus::'))"
+
+
 def sessions_end(page, token):
+    # What tus-js-client keeps of an upload left unfinished (its file, size and address).
+    page.evaluate(
+        """localStorage.setItem('tus::tus-br-unfinished.mp4-1000::1', JSON.stringify(
+            {size: 1000, metadata: {filename: 'unfinished.mp4'}, uploadUrl: '/uploads/x'}))"""
+    )
+    facts["uploads_stored_before_sign_out"] = len(page.evaluate(TUS_KEYS))
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     facts["token_after_sign_out"] = api("GET", "/me", token)
+    facts["uploads_stored_after_sign_out"] = page.evaluate(TUS_KEYS)
     # A session ended elsewhere (its login revoked): the app notices at its next request.
     token = sign_in(page)
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()

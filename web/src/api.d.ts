@@ -3371,13 +3371,13 @@ export interface operations {
     createResumableUpload: {
         parameters: {
             query?: never;
-            header?: {
+            header: {
                 /** @description `1.0.0`. */
-                "Tus-Resumable"?: string;
+                "Tus-Resumable": "1.0.0";
                 /** @description The file's size in bytes. */
-                "Upload-Length"?: string;
+                "Upload-Length": string;
                 /** @description `key base64(value)` pairs, comma-separated. */
-                "Upload-Metadata"?: string;
+                "Upload-Metadata": string;
                 /** @description As on `POST /upload`: creating again with the same key answers the same upload. */
                 "Idempotency-Key"?: string;
             };
@@ -3480,7 +3480,10 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `Tus-Resumable` is missing or names another version than `1.0.0`. */
+            /**
+             * @description `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+             *     malformed is a 400).
+             */
             412: {
                 headers: {
                     /** @description `1.0.0` */
@@ -3622,8 +3625,8 @@ export interface operations {
     terminateResumableUpload: {
         parameters: {
             query?: never;
-            header?: {
-                "Tus-Resumable"?: string;
+            header: {
+                "Tus-Resumable": "1.0.0";
             };
             path: {
                 upload_id: string;
@@ -3688,7 +3691,10 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `Tus-Resumable` is missing or names another version than `1.0.0`. */
+            /**
+             * @description `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+             *     malformed is a 400).
+             */
             412: {
                 headers: {
                     /** @description `1.0.0` */
@@ -3744,8 +3750,8 @@ export interface operations {
     getResumableUploadOffset: {
         parameters: {
             query?: never;
-            header?: {
-                "Tus-Resumable"?: string;
+            header: {
+                "Tus-Resumable": "1.0.0";
             };
             path: {
                 upload_id: string;
@@ -3819,7 +3825,10 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `Tus-Resumable` is missing or names another version than `1.0.0`. */
+            /**
+             * @description `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+             *     malformed is a 400).
+             */
             412: {
                 headers: {
                     /** @description `1.0.0` */
@@ -3894,10 +3903,10 @@ export interface operations {
     appendToResumableUpload: {
         parameters: {
             query?: never;
-            header?: {
-                "Tus-Resumable"?: string;
+            header: {
+                "Tus-Resumable": "1.0.0";
                 /** @description Where this chunk starts. */
-                "Upload-Offset"?: string;
+                "Upload-Offset": string;
                 /** @description `<algorithm> <base64 digest>` of this chunk. */
                 "Upload-Checksum"?: string;
             };
@@ -4003,7 +4012,10 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `Tus-Resumable` is missing or names another version than `1.0.0`. */
+            /**
+             * @description `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+             *     malformed is a 400).
+             */
             412: {
                 headers: {
                     /** @description `1.0.0` */

@@ -2,7 +2,7 @@
 // one's jobs; the account's usage and webhooks. Views are sections of index.html shown by the
 // URL's fragment.
 import { chosen, restoreChoices } from "./choices";
-import { api, signIn, signOut, signedIn, whenExpired } from "./session";
+import { api, forgetUploads, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, el, saveUrl } from "./ui";
 import { DropGroup } from "./uploads";
 
@@ -40,6 +40,7 @@ function setUpSignIn(): void {
     location.replace("/");
   });
   whenExpired(() => {
+    forgetUploads();
     byId("sign-in-problem").textContent = "Your session has ended; please sign in again.";
     show("sign-in");
   });

@@ -54,6 +54,14 @@ export async function signIn(email: string, password: string): Promise<string | 
 export async function signOut(): Promise<void> {
   if (tokens) await api.POST("/logout").catch(() => undefined);
   tokens = null;
+  forgetUploads();
+}
+
+/** Removes what the resumable uploads left in the browser's storage (tus-js-client keeps each
+ * unfinished upload's file name, size, choices and address there, under `tus::`). */
+export function forgetUploads(): void {
+  const kept = Array.from({ length: localStorage.length }, (_, i) => localStorage.key(i));
+  for (const key of kept) if (key?.startsWith("tus::")) localStorage.removeItem(key);
 }
 
 /** A valid access token, renewed first if it is about to run out; null when signed out. */

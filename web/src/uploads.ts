@@ -7,6 +7,9 @@ import { bytes, el, saveBlob, saveUrl, seconds } from "./ui";
 
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
 const CHUNK = 32 * 1024 * 1024;
+/** Waits between tries of a request that failed (the server down, a connection cut): about
+ * two minutes of patience, as an outage of the conversion service may last. */
+const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
 /** Why `file` cannot be sent, by the server's own rules and the room the user's storage
  * quota leaves (both asked of `/me` as the file is checked); null when it can. */
@@ -60,7 +63,8 @@ export class FileRow {
     const upload = new tus.Upload(this.file, {
       endpoint: `${location.origin}/uploads`,
       chunkSize: CHUNK,
-      retryDelays: [0, 1000, 3000, 5000],
+      retryDelays: RETRY_DELAYS,
+      removeFingerprintOnSuccess: true,
       metadata: { filename: this.file.name, batch_id: batch, ...choices },
       onProgress: (sent, total) => {
         this.bar.value = (sent / total) * 100;
@@ -71,8 +75,8 @@ export class FileRow {
       onBeforeRequest: async (request) => {
         request.setHeader("Authorization", `Bearer ${await accessToken()}`);
       },
-      onSuccess: ({ lastResponse }) => {
-        this.jobId = lastResponse.getHeader("Audiomill-Job-Id") ?? null;
+      onSuccess: async ({ lastResponse }) => {
+        this.jobId = lastResponse.getHeader("Audiomill-Job-Id") ?? (await jobOf(upload.url));
         void this.followJob();
       },
       onError: (error) => this.failed(serverSentence(error)),
@@ -165,6 +169,25 @@ export class FileRow {
     button.addEventListener("click", () => void action());
     return button;
   }
+}
+
+/** The job of a complete upload whose last request could not start it (the conversion
+ * service was down): asked of the upload with `HEAD`, which starts it, until it is named or
+ * the patience runs out. */
+async function jobOf(url: string | null): Promise<string | null> {
+  for (const delay of RETRY_DELAYS) {
+    if (!url) return null;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    const token = await accessToken();
+    const answer = await fetch(url, {
+      method: "HEAD",
+      headers: { "Tus-Resumable": "1.0.0", Authorization: `Bearer ${token}` },
+    }).catch(() => null);
+    const job = answer?.headers.get("Audiomill-Job-Id");
+    if (job) return job;
+    if (answer && answer.status !== 503 && !answer.ok) return null;
+  }
+  return null;
 }
 
 /** The server's own sentence in a tus error, else the error's. */

@@ -255,7 +255,8 @@ macro_rules! tus_refusals {
                 /// are removed.
                 #[oai(status = 410)]
                 Gone(ErrorJson),
-                /// `Tus-Resumable` is missing or names another version than `1.0.0`.
+                /// `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+                /// malformed is a 400).
                 #[oai(status = 412)]
                 Version(ErrorJson, #[oai(header = "Tus-Version")] String),
                 @unavailable,
@@ -697,15 +698,25 @@ impl ResumableApi {
         auth: &BearerAuth,
         headers: &HeaderMap,
     ) -> Result<(crate::auth::Claims, UserId), TusRefusal> {
-        if !tus::speaks_version(headers) {
-            return Err(TusRefusal::Version(ErrorBody::new(
-                ErrorCode::PreconditionFailed,
-                format!(
-                    "This server speaks tus {}: send `Tus-Resumable: {}`.",
-                    tus::VERSION,
+        match tus::version(headers) {
+            tus::Version::Spoken => {}
+            tus::Version::Other => {
+                return Err(TusRefusal::Version(ErrorBody::new(
+                    ErrorCode::PreconditionFailed,
+                    format!(
+                        "This server speaks tus {}: send `Tus-Resumable: {}`.",
+                        tus::VERSION,
+                        tus::VERSION
+                    ),
+                )));
+            }
+            tus::Version::Malformed => {
+                let message = format!(
+                    "The Tus-Resumable header is required, once, as `{}`.",
                     tus::VERSION
-                ),
-            )));
+                );
+                return Err(BadHeader(message).into());
+            }
         }
         let claims = self.cx.authenticate(auth).await?;
         let user_id = claims.user_id().ok_or_else(|| {
