@@ -341,6 +341,18 @@ async fn a_queued_job_whose_login_ended_while_it_waited_is_not_fetched() {
         .into_iter()
         .filter(|key| key.starts_with("mp3/"));
     assert_eq!(mp3s.count(), 2, "{:?}", app.objects());
+    // "completed" comes with the MP3; the e-mail follows before the run closes.
+    for job in [&first, &second] {
+        app.wait_for_workflow_closed(job).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.mail_count().await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two e-mails never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(app.mail_count().await, 2, "none for the refused job");
     app.stop().await;
 }

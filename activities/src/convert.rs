@@ -95,15 +95,8 @@ impl ConvertActivities {
         let active = self
             .db
             .session_is_active(input.user_id, &input.session_id)
-            .await
-            .map_err(database_down)?;
-        if !active {
-            return Err(fatal(
-                FailureKind::InvalidToken,
-                "The login that started this job was revoked or the account is disabled.",
-            ));
-        }
-        Ok(())
+            .await;
+        login_open(active)
     }
 
     /// Takes the job onto this worker, once it has room, and copies the uploaded video here
@@ -502,18 +495,7 @@ impl ConvertActivities {
 
     /// Refuses to go on with a job whose login was ended (or user disabled) meanwhile.
     async fn check_login(&self, job: JobId) -> Result<(), ActivityError> {
-        let active = self
-            .db
-            .job_login_is_active(job)
-            .await
-            .map_err(database_down)?;
-        if !active {
-            return Err(fatal(
-                FailureKind::InvalidToken,
-                "The login that started this job was revoked or the account is disabled.",
-            ));
-        }
-        Ok(())
+        login_open(self.db.job_login_is_active(job).await)
     }
 
     async fn copy_source(&self, input: &FetchSourceInput) -> Result<FetchedSource, ActivityError> {
@@ -606,6 +588,18 @@ impl ConvertActivities {
 
 /// Runs `work` while heartbeating `progress()`, so Temporal notices a dead worker and can
 /// deliver a cancellation. `None` when the activity was cancelled (`work` is dropped).
+/// Goes on only while the login that started the job is open (a database that cannot say is
+/// an outage, retried).
+fn login_open(active: Result<bool, StoreError>) -> Result<(), ActivityError> {
+    if !active.map_err(database_down)? {
+        return Err(fatal(
+            FailureKind::InvalidToken,
+            "The login that started this job was revoked or the account is disabled.",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn keep_alive<T, P>(
     ctx: &ActivityContext,
     work: impl Future<Output = T>,
