@@ -934,7 +934,7 @@ async fn racing_requests_on_one_upload_are_taken_one_at_a_time() {
         .body(reqwest::Body::wrap_stream(receiver))
         .send();
     let streaming = tokio::spawn(streaming);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let early = tus(&app, Method::DELETE, &at, &token).send().await.unwrap();
     assert_eq!(refusal(early).await.0, StatusCode::LOCKED);
     sender

@@ -259,6 +259,8 @@ def main():
         shot(page, "sign-in-desktop")
         accessible(page, "sign-in")
         assert sign_in(page, "not the password") is None
+        # The page shows the sentence a moment after the answer arrives.
+        expect(page.locator("#sign-in-problem")).not_to_have_text("")
         facts["wrong_password"] = page.locator("#sign-in-problem").inner_text()
         token = sign_in(page)
         expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
