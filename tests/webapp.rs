@@ -17,6 +17,28 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A Playwright script of tests/clients against `app`, in Debian's Chromium.
+fn playwright(script: &str, app: &TestApp) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"));
+    command
+        .arg(root().join("tests/clients").join(script))
+        .env("AUDIOMILL_URL", &app.base)
+        .env("CHROMIUM", required("TEST_CHROMIUM"));
+    command
+}
+
+/// The facts a Playwright script printed as its last line, once it ran to its end.
+async fn facts_of(mut script: tokio::process::Command) -> Value {
+    let ran = script.output().await.expect("Playwright runs");
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 /// The names of the page's script and style, as the page refers to them.
 fn assets_of(page: &str) -> Vec<String> {
     page.split("\"/app/")
@@ -225,26 +247,15 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     let out = root().join("target/webapp");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let ran = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"))
-        .arg(root().join("tests/clients/webapp.py"))
+    let mut visit = playwright("webapp.py", &app);
+    visit
         .arg((earlier.len() + 4).to_string())
-        .env("AUDIOMILL_URL", &app.base)
         .env("AUDIOMILL_EMAIL", &email)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
-        .env("CHROMIUM", required("TEST_CHROMIUM"))
         .env("AXE", root().join("web/node_modules/axe-core/axe.min.js"))
         .env("MEDIA", media_dir.path())
-        .env("OUT", &out)
-        .output()
-        .await
-        .expect("Playwright runs");
-    let stdout = String::from_utf8_lossy(&ran.stdout);
-    assert!(
-        ran.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        .env("OUT", &out);
+    let facts = facts_of(visit).await;
     assert_eq!(facts["page_problems"], serde_json::json!([]), "{facts}");
     let checked = facts["accessibility"].as_object().unwrap();
     assert_eq!(checked.len(), 6, "{facts}");
@@ -362,20 +373,7 @@ async fn private_answers_are_stored_nowhere_and_the_docs_run_under_the_apps_head
     assert!(scripts.contains("'sha256-"), "{policy}");
     assert!(!scripts.contains("unsafe"), "{policy}");
 
-    let ran = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"))
-        .arg(root().join("tests/clients/docs.py"))
-        .env("AUDIOMILL_URL", &app.base)
-        .env("CHROMIUM", required("TEST_CHROMIUM"))
-        .output()
-        .await
-        .expect("Playwright runs");
-    let stdout = String::from_utf8_lossy(&ran.stdout);
-    assert!(
-        ran.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let facts = facts_of(playwright("docs.py", &app)).await;
     assert_eq!(facts["problems"], serde_json::json!([]), "{facts}");
     assert!(facts["operations"].as_u64().unwrap() > 30, "{facts}");
     assert_eq!(facts["framed_operations"], 0, "{facts}");
