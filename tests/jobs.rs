@@ -294,6 +294,32 @@ async fn a_job_whose_login_was_revoked_fails_at_validation_and_leaves_nothing() 
     app.stop().await;
 }
 
+/// A worker with one transcode slot kept busy: a long job transcoding, a short one after it.
+struct BusyWorker {
+    first: String,
+    second: String,
+    /// A short video, for more jobs.
+    short: std::path::PathBuf,
+    _media: tempfile::TempDir,
+}
+
+impl BusyWorker {
+    async fn start(app: &TestApp, token: &str) -> Self {
+        let media = tempfile::tempdir().unwrap();
+        let long = make_long_video(media.path(), 1500);
+        let short = make_mp4(media.path(), "short.mp4", 2, true);
+        let first = app.start_job(token, &long).await;
+        app.wait_for_transcode(token, &first).await;
+        let second = app.start_job(token, &short).await;
+        Self {
+            first,
+            second,
+            short,
+            _media: media,
+        }
+    }
+}
+
 /// A job that waits for a worker's room is checked again when the worker takes it: its login
 /// ended meanwhile, so it fetches, converts and sends nothing, while the jobs ahead of it (of
 /// the same user's other login) complete.
@@ -302,13 +328,9 @@ async fn a_queued_job_whose_login_ended_while_it_waited_is_not_fetched() {
     let app = TestApp::spawn_with(&[("MAX_CONCURRENT_TRANSCODES", "1")]).await;
     let ann = app.add_user("ann", false).await;
     let token = app.access_token(&ann).await;
-    let media = tempfile::tempdir().unwrap();
-    let long = make_long_video(media.path(), 1500);
-    let short = make_mp4(media.path(), "short.mp4", 2, true);
     // One transcode slot and one job fetched ahead: the worker's room is full.
-    let first = app.start_job(&token, &long).await;
-    app.wait_for_transcode(&token, &first).await;
-    let second = app.start_job(&token, &short).await;
+    let busy = BusyWorker::start(&app, &token).await;
+    let (first, second, short) = (busy.first, busy.second, busy.short);
     let leaving = app.access_token(&ann).await;
     let third = app.start_job(&leaving, &short).await;
     let (_, waiting) = app.status(&token, &third).await;
@@ -410,13 +432,8 @@ async fn a_job_cancelled_mid_transcode_stops_cleanly_and_can_then_be_deleted() {
 async fn a_busy_worker_leaves_new_jobs_queued_until_it_has_room() {
     let app = TestApp::spawn_with(&[("MAX_CONCURRENT_TRANSCODES", "1")]).await;
     let token = app.user_token("ann").await;
-    let media = tempfile::tempdir().unwrap();
-    let long = make_long_video(media.path(), 1500);
-    let short = make_mp4(media.path(), "short.mp4", 2, true);
-
-    let first = app.start_job(&token, &long).await;
-    app.wait_for_transcode(&token, &first).await;
-    let second = app.start_job(&token, &short).await;
+    let busy = BusyWorker::start(&app, &token).await;
+    let (first, second) = (busy.first, busy.second);
 
     // The only transcode slot is taken: the second job is queued until the first transcode
     // ends.

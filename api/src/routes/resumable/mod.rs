@@ -1,0 +1,658 @@
+//! Resumable uploads: the tus 1.0.0 protocol under `/uploads`, with its `creation`,
+//! `creation-with-upload`, `termination`, `expiration` and `checksum` extensions.
+//!
+//! An upload is created with its length and its metadata (the file's name and the same output
+//! choices the multipart form takes, checked up front); its bytes then arrive in any number of
+//! `PATCH` requests, each appended where the last one stopped (see `ObjectStore`'s pending
+//! objects), on any gateway. The row in the database says how far the bytes go; a lease on it
+//! keeps two requests from appending at once. When the last byte is in, the job starts
+//! exactly as a multipart upload's does, and the answer names it in `Audiomill-Job-Id`.
+//!
+//! The operations and their answers live here; what the requests share in `request`, the
+//! lease in `lease`, creating in `creation`, appending and starting the job in `appending`.
+
+mod appending;
+mod creation;
+mod lease;
+mod request;
+
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, unavailable};
+use crate::{
+    error::{ErrorBody, ErrorCode},
+    params::ApiUploadId,
+    tus::{self, BadHeader},
+};
+use appending::{remove, start_when_due, take_chunk};
+use audiomill_domain::{UploadId, UserId};
+use audiomill_store::{Resumable, time::now_millis};
+use creation::Creating;
+use lease::under_lease;
+use poem::http::HeaderMap;
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Header, Path},
+};
+use request::{Caller, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
+
+/// `/uploads` and `/uploads/{upload_id}`.
+pub struct ResumableApi {
+    pub(super) cx: Context,
+}
+
+/// The server's protocol, versions and limits.
+#[derive(ApiResponse)]
+#[oai(header(name = "Tus-Resumable", ty = "String", description = "`1.0.0`"))]
+enum DiscoverResponse {
+    /// What the server supports.
+    #[oai(status = 204)]
+    Supported(
+        /// `1.0.0`, the only version spoken.
+        #[oai(header = "Tus-Version")]
+        String,
+        /// The extensions supported.
+        #[oai(header = "Tus-Extension")]
+        String,
+        /// The largest upload, in bytes (`MAX_FILE_SIZE`).
+        #[oai(header = "Tus-Max-Size")]
+        u64,
+        /// The algorithms `Upload-Checksum` may name.
+        #[oai(header = "Tus-Checksum-Algorithm")]
+        String,
+    ),
+}
+
+/// The refusals every tus operation may answer with, as variants of its response.
+macro_rules! tus_refusals {
+    ($(#[$meta:meta])* enum $name:ident { $($variants:tt)* }) => {
+        api_response! {
+            $(#[$meta])*
+            #[oai(
+                bad_request_handler = "TusResponse::framework_refusal",
+                header(name = "Tus-Resumable", ty = "String", description = "`1.0.0`")
+            )]
+            enum $name {
+                $($variants)*
+                /// A header is malformed (each is named), or the upload id is.
+                #[oai(status = 400)]
+                BadRequest(ErrorJson),
+                @unauthorized,
+                /// No such upload (or not yours).
+                #[oai(status = 404)]
+                NotFound(ErrorJson),
+                /// The upload expired (`RESUMABLE_EXPIRY_HOURS` after its creation) and its bytes
+                /// are removed.
+                #[oai(status = 410)]
+                Gone(ErrorJson),
+                /// `Tus-Resumable` names another version than `1.0.0` (one that is missing or
+                /// malformed is a 400).
+                #[oai(status = 412)]
+                Version(ErrorJson, #[oai(header = "Tus-Version")] String),
+                @unavailable,
+            }
+        }
+    };
+}
+
+tus_refusals! {
+    /// The answer to a creation.
+    enum CreateResponse {
+        /// Created (or, for an `Idempotency-Key` used before, the upload it created); with a
+        /// body, its bytes are appended. Once the last byte is in, the job has started.
+        #[oai(status = 201)]
+        Created(
+            /// Where the upload is: `/uploads/{upload_id}`.
+            #[oai(header = "Location")] String,
+            /// Bytes received so far.
+            #[oai(header = "Upload-Offset")] u64,
+            /// When the unfinished upload is removed (an HTTP date).
+            #[oai(header = "Upload-Expires")] String,
+            /// The job, once the last byte is in.
+            #[oai(header = "Audiomill-Job-Id")] Option<String>,
+            /// With a `callback_url`, when the job starts: its one-off webhook endpoint.
+            #[oai(header = "Audiomill-Webhook-Id")] Option<String>,
+            /// With a `callback_url`, when the job starts: the secret that signs its messages.
+            #[oai(header = "Audiomill-Webhook-Secret")] Option<String>,
+        ),
+        /// The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`,
+        /// in the upload at `Location` (a body cut off with no answer leaves nothing, unless an
+        /// `Idempotency-Key` lets a creation find it again).
+        #[oai(status = 408)]
+        TooSlow(
+            ErrorJson,
+            #[oai(header = "Upload-Offset")] u64,
+            /// Where the upload is: `/uploads/{upload_id}`.
+            #[oai(header = "Location")] Option<String>,
+        ),
+        /// `Upload-Length` is larger than `MAX_FILE_SIZE`, or than the room the storage quota
+        /// leaves (unfinished uploads hold their whole length), with its headers, in bytes;
+        /// or the body goes past `Upload-Length`. Nothing is kept.
+        #[oai(status = 413)]
+        TooLarge(
+            ErrorJson,
+            #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+        ),
+        /// Not an accepted video type (by the file name's extension, or the first bytes).
+        #[oai(status = 415)]
+        UnsupportedMedia(ErrorJson),
+        /// This `Idempotency-Key` already created an upload of another file.
+        #[oai(status = 422)]
+        KeyReused(ErrorJson),
+        @checksum_mismatch,
+        /// `MAX_UNFINISHED_UPLOADS` unfinished uploads already (or
+        /// `MAX_UNFINISHED_UPLOADS_PER_ADDRESS` from the caller's address),
+        /// `MAX_CONCURRENT_UPLOADS` uploads in progress, or the jobs-per-day quota used up (with
+        /// its headers). Nothing is kept.
+        #[oai(status = 429)]
+        TooMany(
+            ErrorJson,
+            #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+            #[oai(header = "Retry-After")] Option<u64>,
+        ),
+    }
+}
+
+tus_refusals! {
+    /// The answer to a chunk.
+    enum AppendResponse {
+        /// Appended; once the last byte is in, the job has started.
+        #[oai(status = 204)]
+        Appended(
+            /// Bytes received so far.
+            #[oai(header = "Upload-Offset")] u64,
+            /// When the unfinished upload is removed (an HTTP date).
+            #[oai(header = "Upload-Expires")] String,
+            /// The job, once the last byte is in.
+            #[oai(header = "Audiomill-Job-Id")] Option<String>,
+            /// With a `callback_url`, when the job starts: its one-off webhook endpoint.
+            #[oai(header = "Audiomill-Webhook-Id")] Option<String>,
+            /// With a `callback_url`, when the job starts: the secret that signs its messages.
+            #[oai(header = "Audiomill-Webhook-Secret")] Option<String>,
+        ),
+        /// The body arrived too slowly or stopped; what arrived is kept up to `Upload-Offset`.
+        #[oai(status = 408)]
+        TooSlow(ErrorJson, #[oai(header = "Upload-Offset")] u64),
+        /// `Upload-Offset` is not where the upload stands (given in `Upload-Offset`).
+        #[oai(status = 409)]
+        Conflict(ErrorJson, #[oai(header = "Upload-Offset")] u64),
+        /// The body goes past `Upload-Length` (none of it was kept), or the quota left no
+        /// room for the whole file (then nothing of the upload is kept).
+        #[oai(status = 413)]
+        TooLarge(
+            ErrorJson,
+            #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+        ),
+        /// The body is not `application/offset+octet-stream`, or the file's first bytes are
+        /// not the video its name promises (then the upload is removed).
+        #[oai(status = 415)]
+        UnsupportedMedia(ErrorJson),
+        /// Another request is appending to this upload now.
+        #[oai(status = 423)]
+        Locked(ErrorJson),
+        @checksum_mismatch,
+        /// `MAX_CONCURRENT_UPLOADS` uploads in progress, or (at the last byte) the jobs-per-day
+        /// quota used up, with its headers.
+        #[oai(status = 429)]
+        TooMany(
+            ErrorJson,
+            #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+            #[oai(header = "Retry-After")] Option<u64>,
+        ),
+    }
+}
+
+tus_refusals! {
+    /// The answer to a look at an upload.
+    enum OffsetResponse {
+        /// Where the upload stands.
+        #[oai(status = 200)]
+        Standing(
+            /// Bytes received so far: the next chunk starts here.
+            #[oai(header = "Upload-Offset")] u64,
+            #[oai(header = "Upload-Length")] u64,
+            /// When the unfinished upload is removed (an HTTP date).
+            #[oai(header = "Upload-Expires")] String,
+            /// `no-store`.
+            #[oai(header = "Cache-Control")] String,
+            /// The job, once the last byte is in.
+            #[oai(header = "Audiomill-Job-Id")] Option<String>,
+        ),
+        /// The upload is complete and its job could not start: the storage quota leaves no
+        /// room for it (with its headers). The upload is removed.
+        #[oai(status = 413)]
+        TooLarge(
+            ErrorJson,
+            #[oai(header = "X-Quota-Storage-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Storage-Remaining")] Option<u64>,
+        ),
+        /// The upload is complete and its content is not the video its name promises. The
+        /// upload is removed.
+        #[oai(status = 415)]
+        UnsupportedMedia(ErrorJson),
+        /// The upload is complete and the jobs-per-day quota is used up (with its headers).
+        /// The upload is removed.
+        #[oai(status = 429)]
+        TooMany(
+            ErrorJson,
+            #[oai(header = "X-Quota-Jobs-Limit")] Option<u64>,
+            #[oai(header = "X-Quota-Jobs-Remaining")] Option<u64>,
+            #[oai(header = "Retry-After")] Option<u64>,
+        ),
+    }
+}
+
+tus_refusals! {
+    /// The answer to a termination.
+    enum TerminateResponse {
+        /// The upload and its bytes are removed (a job it started goes on).
+        #[oai(status = 204)]
+        Terminated,
+        /// A request is appending to this upload now; terminate it once that has ended.
+        #[oai(status = 423)]
+        Locked(ErrorJson),
+    }
+}
+
+/// The refusal of an answer that has no such variant: an outage, in every operation's terms.
+fn not_expected(what: &str) -> ErrorJson {
+    unavailable("upload service", format!("unexpected refusal: {what}"))
+}
+
+impl From<TusRefusal> for CreateResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::TooSlow(e, offset, id) => {
+                Self::TooSlow(e, offset, id.map(|id| format!("/uploads/{id}")))
+            }
+            TusRefusal::Cut(e, offset) => Self::TooSlow(e, offset, None),
+            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
+            TusRefusal::KeyReused(e) => Self::KeyReused(e),
+            TusRefusal::ChecksumMismatch(e) => Self::ChecksumMismatch(e),
+            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            TusRefusal::Conflict(..) => Self::Unavailable(not_expected("conflict")),
+            TusRefusal::Locked(_) => Self::Unavailable(not_expected("locked")),
+        }
+    }
+}
+
+impl From<TusRefusal> for AppendResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::TooSlow(e, offset, _) | TusRefusal::Cut(e, offset) => {
+                Self::TooSlow(e, offset)
+            }
+            TusRefusal::Conflict(e, offset) => Self::Conflict(e, offset),
+            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
+            TusRefusal::Locked(e) => Self::Locked(e),
+            TusRefusal::ChecksumMismatch(e) => Self::ChecksumMismatch(e),
+            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            TusRefusal::KeyReused(_) => Self::Unavailable(not_expected("key reused")),
+        }
+    }
+}
+
+impl From<TusRefusal> for OffsetResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
+            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            TusRefusal::Conflict(..)
+            | TusRefusal::TooSlow(..)
+            | TusRefusal::Cut(..)
+            | TusRefusal::KeyReused(_)
+            | TusRefusal::Locked(_)
+            | TusRefusal::ChecksumMismatch(_) => Self::Unavailable(not_expected("look")),
+        }
+    }
+}
+
+impl From<TusRefusal> for TerminateResponse {
+    fn from(refusal: TusRefusal) -> Self {
+        match refusal {
+            TusRefusal::BadRequest(e) => Self::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
+            TusRefusal::NotFound(e) => Self::NotFound(e),
+            TusRefusal::Gone(e) => Self::Gone(e),
+            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+            TusRefusal::Locked(e) => Self::Locked(e),
+            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+            _ => Self::Unavailable(not_expected("termination")),
+        }
+    }
+}
+
+/// What the framework refuses before an operation runs (a malformed upload id, a missing
+/// token), in each operation's own answers.
+trait TusResponse: From<TusRefusal> {
+    fn framework_refusal(error: poem::Error) -> Self {
+        let (status, body) = crate::error::framework_answer(&error);
+        Self::from(if status == poem::http::StatusCode::UNAUTHORIZED {
+            TusRefusal::Unauthorized(body)
+        } else {
+            TusRefusal::BadRequest(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "The upload id is missing or malformed: upload ids are lower-case UUIDs.",
+            ))
+        })
+    }
+}
+
+impl TusResponse for CreateResponse {}
+impl TusResponse for AppendResponse {}
+impl TusResponse for OffsetResponse {}
+impl TusResponse for TerminateResponse {}
+
+#[OpenApi]
+impl ResumableApi {
+    /// What the resumable upload server supports (tus discovery).
+    #[oai(
+        path = "/uploads",
+        method = "options",
+        tag = "ApiTags::Jobs",
+        operation_id = "discoverResumableUploads"
+    )]
+    async fn discover(&self) -> DiscoverResponse {
+        DiscoverResponse::Supported(
+            tus::VERSION.into(),
+            tus::EXTENSIONS.into(),
+            self.cx.gw().limits.max_bytes,
+            tus::CHECKSUM_ALGORITHMS.into(),
+        )
+    }
+
+    /// Create a resumable upload (tus `creation`, `creation-with-upload`).
+    ///
+    /// `Upload-Length` gives the file's size (a deferred length is not taken);
+    /// `Upload-Metadata` carries `filename` (or `name`) and, by the names of the multipart
+    /// form's fields, the output choices, `callback_url` and `idempotency_key`, each checked
+    /// now exactly as the form checks it. Other metadata keys are ignored. With a body
+    /// (`application/offset+octet-stream`) the first bytes are appended at once.
+    #[oai(
+        path = "/uploads",
+        method = "post",
+        tag = "ApiTags::Jobs",
+        operation_id = "createResumableUpload"
+    )]
+    #[tracing::instrument(skip_all, fields(upload_id = tracing::field::Empty))]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        /// `1.0.0`.
+        #[oai(name = "Tus-Resumable")]
+        _version: Header<Option<String>>,
+        /// The file's size in bytes.
+        #[oai(name = "Upload-Length")]
+        _length: Header<Option<String>>,
+        /// `key base64(value)` pairs, comma-separated.
+        #[oai(name = "Upload-Metadata")]
+        _metadata: Header<Option<String>>,
+        /// As on `POST /upload`: creating again with the same key answers the same upload.
+        #[oai(name = "Idempotency-Key")]
+        _key: Header<Option<String>>,
+        request: TusRequest,
+    ) -> CreateResponse {
+        match self.create_upload(&auth, request).await {
+            Ok((id, standing)) => {
+                let (webhook, secret) = standing.callback_headers();
+                CreateResponse::Created(
+                    format!("/uploads/{id}"),
+                    standing.offset,
+                    tus::http_date(standing.expires_at),
+                    standing.job_header(),
+                    webhook,
+                    secret,
+                )
+            }
+            Err(refusal) => refusal.into(),
+        }
+    }
+
+    /// Where a resumable upload stands (tus `HEAD`): the offset to resume from.
+    #[oai(
+        path = "/uploads/:upload_id",
+        method = "head",
+        tag = "ApiTags::Jobs",
+        operation_id = "getResumableUploadOffset"
+    )]
+    async fn offset(
+        &self,
+        auth: BearerAuth,
+        upload_id: Path<ApiUploadId>,
+        #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
+        request: TusHeaders,
+    ) -> OffsetResponse {
+        let upload = or_refuse!(self.look(&auth, upload_id.0.0, &request.0).await);
+        OffsetResponse::Standing(
+            upload.offset,
+            upload.upload.length,
+            tus::http_date(upload.upload.expires_at),
+            "no-store".into(),
+            Standing::of(&upload).job_header(),
+        )
+    }
+
+    /// Append a chunk to a resumable upload (tus `PATCH`).
+    ///
+    /// The body (`application/offset+octet-stream`) is appended at `Upload-Offset`, which
+    /// must be where the upload stands. With `Upload-Checksum` (`md5`, `sha1` or `sha256`)
+    /// the chunk is kept only if it matches. A chunk cut off keeps what arrived; resume from
+    /// the offset `HEAD` gives.
+    #[oai(
+        path = "/uploads/:upload_id",
+        method = "patch",
+        tag = "ApiTags::Jobs",
+        operation_id = "appendToResumableUpload"
+    )]
+    #[tracing::instrument(skip_all, fields(upload_id = %upload_id.0))]
+    async fn append(
+        &self,
+        auth: BearerAuth,
+        upload_id: Path<ApiUploadId>,
+        #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
+        /// Where this chunk starts.
+        #[oai(name = "Upload-Offset")]
+        _offset: Header<Option<String>>,
+        /// `<algorithm> <base64 digest>` of this chunk.
+        #[oai(name = "Upload-Checksum")]
+        _checksum: Header<Option<String>>,
+        request: TusRequest,
+    ) -> AppendResponse {
+        match self.append_chunk(&auth, upload_id.0.0, request).await {
+            Ok(standing) => {
+                let (webhook, secret) = standing.callback_headers();
+                AppendResponse::Appended(
+                    standing.offset,
+                    tus::http_date(standing.expires_at),
+                    standing.job_header(),
+                    webhook,
+                    secret,
+                )
+            }
+            Err(refusal) => refusal.into(),
+        }
+    }
+
+    /// Remove a resumable upload and its bytes (tus `termination`).
+    #[oai(
+        path = "/uploads/:upload_id",
+        method = "delete",
+        tag = "ApiTags::Jobs",
+        operation_id = "terminateResumableUpload"
+    )]
+    #[tracing::instrument(skip_all, fields(upload_id = %upload_id.0))]
+    async fn terminate(
+        &self,
+        auth: BearerAuth,
+        upload_id: Path<ApiUploadId>,
+        #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
+        request: TusHeaders,
+    ) -> TerminateResponse {
+        or_refuse!(
+            self.terminate_upload(&auth, upload_id.0.0, &request.0)
+                .await
+        );
+        TerminateResponse::Terminated
+    }
+}
+
+impl ResumableApi {
+    /// The caller and their user id, if the request speaks tus 1.0.0 and the token is good.
+    async fn caller(
+        &self,
+        auth: &BearerAuth,
+        headers: &HeaderMap,
+    ) -> Result<(crate::auth::Claims, UserId), TusRefusal> {
+        match tus::version(headers) {
+            tus::Version::Spoken => {}
+            tus::Version::Other => {
+                return Err(TusRefusal::Version(ErrorBody::new(
+                    ErrorCode::PreconditionFailed,
+                    format!(
+                        "This server speaks tus {}: send `Tus-Resumable: {}`.",
+                        tus::VERSION,
+                        tus::VERSION
+                    ),
+                )));
+            }
+            tus::Version::Malformed => {
+                let message = format!(
+                    "The Tus-Resumable header is required, once, as `{}`.",
+                    tus::VERSION
+                );
+                return Err(BadHeader(message).into());
+            }
+        }
+        let claims = self.cx.authenticate(auth).await?;
+        let user_id = claims.user_id().ok_or_else(|| {
+            TusRefusal::Unauthorized(ErrorBody::new(
+                ErrorCode::Unauthorized,
+                "The access token is invalid.",
+            ))
+        })?;
+        Ok((claims, user_id))
+    }
+
+    /// The caller and their upload `id` as it stands now (see [`callers`]).
+    async fn callers_upload(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        headers: &HeaderMap,
+    ) -> Result<((crate::auth::Claims, UserId), Resumable), TusRefusal> {
+        let caller = self.caller(auth, headers).await?;
+        let upload = callers(self.cx.gw(), id, caller.1).await?;
+        Ok((caller, upload))
+    }
+
+    /// Creates the upload and appends its body, in a task of its own: a client gone
+    /// mid-request leaves no upload it could not name (see [`Creating::run`]).
+    async fn create_upload(
+        &self,
+        auth: &BearerAuth,
+        request: TusRequest,
+    ) -> Result<(UploadId, Standing), TusRefusal> {
+        let (claims, user_id) = self.caller(auth, &request.headers).await?;
+        let creating = Creating {
+            gw: self.cx.gateway(),
+            claims,
+            user_id,
+        };
+        tokio::spawn(creating.run(request))
+            .await
+            .unwrap_or_else(|error| Err(lost_task(error)))
+    }
+
+    /// Appends the request's body at its `Upload-Offset`, or (at the end of the upload) starts
+    /// its job when no request could yet.
+    async fn append_chunk(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        request: TusRequest,
+    ) -> Result<Standing, TusRefusal> {
+        let ((claims, user_id), _) = self.callers_upload(auth, id, &request.headers).await?;
+        if !tus::is_chunk(request.content_type.as_deref()) {
+            return Err(TusRefusal::UnsupportedMedia(ErrorBody::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "A chunk's body must be sent as {}.",
+                    tus::CHUNK_CONTENT_TYPE
+                ),
+            )));
+        }
+        let Some(offset) = tus::size(&request.headers, "upload-offset")? else {
+            return Err(BadHeader("The Upload-Offset header is required.".into()).into());
+        };
+        let caller = Caller { claims, user_id };
+        take_chunk(self.cx.gateway(), caller, id, offset, request).await
+    }
+
+    /// Where the upload stands; a complete upload whose job could not start before (an
+    /// outage) starts it now.
+    async fn look(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        headers: &HeaderMap,
+    ) -> Result<Resumable, TusRefusal> {
+        let ((claims, user_id), upload) = self.callers_upload(auth, id, headers).await?;
+        if !upload.is_complete() || upload.started_at.is_some() {
+            return Ok(upload);
+        }
+        let caller = Caller { claims, user_id };
+        let started = under_lease(self.cx.gateway(), id, move |held| async move {
+            let standing = start_when_due(&held.gw, &caller, held.upload.clone()).await?;
+            Ok((standing, held.upload))
+        })
+        .await;
+        match started {
+            Ok((standing, upload)) => Ok(Resumable {
+                started_at: standing.job.map(|_| now_millis()),
+                ..upload
+            }),
+            // Another request holds it, and starts the job itself.
+            Err(TusRefusal::Locked(_)) => Ok(upload),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Removes the upload, unless a request is appending to it now.
+    async fn terminate_upload(
+        &self,
+        auth: &BearerAuth,
+        id: UploadId,
+        headers: &HeaderMap,
+    ) -> Result<(), TusRefusal> {
+        self.callers_upload(auth, id, headers).await?;
+        under_lease(self.cx.gateway(), id, |held| async move {
+            remove(&held.gw, &held.upload).await
+        })
+        .await?;
+        tracing::info!(upload_id = %id, "resumable upload terminated by its user");
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! What every tus request shares: its headers and body as sent, who sends it, why it was
+//! refused (in the terms all the operations share), and where the upload stands after it.
+
+use crate::routes::context::{Denied, ErrorJson, unavailable};
+use crate::routes::intake::{UploadAnswer, UploadError};
+use crate::{
+    error::{ErrorBody, ErrorCode},
+    gateway::Gateway,
+    tus::{self, BadHeader},
+};
+use audiomill_domain::{JobId, UploadId, UserId};
+use audiomill_store::{Resumable, WebhookEndpoint, time::now_millis};
+use poem::{Body, Request, http::HeaderMap};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    payload::{Binary, Payload},
+    registry::{MetaMediaType, MetaRequest, Registry},
+};
+
+/// A request's headers and its body, unread: tus requests are read from the raw headers (a
+/// typed header reads a malformed value as none) and their bodies are streams.
+pub(super) struct TusRequest {
+    pub(super) headers: HeaderMap,
+    pub(super) content_type: Option<String>,
+    pub(super) body: Body,
+    /// The peer's address, as the rate limits count it.
+    pub(super) address: Option<String>,
+}
+
+impl<'a> ApiExtractor<'a> for TusRequest {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Binary<Vec<u8>> as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: Some(
+                "The file's bytes from `Upload-Offset` on, as `application/offset+octet-stream` \
+                 (optional when creating an upload).",
+            ),
+            content: vec![MetaMediaType {
+                content_type: tus::CHUNK_CONTENT_TYPE,
+                schema: <Binary<Vec<u8>> as Payload>::schema_ref(),
+            }],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut poem::RequestBody,
+        _: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Self {
+            headers: request.headers().clone(),
+            content_type: request.content_type().map(str::to_owned),
+            body: body.take().unwrap_or_default(),
+            address: request
+                .remote_addr()
+                .as_socket_addr()
+                .map(|address| address.ip().to_string()),
+        })
+    }
+}
+
+/// A request's raw headers, for the operations that take no body (`HEAD`, `DELETE`).
+pub(super) struct TusHeaders(pub(super) HeaderMap);
+
+impl<'a> ApiExtractor<'a> for TusHeaders {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::PoemExtractor];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    async fn from_request(
+        request: &'a Request,
+        _: &mut poem::RequestBody,
+        _: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Self(request.headers().clone()))
+    }
+}
+
+impl TusRequest {
+    /// Whether the request carries bytes to append (an empty body does not).
+    pub(super) fn has_bytes(&self) -> bool {
+        let length = tus::size(&self.headers, "content-length").ok().flatten();
+        self.headers.contains_key("transfer-encoding") || length.is_some_and(|n| n > 0)
+    }
+}
+
+/// Why a tus request was refused, in the answers the operations share.
+pub(super) enum TusRefusal {
+    BadRequest(ErrorJson),
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
+    Gone(ErrorJson),
+    /// `Upload-Offset` is not where the upload stands (which is given).
+    Conflict(ErrorJson, u64),
+    /// The body stopped arriving; what arrived is kept up to the given offset, in the given
+    /// upload (named for a creation, whose client has no `Location` yet).
+    TooSlow(ErrorJson, u64, Option<UploadId>),
+    /// The body was cut off (the connection broke); what arrived is kept up to the offset.
+    Cut(ErrorJson, u64),
+    Version(ErrorJson),
+    TooLarge(ErrorJson, Option<u64>, Option<u64>),
+    UnsupportedMedia(ErrorJson),
+    KeyReused(ErrorJson),
+    Locked(ErrorJson),
+    ChecksumMismatch(ErrorJson),
+    TooMany(ErrorJson, Option<u64>, Option<u64>, Option<u64>),
+    Unavailable(ErrorJson),
+}
+
+impl From<Denied> for TusRefusal {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
+}
+
+impl From<BadHeader> for TusRefusal {
+    fn from(bad: BadHeader) -> Self {
+        Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, bad.0))
+    }
+}
+
+impl From<UploadError> for TusRefusal {
+    fn from(error: UploadError) -> Self {
+        match error.into() {
+            UploadAnswer::BadRequest(body) => Self::BadRequest(body),
+            UploadAnswer::Unauthorized(body) => Self::Unauthorized(body),
+            UploadAnswer::TooSlow => Self::TooSlow(
+                ErrorBody::new(ErrorCode::RequestTimeout, "The upload arrived too slowly."),
+                0,
+                None,
+            ),
+            UploadAnswer::TooLarge(body, limit, remaining) => {
+                Self::TooLarge(body, limit, remaining)
+            }
+            UploadAnswer::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            UploadAnswer::TooMany(body, limit, remaining, retry_after) => {
+                Self::TooMany(body, limit, remaining, retry_after)
+            }
+            UploadAnswer::Unavailable(body) => Self::Unavailable(body),
+        }
+    }
+}
+
+/// Where an upload stands after a request: its offset, and once complete its job (with the
+/// one-off endpoint its `callback_url` made, when the job started just now).
+pub(super) struct Standing {
+    pub(super) offset: u64,
+    pub(super) expires_at: i64,
+    pub(super) job: Option<JobId>,
+    pub(super) callback: Option<WebhookEndpoint>,
+}
+
+impl Standing {
+    pub(super) fn of(upload: &Resumable) -> Self {
+        Self {
+            offset: upload.offset,
+            expires_at: upload.upload.expires_at,
+            job: upload.started_at.map(|_| upload.upload.job_id),
+            callback: None,
+        }
+    }
+
+    pub(super) fn job_header(&self) -> Option<String> {
+        self.job.map(|job| job.to_string())
+    }
+
+    pub(super) fn callback_headers(&self) -> (Option<String>, Option<String>) {
+        match &self.callback {
+            Some(endpoint) => (
+                Some(endpoint.id.to_string()),
+                Some(endpoint.secret.expose()),
+            ),
+            None => (None, None),
+        }
+    }
+}
+
+/// The caller's upload `id`: someone else's is `NotFound`, like a missing one; one past its
+/// expiry is `Gone`.
+pub(super) async fn callers(
+    gw: &Gateway,
+    id: UploadId,
+    user_id: UserId,
+) -> Result<Resumable, TusRefusal> {
+    let upload = gw
+        .db
+        .resumable(id)
+        .await
+        .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
+        .filter(|upload| upload.upload.user_id == user_id)
+        .ok_or_else(|| {
+            TusRefusal::NotFound(ErrorBody::new(
+                ErrorCode::NotFound,
+                "There is no such upload.",
+            ))
+        })?;
+    if upload.started_at.is_none() && upload.upload.expires_at <= now_millis() {
+        return Err(TusRefusal::Gone(ErrorBody::new(
+            ErrorCode::Gone,
+            "This upload expired and its bytes are removed; start it again.",
+        )));
+    }
+    Ok(upload)
+}
+
+/// Who sends a request, once their token is checked.
+#[derive(Clone)]
+pub(super) struct Caller {
+    pub(super) claims: crate::auth::Claims,
+    pub(super) user_id: UserId,
+}
+
+/// The refusal when a request's own task died (a bug, never a client's doing).
+pub(super) fn lost_task(error: tokio::task::JoinError) -> TusRefusal {
+    TusRefusal::Unavailable(unavailable("upload service", error))
+}
