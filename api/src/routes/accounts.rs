@@ -1,7 +1,7 @@
 //! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
 use super::context::{
-    ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable,
+    ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, store_down,
 };
 use crate::{
     auth,
@@ -239,7 +239,7 @@ impl AccountsApi {
         let user = match EmailAddress::parse(&auth.0.username) {
             Ok(email) => match gw.db.user_by_email(&email).await {
                 Ok(user) => user,
-                Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+                Err(error) => return LoginResponse::Unavailable(store_down(error)),
             },
             Err(_) => None,
         };
@@ -263,7 +263,7 @@ impl AccountsApi {
             .create_session(user.id, &session_id, &refresh_hash, expires_at)
             .await
         {
-            return LoginResponse::Unavailable(unavailable("database", error));
+            return LoginResponse::Unavailable(store_down(error));
         }
         token_pair(gw, &user, &session_id, refresh)
     }
@@ -277,11 +277,11 @@ impl AccountsApi {
     )]
     async fn validate(&self, auth: BearerAuth) -> ValidateResponse {
         match self.cx.authenticate(&auth).await {
-            Ok(claims) => ValidateResponse::Ok(Json(Identity {
-                sub: claims.sub,
-                email: claims.email,
-                admin: claims.admin,
-                exp: claims.exp,
+            Ok(caller) => ValidateResponse::Ok(Json(Identity {
+                sub: caller.user.to_string(),
+                email: caller.email,
+                admin: caller.admin,
+                exp: caller.expires,
             })),
             Err(Denied::Unauthorized(error)) => ValidateResponse::Unauthorized(error),
             Err(Denied::Unavailable(error)) => ValidateResponse::Unavailable(error),
@@ -296,10 +296,10 @@ impl AccountsApi {
         operation_id = "logout"
     )]
     async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
-        let claims = or_refuse!(self.cx.authenticate(&auth).await);
-        match self.cx.gw().db.revoke_session(&claims.sid).await {
+        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        match self.cx.gw().db.revoke_session(&caller.session).await {
             Ok(()) => LogoutResponse::Done,
-            Err(error) => LogoutResponse::Unavailable(unavailable("database", error)),
+            Err(error) => LogoutResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -369,7 +369,7 @@ impl AccountsApi {
                     "The refresh token is invalid or expired.",
                 ));
             }
-            Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return LoginResponse::Unavailable(store_down(error)),
         };
         let user = match gw.db.user_by_id(user_id).await {
             Ok(Some(user)) if user.active => user,
@@ -379,7 +379,7 @@ impl AccountsApi {
                     "The account is disabled.",
                 ));
             }
-            Err(error) => return LoginResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return LoginResponse::Unavailable(store_down(error)),
         };
         token_pair(gw, &user, &session_id, refresh)
     }
@@ -388,33 +388,30 @@ impl AccountsApi {
 impl AccountsApi {
     /// Applies `changes` to the caller's account and shows it.
     async fn account(&self, auth: &BearerAuth, changes: AccountChanges) -> AccountResponse {
-        let claims = or_refuse!(self.cx.authenticate(auth).await);
+        let id = or_refuse!(self.cx.authenticate(auth).await).user;
         let gone = || {
             AccountResponse::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,
                 "This account no longer exists.",
             ))
         };
-        let Some(id) = claims.user_id() else {
-            return gone();
-        };
         let db = &self.cx.gw().db;
         if let Some(on) = changes.completion_emails {
             match db.set_completion_emails(id, on).await {
                 Ok(true) => {}
                 Ok(false) => return gone(),
-                Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+                Err(error) => return AccountResponse::Unavailable(store_down(error)),
             }
         }
         let now = now_millis();
         let user = match db.user_by_id(id).await {
             Ok(Some(user)) => user,
             Ok(None) => return gone(),
-            Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return AccountResponse::Unavailable(store_down(error)),
         };
         let usage = match db.usage(id, now).await {
             Ok(usage) => usage,
-            Err(error) => return AccountResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return AccountResponse::Unavailable(store_down(error)),
         };
         AccountResponse::Ok(Json(Account {
             id: user.id.to_string(),

@@ -2,7 +2,7 @@
 //! their MP3s as one ZIP, streamed entry by entry from storage as it is sent (never built in
 //! memory or on disk first).
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal};
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -211,20 +211,8 @@ impl BatchesApi {
         auth: &BearerAuth,
         batch_id: BatchId,
     ) -> Result<Vec<Job>, JobRefusal> {
-        let claims = self.cx.authenticate(auth).await?;
-        let user_id = claims.user_id().ok_or_else(|| {
-            JobRefusal::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ))
-        })?;
-        let jobs = self
-            .cx
-            .gw()
-            .db
-            .batch_jobs(user_id, batch_id)
-            .await
-            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?;
+        let caller = self.cx.authenticate(auth).await?;
+        let jobs = self.cx.gw().db.batch_jobs(caller.user, batch_id).await?;
         if jobs.is_empty() {
             return Err(JobRefusal::NotFound(ErrorBody::new(
                 ErrorCode::NotFound,

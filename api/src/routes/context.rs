@@ -154,7 +154,8 @@ use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
 };
-use audiomill_domain::JobId;
+use audiomill_domain::{JobId, UserId};
+use audiomill_store::StoreError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{
     SecurityScheme, Tags,
@@ -218,9 +219,9 @@ impl Context {
         self.gateway.clone().expect("a serving Api has a gateway")
     }
 
-    /// The claims of a valid access token whose login is still open: a signature alone is
-    /// not enough once the user logged out or the session was revoked.
-    pub(crate) async fn authenticate(&self, bearer: &BearerAuth) -> Result<Claims, Denied> {
+    /// Who is calling: a valid access token whose login is still open (a signature alone is
+    /// not enough once the user logged out or the session was revoked), read once here.
+    pub(crate) async fn authenticate(&self, bearer: &BearerAuth) -> Result<Caller, Denied> {
         let gw = self.gw();
         let invalid = || {
             Denied::Unauthorized(ErrorBody::new(
@@ -232,37 +233,66 @@ impl Context {
             .tokens
             .verify_access(&bearer.0.token)
             .ok_or_else(invalid)?;
-        let user = claims.user_id().ok_or_else(invalid)?;
-        match gw.db.session_is_active(user, &claims.sid).await {
-            Ok(true) => Ok(claims),
+        let caller = Caller::from_claims(claims).ok_or_else(invalid)?;
+        match gw.db.session_is_active(caller.user, &caller.session).await {
+            Ok(true) => Ok(caller),
             Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,
                 "This login has ended (logged out or revoked); please log in again.",
             ))),
-            Err(error) => Err(Denied::Unavailable(unavailable("database", error))),
+            Err(error) => Err(error.into()),
         }
     }
 
-    /// The caller's claims and the job, if the token is good and the caller owns the job or
-    /// is an admin.
+    /// The caller and the job, if the token is good and the caller owns the job or is an
+    /// admin.
     pub(crate) async fn caller_job(
         &self,
         auth: &BearerAuth,
         id: JobId,
-    ) -> Result<(Claims, audiomill_store::Job), JobRefusal> {
-        let claims = self.authenticate(auth).await?;
+    ) -> Result<(Caller, audiomill_store::Job), JobRefusal> {
+        let caller = self.authenticate(auth).await?;
         let job = self
             .gw()
             .db
             .job(id)
-            .await
-            .map_err(|error| JobRefusal::Unavailable(unavailable("database", error)))?
+            .await?
             .ok_or_else(|| JobRefusal::NotFound(not_found()))?;
-        if claims.admin || claims.user_id() == Some(job.user_id) {
-            Ok((claims, job))
+        if caller.may_see(job.user_id) {
+            Ok((caller, job))
         } else {
             Err(JobRefusal::NotFound(not_found()))
         }
+    }
+}
+
+/// The account behind a request, from its access token's claims.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user: UserId,
+    pub(crate) email: String,
+    pub(crate) admin: bool,
+    /// The login (refresh-token family) the token was issued in.
+    pub(crate) session: String,
+    /// When the access token expires, in seconds since the epoch.
+    pub(crate) expires: u64,
+}
+
+impl Caller {
+    /// The caller the claims name; `None` when their subject is no user id.
+    fn from_claims(claims: Claims) -> Option<Self> {
+        Some(Self {
+            user: claims.user_id()?,
+            email: claims.email,
+            admin: claims.admin,
+            session: claims.sid,
+            expires: claims.exp,
+        })
+    }
+
+    /// Whether what `owner` owns is the caller's to see: theirs, or any when an admin.
+    pub(crate) fn may_see(&self, owner: UserId) -> bool {
+        self.admin || self.user == owner
     }
 }
 
@@ -287,6 +317,37 @@ impl From<Denied> for JobRefusal {
             Denied::Unavailable(error) => Self::Unavailable(error),
         }
     }
+}
+
+impl From<StoreError> for Denied {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
+}
+
+impl From<StoreError> for JobRefusal {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
+}
+
+/// What a store that failed is, for people: the database or the file storage.
+pub(crate) fn store_part(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Database(_)
+        | StoreError::Migration(_)
+        | StoreError::Conflict(_)
+        | StoreError::Corrupt(_) => "database",
+        StoreError::Io(_)
+        | StoreError::Unavailable(_)
+        | StoreError::NotSetUp(_)
+        | StoreError::NotFound => "storage",
+    }
+}
+
+/// The 503 of a store that failed, naming the part that did.
+pub(crate) fn store_down(error: StoreError) -> ErrorJson {
+    unavailable(store_part(&error), error)
 }
 
 pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {

@@ -6,7 +6,7 @@
 //! `DOWNLOAD_REDIRECT`, an authorised download is answered with a redirect to a short-lived
 //! presigned URL of the object, and the bucket serves the bytes (ranges included).
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_down};
 use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -294,7 +294,7 @@ impl DownloadsApi {
                     "The MP3 has been deleted.",
                 ));
             }
-            Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
+            Err(error) => return DownloadResponse::Unavailable(store_down(error)),
         };
         let disposition = upload::content_disposition(&job.original_filename);
         if let Some(lifetime) = self.cx.gw().download_redirect {
@@ -308,7 +308,7 @@ impl DownloadsApi {
                     return DownloadResponse::Redirect(url, "no-store".into());
                 }
                 Ok(None) => {} // Files: only the gateway can serve them.
-                Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
+                Err(error) => return DownloadResponse::Unavailable(store_down(error)),
             }
         }
         let range = match range.map(|r| parse_range(r, size)) {
@@ -327,7 +327,7 @@ impl DownloadsApi {
         let span = range.clone().unwrap_or(0..size);
         let body = match objects.read_range(&key, span.clone()).await {
             Ok(stream) => Body::from_bytes_stream(stream),
-            Err(error) => return DownloadResponse::Unavailable(unavailable("storage", error)),
+            Err(error) => return DownloadResponse::Unavailable(store_down(error)),
         };
         let length = span.end - span.start;
         crate::metrics::downloaded(length);
@@ -368,7 +368,7 @@ impl DownloadsApi {
             .db
             .job(id)
             .await
-            .map_err(|error| DownloadResponse::Unavailable(unavailable("database", error)))?
+            .map_err(|error| DownloadResponse::Unavailable(store_down(error)))?
             .ok_or_else(|| {
                 DownloadResponse::Gone(ErrorBody::new(
                     ErrorCode::Gone,
@@ -379,7 +379,7 @@ impl DownloadsApi {
             .db
             .user_by_id(job.user_id)
             .await
-            .map_err(|error| DownloadResponse::Unavailable(unavailable("database", error)))?
+            .map_err(|error| DownloadResponse::Unavailable(store_down(error)))?
             .is_some_and(|owner| owner.active);
         if !owner_enabled {
             return Err(DownloadResponse::Forbidden(ErrorBody::new(

@@ -107,14 +107,8 @@ impl EventsApi {
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
     ) -> EventsResponse {
-        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
-        let Some(caller) = claims.user_id() else {
-            return EventsResponse::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ));
-        };
-        let slot = match self.cx.gw().event_streams.take(caller) {
+        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+        let slot = match self.cx.gw().event_streams.take(caller.user) {
             Ok(slot) => slot,
             Err(full) => return too_many_streams(full),
         };

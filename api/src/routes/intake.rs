@@ -8,9 +8,8 @@
 //! A retried upload whose `Idempotency-Key` already started a job goes through
 //! [`fingerprint`] instead: the same checks, the file hashed and nothing stored.
 
-use super::context::{ErrorJson, unavailable};
+use super::context::{Caller, ErrorJson, store_part, unavailable};
 use crate::{
-    auth::Claims,
     error::{ErrorBody, ErrorCode},
     form::{self, FrameGuard, FramingError},
     gateway::{Gateway, UploadLimits},
@@ -24,8 +23,8 @@ use audiomill_domain::{
     webhook::{self, WebhookEvent, WebhookUrl},
 };
 use audiomill_store::{
-    NewEndpoint, NewJob, NotRecorded, ObjectStore, OverQuota, PutError, Usage, WebhookEndpoint,
-    time::now_millis,
+    NewEndpoint, NewJob, NotRecorded, ObjectStore, OverQuota, PutError, StoreError, Usage,
+    WebhookEndpoint, time::now_millis,
 };
 use audiomill_workflows::ConvertVideo;
 use bytes::Bytes;
@@ -85,7 +84,7 @@ impl Allowance {
 /// What `user_id` may still keep and start; refused at once when a quota is already used
 /// up (or the account is gone), before anything of a body is read.
 pub async fn allowance(gw: &Gateway, user_id: UserId) -> Result<Allowance, UploadError> {
-    let down = |error| UploadError::unavailable("database", error);
+    let down = UploadError::from;
     let user = gw
         .db
         .user_by_id(user_id)
@@ -171,8 +170,7 @@ pub struct Received {
 /// refused upload's remaining body is read (and dropped) before the refusal is returned.
 pub async fn receive(
     gw: &Gateway,
-    claims: &Claims,
-    user_id: UserId,
+    caller: &Caller,
     content_type: &str,
     body: Body,
     fingerprint: bool,
@@ -191,7 +189,7 @@ pub async fn receive(
     };
     let mut form = open_upload(gw, content_type, body)?;
     let outcome = match read_form(gw, &mut form.multipart, &into_storage, files).await {
-        Ok(read) => start_read(gw, claims, user_id, read, allowance.quota).await,
+        Ok(read) => start_read(gw, caller, read, allowance.quota).await,
         Err(error) => Err(error),
     };
     form.settle(outcome).await
@@ -202,8 +200,7 @@ pub async fn receive(
 /// nothing of the upload stays.
 async fn start_read(
     gw: &Gateway,
-    claims: &Claims,
-    user_id: UserId,
+    caller: &Caller,
     read: ReadForm<StoredSource>,
     quota: Quota,
 ) -> Result<Received, UploadError> {
@@ -212,22 +209,23 @@ async fn start_read(
         Some(batch_id) => batch_id.to_string(),
         None => read.videos[0].job_id.to_string(),
     };
-    let callback = match create_callback(gw, user_id, read.callback.as_ref(), &one_off_for).await {
-        Ok(callback) => callback,
-        Err(error) => {
-            for source in &read.videos {
-                discard(&gw.objects, Some(source)).await;
+    let callback =
+        match create_callback(gw, caller.user, read.callback.as_ref(), &one_off_for).await {
+            Ok(callback) => callback,
+            Err(error) => {
+                for source in &read.videos {
+                    discard(&gw.objects, Some(source)).await;
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
-    };
+        };
     let batch = Batch {
         videos: &read.videos,
         options: &read.options,
         batch_id,
         quota,
     };
-    let started = start_jobs(gw, claims, user_id, batch).await;
+    let started = start_jobs(gw, caller, batch).await;
     if started.is_err() && callback.is_some() {
         let _ = gw.db.delete_callbacks(&one_off_for).await;
     }
@@ -243,22 +241,21 @@ async fn start_read(
 /// caller's to keep or remove. It joins `batch_id` when its client named one.
 pub async fn start_resumed(
     gw: &Gateway,
-    claims: &Claims,
-    user_id: UserId,
+    caller: &Caller,
     source: &StoredSource,
     read: &ReadForm<()>,
     batch_id: Option<BatchId>,
     quota: Quota,
 ) -> Result<Option<WebhookEndpoint>, UploadError> {
     let one_off_for = source.job_id.to_string();
-    let callback = create_callback(gw, user_id, read.callback.as_ref(), &one_off_for).await?;
+    let callback = create_callback(gw, caller.user, read.callback.as_ref(), &one_off_for).await?;
     let batch = Batch {
         videos: std::slice::from_ref(source),
         options: &read.options,
         batch_id,
         quota,
     };
-    let started = start_job(gw, claims, user_id, source, &batch).await;
+    let started = start_job(gw, caller, source, &batch).await;
     if started.is_err() && callback.is_some() {
         let _ = gw.db.delete_callbacks(&one_off_for).await;
     }
@@ -285,7 +282,7 @@ async fn create_callback(
         .create_callback(&endpoint, one_off_for)
         .await
         .map(Some)
-        .map_err(|error| UploadError::unavailable("database", error))
+        .map_err(UploadError::from)
 }
 
 /// Reads an upload through the same checks as [`receive`] and stores nothing: its file's
@@ -375,6 +372,12 @@ impl UploadError {
             what,
             cause: cause.to_string(),
         }
+    }
+}
+
+impl From<StoreError> for UploadError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(store_part(&error), error)
     }
 }
 
@@ -957,7 +960,7 @@ async fn store_source(
                 None => UploadError::bad("The upload was interrupted or malformed."),
             });
         }
-        Err(PutError::Storage(error)) => return Err(UploadError::unavailable("storage", error)),
+        Err(PutError::Storage(error)) => return Err(error.into()),
     };
     let fingerprint = hasher
         .lock()
@@ -975,15 +978,10 @@ async fn store_source(
 
 /// Records a job for each of `sources` and starts its workflow; on failure no row, video or
 /// workflow of the upload stays.
-async fn start_jobs(
-    gw: &Gateway,
-    claims: &Claims,
-    user_id: UserId,
-    batch: Batch<'_>,
-) -> Result<(), UploadError> {
+async fn start_jobs(gw: &Gateway, caller: &Caller, batch: Batch<'_>) -> Result<(), UploadError> {
     let sources = batch.videos;
     for (started, source) in sources.iter().enumerate() {
-        if let Err(error) = start_job(gw, claims, user_id, source, &batch).await {
+        if let Err(error) = start_job(gw, caller, source, &batch).await {
             for earlier in &sources[..started] {
                 let handle = gw
                     .temporal
@@ -1017,32 +1015,31 @@ struct Batch<'a> {
 /// (the caller removes the video).
 async fn start_job(
     gw: &Gateway,
-    claims: &Claims,
-    user_id: UserId,
+    caller: &Caller,
     source: &StoredSource,
     batch: &Batch<'_>,
 ) -> Result<(), UploadError> {
     let options = batch.options;
     let job = NewJob {
         id: source.job_id,
-        user_id,
+        user_id: caller.user,
         original_filename: source.filename.clone(),
         source_key: source.key.clone(),
         source_size: source.size,
         options: options.clone(),
         batch_id: batch.batch_id,
-        session_id: Some(claims.sid.clone()),
+        session_id: Some(caller.session.clone()),
     };
     match gw.db.insert_job_within(&job, &batch.quota).await {
         Ok(Ok(())) => {}
         Ok(Err(NotRecorded::Over(over))) => return Err(UploadError::OverQuota(over)),
         Ok(Err(NotRecorded::BatchFull { limit })) => return Err(batch_full(limit)),
-        Err(error) => return Err(UploadError::unavailable("database", error)),
+        Err(error) => return Err(error.into()),
     }
     let input = ConvertVideoInput {
         job_id: source.job_id,
-        user_id,
-        session_id: claims.sid.clone(),
+        user_id: caller.user,
+        session_id: caller.session.clone(),
         source_key: source.key.clone(),
         original_filename: source.filename.clone(),
         options: options.clone(),

@@ -1,12 +1,13 @@
 //! Uploading a video, following its job, cancelling or deleting it.
 
 use super::choices::{OutputChoices, UploadForm};
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::context::{
+    ApiTags, BearerAuth, Caller, Context, Denied, ErrorJson, rfc3339, store_down, unavailable,
+};
 use super::downloads::{self, DownloadLink};
 use super::idempotency::{self, BadKey, Claim};
 use super::intake::{self, UploadAnswer, UploadError};
 use crate::{
-    auth::Claims,
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
     status, upload,
@@ -377,21 +378,15 @@ pub(super) async fn remove_with_files(gw: &Gateway, job: &Job) -> Result<(), Err
         .into_iter()
         .flatten()
     {
-        gw.objects
-            .delete(key)
-            .await
-            .map_err(|error| unavailable("storage", error))?;
+        gw.objects.delete(key).await.map_err(store_down)?;
     }
     gw.closed_views.forget(job.id);
-    gw.db
-        .remove_job(job.id)
-        .await
-        .map_err(|error| unavailable("database", error))
+    gw.db.remove_job(job.id).await.map_err(store_down)
 }
 
 /// Asks Temporal to cancel `job`'s workflow for its user, unless the job has ended.
-async fn cancel(gw: &Gateway, claims: &Claims, job: &Job) -> Result<CancelAccepted, NotCancelled> {
-    cancel_workflow(gw, job, format!("cancelled by {}", claims.email)).await?;
+async fn cancel(gw: &Gateway, caller: &Caller, job: &Job) -> Result<CancelAccepted, NotCancelled> {
+    cancel_workflow(gw, job, format!("cancelled by {}", caller.email)).await?;
     tracing::info!(job_id = %job.id, "job cancelled by its user");
     Ok(CancelAccepted {
         job_id: job.id.into(),
@@ -426,9 +421,9 @@ impl JobsApi {
         _idempotency_key: Header<Option<String>>,
         form: VideoForm,
     ) -> UploadResponse {
-        let (claims, user_id) = or_refuse!(self.uploader(&auth).await);
+        let caller = or_refuse!(self.uploader(&auth).await);
         let gw = self.cx.gw();
-        let Some(_slot) = gw.uploads.begin(user_id) else {
+        let Some(_slot) = gw.uploads.begin(caller.user) else {
             metrics::upload_refused("busy");
             return too_many_uploads(gw.uploads.limit());
         };
@@ -441,7 +436,7 @@ impl JobsApi {
                  ASCII characters.",
             ));
         };
-        let reservation = match idempotency::claim(&gw.db, user_id, key).await {
+        let reservation = match idempotency::claim(&gw.db, caller.user, key).await {
             Ok(Claim::Unkeyed) => None,
             Ok(Claim::Reserved(reservation)) => Some(reservation),
             Ok(Claim::Used(earlier)) => return self.replay(earlier, form).await,
@@ -457,12 +452,10 @@ impl JobsApi {
             Err(error) => {
                 intake::refuse_unread(form.body).await;
                 metrics::upload_refused("unavailable");
-                return UploadResponse::Unavailable(unavailable("database", error));
+                return UploadResponse::Unavailable(store_down(error));
             }
         };
-        let answer = self
-            .receive(&claims, user_id, form, reservation.is_some())
-            .await;
+        let answer = self.receive(&caller, form, reservation.is_some()).await;
         match (reservation, &answer) {
             (Some(reservation), Ok((_, Some(keyed)))) => reservation.complete(&gw.db, keyed).await,
             (Some(reservation), Err(_)) => reservation.release(&gw.db).await,
@@ -518,9 +511,9 @@ impl JobsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn delete_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> DeleteResponse {
-        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         let gw = self.cx.gw();
-        match cancel(gw, &claims, &job).await {
+        match cancel(gw, &caller, &job).await {
             Ok(accepted) => return DeleteResponse::Cancelling(Json(accepted)),
             Err(NotCancelled::Unavailable(error)) => return DeleteResponse::Unavailable(error),
             Err(NotCancelled::Ended(_)) => {}
@@ -544,8 +537,8 @@ impl JobsApi {
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn cancel_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> CancelResponse {
-        let (claims, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
-        match cancel(self.cx.gw(), &claims, &job).await {
+        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+        match cancel(self.cx.gw(), &caller, &job).await {
             Ok(accepted) => CancelResponse::Cancelling(Json(accepted)),
             Err(NotCancelled::Unavailable(error)) => CancelResponse::Unavailable(error),
             Err(NotCancelled::Ended(status)) => CancelResponse::Ended(ErrorBody::new(
@@ -571,25 +564,18 @@ impl JobsApi {
             })
     }
 
-    /// The caller of an upload, and their user id.
-    async fn uploader(&self, auth: &BearerAuth) -> Result<(Claims, UserId), UploadResponse> {
-        let claims = match self.cx.authenticate(auth).await {
-            Ok(claims) => claims,
+    /// The caller of an upload.
+    async fn uploader(&self, auth: &BearerAuth) -> Result<Caller, UploadResponse> {
+        match self.cx.authenticate(auth).await {
+            Ok(caller) => Ok(caller),
             Err(Denied::Unauthorized(error)) => {
                 metrics::upload_refused("auth");
-                return Err(UploadResponse::Unauthorized(error));
+                Err(UploadResponse::Unauthorized(error))
             }
             Err(Denied::Unavailable(error)) => {
                 metrics::upload_refused("unavailable");
-                return Err(UploadResponse::Unavailable(error));
+                Err(UploadResponse::Unavailable(error))
             }
-        };
-        match claims.user_id() {
-            Some(user_id) => Ok((claims, user_id)),
-            None => Err(UploadResponse::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ))),
         }
     }
 
@@ -597,33 +583,24 @@ impl JobsApi {
     /// key (`keyed`, one file) what the key now names. `Err`: the refusal, nothing kept.
     async fn receive(
         &self,
-        claims: &Claims,
-        user_id: UserId,
+        caller: &Caller,
         form: VideoForm,
         keyed: bool,
     ) -> Result<(UploadResponse, Option<KeyedUpload>), UploadResponse> {
         let gw = self.cx.gw();
-        let allowance = match self.allowance(user_id).await {
+        let allowance = match self.allowance(caller.user).await {
             Ok(allowance) => allowance,
             Err(refusal) => {
                 intake::refuse_unread(form.body).await;
                 return Err(refusal);
             }
         };
-        let received = intake::receive(
-            gw,
-            claims,
-            user_id,
-            &form.content_type,
-            form.body,
-            keyed,
-            allowance,
-        )
-        .await
-        .map_err(|error| {
-            metrics::upload_refused(error.reason());
-            UploadResponse::from(error)
-        })?;
+        let received = intake::receive(gw, caller, &form.content_type, form.body, keyed, allowance)
+            .await
+            .map_err(|error| {
+                metrics::upload_refused(error.reason());
+                UploadResponse::from(error)
+            })?;
         for source in &received.sources {
             tracing::info!(job_id = %source.job_id, size = source.size, "upload accepted");
             metrics::upload_accepted(source.size);
@@ -640,7 +617,7 @@ impl JobsApi {
             Ok(_) => match gw.db.job(earlier.job_id).await {
                 // A job deleted since asked for nothing that could differ.
                 Ok(job) => job.map(|job| job.options),
-                Err(error) => return UploadResponse::Unavailable(unavailable("database", error)),
+                Err(error) => return UploadResponse::Unavailable(store_down(error)),
             },
             Err(_) => None,
         };

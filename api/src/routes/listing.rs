@@ -1,7 +1,7 @@
 //! `GET /jobs`: the caller's jobs (an admin's: everyone's, or one user's), newest first, a page
 //! at a time.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, store_down};
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -152,15 +152,15 @@ impl ListingApi {
         /// Admins only: whose jobs (a user id or an e-mail address).
         user: Query<Option<String>>,
     ) -> ListResponse {
-        let claims = or_refuse!(self.cx.authenticate(&auth).await);
+        let caller = or_refuse!(self.cx.authenticate(&auth).await);
         let after = match cursor.0.as_deref().map(decode_cursor) {
             Some(Some(after)) => Some(after),
             Some(None) => return bad_request("The cursor is not one this service gave."),
             None => None,
         };
-        let owner = match (user.0, claims.admin) {
+        let owner = match (user.0, caller.admin) {
             (None, true) => None,
-            (None, false) => claims.user_id(),
+            (None, false) => Some(caller.user),
             (Some(_), false) => {
                 return ListResponse::Forbidden(ErrorBody::new(
                     ErrorCode::Forbidden,
@@ -189,7 +189,7 @@ impl ListingApi {
         let gw = self.cx.gw();
         let (jobs, more) = match gw.db.list_jobs(&filter, after, limit).await {
             Ok(page) => page,
-            Err(error) => return ListResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return ListResponse::Unavailable(store_down(error)),
         };
         let next_cursor = more.then(|| jobs.last().map(encode_cursor)).flatten();
         let summaries = self.summaries(jobs).await;
@@ -222,7 +222,7 @@ impl ListingApi {
         };
         found
             .map(|user| user.map(|user| user.id))
-            .map_err(|error| ListResponse::Unavailable(unavailable("database", error)))
+            .map_err(|error| ListResponse::Unavailable(store_down(error)))
     }
 
     /// Each job as listed: an ended job from its row, a running one as `/status` sees it.

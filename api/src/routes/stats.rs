@@ -1,6 +1,6 @@
 //! `/stats/uploads`: statistics of the caller's jobs, or of everyone's for an admin.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, store_down};
 use crate::error::{ErrorBody, ErrorCode};
 use audiomill_store::{StatsScope, UploadStats};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -124,25 +124,17 @@ impl StatsApi {
         operation_id = "getUploadStats"
     )]
     async fn uploads(&self, auth: BearerAuth, scope: Query<Option<Scope>>) -> StatsResponse {
-        let claims = or_refuse!(self.cx.authenticate(&auth).await);
+        let caller = or_refuse!(self.cx.authenticate(&auth).await);
         let scope = scope.0.unwrap_or_default();
         let of = match scope {
-            Scope::All if claims.admin => StatsScope::Everyone,
+            Scope::All if caller.admin => StatsScope::Everyone,
             Scope::All => {
                 return StatsResponse::Forbidden(ErrorBody::new(
                     ErrorCode::Forbidden,
                     "Only admins may see everyone's statistics.",
                 ));
             }
-            Scope::Mine => match claims.user_id() {
-                Some(user) => StatsScope::User(user),
-                None => {
-                    return StatsResponse::Unauthorized(ErrorBody::new(
-                        ErrorCode::Unauthorized,
-                        "The access token is invalid or expired.",
-                    ));
-                }
-            },
+            Scope::Mine => StatsScope::User(caller.user),
         };
         let now = Utc::now();
         match self
@@ -153,7 +145,7 @@ impl StatsApi {
             .await
         {
             Ok(stats) => StatsResponse::Ok(Json(statistics(scope, now, stats))),
-            Err(error) => StatsResponse::Unavailable(unavailable("database", error)),
+            Err(error) => StatsResponse::Unavailable(store_down(error)),
         }
     }
 }

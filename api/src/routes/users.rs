@@ -2,7 +2,7 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, unavailable};
+use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, store_down};
 use super::jobs::{self, NotCancelled};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -124,15 +124,10 @@ impl UsersApi {
         operation_id = "deleteMyJobs"
     )]
     async fn delete_my_jobs(&self, auth: BearerAuth) -> RemoveResponse {
-        let claims = or_refuse!(self.cx.authenticate(&auth).await);
-        let Some(user) = claims.user_id() else {
-            return RemoveResponse::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ));
-        };
+        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        let user = caller.user;
         let gw = self.cx.gw();
-        let reason = format!("deleted by {}", claims.email);
+        let reason = format!("deleted by {}", caller.email);
         let cancelled = match cancel_running(gw, user, &reason).await {
             Ok(cancelled) => cancelled,
             Err(error) => return RemoveResponse::Unavailable(error),
@@ -141,7 +136,7 @@ impl UsersApi {
         loop {
             let jobs = match gw.db.jobs_of(user, false, REMOVAL_BATCH).await {
                 Ok(jobs) => jobs,
-                Err(error) => return RemoveResponse::Unavailable(unavailable("database", error)),
+                Err(error) => return RemoveResponse::Unavailable(store_down(error)),
             };
             if jobs.is_empty() {
                 break;
@@ -173,8 +168,8 @@ impl UsersApi {
         user_id: Path<ApiUserId>,
         changes: Json<UserChanges>,
     ) -> UserResponse {
-        let claims = or_refuse!(self.cx.authenticate(&auth).await);
-        if !claims.admin {
+        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        if !caller.admin {
             return UserResponse::Forbidden(ErrorBody::new(
                 ErrorCode::Forbidden,
                 "Only admins may change other accounts.",
@@ -182,7 +177,7 @@ impl UsersApi {
         }
         let gw = self.cx.gw();
         let target = user_id.0.0;
-        if changes.0.active == Some(false) && claims.user_id() == Some(target) {
+        if changes.0.active == Some(false) && caller.user == target {
             return UserResponse::Forbidden(ErrorBody::new(
                 ErrorCode::Forbidden,
                 "Admins may not turn their own account off.",
@@ -193,10 +188,10 @@ impl UsersApi {
             match gw.db.set_active(target, active).await {
                 Ok(true) => {}
                 Ok(false) => return no_such_user(),
-                Err(error) => return UserResponse::Unavailable(unavailable("database", error)),
+                Err(error) => return UserResponse::Unavailable(store_down(error)),
             }
             if !active {
-                let reason = format!("account disabled by {}", claims.email);
+                let reason = format!("account disabled by {}", caller.email);
                 cancelled = match cancel_running(gw, target, &reason).await {
                     Ok(cancelled) => cancelled,
                     Err(error) => return UserResponse::Unavailable(error),
@@ -213,7 +208,7 @@ impl UsersApi {
                 jobs_cancelled: cancelled,
             })),
             Ok(None) => no_such_user(),
-            Err(error) => UserResponse::Unavailable(unavailable("database", error)),
+            Err(error) => UserResponse::Unavailable(store_down(error)),
         }
     }
 }
@@ -232,7 +227,7 @@ async fn cancel_running(gw: &Gateway, user: UserId, reason: &str) -> Result<u64,
         .db
         .jobs_of(user, true, u32::MAX)
         .await
-        .map_err(|error| unavailable("database", error))?;
+        .map_err(store_down)?;
     let mut cancelled = 0;
     for job in running {
         match jobs::cancel_workflow(gw, &job, reason.to_owned()).await {

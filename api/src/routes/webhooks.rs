@@ -3,7 +3,7 @@
 //! replays. Deliveries themselves are the `DeliverWebhooks` workflow's activities.
 
 use super::context::{
-    ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, unavailable,
+    ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, store_down, unavailable,
 };
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -381,7 +381,7 @@ impl WebhooksApi {
                     "An account may have at most {MAX_ENDPOINTS_PER_USER} webhook endpoints; delete one first."
                 ),
             )),
-            Err(error) => CreateResponse::Unavailable(unavailable("database", error)),
+            Err(error) => CreateResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -398,7 +398,7 @@ impl WebhooksApi {
             Ok(endpoints) => ListResponse::Ok(Json(WebhookList {
                 webhooks: endpoints.iter().map(shown).collect(),
             })),
-            Err(error) => ListResponse::Unavailable(unavailable("database", error)),
+            Err(error) => ListResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -444,7 +444,7 @@ impl WebhooksApi {
         match gw.db.update_webhook(endpoint.id, &changes).await {
             Ok(Some(endpoint)) => WebhookResponse::Ok(Json(shown(&endpoint))),
             Ok(None) => WebhookResponse::NotFound(no_such_webhook()),
-            Err(error) => WebhookResponse::Unavailable(unavailable("database", error)),
+            Err(error) => WebhookResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -460,7 +460,7 @@ impl WebhooksApi {
         match self.cx.gw().db.delete_webhook(endpoint.id).await {
             Ok(true) => DeleteResponse::Deleted,
             Ok(false) => DeleteResponse::NotFound(no_such_webhook()),
-            Err(error) => DeleteResponse::Unavailable(unavailable("database", error)),
+            Err(error) => DeleteResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -484,7 +484,7 @@ impl WebhooksApi {
                 ),
             })),
             Ok(None) => SecretResponse::NotFound(no_such_webhook()),
-            Err(error) => SecretResponse::Unavailable(unavailable("database", error)),
+            Err(error) => SecretResponse::Unavailable(store_down(error)),
         }
     }
 
@@ -513,7 +513,7 @@ impl WebhooksApi {
         }
         let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
         let db = &self.cx.gw().db;
-        let database_down = |error| DeliveriesResponse::Unavailable(unavailable("database", error));
+        let database_down = |error| DeliveriesResponse::Unavailable(store_down(error));
         let messages = or_refuse!(
             db.webhook_messages(endpoint.id, limit)
                 .await
@@ -577,7 +577,7 @@ impl WebhooksApi {
                     "There is no such delivery for this endpoint.",
                 ));
             }
-            Err(error) => return ReplayResponse::Unavailable(unavailable("database", error)),
+            Err(error) => return ReplayResponse::Unavailable(store_down(error)),
         }
         let input = DeliverWebhooksInput::Replay {
             message_id: message_id.to_owned(),
@@ -613,13 +613,7 @@ impl WebhooksApi {
 impl WebhooksApi {
     /// The caller's user id.
     async fn caller(&self, auth: &BearerAuth) -> Result<UserId, Denied> {
-        let claims = self.cx.authenticate(auth).await?;
-        claims.user_id().ok_or_else(|| {
-            Denied::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ))
-        })
+        Ok(self.cx.authenticate(auth).await?.user)
     }
 
     /// The caller's endpoint `id`; someone else's is `NotFound`, exactly like a missing one.
@@ -632,7 +626,7 @@ impl WebhooksApi {
         match self.cx.gw().db.webhook(id.0).await {
             Ok(Some(endpoint)) if endpoint.user_id == user_id => Ok(endpoint),
             Ok(_) => Err(JobRefusal::NotFound(no_such_webhook())),
-            Err(error) => Err(JobRefusal::Unavailable(unavailable("database", error))),
+            Err(error) => Err(error.into()),
         }
     }
 }

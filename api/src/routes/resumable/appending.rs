@@ -2,8 +2,8 @@
 //! is in (or, after an outage, at the next request).
 
 use super::lease::{Held, under_lease};
-use super::request::{Caller, Standing, TusRefusal, TusRequest};
-use crate::routes::context::unavailable;
+use super::request::{Standing, TusRefusal, TusRequest};
+use crate::routes::context::Caller;
 use crate::routes::intake::{self, StoredSource, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -46,7 +46,7 @@ pub(super) async fn take_chunk(
         if upload.is_complete() {
             return start_when_due(&held.gw, &caller, held.upload.clone()).await;
         }
-        let Some(_slot) = held.gw.uploads.begin(caller.user_id) else {
+        let Some(_slot) = held.gw.uploads.begin(caller.user) else {
             metrics::upload_refused("busy");
             return Err(TusRefusal::TooMany(
                 ErrorBody::new(
@@ -90,11 +90,7 @@ impl Appending {
             checksum,
         };
         let (stream, verdict) = tus::checked(body.into_bytes_stream(), checks);
-        let appended = gw
-            .objects
-            .append_pending(&before, stream)
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
+        let appended = gw.objects.append_pending(&before, stream).await?;
         let stopped = appended.stopped;
         match stopped {
             Some(ChunkStop::BeyondLength) => Err(TusRefusal::TooLarge(
@@ -138,10 +134,7 @@ impl Appending {
     /// Makes the appended bytes durable and records the new offset.
     async fn keep<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
         let (gw, upload) = (&*self.held.gw, &self.held.upload);
-        gw.objects
-            .keep_appended(&appended)
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
+        gw.objects.keep_appended(&appended).await?;
         let reached = appended.reached;
         record_offset(&self.held, &reached).await?;
         gw.objects
@@ -157,10 +150,7 @@ impl Appending {
     async fn complete<E>(&self, appended: Appended<E>) -> Result<Standing, TusRefusal> {
         let (gw, upload) = (&*self.held.gw, &self.held.upload);
         let reached = appended.reached.clone();
-        gw.objects
-            .complete_pending(appended)
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))?;
+        gw.objects.complete_pending(appended).await?;
         record_offset(&self.held, &reached).await?;
         gw.objects
             .drop_superseded(&upload.pending(), &reached)
@@ -185,7 +175,7 @@ pub(super) async fn start_when_due(
     if upload.started_at.is_some() {
         return Ok(Standing::of(&upload));
     }
-    let down = |error| TusRefusal::Unavailable(unavailable("database", error));
+    let down = TusRefusal::from;
     // A start whose record was lost (the database failed just after) is not made twice.
     let started = match gw.db.job(upload.upload.job_id).await.map_err(down)? {
         Some(_) => Ok(None),
@@ -242,7 +232,7 @@ pub(super) async fn start(
             "The file's content is not a valid .{extension} video."
         )));
     }
-    let quota = intake::allowance(gw, caller.user_id).await?.quota;
+    let quota = intake::allowance(gw, caller.user).await?.quota;
     let source = StoredSource {
         job_id: spec.job_id,
         key: spec.source_key.clone(),
@@ -258,20 +248,16 @@ pub(super) async fn start(
             .as_deref()
             .and_then(|url| WebhookUrl::parse(url).ok()),
     };
-    let (claims, user_id) = (&caller.claims, caller.user_id);
-    intake::start_resumed(gw, claims, user_id, &source, &choices, spec.batch_id, quota).await
+    intake::start_resumed(gw, caller, &source, &choices, spec.batch_id, quota).await
 }
 
 /// Removes the upload: its row first (so no request finds it again), then its bytes.
 pub(super) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
-    gw.db
-        .delete_resumable(upload.upload.id)
-        .await
-        .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+    gw.db.delete_resumable(upload.upload.id).await?;
     gw.objects
         .discard_unstarted(upload)
         .await
-        .map_err(|error| TusRefusal::Unavailable(unavailable("storage", error)))
+        .map_err(TusRefusal::from)
 }
 
 /// Records that the upload reached `reached`, under the request's lease.
@@ -285,8 +271,7 @@ pub(super) async fn record_offset(held: &Held, reached: &PendingObject) -> Resul
             reached.offset,
             &reached.part_tags,
         )
-        .await
-        .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+        .await?;
     if recorded {
         return Ok(());
     }

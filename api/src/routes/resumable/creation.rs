@@ -2,8 +2,8 @@
 //! limits, and a first chunk taken; a creation refused on the way leaves nothing behind.
 
 use super::appending::{remove, take_chunk};
-use super::request::{Caller, Standing, TusRefusal, TusRequest};
-use crate::routes::context::unavailable;
+use super::request::{Standing, TusRefusal, TusRequest};
+use crate::routes::context::Caller;
 use crate::routes::intake::{self, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -22,8 +22,7 @@ use std::sync::Arc;
 /// A creation under way, moved off its request.
 pub(super) struct Creating {
     pub(super) gw: Arc<Gateway>,
-    pub(super) claims: crate::auth::Claims,
-    pub(super) user_id: UserId,
+    pub(super) caller: Caller,
 }
 
 impl Creating {
@@ -40,35 +39,28 @@ impl Creating {
             }
         };
         if let Some(key) = &asked.key
-            && let Some(earlier) = gw
-                .db
-                .resumable_by_key(self.user_id, key)
-                .await
-                .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
+            && let Some(earlier) = gw.db.resumable_by_key(self.caller.user, key).await?
         {
             return asked.again(earlier);
         }
-        let quota = intake::allowance(gw, self.user_id).await?.quota;
+        let quota = intake::allowance(gw, self.caller.user).await?.quota;
         if asked.length > gw.limits.max_bytes {
             return Err(UploadError::TooLarge {
                 limit_mb: gw.limits.max_bytes / (1024 * 1024),
             }
             .into());
         }
-        let upload = match record(gw, self.user_id, &asked, quota, request.address.clone()).await? {
-            Recorded::New(upload) => upload,
-            Recorded::Earlier(earlier) => return asked.again(*earlier),
-        };
+        let upload =
+            match record(gw, self.caller.user, &asked, quota, request.address.clone()).await? {
+                Recorded::New(upload) => upload,
+                Recorded::Earlier(earlier) => return asked.again(*earlier),
+            };
         let id = upload.upload.id;
         tracing::Span::current().record("upload_id", tracing::field::display(id));
         if !request.has_bytes() {
             return Ok((id, Standing::of(&upload)));
         }
-        let caller = Caller {
-            claims: self.claims.clone(),
-            user_id: self.user_id,
-        };
-        match take_chunk(self.gw.clone(), caller, id, 0, request).await {
+        match take_chunk(self.gw.clone(), self.caller.clone(), id, 0, request).await {
             Ok(standing) => Ok((id, standing)),
             Err(TusRefusal::TooSlow(error, offset, _)) => {
                 Err(TusRefusal::TooSlow(error, offset, Some(id)))
@@ -96,7 +88,7 @@ pub(super) async fn record(
     quota: audiomill_domain::lifecycle::Quota,
     client_addr: Option<String>,
 ) -> Result<Recorded, TusRefusal> {
-    let down = |error| TusRefusal::Unavailable(unavailable("storage", error));
+    let down = TusRefusal::from;
     let job_id = JobId::generate();
     let key = ObjectKey::source(job_id, &asked.extension);
     let storage_id = gw.objects.begin_pending(&key).await.map_err(down)?;
@@ -140,7 +132,7 @@ pub(super) async fn record(
         }))),
         Ok(Creation::Existing(earlier)) => Ok(Recorded::Earlier(earlier)),
         Ok(Creation::Refused(refusal)) => Err(creation_refusal(refusal)),
-        Err(error) => Err(TusRefusal::Unavailable(unavailable("database", error))),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -2,7 +2,6 @@
 //! and given back when the request's work ends, on whichever gateway.
 
 use super::request::{TusRefusal, lost_task};
-use crate::routes::context::unavailable;
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
@@ -48,7 +47,7 @@ where
                 ErrorCode::NotFound,
                 "There is no such upload.",
             ))),
-            Err(error) => Err(TusRefusal::Unavailable(unavailable("database", error))),
+            Err(error) => Err(error.into()),
         };
         lease.release().await;
         outcome
@@ -71,11 +70,7 @@ impl Lease {
     async fn take(gw: std::sync::Arc<Gateway>, id: UploadId) -> Result<Self, TusRefusal> {
         let holder = uuid::Uuid::new_v4().to_string();
         let until = || now_millis() + LEASE.as_millis() as i64;
-        let taken = gw
-            .db
-            .lease_resumable(id, &holder, until())
-            .await
-            .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?;
+        let taken = gw.db.lease_resumable(id, &holder, until()).await?;
         if !taken {
             return Err(TusRefusal::Locked(ErrorBody::new(
                 ErrorCode::Locked,

@@ -16,14 +16,14 @@ mod creation;
 mod lease;
 mod request;
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, unavailable};
+use super::context::{ApiTags, BearerAuth, Caller, Context, ErrorJson, unavailable};
 use crate::{
     error::{ErrorBody, ErrorCode},
     params::ApiUploadId,
     tus::{self, BadHeader},
 };
 use appending::{remove, start_when_due, take_chunk};
-use audiomill_domain::{UploadId, UserId};
+use audiomill_domain::UploadId;
 use audiomill_store::{Resumable, time::now_millis};
 use creation::Creating;
 use lease::under_lease;
@@ -32,7 +32,7 @@ use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Header, Path},
 };
-use request::{Caller, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
+use request::{Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
 
 /// `/uploads` and `/uploads/{upload_id}`.
 pub struct ResumableApi {
@@ -520,12 +520,8 @@ impl ResumableApi {
 }
 
 impl ResumableApi {
-    /// The caller and their user id, if the request speaks tus 1.0.0 and the token is good.
-    async fn caller(
-        &self,
-        auth: &BearerAuth,
-        headers: &HeaderMap,
-    ) -> Result<(crate::auth::Claims, UserId), TusRefusal> {
+    /// The caller, if the request speaks tus 1.0.0 and the token is good.
+    async fn caller(&self, auth: &BearerAuth, headers: &HeaderMap) -> Result<Caller, TusRefusal> {
         match tus::version(headers) {
             tus::Version::Spoken => {}
             tus::Version::Other => {
@@ -546,14 +542,7 @@ impl ResumableApi {
                 return Err(BadHeader(message).into());
             }
         }
-        let claims = self.cx.authenticate(auth).await?;
-        let user_id = claims.user_id().ok_or_else(|| {
-            TusRefusal::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid.",
-            ))
-        })?;
-        Ok((claims, user_id))
+        Ok(self.cx.authenticate(auth).await?)
     }
 
     /// The caller and their upload `id` as it stands now (see [`callers`]).
@@ -562,9 +551,9 @@ impl ResumableApi {
         auth: &BearerAuth,
         id: UploadId,
         headers: &HeaderMap,
-    ) -> Result<((crate::auth::Claims, UserId), Resumable), TusRefusal> {
+    ) -> Result<(Caller, Resumable), TusRefusal> {
         let caller = self.caller(auth, headers).await?;
-        let upload = callers(self.cx.gw(), id, caller.1).await?;
+        let upload = callers(self.cx.gw(), id, caller.user).await?;
         Ok((caller, upload))
     }
 
@@ -575,11 +564,10 @@ impl ResumableApi {
         auth: &BearerAuth,
         request: TusRequest,
     ) -> Result<(UploadId, Standing), TusRefusal> {
-        let (claims, user_id) = self.caller(auth, &request.headers).await?;
+        let caller = self.caller(auth, &request.headers).await?;
         let creating = Creating {
             gw: self.cx.gateway(),
-            claims,
-            user_id,
+            caller,
         };
         tokio::spawn(creating.run(request))
             .await
@@ -594,7 +582,7 @@ impl ResumableApi {
         id: UploadId,
         request: TusRequest,
     ) -> Result<Standing, TusRefusal> {
-        let ((claims, user_id), _) = self.callers_upload(auth, id, &request.headers).await?;
+        let (caller, _) = self.callers_upload(auth, id, &request.headers).await?;
         if !tus::is_chunk(request.content_type.as_deref()) {
             return Err(TusRefusal::UnsupportedMedia(ErrorBody::new(
                 ErrorCode::UnsupportedMediaType,
@@ -607,7 +595,6 @@ impl ResumableApi {
         let Some(offset) = tus::size(&request.headers, "upload-offset")? else {
             return Err(BadHeader("The Upload-Offset header is required.".into()).into());
         };
-        let caller = Caller { claims, user_id };
         take_chunk(self.cx.gateway(), caller, id, offset, request).await
     }
 
@@ -619,11 +606,10 @@ impl ResumableApi {
         id: UploadId,
         headers: &HeaderMap,
     ) -> Result<Resumable, TusRefusal> {
-        let ((claims, user_id), upload) = self.callers_upload(auth, id, headers).await?;
+        let (caller, upload) = self.callers_upload(auth, id, headers).await?;
         if !upload.is_complete() || upload.started_at.is_some() {
             return Ok(upload);
         }
-        let caller = Caller { claims, user_id };
         let started = under_lease(self.cx.gateway(), id, move |held| async move {
             let standing = start_when_due(&held.gw, &caller, held.upload.clone()).await?;
             Ok((standing, held.upload))

@@ -1,7 +1,7 @@
 //! What every tus request shares: its headers and body as sent, who sends it, why it was
 //! refused (in the terms all the operations share), and where the upload stands after it.
 
-use crate::routes::context::{Denied, ErrorJson, unavailable};
+use crate::routes::context::{Denied, ErrorJson, store_down, unavailable};
 use crate::routes::intake::{UploadAnswer, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -9,7 +9,7 @@ use crate::{
     tus::{self, BadHeader},
 };
 use audiomill_domain::{JobId, UploadId, UserId};
-use audiomill_store::{Resumable, WebhookEndpoint, time::now_millis};
+use audiomill_store::{Resumable, StoreError, WebhookEndpoint, time::now_millis};
 use poem::{Body, Request, http::HeaderMap};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
@@ -124,6 +124,12 @@ impl From<Denied> for TusRefusal {
     }
 }
 
+impl From<StoreError> for TusRefusal {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
+}
+
 impl From<BadHeader> for TusRefusal {
     fn from(bad: BadHeader) -> Self {
         Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, bad.0))
@@ -196,8 +202,7 @@ pub(super) async fn callers(
     let upload = gw
         .db
         .resumable(id)
-        .await
-        .map_err(|error| TusRefusal::Unavailable(unavailable("database", error)))?
+        .await?
         .filter(|upload| upload.upload.user_id == user_id)
         .ok_or_else(|| {
             TusRefusal::NotFound(ErrorBody::new(
@@ -212,13 +217,6 @@ pub(super) async fn callers(
         )));
     }
     Ok(upload)
-}
-
-/// Who sends a request, once their token is checked.
-#[derive(Clone)]
-pub(super) struct Caller {
-    pub(super) claims: crate::auth::Claims,
-    pub(super) user_id: UserId,
 }
 
 /// The refusal when a request's own task died (a bug, never a client's doing).
