@@ -703,7 +703,7 @@ fn extensions(text: &str) -> Result<Extensions, String> {
         .collect();
     match list
         .iter()
-        .find(|e| audiomill_api::upload::Container::for_extension(e).is_none())
+        .find(|e| audiomill_api::uploads::file::Container::for_extension(e).is_none())
     {
         Some(bad) => Err(format!(
             "names `{bad}`, which cannot be converted; choose from mp4, m4v, mov, avi, mkv, webm"

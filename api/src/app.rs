@@ -152,7 +152,7 @@ fn speak_tus(response: &mut poem::Response, route: &str) {
     if route.starts_with("/uploads") {
         response.headers_mut().insert(
             "tus-resumable",
-            poem::http::HeaderValue::from_static(crate::tus::VERSION),
+            poem::http::HeaderValue::from_static(crate::uploads::tus::VERSION),
         );
     }
 }

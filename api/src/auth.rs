@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::{ErrorJson, store_down};
+use audiomill_store::StoreError;
+
 const ISSUER: &str = "audiomill";
 const AUDIENCE: &str = "audiomill";
 
@@ -176,6 +179,48 @@ pub fn bearer_token(request: &poem::Request) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|token| !token.is_empty())
+}
+
+/// The account behind a request, from its access token's claims.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) user: UserId,
+    pub(crate) email: String,
+    pub(crate) admin: bool,
+    /// The login (refresh-token family) the token was issued in.
+    pub(crate) session: String,
+    /// When the access token expires, in seconds since the epoch.
+    pub(crate) expires: u64,
+}
+
+impl Caller {
+    /// The caller the claims name; `None` when their subject is no user id.
+    pub(crate) fn from_claims(claims: Claims) -> Option<Self> {
+        Some(Self {
+            user: claims.user_id()?,
+            email: claims.email,
+            admin: claims.admin,
+            session: claims.sid,
+            expires: claims.exp,
+        })
+    }
+
+    /// Whether what `owner` owns is the caller's to see: theirs, or any when an admin.
+    pub(crate) fn may_see(&self, owner: UserId) -> bool {
+        self.admin || self.user == owner
+    }
+}
+
+/// Why a request's token was not accepted.
+pub(crate) enum Denied {
+    Unauthorized(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+impl From<StoreError> for Denied {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
 }
 
 #[cfg(test)]

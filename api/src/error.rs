@@ -1,6 +1,7 @@
 //! The error shape of every failure: `{"error": "<code>", "message": "<sentence>"}`, with
 //! `"field"` naming the form field at fault when one is.
 
+use audiomill_store::StoreError;
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{Enum, Object, payload::Json, types::Example};
 
@@ -132,4 +133,34 @@ fn first_line(text: &str) -> &str {
         .next()
         .unwrap_or_default()
         .trim_end_matches('.')
+}
+
+/// A refusal's body, as an operation answers it.
+pub(crate) type ErrorJson = Json<ErrorBody>;
+
+/// What a store that failed is, for people: the database or the file storage.
+pub(crate) fn store_part(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Database(_)
+        | StoreError::Migration(_)
+        | StoreError::Conflict(_)
+        | StoreError::Corrupt(_) => "database",
+        StoreError::Io(_)
+        | StoreError::Unavailable(_)
+        | StoreError::NotSetUp(_)
+        | StoreError::NotFound => "storage",
+    }
+}
+
+/// The 503 of a store that failed, naming the part that did.
+pub(crate) fn store_down(error: StoreError) -> ErrorJson {
+    unavailable(store_part(&error), error)
+}
+
+pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
+    tracing::error!(%error, "{what} is unavailable");
+    ErrorBody::new(
+        ErrorCode::ServiceUnavailable,
+        format!("The {what} is unavailable right now; please try again shortly."),
+    )
 }

@@ -6,8 +6,7 @@
 //! - [`error`]: the one error shape, `{"error", "message"}`, for every failure, including
 //!   the framework's own.
 //! - [`body`]: one cap, deadline and content-type rule for every body but the upload's.
-//! - [`tus`]: the resumable upload protocol's headers and the checks on its chunks.
-//! - [`upload`]: the streaming multipart reader, its limits, and the container sniffing.
+//! - [`uploads`]: everything an upload (a form or tus) goes through before its job starts.
 //! - [`limits`]: rate limits in front of every operation.
 //! - [`params`]: checked values (job ids) as the API types them.
 //! - [`metrics`]: Prometheus metrics, labelled with route templates only.
@@ -22,7 +21,6 @@ pub mod auth;
 pub mod body;
 mod document;
 pub mod error;
-pub mod form;
 mod gateway;
 pub mod limits;
 pub mod live;
@@ -33,8 +31,7 @@ mod request_log;
 pub mod routes;
 pub mod server;
 pub mod status;
-pub mod tus;
-pub mod upload;
+pub mod uploads;
 mod webapp;
 
 pub use app::{app, openapi_json};

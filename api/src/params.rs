@@ -120,6 +120,13 @@ api_uuid!(
     "019a9f3c-5b2e-7c41-9d8e-5e6f7a8b9c0d"
 );
 
+/// A time as the API writes it: RFC 3339, UTC, to the second.
+pub(crate) fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,21 +150,20 @@ macro_rules! denied_into {
 }
 
 use crate::{
-    auth::Claims,
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
 };
-use audiomill_domain::{JobId, UserId};
+use audiomill_domain::JobId;
 use audiomill_store::StoreError;
-use chrono::{DateTime, SecondsFormat, Utc};
+
+pub(crate) use crate::auth::{Caller, Denied};
+pub(crate) use crate::error::{ErrorJson, store_down, unavailable};
+pub(crate) use crate::params::rfc3339;
 use poem_openapi::{
     SecurityScheme, Tags,
     auth::{Basic, Bearer},
-    payload::Json,
 };
 use std::sync::Arc;
-
-pub(crate) type ErrorJson = Json<ErrorBody>;
 
 #[derive(Tags)]
 pub(crate) enum ApiTags {
@@ -266,42 +265,6 @@ impl Context {
     }
 }
 
-/// The account behind a request, from its access token's claims.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub(crate) user: UserId,
-    pub(crate) email: String,
-    pub(crate) admin: bool,
-    /// The login (refresh-token family) the token was issued in.
-    pub(crate) session: String,
-    /// When the access token expires, in seconds since the epoch.
-    pub(crate) expires: u64,
-}
-
-impl Caller {
-    /// The caller the claims name; `None` when their subject is no user id.
-    fn from_claims(claims: Claims) -> Option<Self> {
-        Some(Self {
-            user: claims.user_id()?,
-            email: claims.email,
-            admin: claims.admin,
-            session: claims.sid,
-            expires: claims.exp,
-        })
-    }
-
-    /// Whether what `owner` owns is the caller's to see: theirs, or any when an admin.
-    pub(crate) fn may_see(&self, owner: UserId) -> bool {
-        self.admin || self.user == owner
-    }
-}
-
-/// Why a request's token was not accepted.
-pub(crate) enum Denied {
-    Unauthorized(ErrorJson),
-    Unavailable(ErrorJson),
-}
-
 /// Why an operation on a job (or a batch of jobs) stops before it begins. Someone else's
 /// job is `NotFound`, exactly like a missing one.
 pub(crate) enum JobRefusal {
@@ -319,51 +282,12 @@ impl From<Denied> for JobRefusal {
     }
 }
 
-impl From<StoreError> for Denied {
-    fn from(error: StoreError) -> Self {
-        Self::Unavailable(store_down(error))
-    }
-}
-
 impl From<StoreError> for JobRefusal {
     fn from(error: StoreError) -> Self {
         Self::Unavailable(store_down(error))
     }
 }
 
-/// What a store that failed is, for people: the database or the file storage.
-pub(crate) fn store_part(error: &StoreError) -> &'static str {
-    match error {
-        StoreError::Database(_)
-        | StoreError::Migration(_)
-        | StoreError::Conflict(_)
-        | StoreError::Corrupt(_) => "database",
-        StoreError::Io(_)
-        | StoreError::Unavailable(_)
-        | StoreError::NotSetUp(_)
-        | StoreError::NotFound => "storage",
-    }
-}
-
-/// The 503 of a store that failed, naming the part that did.
-pub(crate) fn store_down(error: StoreError) -> ErrorJson {
-    unavailable(store_part(&error), error)
-}
-
-pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> ErrorJson {
-    tracing::error!(%error, "{what} is unavailable");
-    ErrorBody::new(
-        ErrorCode::ServiceUnavailable,
-        format!("The {what} is unavailable right now; please try again shortly."),
-    )
-}
-
 pub(crate) fn not_found() -> ErrorJson {
     ErrorBody::new(ErrorCode::NotFound, "There is no such job.")
-}
-
-pub(crate) fn rfc3339(millis: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }

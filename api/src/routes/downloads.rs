@@ -10,7 +10,7 @@ use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_dow
 use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
-    upload,
+    uploads::file,
 };
 use audiomill_domain::{
     JobId,
@@ -296,7 +296,7 @@ impl DownloadsApi {
             }
             Err(error) => return DownloadResponse::Unavailable(store_down(error)),
         };
-        let disposition = upload::content_disposition(&job.original_filename);
+        let disposition = file::content_disposition(&job.original_filename);
         if let Some(lifetime) = self.cx.gw().download_redirect {
             match objects
                 .presigned_get(&key, Mp3::CONTENT_TYPE, &disposition, lifetime)

@@ -1,16 +1,18 @@
 //! Uploading a video, following its job, cancelling or deleting it.
 
-use super::choices::{OutputChoices, UploadForm};
 use super::context::{
     ApiTags, BearerAuth, Caller, Context, Denied, ErrorJson, rfc3339, store_down, unavailable,
 };
 use super::downloads::{self, DownloadLink};
-use super::idempotency::{self, BadKey, Claim};
-use super::intake::{self, UploadAnswer, UploadError};
+use crate::uploads::choices::{OutputChoices, UploadForm};
+use crate::uploads::idempotency::{self, BadKey, Claim};
+use crate::uploads::intake::{self};
+use crate::uploads::refusal::{UploadAnswer, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
-    status, upload,
+    status,
+    uploads::file,
 };
 use crate::{
     metrics,
@@ -428,7 +430,7 @@ impl JobsApi {
             return too_many_uploads(gw.uploads.limit());
         };
         let Ok(key) = form.idempotency_key.clone() else {
-            intake::refuse_unread(form.body).await;
+            crate::uploads::form::refuse_unread(form.body).await;
             metrics::upload_refused("form");
             return UploadResponse::BadRequest(ErrorBody::new(
                 ErrorCode::BadRequest,
@@ -441,7 +443,7 @@ impl JobsApi {
             Ok(Claim::Reserved(reservation)) => Some(reservation),
             Ok(Claim::Used(earlier)) => return self.replay(earlier, form).await,
             Ok(Claim::InProgress) => {
-                intake::refuse_unread(form.body).await;
+                crate::uploads::form::refuse_unread(form.body).await;
                 metrics::upload_refused("idempotency");
                 return UploadResponse::KeyInUse(ErrorBody::new(
                     ErrorCode::Conflict,
@@ -450,7 +452,7 @@ impl JobsApi {
                 ));
             }
             Err(error) => {
-                intake::refuse_unread(form.body).await;
+                crate::uploads::form::refuse_unread(form.body).await;
                 metrics::upload_refused("unavailable");
                 return UploadResponse::Unavailable(store_down(error));
             }
@@ -555,8 +557,11 @@ impl JobsApi {
 impl JobsApi {
     /// What the caller may still keep and start; refused at once when a quota is already
     /// used up, before anything of the body is read.
-    async fn allowance(&self, user_id: UserId) -> Result<intake::Allowance, UploadResponse> {
-        intake::allowance(self.cx.gw(), user_id)
+    async fn allowance(
+        &self,
+        user_id: UserId,
+    ) -> Result<crate::uploads::allowance::Allowance, UploadResponse> {
+        crate::uploads::allowance::allowance(self.cx.gw(), user_id)
             .await
             .map_err(|error| {
                 metrics::upload_refused(error.reason());
@@ -591,7 +596,7 @@ impl JobsApi {
         let allowance = match self.allowance(caller.user).await {
             Ok(allowance) => allowance,
             Err(refusal) => {
-                intake::refuse_unread(form.body).await;
+                crate::uploads::form::refuse_unread(form.body).await;
                 return Err(refusal);
             }
         };
@@ -612,7 +617,7 @@ impl JobsApi {
     /// again if the file (read and hashed, not stored) and the options are the same, else 422.
     async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
         let gw = self.cx.gw();
-        let again = intake::fingerprint(gw, &form.content_type, form.body).await;
+        let again = crate::uploads::storing::fingerprint(gw, &form.content_type, form.body).await;
         let earlier_options = match &again {
             Ok(_) => match gw.db.job(earlier.job_id).await {
                 // A job deleted since asked for nothing that could differ.
@@ -734,7 +739,7 @@ impl From<UploadError> for UploadResponse {
                 ErrorCode::RequestTimeout,
                 format!(
                     "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
-                    upload::MIN_UPLOAD_RATE / 1024
+                    file::MIN_UPLOAD_RATE / 1024
                 ),
             )),
             UploadAnswer::TooLarge(body, limit, remaining) => {

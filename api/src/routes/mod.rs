@@ -9,13 +9,10 @@ mod context;
 
 mod accounts;
 mod batches;
-mod choices;
 mod downloads;
 mod events;
 mod health;
 pub use health::CHECK_TIMEOUT;
-mod idempotency;
-mod intake;
 mod jobs;
 mod listing;
 mod resumable;

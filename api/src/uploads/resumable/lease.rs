@@ -12,21 +12,21 @@ use std::{sync::Arc, time::Duration};
 
 /// How long a request's lease on an upload lasts; renewed while its body streams in, so only
 /// a gateway that died leaves one to run out.
-pub(super) const LEASE: Duration = Duration::from_secs(60);
+pub(crate) const LEASE: Duration = Duration::from_secs(60);
 
 /// An upload as it stands once a request holds its lease.
-pub(super) struct Held {
-    pub(super) gw: Arc<Gateway>,
-    pub(super) upload: Resumable,
+pub(crate) struct Held {
+    pub(crate) gw: Arc<Gateway>,
+    pub(crate) upload: Resumable,
     /// The lease's holder, under which offsets are recorded.
-    pub(super) holder: String,
+    pub(crate) holder: String,
 }
 
 /// Runs `work` on upload `id` as it stands once its lease is held (423 when another request
 /// holds it; 404 when it is gone), then gives the lease back. The work runs in a task of its
 /// own, to its end even when the request is dropped (its client gone mid-body): what arrived
 /// is kept, a job started is recorded, and the lease is given back at once.
-pub(super) async fn under_lease<T, F, Fut>(
+pub(crate) async fn under_lease<T, F, Fut>(
     gw: Arc<Gateway>,
     id: UploadId,
     work: F,
@@ -57,7 +57,7 @@ where
 
 /// A request's hold on one upload: no other request appends while it lasts. Renewed in the
 /// background while held; given up by [`Lease::release`] (or left to run out).
-pub(super) struct Lease {
+pub(crate) struct Lease {
     gw: std::sync::Arc<Gateway>,
     id: UploadId,
     holder: String,

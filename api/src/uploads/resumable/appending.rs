@@ -3,14 +3,16 @@
 
 use super::lease::{Held, under_lease};
 use super::request::{Standing, TusRefusal, TusRequest};
-use crate::routes::context::Caller;
-use crate::routes::intake::{self, StoredSource, UploadError};
+use crate::auth::Caller;
+use crate::uploads::intake::{self};
+use crate::uploads::refusal::UploadError;
+use crate::uploads::storing::StoredSource;
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
     metrics,
-    tus::{self, Checksum, ChunkChecks, ChunkStop},
-    upload::{Container, Head},
+    uploads::file::{Container, Head},
+    uploads::tus::{self, Checksum, ChunkChecks, ChunkStop},
 };
 use audiomill_domain::{UploadId, webhook::WebhookUrl};
 use audiomill_store::{Appended, PendingObject, Resumable, WebhookEndpoint};
@@ -21,7 +23,7 @@ use std::sync::Arc;
 /// Appends the request's body to upload `id` at `offset` (which must be where it stands once
 /// the lease is held), within the caller's uploads in progress; at the end of the upload,
 /// starts its job if no request could yet.
-pub(super) async fn take_chunk(
+pub(crate) async fn take_chunk(
     gw: Arc<Gateway>,
     caller: Caller,
     id: UploadId,
@@ -68,7 +70,7 @@ pub(super) async fn take_chunk(
 }
 
 /// One request appending to an upload, under its lease.
-pub(super) struct Appending {
+pub(crate) struct Appending {
     held: Held,
     caller: Caller,
 }
@@ -82,7 +84,8 @@ impl Appending {
     ) -> Result<Standing, TusRefusal> {
         let (gw, upload) = (&*self.held.gw, &self.held.upload);
         let before = upload.pending();
-        let extension = crate::upload::extension(&upload.upload.filename).unwrap_or_default();
+        let extension =
+            crate::uploads::file::extension(&upload.upload.filename).unwrap_or_default();
         let checks = ChunkChecks {
             room: upload.upload.length - upload.offset,
             idle: gw.resumable.idle,
@@ -167,7 +170,7 @@ impl Appending {
 /// storage, then as a multipart upload's job. Called under the upload's lease, so one request
 /// at a time decides. An outage leaves the upload complete and unstarted, for the next
 /// request (`HEAD` or `PATCH`) to start; any other refusal removes it.
-pub(super) async fn start_when_due(
+pub(crate) async fn start_when_due(
     gw: &Gateway,
     caller: &Caller,
     upload: Resumable,
@@ -206,13 +209,13 @@ pub(super) async fn start_when_due(
 }
 
 /// Starts the job of a complete upload, after its first bytes are sniffed from storage.
-pub(super) async fn start(
+pub(crate) async fn start(
     gw: &Gateway,
     caller: &Caller,
     upload: &Resumable,
 ) -> Result<Option<WebhookEndpoint>, UploadError> {
     let spec = &upload.upload;
-    let extension = crate::upload::extension(&spec.filename).unwrap_or_default();
+    let extension = crate::uploads::file::extension(&spec.filename).unwrap_or_default();
     let head_end = (Head::WANTED as u64).min(spec.length);
     let mut first = gw
         .objects
@@ -232,7 +235,9 @@ pub(super) async fn start(
             "The file's content is not a valid .{extension} video."
         )));
     }
-    let quota = intake::allowance(gw, caller.user).await?.quota;
+    let quota = crate::uploads::allowance::allowance(gw, caller.user)
+        .await?
+        .quota;
     let source = StoredSource {
         job_id: spec.job_id,
         key: spec.source_key.clone(),
@@ -240,7 +245,7 @@ pub(super) async fn start(
         size: spec.length,
         fingerprint: None,
     };
-    let choices = intake::ReadForm {
+    let choices = crate::uploads::form::ReadForm {
         videos: Vec::new(),
         options: spec.options.clone(),
         callback: spec
@@ -252,7 +257,7 @@ pub(super) async fn start(
 }
 
 /// Removes the upload: its row first (so no request finds it again), then its bytes.
-pub(super) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
+pub(crate) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
     gw.db.delete_resumable(upload.upload.id).await?;
     gw.objects
         .discard_unstarted(upload)
@@ -261,7 +266,7 @@ pub(super) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRe
 }
 
 /// Records that the upload reached `reached`, under the request's lease.
-pub(super) async fn record_offset(held: &Held, reached: &PendingObject) -> Result<(), TusRefusal> {
+pub(crate) async fn record_offset(held: &Held, reached: &PendingObject) -> Result<(), TusRefusal> {
     let recorded = held
         .gw
         .db
@@ -283,7 +288,7 @@ pub(super) async fn record_offset(held: &Held, reached: &PendingObject) -> Resul
 }
 
 /// The refusal of a chunk whose body stopped early, kept up to `offset`.
-pub(super) fn cut_off(stop: ChunkStop, offset: u64) -> TusRefusal {
+pub(crate) fn cut_off(stop: ChunkStop, offset: u64) -> TusRefusal {
     let timeout = |message| ErrorBody::new(ErrorCode::RequestTimeout, message);
     match stop {
         ChunkStop::Idle => TusRefusal::TooSlow(

@@ -1,12 +1,13 @@
 //! What every tus request shares: its headers and body as sent, who sends it, why it was
 //! refused (in the terms all the operations share), and where the upload stands after it.
 
-use crate::routes::context::{Denied, ErrorJson, store_down, unavailable};
-use crate::routes::intake::{UploadAnswer, UploadError};
+use crate::auth::Denied;
+use crate::error::{ErrorJson, store_down, unavailable};
+use crate::uploads::refusal::{UploadAnswer, UploadError};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
-    tus::{self, BadHeader},
+    uploads::tus::{self, BadHeader},
 };
 use audiomill_domain::{JobId, UploadId, UserId};
 use audiomill_store::{Resumable, StoreError, WebhookEndpoint, time::now_millis};
@@ -19,12 +20,12 @@ use poem_openapi::{
 
 /// A request's headers and its body, unread: tus requests are read from the raw headers (a
 /// typed header reads a malformed value as none) and their bodies are streams.
-pub(super) struct TusRequest {
-    pub(super) headers: HeaderMap,
-    pub(super) content_type: Option<String>,
-    pub(super) body: Body,
+pub(crate) struct TusRequest {
+    pub(crate) headers: HeaderMap,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Body,
     /// The peer's address, as the rate limits count it.
-    pub(super) address: Option<String>,
+    pub(crate) address: Option<String>,
 }
 
 impl<'a> ApiExtractor<'a> for TusRequest {
@@ -68,7 +69,7 @@ impl<'a> ApiExtractor<'a> for TusRequest {
 }
 
 /// A request's raw headers, for the operations that take no body (`HEAD`, `DELETE`).
-pub(super) struct TusHeaders(pub(super) HeaderMap);
+pub(crate) struct TusHeaders(pub(crate) HeaderMap);
 
 impl<'a> ApiExtractor<'a> for TusHeaders {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::PoemExtractor];
@@ -86,14 +87,14 @@ impl<'a> ApiExtractor<'a> for TusHeaders {
 
 impl TusRequest {
     /// Whether the request carries bytes to append (an empty body does not).
-    pub(super) fn has_bytes(&self) -> bool {
+    pub(crate) fn has_bytes(&self) -> bool {
         let length = tus::size(&self.headers, "content-length").ok().flatten();
         self.headers.contains_key("transfer-encoding") || length.is_some_and(|n| n > 0)
     }
 }
 
 /// Why a tus request was refused, in the answers the operations share.
-pub(super) enum TusRefusal {
+pub(crate) enum TusRefusal {
     BadRequest(ErrorJson),
     Unauthorized(ErrorJson),
     NotFound(ErrorJson),
@@ -160,15 +161,15 @@ impl From<UploadError> for TusRefusal {
 
 /// Where an upload stands after a request: its offset, and once complete its job (with the
 /// one-off endpoint its `callback_url` made, when the job started just now).
-pub(super) struct Standing {
-    pub(super) offset: u64,
-    pub(super) expires_at: i64,
-    pub(super) job: Option<JobId>,
-    pub(super) callback: Option<WebhookEndpoint>,
+pub(crate) struct Standing {
+    pub(crate) offset: u64,
+    pub(crate) expires_at: i64,
+    pub(crate) job: Option<JobId>,
+    pub(crate) callback: Option<WebhookEndpoint>,
 }
 
 impl Standing {
-    pub(super) fn of(upload: &Resumable) -> Self {
+    pub(crate) fn of(upload: &Resumable) -> Self {
         Self {
             offset: upload.offset,
             expires_at: upload.upload.expires_at,
@@ -177,11 +178,11 @@ impl Standing {
         }
     }
 
-    pub(super) fn job_header(&self) -> Option<String> {
+    pub(crate) fn job_header(&self) -> Option<String> {
         self.job.map(|job| job.to_string())
     }
 
-    pub(super) fn callback_headers(&self) -> (Option<String>, Option<String>) {
+    pub(crate) fn callback_headers(&self) -> (Option<String>, Option<String>) {
         match &self.callback {
             Some(endpoint) => (
                 Some(endpoint.id.to_string()),
@@ -194,7 +195,7 @@ impl Standing {
 
 /// The caller's upload `id`: someone else's is `NotFound`, like a missing one; one past its
 /// expiry is `Gone`.
-pub(super) async fn callers(
+pub(crate) async fn callers(
     gw: &Gateway,
     id: UploadId,
     user_id: UserId,
@@ -220,6 +221,6 @@ pub(super) async fn callers(
 }
 
 /// The refusal when a request's own task died (a bug, never a client's doing).
-pub(super) fn lost_task(error: tokio::task::JoinError) -> TusRefusal {
+pub(crate) fn lost_task(error: tokio::task::JoinError) -> TusRefusal {
     TusRefusal::Unavailable(unavailable("upload service", error))
 }

@@ -8,31 +8,26 @@
 //! keeps two requests from appending at once. When the last byte is in, the job starts
 //! exactly as a multipart upload's does, and the answer names it in `Audiomill-Job-Id`.
 //!
-//! The operations and their answers live here; what the requests share in `request`, the
-//! lease in `lease`, creating in `creation`, appending and starting the job in `appending`.
-
-mod appending;
-mod creation;
-mod lease;
-mod request;
+//! The operations and their answers live here; the machinery behind them (the lease, creating,
+//! appending and starting the job) in `uploads::resumable`.
 
 use super::context::{ApiTags, BearerAuth, Caller, Context, ErrorJson, unavailable};
+use crate::uploads::resumable::{
+    Creating, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task, remove,
+    start_when_due, take_chunk, under_lease,
+};
 use crate::{
     error::{ErrorBody, ErrorCode},
     params::ApiUploadId,
-    tus::{self, BadHeader},
+    uploads::tus::{self, BadHeader},
 };
-use appending::{remove, start_when_due, take_chunk};
 use audiomill_domain::UploadId;
 use audiomill_store::{Resumable, time::now_millis};
-use creation::Creating;
-use lease::under_lease;
 use poem::http::HeaderMap;
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Header, Path},
 };
-use request::{Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
 
 /// `/uploads` and `/uploads/{upload_id}`.
 pub struct ResumableApi {

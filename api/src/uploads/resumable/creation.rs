@@ -3,13 +3,13 @@
 
 use super::appending::{remove, take_chunk};
 use super::request::{Standing, TusRefusal, TusRequest};
-use crate::routes::context::Caller;
-use crate::routes::intake::{self, UploadError};
+use crate::auth::Caller;
+use crate::uploads::refusal::UploadError;
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
     metrics,
-    tus::{self, BadHeader},
+    uploads::tus::{self, BadHeader},
 };
 use audiomill_domain::{BatchId, JobId, ObjectKey, UploadId, UserId};
 use audiomill_store::{
@@ -20,16 +20,16 @@ use poem::http::HeaderMap;
 use std::sync::Arc;
 
 /// A creation under way, moved off its request.
-pub(super) struct Creating {
-    pub(super) gw: Arc<Gateway>,
-    pub(super) caller: Caller,
+pub(crate) struct Creating {
+    pub(crate) gw: Arc<Gateway>,
+    pub(crate) caller: Caller,
 }
 
 impl Creating {
     /// Records the upload and appends its body. A refused body removes the upload (its
     /// client has no `Location` for it); one that stopped coming keeps what arrived when the
     /// answer can name it, or when an `Idempotency-Key` lets its client find it again.
-    pub(super) async fn run(self, request: TusRequest) -> Result<(UploadId, Standing), TusRefusal> {
+    pub(crate) async fn run(self, request: TusRequest) -> Result<(UploadId, Standing), TusRefusal> {
         let gw = &*self.gw;
         let asked = match Asked::read(gw, &request).await {
             Ok(asked) => asked,
@@ -43,7 +43,9 @@ impl Creating {
         {
             return asked.again(earlier);
         }
-        let quota = intake::allowance(gw, self.caller.user).await?.quota;
+        let quota = crate::uploads::allowance::allowance(gw, self.caller.user)
+            .await?
+            .quota;
         if asked.length > gw.limits.max_bytes {
             return Err(UploadError::TooLarge {
                 limit_mb: gw.limits.max_bytes / (1024 * 1024),
@@ -81,7 +83,7 @@ impl Creating {
 }
 
 /// Records the new upload and starts its object; `Earlier` when its key won a race.
-pub(super) async fn record(
+pub(crate) async fn record(
     gw: &Gateway,
     user_id: UserId,
     asked: &Asked,
@@ -137,7 +139,7 @@ pub(super) async fn record(
 }
 
 /// The answer to a creation over one of its limits.
-pub(super) fn creation_refusal(refusal: CreationRefusal) -> TusRefusal {
+pub(crate) fn creation_refusal(refusal: CreationRefusal) -> TusRefusal {
     let too_many = |message: String| {
         metrics::upload_refused("busy");
         TusRefusal::TooMany(
@@ -160,22 +162,22 @@ pub(super) fn creation_refusal(refusal: CreationRefusal) -> TusRefusal {
             metrics::upload_refused("quota");
             UploadError::OverQuota(over).into()
         }
-        CreationRefusal::BatchFull { limit } => intake::batch_full(limit).into(),
+        CreationRefusal::BatchFull { limit } => crate::uploads::refusal::batch_full(limit).into(),
     }
 }
 
 /// What a creation asks for, read and checked from its headers.
-pub(super) struct Asked {
+pub(crate) struct Asked {
     length: u64,
     filename: String,
     extension: String,
-    choices: intake::ReadForm<()>,
+    choices: crate::uploads::form::ReadForm<()>,
     key: Option<String>,
     batch_id: Option<BatchId>,
 }
 
 /// What recording a creation led to.
-pub(super) enum Recorded {
+pub(crate) enum Recorded {
     New(Box<Resumable>),
     Earlier(Box<Resumable>),
 }
@@ -208,8 +210,8 @@ impl Asked {
             )
             .into());
         };
-        let (filename, extension) = intake::accepted_name(raw_name, &gw.limits)?;
-        let choices = intake::choices_from_metadata(gw, &metadata).await?;
+        let (filename, extension) = crate::uploads::form::accepted_name(raw_name, &gw.limits)?;
+        let choices = crate::uploads::form::choices_from_metadata(gw, &metadata).await?;
         Ok(Self {
             length,
             filename,
@@ -239,7 +241,7 @@ impl Asked {
 
 /// The batch the metadata's `batch_id` names (a UUID the client chose for files it sends
 /// together), if any.
-pub(super) fn batch_of(
+pub(crate) fn batch_of(
     metadata: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<BatchId>, TusRefusal> {
     metadata
@@ -259,7 +261,7 @@ pub(super) fn batch_of(
 
 /// The creation's `Idempotency-Key`: the header, or `idempotency_key` in the metadata (the
 /// same if both).
-pub(super) fn key_of(
+pub(crate) fn key_of(
     headers: &HeaderMap,
     metadata: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<String>, TusRefusal> {
@@ -268,7 +270,7 @@ pub(super) fn key_of(
             "An Idempotency-Key must be given once, as 1 to 255 visible ASCII characters.".into(),
         )
     };
-    let header = crate::routes::idempotency::key_of(headers).map_err(|_| bad())?;
+    let header = crate::uploads::idempotency::key_of(headers).map_err(|_| bad())?;
     let in_metadata = metadata.get("idempotency_key").cloned();
     if let Some(key) = &in_metadata
         && (!(1..=255).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()))

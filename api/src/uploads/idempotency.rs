@@ -8,12 +8,12 @@ use audiomill_store::{Database, KeyClaim, KeyedUpload, StoreError};
 /// An `Idempotency-Key` header that names no key: given twice, or not 1 to 255 visible ASCII
 /// characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BadKey;
+pub(crate) struct BadKey;
 
 /// The request's `Idempotency-Key`, if it has one, read from the raw headers: the typed header
 /// parameter reads a value that is not visible ASCII, or a second one, as no key at all, and a
 /// retry would then start a second job.
-pub(super) fn key_of(headers: &poem::http::HeaderMap) -> Result<Option<String>, BadKey> {
+pub(crate) fn key_of(headers: &poem::http::HeaderMap) -> Result<Option<String>, BadKey> {
     let mut values = headers.get_all("idempotency-key").iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return match headers.contains_key("idempotency-key") {
@@ -33,7 +33,7 @@ fn is_valid(key: &str) -> bool {
 }
 
 /// What a key allows the upload that carries it.
-pub(super) enum Claim {
+pub(crate) enum Claim {
     /// No key: the upload goes ahead on its own.
     Unkeyed,
     /// The key is this upload's now; it must be [`Reservation::complete`]d or
@@ -46,13 +46,13 @@ pub(super) enum Claim {
 }
 
 /// A key reserved for one upload.
-pub(super) struct Reservation {
+pub(crate) struct Reservation {
     user: UserId,
     key: String,
 }
 
 /// Reserves `key` (if any) for an upload of `user`'s.
-pub(super) async fn claim(
+pub(crate) async fn claim(
     db: &Database,
     user: UserId,
     key: Option<String>,
@@ -71,7 +71,7 @@ impl Reservation {
     /// The upload was accepted as `keyed`: a retry with the key gets that job. The job runs
     /// either way; the key only stays reserved (a retry gets 409 until the reservation is
     /// abandoned) if this write fails.
-    pub(super) async fn complete(self, db: &Database, keyed: &KeyedUpload) {
+    pub(crate) async fn complete(self, db: &Database, keyed: &KeyedUpload) {
         if let Err(error) = db
             .complete_idempotency_key(self.user, &self.key, keyed)
             .await
@@ -81,7 +81,7 @@ impl Reservation {
     }
 
     /// The upload was refused: the key is free for the next attempt.
-    pub(super) async fn release(self, db: &Database) {
+    pub(crate) async fn release(self, db: &Database) {
         if let Err(error) = db.release_idempotency_key(self.user, &self.key).await {
             tracing::error!(%error, "could not release a refused upload's Idempotency-Key");
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// A named starting point for the other choices; a field given beside it wins over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
-pub(super) enum PresetName {
+pub(crate) enum PresetName {
     /// Speech: mono, 64 kbit/s ABR at 22.05 kHz, normalised to -16 LUFS.
     Voice,
     /// Podcasts: mono, 96 kbit/s CBR at 44.1 kHz, normalised to -16 LUFS.
@@ -37,7 +37,7 @@ impl From<Preset> for PresetName {
 /// How the encoder spends bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
-pub(super) enum BitrateModeName {
+pub(crate) enum BitrateModeName {
     /// Variable: `quality` decides.
     Vbr,
     /// Constant: every frame at `bitrate`.
@@ -59,7 +59,7 @@ impl From<BitrateMode> for BitrateModeName {
 /// Where the MP3's front-cover picture comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
-pub(super) enum CoverName {
+pub(crate) enum CoverName {
     /// The picture attached to the video (album art), if it has one.
     Source,
     /// A frame of the video: at `cover_at`, else the first one that is not black past the
@@ -85,7 +85,7 @@ impl From<Cover> for CoverName {
 /// and nothing is stored.
 #[derive(Multipart)]
 #[allow(dead_code)]
-pub(super) struct UploadForm {
+pub(crate) struct UploadForm {
     /// The video: MP4, MOV, AVI, MKV or WebM. Several `file` parts (up to
     /// `MAX_FILES_PER_UPLOAD`, 10 by default; one with an `Idempotency-Key`) make a batch: a
     /// job each, with the same choices, followed together at `/batches/{batch_id}`.
@@ -165,7 +165,7 @@ pub(super) struct UploadForm {
 
 /// What a job's MP3 is to be, as its upload asked.
 #[derive(Debug, Clone, Object)]
-pub(super) struct OutputChoices {
+pub(crate) struct OutputChoices {
     /// The preset the choices started from; `null` for none.
     #[oai(nullable)]
     preset: Option<PresetName>,
@@ -204,7 +204,7 @@ pub(super) struct OutputChoices {
 
 /// A loudness target (EBU R128).
 #[derive(Debug, Clone, Object)]
-pub(super) struct LoudnessTarget {
+pub(crate) struct LoudnessTarget {
     /// Integrated loudness, LUFS.
     integrated: f64,
     /// Highest true peak, dBTP.
@@ -246,7 +246,7 @@ impl From<&OutputOptions> for OutputChoices {
 }
 
 impl OutputChoices {
-    pub(super) fn example() -> Self {
+    pub(crate) fn example() -> Self {
         (&Preset::Podcast.options()).into()
     }
 }

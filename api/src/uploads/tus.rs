@@ -1,7 +1,7 @@
 //! The tus 1.0.0 resumable upload protocol's headers, read strictly, and the checks on a
 //! request's body as it streams in. The operations themselves are in `routes::resumable`.
 
-use crate::upload::{self, Container, Head};
+use super::file::{self, Container, Head};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -280,7 +280,7 @@ where
         sniff: checks.sniff_for.map(|expected| (Head::new(), expected)),
     };
     let idle = checks.idle;
-    let rated = Box::pin(upload::at_minimum_rate(body, too_slow));
+    let rated = Box::pin(file::at_minimum_rate(body, too_slow));
     let stream = futures::stream::unfold(
         (rated, state, false),
         move |(mut body, mut state, ended)| {

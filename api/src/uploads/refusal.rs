@@ -1,0 +1,157 @@
+//! Why an upload is refused ([`UploadError`]) and the answer each refusal becomes
+//! ([`UploadAnswer`]), shared by the form and tus.
+
+use super::allowance::{NO_ACCOUNT, QuotaRefusal};
+use crate::error::{ErrorJson, store_part, unavailable};
+use crate::{
+    error::{ErrorBody, ErrorCode},
+    gateway::UploadLimits,
+    uploads::framing::{self},
+};
+use audiomill_domain::output::FieldError;
+use audiomill_store::{OverQuota, StoreError};
+
+/// Why an upload was refused; each is one documented answer of `POST /upload`.
+#[derive(Debug)]
+pub enum UploadError {
+    BadRequest(String),
+    /// An output field's value, or how the fields go together.
+    BadField(FieldError),
+    UnsupportedMedia(String),
+    TooLarge {
+        limit_mb: u64,
+    },
+    /// A dependency (`what`) is down; `cause` is for the log only.
+    Unavailable {
+        what: &'static str,
+        cause: String,
+    },
+    /// The body fell below the minimum upload rate.
+    TooSlow,
+    /// The caller's storage or jobs-per-day quota.
+    OverQuota(OverQuota),
+    /// The caller's account was removed after the token was issued.
+    NoAccount,
+}
+
+impl UploadError {
+    /// The reason label of the refusal in the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) | Self::BadField(_) => "form",
+            Self::UnsupportedMedia(_) => "type",
+            Self::TooLarge { .. } => "size",
+            Self::Unavailable { .. } => "unavailable",
+            Self::TooSlow => "slow",
+            Self::OverQuota(_) => "quota",
+            Self::NoAccount => "auth",
+        }
+    }
+
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub(crate) fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for UploadError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(store_part(&error), error)
+    }
+}
+
+/// An upload's refusal as an answer, in the terms both ways of uploading (a form, tus) share.
+pub enum UploadAnswer {
+    BadRequest(ErrorJson),
+    Unauthorized(ErrorJson),
+    /// Each way words it, as what it keeps of a slow body differs.
+    TooSlow,
+    /// With the storage quota's limit and remaining room, when the quota refused it.
+    TooLarge(ErrorJson, Option<u64>, Option<u64>),
+    UnsupportedMedia(ErrorJson),
+    /// The jobs-per-day quota: its limit, what is left, and seconds until the count restarts.
+    TooMany(ErrorJson, Option<u64>, Option<u64>, Option<u64>),
+    Unavailable(ErrorJson),
+}
+
+impl From<UploadError> for UploadAnswer {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::BadRequest(message) => {
+                Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
+            }
+            UploadError::BadField(error) => {
+                Self::BadRequest(ErrorBody::for_field(error.field, format!("{error}.")))
+            }
+            UploadError::UnsupportedMedia(message) => {
+                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
+            }
+            UploadError::TooLarge { limit_mb } => Self::TooLarge(
+                ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The file is larger than the {limit_mb} MB limit."),
+                ),
+                None,
+                None,
+            ),
+            UploadError::OverQuota(over) => QuotaRefusal::from(over).into(),
+            UploadError::NoAccount => {
+                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, NO_ACCOUNT))
+            }
+            UploadError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
+            UploadError::TooSlow => Self::TooSlow,
+        }
+    }
+}
+
+/// The refusal of a file for a batch that is full.
+pub fn batch_full(limit: u64) -> UploadError {
+    UploadError::BadRequest(format!(
+        "This batch holds {limit} jobs, the most one may; send further files with another \
+         batch_id."
+    ))
+}
+
+pub(crate) fn too_large(limits: &UploadLimits) -> UploadError {
+    UploadError::TooLarge {
+        limit_mb: limits.max_bytes / (1024 * 1024),
+    }
+}
+
+/// The answer to a parser error: a size limit, or a malformed form.
+pub(crate) fn parser_error(error: &multer::Error, limits: &UploadLimits) -> UploadError {
+    match over_limit(error) {
+        Some(Limit::File) => too_large(limits),
+        Some(Limit::TextField) => UploadError::bad(format!(
+            "Form fields other than `file` are limited to {} KiB.",
+            framing::MAX_TEXT_FIELD / 1024
+        )),
+        None => UploadError::bad("The multipart body is malformed."),
+    }
+}
+
+/// Which of the form's size limits the parser stopped at.
+pub(crate) enum Limit {
+    File,
+    TextField,
+}
+
+pub(crate) fn over_limit(error: &multer::Error) -> Option<Limit> {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } => Some(Limit::File),
+        multer::Error::FieldSizeExceeded { field_name, .. } => {
+            Some(if field_name.as_deref() == Some("file") {
+                Limit::File
+            } else {
+                Limit::TextField
+            })
+        }
+        _ => None,
+    }
+}

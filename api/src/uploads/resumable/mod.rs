@@ -1,0 +1,15 @@
+//! The machinery of resumable (tus) uploads behind the operations in `routes::resumable`:
+//! what the requests share (`request`: the parsed request, the caller's upload, the
+//! refusals), the lease that lets one request at a time touch an upload (`lease`), creating
+//! an upload (`creation`), and appending a chunk and starting the job once the last byte is
+//! in (`appending`).
+
+mod appending;
+mod creation;
+mod lease;
+mod request;
+
+pub(crate) use appending::{remove, start_when_due, take_chunk};
+pub(crate) use creation::Creating;
+pub(crate) use lease::under_lease;
+pub(crate) use request::{Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
