@@ -617,7 +617,7 @@ impl JobsApi {
     /// again if the file (read and hashed, not stored) and the options are the same, else 422.
     async fn replay(&self, earlier: KeyedUpload, form: VideoForm) -> UploadResponse {
         let gw = self.cx.gw();
-        let again = crate::uploads::storing::fingerprint(gw, &form.content_type, form.body).await;
+        let again = crate::uploads::intake::fingerprint(gw, &form.content_type, form.body).await;
         let earlier_options = match &again {
             Ok(_) => match gw.db.job(earlier.job_id).await {
                 // A job deleted since asked for nothing that could differ.

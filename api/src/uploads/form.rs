@@ -354,24 +354,4 @@ fn unknown_field(name: &str) -> UploadError {
     ))
 }
 
-/// A file's name as kept (see [`file::clean_file_name`]) and its extension, if the
-/// extension is one accepted.
-pub fn accepted_name(raw: &str, limits: &UploadLimits) -> Result<(String, String), UploadError> {
-    let accepted = || limits.allowed_extensions.join(", ");
-    let filename = file::clean_file_name(raw);
-    let Some(extension) = file::extension(&filename) else {
-        return Err(UploadError::UnsupportedMedia(format!(
-            "The file needs an extension; accepted: {}.",
-            accepted()
-        )));
-    };
-    if !limits.allowed_extensions.contains(&extension) {
-        return Err(UploadError::UnsupportedMedia(format!(
-            "`.{extension}` files are not accepted; accepted: {}.",
-            accepted()
-        )));
-    }
-    Ok((filename, extension))
-}
-
 type RawBody = BoxStream<'static, Result<Bytes, std::io::Error>>;

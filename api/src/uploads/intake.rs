@@ -11,7 +11,7 @@
 use super::allowance::Allowance;
 use super::form::{FileLimit, ReadForm, open_upload, read_form};
 use super::refusal::{UploadError, batch_full};
-use super::storing::{IntoStorage, StoredSource, discard};
+use super::storing::{Fingerprint, HashOnly, IntoStorage, StoredSource, discard};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
 use audiomill_domain::lifecycle::Quota;
@@ -233,4 +233,25 @@ async fn start_job(
         return Err(UploadError::unavailable("conversion service", error));
     }
     Ok(())
+}
+
+/// Reads an upload through the same checks as [`receive`] and stores nothing: its file's
+/// name and SHA-256, to compare with the upload an `Idempotency-Key` already started.
+pub async fn fingerprint(
+    gw: &Gateway,
+    content_type: &str,
+    body: Body,
+) -> Result<Fingerprint, UploadError> {
+    let hashed = HashOnly { limits: &gw.limits };
+    let mut form = open_upload(gw, content_type, body)?;
+    let outcome = read_form(gw, &mut form.multipart, &hashed, FileLimit::Keyed)
+        .await
+        .map(|read| {
+            let video = read.videos.into_iter().next().expect("a form has a file");
+            Fingerprint {
+                options: read.options,
+                ..video
+            }
+        });
+    form.settle(outcome).await
 }

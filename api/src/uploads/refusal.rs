@@ -1,15 +1,15 @@
 //! Why an upload is refused ([`UploadError`]) and the answer each refusal becomes
-//! ([`UploadAnswer`]), shared by the form and tus.
+//! ([`UploadAnswer`]), shared by the form and tus; the quota's refusals among them.
 
-use super::allowance::{NO_ACCOUNT, QuotaRefusal};
 use crate::error::{ErrorJson, store_part, unavailable};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::UploadLimits,
     uploads::framing::{self},
 };
+use audiomill_domain::lifecycle::next_utc_day;
 use audiomill_domain::output::FieldError;
-use audiomill_store::{OverQuota, StoreError};
+use audiomill_store::{OverQuota, StoreError, time::now_millis};
 
 /// Why an upload was refused; each is one documented answer of `POST /upload`.
 #[derive(Debug)]
@@ -153,5 +153,78 @@ pub(crate) fn over_limit(error: &multer::Error) -> Option<Limit> {
             })
         }
         _ => None,
+    }
+}
+
+/// The sentence of an upload whose account is gone.
+pub const NO_ACCOUNT: &str = "This account no longer exists.";
+
+/// An upload over one of the caller's quotas, as every way of uploading answers it: storage
+/// (413, no `retry_after`) or jobs per day (429), with the quota's figures for its headers.
+pub(crate) struct QuotaRefusal {
+    pub message: String,
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the day's count starts again (jobs per day only).
+    pub retry_after: Option<u64>,
+}
+
+impl From<OverQuota> for QuotaRefusal {
+    fn from(over: OverQuota) -> Self {
+        match over {
+            OverQuota::Storage { limit, used } => {
+                let remaining = limit.saturating_sub(used);
+                QuotaRefusal {
+                    message: format!(
+                        "Your storage quota is {} and {} of it is left, too little for this \
+                         upload; delete jobs you no longer need (or wait for them to expire). \
+                         Nothing was kept.",
+                        megabytes(limit),
+                        megabytes(remaining)
+                    ),
+                    limit,
+                    remaining,
+                    retry_after: None,
+                }
+            }
+            OverQuota::JobsPerDay { limit, used } => {
+                let now = now_millis();
+                let reset = next_utc_day(now);
+                QuotaRefusal {
+                    message: format!(
+                        "You have started {used} jobs today, as many as your quota of {limit} a \
+                         day allows; the count starts again at {} (UTC midnight). Nothing was kept.",
+                        crate::params::rfc3339(reset)
+                    ),
+                    limit,
+                    remaining: limit.saturating_sub(used),
+                    retry_after: Some(((reset - now) as u64).div_ceil(1000)),
+                }
+            }
+        }
+    }
+}
+
+/// Bytes as people read a quota: MB with one decimal.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+impl From<QuotaRefusal> for UploadAnswer {
+    fn from(refusal: QuotaRefusal) -> Self {
+        let (limit, remaining) = (Some(refusal.limit), Some(refusal.remaining));
+        match refusal.retry_after {
+            None => Self::TooLarge(
+                ErrorBody::new(ErrorCode::PayloadTooLarge, refusal.message),
+                limit,
+                remaining,
+            ),
+            Some(seconds) => Self::TooMany(
+                ErrorBody::new(ErrorCode::TooManyRequests, refusal.message),
+                limit,
+                remaining,
+                Some(seconds),
+            ),
+        }
     }
 }

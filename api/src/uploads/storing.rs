@@ -3,40 +3,17 @@
 //! `Idempotency-Key`); whatever a later step refuses is removed again.
 
 use super::allowance::Allowance;
-use super::form::{FileLimit, accepted_name, open_upload, read_form};
 use super::refusal::{UploadError, over_limit, too_large};
 use crate::{
-    gateway::{Gateway, UploadLimits},
-    uploads::file::{Container, Head},
+    gateway::UploadLimits,
+    uploads::file::{self, Container, Head},
 };
 use audiomill_domain::{JobId, ObjectKey, output::OutputOptions};
 use audiomill_store::{ObjectStore, PutError};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
-use poem::Body;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// Reads an upload through the same checks as [`receive`] and stores nothing: its file's
-/// name and SHA-256, to compare with the upload an `Idempotency-Key` already started.
-pub async fn fingerprint(
-    gw: &Gateway,
-    content_type: &str,
-    body: Body,
-) -> Result<Fingerprint, UploadError> {
-    let hashed = HashOnly { limits: &gw.limits };
-    let mut form = open_upload(gw, content_type, body)?;
-    let outcome = read_form(gw, &mut form.multipart, &hashed, FileLimit::Keyed)
-        .await
-        .map(|read| {
-            let video = read.videos.into_iter().next().expect("a form has a file");
-            Fingerprint {
-                options: read.options,
-                ..video
-            }
-        });
-    form.settle(outcome).await
-}
 
 /// The form's video part, checked and not yet stored: its first bytes, and the rest to come.
 pub struct VideoPart {
@@ -101,8 +78,8 @@ impl VideoSink for IntoStorage<'_> {
 }
 
 /// Read to its end and hashed, under the same size limit, and kept nowhere.
-struct HashOnly<'a> {
-    limits: &'a UploadLimits,
+pub(crate) struct HashOnly<'a> {
+    pub(crate) limits: &'a UploadLimits,
 }
 
 impl VideoSink for HashOnly<'_> {
@@ -245,4 +222,24 @@ pub(crate) async fn discard(objects: &ObjectStore, stored: Option<&StoredSource>
     {
         tracing::error!(%error, key = %source.key, "could not remove a refused upload");
     }
+}
+
+/// A file's name as kept (see [`file::clean_file_name`]) and its extension, if the
+/// extension is one accepted.
+pub fn accepted_name(raw: &str, limits: &UploadLimits) -> Result<(String, String), UploadError> {
+    let accepted = || limits.allowed_extensions.join(", ");
+    let filename = file::clean_file_name(raw);
+    let Some(extension) = file::extension(&filename) else {
+        return Err(UploadError::UnsupportedMedia(format!(
+            "The file needs an extension; accepted: {}.",
+            accepted()
+        )));
+    };
+    if !limits.allowed_extensions.contains(&extension) {
+        return Err(UploadError::UnsupportedMedia(format!(
+            "`.{extension}` files are not accepted; accepted: {}.",
+            accepted()
+        )));
+    }
+    Ok((filename, extension))
 }

@@ -210,7 +210,7 @@ impl Asked {
             )
             .into());
         };
-        let (filename, extension) = crate::uploads::form::accepted_name(raw_name, &gw.limits)?;
+        let (filename, extension) = crate::uploads::storing::accepted_name(raw_name, &gw.limits)?;
         let choices = crate::uploads::form::choices_from_metadata(gw, &metadata).await?;
         Ok(Self {
             length,
