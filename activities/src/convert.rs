@@ -1,3 +1,11 @@
+//! The activities of one conversion, in the order `ConvertVideo` runs them: `validate_token`
+//! (the login still open), `fetch_source` (the job held by this worker, its login checked again,
+//! the upload copied to local scratch), `transcode` (in process, in an isolated child, with
+//! heartbeated progress), or for a long source `transcode_segment` per part and
+//! `join_segments` (see [`crate::in_parts`]), then `store_mp3`, `send_email` and
+//! `record_ending`; `forget_job` lets the worker drop what it held. Each failure is sorted
+//! here into retryable (an outage) or final (the media, the input), with a sentence for people.
+
 use crate::{
     failures::{
         capitalize, database_down, fatal, mail_down, storage_down, transcode_failure,
@@ -209,7 +217,7 @@ impl ConvertActivities {
     }
 
     /// Converts one part of a long source, on any worker with a free transcode slot, and puts
-    /// it in object storage for the join (see [`crate::segments`]).
+    /// it in object storage for the join (see [`crate::in_parts`]).
     #[activity(definition = activity::TranscodeSegment)]
     #[tracing::instrument(skip_all, fields(job_id = %input.job_id, part = input.part))]
     pub async fn transcode_segment(

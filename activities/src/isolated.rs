@@ -18,7 +18,7 @@ use crate::transcode::{
     MediaLimits, SegmentSettings, SourceLocation, TranscodeError, TranscodeReport, plan, transcode,
     transcode_part,
 };
-use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
+use audiomill_domain::{in_parts::SegmentPlan, output::OutputOptions};
 use serde::{Deserialize, Serialize};
 use std::{
     io::{BufRead, Write},

@@ -17,13 +17,13 @@
 mod convert;
 mod failures;
 mod held;
+mod in_parts;
 pub mod isolated;
 mod lifecycle;
 pub mod mailer;
 pub mod metered;
 mod progress;
 mod scratch;
-mod segments;
 pub mod transcode;
 mod webhooks;
 

@@ -5,7 +5,7 @@
 use audiomill_activities::transcode::{
     MediaLimits, SegmentSettings, SourceLocation, TranscodeError, plan, transcode_part,
 };
-use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
+use audiomill_domain::{in_parts::SegmentPlan, output::OutputOptions};
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},

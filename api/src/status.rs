@@ -4,7 +4,7 @@
 use audiomill_domain::{
     JobId, JobStatus, Step,
     contract::{FailureKind, StepProgress, failures},
-    segment::PartId,
+    in_parts::PartId,
 };
 use audiomill_store::Job;
 use audiomill_workflows::ConvertVideo;

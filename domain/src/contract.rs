@@ -5,7 +5,7 @@
 //! activity breaks the build instead of a running job.
 
 use crate::{
-    JobId, ObjectKey, UserId, output::OutputOptions, segment::SegmentPlan, webhook::WebhookEvent,
+    JobId, ObjectKey, UserId, in_parts::SegmentPlan, output::OutputOptions, webhook::WebhookEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,7 @@ pub enum FailureKind {
     /// workflow fetches the source again on a live worker.
     SourceNotLocal,
     /// A long source's parts found no frame to be joined at (rare: see
-    /// `audiomill_domain::segment`): the workflow converts the source in one pass instead.
+    /// `audiomill_domain::in_parts`): the workflow converts the source in one pass instead.
     PartsUnjoinable,
     /// A step that timed out (not raised by an activity: Temporal's).
     Timeout,
@@ -246,7 +246,7 @@ fn told_unless_said() -> bool {
     true
 }
 
-/// One part of a long source to encode (see [`crate::segment`]); any worker with room takes
+/// One part of a long source to encode (see [`crate::in_parts`]); any worker with room takes
 /// it, fetching the source when it does not have it yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscodeSegmentInput {

@@ -17,11 +17,11 @@
 pub mod contract;
 pub mod duration;
 pub mod ids;
+pub mod in_parts;
 pub mod job;
 pub mod lifecycle;
 pub mod link;
 pub mod output;
-pub mod segment;
 pub mod webhook;
 
 pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId, WebhookId};

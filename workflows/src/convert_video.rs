@@ -13,8 +13,8 @@
 //! its owner's endpoints are told, and its video discarded.
 
 use crate::{
+    all_at_once::all,
     deliver_webhooks::start_deliveries,
-    join::all,
     options::{
         HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, local_through_outages,
         mail_options, on_host, retry, segment_options, through_outages, transcode_options,
@@ -28,7 +28,7 @@ use audiomill_domain::contract::{
     TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WORKFLOW_TYPE, activity,
     failures,
 };
-use audiomill_domain::segment::{PartId, SegmentPlan};
+use audiomill_domain::in_parts::{PartId, SegmentPlan};
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
 use std::time::Duration;
 use temporalio_macros::{workflow, workflow_methods};

@@ -3,7 +3,7 @@
 //! for it (nor fail with it): deliveries are retried for a day, long after the job has ended.
 
 use crate::{
-    join::all,
+    all_at_once::all,
     options::{delivery_options, through_outages},
 };
 use audiomill_domain::contract::{

@@ -11,10 +11,10 @@
 //! differently, goes behind `ctx.patched(...)`; `tests/histories.rs` replays recorded runs of
 //! every workflow through the code as it is, so a change that breaks them fails the tests.
 
+mod all_at_once;
 mod clean_expired;
 mod convert_video;
 mod deliver_webhooks;
-mod join;
 mod options;
 
 pub use clean_expired::CleanExpired;

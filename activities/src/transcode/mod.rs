@@ -20,19 +20,19 @@
 //! MP3s encoded separately from overlapping parts of one source join into one that decodes
 //! like a single encode ([`join`]).
 
+mod cut;
 mod encode;
 pub mod join;
 mod loudness;
 mod picture;
-mod segment;
 mod source;
 mod tags;
 
+pub use cut::{SegmentSettings, plan};
 pub use encode::rate_for_bitrate;
-pub use segment::{SegmentSettings, plan};
 pub use source::SourceLocation;
 
-use audiomill_domain::{output::OutputOptions, segment::SegmentPlan};
+use audiomill_domain::{in_parts::SegmentPlan, output::OutputOptions};
 use ffmpeg_next as ffmpeg;
 use source::{Source, Span, Trim};
 use std::{ops::ControlFlow, path::Path};
@@ -153,7 +153,7 @@ fn convert(
     options: &OutputOptions,
     file_name: &str,
     limits: MediaLimits,
-    part: Option<audiomill_domain::segment::PartSpan>,
+    part: Option<audiomill_domain::in_parts::PartSpan>,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
 ) -> Result<TranscodeReport, TranscodeError> {
     start_ffmpeg()?;
@@ -178,7 +178,7 @@ fn convert(
     let mut reading = trim;
     let mut samples_before = 0;
     if let Some(part) = part {
-        let cut = segment::Cut::new(&source, options, part)?;
+        let cut = cut::Cut::new(&source, options, part)?;
         (chain, reading, samples_before) = (cut.chain, cut.reading, cut.samples_before);
     } else if let Some(target) = options.normalize {
         // Measured as it will be encoded: the same part, mixed down the same way.

@@ -7,7 +7,7 @@ use super::downloads::{self, DownloadLink};
 use crate::uploads::choices::{OutputChoices, UploadForm};
 use crate::uploads::idempotency::{self, BadKey, Claim};
 use crate::uploads::intake::{self};
-use crate::uploads::refusal::{UploadAnswer, UploadError};
+use crate::uploads::refusal::{UploadError, UploadRefusal};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
@@ -733,23 +733,23 @@ fn too_many_uploads(limit: usize) -> UploadResponse {
 impl From<UploadError> for UploadResponse {
     fn from(error: UploadError) -> Self {
         match error.into() {
-            UploadAnswer::BadRequest(body) => Self::BadRequest(body),
-            UploadAnswer::Unauthorized(body) => Self::Unauthorized(body),
-            UploadAnswer::TooSlow => Self::TooSlow(ErrorBody::new(
+            UploadRefusal::BadRequest(body) => Self::BadRequest(body),
+            UploadRefusal::Unauthorized(body) => Self::Unauthorized(body),
+            UploadRefusal::TooSlow => Self::TooSlow(ErrorBody::new(
                 ErrorCode::RequestTimeout,
                 format!(
                     "The upload arrived too slowly (under {} KiB/s on average); nothing was kept.",
                     file::MIN_UPLOAD_RATE / 1024
                 ),
             )),
-            UploadAnswer::TooLarge(body, limit, remaining) => {
+            UploadRefusal::TooLarge(body, limit, remaining) => {
                 Self::TooLarge(body, limit, remaining)
             }
-            UploadAnswer::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
-            UploadAnswer::TooMany(body, limit, remaining, retry_after) => {
+            UploadRefusal::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            UploadRefusal::TooMany(body, limit, remaining, retry_after) => {
                 Self::TooManyUploads(body, limit, remaining, retry_after)
             }
-            UploadAnswer::Unavailable(body) => Self::Unavailable(body),
+            UploadRefusal::Unavailable(body) => Self::Unavailable(body),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Why an upload is refused ([`UploadError`]) and the answer each refusal becomes
-//! ([`UploadAnswer`]), shared by the form and tus; the quota's refusals among them.
+//! ([`UploadRefusal`]), shared by the form and tus; the quota's refusals among them.
 
 use crate::error::{ErrorJson, store_part, unavailable};
 use crate::{
@@ -67,7 +67,7 @@ impl From<StoreError> for UploadError {
 }
 
 /// An upload's refusal as an answer, in the terms both ways of uploading (a form, tus) share.
-pub enum UploadAnswer {
+pub enum UploadRefusal {
     BadRequest(ErrorJson),
     Unauthorized(ErrorJson),
     /// Each way words it, as what it keeps of a slow body differs.
@@ -80,7 +80,7 @@ pub enum UploadAnswer {
     Unavailable(ErrorJson),
 }
 
-impl From<UploadError> for UploadAnswer {
+impl From<UploadError> for UploadRefusal {
     fn from(error: UploadError) -> Self {
         match error {
             UploadError::BadRequest(message) => {
@@ -210,7 +210,7 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-impl From<QuotaRefusal> for UploadAnswer {
+impl From<QuotaRefusal> for UploadRefusal {
     fn from(refusal: QuotaRefusal) -> Self {
         let (limit, remaining) = (Some(refusal.limit), Some(refusal.remaining));
         match refusal.retry_after {

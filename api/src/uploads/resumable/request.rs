@@ -3,7 +3,7 @@
 
 use crate::auth::Denied;
 use crate::error::{ErrorJson, store_down, unavailable};
-use crate::uploads::refusal::{UploadAnswer, UploadError};
+use crate::uploads::refusal::{UploadError, UploadRefusal};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
@@ -140,21 +140,21 @@ impl From<BadHeader> for TusRefusal {
 impl From<UploadError> for TusRefusal {
     fn from(error: UploadError) -> Self {
         match error.into() {
-            UploadAnswer::BadRequest(body) => Self::BadRequest(body),
-            UploadAnswer::Unauthorized(body) => Self::Unauthorized(body),
-            UploadAnswer::TooSlow => Self::TooSlow(
+            UploadRefusal::BadRequest(body) => Self::BadRequest(body),
+            UploadRefusal::Unauthorized(body) => Self::Unauthorized(body),
+            UploadRefusal::TooSlow => Self::TooSlow(
                 ErrorBody::new(ErrorCode::RequestTimeout, "The upload arrived too slowly."),
                 0,
                 None,
             ),
-            UploadAnswer::TooLarge(body, limit, remaining) => {
+            UploadRefusal::TooLarge(body, limit, remaining) => {
                 Self::TooLarge(body, limit, remaining)
             }
-            UploadAnswer::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
-            UploadAnswer::TooMany(body, limit, remaining, retry_after) => {
+            UploadRefusal::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            UploadRefusal::TooMany(body, limit, remaining, retry_after) => {
                 Self::TooMany(body, limit, remaining, retry_after)
             }
-            UploadAnswer::Unavailable(body) => Self::Unavailable(body),
+            UploadRefusal::Unavailable(body) => Self::Unavailable(body),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The activities of a long source converted in parts (see `audiomill_domain::segment`).
+//! The activities of a long source converted in parts (see `audiomill_domain::in_parts`).
 //!
 //! `transcode_segment` runs on the segments queue, which every worker polls with as many slots
 //! as it has transcode slots, so parts spread over all workers with room. A part needs the
@@ -23,7 +23,7 @@ use audiomill_domain::{
         FailureKind, JoinSegmentsInput, StepProgress, TranscodeOutput, TranscodeSegmentInput,
         TranscodedSegment,
     },
-    segment::SegmentPlan,
+    in_parts::SegmentPlan,
 };
 use audiomill_store::{InPlace, StoreError, write_pieces};
 use bytes::Bytes;

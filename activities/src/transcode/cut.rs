@@ -16,8 +16,8 @@ use super::{
     source::{Source, SourceLocation, Trim},
 };
 use audiomill_domain::{
+    in_parts::{PartSpan, SegmentPlan},
     output::OutputOptions,
-    segment::{PartSpan, SegmentPlan},
 };
 
 /// When a source is converted in parts (`SEGMENT_MIN_SECONDS`, `SEGMENT_SECONDS`,
