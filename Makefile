@@ -51,7 +51,7 @@ clean:
 	cargo clean
 
 # Records runs of every workflow into tests/histories/, which `make test` replays through the
-# workflows as they are (tests/histories.rs): run it after a change that patches a workflow.
+# workflows as they are (tests/it/histories.rs): run it after a change that patches a workflow.
 histories: setup
 	AUDIOMILL_RECORD_HISTORIES=1 cargo nextest run --locked --workspace --all-targets \
 	  -E 'test(runs_of_every_kind_replay_as_they_are_recorded)'

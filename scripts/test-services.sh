@@ -3,7 +3,7 @@
 #   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
 #   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits;
 #   kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests; and Prometheus
-#   (Debian), which tests/prometheus.rs starts itself; for the web app, its build tools (npm, in
+#   (Debian), which tests/it/prometheus.rs starts itself; for the web app, its build tools (npm, in
 #   web/node_modules), Playwright (PyPI) and Debian's Chromium.
 #   scripts/test-services.sh install   installs what is missing (idempotent, quiet when done)
 #   scripts/test-services.sh install-web  installs the web app's build tools only

@@ -5,9 +5,9 @@
 use serde_yaml::Value;
 use std::{collections::BTreeSet, process::Command};
 
-const COMPOSE: &str = include_str!("../deploy/compose/docker-compose.yml");
-const DOCKERFILE: &str = include_str!("../deploy/compose/Dockerfile");
-const ENV_EXAMPLE: &str = include_str!("../deploy/compose/.env.example");
+const COMPOSE: &str = include_str!("../../deploy/compose/docker-compose.yml");
+const DOCKERFILE: &str = include_str!("../../deploy/compose/Dockerfile");
+const ENV_EXAMPLE: &str = include_str!("../../deploy/compose/.env.example");
 
 fn compose() -> Value {
     let mut value: Value = serde_yaml::from_str(COMPOSE).expect("the compose file is valid YAML");
@@ -300,7 +300,7 @@ fn the_runtime_image_packages_exist_in_debian_bookworm() {
 fn prometheus_scrapes_each_role_where_it_serves_metrics_with_the_token() {
     let compose = compose();
     let prometheus: Value =
-        serde_yaml::from_str(include_str!("../deploy/compose/prometheus.yml")).unwrap();
+        serde_yaml::from_str(include_str!("../../deploy/compose/prometheus.yml")).unwrap();
     let setting = |role: &str, key: &str| {
         environment(service(&compose, role))
             .into_iter()

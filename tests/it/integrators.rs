@@ -1,7 +1,7 @@
 //! What integrators build on, driven through the generated Rust client (`audiomill-client`):
 //! idempotent uploads and the job list.
 
-mod common;
+use crate::common;
 
 use audiomill_client::{Error, types};
 use common::*;

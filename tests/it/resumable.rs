@@ -4,7 +4,7 @@
 //! Then the protocol's hostile spellings, termination, expiry, and two gateways sharing one
 //! upload. On the production backends the bytes go into one S3 multipart upload.
 
-mod common;
+use crate::common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use common::*;

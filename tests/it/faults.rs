@@ -6,7 +6,7 @@
 //!
 //! `make test` runs these in its production pass (their names start with `outage_`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -3,7 +3,7 @@
 //! pointed at this machine), and every query of the Grafana dashboard
 //! (`deploy/grafana/audiomill.json`) finds series once jobs have run.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, Process, TestApp, free_port, json_of, make_mp4, run};
 use reqwest::StatusCode;
@@ -15,7 +15,7 @@ const TOKEN: &str = "prometheus-test-metrics-token";
 /// The shipped configuration with its targets on this machine and a quick scrape interval.
 fn scrape_config(gateway: &str, worker: &str, token_file: &str) -> String {
     let mut config: serde_yaml::Value =
-        serde_yaml::from_str(include_str!("../deploy/compose/prometheus.yml")).unwrap();
+        serde_yaml::from_str(include_str!("../../deploy/compose/prometheus.yml")).unwrap();
     config["global"]["scrape_interval"] = "1s".into();
     for job in config["scrape_configs"].as_sequence_mut().unwrap() {
         job["authorization"]["credentials_file"] = token_file.into();
@@ -236,7 +236,7 @@ async fn prometheus_scrapes_both_roles_and_every_dashboard_query_finds_series() 
 
     // Every dashboard query names series that exist (rates need two scrapes: wait for them).
     let dashboard: Value =
-        serde_json::from_str(include_str!("../deploy/grafana/audiomill.json")).unwrap();
+        serde_json::from_str(include_str!("../../deploy/grafana/audiomill.json")).unwrap();
     let expressions: Vec<String> = dashboard["panels"]
         .as_array()
         .unwrap()

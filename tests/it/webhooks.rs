@@ -3,7 +3,7 @@
 //! and every recorded request verified with the Standard Webhooks reference implementation
 //! (`tests/tools/verify_webhook.py`, Python's `standardwebhooks`), not with our own code.
 
-mod common;
+use crate::common;
 
 use common::{
     TestApp, make_mp4, upload_form,

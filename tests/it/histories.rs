@@ -8,7 +8,7 @@
 //! on such a change. The second test records the same kinds of runs afresh and replays them,
 //! so the recorder itself is checked on every run (and `make histories` keeps what it made).
 
-mod common;
+use crate::common;
 
 use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
 use common::{webhooks::Receiver, *};

@@ -3,7 +3,7 @@
 //! endless part headers or junk fields, HTTP/2 spoken without asking, and more connections
 //! than the gateway serves. Each must be refused quickly with memory flat.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

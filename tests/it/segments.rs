@@ -4,7 +4,7 @@
 //! every part; a damaged region fails the job as the single path would; parts that cannot be
 //! joined give way to one pass; nothing is left in scratch space or storage.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, converter_script, eventually, ffmpeg, music_video};
 use reqwest::StatusCode;

@@ -5,8 +5,6 @@
 //! `scripts/test-services.sh start` writes) the same tests run on the production backends:
 //! a fresh MariaDB database, a fresh S3 bucket and the SMTP sink, per test.
 
-#![allow(dead_code)]
-
 pub mod webhooks;
 
 use audiomill::{

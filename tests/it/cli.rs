@@ -2,7 +2,7 @@
 //! `status`, `download`, `cancel` and `logout` against a running `audiomill dev` (and, for
 //! Ctrl-C, a gateway whose jobs wait for a worker), as a user would run them.
 
-mod common;
+use crate::common;
 
 use audiomill::{Roles, Running};
 use common::*;

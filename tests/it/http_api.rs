@@ -1,6 +1,6 @@
 //! The HTTP contract: authentication, refused uploads, and the committed OpenAPI document.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! Signed download links (the e-mail's, `/status`'s, `GET /jobs/{id}/link`'s), downloads
 //! served by the bucket (`DOWNLOAD_REDIRECT`), and turning completion e-mails off.
 
-mod common;
+use crate::common;
 
 use audiomill_domain::{JobId, link::LinkSigner};
 use common::*;

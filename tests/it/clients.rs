@@ -2,7 +2,7 @@
 //! client from openapi-python-client (with `openapi/python-client.yaml`) is generated with no
 //! warning and drives a real gateway from login to download.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

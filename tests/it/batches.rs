@@ -2,7 +2,7 @@
 //! `GET /batches/{id}` sums them and `GET /batches/{id}/download` streams their MP3s as one
 //! ZIP, read back here by another implementation (Python's `zipfile`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -1,6 +1,6 @@
 //! Upload to download, through a real Temporal server, with real media.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

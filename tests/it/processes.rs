@@ -3,7 +3,7 @@
 //! with SIGKILL in the middle of a transcode; every job still completes exactly once, and is
 //! told to a webhook endpoint under one message id.
 
-mod common;
+use crate::common;
 
 use audiomill_workflows::ConvertVideo;
 use common::{webhooks::Receiver, *};

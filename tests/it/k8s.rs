@@ -165,7 +165,7 @@ fn each_role_gets_only_variables_it_reads_and_probes_what_it_serves() {
             );
         }
     }
-    let dockerfile = include_str!("../deploy/compose/Dockerfile");
+    let dockerfile = include_str!("../../deploy/compose/Dockerfile");
     assert!(
         dockerfile.contains("USER 10001"),
         "the image runs as the pods' user"

@@ -2,7 +2,7 @@
 //! that the committed build is what the sources and the OpenAPI document make, and a person's
 //! whole visit in headless Chromium (tests/clients/webapp.py, driven by Playwright).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -3,7 +3,7 @@
 //! day and bytes stored, refused before anything is kept, with their headers, exact under
 //! uploads at once), `DELETE /me/jobs`, and an admin turning an account off.
 
-mod common;
+use crate::common;
 
 use audiomill_domain::contract::{CLEANUP_SCHEDULE_ID, CLEANUP_WORKFLOW_TYPE, CleanupReport};
 use common::{PASSWORD, TestApp, error_code, make_long_video, make_mp4, run};

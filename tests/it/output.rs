@@ -2,7 +2,7 @@
 //! trusting our own report), shows in `/status` and in the workflow's input, and a bad value
 //! or combination is a 400 naming the field with nothing stored.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{StatusCode, multipart};

@@ -1,0 +1,28 @@
+//! Every integration test of the service, in one binary: each module is one suite (the gateway's
+//! HTTP API, jobs end to end, resumable uploads, processes killed mid-job, ...), and `common`
+//! is the harness they share (a real Temporal dev server, gateway and worker per test, on the
+//! embedded or the production backends).
+
+mod common;
+
+mod batches;
+mod cli;
+mod clients;
+mod compose;
+mod faults;
+mod histories;
+mod hostile;
+mod http_api;
+mod integrators;
+mod jobs;
+mod k8s;
+mod lifecycle;
+mod links;
+mod output;
+mod processes;
+mod prometheus;
+mod resumable;
+mod segments;
+mod startup;
+mod webapp;
+mod webhooks;
