@@ -11,6 +11,7 @@ use audiomill_activities::transcode::{
     plan, transcode, transcode_part,
 };
 use audiomill_domain::output::{BitrateMode, OutputOptions};
+use audiomill_test_kit::ffmpeg;
 use std::{
     ops::ControlFlow,
     path::{Path, PathBuf},
@@ -24,15 +25,6 @@ const SECONDS: u64 = 30;
 /// Frames each part encodes before its share (dropped) and past the next share.
 const WARM_UP: u64 = 8;
 const OVERLAP: u64 = 40;
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("the ffmpeg tool runs");
-    assert!(status.success(), "ffmpeg {args:?}");
-}
 
 /// A source of `SECONDS` seconds, 16-bit stereo WAV at `RATE`.
 fn source(dir: &Path, kind: &str) -> PathBuf {

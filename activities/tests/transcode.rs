@@ -3,56 +3,16 @@
 use audiomill_activities::transcode::{MediaLimits, SourceLocation, TranscodeError, transcode};
 use audiomill_domain::output::BitrateMode;
 use audiomill_domain::output::OutputOptions;
+use audiomill_test_kit::{Tone, ffmpeg, probe_entry as probe, write_test_video};
 use std::{ops::ControlFlow, path::Path, process::Command};
 
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("the ffmpeg command is installed");
-    assert!(status.success(), "ffmpeg {args:?} failed");
-}
-
-fn probe(path: &Path, entry: &str) -> String {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            entry,
-            "-of",
-            "default=nw=1:nk=1",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
+/// A test video at 48 kHz stereo, or with no audio.
 fn make_video(path: &Path, seconds: u32, audio: bool) {
-    let duration = seconds.to_string();
-    let mut args = vec!["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"];
-    if audio {
-        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
-    }
-    args.extend([
-        "-t",
-        &duration,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-    ]);
-    if audio {
-        args.extend(["-c:a", "aac", "-ac", "2"]);
-    }
-    args.push(path.to_str().unwrap());
-    ffmpeg(&args);
+    let tone = Tone {
+        sample_rate: 48_000,
+        channels: Some(2),
+    };
+    write_test_video(path, seconds, audio.then_some(tone));
 }
 
 fn run(input: &Path, output: &Path) -> (Result<u64, TranscodeError>, Vec<u8>) {
