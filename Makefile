@@ -50,8 +50,9 @@ lint:
 clean:
 	cargo clean
 
-# Records runs of every workflow into tests/histories/, which `make test` replays through the
-# workflows as they are (tests/it/histories.rs): run it after a change that patches a workflow.
+# Records runs of every workflow into tests/histories/<patch set>/ (never overwriting one), which
+# `make test` replays through the workflows as they are (workflows/tests/replay.rs): run it after
+# adding a patch to a workflow (and to LIVE_PATCHES).
 histories: setup
 	AUDIOMILL_RECORD_HISTORIES=1 cargo nextest run --locked --workspace --all-targets \
 	  -E 'test(runs_of_every_kind_replay_as_they_are_recorded)'

@@ -1,23 +1,18 @@
-//! Recorded runs of every workflow replay through the workflows as they are now.
-//!
-//! A change to a workflow that a run already under way would replay differently (a step added,
-//! moved or dropped) must go behind `ctx.patched(...)`; otherwise Temporal fails that run with
-//! a nondeterminism error when its worker restarts. The histories under `tests/histories/` are
-//! runs of every kind (completed, failed, cancelled, a long source in parts, webhooks told,
-//! the scheduled cleanup), recorded by `make histories`; replaying them here fails the tests
-//! on such a change. The second test records the same kinds of runs afresh and replays them,
-//! so the recorder itself is checked on every run (and `make histories` keeps what it made).
+//! Runs of every workflow, recorded afresh and replayed, so that the recorder itself is checked
+//! on every run. With `AUDIOMILL_RECORD_HISTORIES` set (`make histories`) the runs are kept in
+//! `tests/histories/<patch set>/`, the folder of the patches live today, which must not exist
+//! yet: recordings are never overwritten. `workflows/tests/replay.rs` replays every folder.
 
 use crate::common;
 
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
+use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, patch_set};
 use common::{webhooks::Receiver, *};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
-/// Set to write the runs the second test records into `tests/histories/` (`make histories`).
+/// Set to write the runs the test records into `tests/histories/` (`make histories`).
 const RECORD: &str = "AUDIOMILL_RECORD_HISTORIES";
 
 /// The kinds of runs each recording holds.
@@ -54,20 +49,8 @@ async fn replay(replayer: &WorkflowReplayer, json: &[u8]) -> Result<(), String> 
         .map_err(|error| error.to_string())
 }
 
-#[tokio::test]
-async fn recorded_histories_replay_through_the_workflows_as_they_are() {
-    let mut histories = Vec::new();
-    for kind in KINDS {
-        let path = fixtures().join(format!("{kind}.json"));
-        let json = std::fs::read(&path)
-            .unwrap_or_else(|error| panic!("{}: {error}; run `make histories`", path.display()));
-        histories.push((kind, json));
-    }
-    replay_all(&histories, "recorded").await;
-}
-
 /// Replays each of `histories`, failing on the first that does not replay.
-async fn replay_all(histories: &[(&'static str, Vec<u8>)], which: &str) {
+async fn replay_all(histories: &[(&'static str, Vec<u8>)]) {
     // The replayer's worker is not `Send`: it runs on this thread.
     let local = tokio::task::LocalSet::new();
     local
@@ -75,7 +58,7 @@ async fn replay_all(histories: &[(&'static str, Vec<u8>)], which: &str) {
             let replayer = replayer();
             for (kind, json) in histories {
                 if let Err(why) = replay(&replayer, json).await {
-                    panic!("the {which} {kind} run does not replay: {why}");
+                    panic!("the fresh {kind} run does not replay: {why}");
                 }
             }
         })
@@ -89,11 +72,18 @@ async fn runs_of_every_kind_replay_as_they_are_recorded() {
         histories.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
         KINDS
     );
-    replay_all(&histories, "fresh").await;
+    replay_all(&histories).await;
     if std::env::var_os(RECORD).is_some() {
-        std::fs::create_dir_all(fixtures()).unwrap();
+        let set = fixtures().join(patch_set());
+        assert!(
+            !set.exists(),
+            "{} exists: runs under today's patches are recorded already, and recordings are \
+             never overwritten (a workflow change that needs new ones needs a new patch)",
+            set.display()
+        );
+        std::fs::create_dir_all(&set).unwrap();
         for (kind, json) in &histories {
-            std::fs::write(fixtures().join(format!("{kind}.json")), json).unwrap();
+            std::fs::write(set.join(format!("{kind}.json")), json).unwrap();
         }
     }
 }

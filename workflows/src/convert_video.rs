@@ -41,7 +41,7 @@ use temporalio_sdk::{
 /// the e-mail while the source is removed: one activity and two workflow tasks fewer per job.
 /// Runs recorded without it check the token beside the fetch and remove the source after the
 /// e-mail, and replay that way.
-const FEWER_ROUND_TRIPS: &str = "fewer-round-trips";
+pub(crate) const FEWER_ROUND_TRIPS: &str = "fewer-round-trips";
 
 /// How many times the workflow re-fetches the source after losing the worker that held it.
 const MAX_WORKER_ROUNDS: u32 = 5;

@@ -8,14 +8,30 @@
 //!   schedule.
 //!
 //! A change to what a workflow does, in an order that a run already under way would replay
-//! differently, goes behind `ctx.patched(...)`; `tests/histories.rs` replays recorded runs of
-//! every workflow through the code as it is, so a change that breaks them fails the tests.
+//! differently, goes behind `ctx.patched(...)` and is named in [`LIVE_PATCHES`]. Recorded runs
+//! of every workflow are kept per set of live patches under `tests/histories/` (never
+//! overwritten), and `workflows/tests/replay.rs` replays all of them through the code as it
+//! is, so a change that breaks runs recorded under any earlier set fails the tests.
 
 mod all_at_once;
 mod clean_expired;
 mod convert_video;
 mod deliver_webhooks;
 mod options;
+
+/// Every patch the workflows still test with `ctx.patched(...)`: runs recorded before a patch
+/// take its old branch on replay, runs recorded since take its new one, and both must replay.
+pub const LIVE_PATCHES: &[&str] = &[convert_video::FEWER_ROUND_TRIPS];
+
+/// The name of the set of patches runs started now carry (`unpatched` before any): the
+/// folder of `tests/histories/` their recordings go to.
+pub fn patch_set() -> String {
+    if LIVE_PATCHES.is_empty() {
+        "unpatched".to_owned()
+    } else {
+        LIVE_PATCHES.join("+")
+    }
+}
 
 pub use clean_expired::CleanExpired;
 pub use convert_video::ConvertVideo;

@@ -1,0 +1,108 @@
+//! Recorded runs of every workflow replay through the workflows as they are now; no server is
+//! needed, only the recorded histories.
+//!
+//! A change to a workflow that a run already under way would replay differently (a step added,
+//! moved or dropped) must go behind `ctx.patched(...)`; otherwise Temporal fails that run with
+//! a nondeterminism error when its worker restarts. `tests/histories/` holds one folder per set
+//! of live patches (`unpatched`, `fewer-round-trips`, ...), each with runs of every kind
+//! (completed, failed, cancelled, a long source in parts, webhooks told, the scheduled
+//! cleanup), recorded by `make histories` and never overwritten: every folder replays here, so
+//! a run started under any earlier set still finishes after an upgrade.
+
+use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, LIVE_PATCHES, patch_set};
+use std::path::{Path, PathBuf};
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+/// The kinds of runs each recording holds.
+const KINDS: [&str; 7] = [
+    "completed",
+    "failed",
+    "cancelled",
+    "in-parts",
+    "webhooks-completed",
+    "webhooks-delivery",
+    "cleanup",
+];
+
+fn histories() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/histories")
+}
+
+/// The recorded sets, by name: the folders of `tests/histories/`.
+fn recorded_sets() -> Vec<String> {
+    let mut sets: Vec<String> = std::fs::read_dir(histories())
+        .expect("tests/histories/ is there")
+        .map(|entry| entry.expect("a readable folder"))
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    sets.sort();
+    sets
+}
+
+fn replayer() -> WorkflowReplayer {
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<ConvertVideo>()
+        .and_then(|options| options.register_workflow::<DeliverWebhooks>())
+        .and_then(|options| options.register_workflow::<CleanExpired>())
+        .expect("the workflows register")
+        .build();
+    WorkflowReplayer::new(options).expect("a replayer")
+}
+
+/// Replays `json` (a history as `WorkflowHistory::to_json` writes it); why not, if it fails.
+async fn replay(replayer: &WorkflowReplayer, json: &[u8]) -> Result<(), String> {
+    let history = WorkflowHistory::from_json(json).map_err(|error| error.to_string())?;
+    replayer
+        .replay_workflow(history)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+#[tokio::test]
+async fn every_recorded_set_replays_through_the_workflows_as_they_are() {
+    let sets = recorded_sets();
+    assert!(
+        !sets.is_empty(),
+        "no recorded histories: run `make histories`"
+    );
+    // The replayer's worker is not `Send`: it runs on this thread.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let replayer = replayer();
+            for set in &sets {
+                for kind in KINDS {
+                    let path = histories().join(set).join(format!("{kind}.json"));
+                    let json = std::fs::read(&path)
+                        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                    if let Err(why) = replay(&replayer, &json).await {
+                        panic!("the {kind} run recorded under `{set}` does not replay: {why}");
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+#[test]
+fn each_live_patch_has_runs_recorded_on_both_of_its_branches() {
+    let sets = recorded_sets();
+    let carries = |set: &str, patch: &str| set.split('+').any(|p| p == patch);
+    for patch in LIVE_PATCHES {
+        assert!(
+            sets.iter().any(|set| !carries(set, patch)),
+            "no runs recorded before `{patch}` (its old branch) in {sets:?}"
+        );
+        assert!(
+            sets.iter().any(|set| carries(set, patch)),
+            "no runs recorded with `{patch}` (its new branch) in {sets:?}: run `make histories`"
+        );
+    }
+    assert!(
+        sets.contains(&patch_set()),
+        "no runs recorded under today's patches (`{}`): run `make histories`",
+        patch_set()
+    );
+}
