@@ -230,11 +230,13 @@ pub enum AddressRefusal {
 }
 
 /// How long a name may take to resolve.
+#[cfg(feature = "resolve")]
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The addresses `url` reaches now, all of them public unless `allow_private` (an operator's
 /// choice, for receivers on their own network). A delivery connects only to these, so a DNS
 /// answer that changes between this check and the connection cannot redirect it.
+#[cfg(feature = "resolve")]
 pub async fn resolve(
     url: &WebhookUrl,
     allow_private: bool,
@@ -270,10 +272,9 @@ pub struct WebhookSecret(Vec<u8>);
 const SECRET_PREFIX: &str = "whsec_";
 
 impl WebhookSecret {
-    /// 32 random bytes, as the specification advises (between 24 and 64).
-    pub fn generate() -> Self {
-        let mut bytes = vec![0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    /// Bytes drawn by the caller: 32 random ones, as the specification advises (between 24
+    /// and 64). Drawing them is the store's, so that nothing here depends on chance.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(bytes)
     }
 
@@ -381,8 +382,8 @@ mod tests {
 
     #[test]
     fn a_rotation_signs_with_both_secrets() {
-        let new = WebhookSecret::generate();
-        let old = WebhookSecret::generate();
+        let new = WebhookSecret::from_bytes(vec![1; 32]);
+        let old = WebhookSecret::from_bytes(vec![2; 32]);
         let header = signature_header(&[&new, &old], "msg_x", 1, b"{}");
         let parts: Vec<_> = header.split(' ').collect();
         assert_eq!(
@@ -394,7 +395,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let secret = WebhookSecret::generate();
+        let secret = WebhookSecret::from_bytes((0..32).collect());
         assert!(!format!("{secret:?}").contains(&secret.expose()[6..]));
         assert!(secret.expose().starts_with("whsec_"));
         assert_eq!(WebhookSecret::parse(&secret.expose()).unwrap(), secret);
@@ -530,6 +531,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "resolve")]
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed_and_names_resolve() {
         for url in [

@@ -237,7 +237,7 @@ impl Database {
             "UPDATE webhook_endpoints SET secret = ?, previous_secret = ?, \
              previous_secret_until = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(WebhookSecret::generate().expose())
+        .bind(new_secret().expose())
         .bind(current.secret.expose())
         .bind(now + ROTATION_OVERLAP_MS)
         .bind(now)
@@ -434,7 +434,7 @@ async fn insert_endpoint(
     .bind(endpoint.user_id.to_string())
     .bind(endpoint.url.as_str())
     .bind(events_column(&endpoint.events))
-    .bind(WebhookSecret::generate().expose())
+    .bind(new_secret().expose())
     .bind(now)
     .bind(now)
     .bind(one_off_for.map(str::to_owned))
@@ -497,3 +497,11 @@ fn message_from_row(row: &AnyRow) -> Result<WebhookMessage, StoreError> {
         delivered_at: row.try_get("delivered_at")?,
     })
 }
+
+/// A new signing secret: 32 random bytes, as the Standard Webhooks specification advises.
+fn new_secret() -> WebhookSecret {
+    let mut bytes = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    WebhookSecret::from_bytes(bytes)
+}
+
