@@ -27,6 +27,9 @@ phase "test services"
 bash scripts/test-services.sh start
 # shellcheck disable=SC1091
 source .tools/run/env
+phase "web app: eslint, unit tests (node --test)"
+node web/check.mjs >"$LOG.web" 2>&1 || { cat "$LOG.web"; rm -f "$LOG.web"; exit 1; }
+grep -E '^# (pass|fail) ' "$LOG.web" | tr '\n' ' '; echo; rm -f "$LOG.web"
 phase "build"
 cargo build --locked --workspace --all-targets
 set +e

@@ -2,6 +2,7 @@
 // the bearer token.
 import type { components } from "./api";
 import { accessToken } from "./session";
+import { EventStreamParser } from "./sse";
 
 export type JobEvent = components["schemas"]["JobEvent"];
 
@@ -38,26 +39,12 @@ async function read(
 ): Promise<boolean> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "";
+  const parser = new EventStreamParser();
   for (;;) {
     const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
     if (done || !value) return false;
-    buffer += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let id = "";
-      let kind = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        const [field, ...rest] = line.split(":");
-        const text = rest.join(":").replace(/^ /, "");
-        if (field === "id") id = text;
-        else if (field === "event") kind = text;
-        else if (field === "data") data.push(text);
-      }
-      if (data.length && onEvent(id, kind, data.join("\n"))) {
+    for (const event of parser.push(decoder.decode(value, { stream: true }))) {
+      if (onEvent(event.id, event.kind, event.data)) {
         await reader.cancel().catch(() => undefined);
         return true;
       }

@@ -1,9 +1,10 @@
 // The web app: sign in, drop videos, watch them convert, download the MP3s; the history of
 // one's jobs; the account's usage and webhooks. Views are sections of index.html shown by the
 // URL's fragment.
+import type { components } from "./api";
 import { chosen, restoreChoices } from "./choices";
 import { api, forgetUploads, signIn, signOut, signedIn, whenExpired } from "./session";
-import { byId, bytes, el, saveUrl } from "./ui";
+import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { DropGroup } from "./uploads";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
@@ -22,23 +23,33 @@ function route(): void {
   show(VIEWS.includes(asked) && asked !== "sign-in" ? asked : "convert");
 }
 
+/** Signs in with the form's e-mail and password; its sentence says why not. */
+async function submitSignIn(form: HTMLFormElement, event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const data = new FormData(form);
+  const text = (name: string) => {
+    const value = data.get(name);
+    return typeof value === "string" ? value : "";
+  };
+  const problem = await signIn(text("email"), text("password"));
+  byId("sign-in-problem").textContent = problem ?? "";
+  if (!problem) {
+    form.reset();
+    route();
+  }
+}
+
 function setUpSignIn(): void {
   const form = byId<HTMLFormElement>("sign-in-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
-    const problem = await signIn(String(data.get("email")), String(data.get("password")));
-    byId("sign-in-problem").textContent = problem ?? "";
-    if (!problem) {
-      form.reset();
-      route();
-    }
-  });
-  byId("sign-out").addEventListener("click", async () => {
-    await signOut();
-    // A fresh page: nothing of the session (files, history, uploads under way) stays on it.
-    location.replace("/");
-  });
+  form.addEventListener("submit", detached((event: SubmitEvent) => submitSignIn(form, event)));
+  byId("sign-out").addEventListener(
+    "click",
+    detached(async () => {
+      await signOut();
+      // A fresh page: nothing of the session (files, history, uploads under way) stays on it.
+      location.replace("/");
+    }),
+  );
   whenExpired(() => {
     forgetUploads();
     byId("sign-in-problem").textContent = "Your session has ended; please sign in again.";
@@ -81,27 +92,40 @@ function setUpDrop(): void {
 
 let cursor: string | null = null;
 
+type StatusFilter = components["schemas"]["StatusFilter"];
+const STATUS_FILTERS: readonly StatusFilter[] = [
+  "in_progress", "queued", "running", "completed", "failed", "cancelled",
+];
+
+/** The history's status filter, if it names one the API knows. */
+function statusFilter(): StatusFilter | undefined {
+  const chosen = byId<HTMLSelectElement>("history-status").value;
+  return STATUS_FILTERS.find((status) => status === chosen);
+}
+
 async function loadHistory(fresh: boolean): Promise<void> {
   const rows = byId("history-rows");
   if (fresh) {
     rows.replaceChildren();
     cursor = null;
   }
-  const status = byId<HTMLSelectElement>("history-status").value || undefined;
   const { data, error } = await api.GET("/jobs", {
-    params: { query: { limit: 20, cursor: cursor ?? undefined, status: status as never } },
+    params: { query: { limit: 20, cursor: cursor ?? undefined, status: statusFilter() } },
   });
   byId("history-problem").textContent = error?.message ?? "";
   if (!data) return;
   for (const job of data.jobs) {
     const remove = el("button", { type: "button" }, "Delete");
-    remove.addEventListener("click", async () => {
-      const { error } = await api.DELETE("/jobs/{job_id}", {
-        params: { path: { job_id: job.job_id } },
-      });
-      byId("history-problem").textContent = error?.message ?? "";
-      if (!error) void loadHistory(true);
-    });
+    remove.addEventListener(
+      "click",
+      detached(async () => {
+        const { error } = await api.DELETE("/jobs/{job_id}", {
+          params: { path: { job_id: job.job_id } },
+        });
+        byId("history-problem").textContent = error?.message ?? "";
+        if (!error) void loadHistory(true);
+      }),
+    );
     const actions = el("td", { class: "actions" }, remove);
     if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
     rows.append(el("tr", {}, el("td", {}, job.filename), el("td", {}, job.status),
@@ -114,13 +138,16 @@ async function loadHistory(fresh: boolean): Promise<void> {
 /** A button that saves the job's MP3 through a signed link. */
 function downloadButton(jobId: string, filename: string): HTMLButtonElement {
   const button = el("button", { type: "button" }, "Download");
-  button.addEventListener("click", async () => {
-    const { data, error } = await api.GET("/jobs/{job_id}/link", {
-      params: { path: { job_id: jobId } },
-    });
-    byId("history-problem").textContent = error?.message ?? "";
-    if (data) saveUrl(data.url, filename.replace(/\.[^.]*$/, "") + ".mp3");
-  });
+  button.addEventListener(
+    "click",
+    detached(async () => {
+      const { data, error } = await api.GET("/jobs/{job_id}/link", {
+        params: { path: { job_id: jobId } },
+      });
+      byId("history-problem").textContent = error?.message ?? "";
+      if (data) saveUrl(data.url, filename.replace(/\.[^.]*$/, "") + ".mp3");
+    }),
+  );
   return button;
 }
 

@@ -46,3 +46,8 @@ export function saveUrl(url: string, name: string): void {
   link.click();
   link.remove();
 }
+
+/** An async event handler as a listener: nothing waits for its promise, and it says so. */
+export function detached<E>(handler: (event: E) => Promise<void>): (event: E) => void {
+  return (event) => void handler(event);
+}

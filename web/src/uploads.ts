@@ -11,12 +11,28 @@ const CHUNK = 32 * 1024 * 1024;
  * two minutes of patience, as an outage of the conversion service may last. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
-/** Why `file` cannot be sent, by the server's own rules and the room the user's storage
- * quota leaves (both asked of `/me` as the file is checked); null when it can. */
-export async function refusal(file: File): Promise<string | null> {
+/** What the server lets this account send, read from `/me` once per drop: the accepted
+ * extensions, the largest file, and the room the storage quota leaves (null: no quota). */
+interface Allowance {
+  accepted: string[];
+  largest: number;
+  room: number | null;
+}
+
+async function allowance(): Promise<Allowance | null> {
   const { data } = await api.GET("/me");
   if (!data) return null; // The server will say why itself.
-  const { allowed_extensions: accepted, max_file_bytes: largest } = data.uploads;
+  return {
+    accepted: data.uploads.allowed_extensions,
+    largest: data.uploads.max_file_bytes,
+    room: data.quota.storage_remaining_bytes ?? null,
+  };
+}
+
+/** Why `file` cannot be sent under `allowed` (unknown: the server will say); null when it can. */
+function refusal(file: File, allowed: Allowance | null): string | null {
+  if (!allowed) return null;
+  const { accepted, largest, room } = allowed;
   const extension = file.name.includes(".") ? file.name.split(".").pop()!.toLowerCase() : "";
   if (!accepted.includes(extension)) {
     const what = extension ? `.${extension} files are` : "Files without an extension are";
@@ -24,7 +40,6 @@ export async function refusal(file: File): Promise<string | null> {
   }
   if (file.size === 0) return "The file is empty.";
   if (file.size > largest) return `The file is larger than the ${bytes(largest)} limit.`;
-  const room = data.quota.storage_remaining_bytes;
   if (room != null && file.size > room) {
     return `The file is larger than the ${bytes(room)} your storage quota has room for.`;
   }
@@ -58,7 +73,7 @@ export class FileRow {
   }
 
   /** Uploads the file with `choices` as its metadata, into `batch`, then follows its job. */
-  async send(choices: Record<string, string>, batch: string): Promise<void> {
+  send(choices: Record<string, string>, batch: string): void {
     const started = performance.now();
     const upload = new tus.Upload(this.file, {
       endpoint: `${location.origin}/uploads`,
@@ -75,13 +90,18 @@ export class FileRow {
       onBeforeRequest: async (request) => {
         request.setHeader("Authorization", `Bearer ${await accessToken()}`);
       },
-      onSuccess: async ({ lastResponse }) => {
-        this.jobId = lastResponse.getHeader("Audiomill-Job-Id") ?? (await jobOf(upload.url));
-        void this.followJob();
+      onSuccess: ({ lastResponse }) => {
+        void this.uploaded(lastResponse.getHeader("Audiomill-Job-Id"), upload.url);
       },
       onError: (error) => this.failed(serverSentence(error)),
     });
     upload.start();
+  }
+
+  /** The upload is whole: its job (named by the last answer, or asked for), followed. */
+  private async uploaded(jobId: string | undefined, url: string | null): Promise<void> {
+    this.jobId = jobId ?? (await jobOf(url));
+    await this.followJob();
   }
 
   private async followJob(): Promise<void> {
@@ -206,6 +226,7 @@ export class DropGroup {
   private readonly list = el("ul", { class: "files" });
   private readonly zip = el("button", { type: "button", hidden: "" }, "Download all as ZIP");
   private readonly batch = newBatchId();
+  private readonly allowed = allowance();
   private rows: FileRow[] = [];
 
   constructor() {
@@ -219,9 +240,12 @@ export class DropGroup {
     this.rows.push(row);
     this.list.append(row.node);
     void this.offerZip();
-    const why = await refusal(file);
+    const allowed = await this.allowed;
+    const why = refusal(file, allowed);
     if (why) return row.refuse(why);
-    await row.send(choices, this.batch);
+    // The files of one drop share the quota's room: each one sent takes its part.
+    if (allowed?.room != null) allowed.room -= file.size;
+    row.send(choices, this.batch);
   }
 
   /** Offers the ZIP once every file has ended, if more than one completed. */
