@@ -9,7 +9,7 @@
 #     to one core by a CPU cgroup of its own, as on separate machines (needs root);
 #   - for a 1 GB source in S3, fetching it whole against reading one part's byte range;
 #   - how the joins sound: the worst 50 ms window (signal to noise against the source) of the
-#     joined MP3 against one pass's, for speech, music and a sine (activities/tests/join.rs).
+#     joined MP3 against one pass's, for speech, music and a sine (activities/tests/it/join.rs).
 # Prints table rows for docs/benchmarks.md and writes the plot of wall time against length to
 # docs/long-videos.png.
 set -euo pipefail
@@ -152,7 +152,7 @@ if cpu_cgroups_writable; then
 fi
 
 # How the joins sound (the join test prints the worst windows it compares).
-quality=$(cargo test --quiet --locked -p audiomill-activities --test join joins_are_as_clean -- --nocapture 2>&1 |
+quality=$(cargo test --quiet --locked -p audiomill-activities --test it join::joins_are_as_clean -- --nocapture 2>&1 |
   sed -n 's/^\([a-z]*\) \["-q:a", "2"\]: worst 50 ms window \(.*\)$/\1 \2/p' | paste -sd ';' | sed 's/;/; /g')
 
 for m in "${MINUTES[@]}"; do cli[$m]=$(best <"$WORK/cli-$m"); done
