@@ -83,6 +83,11 @@ pub mod types {
         pub max_file_bytes: u64,
         ///The most files one multipart upload may carry.
         pub max_files_per_upload: u64,
+        ///Resumable uploads the caller may have unfinished at once (`MAX_UNFINISHED_UPLOADS`).
+        pub max_unfinished_uploads: u64,
+        /**Uploads the caller may send at once, a resumable upload's `PATCH` included
+(`MAX_CONCURRENT_UPLOADS`): a client sending many files queues the rest.*/
+        pub max_uploads_in_progress: u64,
     }
     impl AccountUploadLimits {
         pub fn builder() -> builder::AccountUploadLimits {
@@ -1933,6 +1938,8 @@ jobs cancelled. `true` turns it on again.*/
             >,
             max_file_bytes: ::std::result::Result<u64, ::std::string::String>,
             max_files_per_upload: ::std::result::Result<u64, ::std::string::String>,
+            max_unfinished_uploads: ::std::result::Result<u64, ::std::string::String>,
+            max_uploads_in_progress: ::std::result::Result<u64, ::std::string::String>,
         }
         impl ::std::default::Default for AccountUploadLimits {
             fn default() -> Self {
@@ -1945,6 +1952,12 @@ jobs cancelled. `true` turns it on again.*/
                     ),
                     max_files_per_upload: Err(
                         "no value supplied for max_files_per_upload".to_string(),
+                    ),
+                    max_unfinished_uploads: Err(
+                        "no value supplied for max_unfinished_uploads".to_string(),
+                    ),
+                    max_uploads_in_progress: Err(
+                        "no value supplied for max_uploads_in_progress".to_string(),
                     ),
                 }
             }
@@ -1992,6 +2005,34 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn max_unfinished_uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_unfinished_uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_unfinished_uploads: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_uploads_in_progress<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_uploads_in_progress = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_uploads_in_progress: {e}"
+                        )
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<AccountUploadLimits>
         for super::AccountUploadLimits {
@@ -2003,6 +2044,8 @@ jobs cancelled. `true` turns it on again.*/
                     allowed_extensions: value.allowed_extensions?,
                     max_file_bytes: value.max_file_bytes?,
                     max_files_per_upload: value.max_files_per_upload?,
+                    max_unfinished_uploads: value.max_unfinished_uploads?,
+                    max_uploads_in_progress: value.max_uploads_in_progress?,
                 })
             }
         }
@@ -2012,6 +2055,8 @@ jobs cancelled. `true` turns it on again.*/
                     allowed_extensions: Ok(value.allowed_extensions),
                     max_file_bytes: Ok(value.max_file_bytes),
                     max_files_per_upload: Ok(value.max_files_per_upload),
+                    max_unfinished_uploads: Ok(value.max_unfinished_uploads),
+                    max_uploads_in_progress: Ok(value.max_uploads_in_progress),
                 }
             }
         }

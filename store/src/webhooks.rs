@@ -504,4 +504,3 @@ fn new_secret() -> WebhookSecret {
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     WebhookSecret::from_bytes(bytes)
 }
-

@@ -232,6 +232,8 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
             "max_file_bytes": 10 * 1024 * 1024,
             "max_files_per_upload": 25,
             "allowed_extensions": ["mp4", "mkv", "webm"],
+            "max_uploads_in_progress": 3,
+            "max_unfinished_uploads": 10,
         })
     );
     let media_dir = tempfile::tempdir().unwrap();
@@ -378,4 +380,33 @@ async fn private_answers_are_stored_nowhere_and_the_docs_run_under_the_apps_head
     assert!(facts["operations"].as_u64().unwrap() > 30, "{facts}");
     assert_eq!(facts["framed_operations"], 0, "{facts}");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_ones_convert() {
+    // Two uploads at once per account, so that ten files must queue.
+    let app = TestApp::spawn_with(&[("MAX_CONCURRENT_UPLOADS", "2")]).await;
+    let email = app.add_user("ann", false).await;
+    let media_dir = tempfile::tempdir().unwrap();
+    make_mp4(media_dir.path(), "clip.mp4", 1, true);
+    std::fs::write(media_dir.path().join("notes.txt"), "not a video").unwrap();
+    let mut drop = playwright("many_files.py", &app);
+    drop.env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("MEDIA", media_dir.path());
+    let facts = facts_of(drop).await;
+    assert_eq!(facts["done"], 10, "{facts}");
+    assert_eq!(facts["failed"], 0, "{facts}");
+    let most = facts["most_chunks_at_once"].as_u64().unwrap();
+    assert!((1..=2).contains(&most), "two at a time, the rest queued: {facts}");
+    assert!(
+        facts["statuses"].get("429").is_none(),
+        "never more sent at once than the account may: {facts}"
+    );
+    // Ten jobs, one for each clip.
+    let token = app.access_token(&email).await;
+    let (_, jobs) = app.get_json(&token, "/jobs?limit=20").await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 10, "{jobs}");
+    let (_, me) = app.get_json(&token, "/me").await;
+    assert_eq!(me["quota"]["jobs_today"], 10, "{me}");
 }

@@ -653,7 +653,9 @@ export interface components {
          *           "webm"
          *         ],
          *         "max_file_bytes": 104857600,
-         *         "max_files_per_upload": 10
+         *         "max_files_per_upload": 10,
+         *         "max_unfinished_uploads": 10,
+         *         "max_uploads_in_progress": 3
          *       }
          *     }
          */
@@ -729,6 +731,17 @@ export interface components {
              * @description The most files one multipart upload may carry.
              */
             max_files_per_upload: number;
+            /**
+             * Format: uint64
+             * @description Resumable uploads the caller may have unfinished at once (`MAX_UNFINISHED_UPLOADS`).
+             */
+            max_unfinished_uploads: number;
+            /**
+             * Format: uint64
+             * @description Uploads the caller may send at once, a resumable upload's `PATCH` included
+             *     (`MAX_CONCURRENT_UPLOADS`): a client sending many files queues the rest.
+             */
+            max_uploads_in_progress: number;
         };
         /**
          * Attempt

@@ -12,12 +12,39 @@ const CHUNK = 32 * 1024 * 1024;
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
 /** What the server lets this account send, read from `/me` once per drop: the accepted
- * extensions, the largest file, and the room the storage quota leaves (null: no quota). */
+ * extensions, the largest file, the room the storage quota leaves (null: no quota), and how
+ * many files may be on their way at once. */
 interface Allowance {
   accepted: string[];
   largest: number;
   room: number | null;
+  atOnce: number;
 }
+
+/** Files on their way to the server at once, over every drop: as many as the account may
+ * upload at once (and keep unfinished); the others wait their turn in the order dropped. */
+class Turns {
+  private sending = 0;
+  private readonly waiting: (() => void)[] = [];
+  private limit = 1;
+
+  /** Waits for a turn under `limit` (else the last one given); the function to call when the
+   * file's upload is over. */
+  async take(limit?: number): Promise<() => void> {
+    if (limit !== undefined) this.limit = Math.max(1, limit);
+    if (this.sending >= this.limit) await new Promise<void>((go) => this.waiting.push(go));
+    this.sending += 1;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.sending -= 1;
+      if (this.sending < this.limit) this.waiting.shift()?.();
+    };
+  }
+}
+
+const turns = new Turns();
 
 async function allowance(): Promise<Allowance | null> {
   const { data } = await api.GET("/me");
@@ -26,6 +53,7 @@ async function allowance(): Promise<Allowance | null> {
     accepted: data.uploads.allowed_extensions,
     largest: data.uploads.max_file_bytes,
     room: data.quota.storage_remaining_bytes ?? null,
+    atOnce: Math.min(data.uploads.max_uploads_in_progress, data.uploads.max_unfinished_uploads),
   };
 }
 
@@ -65,6 +93,11 @@ export class FileRow {
       el("span", { class: "size" }, bytes(file.size)), this.bar, this.state, this.actions);
   }
 
+  /** Checked and accepted, waiting for its turn to be sent. */
+  waiting(): void {
+    this.say("Waiting to be sent");
+  }
+
   refuse(why: string): void {
     this.node.classList.add("refused");
     this.bar.remove();
@@ -72,8 +105,14 @@ export class FileRow {
     this.end(false);
   }
 
-  /** Uploads the file with `choices` as its metadata, into `batch`, then follows its job. */
-  send(choices: Record<string, string>, batch: string): void {
+  /** Uploads the file with `choices` as its metadata, into `batch`, then follows its job.
+   * Settles when the upload is over, sent whole or failed (a failed one can be tried again,
+   * from where it stopped, and settles again). */
+  send(choices: Record<string, string>, batch: string): Promise<void> {
+    return new Promise((over) => this.start(choices, batch, over));
+  }
+
+  private start(choices: Record<string, string>, batch: string, over: () => void): void {
     const started = performance.now();
     const upload = new tus.Upload(this.file, {
       endpoint: `${location.origin}/uploads`,
@@ -91,11 +130,36 @@ export class FileRow {
         request.setHeader("Authorization", `Bearer ${await accessToken()}`);
       },
       onSuccess: ({ lastResponse }) => {
+        over();
         void this.uploaded(lastResponse.getHeader("Audiomill-Job-Id"), upload.url);
       },
-      onError: (error) => this.failed(serverSentence(error)),
+      onError: (error) => {
+        over();
+        this.failed(serverSentence(error), () => this.retry(upload));
+      },
     });
     upload.start();
+  }
+
+  /** The same upload again, from where the server says it stands, when a turn comes. */
+  private async retry(upload: tus.Upload): Promise<void> {
+    this.node.classList.remove("failed");
+    this.actions.replaceChildren();
+    this.say("Waiting to be sent");
+    const done = await turns.take();
+    this.say("Uploading");
+    await new Promise<void>((over) => {
+      upload.options.onSuccess = ({ lastResponse }) => {
+        over();
+        void this.uploaded(lastResponse.getHeader("Audiomill-Job-Id"), upload.url);
+      };
+      upload.options.onError = (error) => {
+        over();
+        this.failed(serverSentence(error), () => this.retry(upload));
+      };
+      upload.start();
+    });
+    done();
   }
 
   /** The upload is whole: its job (named by the last answer, or asked for), followed. */
@@ -173,9 +237,10 @@ export class FileRow {
     return data ?? null;
   }
 
-  private failed(why: string): void {
+  /** The file failed; with `retry`, a button offers to try it again. */
+  private failed(why: string, retry?: () => Promise<void>): void {
     this.node.classList.add("failed");
-    this.actions.replaceChildren();
+    this.actions.replaceChildren(...(retry ? [this.button("Try again", retry)] : []));
     this.say(`Failed: ${why}`);
     this.end(false);
   }
@@ -245,7 +310,10 @@ export class DropGroup {
     if (why) return row.refuse(why);
     // The files of one drop share the quota's room: each one sent takes its part.
     if (allowed?.room != null) allowed.room -= file.size;
-    row.send(choices, this.batch);
+    row.waiting();
+    const done = await turns.take(allowed?.atOnce ?? 1);
+    await row.send(choices, this.batch);
+    done();
   }
 
   /** Offers the ZIP once every file has ended, if more than one completed. */

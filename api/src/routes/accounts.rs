@@ -6,7 +6,7 @@ use super::context::{
 use crate::{
     auth,
     error::{ErrorBody, ErrorCode},
-    gateway::{Gateway, UploadLimits},
+    gateway::Gateway,
 };
 use audiomill_domain::{
     EmailAddress,
@@ -81,14 +81,21 @@ struct AccountUploadLimits {
     max_files_per_upload: u64,
     /// The file name extensions taken, lower case, without the dot.
     allowed_extensions: Vec<String>,
+    /// Uploads the caller may send at once, a resumable upload's `PATCH` included
+    /// (`MAX_CONCURRENT_UPLOADS`): a client sending many files queues the rest.
+    max_uploads_in_progress: u64,
+    /// Resumable uploads the caller may have unfinished at once (`MAX_UNFINISHED_UPLOADS`).
+    max_unfinished_uploads: u64,
 }
 
 impl AccountUploadLimits {
-    fn of(limits: &UploadLimits) -> Self {
+    fn of(gw: &Gateway) -> Self {
         Self {
-            max_file_bytes: limits.max_bytes,
-            max_files_per_upload: limits.max_files as u64,
-            allowed_extensions: limits.allowed_extensions.clone(),
+            max_file_bytes: gw.limits.max_bytes,
+            max_files_per_upload: gw.limits.max_files as u64,
+            allowed_extensions: gw.limits.allowed_extensions.clone(),
+            max_uploads_in_progress: gw.uploads.limit() as u64,
+            max_unfinished_uploads: gw.resumable.max_unfinished,
         }
     }
 }
@@ -115,6 +122,8 @@ impl Example for Account {
                 allowed_extensions: ["mp4", "m4v", "mov", "avi", "mkv", "webm"]
                     .map(String::from)
                     .to_vec(),
+                max_uploads_in_progress: 3,
+                max_unfinished_uploads: 10,
             },
         }
     }
@@ -419,7 +428,7 @@ impl AccountsApi {
             admin: user.is_admin,
             completion_emails: user.completion_emails,
             quota: AccountQuota::new(user.quota.over(self.cx.gw().quota), usage, now),
-            uploads: AccountUploadLimits::of(&self.cx.gw().limits),
+            uploads: AccountUploadLimits::of(self.cx.gw()),
         }))
     }
 }

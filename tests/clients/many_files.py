@@ -1,0 +1,94 @@
+"""A person drops a dozen files at once on the web app, in headless Chromium (Playwright).
+
+Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path) and
+MEDIA (a folder with clip.mp4 and notes.txt). Drops ten copies of the clip under ten names,
+the text file and an empty video together; the bad two are refused before sending, the ten
+are sent a few at a time (never more than the account may upload at once) and all of them
+convert. Prints one JSON line of facts for the test to check further.
+"""
+
+import base64
+import json
+import os
+import re
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+BASE = os.environ["AUDIOMILL_URL"]
+MEDIA = Path(os.environ["MEDIA"])
+# Ten short conversions, from the drop to "Done", on a busy 2-core machine.
+CONVERSION_MS = 240_000
+GOOD = [f"clip{n:02}.mp4" for n in range(1, 11)]
+
+
+def drop(page, files):
+    """Drops `files` ({name: bytes}) on the drop zone at once, as a person drags a folder."""
+    encoded = [
+        {"name": name, "data": base64.b64encode(data).decode()} for name, data in files.items()
+    ]
+    transfer = page.evaluate_handle(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const { name, data } of files) {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name));
+            }
+            return transfer;
+        }""",
+        encoded,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
+def row(page, name):
+    return page.locator("li.file", has=page.locator(".name", has_text=name))
+
+
+def main():
+    facts = {"statuses": {}}
+    clip = (MEDIA / "clip.mp4").read_bytes()
+    files = {name: clip for name in GOOD}
+    files["notes.txt"] = (MEDIA / "notes.txt").read_bytes()
+    files["empty.mp4"] = b""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        page = browser.new_page()
+        # Every answer to an upload request, by status: no 429 may come back.
+        def seen(response):
+            if "/uploads" in response.url:
+                status = str(response.status)
+                facts["statuses"][status] = facts["statuses"].get(status, 0) + 1
+
+        # Chunks in flight at once, at most: never more than the account may send.
+        flight = {"now": 0, "most": 0}
+
+        def chunk(request, step):
+            if "/uploads/" in request.url and request.method == "PATCH":
+                flight["now"] += step
+                flight["most"] = max(flight["most"], flight["now"])
+
+        page.on("response", seen)
+        page.on("request", lambda request: chunk(request, 1))
+        page.on("requestfinished", lambda request: chunk(request, -1))
+        page.on("requestfailed", lambda request: chunk(request, -1))
+        page.goto(BASE)
+        page.get_by_label("E-mail").fill(os.environ["AUDIOMILL_EMAIL"])
+        page.get_by_label("Password").fill(os.environ["AUDIOMILL_PASSWORD"])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+        drop(page, files)
+        expect(row(page, "notes.txt").locator(".state")).to_have_text(re.compile(r"^Refused: "))
+        expect(row(page, "empty.mp4").locator(".state")).to_have_text(
+            "Refused: The file is empty."
+        )
+        for name in GOOD:
+            expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+        facts["done"] = page.locator("li.file.done").count()
+        facts["failed"] = page.locator("li.file.failed").count()
+        facts["most_chunks_at_once"] = flight["most"]
+        browser.close()
+    print(json.dumps(facts))
+
+
+main()
