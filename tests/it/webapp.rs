@@ -398,7 +398,10 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
     assert_eq!(facts["done"], 10, "{facts}");
     assert_eq!(facts["failed"], 0, "{facts}");
     let most = facts["most_chunks_at_once"].as_u64().unwrap();
-    assert!((1..=2).contains(&most), "two at a time, the rest queued: {facts}");
+    assert!(
+        (1..=2).contains(&most),
+        "two at a time, the rest queued: {facts}"
+    );
     assert!(
         facts["statuses"].get("429").is_none(),
         "never more sent at once than the account may: {facts}"
