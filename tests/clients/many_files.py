@@ -77,6 +77,17 @@ def main():
         page.get_by_label("Password").fill(os.environ["AUDIOMILL_PASSWORD"])
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+        # Every state a row shows on the way, to check that none names an internal step.
+        page.evaluate(
+            """() => {
+                window.seenStates = new Set();
+                new MutationObserver(() => {
+                    for (const state of document.querySelectorAll("li.file .state")) {
+                        window.seenStates.add(state.textContent);
+                    }
+                }).observe(document.body, { subtree: true, childList: true, characterData: true });
+            }"""
+        )
         drop(page, files)
         expect(row(page, "notes.txt").locator(".state")).to_have_text(re.compile(r"^Refused: "))
         expect(row(page, "empty.mp4").locator(".state")).to_have_text(
@@ -87,6 +98,7 @@ def main():
         facts["done"] = page.locator("li.file.done").count()
         facts["failed"] = page.locator("li.file.failed").count()
         facts["most_chunks_at_once"] = flight["most"]
+        facts["states"] = sorted(page.evaluate("() => [...window.seenStates]"))
         browser.close()
     print(json.dumps(facts))
 

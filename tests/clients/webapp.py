@@ -128,6 +128,9 @@ def choose(page):
 
 
 def convert_and_download(page):
+    # The drop zone and the chooser name what this server accepts (ALLOWED_EXTENSIONS).
+    expect(page.locator("#drop-types")).to_have_text("MP4, MKV, WebM")
+    expect(page.locator("#files")).to_have_attribute("accept", ".mp4,.mkv,.webm")
     choose(page)
     drop(page, ["talk.mp4", "song.mp4", "notes.txt"])
     # Refused by the server's own rules (ALLOWED_EXTENSIONS, MAX_FILE_SIZE), before sending.
@@ -156,7 +159,7 @@ def cancel_and_fail(page):
     )
     page.set_input_files("#files", [str(MEDIA / "long.mkv")])
     state = row(page, "long.mkv").locator(".state")
-    expect(state).to_contain_text("transcode", timeout=CONVERSION_MS)
+    expect(state).to_contain_text("Converting", timeout=CONVERSION_MS)
     row(page, "long.mkv").get_by_role("button", name="Cancel").click()
     expect(state).to_have_text("Cancelled", timeout=CONVERSION_MS)
     page.set_input_files("#files", [str(MEDIA / "silent.mp4")])

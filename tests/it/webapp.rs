@@ -406,6 +406,24 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
         facts["statuses"].get("429").is_none(),
         "never more sent at once than the account may: {facts}"
     );
+    // What a row said on the way is for people: no internal step name.
+    let states = facts["states"].as_array().unwrap();
+    assert!(
+        states.iter().any(|s| s == "Waiting to be sent"),
+        "{states:?}"
+    );
+    for state in states {
+        let state = state.as_str().unwrap();
+        for step in [
+            "validate_token",
+            "fetch_source",
+            "transcode",
+            "store_mp3",
+            "send_email",
+        ] {
+            assert!(!state.contains(step), "{state:?} names a step");
+        }
+    }
     // Ten jobs, one for each clip.
     let token = app.access_token(&email).await;
     let (_, jobs) = app.get_json(&token, "/jobs?limit=20").await;

@@ -13,8 +13,25 @@ type View = (typeof VIEWS)[number];
 function show(view: View): void {
   for (const name of VIEWS) byId(name).hidden = name !== view;
   byId("nav").hidden = view === "sign-in";
+  if (view === "convert") void describeAccepted();
   if (view === "history") void loadHistory(true);
   if (view === "account") void loadAccount();
+}
+
+/** How people know each container the server may accept. */
+const CONTAINER_NAMES: Record<string, string> = {
+  mp4: "MP4", m4v: "M4V", mov: "MOV", avi: "AVI", mkv: "MKV", webm: "WebM",
+};
+
+/** The drop zone and the file chooser name what this server accepts, as `/me` says. */
+async function describeAccepted(): Promise<void> {
+  const { data } = await api.GET("/me");
+  if (!data) return;
+  const accepted = data.uploads.allowed_extensions;
+  byId("drop-types").textContent = accepted
+    .map((extension) => CONTAINER_NAMES[extension] ?? extension.toUpperCase())
+    .join(", ");
+  byId<HTMLInputElement>("files").accept = accepted.map((extension) => `.${extension}`).join(",");
 }
 
 function route(): void {

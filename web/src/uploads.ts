@@ -172,7 +172,7 @@ export class FileRow {
     const jobId = this.jobId;
     if (!jobId) return this.failed("The server named no job for the upload.");
     this.bar.value = 0;
-    this.say("Queued");
+    this.say("Waiting for a converter");
     this.actions.replaceChildren(this.button("Cancel", () => this.cancel()));
     await follow(jobId, (kind, event) => this.show(kind, event), this.stop.signal);
   }
@@ -180,9 +180,8 @@ export class FileRow {
   private show(kind: string, event: JobEvent): void {
     this.bar.value = event.progress;
     if (kind !== "end") {
-      const eta = event.eta_seconds != null ? `, ${seconds(event.eta_seconds)} left` : "";
       const retry = event.error ? ` (trying again: ${event.error})` : "";
-      this.say(`${event.step ?? event.status} ${event.progress} %${eta}${retry}`);
+      this.say(`${progressText(event)}${retry}`);
       return;
     }
     if (event.status === "completed") {
@@ -253,6 +252,26 @@ export class FileRow {
     const button = el("button", { type: "button" }, label);
     button.addEventListener("click", () => void action());
     return button;
+  }
+}
+
+/** Where a running job stands, in words for people rather than the steps' names. */
+function progressText(event: JobEvent): string {
+  if (event.status === "queued") return "Waiting for a converter";
+  switch (event.step) {
+    case "validate_token":
+    case "fetch_source":
+      return "Getting the video ready";
+    case "transcode": {
+      const left = event.eta_seconds != null ? `, about ${seconds(event.eta_seconds)} left` : "";
+      return `Converting ${event.progress} %${left}`;
+    }
+    case "store_mp3":
+      return "Saving the MP3";
+    case "send_email":
+      return "Sending the e-mail";
+    default:
+      return "Working on it";
   }
 }
 
