@@ -89,6 +89,13 @@ def main():
             }"""
         )
         drop(page, files)
+        # Leaving with files not yet sent asks first; once all are sent, it does not.
+        leave = """() => {
+            const event = new Event("beforeunload", { cancelable: true });
+            window.dispatchEvent(event);
+            return event.defaultPrevented;
+        }"""
+        facts["asks_before_leaving_while_sending"] = page.evaluate(leave)
         expect(row(page, "notes.txt").locator(".state")).to_have_text(re.compile(r"^Refused: "))
         expect(row(page, "empty.mp4").locator(".state")).to_have_text(
             "Refused: The file is empty."
@@ -96,6 +103,7 @@ def main():
         for name in GOOD:
             expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
         facts["done"] = page.locator("li.file.done").count()
+        facts["asks_before_leaving_when_sent"] = page.evaluate(leave)
         facts["failed"] = page.locator("li.file.failed").count()
         facts["most_chunks_at_once"] = flight["most"]
         facts["states"] = sorted(page.evaluate("() => [...window.seenStates]"))

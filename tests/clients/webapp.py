@@ -184,8 +184,20 @@ def history(page):
     page.get_by_label("Status").select_option("failed")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("silent.mp4")
+    # A delete asks first; refused, nothing goes.
+    questions = []
+
+    def answer(dialog, accept):
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    rows.first.get_by_role("button", name="Delete").click()
+    expect(rows).to_have_count(1)
+    page.once("dialog", lambda dialog: answer(dialog, True))
     rows.first.get_by_role("button", name="Delete").click()
     expect(rows).to_have_count(0)
+    assert questions == ["Delete silent.mp4?"] * 2, questions
     page.get_by_label("Status").select_option("cancelled")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("long.mkv")

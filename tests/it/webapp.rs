@@ -406,6 +406,8 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
         facts["statuses"].get("429").is_none(),
         "never more sent at once than the account may: {facts}"
     );
+    assert_eq!(facts["asks_before_leaving_while_sending"], true, "{facts}");
+    assert_eq!(facts["asks_before_leaving_when_sent"], false, "{facts}");
     // What a row said on the way is for people: no internal step name.
     let states = facts["states"].as_array().unwrap();
     assert!(

@@ -136,6 +136,13 @@ async function loadHistory(fresh: boolean): Promise<void> {
     remove.addEventListener(
       "click",
       detached(async () => {
+        const running = job.status === "queued" || job.status === "running";
+        const question = running
+          ? `Delete ${job.filename}? It is still converting: it is cancelled first.`
+          : job.status === "completed"
+            ? `Delete ${job.filename} and its MP3?`
+            : `Delete ${job.filename}?`;
+        if (!confirm(question)) return;
         const { error } = await api.DELETE("/jobs/{job_id}", {
           params: { path: { job_id: job.job_id } },
         });

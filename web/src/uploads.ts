@@ -46,6 +46,13 @@ class Turns {
 
 const turns = new Turns();
 
+/** Files dropped and not yet sent whole (checked, waiting or uploading): leaving the page
+ * now would lose them, so the browser asks first. */
+let unsent = 0;
+addEventListener("beforeunload", (event) => {
+  if (unsent > 0) event.preventDefault();
+});
+
 async function allowance(): Promise<Allowance | null> {
   const { data } = await api.GET("/me");
   if (!data) return null; // The server will say why itself.
@@ -320,6 +327,15 @@ export class DropGroup {
 
   /** Checks `file`, and sends it with `choices` unless it is refused. */
   async add(file: File, choices: Record<string, string>): Promise<void> {
+    unsent += 1;
+    try {
+      await this.take(file, choices);
+    } finally {
+      unsent -= 1;
+    }
+  }
+
+  private async take(file: File, choices: Record<string, string>): Promise<void> {
     const row = new FileRow(file);
     this.rows.push(row);
     this.list.append(row.node);
