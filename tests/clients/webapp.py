@@ -181,9 +181,14 @@ def history(page):
     with page.expect_download() as download:
         rows.filter(has_text="song.mp4").get_by_role("button", name="Download").click()
     facts["from_history"] = download.value.suggested_filename
+    # A completed job shows its MP3's length and size.
+    expect(rows.filter(has_text="song.mp4")).to_contain_text(re.compile(r"completed, \d+ s, [\d.]+ KB"))
     page.get_by_label("Status").select_option("failed")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("silent.mp4")
+    # A failed one, the reason.
+    expect(rows.first).to_contain_text("failed: ")
+    expect(rows.first).to_contain_text("no audio track")
     # A delete asks first; refused, nothing goes.
     questions = []
 

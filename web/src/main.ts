@@ -4,7 +4,7 @@
 import type { components } from "./api";
 import { chosen, restoreChoices } from "./choices";
 import { api, forgetUploads, signIn, signOut, signedIn, whenExpired } from "./session";
-import { byId, bytes, detached, el, saveUrl } from "./ui";
+import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
 import { DropGroup } from "./uploads";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
@@ -152,11 +152,29 @@ async function loadHistory(fresh: boolean): Promise<void> {
     );
     const actions = el("td", { class: "actions" }, remove);
     if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
-    rows.append(el("tr", {}, el("td", {}, job.filename), el("td", {}, job.status),
+    rows.append(el("tr", {}, el("td", {}, job.filename), statusCell(job),
       el("td", {}, new Date(job.created_at).toLocaleString()), actions));
   }
   cursor = data.next_cursor ?? null;
   byId("history-more").hidden = cursor === null;
+}
+
+type JobSummary = components["schemas"]["JobSummary"];
+
+/** A job's status as the history shows it: a completed one with its MP3's length and size, a
+ * failed one with the reason (asked of `/status`, which has the sentence). */
+function statusCell(job: JobSummary): HTMLTableCellElement {
+  const cell = el("td", {}, job.status);
+  if (job.status === "completed" && job.audio_seconds != null && job.mp3_bytes != null) {
+    cell.textContent = `completed, ${seconds(job.audio_seconds)}, ${bytes(job.mp3_bytes)}`;
+  } else if (job.status === "failed") {
+    void api
+      .GET("/status/{job_id}", { params: { path: { job_id: job.job_id } } })
+      .then(({ data }) => {
+        if (data?.error) cell.textContent = `failed: ${data.error}`;
+      });
+  }
+  return cell;
 }
 
 /** A button that saves the job's MP3 through a signed link. */
