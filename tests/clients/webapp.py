@@ -256,6 +256,28 @@ def phone(browser):
     expect(row(page, "talk.mp4").locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
     shot(page, "convert-phone")
     accessible(page, "convert, phone, dark")
+    # The history as cards: no column squeezes a word into pieces, nothing runs off the side.
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("#history-rows tr").first).to_be_visible()
+    layout = page.evaluate(
+        """() => {
+            const cell = document.querySelector("#history-rows td:nth-child(2)");
+            const text = cell.firstChild;
+            const word = text.textContent.split(/[ ,:]/)[0];
+            const range = document.createRange();
+            range.setStart(text, 0);
+            range.setEnd(text, word.length);
+            return {
+                display: getComputedStyle(cell).display,
+                word,
+                lines: range.getClientRects().length,
+                overflow: document.documentElement.scrollWidth > window.innerWidth,
+            };
+        }"""
+    )
+    assert layout["display"] == "block" and layout["lines"] == 1, layout
+    assert not layout["overflow"], layout
+    shot(page, "history-phone")
     context.close()
 
 
