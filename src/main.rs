@@ -149,9 +149,15 @@ async fn dev(mut config: audiomill::Config, roles: Roles) -> anyhow::Result<()> 
         }
     };
     let mail_dir = config.data_path("mail");
+    let public_url = config.links.public_url.clone();
     let banner = |running: &Running| {
+        let (address, reached) = reachable_at(running, public_url.as_deref());
         println!("Audiomill is running:");
-        println!("  API and Swagger UI: {}/docs", running.base_url());
+        println!("  Web app:            {address}/");
+        println!("  API and Swagger UI: {address}/docs");
+        if !reached {
+            println!("  (share links name this address: set PUBLIC_URL to the one others reach)");
+        }
         if server.is_some() {
             println!(
                 "  Temporal Web UI:    http://127.0.0.1:{}",
@@ -166,6 +172,17 @@ async fn dev(mut config: audiomill::Config, roles: Roles) -> anyhow::Result<()> 
         server.stop().await;
     }
     result
+}
+
+/// Where people reach the gateway: `PUBLIC_URL` when set, else its own address (a browser on
+/// this machine reaches a wildcard bind at 127.0.0.1); and whether that is an address others
+/// reach too.
+fn reachable_at(running: &Running, public_url: Option<&str>) -> (String, bool) {
+    if let Some(url) = public_url {
+        return (url.trim_end_matches('/').to_owned(), true);
+    }
+    let address = running.address().expect("dev runs a gateway");
+    (audiomill::roles::local_url(address), false)
 }
 
 async fn add_user(

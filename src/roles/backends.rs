@@ -149,10 +149,7 @@ pub(super) fn link_signer(
     gateway: Option<SocketAddr>,
 ) -> LinkSigner {
     let base = config.links.public_url.clone().unwrap_or_else(|| {
-        format!(
-            "http://{}",
-            gateway.map_or_else(|| "127.0.0.1:8080".to_owned(), |a| a.to_string())
-        )
+        gateway.map_or_else(|| "http://127.0.0.1:8080".to_owned(), super::local_url)
     });
     LinkSigner::new(key.expose().as_bytes(), config.links.lifetime, &base)
 }

@@ -204,3 +204,16 @@ where
         Err(_) => anyhow::anyhow!("the {role} panicked"),
     }
 }
+
+/// The URL a browser on this machine reaches a gateway listening at `address` by: a wildcard
+/// bind (`0.0.0.0`, `::`) is reached at the loopback address.
+pub fn local_url(mut address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        address.set_ip(loopback);
+    }
+    format!("http://{address}")
+}

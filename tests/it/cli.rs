@@ -206,6 +206,51 @@ async fn dev_keeps_its_data_directory_private_to_its_owner() {
     assert!(entries > 4, "the data directory holds {entries} entries");
 }
 
+/// `dev` bound to every interface names the web app where a browser on this machine reaches
+/// it, says that share links name that address unless `PUBLIC_URL` is set, and its share links
+/// do name it (never `0.0.0.0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_every_interface_names_an_address_a_browser_reaches() {
+    let mut app = TestApp::without_app(&[]).await;
+    let port = free_port();
+    let dev = Process::start(
+        &app.vars,
+        &[("LISTEN_ADDR", format!("0.0.0.0:{port}"))],
+        &["dev"],
+        &app.data.path().join("dev.log"),
+    );
+    app.base = format!("http://127.0.0.1:{port}");
+    app.wait_until_ready(&dev).await;
+    eventually("the banner", || dev.log().contains("Press Ctrl-C")).await;
+    let log = dev.log();
+    assert!(
+        log.contains(&format!("Web app:            http://127.0.0.1:{port}/\n")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("API and Swagger UI: http://127.0.0.1:{port}/docs")),
+        "{log}"
+    );
+    assert!(log.contains("set PUBLIC_URL"), "{log}");
+    let banner = &log[log.find("Audiomill is running").unwrap()..];
+    assert!(!banner.contains("0.0.0.0"), "{banner}");
+
+    let email = app.add_user("ann", false).await;
+    let token = app.access_token(&email).await;
+    let media = tempfile::tempdir().unwrap();
+    let job = app
+        .start_job(&token, &make_mp4(media.path(), "talk.mp4", 1, true))
+        .await;
+    app.wait_for_job(&token, &job).await;
+    let (status, link) = app.get_json(&token, &format!("/jobs/{job}/link")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{url}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_converts_files_and_manages_jobs_against_dev() {
     let mut app = TestApp::without_app(&[]).await;
