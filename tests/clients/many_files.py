@@ -7,7 +7,6 @@ are sent a few at a time (never more than the account may upload at once) and al
 convert. Prints one JSON line of facts for the test to check further.
 """
 
-import base64
 import json
 import os
 import re
@@ -15,30 +14,13 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
+from dropping import drop_files
+
 BASE = os.environ["AUDIOMILL_URL"]
 MEDIA = Path(os.environ["MEDIA"])
 # Ten short conversions, from the drop to "Done", on a busy 2-core machine.
 CONVERSION_MS = 240_000
 GOOD = [f"clip{n:02}.mp4" for n in range(1, 11)]
-
-
-def drop(page, files):
-    """Drops `files` ({name: bytes}) on the drop zone at once, as a person drags a folder."""
-    encoded = [
-        {"name": name, "data": base64.b64encode(data).decode()} for name, data in files.items()
-    ]
-    transfer = page.evaluate_handle(
-        """files => {
-            const transfer = new DataTransfer();
-            for (const { name, data } of files) {
-                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-                transfer.items.add(new File([bytes], name));
-            }
-            return transfer;
-        }""",
-        encoded,
-    )
-    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
 
 
 def row(page, name):
@@ -88,7 +70,7 @@ def main():
                 }).observe(document.body, { subtree: true, childList: true, characterData: true });
             }"""
         )
-        drop(page, files)
+        drop_files(page, files)
         # Leaving with files not yet sent asks first; once all are sent, it does not.
         leave = """() => {
             const event = new Event("beforeunload", { cancelable: true });

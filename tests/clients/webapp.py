@@ -7,7 +7,6 @@ downloads and screenshots go). Checks what the person sees as it goes (a failed 
 the run with its message) and prints one JSON line of facts for the test to check further.
 """
 
-import base64
 import json
 import os
 import re
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
+
+from dropping import drop_files
 
 BASE = os.environ["AUDIOMILL_URL"]
 EMAIL = os.environ["AUDIOMILL_EMAIL"]
@@ -58,22 +59,7 @@ def sign_in(page, password=PASSWORD):
 
 def drop(page, names):
     """Drops the files `names` of MEDIA on the drop zone, as a person drags them there."""
-    files = [
-        {"name": name, "data": base64.b64encode((MEDIA / name).read_bytes()).decode()}
-        for name in names
-    ]
-    transfer = page.evaluate_handle(
-        """files => {
-            const transfer = new DataTransfer();
-            for (const { name, data } of files) {
-                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-                transfer.items.add(new File([bytes], name));
-            }
-            return transfer;
-        }""",
-        files,
-    )
-    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    drop_files(page, {name: (MEDIA / name).read_bytes() for name in names})
 
 
 def row(page, name):

@@ -136,10 +136,14 @@ impl User {
 
 /// `audiomill dev` as its own process, on the test's Temporal server and backends.
 async fn start_dev(app: &mut TestApp) -> Process {
-    let port = free_port();
+    start_dev_on(app, "127.0.0.1", free_port()).await
+}
+
+/// `audiomill dev` listening on `host:port`, reached by the test at 127.0.0.1.
+async fn start_dev_on(app: &mut TestApp, host: &str, port: u16) -> Process {
     let dev = Process::start(
         &app.vars,
-        &[("LISTEN_ADDR", format!("127.0.0.1:{port}"))],
+        &[("LISTEN_ADDR", format!("{host}:{port}"))],
         &["dev"],
         &app.data.path().join("dev.log"),
     );
@@ -213,14 +217,7 @@ async fn dev_keeps_its_data_directory_private_to_its_owner() {
 async fn dev_on_every_interface_names_an_address_a_browser_reaches() {
     let mut app = TestApp::without_app(&[]).await;
     let port = free_port();
-    let dev = Process::start(
-        &app.vars,
-        &[("LISTEN_ADDR", format!("0.0.0.0:{port}"))],
-        &["dev"],
-        &app.data.path().join("dev.log"),
-    );
-    app.base = format!("http://127.0.0.1:{port}");
-    app.wait_until_ready(&dev).await;
+    let dev = start_dev_on(&mut app, "0.0.0.0", port).await;
     eventually("the banner", || dev.log().contains("Press Ctrl-C")).await;
     let log = dev.log();
     assert!(
