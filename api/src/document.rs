@@ -50,6 +50,78 @@ const TUS_HEADERS: [(&str, &str); 4] = [
     ("Upload-Metadata", r#"{"type": "string", "minLength": 1}"#),
 ];
 
+/// A trim point or a cover frame's time, as the server reads it: seconds (at most a day) or
+/// `[HH:]MM:SS`, each with up to three decimals.
+const TIME_POINT: &str = r#"{"pattern": "^(?:[0-9]{1,4}|[0-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|[0-9]{1,3}:[0-5][0-9]|(?:[01]?[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])(?:\\.[0-9]{1,3})?$"}"#;
+
+/// An `http` or `https` URL with a host and no credentials or fragment (whether its host
+/// resolves to public addresses is known only when it is tried).
+const WEB_URL: &str = r#"{"maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$"}"#;
+
+/// What the server requires of fields that poem-openapi writes as any string or any array,
+/// by where they are in the document. The handlers check the same and answer each in their
+/// own words; the document says it so that a client (or a fuzzer) knows before it sends.
+const FIELD_RULES: [(&str, &str); 9] = [
+    ("/components/schemas/NewWebhook/properties/url", WEB_URL),
+    (
+        "/components/schemas/NewWebhook/properties/events",
+        r#"{"minItems": 1}"#,
+    ),
+    ("/components/schemas/WebhookChanges/properties/url", WEB_URL),
+    (
+        "/components/schemas/WebhookChanges/properties/events",
+        r#"{"minItems": 1}"#,
+    ),
+    (
+        "/paths/~1upload/post/requestBody/content/multipart~1form-data/schema/properties/start",
+        TIME_POINT,
+    ),
+    (
+        "/paths/~1upload/post/requestBody/content/multipart~1form-data/schema/properties/end",
+        TIME_POINT,
+    ),
+    (
+        "/paths/~1upload/post/requestBody/content/multipart~1form-data/schema/properties/cover_at",
+        TIME_POINT,
+    ),
+    (
+        "/paths/~1upload/post/requestBody/content/multipart~1form-data/schema/properties/normalize",
+        r#"{"pattern": "^(?:[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|-(?:[5-9]|[1-6][0-9])(?:\\.[0-9]{1,2})?|-70)$"}"#,
+    ),
+    (
+        "/paths/~1upload/post/requestBody/content/multipart~1form-data/schema/properties/callback_url",
+        r#"{"maxLength": 2048, "pattern": "^$|^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$"}"#,
+    ),
+];
+
+/// A page cursor: base64url, as the service writes it.
+const CURSOR: &str = r#"{"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"}"#;
+
+/// Adds each of [`FIELD_RULES`] to the schema it names, and [`CURSOR`] to every `cursor`.
+/// (A test checks that the committed document has every rule, so a renamed field is noticed.)
+fn add_field_rules(document: &mut Value) {
+    for (pointer, rule) in FIELD_RULES {
+        let rule: Value = serde_json::from_str(rule).expect("the rules are JSON");
+        let Some(Value::Object(schema)) = document.pointer_mut(pointer) else {
+            continue;
+        };
+        schema.extend(rule.as_object().expect("a rule is an object").clone());
+    }
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let cursors = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters")?.as_array_mut())
+        .flatten()
+        .filter(|parameter| parameter["name"] == "cursor" && parameter["in"] == "query");
+    for parameter in cursors {
+        parameter["schema"] = serde_json::from_str(CURSOR).expect("the schema is JSON");
+    }
+}
+
 /// Marks each of [`TUS_HEADERS`] required, with its schema, where an operation takes it.
 fn require_tus_headers(document: &mut Value) {
     let Some(paths) = document["paths"].as_object_mut() else {
@@ -77,6 +149,7 @@ pub fn complete(derived: &str) -> String {
         serde_json::from_str(derived).expect("poem-openapi writes valid JSON");
     plain_references(&mut document);
     require_tus_headers(&mut document);
+    add_field_rules(&mut document);
     describe_events(&mut document);
     for name in CLOSED_BODIES {
         if let Some(schema) = document["components"]["schemas"].get_mut(name) {
@@ -239,6 +312,51 @@ fn too_many_requests() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_committed_document_says_what_each_checked_field_requires() {
+        let committed: Value =
+            serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+        for (pointer, rule) in FIELD_RULES {
+            let rule: Value = serde_json::from_str(rule).unwrap();
+            let schema = committed
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("no field at {pointer}"));
+            for (key, value) in rule.as_object().unwrap() {
+                assert_eq!(&schema[key], value, "{pointer}: {key}");
+            }
+        }
+        let cursor = committed["paths"]["/jobs"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "cursor")
+            .unwrap();
+        assert_eq!(cursor["schema"]["minLength"], 1);
+    }
+
+    #[test]
+    fn a_time_point_pattern_takes_what_the_server_reads_and_nothing_it_refuses() {
+        let rule: Value = serde_json::from_str(TIME_POINT).unwrap();
+        let pattern = regex::Regex::new(rule["pattern"].as_str().unwrap()).unwrap();
+        for good in [
+            "0",
+            "90",
+            "90.5",
+            "86399.999",
+            "1:30",
+            "999:59",
+            "01:02:03.004",
+            "23:59:59",
+        ] {
+            assert!(pattern.is_match(good), "{good}");
+        }
+        for bad in [
+            "", "90.", ".5", "1:60", "24:00:01", "86400", "1:2", "90.1234", "1e3", "-1",
+        ] {
+            assert!(!pattern.is_match(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn every_operation_gets_429_and_json_bodies_get_their_errors() {

@@ -19,7 +19,7 @@ pub struct Gateway {
     /// Event streams open, per user and in all.
     pub event_streams: limits::Slots,
     /// Final views of jobs whose workflow has closed.
-    pub closed_views: status::ClosedViews,
+    pub job_views: status::JobViews,
     /// The jobs someone follows live, each read once however many follow it.
     pub watchers: live::Watchers,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
@@ -53,7 +53,7 @@ impl live::JobViews for Gateway {
         let Some(row) = self.db.job(job).await? else {
             return Ok(None);
         };
-        Ok(Some(self.closed_views.job_view(&self.temporal, &row).await))
+        Ok(Some(self.job_views.job_view(&self.temporal, &row).await))
     }
 }
 

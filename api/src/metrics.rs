@@ -216,6 +216,12 @@ pub fn upload_replayed() {
     metrics::counter!("audiomill_uploads_replayed_total").increment(1);
 }
 
+/// One description of a job's workflow asked of the engine (for a status, a listing or a
+/// batch), counted so that an operator sees what polling costs the engine.
+pub fn job_described() {
+    metrics::counter!("audiomill_job_describes_total").increment(1);
+}
+
 /// How many jobs this gateway watches for live progress.
 pub fn job_watchers(count: usize) {
     metrics::gauge!("audiomill_job_watchers").set(count as f64);

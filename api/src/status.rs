@@ -11,7 +11,8 @@ use audiomill_workflows::ConvertVideo;
 use lru::LruCache;
 use std::{
     num::NonZeroUsize,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 use temporalio_client::{
     Client, HistoryEventFilterType, WorkflowDescribeOptions, WorkflowFetchHistoryOptions,
@@ -34,33 +35,59 @@ pub struct JobView {
     pub error: Option<String>,
 }
 
-/// Views of jobs whose workflow has closed. A closed run never changes, so describing it again
-/// (and, for a failure, reading its history) on every poll would be wasted work. The least
-/// recently asked-for views make room for new ones (they are cheap to rebuild).
-pub struct ClosedViews {
-    views: Mutex<LruCache<JobId, JobView>>,
+/// Views of jobs, kept so that pollers do not each ask the engine. A closed run never changes,
+/// so its view is kept until it makes room (the least recently asked-for first; views are
+/// cheap to rebuild); a running job's view is shared for [`RUNNING_VIEW_AGE`], so any number
+/// of pollers of one job, or of a batch, cost one describe per running job that often.
+pub struct JobViews {
+    closed: Mutex<LruCache<JobId, JobView>>,
+    running: Mutex<LruCache<JobId, Arc<RunningView>>>,
 }
 
-/// How many closed views are remembered.
-const MAX_CLOSED_VIEWS: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
+/// A running job's last view and when it was taken; pollers that find it stale wait for the
+/// one of them that describes the job again.
+type RunningView = tokio::sync::Mutex<Option<(Instant, JobView)>>;
 
-impl Default for ClosedViews {
+/// How many views of each kind are remembered.
+const MAX_VIEWS: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
+
+/// How long a running job's view answers for it: progress moves in steps of seconds.
+pub const RUNNING_VIEW_AGE: Duration = Duration::from_secs(1);
+
+impl Default for JobViews {
     fn default() -> Self {
         Self {
-            views: Mutex::new(LruCache::new(MAX_CLOSED_VIEWS)),
+            closed: Mutex::new(LruCache::new(MAX_VIEWS)),
+            running: Mutex::new(LruCache::new(MAX_VIEWS)),
         }
     }
 }
 
-impl ClosedViews {
-    /// The job's view, from memory when its workflow is known to have closed.
+impl JobViews {
+    /// The job's view: from memory when its workflow is known to have closed or was described
+    /// a moment ago, from the engine otherwise.
     pub async fn job_view(&self, temporal: &Client, job: &Job) -> JobView {
-        if let Some(view) = self.views().get(&job.id) {
+        if let Some(view) = locked(&self.closed).get(&job.id) {
+            return view.clone();
+        }
+        let slot = locked(&self.running)
+            .get_or_insert(job.id, Default::default)
+            .clone();
+        let mut last = slot.lock().await;
+        if let Some((at, view)) = last.as_ref()
+            && at.elapsed() < RUNNING_VIEW_AGE
+        {
+            return view.clone();
+        }
+        if let Some(view) = locked(&self.closed).get(&job.id) {
             return view.clone();
         }
         let (view, closed) = describe(temporal, job).await;
         if closed {
-            self.views().put(job.id, view.clone());
+            locked(&self.closed).put(job.id, view.clone());
+            locked(&self.running).pop(&job.id);
+        } else {
+            *last = Some((Instant::now(), view.clone()));
         }
         view
     }
@@ -77,14 +104,15 @@ impl ClosedViews {
 
     /// Forgets a job (deleted, or about to be).
     pub fn forget(&self, job: JobId) {
-        self.views().pop(&job);
+        locked(&self.closed).pop(&job);
+        locked(&self.running).pop(&job);
     }
+}
 
-    fn views(&self) -> MutexGuard<'_, LruCache<JobId, JobView>> {
-        self.views
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The job's view, from Temporal now.
@@ -94,6 +122,7 @@ pub async fn job_view(temporal: &Client, job: &Job) -> JobView {
 
 /// The job's view, and whether its workflow has closed (so the view is final).
 async fn describe(temporal: &Client, job: &Job) -> (JobView, bool) {
+    crate::metrics::job_described();
     let handle = temporal.get_workflow_handle::<ConvertVideo>(job.id.to_string());
     let described = match handle.describe(WorkflowDescribeOptions::default()).await {
         Ok(described) => described.into_raw(),

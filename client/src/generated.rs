@@ -867,6 +867,65 @@ it runs. Past it, the download answers 410 Gone.*/
             Default::default()
         }
     }
+    ///`ListJobsCursor`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListJobsCursor(::std::string::String);
+    impl ::std::ops::Deref for ListJobsCursor {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListJobsCursor> for ::std::string::String {
+        fn from(value: ListJobsCursor) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListJobsCursor {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[A-Za-z0-9_-]+$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[A-Za-z0-9_-]+$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListJobsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListJobsCursor {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListJobsCursor {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`Liveness`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Liveness {
@@ -901,11 +960,79 @@ it runs. Past it, the download answers 410 Gone.*/
         pub events: ::std::vec::Vec<EventName>,
         /**Where to POST: an `http` or `https` URL whose host resolves to public addresses only
 (unless the operator allows private ones), without credentials.*/
-        pub url: ::std::string::String,
+        pub url: NewWebhookUrl,
     }
     impl NewWebhook {
         pub fn builder() -> builder::NewWebhook {
             Default::default()
+        }
+    }
+    /**Where to POST: an `http` or `https` URL whose host resolves to public addresses only
+(unless the operator allows private ones), without credentials.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewWebhookUrl(::std::string::String);
+    impl ::std::ops::Deref for NewWebhookUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewWebhookUrl> for ::std::string::String {
+        fn from(value: NewWebhookUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewWebhookUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewWebhookUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewWebhookUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewWebhookUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///What a job's MP3 is to be, as its upload asked.
@@ -1508,11 +1635,78 @@ jobs cancelled. `true` turns it on again.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub events: ::std::option::Option<::std::vec::Vec<EventName>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub url: ::std::option::Option<::std::string::String>,
+        pub url: ::std::option::Option<WebhookChangesUrl>,
     }
     impl WebhookChanges {
         pub fn builder() -> builder::WebhookChanges {
             Default::default()
+        }
+    }
+    ///`WebhookChangesUrl`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct WebhookChangesUrl(::std::string::String);
+    impl ::std::ops::Deref for WebhookChangesUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<WebhookChangesUrl> for ::std::string::String {
+        fn from(value: WebhookChangesUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for WebhookChangesUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?][^\\s#]*)?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for WebhookChangesUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for WebhookChangesUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for WebhookChangesUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`WebhookList`
@@ -4233,7 +4427,7 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::vec::Vec<super::EventName>,
                 ::std::string::String,
             >,
-            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+            url: ::std::result::Result<super::NewWebhookUrl, ::std::string::String>,
         }
         impl ::std::default::Default for NewWebhook {
             fn default() -> Self {
@@ -4258,7 +4452,7 @@ jobs cancelled. `true` turns it on again.*/
             }
             pub fn url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::NewWebhookUrl>,
                 T::Error: ::std::fmt::Display,
             {
                 self.url = value
@@ -5995,7 +6189,7 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::string::String,
             >,
             url: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::WebhookChangesUrl>,
                 ::std::string::String,
             >,
         }
@@ -6037,7 +6231,9 @@ jobs cancelled. `true` turns it on again.*/
             }
             pub fn url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::WebhookChangesUrl>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.url = value
@@ -7381,7 +7577,7 @@ pub mod builder {
             Option<::chrono::DateTime<::chrono::offset::Utc>>,
             String,
         >,
-        cursor: Result<Option<::std::string::String>, String>,
+        cursor: Result<Option<types::ListJobsCursor>, String>,
         limit: Result<Option<::std::num::NonZeroU32>, String>,
         status: Result<Option<types::StatusFilter>, String>,
         user: Result<Option<::std::string::String>, String>,
@@ -7426,14 +7622,13 @@ pub mod builder {
         }
         pub fn cursor<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::ListJobsCursor>,
         {
             self.cursor = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for cursor failed"
-                        .to_string()
+                    "conversion to `ListJobsCursor` for cursor failed".to_string()
                 });
             self
         }

@@ -199,7 +199,7 @@ fn gateway_app(
             allowed_extensions: gateway.allowed_extensions.clone(),
         },
         cors_origins: gateway.cors_allowed_origins.clone(),
-        closed_views: Default::default(),
+        job_views: Default::default(),
         watchers: Default::default(),
         uploads: UploadSlots::new(gateway.max_concurrent_uploads as usize),
         event_streams: Slots::capped(

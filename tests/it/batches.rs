@@ -141,6 +141,52 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
         .await;
 }
 
+/// Pollers of a batch share each running job's view: the engine is asked about a running job
+/// about once a second however many poll, and about a queued or finished one not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pollers_of_a_batch_cost_the_engine_one_describe_a_second_per_running_job() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let long = make_long_video(media.path(), 1500);
+    let (status, body) = app
+        .post_upload(&token, upload_form(&[&long, &long], &[]), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let batch_id = body["batch_id"].as_str().unwrap().to_owned();
+    let path = format!("/batches/{batch_id}");
+
+    let before = app.metric("audiomill_job_describes_total").await;
+    let started = std::time::Instant::now();
+    let poller = || async {
+        let mut polls = 0u32;
+        loop {
+            let (status, batch) = app.get_json(&token, &path).await;
+            assert_eq!(status, StatusCode::OK, "{batch}");
+            polls += 1;
+            if batch["done"] == true || started.elapsed().as_secs() >= 6 {
+                return polls;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let polls: u32 = futures::future::join_all((0..3).map(|_| poller()))
+        .await
+        .into_iter()
+        .sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    let describes = app.metric("audiomill_job_describes_total").await - before;
+    // Two jobs, each described at most once a second while it runs and once as it closes.
+    let most = 2.0 * (elapsed + 1.0) + 2.0;
+    assert!(
+        describes <= most,
+        "{describes} describes for {polls} polls in {elapsed:.1} s (at most {most})"
+    );
+    assert!(polls >= 20, "the pollers polled: {polls}");
+    let batch = wait_for_batch(&app, &token, &batch_id).await;
+    assert_eq!(batch["counts"]["completed"], 2, "{batch}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_nothing_finished_has_no_archive() {
     let app = TestApp::spawn().await;

@@ -350,13 +350,6 @@ async fn a_job_is_followed_live_by_many_clients_through_one_watcher() {
     assert_eq!(error_code(malformed).await, "bad_request");
 }
 
-/// A sample's value on a Prometheus page (0 when absent).
-fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_never_touches_an_ended_job_or_another_users() {
     let app = TestApp::spawn().await;

@@ -130,7 +130,7 @@ impl BatchesApi {
         let mut listed = Vec::with_capacity(jobs.len());
         let mut done_percent = 0u32;
         for job in jobs {
-            let view = gw.closed_views.batch_view(&gw.temporal, &job).await;
+            let view = gw.job_views.batch_view(&gw.temporal, &job).await;
             let count = match view.status {
                 JobStatus::Queued => &mut counts.queued,
                 JobStatus::Running => &mut counts.running,

@@ -382,7 +382,7 @@ pub(super) async fn remove_with_files(gw: &Gateway, job: &Job) -> Result<(), Err
     {
         gw.objects.delete(key).await.map_err(store_down)?;
     }
-    gw.closed_views.forget(job.id);
+    gw.job_views.forget(job.id);
     gw.db.remove_job(job.id).await.map_err(store_down)
 }
 
@@ -480,7 +480,7 @@ impl JobsApi {
     async fn status(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> StatusResponse {
         let (_, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
         let gw = self.cx.gw();
-        let view = gw.closed_views.job_view(&gw.temporal, &job).await;
+        let view = gw.job_views.job_view(&gw.temporal, &job).await;
         let expired = job.is_expired(now_millis());
         let download = (view.status == JobStatus::Completed && !expired)
             .then(|| downloads::link_for(&self.cx, &job))

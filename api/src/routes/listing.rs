@@ -232,7 +232,7 @@ impl ListingApi {
             .map(|job| async move {
                 let status = match job.outcome {
                     Some(outcome) => outcome,
-                    None => gw.closed_views.job_view(&gw.temporal, &job).await.status,
+                    None => gw.job_views.job_view(&gw.temporal, &job).await.status,
                 };
                 summary(job, status)
             })

@@ -316,6 +316,11 @@ impl TestApp {
         page.text().await.unwrap()
     }
 
+    /// A sample's value on the gateway's `/metrics` page now (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric(&self.metrics_page().await, name)
+    }
+
     pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> Response {
         let form = multipart::Form::new().part(
             "file",
@@ -1084,4 +1089,11 @@ impl Drop for Spawned {
 /// Sends `request` and reads its answer as JSON.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// A sample's value on a Prometheus page (0 when absent).
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
