@@ -1,7 +1,9 @@
-"""What the browser scripts share: dropping files on the web app's drop zone at once, as a
-person drags them (or a folder) there."""
+"""What the browser scripts share: signing in, dropping files on the web app's drop zone at
+once, as a person drags them (or a folder) there, and noting every state a file's row shows."""
 
 import base64
+
+from playwright.sync_api import expect
 
 
 def drop_files(page, files):
@@ -21,3 +23,30 @@ def drop_files(page, files):
         encoded,
     )
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
+def sign_in(page, email, password):
+    """Signs in through the form and waits for the converter's page."""
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+
+
+def watch_states(page):
+    """From now on, notes every text a file's row shows (see `seen_states`)."""
+    page.evaluate(
+        """() => {
+            window.seenStates = new Set();
+            new MutationObserver(() => {
+                for (const state of document.querySelectorAll("li.file .state")) {
+                    window.seenStates.add(state.textContent);
+                }
+            }).observe(document.body, { subtree: true, childList: true, characterData: true });
+        }"""
+    )
+
+
+def seen_states(page):
+    """Every text a file's row showed since `watch_states`, sorted."""
+    return sorted(page.evaluate("() => [...window.seenStates]"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from dropping import drop_files
+from dropping import drop_files, seen_states, sign_in, watch_states
 
 BASE = os.environ["AUDIOMILL_URL"]
 MEDIA = Path(os.environ["MEDIA"])
@@ -55,21 +55,9 @@ def main():
         page.on("requestfinished", lambda request: chunk(request, -1))
         page.on("requestfailed", lambda request: chunk(request, -1))
         page.goto(BASE)
-        page.get_by_label("E-mail").fill(os.environ["AUDIOMILL_EMAIL"])
-        page.get_by_label("Password").fill(os.environ["AUDIOMILL_PASSWORD"])
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+        sign_in(page, os.environ["AUDIOMILL_EMAIL"], os.environ["AUDIOMILL_PASSWORD"])
         # Every state a row shows on the way, to check that none names an internal step.
-        page.evaluate(
-            """() => {
-                window.seenStates = new Set();
-                new MutationObserver(() => {
-                    for (const state of document.querySelectorAll("li.file .state")) {
-                        window.seenStates.add(state.textContent);
-                    }
-                }).observe(document.body, { subtree: true, childList: true, characterData: true });
-            }"""
-        )
+        watch_states(page)
         drop_files(page, files)
         # Leaving with files not yet sent asks first; once all are sent, it does not.
         leave = """() => {
@@ -88,7 +76,7 @@ def main():
         facts["asks_before_leaving_when_sent"] = page.evaluate(leave)
         facts["failed"] = page.locator("li.file.failed").count()
         facts["most_chunks_at_once"] = flight["most"]
-        facts["states"] = sorted(page.evaluate("() => [...window.seenStates]"))
+        facts["states"] = seen_states(page)
         browser.close()
     print(json.dumps(facts))
 

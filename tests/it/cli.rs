@@ -806,27 +806,18 @@ async fn convert_waits_out_an_outage_that_held_back_its_job() {
     ];
     app.kill_temporal().await;
     let running = user.command(&args).stdout(Stdio::piped()).spawn().unwrap();
-    let db = app.backends.db.clone();
-    let mut complete = false;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !complete {
-        assert!(Instant::now() < deadline, "the upload never completed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
-        complete = uploads.iter().any(|upload| upload.is_complete());
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
-    assert!(
-        uploads[0].started_at.is_none(),
-        "no job while the service is down"
-    );
+    app.wait_for_held_upload().await;
     app.start_temporal().await;
     let ran = running.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&ran.stdout);
     assert!(ran.status.success(), "{stdout}");
     assert!(is_mp3(&out.join("lecture.mp3")), "{stdout}");
-    let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+    let uploads = app
+        .backends
+        .db
+        .expired_resumables(i64::MAX, 10)
+        .await
+        .unwrap();
     assert_eq!(uploads.len(), 1, "no second upload");
     assert!(uploads[0].started_at.is_some());
     app.stop().await;

@@ -7,7 +7,12 @@ use crate::common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::{path::Path, process::Command};
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
@@ -432,4 +437,57 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 10, "{jobs}");
     let (_, me) = app.get_json(&token, "/me").await;
     assert_eq!(me["quota"]["jobs_today"], 10, "{me}");
+}
+
+/// The conversion service is down when a person's upload ends: the page says it waits, and
+/// follows the job to "Done" once the service is back, with nothing to click.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_ends_in_an_outage_converts_in_the_web_app_once_the_service_is_back() {
+    let mut app = TestApp::spawn_with_durable_temporal(&[]).await;
+    let email = app.add_user("ann", false).await;
+    let media_dir = tempfile::tempdir().unwrap();
+    make_mp4(media_dir.path(), "clip.mp4", 1, true);
+    app.kill_temporal().await;
+    let mut person = playwright("outage.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("MEDIA", media_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut visit = person.spawn().unwrap();
+    let mut said = BufReader::new(visit.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(240), said.next_line()).await;
+    if !matches!(&first, Ok(Ok(Some(line))) if line == "waiting") {
+        let ran = visit.wait_with_output().await.unwrap();
+        panic!("{first:?}{}", String::from_utf8_lossy(&ran.stderr));
+    }
+    app.wait_for_held_upload().await;
+    app.start_temporal().await;
+    let last = said.next_line().await.unwrap().unwrap_or_default();
+    let ran = visit.wait_with_output().await.unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let facts: Value = serde_json::from_str(&last).unwrap();
+    let states = facts["states"].as_array().unwrap();
+    assert!(
+        states
+            .iter()
+            .all(|s| !s.as_str().unwrap().starts_with("Failed")),
+        "{facts}"
+    );
+    assert!(
+        states.iter().any(|s| s.as_str().unwrap()
+            == "The conversion service is unavailable right now; trying again by itself"),
+        "the wait is said: {facts}"
+    );
+    assert_eq!(facts["buttons"][0], "Download MP3", "{facts}");
+    let token = app.access_token(&email).await;
+    let (_, jobs) = app.get_json(&token, "/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "one job: {jobs}");
+    assert_eq!(jobs["jobs"][0]["status"], "completed", "{jobs}");
+    app.stop().await;
 }

@@ -3,7 +3,8 @@
 import * as tus from "tus-js-client";
 import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
-import { bytes, el, saveBlob, saveUrl, seconds } from "./ui";
+import { bytes, el, saveBlob, saveUrl } from "./ui";
+import { progressText, waitingText } from "./words";
 
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
 const CHUNK = 32 * 1024 * 1024;
@@ -144,6 +145,14 @@ export class FileRow {
         over();
         this.failed(serverSentence(error), () => this.retry(upload));
       },
+      // A service that is down for a moment is waited out; the row says so meanwhile.
+      onShouldRetry: (error, attempt, options) => {
+        const retry = tus.defaultOptions.onShouldRetry?.(error, attempt, options) ?? false;
+        if (retry && error.originalResponse?.getStatus() === 503) {
+          this.say(waitingText(serverSentence(error)));
+        }
+        return retry;
+      },
     });
     upload.start();
   }
@@ -171,7 +180,7 @@ export class FileRow {
 
   /** The upload is whole: its job (named by the last answer, or asked for), followed. */
   private async uploaded(jobId: string | undefined, url: string | null): Promise<void> {
-    this.jobId = jobId ?? (await jobOf(url));
+    this.jobId = jobId ?? (await jobOf(url, (why) => this.say(waitingText(why))));
     await this.followJob();
   }
 
@@ -262,30 +271,10 @@ export class FileRow {
   }
 }
 
-/** Where a running job stands, in words for people rather than the steps' names. */
-function progressText(event: JobEvent): string {
-  if (event.status === "queued") return "Waiting for a converter";
-  switch (event.step) {
-    case "validate_token":
-    case "fetch_source":
-      return "Getting the video ready";
-    case "transcode": {
-      const left = event.eta_seconds != null ? `, about ${seconds(event.eta_seconds)} left` : "";
-      return `Converting ${event.progress} %${left}`;
-    }
-    case "store_mp3":
-      return "Saving the MP3";
-    case "send_email":
-      return "Sending the e-mail";
-    default:
-      return "Working on it";
-  }
-}
-
 /** The job of a complete upload whose last request could not start it (the conversion
  * service was down): asked of the upload with `HEAD`, which starts it, until it is named or
- * the patience runs out. */
-async function jobOf(url: string | null): Promise<string | null> {
+ * the patience runs out; `waiting` hears the server's reason each time it is still down. */
+async function jobOf(url: string | null, waiting: (why: string) => void): Promise<string | null> {
   for (const delay of RETRY_DELAYS) {
     if (!url) return null;
     await new Promise((resolve) => setTimeout(resolve, delay));
@@ -297,6 +286,7 @@ async function jobOf(url: string | null): Promise<string | null> {
     const job = answer?.headers.get("Audiomill-Job-Id");
     if (job) return job;
     if (answer && answer.status !== 503 && !answer.ok) return null;
+    waiting(answer ? "The conversion service is unavailable right now." : "The server cannot be reached.");
   }
   return null;
 }

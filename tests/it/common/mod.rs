@@ -228,6 +228,27 @@ impl TestApp {
         }
     }
 
+    /// Waits (up to 60 s) for a resumable upload to be whole while the conversion service is
+    /// down, and checks that it stays held, with no job, for two seconds more.
+    pub async fn wait_for_held_upload(&self) {
+        let db = &self.backends.db;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the upload never completed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+            if uploads.iter().any(|upload| upload.is_complete()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let uploads = db.expired_resumables(i64::MAX, 10).await.unwrap();
+        assert!(
+            uploads[0].started_at.is_none(),
+            "no job while the service is down"
+        );
+    }
+
     /// Starts the Temporal server again on the same address and state file.
     pub async fn start_temporal(&mut self) {
         let server = DevServer::start(self.temporal_db.as_deref(), &self.temporal_address, None)
