@@ -226,8 +226,6 @@ api_response! {
     }
 }
 
-denied_into!(LogoutResponse, AccountResponse);
-
 #[OpenApi]
 impl AccountsApi {
     /// Log in with HTTP Basic (email and password); returns an access and a refresh token.

@@ -2,7 +2,9 @@
 //! their MP3s as one ZIP, streamed entry by entry from storage as it is sent (never built in
 //! memory or on disk first).
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, JobRefusal};
+use super::context::{
+    AnswersBadRequest, AnswersUnauthorized, ApiTags, BearerAuth, Context, ErrorJson, JobRefusal,
+};
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -62,7 +64,7 @@ struct BatchStatus {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "BatchResponse::framework_refusal")]
+    #[oai(bad_request_handler = "batch_id_refusal")]
     enum BatchResponse {
         #[oai(status = 200)]
         Ok(Json<BatchStatus>),
@@ -80,7 +82,7 @@ streamed_payload!(
 );
 
 api_response! {
-    #[oai(bad_request_handler = "ZipResponse::framework_refusal")]
+    #[oai(bad_request_handler = "batch_id_refusal")]
     enum ZipResponse {
         /// The finished MP3s, one entry each (named after its video), stored uncompressed.
         #[oai(status = 200)]
@@ -101,16 +103,14 @@ api_response! {
     }
 }
 
-fn batch_id_refused(_: ErrorJson) -> ErrorJson {
-    ErrorBody::new(
-        ErrorCode::BadRequest,
+/// The framework's refusal of the operations on one batch: the only parameter they parse is
+/// its id.
+fn batch_id_refusal<R: AnswersUnauthorized + AnswersBadRequest>(error: poem::Error) -> R {
+    super::context::parameter_refusal(
+        error,
         "The batch id is missing or malformed: batch ids are lower-case UUIDs.",
     )
 }
-
-framework_refusal!(batch_id_refused; BatchResponse, ZipResponse);
-
-refusal_into!(BatchResponse, ZipResponse);
 
 #[OpenApi]
 impl BatchesApi {

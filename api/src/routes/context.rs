@@ -2,13 +2,13 @@
 //! finding the caller's job, the common errors, and the macros that let each operation's
 //! response carry them.
 
-/// The value of `$result`, or its refusal answered in the operation's own response (through
-/// that response's `From` for the refusal).
+/// The value of `$result`, or its refusal answered in the operation's own response (see
+/// [`Refusal`]).
 macro_rules! or_refuse {
     ($result:expr) => {
         match $result {
             Ok(value) => value,
-            Err(refusal) => return refusal.into(),
+            Err(refusal) => return $crate::routes::context::Refusal::answer(refusal),
         }
     };
 }
@@ -19,89 +19,86 @@ macro_rules! or_refuse {
 /// `@job_not_found`, `@batch_not_found`, `@endpoint_not_found` (404), `@mp3_not_ready` (409),
 /// `@checksum_mismatch` (460) and `@unavailable` (503). The variants keep the order written,
 /// which is the order of the document's answers.
+///
+/// A response with a `BadRequest`, `Unauthorized`, `NotFound` or `Unavailable` variant (by
+/// keyword or written out, carrying an [`ErrorJson`]) answers that kind through the matching
+/// `Answers...` trait, which is how shared refusals ([`Refusal`]) become its answers.
 macro_rules! api_response {
     ($(#[$meta:meta])* enum $name:ident { $($body:tt)* }) => {
-        api_response!(@variants [$(#[$meta])*] $name [] $($body)*);
+        api_response!(@variants [$(#[$meta])*] $name [] [] $($body)*);
     };
-    (@variants [$($meta:tt)*] $name:ident [$($done:tt)*]) => {
+    (@variants [$($meta:tt)*] $name:ident [$($done:tt)*] [$($answers:tt)*]) => {
         #[derive(poem_openapi::ApiResponse)]
         $($meta)*
         enum $name { $($done)* }
+        $(api_response!(@answers $name $answers);)*
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_job_id, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The job id is malformed."; $($rest)*);
+    (@answers $name:ident ($trait:ident, $method:ident, $variant:ident)) => {
+        impl $crate::routes::context::$trait for $name {
+            fn $method(error: $crate::routes::context::ErrorJson) -> Self {
+                Self::$variant(error)
+            }
+        }
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_batch_id, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The batch id is malformed."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @bad_job_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 400, BadRequest, "The job id is malformed."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @bad_id, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 400, BadRequest, "The id is malformed."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @bad_batch_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 400, BadRequest, "The batch id is malformed."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @unauthorized, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 401, Unauthorized, "No valid access token."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @bad_id, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 400, BadRequest, "The id is malformed."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @job_not_found, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such job (or not yours)."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @unauthorized, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 401, Unauthorized, "No valid access token."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @batch_not_found, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such batch (or not yours)."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @job_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 404, NotFound, "No such job (or not yours)."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @endpoint_not_found, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 404, NotFound, "No such endpoint (or not yours)."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @batch_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 404, NotFound, "No such batch (or not yours)."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @mp3_not_ready, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 409, NotReady, "The MP3 is not ready yet."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @endpoint_not_found, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 404, NotFound, "No such endpoint (or not yours)."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @checksum_mismatch, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 460, ChecksumMismatch, "The body does not match `Upload-Checksum`; none of it was kept."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @mp3_not_ready, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 409, NotReady, "The MP3 is not ready yet."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*] @unavailable, $($rest:tt)*) => {
-        api_response!(@shared $meta $name [$($done)*] 503, Unavailable, "A dependency is down."; $($rest)*);
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @checksum_mismatch, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 460, ChecksumMismatch, "The body does not match `Upload-Checksum`; none of it was kept."; $($rest)*);
     };
-    (@variants $meta:tt $name:ident [$($done:tt)*]
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @unavailable, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 503, Unavailable, "A dependency is down."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident [$($done:tt)*] [$($answers:tt)*]
         $(#[$attr:meta])* $variant:ident $(($($fields:tt)*))?, $($rest:tt)*) => {
-        api_response!(@variants $meta $name [$($done)* $(#[$attr])* $variant $(($($fields)*))?,] $($rest)*);
+        api_response!(@answer_of $variant [$(($($fields)*))?]
+            $meta $name [$($done)* $(#[$attr])* $variant $(($($fields)*))?,] [$($answers)*] $($rest)*);
     };
-    (@shared $meta:tt $name:ident [$($done:tt)*] $status:literal, $variant:ident, $doc:literal; $($rest:tt)*) => {
-        api_response!(@variants $meta $name [$($done)*
-            #[doc = $doc]
-            #[oai(status = $status)]
-            $variant($crate::routes::context::ErrorJson),
-        ] $($rest)*);
+    (@shared $meta:tt $name:ident [$($done:tt)*] $answers:tt $status:literal, $variant:ident, $doc:literal; $($rest:tt)*) => {
+        api_response!(@answer_of $variant [(ErrorJson)]
+            $meta $name [$($done)*
+                #[doc = $doc]
+                #[oai(status = $status)]
+                $variant($crate::routes::context::ErrorJson),
+            ] $answers $($rest)*);
     };
-}
-
-/// Lets an operation's response carry the refusals of [`Context::caller_job`].
-macro_rules! refusal_into {
-    ($($response:ident),*) => {$(
-        impl From<$crate::routes::context::JobRefusal> for $response {
-            fn from(refusal: $crate::routes::context::JobRefusal) -> Self {
-                match refusal {
-                    $crate::routes::context::JobRefusal::Unauthorized(error) => Self::Unauthorized(error),
-                    $crate::routes::context::JobRefusal::NotFound(error) => Self::NotFound(error),
-                    $crate::routes::context::JobRefusal::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
-}
-
-/// A handler for what the framework refuses before an operation runs, in the operation's own
-/// documented answers: a missing token is 401; anything else (a parameter that does not
-/// parse) is 400, its body the framework's sentence passed through `$bad_request`.
-macro_rules! framework_refusal {
-    ($bad_request:expr; $($response:ident),*) => {$(
-        impl $response {
-            fn framework_refusal(error: poem::Error) -> Self {
-                let (status, body) = $crate::error::framework_answer(&error);
-                if status == poem::http::StatusCode::UNAUTHORIZED {
-                    Self::Unauthorized(body)
-                } else {
-                    Self::BadRequest($bad_request(body))
-                }
-            }
-        }
-    )*};
+    // The kinds of answer a variant gives, by its name and an error body alone.
+    (@answer_of BadRequest [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersBadRequest, bad_request, BadRequest)] $($rest)*);
+    };
+    (@answer_of Unauthorized [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersUnauthorized, unauthorized, Unauthorized)] $($rest)*);
+    };
+    (@answer_of NotFound [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersNotFound, not_found, NotFound)] $($rest)*);
+    };
+    (@answer_of Unavailable [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersUnavailable, unavailable, Unavailable)] $($rest)*);
+    };
+    (@answer_of $variant:ident $fields:tt $meta:tt $name:ident $done:tt $answers:tt $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done $answers $($rest)*);
+    };
 }
 
 /// A body of `$content_type` streamed as it is made, documented as binary.
@@ -124,29 +121,6 @@ macro_rules! streamed_payload {
             }
         }
     };
-}
-
-/// The 400 of the operations on one job: the only parameter they parse is its id.
-pub(crate) fn job_id_refused(_: ErrorJson) -> ErrorJson {
-    ErrorBody::new(
-        ErrorCode::BadRequest,
-        "The job id is missing or malformed: job ids are lower-case UUIDs.",
-    )
-}
-
-/// `From<Denied>` for responses with `Unauthorized` and `Unavailable` variants: what the
-/// caller check refuses, in that operation's own answers.
-macro_rules! denied_into {
-    ($($response:ident),*) => {$(
-        impl From<Denied> for $response {
-            fn from(denied: Denied) -> Self {
-                match denied {
-                    Denied::Unauthorized(error) => Self::Unauthorized(error),
-                    Denied::Unavailable(error) => Self::Unavailable(error),
-                }
-            }
-        }
-    )*};
 }
 
 use crate::{
@@ -286,6 +260,92 @@ impl From<StoreError> for JobRefusal {
     fn from(error: StoreError) -> Self {
         Self::Unavailable(store_down(error))
     }
+}
+
+/// A response that answers 400 with an error body (`@bad_job_id`, or a `BadRequest` variant).
+pub(crate) trait AnswersBadRequest {
+    fn bad_request(error: ErrorJson) -> Self;
+}
+
+/// A response that answers 401 (`@unauthorized`).
+pub(crate) trait AnswersUnauthorized {
+    fn unauthorized(error: ErrorJson) -> Self;
+}
+
+/// A response that answers 404 (`@job_not_found` and the like).
+pub(crate) trait AnswersNotFound {
+    fn not_found(error: ErrorJson) -> Self;
+}
+
+/// A response that answers 503 (`@unavailable`).
+pub(crate) trait AnswersUnavailable {
+    fn unavailable(error: ErrorJson) -> Self;
+}
+
+/// A refusal, answered in an operation's response `R`: the caller check's in any response
+/// that has 401 and 503, a job's in any that also has 404, and a response in itself.
+pub(crate) trait Refusal<R> {
+    fn answer(self) -> R;
+}
+
+impl<R> Refusal<R> for R {
+    fn answer(self) -> R {
+        self
+    }
+}
+
+impl<R: AnswersUnauthorized + AnswersUnavailable> Refusal<R> for Denied {
+    fn answer(self) -> R {
+        match self {
+            Denied::Unauthorized(error) => R::unauthorized(error),
+            Denied::Unavailable(error) => R::unavailable(error),
+        }
+    }
+}
+
+impl<R: AnswersUnauthorized + AnswersNotFound + AnswersUnavailable> Refusal<R> for JobRefusal {
+    fn answer(self) -> R {
+        match self {
+            JobRefusal::Unauthorized(error) => R::unauthorized(error),
+            JobRefusal::NotFound(error) => R::not_found(error),
+            JobRefusal::Unavailable(error) => R::unavailable(error),
+        }
+    }
+}
+
+/// What the framework refuses before an operation runs, in the operation's own answers
+/// (its `bad_request_handler`): a missing token is 401; a parameter that does not parse is
+/// 400 with the framework's sentence.
+pub(crate) fn framework_refusal<R: AnswersUnauthorized + AnswersBadRequest>(
+    error: poem::Error,
+) -> R {
+    let (status, body) = crate::error::framework_answer(&error);
+    if status == poem::http::StatusCode::UNAUTHORIZED {
+        R::unauthorized(body)
+    } else {
+        R::bad_request(body)
+    }
+}
+
+/// As [`framework_refusal`], for operations whose only parameter is one that does not parse:
+/// a 400 that says what it must be (`malformed`).
+pub(crate) fn parameter_refusal<R: AnswersUnauthorized + AnswersBadRequest>(
+    error: poem::Error,
+    malformed: &str,
+) -> R {
+    if error.status() == poem::http::StatusCode::UNAUTHORIZED {
+        return framework_refusal(error);
+    }
+    R::bad_request(ErrorBody::new(ErrorCode::BadRequest, malformed))
+}
+
+/// The framework's refusal of the operations on one job: the only parameter they parse is
+/// its id.
+pub(crate) fn job_id_refusal<R: AnswersUnauthorized + AnswersBadRequest>(error: poem::Error) -> R {
+    parameter_refusal(
+        error,
+        "The job id is missing or malformed: job ids are lower-case UUIDs.",
+    )
 }
 
 pub(crate) fn not_found() -> ErrorJson {

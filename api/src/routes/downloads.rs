@@ -131,7 +131,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "LinkResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::job_id_refusal")]
     enum LinkResponse {
         /// A fresh link to the MP3.
         #[oai(status = 200)]
@@ -147,20 +147,16 @@ api_response! {
     }
 }
 
-refusal_into!(DownloadResponse, LinkResponse);
-framework_refusal!(super::context::job_id_refused; LinkResponse);
-
 impl DownloadResponse {
-    /// As [`framework_refusal!`], with a 401 that names both ways in.
+    /// As [`super::context::job_id_refusal`], with a 401 that names both ways in.
     fn framework_refusal(error: poem::Error) -> Self {
-        let (status, body) = crate::error::framework_answer(&error);
-        if status == poem::http::StatusCode::UNAUTHORIZED {
+        if error.status() == poem::http::StatusCode::UNAUTHORIZED {
             Self::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,
                 "A valid access token or a signed download link is required.",
             ))
         } else {
-            Self::BadRequest(super::context::job_id_refused(body))
+            super::context::job_id_refusal(error)
         }
     }
 }
@@ -270,7 +266,7 @@ impl DownloadsApi {
         let job = match auth {
             DownloadAuth::Bearer(bearer) => match self.cx.caller_job(bearer, id).await {
                 Ok((_, job)) => job,
-                Err(refusal) => return refusal.into(),
+                Err(refusal) => return super::context::Refusal::answer(refusal),
             },
             DownloadAuth::Link(LinkSignature(signature)) => {
                 match self.linked_job(id, &signature.key).await {

@@ -60,7 +60,7 @@ struct JobEvent {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "EventsResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::job_id_refusal")]
     enum EventsResponse {
         /// The job's events: `progress` when its step, percent or ETA moves, `retry` when a step
         /// is tried again, and `end` (completed, failed or cancelled) before the stream closes.
@@ -86,9 +86,6 @@ api_response! {
 
 /// When a client refused a stream may try again: streams end when their jobs do.
 const STREAM_RETRY_AFTER_SECONDS: u64 = 10;
-
-refusal_into!(EventsResponse);
-framework_refusal!(super::context::job_id_refused; EventsResponse);
 
 #[OpenApi]
 impl EventsApi {

@@ -284,7 +284,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "StatusResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::job_id_refusal")]
     enum StatusResponse {
         /// The job's status.
         #[oai(status = 200)]
@@ -305,7 +305,7 @@ struct CancelAccepted {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::job_id_refusal")]
     enum DeleteResponse {
         /// The job was running: it is being cancelled.
         #[oai(status = 202)]
@@ -321,7 +321,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "CancelResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::job_id_refusal")]
     enum CancelResponse {
         /// The job is being cancelled.
         #[oai(status = 202)]
@@ -335,9 +335,6 @@ api_response! {
         @unavailable,
     }
 }
-
-refusal_into!(StatusResponse, DeleteResponse, CancelResponse);
-framework_refusal!(super::context::job_id_refused; StatusResponse, DeleteResponse, CancelResponse);
 
 /// Why a job was not cancelled.
 pub(super) enum NotCancelled {

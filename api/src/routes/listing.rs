@@ -1,7 +1,7 @@
 //! `GET /jobs`: the caller's jobs (an admin's: everyone's, or one user's), newest first, a page
 //! at a time.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, rfc3339, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_down};
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -94,7 +94,7 @@ impl Example for JobPage {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "ListResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum ListResponse {
         /// A page of jobs.
         #[oai(status = 200)]
@@ -114,13 +114,10 @@ api_response! {
 }
 
 // The framework's own sentence names the parameter that did not parse.
-framework_refusal!(std::convert::identity; ListResponse);
 
 fn bad_request(message: &str) -> ListResponse {
     ListResponse::BadRequest(ErrorBody::new(ErrorCode::BadRequest, message))
 }
-
-denied_into!(ListResponse);
 
 #[OpenApi]
 impl ListingApi {

@@ -11,7 +11,10 @@
 //! The operations and their answers live here; the machinery behind them (the lease, creating,
 //! appending and starting the job) in `uploads::resumable`.
 
-use super::context::{ApiTags, BearerAuth, Caller, Context, ErrorJson, unavailable};
+use super::context::{
+    AnswersBadRequest, AnswersUnauthorized, ApiTags, BearerAuth, Caller, Context, ErrorJson,
+    Refusal, unavailable,
+};
 use crate::uploads::resumable::{
     Creating, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task, remove,
     start_when_due, take_chunk, under_lease,
@@ -62,7 +65,7 @@ macro_rules! tus_refusals {
         api_response! {
             $(#[$meta])*
             #[oai(
-                bad_request_handler = "TusResponse::framework_refusal",
+                bad_request_handler = "upload_id_refusal",
                 header(name = "Tus-Resumable", ty = "String", description = "`1.0.0`")
             )]
             enum $name {
@@ -256,110 +259,102 @@ fn not_expected(what: &str) -> ErrorJson {
     unavailable("upload service", format!("unexpected refusal: {what}"))
 }
 
-impl From<TusRefusal> for CreateResponse {
-    fn from(refusal: TusRefusal) -> Self {
-        match refusal {
-            TusRefusal::BadRequest(e) => Self::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
-            TusRefusal::NotFound(e) => Self::NotFound(e),
-            TusRefusal::Gone(e) => Self::Gone(e),
-            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+impl Refusal<CreateResponse> for TusRefusal {
+    fn answer(self) -> CreateResponse {
+        use CreateResponse as Answer;
+        match self {
+            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::NotFound(e) => Answer::NotFound(e),
+            TusRefusal::Gone(e) => Answer::Gone(e),
+            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
             TusRefusal::TooSlow(e, offset, id) => {
-                Self::TooSlow(e, offset, id.map(|id| format!("/uploads/{id}")))
+                Answer::TooSlow(e, offset, id.map(|id| format!("/uploads/{id}")))
             }
-            TusRefusal::Cut(e, offset) => Self::TooSlow(e, offset, None),
-            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
-            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
-            TusRefusal::KeyReused(e) => Self::KeyReused(e),
-            TusRefusal::ChecksumMismatch(e) => Self::ChecksumMismatch(e),
-            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
-            TusRefusal::Unavailable(e) => Self::Unavailable(e),
-            TusRefusal::Conflict(..) => Self::Unavailable(not_expected("conflict")),
-            TusRefusal::Locked(_) => Self::Unavailable(not_expected("locked")),
+            TusRefusal::Cut(e, offset) => Answer::TooSlow(e, offset, None),
+            TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
+            TusRefusal::KeyReused(e) => Answer::KeyReused(e),
+            TusRefusal::ChecksumMismatch(e) => Answer::ChecksumMismatch(e),
+            TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
+            TusRefusal::Conflict(..) => Answer::Unavailable(not_expected("conflict")),
+            TusRefusal::Locked(_) => Answer::Unavailable(not_expected("locked")),
         }
     }
 }
 
-impl From<TusRefusal> for AppendResponse {
-    fn from(refusal: TusRefusal) -> Self {
-        match refusal {
-            TusRefusal::BadRequest(e) => Self::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
-            TusRefusal::NotFound(e) => Self::NotFound(e),
-            TusRefusal::Gone(e) => Self::Gone(e),
-            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
+impl Refusal<AppendResponse> for TusRefusal {
+    fn answer(self) -> AppendResponse {
+        use AppendResponse as Answer;
+        match self {
+            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::NotFound(e) => Answer::NotFound(e),
+            TusRefusal::Gone(e) => Answer::Gone(e),
+            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
             TusRefusal::TooSlow(e, offset, _) | TusRefusal::Cut(e, offset) => {
-                Self::TooSlow(e, offset)
+                Answer::TooSlow(e, offset)
             }
-            TusRefusal::Conflict(e, offset) => Self::Conflict(e, offset),
-            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
-            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
-            TusRefusal::Locked(e) => Self::Locked(e),
-            TusRefusal::ChecksumMismatch(e) => Self::ChecksumMismatch(e),
-            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
-            TusRefusal::Unavailable(e) => Self::Unavailable(e),
-            TusRefusal::KeyReused(_) => Self::Unavailable(not_expected("key reused")),
+            TusRefusal::Conflict(e, offset) => Answer::Conflict(e, offset),
+            TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
+            TusRefusal::Locked(e) => Answer::Locked(e),
+            TusRefusal::ChecksumMismatch(e) => Answer::ChecksumMismatch(e),
+            TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
+            TusRefusal::KeyReused(_) => Answer::Unavailable(not_expected("key reused")),
         }
     }
 }
 
-impl From<TusRefusal> for OffsetResponse {
-    fn from(refusal: TusRefusal) -> Self {
-        match refusal {
-            TusRefusal::BadRequest(e) => Self::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
-            TusRefusal::NotFound(e) => Self::NotFound(e),
-            TusRefusal::Gone(e) => Self::Gone(e),
-            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
-            TusRefusal::TooLarge(e, limit, left) => Self::TooLarge(e, limit, left),
-            TusRefusal::UnsupportedMedia(e) => Self::UnsupportedMedia(e),
-            TusRefusal::TooMany(e, limit, left, after) => Self::TooMany(e, limit, left, after),
-            TusRefusal::Unavailable(e) => Self::Unavailable(e),
+impl Refusal<OffsetResponse> for TusRefusal {
+    fn answer(self) -> OffsetResponse {
+        use OffsetResponse as Answer;
+        match self {
+            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::NotFound(e) => Answer::NotFound(e),
+            TusRefusal::Gone(e) => Answer::Gone(e),
+            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
+            TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
+            TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
+            TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
+            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
             TusRefusal::Conflict(..)
             | TusRefusal::TooSlow(..)
             | TusRefusal::Cut(..)
             | TusRefusal::KeyReused(_)
             | TusRefusal::Locked(_)
-            | TusRefusal::ChecksumMismatch(_) => Self::Unavailable(not_expected("look")),
+            | TusRefusal::ChecksumMismatch(_) => Answer::Unavailable(not_expected("look")),
         }
     }
 }
 
-impl From<TusRefusal> for TerminateResponse {
-    fn from(refusal: TusRefusal) -> Self {
-        match refusal {
-            TusRefusal::BadRequest(e) => Self::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Self::Unauthorized(e),
-            TusRefusal::NotFound(e) => Self::NotFound(e),
-            TusRefusal::Gone(e) => Self::Gone(e),
-            TusRefusal::Version(e) => Self::Version(e, tus::VERSION.into()),
-            TusRefusal::Locked(e) => Self::Locked(e),
-            TusRefusal::Unavailable(e) => Self::Unavailable(e),
-            _ => Self::Unavailable(not_expected("termination")),
+impl Refusal<TerminateResponse> for TusRefusal {
+    fn answer(self) -> TerminateResponse {
+        use TerminateResponse as Answer;
+        match self {
+            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
+            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::NotFound(e) => Answer::NotFound(e),
+            TusRefusal::Gone(e) => Answer::Gone(e),
+            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
+            TusRefusal::Locked(e) => Answer::Locked(e),
+            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
+            _ => Answer::Unavailable(not_expected("termination")),
         }
     }
 }
 
-/// What the framework refuses before an operation runs (a malformed upload id, a missing
-/// token), in each operation's own answers.
-trait TusResponse: From<TusRefusal> {
-    fn framework_refusal(error: poem::Error) -> Self {
-        let (status, body) = crate::error::framework_answer(&error);
-        Self::from(if status == poem::http::StatusCode::UNAUTHORIZED {
-            TusRefusal::Unauthorized(body)
-        } else {
-            TusRefusal::BadRequest(ErrorBody::new(
-                ErrorCode::BadRequest,
-                "The upload id is missing or malformed: upload ids are lower-case UUIDs.",
-            ))
-        })
-    }
+/// The framework's refusal of the tus operations (a malformed upload id, a missing token),
+/// in each operation's own answers.
+fn upload_id_refusal<R: AnswersUnauthorized + AnswersBadRequest>(error: poem::Error) -> R {
+    super::context::parameter_refusal(
+        error,
+        "The upload id is missing or malformed: upload ids are lower-case UUIDs.",
+    )
 }
-
-impl TusResponse for CreateResponse {}
-impl TusResponse for AppendResponse {}
-impl TusResponse for OffsetResponse {}
-impl TusResponse for TerminateResponse {}
 
 #[OpenApi]
 impl ResumableApi {
@@ -422,7 +417,7 @@ impl ResumableApi {
                     secret,
                 )
             }
-            Err(refusal) => refusal.into(),
+            Err(refusal) => refusal.answer(),
         }
     }
 
@@ -487,7 +482,7 @@ impl ResumableApi {
                     secret,
                 )
             }
-            Err(refusal) => refusal.into(),
+            Err(refusal) => refusal.answer(),
         }
     }
 

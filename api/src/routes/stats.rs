@@ -1,6 +1,6 @@
 //! `/stats/uploads`: statistics of the caller's jobs, or of everyone's for an admin.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, store_down};
 use crate::error::{ErrorBody, ErrorCode};
 use audiomill_store::{StatsScope, UploadStats};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -81,7 +81,7 @@ struct UploadStatistics {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "StatsResponse::framework_refusal")]
+    #[oai(bad_request_handler = "scope_refused")]
     enum StatsResponse {
         /// The statistics.
         #[oai(status = 200)]
@@ -99,17 +99,10 @@ api_response! {
     }
 }
 
-framework_refusal!(scope_refused; StatsResponse);
-
 /// The 400 of `/stats/uploads`: the only parameter it parses is `scope`.
-fn scope_refused(_: ErrorJson) -> ErrorJson {
-    ErrorBody::new(
-        ErrorCode::BadRequest,
-        "The scope is invalid: use `mine` or `all`.",
-    )
+fn scope_refused(error: poem::Error) -> StatsResponse {
+    super::context::parameter_refusal(error, "The scope is invalid: use `mine` or `all`.")
 }
-
-denied_into!(StatsResponse);
 
 #[OpenApi]
 impl StatsApi {

@@ -2,7 +2,7 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
-use super::context::{ApiTags, BearerAuth, Context, Denied, ErrorJson, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, store_down};
 use super::jobs::{self, NotCancelled};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -88,7 +88,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "UserResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum UserResponse {
         /// The account, as it is now.
         #[oai(status = 200)]
@@ -106,10 +106,6 @@ api_response! {
         @unavailable,
     }
 }
-
-framework_refusal!(std::convert::identity; UserResponse);
-
-denied_into!(RemoveResponse, UserResponse);
 
 #[OpenApi]
 impl UsersApi {

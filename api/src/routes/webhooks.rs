@@ -233,7 +233,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "WebhookResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum WebhookResponse {
         /// The endpoint, as it is now.
         #[oai(status = 200)]
@@ -248,7 +248,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "DeleteResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum DeleteResponse {
         /// Deleted, with its deliveries; nothing more is sent to it.
         #[oai(status = 204)]
@@ -261,7 +261,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "SecretResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum SecretResponse {
         /// The new secret; the previous one keeps signing beside it for a day.
         #[oai(status = 200)]
@@ -274,7 +274,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "DeliveriesResponse::framework_refusal")]
+    #[oai(bad_request_handler = "super::context::framework_refusal")]
     enum DeliveriesResponse {
         #[oai(status = 200)]
         Ok(Json<DeliveryList>),
@@ -288,7 +288,7 @@ api_response! {
 }
 
 api_response! {
-    #[oai(bad_request_handler = "ReplayResponse::framework_refusal")]
+    #[oai(bad_request_handler = "delivery_id_refused")]
     enum ReplayResponse {
         /// The message goes out again, with its id and body, newly signed.
         #[oai(status = 202)]
@@ -307,32 +307,18 @@ api_response! {
     }
 }
 
-framework_refusal!(std::convert::identity; WebhookResponse, DeleteResponse, SecretResponse,
-    DeliveriesResponse);
-framework_refusal!(delivery_id_refused; ReplayResponse);
-
 /// A malformed id in a replay's path, said in a sentence: the delivery id's form (the
 /// framework's own words name the pattern) or the endpoint's.
-fn delivery_id_refused(framework: ErrorJson) -> ErrorJson {
-    if framework.0.message.contains("delivery_id") {
-        ErrorBody::new(
-            ErrorCode::BadRequest,
+fn delivery_id_refused(error: poem::Error) -> ReplayResponse {
+    if error.to_string().contains("delivery_id") {
+        super::context::parameter_refusal(
+            error,
             "The delivery id is malformed: delivery ids look like msg_ and 24 letters.",
         )
     } else {
-        framework
+        super::context::framework_refusal(error)
     }
 }
-refusal_into!(
-    WebhookResponse,
-    DeleteResponse,
-    SecretResponse,
-    DeliveriesResponse,
-    ReplayResponse
-);
-
-denied_into!(CreateResponse, ListResponse);
-
 #[OpenApi]
 impl WebhooksApi {
     /// Register a webhook endpoint.
