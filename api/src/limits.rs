@@ -181,7 +181,7 @@ impl Limits {
             .as_socket_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        if request.uri().path() == "/login" {
+        if is_login(request) {
             let limit = self.settings.logins_per_minute;
             let account = basic_user(request);
             if account.as_ref().is_some_and(|a| a.len() > MAX_ACCOUNT_NAME) {
@@ -355,6 +355,12 @@ fn is_replay(request: &Request) -> bool {
 
 fn authorization(request: &Request) -> Option<&str> {
     request.headers().get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+/// A request that checks a password: `/login`, or a browser's `POST /session`.
+fn is_login(request: &Request) -> bool {
+    let path = request.uri().path();
+    path == "/login" || (path == "/session" && request.method() == poem::http::Method::POST)
 }
 
 fn basic_user(request: &Request) -> Option<String> {

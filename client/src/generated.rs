@@ -1418,6 +1418,20 @@ value removes that tag.*/
             Default::default()
         }
     }
+    ///A browser login's access token (its refresh token is in the cookie).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SessionToken {
+        pub access_token: ::std::string::String,
+        ///Seconds until the access token expires; renew it at `POST /session/refresh`.
+        pub expires_in: u64,
+        ///Always `Bearer`.
+        pub token_type: ::std::string::String,
+    }
+    impl SessionToken {
+        pub fn builder() -> builder::SessionToken {
+            Default::default()
+        }
+    }
     ///Uploads by where their jobs stand.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StatusCounts {
@@ -5314,6 +5328,86 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SessionToken {
+            access_token: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            expires_in: ::std::result::Result<u64, ::std::string::String>,
+            token_type: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SessionToken {
+            fn default() -> Self {
+                Self {
+                    access_token: Err("no value supplied for access_token".to_string()),
+                    expires_in: Err("no value supplied for expires_in".to_string()),
+                    token_type: Err("no value supplied for token_type".to_string()),
+                }
+            }
+        }
+        impl SessionToken {
+            pub fn access_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for access_token: {e}")
+                    });
+                self
+            }
+            pub fn expires_in<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_in = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_in: {e}")
+                    });
+                self
+            }
+            pub fn token_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token_type: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SessionToken> for super::SessionToken {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SessionToken,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_token: value.access_token?,
+                    expires_in: value.expires_in?,
+                    token_type: value.token_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SessionToken> for SessionToken {
+            fn from(value: super::SessionToken) -> Self {
+                Self {
+                    access_token: Ok(value.access_token),
+                    expires_in: Ok(value.expires_in),
+                    token_type: Ok(value.token_type),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct StatusCounts {
             cancelled: ::std::result::Result<u64, ::std::string::String>,
             completed: ::std::result::Result<u64, ::std::string::String>,
@@ -6651,6 +6745,39 @@ let response = client.delete_my_jobs()
 ```*/
     pub fn delete_my_jobs(&self) -> builder::DeleteMyJobs<'_> {
         builder::DeleteMyJobs::new(self)
+    }
+    /**Sign a browser in with HTTP Basic (email and password)
+
+As `/login`, with the refresh token in a cookie instead of the body: for the web app
+and other pages of this site. Programs use `/login`.
+
+Sends a `POST` request to `/session`
+
+```ignore
+let response = client.open_session()
+    .send()
+    .await;
+```*/
+    pub fn open_session(&self) -> builder::OpenSession<'_> {
+        builder::OpenSession::new(self)
+    }
+    /**Renew a browser's access token with its session cookie
+
+The refresh token in the `audiomill_session` cookie is traded for the next one (each
+works once), set in the answer's cookie. Requires the `Audiomill-Session` header.
+
+Sends a `POST` request to `/session/refresh`
+
+Arguments:
+- `audiomill_session`: Any value: a page of another site cannot send it.
+```ignore
+let response = client.refresh_session()
+    .audiomill_session(audiomill_session)
+    .send()
+    .await;
+```*/
+    pub fn refresh_session(&self) -> builder::RefreshSession<'_> {
+        builder::RefreshSession::new(self)
     }
     /**Upload statistics
 
@@ -8473,6 +8600,179 @@ pub mod builder {
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::open_session`]
+
+[`Client::open_session`]: super::Client::open_session*/
+    #[derive(Debug, Clone)]
+    pub struct OpenSession<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> OpenSession<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `POST` request to `/session`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SessionToken>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/session", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "open_session",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::refresh_session`]
+
+[`Client::refresh_session`]: super::Client::refresh_session*/
+    #[derive(Debug, Clone)]
+    pub struct RefreshSession<'a> {
+        client: &'a super::Client,
+        audiomill_session: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> RefreshSession<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                audiomill_session: Ok(None),
+            }
+        }
+        pub fn audiomill_session<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.audiomill_session = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for audiomill_session failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/session/refresh`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SessionToken>, Error<types::ErrorBody>> {
+            let Self { client, audiomill_session } = self;
+            let audiomill_session = audiomill_session.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/session/refresh", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = audiomill_session {
+                header_map.append("Audiomill-Session", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "refresh_session",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -59,6 +59,11 @@ impl LinkSigner {
     }
 
     /// How long an issued link works.
+    /// The address links start with (the service's public base URL).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     pub fn lifetime(&self) -> Duration {
         self.lifetime
     }

@@ -50,7 +50,7 @@ def sign_in(page, password=PASSWORD):
     """Signs in through the form; the access token the server gave, if it gave one."""
     page.get_by_label("E-mail").fill(EMAIL)
     page.get_by_label("Password").fill(password)
-    with page.expect_response(re.compile(r"/login$")) as answer:
+    with page.expect_response(re.compile(r"/session$")) as answer:
         page.get_by_role("button", name="Sign in").click()
     response = answer.value
     return response.json().get("access_token") if response.ok else None
@@ -214,8 +214,27 @@ def sessions_end(page, token):
             {size: 1000, metadata: {filename: 'unfinished.mp4'}, uploadUrl: '/uploads/x'}))"""
     )
     facts["uploads_stored_before_sign_out"] = len(page.evaluate(TUS_KEYS))
+    # A reload keeps the login, through a cookie no script on the page can read.
+    view = page.evaluate("location.hash")
+    page.reload()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_hidden()
+    facts["view_after_reload"] = [view, page.evaluate("location.hash")]
+    facts["session_cookies"] = [
+        {key: cookie[key] for key in ["name", "path", "httpOnly", "sameSite", "secure"]}
+        for cookie in page.context.cookies()
+    ]
+    facts["cookies_scripts_see"] = page.evaluate("document.cookie")
+    facts["tokens_stored"] = page.evaluate(
+        """() => [localStorage, sessionStorage].flatMap((store) =>
+            Object.keys(store).filter((key) => /token|session/i.test(key + store.getItem(key))))"""
+    )
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    # Signed out, a reload finds no login to resume.
+    page.reload()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    facts["cookies_after_sign_out"] = len(page.context.cookies())
     facts["token_after_sign_out"] = api("GET", "/me", token)
     facts["uploads_stored_after_sign_out"] = page.evaluate(TUS_KEYS)
     # A session ended elsewhere (its login revoked): the app notices at its next request.

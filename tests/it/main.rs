@@ -23,6 +23,7 @@ mod processes;
 mod prometheus;
 mod resumable;
 mod segments;
+mod sessions;
 mod startup;
 mod webapp;
 mod webhooks;

@@ -300,6 +300,19 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         facts["token_after_sign_out"], 401,
         "signing out ends the login"
     );
+    assert_eq!(
+        facts["session_cookies"],
+        serde_json::json!([{"name": "audiomill_session", "path": "/session",
+            "httpOnly": true, "sameSite": "Strict", "secure": false}]),
+        "one session cookie, for /session only, out of scripts' reach: {facts}"
+    );
+    assert_eq!(facts["cookies_scripts_see"], "", "{facts}");
+    assert_eq!(
+        facts["view_after_reload"][0], facts["view_after_reload"][1],
+        "a reload stays signed in, on the same view: {facts}"
+    );
+    assert_eq!(facts["tokens_stored"], serde_json::json!([]), "{facts}");
+    assert_eq!(facts["cookies_after_sign_out"], 0, "{facts}");
 
     downloaded_and_shot(&out, &facts);
     assert_eq!(

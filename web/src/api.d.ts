@@ -336,6 +336,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign a browser in with HTTP Basic (email and password).
+         * @description As `/login`, with the refresh token in a cookie instead of the body: for the web app
+         *     and other pages of this site. Programs use `/login`.
+         */
+        post: operations["openSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/session/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renew a browser's access token with its session cookie.
+         * @description The refresh token in the `audiomill_session` cookie is traded for the next one (each
+         *     works once), set in the answer's cookie. Requires the `Audiomill-Session` header.
+         */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/stats/uploads": {
         parameters: {
             query?: never;
@@ -1324,6 +1366,20 @@ export interface components {
             services: components["schemas"]["ServiceCheck"][];
             /** @description `ok` when every dependency is up, else `degraded`. */
             status: string;
+        };
+        /**
+         * SessionToken
+         * @description A browser login's access token (its refresh token is in the cookie).
+         */
+        SessionToken: {
+            access_token: string;
+            /**
+             * Format: uint64
+             * @description Seconds until the access token expires; renew it at `POST /session/refresh`.
+             */
+            expires_in: number;
+            /** @description Always `Bearer`. */
+            token_type: string;
         };
         /**
          * StatusCounts
@@ -2663,9 +2719,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Logged out: the access token and every refresh token of this login stop working. */
+            /**
+             * @description Logged out: the access token and every refresh token of this login stop working,
+             *     and a browser's session cookie is removed.
+             */
             204: {
                 headers: {
+                    /** @description Removes the session cookie (see `POST /session`). */
+                    "SET-COOKIE": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2905,6 +2966,163 @@ export interface operations {
              * @description A dependency is down; what was removed so far stays removed, and the request may be
              *     sent again to finish.
              */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Signed in: the access token here, the refresh token in the `audiomill_session`
+             *     cookie (`HttpOnly`, `SameSite=Strict`, `Path=/session`; `Secure` over HTTPS).
+             */
+            200: {
+                headers: {
+                    /** @description The session cookie. */
+                    "SET-COOKIE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionToken"];
+                };
+            };
+            /**
+             * @description Wrong e-mail or password; or no session cookie, or one whose login has ended (the
+             *     cookie is then removed).
+             */
+            401: {
+                headers: {
+                    /** @description Removes a session cookie that no longer works. */
+                    "SET-COOKIE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The request carries the cookie without the `Audiomill-Session` header, or comes
+             *     from a page of another site.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any value: a page of another site cannot send it. */
+                "Audiomill-Session"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Signed in: the access token here, the refresh token in the `audiomill_session`
+             *     cookie (`HttpOnly`, `SameSite=Strict`, `Path=/session`; `Secure` over HTTPS).
+             */
+            200: {
+                headers: {
+                    /** @description The session cookie. */
+                    "SET-COOKIE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionToken"];
+                };
+            };
+            /**
+             * @description Wrong e-mail or password; or no session cookie, or one whose login has ended (the
+             *     cookie is then removed).
+             */
+            401: {
+                headers: {
+                    /** @description Removes a session cookie that no longer works. */
+                    "SET-COOKIE"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The request carries the cookie without the `Audiomill-Session` header, or comes
+             *     from a page of another site.
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
             503: {
                 headers: {
                     [name: string]: unknown;

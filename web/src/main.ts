@@ -3,7 +3,7 @@
 // URL's fragment.
 import type { components } from "./api";
 import { chosen, restoreChoices } from "./choices";
-import { api, forgetUploads, signIn, signOut, signedIn, whenExpired } from "./session";
+import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
 import { DropGroup } from "./uploads";
 
@@ -223,4 +223,5 @@ restoreChoices(byId<HTMLFormElement>("choices"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);
-route();
+// A reload (or Back, or a link followed) keeps the login: its session cookie renews it.
+void resumed().finally(route);

@@ -1,19 +1,20 @@
-// The signed-in user's tokens, held in memory only (never in storage or URLs): a reload signs
-// out. The access token is renewed with the refresh token shortly before it runs out, as the
-// command-line client does.
+// The signed-in user's access token, held in memory only (never in storage or URLs). Its
+// refresh token lives in the session cookie, which no script can read and only this site's
+// pages send (see `POST /session`): a reload renews the access token from it, and the access
+// token is renewed shortly before it runs out.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./api";
 
-export type TokenPair = components["schemas"]["TokenPair"];
+type SessionToken = components["schemas"]["SessionToken"];
 
-let tokens: TokenPair | null = null;
+let tokens: SessionToken | null = null;
 let expiresAt = 0;
 let renewing: Promise<boolean> | null = null;
 
 /** A typed client for the gateway's API, from the committed OpenAPI document. */
 export const api = createClient<paths>({ baseUrl: location.origin });
 
-const OWN_AUTH = ["/login", "/token/refresh"];
+const OWN_AUTH = ["/session", "/session/refresh"];
 
 /** Sends the access token; a token the server no longer takes (401) is renewed once, and a
  * session that cannot be renewed has ended. */
@@ -43,7 +44,7 @@ export function signedIn(): boolean {
 /** Signs in with HTTP Basic; the sentence to show when refused. */
 export async function signIn(email: string, password: string): Promise<string | null> {
   const basic = btoa(String.fromCharCode(...new TextEncoder().encode(`${email}:${password}`)));
-  const { data, error, response } = await api.POST("/login", {
+  const { data, error, response } = await api.POST("/session", {
     headers: { Authorization: `Basic ${basic}` },
   });
   if (!data) return error?.message ?? `The server answered ${response.status}.`;
@@ -79,19 +80,23 @@ function renewOnce(): Promise<boolean> {
 
 async function renew(): Promise<boolean> {
   if (!tokens) return false;
-  const { data } = await api.POST("/token/refresh", {
-    body: { refresh_token: tokens.refresh_token },
-  });
-  if (!data) {
-    tokens = null;
-    expired();
-    return false;
-  }
-  keep(data);
-  return true;
+  if (await resumed()) return true;
+  tokens = null;
+  expired();
+  return false;
 }
 
-function keep(pair: TokenPair): void {
+/** Whether the session cookie still holds a login: the access token is renewed from it (as
+ * after a reload). */
+export async function resumed(): Promise<boolean> {
+  const { data } = await api.POST("/session/refresh", {
+    params: { header: { "Audiomill-Session": "1" } },
+  });
+  if (data) keep(data);
+  return data !== undefined;
+}
+
+function keep(pair: SessionToken): void {
   tokens = pair;
   expiresAt = Date.now() + pair.expires_in * 1000;
 }

@@ -216,9 +216,14 @@ api_response! {
 
 api_response! {
     enum LogoutResponse {
-        /// Logged out: the access token and every refresh token of this login stop working.
+        /// Logged out: the access token and every refresh token of this login stop working,
+        /// and a browser's session cookie is removed.
         #[oai(status = 204)]
-        Done,
+        Done(
+            /// Removes the session cookie (see `POST /session`).
+            #[oai(header = "Set-Cookie")]
+            String,
+        ),
         /// The token is invalid or expired, or its login has already ended.
         #[oai(status = 401)]
         Unauthorized(ErrorJson),
@@ -237,42 +242,8 @@ impl AccountsApi {
     )]
     async fn login(&self, auth: BasicAuth) -> LoginResponse {
         let gw = self.cx.gw();
-        let denied = || {
-            LoginResponse::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The email or password is wrong.",
-            ))
-        };
-        let user = match EmailAddress::parse(&auth.0.username) {
-            Ok(email) => match gw.db.user_by_email(&email).await {
-                Ok(user) => user,
-                Err(error) => return LoginResponse::Unavailable(store_down(error)),
-            },
-            Err(_) => None,
-        };
-        let password = auth.0.password.clone();
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        let gateway = self.cx.gateway();
-        // Argon2 is deliberately slow; keep it off the async workers.
-        let matches = tokio::task::spawn_blocking(move || {
-            gateway.passwords.verify(&password, hash.as_deref())
-        })
-        .await
-        .unwrap_or(false);
-        let Some(user) = user.filter(|u| matches && u.active) else {
-            return denied();
-        };
-
-        let session_id = auth::new_session_id();
-        let (refresh, refresh_hash, expires_at) = gw.tokens.new_refresh();
-        if let Err(error) = gw
-            .db
-            .create_session(user.id, &session_id, &refresh_hash, expires_at)
-            .await
-        {
-            return LoginResponse::Unavailable(store_down(error));
-        }
-        token_pair(gw, &user, &session_id, refresh)
+        let opened = or_refuse!(open_login(&self.cx, &auth).await);
+        token_pair(gw, &opened)
     }
 
     /// Check an access token and show who it belongs to.
@@ -302,10 +273,11 @@ impl AccountsApi {
         tag = "ApiTags::Auth",
         operation_id = "logout"
     )]
-    async fn logout(&self, auth: BearerAuth) -> LogoutResponse {
+    async fn logout(&self, auth: BearerAuth, request: &poem::Request) -> LogoutResponse {
         let caller = or_refuse!(self.cx.authenticate(&auth).await);
-        match self.cx.gw().db.revoke_session(&caller.session).await {
-            Ok(()) => LogoutResponse::Done,
+        let gw = self.cx.gw();
+        match gw.db.revoke_session(&caller.session).await {
+            Ok(()) => LogoutResponse::Done(super::session::removal(request, gw)),
             Err(error) => LogoutResponse::Unavailable(store_down(error)),
         }
     }
@@ -350,46 +322,92 @@ impl AccountsApi {
     )]
     async fn refresh(&self, body: Json<RefreshRequest>) -> LoginResponse {
         let gw = self.cx.gw();
-        let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();
-        let outcome = gw
-            .db
-            .rotate_refresh_token(
-                &auth::hash_refresh(&body.0.refresh_token),
-                &new_hash,
-                expires_at,
-            )
-            .await;
-        let (user_id, session_id) = match outcome {
-            Ok(RefreshOutcome::Rotated {
-                user_id,
-                session_id,
-            }) => (user_id, session_id),
-            Ok(RefreshOutcome::Reused) => {
-                return LoginResponse::Unauthorized(ErrorBody::new(
-                    ErrorCode::Unauthorized,
-                    "This refresh token was already used; the login has been revoked. Please log in again.",
-                ));
-            }
-            Ok(RefreshOutcome::Invalid) => {
-                return LoginResponse::Unauthorized(ErrorBody::new(
-                    ErrorCode::Unauthorized,
-                    "The refresh token is invalid or expired.",
-                ));
-            }
-            Err(error) => return LoginResponse::Unavailable(store_down(error)),
-        };
-        let user = match gw.db.user_by_id(user_id).await {
-            Ok(Some(user)) if user.active => user,
-            Ok(_) => {
-                return LoginResponse::Unauthorized(ErrorBody::new(
-                    ErrorCode::Unauthorized,
-                    "The account is disabled.",
-                ));
-            }
-            Err(error) => return LoginResponse::Unavailable(store_down(error)),
-        };
-        token_pair(gw, &user, &session_id, refresh)
+        let renewed = or_refuse!(renew_login(gw, &body.0.refresh_token).await);
+        token_pair(gw, &renewed)
     }
+}
+
+/// A login just opened or renewed: its user, its session and its newest refresh token.
+pub(super) struct OpenLogin {
+    pub(super) user: audiomill_store::User,
+    pub(super) session_id: String,
+    pub(super) refresh: String,
+}
+
+impl OpenLogin {
+    /// A fresh access token for this login.
+    pub(super) fn access_token(&self, gw: &Gateway) -> String {
+        let user = &self.user;
+        gw.tokens
+            .issue_access(user.id, &user.email, user.is_admin, &self.session_id)
+            .0
+    }
+}
+
+/// Checks the e-mail and password and opens a login for an active user.
+pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLogin, Denied> {
+    let gw = cx.gw();
+    let user = match EmailAddress::parse(&auth.0.username) {
+        Ok(email) => gw.db.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let password = auth.0.password.clone();
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let gateway = cx.gateway();
+    // Argon2 is deliberately slow; keep it off the async workers.
+    let matches =
+        tokio::task::spawn_blocking(move || gateway.passwords.verify(&password, hash.as_deref()))
+            .await
+            .unwrap_or(false);
+    let Some(user) = user.filter(|u| matches && u.active) else {
+        return Err(refused("The email or password is wrong."));
+    };
+    let session_id = auth::new_session_id();
+    let (refresh, refresh_hash, expires_at) = gw.tokens.new_refresh();
+    gw.db
+        .create_session(user.id, &session_id, &refresh_hash, expires_at)
+        .await?;
+    Ok(OpenLogin {
+        user,
+        session_id,
+        refresh,
+    })
+}
+
+/// Trades refresh token `presented` for the next one of its login (each works once; a used
+/// one presented again revokes the whole login).
+pub(super) async fn renew_login(gw: &Gateway, presented: &str) -> Result<OpenLogin, Denied> {
+    let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();
+    let outcome = gw
+        .db
+        .rotate_refresh_token(&auth::hash_refresh(presented), &new_hash, expires_at)
+        .await?;
+    let (user_id, session_id) = match outcome {
+        RefreshOutcome::Rotated {
+            user_id,
+            session_id,
+        } => (user_id, session_id),
+        RefreshOutcome::Reused => {
+            return Err(refused(
+                "This refresh token was already used; the login has been revoked. Please log in again.",
+            ));
+        }
+        RefreshOutcome::Invalid => {
+            return Err(refused("The refresh token is invalid or expired."));
+        }
+    };
+    match gw.db.user_by_id(user_id).await? {
+        Some(user) if user.active => Ok(OpenLogin {
+            user,
+            session_id,
+            refresh,
+        }),
+        _ => Err(refused("The account is disabled.")),
+    }
+}
+
+fn refused(message: &str) -> Denied {
+    Denied::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, message))
 }
 
 impl AccountsApi {
@@ -431,20 +449,12 @@ impl AccountsApi {
     }
 }
 
-/// A fresh access token for `user` in `session_id`, with the refresh token that goes with it.
-fn token_pair(
-    gw: &Gateway,
-    user: &audiomill_store::User,
-    session_id: &str,
-    refresh: String,
-) -> LoginResponse {
-    let (access, _) = gw
-        .tokens
-        .issue_access(user.id, &user.email, user.is_admin, session_id);
+/// A fresh access token for the login, with the refresh token that goes with it.
+fn token_pair(gw: &Gateway, login: &OpenLogin) -> LoginResponse {
     LoginResponse::Ok(Json(TokenPair {
-        access_token: access,
+        access_token: login.access_token(gw),
         token_type: "Bearer".into(),
         expires_in: gw.tokens.access_ttl.as_secs(),
-        refresh_token: refresh,
+        refresh_token: login.refresh.clone(),
     }))
 }

@@ -16,6 +16,7 @@ pub use health::CHECK_TIMEOUT;
 mod jobs;
 mod listing;
 mod resumable;
+mod session;
 mod stats;
 mod users;
 mod webhooks;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 /// Every operation of the gateway, as poem-openapi serves and documents them.
 pub type Api = (
     accounts::AccountsApi,
+    session::SessionApi,
     jobs::JobsApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -52,6 +54,7 @@ pub fn spec_only() -> Api {
 fn with_context(cx: Context) -> Api {
     (
         accounts::AccountsApi { cx: cx.clone() },
+        session::SessionApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },
