@@ -847,6 +847,9 @@ it runs. Past it, the download answers 410 Gone.*/
         ///The MP3's length.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub audio_seconds: ::std::option::Option<f64>,
+        ///The batch the job was uploaded in (`/batches/{batch_id}`); `null` for a single file.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub batch_id: ::std::option::Option<::uuid::Uuid>,
         ///When the MP3 was stored.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub completed_at: ::std::option::Option<::std::string::String>,
@@ -4141,6 +4144,10 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::option::Option<f64>,
                 ::std::string::String,
             >,
+            batch_id: ::std::result::Result<
+                ::std::option::Option<::uuid::Uuid>,
+                ::std::string::String,
+            >,
             completed_at: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -4169,6 +4176,7 @@ jobs cancelled. `true` turns it on again.*/
             fn default() -> Self {
                 Self {
                     audio_seconds: Ok(Default::default()),
+                    batch_id: Ok(Default::default()),
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     failure_type: Ok(Default::default()),
@@ -4190,6 +4198,18 @@ jobs cancelled. `true` turns it on again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for audio_seconds: {e}")
+                    });
+                self
+            }
+            pub fn batch_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.batch_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for batch_id: {e}")
                     });
                 self
             }
@@ -4297,6 +4317,7 @@ jobs cancelled. `true` turns it on again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     audio_seconds: value.audio_seconds?,
+                    batch_id: value.batch_id?,
                     completed_at: value.completed_at?,
                     created_at: value.created_at?,
                     failure_type: value.failure_type?,
@@ -4312,6 +4333,7 @@ jobs cancelled. `true` turns it on again.*/
             fn from(value: super::JobSummary) -> Self {
                 Self {
                     audio_seconds: Ok(value.audio_seconds),
+                    batch_id: Ok(value.batch_id),
                     completed_at: Ok(value.completed_at),
                     created_at: Ok(value.created_at),
                     failure_type: Ok(value.failure_type),

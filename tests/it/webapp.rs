@@ -504,3 +504,54 @@ async fn an_upload_that_ends_in_an_outage_converts_in_the_web_app_once_the_servi
     assert_eq!(jobs["jobs"][0]["status"], "completed", "{jobs}");
     app.stop().await;
 }
+
+/// A reload mid-upload and mid-conversion loses nothing: the converting job is followed again
+/// (with its cancel button), and the half-sent file, chosen again, goes on from where it stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_mid_upload_and_mid_conversion_finds_everything_again() {
+    let app = TestApp::spawn().await;
+    let email = app.add_user("ann", false).await;
+    let media_dir = tempfile::tempdir().unwrap();
+    make_long_video(media_dir.path(), 1500);
+    let concert = music_video(media_dir.path(), "concert.mp4", 240);
+    let size = std::fs::metadata(&concert).unwrap().len();
+    assert!(
+        size > 2 << 20,
+        "slow enough to reload mid-upload: {size} bytes"
+    );
+    let mut person = playwright("reloads.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("MEDIA", media_dir.path());
+    let facts = facts_of(person).await;
+    assert_eq!(facts["failed"], 0, "{facts}");
+    assert!(
+        facts["unfinished"]
+            .as_str()
+            .unwrap()
+            .starts_with("concert.mp4"),
+        "{facts}"
+    );
+    assert_eq!(facts["unfinished_left"], 0, "{facts}");
+    let first = facts["offsets"][0].as_i64().unwrap();
+    assert!(first > 0, "the upload went on, not from 0: {facts}");
+    assert!(
+        facts["followed_again_with"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == "Cancel" || b == "Download MP3"),
+        "{facts}"
+    );
+    let token = app.access_token(&email).await;
+    let (_, jobs) = app.get_json(&token, "/jobs").await;
+    let statuses: Vec<&Value> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| &job["status"])
+        .collect();
+    assert_eq!(statuses, ["completed", "completed"], "{jobs}");
+    app.stop().await;
+}

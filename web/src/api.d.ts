@@ -1042,6 +1042,7 @@ export interface components {
          *       "jobs": [
          *         {
          *           "audio_seconds": 1442.6,
+         *           "batch_id": null,
          *           "completed_at": "2026-11-24T18:30:41.250Z",
          *           "created_at": "2026-11-24T18:30:00.000Z",
          *           "failure_type": null,
@@ -1158,6 +1159,11 @@ export interface components {
              * @description The MP3's length.
              */
             audio_seconds?: number | null;
+            /**
+             * Format: uuid
+             * @description The batch the job was uploaded in (`/batches/{batch_id}`); `null` for a single file.
+             */
+            batch_id?: string | null;
             /** @description When the MP3 was stored. */
             completed_at?: string | null;
             created_at: string;

@@ -5,6 +5,7 @@ import type { components } from "./api";
 import { chosen, restoreChoices } from "./choices";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
+import { showLeftBehind } from "./resume";
 import { DropGroup } from "./uploads";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
@@ -13,7 +14,10 @@ type View = (typeof VIEWS)[number];
 function show(view: View): void {
   for (const name of VIEWS) byId(name).hidden = name !== view;
   byId("nav").hidden = view === "sign-in";
-  if (view === "convert") void describeAccepted();
+  if (view === "convert") {
+    void describeAccepted();
+    void showLeftBehind();
+  }
   if (view === "history") void loadHistory(true);
   if (view === "account") void loadAccount();
 }

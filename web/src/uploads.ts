@@ -12,6 +12,9 @@ const CHUNK = 32 * 1024 * 1024;
  * two minutes of patience, as an outage of the conversion service may last. */
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
 
+/** The event sent (on `window`, its detail the upload's address) when an upload is whole. */
+export const UPLOAD_WHOLE = "audiomill:upload-whole";
+
 /** What the server lets this account send, read from `/me` once per drop: the accepted
  * extensions, the largest file, the room the storage quota leaves (null: no quota), and how
  * many files may be on their way at once. */
@@ -94,11 +97,13 @@ export class FileRow {
   private readonly stop = new AbortController();
   private jobId: string | null = null;
 
-  constructor(private readonly file: File) {
+  /** The row of a file named `name`, of `size` bytes (a file dropped, or the source of a job
+   * followed again). */
+  constructor(private readonly name: string, size: number) {
     this.ended = new Promise((resolve) => (this.end = resolve));
-    this.bar.setAttribute("aria-label", `${file.name} progress`);
-    this.node = el("li", { class: "file" }, el("span", { class: "name" }, file.name),
-      el("span", { class: "size" }, bytes(file.size)), this.bar, this.state, this.actions);
+    this.bar.setAttribute("aria-label", `${name} progress`);
+    this.node = el("li", { class: "file" }, el("span", { class: "name" }, name),
+      el("span", { class: "size" }, bytes(size)), this.bar, this.state, this.actions);
   }
 
   /** Checked and accepted, waiting for its turn to be sent. */
@@ -116,18 +121,29 @@ export class FileRow {
   /** Uploads the file with `choices` as its metadata, into `batch`, then follows its job.
    * Settles when the upload is over, sent whole or failed (a failed one can be tried again,
    * from where it stopped, and settles again). */
-  send(choices: Record<string, string>, batch: string): Promise<void> {
-    return new Promise((over) => this.start(choices, batch, over));
+  send(file: File, choices: Record<string, string>, batch: string): Promise<void> {
+    return new Promise((over) => void this.start(file, choices, batch, over));
   }
 
-  private start(choices: Record<string, string>, batch: string, over: () => void): void {
+  /** Follows job `jobId` to its end (a job started before the page was loaded). */
+  async follow(jobId: string): Promise<void> {
+    this.jobId = jobId;
+    await this.followJob();
+  }
+
+  private async start(
+    file: File,
+    choices: Record<string, string>,
+    batch: string,
+    over: () => void,
+  ): Promise<void> {
     const started = performance.now();
-    const upload = new tus.Upload(this.file, {
+    const upload = new tus.Upload(file, {
       endpoint: `${location.origin}/uploads`,
       chunkSize: CHUNK,
       retryDelays: RETRY_DELAYS,
       removeFingerprintOnSuccess: true,
-      metadata: { filename: this.file.name, batch_id: batch, ...choices },
+      metadata: { filename: file.name, batch_id: batch, ...choices },
       onProgress: (sent, total) => {
         this.bar.value = (sent / total) * 100;
         const rate = sent / Math.max((performance.now() - started) / 1000, 0.001);
@@ -154,6 +170,13 @@ export class FileRow {
         return retry;
       },
     });
+    // The same file dropped again (after a reload, or a failure) goes on from where its
+    // upload stood, as the browser's storage remembers it.
+    const [previous] = await upload.findPreviousUploads().catch(() => []);
+    if (previous) {
+      upload.resumeFromPreviousUpload(previous);
+      this.say("Going on from where the upload stopped");
+    }
     upload.start();
   }
 
@@ -180,6 +203,7 @@ export class FileRow {
 
   /** The upload is whole: its job (named by the last answer, or asked for), followed. */
   private async uploaded(jobId: string | undefined, url: string | null): Promise<void> {
+    if (url) dispatchEvent(new CustomEvent(UPLOAD_WHOLE, { detail: url }));
     this.jobId = jobId ?? (await jobOf(url, (why) => this.say(waitingText(why))));
     await this.followJob();
   }
@@ -229,7 +253,7 @@ export class FileRow {
   /** The MP3 through a signed link: the browser streams it to disk, however long it is. */
   private async download(): Promise<void> {
     const link = await this.link();
-    if (link) saveUrl(link.url, this.file.name.replace(/\.[^.]*$/, "") + ".mp3");
+    if (link) saveUrl(link.url, this.name.replace(/\.[^.]*$/, "") + ".mp3");
   }
 
   private async copyLink(): Promise<void> {
@@ -306,11 +330,11 @@ export class DropGroup {
   readonly node = el("li", { class: "group" });
   private readonly list = el("ul", { class: "files" });
   private readonly zip = el("button", { type: "button", hidden: "" }, "Download all as ZIP");
-  private readonly batch = newBatchId();
-  private readonly allowed = allowance();
+  private allowed: Promise<Allowance | null> | null = null;
   private rows: FileRow[] = [];
 
-  constructor() {
+  /** A new drop's group, or (given `batch`) the group of a batch's jobs followed again. */
+  constructor(private readonly batch: string = newBatchId()) {
     this.zip.addEventListener("click", () => void this.download());
     this.node.append(this.list, this.zip);
   }
@@ -325,11 +349,24 @@ export class DropGroup {
     }
   }
 
-  private async take(file: File, choices: Record<string, string>): Promise<void> {
-    const row = new FileRow(file);
+  /** Adds a row that follows `job`, started before the page was loaded, to its end. */
+  follow(job: { job_id: string; filename: string; size_bytes: number }): void {
+    const row = this.row(job.filename, job.size_bytes);
+    void row.follow(job.job_id);
+  }
+
+  private row(name: string, size: number): FileRow {
+    const row = new FileRow(name, size);
     this.rows.push(row);
     this.list.append(row.node);
     void this.offerZip();
+    return row;
+  }
+
+  private async take(file: File, choices: Record<string, string>): Promise<void> {
+    const row = this.row(file.name, file.size);
+    // The account's limits, read once for the whole drop.
+    this.allowed ??= allowance();
     const allowed = await this.allowed;
     const why = refusal(file, allowed);
     if (why) return row.refuse(why);
@@ -337,7 +374,7 @@ export class DropGroup {
     if (allowed?.room != null) allowed.room -= file.size;
     row.waiting();
     const done = await turns.take(allowed?.atOnce ?? 1);
-    await row.send(choices, this.batch);
+    await row.send(file, choices, this.batch);
     done();
   }
 

@@ -5,7 +5,7 @@ use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_dow
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
-    params::ApiJobId,
+    params::{ApiBatchId, ApiJobId},
 };
 use audiomill_domain::{EmailAddress, JobId, JobStatus, UserId};
 use audiomill_store::{Job, JobFilter, PageAfter};
@@ -58,6 +58,9 @@ struct JobSummary {
     /// A failed job's failure type (`CorruptMedia`, ...); `/status/{job_id}` has its sentence.
     #[oai(nullable)]
     failure_type: Option<String>,
+    /// The batch the job was uploaded in (`/batches/{batch_id}`); `null` for a single file.
+    #[oai(nullable)]
+    batch_id: Option<ApiBatchId>,
 }
 
 #[derive(Object)]
@@ -85,6 +88,7 @@ impl Example for JobPage {
                 mp3_bytes: Some(5_771_049),
                 audio_seconds: Some(1_442.6),
                 failure_type: None,
+                batch_id: None,
             }],
             next_cursor: Some(
                 "MTc2NDAwOTAwMDAwMC4wMTlhOWYzYy01YjJlLTdjNDEtOWQ4ZS0yZjZhNGIxYzBkM2U".into(),
@@ -250,6 +254,7 @@ fn summary(job: Job, status: JobStatus) -> JobSummary {
         mp3_bytes: job.mp3_size,
         audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),
         failure_type: job.failure_type,
+        batch_id: job.batch_id.map(ApiBatchId::from),
     }
 }
 
