@@ -67,6 +67,14 @@ def main():
         expect(unfinished).to_have_count(1)
         facts["unfinished"] = unfinished.inner_text()
 
+        # The history follows the running job too, with its Cancel.
+        page.get_by_role("link", name="History").click()
+        running = page.locator("#history-rows tr:not(.drop)", has_text="long.mkv")
+        expect(running.locator("td").nth(1)).to_have_text(converting)
+        facts["history_running"] = running.locator("td").nth(1).inner_text()
+        facts["history_buttons"] = running.get_by_role("button").all_inner_texts()
+        page.get_by_role("link", name="Convert").click()
+
         def chunk(request):
             if request.method == "PATCH" and "/uploads/" in request.url:
                 facts["offsets"].append(int(request.headers.get("upload-offset", "-1")))

@@ -157,7 +157,7 @@ def cancel_and_fail(page):
 
 def history(page):
     page.get_by_role("link", name="History").click()
-    rows = page.locator("#history-rows tr")
+    rows = page.locator("#history-rows tr:not(.drop)")
     expect(rows).to_have_count(20)
     expect(rows.first).to_contain_text("silent.mp4")
     page.get_by_role("button", name="Older jobs").click()
@@ -165,6 +165,12 @@ def history(page):
     expect(page.get_by_role("button", name="Older jobs")).to_be_hidden()
     shot(page, "history-desktop")
     accessible(page, "history")
+    # The files of one drop under one heading, with their ZIP named after them.
+    drops = page.locator("#history-rows tr.drop")
+    facts["drop_headings"] = drops.count()
+    with page.expect_download() as archive:
+        drops.last.get_by_role("button", name="Download all as ZIP").click()
+    facts["history_zip"] = archive.value.suggested_filename
     with page.expect_download() as download:
         rows.filter(has_text="song.mp4").get_by_role("button", name="Download").click()
     facts["from_history"] = download.value.suggested_filename

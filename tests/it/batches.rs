@@ -44,6 +44,20 @@ fn zip_entries(zip: &[u8]) -> Vec<(String, String)> {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The year each entry of a ZIP is dated, as Python's `zipfile` reads it.
+fn zip_years(zip: &[u8]) -> Vec<i64> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), zip).unwrap();
+    let script = "import json, sys, zipfile\n\
+                  print(json.dumps([i.date_time[0] for i in zipfile.ZipFile(sys.argv[1]).infolist()]))";
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -111,12 +125,23 @@ async fn several_files_make_a_batch_followed_and_downloaded_together() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/zip");
     assert_eq!(response.headers()["x-batch-files"], "3");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"talk and 2 more.zip\"; filename*=UTF-8''talk%20and%202%20more.zip",
+        "named after its files"
+    );
     assert!(
         response.headers().get("content-length").is_none(),
         "streamed, not built first"
     );
     let zip = response.bytes().await.unwrap();
     assert_eq!(zip_entries(&zip), expected);
+    let this_year = chrono::Utc::now().format("%Y").to_string();
+    assert_eq!(
+        zip_years(&zip),
+        vec![this_year.parse::<i64>().unwrap(); 3],
+        "each MP3 dated when it was made, not 1980"
+    );
 
     // Someone else's batch does not exist for them; a malformed id is a 400.
     let other = app.user_token("grace").await;

@@ -307,6 +307,12 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         "one session cookie, for /session only, out of scripts' reach: {facts}"
     );
     assert_eq!(facts["cookies_scripts_see"], "", "{facts}");
+    assert!(facts["drop_headings"].as_u64().unwrap() >= 1, "{facts}");
+    let zip = facts["history_zip"].as_str().unwrap();
+    assert!(
+        zip.starts_with("talk and ") && zip.ends_with(" more.zip"),
+        "{facts}"
+    );
     assert_eq!(
         facts["view_after_reload"][0], facts["view_after_reload"][1],
         "a reload stays signed in, on the same view: {facts}"
@@ -512,7 +518,8 @@ async fn a_reload_mid_upload_and_mid_conversion_finds_everything_again() {
     let app = TestApp::spawn().await;
     let email = app.add_user("ann", false).await;
     let media_dir = tempfile::tempdir().unwrap();
-    make_long_video(media_dir.path(), 1500);
+    // Long enough to be converting still when the history is looked at after the reload.
+    make_long_video(media_dir.path(), 3000);
     let concert = music_video(media_dir.path(), "concert.mp4", 240);
     let size = std::fs::metadata(&concert).unwrap().len();
     assert!(
@@ -534,6 +541,11 @@ async fn a_reload_mid_upload_and_mid_conversion_finds_everything_again() {
         "{facts}"
     );
     assert_eq!(facts["unfinished_left"], 0, "{facts}");
+    assert_eq!(
+        facts["history_buttons"],
+        serde_json::json!(["Cancel", "Delete"]),
+        "{facts}"
+    );
     let first = facts["offsets"][0].as_i64().unwrap();
     assert!(first > 0, "the upload went on, not from 0: {facts}");
     assert!(

@@ -6,7 +6,9 @@ import { chosen, restoreChoices } from "./choices";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
 import { showLeftBehind } from "./resume";
-import { DropGroup } from "./uploads";
+import { DropGroup, downloadZip } from "./uploads";
+import { follow } from "./events";
+import { progressText } from "./words";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
 type View = (typeof VIEWS)[number];
@@ -112,6 +114,10 @@ function setUpDrop(): void {
 }
 
 let cursor: string | null = null;
+/** The batch of the history's last row, so that a drop's jobs share one heading. */
+let lastBatch: string | null = null;
+/** Stops the live status of the rows shown, when the history is loaded afresh. */
+let following = new AbortController();
 
 type StatusFilter = components["schemas"]["StatusFilter"];
 const STATUS_FILTERS: readonly StatusFilter[] = [
@@ -129,6 +135,9 @@ async function loadHistory(fresh: boolean): Promise<void> {
   if (fresh) {
     rows.replaceChildren();
     cursor = null;
+    lastBatch = null;
+    following.abort();
+    following = new AbortController();
   }
   const { data, error } = await api.GET("/jobs", {
     params: { query: { limit: 20, cursor: cursor ?? undefined, status: statusFilter() } },
@@ -156,7 +165,9 @@ async function loadHistory(fresh: boolean): Promise<void> {
     );
     const actions = el("td", { class: "actions" }, remove);
     if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
-    rows.append(el("tr", {}, el("td", {}, job.filename), statusCell(job),
+    if (job.batch_id && job.batch_id !== lastBatch) rows.append(dropHeading(job.batch_id));
+    lastBatch = job.batch_id ?? null;
+    rows.append(el("tr", {}, el("td", {}, job.filename), statusCell(job, actions),
       el("td", {}, new Date(job.created_at).toLocaleString()), actions));
   }
   cursor = data.next_cursor ?? null;
@@ -165,11 +176,30 @@ async function loadHistory(fresh: boolean): Promise<void> {
 
 type JobSummary = components["schemas"]["JobSummary"];
 
+/** The heading of the jobs of one drop, with their ZIP. */
+function dropHeading(batch: string): HTMLTableRowElement {
+  const zip = el("button", { type: "button" }, "Download all as ZIP");
+  zip.addEventListener("click", () => void downloadZip(batch, byId("history-problem")));
+  return el("tr", { class: "drop" },
+    el("th", { colspan: "4", scope: "rowgroup" }, "Files dropped together ", zip));
+}
+
 /** A job's status as the history shows it: a completed one with its MP3's length and size, a
- * failed one with the reason (asked of `/status`, which has the sentence). */
-function statusCell(job: JobSummary): HTMLTableCellElement {
+ * failed one with the reason (asked of `/status`, which has the sentence), a running one
+ * followed live, with its Cancel among `actions`. */
+function statusCell(job: JobSummary, actions: HTMLElement): HTMLTableCellElement {
   const cell = el("td", {}, job.status);
-  if (job.status === "completed" && job.audio_seconds != null && job.mp3_bytes != null) {
+  if (job.status === "queued" || job.status === "running") {
+    const cancel = el("button", { type: "button" }, "Cancel");
+    cancel.addEventListener("click", () => {
+      void api.POST("/jobs/{job_id}/cancel", { params: { path: { job_id: job.job_id } } });
+    });
+    actions.prepend(cancel);
+    void follow(job.job_id, (kind, event) => {
+      cell.textContent = kind === "end" ? event.status : progressText(event);
+      if (kind === "end") cancel.remove();
+    }, following.signal);
+  } else if (job.status === "completed" && job.audio_seconds != null && job.mp3_bytes != null) {
     cell.textContent = `completed, ${seconds(job.audio_seconds)}, ${bytes(job.mp3_bytes)}`;
   } else if (job.status === "failed") {
     void api

@@ -51,3 +51,18 @@ export function saveUrl(url: string, name: string): void {
 export function detached<E>(handler: (event: E) => Promise<void>): (event: E) => void {
   return (event) => void handler(event);
 }
+
+/** The file name a `Content-Disposition` header gives: its exact `filename*` (RFC 6266) before
+ * its ASCII `filename`; null without either. */
+export function attachmentName(header: string | null): string | null {
+  if (!header) return null;
+  const exact = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (exact) {
+    try {
+      return decodeURIComponent(exact[1].trim());
+    } catch {
+      // A malformed encoding: the plain name below.
+    }
+  }
+  return /filename="([^"]*)"/i.exec(header)?.[1] ?? null;
+}

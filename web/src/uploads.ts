@@ -3,7 +3,7 @@
 import * as tus from "tus-js-client";
 import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
-import { bytes, el, saveBlob, saveUrl } from "./ui";
+import { attachmentName, bytes, el, saveBlob, saveUrl } from "./ui";
 import { progressText, waitingText } from "./words";
 
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
@@ -386,16 +386,23 @@ export class DropGroup {
   }
 
   private async download(): Promise<void> {
-    const token = await accessToken();
-    const response = await fetch(`/batches/${this.batch}/download`, {
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    if (!response.ok) {
-      this.zip.after(el("p", { class: "problem", role: "alert" }, `The ZIP failed (${response.status}).`));
-      return;
-    }
-    saveBlob(await response.blob(), "audiomill.zip");
+    await downloadZip(this.batch, this.zip);
   }
+}
+
+/** Saves the finished MP3s of `batch` as one ZIP, named as the server names it; a problem is
+ * said after `near`. */
+export async function downloadZip(batch: string, near: HTMLElement): Promise<void> {
+  const token = await accessToken();
+  const response = await fetch(`/batches/${batch}/download`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) {
+    near.after(el("p", { class: "problem", role: "alert" }, `The ZIP failed (${response.status}).`));
+    return;
+  }
+  const name = attachmentName(response.headers.get("Content-Disposition")) ?? "audiomill.zip";
+  saveBlob(await response.blob(), name);
 }
 
 /** A random UUID (v4): `crypto.randomUUID` exists only on HTTPS, and the app runs on plain LANs too. */

@@ -11,7 +11,7 @@ use crate::{
     gateway::Gateway,
     params::{ApiBatchId, ApiJobId},
 };
-use async_zip::{Compression, ZipEntryBuilder, tokio::write::ZipFileWriter};
+use async_zip::{Compression, ZipDateTime, ZipEntryBuilder, tokio::write::ZipFileWriter};
 use audiomill_domain::{BatchId, JobStatus};
 use audiomill_store::Job;
 use futures::{AsyncWriteExt, StreamExt};
@@ -187,6 +187,7 @@ impl BatchesApi {
             ));
         }
         let count = finished.len();
+        let name = zip_name(&finished);
         let (reader, writer) = tokio::io::duplex(64 * 1024);
         let gateway = self.cx.gateway();
         tokio::spawn(async move {
@@ -197,7 +198,7 @@ impl BatchesApi {
         });
         ZipResponse::Ok(
             Zip(Body::from_bytes_stream(ReaderStream::new(reader))),
-            format!("attachment; filename=\"batch-{}.zip\"", batch_id.0),
+            crate::uploads::file::attachment(&name),
             count,
         )
     }
@@ -240,7 +241,8 @@ async fn write_zip(
         let entry = ZipEntryBuilder::new(
             names.name_for(&job.original_filename).into(),
             Compression::Stored,
-        );
+        )
+        .last_modification_date(entry_date(job));
         let mut writer = zip.write_entry_stream(entry).await?;
         while let Some(chunk) = object.next().await {
             writer.write_all(&chunk?).await?;
@@ -250,6 +252,26 @@ async fn write_zip(
     }
     zip.close().await?;
     Ok(())
+}
+
+/// The archive's name, after the files in it: `talk.zip` for one, `talk and 2 more.zip` for
+/// three.
+fn zip_name(jobs: &[Job]) -> String {
+    let first = jobs
+        .first()
+        .map(|job| crate::uploads::file::stem_of(&job.original_filename))
+        .unwrap_or_else(|| "audio".into());
+    match jobs.len() {
+        0 | 1 => format!("{first}.zip"),
+        count => format!("{first} and {} more.zip", count - 1),
+    }
+}
+
+/// When a job's MP3 was made, as a ZIP entry's date (UTC; the format has no zone).
+fn entry_date(job: &Job) -> ZipDateTime {
+    let millis = job.completed_at.unwrap_or(job.created_at);
+    let at = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
+    ZipDateTime::from_chrono(&at)
 }
 
 /// Entry names: each video's name with `.mp3` for its extension, made unique in the archive.

@@ -122,13 +122,22 @@ impl Default for Head {
 /// `Content-Disposition` for a download named after the original file: an ASCII fallback in
 /// `filename` and the exact name, percent-encoded, in `filename*` (RFC 6266).
 pub fn content_disposition(original: &str) -> String {
-    let stem = Path::new(&clean_file_name(original))
+    attachment(&format!("{}.mp3", stem_of(original)))
+}
+
+/// The name of an uploaded file without its extension, cleaned (`audio` when nothing is left).
+pub fn stem_of(original: &str) -> String {
+    Path::new(&clean_file_name(original))
         .file_stem()
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
         .unwrap_or("audio")
-        .to_owned();
-    let name = format!("{stem}.mp3");
+        .to_owned()
+}
+
+/// `Content-Disposition` for a download named `name`: an ASCII fallback in `filename` and the
+/// exact name, percent-encoded, in `filename*` (RFC 6266).
+pub fn attachment(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {
