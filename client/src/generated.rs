@@ -742,6 +742,9 @@ fewer than `limit` jobs before the last.*/
     pub struct JobStatusBody {
         ///The current step's attempt, from 1.
         pub attempt: u32,
+        ///The MP3's length, once it is stored.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio_seconds: ::std::option::Option<f64>,
         ///When the MP3 was stored; `null` until then.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub completed_at: ::std::option::Option<::std::string::String>,
@@ -761,6 +764,9 @@ it runs. Past it, the download answers 410 Gone.*/
         pub expires_at: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
         pub job_id: ::uuid::Uuid,
+        ///The MP3's size, once it is stored.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mp3_bytes: ::std::option::Option<u64>,
         pub options: OutputChoices,
         ///0-100, from the transcode's heartbeats.
         pub progress: u8,
@@ -3886,6 +3892,10 @@ jobs cancelled. `true` turns it on again.*/
         #[derive(Clone, Debug)]
         pub struct JobStatusBody {
             attempt: ::std::result::Result<u32, ::std::string::String>,
+            audio_seconds: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
             completed_at: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -3912,6 +3922,10 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::string::String,
             >,
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            mp3_bytes: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
             options: ::std::result::Result<super::OutputChoices, ::std::string::String>,
             progress: ::std::result::Result<u8, ::std::string::String>,
             status: ::std::result::Result<super::JobState, ::std::string::String>,
@@ -3924,6 +3938,7 @@ jobs cancelled. `true` turns it on again.*/
             fn default() -> Self {
                 Self {
                     attempt: Err("no value supplied for attempt".to_string()),
+                    audio_seconds: Ok(Default::default()),
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     download: Ok(Default::default()),
@@ -3932,6 +3947,7 @@ jobs cancelled. `true` turns it on again.*/
                     expires_at: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
+                    mp3_bytes: Ok(Default::default()),
                     options: Err("no value supplied for options".to_string()),
                     progress: Err("no value supplied for progress".to_string()),
                     status: Err("no value supplied for status".to_string()),
@@ -3949,6 +3965,18 @@ jobs cancelled. `true` turns it on again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for attempt: {e}")
+                    });
+                self
+            }
+            pub fn audio_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for audio_seconds: {e}")
                     });
                 self
             }
@@ -4048,6 +4076,18 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn mp3_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mp3_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mp3_bytes: {e}")
+                    });
+                self
+            }
             pub fn options<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::OutputChoices>,
@@ -4104,6 +4144,7 @@ jobs cancelled. `true` turns it on again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     attempt: value.attempt?,
+                    audio_seconds: value.audio_seconds?,
                     completed_at: value.completed_at?,
                     created_at: value.created_at?,
                     download: value.download?,
@@ -4112,6 +4153,7 @@ jobs cancelled. `true` turns it on again.*/
                     expires_at: value.expires_at?,
                     filename: value.filename?,
                     job_id: value.job_id?,
+                    mp3_bytes: value.mp3_bytes?,
                     options: value.options?,
                     progress: value.progress?,
                     status: value.status?,
@@ -4123,6 +4165,7 @@ jobs cancelled. `true` turns it on again.*/
             fn from(value: super::JobStatusBody) -> Self {
                 Self {
                     attempt: Ok(value.attempt),
+                    audio_seconds: Ok(value.audio_seconds),
                     completed_at: Ok(value.completed_at),
                     created_at: Ok(value.created_at),
                     download: Ok(value.download),
@@ -4131,6 +4174,7 @@ jobs cancelled. `true` turns it on again.*/
                     expires_at: Ok(value.expires_at),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
+                    mp3_bytes: Ok(value.mp3_bytes),
                     options: Ok(value.options),
                     progress: Ok(value.progress),
                     status: Ok(value.status),

@@ -2,8 +2,12 @@
 once, as a person drags them (or a folder) there, and noting every state a file's row shows."""
 
 import base64
+import re
 
 from playwright.sync_api import expect
+
+# What a row says once its MP3 is made (then with the MP3's length and size).
+DONE = re.compile(r"^Done")
 
 
 def drop_files(page, files):
@@ -50,3 +54,9 @@ def watch_states(page):
 def seen_states(page):
     """Every text a file's row showed since `watch_states`, sorted."""
     return sorted(page.evaluate("() => [...window.seenStates]"))
+
+
+def convert(page):
+    """Presses the newest drop's Convert button, as a person does once the files are listed."""
+    group = page.locator("#uploads > li.group").first
+    group.get_by_role("button", name=re.compile(r"^Convert \d+ files?$")).click()

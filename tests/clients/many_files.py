@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from dropping import drop_files, seen_states, sign_in, watch_states
+from dropping import DONE, convert, drop_files, seen_states, sign_in, watch_states
 
 BASE = os.environ["AUDIOMILL_URL"]
 MEDIA = Path(os.environ["MEDIA"])
@@ -66,12 +66,14 @@ def main():
             return event.defaultPrevented;
         }"""
         facts["asks_before_leaving_while_sending"] = page.evaluate(leave)
+        expect(page.get_by_role("button", name="Convert 10 files")).to_be_visible()
+        convert(page)
         expect(row(page, "notes.txt").locator(".state")).to_have_text(re.compile(r"^Refused: "))
         expect(row(page, "empty.mp4").locator(".state")).to_have_text(
             "Refused: The file is empty."
         )
         for name in GOOD:
-            expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+            expect(row(page, name).locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS)
         facts["done"] = page.locator("li.file.done").count()
         facts["asks_before_leaving_when_sent"] = page.evaluate(leave)
         facts["failed"] = page.locator("li.file.failed").count()

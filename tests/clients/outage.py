@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from dropping import drop_files, seen_states, sign_in, watch_states
+from dropping import DONE, convert, drop_files, seen_states, sign_in, watch_states
 
 BASE = os.environ["AUDIOMILL_URL"]
 MEDIA = Path(os.environ["MEDIA"])
@@ -30,10 +30,11 @@ def main():
         sign_in(page, os.environ["AUDIOMILL_EMAIL"], os.environ["AUDIOMILL_PASSWORD"])
         watch_states(page)
         drop_files(page, {"lecture.mp4": (MEDIA / "clip.mp4").read_bytes()})
+        convert(page)
         row = page.locator("li.file", has=page.locator(".name", has_text="lecture.mp4"))
         expect(row.locator(".state")).to_contain_text("trying again by itself", timeout=PATIENCE_MS)
         print("waiting", flush=True)
-        expect(row.locator(".state")).to_have_text("Done", timeout=PATIENCE_MS)
+        expect(row.locator(".state")).to_have_text(DONE, timeout=PATIENCE_MS)
         facts["states"] = seen_states(page)
         facts["buttons"] = row.locator("button").all_inner_texts()
         browser.close()

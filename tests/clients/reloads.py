@@ -15,7 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from dropping import seen_states, sign_in, watch_states
+from dropping import DONE, convert, seen_states, sign_in, watch_states
 
 BASE = os.environ["AUDIOMILL_URL"]
 MEDIA = Path(os.environ["MEDIA"])
@@ -48,10 +48,12 @@ def main():
         sign_in(page, os.environ["AUDIOMILL_EMAIL"], os.environ["AUDIOMILL_PASSWORD"])
 
         page.set_input_files("#files", [str(MEDIA / "long.mkv")])
+        convert(page)
         converting = re.compile(r"^(Waiting for a converter|Getting the video ready|Converting)")
         expect(row(page, "long.mkv").locator(".state")).to_have_text(converting, timeout=60_000)
         upload_speed(cdp, SLOW)
         page.set_input_files("#files", [str(MEDIA / "concert.mp4")])
+        convert(page)
         expect(row(page, "concert.mp4").locator(".state")).to_have_text(
             re.compile(r"^Uploading [1-9]"), timeout=60_000
         )
@@ -81,10 +83,10 @@ def main():
 
         page.on("request", chunk)
         page.set_input_files("#files", [str(MEDIA / "concert.mp4")])
-        expect(row(page, "concert.mp4").locator(".state")).to_have_text(
-            "Done", timeout=CONVERSION_MS
+        convert(page)
+        expect(row(page, "concert.mp4").locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS
         )
-        expect(long_row.locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+        expect(long_row.locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS)
         facts["unfinished_left"] = unfinished.count()
         facts["states"] = seen_states(page)
         facts["failed"] = page.locator("li.file.failed").count()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from dropping import drop_files
+from dropping import DONE, convert, drop_files
 
 BASE = os.environ["AUDIOMILL_URL"]
 EMAIL = os.environ["AUDIOMILL_EMAIL"]
@@ -78,11 +78,14 @@ def keyboard(page, choosers):
     """
     for key in ["Enter", " "]:
         page.locator("body").focus()
-        for _ in range(10):
+        # From wherever the last round left focus, round the page once at most.
+        for _ in range(40):
             page.keyboard.press("Tab")
             if page.evaluate("document.activeElement.id") == "files":
                 break
-        assert page.evaluate("document.activeElement.id") == "files", "Tab never reached it"
+        assert page.evaluate("document.activeElement.id") == "files", page.evaluate(
+            "document.activeElement.outerHTML"
+        )
         choosers.clear()
         page.keyboard.press(key)
         for _ in range(150):
@@ -106,12 +109,20 @@ def accessible(page, name):
 
 
 def choose(page):
-    """Output choices, sent with every file dropped after them and kept for the next visit."""
-    page.get_by_text("Output choices").click()
-    page.get_by_label("Channels").select_option("1")
+    """Settings, plain then advanced, sent with the files converted after them and kept for
+    the next visit because the person asks."""
+    page.locator("select[name=quality]").select_option(label="Good: about 1.2 MB a minute")
+    page.locator("select[name=channels]").select_option("1")
+    # A trim says what it keeps before anything is sent.
+    page.get_by_label("Start at").fill("0:30")
+    page.get_by_label("End at").fill("2:00")
+    facts["trim_preview"] = page.locator("#trim-help").inner_text()
+    page.get_by_label("End at").fill("")
+    page.get_by_label("Start at").fill("")
+    page.get_by_text("Advanced").click()
     page.get_by_label("Title").fill("Holiday")
-    page.get_by_label("Title").blur()
-    page.get_by_text("Output choices").click()
+    page.get_by_label("Remember these settings on this browser").check()
+    page.get_by_text("Advanced").click()
 
 
 def convert_and_download(page):
@@ -124,12 +135,19 @@ def convert_and_download(page):
     expect(row(page, "notes.txt").locator(".state")).to_have_text(
         "Refused: .txt files are not accepted; accepted: mp4, mkv, webm."
     )
+    # Nothing is sent before Convert: the files wait with the settings in view.
+    expect(row(page, "talk.mp4").locator(".state")).to_have_text("Ready to convert")
+    convert(page)
+    facts["settings_applied"] = page.locator("#uploads > li.group .summary").first.inner_text()
     for name in ["talk.mp4", "song.mp4"]:
-        expect(row(page, name).locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+        expect(row(page, name).locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS)
         expect(row(page, name).locator("progress")).to_have_js_property("value", 100)
+    # Done says how long the MP3 is and how big.
+    expect(row(page, "talk.mp4").locator(".state")).to_have_text(re.compile(r"^Done: \d+ s, [\d.]+ KB$"))
     shot(page, "convert-desktop")
-    page.get_by_text("Output choices").click()
+    page.get_by_text("Advanced").click()
     accessible(page, "convert")
+    page.get_by_text("Advanced").click()
     with page.expect_download() as download:
         row(page, "talk.mp4").get_by_role("button", name="Download MP3").click()
     download.value.save_as(OUT / download.value.suggested_filename)
@@ -145,11 +163,13 @@ def cancel_and_fail(page):
         "Refused: The file is larger than the 10.0 MB limit."
     )
     page.set_input_files("#files", [str(MEDIA / "long.mkv")])
+    convert(page)
     state = row(page, "long.mkv").locator(".state")
     expect(state).to_contain_text("Converting", timeout=CONVERSION_MS)
     row(page, "long.mkv").get_by_role("button", name="Cancel").click()
     expect(state).to_have_text("Cancelled", timeout=CONVERSION_MS)
     page.set_input_files("#files", [str(MEDIA / "silent.mp4")])
+    convert(page)
     failed = row(page, "silent.mp4").locator(".state")
     expect(failed).to_have_text(re.compile(r"^Failed: "), timeout=CONVERSION_MS)
     facts["failed"] = failed.inner_text()
@@ -247,6 +267,12 @@ def sessions_end(page, token):
     token = sign_in(page)
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
     facts["choices_kept"] = page.get_by_label("Title").input_value()
+    # Reset puts every setting back and forgets them.
+    page.get_by_role("button", name="Reset to defaults").click()
+    facts["title_after_reset"] = page.get_by_label("Title").input_value()
+    facts["settings_stored_after_reset"] = page.evaluate(
+        "localStorage.getItem('audiomill.choices')"
+    )
     assert api("POST", "/logout", token) == 204
     page.get_by_role("link", name="History").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -265,7 +291,8 @@ def phone(browser):
     sign_in(page)
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
     page.set_input_files("#files", [str(MEDIA / "talk.mp4")])
-    expect(row(page, "talk.mp4").locator(".state")).to_have_text("Done", timeout=CONVERSION_MS)
+    convert(page)
+    expect(row(page, "talk.mp4").locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS)
     shot(page, "convert-phone")
     accessible(page, "convert, phone, dark")
     # The history as cards: no column squeezes a word into pieces, nothing runs off the side.

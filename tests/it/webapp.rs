@@ -323,7 +323,17 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     downloaded_and_shot(&out, &facts);
     assert_eq!(
         facts["choices_kept"], "Holiday",
-        "the choices outlive a reload"
+        "the choices outlive a reload when the person asks"
+    );
+    assert_eq!(facts["title_after_reset"], "", "{facts}");
+    assert_eq!(facts["settings_stored_after_reset"], Value::Null, "{facts}");
+    assert_eq!(
+        facts["trim_preview"], "1:30 of each video, from 30 s to 2:00.",
+        "{facts}"
+    );
+    assert_eq!(
+        facts["settings_applied"], "Converted with: good quality, mono.",
+        "{facts}"
     );
 
     // What the server holds agrees with what the person saw.
@@ -344,6 +354,7 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
         .unwrap();
     let (_, status) = app.status(&token, song["job_id"].as_str().unwrap()).await;
     assert_eq!(status["options"]["channels"], 1, "{status}");
+    assert_eq!(status["options"]["quality"], 4, "{status}");
     assert_eq!(status["options"]["tags"]["title"], "Holiday", "{status}");
     assert_eq!(
         statuses,

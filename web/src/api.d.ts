@@ -1075,6 +1075,7 @@ export interface components {
          * JobStatusBody
          * @example {
          *       "attempt": 1,
+         *       "audio_seconds": null,
          *       "completed_at": null,
          *       "created_at": "2026-11-24T18:30:00.000Z",
          *       "download": null,
@@ -1083,6 +1084,7 @@ export interface components {
          *       "expires_at": null,
          *       "filename": "talk.mp4",
          *       "job_id": "019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e",
+         *       "mp3_bytes": null,
          *       "options": {
          *         "bitrate": 96,
          *         "bitrate_mode": "cbr",
@@ -1113,6 +1115,11 @@ export interface components {
              * @description The current step's attempt, from 1.
              */
             attempt: number;
+            /**
+             * Format: double
+             * @description The MP3's length, once it is stored.
+             */
+            audio_seconds?: number | null;
             /** @description When the MP3 was stored; `null` until then. */
             completed_at?: string | null;
             created_at: string;
@@ -1133,6 +1140,11 @@ export interface components {
             filename: string;
             /** Format: uuid */
             job_id: string;
+            /**
+             * Format: uint64
+             * @description The MP3's size, once it is stored.
+             */
+            mp3_bytes?: number | null;
             /** @description What the MP3 is to be, as the upload asked (a preset's choices spelled out). */
             options: components["schemas"]["OutputChoices"];
             /**

@@ -2,7 +2,7 @@
 // one's jobs; the account's usage and webhooks. Views are sections of index.html shown by the
 // URL's fragment.
 import type { components } from "./api";
-import { chosen, restoreChoices } from "./choices";
+import { chosen, setUpChoices } from "./choices";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -85,10 +85,10 @@ function setUpDrop(): void {
   const input = byId<HTMLInputElement>("files");
   const take = (files: FileList | null) => {
     if (!files?.length) return;
-    const group = new DropGroup();
+    const form = byId<HTMLFormElement>("choices");
+    const group = new DropGroup(undefined, () => chosen(form));
     byId("uploads").prepend(group.node);
-    const choices = chosen(byId<HTMLFormElement>("choices"));
-    for (const file of Array.from(files)) void group.add(file, choices);
+    for (const file of Array.from(files)) group.add(file);
   };
   // Chromium opens a file chooser on Space only; Enter works as on a button too.
   input.addEventListener("keydown", (event) => {
@@ -253,7 +253,7 @@ async function loadAccount(): Promise<void> {
 
 setUpSignIn();
 setUpDrop();
-restoreChoices(byId<HTMLFormElement>("choices"));
+setUpChoices(byId<HTMLFormElement>("choices"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);

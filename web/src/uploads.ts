@@ -4,7 +4,7 @@ import * as tus from "tus-js-client";
 import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
 import { attachmentName, bytes, el, saveBlob, saveUrl } from "./ui";
-import { progressText, waitingText } from "./words";
+import { clock, progressText, settingsText, waitingText } from "./words";
 
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
 const CHUNK = 32 * 1024 * 1024;
@@ -104,6 +104,11 @@ export class FileRow {
     this.bar.setAttribute("aria-label", `${name} progress`);
     this.node = el("li", { class: "file" }, el("span", { class: "name" }, name),
       el("span", { class: "size" }, bytes(size)), this.bar, this.state, this.actions);
+  }
+
+  /** Checked and accepted, waiting for Convert. */
+  readyToConvert(): void {
+    this.say("Ready to convert");
   }
 
   /** Checked and accepted, waiting for its turn to be sent. */
@@ -227,6 +232,7 @@ export class FileRow {
     if (event.status === "completed") {
       this.node.classList.add("done");
       this.say("Done");
+      void this.sayMp3();
       this.actions.replaceChildren(
         this.button("Download MP3", () => this.download()),
         this.button("Copy share link", () => this.copyLink()),
@@ -239,6 +245,16 @@ export class FileRow {
       this.end(false);
     } else {
       this.failed(event.error ?? `The job was ${event.status}.`);
+    }
+  }
+
+  /** Done, with the MP3's length and size once the server tells them. */
+  private async sayMp3(): Promise<void> {
+    const { data } = await api.GET("/status/{job_id}", {
+      params: { path: { job_id: this.jobId! } },
+    });
+    if (data?.audio_seconds != null && data.mp3_bytes != null) {
+      this.say(`Done: ${clock(data.audio_seconds)}, ${bytes(data.mp3_bytes)}`);
     }
   }
 
@@ -329,24 +345,71 @@ function serverSentence(error: Error): string {
 export class DropGroup {
   readonly node = el("li", { class: "group" });
   private readonly list = el("ul", { class: "files" });
+  private readonly summary = el("p", { class: "summary", hidden: "" });
+  private readonly start = el("button", { type: "button", hidden: "" }, "Convert");
   private readonly zip = el("button", { type: "button", hidden: "" }, "Download all as ZIP");
   private allowed: Promise<Allowance | null> | null = null;
   private rows: FileRow[] = [];
+  /** The files checked and accepted, until Convert sends them. */
+  private readonly ready: { row: FileRow; file: File }[] = [];
+  private readonly checks: Promise<void>[] = [];
 
-  /** A new drop's group, or (given `batch`) the group of a batch's jobs followed again. */
-  constructor(private readonly batch: string = newBatchId()) {
+  /** A new drop's group, converted with what `settings` says when Convert is pressed; or
+   * (given `batch`) the group of a batch's jobs followed again. */
+  constructor(
+    private readonly batch: string = newBatchId(),
+    private readonly settings: () => Record<string, string> = () => ({}),
+  ) {
+    this.start.addEventListener("click", () => void this.convert());
     this.zip.addEventListener("click", () => void this.download());
-    this.node.append(this.list, this.zip);
+    this.node.append(this.list, this.summary, this.start, this.zip);
   }
 
-  /** Checks `file`, and sends it with `choices` unless it is refused. */
-  async add(file: File, choices: Record<string, string>): Promise<void> {
+  /** Checks `file` by the account's rules: refused (saying why), or ready to convert. */
+  add(file: File): void {
     unsent += 1;
-    try {
-      await this.take(file, choices);
-    } finally {
+    const row = this.row(file.name, file.size);
+    this.checks.push(this.check(row, file));
+  }
+
+  private async check(row: FileRow, file: File): Promise<void> {
+    // The account's limits, read once for the whole drop.
+    this.allowed ??= allowance();
+    const allowed = await this.allowed;
+    const why = refusal(file, allowed);
+    if (why) {
       unsent -= 1;
+      return row.refuse(why);
     }
+    // The files of one drop share the quota's room: each one sent takes its part.
+    if (allowed?.room != null) allowed.room -= file.size;
+    row.readyToConvert();
+    this.ready.push({ row, file });
+    const count = this.ready.length;
+    this.start.textContent = `Convert ${count} ${count === 1 ? "file" : "files"}`;
+    this.start.hidden = false;
+  }
+
+  /** Sends the files ready with the settings as they are now, a few at a time. */
+  private async convert(): Promise<void> {
+    await Promise.all(this.checks);
+    this.start.remove();
+    const choices = this.settings();
+    this.summary.textContent = settingsText(choices);
+    this.summary.hidden = false;
+    const atOnce = (await this.allowed)?.atOnce ?? 1;
+    await Promise.all(
+      this.ready.map(async ({ row, file }) => {
+        row.waiting();
+        try {
+          const done = await turns.take(atOnce);
+          await row.send(file, choices, this.batch);
+          done();
+        } finally {
+          unsent -= 1;
+        }
+      }),
+    );
   }
 
   /** Adds a row that follows `job`, started before the page was loaded, to its end. */
@@ -361,21 +424,6 @@ export class DropGroup {
     this.list.append(row.node);
     void this.offerZip();
     return row;
-  }
-
-  private async take(file: File, choices: Record<string, string>): Promise<void> {
-    const row = this.row(file.name, file.size);
-    // The account's limits, read once for the whole drop.
-    this.allowed ??= allowance();
-    const allowed = await this.allowed;
-    const why = refusal(file, allowed);
-    if (why) return row.refuse(why);
-    // The files of one drop share the quota's room: each one sent takes its part.
-    if (allowed?.room != null) allowed.room -= file.size;
-    row.waiting();
-    const done = await turns.take(allowed?.atOnce ?? 1);
-    await row.send(file, choices, this.batch);
-    done();
   }
 
   /** Offers the ZIP once every file has ended, if more than one completed. */

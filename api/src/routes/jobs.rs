@@ -170,6 +170,12 @@ struct JobStatusBody {
     expires_at: Option<String>,
     /// Whether the job has expired: its MP3 (and video) are removed or about to be.
     expired: bool,
+    /// The MP3's size, once it is stored.
+    #[oai(nullable)]
+    mp3_bytes: Option<u64>,
+    /// The MP3's length, once it is stored.
+    #[oai(nullable)]
+    audio_seconds: Option<f64>,
 }
 
 impl Example for JobStatusBody {
@@ -188,6 +194,8 @@ impl Example for JobStatusBody {
             options: OutputChoices::example(),
             expires_at: None,
             expired: false,
+            mp3_bytes: None,
+            audio_seconds: None,
         }
     }
 }
@@ -496,6 +504,8 @@ impl JobsApi {
             options: (&job.options).into(),
             expires_at: job.expires_at.map(rfc3339),
             expired,
+            mp3_bytes: job.mp3_size,
+            audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),
         })))
     }
 
