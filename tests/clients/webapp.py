@@ -318,6 +318,21 @@ def phone(browser):
     assert not layout["overflow"], layout
     shot(page, "history-phone")
     context.close()
+    # The light scheme on the same screen: the settings and the files fit, and read.
+    context = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, color_scheme="light"
+    )
+    page = context.new_page()
+    page.goto(BASE)
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
+    page.get_by_text("Advanced").click()
+    accessible(page, "convert, phone, light")
+    facts["phone_light_overflow"] = page.evaluate(
+        "document.documentElement.scrollWidth > window.innerWidth"
+    )
+    shot(page, "convert-phone-light")
+    context.close()
 
 
 def main():

@@ -87,6 +87,8 @@ async fn the_page_and_its_assets_are_served_with_their_policy_and_cache_headers(
     let assets = assets_of(&html);
     assert_eq!(assets.len(), 2, "{html}");
 
+    // What a first visit downloads, as a browser asks for it (compressed).
+    let mut first_load = html.len();
     for asset in &assets {
         let url = app.url(&format!("/app/{asset}"));
         let plain = app.http.get(&url).header("Accept-Encoding", "identity");
@@ -115,6 +117,9 @@ async fn the_page_and_its_assets_are_served_with_their_policy_and_cache_headers(
                 "{spelling}: {length} of {}",
                 body.len()
             );
+            if spelling == "gzip" {
+                first_load += length;
+            }
         }
         let refused = app.http.get(&url).header("Accept-Encoding", "gzip;q=0");
         let refused = refused.send().await.unwrap();
@@ -127,6 +132,11 @@ async fn the_page_and_its_assets_are_served_with_their_policy_and_cache_headers(
         assert_eq!(head.status(), StatusCode::OK);
         assert_eq!(head.headers()["content-length"], body.len().to_string());
     }
+
+    assert!(
+        first_load < 200 * 1024,
+        "the first load is {first_load} bytes, over 200 KB"
+    );
 
     // Anything else under /app is not there, in the API's error shape and with the policy.
     for path in [
@@ -265,7 +275,8 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     let facts = facts_of(visit).await;
     assert_eq!(facts["page_problems"], serde_json::json!([]), "{facts}");
     let checked = facts["accessibility"].as_object().unwrap();
-    assert_eq!(checked.len(), 6, "{facts}");
+    assert_eq!(checked.len(), 7, "{facts}");
+    assert_eq!(facts["phone_light_overflow"], false, "{facts}");
     for (view, found) in checked {
         assert_eq!(found, &serde_json::json!([]), "axe-core on {view}");
     }
