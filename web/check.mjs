@@ -40,7 +40,8 @@ try {
     logLevel: "warning",
   });
   const built = fs.readdirSync(scratch).map((name) => path.join(scratch, name));
-  run(process.execPath, ["--test", ...built]);
+  // The tests run from the web app's folder, so that they read its files by relative paths.
+  run(process.execPath, ["--test", ...built], { cwd: WEB });
 } finally {
   fs.rmSync(scratch, { recursive: true, force: true });
 }

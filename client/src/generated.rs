@@ -762,6 +762,10 @@ expires (as from `GET /jobs/{job_id}/link`); else `null`.*/
 it runs. Past it, the download answers 410 Gone.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub expires_at: ::std::option::Option<::std::string::String>,
+        /**A failed job's failure type (`NoAudioStream`, `CorruptMedia`, ...), for a client to say
+it in its own words; `error` has the sentence.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub failure_type: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
         pub job_id: ::uuid::Uuid,
         ///The MP3's size, once it is stored.
@@ -3917,6 +3921,10 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            failure_type: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             filename: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
@@ -3945,6 +3953,7 @@ jobs cancelled. `true` turns it on again.*/
                     error: Ok(Default::default()),
                     expired: Err("no value supplied for expired".to_string()),
                     expires_at: Ok(Default::default()),
+                    failure_type: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
                     mp3_bytes: Ok(Default::default()),
@@ -4052,6 +4061,18 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn failure_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.failure_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for failure_type: {e}")
+                    });
+                self
+            }
             pub fn filename<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -4151,6 +4172,7 @@ jobs cancelled. `true` turns it on again.*/
                     error: value.error?,
                     expired: value.expired?,
                     expires_at: value.expires_at?,
+                    failure_type: value.failure_type?,
                     filename: value.filename?,
                     job_id: value.job_id?,
                     mp3_bytes: value.mp3_bytes?,
@@ -4172,6 +4194,7 @@ jobs cancelled. `true` turns it on again.*/
                     error: Ok(value.error),
                     expired: Ok(value.expired),
                     expires_at: Ok(value.expires_at),
+                    failure_type: Ok(value.failure_type),
                     filename: Ok(value.filename),
                     job_id: Ok(value.job_id),
                     mp3_bytes: Ok(value.mp3_bytes),

@@ -23,6 +23,21 @@ CONVERSION_MS = 240_000
 GOOD = [f"clip{n:02}.mp4" for n in range(1, 11)]
 
 
+# Every text a row may show, from the web app's English catalogue: a {parameter} stands for
+# anything.
+CATALOGUE = json.loads(
+    (Path(__file__).parents[2] / "web/src/strings/en.json").read_text()
+).values()
+SAYABLE = [
+    re.compile("^" + re.sub(r"\\\{\w+\\\}", ".+", re.escape(text)) + "$") for text in CATALOGUE
+]
+
+
+def unsaid(states):
+    """The states that no text of the catalogue says."""
+    return [state for state in states if not any(p.match(state) for p in SAYABLE)]
+
+
 def row(page, name):
     return page.locator("li.file", has=page.locator(".name", has_text=name))
 
@@ -79,6 +94,7 @@ def main():
         facts["failed"] = page.locator("li.file.failed").count()
         facts["most_chunks_at_once"] = flight["most"]
         facts["states"] = seen_states(page)
+        facts["states_not_in_catalogue"] = unsaid(facts["states"])
         browser.close()
     print(json.dumps(facts))
 

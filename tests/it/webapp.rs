@@ -287,8 +287,18 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
             .contains("password"),
         "the server's own sentence: {facts}"
     );
-    assert!(
-        facts["failed"].as_str().unwrap().contains("no audio track"),
+    assert_eq!(
+        facts["failed"], "Failed: The video has no sound to convert. Choose a video with sound.",
+        "the reason in the person's words, with what to do: {facts}"
+    );
+    assert_eq!(
+        facts["german"],
+        serde_json::json!({
+            "lang": "de",
+            "settings": "Einstellungen für die nächsten Dateien",
+            "trim": "Das ganze Video.",
+            "back_in_english": "en",
+        }),
         "{facts}"
     );
     assert!(
@@ -454,7 +464,13 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
     );
     assert_eq!(facts["asks_before_leaving_while_sending"], true, "{facts}");
     assert_eq!(facts["asks_before_leaving_when_sent"], false, "{facts}");
-    // What a row said on the way is for people: no internal step name.
+    // What a row said on the way is for people: each one a text of the catalogue, and no
+    // internal step name.
+    assert_eq!(
+        facts["states_not_in_catalogue"],
+        serde_json::json!([]),
+        "{facts}"
+    );
     let states = facts["states"].as_array().unwrap();
     assert!(
         states.iter().any(|s| s == "Waiting to be sent"),

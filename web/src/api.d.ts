@@ -1082,6 +1082,7 @@ export interface components {
          *       "error": null,
          *       "expired": false,
          *       "expires_at": null,
+         *       "failure_type": null,
          *       "filename": "talk.mp4",
          *       "job_id": "019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e",
          *       "mp3_bytes": null,
@@ -1137,6 +1138,11 @@ export interface components {
              *     it runs. Past it, the download answers 410 Gone.
              */
             expires_at?: string | null;
+            /**
+             * @description A failed job's failure type (`NoAudioStream`, `CorruptMedia`, ...), for a client to say
+             *     it in its own words; `error` has the sentence.
+             */
+            failure_type?: string | null;
             filename: string;
             /** Format: uuid */
             job_id: string;

@@ -4,11 +4,12 @@
 import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
-import { byId, bytes, detached, el, saveUrl, seconds } from "./ui";
+import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
 import { DropGroup, downloadZip } from "./uploads";
 import { follow } from "./events";
-import { progressText } from "./words";
+import { type Key, LANGUAGES, type Language, language, t, translatePage, useLanguage } from "./i18n";
+import { clock, failureText, progressText } from "./words";
 
 const VIEWS = ["sign-in", "convert", "history", "account"] as const;
 type View = (typeof VIEWS)[number];
@@ -75,7 +76,7 @@ function setUpSignIn(): void {
   );
   whenExpired(() => {
     forgetUploads();
-    byId("sign-in-problem").textContent = "Your session has ended; please sign in again.";
+    byId("sign-in-problem").textContent = t("signIn.ended");
     show("sign-in");
   });
 }
@@ -145,16 +146,16 @@ async function loadHistory(fresh: boolean): Promise<void> {
   byId("history-problem").textContent = error?.message ?? "";
   if (!data) return;
   for (const job of data.jobs) {
-    const remove = el("button", { type: "button" }, "Delete");
+    const remove = el("button", { type: "button" }, t("button.delete"));
     remove.addEventListener(
       "click",
       detached(async () => {
         const running = job.status === "queued" || job.status === "running";
         const question = running
-          ? `Delete ${job.filename}? It is still converting: it is cancelled first.`
+          ? t("history.deleteRunning", { name: job.filename })
           : job.status === "completed"
-            ? `Delete ${job.filename} and its MP3?`
-            : `Delete ${job.filename}?`;
+            ? t("history.deleteDone", { name: job.filename })
+            : t("history.delete", { name: job.filename });
         if (!confirm(question)) return;
         const { error } = await api.DELETE("/jobs/{job_id}", {
           params: { path: { job_id: job.job_id } },
@@ -168,7 +169,7 @@ async function loadHistory(fresh: boolean): Promise<void> {
     if (job.batch_id && job.batch_id !== lastBatch) rows.append(dropHeading(job.batch_id));
     lastBatch = job.batch_id ?? null;
     rows.append(el("tr", {}, el("td", {}, job.filename), statusCell(job, actions),
-      el("td", {}, new Date(job.created_at).toLocaleString()), actions));
+      el("td", {}, new Date(job.created_at).toLocaleString(language())), actions));
   }
   cursor = data.next_cursor ?? null;
   byId("history-more").hidden = cursor === null;
@@ -178,34 +179,39 @@ type JobSummary = components["schemas"]["JobSummary"];
 
 /** The heading of the jobs of one drop, with their ZIP. */
 function dropHeading(batch: string): HTMLTableRowElement {
-  const zip = el("button", { type: "button" }, "Download all as ZIP");
+  const zip = el("button", { type: "button" }, t("group.zip"));
   zip.addEventListener("click", () => void downloadZip(batch, byId("history-problem")));
   return el("tr", { class: "drop" },
-    el("th", { colspan: "4", scope: "rowgroup" }, "Files dropped together ", zip));
+    el("th", { colspan: "4", scope: "rowgroup" }, `${t("history.drop")} `, zip));
 }
 
 /** A job's status as the history shows it: a completed one with its MP3's length and size, a
  * failed one with the reason (asked of `/status`, which has the sentence), a running one
  * followed live, with its Cancel among `actions`. */
 function statusCell(job: JobSummary, actions: HTMLElement): HTMLTableCellElement {
-  const cell = el("td", {}, job.status);
+  const status = (name: string) => t(`status.${name}` as Key);
+  const cell = el("td", {}, status(job.status));
   if (job.status === "queued" || job.status === "running") {
-    const cancel = el("button", { type: "button" }, "Cancel");
+    const cancel = el("button", { type: "button" }, t("button.cancel"));
     cancel.addEventListener("click", () => {
       void api.POST("/jobs/{job_id}/cancel", { params: { path: { job_id: job.job_id } } });
     });
     actions.prepend(cancel);
     void follow(job.job_id, (kind, event) => {
-      cell.textContent = kind === "end" ? event.status : progressText(event);
+      cell.textContent = kind === "end" ? status(event.status) : progressText(event);
       if (kind === "end") cancel.remove();
     }, following.signal);
   } else if (job.status === "completed" && job.audio_seconds != null && job.mp3_bytes != null) {
-    cell.textContent = `completed, ${seconds(job.audio_seconds)}, ${bytes(job.mp3_bytes)}`;
+    cell.textContent = t("history.completed", {
+      status: status(job.status), length: clock(job.audio_seconds), size: bytes(job.mp3_bytes),
+    });
   } else if (job.status === "failed") {
     void api
       .GET("/status/{job_id}", { params: { path: { job_id: job.job_id } } })
       .then(({ data }) => {
-        if (data?.error) cell.textContent = `failed: ${data.error}`;
+        if (!data?.error) return;
+        const why = failureText(job.failure_type, data.error);
+        cell.textContent = t("history.failed", { status: status(job.status), why });
       });
   }
   return cell;
@@ -213,7 +219,7 @@ function statusCell(job: JobSummary, actions: HTMLElement): HTMLTableCellElement
 
 /** A button that saves the job's MP3 through a signed link. */
 function downloadButton(jobId: string, filename: string): HTMLButtonElement {
-  const button = el("button", { type: "button" }, "Download");
+  const button = el("button", { type: "button" }, t("button.download"));
   button.addEventListener(
     "click",
     detached(async () => {
@@ -233,24 +239,46 @@ async function loadAccount(): Promise<void> {
   if (data) {
     const quota = data.quota;
     const limit = (value: number | null | undefined, show: (n: number) => string) =>
-      value == null ? "no limit" : show(value);
+      value == null ? t("account.noLimit") : show(value);
     facts.replaceChildren(
-      el("dt", {}, "E-mail"), el("dd", {}, data.email),
-      el("dt", {}, "Storage"),
-      el("dd", {}, `${bytes(quota.storage_used_bytes)} of ${limit(quota.storage_limit_bytes, bytes)}`),
-      el("dt", {}, "Jobs today"),
-      el("dd", {}, `${quota.jobs_today} of ${limit(quota.jobs_per_day_limit, String)}`),
+      el("dt", {}, t("account.email")), el("dd", {}, data.email),
+      el("dt", {}, t("account.storage")),
+      el("dd", {}, t("account.of", {
+        used: bytes(quota.storage_used_bytes), limit: limit(quota.storage_limit_bytes, bytes),
+      })),
+      el("dt", {}, t("account.jobsToday")),
+      el("dd", {}, t("account.of", {
+        used: quota.jobs_today, limit: limit(quota.jobs_per_day_limit, String),
+      })),
     );
   }
   const hooks = (await api.GET("/webhooks")).data?.webhooks ?? [];
   byId("webhooks").replaceChildren(
     ...hooks.map((hook) =>
-      el("li", {}, `${hook.url} (${hook.events.join(", ")})${hook.enabled ? "" : ", turned off"}`),
+      el("li", {}, hook.enabled
+        ? `${hook.url} (${hook.events.join(", ")})`
+        : t("account.webhookOff", { webhook: `${hook.url} (${hook.events.join(", ")})` })),
     ),
   );
   byId("no-webhooks").hidden = hooks.length > 0;
 }
 
+/** The page in the person's language, and the choice of another (kept for later visits). */
+function setUpLanguage(): void {
+  translatePage(document);
+  const select = byId<HTMLSelectElement>("language");
+  for (const [code, name] of Object.entries(LANGUAGES)) {
+    select.append(el("option", { value: code, lang: code }, name));
+  }
+  select.value = language();
+  select.addEventListener("change", () => {
+    useLanguage(select.value as Language);
+    // Everything on the page is said again in the new language; the login survives a reload.
+    location.reload();
+  });
+}
+
+setUpLanguage();
 setUpSignIn();
 setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));

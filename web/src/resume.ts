@@ -2,6 +2,7 @@
 // followed live with their cancel and ZIP, and the uploads left unfinished, which go on from
 // where they stopped when the same file is dropped again (tus-js-client keeps each one's
 // address in the browser's storage until it is whole).
+import { t } from "./i18n";
 import { accessToken, api } from "./session";
 import { byId, bytes, el } from "./ui";
 import { DropGroup, UPLOAD_WHOLE } from "./uploads";
@@ -74,8 +75,9 @@ async function listUnfinished(): Promise<void> {
     }
     const offset = Number(answer.headers.get("Upload-Offset") ?? 0);
     const percent = Math.floor((offset / Math.max(upload.size, 1)) * 100);
-    const forget = el("button", { type: "button" }, "Forget");
-    const item = el("li", {}, `${upload.name} (${bytes(upload.size)}): ${percent} % sent `, forget);
+    const forget = el("button", { type: "button" }, t("unfinished.forget"));
+    const said = t("unfinished.item", { name: upload.name, size: bytes(upload.size), percent });
+    const item = el("li", {}, `${said} `, forget);
     // Dropped again and sent whole: no longer unfinished.
     addEventListener(UPLOAD_WHOLE, (event) => {
       if ((event as CustomEvent<string>).detail !== upload.url) return;

@@ -4,6 +4,7 @@
 // token is renewed shortly before it runs out.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./api";
+import { t } from "./i18n";
 
 type SessionToken = components["schemas"]["SessionToken"];
 
@@ -47,7 +48,7 @@ export async function signIn(email: string, password: string): Promise<string | 
   const { data, error, response } = await api.POST("/session", {
     headers: { Authorization: `Basic ${basic}` },
   });
-  if (!data) return error?.message ?? `The server answered ${response.status}.`;
+  if (!data) return error?.message ?? t("signIn.serverAnswered", { status: response.status });
   keep(data);
   return null;
 }

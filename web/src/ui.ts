@@ -1,4 +1,6 @@
 // Small DOM helpers: everything the server sends is set as text, never as HTML.
+import { language } from "./i18n";
+
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attributes: Record<string, string> = {},
@@ -24,7 +26,12 @@ export function bytes(count: number): string {
     value /= 1024;
     unit++;
   }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+  const digits = unit === 0 ? 0 : 1;
+  const number = value.toLocaleString(language(), {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+  return `${number} ${units[unit]}`;
 }
 
 export function seconds(total: number): string {

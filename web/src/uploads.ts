@@ -4,7 +4,8 @@ import * as tus from "tus-js-client";
 import { type JobEvent, follow } from "./events";
 import { accessToken, api } from "./session";
 import { attachmentName, bytes, el, saveBlob, saveUrl } from "./ui";
-import { clock, progressText, settingsText, waitingText } from "./words";
+import { type Key, language, t } from "./i18n";
+import { clock, failureText, progressText, settingsText, waitingText } from "./words";
 
 /** Bytes per request: big enough to be fast, small enough to pass proxies' body limits. */
 const CHUNK = 32 * 1024 * 1024;
@@ -74,13 +75,15 @@ function refusal(file: File, allowed: Allowance | null): string | null {
   const { accepted, largest, room } = allowed;
   const extension = file.name.includes(".") ? file.name.split(".").pop()!.toLowerCase() : "";
   if (!accepted.includes(extension)) {
-    const what = extension ? `.${extension} files are` : "Files without an extension are";
-    return `${what} not accepted; accepted: ${accepted.join(", ")}.`;
+    const list = accepted.join(", ");
+    return extension
+      ? t("refuse.extension", { extension, accepted: list })
+      : t("refuse.noExtension", { accepted: list });
   }
-  if (file.size === 0) return "The file is empty.";
-  if (file.size > largest) return `The file is larger than the ${bytes(largest)} limit.`;
+  if (file.size === 0) return t("refuse.empty");
+  if (file.size > largest) return t("refuse.tooLarge", { limit: bytes(largest) });
   if (room != null && file.size > room) {
-    return `The file is larger than the ${bytes(room)} your storage quota has room for.`;
+    return t("refuse.quota", { room: bytes(room) });
   }
   return null;
 }
@@ -108,18 +111,18 @@ export class FileRow {
 
   /** Checked and accepted, waiting for Convert. */
   readyToConvert(): void {
-    this.say("Ready to convert");
+    this.say(t("row.ready"));
   }
 
   /** Checked and accepted, waiting for its turn to be sent. */
   waiting(): void {
-    this.say("Waiting to be sent");
+    this.say(t("row.waiting"));
   }
 
   refuse(why: string): void {
     this.node.classList.add("refused");
     this.bar.remove();
-    this.say(`Refused: ${why}`);
+    this.say(t("row.refused", { why }));
     this.end(false);
   }
 
@@ -152,7 +155,7 @@ export class FileRow {
       onProgress: (sent, total) => {
         this.bar.value = (sent / total) * 100;
         const rate = sent / Math.max((performance.now() - started) / 1000, 0.001);
-        this.say(`Uploading ${Math.floor((sent / total) * 100)} % at ${bytes(rate)}/s`);
+        this.say(t("row.uploading", { percent: Math.floor((sent / total) * 100), rate: bytes(rate) }));
       },
       // The token is set here only: an XHR joins a header set twice into one list.
       onBeforeRequest: async (request) => {
@@ -180,7 +183,7 @@ export class FileRow {
     const [previous] = await upload.findPreviousUploads().catch(() => []);
     if (previous) {
       upload.resumeFromPreviousUpload(previous);
-      this.say("Going on from where the upload stopped");
+      this.say(t("row.resuming"));
     }
     upload.start();
   }
@@ -189,9 +192,9 @@ export class FileRow {
   private async retry(upload: tus.Upload): Promise<void> {
     this.node.classList.remove("failed");
     this.actions.replaceChildren();
-    this.say("Waiting to be sent");
+    this.say(t("row.waiting"));
     const done = await turns.take();
-    this.say("Uploading");
+    this.say(t("row.sending"));
     await new Promise<void>((over) => {
       upload.options.onSuccess = ({ lastResponse }) => {
         over();
@@ -215,37 +218,46 @@ export class FileRow {
 
   private async followJob(): Promise<void> {
     const jobId = this.jobId;
-    if (!jobId) return this.failed("The server named no job for the upload.");
+    if (!jobId) return this.failed(t("row.noJob"));
     this.bar.value = 0;
-    this.say("Waiting for a converter");
-    this.actions.replaceChildren(this.button("Cancel", () => this.cancel()));
+    this.say(t("step.waiting"));
+    this.actions.replaceChildren(this.button(t("button.cancel"), () => this.cancel()));
     await follow(jobId, (kind, event) => this.show(kind, event), this.stop.signal);
   }
 
   private show(kind: string, event: JobEvent): void {
     this.bar.value = event.progress;
     if (kind !== "end") {
-      const retry = event.error ? ` (trying again: ${event.error})` : "";
-      this.say(`${progressText(event)}${retry}`);
+      const state = progressText(event);
+      this.say(event.error ? t("row.retrying", { state, why: event.error }) : state);
       return;
     }
     if (event.status === "completed") {
       this.node.classList.add("done");
-      this.say("Done");
+      this.say(t("row.done"));
       void this.sayMp3();
       this.actions.replaceChildren(
-        this.button("Download MP3", () => this.download()),
-        this.button("Copy share link", () => this.copyLink()),
+        this.button(t("button.downloadMp3"), () => this.download()),
+        this.button(t("button.copyLink"), () => this.copyLink()),
       );
       this.end(true);
     } else if (event.status === "cancelled") {
       this.node.classList.add("cancelled");
       this.actions.replaceChildren();
-      this.say("Cancelled");
+      this.say(t("row.cancelled"));
       this.end(false);
     } else {
-      this.failed(event.error ?? `The job was ${event.status}.`);
+      void this.sayFailure(event.error ?? t("row.ended", { status: t(`status.${event.status}` as Key) }));
     }
+  }
+
+  /** The job failed: why, in the catalogue's words when its failure type has them. */
+  private async sayFailure(sentence: string): Promise<void> {
+    this.failed(sentence);
+    const { data } = await api.GET("/status/{job_id}", {
+      params: { path: { job_id: this.jobId! } },
+    });
+    if (data?.failure_type) this.say(t("row.failed", { why: failureText(data.failure_type, sentence) }));
   }
 
   /** Done, with the MP3's length and size once the server tells them. */
@@ -254,7 +266,7 @@ export class FileRow {
       params: { path: { job_id: this.jobId! } },
     });
     if (data?.audio_seconds != null && data.mp3_bytes != null) {
-      this.say(`Done: ${clock(data.audio_seconds)}, ${bytes(data.mp3_bytes)}`);
+      this.say(t("row.doneWith", { length: clock(data.audio_seconds), size: bytes(data.mp3_bytes) }));
     }
   }
 
@@ -275,12 +287,12 @@ export class FileRow {
   private async copyLink(): Promise<void> {
     const link = await this.link();
     if (!link) return;
-    const until = new Date(link.expires_at).toLocaleString();
+    const until = new Date(link.expires_at).toLocaleString(language());
     // The clipboard needs a secure context; on plain HTTP the link is shown to copy by hand.
     const copied = await navigator.clipboard?.writeText(link.url).then(() => true, () => false);
-    if (copied) return this.say(`Link copied; it works until ${until}.`);
-    const field = el("input", { readonly: "", value: link.url, "aria-label": "Share link" });
-    this.state.replaceChildren(`Share link, works until ${until}: `, field);
+    if (copied) return this.say(t("row.linkCopied", { until }));
+    const field = el("input", { readonly: "", value: link.url, "aria-label": t("row.linkLabel") });
+    this.state.replaceChildren(`${t("row.linkShown", { until })} `, field);
     field.select();
   }
 
@@ -288,15 +300,15 @@ export class FileRow {
     const { data, error } = await api.GET("/jobs/{job_id}/link", {
       params: { path: { job_id: this.jobId! } },
     });
-    if (!data) this.say(error?.message ?? "No link could be made.");
+    if (!data) this.say(error?.message ?? t("row.noLink"));
     return data ?? null;
   }
 
   /** The file failed; with `retry`, a button offers to try it again. */
   private failed(why: string, retry?: () => Promise<void>): void {
     this.node.classList.add("failed");
-    this.actions.replaceChildren(...(retry ? [this.button("Try again", retry)] : []));
-    this.say(`Failed: ${why}`);
+    this.actions.replaceChildren(...(retry ? [this.button(t("button.tryAgain"), retry)] : []));
+    this.say(t("row.failed", { why }));
     this.end(false);
   }
 
@@ -326,7 +338,7 @@ async function jobOf(url: string | null, waiting: (why: string) => void): Promis
     const job = answer?.headers.get("Audiomill-Job-Id");
     if (job) return job;
     if (answer && answer.status !== 503 && !answer.ok) return null;
-    waiting(answer ? "The conversion service is unavailable right now." : "The server cannot be reached.");
+    waiting(t(answer ? "row.serviceDown" : "row.unreachable"));
   }
   return null;
 }
@@ -346,8 +358,8 @@ export class DropGroup {
   readonly node = el("li", { class: "group" });
   private readonly list = el("ul", { class: "files" });
   private readonly summary = el("p", { class: "summary", hidden: "" });
-  private readonly start = el("button", { type: "button", hidden: "" }, "Convert");
-  private readonly zip = el("button", { type: "button", hidden: "" }, "Download all as ZIP");
+  private readonly start = el("button", { type: "button", hidden: "" });
+  private readonly zip = el("button", { type: "button", hidden: "" }, t("group.zip"));
   private allowed: Promise<Allowance | null> | null = null;
   private rows: FileRow[] = [];
   /** The files checked and accepted, until Convert sends them. */
@@ -386,7 +398,7 @@ export class DropGroup {
     row.readyToConvert();
     this.ready.push({ row, file });
     const count = this.ready.length;
-    this.start.textContent = `Convert ${count} ${count === 1 ? "file" : "files"}`;
+    this.start.textContent = count === 1 ? t("group.convert.one") : t("group.convert.many", { count });
     this.start.hidden = false;
   }
 
@@ -446,7 +458,7 @@ export async function downloadZip(batch: string, near: HTMLElement): Promise<voi
     headers: { Authorization: `Bearer ${token}` },
   });
   if (!response.ok) {
-    near.after(el("p", { class: "problem", role: "alert" }, `The ZIP failed (${response.status}).`));
+    near.after(el("p", { class: "problem", role: "alert" }, t("group.zipFailed", { status: response.status })));
     return;
   }
   const name = attachmentName(response.headers.get("Content-Disposition")) ?? "audiomill.zip";

@@ -1,33 +1,43 @@
-// What the page says of a job and of a wait, in words for people rather than the server's
-// step names and advice. Pure functions, unit-tested under test/.
+// What the page says of a job, a wait, a trim and the settings, in words for people rather
+// than the server's step names and advice, from the catalogue (see `i18n`). Pure functions,
+// unit-tested under test/.
 import type { JobEvent } from "./events";
+import { type Key, t } from "./i18n";
 import { seconds } from "./ui";
 
 /** Where a running job stands, in words for people rather than the steps' names. */
 export function progressText(event: JobEvent): string {
-  if (event.status === "queued") return "Waiting for a converter";
+  if (event.status === "queued") return t("step.waiting");
   switch (event.step) {
     case "validate_token":
     case "fetch_source":
-      return "Getting the video ready";
-    case "transcode": {
-      const left = event.eta_seconds != null ? `, about ${seconds(event.eta_seconds)} left` : "";
-      return `Converting ${event.progress} %${left}`;
-    }
+      return t("step.preparing");
+    case "transcode":
+      return event.eta_seconds != null
+        ? t("step.convertingLeft", { percent: event.progress, left: seconds(event.eta_seconds) })
+        : t("step.converting", { percent: event.progress });
     case "store_mp3":
-      return "Saving the MP3";
+      return t("step.saving");
     case "send_email":
-      return "Sending the e-mail";
+      return t("step.mailing");
     default:
-      return "Working on it";
+      return t("step.working");
   }
 }
 
-/** A refusal the page waits out, in words: the server's reason without its advice to try
+/** A refusal the page waits out, in words: the reason without the server's advice to try
  * again, since the page does that itself. */
 export function waitingText(sentence: string): string {
   const reason = sentence.replace(/[;,.]?\s*please try again shortly\.?$/i, "").replace(/\.$/, "");
-  return `${reason}; trying again by itself`;
+  return t("row.waitingFor", { reason });
+}
+
+/** Why a job failed, in the catalogue's words with what to do, for the failures a person can
+ * act on; else the server's own sentence. */
+export function failureText(failureType: string | null | undefined, sentence: string): string {
+  const key = `failure.${failureType ?? ""}` as Key;
+  const known = t(key);
+  return known === key ? sentence : known;
 }
 
 /** A time as a person writes it, in seconds: `90`, `90.5`, `1:30` or `1:02:03`; null when it
@@ -51,25 +61,33 @@ export function clock(total: number): string {
 export function trimText(start: string, end: string): string {
   const from = start.trim() ? secondsOf(start) : 0;
   const to = end.trim() ? secondsOf(end) : null;
-  if (from === null) return "Start: write seconds (90) or minutes and seconds (1:30).";
-  if (end.trim() && to === null) return "End: write seconds (90) or minutes and seconds (1:30).";
-  if (to === null) return from === 0 ? "The whole video." : `From ${clock(from)} to the end.`;
-  if (to <= from) return "The end must come after the start.";
-  return `${clock(to - from)} of each video, from ${clock(from)} to ${clock(to)}.`;
+  if (from === null) return t("trim.badStart");
+  if (end.trim() && to === null) return t("trim.badEnd");
+  if (to === null) return from === 0 ? t("trim.whole") : t("trim.toEnd", { from: clock(from) });
+  if (to <= from) return t("trim.backwards");
+  return t("trim.keeps", { length: clock(to - from), from: clock(from), to: clock(to) });
 }
 
-/** The quality a choice of `quality` names, as the settings form names it. */
-const QUALITIES: Record<string, string> = {
-  "9": "smallest", "7": "small", "4": "good", "0": "best",
+/** The catalogue's word for a choice of `quality`. */
+const QUALITIES: Record<string, Key> = {
+  "9": "summary.quality.smallest",
+  "7": "summary.quality.small",
+  "4": "summary.quality.good",
+  "0": "summary.quality.best",
 };
 
 /** The settings a group of files is converted with, in one line. */
 export function settingsText(choices: Record<string, string>): string {
-  const parts = [choices.preset
-    ? `made for ${choices.preset}`
-    : `${QUALITIES[choices.quality ?? ""] ?? "high"} quality`];
-  if (choices.channels) parts.push(choices.channels === "1" ? "mono" : "stereo");
-  if (choices.start || choices.end) parts.push(trimText(choices.start ?? "", choices.end ?? "").replace(/\.$/, "").toLowerCase());
-  if (choices.normalize) parts.push("loudness evened out");
-  return `Converted with: ${parts.join(", ")}.`;
+  const parts = [
+    choices.preset
+      ? t("summary.preset", { preset: choices.preset })
+      : t("summary.quality", { quality: t(QUALITIES[choices.quality ?? ""] ?? "summary.quality.high") }),
+  ];
+  if (choices.channels) parts.push(t(choices.channels === "1" ? "summary.mono" : "summary.stereo"));
+  const from = secondsOf(choices.start ?? "") ?? 0;
+  const to = secondsOf(choices.end ?? "");
+  if (to !== null) parts.push(t("summary.trim", { from: clock(from), to: clock(to) }));
+  else if (from > 0) parts.push(t("summary.trimToEnd", { from: clock(from) }));
+  if (choices.normalize) parts.push(t("summary.normalized"));
+  return t("summary.line", { settings: parts.join(", ") });
 }

@@ -39,5 +39,9 @@ void test("the settings a group was sent with are said in one line", () => {
     settingsText({ quality: "9", channels: "1", start: "30", normalize: "true" }),
     "Converted with: smallest quality, mono, from 30 s to the end, loudness evened out.",
   );
+  assert.equal(
+    settingsText({ start: "30", end: "2:00" }),
+    "Converted with: high quality, 30 s to 2:00.",
+  );
   assert.equal(settingsText({ preset: "podcast" }), "Converted with: made for podcast.");
 });

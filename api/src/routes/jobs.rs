@@ -170,6 +170,10 @@ struct JobStatusBody {
     expires_at: Option<String>,
     /// Whether the job has expired: its MP3 (and video) are removed or about to be.
     expired: bool,
+    /// A failed job's failure type (`NoAudioStream`, `CorruptMedia`, ...), for a client to say
+    /// it in its own words; `error` has the sentence.
+    #[oai(nullable)]
+    failure_type: Option<String>,
     /// The MP3's size, once it is stored.
     #[oai(nullable)]
     mp3_bytes: Option<u64>,
@@ -194,6 +198,7 @@ impl Example for JobStatusBody {
             options: OutputChoices::example(),
             expires_at: None,
             expired: false,
+            failure_type: None,
             mp3_bytes: None,
             audio_seconds: None,
         }
@@ -504,6 +509,9 @@ impl JobsApi {
             options: (&job.options).into(),
             expires_at: job.expires_at.map(rfc3339),
             expired,
+            failure_type: (view.status == JobStatus::Failed)
+                .then(|| job.failure_type.clone())
+                .flatten(),
             mp3_bytes: job.mp3_size,
             audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),
         })))
