@@ -1,10 +1,11 @@
 """A person drops a dozen files at once on the web app, in headless Chromium (Playwright).
 
 Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD, CHROMIUM (the browser's path) and
-MEDIA (a folder with clip.mp4 and notes.txt). Drops ten copies of the clip under ten names,
-the text file and an empty video together; the bad two are refused before sending, the ten
-are sent a few at a time (never more than the account may upload at once) and all of them
-convert. Prints one JSON line of facts for the test to check further.
+MEDIA (a folder with clip.mp4, notes.txt and album/, a folder of three videos, a text file and
+a hidden file). Drops ten copies of the clip under ten names, the text file and an empty video
+together; the bad two are refused before sending, the ten are sent a few at a time (never more
+than the account may upload at once) and all of them convert. Then picks the album folder
+with advanced choices (a constant 192 kbit/s) and converts it. Prints one JSON line of facts for the test to check further.
 """
 
 import json
@@ -21,6 +22,8 @@ MEDIA = Path(os.environ["MEDIA"])
 # Ten short conversions, from the drop to "Done", on a busy 2-core machine.
 CONVERSION_MS = 240_000
 GOOD = [f"clip{n:02}.mp4" for n in range(1, 11)]
+# The videos of the folder MEDIA/album, in the order a person reads their names.
+FOLDER = ["01 intro.mp4", "02 song.mp4", "10 outro.mp4"]
 
 
 # Every text a row may show, from the web app's English catalogue: a {parameter} stands for
@@ -95,6 +98,20 @@ def main():
         facts["most_chunks_at_once"] = flight["most"]
         facts["states"] = seen_states(page)
         facts["states_not_in_catalogue"] = unsaid(facts["states"])
+
+        # A folder, converted with advanced choices: its videos in name order, its other files
+        # refused, its hidden ones left out.
+        page.get_by_text("Advanced").click()
+        page.locator("select[name=bitrate_mode]").select_option("cbr")
+        page.locator("select[name=bitrate]").select_option("192")
+        page.set_input_files("#folder", str(MEDIA / "album"))
+        group = page.locator("#uploads > li.group").first
+        expect(group.get_by_role("button", name="Convert 3 files")).to_be_visible()
+        facts["folder_rows"] = group.locator("li.file .name").all_inner_texts()
+        convert(page)
+        facts["folder_settings"] = group.locator(".summary").inner_text()
+        for name in FOLDER:
+            expect(row(page, name).locator(".state")).to_have_text(DONE, timeout=CONVERSION_MS)
         browser.close()
     print(json.dumps(facts))
 

@@ -71,7 +71,7 @@ def main():
 
         # The history follows the running job too, with its Cancel.
         page.get_by_role("link", name="History").click()
-        running = page.locator("#history-rows tr:not(.drop)", has_text="long.mkv")
+        running = page.locator("#history-rows tr:not(.drop-heading)", has_text="long.mkv")
         expect(running.locator("td").nth(1)).to_have_text(converting)
         facts["history_running"] = running.locator("td").nth(1).inner_text()
         facts["history_buttons"] = running.get_by_role("button").all_inner_texts()

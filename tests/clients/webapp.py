@@ -177,7 +177,7 @@ def cancel_and_fail(page):
 
 def history(page):
     page.get_by_role("link", name="History").click()
-    rows = page.locator("#history-rows tr:not(.drop)")
+    rows = page.locator("#history-rows tr:not(.drop-heading)")
     expect(rows).to_have_count(20)
     expect(rows.first).to_contain_text("silent.mp4")
     page.get_by_role("button", name="Older jobs").click()
@@ -186,7 +186,7 @@ def history(page):
     shot(page, "history-desktop")
     accessible(page, "history")
     # The files of one drop under one heading, with their ZIP named after them.
-    drops = page.locator("#history-rows tr.drop")
+    drops = page.locator("#history-rows tr.drop-heading")
     facts["drop_headings"] = drops.count()
     with page.expect_download() as archive:
         drops.last.get_by_role("button", name="Download all as ZIP").click()

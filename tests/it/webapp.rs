@@ -439,13 +439,20 @@ async fn private_answers_are_stored_nowhere_and_the_docs_run_under_the_apps_head
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_ones_convert() {
+async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_ones_convert_and_a_folder_too()
+ {
     // Two uploads at once per account, so that ten files must queue.
     let app = TestApp::spawn_with(&[("MAX_CONCURRENT_UPLOADS", "2")]).await;
     let email = app.add_user("ann", false).await;
     let media_dir = tempfile::tempdir().unwrap();
-    make_mp4(media_dir.path(), "clip.mp4", 1, true);
+    let clip = make_mp4(media_dir.path(), "clip.mp4", 1, true);
     std::fs::write(media_dir.path().join("notes.txt"), "not a video").unwrap();
+    let album = media_dir.path().join("album");
+    std::fs::create_dir(&album).unwrap();
+    for name in ["10 outro.mp4", "02 song.mp4", "01 intro.mp4", ".hidden.mp4"] {
+        std::fs::copy(&clip, album.join(name)).unwrap();
+    }
+    std::fs::write(album.join("readme.txt"), "not a video").unwrap();
     let mut drop = playwright("many_files.py", &app);
     drop.env("AUDIOMILL_EMAIL", &email)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
@@ -488,12 +495,30 @@ async fn a_dozen_files_dropped_at_once_are_sent_a_few_at_a_time_and_all_good_one
             assert!(!state.contains(step), "{state:?} names a step");
         }
     }
-    // Ten jobs, one for each clip.
+    assert_eq!(
+        facts["folder_rows"],
+        serde_json::json!(["01 intro.mp4", "02 song.mp4", "10 outro.mp4", "readme.txt"]),
+        "the folder's files in name order, the hidden one left out: {facts}"
+    );
+    assert_eq!(
+        facts["folder_settings"], "Converted with: constant 192 kbit/s.",
+        "{facts}"
+    );
+    // Thirteen jobs, one for each clip and each video of the folder, the folder's with the
+    // advanced choices.
     let token = app.access_token(&email).await;
     let (_, jobs) = app.get_json(&token, "/jobs?limit=20").await;
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 10, "{jobs}");
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 13, "{jobs:?}");
+    let intro = jobs
+        .iter()
+        .find(|job| job["filename"] == "01 intro.mp4")
+        .unwrap();
+    let (_, status) = app.status(&token, intro["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["options"]["bitrate_mode"], "cbr", "{status}");
+    assert_eq!(status["options"]["bitrate"], 192, "{status}");
     let (_, me) = app.get_json(&token, "/me").await;
-    assert_eq!(me["quota"]["jobs_today"], 10, "{me}");
+    assert_eq!(me["quota"]["jobs_today"], 13, "{me}");
 }
 
 /// The conversion service is down when a person's upload ends: the page says it waits, and

@@ -8,6 +8,7 @@ import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
 import { DropGroup, downloadZip } from "./uploads";
 import { follow } from "./events";
+import { droppedFiles, pickedFiles } from "./folders";
 import { type Key, LANGUAGES, type Language, language, t, translatePage, useLanguage } from "./i18n";
 import { clock, failureText, progressText } from "./words";
 
@@ -84,23 +85,30 @@ function setUpSignIn(): void {
 function setUpDrop(): void {
   const drop = byId("drop");
   const input = byId<HTMLInputElement>("files");
-  const take = (files: FileList | null) => {
-    if (!files?.length) return;
+  const folder = byId<HTMLInputElement>("folder");
+  const take = (files: File[]) => {
+    if (!files.length) return;
     const form = byId<HTMLFormElement>("choices");
     const group = new DropGroup(undefined, () => chosen(form));
     byId("uploads").prepend(group.node);
-    for (const file of Array.from(files)) group.add(file);
+    for (const file of files) group.add(file);
   };
   // Chromium opens a file chooser on Space only; Enter works as on a button too.
-  input.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter") return;
-    event.preventDefault();
-    if ("showPicker" in input) input.showPicker();
-    else (input as HTMLInputElement).click();
-  });
+  for (const chooser of [input, folder]) {
+    chooser.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      if ("showPicker" in chooser) chooser.showPicker();
+      else (chooser as HTMLInputElement).click();
+    });
+  }
   input.addEventListener("change", () => {
-    take(input.files);
+    take(Array.from(input.files ?? []));
     input.value = "";
+  });
+  folder.addEventListener("change", () => {
+    if (folder.files) take(pickedFiles(folder.files));
+    folder.value = "";
   });
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -110,7 +118,7 @@ function setUpDrop(): void {
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("over");
-    take(event.dataTransfer?.files ?? null);
+    if (event.dataTransfer) void droppedFiles(event.dataTransfer).then(take);
   });
 }
 
@@ -166,7 +174,11 @@ async function loadHistory(fresh: boolean): Promise<void> {
     );
     const actions = el("td", { class: "actions" }, remove);
     if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
-    if (job.batch_id && job.batch_id !== lastBatch) rows.append(dropHeading(job.batch_id));
+    // A heading for a drop of several files (one file alone needs none).
+    const together = data.jobs.filter((other) => other.batch_id === job.batch_id).length;
+    if (job.batch_id && job.batch_id !== lastBatch && together > 1) {
+      rows.append(dropHeading(job.batch_id));
+    }
     lastBatch = job.batch_id ?? null;
     rows.append(el("tr", {}, el("td", {}, job.filename), statusCell(job, actions),
       el("td", {}, new Date(job.created_at).toLocaleString(language())), actions));
@@ -181,7 +193,7 @@ type JobSummary = components["schemas"]["JobSummary"];
 function dropHeading(batch: string): HTMLTableRowElement {
   const zip = el("button", { type: "button" }, t("group.zip"));
   zip.addEventListener("click", () => void downloadZip(batch, byId("history-problem")));
-  return el("tr", { class: "drop" },
+  return el("tr", { class: "drop-heading" },
     el("th", { colspan: "4", scope: "rowgroup" }, `${t("history.drop")} `, zip));
 }
 

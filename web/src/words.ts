@@ -78,10 +78,13 @@ const QUALITIES: Record<string, Key> = {
 
 /** The settings a group of files is converted with, in one line. */
 export function settingsText(choices: Record<string, string>): string {
+  const mode = choices.bitrate_mode;
   const parts = [
     choices.preset
       ? t("summary.preset", { preset: choices.preset })
-      : t("summary.quality", { quality: t(QUALITIES[choices.quality ?? ""] ?? "summary.quality.high") }),
+      : mode === "cbr" || mode === "abr"
+        ? t(mode === "cbr" ? "summary.cbr" : "summary.abr", { kbps: choices.bitrate ?? "" })
+        : t("summary.quality", { quality: t(QUALITIES[choices.quality ?? ""] ?? "summary.quality.high") }),
   ];
   if (choices.channels) parts.push(t(choices.channels === "1" ? "summary.mono" : "summary.stereo"));
   const from = secondsOf(choices.start ?? "") ?? 0;

@@ -44,4 +44,8 @@ void test("the settings a group was sent with are said in one line", () => {
     "Converted with: high quality, 30 s to 2:00.",
   );
   assert.equal(settingsText({ preset: "podcast" }), "Converted with: made for podcast.");
+  assert.equal(
+    settingsText({ bitrate_mode: "cbr", bitrate: "192", channels: "2" }),
+    "Converted with: constant 192 kbit/s, stereo.",
+  );
 });
