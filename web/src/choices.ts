@@ -14,6 +14,7 @@ export function setUpChoices(form: HTMLFormElement): void {
   }
   const changed = () => {
     describeTrim(form);
+    fitBitrates(form);
     if (remember.checked) localStorage.setItem(REMEMBERED, JSON.stringify(chosen(form)));
     else localStorage.removeItem(REMEMBERED);
   };
@@ -24,6 +25,7 @@ export function setUpChoices(form: HTMLFormElement): void {
     changed();
   });
   describeTrim(form);
+  fitBitrates(form);
 }
 
 function fill(form: HTMLFormElement, values: Record<string, string>): void {
@@ -34,6 +36,25 @@ function fill(form: HTMLFormElement, values: Record<string, string>): void {
       field.value = value;
     }
   }
+}
+
+/** The constant or average bitrates (kbit/s) an MP3 can have at `sampleRate` (Hz; empty: the
+ * video's, which the encoder brings to 32 kHz or more): below 32 kHz (MPEG-2) up to 160. */
+export function bitratesFor(sampleRate: string): number[] {
+  const all = [32, 48, 64, 96, 128, 160, 192, 256, 320];
+  return sampleRate !== "" && Number(sampleRate) < 32000 ? all.filter((kbps) => kbps <= 160) : all;
+}
+
+/** Offers only the bitrates the chosen sample rate allows, moving a choice it does not to the
+ * nearest one it does. */
+function fitBitrates(form: HTMLFormElement): void {
+  const rate = (form.elements.namedItem("sample_rate") as HTMLSelectElement).value;
+  const bitrate = form.elements.namedItem("bitrate") as HTMLSelectElement;
+  const allowed = bitratesFor(rate);
+  for (const option of Array.from(bitrate.options)) {
+    option.disabled = !allowed.includes(Number(option.value));
+  }
+  if (!allowed.includes(Number(bitrate.value))) bitrate.value = String(allowed[allowed.length - 1]);
 }
 
 function describeTrim(form: HTMLFormElement): void {

@@ -1,7 +1,7 @@
 // The settings as sent: only fields that apply beside the others, and their words.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { sendable } from "../src/choices";
+import { bitratesFor, sendable } from "../src/choices";
 import { clock, secondsOf, settingsText, trimText } from "../src/words";
 
 void test("kbit/s go only with a constant or average bitrate, quality only with a varying one", () => {
@@ -48,4 +48,10 @@ void test("the settings a group was sent with are said in one line", () => {
     settingsText({ bitrate_mode: "cbr", bitrate: "192", channels: "2" }),
     "Converted with: constant 192 kbit/s, stereo.",
   );
+});
+
+void test("below 32 kHz only the bitrates MPEG-2 has are offered", () => {
+  assert.deepEqual(bitratesFor("22050"), [32, 48, 64, 96, 128, 160]);
+  assert.ok(bitratesFor("44100").includes(320));
+  assert.ok(bitratesFor("").includes(320));
 });
