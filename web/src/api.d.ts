@@ -3790,6 +3790,20 @@ export interface operations {
                 };
             };
             /**
+             * @description The gateway stalled while the body arrived and the upload's lease ran out; nothing
+             *     is kept: create it again.
+             */
+            423: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
              * @description `MAX_UNFINISHED_UPLOADS` unfinished uploads already (or
              *     `MAX_UNFINISHED_UPLOADS_PER_ADDRESS` from the caller's address),
              *     `MAX_CONCURRENT_UPLOADS` uploads in progress, or the jobs-per-day quota used up (with

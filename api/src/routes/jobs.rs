@@ -580,7 +580,7 @@ impl JobsApi {
             .await
             .map_err(|error| {
                 metrics::upload_refused(error.reason());
-                UploadResponse::from(error)
+                UploadResponse::from(UploadError::from(error))
             })
     }
 

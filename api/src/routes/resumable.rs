@@ -13,11 +13,12 @@
 
 use super::context::{
     AnswersBadRequest, AnswersUnauthorized, ApiTags, BearerAuth, Caller, Context, ErrorJson,
-    Refusal, unavailable,
+    Refusal, store_down,
 };
+use crate::uploads::refusal::{StartError, StartRefusal};
 use crate::uploads::resumable::{
-    Creating, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task, remove,
-    start_when_due, take_chunk, under_lease,
+    AppendRefusal, CreateRefusal, Creating, LeaseRefusal, LookupRefusal, Standing, TusHeaders,
+    TusRefusal, TusRequest, callers, lost_task, remove, start_when_due, take_chunk, under_lease,
 };
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -88,6 +89,19 @@ macro_rules! tus_refusals {
                 @unavailable,
             }
         }
+
+        impl Refusal<$name> for LookupRefusal {
+            fn answer(self) -> $name {
+                match self {
+                    LookupRefusal::BadRequest(error) => $name::BadRequest(error),
+                    LookupRefusal::Unauthorized(error) => $name::Unauthorized(error),
+                    LookupRefusal::NotFound(error) => $name::NotFound(error),
+                    LookupRefusal::Gone(error) => $name::Gone(error),
+                    LookupRefusal::Version(error) => $name::Version(error, tus::VERSION.into()),
+                    LookupRefusal::Unavailable(error) => $name::Unavailable(error),
+                }
+            }
+        }
     };
 }
 
@@ -136,6 +150,10 @@ tus_refusals! {
         /// This `Idempotency-Key` already created an upload of another file.
         #[oai(status = 422)]
         KeyReused(ErrorJson),
+        /// The gateway stalled while the body arrived and the upload's lease ran out; nothing
+        /// is kept: create it again.
+        #[oai(status = 423)]
+        Locked(ErrorJson),
         @checksum_mismatch,
         /// `MAX_UNFINISHED_UPLOADS` unfinished uploads already (or
         /// `MAX_UNFINISHED_UPLOADS_PER_ADDRESS` from the caller's address),
@@ -254,11 +272,6 @@ tus_refusals! {
     }
 }
 
-/// The refusal of an answer that has no such variant: an outage, in every operation's terms.
-fn not_expected(what: &str) -> ErrorJson {
-    unavailable("upload service", format!("unexpected refusal: {what}"))
-}
-
 impl Refusal<CreateResponse> for TusRefusal {
     fn answer(self) -> CreateResponse {
         use CreateResponse as Answer;
@@ -274,12 +287,19 @@ impl Refusal<CreateResponse> for TusRefusal {
             TusRefusal::Cut(e, offset) => Answer::TooSlow(e, offset, None),
             TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
             TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
-            TusRefusal::KeyReused(e) => Answer::KeyReused(e),
+            TusRefusal::Locked(e) => Answer::Locked(e),
             TusRefusal::ChecksumMismatch(e) => Answer::ChecksumMismatch(e),
             TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
             TusRefusal::Unavailable(e) => Answer::Unavailable(e),
-            TusRefusal::Conflict(..) => Answer::Unavailable(not_expected("conflict")),
-            TusRefusal::Locked(_) => Answer::Unavailable(not_expected("locked")),
+        }
+    }
+}
+
+impl Refusal<CreateResponse> for CreateRefusal {
+    fn answer(self) -> CreateResponse {
+        match self {
+            CreateRefusal::Refused(refusal) => refusal.answer(),
+            CreateRefusal::KeyReused(e) => CreateResponse::KeyReused(e),
         }
     }
 }
@@ -296,54 +316,72 @@ impl Refusal<AppendResponse> for TusRefusal {
             TusRefusal::TooSlow(e, offset, _) | TusRefusal::Cut(e, offset) => {
                 Answer::TooSlow(e, offset)
             }
-            TusRefusal::Conflict(e, offset) => Answer::Conflict(e, offset),
             TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
             TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
             TusRefusal::Locked(e) => Answer::Locked(e),
             TusRefusal::ChecksumMismatch(e) => Answer::ChecksumMismatch(e),
             TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
             TusRefusal::Unavailable(e) => Answer::Unavailable(e),
-            TusRefusal::KeyReused(_) => Answer::Unavailable(not_expected("key reused")),
         }
     }
 }
 
-impl Refusal<OffsetResponse> for TusRefusal {
-    fn answer(self) -> OffsetResponse {
-        use OffsetResponse as Answer;
+impl Refusal<AppendResponse> for AppendRefusal {
+    fn answer(self) -> AppendResponse {
         match self {
-            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
-            TusRefusal::NotFound(e) => Answer::NotFound(e),
-            TusRefusal::Gone(e) => Answer::Gone(e),
-            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
-            TusRefusal::TooLarge(e, limit, left) => Answer::TooLarge(e, limit, left),
-            TusRefusal::UnsupportedMedia(e) => Answer::UnsupportedMedia(e),
-            TusRefusal::TooMany(e, limit, left, after) => Answer::TooMany(e, limit, left, after),
-            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
-            TusRefusal::Conflict(..)
-            | TusRefusal::TooSlow(..)
-            | TusRefusal::Cut(..)
-            | TusRefusal::KeyReused(_)
-            | TusRefusal::Locked(_)
-            | TusRefusal::ChecksumMismatch(_) => Answer::Unavailable(not_expected("look")),
+            AppendRefusal::Refused(refusal) => refusal.answer(),
+            AppendRefusal::Conflict(e, offset) => AppendResponse::Conflict(e, offset),
         }
     }
 }
 
-impl Refusal<TerminateResponse> for TusRefusal {
-    fn answer(self) -> TerminateResponse {
-        use TerminateResponse as Answer;
-        match self {
-            TusRefusal::BadRequest(e) => Answer::BadRequest(e),
-            TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
-            TusRefusal::NotFound(e) => Answer::NotFound(e),
-            TusRefusal::Gone(e) => Answer::Gone(e),
-            TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
-            TusRefusal::Locked(e) => Answer::Locked(e),
-            TusRefusal::Unavailable(e) => Answer::Unavailable(e),
-            _ => Answer::Unavailable(not_expected("termination")),
-        }
+impl LeaseRefusal for TerminateResponse {
+    fn locked(error: ErrorJson) -> Self {
+        Self::Locked(error)
+    }
+
+    fn not_found(error: ErrorJson) -> Self {
+        Self::NotFound(error)
+    }
+
+    fn unavailable(error: ErrorJson) -> Self {
+        Self::Unavailable(error)
+    }
+}
+
+/// Where a look at an upload stops: another request holds it (and starts its job itself), or
+/// an answer.
+enum LookStop {
+    Held,
+    Answer(OffsetResponse),
+}
+
+impl LeaseRefusal for LookStop {
+    fn locked(_: ErrorJson) -> Self {
+        Self::Held
+    }
+
+    fn not_found(error: ErrorJson) -> Self {
+        Self::Answer(OffsetResponse::NotFound(error))
+    }
+
+    fn unavailable(error: ErrorJson) -> Self {
+        Self::Answer(OffsetResponse::Unavailable(error))
+    }
+}
+
+impl From<StartError> for LookStop {
+    fn from(error: StartError) -> Self {
+        Self::Answer(match StartRefusal::from(error) {
+            StartRefusal::BadRequest(e) => OffsetResponse::BadRequest(e),
+            StartRefusal::Unauthorized(e) => OffsetResponse::Unauthorized(e),
+            StartRefusal::TooLarge(e, limit, left) => OffsetResponse::TooLarge(e, limit, left),
+            StartRefusal::UnsupportedMedia(e) => OffsetResponse::UnsupportedMedia(e),
+            StartRefusal::TooMany(e, limit, left, after) => {
+                OffsetResponse::TooMany(e, limit, left, after)
+            }
+            StartRefusal::Unavailable(e) => OffsetResponse::Unavailable(e),
+        })
     }
 }
 
@@ -511,11 +549,15 @@ impl ResumableApi {
 
 impl ResumableApi {
     /// The caller, if the request speaks tus 1.0.0 and the token is good.
-    async fn caller(&self, auth: &BearerAuth, headers: &HeaderMap) -> Result<Caller, TusRefusal> {
+    async fn caller(
+        &self,
+        auth: &BearerAuth,
+        headers: &HeaderMap,
+    ) -> Result<Caller, LookupRefusal> {
         match tus::version(headers) {
             tus::Version::Spoken => {}
             tus::Version::Other => {
-                return Err(TusRefusal::Version(ErrorBody::new(
+                return Err(LookupRefusal::Version(ErrorBody::new(
                     ErrorCode::PreconditionFailed,
                     format!(
                         "This server speaks tus {}: send `Tus-Resumable: {}`.",
@@ -541,7 +583,7 @@ impl ResumableApi {
         auth: &BearerAuth,
         id: UploadId,
         headers: &HeaderMap,
-    ) -> Result<(Caller, Resumable), TusRefusal> {
+    ) -> Result<(Caller, Resumable), LookupRefusal> {
         let caller = self.caller(auth, headers).await?;
         let upload = callers(self.cx.gw(), id, caller.user).await?;
         Ok((caller, upload))
@@ -553,7 +595,7 @@ impl ResumableApi {
         &self,
         auth: &BearerAuth,
         request: TusRequest,
-    ) -> Result<(UploadId, Standing), TusRefusal> {
+    ) -> Result<(UploadId, Standing), CreateRefusal> {
         let caller = self.caller(auth, &request.headers).await?;
         let creating = Creating {
             gw: self.cx.gateway(),
@@ -561,7 +603,7 @@ impl ResumableApi {
         };
         tokio::spawn(creating.run(request))
             .await
-            .unwrap_or_else(|error| Err(lost_task(error)))
+            .unwrap_or_else(|error| Err(lost_task(error).into()))
     }
 
     /// Appends the request's body at its `Upload-Offset`, or (at the end of the upload) starts
@@ -571,8 +613,11 @@ impl ResumableApi {
         auth: &BearerAuth,
         id: UploadId,
         request: TusRequest,
-    ) -> Result<Standing, TusRefusal> {
-        let (caller, _) = self.callers_upload(auth, id, &request.headers).await?;
+    ) -> Result<Standing, AppendRefusal> {
+        let (caller, _) = self
+            .callers_upload(auth, id, &request.headers)
+            .await
+            .map_err(TusRefusal::from)?;
         if !tus::is_chunk(request.content_type.as_deref()) {
             return Err(TusRefusal::UnsupportedMedia(ErrorBody::new(
                 ErrorCode::UnsupportedMediaType,
@@ -580,10 +625,15 @@ impl ResumableApi {
                     "A chunk's body must be sent as {}.",
                     tus::CHUNK_CONTENT_TYPE
                 ),
-            )));
+            ))
+            .into());
         }
-        let Some(offset) = tus::size(&request.headers, "upload-offset")? else {
-            return Err(BadHeader("The Upload-Offset header is required.".into()).into());
+        let offset = tus::size(&request.headers, "upload-offset").map_err(TusRefusal::from)?;
+        let Some(offset) = offset else {
+            return Err(TusRefusal::from(BadHeader(
+                "The Upload-Offset header is required.".into(),
+            ))
+            .into());
         };
         take_chunk(self.cx.gateway(), caller, id, offset, request).await
     }
@@ -595,8 +645,11 @@ impl ResumableApi {
         auth: &BearerAuth,
         id: UploadId,
         headers: &HeaderMap,
-    ) -> Result<Resumable, TusRefusal> {
-        let (caller, upload) = self.callers_upload(auth, id, headers).await?;
+    ) -> Result<Resumable, OffsetResponse> {
+        let (caller, upload) = self
+            .callers_upload(auth, id, headers)
+            .await
+            .map_err(Refusal::answer)?;
         if !upload.is_complete() || upload.started_at.is_some() {
             return Ok(upload);
         }
@@ -610,9 +663,8 @@ impl ResumableApi {
                 started_at: standing.job.map(|_| now_millis()),
                 ..upload
             }),
-            // Another request holds it, and starts the job itself.
-            Err(TusRefusal::Locked(_)) => Ok(upload),
-            Err(refusal) => Err(refusal),
+            Err(LookStop::Held) => Ok(upload),
+            Err(LookStop::Answer(answer)) => Err(answer),
         }
     }
 
@@ -622,10 +674,14 @@ impl ResumableApi {
         auth: &BearerAuth,
         id: UploadId,
         headers: &HeaderMap,
-    ) -> Result<(), TusRefusal> {
-        self.callers_upload(auth, id, headers).await?;
+    ) -> Result<(), TerminateResponse> {
+        self.callers_upload(auth, id, headers)
+            .await
+            .map_err(Refusal::answer)?;
         under_lease(self.cx.gateway(), id, |held| async move {
-            remove(&held.gw, &held.upload).await
+            remove(&held.gw, &held.upload)
+                .await
+                .map_err(|error| TerminateResponse::Unavailable(store_down(error)))
         })
         .await?;
         tracing::info!(upload_id = %id, "resumable upload terminated by its user");

@@ -1,6 +1,6 @@
 //! What a caller may still keep and start, found before an upload's body is read.
 
-use super::refusal::UploadError;
+use super::refusal::{StartError, UploadError};
 use crate::gateway::Gateway;
 use audiomill_domain::UserId;
 use audiomill_domain::lifecycle::Quota;
@@ -52,21 +52,19 @@ impl Allowance {
 
 /// What `user_id` may still keep and start; refused at once when a quota is already used
 /// up (or the account is gone), before anything of a body is read.
-pub async fn allowance(gw: &Gateway, user_id: UserId) -> Result<Allowance, UploadError> {
-    let down = UploadError::from;
+pub async fn allowance(gw: &Gateway, user_id: UserId) -> Result<Allowance, StartError> {
     let user = gw
         .db
         .user_by_id(user_id)
-        .await
-        .map_err(down)?
-        .ok_or(UploadError::NoAccount)?;
-    let usage = gw.db.usage(user_id, now_millis()).await.map_err(down)?;
+        .await?
+        .ok_or(StartError::NoAccount)?;
+    let usage = gw.db.usage(user_id, now_millis()).await?;
     let allowance = Allowance {
         quota: user.quota.over(gw.quota),
         usage,
     };
     match allowance.exhausted() {
-        Some(over) => Err(UploadError::OverQuota(over)),
+        Some(over) => Err(StartError::OverQuota(over)),
         None => Ok(allowance),
     }
 }

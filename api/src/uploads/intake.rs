@@ -10,7 +10,7 @@
 
 use super::allowance::Allowance;
 use super::form::{FileLimit, ReadForm, open_upload, read_form};
-use super::refusal::{UploadError, batch_full};
+use super::refusal::{StartError, UploadError};
 use super::storing::{Fingerprint, HashOnly, IntoStorage, StoredSource, discard};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
@@ -86,7 +86,7 @@ async fn start_read(
                 for source in &read.videos {
                     discard(&gw.objects, Some(source)).await;
                 }
-                return Err(error);
+                return Err(error.into());
             }
         };
     let batch = Batch {
@@ -116,7 +116,7 @@ pub async fn start_resumed(
     read: &ReadForm<()>,
     batch_id: Option<BatchId>,
     quota: Quota,
-) -> Result<Option<WebhookEndpoint>, UploadError> {
+) -> Result<Option<WebhookEndpoint>, StartError> {
     let one_off_for = source.job_id.to_string();
     let callback = create_callback(gw, caller.user, read.callback.as_ref(), &one_off_for).await?;
     let batch = Batch {
@@ -139,7 +139,7 @@ async fn create_callback(
     user_id: UserId,
     url: Option<&WebhookUrl>,
     one_off_for: &str,
-) -> Result<Option<WebhookEndpoint>, UploadError> {
+) -> Result<Option<WebhookEndpoint>, StartError> {
     let Some(url) = url else {
         return Ok(None);
     };
@@ -152,7 +152,7 @@ async fn create_callback(
         .create_callback(&endpoint, one_off_for)
         .await
         .map(Some)
-        .map_err(UploadError::from)
+        .map_err(StartError::from)
 }
 
 /// Records a job for each of `sources` and starts its workflow; on failure no row, video or
@@ -160,7 +160,10 @@ async fn create_callback(
 async fn start_jobs(gw: &Gateway, caller: &Caller, batch: Batch<'_>) -> Result<(), UploadError> {
     let sources = batch.videos;
     for (started, source) in sources.iter().enumerate() {
-        if let Err(error) = start_job(gw, caller, source, &batch).await {
+        if let Err(error) = start_job(gw, caller, source, &batch)
+            .await
+            .map_err(UploadError::from)
+        {
             for earlier in &sources[..started] {
                 let handle = gw
                     .temporal
@@ -197,7 +200,7 @@ async fn start_job(
     caller: &Caller,
     source: &StoredSource,
     batch: &Batch<'_>,
-) -> Result<(), UploadError> {
+) -> Result<(), StartError> {
     let options = batch.options;
     let job = NewJob {
         id: source.job_id,
@@ -211,8 +214,8 @@ async fn start_job(
     };
     match gw.db.insert_job_within(&job, &batch.quota).await {
         Ok(Ok(())) => {}
-        Ok(Err(NotRecorded::Over(over))) => return Err(UploadError::OverQuota(over)),
-        Ok(Err(NotRecorded::BatchFull { limit })) => return Err(batch_full(limit)),
+        Ok(Err(NotRecorded::Over(over))) => return Err(StartError::OverQuota(over)),
+        Ok(Err(NotRecorded::BatchFull { limit })) => return Err(StartError::BatchFull { limit }),
         Err(error) => return Err(error.into()),
     }
     let input = ConvertVideoInput {
@@ -230,7 +233,7 @@ async fn start_job(
         .await
     {
         let _ = gw.db.delete_job(source.job_id).await;
-        return Err(UploadError::unavailable("conversion service", error));
+        return Err(StartError::unavailable("conversion service", error));
     }
     Ok(())
 }

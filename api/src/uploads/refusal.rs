@@ -66,6 +66,107 @@ impl From<StoreError> for UploadError {
     }
 }
 
+/// Why a stored upload's job could not start (a form's file, or a resumable upload once
+/// whole): what the quotas, the batch, the account, the file's first bytes or an outage say.
+#[derive(Debug)]
+pub enum StartError {
+    BatchFull {
+        limit: u64,
+    },
+    UnsupportedMedia(String),
+    OverQuota(OverQuota),
+    NoAccount,
+    /// A dependency (`what`) is down; `cause` is for the log only.
+    Unavailable {
+        what: &'static str,
+        cause: String,
+    },
+}
+
+impl StartError {
+    /// The reason label of the refusal in the metrics (as [`UploadError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BatchFull { .. } => "form",
+            Self::UnsupportedMedia(_) => "type",
+            Self::OverQuota(_) => "quota",
+            Self::NoAccount => "auth",
+            Self::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    pub(crate) fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            what,
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for StartError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable(store_part(&error), error)
+    }
+}
+
+impl From<StartError> for UploadError {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::BatchFull { limit } => batch_full(limit),
+            StartError::UnsupportedMedia(message) => Self::UnsupportedMedia(message),
+            StartError::OverQuota(over) => Self::OverQuota(over),
+            StartError::NoAccount => Self::NoAccount,
+            StartError::Unavailable { what, cause } => Self::Unavailable { what, cause },
+        }
+    }
+}
+
+/// A start's refusal as an answer: the part of [`UploadRefusal`] a start can give.
+pub enum StartRefusal {
+    BadRequest(ErrorJson),
+    Unauthorized(ErrorJson),
+    /// The storage quota, with its limit and remaining room.
+    TooLarge(ErrorJson, Option<u64>, Option<u64>),
+    UnsupportedMedia(ErrorJson),
+    /// The jobs-per-day quota: its limit, what is left, and seconds until the count restarts.
+    TooMany(ErrorJson, Option<u64>, Option<u64>, Option<u64>),
+    Unavailable(ErrorJson),
+}
+
+impl From<StartError> for StartRefusal {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::BatchFull { limit } => Self::BadRequest(ErrorBody::new(
+                ErrorCode::BadRequest,
+                batch_full_message(limit),
+            )),
+            StartError::UnsupportedMedia(message) => {
+                Self::UnsupportedMedia(ErrorBody::new(ErrorCode::UnsupportedMediaType, message))
+            }
+            StartError::OverQuota(over) => QuotaRefusal::from(over).into(),
+            StartError::NoAccount => {
+                Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, NO_ACCOUNT))
+            }
+            StartError::Unavailable { what, cause } => Self::Unavailable(unavailable(what, cause)),
+        }
+    }
+}
+
+impl From<StartRefusal> for UploadRefusal {
+    fn from(refusal: StartRefusal) -> Self {
+        match refusal {
+            StartRefusal::BadRequest(body) => Self::BadRequest(body),
+            StartRefusal::Unauthorized(body) => Self::Unauthorized(body),
+            StartRefusal::TooLarge(body, limit, left) => Self::TooLarge(body, limit, left),
+            StartRefusal::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            StartRefusal::TooMany(body, limit, left, after) => {
+                Self::TooMany(body, limit, left, after)
+            }
+            StartRefusal::Unavailable(body) => Self::Unavailable(body),
+        }
+    }
+}
+
 /// An upload's refusal as an answer, in the terms both ways of uploading (a form, tus) share.
 pub enum UploadRefusal {
     BadRequest(ErrorJson),
@@ -100,7 +201,7 @@ impl From<UploadError> for UploadRefusal {
                 None,
                 None,
             ),
-            UploadError::OverQuota(over) => QuotaRefusal::from(over).into(),
+            UploadError::OverQuota(over) => StartRefusal::from(QuotaRefusal::from(over)).into(),
             UploadError::NoAccount => {
                 Self::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, NO_ACCOUNT))
             }
@@ -112,10 +213,14 @@ impl From<UploadError> for UploadRefusal {
 
 /// The refusal of a file for a batch that is full.
 pub fn batch_full(limit: u64) -> UploadError {
-    UploadError::BadRequest(format!(
+    UploadError::BadRequest(batch_full_message(limit))
+}
+
+fn batch_full_message(limit: u64) -> String {
+    format!(
         "This batch holds {limit} jobs, the most one may; send further files with another \
          batch_id."
-    ))
+    )
 }
 
 pub(crate) fn too_large(limits: &UploadLimits) -> UploadError {
@@ -210,7 +315,7 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-impl From<QuotaRefusal> for UploadRefusal {
+impl From<QuotaRefusal> for StartRefusal {
     fn from(refusal: QuotaRefusal) -> Self {
         let (limit, remaining) = (Some(refusal.limit), Some(refusal.remaining));
         match refusal.retry_after {

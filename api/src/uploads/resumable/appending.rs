@@ -1,24 +1,51 @@
 //! A chunk appended under the upload's lease, and the start of the job once the last byte
 //! is in (or, after an outage, at the next request).
 
-use super::lease::{Held, under_lease};
+use super::lease::{Held, LeaseRefusal, under_lease};
 use super::request::{Standing, TusRefusal, TusRequest};
 use crate::auth::Caller;
 use crate::uploads::intake::{self};
-use crate::uploads::refusal::UploadError;
+use crate::uploads::refusal::StartError;
 use crate::uploads::storing::StoredSource;
 use crate::{
-    error::{ErrorBody, ErrorCode},
+    error::{ErrorBody, ErrorCode, ErrorJson},
     gateway::Gateway,
     metrics,
     uploads::file::{Container, Head},
     uploads::tus::{self, Checksum, ChunkChecks, ChunkStop},
 };
 use audiomill_domain::{UploadId, webhook::WebhookUrl};
-use audiomill_store::{Appended, PendingObject, Resumable, WebhookEndpoint};
+use audiomill_store::{Appended, PendingObject, Resumable, StoreError, WebhookEndpoint};
 use futures::StreamExt;
 use poem::Body;
 use std::sync::Arc;
+
+/// Why a chunk was refused: as any tus request may be, or because it was sent for another
+/// offset than where the upload stands (which is given).
+pub(crate) enum AppendRefusal {
+    Refused(TusRefusal),
+    Conflict(ErrorJson, u64),
+}
+
+impl From<TusRefusal> for AppendRefusal {
+    fn from(refusal: TusRefusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl LeaseRefusal for AppendRefusal {
+    fn locked(error: ErrorJson) -> Self {
+        Self::Refused(TusRefusal::locked(error))
+    }
+
+    fn not_found(error: ErrorJson) -> Self {
+        Self::Refused(TusRefusal::not_found(error))
+    }
+
+    fn unavailable(error: ErrorJson) -> Self {
+        Self::Refused(TusRefusal::unavailable(error))
+    }
+}
 
 /// Appends the request's body to upload `id` at `offset` (which must be where it stands once
 /// the lease is held), within the caller's uploads in progress; at the end of the upload,
@@ -29,12 +56,12 @@ pub(crate) async fn take_chunk(
     id: UploadId,
     offset: u64,
     request: TusRequest,
-) -> Result<Standing, TusRefusal> {
-    let checksum = Checksum::of(&request.headers)?;
+) -> Result<Standing, AppendRefusal> {
+    let checksum = Checksum::of(&request.headers).map_err(TusRefusal::from)?;
     under_lease(gw, id, move |held| async move {
         let upload = &held.upload;
         if offset != upload.offset {
-            return Err(TusRefusal::Conflict(
+            return Err(AppendRefusal::Conflict(
                 ErrorBody::new(
                     ErrorCode::Conflict,
                     format!(
@@ -45,28 +72,51 @@ pub(crate) async fn take_chunk(
                 upload.offset,
             ));
         }
-        if upload.is_complete() {
-            return start_when_due(&held.gw, &caller, held.upload.clone()).await;
-        }
-        let Some(_slot) = held.gw.uploads.begin(caller.user) else {
-            metrics::upload_refused("busy");
-            return Err(TusRefusal::TooMany(
-                ErrorBody::new(
-                    ErrorCode::TooManyRequests,
-                    format!(
-                        "At most {} uploads may be in progress at once; wait for one to finish.",
-                        held.gw.uploads.limit()
-                    ),
-                ),
-                None,
-                None,
-                None,
-            ));
-        };
-        let appending = Appending { held, caller };
-        appending.receive(request.body, checksum).await
+        Ok(append(held, caller, request, checksum).await?)
     })
     .await
+}
+
+/// Appends the body sent with a new upload's creation: its first bytes, from 0.
+pub(crate) async fn take_first_chunk(
+    gw: Arc<Gateway>,
+    caller: Caller,
+    id: UploadId,
+    request: TusRequest,
+) -> Result<Standing, TusRefusal> {
+    let checksum = Checksum::of(&request.headers)?;
+    under_lease(gw, id, move |held| append(held, caller, request, checksum)).await
+}
+
+/// Appends the body where the held upload stands, within the caller's uploads in progress;
+/// a complete upload's job is started instead, if no request could yet.
+async fn append(
+    held: Held,
+    caller: Caller,
+    request: TusRequest,
+    checksum: Option<Checksum>,
+) -> Result<Standing, TusRefusal> {
+    let upload = &held.upload;
+    if upload.is_complete() {
+        return Ok(start_when_due(&held.gw, &caller, held.upload.clone()).await?);
+    }
+    let Some(_slot) = held.gw.uploads.begin(caller.user) else {
+        metrics::upload_refused("busy");
+        return Err(TusRefusal::TooMany(
+            ErrorBody::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "At most {} uploads may be in progress at once; wait for one to finish.",
+                    held.gw.uploads.limit()
+                ),
+            ),
+            None,
+            None,
+            None,
+        ));
+    };
+    let appending = Appending { held, caller };
+    appending.receive(request.body, checksum).await
 }
 
 /// One request appending to an upload, under its lease.
@@ -107,7 +157,7 @@ impl Appending {
             Some(ChunkStop::NotAVideo) => {
                 let _ = remove(gw, upload).await;
                 metrics::upload_refused("type");
-                Err(UploadError::UnsupportedMedia(format!(
+                Err(StartError::UnsupportedMedia(format!(
                     "The file's content is not a valid .{extension} video; the upload is removed."
                 ))
                 .into())
@@ -162,7 +212,7 @@ impl Appending {
             offset: reached.offset,
             ..upload.clone()
         };
-        start_when_due(gw, &self.caller, whole).await
+        Ok(start_when_due(gw, &self.caller, whole).await?)
     }
 }
 
@@ -174,22 +224,18 @@ pub(crate) async fn start_when_due(
     gw: &Gateway,
     caller: &Caller,
     upload: Resumable,
-) -> Result<Standing, TusRefusal> {
+) -> Result<Standing, StartError> {
     if upload.started_at.is_some() {
         return Ok(Standing::of(&upload));
     }
-    let down = TusRefusal::from;
     // A start whose record was lost (the database failed just after) is not made twice.
-    let started = match gw.db.job(upload.upload.job_id).await.map_err(down)? {
+    let started = match gw.db.job(upload.upload.job_id).await? {
         Some(_) => Ok(None),
         None => start(gw, caller, &upload).await,
     };
     match started {
         Ok(callback) => {
-            gw.db
-                .mark_resumable_started(upload.upload.id)
-                .await
-                .map_err(down)?;
+            gw.db.mark_resumable_started(upload.upload.id).await?;
             tracing::info!(job_id = %upload.upload.job_id, size = upload.upload.length, "resumable upload accepted");
             metrics::upload_accepted(upload.upload.length);
             Ok(Standing {
@@ -198,12 +244,12 @@ pub(crate) async fn start_when_due(
                 ..Standing::of(&upload)
             })
         }
-        Err(error @ UploadError::Unavailable { .. }) => Err(error.into()),
+        Err(error @ StartError::Unavailable { .. }) => Err(error),
         Err(error) => {
             metrics::upload_refused(error.reason());
             let _ = gw.objects.delete(&upload.upload.source_key).await;
             let _ = gw.db.delete_resumable(upload.upload.id).await;
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -213,7 +259,7 @@ pub(crate) async fn start(
     gw: &Gateway,
     caller: &Caller,
     upload: &Resumable,
-) -> Result<Option<WebhookEndpoint>, UploadError> {
+) -> Result<Option<WebhookEndpoint>, StartError> {
     let spec = &upload.upload;
     let extension = crate::uploads::file::extension(&spec.filename).unwrap_or_default();
     let head_end = (Head::WANTED as u64).min(spec.length);
@@ -221,17 +267,14 @@ pub(crate) async fn start(
         .objects
         .read_range(&spec.source_key, 0..head_end)
         .await
-        .map_err(|error| UploadError::Unavailable {
-            what: "storage",
-            cause: error.to_string(),
-        })?;
+        .map_err(|error| StartError::unavailable("storage", error))?;
     let mut head = Head::new();
     while let Some(Ok(chunk)) = first.next().await {
         head.push(&chunk);
     }
     let seen = Container::sniff(&head.bytes);
     if seen.is_none() || seen != Container::for_extension(&extension) {
-        return Err(UploadError::UnsupportedMedia(format!(
+        return Err(StartError::UnsupportedMedia(format!(
             "The file's content is not a valid .{extension} video."
         )));
     }
@@ -257,12 +300,9 @@ pub(crate) async fn start(
 }
 
 /// Removes the upload: its row first (so no request finds it again), then its bytes.
-pub(crate) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), TusRefusal> {
+pub(crate) async fn remove(gw: &Gateway, upload: &Resumable) -> Result<(), StoreError> {
     gw.db.delete_resumable(upload.upload.id).await?;
-    gw.objects
-        .discard_unstarted(upload)
-        .await
-        .map_err(TusRefusal::from)
+    gw.objects.discard_unstarted(upload).await
 }
 
 /// Records that the upload reached `reached`, under the request's lease.

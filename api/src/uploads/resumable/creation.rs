@@ -1,9 +1,10 @@
 //! Creating an upload: its headers read and checked, its row recorded within the caller's
 //! limits, and a first chunk taken; a creation refused on the way leaves nothing behind.
 
-use super::appending::{remove, take_chunk};
+use super::appending::{remove, take_first_chunk};
 use super::request::{Standing, TusRefusal, TusRequest};
 use crate::auth::Caller;
+use crate::error::ErrorJson;
 use crate::uploads::refusal::UploadError;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -19,6 +20,19 @@ use audiomill_store::{
 use poem::http::HeaderMap;
 use std::sync::Arc;
 
+/// Why a creation was refused: as any tus request may be, or because its `Idempotency-Key`
+/// already created an upload of another file.
+pub(crate) enum CreateRefusal {
+    Refused(TusRefusal),
+    KeyReused(ErrorJson),
+}
+
+impl<T: Into<TusRefusal>> From<T> for CreateRefusal {
+    fn from(refusal: T) -> Self {
+        Self::Refused(refusal.into())
+    }
+}
+
 /// A creation under way, moved off its request.
 pub(crate) struct Creating {
     pub(crate) gw: Arc<Gateway>,
@@ -29,13 +43,16 @@ impl Creating {
     /// Records the upload and appends its body. A refused body removes the upload (its
     /// client has no `Location` for it); one that stopped coming keeps what arrived when the
     /// answer can name it, or when an `Idempotency-Key` lets its client find it again.
-    pub(crate) async fn run(self, request: TusRequest) -> Result<(UploadId, Standing), TusRefusal> {
+    pub(crate) async fn run(
+        self,
+        request: TusRequest,
+    ) -> Result<(UploadId, Standing), CreateRefusal> {
         let gw = &*self.gw;
         let asked = match Asked::read(gw, &request).await {
             Ok(asked) => asked,
             Err(refusal) => {
                 metrics::upload_refused("form");
-                return Err(refusal);
+                return Err(refusal.into());
             }
         };
         if let Some(key) = &asked.key
@@ -47,9 +64,9 @@ impl Creating {
             .await?
             .quota;
         if asked.length > gw.limits.max_bytes {
-            return Err(UploadError::TooLarge {
+            return Err(TusRefusal::from(UploadError::TooLarge {
                 limit_mb: gw.limits.max_bytes / (1024 * 1024),
-            }
+            })
             .into());
         }
         let upload =
@@ -62,13 +79,13 @@ impl Creating {
         if !request.has_bytes() {
             return Ok((id, Standing::of(&upload)));
         }
-        match take_chunk(self.gw.clone(), self.caller.clone(), id, 0, request).await {
+        match take_first_chunk(self.gw.clone(), self.caller.clone(), id, request).await {
             Ok(standing) => Ok((id, standing)),
             Err(TusRefusal::TooSlow(error, offset, _)) => {
-                Err(TusRefusal::TooSlow(error, offset, Some(id)))
+                Err(TusRefusal::TooSlow(error, offset, Some(id)).into())
             }
             Err(TusRefusal::Cut(error, offset)) if asked.key.is_some() => {
-                Err(TusRefusal::TooSlow(error, offset, Some(id)))
+                Err(TusRefusal::TooSlow(error, offset, Some(id)).into())
             }
             Err(refusal) => {
                 if let Ok(Some(left)) = gw.db.resumable(id).await
@@ -76,7 +93,7 @@ impl Creating {
                 {
                     let _ = remove(gw, &left).await;
                 }
-                Err(refusal)
+                Err(refusal.into())
             }
         }
     }
@@ -224,12 +241,12 @@ impl Asked {
 
     /// The answer to a creation whose key already made `earlier`: that upload, if it is of
     /// the same file.
-    fn again(&self, earlier: Resumable) -> Result<(UploadId, Standing), TusRefusal> {
+    fn again(&self, earlier: Resumable) -> Result<(UploadId, Standing), CreateRefusal> {
         if earlier.upload.filename != self.filename
             || earlier.upload.length != self.length
             || earlier.upload.options != self.choices.options
         {
-            return Err(TusRefusal::KeyReused(ErrorBody::new(
+            return Err(CreateRefusal::KeyReused(ErrorBody::new(
                 ErrorCode::UnprocessableContent,
                 "This Idempotency-Key already created an upload of another file (or with other \
                  choices); use a new key for a new upload.",

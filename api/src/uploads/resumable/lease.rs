@@ -1,9 +1,8 @@
 //! One request at a time on an upload: a lease on its row, taken before the upload is read
 //! and given back when the request's work ends, on whichever gateway.
 
-use super::request::{TusRefusal, lost_task};
 use crate::{
-    error::{ErrorBody, ErrorCode},
+    error::{ErrorBody, ErrorCode, ErrorJson, store_down, unavailable},
     gateway::Gateway,
 };
 use audiomill_domain::UploadId;
@@ -13,6 +12,14 @@ use std::{sync::Arc, time::Duration};
 /// How long a request's lease on an upload lasts; renewed while its body streams in, so only
 /// a gateway that died leaves one to run out.
 pub(crate) const LEASE: Duration = Duration::from_secs(60);
+
+/// A refusal that can say what holding an upload's lease may: another request holds it (423),
+/// the upload is gone (404), or an outage (503). Each operation has its own.
+pub(crate) trait LeaseRefusal: Send + 'static {
+    fn locked(error: ErrorJson) -> Self;
+    fn not_found(error: ErrorJson) -> Self;
+    fn unavailable(error: ErrorJson) -> Self;
+}
 
 /// An upload as it stands once a request holds its lease.
 pub(crate) struct Held {
@@ -26,15 +33,16 @@ pub(crate) struct Held {
 /// holds it; 404 when it is gone), then gives the lease back. The work runs in a task of its
 /// own, to its end even when the request is dropped (its client gone mid-body): what arrived
 /// is kept, a job started is recorded, and the lease is given back at once.
-pub(crate) async fn under_lease<T, F, Fut>(
+pub(crate) async fn under_lease<T, E, F, Fut>(
     gw: Arc<Gateway>,
     id: UploadId,
     work: F,
-) -> Result<T, TusRefusal>
+) -> Result<T, E>
 where
     T: Send + 'static,
+    E: LeaseRefusal,
     F: FnOnce(Held) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, TusRefusal>> + Send,
+    Fut: Future<Output = Result<T, E>> + Send,
 {
     let task = tokio::spawn(async move {
         let lease = Lease::take(gw.clone(), id).await?;
@@ -43,16 +51,18 @@ where
                 let holder = lease.holder.clone();
                 work(Held { gw, upload, holder }).await
             }
-            Ok(None) => Err(TusRefusal::NotFound(ErrorBody::new(
+            Ok(None) => Err(E::not_found(ErrorBody::new(
                 ErrorCode::NotFound,
                 "There is no such upload.",
             ))),
-            Err(error) => Err(error.into()),
+            Err(error) => Err(E::unavailable(store_down(error))),
         };
         lease.release().await;
         outcome
     });
-    task.await.unwrap_or_else(|error| Err(lost_task(error)))
+    // The request's own task died: a bug, never a client's doing.
+    task.await
+        .unwrap_or_else(|error| Err(E::unavailable(unavailable("upload service", error))))
 }
 
 /// A request's hold on one upload: no other request appends while it lasts. Renewed in the
@@ -67,12 +77,16 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    async fn take(gw: std::sync::Arc<Gateway>, id: UploadId) -> Result<Self, TusRefusal> {
+    async fn take<E: LeaseRefusal>(gw: std::sync::Arc<Gateway>, id: UploadId) -> Result<Self, E> {
         let holder = uuid::Uuid::new_v4().to_string();
         let until = || now_millis() + LEASE.as_millis() as i64;
-        let taken = gw.db.lease_resumable(id, &holder, until()).await?;
+        let taken = gw
+            .db
+            .lease_resumable(id, &holder, until())
+            .await
+            .map_err(|error| E::unavailable(store_down(error)))?;
         if !taken {
-            return Err(TusRefusal::Locked(ErrorBody::new(
+            return Err(E::locked(ErrorBody::new(
                 ErrorCode::Locked,
                 "Another request is appending to this upload now; try again when it has \
                  finished.",

@@ -9,7 +9,9 @@ mod creation;
 mod lease;
 mod request;
 
-pub(crate) use appending::{remove, start_when_due, take_chunk};
-pub(crate) use creation::Creating;
-pub(crate) use lease::under_lease;
-pub(crate) use request::{Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task};
+pub(crate) use appending::{AppendRefusal, remove, start_when_due, take_chunk};
+pub(crate) use creation::{CreateRefusal, Creating};
+pub(crate) use lease::{LeaseRefusal, under_lease};
+pub(crate) use request::{
+    LookupRefusal, Standing, TusHeaders, TusRefusal, TusRequest, callers, lost_task,
+};

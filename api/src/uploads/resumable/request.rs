@@ -3,10 +3,11 @@
 
 use crate::auth::Denied;
 use crate::error::{ErrorJson, store_down, unavailable};
-use crate::uploads::refusal::{UploadError, UploadRefusal};
+use crate::uploads::refusal::{StartError, StartRefusal, UploadError, UploadRefusal};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
+    uploads::resumable::LeaseRefusal,
     uploads::tus::{self, BadHeader},
 };
 use audiomill_domain::{JobId, UploadId, UserId};
@@ -99,8 +100,6 @@ pub(crate) enum TusRefusal {
     Unauthorized(ErrorJson),
     NotFound(ErrorJson),
     Gone(ErrorJson),
-    /// `Upload-Offset` is not where the upload stands (which is given).
-    Conflict(ErrorJson, u64),
     /// The body stopped arriving; what arrived is kept up to the given offset, in the given
     /// upload (named for a creation, whose client has no `Location` yet).
     TooSlow(ErrorJson, u64, Option<UploadId>),
@@ -109,11 +108,69 @@ pub(crate) enum TusRefusal {
     Version(ErrorJson),
     TooLarge(ErrorJson, Option<u64>, Option<u64>),
     UnsupportedMedia(ErrorJson),
-    KeyReused(ErrorJson),
     Locked(ErrorJson),
     ChecksumMismatch(ErrorJson),
     TooMany(ErrorJson, Option<u64>, Option<u64>, Option<u64>),
     Unavailable(ErrorJson),
+}
+
+impl LeaseRefusal for TusRefusal {
+    fn locked(error: ErrorJson) -> Self {
+        Self::Locked(error)
+    }
+
+    fn not_found(error: ErrorJson) -> Self {
+        Self::NotFound(error)
+    }
+
+    fn unavailable(error: ErrorJson) -> Self {
+        Self::Unavailable(error)
+    }
+}
+
+/// Why a request stops before it reaches its upload: the tus version, a header, the token, the
+/// upload (none, someone else's, expired), or an outage. Every tus operation answers each.
+pub(crate) enum LookupRefusal {
+    BadRequest(ErrorJson),
+    Unauthorized(ErrorJson),
+    NotFound(ErrorJson),
+    Gone(ErrorJson),
+    Version(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+impl From<Denied> for LookupRefusal {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
+}
+
+impl From<StoreError> for LookupRefusal {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
+}
+
+impl From<BadHeader> for LookupRefusal {
+    fn from(bad: BadHeader) -> Self {
+        Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, bad.0))
+    }
+}
+
+impl From<LookupRefusal> for TusRefusal {
+    fn from(refusal: LookupRefusal) -> Self {
+        match refusal {
+            LookupRefusal::BadRequest(error) => Self::BadRequest(error),
+            LookupRefusal::Unauthorized(error) => Self::Unauthorized(error),
+            LookupRefusal::NotFound(error) => Self::NotFound(error),
+            LookupRefusal::Gone(error) => Self::Gone(error),
+            LookupRefusal::Version(error) => Self::Version(error),
+            LookupRefusal::Unavailable(error) => Self::Unavailable(error),
+        }
+    }
 }
 
 impl From<Denied> for TusRefusal {
@@ -134,6 +191,21 @@ impl From<StoreError> for TusRefusal {
 impl From<BadHeader> for TusRefusal {
     fn from(bad: BadHeader) -> Self {
         Self::BadRequest(ErrorBody::new(ErrorCode::BadRequest, bad.0))
+    }
+}
+
+impl From<StartError> for TusRefusal {
+    fn from(error: StartError) -> Self {
+        match StartRefusal::from(error) {
+            StartRefusal::BadRequest(body) => Self::BadRequest(body),
+            StartRefusal::Unauthorized(body) => Self::Unauthorized(body),
+            StartRefusal::TooLarge(body, limit, left) => Self::TooLarge(body, limit, left),
+            StartRefusal::UnsupportedMedia(body) => Self::UnsupportedMedia(body),
+            StartRefusal::TooMany(body, limit, left, after) => {
+                Self::TooMany(body, limit, left, after)
+            }
+            StartRefusal::Unavailable(body) => Self::Unavailable(body),
+        }
     }
 }
 
@@ -199,20 +271,20 @@ pub(crate) async fn callers(
     gw: &Gateway,
     id: UploadId,
     user_id: UserId,
-) -> Result<Resumable, TusRefusal> {
+) -> Result<Resumable, LookupRefusal> {
     let upload = gw
         .db
         .resumable(id)
         .await?
         .filter(|upload| upload.upload.user_id == user_id)
         .ok_or_else(|| {
-            TusRefusal::NotFound(ErrorBody::new(
+            LookupRefusal::NotFound(ErrorBody::new(
                 ErrorCode::NotFound,
                 "There is no such upload.",
             ))
         })?;
     if upload.started_at.is_none() && upload.upload.expires_at <= now_millis() {
-        return Err(TusRefusal::Gone(ErrorBody::new(
+        return Err(LookupRefusal::Gone(ErrorBody::new(
             ErrorCode::Gone,
             "This upload expired and its bytes are removed; start it again.",
         )));
