@@ -13,6 +13,7 @@
 //! - `page`: errors as a page for browsers that open a download link.
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 //! - `webapp`: the web app people use, embedded, at `/` and `/app/{file}`.
+//! - `session_cookie`: the browser session's cookie (its refresh token), read and written.
 //! - [`Gateway`] (`gateway.rs`): what the handlers share; [`app`] (`app.rs`): the routes with
 //!   the layers in front of them, the Swagger UI and the document.
 
@@ -30,6 +31,7 @@ pub mod params;
 mod request_log;
 pub mod routes;
 pub mod server;
+mod session_cookie;
 pub mod status;
 pub mod uploads;
 mod webapp;

@@ -277,7 +277,7 @@ impl AccountsApi {
         let caller = or_refuse!(self.cx.authenticate(&auth).await);
         let gw = self.cx.gw();
         match gw.db.revoke_session(&caller.session).await {
-            Ok(()) => LogoutResponse::Done(super::session::removal(request, gw)),
+            Ok(()) => LogoutResponse::Done(crate::session_cookie::removal(request, gw)),
             Err(error) => LogoutResponse::Unavailable(store_down(error)),
         }
     }

@@ -14,14 +14,10 @@ use super::context::{ApiTags, BasicAuth, Context, Denied, ErrorJson, Refusal};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
+    session_cookie::{cookie, removal, secure, session_cookie},
 };
 use poem::Request;
 use poem_openapi::{Object, OpenApi, param::Header, payload::Json};
-
-/// The cookie that holds the refresh token.
-pub const COOKIE: &str = "audiomill_session";
-/// Where the browser sends it: here only.
-const COOKIE_PATH: &str = "/session";
 
 /// `/session` and `/session/refresh`.
 pub struct SessionApi {
@@ -141,41 +137,6 @@ fn opened(gw: &Gateway, request: &Request, login: &OpenLogin) -> SessionResponse
         }),
         cookie(&login.refresh, lifetime, secure(request, gw)),
     )
-}
-
-/// The refresh token in the request's session cookie, if it has a non-empty one.
-fn session_cookie(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get_all(poem::http::header::COOKIE)
-        .iter()
-        .filter_map(|header| header.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
-}
-
-/// The `Set-Cookie` value that removes the session cookie.
-pub fn removal(request: &Request, gw: &Gateway) -> String {
-    cookie("", 0, secure(request, gw))
-}
-
-fn cookie(value: &str, max_age: u64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    )
-}
-
-/// Whether the browser reached the service over HTTPS: directly, through a proxy that says
-/// so, or as the service's public address says.
-fn secure(request: &Request, gw: &Gateway) -> bool {
-    request.uri().scheme_str() == Some("https")
-        || request
-            .header("x-forwarded-proto")
-            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
-        || gw.links.base_url().starts_with("https://")
 }
 
 /// Refuses a cookie request that a page of another site could have made: one without the
