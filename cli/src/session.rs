@@ -255,8 +255,10 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let store = LoginStore::at(home.path().join("audiomill"));
         assert_eq!(store.read().unwrap(), None);
-        store.write(&login()).unwrap();
-        assert_eq!(store.read().unwrap(), Some(login()));
+        // One login, written and read back: two calls could fall either side of a second.
+        let saved = login();
+        store.write(&saved).unwrap();
+        assert_eq!(store.read().unwrap(), Some(saved));
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&store.file()), 0o600);
         assert_eq!(mode(store.dir()), 0o700);

@@ -94,7 +94,7 @@ macro_rules! api_response {
         api_response!(@variants $meta $name $done [$($answers)* (AnswersNotFound, not_found, NotFound)] $($rest)*);
     };
     (@answer_of Unavailable [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
-        api_response!(@variants $meta $name $done [$($answers)* (AnswersUnavailable, unavailable, Unavailable)] $($rest)*);
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersUnavailable, down, Unavailable)] $($rest)*);
     };
     (@answer_of $variant:ident $fields:tt $meta:tt $name:ident $done:tt $answers:tt $($rest:tt)*) => {
         api_response!(@variants $meta $name $done $answers $($rest)*);
@@ -279,7 +279,7 @@ pub(crate) trait AnswersNotFound {
 
 /// A response that answers 503 (`@unavailable`).
 pub(crate) trait AnswersUnavailable {
-    fn unavailable(error: ErrorJson) -> Self;
+    fn down(error: ErrorJson) -> Self;
 }
 
 /// A refusal, answered in an operation's response `R`: the caller check's in any response
@@ -298,7 +298,7 @@ impl<R: AnswersUnauthorized + AnswersUnavailable> Refusal<R> for Denied {
     fn answer(self) -> R {
         match self {
             Denied::Unauthorized(error) => R::unauthorized(error),
-            Denied::Unavailable(error) => R::unavailable(error),
+            Denied::Unavailable(error) => R::down(error),
         }
     }
 }
@@ -308,7 +308,7 @@ impl<R: AnswersUnauthorized + AnswersNotFound + AnswersUnavailable> Refusal<R> f
         match self {
             JobRefusal::Unauthorized(error) => R::unauthorized(error),
             JobRefusal::NotFound(error) => R::not_found(error),
-            JobRefusal::Unavailable(error) => R::unavailable(error),
+            JobRefusal::Unavailable(error) => R::down(error),
         }
     }
 }

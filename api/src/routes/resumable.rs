@@ -336,7 +336,7 @@ impl Refusal<AppendResponse> for AppendRefusal {
 }
 
 impl LeaseRefusal for TerminateResponse {
-    fn locked(error: ErrorJson) -> Self {
+    fn held_elsewhere(error: ErrorJson) -> Self {
         Self::Locked(error)
     }
 
@@ -344,7 +344,7 @@ impl LeaseRefusal for TerminateResponse {
         Self::NotFound(error)
     }
 
-    fn unavailable(error: ErrorJson) -> Self {
+    fn down(error: ErrorJson) -> Self {
         Self::Unavailable(error)
     }
 }
@@ -357,7 +357,7 @@ enum LookStop {
 }
 
 impl LeaseRefusal for LookStop {
-    fn locked(_: ErrorJson) -> Self {
+    fn held_elsewhere(_: ErrorJson) -> Self {
         Self::Held
     }
 
@@ -365,7 +365,7 @@ impl LeaseRefusal for LookStop {
         Self::Answer(OffsetResponse::NotFound(error))
     }
 
-    fn unavailable(error: ErrorJson) -> Self {
+    fn down(error: ErrorJson) -> Self {
         Self::Answer(OffsetResponse::Unavailable(error))
     }
 }

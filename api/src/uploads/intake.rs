@@ -233,7 +233,7 @@ async fn start_job(
         .await
     {
         let _ = gw.db.delete_job(source.job_id).await;
-        return Err(StartError::unavailable("conversion service", error));
+        return Err(StartError::down("conversion service", error));
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ impl UploadError {
         Self::BadRequest(message.into())
     }
 
-    pub(crate) fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn down(what: &'static str, cause: impl std::fmt::Display) -> Self {
         Self::Unavailable {
             what,
             cause: cause.to_string(),
@@ -62,7 +62,7 @@ impl UploadError {
 
 impl From<StoreError> for UploadError {
     fn from(error: StoreError) -> Self {
-        Self::unavailable(store_part(&error), error)
+        Self::down(store_part(&error), error)
     }
 }
 
@@ -95,7 +95,7 @@ impl StartError {
         }
     }
 
-    pub(crate) fn unavailable(what: &'static str, cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn down(what: &'static str, cause: impl std::fmt::Display) -> Self {
         Self::Unavailable {
             what,
             cause: cause.to_string(),
@@ -105,7 +105,7 @@ impl StartError {
 
 impl From<StoreError> for StartError {
     fn from(error: StoreError) -> Self {
-        Self::unavailable(store_part(&error), error)
+        Self::down(store_part(&error), error)
     }
 }
 

@@ -34,16 +34,16 @@ impl From<TusRefusal> for AppendRefusal {
 }
 
 impl LeaseRefusal for AppendRefusal {
-    fn locked(error: ErrorJson) -> Self {
-        Self::Refused(TusRefusal::locked(error))
+    fn held_elsewhere(error: ErrorJson) -> Self {
+        Self::Refused(TusRefusal::held_elsewhere(error))
     }
 
     fn not_found(error: ErrorJson) -> Self {
         Self::Refused(TusRefusal::not_found(error))
     }
 
-    fn unavailable(error: ErrorJson) -> Self {
-        Self::Refused(TusRefusal::unavailable(error))
+    fn down(error: ErrorJson) -> Self {
+        Self::Refused(TusRefusal::down(error))
     }
 }
 
@@ -267,7 +267,7 @@ pub(crate) async fn start(
         .objects
         .read_range(&spec.source_key, 0..head_end)
         .await
-        .map_err(|error| StartError::unavailable("storage", error))?;
+        .map_err(|error| StartError::down("storage", error))?;
     let mut head = Head::new();
     while let Some(Ok(chunk)) = first.next().await {
         head.push(&chunk);

@@ -16,9 +16,9 @@ pub(crate) const LEASE: Duration = Duration::from_secs(60);
 /// A refusal that can say what holding an upload's lease may: another request holds it (423),
 /// the upload is gone (404), or an outage (503). Each operation has its own.
 pub(crate) trait LeaseRefusal: Send + 'static {
-    fn locked(error: ErrorJson) -> Self;
+    fn held_elsewhere(error: ErrorJson) -> Self;
     fn not_found(error: ErrorJson) -> Self;
-    fn unavailable(error: ErrorJson) -> Self;
+    fn down(error: ErrorJson) -> Self;
 }
 
 /// An upload as it stands once a request holds its lease.
@@ -55,14 +55,14 @@ where
                 ErrorCode::NotFound,
                 "There is no such upload.",
             ))),
-            Err(error) => Err(E::unavailable(store_down(error))),
+            Err(error) => Err(E::down(store_down(error))),
         };
         lease.release().await;
         outcome
     });
     // The request's own task died: a bug, never a client's doing.
     task.await
-        .unwrap_or_else(|error| Err(E::unavailable(unavailable("upload service", error))))
+        .unwrap_or_else(|error| Err(E::down(unavailable("upload service", error))))
 }
 
 /// A request's hold on one upload: no other request appends while it lasts. Renewed in the
@@ -84,9 +84,9 @@ impl Lease {
             .db
             .lease_resumable(id, &holder, until())
             .await
-            .map_err(|error| E::unavailable(store_down(error)))?;
+            .map_err(|error| E::down(store_down(error)))?;
         if !taken {
-            return Err(E::locked(ErrorBody::new(
+            return Err(E::held_elsewhere(ErrorBody::new(
                 ErrorCode::Locked,
                 "Another request is appending to this upload now; try again when it has \
                  finished.",

@@ -115,7 +115,7 @@ pub(crate) enum TusRefusal {
 }
 
 impl LeaseRefusal for TusRefusal {
-    fn locked(error: ErrorJson) -> Self {
+    fn held_elsewhere(error: ErrorJson) -> Self {
         Self::Locked(error)
     }
 
@@ -123,7 +123,7 @@ impl LeaseRefusal for TusRefusal {
         Self::NotFound(error)
     }
 
-    fn unavailable(error: ErrorJson) -> Self {
+    fn down(error: ErrorJson) -> Self {
         Self::Unavailable(error)
     }
 }
