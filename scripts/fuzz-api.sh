@@ -79,6 +79,17 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 
 include-name = "POST /upload"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 413, 415, 422, 429]
 
+# A key's expiry must be in the future and its name visible, and `credentials` (or, for a
+# user, `admin`) is never granted: what a schema cannot say.
+[[operations]]
+include-name = "POST /api-keys"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 429]
+
+# Only the account's own current password changes it.
+[[operations]]
+include-name = "PUT /me/password"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
+
 # A resumable upload's headers carry what the document cannot check: an upload that exists
 # (404, 410), where it stands (409), a body of the right type and size (413, 415), a checksum
 # that matches (460), the lease another request may hold (423), the file's name (415).
@@ -94,13 +105,16 @@ fuzz() { # extra schemathesis arguments...
 }
 
 status=0
-echo "fuzz-api: every operation but /logout and DELETE /jobs, ${BUDGET} s"
-# /logout ends the login whose token the others use, and DELETE removes the job they look at:
-# each gets a run of its own afterwards.
+echo "fuzz-api: every operation but /logout and the deletions, ${BUDGET} s"
+# /logout and DELETE /me/logins end the login whose token the others use, and DELETE removes
+# the job they look at: each gets a run of its own afterwards.
 fuzz -H "Authorization: Bearer $FIRST_TOKEN" --exclude-path /logout --exclude-method DELETE \
   --max-time "$BUDGET" || status=1
-echo "fuzz-api: DELETE /jobs/{job_id}"
-fuzz -H "Authorization: Bearer $(token)" --include-method DELETE --max-time 20 || status=1
+echo "fuzz-api: DELETE /jobs/{job_id} and the other deletions"
+fuzz -H "Authorization: Bearer $(token)" --include-method DELETE --exclude-path /me/logins \
+  --max-time 20 || status=1
+echo "fuzz-api: DELETE /me/logins"
+fuzz -H "Authorization: Bearer $(token)" --include-path /me/logins --max-time 20 || status=1
 echo "fuzz-api: /logout"
 fuzz -H "Authorization: Bearer $(token)" --include-path /logout --max-time 20 || status=1
 if grep -q '"level":"ERROR"\|panicked' "$WORK/gateway.log"; then

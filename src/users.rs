@@ -17,8 +17,8 @@ pub async fn add_user(
 ) -> anyhow::Result<User> {
     let email = EmailAddress::parse(email)
         .map_err(|_| anyhow::anyhow!("{email:?} is not a valid e-mail address."))?;
-    if password.chars().count() < 8 {
-        anyhow::bail!("The password must have at least 8 characters.");
+    if let Some(problem) = audiomill_api::auth::password_problem(password) {
+        anyhow::bail!(problem);
     }
     let password = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || audiomill_api::auth::hash_password(&password))

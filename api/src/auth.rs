@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{ErrorJson, store_down};
+use crate::scopes::Scopes;
 use audiomill_store::StoreError;
 
 const ISSUER: &str = "audiomill";
@@ -117,6 +118,59 @@ pub fn new_session_id() -> String {
     random_token(16)
 }
 
+/// How every API key begins, so that secret scanners can find leaked ones: `amk_`, the key's
+/// id (12 letters and digits), `_`, and its secret (40 letters and digits).
+pub const API_KEY_START: &str = "amk_";
+const KEY_ID_LENGTH: usize = 12;
+const KEY_SECRET_LENGTH: usize = 40;
+
+/// A new API key: the key itself (shown once), its id, and the hash it is stored as.
+pub struct NewKey {
+    pub key: String,
+    pub id: String,
+    pub hash: String,
+}
+
+pub fn new_api_key() -> NewKey {
+    let id = random_alphanumeric(KEY_ID_LENGTH);
+    let key = format!(
+        "{API_KEY_START}{id}_{}",
+        random_alphanumeric(KEY_SECRET_LENGTH)
+    );
+    NewKey {
+        hash: hash_refresh(&key),
+        key,
+        id,
+    }
+}
+
+/// The id of a token shaped like an API key; `None` for anything else.
+pub fn api_key_id(token: &str) -> Option<&str> {
+    let (id, secret) = token.strip_prefix(API_KEY_START)?.split_once('_')?;
+    let alphanumeric = |part: &str, length| {
+        part.len() == length && part.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    (alphanumeric(id, KEY_ID_LENGTH) && alphanumeric(secret, KEY_SECRET_LENGTH)).then_some(id)
+}
+
+/// Whether `presented` hashes to `stored`, compared in constant time.
+pub fn key_matches(presented: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    hash_refresh(presented)
+        .as_bytes()
+        .ct_eq(stored.as_bytes())
+        .into()
+}
+
+fn random_alphanumeric(length: usize) -> String {
+    use rand::{Rng, distr::Alphanumeric};
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
+}
+
 fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buffer);
@@ -159,6 +213,26 @@ impl Passwords {
     }
 }
 
+/// The fewest characters a password may have.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The most bytes a password may have (hashing is costly; no real password is longer).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why `password` may not be a new password, if it may not.
+pub fn password_problem(password: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        Some(format!(
+            "The password must have at least {MIN_PASSWORD_CHARS} characters."
+        ))
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Some(format!(
+            "The password must be at most {MAX_PASSWORD_BYTES} bytes long."
+        ))
+    } else {
+        None
+    }
+}
+
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
@@ -189,8 +263,12 @@ pub(crate) struct Caller {
     pub(crate) admin: bool,
     /// The login (refresh-token family) the token was issued in.
     pub(crate) session: String,
-    /// When the access token expires, in seconds since the epoch.
+    /// When the credential expires, in seconds since the epoch.
     pub(crate) expires: u64,
+    /// What the credential may do.
+    pub(crate) scopes: Scopes,
+    /// The API key's id, when the credential is one.
+    pub(crate) key: Option<String>,
 }
 
 impl Caller {
@@ -202,6 +280,8 @@ impl Caller {
             admin: claims.admin,
             session: claims.sid,
             expires: claims.exp,
+            scopes: Scopes::of_login(claims.admin),
+            key: None,
         })
     }
 
@@ -214,7 +294,21 @@ impl Caller {
 /// Why a request's token was not accepted.
 pub(crate) enum Denied {
     Unauthorized(ErrorJson),
+    /// A valid credential without the scope the operation needs.
+    Forbidden(ErrorJson),
     Unavailable(ErrorJson),
+}
+
+/// Why a login could not be opened or renewed.
+pub(crate) enum LoginDenied {
+    Unauthorized(ErrorJson),
+    Unavailable(ErrorJson),
+}
+
+impl From<StoreError> for LoginDenied {
+    fn from(error: StoreError) -> Self {
+        Self::Unavailable(store_down(error))
+    }
 }
 
 impl From<StoreError> for Denied {
@@ -250,6 +344,27 @@ mod tests {
             parts[1]
         );
         assert_eq!(issuer.verify_access(&unsigned), None);
+    }
+
+    #[test]
+    fn an_api_key_has_its_documented_shape_and_matches_only_its_hash() {
+        let key = new_api_key();
+        assert_eq!(api_key_id(&key.key), Some(key.id.as_str()));
+        assert_eq!(key.key.len(), 4 + 12 + 1 + 40);
+        assert!(key_matches(&key.key, &key.hash));
+        let other = new_api_key();
+        assert!(!key_matches(&other.key, &key.hash));
+        for malformed in [
+            "amk_short_secret",
+            "eyJhbGciOi.x.y",
+            "",
+            "amk_",
+            &key.key[..50],
+        ] {
+            assert_eq!(api_key_id(malformed), None, "{malformed}");
+        }
+        let tampered = format!("{}!", &key.key[..key.key.len() - 1]);
+        assert_eq!(api_key_id(&tampered), None);
     }
 
     #[test]

@@ -168,6 +168,7 @@ pub fn complete(derived: &str) -> String {
         let takes_json = operation["requestBody"]["content"]
             .as_object()
             .is_some_and(|content| content.keys().any(|t| t.starts_with("application/json")));
+        scopes_for_bearer_only(operation);
         let Some(responses) = operation["responses"].as_object_mut() else {
             continue;
         };
@@ -198,6 +199,21 @@ pub fn complete(derived: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&document).expect("a JSON value serializes")
+}
+
+/// Keeps an operation's scopes on its bearer requirement only: a signed link (the other
+/// scheme of a download) needs none.
+fn scopes_for_bearer_only(operation: &mut Value) {
+    let Some(requirements) = operation["security"].as_array_mut() else {
+        return;
+    };
+    for requirement in requirements.iter_mut().filter_map(Value::as_object_mut) {
+        for (scheme, scopes) in requirement.iter_mut() {
+            if scheme != "BearerAuth" {
+                *scopes = json!([]);
+            }
+        }
+    }
 }
 
 /// Rewrites every `allOf: [{$ref}, {description, nullable}]` below `value` into the reference

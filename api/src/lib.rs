@@ -1,6 +1,7 @@
 //! The Audiomill gateway: a poem-openapi service.
 //!
 //! - [`auth`]: password hashing, access JWTs and refresh tokens.
+//! - [`scopes`]: what a credential may do, named by every operation that needs one.
 //! - [`routes`]: the operations (`/login`, `/validate`, `/token/refresh`, `/upload`,
 //!   `/status/{id}`, `/download/{id}`, `/health`), each returning a typed response.
 //! - [`error`]: the one error shape, `{"error", "message"}`, for every failure, including
@@ -23,6 +24,7 @@ pub mod body;
 mod document;
 pub mod error;
 mod gateway;
+mod identify;
 pub mod limits;
 pub mod live;
 pub mod metrics;
@@ -30,6 +32,7 @@ mod page;
 pub mod params;
 mod request_log;
 pub mod routes;
+pub mod scopes;
 pub mod server;
 mod session_cookie;
 pub mod status;

@@ -80,6 +80,9 @@ impl Kind {
 pub struct Limits {
     settings: LimitSettings,
     counters: Counters,
+    /// The owners of API keys seen valid lately, so a key's requests count against its user
+    /// (a key nobody verified counts against its address, so made-up keys gain nothing).
+    key_owners: std::sync::Mutex<HashMap<String, String>>,
     /// The wall clock the shared one-minute windows are cut from (tests set it).
     clock: WallClock,
 }
@@ -128,6 +131,7 @@ impl Limits {
                 seen: AtomicU64::new(0),
             })),
             clock: system_clock(),
+            key_owners: Default::default(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Limits {
             settings,
             counters: Counters::Shared(connection),
             clock: system_clock(),
+            key_owners: Default::default(),
         })
     }
 
@@ -216,9 +221,7 @@ impl Limits {
                 ));
             }
         }
-        let user = crate::auth::bearer_token(request)
-            .and_then(|token| tokens.verify_access(token))
-            .map(|claims| claims.sub);
+        let user = crate::auth::bearer_token(request).and_then(|token| self.owner(tokens, token));
         let key = user.unwrap_or_else(|| format!("address:{address}"));
         let limit = self.settings.requests_per_minute;
         if let Some(wait) = self.hit(Kind::Requests, &key, limit).await {
@@ -230,6 +233,29 @@ impl Limits {
             return Some(too_many("Too many delivery replays", limit, wait));
         }
         None
+    }
+
+    /// Notes that API key `id` is `user`'s, as a valid use of it showed.
+    pub(crate) fn remember_key(&self, id: &str, user: &str) {
+        /// Enough for every live key of a large deployment; past it the table starts again.
+        const MOST: usize = 100_000;
+        let mut owners = self.key_owners.lock().unwrap_or_else(|p| p.into_inner());
+        if owners.len() >= MOST {
+            owners.clear();
+        }
+        owners.insert(id.to_owned(), user.to_owned());
+    }
+
+    /// The user a credential's requests count against, when it is known without asking the
+    /// database.
+    fn owner(&self, tokens: &TokenIssuer, token: &str) -> Option<String> {
+        match crate::auth::api_key_id(token) {
+            Some(id) => {
+                let owners = self.key_owners.lock().unwrap_or_else(|p| p.into_inner());
+                owners.get(id).cloned()
+            }
+            None => tokens.verify_access(token).map(|claims| claims.sub),
+        }
     }
 
     /// Counts one request for `key`; `Some(seconds to wait)` when it is over `limit`.
@@ -360,7 +386,10 @@ fn authorization(request: &Request) -> Option<&str> {
 /// A request that checks a password: `/login`, or a browser's `POST /session`.
 fn is_login(request: &Request) -> bool {
     let path = request.uri().path();
-    path == "/login" || (path == "/session" && request.method() == poem::http::Method::POST)
+    let method = request.method();
+    path == "/login"
+        || (path == "/session" && method == poem::http::Method::POST)
+        || (path == "/me/password" && method == poem::http::Method::PUT)
 }
 
 fn basic_user(request: &Request) -> Option<String> {

@@ -32,6 +32,8 @@ const RECONNECTS: u64 = 5;
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
+    #[command(flatten)]
+    pub key: crate::session::KeyArgs,
     /// The videos to convert (MP4, MOV, AVI, MKV, WebM).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -72,7 +74,7 @@ struct Outcome {
 }
 
 pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
-    let session = Session::load()?;
+    let session = Session::load_with(&args.key)?;
     if !args.no_wait {
         std::fs::create_dir_all(&args.output).map_err(|error| {
             Problem::new(format!(

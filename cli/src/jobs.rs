@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 #[derive(clap::Args, Debug)]
 pub struct JobsArgs {
+    #[command(flatten)]
+    pub key: crate::session::KeyArgs,
     /// Only jobs that stand so; `in_progress` is queued or running.
     #[arg(long, value_parser = PossibleValuesParser::new(
         ["in_progress", "queued", "running", "completed", "failed", "cancelled"]
@@ -32,6 +34,8 @@ pub struct JobsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub key: crate::session::KeyArgs,
     /// The job's id.
     pub job: Uuid,
     /// Print the status as JSON.
@@ -41,6 +45,8 @@ pub struct StatusArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DownloadArgs {
+    #[command(flatten)]
+    pub key: crate::session::KeyArgs,
     /// The job's id.
     pub job: Uuid,
     /// Where to save the MP3 (`-` for standard output); the video's name with `.mp3` when
@@ -51,12 +57,14 @@ pub struct DownloadArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CancelArgs {
+    #[command(flatten)]
+    pub key: crate::session::KeyArgs,
     /// The job's id.
     pub job: Uuid,
 }
 
 pub async fn jobs(args: JobsArgs) -> Result<Exit, Problem> {
-    let mut session = Session::load()?;
+    let mut session = Session::load_with(&args.key)?;
     let client = session.client().await?;
     let limit = NonZeroU32::new(args.limit).expect("clap keeps the limit at 1 or more");
     let mut request = client.list_jobs().limit(limit);
@@ -100,7 +108,7 @@ pub async fn jobs(args: JobsArgs) -> Result<Exit, Problem> {
 }
 
 pub async fn status(args: StatusArgs) -> Result<Exit, Problem> {
-    let mut session = Session::load()?;
+    let mut session = Session::load_with(&args.key)?;
     let status = job_status(&mut session, args.job).await?;
     if args.json {
         print_json(&status);
@@ -127,7 +135,7 @@ pub async fn status(args: StatusArgs) -> Result<Exit, Problem> {
 }
 
 pub async fn download(args: DownloadArgs) -> Result<Exit, Problem> {
-    let mut session = Session::load()?;
+    let mut session = Session::load_with(&args.key)?;
     let target = match args.output {
         Some(target) => target,
         None => {
@@ -154,7 +162,7 @@ pub async fn download(args: DownloadArgs) -> Result<Exit, Problem> {
 }
 
 pub async fn cancel(args: CancelArgs) -> Result<Exit, Problem> {
-    let mut session = Session::load()?;
+    let mut session = Session::load_with(&args.key)?;
     let client = session.client().await?;
     let accepted = client
         .cancel_job()

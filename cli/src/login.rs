@@ -74,7 +74,7 @@ pub async fn logout() -> Result<Exit, Problem> {
 }
 
 /// `text` as a server address: http or https, with a host; without a trailing slash.
-fn server_address(text: &str) -> Result<String, Problem> {
+pub(crate) fn server_address(text: &str) -> Result<String, Problem> {
     let refused = || {
         Problem::new(format!(
             "`{text}` is not a server address; give one such as https://audiomill.example.com."

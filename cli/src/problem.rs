@@ -38,6 +38,15 @@ impl Problem {
     /// refusal, or what the connection did.
     pub fn from_api(server: &str, error: Error<ErrorBody>) -> Self {
         match error {
+            // The server names an API key in every refusal of one.
+            Error::ErrorResponse(answer)
+                if answer.status().as_u16() == 401 && answer.message.contains("API key") =>
+            {
+                Self::new(format!(
+                    "{server} refused the API key ({}); check --api-key or AUDIOMILL_API_KEY.",
+                    answer.message.trim_end_matches('.')
+                ))
+            }
             Error::ErrorResponse(answer) if answer.status().as_u16() == 401 => {
                 Self::login_expired(server)
             }

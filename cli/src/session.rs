@@ -57,26 +57,73 @@ impl SavedLogin {
     }
 }
 
-/// The logged-in user, with clients that carry a valid access token.
+/// An API key to act with instead of the saved login, for scripts and machines that keep no
+/// login.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KeyArgs {
+    /// An API key (`amk_...`, made in the web app's account page or with `POST /api-keys`)
+    /// to act with instead of the saved login.
+    #[arg(
+        long,
+        env = "AUDIOMILL_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// The server the API key is for; the saved login's when left out.
+    #[arg(long, env = "AUDIOMILL_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// The logged-in user (or an API key's holder), with clients that carry a valid credential.
 pub struct Session {
     store: LoginStore,
-    login: SavedLogin,
+    credential: Credential,
+}
+
+enum Credential {
+    Saved(SavedLogin),
+    Key { server: String, key: String },
 }
 
 impl Session {
     /// The login saved on this machine.
     pub fn load() -> Result<Self, Problem> {
+        Self::load_with(&KeyArgs::default())
+    }
+
+    /// The API key of `key` when it names one, on its server (or the saved login's); else the
+    /// login saved on this machine.
+    pub fn load_with(key: &KeyArgs) -> Result<Self, Problem> {
         let store = LoginStore::in_config_dir()?;
-        let login = store.read()?.ok_or_else(Problem::not_logged_in)?;
-        Ok(Self { store, login })
+        let saved = store.read()?;
+        let credential = match (&key.api_key, saved) {
+            (Some(api_key), saved) => {
+                let server = match (&key.server, saved) {
+                    (Some(server), _) => crate::login::server_address(server)?,
+                    (None, Some(saved)) => saved.server,
+                    (None, None) => {
+                        return Err(Problem::new(
+                            "Name the server the API key is for with --server or AUDIOMILL_SERVER.",
+                        ));
+                    }
+                };
+                Credential::Key {
+                    server,
+                    key: api_key.trim().to_owned(),
+                }
+            }
+            (None, Some(saved)) => Credential::Saved(saved),
+            (None, None) => return Err(Problem::not_logged_in()),
+        };
+        Ok(Self { store, credential })
     }
 
     pub fn server(&self) -> &str {
-        &self.login.server
-    }
-
-    pub fn email(&self) -> &str {
-        &self.login.email
+        match &self.credential {
+            Credential::Saved(login) => &login.server,
+            Credential::Key { server, .. } => server,
+        }
     }
 
     /// Where the login is kept, with what else is kept beside it.
@@ -86,10 +133,16 @@ impl Session {
 
     /// A client for the server, its access token renewed first if it is about to expire.
     pub async fn client(&mut self) -> Result<Client, Problem> {
-        if !self.login.is_fresh() {
-            self.renew().await?;
-        }
-        audiomill_client::connect(&self.login.server, &self.login.access_token)
+        let (server, token) = match &mut self.credential {
+            Credential::Key { server, key } => (server.clone(), key.clone()),
+            Credential::Saved(login) => {
+                if !login.is_fresh() {
+                    *login = renew(&self.store, login).await?;
+                }
+                (login.server.clone(), login.access_token.clone())
+            }
+        };
+        audiomill_client::connect(&server, &token)
             .map_err(|error| Problem::new(format!("{error}.")))
     }
 
@@ -97,38 +150,38 @@ impl Session {
     pub fn forget(self) -> Result<(), Problem> {
         self.store.remove()
     }
+}
 
-    /// Trades the refresh token for a new pair. Each refresh token works once, so two
-    /// commands renewing together would end the login: the lock makes the second one read
-    /// the pair the first one saved instead.
-    async fn renew(&mut self) -> Result<(), Problem> {
-        let _lock = self.store.lock()?;
-        if let Some(saved) = self.store.read()?
-            && saved.server == self.login.server
-            && saved.is_fresh()
-        {
-            self.login = saved;
-            return Ok(());
-        }
-        let request = types::RefreshRequest {
-            refresh_token: self.login.refresh_token.clone(),
-        };
-        let server = self.login.server.clone();
-        let tokens = match Client::new(&server)
-            .refresh_token()
-            .body(request)
-            .send()
-            .await
-        {
-            Ok(tokens) => tokens.into_inner(),
-            Err(Error::ErrorResponse(answer)) if answer.status().is_client_error() => {
-                return Err(Problem::login_expired(&server));
-            }
-            Err(error) => return Err(Problem::from_api(&server, error)),
-        };
-        self.login = SavedLogin::new(server, self.login.email.clone(), tokens)?;
-        self.store.write(&self.login)
+/// Trades the refresh token of `login` for a new pair. Each refresh token works once, so two
+/// commands renewing together would end the login: the lock makes the second one read the
+/// pair the first one saved instead.
+async fn renew(store: &LoginStore, login: &SavedLogin) -> Result<SavedLogin, Problem> {
+    let _lock = store.lock()?;
+    if let Some(saved) = store.read()?
+        && saved.server == login.server
+        && saved.is_fresh()
+    {
+        return Ok(saved);
     }
+    let request = types::RefreshRequest {
+        refresh_token: login.refresh_token.clone(),
+    };
+    let server = login.server.clone();
+    let tokens = match Client::new(&server)
+        .refresh_token()
+        .body(request)
+        .send()
+        .await
+    {
+        Ok(tokens) => tokens.into_inner(),
+        Err(Error::ErrorResponse(answer)) if answer.status().is_client_error() => {
+            return Err(Problem::login_expired(&server));
+        }
+        Err(error) => return Err(Problem::from_api(&server, error)),
+    };
+    let renewed = SavedLogin::new(server, login.email.clone(), tokens)?;
+    store.write(&renewed)?;
+    Ok(renewed)
 }
 
 /// Where the login is kept.

@@ -309,6 +309,32 @@ pub mod types {
             value.parse()
         }
     }
+    ///A key just made, with the key itself: shown this once.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CreatedKey {
+        pub created_at: ::std::string::String,
+        ///Past its expiry: it no longer works (revoke it to remove it from this list).
+        pub expired: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::std::string::String>,
+        ///The key's id: the 12 letters and digits after `amk_`.
+        pub id: ::std::string::String,
+        /**Send it as `Authorization: Bearer <key>`. It matches
+`amk_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}`, so secret scanners can find a leaked one.*/
+        pub key: ::std::string::String,
+        ///When it was last used, to the minute; none if never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        ///How the key begins (`amk_` and its id), to recognise it.
+        pub prefix: ::std::string::String,
+        pub scopes: ::std::vec::Vec<Scope>,
+    }
+    impl CreatedKey {
+        pub fn builder() -> builder::CreatedKey {
+            Default::default()
+        }
+    }
     ///A new endpoint, with its secret: shown this once.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CreatedWebhook {
@@ -377,6 +403,19 @@ pub mod types {
     }
     impl DownloadLink {
         pub fn builder() -> builder::DownloadLink {
+            Default::default()
+        }
+    }
+    ///What signing out everywhere ended.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct EndedLogins {
+        ///API keys still working (they stay until revoked; see `/api-keys`).
+        pub api_keys_kept: u64,
+        ///Logins ended: web sessions and programs' refresh tokens, this one included.
+        pub ended: u64,
+    }
+    impl EndedLogins {
+        pub fn builder() -> builder::EndedLogins {
             Default::default()
         }
     }
@@ -616,10 +655,17 @@ these may arrive out of order, even after the ending).*/
     ///`Identity`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Identity {
+        /**Whether the credential acts as an admin (an admin's login, or an admin's key with
+`admin`).*/
         pub admin: bool,
         pub email: ::std::string::String,
-        ///Expiry, Unix seconds.
+        ///Expiry, Unix seconds (253402300799, the end of 9999, for a key that never expires).
         pub exp: u64,
+        ///The API key's id when the credential is one; none for a login.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub key_id: ::std::option::Option<::std::string::String>,
+        ///What the credential may do.
+        pub scopes: ::std::vec::Vec<Scope>,
         pub sub: ::std::string::String,
     }
     impl Identity {
@@ -880,6 +926,39 @@ it in its own words; `error` has the sentence.*/
             Default::default()
         }
     }
+    ///A key as its owner sees it: never its secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct KeyInfo {
+        pub created_at: ::std::string::String,
+        ///Past its expiry: it no longer works (revoke it to remove it from this list).
+        pub expired: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::std::string::String>,
+        ///The key's id: the 12 letters and digits after `amk_`.
+        pub id: ::std::string::String,
+        ///When it was last used, to the minute; none if never.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_used_at: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        ///How the key begins (`amk_` and its id), to recognise it.
+        pub prefix: ::std::string::String,
+        pub scopes: ::std::vec::Vec<Scope>,
+    }
+    impl KeyInfo {
+        pub fn builder() -> builder::KeyInfo {
+            Default::default()
+        }
+    }
+    ///The caller's keys.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct KeyList {
+        pub keys: ::std::vec::Vec<KeyInfo>,
+    }
+    impl KeyList {
+        pub fn builder() -> builder::KeyList {
+            Default::default()
+        }
+    }
     ///`ListJobsCursor`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -963,6 +1042,80 @@ it in its own words; `error` has the sentence.*/
     impl LoudnessTarget {
         pub fn builder() -> builder::LoudnessTarget {
             Default::default()
+        }
+    }
+    ///A key to make.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct NewKey {
+        ///When it stops working (RFC 3339, in the future); none: until it is revoked.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///What the key is for, to tell it apart in the list: 1 to 100 characters.
+        pub name: NewKeyName,
+        /**What it may do (at least one). `credentials` is never granted to a key; `admin` only
+by an admin.*/
+        pub scopes: ::std::vec::Vec<Scope>,
+    }
+    impl NewKey {
+        pub fn builder() -> builder::NewKey {
+            Default::default()
+        }
+    }
+    ///What the key is for, to tell it apart in the list: 1 to 100 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewKeyName(::std::string::String);
+    impl ::std::ops::Deref for NewKeyName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewKeyName> for ::std::string::String {
+        fn from(value: NewKeyName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewKeyName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 100usize {
+                return Err("longer than 100 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewKeyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewKeyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewKeyName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A new endpoint.
@@ -1092,6 +1245,130 @@ value removes that tag.*/
     impl OutputChoices {
         pub fn builder() -> builder::OutputChoices {
             Default::default()
+        }
+    }
+    ///A new password, with the current one.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PasswordChange {
+        pub current_password: PasswordChangeCurrentPassword,
+        ///At least 8 characters.
+        pub new_password: PasswordChangeNewPassword,
+    }
+    impl PasswordChange {
+        pub fn builder() -> builder::PasswordChange {
+            Default::default()
+        }
+    }
+    ///`PasswordChangeCurrentPassword`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PasswordChangeCurrentPassword(::std::string::String);
+    impl ::std::ops::Deref for PasswordChangeCurrentPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PasswordChangeCurrentPassword> for ::std::string::String {
+        fn from(value: PasswordChangeCurrentPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PasswordChangeCurrentPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PasswordChangeCurrentPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PasswordChangeCurrentPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PasswordChangeCurrentPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///At least 8 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PasswordChangeNewPassword(::std::string::String);
+    impl ::std::ops::Deref for PasswordChangeNewPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PasswordChangeNewPassword> for ::std::string::String {
+        fn from(value: PasswordChangeNewPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PasswordChangeNewPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            if value.chars().count() < 8usize {
+                return Err("shorter than 8 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PasswordChangeNewPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PasswordChangeNewPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PasswordChangeNewPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A named starting point for the other choices; a field given beside it wins over it.
@@ -1266,6 +1543,62 @@ value removes that tag.*/
                 })
         }
     }
+    ///`RevokeApiKeyKeyId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct RevokeApiKeyKeyId(::std::string::String);
+    impl ::std::ops::Deref for RevokeApiKeyKeyId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<RevokeApiKeyKeyId> for ::std::string::String {
+        fn from(value: RevokeApiKeyKeyId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for RevokeApiKeyKeyId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[0-9A-Za-z]{12}$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[0-9A-Za-z]{12}$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RevokeApiKeyKeyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RevokeApiKeyKeyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for RevokeApiKeyKeyId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A new secret, shown this once.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct RotatedSecret {
@@ -1279,7 +1612,7 @@ value removes that tag.*/
             Default::default()
         }
     }
-    ///Whose uploads the statistics cover.
+    ///One thing a credential may do.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1293,16 +1626,34 @@ value removes that tag.*/
         PartialOrd
     )]
     pub enum Scope {
-        #[serde(rename = "mine")]
-        Mine,
-        #[serde(rename = "all")]
-        All,
+        #[serde(rename = "jobs:read")]
+        JobsRead,
+        #[serde(rename = "jobs:write")]
+        JobsWrite,
+        #[serde(rename = "webhooks:read")]
+        WebhooksRead,
+        #[serde(rename = "webhooks:write")]
+        WebhooksWrite,
+        #[serde(rename = "account:read")]
+        AccountRead,
+        #[serde(rename = "account:write")]
+        AccountWrite,
+        #[serde(rename = "admin")]
+        Admin,
+        #[serde(rename = "credentials")]
+        Credentials,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
-                Self::Mine => f.write_str("mine"),
-                Self::All => f.write_str("all"),
+                Self::JobsRead => f.write_str("jobs:read"),
+                Self::JobsWrite => f.write_str("jobs:write"),
+                Self::WebhooksRead => f.write_str("webhooks:read"),
+                Self::WebhooksWrite => f.write_str("webhooks:write"),
+                Self::AccountRead => f.write_str("account:read"),
+                Self::AccountWrite => f.write_str("account:write"),
+                Self::Admin => f.write_str("admin"),
+                Self::Credentials => f.write_str("credentials"),
             }
         }
     }
@@ -1312,8 +1663,14 @@ value removes that tag.*/
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
-                "mine" => Ok(Self::Mine),
-                "all" => Ok(Self::All),
+                "jobs:read" => Ok(Self::JobsRead),
+                "jobs:write" => Ok(Self::JobsWrite),
+                "webhooks:read" => Ok(Self::WebhooksRead),
+                "webhooks:write" => Ok(Self::WebhooksWrite),
+                "account:read" => Ok(Self::AccountRead),
+                "account:write" => Ok(Self::AccountWrite),
+                "admin" => Ok(Self::Admin),
+                "credentials" => Ok(Self::Credentials),
                 _ => Err("invalid value".into()),
             }
         }
@@ -1443,6 +1800,61 @@ value removes that tag.*/
     impl SessionToken {
         pub fn builder() -> builder::SessionToken {
             Default::default()
+        }
+    }
+    ///Whose uploads the statistics cover.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum StatsScope {
+        #[serde(rename = "mine")]
+        Mine,
+        #[serde(rename = "all")]
+        All,
+    }
+    impl ::std::fmt::Display for StatsScope {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Mine => f.write_str("mine"),
+                Self::All => f.write_str("all"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for StatsScope {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "mine" => Ok(Self::Mine),
+                "all" => Ok(Self::All),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StatsScope {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for StatsScope {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///Uploads by where their jobs stand.
@@ -1594,7 +2006,7 @@ attempts. Listed nowhere, and removed with the last of its jobs.*/
         pub generated_at: ::std::string::String,
         ///The last 30 days, oldest first, ending with today; days without uploads count 0.
         pub per_day: ::std::vec::Vec<DayUploads>,
-        pub scope: Scope,
+        pub scope: StatsScope,
         ///Every upload in the scope, ever.
         pub uploads: u64,
     }
@@ -2897,6 +3309,186 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct CreatedKey {
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            expired: ::std::result::Result<bool, ::std::string::String>,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            key: ::std::result::Result<::std::string::String, ::std::string::String>,
+            last_used_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            prefix: ::std::result::Result<::std::string::String, ::std::string::String>,
+            scopes: ::std::result::Result<
+                ::std::vec::Vec<super::Scope>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreatedKey {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    expired: Err("no value supplied for expired".to_string()),
+                    expires_at: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    key: Err("no value supplied for key".to_string()),
+                    last_used_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    prefix: Err("no value supplied for prefix".to_string()),
+                    scopes: Err("no value supplied for scopes".to_string()),
+                }
+            }
+        }
+        impl CreatedKey {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn expired<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expired = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expired: {e}")
+                    });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for key: {e}")
+                    });
+                self
+            }
+            pub fn last_used_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_used_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for last_used_at: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+            pub fn scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Scope>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scopes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scopes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreatedKey> for super::CreatedKey {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreatedKey,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    expired: value.expired?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    key: value.key?,
+                    last_used_at: value.last_used_at?,
+                    name: value.name?,
+                    prefix: value.prefix?,
+                    scopes: value.scopes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreatedKey> for CreatedKey {
+            fn from(value: super::CreatedKey) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    expired: Ok(value.expired),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    key: Ok(value.key),
+                    last_used_at: Ok(value.last_used_at),
+                    name: Ok(value.name),
+                    prefix: Ok(value.prefix),
+                    scopes: Ok(value.scopes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CreatedWebhook {
             created_at: ::std::result::Result<
                 ::std::string::String,
@@ -3321,6 +3913,66 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct EndedLogins {
+            api_keys_kept: ::std::result::Result<u64, ::std::string::String>,
+            ended: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for EndedLogins {
+            fn default() -> Self {
+                Self {
+                    api_keys_kept: Err(
+                        "no value supplied for api_keys_kept".to_string(),
+                    ),
+                    ended: Err("no value supplied for ended".to_string()),
+                }
+            }
+        }
+        impl EndedLogins {
+            pub fn api_keys_kept<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.api_keys_kept = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for api_keys_kept: {e}")
+                    });
+                self
+            }
+            pub fn ended<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ended = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for ended: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<EndedLogins> for super::EndedLogins {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: EndedLogins,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    api_keys_kept: value.api_keys_kept?,
+                    ended: value.ended?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::EndedLogins> for EndedLogins {
+            fn from(value: super::EndedLogins) -> Self {
+                Self {
+                    api_keys_kept: Ok(value.api_keys_kept),
+                    ended: Ok(value.ended),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ErrorBody {
             error: ::std::result::Result<super::ErrorCode, ::std::string::String>,
             field: ::std::result::Result<
@@ -3578,6 +4230,14 @@ jobs cancelled. `true` turns it on again.*/
             admin: ::std::result::Result<bool, ::std::string::String>,
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             exp: ::std::result::Result<u64, ::std::string::String>,
+            key_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            scopes: ::std::result::Result<
+                ::std::vec::Vec<super::Scope>,
+                ::std::string::String,
+            >,
             sub: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
         impl ::std::default::Default for Identity {
@@ -3586,6 +4246,8 @@ jobs cancelled. `true` turns it on again.*/
                     admin: Err("no value supplied for admin".to_string()),
                     email: Err("no value supplied for email".to_string()),
                     exp: Err("no value supplied for exp".to_string()),
+                    key_id: Ok(Default::default()),
+                    scopes: Err("no value supplied for scopes".to_string()),
                     sub: Err("no value supplied for sub".to_string()),
                 }
             }
@@ -3627,6 +4289,30 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn key_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.key_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for key_id: {e}")
+                    });
+                self
+            }
+            pub fn scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Scope>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scopes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scopes: {e}")
+                    });
+                self
+            }
             pub fn sub<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -3649,6 +4335,8 @@ jobs cancelled. `true` turns it on again.*/
                     admin: value.admin?,
                     email: value.email?,
                     exp: value.exp?,
+                    key_id: value.key_id?,
+                    scopes: value.scopes?,
                     sub: value.sub?,
                 })
             }
@@ -3659,6 +4347,8 @@ jobs cancelled. `true` turns it on again.*/
                     admin: Ok(value.admin),
                     email: Ok(value.email),
                     exp: Ok(value.exp),
+                    key_id: Ok(value.key_id),
+                    scopes: Ok(value.scopes),
                     sub: Ok(value.sub),
                 }
             }
@@ -4413,6 +5103,211 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct KeyInfo {
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            expired: ::std::result::Result<bool, ::std::string::String>,
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            last_used_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            prefix: ::std::result::Result<::std::string::String, ::std::string::String>,
+            scopes: ::std::result::Result<
+                ::std::vec::Vec<super::Scope>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for KeyInfo {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    expired: Err("no value supplied for expired".to_string()),
+                    expires_at: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    last_used_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    prefix: Err("no value supplied for prefix".to_string()),
+                    scopes: Err("no value supplied for scopes".to_string()),
+                }
+            }
+        }
+        impl KeyInfo {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn expired<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expired = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expired: {e}")
+                    });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn last_used_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_used_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for last_used_at: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+            pub fn scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Scope>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scopes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scopes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<KeyInfo> for super::KeyInfo {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: KeyInfo,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    expired: value.expired?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    last_used_at: value.last_used_at?,
+                    name: value.name?,
+                    prefix: value.prefix?,
+                    scopes: value.scopes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::KeyInfo> for KeyInfo {
+            fn from(value: super::KeyInfo) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    expired: Ok(value.expired),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    last_used_at: Ok(value.last_used_at),
+                    name: Ok(value.name),
+                    prefix: Ok(value.prefix),
+                    scopes: Ok(value.scopes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct KeyList {
+            keys: ::std::result::Result<
+                ::std::vec::Vec<super::KeyInfo>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for KeyList {
+            fn default() -> Self {
+                Self {
+                    keys: Err("no value supplied for keys".to_string()),
+                }
+            }
+        }
+        impl KeyList {
+            pub fn keys<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::KeyInfo>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.keys = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for keys: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<KeyList> for super::KeyList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: KeyList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { keys: value.keys? })
+            }
+        }
+        impl ::std::convert::From<super::KeyList> for KeyList {
+            fn from(value: super::KeyList) -> Self {
+                Self { keys: Ok(value.keys) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Liveness {
             status: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
@@ -4521,6 +5416,88 @@ jobs cancelled. `true` turns it on again.*/
                     integrated: Ok(value.integrated),
                     range: Ok(value.range),
                     true_peak: Ok(value.true_peak),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NewKey {
+            expires_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<super::NewKeyName, ::std::string::String>,
+            scopes: ::std::result::Result<
+                ::std::vec::Vec<super::Scope>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for NewKey {
+            fn default() -> Self {
+                Self {
+                    expires_at: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    scopes: Err("no value supplied for scopes".to_string()),
+                }
+            }
+        }
+        impl NewKey {
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewKeyName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn scopes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Scope>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scopes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scopes: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NewKey> for super::NewKey {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NewKey,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_at: value.expires_at?,
+                    name: value.name?,
+                    scopes: value.scopes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NewKey> for NewKey {
+            fn from(value: super::NewKey) -> Self {
+                Self {
+                    expires_at: Ok(value.expires_at),
+                    name: Ok(value.name),
+                    scopes: Ok(value.scopes),
                 }
             }
         }
@@ -4857,6 +5834,74 @@ jobs cancelled. `true` turns it on again.*/
                     start: Ok(value.start),
                     strip: Ok(value.strip),
                     tags: Ok(value.tags),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PasswordChange {
+            current_password: ::std::result::Result<
+                super::PasswordChangeCurrentPassword,
+                ::std::string::String,
+            >,
+            new_password: ::std::result::Result<
+                super::PasswordChangeNewPassword,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for PasswordChange {
+            fn default() -> Self {
+                Self {
+                    current_password: Err(
+                        "no value supplied for current_password".to_string(),
+                    ),
+                    new_password: Err("no value supplied for new_password".to_string()),
+                }
+            }
+        }
+        impl PasswordChange {
+            pub fn current_password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PasswordChangeCurrentPassword>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.current_password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for current_password: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn new_password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PasswordChangeNewPassword>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.new_password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for new_password: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PasswordChange> for super::PasswordChange {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PasswordChange,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    current_password: value.current_password?,
+                    new_password: value.new_password?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PasswordChange> for PasswordChange {
+            fn from(value: super::PasswordChange) -> Self {
+                Self {
+                    current_password: Ok(value.current_password),
+                    new_password: Ok(value.new_password),
                 }
             }
         }
@@ -5912,7 +6957,7 @@ jobs cancelled. `true` turns it on again.*/
                 ::std::vec::Vec<super::DayUploads>,
                 ::std::string::String,
             >,
-            scope: ::std::result::Result<super::Scope, ::std::string::String>,
+            scope: ::std::result::Result<super::StatsScope, ::std::string::String>,
             uploads: ::std::result::Result<u64, ::std::string::String>,
         }
         impl ::std::default::Default for UploadStatistics {
@@ -6008,7 +7053,7 @@ jobs cancelled. `true` turns it on again.*/
             }
             pub fn scope<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::Scope>,
+                T: ::std::convert::TryInto<super::StatsScope>,
                 T::Error: ::std::fmt::Display,
             {
                 self.scope = value
@@ -6580,6 +7625,49 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
+    /**The caller's API keys (never their secrets)
+
+Sends a `GET` request to `/api-keys`
+
+```ignore
+let response = client.list_api_keys()
+    .send()
+    .await;
+```*/
+    pub fn list_api_keys(&self) -> builder::ListApiKeys<'_> {
+        builder::ListApiKeys::new(self)
+    }
+    /**Make an API key
+
+The answer holds the key, once; keep it secret. It acts with its scopes only, for as
+long as the account is active, until it expires or is revoked.
+
+Sends a `POST` request to `/api-keys`
+
+```ignore
+let response = client.create_api_key()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_api_key(&self) -> builder::CreateApiKey<'_> {
+        builder::CreateApiKey::new(self)
+    }
+    /**Revoke an API key: it stops working at once
+
+Sends a `DELETE` request to `/api-keys/{key_id}`
+
+Arguments:
+- `key_id`: The key's id (12 letters and digits).
+```ignore
+let response = client.revoke_api_key()
+    .key_id(key_id)
+    .send()
+    .await;
+```*/
+    pub fn revoke_api_key(&self) -> builder::RevokeApiKey<'_> {
+        builder::RevokeApiKey::new(self)
+    }
     /**The jobs of an upload with several files: each one's status and progress, and the
 whole batch's
 
@@ -6784,6 +7872,9 @@ let response = client.login()
     }
     /**End this login: its access token and all its refresh tokens stop working
 
+Presented with an API key, it revokes that key. Any credential may end itself, whatever
+its scopes.
+
 Sends a `POST` request to `/logout`
 
 ```ignore
@@ -6834,6 +7925,36 @@ let response = client.delete_my_jobs()
 ```*/
     pub fn delete_my_jobs(&self) -> builder::DeleteMyJobs<'_> {
         builder::DeleteMyJobs::new(self)
+    }
+    /**Sign out everywhere: end every login of the account
+
+Web sessions and programs' refresh tokens stop working at once, this one included.
+API keys stay until they are revoked.
+
+Sends a `DELETE` request to `/me/logins`
+
+```ignore
+let response = client.end_all_logins()
+    .send()
+    .await;
+```*/
+    pub fn end_all_logins(&self) -> builder::EndAllLogins<'_> {
+        builder::EndAllLogins::new(self)
+    }
+    /**Change the password
+
+Takes the current password too. Every other login of the account ends; API keys stay.
+
+Sends a `PUT` request to `/me/password`
+
+```ignore
+let response = client.change_password()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn change_password(&self) -> builder::ChangePassword<'_> {
+        builder::ChangePassword::new(self)
     }
     /**Sign a browser in with HTTP Basic (email and password)
 
@@ -7075,6 +8196,325 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::list_api_keys`]
+
+[`Client::list_api_keys`]: super::Client::list_api_keys*/
+    #[derive(Debug, Clone)]
+    pub struct ListApiKeys<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListApiKeys<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/api-keys`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::KeyList>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/api-keys", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_api_keys",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_api_key`]
+
+[`Client::create_api_key`]: super::Client::create_api_key*/
+    #[derive(Debug, Clone)]
+    pub struct CreateApiKey<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::NewKey, String>,
+    }
+    impl<'a> CreateApiKey<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NewKey>,
+            <V as std::convert::TryInto<types::NewKey>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `NewKey` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::NewKey) -> types::builder::NewKey,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api-keys`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CreatedKey>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::NewKey::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api-keys", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_api_key",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::revoke_api_key`]
+
+[`Client::revoke_api_key`]: super::Client::revoke_api_key*/
+    #[derive(Debug, Clone)]
+    pub struct RevokeApiKey<'a> {
+        client: &'a super::Client,
+        key_id: Result<types::RevokeApiKeyKeyId, String>,
+    }
+    impl<'a> RevokeApiKey<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                key_id: Err("key_id was not initialized".to_string()),
+            }
+        }
+        pub fn key_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RevokeApiKeyKeyId>,
+        {
+            self.key_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `RevokeApiKeyKeyId` for key_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/api-keys/{key_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client, key_id } = self;
+            let key_id = key_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api-keys/{}", client.baseurl, encode_path(& key_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "revoke_api_key",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::get_batch`]
 
 [`Client::get_batch`]: super::Client::get_batch*/
@@ -7145,6 +8585,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -7239,6 +8686,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -8060,6 +9514,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -8155,6 +9616,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -8263,6 +9731,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -8495,6 +9970,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 429u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -8605,6 +10087,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 408u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -8689,6 +10178,225 @@ pub mod builder {
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::end_all_logins`]
+
+[`Client::end_all_logins`]: super::Client::end_all_logins*/
+    #[derive(Debug, Clone)]
+    pub struct EndAllLogins<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> EndAllLogins<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `DELETE` request to `/me/logins`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::EndedLogins>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/me/logins", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "end_all_logins",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::change_password`]
+
+[`Client::change_password`]: super::Client::change_password*/
+    #[derive(Debug, Clone)]
+    pub struct ChangePassword<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::PasswordChange, String>,
+    }
+    impl<'a> ChangePassword<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PasswordChange>,
+            <V as std::convert::TryInto<
+                types::PasswordChange,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `PasswordChange` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::PasswordChange,
+            ) -> types::builder::PasswordChange,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/me/password`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::PasswordChange::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/me/password", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .put(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "change_password",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -8892,7 +10600,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetUploadStats<'a> {
         client: &'a super::Client,
-        scope: Result<Option<types::Scope>, String>,
+        scope: Result<Option<types::StatsScope>, String>,
     }
     impl<'a> GetUploadStats<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -8903,12 +10611,12 @@ pub mod builder {
         }
         pub fn scope<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::Scope>,
+            V: std::convert::TryInto<types::StatsScope>,
         {
             self.scope = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `Scope` for scope failed".to_string());
+                .map_err(|_| "conversion to `StatsScope` for scope failed".to_string());
             self
         }
         ///Sends a `GET` request to `/stats/uploads`
@@ -9055,6 +10763,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -9494,6 +11209,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 429u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -9594,6 +11316,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -9722,6 +11451,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -9815,6 +11551,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -9948,6 +11691,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -10094,6 +11844,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -10211,6 +11968,13 @@ pub mod builder {
                         ),
                     )
                 }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -10314,6 +12078,13 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

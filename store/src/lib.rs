@@ -1,6 +1,6 @@
 //! Where Audiomill keeps its state.
 //!
-//! - [`Database`]: users, login sessions, refresh tokens and jobs, on SQLite (embedded) or
+//! - [`Database`]: users, login sessions, refresh tokens, API keys ([`ApiKey`]) and jobs, on SQLite (embedded) or
 //!   MySQL/MariaDB, through one portable set of migrations.
 //! - [`ObjectStore`]: uploaded videos and finished MP3s, as plain files under a directory
 //!   (embedded) or in an S3 bucket.
@@ -13,6 +13,7 @@
 mod database;
 mod error;
 mod idempotency;
+mod keys;
 mod lifecycle;
 mod listing;
 mod objects;
@@ -28,6 +29,7 @@ mod webhooks;
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
+pub use keys::{ApiKey, NewApiKey, TooManyKeys};
 pub use lifecycle::DueJob;
 pub use listing::{JobFilter, PageAfter};
 pub use objects::{InPlace, ObjectStore, PutError, write_pieces};

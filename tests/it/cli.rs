@@ -6,6 +6,7 @@ use crate::common;
 
 use audiomill::{Roles, Running};
 use common::*;
+use reqwest::Method;
 use serde_json::Value;
 use std::{
     os::unix::fs::PermissionsExt,
@@ -1006,4 +1007,70 @@ async fn the_cli_shows_server_strings_without_obeying_their_escapes() {
     }
     let ran = user.run(&["status", hostile::JOB]).await;
     assert!(ran.stdout.contains("\\u{1b}]0;owned"), "{}", ran.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_works_from_a_flag_or_the_environment_with_no_login_kept() {
+    let app = TestApp::spawn().await;
+    let login = app.user_token("ann").await;
+    let made: Value = app
+        .http
+        .post(app.url("/api-keys"))
+        .bearer_auth(&login)
+        .json(&serde_json::json!({"name": "laptop", "scopes": ["jobs:read", "jobs:write"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = made["key"].as_str().unwrap().to_owned();
+    let user = User::new();
+    let video = make_mp4(user.home.path(), "talk.mp4", 2, true);
+
+    let converted = user
+        .run(&[
+            "convert",
+            video.to_str().unwrap(),
+            "--output",
+            "out",
+            "--api-key",
+            &key,
+            "--server",
+            &app.base,
+        ])
+        .await;
+    assert_eq!(converted.code, 0, "{converted:?}");
+    assert!(is_mp3(&user.path("out/talk.mp3")));
+    assert!(!user.login_file().exists(), "a key keeps no login");
+
+    let mut listing = user.command(&["jobs", "--json"]);
+    listing
+        .env("AUDIOMILL_API_KEY", &key)
+        .env("AUDIOMILL_SERVER", &app.base);
+    let output = listing.output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(page["jobs"][0]["filename"], "talk.mp4");
+
+    let nowhere = user.run(&["jobs", "--api-key", &key]).await;
+    assert_eq!(nowhere.code, 1);
+    assert!(nowhere.sentence().contains("--server"), "{nowhere:?}");
+
+    let id = made["id"].as_str().unwrap();
+    app.send_as(&login, Method::DELETE, &format!("/api-keys/{id}"))
+        .await;
+    let refused = user
+        .run(&["jobs", "--api-key", &key, "--server", &app.base])
+        .await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.sentence().contains("refused the API key"),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.stderr.contains(&key[17..]),
+        "the key is not echoed"
+    );
+    app.stop().await;
 }

@@ -16,70 +16,6 @@ use tokio::{
     net::TcpStream,
 };
 
-/// A gateway process on its own port, with a user to log in as.
-struct Gateway {
-    _test: TestApp,
-    process: Process,
-    address: String,
-    email: String,
-}
-
-impl Gateway {
-    async fn start(extra: &[(&str, String)]) -> Self {
-        let test = TestApp::without_app(&[]).await;
-        let logs = test.data.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        run(&test.vars, &["migrate"]);
-        let email = test.email("ann");
-        run(
-            &test.vars,
-            &["user", "add", "--email", &email, "--password", PASSWORD],
-        );
-        let address = format!("127.0.0.1:{}", free_port());
-        let mut env: Vec<(&str, String)> = vec![("LISTEN_ADDR", address.clone())];
-        env.extend(extra.iter().cloned());
-        let process = Process::start(&test.vars, &env, &["gateway"], &logs.join("gateway.log"));
-        let gateway = Self {
-            _test: test,
-            process,
-            address,
-            email,
-        };
-        gateway.wait_until_up().await;
-        gateway
-    }
-
-    async fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let client = reqwest::Client::new();
-        while client
-            .get(format!("http://{}/health", self.address))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not start: {}",
-                self.process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn token(&self) -> String {
-        let response = reqwest::Client::new()
-            .post(format!("http://{}/login", self.address))
-            .basic_auth(&self.email, Some(PASSWORD))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: serde_json::Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-}
-
 /// What the server answered a raw request, and when.
 struct Answer {
     status: u16,
@@ -161,7 +97,7 @@ const MIB: usize = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_in_every_spelling_of_json_are_capped_before_they_are_buffered() {
-    let gateway = Gateway::start(&[]).await;
+    let gateway = GatewayProcess::start(&[]).await;
     let usage = Usage::of(&gateway.process);
     let before = usage.resident_mib();
     usage.reset_peak();
@@ -221,7 +157,7 @@ async fn bodies_in_every_spelling_of_json_are_capped_before_they_are_buffered() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_forms_are_refused_with_memory_flat_and_cpu_linear() {
-    let gateway = Gateway::start(&[]).await;
+    let gateway = GatewayProcess::start(&[]).await;
     let token = gateway.token().await;
     let usage = Usage::of(&gateway.process);
     let before = usage.resident_mib();
@@ -278,13 +214,13 @@ async fn hostile_forms_are_refused_with_memory_flat_and_cpu_linear() {
     // Scanning 200 MB is linear work: well under a second or two of CPU, not minutes.
     assert!(cpu < 10.0, "the two large bodies cost {cpu:.1} s of CPU");
     // Nothing was kept.
-    let objects = gateway._test.objects();
+    let objects = gateway.test.objects();
     assert!(objects.is_empty(), "{objects:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_is_refused_and_connections_beyond_the_cap_wait() {
-    let gateway = Gateway::start(&[("MAX_CONNECTIONS", "4".into())]).await;
+    let gateway = GatewayProcess::start(&[("MAX_CONNECTIONS", "4".into())]).await;
 
     // HTTP/2 with prior knowledge: refused at its first bytes, no HTTP/2 frames come back.
     let mut stream = TcpStream::connect(&gateway.address).await.unwrap();

@@ -13,6 +13,7 @@ mod faults;
 mod histories;
 mod hostile;
 mod http_api;
+mod identity;
 mod integrators;
 mod jobs;
 mod k8s;

@@ -4,6 +4,45 @@
  */
 
 export interface paths {
+    "/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's API keys (never their secrets). */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Make an API key.
+         * @description The answer holds the key, once; keep it secret. It acts with its scopes only, for as
+         *     long as the account is active, until it expires or is revoked.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key: it stops working at once. */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/batches/{batch_id}": {
         parameters: {
             query?: never;
@@ -286,7 +325,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End this login: its access token and all its refresh tokens stop working. */
+        /**
+         * End this login: its access token and all its refresh tokens stop working.
+         * @description Presented with an API key, it revokes that key. Any credential may end itself, whatever
+         *     its scopes.
+         */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -331,6 +374,47 @@ export interface paths {
          *     Today's job count stays as it is (deleting jobs gives no jobs-per-day quota back).
          */
         delete: operations["deleteMyJobs"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/logins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Sign out everywhere: end every login of the account.
+         * @description Web sessions and programs' refresh tokens stop working at once, this one included.
+         *     API keys stay until they are revoked.
+         */
+        delete: operations["endAllLogins"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the password.
+         * @description Takes the current password too. Every other login of the account ends; API keys stay.
+         */
+        put: operations["changePassword"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -889,6 +973,43 @@ export interface components {
          */
         CoverName: "source" | "frame" | "none";
         /**
+         * CreatedKey
+         * @description A key just made, with the key itself: shown this once.
+         * @example {
+         *       "created_at": "2026-12-07T09:00:00Z",
+         *       "expired": false,
+         *       "expires_at": null,
+         *       "id": "Xq3vR8kT2mPa",
+         *       "key": "amk_Xq3vR8kT2mPa_4fT9wLk2QzR7nV1cX8bM3sD6hJ0pY5gA2eK9uN4r",
+         *       "last_used_at": "2026-12-07T09:05:00Z",
+         *       "name": "nightly import",
+         *       "prefix": "amk_Xq3vR8kT2mPa",
+         *       "scopes": [
+         *         "jobs:read",
+         *         "jobs:write"
+         *       ]
+         *     }
+         */
+        CreatedKey: {
+            created_at: string;
+            /** @description Past its expiry: it no longer works (revoke it to remove it from this list). */
+            expired: boolean;
+            expires_at?: string | null;
+            /** @description The key's id: the 12 letters and digits after `amk_`. */
+            id: string;
+            /**
+             * @description Send it as `Authorization: Bearer <key>`. It matches
+             *     `amk_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}`, so secret scanners can find a leaked one.
+             */
+            key: string;
+            /** @description When it was last used, to the minute; none if never. */
+            last_used_at?: string | null;
+            name: string;
+            /** @description How the key begins (`amk_` and its id), to recognise it. */
+            prefix: string;
+            scopes: components["schemas"]["Scope"][];
+        };
+        /**
          * CreatedWebhook
          * @description A new endpoint, with its secret: shown this once.
          */
@@ -948,6 +1069,26 @@ export interface components {
             url: string;
         };
         /**
+         * EndedLogins
+         * @description What signing out everywhere ended.
+         * @example {
+         *       "api_keys_kept": 1,
+         *       "ended": 3
+         *     }
+         */
+        EndedLogins: {
+            /**
+             * Format: uint64
+             * @description API keys still working (they stay until revoked; see `/api-keys`).
+             */
+            api_keys_kept: number;
+            /**
+             * Format: uint64
+             * @description Logins ended: web sessions and programs' refresh tokens, this one included.
+             */
+            ended: number;
+        };
+        /**
          * ErrorBody
          * @example {
          *       "error": "not_found",
@@ -997,13 +1138,21 @@ export interface components {
         };
         /** Identity */
         Identity: {
+            /**
+             * @description Whether the credential acts as an admin (an admin's login, or an admin's key with
+             *     `admin`).
+             */
             admin: boolean;
             email: string;
             /**
              * Format: uint64
-             * @description Expiry, Unix seconds.
+             * @description Expiry, Unix seconds (253402300799, the end of 9999, for a key that never expires).
              */
             exp: number;
+            /** @description The API key's id when the credential is one; none for a login. */
+            key_id?: string | null;
+            /** @description What the credential may do. */
+            scopes: components["schemas"]["Scope"][];
             sub: string;
         };
         /**
@@ -1199,6 +1348,44 @@ export interface components {
             size_bytes: number;
             status: components["schemas"]["JobState"];
         };
+        /**
+         * KeyInfo
+         * @description A key as its owner sees it: never its secret.
+         * @example {
+         *       "created_at": "2026-12-07T09:00:00Z",
+         *       "expired": false,
+         *       "expires_at": null,
+         *       "id": "Xq3vR8kT2mPa",
+         *       "last_used_at": "2026-12-07T09:05:00Z",
+         *       "name": "nightly import",
+         *       "prefix": "amk_Xq3vR8kT2mPa",
+         *       "scopes": [
+         *         "jobs:read",
+         *         "jobs:write"
+         *       ]
+         *     }
+         */
+        KeyInfo: {
+            created_at: string;
+            /** @description Past its expiry: it no longer works (revoke it to remove it from this list). */
+            expired: boolean;
+            expires_at?: string | null;
+            /** @description The key's id: the 12 letters and digits after `amk_`. */
+            id: string;
+            /** @description When it was last used, to the minute; none if never. */
+            last_used_at?: string | null;
+            name: string;
+            /** @description How the key begins (`amk_` and its id), to recognise it. */
+            prefix: string;
+            scopes: components["schemas"]["Scope"][];
+        };
+        /**
+         * KeyList
+         * @description The caller's keys.
+         */
+        KeyList: {
+            keys: components["schemas"]["KeyInfo"][];
+        };
         /** Liveness */
         Liveness: {
             /** @description Always `alive`: the process serves requests. */
@@ -1224,6 +1411,32 @@ export interface components {
              * @description Highest true peak, dBTP.
              */
             true_peak: number;
+        };
+        /**
+         * NewKey
+         * @description A key to make.
+         * @example {
+         *       "expires_at": null,
+         *       "name": "nightly import",
+         *       "scopes": [
+         *         "jobs:read",
+         *         "jobs:write"
+         *       ]
+         *     }
+         */
+        NewKey: {
+            /**
+             * Format: date-time
+             * @description When it stops working (RFC 3339, in the future); none: until it is revoked.
+             */
+            expires_at?: string | null;
+            /** @description What the key is for, to tell it apart in the list: 1 to 100 characters. */
+            name: string;
+            /**
+             * @description What it may do (at least one). `credentials` is never granted to a key; `admin` only
+             *     by an admin.
+             */
+            scopes: components["schemas"]["Scope"][];
         };
         /**
          * NewWebhook
@@ -1302,6 +1515,15 @@ export interface components {
             };
         };
         /**
+         * PasswordChange
+         * @description A new password, with the current one.
+         */
+        PasswordChange: {
+            current_password: string;
+            /** @description At least 8 characters. */
+            new_password: string;
+        };
+        /**
          * @description A named starting point for the other choices; a field given beside it wins over it.
          * @enum {string}
          */
@@ -1355,10 +1577,10 @@ export interface components {
             secret: string;
         };
         /**
-         * @description Whose uploads the statistics cover.
+         * @description One thing a credential may do.
          * @enum {string}
          */
-        Scope: "mine" | "all";
+        Scope: "jobs:read" | "jobs:write" | "webhooks:read" | "webhooks:write" | "account:read" | "account:write" | "admin" | "credentials";
         /**
          * ServiceCheck
          * @description One dependency, as checked just now.
@@ -1405,6 +1627,11 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
         };
+        /**
+         * @description Whose uploads the statistics cover.
+         * @enum {string}
+         */
+        StatsScope: "mine" | "all";
         /**
          * StatusCounts
          * @description Uploads by where their jobs stand.
@@ -1513,7 +1740,7 @@ export interface components {
             generated_at: string;
             /** @description The last 30 days, oldest first, ending with today; days without uploads count 0. */
             per_day: components["schemas"]["DayUploads"][];
-            scope: components["schemas"]["Scope"];
+            scope: components["schemas"]["StatsScope"];
             /**
              * Format: uint64
              * @description Every upload in the scope, ever.
@@ -1606,6 +1833,269 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every key not revoked, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["KeyList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["NewKey"];
+            };
+        };
+        responses: {
+            /** @description Made; the key is in this answer only. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["CreatedKey"];
+                };
+            };
+            /** @description The name, scopes or expiry are not acceptable (`field` says which). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The account holds as many live keys as it may (20); revoke one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's id (12 letters and digits). */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Revoked: it stops working at once, and jobs it started that wait for a worker are
+             *     cancelled when one takes them.
+             */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The id is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such key (or not yours, or already revoked). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     getBatch: {
         parameters: {
             query?: never;
@@ -1636,6 +2126,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1714,6 +2213,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1838,7 +2346,7 @@ export interface operations {
             };
             /**
              * @description The signed link is not valid (changed, cut short, or made for another job), or its
-             *     owner's account is disabled.
+             *     owner's account is disabled; or the credential lacks `jobs:read`.
              */
             403: {
                 headers: {
@@ -1994,7 +2502,7 @@ export interface operations {
             };
             /**
              * @description The signed link is not valid (changed, cut short, or made for another job), or its
-             *     owner's account is disabled.
+             *     owner's account is disabled; or the credential lacks `jobs:read`.
              */
             403: {
                 headers: {
@@ -2288,7 +2796,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `user` is for admins. */
+            /** @description The credential lacks `jobs:read`, or asks for `user` without `admin`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2370,6 +2878,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such job (or not yours). */
             404: {
                 headers: {
@@ -2438,6 +2955,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2552,6 +3078,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such job (or not yours). */
             404: {
                 headers: {
@@ -2617,6 +3152,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2819,6 +3363,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many requests; try again after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -2880,6 +3433,15 @@ export interface operations {
             };
             /** @description The token is invalid or expired, or its login has ended. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2969,6 +3531,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many requests; try again after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -2990,6 +3561,177 @@ export interface operations {
              * @description A dependency is down; what was removed so far stays removed, and the request may be
              *     sent again to finish.
              */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    endAllLogins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every login has ended, this one too; a browser's session cookie is removed. */
+            200: {
+                headers: {
+                    /** @description Removes the session cookie (see `POST /session`). */
+                    "SET-COOKIE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["EndedLogins"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Changed. Every other login of the account has ended; this one goes on. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description The current password is wrong, or the new one is too short or too long (`field`
+             *     says which).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3160,7 +3902,7 @@ export interface operations {
     getUploadStats: {
         parameters: {
             query?: {
-                scope?: components["schemas"]["Scope"];
+                scope?: components["schemas"]["StatsScope"];
             };
             header?: never;
             path?: never;
@@ -3195,7 +3937,7 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `scope=all` is for admins. */
+            /** @description The credential lacks `jobs:read`, or asks for `scope=all` without `admin`. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3263,6 +4005,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3546,6 +4297,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The upload arrived too slowly (under 8 KiB/s on average after 30 s). */
             408: {
                 headers: {
@@ -3683,6 +4443,17 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     /** @description `1.0.0` */
                     "TUS-RESUMABLE": string;
@@ -3935,6 +4706,17 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such upload (or not yours). */
             404: {
                 headers: {
@@ -4060,6 +4842,17 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     /** @description `1.0.0` */
                     "TUS-RESUMABLE": string;
@@ -4223,6 +5016,17 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    /** @description `1.0.0` */
+                    "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     /** @description `1.0.0` */
                     "TUS-RESUMABLE": string;
@@ -4420,7 +5224,10 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Only admins change other accounts; nor may an admin turn their own off. */
+            /**
+             * @description The credential lacks `admin` (only admins change other accounts), or an admin
+             *     tries to turn their own account off.
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4574,6 +5381,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many requests; try again after `Retry-After` seconds. */
             429: {
                 headers: {
@@ -4635,6 +5451,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4744,6 +5569,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such endpoint (or not yours). */
             404: {
                 headers: {
@@ -4810,6 +5644,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4889,6 +5732,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5000,6 +5852,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such endpoint (or not yours). */
             404: {
                 headers: {
@@ -5070,6 +5931,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5154,6 +6024,15 @@ export interface operations {
             };
             /** @description No valid access token. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

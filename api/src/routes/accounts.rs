@@ -1,7 +1,8 @@
 //! Logging in, checking and refreshing tokens, logging out; the caller's own account.
 
 use super::context::{
-    ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, rfc3339, store_down,
+    ApiTags, BasicAuth, BearerAuth, Context, Denied, ErrorJson, LoginDenied, Scope, rfc3339,
+    store_down,
 };
 use crate::{
     auth,
@@ -51,9 +52,16 @@ struct RefreshRequest {
 struct Identity {
     sub: String,
     email: String,
+    /// Whether the credential acts as an admin (an admin's login, or an admin's key with
+    /// `admin`).
     admin: bool,
-    /// Expiry, Unix seconds.
+    /// Expiry, Unix seconds (253402300799, the end of 9999, for a key that never expires).
     exp: u64,
+    /// What the credential may do.
+    scopes: Vec<Scope>,
+    /// The API key's id when the credential is one; none for a login.
+    #[oai(nullable)]
+    key_id: Option<String>,
 }
 
 /// The caller's account and settings.
@@ -186,6 +194,7 @@ api_response! {
         /// The token is invalid or expired, or its login has ended.
         #[oai(status = 401)]
         Unauthorized(ErrorJson),
+        @forbidden,
         @unavailable,
     }
 }
@@ -254,19 +263,26 @@ impl AccountsApi {
         operation_id = "validateToken"
     )]
     async fn validate(&self, auth: BearerAuth) -> ValidateResponse {
-        match self.cx.authenticate(&auth).await {
+        match self.cx.identify(&auth).await {
             Ok(caller) => ValidateResponse::Ok(Json(Identity {
                 sub: caller.user.to_string(),
                 email: caller.email,
                 admin: caller.admin,
                 exp: caller.expires,
+                scopes: caller.scopes.iter().collect(),
+                key_id: caller.key,
             })),
-            Err(Denied::Unauthorized(error)) => ValidateResponse::Unauthorized(error),
+            Err(Denied::Unauthorized(error) | Denied::Forbidden(error)) => {
+                ValidateResponse::Unauthorized(error)
+            }
             Err(Denied::Unavailable(error)) => ValidateResponse::Unavailable(error),
         }
     }
 
     /// End this login: its access token and all its refresh tokens stop working.
+    ///
+    /// Presented with an API key, it revokes that key. Any credential may end itself, whatever
+    /// its scopes.
     #[oai(
         path = "/logout",
         method = "post",
@@ -274,7 +290,13 @@ impl AccountsApi {
         operation_id = "logout"
     )]
     async fn logout(&self, auth: BearerAuth, request: &poem::Request) -> LogoutResponse {
-        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        let caller = match self.cx.identify(&auth).await {
+            Ok(caller) => caller,
+            Err(Denied::Unauthorized(error) | Denied::Forbidden(error)) => {
+                return LogoutResponse::Unauthorized(error);
+            }
+            Err(Denied::Unavailable(error)) => return LogoutResponse::Unavailable(error),
+        };
         let gw = self.cx.gw();
         match gw.db.revoke_session(&caller.session).await {
             Ok(()) => LogoutResponse::Done(crate::session_cookie::removal(request, gw)),
@@ -289,9 +311,10 @@ impl AccountsApi {
         tag = "ApiTags::Auth",
         operation_id = "getAccount"
     )]
-    async fn me(&self, auth: BearerAuth) -> AccountResponse {
+    async fn me(&self, #[oai(scope = "Scope::AccountRead")] auth: BearerAuth) -> AccountResponse {
         self.account(
             &auth,
+            Scope::AccountRead,
             AccountChanges {
                 completion_emails: None,
             },
@@ -307,8 +330,12 @@ impl AccountsApi {
         tag = "ApiTags::Auth",
         operation_id = "updateAccount"
     )]
-    async fn update_me(&self, auth: BearerAuth, changes: Json<AccountChanges>) -> AccountResponse {
-        self.account(&auth, changes.0).await
+    async fn update_me(
+        &self,
+        #[oai(scope = "Scope::AccountWrite")] auth: BearerAuth,
+        changes: Json<AccountChanges>,
+    ) -> AccountResponse {
+        self.account(&auth, Scope::AccountWrite, changes.0).await
     }
 
     /// Trade a refresh token for a new pair.
@@ -345,7 +372,7 @@ impl OpenLogin {
 }
 
 /// Checks the e-mail and password and opens a login for an active user.
-pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLogin, Denied> {
+pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLogin, LoginDenied> {
     let gw = cx.gw();
     let user = match EmailAddress::parse(&auth.0.username) {
         Ok(email) => gw.db.user_by_email(&email).await?,
@@ -376,7 +403,7 @@ pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLog
 
 /// Trades refresh token `presented` for the next one of its login (each works once; a used
 /// one presented again revokes the whole login).
-pub(super) async fn renew_login(gw: &Gateway, presented: &str) -> Result<OpenLogin, Denied> {
+pub(super) async fn renew_login(gw: &Gateway, presented: &str) -> Result<OpenLogin, LoginDenied> {
     let (refresh, new_hash, expires_at) = gw.tokens.new_refresh();
     let outcome = gw
         .db
@@ -406,14 +433,19 @@ pub(super) async fn renew_login(gw: &Gateway, presented: &str) -> Result<OpenLog
     }
 }
 
-fn refused(message: &str) -> Denied {
-    Denied::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, message))
+fn refused(message: &str) -> LoginDenied {
+    LoginDenied::Unauthorized(ErrorBody::new(ErrorCode::Unauthorized, message))
 }
 
 impl AccountsApi {
     /// Applies `changes` to the caller's account and shows it.
-    async fn account(&self, auth: &BearerAuth, changes: AccountChanges) -> AccountResponse {
-        let id = or_refuse!(self.cx.authenticate(auth).await).user;
+    async fn account(
+        &self,
+        auth: &BearerAuth,
+        need: Scope,
+        changes: AccountChanges,
+    ) -> AccountResponse {
+        let id = or_refuse!(self.cx.authenticate(auth, need).await).user;
         let gone = || {
             AccountResponse::Unauthorized(ErrorBody::new(
                 ErrorCode::Unauthorized,

@@ -4,6 +4,7 @@
 
 use super::context::{
     AnswersBadRequest, AnswersUnauthorized, ApiTags, BearerAuth, Context, ErrorJson, JobRefusal,
+    Scope,
 };
 use super::jobs::JobState;
 use crate::{
@@ -70,6 +71,7 @@ api_response! {
         Ok(Json<BatchStatus>),
         @bad_batch_id,
         @unauthorized,
+        @forbidden,
         @batch_not_found,
         @unavailable,
     }
@@ -95,6 +97,7 @@ api_response! {
         ),
         @bad_batch_id,
         @unauthorized,
+        @forbidden,
         @batch_not_found,
         /// None of its MP3s is ready yet.
         #[oai(status = 409)]
@@ -123,7 +126,11 @@ impl BatchesApi {
         operation_id = "getBatch"
     )]
     #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
-    async fn batch(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> BatchResponse {
+    async fn batch(
+        &self,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
+        batch_id: Path<ApiBatchId>,
+    ) -> BatchResponse {
         let jobs = or_refuse!(self.caller_batch(&auth, batch_id.0.0).await);
         let gw = self.cx.gw();
         let mut counts = BatchCounts::default();
@@ -174,7 +181,11 @@ impl BatchesApi {
         operation_id = "downloadBatch"
     )]
     #[tracing::instrument(skip_all, fields(batch_id = %batch_id.0))]
-    async fn download(&self, auth: BearerAuth, batch_id: Path<ApiBatchId>) -> ZipResponse {
+    async fn download(
+        &self,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
+        batch_id: Path<ApiBatchId>,
+    ) -> ZipResponse {
         let jobs = or_refuse!(self.caller_batch(&auth, batch_id.0.0).await);
         let finished: Vec<Job> = jobs
             .into_iter()
@@ -212,7 +223,7 @@ impl BatchesApi {
         auth: &BearerAuth,
         batch_id: BatchId,
     ) -> Result<Vec<Job>, JobRefusal> {
-        let caller = self.cx.authenticate(auth).await?;
+        let caller = self.cx.authenticate(auth, Scope::JobsRead).await?;
         let jobs = self.cx.gw().db.batch_jobs(caller.user, batch_id).await?;
         if jobs.is_empty() {
             return Err(JobRefusal::NotFound(ErrorBody::new(

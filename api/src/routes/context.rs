@@ -16,11 +16,11 @@ macro_rules! or_refuse {
 /// Declares an operation's response (`#[derive(ApiResponse)]`) whose variants may name the
 /// answers many operations share by a keyword, each written once here with its status and
 /// description: `@bad_job_id`, `@bad_batch_id`, `@bad_id` (400), `@unauthorized` (401),
-/// `@job_not_found`, `@batch_not_found`, `@endpoint_not_found` (404), `@mp3_not_ready` (409),
+/// `@forbidden` (403), `@job_not_found`, `@batch_not_found`, `@endpoint_not_found` (404), `@mp3_not_ready` (409),
 /// `@checksum_mismatch` (460) and `@unavailable` (503). The variants keep the order written,
 /// which is the order of the document's answers.
 ///
-/// A response with a `BadRequest`, `Unauthorized`, `NotFound` or `Unavailable` variant (by
+/// A response with a `BadRequest`, `Unauthorized`, `Forbidden`, `NotFound` or `Unavailable` variant (by
 /// keyword or written out, carrying an [`ErrorJson`]) answers that kind through the matching
 /// `Answers...` trait, which is how shared refusals ([`Refusal`]) become its answers.
 macro_rules! api_response {
@@ -51,6 +51,9 @@ macro_rules! api_response {
     };
     (@variants $meta:tt $name:ident $done:tt $answers:tt @unauthorized, $($rest:tt)*) => {
         api_response!(@shared $meta $name $done $answers 401, Unauthorized, "No valid access token."; $($rest)*);
+    };
+    (@variants $meta:tt $name:ident $done:tt $answers:tt @forbidden, $($rest:tt)*) => {
+        api_response!(@shared $meta $name $done $answers 403, Forbidden, "The credential lacks the scope this operation needs (see its security requirement)."; $($rest)*);
     };
     (@variants $meta:tt $name:ident $done:tt $answers:tt @job_not_found, $($rest:tt)*) => {
         api_response!(@shared $meta $name $done $answers 404, NotFound, "No such job (or not yours)."; $($rest)*);
@@ -89,6 +92,9 @@ macro_rules! api_response {
     };
     (@answer_of Unauthorized [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
         api_response!(@variants $meta $name $done [$($answers)* (AnswersUnauthorized, unauthorized, Unauthorized)] $($rest)*);
+    };
+    (@answer_of Forbidden [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
+        api_response!(@variants $meta $name $done [$($answers)* (AnswersForbidden, forbidden, Forbidden)] $($rest)*);
     };
     (@answer_of NotFound [(ErrorJson)] $meta:tt $name:ident $done:tt [$($answers:tt)*] $($rest:tt)*) => {
         api_response!(@variants $meta $name $done [$($answers)* (AnswersNotFound, not_found, NotFound)] $($rest)*);
@@ -130,9 +136,10 @@ use crate::{
 use audiomill_domain::JobId;
 use audiomill_store::StoreError;
 
-pub(crate) use crate::auth::{Caller, Denied};
+pub(crate) use crate::auth::{Caller, Denied, LoginDenied};
 pub(crate) use crate::error::{ErrorJson, store_down, unavailable};
 pub(crate) use crate::params::rfc3339;
+pub(crate) use crate::scopes::Scope;
 use poem_openapi::{
     SecurityScheme, Tags,
     auth::{Basic, Bearer},
@@ -156,9 +163,14 @@ pub(crate) enum ApiTags {
 #[oai(ty = "basic")]
 pub(crate) struct BasicAuth(pub(crate) Basic);
 
-/// The access token from `/login`.
+/// An access token from `/login` or `/session` (a JWT), or an API key from `/api-keys`
+/// (`amk_...`). An operation's requirement names the one scope it needs (`jobs:read`,
+/// `jobs:write`, `webhooks:read`, `webhooks:write`, `account:read`, `account:write`, `admin`,
+/// `credentials`); a credential without it is answered 403. A login holds every scope of
+/// its account (`admin` only for an admin); a key holds those it was made with, never
+/// `credentials`.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT")]
+#[oai(ty = "bearer")]
 pub(crate) struct BearerAuth(pub(crate) Bearer);
 
 /// What every group of operations works with.
@@ -192,29 +204,26 @@ impl Context {
         self.gateway.clone().expect("a serving Api has a gateway")
     }
 
-    /// Who is calling: a valid access token whose login is still open (a signature alone is
-    /// not enough once the user logged out or the session was revoked), read once here.
-    pub(crate) async fn authenticate(&self, bearer: &BearerAuth) -> Result<Caller, Denied> {
-        let gw = self.gw();
-        let invalid = || {
-            Denied::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "The access token is invalid or expired.",
-            ))
-        };
-        let claims = gw
-            .tokens
-            .verify_access(&bearer.0.token)
-            .ok_or_else(invalid)?;
-        let caller = Caller::from_claims(claims).ok_or_else(invalid)?;
-        match gw.db.session_is_active(caller.user, &caller.session).await {
-            Ok(true) => Ok(caller),
-            Ok(false) => Err(Denied::Unauthorized(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "This login has ended (logged out or revoked); please log in again.",
-            ))),
-            Err(error) => Err(error.into()),
+    /// Who is calling, with a credential that holds `need`: an access token whose login is
+    /// still open (a signature alone is not enough once the user logged out or the session
+    /// was revoked) or a live API key, read once here.
+    pub(crate) async fn authenticate(
+        &self,
+        bearer: &BearerAuth,
+        need: Scope,
+    ) -> Result<Caller, Denied> {
+        let caller = self.identify(bearer).await?;
+        if caller.scopes.contains(need) {
+            Ok(caller)
+        } else {
+            Err(crate::identify::lacking(need))
         }
+    }
+
+    /// Who is calling, whatever their credential may do: for the operations on the
+    /// credential itself (`/validate`, `/logout`).
+    pub(crate) async fn identify(&self, bearer: &BearerAuth) -> Result<Caller, Denied> {
+        crate::identify::identify(self.gw(), &bearer.0.token).await
     }
 
     /// The caller and the job, if the token is good and the caller owns the job or is an
@@ -222,9 +231,10 @@ impl Context {
     pub(crate) async fn caller_job(
         &self,
         auth: &BearerAuth,
+        need: Scope,
         id: JobId,
     ) -> Result<(Caller, audiomill_store::Job), JobRefusal> {
-        let caller = self.authenticate(auth).await?;
+        let caller = self.authenticate(auth, need).await?;
         let job = self
             .gw()
             .db
@@ -243,6 +253,7 @@ impl Context {
 /// job is `NotFound`, exactly like a missing one.
 pub(crate) enum JobRefusal {
     Unauthorized(ErrorJson),
+    Forbidden(ErrorJson),
     NotFound(ErrorJson),
     Unavailable(ErrorJson),
 }
@@ -251,6 +262,7 @@ impl From<Denied> for JobRefusal {
     fn from(denied: Denied) -> Self {
         match denied {
             Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Forbidden(error) => Self::Forbidden(error),
             Denied::Unavailable(error) => Self::Unavailable(error),
         }
     }
@@ -270,6 +282,11 @@ pub(crate) trait AnswersBadRequest {
 /// A response that answers 401 (`@unauthorized`).
 pub(crate) trait AnswersUnauthorized {
     fn unauthorized(error: ErrorJson) -> Self;
+}
+
+/// A response that answers 403 (`@forbidden`).
+pub(crate) trait AnswersForbidden {
+    fn forbidden(error: ErrorJson) -> Self;
 }
 
 /// A response that answers 404 (`@job_not_found` and the like).
@@ -294,19 +311,32 @@ impl<R> Refusal<R> for R {
     }
 }
 
-impl<R: AnswersUnauthorized + AnswersUnavailable> Refusal<R> for Denied {
+impl<R: AnswersUnauthorized + AnswersForbidden + AnswersUnavailable> Refusal<R> for Denied {
     fn answer(self) -> R {
         match self {
             Denied::Unauthorized(error) => R::unauthorized(error),
+            Denied::Forbidden(error) => R::forbidden(error),
             Denied::Unavailable(error) => R::down(error),
         }
     }
 }
 
-impl<R: AnswersUnauthorized + AnswersNotFound + AnswersUnavailable> Refusal<R> for JobRefusal {
+impl<R: AnswersUnauthorized + AnswersUnavailable> Refusal<R> for LoginDenied {
+    fn answer(self) -> R {
+        match self {
+            LoginDenied::Unauthorized(error) => R::unauthorized(error),
+            LoginDenied::Unavailable(error) => R::down(error),
+        }
+    }
+}
+
+impl<R: AnswersUnauthorized + AnswersForbidden + AnswersNotFound + AnswersUnavailable> Refusal<R>
+    for JobRefusal
+{
     fn answer(self) -> R {
         match self {
             JobRefusal::Unauthorized(error) => R::unauthorized(error),
+            JobRefusal::Forbidden(error) => R::forbidden(error),
             JobRefusal::NotFound(error) => R::not_found(error),
             JobRefusal::Unavailable(error) => R::down(error),
         }

@@ -6,7 +6,7 @@
 //! `DOWNLOAD_REDIRECT`, an authorised download is answered with a redirect to a short-lived
 //! presigned URL of the object, and the bucket serves the bytes (ranges included).
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, rfc3339, store_down};
 use crate::params::ApiJobId;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -114,7 +114,7 @@ api_response! {
         #[oai(status = 401)]
         Unauthorized(ErrorJson),
         /// The signed link is not valid (changed, cut short, or made for another job), or its
-        /// owner's account is disabled.
+        /// owner's account is disabled; or the credential lacks `jobs:read`.
         #[oai(status = 403)]
         Forbidden(ErrorJson),
         @job_not_found,
@@ -138,6 +138,7 @@ api_response! {
         Ok(Json<DownloadLink>),
         @bad_job_id,
         @unauthorized,
+        @forbidden,
         @job_not_found,
         @mp3_not_ready,
         /// The job has expired and its MP3 is removed.
@@ -196,7 +197,7 @@ impl DownloadsApi {
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
     async fn download(
         &self,
-        auth: DownloadAuth,
+        #[oai(scope = "Scope::JobsRead")] auth: DownloadAuth,
         job_id: Path<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
@@ -216,7 +217,7 @@ impl DownloadsApi {
     #[tracing::instrument(skip_all, fields(job_id = %fid.0))]
     async fn download_by_fid(
         &self,
-        auth: DownloadAuth,
+        #[oai(scope = "Scope::JobsRead")] auth: DownloadAuth,
         fid: Query<ApiJobId>,
         range: Header<Option<String>>,
     ) -> DownloadResponse {
@@ -235,8 +236,12 @@ impl DownloadsApi {
         operation_id = "getDownloadLink"
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn link(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> LinkResponse {
-        let (_, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+    async fn link(
+        &self,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
+        job_id: Path<ApiJobId>,
+    ) -> LinkResponse {
+        let (_, job) = or_refuse!(self.cx.caller_job(&auth, Scope::JobsRead, job_id.0.0).await);
         if job.is_expired(now_millis()) {
             return LinkResponse::Gone(expired(&job));
         }
@@ -264,10 +269,12 @@ impl DownloadsApi {
         range: Option<&str>,
     ) -> DownloadResponse {
         let job = match auth {
-            DownloadAuth::Bearer(bearer) => match self.cx.caller_job(bearer, id).await {
-                Ok((_, job)) => job,
-                Err(refusal) => return super::context::Refusal::answer(refusal),
-            },
+            DownloadAuth::Bearer(bearer) => {
+                match self.cx.caller_job(bearer, Scope::JobsRead, id).await {
+                    Ok((_, job)) => job,
+                    Err(refusal) => return super::context::Refusal::answer(refusal),
+                }
+            }
             DownloadAuth::Link(LinkSignature(signature)) => {
                 match self.linked_job(id, &signature.key).await {
                     Ok(job) => job,

@@ -1,7 +1,7 @@
 //! `GET /jobs/{job_id}/events`: a job's progress as Server-Sent Events, from the gateway's
 //! one watcher of the job (see [`crate::live`]).
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope};
 use super::jobs::JobState;
 use super::jobs::JobStep;
 use crate::{
@@ -74,6 +74,7 @@ api_response! {
         Ended,
         @bad_job_id,
         @unauthorized,
+        @forbidden,
         @job_not_found,
         /// The caller holds as many event streams open as one user may
         /// (`MAX_EVENT_STREAMS_PER_USER`), or this gateway as many as it serves
@@ -98,13 +99,14 @@ impl EventsApi {
     )]
     async fn events(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
         job_id: Path<ApiJobId>,
         /// The `id` of the last event received, when reconnecting.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
     ) -> EventsResponse {
-        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+        let (caller, job) =
+            or_refuse!(self.cx.caller_job(&auth, Scope::JobsRead, job_id.0.0).await);
         let slot = match self.cx.gw().event_streams.take(caller.user) {
             Ok(slot) => slot,
             Err(full) => return too_many_streams(full),

@@ -1,7 +1,8 @@
 //! Uploading a video, following its job, cancelling or deleting it.
 
 use super::context::{
-    ApiTags, BearerAuth, Caller, Context, Denied, ErrorJson, rfc3339, store_down, unavailable,
+    ApiTags, BearerAuth, Caller, Context, Denied, ErrorJson, Scope, rfc3339, store_down,
+    unavailable,
 };
 use super::downloads::{self, DownloadLink};
 use crate::uploads::choices::{OutputChoices, UploadForm};
@@ -260,6 +261,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
+        @forbidden,
         /// The upload arrived too slowly (under 8 KiB/s on average after 30 s).
         #[oai(status = 408)]
         TooSlow(ErrorJson),
@@ -304,6 +306,7 @@ api_response! {
         Ok(Json<Box<JobStatusBody>>),
         @bad_job_id,
         @unauthorized,
+        @forbidden,
         @job_not_found,
         @unavailable,
     }
@@ -328,6 +331,7 @@ api_response! {
         Deleted,
         @bad_job_id,
         @unauthorized,
+        @forbidden,
         @job_not_found,
         @unavailable,
     }
@@ -341,6 +345,7 @@ api_response! {
         Cancelling(Json<CancelAccepted>),
         @bad_job_id,
         @unauthorized,
+        @forbidden,
         @job_not_found,
         /// The job has already ended; nothing was changed.
         #[oai(status = 409)]
@@ -426,7 +431,7 @@ impl JobsApi {
     #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
     async fn upload(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
         /// Any string of 1 to 255 visible ASCII characters (a UUID, say) naming this upload,
         /// so that sending it again cannot start a second job.
         #[oai(name = "Idempotency-Key")]
@@ -487,8 +492,12 @@ impl JobsApi {
         operation_id = "getJobStatus"
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn status(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> StatusResponse {
-        let (_, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+    async fn status(
+        &self,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
+        job_id: Path<ApiJobId>,
+    ) -> StatusResponse {
+        let (_, job) = or_refuse!(self.cx.caller_job(&auth, Scope::JobsRead, job_id.0.0).await);
         let gw = self.cx.gw();
         let view = gw.job_views.job_view(&gw.temporal, &job).await;
         let expired = job.is_expired(now_millis());
@@ -527,8 +536,16 @@ impl JobsApi {
         operation_id = "deleteJob"
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn delete_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> DeleteResponse {
-        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+    async fn delete_job(
+        &self,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
+        job_id: Path<ApiJobId>,
+    ) -> DeleteResponse {
+        let (caller, job) = or_refuse!(
+            self.cx
+                .caller_job(&auth, Scope::JobsWrite, job_id.0.0)
+                .await
+        );
         let gw = self.cx.gw();
         match cancel(gw, &caller, &job).await {
             Ok(accepted) => return DeleteResponse::Cancelling(Json(accepted)),
@@ -553,8 +570,16 @@ impl JobsApi {
         operation_id = "cancelJob"
     )]
     #[tracing::instrument(skip_all, fields(job_id = %job_id.0))]
-    async fn cancel_job(&self, auth: BearerAuth, job_id: Path<ApiJobId>) -> CancelResponse {
-        let (caller, job) = or_refuse!(self.cx.caller_job(&auth, job_id.0.0).await);
+    async fn cancel_job(
+        &self,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
+        job_id: Path<ApiJobId>,
+    ) -> CancelResponse {
+        let (caller, job) = or_refuse!(
+            self.cx
+                .caller_job(&auth, Scope::JobsWrite, job_id.0.0)
+                .await
+        );
         match cancel(self.cx.gw(), &caller, &job).await {
             Ok(accepted) => CancelResponse::Cancelling(Json(accepted)),
             Err(NotCancelled::Unavailable(error)) => CancelResponse::Unavailable(error),
@@ -586,11 +611,15 @@ impl JobsApi {
 
     /// The caller of an upload.
     async fn uploader(&self, auth: &BearerAuth) -> Result<Caller, UploadResponse> {
-        match self.cx.authenticate(auth).await {
+        match self.cx.authenticate(auth, Scope::JobsWrite).await {
             Ok(caller) => Ok(caller),
             Err(Denied::Unauthorized(error)) => {
                 metrics::upload_refused("auth");
                 Err(UploadResponse::Unauthorized(error))
+            }
+            Err(Denied::Forbidden(error)) => {
+                metrics::upload_refused("auth");
+                Err(UploadResponse::Forbidden(error))
             }
             Err(Denied::Unavailable(error)) => {
                 metrics::upload_refused("unavailable");

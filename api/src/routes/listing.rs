@@ -1,7 +1,7 @@
 //! `GET /jobs`: the caller's jobs (an admin's: everyone's, or one user's), newest first, a page
 //! at a time.
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, rfc3339, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, rfc3339, store_down};
 use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -108,7 +108,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
-        /// `user` is for admins.
+        /// The credential lacks `jobs:read`, or asks for `user` without `admin`.
         #[oai(status = 403)]
         Forbidden(ErrorJson),
         /// The database is unavailable.
@@ -138,7 +138,7 @@ impl ListingApi {
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
         /// Jobs per page, 1-100 (20 when left out).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
@@ -153,7 +153,7 @@ impl ListingApi {
         /// Admins only: whose jobs (a user id or an e-mail address).
         user: Query<Option<String>>,
     ) -> ListResponse {
-        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        let caller = or_refuse!(self.cx.authenticate(&auth, Scope::JobsRead).await);
         let after = match cursor.0.as_deref().map(decode_cursor) {
             Some(Some(after)) => Some(after),
             Some(None) => return bad_request("The cursor is not one this service gave."),

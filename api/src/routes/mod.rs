@@ -1,4 +1,4 @@
-//! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`jobs`] (uploading,
+//! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
@@ -14,7 +14,9 @@ mod events;
 mod health;
 pub use health::CHECK_TIMEOUT;
 mod jobs;
+mod keys;
 mod listing;
+mod logins;
 mod resumable;
 mod session;
 mod stats;
@@ -29,6 +31,8 @@ use std::sync::Arc;
 pub type Api = (
     accounts::AccountsApi,
     session::SessionApi,
+    keys::KeysApi,
+    logins::LoginsApi,
     jobs::JobsApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -55,6 +59,8 @@ fn with_context(cx: Context) -> Api {
     (
         accounts::AccountsApi { cx: cx.clone() },
         session::SessionApi { cx: cx.clone() },
+        keys::KeysApi { cx: cx.clone() },
+        logins::LoginsApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },

@@ -13,7 +13,7 @@
 
 use super::context::{
     AnswersBadRequest, AnswersUnauthorized, ApiTags, BearerAuth, Caller, Context, ErrorJson,
-    Refusal, store_down,
+    Refusal, Scope, store_down,
 };
 use crate::uploads::refusal::{StartError, StartRefusal};
 use crate::uploads::resumable::{
@@ -75,6 +75,7 @@ macro_rules! tus_refusals {
                 #[oai(status = 400)]
                 BadRequest(ErrorJson),
                 @unauthorized,
+                @forbidden,
                 /// No such upload (or not yours).
                 #[oai(status = 404)]
                 NotFound(ErrorJson),
@@ -95,6 +96,7 @@ macro_rules! tus_refusals {
                 match self {
                     LookupRefusal::BadRequest(error) => $name::BadRequest(error),
                     LookupRefusal::Unauthorized(error) => $name::Unauthorized(error),
+                    LookupRefusal::Forbidden(error) => $name::Forbidden(error),
                     LookupRefusal::NotFound(error) => $name::NotFound(error),
                     LookupRefusal::Gone(error) => $name::Gone(error),
                     LookupRefusal::Version(error) => $name::Version(error, tus::VERSION.into()),
@@ -278,6 +280,7 @@ impl Refusal<CreateResponse> for TusRefusal {
         match self {
             TusRefusal::BadRequest(e) => Answer::BadRequest(e),
             TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::Forbidden(e) => Answer::Forbidden(e),
             TusRefusal::NotFound(e) => Answer::NotFound(e),
             TusRefusal::Gone(e) => Answer::Gone(e),
             TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
@@ -310,6 +313,7 @@ impl Refusal<AppendResponse> for TusRefusal {
         match self {
             TusRefusal::BadRequest(e) => Answer::BadRequest(e),
             TusRefusal::Unauthorized(e) => Answer::Unauthorized(e),
+            TusRefusal::Forbidden(e) => Answer::Forbidden(e),
             TusRefusal::NotFound(e) => Answer::NotFound(e),
             TusRefusal::Gone(e) => Answer::Gone(e),
             TusRefusal::Version(e) => Answer::Version(e, tus::VERSION.into()),
@@ -428,7 +432,7 @@ impl ResumableApi {
     #[tracing::instrument(skip_all, fields(upload_id = tracing::field::Empty))]
     async fn create(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
         /// `1.0.0`.
         #[oai(name = "Tus-Resumable")]
         _version: Header<Option<String>>,
@@ -468,7 +472,7 @@ impl ResumableApi {
     )]
     async fn offset(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
         upload_id: Path<ApiUploadId>,
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
         request: TusHeaders,
@@ -498,7 +502,7 @@ impl ResumableApi {
     #[tracing::instrument(skip_all, fields(upload_id = %upload_id.0))]
     async fn append(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
         upload_id: Path<ApiUploadId>,
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
         /// Where this chunk starts.
@@ -534,7 +538,7 @@ impl ResumableApi {
     #[tracing::instrument(skip_all, fields(upload_id = %upload_id.0))]
     async fn terminate(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
         upload_id: Path<ApiUploadId>,
         #[oai(name = "Tus-Resumable")] _version: Header<Option<String>>,
         request: TusHeaders,
@@ -574,7 +578,7 @@ impl ResumableApi {
                 return Err(BadHeader(message).into());
             }
         }
-        Ok(self.cx.authenticate(auth).await?)
+        Ok(self.cx.authenticate(auth, Scope::JobsWrite).await?)
     }
 
     /// The caller and their upload `id` as it stands now (see [`callers`]).

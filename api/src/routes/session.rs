@@ -10,7 +10,7 @@
 //! credentials), so a forged request is refused before the cookie is read.
 
 use super::accounts::{OpenLogin, open_login, renew_login};
-use super::context::{ApiTags, BasicAuth, Context, Denied, ErrorJson, Refusal};
+use super::context::{ApiTags, BasicAuth, Context, ErrorJson, LoginDenied, Refusal};
 use crate::{
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
@@ -62,11 +62,11 @@ api_response! {
     }
 }
 
-impl Refusal<SessionResponse> for Denied {
+impl Refusal<SessionResponse> for LoginDenied {
     fn answer(self) -> SessionResponse {
         match self {
-            Denied::Unauthorized(error) => SessionResponse::Ended(error, None),
-            Denied::Unavailable(error) => SessionResponse::Unavailable(error),
+            LoginDenied::Unauthorized(error) => SessionResponse::Ended(error, None),
+            LoginDenied::Unavailable(error) => SessionResponse::Unavailable(error),
         }
     }
 }
@@ -117,7 +117,7 @@ impl SessionApi {
         };
         match renew_login(gw, &presented).await {
             Ok(login) => opened(gw, request, &login),
-            Err(Denied::Unauthorized(error)) => {
+            Err(LoginDenied::Unauthorized(error)) => {
                 SessionResponse::Ended(error, Some(removal(request, gw)))
             }
             Err(denied) => denied.answer(),

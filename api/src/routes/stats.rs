@@ -2,7 +2,9 @@
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, store_down};
 use crate::error::{ErrorBody, ErrorCode};
+use crate::scopes::Scope;
 use audiomill_store::{StatsScope, UploadStats};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use poem_openapi::{Enum, Object, OpenApi, param::Query, payload::Json};
 
@@ -16,8 +18,8 @@ pub struct StatsApi {
 
 /// Whose uploads the statistics cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Enum)]
-#[oai(rename_all = "lowercase")]
-enum Scope {
+#[oai(rename = "StatsScope", rename_all = "lowercase")]
+enum Coverage {
     /// The caller's own.
     #[default]
     Mine,
@@ -67,7 +69,7 @@ struct DayUploads {
 
 #[derive(Object)]
 struct UploadStatistics {
-    scope: Scope,
+    scope: Coverage,
     generated_at: String,
     /// Every upload in the scope, ever.
     uploads: u64,
@@ -90,7 +92,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
-        /// `scope=all` is for admins.
+        /// The credential lacks `jobs:read`, or asks for `scope=all` without `admin`.
         #[oai(status = 403)]
         Forbidden(ErrorJson),
         /// The database is unavailable.
@@ -116,18 +118,22 @@ impl StatsApi {
         tag = "ApiTags::Operations",
         operation_id = "getUploadStats"
     )]
-    async fn uploads(&self, auth: BearerAuth, scope: Query<Option<Scope>>) -> StatsResponse {
-        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+    async fn uploads(
+        &self,
+        #[oai(scope = "Scope::JobsRead")] auth: BearerAuth,
+        scope: Query<Option<Coverage>>,
+    ) -> StatsResponse {
+        let caller = or_refuse!(self.cx.authenticate(&auth, Scope::JobsRead).await);
         let scope = scope.0.unwrap_or_default();
         let of = match scope {
-            Scope::All if caller.admin => StatsScope::Everyone,
-            Scope::All => {
+            Coverage::All if caller.admin => StatsScope::Everyone,
+            Coverage::All => {
                 return StatsResponse::Forbidden(ErrorBody::new(
                     ErrorCode::Forbidden,
                     "Only admins may see everyone's statistics.",
                 ));
             }
-            Scope::Mine => StatsScope::User(caller.user),
+            Coverage::Mine => StatsScope::User(caller.user),
         };
         let now = Utc::now();
         match self
@@ -143,7 +149,7 @@ impl StatsApi {
     }
 }
 
-fn statistics(scope: Scope, now: DateTime<Utc>, stats: UploadStats) -> UploadStatistics {
+fn statistics(scope: Coverage, now: DateTime<Utc>, stats: UploadStats) -> UploadStatistics {
     let seconds = |ms: f64| ms / 1000.0;
     UploadStatistics {
         scope,

@@ -2,7 +2,7 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
-use super::context::{ApiTags, BearerAuth, Context, ErrorJson, store_down};
+use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
 use super::jobs::{self, NotCancelled};
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -80,6 +80,7 @@ api_response! {
         #[oai(status = 200)]
         Ok(Json<RemovedJobs>),
         @unauthorized,
+        @forbidden,
         /// A dependency is down; what was removed so far stays removed, and the request may be
         /// sent again to finish.
         #[oai(status = 503)]
@@ -97,7 +98,8 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
-        /// Only admins change other accounts; nor may an admin turn their own off.
+        /// The credential lacks `admin` (only admins change other accounts), or an admin
+        /// tries to turn their own account off.
         #[oai(status = 403)]
         Forbidden(ErrorJson),
         /// No such user.
@@ -119,8 +121,11 @@ impl UsersApi {
         tag = "ApiTags::Jobs",
         operation_id = "deleteMyJobs"
     )]
-    async fn delete_my_jobs(&self, auth: BearerAuth) -> RemoveResponse {
-        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+    async fn delete_my_jobs(
+        &self,
+        #[oai(scope = "Scope::JobsWrite")] auth: BearerAuth,
+    ) -> RemoveResponse {
+        let caller = or_refuse!(self.cx.authenticate(&auth, Scope::JobsWrite).await);
         let user = caller.user;
         let gw = self.cx.gw();
         let reason = format!("deleted by {}", caller.email);
@@ -160,11 +165,11 @@ impl UsersApi {
     )]
     async fn update_user(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::Admin")] auth: BearerAuth,
         user_id: Path<ApiUserId>,
         changes: Json<UserChanges>,
     ) -> UserResponse {
-        let caller = or_refuse!(self.cx.authenticate(&auth).await);
+        let caller = or_refuse!(self.cx.authenticate(&auth, Scope::Admin).await);
         if !caller.admin {
             return UserResponse::Forbidden(ErrorBody::new(
                 ErrorCode::Forbidden,

@@ -3,7 +3,8 @@
 //! replays. Deliveries themselves are the `DeliverWebhooks` workflow's activities.
 
 use super::context::{
-    ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, rfc3339, store_down, unavailable,
+    ApiTags, BearerAuth, Context, Denied, ErrorJson, JobRefusal, Scope, rfc3339, store_down,
+    unavailable,
 };
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -216,6 +217,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
+        @forbidden,
         /// The account has as many endpoints as it may.
         #[oai(status = 409)]
         Conflict(ErrorJson),
@@ -228,6 +230,7 @@ api_response! {
         #[oai(status = 200)]
         Ok(Json<WebhookList>),
         @unauthorized,
+        @forbidden,
         @unavailable,
     }
 }
@@ -242,6 +245,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
+        @forbidden,
         @endpoint_not_found,
         @unavailable,
     }
@@ -255,6 +259,7 @@ api_response! {
         Deleted,
         @bad_id,
         @unauthorized,
+        @forbidden,
         @endpoint_not_found,
         @unavailable,
     }
@@ -268,6 +273,7 @@ api_response! {
         Ok(Json<RotatedSecret>),
         @bad_id,
         @unauthorized,
+        @forbidden,
         @endpoint_not_found,
         @unavailable,
     }
@@ -282,6 +288,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
+        @forbidden,
         @endpoint_not_found,
         @unavailable,
     }
@@ -297,6 +304,7 @@ api_response! {
         #[oai(status = 400)]
         BadRequest(ErrorJson),
         @unauthorized,
+        @forbidden,
         /// No such endpoint or delivery (or not yours).
         #[oai(status = 404)]
         NotFound(ErrorJson),
@@ -335,8 +343,12 @@ impl WebhooksApi {
         tag = "ApiTags::Webhooks",
         operation_id = "createWebhook"
     )]
-    async fn create(&self, auth: BearerAuth, body: Json<NewWebhook>) -> CreateResponse {
-        let user_id = or_refuse!(self.caller(&auth).await);
+    async fn create(
+        &self,
+        #[oai(scope = "Scope::WebhooksWrite")] auth: BearerAuth,
+        body: Json<NewWebhook>,
+    ) -> CreateResponse {
+        let user_id = or_refuse!(self.caller(&auth, Scope::WebhooksWrite).await);
         let url = or_refuse!(
             checked_url(self.cx.gw(), &body.0.url)
                 .await
@@ -378,8 +390,8 @@ impl WebhooksApi {
         tag = "ApiTags::Webhooks",
         operation_id = "listWebhooks"
     )]
-    async fn list(&self, auth: BearerAuth) -> ListResponse {
-        let user_id = or_refuse!(self.caller(&auth).await);
+    async fn list(&self, #[oai(scope = "Scope::WebhooksRead")] auth: BearerAuth) -> ListResponse {
+        let user_id = or_refuse!(self.caller(&auth, Scope::WebhooksRead).await);
         match self.cx.gw().db.webhooks_of(user_id).await {
             Ok(endpoints) => ListResponse::Ok(Json(WebhookList {
                 webhooks: endpoints.iter().map(shown).collect(),
@@ -395,8 +407,15 @@ impl WebhooksApi {
         tag = "ApiTags::Webhooks",
         operation_id = "getWebhook"
     )]
-    async fn get(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> WebhookResponse {
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+    async fn get(
+        &self,
+        #[oai(scope = "Scope::WebhooksRead")] auth: BearerAuth,
+        webhook_id: Path<ApiWebhookId>,
+    ) -> WebhookResponse {
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksRead, webhook_id.0)
+                .await
+        );
         WebhookResponse::Ok(Json(shown(&endpoint)))
     }
 
@@ -409,11 +428,14 @@ impl WebhooksApi {
     )]
     async fn update(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::WebhooksWrite")] auth: BearerAuth,
         webhook_id: Path<ApiWebhookId>,
         body: Json<WebhookChanges>,
     ) -> WebhookResponse {
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksWrite, webhook_id.0)
+                .await
+        );
         let gw = self.cx.gw();
         let mut changes = EndpointChanges {
             enabled: body.0.enabled,
@@ -441,8 +463,15 @@ impl WebhooksApi {
         tag = "ApiTags::Webhooks",
         operation_id = "deleteWebhook"
     )]
-    async fn delete(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> DeleteResponse {
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+    async fn delete(
+        &self,
+        #[oai(scope = "Scope::WebhooksWrite")] auth: BearerAuth,
+        webhook_id: Path<ApiWebhookId>,
+    ) -> DeleteResponse {
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksWrite, webhook_id.0)
+                .await
+        );
         match self.cx.gw().db.delete_webhook(endpoint.id).await {
             Ok(true) => DeleteResponse::Deleted,
             Ok(false) => DeleteResponse::NotFound(no_such_webhook()),
@@ -460,8 +489,15 @@ impl WebhooksApi {
         tag = "ApiTags::Webhooks",
         operation_id = "rotateWebhookSecret"
     )]
-    async fn rotate(&self, auth: BearerAuth, webhook_id: Path<ApiWebhookId>) -> SecretResponse {
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+    async fn rotate(
+        &self,
+        #[oai(scope = "Scope::WebhooksWrite")] auth: BearerAuth,
+        webhook_id: Path<ApiWebhookId>,
+    ) -> SecretResponse {
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksWrite, webhook_id.0)
+                .await
+        );
         match self.cx.gw().db.rotate_webhook_secret(endpoint.id).await {
             Ok(Some(endpoint)) => SecretResponse::Ok(Json(RotatedSecret {
                 secret: endpoint.secret.expose(),
@@ -484,7 +520,7 @@ impl WebhooksApi {
     )]
     async fn deliveries(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::WebhooksRead")] auth: BearerAuth,
         webhook_id: Path<ApiWebhookId>,
         /// How many, 1-100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
@@ -497,7 +533,10 @@ impl WebhooksApi {
                 format!("`limit` must be between 1 and {MAX_DELIVERIES}."),
             ));
         }
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksRead, webhook_id.0)
+                .await
+        );
         let db = &self.cx.gw().db;
         let database_down = |error| DeliveriesResponse::Unavailable(store_down(error));
         let messages = or_refuse!(
@@ -541,7 +580,7 @@ impl WebhooksApi {
     )]
     async fn replay(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::WebhooksWrite")] auth: BearerAuth,
         webhook_id: Path<ApiWebhookId>,
         /// `msg_` and 24 letters, digits, `-` or `_`.
         #[oai(validator(pattern = r"^msg_[A-Za-z0-9_-]{24}$"))]
@@ -553,7 +592,10 @@ impl WebhooksApi {
                 "The delivery id is malformed: delivery ids look like msg_ and 24 letters.",
             ));
         };
-        let endpoint = or_refuse!(self.caller_endpoint(&auth, webhook_id.0).await);
+        let endpoint = or_refuse!(
+            self.caller_endpoint(&auth, Scope::WebhooksWrite, webhook_id.0)
+                .await
+        );
         let gw = self.cx.gw();
         match gw.db.webhook_message(message_id).await {
             Ok(Some(message)) if message.endpoint_id == endpoint.id => {}
@@ -598,17 +640,18 @@ impl WebhooksApi {
 
 impl WebhooksApi {
     /// The caller's user id.
-    async fn caller(&self, auth: &BearerAuth) -> Result<UserId, Denied> {
-        Ok(self.cx.authenticate(auth).await?.user)
+    async fn caller(&self, auth: &BearerAuth, need: Scope) -> Result<UserId, Denied> {
+        Ok(self.cx.authenticate(auth, need).await?.user)
     }
 
     /// The caller's endpoint `id`; someone else's is `NotFound`, exactly like a missing one.
     async fn caller_endpoint(
         &self,
         auth: &BearerAuth,
+        need: Scope,
         id: ApiWebhookId,
     ) -> Result<WebhookEndpoint, JobRefusal> {
-        let user_id = self.caller(auth).await?;
+        let user_id = self.caller(auth, need).await?;
         match self.cx.gw().db.webhook(id.0).await {
             Ok(Some(endpoint)) if endpoint.user_id == user_id => Ok(endpoint),
             Ok(_) => Err(JobRefusal::NotFound(no_such_webhook())),

@@ -5,7 +5,10 @@
 //! `scripts/test-services.sh start` writes) the same tests run on the production backends:
 //! a fresh MariaDB database, a fresh S3 bucket and the SMTP sink, per test.
 
+mod gateway_process;
 pub mod webhooks;
+
+pub use gateway_process::GatewayProcess;
 
 use audiomill::{
     Config, Roles, Running,

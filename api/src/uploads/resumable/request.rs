@@ -98,6 +98,7 @@ impl TusRequest {
 pub(crate) enum TusRefusal {
     BadRequest(ErrorJson),
     Unauthorized(ErrorJson),
+    Forbidden(ErrorJson),
     NotFound(ErrorJson),
     Gone(ErrorJson),
     /// The body stopped arriving; what arrived is kept up to the given offset, in the given
@@ -133,6 +134,7 @@ impl LeaseRefusal for TusRefusal {
 pub(crate) enum LookupRefusal {
     BadRequest(ErrorJson),
     Unauthorized(ErrorJson),
+    Forbidden(ErrorJson),
     NotFound(ErrorJson),
     Gone(ErrorJson),
     Version(ErrorJson),
@@ -143,6 +145,7 @@ impl From<Denied> for LookupRefusal {
     fn from(denied: Denied) -> Self {
         match denied {
             Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Forbidden(error) => Self::Forbidden(error),
             Denied::Unavailable(error) => Self::Unavailable(error),
         }
     }
@@ -165,6 +168,7 @@ impl From<LookupRefusal> for TusRefusal {
         match refusal {
             LookupRefusal::BadRequest(error) => Self::BadRequest(error),
             LookupRefusal::Unauthorized(error) => Self::Unauthorized(error),
+            LookupRefusal::Forbidden(error) => Self::Forbidden(error),
             LookupRefusal::NotFound(error) => Self::NotFound(error),
             LookupRefusal::Gone(error) => Self::Gone(error),
             LookupRefusal::Version(error) => Self::Version(error),
@@ -177,6 +181,7 @@ impl From<Denied> for TusRefusal {
     fn from(denied: Denied) -> Self {
         match denied {
             Denied::Unauthorized(error) => Self::Unauthorized(error),
+            Denied::Forbidden(error) => Self::Forbidden(error),
             Denied::Unavailable(error) => Self::Unavailable(error),
         }
     }
