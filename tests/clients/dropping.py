@@ -31,8 +31,8 @@ def drop_files(page, files):
 
 def sign_in(page, email, password):
     """Signs in through the form and waits for the converter's page."""
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("E-mail", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Convert videos to MP3")).to_be_visible()
 

@@ -48,8 +48,8 @@ def api(method, path, token):
 
 def sign_in(page, password=PASSWORD):
     """Signs in through the form; the access token the server gave, if it gave one."""
-    page.get_by_label("E-mail").fill(EMAIL)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("E-mail", exact=True).fill(EMAIL)
+    page.get_by_label("Password", exact=True).fill(password)
     with page.expect_response(re.compile(r"/session$")) as answer:
         page.get_by_role("button", name="Sign in").click()
     response = answer.value

@@ -630,3 +630,39 @@ async fn a_reload_mid_upload_and_mid_conversion_finds_everything_again() {
     assert_eq!(statuses, ["completed", "completed"], "{jobs}");
     app.stop().await;
 }
+
+/// The account page: an API key made (shown once, working from outside the browser with only
+/// what was ticked), listed without its secret and revoked; the password changed; and signing
+/// out everywhere from a second browser ends the first one's sign-in too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_makes_and_revokes_a_key_changes_the_password_and_signs_out_everywhere() {
+    let app = TestApp::spawn().await;
+    let email = app.add_user("ann", false).await;
+    let mut person = playwright("account.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD);
+    let facts = facts_of(person).await;
+    assert_eq!(facts["admin_scope_offered"], false, "{facts}");
+    assert_eq!(facts["key_shape"], true, "{facts}");
+    assert_eq!(facts["key_works"], 200, "{facts}");
+    assert_eq!(facts["key_may_not_read_webhooks"], 403, "{facts}");
+    assert!(
+        facts["listed"]
+            .as_str()
+            .unwrap()
+            .starts_with("phone shortcut: amk_"),
+        "{facts}"
+    );
+    assert_eq!(facts["secret_listed"], false, "{facts}");
+    assert_eq!(facts["revoked_key"], 401, "{facts}");
+    assert_eq!(
+        facts["wrong_current"], "The current password is wrong.",
+        "{facts}"
+    );
+    assert_eq!(facts["first_browser_signed_out"], true, "{facts}");
+    assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
+    let renewed = app.login_response(&email, "a brand new password").await;
+    assert_eq!(renewed.status(), reqwest::StatusCode::OK);
+    app.stop().await;
+}

@@ -1,8 +1,9 @@
 // The web app: sign in, drop videos, watch them convert, download the MP3s; the history of
-// one's jobs; the account's usage and webhooks. Views are sections of index.html shown by the
-// URL's fragment.
+// one's jobs; the account (usage, API keys, password, webhooks). Views are sections of
+// index.html shown by the URL's fragment.
 import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
+import { loadAccount, setUpAccount } from "./account";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -245,36 +246,6 @@ function downloadButton(jobId: string, filename: string): HTMLButtonElement {
   return button;
 }
 
-async function loadAccount(): Promise<void> {
-  const facts = byId("account-facts");
-  const { data } = await api.GET("/me");
-  if (data) {
-    const quota = data.quota;
-    const limit = (value: number | null | undefined, show: (n: number) => string) =>
-      value == null ? t("account.noLimit") : show(value);
-    facts.replaceChildren(
-      el("dt", {}, t("account.email")), el("dd", {}, data.email),
-      el("dt", {}, t("account.storage")),
-      el("dd", {}, t("account.of", {
-        used: bytes(quota.storage_used_bytes), limit: limit(quota.storage_limit_bytes, bytes),
-      })),
-      el("dt", {}, t("account.jobsToday")),
-      el("dd", {}, t("account.of", {
-        used: quota.jobs_today, limit: limit(quota.jobs_per_day_limit, String),
-      })),
-    );
-  }
-  const hooks = (await api.GET("/webhooks")).data?.webhooks ?? [];
-  byId("webhooks").replaceChildren(
-    ...hooks.map((hook) =>
-      el("li", {}, hook.enabled
-        ? `${hook.url} (${hook.events.join(", ")})`
-        : t("account.webhookOff", { webhook: `${hook.url} (${hook.events.join(", ")})` })),
-    ),
-  );
-  byId("no-webhooks").hidden = hooks.length > 0;
-}
-
 /** The page in the person's language, and the choice of another (kept for later visits). */
 function setUpLanguage(): void {
   translatePage(document);
@@ -294,6 +265,7 @@ setUpLanguage();
 setUpSignIn();
 setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));
+setUpAccount();
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);

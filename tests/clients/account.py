@@ -1,0 +1,97 @@
+"""A person manages their credentials on the account page.
+
+Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD and CHROMIUM (the browser's path).
+Creates an API key for uploads (the key shown once, then used from outside the browser), revokes
+it, changes the password, and signs out everywhere from a second browser while the first is
+signed in. Prints one JSON line of facts.
+"""
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+from dropping import sign_in
+
+BASE = os.environ["AUDIOMILL_URL"]
+EMAIL = os.environ["AUDIOMILL_EMAIL"]
+PASSWORD = os.environ["AUDIOMILL_PASSWORD"]
+NEW_PASSWORD = "a brand new password"
+
+
+def status_with(token, path="/jobs"):
+    """The status `path` answers the holder of `token`."""
+    request = urllib.request.Request(BASE + path)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def create_key(page, facts):
+    page.get_by_label("Name", exact=True).fill("phone shortcut")
+    page.locator("select[name=expires]").select_option("30")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.locator("#new-key-value")
+    expect(shown).to_have_text(re.compile(r"^amk_"))
+    key = shown.inner_text()
+    facts["key_shape"] = bool(re.fullmatch(r"amk_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}", key))
+    facts["key_works"] = status_with(key)
+    facts["key_may_not_read_webhooks"] = status_with(key, "/webhooks")
+    line = page.locator("li.key")
+    expect(line).to_have_count(1)
+    facts["listed"] = line.locator(".key-name").inner_text()
+    facts["secret_listed"] = key[17:] in page.locator("#keys").inner_text()
+    return key
+
+
+def main():
+    facts = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(BASE)
+        sign_in(page, EMAIL, PASSWORD)
+        page.get_by_role("link", name="Account").click()
+        expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+        facts["admin_scope_offered"] = page.locator("#admin-scope").is_visible()
+
+        key = create_key(page, facts)
+        page.locator("li.key").get_by_role("button", name="Revoke").click()
+        expect(page.locator("li.key")).to_have_count(0)
+        facts["revoked_key"] = status_with(key)
+
+        page.get_by_label("Current password").fill("not my password")
+        page.get_by_label("New password").fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator("#password-problem")).not_to_be_empty()
+        facts["wrong_current"] = page.locator("#password-problem").inner_text()
+        page.get_by_label("Current password").fill(PASSWORD)
+        page.get_by_label("New password").fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator("#password-problem")).to_have_text(re.compile("changed"))
+
+        # A second browser signs in with the new password, and ends every sign-in.
+        other = browser.new_context().new_page()
+        other.goto(BASE)
+        sign_in(other, EMAIL, NEW_PASSWORD)
+        other.get_by_role("link", name="Account").click()
+        other.get_by_role("button", name="Sign out everywhere").click()
+        expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.reload()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        facts["first_browser_signed_out"] = True
+        facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
+        browser.close()
+    print(json.dumps(facts))
+
+
+if __name__ == "__main__":
+    main()
