@@ -60,7 +60,7 @@ def main():
         page.reload()
         upload_speed(cdp, -1)
 
-        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
         watch_states(page)
         long_row = row(page, "long.mkv")
         expect(long_row).to_be_visible()

@@ -243,7 +243,7 @@ def sessions_end(page, token):
     # A reload keeps the login, through a cookie no script on the page can read.
     view = page.evaluate("location.hash")
     page.reload()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     expect(page.get_by_role("heading", name="Sign in")).to_be_hidden()
     facts["view_after_reload"] = [view, page.evaluate("location.hash")]
     facts["session_cookies"] = [
@@ -255,7 +255,7 @@ def sessions_end(page, token):
         """() => [localStorage, sessionStorage].flatMap((store) =>
             Object.keys(store).filter((key) => /token|session/i.test(key + store.getItem(key))))"""
     )
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     # Signed out, a reload finds no login to resume.
     page.reload()
