@@ -79,8 +79,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 
 include-name = "POST /upload"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 413, 415, 422, 429]
 
-# A key's expiry must be in the future and its name visible, and `credentials` (or, for a
-# user, `admin`) is never granted: what a schema cannot say.
+# A key's expiry must be in the future and its name visible, and the credentials scope (or,
+# for a user, the admin scope) is never granted: what a schema cannot say.
 [[operations]]
 include-name = "POST /api-keys"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 429]

@@ -204,7 +204,7 @@ pub fn complete(derived: &str) -> String {
 /// Keeps an operation's scopes on its bearer requirement only: a signed link (the other
 /// scheme of a download) needs none.
 fn scopes_for_bearer_only(operation: &mut Value) {
-    let Some(requirements) = operation["security"].as_array_mut() else {
+    let Some(requirements) = operation.get_mut("security").and_then(Value::as_array_mut) else {
         return;
     };
     for requirement in requirements.iter_mut().filter_map(Value::as_object_mut) {
@@ -372,6 +372,30 @@ mod tests {
         ] {
             assert!(!pattern.is_match(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn scopes_stay_on_the_bearer_requirement_and_open_operations_stay_open() {
+        let derived = json!({
+            "paths": {
+                "/open": { "get": { "responses": {} } },
+                "/download": { "get": {
+                    "security": [{ "BearerAuth": ["jobs:read"] }, { "LinkSignature": ["jobs:read"] }],
+                    "responses": {}
+                } }
+            }
+        })
+        .to_string();
+        let done: Value = serde_json::from_str(&complete(&derived)).unwrap();
+        let open = done["paths"]["/open"]["get"].as_object().unwrap();
+        assert!(
+            !open.contains_key("security"),
+            "no security added: {open:?}"
+        );
+        assert_eq!(
+            done["paths"]["/download"]["get"]["security"],
+            json!([{ "BearerAuth": ["jobs:read"] }, { "LinkSignature": [] }])
+        );
     }
 
     #[test]
