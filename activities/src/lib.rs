@@ -10,10 +10,13 @@
 //! - [`WebhookActivities`]: `prepare_webhooks` and `deliver_webhook`, of the `DeliverWebhooks`
 //!   workflow a job starts when it ends.
 //! - [`LifecycleActivities`]: `discard_source` and `clean_expired`, what retention removes.
+//! - [`AccountMailActivities`]: `send_account_mail`, of the `SendAccountMail` workflow (a
+//!   password reset link).
 //! - [`ProgressTeller`]: how a transcode starts telling `job.progress` milestones.
 //! - [`metered`]: step metrics around every activity.
 //! - [`WorkDir`]: a worker's own scratch directory, safe beside other workers'.
 
+mod account_mail;
 mod convert;
 mod failures;
 mod held;
@@ -27,6 +30,7 @@ mod scratch;
 pub mod transcode;
 mod webhooks;
 
+pub use account_mail::AccountMailActivities;
 pub use convert::{ConvertActivities, WorkerSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;

@@ -1,4 +1,5 @@
-//! Sends the "your MP3 is ready" e-mail, to `.eml` files (embedded) or over SMTP.
+//! Sends mail, to `.eml` files (embedded) or over SMTP, and writes the "your MP3 is ready"
+//! e-mail.
 
 use audiomill_domain::duration::spoken;
 use lettre::{
@@ -101,10 +102,18 @@ impl Mailer {
     }
 
     pub async fn send(&self, notification: &Notification) -> Result<(), MailError> {
-        let from = match self {
+        self.deliver(compose(self.sender(), notification)?).await
+    }
+
+    /// Who mail comes from (`MAIL_FROM`).
+    pub(crate) fn sender(&self) -> Mailbox {
+        match self {
             Self::Files { from, .. } | Self::Smtp { from, .. } => from.clone(),
-        };
-        let message = compose(from, notification)?;
+        }
+    }
+
+    /// Hands `message` over: to a file, or to the SMTP relay.
+    pub(crate) async fn deliver(&self, message: Message) -> Result<(), MailError> {
         match self {
             Self::Files { dir, .. } => {
                 AsyncFileTransport::<Tokio1Executor>::new(dir)

@@ -390,6 +390,7 @@ fn is_login(request: &Request) -> bool {
     path == "/login"
         || (path == "/session" && method == poem::http::Method::POST)
         || (path == "/me/password" && method == poem::http::Method::PUT)
+        || (path.starts_with("/password/") && method == poem::http::Method::POST)
 }
 
 fn basic_user(request: &Request) -> Option<String> {

@@ -29,6 +29,9 @@ pub const WORKFLOW_TYPE: &str = "ConvertVideo";
 /// does not wait for, and by the gateway for a replay.
 pub const WEBHOOKS_WORKFLOW_TYPE: &str = "DeliverWebhooks";
 
+/// The workflow type of `SendAccountMail`: a mail about an account (a password reset link).
+pub const ACCOUNT_MAIL_WORKFLOW_TYPE: &str = "SendAccountMail";
+
 /// The workflow type of the cleanup that removes what has expired, started by a Temporal
 /// Schedule (id [`CLEANUP_SCHEDULE_ID`]) every `CLEANUP_INTERVAL_MINUTES`.
 pub const CLEANUP_WORKFLOW_TYPE: &str = "CleanExpired";
@@ -464,6 +467,14 @@ pub struct DiscardSourceInput {
     pub parts: u32,
 }
 
+/// A mail about an account, named by its row: the mail carries a secret, so the workflow's
+/// history holds only the row's id, and the activity mints the secret it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountMailInput {
+    /// A link to choose a new password, for the reset request with this id.
+    PasswordReset { reset_id: String },
+}
+
 /// Marker types naming each activity with its input and output types.
 pub mod activity {
     use super::*;
@@ -517,6 +528,7 @@ pub mod activity {
     );
     activity!(DiscardSource, "discard_source", DiscardSourceInput, bool);
     activity!(CleanBatch, "clean_expired", CleanBatchInput, CleanupReport);
+    activity!(SendAccountMail, "send_account_mail", AccountMailInput, bool);
 }
 
 #[cfg(test)]

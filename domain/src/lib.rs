@@ -7,6 +7,7 @@
 //! - [`lifecycle`]: how long a job's objects are kept, and the quotas of a user.
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
+//! - [`secret`]: one-time secrets sent by mail, and the hash they are kept as.
 //! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
 //!   Standard Webhooks signatures.
 //! - [`segment`]: how a long source is cut into parts converted apart and joined.
@@ -22,6 +23,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod link;
 pub mod output;
+pub mod secret;
 pub mod webhook;
 
 pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId, WebhookId};

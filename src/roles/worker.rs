@@ -11,8 +11,8 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    ConvertActivities, LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings,
-    WorkDir, WorkerSettings, metered::StepMetrics,
+    AccountMailActivities, ConvertActivities, LifecycleActivities, ProgressTeller,
+    WebhookActivities, WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -22,7 +22,7 @@ use audiomill_domain::{
     },
     link::LinkSigner,
 };
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks};
+use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail};
 use std::{
     sync::{
         Arc, OnceLock,
@@ -58,6 +58,7 @@ struct PollerParts {
     activities: ConvertActivities,
     webhooks: WebhookActivities,
     lifecycle: LifecycleActivities,
+    account_mail: AccountMailActivities,
     /// Where the client goes once connected, for the progress teller.
     client: Arc<OnceLock<temporalio_client::Client>>,
 }
@@ -104,6 +105,11 @@ impl WorkerHandle {
         links: LinkSigner,
     ) -> anyhow::Result<Self> {
         let instance = random_hex(6);
+        let account_mail = AccountMailActivities::new(
+            backends.db.clone(),
+            backends.mailer.clone(),
+            links.base_url(),
+        );
         let host_task_queue = format!("{TASK_QUEUE}-host-{instance}");
         let webhooks = WebhookActivities::new(
             backends.db.clone(),
@@ -155,6 +161,7 @@ impl WorkerHandle {
             activities,
             webhooks,
             lifecycle,
+            account_mail,
             client,
         };
         Self::spawn(parts).await
@@ -275,10 +282,12 @@ async fn build_pollers(
         .register_workflow::<ConvertVideo>()
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
+        .and_then(|options| options.register_workflow::<SendAccountMail>())
         .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
         .register_activities(parts.activities.clone())
         .register_activities(parts.webhooks)
         .register_activities(parts.lifecycle)
+        .register_activities(parts.account_mail)
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
         .activity_inbound_interceptor(StepMetrics)
         .build();

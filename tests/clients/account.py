@@ -3,12 +3,15 @@
 Reads AUDIOMILL_URL, AUDIOMILL_EMAIL, AUDIOMILL_PASSWORD and CHROMIUM (the browser's path).
 Creates an API key for uploads (the key shown once, then used from outside the browser), revokes
 it, changes the password, and signs out everywhere from a second browser while the first is
-signed in. Prints one JSON line of facts.
+signed in. Then forgets the password: asks for a link, waits for LINK_FILE to hold the link the
+mail carried (the test reads the mail), opens it, chooses a new password and signs in with it.
+Prints one JSON line of facts.
 """
 
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -20,6 +23,39 @@ BASE = os.environ["AUDIOMILL_URL"]
 EMAIL = os.environ["AUDIOMILL_EMAIL"]
 PASSWORD = os.environ["AUDIOMILL_PASSWORD"]
 NEW_PASSWORD = "a brand new password"
+CHOSEN_PASSWORD = "chosen through the link"
+
+
+def mailed_link():
+    """The reset link the test found in the mail and wrote to LINK_FILE."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(os.environ["LINK_FILE"]) as file:
+                link = file.read().strip()
+            if link:
+                return link
+        except FileNotFoundError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("no reset link arrived")
+
+
+def forget_password(page, facts):
+    page.get_by_text("Forgot your password?").click()
+    page.get_by_label("Your account's e-mail").fill(EMAIL)
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.locator("#forgot-said")).to_have_text(re.compile("link"))
+    facts["forgot_said"] = page.locator("#forgot-said").inner_text()
+    page.goto(mailed_link())
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    page.locator("#reset-form").get_by_label("New password").fill(CHOSEN_PASSWORD)
+    page.get_by_role("button", name="Save the new password").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    facts["after_reset"] = page.locator("#sign-in-problem").inner_text()
+    facts["token_left_in_address"] = "token=" in page.url
+    sign_in(page, EMAIL, CHOSEN_PASSWORD)
+    facts["signed_in_with_chosen"] = True
 
 
 def status_with(token, path="/jobs"):
@@ -68,13 +104,13 @@ def main():
         expect(page.locator("li.key")).to_have_count(0)
         facts["revoked_key"] = status_with(key)
 
-        page.get_by_label("Current password").fill("not my password")
-        page.get_by_label("New password").fill(NEW_PASSWORD)
+        page.locator("#password-form").get_by_label("Current password").fill("not my password")
+        page.locator("#password-form").get_by_label("New password").fill(NEW_PASSWORD)
         page.get_by_role("button", name="Change password").click()
         expect(page.locator("#password-problem")).not_to_be_empty()
         facts["wrong_current"] = page.locator("#password-problem").inner_text()
-        page.get_by_label("Current password").fill(PASSWORD)
-        page.get_by_label("New password").fill(NEW_PASSWORD)
+        page.locator("#password-form").get_by_label("Current password").fill(PASSWORD)
+        page.locator("#password-form").get_by_label("New password").fill(NEW_PASSWORD)
         page.get_by_role("button", name="Change password").click()
         expect(page.locator("#password-problem")).to_have_text(re.compile("changed"))
 
@@ -88,6 +124,7 @@ def main():
         page.reload()
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         facts["first_browser_signed_out"] = True
+        forget_password(page, facts)
         facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
         browser.close()
     print(json.dumps(facts))

@@ -327,8 +327,8 @@ def phone(browser):
     page = context.new_page()
     page.goto(BASE)
     expect(page.get_by_role("heading", name="Anmelden")).to_be_visible()
-    page.locator("input[name=email]").fill(EMAIL)
-    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("#sign-in-form input[name=email]").fill(EMAIL)
+    page.locator("#sign-in-form input[name=password]").fill(PASSWORD)
     page.get_by_role("button", name="Anmelden").click()
     expect(page.get_by_role("heading", name="Videos in MP3 umwandeln")).to_be_visible()
     facts["german"] = {

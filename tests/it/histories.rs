@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, patch_set};
+use audiomill_workflows::{
+    CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail, patch_set,
+};
 use common::{webhooks::Receiver, *};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 const RECORD: &str = "AUDIOMILL_RECORD_HISTORIES";
 
 /// The kinds of runs each recording holds.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "completed",
     "failed",
     "cancelled",
@@ -24,6 +26,7 @@ const KINDS: [&str; 7] = [
     "webhooks-completed",
     "webhooks-delivery",
     "cleanup",
+    "password-reset",
 ];
 
 fn fixtures() -> PathBuf {
@@ -35,6 +38,7 @@ fn replayer() -> WorkflowReplayer {
         .register_workflow::<ConvertVideo>()
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
+        .and_then(|options| options.register_workflow::<SendAccountMail>())
         .expect("the workflows register")
         .build();
     WorkflowReplayer::new(options).expect("a replayer")
@@ -145,7 +149,41 @@ async fn record_runs() -> Vec<(&'static str, Vec<u8>)> {
 
     let cleanup = cleanup_run(&app).await;
     runs.push(("cleanup", history(&app, &cleanup).await));
+    let reset = password_reset_run(&app, &token).await;
+    runs.push(("password-reset", history(&app, &reset).await));
     runs
+}
+
+/// A `SendAccountMail` run that mails a password reset link to the holder of `token`; its id.
+async fn password_reset_run(app: &TestApp, token: &str) -> String {
+    use audiomill_domain::contract::{AccountMailInput, TASK_QUEUE};
+    use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+    let (_, me) = app.get_json(token, "/me").await;
+    let user = audiomill_domain::UserId::parse(me["id"].as_str().unwrap()).unwrap();
+    let reset_id = app
+        .backends
+        .db
+        .request_password_reset(user)
+        .await
+        .unwrap()
+        .expect("a reset is recorded");
+    let id = format!("password-reset-{reset_id}");
+    let started = app
+        .temporal()
+        .await
+        .start_workflow(
+            SendAccountMail::run,
+            AccountMailInput::PasswordReset { reset_id },
+            WorkflowStartOptions::new(TASK_QUEUE, id.clone()).build(),
+        )
+        .await
+        .expect("the mail's run starts");
+    let sent = started
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("the mail's run succeeds");
+    assert!(sent, "the link was mailed");
+    id
 }
 
 /// A `CleanExpired` run judged far in the future, so that it removes every ended job; its id.

@@ -491,3 +491,78 @@ async fn no_key_password_or_token_reaches_the_log() {
         assert!(!log.contains(secret), "{secret} is in the log");
     }
 }
+
+/// The reset links mailed so far, waiting until there are `count`.
+async fn reset_links(app: &TestApp, count: usize) -> Vec<String> {
+    app.mailed_links_awaited("/#/reset?token=", count).await
+}
+
+async fn forgot(app: &TestApp, email: &str) -> (StatusCode, Value) {
+    let answer = app
+        .http
+        .post(app.url("/password/forgot"))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.json().await.unwrap())
+}
+
+async fn reset(app: &TestApp, link: &str, password: &str) -> Response {
+    let token = link.split("token=").nth(1).unwrap();
+    app.http
+        .post(app.url("/password/reset"))
+        .json(&json!({ "token": token, "new_password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_chosen_again_through_a_link_that_works_once() {
+    let app = TestApp::spawn().await;
+    let email = app.add_user("ann", false).await;
+    let before = app.access_token(&email).await;
+
+    // An unknown address gets the very answer a known one gets, and no mail.
+    let unknown = forgot(&app, &app.email("nobody")).await;
+    let known = forgot(&app, &email).await;
+    assert_eq!(unknown, known);
+    assert_eq!(known.0, StatusCode::ACCEPTED);
+    let first = reset_links(&app, 1).await;
+    assert_eq!(first.len(), 1, "one mail, to the account: {first:?}");
+    assert!(first[0].starts_with(&app.base), "{first:?}");
+
+    // Asking again sends a new link, and only the newest works.
+    forgot(&app, &email).await;
+    let links = reset_links(&app, 2).await;
+    let newest = links
+        .iter()
+        .find(|link| **link != first[0])
+        .unwrap()
+        .clone();
+    let old = reset(&app, &first[0], "a password from the old link").await;
+    assert_eq!(old.status(), StatusCode::BAD_REQUEST);
+    let short = reset(&app, &newest, "short").await;
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    let changed = reset(&app, &newest, "the chosen password").await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    let again = reset(&app, &newest, "another password entirely").await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["field"], "token");
+
+    // The reset ended every login; the new password opens one.
+    assert_eq!(
+        app.get_json(&before, "/jobs").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let old_password = app.login_response(&email, PASSWORD).await;
+    assert_eq!(old_password.status(), StatusCode::UNAUTHORIZED);
+    let new_password = app.login_response(&email, "the chosen password").await;
+    assert_eq!(new_password.status(), StatusCode::OK);
+
+    let malformed = forgot(&app, "not an address").await;
+    assert_eq!(malformed.0, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

@@ -34,7 +34,18 @@ fn playwright(script: &str, app: &TestApp) -> tokio::process::Command {
 
 /// The facts a Playwright script printed as its last line, once it ran to its end.
 async fn facts_of(mut script: tokio::process::Command) -> Value {
-    let ran = script.output().await.expect("Playwright runs");
+    facts_of_run(
+        script
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("Playwright runs"),
+    )
+    .await
+}
+
+/// As [`facts_of`], for a script already started (its output piped).
+async fn facts_of_run(running: tokio::process::Child) -> Value {
+    let ran = running.wait_with_output().await.expect("Playwright runs");
     let stdout = String::from_utf8_lossy(&ran.stdout);
     assert!(
         ran.status.success(),
@@ -632,17 +643,33 @@ async fn a_reload_mid_upload_and_mid_conversion_finds_everything_again() {
 }
 
 /// The account page: an API key made (shown once, working from outside the browser with only
-/// what was ticked), listed without its secret and revoked; the password changed; and signing
-/// out everywhere from a second browser ends the first one's sign-in too.
+/// what was ticked), listed without its secret and revoked; the password changed; signing out
+/// everywhere from a second browser ends the first one's sign-in too; and a forgotten password
+/// chosen again through the mailed link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_makes_and_revokes_a_key_changes_the_password_and_signs_out_everywhere() {
+async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
     let app = TestApp::spawn().await;
     let email = app.add_user("ann", false).await;
+    let link_file = app.data.path().join("reset-link");
     let mut person = playwright("account.py", &app);
     person
         .env("AUDIOMILL_EMAIL", &email)
-        .env("AUDIOMILL_PASSWORD", PASSWORD);
-    let facts = facts_of(person).await;
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("LINK_FILE", &link_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = person.spawn().expect("Playwright runs");
+    // The person waits for the mailed link; the test reads the mail and hands it over (unless
+    // the person stopped before asking for it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while running.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        if let Some(link) = app.mailed_links("/#/reset?token=").await.pop() {
+            std::fs::write(&link_file, link).unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let facts = facts_of_run(running).await;
     assert_eq!(facts["admin_scope_offered"], false, "{facts}");
     assert_eq!(facts["key_shape"], true, "{facts}");
     assert_eq!(facts["key_works"], 200, "{facts}");
@@ -662,7 +689,13 @@ async fn a_person_makes_and_revokes_a_key_changes_the_password_and_signs_out_eve
     );
     assert_eq!(facts["first_browser_signed_out"], true, "{facts}");
     assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
-    let renewed = app.login_response(&email, "a brand new password").await;
+    assert_eq!(
+        facts["after_reset"], "Your password is changed; sign in with it.",
+        "{facts}"
+    );
+    assert_eq!(facts["token_left_in_address"], false, "{facts}");
+    assert_eq!(facts["signed_in_with_chosen"], true, "{facts}");
+    let renewed = app.login_response(&email, "chosen through the link").await;
     assert_eq!(renewed.status(), reqwest::StatusCode::OK);
     app.stop().await;
 }

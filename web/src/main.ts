@@ -4,6 +4,7 @@
 import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
+import { resetToken, setUpPasswordReset } from "./password";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -13,12 +14,12 @@ import { droppedFiles, pickedFiles } from "./folders";
 import { type Key, LANGUAGES, type Language, language, t, translatePage, useLanguage } from "./i18n";
 import { clock, failureText, progressText } from "./words";
 
-const VIEWS = ["sign-in", "convert", "history", "account"] as const;
+const VIEWS = ["sign-in", "reset", "convert", "history", "account"] as const;
 type View = (typeof VIEWS)[number];
 
 function show(view: View): void {
   for (const name of VIEWS) byId(name).hidden = name !== view;
-  byId("nav").hidden = view === "sign-in";
+  byId("nav").hidden = view === "sign-in" || view === "reset";
   if (view === "convert") {
     void describeAccepted();
     void showLeftBehind();
@@ -44,9 +45,11 @@ async function describeAccepted(): Promise<void> {
 }
 
 function route(): void {
+  if (resetToken()) return show("reset");
   if (!signedIn()) return show("sign-in");
   const asked = location.hash.replace(/^#\//, "") as View;
-  show(VIEWS.includes(asked) && asked !== "sign-in" ? asked : "convert");
+  const signedInView = VIEWS.includes(asked) && asked !== "sign-in" && asked !== "reset";
+  show(signedInView ? asked : "convert");
 }
 
 /** Signs in with the form's e-mail and password; its sentence says why not. */
@@ -266,6 +269,7 @@ setUpSignIn();
 setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));
 setUpAccount();
+setUpPasswordReset(() => show("sign-in"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);

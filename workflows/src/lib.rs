@@ -6,6 +6,7 @@
 //!   its owner's webhook endpoints, in a child run that outlives the job.
 //! - [`CleanExpired`] (`clean_expired.rs`): what retention no longer keeps, removed on a
 //!   schedule.
+//! - [`SendAccountMail`] (`account_mail.rs`): a mail about an account (a password reset link).
 //!
 //! A change to what a workflow does, in an order that a run already under way would replay
 //! differently, goes behind `ctx.patched(...)` and is named in [`LIVE_PATCHES`]. Recorded runs
@@ -13,6 +14,7 @@
 //! overwritten), and `workflows/tests/replay.rs` replays all of them through the code as it
 //! is, so a change that breaks runs recorded under any earlier set fails the tests.
 
+mod account_mail;
 mod all_at_once;
 mod clean_expired;
 mod convert_video;
@@ -33,6 +35,7 @@ pub fn patch_set() -> String {
     }
 }
 
+pub use account_mail::SendAccountMail;
 pub use clean_expired::CleanExpired;
 pub use convert_video::ConvertVideo;
 pub use deliver_webhooks::DeliverWebhooks;

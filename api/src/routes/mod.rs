@@ -1,4 +1,4 @@
-//! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`jobs`] (uploading,
+//! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
@@ -17,6 +17,7 @@ mod jobs;
 mod keys;
 mod listing;
 mod logins;
+mod password;
 mod resumable;
 mod session;
 mod stats;
@@ -33,6 +34,7 @@ pub type Api = (
     session::SessionApi,
     keys::KeysApi,
     logins::LoginsApi,
+    password::PasswordApi,
     jobs::JobsApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -61,6 +63,7 @@ fn with_context(cx: Context) -> Api {
         session::SessionApi { cx: cx.clone() },
         keys::KeysApi { cx: cx.clone() },
         logins::LoginsApi { cx: cx.clone() },
+        password::PasswordApi { cx: cx.clone() },
         jobs::JobsApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },

@@ -774,23 +774,44 @@ impl TestApp {
 
     /// The signed download link in the job's e-mail, from its text part as sent.
     pub async fn emailed_link(&self, job_id: &str) -> String {
-        let texts: Vec<String> = self
-            .raw_mails()
+        let path = format!("/download/{job_id}?signature=");
+        match self.mailed_links(&path).await.pop() {
+            Some(link) => link,
+            None => panic!("no link to {job_id} in {:?}", self.mails().await),
+        }
+    }
+
+    /// The links containing `part` mailed so far, waiting (up to a minute) until there are
+    /// `count`.
+    pub async fn mailed_links_awaited(&self, part: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let links = self.mailed_links(part).await;
+            if links.len() >= count {
+                return links;
+            }
+            assert!(Instant::now() < deadline, "{:?}", self.mails().await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every link containing `part` in the text of the mails sent to this test's users.
+    pub async fn mailed_links(&self, part: &str) -> Vec<String> {
+        self.raw_mails()
             .await
             .iter()
             .map(|raw| {
                 let mail = mailparse::parse_mail(raw).expect("the message parses as MIME");
                 mail.subparts[0].get_body().unwrap()
             })
-            .collect();
-        let path = format!("/download/{job_id}?signature=");
-        texts
-            .iter()
-            .flat_map(|text| text.lines())
-            .map(str::trim)
-            .find(|line| line.starts_with("http") && line.contains(&path))
-            .unwrap_or_else(|| panic!("no link to {job_id} in {texts:?}"))
-            .to_owned()
+            .flat_map(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| line.starts_with("http") && line.contains(part))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// A job's MP3 as the bucket (or directory) holds it, read with the test's own client.
