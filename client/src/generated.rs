@@ -1092,6 +1092,114 @@ it in its own words; `error` has the sentence.*/
                 })
         }
     }
+    ///`ListUsersAfter`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListUsersAfter(::std::string::String);
+    impl ::std::ops::Deref for ListUsersAfter {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListUsersAfter> for ::std::string::String {
+        fn from(value: ListUsersAfter) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListUsersAfter {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListUsersAfter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListUsersAfter {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListUsersAfter {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ListUsersSearch`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListUsersSearch(::std::string::String);
+    impl ::std::ops::Deref for ListUsersSearch {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListUsersSearch> for ::std::string::String {
+        fn from(value: ListUsersSearch) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListUsersSearch {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListUsersSearch {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListUsersSearch {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListUsersSearch {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`Liveness`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Liveness {
@@ -1116,6 +1224,160 @@ it in its own words; `error` has the sentence.*/
     impl LoudnessTarget {
         pub fn builder() -> builder::LoudnessTarget {
             Default::default()
+        }
+    }
+    ///An account, with its limits and usage.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ManagedAccount {
+        ///`false`: the account is off (no sign-in, every credential refused).
+        pub active: bool,
+        pub admin: bool,
+        pub email: ::std::string::String,
+        pub id: ::std::string::String,
+        pub limits: OwnLimits,
+        pub usage: Used,
+    }
+    impl ManagedAccount {
+        pub fn builder() -> builder::ManagedAccount {
+            Default::default()
+        }
+    }
+    ///A page of accounts.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ManagedAccountPage {
+        ///Give it as `after` for the next page; none on the last.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_after: ::std::option::Option<::std::string::String>,
+        pub users: ::std::vec::Vec<ManagedAccount>,
+    }
+    impl ManagedAccountPage {
+        pub fn builder() -> builder::ManagedAccountPage {
+            Default::default()
+        }
+    }
+    ///An account to add.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct NewAccount {
+        #[serde(default)]
+        pub admin: bool,
+        pub email: NewAccountEmail,
+        ///At least 8 characters; the person changes it on their account page.
+        pub password: NewAccountPassword,
+    }
+    impl NewAccount {
+        pub fn builder() -> builder::NewAccount {
+            Default::default()
+        }
+    }
+    ///`NewAccountEmail`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewAccountEmail(::std::string::String);
+    impl ::std::ops::Deref for NewAccountEmail {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewAccountEmail> for ::std::string::String {
+        fn from(value: NewAccountEmail) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewAccountEmail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewAccountEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewAccountEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewAccountEmail {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///At least 8 characters; the person changes it on their account page.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewAccountPassword(::std::string::String);
+    impl ::std::ops::Deref for NewAccountPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewAccountPassword> for ::std::string::String {
+        fn from(value: NewAccountPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewAccountPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            if value.chars().count() < 8usize {
+                return Err("shorter than 8 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewAccountPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewAccountPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewAccountPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A key to make.
@@ -1318,6 +1580,20 @@ value removes that tag.*/
     }
     impl OutputChoices {
         pub fn builder() -> builder::OutputChoices {
+            Default::default()
+        }
+    }
+    /**An account's own limits, as an admin set them: `null` is the deployment's default, `0` no
+limit.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct OwnLimits {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub jobs_per_day_limit: ::std::option::Option<u64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub storage_limit_mb: ::std::option::Option<u64>,
+    }
+    impl OwnLimits {
+        pub fn builder() -> builder::OwnLimits {
             Default::default()
         }
     }
@@ -2213,6 +2489,17 @@ attempts. Listed nowhere, and removed with the last of its jobs.*/
             Default::default()
         }
     }
+    ///What an account holds and has started today.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Used {
+        pub jobs_today: u64,
+        pub storage_used_bytes: u64,
+    }
+    impl Used {
+        pub fn builder() -> builder::Used {
+            Default::default()
+        }
+    }
     ///What an admin changes about an account; `null` or left out: unchanged.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     #[serde(deny_unknown_fields)]
@@ -2221,6 +2508,13 @@ attempts. Listed nowhere, and removed with the last of its jobs.*/
 jobs cancelled. `true` turns it on again.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub active: ::std::option::Option<bool>,
+        ///Whether the account is an admin (an admin cannot take it from their own account).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub admin: ::std::option::Option<bool>,
+        /**The account's own limits, both at once (`null` in either: the deployment's default; `0`:
+no limit).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub limits: ::std::option::Option<OwnLimits>,
     }
     impl UserChanges {
         pub fn builder() -> builder::UserChanges {
@@ -5697,6 +5991,267 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ManagedAccount {
+            active: ::std::result::Result<bool, ::std::string::String>,
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            limits: ::std::result::Result<super::OwnLimits, ::std::string::String>,
+            usage: ::std::result::Result<super::Used, ::std::string::String>,
+        }
+        impl ::std::default::Default for ManagedAccount {
+            fn default() -> Self {
+                Self {
+                    active: Err("no value supplied for active".to_string()),
+                    admin: Err("no value supplied for admin".to_string()),
+                    email: Err("no value supplied for email".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    limits: Err("no value supplied for limits".to_string()),
+                    usage: Err("no value supplied for usage".to_string()),
+                }
+            }
+        }
+        impl ManagedAccount {
+            pub fn active<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.active = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for active: {e}")
+                    });
+                self
+            }
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn limits<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OwnLimits>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.limits = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for limits: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Used>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ManagedAccount> for super::ManagedAccount {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ManagedAccount,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    active: value.active?,
+                    admin: value.admin?,
+                    email: value.email?,
+                    id: value.id?,
+                    limits: value.limits?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ManagedAccount> for ManagedAccount {
+            fn from(value: super::ManagedAccount) -> Self {
+                Self {
+                    active: Ok(value.active),
+                    admin: Ok(value.admin),
+                    email: Ok(value.email),
+                    id: Ok(value.id),
+                    limits: Ok(value.limits),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ManagedAccountPage {
+            next_after: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            users: ::std::result::Result<
+                ::std::vec::Vec<super::ManagedAccount>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ManagedAccountPage {
+            fn default() -> Self {
+                Self {
+                    next_after: Ok(Default::default()),
+                    users: Err("no value supplied for users".to_string()),
+                }
+            }
+        }
+        impl ManagedAccountPage {
+            pub fn next_after<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_after = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_after: {e}")
+                    });
+                self
+            }
+            pub fn users<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ManagedAccount>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.users = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for users: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ManagedAccountPage> for super::ManagedAccountPage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ManagedAccountPage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    next_after: value.next_after?,
+                    users: value.users?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ManagedAccountPage> for ManagedAccountPage {
+            fn from(value: super::ManagedAccountPage) -> Self {
+                Self {
+                    next_after: Ok(value.next_after),
+                    users: Ok(value.users),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NewAccount {
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<super::NewAccountEmail, ::std::string::String>,
+            password: ::std::result::Result<
+                super::NewAccountPassword,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for NewAccount {
+            fn default() -> Self {
+                Self {
+                    admin: Ok(Default::default()),
+                    email: Err("no value supplied for email".to_string()),
+                    password: Err("no value supplied for password".to_string()),
+                }
+            }
+        }
+        impl NewAccount {
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewAccountEmail>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewAccountPassword>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for password: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NewAccount> for super::NewAccount {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NewAccount,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin: value.admin?,
+                    email: value.email?,
+                    password: value.password?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NewAccount> for NewAccount {
+            fn from(value: super::NewAccount) -> Self {
+                Self {
+                    admin: Ok(value.admin),
+                    email: Ok(value.email),
+                    password: Ok(value.password),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct NewKey {
             expires_at: ::std::result::Result<
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -6111,6 +6666,74 @@ jobs cancelled. `true` turns it on again.*/
                     start: Ok(value.start),
                     strip: Ok(value.strip),
                     tags: Ok(value.tags),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct OwnLimits {
+            jobs_per_day_limit: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+            storage_limit_mb: ::std::result::Result<
+                ::std::option::Option<u64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for OwnLimits {
+            fn default() -> Self {
+                Self {
+                    jobs_per_day_limit: Ok(Default::default()),
+                    storage_limit_mb: Ok(Default::default()),
+                }
+            }
+        }
+        impl OwnLimits {
+            pub fn jobs_per_day_limit<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_per_day_limit = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for jobs_per_day_limit: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn storage_limit_mb<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage_limit_mb = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for storage_limit_mb: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OwnLimits> for super::OwnLimits {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OwnLimits,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    jobs_per_day_limit: value.jobs_per_day_limit?,
+                    storage_limit_mb: value.storage_limit_mb?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OwnLimits> for OwnLimits {
+            fn from(value: super::OwnLimits) -> Self {
+                Self {
+                    jobs_per_day_limit: Ok(value.jobs_per_day_limit),
+                    storage_limit_mb: Ok(value.storage_limit_mb),
                 }
             }
         }
@@ -7449,9 +8072,79 @@ jobs cancelled. `true` turns it on again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Used {
+            jobs_today: ::std::result::Result<u64, ::std::string::String>,
+            storage_used_bytes: ::std::result::Result<u64, ::std::string::String>,
+        }
+        impl ::std::default::Default for Used {
+            fn default() -> Self {
+                Self {
+                    jobs_today: Err("no value supplied for jobs_today".to_string()),
+                    storage_used_bytes: Err(
+                        "no value supplied for storage_used_bytes".to_string(),
+                    ),
+                }
+            }
+        }
+        impl Used {
+            pub fn jobs_today<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs_today = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs_today: {e}")
+                    });
+                self
+            }
+            pub fn storage_used_bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.storage_used_bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for storage_used_bytes: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Used> for super::Used {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Used,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    jobs_today: value.jobs_today?,
+                    storage_used_bytes: value.storage_used_bytes?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Used> for Used {
+            fn from(value: super::Used) -> Self {
+                Self {
+                    jobs_today: Ok(value.jobs_today),
+                    storage_used_bytes: Ok(value.storage_used_bytes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct UserChanges {
             active: ::std::result::Result<
                 ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            admin: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            limits: ::std::result::Result<
+                ::std::option::Option<super::OwnLimits>,
                 ::std::string::String,
             >,
         }
@@ -7459,6 +8152,8 @@ jobs cancelled. `true` turns it on again.*/
             fn default() -> Self {
                 Self {
                     active: Ok(Default::default()),
+                    admin: Ok(Default::default()),
+                    limits: Ok(Default::default()),
                 }
             }
         }
@@ -7475,18 +8170,50 @@ jobs cancelled. `true` turns it on again.*/
                     });
                 self
             }
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn limits<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::OwnLimits>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.limits = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for limits: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<UserChanges> for super::UserChanges {
             type Error = super::error::ConversionError;
             fn try_from(
                 value: UserChanges,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self { active: value.active? })
+                Ok(Self {
+                    active: value.active?,
+                    admin: value.admin?,
+                    limits: value.limits?,
+                })
             }
         }
         impl ::std::convert::From<super::UserChanges> for UserChanges {
             fn from(value: super::UserChanges) -> Self {
-                Self { active: Ok(value.active) }
+                Self {
+                    active: Ok(value.active),
+                    admin: Ok(value.admin),
+                    limits: Ok(value.limits),
+                }
             }
         }
         #[derive(Clone, Debug)]
@@ -8404,7 +9131,40 @@ let response = client.refresh_token()
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
     }
-    /**Change an account (admins only): turn it off or on
+    /**The accounts (admins only), by e-mail address, each with its limits and usage
+
+Sends a `GET` request to `/users`
+
+Arguments:
+- `after`: The `next_after` of the page before.
+- `limit`: How many, 1-100 (default 50).
+- `search`: Only accounts whose address contains this (any case).
+```ignore
+let response = client.list_users()
+    .after(after)
+    .limit(limit)
+    .search(search)
+    .send()
+    .await;
+```*/
+    pub fn list_users(&self) -> builder::ListUsers<'_> {
+        builder::ListUsers::new(self)
+    }
+    /**Add an account (admins only), with a password the person changes later
+
+Sends a `POST` request to `/users`
+
+```ignore
+let response = client.add_user()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn add_user(&self) -> builder::AddUser<'_> {
+        builder::AddUser::new(self)
+    }
+    /**Change an account (admins only): turn it off or on, make it an admin or not, set its
+limits
 
 Turning it off takes effect at once: the user cannot log in, every token of theirs is
 refused from its next use, and their running jobs are cancelled.
@@ -11502,6 +12262,281 @@ pub mod builder {
                     )
                 }
                 408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_users`]
+
+[`Client::list_users`]: super::Client::list_users*/
+    #[derive(Debug, Clone)]
+    pub struct ListUsers<'a> {
+        client: &'a super::Client,
+        after: Result<Option<types::ListUsersAfter>, String>,
+        limit: Result<Option<::std::num::NonZeroU32>, String>,
+        search: Result<Option<types::ListUsersSearch>, String>,
+    }
+    impl<'a> ListUsers<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                after: Ok(None),
+                limit: Ok(None),
+                search: Ok(None),
+            }
+        }
+        pub fn after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListUsersAfter>,
+        {
+            self.after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListUsersAfter` for after failed".to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU32>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU32` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn search<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListUsersSearch>,
+        {
+            self.search = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListUsersSearch` for search failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/users`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ManagedAccountPage>, Error<types::ErrorBody>> {
+            let Self { client, after, limit, search } = self;
+            let after = after.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let search = search.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/users", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("after", &after))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("search", &search))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_users",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::add_user`]
+
+[`Client::add_user`]: super::Client::add_user*/
+    #[derive(Debug, Clone)]
+    pub struct AddUser<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::NewAccount, String>,
+    }
+    impl<'a> AddUser<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NewAccount>,
+            <V as std::convert::TryInto<types::NewAccount>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NewAccount` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NewAccount,
+            ) -> types::builder::NewAccount,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/users`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ManagedAccount>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::NewAccount::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/users", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "add_user",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const USER_COLUMNS: &str = "id, email, password_hash, is_admin, active, completion_emails, \
+pub(crate) const USER_COLUMNS: &str = "id, email, password_hash, is_admin, active, completion_emails, \
     quota_storage_bytes, quota_jobs_per_day";
 
 #[derive(Clone)]
@@ -635,7 +635,7 @@ where
     T::try_from(text).map_err(|_| StoreError::Corrupt(format!("bad value in column {column}")))
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: parse_column(row, "id")?,
         email: parse_column(row, "email")?,

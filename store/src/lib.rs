@@ -11,6 +11,7 @@
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
+mod directory;
 mod error;
 mod idempotency;
 mod keys;

@@ -98,6 +98,7 @@ def main():
         page.get_by_role("link", name="Account").click()
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()
         facts["admin_scope_offered"] = page.locator("#admin-scope").is_visible()
+        facts["admin_link_shown"] = page.locator("#nav-admin").is_visible()
 
         key = create_key(page, facts)
         page.locator("li.key").get_by_role("button", name="Revoke").click()

@@ -46,6 +46,7 @@ fn body_for(operation: &str) -> Option<Value> {
         "changePassword" => json!({"current_password": "wrong", "new_password": "long enough"}),
         "createWebhook" => json!({"url": "https://example.com/hook", "events": ["job.completed"]}),
         "updateAccount" | "updateWebhook" | "updateUser" => json!({}),
+        "addUser" => json!({"email": "added@example.com", "password": "long enough"}),
         _ => return None,
     };
     Some(body)
@@ -568,5 +569,95 @@ async fn a_forgotten_password_is_chosen_again_through_a_link_that_works_once() {
 
     let malformed = forgot(&app, "not an address").await;
     assert_eq!(malformed.0, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_finds_and_changes_accounts_through_the_api() {
+    let app = TestApp::spawn().await;
+    let root_email = app.add_user("root", true).await;
+    let root = app.access_token(&root_email).await;
+    let add = |body: Value| {
+        app.http
+            .post(app.url("/users"))
+            .bearer_auth(&root)
+            .json(&body)
+            .send()
+    };
+    let carl = app.email("carl");
+    let added = add(json!({"email": carl, "password": "a first password"}))
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(
+        added["limits"],
+        json!({"storage_limit_mb": null, "jobs_per_day_limit": null})
+    );
+    let again = add(json!({"email": carl, "password": "a first password"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let refused = add(json!({"email": "nobody", "password": "long enough"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["field"], "email");
+    let short = add(json!({"email": app.email("dan"), "password": "short"}))
+        .await
+        .unwrap();
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.login_response(&carl, "a first password").await.status(),
+        StatusCode::OK
+    );
+
+    let change = |id: String, body: Value| {
+        app.http
+            .patch(app.url(&format!("/users/{id}")))
+            .bearer_auth(&root)
+            .json(&body)
+            .send()
+    };
+    let carl_id = added["id"].as_str().unwrap().to_owned();
+    let limits = json!({"storage_limit_mb": 10, "jobs_per_day_limit": 0});
+    let changed = change(carl_id.clone(), json!({"admin": true, "limits": limits}))
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let (_, page) = app.get_json(&root, "/users?search=CARL").await;
+    assert_eq!(page["users"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["users"][0]["admin"], true);
+    assert_eq!(page["users"][0]["limits"], limits);
+    let carl_login: Value = app
+        .login_response(&carl, "a first password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let carl_token = carl_login["access_token"].as_str().unwrap().to_owned();
+    let (_, me) = app.get_json(&carl_token, "/me").await;
+    assert_eq!(me["quota"]["storage_limit_bytes"], 10 * 1024 * 1024, "{me}");
+    assert_eq!(
+        me["quota"]["jobs_per_day_limit"],
+        Value::Null,
+        "0 is no limit: {me}"
+    );
+
+    let root_id = app.get_json(&root, "/me").await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let own = change(root_id, json!({"admin": false})).await.unwrap();
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
+
+    let (_, first) = app.get_json(&root, "/users?limit=1").await;
+    assert_eq!(first["users"].as_array().unwrap().len(), 1);
+    let after = first["next_after"].as_str().unwrap();
+    let (_, second) = app
+        .get_json(&root, &format!("/users?limit=1&after={after}"))
+        .await;
+    assert_ne!(second["users"][0]["email"], first["users"][0]["email"]);
     app.stop().await;
 }

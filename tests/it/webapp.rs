@@ -671,6 +671,7 @@ async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
     }
     let facts = facts_of_run(running).await;
     assert_eq!(facts["admin_scope_offered"], false, "{facts}");
+    assert_eq!(facts["admin_link_shown"], false, "{facts}");
     assert_eq!(facts["key_shape"], true, "{facts}");
     assert_eq!(facts["key_works"], 200, "{facts}");
     assert_eq!(facts["key_may_not_read_webhooks"], 403, "{facts}");
@@ -697,5 +698,40 @@ async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
     assert_eq!(facts["signed_in_with_chosen"], true, "{facts}");
     let renewed = app.login_response(&email, "chosen through the link").await;
     assert_eq!(renewed.status(), reqwest::StatusCode::OK);
+    app.stop().await;
+}
+
+/// The admin page: accounts found by part of their address, one added, given its own limits,
+/// made an admin and turned off, each change as the API then reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_finds_adds_limits_promotes_and_turns_off_accounts() {
+    let app = TestApp::spawn().await;
+    let admin = app.add_user("root", true).await;
+    let other = app.add_user("zoe", false).await;
+    let newcomer = app.email("carl");
+    let mut person = playwright("admin.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &admin)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("NEWCOMER", &newcomer)
+        .env("OTHER", &other);
+    let facts = facts_of(person).await;
+    assert_eq!(facts["newcomer_state"], "turned off, admin", "{facts}");
+    assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
+
+    let token = app.access_token(&admin).await;
+    let (_, page) = app.get_json(&token, "/users?search=carl").await;
+    let carl = &page["users"][0];
+    assert_eq!(carl["email"], newcomer.as_str(), "{page}");
+    assert_eq!(
+        (&carl["admin"], &carl["active"]),
+        (&true.into(), &false.into())
+    );
+    assert_eq!(
+        carl["limits"],
+        serde_json::json!({"storage_limit_mb": 100, "jobs_per_day_limit": 5})
+    );
+    let refused = app.login_response(&newcomer, "a first password").await;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     app.stop().await;
 }

@@ -634,6 +634,24 @@ export interface paths {
         patch: operations["appendToResumableUpload"];
         trace?: never;
     };
+    "/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The accounts (admins only), by e-mail address, each with its limits and usage. */
+        get: operations["listUsers"];
+        put?: never;
+        /** Add an account (admins only), with a password the person changes later. */
+        post: operations["addUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/users/{user_id}": {
         parameters: {
             query?: never;
@@ -648,7 +666,8 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change an account (admins only): turn it off or on.
+         * Change an account (admins only): turn it off or on, make it an admin or not, set its
+         *     limits.
          * @description Turning it off takes effect at once: the user cannot log in, every token of theirs is
          *     refused from its next use, and their running jobs are cancelled.
          */
@@ -1469,6 +1488,53 @@ export interface components {
             true_peak: number;
         };
         /**
+         * ManagedAccount
+         * @description An account, with its limits and usage.
+         * @example {
+         *       "active": true,
+         *       "admin": false,
+         *       "email": "ann@example.com",
+         *       "id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+         *       "limits": {
+         *         "jobs_per_day_limit": null,
+         *         "storage_limit_mb": 2048
+         *       },
+         *       "usage": {
+         *         "jobs_today": 4,
+         *         "storage_used_bytes": 73400320
+         *       }
+         *     }
+         */
+        ManagedAccount: {
+            /** @description `false`: the account is off (no sign-in, every credential refused). */
+            active: boolean;
+            admin: boolean;
+            email: string;
+            id: string;
+            limits: components["schemas"]["OwnLimits"];
+            usage: components["schemas"]["Used"];
+        };
+        /**
+         * ManagedAccountPage
+         * @description A page of accounts.
+         */
+        ManagedAccountPage: {
+            /** @description Give it as `after` for the next page; none on the last. */
+            next_after?: string | null;
+            users: components["schemas"]["ManagedAccount"][];
+        };
+        /**
+         * NewAccount
+         * @description An account to add.
+         */
+        NewAccount: {
+            /** @default false */
+            admin: boolean;
+            email: string;
+            /** @description At least 8 characters; the person changes it on their account page. */
+            password: string;
+        };
+        /**
          * NewKey
          * @description A key to make.
          * @example {
@@ -1569,6 +1635,17 @@ export interface components {
             tags: {
                 [key: string]: string;
             };
+        };
+        /**
+         * OwnLimits
+         * @description An account's own limits, as an admin set them: `null` is the deployment's default, `0` no
+         *     limit.
+         */
+        OwnLimits: {
+            /** Format: uint64 */
+            jobs_per_day_limit?: number | null;
+            /** Format: uint64 */
+            storage_limit_mb?: number | null;
         };
         /**
          * PasswordChange
@@ -1814,6 +1891,16 @@ export interface components {
             uploads: number;
         };
         /**
+         * Used
+         * @description What an account holds and has started today.
+         */
+        Used: {
+            /** Format: uint64 */
+            jobs_today: number;
+            /** Format: uint64 */
+            storage_used_bytes: number;
+        };
+        /**
          * UserChanges
          * @description What an admin changes about an account; `null` or left out: unchanged.
          */
@@ -1823,6 +1910,13 @@ export interface components {
              *     jobs cancelled. `true` turns it on again.
              */
             active?: boolean | null;
+            /** @description Whether the account is an admin (an admin cannot take it from their own account). */
+            admin?: boolean | null;
+            /**
+             * @description The account's own limits, both at once (`null` in either: the deployment's default; `0`:
+             *     no limit).
+             */
+            limits?: components["schemas"]["OwnLimits"] | null;
         };
         /**
          * UserSummary
@@ -5404,6 +5498,198 @@ export interface operations {
                 headers: {
                     /** @description `1.0.0` */
                     "TUS-RESUMABLE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Only accounts whose address contains this (any case). */
+                search?: string;
+                /** @description The `next_after` of the page before. */
+                after?: string;
+                /** @description How many, 1-100 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ManagedAccountPage"];
+                };
+            };
+            /** @description `limit` is not 1-100. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    addUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["NewAccount"];
+            };
+        };
+        responses: {
+            /** @description Added. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ManagedAccount"];
+                };
+            };
+            /** @description The address or the password is not acceptable (`field` says which). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An account with this address exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

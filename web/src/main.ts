@@ -5,6 +5,7 @@ import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
 import { resetToken, setUpPasswordReset } from "./password";
+import { loadAdmin, setUpAdmin } from "./admin";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -14,7 +15,7 @@ import { droppedFiles, pickedFiles } from "./folders";
 import { type Key, LANGUAGES, type Language, language, t, translatePage, useLanguage } from "./i18n";
 import { clock, failureText, progressText } from "./words";
 
-const VIEWS = ["sign-in", "reset", "convert", "history", "account"] as const;
+const VIEWS = ["sign-in", "reset", "convert", "history", "account", "admin"] as const;
 type View = (typeof VIEWS)[number];
 
 function show(view: View): void {
@@ -26,6 +27,7 @@ function show(view: View): void {
   }
   if (view === "history") void loadHistory(true);
   if (view === "account") void loadAccount();
+  if (view === "admin") void loadAdmin(true);
 }
 
 /** How people know each container the server may accept. */
@@ -33,10 +35,12 @@ const CONTAINER_NAMES: Record<string, string> = {
   mp4: "MP4", m4v: "M4V", mov: "MOV", avi: "AVI", mkv: "MKV", webm: "WebM",
 };
 
-/** The drop zone and the file chooser name what this server accepts, as `/me` says. */
+/** The drop zone and the file chooser name what this server accepts, as `/me` says (which
+ * also says whether the admin page is the person's). */
 async function describeAccepted(): Promise<void> {
   const { data } = await api.GET("/me");
   if (!data) return;
+  byId("nav-admin").hidden = !data.admin;
   const accepted = data.uploads.allowed_extensions;
   byId("drop-types").textContent = accepted
     .map((extension) => CONTAINER_NAMES[extension] ?? extension.toUpperCase())
@@ -269,6 +273,7 @@ setUpSignIn();
 setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));
 setUpAccount();
+setUpAdmin();
 setUpPasswordReset(() => show("sign-in"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));

@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins turning accounts off). Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -8,6 +8,7 @@
 mod context;
 
 mod accounts;
+mod admin;
 mod batches;
 mod downloads;
 mod events;
@@ -45,6 +46,7 @@ pub type Api = (
     stats::StatsApi,
     webhooks::WebhooksApi,
     users::UsersApi,
+    admin::AdminApi,
 );
 
 /// The operations, serving `gateway`.
@@ -73,6 +75,7 @@ fn with_context(cx: Context) -> Api {
         health::HealthApi::new(cx.clone()),
         stats::StatsApi { cx: cx.clone() },
         webhooks::WebhooksApi { cx: cx.clone() },
-        users::UsersApi { cx },
+        users::UsersApi { cx: cx.clone() },
+        admin::AdminApi { cx },
     )
 }

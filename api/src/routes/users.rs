@@ -2,6 +2,7 @@
 //! `PATCH /users/{user_id}` lets an admin turn an account off (or on again). Both cancel the
 //! user's running jobs first.
 
+use super::admin::{OwnLimits, own_quota};
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
 use super::jobs::{self, NotCancelled};
 use crate::{
@@ -72,6 +73,13 @@ struct UserChanges {
     /// jobs cancelled. `true` turns it on again.
     #[oai(nullable)]
     active: Option<bool>,
+    /// Whether the account is an admin (an admin cannot take it from their own account).
+    #[oai(nullable)]
+    admin: Option<bool>,
+    /// The account's own limits, both at once (`null` in either: the deployment's default; `0`:
+    /// no limit).
+    #[oai(nullable)]
+    limits: Option<OwnLimits>,
 }
 
 api_response! {
@@ -153,7 +161,8 @@ impl UsersApi {
         RemoveResponse::Ok(Json(RemovedJobs { removed, cancelled }))
     }
 
-    /// Change an account (admins only): turn it off or on.
+    /// Change an account (admins only): turn it off or on, make it an admin or not, set its
+    /// limits.
     ///
     /// Turning it off takes effect at once: the user cannot log in, every token of theirs is
     /// refused from its next use, and their running jobs are cancelled.
@@ -183,6 +192,25 @@ impl UsersApi {
                 ErrorCode::Forbidden,
                 "Admins may not turn their own account off.",
             ));
+        }
+        if changes.0.admin == Some(false) && caller.user == target {
+            return UserResponse::Forbidden(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "Admins may not take being an admin from their own account.",
+            ));
+        }
+        let settled = match (changes.0.admin, changes.0.limits) {
+            (Some(admin), _) => gw.db.set_admin(target, admin).await,
+            _ => Ok(true),
+        };
+        let settled = match (settled, changes.0.limits) {
+            (Ok(true), Some(limits)) => gw.db.set_quota(target, own_quota(limits)).await,
+            (settled, _) => settled,
+        };
+        match settled {
+            Ok(true) => {}
+            Ok(false) => return no_such_user(),
+            Err(error) => return UserResponse::Unavailable(store_down(error)),
         }
         let mut cancelled = 0;
         if let Some(active) = changes.0.active {

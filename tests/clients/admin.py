@@ -1,0 +1,68 @@
+"""An admin looks after accounts on the admin page.
+
+Reads AUDIOMILL_URL, AUDIOMILL_EMAIL and AUDIOMILL_PASSWORD (an admin's), NEWCOMER (an address
+to add), OTHER (an account that exists) and CHROMIUM (the browser's path). Finds accounts by
+part of their address, adds the newcomer, sets its own limits, makes it an admin and turns it
+off. Prints one JSON line of facts.
+"""
+
+import json
+import os
+import re
+
+from playwright.sync_api import expect, sync_playwright
+
+from dropping import sign_in
+
+BASE = os.environ["AUDIOMILL_URL"]
+NEWCOMER = os.environ["NEWCOMER"]
+OTHER = os.environ["OTHER"]
+
+
+def account_row(page, email):
+    return page.locator(f'#admin-rows tr[data-email="{email}"]')
+
+
+def main():
+    facts = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(BASE)
+        sign_in(page, os.environ["AUDIOMILL_EMAIL"], os.environ["AUDIOMILL_PASSWORD"])
+        page.get_by_role("link", name="Admin").click()
+        expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
+        expect(account_row(page, OTHER)).to_have_count(1)
+        facts["listed_at_first"] = page.locator("#admin-rows tr").count()
+
+        page.get_by_label("Find by e-mail").fill(OTHER.split("@")[0])
+        expect(page.locator("#admin-rows tr")).to_have_count(1)
+        page.get_by_label("Find by e-mail").fill("")
+        expect(page.locator("#admin-rows tr")).to_have_count(facts["listed_at_first"])
+
+        page.get_by_label("E-mail of the new account").fill(NEWCOMER)
+        page.get_by_label("First password").fill("a first password")
+        page.get_by_role("button", name="Add account").click()
+        row = account_row(page, NEWCOMER)
+        expect(row).to_have_count(1)
+
+        row.get_by_label(re.compile("^Storage limit")).fill("100")
+        row.get_by_label(re.compile("^Jobs a day")).fill("5")
+        row.get_by_role("button", name="Save limits").click()
+        expect(page.locator("#admin-problem")).to_have_text(f"Saved: {NEWCOMER}.")
+        row = account_row(page, NEWCOMER)
+        expect(row.get_by_label(re.compile("^Storage limit"))).to_have_value("100")
+        row.get_by_role("button", name="Make admin").click()
+        expect(account_row(page, NEWCOMER).locator("td").nth(1)).to_have_text("active, admin")
+        account_row(page, NEWCOMER).get_by_role("button", name="Turn off").click()
+        expect(account_row(page, NEWCOMER).locator("td").nth(1)).to_have_text("turned off, admin")
+        facts["newcomer_state"] = account_row(page, NEWCOMER).locator("td").nth(1).inner_text()
+        facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
+        browser.close()
+    print(json.dumps(facts))
+
+
+if __name__ == "__main__":
+    main()

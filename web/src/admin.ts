@@ -1,0 +1,124 @@
+// The admin page: the accounts found by part of their address, each with its usage and own
+// limits, turned off or on, made an admin or not; and a new account added.
+import type { components } from "./api";
+import { api } from "./session";
+import { byId, bytes, detached, el } from "./ui";
+import { t } from "./i18n";
+
+type Account = components["schemas"]["ManagedAccount"];
+
+let after: string | null = null;
+
+function text(data: FormData, name: string): string {
+  const value = data.get(name);
+  return typeof value === "string" ? value : "";
+}
+
+/** A limit as typed: empty is the default (null), else a whole number. */
+function limitOf(input: HTMLInputElement): number | null {
+  return input.value.trim() === "" ? null : Math.max(0, Math.floor(Number(input.value)));
+}
+
+async function change(
+  account: Account,
+  body: components["schemas"]["UserChanges"],
+): Promise<void> {
+  const { error } = await api.PATCH("/users/{user_id}", {
+    params: { path: { user_id: account.id } },
+    body,
+  });
+  byId("admin-problem").textContent = error?.message ?? t("admin.saved", { email: account.email });
+  await loadAdmin(true);
+}
+
+function button(label: string, onClick: () => Promise<void>): HTMLButtonElement {
+  const node = el("button", { type: "button" }, label);
+  node.addEventListener("click", detached(onClick));
+  return node;
+}
+
+function limitsCell(account: Account): HTMLTableCellElement {
+  const number = (value: number | null | undefined, label: string) =>
+    el("input", {
+      type: "number", min: "0", step: "1", value: value == null ? "" : String(value),
+      "aria-label": label, class: "limit",
+    });
+  const storage = number(account.limits.storage_limit_mb, t("admin.storageLimit", { email: account.email }));
+  const jobs = number(account.limits.jobs_per_day_limit, t("admin.jobsLimit", { email: account.email }));
+  const save = button(t("admin.saveLimits"), () =>
+    change(account, {
+      limits: { storage_limit_mb: limitOf(storage), jobs_per_day_limit: limitOf(jobs) },
+    }),
+  );
+  return el("td", {}, storage, " ", jobs, " ", save);
+}
+
+function row(account: Account): HTMLTableRowElement {
+  const state = [account.active ? t("admin.active") : t("admin.off")];
+  if (account.admin) state.push(t("admin.isAdmin"));
+  const actions = el(
+    "td",
+    {},
+    button(account.active ? t("admin.turnOff") : t("admin.turnOn"), () =>
+      change(account, { active: !account.active }),
+    ),
+    " ",
+    button(account.admin ? t("admin.revokeAdmin") : t("admin.grantAdmin"), () =>
+      change(account, { admin: !account.admin }),
+    ),
+  );
+  return el(
+    "tr",
+    { "data-email": account.email },
+    el("td", {}, account.email),
+    el("td", {}, state.join(", ")),
+    el("td", {}, t("admin.used", {
+      storage: bytes(account.usage.storage_used_bytes), jobs: account.usage.jobs_today,
+    })),
+    limitsCell(account),
+    actions,
+  );
+}
+
+/** The accounts the search finds: from the start, or the page after the last one shown. */
+export async function loadAdmin(fresh: boolean): Promise<void> {
+  if (fresh) after = null;
+  const search = byId<HTMLInputElement>("admin-search").value.trim();
+  const { data, error } = await api.GET("/users", {
+    params: { query: { search: search || undefined, after: after ?? undefined } },
+  });
+  if (!data) {
+    byId("admin-problem").textContent = error?.message ?? "";
+    return;
+  }
+  const rows = data.users.map(row);
+  if (fresh) byId("admin-rows").replaceChildren(...rows);
+  else byId("admin-rows").append(...rows);
+  after = data.next_after ?? null;
+  byId("admin-more").hidden = after === null;
+}
+
+async function addAccount(form: HTMLFormElement, event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const data = new FormData(form);
+  const email = text(data, "email");
+  const { error } = await api.POST("/users", {
+    body: { email, password: text(data, "password"), admin: data.get("admin") === "on" },
+  });
+  byId("admin-problem").textContent = error?.message ?? t("admin.added", { email });
+  if (!error) {
+    form.reset();
+    await loadAdmin(true);
+  }
+}
+
+export function setUpAdmin(): void {
+  let typing: ReturnType<typeof setTimeout> | undefined;
+  byId("admin-search").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => void loadAdmin(true), 250);
+  });
+  byId("admin-more").addEventListener("click", () => void loadAdmin(false));
+  const form = byId<HTMLFormElement>("admin-add");
+  form.addEventListener("submit", detached((event: SubmitEvent) => addAccount(form, event)));
+}
