@@ -90,11 +90,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 
 include-name = "PUT /me/password"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
 
-# An address the schema takes may still be no e-mail address, and only a secret this service
-# mailed (and nobody spent) resets a password.
+# An address the schema takes may still be no e-mail address, only a secret this service
+# mailed (and nobody spent) resets a password or makes an account, sign-up may be closed, and
+# an address may have an account already.
 [[operations]]
-include-name-regex = "^POST /password/"
-checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 429]
+include-name-regex = "^POST /(password/|signup|invitations)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 429]
 
 # A resumable upload's headers carry what the document cannot check: an upload that exists
 # (404, 410), where it stands (409), a body of the right type and size (413, 415), a checksum

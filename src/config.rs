@@ -247,6 +247,10 @@ pub struct GatewayArgs {
     /// How long a redirect's presigned URL works, in seconds (at most 7 days).
     #[arg(long, env = "DOWNLOAD_REDIRECT_SECONDS", value_name = "SECONDS", default_value = "300", value_parser = redirect_seconds)]
     pub download_redirect_seconds: u32,
+    /// Whether anyone may make an account with `POST /signup` (or the web app's sign-in page);
+    /// off, accounts come only from admins and their invitations.
+    #[arg(long, env = "ALLOW_SIGNUP", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
+    pub allow_signup: bool,
 }
 
 /// What only a worker reads.
@@ -385,6 +389,7 @@ pub struct GatewayConfig {
     pub max_connections: u32,
     /// With S3: answer downloads with a presigned URL that works this long.
     pub download_redirect: Option<std::time::Duration>,
+    pub allow_signup: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -545,6 +550,7 @@ impl GatewayArgs {
             download_redirect: self
                 .download_redirect
                 .then(|| std::time::Duration::from_secs(self.download_redirect_seconds.into())),
+            allow_signup: self.allow_signup,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Gateway {
     pub quota: audiomill_domain::lifecycle::Quota,
     /// Resumable (tus) uploads' limits.
     pub resumable: ResumableLimits,
+    /// Whether anyone may make an account (`ALLOW_SIGNUP`); invitations work either way.
+    pub allow_signup: bool,
 }
 
 impl live::JobViews for Gateway {

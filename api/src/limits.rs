@@ -391,6 +391,7 @@ fn is_login(request: &Request) -> bool {
         || (path == "/session" && method == poem::http::Method::POST)
         || (path == "/me/password" && method == poem::http::Method::PUT)
         || (path.starts_with("/password/") && method == poem::http::Method::POST)
+        || (path == "/signup" && method == poem::http::Method::POST)
 }
 
 fn basic_user(request: &Request) -> Option<String> {

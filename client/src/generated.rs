@@ -747,6 +747,83 @@ these may arrive out of order, even after the ending).*/
             Default::default()
         }
     }
+    ///Whom to invite.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Invite {
+        ///Whether the account is to be an admin.
+        #[serde(default)]
+        pub admin: bool,
+        pub email: InviteEmail,
+    }
+    impl Invite {
+        pub fn builder() -> builder::Invite {
+            Default::default()
+        }
+    }
+    ///`InviteEmail`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct InviteEmail(::std::string::String);
+    impl ::std::ops::Deref for InviteEmail {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<InviteEmail> for ::std::string::String {
+        fn from(value: InviteEmail) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for InviteEmail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for InviteEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for InviteEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for InviteEmail {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///What became of an invitation.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Invited {
+        pub message: ::std::string::String,
+    }
+    impl Invited {
+        pub fn builder() -> builder::Invited {
+            Default::default()
+        }
+    }
     ///One event of a job's stream (its `data`).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct JobEvent {
@@ -997,6 +1074,198 @@ it in its own words; `error` has the sentence.*/
     }
     impl JobSummary {
         pub fn builder() -> builder::JobSummary {
+            Default::default()
+        }
+    }
+    /**A new account: with an invitation's `token` (whose address it takes), or an `email` when
+sign-up is open.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Join {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub email: ::std::option::Option<JoinEmail>,
+        ///At least 8 characters.
+        pub password: JoinPassword,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub token: ::std::option::Option<JoinToken>,
+    }
+    impl Join {
+        pub fn builder() -> builder::Join {
+            Default::default()
+        }
+    }
+    ///`JoinEmail`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct JoinEmail(::std::string::String);
+    impl ::std::ops::Deref for JoinEmail {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<JoinEmail> for ::std::string::String {
+        fn from(value: JoinEmail) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for JoinEmail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 254usize {
+                return Err("longer than 254 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JoinEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JoinEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for JoinEmail {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///At least 8 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct JoinPassword(::std::string::String);
+    impl ::std::ops::Deref for JoinPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<JoinPassword> for ::std::string::String {
+        fn from(value: JoinPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for JoinPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            if value.chars().count() < 8usize {
+                return Err("shorter than 8 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JoinPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JoinPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for JoinPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`JoinToken`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct JoinToken(::std::string::String);
+    impl ::std::ops::Deref for JoinToken {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<JoinToken> for ::std::string::String {
+        fn from(value: JoinToken) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for JoinToken {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 100usize {
+                return Err("longer than 100 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for JoinToken {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for JoinToken {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for JoinToken {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The account made.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Joined {
+        pub email: ::std::string::String,
+        pub id: ::std::string::String,
+    }
+    impl Joined {
+        pub fn builder() -> builder::Joined {
             Default::default()
         }
     }
@@ -2273,6 +2542,17 @@ limit.*/
     }
     impl SessionToken {
         pub fn builder() -> builder::SessionToken {
+            Default::default()
+        }
+    }
+    ///Whether anyone may make an account here.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SignupOpen {
+        ///`false`: accounts come from admins and their invitations only.
+        pub open: bool,
+    }
+    impl SignupOpen {
+        pub fn builder() -> builder::SignupOpen {
             Default::default()
         }
     }
@@ -4925,6 +5205,102 @@ no limit).*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Invite {
+            admin: ::std::result::Result<bool, ::std::string::String>,
+            email: ::std::result::Result<super::InviteEmail, ::std::string::String>,
+        }
+        impl ::std::default::Default for Invite {
+            fn default() -> Self {
+                Self {
+                    admin: Ok(Default::default()),
+                    email: Err("no value supplied for email".to_string()),
+                }
+            }
+        }
+        impl Invite {
+            pub fn admin<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.admin = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for admin: {e}")
+                    });
+                self
+            }
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::InviteEmail>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Invite> for super::Invite {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Invite,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    admin: value.admin?,
+                    email: value.email?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Invite> for Invite {
+            fn from(value: super::Invite) -> Self {
+                Self {
+                    admin: Ok(value.admin),
+                    email: Ok(value.email),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Invited {
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Invited {
+            fn default() -> Self {
+                Self {
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl Invited {
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Invited> for super::Invited {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Invited,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { message: value.message? })
+            }
+        }
+        impl ::std::convert::From<super::Invited> for Invited {
+            fn from(value: super::Invited) -> Self {
+                Self { message: Ok(value.message) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct JobEvent {
             attempt: ::std::result::Result<u32, ::std::string::String>,
             download_url: ::std::result::Result<
@@ -5670,6 +6046,142 @@ no limit).*/
                     mp3_bytes: Ok(value.mp3_bytes),
                     size_bytes: Ok(value.size_bytes),
                     status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Join {
+            email: ::std::result::Result<
+                ::std::option::Option<super::JoinEmail>,
+                ::std::string::String,
+            >,
+            password: ::std::result::Result<super::JoinPassword, ::std::string::String>,
+            token: ::std::result::Result<
+                ::std::option::Option<super::JoinToken>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Join {
+            fn default() -> Self {
+                Self {
+                    email: Ok(Default::default()),
+                    password: Err("no value supplied for password".to_string()),
+                    token: Ok(Default::default()),
+                }
+            }
+        }
+        impl Join {
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::JoinEmail>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::JoinPassword>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for password: {e}")
+                    });
+                self
+            }
+            pub fn token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::JoinToken>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Join> for super::Join {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Join,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    email: value.email?,
+                    password: value.password?,
+                    token: value.token?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Join> for Join {
+            fn from(value: super::Join) -> Self {
+                Self {
+                    email: Ok(value.email),
+                    password: Ok(value.password),
+                    token: Ok(value.token),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Joined {
+            email: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Joined {
+            fn default() -> Self {
+                Self {
+                    email: Err("no value supplied for email".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                }
+            }
+        }
+        impl Joined {
+            pub fn email<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for email: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Joined> for super::Joined {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Joined,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    email: value.email?,
+                    id: value.id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Joined> for Joined {
+            fn from(value: super::Joined) -> Self {
+                Self {
+                    email: Ok(value.email),
+                    id: Ok(value.id),
                 }
             }
         }
@@ -7506,6 +8018,44 @@ no limit).*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SignupOpen {
+            open: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for SignupOpen {
+            fn default() -> Self {
+                Self {
+                    open: Err("no value supplied for open".to_string()),
+                }
+            }
+        }
+        impl SignupOpen {
+            pub fn open<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.open = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for open: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SignupOpen> for super::SignupOpen {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SignupOpen,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { open: value.open? })
+            }
+        }
+        impl ::std::convert::From<super::SignupOpen> for SignupOpen {
+            fn from(value: super::SignupOpen) -> Self {
+                Self { open: Ok(value.open) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct StatusCounts {
             cancelled: ::std::result::Result<u64, ::std::string::String>,
             completed: ::std::result::Result<u64, ::std::string::String>,
@@ -8851,6 +9401,19 @@ let response = client.get_services_health()
     pub fn get_services_health(&self) -> builder::GetServicesHealth<'_> {
         builder::GetServicesHealth::new(self)
     }
+    /**Invite an address to make an account (admins only): a link is mailed to it
+
+Sends a `POST` request to `/invitations`
+
+```ignore
+let response = client.invite_user()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn invite_user(&self) -> builder::InviteUser<'_> {
+        builder::InviteUser::new(self)
+    }
     /**List jobs, newest first
 
 The caller's own; an admin's list holds everyone's, or one user's with `user` (an id or
@@ -9086,6 +9649,33 @@ let response = client.refresh_session()
 ```*/
     pub fn refresh_session(&self) -> builder::RefreshSession<'_> {
         builder::RefreshSession::new(self)
+    }
+    /**Whether anyone may make an account (`ALLOW_SIGNUP`)
+
+Sends a `GET` request to `/signup`
+
+```ignore
+let response = client.get_signup()
+    .send()
+    .await;
+```*/
+    pub fn get_signup(&self) -> builder::GetSignup<'_> {
+        builder::GetSignup::new(self)
+    }
+    /**Make an account: with an invitation's token, or with an address when sign-up is open
+
+Counted against the login limits.
+
+Sends a `POST` request to `/signup`
+
+```ignore
+let response = client.sign_up()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn sign_up(&self) -> builder::SignUp<'_> {
+        builder::SignUp::new(self)
     }
     /**Upload statistics
 
@@ -10357,6 +10947,143 @@ pub mod builder {
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
                 429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::invite_user`]
+
+[`Client::invite_user`]: super::Client::invite_user*/
+    #[derive(Debug, Clone)]
+    pub struct InviteUser<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Invite, String>,
+    }
+    impl<'a> InviteUser<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Invite>,
+            <V as std::convert::TryInto<types::Invite>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `Invite` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Invite) -> types::builder::Invite,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/invitations`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Invited>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::Invite::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/invitations", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "invite_user",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                202u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -11938,6 +12665,191 @@ pub mod builder {
                     )
                 }
                 403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_signup`]
+
+[`Client::get_signup`]: super::Client::get_signup*/
+    #[derive(Debug, Clone)]
+    pub struct GetSignup<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> GetSignup<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/signup`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SignupOpen>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/signup", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_signup",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::sign_up`]
+
+[`Client::sign_up`]: super::Client::sign_up*/
+    #[derive(Debug, Clone)]
+    pub struct SignUp<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Join, String>,
+    }
+    impl<'a> SignUp<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Join>,
+            <V as std::convert::TryInto<types::Join>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `Join` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Join) -> types::builder::Join,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/signup`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Joined>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::Join::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/signup", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "sign_up",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

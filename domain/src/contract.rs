@@ -473,6 +473,8 @@ pub struct DiscardSourceInput {
 pub enum AccountMailInput {
     /// A link to choose a new password, for the reset request with this id.
     PasswordReset { reset_id: String },
+    /// A link to make an account, for the invitation with this id.
+    Invitation { invitation_id: String },
 }
 
 /// Marker types naming each activity with its input and output types.

@@ -213,6 +213,7 @@ fn gateway_app(
         webhook_allow_private: config.webhooks.allow_private,
         quota: config.lifecycle.quota,
         resumable: gateway.resumable,
+        allow_signup: gateway.allow_signup,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {

@@ -3,12 +3,15 @@
 Reads AUDIOMILL_URL, AUDIOMILL_EMAIL and AUDIOMILL_PASSWORD (an admin's), NEWCOMER (an address
 to add), OTHER (an account that exists) and CHROMIUM (the browser's path). Finds accounts by
 part of their address, adds the newcomer, sets its own limits, makes it an admin and turns it
-off. Prints one JSON line of facts.
+off. Then invites INVITEE, waits for LINK_FILE to hold the link the invitation's mail carried
+(the test reads the mail), makes the account through it in another browser and signs in.
+Prints one JSON line of facts.
 """
 
 import json
 import os
 import re
+import time
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -17,6 +20,38 @@ from dropping import sign_in
 BASE = os.environ["AUDIOMILL_URL"]
 NEWCOMER = os.environ["NEWCOMER"]
 OTHER = os.environ["OTHER"]
+
+
+def mailed_link():
+    """The link the test found in the mail and wrote to LINK_FILE."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with open(os.environ["LINK_FILE"]) as file:
+                link = file.read().strip()
+            if link:
+                return link
+        except FileNotFoundError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("no invitation arrived")
+
+
+def invite(page, browser, facts):
+    invitee = os.environ["INVITEE"]
+    page.get_by_label("E-mail to invite").fill(invitee)
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.locator("#admin-problem")).to_have_text(re.compile("invitation"))
+    facts["invited"] = page.locator("#admin-problem").inner_text()
+    joining = browser.new_context().new_page()
+    joining.goto(mailed_link())
+    expect(joining.get_by_role("heading", name="Make your account")).to_be_visible()
+    joining.locator("#join-form").get_by_label("Password").fill("the invitee's password")
+    joining.get_by_role("button", name="Make the account").click()
+    expect(joining.get_by_role("heading", name="Sign in")).to_be_visible()
+    facts["joined"] = joining.locator("#sign-in-problem").inner_text()
+    sign_in(joining, invitee, "the invitee's password")
+    facts["invitee_signed_in"] = True
 
 
 def account_row(page, email):
@@ -42,8 +77,8 @@ def main():
         page.get_by_label("Find by e-mail").fill("")
         expect(page.locator("#admin-rows tr")).to_have_count(facts["listed_at_first"])
 
-        page.get_by_label("E-mail of the new account").fill(NEWCOMER)
-        page.get_by_label("First password").fill("a first password")
+        page.locator("#admin-add").get_by_label("E-mail of the new account").fill(NEWCOMER)
+        page.locator("#admin-add").get_by_label("First password").fill("a first password")
         page.get_by_role("button", name="Add account").click()
         row = account_row(page, NEWCOMER)
         expect(row).to_have_count(1)
@@ -59,6 +94,7 @@ def main():
         account_row(page, NEWCOMER).get_by_role("button", name="Turn off").click()
         expect(account_row(page, NEWCOMER).locator("td").nth(1)).to_have_text("turned off, admin")
         facts["newcomer_state"] = account_row(page, NEWCOMER).locator("td").nth(1).inner_text()
+        invite(page, browser, facts)
         facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
         browser.close()
     print(json.dumps(facts))

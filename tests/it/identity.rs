@@ -47,6 +47,7 @@ fn body_for(operation: &str) -> Option<Value> {
         "createWebhook" => json!({"url": "https://example.com/hook", "events": ["job.completed"]}),
         "updateAccount" | "updateWebhook" | "updateUser" => json!({}),
         "addUser" => json!({"email": "added@example.com", "password": "long enough"}),
+        "inviteUser" => json!({"email": "invited@example.com"}),
         _ => return None,
     };
     Some(body)
@@ -660,4 +661,83 @@ async fn an_admin_adds_finds_and_changes_accounts_through_the_api() {
         .await;
     assert_ne!(second["users"][0]["email"], first["users"][0]["email"]);
     app.stop().await;
+}
+
+async fn sign_up(app: &TestApp, body: Value) -> Response {
+    app.http
+        .post(app.url("/signup"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_makes_one_account_and_sign_up_is_closed_unless_allowed() {
+    let app = TestApp::spawn().await;
+    let (_, open) = app.get_json("", "/signup").await;
+    assert_eq!(open, json!({"open": false}));
+    let closed = sign_up(
+        &app,
+        json!({"email": app.email("eve"), "password": "long enough"}),
+    )
+    .await;
+    assert_eq!(closed.status(), StatusCode::FORBIDDEN);
+
+    let root = app.admin_token("root").await;
+    let invite = |email: String| {
+        app.http
+            .post(app.url("/invitations"))
+            .bearer_auth(&root)
+            .json(&json!({ "email": email, "admin": true }))
+            .send()
+    };
+    let ida = app.email("ida");
+    assert_eq!(
+        invite(ida.clone()).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    let taken = invite(app.email("root")).await.unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let link = app
+        .mailed_links_awaited("/#/join?token=", 1)
+        .await
+        .remove(0);
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let joined = sign_up(&app, json!({"token": token, "password": "ida's password"})).await;
+    assert_eq!(joined.status(), StatusCode::CREATED);
+    let joined: Value = joined.json().await.unwrap();
+    assert_eq!(joined["email"], ida.as_str());
+    let again = sign_up(&app, json!({"token": token, "password": "ida's password"})).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let login: Value = app
+        .login_response(&ida, "ida's password")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let (_, me) = app.get_json(token, "/me").await;
+    assert_eq!(me["admin"], true, "invited as an admin: {me}");
+    app.stop().await;
+
+    let open = TestApp::spawn_with(&[("ALLOW_SIGNUP", "true")]).await;
+    assert_eq!(open.get_json("", "/signup").await.1, json!({"open": true}));
+    let eve = open.email("eve");
+    let made = sign_up(&open, json!({"email": eve, "password": "eve's password"})).await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let twice = sign_up(&open, json!({"email": eve, "password": "eve's password"})).await;
+    assert_eq!(twice.status(), StatusCode::CONFLICT);
+    let login = open.login_response(&eve, "eve's password").await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let (_, me) = open
+        .get_json(
+            login.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap(),
+            "/me",
+        )
+        .await;
+    assert_eq!(me["admin"], false);
+    open.stop().await;
 }

@@ -43,6 +43,32 @@ async fn facts_of(mut script: tokio::process::Command) -> Value {
     .await
 }
 
+/// As [`facts_of`], for a script that waits for a mailed link (containing `part`) in
+/// `link_file`: the test reads the mail and hands the link over (unless the person stopped
+/// before asking for it).
+async fn facts_with_mailed_link(
+    mut script: tokio::process::Command,
+    app: &TestApp,
+    part: &str,
+    link_file: &Path,
+) -> Value {
+    let piped = std::process::Stdio::piped;
+    let mut running = script
+        .stdout(piped())
+        .stderr(piped())
+        .spawn()
+        .expect("Playwright runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while running.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        if let Some(link) = app.mailed_links(part).await.pop() {
+            std::fs::write(link_file, link).unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    facts_of_run(running).await
+}
+
 /// As [`facts_of`], for a script already started (its output piped).
 async fn facts_of_run(running: tokio::process::Child) -> Value {
     let ran = running.wait_with_output().await.expect("Playwright runs");
@@ -655,21 +681,8 @@ async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
     person
         .env("AUDIOMILL_EMAIL", &email)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
-        .env("LINK_FILE", &link_file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut running = person.spawn().expect("Playwright runs");
-    // The person waits for the mailed link; the test reads the mail and hands it over (unless
-    // the person stopped before asking for it).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while running.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        if let Some(link) = app.mailed_links("/#/reset?token=").await.pop() {
-            std::fs::write(&link_file, link).unwrap();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let facts = facts_of_run(running).await;
+        .env("LINK_FILE", &link_file);
+    let facts = facts_with_mailed_link(person, &app, "/#/reset?token=", &link_file).await;
     assert_eq!(facts["admin_scope_offered"], false, "{facts}");
     assert_eq!(facts["admin_link_shown"], false, "{facts}");
     assert_eq!(facts["key_shape"], true, "{facts}");
@@ -702,20 +715,32 @@ async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
 }
 
 /// The admin page: accounts found by part of their address, one added, given its own limits,
-/// made an admin and turned off, each change as the API then reports it.
+/// made an admin and turned off, each change as the API then reports it; and someone invited,
+/// who makes their account through the mailed link and signs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_finds_adds_limits_promotes_and_turns_off_accounts() {
+async fn an_admin_finds_adds_limits_promotes_turns_off_and_invites_accounts() {
     let app = TestApp::spawn().await;
     let admin = app.add_user("root", true).await;
     let other = app.add_user("zoe", false).await;
     let newcomer = app.email("carl");
+    let invitee = app.email("ida");
+    let link_file = app.data.path().join("invitation-link");
     let mut person = playwright("admin.py", &app);
     person
         .env("AUDIOMILL_EMAIL", &admin)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
         .env("NEWCOMER", &newcomer)
-        .env("OTHER", &other);
-    let facts = facts_of(person).await;
+        .env("OTHER", &other)
+        .env("INVITEE", &invitee)
+        .env("LINK_FILE", &link_file);
+    let facts = facts_with_mailed_link(person, &app, "/#/join?token=", &link_file).await;
+    assert_eq!(
+        facts["invited"],
+        format!("An invitation is on its way to {invitee}; its link works for 7 days."),
+        "{facts}"
+    );
+    assert_eq!(facts["joined"], "Your account is made; sign in.", "{facts}");
+    assert_eq!(facts["invitee_signed_in"], true, "{facts}");
     assert_eq!(facts["newcomer_state"], "turned off, admin", "{facts}");
     assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
 

@@ -1,5 +1,5 @@
 // The admin page: the accounts found by part of their address, each with its usage and own
-// limits, turned off or on, made an admin or not; and a new account added.
+// limits, turned off or on, made an admin or not; a new account added, or someone invited.
 import type { components } from "./api";
 import { api } from "./session";
 import { byId, bytes, detached, el } from "./ui";
@@ -112,7 +112,19 @@ async function addAccount(form: HTMLFormElement, event: SubmitEvent): Promise<vo
   }
 }
 
+async function invite(form: HTMLFormElement, event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const data = new FormData(form);
+  const { data: sent, error } = await api.POST("/invitations", {
+    body: { email: text(data, "email"), admin: data.get("admin") === "on" },
+  });
+  byId("admin-problem").textContent = sent?.message ?? error?.message ?? "";
+  if (sent) form.reset();
+}
+
 export function setUpAdmin(): void {
+  const invitation = byId<HTMLFormElement>("admin-invite");
+  invitation.addEventListener("submit", detached((event: SubmitEvent) => invite(invitation, event)));
   let typing: ReturnType<typeof setTimeout> | undefined;
   byId("admin-search").addEventListener("input", () => {
     clearTimeout(typing);

@@ -199,6 +199,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Invite an address to make an account (admins only): a link is mailed to it. */
+        post: operations["inviteUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jobs": {
         parameters: {
             query?: never;
@@ -495,6 +512,27 @@ export interface paths {
          *     works once), set in the answer's cookie. Requires the `Audiomill-Session` header.
          */
         post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether anyone may make an account (`ALLOW_SIGNUP`). */
+        get: operations["getSignup"];
+        put?: never;
+        /**
+         * Make an account: with an invitation's token, or with an address when sign-up is open.
+         * @description Counted against the login limits.
+         */
+        post: operations["signUp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1231,6 +1269,25 @@ export interface components {
             sub: string;
         };
         /**
+         * Invite
+         * @description Whom to invite.
+         */
+        Invite: {
+            /**
+             * @description Whether the account is to be an admin.
+             * @default false
+             */
+            admin: boolean;
+            email: string;
+        };
+        /**
+         * Invited
+         * @description What became of an invitation.
+         */
+        Invited: {
+            message: string;
+        };
+        /**
          * JobEvent
          * @description One event of a job's stream (its `data`).
          */
@@ -1422,6 +1479,25 @@ export interface components {
              */
             size_bytes: number;
             status: components["schemas"]["JobState"];
+        };
+        /**
+         * Join
+         * @description A new account: with an invitation's `token` (whose address it takes), or an `email` when
+         *     sign-up is open.
+         */
+        Join: {
+            email?: string;
+            /** @description At least 8 characters. */
+            password: string;
+            token?: string;
+        };
+        /**
+         * Joined
+         * @description The account made.
+         */
+        Joined: {
+            email: string;
+            id: string;
         };
         /**
          * KeyInfo
@@ -1769,6 +1845,14 @@ export interface components {
             expires_in: number;
             /** @description Always `Bearer`. */
             token_type: string;
+        };
+        /**
+         * SignupOpen
+         * @description Whether anyone may make an account here.
+         */
+        SignupOpen: {
+            /** @description `false`: accounts come from admins and their invitations only. */
+            open: boolean;
         };
         /**
          * @description Whose uploads the statistics cover.
@@ -2896,6 +2980,119 @@ export interface operations {
                     "X-RateLimit-Remaining"?: number;
                     /** @description Seconds until the limit is whole again. */
                     "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    inviteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["Invite"];
+            };
+        };
+        responses: {
+            /** @description The invitation is on its way; its link works once, for 7 days. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Invited"];
+                };
+            };
+            /** @description The address is not one. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The address has an account. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4188,6 +4385,149 @@ export interface operations {
              *     from a page of another site.
              */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getSignup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SignupOpen"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["Join"];
+            };
+        };
+        responses: {
+            /** @description Made; sign in with the address and password. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Joined"];
+                };
+            };
+            /**
+             * @description The invitation's link is unknown, used or expired (`field: token`), the address is
+             *     not one, or the password is too short.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Sign-up is closed (`ALLOW_SIGNUP`), and no invitation was given. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The address has an account. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,6 +6,7 @@ import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
 import { resetToken, setUpPasswordReset } from "./password";
 import { loadAdmin, setUpAdmin } from "./admin";
+import { joining, offerSignup, prepareJoin, setUpJoin } from "./join";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -15,12 +16,14 @@ import { droppedFiles, pickedFiles } from "./folders";
 import { type Key, LANGUAGES, type Language, language, t, translatePage, useLanguage } from "./i18n";
 import { clock, failureText, progressText } from "./words";
 
-const VIEWS = ["sign-in", "reset", "convert", "history", "account", "admin"] as const;
+const VIEWS = ["sign-in", "reset", "join", "convert", "history", "account", "admin"] as const;
 type View = (typeof VIEWS)[number];
 
 function show(view: View): void {
   for (const name of VIEWS) byId(name).hidden = name !== view;
-  byId("nav").hidden = view === "sign-in" || view === "reset";
+  byId("nav").hidden = view === "sign-in" || view === "reset" || view === "join";
+  if (view === "sign-in") void offerSignup();
+  if (view === "join") prepareJoin();
   if (view === "convert") {
     void describeAccepted();
     void showLeftBehind();
@@ -50,9 +53,11 @@ async function describeAccepted(): Promise<void> {
 
 function route(): void {
   if (resetToken()) return show("reset");
+  if (joining()) return show("join");
   if (!signedIn()) return show("sign-in");
   const asked = location.hash.replace(/^#\//, "") as View;
-  const signedInView = VIEWS.includes(asked) && asked !== "sign-in" && asked !== "reset";
+  const signedOut: View[] = ["sign-in", "reset", "join"];
+  const signedInView = VIEWS.includes(asked) && !signedOut.includes(asked);
   show(signedInView ? asked : "convert");
 }
 
@@ -275,6 +280,7 @@ setUpChoices(byId<HTMLFormElement>("choices"));
 setUpAccount();
 setUpAdmin();
 setUpPasswordReset(() => show("sign-in"));
+setUpJoin(() => show("sign-in"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);

@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one). Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -21,6 +21,7 @@ mod logins;
 mod password;
 mod resumable;
 mod session;
+mod signup;
 mod stats;
 mod users;
 mod webhooks;
@@ -29,13 +30,23 @@ use crate::gateway::Gateway;
 use context::Context;
 use std::sync::Arc;
 
-/// Every operation of the gateway, as poem-openapi serves and documents them.
-pub type Api = (
+/// Every operation of the gateway, as poem-openapi serves and documents them: those about
+/// people and their credentials, then those about jobs and the service (two groups, since
+/// poem-openapi takes at most sixteen in one).
+pub type Api = (IdentityApi, WorkApi);
+
+type IdentityApi = (
     accounts::AccountsApi,
     session::SessionApi,
     keys::KeysApi,
     logins::LoginsApi,
     password::PasswordApi,
+    signup::SignupApi,
+    users::UsersApi,
+    admin::AdminApi,
+);
+
+type WorkApi = (
     jobs::JobsApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -45,8 +56,6 @@ pub type Api = (
     health::HealthApi,
     stats::StatsApi,
     webhooks::WebhooksApi,
-    users::UsersApi,
-    admin::AdminApi,
 );
 
 /// The operations, serving `gateway`.
@@ -60,12 +69,17 @@ pub fn spec_only() -> Api {
 }
 
 fn with_context(cx: Context) -> Api {
-    (
+    let identity = (
         accounts::AccountsApi { cx: cx.clone() },
         session::SessionApi { cx: cx.clone() },
         keys::KeysApi { cx: cx.clone() },
         logins::LoginsApi { cx: cx.clone() },
         password::PasswordApi { cx: cx.clone() },
+        signup::SignupApi { cx: cx.clone() },
+        users::UsersApi { cx: cx.clone() },
+        admin::AdminApi { cx: cx.clone() },
+    );
+    let work = (
         jobs::JobsApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },
@@ -74,8 +88,7 @@ fn with_context(cx: Context) -> Api {
         downloads::DownloadsApi { cx: cx.clone() },
         health::HealthApi::new(cx.clone()),
         stats::StatsApi { cx: cx.clone() },
-        webhooks::WebhooksApi { cx: cx.clone() },
-        users::UsersApi { cx: cx.clone() },
-        admin::AdminApi { cx },
-    )
+        webhooks::WebhooksApi { cx },
+    );
+    (identity, work)
 }

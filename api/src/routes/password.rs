@@ -89,7 +89,7 @@ api_response! {
 
 /// A body the framework could not read: 400 with its sentence (these operations take no
 /// credential, so nothing else is refused before they run).
-fn body_refusal<R: super::context::AnswersBadRequest>(error: poem::Error) -> R {
+pub(super) fn body_refusal<R: super::context::AnswersBadRequest>(error: poem::Error) -> R {
     R::bad_request(crate::error::framework_answer(&error).1)
 }
 
