@@ -12,7 +12,8 @@ import time
 import uuid
 
 from audiomill_client import AuthenticatedClient, Client
-from audiomill_client.api.auth import login
+from audiomill_client.api.auth import create_api_key, login, revoke_api_key
+from audiomill_client.api.webhooks import list_webhooks
 from audiomill_client.api.jobs import (
     download_mp_3,
     get_batch,
@@ -21,7 +22,7 @@ from audiomill_client.api.jobs import (
     upload_video,
 )
 from audiomill_client.api.operations import get_health
-from audiomill_client.models import ErrorBody, JobPage, JobStatusBody, UploadVideoBody
+from audiomill_client.models import ErrorBody, JobPage, JobStatusBody, NewKey, Scope, UploadVideoBody
 from audiomill_client.types import File
 
 url = os.environ["AUDIOMILL_URL"]
@@ -82,5 +83,15 @@ seen["missing"] = missing.error.value if isinstance(missing, ErrorBody) else rep
 
 too_many = list_jobs.sync(client=client, limit=101)
 seen["limit_101"] = too_many.error.value if isinstance(too_many, ErrorBody) else repr(too_many)
+
+# An API key with what a script needs, used where a token is, then revoked.
+made = create_api_key.sync(client=client, body=NewKey(name="python", scopes=[Scope.JOBSREAD]))
+seen["key_prefix"] = made.key[:4]
+keyed = AuthenticatedClient(base_url=url, token=made.key, timeout=60.0)
+seen["key_lists_jobs"] = list_jobs.sync_detailed(client=keyed, limit=10).status_code.value
+webhooks = list_webhooks.sync(client=keyed)
+seen["key_webhooks"] = webhooks.error.value if isinstance(webhooks, ErrorBody) else repr(webhooks)
+seen["key_revoked"] = revoke_api_key.sync_detailed(made.id, client=client).status_code.value
+seen["revoked_key_lists_jobs"] = list_jobs.sync_detailed(client=keyed, limit=10).status_code.value
 
 print(json.dumps(seen))

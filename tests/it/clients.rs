@@ -84,4 +84,9 @@ async fn the_generated_python_client_converts_a_video() {
     );
     assert_eq!(seen["missing"], "not_found", "{seen}");
     assert_eq!(seen["limit_101"], "bad_request", "{seen}");
+    assert_eq!(seen["key_prefix"], "amk_", "{seen}");
+    assert_eq!(seen["key_lists_jobs"], 200, "{seen}");
+    assert_eq!(seen["key_webhooks"], "forbidden", "{seen}");
+    assert_eq!(seen["key_revoked"], 204, "{seen}");
+    assert_eq!(seen["revoked_key_lists_jobs"], 401, "{seen}");
 }
