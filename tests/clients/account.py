@@ -15,6 +15,8 @@ import time
 import urllib.error
 import urllib.request
 
+from pathlib import Path
+
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
@@ -86,6 +88,13 @@ def create_key(page, facts):
     return key
 
 
+def shot(page, name):
+    """Saves the page as SHOTS/name.png (for the guide), when SHOTS is given."""
+    if "SHOTS" in os.environ:
+        Path(os.environ["SHOTS"]).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(os.environ["SHOTS"]) / f"{name}.png"), full_page=True)
+
+
 def main():
     facts = {}
     with sync_playwright() as playwright:
@@ -101,6 +110,7 @@ def main():
         facts["admin_link_shown"] = page.locator("#nav-admin").is_visible()
 
         key = create_key(page, facts)
+        shot(page, "account-desktop")
         page.locator("li.key").get_by_role("button", name="Revoke").click()
         expect(page.locator("li.key")).to_have_count(0)
         facts["revoked_key"] = status_with(key)

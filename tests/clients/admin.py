@@ -13,6 +13,8 @@ import os
 import re
 import time
 
+from pathlib import Path
+
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
@@ -41,8 +43,8 @@ def invite(page, browser, facts):
     invitee = os.environ["INVITEE"]
     page.get_by_label("E-mail to invite").fill(invitee)
     page.get_by_role("button", name="Send invitation").click()
-    expect(page.locator("#admin-problem")).to_have_text(re.compile("invitation"))
-    facts["invited"] = page.locator("#admin-problem").inner_text()
+    expect(page.locator("#admin-said")).to_have_text(re.compile("invitation"))
+    facts["invited"] = page.locator("#admin-said").inner_text()
     joining = browser.new_context().new_page()
     joining.goto(mailed_link())
     expect(joining.get_by_role("heading", name="Make your account")).to_be_visible()
@@ -56,6 +58,13 @@ def invite(page, browser, facts):
 
 def account_row(page, email):
     return page.locator(f'#admin-rows tr[data-email="{email}"]')
+
+
+def shot(page, name):
+    """Saves the page as SHOTS/name.png (for the guide), when SHOTS is given."""
+    if "SHOTS" in os.environ:
+        Path(os.environ["SHOTS"]).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(os.environ["SHOTS"]) / f"{name}.png"), full_page=True)
 
 
 def main():
@@ -86,7 +95,7 @@ def main():
         row.get_by_label(re.compile("^Storage limit")).fill("100")
         row.get_by_label(re.compile("^Jobs a day")).fill("5")
         row.get_by_role("button", name="Save limits").click()
-        expect(page.locator("#admin-problem")).to_have_text(f"Saved: {NEWCOMER}.")
+        expect(page.locator("#admin-said")).to_have_text(f"Saved: {NEWCOMER}.")
         row = account_row(page, NEWCOMER)
         expect(row.get_by_label(re.compile("^Storage limit"))).to_have_value("100")
         row.get_by_role("button", name="Make admin").click()
@@ -94,6 +103,7 @@ def main():
         account_row(page, NEWCOMER).get_by_role("button", name="Turn off").click()
         expect(account_row(page, NEWCOMER).locator("td").nth(1)).to_have_text("turned off, admin")
         facts["newcomer_state"] = account_row(page, NEWCOMER).locator("td").nth(1).inner_text()
+        shot(page, "admin-desktop")
         invite(page, browser, facts)
         facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
         browser.close()

@@ -681,7 +681,8 @@ async fn a_person_manages_keys_the_password_and_sign_ins_on_the_account_page() {
     person
         .env("AUDIOMILL_EMAIL", &email)
         .env("AUDIOMILL_PASSWORD", PASSWORD)
-        .env("LINK_FILE", &link_file);
+        .env("LINK_FILE", &link_file)
+        .env("SHOTS", root().join("target/screenshots"));
     let facts = facts_with_mailed_link(person, &app, "/#/reset?token=", &link_file).await;
     assert_eq!(facts["admin_scope_offered"], false, "{facts}");
     assert_eq!(facts["admin_link_shown"], false, "{facts}");
@@ -732,7 +733,8 @@ async fn an_admin_finds_adds_limits_promotes_turns_off_and_invites_accounts() {
         .env("NEWCOMER", &newcomer)
         .env("OTHER", &other)
         .env("INVITEE", &invitee)
-        .env("LINK_FILE", &link_file);
+        .env("LINK_FILE", &link_file)
+        .env("SHOTS", root().join("target/screenshots"));
     let facts = facts_with_mailed_link(person, &app, "/#/join?token=", &link_file).await;
     assert_eq!(
         facts["invited"],

@@ -14,6 +14,12 @@ function text(data: FormData, name: string): string {
   return typeof value === "string" ? value : "";
 }
 
+/** Says how a change went: its sentence, or the server's refusal. */
+function say(done: string, refusal: string | undefined): void {
+  byId("admin-said").textContent = refusal ? "" : done;
+  byId("admin-problem").textContent = refusal ?? "";
+}
+
 /** A limit as typed: empty is the default (null), else a whole number. */
 function limitOf(input: HTMLInputElement): number | null {
   return input.value.trim() === "" ? null : Math.max(0, Math.floor(Number(input.value)));
@@ -27,7 +33,7 @@ async function change(
     params: { path: { user_id: account.id } },
     body,
   });
-  byId("admin-problem").textContent = error?.message ?? t("admin.saved", { email: account.email });
+  say(t("admin.saved", { email: account.email }), error?.message);
   await loadAdmin(true);
 }
 
@@ -105,7 +111,7 @@ async function addAccount(form: HTMLFormElement, event: SubmitEvent): Promise<vo
   const { error } = await api.POST("/users", {
     body: { email, password: text(data, "password"), admin: data.get("admin") === "on" },
   });
-  byId("admin-problem").textContent = error?.message ?? t("admin.added", { email });
+  say(t("admin.added", { email }), error?.message);
   if (!error) {
     form.reset();
     await loadAdmin(true);
@@ -118,7 +124,7 @@ async function invite(form: HTMLFormElement, event: SubmitEvent): Promise<void> 
   const { data: sent, error } = await api.POST("/invitations", {
     body: { email: text(data, "email"), admin: data.get("admin") === "on" },
   });
-  byId("admin-problem").textContent = sent?.message ?? error?.message ?? "";
+  say(sent?.message ?? "", error?.message);
   if (sent) form.reset();
 }
 
