@@ -97,6 +97,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
 include-name-regex = "^POST /(password/|signup|invitations)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 429]
 
+# An upload token's output choices are checked as an upload's fields are, beside each other,
+# and its file size within MAX_FILE_SIZE: what a schema cannot say.
+[[operations]]
+include-name = "POST /upload-tokens"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
+
 # A resumable upload's headers carry what the document cannot check: an upload that exists
 # (404, 410), where it stands (409), a body of the right type and size (413, 415), a checksum
 # that matches (460), the lease another request may hold (423), the file's name (415).

@@ -131,12 +131,20 @@ pub struct NewKey {
     pub hash: String,
 }
 
+/// How every upload token begins: `amu_`, then an id and a secret shaped as an API key's.
+pub const UPLOAD_TOKEN_START: &str = "amu_";
+
 pub fn new_api_key() -> NewKey {
+    new_credential(API_KEY_START)
+}
+
+pub fn new_upload_token() -> NewKey {
+    new_credential(UPLOAD_TOKEN_START)
+}
+
+fn new_credential(start: &str) -> NewKey {
     let id = random_alphanumeric(KEY_ID_LENGTH);
-    let key = format!(
-        "{API_KEY_START}{id}_{}",
-        random_alphanumeric(KEY_SECRET_LENGTH)
-    );
+    let key = format!("{start}{id}_{}", random_alphanumeric(KEY_SECRET_LENGTH));
     NewKey {
         hash: hash_refresh(&key),
         key,
@@ -146,7 +154,16 @@ pub fn new_api_key() -> NewKey {
 
 /// The id of a token shaped like an API key; `None` for anything else.
 pub fn api_key_id(token: &str) -> Option<&str> {
-    let (id, secret) = token.strip_prefix(API_KEY_START)?.split_once('_')?;
+    credential_id(token, API_KEY_START)
+}
+
+/// The id of a token shaped like an upload token; `None` for anything else.
+pub fn upload_token_id(token: &str) -> Option<&str> {
+    credential_id(token, UPLOAD_TOKEN_START)
+}
+
+fn credential_id<'a>(token: &'a str, start: &str) -> Option<&'a str> {
+    let (id, secret) = token.strip_prefix(start)?.split_once('_')?;
     let alphanumeric = |part: &str, length| {
         part.len() == length && part.bytes().all(|b| b.is_ascii_alphanumeric())
     };
@@ -269,6 +286,19 @@ pub(crate) struct Caller {
     pub(crate) scopes: Scopes,
     /// The API key's id, when the credential is one.
     pub(crate) key: Option<String>,
+    /// What an upload token allows, when the credential is one (it holds no scope).
+    pub(crate) upload: Option<UploadGrant>,
+}
+
+/// What an upload token lets its holder upload.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadGrant {
+    /// The token's id.
+    pub(crate) id: String,
+    /// The largest file, in bytes; `None`: the service's limit.
+    pub(crate) max_bytes: Option<u64>,
+    /// The output choices every upload gets; `None`: the uploader's own.
+    pub(crate) options: Option<audiomill_domain::output::OutputOptions>,
 }
 
 impl Caller {
@@ -282,6 +312,7 @@ impl Caller {
             expires: claims.exp,
             scopes: Scopes::of_login(claims.admin),
             key: None,
+            upload: None,
         })
     }
 

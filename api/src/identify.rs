@@ -1,9 +1,9 @@
-//! Who a bearer credential is: an access token of a login, or an API key. Either is checked
+//! Who a bearer credential is: an access token of a login, an API key, or an upload token. Each is checked
 //! against the database on every use, so a logout, a revoked key or a deactivated account
 //! stops it at once.
 
 use crate::{
-    auth::{Caller, Denied, api_key_id, key_matches},
+    auth::{Caller, Denied, UploadGrant, api_key_id, key_matches, upload_token_id},
     error::{ErrorBody, ErrorCode},
     gateway::Gateway,
     scopes::{Scope, Scopes},
@@ -15,10 +15,46 @@ pub(crate) const NEVER: u64 = 253_402_300_799;
 
 /// The caller `token` names, whatever its kind.
 pub(crate) async fn identify(gw: &Gateway, token: &str) -> Result<Caller, Denied> {
-    match api_key_id(token) {
-        Some(id) => key_holder(gw, token, id).await,
-        None => login_holder(gw, token).await,
+    if let Some(id) = api_key_id(token) {
+        key_holder(gw, token, id).await
+    } else if let Some(id) = upload_token_id(token) {
+        upload_token_holder(gw, token, id).await
+    } else {
+        login_holder(gw, token).await
     }
+}
+
+/// The caller of an upload token: known, its secret matching, unexpired, its account active
+/// and the login (or key) that minted it still open. It holds no scope: only the upload
+/// operations take it.
+async fn upload_token_holder(gw: &Gateway, token: &str, id: &str) -> Result<Caller, Denied> {
+    let invalid = || refused("The upload token is invalid.");
+    let (grant, user) = gw.db.upload_token(id).await?.ok_or_else(invalid)?;
+    if !key_matches(token, &grant.secret_hash) {
+        return Err(invalid());
+    }
+    if grant.expires_at <= now_millis() {
+        return Err(refused("The upload token has expired."));
+    }
+    if !gw.db.session_is_active(user.id, &grant.session_id).await? {
+        return Err(refused(
+            "The upload token has ended with the login or key that made it.",
+        ));
+    }
+    Ok(Caller {
+        user: user.id,
+        email: user.email.to_string(),
+        admin: false,
+        session: grant.session_id,
+        expires: u64::try_from(grant.expires_at / 1000).unwrap_or_default(),
+        scopes: Scopes::default(),
+        key: None,
+        upload: Some(UploadGrant {
+            id: grant.prefix,
+            max_bytes: grant.max_bytes,
+            options: grant.options,
+        }),
+    })
 }
 
 /// The caller of a login's access token: signed by us, unexpired, its login still open.
@@ -74,6 +110,7 @@ fn key_caller(key: ApiKey, user: User) -> Caller {
             .map_or(NEVER, |at| u64::try_from(at / 1000).unwrap_or_default()),
         scopes,
         key: Some(key.prefix),
+        upload: None,
     }
 }
 

@@ -335,6 +335,25 @@ pub mod types {
             Default::default()
         }
     }
+    ///A token just made: shown this once.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CreatedUploadToken {
+        pub expires_at: ::std::string::String,
+        pub max_file_mb: u64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub options: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        /**Send it as `Authorization: Bearer <token>` to `POST /upload` or the tus operations. It
+matches `amu_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}`.*/
+        pub token: ::std::string::String,
+        pub uploads: u32,
+    }
+    impl CreatedUploadToken {
+        pub fn builder() -> builder::CreatedUploadToken {
+            Default::default()
+        }
+    }
     ///A new endpoint, with its secret: shown this once.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CreatedWebhook {
@@ -1721,6 +1740,36 @@ by an admin.*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///What the token allows.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct NewUploadToken {
+        ///How long it works, 1 to 1440 minutes (default 15).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub expires_in_minutes: ::std::option::Option<::std::num::NonZeroU32>,
+        ///The largest file, in MB (at most `MAX_FILE_SIZE`); none: `MAX_FILE_SIZE`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_file_mb: ::std::option::Option<::std::num::NonZeroU64>,
+        /**The output choices every upload with it gets, named as the upload's fields
+(`{"preset": "voice"}`); an upload that sends choices of its own is refused. None: the
+uploader chooses.*/
+        #[serde(
+            default,
+            skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+        )]
+        pub options: ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >,
+        /**How many uploads it allows, 1 to 100 (default 1). A form upload (of one file or a
+batch) or a tus creation is one.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub uploads: ::std::option::Option<::std::num::NonZeroU32>,
+    }
+    impl NewUploadToken {
+        pub fn builder() -> builder::NewUploadToken {
+            Default::default()
         }
     }
     ///A new endpoint.
@@ -4257,6 +4306,130 @@ no limit).*/
                     name: Ok(value.name),
                     prefix: Ok(value.prefix),
                     scopes: Ok(value.scopes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CreatedUploadToken {
+            expires_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            max_file_mb: ::std::result::Result<u64, ::std::string::String>,
+            options: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            token: ::std::result::Result<::std::string::String, ::std::string::String>,
+            uploads: ::std::result::Result<u32, ::std::string::String>,
+        }
+        impl ::std::default::Default for CreatedUploadToken {
+            fn default() -> Self {
+                Self {
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    max_file_mb: Err("no value supplied for max_file_mb".to_string()),
+                    options: Ok(Default::default()),
+                    token: Err("no value supplied for token".to_string()),
+                    uploads: Err("no value supplied for uploads".to_string()),
+                }
+            }
+        }
+        impl CreatedUploadToken {
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn max_file_mb<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_file_mb = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_file_mb: {e}")
+                    });
+                self
+            }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
+            pub fn token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token: {e}")
+                    });
+                self
+            }
+            pub fn uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for uploads: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreatedUploadToken> for super::CreatedUploadToken {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreatedUploadToken,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_at: value.expires_at?,
+                    max_file_mb: value.max_file_mb?,
+                    options: value.options?,
+                    token: value.token?,
+                    uploads: value.uploads?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreatedUploadToken> for CreatedUploadToken {
+            fn from(value: super::CreatedUploadToken) -> Self {
+                Self {
+                    expires_at: Ok(value.expires_at),
+                    max_file_mb: Ok(value.max_file_mb),
+                    options: Ok(value.options),
+                    token: Ok(value.token),
+                    uploads: Ok(value.uploads),
                 }
             }
         }
@@ -6842,6 +7015,124 @@ no limit).*/
                     expires_at: Ok(value.expires_at),
                     name: Ok(value.name),
                     scopes: Ok(value.scopes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NewUploadToken {
+            expires_in_minutes: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU32>,
+                ::std::string::String,
+            >,
+            max_file_mb: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU64>,
+                ::std::string::String,
+            >,
+            options: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+                ::std::string::String,
+            >,
+            uploads: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU32>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for NewUploadToken {
+            fn default() -> Self {
+                Self {
+                    expires_in_minutes: Ok(Default::default()),
+                    max_file_mb: Ok(Default::default()),
+                    options: Ok(Default::default()),
+                    uploads: Ok(Default::default()),
+                }
+            }
+        }
+        impl NewUploadToken {
+            pub fn expires_in_minutes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU32>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_in_minutes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for expires_in_minutes: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_file_mb<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU64>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_file_mb = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_file_mb: {e}")
+                    });
+                self
+            }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
+            pub fn uploads<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU32>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.uploads = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for uploads: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NewUploadToken> for super::NewUploadToken {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NewUploadToken,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    expires_in_minutes: value.expires_in_minutes?,
+                    max_file_mb: value.max_file_mb?,
+                    options: value.options?,
+                    uploads: value.uploads?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NewUploadToken> for NewUploadToken {
+            fn from(value: super::NewUploadToken) -> Self {
+                Self {
+                    expires_in_minutes: Ok(value.expires_in_minutes),
+                    max_file_mb: Ok(value.max_file_mb),
+                    options: Ok(value.options),
+                    uploads: Ok(value.uploads),
                 }
             }
         }
@@ -9720,6 +10011,19 @@ let response = client.refresh_token()
 ```*/
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
+    }
+    /**Make an upload token: a credential that may only upload, briefly
+
+Sends a `POST` request to `/upload-tokens`
+
+```ignore
+let response = client.create_upload_token()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_upload_token(&self) -> builder::CreateUploadToken<'_> {
+        builder::CreateUploadToken::new(self)
     }
     /**The accounts (admins only), by e-mail address, each with its limits and usage
 
@@ -13167,6 +13471,144 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_upload_token`]
+
+[`Client::create_upload_token`]: super::Client::create_upload_token*/
+    #[derive(Debug, Clone)]
+    pub struct CreateUploadToken<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::NewUploadToken, String>,
+    }
+    impl<'a> CreateUploadToken<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NewUploadToken>,
+            <V as std::convert::TryInto<
+                types::NewUploadToken,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NewUploadToken` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NewUploadToken,
+            ) -> types::builder::NewUploadToken,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/upload-tokens`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CreatedUploadToken>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::NewUploadToken::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/upload-tokens", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_upload_token",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -27,6 +27,7 @@ mod s3;
 mod stats;
 mod stream;
 pub mod time;
+mod upload_tokens;
 mod webhooks;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
@@ -44,6 +45,7 @@ pub use resumable::{Creation, CreationLimits, CreationRefusal, NewResumable, Res
 pub use s3::{PART_SIZE, S3Settings};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use stream::ObjectBody;
+pub use upload_tokens::UploadToken;
 pub use webhooks::{
     DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
     WebhookEndpoint, WebhookMessage,

@@ -48,6 +48,7 @@ fn body_for(operation: &str) -> Option<Value> {
         "updateAccount" | "updateWebhook" | "updateUser" => json!({}),
         "addUser" => json!({"email": "added@example.com", "password": "long enough"}),
         "inviteUser" => json!({"email": "invited@example.com"}),
+        "createUploadToken" => json!({}),
         _ => return None,
     };
     Some(body)
@@ -740,4 +741,113 @@ async fn an_invitation_makes_one_account_and_sign_up_is_closed_unless_allowed() 
         .await;
     assert_eq!(me["admin"], false);
     open.stop().await;
+}
+
+async fn mint(app: &TestApp, key: &str, body: Value) -> Response {
+    app.http
+        .post(app.url("/upload-tokens"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /uploads` for `length` bytes named `a.mp4`, as the holder of `token`.
+async fn create_upload(app: &TestApp, token: &str, length: u64) -> Response {
+    app.http
+        .post(app.url("/uploads"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", "filename YS5tcDQ=")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_token_uploads_only_what_it_allows_and_ends_with_its_key() {
+    let app = TestApp::spawn().await;
+    let login = app.user_token("ann").await;
+    let key = key_with(&app, &login, &["jobs:read", "jobs:write"]).await;
+    let fixed = json!({"channels": "1", "tags[title]": "Fixed"});
+    let made = mint(
+        &app,
+        &key,
+        json!({"uploads": 3, "max_file_mb": 1, "options": fixed}),
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("amu_") && token.len() == 57, "{token}");
+    assert_eq!(made["uploads"], 3);
+
+    // Nothing but uploads.
+    assert_eq!(app.get_json(&token, "/jobs").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        mint(&app, &token, json!({})).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Choices of its own are refused; the token's are the job's.
+    let clip = make_mp4(app.data.path(), "clip.mp4", 2, true);
+    let form = upload_form(&[&clip], &[("bitrate_mode", "cbr"), ("bitrate", "128")]);
+    let (status, own) = app.post_upload(&token, form, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{own}");
+    let job = app.start_job(&token, &clip).await;
+    let (_, status) = app.status(&key, &job).await;
+    assert_eq!(status["options"]["channels"], 1, "{status}");
+    assert_eq!(status["options"]["tags"]["title"], "Fixed", "{status}");
+
+    // A file over its size, then no uploads left.
+    let mut big = std::fs::read(&clip).unwrap();
+    big.resize(2 << 20, 0);
+    let over = app.upload_bytes(&token, "big.mp4", big).await;
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let spent = app
+        .upload_bytes(&token, "clip.mp4", std::fs::read(&clip).unwrap())
+        .await;
+    assert_eq!(spent.status(), StatusCode::FORBIDDEN);
+
+    // With tus: its own uploads only, within its size.
+    let tus: Value = mint(&app, &key, json!({"uploads": 2, "max_file_mb": 1}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tus = tus["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        create_upload(&app, &tus, 2 << 20).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let mine = create_upload(&app, &tus, 1000).await;
+    assert_eq!(mine.status(), StatusCode::CREATED);
+    let mine = mine.headers()["location"].to_str().unwrap().to_owned();
+    let theirs = create_upload(&app, &key, 1000).await;
+    let theirs = theirs.headers()["location"].to_str().unwrap().to_owned();
+    let head = |location: String| {
+        app.http
+            .head(app.url(&location))
+            .bearer_auth(&tus)
+            .header("tus-resumable", "1.0.0")
+            .send()
+    };
+    assert_eq!(head(mine).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(head(theirs).await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // Bad choices are refused when it is made; it ends with the key that made it.
+    let bad = mint(&app, &key, json!({"options": {"bitrate": "7"}})).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["field"], "bitrate", "{bad}");
+    let too_big = mint(&app, &key, json!({"max_file_mb": 1_000_000})).await;
+    assert_eq!(too_big.status(), StatusCode::BAD_REQUEST);
+    let key_id = &key[4..16];
+    app.send_as(&login, Method::DELETE, &format!("/api-keys/{key_id}"))
+        .await;
+    let (status, body) = app.get_json(&tus, "/jobs").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    app.stop().await;
 }

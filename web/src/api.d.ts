@@ -622,6 +622,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/upload-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make an upload token: a credential that may only upload, briefly. */
+        post: operations["createUploadToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/uploads": {
         parameters: {
             query?: never;
@@ -1104,6 +1121,25 @@ export interface components {
             /** @description How the key begins (`amk_` and its id), to recognise it. */
             prefix: string;
             scopes: components["schemas"]["Scope"][];
+        };
+        /**
+         * CreatedUploadToken
+         * @description A token just made: shown this once.
+         */
+        CreatedUploadToken: {
+            expires_at: string;
+            /** Format: uint64 */
+            max_file_mb: number;
+            options?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * @description Send it as `Authorization: Bearer <token>` to `POST /upload` or the tus operations. It
+             *     matches `amu_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}`.
+             */
+            token: string;
+            /** Format: uint32 */
+            uploads: number;
         };
         /**
          * CreatedWebhook
@@ -1635,6 +1671,44 @@ export interface components {
              *     by an admin.
              */
             scopes: components["schemas"]["Scope"][];
+        };
+        /**
+         * NewUploadToken
+         * @description What the token allows.
+         * @example {
+         *       "expires_in_minutes": 10,
+         *       "max_file_mb": 200,
+         *       "options": {
+         *         "preset": "voice"
+         *       },
+         *       "uploads": 1
+         *     }
+         */
+        NewUploadToken: {
+            /**
+             * Format: uint32
+             * @description How long it works, 1 to 1440 minutes (default 15).
+             */
+            expires_in_minutes?: number;
+            /**
+             * Format: uint64
+             * @description The largest file, in MB (at most `MAX_FILE_SIZE`); none: `MAX_FILE_SIZE`.
+             */
+            max_file_mb?: number;
+            /**
+             * @description The output choices every upload with it gets, named as the upload's fields
+             *     (`{"preset": "voice"}`); an upload that sends choices of its own is refused. None: the
+             *     uploader chooses.
+             */
+            options?: {
+                [key: string]: string;
+            };
+            /**
+             * Format: uint32
+             * @description How many uploads it allows, 1 to 100 (default 1). A form upload (of one file or a
+             *     batch) or a tus creation is one.
+             */
+            uploads?: number;
         };
         /**
          * NewWebhook
@@ -5037,6 +5111,110 @@ export interface operations {
                 };
             };
             /** @description Storage or the workflow service is down; nothing was kept. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createUploadToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["NewUploadToken"];
+            };
+        };
+        responses: {
+            /** @description Made; the token is in this answer only. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["CreatedUploadToken"];
+                };
+            };
+            /** @description A number is out of range, or an output choice is not acceptable (`field` names it). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -220,6 +220,17 @@ impl Context {
         }
     }
 
+    /// Who is uploading: a credential with `jobs:write`, or an upload token (which holds no
+    /// scope, and is taken by the upload operations alone).
+    pub(crate) async fn authenticate_upload(&self, bearer: &BearerAuth) -> Result<Caller, Denied> {
+        let caller = self.identify(bearer).await?;
+        if caller.upload.is_some() || caller.scopes.contains(Scope::JobsWrite) {
+            Ok(caller)
+        } else {
+            Err(crate::identify::lacking(Scope::JobsWrite))
+        }
+    }
+
     /// Who is calling, whatever their credential may do: for the operations on the
     /// credential itself (`/validate`, `/logout`).
     pub(crate) async fn identify(&self, bearer: &BearerAuth) -> Result<Caller, Denied> {

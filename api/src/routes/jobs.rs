@@ -609,9 +609,15 @@ impl JobsApi {
             })
     }
 
-    /// The caller of an upload.
+    /// The caller of an upload (with an upload token, one of its uploads spent).
     async fn uploader(&self, auth: &BearerAuth) -> Result<Caller, UploadResponse> {
-        match self.cx.authenticate(auth, Scope::JobsWrite).await {
+        let caller = match self.cx.authenticate_upload(auth).await {
+            Ok(caller) => crate::uploads::grant::spend(self.cx.gw(), &caller)
+                .await
+                .map(|()| caller),
+            Err(denied) => Err(denied),
+        };
+        match caller {
             Ok(caller) => Ok(caller),
             Err(Denied::Unauthorized(error)) => {
                 metrics::upload_refused("auth");

@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account). Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account), [`upload_tokens`] (credentials that may only upload). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -23,6 +23,7 @@ mod resumable;
 mod session;
 mod signup;
 mod stats;
+mod upload_tokens;
 mod users;
 mod webhooks;
 
@@ -48,6 +49,7 @@ type IdentityApi = (
 
 type WorkApi = (
     jobs::JobsApi,
+    upload_tokens::UploadTokensApi,
     resumable::ResumableApi,
     batches::BatchesApi,
     listing::ListingApi,
@@ -81,6 +83,7 @@ fn with_context(cx: Context) -> Api {
     );
     let work = (
         jobs::JobsApi { cx: cx.clone() },
+        upload_tokens::UploadTokensApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },
         listing::ListingApi { cx: cx.clone() },

@@ -578,7 +578,7 @@ impl ResumableApi {
                 return Err(BadHeader(message).into());
             }
         }
-        Ok(self.cx.authenticate(auth, Scope::JobsWrite).await?)
+        Ok(self.cx.authenticate_upload(auth).await?)
     }
 
     /// The caller and their upload `id` as it stands now (see [`callers`]).
@@ -589,7 +589,7 @@ impl ResumableApi {
         headers: &HeaderMap,
     ) -> Result<(Caller, Resumable), LookupRefusal> {
         let caller = self.caller(auth, headers).await?;
-        let upload = callers(self.cx.gw(), id, caller.user).await?;
+        let upload = callers(self.cx.gw(), id, &caller).await?;
         Ok((caller, upload))
     }
 

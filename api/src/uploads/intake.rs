@@ -46,9 +46,10 @@ pub async fn receive(
     fingerprint: bool,
     allowance: Allowance,
 ) -> Result<Received, UploadError> {
+    let limits = super::grant::limits_for(caller, &gw.limits);
     let into_storage = IntoStorage {
         objects: &gw.objects,
-        limits: &gw.limits,
+        limits: &limits,
         fingerprint,
         allowance,
     };
@@ -71,9 +72,18 @@ pub async fn receive(
 async fn start_read(
     gw: &Gateway,
     caller: &Caller,
-    read: ReadForm<StoredSource>,
+    mut read: ReadForm<StoredSource>,
     quota: Quota,
 ) -> Result<Received, UploadError> {
+    match super::grant::choices_for(caller, std::mem::take(&mut read.options)) {
+        Ok(options) => read.options = options,
+        Err(refusal) => {
+            for source in &read.videos {
+                discard(&gw.objects, Some(source)).await;
+            }
+            return Err(refusal);
+        }
+    }
     let batch_id = (read.videos.len() > 1).then(BatchId::generate);
     let one_off_for = match batch_id {
         Some(batch_id) => batch_id.to_string(),

@@ -18,6 +18,7 @@ pub(crate) mod choices;
 pub mod file;
 pub(crate) mod form;
 pub mod framing;
+pub(crate) mod grant;
 pub(crate) mod idempotency;
 pub(crate) mod intake;
 pub(crate) mod refusal;

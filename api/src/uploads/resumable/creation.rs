@@ -5,6 +5,7 @@ use super::appending::{remove, take_first_chunk};
 use super::request::{Standing, TusRefusal, TusRequest};
 use crate::auth::Caller;
 use crate::error::ErrorJson;
+use crate::uploads::grant;
 use crate::uploads::refusal::UploadError;
 use crate::{
     error::{ErrorBody, ErrorCode},
@@ -48,13 +49,16 @@ impl Creating {
         request: TusRequest,
     ) -> Result<(UploadId, Standing), CreateRefusal> {
         let gw = &*self.gw;
-        let asked = match Asked::read(gw, &request).await {
+        let mut asked = match Asked::read(gw, &request).await {
             Ok(asked) => asked,
             Err(refusal) => {
                 metrics::upload_refused("form");
                 return Err(refusal.into());
             }
         };
+        let asked_options = std::mem::take(&mut asked.choices.options);
+        asked.choices.options =
+            grant::choices_for(&self.caller, asked_options).map_err(TusRefusal::from)?;
         if let Some(key) = &asked.key
             && let Some(earlier) = gw.db.resumable_by_key(self.caller.user, key).await?
         {
@@ -63,18 +67,25 @@ impl Creating {
         let quota = crate::uploads::allowance::allowance(gw, self.caller.user)
             .await?
             .quota;
-        if asked.length > gw.limits.max_bytes {
+        let limit = grant::limits_for(&self.caller, &gw.limits).max_bytes;
+        if asked.length > limit {
             return Err(TusRefusal::from(UploadError::TooLarge {
-                limit_mb: gw.limits.max_bytes / (1024 * 1024),
+                limit_mb: limit / (1024 * 1024),
             })
             .into());
         }
+        grant::spend(gw, &self.caller)
+            .await
+            .map_err(TusRefusal::from)?;
         let upload =
             match record(gw, self.caller.user, &asked, quota, request.address.clone()).await? {
                 Recorded::New(upload) => upload,
                 Recorded::Earlier(earlier) => return asked.again(*earlier),
             };
         let id = upload.upload.id;
+        if let Some(grant) = &self.caller.upload {
+            gw.db.note_token_upload(&grant.id, &id.to_string()).await?;
+        }
         tracing::Span::current().record("upload_id", tracing::field::display(id));
         if !request.has_bytes() {
             return Ok((id, Standing::of(&upload)));

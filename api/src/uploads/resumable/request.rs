@@ -1,7 +1,7 @@
 //! What every tus request shares: its headers and body as sent, who sends it, why it was
 //! refused (in the terms all the operations share), and where the upload stands after it.
 
-use crate::auth::Denied;
+use crate::auth::{Caller, Denied};
 use crate::error::{ErrorJson, store_down, unavailable};
 use crate::uploads::refusal::{StartError, StartRefusal, UploadError, UploadRefusal};
 use crate::{
@@ -10,7 +10,7 @@ use crate::{
     uploads::resumable::LeaseRefusal,
     uploads::tus::{self, BadHeader},
 };
-use audiomill_domain::{JobId, UploadId, UserId};
+use audiomill_domain::{JobId, UploadId};
 use audiomill_store::{Resumable, StoreError, WebhookEndpoint, time::now_millis};
 use poem::{Body, Request, http::HeaderMap};
 use poem_openapi::{
@@ -275,19 +275,20 @@ impl Standing {
 pub(crate) async fn callers(
     gw: &Gateway,
     id: UploadId,
-    user_id: UserId,
+    caller: &Caller,
 ) -> Result<Resumable, LookupRefusal> {
+    // An upload token goes on only with the uploads it created.
+    if let Some(grant) = &caller.upload
+        && !gw.db.token_made_upload(&grant.id, &id.to_string()).await?
+    {
+        return Err(no_such_upload());
+    }
     let upload = gw
         .db
         .resumable(id)
         .await?
-        .filter(|upload| upload.upload.user_id == user_id)
-        .ok_or_else(|| {
-            LookupRefusal::NotFound(ErrorBody::new(
-                ErrorCode::NotFound,
-                "There is no such upload.",
-            ))
-        })?;
+        .filter(|upload| upload.upload.user_id == caller.user)
+        .ok_or_else(no_such_upload)?;
     if upload.started_at.is_none() && upload.upload.expires_at <= now_millis() {
         return Err(LookupRefusal::Gone(ErrorBody::new(
             ErrorCode::Gone,
@@ -295,6 +296,13 @@ pub(crate) async fn callers(
         )));
     }
     Ok(upload)
+}
+
+fn no_such_upload() -> LookupRefusal {
+    LookupRefusal::NotFound(ErrorBody::new(
+        ErrorCode::NotFound,
+        "There is no such upload.",
+    ))
 }
 
 /// The refusal when a request's own task died (a bug, never a client's doing).
