@@ -163,12 +163,13 @@ pub(crate) enum ApiTags {
 #[oai(ty = "basic")]
 pub(crate) struct BasicAuth(pub(crate) Basic);
 
-/// An access token from `/login` or `/session` (a JWT), or an API key from `/api-keys`
-/// (`amk_...`). An operation's requirement names the one scope it needs (`jobs:read`,
-/// `jobs:write`, `webhooks:read`, `webhooks:write`, `account:read`, `account:write`, `admin`,
-/// `credentials`); a credential without it is answered 403. A login holds every scope of
+/// An access token from `/login` or `/session` (a JWT), an API key from `/api-keys`
+/// (`amk_...`), or an upload token. An operation's requirement names the one scope it needs
+/// (`jobs:read`, `jobs:write`, `webhooks:read`, `webhooks:write`, `account:read`,
+/// `account:write`, `admin`, `credentials`); a credential without it is answered 403. A login holds every scope of
 /// its account (`admin` only for an admin); a key holds those it was made with, never
-/// `credentials`.
+/// `credentials`. An upload token from `/upload-tokens` (`amu_...`) holds none: the upload
+/// operations (`POST /upload` and tus) take it in place of `jobs:write`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer")]
 pub(crate) struct BearerAuth(pub(crate) Bearer);
