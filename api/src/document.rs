@@ -28,9 +28,17 @@ use serde_json::{Value, json};
 const PAGE_OPERATIONS: [&str; 2] = ["downloadMp3", "downloadMp3ByFid"];
 
 /// The request bodies derived with `deny_unknown_fields`: a field they do not name is a 400.
-const CLOSED_BODIES: [&str; 4] = [
+const CLOSED_BODIES: [&str; 12] = [
     "AccountChanges",
+    "ForgotPassword",
+    "Invite",
+    "Join",
+    "NewAccount",
+    "NewKey",
+    "NewUploadToken",
     "NewWebhook",
+    "PasswordChange",
+    "ResetPassword",
     "UserChanges",
     "WebhookChanges",
 ];

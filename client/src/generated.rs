@@ -659,6 +659,7 @@ these may arrive out of order, even after the ending).*/
     }
     ///Whose password is forgotten.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct ForgotPassword {
         pub email: ForgotPasswordEmail,
     }
@@ -768,6 +769,7 @@ these may arrive out of order, even after the ending).*/
     }
     ///Whom to invite.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct Invite {
         ///Whether the account is to be an admin.
         #[serde(default)]
@@ -1099,6 +1101,7 @@ it in its own words; `error` has the sentence.*/
     /**A new account: with an invitation's `token` (whose address it takes), or an `email` when
 sign-up is open.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct Join {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<JoinEmail>,
@@ -1545,6 +1548,7 @@ sign-up is open.*/
     }
     ///An account to add.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct NewAccount {
         #[serde(default)]
         pub admin: bool,
@@ -1670,6 +1674,7 @@ sign-up is open.*/
     }
     ///A key to make.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct NewKey {
         ///When it stops working (RFC 3339, in the future); none: until it is revoked.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1744,6 +1749,7 @@ by an admin.*/
     }
     ///What the token allows.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
     pub struct NewUploadToken {
         ///How long it works, 1 to 1440 minutes (default 15).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1754,13 +1760,9 @@ by an admin.*/
         /**The output choices every upload with it gets, named as the upload's fields
 (`{"preset": "voice"}`); an upload that sends choices of its own is refused. None: the
 uploader chooses.*/
-        #[serde(
-            default,
-            skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
-        )]
-        pub options: ::std::collections::HashMap<
-            ::std::string::String,
-            ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub options: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
         >,
         /**How many uploads it allows, 1 to 100 (default 1). A form upload (of one file or a
 batch) or a tus creation is one.*/
@@ -1905,8 +1907,10 @@ value removes that tag.*/
 limit.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct OwnLimits {
+        ///At most 1,000,000,000.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub jobs_per_day_limit: ::std::option::Option<u64>,
+        ///At most 1,000,000,000 MB.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub storage_limit_mb: ::std::option::Option<u64>,
     }
@@ -1917,6 +1921,7 @@ limit.*/
     }
     ///A new password, with the current one.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct PasswordChange {
         pub current_password: PasswordChangeCurrentPassword,
         ///At least 8 characters.
@@ -2213,6 +2218,7 @@ limit.*/
     }
     ///A new password, with the secret of the mailed link.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
     pub struct ResetPassword {
         ///At least 8 characters.
         pub new_password: ResetPasswordNewPassword,
@@ -7029,9 +7035,11 @@ no limit).*/
                 ::std::string::String,
             >,
             options: ::std::result::Result<
-                ::std::collections::HashMap<
-                    ::std::string::String,
-                    ::std::string::String,
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
                 >,
                 ::std::string::String,
             >,
@@ -7084,9 +7092,11 @@ no limit).*/
             pub fn options<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::collections::HashMap<
-                        ::std::string::String,
-                        ::std::string::String,
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
                     >,
                 >,
                 T::Error: ::std::fmt::Display,

@@ -483,7 +483,7 @@ async fn a_disabled_account_stops_at_once_and_its_running_jobs_are_cancelled() {
         &admin,
         Method::PATCH,
         &path,
-        json!({ "active": false, "admin": true }),
+        json!({ "active": false, "role": "owner" }),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no other field is taken");

@@ -1522,10 +1522,10 @@ export interface components {
          *     sign-up is open.
          */
         Join: {
-            email?: string;
+            email?: string | null;
             /** @description At least 8 characters. */
             password: string;
-            token?: string;
+            token?: string | null;
         };
         /**
          * Joined
@@ -1689,12 +1689,12 @@ export interface components {
              * Format: uint32
              * @description How long it works, 1 to 1440 minutes (default 15).
              */
-            expires_in_minutes?: number;
+            expires_in_minutes?: number | null;
             /**
              * Format: uint64
              * @description The largest file, in MB (at most `MAX_FILE_SIZE`); none: `MAX_FILE_SIZE`.
              */
-            max_file_mb?: number;
+            max_file_mb?: number | null;
             /**
              * @description The output choices every upload with it gets, named as the upload's fields
              *     (`{"preset": "voice"}`); an upload that sends choices of its own is refused. None: the
@@ -1702,13 +1702,13 @@ export interface components {
              */
             options?: {
                 [key: string]: string;
-            };
+            } | null;
             /**
              * Format: uint32
              * @description How many uploads it allows, 1 to 100 (default 1). A form upload (of one file or a
              *     batch) or a tus creation is one.
              */
-            uploads?: number;
+            uploads?: number | null;
         };
         /**
          * NewWebhook
@@ -1792,9 +1792,15 @@ export interface components {
          *     limit.
          */
         OwnLimits: {
-            /** Format: uint64 */
+            /**
+             * Format: uint64
+             * @description At most 1,000,000,000.
+             */
             jobs_per_day_limit?: number | null;
-            /** Format: uint64 */
+            /**
+             * Format: uint64
+             * @description At most 1,000,000,000 MB.
+             */
             storage_limit_mb?: number | null;
         };
         /**

@@ -3,6 +3,7 @@
 //! password). Changing one is `PATCH /users/{user_id}`, in `users`.
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
+use crate::params::Text;
 use crate::{
     auth::{self, password_problem},
     error::{ErrorBody, ErrorCode},
@@ -23,9 +24,11 @@ const MIB: u64 = 1024 * 1024;
 /// limit.
 #[derive(Object, Clone, Copy)]
 pub(super) struct OwnLimits {
-    #[oai(nullable)]
+    /// At most 1,000,000,000 MB.
+    #[oai(nullable, validator(maximum(value = "1000000000")))]
     pub(super) storage_limit_mb: Option<u64>,
-    #[oai(nullable)]
+    /// At most 1,000,000,000.
+    #[oai(nullable, validator(maximum(value = "1000000000")))]
     pub(super) jobs_per_day_limit: Option<u64>,
 }
 
@@ -82,10 +85,10 @@ struct ManagedAccountPage {
 #[oai(deny_unknown_fields)]
 struct NewAccount {
     #[oai(validator(max_length = 254))]
-    email: String,
+    email: Text,
     /// At least 8 characters; the person changes it on their account page.
     #[oai(validator(min_length = 8, max_length = 1024))]
-    password: String,
+    password: Text,
     #[oai(default)]
     admin: bool,
 }

@@ -3,6 +3,7 @@
 //! Only a login (never a key) makes or revokes keys: that takes the `credentials` scope.
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, rfc3339, store_down};
+use crate::params::Text;
 use crate::{
     auth,
     error::{ErrorBody, ErrorCode},
@@ -25,7 +26,7 @@ pub struct KeysApi {
 struct NewKey {
     /// What the key is for, to tell it apart in the list: 1 to 100 characters.
     #[oai(validator(min_length = 1, max_length = 100))]
-    name: String,
+    name: Text,
     /// What it may do (at least one). `credentials` is never granted to a key; `admin` only
     /// by an admin.
     #[oai(validator(min_items = 1, max_items = 8))]

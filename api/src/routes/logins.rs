@@ -3,6 +3,7 @@
 //! holds.
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
+use crate::params::Text;
 use crate::{
     auth::{self, password_problem},
     error::{ErrorBody, ErrorCode},
@@ -38,10 +39,10 @@ impl Example for EndedLogins {
 #[oai(deny_unknown_fields)]
 struct PasswordChange {
     #[oai(validator(max_length = 1024))]
-    current_password: String,
+    current_password: Text,
     /// At least 8 characters.
     #[oai(validator(min_length = 8, max_length = 1024))]
-    new_password: String,
+    new_password: Text,
 }
 
 api_response! {

@@ -3,6 +3,7 @@
 //! `POST /password/reset` spends the link's secret on a new password.
 
 use super::context::{ApiTags, Context, ErrorJson, store_down};
+use crate::params::Text;
 use crate::{
     auth::{self, password_problem},
     error::ErrorBody,
@@ -28,7 +29,7 @@ pub struct PasswordApi {
 #[oai(deny_unknown_fields)]
 struct ForgotPassword {
     #[oai(validator(max_length = 254))]
-    email: String,
+    email: Text,
 }
 
 /// What the answer says, whatever the address.
@@ -55,10 +56,10 @@ const SENT: &str = "If an account has this address, a link to choose a new passw
 struct ResetPassword {
     /// The `token` of the mailed link.
     #[oai(validator(max_length = 100))]
-    token: String,
+    token: Text,
     /// At least 8 characters.
     #[oai(validator(min_length = 8, max_length = 1024))]
-    new_password: String,
+    new_password: Text,
 }
 
 api_response! {

@@ -3,6 +3,7 @@
 //! makes an account (`POST /signup`); `GET /signup` says whether anyone may.
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
+use crate::params::Text;
 use crate::{
     auth::{self, password_problem},
     error::{ErrorBody, ErrorCode},
@@ -34,13 +35,13 @@ struct SignupOpen {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct Join {
-    #[oai(validator(max_length = 100))]
-    token: Option<String>,
-    #[oai(validator(max_length = 254))]
-    email: Option<String>,
+    #[oai(nullable, validator(max_length = 100))]
+    token: Option<Text>,
+    #[oai(nullable, validator(max_length = 254))]
+    email: Option<Text>,
     /// At least 8 characters.
     #[oai(validator(min_length = 8, max_length = 1024))]
-    password: String,
+    password: Text,
 }
 
 /// The account made.
@@ -55,7 +56,7 @@ struct Joined {
 #[oai(deny_unknown_fields)]
 struct Invite {
     #[oai(validator(max_length = 254))]
-    email: String,
+    email: Text,
     /// Whether the account is to be an admin.
     #[oai(default)]
     admin: bool,

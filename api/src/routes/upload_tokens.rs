@@ -3,6 +3,7 @@
 //! choices fixed, for minutes. It ends with the login or key that made it.
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, rfc3339, store_down};
+use crate::params::Text;
 use crate::{auth, error::ErrorBody};
 use audiomill_domain::output::OutputRequest;
 use audiomill_store::{UploadToken, time::now_millis};
@@ -19,19 +20,20 @@ pub struct UploadTokensApi {
 #[oai(deny_unknown_fields, example)]
 struct NewUploadToken {
     /// How long it works, 1 to 1440 minutes (default 15).
-    #[oai(validator(minimum(value = "1"), maximum(value = "1440")))]
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "1440")))]
     expires_in_minutes: Option<u32>,
     /// How many uploads it allows, 1 to 100 (default 1). A form upload (of one file or a
     /// batch) or a tus creation is one.
-    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "100")))]
     uploads: Option<u32>,
     /// The largest file, in MB (at most `MAX_FILE_SIZE`); none: `MAX_FILE_SIZE`.
-    #[oai(validator(minimum(value = "1")))]
+    #[oai(nullable, validator(minimum(value = "1")))]
     max_file_mb: Option<u64>,
     /// The output choices every upload with it gets, named as the upload's fields
     /// (`{"preset": "voice"}`); an upload that sends choices of its own is refused. None: the
     /// uploader chooses.
-    options: Option<BTreeMap<String, String>>,
+    #[oai(nullable)]
+    options: Option<BTreeMap<String, Text>>,
 }
 
 impl Example for NewUploadToken {
@@ -40,7 +42,7 @@ impl Example for NewUploadToken {
             expires_in_minutes: Some(10),
             uploads: Some(1),
             max_file_mb: Some(200),
-            options: Some(BTreeMap::from([("preset".into(), "voice".into())])),
+            options: Some(BTreeMap::from([("preset".to_owned(), Text::from("voice"))])),
         }
     }
 }
@@ -129,14 +131,19 @@ impl UploadTokensApi {
             expires_at: rfc3339(expires_at),
             uploads,
             max_file_mb,
-            options,
+            options: options.map(|fields| {
+                fields
+                    .into_iter()
+                    .map(|(name, value)| (name, value.0))
+                    .collect()
+            }),
         }))
     }
 }
 
 /// The output options `fields` name, checked as an upload's fields are.
 fn checked_options(
-    fields: &BTreeMap<String, String>,
+    fields: &BTreeMap<String, Text>,
 ) -> Result<audiomill_domain::output::OutputOptions, ErrorJson> {
     let refused = |error: audiomill_domain::output::FieldError| {
         ErrorBody::for_field(error.field, format!("{error}."))
