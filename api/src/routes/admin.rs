@@ -25,10 +25,16 @@ const MIB: u64 = 1024 * 1024;
 #[derive(Object, Clone, Copy)]
 pub(super) struct OwnLimits {
     /// At most 1,000,000,000 MB.
-    #[oai(nullable, validator(maximum(value = "1000000000")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "1000000000"))
+    )]
     pub(super) storage_limit_mb: Option<u64>,
     /// At most 1,000,000,000.
-    #[oai(nullable, validator(maximum(value = "1000000000")))]
+    #[oai(
+        nullable,
+        validator(minimum(value = "0"), maximum(value = "1000000000"))
+    )]
     pub(super) jobs_per_day_limit: Option<u64>,
 }
 
