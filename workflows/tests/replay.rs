@@ -7,9 +7,13 @@
 //! of live patches (`unpatched`, `fewer-round-trips`, ...), each with runs of every kind
 //! (completed, failed, cancelled, a long source in parts, webhooks told, the scheduled
 //! cleanup), recorded by `make histories` and never overwritten: every folder replays here, so
-//! a run started under any earlier set still finishes after an upgrade.
+//! a run started under any earlier set still finishes after an upgrade. A workflow added later
+//! (`SendAccountMail`) has its run added to the set it began under, and every run a folder
+//! holds replays, the required kinds and the later ones alike.
 
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, LIVE_PATCHES, patch_set};
+use audiomill_workflows::{
+    CleanExpired, ConvertVideo, DeliverWebhooks, LIVE_PATCHES, SendAccountMail, patch_set,
+};
 use std::path::{Path, PathBuf};
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
@@ -41,11 +45,31 @@ fn recorded_sets() -> Vec<String> {
     sets
 }
 
+/// The runs set `set` holds: every one of [`KINDS`] (a missing one fails), then those of
+/// workflows added since, by name.
+fn kinds_in(set: &str) -> Vec<String> {
+    let mut later: Vec<String> = std::fs::read_dir(histories().join(set))
+        .expect("a readable set")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json").map(str::to_owned)
+        })
+        .filter(|kind| !KINDS.contains(&kind.as_str()))
+        .collect();
+    later.sort();
+    KINDS
+        .iter()
+        .map(|kind| kind.to_string())
+        .chain(later)
+        .collect()
+}
+
 fn replayer() -> WorkflowReplayer {
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<ConvertVideo>()
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
+        .and_then(|options| options.register_workflow::<SendAccountMail>())
         .expect("the workflows register")
         .build();
     WorkflowReplayer::new(options).expect("a replayer")
@@ -73,7 +97,7 @@ async fn every_recorded_set_replays_through_the_workflows_as_they_are() {
         .run_until(async {
             let replayer = replayer();
             for set in &sets {
-                for kind in KINDS {
+                for kind in kinds_in(set) {
                     let path = histories().join(set).join(format!("{kind}.json"));
                     let json = std::fs::read(&path)
                         .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
