@@ -250,6 +250,19 @@ pub fn password_problem(password: &str) -> Option<String> {
     }
 }
 
+/// `password`'s hash, made off the async workers (Argon2 is deliberately slow); the 503 body
+/// when it could not be made.
+pub(crate) async fn hash_in_background(password: &str) -> Result<String, ErrorJson> {
+    let password = password.to_owned();
+    match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+        Ok(Ok(hash)) => Ok(hash),
+        _ => Err(crate::error::unavailable(
+            "password hashing",
+            "the hash could not be made",
+        )),
+    }
+}
+
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()

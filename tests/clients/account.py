@@ -11,36 +11,19 @@ Prints one JSON line of facts.
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.request
-
-from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
+from handover import mailed_link, shot
 
 BASE = os.environ["AUDIOMILL_URL"]
 EMAIL = os.environ["AUDIOMILL_EMAIL"]
 PASSWORD = os.environ["AUDIOMILL_PASSWORD"]
 NEW_PASSWORD = "a brand new password"
 CHOSEN_PASSWORD = "chosen through the link"
-
-
-def mailed_link():
-    """The reset link the test found in the mail and wrote to LINK_FILE."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with open(os.environ["LINK_FILE"]) as file:
-                link = file.read().strip()
-            if link:
-                return link
-        except FileNotFoundError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("no reset link arrived")
 
 
 def forget_password(page, facts):
@@ -86,13 +69,6 @@ def create_key(page, facts):
     facts["listed"] = line.locator(".key-name").inner_text()
     facts["secret_listed"] = key[17:] in page.locator("#keys").inner_text()
     return key
-
-
-def shot(page, name):
-    """Saves the page as SHOTS/name.png (for the guide), when SHOTS is given."""
-    if "SHOTS" in os.environ:
-        Path(os.environ["SHOTS"]).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(os.environ["SHOTS"]) / f"{name}.png"), full_page=True)
 
 
 def main():

@@ -11,32 +11,15 @@ Prints one JSON line of facts.
 import json
 import os
 import re
-import time
-
-from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
+from handover import mailed_link, shot
 
 BASE = os.environ["AUDIOMILL_URL"]
 NEWCOMER = os.environ["NEWCOMER"]
 OTHER = os.environ["OTHER"]
-
-
-def mailed_link():
-    """The link the test found in the mail and wrote to LINK_FILE."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with open(os.environ["LINK_FILE"]) as file:
-                link = file.read().strip()
-            if link:
-                return link
-        except FileNotFoundError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("no invitation arrived")
 
 
 def invite(page, browser, facts):
@@ -58,13 +41,6 @@ def invite(page, browser, facts):
 
 def account_row(page, email):
     return page.locator(f'#admin-rows tr[data-email="{email}"]')
-
-
-def shot(page, name):
-    """Saves the page as SHOTS/name.png (for the guide), when SHOTS is given."""
-    if "SHOTS" in os.environ:
-        Path(os.environ["SHOTS"]).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(os.environ["SHOTS"]) / f"{name}.png"), full_page=True)
 
 
 def main():

@@ -208,12 +208,9 @@ impl AdminApi {
         if let Some(problem) = password_problem(&password) {
             return AddResponse::BadRequest(ErrorBody::for_field("password", problem));
         }
-        let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await;
-        let Ok(Ok(hash)) = hashed else {
-            return AddResponse::Unavailable(crate::error::unavailable(
-                "password hashing",
-                "the hash could not be made",
-            ));
+        let hash = match auth::hash_in_background(&password).await {
+            Ok(hash) => hash,
+            Err(down) => return AddResponse::Unavailable(down),
         };
         let gw = self.cx.gw();
         let user = match gw.db.create_user(&email, &hash, admin).await {

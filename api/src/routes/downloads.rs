@@ -262,25 +262,30 @@ pub(super) fn link_for(cx: &Context, job: &Job) -> Option<DownloadLink> {
 }
 
 impl DownloadsApi {
+    /// The job `id`, if the bearer may see it or the signed link is its.
+    async fn job_of(&self, auth: &DownloadAuth, id: JobId) -> Result<Job, DownloadResponse> {
+        match auth {
+            DownloadAuth::Bearer(bearer) => self
+                .cx
+                .caller_job(bearer, Scope::JobsRead, id)
+                .await
+                .map(|(_, job)| job)
+                .map_err(super::context::Refusal::answer),
+            DownloadAuth::Link(LinkSignature(signature)) => {
+                self.linked_job(id, &signature.key).await
+            }
+        }
+    }
+
     async fn serve_download(
         &self,
         auth: &DownloadAuth,
         id: JobId,
         range: Option<&str>,
     ) -> DownloadResponse {
-        let job = match auth {
-            DownloadAuth::Bearer(bearer) => {
-                match self.cx.caller_job(bearer, Scope::JobsRead, id).await {
-                    Ok((_, job)) => job,
-                    Err(refusal) => return super::context::Refusal::answer(refusal),
-                }
-            }
-            DownloadAuth::Link(LinkSignature(signature)) => {
-                match self.linked_job(id, &signature.key).await {
-                    Ok(job) => job,
-                    Err(refused) => return refused,
-                }
-            }
+        let job = match self.job_of(auth, id).await {
+            Ok(job) => job,
+            Err(refused) => return refused,
         };
         if job.is_expired(now_millis()) {
             return DownloadResponse::Gone(expired(&job));

@@ -617,21 +617,11 @@ impl JobsApi {
                 .map(|()| caller),
             Err(denied) => Err(denied),
         };
-        match caller {
-            Ok(caller) => Ok(caller),
-            Err(Denied::Unauthorized(error)) => {
-                metrics::upload_refused("auth");
-                Err(UploadResponse::Unauthorized(error))
-            }
-            Err(Denied::Forbidden(error)) => {
-                metrics::upload_refused("auth");
-                Err(UploadResponse::Forbidden(error))
-            }
-            Err(Denied::Unavailable(error)) => {
-                metrics::upload_refused("unavailable");
-                Err(UploadResponse::Unavailable(error))
-            }
-        }
+        caller.map_err(|denied| {
+            let down = matches!(denied, Denied::Unavailable(_));
+            metrics::upload_refused(if down { "unavailable" } else { "auth" });
+            super::context::Refusal::answer(denied)
+        })
     }
 
     /// Reads the form within the caller's quota and starts its jobs: the answer, and with a

@@ -136,12 +136,9 @@ impl PasswordApi {
         if let Some(problem) = password_problem(&new_password) {
             return ResetResponse::BadRequest(ErrorBody::for_field("new_password", problem));
         }
-        let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&new_password)).await;
-        let Ok(Ok(hash)) = hashed else {
-            return ResetResponse::Unavailable(crate::error::unavailable(
-                "password hashing",
-                "the hash could not be made",
-            ));
+        let hash = match auth::hash_in_background(&new_password).await {
+            Ok(hash) => hash,
+            Err(down) => return ResetResponse::Unavailable(down),
         };
         let db = &self.cx.gw().db;
         match db

@@ -160,12 +160,9 @@ impl SignupApi {
             },
             (None, None) => return not_an_address(),
         };
-        let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await;
-        let Ok(Ok(hash)) = hashed else {
-            return JoinResponse::Unavailable(crate::error::unavailable(
-                "password hashing",
-                "the hash could not be made",
-            ));
+        let hash = match auth::hash_in_background(&password).await {
+            Ok(hash) => hash,
+            Err(down) => return JoinResponse::Unavailable(down),
         };
         let db = &self.cx.gw().db;
         let made = match (token, email) {
