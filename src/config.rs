@@ -251,6 +251,8 @@ pub struct GatewayArgs {
     /// off, accounts come only from admins and their invitations.
     #[arg(long, env = "ALLOW_SIGNUP", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
     pub allow_signup: bool,
+    #[command(flatten)]
+    pub sign_in: sign_on::SignInArgs,
 }
 
 /// What only a worker reads.
@@ -390,6 +392,9 @@ pub struct GatewayConfig {
     /// With S3: answer downloads with a presigned URL that works this long.
     pub download_redirect: Option<std::time::Duration>,
     pub allow_signup: bool,
+    pub password_sign_in: bool,
+    /// Single sign-on, when an OpenID provider is set up.
+    pub sign_on: Option<audiomill_api::sign_on::SignOnSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -551,6 +556,8 @@ impl GatewayArgs {
                 .download_redirect
                 .then(|| std::time::Duration::from_secs(self.download_redirect_seconds.into())),
             allow_signup: self.allow_signup,
+            password_sign_in: self.sign_in.password_sign_in,
+            sign_on: self.sign_in.sign_on(),
         }
     }
 }
@@ -746,5 +753,6 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
+mod sign_on;
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,11 @@ pub struct Gateway {
     pub resumable: ResumableLimits,
     /// Whether anyone may make an account (`ALLOW_SIGNUP`); invitations work either way.
     pub allow_signup: bool,
+    /// Whether people may sign in with a password (`PASSWORD_SIGN_IN`); API keys work either
+    /// way.
+    pub password_sign_in: bool,
+    /// Single sign-on with an OpenID provider, when one is configured (`OIDC_ISSUER`).
+    pub sign_on: Option<crate::sign_on::SignOn>,
 }
 
 impl live::JobViews for Gateway {

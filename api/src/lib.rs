@@ -15,6 +15,7 @@
 //! - [`status`]: a job's status, read from the job row and Temporal's describe.
 //! - `webapp`: the web app people use, embedded, at `/` and `/app/{file}`.
 //! - `session_cookie`: the browser session's cookie (its refresh token), read and written.
+//! - [`sign_on`]: single sign-on with an OpenID provider.
 //! - [`Gateway`] (`gateway.rs`): what the handlers share; [`app`] (`app.rs`): the routes with
 //!   the layers in front of them, the Swagger UI and the document.
 
@@ -35,6 +36,7 @@ pub mod routes;
 pub mod scopes;
 pub mod server;
 mod session_cookie;
+pub mod sign_on;
 pub mod status;
 pub mod uploads;
 mod webapp;

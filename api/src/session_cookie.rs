@@ -11,6 +11,11 @@ const COOKIE_PATH: &str = "/session";
 
 /// The refresh token in the request's session cookie, if it has a non-empty one.
 pub(crate) fn session_cookie(request: &Request) -> Option<String> {
+    cookie_named(request, COOKIE)
+}
+
+/// The value of the request's non-empty cookie `name`, if it has one.
+pub(crate) fn cookie_named(request: &Request, name: &str) -> Option<String> {
     request
         .headers()
         .get_all(poem::http::header::COOKIE)
@@ -18,7 +23,7 @@ pub(crate) fn session_cookie(request: &Request) -> Option<String> {
         .filter_map(|header| header.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .find(|(found, value)| *found == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
 }
 

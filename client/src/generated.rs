@@ -1526,6 +1526,11 @@ sign-up is open.*/
         pub email: ::std::string::String,
         pub id: ::std::string::String,
         pub limits: OwnLimits,
+        /**The next single sign-on with this account's address takes the account (an admin
+allowed it with `PATCH /users/{user_id}`).*/
+        pub sign_on_link: bool,
+        ///The account signs in through the OpenID provider (it has a single sign-on identity).
+        pub single_sign_on: bool,
         pub usage: Used,
     }
     impl ManagedAccount {
@@ -2600,6 +2605,21 @@ limit.*/
             Default::default()
         }
     }
+    ///The ways to sign in here.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SignInMethods {
+        ///E-mail and password (`POST /session`, `POST /login`).
+        pub password: bool,
+        ///Whether anyone may make an account (as `GET /signup` says).
+        pub signup: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub single_sign_on: ::std::option::Option<SingleSignOn>,
+    }
+    impl SignInMethods {
+        pub fn builder() -> builder::SignInMethods {
+            Default::default()
+        }
+    }
     ///Whether anyone may make an account here.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct SignupOpen {
@@ -2608,6 +2628,19 @@ limit.*/
     }
     impl SignupOpen {
         pub fn builder() -> builder::SignupOpen {
+            Default::default()
+        }
+    }
+    ///The OpenID provider people sign in with.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct SingleSignOn {
+        ///What to call it on a button.
+        pub name: ::std::string::String,
+        ///Where a browser goes to sign in.
+        pub url: ::std::string::String,
+    }
+    impl SingleSignOn {
+        pub fn builder() -> builder::SingleSignOn {
             Default::default()
         }
     }
@@ -2850,6 +2883,11 @@ jobs cancelled. `true` turns it on again.*/
 no limit).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub limits: ::std::option::Option<OwnLimits>,
+        /**`true` lets the next single sign-on with the account's verified address take the
+account (once); `false` stops that. Without it, single sign-on never takes an account
+that exists.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sign_on_link: ::std::option::Option<bool>,
     }
     impl UserChanges {
         pub fn builder() -> builder::UserChanges {
@@ -6688,6 +6726,8 @@ no limit).*/
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             limits: ::std::result::Result<super::OwnLimits, ::std::string::String>,
+            sign_on_link: ::std::result::Result<bool, ::std::string::String>,
+            single_sign_on: ::std::result::Result<bool, ::std::string::String>,
             usage: ::std::result::Result<super::Used, ::std::string::String>,
         }
         impl ::std::default::Default for ManagedAccount {
@@ -6698,6 +6738,10 @@ no limit).*/
                     email: Err("no value supplied for email".to_string()),
                     id: Err("no value supplied for id".to_string()),
                     limits: Err("no value supplied for limits".to_string()),
+                    sign_on_link: Err("no value supplied for sign_on_link".to_string()),
+                    single_sign_on: Err(
+                        "no value supplied for single_sign_on".to_string(),
+                    ),
                     usage: Err("no value supplied for usage".to_string()),
                 }
             }
@@ -6761,6 +6805,32 @@ no limit).*/
                     });
                 self
             }
+            pub fn sign_on_link<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sign_on_link = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sign_on_link: {e}")
+                    });
+                self
+            }
+            pub fn single_sign_on<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.single_sign_on = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for single_sign_on: {e}"
+                        )
+                    });
+                self
+            }
             pub fn usage<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::Used>,
@@ -6785,6 +6855,8 @@ no limit).*/
                     email: value.email?,
                     id: value.id?,
                     limits: value.limits?,
+                    sign_on_link: value.sign_on_link?,
+                    single_sign_on: value.single_sign_on?,
                     usage: value.usage?,
                 })
             }
@@ -6797,6 +6869,8 @@ no limit).*/
                     email: Ok(value.email),
                     id: Ok(value.id),
                     limits: Ok(value.limits),
+                    sign_on_link: Ok(value.sign_on_link),
+                    single_sign_on: Ok(value.single_sign_on),
                     usage: Ok(value.usage),
                 }
             }
@@ -8319,6 +8393,85 @@ no limit).*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SignInMethods {
+            password: ::std::result::Result<bool, ::std::string::String>,
+            signup: ::std::result::Result<bool, ::std::string::String>,
+            single_sign_on: ::std::result::Result<
+                ::std::option::Option<super::SingleSignOn>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SignInMethods {
+            fn default() -> Self {
+                Self {
+                    password: Err("no value supplied for password".to_string()),
+                    signup: Err("no value supplied for signup".to_string()),
+                    single_sign_on: Ok(Default::default()),
+                }
+            }
+        }
+        impl SignInMethods {
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for password: {e}")
+                    });
+                self
+            }
+            pub fn signup<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.signup = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for signup: {e}")
+                    });
+                self
+            }
+            pub fn single_sign_on<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::SingleSignOn>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.single_sign_on = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for single_sign_on: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SignInMethods> for super::SignInMethods {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SignInMethods,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    password: value.password?,
+                    signup: value.signup?,
+                    single_sign_on: value.single_sign_on?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SignInMethods> for SignInMethods {
+            fn from(value: super::SignInMethods) -> Self {
+                Self {
+                    password: Ok(value.password),
+                    signup: Ok(value.signup),
+                    single_sign_on: Ok(value.single_sign_on),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct SignupOpen {
             open: ::std::result::Result<bool, ::std::string::String>,
         }
@@ -8354,6 +8507,64 @@ no limit).*/
         impl ::std::convert::From<super::SignupOpen> for SignupOpen {
             fn from(value: super::SignupOpen) -> Self {
                 Self { open: Ok(value.open) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct SingleSignOn {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for SingleSignOn {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl SingleSignOn {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SingleSignOn> for super::SingleSignOn {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SingleSignOn,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SingleSignOn> for SingleSignOn {
+            fn from(value: super::SingleSignOn) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    url: Ok(value.url),
+                }
             }
         }
         #[derive(Clone, Debug)]
@@ -8998,6 +9209,10 @@ no limit).*/
                 ::std::option::Option<super::OwnLimits>,
                 ::std::string::String,
             >,
+            sign_on_link: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for UserChanges {
             fn default() -> Self {
@@ -9005,6 +9220,7 @@ no limit).*/
                     active: Ok(Default::default()),
                     admin: Ok(Default::default()),
                     limits: Ok(Default::default()),
+                    sign_on_link: Ok(Default::default()),
                 }
             }
         }
@@ -9045,6 +9261,18 @@ no limit).*/
                     });
                 self
             }
+            pub fn sign_on_link<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sign_on_link = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sign_on_link: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<UserChanges> for super::UserChanges {
             type Error = super::error::ConversionError;
@@ -9055,6 +9283,7 @@ no limit).*/
                     active: value.active?,
                     admin: value.admin?,
                     limits: value.limits?,
+                    sign_on_link: value.sign_on_link?,
                 })
             }
         }
@@ -9064,6 +9293,7 @@ no limit).*/
                     active: Ok(value.active),
                     admin: Ok(value.admin),
                     limits: Ok(value.limits),
+                    sign_on_link: Ok(value.sign_on_link),
                 }
             }
         }
@@ -9888,6 +10118,37 @@ let response = client.change_password()
     pub fn change_password(&self) -> builder::ChangePassword<'_> {
         builder::ChangePassword::new(self)
     }
+    /**Where the OpenID provider sends the browser back: signs the person in
+
+Sends a `GET` request to `/oidc/callback`
+
+Arguments:
+- `code`: The provider's authorization code.
+- `error`: The provider's refusal, instead of a code.
+- `state`: The sign-in's state, as sent to the provider.
+```ignore
+let response = client.finish_sign_on()
+    .code(code)
+    .error(error)
+    .state(state)
+    .send()
+    .await;
+```*/
+    pub fn finish_sign_on(&self) -> builder::FinishSignOn<'_> {
+        builder::FinishSignOn::new(self)
+    }
+    /**Sign in with the OpenID provider: a browser goes here and is sent to the provider
+
+Sends a `GET` request to `/oidc/sign-in`
+
+```ignore
+let response = client.start_sign_on()
+    .send()
+    .await;
+```*/
+    pub fn start_sign_on(&self) -> builder::StartSignOn<'_> {
+        builder::StartSignOn::new(self)
+    }
     /**Ask for a link to choose a new password
 
 The answer is the same whether the address has an account, and comes at once; the
@@ -9950,6 +10211,18 @@ let response = client.refresh_session()
 ```*/
     pub fn refresh_session(&self) -> builder::RefreshSession<'_> {
         builder::RefreshSession::new(self)
+    }
+    /**Which ways to sign in this service offers
+
+Sends a `GET` request to `/sign-in/methods`
+
+```ignore
+let response = client.sign_in_methods()
+    .send()
+    .await;
+```*/
+    pub fn sign_in_methods(&self) -> builder::SignInMethods<'_> {
+        builder::SignInMethods::new(self)
     }
     /**Whether anyone may make an account (`ALLOW_SIGNUP`)
 
@@ -10068,7 +10341,7 @@ let response = client.add_user()
         builder::AddUser::new(self)
     }
     /**Change an account (admins only): turn it off or on, make it an admin or not, set its
-limits
+limits, let single sign-on take it
 
 Turning it off takes effect at once: the user cannot log in, every token of theirs is
 refused from its next use, and their running jobs are cancelled.
@@ -12593,6 +12866,171 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::finish_sign_on`]
+
+[`Client::finish_sign_on`]: super::Client::finish_sign_on*/
+    #[derive(Debug, Clone)]
+    pub struct FinishSignOn<'a> {
+        client: &'a super::Client,
+        code: Result<Option<::std::string::String>, String>,
+        error: Result<Option<::std::string::String>, String>,
+        state: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> FinishSignOn<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                code: Ok(None),
+                error: Ok(None),
+                state: Ok(None),
+            }
+        }
+        pub fn code<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.code = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for code failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn error<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.error = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for error failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn state<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.state = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for state failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/oidc/callback`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+            let Self { client, code, error, state } = self;
+            let code = code.map_err(Error::InvalidRequest)?;
+            let error = error.map_err(Error::InvalidRequest)?;
+            let state = state.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/oidc/callback", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .query(&progenitor_client::QueryParam::new("code", &code))
+                .query(&progenitor_client::QueryParam::new("error", &error))
+                .query(&progenitor_client::QueryParam::new("state", &state))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "finish_sign_on",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200..=299 => Ok(ResponseValue::stream(response)),
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::start_sign_on`]
+
+[`Client::start_sign_on`]: super::Client::start_sign_on*/
+    #[derive(Debug, Clone)]
+    pub struct StartSignOn<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> StartSignOn<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/oidc/sign-in`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/oidc/sign-in", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "start_sign_on",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200..=299 => Ok(ResponseValue::stream(response)),
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::forgot_password`]
 
 [`Client::forgot_password`]: super::Client::forgot_password*/
@@ -12993,6 +13431,61 @@ pub mod builder {
                     )
                 }
                 503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::sign_in_methods`]
+
+[`Client::sign_in_methods`]: super::Client::sign_in_methods*/
+    #[derive(Debug, Clone)]
+    pub struct SignInMethods<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> SignInMethods<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/sign-in/methods`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::SignInMethods>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/sign-in/methods", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "sign_in_methods",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                429u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -11,6 +11,7 @@ use anyhow::Context;
 use audiomill_api::{
     Gateway, UploadLimits, auth,
     limits::{Limits, Slots, UploadSlots},
+    sign_on::SignOn,
 };
 use audiomill_domain::link::LinkSigner;
 use std::{
@@ -89,7 +90,8 @@ impl HttpTask {
         let temporal = temporal_client(config, "audiomill-gateway").await?;
         let listener = bind(gateway.listen).await?;
         let links = link_signer(config, link_key, listener.local_addr().ok());
-        let app = gateway_app(
+        let sign_on = sign_on(gateway, &links)?;
+        let mut app = gateway_app(
             config,
             gateway,
             backends,
@@ -98,6 +100,7 @@ impl HttpTask {
             rate_limits,
             temporal,
         );
+        app.sign_on = sign_on;
         let limits = audiomill_api::server::ServerLimits {
             max_connections: gateway.max_connections as usize,
             ..Default::default()
@@ -163,6 +166,23 @@ impl HttpTask {
     }
 }
 
+/// Single sign-on with the configured provider, its answers sent back under the public base
+/// URL.
+fn sign_on(gateway: &GatewayConfig, links: &LinkSigner) -> anyhow::Result<Option<SignOn>> {
+    let Some(settings) = gateway.sign_on.clone() else {
+        if !gateway.password_sign_in {
+            anyhow::bail!(
+                "PASSWORD_SIGN_IN=false needs single sign-on (OIDC_ISSUER): nobody could sign in"
+            );
+        }
+        return Ok(None);
+    };
+    let callback = format!("{}/oidc/callback", links.base_url().trim_end_matches('/'));
+    SignOn::new(settings, &callback)
+        .map(Some)
+        .map_err(|problem| anyhow::anyhow!("single sign-on: {problem}"))
+}
+
 /// A health check's answer, `false` when it takes longer than a check may.
 async fn answers_in_time(ping: impl std::future::Future<Output = bool>) -> bool {
     tokio::time::timeout(audiomill_api::routes::CHECK_TIMEOUT, ping)
@@ -214,6 +234,8 @@ fn gateway_app(
         quota: config.lifecycle.quota,
         resumable: gateway.resumable,
         allow_signup: gateway.allow_signup,
+        password_sign_in: gateway.password_sign_in,
+        sign_on: None,
         mail_probe: Some(Arc::new(move || {
             let mailer = mailer.clone();
             Box::pin(async move {

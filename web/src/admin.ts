@@ -1,5 +1,5 @@
 // The admin page: the accounts found by part of their address, each with its usage and own
-// limits, turned off or on, made an admin or not; a new account added, or someone invited.
+// limits, turned off or on, made an admin or not, handed to single sign-on; a new account added, or someone invited.
 import type { components } from "./api";
 import { api } from "./session";
 import { byId, bytes, detached, el } from "./ui";
@@ -8,6 +8,8 @@ import { t } from "./i18n";
 type Account = components["schemas"]["ManagedAccount"];
 
 let after: string | null = null;
+/** Whether the service has single sign-on, so accounts may be handed to it. */
+let signOn = false;
 
 function text(data: FormData, name: string): string {
   const value = data.get(name);
@@ -62,6 +64,8 @@ function limitsCell(account: Account): HTMLTableCellElement {
 function row(account: Account): HTMLTableRowElement {
   const state = [account.active ? t("admin.active") : t("admin.off")];
   if (account.admin) state.push(t("admin.isAdmin"));
+  if (account.single_sign_on) state.push(t("admin.signOn"));
+  else if (account.sign_on_link) state.push(t("admin.signOnLinkAllowed"));
   const actions = el(
     "td",
     {},
@@ -73,6 +77,14 @@ function row(account: Account): HTMLTableRowElement {
       change(account, { admin: !account.admin }),
     ),
   );
+  if (signOn && !account.single_sign_on) {
+    actions.append(
+      " ",
+      button(account.sign_on_link ? t("admin.stopSignOnLink") : t("admin.allowSignOnLink"), () =>
+        change(account, { sign_on_link: !account.sign_on_link }),
+      ),
+    );
+  }
   return el(
     "tr",
     { "data-email": account.email },
@@ -89,6 +101,7 @@ function row(account: Account): HTMLTableRowElement {
 /** The accounts the search finds: from the start, or the page after the last one shown. */
 export async function loadAdmin(fresh: boolean): Promise<void> {
   if (fresh) after = null;
+  signOn = Boolean((await api.GET("/sign-in/methods")).data?.single_sign_on);
   const search = byId<HTMLInputElement>("admin-search").value.trim();
   const { data, error } = await api.GET("/users", {
     params: { query: { search: search || undefined, after: after ?? undefined } },

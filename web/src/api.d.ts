@@ -437,6 +437,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where the OpenID provider sends the browser back: signs the person in. */
+        get: operations["finishSignOn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oidc/sign-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sign in with the OpenID provider: a browser goes here and is sent to the provider. */
+        get: operations["startSignOn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/password/forgot": {
         parameters: {
             query?: never;
@@ -512,6 +546,23 @@ export interface paths {
          *     works once), set in the answer's cookie. Requires the `Audiomill-Session` header.
          */
         post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sign-in/methods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which ways to sign in this service offers. */
+        get: operations["signInMethods"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -722,7 +773,7 @@ export interface paths {
         head?: never;
         /**
          * Change an account (admins only): turn it off or on, make it an admin or not, set its
-         *     limits.
+         *     limits, let single sign-on take it.
          * @description Turning it off takes effect at once: the user cannot log in, every token of theirs is
          *     refused from its next use, and their running jobs are cancelled.
          */
@@ -1611,6 +1662,8 @@ export interface components {
          *         "jobs_per_day_limit": null,
          *         "storage_limit_mb": 2048
          *       },
+         *       "sign_on_link": false,
+         *       "single_sign_on": false,
          *       "usage": {
          *         "jobs_today": 4,
          *         "storage_used_bytes": 73400320
@@ -1624,6 +1677,13 @@ export interface components {
             email: string;
             id: string;
             limits: components["schemas"]["OwnLimits"];
+            /**
+             * @description The next single sign-on with this account's address takes the account (an admin
+             *     allowed it with `PATCH /users/{user_id}`).
+             */
+            sign_on_link: boolean;
+            /** @description The account signs in through the OpenID provider (it has a single sign-on identity). */
+            single_sign_on: boolean;
             usage: components["schemas"]["Used"];
         };
         /**
@@ -1927,12 +1987,34 @@ export interface components {
             token_type: string;
         };
         /**
+         * SignInMethods
+         * @description The ways to sign in here.
+         */
+        SignInMethods: {
+            /** @description E-mail and password (`POST /session`, `POST /login`). */
+            password: boolean;
+            /** @description Whether anyone may make an account (as `GET /signup` says). */
+            signup: boolean;
+            /** @description Single sign-on with an OpenID provider, when one is set up. */
+            single_sign_on?: components["schemas"]["SingleSignOn"];
+        };
+        /**
          * SignupOpen
          * @description Whether anyone may make an account here.
          */
         SignupOpen: {
             /** @description `false`: accounts come from admins and their invitations only. */
             open: boolean;
+        };
+        /**
+         * SingleSignOn
+         * @description The OpenID provider people sign in with.
+         */
+        SingleSignOn: {
+            /** @description What to call it on a button. */
+            name: string;
+            /** @description Where a browser goes to sign in. */
+            url: string;
         };
         /**
          * @description Whose uploads the statistics cover.
@@ -2081,6 +2163,12 @@ export interface components {
              *     no limit).
              */
             limits?: components["schemas"]["OwnLimits"] | null;
+            /**
+             * @description `true` lets the next single sign-on with the account's verified address take the
+             *     account (once); `false` stops that. Without it, single sign-on never takes an account
+             *     that exists.
+             */
+            sign_on_link?: boolean | null;
         };
         /**
          * UserSummary
@@ -4179,6 +4267,115 @@ export interface operations {
             };
         };
     };
+    finishSignOn: {
+        parameters: {
+            query?: {
+                /** @description The provider's authorization code. */
+                code?: string;
+                /** @description The sign-in's state, as sent to the provider. */
+                state?: string;
+                /** @description The provider's refusal, instead of a code. */
+                error?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description To the provider (from `/oidc/sign-in`), or back to the web app: signed in, or with
+             *     `?sign_in_error=` saying why not (`unavailable`, `state`, `refused`, `token`,
+             *     `email`, `exists`, `disabled`).
+             */
+            303: {
+                headers: {
+                    LOCATION: string;
+                    /** @description The sign-in's state (to the provider), or the session cookie (signed in). */
+                    "SET-COOKIE"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No single sign-on is set up here. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    startSignOn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description To the provider (from `/oidc/sign-in`), or back to the web app: signed in, or with
+             *     `?sign_in_error=` saying why not (`unavailable`, `state`, `refused`, `token`,
+             *     `email`, `exists`, `disabled`).
+             */
+            303: {
+                headers: {
+                    LOCATION: string;
+                    /** @description The sign-in's state (to the provider), or the session cookie (signed in). */
+                    "SET-COOKIE"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No single sign-on is set up here. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     forgotPassword: {
         parameters: {
             query?: never;
@@ -4492,6 +4689,42 @@ export interface operations {
             /** @description A dependency is down. */
             503: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    signInMethods: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SignInMethods"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -26,12 +26,6 @@ export function prepareJoin(): void {
   );
 }
 
-/** Offers sign-up on the sign-in page when the service allows it. */
-export async function offerSignup(): Promise<void> {
-  const { data } = await api.GET("/signup");
-  byId("signup-open").hidden = !data?.open;
-}
-
 function text(data: FormData, name: string): string {
   const value = data.get(name);
   return typeof value === "string" ? value : "";

@@ -6,7 +6,8 @@ import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
 import { resetToken, setUpPasswordReset } from "./password";
 import { loadAdmin, setUpAdmin } from "./admin";
-import { joining, offerSignup, prepareJoin, setUpJoin } from "./join";
+import { joining, prepareJoin, setUpJoin } from "./join";
+import { offerSignIn, showSignOnProblem } from "./sign_on";
 import { api, forgetUploads, resumed, signIn, signOut, signedIn, whenExpired } from "./session";
 import { byId, bytes, detached, el, saveUrl } from "./ui";
 import { showLeftBehind } from "./resume";
@@ -22,7 +23,7 @@ type View = (typeof VIEWS)[number];
 function show(view: View): void {
   for (const name of VIEWS) byId(name).hidden = name !== view;
   byId("nav").hidden = view === "sign-in" || view === "reset" || view === "join";
-  if (view === "sign-in") void offerSignup();
+  if (view === "sign-in") void offerSignIn();
   if (view === "join") prepareJoin();
   if (view === "convert") {
     void describeAccepted();
@@ -284,5 +285,7 @@ setUpJoin(() => show("sign-in"));
 byId("history-status").addEventListener("change", () => void loadHistory(true));
 byId("history-more").addEventListener("click", () => void loadHistory(false));
 window.addEventListener("hashchange", route);
-// A reload (or Back, or a link followed) keeps the login: its session cookie renews it.
+showSignOnProblem();
+// A reload (or Back, or a link followed) keeps the login: its session cookie renews it; so
+// does single sign-on, which comes back here with the session cookie set.
 void resumed().finally(route);

@@ -374,6 +374,11 @@ impl OpenLogin {
 /// Checks the e-mail and password and opens a login for an active user.
 pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLogin, LoginDenied> {
     let gw = cx.gw();
+    if !gw.password_sign_in {
+        return Err(refused(
+            "Password sign-in is turned off here: sign in with single sign-on, or use an API key.",
+        ));
+    }
     let user = match EmailAddress::parse(&auth.0.username) {
         Ok(email) => gw.db.user_by_email(&email).await?,
         Err(_) => None,
@@ -389,6 +394,14 @@ pub(super) async fn open_login(cx: &Context, auth: &BasicAuth) -> Result<OpenLog
     let Some(user) = user.filter(|u| matches && u.active) else {
         return Err(refused("The email or password is wrong."));
     };
+    Ok(login_for(gw, user).await?)
+}
+
+/// Opens a new login for `user`.
+pub(super) async fn login_for(
+    gw: &Gateway,
+    user: audiomill_store::User,
+) -> Result<OpenLogin, audiomill_store::StoreError> {
     let session_id = auth::new_session_id();
     let (refresh, refresh_hash, expires_at) = gw.tokens.new_refresh();
     gw.db

@@ -56,6 +56,11 @@ pub(super) struct ManagedAccount {
     active: bool,
     limits: OwnLimits,
     usage: Used,
+    /// The account signs in through the OpenID provider (it has a single sign-on identity).
+    single_sign_on: bool,
+    /// The next single sign-on with this account's address takes the account (an admin
+    /// allowed it with `PATCH /users/{user_id}`).
+    sign_on_link: bool,
 }
 
 impl Example for ManagedAccount {
@@ -73,6 +78,8 @@ impl Example for ManagedAccount {
                 storage_used_bytes: 73_400_320,
                 jobs_today: 4,
             },
+            single_sign_on: false,
+            sign_on_link: false,
         }
     }
 }
@@ -234,6 +241,7 @@ impl AdminApi {
 /// `user` as an admin sees it, with its usage now.
 pub(super) async fn account(gw: &Gateway, user: User) -> Result<ManagedAccount, StoreError> {
     let usage = gw.db.usage(user.id, now_millis()).await?;
+    let (single_sign_on, sign_on_link) = gw.db.sign_on_state(user.id).await?;
     Ok(ManagedAccount {
         id: user.id.to_string(),
         email: user.email.to_string(),
@@ -247,6 +255,8 @@ pub(super) async fn account(gw: &Gateway, user: User) -> Result<ManagedAccount, 
             storage_used_bytes: usage.storage_bytes,
             jobs_today: usage.jobs_today,
         },
+        single_sign_on,
+        sign_on_link,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
 //! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
-//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account), [`upload_tokens`] (credentials that may only upload). Each operation returns a typed response whose variants document every status;
+//! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account), [`sign_on`] (single sign-on with an OpenID provider), [`upload_tokens`] (credentials that may only upload). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
 
@@ -21,6 +21,7 @@ mod logins;
 mod password;
 mod resumable;
 mod session;
+mod sign_on;
 mod signup;
 mod stats;
 mod upload_tokens;
@@ -45,6 +46,7 @@ type IdentityApi = (
     signup::SignupApi,
     users::UsersApi,
     admin::AdminApi,
+    sign_on::SignOnApi,
 );
 
 type WorkApi = (
@@ -80,6 +82,7 @@ fn with_context(cx: Context) -> Api {
         signup::SignupApi { cx: cx.clone() },
         users::UsersApi { cx: cx.clone() },
         admin::AdminApi { cx: cx.clone() },
+        sign_on::SignOnApi { cx: cx.clone() },
     );
     let work = (
         jobs::JobsApi { cx: cx.clone() },

@@ -80,6 +80,11 @@ struct UserChanges {
     /// no limit).
     #[oai(nullable)]
     limits: Option<OwnLimits>,
+    /// `true` lets the next single sign-on with the account's verified address take the
+    /// account (once); `false` stops that. Without it, single sign-on never takes an account
+    /// that exists.
+    #[oai(nullable)]
+    sign_on_link: Option<bool>,
 }
 
 api_response! {
@@ -162,7 +167,7 @@ impl UsersApi {
     }
 
     /// Change an account (admins only): turn it off or on, make it an admin or not, set its
-    /// limits.
+    /// limits, let single sign-on take it.
     ///
     /// Turning it off takes effect at once: the user cannot log in, every token of theirs is
     /// refused from its next use, and their running jobs are cancelled.
@@ -199,15 +204,7 @@ impl UsersApi {
                 "Admins may not take being an admin from their own account.",
             ));
         }
-        let settled = match (changes.0.admin, changes.0.limits) {
-            (Some(admin), _) => gw.db.set_admin(target, admin).await,
-            _ => Ok(true),
-        };
-        let settled = match (settled, changes.0.limits) {
-            (Ok(true), Some(limits)) => gw.db.set_quota(target, own_quota(limits)).await,
-            (settled, _) => settled,
-        };
-        match settled {
+        match apply(gw, target, &changes.0).await {
             Ok(true) => {}
             Ok(false) => return no_such_user(),
             Err(error) => return UserResponse::Unavailable(store_down(error)),
@@ -240,6 +237,28 @@ impl UsersApi {
             Err(error) => UserResponse::Unavailable(store_down(error)),
         }
     }
+}
+
+/// Makes `changes` but turning the account on or off; `false` when there is no such user.
+async fn apply(
+    gw: &Gateway,
+    target: UserId,
+    changes: &UserChanges,
+) -> Result<bool, audiomill_store::StoreError> {
+    if let Some(admin) = changes.admin
+        && !gw.db.set_admin(target, admin).await?
+    {
+        return Ok(false);
+    }
+    if let Some(limits) = changes.limits
+        && !gw.db.set_quota(target, own_quota(limits)).await?
+    {
+        return Ok(false);
+    }
+    if let Some(allow) = changes.sign_on_link {
+        return gw.db.allow_sign_on_link(target, allow).await;
+    }
+    Ok(true)
 }
 
 fn no_such_user() -> UserResponse {
