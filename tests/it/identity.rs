@@ -206,6 +206,17 @@ async fn an_api_key_is_shown_once_works_for_uploads_and_stops_at_once_when_revok
     assert_eq!(made["prefix"], format!("amk_{id}"));
     assert!(key.starts_with(made["prefix"].as_str().unwrap()));
     assert_eq!(made["scopes"], json!(["jobs:read", "jobs:write"]));
+    // The scheme's name is read in any case, as HTTP has it.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let listed = app
+            .http
+            .get(app.url("/jobs"))
+            .header("Authorization", format!("{scheme} {key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::OK, "{scheme}");
+    }
 
     // A multipart upload and a tus creation with the key; the job runs to the end.
     let job = app
@@ -448,7 +459,14 @@ async fn a_password_change_takes_the_current_one_and_ends_the_other_logins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_password_or_token_reaches_the_log() {
-    let gateway = GatewayProcess::start(&[("RUST_LOG", "debug".into())]).await;
+    let client_secret = "the client secret of single sign-on";
+    let gateway = GatewayProcess::start(&[
+        ("RUST_LOG", "debug".into()),
+        ("OIDC_ISSUER", format!("http://localhost:{}", free_port())),
+        ("OIDC_CLIENT_ID", "audiomill".into()),
+        ("OIDC_CLIENT_SECRET", client_secret.into()),
+    ])
+    .await;
     let base = format!("http://{}", gateway.address);
     let http = reqwest::Client::new();
     let login = gateway.token().await;
@@ -484,8 +502,15 @@ async fn no_key_password_or_token_reaches_the_log() {
         .await
         .unwrap();
     assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    let (code, state) = ("an-authorization-code-7731", "a-sign-in-state-5190");
+    http.get(format!("{base}/oidc/callback?code={code}&state={state}"))
+        .header("Cookie", format!("audiomill_sign_on={state}"))
+        .send()
+        .await
+        .unwrap();
 
     let log = gateway.process.log();
+    assert!(log.contains("a single sign-on was refused"), "{log}");
     assert!(log.contains("API key made"), "the log is written: {log}");
     for secret in [
         &key[17..],
@@ -494,6 +519,9 @@ async fn no_key_password_or_token_reaches_the_log() {
         PASSWORD,
         "a wrong password",
         "the next password",
+        client_secret,
+        code,
+        state,
     ] {
         assert!(!log.contains(secret), "{secret} is in the log");
     }

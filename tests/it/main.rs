@@ -25,6 +25,7 @@ mod prometheus;
 mod resumable;
 mod segments;
 mod sessions;
+mod sign_on;
 mod startup;
 mod webapp;
 mod webhooks;

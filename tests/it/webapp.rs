@@ -18,12 +18,12 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
 
-fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A Playwright script of tests/clients against `app`, in Debian's Chromium.
-fn playwright(script: &str, app: &TestApp) -> tokio::process::Command {
+pub(crate) fn playwright(script: &str, app: &TestApp) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(required("TEST_PLAYWRIGHT_PYTHON"));
     command
         .arg(root().join("tests/clients").join(script))
@@ -33,7 +33,7 @@ fn playwright(script: &str, app: &TestApp) -> tokio::process::Command {
 }
 
 /// The facts a Playwright script printed as its last line, once it ran to its end.
-async fn facts_of(mut script: tokio::process::Command) -> Value {
+pub(crate) async fn facts_of(mut script: tokio::process::Command) -> Value {
     facts_of_run(
         script
             .stdout(std::process::Stdio::piped())

@@ -5,22 +5,26 @@
 //   POST /control/tamper      the next token answer carries an ID token with a broken signature
 //   POST /control/issuer?to=U calls itself U from now on (discovery and ID tokens)
 // Settings from the environment: OIDC_TEST_PORT, OIDC_TEST_ISSUER, OIDC_TEST_CLIENT_ID,
-// OIDC_TEST_CLIENT_SECRET, OIDC_TEST_REDIRECT_URI, OIDC_TEST_ACCOUNTS (JSON: login -> claims).
+// OIDC_TEST_CLIENT_SECRET, OIDC_TEST_REDIRECT_URI, OIDC_TEST_ACCOUNTS (JSON: login -> claims),
+// and TEST_NODE_MODULES, where oidc-provider is installed (scripts/test-services.sh).
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
-import { generateKeyPair, exportJWK } from 'jose';
-import Provider from 'oidc-provider';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+const installed = createRequire(`${process.env.TEST_NODE_MODULES}/`).resolve('oidc-provider');
+const { default: Provider } = await import(pathToFileURL(installed).href);
 
 const env = process.env;
 const accounts = JSON.parse(env.OIDC_TEST_ACCOUNTS || '{}');
 let issuer = env.OIDC_TEST_ISSUER;
-let key = await signingKey();
+let key = signingKey();
 let tamperNext = false;
 let provider = build();
 
-async function signingKey() {
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+function signingKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
 }
 
 // Claims for a login: those OIDC_TEST_ACCOUNTS gives it, else a verified address of its own.
@@ -62,7 +66,7 @@ function build() {
 async function control(request, response) {
   const url = new URL(request.url, 'http://control');
   if (url.pathname === '/control/rotate') {
-    key = await signingKey();
+    key = signingKey();
   } else if (url.pathname === '/control/tamper') {
     tamperNext = true;
   } else if (url.pathname === '/control/issuer') {

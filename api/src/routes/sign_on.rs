@@ -149,6 +149,8 @@ impl SignOnApi {
         state: Query<Option<String>>,
         /// The provider's refusal, instead of a code.
         error: Query<Option<String>>,
+        /// The provider's issuer, when it names itself (RFC 9207).
+        iss: Query<Option<String>>,
         request: &Request,
     ) -> SignOnResponse {
         let gw = self.cx.gw();
@@ -159,6 +161,7 @@ impl SignOnApi {
             code: code.0,
             state: state.0,
             error: error.0,
+            issuer: iss.0,
         };
         match signed_in(gw, sign_on, answer, request).await {
             Ok(user) => match login_for(gw, user).await {
@@ -181,6 +184,7 @@ struct Answer {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    issuer: Option<String>,
 }
 
 /// The account the provider's answer signs in to, with its groups' admin and limits applied.
@@ -201,6 +205,13 @@ async fn signed_in(
         .await
         .map_err(|e| Failed("unavailable", e.to_string()))?
         .ok_or_else(|| Failed("state", "the sign-in was used or expired".into()))?;
+    // An answer from another provider, sent here to mix the two up, is refused by its name.
+    if answer
+        .issuer
+        .is_some_and(|issuer| issuer != sign_on.settings.issuer)
+    {
+        return Err(Failed("token", "the answer names another issuer".into()));
+    }
     if let Some(error) = answer.error {
         return Err(Failed(
             "refused",
