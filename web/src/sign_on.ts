@@ -15,6 +15,7 @@ export async function offerSignIn(): Promise<void> {
   byId("password-sign-in").hidden = !data.password;
   const provider = data.single_sign_on;
   byId("sign-on").hidden = !provider;
+  byId("sign-on-or").hidden = !data.password;
   if (provider) {
     const link = byId<HTMLAnchorElement>("sign-on-link");
     link.href = provider.url;
