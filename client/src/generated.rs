@@ -2612,6 +2612,7 @@ limit.*/
         pub password: bool,
         ///Whether anyone may make an account (as `GET /signup` says).
         pub signup: bool,
+        ///Single sign-on with an OpenID provider, when one is set up (`null`: none).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub single_sign_on: ::std::option::Option<SingleSignOn>,
     }
@@ -10125,11 +10126,13 @@ Sends a `GET` request to `/oidc/callback`
 Arguments:
 - `code`: The provider's authorization code.
 - `error`: The provider's refusal, instead of a code.
+- `iss`: The provider's issuer, when it names itself (RFC 9207).
 - `state`: The sign-in's state, as sent to the provider.
 ```ignore
 let response = client.finish_sign_on()
     .code(code)
     .error(error)
+    .iss(iss)
     .state(state)
     .send()
     .await;
@@ -12874,6 +12877,7 @@ pub mod builder {
         client: &'a super::Client,
         code: Result<Option<::std::string::String>, String>,
         error: Result<Option<::std::string::String>, String>,
+        iss: Result<Option<::std::string::String>, String>,
         state: Result<Option<::std::string::String>, String>,
     }
     impl<'a> FinishSignOn<'a> {
@@ -12882,6 +12886,7 @@ pub mod builder {
                 client: client,
                 code: Ok(None),
                 error: Ok(None),
+                iss: Ok(None),
                 state: Ok(None),
             }
         }
@@ -12911,6 +12916,19 @@ pub mod builder {
                 });
             self
         }
+        pub fn iss<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.iss = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for iss failed"
+                        .to_string()
+                });
+            self
+        }
         pub fn state<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -12928,9 +12946,10 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorBody>> {
-            let Self { client, code, error, state } = self;
+            let Self { client, code, error, iss, state } = self;
             let code = code.map_err(Error::InvalidRequest)?;
             let error = error.map_err(Error::InvalidRequest)?;
+            let iss = iss.map_err(Error::InvalidRequest)?;
             let state = state.map_err(Error::InvalidRequest)?;
             let url = format!("{}/oidc/callback", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -12947,6 +12966,7 @@ pub mod builder {
                 .get(url)
                 .query(&progenitor_client::QueryParam::new("code", &code))
                 .query(&progenitor_client::QueryParam::new("error", &error))
+                .query(&progenitor_client::QueryParam::new("iss", &iss))
                 .query(&progenitor_client::QueryParam::new("state", &state))
                 .headers(header_map)
                 .build()?;

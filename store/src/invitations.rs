@@ -4,6 +4,7 @@
 use crate::{
     database::{Database, User, parse_column},
     error::StoreError,
+    one_time_links::OneTimeLinks,
     time::now_millis,
 };
 use audiomill_domain::{EmailAddress, UserId};
@@ -11,6 +12,12 @@ use sqlx::Row;
 
 /// How long an invitation's link works.
 pub const INVITATION_LIFETIME_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// An invitation's link is the address's newest.
+const INVITATIONS: OneTimeLinks = OneTimeLinks {
+    table: "invitations",
+    owner: "email",
+};
 
 /// Why an invitation's link made no account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,38 +61,14 @@ impl Database {
         id: &str,
         token_hash: &str,
     ) -> Result<Option<(EmailAddress, i64)>, StoreError> {
-        let now = now_millis();
-        let armed = sqlx::query(
-            "UPDATE invitations SET token_hash = ? WHERE id = ? AND used_at IS NULL \
-             AND expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if armed.rows_affected() != 1 {
+        let Some(row) = INVITATIONS.arm(self, id, token_hash).await? else {
             return Ok(None);
-        }
-        let row = sqlx::query("SELECT email, expires_at FROM invitations WHERE id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        };
         let email: EmailAddress = parse_column(&row, "email")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        sqlx::query(
-            "UPDATE invitations SET used_at = ? WHERE email = ? AND id <> ? \
-             AND used_at IS NULL AND token_hash IS NOT NULL",
-        )
-        .bind(now)
-        .bind(email.as_ref())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
         if self.user_by_email(&email).await?.is_some() {
             return Ok(None);
         }
-        Ok(Some((email, expires_at)))
+        Ok(Some((email, row.try_get("expires_at")?)))
     }
 
     /// Spends the invitation whose secret hashes to `token_hash` on an account with
@@ -95,28 +78,11 @@ impl Database {
         token_hash: &str,
         password_hash: &str,
     ) -> Result<Result<User, JoinRefusal>, StoreError> {
-        let now = now_millis();
-        let Some(row) = sqlx::query("SELECT email, admin FROM invitations WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = INVITATIONS.spend(self, token_hash, "email, admin").await? else {
             return Ok(Err(JoinRefusal::Invalid));
         };
         let email: EmailAddress = parse_column(&row, "email")?;
         let admin = row.try_get::<i64, _>("admin")? != 0;
-        let spent = sqlx::query(
-            "UPDATE invitations SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
-             AND expires_at > ?",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if spent.rows_affected() != 1 {
-            return Ok(Err(JoinRefusal::Invalid));
-        }
         match self.create_user(&email, password_hash, admin).await {
             Ok(user) => Ok(Ok(user)),
             Err(StoreError::Conflict(_)) => Ok(Err(JoinRefusal::Taken)),

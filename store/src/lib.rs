@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod listing;
 mod objects;
+mod one_time_links;
 mod pending;
 mod quota;
 mod resets;

@@ -5,10 +5,17 @@ use crate::{
     database::{Database, User, parse_column},
     error::StoreError,
     lifecycle::count,
+    one_time_links::OneTimeLinks,
     time::now_millis,
 };
 use audiomill_domain::UserId;
 use sqlx::Row;
+
+/// A reset's link is the account's newest.
+const RESETS: OneTimeLinks = OneTimeLinks {
+    table: "password_resets",
+    owner: "user_id",
+};
 
 /// How long a reset link works.
 pub const RESET_LIFETIME_MS: i64 = 60 * 60 * 1000;
@@ -56,34 +63,11 @@ impl Database {
         id: &str,
         token_hash: &str,
     ) -> Result<Option<(User, i64)>, StoreError> {
-        let now = now_millis();
-        let armed = sqlx::query(
-            "UPDATE password_resets SET token_hash = ? WHERE id = ? AND used_at IS NULL \
-             AND expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if armed.rows_affected() != 1 {
+        let Some(row) = RESETS.arm(self, id, token_hash).await? else {
             return Ok(None);
-        }
-        let row = sqlx::query("SELECT user_id, expires_at FROM password_resets WHERE id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        };
         let user_id: UserId = parse_column(&row, "user_id")?;
         let expires_at: i64 = row.try_get("expires_at")?;
-        sqlx::query(
-            "UPDATE password_resets SET used_at = ? WHERE user_id = ? AND id <> ? \
-             AND used_at IS NULL AND token_hash IS NOT NULL",
-        )
-        .bind(now)
-        .bind(user_id.to_string())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
         let user = self.user_by_id(user_id).await?.filter(|user| user.active);
         Ok(user.map(|user| (user, expires_at)))
     }
@@ -96,26 +80,11 @@ impl Database {
         token_hash: &str,
         password_hash: &str,
     ) -> Result<Option<UserId>, StoreError> {
-        let now = now_millis();
-        let Some(row) = sqlx::query("SELECT user_id FROM password_resets WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = RESETS.spend(self, token_hash, "user_id").await? else {
             return Ok(None);
         };
         let user_id: UserId = parse_column(&row, "user_id")?;
-        let spent = sqlx::query(
-            "UPDATE password_resets SET used_at = ? WHERE token_hash = ? AND used_at IS NULL \
-             AND expires_at > ?",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        let active = self.user_by_id(user_id).await?.is_some_and(|u| u.active);
-        if spent.rows_affected() != 1 || !active {
+        if !self.user_by_id(user_id).await?.is_some_and(|u| u.active) {
             return Ok(None);
         }
         self.set_password(user_id, password_hash).await?;

@@ -1995,8 +1995,8 @@ export interface components {
             password: boolean;
             /** @description Whether anyone may make an account (as `GET /signup` says). */
             signup: boolean;
-            /** @description Single sign-on with an OpenID provider, when one is set up. */
-            single_sign_on?: components["schemas"]["SingleSignOn"];
+            /** @description Single sign-on with an OpenID provider, when one is set up (`null`: none). */
+            single_sign_on?: components["schemas"]["SingleSignOn"] | null;
         };
         /**
          * SignupOpen
@@ -4276,6 +4276,8 @@ export interface operations {
                 state?: string;
                 /** @description The provider's refusal, instead of a code. */
                 error?: string;
+                /** @description The provider's issuer, when it names itself (RFC 9207). */
+                iss?: string;
             };
             header?: never;
             path?: never;

@@ -36,7 +36,8 @@ pub struct SignOnApi {
 struct SignInMethods {
     /// E-mail and password (`POST /session`, `POST /login`).
     password: bool,
-    /// Single sign-on with an OpenID provider, when one is set up.
+    /// Single sign-on with an OpenID provider, when one is set up (`null`: none).
+    #[oai(nullable)]
     single_sign_on: Option<SingleSignOn>,
     /// Whether anyone may make an account (as `GET /signup` says).
     signup: bool,
