@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./data
 
-.PHONY: setup build run test bench fuzz-api openapi web histories fmt lint clean
+.PHONY: setup build run test compose-test bench fuzz-api openapi web histories fmt lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ run: build
 
 test: setup
 	bash scripts/test.sh
+
+# The compose stack (deploy/compose) brought up for real and sent a job; FULL=1 builds
+# Audiomill's image with the whole Dockerfile (about 25 minutes) instead of on the tests' binary.
+compose-test: setup
+	bash scripts/compose-test.sh
 
 bench: setup
 	bash scripts/bench.sh

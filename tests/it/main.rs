@@ -9,6 +9,7 @@ mod batches;
 mod cli;
 mod clients;
 mod compose;
+mod compose_stack;
 mod faults;
 mod histories;
 mod hostile;
