@@ -96,12 +96,15 @@ base_image() {
   rm -f "$tarball"
 }
 
-# Builds tests/compose/stand-ins/NAME as IMAGE, with the files FILES... added to its context.
+# Builds tests/compose/stand-ins/NAME as IMAGE, with the files FILES... added to its context;
+# again only when those changed (the image's `stand-in` label holds their hash).
 stand_in() {
   local name=$1 image=$2
   shift 2
-  if $DOCKER image inspect "$image" >/dev/null 2>&1 &&
-    [ "$($DOCKER image inspect -f '{{index .Config.Labels "stand-in"}}' "$image")" = "$(stand_in_hash "$name")" ]; then
+  local hash
+  hash=$( (cd "tests/compose/stand-ins/$name" && find . -type f -print0 | sort -z | xargs -0 cat; cat "$@") |
+    sha256sum | cut -c1-16)
+  if [ "$($DOCKER image inspect -f '{{index .Config.Labels "stand-in"}}' "$image" 2>/dev/null)" = "$hash" ]; then
     return
   fi
   say "building the stand-in for $image"
@@ -109,15 +112,8 @@ stand_in() {
   context=$(mktemp -d)
   cp -r "tests/compose/stand-ins/$name/." "$context/"
   for file in "$@"; do cp "$file" "$context/"; done
-  $DOCKER build --quiet --build-arg BASE="$BASE" --label "stand-in=$(stand_in_hash "$name")" \
-    -t "$image" "$context" >/dev/null
+  $DOCKER build --quiet --build-arg BASE="$BASE" --label "stand-in=$hash" -t "$image" "$context" >/dev/null
   rm -rf "$context"
-}
-
-# The stand-in's sources' hash: a changed stand-in is built again.
-stand_in_hash() {
-  (cd "tests/compose/stand-ins/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) |
-    sha256sum | cut -c1-16
 }
 
 images() {
