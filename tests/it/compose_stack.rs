@@ -10,7 +10,7 @@ use reqwest::{StatusCode, multipart};
 use serde_json::Value;
 use std::{
     path::Path,
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -43,15 +43,31 @@ impl Stack {
     }
 
     fn compose(&self, args: &[&str]) -> Output {
+        self.compose_with_input(args, "")
+    }
+
+    /// `docker compose ARGS`, with `input` on its standard input; it must succeed.
+    fn compose_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose/docker-compose.yml");
-        let output = Command::new(required("TEST_COMPOSE"))
+        let mut child = Command::new(required("TEST_COMPOSE"))
             .arg("--env-file")
             .arg(self.env_file.path())
             .args(["-p", PROJECT, "-f"])
             .arg(file)
             .args(args)
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("docker compose runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
         assert!(
             output.status.success(),
             "docker compose {args:?}: {}{}",
