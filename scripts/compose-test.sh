@@ -7,7 +7,7 @@
 #     registry is reachable here), the stand-ins of tests/compose/stand-ins under the names the
 #     compose file uses, and Audiomill's image from deploy/compose/Dockerfile: its runtime stage
 #     on the binary the tests built (`FULL=1`: the whole Dockerfile, Rust build included);
-#   - runs the test that brings the stack up and sends a job through it (tests/it/compose.rs,
+#   - runs the test that brings the stack up and sends a job through it (tests/it/compose_stack.rs,
 #     `compose_stack`), which tears it down, volumes included.
 # Images stay cached in Docker's store, so a second run builds nothing.
 set -euo pipefail
@@ -104,8 +104,10 @@ stand_in() {
   local name=$1 image=$2
   shift 2
   local hash
-  hash=$( (cd "tests/compose/stand-ins/$name" && find . -type f -print0 | sort -z | xargs -0 cat; cat "$@") |
-    sha256sum | cut -c1-16)
+  hash=$( {
+    (cd "tests/compose/stand-ins/$name" && find . -type f -print0 | sort -z | xargs -0 cat)
+    [ $# -eq 0 ] || cat "$@"
+  } | sha256sum | cut -c1-16)
   if [ "$($DOCKER image inspect -f '{{index .Config.Labels "stand-in"}}' "$image" 2>/dev/null)" = "$hash" ]; then
     return
   fi
@@ -178,7 +180,7 @@ rust_image() {
 }
 
 run_test() {
-  say "the stack, up: a job through it (tests/it/compose.rs)"
+  say "the stack, up: a job through it (tests/it/compose_stack.rs)"
   export TEST_DOCKER="$DOCKER" TEST_COMPOSE="$COMPOSE"
   cargo nextest run --locked --workspace --all-targets -E 'test(compose_stack)'
 }
