@@ -5,8 +5,9 @@ tests/tools/oidc_provider.mjs), ADMIN_EMAIL and ADMIN_PASSWORD (an admin who sig
 password), and TAKEN_EMAIL (an account made with a password, whose address the provider's
 person `taken` has). In turn: `boss` signs in (a new account) and stays signed in over a
 reload; the provider's answer replayed, a tampered ID token and an ID token of another issuer
-are refused; a rotated signing key is not; `taken` is refused the existing account until the
-admin lets single sign-on take it. Prints one JSON line of facts.
+are refused; a rotated signing key is not; a sign-in cancelled at the provider and one whose
+address the provider did not verify (`una`) are refused; `taken` is refused the existing
+account until the admin lets single sign-on take it. Prints one JSON line of facts.
 """
 
 import json
@@ -108,6 +109,19 @@ def without_issuer(route):
     route.continue_(url=url._replace(query=urllib.parse.urlencode(query)).geturl())
 
 
+def provider_says_no(browser, facts):
+    """The person cancels at the provider; then signs in as someone whose address the provider
+    has not verified."""
+    page = browser.new_context().new_page()
+    page.goto(BASE)
+    page.get_by_role("link", name="Sign in with Example ID").click()
+    page.get_by_role("link", name="[ Cancel ]").click()
+    facts["cancelled"] = problem(page)
+    through_provider(page, "una")
+    facts["unverified"] = problem(page)
+    facts["unverified_signed_in"] = signed_in(page)
+
+
 def taken_over(browser, facts):
     person = browser.new_context().new_page()
     person.goto(BASE)
@@ -136,6 +150,7 @@ def main():
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         boss_signs_in(page, facts)
         refusals(page, facts)
+        provider_says_no(browser, facts)
         taken_over(browser, facts)
         facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
         browser.close()

@@ -76,7 +76,8 @@ async fn spawn_with(settings: &[(&'static str, String)]) -> TestApp {
 
 /// A person signs in through the provider, gets an account (an admin, with the limits of
 /// their groups) and keeps it over a reload; a replayed answer, a tampered ID token and an ID
-/// token of another issuer are refused, a rotated signing key is not; an account made with a
+/// token of another issuer are refused, a rotated signing key is not, nor are a sign-in
+/// cancelled at the provider and an address it did not verify; an account made with a
 /// password is taken only once an admin allows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_with_the_provider_and_its_bad_answers_are_refused() {
@@ -88,6 +89,7 @@ async fn people_sign_in_with_the_provider_and_its_bad_answers_are_refused() {
     let accounts = json!({
         "boss": {"email": boss, "groups": ["ops", "pro", "free"]},
         "taken": {"email": taken, "groups": []},
+        "una": {"email": app.email("una"), "email_verified": false},
     });
     let provider = Provider::start(&issuer, &app, accounts).await;
     let mut person = playwright("sign_on.py", &app);
@@ -115,6 +117,16 @@ async fn people_sign_in_with_the_provider_and_its_bad_answers_are_refused() {
     assert_eq!(facts["unnamed_wrong_issuer"], token, "{facts}");
     assert_eq!(facts["unnamed_wrong_issuer_signed_in"], false, "{facts}");
     assert_eq!(
+        facts["cancelled"], "The sign-in service did not sign you in.",
+        "{facts}"
+    );
+    assert_eq!(
+        facts["unverified"],
+        "The sign-in service did not confirm an e-mail address for you; ask your administrator.",
+        "{facts}"
+    );
+    assert_eq!(facts["unverified_signed_in"], false, "{facts}");
+    assert_eq!(
         facts["taken_refused"],
         "An account with your e-mail address already exists here; ask an administrator to \
          link it to single sign-on.",
@@ -133,6 +145,12 @@ async fn people_sign_in_with_the_provider_and_its_bad_answers_are_refused() {
         account["limits"],
         json!({"storage_limit_mb": 500, "jobs_per_day_limit": 0}),
         "the most generous of the groups' limits"
+    );
+    let (_, page) = app.get_json(&admin_token, "/users?search=una").await;
+    assert_eq!(
+        page["users"],
+        json!([]),
+        "no account for an unverified address"
     );
     let (_, page) = app.get_json(&admin_token, "/users?search=zoe").await;
     let zoe = &page["users"][0];
