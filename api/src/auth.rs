@@ -216,17 +216,22 @@ impl Default for Passwords {
 }
 
 impl Passwords {
-    /// True when `password` matches `hash`; with `hash = None` it does the same work and says no.
+    /// True when `password` matches `hash`. With no hash, or one no password matches (an
+    /// account made by single sign-on), it does the same work and says no, so the answer's
+    /// time tells nothing of the account.
     pub fn verify(&self, password: &str, hash: Option<&str>) -> bool {
-        let checked = hash.unwrap_or(&self.dummy_hash);
-        let matches = PasswordHash::new(checked)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        matches && hash.is_some()
+        let usable = hash.and_then(|hash| PasswordHash::new(hash).ok());
+        let checked = match &usable {
+            Some(parsed) => parsed.clone(),
+            None => match PasswordHash::new(&self.dummy_hash) {
+                Ok(dummy) => dummy,
+                Err(_) => return false,
+            },
+        };
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &checked)
+            .is_ok();
+        matches && usable.is_some()
     }
 }
 
@@ -418,6 +423,10 @@ mod tests {
         assert!(passwords.verify("correct horse", Some(&hash)));
         assert!(!passwords.verify("wrong", Some(&hash)));
         assert!(!passwords.verify("not a real password", None));
+        assert!(
+            !passwords.verify("!", Some("!")),
+            "a hash no password matches"
+        );
     }
 
     #[test]
