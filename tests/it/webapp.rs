@@ -293,10 +293,15 @@ async fn a_person_converts_videos_in_the_web_app_from_sign_in_to_sign_out() {
     // Earlier jobs, so that the history has more than one page.
     let earlier = vec![media_dir.path().join("talk.mp4"); 20];
     let earlier: Vec<&Path> = earlier.iter().map(|p| p.as_path()).collect();
-    let (status, _) = app
+    let (status, started) = app
         .post_upload(&token, upload_form(&earlier, &[]), None)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    // Ended before the visit: running ones would be followed on the page as rows of their own.
+    for job in started["jobs"].as_array().unwrap() {
+        app.wait_for_job(&token, job["job_id"].as_str().unwrap())
+            .await;
+    }
 
     let out = root().join("target/webapp");
     let _ = std::fs::remove_dir_all(&out);
