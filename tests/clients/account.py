@@ -17,7 +17,7 @@ import urllib.request
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
-from handover import mailed_link, shot
+from handover import console_errors, launch, mailed_link, shot
 
 BASE = os.environ["AUDIOMILL_URL"]
 EMAIL = os.environ["AUDIOMILL_EMAIL"]
@@ -74,10 +74,9 @@ def create_key(page, facts):
 def main():
     facts = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        browser = launch(playwright)
         page = browser.new_page()
-        errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         page.goto(BASE)
         sign_in(page, EMAIL, PASSWORD)
         page.get_by_role("link", name="Account").click()
@@ -112,7 +111,7 @@ def main():
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         facts["first_browser_signed_out"] = True
         forget_password(page, facts)
-        facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
+        facts["console_errors"] = errors
         browser.close()
     print(json.dumps(facts))
 

@@ -15,7 +15,7 @@ import re
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
-from handover import mailed_link, shot
+from handover import console_errors, launch, mailed_link, shot
 
 BASE = os.environ["AUDIOMILL_URL"]
 NEWCOMER = os.environ["NEWCOMER"]
@@ -46,10 +46,9 @@ def account_row(page, email):
 def main():
     facts = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        browser = launch(playwright)
         page = browser.new_page()
-        errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         page.goto(BASE)
         sign_in(page, os.environ["AUDIOMILL_EMAIL"], os.environ["AUDIOMILL_PASSWORD"])
         page.get_by_role("link", name="Admin").click()
@@ -81,7 +80,7 @@ def main():
         facts["newcomer_state"] = account_row(page, NEWCOMER).locator("td").nth(1).inner_text()
         shot(page, "admin-desktop")
         invite(page, browser, facts)
-        facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
+        facts["console_errors"] = errors
         browser.close()
     print(json.dumps(facts))
 

@@ -18,7 +18,7 @@ import urllib.request
 from playwright.sync_api import expect, sync_playwright
 
 from dropping import sign_in
-from handover import shot
+from handover import console_errors, launch, shot
 
 BASE = os.environ["AUDIOMILL_URL"]
 PROVIDER = os.environ["PROVIDER"]
@@ -144,15 +144,14 @@ def taken_over(browser, facts):
 def main():
     facts = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ["CHROMIUM"])
+        browser = launch(playwright)
         page = browser.new_page()
-        errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors = console_errors(page)
         boss_signs_in(page, facts)
         refusals(page, facts)
         provider_says_no(browser, facts)
         taken_over(browser, facts)
-        facts["console_errors"] = [e for e in errors if "Failed to load resource" not in e]
+        facts["console_errors"] = errors
         browser.close()
     print(json.dumps(facts))
 
