@@ -169,6 +169,9 @@ pub struct LinkArgs {
     /// gateway's own address in `dev`, else http://127.0.0.1:8080].
     #[arg(long, env = "PUBLIC_URL", value_name = "URL", value_parser = http_url)]
     pub public_url: Option<String>,
+    /// Another name of `PUBLIC_URL`, which either may set.
+    #[arg(long, env = "PUBLIC_BASE_URL", value_name = "URL", value_parser = http_url, conflicts_with = "public_url", hide = true)]
+    pub public_base_url: Option<String>,
     /// The key download links are signed with, at least 32 characters, not the JWT key
     /// (required outside `dev`, which generates one in DIR; the gateway and every worker
     /// need the same).
@@ -492,7 +495,7 @@ impl BackendArgs {
             mail_from: self.mail_from,
             metrics_token: self.metrics_token,
             links: LinkConfig {
-                public_url: self.links.public_url,
+                public_url: self.links.public_url.or(self.links.public_base_url),
                 secret: self.links.download_link_secret,
                 lifetime: std::time::Duration::from_secs(
                     u64::from(self.links.download_link_hours) * 3600,

@@ -188,3 +188,18 @@ fn unknown_settings_are_refused() {
     let error = parse(&[("MAX_FILESIZE", "20")]).unwrap_err().to_string();
     assert!(error.contains("MAX_FILESIZE"), "{error}");
 }
+
+#[test]
+fn the_public_address_is_read_under_either_name() {
+    for name in ["PUBLIC_URL", "PUBLIC_BASE_URL"] {
+        let (config, _, _) = parse(&[(name, "https://audio.example.com")]).unwrap();
+        assert_eq!(
+            config.links.public_url.as_deref(),
+            Some("https://audio.example.com"),
+            "{name}"
+        );
+    }
+    let (name, value) = ("PUBLIC_BASE_URL", "audio.example.com");
+    let error = parse(&[(name, value)]).unwrap_err().to_string();
+    assert!(error.contains(name), "{error}");
+}
