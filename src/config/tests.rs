@@ -202,4 +202,12 @@ fn the_public_address_is_read_under_either_name() {
     let (name, value) = ("PUBLIC_BASE_URL", "audio.example.com");
     let error = parse(&[(name, value)]).unwrap_err().to_string();
     assert!(error.contains(name), "{error}");
+    let both = [
+        ("PUBLIC_URL", "https://a.example.com"),
+        ("PUBLIC_BASE_URL", "https://b.example.com"),
+    ];
+    assert!(
+        parse(&both).is_err(),
+        "two addresses are refused, not one chosen"
+    );
 }
