@@ -109,7 +109,25 @@ pub struct BackendArgs {
     #[command(flatten)]
     pub webhooks: WebhookArgs,
     #[command(flatten)]
+    pub imports: ImportArgs,
+    #[command(flatten)]
     pub lifecycle: LifecycleArgs,
+}
+
+/// Imports from a link: the gateway checks a link's address when the job is asked for, a
+/// worker again at every request of the fetch, so both read these.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Imports")]
+pub struct ImportArgs {
+    /// Let imports fetch from loopback, private and link-local addresses (a media server on
+    /// the operator's own network). Off, such links are refused when the job is asked for and
+    /// at every redirect.
+    #[arg(long, env = "IMPORT_ALLOW_PRIVATE", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
+    pub import_allow_private: bool,
+    /// How long a video's server may send nothing (before its answer, or mid-body) before the
+    /// attempt stops and is tried again, in seconds.
+    #[arg(long, env = "IMPORT_TIMEOUT_SECONDS", value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub import_timeout_seconds: u64,
 }
 
 /// Retention and quotas: a worker writes each job's expiry when it ends and runs the cleanup,
@@ -211,6 +229,10 @@ pub struct GatewayArgs {
     /// Webhook delivery replays per user and minute (each sends requests from the workers).
     #[arg(long, env = "REPLAYS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
     pub replays_per_minute: u32,
+    /// Imports from a link (`POST /imports`) per user and minute (each sends requests from
+    /// the workers).
+    #[arg(long, env = "IMPORTS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = whole_above_zero::<u32>)]
+    pub imports_per_minute: u32,
     /// Event streams (`GET /jobs/{job_id}/events`) one user may hold open on one gateway.
     #[arg(long, env = "MAX_EVENT_STREAMS_PER_USER", value_name = "N", default_value = "20", value_parser = whole_above_zero::<u32>)]
     pub max_event_streams_per_user: u32,
@@ -326,6 +348,7 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     pub links: LinkConfig,
     pub webhooks: WebhookConfig,
+    pub imports: ImportConfig,
     pub lifecycle: LifecycleConfig,
 }
 
@@ -336,6 +359,14 @@ pub struct LifecycleConfig {
     pub cleanup_every: std::time::Duration,
     /// The deployment's default limits of every user.
     pub quota: Quota,
+}
+
+/// Imports from a link, as [`ImportArgs`] set them.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportConfig {
+    /// Imports may fetch from loopback and private addresses (`IMPORT_ALLOW_PRIVATE`).
+    pub allow_private: bool,
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Webhooks, as [`WebhookArgs`] set them.
@@ -385,6 +416,7 @@ pub struct GatewayConfig {
     pub login_attempts_per_minute: u32,
     pub requests_per_minute: u32,
     pub replays_per_minute: u32,
+    pub imports_per_minute: u32,
     pub max_event_streams_per_user: usize,
     pub max_event_streams: usize,
     pub cors_allowed_origins: Vec<String>,
@@ -505,6 +537,10 @@ impl BackendArgs {
                 allow_private: self.webhooks.webhook_allow_private,
                 timeout: std::time::Duration::from_secs(self.webhooks.webhook_timeout_seconds),
             },
+            imports: ImportConfig {
+                allow_private: self.imports.import_allow_private,
+                idle_timeout: std::time::Duration::from_secs(self.imports.import_timeout_seconds),
+            },
             lifecycle: self.lifecycle.resolve(),
         })
     }
@@ -541,6 +577,7 @@ impl GatewayArgs {
             login_attempts_per_minute: self.login_attempts_per_minute,
             requests_per_minute: self.rate_limit_per_minute,
             replays_per_minute: self.replays_per_minute,
+            imports_per_minute: self.imports_per_minute,
             max_event_streams_per_user: self.max_event_streams_per_user as usize,
             max_event_streams: self.max_event_streams as usize,
             cors_allowed_origins: self.cors_allowed_origins.0,

@@ -3,6 +3,8 @@
 //! - [`ConvertActivities`]: `validate_token`, `fetch_source`, `transcode`, `store_mp3`,
 //!   `send_email`. Each body is idempotent, because Temporal may run an activity again after a
 //!   timeout or a lost worker, and an old attempt can still be finishing beside a new one.
+//! - [`ImportActivities`]: `import_source`, a job's video fetched from its link into storage,
+//!   under the address rules of webhooks.
 //! - [`transcode`]: the FFmpeg conversion, with its media limits.
 //! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
 //!   or hang of a decoder costs one attempt and never the worker.
@@ -20,6 +22,7 @@ mod account_mail;
 mod convert;
 mod failures;
 mod held;
+mod import;
 mod in_parts;
 pub mod isolated;
 mod lifecycle;
@@ -32,6 +35,7 @@ mod webhooks;
 
 pub use account_mail::AccountMailActivities;
 pub use convert::{ConvertActivities, WorkerSettings};
+pub use import::{ImportActivities, ImportSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;
 pub use progress::ProgressTeller;

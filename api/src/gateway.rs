@@ -34,6 +34,8 @@ pub struct Gateway {
     pub download_redirect: Option<std::time::Duration>,
     /// Webhook endpoints may be on loopback and private addresses (`WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// Imports may fetch from loopback and private addresses (`IMPORT_ALLOW_PRIVATE`).
+    pub import_allow_private: bool,
     /// Every user's limits unless an admin set their own (`QUOTA_STORAGE_MB`,
     /// `QUOTA_JOBS_PER_DAY`).
     pub quota: audiomill_domain::lifecycle::Quota,

@@ -54,6 +54,8 @@ pub struct LimitSettings {
     pub requests_per_minute: u32,
     /// Webhook delivery replays per user: each one sends requests from the workers.
     pub replays_per_minute: u32,
+    /// Imports from a link per user: each sends requests from the workers.
+    pub imports_per_minute: u32,
 }
 
 /// What is being counted.
@@ -64,6 +66,7 @@ enum Kind {
     LoginAddress,
     Requests,
     Replays,
+    Imports,
 }
 
 impl Kind {
@@ -73,6 +76,7 @@ impl Kind {
             Kind::LoginAddress => "login-address",
             Kind::Requests => "requests",
             Kind::Replays => "replays",
+            Kind::Imports => "imports",
         }
     }
 }
@@ -109,6 +113,7 @@ struct LocalCounters {
     login_address: DefaultKeyedRateLimiter<String>,
     requests: DefaultKeyedRateLimiter<String>,
     replays: DefaultKeyedRateLimiter<String>,
+    imports: DefaultKeyedRateLimiter<String>,
     seen: AtomicU64,
 }
 
@@ -128,6 +133,7 @@ impl Limits {
                 )),
                 requests: RateLimiter::keyed(per_minute(settings.requests_per_minute)),
                 replays: RateLimiter::keyed(per_minute(settings.replays_per_minute)),
+                imports: RateLimiter::keyed(per_minute(settings.imports_per_minute)),
                 seen: AtomicU64::new(0),
             })),
             clock: system_clock(),
@@ -232,6 +238,11 @@ impl Limits {
             let wait = self.hit(Kind::Replays, &key, limit).await?;
             return Some(too_many("Too many delivery replays", limit, wait));
         }
+        if is_import(request) {
+            let limit = self.settings.imports_per_minute;
+            let wait = self.hit(Kind::Imports, &key, limit).await?;
+            return Some(too_many("Too many imports", limit, wait));
+        }
         None
     }
 
@@ -275,6 +286,7 @@ impl Limits {
                     login_address,
                     requests,
                     replays,
+                    imports,
                     seen,
                 } = local.as_ref();
                 // Forget idle keys now and then so the tables stay small.
@@ -283,12 +295,14 @@ impl Limits {
                     login_address.retain_recent();
                     requests.retain_recent();
                     replays.retain_recent();
+                    imports.retain_recent();
                 }
                 let limiter = match kind {
                     Kind::LoginPair => login_pair,
                     Kind::LoginAddress => login_address,
                     Kind::Requests => requests,
                     Kind::Replays => replays,
+                    Kind::Imports => imports,
                 };
                 let not_until = limiter.check_key(&hashed(key)).err()?;
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -377,6 +391,12 @@ fn is_replay(request: &Request) -> bool {
     let segments: Vec<&str> = request.uri().path().split('/').collect();
     request.method() == poem::http::Method::POST
         && matches!(segments[..], ["", "webhooks", _, "deliveries", _, "replay"])
+}
+
+/// `POST /imports`, however its path is spelt.
+fn is_import(request: &Request) -> bool {
+    let path = request.uri().path().trim_matches('/');
+    request.method() == poem::http::Method::POST && path.eq_ignore_ascii_case("imports")
 }
 
 fn authorization(request: &Request) -> Option<&str> {
@@ -543,6 +563,7 @@ mod tests {
             logins_per_minute: 10,
             requests_per_minute: 3,
             replays_per_minute: 10,
+            imports_per_minute: 10,
         };
         let replica = || async {
             Limits::shared(settings, &url)

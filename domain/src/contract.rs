@@ -5,7 +5,8 @@
 //! activity breaks the build instead of a running job.
 
 use crate::{
-    JobId, ObjectKey, UserId, in_parts::SegmentPlan, output::OutputOptions, webhook::WebhookEvent,
+    JobId, ObjectKey, UserId, in_parts::SegmentPlan, lifecycle::Quota, output::OutputOptions,
+    webhook::WebhookEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,12 @@ pub enum FailureKind {
     /// A long source's parts found no frame to be joined at (rare: see
     /// `audiomill_domain::in_parts`): the workflow converts the source in one pass instead.
     PartsUnjoinable,
+    /// The video could not be imported from its link, and trying again cannot help (the
+    /// server answered 404, the file is too large or not a video, the address may not be
+    /// reached, the redirects go round).
+    ImportRefused,
+    /// Retried: the video's server could not be reached, failed or was too slow.
+    ImportUnreachable,
     /// A step that timed out (not raised by an activity: Temporal's).
     Timeout,
     /// Anything not typed by us.
@@ -116,7 +123,14 @@ impl FailureKind {
                 | Self::SourceMissing
                 | Self::MediaTooLong
                 | Self::TrimOutOfRange
+                | Self::ImportRefused
         )
+    }
+
+    /// The failure's message is written for its user: what they gave is at fault, or a
+    /// server of theirs (an import's, which its message names without credentials).
+    fn told_as_raised(self) -> bool {
+        self.users_to_mend() || self == Self::ImportUnreachable
     }
 
     /// Whether trying again can help: outages and a worker's trouble can pass, a file at fault
@@ -139,7 +153,7 @@ impl FailureKind {
     /// read: retried outages, whose messages name hosts and causes. `None`: the failure's own
     /// message is written for users (the media and token failures).
     pub fn user_sentence(self) -> Option<&'static str> {
-        if self.users_to_mend() {
+        if self.told_as_raised() {
             return None;
         }
         match self {
@@ -167,6 +181,32 @@ pub struct ConvertVideoInput {
     /// What the MP3 should be; an input without choices reads as the defaults.
     #[serde(default)]
     pub options: OutputOptions,
+    /// A job whose video is imported from a link (kept with the job, not here: it may carry
+    /// credentials) before it is fetched; `None` for an upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportPlan>,
+}
+
+/// The limits an import is held to, as they stood when its job was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPlan {
+    /// The largest video the user may convert (`MAX_FILE_SIZE`, or their own limit).
+    pub max_bytes: u64,
+    /// The user's quota: the storage left is checked again, exactly, once the video is in.
+    pub quota: Quota,
+}
+
+/// `import_source`: the job's video fetched from its link into storage, at its source key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSourceInput {
+    pub job_id: JobId,
+    pub plan: ImportPlan,
+}
+
+/// What `import_source` stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedSource {
+    pub size: u64,
 }
 
 /// What a completed `ConvertVideo` run returns.
@@ -499,6 +539,12 @@ pub mod activity {
 
     activity!(ValidateToken, "validate_token", ValidateTokenInput, ());
     activity!(FetchSource, "fetch_source", FetchSourceInput, FetchedSource);
+    activity!(
+        ImportSource,
+        "import_source",
+        ImportSourceInput,
+        ImportedSource
+    );
     activity!(Transcode, "transcode", TranscodeInput, TranscodeOutput);
     activity!(
         TranscodeSegment,
@@ -543,6 +589,7 @@ mod tests {
     fn activity_markers_use_the_step_names() {
         assert_eq!(ValidateToken.name(), Step::ValidateToken.activity_name());
         assert_eq!(FetchSource.name(), Step::FetchSource.activity_name());
+        assert_eq!(ImportSource.name(), Step::ImportSource.activity_name());
         assert_eq!(Transcode.name(), Step::Transcode.activity_name());
         assert_eq!(StoreMp3.name(), Step::StoreMp3.activity_name());
         assert_eq!(SendEmail.name(), Step::SendEmail.activity_name());

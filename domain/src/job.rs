@@ -55,6 +55,8 @@ impl fmt::Display for JobStatus {
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     ValidateToken,
+    /// A job from a link: its video fetched from there into storage.
+    ImportSource,
     FetchSource,
     Transcode,
     StoreMp3,
@@ -62,8 +64,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 5] = [
+    pub const ALL: [Step; 6] = [
         Step::ValidateToken,
+        Step::ImportSource,
         Step::FetchSource,
         Step::Transcode,
         Step::StoreMp3,
@@ -74,6 +77,7 @@ impl Step {
     pub fn activity_name(self) -> &'static str {
         match self {
             Self::ValidateToken => "validate_token",
+            Self::ImportSource => "import_source",
             Self::FetchSource => "fetch_source",
             Self::Transcode => "transcode",
             Self::StoreMp3 => "store_mp3",

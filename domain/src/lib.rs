@@ -8,6 +8,9 @@
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
 //! - [`secret`]: one-time secrets sent by mail, and the hash they are kept as.
+//! - [`container`]: the video containers converted, known by their first bytes.
+//! - [`address`]: where a URL a user names may lead, and whether it may be reached.
+//! - [`import`]: the links a job imports its video from, and what of them may be shown.
 //! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
 //!   Standard Webhooks signatures.
 //! - [`segment`]: how a long source is cut into parts converted apart and joined.
@@ -15,9 +18,12 @@
 //!   outputs, and the typed failure names. Both the gateway (which starts workflows) and the
 //!   worker (which runs them) import these, so the two can never disagree.
 
+pub mod address;
+pub mod container;
 pub mod contract;
 pub mod duration;
 pub mod ids;
+pub mod import;
 pub mod in_parts;
 pub mod job;
 pub mod lifecycle;

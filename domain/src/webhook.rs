@@ -2,15 +2,15 @@
 //! them: the events a user may subscribe to, the endpoint URLs they may register, the addresses
 //! those may reach, the per-endpoint secrets and the signatures made with them.
 
+#[cfg(feature = "resolve")]
+use crate::address::Unreachable;
+pub use crate::address::is_public;
 use crate::{InvalidValue, JobId, JobStatus, WebhookId};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::{
-    fmt,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::{fmt, net::IpAddr};
 
 /// The longest endpoint URL accepted.
 pub const MAX_URL_LENGTH: usize = 2048;
@@ -124,25 +124,12 @@ impl WebhookUrl {
 
     /// The host to resolve (an IPv6 literal without its brackets).
     pub fn host(&self) -> String {
-        match self.0.host() {
-            Some(url::Host::Ipv6(address)) => address.to_string(),
-            Some(host) => host.to_string(),
-            None => String::new(),
-        }
+        crate::address::host(&self.0)
     }
 
     /// The port, the scheme's default when none is written.
     pub fn port(&self) -> u16 {
-        self.0.port_or_known_default().unwrap_or(80)
-    }
-
-    /// The host as written, when it is an address rather than a name.
-    pub fn ip_literal(&self) -> Option<IpAddr> {
-        match self.0.host()? {
-            url::Host::Ipv4(address) => Some(IpAddr::V4(address)),
-            url::Host::Ipv6(address) => Some(IpAddr::V6(address)),
-            url::Host::Domain(_) => None,
-        }
+        crate::address::port(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -156,68 +143,6 @@ impl fmt::Display for WebhookUrl {
     }
 }
 
-/// True for an address on the public internet: not loopback, private, shared (carrier NAT),
-/// link-local (cloud metadata services live there), multicast, reserved or unspecified, in
-/// either IPv4 or IPv6, including IPv4 addresses written inside IPv6 ones.
-pub fn is_public(address: IpAddr) -> bool {
-    match address {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(address: Ipv4Addr) -> bool {
-    let [a, b, c, _] = address.octets();
-    !(address.is_unspecified()
-        || address.is_loopback()
-        || address.is_private()
-        || address.is_link_local()
-        || address.is_multicast()
-        || address.is_broadcast()
-        || address.is_documentation()
-        || a == 0
-        // 100.64.0.0/10: shared address space (carrier-grade NAT), internal by design.
-        || (a == 100 && (64..128).contains(&b))
-        // 192.0.0.0/24: protocol assignments.
-        || (a == 192 && b == 0 && c == 0)
-        // 198.18.0.0/15: benchmarking.
-        || (a == 198 && (b == 18 || b == 19))
-        // 240.0.0.0/4: reserved.
-        || a >= 240)
-}
-
-fn is_public_v6(address: Ipv6Addr) -> bool {
-    if let Some(v4) = address.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let segments = address.segments();
-    // 64:ff9b::/96 (well-known NAT64) and 2002::/16 (6to4) carry an IPv4 address that is what
-    // is reached.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    if segments[0] == 0x2002 {
-        let [a, b] = segments[1].to_be_bytes();
-        let [c, d] = segments[2].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    // Only global unicast, 2000::/3, is public. Outside it: ::/8 (IPv4-compatible and
-    // -translated forms), 64:ff9b:1::/48 (local-use NAT64, RFC 8215, which reaches whatever
-    // its operator maps), 100::/64 (discard), fc00::/7 (unique local; fd00:ec2::254 is a
-    // cloud metadata address), fe80::/10 and fec0::/10, ff00::/8 (multicast), and the
-    // rest not allocated.
-    let global_unicast = (segments[0] & 0xe000) == 0x2000;
-    global_unicast
-        // 2001::/23: IETF protocol assignments, Teredo (2001::/32, which tunnels to an IPv4
-        // address of its own choosing) and benchmarking among them.
-        && !(segments[0] == 0x2001 && segments[1] < 0x0200)
-        // 2001:db8::/32 and 3fff::/20: documentation.
-        && !(segments[0] == 0x2001 && segments[1] == 0x0db8)
-        && (segments[0] & 0xfff0) != 0x3ff0
-}
-
 /// Why an endpoint's address may not receive webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressRefusal {
@@ -229,10 +154,6 @@ pub enum AddressRefusal {
     Private { host: String, address: IpAddr },
 }
 
-/// How long a name may take to resolve.
-#[cfg(feature = "resolve")]
-const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The addresses `url` reaches now, all of them public unless `allow_private` (an operator's
 /// choice, for receivers on their own network). A delivery connects only to these, so a DNS
 /// answer that changes between this check and the connection cannot redirect it.
@@ -241,28 +162,12 @@ pub async fn resolve(
     url: &WebhookUrl,
     allow_private: bool,
 ) -> Result<Vec<std::net::SocketAddr>, AddressRefusal> {
-    let host = url.host();
-    let port = url.port();
-    let addresses: Vec<std::net::SocketAddr> = match url.ip_literal() {
-        Some(address) => vec![std::net::SocketAddr::new(address, port)],
-        None => {
-            let lookup = tokio::net::lookup_host((host.as_str(), port));
-            match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-                Ok(Ok(found)) => found.collect(),
-                Ok(Err(_)) | Err(_) => Vec::new(),
-            }
-        }
-    };
-    if addresses.is_empty() {
-        return Err(AddressRefusal::Unresolved { host });
-    }
-    if !allow_private && let Some(private) = addresses.iter().find(|a| !is_public(a.ip())) {
-        return Err(AddressRefusal::Private {
-            host,
-            address: private.ip(),
-        });
-    }
-    Ok(addresses)
+    crate::address::resolve(&url.0, allow_private)
+        .await
+        .map_err(|unreachable| match unreachable {
+            Unreachable::Unresolved { host } => AddressRefusal::Unresolved { host },
+            Unreachable::Private { host, address } => AddressRefusal::Private { host, address },
+        })
 }
 
 /// An endpoint's signing secret: random bytes, shown as `whsec_` and their base64.
@@ -458,10 +363,8 @@ mod tests {
         let v6 = WebhookUrl::parse("https://[::1]:9000/x").unwrap();
         assert_eq!(v6.host(), "::1");
         assert_eq!(v6.port(), 9000);
-        assert_eq!(v6.ip_literal(), Some("::1".parse().unwrap()));
         let named = WebhookUrl::parse("https://example.com/x").unwrap();
         assert_eq!((named.host().as_str(), named.port()), ("example.com", 443));
-        assert_eq!(named.ip_literal(), None);
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub(super) async fn rate_limits(gateway: &GatewayConfig) -> anyhow::Result<Limit
         logins_per_minute: gateway.login_attempts_per_minute,
         requests_per_minute: gateway.requests_per_minute,
         replays_per_minute: gateway.replays_per_minute,
+        imports_per_minute: gateway.imports_per_minute,
     };
     match &gateway.redis_url {
         None => Ok(Limits::new(settings)),

@@ -231,6 +231,7 @@ fn gateway_app(
         links,
         download_redirect: gateway.download_redirect,
         webhook_allow_private: config.webhooks.allow_private,
+        import_allow_private: config.imports.allow_private,
         quota: config.lifecycle.quota,
         resumable: gateway.resumable,
         allow_signup: gateway.allow_signup,

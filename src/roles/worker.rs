@@ -11,8 +11,9 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    AccountMailActivities, ConvertActivities, LifecycleActivities, ProgressTeller,
-    WebhookActivities, WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
+    AccountMailActivities, ConvertActivities, ImportActivities, ImportSettings,
+    LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings, WorkDir,
+    WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -59,6 +60,7 @@ struct PollerParts {
     webhooks: WebhookActivities,
     lifecycle: LifecycleActivities,
     account_mail: AccountMailActivities,
+    imports: ImportActivities,
     /// Where the client goes once connected, for the progress teller.
     client: Arc<OnceLock<temporalio_client::Client>>,
 }
@@ -151,6 +153,15 @@ impl WorkerHandle {
         let client = Arc::new(OnceLock::new());
         let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
+        let imports = ImportActivities::new(
+            backends.db.clone(),
+            backends.objects.clone(),
+            ImportSettings {
+                allow_private: config.imports.allow_private,
+                idle_timeout: config.imports.idle_timeout,
+                ..ImportSettings::default()
+            },
+        );
         let parts = PollerParts {
             config: config.clone(),
             identity: worker
@@ -162,6 +173,7 @@ impl WorkerHandle {
             webhooks,
             lifecycle,
             account_mail,
+            imports,
             client,
         };
         Self::spawn(parts).await
@@ -288,6 +300,7 @@ async fn build_pollers(
         .register_activities(parts.webhooks)
         .register_activities(parts.lifecycle)
         .register_activities(parts.account_mail)
+        .register_activities(parts.imports)
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
         .activity_inbound_interceptor(StepMetrics)
         .build();

@@ -50,6 +50,8 @@ pub struct NewJob {
     pub batch_id: Option<BatchId>,
     /// The login it was started in.
     pub session_id: Option<String>,
+    /// Where its video is imported from; `None` for an upload.
+    pub import_url: Option<audiomill_domain::import::ImportUrl>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -493,10 +495,15 @@ impl Database {
             .bind(audiomill_domain::lifecycle::utc_day(created_at))
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM jobs WHERE id = ?")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            for statement in [
+                "DELETE FROM job_imports WHERE job_id = ?",
+                "DELETE FROM jobs WHERE id = ?",
+            ] {
+                sqlx::query(statement)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -8,12 +8,14 @@
 //! - [`WebhookEndpoint`]: webhook endpoints, their messages and delivery attempts.
 //! - [`DueJob`], [`Usage`]: retention's due objects, quotas' usage, removing a user's jobs.
 //! - [`Resumable`], [`PendingObject`]: resumable (tus) uploads, their rows and their bytes.
+//! - Jobs imported from a link: the link, kept apart until the video is in.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
 mod database;
 mod directory;
 mod error;
 mod idempotency;
+mod imports;
 mod invitations;
 mod keys;
 mod lifecycle;

@@ -151,6 +151,7 @@ impl Database {
             "DELETE FROM webhook_messages WHERE job_id = ?",
             "DELETE FROM idempotency_keys WHERE job_id = ?",
             "DELETE FROM webhook_endpoints WHERE one_off_for = ?",
+            "DELETE FROM job_imports WHERE job_id = ?",
         ] {
             removed += sqlx::query(statement)
                 .bind(&job)
@@ -290,6 +291,9 @@ impl Database {
             }
         }
         self.insert_job_on(&mut tx, job, now).await?;
+        if let Some(url) = &job.import_url {
+            self.insert_import_on(&mut tx, job.id, url).await?;
+        }
         let day = utc_day(now);
         let counted =
             sqlx::query("UPDATE job_starts SET jobs = jobs + 1 WHERE user_id = ? AND day = ?")

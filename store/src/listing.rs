@@ -117,6 +117,7 @@ mod tests {
                 options: Default::default(),
                 batch_id: None,
                 session_id: None,
+                import_url: None,
             })
             .await
             .unwrap();

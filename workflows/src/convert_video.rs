@@ -1,6 +1,7 @@
 //! `ConvertVideo`: one upload, one durable run.
 //!
-//! It checks the token (a local activity), then fetches the source onto one worker (through
+//! It checks the token (a local activity), imports the video from its link into storage
+//! when the job was given one (`import_source`), then fetches the source onto one worker (through
 //! the fetch queue, which only workers with room take from), then runs `transcode` (which also
 //! decides whether a long source is converted in parts, then the parts and `join_segments`) and
 //! `store_mp3` on that worker's own task queue, because only that worker has the file. If that
@@ -16,17 +17,18 @@ use crate::{
     all_at_once::all,
     deliver_webhooks::start_deliveries,
     options::{
-        HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, local_through_outages,
-        mail_options, on_host, retry, segment_options, through_outages, transcode_options,
+        HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, import_options,
+        local_through_outages, mail_options, on_host, retry, segment_options, through_outages,
+        transcode_options,
     },
 };
 use audiomill_domain::JobId;
 use audiomill_domain::contract::{
     ConvertVideoInput, ConvertVideoOutput, DeliverWebhooksInput, DiscardSourceInput, FailureKind,
-    FetchSourceInput, FetchedSource, ForgetJobInput, JobEnding, JoinSegmentsInput, Planned,
-    RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput,
-    TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput, WORKFLOW_TYPE, activity,
-    failures,
+    FetchSourceInput, FetchedSource, ForgetJobInput, ImportSourceInput, JobEnding,
+    JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
+    TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput,
+    WORKFLOW_TYPE, activity, failures,
 };
 use audiomill_domain::in_parts::{PartId, SegmentPlan};
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
@@ -181,7 +183,8 @@ async fn convert(
 
 /// The token checked as a local activity, then the source fetched: a job whose login is no
 /// longer valid ends before anything is fetched. The check takes milliseconds on the worker
-/// that runs the workflow task, so the fetch starts in the same task.
+/// that runs the workflow task, so the fetch starts in the same task. A job from a link has
+/// its video imported into storage in between.
 async fn checked_then_fetched(
     ctx: &WorkflowContext<ConvertVideo>,
     input: &ConvertVideoInput,
@@ -193,6 +196,14 @@ async fn checked_then_fetched(
         local_through_outages(Duration::from_secs(30)),
     )
     .await?;
+    if let Some(plan) = input.import {
+        let import = ImportSourceInput {
+            job_id: input.job_id,
+            plan,
+        };
+        ctx.execute_activity(activity::ImportSource, import, import_options())
+            .await?;
+    }
     ctx.execute_activity(activity::FetchSource, fetch, fetch_options())
         .await
 }

@@ -79,6 +79,20 @@ pub(crate) fn fetch_options() -> ActivityOptions {
         .build()
 }
 
+/// `import_source` runs on any worker and heartbeats as the bytes arrive; a server that
+/// failed or was too slow is tried again a few times, a link at fault (404, too large, not a
+/// video) is not. A cancelled job waits for the import to remove what it stored.
+pub(crate) fn import_options() -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(8 * 60 * 60),
+        start_to_close: Duration::from_secs(4 * 60 * 60),
+    })
+    .heartbeat_timeout(FETCH_HEARTBEAT_TIMEOUT)
+    .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+    .retry_policy(retry(4, Duration::from_secs(30)))
+    .build()
+}
+
 pub(crate) fn transcode_options(task_queue: &str) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
         .task_queue(task_queue.to_owned())

@@ -65,6 +65,8 @@ impl From<JobStatus> for JobState {
 #[oai(rename_all = "snake_case")]
 pub(super) enum JobStep {
     ValidateToken,
+    /// A job from a link: the video is being fetched from there.
+    ImportSource,
     FetchSource,
     Transcode,
     StoreMp3,
@@ -75,6 +77,7 @@ impl From<Step> for JobStep {
     fn from(step: Step) -> Self {
         match step {
             Step::ValidateToken => Self::ValidateToken,
+            Step::ImportSource => Self::ImportSource,
             Step::FetchSource => Self::FetchSource,
             Step::Transcode => Self::Transcode,
             Step::StoreMp3 => Self::StoreMp3,
@@ -85,7 +88,7 @@ impl From<Step> for JobStep {
 
 #[derive(Object)]
 #[oai(example)]
-struct UploadAccepted {
+pub(super) struct UploadAccepted {
     /// The job; with several files, the first one's (`jobs` has them all).
     job_id: ApiJobId,
     filename: String,
@@ -673,13 +676,7 @@ impl JobsApi {
                     && earlier_options.is_none_or(|options| options == again.options) =>
             {
                 metrics::upload_replayed();
-                UploadResponse::Replayed(Json(UploadAccepted {
-                    message: format!(
-                        "This Idempotency-Key already started job {}; follow it at /status/{}.",
-                        earlier.job_id, earlier.job_id
-                    ),
-                    ..UploadAccepted::queued(earlier.job_id, earlier.filename)
-                }))
+                UploadResponse::Replayed(Json(UploadAccepted::replayed(earlier)))
             }
             Ok(_) => {
                 metrics::upload_refused("idempotency");
@@ -701,7 +698,18 @@ impl JobsApi {
 }
 
 impl UploadAccepted {
-    fn queued(job_id: audiomill_domain::JobId, filename: String) -> Self {
+    /// The answer to a request whose `Idempotency-Key` already started `earlier`.
+    pub(super) fn replayed(earlier: KeyedUpload) -> Self {
+        UploadAccepted {
+            message: format!(
+                "This Idempotency-Key already started job {}; follow it at /status/{}.",
+                earlier.job_id, earlier.job_id
+            ),
+            ..UploadAccepted::queued(earlier.job_id, earlier.filename)
+        }
+    }
+
+    pub(super) fn queued(job_id: audiomill_domain::JobId, filename: String) -> Self {
         UploadAccepted {
             job_id: job_id.into(),
             filename: filename.clone(),
@@ -719,6 +727,13 @@ impl UploadAccepted {
 
 /// The answer to an accepted upload, and what its key (if it had one) names: its one job.
 fn accepted(received: intake::Received) -> (UploadResponse, Option<KeyedUpload>) {
+    let (answer, keyed) = accepted_body(received);
+    (UploadResponse::Accepted(Json(answer)), keyed)
+}
+
+/// What an accepted upload (or import) answers, and with one file what an `Idempotency-Key`
+/// then names.
+pub(super) fn accepted_body(received: intake::Received) -> (UploadAccepted, Option<KeyedUpload>) {
     let callback = received.callback.as_ref().map(UploadCallback::from);
     if let (Some(batch_id), [first, ..]) = (received.batch_id, &received.sources[..]) {
         let answer = UploadAccepted {
@@ -738,7 +753,7 @@ fn accepted(received: intake::Received) -> (UploadResponse, Option<KeyedUpload>)
             callback,
             ..UploadAccepted::queued(first.job_id, first.filename.clone())
         };
-        return (UploadResponse::Accepted(Json(answer)), None);
+        return (answer, None);
     }
     let source = received
         .sources
@@ -754,7 +769,7 @@ fn accepted(received: intake::Received) -> (UploadResponse, Option<KeyedUpload>)
         callback,
         ..UploadAccepted::queued(source.job_id, source.filename)
     };
-    (UploadResponse::Accepted(Json(answer)), Some(keyed))
+    (answer, Some(keyed))
 }
 
 /// The refusal of an upload beyond the caller's uploads in progress.

@@ -1,5 +1,5 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
-//! following and deleting jobs), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
+//! following and deleting jobs), [`imports`] (jobs whose videos are fetched from links), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account), [`sign_on`] (single sign-on with an OpenID provider), [`upload_tokens`] (credentials that may only upload). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
@@ -13,6 +13,7 @@ mod batches;
 mod downloads;
 mod events;
 mod health;
+mod imports;
 pub use health::CHECK_TIMEOUT;
 mod jobs;
 mod keys;
@@ -51,6 +52,7 @@ type IdentityApi = (
 
 type WorkApi = (
     jobs::JobsApi,
+    imports::ImportsApi,
     upload_tokens::UploadTokensApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -86,6 +88,7 @@ fn with_context(cx: Context) -> Api {
     );
     let work = (
         jobs::JobsApi { cx: cx.clone() },
+        imports::ImportsApi { cx: cx.clone() },
         upload_tokens::UploadTokensApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },

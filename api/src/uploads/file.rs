@@ -12,50 +12,7 @@ use std::{
 };
 use tokio::time::Instant;
 
-/// Container families we convert, each recognised by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    /// MP4 and QuickTime MOV.
-    IsoBmff,
-    /// AVI.
-    Riff,
-    /// Matroska and WebM.
-    Ebml,
-}
-
-impl Container {
-    /// The family an extension promises.
-    pub fn for_extension(extension: &str) -> Option<Self> {
-        match extension {
-            "mp4" | "m4v" | "mov" => Some(Self::IsoBmff),
-            "avi" => Some(Self::Riff),
-            "mkv" | "webm" => Some(Self::Ebml),
-            _ => None,
-        }
-    }
-
-    /// The family the first bytes of a file show. Needs at least 12 bytes.
-    pub fn sniff(head: &[u8]) -> Option<Self> {
-        if head.len() < 12 {
-            return None;
-        }
-        if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
-            return Some(Self::Ebml);
-        }
-        if &head[0..4] == b"RIFF" && &head[8..12] == b"AVI " {
-            return Some(Self::Riff);
-        }
-        // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
-        // open with a box other than `ftyp`.
-        if matches!(
-            &head[4..8],
-            b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip"
-        ) {
-            return Some(Self::IsoBmff);
-        }
-        None
-    }
-}
+pub use audiomill_domain::container::Container;
 
 /// The lower-case extension of a file name, if any.
 pub fn extension(file_name: &str) -> Option<String> {

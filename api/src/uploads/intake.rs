@@ -17,7 +17,7 @@ use crate::gateway::Gateway;
 use audiomill_domain::lifecycle::Quota;
 use audiomill_domain::{
     BatchId, UserId,
-    contract::{ConvertVideoInput, TASK_QUEUE},
+    contract::{ConvertVideoInput, ImportPlan, TASK_QUEUE},
     output::OutputOptions,
     webhook::{WebhookEvent, WebhookUrl},
 };
@@ -69,7 +69,7 @@ pub async fn receive(
 /// Starts a job for each video of a form read whole (a batch when there are several), its
 /// one-off callback endpoint recorded first so that no job can end untold; on failure
 /// nothing of the upload stays.
-async fn start_read(
+pub(crate) async fn start_read(
     gw: &Gateway,
     caller: &Caller,
     mut read: ReadForm<StoredSource>,
@@ -221,6 +221,7 @@ async fn start_job(
         options: options.clone(),
         batch_id: batch.batch_id,
         session_id: Some(caller.session.clone()),
+        import_url: source.import.clone(),
     };
     match gw.db.insert_job_within(&job, &batch.quota).await {
         Ok(Ok(())) => {}
@@ -235,6 +236,10 @@ async fn start_job(
         source_key: source.key.clone(),
         original_filename: source.filename.clone(),
         options: options.clone(),
+        import: source.import.as_ref().map(|_| ImportPlan {
+            max_bytes: super::grant::limits_for(caller, &gw.limits).max_bytes,
+            quota: batch.quota,
+        }),
     };
     let options = WorkflowStartOptions::new(TASK_QUEUE, source.job_id.to_string()).build();
     if let Err(error) = gw

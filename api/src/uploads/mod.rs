@@ -8,6 +8,7 @@
 //! - `intake`: the one entry point of a form upload (`intake::receive`): the caller's
 //!   allowance, the form read and its videos streamed into storage, a job started for each;
 //!   and what a tus upload shares with it (`intake::start_resumed`).
+//! - `import`: a job whose video is fetched from a link (`POST /imports`) instead of sent.
 //! - `idempotency`: `Idempotency-Key`s, reserved once and naming their job.
 //! - [`tus`]: the tus protocol's headers and the checks on each chunk.
 //! - `resumable`: creating a tus upload, appending its chunks under a lease, starting its
@@ -20,6 +21,7 @@ pub(crate) mod form;
 pub mod framing;
 pub(crate) mod grant;
 pub(crate) mod idempotency;
+pub(crate) mod import;
 pub(crate) mod intake;
 pub(crate) mod refusal;
 pub(crate) mod resumable;

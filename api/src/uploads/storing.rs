@@ -31,6 +31,8 @@ pub struct StoredSource {
     pub size: u64,
     /// The file's SHA-256 (hex), when asked for.
     pub fingerprint: Option<String>,
+    /// Where the job imports the video from, for a video not stored yet (`size` is 0 then).
+    pub import: Option<audiomill_domain::import::ImportUrl>,
 }
 
 /// An upload, known by its file's name and content and the MP3 it asks for.
@@ -212,6 +214,7 @@ async fn store_source(
         filename: part.filename,
         size,
         fingerprint,
+        import: None,
     })
 }
 

@@ -287,6 +287,7 @@ pub(crate) async fn start(
         filename: spec.filename.clone(),
         size: spec.length,
         fingerprint: None,
+        import: None,
     };
     let choices = crate::uploads::form::ReadForm {
         videos: Vec::new(),

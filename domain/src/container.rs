@@ -1,0 +1,60 @@
+//! The container families Audiomill converts, each known by its first bytes: an upload's
+//! or an import's content is sniffed before it is stored, so that nothing else (a playlist, a
+//! concatenation list, a web page) ever reaches a demuxer.
+
+/// Container families we convert, each recognised by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// MP4 and QuickTime MOV.
+    IsoBmff,
+    /// AVI.
+    Riff,
+    /// Matroska and WebM.
+    Ebml,
+}
+
+impl Container {
+    /// The family an extension promises.
+    pub fn for_extension(extension: &str) -> Option<Self> {
+        match extension {
+            "mp4" | "m4v" | "mov" => Some(Self::IsoBmff),
+            "avi" => Some(Self::Riff),
+            "mkv" | "webm" => Some(Self::Ebml),
+            _ => None,
+        }
+    }
+
+    /// How many first bytes [`Container::sniff`] reads.
+    pub const SNIFFED: usize = 16;
+
+    /// The family the first bytes of a file show. Needs at least 12 bytes.
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.len() < 12 {
+            return None;
+        }
+        if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+            return Some(Self::Ebml);
+        }
+        if &head[0..4] == b"RIFF" && &head[8..12] == b"AVI " {
+            return Some(Self::Riff);
+        }
+        // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
+        // open with a box other than `ftyp`.
+        if matches!(
+            &head[4..8],
+            b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free" | b"skip"
+        ) {
+            return Some(Self::IsoBmff);
+        }
+        None
+    }
+
+    /// The usual extension of a file of this family.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::IsoBmff => "mp4",
+            Self::Riff => "avi",
+            Self::Ebml => "mkv",
+        }
+    }
+}
