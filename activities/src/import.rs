@@ -243,7 +243,7 @@ impl ImportActivities {
         let server = url_host(response.url());
         if let Some(length) = response.content_length() {
             if length > limit {
-                return Err(too_large(length, limit));
+                return Err(too_large(limit, Some(length)));
             }
             total.store(length, Ordering::Relaxed);
         }
@@ -271,9 +271,7 @@ impl ImportActivities {
             Err(PutError::Source(BodyStop::Empty)) => {
                 Err(Stop::Refused(format!("{server} sent an empty file.")))
             }
-            Err(PutError::Source(BodyStop::TooLarge)) => {
-                Err(too_large(received.load(Ordering::Relaxed), limit))
-            }
+            Err(PutError::Source(BodyStop::TooLarge)) => Err(too_large(limit, None)),
             Err(PutError::Source(BodyStop::TooSlow)) => Err(Stop::Unreachable(format!(
                 "{server} sent the video too slowly (under {} KiB/s).",
                 self.settings.min_bytes_per_second / 1024
@@ -458,15 +456,14 @@ fn url_host(url: &url::Url) -> String {
     audiomill_domain::address::host(url)
 }
 
-fn too_large(size: u64, limit: u64) -> Stop {
+/// The refusal of a video over `limit`, with the length the server announced, if it did.
+fn too_large(limit: u64, announced: Option<u64>) -> Stop {
+    let announced = announced
+        .map(|size| format!(" (the server announced {})", megabytes(size)))
+        .unwrap_or_default();
     Stop::Refused(format!(
-        "The video is larger than the {} you may import{}.",
-        megabytes(limit),
-        if size > limit {
-            format!(" (the server announced {})", megabytes(size))
-        } else {
-            String::new()
-        }
+        "The video is larger than the {} you may import{announced}.",
+        megabytes(limit)
     ))
 }
 

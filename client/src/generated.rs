@@ -767,6 +767,87 @@ these may arrive out of order, even after the ending).*/
             Default::default()
         }
     }
+    ///Videos to import: a link each, with the choices of the MP3s.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ImportRequest {
+        /**A one-off webhook endpoint told when each of these jobs ends, as the upload form's
+`callback_url`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub callback_url: ::std::option::Option<ImportRequestCallbackUrl>,
+        /**The MP3's choices, by the names and with the values of the upload form's fields
+(`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
+`end`, `normalize`, `normalize_true_peak`, `strip`, `cover`, `cover_at`,
+`tags[title]`, ...): strings, numbers or booleans. A bad one answers 400 naming it.*/
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub options: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        /**`http` or `https` links to the videos (MP4, MOV, AVI, MKV or WebM), 1 to
+`MAX_FILES_PER_UPLOAD` (one with an `Idempotency-Key`); several make a batch, as several
+files of an upload do. A link may carry credentials (`https://user:password@...`, a
+presigned query): they are used for the fetch alone and never shown again. Each host
+must resolve to public addresses only (unless the operator allows private ones), and
+so must every redirect.*/
+        pub urls: ::std::vec::Vec<::std::string::String>,
+    }
+    impl ImportRequest {
+        pub fn builder() -> builder::ImportRequest {
+            Default::default()
+        }
+    }
+    /**A one-off webhook endpoint told when each of these jobs ends, as the upload form's
+`callback_url`.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ImportRequestCallbackUrl(::std::string::String);
+    impl ::std::ops::Deref for ImportRequestCallbackUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ImportRequestCallbackUrl> for ::std::string::String {
+        fn from(value: ImportRequestCallbackUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ImportRequestCallbackUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ImportRequestCallbackUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ImportRequestCallbackUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ImportRequestCallbackUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///Whom to invite.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
@@ -1018,6 +1099,8 @@ it in its own words; `error` has the sentence.*/
     pub enum JobStep {
         #[serde(rename = "validate_token")]
         ValidateToken,
+        #[serde(rename = "import_source")]
+        ImportSource,
         #[serde(rename = "fetch_source")]
         FetchSource,
         #[serde(rename = "transcode")]
@@ -1031,6 +1114,7 @@ it in its own words; `error` has the sentence.*/
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::ValidateToken => f.write_str("validate_token"),
+                Self::ImportSource => f.write_str("import_source"),
                 Self::FetchSource => f.write_str("fetch_source"),
                 Self::Transcode => f.write_str("transcode"),
                 Self::StoreMp3 => f.write_str("store_mp3"),
@@ -1045,6 +1129,7 @@ it in its own words; `error` has the sentence.*/
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "validate_token" => Ok(Self::ValidateToken),
+                "import_source" => Ok(Self::ImportSource),
                 "fetch_source" => Ok(Self::FetchSource),
                 "transcode" => Ok(Self::Transcode),
                 "store_mp3" => Ok(Self::StoreMp3),
@@ -5419,6 +5504,93 @@ that exists.*/
                     key_id: Ok(value.key_id),
                     scopes: Ok(value.scopes),
                     sub: Ok(value.sub),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ImportRequest {
+            callback_url: ::std::result::Result<
+                ::std::option::Option<super::ImportRequestCallbackUrl>,
+                ::std::string::String,
+            >,
+            options: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            urls: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ImportRequest {
+            fn default() -> Self {
+                Self {
+                    callback_url: Ok(Default::default()),
+                    options: Ok(Default::default()),
+                    urls: Err("no value supplied for urls".to_string()),
+                }
+            }
+        }
+        impl ImportRequest {
+            pub fn callback_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ImportRequestCallbackUrl>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.callback_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for callback_url: {e}")
+                    });
+                self
+            }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
+            pub fn urls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.urls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for urls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ImportRequest> for super::ImportRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ImportRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    callback_url: value.callback_url?,
+                    options: value.options?,
+                    urls: value.urls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ImportRequest> for ImportRequest {
+            fn from(value: super::ImportRequest) -> Self {
+                Self {
+                    callback_url: Ok(value.callback_url),
+                    options: Ok(value.options),
+                    urls: Ok(value.urls),
                 }
             }
         }
@@ -9933,6 +10105,32 @@ let response = client.get_services_health()
     pub fn get_services_health(&self) -> builder::GetServicesHealth<'_> {
         builder::GetServicesHealth::new(self)
     }
+    /**Import videos from links
+
+Starts a `ConvertVideo` job per link whose first step, `import_source`, fetches the
+video into storage: streamed, under the caller's size limit and storage quota, its
+first bytes checked to be a video container, each redirect checked like the link. A
+fetch that fails for good (404, too large, not a video, an address that may not be
+reached, redirects in a loop) fails the job with a sentence saying so; a server error
+or a timeout is tried again first. With an `Idempotency-Key`, sending the same import
+again answers 200 with the first job.
+
+Sends a `POST` request to `/imports`
+
+Arguments:
+- `idempotency_key`: Any string of 1 to 255 visible ASCII characters naming this import, so that sending
+it again cannot start a second job.
+- `body`
+```ignore
+let response = client.import_videos()
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn import_videos(&self) -> builder::ImportVideos<'_> {
+        builder::ImportVideos::new(self)
+    }
     /**Invite an address to make an account (admins only): a link is mailed to it
 
 Sends a `POST` request to `/invitations`
@@ -11537,6 +11735,176 @@ pub mod builder {
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
                 429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::import_videos`]
+
+[`Client::import_videos`]: super::Client::import_videos*/
+    #[derive(Debug, Clone)]
+    pub struct ImportVideos<'a> {
+        client: &'a super::Client,
+        idempotency_key: Result<Option<::std::string::String>, String>,
+        body: Result<types::builder::ImportRequest, String>,
+    }
+    impl<'a> ImportVideos<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ImportRequest>,
+            <V as std::convert::TryInto<types::ImportRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `ImportRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::ImportRequest,
+            ) -> types::builder::ImportRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/imports`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::UploadAccepted>, Error<types::ErrorBody>> {
+            let Self { client, idempotency_key, body } = self;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::ImportRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/imports", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "import_videos",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                202u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                422u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

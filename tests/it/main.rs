@@ -15,6 +15,7 @@ mod histories;
 mod hostile;
 mod http_api;
 mod identity;
+mod imports;
 mod integrators;
 mod jobs;
 mod k8s;
