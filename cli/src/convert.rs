@@ -1,4 +1,5 @@
-//! `audiomill convert FILE...`: uploads each video, follows every job's live progress, saves
+//! `audiomill convert FILE|URL...`: uploads each video (or has the server fetch it from its
+//! link), follows every job's live progress, saves
 //! each MP3, and ends non-zero naming every file that did not make it and why.
 
 use crate::{
@@ -15,6 +16,7 @@ use audiomill_client::{
     Error, JobEvent, Resumable, UploadAnswer, UploadOptions, resumable_offset, send_resumable,
     types::{ErrorBody, JobState},
 };
+use audiomill_domain::import::ImportUrl;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use serde::Serialize;
@@ -34,8 +36,9 @@ const RECONNECTS: u64 = 5;
 pub struct ConvertArgs {
     #[command(flatten)]
     pub key: crate::session::KeyArgs,
-    /// The videos to convert (MP4, MOV, AVI, MKV, WebM).
-    #[arg(required = true, value_name = "FILE")]
+    /// The videos to convert (MP4, MOV, AVI, MKV, WebM): files, or `http(s)://` links the
+    /// server fetches them from.
+    #[arg(required = true, value_name = "FILE|URL")]
     pub files: Vec<PathBuf>,
     /// Where to save the MP3s (created if missing); each is named after its video.
     #[arg(long, short, value_name = "DIR", default_value = ".")]
@@ -158,20 +161,54 @@ impl Run {
 
     async fn upload(&self, index: usize) -> Result<(), Problem> {
         let path = &self.files[index];
-        let size = match readable_size(path) {
-            Ok(size) => size,
-            Err(why) => {
+        let client = self.client().await?;
+        let (line, answer) = match link(path) {
+            Some(Ok(url)) => {
+                let line = self.feedback.importing(&self.name(index));
+                let answer = self.send_link(&client, &url).await;
+                (line, answer)
+            }
+            Some(Err(why)) => {
                 self.refuse(index, &why);
                 return Ok(());
             }
+            None => match readable_size(path) {
+                Ok(size) => {
+                    let line = self.feedback.upload(&self.name(index), size);
+                    let answer = self.send_file(&client, path, size, &line).await;
+                    (line, answer)
+                }
+                Err(why) => {
+                    self.refuse(index, &why);
+                    return Ok(());
+                }
+            },
         };
-        let line = self.feedback.upload(&self.name(index), size);
-        let client = self.client().await?;
-        let answer = if size > self.resumable_above {
-            self.send_resumable(&client, path, &line).await
+        self.answered(index, line, answer)
+    }
+
+    /// Sends the file whole, or as a resumable upload when it is large.
+    async fn send_file(
+        &self,
+        client: &audiomill_client::Client,
+        path: &Path,
+        size: u64,
+        line: &UploadLine,
+    ) -> Result<(Uuid, bool), Error<ErrorBody>> {
+        if size > self.resumable_above {
+            self.send_resumable(client, path, line).await
         } else {
-            self.send_whole(&client, path, &line).await
-        };
+            self.send_whole(client, path, line).await
+        }
+    }
+
+    /// What became of file `index`'s upload or import, as its outcome.
+    fn answered(
+        &self,
+        index: usize,
+        line: UploadLine,
+        answer: Result<(Uuid, bool), Error<ErrorBody>>,
+    ) -> Result<(), Problem> {
         match answer {
             Ok((job_id, replayed)) => {
                 self.update(index, |outcome| {
@@ -199,6 +236,27 @@ impl Run {
                 Err(Problem::from_api(&self.server, error))
             }
         }
+    }
+
+    /// Asks the server to import the video at `url`: its job, and whether an earlier attempt
+    /// had started it.
+    async fn send_link(
+        &self,
+        client: &audiomill_client::Client,
+        url: &ImportUrl,
+    ) -> Result<(Uuid, bool), Error<ErrorBody>> {
+        // The same key on every attempt: an import whose answer was lost is not started twice.
+        let key = Uuid::new_v4().to_string();
+        let link = url.as_url().as_str();
+        let answer = (|| audiomill_client::import(client, link, &self.options, Some(&key)))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_secs(1))
+                    .with_max_times(2),
+            )
+            .when(broke_off)
+            .await;
+        answer.map(|UploadAnswer { job, replayed }| (job.job_id, replayed))
     }
 
     /// Sends the file in one request: its job, and whether an earlier attempt had started it.
@@ -514,8 +572,13 @@ impl Run {
         self.session.lock().await.client().await
     }
 
+    /// How file `index` is named to the user: its path, or its link without credentials or
+    /// query.
     fn name(&self, index: usize) -> String {
-        self.files[index].display().to_string()
+        match link(&self.files[index]) {
+            Some(Ok(url)) => url.redacted(),
+            _ => self.files[index].display().to_string(),
+        }
     }
 
     fn outcomes(&self) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
@@ -536,8 +599,12 @@ impl Outcome {
     }
 
     fn pending(file: &Path) -> Self {
+        let file = match link(file) {
+            Some(Ok(url)) => url.redacted(),
+            _ => file.display().to_string(),
+        };
         Self {
-            file: file.display().to_string(),
+            file,
             job_id: None,
             status: "not_sent".into(),
             mp3: None,
@@ -606,12 +673,28 @@ fn broke_off(error: &Error<ErrorBody>) -> bool {
 
 /// Each video's MP3 in `dir`: its name with `.mp3`, and `-2`, `-3`... when two videos share
 /// a name.
+/// The link `argument` is, when it is written as one (`http://` or `https://`): parsed, or
+/// why it cannot be imported.
+fn link(argument: &Path) -> Option<Result<ImportUrl, String>> {
+    let text = argument.to_str()?;
+    let scheme = text.split_once("://")?.0.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    Some(ImportUrl::parse(text).map_err(|why| format!("the link is not acceptable: {why}.")))
+}
+
 fn mp3_targets(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
     let mut taken = HashSet::new();
     files
         .iter()
         .map(|file| {
-            let stem = file.file_stem().map_or_else(
+            let named = match link(file) {
+                Some(Ok(url)) => url.file_name().map(PathBuf::from),
+                Some(Err(_)) => None,
+                None => Some(file.clone()),
+            };
+            let stem = named.as_deref().and_then(Path::file_stem).map_or_else(
                 || "audio".into(),
                 |stem| stem.to_string_lossy().into_owned(),
             );

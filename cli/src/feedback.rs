@@ -45,6 +45,18 @@ impl Feedback {
         }
     }
 
+    /// A link `name` handed to the server, which fetches the video itself.
+    pub fn importing(&self, name: &str) -> UploadLine {
+        if let Self::Lines = self {
+            println!("{name}: asking the server to fetch it");
+        }
+        UploadLine {
+            feedback: self.clone(),
+            name: name.to_owned(),
+            bar: None,
+        }
+    }
+
     /// The progress of uploading `name` (`size` bytes).
     pub fn upload(&self, name: &str, size: u64) -> UploadLine {
         let bar = match self {
@@ -133,8 +145,13 @@ impl UploadLine {
     pub fn accepted(self, job_id: Uuid, replayed: bool) {
         self.clear();
         let again = if replayed { " (sent before)" } else { "" };
+        let how = if self.bar.is_some() || !self.name.contains("://") {
+            "uploaded"
+        } else {
+            "accepted"
+        };
         self.feedback
-            .say(&format!("{}: uploaded as job {job_id}{again}", self.name));
+            .say(&format!("{}: {how} as job {job_id}{again}", self.name));
     }
 
     pub fn refused(self, why: &str) {

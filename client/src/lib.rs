@@ -34,7 +34,7 @@ pub use limited::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES};
 pub use resumable::{
     Resumable, create_resumable, resumable_offset, send_resumable, terminate_resumable,
 };
-pub use upload::{UploadAnswer, UploadOptions, upload};
+pub use upload::{UploadAnswer, UploadOptions, import, upload};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};

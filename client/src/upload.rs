@@ -156,6 +156,42 @@ pub async fn upload(
     Err(Error::ErrorResponse(refusal))
 }
 
+/// Starts a job whose video the server fetches from `url` (`POST /imports`), with the same
+/// choices an upload takes; with `idempotency_key`, sending it again answers with the first
+/// job (`replayed`).
+pub async fn import(
+    client: &Client,
+    url: &str,
+    options: &UploadOptions,
+    idempotency_key: Option<&str>,
+) -> Result<UploadAnswer, Error<types::ErrorBody>> {
+    let fields: serde_json::Map<String, serde_json::Value> = options
+        .fields()
+        .into_iter()
+        .map(|(name, value)| (name, serde_json::Value::String(value)))
+        .collect();
+    let body = serde_json::json!({ "urls": [url], "options": fields });
+    let mut request = client
+        .client()
+        .post(format!("{}/imports", client.baseurl()))
+        .json(&body);
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.map_err(Error::CommunicationError)?;
+    let response = crate::limited::read_whole(response).await;
+    let status = response.status();
+    if status.is_success() {
+        let job = ResponseValue::<types::UploadAccepted>::from_response(response).await?;
+        return Ok(UploadAnswer {
+            job: job.into_inner(),
+            replayed: status == StatusCode::OK,
+        });
+    }
+    let refusal = ResponseValue::<types::ErrorBody>::from_response(response).await?;
+    Err(Error::ErrorResponse(refusal))
+}
+
 /// The part's media type, from the name's extension (the server checks the content itself).
 fn media_type(path: &Path) -> &'static str {
     let extension = path

@@ -1074,3 +1074,48 @@ async fn an_api_key_works_from_a_flag_or_the_environment_with_no_login_kept() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_has_the_server_fetch_a_link_and_never_prints_its_credentials() {
+    let app = TestApp::spawn_with(&crate::imports::SOURCES_ON_LOOPBACK).await;
+    let email = app.add_user("lin", false).await;
+    let user = User::new();
+    let video = std::fs::read(make_mp4(user.home.path(), "talk.mp4", 2, true)).unwrap();
+    let (base, _) = crate::imports::source_server(video).await;
+    let link = base.replace("http://", "http://lin:s3cret@") + "/talk.mp4?signature=hush";
+    let logged_in = user
+        .run_with_input(
+            &[
+                "login",
+                "--server",
+                &app.base,
+                "--email",
+                &email,
+                "--password-stdin",
+            ],
+            Some(&format!("{}\n", common::PASSWORD)),
+        )
+        .await;
+    assert_eq!(logged_in.code, 0, "{logged_in:?}");
+    let converted = user
+        .run(&[
+            "convert", &link, "--output", "out", "--json", "--preset", "voice",
+        ])
+        .await;
+    assert_eq!(converted.code, 0, "{converted:?}");
+    assert!(is_mp3(&user.path("out/talk.mp3")));
+    let outcomes: Value = serde_json::from_str(&converted.stdout).unwrap();
+    assert_eq!(outcomes["files"][0]["status"], "completed", "{outcomes}");
+    assert_eq!(outcomes["files"][0]["file"], format!("{base}/talk.mp4"));
+    let refused = user
+        .run(&["convert", "https://no-such-host.invalid/v.mp4"])
+        .await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stdout.contains("refused"), "{refused:?}");
+    for ran in [&converted, &refused] {
+        for secret in ["s3cret", "hush"] {
+            assert!(!format!("{ran:?}").contains(secret), "{secret}: {ran:?}");
+        }
+    }
+    app.stop().await;
+}

@@ -22,7 +22,7 @@ use std::{
 
 /// What the source server saw: requests per path, and the `Authorization` headers sent.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     hits: HashMap<String, usize>,
     authorizations: Vec<String>,
 }
@@ -34,7 +34,7 @@ struct Source {
 }
 
 /// A video server on loopback; its base URL and what it saw.
-async fn source_server(video: Vec<u8>) -> (String, Arc<Mutex<Seen>>) {
+pub(crate) async fn source_server(video: Vec<u8>) -> (String, Arc<Mutex<Seen>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let source = Source {
         video: Arc::new(video),
@@ -152,7 +152,7 @@ async fn import_job(app: &TestApp, token: &str, url: &str) -> String {
 
 /// Loopback sources are allowed here, as an operator would for a media server on their own
 /// network; a silent server is given up on after two seconds, and videos may be 1 MiB.
-const SOURCES_ON_LOOPBACK: [(&str, &str); 3] = [
+pub(crate) const SOURCES_ON_LOOPBACK: [(&str, &str); 3] = [
     ("IMPORT_ALLOW_PRIVATE", "true"),
     ("IMPORT_TIMEOUT_SECONDS", "2"),
     ("MAX_FILE_SIZE", "1"),
@@ -187,14 +187,13 @@ async fn a_video_is_imported_from_a_link_through_redirects_and_converted() {
     let mp3 = app.download(&token, &job).await.bytes().await.unwrap();
     assert!(mp3.starts_with(b"ID3") || mp3[0] == 0xFF, "an MP3");
     // The credentials went to the server that the link named, and nowhere else is shown.
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.hits.get("r1"), Some(&1));
-    assert_eq!(seen.hits.get("talk.mp4"), Some(&1));
-    assert!(
-        seen.authorizations.iter().any(|a| a.starts_with("Basic ")),
-        "{:?}",
-        seen.authorizations
-    );
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.hits.get("r1"), Some(&1));
+        assert_eq!(seen.hits.get("talk.mp4"), Some(&1));
+        let basic = seen.authorizations.iter().any(|a| a.starts_with("Basic "));
+        assert!(basic, "{:?}", seen.authorizations);
+    }
     let (_, listing) = app.get_json(&token, "/jobs").await;
     for shown in [
         listing.to_string(),

@@ -124,7 +124,10 @@ impl ImportsApi {
     ) -> ImportResponse {
         let caller = or_refuse!(self.cx.authenticate(&auth, Scope::JobsWrite).await);
         let gw = self.cx.gw();
-        let options = or_refuse!(option_texts(&body.0.options));
+        let options = match option_texts(&body.0.options) {
+            Ok(options) => options,
+            Err(refusal) => return *refusal,
+        };
         let asked = ImportAsked {
             urls: &body.0.urls,
             options: &options,
@@ -193,7 +196,7 @@ impl ImportsApi {
 /// out; anything else (a list, an object, `null`) is refused naming its field.
 fn option_texts(
     options: &BTreeMap<String, serde_json::Value>,
-) -> Result<BTreeMap<String, String>, ImportResponse> {
+) -> Result<BTreeMap<String, String>, Box<ImportResponse>> {
     options
         .iter()
         .map(|(name, value)| {
@@ -202,10 +205,10 @@ fn option_texts(
                 serde_json::Value::Number(number) => number.to_string(),
                 serde_json::Value::Bool(flag) => flag.to_string(),
                 _ => {
-                    return Err(ImportResponse::BadRequest(ErrorBody::for_field(
+                    return Err(Box::new(ImportResponse::BadRequest(ErrorBody::for_field(
                         name,
                         format!("`{name}` must be a string, a number or a boolean."),
-                    )));
+                    ))));
                 }
             };
             Ok((name.clone(), text))
