@@ -23,7 +23,7 @@ use std::{
 /// What the source server saw: requests per path, and the `Authorization` headers sent.
 #[derive(Default)]
 pub(crate) struct Seen {
-    hits: HashMap<String, usize>,
+    pub(crate) hits: HashMap<String, usize>,
     authorizations: Vec<String>,
 }
 

@@ -767,3 +767,41 @@ async fn an_admin_finds_adds_limits_promotes_turns_off_and_invites_accounts() {
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
+
+/// A link pasted in the web app: the server fetches the video (its credentials never shown on
+/// the page), converts it with the settings chosen, and a link to nothing says why it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_converts_a_video_from_a_pasted_link() {
+    let app = TestApp::spawn_with(&crate::imports::SOURCES_ON_LOOPBACK).await;
+    let email = app.add_user("ann", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = std::fs::read(make_mp4(dir.path(), "talk.mp4", 2, true)).unwrap();
+    let (base, seen) = crate::imports::source_server(video).await;
+    let link = base.replace("http://", "http://ann:s3cret@") + "/talk.mp4?signature=hush";
+    let mut person = playwright("link.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("VIDEO_LINK", &link)
+        .env("MISSING_LINK", format!("{base}/missing.mp4"))
+        .env("SHOTS", root().join("target/screenshots"));
+    let facts = facts_of(person).await;
+    assert_eq!(facts["name"], "talk.mp4", "{facts}");
+    assert_eq!(facts["size"], "link", "{facts}");
+    assert_eq!(facts["field_emptied"], true, "{facts}");
+    assert_eq!(
+        facts["failure"], "Failed: 127.0.0.1 has no video at this link (404 Not Found).",
+        "{facts}"
+    );
+    let page = facts["page_text"].as_str().unwrap();
+    assert!(!page.contains("s3cret") && !page.contains("hush"), "{page}");
+    assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
+    assert_eq!(seen.lock().unwrap().hits.get("talk.mp4"), Some(&1));
+    let token = app.access_token(&email).await;
+    let (_, listing) = app.get_json(&token, "/jobs").await;
+    let job = &listing["jobs"][1];
+    assert_eq!(job["status"], "completed", "{listing}");
+    let (_, status) = app.status(&token, job["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["options"]["preset"], "voice", "{status}");
+    app.stop().await;
+}

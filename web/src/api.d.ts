@@ -199,6 +199,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import videos from links.
+         * @description Starts a `ConvertVideo` job per link whose first step, `import_source`, fetches the
+         *     video into storage: streamed, under the caller's size limit and storage quota, its
+         *     first bytes checked to be a video container, each redirect checked like the link. A
+         *     fetch that fails for good (404, too large, not a video, an address that may not be
+         *     reached, redirects in a loop) fails the job with a sentence saying so; a server error
+         *     or a timeout is tried again first. With an `Idempotency-Key`, sending the same import
+         *     again answers 200 with the first job.
+         */
+        post: operations["importVideos"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/invitations": {
         parameters: {
             query?: never;
@@ -1356,6 +1382,46 @@ export interface components {
             sub: string;
         };
         /**
+         * ImportRequest
+         * @description Videos to import: a link each, with the choices of the MP3s.
+         * @example {
+         *       "callback_url": null,
+         *       "options": {
+         *         "preset": "podcast",
+         *         "tags[title]": "Keynote"
+         *       },
+         *       "urls": [
+         *         "https://media.example.com/talks/keynote.mp4"
+         *       ]
+         *     }
+         */
+        ImportRequest: {
+            /**
+             * @description A one-off webhook endpoint told when each of these jobs ends, as the upload form's
+             *     `callback_url`.
+             */
+            callback_url?: string;
+            /**
+             * @description The MP3's choices, by the names and with the values of the upload form's fields
+             *     (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
+             *     `end`, `normalize`, `normalize_true_peak`, `strip`, `cover`, `cover_at`,
+             *     `tags[title]`, ...): strings, numbers or booleans. A bad one answers 400 naming it.
+             * @default {}
+             */
+            options: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description `http` or `https` links to the videos (MP4, MOV, AVI, MKV or WebM), 1 to
+             *     `MAX_FILES_PER_UPLOAD` (one with an `Idempotency-Key`); several make a batch, as several
+             *     files of an upload do. A link may carry credentials (`https://user:password@...`, a
+             *     presigned query): they are used for the fetch alone and never shown again. Each host
+             *     must resolve to public addresses only (unless the operator allows private ones), and
+             *     so must every redirect.
+             */
+            urls: string[];
+        };
+        /**
          * Invite
          * @description Whom to invite.
          */
@@ -1534,7 +1600,7 @@ export interface components {
          * @description A step of the conversion: the workflow's activities, in the order they run.
          * @enum {string}
          */
-        JobStep: "validate_token" | "fetch_source" | "transcode" | "store_mp3" | "send_email";
+        JobStep: "validate_token" | "import_source" | "fetch_source" | "transcode" | "store_mp3" | "send_email";
         /**
          * JobSummary
          * @description One job, as listed.
@@ -3148,6 +3214,149 @@ export interface operations {
                     "X-RateLimit-Remaining"?: number;
                     /** @description Seconds until the limit is whole again. */
                     "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    importVideos: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Any string of 1 to 255 visible ASCII characters naming this import, so that sending
+                 *     it again cannot start a second job.
+                 */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ImportRequest"];
+            };
+        };
+        responses: {
+            /**
+             * @description This `Idempotency-Key` already started a job for these same links and choices
+             *     (within 24 hours): that job, and nothing started again.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["UploadAccepted"];
+                };
+            };
+            /**
+             * @description Accepted; each video is fetched, then converted, in the background: `/status`
+             *     shows the step `import_source` meanwhile, and a failed fetch's sentence.
+             */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["UploadAccepted"];
+                };
+            };
+            /** @description A link or a choice is not acceptable (`field` says which), or the body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Another import with this `Idempotency-Key` is still being started. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller's storage quota is used up (with the quota's headers, in bytes). */
+            413: {
+                headers: {
+                    "X-QUOTA-STORAGE-LIMIT"?: number;
+                    "X-QUOTA-STORAGE-REMAINING"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This `Idempotency-Key` already started a job for other links or choices. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over `IMPORTS_PER_MINUTE`, or the jobs-per-day quota is used up (then with the
+             *     quota's headers, and `Retry-After` in seconds until the count starts again).
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER"?: number;
+                    "X-QUOTA-JOBS-LIMIT"?: number;
+                    "X-QUOTA-JOBS-REMAINING"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database or the workflow service is down; nothing was started. */
+            503: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

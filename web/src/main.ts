@@ -124,6 +124,18 @@ function setUpDrop(): void {
     if (folder.files) take(pickedFiles(folder.files));
     folder.value = "";
   });
+  const linkForm = byId<HTMLFormElement>("link-form");
+  linkForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const field = byId<HTMLInputElement>("link");
+    const link = field.value.trim();
+    if (!link) return;
+    const form = byId<HTMLFormElement>("choices");
+    const group = new DropGroup(undefined, () => chosen(form));
+    byId("uploads").prepend(group.node);
+    void group.addLink(link);
+    field.value = "";
+  });
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();
     drop.classList.add("over");

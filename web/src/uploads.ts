@@ -101,12 +101,13 @@ export class FileRow {
   private jobId: string | null = null;
 
   /** The row of a file named `name`, of `size` bytes (a file dropped, or the source of a job
-   * followed again). */
-  constructor(private readonly name: string, size: number) {
+   * followed again; `null` for a link, whose size only its server knows). */
+  constructor(private readonly name: string, size: number | null) {
     this.ended = new Promise((resolve) => (this.end = resolve));
     this.bar.setAttribute("aria-label", `${name} progress`);
     this.node = el("li", { class: "file" }, el("span", { class: "name" }, name),
-      el("span", { class: "size" }, bytes(size)), this.bar, this.state, this.actions);
+      el("span", { class: "size" }, size === null ? t("row.link") : bytes(size)), this.bar,
+      this.state, this.actions);
   }
 
   /** Checked and accepted, waiting for Convert. */
@@ -424,13 +425,26 @@ export class DropGroup {
     );
   }
 
+  /** Has the server fetch the video at `link` and convert it with the settings as they are
+   * now, then follows its job; a refused link says why on its row. */
+  async addLink(link: string): Promise<void> {
+    const row = this.row(linkName(link), null);
+    row.waiting();
+    const { data, error } = await api.POST("/imports", {
+      body: { urls: [link], options: this.settings() },
+      headers: { "Idempotency-Key": newBatchId() },
+    });
+    if (!data) return row.refuse(error?.message ?? t("row.noJob"));
+    await row.follow(data.job_id);
+  }
+
   /** Adds a row that follows `job`, started before the page was loaded, to its end. */
   follow(job: { job_id: string; filename: string; size_bytes: number }): void {
     const row = this.row(job.filename, job.size_bytes);
     void row.follow(job.job_id);
   }
 
-  private row(name: string, size: number): FileRow {
+  private row(name: string, size: number | null): FileRow {
     const row = new FileRow(name, size);
     this.rows.push(row);
     this.list.append(row.node);
@@ -463,6 +477,18 @@ export async function downloadZip(batch: string, near: HTMLElement): Promise<voi
   }
   const name = attachmentName(response.headers.get("Content-Disposition")) ?? "audiomill.zip";
   saveBlob(await response.blob(), name);
+}
+
+/** What a link's row is named: the file its path ends in, or its host; never its
+ * credentials or query. */
+export function linkName(link: string): string {
+  try {
+    const url = new URL(link);
+    const last = url.pathname.split("/").filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : url.hostname;
+  } catch {
+    return link;
+  }
 }
 
 /** A random UUID (v4): `crypto.randomUUID` exists only on HTTPS, and the app runs on plain LANs too. */

@@ -9,6 +9,8 @@ import { seconds } from "./ui";
 export function progressText(event: JobEvent): string {
   if (event.status === "queued") return t("step.waiting");
   switch (event.step) {
+    case "import_source":
+      return t("step.importing");
     case "validate_token":
     case "fetch_source":
       return t("step.preparing");
