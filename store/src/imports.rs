@@ -108,3 +108,69 @@ impl Database {
         Ok(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::database::{NewJob, tests::fresh};
+    use audiomill_domain::{
+        EmailAddress, JobId, ObjectKey, import::ImportUrl, lifecycle::Quota, output::OutputOptions,
+    };
+
+    #[tokio::test]
+    async fn an_import_keeps_its_link_until_its_video_is_in_and_counts_against_the_quota() {
+        let (_dir, db) = fresh().await;
+        let email = EmailAddress::parse("ivy@example.com").unwrap();
+        let user = db.create_user(&email, "hash", false).await.unwrap();
+        let quota = Quota {
+            storage_bytes: Some(1_000),
+            jobs_per_day: Some(1),
+        };
+        let url = ImportUrl::parse("https://ivy:pw@example.com/a.mp4?sig=1").unwrap();
+        let job = |id: JobId, import_url: Option<ImportUrl>, size: u64| NewJob {
+            id,
+            user_id: user.id,
+            original_filename: "a.mp4".into(),
+            source_key: ObjectKey::source(id, "mp4"),
+            source_size: size,
+            options: OutputOptions::default(),
+            batch_id: None,
+            session_id: None,
+            import_url,
+        };
+        let imported = JobId::generate();
+        db.insert_job_within(&job(imported, Some(url.clone()), 0), &quota)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.import_url(imported).await.unwrap(), Some(url));
+        assert_eq!(
+            db.shown_import_url(imported).await.unwrap().as_deref(),
+            Some("https://example.com/a.mp4")
+        );
+        // Another job (uploaded) takes 600 bytes: 500 more do not fit, 400 do.
+        db.insert_job(&job(JobId::generate(), None, 600))
+            .await
+            .unwrap();
+        let over = db.record_import(imported, 500, &quota).await.unwrap();
+        assert!(over.is_err(), "{over:?}");
+        assert!(
+            db.import_url(imported).await.unwrap().is_some(),
+            "kept for a retry"
+        );
+        db.record_import(imported, 400, &quota)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.job(imported).await.unwrap().unwrap().source_size, 400);
+        // The link, credentials and all, is forgotten once the video is in; a second record
+        // (an attempt that ran again) changes nothing.
+        assert_eq!(db.import_url(imported).await.unwrap(), None);
+        db.record_import(imported, 999, &Quota::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(db.job(imported).await.unwrap().unwrap().source_size, 400);
+        db.delete_job(imported).await.unwrap();
+        assert_eq!(db.shown_import_url(imported).await.unwrap(), None);
+    }
+}
