@@ -128,6 +128,11 @@ pub struct ImportArgs {
     /// attempt stops and is tried again, in seconds.
     #[arg(long, env = "IMPORT_TIMEOUT_SECONDS", value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub import_timeout_seconds: u64,
+    /// The key users' storage connections' secret keys are sealed with, at least 32
+    /// characters; the gateway and every worker need the same. Without it (outside `dev`,
+    /// which generates one in DIR) connections are off.
+    #[arg(long, env = "CONNECTION_SECRET_KEY", value_name = "KEY", value_parser = signing_key, hide_env_values = true)]
+    pub connection_secret_key: Option<Secret>,
 }
 
 /// Retention and quotas: a worker writes each job's expiry when it ends and runs the cleanup,
@@ -361,12 +366,14 @@ pub struct LifecycleConfig {
     pub quota: Quota,
 }
 
-/// Imports from a link, as [`ImportArgs`] set them.
-#[derive(Debug, Clone, Copy)]
+/// Imports from a link and connections, as [`ImportArgs`] set them.
+#[derive(Debug, Clone)]
 pub struct ImportConfig {
-    /// Imports may fetch from loopback and private addresses (`IMPORT_ALLOW_PRIVATE`).
+    /// Imports and connections may reach loopback and private addresses
+    /// (`IMPORT_ALLOW_PRIVATE`).
     pub allow_private: bool,
     pub idle_timeout: std::time::Duration,
+    pub connection_secret_key: Option<Secret>,
 }
 
 /// Webhooks, as [`WebhookArgs`] set them.
@@ -540,6 +547,7 @@ impl BackendArgs {
             imports: ImportConfig {
                 allow_private: self.imports.import_allow_private,
                 idle_timeout: std::time::Duration::from_secs(self.imports.import_timeout_seconds),
+                connection_secret_key: self.imports.connection_secret_key,
             },
             lifecycle: self.lifecycle.resolve(),
         })

@@ -10,6 +10,7 @@
 //! the user that names the server but never the link's credentials; what can pass (a server
 //! error, a timeout) is retried by Temporal, what cannot (404, too large, not a video) is not.
 
+use crate::buckets::ConnectionAccess;
 use crate::convert::keep_alive;
 use crate::failures::{database_down, fatal, storage_down};
 use audiomill_domain::address::is_public;
@@ -20,14 +21,15 @@ use audiomill_domain::{
     contract::{FailureKind, ImportPlan, ImportSourceInput, ImportedSource, activity},
     import::{self, ImportUrl, MAX_REDIRECTS},
 };
-use audiomill_store::{Database, ObjectStore, OverQuota, PutError};
+use audiomill_store::{BucketTrouble, Connection, Database, ObjectStore, OverQuota, PutError};
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::{
     net::IpAddr,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -67,13 +69,14 @@ pub struct ImportActivities {
     objects: ObjectStore,
     settings: Arc<ImportSettings>,
     fetcher: Arc<Fetcher>,
+    access: ConnectionAccess,
 }
 
 /// Which addresses a fetch may connect to.
 type Permits = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 /// Reaches a link's video: redirects followed by hand, every address checked.
-struct Fetcher {
+pub(crate) struct Fetcher {
     permits: Permits,
     idle_timeout: Duration,
 }
@@ -86,9 +89,9 @@ struct ImportProgress {
     total: Option<u64>,
 }
 
-/// Why an import stopped.
+/// Why an import (or an upload to a link) stopped.
 #[derive(Debug)]
-enum Stop {
+pub(crate) enum Stop {
     /// Trying again cannot help: the sentence says why.
     Refused(String),
     /// The server or the network may do better on another attempt.
@@ -117,7 +120,7 @@ impl ImportActivities {
                 "The job no longer exists.",
             ));
         };
-        let Some(url) = self.db.import_url(job.id).await.map_err(database_down)? else {
+        let Some(source) = self.source(job.id).await? else {
             return Ok(ImportedSource {
                 size: job.source_size,
             });
@@ -125,7 +128,13 @@ impl ImportActivities {
         let limit = self.limit(job.user_id, &input.plan).await?;
         let received = Arc::new(AtomicU64::new(0));
         let total = Arc::new(AtomicU64::new(0));
-        let fetching = self.fetch_into_storage(&url, &job.source_key, limit, &received, &total);
+        let server = RwLock::new(String::new());
+        let fetching = async {
+            let opened = self.open(&source).await?;
+            *server.write().expect("not poisoned") = opened.server.clone();
+            self.store_opened(opened, &job.source_key, limit, &received, &total)
+                .await
+        };
         let progress = || ImportProgress {
             bytes: received.load(Ordering::Relaxed),
             total: Some(total.load(Ordering::Relaxed)).filter(|t| *t > 0),
@@ -137,38 +146,50 @@ impl ImportActivities {
                 return Err(ActivityError::cancelled());
             }
         };
+        let server = server.into_inner().expect("not poisoned");
         let size = match fetched {
             Ok(size) => size,
-            Err(stop) => return Err(self.stopped(job.id, &job.source_key, &url, stop).await),
+            Err(stop) => return Err(self.stopped(job.id, &job.source_key, &server, stop).await),
         };
         let recorded = self.db.record_import(job.id, size, &input.plan.quota).await;
         match recorded.map_err(database_down)? {
             Ok(()) => {
-                tracing::info!(size, host = %url.host(), "video imported");
+                tracing::info!(size, host = server, "video imported");
                 metrics::counter!("audiomill_imports_total", "outcome" => "imported").increment(1);
                 Ok(ImportedSource { size })
             }
             Err(OverQuota::Storage { limit, used } | OverQuota::JobsPerDay { limit, used }) => {
                 let stop = Stop::OverQuota { limit, used };
-                Err(self.stopped(job.id, &job.source_key, &url, stop).await)
+                Err(self.stopped(job.id, &job.source_key, &server, stop).await)
             }
         }
     }
 }
 
 impl ImportActivities {
-    pub fn new(db: Database, objects: ObjectStore, settings: ImportSettings) -> Self {
-        let allow_private = settings.allow_private;
-        let fetcher = Fetcher {
-            permits: Arc::new(move |address| allow_private || is_public(address)),
-            idle_timeout: settings.idle_timeout,
-        };
+    pub fn new(
+        db: Database,
+        objects: ObjectStore,
+        settings: ImportSettings,
+        access: ConnectionAccess,
+    ) -> Self {
+        let fetcher = Fetcher::new(settings.allow_private, settings.idle_timeout);
         Self {
             db,
             objects,
             settings: Arc::new(settings),
             fetcher: Arc::new(fetcher),
+            access,
         }
+    }
+
+    /// Where job `job`'s video is still to be fetched from; `None` once it is in storage.
+    async fn source(&self, job: JobId) -> Result<Option<Source>, ActivityError> {
+        if let Some(url) = self.db.import_url(job).await.map_err(database_down)? {
+            return Ok(Some(Source::Link(url)));
+        }
+        let bucket = self.db.bucket_import(job).await.map_err(database_down)?;
+        Ok(bucket.map(|(connection, key)| Source::Bucket(connection.map(Box::new), key)))
     }
 
     /// The most bytes the video may have: the user's size limit, or less when their storage
@@ -193,11 +214,11 @@ impl ImportActivities {
         &self,
         job: JobId,
         key: &ObjectKey,
-        url: &ImportUrl,
+        server: &str,
         stop: Stop,
     ) -> ActivityError {
         self.discard(key).await;
-        tracing::warn!(%job, host = %url.host(), ?stop, "import stopped");
+        tracing::warn!(%job, host = server, ?stop, "import stopped");
         let outcome = match stop {
             Stop::Unreachable(_) | Stop::Storage(_) => "unreachable",
             Stop::Refused(_) | Stop::OverQuota { .. } => "refused",
@@ -229,62 +250,123 @@ impl ImportActivities {
         }
     }
 
-    /// Follows `url` (and its redirects, each checked) to the video, and streams it into
-    /// storage at `key`; its size.
-    async fn fetch_into_storage(
+    /// Opens the job's video where it is: the response of its link (redirects followed, each
+    /// checked), or the object of a connection's bucket.
+    async fn open(&self, source: &Source) -> Result<Opened, Stop> {
+        match source {
+            Source::Link(url) => {
+                let response = self.fetcher.follow(url).await?;
+                let server = url_host(response.url());
+                let media_type = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok())
+                    .map(|value| {
+                        value
+                            .split(';')
+                            .next()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned()
+                    });
+                let (said, idle) = (server.clone(), self.settings.idle_timeout);
+                Ok(Opened {
+                    length: response.content_length(),
+                    media_type,
+                    body: response
+                        .bytes_stream()
+                        .map_err(move |error| request_failure(&said, &error, idle))
+                        .boxed(),
+                    server,
+                })
+            }
+            Source::Bucket(connection, key) => {
+                let bucket = self
+                    .access
+                    .open(connection.as_deref())
+                    .await
+                    .map_err(stop_for)?;
+                let (length, body) = bucket.get(key).await.map_err(stop_for)?;
+                Ok(Opened {
+                    server: bucket.host().to_owned(),
+                    length,
+                    media_type: None,
+                    body: body.boxed(),
+                })
+            }
+        }
+    }
+
+    /// Streams the opened video into storage at `key`, under `limit`; its size.
+    async fn store_opened(
         &self,
-        url: &ImportUrl,
+        opened: Opened,
         key: &ObjectKey,
         limit: u64,
         received: &AtomicU64,
         total: &AtomicU64,
     ) -> Result<u64, Stop> {
-        let response = self.fetcher.follow(url).await?;
-        let server = url_host(response.url());
-        if let Some(length) = response.content_length() {
+        if let Some(length) = opened.length {
             if length > limit {
                 return Err(too_large(limit, Some(length)));
             }
             total.store(length, Ordering::Relaxed);
         }
-        let media_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(|value| {
-                value
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned()
-            });
-        let body = checked_body(
-            response,
-            limit,
-            received,
-            self.settings.min_bytes_per_second,
-        );
+        let server = opened.server;
+        let min_rate = self.settings.min_bytes_per_second;
+        let body = checked_body(opened.body, limit, received, min_rate);
         match self.objects.put_stream(key, Box::pin(body)).await {
             Ok(size) => Ok(size),
-            Err(PutError::Source(BodyStop::NotVideo)) => Err(not_video(media_type.as_deref())),
+            Err(PutError::Source(BodyStop::NotVideo)) => {
+                Err(not_video(opened.media_type.as_deref()))
+            }
             Err(PutError::Source(BodyStop::Empty)) => {
                 Err(Stop::Refused(format!("{server} sent an empty file.")))
             }
             Err(PutError::Source(BodyStop::TooLarge)) => Err(too_large(limit, None)),
             Err(PutError::Source(BodyStop::TooSlow)) => Err(Stop::Unreachable(format!(
                 "{server} sent the video too slowly (under {} KiB/s).",
-                self.settings.min_bytes_per_second / 1024
+                min_rate / 1024
             ))),
-            Err(PutError::Source(BodyStop::Broken(error))) => Err(Stop::Unreachable(
-                request_failure(&server, &error, self.settings.idle_timeout),
-            )),
+            Err(PutError::Source(BodyStop::Broken(why))) => Err(Stop::Unreachable(why)),
             Err(PutError::Storage(error)) => Err(Stop::Storage(error)),
         }
     }
 }
 
+/// Where a job's video is to be fetched from.
+enum Source {
+    Link(ImportUrl),
+    /// A connection's bucket (`None`: the connection was deleted since) and the object's key.
+    Bucket(Option<Box<Connection>>, String),
+}
+
+/// A video opened where it is, not yet read.
+struct Opened {
+    /// Who sends it, for sentences.
+    server: String,
+    length: Option<u64>,
+    media_type: Option<String>,
+    body: BoxStream<'static, Result<Bytes, String>>,
+}
+
+/// What trouble with a user's bucket means for the import.
+fn stop_for(trouble: BucketTrouble) -> Stop {
+    match trouble {
+        BucketTrouble::Refused(why) => Stop::Refused(why),
+        BucketTrouble::Unreachable(why) => Stop::Unreachable(why),
+    }
+}
+
 impl Fetcher {
+    /// A fetcher that reaches public addresses only, unless `allow_private`.
+    pub(crate) fn new(allow_private: bool, idle_timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(move |address| allow_private || is_public(address)),
+            idle_timeout,
+        }
+    }
+
     /// The response that carries the video: redirects followed by hand (at most
     /// [`MAX_REDIRECTS`]), each new address resolved and checked before it is reached.
     async fn follow(&self, url: &ImportUrl) -> Result<reqwest::Response, Stop> {
@@ -326,6 +408,65 @@ impl Fetcher {
     /// allowed ones; no redirect followed, no proxy.
     async fn request(&self, url: &ImportUrl) -> Result<reqwest::Response, Stop> {
         let server = url.host();
+        self.client_for(url, "imported from")
+            .await?
+            .get(url.as_url().clone())
+            .send()
+            .await
+            .map_err(|error| classify(&server, &error, self.idle_timeout))
+    }
+
+    /// Writes the file at `path` to `url` with one `PUT` (a presigned upload link), checked and
+    /// pinned as a fetch is; no redirect followed.
+    pub(crate) async fn put_file(
+        &self,
+        url: &ImportUrl,
+        path: &std::path::Path,
+    ) -> Result<(), Stop> {
+        let server = url.host();
+        let client = self.client_for(url, "written to").await?;
+        let unreadable = |error: std::io::Error| {
+            Stop::Unreachable(format!("The MP3 could not be read: {error}."))
+        };
+        let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        let size = file.metadata().await.map_err(unreadable)?.len();
+        let response = client
+            .put(url.as_url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "audio/mpeg")
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::from(file))
+            .send()
+            .await
+            .map_err(|error| classify(&server, &error, self.idle_timeout))?;
+        let status = response.status();
+        let said = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        );
+        let said = said.trim();
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            300..=399 => Err(Stop::Refused(format!(
+                "{server} answered {said}; an upload follows no redirect."
+            ))),
+            401 | 403 => Err(Stop::Refused(format!(
+                "{server} refused the upload ({said}); the link may have expired."
+            ))),
+            408 | 429 | 500..=599 => Err(Stop::Unreachable(format!(
+                "{server} could not take the MP3 now ({said})."
+            ))),
+            _ => Err(Stop::Refused(format!(
+                "{server} refused the upload ({said})."
+            ))),
+        }
+    }
+
+    /// A client that connects to `url`'s host only at the addresses it resolves to now, all
+    /// of them allowed; no redirect followed, no proxy. `doing` says in a refusal what was
+    /// to be done there.
+    async fn client_for(&self, url: &ImportUrl, doing: &str) -> Result<reqwest::Client, Stop> {
+        let server = url.host();
         let addresses = import::resolve(url, true)
             .await
             .map_err(|refusal| Stop::Unreachable(format!("{refusal}.")))?;
@@ -335,10 +476,10 @@ impl Fetcher {
                 address: addresses[0].ip(),
             };
             return Err(Stop::Refused(format!(
-                "{refusal}, so it may not be imported from."
+                "{refusal}, so it may not be {doing}."
             )));
         }
-        let client = reqwest::Client::builder()
+        reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(Duration::from_secs(10))
@@ -346,12 +487,7 @@ impl Fetcher {
             .resolve_to_addrs(&server, &addresses)
             .user_agent(concat!("Audiomill/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| Stop::Unreachable(format!("No HTTP client: {error}.")))?;
-        client
-            .get(url.as_url().clone())
-            .send()
-            .await
-            .map_err(|error| classify(&server, &error, self.idle_timeout))
+            .map_err(|error| Stop::Unreachable(format!("No HTTP client: {error}.")))
     }
 }
 
@@ -389,22 +525,23 @@ enum BodyStop {
     Empty,
     TooLarge,
     TooSlow,
-    Broken(reqwest::Error),
+    /// The body broke off: why, in a sentence.
+    Broken(String),
 }
 
 /// The response's body, checked as it streams: its first bytes a container we convert, no
 /// more than `limit` bytes, and a pace of at least `min_rate` bytes a second on average once
 /// [`PACE_GRACE`] has passed.
-fn checked_body(
-    response: reqwest::Response,
+fn checked_body<'a>(
+    body: BoxStream<'static, Result<Bytes, String>>,
     limit: u64,
-    received: &AtomicU64,
+    received: &'a AtomicU64,
     min_rate: u64,
-) -> impl futures::Stream<Item = Result<Bytes, BodyStop>> + Send + '_ {
+) -> impl futures::Stream<Item = Result<Bytes, BodyStop>> + Send + 'a {
     let started = Instant::now();
     let mut head: Vec<u8> = Vec::with_capacity(Container::SNIFFED);
     let mut held: Vec<Bytes> = Vec::new();
-    let body = response.bytes_stream().map_err(BodyStop::Broken);
+    let body = body.map_err(BodyStop::Broken);
     // Chunks are held back until the head is sniffed, then released together.
     let checked = body.map(move |chunk| -> Result<Vec<Bytes>, BodyStop> {
         let chunk = chunk?;

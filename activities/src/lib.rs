@@ -5,6 +5,7 @@
 //!   timeout or a lost worker, and an old attempt can still be finishing beside a new one.
 //! - [`ImportActivities`]: `import_source`, a job's video fetched from its link into storage,
 //!   under the address rules of webhooks.
+//! - [`ExportActivities`]: `export_mp3`, a job's MP3 written to the user's own storage.
 //! - [`transcode`]: the FFmpeg conversion, with its media limits.
 //! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
 //!   or hang of a decoder costs one attempt and never the worker.
@@ -19,7 +20,9 @@
 //! - [`WorkDir`]: a worker's own scratch directory, safe beside other workers'.
 
 mod account_mail;
+mod buckets;
 mod convert;
+mod export;
 mod failures;
 mod held;
 mod import;
@@ -34,7 +37,9 @@ pub mod transcode;
 mod webhooks;
 
 pub use account_mail::AccountMailActivities;
+pub use buckets::ConnectionAccess;
 pub use convert::{ConvertActivities, WorkerSettings};
+pub use export::ExportActivities;
 pub use import::{ImportActivities, ImportSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;

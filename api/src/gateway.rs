@@ -36,6 +36,9 @@ pub struct Gateway {
     pub webhook_allow_private: bool,
     /// Imports may fetch from loopback and private addresses (`IMPORT_ALLOW_PRIVATE`).
     pub import_allow_private: bool,
+    /// Seals users' storage keys and upload links (`CONNECTION_SECRET_KEY`); `None`:
+    /// connections are off.
+    pub sealer: Option<audiomill_store::Sealer>,
     /// Every user's limits unless an admin set their own (`QUOTA_STORAGE_MB`,
     /// `QUOTA_JOBS_PER_DAY`).
     pub quota: audiomill_domain::lifecycle::Quota,

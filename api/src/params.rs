@@ -2,7 +2,7 @@
 //! [`BatchId`]) in paths, queries and bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
 //! before any handler runs, and generated clients get a UUID type.
 
-use audiomill_domain::{BatchId, JobId, UploadId, UserId, WebhookId};
+use audiomill_domain::{BatchId, ConnectionId, JobId, UploadId, UserId, WebhookId};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -104,6 +104,13 @@ api_uuid!(
     ApiWebhookId(WebhookId),
     "webhook id",
     "019a9f3c-5b2e-7c41-9d8e-3c4d5e6f7a8b"
+);
+
+api_uuid!(
+    /// A storage connection's id.
+    ApiConnectionId(ConnectionId),
+    "connection id",
+    "019a9f3c-5b2e-7c41-9d8e-4d5e6f7a8b9c"
 );
 
 api_uuid!(

@@ -268,7 +268,7 @@ fn running_view(job: &Job, pending: &[PendingActivityInfo], history_length: i64)
         _ if status == JobStatus::Completed => 100,
         Some(Step::Transcode) if joining => 99,
         Some(Step::Transcode) => details.map_or(0, |d| d.percent.min(99)),
-        Some(Step::StoreMp3 | Step::SendEmail) => 100,
+        Some(Step::ExportMp3 | Step::StoreMp3 | Step::SendEmail) => 100,
         _ => 0,
     };
     let error = pending.and_then(|a| a.last_failure.as_ref()).map(|f| {

@@ -222,6 +222,18 @@ pub mod types {
             value.parse()
         }
     }
+    ///Objects of a connection's bucket.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct BucketObjects {
+        pub connection_id: ::std::string::String,
+        ///Keys under the connection's prefix, 1 to `MAX_FILES_PER_UPLOAD`.
+        pub keys: ::std::vec::Vec<::std::string::String>,
+    }
+    impl BucketObjects {
+        pub fn builder() -> builder::BucketObjects {
+            Default::default()
+        }
+    }
     ///`CancelAccepted`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CancelAccepted {
@@ -232,6 +244,36 @@ pub mod types {
     }
     impl CancelAccepted {
         pub fn builder() -> builder::CancelAccepted {
+            Default::default()
+        }
+    }
+    ///A saved connection, as it is shown: never its secret key.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ConnectionBody {
+        pub access_key_id: ::std::string::String,
+        pub bucket: ::std::string::String,
+        pub created_at: ::std::string::String,
+        ///`null`: AWS itself.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub endpoint: ::std::option::Option<::std::string::String>,
+        pub id: ::uuid::Uuid,
+        pub name: ::std::string::String,
+        pub prefix: ::std::string::String,
+        pub region: ::std::string::String,
+    }
+    impl ConnectionBody {
+        pub fn builder() -> builder::ConnectionBody {
+            Default::default()
+        }
+    }
+    ///`ConnectionList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ConnectionList {
+        ///Oldest first.
+        pub connections: ::std::vec::Vec<ConnectionBody>,
+    }
+    impl ConnectionList {
+        pub fn builder() -> builder::ConnectionList {
             Default::default()
         }
     }
@@ -768,12 +810,25 @@ these may arrive out of order, even after the ending).*/
         }
     }
     ///Videos to import: a link each, with the choices of the MP3s.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct ImportRequest {
         /**A one-off webhook endpoint told when each of these jobs ends, as the upload form's
 `callback_url`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub callback_url: ::std::option::Option<ImportRequestCallbackUrl>,
+        /**With `export_to`: the object key each MP3 gets, from `{stem}` (the video's name
+without its extension), `{job_id}` and `{date}`; default `{stem}.mp3`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export_key: ::std::option::Option<::std::string::String>,
+        /**Also write each MP3 to this connection's bucket (one of yours), at `export_key`
+under its prefix.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export_to: ::std::option::Option<::std::string::String>,
+        ///Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export_url: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub from: ::std::option::Option<BucketObjects>,
         /**The MP3's choices, by the names and with the values of the upload form's fields
 (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
 `end`, `normalize`, `normalize_true_peak`, `strip`, `cover`, `cover_at`,
@@ -785,7 +840,8 @@ these may arrive out of order, even after the ending).*/
 files of an upload do. A link may carry credentials (`https://user:password@...`, a
 presigned query): they are used for the fetch alone and never shown again. Each host
 must resolve to public addresses only (unless the operator allows private ones), and
-so must every redirect.*/
+so must every redirect. Leave out (or empty) with `from`.*/
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub urls: ::std::vec::Vec<::std::string::String>,
     }
     impl ImportRequest {
@@ -1105,6 +1161,8 @@ it in its own words; `error` has the sentence.*/
         FetchSource,
         #[serde(rename = "transcode")]
         Transcode,
+        #[serde(rename = "export_mp3")]
+        ExportMp3,
         #[serde(rename = "store_mp3")]
         StoreMp3,
         #[serde(rename = "send_email")]
@@ -1117,6 +1175,7 @@ it in its own words; `error` has the sentence.*/
                 Self::ImportSource => f.write_str("import_source"),
                 Self::FetchSource => f.write_str("fetch_source"),
                 Self::Transcode => f.write_str("transcode"),
+                Self::ExportMp3 => f.write_str("export_mp3"),
                 Self::StoreMp3 => f.write_str("store_mp3"),
                 Self::SendEmail => f.write_str("send_email"),
             }
@@ -1132,6 +1191,7 @@ it in its own words; `error` has the sentence.*/
                 "import_source" => Ok(Self::ImportSource),
                 "fetch_source" => Ok(Self::FetchSource),
                 "transcode" => Ok(Self::Transcode),
+                "export_mp3" => Ok(Self::ExportMp3),
                 "store_mp3" => Ok(Self::StoreMp3),
                 "send_email" => Ok(Self::SendEmail),
                 _ => Err("invalid value".into()),
@@ -1751,6 +1811,370 @@ allowed it with `PATCH /users/{user_id}`).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for NewAccountPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///A bucket of yours to save.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct NewConnectionBody {
+        pub access_key_id: NewConnectionBodyAccessKeyId,
+        pub bucket: ::std::string::String,
+        /**The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for
+AWS itself. Its host must resolve to public addresses only (unless the operator
+allows private ones).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub endpoint: ::std::option::Option<NewConnectionBodyEndpoint>,
+        ///Your name for it, 1 to 100 characters.
+        pub name: NewConnectionBodyName,
+        ///The folder imports read from and exports write to; default the whole bucket.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prefix: ::std::option::Option<NewConnectionBodyPrefix>,
+        ///Default `us-east-1`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub region: ::std::option::Option<NewConnectionBodyRegion>,
+        ///Kept encrypted, used by the workers only, never shown again.
+        pub secret_access_key: NewConnectionBodySecretAccessKey,
+    }
+    impl NewConnectionBody {
+        pub fn builder() -> builder::NewConnectionBody {
+            Default::default()
+        }
+    }
+    ///`NewConnectionBodyAccessKeyId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyAccessKeyId(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyAccessKeyId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyAccessKeyId> for ::std::string::String {
+        fn from(value: NewConnectionBodyAccessKeyId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyAccessKeyId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyAccessKeyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for NewConnectionBodyAccessKeyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyAccessKeyId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for
+AWS itself. Its host must resolve to public addresses only (unless the operator
+allows private ones).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyEndpoint(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyEndpoint {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyEndpoint> for ::std::string::String {
+        fn from(value: NewConnectionBodyEndpoint) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyEndpoint {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyEndpoint {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewConnectionBodyEndpoint {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyEndpoint {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Your name for it, 1 to 100 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyName(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyName> for ::std::string::String {
+        fn from(value: NewConnectionBodyName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 100usize {
+                return Err("longer than 100 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewConnectionBodyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The folder imports read from and exports write to; default the whole bucket.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyPrefix(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyPrefix {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyPrefix> for ::std::string::String {
+        fn from(value: NewConnectionBodyPrefix) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyPrefix {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyPrefix {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewConnectionBodyPrefix {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyPrefix {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Default `us-east-1`.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyRegion(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyRegion {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyRegion> for ::std::string::String {
+        fn from(value: NewConnectionBodyRegion) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyRegion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyRegion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewConnectionBodyRegion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyRegion {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Kept encrypted, used by the workers only, never shown again.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodySecretAccessKey(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodySecretAccessKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodySecretAccessKey>
+    for ::std::string::String {
+        fn from(value: NewConnectionBodySecretAccessKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodySecretAccessKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodySecretAccessKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for NewConnectionBodySecretAccessKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodySecretAccessKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -4106,6 +4530,72 @@ that exists.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct BucketObjects {
+            connection_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            keys: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BucketObjects {
+            fn default() -> Self {
+                Self {
+                    connection_id: Err(
+                        "no value supplied for connection_id".to_string(),
+                    ),
+                    keys: Err("no value supplied for keys".to_string()),
+                }
+            }
+        }
+        impl BucketObjects {
+            pub fn connection_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.connection_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for connection_id: {e}")
+                    });
+                self
+            }
+            pub fn keys<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.keys = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for keys: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BucketObjects> for super::BucketObjects {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BucketObjects,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    connection_id: value.connection_id?,
+                    keys: value.keys?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BucketObjects> for BucketObjects {
+            fn from(value: super::BucketObjects) -> Self {
+                Self {
+                    connection_id: Ok(value.connection_id),
+                    keys: Ok(value.keys),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CancelAccepted {
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -4176,6 +4666,214 @@ that exists.*/
                     job_id: Ok(value.job_id),
                     message: Ok(value.message),
                     status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ConnectionBody {
+            access_key_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            bucket: ::std::result::Result<::std::string::String, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            endpoint: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            prefix: ::std::result::Result<::std::string::String, ::std::string::String>,
+            region: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ConnectionBody {
+            fn default() -> Self {
+                Self {
+                    access_key_id: Err(
+                        "no value supplied for access_key_id".to_string(),
+                    ),
+                    bucket: Err("no value supplied for bucket".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    endpoint: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    prefix: Err("no value supplied for prefix".to_string()),
+                    region: Err("no value supplied for region".to_string()),
+                }
+            }
+        }
+        impl ConnectionBody {
+            pub fn access_key_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_key_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for access_key_id: {e}")
+                    });
+                self
+            }
+            pub fn bucket<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bucket = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bucket: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn endpoint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.endpoint = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for endpoint: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+            pub fn region<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.region = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for region: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ConnectionBody> for super::ConnectionBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ConnectionBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_key_id: value.access_key_id?,
+                    bucket: value.bucket?,
+                    created_at: value.created_at?,
+                    endpoint: value.endpoint?,
+                    id: value.id?,
+                    name: value.name?,
+                    prefix: value.prefix?,
+                    region: value.region?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ConnectionBody> for ConnectionBody {
+            fn from(value: super::ConnectionBody) -> Self {
+                Self {
+                    access_key_id: Ok(value.access_key_id),
+                    bucket: Ok(value.bucket),
+                    created_at: Ok(value.created_at),
+                    endpoint: Ok(value.endpoint),
+                    id: Ok(value.id),
+                    name: Ok(value.name),
+                    prefix: Ok(value.prefix),
+                    region: Ok(value.region),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ConnectionList {
+            connections: ::std::result::Result<
+                ::std::vec::Vec<super::ConnectionBody>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ConnectionList {
+            fn default() -> Self {
+                Self {
+                    connections: Err("no value supplied for connections".to_string()),
+                }
+            }
+        }
+        impl ConnectionList {
+            pub fn connections<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ConnectionBody>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.connections = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for connections: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ConnectionList> for super::ConnectionList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ConnectionList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    connections: value.connections?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ConnectionList> for ConnectionList {
+            fn from(value: super::ConnectionList) -> Self {
+                Self {
+                    connections: Ok(value.connections),
                 }
             }
         }
@@ -5513,6 +6211,22 @@ that exists.*/
                 ::std::option::Option<super::ImportRequestCallbackUrl>,
                 ::std::string::String,
             >,
+            export_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            export_to: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            export_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            from: ::std::result::Result<
+                ::std::option::Option<super::BucketObjects>,
+                ::std::string::String,
+            >,
             options: ::std::result::Result<
                 ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 ::std::string::String,
@@ -5526,8 +6240,12 @@ that exists.*/
             fn default() -> Self {
                 Self {
                     callback_url: Ok(Default::default()),
+                    export_key: Ok(Default::default()),
+                    export_to: Ok(Default::default()),
+                    export_url: Ok(Default::default()),
+                    from: Ok(Default::default()),
                     options: Ok(Default::default()),
-                    urls: Err("no value supplied for urls".to_string()),
+                    urls: Ok(Default::default()),
                 }
             }
         }
@@ -5543,6 +6261,54 @@ that exists.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for callback_url: {e}")
+                    });
+                self
+            }
+            pub fn export_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export_key: {e}")
+                    });
+                self
+            }
+            pub fn export_to<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export_to = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export_to: {e}")
+                    });
+                self
+            }
+            pub fn export_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export_url: {e}")
+                    });
+                self
+            }
+            pub fn from<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::BucketObjects>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.from = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for from: {e}")
                     });
                 self
             }
@@ -5580,6 +6346,10 @@ that exists.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     callback_url: value.callback_url?,
+                    export_key: value.export_key?,
+                    export_to: value.export_to?,
+                    export_url: value.export_url?,
+                    from: value.from?,
                     options: value.options?,
                     urls: value.urls?,
                 })
@@ -5589,6 +6359,10 @@ that exists.*/
             fn from(value: super::ImportRequest) -> Self {
                 Self {
                     callback_url: Ok(value.callback_url),
+                    export_key: Ok(value.export_key),
+                    export_to: Ok(value.export_to),
+                    export_url: Ok(value.export_url),
+                    from: Ok(value.from),
                     options: Ok(value.options),
                     urls: Ok(value.urls),
                 }
@@ -7186,6 +7960,174 @@ that exists.*/
                     admin: Ok(value.admin),
                     email: Ok(value.email),
                     password: Ok(value.password),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NewConnectionBody {
+            access_key_id: ::std::result::Result<
+                super::NewConnectionBodyAccessKeyId,
+                ::std::string::String,
+            >,
+            bucket: ::std::result::Result<::std::string::String, ::std::string::String>,
+            endpoint: ::std::result::Result<
+                ::std::option::Option<super::NewConnectionBodyEndpoint>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                super::NewConnectionBodyName,
+                ::std::string::String,
+            >,
+            prefix: ::std::result::Result<
+                ::std::option::Option<super::NewConnectionBodyPrefix>,
+                ::std::string::String,
+            >,
+            region: ::std::result::Result<
+                ::std::option::Option<super::NewConnectionBodyRegion>,
+                ::std::string::String,
+            >,
+            secret_access_key: ::std::result::Result<
+                super::NewConnectionBodySecretAccessKey,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for NewConnectionBody {
+            fn default() -> Self {
+                Self {
+                    access_key_id: Err(
+                        "no value supplied for access_key_id".to_string(),
+                    ),
+                    bucket: Err("no value supplied for bucket".to_string()),
+                    endpoint: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    prefix: Ok(Default::default()),
+                    region: Ok(Default::default()),
+                    secret_access_key: Err(
+                        "no value supplied for secret_access_key".to_string(),
+                    ),
+                }
+            }
+        }
+        impl NewConnectionBody {
+            pub fn access_key_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewConnectionBodyAccessKeyId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_key_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for access_key_id: {e}")
+                    });
+                self
+            }
+            pub fn bucket<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bucket = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bucket: {e}")
+                    });
+                self
+            }
+            pub fn endpoint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::NewConnectionBodyEndpoint>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.endpoint = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for endpoint: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewConnectionBodyName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::NewConnectionBodyPrefix>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+            pub fn region<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::NewConnectionBodyRegion>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.region = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for region: {e}")
+                    });
+                self
+            }
+            pub fn secret_access_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewConnectionBodySecretAccessKey>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secret_access_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for secret_access_key: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NewConnectionBody> for super::NewConnectionBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NewConnectionBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_key_id: value.access_key_id?,
+                    bucket: value.bucket?,
+                    endpoint: value.endpoint?,
+                    name: value.name?,
+                    prefix: value.prefix?,
+                    region: value.region?,
+                    secret_access_key: value.secret_access_key?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NewConnectionBody> for NewConnectionBody {
+            fn from(value: super::NewConnectionBody) -> Self {
+                Self {
+                    access_key_id: Ok(value.access_key_id),
+                    bucket: Ok(value.bucket),
+                    endpoint: Ok(value.endpoint),
+                    name: Ok(value.name),
+                    prefix: Ok(value.prefix),
+                    region: Ok(value.region),
+                    secret_access_key: Ok(value.secret_access_key),
                 }
             }
         }
@@ -10019,6 +10961,48 @@ let response = client.download_batch()
     pub fn download_batch(&self) -> builder::DownloadBatch<'_> {
         builder::DownloadBatch::new(self)
     }
+    /**Your connections, without their secret keys
+
+Sends a `GET` request to `/connections`
+
+```ignore
+let response = client.list_connections()
+    .send()
+    .await;
+```*/
+    pub fn list_connections(&self) -> builder::ListConnections<'_> {
+        builder::ListConnections::new(self)
+    }
+    /**Save a connection to a bucket of yours
+
+Jobs may then import videos from it (`POST /imports` with `from`) and write their MP3s
+to it (`export_to`, with the upload form or an import). The secret key is encrypted at
+rest with the server's `CONNECTION_SECRET_KEY` and never shown again.
+
+Sends a `POST` request to `/connections`
+
+```ignore
+let response = client.create_connection()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_connection(&self) -> builder::CreateConnection<'_> {
+        builder::CreateConnection::new(self)
+    }
+    /**Delete a connection
+
+Sends a `DELETE` request to `/connections/{connection_id}`
+
+```ignore
+let response = client.delete_connection()
+    .connection_id(connection_id)
+    .send()
+    .await;
+```*/
+    pub fn delete_connection(&self) -> builder::DeleteConnection<'_> {
+        builder::DeleteConnection::new(self)
+    }
     /**Download a finished MP3 by `fid` (the job id)
 
 The older form of `/download/{job_id}`.
@@ -11216,6 +12200,335 @@ pub mod builder {
                     )
                 }
                 409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_connections`]
+
+[`Client::list_connections`]: super::Client::list_connections*/
+    #[derive(Debug, Clone)]
+    pub struct ListConnections<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListConnections<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/connections`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ConnectionList>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/connections", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_connections",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_connection`]
+
+[`Client::create_connection`]: super::Client::create_connection*/
+    #[derive(Debug, Clone)]
+    pub struct CreateConnection<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::NewConnectionBody, String>,
+    }
+    impl<'a> CreateConnection<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NewConnectionBody>,
+            <V as std::convert::TryInto<
+                types::NewConnectionBody,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NewConnectionBody` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NewConnectionBody,
+            ) -> types::builder::NewConnectionBody,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/connections`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ConnectionBody>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::NewConnectionBody::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/connections", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_connection",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::delete_connection`]
+
+[`Client::delete_connection`]: super::Client::delete_connection*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteConnection<'a> {
+        client: &'a super::Client,
+        connection_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> DeleteConnection<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                connection_id: Err("connection_id was not initialized".to_string()),
+            }
+        }
+        pub fn connection_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.connection_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for connection_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/connections/{connection_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client, connection_id } = self;
+            let connection_id = connection_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/connections/{}", client.baseurl, encode_path(& connection_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_connection",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -92,6 +92,12 @@ pub enum FailureKind {
     ImportRefused,
     /// Retried: the video's server could not be reached, failed or was too slow.
     ImportUnreachable,
+    /// The MP3 could not be written to the user's storage, and trying again cannot help (the
+    /// keys or the bucket were refused, the connection was deleted, the address may not be
+    /// reached).
+    ExportRefused,
+    /// Retried: the user's storage could not be reached, failed or was too slow.
+    ExportUnreachable,
     /// A step that timed out (not raised by an activity: Temporal's).
     Timeout,
     /// Anything not typed by us.
@@ -124,13 +130,14 @@ impl FailureKind {
                 | Self::MediaTooLong
                 | Self::TrimOutOfRange
                 | Self::ImportRefused
+                | Self::ExportRefused
         )
     }
 
     /// The failure's message is written for its user: what they gave is at fault, or a
     /// server of theirs (an import's, which its message names without credentials).
     fn told_as_raised(self) -> bool {
-        self.users_to_mend() || self == Self::ImportUnreachable
+        self.users_to_mend() || matches!(self, Self::ImportUnreachable | Self::ExportUnreachable)
     }
 
     /// Whether trying again can help: outages and a worker's trouble can pass, a file at fault
@@ -185,6 +192,22 @@ pub struct ConvertVideoInput {
     /// credentials) before it is fetched; `None` for an upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportPlan>,
+    /// A job whose MP3 is also written to the user's storage (where, is kept with the job),
+    /// before it is stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub export: bool,
+}
+
+/// `export_mp3`: the job's MP3, on the worker holding it, written where the job asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportMp3Input {
+    pub job_id: JobId,
+}
+
+/// Where `export_mp3` wrote the MP3 (the object key, or the URL's path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedMp3 {
+    pub written_at: String,
 }
 
 /// The limits an import is held to, as they stood when its job was accepted.
@@ -559,6 +582,7 @@ pub mod activity {
         TranscodeOutput
     );
     activity!(ForgetJob, "forget_job", ForgetJobInput, ());
+    activity!(ExportMp3, "export_mp3", ExportMp3Input, ExportedMp3);
     activity!(StoreMp3, "store_mp3", StoreMp3Input, StoredMp3);
     activity!(SendEmail, "send_email", SendEmailInput, EmailOutcome);
     activity!(RecordEnding, "record_ending", RecordEndingInput, ());
@@ -590,6 +614,7 @@ mod tests {
         assert_eq!(ValidateToken.name(), Step::ValidateToken.activity_name());
         assert_eq!(FetchSource.name(), Step::FetchSource.activity_name());
         assert_eq!(ImportSource.name(), Step::ImportSource.activity_name());
+        assert_eq!(ExportMp3.name(), Step::ExportMp3.activity_name());
         assert_eq!(Transcode.name(), Step::Transcode.activity_name());
         assert_eq!(StoreMp3.name(), Step::StoreMp3.activity_name());
         assert_eq!(SendEmail.name(), Step::SendEmail.activity_name());

@@ -81,6 +81,11 @@ uuid_id!(
     "webhook id"
 );
 uuid_id!(
+    /// One storage connection a user saved (an S3-compatible bucket of theirs).
+    ConnectionId,
+    "connection id"
+);
+uuid_id!(
     /// One resumable (tus) upload, from its creation until its last byte starts a job.
     UploadId,
     "upload id"

@@ -59,16 +59,19 @@ pub enum Step {
     ImportSource,
     FetchSource,
     Transcode,
+    /// A job whose MP3 also goes to the user's storage: it is being written there.
+    ExportMp3,
     StoreMp3,
     SendEmail,
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::ValidateToken,
         Step::ImportSource,
         Step::FetchSource,
         Step::Transcode,
+        Step::ExportMp3,
         Step::StoreMp3,
         Step::SendEmail,
     ];
@@ -80,6 +83,7 @@ impl Step {
             Self::ImportSource => "import_source",
             Self::FetchSource => "fetch_source",
             Self::Transcode => "transcode",
+            Self::ExportMp3 => "export_mp3",
             Self::StoreMp3 => "store_mp3",
             Self::SendEmail => "send_email",
         }

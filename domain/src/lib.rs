@@ -8,6 +8,8 @@
 //! - [`link`]: signed download links, issued by the worker and the gateway, checked by the
 //!   gateway.
 //! - [`secret`]: one-time secrets sent by mail, and the hash they are kept as.
+//! - [`connection`]: a user's own S3-compatible storage: its endpoint, bucket and the keys
+//!   MP3s are written at.
 //! - [`container`]: the video containers converted, known by their first bytes.
 //! - [`address`]: where a URL a user names may lead, and whether it may be reached.
 //! - [`import`]: the links a job imports its video from, and what of them may be shown.
@@ -19,6 +21,7 @@
 //!   worker (which runs them) import these, so the two can never disagree.
 
 pub mod address;
+pub mod connection;
 pub mod container;
 pub mod contract;
 pub mod duration;
@@ -32,5 +35,8 @@ pub mod output;
 pub mod secret;
 pub mod webhook;
 
-pub use ids::{BatchId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId, WebhookId};
+pub use ids::{
+    BatchId, ConnectionId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId,
+    WebhookId,
+};
 pub use job::{JobStatus, Step};

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use audiomill_activities::Mailer;
 use audiomill_api::limits::{LimitSettings, Limits};
 use audiomill_domain::link::LinkSigner;
+use audiomill_store::Sealer;
 use audiomill_store::{Database, ObjectStore};
 use std::{net::SocketAddr, time::Duration};
 
@@ -24,6 +25,9 @@ pub struct Backends {
     pub db: Database,
     pub objects: ObjectStore,
     pub mailer: Mailer,
+    /// Seals and opens users' storage keys (`CONNECTION_SECRET_KEY`); `None`: connections
+    /// are off.
+    pub sealer: Option<Sealer>,
 }
 
 impl Backends {
@@ -66,6 +70,7 @@ impl Backends {
             db,
             objects,
             mailer,
+            sealer: None,
         })
     }
 }
@@ -112,6 +117,23 @@ pub(super) fn link_secret(config: &Config, embedded: bool) -> anyhow::Result<Sec
         "DOWNLOAD_LINK_SECRET",
         "download-link-secret",
     )
+}
+
+/// The key users' storage keys are sealed with: `CONNECTION_SECRET_KEY`, or in `dev` one
+/// generated once and kept in the data dir; elsewhere without it, connections are off.
+pub(super) fn connection_sealer(config: &Config, embedded: bool) -> anyhow::Result<Option<Sealer>> {
+    let given = config.imports.connection_secret_key.as_ref();
+    if given.is_none() && !embedded {
+        return Ok(None);
+    }
+    let key = given_or_kept(
+        config,
+        given,
+        embedded,
+        "CONNECTION_SECRET_KEY",
+        "connection-secret-key",
+    )?;
+    Ok(Some(Sealer::new(key.expose())))
 }
 
 /// A key from the configuration; else, in `dev`, the one kept in the data dir's `file`, made

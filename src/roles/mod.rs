@@ -11,7 +11,7 @@ mod http;
 mod worker;
 
 pub use backends::{Backends, open_database};
-use backends::{link_secret, link_signer};
+use backends::{connection_sealer, link_secret, link_signer};
 use http::HttpTask;
 use worker::WorkerHandle;
 
@@ -68,10 +68,11 @@ impl Running {
     pub async fn start(config: &Config, roles: Roles) -> anyhow::Result<Self> {
         // Before any role records a metric (the recorder is one per process).
         audiomill_api::metrics::handle();
-        let backends = Backends::open(config).await?;
+        let mut backends = Backends::open(config).await?;
         // A worker in `dev` shares the embedded gateway's kept keys.
         let embedded = roles.gateway.as_ref().is_some_and(|g| g.embedded);
         let link_key = link_secret(config, embedded)?;
+        backends.sealer = connection_sealer(config, embedded)?;
         let gateway = match &roles.gateway {
             Some(settings) => {
                 Some(HttpTask::gateway(config, settings, &backends, &link_key).await?)

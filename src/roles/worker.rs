@@ -11,9 +11,9 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    AccountMailActivities, ConvertActivities, ImportActivities, ImportSettings,
-    LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings, WorkDir,
-    WorkerSettings, metered::StepMetrics,
+    AccountMailActivities, ConnectionAccess, ConvertActivities, ExportActivities, ImportActivities,
+    ImportSettings, LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings,
+    WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -61,6 +61,7 @@ struct PollerParts {
     lifecycle: LifecycleActivities,
     account_mail: AccountMailActivities,
     imports: ImportActivities,
+    exports: ExportActivities,
     /// Where the client goes once connected, for the progress teller.
     client: Arc<OnceLock<temporalio_client::Client>>,
 }
@@ -135,6 +136,7 @@ impl WorkerHandle {
                 .await?
                 .context("could not prepare WORK_DIR")?
         };
+        let export_dir = work_dir.clone();
         let activities = ConvertActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
@@ -153,6 +155,10 @@ impl WorkerHandle {
         let client = Arc::new(OnceLock::new());
         let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
+        let access = ConnectionAccess {
+            sealer: backends.sealer.clone(),
+            allow_private: config.imports.allow_private,
+        };
         let imports = ImportActivities::new(
             backends.db.clone(),
             backends.objects.clone(),
@@ -161,6 +167,13 @@ impl WorkerHandle {
                 idle_timeout: config.imports.idle_timeout,
                 ..ImportSettings::default()
             },
+            access.clone(),
+        );
+        let exports = ExportActivities::new(
+            backends.db.clone(),
+            export_dir,
+            access,
+            config.imports.idle_timeout,
         );
         let parts = PollerParts {
             config: config.clone(),
@@ -174,6 +187,7 @@ impl WorkerHandle {
             lifecycle,
             account_mail,
             imports,
+            exports,
             client,
         };
         Self::spawn(parts).await
@@ -316,6 +330,7 @@ async fn build_pollers(
         .build();
     let own = WorkerOptions::new(parts.host_task_queue)
         .register_activities(parts.activities)
+        .register_activities(parts.exports)
         .tuner(fixed_slots(held_slots))
         .activity_inbound_interceptor(StepMetrics)
         .build();

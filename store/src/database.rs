@@ -51,7 +51,9 @@ pub struct NewJob {
     /// The login it was started in.
     pub session_id: Option<String>,
     /// Where its video is imported from; `None` for an upload.
-    pub import_url: Option<audiomill_domain::import::ImportUrl>,
+    pub import: Option<crate::connections::JobImport>,
+    /// Where its MP3 goes besides Audiomill's storage.
+    pub export: Option<crate::connections::NewExport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -497,6 +499,7 @@ impl Database {
             .await?;
             for statement in [
                 "DELETE FROM job_imports WHERE job_id = ?",
+                "DELETE FROM job_exports WHERE job_id = ?",
                 "DELETE FROM jobs WHERE id = ?",
             ] {
                 sqlx::query(statement)

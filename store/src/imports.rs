@@ -111,6 +111,7 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
+    use crate::connections::JobImport;
     use crate::database::{NewJob, tests::fresh};
     use audiomill_domain::{
         EmailAddress, JobId, ObjectKey, import::ImportUrl, lifecycle::Quota, output::OutputOptions,
@@ -126,7 +127,7 @@ mod tests {
             jobs_per_day: Some(1),
         };
         let url = ImportUrl::parse("https://ivy:pw@example.com/a.mp4?sig=1").unwrap();
-        let job = |id: JobId, import_url: Option<ImportUrl>, size: u64| NewJob {
+        let job = |id: JobId, import: Option<ImportUrl>, size: u64| NewJob {
             id,
             user_id: user.id,
             original_filename: "a.mp4".into(),
@@ -135,7 +136,8 @@ mod tests {
             options: OutputOptions::default(),
             batch_id: None,
             session_id: None,
-            import_url,
+            import: import.map(JobImport::Link),
+            export: None,
         };
         let imported = JobId::generate();
         db.insert_job_within(&job(imported, Some(url.clone()), 0), &quota)

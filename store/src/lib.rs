@@ -8,9 +8,12 @@
 //! - [`WebhookEndpoint`]: webhook endpoints, their messages and delivery attempts.
 //! - [`DueJob`], [`Usage`]: retention's due objects, quotas' usage, removing a user's jobs.
 //! - [`Resumable`], [`PendingObject`]: resumable (tus) uploads, their rows and their bytes.
+//! - [`Connection`]: users' own S3-compatible storage, their secrets sealed ([`Sealer`]);
+//!   jobs that import from one or export to one.
 //! - Jobs imported from a link: the link, kept apart until the video is in.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
+mod connections;
 mod database;
 mod directory;
 mod error;
@@ -27,13 +30,18 @@ mod quota;
 mod resets;
 mod resumable;
 mod s3;
+mod sealed;
 mod sign_on;
 mod stats;
 mod stream;
 pub mod time;
 mod upload_tokens;
+mod user_bucket;
 mod webhooks;
 
+pub use connections::{
+    Connection, Export, JobImport, MAX_CONNECTIONS_PER_USER, NewConnection, NewExport, SealedExport,
+};
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
@@ -47,10 +55,12 @@ pub use quota::{NotRecorded, OverQuota, OwnQuota, Usage};
 pub use resets::{MAX_RESETS_PER_HOUR, RESET_LIFETIME_MS};
 pub use resumable::{Creation, CreationLimits, CreationRefusal, NewResumable, Resumable};
 pub use s3::{PART_SIZE, S3Settings};
+pub use sealed::Sealer;
 pub use sign_on::{SIGN_ON_LIFETIME_MS, SignOnAccount, SignOnAttempt};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use stream::ObjectBody;
 pub use upload_tokens::UploadToken;
+pub use user_bucket::{BucketTrouble, UserBucket};
 pub use webhooks::{
     DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
     WebhookEndpoint, WebhookMessage,

@@ -2,6 +2,7 @@
 //! (the cleanup's batches), how much each user keeps and starts (quotas), and removing a
 //! user's jobs on request.
 
+use crate::connections::JobImport;
 use crate::{
     database::Database,
     database::Job,
@@ -152,6 +153,7 @@ impl Database {
             "DELETE FROM idempotency_keys WHERE job_id = ?",
             "DELETE FROM webhook_endpoints WHERE one_off_for = ?",
             "DELETE FROM job_imports WHERE job_id = ?",
+            "DELETE FROM job_exports WHERE job_id = ?",
         ] {
             removed += sqlx::query(statement)
                 .bind(&job)
@@ -291,8 +293,16 @@ impl Database {
             }
         }
         self.insert_job_on(&mut tx, job, now).await?;
-        if let Some(url) = &job.import_url {
-            self.insert_import_on(&mut tx, job.id, url).await?;
+        match &job.import {
+            Some(JobImport::Link(url)) => self.insert_import_on(&mut tx, job.id, url).await?,
+            Some(JobImport::Bucket { connection, key }) => {
+                self.insert_bucket_import_on(&mut tx, job.id, connection, key)
+                    .await?
+            }
+            None => {}
+        }
+        if let Some(export) = &job.export {
+            self.insert_export_on(&mut tx, job.id, export).await?;
         }
         let day = utc_day(now);
         let counted =

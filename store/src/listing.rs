@@ -117,7 +117,8 @@ mod tests {
                 options: Default::default(),
                 batch_id: None,
                 session_id: None,
-                import_url: None,
+                import: None,
+                export: None,
             })
             .await
             .unwrap();

@@ -458,7 +458,8 @@ mod tests {
             options: OutputOptions::default(),
             batch_id: Some(batch),
             session_id: None,
-            import_url: None,
+            import: None,
+            export: None,
         };
         for n in 0..BATCH_MAX_JOBS - 2 {
             db.insert_job(&job(n)).await.unwrap();

@@ -25,6 +25,8 @@ use std::{
 pub(crate) struct Seen {
     pub(crate) hits: HashMap<String, usize>,
     authorizations: Vec<String>,
+    /// Bodies `PUT` to `/put/{name}`, with their content type.
+    pub(crate) put: HashMap<String, (String, Vec<u8>)>,
 }
 
 #[derive(Clone)]
@@ -43,6 +45,7 @@ pub(crate) async fn source_server(video: Vec<u8>) -> (String, Arc<Mutex<Seen>>) 
     let app = Route::new()
         .at("/:name", get(serve))
         .at("/media/:name", get(serve))
+        .at("/put/:name", poem::put(receive))
         .data(source);
     let port = common::free_port();
     tokio::spawn(Server::new(TcpListener::bind(format!("127.0.0.1:{port}"))).run(app));
@@ -54,6 +57,22 @@ pub(crate) async fn source_server(video: Vec<u8>) -> (String, Arc<Mutex<Seen>>) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (base, seen)
+}
+
+#[handler]
+fn receive(
+    PoemPath(name): PoemPath<String>,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    source: Data<&Source>,
+) -> PoemStatus {
+    let kind = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    source.seen.lock().unwrap().put.insert(name, (kind, body));
+    PoemStatus::OK
 }
 
 #[handler]

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod compose;
 mod compose_stack;
+mod connections;
 mod faults;
 mod histories;
 mod hostile;

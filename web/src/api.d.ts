@@ -83,6 +83,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your connections, without their secret keys. */
+        get: operations["listConnections"];
+        put?: never;
+        /**
+         * Save a connection to a bucket of yours.
+         * @description Jobs may then import videos from it (`POST /imports` with `from`) and write their MP3s
+         *     to it (`export_to`, with the upload form or an import). The secret key is encrypted at
+         *     rest with the server's `CONNECTION_SECRET_KEY` and never shown again.
+         */
+        post: operations["createConnection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/connections/{connection_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a connection. */
+        delete: operations["deleteConnection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/download": {
         parameters: {
             query?: never;
@@ -1134,6 +1174,15 @@ export interface components {
          * @enum {string}
          */
         BitrateModeName: "vbr" | "cbr" | "abr";
+        /**
+         * BucketObjects
+         * @description Objects of a connection's bucket.
+         */
+        BucketObjects: {
+            connection_id: string;
+            /** @description Keys under the connection's prefix, 1 to `MAX_FILES_PER_UPLOAD`. */
+            keys: string[];
+        };
         /** CancelAccepted */
         CancelAccepted: {
             /** Format: uuid */
@@ -1141,6 +1190,27 @@ export interface components {
             message: string;
             /** @description Always `cancelling`; `/status` shows `cancelled` once the job has stopped. */
             status: string;
+        };
+        /**
+         * ConnectionBody
+         * @description A saved connection, as it is shown: never its secret key.
+         */
+        ConnectionBody: {
+            access_key_id: string;
+            bucket: string;
+            created_at: string;
+            /** @description `null`: AWS itself. */
+            endpoint?: string | null;
+            /** Format: uuid */
+            id: string;
+            name: string;
+            prefix: string;
+            region: string;
+        };
+        /** ConnectionList */
+        ConnectionList: {
+            /** @description Oldest first. */
+            connections: components["schemas"]["ConnectionBody"][];
         };
         /**
          * ConversionTimes
@@ -1386,6 +1456,10 @@ export interface components {
          * @description Videos to import: a link each, with the choices of the MP3s.
          * @example {
          *       "callback_url": null,
+         *       "export_key": null,
+         *       "export_to": null,
+         *       "export_url": null,
+         *       "from": null,
          *       "options": {
          *         "preset": "podcast",
          *         "tags[title]": "Keynote"
@@ -1402,6 +1476,23 @@ export interface components {
              */
             callback_url?: string;
             /**
+             * @description With `export_to`: the object key each MP3 gets, from `{stem}` (the video's name
+             *     without its extension), `{job_id}` and `{date}`; default `{stem}.mp3`.
+             */
+            export_key?: string;
+            /**
+             * @description Also write each MP3 to this connection's bucket (one of yours), at `export_key`
+             *     under its prefix.
+             */
+            export_to?: string;
+            /** @description Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only. */
+            export_url?: string;
+            /**
+             * @description Objects of one of your connections' buckets instead of links (`POST /connections`):
+             *     its id, and their keys under its prefix.
+             */
+            from?: components["schemas"]["BucketObjects"];
+            /**
              * @description The MP3's choices, by the names and with the values of the upload form's fields
              *     (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
              *     `end`, `normalize`, `normalize_true_peak`, `strip`, `cover`, `cover_at`,
@@ -1417,7 +1508,8 @@ export interface components {
              *     files of an upload do. A link may carry credentials (`https://user:password@...`, a
              *     presigned query): they are used for the fetch alone and never shown again. Each host
              *     must resolve to public addresses only (unless the operator allows private ones), and
-             *     so must every redirect.
+             *     so must every redirect. Leave out (or empty) with `from`.
+             * @default []
              */
             urls: string[];
         };
@@ -1600,7 +1692,7 @@ export interface components {
          * @description A step of the conversion: the workflow's activities, in the order they run.
          * @enum {string}
          */
-        JobStep: "validate_token" | "import_source" | "fetch_source" | "transcode" | "store_mp3" | "send_email";
+        JobStep: "validate_token" | "import_source" | "fetch_source" | "transcode" | "export_mp3" | "store_mp3" | "send_email";
         /**
          * JobSummary
          * @description One job, as listed.
@@ -1771,6 +1863,28 @@ export interface components {
             email: string;
             /** @description At least 8 characters; the person changes it on their account page. */
             password: string;
+        };
+        /**
+         * NewConnectionBody
+         * @description A bucket of yours to save.
+         */
+        NewConnectionBody: {
+            access_key_id: string;
+            bucket: string;
+            /**
+             * @description The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for
+             *     AWS itself. Its host must resolve to public addresses only (unless the operator
+             *     allows private ones).
+             */
+            endpoint?: string;
+            /** @description Your name for it, 1 to 100 characters. */
+            name: string;
+            /** @description The folder imports read from and exports write to; default the whole bucket. */
+            prefix?: string;
+            /** @description Default `us-east-1`. */
+            region?: string;
+            /** @description Kept encrypted, used by the workers only, never shown again. */
+            secret_access_key: string;
         };
         /**
          * NewKey
@@ -2718,6 +2832,267 @@ export interface operations {
             };
             /** @description None of its MP3s is ready yet. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listConnections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ConnectionList"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["NewConnectionBody"];
+            };
+        };
+        responses: {
+            /** @description Saved. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ConnectionBody"];
+                };
+            };
+            /**
+             * @description A field is not acceptable (`field` says which), or the endpoint's address may not
+             *     be reached.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive within 10 s. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The account has as many connections as it may. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The JSON body is over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds until a request may succeed again. */
+                    "Retry-After"?: number;
+                    /** @description Requests allowed per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    /** @description Requests left in this minute. */
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description Seconds until the limit is whole again. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The server has no `CONNECTION_SECRET_KEY`, or the database is down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deleteConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                connection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted; jobs that still name it fail with a sentence saying so. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The id is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid access token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential lacks the scope this operation needs (see its security requirement). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such connection (or not yours). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

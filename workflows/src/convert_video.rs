@@ -17,18 +17,18 @@ use crate::{
     all_at_once::all,
     deliver_webhooks::start_deliveries,
     options::{
-        HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, fetch_options, import_options,
+        HOST_QUEUE_PICKUP, UNTIL_PATIENCE_RUNS_OUT, export_options, fetch_options, import_options,
         local_through_outages, mail_options, on_host, retry, segment_options, through_outages,
         transcode_options,
     },
 };
 use audiomill_domain::JobId;
 use audiomill_domain::contract::{
-    ConvertVideoInput, ConvertVideoOutput, DeliverWebhooksInput, DiscardSourceInput, FailureKind,
-    FetchSourceInput, FetchedSource, ForgetJobInput, ImportSourceInput, JobEnding,
-    JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput, StoreMp3Input, StoredMp3,
-    TranscodeInput, TranscodeOutput, TranscodeSegmentInput, TranscodedSegment, ValidateTokenInput,
-    WORKFLOW_TYPE, activity, failures,
+    ConvertVideoInput, ConvertVideoOutput, DeliverWebhooksInput, DiscardSourceInput,
+    ExportMp3Input, FailureKind, FetchSourceInput, FetchedSource, ForgetJobInput,
+    ImportSourceInput, JobEnding, JoinSegmentsInput, Planned, RecordEndingInput, SendEmailInput,
+    StoreMp3Input, StoredMp3, TranscodeInput, TranscodeOutput, TranscodeSegmentInput,
+    TranscodedSegment, ValidateTokenInput, WORKFLOW_TYPE, activity, failures,
 };
 use audiomill_domain::in_parts::{PartId, SegmentPlan};
 use audiomill_domain::webhook::{PROGRESS_MILESTONES, WebhookEvent};
@@ -335,7 +335,7 @@ async fn convert_on_one_worker(
     let Some(duration_ms) = duration_ms else {
         return Ok(None);
     };
-    match store_on(ctx, input.job_id, &holder, duration_ms).await {
+    match store_on(ctx, input, &holder, duration_ms).await {
         Ok(stored) => Ok(Some(stored)),
         Err(error) if may_retry && worker_lost(&error) => Ok(None),
         Err(error) => Err(error),
@@ -399,19 +399,37 @@ async fn in_parts(
     }
 }
 
-/// `store_mp3` on the worker holding the job: the MP3 stored, and its duration.
+/// `store_mp3` on the worker holding the MP3: the MP3 stored, and its duration. A job whose
+/// MP3 also goes to the user's storage has it written there first (`export_mp3`), so a job
+/// completed has every copy it asked for.
 fn store_on<'a>(
     ctx: &'a WorkflowContext<ConvertVideo>,
-    job_id: JobId,
+    input: &ConvertVideoInput,
     holder: &str,
     duration_ms: u64,
 ) -> impl Future<Output = Result<(StoredMp3, u64), ActivityExecutionError>> + 'a {
+    let job_id = input.job_id;
+    let exporting = input.export.then(|| {
+        ctx.execute_activity(
+            activity::ExportMp3,
+            ExportMp3Input { job_id },
+            export_options(holder),
+        )
+    });
     let store = StoreMp3Input {
         job_id,
         duration_ms,
     };
-    let storing = ctx.execute_activity(activity::StoreMp3, store, on_host(holder));
-    async move { storing.await.map(|stored| (stored, duration_ms)) }
+    let options = on_host(holder);
+    async move {
+        if let Some(exporting) = exporting {
+            exporting.await?;
+        }
+        let stored = ctx
+            .execute_activity(activity::StoreMp3, store, options)
+            .await?;
+        Ok((stored, duration_ms))
+    }
 }
 
 /// `transcode` on the worker holding the source (only planning the parts of a long one when

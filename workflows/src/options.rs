@@ -93,6 +93,17 @@ pub(crate) fn import_options() -> ActivityOptions {
     .build()
 }
 
+/// `export_mp3` on the worker holding the MP3: the user's storage failing or slow is tried
+/// again a few times, refused keys or a missing bucket are not; a worker that vanished shows
+/// as a schedule-to-start timeout, as for `store_mp3`.
+pub(crate) fn export_options(task_queue: &str) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60 * 60))
+        .task_queue(task_queue.to_owned())
+        .schedule_to_start_timeout(HOST_QUEUE_PICKUP)
+        .retry_policy(retry(4, Duration::from_secs(30)))
+        .build()
+}
+
 pub(crate) fn transcode_options(task_queue: &str) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
         .task_queue(task_queue.to_owned())

@@ -24,8 +24,12 @@ struct ImportRequest {
     /// files of an upload do. A link may carry credentials (`https://user:password@...`, a
     /// presigned query): they are used for the fetch alone and never shown again. Each host
     /// must resolve to public addresses only (unless the operator allows private ones), and
-    /// so must every redirect.
+    /// so must every redirect. Leave out (or empty) with `from`.
+    #[oai(default)]
     urls: Vec<String>,
+    /// Objects of one of your connections' buckets instead of links (`POST /connections`):
+    /// its id, and their keys under its prefix.
+    from: Option<BucketObjects>,
     /// The MP3's choices, by the names and with the values of the upload form's fields
     /// (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
     /// `end`, `normalize`, `normalize_true_peak`, `strip`, `cover`, `cover_at`,
@@ -36,6 +40,22 @@ struct ImportRequest {
     /// `callback_url`.
     #[oai(validator(max_length = 2048))]
     callback_url: Option<String>,
+    /// Also write each MP3 to this connection's bucket (one of yours), at `export_key`
+    /// under its prefix.
+    export_to: Option<String>,
+    /// With `export_to`: the object key each MP3 gets, from `{stem}` (the video's name
+    /// without its extension), `{job_id}` and `{date}`; default `{stem}.mp3`.
+    export_key: Option<String>,
+    /// Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only.
+    export_url: Option<String>,
+}
+
+/// Objects of a connection's bucket.
+#[derive(Debug, Clone, Object)]
+struct BucketObjects {
+    connection_id: String,
+    /// Keys under the connection's prefix, 1 to `MAX_FILES_PER_UPLOAD`.
+    keys: Vec<String>,
 }
 
 impl Example for ImportRequest {
@@ -47,6 +67,10 @@ impl Example for ImportRequest {
                 ("tags[title]".to_owned(), serde_json::json!("Keynote")),
             ]),
             callback_url: None,
+            from: None,
+            export_to: None,
+            export_key: None,
+            export_url: None,
         }
     }
 }
@@ -128,10 +152,20 @@ impl ImportsApi {
             Ok(options) => options,
             Err(refusal) => return *refusal,
         };
+        let body = body.0;
         let asked = ImportAsked {
-            urls: &body.0.urls,
+            urls: &body.urls,
+            from: body
+                .from
+                .as_ref()
+                .map(|from| (from.connection_id.as_str(), from.keys.as_slice())),
             options: &options,
-            callback_url: body.0.callback_url.as_deref(),
+            callback_url: body.callback_url.as_deref(),
+            export: crate::uploads::export::ExportAsked {
+                to: body.export_to.clone(),
+                key: body.export_key.clone(),
+                url: body.export_url.clone(),
+            },
         };
         // Read from the raw headers: the typed parameter reads a value that is not visible
         // ASCII, or a second one, as no key at all.
@@ -142,7 +176,8 @@ impl ImportsApi {
                  characters.",
             ));
         };
-        if key.is_some() && asked.urls.len() > 1 {
+        let links = asked.urls.len() + asked.from.map_or(0, |(_, keys)| keys.len());
+        if key.is_some() && links > 1 {
             return refusal(UploadError::BadField(
                 audiomill_domain::output::FieldError {
                     field: import::URLS_FIELD,
@@ -173,8 +208,11 @@ impl ImportsApi {
         match received {
             Ok(received) => {
                 for source in &received.sources {
-                    let url = source.import.as_ref().map(ToString::to_string);
-                    tracing::info!(job_id = %source.job_id, url, "import accepted");
+                    let from = source
+                        .import
+                        .as_ref()
+                        .map(audiomill_store::JobImport::shown);
+                    tracing::info!(job_id = %source.job_id, from, "import accepted");
                 }
                 let (answer, keyed) = accepted_body(received);
                 if let (Some(reservation), Some(keyed)) = (reservation, keyed) {

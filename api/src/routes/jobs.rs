@@ -69,6 +69,8 @@ pub(super) enum JobStep {
     ImportSource,
     FetchSource,
     Transcode,
+    /// A job whose MP3 also goes to the user's storage: it is being written there.
+    ExportMp3,
     StoreMp3,
     SendEmail,
 }
@@ -80,6 +82,7 @@ impl From<Step> for JobStep {
             Step::ImportSource => Self::ImportSource,
             Step::FetchSource => Self::FetchSource,
             Step::Transcode => Self::Transcode,
+            Step::ExportMp3 => Self::ExportMp3,
             Step::StoreMp3 => Self::StoreMp3,
             Step::SendEmail => Self::SendEmail,
         }

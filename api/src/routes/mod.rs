@@ -1,5 +1,5 @@
 //! The HTTP operations, in groups: [`accounts`] (logging in and tokens), [`keys`] (API keys), [`logins`] (signing out everywhere, the password), [`password`] (a forgotten password), [`jobs`] (uploading,
-//! following and deleting jobs), [`imports`] (jobs whose videos are fetched from links), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
+//! following and deleting jobs), [`imports`] (jobs whose videos are fetched from links), [`connections`] (users' own buckets), [`resumable`] (tus uploads), [`batches`] (the jobs of an upload with several files), [`listing`] (a user's jobs, page by page), [`downloads`] (the
 //! MP3s), [`health`], [`stats`], [`webhooks`] (endpoints told when jobs end) and [`users`] (deleting all of one's jobs, admins changing accounts), [`admin`] (the accounts as admins see them, adding one), [`signup`] (invitations and making an account), [`sign_on`] (single sign-on with an OpenID provider), [`upload_tokens`] (credentials that may only upload). Each operation returns a typed response whose variants document every status;
 //! the status code is decided there and nowhere else. What the groups share is in `context`: the security schemes,
 //! authentication, finding the caller's job, and the common errors.
@@ -10,6 +10,7 @@ mod context;
 mod accounts;
 mod admin;
 mod batches;
+mod connections;
 mod downloads;
 mod events;
 mod health;
@@ -53,6 +54,7 @@ type IdentityApi = (
 type WorkApi = (
     jobs::JobsApi,
     imports::ImportsApi,
+    connections::ConnectionsApi,
     upload_tokens::UploadTokensApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -89,6 +91,7 @@ fn with_context(cx: Context) -> Api {
     let work = (
         jobs::JobsApi { cx: cx.clone() },
         imports::ImportsApi { cx: cx.clone() },
+        connections::ConnectionsApi { cx: cx.clone() },
         upload_tokens::UploadTokensApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },

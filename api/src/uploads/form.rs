@@ -1,6 +1,7 @@
 //! Reading a multipart form: its framing held to the limits, the output fields read and
 //! checked, and each video part handed to a [`VideoSink`](super::storing::VideoSink).
 
+use super::export::{EXPORT_KEY, EXPORT_TO, EXPORT_URL, ExportAsked};
 use super::refusal::{UploadError, parser_error};
 use super::storing::{VideoSink, read_video_part};
 use crate::{
@@ -135,6 +136,8 @@ pub struct ReadForm<K> {
     pub options: OutputOptions,
     /// Where to tell of the upload's jobs as they end, besides registered endpoints.
     pub callback: Option<WebhookUrl>,
+    /// Where their MP3s go besides Audiomill's storage, as asked (checked when they start).
+    pub export: ExportAsked,
 }
 
 /// The form field naming a one-off webhook endpoint for the upload's jobs.
@@ -179,6 +182,7 @@ struct TextFields {
     /// The first field the form has no use for: refused once the part limits have spoken.
     unknown: Option<String>,
     callback: Option<WebhookUrl>,
+    export: ExportAsked,
 }
 
 impl TextFields {
@@ -193,6 +197,10 @@ impl TextFields {
             let value = field_text(field, &name, &gw.limits).await?;
             self.callback = callback_url(gw, &value).await?;
             return Ok(());
+        }
+        if ExportAsked::takes(&name) {
+            let value = field_text(field, &name, &gw.limits).await?;
+            return self.export.add(&name, &value);
         }
         if !OutputRequest::takes(&name) {
             // The parser skips its body; the refusal waits for the part limits to speak.
@@ -256,6 +264,7 @@ pub(crate) async fn read_form<S: VideoSink>(
         }
     };
     let callback = texts.callback.take();
+    let export = std::mem::take(&mut texts.export);
     let outcome = outcome.and_then(|()| match texts.unknown {
         Some(name) => Err(unknown_field(&name)),
         None => texts.request.resolve().map_err(UploadError::BadField),
@@ -266,6 +275,7 @@ pub(crate) async fn read_form<S: VideoSink>(
             videos: stored,
             options,
             callback,
+            export,
         }),
         Err(error) => {
             for kept in &stored {
@@ -338,6 +348,7 @@ pub async fn choices_from_metadata(
         videos: Vec::new(),
         options: request.resolve().map_err(UploadError::BadField)?,
         callback,
+        export: ExportAsked::default(),
     })
 }
 
@@ -347,7 +358,7 @@ fn unknown_field(name: &str) -> UploadError {
         name.escape_debug(),
         OutputRequest::FIELDS
             .iter()
-            .chain([&CALLBACK_FIELD])
+            .chain([&CALLBACK_FIELD, &EXPORT_TO, &EXPORT_KEY, &EXPORT_URL])
             .map(|f| format!("`{f}`"))
             .collect::<Vec<_>>()
             .join(", ")

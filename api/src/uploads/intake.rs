@@ -21,7 +21,7 @@ use audiomill_domain::{
     output::OutputOptions,
     webhook::{WebhookEvent, WebhookUrl},
 };
-use audiomill_store::{NewEndpoint, NewJob, NotRecorded, WebhookEndpoint};
+use audiomill_store::{NewEndpoint, NewExport, NewJob, NotRecorded, WebhookEndpoint};
 use audiomill_workflows::ConvertVideo;
 use poem::Body;
 use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
@@ -99,11 +99,24 @@ pub(crate) async fn start_read(
                 return Err(error.into());
             }
         };
+    let export = match super::export::resolve(gw, caller, &read.export, read.videos.len()).await {
+        Ok(export) => export,
+        Err(error) => {
+            for source in &read.videos {
+                discard(&gw.objects, Some(source)).await;
+            }
+            if callback.is_some() {
+                let _ = gw.db.delete_callbacks(&one_off_for).await;
+            }
+            return Err(error);
+        }
+    };
     let batch = Batch {
         videos: &read.videos,
         options: &read.options,
         batch_id,
         quota,
+        export: export.as_ref(),
     };
     let started = start_jobs(gw, caller, batch).await;
     if started.is_err() && callback.is_some() {
@@ -134,6 +147,7 @@ pub async fn start_resumed(
         options: &read.options,
         batch_id,
         quota,
+        export: None,
     };
     let started = start_job(gw, caller, source, &batch).await;
     if started.is_err() && callback.is_some() {
@@ -201,6 +215,8 @@ pub(crate) struct Batch<'a> {
     options: &'a OutputOptions,
     batch_id: Option<BatchId>,
     quota: Quota,
+    /// Where every MP3 of the batch goes besides Audiomill's storage.
+    export: Option<&'a NewExport>,
 }
 
 /// Records the job and starts its workflow; on failure neither the row nor the workflow stays
@@ -221,7 +237,8 @@ async fn start_job(
         options: options.clone(),
         batch_id: batch.batch_id,
         session_id: Some(caller.session.clone()),
-        import_url: source.import.clone(),
+        import: source.import.clone(),
+        export: batch.export.cloned(),
     };
     match gw.db.insert_job_within(&job, &batch.quota).await {
         Ok(Ok(())) => {}
@@ -240,6 +257,7 @@ async fn start_job(
             max_bytes: super::grant::limits_for(caller, &gw.limits).max_bytes,
             quota: batch.quota,
         }),
+        export: batch.export.is_some(),
     };
     let options = WorkflowStartOptions::new(TASK_QUEUE, source.job_id.to_string()).build();
     if let Err(error) = gw

@@ -9,6 +9,7 @@
 //!   allowance, the form read and its videos streamed into storage, a job started for each;
 //!   and what a tus upload shares with it (`intake::start_resumed`).
 //! - `import`: a job whose video is fetched from a link (`POST /imports`) instead of sent.
+//! - `export`: where a job's MP3 goes besides Audiomill's storage (`export_to`, `export_url`).
 //! - `idempotency`: `Idempotency-Key`s, reserved once and naming their job.
 //! - [`tus`]: the tus protocol's headers and the checks on each chunk.
 //! - `resumable`: creating a tus upload, appending its chunks under a lease, starting its
@@ -16,6 +17,7 @@
 
 pub(crate) mod allowance;
 pub(crate) mod choices;
+pub(crate) mod export;
 pub mod file;
 pub(crate) mod form;
 pub mod framing;

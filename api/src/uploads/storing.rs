@@ -32,7 +32,7 @@ pub struct StoredSource {
     /// The file's SHA-256 (hex), when asked for.
     pub fingerprint: Option<String>,
     /// Where the job imports the video from, for a video not stored yet (`size` is 0 then).
-    pub import: Option<audiomill_domain::import::ImportUrl>,
+    pub import: Option<audiomill_store::JobImport>,
 }
 
 /// An upload, known by its file's name and content and the MP3 it asks for.

@@ -99,7 +99,8 @@ async fn a_notification_can_be_claimed_only_once_until_released() {
         options: audiomill_domain::output::Preset::Podcast.options(),
         batch_id: Some(audiomill_domain::BatchId::generate()),
         session_id: None,
-        import_url: None,
+        import: None,
+        export: None,
     };
     db.insert_job(&job).await.unwrap();
     assert!(db.claim_notification(job.id).await.unwrap());
@@ -145,7 +146,8 @@ async fn new_job(db: &Database) -> JobId {
         options: Default::default(),
         batch_id: None,
         session_id: None,
-        import_url: None,
+        import: None,
+        export: None,
     })
     .await
     .unwrap();

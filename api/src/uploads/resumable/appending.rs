@@ -296,6 +296,7 @@ pub(crate) async fn start(
             .callback_url
             .as_deref()
             .and_then(|url| WebhookUrl::parse(url).ok()),
+        export: Default::default(),
     };
     intake::start_resumed(gw, caller, &source, &choices, spec.batch_id, quota).await
 }
