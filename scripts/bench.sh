@@ -21,7 +21,8 @@
 #      (examples/followers.rs): its CPU and memory, and how often it read the jobs' state;
 #   8. a 1 GB MP3 downloaded through the gateway, against the same download redirected to a
 #      presigned S3 URL (DOWNLOAD_REDIRECT) and the same file served statically by nginx:
-#      time, and the gateway's CPU;
+#      time, and the gateway's CPU; then a 1 GB import from that nginx (POST /imports) into
+#      the bucket, against curl saving the same file to disk;
 #   9. long videos in parts against one pass and the CLI (scripts/bench-segments.sh, which
 #      prints its own rows and writes docs/long-videos.png);
 #  10. many short jobs through dev against the CLI (scripts/bench-many.sh, its own rows);
@@ -117,6 +118,8 @@ export AWS_ACCESS_KEY_ID=$TEST_S3_KEY AWS_SECRET_ACCESS_KEY=$TEST_S3_SECRET SMTP
 export JWT_SECRET=bench-secret-bench-secret-bench-secret MAX_FILE_SIZE=2048 RUST_LOG=warn
 export DOWNLOAD_LINK_SECRET=bench-link-secret-bench-link-secret
 export MAX_CONCURRENT_TRANSCODES=1
+# Section 8 imports from an nginx on loopback.
+export IMPORT_ALLOW_PRIVATE=true
 # The load runs upload more than a user's default day of jobs: no quotas here.
 export QUOTA_JOBS_PER_DAY=0 QUOTA_STORAGE_MB=0
 "$BIN" migrate >/dev/null
@@ -368,7 +371,19 @@ PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$NGINX_PORT/big.mp3" && break; sleep 0.1; done
 read -r static_s static_bytes < <(fetch_best_of_2 "http://127.0.0.1:$NGINX_PORT/big.mp3")
 [ "$static_bytes" = $((1024 ** 3)) ] || { echo "the static download was cut short: $static_bytes bytes" >&2; exit 1; }
+# A 1 GB import from that nginx, timed from the request until the video is in the bucket (the
+# job's step moves past import_source), against curl saving the same file to disk.
+ln "$WORK/big.mp4" "$WORK/static/big.mp4"
+curl_disk_s=$(for _ in 1 2; do curl -sf -o "$WORK/fetched.mp4" -w '%{time_total}\n' "http://127.0.0.1:$NGINX_PORT/big.mp4"; done | sort -n | head -1)
+rm -f "$WORK/fetched.mp4"
+import_start=$(now)
+import_job=$(curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"urls\": [\"http://127.0.0.1:$NGINX_PORT/big.mp4\"]}" "$API/imports" | json '["job_id"]')
+while curl -sf -H "Authorization: Bearer $TOKEN" "$API/status/$import_job" | json '["step"]' | grep -qxE 'None|validate_token|import_source'; do sleep 0.05; done
+import_s=$(python3 -c "print(f'{$(now) - $import_start:.2f}')")
+finish "$import_job"
 rate() { python3 -c "print(f'{1024 / $1:.0f}')"; }
+import_row="${import_s} s ($(rate "$import_s") MB/s) against curl to disk ${curl_disk_s} s ($(rate "$curl_disk_s") MB/s): $(python3 -c "print(f'{$curl_disk_s / $import_s:.2f}x')")"
 download_row="${streamed_s} s, gateway CPU ${streamed_cpu} s ($(rate "$streamed_s") MB/s, $(python3 -c "print(f'{$static_s / $streamed_s:.2f}')") of nginx) / ${redirected_s} s, gateway CPU ${redirected_cpu} s ($(rate "$redirected_s") MB/s) / nginx ${static_s} s ($(rate "$static_s") MB/s)"
 
 per_minute() { python3 -c "print(f'{10 * 60 / $1:.0f}')"; }
@@ -407,6 +422,7 @@ echo "| GET /jobs?limit=100&status=failed, everyone's (admin), median / p95 of 2
 echo "| GET /jobs?limit=100 from 50 000 jobs deep (admin), median / p95 of 20 | | ${jobs_deep} |"
 echo "| 500 event streams on one gateway, 100 on each of 5 running jobs (10-minute clips, two workers) | | ${streams_row} |"
 echo "| a 1 GB MP3 downloaded (S3): streamed through the gateway / redirected to a presigned URL / the same file served statically by nginx, best of 2 | gateway at 0.9 of nginx | ${download_row} |"
+echo "| a 1 GB import from nginx on loopback into the S3 bucket (POST /imports, until the video is stored), against curl saving it to disk | 0.8 of curl | ${import_row} |"
 echo
 echo "Load, 50 clients for 60 s against one gateway (target: 0 errors, 0 lost jobs, p99 under 50 ms for status and validate):"
 echo
@@ -417,7 +433,8 @@ bench_end
 trap - EXIT
 unset TEMPORAL_ADDRESS DATA_DIR LISTEN_ADDR DATABASE_URL S3_BUCKET S3_CREATE_BUCKET \
   AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY SMTP_URL JWT_SECRET MAX_FILE_SIZE \
-  RUST_LOG DOWNLOAD_LINK_SECRET MAX_CONCURRENT_TRANSCODES QUOTA_JOBS_PER_DAY QUOTA_STORAGE_MB
+  RUST_LOG DOWNLOAD_LINK_SECRET MAX_CONCURRENT_TRANSCODES QUOTA_JOBS_PER_DAY QUOTA_STORAGE_MB \
+  IMPORT_ALLOW_PRIVATE
 bash scripts/bench-segments.sh
 bash scripts/bench-many.sh
 bash scripts/bench-requests.sh

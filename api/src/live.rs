@@ -39,9 +39,7 @@ impl Moment {
     /// The event id: the same for the same state of the job in every gateway (the ETA
     /// aside), so a client resuming with `Last-Event-ID` is not sent what it has seen.
     pub fn id(&self) -> String {
-        let step = self.view.step.map_or(0, |step| {
-            Step::ALL.iter().position(|s| *s == step).unwrap_or(0) + 1
-        });
+        let step = self.view.step.map_or(0, Step::number);
         format!(
             "{}.{step}.{}.{}",
             self.view.status.as_str(),

@@ -76,6 +76,20 @@ impl Step {
         Step::SendEmail,
     ];
 
+    /// The step's number in event ids (`running.3.1.40`): fixed for good, so that ids stay the
+    /// same across versions; steps added later get the next numbers, wherever they run.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::ValidateToken => 1,
+            Self::FetchSource => 2,
+            Self::Transcode => 3,
+            Self::StoreMp3 => 4,
+            Self::SendEmail => 5,
+            Self::ImportSource => 6,
+            Self::ExportMp3 => 7,
+        }
+    }
+
     /// The activity type name registered with Temporal.
     pub fn activity_name(self) -> &'static str {
         match self {

@@ -49,6 +49,9 @@ fn body_for(operation: &str) -> Option<Value> {
         "addUser" => json!({"email": "added@example.com", "password": "long enough"}),
         "inviteUser" => json!({"email": "invited@example.com"}),
         "createUploadToken" => json!({}),
+        "createConnection" => json!({"name": "mine", "bucket": "videos",
+            "access_key_id": "key", "secret_access_key": "secret"}),
+        "importVideos" => json!({"urls": ["https://93.184.216.34/v.mp4"]}),
         _ => return None,
     };
     Some(body)
@@ -64,6 +67,7 @@ fn filled(path: &str) -> String {
         ("{user_id}", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5f"),
         ("{key_id}", "AAAAAAAAAAAA"),
         ("{delivery_id}", "msg_AAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("{connection_id}", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60"),
     ];
     let filled = values.iter().fold(path.to_owned(), |path, (name, value)| {
         path.replace(name, value)
