@@ -103,6 +103,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 
 include-name = "POST /upload-tokens"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
 
+# A link must resolve to public addresses, now (a generated host does not), and a connection
+# named must be one of the caller's; a connection's endpoint likewise, and its bucket a name
+# S3 allows.
+[[operations]]
+include-name-regex = "^POST /(imports|connections)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 413, 422, 429, 503]
+
 # A resumable upload's headers carry what the document cannot check: an upload that exists
 # (404, 410), where it stands (409), a body of the right type and size (413, 415), a checksum
 # that matches (460), the lease another request may hold (423), the file's name (415).

@@ -1826,7 +1826,8 @@ allowed it with `PATCH /users/{user_id}`).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewConnectionBody {
         pub access_key_id: NewConnectionBodyAccessKeyId,
-        pub bucket: ::std::string::String,
+        ///3 to 63 lower-case letters, digits, dots and hyphens.
+        pub bucket: NewConnectionBodyBucket,
         /**The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for
 AWS itself. Its host must resolve to public addresses only (unless the operator
 allows private ones).*/
@@ -1895,6 +1896,64 @@ allows private ones).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyAccessKeyId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///3 to 63 lower-case letters, digits, dots and hyphens.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewConnectionBodyBucket(::std::string::String);
+    impl ::std::ops::Deref for NewConnectionBodyBucket {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewConnectionBodyBucket> for ::std::string::String {
+        fn from(value: NewConnectionBodyBucket) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewConnectionBodyBucket {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$\"".into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewConnectionBodyBucket {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewConnectionBodyBucket {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewConnectionBodyBucket {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -7969,7 +8028,10 @@ that exists.*/
                 super::NewConnectionBodyAccessKeyId,
                 ::std::string::String,
             >,
-            bucket: ::std::result::Result<::std::string::String, ::std::string::String>,
+            bucket: ::std::result::Result<
+                super::NewConnectionBodyBucket,
+                ::std::string::String,
+            >,
             endpoint: ::std::result::Result<
                 ::std::option::Option<super::NewConnectionBodyEndpoint>,
                 ::std::string::String,
@@ -8023,7 +8085,7 @@ that exists.*/
             }
             pub fn bucket<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::NewConnectionBodyBucket>,
                 T::Error: ::std::fmt::Display,
             {
                 self.bucket = value

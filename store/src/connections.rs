@@ -85,14 +85,48 @@ impl JobImport {
 }
 
 /// Where a new job's MP3 goes besides Audiomill's storage, its secret parts sealed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewExport {
     pub export: SealedExport,
     /// What may be shown of it.
     pub shown: String,
 }
 
-#[derive(Debug, Clone)]
+impl NewExport {
+    /// The export as one column's JSON text.
+    pub fn to_column(&self) -> String {
+        let export = match &self.export {
+            SealedExport::Connection {
+                connection_id,
+                template,
+            } => serde_json::json!({
+                "connection_id": connection_id.to_string(),
+                "template": template.as_str(),
+            }),
+            SealedExport::PutUrl(sealed) => serde_json::json!({ "sealed_put_url": sealed }),
+        };
+        serde_json::json!({ "export": export, "shown": self.shown }).to_string()
+    }
+
+    /// The export a column holds; `None` for text that is none.
+    pub fn from_column(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let export = &value["export"];
+        let sealed = match export["sealed_put_url"].as_str() {
+            Some(sealed) => SealedExport::PutUrl(sealed.to_owned()),
+            None => SealedExport::Connection {
+                connection_id: ConnectionId::parse(export["connection_id"].as_str()?).ok()?,
+                template: KeyTemplate::parse(export["template"].as_str()?).ok()?,
+            },
+        };
+        Some(Self {
+            export: sealed,
+            shown: value["shown"].as_str()?.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum SealedExport {
     Connection {
         connection_id: ConnectionId,

@@ -21,7 +21,7 @@ use sqlx::{Row, any::AnyRow};
 
 const COLUMNS: &str = "id, user_id, job_id, filename, source_key, upload_length, upload_offset, \
     options, callback_url, idem_key, storage_id, part_tags, created_at, expires_at, started_at, \
-    batch_id, client_addr";
+    batch_id, client_addr, export";
 
 /// An upload as its creation asks for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,8 @@ pub struct NewResumable {
     pub expires_at: i64,
     /// The address it was created from (for the per-address limit).
     pub client_addr: Option<String>,
+    /// Where its MP3 goes besides Audiomill's storage, checked at its creation.
+    pub export: Option<crate::connections::NewExport>,
 }
 
 /// An upload as it stands.
@@ -371,6 +373,9 @@ fn resumable_from_row(row: &AnyRow) -> Result<Resumable, StoreError> {
             storage_id: row.try_get("storage_id")?,
             expires_at: row.try_get("expires_at")?,
             client_addr: row.try_get("client_addr")?,
+            export: row
+                .try_get::<Option<String>, _>("export")?
+                .and_then(|text| crate::connections::NewExport::from_column(&text)),
         },
         offset: size("upload_offset")?,
         part_tags,
@@ -386,8 +391,8 @@ async fn insert_resumable(
     sqlx::query(
         "INSERT INTO resumable_uploads (id, user_id, job_id, filename, source_key, \
          upload_length, upload_offset, options, callback_url, idem_key, storage_id, \
-         part_tags, created_at, expires_at, batch_id, client_addr) \
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?, ?, ?)",
+         part_tags, created_at, expires_at, batch_id, client_addr, export) \
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?)",
     )
     .bind(upload.id.to_string())
     .bind(upload.user_id.to_string())
@@ -403,6 +408,12 @@ async fn insert_resumable(
     .bind(upload.expires_at)
     .bind(upload.batch_id.map(|id| id.to_string()))
     .bind(upload.client_addr.as_deref())
+    .bind(
+        upload
+            .export
+            .as_ref()
+            .map(crate::connections::NewExport::to_column),
+    )
     .execute(&mut *conn)
     .await
     .map(|_| ())
@@ -438,6 +449,7 @@ mod tests {
             storage_id: None,
             expires_at: now_millis() + 60_000,
             client_addr: Some("192.0.2.1".into()),
+            export: None,
         }
     }
 

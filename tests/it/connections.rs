@@ -9,11 +9,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::{path::Path, time::Duration};
 
-const KEY: &str = "user-key";
-const SECRET: &str = "user-secret-key";
+pub(crate) const KEY: &str = "user-key";
+pub(crate) const SECRET: &str = "user-secret-key";
 
 /// The user's own S3 server, with its root folder (a folder per bucket); its endpoint.
-fn user_storage(root: &Path) -> (Spawned, String) {
+pub(crate) fn user_storage(root: &Path) -> (Spawned, String) {
     let port = free_port();
     let server = Spawned::start(
         &required("TEST_S3FS_BIN"),

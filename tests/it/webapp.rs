@@ -805,3 +805,46 @@ async fn a_person_converts_a_video_from_a_pasted_link() {
     assert_eq!(status["options"]["preset"], "voice", "{status}");
     app.stop().await;
 }
+
+/// The account page keeps a bucket of the person's (its secret key never shown again), and
+/// the converter's page writes a dropped video's MP3 there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_saves_their_bucket_and_has_an_mp3_written_there_too() {
+    let app = TestApp::spawn_with(&[
+        ("IMPORT_ALLOW_PRIVATE", "true"),
+        (
+            "CONNECTION_SECRET_KEY",
+            "a connection key that is long enough for tests",
+        ),
+    ])
+    .await;
+    let email = app.add_user("ann", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(storage.join("videos")).unwrap();
+    let (_server, endpoint) = crate::connections::user_storage(&storage);
+    let video = make_mp4(dir.path(), "talk.mp4", 2, true);
+    let mut person = playwright("storage.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("ENDPOINT", &endpoint)
+        .env("BUCKET", "videos")
+        .env("ACCESS_KEY", crate::connections::KEY)
+        .env("SECRET_KEY", crate::connections::SECRET)
+        .env("VIDEO", &video)
+        .env("SHOTS", root().join("target/screenshots"));
+    let facts = facts_of(person).await;
+    assert_eq!(
+        facts["listed"],
+        format!("my bucket: videos/mp3s/ at {endpoint}"),
+        "{facts}"
+    );
+    assert_eq!(facts["secret_shown"], false, "{facts}");
+    assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
+    assert!(
+        is_mp3(&storage.join("videos/mp3s/talk.mp3")),
+        "the MP3 is in the bucket"
+    );
+    app.stop().await;
+}

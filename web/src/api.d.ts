@@ -1870,6 +1870,7 @@ export interface components {
          */
         NewConnectionBody: {
             access_key_id: string;
+            /** @description 3 to 63 lower-case letters, digits, dots and hyphens. */
             bucket: string;
             /**
              * @description The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for

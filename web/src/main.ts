@@ -4,6 +4,7 @@
 import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
+import { loadConnections, offerExports, setUpStorage } from "./storage";
 import { resetToken, setUpPasswordReset } from "./password";
 import { loadAdmin, setUpAdmin } from "./admin";
 import { joining, prepareJoin, setUpJoin } from "./join";
@@ -28,9 +29,13 @@ function show(view: View): void {
   if (view === "convert") {
     void describeAccepted();
     void showLeftBehind();
+    void offerExports();
   }
   if (view === "history") void loadHistory(true);
-  if (view === "account") void loadAccount();
+  if (view === "account") {
+    void loadAccount();
+    void loadConnections();
+  }
   if (view === "admin") void loadAdmin(true);
 }
 
@@ -291,6 +296,7 @@ setUpSignIn();
 setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));
 setUpAccount();
+setUpStorage();
 setUpAdmin();
 setUpPasswordReset(() => show("sign-in"));
 setUpJoin(() => show("sign-in"));

@@ -430,8 +430,10 @@ export class DropGroup {
   async addLink(link: string): Promise<void> {
     const row = this.row(linkName(link), null);
     row.waiting();
+    // Where the MP3 also goes is the import's own field, not an output choice.
+    const { export_to: exportTo, ...options } = this.settings();
     const { data, error } = await api.POST("/imports", {
-      body: { urls: [link], options: this.settings() },
+      body: { urls: [link], options, export_to: exportTo || undefined },
       headers: { "Idempotency-Key": newBatchId() },
     });
     if (!data) return row.refuse(error?.message ?? t("row.noJob"));

@@ -29,6 +29,8 @@ struct NewConnectionBody {
     /// Default `us-east-1`.
     #[oai(validator(max_length = 64))]
     region: Option<String>,
+    /// 3 to 63 lower-case letters, digits, dots and hyphens.
+    #[oai(validator(pattern = "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"))]
     bucket: String,
     /// The folder imports read from and exports write to; default the whole bucket.
     #[oai(validator(max_length = 512))]

@@ -337,9 +337,12 @@ pub async fn choices_from_metadata(
 ) -> Result<ReadForm<()>, UploadError> {
     let mut request = OutputRequest::default();
     let mut callback = None;
+    let mut export = ExportAsked::default();
     for (name, value) in pairs {
         if name == CALLBACK_FIELD {
             callback = callback_url(gw, value).await?;
+        } else if ExportAsked::takes(name) {
+            export.add(name, value)?;
         } else if OutputRequest::takes(name) {
             request.add(name, value).map_err(UploadError::BadField)?;
         }
@@ -348,7 +351,7 @@ pub async fn choices_from_metadata(
         videos: Vec::new(),
         options: request.resolve().map_err(UploadError::BadField)?,
         callback,
-        export: ExportAsked::default(),
+        export,
     })
 }
 

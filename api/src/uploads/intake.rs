@@ -137,7 +137,7 @@ pub async fn start_resumed(
     caller: &Caller,
     source: &StoredSource,
     read: &ReadForm<()>,
-    batch_id: Option<BatchId>,
+    (batch_id, export): (Option<BatchId>, Option<&NewExport>),
     quota: Quota,
 ) -> Result<Option<WebhookEndpoint>, StartError> {
     let one_off_for = source.job_id.to_string();
@@ -147,7 +147,7 @@ pub async fn start_resumed(
         options: &read.options,
         batch_id,
         quota,
-        export: None,
+        export,
     };
     let started = start_job(gw, caller, source, &batch).await;
     if started.is_err() && callback.is_some() {

@@ -298,7 +298,16 @@ pub(crate) async fn start(
             .and_then(|url| WebhookUrl::parse(url).ok()),
         export: Default::default(),
     };
-    intake::start_resumed(gw, caller, &source, &choices, spec.batch_id, quota).await
+    let export = spec.export.as_ref();
+    intake::start_resumed(
+        gw,
+        caller,
+        &source,
+        &choices,
+        (spec.batch_id, export),
+        quota,
+    )
+    .await
 }
 
 /// Removes the upload: its row first (so no request finds it again), then its bytes.

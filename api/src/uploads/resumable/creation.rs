@@ -74,14 +74,21 @@ impl Creating {
             })
             .into());
         }
+        let export = crate::uploads::export::resolve(gw, &self.caller, &asked.choices.export, 1)
+            .await
+            .map_err(TusRefusal::from)?;
         grant::spend(gw, &self.caller)
             .await
             .map_err(TusRefusal::from)?;
-        let upload =
-            match record(gw, self.caller.user, &asked, quota, request.address.clone()).await? {
-                Recorded::New(upload) => upload,
-                Recorded::Earlier(earlier) => return asked.again(*earlier),
-            };
+        let placed = Placed {
+            quota,
+            client_addr: request.address.clone(),
+            export,
+        };
+        let upload = match record(gw, self.caller.user, &asked, placed).await? {
+            Recorded::New(upload) => upload,
+            Recorded::Earlier(earlier) => return asked.again(*earlier),
+        };
         let id = upload.upload.id;
         if let Some(grant) = &self.caller.upload {
             gw.db.note_token_upload(&grant.id, &id.to_string()).await?;
@@ -110,14 +117,26 @@ impl Creating {
     }
 }
 
+/// What a new upload is recorded with besides what its request asked.
+pub(crate) struct Placed {
+    pub(crate) quota: audiomill_domain::lifecycle::Quota,
+    pub(crate) client_addr: Option<String>,
+    /// Where its MP3 goes besides Audiomill's storage, checked.
+    pub(crate) export: Option<audiomill_store::NewExport>,
+}
+
 /// Records the new upload and starts its object; `Earlier` when its key won a race.
 pub(crate) async fn record(
     gw: &Gateway,
     user_id: UserId,
     asked: &Asked,
-    quota: audiomill_domain::lifecycle::Quota,
-    client_addr: Option<String>,
+    placed: Placed,
 ) -> Result<Recorded, TusRefusal> {
+    let Placed {
+        quota,
+        client_addr,
+        export,
+    } = placed;
     let down = TusRefusal::from;
     let job_id = JobId::generate();
     let key = ObjectKey::source(job_id, &asked.extension);
@@ -136,6 +155,7 @@ pub(crate) async fn record(
         storage_id: storage_id.clone(),
         expires_at: now_millis() + gw.resumable.expiry.as_millis() as i64,
         client_addr,
+        export,
     };
     let pending = PendingObject {
         key,
