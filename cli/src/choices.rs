@@ -84,6 +84,14 @@ pub struct OutputFlags {
     /// Where the cover frame is: seconds or HH:MM:SS.mmm (implies --cover frame).
     #[arg(long, value_name = "TIME")]
     pub cover_at: Option<String>,
+    /// Also write each MP3 to this storage connection of yours (its id: the web app's account
+    /// page, or GET /connections).
+    #[arg(long, value_name = "CONNECTION_ID")]
+    pub export_to: Option<String>,
+    /// With --export-to: each MP3's key there, from {stem}, {job_id} and {date} [server
+    /// default: {stem}.mp3].
+    #[arg(long, value_name = "TEMPLATE", requires = "export_to")]
+    pub export_key: Option<String>,
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {
@@ -124,6 +132,8 @@ impl From<&OutputFlags> for UploadOptions {
             }),
             cover_at: flags.cover_at.clone(),
             callback_url: None,
+            export_to: flags.export_to.clone(),
+            export_key: flags.export_key.clone(),
         }
     }
 }

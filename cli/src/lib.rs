@@ -32,7 +32,7 @@ pub enum ClientCommand {
     /// Ends the saved login, here and on the server.
     Logout,
     /// Converts videos to MP3 on the server, showing progress, and saves the MP3s.
-    Convert(convert::ConvertArgs),
+    Convert(Box<convert::ConvertArgs>),
     /// Lists your jobs, newest first.
     Jobs(jobs::JobsArgs),
     /// Shows where a job stands.
@@ -48,7 +48,7 @@ pub async fn run(command: ClientCommand) -> Result<Exit, Problem> {
     match command {
         ClientCommand::Login(args) => login::login(args).await,
         ClientCommand::Logout => login::logout().await,
-        ClientCommand::Convert(args) => convert::convert(args).await,
+        ClientCommand::Convert(args) => convert::convert(*args).await,
         ClientCommand::Jobs(args) => jobs::jobs(args).await,
         ClientCommand::Status(args) => jobs::status(args).await,
         ClientCommand::Download(args) => jobs::download(args).await,

@@ -827,6 +827,8 @@ under its prefix.*/
         ///Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub export_url: ::std::option::Option<::std::string::String>,
+        /**Objects of one of your connections' buckets instead of links (`POST /connections`):
+its id, and their keys under its prefix.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub from: ::std::option::Option<BucketObjects>,
         /**The MP3's choices, by the names and with the values of the upload form's fields

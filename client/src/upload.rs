@@ -55,6 +55,10 @@ pub struct UploadOptions {
     /// A one-off webhook endpoint told when the job ends; the answer's `callback` carries
     /// the secret that signs its messages.
     pub callback_url: Option<String>,
+    /// Also write the MP3 to this storage connection of the caller's (its id).
+    pub export_to: Option<String>,
+    /// With `export_to`: the MP3's key there (`{stem}`, `{job_id}`, `{date}`).
+    pub export_key: Option<String>,
 }
 
 impl UploadOptions {
@@ -85,6 +89,8 @@ impl UploadOptions {
             ("cover", self.cover.as_ref().map(ToString::to_string)),
             ("cover_at", self.cover_at.clone()),
             ("callback_url", self.callback_url.clone()),
+            ("export_to", self.export_to.clone()),
+            ("export_key", self.export_key.clone()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
@@ -165,12 +171,17 @@ pub async fn import(
     options: &UploadOptions,
     idempotency_key: Option<&str>,
 ) -> Result<UploadAnswer, Error<types::ErrorBody>> {
-    let fields: serde_json::Map<String, serde_json::Value> = options
-        .fields()
-        .into_iter()
-        .map(|(name, value)| (name, serde_json::Value::String(value)))
-        .collect();
-    let body = serde_json::json!({ "urls": [url], "options": fields });
+    // The output choices go in `options`; where the job reports and writes, beside them.
+    const BESIDE: [&str; 3] = ["callback_url", "export_to", "export_key"];
+    let mut body = serde_json::json!({ "urls": [url], "options": {} });
+    for (name, value) in options.fields() {
+        let value = serde_json::Value::String(value);
+        if BESIDE.contains(&name.as_str()) {
+            body[name] = value;
+        } else {
+            body["options"][name] = value;
+        }
+    }
     let mut request = client
         .client()
         .post(format!("{}/imports", client.baseurl()))

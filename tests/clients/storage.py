@@ -22,7 +22,7 @@ BASE = os.environ["AUDIOMILL_URL"]
 def save_connection(page, facts):
     page.get_by_role("link", name="Account").click()
     form = page.locator("#connection-form")
-    form.get_by_label("Name").fill("my bucket")
+    form.get_by_label("Connection name").fill("my bucket")
     form.get_by_label("Server address (leave empty for AWS)").fill(os.environ["ENDPOINT"])
     form.get_by_label("Bucket").fill(os.environ["BUCKET"])
     form.get_by_label("Folder").fill("mp3s")

@@ -1119,3 +1119,81 @@ async fn convert_has_the_server_fetch_a_link_and_never_prints_its_credentials() 
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_writes_mp3s_to_the_users_own_bucket_too() {
+    let mut settings = crate::imports::SOURCES_ON_LOOPBACK.to_vec();
+    settings.push((
+        "CONNECTION_SECRET_KEY",
+        "a connection key that is long enough for tests",
+    ));
+    let app = TestApp::spawn_with(&settings).await;
+    let token = app.user_token("kim").await;
+    let user = User::new();
+    let storage = user.home.path().join("storage");
+    std::fs::create_dir_all(storage.join("videos")).unwrap();
+    let (_server, endpoint) = crate::connections::user_storage(&storage);
+    let saved: Value = app
+        .http
+        .post(app.url("/connections"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "mine", "endpoint": endpoint, "bucket": "videos",
+            "access_key_id": crate::connections::KEY,
+            "secret_access_key": crate::connections::SECRET,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connection = saved["id"].as_str().unwrap().to_owned();
+    let video = make_mp4(user.home.path(), "talk.mp4", 2, true);
+    let (base, _) = crate::imports::source_server(std::fs::read(&video).unwrap()).await;
+    let key = app
+        .http
+        .post(app.url("/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "cli", "scopes": ["jobs:read", "jobs:write"]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = format!("{base}/talk.mp4");
+    let converted = user
+        .run(&[
+            "convert",
+            video.to_str().unwrap(),
+            &link,
+            "--output",
+            "out",
+            "--export-to",
+            &connection,
+            "--export-key",
+            "cli/{stem}-{job_id}.mp3",
+            "--api-key",
+            &key,
+            "--server",
+            &app.base,
+        ])
+        .await;
+    assert_eq!(converted.code, 0, "{converted:?}");
+    let written = common::objects_in(&storage.join("videos/cli"));
+    assert_eq!(
+        written.len(),
+        2,
+        "the uploaded and the imported MP3: {written:?}"
+    );
+    assert!(
+        written
+            .iter()
+            .all(|name| name.starts_with("talk-") && name.ends_with(".mp3"))
+    );
+    app.stop().await;
+}

@@ -1474,24 +1474,24 @@ export interface components {
              * @description A one-off webhook endpoint told when each of these jobs ends, as the upload form's
              *     `callback_url`.
              */
-            callback_url?: string;
+            callback_url?: string | null;
             /**
              * @description With `export_to`: the object key each MP3 gets, from `{stem}` (the video's name
              *     without its extension), `{job_id}` and `{date}`; default `{stem}.mp3`.
              */
-            export_key?: string;
+            export_key?: string | null;
             /**
              * @description Also write each MP3 to this connection's bucket (one of yours), at `export_key`
              *     under its prefix.
              */
-            export_to?: string;
+            export_to?: string | null;
             /** @description Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only. */
-            export_url?: string;
+            export_url?: string | null;
             /**
              * @description Objects of one of your connections' buckets instead of links (`POST /connections`):
              *     its id, and their keys under its prefix.
              */
-            from?: components["schemas"]["BucketObjects"];
+            from?: components["schemas"]["BucketObjects"] | null;
             /**
              * @description The MP3's choices, by the names and with the values of the upload form's fields
              *     (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
@@ -1877,13 +1877,13 @@ export interface components {
              *     AWS itself. Its host must resolve to public addresses only (unless the operator
              *     allows private ones).
              */
-            endpoint?: string;
+            endpoint?: string | null;
             /** @description Your name for it, 1 to 100 characters. */
             name: string;
             /** @description The folder imports read from and exports write to; default the whole bucket. */
-            prefix?: string;
+            prefix?: string | null;
             /** @description Default `us-east-1`. */
-            region?: string;
+            region?: string | null;
             /** @description Kept encrypted, used by the workers only, never shown again. */
             secret_access_key: string;
         };

@@ -3,7 +3,7 @@
 
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
 use crate::error::{ErrorBody, ErrorCode};
-use crate::params::{ApiConnectionId, rfc3339};
+use crate::params::{ApiConnectionId, Text, rfc3339};
 use audiomill_domain::{
     UserId, address,
     connection::{Endpoint, check_bucket, normalized_prefix},
@@ -20,26 +20,26 @@ pub struct ConnectionsApi {
 struct NewConnectionBody {
     /// Your name for it, 1 to 100 characters.
     #[oai(validator(min_length = 1, max_length = 100))]
-    name: String,
+    name: Text,
     /// The S3 endpoint (`https://s3.example.com`, a MinIO server's address); leave out for
     /// AWS itself. Its host must resolve to public addresses only (unless the operator
     /// allows private ones).
-    #[oai(validator(max_length = 2048))]
-    endpoint: Option<String>,
+    #[oai(nullable, validator(max_length = 2048))]
+    endpoint: Option<Text>,
     /// Default `us-east-1`.
-    #[oai(validator(max_length = 64))]
-    region: Option<String>,
+    #[oai(nullable, validator(max_length = 64))]
+    region: Option<Text>,
     /// 3 to 63 lower-case letters, digits, dots and hyphens.
     #[oai(validator(pattern = "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"))]
-    bucket: String,
+    bucket: Text,
     /// The folder imports read from and exports write to; default the whole bucket.
-    #[oai(validator(max_length = 512))]
-    prefix: Option<String>,
+    #[oai(nullable, validator(max_length = 512))]
+    prefix: Option<Text>,
     #[oai(validator(min_length = 1, max_length = 255))]
-    access_key_id: String,
+    access_key_id: Text,
     /// Kept encrypted, used by the workers only, never shown again.
     #[oai(validator(min_length = 1, max_length = 255))]
-    secret_access_key: String,
+    secret_access_key: Text,
 }
 
 /// A saved connection, as it is shown: never its secret key.
@@ -270,6 +270,6 @@ async fn checked(
         bucket,
         prefix,
         access_key_id: body.access_key_id.trim().to_owned(),
-        secret_access_key: body.secret_access_key,
+        secret_access_key: body.secret_access_key.0,
     })
 }

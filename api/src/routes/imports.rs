@@ -4,6 +4,7 @@ use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down}
 use super::jobs::{UploadAccepted, accepted_body};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::metrics;
+use crate::params::Text;
 use crate::uploads::idempotency::{self, Claim};
 use crate::uploads::import::{self, ImportAsked};
 use crate::uploads::refusal::{UploadError, UploadRefusal};
@@ -26,9 +27,10 @@ struct ImportRequest {
     /// must resolve to public addresses only (unless the operator allows private ones), and
     /// so must every redirect. Leave out (or empty) with `from`.
     #[oai(default)]
-    urls: Vec<String>,
+    urls: Vec<Text>,
     /// Objects of one of your connections' buckets instead of links (`POST /connections`):
     /// its id, and their keys under its prefix.
+    #[oai(nullable)]
     from: Option<BucketObjects>,
     /// The MP3's choices, by the names and with the values of the upload form's fields
     /// (`preset`, `bitrate_mode`, `quality`, `bitrate`, `sample_rate`, `channels`, `start`,
@@ -38,30 +40,33 @@ struct ImportRequest {
     options: BTreeMap<String, serde_json::Value>,
     /// A one-off webhook endpoint told when each of these jobs ends, as the upload form's
     /// `callback_url`.
-    #[oai(validator(max_length = 2048))]
-    callback_url: Option<String>,
+    #[oai(nullable, validator(max_length = 2048))]
+    callback_url: Option<Text>,
     /// Also write each MP3 to this connection's bucket (one of yours), at `export_key`
     /// under its prefix.
-    export_to: Option<String>,
+    #[oai(nullable)]
+    export_to: Option<Text>,
     /// With `export_to`: the object key each MP3 gets, from `{stem}` (the video's name
     /// without its extension), `{job_id}` and `{date}`; default `{stem}.mp3`.
-    export_key: Option<String>,
+    #[oai(nullable)]
+    export_key: Option<Text>,
     /// Also write the MP3 to this URL with one `PUT` (a presigned upload link); one link only.
-    export_url: Option<String>,
+    #[oai(nullable)]
+    export_url: Option<Text>,
 }
 
 /// Objects of a connection's bucket.
 #[derive(Debug, Clone, Object)]
 struct BucketObjects {
-    connection_id: String,
+    connection_id: Text,
     /// Keys under the connection's prefix, 1 to `MAX_FILES_PER_UPLOAD`.
-    keys: Vec<String>,
+    keys: Vec<Text>,
 }
 
 impl Example for ImportRequest {
     fn example() -> Self {
         Self {
-            urls: vec!["https://media.example.com/talks/keynote.mp4".into()],
+            urls: vec![Text("https://media.example.com/talks/keynote.mp4".into())],
             options: BTreeMap::from([
                 ("preset".to_owned(), serde_json::json!("podcast")),
                 ("tags[title]".to_owned(), serde_json::json!("Keynote")),
@@ -153,18 +158,28 @@ impl ImportsApi {
             Err(refusal) => return *refusal,
         };
         let body = body.0;
+        let texts = |list: &[Text]| list.iter().map(|text| text.0.clone()).collect::<Vec<_>>();
+        let urls = texts(&body.urls);
+        let from = body
+            .from
+            .as_ref()
+            .map(|from| (from.connection_id.0.clone(), texts(&from.keys)));
+        // A field left empty asks for nothing, as a form's blank field does.
+        let text = |field: &Option<Text>| {
+            let text = field.as_ref()?.0.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        };
         let asked = ImportAsked {
-            urls: &body.urls,
-            from: body
-                .from
+            urls: &urls,
+            from: from
                 .as_ref()
-                .map(|from| (from.connection_id.as_str(), from.keys.as_slice())),
+                .map(|(connection, keys)| (connection.as_str(), keys.as_slice())),
             options: &options,
             callback_url: body.callback_url.as_deref(),
             export: crate::uploads::export::ExportAsked {
-                to: body.export_to.clone(),
-                key: body.export_key.clone(),
-                url: body.export_url.clone(),
+                to: text(&body.export_to),
+                key: text(&body.export_key),
+                url: text(&body.export_url),
             },
         };
         // Read from the raw headers: the typed parameter reads a value that is not visible
