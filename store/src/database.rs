@@ -51,9 +51,9 @@ pub struct NewJob {
     /// The login it was started in.
     pub session_id: Option<String>,
     /// Where its video is imported from; `None` for an upload.
-    pub import: Option<crate::connections::JobImport>,
+    pub import: Option<crate::sources::JobImport>,
     /// Where its MP3 goes besides Audiomill's storage.
-    pub export: Option<crate::connections::NewExport>,
+    pub export: Option<crate::sources::NewExport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

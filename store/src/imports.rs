@@ -111,8 +111,8 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
-    use crate::connections::JobImport;
     use crate::database::{NewJob, tests::fresh};
+    use crate::sources::JobImport;
     use audiomill_domain::{
         EmailAddress, JobId, ObjectKey, import::ImportUrl, lifecycle::Quota, output::OutputOptions,
     };

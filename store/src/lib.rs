@@ -32,6 +32,7 @@ mod resumable;
 mod s3;
 mod sealed;
 mod sign_on;
+mod sources;
 mod stats;
 mod stream;
 pub mod time;
@@ -39,9 +40,6 @@ mod upload_tokens;
 mod user_bucket;
 mod webhooks;
 
-pub use connections::{
-    Connection, Export, JobImport, MAX_CONNECTIONS_PER_USER, NewConnection, NewExport, SealedExport,
-};
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
 pub use error::StoreError;
 pub use idempotency::{ABANDONED_AFTER_MS, KEY_LIFETIME_MS, KeyClaim, KeyedUpload};
@@ -57,6 +55,9 @@ pub use resumable::{Creation, CreationLimits, CreationRefusal, NewResumable, Res
 pub use s3::{PART_SIZE, S3Settings};
 pub use sealed::Sealer;
 pub use sign_on::{SIGN_ON_LIFETIME_MS, SignOnAccount, SignOnAttempt};
+pub use sources::{
+    Connection, Export, JobImport, MAX_CONNECTIONS_PER_USER, NewConnection, NewExport, SealedExport,
+};
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use stream::ObjectBody;
 pub use upload_tokens::UploadToken;

@@ -2,7 +2,7 @@
 //! (the cleanup's batches), how much each user keeps and starts (quotas), and removing a
 //! user's jobs on request.
 
-use crate::connections::JobImport;
+use crate::sources::JobImport;
 use crate::{
     database::Database,
     database::Job,

@@ -46,7 +46,7 @@ pub struct NewResumable {
     /// The address it was created from (for the per-address limit).
     pub client_addr: Option<String>,
     /// Where its MP3 goes besides Audiomill's storage, checked at its creation.
-    pub export: Option<crate::connections::NewExport>,
+    pub export: Option<crate::sources::NewExport>,
 }
 
 /// An upload as it stands.
@@ -375,7 +375,7 @@ fn resumable_from_row(row: &AnyRow) -> Result<Resumable, StoreError> {
             client_addr: row.try_get("client_addr")?,
             export: row
                 .try_get::<Option<String>, _>("export")?
-                .and_then(|text| crate::connections::NewExport::from_column(&text)),
+                .and_then(|text| crate::sources::NewExport::from_column(&text)),
         },
         offset: size("upload_offset")?,
         part_tags,
@@ -412,7 +412,7 @@ async fn insert_resumable(
         upload
             .export
             .as_ref()
-            .map(crate::connections::NewExport::to_column),
+            .map(crate::sources::NewExport::to_column),
     )
     .execute(&mut *conn)
     .await

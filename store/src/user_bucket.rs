@@ -5,7 +5,7 @@
 //! an address is checked before the client is made. Trouble is said in a sentence for the
 //! user: what trying again cannot mend is [`BucketTrouble::Refused`].
 
-use crate::connections::Connection;
+use crate::sources::Connection;
 use audiomill_domain::address::{is_public, resolve};
 use aws_sdk_s3::{
     Client,
