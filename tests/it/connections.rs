@@ -5,9 +5,10 @@
 //! addresses that may not be reached.
 
 use crate::common::{self, Spawned, TestApp, free_port, is_mp3, make_mp4, required};
+use crate::imports::ended;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 pub(crate) const KEY: &str = "user-key";
 pub(crate) const SECRET: &str = "user-secret-key";
@@ -57,24 +58,6 @@ async fn connect(app: &TestApp, token: &str, endpoint: &str, bucket: &str, secre
     assert!(!saved.to_string().contains(secret), "{saved}");
     assert_eq!(saved["prefix"], "in/");
     saved["id"].as_str().unwrap().to_owned()
-}
-
-async fn ended(app: &TestApp, token: &str, job: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, status) = app.status(token, job).await;
-        if matches!(
-            status["status"].as_str(),
-            Some("failed" | "cancelled" | "completed")
-        ) {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{job} never ended: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 const SETTINGS: [(&str, &str); 3] = [

@@ -228,7 +228,7 @@ async fn a_video_is_imported_from_a_link_through_redirects_and_converted() {
 }
 
 /// Waits for `job` to end and returns its last status.
-async fn ended(app: &TestApp, token: &str, job: &str) -> Value {
+pub(crate) async fn ended(app: &TestApp, token: &str, job: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let (_, status) = app.status(token, job).await;

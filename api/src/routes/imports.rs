@@ -158,29 +158,16 @@ impl ImportsApi {
             Err(refusal) => return *refusal,
         };
         let body = body.0;
-        let texts = |list: &[Text]| list.iter().map(|text| text.0.clone()).collect::<Vec<_>>();
-        let urls = texts(&body.urls);
-        let from = body
-            .from
-            .as_ref()
-            .map(|from| (from.connection_id.0.clone(), texts(&from.keys)));
-        // A field left empty asks for nothing, as a form's blank field does.
-        let text = |field: &Option<Text>| {
-            let text = field.as_ref()?.0.trim();
-            (!text.is_empty()).then(|| text.to_owned())
-        };
+        let unpacked = Unpacked::of(&body);
         let asked = ImportAsked {
-            urls: &urls,
-            from: from
+            urls: &unpacked.urls,
+            from: unpacked
+                .from
                 .as_ref()
                 .map(|(connection, keys)| (connection.as_str(), keys.as_slice())),
             options: &options,
             callback_url: body.callback_url.as_deref(),
-            export: crate::uploads::export::ExportAsked {
-                to: text(&body.export_to),
-                key: text(&body.export_key),
-                url: text(&body.export_url),
-            },
+            export: unpacked.export.clone(),
         };
         // Read from the raw headers: the typed parameter reads a value that is not visible
         // ASCII, or a second one, as no key at all.
@@ -220,6 +207,19 @@ impl ImportsApi {
             }
             Err(error) => Err(error.into()),
         };
+        self.answer(received, reservation).await
+    }
+}
+
+impl ImportsApi {
+    /// The answer to an import received (or refused), its key's reservation completed (or
+    /// released).
+    async fn answer(
+        &self,
+        received: Result<crate::uploads::intake::Received, UploadError>,
+        reservation: Option<idempotency::Reservation>,
+    ) -> ImportResponse {
+        let gw = self.cx.gw();
         match received {
             Ok(received) => {
                 for source in &received.sources {
@@ -241,6 +241,36 @@ impl ImportsApi {
                 }
                 refusal(error)
             }
+        }
+    }
+}
+
+/// The request's text, as owned strings: its links, or its bucket's connection and keys, and
+/// where its MP3s go besides (a field left empty asks for nothing, as a form's blank one).
+struct Unpacked {
+    urls: Vec<String>,
+    from: Option<(String, Vec<String>)>,
+    export: crate::uploads::export::ExportAsked,
+}
+
+impl Unpacked {
+    fn of(body: &ImportRequest) -> Self {
+        let texts = |list: &[Text]| list.iter().map(|text| text.0.clone()).collect::<Vec<_>>();
+        let text = |field: &Option<Text>| {
+            let text = field.as_ref()?.0.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        Self {
+            urls: texts(&body.urls),
+            from: body
+                .from
+                .as_ref()
+                .map(|from| (from.connection_id.0.clone(), texts(&from.keys))),
+            export: crate::uploads::export::ExportAsked {
+                to: text(&body.export_to),
+                key: text(&body.export_key),
+                url: text(&body.export_url),
+            },
         }
     }
 }
