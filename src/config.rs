@@ -109,30 +109,9 @@ pub struct BackendArgs {
     #[command(flatten)]
     pub webhooks: WebhookArgs,
     #[command(flatten)]
-    pub imports: ImportArgs,
+    pub imports: imports::ImportArgs,
     #[command(flatten)]
     pub lifecycle: LifecycleArgs,
-}
-
-/// Imports from a link: the gateway checks a link's address when the job is asked for, a
-/// worker again at every request of the fetch, so both read these.
-#[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Imports")]
-pub struct ImportArgs {
-    /// Let imports fetch from loopback, private and link-local addresses (a media server on
-    /// the operator's own network). Off, such links are refused when the job is asked for and
-    /// at every redirect.
-    #[arg(long, env = "IMPORT_ALLOW_PRIVATE", value_name = "BOOL", value_parser = boolean, default_value = "false", action = clap::ArgAction::Set)]
-    pub import_allow_private: bool,
-    /// How long a video's server may send nothing (before its answer, or mid-body) before the
-    /// attempt stops and is tried again, in seconds.
-    #[arg(long, env = "IMPORT_TIMEOUT_SECONDS", value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub import_timeout_seconds: u64,
-    /// The key users' storage connections' secret keys are sealed with, at least 32
-    /// characters; the gateway and every worker need the same. Without it (outside `dev`,
-    /// which generates one in DIR) connections are off.
-    #[arg(long, env = "CONNECTION_SECRET_KEY", value_name = "KEY", value_parser = signing_key, hide_env_values = true)]
-    pub connection_secret_key: Option<Secret>,
 }
 
 /// Retention and quotas: a worker writes each job's expiry when it ends and runs the cleanup,
@@ -353,7 +332,7 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     pub links: LinkConfig,
     pub webhooks: WebhookConfig,
-    pub imports: ImportConfig,
+    pub imports: imports::ImportConfig,
     pub lifecycle: LifecycleConfig,
 }
 
@@ -364,16 +343,6 @@ pub struct LifecycleConfig {
     pub cleanup_every: std::time::Duration,
     /// The deployment's default limits of every user.
     pub quota: Quota,
-}
-
-/// Imports from a link and connections, as [`ImportArgs`] set them.
-#[derive(Debug, Clone)]
-pub struct ImportConfig {
-    /// Imports and connections may reach loopback and private addresses
-    /// (`IMPORT_ALLOW_PRIVATE`).
-    pub allow_private: bool,
-    pub idle_timeout: std::time::Duration,
-    pub connection_secret_key: Option<Secret>,
 }
 
 /// Webhooks, as [`WebhookArgs`] set them.
@@ -544,7 +513,7 @@ impl BackendArgs {
                 allow_private: self.webhooks.webhook_allow_private,
                 timeout: std::time::Duration::from_secs(self.webhooks.webhook_timeout_seconds),
             },
-            imports: ImportConfig {
+            imports: imports::ImportConfig {
                 allow_private: self.imports.import_allow_private,
                 idle_timeout: std::time::Duration::from_secs(self.imports.import_timeout_seconds),
                 connection_secret_key: self.imports.connection_secret_key,
@@ -801,6 +770,7 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
+mod imports;
 mod sign_on;
 #[cfg(test)]
 mod tests;

@@ -141,25 +141,11 @@ pub async fn upload(
         .fold(multipart::Form::new(), |form, (name, value)| {
             form.text(name, value)
         });
-    let mut request = client
+    let request = client
         .client()
         .post(format!("{}/upload", client.baseurl()))
         .multipart(form.part("file", part));
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let response = request.send().await.map_err(Error::CommunicationError)?;
-    let response = crate::limited::read_whole(response).await;
-    let status = response.status();
-    if status.is_success() {
-        let job = ResponseValue::<types::UploadAccepted>::from_response(response).await?;
-        return Ok(UploadAnswer {
-            job: job.into_inner(),
-            replayed: status == StatusCode::OK,
-        });
-    }
-    let refusal = ResponseValue::<types::ErrorBody>::from_response(response).await?;
-    Err(Error::ErrorResponse(refusal))
+    started(request, idempotency_key).await
 }
 
 /// Starts a job whose video the server fetches from `url` (`POST /imports`), with the same
@@ -182,10 +168,19 @@ pub async fn import(
             body["options"][name] = value;
         }
     }
-    let mut request = client
+    let request = client
         .client()
         .post(format!("{}/imports", client.baseurl()))
         .json(&body);
+    started(request, idempotency_key).await
+}
+
+/// Sends a request that starts jobs (an upload, an import) with its `Idempotency-Key`: the
+/// job it started (or, `replayed`, the one the key already named), or the refusal.
+async fn started(
+    mut request: reqwest::RequestBuilder,
+    idempotency_key: Option<&str>,
+) -> Result<UploadAnswer, Error<types::ErrorBody>> {
     if let Some(key) = idempotency_key {
         request = request.header("Idempotency-Key", key);
     }

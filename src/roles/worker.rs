@@ -66,6 +66,36 @@ struct PollerParts {
     client: Arc<OnceLock<temporalio_client::Client>>,
 }
 
+/// The activities that reach users' own storage: `import_source` (a link or a bucket) and
+/// `export_mp3` (the MP3 written from `export_dir`, this worker's scratch).
+fn storage_activities(
+    config: &Config,
+    backends: &Backends,
+    export_dir: WorkDir,
+) -> (ImportActivities, ExportActivities) {
+    let access = ConnectionAccess {
+        sealer: backends.sealer.clone(),
+        allow_private: config.imports.allow_private,
+    };
+    let imports = ImportActivities::new(
+        backends.db.clone(),
+        backends.objects.clone(),
+        ImportSettings {
+            allow_private: config.imports.allow_private,
+            idle_timeout: config.imports.idle_timeout,
+            ..ImportSettings::default()
+        },
+        access.clone(),
+    );
+    let exports = ExportActivities::new(
+        backends.db.clone(),
+        export_dir,
+        access,
+        config.imports.idle_timeout,
+    );
+    (imports, exports)
+}
+
 /// Starts each `job.progress` milestone's delivery as a `DeliverWebhooks` run of its own,
 /// once `client` is connected. Its workflow id names the job and the milestone, and a second
 /// start (a transcode tried again) is refused by Temporal, so each is told once.
@@ -155,26 +185,7 @@ impl WorkerHandle {
         let client = Arc::new(OnceLock::new());
         let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
-        let access = ConnectionAccess {
-            sealer: backends.sealer.clone(),
-            allow_private: config.imports.allow_private,
-        };
-        let imports = ImportActivities::new(
-            backends.db.clone(),
-            backends.objects.clone(),
-            ImportSettings {
-                allow_private: config.imports.allow_private,
-                idle_timeout: config.imports.idle_timeout,
-                ..ImportSettings::default()
-            },
-            access.clone(),
-        );
-        let exports = ExportActivities::new(
-            backends.db.clone(),
-            export_dir,
-            access,
-            config.imports.idle_timeout,
-        );
+        let (imports, exports) = storage_activities(config, backends, export_dir);
         let parts = PollerParts {
             config: config.clone(),
             identity: worker

@@ -1,7 +1,7 @@
 //! `POST /imports`: jobs whose videos are fetched from links instead of sent.
 
+use super::accepted::{UploadAccepted, accepted_body};
 use super::context::{ApiTags, BearerAuth, Context, ErrorJson, Scope, store_down};
-use super::jobs::{UploadAccepted, accepted_body};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::metrics;
 use crate::params::Text;

@@ -7,6 +7,7 @@
 #[macro_use]
 mod context;
 
+mod accepted;
 mod accounts;
 mod admin;
 mod batches;
