@@ -6,6 +6,8 @@
 //! - [`ImportActivities`]: `import_source`, a job's video fetched from its link into storage,
 //!   under the address rules of webhooks.
 //! - [`ExportActivities`]: `export_mp3`, a job's MP3 written to the user's own storage.
+//! - [`WatchActivities`]: `scan_watch`, a page of a watch folder and the jobs its new
+//!   videos make.
 //! - [`transcode`]: the FFmpeg conversion, with its media limits.
 //! - [`isolated`]: runs that conversion in a child process with resource limits, so a crash
 //!   or hang of a decoder costs one attempt and never the worker.
@@ -34,6 +36,7 @@ pub mod metered;
 mod progress;
 mod scratch;
 pub mod transcode;
+mod watch;
 mod webhooks;
 
 pub use account_mail::AccountMailActivities;
@@ -45,4 +48,5 @@ pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;
 pub use progress::ProgressTeller;
 pub use scratch::WorkDir;
+pub use watch::WatchActivities;
 pub use webhooks::{WebhookActivities, WebhookSettings};

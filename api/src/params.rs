@@ -2,7 +2,7 @@
 //! [`BatchId`]) in paths, queries and bodies, documented as a UUID string, so a malformed id is refused by the framework (400)
 //! before any handler runs, and generated clients get a UUID type.
 
-use audiomill_domain::{BatchId, ConnectionId, JobId, UploadId, UserId, WebhookId};
+use audiomill_domain::{BatchId, ConnectionId, JobId, UploadId, UserId, WatchId, WebhookId};
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
@@ -114,6 +114,13 @@ api_uuid!(
 );
 
 api_uuid!(
+    /// A watch's id.
+    ApiWatchId(WatchId),
+    "watch id",
+    "019a9f3c-5b2e-7c41-9d8e-6f7a8b9c0d1e"
+);
+
+api_uuid!(
     /// A user's id.
     ApiUserId(UserId),
     "user id",
@@ -218,4 +225,28 @@ impl From<&str> for Text {
     fn from(text: &str) -> Self {
         Self(text.to_owned())
     }
+}
+
+/// Output choices sent as JSON, as the form's text values: strings as they are, numbers and
+/// booleans written out; anything else (a list, an object, `null`) is refused naming its field.
+pub(crate) fn option_texts(
+    options: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<std::collections::BTreeMap<String, String>, crate::error::ErrorJson> {
+    options
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                _ => {
+                    return Err(crate::error::ErrorBody::for_field(
+                        name,
+                        format!("`{name}` must be a string, a number or a boolean."),
+                    ));
+                }
+            };
+            Ok((name.clone(), text))
+        })
+        .collect()
 }

@@ -2349,6 +2349,150 @@ batch) or a tus creation is one.*/
             Default::default()
         }
     }
+    ///A folder of one of your connections to watch.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct NewWatchBody {
+        ///The connection whose bucket holds the folder (`POST /connections`).
+        pub connection_id: ::std::string::String,
+        /**With `export_to`: the key template (`{stem}`, `{job_id}`, `{date}`); default
+`{stem}.mp3`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export_key: ::std::option::Option<::std::string::String>,
+        ///Also write each MP3 to this connection's bucket (one of yours), at `export_key`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export_to: ::std::option::Option<::std::string::String>,
+        ///Seconds between one look over the folder and the next, 10 to 86400 (default 60).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub interval_seconds: ::std::option::Option<u32>,
+        ///Its jobs converting at once at most, 1 to 100 (default 4); the next videos wait.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_running: ::std::option::Option<::std::num::NonZeroU32>,
+        ///Your name for it, 1 to 100 characters.
+        pub name: NewWatchBodyName,
+        /**The MP3's choices, by the names and with the values of the upload form's fields, as
+for `POST /imports`.*/
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub options: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The folder under the connection's prefix; default the connection's whole prefix.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prefix: ::std::option::Option<NewWatchBodyPrefix>,
+    }
+    impl NewWatchBody {
+        pub fn builder() -> builder::NewWatchBody {
+            Default::default()
+        }
+    }
+    ///Your name for it, 1 to 100 characters.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewWatchBodyName(::std::string::String);
+    impl ::std::ops::Deref for NewWatchBodyName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewWatchBodyName> for ::std::string::String {
+        fn from(value: NewWatchBodyName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewWatchBodyName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 100usize {
+                return Err("longer than 100 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewWatchBodyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewWatchBodyName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewWatchBodyName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The folder under the connection's prefix; default the connection's whole prefix.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewWatchBodyPrefix(::std::string::String);
+    impl ::std::ops::Deref for NewWatchBodyPrefix {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewWatchBodyPrefix> for ::std::string::String {
+        fn from(value: NewWatchBodyPrefix) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewWatchBodyPrefix {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewWatchBodyPrefix {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewWatchBodyPrefix {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewWatchBodyPrefix {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///A new endpoint.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
@@ -3478,6 +3622,50 @@ that exists.*/
     }
     impl UserSummary {
         pub fn builder() -> builder::UserSummary {
+            Default::default()
+        }
+    }
+    ///A watch, as it is shown.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WatchBody {
+        pub connection_id: ::uuid::Uuid,
+        pub created_at: ::std::string::String,
+        ///Where its MP3s also go, as it may be shown.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub export: ::std::option::Option<::std::string::String>,
+        pub id: ::uuid::Uuid,
+        pub interval_seconds: u32,
+        ///Jobs it has started, and how many of them still run.
+        pub jobs: u64,
+        pub max_running: u32,
+        pub name: ::std::string::String,
+        pub options: OutputChoices,
+        ///Under the connection's prefix.
+        pub prefix: ::std::string::String,
+        pub running: u64,
+        ///When it last looked over the whole folder.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub scanned_at: ::std::option::Option<::std::string::String>,
+        ///`active` or `paused`.
+        pub state: ::std::string::String,
+        /**Why it cannot go on now (the folder cannot be read, a quota is used up); `null` when
+nothing holds it.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub trouble: ::std::option::Option<::std::string::String>,
+    }
+    impl WatchBody {
+        pub fn builder() -> builder::WatchBody {
+            Default::default()
+        }
+    }
+    ///`WatchList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct WatchList {
+        ///Oldest first.
+        pub watches: ::std::vec::Vec<WatchBody>,
+    }
+    impl WatchList {
+        pub fn builder() -> builder::WatchList {
             Default::default()
         }
     }
@@ -8400,6 +8588,191 @@ that exists.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct NewWatchBody {
+            connection_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            export_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            export_to: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            interval_seconds: ::std::result::Result<
+                ::std::option::Option<u32>,
+                ::std::string::String,
+            >,
+            max_running: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU32>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<super::NewWatchBodyName, ::std::string::String>,
+            options: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            prefix: ::std::result::Result<
+                ::std::option::Option<super::NewWatchBodyPrefix>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for NewWatchBody {
+            fn default() -> Self {
+                Self {
+                    connection_id: Err(
+                        "no value supplied for connection_id".to_string(),
+                    ),
+                    export_key: Ok(Default::default()),
+                    export_to: Ok(Default::default()),
+                    interval_seconds: Ok(Default::default()),
+                    max_running: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    options: Ok(Default::default()),
+                    prefix: Ok(Default::default()),
+                }
+            }
+        }
+        impl NewWatchBody {
+            pub fn connection_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.connection_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for connection_id: {e}")
+                    });
+                self
+            }
+            pub fn export_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export_key: {e}")
+                    });
+                self
+            }
+            pub fn export_to<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export_to = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export_to: {e}")
+                    });
+                self
+            }
+            pub fn interval_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.interval_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for interval_seconds: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_running<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU32>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_running = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_running: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NewWatchBodyName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::NewWatchBodyPrefix>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NewWatchBody> for super::NewWatchBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NewWatchBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    connection_id: value.connection_id?,
+                    export_key: value.export_key?,
+                    export_to: value.export_to?,
+                    interval_seconds: value.interval_seconds?,
+                    max_running: value.max_running?,
+                    name: value.name?,
+                    options: value.options?,
+                    prefix: value.prefix?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NewWatchBody> for NewWatchBody {
+            fn from(value: super::NewWatchBody) -> Self {
+                Self {
+                    connection_id: Ok(value.connection_id),
+                    export_key: Ok(value.export_key),
+                    export_to: Ok(value.export_to),
+                    interval_seconds: Ok(value.interval_seconds),
+                    max_running: Ok(value.max_running),
+                    name: Ok(value.name),
+                    options: Ok(value.options),
+                    prefix: Ok(value.prefix),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct NewWebhook {
             events: ::std::result::Result<
                 ::std::vec::Vec<super::EventName>,
@@ -10585,6 +10958,313 @@ that exists.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct WatchBody {
+            connection_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            export: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            interval_seconds: ::std::result::Result<u32, ::std::string::String>,
+            jobs: ::std::result::Result<u64, ::std::string::String>,
+            max_running: ::std::result::Result<u32, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            options: ::std::result::Result<super::OutputChoices, ::std::string::String>,
+            prefix: ::std::result::Result<::std::string::String, ::std::string::String>,
+            running: ::std::result::Result<u64, ::std::string::String>,
+            scanned_at: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            state: ::std::result::Result<::std::string::String, ::std::string::String>,
+            trouble: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for WatchBody {
+            fn default() -> Self {
+                Self {
+                    connection_id: Err(
+                        "no value supplied for connection_id".to_string(),
+                    ),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    export: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    interval_seconds: Err(
+                        "no value supplied for interval_seconds".to_string(),
+                    ),
+                    jobs: Err("no value supplied for jobs".to_string()),
+                    max_running: Err("no value supplied for max_running".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    options: Err("no value supplied for options".to_string()),
+                    prefix: Err("no value supplied for prefix".to_string()),
+                    running: Err("no value supplied for running".to_string()),
+                    scanned_at: Ok(Default::default()),
+                    state: Err("no value supplied for state".to_string()),
+                    trouble: Ok(Default::default()),
+                }
+            }
+        }
+        impl WatchBody {
+            pub fn connection_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.connection_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for connection_id: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn export<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.export = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for export: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn interval_seconds<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.interval_seconds = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for interval_seconds: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn jobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.jobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for jobs: {e}")
+                    });
+                self
+            }
+            pub fn max_running<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_running = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_running: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OutputChoices>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for options: {e}")
+                    });
+                self
+            }
+            pub fn prefix<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prefix = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prefix: {e}")
+                    });
+                self
+            }
+            pub fn running<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.running = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for running: {e}")
+                    });
+                self
+            }
+            pub fn scanned_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scanned_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scanned_at: {e}")
+                    });
+                self
+            }
+            pub fn state<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.state = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for state: {e}")
+                    });
+                self
+            }
+            pub fn trouble<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.trouble = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for trouble: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<WatchBody> for super::WatchBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: WatchBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    connection_id: value.connection_id?,
+                    created_at: value.created_at?,
+                    export: value.export?,
+                    id: value.id?,
+                    interval_seconds: value.interval_seconds?,
+                    jobs: value.jobs?,
+                    max_running: value.max_running?,
+                    name: value.name?,
+                    options: value.options?,
+                    prefix: value.prefix?,
+                    running: value.running?,
+                    scanned_at: value.scanned_at?,
+                    state: value.state?,
+                    trouble: value.trouble?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::WatchBody> for WatchBody {
+            fn from(value: super::WatchBody) -> Self {
+                Self {
+                    connection_id: Ok(value.connection_id),
+                    created_at: Ok(value.created_at),
+                    export: Ok(value.export),
+                    id: Ok(value.id),
+                    interval_seconds: Ok(value.interval_seconds),
+                    jobs: Ok(value.jobs),
+                    max_running: Ok(value.max_running),
+                    name: Ok(value.name),
+                    options: Ok(value.options),
+                    prefix: Ok(value.prefix),
+                    running: Ok(value.running),
+                    scanned_at: Ok(value.scanned_at),
+                    state: Ok(value.state),
+                    trouble: Ok(value.trouble),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct WatchList {
+            watches: ::std::result::Result<
+                ::std::vec::Vec<super::WatchBody>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for WatchList {
+            fn default() -> Self {
+                Self {
+                    watches: Err("no value supplied for watches".to_string()),
+                }
+            }
+        }
+        impl WatchList {
+            pub fn watches<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::WatchBody>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.watches = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for watches: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<WatchList> for super::WatchList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: WatchList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { watches: value.watches? })
+            }
+        }
+        impl ::std::convert::From<super::WatchList> for WatchList {
+            fn from(value: super::WatchList) -> Self {
+                Self { watches: Ok(value.watches) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Webhook {
             created_at: ::std::result::Result<
                 ::std::string::String,
@@ -11338,7 +12018,7 @@ let response = client.delete_my_jobs()
     /**Sign out everywhere: end every login of the account
 
 Web sessions and programs' refresh tokens stop working at once, this one included.
-API keys stay until they are revoked.
+API keys stay until they are revoked, and watches until they are deleted.
 
 Sends a `DELETE` request to `/me/logins`
 
@@ -11618,6 +12298,89 @@ let response = client.validate_token()
 ```*/
     pub fn validate_token(&self) -> builder::ValidateToken<'_> {
         builder::ValidateToken::new(self)
+    }
+    /**Your watches
+
+Sends a `GET` request to `/watches`
+
+```ignore
+let response = client.list_watches()
+    .send()
+    .await;
+```*/
+    pub fn list_watches(&self) -> builder::ListWatches<'_> {
+        builder::ListWatches::new(self)
+    }
+    /**Watch a folder of your bucket
+
+Every video (MP4, MOV, AVI, MKV, WebM) that appears under the folder becomes a job
+with the watch's choices and destination, once per version of the object (its key and
+ETag): a video written again is converted again, one seen before never is. At most
+`max_running` of its jobs convert at once; the rest wait their turn. Its jobs are
+yours, in your history, under your quotas.
+
+Sends a `POST` request to `/watches`
+
+```ignore
+let response = client.create_watch()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_watch(&self) -> builder::CreateWatch<'_> {
+        builder::CreateWatch::new(self)
+    }
+    /**One of your watches
+
+Sends a `GET` request to `/watches/{watch_id}`
+
+```ignore
+let response = client.get_watch()
+    .watch_id(watch_id)
+    .send()
+    .await;
+```*/
+    pub fn get_watch(&self) -> builder::GetWatch<'_> {
+        builder::GetWatch::new(self)
+    }
+    /**Delete a watch
+
+Sends a `DELETE` request to `/watches/{watch_id}`
+
+```ignore
+let response = client.delete_watch()
+    .watch_id(watch_id)
+    .send()
+    .await;
+```*/
+    pub fn delete_watch(&self) -> builder::DeleteWatch<'_> {
+        builder::DeleteWatch::new(self)
+    }
+    /**Pause a watch: it starts no more jobs until it is resumed (those started go on)
+
+Sends a `POST` request to `/watches/{watch_id}/pause`
+
+```ignore
+let response = client.pause_watch()
+    .watch_id(watch_id)
+    .send()
+    .await;
+```*/
+    pub fn pause_watch(&self) -> builder::PauseWatch<'_> {
+        builder::PauseWatch::new(self)
+    }
+    /**Resume a paused watch: it looks over its folder at once, from where it stopped
+
+Sends a `POST` request to `/watches/{watch_id}/resume`
+
+```ignore
+let response = client.resume_watch()
+    .watch_id(watch_id)
+    .send()
+    .await;
+```*/
+    pub fn resume_watch(&self) -> builder::ResumeWatch<'_> {
+        builder::ResumeWatch::new(self)
     }
     /**The caller's webhook endpoints
 
@@ -12593,6 +13356,13 @@ pub mod builder {
                     )
                 }
                 404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -16399,6 +17169,657 @@ pub mod builder {
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_watches`]
+
+[`Client::list_watches`]: super::Client::list_watches*/
+    #[derive(Debug, Clone)]
+    pub struct ListWatches<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListWatches<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/watches`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::WatchList>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/watches", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_watches",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_watch`]
+
+[`Client::create_watch`]: super::Client::create_watch*/
+    #[derive(Debug, Clone)]
+    pub struct CreateWatch<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::NewWatchBody, String>,
+    }
+    impl<'a> CreateWatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::NewWatchBody>,
+            <V as std::convert::TryInto<types::NewWatchBody>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `NewWatchBody` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::NewWatchBody,
+            ) -> types::builder::NewWatchBody,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/watches`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::WatchBody>, Error<types::ErrorBody>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::NewWatchBody::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/watches", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_watch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                408u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                415u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_watch`]
+
+[`Client::get_watch`]: super::Client::get_watch*/
+    #[derive(Debug, Clone)]
+    pub struct GetWatch<'a> {
+        client: &'a super::Client,
+        watch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> GetWatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                watch_id: Err("watch_id was not initialized".to_string()),
+            }
+        }
+        pub fn watch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.watch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for watch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/watches/{watch_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::WatchBody>, Error<types::ErrorBody>> {
+            let Self { client, watch_id } = self;
+            let watch_id = watch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/watches/{}", client.baseurl, encode_path(& watch_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_watch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::delete_watch`]
+
+[`Client::delete_watch`]: super::Client::delete_watch*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteWatch<'a> {
+        client: &'a super::Client,
+        watch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> DeleteWatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                watch_id: Err("watch_id was not initialized".to_string()),
+            }
+        }
+        pub fn watch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.watch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for watch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/watches/{watch_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::ErrorBody>> {
+            let Self { client, watch_id } = self;
+            let watch_id = watch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/watches/{}", client.baseurl, encode_path(& watch_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_watch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::pause_watch`]
+
+[`Client::pause_watch`]: super::Client::pause_watch*/
+    #[derive(Debug, Clone)]
+    pub struct PauseWatch<'a> {
+        client: &'a super::Client,
+        watch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> PauseWatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                watch_id: Err("watch_id was not initialized".to_string()),
+            }
+        }
+        pub fn watch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.watch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for watch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/watches/{watch_id}/pause`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::WatchBody>, Error<types::ErrorBody>> {
+            let Self { client, watch_id } = self;
+            let watch_id = watch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/watches/{}/pause", client.baseurl, encode_path(& watch_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "pause_watch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::resume_watch`]
+
+[`Client::resume_watch`]: super::Client::resume_watch*/
+    #[derive(Debug, Clone)]
+    pub struct ResumeWatch<'a> {
+        client: &'a super::Client,
+        watch_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> ResumeWatch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                watch_id: Err("watch_id was not initialized".to_string()),
+            }
+        }
+        pub fn watch_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.watch_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for watch_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/watches/{watch_id}/resume`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::WatchBody>, Error<types::ErrorBody>> {
+            let Self { client, watch_id } = self;
+            let watch_id = watch_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/watches/{}/resume", client.baseurl, encode_path(& watch_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "resume_watch",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -1,6 +1,8 @@
 //! The container families Audiomill converts, each known by its first bytes: an upload's
 //! or an import's content is sniffed before it is stored, so that nothing else (a playlist, a
-//! concatenation list, a web page) ever reaches a demuxer.
+//! concatenation list, a web page) ever reaches a demuxer. And the name a video is known by.
+
+use std::path::Path;
 
 /// Container families we convert, each recognised by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,4 +59,36 @@ impl Container {
             Self::Ebml => "mkv",
         }
     }
+}
+/// The lower-case extension of a file name, if any.
+pub fn extension(file_name: &str) -> Option<String> {
+    Path::new(file_name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// Longest name kept, in characters.
+const MAX_NAME_CHARS: usize = 255;
+
+/// The name to keep for a file: its last path component, without control characters, at most
+/// 255 characters (a long name loses the end of its stem, never its extension). Browsers may
+/// send `C:\videos\clip.mp4`; only `clip.mp4` is the user's name.
+pub fn clean_file_name(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.chars().count() <= MAX_NAME_CHARS {
+        return cleaned.to_owned();
+    }
+    let extension = Path::new(cleaned)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.chars().count() <= 10);
+    let suffix = extension.map(|e| format!(".{e}")).unwrap_or_default();
+    let stem: String = cleaned
+        .chars()
+        .take(MAX_NAME_CHARS - suffix.chars().count())
+        .collect();
+    format!("{}{suffix}", stem.trim_end())
 }

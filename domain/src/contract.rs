@@ -601,6 +601,12 @@ pub mod activity {
     activity!(DiscardSource, "discard_source", DiscardSourceInput, bool);
     activity!(CleanBatch, "clean_expired", CleanBatchInput, CleanupReport);
     activity!(SendAccountMail, "send_account_mail", AccountMailInput, bool);
+    activity!(
+        ScanWatch,
+        "scan_watch",
+        crate::watch::ScanWatchInput,
+        crate::watch::ScanOutcome
+    );
 }
 
 #[cfg(test)]

@@ -65,6 +65,18 @@ uuid_id!(
     JobId,
     "job id"
 );
+impl JobId {
+    /// The id named by `seed` alone (a UUIDv8 from its SHA-256): the same seed always names
+    /// the same job, so a job started twice for one thing is the same job.
+    pub fn derived(seed: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(seed);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(Uuid::new_v8(bytes))
+    }
+}
+
 uuid_id!(
     /// The jobs of one upload that carried several files.
     BatchId,
@@ -84,6 +96,11 @@ uuid_id!(
     /// One storage connection a user saved (an S3-compatible bucket of theirs).
     ConnectionId,
     "connection id"
+);
+uuid_id!(
+    /// One watch: a folder of a user's bucket whose new videos are converted as they appear.
+    WatchId,
+    "watch id"
 );
 uuid_id!(
     /// One resumable (tus) upload, from its creation until its last byte starts a job.

@@ -13,6 +13,8 @@
 //! - [`container`]: the video containers converted, known by their first bytes.
 //! - [`address`]: where a URL a user names may lead, and whether it may be reached.
 //! - [`import`]: the links a job imports its video from, and what of them may be shown.
+//! - [`watch`]: watch folders: what a scan of one is asked and answers, and the job an
+//!   object's version makes.
 //! - [`webhook`]: webhook events, endpoint URLs and the addresses they may reach, secrets and
 //!   Standard Webhooks signatures.
 //! - [`segment`]: how a long source is cut into parts converted apart and joined.
@@ -33,10 +35,11 @@ pub mod lifecycle;
 pub mod link;
 pub mod output;
 pub mod secret;
+pub mod watch;
 pub mod webhook;
 
 pub use ids::{
-    BatchId, ConnectionId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId,
+    BatchId, ConnectionId, EmailAddress, InvalidValue, JobId, ObjectKey, UploadId, UserId, WatchId,
     WebhookId,
 };
 pub use job::{JobStatus, Step};

@@ -12,8 +12,8 @@ use crate::{
 use anyhow::{Context, bail};
 use audiomill_activities::{
     AccountMailActivities, ConnectionAccess, ConvertActivities, ExportActivities, ImportActivities,
-    ImportSettings, LifecycleActivities, ProgressTeller, WebhookActivities, WebhookSettings,
-    WorkDir, WorkerSettings, metered::StepMetrics,
+    ImportSettings, LifecycleActivities, ProgressTeller, WatchActivities, WebhookActivities,
+    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -23,7 +23,9 @@ use audiomill_domain::{
     },
     link::LinkSigner,
 };
-use audiomill_workflows::{CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail};
+use audiomill_workflows::{
+    CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail, WatchFolder,
+};
 use std::{
     sync::{
         Arc, OnceLock,
@@ -62,17 +64,18 @@ struct PollerParts {
     account_mail: AccountMailActivities,
     imports: ImportActivities,
     exports: ExportActivities,
+    watches: WatchActivities,
     /// Where the client goes once connected, for the progress teller.
     client: Arc<OnceLock<temporalio_client::Client>>,
 }
 
-/// The activities that reach users' own storage: `import_source` (a link or a bucket) and
-/// `export_mp3` (the MP3 written from `export_dir`, this worker's scratch).
+/// The activities that reach users' own storage: `import_source` (a link or a bucket),
+/// `export_mp3` (the MP3 written from `export_dir`, this worker's scratch) and `scan_watch`.
 fn storage_activities(
     config: &Config,
     backends: &Backends,
     export_dir: WorkDir,
-) -> (ImportActivities, ExportActivities) {
+) -> (ImportActivities, ExportActivities, WatchActivities) {
     let access = ConnectionAccess {
         sealer: backends.sealer.clone(),
         allow_private: config.imports.allow_private,
@@ -90,10 +93,11 @@ fn storage_activities(
     let exports = ExportActivities::new(
         backends.db.clone(),
         export_dir,
-        access,
+        access.clone(),
         config.imports.idle_timeout,
     );
-    (imports, exports)
+    let watches = WatchActivities::new(backends.db.clone(), access, config.lifecycle.quota);
+    (imports, exports, watches)
 }
 
 /// Starts each `job.progress` milestone's delivery as a `DeliverWebhooks` run of its own,
@@ -185,7 +189,7 @@ impl WorkerHandle {
         let client = Arc::new(OnceLock::new());
         let activities = activities.with_progress_teller(progress_teller(client.clone()));
         let lifecycle = LifecycleActivities::new(backends.db.clone(), backends.objects.clone());
-        let (imports, exports) = storage_activities(config, backends, export_dir);
+        let (imports, exports, watches) = storage_activities(config, backends, export_dir);
         let parts = PollerParts {
             config: config.clone(),
             identity: worker
@@ -199,6 +203,7 @@ impl WorkerHandle {
             account_mail,
             imports,
             exports,
+            watches,
             client,
         };
         Self::spawn(parts).await
@@ -320,12 +325,14 @@ async fn build_pollers(
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
         .and_then(|options| options.register_workflow::<SendAccountMail>())
+        .and_then(|options| options.register_workflow::<WatchFolder>())
         .map_err(|e| anyhow::anyhow!("could not register the workflow: {e}"))?
         .register_activities(parts.activities.clone())
         .register_activities(parts.webhooks)
         .register_activities(parts.lifecycle)
         .register_activities(parts.account_mail)
         .register_activities(parts.imports)
+        .register_activities(parts.watches)
         .sticky_queue_schedule_to_start_timeout(STICKY_PICKUP)
         .activity_inbound_interceptor(StepMetrics)
         .build();

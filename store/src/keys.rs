@@ -181,16 +181,19 @@ impl Database {
         Ok(())
     }
 
-    /// Ends every login of `user` that is not an API key (web sessions and the refresh tokens
-    /// of programs), but `keep` if named; the number ended. Keys stay until they are revoked.
+    /// Ends every login of `user` that is not an API key or a watch (web sessions and the
+    /// refresh tokens of programs), but `keep` if named; the number ended. Keys stay until
+    /// they are revoked, watches until they are deleted.
     pub async fn end_logins(&self, user: UserId, keep: Option<&str>) -> Result<u64, StoreError> {
         let ended = sqlx::query(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
-             AND id <> ? AND id NOT IN (SELECT session_id FROM api_keys WHERE user_id = ?)",
+             AND id <> ? AND id NOT IN (SELECT session_id FROM api_keys WHERE user_id = ?) \
+             AND id NOT IN (SELECT session_id FROM watches WHERE user_id = ?)",
         )
         .bind(now_millis())
         .bind(user.to_string())
         .bind(keep.unwrap_or(""))
+        .bind(user.to_string())
         .bind(user.to_string())
         .execute(&self.pool)
         .await?;

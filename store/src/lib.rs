@@ -10,6 +10,7 @@
 //! - [`Resumable`], [`PendingObject`]: resumable (tus) uploads, their rows and their bytes.
 //! - [`Connection`]: users' own S3-compatible storage, their secrets sealed ([`Sealer`]);
 //!   jobs that import from one or export to one.
+//! - [`Watch`]: watch folders, and the object versions each has made a job of.
 //! - Jobs imported from a link: the link, kept apart until the video is in.
 //! - [`UploadStats`]: statistics of a user's or everyone's jobs, computed by the database.
 
@@ -38,6 +39,7 @@ mod stream;
 pub mod time;
 mod upload_tokens;
 mod user_bucket;
+mod watches;
 mod webhooks;
 
 pub use database::{Database, Job, NewJob, RefreshOutcome, User};
@@ -61,7 +63,8 @@ pub use sources::{
 pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use stream::ObjectBody;
 pub use upload_tokens::UploadToken;
-pub use user_bucket::{BucketTrouble, UserBucket};
+pub use user_bucket::{BucketTrouble, ListedObject, UserBucket};
+pub use watches::{MAX_WATCHES_PER_USER, NewWatch, Watch, WatchCounts, WatchRecord, WatchedObject};
 pub use webhooks::{
     DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
     WebhookEndpoint, WebhookMessage,

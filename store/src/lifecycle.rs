@@ -268,19 +268,34 @@ impl Database {
         job: &crate::database::NewJob,
         quota: &Quota,
     ) -> Result<Result<(), NotRecorded>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let recorded = self.insert_job_within_on(&mut tx, job, quota).await?;
+        if recorded.is_ok() {
+            tx.commit().await?;
+        }
+        Ok(recorded)
+    }
+
+    /// [`Database::insert_job_within`] in a transaction of the caller's, which it locks the
+    /// user's row in and leaves open.
+    pub(crate) async fn insert_job_within_on(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        job: &crate::database::NewJob,
+        quota: &Quota,
+    ) -> Result<Result<(), NotRecorded>, StoreError> {
         let user = job.user_id.to_string();
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
-        lock_user(&mut tx, job.user_id).await?;
+        lock_user(&mut *tx, job.user_id).await?;
         let usage = self
-            .usage_on(&mut tx, job.user_id, now, Some(job.id))
+            .usage_on(&mut *tx, job.user_id, now, Some(job.id))
             .await?;
         if let Err(over) = check_quota(quota, usage, job.source_size) {
             return Ok(Err(NotRecorded::Over(over)));
         }
         if let Some(batch) = job.batch_id {
             let held = count(
-                &mut tx,
+                &mut *tx,
                 sqlx::query("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND batch_id = ?")
                     .bind(&user)
                     .bind(batch.to_string()),
@@ -292,17 +307,17 @@ impl Database {
                 }));
             }
         }
-        self.insert_job_on(&mut tx, job, now).await?;
+        self.insert_job_on(&mut *tx, job, now).await?;
         match &job.import {
-            Some(JobImport::Link(url)) => self.insert_import_on(&mut tx, job.id, url).await?,
+            Some(JobImport::Link(url)) => self.insert_import_on(&mut *tx, job.id, url).await?,
             Some(JobImport::Bucket { connection, key }) => {
-                self.insert_bucket_import_on(&mut tx, job.id, connection, key)
+                self.insert_bucket_import_on(&mut *tx, job.id, connection, key)
                     .await?
             }
             None => {}
         }
         if let Some(export) = &job.export {
-            self.insert_export_on(&mut tx, job.id, export).await?;
+            self.insert_export_on(&mut *tx, job.id, export).await?;
         }
         let day = utc_day(now);
         let counted =
@@ -318,7 +333,6 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(Ok(()))
     }
 

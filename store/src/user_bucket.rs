@@ -31,6 +31,41 @@ pub enum BucketTrouble {
     Unreachable(String),
 }
 
+impl BucketTrouble {
+    /// The sentence that says what went wrong.
+    pub fn sentence(self) -> String {
+        match self {
+            Self::Refused(sentence) | Self::Unreachable(sentence) => sentence,
+        }
+    }
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// Changes when the object is written again; empty when the server names none.
+    pub etag: String,
+    pub size: u64,
+    /// When it was last written (Unix ms), if the server says.
+    pub modified_ms: Option<i64>,
+}
+
+impl ListedObject {
+    /// What tells this version of the object from another: its ETag, else its size and
+    /// time of writing.
+    pub fn version(&self) -> String {
+        match self.etag.as_str() {
+            "" => format!(
+                "size:{};modified:{}",
+                self.size,
+                self.modified_ms.unwrap_or(0)
+            ),
+            etag => etag.to_owned(),
+        }
+    }
+}
+
 /// A connection's bucket, ready to use.
 pub struct UserBucket {
     client: Client,
@@ -176,6 +211,40 @@ impl UserBucket {
             .await
             .map_err(|error| self.trouble(&error, None))?;
         Ok(size)
+    }
+
+    /// Up to `max` objects under `prefix`, in key order, after `after` when named.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ListedObject>, BucketTrouble> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_owned))
+            .max_keys(i32::try_from(max).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|error| self.trouble(&error, None))?;
+        Ok(page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(ListedObject {
+                    key: object.key()?.to_owned(),
+                    etag: object.e_tag().unwrap_or_default().to_owned(),
+                    size: object
+                        .size()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    modified_ms: object.last_modified().and_then(|at| at.to_millis().ok()),
+                })
+            })
+            .collect())
     }
 
     /// The sentence for a failed request, about object `key` when there is one.

@@ -30,5 +30,6 @@ mod segments;
 mod sessions;
 mod sign_on;
 mod startup;
+mod watches;
 mod webapp;
 mod webhooks;

@@ -6,6 +6,8 @@
 //!   its owner's webhook endpoints, in a child run that outlives the job.
 //! - [`CleanExpired`] (`clean_expired.rs`): what retention no longer keeps, removed on a
 //!   schedule.
+//! - [`WatchFolder`] (`watch_folder.rs`): a watch's folder scanned page by page, a job
+//!   started for each new video, for as long as the watch runs.
 //! - [`SendAccountMail`] (`account_mail.rs`): a mail about an account (a password reset link).
 //!
 //! A change to what a workflow does, in an order that a run already under way would replay
@@ -20,6 +22,7 @@ mod clean_expired;
 mod convert_video;
 mod deliver_webhooks;
 mod options;
+mod watch_folder;
 
 /// Every patch the workflows still test with `ctx.patched(...)`: runs recorded before a patch
 /// take its old branch on replay, runs recorded since take its new one, and both must replay.
@@ -39,3 +42,4 @@ pub use account_mail::SendAccountMail;
 pub use clean_expired::CleanExpired;
 pub use convert_video::ConvertVideo;
 pub use deliver_webhooks::DeliverWebhooks;
+pub use watch_folder::WatchFolder;

@@ -120,6 +120,9 @@ api_response! {
         /// No such connection (or not yours).
         #[oai(status = 404)]
         NotFound(ErrorJson),
+        /// A watch uses it: delete the watch first.
+        #[oai(status = 409)]
+        InUse(ErrorJson),
         @unavailable,
     }
 }
@@ -199,13 +202,24 @@ impl ConnectionsApi {
         connection_id: Path<ApiConnectionId>,
     ) -> DeleteResponse {
         let user = or_refuse!(self.cx.authenticate(&auth, Scope::AccountWrite).await).user;
-        match self
-            .cx
-            .gw()
-            .db
-            .delete_connection(user, connection_id.0.0)
-            .await
+        let db = &self.cx.gw().db;
+        let watches = match db.watches_of(user).await {
+            Ok(watches) => watches,
+            Err(error) => return DeleteResponse::Unavailable(store_down(error)),
+        };
+        if let Some(watch) = watches
+            .iter()
+            .find(|watch| watch.connection_id == connection_id.0.0)
         {
+            return DeleteResponse::InUse(ErrorBody::new(
+                ErrorCode::Conflict,
+                format!(
+                    "The watch \"{}\" uses this connection; delete the watch first.",
+                    watch.name
+                ),
+            ));
+        }
+        match db.delete_connection(user, connection_id.0.0).await {
             Ok(true) => DeleteResponse::Deleted,
             Ok(false) => DeleteResponse::NotFound(ErrorBody::new(
                 ErrorCode::NotFound,

@@ -153,9 +153,9 @@ impl ImportsApi {
     ) -> ImportResponse {
         let caller = or_refuse!(self.cx.authenticate(&auth, Scope::JobsWrite).await);
         let gw = self.cx.gw();
-        let options = match option_texts(&body.0.options) {
+        let options = match crate::params::option_texts(&body.0.options) {
             Ok(options) => options,
-            Err(refusal) => return *refusal,
+            Err(refusal) => return ImportResponse::BadRequest(refusal),
         };
         let body = body.0;
         let unpacked = Unpacked::of(&body);
@@ -273,30 +273,6 @@ impl Unpacked {
             },
         }
     }
-}
-
-/// The choices as the form's text values: strings as they are, numbers and booleans written
-/// out; anything else (a list, an object, `null`) is refused naming its field.
-fn option_texts(
-    options: &BTreeMap<String, serde_json::Value>,
-) -> Result<BTreeMap<String, String>, Box<ImportResponse>> {
-    options
-        .iter()
-        .map(|(name, value)| {
-            let text = match value {
-                serde_json::Value::String(text) => text.clone(),
-                serde_json::Value::Number(number) => number.to_string(),
-                serde_json::Value::Bool(flag) => flag.to_string(),
-                _ => {
-                    return Err(Box::new(ImportResponse::BadRequest(ErrorBody::for_field(
-                        name,
-                        format!("`{name}` must be a string, a number or a boolean."),
-                    ))));
-                }
-            };
-            Ok((name.clone(), text))
-        })
-        .collect()
 }
 
 /// The answer to an import whose `Idempotency-Key` already started `earlier`: that job if the

@@ -82,7 +82,7 @@ impl LoginsApi {
     /// Sign out everywhere: end every login of the account.
     ///
     /// Web sessions and programs' refresh tokens stop working at once, this one included.
-    /// API keys stay until they are revoked.
+    /// API keys stay until they are revoked, and watches until they are deleted.
     #[oai(
         path = "/me/logins",
         method = "delete",

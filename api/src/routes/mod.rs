@@ -29,6 +29,7 @@ mod signup;
 mod stats;
 mod upload_tokens;
 mod users;
+mod watches;
 mod webhooks;
 
 use crate::gateway::Gateway;
@@ -56,6 +57,7 @@ type WorkApi = (
     jobs::JobsApi,
     imports::ImportsApi,
     connections::ConnectionsApi,
+    watches::WatchesApi,
     upload_tokens::UploadTokensApi,
     resumable::ResumableApi,
     batches::BatchesApi,
@@ -93,6 +95,7 @@ fn with_context(cx: Context) -> Api {
         jobs::JobsApi { cx: cx.clone() },
         imports::ImportsApi { cx: cx.clone() },
         connections::ConnectionsApi { cx: cx.clone() },
+        watches::WatchesApi { cx: cx.clone() },
         upload_tokens::UploadTokensApi { cx: cx.clone() },
         resumable::ResumableApi { cx: cx.clone() },
         batches::BatchesApi { cx: cx.clone() },

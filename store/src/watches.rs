@@ -1,0 +1,377 @@
+//! Watch folders in the database: the watches (each a login of its own), and the object
+//! versions each has taken, recorded in the transaction that records their job so that one
+//! version makes one job however often a scan is tried again.
+
+use crate::{
+    database::{Database, NewJob, options_column, options_from_row, parse_column},
+    error::StoreError,
+    lifecycle::{count, lock_user},
+    quota::NotRecorded,
+    sources::NewExport,
+    time::now_millis,
+};
+use audiomill_domain::{
+    ConnectionId, JobId, UserId, WatchId, lifecycle::Quota, output::OutputOptions,
+};
+use sqlx::{Row, any::AnyRow};
+
+/// The most watches one user may keep.
+pub const MAX_WATCHES_PER_USER: u64 = 20;
+
+const WATCH_COLUMNS: &str = "id, user_id, session_id, name, connection_id, prefix, options, \
+    export, max_running, interval_seconds, max_bytes, paused_at, created_at, scanned_at, trouble";
+
+/// A watch: new objects under `prefix` of a connection's bucket become jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    pub id: WatchId,
+    pub user_id: UserId,
+    /// The login its jobs run under; deleting the watch ends it.
+    pub session_id: String,
+    pub name: String,
+    pub connection_id: ConnectionId,
+    /// Under the connection's prefix: empty, or ending in `/`.
+    pub prefix: String,
+    pub options: OutputOptions,
+    /// Where its MP3s also go.
+    pub export: Option<NewExport>,
+    /// Its jobs running at once at most; the next wait for one to end.
+    pub max_running: u32,
+    /// Seconds between the end of one pass over the folder and the next.
+    pub interval_seconds: u32,
+    /// The largest video it converts, as the gateway allowed when it was made.
+    pub max_bytes: u64,
+    pub paused_at: Option<i64>,
+    pub created_at: i64,
+    /// When a pass over the whole folder last ended.
+    pub scanned_at: Option<i64>,
+    /// Why the last scan could not read the folder, in a sentence; `None` when it could.
+    pub trouble: Option<String>,
+}
+
+/// A watch as its user asks for it, checked.
+#[derive(Debug, Clone)]
+pub struct NewWatch {
+    pub user_id: UserId,
+    pub name: String,
+    pub connection_id: ConnectionId,
+    pub prefix: String,
+    pub options: OutputOptions,
+    pub export: Option<NewExport>,
+    pub max_running: u32,
+    pub interval_seconds: u32,
+    pub max_bytes: u64,
+}
+
+/// How many jobs a watch has made, and how many of them still run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchCounts {
+    pub jobs: u64,
+    pub running: u64,
+}
+
+/// An object version a scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedObject {
+    pub watch_id: WatchId,
+    pub key: String,
+    pub version: String,
+}
+
+/// What recording an object version's job did.
+#[derive(Debug)]
+pub enum WatchRecord {
+    /// The job is recorded now.
+    Recorded,
+    /// A job of this version was recorded before.
+    Seen,
+    /// The user's quota or a limit refused it; nothing is recorded.
+    Refused(NotRecorded),
+}
+
+impl Database {
+    /// Saves a watch and the login its jobs run under; `Conflict` past
+    /// [`MAX_WATCHES_PER_USER`].
+    pub async fn create_watch(&self, new: &NewWatch) -> Result<Watch, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, new.user_id).await?;
+        let held = count(
+            &mut tx,
+            sqlx::query("SELECT COUNT(*) FROM watches WHERE user_id = ?")
+                .bind(new.user_id.to_string()),
+        )
+        .await?;
+        if held >= MAX_WATCHES_PER_USER {
+            return Err(StoreError::Conflict("too many watches"));
+        }
+        let id = WatchId::generate();
+        let watch = Watch {
+            id,
+            user_id: new.user_id,
+            session_id: format!("watch-{id}"),
+            name: new.name.clone(),
+            connection_id: new.connection_id,
+            prefix: new.prefix.clone(),
+            options: new.options.clone(),
+            export: new.export.clone(),
+            max_running: new.max_running,
+            interval_seconds: new.interval_seconds,
+            max_bytes: new.max_bytes,
+            paused_at: None,
+            created_at: now_millis(),
+            scanned_at: None,
+            trouble: None,
+        };
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)")
+            .bind(&watch.session_id)
+            .bind(watch.user_id.to_string())
+            .bind(watch.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO watches ({WATCH_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )))
+        .bind(watch.id.to_string())
+        .bind(watch.user_id.to_string())
+        .bind(&watch.session_id)
+        .bind(&watch.name)
+        .bind(watch.connection_id.to_string())
+        .bind(&watch.prefix)
+        .bind(options_column(&watch.options))
+        .bind(watch.export.as_ref().map(NewExport::to_column))
+        .bind(i64::from(watch.max_running))
+        .bind(i64::from(watch.interval_seconds))
+        .bind(watch.max_bytes as i64)
+        .bind(None::<i64>)
+        .bind(watch.created_at)
+        .bind(None::<i64>)
+        .bind(None::<String>)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(watch)
+    }
+
+    /// Watch `id`, whoever owns it.
+    pub async fn watch(&self, id: WatchId) -> Result<Option<Watch>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {WATCH_COLUMNS} FROM watches WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| watch_from_row(&row))
+        .transpose()
+    }
+
+    /// `user`'s watches, oldest first.
+    pub async fn watches_of(&self, user: UserId) -> Result<Vec<Watch>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {WATCH_COLUMNS} FROM watches WHERE user_id = ? ORDER BY created_at, id"
+        )))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(watch_from_row)
+        .collect()
+    }
+
+    /// Pauses (or resumes) `user`'s watch `id`; `false` when they have none by that id.
+    pub async fn pause_watch(
+        &self,
+        user: UserId,
+        id: WatchId,
+        paused: bool,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query("UPDATE watches SET paused_at = ? WHERE id = ? AND user_id = ?")
+            .bind(paused.then(now_millis))
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Deletes `user`'s watch `id` and ends its login (its jobs not yet converted end with
+    /// it); `false` when they have none by that id. Its jobs stay.
+    pub async fn delete_watch(&self, user: UserId, id: WatchId) -> Result<bool, StoreError> {
+        let Some(watch) = self.watch(id).await?.filter(|w| w.user_id == user) else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM watches WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM watch_objects WHERE watch_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_millis())
+            .bind(&watch.session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// How many jobs watch `id` has made, and how many of them still run.
+    pub async fn watch_counts(&self, id: WatchId) -> Result<WatchCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COUNT(CASE WHEN j.outcome IS NULL THEN 1 END) \
+             FROM watch_objects w JOIN jobs j ON j.id = w.job_id WHERE w.watch_id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        let (jobs, running): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(WatchCounts {
+            jobs: jobs.max(0) as u64,
+            running: running.max(0) as u64,
+        })
+    }
+
+    /// Records `job`, the job of `object`, within `quota`, unless a job of that version was
+    /// recorded before.
+    pub async fn record_watch_job(
+        &self,
+        job: &NewJob,
+        quota: &Quota,
+        object: &WatchedObject,
+    ) -> Result<WatchRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, job.user_id).await?;
+        let seen = count(
+            &mut tx,
+            sqlx::query("SELECT COUNT(*) FROM watch_objects WHERE job_id = ?")
+                .bind(job.id.to_string()),
+        )
+        .await?;
+        if seen > 0 {
+            return Ok(WatchRecord::Seen);
+        }
+        if let Err(refused) = self.insert_job_within_on(&mut tx, job, quota).await? {
+            return Ok(WatchRecord::Refused(refused));
+        }
+        sqlx::query(
+            "INSERT INTO watch_objects (job_id, watch_id, object_key, version, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job.id.to_string())
+        .bind(object.watch_id.to_string())
+        .bind(&object.key)
+        .bind(&object.version)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(WatchRecord::Recorded)
+    }
+
+    /// Of `jobs`, those recorded by a watch whose start is not noted yet.
+    pub async fn unstarted_watch_jobs(
+        &self,
+        watch: WatchId,
+        jobs: &[JobId],
+    ) -> Result<Vec<JobId>, StoreError> {
+        let mut unstarted = Vec::new();
+        for job in jobs {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM watch_objects \
+                 WHERE job_id = ? AND watch_id = ? AND started_at IS NULL",
+            )
+            .bind(job.to_string())
+            .bind(watch.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+            if row.try_get::<i64, _>(0)? > 0 {
+                unstarted.push(*job);
+            }
+        }
+        Ok(unstarted)
+    }
+
+    /// Jobs watch `watch` recorded and never noted as started (a scan cut off between the
+    /// two), at most `limit`.
+    pub async fn left_unstarted(
+        &self,
+        watch: WatchId,
+        limit: u32,
+    ) -> Result<Vec<JobId>, StoreError> {
+        sqlx::query(
+            "SELECT job_id FROM watch_objects WHERE watch_id = ? AND started_at IS NULL \
+             ORDER BY created_at, job_id LIMIT ?",
+        )
+        .bind(watch.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| parse_column(row, "job_id"))
+        .collect()
+    }
+
+    /// Notes that the workflows of `jobs` were started.
+    pub async fn note_watch_started(&self, jobs: &[JobId]) -> Result<(), StoreError> {
+        let now = now_millis();
+        for job in jobs {
+            sqlx::query(
+                "UPDATE watch_objects SET started_at = ? WHERE job_id = ? AND started_at IS NULL",
+            )
+            .bind(now)
+            .bind(job.to_string())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Notes how the last scan of watch `id` went: `trouble` when it could not read the
+    /// folder, and whether it ended a pass over the whole folder.
+    pub async fn note_watch_scan(
+        &self,
+        id: WatchId,
+        trouble: Option<&str>,
+        pass_over: bool,
+    ) -> Result<(), StoreError> {
+        let query = if pass_over {
+            sqlx::query("UPDATE watches SET trouble = ?, scanned_at = ? WHERE id = ?")
+                .bind(trouble)
+                .bind(now_millis())
+        } else {
+            sqlx::query("UPDATE watches SET trouble = ? WHERE id = ?").bind(trouble)
+        };
+        query.bind(id.to_string()).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn watch_from_row(row: &AnyRow) -> Result<Watch, StoreError> {
+    let whole = |column: &str| -> Result<i64, StoreError> { Ok(row.try_get(column)?) };
+    Ok(Watch {
+        id: parse_column(row, "id")?,
+        user_id: parse_column(row, "user_id")?,
+        session_id: row.try_get("session_id")?,
+        name: row.try_get("name")?,
+        connection_id: parse_column(row, "connection_id")?,
+        prefix: row.try_get("prefix")?,
+        options: options_from_row(row)?,
+        export: row
+            .try_get::<Option<String>, _>("export")?
+            .map(|text| {
+                NewExport::from_column(&text)
+                    .ok_or_else(|| StoreError::Corrupt("bad watch export".into()))
+            })
+            .transpose()?,
+        max_running: u32::try_from(whole("max_running")?).unwrap_or(1),
+        interval_seconds: u32::try_from(whole("interval_seconds")?).unwrap_or(60),
+        max_bytes: u64::try_from(whole("max_bytes")?).unwrap_or_default(),
+        paused_at: row.try_get("paused_at")?,
+        created_at: whole("created_at")?,
+        scanned_at: row.try_get("scanned_at")?,
+        trouble: row.try_get("trouble")?,
+    })
+}
