@@ -545,7 +545,7 @@ async fn every_job_completes(test: &TestApp, token: &str, jobs: &[String], secon
 
 /// A user `ann`, and as compose starts them a gateway and two workers, `w1` and `w2` (one
 /// transcode at a time each), logging into `logs`; the app's address is the gateway's.
-fn start_processes(
+pub(crate) fn start_processes(
     test: &mut TestApp,
     logs: &Path,
 ) -> (String, Process, HashMap<&'static str, Process>) {
@@ -590,7 +590,7 @@ fn start_processes_with(
 
 /// Worker `id`, with a scratch space of its own, logging to `logs/{id}.log` (a restarted one
 /// goes on where the killed one stopped).
-fn start_worker(test: &TestApp, logs: &Path, id: &str) -> Process {
+pub(crate) fn start_worker(test: &TestApp, logs: &Path, id: &str) -> Process {
     start_worker_with(test, logs, id, WorkDirs::OwnEach)
 }
 

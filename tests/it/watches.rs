@@ -310,3 +310,86 @@ async fn a_watch_is_refused_what_it_may_not_use_and_is_nobody_elses() {
     assert_eq!(listed["watches"][0]["id"], id);
     app.stop().await;
 }
+
+/// The promise of a watch under faults: 500 videos in the folder, a watch converting ten at a
+/// time on two worker processes; a worker is killed (SIGKILL) and started again while the
+/// watch is busy, and so is the Temporal server a little later. Every video is converted
+/// once: 500 MP3s on the destination, 500 e-mails, no job failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_of_a_worker_and_temporal_mid_scan_converts_each_of_500_videos_once() {
+    const VIDEOS: u64 = 500;
+    let mut test = TestApp::without_app_durable(&SETTINGS).await;
+    let logs = test.data.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("storage");
+    let folder = root.join("videos/in/inbox");
+    std::fs::create_dir_all(&folder).unwrap();
+    let clip = make_mp4(dir.path(), "clip.mp4", 1, true);
+    for n in 0..VIDEOS {
+        drop_in(&folder, &clip, &format!("v{n:03}.mp4"));
+    }
+    let (_storage, endpoint) = user_storage(&root);
+    let (email, gateway, mut workers) = crate::processes::start_processes(&mut test, &logs);
+    test.wait_until_ready(&gateway).await;
+    let token = test.login(&email).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connection = connect(&test, &token, &endpoint).await;
+    let body = json!({
+        "name": "inbox", "connection_id": connection, "prefix": "inbox",
+        "export_to": connection, "export_key": "out/{stem}.mp3",
+        "max_running": 10, "interval_seconds": 10,
+    });
+    let (status, watch) = send(
+        &test,
+        &token,
+        reqwest::Method::POST,
+        "/watches",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{watch}");
+    let id = watch["id"].as_str().unwrap().to_owned();
+
+    let made = |shown: &Value| shown["jobs"].as_u64().unwrap_or(0);
+    wait_for(&test, &token, &id, |shown| made(shown) >= 60).await;
+    let worker = workers.get_mut("w1").unwrap();
+    worker.kill();
+    *worker = crate::processes::start_worker(&test, &logs, "w1");
+    wait_for(&test, &token, &id, |shown| made(shown) >= 200).await;
+    test.kill_temporal().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    test.start_temporal().await;
+
+    let shown = settled(&test, &token, &id, VIDEOS, 1200).await;
+    assert_eq!(shown["trouble"], Value::Null, "{shown}");
+    let (_, failed) = test.get_json(&token, "/jobs?status=failed&limit=10").await;
+    assert_eq!(failed["jobs"].as_array().map(Vec::len), Some(0), "{failed}");
+    assert_eq!(mp3s_in(&root.join("videos/in/out")).len() as u64, VIDEOS);
+    // One e-mail per video, and no more arriving later.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (test.mail_count().await as u64) < VIDEOS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(test.mail_count().await as u64, VIDEOS);
+    drop(gateway);
+}
+
+/// Waits (up to ten minutes) until the watch, as shown, passes `check`.
+async fn wait_for(test: &TestApp, token: &str, watch: &str, check: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, shown) = test.get_json(token, &format!("/watches/{watch}")).await;
+        if check(&shown) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch did not get there: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -84,6 +84,12 @@ impl TestApp {
         Self::prepare(settings, false).await
     }
 
+    /// [`TestApp::without_app`], with Temporal's state in a file, as
+    /// [`TestApp::spawn_with_durable_temporal`] keeps it.
+    pub async fn without_app_durable(settings: &[(&str, &str)]) -> Self {
+        Self::prepare(settings, true).await
+    }
+
     /// Like [`TestApp::spawn_with`], with Temporal's state in a file, so that
     /// [`TestApp::kill_temporal`] and [`TestApp::start_temporal`] lose nothing.
     pub async fn spawn_with_durable_temporal(settings: &[(&str, &str)]) -> Self {
