@@ -105,9 +105,9 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
 
 # A link must resolve to public addresses, now (a generated host does not), and a connection
 # named must be one of the caller's; a connection's endpoint likewise, and its bucket a name
-# S3 allows.
+# S3 allows; a watch's connection must be the caller's.
 [[operations]]
-include-name-regex = "^POST /(imports|connections)"
+include-name-regex = "^POST /(imports|connections|watches)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 409, 413, 422, 429, 503]
 
 # A resumable upload's headers carry what the document cannot check: an upload that exists

@@ -65,6 +65,13 @@ impl WatchActivities {
                 wait_seconds: 0,
             });
         }
+        let user = db.user_by_id(watch.user_id).await.map_err(database_down)?;
+        if !user.is_some_and(|user| user.active) {
+            db.note_watch_scan(watch.id, Some("The account is disabled."), false)
+                .await
+                .map_err(database_down)?;
+            return Ok(self.held(input.after, u64::from(watch.interval_seconds)));
+        }
         let running = db
             .watch_counts(watch.id)
             .await

@@ -1,10 +1,11 @@
 //! Audiomill's command-line client, on the [`audiomill_client`] crate: `login`, `logout`,
-//! `convert`, `jobs`, `status`, `download` and `cancel`, subcommands of the `audiomill`
+//! `convert`, `jobs`, `status`, `download`, `cancel` and `watch`, subcommands of the `audiomill`
 //! binary beside the server's roles.
 //!
 //! - [`session`]: the saved login and its renewal.
 //! - [`convert`]: upload, live progress, saving the MP3s.
 //! - [`jobs`]: the one-request commands.
+//! - [`watch`]: watch folders of your own bucket.
 //! - [`feedback`]: bars on a terminal, plain lines elsewhere.
 //! - [`problem`]: every failure as one sentence; [`exit`]: how a command ended.
 //! - [`printable`]: what the server sends, with nothing a terminal would act on.
@@ -20,6 +21,7 @@ pub mod printable;
 pub mod problem;
 pub mod save;
 pub mod session;
+pub mod watch;
 
 pub use exit::Exit;
 pub use problem::Problem;
@@ -41,6 +43,8 @@ pub enum ClientCommand {
     Download(jobs::DownloadArgs),
     /// Cancels a job that is still running (an ended job is left as it is).
     Cancel(jobs::CancelArgs),
+    /// Watches folders of your own bucket: their new videos are converted as they appear.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs `command`; a [`Problem`] is for the caller to print (exit status 1).
@@ -53,5 +57,6 @@ pub async fn run(command: ClientCommand) -> Result<Exit, Problem> {
         ClientCommand::Status(args) => jobs::status(args).await,
         ClientCommand::Download(args) => jobs::download(args).await,
         ClientCommand::Cancel(args) => jobs::cancel(args).await,
+        ClientCommand::Watch(args) => watch::watch(args).await,
     }
 }

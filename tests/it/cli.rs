@@ -1197,3 +1197,98 @@ async fn convert_writes_mp3s_to_the_users_own_bucket_too() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_adds_lists_pauses_resumes_and_deletes_a_watch_folder() {
+    let app = TestApp::spawn_with(&[
+        ("IMPORT_ALLOW_PRIVATE", "true"),
+        (
+            "CONNECTION_SECRET_KEY",
+            "a connection key that is long enough for tests",
+        ),
+    ])
+    .await;
+    let token = app.user_token("wyn").await;
+    let user = User::new();
+    let storage = user.home.path().join("storage");
+    let folder = storage.join("videos/in/drop");
+    std::fs::create_dir_all(&folder).unwrap();
+    make_mp4(&folder, "talk.mp4", 1, true);
+    let (_server, endpoint) = crate::connections::user_storage(&storage);
+    let connection = crate::watches::connect(&app, &token, &endpoint).await;
+    let key = app
+        .http
+        .post(app.url("/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "cli", "scopes": ["jobs:read", "jobs:write"]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let watch = |args: &[&str]| {
+        let mut all = vec!["watch", "--api-key", &key, "--server", &app.base];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let user = &user;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            user.run(&args).await
+        }
+    };
+    let added = run(watch(&[
+        "add",
+        "--connection",
+        &connection,
+        "--prefix",
+        "drop",
+        "--preset",
+        "voice",
+        "--export-to",
+        &connection,
+        "--export-key",
+        "mp3/{stem}.mp3",
+        "--interval",
+        "10",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(added.code, 0, "{added:?}");
+    let shown: Value = serde_json::from_str(&added.stdout).unwrap();
+    assert_eq!(shown["prefix"], "drop/");
+    assert_eq!(shown["options"]["preset"], "voice");
+    let id = shown["id"].as_str().unwrap().to_owned();
+    crate::watches::settled(&app, &token, &id, 1, 60).await;
+    assert!(storage.join("videos/in/mp3/talk.mp3").exists());
+
+    let listed = run(watch(&["list"])).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(
+        listed.stdout.contains(&id) && listed.stdout.contains("1 jobs"),
+        "{listed:?}"
+    );
+    let paused = run(watch(&["pause", &id])).await;
+    assert!(paused.stdout.contains("paused"), "{paused:?}");
+    let resumed = run(watch(&["resume", &id])).await;
+    assert!(resumed.stdout.contains("active"), "{resumed:?}");
+    let deleted = run(watch(&["delete", &id])).await;
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    let again = run(watch(&["delete", &id])).await;
+    assert_eq!(again.code, 1);
+    assert!(again.sentence().contains("no such watch"), "{again:?}");
+    let wrong = run(watch(&[
+        "add",
+        "--connection",
+        &uuid::Uuid::new_v4().to_string(),
+    ]))
+    .await;
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.sentence().contains("connection"), "{wrong:?}");
+    app.stop().await;
+}

@@ -52,6 +52,8 @@ fn body_for(operation: &str) -> Option<Value> {
         "createConnection" => json!({"name": "mine", "bucket": "videos",
             "access_key_id": "key", "secret_access_key": "secret"}),
         "importVideos" => json!({"urls": ["https://93.184.216.34/v.mp4"]}),
+        "createWatch" => json!({"name": "mine",
+            "connection_id": "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60"}),
         _ => return None,
     };
     Some(body)
@@ -68,6 +70,7 @@ fn filled(path: &str) -> String {
         ("{key_id}", "AAAAAAAAAAAA"),
         ("{delivery_id}", "msg_AAAAAAAAAAAAAAAAAAAAAAAA"),
         ("{connection_id}", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60"),
+        ("{watch_id}", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61"),
     ];
     let filled = values.iter().fold(path.to_owned(), |path, (name, value)| {
         path.replace(name, value)
