@@ -6,7 +6,7 @@
 use crate::common;
 
 use audiomill_workflows::{
-    CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail, patch_set,
+    CleanExpired, ConvertVideo, DeliverWebhooks, SendAccountMail, WatchFolder, patch_set,
 };
 use common::{webhooks::Receiver, *};
 use serde_json::json;
@@ -18,7 +18,7 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 const RECORD: &str = "AUDIOMILL_RECORD_HISTORIES";
 
 /// The kinds of runs each recording holds.
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "completed",
     "imported",
     "failed",
@@ -28,6 +28,7 @@ const KINDS: [&str; 9] = [
     "webhooks-delivery",
     "cleanup",
     "password-reset",
+    "watched",
 ];
 
 fn fixtures() -> PathBuf {
@@ -40,6 +41,7 @@ fn replayer() -> WorkflowReplayer {
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
         .and_then(|options| options.register_workflow::<SendAccountMail>())
+        .and_then(|options| options.register_workflow::<WatchFolder>())
         .expect("the workflows register")
         .build();
     WorkflowReplayer::new(options).expect("a replayer")
@@ -106,6 +108,10 @@ async fn record_runs() -> Vec<(&'static str, Vec<u8>)> {
         ("IMPORT_ALLOW_PRIVATE", "true"),
         ("SEGMENT_MIN_SECONDS", "20"),
         ("SEGMENT_SECONDS", "8"),
+        (
+            "CONNECTION_SECRET_KEY",
+            "a connection key that is long enough for tests",
+        ),
     ])
     .await;
     let token = app.user_token("ann").await;
@@ -161,7 +167,49 @@ async fn record_runs() -> Vec<(&'static str, Vec<u8>)> {
     runs.push(("cleanup", history(&app, &cleanup).await));
     let reset = password_reset_run(&app, &token).await;
     runs.push(("password-reset", history(&app, &reset).await));
+    let watched = watched_run(&app, &token, &clip).await;
+    runs.push(("watched", history(&app, &watched).await));
     runs
+}
+
+/// A `WatchFolder` run that finds one video, starts its job and ends once the watch is paused;
+/// its workflow id.
+async fn watched_run(app: &TestApp, token: &str, video: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("storage");
+    std::fs::create_dir_all(root.join("videos/in/drop")).unwrap();
+    std::fs::copy(video, root.join("videos/in/drop/clip.mp4")).unwrap();
+    let (_storage, endpoint) = crate::connections::user_storage(&root);
+    let connection = crate::watches::connect(app, token, &endpoint).await;
+    let created = app
+        .http
+        .post(app.url("/watches"))
+        .bearer_auth(token)
+        .json(
+            &json!({ "name": "drop", "connection_id": connection, "prefix": "drop",
+            "max_running": 1, "interval_seconds": 10 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let watch = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::watches::settled(app, token, &watch, 1, 60).await;
+    let paused = app
+        .send_as(
+            token,
+            reqwest::Method::POST,
+            &format!("/watches/{watch}/pause"),
+        )
+        .await;
+    assert_eq!(paused.status(), 200);
+    let run =
+        audiomill_domain::watch::workflow_id(audiomill_domain::WatchId::parse(&watch).unwrap());
+    app.wait_for_workflow_closed(&run).await;
+    run
 }
 
 /// A job whose video was imported from a link, run to its end; its id.

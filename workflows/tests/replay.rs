@@ -8,11 +8,12 @@
 //! (completed, failed, cancelled, a long source in parts, webhooks told, the scheduled
 //! cleanup), recorded by `make histories` and never overwritten: every folder replays here, so
 //! a run started under any earlier set still finishes after an upgrade. A workflow added later
-//! (`SendAccountMail`) has its run added to the set it began under, and every run a folder
+//! (`SendAccountMail`, `WatchFolder`) has its run added to the set it began under, and every run a folder
 //! holds replays, the required kinds and the later ones alike.
 
 use audiomill_workflows::{
-    CleanExpired, ConvertVideo, DeliverWebhooks, LIVE_PATCHES, SendAccountMail, patch_set,
+    CleanExpired, ConvertVideo, DeliverWebhooks, LIVE_PATCHES, SendAccountMail, WatchFolder,
+    patch_set,
 };
 use std::path::{Path, PathBuf};
 use temporalio_client::WorkflowHistory;
@@ -70,6 +71,7 @@ fn replayer() -> WorkflowReplayer {
         .and_then(|options| options.register_workflow::<DeliverWebhooks>())
         .and_then(|options| options.register_workflow::<CleanExpired>())
         .and_then(|options| options.register_workflow::<SendAccountMail>())
+        .and_then(|options| options.register_workflow::<WatchFolder>())
         .expect("the workflows register")
         .build();
     WorkflowReplayer::new(options).expect("a replayer")
