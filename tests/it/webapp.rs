@@ -848,3 +848,47 @@ async fn a_person_saves_their_bucket_and_has_an_mp3_written_there_too() {
     );
     app.stop().await;
 }
+
+/// The account page watches a folder of the person's bucket: a video there is converted and
+/// its MP3 written back; the watch is paused, resumed and deleted from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_watches_a_folder_of_their_bucket_from_the_account_page() {
+    let app = TestApp::spawn_with(&[
+        ("IMPORT_ALLOW_PRIVATE", "true"),
+        (
+            "CONNECTION_SECRET_KEY",
+            "a connection key that is long enough for tests",
+        ),
+    ])
+    .await;
+    let email = app.add_user("wendy", false).await;
+    let token = app.login(&email).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(storage.join("videos/in/camera")).unwrap();
+    make_mp4(&storage.join("videos/in/camera"), "talk.mp4", 1, true);
+    let (_server, endpoint) = crate::connections::user_storage(&storage);
+    crate::watches::connect(&app, &token, &endpoint).await;
+    let mut person = playwright("watches.py", &app);
+    person
+        .env("AUDIOMILL_EMAIL", &email)
+        .env("AUDIOMILL_PASSWORD", PASSWORD)
+        .env("CONNECTION_NAME", "my storage")
+        .env("SHOTS", root().join("target/screenshots"));
+    let facts = facts_of(person).await;
+    assert_eq!(facts["listed"], "camera: camera/ in my storage", "{facts}");
+    assert_eq!(
+        facts["converted"], "watching, 1 converted or under way (0 now)",
+        "{facts}"
+    );
+    assert_eq!(facts["none_shown"], true, "{facts}");
+    assert_eq!(facts["console_errors"], serde_json::json!([]), "{facts}");
+    assert!(
+        is_mp3(&storage.join("videos/in/mp3/talk.mp3")),
+        "the MP3 is in the bucket"
+    );
+    app.stop().await;
+}

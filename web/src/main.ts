@@ -5,6 +5,7 @@ import type { components } from "./api";
 import { chosen, setUpChoices } from "./choices";
 import { loadAccount, setUpAccount } from "./account";
 import { loadConnections, offerExports, setUpStorage } from "./storage";
+import { loadWatches, setUpWatches } from "./watches";
 import { resetToken, setUpPasswordReset } from "./password";
 import { loadAdmin, setUpAdmin } from "./admin";
 import { joining, prepareJoin, setUpJoin } from "./join";
@@ -35,6 +36,7 @@ function show(view: View): void {
   if (view === "account") {
     void loadAccount();
     void loadConnections();
+    void loadWatches();
   }
   if (view === "admin") void loadAdmin(true);
 }
@@ -297,6 +299,7 @@ setUpDrop();
 setUpChoices(byId<HTMLFormElement>("choices"));
 setUpAccount();
 setUpStorage();
+setUpWatches();
 setUpAdmin();
 setUpPasswordReset(() => show("sign-in"));
 setUpJoin(() => show("sign-in"));
