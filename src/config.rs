@@ -517,6 +517,7 @@ impl BackendArgs {
                 allow_private: self.imports.import_allow_private,
                 idle_timeout: std::time::Duration::from_secs(self.imports.import_timeout_seconds),
                 connection_secret_key: self.imports.connection_secret_key,
+                watch_directories: self.imports.watch_directories.0,
             },
             lifecycle: self.lifecycle.resolve(),
         })

@@ -6,6 +6,7 @@
 //! - [`ImportActivities`]: `import_source`, a job's video fetched from its link into storage,
 //!   under the address rules of webhooks.
 //! - [`ExportActivities`]: `export_mp3`, a job's MP3 written to the user's own storage.
+//! - [`HostFolders`]: folders of the workers' hosts an operator lets be watched.
 //! - [`WatchActivities`]: `scan_watch`, a page of a watch folder and the jobs its new
 //!   videos make.
 //! - [`transcode`]: the FFmpeg conversion, with its media limits.
@@ -27,6 +28,7 @@ mod convert;
 mod export;
 mod failures;
 mod held;
+mod host_folders;
 mod import;
 mod in_parts;
 pub mod isolated;
@@ -43,6 +45,7 @@ pub use account_mail::AccountMailActivities;
 pub use buckets::ConnectionAccess;
 pub use convert::{ConvertActivities, WorkerSettings};
 pub use export::ExportActivities;
+pub use host_folders::HostFolders;
 pub use import::{ImportActivities, ImportSettings};
 pub use lifecycle::LifecycleActivities;
 pub use mailer::Mailer;

@@ -4,7 +4,7 @@
 //! names the same jobs (their ids come from the watch, the key and the version), and jobs
 //! recorded but never started are handed out again before anything new.
 
-use crate::{buckets::ConnectionAccess, failures::database_down};
+use crate::{buckets::ConnectionAccess, failures::database_down, host_folders::HostFolders};
 use audiomill_domain::{
     JobId, ObjectKey,
     container::{Container, clean_file_name, extension},
@@ -15,9 +15,9 @@ use audiomill_domain::{
 };
 use audiomill_store::{
     Connection, Database, JobImport, ListedObject, NewJob, NotRecorded, OverQuota, Watch,
-    WatchRecord, WatchedObject,
+    WatchRecord, WatchedObject, WatchedPlace,
 };
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -25,8 +25,31 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 pub struct WatchActivities {
     db: Database,
     access: ConnectionAccess,
+    folders: HostFolders,
     /// The deployment's default quota, under which users without their own convert.
     quota: Quota,
+}
+
+/// Where a listed page's objects are.
+enum Origin {
+    Bucket(Box<Connection>),
+    Directory(PathBuf),
+}
+
+impl Origin {
+    /// Where the job of object `key` imports its video from.
+    fn import_of(&self, key: &str) -> JobImport {
+        match self {
+            Self::Bucket(connection) => JobImport::Bucket {
+                connection: connection.clone(),
+                key: key.to_owned(),
+            },
+            Self::Directory(folder) => JobImport::HostFile {
+                path: folder.join(key),
+                shown: key.to_owned(),
+            },
+        }
+    }
 }
 
 /// Where a page's scan stopped, and why.
@@ -86,8 +109,13 @@ impl WatchActivities {
 }
 
 impl WatchActivities {
-    pub fn new(db: Database, access: ConnectionAccess, quota: Quota) -> Self {
-        Self { db, access, quota }
+    pub fn new(db: Database, access: ConnectionAccess, folders: HostFolders, quota: Quota) -> Self {
+        Self {
+            db,
+            access,
+            folders,
+            quota,
+        }
     }
 
     /// Lists the page after `after` and records a job for each new video in it, `room` at most.
@@ -98,15 +126,7 @@ impl WatchActivities {
         room: u64,
     ) -> Result<ScanOutcome, ActivityError> {
         let wait = u64::from(watch.interval_seconds);
-        let connection = self
-            .db
-            .connection(watch.connection_id)
-            .await
-            .map_err(database_down)?;
-        let listed = match self
-            .list(watch, connection.as_ref(), after.as_deref())
-            .await
-        {
+        let (listed, origin) = match self.list(watch, after.as_deref()).await? {
             Ok(listed) => listed,
             Err(trouble) => {
                 self.db
@@ -116,7 +136,6 @@ impl WatchActivities {
                 return Ok(self.held(after, wait));
             }
         };
-        let connection = connection.expect("a listed folder has its connection");
         let pass_over = listed.len() < SCAN_PAGE as usize;
         let mut jobs = Vec::new();
         let mut end = PageEnd {
@@ -133,7 +152,7 @@ impl WatchActivities {
                 };
                 break;
             }
-            match self.record(watch, &connection, object).await? {
+            match self.record(watch, &origin, object).await? {
                 Ok(Some(input)) => jobs.push(input),
                 Ok(None) => {}
                 Err(sentence) => {
@@ -165,25 +184,35 @@ impl WatchActivities {
         })
     }
 
-    /// Up to a page of objects of the watch's folder after `after`; a sentence when the folder
-    /// cannot be read.
+    /// Up to a page of objects of the watch's folder after `after`, and where they are; a
+    /// sentence when the folder cannot be read.
     async fn list(
         &self,
         watch: &Watch,
-        connection: Option<&Connection>,
         after: Option<&str>,
-    ) -> Result<Vec<ListedObject>, String> {
-        let bucket = self
-            .access
-            .open(connection)
+    ) -> Result<Result<(Vec<ListedObject>, Origin), String>, ActivityError> {
+        let connection_id = match &watch.place {
+            WatchedPlace::Directory(folder) => {
+                let listed = self.folders.list(folder, after, SCAN_PAGE).await;
+                return Ok(listed.map(|listed| (listed, Origin::Directory(folder.clone()))));
+            }
+            WatchedPlace::Bucket(connection_id) => *connection_id,
+        };
+        let connection = self
+            .db
+            .connection(connection_id)
             .await
-            .map_err(|trouble| trouble.sentence())?;
+            .map_err(database_down)?;
+        let bucket = match self.access.open(connection.as_ref()).await {
+            Ok(bucket) => bucket,
+            Err(trouble) => return Ok(Err(trouble.sentence())),
+        };
         let connection = connection.expect("an opened bucket has its connection");
         let prefix = format!("{}{}", connection.prefix, watch.prefix);
-        bucket
-            .list(&prefix, after, SCAN_PAGE)
-            .await
-            .map_err(|trouble| trouble.sentence())
+        Ok(match bucket.list(&prefix, after, SCAN_PAGE).await {
+            Ok(listed) => Ok((listed, Origin::Bucket(Box::new(connection)))),
+            Err(trouble) => Err(trouble.sentence()),
+        })
     }
 
     /// Records the job of `object` when it is a video the watch has not taken: `Ok(None)`
@@ -192,7 +221,7 @@ impl WatchActivities {
     async fn record(
         &self,
         watch: &Watch,
-        connection: &Connection,
+        origin: &Origin,
         object: &ListedObject,
     ) -> Result<Result<Option<ConvertVideoInput>, String>, ActivityError> {
         let filename = clean_file_name(&object.key);
@@ -215,10 +244,7 @@ impl WatchActivities {
             options: watch.options.clone(),
             batch_id: None,
             session_id: Some(watch.session_id.clone()),
-            import: Some(JobImport::Bucket {
-                connection: Box::new(connection.clone()),
-                key: object.key.clone(),
-            }),
+            import: Some(origin.import_of(&object.key)),
             export: watch.export.clone(),
         };
         let watched = WatchedObject {

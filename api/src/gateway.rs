@@ -35,6 +35,8 @@ pub struct Gateway {
     /// Webhook endpoints may be on loopback and private addresses (`WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
     /// Imports may fetch from loopback and private addresses (`IMPORT_ALLOW_PRIVATE`).
+    /// Folders of the workers' hosts admins may watch (`WATCH_DIRECTORIES`).
+    pub watch_directories: Vec<std::path::PathBuf>,
     pub import_allow_private: bool,
     /// Seals users' storage keys and upload links (`CONNECTION_SECRET_KEY`); `None`:
     /// connections are off.

@@ -42,8 +42,12 @@ pub enum WatchCommand {
 pub struct AddArgs {
     /// The connection whose bucket holds the folder (saved on the web app's account page or
     /// with `POST /connections`).
-    #[arg(long, value_name = "ID")]
-    pub connection: Uuid,
+    #[arg(long, value_name = "ID", required_unless_present = "directory")]
+    pub connection: Option<Uuid>,
+    /// Admins only, instead of --connection: a folder of the server's workers, inside one
+    /// the operator lets be watched (WATCH_DIRECTORIES).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["connection", "prefix"])]
+    pub directory: Option<String>,
     /// The folder, under the connection's prefix [default: all of it].
     #[arg(long, value_name = "FOLDER")]
     pub prefix: Option<String>,
@@ -110,9 +114,10 @@ pub async fn watch(args: WatchArgs) -> Result<Exit, Problem> {
 /// The request that adds the watch `args` describe.
 fn add_body(args: AddArgs) -> Result<audiomill_client::types::NewWatchBody, Problem> {
     let prefix = args.prefix.unwrap_or_default();
-    let name = args.name.unwrap_or_else(|| match prefix.trim_matches('/') {
+    let folder = args.directory.as_deref().unwrap_or(&prefix);
+    let name = args.name.unwrap_or_else(|| match folder.trim_matches('/') {
         "" => "whole bucket".to_owned(),
-        folder => folder.to_owned(),
+        folder => folder.rsplit('/').next().unwrap_or(folder).to_owned(),
     });
     let choices: UploadOptions = (&args.output_choices).into();
     // The destination is the watch's own field; the rest are the MP3's choices.
@@ -124,7 +129,11 @@ fn add_body(args: AddArgs) -> Result<audiomill_client::types::NewWatchBody, Prob
         .collect();
     let bad = |what: &str| Problem::new(format!("The watch's {what} is not acceptable."));
     Ok(audiomill_client::types::NewWatchBody {
-        connection_id: args.connection.to_string(),
+        connection_id: args.connection.map(|id| id.to_string()),
+        directory: match args.directory {
+            Some(directory) => Some(directory.parse().map_err(|_| bad("folder"))?),
+            None => None,
+        },
         name: name.parse().map_err(|_| bad("name"))?,
         prefix: match prefix.as_str() {
             "" => None,
@@ -151,7 +160,7 @@ fn show(watch: &WatchBody, json: bool) {
         printable(&watch.name),
         watch.jobs,
         watch.running,
-        printable(&watch.prefix),
+        printable(watch.directory.as_deref().unwrap_or(&watch.prefix)),
     );
     if let Some(trouble) = &watch.trouble {
         println!("  held: {}", printable(trouble));

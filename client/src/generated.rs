@@ -2352,8 +2352,14 @@ batch) or a tus creation is one.*/
     ///A folder of one of your connections to watch.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct NewWatchBody {
-        ///The connection whose bucket holds the folder (`POST /connections`).
-        pub connection_id: ::std::string::String,
+        /**The connection whose bucket holds the folder (`POST /connections`); or, instead,
+`directory`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub connection_id: ::std::option::Option<::std::string::String>,
+        /**Admins only, instead of a connection: an absolute folder of the workers' hosts, inside
+one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub directory: ::std::option::Option<NewWatchBodyDirectory>,
         /**With `export_to`: the key template (`{stem}`, `{job_id}`, `{date}`); default
 `{stem}.mp3`.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2380,6 +2386,61 @@ for `POST /imports`.*/
     impl NewWatchBody {
         pub fn builder() -> builder::NewWatchBody {
             Default::default()
+        }
+    }
+    /**Admins only, instead of a connection: an absolute folder of the workers' hosts, inside
+one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct NewWatchBodyDirectory(::std::string::String);
+    impl ::std::ops::Deref for NewWatchBodyDirectory {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<NewWatchBodyDirectory> for ::std::string::String {
+        fn from(value: NewWatchBodyDirectory) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for NewWatchBodyDirectory {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4096usize {
+                return Err("longer than 4096 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for NewWatchBodyDirectory {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for NewWatchBodyDirectory {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for NewWatchBodyDirectory {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///Your name for it, 1 to 100 characters.
@@ -3628,8 +3689,13 @@ that exists.*/
     ///A watch, as it is shown.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct WatchBody {
-        pub connection_id: ::uuid::Uuid,
+        ///The connection whose bucket it watches; `null` for a folder of the host.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub connection_id: ::std::option::Option<::uuid::Uuid>,
         pub created_at: ::std::string::String,
+        ///The folder of the workers' hosts it watches; `null` for a bucket.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub directory: ::std::option::Option<::std::string::String>,
         ///Where its MP3s also go, as it may be shown.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub export: ::std::option::Option<::std::string::String>,
@@ -8590,7 +8656,11 @@ nothing holds it.*/
         #[derive(Clone, Debug)]
         pub struct NewWatchBody {
             connection_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
                 ::std::string::String,
+            >,
+            directory: ::std::result::Result<
+                ::std::option::Option<super::NewWatchBodyDirectory>,
                 ::std::string::String,
             >,
             export_key: ::std::result::Result<
@@ -8622,9 +8692,8 @@ nothing holds it.*/
         impl ::std::default::Default for NewWatchBody {
             fn default() -> Self {
                 Self {
-                    connection_id: Err(
-                        "no value supplied for connection_id".to_string(),
-                    ),
+                    connection_id: Ok(Default::default()),
+                    directory: Ok(Default::default()),
                     export_key: Ok(Default::default()),
                     export_to: Ok(Default::default()),
                     interval_seconds: Ok(Default::default()),
@@ -8638,13 +8707,27 @@ nothing holds it.*/
         impl NewWatchBody {
             pub fn connection_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.connection_id = value
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for connection_id: {e}")
+                    });
+                self
+            }
+            pub fn directory<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::NewWatchBodyDirectory>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.directory = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for directory: {e}")
                     });
                 self
             }
@@ -8748,6 +8831,7 @@ nothing holds it.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     connection_id: value.connection_id?,
+                    directory: value.directory?,
                     export_key: value.export_key?,
                     export_to: value.export_to?,
                     interval_seconds: value.interval_seconds?,
@@ -8762,6 +8846,7 @@ nothing holds it.*/
             fn from(value: super::NewWatchBody) -> Self {
                 Self {
                     connection_id: Ok(value.connection_id),
+                    directory: Ok(value.directory),
                     export_key: Ok(value.export_key),
                     export_to: Ok(value.export_to),
                     interval_seconds: Ok(value.interval_seconds),
@@ -10959,9 +11044,16 @@ nothing holds it.*/
         }
         #[derive(Clone, Debug)]
         pub struct WatchBody {
-            connection_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+            connection_id: ::std::result::Result<
+                ::std::option::Option<::uuid::Uuid>,
+                ::std::string::String,
+            >,
             created_at: ::std::result::Result<
                 ::std::string::String,
+                ::std::string::String,
+            >,
+            directory: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
             export: ::std::result::Result<
@@ -10989,10 +11081,9 @@ nothing holds it.*/
         impl ::std::default::Default for WatchBody {
             fn default() -> Self {
                 Self {
-                    connection_id: Err(
-                        "no value supplied for connection_id".to_string(),
-                    ),
+                    connection_id: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
+                    directory: Ok(Default::default()),
                     export: Ok(Default::default()),
                     id: Err("no value supplied for id".to_string()),
                     interval_seconds: Err(
@@ -11013,7 +11104,7 @@ nothing holds it.*/
         impl WatchBody {
             pub fn connection_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::uuid::Uuid>,
+                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.connection_id = value
@@ -11032,6 +11123,18 @@ nothing holds it.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn directory<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.directory = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for directory: {e}")
                     });
                 self
             }
@@ -11188,6 +11291,7 @@ nothing holds it.*/
                 Ok(Self {
                     connection_id: value.connection_id?,
                     created_at: value.created_at?,
+                    directory: value.directory?,
                     export: value.export?,
                     id: value.id?,
                     interval_seconds: value.interval_seconds?,
@@ -11208,6 +11312,7 @@ nothing holds it.*/
                 Self {
                     connection_id: Ok(value.connection_id),
                     created_at: Ok(value.created_at),
+                    directory: Ok(value.directory),
                     export: Ok(value.export),
                     id: Ok(value.id),
                     interval_seconds: Ok(value.interval_seconds),

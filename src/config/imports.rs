@@ -22,6 +22,31 @@ pub struct ImportArgs {
     /// which generates one in DIR) connections are off.
     #[arg(long, env = "CONNECTION_SECRET_KEY", value_name = "KEY", value_parser = signing_key, hide_env_values = true)]
     pub connection_secret_key: Option<Secret>,
+    /// Folders on the workers' hosts (absolute paths, comma-separated) that admins may watch:
+    /// each video put in one, or in a folder under it, is converted. Every worker must see
+    /// them at the same paths (a shared volume). Empty: no folder of the host is watched.
+    #[arg(long, env = "WATCH_DIRECTORIES", value_name = "DIRS", default_value = "", value_parser = directories)]
+    pub watch_directories: Directories,
+}
+
+/// Folders of the host, absolute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directories(pub Vec<std::path::PathBuf>);
+
+fn directories(text: &str) -> Result<Directories, String> {
+    let list: Vec<std::path::PathBuf> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect();
+    match list.iter().find(|path| !path.is_absolute()) {
+        Some(bad) => Err(format!(
+            "names `{}`, which is not an absolute path",
+            bad.display()
+        )),
+        None => Ok(Directories(list)),
+    }
 }
 
 /// Imports from a link and connections, as [`ImportArgs`] set them.
@@ -32,4 +57,6 @@ pub struct ImportConfig {
     pub allow_private: bool,
     pub idle_timeout: std::time::Duration,
     pub connection_secret_key: Option<Secret>,
+    /// Folders of the host admins may watch (`WATCH_DIRECTORIES`).
+    pub watch_directories: Vec<std::path::PathBuf>,
 }

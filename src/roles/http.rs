@@ -232,6 +232,7 @@ fn gateway_app(
         download_redirect: gateway.download_redirect,
         webhook_allow_private: config.webhooks.allow_private,
         import_allow_private: config.imports.allow_private,
+        watch_directories: config.imports.watch_directories.clone(),
         sealer: backends.sealer.clone(),
         quota: config.lifecycle.quota,
         resumable: gateway.resumable,

@@ -11,9 +11,9 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use audiomill_activities::{
-    AccountMailActivities, ConnectionAccess, ConvertActivities, ExportActivities, ImportActivities,
-    ImportSettings, LifecycleActivities, ProgressTeller, WatchActivities, WebhookActivities,
-    WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
+    AccountMailActivities, ConnectionAccess, ConvertActivities, ExportActivities, HostFolders,
+    ImportActivities, ImportSettings, LifecycleActivities, ProgressTeller, WatchActivities,
+    WebhookActivities, WebhookSettings, WorkDir, WorkerSettings, metered::StepMetrics,
 };
 use audiomill_domain::{
     JobId,
@@ -80,6 +80,7 @@ fn storage_activities(
         sealer: backends.sealer.clone(),
         allow_private: config.imports.allow_private,
     };
+    let folders = HostFolders::new(config.imports.watch_directories.clone());
     let imports = ImportActivities::new(
         backends.db.clone(),
         backends.objects.clone(),
@@ -88,7 +89,7 @@ fn storage_activities(
             idle_timeout: config.imports.idle_timeout,
             ..ImportSettings::default()
         },
-        access.clone(),
+        (access.clone(), folders.clone()),
     );
     let exports = ExportActivities::new(
         backends.db.clone(),
@@ -96,7 +97,8 @@ fn storage_activities(
         access.clone(),
         config.imports.idle_timeout,
     );
-    let watches = WatchActivities::new(backends.db.clone(), access, config.lifecycle.quota);
+    let watches =
+        WatchActivities::new(backends.db.clone(), access, folders, config.lifecycle.quota);
     (imports, exports, watches)
 }
 

@@ -1,12 +1,14 @@
--- Watch folders: a prefix of one of a user's connections whose new objects are converted as
--- they appear, with the watch's choices and destination. A watch is a login of its own (a row
--- of `sessions`), so its jobs are checked like any other and deleting it ends them.
+-- Watch folders: a prefix of one of a user's connections (or a folder of the workers' hosts
+-- an operator allows, `directory`) whose new objects are converted as they appear, with the
+-- watch's choices and destination. A watch is a login of its own (a row of `sessions`), so
+-- its jobs are checked like any other and deleting it ends them.
 CREATE TABLE watches (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     user_id VARCHAR(36) NOT NULL,
     session_id VARCHAR(64) NOT NULL,
     name VARCHAR(255) NOT NULL,
-    connection_id VARCHAR(36) NOT NULL,
+    connection_id VARCHAR(36) NULL,
+    directory TEXT NULL,
     prefix VARCHAR(512) NOT NULL,
     options TEXT NULL,
     export TEXT NULL,
@@ -31,3 +33,6 @@ CREATE TABLE watch_objects (
     started_at BIGINT NULL
 );
 CREATE INDEX watch_objects_watch ON watch_objects (watch_id, started_at);
+
+-- An import from a file of a watched folder of the host.
+ALTER TABLE job_imports ADD COLUMN host_path TEXT NULL;

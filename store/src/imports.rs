@@ -29,6 +29,38 @@ impl Database {
         Ok(())
     }
 
+    /// Records that job `job` imports its video from a file of the host; in the transaction
+    /// that records the job.
+    pub(crate) async fn insert_host_import_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        job: JobId,
+        path: &std::path::Path,
+        shown: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO job_imports (job_id, host_path, shown_url) VALUES (?, ?, ?)")
+            .bind(job.to_string())
+            .bind(path.to_string_lossy().into_owned())
+            .bind(format!("{shown} in a folder of the server"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The file of the host job `job` imports its video from, while it has not been
+    /// imported; `None` otherwise.
+    pub async fn host_import(&self, job: JobId) -> Result<Option<std::path::PathBuf>, StoreError> {
+        let path: Option<Option<String>> = sqlx::query(
+            "SELECT host_path FROM job_imports WHERE job_id = ? AND imported_at IS NULL",
+        )
+        .bind(job.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        Ok(path.flatten().map(std::path::PathBuf::from))
+    }
+
     /// The link job `job` imports its video from, while it has not been imported; `None` for
     /// an upload, a job gone, or a video already in.
     pub async fn import_url(&self, job: JobId) -> Result<Option<ImportUrl>, StoreError> {

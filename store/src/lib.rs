@@ -64,7 +64,9 @@ pub use stats::{DayCount, OutcomeCounts, StatsScope, UploadStats};
 pub use stream::ObjectBody;
 pub use upload_tokens::UploadToken;
 pub use user_bucket::{BucketTrouble, ListedObject, UserBucket};
-pub use watches::{MAX_WATCHES_PER_USER, NewWatch, Watch, WatchCounts, WatchRecord, WatchedObject};
+pub use watches::{
+    MAX_WATCHES_PER_USER, NewWatch, Watch, WatchCounts, WatchRecord, WatchedObject, WatchedPlace,
+};
 pub use webhooks::{
     DeliveryAttempt, EndpointChanges, MAX_ENDPOINTS_PER_USER, NewEndpoint, ROTATION_OVERLAP_MS,
     WebhookEndpoint, WebhookMessage,

@@ -314,6 +314,10 @@ impl Database {
                 self.insert_bucket_import_on(&mut *tx, job.id, connection, key)
                     .await?
             }
+            Some(JobImport::HostFile { path, shown }) => {
+                self.insert_host_import_on(&mut *tx, job.id, path, shown)
+                    .await?
+            }
             None => {}
         }
         if let Some(export) = &job.export {

@@ -8,6 +8,7 @@ use audiomill_domain::{
     connection::{Endpoint, KeyTemplate},
     import::ImportUrl,
 };
+use std::path::PathBuf;
 
 /// The most connections one user may keep.
 pub const MAX_CONNECTIONS_PER_USER: u64 = 20;
@@ -67,6 +68,12 @@ pub enum JobImport {
         connection: Box<Connection>,
         key: String,
     },
+    /// A file of a watched folder of the workers' hosts: its absolute path, and the path
+    /// shown (under the watched folder).
+    HostFile {
+        path: PathBuf,
+        shown: String,
+    },
 }
 
 impl JobImport {
@@ -75,6 +82,7 @@ impl JobImport {
         match self {
             Self::Link(url) => url.redacted(),
             Self::Bucket { connection, key } => format!("{key} in {}", connection.shown()),
+            Self::HostFile { shown, .. } => format!("{shown} in a folder of the server"),
         }
     }
 }

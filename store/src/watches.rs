@@ -14,14 +14,25 @@ use audiomill_domain::{
     ConnectionId, JobId, UserId, WatchId, lifecycle::Quota, output::OutputOptions,
 };
 use sqlx::{Row, any::AnyRow};
+use std::path::PathBuf;
 
 /// The most watches one user may keep.
 pub const MAX_WATCHES_PER_USER: u64 = 20;
 
-const WATCH_COLUMNS: &str = "id, user_id, session_id, name, connection_id, prefix, options, \
-    export, max_running, interval_seconds, max_bytes, paused_at, created_at, scanned_at, trouble";
+const WATCH_COLUMNS: &str = "id, user_id, session_id, name, connection_id, directory, prefix, \
+    options, export, max_running, interval_seconds, max_bytes, paused_at, created_at, scanned_at, \
+    trouble";
 
-/// A watch: new objects under `prefix` of a connection's bucket become jobs.
+/// What a watch looks into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchedPlace {
+    /// A connection's bucket, under the connection's prefix and the watch's.
+    Bucket(ConnectionId),
+    /// A folder of the workers' hosts (absolute), inside one of `WATCH_DIRECTORIES`.
+    Directory(PathBuf),
+}
+
+/// A watch: new objects of its folder become jobs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Watch {
     pub id: WatchId,
@@ -29,8 +40,8 @@ pub struct Watch {
     /// The login its jobs run under; deleting the watch ends it.
     pub session_id: String,
     pub name: String,
-    pub connection_id: ConnectionId,
-    /// Under the connection's prefix: empty, or ending in `/`.
+    pub place: WatchedPlace,
+    /// Under the connection's prefix: empty, or ending in `/` (empty for a directory).
     pub prefix: String,
     pub options: OutputOptions,
     /// Where its MP3s also go.
@@ -54,7 +65,7 @@ pub struct Watch {
 pub struct NewWatch {
     pub user_id: UserId,
     pub name: String,
-    pub connection_id: ConnectionId,
+    pub place: WatchedPlace,
     pub prefix: String,
     pub options: OutputOptions,
     pub export: Option<NewExport>,
@@ -110,7 +121,7 @@ impl Database {
             user_id: new.user_id,
             session_id: format!("watch-{id}"),
             name: new.name.clone(),
-            connection_id: new.connection_id,
+            place: new.place.clone(),
             prefix: new.prefix.clone(),
             options: new.options.clone(),
             export: new.export.clone(),
@@ -130,13 +141,20 @@ impl Database {
             .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO watches ({WATCH_COLUMNS}) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
         .bind(watch.id.to_string())
         .bind(watch.user_id.to_string())
         .bind(&watch.session_id)
         .bind(&watch.name)
-        .bind(watch.connection_id.to_string())
+        .bind(match &watch.place {
+            WatchedPlace::Bucket(connection) => Some(connection.to_string()),
+            WatchedPlace::Directory(_) => None,
+        })
+        .bind(match &watch.place {
+            WatchedPlace::Directory(path) => Some(path.to_string_lossy().into_owned()),
+            WatchedPlace::Bucket(_) => None,
+        })
         .bind(&watch.prefix)
         .bind(options_column(&watch.options))
         .bind(watch.export.as_ref().map(NewExport::to_column))
@@ -349,6 +367,18 @@ impl Database {
     }
 }
 
+fn place_from_row(row: &AnyRow) -> Result<WatchedPlace, StoreError> {
+    let connection: Option<String> = row.try_get("connection_id")?;
+    let directory: Option<String> = row.try_get("directory")?;
+    match (connection, directory) {
+        (Some(connection), _) => ConnectionId::parse(&connection)
+            .map(WatchedPlace::Bucket)
+            .map_err(|_| StoreError::Corrupt("bad watch connection".into())),
+        (None, Some(directory)) => Ok(WatchedPlace::Directory(PathBuf::from(directory))),
+        (None, None) => Err(StoreError::Corrupt("a watch of nothing".into())),
+    }
+}
+
 fn watch_from_row(row: &AnyRow) -> Result<Watch, StoreError> {
     let whole = |column: &str| -> Result<i64, StoreError> { Ok(row.try_get(column)?) };
     Ok(Watch {
@@ -356,7 +386,7 @@ fn watch_from_row(row: &AnyRow) -> Result<Watch, StoreError> {
         user_id: parse_column(row, "user_id")?,
         session_id: row.try_get("session_id")?,
         name: row.try_get("name")?,
-        connection_id: parse_column(row, "connection_id")?,
+        place: place_from_row(row)?,
         prefix: row.try_get("prefix")?,
         options: options_from_row(row)?,
         export: row

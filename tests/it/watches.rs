@@ -393,3 +393,104 @@ async fn wait_for(test: &TestApp, token: &str, watch: &str, check: impl Fn(&Valu
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Drops `source` into `folder` as `name`, written a minute ago (settled).
+fn drop_settled(folder: &Path, source: &Path, name: &str) {
+    drop_in(folder, source, name);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(folder.join(name))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_watches_a_folder_of_the_host_and_nothing_outside_it_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    let inbox = watched.join("inbox");
+    std::fs::create_dir_all(inbox.join("later")).unwrap();
+    let roots = watched.display().to_string();
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("WATCH_DIRECTORIES", roots.as_str()));
+    let app = TestApp::spawn_with(&settings).await;
+    let admin = app.login(&app.add_user("ada", true).await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let person = app.user_token("pat").await;
+    let clip = make_mp4(dir.path(), "clip.mp4", 1, true);
+    drop_settled(&inbox, &clip, "one.mp4");
+    drop_settled(&inbox.join("later"), &clip, "two.mkv");
+    // A link inside the folder to a video outside it is never followed.
+    let outside = dir.path().join("private.mp4");
+    std::fs::copy(&clip, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, inbox.join("escape.mp4")).unwrap();
+
+    let asked = |directory: &str| json!({ "name": "inbox", "directory": directory });
+    let inbox_text = inbox.display().to_string();
+    let (status, refusal) = send(
+        &app,
+        &person,
+        reqwest::Method::POST,
+        "/watches",
+        Some(&asked(&inbox_text)),
+    )
+    .await;
+    assert_eq!(
+        (status, refusal["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("directory")),
+        "{refusal}"
+    );
+    for directory in [
+        dir.path().display().to_string(),
+        format!("{}/../private", inbox.display()),
+        "inbox".to_owned(),
+    ] {
+        let (status, refusal) = send(
+            &app,
+            &admin,
+            reqwest::Method::POST,
+            "/watches",
+            Some(&asked(&directory)),
+        )
+        .await;
+        assert_eq!(
+            (status, refusal["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("directory")),
+            "{directory}: {refusal}"
+        );
+    }
+    let (status, watch) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        "/watches",
+        Some(&asked(&inbox_text)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{watch}");
+    assert_eq!(watch["directory"], inbox_text.as_str());
+    assert_eq!(watch["connection_id"], Value::Null);
+    let id = watch["id"].as_str().unwrap();
+    settled(&app, &admin, id, 2, 60).await;
+    let (_, listed) = app.get_json(&admin, "/jobs?limit=10").await;
+    let mut names: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["filename"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["one.mp4", "two.mkv"], "{listed}");
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|job| job["status"] == "completed"),
+        "{listed}"
+    );
+    app.stop().await;
+}

@@ -2033,8 +2033,16 @@ export interface components {
          * @description A folder of one of your connections to watch.
          */
         NewWatchBody: {
-            /** @description The connection whose bucket holds the folder (`POST /connections`). */
-            connection_id: string;
+            /**
+             * @description The connection whose bucket holds the folder (`POST /connections`); or, instead,
+             *     `directory`.
+             */
+            connection_id?: string | null;
+            /**
+             * @description Admins only, instead of a connection: an absolute folder of the workers' hosts, inside
+             *     one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).
+             */
+            directory?: string | null;
             /**
              * @description With `export_to`: the key template (`{stem}`, `{job_id}`, `{date}`); default
              *     `{stem}.mp3`.
@@ -2493,9 +2501,14 @@ export interface components {
          * @description A watch, as it is shown.
          */
         WatchBody: {
-            /** Format: uuid */
-            connection_id: string;
+            /**
+             * Format: uuid
+             * @description The connection whose bucket it watches; `null` for a folder of the host.
+             */
+            connection_id?: string | null;
             created_at: string;
+            /** @description The folder of the workers' hosts it watches; `null` for a bucket. */
+            directory?: string | null;
             /** @description Where its MP3s also go, as it may be shown. */
             export?: string | null;
             /** Format: uuid */

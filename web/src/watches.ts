@@ -16,13 +16,17 @@ function text(data: FormData, name: string): string {
 
 /** How a watch is named: its name, folder and storage, then where it stands. */
 function described(watch: Watch, connections: Connection[]): string[] {
-  const storage = connections.find((connection) => connection.id === watch.connection_id);
+  const storage = watch.directory
+    ? t("watches.server")
+    : (connections.find((connection) => connection.id === watch.connection_id)?.name ??
+      watch.connection_id ??
+      "");
   const counts = { jobs: String(watch.jobs), running: String(watch.running) };
   return [
     t("watches.line", {
       name: watch.name,
-      folder: watch.prefix || "/",
-      storage: storage?.name ?? watch.connection_id,
+      folder: watch.directory ?? (watch.prefix || "/"),
+      storage,
     }),
     watch.state === "paused" ? t("watches.paused", counts) : t("watches.active", counts),
   ];

@@ -20,6 +20,7 @@ use fetcher::{request_failure, url_host};
 use crate::buckets::ConnectionAccess;
 use crate::convert::keep_alive;
 use crate::failures::{database_down, fatal, storage_down};
+use crate::host_folders::HostFolders;
 use audiomill_domain::{
     JobId, ObjectKey,
     contract::{FailureKind, ImportPlan, ImportSourceInput, ImportedSource, activity},
@@ -31,6 +32,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::{
+    path::PathBuf,
     sync::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -73,6 +75,7 @@ pub struct ImportActivities {
     settings: Arc<ImportSettings>,
     fetcher: Arc<Fetcher>,
     access: ConnectionAccess,
+    folders: HostFolders,
 }
 
 /// What the Temporal Web UI shows of an import under way.
@@ -165,7 +168,7 @@ impl ImportActivities {
         db: Database,
         objects: ObjectStore,
         settings: ImportSettings,
-        access: ConnectionAccess,
+        (access, folders): (ConnectionAccess, HostFolders),
     ) -> Self {
         let fetcher = Fetcher::new(settings.allow_private, settings.idle_timeout);
         Self {
@@ -174,6 +177,7 @@ impl ImportActivities {
             settings: Arc::new(settings),
             fetcher: Arc::new(fetcher),
             access,
+            folders,
         }
     }
 
@@ -181,6 +185,9 @@ impl ImportActivities {
     async fn source(&self, job: JobId) -> Result<Option<Source>, ActivityError> {
         if let Some(url) = self.db.import_url(job).await.map_err(database_down)? {
             return Ok(Some(Source::Link(url)));
+        }
+        if let Some(path) = self.db.host_import(job).await.map_err(database_down)? {
+            return Ok(Some(Source::HostFile(path)));
         }
         let bucket = self.db.bucket_import(job).await.map_err(database_down)?;
         Ok(bucket.map(|(connection, key)| Source::Bucket(connection.map(Box::new), key)))
@@ -245,7 +252,7 @@ impl ImportActivities {
     }
 
     /// Opens the job's video where it is: the response of its link (redirects followed, each
-    /// checked), or the object of a connection's bucket.
+    /// checked), the object of a connection's bucket, or a file of a watched folder.
     async fn open(&self, source: &Source) -> Result<Opened, Stop> {
         match source {
             Source::Link(url) => {
@@ -284,6 +291,15 @@ impl ImportActivities {
                 Ok(Opened {
                     server: bucket.host().to_owned(),
                     length,
+                    media_type: None,
+                    body: body.boxed(),
+                })
+            }
+            Source::HostFile(path) => {
+                let (length, body) = self.folders.open(path).await.map_err(Stop::Refused)?;
+                Ok(Opened {
+                    server: "The server's folder".to_owned(),
+                    length: Some(length),
                     media_type: None,
                     body: body.boxed(),
                 })
@@ -333,6 +349,8 @@ enum Source {
     Link(ImportUrl),
     /// A connection's bucket (`None`: the connection was deleted since) and the object's key.
     Bucket(Option<Box<Connection>>, String),
+    /// A file of a watched folder of the host.
+    HostFile(PathBuf),
 }
 
 /// A video opened where it is, not yet read.

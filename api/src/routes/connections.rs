@@ -8,7 +8,9 @@ use audiomill_domain::{
     UserId, address,
     connection::{Endpoint, check_bucket, normalized_prefix},
 };
-use audiomill_store::{Connection, MAX_CONNECTIONS_PER_USER, NewConnection, StoreError};
+use audiomill_store::{
+    Connection, MAX_CONNECTIONS_PER_USER, NewConnection, StoreError, WatchedPlace,
+};
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 
 pub struct ConnectionsApi {
@@ -209,7 +211,7 @@ impl ConnectionsApi {
         };
         if let Some(watch) = watches
             .iter()
-            .find(|watch| watch.connection_id == connection_id.0.0)
+            .find(|watch| watch.place == WatchedPlace::Bucket(connection_id.0.0))
         {
             return DeleteResponse::InUse(ErrorBody::new(
                 ErrorCode::Conflict,

@@ -16,10 +16,15 @@ use audiomill_domain::{
     output::OutputRequest,
     watch::{WatchFolderInput, workflow_id},
 };
-use audiomill_store::{MAX_WATCHES_PER_USER, NewWatch, StoreError, Watch, WatchCounts};
+use audiomill_store::{
+    MAX_WATCHES_PER_USER, NewWatch, StoreError, Watch, WatchCounts, WatchedPlace,
+};
 use audiomill_workflows::WatchFolder;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    path::{Component, PathBuf},
+};
 use temporalio_client::{WorkflowIdConflictPolicy, WorkflowStartOptions, WorkflowTerminateOptions};
 
 pub struct WatchesApi {
@@ -32,11 +37,17 @@ struct NewWatchBody {
     /// Your name for it, 1 to 100 characters.
     #[oai(validator(min_length = 1, max_length = 100))]
     name: Text,
-    /// The connection whose bucket holds the folder (`POST /connections`).
-    connection_id: Text,
+    /// The connection whose bucket holds the folder (`POST /connections`); or, instead,
+    /// `directory`.
+    #[oai(nullable)]
+    connection_id: Option<Text>,
     /// The folder under the connection's prefix; default the connection's whole prefix.
     #[oai(nullable, validator(max_length = 512))]
     prefix: Option<Text>,
+    /// Admins only, instead of a connection: an absolute folder of the workers' hosts, inside
+    /// one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).
+    #[oai(nullable, validator(max_length = 4096))]
+    directory: Option<Text>,
     /// The MP3's choices, by the names and with the values of the upload form's fields, as
     /// for `POST /imports`.
     #[oai(default)]
@@ -61,9 +72,14 @@ struct NewWatchBody {
 struct WatchBody {
     id: ApiWatchId,
     name: String,
-    connection_id: ApiConnectionId,
+    /// The connection whose bucket it watches; `null` for a folder of the host.
+    #[oai(nullable)]
+    connection_id: Option<ApiConnectionId>,
     /// Under the connection's prefix.
     prefix: String,
+    /// The folder of the workers' hosts it watches; `null` for a bucket.
+    #[oai(nullable)]
+    directory: Option<String>,
     /// What its MP3s are.
     options: OutputChoices,
     /// Where its MP3s also go, as it may be shown.
@@ -91,8 +107,15 @@ impl WatchBody {
         Self {
             id: ApiWatchId(watch.id),
             name: watch.name.clone(),
-            connection_id: ApiConnectionId(watch.connection_id),
+            connection_id: match &watch.place {
+                WatchedPlace::Bucket(connection) => Some(ApiConnectionId(*connection)),
+                WatchedPlace::Directory(_) => None,
+            },
             prefix: watch.prefix.clone(),
+            directory: match &watch.place {
+                WatchedPlace::Directory(path) => Some(path.display().to_string()),
+                WatchedPlace::Bucket(_) => None,
+            },
             options: (&watch.options).into(),
             export: watch.export.as_ref().map(|export| export.shown.clone()),
             max_running: watch.max_running,
@@ -422,17 +445,7 @@ async fn checked(gw: &Gateway, caller: &Caller, body: NewWatchBody) -> Result<Ne
             "is 1 to 100 characters, without control characters",
         ));
     }
-    let connection = ConnectionId::parse(body.connection_id.trim())
-        .map_err(|_| bad("connection_id", "is not a connection id"))?;
-    let connection = gw
-        .db
-        .connection(connection)
-        .await
-        .map_err(store_down)?
-        .filter(|connection| connection.user_id == caller.user)
-        .ok_or_else(|| bad("connection_id", "names no connection of yours"))?;
-    let prefix = normalized_prefix(body.prefix.as_deref().unwrap_or_default())
-        .map_err(|why| bad("prefix", &format!("is not acceptable: {why}")))?;
+    let (place, prefix) = place(gw, caller, &body).await?;
     let mut request = OutputRequest::default();
     for (name, value) in option_texts(&body.options)? {
         request
@@ -456,7 +469,7 @@ async fn checked(gw: &Gateway, caller: &Caller, body: NewWatchBody) -> Result<Ne
     Ok(NewWatch {
         user_id: caller.user,
         name,
-        connection_id: connection.id,
+        place,
         prefix,
         options,
         export,
@@ -464,4 +477,69 @@ async fn checked(gw: &Gateway, caller: &Caller, body: NewWatchBody) -> Result<Ne
         interval_seconds: body.interval_seconds.unwrap_or(60),
         max_bytes: crate::uploads::grant::limits_for(caller, &gw.limits).max_bytes,
     })
+}
+
+/// What the watch looks into: one of the caller's connections (and the folder under its
+/// prefix), or, for an admin, a folder of the hosts inside `WATCH_DIRECTORIES`.
+async fn place(
+    gw: &Gateway,
+    caller: &Caller,
+    body: &NewWatchBody,
+) -> Result<(WatchedPlace, String), ErrorJson> {
+    let bad = |field: &str, why: &str| ErrorBody::for_field(field, format!("`{field}` {why}."));
+    let text = |field: &Option<Text>| {
+        let text = field.as_ref()?.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    };
+    match (text(&body.connection_id), text(&body.directory)) {
+        (Some(_), Some(_)) => Err(bad("directory", "cannot be given with `connection_id`")),
+        (None, None) => Err(bad(
+            "connection_id",
+            "is needed (or, for an admin, `directory`)",
+        )),
+        (None, Some(directory)) => {
+            if !caller.admin {
+                return Err(bad("directory", "may be watched by an admin only"));
+            }
+            let path = host_folder(&gw.watch_directories, &directory)
+                .map_err(|why| bad("directory", why))?;
+            Ok((WatchedPlace::Directory(path), String::new()))
+        }
+        (Some(connection), None) => {
+            let connection = ConnectionId::parse(&connection)
+                .map_err(|_| bad("connection_id", "is not a connection id"))?;
+            let connection = gw
+                .db
+                .connection(connection)
+                .await
+                .map_err(store_down)?
+                .filter(|connection| connection.user_id == caller.user)
+                .ok_or_else(|| bad("connection_id", "names no connection of yours"))?;
+            let prefix = normalized_prefix(body.prefix.as_deref().unwrap_or_default())
+                .map_err(|why| bad("prefix", &format!("is not acceptable: {why}")))?;
+            Ok((WatchedPlace::Bucket(connection.id), prefix))
+        }
+    }
+}
+
+/// `text` as a folder inside one of `roots`, judged by its words alone (the gateway need not
+/// see the workers' folders; each worker resolves it again, links and all, before it reads).
+fn host_folder(roots: &[PathBuf], text: &str) -> Result<PathBuf, &'static str> {
+    let path = PathBuf::from(text);
+    if !path.is_absolute() {
+        return Err("must be an absolute path");
+    }
+    if path
+        .components()
+        .any(|part| !matches!(part, Component::RootDir | Component::Normal(_)))
+    {
+        return Err("must not hold `.` or `..`");
+    }
+    if roots.is_empty() {
+        return Err("cannot be watched: this server lets no folder be (WATCH_DIRECTORIES)");
+    }
+    if !roots.iter().any(|root| path.starts_with(root)) {
+        return Err("is not inside a folder this server lets be watched (WATCH_DIRECTORIES)");
+    }
+    Ok(path)
 }

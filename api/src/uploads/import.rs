@@ -199,7 +199,9 @@ fn pending_source(import: JobImport, fingerprint: &str) -> StoredSource {
     let job_id = JobId::generate();
     let named = match &import {
         JobImport::Link(url) => url.file_name(),
-        JobImport::Bucket { key, .. } => key.rsplit('/').next().map(str::to_owned),
+        JobImport::Bucket { key, .. } | JobImport::HostFile { shown: key, .. } => {
+            key.rsplit('/').next().map(str::to_owned)
+        }
     };
     let filename = named
         .map(|name| super::file::clean_file_name(&name))
