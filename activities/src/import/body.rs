@@ -92,13 +92,20 @@ pub(super) fn too_large(limit: u64, announced: Option<u64>) -> Stop {
     ))
 }
 
-pub(super) fn not_video(media_type: Option<&str>) -> Stop {
+/// The refusal of content that is no video: from a link, with the type its server named;
+/// else a stored file's (`from_link` false).
+pub(super) fn not_video(media_type: Option<&str>, from_link: bool) -> Stop {
     let sent = media_type
         .filter(|t| !t.is_empty())
         .map(|t| format!(" (the server sent {t})"))
         .unwrap_or_default();
+    let what = if from_link {
+        "The link does not lead to a video"
+    } else {
+        "The file is not a video"
+    };
     Stop::Refused(format!(
-        "The link does not lead to a video: its content is not MP4, MOV, AVI, MKV or WebM{sent}."
+        "{what}: its content is not MP4, MOV, AVI, MKV or WebM{sent}."
     ))
 }
 

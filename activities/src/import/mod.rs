@@ -272,6 +272,7 @@ impl ImportActivities {
                     });
                 let (said, idle) = (server.clone(), self.settings.idle_timeout);
                 Ok(Opened {
+                    from_link: true,
                     length: response.content_length(),
                     media_type,
                     body: response
@@ -289,6 +290,7 @@ impl ImportActivities {
                     .map_err(stop_for)?;
                 let (length, body) = bucket.get(key).await.map_err(stop_for)?;
                 Ok(Opened {
+                    from_link: false,
                     server: bucket.host().to_owned(),
                     length,
                     media_type: None,
@@ -298,6 +300,7 @@ impl ImportActivities {
             Source::HostFile(path) => {
                 let (length, body) = self.folders.open(path).await.map_err(Stop::Refused)?;
                 Ok(Opened {
+                    from_link: false,
                     server: "The server's folder".to_owned(),
                     length: Some(length),
                     media_type: None,
@@ -328,7 +331,7 @@ impl ImportActivities {
         match self.objects.put_stream(key, Box::pin(body)).await {
             Ok(size) => Ok(size),
             Err(PutError::Source(BodyStop::NotVideo)) => {
-                Err(not_video(opened.media_type.as_deref()))
+                Err(not_video(opened.media_type.as_deref(), opened.from_link))
             }
             Err(PutError::Source(BodyStop::Empty)) => {
                 Err(Stop::Refused(format!("{server} sent an empty file.")))
@@ -355,6 +358,8 @@ enum Source {
 
 /// A video opened where it is, not yet read.
 struct Opened {
+    /// Whether it comes from a link (else from a bucket or a folder), for sentences.
+    from_link: bool,
     /// Who sends it, for sentences.
     server: String,
     length: Option<u64>,
