@@ -438,7 +438,7 @@ async fn imports_are_limited_per_user_and_minute() {
 /// Files that name other resources: an HLS playlist, an FFmpeg concatenation list, and a
 /// playlist behind an MP4's first box. Each names a file on the worker's disk and a URL on a
 /// server that counts its requests.
-fn referring_files(leak_url: &str, secret: &str) -> Vec<(&'static str, Vec<u8>)> {
+pub(crate) fn referring_files(leak_url: &str, secret: &str) -> Vec<(&'static str, Vec<u8>)> {
     let playlist = format!(
         "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\n{leak_url}\n#EXTINF:10.0,\nfile://{secret}\n#EXT-X-ENDLIST\n"
     );

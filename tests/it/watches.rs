@@ -423,6 +423,19 @@ async fn an_admin_watches_a_folder_of_the_host_and_nothing_outside_it_is_reached
     let clip = make_mp4(dir.path(), "clip.mp4", 1, true);
     drop_settled(&inbox, &clip, "one.mp4");
     drop_settled(&inbox.join("later"), &clip, "two.mkv");
+    // Files that name other resources are refused, and what they name never reached.
+    let (leak_server, seen) = crate::imports::source_server(Vec::new()).await;
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the worker's secret").unwrap();
+    let attacks =
+        crate::imports::referring_files(&format!("{leak_server}/leak"), secret.to_str().unwrap());
+    for (name, bytes) in &attacks {
+        let path = inbox.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+    }
     // A link inside the folder to a video outside it is never followed.
     let outside = dir.path().join("private.mp4");
     std::fs::copy(&clip, &outside).unwrap();
@@ -474,23 +487,32 @@ async fn an_admin_watches_a_folder_of_the_host_and_nothing_outside_it_is_reached
     assert_eq!(watch["directory"], inbox_text.as_str());
     assert_eq!(watch["connection_id"], Value::Null);
     let id = watch["id"].as_str().unwrap();
-    settled(&app, &admin, id, 2, 60).await;
+    settled(&app, &admin, id, 5, 90).await;
     let (_, listed) = app.get_json(&admin, "/jobs?limit=10").await;
-    let mut names: Vec<&str> = listed["jobs"]
+    let mut ended: Vec<(&str, &str)> = listed["jobs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|job| job["filename"].as_str().unwrap())
+        .map(|job| {
+            (
+                job["filename"].as_str().unwrap(),
+                job["status"].as_str().unwrap(),
+            )
+        })
         .collect();
-    names.sort();
-    assert_eq!(names, ["one.mp4", "two.mkv"], "{listed}");
-    assert!(
-        listed["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|job| job["status"] == "completed"),
+    ended.sort();
+    assert_eq!(
+        ended,
+        [
+            ("boxed.mp4", "failed"),
+            ("concat.mp4", "failed"),
+            ("one.mp4", "completed"),
+            ("playlist.mp4", "failed"),
+            ("two.mkv", "completed"),
+        ],
         "{listed}"
     );
+    let leaked = seen.lock().unwrap().hits.get("leak").copied();
+    assert_eq!(leaked, None, "the leak URL was never asked for");
     app.stop().await;
 }
