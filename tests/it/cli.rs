@@ -1151,20 +1151,7 @@ async fn convert_writes_mp3s_to_the_users_own_bucket_too() {
     let connection = saved["id"].as_str().unwrap().to_owned();
     let video = make_mp4(user.home.path(), "talk.mp4", 2, true);
     let (base, _) = crate::imports::source_server(std::fs::read(&video).unwrap()).await;
-    let key = app
-        .http
-        .post(app.url("/api-keys"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "cli", "scopes": ["jobs:read", "jobs:write"]}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = jobs_key(&app, &token).await;
     let link = format!("{base}/talk.mp4");
     let converted = user
         .run(&[
@@ -1216,20 +1203,7 @@ async fn watch_adds_lists_pauses_resumes_and_deletes_a_watch_folder() {
     make_mp4(&folder, "talk.mp4", 1, true);
     let (_server, endpoint) = crate::connections::user_storage(&storage);
     let connection = crate::watches::connect(&app, &token, &endpoint).await;
-    let key = app
-        .http
-        .post(app.url("/api-keys"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "cli", "scopes": ["jobs:read", "jobs:write"]}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = jobs_key(&app, &token).await;
     let watch = |args: &[&str]| {
         let mut all = vec!["watch", "--api-key", &key, "--server", &app.base];
         all.extend_from_slice(args);
@@ -1291,4 +1265,21 @@ async fn watch_adds_lists_pauses_resumes_and_deletes_a_watch_folder() {
     assert_eq!(wrong.code, 1);
     assert!(wrong.sentence().contains("connection"), "{wrong:?}");
     app.stop().await;
+}
+
+/// A new API key of the holder of `token` that reads and starts jobs.
+async fn jobs_key(app: &TestApp, token: &str) -> String {
+    app.http
+        .post(app.url("/api-keys"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": "cli", "scopes": ["jobs:read", "jobs:write"]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

@@ -397,10 +397,12 @@ async fn wait_for(test: &TestApp, token: &str, watch: &str, check: impl Fn(&Valu
 /// Drops `source` into `folder` as `name`, written a minute ago (settled).
 fn drop_settled(folder: &Path, source: &Path, name: &str) {
     drop_in(folder, source, name);
-    let file = std::fs::File::options()
-        .write(true)
-        .open(folder.join(name))
-        .unwrap();
+    settle(&folder.join(name));
+}
+
+/// Dates the file at `path` a minute back, as a file written long enough ago to be whole.
+fn settle(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
     file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
         .unwrap();
 }
@@ -430,11 +432,8 @@ async fn an_admin_watches_a_folder_of_the_host_and_nothing_outside_it_is_reached
     let attacks =
         crate::imports::referring_files(&format!("{leak_server}/leak"), secret.to_str().unwrap());
     for (name, bytes) in &attacks {
-        let path = inbox.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-            .unwrap();
+        std::fs::write(inbox.join(name), bytes).unwrap();
+        settle(&inbox.join(name));
     }
     // A link inside the folder to a video outside it is never followed.
     let outside = dir.path().join("private.mp4");
@@ -443,32 +442,16 @@ async fn an_admin_watches_a_folder_of_the_host_and_nothing_outside_it_is_reached
 
     let asked = |directory: &str| json!({ "name": "inbox", "directory": directory });
     let inbox_text = inbox.display().to_string();
-    let (status, refusal) = send(
-        &app,
-        &person,
-        reqwest::Method::POST,
-        "/watches",
-        Some(&asked(&inbox_text)),
-    )
-    .await;
-    assert_eq!(
-        (status, refusal["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("directory")),
-        "{refusal}"
-    );
-    for directory in [
-        dir.path().display().to_string(),
-        format!("{}/../private", inbox.display()),
-        "inbox".to_owned(),
-    ] {
-        let (status, refusal) = send(
-            &app,
-            &admin,
-            reqwest::Method::POST,
-            "/watches",
-            Some(&asked(&directory)),
-        )
-        .await;
+    let refused = [
+        (&person, inbox.display().to_string()),
+        (&admin, dir.path().display().to_string()),
+        (&admin, format!("{}/../private", inbox.display())),
+        (&admin, "inbox".to_owned()),
+    ];
+    for (token, directory) in refused {
+        let body = asked(&directory);
+        let (status, refusal) =
+            send(&app, token, reqwest::Method::POST, "/watches", Some(&body)).await;
         assert_eq!(
             (status, refusal["field"].as_str()),
             (StatusCode::BAD_REQUEST, Some("directory")),
