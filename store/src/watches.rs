@@ -289,29 +289,6 @@ impl Database {
         Ok(WatchRecord::Recorded)
     }
 
-    /// Of `jobs`, those recorded by a watch whose start is not noted yet.
-    pub async fn unstarted_watch_jobs(
-        &self,
-        watch: WatchId,
-        jobs: &[JobId],
-    ) -> Result<Vec<JobId>, StoreError> {
-        let mut unstarted = Vec::new();
-        for job in jobs {
-            let row = sqlx::query(
-                "SELECT COUNT(*) FROM watch_objects \
-                 WHERE job_id = ? AND watch_id = ? AND started_at IS NULL",
-            )
-            .bind(job.to_string())
-            .bind(watch.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-            if row.try_get::<i64, _>(0)? > 0 {
-                unstarted.push(*job);
-            }
-        }
-        Ok(unstarted)
-    }
-
     /// Jobs watch `watch` recorded and never noted as started (a scan cut off between the
     /// two), at most `limit`.
     pub async fn left_unstarted(

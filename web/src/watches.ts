@@ -84,7 +84,7 @@ export async function loadWatches(): Promise<void> {
   const form = byId<HTMLFormElement>("watch-form");
   offer(form.elements.namedItem("connection_id") as HTMLSelectElement, connections);
   offer(
-    form.elements.namedItem("export_to") as HTMLSelectElement,
+    form.elements.namedItem("watch_export_to") as HTMLSelectElement,
     connections,
     t("settings.exportTo.none"),
   );
@@ -96,8 +96,8 @@ async function saveWatch(form: HTMLFormElement, event: SubmitEvent): Promise<voi
   event.preventDefault();
   const data = new FormData(form);
   const optional = (name: string) => text(data, name) || undefined;
-  const preset = text(data, "preset");
-  const exportTo = optional("export_to");
+  const preset = text(data, "watch_preset");
+  const exportTo = optional("watch_export_to");
   const { data: saved, error } = await api.POST("/watches", {
     body: {
       name: text(data, "name"),
@@ -105,7 +105,7 @@ async function saveWatch(form: HTMLFormElement, event: SubmitEvent): Promise<voi
       prefix: optional("prefix"),
       options: preset ? { preset } : {},
       export_to: exportTo,
-      export_key: exportTo ? optional("export_key") : undefined,
+      export_key: exportTo ? optional("watch_export_key") : undefined,
       max_running: Number(text(data, "max_running")) || undefined,
     },
   });
