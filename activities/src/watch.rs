@@ -263,7 +263,7 @@ impl WatchActivities {
                 let source = (job.source_key, job.original_filename, job.options);
                 Ok(Some(input_of(watch, job_id, source, quota)))
             }
-            WatchRecord::Seen => Ok(None),
+            WatchRecord::Seen | WatchRecord::Stopped => Ok(None),
             WatchRecord::Refused(refused) => Err(held_by(refused)),
         })
     }

@@ -483,31 +483,7 @@ impl Database {
     /// in its user's jobs of the day.
     pub async fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT user_id, created_at FROM jobs WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = row {
-            let user: String = row.try_get("user_id")?;
-            let created_at: i64 = row.try_get("created_at")?;
-            sqlx::query(
-                "UPDATE job_starts SET jobs = jobs - 1 WHERE user_id = ? AND day = ? AND jobs > 0",
-            )
-            .bind(user)
-            .bind(audiomill_domain::lifecycle::utc_day(created_at))
-            .execute(&mut *tx)
-            .await?;
-            for statement in [
-                "DELETE FROM job_imports WHERE job_id = ?",
-                "DELETE FROM job_exports WHERE job_id = ?",
-                "DELETE FROM jobs WHERE id = ?",
-            ] {
-                sqlx::query(statement)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        delete_job_on(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -634,6 +610,39 @@ async fn insert_refresh(
     .bind(now_millis())
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// [`Database::delete_job`] in a transaction of the caller's.
+pub(crate) async fn delete_job_on(
+    conn: &mut sqlx::AnyConnection,
+    id: JobId,
+) -> Result<(), StoreError> {
+    let row = sqlx::query("SELECT user_id, created_at FROM jobs WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(row) = row {
+        let user: String = row.try_get("user_id")?;
+        let created_at: i64 = row.try_get("created_at")?;
+        sqlx::query(
+            "UPDATE job_starts SET jobs = jobs - 1 WHERE user_id = ? AND day = ? AND jobs > 0",
+        )
+        .bind(user)
+        .bind(audiomill_domain::lifecycle::utc_day(created_at))
+        .execute(&mut *conn)
+        .await?;
+        for statement in [
+            "DELETE FROM job_imports WHERE job_id = ?",
+            "DELETE FROM job_exports WHERE job_id = ?",
+            "DELETE FROM jobs WHERE id = ?",
+        ] {
+            sqlx::query(statement)
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -98,6 +98,8 @@ pub enum WatchRecord {
     Seen,
     /// The user's quota or a limit refused it; nothing is recorded.
     Refused(NotRecorded),
+    /// The watch was paused or deleted meanwhile; nothing is recorded.
+    Stopped,
 }
 
 impl Database {
@@ -196,29 +198,50 @@ impl Database {
         .collect()
     }
 
-    /// Pauses (or resumes) `user`'s watch `id`; `false` when they have none by that id.
+    /// Pauses (or resumes) `user`'s watch `id`, under the user's lock as jobs are recorded,
+    /// so that none is recorded for it once paused; `false` when they have none by that id.
     pub async fn pause_watch(
         &self,
         user: UserId,
         id: WatchId,
         paused: bool,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, user).await?;
         let updated = sqlx::query("UPDATE watches SET paused_at = ? WHERE id = ? AND user_id = ?")
             .bind(paused.then(now_millis))
             .bind(id.to_string())
             .bind(user.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(updated.rows_affected() == 1)
     }
 
     /// Deletes `user`'s watch `id` and ends its login (its jobs not yet converted end with
-    /// it); `false` when they have none by that id. Its jobs stay.
-    pub async fn delete_watch(&self, user: UserId, id: WatchId) -> Result<bool, StoreError> {
+    /// it); `None` when they have none by that id. Its jobs stay; the answer names those
+    /// whose start was never noted (a scan this cut off may have recorded one and never
+    /// started it: the caller removes any that has no run).
+    pub async fn delete_watch(
+        &self,
+        user: UserId,
+        id: WatchId,
+    ) -> Result<Option<Vec<JobId>>, StoreError> {
         let Some(watch) = self.watch(id).await?.filter(|w| w.user_id == user) else {
-            return Ok(false);
+            return Ok(None);
         };
         let mut tx = self.pool.begin().await?;
+        // Under the user's lock, as jobs are recorded: none is recorded for it after this.
+        lock_user(&mut tx, user).await?;
+        let unstarted: Vec<JobId> = sqlx::query(
+            "SELECT job_id FROM watch_objects WHERE watch_id = ? AND started_at IS NULL",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| parse_column(row, "job_id"))
+        .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM watches WHERE id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -233,7 +256,7 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(unstarted))
     }
 
     /// How many jobs watch `id` has made, and how many of them still run.
@@ -262,6 +285,15 @@ impl Database {
     ) -> Result<WatchRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_user(&mut tx, job.user_id).await?;
+        let active = count(
+            &mut tx,
+            sqlx::query("SELECT COUNT(*) FROM watches WHERE id = ? AND paused_at IS NULL")
+                .bind(object.watch_id.to_string()),
+        )
+        .await?;
+        if active == 0 {
+            return Ok(WatchRecord::Stopped);
+        }
         let seen = count(
             &mut tx,
             sqlx::query("SELECT COUNT(*) FROM watch_objects WHERE job_id = ?")
@@ -381,4 +413,78 @@ fn watch_from_row(row: &AnyRow) -> Result<Watch, StoreError> {
         scanned_at: row.try_get("scanned_at")?,
         trouble: row.try_get("trouble")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::tests::fresh;
+    use audiomill_domain::{EmailAddress, ObjectKey, watch::job_for};
+
+    #[tokio::test]
+    async fn a_version_is_recorded_once_and_never_for_a_paused_or_deleted_watch() {
+        let (_dir, db) = fresh().await;
+        let email = EmailAddress::parse("wes@example.com").unwrap();
+        let user = db.create_user(&email, "hash", false).await.unwrap().id;
+        let new = NewWatch {
+            user_id: user,
+            name: "camera".into(),
+            place: WatchedPlace::Directory(PathBuf::from("/srv/inbox")),
+            prefix: String::new(),
+            options: OutputOptions::default(),
+            export: None,
+            max_running: 2,
+            interval_seconds: 60,
+            max_bytes: 1 << 20,
+        };
+        let watch = db.create_watch(&new).await.unwrap();
+        let job = |key: &str| {
+            let id = job_for(watch.id, key, "v1");
+            let job = NewJob {
+                id,
+                user_id: user,
+                original_filename: key.into(),
+                source_key: ObjectKey::source(id, "mp4"),
+                source_size: 0,
+                options: OutputOptions::default(),
+                batch_id: None,
+                session_id: Some(watch.session_id.clone()),
+                import: None,
+                export: None,
+            };
+            let object = WatchedObject {
+                watch_id: watch.id,
+                key: key.into(),
+                version: "v1".into(),
+            };
+            (job, object)
+        };
+        let unlimited = Quota::default();
+        let record = |key: &'static str| {
+            let (db, (job, object)) = (db.clone(), job(key));
+            async move {
+                db.record_watch_job(&job, &unlimited, &object)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(matches!(record("a.mp4").await, WatchRecord::Recorded));
+        assert!(matches!(record("a.mp4").await, WatchRecord::Seen));
+        assert_eq!(db.left_unstarted(watch.id, 10).await.unwrap().len(), 1);
+        assert!(db.pause_watch(user, watch.id, true).await.unwrap());
+        assert!(matches!(record("b.mp4").await, WatchRecord::Stopped));
+        assert!(db.pause_watch(user, watch.id, false).await.unwrap());
+        assert!(matches!(record("b.mp4").await, WatchRecord::Recorded));
+        db.note_watch_started(&[job("b.mp4").0.id]).await.unwrap();
+        let counts = db.watch_counts(watch.id).await.unwrap();
+        assert_eq!((counts.jobs, counts.running), (2, 2));
+
+        // Deleted: its login ends, and it names the job whose start was never noted.
+        let unstarted = db.delete_watch(user, watch.id).await.unwrap();
+        assert_eq!(unstarted, Some(vec![job("a.mp4").0.id]));
+        assert!(matches!(record("c.mp4").await, WatchRecord::Stopped));
+        assert!(db.job(job("b.mp4").0.id).await.unwrap().is_some());
+        assert!(!db.session_is_active(user, &watch.session_id).await.unwrap());
+        assert_eq!(db.delete_watch(user, watch.id).await.unwrap(), None);
+    }
 }

@@ -175,6 +175,8 @@ async fn a_watch_converts_each_new_video_once_and_pauses_resumes_and_stops() {
         (status, paused["state"].as_str()),
         (StatusCode::OK, Some("paused"))
     );
+    // A scan already under way when the pause came ends first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     drop_in(&folder, &short, "d.mkv");
     tokio::time::sleep(Duration::from_secs(13)).await;
     let (_, held) = app.get_json(&token, &format!("/watches/{id}")).await;
@@ -219,6 +221,7 @@ async fn a_watch_converts_each_new_video_once_and_pauses_resumes_and_stops() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = app.get_json(&token, &format!("/watches/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     drop_in(&folder, &short, "e.mp4");
     tokio::time::sleep(Duration::from_secs(12)).await;
     let (_, listed) = app.get_json(&token, "/jobs?limit=10").await;

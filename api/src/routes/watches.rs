@@ -19,13 +19,16 @@ use audiomill_domain::{
 use audiomill_store::{
     MAX_WATCHES_PER_USER, NewWatch, StoreError, Watch, WatchCounts, WatchedPlace,
 };
-use audiomill_workflows::WatchFolder;
+use audiomill_workflows::{ConvertVideo, WatchFolder};
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use std::{
     collections::BTreeMap,
     path::{Component, PathBuf},
 };
-use temporalio_client::{WorkflowIdConflictPolicy, WorkflowStartOptions, WorkflowTerminateOptions};
+use temporalio_client::{
+    WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowStartOptions,
+    WorkflowTerminateOptions, errors::WorkflowInteractionError,
+};
 
 pub struct WatchesApi {
     pub(super) cx: Context,
@@ -358,17 +361,17 @@ impl WatchesApi {
     ) -> DeleteResponse {
         let user = or_refuse!(self.cx.authenticate(&auth, Scope::JobsWrite).await).user;
         let gw = self.cx.gw();
-        match gw.db.delete_watch(user, watch_id.0.0).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let unstarted = match gw.db.delete_watch(user, watch_id.0.0).await {
+            Ok(Some(unstarted)) => unstarted,
+            Ok(None) => {
                 return DeleteResponse::NotFound(ErrorBody::new(
                     ErrorCode::NotFound,
                     "There is no such watch.",
                 ));
             }
             Err(error) => return DeleteResponse::Unavailable(store_down(error)),
-        }
-        // Its run would find the watch gone at its next scan; ended now, it waits for nothing.
+        };
+        // Its run would find the watch gone at its next scan; ended now, it starts nothing more.
         let handle = gw
             .temporal
             .get_workflow_handle::<WatchFolder>(workflow_id(watch_id.0.0));
@@ -378,6 +381,7 @@ impl WatchesApi {
         if let Err(error) = handle.terminate(reason).await {
             tracing::info!(%error, "a deleted watch's run is left to end by itself");
         }
+        forget_never_started(gw, &unstarted).await;
         DeleteResponse::Deleted
     }
 }
@@ -396,6 +400,22 @@ impl WatchesApi {
         match db.watch_counts(id).await {
             Ok(counts) => OneResponse::Ok(Json(Box::new(WatchBody::of(&watch, counts)))),
             Err(error) => OneResponse::Unavailable(store_down(error)),
+        }
+    }
+}
+
+/// Removes those of `jobs` whose run was never started (a scan cut off by the deletion
+/// recorded them): with no run, nothing else would ever end them.
+async fn forget_never_started(gw: &Gateway, jobs: &[audiomill_domain::JobId]) {
+    for job in jobs {
+        let handle = gw
+            .temporal
+            .get_workflow_handle::<ConvertVideo>(job.to_string());
+        let described = handle.describe(WorkflowDescribeOptions::default()).await;
+        if let Err(WorkflowInteractionError::NotFound(_)) = described
+            && let Err(error) = gw.db.delete_job(*job).await
+        {
+            tracing::warn!(%error, job_id = %job, "could not remove a job never started");
         }
     }
 }
