@@ -62,6 +62,17 @@ fn drop_in(folder: &Path, source: &Path, name: &str) {
     std::fs::rename(&partial, folder.join(name)).unwrap();
 }
 
+/// Pauses or resumes (`act`) the watch, which then stands as `state`.
+async fn turn(app: &TestApp, token: &str, watch: &str, act: &str, state: &str) {
+    let path = format!("/watches/{watch}/{act}");
+    let (status, shown) = send(app, token, reqwest::Method::POST, &path, None).await;
+    assert_eq!(
+        (status, shown["state"].as_str()),
+        (StatusCode::OK, Some(state)),
+        "{shown}"
+    );
+}
+
 /// Waits (`seconds` at most) until the watch has made `jobs` jobs and none still runs.
 pub(crate) async fn settled(
     app: &TestApp,
@@ -163,36 +174,14 @@ async fn a_watch_converts_each_new_video_once_and_pauses_resumes_and_stops() {
     assert_eq!(mp3s_in(&written), ["a.mp3", "b.mp3", "c.mp3"]);
 
     // Paused: a new video waits; resumed: it is converted.
-    let (status, paused) = send(
-        &app,
-        &token,
-        reqwest::Method::POST,
-        &format!("/watches/{id}/pause"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, paused["state"].as_str()),
-        (StatusCode::OK, Some("paused"))
-    );
+    turn(&app, &token, &id, "pause", "paused").await;
     // A scan already under way when the pause came ends first.
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop_in(&folder, &short, "d.mkv");
     tokio::time::sleep(Duration::from_secs(13)).await;
     let (_, held) = app.get_json(&token, &format!("/watches/{id}")).await;
     assert_eq!(held["jobs"], 4, "{held}");
-    let (status, resumed) = send(
-        &app,
-        &token,
-        reqwest::Method::POST,
-        &format!("/watches/{id}/resume"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, resumed["state"].as_str()),
-        (StatusCode::OK, Some("active"))
-    );
+    turn(&app, &token, &id, "resume", "active").await;
     settled(&app, &token, &id, 5, 60).await;
 
     // The connection cannot go while the watch uses it; the watch can, and then it can.
