@@ -28,12 +28,13 @@ use audiomill_domain::{
     },
     lifecycle::Retention,
     link::LinkSigner,
+    output::AudioFormat,
     webhook::WebhookEvent,
 };
 use audiomill_store::{Database, ObjectStore, StoreError};
 use std::{
     future::Future,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU8, Ordering},
@@ -177,11 +178,11 @@ impl ConvertActivities {
         // Cancelled: dropping the run kills the child at once.
         let started = std::time::Instant::now();
         let milestones = self.milestones(job).await;
+        let output = self.output_path(job, input.options.format);
         let request = isolated::Job {
             file_name: input.file_name,
             input: SourceLocation::File(source),
-            // A fixed name: a retried attempt overwrites the earlier output, never adds one.
-            output: self.mp3_path(job),
+            output: output.clone(),
             options: input.options,
             limits: self.settings.media_limits,
             memory_mb: self.settings.transcoder.memory_mb,
@@ -206,7 +207,7 @@ impl ConvertActivities {
                     progress_wanted: milestones.is_some(),
                 });
             }
-            Err(error) => return Err(self.transcode_failed(&ctx, job, error).await),
+            Err(error) => return Err(self.transcode_failed(&ctx, job, &output, error).await),
         };
         transcoded(&ctx, &report, milestones.as_ref(), started).await;
         Ok(TranscodeOutput {
@@ -260,13 +261,13 @@ impl ConvertActivities {
         _ctx: ActivityContext,
         input: StoreMp3Input,
     ) -> Result<StoredMp3, ActivityError> {
-        let mp3_path = self.mp3_path(input.job_id);
+        let mp3_path = self.output_path(input.job_id, input.format);
         let _working = self.held.working(input.job_id);
-        let key = ObjectKey::mp3(input.job_id);
+        let key = ObjectKey::output(input.job_id, input.format.extension());
         if tokio::fs::metadata(&mp3_path).await.is_err() {
             return Err(fatal(
                 FailureKind::SourceNotLocal,
-                "The MP3 is not on this worker.",
+                format!("The {} is not on this worker.", input.format.label()),
             ));
         }
         let size = self
@@ -361,6 +362,7 @@ impl ConvertActivities {
             link_expires_at: link.expires_at,
             mp3_size: job.mp3_size.unwrap_or_default(),
             duration_ms: job.duration_ms.unwrap_or_default(),
+            format: job.options.format.label(),
         };
         if let Err(error) = self.mailer.send(&notification).await {
             let _ = self.db.release_notification(job.id).await;
@@ -550,8 +552,8 @@ impl ConvertActivities {
         self.job_dir(job).join("source")
     }
 
-    pub(crate) fn mp3_path(&self, job: JobId) -> PathBuf {
-        self.job_dir(job).join("output.mp3")
+    pub(crate) fn output_path(&self, job: JobId, format: AudioFormat) -> PathBuf {
+        self.settings.work_dir.output_file(job, format)
     }
 
     /// What a failed transcode means for the job. Media at fault fails it for good; a crash of
@@ -560,6 +562,7 @@ impl ConvertActivities {
         &self,
         ctx: &ActivityContext,
         job: JobId,
+        output: &Path,
         error: TranscodeError,
     ) -> ActivityError {
         match error {
@@ -568,11 +571,11 @@ impl ConvertActivities {
                 ActivityError::cancelled()
             }
             TranscodeError::Output(_) => {
-                let _ = tokio::fs::remove_file(self.mp3_path(job)).await;
+                let _ = tokio::fs::remove_file(output).await;
                 worker_trouble(error)
             }
             TranscodeError::Crashed(ref why) => {
-                let _ = tokio::fs::remove_file(self.mp3_path(job)).await;
+                let _ = tokio::fs::remove_file(output).await;
                 let attempt = ctx.info().attempt;
                 tracing::warn!(attempt, why, "the converter failed");
                 if attempt >= 2 {

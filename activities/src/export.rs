@@ -35,19 +35,20 @@ impl ExportActivities {
         _ctx: ActivityContext,
         input: ExportMp3Input,
     ) -> Result<ExportedMp3, ActivityError> {
-        let path = self.work_dir.job_dir(input.job_id).join("output.mp3");
-        if tokio::fs::metadata(&path).await.is_err() {
-            return Err(fatal(
-                FailureKind::SourceNotLocal,
-                "The MP3 is not on this worker.",
-            ));
-        }
         let Some(job) = self.db.job(input.job_id).await.map_err(database_down)? else {
             return Err(fatal(
                 FailureKind::SourceMissing,
                 "The job no longer exists.",
             ));
         };
+        let format = job.options.format;
+        let path = self.work_dir.output_file(input.job_id, format);
+        if tokio::fs::metadata(&path).await.is_err() {
+            return Err(fatal(
+                FailureKind::SourceNotLocal,
+                format!("The {} is not on this worker.", format.label()),
+            ));
+        }
         let Some(sealer) = &self.access.sealer else {
             return Err(refused(
                 "This server has no CONNECTION_SECRET_KEY, so it cannot write to your storage.",
@@ -83,10 +84,10 @@ impl ExportActivities {
                 let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
                 let key = format!(
                     "{prefix}{}",
-                    template.render(&stem, &job.id.to_string(), &date)
+                    template.render(&stem, &job.id.to_string(), &date, format.extension())
                 );
                 bucket
-                    .put_file(&key, &path, "audio/mpeg")
+                    .put_file(&key, &path, format.content_type())
                     .await
                     .map_err(trouble)?;
                 key

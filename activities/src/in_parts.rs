@@ -24,6 +24,7 @@ use audiomill_domain::{
         TranscodedSegment,
     },
     in_parts::SegmentPlan,
+    output::AudioFormat,
 };
 use audiomill_store::{InPlace, StoreError, write_pieces};
 use bytes::Bytes;
@@ -178,7 +179,7 @@ impl ConvertActivities {
         let job = input.job_id;
         let _working = self.held.working(job);
         let joined = self.joined(job, &input.plan).await?;
-        let path = self.mp3_path(job);
+        let path = self.output_path(job, AudioFormat::Mp3);
         tokio::task::spawn_blocking(move || {
             write_pieces(&mut std::fs::File::create(path)?, &joined)
         })

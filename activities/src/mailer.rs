@@ -43,6 +43,8 @@ pub struct Notification {
     pub link_expires_at: i64,
     pub mp3_size: u64,
     pub duration_ms: u64,
+    /// What the file was converted to: "MP3", "FLAC", ...
+    pub format: &'static str,
 }
 
 impl Mailer {
@@ -147,29 +149,31 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
         .unwrap_or_default()
         .format("%a %-d %b %Y, %H:%M UTC");
     let text = format!(
-        "Hello,\n\nyour file \"{name}\" has been converted to MP3 ({length}, {megabytes:.2} MB).\n\n\
+        "Hello,\n\nyour file \"{name}\" has been converted to {format} ({length}, {megabytes:.2} MB).\n\n\
          Download it here:\n{url}\n\n\
          The link works until {until}; after that, sign in to Audiomill for a new one.\n\n\
          -- Audiomill\n",
         name = n.original_filename,
         url = n.download_url,
+        format = n.format,
     );
     // Small and self-contained: no remote images, no scripts, no styles a client must fetch.
     let html = format!(
         "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
          <p>Hello,</p>\n\
-         <p>your file <strong>{name}</strong> has been converted to MP3 ({length}, {megabytes:.2} MB).</p>\n\
-         <p><a href=\"{url}\">Download the MP3</a></p>\n\
+         <p>your file <strong>{name}</strong> has been converted to {format} ({length}, {megabytes:.2} MB).</p>\n\
+         <p><a href=\"{url}\">Download the {format}</a></p>\n\
          <p>The link works until {until}; after that, sign in to Audiomill for a new one.</p>\n\
          <p>&mdash; Audiomill</p>\n</body></html>\n",
         name = html_escape::encode_text(&n.original_filename),
         url = html_escape::encode_double_quoted_attribute(&n.download_url),
+        format = n.format,
     );
     let message_id = format!("<{}.mp3-ready@{}>", n.job_id, from.email.domain());
     Message::builder()
         .from(from)
         .to(to)
-        .subject(format!("Your MP3 is ready: {}", n.original_filename))
+        .subject(format!("Your {} is ready: {}", n.format, n.original_filename))
         .message_id(Some(message_id))
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| MailError::Build(e.to_string()))
@@ -189,6 +193,7 @@ mod tests {
             link_expires_at: 1_795_531_500,
             mp3_size: 1_234_567,
             duration_ms: 185_200,
+            format: "MP3",
         }
     }
 

@@ -9,7 +9,7 @@
 //! Paths of a job's files are made here from the job id alone, never taken from workflow
 //! history, so nobody who can write to Temporal can point a step at another file.
 
-use audiomill_domain::JobId;
+use audiomill_domain::{JobId, output::AudioFormat};
 use std::{
     fs::{File, OpenOptions, TryLockError},
     io,
@@ -55,9 +55,16 @@ impl WorkDir {
         &self.own
     }
 
-    /// A job's directory: its source, its MP3 and the parts it holds.
+    /// A job's directory: its source, its output and the parts it holds.
     pub fn job_dir(&self, job: JobId) -> PathBuf {
         self.own.join(job.to_string())
+    }
+
+    /// A job's converted audio, in `format`: a fixed name, so a retried attempt overwrites
+    /// the earlier output, never adds one.
+    pub fn output_file(&self, job: JobId, format: AudioFormat) -> PathBuf {
+        self.job_dir(job)
+            .join(format!("output.{}", format.extension()))
     }
 
     /// A file of this worker's outside any job directory (a part of a job held elsewhere).

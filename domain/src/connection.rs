@@ -87,14 +87,14 @@ pub fn normalized_prefix(text: &str) -> Result<String, InvalidValue> {
     }
 }
 
-/// Where an MP3 is written in a user's bucket, under the connection's prefix: text with
-/// `{stem}` (the video's name without its extension), `{job_id}` and `{date}` (the day it
-/// was converted, `YYYY-MM-DD`).
+/// Where an output is written in a user's bucket, under the connection's prefix: text with
+/// `{stem}` (the video's name without its extension), `{job_id}`, `{date}` (the day it was
+/// converted, `YYYY-MM-DD`) and `{ext}` (the format's extension: `mp3`, `m4a`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyTemplate(String);
 
 /// The template an export uses when it names none.
-pub const DEFAULT_KEY_TEMPLATE: &str = "{stem}.mp3";
+pub const DEFAULT_KEY_TEMPLATE: &str = "{stem}.{ext}";
 
 impl KeyTemplate {
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
@@ -115,9 +115,9 @@ impl KeyTemplate {
                 .find('}')
                 .ok_or(InvalidValue("a key template's { is never closed"))?;
             let name = &rest[open + 1..open + close];
-            if !matches!(name, "stem" | "job_id" | "date") {
+            if !matches!(name, "stem" | "job_id" | "date" | "ext") {
                 return Err(InvalidValue(
-                    "a key template knows only {stem}, {job_id} and {date}",
+                    "a key template knows only {stem}, {job_id}, {date} and {ext}",
                 ));
             }
             rest = &rest[open + close + 1..];
@@ -132,12 +132,13 @@ impl KeyTemplate {
         &self.0
     }
 
-    /// The key for one MP3.
-    pub fn render(&self, stem: &str, job_id: &str, date: &str) -> String {
+    /// The key for one output.
+    pub fn render(&self, stem: &str, job_id: &str, date: &str, extension: &str) -> String {
         self.0
             .replace("{stem}", stem)
             .replace("{job_id}", job_id)
             .replace("{date}", date)
+            .replace("{ext}", extension)
     }
 }
 
@@ -184,16 +185,19 @@ mod tests {
         }
         assert_eq!(normalized_prefix("/in/talks").unwrap(), "in/talks/");
         assert_eq!(normalized_prefix("").unwrap(), "");
-        let template = KeyTemplate::parse("mp3/{date}/{stem}-{job_id}.mp3").unwrap();
+        let template = KeyTemplate::parse("out/{date}/{stem}-{job_id}.{ext}").unwrap();
         assert_eq!(
-            template.render("talk", "j1", "2026-12-07"),
-            "mp3/2026-12-07/talk-j1.mp3"
+            template.render("talk", "j1", "2026-12-07", "flac"),
+            "out/2026-12-07/talk-j1.flac"
         );
+        let default = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).unwrap();
+        assert_eq!(default.render("talk", "j1", "2026-12-07", "mp3"), "talk.mp3");
         for bad in [
             "",
             "/abs.mp3",
             "../up.mp3",
             "{name}.mp3",
+            "{stem}.{format}",
             "{stem.mp3",
             "stem}.mp3",
         ] {

@@ -5,7 +5,8 @@
 //! activity breaks the build instead of a running job.
 
 use crate::{
-    JobId, ObjectKey, UserId, in_parts::SegmentPlan, lifecycle::Quota, output::OutputOptions,
+    JobId, ObjectKey, UserId, in_parts::SegmentPlan, lifecycle::Quota,
+    output::{AudioFormat, OutputOptions},
     webhook::WebhookEvent,
 };
 use serde::{Deserialize, Serialize};
@@ -364,6 +365,9 @@ pub struct StepProgress {
 pub struct StoreMp3Input {
     pub job_id: JobId,
     pub duration_ms: u64,
+    /// Left out for an MP3, so an MP3 job's input reads as it always has.
+    #[serde(default, skip_serializing_if = "AudioFormat::is_mp3")]
+    pub format: AudioFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -195,7 +195,13 @@ impl ObjectKey {
 
     /// Where a job's MP3 lives.
     pub fn mp3(job: JobId) -> Self {
-        Self(format!("mp3/{job}.mp3"))
+        Self::output(job, "mp3")
+    }
+
+    /// Where a job's output lives, by its format's extension: every format under `mp3/`,
+    /// the one prefix of converted audio.
+    pub fn output(job: JobId, extension: &str) -> Self {
+        Self(format!("mp3/{job}.{}", sanitize_extension(extension)))
     }
 
     /// Where part `part` of a job converted in parts waits to be joined.

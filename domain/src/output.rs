@@ -1,10 +1,15 @@
-//! What comes out of a conversion: the MP3's encoding (bitrate mode, quality or bitrate,
-//! sample rate, channels), a trim, loudness normalisation, its ID3 tags and cover picture, as
-//! an upload asks for them (multipart fields, optionally starting from a named preset) and as
-//! the workflow carries them to the transcode.
+//! What comes out of a conversion: its format ([`AudioFormat`]: MP3 unless asked otherwise),
+//! its encoding (bitrate mode, quality or bitrate, sample rate, channels, bit depth), a trim,
+//! loudness normalisation, its tags and cover picture, as an upload asks for them (multipart
+//! fields, optionally starting from a named preset) and as the workflow carries them to the
+//! transcode.
 //!
 //! [`OutputRequest`] collects the fields as they arrive; [`OutputRequest::resolve`] checks
 //! each value and the combinations, and names the field at fault, before anything is stored.
+
+mod format;
+
+pub use format::{AudioFormat, BIT_DEPTHS};
 
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, fmt};
@@ -17,7 +22,7 @@ pub const MPEG1_BITRATES: [u16; 14] = [
 /// Bitrates (kbit/s) at MPEG-2 and 2.5 sample rates (8-24 kHz), from 32 up.
 pub const MPEG2_BITRATES: [u16; 11] = [32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
 
-/// Every bitrate (kbit/s) the `bitrate` field takes: those of either table.
+/// Every bitrate (kbit/s) an MP3's `bitrate` takes: those of either table.
 pub const BITRATES: [u16; 15] = [
     32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320,
 ];
@@ -118,20 +123,28 @@ impl Cover {
     }
 }
 
-/// Everything that decides the MP3, checked. `Default` is what a plain upload gets: VBR
-/// quality 2, the source's sample rate and channels (more than two mixed down to stereo), the
-/// whole length, loudness untouched, the source's tags (the file name as the title when it
-/// has none) and attached picture.
+/// Everything that decides the output, checked. `Default` is what a plain upload gets: an
+/// MP3 at VBR quality 2, the source's sample rate and channels (more than two mixed down to
+/// stereo), the whole length, loudness untouched, the source's tags (the file name as the
+/// title when it has none) and attached picture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutputOptions {
+    /// Left out when MP3, so an MP3 job's options read as they always have.
+    #[serde(skip_serializing_if = "AudioFormat::is_mp3")]
+    pub format: AudioFormat,
+    /// MP3: LAME's mode. Opus: VBR, hard CBR, or constrained VBR (`Abr`). Others: unused.
     pub bitrate_mode: BitrateMode,
-    /// VBR quality, 0 (best) to 9.
+    /// MP3 VBR quality, 0 (best) to 9.
     pub quality: u8,
-    /// CBR and ABR: kbit/s.
+    /// kbit/s: an MP3's with CBR and ABR; M4A's and Opus's in any mode (`None`: the
+    /// encoder's default, 128 kbit/s for M4A, about 96 for stereo Opus).
     pub bitrate: Option<u16>,
-    /// `None`: the source's, or the nearest an MP3 can have.
+    /// `None`: the source's, or the nearest the format can have.
     pub sample_rate: Option<u32>,
+    /// FLAC and WAV: 16 or 24 bits a sample; `None`: 16, or 24 when the source has more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bit_depth: Option<u8>,
     /// 1 or 2; `None`: the source's (more than two mixed down to stereo).
     pub channels: Option<u8>,
     /// Where the MP3 starts in the source, in milliseconds.
@@ -157,10 +170,12 @@ pub struct OutputOptions {
 impl Default for OutputOptions {
     fn default() -> Self {
         Self {
+            format: AudioFormat::Mp3,
             bitrate_mode: BitrateMode::Vbr,
             quality: 2,
             bitrate: None,
             sample_rate: None,
+            bit_depth: None,
             channels: None,
             start_ms: None,
             end_ms: None,
@@ -174,7 +189,8 @@ impl Default for OutputOptions {
     }
 }
 
-/// Named starting points; any field given beside a preset wins over it.
+/// Named starting points; any field given beside a preset wins over it, and a `format` given
+/// beside one keeps what of the preset that format can take (see [`OutputOptions::in_format`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
@@ -188,15 +204,24 @@ pub enum Preset {
     Music,
     /// Old players and car stereos: stereo, 128 kbit/s CBR at 44.1 kHz.
     Compatible,
+    /// Speech at half `voice`'s size: Opus, mono, 32 kbit/s VBR, normalised to -16 LUFS.
+    Speech,
+    /// Apple's players: M4A (AAC-LC), stereo, 256 kbit/s.
+    Apple,
+    /// Keeping the sound as it is: FLAC at the source's rate, loudness untouched.
+    Archive,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 5] = [
+    pub const ALL: [Preset; 8] = [
         Preset::Voice,
         Preset::Podcast,
         Preset::Audiobook,
         Preset::Music,
         Preset::Compatible,
+        Preset::Speech,
+        Preset::Apple,
+        Preset::Archive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -206,6 +231,9 @@ impl Preset {
             Preset::Audiobook => "audiobook",
             Preset::Music => "music",
             Preset::Compatible => "compatible",
+            Preset::Speech => "speech",
+            Preset::Apple => "apple",
+            Preset::Archive => "archive",
         }
     }
 
@@ -218,7 +246,7 @@ impl Preset {
         let speech = |bitrate_mode, bitrate, sample_rate, integrated| OutputOptions {
             bitrate_mode,
             bitrate: Some(bitrate),
-            sample_rate: Some(sample_rate),
+            sample_rate,
             channels: Some(1),
             normalize: Some(Loudness {
                 integrated,
@@ -227,9 +255,9 @@ impl Preset {
             ..base.clone()
         };
         match self {
-            Preset::Voice => speech(BitrateMode::Abr, 64, 22050, -16.0),
-            Preset::Podcast => speech(BitrateMode::Cbr, 96, 44100, -16.0),
-            Preset::Audiobook => speech(BitrateMode::Cbr, 64, 44100, -18.0),
+            Preset::Voice => speech(BitrateMode::Abr, 64, Some(22050), -16.0),
+            Preset::Podcast => speech(BitrateMode::Cbr, 96, Some(44100), -16.0),
+            Preset::Audiobook => speech(BitrateMode::Cbr, 64, Some(44100), -18.0),
             Preset::Music => OutputOptions {
                 quality: 0,
                 channels: Some(2),
@@ -240,6 +268,20 @@ impl Preset {
                 bitrate: Some(128),
                 sample_rate: Some(44100),
                 channels: Some(2),
+                ..base
+            },
+            Preset::Speech => OutputOptions {
+                format: AudioFormat::Opus,
+                ..speech(BitrateMode::Vbr, 32, None, -16.0)
+            },
+            Preset::Apple => OutputOptions {
+                format: AudioFormat::M4a,
+                bitrate: Some(256),
+                channels: Some(2),
+                ..base
+            },
+            Preset::Archive => OutputOptions {
+                format: AudioFormat::Flac,
                 ..base
             },
         }
@@ -276,12 +318,14 @@ pub struct OutputRequest {
 
 impl OutputRequest {
     /// The form fields this request takes.
-    pub const FIELDS: [&'static str; 22] = [
+    pub const FIELDS: [&'static str; 24] = [
         "preset",
+        "format",
         "bitrate_mode",
         "quality",
         "bitrate",
         "sample_rate",
+        "bit_depth",
         "channels",
         "start",
         "end",
@@ -339,6 +383,7 @@ impl OutputRequest {
     /// the combinations checked.
     pub fn resolve(&self) -> Result<OutputOptions, FieldError> {
         let (mut options, true_peak) = self.apply()?;
+        self.check_format_takes(&options)?;
         options.check()?;
         if options.strip {
             if let Some(name) = options.tags.keys().next() {
@@ -372,9 +417,10 @@ impl OutputRequest {
         Ok((options, self.true_peak()?))
     }
 
-    /// The options of the preset the form names, or the defaults.
+    /// The options of the preset the form names, or the defaults, in the format the form
+    /// names.
     fn preset_options(&self) -> Result<OutputOptions, FieldError> {
-        Ok(match self.value("preset") {
+        let options = match self.value("preset") {
             None | Some("") => OutputOptions::default(),
             Some(name) => Preset::ALL
                 .into_iter()
@@ -384,7 +430,53 @@ impl OutputRequest {
                     let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
                     refuse("preset", format!("must be one of {}", names.join(", ")))
                 })?,
+        };
+        Ok(match self.value("format") {
+            None | Some("") => options,
+            Some(name) => {
+                let format = AudioFormat::parse(name).ok_or_else(|| {
+                    let names: Vec<&str> = AudioFormat::ALL.iter().map(|f| f.name()).collect();
+                    refuse("format", format!("must be one of {}", names.join(", ")))
+                })?;
+                options.in_format(format)
+            }
         })
+    }
+
+    /// Refuses a field the chosen format has no use for, rather than ignoring it.
+    fn check_format_takes(&self, options: &OutputOptions) -> Result<(), FieldError> {
+        let format = options.format;
+        let label = format.label();
+        if options.cover == Cover::Frame && !format.carries_picture() {
+            let field = if self.value("cover").is_some() {
+                "cover"
+            } else {
+                "cover_at"
+            };
+            return Err(refuse(field, format!("cannot be used: a {label} file holds no picture")));
+        }
+        if !format.is_mp3() && self.value("quality").is_some() {
+            return Err(refuse(
+                "quality",
+                format!("applies to MP3 only; {label} takes `bitrate`"),
+            ));
+        }
+        if !format.takes_bitrate_mode() && self.value("bitrate_mode").is_some() {
+            return Err(refuse(
+                "bitrate_mode",
+                format!("applies to MP3 and Opus, not {label}"),
+            ));
+        }
+        if format.is_lossless() && self.value("bitrate").is_some() {
+            return Err(refuse(
+                "bitrate",
+                format!("does not apply to {label}, which is lossless"),
+            ));
+        }
+        if !format.is_lossless() && self.value("bit_depth").is_some() {
+            return Err(refuse("bit_depth", "applies to FLAC and WAV only"));
+        }
+        Ok(())
     }
 
     /// Bitrate mode, quality, bitrate, sample rate and channels.
@@ -404,12 +496,23 @@ impl OutputRequest {
                 .filter(|q| *q <= 9)
                 .ok_or_else(|| refuse("quality", "must be a whole number from 0 (best) to 9"))?;
         }
+        // Alone, a value is checked against what any format takes; against the format's own
+        // once every field is in (`check`), since `format` may come later.
         if let Some(bitrate) = self.value("bitrate") {
             let kbps = bitrate.strip_suffix('k').unwrap_or(bitrate);
-            options.bitrate = Some(one_of("bitrate", kbps, &BITRATES, "kbit/s")?);
+            options.bitrate = Some(
+                kbps.parse::<u16>()
+                    .ok()
+                    .filter(|kbps| AudioFormat::Opus.bitrates().is_some_and(|r| r.contains(kbps)))
+                    .ok_or_else(|| refuse("bitrate", "must be a number of kbit/s from 6 to 510"))?,
+            );
         }
         if let Some(rate) = self.value("sample_rate") {
-            options.sample_rate = Some(one_of("sample_rate", rate, &SAMPLE_RATES, "Hz")?);
+            let any = AudioFormat::Flac.sample_rates();
+            options.sample_rate = Some(one_of("sample_rate", rate, any, "Hz")?);
+        }
+        if let Some(depth) = self.value("bit_depth") {
+            options.bit_depth = Some(one_of("bit_depth", depth, &BIT_DEPTHS, "bits")?);
         }
         if let Some(channels) = self.value("channels") {
             options.channels = Some(match channels.to_ascii_lowercase().as_str() {
@@ -510,41 +613,35 @@ impl OutputRequest {
 }
 
 impl OutputOptions {
-    /// The combinations: a bitrate only with CBR or ABR (and then one is needed), one the
-    /// sample rate's MPEG version can carry, and a trim that ends after it starts.
+    /// The combinations: the format's own bitrates and sample rates, an MP3's bitrate only
+    /// with CBR or ABR (and then one is needed) and one its MPEG version can carry, and a
+    /// trim that ends after it starts.
     fn check(&mut self) -> Result<(), FieldError> {
-        match (self.bitrate_mode, self.bitrate) {
-            (BitrateMode::Vbr, Some(_)) => {
-                return Err(refuse(
-                    "bitrate",
-                    "applies to bitrate_mode cbr or abr; vbr takes `quality`",
-                ));
-            }
-            (BitrateMode::Cbr | BitrateMode::Abr, None) => {
-                return Err(refuse(
-                    "bitrate",
-                    "is required with bitrate_mode cbr or abr",
-                ));
-            }
-            (BitrateMode::Cbr, Some(kbps)) => {
-                if let Some(rate) = self.sample_rate {
-                    let (allowed, version) = if rate >= 32000 {
-                        (&MPEG1_BITRATES[..], "MPEG-1")
-                    } else {
-                        (&MPEG2_BITRATES[..], "MPEG-2")
-                    };
-                    if !allowed.contains(&kbps) {
-                        return Err(refuse(
-                            "bitrate",
-                            format!(
-                                "{kbps} kbit/s cannot be used at {rate} Hz ({version}): choose one of {}",
-                                list(allowed)
-                            ),
-                        ));
-                    }
-                }
-            }
-            _ => {}
+        let label = self.format.label();
+        if self.format.is_mp3() {
+            self.check_mp3_bitrate()?;
+        } else if let (Some(kbps), Some(range)) = (self.bitrate, self.format.bitrates())
+            && !range.contains(&kbps)
+        {
+            return Err(refuse(
+                "bitrate",
+                format!(
+                    "must be from {} to {} kbit/s for {label}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        if let Some(rate) = self.sample_rate
+            && !self.format.sample_rates().contains(&rate)
+        {
+            return Err(refuse(
+                "sample_rate",
+                format!(
+                    "must be one of {} (Hz) for {label}",
+                    list(self.format.sample_rates())
+                ),
+            ));
         }
         if let (Some(start), Some(end)) = (self.start_ms, self.end_ms)
             && end <= start
@@ -554,7 +651,87 @@ impl OutputOptions {
         Ok(())
     }
 
-    /// The ID3 tags the MP3 gets: none when stripped; else the `source`'s metadata (names in
+    /// An MP3's bitrate: one of its frame header's, with the mode that takes one, at a
+    /// sample rate whose MPEG version has it.
+    fn check_mp3_bitrate(&self) -> Result<(), FieldError> {
+        match (self.bitrate_mode, self.bitrate) {
+            (BitrateMode::Vbr, Some(_)) => Err(refuse(
+                "bitrate",
+                "applies to bitrate_mode cbr or abr; vbr takes `quality`",
+            )),
+            (BitrateMode::Cbr | BitrateMode::Abr, None) => Err(refuse(
+                "bitrate",
+                "is required with bitrate_mode cbr or abr",
+            )),
+            (_, Some(kbps)) if !BITRATES.contains(&kbps) => Err(refuse(
+                "bitrate",
+                format!("must be one of {} (kbit/s) for MP3", list(&BITRATES)),
+            )),
+            (BitrateMode::Cbr, Some(kbps)) => match self.sample_rate {
+                Some(rate) => {
+                    let (allowed, version) = if rate >= 32000 {
+                        (&MPEG1_BITRATES[..], "MPEG-1")
+                    } else {
+                        (&MPEG2_BITRATES[..], "MPEG-2")
+                    };
+                    if allowed.contains(&kbps) {
+                        Ok(())
+                    } else {
+                        Err(refuse(
+                            "bitrate",
+                            format!(
+                                "{kbps} kbit/s cannot be used at {rate} Hz ({version}): choose one of {}",
+                                list(allowed)
+                            ),
+                        ))
+                    }
+                }
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// These options for `format`: what of them it can take is kept (channels, loudness,
+    /// trim, tags, a bitrate in its range, a sample rate it has), the rest falls back to its
+    /// own defaults. How a preset goes with a `format` given beside it.
+    pub fn in_format(mut self, format: AudioFormat) -> Self {
+        if format == self.format {
+            return self;
+        }
+        let mp3_default = OutputOptions::default();
+        self.format = format;
+        if !format.is_mp3() {
+            self.quality = mp3_default.quality;
+        }
+        if !format.takes_bitrate_mode() {
+            self.bitrate_mode = BitrateMode::Vbr;
+        }
+        let fits = |kbps: &u16| match format {
+            AudioFormat::Mp3 => BITRATES.contains(kbps),
+            _ => format.bitrates().is_some_and(|range| range.contains(kbps)),
+        };
+        self.bitrate = self.bitrate.filter(fits);
+        if format.is_mp3() && self.bitrate.is_none() {
+            self.bitrate_mode = BitrateMode::Vbr;
+        }
+        if format.is_mp3() && self.bitrate_mode == BitrateMode::Vbr {
+            self.bitrate = None;
+        }
+        self.sample_rate = self
+            .sample_rate
+            .filter(|rate| format.sample_rates().contains(rate));
+        if !format.is_lossless() {
+            self.bit_depth = None;
+        }
+        if !format.carries_picture() && self.cover == Cover::Frame {
+            self.cover = Cover::Source;
+            self.cover_at_ms = None;
+        }
+        self
+    }
+
+    /// The tags the output gets: none when stripped; else the `source`'s metadata (names in
     /// any case; values cut to [`MAX_TAG_CHARS`], control characters dropped), the upload's
     /// fields over it (an empty one removes the tag), and `file_name` without its extension
     /// as the title when there is no other.

@@ -419,6 +419,7 @@ fn store_on<'a>(
     let store = StoreMp3Input {
         job_id,
         duration_ms,
+        format: input.options.format,
     };
     let options = on_host(holder);
     async move {

@@ -44,7 +44,8 @@ impl Default for SegmentSettings {
     }
 }
 
-/// The parts `input` is converted in, when it is long enough and can be cut exactly; `None`:
+/// The parts `input` is converted in, when it is long enough, its format joins parts (MP3)
+/// and it can be cut exactly; `None`:
 /// one pass. Reads only the container's header.
 pub fn plan(
     input: &SourceLocation,
@@ -52,6 +53,9 @@ pub fn plan(
     limits: MediaLimits,
     settings: SegmentSettings,
 ) -> Result<Option<SegmentPlan>, TranscodeError> {
+    if !options.format.converts_in_parts() {
+        return Ok(None);
+    }
     super::start_ffmpeg()?;
     let source = Source::open(input)?;
     let Some(declared) = source.expected_secs else {

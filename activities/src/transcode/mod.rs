@@ -97,7 +97,7 @@ pub enum TranscodeError {
     Trim(String),
     #[error("the conversion was cancelled")]
     Cancelled,
-    #[error("the MP3 could not be written ({0})")]
+    #[error("the audio file could not be written ({0})")]
     Output(String),
     /// The child process running the transcode died or hung (see `crate::isolated`).
     #[error("{0}")]
@@ -172,7 +172,7 @@ fn convert(
     } else {
         None
     };
-    let id3 = tagged.then(|| tags::Id3::new(&tags, picture));
+    let tagging = tagged.then(|| tags::Tagging::new(options.format, &tags, picture));
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
     let mut reading = trim;
@@ -204,7 +204,7 @@ fn convert(
         options,
         &chain,
         limits,
-        id3,
+        tagging,
         samples_before,
     )?;
     source::decode(&mut source, reading, span, on_progress, &mut |frame| {

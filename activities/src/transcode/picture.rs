@@ -64,6 +64,9 @@ pub(super) struct Picture {
     /// `image/jpeg` or `image/png`.
     pub(super) mime_type: &'static str,
     pub(super) data: Vec<u8>,
+    /// Pixels; 0 when not known.
+    pub(super) width: u32,
+    pub(super) height: u32,
 }
 
 /// The picture `options` ask for, if there is one to take. A frame at `cover_at` past the end
@@ -121,7 +124,15 @@ fn attached(input: &SourceLocation) -> Result<Option<Picture>, TranscodeError> {
     if let Some(mime_type) = mime_type
         && data.len() <= MAX_KEPT_BYTES
     {
-        return Ok(Some(Picture { mime_type, data }));
+        let (width, height) = decoder
+            .as_ref()
+            .map_or((0, 0), |decoder| (decoder.width(), decoder.height()));
+        return Ok(Some(Picture {
+            mime_type,
+            data,
+            width,
+            height,
+        }));
     }
     let Ok(decoder) = decoder.as_mut() else {
         return Ok(None);
@@ -354,9 +365,29 @@ fn jpeg(frame: &frame::Video) -> Result<Picture, TranscodeError> {
     Ok(Picture {
         mime_type: "image/jpeg",
         data: packet.data().unwrap_or_default().to_vec(),
+        width: frame.width(),
+        height: frame.height(),
     })
 }
 
 fn picture_error(error: AvError) -> TranscodeError {
     TranscodeError::Output(format!("the cover picture could not be made: {error}"))
+}
+
+impl Picture {
+    /// The picture as a FLAC `PICTURE` metadata block's body (front cover), which is how an
+    /// Ogg stream's Vorbis comments carry one.
+    pub(super) fn flac_block(&self) -> Vec<u8> {
+        const FRONT_COVER: u32 = 3;
+        let mut block = Vec::with_capacity(32 + self.mime_type.len() + self.data.len());
+        block.extend_from_slice(&FRONT_COVER.to_be_bytes());
+        block.extend_from_slice(&(self.mime_type.len() as u32).to_be_bytes());
+        block.extend_from_slice(self.mime_type.as_bytes());
+        // No description; then width, height, colour depth and palette size.
+        for n in [0, self.width, self.height, 24, 0, self.data.len() as u32] {
+            block.extend_from_slice(&n.to_be_bytes());
+        }
+        block.extend_from_slice(&self.data);
+        block
+    }
 }

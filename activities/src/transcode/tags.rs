@@ -1,11 +1,18 @@
-//! The MP3's ID3v2.4 tag: text frames, a comment and the front cover, encoded by the `id3`
-//! crate (FFmpeg's muxer can write neither a real comment frame nor a picture without a
-//! stream for it).
+//! The output's tags and front cover, in its format's own way.
 //!
-//! The muxer writes a tag of its own, padded to exactly the size of this one, so that
-//! writing this one over it once the audio is done moves no byte of the audio.
+//! An MP3 gets an ID3v2.4 tag: text frames, a comment and the front cover, encoded by the
+//! `id3` crate (FFmpeg's muxer can write neither a real comment frame nor a picture without
+//! a stream for it). The muxer writes a tag of its own, padded to exactly the size of this
+//! one, so that writing this one over it once the audio is done moves no byte of the audio.
+//!
+//! The other formats' muxers write the tags from the output's metadata under FFmpeg's
+//! generic names, each in its own way (MP4 atoms for M4A, Vorbis comments for Opus and FLAC,
+//! a RIFF INFO list for WAV); the cover travels as an attached picture (M4A, FLAC) or, in
+//! Ogg, as a FLAC picture block in a `METADATA_BLOCK_PICTURE` comment.
 
 use super::{TranscodeError, picture::Picture};
+use audiomill_domain::output::AudioFormat;
+use base64::Engine;
 use id3::{
     Content, Encoder, Frame, Tag, TagLike, Version,
     frame::{Comment, Picture as ApicPicture, PictureType},
@@ -25,6 +32,55 @@ fn frame_id(name: &str) -> Option<&'static str> {
         "composer" => "TCOM",
         _ => return None,
     })
+}
+
+/// How the output is tagged.
+pub(super) enum Tagging {
+    Id3(Id3),
+    /// Written by the muxer: metadata under FFmpeg's names, and the cover.
+    Muxed(MuxedTags),
+}
+
+impl Tagging {
+    pub(super) fn new(
+        format: AudioFormat,
+        tags: &[(&str, String)],
+        picture: Option<Picture>,
+    ) -> Self {
+        if format.is_mp3() {
+            Tagging::Id3(Id3::new(tags, picture))
+        } else {
+            Tagging::Muxed(MuxedTags::new(format, tags, picture))
+        }
+    }
+}
+
+/// Tags for a muxer other than MP3's.
+pub(super) struct MuxedTags {
+    /// Under FFmpeg's generic names (`title`, `album_artist`, `track`, ...), which each
+    /// muxer turns into its own.
+    pub(super) metadata: Vec<(String, String)>,
+    /// The cover, for a muxer that takes it as an attached picture; Ogg's is in `metadata`.
+    pub(super) picture: Option<Picture>,
+}
+
+impl MuxedTags {
+    fn new(format: AudioFormat, tags: &[(&str, String)], picture: Option<Picture>) -> Self {
+        let mut metadata: Vec<(String, String)> = tags
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        let picture = picture.filter(|_| format.carries_picture());
+        let picture = match (format, picture) {
+            (AudioFormat::Opus, Some(picture)) => {
+                let block = base64::engine::general_purpose::STANDARD.encode(picture.flac_block());
+                metadata.push(("METADATA_BLOCK_PICTURE".to_owned(), block));
+                None
+            }
+            (_, picture) => picture,
+        };
+        Self { metadata, picture }
+    }
 }
 
 /// A tag ready to be written, and its size.

@@ -13,7 +13,7 @@ use crate::{
     params::{ApiBatchId, ApiJobId},
 };
 use async_zip::{Compression, ZipDateTime, ZipEntryBuilder, tokio::write::ZipFileWriter};
-use audiomill_domain::{BatchId, JobStatus};
+use audiomill_domain::{BatchId, JobStatus, output::AudioFormat};
 use audiomill_store::Job;
 use futures::{AsyncWriteExt, StreamExt};
 use poem::Body;
@@ -235,7 +235,7 @@ impl BatchesApi {
     }
 }
 
-/// Writes the MP3s of `jobs` into `out` as a ZIP, each read from storage as it is written.
+/// Writes the outputs of `jobs` into `out` as a ZIP, each read from storage as it is written.
 async fn write_zip(
     gw: &Arc<Gateway>,
     jobs: &[Job],
@@ -250,7 +250,9 @@ async fn write_zip(
         let size = gw.objects.size(key).await?.unwrap_or(0);
         let mut object = gw.objects.read_range(key, 0..size).await?;
         let entry = ZipEntryBuilder::new(
-            names.name_for(&job.original_filename).into(),
+            names
+                .name_for(&job.original_filename, job.options.format)
+                .into(),
             Compression::Stored,
         )
         .last_modification_date(entry_date(job));
@@ -285,14 +287,15 @@ fn entry_date(job: &Job) -> ZipDateTime {
     ZipDateTime::from_chrono(&at)
 }
 
-/// Entry names: each video's name with `.mp3` for its extension, made unique in the archive.
+/// Entry names: each video's name with its output's extension (`.mp3`, `.flac`, ...), made
+/// unique in the archive.
 #[derive(Default)]
 struct EntryNames {
     taken: HashSet<String>,
 }
 
 impl EntryNames {
-    fn name_for(&mut self, original: &str) -> String {
+    fn name_for(&mut self, original: &str, format: AudioFormat) -> String {
         let stem = std::path::Path::new(original)
             .file_stem()
             .and_then(|stem| stem.to_str())
@@ -303,11 +306,12 @@ impl EntryNames {
             .chars()
             .map(|c| if matches!(c, '/' | '\\') { '_' } else { c })
             .collect();
-        let mut name = format!("{stem}.mp3");
+        let extension = format.extension();
+        let mut name = format!("{stem}.{extension}");
         let mut n = 1;
         while !self.taken.insert(name.to_lowercase()) {
             n += 1;
-            name = format!("{stem} ({n}).mp3");
+            name = format!("{stem} ({n}).{extension}");
         }
         name
     }
@@ -320,13 +324,17 @@ mod tests {
     #[test]
     fn entry_names_are_unique_whatever_the_case() {
         let mut names = EntryNames::default();
-        assert_eq!(names.name_for("talk.mp4"), "talk.mp3");
-        assert_eq!(names.name_for("talk.mov"), "talk (2).mp3");
-        assert_eq!(names.name_for("TALK.mkv"), "TALK (3).mp3");
+        let mp3 = AudioFormat::Mp3;
+        assert_eq!(names.name_for("talk.mp4", mp3), "talk.mp3");
+        assert_eq!(names.name_for("talk.mov", mp3), "talk (2).mp3");
+        assert_eq!(names.name_for("TALK.mkv", mp3), "TALK (3).mp3");
         assert_eq!(
-            names.name_for("Überraschung 日本.webm"),
+            names.name_for("Überraschung 日本.webm", mp3),
             "Überraschung 日本.mp3"
         );
-        assert_eq!(names.name_for("a\\b.avi"), "a_b.mp3");
+        assert_eq!(names.name_for("a\\b.avi", mp3), "a_b.mp3");
+        // Each format has its own extension: a FLAC and an MP3 of one name do not collide.
+        assert_eq!(names.name_for("talk.mp4", AudioFormat::Flac), "talk.flac");
+        assert_eq!(names.name_for("talk.webm", AudioFormat::Flac), "talk (2).flac");
     }
 }

@@ -22,7 +22,7 @@ use poem_openapi::{
     Object, OpenApi, SecurityScheme,
     auth::ApiKey,
     param::{Header, Path, Query},
-    payload::{Json, Payload},
+    payload::Json,
     types::Example,
 };
 
@@ -75,11 +75,23 @@ impl Example for DownloadLink {
     }
 }
 
-streamed_payload!(
-    /// An MP3 body, streamed.
-    Mp3,
-    "audio/mpeg"
-);
+/// A job's audio, streamed, with its format's `Content-Type` (`audio/mpeg`, `audio/mp4`,
+/// `audio/ogg`, `audio/flac` or `audio/wav`).
+struct Audio(Body, &'static str);
+
+impl poem_openapi::payload::Payload for Audio {
+    const CONTENT_TYPE: &'static str = "audio/*";
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <poem_openapi::payload::Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref()
+    }
+}
+
+impl poem::IntoResponse for Audio {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder().content_type(self.1).body(self.0)
+    }
+}
 
 api_response! {
     #[oai(bad_request_handler = "DownloadResponse::framework_refusal")]
@@ -87,7 +99,7 @@ api_response! {
         /// The whole MP3.
         #[oai(status = 200)]
         Ok(
-            Mp3,
+            Audio,
             #[oai(header = "Content-Disposition")] String,
             #[oai(header = "Accept-Ranges")] String,
             #[oai(header = "Content-Length")] u64,
@@ -102,7 +114,7 @@ api_response! {
         /// The requested byte range.
         #[oai(status = 206)]
         Partial(
-            Mp3,
+            Audio,
             #[oai(header = "Content-Disposition")] String,
             #[oai(header = "Content-Range")] String,
             #[oai(header = "Content-Length")] u64,
@@ -304,10 +316,11 @@ impl DownloadsApi {
             }
             Err(error) => return DownloadResponse::Unavailable(store_down(error)),
         };
-        let disposition = file::content_disposition(&job.original_filename);
+        let format = job.options.format;
+        let disposition = file::content_disposition(&job.original_filename, format);
         if let Some(lifetime) = self.cx.gw().download_redirect {
             match objects
-                .presigned_get(&key, Mp3::CONTENT_TYPE, &disposition, lifetime)
+                .presigned_get(&key, format.content_type(), &disposition, lifetime)
                 .await
             {
                 Ok(Some(url)) => {
@@ -341,12 +354,12 @@ impl DownloadsApi {
         crate::metrics::downloaded(length);
         match range {
             Some(r) => DownloadResponse::Partial(
-                Mp3(body),
+                Audio(body, format.content_type()),
                 disposition,
                 format!("bytes {}-{}/{size}", r.start, r.end - 1),
                 length,
             ),
-            None => DownloadResponse::Ok(Mp3(body), disposition, "bytes".into(), length),
+            None => DownloadResponse::Ok(Audio(body, format.content_type()), disposition, "bytes".into(), length),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! form is read by [`super::intake`], and checked by `audiomill_domain::output`) and the
 //! `options` a job's status reports.
 
-use audiomill_domain::output::{BitrateMode, Cover, Loudness, OutputOptions, Preset};
+use audiomill_domain::output::{
+    AudioFormat, BitrateMode, Cover, Loudness, OutputOptions, Preset,
+};
 use poem_openapi::{Enum, Multipart, Object, types::multipart::Upload};
 use std::collections::BTreeMap;
 
@@ -20,6 +22,12 @@ pub(crate) enum PresetName {
     Music,
     /// Old players and car stereos: stereo, 128 kbit/s CBR at 44.1 kHz.
     Compatible,
+    /// Speech at half `voice`'s size: Opus, mono, 32 kbit/s VBR, normalised to -16 LUFS.
+    Speech,
+    /// Apple's players: M4A (AAC-LC), stereo, 256 kbit/s.
+    Apple,
+    /// Keeping the sound as it is: FLAC at the source's rate, loudness untouched.
+    Archive,
 }
 
 impl From<Preset> for PresetName {
@@ -30,19 +38,52 @@ impl From<Preset> for PresetName {
             Preset::Audiobook => Self::Audiobook,
             Preset::Music => Self::Music,
             Preset::Compatible => Self::Compatible,
+            Preset::Speech => Self::Speech,
+            Preset::Apple => Self::Apple,
+            Preset::Archive => Self::Archive,
         }
     }
 }
 
-/// How the encoder spends bits.
+/// The output's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(crate) enum FormatName {
+    /// MP3 (LAME), with an ID3v2.4 tag: `audio/mpeg`, `.mp3`.
+    Mp3,
+    /// AAC-LC in MP4, with iTunes-style tags and cover: `audio/mp4`, `.m4a`.
+    M4a,
+    /// Opus in Ogg, with Vorbis comments and a picture block: `audio/ogg`, `.opus`.
+    Opus,
+    /// FLAC, lossless, with Vorbis comments and a picture block: `audio/flac`, `.flac`.
+    Flac,
+    /// PCM WAVE, lossless, with a RIFF INFO list (no cover, composer or album artist):
+    /// `audio/wav`, `.wav`.
+    Wav,
+}
+
+impl From<AudioFormat> for FormatName {
+    fn from(format: AudioFormat) -> Self {
+        match format {
+            AudioFormat::Mp3 => Self::Mp3,
+            AudioFormat::M4a => Self::M4a,
+            AudioFormat::Opus => Self::Opus,
+            AudioFormat::Flac => Self::Flac,
+            AudioFormat::Wav => Self::Wav,
+        }
+    }
+}
+
+/// How the encoder spends bits (MP3 and Opus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub(crate) enum BitrateModeName {
-    /// Variable: `quality` decides.
+    /// Variable: for MP3 `quality` decides; for Opus bits go where the sound needs them,
+    /// about `bitrate` overall.
     Vbr,
     /// Constant: every frame at `bitrate`.
     Cbr,
-    /// Average: about `bitrate` overall.
+    /// Average: about `bitrate` overall (for Opus, constrained VBR).
     Abr,
 }
 
@@ -56,7 +97,7 @@ impl From<BitrateMode> for BitrateModeName {
     }
 }
 
-/// Where the MP3's front-cover picture comes from.
+/// Where the output's front-cover picture comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub(crate) enum CoverName {
@@ -92,20 +133,33 @@ pub(crate) struct UploadForm {
     file: Vec<Upload>,
     /// A named starting point for the choices below.
     preset: Option<PresetName>,
-    /// `vbr` (the default), `cbr` or `abr`.
+    /// The output's format: `mp3` (the default, or the preset's), `m4a`, `opus`, `flac` or
+    /// `wav`. Beside a preset, what of the preset the format can take is kept (channels,
+    /// loudness, a bitrate it has, a sample rate it has). A field the format has no use for
+    /// (`quality` but for MP3, `bitrate_mode` but for MP3 and Opus, `bitrate` for FLAC and
+    /// WAV, `bit_depth` but for them) is refused.
+    format: Option<FormatName>,
+    /// MP3: `vbr` (the default), `cbr` or `abr`. Opus: `vbr` (the default), `cbr` (hard
+    /// CBR) or `abr` (constrained VBR).
     bitrate_mode: Option<BitrateModeName>,
-    /// VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
+    /// MP3 VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
     #[oai(validator(minimum(value = "0"), maximum(value = "9")))]
     quality: Option<u8>,
-    /// kbit/s, with `cbr` or `abr` (and required by them): 32, 40, 48, 56, 64, 80, 96, 112,
-    /// 128, 144, 160, 192, 224, 256 or 320. A CBR bitrate must exist at the sample rate: 144
-    /// only below 32 kHz, 192 and up only from 32 kHz.
-    #[oai(validator(minimum(value = "32"), maximum(value = "320")))]
+    /// kbit/s. MP3, with `cbr` or `abr` (and required by them): 32, 40, 48, 56, 64, 80, 96,
+    /// 112, 128, 144, 160, 192, 224, 256 or 320; a CBR bitrate must exist at the sample rate
+    /// (144 only below 32 kHz, 192 and up only from 32 kHz). M4A: 32 to 320, default 128.
+    /// Opus: 6 to 510, default libopus's own (about 96 for stereo).
+    #[oai(validator(minimum(value = "6"), maximum(value = "510")))]
     bitrate: Option<u16>,
-    /// Hz: 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000; default the
-    /// source's (or the nearest of these).
-    #[oai(validator(minimum(value = "8000"), maximum(value = "48000")))]
+    /// Hz; default the source's (or the nearest the format has). MP3: 8000, 11025, 12000,
+    /// 16000, 22050, 24000, 32000, 44100 or 48000; M4A, FLAC and WAV also 88200 and 96000;
+    /// Opus: 8000, 12000, 16000, 24000 or 48000.
+    #[oai(validator(minimum(value = "8000"), maximum(value = "96000")))]
     sample_rate: Option<u32>,
+    /// FLAC and WAV: bits a sample, 16 or 24; default 16, or 24 for a source with wider
+    /// integer samples.
+    #[oai(validator(minimum(value = "16"), maximum(value = "24")))]
+    bit_depth: Option<u8>,
     /// 1 (mono) or 2 (stereo); default the source's, more than two mixed down to stereo.
     #[oai(validator(minimum(value = "1"), maximum(value = "2")))]
     channels: Option<u8>,
@@ -119,16 +173,17 @@ pub(crate) struct UploadForm {
     /// With `normalize`: the highest true peak, -9 to 0 dBTP; default -1.5.
     #[oai(validator(minimum(value = "-9"), maximum(value = "0")))]
     normalize_true_peak: Option<f64>,
-    /// `true`: the MP3 carries no ID3 tag at all (no tags, no picture); `tags[...]` and a
+    /// `true`: the output carries no tags at all (no tags, no picture); `tags[...]` and a
     /// cover frame cannot be given with it.
     strip: Option<bool>,
-    /// The front-cover picture: `source` (the default), `frame` or `none`.
+    /// The front-cover picture: `source` (the default), `frame` or `none`. A WAV holds none.
     cover: Option<CoverName>,
     /// Where the cover frame is: seconds or `HH:MM:SS.mmm`; implies `cover=frame`.
     cover_at: Option<String>,
-    /// The MP3's title (ID3 `TIT2`). Each `tags[...]` field overrides what the video's
-    /// metadata says; an empty one removes it. Up to 1024 characters, UTF-8, no control
-    /// characters. With no title anywhere, the file name (without extension) is the title.
+    /// The title (ID3 `TIT2`; in the other formats their own title tag). Each `tags[...]`
+    /// field overrides what the video's metadata says; an empty one removes it. Up to 1024
+    /// characters, UTF-8, no control characters. With no title anywhere, the file name
+    /// (without extension) is the title.
     #[oai(rename = "tags[title]", validator(max_length = 1024))]
     tag_title: Option<String>,
     /// Artist (`TPE1`).
@@ -163,22 +218,30 @@ pub(crate) struct UploadForm {
     callback_url: Option<String>,
 }
 
-/// What a job's MP3 is to be, as its upload asked.
+/// What a job's output is to be, as its upload asked.
 #[derive(Debug, Clone, Object)]
 pub(crate) struct OutputChoices {
     /// The preset the choices started from; `null` for none.
     #[oai(nullable)]
     preset: Option<PresetName>,
-    bitrate_mode: BitrateModeName,
-    /// VBR quality, 0-9; `null` with `cbr` and `abr`.
+    format: FormatName,
+    /// MP3 and Opus; `null` for the other formats.
+    #[oai(nullable)]
+    bitrate_mode: Option<BitrateModeName>,
+    /// MP3 VBR quality, 0-9; `null` otherwise.
     #[oai(nullable)]
     quality: Option<u8>,
-    /// kbit/s with `cbr` and `abr`; `null` with `vbr`.
+    /// kbit/s: an MP3's with `cbr` and `abr`, M4A's and Opus's; `null`: none (MP3 `vbr`,
+    /// FLAC, WAV) or the encoder's default.
     #[oai(nullable)]
     bitrate: Option<u16>,
     /// Hz; `null`: the source's.
     #[oai(nullable)]
     sample_rate: Option<u32>,
+    /// FLAC and WAV: bits a sample; `null`: 16, or 24 for a wider source (and for the lossy
+    /// formats).
+    #[oai(nullable)]
+    bit_depth: Option<u8>,
     /// 1 or 2; `null`: the source's (more than two mixed down to stereo).
     #[oai(nullable)]
     channels: Option<u8>,
@@ -194,7 +257,7 @@ pub(crate) struct OutputChoices {
     /// Tags given with the upload (`title`, `artist`, ...), over the video's own; an empty
     /// value removes that tag.
     tags: BTreeMap<String, String>,
-    /// No ID3 tag at all.
+    /// No tags at all.
     strip: bool,
     cover: CoverName,
     /// Seconds into the video of the cover frame; `null`: chosen (or no frame).
@@ -226,13 +289,18 @@ impl From<Loudness> for LoudnessTarget {
 impl From<&OutputOptions> for OutputChoices {
     fn from(options: &OutputOptions) -> Self {
         let seconds = |ms: u64| ms as f64 / 1000.0;
-        let vbr = options.bitrate_mode == BitrateMode::Vbr;
+        let format = options.format;
+        let mp3_vbr = format.is_mp3() && options.bitrate_mode == BitrateMode::Vbr;
         Self {
             preset: options.preset.map(PresetName::from),
-            bitrate_mode: options.bitrate_mode.into(),
-            quality: vbr.then_some(options.quality),
-            bitrate: options.bitrate.filter(|_| !vbr),
+            format: format.into(),
+            bitrate_mode: format
+                .takes_bitrate_mode()
+                .then(|| options.bitrate_mode.into()),
+            quality: mp3_vbr.then_some(options.quality),
+            bitrate: options.bitrate.filter(|_| !mp3_vbr),
             sample_rate: options.sample_rate,
+            bit_depth: options.bit_depth,
             channels: options.channels,
             start: options.start_ms.map(seconds),
             end: options.end_ms.map(seconds),

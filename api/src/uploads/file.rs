@@ -1,5 +1,6 @@
 //! Reading an upload: a streaming multipart body, the file's name, and its container type.
 
+use audiomill_domain::output::AudioFormat;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::{
@@ -45,8 +46,8 @@ impl Default for Head {
 
 /// `Content-Disposition` for a download named after the original file: an ASCII fallback in
 /// `filename` and the exact name, percent-encoded, in `filename*` (RFC 6266).
-pub fn content_disposition(original: &str) -> String {
-    attachment(&format!("{}.mp3", stem_of(original)))
+pub fn content_disposition(original: &str, format: AudioFormat) -> String {
+    attachment(&format!("{}.{}", stem_of(original), format.extension()))
 }
 
 /// The name of an uploaded file without its extension, cleaned (`audio` when nothing is left).
@@ -169,15 +170,15 @@ mod tests {
     #[test]
     fn content_disposition_is_safe_for_any_name() {
         assert_eq!(
-            content_disposition("holiday.mp4"),
+            content_disposition("holiday.mp4", AudioFormat::Mp3),
             "attachment; filename=\"holiday.mp3\"; filename*=UTF-8''holiday.mp3"
         );
-        let tricky = content_disposition("we\"ird\\na;me/..\\é.mov");
+        let tricky = content_disposition("we\"ird\\na;me/..\\é.mov", AudioFormat::Mp3);
         assert!(
             tricky.starts_with("attachment; filename=\"_.mp3\"") || !tricky.contains("\"\""),
             "{tricky}"
         );
-        let unicode = content_disposition("Überraschung \"1\".mkv");
+        let unicode = content_disposition("Überraschung \"1\".mkv", AudioFormat::Mp3);
         assert!(
             unicode.contains("filename=\"_berraschung _1_.mp3\""),
             "{unicode}"
@@ -186,6 +187,10 @@ mod tests {
             unicode.contains("filename*=UTF-8''%C3%9Cberraschung%20%221%22.mp3"),
             "{unicode}"
         );
-        assert!(content_disposition("").contains("filename=\"audio.mp3\""));
+        assert!(content_disposition("", AudioFormat::Mp3).contains("filename=\"audio.mp3\""));
+        assert_eq!(
+            content_disposition("talk.mkv", AudioFormat::Flac),
+            "attachment; filename=\"talk.flac\"; filename*=UTF-8''talk.flac"
+        );
     }
 }

@@ -326,3 +326,89 @@ fn tags_come_from_the_source_then_the_fields_then_the_file_name() {
     };
     assert!(stripped.tags_for(source, "talk.mp4").is_empty());
 }
+
+#[test]
+fn a_format_is_chosen_and_mp3_stays_the_default() {
+    assert_eq!(resolve(&[]).unwrap().format, AudioFormat::Mp3);
+    let flac = resolve(&[("format", "FLAC"), ("bit_depth", "24")]).unwrap();
+    assert_eq!((flac.format, flac.bit_depth), (AudioFormat::Flac, Some(24)));
+    let opus = resolve(&[
+        ("format", "opus"),
+        ("bitrate_mode", "cbr"),
+        ("bitrate", "24"),
+        ("sample_rate", "16000"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (opus.bitrate_mode, opus.bitrate, opus.sample_rate),
+        (BitrateMode::Cbr, Some(24), Some(16000))
+    );
+    // M4A and Opus take a bitrate in any mode; VBR is the default.
+    let m4a = resolve(&[("bitrate", "192"), ("format", "m4a")]).unwrap();
+    assert_eq!((m4a.format, m4a.bitrate), (AudioFormat::M4a, Some(192)));
+    assert!(resolve(&[("format", "m4a"), ("sample_rate", "96000")]).is_ok());
+}
+
+#[test]
+fn a_field_the_format_has_no_use_for_is_refused() {
+    for (fields, field) in [
+        (&[("format", "wma")][..], "format"),
+        (&[("format", "m4a"), ("quality", "2")][..], "quality"),
+        (&[("format", "flac"), ("bitrate_mode", "cbr")][..], "bitrate_mode"),
+        (&[("format", "m4a"), ("bitrate_mode", "vbr")][..], "bitrate_mode"),
+        (&[("format", "wav"), ("bitrate", "128")][..], "bitrate"),
+        (&[("bit_depth", "24")][..], "bit_depth"),
+        (&[("format", "opus"), ("bit_depth", "16")][..], "bit_depth"),
+        (&[("format", "flac"), ("bit_depth", "20")][..], "bit_depth"),
+        (&[("format", "m4a"), ("bitrate", "400")][..], "bitrate"),
+        (&[("format", "m4a"), ("bitrate", "16")][..], "bitrate"),
+        (&[("format", "opus"), ("bitrate", "600")][..], "bitrate"),
+        (&[("format", "opus"), ("sample_rate", "44100")][..], "sample_rate"),
+        (&[("sample_rate", "96000")][..], "sample_rate"),
+        (&[("format", "wav"), ("cover", "frame")][..], "cover"),
+        (&[("format", "wav"), ("cover_at", "3")][..], "cover_at"),
+    ] {
+        assert_eq!(refused_field(fields), field, "{fields:?}");
+    }
+    let message = resolve(&[("format", "opus"), ("sample_rate", "44100")])
+        .unwrap_err()
+        .message;
+    assert!(message.contains("48000") && message.contains("Opus"), "{message}");
+}
+
+#[test]
+fn a_format_beside_a_preset_keeps_what_it_can_take() {
+    let voice = resolve(&[("preset", "voice"), ("format", "opus")]).unwrap();
+    assert_eq!(voice.format, AudioFormat::Opus);
+    assert_eq!(voice.preset, Some(Preset::Voice));
+    // Mono, loudness and the bitrate carry over; 22.05 kHz is no Opus rate.
+    assert_eq!((voice.channels, voice.bitrate), (Some(1), Some(64)));
+    assert_eq!(voice.sample_rate, None);
+    assert_eq!(voice.normalize.unwrap().integrated, -16.0);
+    let podcast = resolve(&[("preset", "podcast"), ("format", "flac")]).unwrap();
+    assert_eq!(
+        (podcast.bitrate, podcast.bitrate_mode, podcast.sample_rate),
+        (None, BitrateMode::Vbr, Some(44100))
+    );
+    let apple = resolve(&[("preset", "apple"), ("format", "mp3")]).unwrap();
+    assert_eq!((apple.bitrate, apple.bitrate_mode), (None, BitrateMode::Vbr));
+    assert_eq!(resolve(&[("preset", "archive")]).unwrap().format, AudioFormat::Flac);
+    assert_eq!(resolve(&[("preset", "speech")]).unwrap().format, AudioFormat::Opus);
+    // Every preset is valid in every format.
+    for preset in Preset::ALL {
+        for format in AudioFormat::ALL {
+            let mut options = preset.options().in_format(format);
+            assert_eq!(options.check(), Ok(()), "{} as {}", preset.name(), format.name());
+        }
+    }
+}
+
+#[test]
+fn an_mp3_jobs_options_do_not_name_the_format() {
+    let mp3 = serde_json::to_value(resolve(&[("preset", "music")]).unwrap()).unwrap();
+    assert!(mp3.get("format").is_none() && mp3.get("bit_depth").is_none(), "{mp3}");
+    let flac = resolve(&[("format", "flac")]).unwrap();
+    let json = serde_json::to_value(&flac).unwrap();
+    assert_eq!(json["format"], "flac");
+    assert_eq!(serde_json::from_value::<OutputOptions>(json).unwrap(), flac);
+}
