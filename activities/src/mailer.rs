@@ -173,7 +173,10 @@ fn compose(from: Mailbox, n: &Notification) -> Result<Message, MailError> {
     Message::builder()
         .from(from)
         .to(to)
-        .subject(format!("Your {} is ready: {}", n.format, n.original_filename))
+        .subject(format!(
+            "Your {} is ready: {}",
+            n.format, n.original_filename
+        ))
         .message_id(Some(message_id))
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| MailError::Build(e.to_string()))

@@ -93,7 +93,7 @@ pub async fn convert(args: ConvertArgs) -> Result<Exit, Problem> {
         chunk: args.chunk * 1024 * 1024,
         session: tokio::sync::Mutex::new(session),
         feedback: Feedback::choose(args.json),
-        targets: mp3_targets(&args.files, &args.output),
+        targets: output_targets(&args.files, &args.output, args.output_choices.extension()),
         outcomes: Mutex::new(
             args.files
                 .iter()
@@ -684,7 +684,8 @@ fn link(argument: &Path) -> Option<Result<ImportUrl, String>> {
     Some(ImportUrl::parse(text).map_err(|why| format!("the link is not acceptable: {why}.")))
 }
 
-fn mp3_targets(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+/// Where each file's output is saved in `dir`: its name with `extension`, made unique.
+fn output_targets(files: &[PathBuf], dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut taken = HashSet::new();
     files
         .iter()
@@ -698,11 +699,11 @@ fn mp3_targets(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
                 || "audio".into(),
                 |stem| stem.to_string_lossy().into_owned(),
             );
-            let mut name = format!("{stem}.mp3");
+            let mut name = format!("{stem}.{extension}");
             let mut n = 1;
             while !taken.insert(name.clone()) {
                 n += 1;
-                name = format!("{stem}-{n}.mp3");
+                name = format!("{stem}-{n}.{extension}");
             }
             dir.join(name)
         })
@@ -727,7 +728,7 @@ mod tests {
     #[test]
     fn videos_sharing_a_name_get_distinct_mp3s() {
         let files = ["a/clip.mp4", "b/clip.mov", "talk.mkv", "c/clip.avi"].map(PathBuf::from);
-        let targets = mp3_targets(&files, Path::new("out"));
+        let targets = output_targets(&files, Path::new("out"), "mp3");
         assert_eq!(
             targets,
             [

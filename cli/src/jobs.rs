@@ -140,7 +140,11 @@ pub async fn download(args: DownloadArgs) -> Result<Exit, Problem> {
         Some(target) => target,
         None => {
             let status = job_status(&mut session, args.job).await?;
-            PathBuf::from(format!("{}.mp3", file_stem(&status.filename)))
+            PathBuf::from(format!(
+                "{}.{}",
+                file_stem(&status.filename),
+                status.options.format
+            ))
         }
     };
     let client = session.client().await?;

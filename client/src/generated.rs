@@ -163,7 +163,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///How the encoder spends bits.
+    ///How the encoder spends bits (MP3 and Opus).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -292,7 +292,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///Where the MP3's front-cover picture comes from.
+    ///Where the output's front-cover picture comes from.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -774,6 +774,73 @@ these may arrive out of order, even after the ending).*/
             Default::default()
         }
     }
+    ///The output's format.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum FormatName {
+        #[serde(rename = "mp3")]
+        Mp3,
+        #[serde(rename = "m4a")]
+        M4a,
+        #[serde(rename = "opus")]
+        Opus,
+        #[serde(rename = "flac")]
+        Flac,
+        #[serde(rename = "wav")]
+        Wav,
+    }
+    impl ::std::fmt::Display for FormatName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Mp3 => f.write_str("mp3"),
+                Self::M4a => f.write_str("m4a"),
+                Self::Opus => f.write_str("opus"),
+                Self::Flac => f.write_str("flac"),
+                Self::Wav => f.write_str("wav"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for FormatName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "mp3" => Ok(Self::Mp3),
+                "m4a" => Ok(Self::M4a),
+                "opus" => Ok(Self::Opus),
+                "flac" => Ok(Self::Flac),
+                "wav" => Ok(Self::Wav),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FormatName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FormatName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`Health`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Health {
@@ -1219,13 +1286,13 @@ it in its own words; `error` has the sentence.*/
     ///One job, as listed.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct JobSummary {
-        ///The MP3's length.
+        ///The output's length.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub audio_seconds: ::std::option::Option<f64>,
         ///The batch the job was uploaded in (`/batches/{batch_id}`); `null` for a single file.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub batch_id: ::std::option::Option<::uuid::Uuid>,
-        ///When the MP3 was stored.
+        ///When the output was stored.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub completed_at: ::std::option::Option<::std::string::String>,
         pub created_at: ::std::string::String,
@@ -1233,7 +1300,9 @@ it in its own words; `error` has the sentence.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub failure_type: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
+        pub format: FormatName,
         pub job_id: ::uuid::Uuid,
+        ///The output's size (of any format; the name is kept for clients).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub mp3_bytes: ::std::option::Option<u64>,
         ///The uploaded file's size.
@@ -2637,13 +2706,20 @@ one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
                 })
         }
     }
-    ///What a job's MP3 is to be, as its upload asked.
+    ///What a job's output is to be, as its upload asked.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct OutputChoices {
-        ///kbit/s with `cbr` and `abr`; `null` with `vbr`.
+        /**FLAC and WAV: bits a sample; `null`: 16, or 24 for a wider source (and for the lossy
+formats).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bit_depth: ::std::option::Option<u8>,
+        /**kbit/s: an MP3's with `cbr` and `abr`, M4A's and Opus's; `null`: none (MP3 `vbr`,
+FLAC, WAV) or the encoder's default.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub bitrate: ::std::option::Option<u16>,
-        pub bitrate_mode: BitrateModeName,
+        ///MP3 and Opus; `null` for the other formats.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bitrate_mode: ::std::option::Option<BitrateModeName>,
         ///1 or 2; `null`: the source's (more than two mixed down to stereo).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub channels: ::std::option::Option<u8>,
@@ -2654,13 +2730,14 @@ one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
         ///Seconds into the video where it ends; `null`: the end.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<f64>,
+        pub format: FormatName,
         ///The loudness it is normalised to; `null`: as the source.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub normalize: ::std::option::Option<LoudnessTarget>,
         ///The preset the choices started from; `null` for none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub preset: ::std::option::Option<PresetName>,
-        ///VBR quality, 0-9; `null` with `cbr` and `abr`.
+        ///MP3 VBR quality, 0-9; `null` otherwise.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub quality: ::std::option::Option<u8>,
         ///Hz; `null`: the source's.
@@ -2669,7 +2746,7 @@ one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
         ///Seconds into the video where the MP3 starts; `null`: the beginning.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub start: ::std::option::Option<f64>,
-        ///No ID3 tag at all.
+        ///No tags at all.
         pub strip: bool,
         /**Tags given with the upload (`title`, `artist`, ...), over the video's own; an empty
 value removes that tag.*/
@@ -2848,6 +2925,12 @@ limit.*/
         Music,
         #[serde(rename = "compatible")]
         Compatible,
+        #[serde(rename = "speech")]
+        Speech,
+        #[serde(rename = "apple")]
+        Apple,
+        #[serde(rename = "archive")]
+        Archive,
     }
     impl ::std::fmt::Display for PresetName {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -2857,6 +2940,9 @@ limit.*/
                 Self::Audiobook => f.write_str("audiobook"),
                 Self::Music => f.write_str("music"),
                 Self::Compatible => f.write_str("compatible"),
+                Self::Speech => f.write_str("speech"),
+                Self::Apple => f.write_str("apple"),
+                Self::Archive => f.write_str("archive"),
             }
         }
     }
@@ -2871,6 +2957,9 @@ limit.*/
                 "audiobook" => Ok(Self::Audiobook),
                 "music" => Ok(Self::Music),
                 "compatible" => Ok(Self::Compatible),
+                "speech" => Ok(Self::Speech),
+                "apple" => Ok(Self::Apple),
+                "archive" => Ok(Self::Archive),
                 _ => Err("invalid value".into()),
             }
         }
@@ -7347,6 +7436,7 @@ nothing holds it.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
+            format: ::std::result::Result<super::FormatName, ::std::string::String>,
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             mp3_bytes: ::std::result::Result<
                 ::std::option::Option<u64>,
@@ -7364,6 +7454,7 @@ nothing holds it.*/
                     created_at: Err("no value supplied for created_at".to_string()),
                     failure_type: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
+                    format: Err("no value supplied for format".to_string()),
                     job_id: Err("no value supplied for job_id".to_string()),
                     mp3_bytes: Ok(Default::default()),
                     size_bytes: Err("no value supplied for size_bytes".to_string()),
@@ -7444,6 +7535,18 @@ nothing holds it.*/
                     });
                 self
             }
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FormatName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for format: {e}")
+                    });
+                self
+            }
             pub fn job_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::uuid::Uuid>,
@@ -7505,6 +7608,7 @@ nothing holds it.*/
                     created_at: value.created_at?,
                     failure_type: value.failure_type?,
                     filename: value.filename?,
+                    format: value.format?,
                     job_id: value.job_id?,
                     mp3_bytes: value.mp3_bytes?,
                     size_bytes: value.size_bytes?,
@@ -7521,6 +7625,7 @@ nothing holds it.*/
                     created_at: Ok(value.created_at),
                     failure_type: Ok(value.failure_type),
                     filename: Ok(value.filename),
+                    format: Ok(value.format),
                     job_id: Ok(value.job_id),
                     mp3_bytes: Ok(value.mp3_bytes),
                     size_bytes: Ok(value.size_bytes),
@@ -8920,12 +9025,16 @@ nothing holds it.*/
         }
         #[derive(Clone, Debug)]
         pub struct OutputChoices {
+            bit_depth: ::std::result::Result<
+                ::std::option::Option<u8>,
+                ::std::string::String,
+            >,
             bitrate: ::std::result::Result<
                 ::std::option::Option<u16>,
                 ::std::string::String,
             >,
             bitrate_mode: ::std::result::Result<
-                super::BitrateModeName,
+                ::std::option::Option<super::BitrateModeName>,
                 ::std::string::String,
             >,
             channels: ::std::result::Result<
@@ -8941,6 +9050,7 @@ nothing holds it.*/
                 ::std::option::Option<f64>,
                 ::std::string::String,
             >,
+            format: ::std::result::Result<super::FormatName, ::std::string::String>,
             normalize: ::std::result::Result<
                 ::std::option::Option<super::LoudnessTarget>,
                 ::std::string::String,
@@ -8973,12 +9083,14 @@ nothing holds it.*/
         impl ::std::default::Default for OutputChoices {
             fn default() -> Self {
                 Self {
+                    bit_depth: Ok(Default::default()),
                     bitrate: Ok(Default::default()),
-                    bitrate_mode: Err("no value supplied for bitrate_mode".to_string()),
+                    bitrate_mode: Ok(Default::default()),
                     channels: Ok(Default::default()),
                     cover: Err("no value supplied for cover".to_string()),
                     cover_at: Ok(Default::default()),
                     end: Ok(Default::default()),
+                    format: Err("no value supplied for format".to_string()),
                     normalize: Ok(Default::default()),
                     preset: Ok(Default::default()),
                     quality: Ok(Default::default()),
@@ -8990,6 +9102,18 @@ nothing holds it.*/
             }
         }
         impl OutputChoices {
+            pub fn bit_depth<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<u8>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bit_depth = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bit_depth: {e}")
+                    });
+                self
+            }
             pub fn bitrate<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<u16>>,
@@ -9004,7 +9128,9 @@ nothing holds it.*/
             }
             pub fn bitrate_mode<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::BitrateModeName>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::BitrateModeName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.bitrate_mode = value
@@ -9059,6 +9185,18 @@ nothing holds it.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for end: {e}")
+                    });
+                self
+            }
+            pub fn format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FormatName>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for format: {e}")
                     });
                 self
             }
@@ -9158,12 +9296,14 @@ nothing holds it.*/
                 value: OutputChoices,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    bit_depth: value.bit_depth?,
                     bitrate: value.bitrate?,
                     bitrate_mode: value.bitrate_mode?,
                     channels: value.channels?,
                     cover: value.cover?,
                     cover_at: value.cover_at?,
                     end: value.end?,
+                    format: value.format?,
                     normalize: value.normalize?,
                     preset: value.preset?,
                     quality: value.quality?,
@@ -9177,12 +9317,14 @@ nothing holds it.*/
         impl ::std::convert::From<super::OutputChoices> for OutputChoices {
             fn from(value: super::OutputChoices) -> Self {
                 Self {
+                    bit_depth: Ok(value.bit_depth),
                     bitrate: Ok(value.bitrate),
                     bitrate_mode: Ok(value.bitrate_mode),
                     channels: Ok(value.channels),
                     cover: Ok(value.cover),
                     cover_at: Ok(value.cover_at),
                     end: Ok(value.end),
+                    format: Ok(value.format),
                     normalize: Ok(value.normalize),
                     preset: Ok(value.preset),
                     quality: Ok(value.quality),

@@ -27,13 +27,17 @@ pub struct UploadAnswer {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UploadOptions {
     pub preset: Option<types::PresetName>,
+    /// MP3 unless given (or the preset's).
+    pub format: Option<types::FormatName>,
     pub bitrate_mode: Option<types::BitrateModeName>,
-    /// VBR quality, 0 (best) to 9.
+    /// MP3 VBR quality, 0 (best) to 9.
     pub quality: Option<u8>,
-    /// kbit/s, with CBR or ABR.
+    /// kbit/s: MP3 with CBR or ABR; M4A; Opus.
     pub bitrate: Option<u16>,
     /// Hz.
     pub sample_rate: Option<u32>,
+    /// FLAC and WAV: 16 or 24.
+    pub bit_depth: Option<u8>,
     /// 1 or 2.
     pub channels: Option<u8>,
     /// Seconds (`90.5`) or `HH:MM:SS.mmm`.
@@ -43,11 +47,11 @@ pub struct UploadOptions {
     pub normalize: Option<String>,
     /// dBTP, with `normalize`.
     pub normalize_true_peak: Option<f64>,
-    /// ID3 tags by name (`title`, `artist`, `album`, `album_artist`, `date`, `comment`,
+    /// Tags by name (`title`, `artist`, `album`, `album_artist`, `date`, `comment`,
     /// `track`, `genre`, `composer`), sent as `tags[NAME]`; an empty value removes the
     /// video's own.
     pub tags: BTreeMap<String, String>,
-    /// No ID3 tag at all.
+    /// No tags at all.
     pub strip: Option<bool>,
     pub cover: Option<types::CoverName>,
     /// Seconds or `HH:MM:SS.mmm` into the video: the cover frame.
@@ -55,9 +59,9 @@ pub struct UploadOptions {
     /// A one-off webhook endpoint told when the job ends; the answer's `callback` carries
     /// the secret that signs its messages.
     pub callback_url: Option<String>,
-    /// Also write the MP3 to this storage connection of the caller's (its id).
+    /// Also write the output to this storage connection of the caller's (its id).
     pub export_to: Option<String>,
-    /// With `export_to`: the MP3's key there (`{stem}`, `{job_id}`, `{date}`).
+    /// With `export_to`: the output's key there (`{stem}`, `{job_id}`, `{date}`, `{ext}`).
     pub export_key: Option<String>,
 }
 
@@ -67,6 +71,7 @@ impl UploadOptions {
     pub fn fields(&self) -> Vec<(String, String)> {
         let mut fields: Vec<(String, String)> = [
             ("preset", self.preset.as_ref().map(ToString::to_string)),
+            ("format", self.format.as_ref().map(ToString::to_string)),
             (
                 "bitrate_mode",
                 self.bitrate_mode.as_ref().map(ToString::to_string),
@@ -76,6 +81,10 @@ impl UploadOptions {
             (
                 "sample_rate",
                 self.sample_rate.as_ref().map(ToString::to_string),
+            ),
+            (
+                "bit_depth",
+                self.bit_depth.as_ref().map(ToString::to_string),
             ),
             ("channels", self.channels.as_ref().map(ToString::to_string)),
             ("start", self.start.clone()),

@@ -191,7 +191,10 @@ mod tests {
             "out/2026-12-07/talk-j1.flac"
         );
         let default = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).unwrap();
-        assert_eq!(default.render("talk", "j1", "2026-12-07", "mp3"), "talk.mp3");
+        assert_eq!(
+            default.render("talk", "j1", "2026-12-07", "mp3"),
+            "talk.mp3"
+        );
         for bad in [
             "",
             "/abs.mp3",

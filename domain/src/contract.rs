@@ -5,7 +5,9 @@
 //! activity breaks the build instead of a running job.
 
 use crate::{
-    JobId, ObjectKey, UserId, in_parts::SegmentPlan, lifecycle::Quota,
+    JobId, ObjectKey, UserId,
+    in_parts::SegmentPlan,
+    lifecycle::Quota,
     output::{AudioFormat, OutputOptions},
     webhook::WebhookEvent,
 };

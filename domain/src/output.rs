@@ -453,7 +453,10 @@ impl OutputRequest {
             } else {
                 "cover_at"
             };
-            return Err(refuse(field, format!("cannot be used: a {label} file holds no picture")));
+            return Err(refuse(
+                field,
+                format!("cannot be used: a {label} file holds no picture"),
+            ));
         }
         if !format.is_mp3() && self.value("quality").is_some() {
             return Err(refuse(
@@ -503,7 +506,11 @@ impl OutputRequest {
             options.bitrate = Some(
                 kbps.parse::<u16>()
                     .ok()
-                    .filter(|kbps| AudioFormat::Opus.bitrates().is_some_and(|r| r.contains(kbps)))
+                    .filter(|kbps| {
+                        AudioFormat::Opus
+                            .bitrates()
+                            .is_some_and(|r| r.contains(kbps))
+                    })
                     .ok_or_else(|| refuse("bitrate", "must be a number of kbit/s from 6 to 510"))?,
             );
         }

@@ -1247,7 +1247,7 @@ export interface components {
             progress: number;
         };
         /**
-         * @description How the encoder spends bits.
+         * @description How the encoder spends bits (MP3 and Opus).
          * @enum {string}
          */
         BitrateModeName: "vbr" | "cbr" | "abr";
@@ -1305,7 +1305,7 @@ export interface components {
             p95_seconds?: number | null;
         };
         /**
-         * @description Where the MP3's front-cover picture comes from.
+         * @description Where the output's front-cover picture comes from.
          * @enum {string}
          */
         CoverName: "source" | "frame" | "none";
@@ -1501,6 +1501,11 @@ export interface components {
         Forgotten: {
             message: string;
         };
+        /**
+         * @description The output's format.
+         * @enum {string}
+         */
+        FormatName: "mp3" | "m4a" | "opus" | "flac" | "wav";
         /** Health */
         Health: {
             services: components["schemas"]["Services"];
@@ -1650,6 +1655,7 @@ export interface components {
          *           "created_at": "2026-11-24T18:30:00.000Z",
          *           "failure_type": null,
          *           "filename": "talk.mp4",
+         *           "format": "mp3",
          *           "job_id": "019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e",
          *           "mp3_bytes": 5771049,
          *           "size_bytes": 48213557,
@@ -1690,12 +1696,14 @@ export interface components {
          *       "job_id": "019a9f3c-5b2e-7c41-9d8e-2f6a4b1c0d3e",
          *       "mp3_bytes": null,
          *       "options": {
+         *         "bit_depth": null,
          *         "bitrate": 96,
          *         "bitrate_mode": "cbr",
          *         "channels": 1,
          *         "cover": "source",
          *         "cover_at": null,
          *         "end": null,
+         *         "format": "mp3",
          *         "normalize": {
          *           "integrated": -16,
          *           "range": 11,
@@ -1777,7 +1785,7 @@ export interface components {
         JobSummary: {
             /**
              * Format: double
-             * @description The MP3's length.
+             * @description The output's length.
              */
             audio_seconds?: number | null;
             /**
@@ -1785,15 +1793,20 @@ export interface components {
              * @description The batch the job was uploaded in (`/batches/{batch_id}`); `null` for a single file.
              */
             batch_id?: string | null;
-            /** @description When the MP3 was stored. */
+            /** @description When the output was stored. */
             completed_at?: string | null;
             created_at: string;
             /** @description A failed job's failure type (`CorruptMedia`, ...); `/status/{job_id}` has its sentence. */
             failure_type?: string | null;
             filename: string;
+            /** @description What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. */
+            format: components["schemas"]["FormatName"];
             /** Format: uuid */
             job_id: string;
-            /** Format: uint64 */
+            /**
+             * Format: uint64
+             * @description The output's size (of any format; the name is kept for clients).
+             */
             mp3_bytes?: number | null;
             /**
              * Format: uint64
@@ -2095,15 +2108,23 @@ export interface components {
         };
         /**
          * OutputChoices
-         * @description What a job's MP3 is to be, as its upload asked.
+         * @description What a job's output is to be, as its upload asked.
          */
         OutputChoices: {
             /**
+             * Format: uint8
+             * @description FLAC and WAV: bits a sample; `null`: 16, or 24 for a wider source (and for the lossy
+             *     formats).
+             */
+            bit_depth?: number | null;
+            /**
              * Format: uint16
-             * @description kbit/s with `cbr` and `abr`; `null` with `vbr`.
+             * @description kbit/s: an MP3's with `cbr` and `abr`, M4A's and Opus's; `null`: none (MP3 `vbr`,
+             *     FLAC, WAV) or the encoder's default.
              */
             bitrate?: number | null;
-            bitrate_mode: components["schemas"]["BitrateModeName"];
+            /** @description MP3 and Opus; `null` for the other formats. */
+            bitrate_mode?: components["schemas"]["BitrateModeName"] | null;
             /**
              * Format: uint8
              * @description 1 or 2; `null`: the source's (more than two mixed down to stereo).
@@ -2120,13 +2141,14 @@ export interface components {
              * @description Seconds into the video where it ends; `null`: the end.
              */
             end?: number | null;
+            format: components["schemas"]["FormatName"];
             /** @description The loudness it is normalised to; `null`: as the source. */
             normalize?: components["schemas"]["LoudnessTarget"] | null;
             /** @description The preset the choices started from; `null` for none. */
             preset?: components["schemas"]["PresetName"] | null;
             /**
              * Format: uint8
-             * @description VBR quality, 0-9; `null` with `cbr` and `abr`.
+             * @description MP3 VBR quality, 0-9; `null` otherwise.
              */
             quality?: number | null;
             /**
@@ -2139,7 +2161,7 @@ export interface components {
              * @description Seconds into the video where the MP3 starts; `null`: the beginning.
              */
             start?: number | null;
-            /** @description No ID3 tag at all. */
+            /** @description No tags at all. */
             strip: boolean;
             /**
              * @description Tags given with the upload (`title`, `artist`, ...), over the video's own; an empty
@@ -2179,7 +2201,7 @@ export interface components {
          * @description A named starting point for the other choices; a field given beside it wins over it.
          * @enum {string}
          */
-        PresetName: "voice" | "podcast" | "audiobook" | "music" | "compatible";
+        PresetName: "voice" | "podcast" | "audiobook" | "music" | "compatible" | "speech" | "apple" | "archive";
         /** Readiness */
         Readiness: {
             /** @description The dependencies that are down. */
@@ -3330,7 +3352,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/mpeg": string;
+                    "audio/*": string;
                 };
             };
             /** @description The requested byte range. */
@@ -3342,7 +3364,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/mpeg": string;
+                    "audio/*": string;
                 };
             };
             /**
@@ -3486,7 +3508,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/mpeg": string;
+                    "audio/*": string;
                 };
             };
             /** @description The requested byte range. */
@@ -3498,7 +3520,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/mpeg": string;
+                    "audio/*": string;
                 };
             };
             /**
@@ -5913,13 +5935,23 @@ export interface operations {
             content: {
                 "multipart/form-data": {
                     /**
+                     * Format: uint8
+                     * @description FLAC and WAV: bits a sample, 16 or 24; default 16, or 24 for a source with wider
+                     *     integer samples.
+                     */
+                    bit_depth?: number;
+                    /**
                      * Format: uint16
-                     * @description kbit/s, with `cbr` or `abr` (and required by them): 32, 40, 48, 56, 64, 80, 96, 112,
-                     *     128, 144, 160, 192, 224, 256 or 320. A CBR bitrate must exist at the sample rate: 144
-                     *     only below 32 kHz, 192 and up only from 32 kHz.
+                     * @description kbit/s. MP3, with `cbr` or `abr` (and required by them): 32, 40, 48, 56, 64, 80, 96,
+                     *     112, 128, 144, 160, 192, 224, 256 or 320; a CBR bitrate must exist at the sample rate
+                     *     (144 only below 32 kHz, 192 and up only from 32 kHz). M4A: 32 to 320, default 128.
+                     *     Opus: 6 to 510, default libopus's own (about 96 for stereo).
                      */
                     bitrate?: number;
-                    /** @description `vbr` (the default), `cbr` or `abr`. */
+                    /**
+                     * @description MP3: `vbr` (the default), `cbr` or `abr`. Opus: `vbr` (the default), `cbr` (hard
+                     *     CBR) or `abr` (constrained VBR).
+                     */
                     bitrate_mode?: components["schemas"]["BitrateModeName"];
                     /**
                      * @description A one-off webhook endpoint for this upload's jobs: an `http` or `https` URL that
@@ -5933,7 +5965,7 @@ export interface operations {
                      * @description 1 (mono) or 2 (stereo); default the source's, more than two mixed down to stereo.
                      */
                     channels?: number;
-                    /** @description The front-cover picture: `source` (the default), `frame` or `none`. */
+                    /** @description The front-cover picture: `source` (the default), `frame` or `none`. A WAV holds none. */
                     cover?: components["schemas"]["CoverName"];
                     /** @description Where the cover frame is: seconds or `HH:MM:SS.mmm`; implies `cover=frame`. */
                     cover_at?: string;
@@ -5945,6 +5977,14 @@ export interface operations {
                      *     job each, with the same choices, followed together at `/batches/{batch_id}`.
                      */
                     file: string[];
+                    /**
+                     * @description The output's format: `mp3` (the default, or the preset's), `m4a`, `opus`, `flac` or
+                     *     `wav`. Beside a preset, what of the preset the format can take is kept (channels,
+                     *     loudness, a bitrate it has, a sample rate it has). A field the format has no use for
+                     *     (`quality` but for MP3, `bitrate_mode` but for MP3 and Opus, `bitrate` for FLAC and
+                     *     WAV, `bit_depth` but for them) is refused.
+                     */
+                    format?: components["schemas"]["FormatName"];
                     /**
                      * @description Loudness normalisation (EBU R128, two passes): `true` for -16 LUFS, `false`, or a
                      *     target integrated loudness from -70 to -5 LUFS.
@@ -5959,19 +5999,20 @@ export interface operations {
                     preset?: components["schemas"]["PresetName"];
                     /**
                      * Format: uint8
-                     * @description VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
+                     * @description MP3 VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
                      */
                     quality?: number;
                     /**
                      * Format: uint32
-                     * @description Hz: 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100 or 48000; default the
-                     *     source's (or the nearest of these).
+                     * @description Hz; default the source's (or the nearest the format has). MP3: 8000, 11025, 12000,
+                     *     16000, 22050, 24000, 32000, 44100 or 48000; M4A, FLAC and WAV also 88200 and 96000;
+                     *     Opus: 8000, 12000, 16000, 24000 or 48000.
                      */
                     sample_rate?: number;
                     /** @description Where the MP3 starts in the video: seconds (`90`, `90.5`) or `HH:MM:SS.mmm`. */
                     start?: string;
                     /**
-                     * @description `true`: the MP3 carries no ID3 tag at all (no tags, no picture); `tags[...]` and a
+                     * @description `true`: the output carries no tags at all (no tags, no picture); `tags[...]` and a
                      *     cover frame cannot be given with it.
                      */
                     strip?: boolean;
@@ -5990,9 +6031,10 @@ export interface operations {
                     /** @description Genre (`TCON`). */
                     "tags[genre]"?: string;
                     /**
-                     * @description The MP3's title (ID3 `TIT2`). Each `tags[...]` field overrides what the video's
-                     *     metadata says; an empty one removes it. Up to 1024 characters, UTF-8, no control
-                     *     characters. With no title anywhere, the file name (without extension) is the title.
+                     * @description The title (ID3 `TIT2`; in the other formats their own title tag). Each `tags[...]`
+                     *     field overrides what the video's metadata says; an empty one removes it. Up to 1024
+                     *     characters, UTF-8, no control characters. With no title anywhere, the file name
+                     *     (without extension) is the title.
                      */
                     "tags[title]"?: string;
                     /** @description Track (`TRCK`): `3` or `3/12`. */

@@ -1,7 +1,10 @@
 // The settings form: what the next files are converted with, sent as each upload's metadata
 // under the form fields' names. Remembered between visits only when the person asks (they
 // are preferences, not secrets), and put back to the defaults with one button.
-import { trimText } from "./words";
+import { t } from "./i18n";
+import { formatOf, trimText } from "./words";
+
+export { formatOf };
 
 const REMEMBERED = "audiomill.choices";
 
@@ -15,6 +18,7 @@ export function setUpChoices(form: HTMLFormElement): void {
   const changed = () => {
     describeTrim(form);
     fitBitrates(form);
+    fitFormat(form);
     if (remember.checked) localStorage.setItem(REMEMBERED, JSON.stringify(chosen(form)));
     else localStorage.removeItem(REMEMBERED);
   };
@@ -26,6 +30,31 @@ export function setUpChoices(form: HTMLFormElement): void {
   });
   describeTrim(form);
   fitBitrates(form);
+  fitFormat(form);
+}
+
+/** Turns off the fields the chosen format has no use for (a field turned off is not sent),
+ * and says why under the format. */
+function fitFormat(form: HTMLFormElement): void {
+  const value = (name: string) => (form.elements.namedItem(name) as HTMLSelectElement).value;
+  const format = formatOf({ format: value("format"), preset: value("preset") });
+  const lossless = format === "flac" || format === "wav";
+  const off = (name: string, disabled: boolean) => {
+    (form.elements.namedItem(name) as HTMLSelectElement).disabled = disabled;
+  };
+  off("quality", format !== "mp3");
+  off("bitrate_mode", format !== "mp3" && format !== "opus");
+  off("bitrate", lossless);
+  const frame = form.querySelector<HTMLOptionElement>('select[name=cover] option[value=frame]')!;
+  frame.disabled = format === "wav";
+  if (frame.disabled && value("cover") === "frame") (form.elements.namedItem("cover") as HTMLSelectElement).value = "";
+  const help = lossless
+    ? t("settings.format.lossless")
+    : format !== "mp3"
+      ? t("settings.format.noQuality")
+      : "";
+  form.querySelector("#format-help")!.textContent =
+    format === "wav" ? `${help} ${t("settings.format.noPicture")}` : help;
 }
 
 function fill(form: HTMLFormElement, values: Record<string, string>): void {
@@ -73,12 +102,16 @@ export function chosen(form: HTMLFormElement): Record<string, string> {
 
 /** `choices` without the fields that do not apply beside the others: the kbit/s only with a
  * constant or average bitrate, the quality only with a varying one and no purpose (a purpose
- * sets its own). */
+ * sets its own), and only what the format takes (the quality MP3's alone). */
 export function sendable(choices: Record<string, string>): Record<string, string> {
   const kept = { ...choices };
   const mode = kept.bitrate_mode;
   if (mode === "cbr" || mode === "abr") delete kept.quality;
   else delete kept.bitrate;
   if (kept.preset) delete kept.quality;
+  const format = formatOf(kept);
+  if (format !== "mp3") delete kept.quality;
+  if (format !== "mp3" && format !== "opus") delete kept.bitrate_mode;
+  if (format === "flac" || format === "wav") delete kept.bitrate;
   return kept;
 }

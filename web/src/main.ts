@@ -206,7 +206,9 @@ async function loadHistory(fresh: boolean): Promise<void> {
       }),
     );
     const actions = el("td", { class: "actions" }, remove);
-    if (job.status === "completed") actions.prepend(downloadButton(job.job_id, job.filename));
+    if (job.status === "completed") {
+      actions.prepend(downloadButton(job.job_id, job.filename, job.format));
+    }
     // A heading for a drop of several files (one file alone needs none).
     const together = data.jobs.filter((other) => other.batch_id === job.batch_id).length;
     if (job.batch_id && job.batch_id !== lastBatch && together > 1) {
@@ -262,8 +264,8 @@ function statusCell(job: JobSummary, actions: HTMLElement): HTMLTableCellElement
   return cell;
 }
 
-/** A button that saves the job's MP3 through a signed link. */
-function downloadButton(jobId: string, filename: string): HTMLButtonElement {
+/** A button that saves the job's audio (of `format`: its extension) through a signed link. */
+function downloadButton(jobId: string, filename: string, format: string): HTMLButtonElement {
   const button = el("button", { type: "button" }, t("button.download"));
   button.addEventListener(
     "click",
@@ -272,7 +274,7 @@ function downloadButton(jobId: string, filename: string): HTMLButtonElement {
         params: { path: { job_id: jobId } },
       });
       byId("history-problem").textContent = error?.message ?? "";
-      if (data) saveUrl(data.url, filename.replace(/\.[^.]*$/, "") + ".mp3");
+      if (data) saveUrl(data.url, `${filename.replace(/\.[^.]*$/, "")}.${format}`);
     }),
   );
   return button;

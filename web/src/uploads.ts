@@ -99,6 +99,8 @@ export class FileRow {
   private readonly actions = el("span", { class: "actions" });
   private readonly stop = new AbortController();
   private jobId: string | null = null;
+  /** The output's format (its extension), once the finished job's status tells it. */
+  private format = "mp3";
 
   /** The row of a file named `name`, of `size` bytes (a file dropped, or the source of a job
    * followed again; `null` for a link, whose size only its server knows). */
@@ -266,6 +268,7 @@ export class FileRow {
     const { data } = await api.GET("/status/{job_id}", {
       params: { path: { job_id: this.jobId! } },
     });
+    if (data) this.format = data.options.format;
     if (data?.audio_seconds != null && data.mp3_bytes != null) {
       this.say(t("row.doneWith", { length: clock(data.audio_seconds), size: bytes(data.mp3_bytes) }));
     }
@@ -282,7 +285,7 @@ export class FileRow {
   /** The MP3 through a signed link: the browser streams it to disk, however long it is. */
   private async download(): Promise<void> {
     const link = await this.link();
-    if (link) saveUrl(link.url, this.name.replace(/\.[^.]*$/, "") + ".mp3");
+    if (link) saveUrl(link.url, `${this.name.replace(/\.[^.]*$/, "")}.${this.format}`);
   }
 
   private async copyLink(): Promise<void> {

@@ -78,16 +78,31 @@ const QUALITIES: Record<string, Key> = {
   "0": "summary.quality.best",
 };
 
+const FORMAT_LABELS: Record<string, string> = {
+  mp3: "MP3", m4a: "M4A", opus: "Opus", flac: "FLAC", wav: "WAV",
+};
+
+/** The format the choices make: the one chosen, else the purpose's, else MP3. */
+export function formatOf(choices: Record<string, string>): string {
+  const byPreset: Record<string, string> = { speech: "opus", apple: "m4a", archive: "flac" };
+  return choices.format || byPreset[choices.preset ?? ""] || "mp3";
+}
+
 /** The settings a group of files is converted with, in one line. */
 export function settingsText(choices: Record<string, string>): string {
   const mode = choices.bitrate_mode;
+  const format = formatOf(choices);
+  const label = FORMAT_LABELS[format] ?? format;
   const parts = [
     choices.preset
       ? t("summary.preset", { preset: choices.preset })
-      : mode === "cbr" || mode === "abr"
-        ? t(mode === "cbr" ? "summary.cbr" : "summary.abr", { kbps: choices.bitrate ?? "" })
-        : t("summary.quality", { quality: t(QUALITIES[choices.quality ?? ""] ?? "summary.quality.high") }),
+      : format !== "mp3"
+        ? choices.bitrate ? `${label} ${choices.bitrate} kbit/s` : label
+        : mode === "cbr" || mode === "abr"
+          ? t(mode === "cbr" ? "summary.cbr" : "summary.abr", { kbps: choices.bitrate ?? "" })
+          : t("summary.quality", { quality: t(QUALITIES[choices.quality ?? ""] ?? "summary.quality.high") }),
   ];
+  if (choices.preset && format !== "mp3") parts.push(label);
   if (choices.channels) parts.push(t(choices.channels === "1" ? "summary.mono" : "summary.stereo"));
   const from = secondsOf(choices.start ?? "") ?? 0;
   const to = secondsOf(choices.end ?? "");

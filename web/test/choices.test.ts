@@ -1,7 +1,7 @@
 // The settings as sent: only fields that apply beside the others, and their words.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { bitratesFor, sendable } from "../src/choices";
+import { bitratesFor, formatOf, sendable } from "../src/choices";
 import { clock, secondsOf, settingsText, trimText } from "../src/words";
 
 void test("kbit/s go only with a constant or average bitrate, quality only with a varying one", () => {
@@ -54,4 +54,38 @@ void test("below 32 kHz only the bitrates MPEG-2 has are offered", () => {
   assert.deepEqual(bitratesFor("22050"), [32, 48, 64, 96, 128, 160]);
   assert.ok(bitratesFor("44100").includes(320));
   assert.ok(bitratesFor("").includes(320));
+});
+
+void test("each format is sent only the fields it takes", () => {
+  assert.deepEqual(sendable({ format: "flac", quality: "0", bitrate_mode: "cbr", bitrate: "128" }), {
+    format: "flac",
+  });
+  assert.deepEqual(sendable({ format: "opus", quality: "0", bitrate_mode: "cbr", bitrate: "64" }), {
+    format: "opus",
+    bitrate_mode: "cbr",
+    bitrate: "64",
+  });
+  assert.deepEqual(sendable({ format: "m4a", bitrate_mode: "abr", bitrate: "192" }), {
+    format: "m4a",
+    bitrate: "192",
+  });
+  // A purpose with a format of its own counts as choosing it.
+  assert.deepEqual(sendable({ preset: "archive", bitrate_mode: "cbr", bitrate: "128" }), {
+    preset: "archive",
+  });
+});
+
+void test("the format is the one chosen, else the purpose's, else MP3", () => {
+  assert.equal(formatOf({}), "mp3");
+  assert.equal(formatOf({ preset: "voice" }), "mp3");
+  assert.equal(formatOf({ preset: "speech" }), "opus");
+  assert.equal(formatOf({ preset: "apple" }), "m4a");
+  assert.equal(formatOf({ preset: "archive", format: "wav" }), "wav");
+});
+
+void test("the summary names a format other than MP3", () => {
+  assert.match(settingsText({ format: "flac" }), /FLAC/);
+  assert.match(settingsText({ format: "opus", bitrate: "48" }), /Opus 48 kbit\/s/);
+  assert.match(settingsText({ preset: "archive" }), /FLAC/);
+  assert.doesNotMatch(settingsText({}), /MP3|FLAC/);
 });

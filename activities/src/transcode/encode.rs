@@ -91,10 +91,7 @@ fn audio_encoder(
     options: &OutputOptions,
 ) -> Result<codec::encoder::Audio, TranscodeError> {
     let codec = encoder_codec(options, decoder)?;
-    let global_header = octx
-        .format()
-        .flags()
-        .contains(format::Flags::GLOBAL_HEADER);
+    let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
     let mut ost = octx.add_stream(codec).map_err(output_error)?;
     if options.format.is_mp3() {
         name_lame_encoder(&mut ost);
@@ -168,7 +165,11 @@ fn name_lame_encoder(ost: &mut format::stream::StreamMut) {
 
 /// The output's sample rate: as asked, else the source's, the nearest the encoder takes;
 /// for an MP3 also one whose MPEG version has the CBR bitrate asked for.
-fn output_rate(codec: &codec::Audio, decoder: &codec::decoder::Audio, options: &OutputOptions) -> u32 {
+fn output_rate(
+    codec: &codec::Audio,
+    decoder: &codec::decoder::Audio,
+    options: &OutputOptions,
+) -> u32 {
     let rate = pick_rate(codec, options.sample_rate.unwrap_or(decoder.rate()));
     match (options.format, options.bitrate_mode, options.bitrate) {
         (AudioFormat::Mp3, BitrateMode::Cbr, Some(kbps)) => rate_for_bitrate(rate, kbps),

@@ -335,6 +335,9 @@ mod tests {
         assert_eq!(names.name_for("a\\b.avi", mp3), "a_b.mp3");
         // Each format has its own extension: a FLAC and an MP3 of one name do not collide.
         assert_eq!(names.name_for("talk.mp4", AudioFormat::Flac), "talk.flac");
-        assert_eq!(names.name_for("talk.webm", AudioFormat::Flac), "talk (2).flac");
+        assert_eq!(
+            names.name_for("talk.webm", AudioFormat::Flac),
+            "talk (2).flac"
+        );
     }
 }

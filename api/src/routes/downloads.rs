@@ -359,7 +359,12 @@ impl DownloadsApi {
                 format!("bytes {}-{}/{size}", r.start, r.end - 1),
                 length,
             ),
-            None => DownloadResponse::Ok(Audio(body, format.content_type()), disposition, "bytes".into(), length),
+            None => DownloadResponse::Ok(
+                Audio(body, format.content_type()),
+                disposition,
+                "bytes".into(),
+                length,
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ use super::jobs::JobState;
 use crate::{
     error::{ErrorBody, ErrorCode},
     params::{ApiBatchId, ApiJobId},
+    uploads::choices::FormatName,
 };
 use audiomill_domain::{EmailAddress, JobId, JobStatus, UserId};
 use audiomill_store::{Job, JobFilter, PageAfter};
@@ -47,12 +48,15 @@ struct JobSummary {
     /// The uploaded file's size.
     size_bytes: u64,
     created_at: String,
-    /// When the MP3 was stored.
+    /// What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`.
+    format: FormatName,
+    /// When the output was stored.
     #[oai(nullable)]
     completed_at: Option<String>,
+    /// The output's size (of any format; the name is kept for clients).
     #[oai(nullable)]
     mp3_bytes: Option<u64>,
-    /// The MP3's length.
+    /// The output's length.
     #[oai(nullable)]
     audio_seconds: Option<f64>,
     /// A failed job's failure type (`CorruptMedia`, ...); `/status/{job_id}` has its sentence.
@@ -84,6 +88,7 @@ impl Example for JobPage {
                 filename: "talk.mp4".into(),
                 size_bytes: 48_213_557,
                 created_at: "2026-11-24T18:30:00.000Z".into(),
+                format: FormatName::Mp3,
                 completed_at: Some("2026-11-24T18:30:41.250Z".into()),
                 mp3_bytes: Some(5_771_049),
                 audio_seconds: Some(1_442.6),
@@ -250,6 +255,7 @@ fn summary(job: Job, status: JobStatus) -> JobSummary {
         filename: job.original_filename,
         size_bytes: job.source_size,
         created_at: rfc3339(job.created_at),
+        format: job.options.format.into(),
         completed_at: job.completed_at.map(rfc3339),
         mp3_bytes: job.mp3_size,
         audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),

@@ -2,9 +2,7 @@
 //! form is read by [`super::intake`], and checked by `audiomill_domain::output`) and the
 //! `options` a job's status reports.
 
-use audiomill_domain::output::{
-    AudioFormat, BitrateMode, Cover, Loudness, OutputOptions, Preset,
-};
+use audiomill_domain::output::{AudioFormat, BitrateMode, Cover, Loudness, OutputOptions, Preset};
 use poem_openapi::{Enum, Multipart, Object, types::multipart::Upload};
 use std::collections::BTreeMap;
 

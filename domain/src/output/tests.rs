@@ -354,8 +354,14 @@ fn a_field_the_format_has_no_use_for_is_refused() {
     for (fields, field) in [
         (&[("format", "wma")][..], "format"),
         (&[("format", "m4a"), ("quality", "2")][..], "quality"),
-        (&[("format", "flac"), ("bitrate_mode", "cbr")][..], "bitrate_mode"),
-        (&[("format", "m4a"), ("bitrate_mode", "vbr")][..], "bitrate_mode"),
+        (
+            &[("format", "flac"), ("bitrate_mode", "cbr")][..],
+            "bitrate_mode",
+        ),
+        (
+            &[("format", "m4a"), ("bitrate_mode", "vbr")][..],
+            "bitrate_mode",
+        ),
         (&[("format", "wav"), ("bitrate", "128")][..], "bitrate"),
         (&[("bit_depth", "24")][..], "bit_depth"),
         (&[("format", "opus"), ("bit_depth", "16")][..], "bit_depth"),
@@ -363,7 +369,10 @@ fn a_field_the_format_has_no_use_for_is_refused() {
         (&[("format", "m4a"), ("bitrate", "400")][..], "bitrate"),
         (&[("format", "m4a"), ("bitrate", "16")][..], "bitrate"),
         (&[("format", "opus"), ("bitrate", "600")][..], "bitrate"),
-        (&[("format", "opus"), ("sample_rate", "44100")][..], "sample_rate"),
+        (
+            &[("format", "opus"), ("sample_rate", "44100")][..],
+            "sample_rate",
+        ),
         (&[("sample_rate", "96000")][..], "sample_rate"),
         (&[("format", "wav"), ("cover", "frame")][..], "cover"),
         (&[("format", "wav"), ("cover_at", "3")][..], "cover_at"),
@@ -373,7 +382,10 @@ fn a_field_the_format_has_no_use_for_is_refused() {
     let message = resolve(&[("format", "opus"), ("sample_rate", "44100")])
         .unwrap_err()
         .message;
-    assert!(message.contains("48000") && message.contains("Opus"), "{message}");
+    assert!(
+        message.contains("48000") && message.contains("Opus"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -391,14 +403,29 @@ fn a_format_beside_a_preset_keeps_what_it_can_take() {
         (None, BitrateMode::Vbr, Some(44100))
     );
     let apple = resolve(&[("preset", "apple"), ("format", "mp3")]).unwrap();
-    assert_eq!((apple.bitrate, apple.bitrate_mode), (None, BitrateMode::Vbr));
-    assert_eq!(resolve(&[("preset", "archive")]).unwrap().format, AudioFormat::Flac);
-    assert_eq!(resolve(&[("preset", "speech")]).unwrap().format, AudioFormat::Opus);
+    assert_eq!(
+        (apple.bitrate, apple.bitrate_mode),
+        (None, BitrateMode::Vbr)
+    );
+    assert_eq!(
+        resolve(&[("preset", "archive")]).unwrap().format,
+        AudioFormat::Flac
+    );
+    assert_eq!(
+        resolve(&[("preset", "speech")]).unwrap().format,
+        AudioFormat::Opus
+    );
     // Every preset is valid in every format.
     for preset in Preset::ALL {
         for format in AudioFormat::ALL {
             let mut options = preset.options().in_format(format);
-            assert_eq!(options.check(), Ok(()), "{} as {}", preset.name(), format.name());
+            assert_eq!(
+                options.check(),
+                Ok(()),
+                "{} as {}",
+                preset.name(),
+                format.name()
+            );
         }
     }
 }
@@ -406,7 +433,10 @@ fn a_format_beside_a_preset_keeps_what_it_can_take() {
 #[test]
 fn an_mp3_jobs_options_do_not_name_the_format() {
     let mp3 = serde_json::to_value(resolve(&[("preset", "music")]).unwrap()).unwrap();
-    assert!(mp3.get("format").is_none() && mp3.get("bit_depth").is_none(), "{mp3}");
+    assert!(
+        mp3.get("format").is_none() && mp3.get("bit_depth").is_none(),
+        "{mp3}"
+    );
     let flac = resolve(&[("format", "flac")]).unwrap();
     let json = serde_json::to_value(&flac).unwrap();
     assert_eq!(json["format"], "flac");
