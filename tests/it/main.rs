@@ -12,6 +12,7 @@ mod compose;
 mod compose_stack;
 mod connections;
 mod faults;
+mod formats;
 mod histories;
 mod hostile;
 mod http_api;

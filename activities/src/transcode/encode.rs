@@ -353,6 +353,10 @@ fn muxed_tags(
     let mut stream = octx.add_stream(codec).map_err(output_error)?;
     stream.set_parameters(&context);
     stream.set_time_base((1, 90_000));
+    // FLAC's muxer takes the picture's type from this, by ID3's names; front cover.
+    let mut kind = ffmpeg::Dictionary::new();
+    kind.set("comment", "Cover (front)");
+    stream.set_metadata(kind);
     // The bindings have no setter for a stream's disposition.
     // SAFETY: the stream belongs to `octx`, which outlives this borrow; only its
     // disposition field is written, before the header, as the muxer expects.

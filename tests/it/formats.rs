@@ -1,0 +1,297 @@
+//! Output formats: each of M4A, Opus, FLAC and WAV is made from a video with its settings,
+//! trim, tags and cover, read back by readers that are not the writer (ffprobe, mutagen), and
+//! served as itself (content type, file name, ZIP entry); a field a format cannot take is a
+//! 400 naming it, with nothing stored.
+
+use crate::common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::{path::Path, process::Command};
+
+/// A file's tags, cover and length as mutagen reads them (`tests/tools/tagdump.py`).
+fn read_tags(file: &Path) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join(".tools/venv/bin/python3");
+    let python = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let output = Command::new(python)
+        .arg(root.join("tests/tools/tagdump.py"))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// What ffprobe says of a file: its audio stream's and container's fields, as `key=value`.
+fn probe(file: &Path) -> Value {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ffprobe could not read {file:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn audio_stream(probed: &Value) -> &Value {
+    probed["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("an audio stream")
+}
+
+/// Uploads `video` with `fields`, waits for the job, and returns its status, the download's
+/// `Content-Type` and `Content-Disposition`, and the file saved in `dir` under `name`.
+async fn convert(
+    app: &TestApp,
+    token: &str,
+    video: &Path,
+    fields: &[(&str, &str)],
+    saved: &Path,
+) -> (Value, String, String) {
+    let (status, body) = app
+        .post_upload(token, upload_form(&[video], fields), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job_id = body["job_id"].as_str().unwrap().to_owned();
+    app.wait_for_workflow_closed(&job_id).await;
+    let (_, job) = app.status(token, &job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let response = app.download(token, &job_id).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    std::fs::write(saved, response.bytes().await.unwrap()).unwrap();
+    (job, content_type, disposition)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_format_is_made_trimmed_tagged_and_served_as_itself() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "Vortrag über Zürich.mp4", 4, true);
+    // format, codec ffprobe names, content type, whether it holds a cover.
+    for (format, codec, content_type, cover) in [
+        ("m4a", "aac", "audio/mp4", true),
+        ("opus", "opus", "audio/ogg", true),
+        ("flac", "flac", "audio/flac", true),
+        ("wav", "pcm_s16le", "audio/wav", false),
+    ] {
+        let saved = media.path().join(format!("out.{format}"));
+        let mut fields = vec![
+            ("format", format),
+            ("start", "0.5"),
+            ("end", "2.5"),
+            ("tags[artist]", "Ärztin 日本 🎬"),
+            ("tags[album]", "Vorlesungen"),
+            ("tags[track]", "2/9"),
+        ];
+        if cover {
+            fields.push(("cover", "frame"));
+        }
+        let (job, served_as, disposition) = convert(&app, &token, &video, &fields, &saved).await;
+        assert_eq!(job["options"]["format"], format, "{job}");
+        assert_eq!(served_as, content_type, "{format}");
+        assert!(
+            disposition.contains(&format!("filename=\"Vortrag _ber Z_rich.{format}\"")),
+            "{disposition}"
+        );
+        let probed = probe(&saved);
+        let stream = audio_stream(&probed);
+        assert_eq!(stream["codec_name"], codec, "{format}: {probed}");
+        let seconds: f64 = probed["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (seconds - 2.0).abs() < 0.1,
+            "{format}: trimmed to 2 s, {seconds}"
+        );
+        if format == "wav" {
+            // mutagen reads only an ID3 chunk in a WAV; the RIFF INFO list is ffprobe's.
+            let tags = &probed["format"]["tags"];
+            assert_eq!(tags["artist"], "Ärztin 日本 🎬", "{probed}");
+            assert_eq!(tags["album"], "Vorlesungen");
+            assert_eq!(tags["title"], "Vortrag über Zürich");
+            continue;
+        }
+        let read = read_tags(&saved);
+        let tags = &read["tags"];
+        assert_eq!(tags["title"], "Vortrag über Zürich", "{format}: {read}");
+        assert_eq!(tags["artist"], "Ärztin 日本 🎬", "{format}: {read}");
+        assert_eq!(tags["album"], "Vorlesungen", "{format}: {read}");
+        assert_eq!(tags["track"], "2/9", "{format}: {read}");
+        assert_eq!(read["cover"]["mime"], "image/jpeg", "{format}: {read}");
+        assert_eq!(read["cover"]["type"], 3, "{format}: the front cover");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_formats_settings_reach_the_file() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "talk.mp4", 3, true);
+    let file = media.path().join("out");
+
+    let (job, _, _) = convert(
+        &app,
+        &token,
+        &video,
+        &[
+            ("format", "m4a"),
+            ("bitrate", "96"),
+            ("channels", "1"),
+            ("sample_rate", "22050"),
+        ],
+        &file,
+    )
+    .await;
+    assert_eq!(job["options"]["bitrate"], 96, "{job}");
+    assert_eq!(
+        job["options"]["bitrate_mode"],
+        Value::Null,
+        "M4A has no mode"
+    );
+    let probed = probe(&file);
+    let stream = audio_stream(&probed);
+    assert_eq!(
+        (stream["sample_rate"].as_str(), stream["channels"].as_u64()),
+        (Some("22050"), Some(1))
+    );
+
+    let (_, _, _) = convert(
+        &app,
+        &token,
+        &video,
+        &[("format", "wav"), ("bit_depth", "24"), ("strip", "true")],
+        &file,
+    )
+    .await;
+    let probed = probe(&file);
+    assert_eq!(audio_stream(&probed)["codec_name"], "pcm_s24le", "{probed}");
+    assert!(probed["format"]["tags"].is_null(), "stripped: {probed}");
+
+    let (job, _, disposition) =
+        convert(&app, &token, &video, &[("preset", "archive")], &file).await;
+    assert_eq!(job["options"]["format"], "flac", "{job}");
+    assert!(disposition.contains("talk.flac"), "{disposition}");
+    let probed = probe(&file);
+    assert_eq!(
+        audio_stream(&probed)["bits_per_raw_sample"],
+        "16",
+        "{probed}"
+    );
+
+    let (job, _, _) = convert(&app, &token, &video, &[("preset", "speech")], &file).await;
+    assert_eq!(
+        (&job["options"]["format"], &job["options"]["bitrate"]),
+        (&Value::from("opus"), &Value::from(32)),
+        "{job}"
+    );
+    let probed = probe(&file);
+    let stream = audio_stream(&probed);
+    assert_eq!(stream["channels"], 1, "{probed}");
+    let bits: f64 = probed["format"]["bit_rate"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        bits < 48_000.0,
+        "about 32 kbit/s and the container's own: {bits}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_the_format_cannot_take_is_refused_naming_it() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = make_mp4(media.path(), "talk.mp4", 1, true);
+    for (fields, field) in [
+        (&[("format", "wma")][..], "format"),
+        (&[("format", "flac"), ("bitrate", "128")][..], "bitrate"),
+        (&[("format", "m4a"), ("quality", "2")][..], "quality"),
+        (
+            &[("format", "opus"), ("sample_rate", "44100")][..],
+            "sample_rate",
+        ),
+        (&[("format", "wav"), ("cover", "frame")][..], "cover"),
+        (&[("bit_depth", "24")][..], "bit_depth"),
+    ] {
+        let (status, body) = app
+            .post_upload(&token, upload_form(&[&video], fields), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{fields:?}: {body}");
+        assert_eq!(body["field"], field, "{fields:?}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    assert!(
+        app.objects().is_empty(),
+        "nothing stored: {:?}",
+        app.objects()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_zip_names_each_entry_for_its_format() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let one = make_mp4(media.path(), "one.mp4", 1, true);
+    let two = make_mp4(media.path(), "two.mov", 1, true);
+    let (status, body) = app
+        .post_upload(
+            &token,
+            upload_form(&[&one, &two], &[("format", "opus")]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    for job in body["jobs"].as_array().unwrap() {
+        app.wait_for_workflow_closed(job["job_id"].as_str().unwrap())
+            .await;
+    }
+    let batch_id = body["batch_id"].as_str().unwrap();
+    let response = app
+        .http
+        .get(app.url(&format!("/batches/{batch_id}/download")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let zip = media.path().join("batch.zip");
+    std::fs::write(&zip, response.bytes().await.unwrap()).unwrap();
+    let script = "import json, sys, zipfile\n\
+                  print(json.dumps(sorted(zipfile.ZipFile(sys.argv[1]).namelist())))";
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    let names: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(names, ["one.opus", "two.opus"]);
+}
