@@ -107,10 +107,24 @@ fn audio_encoder(
     encoder.set_channels(layout.channels());
     encoder.set_format(sample_format(&codec, decoder, options)?);
     encoder.set_time_base((1, rate as i32));
-    let mut flags = codec::flag::Flags::empty();
+    let (mut flags, private) = rate_control(&mut encoder, options);
     if global_header {
         flags |= codec::flag::Flags::GLOBAL_HEADER;
     }
+    encoder.set_flags(flags);
+    let encoder = encoder.open_as_with(codec, private).map_err(output_error)?;
+    ost.set_parameters(&encoder);
+    ost.set_time_base((1, rate as i32));
+    Ok(encoder)
+}
+
+/// How the encoder spends bits: its bitrate or quality, and the flags and private options
+/// that say which.
+fn rate_control(
+    encoder: &mut codec::encoder::audio::Audio,
+    options: &OutputOptions,
+) -> (codec::flag::Flags, ffmpeg::Dictionary<'static>) {
+    let mut flags = codec::flag::Flags::empty();
     let mut private = ffmpeg::Dictionary::new();
     match (options.format, options.bitrate) {
         (AudioFormat::Mp3, _) => match (options.bitrate_mode, options.bitrate) {
@@ -139,11 +153,7 @@ fn audio_encoder(
         (AudioFormat::M4a, Some(kbps)) => encoder.set_bit_rate(usize::from(kbps) * 1000),
         _ => {}
     }
-    encoder.set_flags(flags);
-    let encoder = encoder.open_as_with(codec, private).map_err(output_error)?;
-    ost.set_parameters(&encoder);
-    ost.set_time_base((1, rate as i32));
-    Ok(encoder)
+    (flags, private)
 }
 
 /// Names the encoder in the MP3's LAME tag as `ffmpeg` does: the same settings then make the
@@ -362,7 +372,7 @@ fn muxed_tags(
     // disposition field is written, before the header, as the muxer expects.
     #[allow(unsafe_code)]
     unsafe {
-        (*stream.as_mut_ptr()).disposition = ffmpeg::ffi::AV_DISPOSITION_ATTACHED_PIC as i32;
+        (*stream.as_mut_ptr()).disposition = ffmpeg::ffi::AV_DISPOSITION_ATTACHED_PIC;
     }
     Ok(Some((stream.index(), picture.data)))
 }
