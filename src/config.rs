@@ -25,7 +25,7 @@ use std::{
 };
 
 /// The embedded default when `ALLOWED_EXTENSIONS` is unset.
-pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm";
+pub const DEFAULT_EXTENSIONS: &str = "mp4,avi,mov,mkv,webm,mp3,m4a,wav,flac,ogg,opus";
 
 /// A signing key shorter than this is refused: HS256 keys should carry at least 256 bits.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -737,7 +737,8 @@ fn extensions(text: &str) -> Result<Extensions, String> {
         .find(|e| audiomill_api::uploads::file::Container::for_extension(e).is_none())
     {
         Some(bad) => Err(format!(
-            "names `{bad}`, which cannot be converted; choose from mp4, m4v, mov, avi, mkv, webm"
+            "names `{bad}`, which cannot be converted; choose from {}",
+            audiomill_domain::container::EXTENSIONS.join(", ")
         )),
         None if list.is_empty() => Err("must name at least one extension".into()),
         None => Ok(Extensions(list)),

@@ -1,27 +1,45 @@
-//! The container families Audiomill converts, each known by its first bytes: an upload's
-//! or an import's content is sniffed before it is stored, so that nothing else (a playlist, a
-//! concatenation list, a web page) ever reaches a demuxer. And the name a video is known by.
+//! The container families Audiomill converts, video and audio, each known by its first bytes:
+//! an upload's or an import's content is sniffed before it is stored, so that nothing else (a
+//! playlist, a concatenation list, a web page) ever reaches a demuxer. And the name a source
+//! is known by.
 
 use std::path::Path;
 
 /// Container families we convert, each recognised by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
-    /// MP4 and QuickTime MOV.
+    /// MP4, QuickTime MOV, and M4A audio.
     IsoBmff,
     /// AVI.
     Riff,
     /// Matroska and WebM.
     Ebml,
+    /// MP3 audio: an ID3v2 tag, or an MPEG audio frame from the first byte.
+    Mp3,
+    /// FLAC audio.
+    Flac,
+    /// Ogg: Opus or Vorbis audio.
+    Ogg,
+    /// WAV audio (RIFF WAVE).
+    Wave,
 }
+
+/// Every extension a source may have, video then audio: what `ALLOWED_EXTENSIONS` may name.
+pub const EXTENSIONS: [&str; 13] = [
+    "mp4", "m4v", "mov", "avi", "mkv", "webm", "mp3", "m4a", "wav", "flac", "ogg", "oga", "opus",
+];
 
 impl Container {
     /// The family an extension promises.
     pub fn for_extension(extension: &str) -> Option<Self> {
         match extension {
-            "mp4" | "m4v" | "mov" => Some(Self::IsoBmff),
+            "mp4" | "m4v" | "mov" | "m4a" => Some(Self::IsoBmff),
             "avi" => Some(Self::Riff),
             "mkv" | "webm" => Some(Self::Ebml),
+            "mp3" => Some(Self::Mp3),
+            "flac" => Some(Self::Flac),
+            "ogg" | "oga" | "opus" => Some(Self::Ogg),
+            "wav" => Some(Self::Wave),
             _ => None,
         }
     }
@@ -37,8 +55,15 @@ impl Container {
         if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
             return Some(Self::Ebml);
         }
-        if &head[0..4] == b"RIFF" && &head[8..12] == b"AVI " {
-            return Some(Self::Riff);
+        match (&head[0..4], &head[8..12]) {
+            (b"RIFF", b"AVI ") => return Some(Self::Riff),
+            (b"RIFF", b"WAVE") => return Some(Self::Wave),
+            (b"fLaC", _) => return Some(Self::Flac),
+            (b"OggS", _) => return Some(Self::Ogg),
+            _ => {}
+        }
+        if head.starts_with(b"ID3") || is_mpeg_audio_frame(head) {
+            return Some(Self::Mp3);
         }
         // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
         // open with a box other than `ftyp`.
@@ -57,8 +82,32 @@ impl Container {
             Self::IsoBmff => "mp4",
             Self::Riff => "avi",
             Self::Ebml => "mkv",
+            Self::Mp3 => "mp3",
+            Self::Flac => "flac",
+            Self::Ogg => "ogg",
+            Self::Wave => "wav",
         }
     }
+}
+
+/// Whether `head` starts with an MPEG-1/2/2.5 Layer III frame header: the 11-bit sync, a
+/// known version, layer III, and a bitrate and sample rate that exist (ADTS AAC has the same
+/// sync with layer 0, and is no MP3).
+fn is_mpeg_audio_frame(head: &[u8]) -> bool {
+    let [first, second, third, ..] = head else {
+        return false;
+    };
+    let version = (second >> 3) & 0b11;
+    let layer = (second >> 1) & 0b11;
+    let bitrate = third >> 4;
+    let rate = (third >> 2) & 0b11;
+    *first == 0xFF
+        && second & 0xE0 == 0xE0
+        && version != 0b01
+        && layer == 0b01
+        && bitrate != 0 
+        && bitrate != 0xF
+        && rate != 0b11
 }
 /// The lower-case extension of a file name, if any.
 pub fn extension(file_name: &str) -> Option<String> {

@@ -353,7 +353,7 @@ async fn the_cli_converts_files_and_manages_jobs_against_dev() {
     assert_eq!(failures.len(), 2, "{ran:?}");
     assert!(
         failures[0]
-            .contains("notes.mp4 was not sent: The file's content is not a valid .mp4 video.")
+            .contains("notes.mp4 was not sent: The file's content is not a valid .mp4 file.")
     );
     assert!(failures[1].contains("missing.mkv was not sent: there is no such file."));
 

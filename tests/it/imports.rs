@@ -260,7 +260,7 @@ async fn every_way_a_fetch_fails_ends_the_job_with_its_sentence_and_nothing_kept
         ),
         (
             "page.mp4",
-            "The link does not lead to a video: its content is not MP4, MOV, AVI, MKV or WebM (the server sent text/html).",
+            "The link does not lead to a video or audio file: its content is not MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC or Ogg (the server sent text/html).",
         ),
         ("empty.mp4", "127.0.0.1 sent an empty file."),
         (

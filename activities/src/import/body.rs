@@ -100,12 +100,12 @@ pub(super) fn not_video(media_type: Option<&str>, from_link: bool) -> Stop {
         .map(|t| format!(" (the server sent {t})"))
         .unwrap_or_default();
     let what = if from_link {
-        "The link does not lead to a video"
+        "The link does not lead to a video or audio file"
     } else {
-        "The file is not a video"
+        "The file is not a video or audio file"
     };
     Stop::Refused(format!(
-        "{what}: its content is not MP4, MOV, AVI, MKV or WebM{sent}."
+        "{what}: its content is not MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC or Ogg{sent}."
     ))
 }
 

@@ -84,7 +84,7 @@ pub struct TranscodeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
-    #[error("the file is not in a video format that can be read ({0})")]
+    #[error("the file is not in a video or audio format that can be read ({0})")]
     Unsupported(String),
     #[error("the file has no audio track to convert")]
     NoAudioStream,

@@ -18,8 +18,9 @@ const MISSING_AUDIO_TOLERANCE_SECS: f64 = 0.5;
 /// How far before a trim's start reading begins: the decoder's warm-up, cut off again.
 const SEEK_LEAD_MS: u64 = 1000;
 
-/// Demuxers that may open a source: the accepted containers, nothing else.
-const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm";
+/// Demuxers that may open a source: the accepted containers, nothing else (none that follows
+/// a reference to another file or address: no playlists, no concatenation lists).
+const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,avi,matroska,webm,mp3,flac,ogg,wav";
 
 /// Decoders that may open: common audio codecs of those containers.
 pub(super) const AUDIO_DECODERS: &[&str] = &[

@@ -151,8 +151,47 @@ mod tests {
             Some(Container::Ebml)
         );
         assert_eq!(Container::sniff(b"just text, no video here"), None);
-        assert_eq!(Container::sniff(b"RIFF\x10\0\0\0WAVEfmt "), None);
         assert_eq!(Container::sniff(b"short"), None);
+    }
+
+    #[test]
+    fn audio_containers_are_recognised_by_their_first_bytes() {
+        for (head, container) in [
+            (&b"RIFF\x10\0\0\0WAVEfmt "[..], Container::Wave),
+            (b"fLaC\0\0\0\x22\x10\0\x10\0\0", Container::Flac),
+            (b"OggS\0\x02\0\0\0\0\0\0\0\0", Container::Ogg),
+            (b"ID3\x04\0\0\0\0\x10\x00\0\0", Container::Mp3),
+            // MPEG-1 Layer III, 128 kbit/s, 44.1 kHz; and MPEG-2 at 22.05 kHz.
+            (b"\xFF\xFB\x90\x64\0\0\0\0\0\0\0\0", Container::Mp3),
+            (b"\xFF\xF3\x40\xC4\0\0\0\0\0\0\0\0", Container::Mp3),
+        ] {
+            assert_eq!(Container::sniff(head), Some(container), "{head:?}");
+        }
+        for not_mp3 in [
+            // ADTS AAC (layer 0), a free-format and a bad bitrate, a reserved sample rate.
+            &b"\xFF\xF1\x50\x80\0\0\0\0\0\0\0\0"[..],
+            b"\xFF\xFB\x00\x64\0\0\0\0\0\0\0\0",
+            b"\xFF\xFB\xF0\x64\0\0\0\0\0\0\0\0",
+            b"\xFF\xFB\x9C\x64\0\0\0\0\0\0\0\0",
+            b"#EXTM3U\n#EXT-X-VERSION:3\n",
+        ] {
+            assert_eq!(Container::sniff(not_mp3), None, "{not_mp3:?}");
+        }
+        for (extension, container) in [
+            ("mp3", Container::Mp3),
+            ("m4a", Container::IsoBmff),
+            ("opus", Container::Ogg),
+            ("oga", Container::Ogg),
+            ("flac", Container::Flac),
+            ("wav", Container::Wave),
+        ] {
+            assert_eq!(Container::for_extension(extension), Some(container));
+        }
+        assert!(
+            audiomill_domain::container::EXTENSIONS
+                .iter()
+                .all(|e| Container::for_extension(e).is_some())
+        );
     }
 
     #[test]

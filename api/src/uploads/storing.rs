@@ -136,7 +136,7 @@ pub async fn read_video_part(
     let container = Container::sniff(&sniffed.bytes);
     if container.is_none() || container != Container::for_extension(&extension) {
         return Err(UploadError::UnsupportedMedia(format!(
-            "The file's content is not a valid .{extension} video."
+            "The file's content is not a valid .{extension} file."
         )));
     }
     Ok(VideoPart {

@@ -158,7 +158,7 @@ impl Appending {
                 let _ = remove(gw, upload).await;
                 metrics::upload_refused("type");
                 Err(StartError::UnsupportedMedia(format!(
-                    "The file's content is not a valid .{extension} video; the upload is removed."
+                    "The file's content is not a valid .{extension} file; the upload is removed."
                 ))
                 .into())
             }
@@ -275,7 +275,7 @@ pub(crate) async fn start(
     let seen = Container::sniff(&head.bytes);
     if seen.is_none() || seen != Container::for_extension(&extension) {
         return Err(StartError::UnsupportedMedia(format!(
-            "The file's content is not a valid .{extension} video."
+            "The file's content is not a valid .{extension} file."
         )));
     }
     let quota = crate::uploads::allowance::allowance(gw, caller.user)
