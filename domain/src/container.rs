@@ -62,7 +62,7 @@ impl Container {
             (b"OggS", _) => return Some(Self::Ogg),
             _ => {}
         }
-        if head.starts_with(b"ID3") || is_mpeg_audio_frame(head) {
+        if is_id3_header(head) || is_mpeg_audio_frame(head) {
             return Some(Self::Mp3);
         }
         // ISO-BMFF starts with a box: a 4-byte size, then its type. Old QuickTime files may
@@ -88,6 +88,16 @@ impl Container {
             Self::Wave => "wav",
         }
     }
+}
+
+/// Whether `head` starts with an ID3v2 tag's header: `ID3`, a version from 2 to 4, and a size
+/// in four 7-bit bytes.
+fn is_id3_header(head: &[u8]) -> bool {
+    head.len() >= 10
+        && head.starts_with(b"ID3")
+        && (2..=4).contains(&head[3])
+        && head[4] != 0xFF
+        && head[6..10].iter().all(|byte| byte & 0x80 == 0)
 }
 
 /// Whether `head` starts with an MPEG-1/2/2.5 Layer III frame header: the 11-bit sync, a

@@ -295,3 +295,59 @@ async fn a_batchs_zip_names_each_entry_for_its_format() {
     let names: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(names, ["one.opus", "two.opus"]);
 }
+
+/// An audio file of `seconds` made by the ffmpeg tool from a tone, with `extra` arguments
+/// before the output (its codec and tags).
+fn audio_file(dir: &Path, name: &str, seconds: u32, extra: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let tone = format!("sine=frequency=440:sample_rate=48000:duration={seconds}");
+    let mut args = vec!["-f", "lavfi", "-i", &tone, "-ac", "2"];
+    args.extend_from_slice(extra);
+    let out = path.to_string_lossy().into_owned();
+    args.push(&out);
+    ffmpeg(&args);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_files_are_sources_too() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let dir = media.path();
+    let sources = [
+        audio_file(dir, "memo.wav", 3, &["-metadata", "title=Memo"]),
+        audio_file(dir, "take.flac", 3, &["-metadata", "title=Take"]),
+        audio_file(dir, "song.mp3", 3, &["-c:a", "libmp3lame", "-metadata", "title=Song"]),
+        audio_file(dir, "talk.m4a", 3, &["-c:a", "aac", "-metadata", "title=Talk"]),
+        audio_file(dir, "voice.opus", 3, &["-c:a", "libopus", "-metadata", "title=Voice"]),
+        audio_file(dir, "old.ogg", 3, &["-c:a", "libvorbis", "-metadata", "title=Old"]),
+    ];
+    let file = dir.join("out");
+    for source in &sources {
+        // Each to an MP3 shortened to two seconds, the source's own title kept.
+        let (job, content_type, _) =
+            convert(&app, &token, source, &[("end", "2")], &file).await;
+        assert_eq!(content_type, "audio/mpeg", "{job}");
+        let read = read_tags(&file);
+        let stem = source.file_stem().unwrap().to_string_lossy();
+        let title = read["tags"]["title"].as_str().unwrap_or_default().to_lowercase();
+        assert_eq!(title, stem, "{source:?}: {read}");
+        let seconds = read["seconds"].as_f64().unwrap();
+        assert!((seconds - 2.0).abs() < 0.1, "{source:?}: {seconds}");
+    }
+    // And between audio formats: a WAV memo kept lossless in FLAC.
+    let (job, content_type, disposition) =
+        convert(&app, &token, &sources[0], &[("format", "flac")], &file).await;
+    assert_eq!((content_type.as_str(), job["options"]["format"].as_str()), ("audio/flac", Some("flac")));
+    assert!(disposition.contains("memo.flac"), "{disposition}");
+
+    // The name must match the content, as for videos.
+    let wav = std::fs::read(&sources[0]).unwrap();
+    let named_mp3 = app.upload_bytes(&token, "memo.mp3", wav).await;
+    assert_eq!(named_mp3.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let text = app
+        .upload_bytes(&token, "notes.mp3", b"ID3 is how this text begins".to_vec())
+        .await;
+    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "no ID3 header");
+}

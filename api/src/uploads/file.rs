@@ -174,6 +174,8 @@ mod tests {
             b"\xFF\xFB\xF0\x64\0\0\0\0\0\0\0\0",
             b"\xFF\xFB\x9C\x64\0\0\0\0\0\0\0\0",
             b"#EXTM3U\n#EXT-X-VERSION:3\n",
+            b"ID3 is how this text begins",
+            b"ID3\x04\0\0\x80\0\0\0\0\0\0",
         ] {
             assert_eq!(Container::sniff(not_mp3), None, "{not_mp3:?}");
         }
