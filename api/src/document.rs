@@ -9,7 +9,9 @@
 //! reference is an enum. The reference alone says the same.
 //!
 //! The download operations' errors may also come as an HTML page (see `page`): a browser
-//! opening a download link asks for one.
+//! opening a download link asks for one. Their audio is written as the one `audio/*` range its
+//! payload declares; the document names each format's type instead, since generators take
+//! types one by one and refuse a range.
 //!
 //! The JSON bodies whose types refuse unknown fields (`deny_unknown_fields`) say so with
 //! `additionalProperties: false`, which poem-openapi does not write.
@@ -22,6 +24,7 @@
 //! before OpenAPI 3.2 a `text/event-stream` schema describes one event (`id`, `event`, `data`),
 //! which is how API checkers read it; the data's own type is named in `contentSchema`.
 
+use audiomill_domain::output::AudioFormat;
 use serde_json::{Value, json};
 
 /// The operations whose errors a browser may ask for as a page (`page::ROUTES`).
@@ -185,6 +188,7 @@ pub fn complete(derived: &str) -> String {
             .as_deref()
             .is_some_and(|id| PAGE_OPERATIONS.contains(&id))
         {
+            name_audio_types(responses);
             for (_, response) in responses
                 .iter_mut()
                 .filter(|(status, _)| status.starts_with('4') || status.starts_with('5'))
@@ -207,6 +211,20 @@ pub fn complete(derived: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&document).expect("a JSON value serializes")
+}
+
+/// Each format's content type where a response says `audio/*`.
+fn name_audio_types(responses: &mut serde_json::Map<String, Value>) {
+    for response in responses.values_mut() {
+        let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if let Some(schema) = content.remove("audio/*") {
+            for format in AudioFormat::ALL {
+                content.insert(format.content_type().to_owned(), schema.clone());
+            }
+        }
+    }
 }
 
 /// Keeps an operation's scopes on its bearer requirement only: a signed link (the other

@@ -351,3 +351,84 @@ async fn audio_files_are_sources_too() {
         .await;
     assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "no ID3 header");
 }
+
+/// A copy of `video` with three chapters, two seconds each: "Intro", "Middle", "Ende ü".
+fn chaptered(dir: &Path, video: &Path) -> std::path::PathBuf {
+    let meta = dir.join("chapters.txt");
+    let mut text = String::from(";FFMETADATA1\n");
+    for (i, title) in ["Intro", "Middle", "Ende ü"].iter().enumerate() {
+        text += &format!(
+            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={title}\n",
+            i * 2000,
+            (i + 1) * 2000
+        );
+    }
+    std::fs::write(&meta, text).unwrap();
+    let out = dir.join("chaptered.mp4");
+    let (video, meta_arg, out_arg) = (
+        video.to_string_lossy(),
+        meta.to_string_lossy(),
+        out.to_string_lossy(),
+    );
+    ffmpeg(&[
+        "-i", &video, "-i", &meta_arg, "-map", "0", "-map_chapters", "1", "-c", "copy", &out_arg,
+    ]);
+    out
+}
+
+/// The chapters ffprobe reads: start (s) and title of each.
+fn chapters_of(file: &Path) -> Vec<(f64, String)> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_chapters"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let probed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    probed["chapters"]
+        .as_array()
+        .map(|chapters| {
+            chapters
+                .iter()
+                .map(|c| {
+                    let start = c["start_time"].as_str().unwrap().parse::<f64>().unwrap();
+                    let title = c["tags"]["title"].as_str().unwrap_or_default().to_owned();
+                    ((start * 1000.0).round() / 1000.0, title)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chapters_are_carried_and_cut_with_the_trim() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let video = chaptered(
+        media.path(),
+        &make_mp4(media.path(), "talk.mp4", 6, true),
+    );
+    assert_eq!(chapters_of(&video).len(), 3, "the source has its chapters");
+    let file = media.path().join("out");
+    let expected = vec![
+        (0.0, "Intro".to_owned()),
+        (1.0, "Middle".to_owned()),
+        (3.0, "Ende ü".to_owned()),
+    ];
+    for format in ["mp3", "m4a", "opus", "flac"] {
+        // Trimmed to 1-5 s: Intro keeps its last second, Ende ü its first.
+        convert(
+            &app,
+            &token,
+            &video,
+            &[("format", format), ("start", "1"), ("end", "5")],
+            &file,
+        )
+        .await;
+        assert_eq!(chapters_of(&file), expected, "{format}");
+    }
+    convert(&app, &token, &video, &[("format", "flac"), ("strip", "true")], &file).await;
+    assert!(chapters_of(&file).is_empty(), "stripped of everything");
+    convert(&app, &token, &video, &[("format", "wav")], &file).await;
+    assert!(chapters_of(&file).is_empty(), "a WAV has no chapters");
+}

@@ -4,7 +4,7 @@
 //! may turn into.
 
 use super::{
-    MediaLimits, TranscodeError, TranscodeReport,
+    MediaLimits, TranscodeError, TranscodeReport, chapters,
     source::Source,
     tags::{Id3, MuxedTags, Tagging},
 };
@@ -343,6 +343,7 @@ fn muxed_tags(
         metadata.set(name, value);
     }
     octx.set_metadata(metadata);
+    chapters::add_to(octx, &tags.chapters).map_err(output_error)?;
     let Some(picture) = tags.picture else {
         return Ok(None);
     };

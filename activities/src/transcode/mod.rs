@@ -1,25 +1,27 @@
-//! Video to MP3 with FFmpeg's libraries. The worker runs this in a child process of its own
-//! (see [`crate::isolated`]), so a decoder that crashes or hangs costs one attempt, never the
-//! worker.
+//! A video's or audio file's sound to MP3 (or M4A, Opus, FLAC, WAV) with FFmpeg's libraries.
+//! The worker runs this in a child process of its own (see [`crate::isolated`]), so a decoder
+//! that crashes or hangs costs one attempt, never the worker.
 //!
 //! The best audio stream is decoded ([`source`]: only the wanted part, when trimmed), passed
-//! through a filter graph and encoded with LAME as the [`OutputOptions`] say ([`encode`]).
-//! Loudness normalisation first measures that same part in a pass of its own ([`loudness`]).
-//! The MP3 gets an ID3v2.4 tag from the source's metadata and the options, and a front cover
-//! ([`picture`]).
+//! through a filter graph and encoded as the [`OutputOptions`] say ([`encode`]: LAME for an
+//! MP3, each other format's encoder and muxer). Loudness normalisation first measures that
+//! same part in a pass of its own ([`loudness`]). The output gets tags from the source's
+//! metadata and the options in its format's own way ([`tags`]: an ID3v2.4 tag for an MP3), a
+//! front cover ([`picture`]) and the source's chapters ([`chapters`]).
 //! Every read and decode error is checked, so a damaged file fails instead of yielding a
-//! shorter MP3 that claims success.
+//! shorter output that claims success.
 //!
 //! Only the demuxers of the accepted containers, the `file` protocol and common audio
 //! decoders may be opened, so video is never decoded, not even to probe it, except by the
 //! cover step ([`picture`]) when a frame is asked for, within a bounded number of frames. What a
 //! file may turn into is bounded by [`MediaLimits`]: decoded duration (measured as it decodes,
-//! since a file need not declare one), decoded seconds per megabyte of input, and MP3 size.
+//! since a file need not declare one), decoded seconds per megabyte of input, and output size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
 //!
 //! MP3s encoded separately from overlapping parts of one source join into one that decodes
 //! like a single encode ([`join`]).
 
+mod chapters;
 mod cut;
 mod encode;
 pub mod join;
@@ -172,7 +174,8 @@ fn convert(
     } else {
         None
     };
-    let tagging = tagged.then(|| tags::Tagging::new(options.format, &tags, picture));
+    let chapters = chapters::of(&source.input, trim);
+    let tagging = tagged.then(|| tags::Tagging::new(options.format, &tags, picture, chapters));
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
     let mut reading = trim;

@@ -10,12 +10,14 @@
 //! a RIFF INFO list for WAV); the cover travels as an attached picture (M4A, FLAC) or, in
 //! Ogg, as a FLAC picture block in a `METADATA_BLOCK_PICTURE` comment.
 
-use super::{TranscodeError, picture::Picture};
+use super::{TranscodeError, chapters::Chapter, picture::Picture};
 use audiomill_domain::output::AudioFormat;
 use base64::Engine;
 use id3::{
     Content, Encoder, Frame, Tag, TagLike, Version,
-    frame::{Comment, Picture as ApicPicture, PictureType},
+    frame::{
+        Chapter as ChapFrame, Comment, Picture as ApicPicture, PictureType, TableOfContents,
+    },
 };
 use std::{io::Read, path::Path};
 
@@ -46,11 +48,12 @@ impl Tagging {
         format: AudioFormat,
         tags: &[(&str, String)],
         picture: Option<Picture>,
+        chapters: Vec<Chapter>,
     ) -> Self {
         if format.is_mp3() {
-            Tagging::Id3(Id3::new(tags, picture))
+            Tagging::Id3(Id3::new(tags, picture, &chapters))
         } else {
-            Tagging::Muxed(MuxedTags::new(format, tags, picture))
+            Tagging::Muxed(MuxedTags::new(format, tags, picture, chapters))
         }
     }
 }
@@ -62,10 +65,17 @@ pub(super) struct MuxedTags {
     pub(super) metadata: Vec<(String, String)>,
     /// The cover, for a muxer that takes it as an attached picture; Ogg's is in `metadata`.
     pub(super) picture: Option<Picture>,
+    /// Where the format has a place for them (not WAV).
+    pub(super) chapters: Vec<Chapter>,
 }
 
 impl MuxedTags {
-    fn new(format: AudioFormat, tags: &[(&str, String)], picture: Option<Picture>) -> Self {
+    fn new(
+        format: AudioFormat,
+        tags: &[(&str, String)],
+        picture: Option<Picture>,
+        chapters: Vec<Chapter>,
+    ) -> Self {
         let mut metadata: Vec<(String, String)> = tags
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
@@ -79,8 +89,46 @@ impl MuxedTags {
             }
             (_, picture) => picture,
         };
-        Self { metadata, picture }
+        let chapters = if format == AudioFormat::Wav {
+            Vec::new()
+        } else {
+            chapters
+        };
+        Self {
+            metadata,
+            picture,
+            chapters,
+        }
     }
+}
+
+/// `chapters` as ID3v2 `CHAP` frames (times in milliseconds, each titled by a `TIT2`), listed
+/// in order by one top-level `CTOC`, as ID3's chapter addendum has them.
+fn add_chapters(tag: &mut Tag, chapters: &[Chapter]) {
+    if chapters.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = (0..chapters.len()).map(|i| format!("chp{i}")).collect();
+    for (id, chapter) in ids.iter().zip(chapters) {
+        let title = (!chapter.title.is_empty())
+            .then(|| Frame::with_content("TIT2", Content::Text(chapter.title.clone())));
+        tag.add_frame(ChapFrame {
+            element_id: id.clone(),
+            start_time: u32::try_from(chapter.start_ms).unwrap_or(u32::MAX),
+            end_time: u32::try_from(chapter.end_ms).unwrap_or(u32::MAX),
+            // No byte offsets: times only.
+            start_offset: u32::MAX,
+            end_offset: u32::MAX,
+            frames: title.into_iter().collect(),
+        });
+    }
+    tag.add_frame(TableOfContents {
+        element_id: "toc".into(),
+        top_level: true,
+        ordered: true,
+        elements: ids,
+        frames: Vec::new(),
+    });
 }
 
 /// A tag ready to be written, and its size.
@@ -90,7 +138,11 @@ pub(super) struct Id3 {
 }
 
 impl Id3 {
-    pub(super) fn new(tags: &[(&str, String)], picture: Option<Picture>) -> Self {
+    pub(super) fn new(
+        tags: &[(&str, String)],
+        picture: Option<Picture>,
+        chapters: &[Chapter],
+    ) -> Self {
         let mut tag = Tag::with_version(Version::Id3v24);
         for (name, value) in tags {
             if *name == "comment" {
@@ -116,6 +168,7 @@ impl Id3 {
                 data: picture.data,
             });
         }
+        add_chapters(&mut tag, chapters);
         let mut encoded = Vec::new();
         let len = match Encoder::new()
             .version(Version::Id3v24)

@@ -48,7 +48,9 @@ struct JobSummary {
     /// The uploaded file's size.
     size_bytes: u64,
     created_at: String,
-    /// What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`.
+    /// What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. Always sent; a client reads
+    /// its absence (a server without formats) as `mp3`.
+    #[oai(default = "FormatName::mp3")]
     format: FormatName,
     /// When the output was stored.
     #[oai(nullable)]

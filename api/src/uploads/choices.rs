@@ -60,6 +60,13 @@ pub(crate) enum FormatName {
     Wav,
 }
 
+impl FormatName {
+    /// The default output, for fields whose absence means it.
+    pub(crate) fn mp3() -> Self {
+        Self::Mp3
+    }
+}
+
 impl From<AudioFormat> for FormatName {
     fn from(format: AudioFormat) -> Self {
         match format {
@@ -222,6 +229,8 @@ pub(crate) struct OutputChoices {
     /// The preset the choices started from; `null` for none.
     #[oai(nullable)]
     preset: Option<PresetName>,
+    /// Always sent; a client reads its absence (a server without formats) as `mp3`.
+    #[oai(default = "FormatName::mp3")]
     format: FormatName,
     /// MP3 and Opus; `null` for the other formats.
     #[oai(nullable)]
