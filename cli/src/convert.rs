@@ -36,11 +36,11 @@ const RECONNECTS: u64 = 5;
 pub struct ConvertArgs {
     #[command(flatten)]
     pub key: crate::session::KeyArgs,
-    /// The videos to convert (MP4, MOV, AVI, MKV, WebM): files, or `http(s)://` links the
-    /// server fetches them from.
+    /// The videos or audio files to convert (MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC,
+    /// Ogg): files, or `http(s)://` links the server fetches them from.
     #[arg(required = true, value_name = "FILE|URL")]
     pub files: Vec<PathBuf>,
-    /// Where to save the MP3s (created if missing); each is named after its video.
+    /// Where to save the outputs (created if missing); each is named after its source.
     #[arg(long, short, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
     /// Upload and print the job ids, without waiting for the conversions.

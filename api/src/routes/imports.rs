@@ -20,7 +20,8 @@ pub struct ImportsApi {
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
 struct ImportRequest {
-    /// `http` or `https` links to the videos (MP4, MOV, AVI, MKV or WebM), 1 to
+    /// `http` or `https` links to the videos (MP4, MOV, AVI, MKV, WebM) or audio files (MP3,
+    /// M4A, WAV, FLAC, Ogg), 1 to
     /// `MAX_FILES_PER_UPLOAD` (one with an `Idempotency-Key`); several make a batch, as several
     /// files of an upload do. A link may carry credentials (`https://user:password@...`, a
     /// presigned query): they are used for the fetch alone and never shown again. Each host

@@ -210,7 +210,7 @@ api_response! {
 impl WatchesApi {
     /// Watch a folder of your bucket.
     ///
-    /// Every video (MP4, MOV, AVI, MKV, WebM) that appears under the folder becomes a job
+    /// Every video or audio file (MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC, Ogg) that appears under the folder becomes a job
     /// with the watch's choices and destination, once per version of the object (its key and
     /// ETag): a video written again is converted again, one seen before never is. At most
     /// `max_running` of its jobs convert at once; the rest wait their turn. Its jobs are

@@ -132,7 +132,8 @@ impl From<Cover> for CoverName {
 #[derive(Multipart)]
 #[allow(dead_code)]
 pub(crate) struct UploadForm {
-    /// The video: MP4, MOV, AVI, MKV or WebM. Several `file` parts (up to
+    /// The video (MP4, MOV, AVI, MKV, WebM) or audio file (MP3, M4A, WAV, FLAC, Ogg: Opus or
+    /// Vorbis), as `ALLOWED_EXTENSIONS` allows. Several `file` parts (up to
     /// `MAX_FILES_PER_UPLOAD`, 10 by default; one with an `Idempotency-Key`) make a batch: a
     /// job each, with the same choices, followed together at `/batches/{batch_id}`.
     file: Vec<Upload>,
