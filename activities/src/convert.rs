@@ -198,6 +198,10 @@ impl ConvertActivities {
             return Err(ActivityError::cancelled());
         };
         let report = match result {
+            Ok(Converted::Mp3(report)) if report.copied => {
+                self.db.note_stream_copy(job).await.map_err(database_down)?;
+                report
+            }
             Ok(Converted::Mp3(report)) => report,
             Ok(Converted::Planned(plan)) => {
                 tracing::info!(parts = plan.parts(), "the source is converted in parts");

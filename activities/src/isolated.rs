@@ -164,7 +164,11 @@ pub enum Converted {
 /// How the child's transcode ended, as its last line says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
-    Done { duration_ms: u64 },
+    Done {
+        duration_ms: u64,
+        #[serde(default)]
+        copied: bool,
+    },
     Planned(SegmentPlan),
     Unsupported(String),
     NoAudioStream,
@@ -179,6 +183,7 @@ impl From<Result<Converted, TranscodeError>> for Outcome {
         match result {
             Ok(Converted::Mp3(report)) => Outcome::Done {
                 duration_ms: report.duration_ms,
+                copied: report.copied,
             },
             Ok(Converted::Planned(plan)) => Outcome::Planned(plan),
             Err(TranscodeError::Unsupported(m)) => Outcome::Unsupported(m),
@@ -195,7 +200,13 @@ impl From<Result<Converted, TranscodeError>> for Outcome {
 impl From<Outcome> for Result<Converted, TranscodeError> {
     fn from(outcome: Outcome) -> Self {
         match outcome {
-            Outcome::Done { duration_ms } => Ok(Converted::Mp3(TranscodeReport { duration_ms })),
+            Outcome::Done {
+                duration_ms,
+                copied,
+            } => Ok(Converted::Mp3(TranscodeReport {
+                duration_ms,
+                copied,
+            })),
             Outcome::Planned(plan) => Ok(Converted::Planned(plan)),
             Outcome::Unsupported(m) => Err(TranscodeError::Unsupported(m)),
             Outcome::NoAudioStream => Err(TranscodeError::NoAudioStream),

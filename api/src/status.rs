@@ -423,6 +423,7 @@ mod tests {
             expires_at: None,
             expired_at: None,
             taken_at: None,
+            copied: false,
         }
     }
 
@@ -544,6 +545,7 @@ mod tests {
         assert_eq!(from_row_only(&queued).status, JobStatus::Queued);
         let taken = Job {
             taken_at: Some(1),
+            copied: false,
             ..job()
         };
         assert!(
@@ -552,6 +554,7 @@ mod tests {
         );
         let completed = Job {
             taken_at: Some(1),
+            copied: false,
             completed_at: Some(2),
             outcome: Some(JobStatus::Completed),
             ..job()

@@ -104,6 +104,10 @@ pub struct OutputFlags {
     /// Write no tags at all.
     #[arg(long)]
     pub strip: bool,
+    /// Decode and encode even when the source's audio could be copied as it is (by default
+    /// an MP3 to MP3, AAC to M4A, Opus, FLAC or PCM to WAV with nothing to change is copied).
+    #[arg(long)]
+    pub reencode: bool,
     /// The front-cover picture [server default: source].
     #[arg(long, value_enum)]
     pub cover: Option<CoverFlag>,
@@ -176,6 +180,7 @@ impl From<&OutputFlags> for UploadOptions {
             normalize_true_peak: flags.normalize_true_peak,
             tags: flags.tags.iter().cloned().collect(),
             strip: flags.strip.then_some(true),
+            reencode: flags.reencode.then_some(true),
             cover: flags.cover.map(|cover| match cover {
                 CoverFlag::Source => types::CoverName::Source,
                 CoverFlag::Frame => types::CoverName::Frame,

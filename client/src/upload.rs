@@ -53,6 +53,8 @@ pub struct UploadOptions {
     pub tags: BTreeMap<String, String>,
     /// No tags at all.
     pub strip: Option<bool>,
+    /// Decode and encode even when the source's audio could be copied as it is.
+    pub reencode: Option<bool>,
     pub cover: Option<types::CoverName>,
     /// Seconds or `HH:MM:SS.mmm` into the video: the cover frame.
     pub cover_at: Option<String>,
@@ -95,6 +97,7 @@ impl UploadOptions {
                 self.normalize_true_peak.as_ref().map(ToString::to_string),
             ),
             ("strip", self.strip.as_ref().map(ToString::to_string)),
+            ("reencode", self.reencode.as_ref().map(ToString::to_string)),
             ("cover", self.cover.as_ref().map(ToString::to_string)),
             ("cover_at", self.cover_at.clone()),
             ("callback_url", self.callback_url.clone()),

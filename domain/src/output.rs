@@ -165,6 +165,9 @@ pub struct OutputOptions {
     pub cover_at_ms: Option<u64>,
     /// The preset these options started from, for people reading `/status`.
     pub preset: Option<Preset>,
+    /// Decode and encode even when the source's audio could be copied as it is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reencode: bool,
 }
 
 impl Default for OutputOptions {
@@ -185,6 +188,7 @@ impl Default for OutputOptions {
             cover: Cover::Source,
             cover_at_ms: None,
             preset: None,
+            reencode: false,
         }
     }
 }
@@ -318,7 +322,7 @@ pub struct OutputRequest {
 
 impl OutputRequest {
     /// The form fields this request takes.
-    pub const FIELDS: [&'static str; 24] = [
+    pub const FIELDS: [&'static str; 25] = [
         "preset",
         "format",
         "bitrate_mode",
@@ -334,6 +338,7 @@ impl OutputRequest {
         "strip",
         "cover",
         "cover_at",
+        "reencode",
         TAG_FIELDS[0],
         TAG_FIELDS[1],
         TAG_FIELDS[2],
@@ -482,7 +487,8 @@ impl OutputRequest {
         Ok(())
     }
 
-    /// Bitrate mode, quality, bitrate, sample rate and channels.
+    /// Bitrate mode, quality, bitrate, sample rate, bit depth, channels, and whether to
+    /// re-encode what could be copied.
     fn apply_encoding(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(mode) = self.value("bitrate_mode") {
             options.bitrate_mode = match mode.to_ascii_lowercase().as_str() {
@@ -520,6 +526,10 @@ impl OutputRequest {
         }
         if let Some(depth) = self.value("bit_depth") {
             options.bit_depth = Some(one_of("bit_depth", depth, &BIT_DEPTHS, "bits")?);
+        }
+        if let Some(reencode) = self.value("reencode") {
+            options.reencode =
+                yes_or_no(reencode).ok_or_else(|| refuse("reencode", "must be true or false"))?;
         }
         if let Some(channels) = self.value("channels") {
             options.channels = Some(match channels.to_ascii_lowercase().as_str() {
@@ -566,15 +576,12 @@ impl OutputRequest {
         Ok(())
     }
 
-    /// The ID3 tag: stripped or not, its cover, its text frames.
+    /// The tags: stripped or not, the cover, the text.
     fn apply_tags_and_cover(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(strip) = self.value("strip") {
-            options.strip = match strip.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => return Err(refuse("strip", "must be true or false")),
-            };
+            options.strip = yes_or_no(strip).ok_or_else(|| refuse("strip", "must be true or false"))?;
         }
+
         if let Some(cover) = self.value("cover") {
             options.cover = match cover.to_ascii_lowercase().as_str() {
                 "source" => Cover::Source,
@@ -866,6 +873,15 @@ fn clean_tag(value: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+/// `true` or `false`, as a form spells them.
+fn yes_or_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// A trim point: seconds (`90`, `90.5`) or `[HH:]MM:SS[.mmm]`, to the millisecond.

@@ -82,6 +82,8 @@ pub struct Job {
     pub expired_at: Option<i64>,
     /// When a worker first took it; `None` while it waits for one (queued).
     pub taken_at: Option<i64>,
+    /// Whether its output is the source's audio copied as it is (stream copy).
+    pub copied: bool,
 }
 
 impl Job {
@@ -104,7 +106,7 @@ impl Job {
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
-    options, batch_id, expires_at, expired_at, taken_at";
+    options, batch_id, expires_at, expired_at, taken_at, copied_at";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,6 +520,17 @@ impl Database {
         .transpose()
     }
 
+    /// Notes that the job's output is the source's audio copied as it is (once its transcode
+    /// has made it so).
+    pub async fn note_stream_copy(&self, id: JobId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET copied_at = ? WHERE id = ? AND copied_at IS NULL")
+            .bind(now_millis())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records the finished MP3, which completes the job. `Ok(true)` when this call completed
     /// it, `Ok(false)` when an earlier attempt had (a retried `store_mp3`), and
     /// `Conflict` when the job ended otherwise meanwhile (cancelled).
@@ -707,6 +720,7 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         expires_at: row.try_get("expires_at")?,
         expired_at: row.try_get("expired_at")?,
         taken_at: row.try_get("taken_at")?,
+        copied: row.try_get::<Option<i64>, _>("copied_at")?.is_some(),
     })
 }
 

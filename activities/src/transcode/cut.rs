@@ -58,6 +58,10 @@ pub fn plan(
     }
     super::start_ffmpeg()?;
     let source = Source::open(input)?;
+    if super::copy::can_copy(&source, options) {
+        // Copied in one pass, at the pace of reading the file.
+        return Ok(None);
+    }
     let Some(declared) = source.expected_secs else {
         // With no declared length the parts could not be planned; the single pass measures.
         return Ok(None);

@@ -19,7 +19,7 @@ use std::path::Path;
 pub(super) const QP2LAMBDA: usize = 118;
 
 /// The muxer FFmpeg writes `format` with.
-fn muxer_name(format: AudioFormat) -> &'static str {
+pub(super) fn muxer_name(format: AudioFormat) -> &'static str {
     match format {
         AudioFormat::Mp3 => "mp3",
         AudioFormat::M4a => "ipod",
@@ -287,7 +287,7 @@ fn filter_graph(
 
 /// Sets the muxer up for `tagging` and writes the file's header (and cover, as an attached
 /// picture); returns an MP3's ID3 tag, for which the header leaves room (see `tags`).
-fn start_file(
+pub(super) fn start_file(
     octx: &mut format::context::Output,
     format: AudioFormat,
     tagging: Option<Tagging>,
@@ -463,6 +463,7 @@ impl Pipeline {
         let samples = self.samples_before + self.samples_sent as u64;
         Ok(TranscodeReport {
             duration_ms: samples.saturating_mul(1000) / u64::from(self.encoder.rate().max(1)),
+            copied: false,
         })
     }
 

@@ -18,10 +18,14 @@
 //! since a file need not declare one), decoded seconds per megabyte of input, and output size.
 //! Progress comes from timestamps when the duration is known, else from the bytes read.
 //!
+//! When the output's format can carry the source's audio as it is and nothing asked needs its
+//! samples, the packets are copied instead ([`copy`]).
+//!
 //! MP3s encoded separately from overlapping parts of one source join into one that decodes
 //! like a single encode ([`join`]).
 
 mod chapters;
+mod copy;
 mod cut;
 mod encode;
 pub mod join;
@@ -82,6 +86,8 @@ impl MediaLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TranscodeReport {
     pub duration_ms: u64,
+    /// The source's audio packets went into the output as they are (see `copy`).
+    pub copied: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +182,9 @@ fn convert(
     };
     let chapters = chapters::of(&source.input, trim);
     let tagging = tagged.then(|| tags::Tagging::new(options.format, &tags, picture, chapters));
+    if part.is_none() && copy::can_copy(&source, options) {
+        return copy::copy(source, output, options.format, tagging, limits, on_progress);
+    }
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
     let mut reading = trim;

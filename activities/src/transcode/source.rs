@@ -422,6 +422,31 @@ pub(super) fn decode(
     Ok(())
 }
 
+/// Hands each packet of the audio stream to `deliver` as it is (for stream copy), with progress
+/// and the same check of the end as decoding makes.
+pub(super) fn read_packets(
+    source: &mut Source,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+    deliver: &mut dyn FnMut(&mut ffmpeg::Packet) -> Result<(), TranscodeError>,
+) -> Result<(), TranscodeError> {
+    let mut progress = Progress::new(source, Trim::default(), Span::WHOLE);
+    loop {
+        let mut packet = ffmpeg::Packet::empty();
+        match packet.read(&mut source.input) {
+            Ok(()) => {}
+            Err(AvError::Eof) => break,
+            Err(error) => return Err(source.location.read_failed(error)),
+        }
+        if on_progress(progress.after(&packet, source)).is_break() {
+            return Err(TranscodeError::Cancelled);
+        }
+        if packet.stream() == source.stream_index {
+            deliver(&mut packet)?;
+        }
+    }
+    source.check_complete(progress.last_end_ticks)
+}
+
 /// Hands every frame the decoder has ready to `deliver`, timestamped.
 fn drain_decoder(
     decoder: &mut codec::decoder::Audio,

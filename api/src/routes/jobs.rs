@@ -129,6 +129,11 @@ struct JobStatusBody {
     /// The MP3's length, once it is stored.
     #[oai(nullable)]
     audio_seconds: Option<f64>,
+    /// Once the job has completed: `true` when the output is the source's audio copied as it
+    /// is (stream copy: its codec was the format's and nothing asked needed decoding), `false`
+    /// when it was decoded and encoded; `null` before.
+    #[oai(nullable)]
+    stream_copy: Option<bool>,
 }
 
 impl Example for JobStatusBody {
@@ -150,6 +155,7 @@ impl Example for JobStatusBody {
             failure_type: None,
             mp3_bytes: None,
             audio_seconds: None,
+            stream_copy: None,
         }
     }
 }
@@ -471,6 +477,7 @@ impl JobsApi {
                 .flatten(),
             mp3_bytes: job.mp3_size,
             audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),
+            stream_copy: job.completed_at.map(|_| job.copied),
         })))
     }
 

@@ -186,6 +186,12 @@ pub(crate) struct UploadForm {
     cover: Option<CoverName>,
     /// Where the cover frame is: seconds or `HH:MM:SS.mmm`; implies `cover=frame`.
     cover_at: Option<String>,
+    /// `true`: decode and encode even when the source's audio could be copied as it is. By
+    /// default a source whose codec is the format's own (MP3 to MP3, AAC-LC to M4A, Opus to
+    /// Opus, FLAC to FLAC, 16- or 24-bit PCM to WAV), at most stereo, is copied packet for
+    /// packet when nothing asked needs decoding (no trim, loudness, other rate, channels, bit
+    /// depth or encoding settings); `/status` says which was done (`stream_copy`).
+    reencode: Option<bool>,
     /// The title (ID3 `TIT2`; in the other formats their own title tag). Each `tags[...]`
     /// field overrides what the video's metadata says; an empty one removes it. Up to 1024
     /// characters, UTF-8, no control characters. With no title anywhere, the file name
@@ -271,6 +277,8 @@ pub(crate) struct OutputChoices {
     /// Seconds into the video of the cover frame; `null`: chosen (or no frame).
     #[oai(nullable)]
     cover_at: Option<f64>,
+    /// Decoded and encoded even where the audio could be copied.
+    reencode: bool,
 }
 
 /// A loudness target (EBU R128).
@@ -317,6 +325,7 @@ impl From<&OutputOptions> for OutputChoices {
             strip: options.strip,
             cover: options.cover.into(),
             cover_at: options.cover_at_ms.map(seconds),
+            reencode: options.reencode,
         }
     }
 }

@@ -442,3 +442,13 @@ fn an_mp3_jobs_options_do_not_name_the_format() {
     assert_eq!(json["format"], "flac");
     assert_eq!(serde_json::from_value::<OutputOptions>(json).unwrap(), flac);
 }
+
+#[test]
+fn reencoding_is_asked_for_and_travels_only_when_asked() {
+    assert!(!resolve(&[]).unwrap().reencode);
+    let forced = resolve(&[("reencode", "true")]).unwrap();
+    assert!(forced.reencode);
+    assert_eq!(serde_json::to_value(&forced).unwrap()["reencode"], true);
+    assert!(serde_json::to_value(resolve(&[]).unwrap()).unwrap().get("reencode").is_none());
+    assert_eq!(refused_field(&[("reencode", "sometimes")]), "reencode");
+}
