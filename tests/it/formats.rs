@@ -432,3 +432,62 @@ async fn chapters_are_carried_and_cut_with_the_trim() {
     convert(&app, &token, &video, &[("format", "wav")], &file).await;
     assert!(chapters_of(&file).is_empty(), "a WAV has no chapters");
 }
+
+/// The SHA-256 of a file's first audio track decoded by the ffmpeg tool (as 32-bit floats):
+/// equal for two files whose sound is the same, sample for sample.
+fn decoded_hash(file: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-f", "f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(output.status.success() && !output.stdout.is_empty(), "{file:?}");
+    format!("{:x}", Sha256::digest(&output.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_the_format_can_carry_is_copied_bit_for_bit() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let dir = media.path();
+    let sources = [
+        (make_mp4(dir, "clip.mp4", 3, true), "m4a"),
+        (audio_file(dir, "song.mp3", 3, &["-c:a", "libmp3lame", "-b:a", "160k"]), "mp3"),
+        (audio_file(dir, "voice.opus", 3, &["-c:a", "libopus"]), "opus"),
+        (audio_file(dir, "take.flac", 3, &[]), "flac"),
+        (audio_file(dir, "memo.wav", 3, &["-c:a", "pcm_s24le"]), "wav"),
+    ];
+    let file = dir.join("out");
+    for (source, format) in &sources {
+        let (job, _, _) = convert(
+            &app,
+            &token,
+            source,
+            &[("format", format), ("tags[album]", "Kept")],
+            &file,
+        )
+        .await;
+        assert_eq!(job["stream_copy"], true, "{format}: {job}");
+        assert_eq!(decoded_hash(&file), decoded_hash(source), "{format}: the same sound");
+        assert_eq!(read_tags(&file)["tags"]["album"], "Kept", "{format}: tagged as ever");
+    }
+    // Anything that needs the samples decodes them, and reencode forces it.
+    let (mp3, _) = &sources[1];
+    for fields in [
+        &[("end", "2")][..],
+        &[("normalize", "true")][..],
+        &[("channels", "1")][..],
+        &[("bitrate_mode", "cbr"), ("bitrate", "128")][..],
+        &[("reencode", "true")][..],
+    ] {
+        let (job, _, _) = convert(&app, &token, mp3, fields, &file).await;
+        assert_eq!(job["stream_copy"], false, "{fields:?}: {job}");
+        assert_ne!(decoded_hash(&file), decoded_hash(mp3), "{fields:?}: encoded anew");
+    }
+    // Another codec than the format's is always encoded.
+    let (job, _, _) = convert(&app, &token, &sources[0].0, &[], &file).await;
+    assert_eq!(job["stream_copy"], false, "AAC to MP3: {job}");
+}
