@@ -640,9 +640,6 @@ fn readable_size(path: &Path) -> Result<u64, String> {
     }
 }
 
-/// Whether a resumable upload's chunk may go on from where the server says it stands: it
-/// broke off on the way, another request still held the upload (423), or the server was
-/// briefly unavailable.
 /// The refusal of a complete upload whose job is not named yet: as an outage, to wait out.
 fn not_started() -> Error<ErrorBody> {
     let body = ErrorBody {
@@ -657,10 +654,16 @@ fn not_started() -> Error<ErrorBody> {
     ))
 }
 
+/// Whether a resumable upload's chunk may go on from where the server says it stands: it
+/// broke off on the way, the upload moved on meanwhile (409: a request of an earlier run,
+/// cut off on this side, still reached it), another request still held it (423), or the
+/// server was briefly unavailable.
 fn resumable(error: &Error<ErrorBody>) -> bool {
     match error {
         Error::CommunicationError(_) => true,
-        Error::ErrorResponse(refusal) => matches!(refusal.status().as_u16(), 408 | 423 | 503),
+        Error::ErrorResponse(refusal) => {
+            matches!(refusal.status().as_u16(), 408 | 409 | 423 | 503)
+        }
         _ => false,
     }
 }
@@ -671,8 +674,6 @@ fn broke_off(error: &Error<ErrorBody>) -> bool {
     matches!(error, Error::CommunicationError(error) if !error.is_connect())
 }
 
-/// Each video's MP3 in `dir`: its name with `.mp3`, and `-2`, `-3`... when two videos share
-/// a name.
 /// The link `argument` is, when it is written as one (`http://` or `https://`): parsed, or
 /// why it cannot be imported.
 fn link(argument: &Path) -> Option<Result<ImportUrl, String>> {
@@ -684,7 +685,8 @@ fn link(argument: &Path) -> Option<Result<ImportUrl, String>> {
     Some(ImportUrl::parse(text).map_err(|why| format!("the link is not acceptable: {why}.")))
 }
 
-/// Where each file's output is saved in `dir`: its name with `extension`, made unique.
+/// Where each file's output is saved in `dir`: its name with `extension`, and `-2`, `-3`...
+/// when two files share a name.
 fn output_targets(files: &[PathBuf], dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut taken = HashSet::new();
     files
