@@ -140,11 +140,12 @@ pub async fn download(args: DownloadArgs) -> Result<Exit, Problem> {
         Some(target) => target,
         None => {
             let status = job_status(&mut session, args.job).await?;
-            PathBuf::from(format!(
-                "{}.{}",
-                file_stem(&status.filename),
-                status.options.format
-            ))
+            // A server that names no format made an MP3.
+            let extension = status
+                .options
+                .format
+                .map_or_else(|| "mp3".to_owned(), |format| format.to_string());
+            PathBuf::from(format!("{}.{extension}", file_stem(&status.filename)))
         }
     };
     let client = session.client().await?;

@@ -904,7 +904,8 @@ its id, and their keys under its prefix.*/
 `tags[title]`, ...): strings, numbers or booleans. A bad one answers 400 naming it.*/
         #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
         pub options: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        /**`http` or `https` links to the videos (MP4, MOV, AVI, MKV or WebM), 1 to
+        /**`http` or `https` links to the videos (MP4, MOV, AVI, MKV, WebM) or audio files (MP3,
+M4A, WAV, FLAC, Ogg), 1 to
 `MAX_FILES_PER_UPLOAD` (one with an `Idempotency-Key`); several make a batch, as several
 files of an upload do. A link may carry credentials (`https://user:password@...`, a
 presigned query): they are used for the fetch alone and never shown again. Each host
@@ -1202,6 +1203,11 @@ it in its own words; `error` has the sentence.*/
         ///The step running now; `null` between two steps and for a job that ended without one.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub step: ::std::option::Option<JobStep>,
+        /**Once the job has completed: `true` when the output is the source's audio copied as it
+is (stream copy: its codec was the format's and nothing asked needed decoding), `false`
+when it was decoded and encoded; `null` before.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream_copy: ::std::option::Option<bool>,
     }
     impl JobStatusBody {
         pub fn builder() -> builder::JobStatusBody {
@@ -1300,7 +1306,8 @@ it in its own words; `error` has the sentence.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub failure_type: ::std::option::Option<::std::string::String>,
         pub filename: ::std::string::String,
-        pub format: FormatName,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub format: ::std::option::Option<FormatName>,
         pub job_id: ::uuid::Uuid,
         ///The output's size (of any format; the name is kept for clients).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -2730,7 +2737,8 @@ FLAC, WAV) or the encoder's default.*/
         ///Seconds into the video where it ends; `null`: the end.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub end: ::std::option::Option<f64>,
-        pub format: FormatName,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub format: ::std::option::Option<FormatName>,
         ///The loudness it is normalised to; `null`: as the source.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub normalize: ::std::option::Option<LoudnessTarget>,
@@ -2740,6 +2748,8 @@ FLAC, WAV) or the encoder's default.*/
         ///MP3 VBR quality, 0-9; `null` otherwise.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub quality: ::std::option::Option<u8>,
+        ///Decoded and encoded even where the audio could be copied.
+        pub reencode: bool,
         ///Hz; `null`: the source's.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sample_rate: ::std::option::Option<u32>,
@@ -7146,6 +7156,10 @@ nothing holds it.*/
                 ::std::option::Option<super::JobStep>,
                 ::std::string::String,
             >,
+            stream_copy: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for JobStatusBody {
             fn default() -> Self {
@@ -7166,6 +7180,7 @@ nothing holds it.*/
                     progress: Err("no value supplied for progress".to_string()),
                     status: Err("no value supplied for status".to_string()),
                     step: Ok(Default::default()),
+                    stream_copy: Ok(Default::default()),
                 }
             }
         }
@@ -7362,6 +7377,18 @@ nothing holds it.*/
                     });
                 self
             }
+            pub fn stream_copy<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream_copy = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream_copy: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<JobStatusBody> for super::JobStatusBody {
             type Error = super::error::ConversionError;
@@ -7385,6 +7412,7 @@ nothing holds it.*/
                     progress: value.progress?,
                     status: value.status?,
                     step: value.step?,
+                    stream_copy: value.stream_copy?,
                 })
             }
         }
@@ -7407,6 +7435,7 @@ nothing holds it.*/
                     progress: Ok(value.progress),
                     status: Ok(value.status),
                     step: Ok(value.step),
+                    stream_copy: Ok(value.stream_copy),
                 }
             }
         }
@@ -7436,7 +7465,10 @@ nothing holds it.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
-            format: ::std::result::Result<super::FormatName, ::std::string::String>,
+            format: ::std::result::Result<
+                ::std::option::Option<super::FormatName>,
+                ::std::string::String,
+            >,
             job_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             mp3_bytes: ::std::result::Result<
                 ::std::option::Option<u64>,
@@ -7454,7 +7486,7 @@ nothing holds it.*/
                     created_at: Err("no value supplied for created_at".to_string()),
                     failure_type: Ok(Default::default()),
                     filename: Err("no value supplied for filename".to_string()),
-                    format: Err("no value supplied for format".to_string()),
+                    format: Ok(Default::default()),
                     job_id: Err("no value supplied for job_id".to_string()),
                     mp3_bytes: Ok(Default::default()),
                     size_bytes: Err("no value supplied for size_bytes".to_string()),
@@ -7537,7 +7569,7 @@ nothing holds it.*/
             }
             pub fn format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::FormatName>,
+                T: ::std::convert::TryInto<::std::option::Option<super::FormatName>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.format = value
@@ -9050,7 +9082,10 @@ nothing holds it.*/
                 ::std::option::Option<f64>,
                 ::std::string::String,
             >,
-            format: ::std::result::Result<super::FormatName, ::std::string::String>,
+            format: ::std::result::Result<
+                ::std::option::Option<super::FormatName>,
+                ::std::string::String,
+            >,
             normalize: ::std::result::Result<
                 ::std::option::Option<super::LoudnessTarget>,
                 ::std::string::String,
@@ -9063,6 +9098,7 @@ nothing holds it.*/
                 ::std::option::Option<u8>,
                 ::std::string::String,
             >,
+            reencode: ::std::result::Result<bool, ::std::string::String>,
             sample_rate: ::std::result::Result<
                 ::std::option::Option<u32>,
                 ::std::string::String,
@@ -9090,10 +9126,11 @@ nothing holds it.*/
                     cover: Err("no value supplied for cover".to_string()),
                     cover_at: Ok(Default::default()),
                     end: Ok(Default::default()),
-                    format: Err("no value supplied for format".to_string()),
+                    format: Ok(Default::default()),
                     normalize: Ok(Default::default()),
                     preset: Ok(Default::default()),
                     quality: Ok(Default::default()),
+                    reencode: Err("no value supplied for reencode".to_string()),
                     sample_rate: Ok(Default::default()),
                     start: Ok(Default::default()),
                     strip: Err("no value supplied for strip".to_string()),
@@ -9190,7 +9227,7 @@ nothing holds it.*/
             }
             pub fn format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::FormatName>,
+                T: ::std::convert::TryInto<::std::option::Option<super::FormatName>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.format = value
@@ -9233,6 +9270,18 @@ nothing holds it.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for quality: {e}")
+                    });
+                self
+            }
+            pub fn reencode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reencode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reencode: {e}")
                     });
                 self
             }
@@ -9307,6 +9356,7 @@ nothing holds it.*/
                     normalize: value.normalize?,
                     preset: value.preset?,
                     quality: value.quality?,
+                    reencode: value.reencode?,
                     sample_rate: value.sample_rate?,
                     start: value.start?,
                     strip: value.strip?,
@@ -9328,6 +9378,7 @@ nothing holds it.*/
                     normalize: Ok(value.normalize),
                     preset: Ok(value.preset),
                     quality: Ok(value.quality),
+                    reencode: Ok(value.reencode),
                     sample_rate: Ok(value.sample_rate),
                     start: Ok(value.start),
                     strip: Ok(value.strip),
@@ -12560,7 +12611,7 @@ let response = client.list_watches()
     }
     /**Watch a folder of your bucket
 
-Every video (MP4, MOV, AVI, MKV, WebM) that appears under the folder becomes a job
+Every video or audio file (MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC, Ogg) that appears under the folder becomes a job
 with the watch's choices and destination, once per version of the object (its key and
 ETag): a video written again is converted again, one seen before never is. At most
 `max_running` of its jobs convert at once; the rest wait their turn. Its jobs are

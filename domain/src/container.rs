@@ -115,7 +115,7 @@ fn is_mpeg_audio_frame(head: &[u8]) -> bool {
         && second & 0xE0 == 0xE0
         && version != 0b01
         && layer == 0b01
-        && bitrate != 0 
+        && bitrate != 0
         && bitrate != 0xF
         && rate != 0b11
 }

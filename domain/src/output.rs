@@ -579,7 +579,8 @@ impl OutputRequest {
     /// The tags: stripped or not, the cover, the text.
     fn apply_tags_and_cover(&self, options: &mut OutputOptions) -> Result<(), FieldError> {
         if let Some(strip) = self.value("strip") {
-            options.strip = yes_or_no(strip).ok_or_else(|| refuse("strip", "must be true or false"))?;
+            options.strip =
+                yes_or_no(strip).ok_or_else(|| refuse("strip", "must be true or false"))?;
         }
 
         if let Some(cover) = self.value("cover") {

@@ -318,20 +318,42 @@ async fn audio_files_are_sources_too() {
     let sources = [
         audio_file(dir, "memo.wav", 3, &["-metadata", "title=Memo"]),
         audio_file(dir, "take.flac", 3, &["-metadata", "title=Take"]),
-        audio_file(dir, "song.mp3", 3, &["-c:a", "libmp3lame", "-metadata", "title=Song"]),
-        audio_file(dir, "talk.m4a", 3, &["-c:a", "aac", "-metadata", "title=Talk"]),
-        audio_file(dir, "voice.opus", 3, &["-c:a", "libopus", "-metadata", "title=Voice"]),
-        audio_file(dir, "old.ogg", 3, &["-c:a", "libvorbis", "-metadata", "title=Old"]),
+        audio_file(
+            dir,
+            "song.mp3",
+            3,
+            &["-c:a", "libmp3lame", "-metadata", "title=Song"],
+        ),
+        audio_file(
+            dir,
+            "talk.m4a",
+            3,
+            &["-c:a", "aac", "-metadata", "title=Talk"],
+        ),
+        audio_file(
+            dir,
+            "voice.opus",
+            3,
+            &["-c:a", "libopus", "-metadata", "title=Voice"],
+        ),
+        audio_file(
+            dir,
+            "old.ogg",
+            3,
+            &["-c:a", "libvorbis", "-metadata", "title=Old"],
+        ),
     ];
     let file = dir.join("out");
     for source in &sources {
         // Each to an MP3 shortened to two seconds, the source's own title kept.
-        let (job, content_type, _) =
-            convert(&app, &token, source, &[("end", "2")], &file).await;
+        let (job, content_type, _) = convert(&app, &token, source, &[("end", "2")], &file).await;
         assert_eq!(content_type, "audio/mpeg", "{job}");
         let read = read_tags(&file);
         let stem = source.file_stem().unwrap().to_string_lossy();
-        let title = read["tags"]["title"].as_str().unwrap_or_default().to_lowercase();
+        let title = read["tags"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
         assert_eq!(title, stem, "{source:?}: {read}");
         let seconds = read["seconds"].as_f64().unwrap();
         assert!((seconds - 2.0).abs() < 0.1, "{source:?}: {seconds}");
@@ -339,7 +361,10 @@ async fn audio_files_are_sources_too() {
     // And between audio formats: a WAV memo kept lossless in FLAC.
     let (job, content_type, disposition) =
         convert(&app, &token, &sources[0], &[("format", "flac")], &file).await;
-    assert_eq!((content_type.as_str(), job["options"]["format"].as_str()), ("audio/flac", Some("flac")));
+    assert_eq!(
+        (content_type.as_str(), job["options"]["format"].as_str()),
+        ("audio/flac", Some("flac"))
+    );
     assert!(disposition.contains("memo.flac"), "{disposition}");
 
     // The name must match the content, as for videos.
@@ -349,7 +374,11 @@ async fn audio_files_are_sources_too() {
     let text = app
         .upload_bytes(&token, "notes.mp3", b"ID3 is how this text begins".to_vec())
         .await;
-    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "no ID3 header");
+    assert_eq!(
+        text.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "no ID3 header"
+    );
 }
 
 /// A copy of `video` with three chapters, two seconds each: "Intro", "Middle", "Ende ü".
@@ -371,7 +400,17 @@ fn chaptered(dir: &Path, video: &Path) -> std::path::PathBuf {
         out.to_string_lossy(),
     );
     ffmpeg(&[
-        "-i", &video, "-i", &meta_arg, "-map", "0", "-map_chapters", "1", "-c", "copy", &out_arg,
+        "-i",
+        &video,
+        "-i",
+        &meta_arg,
+        "-map",
+        "0",
+        "-map_chapters",
+        "1",
+        "-c",
+        "copy",
+        &out_arg,
     ]);
     out
 }
@@ -404,10 +443,7 @@ async fn chapters_are_carried_and_cut_with_the_trim() {
     let app = TestApp::spawn().await;
     let token = app.user_token("ada").await;
     let media = tempfile::tempdir().unwrap();
-    let video = chaptered(
-        media.path(),
-        &make_mp4(media.path(), "talk.mp4", 6, true),
-    );
+    let video = chaptered(media.path(), &make_mp4(media.path(), "talk.mp4", 6, true));
     assert_eq!(chapters_of(&video).len(), 3, "the source has its chapters");
     let file = media.path().join("out");
     let expected = vec![
@@ -427,7 +463,14 @@ async fn chapters_are_carried_and_cut_with_the_trim() {
         .await;
         assert_eq!(chapters_of(&file), expected, "{format}");
     }
-    convert(&app, &token, &video, &[("format", "flac"), ("strip", "true")], &file).await;
+    convert(
+        &app,
+        &token,
+        &video,
+        &[("format", "flac"), ("strip", "true")],
+        &file,
+    )
+    .await;
     assert!(chapters_of(&file).is_empty(), "stripped of everything");
     convert(&app, &token, &video, &[("format", "wav")], &file).await;
     assert!(chapters_of(&file).is_empty(), "a WAV has no chapters");
@@ -443,7 +486,10 @@ fn decoded_hash(file: &Path) -> String {
         .args(["-map", "0:a:0", "-f", "f32le", "-"])
         .output()
         .unwrap();
-    assert!(output.status.success() && !output.stdout.is_empty(), "{file:?}");
+    assert!(
+        output.status.success() && !output.stdout.is_empty(),
+        "{file:?}"
+    );
     format!("{:x}", Sha256::digest(&output.stdout))
 }
 
@@ -455,10 +501,19 @@ async fn audio_the_format_can_carry_is_copied_bit_for_bit() {
     let dir = media.path();
     let sources = [
         (make_mp4(dir, "clip.mp4", 3, true), "m4a"),
-        (audio_file(dir, "song.mp3", 3, &["-c:a", "libmp3lame", "-b:a", "160k"]), "mp3"),
-        (audio_file(dir, "voice.opus", 3, &["-c:a", "libopus"]), "opus"),
+        (
+            audio_file(dir, "song.mp3", 3, &["-c:a", "libmp3lame", "-b:a", "160k"]),
+            "mp3",
+        ),
+        (
+            audio_file(dir, "voice.opus", 3, &["-c:a", "libopus"]),
+            "opus",
+        ),
         (audio_file(dir, "take.flac", 3, &[]), "flac"),
-        (audio_file(dir, "memo.wav", 3, &["-c:a", "pcm_s24le"]), "wav"),
+        (
+            audio_file(dir, "memo.wav", 3, &["-c:a", "pcm_s24le"]),
+            "wav",
+        ),
     ];
     let file = dir.join("out");
     for (source, format) in &sources {
@@ -471,8 +526,16 @@ async fn audio_the_format_can_carry_is_copied_bit_for_bit() {
         )
         .await;
         assert_eq!(job["stream_copy"], true, "{format}: {job}");
-        assert_eq!(decoded_hash(&file), decoded_hash(source), "{format}: the same sound");
-        assert_eq!(read_tags(&file)["tags"]["album"], "Kept", "{format}: tagged as ever");
+        assert_eq!(
+            decoded_hash(&file),
+            decoded_hash(source),
+            "{format}: the same sound"
+        );
+        assert_eq!(
+            read_tags(&file)["tags"]["album"],
+            "Kept",
+            "{format}: tagged as ever"
+        );
     }
     // Anything that needs the samples decodes them, and reencode forces it.
     let (mp3, _) = &sources[1];
@@ -485,7 +548,11 @@ async fn audio_the_format_can_carry_is_copied_bit_for_bit() {
     ] {
         let (job, _, _) = convert(&app, &token, mp3, fields, &file).await;
         assert_eq!(job["stream_copy"], false, "{fields:?}: {job}");
-        assert_ne!(decoded_hash(&file), decoded_hash(mp3), "{fields:?}: encoded anew");
+        assert_ne!(
+            decoded_hash(&file),
+            decoded_hash(mp3),
+            "{fields:?}: encoded anew"
+        );
     }
     // Another codec than the format's is always encoded.
     let (job, _, _) = convert(&app, &token, &sources[0].0, &[], &file).await;

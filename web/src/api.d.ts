@@ -875,7 +875,7 @@ export interface paths {
         put?: never;
         /**
          * Watch a folder of your bucket.
-         * @description Every video (MP4, MOV, AVI, MKV, WebM) that appears under the folder becomes a job
+         * @description Every video or audio file (MP4, MOV, AVI, MKV, WebM, MP3, M4A, WAV, FLAC, Ogg) that appears under the folder becomes a job
          *     with the watch's choices and destination, once per version of the object (its key and
          *     ETag): a video written again is converted again, one seen before never is. At most
          *     `max_running` of its jobs convert at once; the rest wait their turn. Its jobs are
@@ -1585,7 +1585,8 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
-             * @description `http` or `https` links to the videos (MP4, MOV, AVI, MKV or WebM), 1 to
+             * @description `http` or `https` links to the videos (MP4, MOV, AVI, MKV, WebM) or audio files (MP3,
+             *     M4A, WAV, FLAC, Ogg), 1 to
              *     `MAX_FILES_PER_UPLOAD` (one with an `Idempotency-Key`); several make a batch, as several
              *     files of an upload do. A link may carry credentials (`https://user:password@...`, a
              *     presigned query): they are used for the fetch alone and never shown again. Each host
@@ -1711,6 +1712,7 @@ export interface components {
          *         },
          *         "preset": "podcast",
          *         "quality": null,
+         *         "reencode": false,
          *         "sample_rate": 44100,
          *         "start": null,
          *         "strip": false,
@@ -1718,7 +1720,8 @@ export interface components {
          *       },
          *       "progress": 42,
          *       "status": "running",
-         *       "step": "transcode"
+         *       "step": "transcode",
+         *       "stream_copy": null
          *     }
          */
         JobStatusBody: {
@@ -1772,6 +1775,12 @@ export interface components {
             status: components["schemas"]["JobState"];
             /** @description The step running now; `null` between two steps and for a job that ended without one. */
             step?: components["schemas"]["JobStep"] | null;
+            /**
+             * @description Once the job has completed: `true` when the output is the source's audio copied as it
+             *     is (stream copy: its codec was the format's and nothing asked needed decoding), `false`
+             *     when it was decoded and encoded; `null` before.
+             */
+            stream_copy?: boolean | null;
         };
         /**
          * @description A step of the conversion: the workflow's activities, in the order they run.
@@ -1799,8 +1808,12 @@ export interface components {
             /** @description A failed job's failure type (`CorruptMedia`, ...); `/status/{job_id}` has its sentence. */
             failure_type?: string | null;
             filename: string;
-            /** @description What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. */
-            format: components["schemas"]["FormatName"];
+            /**
+             * @description What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. Always sent; a client reads
+             *     its absence (a server without formats) as `mp3`.
+             * @default mp3
+             */
+            format: components["schemas"]["FormatName"] & unknown;
             /** Format: uuid */
             job_id: string;
             /**
@@ -2141,7 +2154,11 @@ export interface components {
              * @description Seconds into the video where it ends; `null`: the end.
              */
             end?: number | null;
-            format: components["schemas"]["FormatName"];
+            /**
+             * @description Always sent; a client reads its absence (a server without formats) as `mp3`.
+             * @default mp3
+             */
+            format: components["schemas"]["FormatName"] & unknown;
             /** @description The loudness it is normalised to; `null`: as the source. */
             normalize?: components["schemas"]["LoudnessTarget"] | null;
             /** @description The preset the choices started from; `null` for none. */
@@ -2151,6 +2168,8 @@ export interface components {
              * @description MP3 VBR quality, 0-9; `null` otherwise.
              */
             quality?: number | null;
+            /** @description Decoded and encoded even where the audio could be copied. */
+            reencode: boolean;
             /**
              * Format: uint32
              * @description Hz; `null`: the source's.
@@ -3352,7 +3371,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/*": string;
+                    "audio/flac": string;
+                    "audio/mp4": string;
+                    "audio/mpeg": string;
+                    "audio/ogg": string;
+                    "audio/wav": string;
                 };
             };
             /** @description The requested byte range. */
@@ -3364,7 +3387,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/*": string;
+                    "audio/flac": string;
+                    "audio/mp4": string;
+                    "audio/mpeg": string;
+                    "audio/ogg": string;
+                    "audio/wav": string;
                 };
             };
             /**
@@ -3508,7 +3535,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/*": string;
+                    "audio/flac": string;
+                    "audio/mp4": string;
+                    "audio/mpeg": string;
+                    "audio/ogg": string;
+                    "audio/wav": string;
                 };
             };
             /** @description The requested byte range. */
@@ -3520,7 +3551,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "audio/*": string;
+                    "audio/flac": string;
+                    "audio/mp4": string;
+                    "audio/mpeg": string;
+                    "audio/ogg": string;
+                    "audio/wav": string;
                 };
             };
             /**
@@ -5972,7 +6007,8 @@ export interface operations {
                     /** @description Where it ends, after `start`; seconds or `HH:MM:SS.mmm`. */
                     end?: string;
                     /**
-                     * @description The video: MP4, MOV, AVI, MKV or WebM. Several `file` parts (up to
+                     * @description The video (MP4, MOV, AVI, MKV, WebM) or audio file (MP3, M4A, WAV, FLAC, Ogg: Opus or
+                     *     Vorbis), as `ALLOWED_EXTENSIONS` allows. Several `file` parts (up to
                      *     `MAX_FILES_PER_UPLOAD`, 10 by default; one with an `Idempotency-Key`) make a batch: a
                      *     job each, with the same choices, followed together at `/batches/{batch_id}`.
                      */
@@ -6002,6 +6038,14 @@ export interface operations {
                      * @description MP3 VBR quality, 0 (best, about 245 kbit/s) to 9 (smallest); default 2.
                      */
                     quality?: number;
+                    /**
+                     * @description `true`: decode and encode even when the source's audio could be copied as it is. By
+                     *     default a source whose codec is the format's own (MP3 to MP3, AAC-LC to M4A, Opus to
+                     *     Opus, FLAC to FLAC, 16- or 24-bit PCM to WAV), at most stereo, is copied packet for
+                     *     packet when nothing asked needs decoding (no trim, loudness, other rate, channels, bit
+                     *     depth or encoding settings); `/status` says which was done (`stream_copy`).
+                     */
+                    reencode?: boolean;
                     /**
                      * Format: uint32
                      * @description Hz; default the source's (or the nearest the format has). MP3: 8000, 11025, 12000,

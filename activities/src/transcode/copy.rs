@@ -39,7 +39,9 @@ pub(super) fn can_copy(source: &Source, options: &OutputOptions) -> bool {
         && options.normalize.is_none()
         && options.start_ms.is_none()
         && options.end_ms.is_none()
-        && options.sample_rate.is_none_or(|rate| rate == decoder.rate())
+        && options
+            .sample_rate
+            .is_none_or(|rate| rate == decoder.rate())
         && options
             .channels
             .is_none_or(|wanted| u16::from(wanted) == channels)

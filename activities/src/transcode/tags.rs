@@ -15,9 +15,7 @@ use audiomill_domain::output::AudioFormat;
 use base64::Engine;
 use id3::{
     Content, Encoder, Frame, Tag, TagLike, Version,
-    frame::{
-        Chapter as ChapFrame, Comment, Picture as ApicPicture, PictureType, TableOfContents,
-    },
+    frame::{Chapter as ChapFrame, Comment, Picture as ApicPicture, PictureType, TableOfContents},
 };
 use std::{io::Read, path::Path};
 

@@ -449,6 +449,11 @@ fn reencoding_is_asked_for_and_travels_only_when_asked() {
     let forced = resolve(&[("reencode", "true")]).unwrap();
     assert!(forced.reencode);
     assert_eq!(serde_json::to_value(&forced).unwrap()["reencode"], true);
-    assert!(serde_json::to_value(resolve(&[]).unwrap()).unwrap().get("reencode").is_none());
+    assert!(
+        serde_json::to_value(resolve(&[]).unwrap())
+            .unwrap()
+            .get("reencode")
+            .is_none()
+    );
     assert_eq!(refused_field(&[("reencode", "sometimes")]), "reencode");
 }
