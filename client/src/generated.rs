@@ -2749,6 +2749,7 @@ FLAC, WAV) or the encoder's default.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub quality: ::std::option::Option<u8>,
         ///Decoded and encoded even where the audio could be copied.
+        #[serde(default)]
         pub reencode: bool,
         ///Hz; `null`: the source's.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -9130,7 +9131,7 @@ nothing holds it.*/
                     normalize: Ok(Default::default()),
                     preset: Ok(Default::default()),
                     quality: Ok(Default::default()),
-                    reencode: Err("no value supplied for reencode".to_string()),
+                    reencode: Ok(Default::default()),
                     sample_rate: Ok(Default::default()),
                     start: Ok(Default::default()),
                     strip: Err("no value supplied for strip".to_string()),

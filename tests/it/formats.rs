@@ -531,11 +531,12 @@ async fn audio_the_format_can_carry_is_copied_bit_for_bit() {
             decoded_hash(source),
             "{format}: the same sound"
         );
-        assert_eq!(
-            read_tags(&file)["tags"]["album"],
-            "Kept",
-            "{format}: tagged as ever"
-        );
+        let album = if *format == "wav" {
+            probe(&file)["format"]["tags"]["album"].clone()
+        } else {
+            read_tags(&file)["tags"]["album"].clone()
+        };
+        assert_eq!(album, "Kept", "{format}: tagged as ever");
     }
     // Anything that needs the samples decodes them, and reencode forces it.
     let (mp3, _) = &sources[1];

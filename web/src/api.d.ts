@@ -1811,9 +1811,8 @@ export interface components {
             /**
              * @description What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. Always sent; a client reads
              *     its absence (a server without formats) as `mp3`.
-             * @default mp3
              */
-            format: components["schemas"]["FormatName"] & unknown;
+            format?: components["schemas"]["FormatName"];
             /** Format: uuid */
             job_id: string;
             /**
@@ -2154,11 +2153,8 @@ export interface components {
              * @description Seconds into the video where it ends; `null`: the end.
              */
             end?: number | null;
-            /**
-             * @description Always sent; a client reads its absence (a server without formats) as `mp3`.
-             * @default mp3
-             */
-            format: components["schemas"]["FormatName"] & unknown;
+            /** @description Always sent; a client reads its absence (a server without formats) as `mp3`. */
+            format?: components["schemas"]["FormatName"];
             /** @description The loudness it is normalised to; `null`: as the source. */
             normalize?: components["schemas"]["LoudnessTarget"] | null;
             /** @description The preset the choices started from; `null` for none. */
@@ -2168,7 +2164,10 @@ export interface components {
              * @description MP3 VBR quality, 0-9; `null` otherwise.
              */
             quality?: number | null;
-            /** @description Decoded and encoded even where the audio could be copied. */
+            /**
+             * @description Decoded and encoded even where the audio could be copied.
+             * @default false
+             */
             reencode: boolean;
             /**
              * Format: uint32

@@ -87,10 +87,15 @@ impl MuxedTags {
             }
             (_, picture) => picture,
         };
-        let chapters = if format == AudioFormat::Wav {
-            Vec::new()
-        } else {
-            chapters
+        let chapters = match format {
+            AudioFormat::Wav => Vec::new(),
+            // FFmpeg's FLAC muxer writes no chapters of its own: they go as the comments its
+            // Ogg muxer writes for Opus.
+            AudioFormat::Flac => {
+                metadata.extend(chapter_comments(&chapters));
+                Vec::new()
+            }
+            _ => chapters,
         };
         Self {
             metadata,
@@ -98,6 +103,27 @@ impl MuxedTags {
             chapters,
         }
     }
+}
+
+/// `chapters` as Vorbis comments: `CHAPTER000=00:01:02.500` and `CHAPTER000NAME=...`, as the
+/// chapter extension to Vorbis comments has them.
+fn chapter_comments(chapters: &[Chapter]) -> Vec<(String, String)> {
+    let mut comments = Vec::with_capacity(chapters.len() * 2);
+    for (i, chapter) in chapters.iter().enumerate() {
+        let ms = chapter.start_ms;
+        let at = format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        );
+        comments.push((format!("CHAPTER{i:03}"), at));
+        if !chapter.title.is_empty() {
+            comments.push((format!("CHAPTER{i:03}NAME"), chapter.title.clone()));
+        }
+    }
+    comments
 }
 
 /// `chapters` as ID3v2 `CHAP` frames (times in milliseconds, each titled by a `TIT2`), listed

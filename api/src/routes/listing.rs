@@ -50,8 +50,8 @@ struct JobSummary {
     created_at: String,
     /// What the job makes: `mp3`, `m4a`, `opus`, `flac` or `wav`. Always sent; a client reads
     /// its absence (a server without formats) as `mp3`.
-    #[oai(default = "FormatName::mp3")]
-    format: FormatName,
+    #[oai(skip_serializing_if_is_none)]
+    format: Option<FormatName>,
     /// When the output was stored.
     #[oai(nullable)]
     completed_at: Option<String>,
@@ -90,7 +90,7 @@ impl Example for JobPage {
                 filename: "talk.mp4".into(),
                 size_bytes: 48_213_557,
                 created_at: "2026-11-24T18:30:00.000Z".into(),
-                format: FormatName::Mp3,
+                format: Some(FormatName::Mp3),
                 completed_at: Some("2026-11-24T18:30:41.250Z".into()),
                 mp3_bytes: Some(5_771_049),
                 audio_seconds: Some(1_442.6),
@@ -257,7 +257,7 @@ fn summary(job: Job, status: JobStatus) -> JobSummary {
         filename: job.original_filename,
         size_bytes: job.source_size,
         created_at: rfc3339(job.created_at),
-        format: job.options.format.into(),
+        format: Some(job.options.format.into()),
         completed_at: job.completed_at.map(rfc3339),
         mp3_bytes: job.mp3_size,
         audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),

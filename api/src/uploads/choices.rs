@@ -60,13 +60,6 @@ pub(crate) enum FormatName {
     Wav,
 }
 
-impl FormatName {
-    /// The default output, for fields whose absence means it.
-    pub(crate) fn mp3() -> Self {
-        Self::Mp3
-    }
-}
-
 impl From<AudioFormat> for FormatName {
     fn from(format: AudioFormat) -> Self {
         match format {
@@ -237,8 +230,8 @@ pub(crate) struct OutputChoices {
     #[oai(nullable)]
     preset: Option<PresetName>,
     /// Always sent; a client reads its absence (a server without formats) as `mp3`.
-    #[oai(default = "FormatName::mp3")]
-    format: FormatName,
+    #[oai(skip_serializing_if_is_none)]
+    format: Option<FormatName>,
     /// MP3 and Opus; `null` for the other formats.
     #[oai(nullable)]
     bitrate_mode: Option<BitrateModeName>,
@@ -278,6 +271,7 @@ pub(crate) struct OutputChoices {
     #[oai(nullable)]
     cover_at: Option<f64>,
     /// Decoded and encoded even where the audio could be copied.
+    #[oai(default)]
     reencode: bool,
 }
 
@@ -309,7 +303,7 @@ impl From<&OutputOptions> for OutputChoices {
         let mp3_vbr = format.is_mp3() && options.bitrate_mode == BitrateMode::Vbr;
         Self {
             preset: options.preset.map(PresetName::from),
-            format: format.into(),
+            format: Some(format.into()),
             bitrate_mode: format
                 .takes_bitrate_mode()
                 .then(|| options.bitrate_mode.into()),
