@@ -123,6 +123,75 @@ impl Cover {
     }
 }
 
+/// Which of the source's audio tracks is converted: the `n`th (from 0, in the file's order),
+/// or the first in a language (as its container tags it: ISO 639-2 such as `eng`, `deu`; a
+/// two-letter code such as `de` matches its three-letter forms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AudioTrack {
+    Index(u32),
+    Language(String),
+}
+
+/// The most audio tracks a choice may name: far more than any real source has.
+pub const MAX_AUDIO_TRACK: u32 = 63;
+
+impl AudioTrack {
+    /// Reads `12` as an index and `eng` or `de` as a language.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if !text.is_empty() && text.len() <= 2 && text.bytes().all(|b| b.is_ascii_digit()) {
+            return text
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_AUDIO_TRACK)
+                .map(AudioTrack::Index);
+        }
+        ((2..=3).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphabetic()))
+            .then(|| AudioTrack::Language(text.to_ascii_lowercase()))
+    }
+
+    /// Whether a track its container tags with `language` is in the language chosen.
+    pub fn speaks(&self, language: &str) -> bool {
+        let AudioTrack::Language(wanted) = self else {
+            return false;
+        };
+        let language = language.to_ascii_lowercase();
+        language == *wanted || three_letter_forms(wanted).contains(&language.as_str())
+    }
+}
+
+/// The ISO 639-2 codes (bibliographic and terminological) of a common ISO 639-1 code.
+fn three_letter_forms(code: &str) -> &'static [&'static str] {
+    match code {
+        "en" => &["eng"],
+        "de" => &["deu", "ger"],
+        "fr" => &["fra", "fre"],
+        "es" => &["spa"],
+        "it" => &["ita"],
+        "pt" => &["por"],
+        "nl" => &["nld", "dut"],
+        "ru" => &["rus"],
+        "ja" => &["jpn"],
+        "zh" => &["zho", "chi"],
+        "ko" => &["kor"],
+        "ar" => &["ara"],
+        "pl" => &["pol"],
+        "sv" => &["swe"],
+        "da" => &["dan"],
+        "no" => &["nor"],
+        "fi" => &["fin"],
+        "tr" => &["tur"],
+        "cs" => &["ces", "cze"],
+        "el" => &["ell", "gre"],
+        "he" => &["heb"],
+        "hi" => &["hin"],
+        "hu" => &["hun"],
+        "uk" => &["ukr"],
+        _ => &[],
+    }
+}
+
 /// Everything that decides the output, checked. `Default` is what a plain upload gets: an
 /// MP3 at VBR quality 2, the source's sample rate and channels (more than two mixed down to
 /// stereo), the whole length, loudness untouched, the source's tags (the file name as the
@@ -168,6 +237,9 @@ pub struct OutputOptions {
     /// Decode and encode even when the source's audio could be copied as it is.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reencode: bool,
+    /// `None`: the track the container marks default, else the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_track: Option<AudioTrack>,
 }
 
 impl Default for OutputOptions {
@@ -189,6 +261,7 @@ impl Default for OutputOptions {
             cover_at_ms: None,
             preset: None,
             reencode: false,
+            audio_track: None,
         }
     }
 }
@@ -322,7 +395,7 @@ pub struct OutputRequest {
 
 impl OutputRequest {
     /// The form fields this request takes.
-    pub const FIELDS: [&'static str; 25] = [
+    pub const FIELDS: [&'static str; 26] = [
         "preset",
         "format",
         "bitrate_mode",
@@ -339,6 +412,7 @@ impl OutputRequest {
         "cover",
         "cover_at",
         "reencode",
+        "audio_track",
         TAG_FIELDS[0],
         TAG_FIELDS[1],
         TAG_FIELDS[2],
@@ -526,6 +600,16 @@ impl OutputRequest {
         }
         if let Some(depth) = self.value("bit_depth") {
             options.bit_depth = Some(one_of("bit_depth", depth, &BIT_DEPTHS, "bits")?);
+        }
+        if let Some(track) = self.value("audio_track") {
+            options.audio_track = Some(AudioTrack::parse(track).ok_or_else(|| {
+                refuse(
+                    "audio_track",
+                    format!(
+                        "must be a track number from 0 (the first audio track) to {MAX_AUDIO_TRACK}, or a language code such as eng or de"
+                    ),
+                )
+            })?);
         }
         if let Some(reencode) = self.value("reencode") {
             options.reencode =

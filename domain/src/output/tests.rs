@@ -457,3 +457,24 @@ fn reencoding_is_asked_for_and_travels_only_when_asked() {
     );
     assert_eq!(refused_field(&[("reencode", "sometimes")]), "reencode");
 }
+
+#[test]
+fn an_audio_track_is_chosen_by_number_or_language() {
+    assert_eq!(resolve(&[]).unwrap().audio_track, None);
+    let second = resolve(&[("audio_track", "1")]).unwrap();
+    assert_eq!(second.audio_track, Some(AudioTrack::Index(1)));
+    let german = resolve(&[("audio_track", "DE")]).unwrap();
+    let track = german.audio_track.unwrap();
+    assert!(track.speaks("ger") && track.speaks("deu") && track.speaks("de"));
+    assert!(!track.speaks("eng"));
+    assert!(AudioTrack::parse("eng").unwrap().speaks("ENG"));
+    for bad in ["-1", "64", "123", "e", "engl", "e1", "", "über"] {
+        assert_eq!(refused_field(&[("audio_track", bad)]), "audio_track", "{bad:?}");
+    }
+    // It travels as a number or a text, and only when chosen.
+    assert_eq!(serde_json::to_value(&second).unwrap()["audio_track"], 1);
+    let json = serde_json::to_string(&resolve(&[("audio_track", "fra")]).unwrap()).unwrap();
+    let back: OutputOptions = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.audio_track, Some(AudioTrack::Language("fra".into())));
+    assert!(serde_json::to_value(resolve(&[]).unwrap()).unwrap().get("audio_track").is_none());
+}
