@@ -198,11 +198,13 @@ impl ConvertActivities {
             return Err(ActivityError::cancelled());
         };
         let report = match result {
-            Ok(Converted::Mp3(report)) if report.copied => {
-                self.db.note_stream_copy(job).await.map_err(database_down)?;
+            Ok(Converted::Mp3(report)) => {
+                self.db
+                    .note_source(job, report.copied, &report.tracks)
+                    .await
+                    .map_err(database_down)?;
                 report
             }
-            Ok(Converted::Mp3(report)) => report,
             Ok(Converted::Planned(plan)) => {
                 tracing::info!(parts = plan.parts(), "the source is converted in parts");
                 return Ok(TranscodeOutput {

@@ -53,6 +53,7 @@ pub(crate) fn transcode_failure(error: TranscodeError) -> ActivityError {
         TranscodeError::Corrupt(_) => FailureKind::CorruptMedia,
         TranscodeError::TooLong(_) => FailureKind::MediaTooLong,
         TranscodeError::Trim(_) => FailureKind::TrimOutOfRange,
+        TranscodeError::Track(_) => FailureKind::NoSuchAudioTrack,
         TranscodeError::Cancelled => return ActivityError::cancelled(),
         TranscodeError::Output(_) | TranscodeError::Crashed(_) => {
             return worker_trouble(error);

@@ -18,7 +18,10 @@ use crate::transcode::{
     MediaLimits, SegmentSettings, SourceLocation, TranscodeError, TranscodeReport, plan, transcode,
     transcode_part,
 };
-use audiomill_domain::{in_parts::SegmentPlan, output::OutputOptions};
+use audiomill_domain::{
+    in_parts::SegmentPlan,
+    output::{OutputOptions, SourceTrack},
+};
 use serde::{Deserialize, Serialize};
 use std::{
     io::{BufRead, Write},
@@ -168,6 +171,8 @@ pub enum Outcome {
         duration_ms: u64,
         #[serde(default)]
         copied: bool,
+        #[serde(default)]
+        tracks: Vec<SourceTrack>,
     },
     Planned(SegmentPlan),
     Unsupported(String),
@@ -175,6 +180,7 @@ pub enum Outcome {
     Corrupt(String),
     TooLong(String),
     Trim(String),
+    Track(String),
     Output(String),
 }
 
@@ -184,6 +190,7 @@ impl From<Result<Converted, TranscodeError>> for Outcome {
             Ok(Converted::Mp3(report)) => Outcome::Done {
                 duration_ms: report.duration_ms,
                 copied: report.copied,
+                tracks: report.tracks,
             },
             Ok(Converted::Planned(plan)) => Outcome::Planned(plan),
             Err(TranscodeError::Unsupported(m)) => Outcome::Unsupported(m),
@@ -191,6 +198,7 @@ impl From<Result<Converted, TranscodeError>> for Outcome {
             Err(TranscodeError::Corrupt(m)) => Outcome::Corrupt(m),
             Err(TranscodeError::TooLong(m)) => Outcome::TooLong(m),
             Err(TranscodeError::Trim(m)) => Outcome::Trim(m),
+            Err(TranscodeError::Track(m)) => Outcome::Track(m),
             // Cancelled: the worker went away; nobody reads this.
             Err(error) => Outcome::Output(error.to_string()),
         }
@@ -203,9 +211,11 @@ impl From<Outcome> for Result<Converted, TranscodeError> {
             Outcome::Done {
                 duration_ms,
                 copied,
+                tracks,
             } => Ok(Converted::Mp3(TranscodeReport {
                 duration_ms,
                 copied,
+                tracks,
             })),
             Outcome::Planned(plan) => Ok(Converted::Planned(plan)),
             Outcome::Unsupported(m) => Err(TranscodeError::Unsupported(m)),
@@ -213,6 +223,7 @@ impl From<Outcome> for Result<Converted, TranscodeError> {
             Outcome::Corrupt(m) => Err(TranscodeError::Corrupt(m)),
             Outcome::TooLong(m) => Err(TranscodeError::TooLong(m)),
             Outcome::Trim(m) => Err(TranscodeError::Trim(m)),
+            Outcome::Track(m) => Err(TranscodeError::Track(m)),
             Outcome::Output(m) => Err(TranscodeError::Output(m)),
         }
     }

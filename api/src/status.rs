@@ -424,6 +424,7 @@ mod tests {
             expired_at: None,
             taken_at: None,
             copied: false,
+            audio_tracks: Vec::new(),
         }
     }
 
@@ -546,6 +547,7 @@ mod tests {
         let taken = Job {
             taken_at: Some(1),
             copied: false,
+            audio_tracks: Vec::new(),
             ..job()
         };
         assert!(
@@ -555,6 +557,7 @@ mod tests {
         let completed = Job {
             taken_at: Some(1),
             copied: false,
+            audio_tracks: Vec::new(),
             completed_at: Some(2),
             outcome: Some(JobStatus::Completed),
             ..job()

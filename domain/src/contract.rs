@@ -73,6 +73,8 @@ pub enum FailureKind {
     MediaTooLong,
     /// The trim asks for audio the file does not have (`start` or `end` past its end).
     TrimOutOfRange,
+    /// The audio track asked for (`audio_track`) is not in the file.
+    NoSuchAudioTrack,
     /// The converter's process crashed or hung. Retried once; non-retryable the second time.
     TranscoderCrashed,
     /// Retried: the database was down.
@@ -132,6 +134,7 @@ impl FailureKind {
                 | Self::SourceMissing
                 | Self::MediaTooLong
                 | Self::TrimOutOfRange
+                | Self::NoSuchAudioTrack
                 | Self::ImportRefused
                 | Self::ExportRefused
         )

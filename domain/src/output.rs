@@ -8,8 +8,10 @@
 //! each value and the combinations, and names the field at fault, before anything is stored.
 
 mod format;
+mod track;
 
 pub use format::{AudioFormat, BIT_DEPTHS};
+pub use track::{AudioTrack, MAX_AUDIO_TRACK, SourceTrack};
 
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, fmt};
@@ -120,75 +122,6 @@ impl Cover {
             Cover::Frame => "frame",
             Cover::None => "none",
         }
-    }
-}
-
-/// Which of the source's audio tracks is converted: the `n`th (from 0, in the file's order),
-/// or the first in a language (as its container tags it: ISO 639-2 such as `eng`, `deu`; a
-/// two-letter code such as `de` matches its three-letter forms).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum AudioTrack {
-    Index(u32),
-    Language(String),
-}
-
-/// The most audio tracks a choice may name: far more than any real source has.
-pub const MAX_AUDIO_TRACK: u32 = 63;
-
-impl AudioTrack {
-    /// Reads `12` as an index and `eng` or `de` as a language.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        if !text.is_empty() && text.len() <= 2 && text.bytes().all(|b| b.is_ascii_digit()) {
-            return text
-                .parse()
-                .ok()
-                .filter(|n| *n <= MAX_AUDIO_TRACK)
-                .map(AudioTrack::Index);
-        }
-        ((2..=3).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphabetic()))
-            .then(|| AudioTrack::Language(text.to_ascii_lowercase()))
-    }
-
-    /// Whether a track its container tags with `language` is in the language chosen.
-    pub fn speaks(&self, language: &str) -> bool {
-        let AudioTrack::Language(wanted) = self else {
-            return false;
-        };
-        let language = language.to_ascii_lowercase();
-        language == *wanted || three_letter_forms(wanted).contains(&language.as_str())
-    }
-}
-
-/// The ISO 639-2 codes (bibliographic and terminological) of a common ISO 639-1 code.
-fn three_letter_forms(code: &str) -> &'static [&'static str] {
-    match code {
-        "en" => &["eng"],
-        "de" => &["deu", "ger"],
-        "fr" => &["fra", "fre"],
-        "es" => &["spa"],
-        "it" => &["ita"],
-        "pt" => &["por"],
-        "nl" => &["nld", "dut"],
-        "ru" => &["rus"],
-        "ja" => &["jpn"],
-        "zh" => &["zho", "chi"],
-        "ko" => &["kor"],
-        "ar" => &["ara"],
-        "pl" => &["pol"],
-        "sv" => &["swe"],
-        "da" => &["dan"],
-        "no" => &["nor"],
-        "fi" => &["fin"],
-        "tr" => &["tur"],
-        "cs" => &["ces", "cze"],
-        "el" => &["ell", "gre"],
-        "he" => &["heb"],
-        "hi" => &["hin"],
-        "hu" => &["hun"],
-        "uk" => &["ukr"],
-        _ => &[],
     }
 }
 

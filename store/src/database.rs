@@ -6,7 +6,7 @@
 use crate::{error::StoreError, time::now_millis};
 use audiomill_domain::{
     BatchId, EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding,
-    output::OutputOptions,
+    output::{OutputOptions, SourceTrack},
 };
 use sqlx::{
     AnyPool, Row,
@@ -84,6 +84,8 @@ pub struct Job {
     pub taken_at: Option<i64>,
     /// Whether its output is the source's audio copied as it is (stream copy).
     pub copied: bool,
+    /// The source's audio tracks, once read, when it has more than one.
+    pub audio_tracks: Vec<SourceTrack>,
 }
 
 impl Job {
@@ -106,7 +108,7 @@ impl Job {
 /// The columns [`job_from_row`] reads.
 pub(crate) const JOB_COLUMNS: &str = "id, user_id, original_filename, source_key, source_size, \
     created_at, mp3_key, mp3_size, duration_ms, completed_at, notified_at, outcome, failure_type, \
-    options, batch_id, expires_at, expired_at, taken_at, copied_at";
+    options, batch_id, expires_at, expired_at, taken_at, copied_at, audio_tracks";
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,14 +522,29 @@ impl Database {
         .transpose()
     }
 
-    /// Notes that the job's output is the source's audio copied as it is (once its transcode
-    /// has made it so).
-    pub async fn note_stream_copy(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET copied_at = ? WHERE id = ? AND copied_at IS NULL")
-            .bind(now_millis())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+    /// Notes what the transcode found of the source: that its audio was copied as it is
+    /// (`copied`), and its audio tracks when it has more than one. One statement, and none
+    /// when there is nothing to note (one track, encoded).
+    pub async fn note_source(
+        &self,
+        id: JobId,
+        copied: bool,
+        tracks: &[SourceTrack],
+    ) -> Result<(), StoreError> {
+        let tracks = (tracks.len() > 1)
+            .then(|| serde_json::to_string(tracks).expect("tracks serialize"));
+        if !copied && tracks.is_none() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE jobs SET copied_at = COALESCE(?, copied_at), \
+             audio_tracks = COALESCE(?, audio_tracks) WHERE id = ?",
+        )
+        .bind(copied.then(now_millis))
+        .bind(tracks)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -721,6 +738,13 @@ pub(crate) fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         expired_at: row.try_get("expired_at")?,
         taken_at: row.try_get("taken_at")?,
         copied: row.try_get::<Option<i64>, _>("copied_at")?.is_some(),
+        audio_tracks: row
+            .try_get::<Option<String>, _>("audio_tracks")?
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("bad tracks".into()))
+            })
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 

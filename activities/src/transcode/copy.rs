@@ -123,5 +123,6 @@ pub(super) fn copy(
     Ok(TranscodeReport {
         duration_ms: (seconds * 1000.0).round() as u64,
         copied: true,
+        tracks: Vec::new(),
     })
 }

@@ -57,7 +57,7 @@ pub fn plan(
         return Ok(None);
     }
     super::start_ffmpeg()?;
-    let source = Source::open(input)?;
+    let source = Source::open(input, options.audio_track.as_ref())?;
     if super::copy::can_copy(&source, options) {
         // Copied in one pass, at the pace of reading the file.
         return Ok(None);

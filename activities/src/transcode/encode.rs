@@ -464,6 +464,7 @@ impl Pipeline {
         Ok(TranscodeReport {
             duration_ms: samples.saturating_mul(1000) / u64::from(self.encoder.rate().max(1)),
             copied: false,
+            tracks: Vec::new(),
         })
     }
 

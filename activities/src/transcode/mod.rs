@@ -33,12 +33,16 @@ mod loudness;
 mod picture;
 mod source;
 mod tags;
+mod tracks;
 
 pub use cut::{SegmentSettings, plan};
 pub use encode::rate_for_bitrate;
 pub use source::SourceLocation;
 
-use audiomill_domain::{in_parts::SegmentPlan, output::OutputOptions};
+use audiomill_domain::{
+    in_parts::SegmentPlan,
+    output::{OutputOptions, SourceTrack},
+};
 use ffmpeg_next as ffmpeg;
 use source::{Source, Span, Trim};
 use std::{ops::ControlFlow, path::Path};
@@ -88,6 +92,8 @@ pub struct TranscodeReport {
     pub duration_ms: u64,
     /// The source's audio packets went into the output as they are (see `copy`).
     pub copied: bool,
+    /// The source's audio tracks, as its container describes them.
+    pub tracks: Vec<SourceTrack>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +109,9 @@ pub enum TranscodeError {
     /// The trim asks for audio the file does not have.
     #[error("{0}")]
     Trim(String),
+    /// The audio track asked for is not in the file.
+    #[error("{0}")]
+    Track(String),
     #[error("the conversion was cancelled")]
     Cancelled,
     #[error("the audio file could not be written ({0})")]
@@ -167,7 +176,7 @@ fn convert(
     start_ffmpeg()?;
 
     let trim = Trim::of(options);
-    let mut source = Source::open(input)?;
+    let mut source = Source::open(input, options.audio_track.as_ref())?;
     let metadata = source.metadata();
     let tags = options.tags_for(
         metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -181,9 +190,14 @@ fn convert(
         None
     };
     let chapters = chapters::of(&source.input, trim);
+    let source_tracks = tracks::list(&source.input);
     let tagging = tagged.then(|| tags::Tagging::new(options.format, &tags, picture, chapters));
     if part.is_none() && copy::can_copy(&source, options) {
-        return copy::copy(source, output, options.format, tagging, limits, on_progress);
+        let report = copy::copy(source, output, options.format, tagging, limits, on_progress)?;
+        return Ok(TranscodeReport {
+            tracks: source_tracks,
+            ..report
+        });
     }
     let mut chain = trim.filter(&source);
     let mut span = Span::WHOLE;
@@ -204,7 +218,7 @@ fn convert(
             measuring,
             on_progress,
         )?;
-        source = Source::open(input)?;
+        source = Source::open(input, options.audio_track.as_ref())?;
         if let Some(measured) = measured {
             chain = format!("{chain},{layout},{}", loudness::normalise(target, measured));
         }
@@ -224,5 +238,8 @@ fn convert(
     })?;
     let report = pipeline.finish()?;
     let _ = on_progress(100);
-    Ok(report)
+    Ok(TranscodeReport {
+        tracks: source_tracks,
+        ..report
+    })
 }

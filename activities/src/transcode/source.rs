@@ -6,9 +6,9 @@
 //! sample (`atrim`). The end of the decoded audio is compared with the stream's announced
 //! duration, so a truncated file fails instead of yielding a shorter MP3 that claims success.
 
-use super::TranscodeError;
-use audiomill_domain::output::OutputOptions;
-use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, filter, format, frame, media};
+use super::{TranscodeError, tracks};
+use audiomill_domain::output::{AudioTrack, OutputOptions};
+use ffmpeg::{ChannelLayout, Error as AvError, Rescale, codec, filter, format, frame};
 use ffmpeg_next as ffmpeg;
 use std::{ops::ControlFlow, path::PathBuf};
 
@@ -121,7 +121,11 @@ pub(super) struct Source {
 }
 
 impl Source {
-    pub(super) fn open(location: &SourceLocation) -> Result<Self, TranscodeError> {
+    /// Opens the source at `location` with its audio track `track` (see [`tracks::choose`]).
+    pub(super) fn open(
+        location: &SourceLocation,
+        track: Option<&AudioTrack>,
+    ) -> Result<Self, TranscodeError> {
         let input_bytes = match location {
             SourceLocation::File(path) => std::fs::metadata(path)
                 .map_err(|e| TranscodeError::Output(format!("the source cannot be read: {e}")))?
@@ -129,9 +133,9 @@ impl Source {
             SourceLocation::Url { size, .. } => *size,
         };
         let input = open_source(location)?;
+        let chosen = tracks::choose(&input, track)?;
         let stream = input
-            .streams()
-            .best(media::Type::Audio)
+            .stream(chosen)
             .ok_or(TranscodeError::NoAudioStream)?;
         check_decoder(stream.parameters().id())?;
         let time_base = stream.time_base();
@@ -284,7 +288,7 @@ pub(super) fn open_with_decoders(
 }
 
 /// Refuses an audio codec that is not among the decoders we open.
-fn check_decoder(id: codec::Id) -> Result<(), TranscodeError> {
+pub(super) fn check_decoder(id: codec::Id) -> Result<(), TranscodeError> {
     let name = ffmpeg::decoder::find(id).map(|codec| codec.name().to_owned());
     match name {
         Some(name) if AUDIO_DECODERS.contains(&name.as_str()) => Ok(()),

@@ -17,7 +17,7 @@ use crate::{
     uploads::file,
 };
 use crate::{metrics, params::ApiJobId};
-use audiomill_domain::{JobStatus, Step, UserId};
+use audiomill_domain::{JobStatus, Step, UserId, output::SourceTrack};
 use audiomill_store::{Job, KeyedUpload, time::now_millis};
 use audiomill_workflows::ConvertVideo;
 use poem::{Body, Request};
@@ -129,6 +129,11 @@ struct JobStatusBody {
     /// The MP3's length, once it is stored.
     #[oai(nullable)]
     audio_seconds: Option<f64>,
+    /// The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
+    /// `default`), once it has been read, when it has more than one: `audio_track` chooses
+    /// among them. Left out for a source with one, or not read yet.
+    #[oai(skip_serializing_if_is_empty)]
+    audio_tracks: Vec<AudioTrackView>,
     /// Once the job has completed: `true` when the output is the source's audio copied as it
     /// is (stream copy: its codec was the format's and nothing asked needed decoding), `false`
     /// when it was decoded and encoded; `null` before.
@@ -155,7 +160,56 @@ impl Example for JobStatusBody {
             failure_type: None,
             mp3_bytes: None,
             audio_seconds: None,
+            audio_tracks: vec![
+                AudioTrackView {
+                    index: 0,
+                    language: Some("eng".into()),
+                    codec: "aac".into(),
+                    channels: 2,
+                    title: None,
+                    default: true,
+                },
+                AudioTrackView {
+                    index: 1,
+                    language: Some("deu".into()),
+                    codec: "aac".into(),
+                    channels: 2,
+                    title: Some("Deutsch".into()),
+                    default: false,
+                },
+            ],
             stream_copy: None,
+        }
+    }
+}
+
+/// One audio track of a source.
+#[derive(Debug, Clone, Object)]
+struct AudioTrackView {
+    /// Its number among the source's audio tracks, from 0: what `audio_track` takes.
+    index: u32,
+    /// As the container tags it (`eng`, `deu`, ...); `null` when untagged.
+    #[oai(nullable)]
+    language: Option<String>,
+    /// Its codec, as FFmpeg names it (`aac`, `ac3`, `opus`, ...).
+    codec: String,
+    channels: u16,
+    #[oai(nullable)]
+    title: Option<String>,
+    /// Whether the container marks it as the one to play by default (converted unless
+    /// `audio_track` says otherwise).
+    default: bool,
+}
+
+impl From<&SourceTrack> for AudioTrackView {
+    fn from(track: &SourceTrack) -> Self {
+        Self {
+            index: track.index,
+            language: track.language.clone(),
+            codec: track.codec.clone(),
+            channels: track.channels,
+            title: track.title.clone(),
+            default: track.default,
         }
     }
 }
@@ -477,6 +531,7 @@ impl JobsApi {
                 .flatten(),
             mp3_bytes: job.mp3_size,
             audio_seconds: job.duration_ms.map(|ms| ms as f64 / 1000.0),
+            audio_tracks: job.audio_tracks.iter().map(AudioTrackView::from).collect(),
             stream_copy: job.completed_at.map(|_| job.copied),
         })))
     }

@@ -469,12 +469,21 @@ fn an_audio_track_is_chosen_by_number_or_language() {
     assert!(!track.speaks("eng"));
     assert!(AudioTrack::parse("eng").unwrap().speaks("ENG"));
     for bad in ["-1", "64", "123", "e", "engl", "e1", "", "über"] {
-        assert_eq!(refused_field(&[("audio_track", bad)]), "audio_track", "{bad:?}");
+        assert_eq!(
+            refused_field(&[("audio_track", bad)]),
+            "audio_track",
+            "{bad:?}"
+        );
     }
     // It travels as a number or a text, and only when chosen.
     assert_eq!(serde_json::to_value(&second).unwrap()["audio_track"], 1);
     let json = serde_json::to_string(&resolve(&[("audio_track", "fra")]).unwrap()).unwrap();
     let back: OutputOptions = serde_json::from_str(&json).unwrap();
     assert_eq!(back.audio_track, Some(AudioTrack::Language("fra".into())));
-    assert!(serde_json::to_value(resolve(&[]).unwrap()).unwrap().get("audio_track").is_none());
+    assert!(
+        serde_json::to_value(resolve(&[]).unwrap())
+            .unwrap()
+            .get("audio_track")
+            .is_none()
+    );
 }
