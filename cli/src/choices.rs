@@ -108,6 +108,10 @@ pub struct OutputFlags {
     /// an MP3 to MP3, AAC to M4A, Opus, FLAC or PCM to WAV with nothing to change is copied).
     #[arg(long)]
     pub reencode: bool,
+    /// The audio track to convert: its number from 0 (`audiomill status` lists a source's),
+    /// or a language such as eng or de [server default: the one marked default].
+    #[arg(long, value_name = "NUMBER|LANGUAGE")]
+    pub audio_track: Option<String>,
     /// The front-cover picture [server default: source].
     #[arg(long, value_enum)]
     pub cover: Option<CoverFlag>,
@@ -181,6 +185,7 @@ impl From<&OutputFlags> for UploadOptions {
             tags: flags.tags.iter().cloned().collect(),
             strip: flags.strip.then_some(true),
             reencode: flags.reencode.then_some(true),
+            audio_track: flags.audio_track.clone(),
             cover: flags.cover.map(|cover| match cover {
                 CoverFlag::Source => types::CoverName::Source,
                 CoverFlag::Frame => types::CoverName::Frame,

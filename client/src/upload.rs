@@ -55,6 +55,8 @@ pub struct UploadOptions {
     pub strip: Option<bool>,
     /// Decode and encode even when the source's audio could be copied as it is.
     pub reencode: Option<bool>,
+    /// The audio track to convert: its number from 0, or a language (`eng`, `de`).
+    pub audio_track: Option<String>,
     pub cover: Option<types::CoverName>,
     /// Seconds or `HH:MM:SS.mmm` into the video: the cover frame.
     pub cover_at: Option<String>,
@@ -98,6 +100,7 @@ impl UploadOptions {
             ),
             ("strip", self.strip.as_ref().map(ToString::to_string)),
             ("reencode", self.reencode.as_ref().map(ToString::to_string)),
+            ("audio_track", self.audio_track.clone()),
             ("cover", self.cover.as_ref().map(ToString::to_string)),
             ("cover_at", self.cover_at.clone()),
             ("callback_url", self.callback_url.clone()),

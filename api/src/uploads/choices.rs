@@ -2,7 +2,9 @@
 //! form is read by [`super::intake`], and checked by `audiomill_domain::output`) and the
 //! `options` a job's status reports.
 
-use audiomill_domain::output::{AudioFormat, BitrateMode, Cover, Loudness, OutputOptions, Preset};
+use audiomill_domain::output::{
+    AudioFormat, AudioTrack, BitrateMode, Cover, Loudness, OutputOptions, Preset,
+};
 use poem_openapi::{Enum, Multipart, Object, types::multipart::Upload};
 use std::collections::BTreeMap;
 
@@ -185,6 +187,13 @@ pub(crate) struct UploadForm {
     /// packet when nothing asked needs decoding (no trim, loudness, other rate, channels, bit
     /// depth or encoding settings); `/status` says which was done (`stream_copy`).
     reencode: Option<bool>,
+    /// Which audio track to convert: its number (0 for the first, as `/status` lists them in
+    /// `audio_tracks`), or a language as the container tags it (`eng`, `deu`; `en`, `de`
+    /// match those). Default: the track the container marks default, else the first. A track
+    /// the file does not have fails the job (`NoSuchAudioTrack`) with a sentence listing those
+    /// it has.
+    #[oai(validator(max_length = 3))]
+    audio_track: Option<String>,
     /// The title (ID3 `TIT2`; in the other formats their own title tag). Each `tags[...]`
     /// field overrides what the video's metadata says; an empty one removes it. Up to 1024
     /// characters, UTF-8, no control characters. With no title anywhere, the file name
@@ -273,6 +282,9 @@ pub(crate) struct OutputChoices {
     /// Decoded and encoded even where the audio could be copied.
     #[oai(default)]
     reencode: bool,
+    /// The audio track asked for: a number or a language; left out for the default track.
+    #[oai(skip_serializing_if_is_none)]
+    audio_track: Option<String>,
 }
 
 /// A loudness target (EBU R128).
@@ -320,6 +332,10 @@ impl From<&OutputOptions> for OutputChoices {
             cover: options.cover.into(),
             cover_at: options.cover_at_ms.map(seconds),
             reencode: options.reencode,
+            audio_track: options.audio_track.as_ref().map(|track| match track {
+                AudioTrack::Index(n) => n.to_string(),
+                AudioTrack::Language(code) => code.clone(),
+            }),
         }
     }
 }
