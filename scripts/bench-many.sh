@@ -145,6 +145,6 @@ row() { # SECONDS COUNT GOAL
 echo "Preparing clips..." >&2
 short_clips "$WORK/clips-30" 30 100
 short_clips "$WORK/clips-5" 5 200
-echo "10/12 many short jobs..." >&2
+echo "10/13 many short jobs..." >&2
 row 30 100 1.15x
 row 5 200 1.5x

@@ -18,7 +18,7 @@ INSTALL_WHO=bench apt_install_missing wrk nginx-light
 source scripts/bench-lib.sh
 bench_begin
 
-echo "11/12 small requests..." >&2
+echo "11/13 small requests..." >&2
 port=$(free_port); api=http://127.0.0.1:$port
 # The abuse limits raised: the run measures the service, not the limiter.
 RUST_LOG=warn DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$port" RATE_LIMIT_PER_MINUTE=10000000 \

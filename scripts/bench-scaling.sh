@@ -34,7 +34,7 @@ if cpu_cgroups_writable; then
   CAPPED=true
 fi
 
-echo "12/12 many short jobs on 1, 2 and 3 workers, production backends..." >&2
+echo "12/13 many short jobs on 1, 2 and 3 workers, production backends..." >&2
 short_clips "$WORK/clips" "$LENGTH" "$COUNT"
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091

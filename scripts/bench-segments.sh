@@ -30,7 +30,7 @@ now() { date +%s.%N; }
 best() { sort -n | head -1; }
 MINUTES=(1 10 60)
 
-echo "9/12 long videos in parts..."
+echo "9/13 long videos in parts..."
 for m in "${MINUTES[@]}"; do
   # Music-like stereo 48 kHz AAC behind a tiny picture, as a phone records a concert.
   ff -f lavfi -i "color=size=64x64:rate=1" \

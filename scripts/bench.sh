@@ -29,7 +29,9 @@
 #  11. small requests: /health at its most, /status paced to 1 000 a second
 #      (scripts/bench-requests.sh, with Debian's wrk);
 #  12. the many short jobs of section 10 on 1, 2 and 3 workers with the production backends,
-#      and each process's CPU per job (scripts/bench-scaling.sh, its own rows).
+#      and each process's CPU per job (scripts/bench-scaling.sh, its own rows);
+#  13. a 60-minute source to each output format against the CLI, and to M4A by stream copy
+#      against re-encoding (scripts/bench-formats.sh, its own rows).
 # Everything runs on 127.0.0.1 with its own Temporal dev server, gateway and worker processes,
 # on the production backends (MariaDB, S3, SMTP) that scripts/test-services.sh starts.
 set -euo pipefail
@@ -60,7 +62,7 @@ ff -f lavfi -i "sine=frequency=440:sample_rate=48000" -f lavfi -i "anoisesrc=col
 ff -f lavfi -i "testsrc=size=320x240:rate=5" -i "$WORK/long.m4a" -t 600 -c:v libx264 -preset ultrafast -c:a copy -shortest "$WORK/long.mp4"
 ff -f lavfi -i "testsrc=size=320x240:rate=10" -f lavfi -i "sine=frequency=440" -t 10 -c:v libx264 -preset ultrafast -c:a aac "$WORK/short.mp4"
 
-echo "1/12 transcode, 10-minute clip (best of 3 each)..."
+echo "1/13 transcode, 10-minute clip (best of 3 each)..."
 best() { sort -n | head -1; }
 cli=$(for _ in 1 2 3; do s=$(now); ff -i "$WORK/long.mp4" -vn -c:a libmp3lame -q:a 2 "$WORK/cli.mp3"; e=$(now); elapsed "$s" "$e"; done | best)
 ours=$(for _ in 1 2 3; do "$EXAMPLE" "$WORK/long.mp4" "$WORK/ours.mp3" | awk '{print $1}'; done | best)
@@ -104,7 +106,7 @@ for choice in cbr mono trim normalize cover; do
   choice_rows+=("| transcode of the 10-minute clip, ${choice_label[$choice]}: Audiomill vs ffmpeg CLI | | $row |")
 done
 
-echo "2/12 service overhead, 10-second clip..."
+echo "2/13 service overhead, 10-second clip..."
 bash scripts/test-services.sh start >/dev/null
 # shellcheck disable=SC1091
 source .tools/run/env
@@ -142,7 +144,7 @@ for _ in 1 2 3 4 5; do
 done
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -n | sed -n 3p)
 
-echo "3/12 gateway memory and S3 throughput during a 1 GB upload..."
+echo "3/13 gateway memory and S3 throughput during a 1 GB upload..."
 # A valid MP4 head followed by padding: accepted by the gateway, streamed to storage.
 python3 - "$WORK/short.mp4" "$WORK/big.mp4" <<'PY'
 import sys
@@ -198,7 +200,7 @@ done
 # The web app's first load over loopback, in Debian's Chromium driven by Playwright.
 read -r web_kb web_ms < <("$TEST_PLAYWRIGHT_PYTHON" scripts/bench_webapp.py "$API" "$TEST_CHROMIUM")
 
-echo "4/12 jobs per minute, one worker against two..."
+echo "4/13 jobs per minute, one worker against two..."
 # One-minute clips as phones make them, small: 640x360 video, stereo 48 kHz music-like audio.
 for n in $(seq 10); do
   ff -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=$((200 + n * 50)):sample_rate=48000" \
@@ -256,7 +258,7 @@ mapfile -t shared < <(scaling)
 WORKERS=("$(start_worker worker1)" "$(start_worker worker2)")
 sleep 2
 
-echo "5/12 load: 50 clients for 60 s against one gateway..."
+echo "5/13 load: 50 clients for 60 s against one gateway..."
 LOAD_PORT=$(free_port)
 # Its own gateway, with the abuse limits raised: the run measures the service, not the limiter.
 RATE_LIMIT_PER_MINUTE=100000000 MAX_CONCURRENT_UPLOADS=1000 MAX_EVENT_STREAMS_PER_USER=1000 \
@@ -269,7 +271,7 @@ load_cpu_before=$(cpu_ticks "$LOAD_GATEWAY")
 "$TARGET"/examples/load "$LOAD" bench@example.com bench-password "$WORK/tiny.mp4" 50 60 100 >"$WORK/load.txt"
 load_cpu=$(python3 -c "print(($(cpu_ticks "$LOAD_GATEWAY") - $load_cpu_before) / $TICKS)")
 
-echo "6/12 metrics and statistics..."
+echo "6/13 metrics and statistics..."
 # The gateway's CPU per answered request in the load run, against what its metrics middleware
 # costs per request measured alone: the share of the gateway's capacity that metrics take.
 requests=$(awk -F'|' 'NR > 2 {s += $3} END {print s}' "$WORK/load.txt")
@@ -315,7 +317,7 @@ deep=$(sql "SELECT CONCAT(created_at, '.', id) FROM jobs ORDER BY created_at DES
 deep_cursor=$(python3 -c "import base64, sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip('='))" "$deep")
 jobs_deep=$(timed "$LOAD/jobs?limit=100&cursor=$deep_cursor" -H "Authorization: Bearer $ADMIN_TOKEN")
 jobs_in_db=$(sql "SELECT COUNT(*) FROM jobs")
-echo "7/12 500 event streams on one gateway while jobs run..."
+echo "7/13 500 event streams on one gateway while jobs run..."
 watch_reads() { curl -sf "$LOAD/metrics" | awk '$1 == "audiomill_job_watch_reads_total" {print $2}' | grep . || echo 0; }
 echo 5 >/proc/$LOAD_GATEWAY/clear_refs
 streams_rss_before=$(awk '/VmRSS/{print $2}' /proc/$LOAD_GATEWAY/status)
@@ -338,7 +340,7 @@ per_stream_kb=$(( (streams_peak - streams_rss_before) / streams ))
 per_stream_fds=$(python3 -c "print(f'{($streams_fds_peak - $streams_fds_before) / $streams:.2f}')")
 streams_row="$ended of $streams streams saw their job complete ($events events); gateway CPU ${streams_cpu} s over ${streams_seconds} s, memory peak $((streams_peak / 1024)) MB (before: $((streams_rss_before / 1024)) MB; ${per_stream_kb} KB a stream), descriptors ${streams_fds_before} -> ${streams_fds_peak} (${per_stream_fds} a stream); ${streams_reads} reads of the jobs' state (Temporal calls), against $(python3 -c "print(round($streams * $streams_seconds))") if each stream polled once a second"
 
-echo "8/12 a 1 GB download, through the gateway and redirected to the bucket..."
+echo "8/13 a 1 GB download, through the gateway and redirected to the bucket..."
 REDIRECT_PORT=$(free_port)
 DOWNLOAD_REDIRECT=true LISTEN_ADDR=127.0.0.1:$REDIRECT_PORT "$BIN" gateway >"$WORK/redirect-gateway.log" 2>&1 &
 REDIRECT_GATEWAY=$!; PIDS+=($REDIRECT_GATEWAY)
@@ -439,3 +441,4 @@ bash scripts/bench-segments.sh
 bash scripts/bench-many.sh
 bash scripts/bench-requests.sh
 bash scripts/bench-scaling.sh
+bash scripts/bench-formats.sh
