@@ -131,6 +131,27 @@ pub async fn status(args: StatusArgs) -> Result<Exit, Problem> {
     if let Some(error) = &status.error {
         println!("Error:     {}", printable(error));
     }
+    if let Some(format) = &status.options.format {
+        let how = match status.stream_copy {
+            Some(true) => ", the audio copied as it is",
+            Some(false) => ", encoded",
+            None => "",
+        };
+        println!("Output:    {format}{how}");
+    }
+    for track in &status.audio_tracks {
+        let mut about = format!("{}, {} channels", track.codec, track.channels);
+        if let Some(language) = &track.language {
+            about = format!("{}, {about}", printable(language));
+        }
+        if let Some(title) = &track.title {
+            about += &format!(", \"{}\"", printable(title));
+        }
+        if track.default {
+            about += ", default";
+        }
+        println!("Track {}:   {about}", track.index);
+    }
     Ok(Exit::Success)
 }
 
