@@ -140,7 +140,7 @@ pub async fn status(args: StatusArgs) -> Result<Exit, Problem> {
         println!("Output:    {format}{how}");
     }
     for track in &status.audio_tracks {
-        let mut about = format!("{}, {} channels", track.codec, track.channels);
+        let mut about = format!("{}, {} channels", printable(&track.codec), track.channels);
         if let Some(language) = &track.language {
             about = format!("{}, {about}", printable(language));
         }
