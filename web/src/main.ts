@@ -207,7 +207,7 @@ async function loadHistory(fresh: boolean): Promise<void> {
     );
     const actions = el("td", { class: "actions" }, remove);
     if (job.status === "completed") {
-      actions.prepend(downloadButton(job.job_id, job.filename, job.format));
+      actions.prepend(downloadButton(job.job_id, job.filename, job.format ?? "mp3"));
     }
     // A heading for a drop of several files (one file alone needs none).
     const together = data.jobs.filter((other) => other.batch_id === job.batch_id).length;

@@ -268,7 +268,7 @@ export class FileRow {
     const { data } = await api.GET("/status/{job_id}", {
       params: { path: { job_id: this.jobId! } },
     });
-    if (data) this.format = data.options.format;
+    if (data) this.format = data.options.format ?? "mp3";
     if (data?.audio_seconds != null && data.mp3_bytes != null) {
       this.say(t("row.doneWith", { length: clock(data.audio_seconds), size: bytes(data.mp3_bytes) }));
     }

@@ -319,7 +319,7 @@ fn the_mp3_size_and_decoded_duration_limits_hold() {
 fn only_the_accepted_containers_and_audio_codecs_are_opened() {
     let dir = tempfile::tempdir().unwrap();
     // A container we do not accept, whatever its name says.
-    let wav = dir.path().join("in.mp4");
+    let aiff = dir.path().join("in.mp4");
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -328,10 +328,10 @@ fn only_the_accepted_containers_and_audio_codecs_are_opened() {
         "-t",
         "2",
         "-f",
-        "wav",
-        wav.to_str().unwrap(),
+        "aiff",
+        aiff.to_str().unwrap(),
     ]);
-    let (result, _) = run(&wav, &dir.path().join("a.mp3"));
+    let (result, _) = run(&aiff, &dir.path().join("a.mp3"));
     assert!(
         matches!(result, Err(TranscodeError::Unsupported(_))),
         "{result:?}"
