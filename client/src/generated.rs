@@ -112,6 +112,28 @@ pub mod types {
             Default::default()
         }
     }
+    ///One audio track of a source.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct AudioTrackView {
+        pub channels: u16,
+        ///Its codec, as FFmpeg names it (`aac`, `ac3`, `opus`, ...).
+        pub codec: ::std::string::String,
+        /**Whether the container marks it as the one to play by default (converted unless
+`audio_track` says otherwise).*/
+        pub default: bool,
+        ///Its number among the source's audio tracks, from 0: what `audio_track` takes.
+        pub index: u32,
+        ///As the container tags it (`eng`, `deu`, ...); `null` when untagged.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub language: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub title: ::std::option::Option<::std::string::String>,
+    }
+    impl AudioTrackView {
+        pub fn builder() -> builder::AudioTrackView {
+            Default::default()
+        }
+    }
     ///How many of a batch's jobs stand where.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct BatchCounts {
@@ -1170,6 +1192,10 @@ fewer than `limit` jobs before the last.*/
         ///The MP3's length, once it is stored.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub audio_seconds: ::std::option::Option<f64>,
+        /**The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
+`default`), once it has been read, when it has more than one: `audio_track` chooses
+among them. Left out for a source with one, or not read yet.*/
+        pub audio_tracks: ::std::vec::Vec<AudioTrackView>,
         ///When the MP3 was stored; `null` until then.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub completed_at: ::std::option::Option<::std::string::String>,
@@ -2716,6 +2742,9 @@ one of the folders the operator lets be watched (`WATCH_DIRECTORIES`).*/
     ///What a job's output is to be, as its upload asked.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct OutputChoices {
+        ///The audio track asked for: a number or a language; left out for the default track.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio_track: ::std::option::Option<::std::string::String>,
         /**FLAC and WAV: bits a sample; `null`: 16, or 24 for a wider source (and for the lossy
 formats).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -4595,6 +4624,134 @@ nothing holds it.*/
                     latency_ms: Ok(value.latency_ms),
                     replay: Ok(value.replay),
                     status_code: Ok(value.status_code),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct AudioTrackView {
+            channels: ::std::result::Result<u16, ::std::string::String>,
+            codec: ::std::result::Result<::std::string::String, ::std::string::String>,
+            default: ::std::result::Result<bool, ::std::string::String>,
+            index: ::std::result::Result<u32, ::std::string::String>,
+            language: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            title: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AudioTrackView {
+            fn default() -> Self {
+                Self {
+                    channels: Err("no value supplied for channels".to_string()),
+                    codec: Err("no value supplied for codec".to_string()),
+                    default: Err("no value supplied for default".to_string()),
+                    index: Err("no value supplied for index".to_string()),
+                    language: Ok(Default::default()),
+                    title: Ok(Default::default()),
+                }
+            }
+        }
+        impl AudioTrackView {
+            pub fn channels<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u16>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.channels = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for channels: {e}")
+                    });
+                self
+            }
+            pub fn codec<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.codec = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for codec: {e}")
+                    });
+                self
+            }
+            pub fn default<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.default = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for default: {e}")
+                    });
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn language<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.language = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for language: {e}")
+                    });
+                self
+            }
+            pub fn title<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.title = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for title: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AudioTrackView> for super::AudioTrackView {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AudioTrackView,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    channels: value.channels?,
+                    codec: value.codec?,
+                    default: value.default?,
+                    index: value.index?,
+                    language: value.language?,
+                    title: value.title?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AudioTrackView> for AudioTrackView {
+            fn from(value: super::AudioTrackView) -> Self {
+                Self {
+                    channels: Ok(value.channels),
+                    codec: Ok(value.codec),
+                    default: Ok(value.default),
+                    index: Ok(value.index),
+                    language: Ok(value.language),
+                    title: Ok(value.title),
                 }
             }
         }
@@ -7116,6 +7273,10 @@ nothing holds it.*/
                 ::std::option::Option<f64>,
                 ::std::string::String,
             >,
+            audio_tracks: ::std::result::Result<
+                ::std::vec::Vec<super::AudioTrackView>,
+                ::std::string::String,
+            >,
             completed_at: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -7167,6 +7328,7 @@ nothing holds it.*/
                 Self {
                     attempt: Err("no value supplied for attempt".to_string()),
                     audio_seconds: Ok(Default::default()),
+                    audio_tracks: Err("no value supplied for audio_tracks".to_string()),
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     download: Ok(Default::default()),
@@ -7207,6 +7369,18 @@ nothing holds it.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for audio_seconds: {e}")
+                    });
+                self
+            }
+            pub fn audio_tracks<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::AudioTrackView>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_tracks = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for audio_tracks: {e}")
                     });
                 self
             }
@@ -7399,6 +7573,7 @@ nothing holds it.*/
                 Ok(Self {
                     attempt: value.attempt?,
                     audio_seconds: value.audio_seconds?,
+                    audio_tracks: value.audio_tracks?,
                     completed_at: value.completed_at?,
                     created_at: value.created_at?,
                     download: value.download?,
@@ -7422,6 +7597,7 @@ nothing holds it.*/
                 Self {
                     attempt: Ok(value.attempt),
                     audio_seconds: Ok(value.audio_seconds),
+                    audio_tracks: Ok(value.audio_tracks),
                     completed_at: Ok(value.completed_at),
                     created_at: Ok(value.created_at),
                     download: Ok(value.download),
@@ -9058,6 +9234,10 @@ nothing holds it.*/
         }
         #[derive(Clone, Debug)]
         pub struct OutputChoices {
+            audio_track: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             bit_depth: ::std::result::Result<
                 ::std::option::Option<u8>,
                 ::std::string::String,
@@ -9120,6 +9300,7 @@ nothing holds it.*/
         impl ::std::default::Default for OutputChoices {
             fn default() -> Self {
                 Self {
+                    audio_track: Ok(Default::default()),
                     bit_depth: Ok(Default::default()),
                     bitrate: Ok(Default::default()),
                     bitrate_mode: Ok(Default::default()),
@@ -9140,6 +9321,18 @@ nothing holds it.*/
             }
         }
         impl OutputChoices {
+            pub fn audio_track<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio_track = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for audio_track: {e}")
+                    });
+                self
+            }
             pub fn bit_depth<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<u8>>,
@@ -9346,6 +9539,7 @@ nothing holds it.*/
                 value: OutputChoices,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    audio_track: value.audio_track?,
                     bit_depth: value.bit_depth?,
                     bitrate: value.bitrate?,
                     bitrate_mode: value.bitrate_mode?,
@@ -9368,6 +9562,7 @@ nothing holds it.*/
         impl ::std::convert::From<super::OutputChoices> for OutputChoices {
             fn from(value: super::OutputChoices) -> Self {
                 Self {
+                    audio_track: Ok(value.audio_track),
                     bit_depth: Ok(value.bit_depth),
                     bitrate: Ok(value.bitrate),
                     bitrate_mode: Ok(value.bitrate_mode),

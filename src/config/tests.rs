@@ -43,7 +43,9 @@ fn defaults_are_the_embedded_mode() {
     assert_eq!(gateway.max_file_size_mb, 100);
     assert_eq!(
         gateway.allowed_extensions,
-        ["mp4", "avi", "mov", "mkv", "webm", "mp3", "m4a", "wav", "flac", "ogg", "opus"]
+        [
+            "mp4", "avi", "mov", "mkv", "webm", "mp3", "m4a", "wav", "flac", "ogg", "opus"
+        ]
     );
     assert_eq!(gateway.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.temporal_address, None);

@@ -5,7 +5,8 @@
 
 use crate::{error::StoreError, time::now_millis};
 use audiomill_domain::{
-    BatchId, EmailAddress, JobId, JobStatus, ObjectKey, UserId, contract::JobEnding,
+    BatchId, EmailAddress, JobId, JobStatus, ObjectKey, UserId,
+    contract::JobEnding,
     output::{OutputOptions, SourceTrack},
 };
 use sqlx::{
@@ -531,8 +532,8 @@ impl Database {
         copied: bool,
         tracks: &[SourceTrack],
     ) -> Result<(), StoreError> {
-        let tracks = (tracks.len() > 1)
-            .then(|| serde_json::to_string(tracks).expect("tracks serialize"));
+        let tracks =
+            (tracks.len() > 1).then(|| serde_json::to_string(tracks).expect("tracks serialize"));
         if !copied && tracks.is_none() {
             return Ok(());
         }

@@ -566,12 +566,35 @@ fn two_languages(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("film.mkv");
     let out = path.to_string_lossy().into_owned();
     ffmpeg(&[
-        "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-        "-f", "lavfi", "-i", "sine=frequency=880:duration=3",
-        "-map", "0:a", "-map", "1:a", "-ac:a:0", "1", "-ac:a:1", "2", "-c:a", "flac",
-        "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=ger",
-        "-metadata:s:a:1", "title=Deutsch",
-        "-disposition:a:0", "0", "-disposition:a:1", "default", &out,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:duration=3",
+        "-map",
+        "0:a",
+        "-map",
+        "1:a",
+        "-ac:a:0",
+        "1",
+        "-ac:a:1",
+        "2",
+        "-c:a",
+        "flac",
+        "-metadata:s:a:0",
+        "language=eng",
+        "-metadata:s:a:1",
+        "language=ger",
+        "-metadata:s:a:1",
+        "title=Deutsch",
+        "-disposition:a:0",
+        "0",
+        "-disposition:a:1",
+        "default",
+        &out,
     ]);
     path
 }
@@ -589,17 +612,37 @@ async fn the_audio_track_is_the_one_asked_for_else_the_default_one() {
     assert_eq!(channels(&file), 2, "the default track: {job}");
     let tracks = &job["audio_tracks"];
     assert_eq!(tracks[0]["language"], "eng", "{job}");
-    assert_eq!((tracks[0]["channels"].as_u64(), tracks[0]["default"].as_bool()), (Some(1), Some(false)));
-    assert_eq!((tracks[1]["language"].as_str(), tracks[1]["title"].as_str()), (Some("ger"), Some("Deutsch")));
+    assert_eq!(
+        (
+            tracks[0]["channels"].as_u64(),
+            tracks[0]["default"].as_bool()
+        ),
+        (Some(1), Some(false))
+    );
+    assert_eq!(
+        (tracks[1]["language"].as_str(), tracks[1]["title"].as_str()),
+        (Some("ger"), Some("Deutsch"))
+    );
     assert_eq!(tracks[1]["default"], true);
     for (choice, wanted) in [("0", 1), ("eng", 1), ("en", 1), ("1", 2), ("de", 2)] {
         let (job, _, _) = convert(&app, &token, &film, &[("audio_track", choice)], &file).await;
         assert_eq!(channels(&file), wanted, "{choice}: {job}");
-        assert_eq!(job["options"]["audio_track"], choice.to_lowercase(), "{job}");
+        assert_eq!(
+            job["options"]["audio_track"],
+            choice.to_lowercase(),
+            "{job}"
+        );
     }
-    for (choice, said) in [("fra", "no audio track is in `fra`"), ("5", "there is no audio track 5")] {
+    for (choice, said) in [
+        ("fra", "no audio track is in `fra`"),
+        ("5", "there is no audio track 5"),
+    ] {
         let (status, body) = app
-            .post_upload(&token, upload_form(&[&film], &[("audio_track", choice)]), None)
+            .post_upload(
+                &token,
+                upload_form(&[&film], &[("audio_track", choice)]),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let job_id = body["job_id"].as_str().unwrap().to_owned();
@@ -608,6 +651,9 @@ async fn the_audio_track_is_the_one_asked_for_else_the_default_one() {
         assert_eq!(job["status"], "failed", "{job}");
         assert_eq!(job["failure_type"], "NoSuchAudioTrack", "{job}");
         let error = job["error"].as_str().unwrap();
-        assert!(error.contains(said) && error.contains("0 (eng), 1 (ger)"), "{error}");
+        assert!(
+            error.contains(said) && error.contains("0 (eng), 1 (ger)"),
+            "{error}"
+        );
     }
 }

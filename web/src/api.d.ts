@@ -1194,6 +1194,29 @@ export interface components {
             status_code?: number | null;
         };
         /**
+         * AudioTrackView
+         * @description One audio track of a source.
+         */
+        AudioTrackView: {
+            /** Format: uint16 */
+            channels: number;
+            /** @description Its codec, as FFmpeg names it (`aac`, `ac3`, `opus`, ...). */
+            codec: string;
+            /**
+             * @description Whether the container marks it as the one to play by default (converted unless
+             *     `audio_track` says otherwise).
+             */
+            default: boolean;
+            /**
+             * Format: uint32
+             * @description Its number among the source's audio tracks, from 0: what `audio_track` takes.
+             */
+            index: number;
+            /** @description As the container tags it (`eng`, `deu`, ...); `null` when untagged. */
+            language?: string | null;
+            title?: string | null;
+        };
+        /**
          * BatchCounts
          * @description How many of a batch's jobs stand where.
          */
@@ -1686,6 +1709,24 @@ export interface components {
          * @example {
          *       "attempt": 1,
          *       "audio_seconds": null,
+         *       "audio_tracks": [
+         *         {
+         *           "channels": 2,
+         *           "codec": "aac",
+         *           "default": true,
+         *           "index": 0,
+         *           "language": "eng",
+         *           "title": null
+         *         },
+         *         {
+         *           "channels": 2,
+         *           "codec": "aac",
+         *           "default": false,
+         *           "index": 1,
+         *           "language": "deu",
+         *           "title": "Deutsch"
+         *         }
+         *       ],
          *       "completed_at": null,
          *       "created_at": "2026-11-24T18:30:00.000Z",
          *       "download": null,
@@ -1735,6 +1776,12 @@ export interface components {
              * @description The MP3's length, once it is stored.
              */
             audio_seconds?: number | null;
+            /**
+             * @description The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
+             *     `default`), once it has been read, when it has more than one: `audio_track` chooses
+             *     among them. Left out for a source with one, or not read yet.
+             */
+            audio_tracks: components["schemas"]["AudioTrackView"][];
             /** @description When the MP3 was stored; `null` until then. */
             completed_at?: string | null;
             created_at: string;
@@ -2123,6 +2170,8 @@ export interface components {
          * @description What a job's output is to be, as its upload asked.
          */
         OutputChoices: {
+            /** @description The audio track asked for: a number or a language; left out for the default track. */
+            audio_track?: string;
             /**
              * Format: uint8
              * @description FLAC and WAV: bits a sample; `null`: 16, or 24 for a wider source (and for the lossy
@@ -5968,6 +6017,14 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": {
+                    /**
+                     * @description Which audio track to convert: its number (0 for the first, as `/status` lists them in
+                     *     `audio_tracks`), or a language as the container tags it (`eng`, `deu`; `en`, `de`
+                     *     match those). Default: the track the container marks default, else the first. A track
+                     *     the file does not have fails the job (`NoSuchAudioTrack`) with a sentence listing those
+                     *     it has.
+                     */
+                    audio_track?: string;
                     /**
                      * Format: uint8
                      * @description FLAC and WAV: bits a sample, 16 or 24; default 16, or 24 for a source with wider

@@ -87,7 +87,7 @@ impl MediaLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranscodeReport {
     pub duration_ms: u64,
     /// The source's audio packets went into the output as they are (see `copy`).

@@ -134,9 +134,7 @@ impl Source {
         };
         let input = open_source(location)?;
         let chosen = tracks::choose(&input, track)?;
-        let stream = input
-            .stream(chosen)
-            .ok_or(TranscodeError::NoAudioStream)?;
+        let stream = input.stream(chosen).ok_or(TranscodeError::NoAudioStream)?;
         check_decoder(stream.parameters().id())?;
         let time_base = stream.time_base();
         let expected_secs = if stream.duration() > 0 {

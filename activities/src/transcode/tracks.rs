@@ -29,7 +29,13 @@ pub(super) fn list(input: &format::context::Input) -> Vec<SourceTrack> {
             let tag = |name: &str| {
                 metadata
                     .get(name)
-                    .map(|value| value.chars().filter(|c| !c.is_control()).take(256).collect())
+                    .map(|value| {
+                        value
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .take(256)
+                            .collect()
+                    })
                     .filter(|value: &String| !value.is_empty())
             };
             let parameters = stream.parameters();
@@ -65,7 +71,10 @@ pub(super) fn choose(
     let chosen = match wanted {
         None => streams
             .iter()
-            .find(|s| s.disposition().contains(format::stream::Disposition::DEFAULT))
+            .find(|s| {
+                s.disposition()
+                    .contains(format::stream::Disposition::DEFAULT)
+            })
             .unwrap_or(first),
         Some(AudioTrack::Index(n)) => streams.get(*n as usize).ok_or_else(|| {
             TranscodeError::Track(format!(
@@ -75,7 +84,11 @@ pub(super) fn choose(
         })?,
         Some(track @ AudioTrack::Language(code)) => streams
             .iter()
-            .find(|s| s.metadata().get("language").is_some_and(|l| track.speaks(l)))
+            .find(|s| {
+                s.metadata()
+                    .get("language")
+                    .is_some_and(|l| track.speaks(l))
+            })
             .ok_or_else(|| {
                 TranscodeError::Track(format!(
                     "no audio track is in `{code}`: {}",
