@@ -1195,6 +1195,7 @@ fewer than `limit` jobs before the last.*/
         /**The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
 `default`), once it has been read, when it has more than one: `audio_track` chooses
 among them. Left out for a source with one, or not read yet.*/
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub audio_tracks: ::std::vec::Vec<AudioTrackView>,
         ///When the MP3 was stored; `null` until then.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -7328,7 +7329,7 @@ nothing holds it.*/
                 Self {
                     attempt: Err("no value supplied for attempt".to_string()),
                     audio_seconds: Ok(Default::default()),
-                    audio_tracks: Err("no value supplied for audio_tracks".to_string()),
+                    audio_tracks: Ok(Default::default()),
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     download: Ok(Default::default()),

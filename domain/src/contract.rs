@@ -652,7 +652,7 @@ mod tests {
         let stops = FailureKind::non_retryable();
         assert!(stops.contains(&"CorruptMedia") && stops.contains(&"SourceNotLocal"));
         assert!(!stops.contains(&"StorageUnavailable"));
-        assert_eq!(stops.len(), 10);
+        assert_eq!(stops.len(), 11);
         assert!(stops.contains(&"ImportRefused") && stops.contains(&"ExportRefused"));
         assert!(!stops.contains(&"ImportUnreachable") && !stops.contains(&"ExportUnreachable"));
     }

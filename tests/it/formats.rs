@@ -650,7 +650,7 @@ async fn the_audio_track_is_the_one_asked_for_else_the_default_one() {
         let (_, job) = app.status(&token, &job_id).await;
         assert_eq!(job["status"], "failed", "{job}");
         assert_eq!(job["failure_type"], "NoSuchAudioTrack", "{job}");
-        let error = job["error"].as_str().unwrap();
+        let error = job["error"].as_str().unwrap().to_lowercase();
         assert!(
             error.contains(said) && error.contains("0 (eng), 1 (ger)"),
             "{error}"

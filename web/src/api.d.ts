@@ -1780,6 +1780,7 @@ export interface components {
              * @description The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
              *     `default`), once it has been read, when it has more than one: `audio_track` chooses
              *     among them. Left out for a source with one, or not read yet.
+             * @default []
              */
             audio_tracks: components["schemas"]["AudioTrackView"][];
             /** @description When the MP3 was stored; `null` until then. */

@@ -132,7 +132,7 @@ struct JobStatusBody {
     /// The source's audio tracks (`index`, `language`, `codec`, `channels`, `title`,
     /// `default`), once it has been read, when it has more than one: `audio_track` chooses
     /// among them. Left out for a source with one, or not read yet.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     audio_tracks: Vec<AudioTrackView>,
     /// Once the job has completed: `true` when the output is the source's audio copied as it
     /// is (stream copy: its codec was the format's and nothing asked needed decoding), `false`
