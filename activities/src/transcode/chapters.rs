@@ -4,7 +4,7 @@
 //! place for them.
 
 use super::source::Trim;
-use audiomill_domain::output::MAX_TAG_CHARS;
+use audiomill_domain::output::clean_tag;
 use ffmpeg::{Rational, Rescale, format};
 use ffmpeg_next as ffmpeg;
 
@@ -21,7 +21,7 @@ pub(super) struct Chapter {
 
 /// `input`'s chapters as the output has them: each moved back by the trim's start and cut at
 /// its end; those wholly outside the trim, and empty ones, dropped; their titles cleaned as
-/// tags are (no control characters, at most [`MAX_TAG_CHARS`]).
+/// tags are (`clean_tag`).
 pub(super) fn of(input: &format::context::Input, trim: Trim) -> Vec<Chapter> {
     let from = trim.start_ms.unwrap_or(0);
     let to = trim.end_ms.unwrap_or(u64::MAX);
@@ -38,7 +38,7 @@ pub(super) fn of(input: &format::context::Input, trim: Trim) -> Vec<Chapter> {
             let title = chapter
                 .metadata()
                 .get("title")
-                .map(clean_title)
+                .map(clean_tag)
                 .unwrap_or_default();
             (end > start).then(|| Chapter {
                 start_ms: start - from,
@@ -48,16 +48,6 @@ pub(super) fn of(input: &format::context::Input, trim: Trim) -> Vec<Chapter> {
         })
         .take(MAX_CHAPTERS)
         .collect()
-}
-
-fn clean_title(title: &str) -> String {
-    title
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TAG_CHARS)
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }
 
 /// Gives the muxer `chapters`, before its header is written.

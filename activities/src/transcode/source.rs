@@ -382,39 +382,20 @@ pub(super) fn decode(
     let end_ticks = trim.end_ms.map(|end| source.ticks_at(end));
     let mut progress = Progress::new(source, trim, span);
     let mut decoded = frame::Audio::empty();
-    let mut past_end = false;
-    loop {
-        let mut packet = ffmpeg::Packet::empty();
-        match packet.read(&mut source.input) {
-            Ok(()) => {}
-            Err(AvError::Eof) => break,
-            Err(error) => return Err(source.location.read_failed(error)),
-        }
-        // Every packet is a chance to cancel, whatever stream it belongs to.
-        if on_progress(progress.after(&packet, source)).is_break() {
-            return Err(TranscodeError::Cancelled);
-        }
-        if packet.stream() != source.stream_index {
-            continue;
-        }
+    let undecodable = |e: AvError| TranscodeError::Corrupt(format!("audio could not be decoded: {e}"));
+    let read = each_packet(source, &mut progress, on_progress, &mut |source, packet| {
         if let (Some(end), Some(pts)) = (end_ticks, packet.pts())
             && pts > end
         {
-            past_end = true;
-            break;
+            return Ok(ControlFlow::Break(()));
         }
-        source
-            .decoder
-            .send_packet(&packet)
-            .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+        source.decoder.send_packet(packet).map_err(undecodable)?;
         drain_decoder(&mut source.decoder, &mut decoded, deliver)?;
-    }
-    source
-        .decoder
-        .send_eof()
-        .map_err(|e| TranscodeError::Corrupt(format!("audio could not be decoded: {e}")))?;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    source.decoder.send_eof().map_err(undecodable)?;
     drain_decoder(&mut source.decoder, &mut decoded, deliver)?;
-    if !past_end {
+    if read.is_continue() {
         source.check_complete(progress.last_end_ticks)?;
         let reached = progress
             .last_end_ticks
@@ -432,21 +413,37 @@ pub(super) fn read_packets(
     deliver: &mut dyn FnMut(&mut ffmpeg::Packet) -> Result<(), TranscodeError>,
 ) -> Result<(), TranscodeError> {
     let mut progress = Progress::new(source, Trim::default(), Span::WHOLE);
+    each_packet(source, &mut progress, on_progress, &mut |_, packet| {
+        deliver(packet).map(|()| ControlFlow::Continue(()))
+    })?;
+    source.check_complete(progress.last_end_ticks)
+}
+
+/// Reads `source` to its end, or until `each` breaks (`Break` then), handing `each` the audio
+/// stream's packets. Every packet, whatever its stream, is a chance to cancel.
+fn each_packet(
+    source: &mut Source,
+    progress: &mut Progress,
+    on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
+    each: &mut dyn FnMut(
+        &mut Source,
+        &mut ffmpeg::Packet,
+    ) -> Result<ControlFlow<()>, TranscodeError>,
+) -> Result<ControlFlow<()>, TranscodeError> {
     loop {
         let mut packet = ffmpeg::Packet::empty();
         match packet.read(&mut source.input) {
             Ok(()) => {}
-            Err(AvError::Eof) => break,
+            Err(AvError::Eof) => return Ok(ControlFlow::Continue(())),
             Err(error) => return Err(source.location.read_failed(error)),
         }
         if on_progress(progress.after(&packet, source)).is_break() {
             return Err(TranscodeError::Cancelled);
         }
-        if packet.stream() == source.stream_index {
-            deliver(&mut packet)?;
+        if packet.stream() == source.stream_index && each(source, &mut packet)?.is_break() {
+            return Ok(ControlFlow::Break(()));
         }
     }
-    source.check_complete(progress.last_end_ticks)
 }
 
 /// Hands every frame the decoder has ready to `deliver`, timestamped.

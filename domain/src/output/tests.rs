@@ -1,6 +1,6 @@
 //! The tests of `output`.
 
-use super::*;
+use super::{request::trim_point, *};
 
 fn resolve(fields: &[(&str, &str)]) -> Result<OutputOptions, FieldError> {
     let mut request = OutputRequest::default();
