@@ -214,3 +214,31 @@ pub fn probe_entry(path: &Path, entry: &str) -> String {
         .expect("ffprobe is installed");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
+
+/// Runs the repository's Python tool `tests/tools/NAME` on `args` with the project's
+/// virtualenv when there is one (where `mutagen` is installed), else `python3`, and returns
+/// what it prints; a tool that fails fails the test with what it said.
+pub fn python_tool<I, S>(name: &str, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join(".tools/venv/bin/python3");
+    let python = if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    };
+    let output = Command::new(python)
+        .arg(root.join("tests/tools").join(name))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}

@@ -12,24 +12,7 @@ use std::{path::Path, process::Command};
 
 /// A file's tags, cover and length as mutagen reads them (`tests/tools/tagdump.py`).
 fn read_tags(file: &Path) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join(".tools/venv/bin/python3");
-    let python = if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    };
-    let output = Command::new(python)
-        .arg(root.join("tests/tools/tagdump.py"))
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_slice(&python_tool("tagdump.py", [file])).unwrap()
 }
 
 /// What ffprobe says of a file: its audio stream's and container's fields, as `key=value`.

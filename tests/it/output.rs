@@ -15,25 +15,9 @@ fn read_id3(mp3: &[u8]) -> (Value, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (file, picture) = (dir.path().join("a.mp3"), dir.path().join("picture"));
     std::fs::write(&file, mp3).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join(".tools/venv/bin/python3");
-    let python = if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    };
-    let output = Command::new(python)
-        .arg(root.join("tests/tools/id3dump.py"))
-        .args([&file, &picture])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = python_tool("id3dump.py", [&file, &picture]);
     (
-        serde_json::from_slice(&output.stdout).unwrap(),
+        serde_json::from_slice(&printed).unwrap(),
         std::fs::read(&picture).unwrap_or_default(),
     )
 }

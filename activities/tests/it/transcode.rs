@@ -3,7 +3,7 @@
 use audiomill_activities::transcode::{MediaLimits, SourceLocation, TranscodeError, transcode};
 use audiomill_domain::output::BitrateMode;
 use audiomill_domain::output::OutputOptions;
-use audiomill_test_kit::{Tone, ffmpeg, probe_entry as probe, write_test_video};
+use audiomill_test_kit::{Tone, ffmpeg, probe_entry as probe, python_tool, write_test_video};
 use std::{ops::ControlFlow, path::Path, process::Command};
 
 /// A test video at 48 kHz stereo, or with no audio.
@@ -791,25 +791,9 @@ fn a_file_that_declares_no_duration_is_trimmed_and_normalised_all_the_same() {
 /// The MP3's ID3v2 tag as mutagen reads it (`tests/tools/id3dump.py`), the first picture's
 /// bytes written to `picture` when given.
 fn read_tag(mp3: &Path, picture: Option<&Path>) -> serde_json::Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".tools/venv/bin/python3");
-    let python = if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    };
-    let output = Command::new(python)
-        .arg(root.join("tests/tools/id3dump.py"))
-        .arg(mp3)
-        .args(picture)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "id3dump: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("id3dump prints JSON")
+    let mut args = vec![mp3];
+    args.extend(picture);
+    serde_json::from_slice(&python_tool("id3dump.py", args)).expect("id3dump prints JSON")
 }
 
 /// A picture's size and the mean of its luma (0-255), decoded by the CLI.

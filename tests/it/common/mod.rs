@@ -18,7 +18,7 @@ use audiomill::{
     users,
 };
 pub use audiomill_test_kit::{
-    ffmpeg, is_mp3, make_long_video, make_mp4, music_video, probe_audio, raw_video,
+    ffmpeg, is_mp3, make_long_video, make_mp4, music_video, probe_audio, python_tool, raw_video,
 };
 use reqwest::{Method, Response, StatusCode, multipart};
 use serde_json::Value;
