@@ -382,7 +382,8 @@ pub(super) fn decode(
     let end_ticks = trim.end_ms.map(|end| source.ticks_at(end));
     let mut progress = Progress::new(source, trim, span);
     let mut decoded = frame::Audio::empty();
-    let undecodable = |e: AvError| TranscodeError::Corrupt(format!("audio could not be decoded: {e}"));
+    let undecodable =
+        |e: AvError| TranscodeError::Corrupt(format!("audio could not be decoded: {e}"));
     let read = each_packet(source, &mut progress, on_progress, &mut |source, packet| {
         if let (Some(end), Some(pts)) = (end_ticks, packet.pts())
             && pts > end
@@ -413,11 +414,16 @@ pub(super) fn read_packets(
     deliver: &mut dyn FnMut(&mut ffmpeg::Packet) -> Result<(), TranscodeError>,
 ) -> Result<(), TranscodeError> {
     let mut progress = Progress::new(source, Trim::default(), Span::WHOLE);
-    each_packet(source, &mut progress, on_progress, &mut |_, packet| {
+    // `deliver` never stops the reading: it runs to the end.
+    let _read = each_packet(source, &mut progress, on_progress, &mut |_, packet| {
         deliver(packet).map(|()| ControlFlow::Continue(()))
     })?;
     source.check_complete(progress.last_end_ticks)
 }
+
+/// What [`each_packet`] hands each audio packet to: `Break` stops the reading.
+type PacketHandler<'a> =
+    dyn FnMut(&mut Source, &mut ffmpeg::Packet) -> Result<ControlFlow<()>, TranscodeError> + 'a;
 
 /// Reads `source` to its end, or until `each` breaks (`Break` then), handing `each` the audio
 /// stream's packets. Every packet, whatever its stream, is a chance to cancel.
@@ -425,10 +431,7 @@ fn each_packet(
     source: &mut Source,
     progress: &mut Progress,
     on_progress: &mut dyn FnMut(u8) -> ControlFlow<()>,
-    each: &mut dyn FnMut(
-        &mut Source,
-        &mut ffmpeg::Packet,
-    ) -> Result<ControlFlow<()>, TranscodeError>,
+    each: &mut PacketHandler,
 ) -> Result<ControlFlow<()>, TranscodeError> {
     loop {
         let mut packet = ffmpeg::Packet::empty();
