@@ -1057,3 +1057,36 @@ async fn a_job_the_last_chunk_could_not_start_is_started_by_the_next_head() {
     assert_eq!(done.last().unwrap()["status"], "completed", "{done:?}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_file_goes_resumably_and_one_whose_content_is_not_its_names_is_refused() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ann").await;
+    let media = tempfile::tempdir().unwrap();
+    let (flac, wav) = (
+        media.path().join("take.flac"),
+        media.path().join("memo.wav"),
+    );
+    for (file, codec) in [(&flac, "flac"), (&wav, "pcm_s16le")] {
+        let out = file.to_string_lossy().into_owned();
+        ffmpeg(&["-f", "lavfi", "-i", "sine=duration=2", "-c:a", codec, &out]);
+    }
+    let bytes = std::fs::read(&flac).unwrap();
+    let created = create(&app, &token, bytes.len() as u64, "take.flac").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let at = location(&created);
+    let sent = patch(&app, &token, &at, 0, bytes).await;
+    assert_eq!(sent.status(), StatusCode::NO_CONTENT);
+    let job = header(&sent, "audiomill-job-id").expect("the last chunk names the job");
+    app.wait_for_workflow_closed(&job).await;
+    let (_, status) = app.status(&token, &job).await;
+    assert_eq!(status["status"], "completed", "{status}");
+
+    // A WAV's bytes under a FLAC's name: refused at its first chunk, and nothing kept.
+    let bytes = std::fs::read(&wav).unwrap();
+    let created = create(&app, &token, bytes.len() as u64, "memo.flac").await;
+    let at = location(&created);
+    let refused = patch(&app, &token, &at, 0, bytes).await;
+    assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(offset_of(&app, &token, &at).await.0, StatusCode::NOT_FOUND);
+}
