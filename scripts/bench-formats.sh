@@ -50,7 +50,9 @@ for format in mp3 m4a opus flac wav; do
   mine=$(ours "$WORK/hour.m4a" "$WORK/ours.$format" "format=$format" "${extra[@]}")
   theirs=$(cli "$WORK/hour.m4a" "${cli_args[@]}" "$WORK/cli.$format")
   size=$(stat -c %s "$WORK/ours.$format")
-  rows+=("| 60-minute source to ${format^^}: Audiomill / ffmpeg CLI (${cli_args[*]}) | within 5% | ${mine} s / ${theirs} s ($(ratio "$mine" "$theirs")), $((size / 1024 / 1024)) MB |")
+  label=${format^^}
+  [ "$format" = opus ] && label=Opus
+  rows+=("| 60-minute source to ${label}: Audiomill / ffmpeg CLI (${cli_args[*]}) | within 5% | ${mine} s / ${theirs} s ($(ratio "$mine" "$theirs")), $((size / 1024 / 1024)) MB |")
   rm -f "$WORK/ours.$format" "$WORK/cli.$format"
 done
 
