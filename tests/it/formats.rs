@@ -640,3 +640,48 @@ async fn the_audio_track_is_the_one_asked_for_else_the_default_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_claiming_thousands_of_chapters_gives_the_first_thousand() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("ada").await;
+    let media = tempfile::tempdir().unwrap();
+    let dir = media.path();
+    // 1 200 chapters of 2 ms each in a 3-second video.
+    let meta = dir.join("many.txt");
+    let mut text = String::from(";FFMETADATA1\n");
+    for i in 0..1200 {
+        text += &format!(
+            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle=c{i}\n",
+            i * 2,
+            i * 2 + 2
+        );
+    }
+    std::fs::write(&meta, text).unwrap();
+    let video = make_mp4(dir, "talk.mp4", 3, true);
+    let many = dir.join("many.mp4");
+    let (video, meta, out) = (
+        video.to_string_lossy().into_owned(),
+        meta.to_string_lossy().into_owned(),
+        many.to_string_lossy().into_owned(),
+    );
+    ffmpeg(&[
+        "-i",
+        &video,
+        "-i",
+        &meta,
+        "-map",
+        "0",
+        "-map_chapters",
+        "1",
+        "-c",
+        "copy",
+        &out,
+    ]);
+    assert_eq!(chapters_of(&many).len(), 1200, "the source has them all");
+    let file = dir.join("out");
+    convert(&app, &token, &many, &[], &file).await;
+    let chapters = chapters_of(&file);
+    assert_eq!(chapters.len(), 1000);
+    assert_eq!(chapters[999].1, "c999");
+}
