@@ -364,16 +364,13 @@ async fn audio_files_are_sources_too() {
     );
 }
 
-/// A copy of `video` with three chapters, two seconds each: "Intro", "Middle", "Ende ü".
-fn chaptered(dir: &Path, video: &Path) -> std::path::PathBuf {
+/// A copy of `video` with `chapters` (start and end in milliseconds, title).
+fn chaptered(video: &Path, chapters: &[(usize, usize, String)]) -> std::path::PathBuf {
+    let dir = video.parent().unwrap();
     let meta = dir.join("chapters.txt");
     let mut text = String::from(";FFMETADATA1\n");
-    for (i, title) in ["Intro", "Middle", "Ende ü"].iter().enumerate() {
-        text += &format!(
-            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={title}\n",
-            i * 2000,
-            (i + 1) * 2000
-        );
+    for (start, end, title) in chapters {
+        text += &format!("[CHAPTER]\nTIMEBASE=1/1000\nSTART={start}\nEND={end}\ntitle={title}\n");
     }
     std::fs::write(&meta, text).unwrap();
     let out = dir.join("chaptered.mp4");
@@ -426,7 +423,12 @@ async fn chapters_are_carried_and_cut_with_the_trim() {
     let app = TestApp::spawn().await;
     let token = app.user_token("ada").await;
     let media = tempfile::tempdir().unwrap();
-    let video = chaptered(media.path(), &make_mp4(media.path(), "talk.mp4", 6, true));
+    // Three chapters, two seconds each.
+    let titles = ["Intro", "Middle", "Ende ü"];
+    let chapters: Vec<_> = (0..3)
+        .map(|i| (i * 2000, (i + 1) * 2000, titles[i].to_owned()))
+        .collect();
+    let video = chaptered(&make_mp4(media.path(), "talk.mp4", 6, true), &chapters);
     assert_eq!(chapters_of(&video).len(), 3, "the source has its chapters");
     let file = media.path().join("out");
     let expected = vec![
@@ -648,36 +650,10 @@ async fn a_source_claiming_thousands_of_chapters_gives_the_first_thousand() {
     let media = tempfile::tempdir().unwrap();
     let dir = media.path();
     // 1 200 chapters of 2 ms each in a 3-second video.
-    let meta = dir.join("many.txt");
-    let mut text = String::from(";FFMETADATA1\n");
-    for i in 0..1200 {
-        text += &format!(
-            "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle=c{i}\n",
-            i * 2,
-            i * 2 + 2
-        );
-    }
-    std::fs::write(&meta, text).unwrap();
-    let video = make_mp4(dir, "talk.mp4", 3, true);
-    let many = dir.join("many.mp4");
-    let (video, meta, out) = (
-        video.to_string_lossy().into_owned(),
-        meta.to_string_lossy().into_owned(),
-        many.to_string_lossy().into_owned(),
-    );
-    ffmpeg(&[
-        "-i",
-        &video,
-        "-i",
-        &meta,
-        "-map",
-        "0",
-        "-map_chapters",
-        "1",
-        "-c",
-        "copy",
-        &out,
-    ]);
+    let chapters: Vec<_> = (0..1200)
+        .map(|i| (i * 2, i * 2 + 2, format!("c{i}")))
+        .collect();
+    let many = chaptered(&make_mp4(dir, "talk.mp4", 3, true), &chapters);
     assert_eq!(chapters_of(&many).len(), 1200, "the source has them all");
     let file = dir.join("out");
     convert(&app, &token, &many, &[], &file).await;
